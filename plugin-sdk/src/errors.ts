@@ -1,0 +1,95 @@
+/**
+ * Error catalogs. Every package (and every plugin) declares its errors once, with a stable
+ * code, an HTTP status and a message builder; callers throw `CATALOG.NAME(details)`.
+ *
+ * @example
+ * ```ts
+ * export const MKT = defineErrors('MKT', {
+ *   VERSION_NOT_MONOTONIC: { status: 409, title: 'Version not greater than the last',
+ *     message: (d: { version: string; last: string }) => `${d.version} is not greater than ${d.last}` },
+ * })
+ * throw MKT.VERSION_NOT_MONOTONIC({ version: '1.0.0', last: '1.2.0' }) // code MKT_ERR_VERSION_NOT_MONOTONIC
+ * ```
+ */
+
+/** One entry of an error catalog. */
+export interface ErrorSpec<D = void> {
+  /** HTTP status the error maps to when it reaches an API caller. */
+  status: number
+  /** Short, fixed, human summary (RFC 9457 `title`). */
+  title: string
+  /** Builds the occurrence-specific explanation (RFC 9457 `detail`) from the details. */
+  message: (details: D) => string
+}
+
+/** An error with a stable code; what every Trellis package throws for expected failures. */
+export class TrellisError extends Error {
+  /** Stable, never-reused code such as `KRN_ERR_NOT_FOUND`. */
+  readonly code: string
+  /** HTTP status. */
+  readonly status: number
+  /** Short fixed summary of the code. */
+  readonly title: string
+  /** Structured details safe to show to the caller. */
+  readonly details: unknown
+
+  constructor(code: string, status: number, title: string, detail: string, details?: unknown, options?: { cause?: unknown }) {
+    super(detail, options)
+    this.name = 'TrellisError'
+    this.code = code
+    this.status = status
+    this.title = title
+    this.details = details
+  }
+}
+
+/** The throwable factory for one code, with its code and spec attached. */
+export type ErrorFactory<D> = ([D] extends [void] ? (details?: D, options?: { cause?: unknown }) => TrellisError : (details: D, options?: { cause?: unknown }) => TrellisError) & {
+  readonly code: string
+  readonly status: number
+  readonly title: string
+  /** True when `err` is a TrellisError of this code. */
+  is(err: unknown): err is TrellisError
+}
+
+type DetailsOf<S> = S extends ErrorSpec<infer D> ? D : never
+
+/** A whole catalog: one factory per name, plus the list of its entries. */
+export type ErrorCatalog<S extends Record<string, ErrorSpec<any>>> = { readonly [K in keyof S]: ErrorFactory<DetailsOf<S[K]>> } & {
+  /** Every code of the catalog, for documentation and tests. */
+  readonly entries: ReadonlyArray<{ code: string; status: number; title: string }>
+}
+
+const CODE_PART = /^[A-Z][A-Z0-9_]*$/
+
+/**
+ * Declares an error catalog under a prefix. Codes are `<PREFIX>_ERR_<NAME>`.
+ * @param prefix - upper-case prefix (`KRN`, `AUTH`, `SBX`, `EVT`, `MKT`, `SDK`, or a plugin's own)
+ * @param specs - one {@link ErrorSpec} per error name
+ */
+export function defineErrors<const S extends Record<string, ErrorSpec<any>>>(prefix: string, specs: S): ErrorCatalog<S> {
+  if (!CODE_PART.test(prefix)) throw new TypeError(`error prefix must be upper-case letters, digits or _: ${prefix}`)
+  const catalog: Record<string, unknown> = {}
+  const entries: Array<{ code: string; status: number; title: string }> = []
+  for (const [name, spec] of Object.entries(specs)) {
+    if (!CODE_PART.test(name)) throw new TypeError(`error name must be upper-case letters, digits or _: ${name}`)
+    const code = `${prefix}_ERR_${name}`
+    const factory = (details?: unknown, options?: { cause?: unknown }) =>
+      new TrellisError(code, spec.status, spec.title, spec.message(details as never), details, options)
+    Object.defineProperties(factory, {
+      code: { value: code, enumerable: true },
+      status: { value: spec.status, enumerable: true },
+      title: { value: spec.title, enumerable: true },
+      is: { value: (err: unknown) => err instanceof TrellisError && err.code === code },
+    })
+    catalog[name] = factory
+    entries.push({ code, status: spec.status, title: spec.title })
+  }
+  catalog.entries = Object.freeze(entries)
+  return Object.freeze(catalog) as ErrorCatalog<S>
+}
+
+/** True when `err` carries a stable Trellis error code (also for errors copied across a process boundary). */
+export function isTrellisError(err: unknown): err is TrellisError {
+  return err instanceof TrellisError
+}
