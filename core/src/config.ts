@@ -1,0 +1,87 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { join, resolve } from 'node:path'
+import { KRN } from './errors.js'
+
+export interface KernelConfig {
+  /** PostgreSQL URL; absent means the embedded PGlite database under dataDir. */
+  databaseUrl?: string
+  /** Owner connection for migrations only; defaults to databaseUrl. */
+  databaseAdminUrl?: string
+  redisUrl?: string
+  port: number
+  host: string
+  dataDir: string
+  /** 32 bytes that encrypt secrets at rest (signing keys, plugin secrets). */
+  secretKey: Buffer
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+  otlpEndpoint?: string
+  /** Public URL the kernel is reached at; printed on start and used as the token issuer. */
+  publicUrl: string
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+function bad(variable: string, reason: string): never {
+  throw KRN.CONFIG_INVALID({ variable, reason })
+}
+
+function parseUrl(variable: string, value: string, protocols: string[]): string {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    bad(variable, 'is not a URL')
+  }
+  if (!protocols.includes(url.protocol)) bad(variable, `must start with ${protocols.map((p) => p + '//').join(' or ')}`)
+  return value
+}
+
+function parseSecretKey(value: string): Buffer {
+  const key = /^[0-9a-f]{64}$/i.test(value) ? Buffer.from(value, 'hex') : Buffer.from(value, 'base64')
+  if (key.length !== 32) bad('TRELLIS_SECRET_KEY', 'must be 32 bytes, as 64 hex characters or base64')
+  return key
+}
+
+/**
+ * Reads and validates the kernel's configuration from the environment. On the embedded default a
+ * missing TRELLIS_SECRET_KEY is generated once into the data directory; with DATABASE_URL it is
+ * required, because several processes must share it.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<KernelConfig> = {}): KernelConfig {
+  const databaseUrl = env.DATABASE_URL ? parseUrl('DATABASE_URL', env.DATABASE_URL, ['postgres:', 'postgresql:']) : undefined
+  const databaseAdminUrl = env.DATABASE_ADMIN_URL ? parseUrl('DATABASE_ADMIN_URL', env.DATABASE_ADMIN_URL, ['postgres:', 'postgresql:']) : undefined
+  if (databaseAdminUrl && !databaseUrl) bad('DATABASE_ADMIN_URL', 'needs DATABASE_URL as well')
+  const redisUrl = env.REDIS_URL ? parseUrl('REDIS_URL', env.REDIS_URL, ['redis:', 'rediss:']) : undefined
+
+  let port = 3000
+  if (env.PORT !== undefined && env.PORT !== '') {
+    if (!/^\d+$/.test(env.PORT) || Number(env.PORT) > 65535) bad('PORT', 'must be a whole number from 0 to 65535')
+    port = Number(env.PORT)
+  }
+  const host = env.HOST || '127.0.0.1'
+  const dataDir = resolve(env.TRELLIS_DATA_DIR || '.trellis')
+
+  const logLevel = (env.LOG_LEVEL || 'info') as KernelConfig['logLevel']
+  if (!LOG_LEVELS.includes(logLevel)) bad('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`)
+
+  let secretKey: Buffer
+  if (env.TRELLIS_SECRET_KEY) secretKey = parseSecretKey(env.TRELLIS_SECRET_KEY)
+  else if (databaseUrl) bad('TRELLIS_SECRET_KEY', 'is required when DATABASE_URL is set (generate one with: openssl rand -hex 32)')
+  else secretKey = embeddedSecretKey(dataDir)
+
+  const otlpEndpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT ? parseUrl('OTEL_EXPORTER_OTLP_ENDPOINT', env.OTEL_EXPORTER_OTLP_ENDPOINT, ['http:', 'https:']) : undefined
+  const publicUrl = env.TRELLIS_PUBLIC_URL
+    ? parseUrl('TRELLIS_PUBLIC_URL', env.TRELLIS_PUBLIC_URL, ['http:', 'https:'])
+    : `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+  return { databaseUrl, databaseAdminUrl, redisUrl, port, host, dataDir, secretKey, logLevel, otlpEndpoint, publicUrl, ...overrides }
+}
+
+function embeddedSecretKey(dataDir: string): Buffer {
+  const file = join(dataDir, 'secret.key')
+  if (existsSync(file)) return parseSecretKey(readFileSync(file, 'utf8').trim())
+  mkdirSync(dataDir, { recursive: true })
+  const key = randomBytes(32)
+  writeFileSync(file, key.toString('hex') + '\n', { mode: 0o600 })
+  return key
+}

@@ -1,0 +1,150 @@
+import { MikroORM } from '@mikro-orm/postgresql'
+import type { EntityManager } from '@mikro-orm/postgresql'
+import { Migrator } from '@mikro-orm/migrations'
+import { migrationsList } from '@trellis/migrations'
+import { join } from 'node:path'
+import type { Logger } from 'pino'
+import type { KernelConfig } from '../config.js'
+import { KRN } from '../errors.js'
+import { PartnerSchema, TenantSchema } from '../tenancy/entities.js'
+import { ApiKeySchema, RoleSchema, UserSchema } from '../identity/entities.js'
+import { AuditEntrySchema } from '../audit/entities.js'
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.js'
+
+/** The organisation id of the platform itself: it owns the platform audit chain and platform memberships. */
+export const PLATFORM_ORG = '00000000-0000-0000-0000-000000000000'
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/** What a transaction body gets: the forked, transactional entity manager and a raw SQL helper. */
+export interface Tx {
+  em: EntityManager
+  /** Runs parameterised SQL (`?` placeholders) in this transaction. */
+  sql<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>
+}
+
+export type DbRole = 'trellis_app' | 'trellis_auditor'
+
+export interface OrgStatus {
+  orgStatus: string | null
+  partnerStatus: string | null
+}
+
+const ENTITIES = [PartnerSchema, TenantSchema, UserSchema, RoleSchema, ApiKeySchema, AuditEntrySchema]
+
+async function initOrm(clientUrl: string, poolMax: number, logger?: Logger): Promise<MikroORM> {
+  return MikroORM.init({
+    clientUrl,
+    entities: ENTITIES,
+    extensions: [Migrator],
+    pool: { min: 0, max: poolMax },
+    discovery: { warnWhenNoEntities: false },
+    allowGlobalContext: false,
+    ensureDatabase: false,
+    debug: false,
+    logger: (message) => logger?.debug({ orm: true }, message),
+    migrations: { migrationsList, tableName: 'trellis_migrations', transactional: true, allOrNothing: true, snapshot: false },
+  })
+}
+
+/**
+ * The kernel's database: one MikroORM instance over one pool, and the only way to run SQL —
+ * inside a transaction that has dropped to a non-owner role and set the organisation whose
+ * rows it may see. Row-level security does the rest.
+ */
+export class Database {
+  readonly embedded: boolean
+
+  private constructor(
+    readonly orm: MikroORM,
+    private readonly adminUrl: string,
+    private readonly embeddedServer: EmbeddedPostgres | undefined,
+    private readonly logger?: Logger,
+  ) {
+    this.embedded = embeddedServer !== undefined
+  }
+
+  static async open(config: Pick<KernelConfig, 'databaseUrl' | 'databaseAdminUrl' | 'dataDir'> & { poolMax?: number; embeddedDir?: string }, logger?: Logger): Promise<Database> {
+    let embeddedServer: EmbeddedPostgres | undefined
+    let url = config.databaseUrl
+    if (!url) {
+      embeddedServer = await startEmbeddedPostgres(config.embeddedDir ?? join(config.dataDir, 'pgdata'))
+      url = embeddedServer.url
+    }
+    try {
+      const orm = await initOrm(url, embeddedServer ? 1 : (config.poolMax ?? 10), logger)
+      return new Database(orm, config.databaseAdminUrl ?? url, embeddedServer, logger)
+    } catch (err) {
+      await embeddedServer?.stop()
+      throw KRN.DATABASE_UNAVAILABLE(undefined, { cause: err })
+    }
+  }
+
+  /** Runs pending migrations over the owner connection (the same pool on the embedded default). */
+  async migrate(direction: 'up' | 'down' = 'up', to?: string): Promise<string[]> {
+    const orm = this.embedded || this.adminUrl === this.orm.config.get('clientUrl') ? this.orm : await initOrm(this.adminUrl, 1, this.logger)
+    try {
+      const migrator = orm.getMigrator()
+      const done = direction === 'up' ? await migrator.up(to ? { to } : undefined) : await migrator.down(to ? { to } : undefined)
+      return done.map((m) => m.name)
+    } finally {
+      if (orm !== this.orm) await orm.close()
+    }
+  }
+
+  async migrationStatus(): Promise<{ executed: string[]; pending: string[] }> {
+    const migrator = this.orm.getMigrator()
+    const executed = (await migrator.getExecutedMigrations()).map((m) => m.name)
+    const pending = (await migrator.getPendingMigrations()).map((m) => m.name)
+    return { executed, pending }
+  }
+
+  /**
+   * Runs `fn` in one transaction as `role`, seeing only the rows of organisation `orgId`.
+   * Also returns the organisation's and its partner's status from the same round trip, so a
+   * suspension is honoured by the very next transaction.
+   */
+  async inOrg<T>(orgId: string | null, fn: (tx: Tx, status: OrgStatus) => Promise<T>, role: DbRole = 'trellis_app'): Promise<T> {
+    if (orgId !== null && !UUID.test(orgId)) throw KRN.NOT_FOUND({ what: 'organisation' })
+    const em = this.orm.em.fork({ clear: true }) as EntityManager
+    try {
+      return await em.transactional(async (tem) => {
+        const rows = await tem.execute<Array<{ org_status: string | null; partner_status: string | null }>>(
+          `select set_config('role', ?, true) as r, set_config('app.tenant_id', ?, true) as t,
+             coalesce((select status from tenants where id = ?::uuid), (select status from partners where id = ?::uuid)) as org_status,
+             (select p.status from tenants t join partners p on p.id = t.partner_id where t.id = ?::uuid) as partner_status`,
+          [role, orgId ?? '', orgId ?? PLATFORM_ORG, orgId ?? PLATFORM_ORG, orgId ?? PLATFORM_ORG],
+        )
+        const tx: Tx = { em: tem as EntityManager, sql: (text, params = []) => tem.execute(text, params as unknown[]) as never }
+        return fn(tx, { orgStatus: rows[0]?.org_status ?? null, partnerStatus: rows[0]?.partner_status ?? null })
+      })
+    } catch (err) {
+      if (isConnectionError(err)) throw KRN.DATABASE_UNAVAILABLE(undefined, { cause: err })
+      throw err
+    }
+  }
+
+  /** A transaction that belongs to no organisation: global tables only, every tenant row hidden. */
+  unscoped<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.inOrg(null, (tx) => fn(tx))
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      await this.orm.em.fork().execute('select 1')
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.orm.close(true)
+    await this.embeddedServer?.stop()
+  }
+}
+
+function isConnectionError(err: unknown): boolean {
+  const code = (err as { code?: string })?.code
+  return code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === '57P01' || code === '08006' || code === '08001'
+}

@@ -1,0 +1,38 @@
+import { defineErrors } from '@trellis/plugin-sdk'
+
+/** Kernel errors: configuration, input, tenancy, storage. */
+export const KRN = defineErrors('KRN', {
+  CONFIG_INVALID: { status: 500, title: 'Invalid configuration', message: (d: { variable: string; reason: string }) => `${d.variable}: ${d.reason}` },
+  VALIDATION_FAILED: { status: 400, title: 'Request did not validate', message: (d: { reason: string }) => d.reason },
+  MALFORMED_JSON: { status: 400, title: 'Malformed JSON body', message: () => 'the request body is not valid JSON' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported media type', message: (d: { type: string }) => `content type ${d.type} is not accepted` },
+  PAYLOAD_TOO_LARGE: { status: 413, title: 'Request body too large', message: (d: { limit: number }) => `the request body exceeds ${d.limit} bytes` },
+  NOT_FOUND: { status: 404, title: 'Not found', message: (d: { what: string }) => `${d.what} was not found` },
+  ROUTE_NOT_FOUND: { status: 404, title: 'No such route', message: (d: { method: string; url: string }) => `${d.method} ${d.url} is not a route` },
+  CONFLICT: { status: 409, title: 'Conflict', message: (d: { reason: string }) => d.reason },
+  INVALID_CURSOR: { status: 400, title: 'Invalid cursor', message: () => 'the cursor is not one this API issued' },
+  IDEMPOTENCY_KEY_REUSED: { status: 409, title: 'Idempotency key reused with a different request', message: () => 'this Idempotency-Key was used with a different request body or route' },
+  IDEMPOTENCY_KEY_INVALID: { status: 400, title: 'Invalid Idempotency-Key', message: () => 'an Idempotency-Key is 1 to 255 printable ASCII characters' },
+  IDEMPOTENT_REQUEST_IN_PROGRESS: { status: 409, title: 'Request with this Idempotency-Key in progress', message: () => 'a request with this Idempotency-Key is still being processed' },
+  RATE_LIMITED: { status: 429, title: 'Too many requests', message: (d: { retryAfterSeconds: number }) => `rate limit exceeded, retry in ${d.retryAfterSeconds}s` },
+  TENANT_SUSPENDED: { status: 403, title: 'Tenant suspended', message: () => 'this tenant is suspended' },
+  PARTNER_SUSPENDED: { status: 403, title: 'Partner suspended', message: () => 'this partner is suspended' },
+  DATABASE_UNAVAILABLE: { status: 503, title: 'Database unavailable', message: () => 'the database cannot be reached' },
+  INTERNAL: { status: 500, title: 'Internal error', message: () => 'an unexpected error occurred; it has been logged' },
+})
+
+/** Identity and access errors. */
+export const AUTH = defineErrors('AUTH', {
+  UNAUTHENTICATED: { status: 401, title: 'Authentication required', message: () => 'send a bearer access token or API key' },
+  INVALID_TOKEN: { status: 401, title: 'Invalid token', message: (d: { reason: string }) => `the token was rejected: ${d.reason}` },
+  TOKEN_EXPIRED: { status: 401, title: 'Token expired', message: () => 'the access token has expired; refresh it' },
+  INVALID_CREDENTIALS: { status: 401, title: 'Invalid credentials', message: () => 'email or password is wrong' },
+  INVALID_REFRESH_TOKEN: { status: 401, title: 'Invalid refresh token', message: () => 'the refresh token is unknown, expired or already used' },
+  INVALID_API_KEY: { status: 401, title: 'Invalid API key', message: () => 'the API key is unknown, revoked or expired' },
+  FORBIDDEN: { status: 403, title: 'Permission denied', message: (d: { permission: string }) => `this needs the permission ${d.permission}` },
+  PERMISSION_ESCALATION: { status: 403, title: 'Cannot grant permissions you do not hold', message: (d: { permissions: string[] }) => `you do not hold: ${d.permissions.join(', ')}` },
+  NO_MEMBERSHIP: { status: 403, title: 'No membership', message: () => 'you are not a member of that organisation' },
+  LOGIN_RATE_LIMITED: { status: 429, title: 'Too many sign-in attempts', message: (d: { retryAfterSeconds: number }) => `too many sign-in attempts, retry in ${d.retryAfterSeconds}s` },
+  WEAK_PASSWORD: { status: 400, title: 'Password too weak', message: () => 'a password needs at least 12 characters' },
+  ACCOUNT_DISABLED: { status: 403, title: 'Account disabled', message: () => 'this account is disabled' },
+})

@@ -1,0 +1,5 @@
+import type { MigrationObject } from '@mikro-orm/core'
+import { Migration20261127000001Kernel } from './2026-11-27-kernel.js'
+
+/** Every migration, oldest first; MikroORM runs them in this order. */
+export const migrationsList: MigrationObject[] = [{ name: 'Migration20261127000001Kernel', class: Migration20261127000001Kernel }]
