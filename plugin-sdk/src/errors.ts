@@ -44,7 +44,7 @@ export class TrellisError extends Error {
 }
 
 /** The throwable factory for one code, with its code and spec attached. */
-export type ErrorFactory<D> = ([D] extends [void] ? (details?: D, options?: { cause?: unknown }) => TrellisError : (details: D, options?: { cause?: unknown }) => TrellisError) & {
+export type ErrorFactory<D> = ([D] extends [void] ? (details?: D, options?: { cause?: unknown }) => TrellisError : unknown extends D ? (details?: D, options?: { cause?: unknown }) => TrellisError : (details: D, options?: { cause?: unknown }) => TrellisError) & {
   readonly code: string
   readonly status: number
   readonly title: string

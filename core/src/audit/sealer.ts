@@ -1,0 +1,124 @@
+import type { Logger } from 'pino'
+import type { Database } from '../db/database.js'
+import { chainHash, GENESIS_HASH, type AuditRow } from './chain.js'
+
+const BATCH = 500
+
+/**
+ * Seals audit entries into each organisation's hash chain shortly after they commit. Writers
+ * only append; one sealer at a time per organisation (a transaction-scoped advisory lock, so
+ * several kernel processes can run sealers) numbers the unsealed entries in id order and links
+ * them to the chain head.
+ */
+export class AuditSealer {
+  private pending = new Set<string>()
+  private timer: NodeJS.Timeout | undefined
+  private sweep: NodeJS.Timeout | undefined
+  private running: Promise<void> | undefined
+  private closed = false
+
+  constructor(
+    private readonly db: Database,
+    private readonly logger?: Logger,
+    private readonly delayMs = 20,
+  ) {}
+
+  /** Periodically seals whatever another process (or a crash) left unsealed. */
+  start(sweepMs = 5000): void {
+    this.sweep = setInterval(() => void this.sealAll().catch((err) => this.logger?.error({ err }, 'audit sweep failed')), sweepMs)
+    this.sweep.unref()
+  }
+
+  /** Asks for the organisation's new entries to be sealed soon. */
+  nudge(tenantId: string): void {
+    if (this.closed) return
+    this.pending.add(tenantId)
+    if (!this.timer) {
+      this.timer = setTimeout(() => void this.flush(), this.delayMs)
+      this.timer.unref()
+    }
+  }
+
+  /** Seals every nudged organisation now; resolves when done. */
+  async flush(): Promise<void> {
+    this.timer = undefined
+    while (this.running) await this.running
+    const tenants = [...this.pending]
+    this.pending.clear()
+    if (tenants.length === 0) return
+    this.running = (async () => {
+      for (const tenantId of tenants) {
+        try {
+          await this.sealTenant(tenantId)
+        } catch (err) {
+          this.logger?.error({ err, tenantId }, 'sealing audit entries failed; the sweep retries')
+        }
+      }
+    })()
+    try {
+      await this.running
+    } finally {
+      this.running = undefined
+    }
+  }
+
+  /** Seals all unsealed entries of every organisation. */
+  async sealAll(): Promise<void> {
+    const rows = await this.db.inOrg(null, (tx) => tx.sql<{ tenant_id: string }>('select distinct tenant_id from audit_log where hash is null'), 'trellis_auditor')
+    for (const r of rows) this.pending.add(r.tenant_id)
+    await this.flush()
+  }
+
+  /** Returns how many entries were sealed; 0 when another sealer holds the organisation. */
+  async sealTenant(tenantId: string): Promise<number> {
+    let total = 0
+    for (;;) {
+      const sealed = await this.db.inOrg(
+        tenantId,
+        async (tx) => {
+          const [lock] = await tx.sql<{ ok: boolean }>(`select pg_try_advisory_xact_lock(hashtextextended('trellis.audit.' || ?, 0)) as ok`, [tenantId])
+          if (!lock?.ok) return 0
+          const [head] = await tx.sql<{ seq: string; hash: string }>(
+            'select seq::text as seq, hash from audit_log where tenant_id = ?::uuid and seq is not null order by seq desc limit 1',
+            [tenantId],
+          )
+          const rows = await tx.sql<AuditRow>(`select * from audit_log where tenant_id = ?::uuid and hash is null order by id limit ${BATCH}`, [tenantId])
+          if (rows.length === 0) return 0
+          let seq = BigInt(head?.seq ?? '0')
+          let prev = head?.hash ?? GENESIS_HASH
+          const ids: string[] = []
+          const seqs: string[] = []
+          const prevs: string[] = []
+          const hashes: string[] = []
+          for (const row of rows) {
+            seq += 1n
+            const hash = chainHash(prev, row, seq.toString())
+            ids.push(row.id)
+            seqs.push(seq.toString())
+            prevs.push(prev)
+            hashes.push(hash)
+            prev = hash
+          }
+          await tx.sql(
+            `update audit_log a set seq = v.seq, prev_hash = v.prev_hash, hash = v.hash
+               from (select unnest(?::uuid[]) as id, unnest(?::bigint[]) as seq, unnest(?::text[]) as prev_hash, unnest(?::text[]) as hash) v
+              where a.id = v.id`,
+            [ids, seqs, prevs, hashes],
+          )
+          return rows.length
+        },
+        'trellis_auditor',
+      )
+      total += sealed
+      if (sealed < BATCH) return total
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+    if (this.sweep) clearInterval(this.sweep)
+    if (this.timer) clearTimeout(this.timer)
+    this.timer = undefined
+    await this.flush()
+  }
+}

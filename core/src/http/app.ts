@@ -1,0 +1,111 @@
+import Fastify from 'fastify'
+import type { Api } from './types.js'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import rateLimit from '@fastify/rate-limit'
+import { v7 as uuidv7 } from 'uuid'
+import type { KernelContext } from '../kernel-context.js'
+import { KRN } from '../errors.js'
+import { authenticate } from '../identity/authenticate.js'
+import { toTrellisError, sendProblem, ProblemSchema } from './problem.js'
+import { registerIdempotency } from './idempotency.js'
+import { registerHealthRoutes } from './health-routes.js'
+import { HttpMetrics } from '../observability/metrics.js'
+import { registerAuthRoutes } from '../identity/auth-routes.js'
+import { registerUserRoutes } from '../identity/user-routes.js'
+import { registerRoleRoutes } from '../identity/role-routes.js'
+import { registerApiKeyRoutes } from '../identity/api-key-routes.js'
+import { registerTenancyRoutes } from '../tenancy/routes.js'
+import { registerAuditRoutes } from '../audit/routes.js'
+
+
+export interface HttpOptions {
+  /** Requests per minute per tenant (per client address before sign-in). */
+  rateLimitPerMinute?: number
+  bodyLimitBytes?: number
+}
+
+export const BODY_LIMIT = 1024 * 1024
+
+/** Builds the HTTP API: every route under /v1 has a JSON Schema, every error is problem+json. */
+export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promise<Api> {
+  const app = Fastify({
+    loggerInstance: k.logger,
+    bodyLimit: opts.bodyLimitBytes ?? BODY_LIMIT,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id']
+      return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : uuidv7()
+    },
+    disableRequestLogging: true,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    trustProxy: false,
+  }).withTypeProvider<TypeBoxTypeProvider>() as unknown as Api
+
+  app.addSchema(ProblemSchema)
+  const metrics = new HttpMetrics()
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Trellis API', version: '1', description: 'The Trellis kernel: tenancy, identity, audit. Errors are RFC 9457 problem+json with a stable `code`.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An access token from /v1/auth/login, or an API key (trk_…).' } } },
+      security: [{ bearer: [] }],
+    },
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => (json.$id as string) || `def-${i}` },
+  })
+  await app.register(swaggerUi, { routePrefix: '/docs' })
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+
+  app.setErrorHandler((err, request, reply) => {
+    const error = toTrellisError(err)
+    if (error.status >= 500) request.log.error({ err, code: error.code }, 'request failed')
+    return sendProblem(request, reply, error)
+  })
+  app.setNotFoundHandler((request, reply) => sendProblem(request, reply, KRN.ROUTE_NOT_FOUND({ method: request.method, url: request.url.split('?')[0]! })))
+
+  // Who is calling: bearer credentials are checked before anything else runs.
+  app.addHook('onRequest', async (request, reply) => {
+    metrics.start(request)
+    const header = request.headers.authorization
+    if (header) {
+      const m = /^Bearer\s+(\S+)$/i.exec(header)
+      if (!m) throw toTrellisError(KRN.VALIDATION_FAILED({ reason: 'Authorization must be "Bearer <token>"' }))
+      request.principal = await authenticate(k, m[1]!)
+      request.log = request.log.child({ tenantId: request.principal.orgId })
+    }
+    reply.header('x-request-id', request.id)
+  })
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.finish(request, reply)
+    request.log.info({ method: request.method, url: request.routeOptions.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request')
+  })
+
+  await app.register(rateLimit, {
+    global: true,
+    hook: 'preHandler',
+    max: opts.rateLimitPerMinute ?? 3000,
+    timeWindow: 60_000,
+    keyGenerator: (request) => (request.principal ? `org:${request.principal.orgId}` : `ip:${request.ip}`),
+    errorResponseBuilder: (_req, ctx) => {
+      const err = KRN.RATE_LIMITED({ retryAfterSeconds: Math.ceil(ctx.ttl / 1000) })
+      return Object.assign(err, { statusCode: 429 })
+    },
+  })
+
+  registerIdempotency(app, k)
+  registerHealthRoutes(app, k, metrics)
+  await app.register(
+    async (instance) => {
+      const v1 = instance as unknown as Api
+      registerAuthRoutes(v1, k)
+      registerUserRoutes(v1, k)
+      registerRoleRoutes(v1, k)
+      registerApiKeyRoutes(v1, k)
+      registerTenancyRoutes(v1, k)
+      registerAuditRoutes(v1, k)
+    },
+    { prefix: '/v1' },
+  )
+  return app
+}

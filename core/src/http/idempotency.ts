@@ -1,0 +1,91 @@
+import { createHash } from 'node:crypto'
+import type { FastifyRequest } from 'fastify'
+import type { Api } from './types.js'
+import canonicalizeModule from 'canonicalize'
+import type { KernelContext } from '../kernel-context.js'
+import { orgTx } from '../kernel-context.js'
+import { KRN } from '../errors.js'
+
+const canonicalize = canonicalizeModule as unknown as (input: unknown) => string | undefined
+const KEY = /^[\x21-\x7e]{1,255}$/
+// A request that started but never finished (its process died) frees its key after this long.
+const ABANDONED_AFTER = '60 seconds'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    idempotency?: { key: string; principal: string; orgId: string }
+  }
+}
+
+/**
+ * `Idempotency-Key` on authenticated POSTs: the first request with a key runs and its
+ * response is stored; a retry with the same key and body gets that response again
+ * (`Idempotent-Replayed: true`); the same key with another body or route is a 409.
+ * Server errors are not stored, so a retry after one runs again.
+ */
+export function registerIdempotency(app: Api, k: KernelContext): void {
+  app.addHook('preHandler', async (request, reply) => {
+    const key = request.headers['idempotency-key']
+    if (request.method !== 'POST' || key === undefined || !request.principal) return
+    if (typeof key !== 'string' || !KEY.test(key)) throw KRN.IDEMPOTENCY_KEY_INVALID()
+    const p = request.principal
+    const principal = `${p.kind}:${p.id}`
+    const requestHash = hashRequest(request)
+    const stored = await orgTx(k, p.orgId, async (tx) => {
+      const inserted = await tx.sql(
+        `insert into idempotency_keys (tenant_id, principal, key, request_hash) values (?::uuid, ?, ?, ?)
+         on conflict (tenant_id, principal, key) do update set request_hash = excluded.request_hash, created_at = now()
+           where idempotency_keys.status_code is null and idempotency_keys.created_at < now() - interval '${ABANDONED_AFTER}'
+         returning key`,
+        [p.orgId, principal, key, requestHash],
+      )
+      if (inserted.length > 0) return undefined
+      const [row] = await tx.sql<{ request_hash: string; status_code: number | null; response_body: string | null; content_type: string | null }>(
+        'select request_hash, status_code, response_body, content_type from idempotency_keys where tenant_id = ?::uuid and principal = ? and key = ?',
+        [p.orgId, principal, key],
+      )
+      return row
+    })
+    if (!stored) {
+      request.idempotency = { key, principal, orgId: p.orgId }
+      return
+    }
+    if (stored.request_hash !== requestHash) throw KRN.IDEMPOTENCY_KEY_REUSED()
+    if (stored.status_code === null) throw KRN.IDEMPOTENT_REQUEST_IN_PROGRESS()
+    reply.code(stored.status_code).header('idempotent-replayed', 'true')
+    if (stored.content_type) reply.type(stored.content_type)
+    return reply.send(stored.response_body ?? '')
+  })
+
+  app.addHook('onSend', async (request, reply, payload) => {
+    const idem = request.idempotency
+    if (!idem) return payload
+    request.idempotency = undefined
+    const params = [idem.orgId, idem.principal, idem.key]
+    if (reply.statusCode >= 500) {
+      await orgTx(k, idem.orgId, (tx) => tx.sql('delete from idempotency_keys where tenant_id = ?::uuid and principal = ? and key = ?', params), { allowSuspended: true })
+    } else {
+      const body = typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : payload == null ? '' : String(payload)
+      await orgTx(
+        k,
+        idem.orgId,
+        (tx) =>
+          tx.sql('update idempotency_keys set status_code = ?, response_body = ?, content_type = ? where tenant_id = ?::uuid and principal = ? and key = ?', [
+            reply.statusCode,
+            body,
+            String(reply.getHeader('content-type') ?? ''),
+            ...params,
+          ]),
+        { allowSuspended: true },
+      )
+    }
+    return payload
+  })
+}
+
+function hashRequest(request: FastifyRequest): string {
+  return createHash('sha256')
+    .update(`${request.method} ${request.url}\n`)
+    .update(canonicalize(request.body ?? null) ?? '')
+    .digest('hex')
+}

@@ -1,0 +1,63 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { TrellisError } from '@trellis/plugin-sdk'
+import { KRN } from '../errors.js'
+
+export interface Problem {
+  type: string
+  title: string
+  status: number
+  code: string
+  detail: string
+  instance: string
+  [extra: string]: unknown
+}
+
+export const ProblemSchema = {
+  $id: 'Problem',
+  type: 'object',
+  description: 'RFC 9457 problem details; `code` is stable and documented in docs/errors.md.',
+  properties: {
+    type: { type: 'string' },
+    title: { type: 'string' },
+    status: { type: 'integer' },
+    code: { type: 'string' },
+    detail: { type: 'string' },
+    instance: { type: 'string' },
+  },
+  required: ['type', 'title', 'status', 'code', 'detail'],
+} as const
+
+/** Maps anything thrown by a handler or by Fastify itself to a TrellisError with a stable code. */
+export function toTrellisError(err: unknown): TrellisError {
+  if (err instanceof TrellisError) return err
+  const e = err as FastifyError & { validation?: Array<{ instancePath?: string; message?: string }>; validationContext?: string }
+  if (e?.validation) {
+    const first = e.validation[0]
+    const where = `${e.validationContext ?? 'body'}${first?.instancePath ?? ''}`
+    return KRN.VALIDATION_FAILED({ reason: `${where} ${first?.message ?? 'is invalid'}` })
+  }
+  switch (e?.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return KRN.MALFORMED_JSON()
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return KRN.PAYLOAD_TOO_LARGE({ limit: 1048576 })
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return KRN.UNSUPPORTED_MEDIA_TYPE({ type: 'this' })
+  }
+  if (e instanceof SyntaxError && e.statusCode === 400) return KRN.MALFORMED_JSON()
+  if (e?.statusCode === 429) return KRN.RATE_LIMITED({ retryAfterSeconds: 60 })
+  return KRN.INTERNAL(undefined, { cause: err })
+}
+
+export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: TrellisError): FastifyReply {
+  const body: Problem = {
+    type: `urn:trellis:error:${error.code}`,
+    title: error.title,
+    status: error.status,
+    code: error.code,
+    detail: error.message,
+    instance: request.url,
+  }
+  return reply.code(error.status).type('application/problem+json').send(body)
+}

@@ -1,0 +1,97 @@
+import { Type } from '@sinclair/typebox'
+import { v7 as uuidv7 } from 'uuid'
+import type { Api } from '../http/types.js'
+import { orgTx, type KernelContext } from '../kernel-context.js'
+import { AUTH, KRN } from '../errors.js'
+import { AUDIT_COLUMNS, AUDIT_VALUES, appendAudit, auditRow } from '../audit/audit-log.js'
+import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
+import { KERNEL_PERMISSIONS as P, PERMISSION_PATTERN, missingPermissions } from './permissions.js'
+import { BUILTIN_ROLES } from './permissions.js'
+import type { RoleRow } from './roles.js'
+
+const Role = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  name: Type.String(),
+  description: Type.String(),
+  permissions: Type.Array(Type.String()),
+  builtin: Type.Boolean(),
+})
+
+function toRole(r: RoleRow) {
+  return { id: r.id, name: r.name, description: r.description, permissions: r.permissions, builtin: r.builtin }
+}
+
+/** Roles: the built-in ones for the organisation's kind, and custom ones it defines. */
+export function registerRoleRoutes(app: Api, k: KernelContext): void {
+  app.get(
+    '/roles',
+    { preHandler: requirePermission(P.usersRead), schema: { tags: ['identity'], summary: 'Roles you can assign in your organisation', response: { 200: Type.Object({ items: Type.Array(Role) }) } } },
+    async (request) => {
+      const p = principalOf(request)
+      const rows = await orgTx(k, p.orgId, (tx) => tx.sql<RoleRow>('select * from roles order by builtin desc, name'))
+      const usable = rows.filter((r) => !r.builtin || BUILTIN_ROLES[r.name as keyof typeof BUILTIN_ROLES]?.orgKinds.includes(p.orgKind))
+      return { items: usable.map(toRole) }
+    },
+  )
+
+  app.post(
+    '/roles',
+    {
+      preHandler: requirePermission(P.rolesManage),
+      schema: {
+        tags: ['identity'],
+        summary: 'Define a custom role from permissions you hold',
+        body: Type.Object(
+          {
+            name: Type.String({ pattern: '^[a-z][a-z0-9_-]{1,62}$' }),
+            description: Type.Optional(Type.String({ maxLength: 500 })),
+            permissions: Type.Array(Type.String({ pattern: PERMISSION_PATTERN, maxLength: 200 }), { maxItems: 500, uniqueItems: true }),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: Role },
+      },
+    },
+    async (request, reply) => {
+      const p = principalOf(request)
+      const { name, description = '', permissions } = request.body
+      const missing = missingPermissions(p.permissions, permissions)
+      if (missing.length) throw AUTH.PERMISSION_ESCALATION({ permissions: missing })
+      if (name in BUILTIN_ROLES) throw KRN.CONFLICT({ reason: `${name} is a built-in role` })
+      const id = uuidv7()
+      const audit = auditRow(p.orgId, { ...auditMeta(request), action: 'role.created', target: { kind: 'role', id }, data: { name, permissions } })
+      // The role and its audit entry in one statement: one round trip on the hot path.
+      const [row] = await orgTx(k, p.orgId, (tx) =>
+        tx.sql<RoleRow>(
+          `with r as (
+             insert into roles (id, tenant_id, name, description, permissions) values (?::uuid, ?::uuid, ?, ?, ?::text[])
+             on conflict do nothing returning *
+           ), a as (
+             insert into audit_log ${AUDIT_COLUMNS} select * from (values ${AUDIT_VALUES}) v where exists (select 1 from r)
+           )
+           select * from r`,
+          [id, p.orgId, name, description, permissions, ...audit],
+        ),
+      )
+      if (!row) throw KRN.CONFLICT({ reason: `a role named ${name} exists` })
+      return reply.code(201).send(toRole(row))
+    },
+  )
+
+  app.delete(
+    '/roles/:id',
+    { preHandler: requirePermission(P.rolesManage), schema: { tags: ['identity'], summary: 'Delete a custom role nobody holds', params: Type.Object({ id: Type.String({ format: 'uuid' }) }), response: { 204: Type.Null() } } },
+    async (request, reply) => {
+      const p = principalOf(request)
+      await orgTx(k, p.orgId, async (tx) => {
+        const [role] = await tx.sql<RoleRow>('select * from roles where id = ?::uuid and tenant_id = ?::uuid', [request.params.id, p.orgId])
+        if (!role) throw KRN.NOT_FOUND({ what: 'role' })
+        const [used] = await tx.sql('select 1 from memberships where role_id = ?::uuid limit 1', [role.id])
+        if (used) throw KRN.CONFLICT({ reason: 'members still hold this role' })
+        await tx.sql('delete from roles where id = ?::uuid', [role.id])
+        await appendAudit(tx, p.orgId, { ...auditMeta(request), action: 'role.deleted', target: { kind: 'role', id: role.id }, data: { name: role.name } })
+      })
+      return reply.code(204).send(null)
+    },
+  )
+}

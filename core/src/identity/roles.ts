@@ -1,0 +1,32 @@
+import type { Tx } from '../db/database.js'
+import type { OrgKind } from './entities.js'
+import { BUILTIN_ROLES, type BuiltinRoleName } from './permissions.js'
+import { KRN } from '../errors.js'
+import { v7 as uuidv7 } from 'uuid'
+
+export interface RoleRow {
+  id: string
+  tenant_id: string | null
+  name: string
+  description: string
+  permissions: string[]
+  builtin: boolean
+}
+
+/** Writes the built-in roles' permissions as the code defines them (run at every start). */
+export async function syncBuiltinRoles(tx: Tx): Promise<void> {
+  for (const [name, role] of Object.entries(BUILTIN_ROLES)) {
+    await tx.sql(
+      `insert into roles (id, tenant_id, name, description, permissions, builtin) values (?::uuid, null, ?, ?, ?::text[], true)
+       on conflict (name) where builtin do update set description = excluded.description, permissions = excluded.permissions`,
+      [uuidv7(), name, role.description, role.permissions],
+    )
+  }
+}
+
+/** A role usable in this organisation: a built-in one meant for its kind, or one of its own. */
+export async function findAssignableRole(tx: Tx, orgId: string, orgKind: OrgKind, name: string): Promise<RoleRow> {
+  const [role] = await tx.sql<RoleRow>('select * from roles where name = ? and (builtin or tenant_id = ?::uuid) order by builtin limit 1', [name, orgId])
+  if (!role || (role.builtin && !BUILTIN_ROLES[role.name as BuiltinRoleName]?.orgKinds.includes(orgKind))) throw KRN.NOT_FOUND({ what: `role ${name}` })
+  return role
+}

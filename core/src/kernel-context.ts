@@ -1,0 +1,38 @@
+import type { Logger } from 'pino'
+import type { KernelConfig } from './config.js'
+import type { Database, Tx } from './db/database.js'
+import type { AuditSealer } from './audit/sealer.js'
+import type { AccessTokens } from './identity/tokens.js'
+import type { SigningKeys } from './identity/signing-keys.js'
+import type { OrgStatusCache } from './identity/org-status.js'
+import type { LoginLimiter } from './identity/login-limiter.js'
+import type { SecretBox } from './crypto/secret-box.js'
+import { assertStatus } from './identity/org-status.js'
+
+/** The kernel's services, built once at start and handed to every route module. */
+export interface KernelContext {
+  config: KernelConfig
+  logger: Logger
+  db: Database
+  sealer: AuditSealer
+  keys: SigningKeys
+  tokens: AccessTokens
+  orgStatus: OrgStatusCache
+  loginLimiter: LoginLimiter
+  secrets: SecretBox
+  /** Sessions signed out in this process: their access tokens stop working at once. */
+  revokedSessions: Set<string>
+}
+
+/**
+ * A transaction in an organisation that refuses a suspended one, and seals whatever it
+ * audited once it has committed.
+ */
+export async function orgTx<T>(k: KernelContext, orgId: string, fn: (tx: Tx) => Promise<T>, opts: { allowSuspended?: boolean } = {}): Promise<T> {
+  const result = await k.db.inOrg(orgId, async (tx, status) => {
+    if (!opts.allowSuspended) assertStatus(status)
+    return fn(tx)
+  })
+  k.sealer.nudge(orgId)
+  return result
+}

@@ -1,0 +1,471 @@
+import { createHash } from 'node:crypto'
+import { availableParallelism } from 'node:os'
+import { performance } from 'node:perf_hooks'
+import { TrellisError, isTrellisError } from '@trellis/plugin-sdk'
+import { SBX } from './errors.js'
+import { DEFAULT_LIMITS, resolveLimits, type SandboxLimits } from './limits.js'
+import type { FromWorker, WireError } from './protocol.js'
+import { parseUntrustedJson } from './safe-json.mjs'
+import type {
+  EntryKind,
+  InvocationError,
+  InvocationMetrics,
+  InvokeRequest,
+  InvokeResult,
+  LogLine,
+  PluginBundle,
+  SandboxStats,
+  WorkerStats,
+} from './types.js'
+import { WorkerProcess, type WorkerConfig } from './worker-process.js'
+
+export interface SandboxOptions {
+  /** Worker processes; default: number of cores. */
+  workers?: number
+  /** Defaults for every invocation; a request's `limits` override them. */
+  limits?: Partial<SandboxLimits>
+  /** Process budget: a worker whose resident memory exceeds it is killed and replaced. */
+  workerMemoryMb?: number
+  /** How long after an invocation's wall deadline a silent worker is declared hung and killed. */
+  hangGraceMs?: number
+  /** Idle isolates are disposed after this long. */
+  idleMs?: number
+  /** Warm isolates kept per worker (LRU beyond that). */
+  maxIsolatesPerWorker?: number
+  /** Isolates one (tenant, installation, bundle) may use at once in a worker, for concurrency. */
+  maxIsolatesPerKey?: number
+  /** Heap of warm isolates per worker beyond which idle ones are evicted (LRU). */
+  isolateHeapBudgetMb?: number
+  /** How often worker memory is checked. */
+  monitorIntervalMs?: number
+  maxBundleBytes?: number
+  /** Extra node flags for workers (e.g. --max-old-space-size). */
+  workerExecArgv?: string[]
+}
+
+const ENTRY_KINDS: ReadonlySet<string> = new Set<EntryKind>(['route', 'event', 'action', 'workflowStep'])
+const SBX_BY_CODE = new Map<string, (d?: never) => TrellisError>(
+  SBX.entries.map((e) => [e.code, (SBX as unknown as Record<string, (d?: never) => TrellisError>)[e.code.slice('SBX_ERR_'.length)]!]),
+)
+const MAX_STICKY_KEYS = 100_000
+
+interface LoadedBundle {
+  bundle: PluginBundle
+  key: string
+  sha256: string
+  entries?: Record<string, string[]>
+  loading: Promise<Record<string, string[]>>
+}
+
+interface Pending {
+  rid: number
+  req: InvokeRequest
+  worker: WorkerProcess
+  limits: SandboxLimits
+  started: number
+  timer: NodeJS.Timeout
+  abort: AbortController
+  hostErrors: Map<number, TrellisError>
+  resolve: (r: InvokeResult) => void
+  reject: (e: InvocationError) => void
+}
+
+interface Waiter<T> {
+  worker: WorkerProcess
+  resolve: (v: T) => void
+}
+
+/**
+ * Runs untrusted plugin bundles in isolated-vm isolates inside supervised worker processes.
+ * Knows bundles, entries and limits; knows nothing of what host calls mean.
+ */
+export class Sandbox {
+  private readonly workers: Array<WorkerProcess | undefined>
+  private readonly limits: SandboxLimits
+  private readonly config: WorkerConfig
+  private readonly registry = new Map<string, LoadedBundle>()
+  private readonly sticky = new Map<string, number>()
+  private readonly pending = new Map<number, Pending>()
+  private readonly loads = new Map<number, Waiter<FromWorker & { t: 'loaded' | 'loadFailed' }> >()
+  private readonly statsWaiters = new Map<number, Waiter<WorkerStats | undefined>>()
+  private readonly monitor: NodeJS.Timeout
+  private nextRid = 1
+  private restarts = 0
+  private recentCrashes = 0
+  private closed = false
+
+  private constructor(private readonly options: SandboxOptions) {
+    this.limits = resolveLimits(DEFAULT_LIMITS, options.limits)
+    this.config = {
+      maxIsolates: options.maxIsolatesPerWorker ?? 1000,
+      maxIsolatesPerKey: options.maxIsolatesPerKey ?? 4,
+      idleMs: options.idleMs ?? 5 * 60_000,
+      isolateHeapBudgetMb: options.isolateHeapBudgetMb ?? 1024,
+    }
+    const n = options.workers ?? availableParallelism()
+    if (!Number.isInteger(n) || n < 1) throw SBX.INVALID_REQUEST({ reason: 'workers must be a positive integer' })
+    this.workers = Array.from({ length: n }, (_, i) => this.spawn(i))
+    this.monitor = setInterval(() => this.checkMemory(), options.monitorIntervalMs ?? 500)
+    this.monitor.unref()
+  }
+
+  static async create(options: SandboxOptions = {}): Promise<Sandbox> {
+    const sandbox = new Sandbox(options)
+    await Promise.all(sandbox.workers.map((w) => w && waitReady(w)))
+    return sandbox
+  }
+
+  /** Verifies and compiles a bundle in every worker; returns the entries it declares. */
+  async load(bundle: PluginBundle): Promise<{ entries: Record<string, string[]> }> {
+    this.assertOpen()
+    for (const field of ['id', 'version', 'code', 'sha256'] as const) {
+      if (typeof bundle?.[field] !== 'string' || bundle[field] === '') throw SBX.INVALID_REQUEST({ reason: `bundle.${field} must be a non-empty string` })
+    }
+    if (bundle.sourceMap !== undefined && typeof bundle.sourceMap !== 'string') throw SBX.INVALID_REQUEST({ reason: 'bundle.sourceMap must be a string' })
+    const { id, version } = bundle
+    const digest = createHash('sha256').update(bundle.code).digest('hex')
+    if (digest !== bundle.sha256.toLowerCase()) throw SBX.DIGEST_MISMATCH({ id, version })
+    if (Buffer.byteLength(bundle.code) > (this.options.maxBundleBytes ?? 16 * 1024 * 1024)) {
+      throw SBX.BUNDLE_INVALID({ id, version, reason: 'bundle exceeds the size limit' })
+    }
+    const key = bundleKey(id, version)
+    const existing = this.registry.get(key)
+    if (existing) {
+      if (existing.sha256 !== digest) throw SBX.BUNDLE_CONFLICT({ id, version })
+      return { entries: await existing.loading }
+    }
+    const loaded: LoadedBundle = { bundle: { ...bundle }, key, sha256: digest, loading: undefined as never }
+    loaded.loading = this.loadEverywhere(loaded).then(
+      (entries) => (loaded.entries = entries),
+      (err) => {
+        this.registry.delete(key)
+        for (const w of this.liveWorkers()) {
+          w.bundles.delete(key)
+          w.send({ t: 'unload', key })
+        }
+        throw err
+      },
+    )
+    this.registry.set(key, loaded)
+    return { entries: await loaded.loading }
+  }
+
+  /** Forgets a bundle and disposes its isolates. */
+  async unload(ref: { id: string; version: string }): Promise<void> {
+    const key = bundleKey(ref.id, ref.version)
+    this.registry.delete(key)
+    for (const w of this.liveWorkers()) {
+      w.bundles.delete(key)
+      w.send({ t: 'unload', key })
+    }
+  }
+
+  async invoke(req: InvokeRequest): Promise<InvokeResult> {
+    this.assertOpen()
+    const started = performance.now()
+    const loaded = this.registry.get(bundleKey(req?.bundle?.id, req?.bundle?.version))
+    if (!loaded) throw SBX.BUNDLE_NOT_LOADED({ id: String(req?.bundle?.id), version: String(req?.bundle?.version) })
+    const entries = loaded.entries ?? (await loaded.loading)
+    const { entry, context } = req
+    if (!entry || !ENTRY_KINDS.has(entry.kind) || typeof entry.name !== 'string') throw SBX.INVALID_REQUEST({ reason: 'entry must be { kind, name } with a known kind' })
+    if (!entries[entry.kind]?.includes(entry.name)) throw SBX.UNKNOWN_ENTRY({ kind: entry.kind, name: entry.name })
+    if (typeof req.onHostCall !== 'function') throw SBX.INVALID_REQUEST({ reason: 'onHostCall must be a function' })
+    for (const field of ['invocationId', 'tenantId', 'installationId'] as const) {
+      if (typeof context?.[field] !== 'string' || context[field] === '') throw SBX.INVALID_REQUEST({ reason: `context.${field} must be a non-empty string` })
+    }
+    const limits = resolveLimits(this.limits, req.limits)
+    let input: string
+    let contextJson: string
+    try {
+      input = req.input === undefined ? '' : JSON.stringify(req.input)
+      contextJson = JSON.stringify(context)
+    } catch {
+      throw SBX.INVALID_REQUEST({ reason: 'input and context must be JSON-serialisable' })
+    }
+    if (input.length > limits.maxInputBytes || Buffer.byteLength(input) > limits.maxInputBytes) {
+      throw SBX.PAYLOAD_TOO_LARGE({ what: 'input', limitBytes: limits.maxInputBytes })
+    }
+    // Isolates are keyed by tenant and installation as well as bundle, so no tenant ever
+    // shares an isolate (and its globals) with another; the memory limit is part of the key
+    // because it is fixed when an isolate is created.
+    const isoKey = JSON.stringify([context.tenantId, context.installationId, loaded.key, limits.memoryMb])
+    const worker = this.pick(isoKey)
+    if (!worker) throw SBX.WORKER_LOST({ reason: 'no worker is running' })
+    this.ensureBundle(worker, loaded)
+    const rid = this.nextRid++
+    return new Promise<InvokeResult>((resolve, reject) => {
+      const p: Pending = {
+        rid,
+        req,
+        worker,
+        limits,
+        started,
+        abort: new AbortController(),
+        hostErrors: new Map(),
+        resolve,
+        reject,
+        // The worker enforces wallMs itself; this later timer is for a worker too stuck to.
+        timer: setTimeout(() => this.onHung(rid), limits.wallMs + (this.options.hangGraceMs ?? 1000)),
+      }
+      this.pending.set(rid, p)
+      worker.inflight.add(rid)
+      worker.send({
+        t: 'inv',
+        rid,
+        invocationId: context.invocationId,
+        bundleKey: loaded.key,
+        isoKey,
+        entry: { kind: entry.kind, name: entry.name },
+        input,
+        context: contextJson,
+        limits,
+        remainingMs: Math.max(1, limits.wallMs - (performance.now() - started)),
+      })
+    })
+  }
+
+  /** Per-worker process and isolate figures (refreshing isolate heap sizes costs a little). */
+  async stats(options: { refresh?: boolean } = {}): Promise<SandboxStats> {
+    const workers = await Promise.all(
+      this.liveWorkers().map(
+        (worker) =>
+          new Promise<WorkerStats | undefined>((resolve) => {
+            const rid = this.nextRid++
+            this.statsWaiters.set(rid, { worker, resolve })
+            worker.send({ t: 'stats', rid, refresh: options.refresh })
+          }),
+      ),
+    )
+    return { workers: workers.filter((w): w is WorkerStats => w !== undefined), restarts: this.restarts }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    clearInterval(this.monitor)
+    for (const p of [...this.pending.values()]) this.settle(p, SBX.CLOSED())
+    await Promise.all(
+      this.liveWorkers().map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            const force = setTimeout(() => w.kill('closing'), 2000)
+            w.child.once('exit', () => {
+              clearTimeout(force)
+              resolve()
+            })
+            w.send({ t: 'shutdown' })
+          }),
+      ),
+    )
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw SBX.CLOSED()
+  }
+
+  private liveWorkers(): WorkerProcess[] {
+    return this.workers.filter((w): w is WorkerProcess => w !== undefined && !w.dead)
+  }
+
+  private spawn(slot: number): WorkerProcess {
+    return new WorkerProcess(slot, this.config, this.options.workerExecArgv ?? [], (w, msg) => this.onMessage(w, msg), (w) => this.onExit(w))
+  }
+
+  /** Keeps a key on the worker that has its warm isolate, unless that worker is much busier. */
+  private pick(key: string): WorkerProcess | undefined {
+    let least: WorkerProcess | undefined
+    for (const w of this.liveWorkers()) if (!least || w.inflight.size < least.inflight.size) least = w
+    if (!least) return undefined
+    const slot = this.sticky.get(key)
+    const preferred = slot === undefined ? undefined : this.workers[slot]
+    if (preferred && !preferred.dead && preferred.inflight.size <= least.inflight.size + 2) return preferred
+    if (slot !== undefined) this.sticky.delete(key)
+    else if (this.sticky.size >= MAX_STICKY_KEYS) this.sticky.delete(this.sticky.keys().next().value!)
+    this.sticky.set(key, least.slot)
+    return least
+  }
+
+  private ensureBundle(worker: WorkerProcess, loaded: LoadedBundle): void {
+    if (worker.bundles.has(loaded.key)) return
+    // A replacement worker learns bundles lazily; IPC order guarantees the load arrives first.
+    worker.bundles.add(loaded.key)
+    const { id, version, code, sourceMap } = loaded.bundle
+    worker.send({ t: 'load', rid: this.nextRid++, bundle: { key: loaded.key, id, version, code, sourceMap }, limits: this.limits })
+  }
+
+  private async loadEverywhere(loaded: LoadedBundle): Promise<Record<string, string[]>> {
+    const { id, version, code, sourceMap } = loaded.bundle
+    const replies = await Promise.all(
+      this.liveWorkers().map(
+        (worker) =>
+          new Promise<(FromWorker & { t: 'loaded' | 'loadFailed' }) | undefined>((resolve) => {
+            const rid = this.nextRid++
+            this.loads.set(rid, { worker, resolve })
+            worker.bundles.add(loaded.key)
+            worker.send({ t: 'load', rid, bundle: { key: loaded.key, id, version, code, sourceMap }, limits: this.limits })
+          }),
+      ),
+    )
+    for (const r of replies) {
+      if (r?.t === 'loadFailed') {
+        const reason = typeof r.error?.details?.reason === 'string' ? r.error.details.reason : 'evaluation failed'
+        throw SBX.BUNDLE_INVALID({ id, version, reason })
+      }
+    }
+    // Workers evaluate the same code, but a hostile bundle could declare different entries in
+    // each; the first answer is the one the parent checks invocations against.
+    const first = replies.find((r) => r?.t === 'loaded')
+    if (!first || first.t !== 'loaded') throw SBX.WORKER_LOST({ reason: 'every worker was lost while loading' })
+    return first.entries
+  }
+
+  private onMessage(worker: WorkerProcess, msg: FromWorker): void {
+    switch (msg?.t) {
+      case 'hc': {
+        const p = this.pending.get(msg.rid)
+        if (p && p.worker === worker) void this.relayHostCall(p, msg.cid, msg.op, msg.args)
+        return
+      }
+      case 'ok': {
+        const p = this.pending.get(msg.rid)
+        if (!p || p.worker !== worker) return
+        let output: unknown
+        try {
+          output = parseUntrustedJson(msg.output)
+        } catch {
+          return this.settle(p, SBX.OUTPUT_INVALID({ reason: 'not JSON' }), msg.metrics, msg.logs)
+        }
+        return this.settle(p, undefined, msg.metrics, msg.logs, output)
+      }
+      case 'err': {
+        const p = this.pending.get(msg.rid)
+        if (!p || p.worker !== worker) return
+        return this.settle(p, this.rebuildError(p, msg.error), msg.metrics, msg.logs)
+      }
+      case 'loaded':
+      case 'loadFailed': {
+        const w = this.loads.get(msg.rid)
+        if (!w) return
+        this.loads.delete(msg.rid)
+        return w.resolve(msg)
+      }
+      case 'stats': {
+        const w = this.statsWaiters.get(msg.rid)
+        if (!w) return
+        this.statsWaiters.delete(msg.rid)
+        return w.resolve({ ...msg.stats, rssBytes: worker.rssBytes() ?? msg.stats.rssBytes })
+      }
+    }
+  }
+
+  private async relayHostCall(p: Pending, cid: number, op: string, argsJson: string): Promise<void> {
+    let reply: { ok: true; value: string } | { ok: false; error: { code: string; status: number; message: string } }
+    try {
+      const args = parseUntrustedJson(argsJson)
+      const value = await p.req.onHostCall(op, args, { invocationId: p.req.context.invocationId, signal: p.abort.signal })
+      reply = { ok: true, value: value === undefined ? '' : (JSON.stringify(value) ?? '') }
+    } catch (err) {
+      // Only a TrellisError's code and message reach plugin code; anything else might carry
+      // host internals (SQL, paths), so the plugin sees a generic failure and the kernel
+      // keeps the original as the cause.
+      const te = isTrellisError(err) ? err : SBX.HOST_CALL_FAILED({ op }, { cause: err })
+      p.hostErrors.set(cid, te)
+      reply = { ok: false, error: { code: te.code, status: te.status, message: te.message } }
+    }
+    if (this.pending.get(p.rid) === p) p.worker.send({ t: 'hcr', rid: p.rid, cid, ...reply })
+  }
+
+  private rebuildError(p: Pending, wire: WireError): TrellisError {
+    if ('hostRef' in wire) {
+      const original = p.hostErrors.get(wire.hostRef)
+      if (original) return new TrellisError(original.code, original.status, original.title, original.message, original.details, { cause: original })
+      return SBX.PLUGIN_ERROR({ message: 'plugin rethrew an unknown host error' })
+    }
+    const factory = SBX_BY_CODE.get(wire.code)
+    const details = (wire.details ?? {}) as never
+    const err = factory ? factory(details) : SBX.PLUGIN_ERROR({ message: 'unknown failure' })
+    if (SBX.PLUGIN_ERROR.is(err)) {
+      // The caller sees the plugin's own stack (mapped to its sources), never ours.
+      const d = err.details as { name?: string; message?: string; stack?: string }
+      err.stack = `${d.name ?? 'Error'}: ${d.message ?? ''}${d.stack ? `\n${d.stack}` : ''}`
+    }
+    return err
+  }
+
+  private settle(p: Pending, error: TrellisError | undefined, metrics?: Omit<InvocationMetrics, 'wallMs'>, logs?: LogLine[], output?: unknown): void {
+    if (this.pending.get(p.rid) !== p) return
+    this.pending.delete(p.rid)
+    p.worker.inflight.delete(p.rid)
+    clearTimeout(p.timer)
+    p.abort.abort()
+    const full: InvocationMetrics = {
+      cpuMs: 0,
+      heapUsedBytes: 0,
+      hostCalls: 0,
+      ...metrics,
+      outcome: error ? error.code : 'ok',
+      wallMs: Math.round((performance.now() - p.started) * 1000) / 1000,
+      workerPid: p.worker.pid,
+    }
+    if (!error) return p.resolve({ output, metrics: full, logs: logs ?? [] })
+    const e = error as InvocationError
+    e.metrics = full
+    e.logs = logs ?? []
+    p.reject(e)
+  }
+
+  private onHung(rid: number): void {
+    const p = this.pending.get(rid)
+    if (!p) return
+    this.settle(p, SBX.TIMEOUT({ limit: 'wall', limitMs: p.limits.wallMs }))
+    p.worker.kill('did not answer within its invocation deadline')
+  }
+
+  private checkMemory(): void {
+    const budget = (this.options.workerMemoryMb ?? 2048) * 1024 * 1024
+    for (const w of this.liveWorkers()) {
+      const rss = w.rssBytes()
+      if (rss !== undefined && rss > budget) w.kill(`exceeded its process memory budget (${Math.round(rss / 1048576)} MB)`)
+    }
+  }
+
+  private onExit(worker: WorkerProcess): void {
+    for (const rid of [...worker.inflight]) {
+      const p = this.pending.get(rid)
+      if (p) this.settle(p, SBX.WORKER_LOST({ reason: worker.deathReason }))
+    }
+    for (const [rid, w] of this.loads) if (w.worker === worker) (this.loads.delete(rid), w.resolve(undefined as never))
+    for (const [rid, w] of this.statsWaiters) if (w.worker === worker) (this.statsWaiters.delete(rid), w.resolve(undefined))
+    if (this.closed || this.workers[worker.slot] !== worker) return
+    this.restarts++
+    // A worker that dies right after starting would otherwise be respawned in a tight loop.
+    const early = Date.now() - worker.startedAt < 5000
+    this.recentCrashes = early ? this.recentCrashes + 1 : 0
+    const delay = early ? Math.min(5000, 50 * 2 ** Math.min(this.recentCrashes, 7)) : 0
+    const respawn = () => {
+      if (!this.closed) this.workers[worker.slot] = this.spawn(worker.slot)
+    }
+    if (delay) {
+      this.workers[worker.slot] = undefined
+      setTimeout(respawn, delay).unref()
+    } else respawn()
+  }
+}
+
+function bundleKey(id: unknown, version: unknown): string {
+  return `${String(id)}@${String(version)}`
+}
+
+function waitReady(w: WorkerProcess): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (msg: { t?: string }) => {
+      if (msg?.t !== 'ready') return
+      w.child.off('message', onMessage)
+      w.child.off('exit', onExit)
+      resolve()
+    }
+    const onExit = () => reject(SBX.WORKER_LOST({ reason: `worker failed to start: ${w.deathReason}` }))
+    w.child.on('message', onMessage)
+    w.child.once('exit', onExit)
+  })
+}

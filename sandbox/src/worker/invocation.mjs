@@ -1,0 +1,251 @@
+// One invocation inside a worker: takes an isolate, runs the entry, relays host calls and
+// logs, enforces the limits the isolate cannot enforce itself, and reports exactly once.
+import { Buffer } from 'node:buffer'
+import { parseUntrustedJson } from '../safe-json.mjs'
+import { classifyIsolateError, heapOf, IsolateFailure, TenantIsolate } from './tenant-isolate.mjs'
+import { mapPluginStack } from './stack-mapper.mjs'
+
+const LEVELS = new Set(['debug', 'info', 'warn', 'error'])
+let nextToken = 1
+
+export class Invocation {
+  constructor(worker, msg) {
+    this.worker = worker
+    this.rid = msg.rid
+    this.invocationId = msg.invocationId
+    this.bundleKey = msg.bundleKey
+    this.isoKey = msg.isoKey
+    this.entry = msg.entry
+    this.input = msg.input
+    this.context = msg.context
+    this.limits = msg.limits
+    this.remainingMs = msg.remainingMs
+    // Tokens are never reused, so a host object kept by plugin code from an earlier
+    // invocation cannot act within a later one.
+    this.token = nextToken++
+    this.iso = null
+    this.cold = false
+    this.done = false
+    this.startCpu = 0n
+    this.hostCalls = 0
+    this.breach = null
+    this.errorRefs = new Map()
+    this.logs = []
+    this.logBytes = 0
+    this.logsTruncated = false
+    this.waiter = { cancelled: false }
+  }
+
+  async start() {
+    this.timer = setTimeout(() => this.onDeadline(), this.remainingMs)
+    let bundle
+    try {
+      bundle = await this.worker.bundles.get(this.bundleKey)
+    } catch {
+      bundle = undefined
+    }
+    if (this.done) return
+    if (!bundle) return this.fail({ code: 'SBX_ERR_BUNDLE_NOT_LOADED', details: bundleIdentity(this.bundleKey) })
+    this.bundle = bundle
+    let acquired
+    try {
+      acquired = await this.worker.pool.acquire(this.isoKey, async () => {
+        const iso = new TenantIsolate(this.isoKey, bundle, this.limits.memoryMb)
+        await iso.init(this.limits.cpuMs)
+        return iso
+      }, this.waiter)
+    } catch (err) {
+      if (this.done) return
+      const f = err instanceof IsolateFailure ? err : new IsolateFailure('SBX_ERR_WORKER_LOST', { reason: 'isolate could not be created' })
+      return this.fail({ code: f.code, details: f.details })
+    }
+    if (this.done) {
+      this.worker.pool.release(acquired.iso)
+      return
+    }
+    this.iso = acquired.iso
+    this.cold = acquired.cold
+    this.iso.current = this
+    this.startCpu = this.iso.cpuNs()
+    const e = this.entry
+    this.iso.invokeRef
+      .apply(undefined, [this.token, e.kind, e.name, this.input, this.context, JSON.stringify(this.limits)], {
+        timeout: this.limits.cpuMs,
+        result: { promise: true, copy: true },
+      })
+      .then((r) => this.onResult(r), (err) => this.onIsolateError(err))
+  }
+
+  cpuUsedMs() {
+    const now = this.iso && !this.iso.disposed ? this.iso.cpuNs() : null
+    return now === null || this.startCpu === null ? 0 : Number(now - this.startCpu) / 1e6
+  }
+
+  onDeadline() {
+    if (this.done) return
+    this.waiter.cancelled = true
+    this.fail({ code: 'SBX_ERR_TIMEOUT', details: { limit: 'wall', limitMs: this.limits.wallMs } }, true)
+  }
+
+  onHostCall(token, cid, op, args) {
+    if (this.done || token !== this.token) return
+    if (typeof cid !== 'number' || typeof op !== 'string' || typeof args !== 'string') return
+    this.hostCalls++
+    if (this.hostCalls > this.limits.maxHostCalls) {
+      const details = { limit: this.limits.maxHostCalls }
+      this.breach = { code: 'SBX_ERR_HOST_CALL_LIMIT', details }
+      return this.settleError(cid, { code: 'SBX_ERR_HOST_CALL_LIMIT', status: 429, message: 'host call limit reached' }, { code: 'SBX_ERR_HOST_CALL_LIMIT', details })
+    }
+    if (args.length > this.limits.maxInputBytes || Buffer.byteLength(args) > this.limits.maxInputBytes) {
+      const details = { what: 'host-call args', limitBytes: this.limits.maxInputBytes }
+      return this.settleError(cid, { code: 'SBX_ERR_PAYLOAD_TOO_LARGE', status: 413, message: `host-call args exceed ${details.limitBytes} bytes` }, { code: 'SBX_ERR_PAYLOAD_TOO_LARGE', details })
+    }
+    this.worker.send({ t: 'hc', rid: this.rid, cid, op, args })
+  }
+
+  /** A host-call outcome from the parent: { ok, value } or { ok: false, error: {code,status,message} }. */
+  onHostResult(msg) {
+    if (this.done) return
+    if (msg.ok) return this.settle(msg.cid, true, typeof msg.value === 'string' ? msg.value : '')
+    const e = msg.error ?? {}
+    this.settleError(msg.cid, { code: String(e.code ?? 'SBX_ERR_HOST_CALL_FAILED'), status: Number(e.status ?? 500), message: String(e.message ?? 'host call failed') }, { hostRef: msg.cid })
+  }
+
+  settleError(cid, error, origin) {
+    this.errorRefs.set(cid, origin)
+    this.settle(cid, false, JSON.stringify({ code: error.code, status: error.status, message: error.message, ref: cid }))
+  }
+
+  settle(cid, ok, payload) {
+    if (this.done || !this.iso) return
+    const remaining = this.limits.cpuMs - this.cpuUsedMs()
+    if (remaining <= 0) return this.fail({ code: 'SBX_ERR_TIMEOUT', details: { limit: 'cpu', limitMs: this.limits.cpuMs } }, true)
+    this.iso.settleRef
+      .apply(undefined, [this.token, cid, ok, payload], { timeout: Math.max(1, Math.ceil(remaining)) })
+      .catch((err) => this.onIsolateError(err))
+  }
+
+  onLog(token, level, message, fields) {
+    if (this.done || token !== this.token) return
+    if (level === 'dropped') {
+      this.logsTruncated = true
+      return
+    }
+    if (typeof message !== 'string' || typeof fields !== 'string') return
+    const size = Buffer.byteLength(message) + fields.length
+    if (this.logs.length >= this.limits.maxLogLines || this.logBytes + size > this.limits.maxLogBytes) {
+      this.logsTruncated = true
+      return
+    }
+    this.logBytes += size
+    const line = { invocationId: this.invocationId, level: LEVELS.has(level) ? level : 'info', message, time: new Date().toISOString() }
+    if (fields !== '') {
+      try {
+        const parsed = parseUntrustedJson(fields)
+        line.fields = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? parsed : { value: parsed }
+      } catch {
+        // unparseable fields are dropped, the line is kept
+      }
+    }
+    this.logs.push(line)
+  }
+
+  onResult(result) {
+    if (this.done) return
+    if (this.breach) return this.fail(this.breach)
+    if (typeof result !== 'string' || result.length === 0) return this.fail({ code: 'SBX_ERR_OUTPUT_INVALID', details: { reason: 'no result' } })
+    if (result[0] === 'O') {
+      const json = result.slice(1)
+      if (json.length > this.limits.maxOutputBytes || Buffer.byteLength(json) > this.limits.maxOutputBytes) {
+        return this.fail({ code: 'SBX_ERR_PAYLOAD_TOO_LARGE', details: { what: 'output', limitBytes: this.limits.maxOutputBytes } })
+      }
+      return this.succeed(json)
+    }
+    let d
+    try {
+      d = JSON.parse(result.slice(1))
+    } catch {
+      d = {}
+    }
+    switch (d?.kind) {
+      case 'host': {
+        const origin = this.errorRefs.get(d.ref)
+        if (origin) return this.fail(origin)
+        break
+      }
+      case 'output':
+        return this.fail({ code: 'SBX_ERR_OUTPUT_INVALID', details: { reason: str(d.message, 500) || 'not serialisable' } })
+      case 'output-size':
+        return this.fail({ code: 'SBX_ERR_PAYLOAD_TOO_LARGE', details: { what: 'output', limitBytes: this.limits.maxOutputBytes } })
+      case 'host-call-limit':
+        return this.fail({ code: 'SBX_ERR_HOST_CALL_LIMIT', details: { limit: this.limits.maxHostCalls } })
+    }
+    const details = {
+      message: str(d?.message, 8192) || 'plugin error',
+      name: str(d?.name, 200) || 'Error',
+      stack: mapPluginStack(d?.stack, this.bundle),
+    }
+    if (str(d?.code, 200)) details.pluginCode = d.code
+    if (typeof d?.status === 'number' && d.status >= 400 && d.status <= 599) details.pluginStatus = d.status
+    this.fail({ code: 'SBX_ERR_PLUGIN_ERROR', details })
+  }
+
+  onIsolateError(err) {
+    if (this.done) return
+    const f = classifyIsolateError(err, this.iso, this.limits.cpuMs)
+    this.fail({ code: f.code, details: f.details }, true)
+  }
+
+  metrics(outcome) {
+    const cpuMs = this.cpuUsedMs()
+    let heap = 0
+    if (this.iso && !this.iso.disposed) {
+      heap = heapOf(this.iso.isolate)
+      this.iso.heapBytes = heap
+    }
+    return { cpuMs: Math.round(cpuMs * 1000) / 1000, heapUsedBytes: heap, hostCalls: this.hostCalls, outcome, coldStart: this.cold, workerPid: process.pid }
+  }
+
+  finishLogs() {
+    if (this.logsTruncated) {
+      this.logs.push({ invocationId: this.invocationId, level: 'warn', message: 'log limit reached; later lines of this invocation were dropped', time: new Date().toISOString() })
+    }
+    return this.logs
+  }
+
+  succeed(json) {
+    this.done = true
+    clearTimeout(this.timer)
+    const metrics = this.metrics('ok')
+    this.end(false)
+    this.worker.send({ t: 'ok', rid: this.rid, output: json, metrics, logs: this.finishLogs() })
+  }
+
+  /** `poisoned`: the isolate was stopped mid-run (or may still be running) and is discarded. */
+  fail(error, poisoned = false) {
+    this.done = true
+    clearTimeout(this.timer)
+    const outcome = error.code ?? 'error'
+    const metrics = this.metrics(outcome)
+    this.end(poisoned || error.code === 'SBX_ERR_MEMORY' || error.code === 'SBX_ERR_TIMEOUT')
+    this.worker.send({ t: 'err', rid: this.rid, error, metrics, logs: this.finishLogs() })
+  }
+
+  end(discard) {
+    this.worker.inflight.delete(this.rid)
+    const iso = this.iso
+    if (!iso) return
+    iso.current = null
+    if (discard) this.worker.pool.discard(iso)
+    else this.worker.pool.release(iso)
+  }
+}
+
+function str(v, max) {
+  return typeof v === 'string' ? v.slice(0, max) : ''
+}
+
+function bundleIdentity(key) {
+  const at = key.lastIndexOf('@')
+  return { id: key.slice(0, at), version: key.slice(at + 1) }
+}

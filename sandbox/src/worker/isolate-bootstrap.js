@@ -1,0 +1,256 @@
+// Runs INSIDE each isolate, before any plugin code, and is never imported by Node: the worker
+// reads this file as text and compiles it into the isolate. It is one function expression that
+// receives the only two host functions an isolate ever gets (fire-and-forget callbacks that
+// carry strings out) and returns the three entry points the worker calls.
+//
+// Plugin code shares this realm, so everything here assumes plugin code may later replace any
+// global or prototype method. Hence: builtins are captured before the bundle runs, the
+// callbacks live only in this closure (strict mode, so `fn.caller` and structured stack traces
+// cannot reach it), and everything leaving the isolate is a string built from captured
+// JSON.stringify of primitives or of values whose prototype is null.
+(function trellisBootstrap($hostCall, $log) {
+  'use strict'
+
+  const hostCall = $hostCall
+  const hostLog = $log
+  const jsonParse = JSON.parse
+  const jsonStringify = JSON.stringify
+  const apply = Reflect.apply
+  const defineProperty = Reflect.defineProperty
+  const freeze = Object.freeze
+  const create = Object.create
+  const isArray = Array.isArray
+  const PromiseCtor = Promise
+  const promiseReject = Promise.reject.bind(Promise)
+  const ErrorCtor = Error
+  const TypeErrorCtor = TypeError
+  const MapCtor = Map
+  const mapGet = Map.prototype.get
+  const mapSet = Map.prototype.set
+  const mapDelete = Map.prototype.delete
+  const WeakMapCtor = WeakMap
+  const weakGet = WeakMap.prototype.get
+  const weakSet = WeakMap.prototype.set
+  const stringSlice = String.prototype.slice
+  const StringCtor = String
+  const globalObject = globalThis
+
+  // A shared buffer is the only way to block the thread in Atomics.wait, and wasm memory is
+  // allocated outside the heap limit isolated-vm enforces; neither is needed by plugins.
+  delete globalObject.SharedArrayBuffer
+  delete globalObject.WebAssembly
+
+  const LEVELS = freeze({ debug: 'debug', info: 'info', warn: 'warn', error: 'error' })
+  const MAX_MESSAGE = 8 * 1024
+  const MAX_STACK = 16 * 1024
+  const MAX_OP = 256
+
+  let pluginInvoke = null
+  let active = null
+  // Host errors handed to plugin code, so a rethrown one is recognised without trusting any
+  // property the plugin could forge or change.
+  const hostErrors = new WeakMapCtor()
+
+  function quote(s) {
+    return jsonStringify(s)
+  }
+
+  function clip(value, max) {
+    return typeof value === 'string' ? (value.length > max ? apply(stringSlice, value, [0, max]) : value) : ''
+  }
+
+  function isObjectLike(v) {
+    return v !== null && (typeof v === 'object' || typeof v === 'function')
+  }
+
+  function read(obj, key) {
+    try { return obj[key] } catch { return undefined }
+  }
+
+  function describeThrown(e) {
+    if (isObjectLike(e)) {
+      let ref
+      try { ref = apply(weakGet, hostErrors, [e]) } catch { ref = undefined }
+      if (typeof ref === 'number') return '{"kind":"host","ref":' + ref + '}'
+      const name = clip(read(e, 'name'), 200) || 'Error'
+      const message = clip(read(e, 'message'), MAX_MESSAGE)
+      const stack = clip(read(e, 'stack'), MAX_STACK)
+      const code = clip(read(e, 'code'), 200)
+      const status = read(e, 'status')
+      return '{"kind":"plugin","name":' + quote(name) + ',"message":' + quote(message) + ',"stack":' + quote(stack) +
+        ',"code":' + quote(code) + ',"status":' + (typeof status === 'number' && status === status ? status : 0) + '}'
+    }
+    let text
+    try { text = typeof e === 'symbol' ? 'a symbol' : clip(StringCtor(e), 200) } catch { text = typeof e }
+    return '{"kind":"plugin","name":"","message":' + quote('plugin threw a non-Error value: ' + text) + ',"stack":"","code":"","status":0}'
+  }
+
+  function errorText(e) {
+    if (isObjectLike(e)) return clip(read(e, 'message'), 500) || 'unknown error'
+    try { return clip(StringCtor(e), 500) } catch { return 'unknown error' }
+  }
+
+  function makeError(Ctor, message, code) {
+    const err = new Ctor(message)
+    if (code) defineProperty(err, 'code', { value: code, writable: true, configurable: true, enumerable: true })
+    return err
+  }
+
+  function callHost(state, op, args) {
+    if (active !== state) return promiseReject(makeError(ErrorCtor, 'host is not available after the invocation ended', 'SBX_ERR_INVOCATION_ENDED'))
+    if (typeof op !== 'string' || op.length === 0 || op.length > MAX_OP) return promiseReject(new TypeErrorCtor('host.call: op must be a non-empty string'))
+    state.calls++
+    if (state.calls > state.limits.maxHostCalls) {
+      // Terminal even if the plugin catches it: the invocation must not look successful.
+      state.limitHit = true
+      return promiseReject(makeError(ErrorCtor, 'host call limit reached', 'SBX_ERR_HOST_CALL_LIMIT'))
+    }
+    let argsJson
+    try {
+      argsJson = args === undefined ? '' : jsonStringify(args)
+    } catch (e) {
+      return promiseReject(new TypeErrorCtor('host.call: args are not JSON-serialisable: ' + errorText(e)))
+    }
+    if (argsJson === undefined) argsJson = ''
+    if (argsJson.length > state.limits.maxInputBytes) {
+      return promiseReject(makeError(ErrorCtor, 'host.call args exceed ' + state.limits.maxInputBytes + ' bytes', 'SBX_ERR_PAYLOAD_TOO_LARGE'))
+    }
+    const cid = ++state.nextCall
+    return new PromiseCtor((resolve, reject) => {
+      apply(mapSet, state.pending, [cid, { resolve, reject }])
+      hostCall(state.token, cid, op, argsJson)
+    })
+  }
+
+  function writeLog(state, level, message, fields) {
+    if (state === null || active !== state) return
+    const lvl = typeof level === 'string' && LEVELS[level] === level ? level : 'info'
+    let text
+    try { text = typeof message === 'string' ? message : StringCtor(message) } catch { text = '' }
+    if (state.lines >= state.limits.maxLogLines) { state.dropped++; return }
+    let fieldsJson = ''
+    if (fields !== undefined && fields !== null) {
+      try { fieldsJson = jsonStringify(fields) || '' } catch { fieldsJson = '' }
+    }
+    const size = text.length + fieldsJson.length
+    if (state.bytes + size > state.limits.maxLogBytes) { state.dropped++; return }
+    state.lines++
+    state.bytes += size
+    hostLog(state.token, lvl, text, fieldsJson)
+  }
+
+  function makeConsoleMethod(level) {
+    return function () {
+      let text = ''
+      for (let i = 0; i < arguments.length; i++) {
+        const a = arguments[i]
+        let part
+        try { part = typeof a === 'string' ? a : jsonStringify(a) } catch { part = '[unserialisable]' }
+        text += (i ? ' ' : '') + (part === undefined ? 'undefined' : part)
+      }
+      writeLog(active, level, text)
+    }
+  }
+  globalObject.console = freeze({
+    log: makeConsoleMethod('info'),
+    info: makeConsoleMethod('info'),
+    debug: makeConsoleMethod('debug'),
+    warn: makeConsoleMethod('warn'),
+    error: makeConsoleMethod('error'),
+  })
+
+  // Evaluates the bundle's CommonJS wrapper; returns 'O' + entries JSON or 'E' + error JSON.
+  function load(factory) {
+    try {
+      const module = { exports: {} }
+      apply(factory, undefined, [module, module.exports])
+      const exp = module.exports
+      if (!isObjectLike(exp)) return 'E{"kind":"shape","message":"module.exports is not an object"}'
+      const invoke = exp.invoke
+      if (typeof invoke !== 'function') return 'E{"kind":"shape","message":"module.exports.invoke is not a function"}'
+      const entries = exp.entries
+      if (!isObjectLike(entries)) return 'E{"kind":"shape","message":"module.exports.entries is not an object"}'
+      let out = '{'
+      let first = true
+      for (const kind of ['route', 'event', 'action', 'workflowStep']) {
+        const names = entries[kind]
+        if (names === undefined) continue
+        if (!isArray(names)) return 'E{"kind":"shape","message":' + quote('entries.' + kind + ' is not an array') + '}'
+        let list = '['
+        for (let i = 0; i < names.length; i++) {
+          const n = names[i]
+          if (typeof n !== 'string' || n.length === 0 || n.length > 512) return 'E{"kind":"shape","message":' + quote('entries.' + kind + ' must hold non-empty strings') + '}'
+          list += (i ? ',' : '') + quote(n)
+        }
+        out += (first ? '' : ',') + quote(kind) + ':' + list + ']'
+        first = false
+      }
+      pluginInvoke = invoke
+      return 'O' + out + '}'
+    } catch (e) {
+      return 'E' + describeThrown(e)
+    }
+  }
+
+  // Starts one invocation; resolves to 'O' + output JSON or 'E' + error JSON, never rejects.
+  function invoke(token, kind, name, inputJson, contextJson, limitsJson) {
+    const limits = jsonParse(limitsJson)
+    const state = { token, limits, pending: new MapCtor(), nextCall: 0, calls: 0, limitHit: false, lines: 0, bytes: 0, dropped: 0 }
+    active = state
+    const host = freeze({
+      call: (op, args) => callHost(state, op, args),
+      log: (level, message, fields) => writeLog(state, level, message, fields),
+    })
+    return run(state, freeze({ kind, name }), inputJson === '' ? undefined : jsonParse(inputJson), jsonParse(contextJson), host)
+  }
+
+  async function run(state, entry, input, context, host) {
+    let output
+    try {
+      if (pluginInvoke === null) throw new ErrorCtor('bundle is not loaded')
+      output = await apply(pluginInvoke, undefined, [entry, input, context, host])
+    } catch (e) {
+      if (state.limitHit) return 'E{"kind":"host-call-limit"}'
+      return 'E' + describeThrown(e)
+    } finally {
+      if (active === state) active = null
+    }
+    if (state.limitHit) return 'E{"kind":"host-call-limit"}'
+    let json
+    try {
+      json = jsonStringify(output)
+    } catch (e) {
+      return 'E{"kind":"output","message":' + quote(errorText(e)) + '}'
+    }
+    if (json === undefined) json = 'null'
+    if (json.length > state.limits.maxOutputBytes) return 'E{"kind":"output-size"}'
+    return 'O' + json
+  }
+
+  // Delivers a host-call result: ok → JSON payload, else error JSON {code,status,message,ref}.
+  function settle(token, cid, ok, payload) {
+    // A result for an invocation that already ended stays undelivered, so a dangling promise
+    // can never resume under a later invocation's identity.
+    const state = active
+    if (state === null || state.token !== token) return
+    const waiter = apply(mapGet, state.pending, [cid])
+    if (waiter === undefined) return
+    apply(mapDelete, state.pending, [cid])
+    if (ok) {
+      waiter.resolve(payload === '' ? undefined : jsonParse(payload))
+      return
+    }
+    const d = jsonParse(payload)
+    const err = makeError(ErrorCtor, d.message, d.code)
+    defineProperty(err, 'name', { value: 'TrellisError', writable: true, configurable: true })
+    defineProperty(err, 'status', { value: d.status, writable: true, configurable: true, enumerable: true })
+    if (typeof d.ref === 'number') apply(weakSet, hostErrors, [err, d.ref])
+    waiter.reject(err)
+  }
+
+  const api = create(null)
+  api.load = load
+  api.invoke = invoke
+  api.settle = settle
+  return freeze(api)
+})

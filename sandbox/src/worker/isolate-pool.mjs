@@ -1,0 +1,156 @@
+// Warm isolates of one worker, keyed by (tenant, installation, bundle, memory limit). A key may
+// hold a few isolates so one tenant's concurrent invocations do not queue behind each other;
+// each isolate runs one invocation at a time so its CPU clock measures exactly that one.
+// Idle isolates leave by LRU order when the count or the heap budget is exceeded, and after
+// an idle timeout.
+export class IsolatePool {
+  constructor({ maxIsolates, maxIsolatesPerKey, idleMs, heapBudgetBytes }) {
+    this.maxIsolates = maxIsolates
+    this.maxPerKey = maxIsolatesPerKey
+    this.idleMs = idleMs
+    this.heapBudgetBytes = heapBudgetBytes
+    this.byKey = new Map()
+    this.creating = new Map()
+    this.waiters = new Map()
+    // Insertion order is recency order: an isolate is re-inserted whenever it is released.
+    this.idle = new Set()
+    this.count = 0
+  }
+
+  /**
+   * Resolves to { iso, cold } once an isolate for `key` is free; `create` builds a new one.
+   * `waiter.cancelled` lets a deadline drop a queued request.
+   */
+  async acquire(key, create, waiter = {}) {
+    const list = this.byKey.get(key)
+    if (list) {
+      for (const iso of list) {
+        if (!iso.busy && !iso.disposed) return { iso: this.take(iso), cold: false }
+      }
+    }
+    const building = this.creating.get(key) ?? 0
+    if ((list?.length ?? 0) + building < this.maxPerKey) {
+      this.creating.set(key, building + 1)
+      let iso
+      try {
+        iso = await create()
+      } finally {
+        const n = (this.creating.get(key) ?? 1) - 1
+        if (n > 0) this.creating.set(key, n)
+        else this.creating.delete(key)
+      }
+      if (waiter.cancelled) {
+        iso.dispose()
+        throw new Error('cancelled')
+      }
+      this.add(iso)
+      this.evictOverflow()
+      return { iso: this.take(iso), cold: true }
+    }
+    return new Promise((resolve, reject) => {
+      waiter.resolve = resolve
+      waiter.reject = reject
+      // Called when an isolate of this key is discarded: the request may build its own now.
+      waiter.retry = () => {
+        const again = { get cancelled() { return waiter.cancelled } }
+        this.acquire(key, create, again).then(resolve, reject)
+      }
+      const q = this.waiters.get(key) ?? []
+      q.push(waiter)
+      this.waiters.set(key, q)
+    })
+  }
+
+  take(iso) {
+    iso.busy = true
+    this.idle.delete(iso)
+    return iso
+  }
+
+  add(iso) {
+    const list = this.byKey.get(iso.key) ?? []
+    list.push(iso)
+    this.byKey.set(iso.key, list)
+    this.count++
+  }
+
+  /** Returns an isolate after an invocation; hands it straight to a queued request if any. */
+  release(iso) {
+    iso.busy = false
+    iso.lastUsed = Date.now()
+    if (iso.disposed || iso.disposeOnRelease) return this.discard(iso)
+    const q = this.waiters.get(iso.key)
+    while (q && q.length) {
+      const w = q.shift()
+      if (w.cancelled) continue
+      if (!q.length) this.waiters.delete(iso.key)
+      w.resolve({ iso: this.take(iso), cold: false })
+      return
+    }
+    this.waiters.delete(iso.key)
+    this.idle.add(iso)
+    this.evictOverflow()
+  }
+
+  /** Disposes an isolate whose state can no longer be trusted (timeout, memory, failure). */
+  discard(iso) {
+    iso.dispose()
+    this.remove(iso)
+  }
+
+  remove(iso) {
+    this.idle.delete(iso)
+    const list = this.byKey.get(iso.key)
+    if (!list) return
+    const i = list.indexOf(iso)
+    if (i < 0) return
+    list.splice(i, 1)
+    this.count--
+    if (!list.length) this.byKey.delete(iso.key)
+    // A queued request for this key may now create its own isolate.
+    const q = this.waiters.get(iso.key)
+    if (q && q.length) {
+      const w = q.shift()
+      if (!q.length) this.waiters.delete(iso.key)
+      if (!w.cancelled) w.retry?.()
+    }
+  }
+
+  heapBytes() {
+    let total = 0
+    for (const list of this.byKey.values()) for (const iso of list) total += iso.heapBytes
+    return total
+  }
+
+  evictOverflow() {
+    let heap = this.count > 0 && this.heapBudgetBytes ? this.heapBytes() : 0
+    for (const iso of this.idle) {
+      if (this.count <= this.maxIsolates && heap <= this.heapBudgetBytes) break
+      heap -= iso.heapBytes
+      this.discard(iso)
+    }
+  }
+
+  sweep(now = Date.now()) {
+    for (const iso of this.idle) {
+      if (now - iso.lastUsed < this.idleMs) break
+      this.discard(iso)
+    }
+    this.evictOverflow()
+  }
+
+  /** Drops every isolate of a bundle (on unload); busy ones go when released. */
+  dropWhere(predicate) {
+    for (const list of [...this.byKey.values()]) {
+      for (const iso of [...list]) {
+        if (!predicate(iso)) continue
+        if (iso.busy) iso.disposeOnRelease = true
+        else this.discard(iso)
+      }
+    }
+  }
+
+  disposeAll() {
+    for (const list of [...this.byKey.values()]) for (const iso of [...list]) this.discard(iso)
+  }
+}

@@ -1,0 +1,51 @@
+// Turns a stack captured inside an isolate into frames of the plugin's own source. Frames of
+// the bootstrap are dropped (they are ours, not the plugin's); there are never host frames in
+// an isolate stack, but nothing here assumes so: only "at ..." lines survive, so a stack that
+// plugin code rewrote (Error.prepareStackTrace) cannot smuggle other text through.
+import { SourceMap } from 'node:module'
+
+export const BOOTSTRAP_FILENAME = 'trellis:sandbox-bootstrap'
+const FRAME = /^at (?:(.*?) \()?(.*?):(\d+):(\d+)\)?$/
+const MAX_FRAMES = 50
+
+export function mapPluginStack(stack, bundle) {
+  if (typeof stack !== 'string' || stack === '') return ''
+  const out = []
+  for (const raw of stack.split('\n')) {
+    const line = raw.trim()
+    if (!line.startsWith('at ') || line.includes(BOOTSTRAP_FILENAME)) continue
+    out.push('    ' + mapFrame(line, bundle))
+    if (out.length >= MAX_FRAMES) break
+  }
+  return out.join('\n')
+}
+
+function mapFrame(line, bundle) {
+  const m = FRAME.exec(line)
+  if (!m || m[2] !== bundle.filename) return line
+  const fn = m[1]
+  // The bundle is compiled inside a one-line CommonJS wrapper, hence the line offset.
+  const genLine = Number(m[3]) - bundle.lineOffset
+  const genCol = Number(m[4])
+  let where = `${bundle.filename}:${genLine}:${genCol}`
+  const map = bundle.sourceMap()
+  if (map) {
+    const entry = map.findEntry(genLine - 1, genCol - 1)
+    if (entry && typeof entry.originalSource === 'string') {
+      where = `${entry.originalSource}:${entry.originalLine + 1}:${entry.originalColumn + 1}`
+    }
+  }
+  return fn ? `at ${fn} (${where})` : `at ${where}`
+}
+
+/** Parses a source map lazily; a broken map only costs the mapping, never the invocation. */
+export function lazySourceMap(text) {
+  if (typeof text !== 'string' || text === '') return () => null
+  let map
+  return () => {
+    if (map === undefined) {
+      try { map = new SourceMap(JSON.parse(text)) } catch { map = null }
+    }
+    return map
+  }
+}
