@@ -368,7 +368,7 @@ export class Sandbox {
       // Only a TrellisError's code and message reach plugin code; anything else might carry
       // host internals (SQL, paths), so the plugin sees a generic failure and the kernel
       // keeps the original as the cause.
-      const te = isTrellisError(err) ? err : SBX.HOST_CALL_FAILED({ op }, { cause: err })
+      const te = asTrellisError(err) ?? SBX.HOST_CALL_FAILED({ op }, { cause: err })
       p.hostErrors.set(cid, te)
       reply = { ok: false, error: { code: te.code, status: te.status, message: te.message } }
     }
@@ -450,6 +450,19 @@ export class Sandbox {
       setTimeout(respawn, delay).unref()
     } else respawn()
   }
+}
+
+const CODE = /^[A-Z][A-Z0-9]*_ERR_[A-Z0-9_]+$/
+
+// A kernel may hold a second copy of the SDK (bundled, linked), whose TrellisError fails
+// instanceof; the shape is what the contract is about.
+function asTrellisError(err: unknown): TrellisError | undefined {
+  if (isTrellisError(err)) return err
+  const e = err as Partial<TrellisError> | null
+  if (e instanceof Error && typeof e.code === 'string' && CODE.test(e.code) && typeof e.status === 'number') {
+    return new TrellisError(e.code, e.status, typeof e.title === 'string' ? e.title : e.code, e.message, e.details, { cause: err })
+  }
+  return undefined
 }
 
 function bundleKey(id: unknown, version: unknown): string {

@@ -1,18 +1,17 @@
 // Runs INSIDE each isolate, before any plugin code, and is never imported by Node: the worker
 // reads this file as text and compiles it into the isolate. It is one function expression that
-// receives the only two host functions an isolate ever gets (fire-and-forget callbacks that
-// carry strings out) and returns the three entry points the worker calls.
+// receives the only host function an isolate ever gets (a fire-and-forget callback that
+// carries strings out) and returns the entry points the worker calls.
 //
 // Plugin code shares this realm, so everything here assumes plugin code may later replace any
 // global or prototype method. Hence: builtins are captured before the bundle runs, the
 // callbacks live only in this closure (strict mode, so `fn.caller` and structured stack traces
 // cannot reach it), and everything leaving the isolate is a string built from captured
 // JSON.stringify of primitives or of values whose prototype is null.
-(function trellisBootstrap($hostCall, $log) {
+(function trellisBootstrap($hostCall) {
   'use strict'
 
   const hostCall = $hostCall
-  const hostLog = $log
   const jsonParse = JSON.parse
   const jsonStringify = JSON.stringify
   const apply = Reflect.apply
@@ -34,6 +33,7 @@
   const stringSlice = String.prototype.slice
   const StringCtor = String
   const globalObject = globalThis
+  const dateNow = Date.now
 
   // A shared buffer is the only way to block the thread in Atomics.wait, and wasm memory is
   // allocated outside the heap limit isolated-vm enforces; neither is needed by plugins.
@@ -47,6 +47,8 @@
 
   let pluginInvoke = null
   let active = null
+  // The invocation whose result awaits `poll`.
+  let finished = null
   // Host errors handed to plugin code, so a rethrown one is recognised without trusting any
   // property the plugin could forge or change.
   const hostErrors = new WeakMapCtor()
@@ -136,7 +138,19 @@
     if (state.bytes + size > state.limits.maxLogBytes) { state.dropped++; return }
     state.lines++
     state.bytes += size
-    hostLog(state.token, lvl, text, fieldsJson)
+    // Lines stay in the isolate until the invocation ends (or the worker drains them after a
+    // timeout): no host round trip per line.
+    state.logs += (state.logs === '' ? '' : ',') + '[' + quote(lvl) + ',' + quote(text) + ',' + quote(fieldsJson) + ',' + dateNow() + ']'
+  }
+
+  // '[' + lines + ',' + dropped + ']' : the worker checks and re-limits every line.
+  function logsOf(state) {
+    return '[[' + state.logs + '],' + state.dropped + ']'
+  }
+
+  function drain(token) {
+    const state = active !== null && active.token === token ? active : finished !== null && finished.token === token ? finished : null
+    return state === null ? '' : logsOf(state)
   }
 
   function makeConsoleMethod(level) {
@@ -192,19 +206,40 @@
     }
   }
 
-  // Starts one invocation; resolves to 'O' + output JSON or 'E' + error JSON, never rejects.
-  function invoke(token, kind, name, inputJson, contextJson, limitsJson) {
+  // Starts one invocation. With `awaitable` it returns a promise of the result (the worker
+  // awaits it from another thread); otherwise the result is collected with `poll` after each
+  // synchronous entry, which saves a thread hop per call. A result is 'O' + output JSON or
+  // 'E' + error JSON; it never rejects.
+  function invoke(token, kind, name, inputJson, contextJson, limitsJson, awaitable) {
     const limits = jsonParse(limitsJson)
-    const state = { token, limits, pending: new MapCtor(), nextCall: 0, calls: 0, limitHit: false, lines: 0, bytes: 0, dropped: 0 }
+    const state = { token, limits, pending: new MapCtor(), nextCall: 0, calls: 0, limitHit: false, lines: 0, bytes: 0, dropped: 0, logs: '', result: undefined }
     active = state
+    finished = null
     const host = freeze({
       call: (op, args) => callHost(state, op, args),
       log: (level, message, fields) => writeLog(state, level, message, fields),
     })
-    return run(state, freeze({ kind, name }), inputJson === '' ? undefined : jsonParse(inputJson), jsonParse(contextJson), host)
+    const promise = run(state, freeze({ kind, name }), inputJson === '' ? undefined : jsonParse(inputJson), jsonParse(contextJson), host)
+    return awaitable ? promise : undefined
+  }
+
+  function poll(token) {
+    const state = finished
+    if (state === null || state.token !== token) return undefined
+    finished = null
+    return state.result
   }
 
   async function run(state, entry, input, context, host) {
+    // Logs, a newline, then the result: JSON text never holds a raw newline.
+    const out = await compute(state, entry, input, context, host)
+    const result = logsOf(state) + '\n' + out
+    state.result = result
+    finished = state
+    return result
+  }
+
+  async function compute(state, entry, input, context, host) {
     let output
     try {
       if (pluginInvoke === null) throw new ErrorCtor('bundle is not loaded')
@@ -252,5 +287,7 @@
   api.load = load
   api.invoke = invoke
   api.settle = settle
+  api.poll = poll
+  api.drain = drain
   return freeze(api)
 })

@@ -51,10 +51,11 @@ export class TenantIsolate {
       const bootFn = boot.runSync(context, { reference: true, timeout: loadTimeoutMs })
       const api = bootFn.applySync(undefined, [
         new ivm.Callback((token, cid, op, args) => this.current?.onHostCall(token, cid, op, args), { ignored: true }),
-        new ivm.Callback((token, level, message, fields) => this.current?.onLog(token, level, message, fields), { ignored: true }),
       ], { result: { reference: true }, timeout: loadTimeoutMs })
       this.invokeRef = api.getSync('invoke', { reference: true })
       this.settleRef = api.getSync('settle', { reference: true })
+      this.pollRef = api.getSync('poll', { reference: true })
+      this.drainRef = api.getSync('drain', { reference: true })
       const loadRef = api.getSync('load', { reference: true })
       const script = await isolate.compileScript(this.bundle.code, { filename: this.bundle.filename, cachedData: this.bundle.cachedData })
       // Plugin code runs from here on: asynchronously, so a hostile top level cannot block
@@ -65,7 +66,7 @@ export class TenantIsolate {
         throw new IsolateFailure('SBX_ERR_BUNDLE_INVALID', { reason: describeLoadFailure(result) })
       }
       this.entries = JSON.parse(result.slice(1))
-      this.heapBytes = heapOf(isolate)
+      this.heapBytes = heapOf(isolate).total
     } catch (err) {
       const failure = err instanceof IsolateFailure ? err : classifyIsolateError(err, this, loadTimeoutMs)
       this.dispose()
@@ -95,12 +96,13 @@ function describeLoadFailure(result) {
   }
 }
 
+/** { used, total }: used heap for metrics; total (with external memory) for eviction budgets. */
 export function heapOf(isolate) {
   try {
     const s = isolate.getHeapStatisticsSync()
-    return s.total_heap_size + s.externally_allocated_size
+    return { used: s.used_heap_size + s.externally_allocated_size, total: s.total_heap_size + s.externally_allocated_size }
   } catch {
-    return 0
+    return { used: 0, total: 0 }
   }
 }
 

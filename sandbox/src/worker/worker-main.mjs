@@ -19,6 +19,21 @@ const worker = {
   /** bundle key → Promise of the compiled bundle (so invocations can wait for a load in flight). */
   bundles: new Map(),
   inflight: new Map(),
+  /** Keys whose plugin code ran long on the event loop once; they run on pool threads (see Invocation.enterSync). */
+  slowKeys: new Map(),
+  syncSliceMs: config.syncSliceMs ?? 10,
+  isSlow(key) {
+    const until = this.slowKeys.get(key)
+    if (until === undefined) return false
+    if (until > Date.now()) return true
+    this.slowKeys.delete(key)
+    return false
+  },
+  markSlow(key) {
+    this.slowKeys.delete(key)
+    if (this.slowKeys.size >= 100_000) this.slowKeys.delete(this.slowKeys.keys().next().value)
+    this.slowKeys.set(key, Date.now() + 30 * 60_000)
+  },
   send(msg) {
     if (process.connected) process.send(msg)
   },
