@@ -458,8 +458,9 @@ const CODE = /^[A-Z][A-Z0-9]*_ERR_[A-Z0-9_]+$/
 // instanceof; the shape is what the contract is about.
 function asTrellisError(err: unknown): TrellisError | undefined {
   if (isTrellisError(err)) return err
-  const e = err as Partial<TrellisError> | null
-  if (e instanceof Error && typeof e.code === 'string' && CODE.test(e.code) && typeof e.status === 'number') {
+  if (!(err instanceof Error)) return undefined
+  const e = err as Error & Partial<Pick<TrellisError, 'code' | 'status' | 'title' | 'details'>>
+  if (typeof e.code === 'string' && CODE.test(e.code) && typeof e.status === 'number') {
     return new TrellisError(e.code, e.status, typeof e.title === 'string' ? e.title : e.code, e.message, e.details, { cause: err })
   }
   return undefined
