@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import type { Database } from '../db/database.js'
+import { sqlArray, type Database } from '../db/database.js'
 import { chainHash, GENESIS_HASH, type AuditRow } from './chain.js'
 
 const BATCH = 500
@@ -103,7 +103,7 @@ export class AuditSealer {
             `update audit_log a set seq = v.seq, prev_hash = v.prev_hash, hash = v.hash
                from (select unnest(?::uuid[]) as id, unnest(?::bigint[]) as seq, unnest(?::text[]) as prev_hash, unnest(?::text[]) as hash) v
               where a.id = v.id`,
-            [ids, seqs, prevs, hashes],
+            [sqlArray(ids), sqlArray(seqs), sqlArray(prevs), sqlArray(hashes)],
           )
           return rows.length
         },

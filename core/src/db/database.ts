@@ -100,6 +100,19 @@ export class Database {
   }
 
   /**
+   * Runs `fn` in one transaction as the connecting (owner) role, RLS not dropped to: only for
+   * bootstrap work that the application role may not do, such as writing the built-in roles.
+   */
+  async asOwner<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    const orm = this.embedded || this.adminUrl === this.orm.config.get('clientUrl') ? this.orm : await initOrm(this.adminUrl, 1, this.logger)
+    try {
+      return await orm.em.fork().transactional((tem) => fn({ em: tem as EntityManager, sql: (text, params = []) => tem.execute(text, params as unknown[]) as never }))
+    } finally {
+      if (orm !== this.orm) await orm.close()
+    }
+  }
+
+  /**
    * Runs `fn` in one transaction as `role`, seeing only the rows of organisation `orgId`.
    * Also returns the organisation's and its partner's status from the same round trip, so a
    * suspension is honoured by the very next transaction.
@@ -147,4 +160,12 @@ export class Database {
 function isConnectionError(err: unknown): boolean {
   const code = (err as { code?: string })?.code
   return code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === '57P01' || code === '08006' || code === '08001'
+}
+
+/**
+ * A PostgreSQL array literal for a `?::text[]` (or `?::uuid[]`) parameter: the query layer
+ * would otherwise spread a JS array into a list of parameters.
+ */
+export function sqlArray(values: readonly string[]): string {
+  return `{${values.map((v) => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`).join(',')}}`
 }

@@ -37,7 +37,6 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       const given = req.headers['x-request-id']
       return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : uuidv7()
     },
-    disableRequestLogging: true,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
     trustProxy: false,
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as Api
@@ -78,7 +77,6 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
   })
   app.addHook('onResponse', async (request, reply) => {
     metrics.finish(request, reply)
-    request.log.info({ method: request.method, url: request.routeOptions.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request')
   })
 
   await app.register(rateLimit, {

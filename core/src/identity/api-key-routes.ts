@@ -10,6 +10,7 @@ import { PageQuery, pageOf, decodeCursor, toPage } from '../http/pagination.js'
 import { KERNEL_PERMISSIONS as P, PERMISSION_PATTERN, missingPermissions } from './permissions.js'
 import { hashToken } from './sessions.js'
 import { formatApiKey } from './authenticate.js'
+import { sqlArray } from '../db/database.js'
 
 const ApiKeyView = Type.Object({
   id: Type.String({ format: 'uuid' }),
@@ -76,7 +77,7 @@ export function registerApiKeyRoutes(app: Api, k: KernelContext): void {
         const [created] = await tx.sql<KeyRow>(
           `insert into api_keys (id, tenant_id, org_kind, name, secret_hash, permissions, created_by, expires_at)
            values (?::uuid, ?::uuid, ?, ?, ?, ?::text[], ?::uuid, ?::timestamptz) returning *`,
-          [id, p.orgId, p.orgKind, name, hashToken(secret), permissions, p.userId, expiresAt ?? null],
+          [id, p.orgId, p.orgKind, name, hashToken(secret), sqlArray(permissions), p.userId, expiresAt ?? null],
         )
         await appendAudit(tx, p.orgId, { ...auditMeta(request), action: 'api_key.created', target: { kind: 'api_key', id }, data: { name, permissions, expiresAt: expiresAt ?? null } })
         return created!

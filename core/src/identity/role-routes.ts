@@ -8,6 +8,7 @@ import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
 import { KERNEL_PERMISSIONS as P, PERMISSION_PATTERN, missingPermissions } from './permissions.js'
 import { BUILTIN_ROLES } from './permissions.js'
 import type { RoleRow } from './roles.js'
+import { sqlArray } from '../db/database.js'
 
 const Role = Type.Object({
   id: Type.String({ format: 'uuid' }),
@@ -70,7 +71,7 @@ export function registerRoleRoutes(app: Api, k: KernelContext): void {
              insert into audit_log ${AUDIT_COLUMNS} select * from (values ${AUDIT_VALUES}) v where exists (select 1 from r)
            )
            select * from r`,
-          [id, p.orgId, name, description, permissions, ...audit],
+          [id, p.orgId, name, description, sqlArray(permissions), ...audit],
         ),
       )
       if (!row) throw KRN.CONFLICT({ reason: `a role named ${name} exists` })

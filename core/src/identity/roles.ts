@@ -1,4 +1,4 @@
-import type { Tx } from '../db/database.js'
+import { sqlArray, type Tx } from '../db/database.js'
 import type { OrgKind } from './entities.js'
 import { BUILTIN_ROLES, type BuiltinRoleName } from './permissions.js'
 import { KRN } from '../errors.js'
@@ -19,7 +19,7 @@ export async function syncBuiltinRoles(tx: Tx): Promise<void> {
     await tx.sql(
       `insert into roles (id, tenant_id, name, description, permissions, builtin) values (?::uuid, null, ?, ?, ?::text[], true)
        on conflict (name) where builtin do update set description = excluded.description, permissions = excluded.permissions`,
-      [uuidv7(), name, role.description, role.permissions],
+      [uuidv7(), name, role.description, sqlArray(role.permissions)],
     )
   }
 }

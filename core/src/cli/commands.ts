@@ -1,0 +1,113 @@
+import { createKernel } from '../kernel.js'
+import type { KernelConfig } from '../config.js'
+import { Database, PLATFORM_ORG } from '../db/database.js'
+import { createPlatformAdmin, hasPlatformAdmin, seedDemo, assertEmail } from '../bootstrap.js'
+import { verifyChain, auditedOrganisations } from '../audit/verify.js'
+import { AuditSealer } from '../audit/sealer.js'
+import { SigningKeys } from '../identity/signing-keys.js'
+import { SecretBox } from '../crypto/secret-box.js'
+
+const out = (line = '') => process.stdout.write(line + '\n')
+
+export async function runStart(config: KernelConfig, opts: { demo?: boolean; migrate?: boolean }, stopTelemetry?: () => Promise<void>): Promise<void> {
+  const kernel = await createKernel({ config, migrate: opts.migrate })
+  const { ctx } = kernel
+  let firstAdmin: { email: string; password?: string } | undefined
+  if (!(await hasPlatformAdmin(ctx))) {
+    firstAdmin = await createPlatformAdmin(ctx, { email: process.env.TRELLIS_ADMIN_EMAIL ?? 'admin@trellis.local', password: process.env.TRELLIS_ADMIN_PASSWORD })
+  }
+  const demo = opts.demo ? await seedDemo(ctx) : undefined
+  const url = (await kernel.listen()).replace('[::1]', 'localhost')
+  out()
+  out(`Trellis is running at ${url}  (API docs: ${url}/docs)`)
+  out(`Database: ${ctx.db.embedded ? `embedded PostgreSQL (PGlite) in ${config.dataDir}` : 'PostgreSQL from DATABASE_URL'}`)
+  if (firstAdmin) {
+    out()
+    out('A platform admin was created. Sign in with:')
+    out(`  email:    ${firstAdmin.email}`)
+    out(`  password: ${firstAdmin.password ?? '(the TRELLIS_ADMIN_PASSWORD you set)'}`)
+    if (firstAdmin.password) out('  (shown only this once)')
+  }
+  if (demo) {
+    out()
+    out('Demo: partner "Northwind Partners" manages tenant "Northwind Traders". Accounts:')
+    for (const a of demo.accounts) out(`  ${a.role.padEnd(18)} ${a.email.padEnd(36)} ${a.password}   (${a.org})`)
+  }
+  out()
+  out('Sign in:')
+  out(`  curl -s -X POST ${url}/v1/auth/login -H 'content-type: application/json' \\`)
+  out(`       -d '{"email":"${demo?.accounts[2]?.email ?? firstAdmin?.email ?? 'admin@trellis.local'}","password":"…"}'`)
+  out(`then send the accessToken as "Authorization: Bearer <token>", e.g. to ${url}/v1/me`)
+  out()
+  const stop = async () => {
+    await kernel.close()
+    await stopTelemetry?.()
+    process.exit(0)
+  }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+}
+
+export async function runMigrate(config: KernelConfig, direction: 'up' | 'down' | 'status', to?: string): Promise<void> {
+  const db = await Database.open(config)
+  try {
+    if (direction === 'status') {
+      const { executed, pending } = await db.migrationStatus()
+      for (const m of executed) out(`applied  ${m}`)
+      for (const m of pending) out(`pending  ${m}`)
+      if (executed.length + pending.length === 0) out('no migrations')
+      return
+    }
+    const done = await db.migrate(direction, to)
+    out(done.length ? done.map((m) => `${direction === 'up' ? 'applied' : 'reverted'} ${m}`).join('\n') : 'nothing to do')
+  } finally {
+    await db.close()
+  }
+}
+
+export async function runAdminCreate(config: KernelConfig, opts: { email: string; name: string }): Promise<void> {
+  assertEmail(opts.email)
+  const kernel = await createKernel({ config })
+  try {
+    const created = await createPlatformAdmin(kernel.ctx, { email: opts.email, name: opts.name, password: process.env.TRELLIS_ADMIN_PASSWORD })
+    out(`platform admin ${created.email} is ready`)
+    if (created.password) out(`password: ${created.password}   (shown only this once)`)
+  } finally {
+    await kernel.close()
+  }
+}
+
+export async function runAuditVerify(config: KernelConfig, opts: { tenant?: string; json?: boolean }): Promise<void> {
+  const db = await Database.open(config)
+  let broken = 0
+  try {
+    // Seal what is committed but not sealed yet, so the check covers every entry.
+    await new AuditSealer(db).sealAll()
+    const orgs = opts.tenant ? [opts.tenant] : await auditedOrganisations(db)
+    const reports = []
+    for (const org of orgs) {
+      const r = await verifyChain(db, org)
+      reports.push(r)
+      if (!r.ok) broken++
+      if (!opts.json) {
+        const name = org === PLATFORM_ORG ? 'platform' : org
+        if (r.ok) out(`ok      ${name}  ${r.entries} entries${r.head ? `, head ${r.head.seq}:${r.head.hash}` : ''}`)
+        else out(`BROKEN  ${name}  at entry ${r.brokenAt!.seq} (${r.brokenAt!.id}): ${r.brokenAt!.reason}`)
+      }
+    }
+    if (opts.json) out(JSON.stringify(reports, null, 2))
+  } finally {
+    await db.close()
+  }
+  if (broken) process.exitCode = 1
+}
+
+export async function runKeysRotate(config: KernelConfig): Promise<void> {
+  const db = await Database.open(config)
+  try {
+    const kid = await new SigningKeys(db, new SecretBox(config.secretKey)).rotate()
+    out(`now signing with ${kid}`)
+  } finally {
+    await db.close()
+  }
+}

@@ -1,0 +1,89 @@
+import type { Logger } from 'pino'
+import type { Api } from './http/types.js'
+import { loadConfig, type KernelConfig } from './config.js'
+import { Database } from './db/database.js'
+import { AuditSealer } from './audit/sealer.js'
+import { SigningKeys } from './identity/signing-keys.js'
+import { AccessTokens } from './identity/tokens.js'
+import { OrgStatusCache } from './identity/org-status.js'
+import { LoginLimiter } from './identity/login-limiter.js'
+import { SecretBox } from './crypto/secret-box.js'
+import { syncBuiltinRoles } from './identity/roles.js'
+import { createLogger } from './observability/logger.js'
+import { buildApp, type HttpOptions } from './http/app.js'
+import type { KernelContext } from './kernel-context.js'
+import { KRN } from './errors.js'
+
+export interface KernelOptions extends HttpOptions {
+  config?: KernelConfig
+  logger?: Logger
+  /** Where the embedded database lives; `memory://` for a throw-away one. Defaults to <dataDir>/pgdata. */
+  embeddedDir?: string
+  /** Run pending migrations first. Default: on the embedded database only. */
+  migrate?: boolean
+  /** Database pool size (PostgreSQL only). */
+  poolMax?: number
+  /** Login attempt limits (tests lower them). */
+  loginLimits?: { perAccount: number; perIp: number; windowMs: number }
+}
+
+/** A running kernel: its services and its HTTP API (not yet listening). */
+export interface Kernel {
+  ctx: KernelContext
+  app: Api
+  /** Starts listening; resolves to the base URL. */
+  listen(): Promise<string>
+  close(): Promise<void>
+}
+
+/** Opens the database, brings the schema up to date, loads keys, builds the API. */
+export async function createKernel(options: KernelOptions = {}): Promise<Kernel> {
+  const config = options.config ?? loadConfig()
+  const logger = options.logger ?? createLogger(config.logLevel)
+  const db = await Database.open({ ...config, embeddedDir: options.embeddedDir, poolMax: options.poolMax }, logger)
+  try {
+    if (options.migrate ?? db.embedded) await db.migrate('up')
+    else {
+      const { pending } = await db.migrationStatus()
+      if (pending.length) throw KRN.CONFIG_INVALID({ variable: 'DATABASE_URL', reason: `the database needs migrations (${pending.join(', ')}): run trellis migrate up` })
+    }
+    await db.asOwner((tx) => syncBuiltinRoles(tx))
+    const secrets = new SecretBox(config.secretKey)
+    const keys = new SigningKeys(db, secrets)
+    await keys.load()
+    const sealer = new AuditSealer(db, logger)
+    sealer.start()
+    const limits = options.loginLimits
+    const ctx: KernelContext = {
+      config,
+      logger,
+      db,
+      sealer,
+      keys,
+      tokens: new AccessTokens(keys, config.publicUrl),
+      orgStatus: new OrgStatusCache(db),
+      loginLimiter: limits ? new LoginLimiter(limits.perAccount, limits.perIp, limits.windowMs) : new LoginLimiter(),
+      secrets,
+      revokedSessions: new Set(),
+    }
+    const app = await buildApp(ctx, options)
+    let closed = false
+    return {
+      ctx,
+      app,
+      async listen() {
+        return app.listen({ port: config.port, host: config.host })
+      },
+      async close() {
+        if (closed) return
+        closed = true
+        await app.close()
+        await sealer.close()
+        await db.close()
+      },
+    }
+  } catch (err) {
+    await db.close()
+    throw err
+  }
+}

@@ -1,0 +1,68 @@
+import { v7 as uuidv7 } from 'uuid'
+import type { Tx } from '../db/database.js'
+import { PLATFORM_ORG } from '../db/database.js'
+import { KRN } from '../errors.js'
+import { appendAudit, type AuditRecord } from '../audit/audit-log.js'
+import { assertPasswordStrength, hashPassword } from '../identity/passwords.js'
+import type { Branding } from './entities.js'
+import type { OrgKind } from '../identity/entities.js'
+
+export interface NewOrgAdmin {
+  email: string
+  name: string
+  password?: string
+}
+
+export interface TenantRow {
+  id: string
+  name: string
+  slug: string
+  partner_id: string | null
+  status: string
+  created_at: Date
+  suspended_at: Date | null
+}
+
+export interface PartnerRow {
+  id: string
+  name: string
+  slug: string
+  status: string
+  branding: Branding
+  created_at: Date
+}
+
+type Meta = Pick<AuditRecord, 'actor' | 'ip' | 'requestId'>
+
+/**
+ * Gives a user a built-in role in an organisation, creating the user when the email is new.
+ * Runs inside the organisation's own transaction (its rows are invisible from any other).
+ */
+export async function addMember(tx: Tx, orgId: string, orgKind: OrgKind, roleName: string, admin: NewOrgAdmin, meta: Meta): Promise<string> {
+  let [user] = await tx.sql<{ id: string }>('select id from users where lower(email) = lower(?)', [admin.email])
+  if (!user) {
+    if (!admin.password) throw KRN.VALIDATION_FAILED({ reason: 'admin.password is required for a new user' })
+    assertPasswordStrength(admin.password)
+    user = { id: uuidv7() }
+    await tx.sql('insert into users (id, email, name, password_hash) values (?::uuid, ?, ?, ?)', [user.id, admin.email, admin.name, await hashPassword(admin.password)])
+  }
+  const [role] = await tx.sql<{ id: string }>('select id from roles where builtin and name = ?', [roleName])
+  await tx.sql('insert into memberships (id, tenant_id, org_kind, user_id, role_id) values (?::uuid, ?::uuid, ?, ?::uuid, ?::uuid) on conflict (tenant_id, user_id) do nothing', [
+    uuidv7(),
+    orgId,
+    orgKind,
+    user.id,
+    role!.id,
+  ])
+  await appendAudit(tx, orgId, { ...meta, action: 'membership.created', target: { kind: 'user', id: user.id }, data: { email: admin.email, role: roleName } })
+  return user.id
+}
+
+export async function slugTaken(tx: Tx, table: 'tenants' | 'partners', slug: string): Promise<void> {
+  const [row] = await tx.sql(`select 1 from ${table} where slug = ?`, [slug])
+  if (row) throw KRN.CONFLICT({ reason: `the slug ${slug} is taken` })
+}
+
+export function isPlatform(orgId: string): boolean {
+  return orgId === PLATFORM_ORG
+}
