@@ -388,6 +388,9 @@ export class Sandbox {
       // The caller sees the plugin's own stack (mapped to its sources), never ours.
       const d = err.details as { name?: string; message?: string; stack?: string }
       err.stack = `${d.name ?? 'Error'}: ${d.message ?? ''}${d.stack ? `\n${d.stack}` : ''}`
+    } else {
+      // Frames of the IPC handler that rebuilt it would only mislead whoever reads the log.
+      err.stack = `${err.name} [${err.code}]: ${err.message}`
     }
     return err
   }

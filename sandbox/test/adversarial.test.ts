@@ -1,0 +1,168 @@
+// Runs the hostile corpus against one sandbox while a well-behaved tenant keeps invoking
+// beside it. Each case runs as its own tenant, so a case that patches builtins only harms
+// itself, which is the property under test.
+import t from 'tap'
+import { TrellisError } from '@trellis/plugin-sdk'
+import { SBX, Sandbox } from '../src/index.js'
+import type { HostCallHandler, SandboxLimits } from '../src/index.js'
+import { bodiesBundle } from './fixtures/bundles.js'
+import { corpus } from './fixtures/hostile-corpus.js'
+import { call } from './fixtures/harness.js'
+
+const LIMITS: Partial<SandboxLimits> = {
+  cpuMs: 250,
+  wallMs: 1500,
+  memoryMb: 32,
+  maxHostCalls: 50,
+  maxInputBytes: 64 * 1024,
+  maxOutputBytes: 256 * 1024,
+  maxLogLines: 100,
+  maxLogBytes: 16 * 1024,
+}
+// Slack for the parent to hear about a deadline the worker enforced (and for a busy CI box).
+const DEADLINE_SLACK_MS = 1500
+
+const sandbox = await Sandbox.create({ workers: 2, hangGraceMs: 2000 })
+t.teardown(() => sandbox.close())
+
+const strict = corpus.filter((c) => !c.sloppy)
+const sloppy = corpus.filter((c) => c.sloppy)
+const hostileStrict = bodiesBundle('@evil/strict', Object.fromEntries(strict.map((c, i) => [`c${i}`, c.body])))
+const hostileSloppy = bodiesBundle('@evil/sloppy', Object.fromEntries(sloppy.map((c, i) => [`c${i}`, c.body])), '1.0.0', false)
+const good = bodiesBundle('@good/echo', {
+  echo: `const r = await host.call('echo', { n: input }); return { n: r.n, tenant: ctx.tenantId }`,
+})
+await Promise.all([sandbox.load(hostileStrict), sandbox.load(hostileSloppy), sandbox.load(good)])
+
+let hostCalls = 0
+const hostileHost: HostCallHandler = (op, args, meta) => {
+  hostCalls++
+  if (op === 'echo') return Promise.resolve(args)
+  if (op === 'deny') return Promise.reject(new TrellisError('KRN_ERR_CAPABILITY_DENIED', 403, 'Capability denied', 'denied'))
+  // 'hang': settles only when the sandbox gives up on the invocation
+  return new Promise((resolve) => meta.signal.addEventListener('abort', () => resolve(null)))
+}
+
+// Warm both workers up before measuring the baseline.
+for (let i = 0; i < 20; i++) await call(sandbox, good, 'echo', { tenant: `warm-${i % 4}`, input: i, onHostCall: hostileHost })
+const baseline = await sandbox.stats({ refresh: true })
+const parentHeapBefore = process.memoryUsage().heapUsed
+
+// The well-behaved tenant, invoking throughout.
+let goodOk = 0
+const goodFailures: string[] = []
+let stop = false
+const goodLoop = (async () => {
+  let n = 0
+  while (!stop) {
+    n++
+    try {
+      const res = await call(sandbox, good, 'echo', { tenant: 'good-tenant', input: n, onHostCall: hostileHost, limits: { wallMs: 5000 } })
+      if ((res.output as { n: number }).n === n) goodOk++
+      else goodFailures.push(`wrong output ${JSON.stringify(res.output)}`)
+    } catch (err) {
+      goodFailures.push(String((err as TrellisError).code ?? err))
+    }
+    await new Promise((r) => setTimeout(r, 5))
+  }
+})()
+
+const cases = [
+  ...strict.map((c, i) => ({ c, bundle: hostileStrict, entry: `c${i}` })),
+  ...sloppy.map((c, i) => ({ c, bundle: hostileSloppy, entry: `c${i}` })),
+]
+
+// Four at a time: enough to overlap hostile work on both workers, bounded so the suite stays fast.
+for (let i = 0; i < cases.length; i += 4) {
+  await Promise.all(
+    cases.slice(i, i + 4).map(({ c, bundle, entry }, j) =>
+      t.test(c.name, async (t) => {
+        const started = performance.now()
+        let outcome: { ok: true; output: unknown } | { ok: false; code: string; err: unknown }
+        try {
+          const res = await call(sandbox, bundle, entry, { tenant: `hostile-${i + j}`, onHostCall: hostileHost, limits: LIMITS })
+          outcome = { ok: true, output: res.output }
+        } catch (err) {
+          outcome = { ok: false, code: (err as TrellisError).code, err }
+        }
+        const elapsed = performance.now() - started
+        t.ok(elapsed < LIMITS.wallMs! + DEADLINE_SLACK_MS, `ended within its deadline (${Math.round(elapsed)} ms)`)
+        if (c.codes) {
+          t.notOk(outcome.ok, 'rejected')
+          if (!outcome.ok) {
+            t.ok(c.codes.includes(outcome.code), `code ${outcome.code} is one of ${c.codes.join(', ')}`)
+            t.ok(outcome.err instanceof TrellisError, 'a TrellisError')
+            t.notMatch(String((outcome.err as Error).stack), /\/work\/main\/sandbox\/src\/worker|isolated-vm|bootstrap/, 'no worker internals in the stack')
+          }
+        } else {
+          t.ok(outcome.ok, `resolved${outcome.ok ? '' : ` (got ${outcome.code}: ${(outcome.err as Error).message})`}`)
+          if (outcome.ok) t.same(outcome.output, c.output)
+        }
+      }),
+    ),
+  )
+}
+
+stop = true
+await goodLoop
+
+t.test('the well-behaved tenant kept succeeding throughout', async (t) => {
+  t.same(goodFailures, [])
+  t.ok(goodOk >= 10, `${goodOk} good invocations succeeded`)
+})
+
+t.test('no worker was lost and the host process is intact', async (t) => {
+  const after = await sandbox.stats()
+  t.equal(after.restarts, 0)
+  t.same(after.workers.map((w) => w.pid).sort(), baseline.workers.map((w) => w.pid).sort())
+  t.equal(({} as Record<string, unknown>).isAdmin, undefined, 'host Object.prototype untouched')
+})
+
+t.test('host-call floods never reached the handler beyond the limit', async (t) => {
+  // every case together made at most (cases × limit) calls; the two floods alone would be 101 000
+  t.ok(hostCalls <= cases.length * LIMITS.maxHostCalls!, `${hostCalls} handler calls`)
+})
+
+t.test('memory returns to baseline once the hostile bundles are gone', async (t) => {
+  await sandbox.unload(hostileStrict)
+  await sandbox.unload(hostileSloppy)
+  await new Promise((r) => setTimeout(r, 200))
+  const after = await sandbox.stats({ refresh: true })
+  const heapBefore = baseline.workers.reduce((n, w) => n + w.isolateHeapBytes, 0)
+  const heapAfter = after.workers.reduce((n, w) => n + w.isolateHeapBytes, 0)
+  // the good tenant's isolate is the only new one
+  t.ok(heapAfter - heapBefore < 16 * 1024 * 1024, `isolate heap ${mb(heapBefore)} → ${mb(heapAfter)} MB`)
+  for (const w of after.workers) {
+    const before = baseline.workers.find((b) => b.pid === w.pid)!
+    t.ok(w.rssBytes - before.rssBytes < 200 * 1024 * 1024, `worker ${w.pid} rss ${mb(before.rssBytes)} → ${mb(w.rssBytes)} MB`)
+  }
+  t.ok(process.memoryUsage().heapUsed - parentHeapBefore < 64 * 1024 * 1024, 'parent heap did not balloon')
+})
+
+t.test('a host object kept from an earlier invocation is dead in a later one', async (t) => {
+  const keeper = bodiesBundle('@evil/keeper', {
+    keep: `globalThis.kept = host; return 'kept'`,
+    use: `try { await globalThis.kept.call('echo', 'stale'); return 'used' } catch (e) { return e.code }`,
+  })
+  await sandbox.load(keeper)
+  const seen: unknown[] = []
+  const recording: HostCallHandler = async (op, args) => (seen.push(args), args)
+  await call(sandbox, keeper, 'keep', { tenant: 'keeper', onHostCall: recording, limits: { memoryMb: 32 } })
+  const res = await call(sandbox, keeper, 'use', { tenant: 'keeper', onHostCall: recording, limits: { memoryMb: 32 } })
+  t.equal(res.output, 'SBX_ERR_INVOCATION_ENDED')
+  t.same(seen, [], 'the handler never saw the stale call')
+})
+
+t.test('a timed-out tenant gets a fresh isolate and works again', async (t) => {
+  const b = bodiesBundle('@evil/recovering', { spin: 'if (input) while (true) {}; return "fine"' })
+  await sandbox.load(b)
+  const err = await call(sandbox, b, 'spin', { tenant: 'recover', input: true, limits: { cpuMs: 100 } }).catch((e) => e)
+  t.equal(err.code, SBX.TIMEOUT.code)
+  const res = await call(sandbox, b, 'spin', { tenant: 'recover', input: false, limits: { cpuMs: 100 } })
+  t.equal(res.output, 'fine')
+  t.equal(res.metrics.coldStart, true)
+})
+
+function mb(n: number): number {
+  return Math.round(n / 1048576)
+}
