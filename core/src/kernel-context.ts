@@ -29,10 +29,12 @@ export interface KernelContext {
  * audited once it has committed.
  */
 export async function orgTx<T>(k: KernelContext, orgId: string, fn: (tx: Tx) => Promise<T>, opts: { allowSuspended?: boolean } = {}): Promise<T> {
+  let touched: ReadonlySet<string> = new Set([orgId])
   const result = await k.db.inOrg(orgId, async (tx, status) => {
     if (!opts.allowSuspended) assertStatus(status)
+    touched = tx.orgs
     return fn(tx)
   })
-  k.sealer.nudge(orgId)
+  for (const org of touched) k.sealer.nudge(org)
   return result
 }

@@ -21,6 +21,14 @@ export interface Tx {
   em: EntityManager
   /** Runs parameterised SQL (`?` placeholders) in this transaction. */
   sql<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>
+  /**
+   * Switches the rows this transaction sees (and may write) to another organisation, for the
+   * few platform acts that must write into two organisations atomically (creating a tenant
+   * with its first admin).
+   */
+  useOrg(orgId: string): Promise<void>
+  /** Every organisation this transaction has acted in. */
+  readonly orgs: ReadonlySet<string>
 }
 
 export type DbRole = 'trellis_app' | 'trellis_auditor'
@@ -106,7 +114,14 @@ export class Database {
   async asOwner<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     const orm = this.embedded || this.adminUrl === this.orm.config.get('clientUrl') ? this.orm : await initOrm(this.adminUrl, 1, this.logger)
     try {
-      return await orm.em.fork().transactional((tem) => fn({ em: tem as EntityManager, sql: (text, params = []) => tem.execute(text, params as unknown[]) as never }))
+      return await orm.em.fork().transactional((tem) =>
+        fn({
+          em: tem as EntityManager,
+          sql: (text, params = []) => tem.execute(text, params as unknown[]) as never,
+          orgs: new Set(),
+          useOrg: () => Promise.reject(new Error('owner transactions are not scoped')),
+        }),
+      )
     } finally {
       if (orm !== this.orm) await orm.close()
     }
@@ -128,7 +143,17 @@ export class Database {
              (select p.status from tenants t join partners p on p.id = t.partner_id where t.id = ?::uuid) as partner_status`,
           [role, orgId ?? '', orgId ?? PLATFORM_ORG, orgId ?? PLATFORM_ORG, orgId ?? PLATFORM_ORG],
         )
-        const tx: Tx = { em: tem as EntityManager, sql: (text, params = []) => tem.execute(text, params as unknown[]) as never }
+        const orgs = new Set<string>(orgId ? [orgId] : [])
+        const tx: Tx = {
+          em: tem as EntityManager,
+          sql: (text, params = []) => tem.execute(text, params as unknown[]) as never,
+          orgs,
+          async useOrg(next) {
+            if (!UUID.test(next)) throw KRN.NOT_FOUND({ what: 'organisation' })
+            await tem.execute(`select set_config('app.tenant_id', ?, true)`, [next])
+            orgs.add(next)
+          },
+        }
         return fn(tx, { orgStatus: rows[0]?.org_status ?? null, partnerStatus: rows[0]?.partner_status ?? null })
       })
     } catch (err) {

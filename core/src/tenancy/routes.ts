@@ -9,7 +9,7 @@ import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
 import { PageQuery, pageOf, decodeCursor, toPage } from '../http/pagination.js'
 import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
 import type { Principal } from '../identity/principal.js'
-import { addMember, slugTaken, type PartnerRow, type TenantRow } from './tenancy-service.js'
+import { addMember, prepareAdmin, slugTaken, type PartnerRow, type TenantRow } from './tenancy-service.js'
 import type { Branding } from './entities.js'
 
 const Uuid = Type.String({ format: 'uuid' })
@@ -76,13 +76,17 @@ export function registerTenancyRoutes(app: Api, k: KernelContext): void {
       const { name, slug, branding = {}, admin } = request.body
       const id = uuidv7()
       const meta = auditMeta(request)
+      const adminUser = admin && (await prepareAdmin(admin))
       const row = await orgTx(k, PLATFORM_ORG, async (tx) => {
         await slugTaken(tx, 'partners', slug)
         const [created] = await tx.sql<PartnerRow>('insert into partners (id, name, slug, branding) values (?::uuid, ?, ?, ?::jsonb) returning *', [id, name, slug, JSON.stringify(branding)])
         await appendAudit(tx, PLATFORM_ORG, { ...meta, action: 'partner.created', target: { kind: 'partner', id }, data: { name, slug } })
+        if (adminUser) {
+          await tx.useOrg(id)
+          await addMember(tx, id, 'partner', 'partner_admin', adminUser, meta)
+        }
         return created!
       })
-      if (admin) await orgTx(k, id, (tx) => addMember(tx, id, 'partner', 'partner_admin', admin, meta))
       return reply.code(201).send(partnerView(row))
     },
   )
@@ -185,6 +189,7 @@ export function registerTenancyRoutes(app: Api, k: KernelContext): void {
       } else throw AUTH.FORBIDDEN({ permission: P.tenantsManage })
       const id = uuidv7()
       const meta = auditMeta(request)
+      const adminUser = admin && (await prepareAdmin(admin))
       const row = await orgTx(k, p.orgId, async (tx) => {
         await slugTaken(tx, 'tenants', slug)
         if (partnerId) {
@@ -193,11 +198,11 @@ export function registerTenancyRoutes(app: Api, k: KernelContext): void {
         }
         const [created] = await tx.sql<TenantRow>('insert into tenants (id, name, slug, partner_id) values (?::uuid, ?, ?, ?::uuid) returning *', [id, name, slug, partnerId])
         await appendAudit(tx, p.orgId, { ...meta, action: 'tenant.created', target: { kind: 'tenant', id }, data: { name, slug, partnerId } })
-        return created!
-      })
-      await orgTx(k, id, async (tx) => {
+        // The tenant's own chain starts with its creation, in the same transaction.
+        await tx.useOrg(id)
         await appendAudit(tx, id, { ...meta, action: 'tenant.created', target: { kind: 'tenant', id }, data: { name, slug, partnerId } })
-        if (admin) await addMember(tx, id, 'tenant', 'tenant_admin', admin, meta)
+        if (adminUser) await addMember(tx, id, 'tenant', 'tenant_admin', adminUser, meta)
+        return created!
       })
       return reply.code(201).send(tenantView(row))
     },

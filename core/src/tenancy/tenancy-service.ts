@@ -11,6 +11,15 @@ export interface NewOrgAdmin {
   email: string
   name: string
   password?: string
+  /** Set by {@link prepareAdmin}: hashing is slow, so it happens before any transaction opens. */
+  passwordHash?: string
+}
+
+/** Checks and hashes a new admin's password up front, so a weak one fails before anything is written. */
+export async function prepareAdmin(admin: NewOrgAdmin): Promise<NewOrgAdmin> {
+  if (admin.password === undefined) return admin
+  assertPasswordStrength(admin.password)
+  return { ...admin, passwordHash: await hashPassword(admin.password) }
 }
 
 export interface TenantRow {
@@ -42,9 +51,9 @@ export async function addMember(tx: Tx, orgId: string, orgKind: OrgKind, roleNam
   let [user] = await tx.sql<{ id: string }>('select id from users where lower(email) = lower(?)', [admin.email])
   if (!user) {
     if (!admin.password) throw KRN.VALIDATION_FAILED({ reason: 'admin.password is required for a new user' })
-    assertPasswordStrength(admin.password)
+    const hash = admin.passwordHash ?? (await prepareAdmin(admin)).passwordHash!
     user = { id: uuidv7() }
-    await tx.sql('insert into users (id, email, name, password_hash) values (?::uuid, ?, ?, ?)', [user.id, admin.email, admin.name, await hashPassword(admin.password)])
+    await tx.sql('insert into users (id, email, name, password_hash) values (?::uuid, ?, ?, ?)', [user.id, admin.email, admin.name, hash])
   }
   const [role] = await tx.sql<{ id: string }>('select id from roles where builtin and name = ?', [roleName])
   await tx.sql('insert into memberships (id, tenant_id, org_kind, user_id, role_id) values (?::uuid, ?::uuid, ?, ?::uuid, ?::uuid) on conflict (tenant_id, user_id) do nothing', [
