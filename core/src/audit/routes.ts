@@ -50,7 +50,7 @@ export function registerAuditRoutes(app: Api, k: KernelContext): void {
       const prefix = action?.endsWith('.') ? action : null
       const rows = await orgTx(k, p.orgId, (tx) =>
         tx.sql<AuditRow>(
-          `select *, seq::text as seq from audit_log
+          `select *, seq::text as seq_text from audit_log
             where (?::text is null or actor_id = ?)
               and (?::text is null or action = ?)
               and (?::text is null or starts_with(action, ?))
@@ -65,7 +65,7 @@ export function registerAuditRoutes(app: Api, k: KernelContext): void {
       return {
         items: items.map((r) => ({
           id: r.id,
-          seq: r.seq,
+          seq: (r as AuditRow & { seq_text: string | null }).seq_text,
           at: new Date(r.at).toISOString(),
           actor: { kind: r.actor_kind, id: r.actor_id },
           action: r.action,

@@ -78,13 +78,13 @@ export class AuditSealer {
         async (tx) => {
           const [lock] = await tx.sql<{ ok: boolean }>(`select pg_try_advisory_xact_lock(hashtextextended('trellis.audit.' || ?, 0)) as ok`, [tenantId])
           if (!lock?.ok) return 0
-          const [head] = await tx.sql<{ seq: string; hash: string }>(
-            'select seq::text as seq, hash from audit_log where tenant_id = ?::uuid and seq is not null order by seq desc limit 1',
+          const [head] = await tx.sql<{ head_seq: string; hash: string }>(
+            'select a.seq::text as head_seq, a.hash from audit_log a where a.tenant_id = ?::uuid and a.seq is not null order by a.seq desc limit 1',
             [tenantId],
           )
           const rows = await tx.sql<AuditRow>(`select * from audit_log where tenant_id = ?::uuid and hash is null order by id limit ${BATCH}`, [tenantId])
           if (rows.length === 0) return 0
-          let seq = BigInt(head?.seq ?? '0')
+          let seq = BigInt(head?.head_seq ?? '0')
           let prev = head?.hash ?? GENESIS_HASH
           const ids: string[] = []
           const seqs: string[] = []

@@ -29,11 +29,12 @@ export async function verifyChain(db: Database, tenantId: string): Promise<Chain
   for (;;) {
     const rows = await db.inOrg(
       tenantId,
-      (tx) => tx.sql<AuditRow>(`select *, seq::text as seq from audit_log where tenant_id = ?::uuid and seq is not null and seq > ? order by seq limit ${PAGE}`, [tenantId, lastSeq.toString()]),
+      (tx) => tx.sql<AuditRow & { seq_text: string }>(`select a.*, a.seq::text as seq_text from audit_log a where a.tenant_id = ?::uuid and a.seq > ?::bigint order by a.seq limit ${PAGE}`, [tenantId, lastSeq.toString()]),
       'trellis_auditor',
     )
-    for (const row of rows) {
-      const seq = BigInt(row.seq!)
+    for (const r of rows) {
+      const row = { ...r, seq: r.seq_text }
+      const seq = BigInt(row.seq)
       const broken = (reason: string): ChainReport => ({ tenantId, entries, unsealed: 0, ok: false, brokenAt: { seq: row.seq!, id: row.id, reason } })
       if (seq !== expectedSeq) return finish(broken(`expected entry ${expectedSeq} but found ${seq}: an entry was deleted or re-numbered`))
       if (row.prev_hash !== prev) return finish(broken('prev_hash does not match the previous entry: entries were removed or re-ordered'))
