@@ -1,0 +1,27 @@
+import t from 'tap'
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { KRN, AUTH } from '../core/src/errors.js'
+import { SBX } from '../sandbox/src/index.js'
+
+// docs/errors.md lists every code a user can meet; this keeps it and the catalogs in step.
+const doc = readFileSync(fileURLToPath(new URL('../docs/errors.md', import.meta.url)), 'utf8')
+const documented = new Map<string, { status: number; title: string }>()
+for (const m of doc.matchAll(/^\|\s*`?([A-Z]+_ERR_[A-Z0-9_]+)`?\s*\|\s*(\d{3})\s*\|\s*([^|]+?)\s*\|/gm)) documented.set(m[1]!, { status: Number(m[2]), title: m[3]! })
+
+const catalogs = { KRN, AUTH, SBX }
+
+t.test('every code in the catalogs is documented with its status and title', async (t) => {
+  for (const [name, catalog] of Object.entries(catalogs)) {
+    for (const e of catalog.entries) {
+      const d = documented.get(e.code)
+      t.ok(d, `${name}: ${e.code} is in docs/errors.md`)
+      if (d) t.same(d, { status: e.status, title: e.title }, e.code)
+    }
+  }
+})
+
+t.test('the doc lists no code that no catalog has', async (t) => {
+  const known = new Set(Object.values(catalogs).flatMap((c) => c.entries.map((e) => e.code)))
+  for (const code of documented.keys()) t.ok(known.has(code), `${code} exists`)
+})
