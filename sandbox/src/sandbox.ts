@@ -41,6 +41,10 @@ export interface SandboxOptions {
   maxBundleBytes?: number
   /** Extra node flags for workers (e.g. --max-old-space-size). */
   workerExecArgv?: string[]
+  /** Successful invocations after which a (tenant, installation, bundle) leaves probation. */
+  probationInvocations?: number
+  /** Drop workers' stderr instead of passing it on (V8 prints a heap report when a worker dies of OOM). */
+  quietWorkers?: boolean
 }
 
 const ENTRY_KINDS: ReadonlySet<string> = new Set<EntryKind>(['route', 'event', 'action', 'workflowStep'])
@@ -48,6 +52,14 @@ const SBX_BY_CODE = new Map<string, (d?: never) => TrellisError>(
   SBX.entries.map((e) => [e.code, (SBX as unknown as Record<string, (d?: never) => TrellisError>)[e.code.slice('SBX_ERR_'.length)]!]),
 )
 const MAX_STICKY_KEYS = 100_000
+const SUSPECT_MS = 15 * 60_000
+
+/** What the parent has learnt about a key (or a bundle) from outcomes and worker crashes. */
+interface Reputation {
+  ok: number
+  blame: number
+  suspectUntil: number
+}
 
 interface LoadedBundle {
   bundle: PluginBundle
@@ -66,6 +78,11 @@ interface Pending {
   timer: NodeJS.Timeout
   abort: AbortController
   hostErrors: Map<number, TrellisError>
+  /** Host calls the handler is still working on: while > 0 the isolate is idle, awaiting. */
+  outstanding: number
+  trusted: boolean
+  isoKey: string
+  bundleKey: string
   resolve: (r: InvokeResult) => void
   reject: (e: InvocationError) => void
 }
@@ -85,6 +102,7 @@ export class Sandbox {
   private readonly config: WorkerConfig
   private readonly registry = new Map<string, LoadedBundle>()
   private readonly sticky = new Map<string, number>()
+  private readonly reputation = new Map<string, Reputation>()
   private readonly pending = new Map<number, Pending>()
   private readonly loads = new Map<number, Waiter<FromWorker & { t: 'loaded' | 'loadFailed' }> >()
   private readonly statsWaiters = new Map<number, Waiter<WorkerStats | undefined>>()
@@ -189,7 +207,8 @@ export class Sandbox {
     // shares an isolate (and its globals) with another; the memory limit is part of the key
     // because it is fixed when an isolate is created.
     const isoKey = JSON.stringify([context.tenantId, context.installationId, loaded.key, limits.memoryMb])
-    const worker = this.pick(isoKey)
+    const trusted = this.isTrusted(isoKey, loaded.key)
+    const worker = this.pick(isoKey, trusted)
     if (!worker) throw SBX.WORKER_LOST({ reason: 'no worker is running' })
     this.ensureBundle(worker, loaded)
     const rid = this.nextRid++
@@ -202,6 +221,10 @@ export class Sandbox {
         started,
         abort: new AbortController(),
         hostErrors: new Map(),
+        outstanding: 0,
+        trusted,
+        isoKey,
+        bundleKey: loaded.key,
         resolve,
         reject,
         // The worker enforces wallMs itself; this later timer is for a worker too stuck to.
@@ -209,6 +232,7 @@ export class Sandbox {
       }
       this.pending.set(rid, p)
       worker.inflight.add(rid)
+      if (!trusted) worker.untrusted++
       worker.send({
         t: 'inv',
         rid,
@@ -249,7 +273,7 @@ export class Sandbox {
         (w) =>
           new Promise<void>((resolve) => {
             const force = setTimeout(() => w.kill('closing'), 2000)
-            w.child.once('exit', () => {
+            w.child.once('close', () => {
               clearTimeout(force)
               resolve()
             })
@@ -268,21 +292,71 @@ export class Sandbox {
   }
 
   private spawn(slot: number): WorkerProcess {
-    return new WorkerProcess(slot, this.config, this.options.workerExecArgv ?? [], (w, msg) => this.onMessage(w, msg), (w) => this.onExit(w))
+    return new WorkerProcess(slot, this.config, this.options.workerExecArgv ?? [], (w, msg) => this.onMessage(w, msg), (w) => this.onExit(w), this.options.quietWorkers)
   }
 
-  /** Keeps a key on the worker that has its warm isolate, unless that worker is much busier. */
-  private pick(key: string): WorkerProcess | undefined {
+  /**
+   * isolated-vm does not stop every memory bomb (hash-table growth kills the whole process),
+   * so a worker crash is a matter of when. To keep its blast radius on the untrusted: keys on
+   * probation (new, or blamed for a crash) run on the last worker; trusted keys run
+   * elsewhere, and on that worker only while it holds no probation work.
+   */
+  private pick(key: string, trusted: boolean): WorkerProcess | undefined {
+    const live = this.liveWorkers()
+    if (live.length === 0) return undefined
+    const probation = this.workers.length >= 2 ? this.workers[this.workers.length - 1] : undefined
+    if (!trusted && probation && !probation.dead) return probation
+    const probationBusy = probation !== undefined && probation.untrusted > 0
+    const eligible = live.filter((w) => w !== probation || (!probationBusy && trusted))
+    const pool = eligible.length ? eligible : live
     let least: WorkerProcess | undefined
-    for (const w of this.liveWorkers()) if (!least || w.inflight.size < least.inflight.size) least = w
-    if (!least) return undefined
+    for (const w of pool) {
+      // The probation worker counts as busier than it is, so trusted keys spill onto it only under load.
+      const load = w.inflight.size + (w === probation ? 2 : 0)
+      if (!least || load < least.inflight.size + (least === probation ? 2 : 0)) least = w
+    }
     const slot = this.sticky.get(key)
     const preferred = slot === undefined ? undefined : this.workers[slot]
-    if (preferred && !preferred.dead && preferred.inflight.size <= least.inflight.size + 2) return preferred
+    if (preferred && !preferred.dead && pool.includes(preferred) && preferred.inflight.size <= least!.inflight.size + 2) return preferred
     if (slot !== undefined) this.sticky.delete(key)
     else if (this.sticky.size >= MAX_STICKY_KEYS) this.sticky.delete(this.sticky.keys().next().value!)
-    this.sticky.set(key, least.slot)
+    this.sticky.set(key, least!.slot)
     return least
+  }
+
+  private isTrusted(key: string, bundle: string): boolean {
+    if (this.workers.length < 2) return true
+    const now = Date.now()
+    const b = this.reputation.get(bundle)
+    if (b && b.suspectUntil > now) return false
+    const k = this.reputation.get(key)
+    return k !== undefined && k.suspectUntil <= now && k.ok >= (this.options.probationInvocations ?? 3)
+  }
+
+  private repute(key: string): Reputation {
+    let r = this.reputation.get(key)
+    if (!r) {
+      if (this.reputation.size >= MAX_STICKY_KEYS) this.reputation.delete(this.reputation.keys().next().value!)
+      r = { ok: 0, blame: 0, suspectUntil: 0 }
+      this.reputation.set(key, r)
+    }
+    return r
+  }
+
+  /** Shares the blame for a crash among the invocations that could have caused it. */
+  private blame(suspects: Pending[]): void {
+    const now = Date.now()
+    for (const p of suspects) {
+      for (const key of [p.isoKey, p.bundleKey]) {
+        const r = this.repute(key)
+        r.blame += 1 / suspects.length
+        if (r.blame >= 1) {
+          r.suspectUntil = now + SUSPECT_MS
+          r.ok = 0
+          r.blame = 0
+        }
+      }
+    }
   }
 
   private ensureBundle(worker: WorkerProcess, loaded: LoadedBundle): void {
@@ -360,6 +434,7 @@ export class Sandbox {
 
   private async relayHostCall(p: Pending, cid: number, op: string, argsJson: string): Promise<void> {
     let reply: { ok: true; value: string } | { ok: false; error: { code: string; status: number; message: string } }
+    p.outstanding++
     try {
       const args = parseUntrustedJson(argsJson)
       const value = await p.req.onHostCall(op, args, { invocationId: p.req.context.invocationId, signal: p.abort.signal })
@@ -371,6 +446,8 @@ export class Sandbox {
       const te = asTrellisError(err) ?? SBX.HOST_CALL_FAILED({ op }, { cause: err })
       p.hostErrors.set(cid, te)
       reply = { ok: false, error: { code: te.code, status: te.status, message: te.message } }
+    } finally {
+      p.outstanding--
     }
     if (this.pending.get(p.rid) === p) p.worker.send({ t: 'hcr', rid: p.rid, cid, ...reply })
   }
@@ -383,14 +460,11 @@ export class Sandbox {
     }
     const factory = SBX_BY_CODE.get(wire.code)
     const details = (wire.details ?? {}) as never
-    const err = factory ? factory(details) : SBX.PLUGIN_ERROR({ message: 'unknown failure' })
-    if (SBX.PLUGIN_ERROR.is(err)) {
+    const err: TrellisError = factory ? factory(details) : SBX.PLUGIN_ERROR({ message: 'unknown failure' })
+    if (err.code === SBX.PLUGIN_ERROR.code) {
       // The caller sees the plugin's own stack (mapped to its sources), never ours.
       const d = err.details as { name?: string; message?: string; stack?: string }
       err.stack = `${d.name ?? 'Error'}: ${d.message ?? ''}${d.stack ? `\n${d.stack}` : ''}`
-    } else {
-      // Frames of the IPC handler that rebuilt it would only mislead whoever reads the log.
-      err.stack = `${err.name} [${err.code}]: ${err.message}`
     }
     return err
   }
@@ -399,6 +473,8 @@ export class Sandbox {
     if (this.pending.get(p.rid) !== p) return
     this.pending.delete(p.rid)
     p.worker.inflight.delete(p.rid)
+    if (!p.trusted) p.worker.untrusted--
+    if (!error) this.repute(p.isoKey).ok++
     clearTimeout(p.timer)
     p.abort.abort()
     const full: InvocationMetrics = {
@@ -411,6 +487,9 @@ export class Sandbox {
       workerPid: p.worker.pid,
     }
     if (!error) return p.resolve({ output, metrics: full, logs: logs ?? [] })
+    // Frames of the parent's IPC handlers would only mislead whoever reads the log; a plugin
+    // error carries the plugin's own stack instead.
+    if (error.code !== SBX.PLUGIN_ERROR.code) error.stack = `${error.name} [${error.code}]: ${error.message}`
     const e = error as InvocationError
     e.metrics = full
     e.logs = logs ?? []
@@ -433,9 +512,13 @@ export class Sandbox {
   }
 
   private onExit(worker: WorkerProcess): void {
-    for (const rid of [...worker.inflight]) {
-      const p = this.pending.get(rid)
-      if (p) this.settle(p, SBX.WORKER_LOST({ reason: worker.deathReason }))
+    const held = [...worker.inflight].map((rid) => this.pending.get(rid)).filter((p): p is Pending => p !== undefined)
+    // An invocation awaiting its host calls had an idle isolate: it cannot have caused this.
+    const suspects = held.filter((p) => p.outstanding === 0)
+    this.blame(suspects)
+    for (const p of held) {
+      const culprit = worker.sawOutOfMemory && suspects.length === 1 && suspects[0] === p
+      this.settle(p, culprit ? SBX.MEMORY({ limitMb: p.limits.memoryMb }) : SBX.WORKER_LOST({ reason: worker.deathReason }))
     }
     for (const [rid, w] of this.loads) if (w.worker === worker) (this.loads.delete(rid), w.resolve(undefined as never))
     for (const [rid, w] of this.statsWaiters) if (w.worker === worker) (this.statsWaiters.delete(rid), w.resolve(undefined))

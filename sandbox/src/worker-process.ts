@@ -20,10 +20,14 @@ export class WorkerProcess {
   readonly startedAt = Date.now()
   /** Request ids of the invocations this worker holds. */
   readonly inflight = new Set<number>()
+  /** How many of those belong to keys on probation. */
+  untrusted = 0
   /** Bundle keys already sent to this worker. */
   readonly bundles = new Set<string>()
   dead = false
   deathReason = ''
+  /** V8 reported a fatal out-of-memory: isolated-vm's heap limit does not catch every shape of bomb. */
+  sawOutOfMemory = false
 
   constructor(
     readonly slot: number,
@@ -31,15 +35,27 @@ export class WorkerProcess {
     execArgv: string[],
     onMessage: (w: WorkerProcess, msg: FromWorker) => void,
     onExit: (w: WorkerProcess) => void,
+    quietStderr = false,
   ) {
     this.child = fork(WORKER_ENTRY, [JSON.stringify(config)], {
       execArgv: ['--no-node-snapshot', ...execArgv],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
       serialization: 'json',
     })
     this.pid = this.child.pid ?? -1
     this.child.on('message', (msg) => onMessage(this, msg as FromWorker))
-    this.child.on('exit', (code, signal) => {
+    // Watched for V8's out-of-memory report (to tell a memory bomb from other crashes), then
+    // passed on: it is the operator's only trace of why a worker died.
+    this.child.stderr?.on('data', (chunk: Buffer) => {
+      if (!this.sawOutOfMemory && /Last few GCs|is_heap_oom|out of memory/i.test(chunk.toString('latin1'))) {
+        this.sawOutOfMemory = true
+        // V8 is about to abort (maybe dumping core): no need to wait for it.
+        this.kill('ran out of memory')
+      }
+      if (!quietStderr) process.stderr.write(chunk)
+    })
+    // 'close' rather than 'exit': it comes after stderr is drained, so the OOM flag is final.
+    this.child.on('close', (code, signal) => {
       if (!this.dead) this.deathReason = signal ? `exited on ${signal}` : `exited with code ${code}`
       this.dead = true
       onExit(this)

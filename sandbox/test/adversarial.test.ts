@@ -22,7 +22,7 @@ const LIMITS: Partial<SandboxLimits> = {
 // Slack for the parent to hear about a deadline the worker enforced (and for a busy CI box).
 const DEADLINE_SLACK_MS = 1500
 
-const sandbox = await Sandbox.create({ workers: 2, hangGraceMs: 2000 })
+const sandbox = await Sandbox.create({ workers: 2, hangGraceMs: 2000, quietWorkers: true })
 t.teardown(() => sandbox.close())
 
 const strict = corpus.filter((c) => !c.sloppy)
@@ -43,9 +43,12 @@ const hostileHost: HostCallHandler = (op, args, meta) => {
   return new Promise((resolve) => meta.signal.addEventListener('abort', () => resolve(null)))
 }
 
-// Warm both workers up before measuring the baseline.
+// Warm both workers up before measuring the baseline; the good tenant has a track record
+// (it is past probation) before the hostile ones arrive.
 for (let i = 0; i < 20; i++) await call(sandbox, good, 'echo', { tenant: `warm-${i % 4}`, input: i, onHostCall: hostileHost })
+for (let i = 0; i < 5; i++) await call(sandbox, good, 'echo', { tenant: 'good-tenant', input: i, onHostCall: hostileHost, limits: { wallMs: 5000 } })
 const baseline = await sandbox.stats({ refresh: true })
+const goodWorkerPid = (await call(sandbox, good, 'echo', { tenant: 'good-tenant', input: 0, onHostCall: hostileHost })).metrics.workerPid
 const parentHeapBefore = process.memoryUsage().heapUsed
 
 // The well-behaved tenant, invoking throughout.
@@ -67,20 +70,23 @@ const goodLoop = (async () => {
   }
 })()
 
-const cases = [
+const all = [
   ...strict.map((c, i) => ({ c, bundle: hostileStrict, entry: `c${i}` })),
   ...sloppy.map((c, i) => ({ c, bundle: hostileSloppy, entry: `c${i}` })),
 ]
+const cases = all.filter(({ c }) => !c.solo)
+const soloCases = all.filter(({ c }) => c.solo)
 
-// Four at a time: enough to overlap hostile work on both workers, bounded so the suite stays fast.
-for (let i = 0; i < cases.length; i += 4) {
+// Four at a time, bounded so the suite stays fast; worker killers one at a time.
+const batches = [...Array.from({ length: Math.ceil(cases.length / 4) }, (_, i) => cases.slice(i * 4, i * 4 + 4)), ...soloCases.map((c) => [c])]
+for (const [i, batch] of batches.entries()) {
   await Promise.all(
-    cases.slice(i, i + 4).map(({ c, bundle, entry }, j) =>
+    batch.map(({ c, bundle, entry }, j) =>
       t.test(c.name, async (t) => {
         const started = performance.now()
         let outcome: { ok: true; output: unknown } | { ok: false; code: string; err: unknown }
         try {
-          const res = await call(sandbox, bundle, entry, { tenant: `hostile-${i + j}`, onHostCall: hostileHost, limits: LIMITS })
+          const res = await call(sandbox, bundle, entry, { tenant: `hostile-${i}-${j}`, onHostCall: hostileHost, limits: LIMITS })
           outcome = { ok: true, output: res.output }
         } catch (err) {
           outcome = { ok: false, code: (err as TrellisError).code, err }
@@ -103,24 +109,25 @@ for (let i = 0; i < cases.length; i += 4) {
   )
 }
 
-stop = true
-await goodLoop
-
+// (No await between subtests at top level: tap ends the root test when it goes idle.)
 t.test('the well-behaved tenant kept succeeding throughout', async (t) => {
+  stop = true
+  await goodLoop
   t.same(goodFailures, [])
   t.ok(goodOk >= 10, `${goodOk} good invocations succeeded`)
 })
 
-t.test('no worker was lost and the host process is intact', async (t) => {
+t.test('only the worker killers cost a worker; the host process is intact', async (t) => {
   const after = await sandbox.stats()
-  t.equal(after.restarts, 0)
-  t.same(after.workers.map((w) => w.pid).sort(), baseline.workers.map((w) => w.pid).sort())
+  t.ok(after.restarts <= soloCases.length, `${after.restarts} worker restarts`)
+  t.equal(after.workers.length, 2, 'replacements are running')
+  t.ok(after.workers.some((w) => w.pid === goodWorkerPid), 'the good tenant\'s worker never died')
   t.equal(({} as Record<string, unknown>).isAdmin, undefined, 'host Object.prototype untouched')
 })
 
 t.test('host-call floods never reached the handler beyond the limit', async (t) => {
   // every case together made at most (cases × limit) calls; the two floods alone would be 101 000
-  t.ok(hostCalls <= cases.length * LIMITS.maxHostCalls!, `${hostCalls} handler calls`)
+  t.ok(hostCalls <= all.length * LIMITS.maxHostCalls! + goodOk + 100, `${hostCalls} handler calls`)
 })
 
 t.test('memory returns to baseline once the hostile bundles are gone', async (t) => {
@@ -133,7 +140,8 @@ t.test('memory returns to baseline once the hostile bundles are gone', async (t)
   // the good tenant's isolate is the only new one
   t.ok(heapAfter - heapBefore < 16 * 1024 * 1024, `isolate heap ${mb(heapBefore)} → ${mb(heapAfter)} MB`)
   for (const w of after.workers) {
-    const before = baseline.workers.find((b) => b.pid === w.pid)!
+    // a replacement worker is compared with the larger of the originals
+    const before = baseline.workers.find((b) => b.pid === w.pid) ?? baseline.workers.reduce((a, b) => (a.rssBytes > b.rssBytes ? a : b))
     t.ok(w.rssBytes - before.rssBytes < 200 * 1024 * 1024, `worker ${w.pid} rss ${mb(before.rssBytes)} → ${mb(w.rssBytes)} MB`)
   }
   t.ok(process.memoryUsage().heapUsed - parentHeapBefore < 64 * 1024 * 1024, 'parent heap did not balloon')

@@ -113,6 +113,7 @@ export class Invocation {
 
   onHostCall(token, cid, op, args) {
     if (this.done || token !== this.token) return
+    if (cid === -1) return this.fail({ code: 'SBX_ERR_HOST_CALL_LIMIT', details: { limit: this.limits.maxHostCalls } }, true)
     if (typeof cid !== 'number' || typeof op !== 'string' || typeof args !== 'string') return
     this.hostCalls++
     if (this.hostCalls > this.limits.maxHostCalls) {
@@ -221,6 +222,7 @@ export class Invocation {
     }
     switch (d?.kind) {
       case 'host': {
+        if (d.ref === -1) return this.fail({ code: 'SBX_ERR_PAYLOAD_TOO_LARGE', details: { what: 'host-call args', limitBytes: this.limits.maxInputBytes } })
         const origin = this.errorRefs.get(d.ref)
         if (origin) return this.fail(origin)
         break

@@ -103,9 +103,14 @@
     if (typeof op !== 'string' || op.length === 0 || op.length > MAX_OP) return promiseReject(new TypeErrorCtor('host.call: op must be a non-empty string'))
     state.calls++
     if (state.calls > state.limits.maxHostCalls) {
-      // Terminal even if the plugin catches it: the invocation must not look successful.
-      state.limitHit = true
-      return promiseReject(makeError(ErrorCtor, 'host call limit reached', 'SBX_ERR_HOST_CALL_LIMIT'))
+      // A breach ends the invocation (the worker fails it on this notice), so the call simply
+      // never settles: rejecting every call of a flood would cost isolated-vm quadratic time
+      // in its unhandled-rejection tracking.
+      if (!state.limitHit) {
+        state.limitHit = true
+        hostCall(state.token, -1, '', '')
+      }
+      return new PromiseCtor(() => {})
     }
     let argsJson
     try {
@@ -115,7 +120,10 @@
     }
     if (argsJson === undefined) argsJson = ''
     if (argsJson.length > state.limits.maxInputBytes) {
-      return promiseReject(makeError(ErrorCtor, 'host.call args exceed ' + state.limits.maxInputBytes + ' bytes', 'SBX_ERR_PAYLOAD_TOO_LARGE'))
+      const err = makeError(ErrorCtor, 'host.call args exceed ' + state.limits.maxInputBytes + ' bytes', 'SBX_ERR_PAYLOAD_TOO_LARGE')
+      // Recognised by the worker if the plugin lets it escape (refs below 0 are the sandbox's own).
+      apply(weakSet, hostErrors, [err, -1])
+      return promiseReject(err)
     }
     const cid = ++state.nextCall
     return new PromiseCtor((resolve, reject) => {
