@@ -135,6 +135,22 @@ export function registerAuthRoutes(app: Api, k: KernelContext): void {
   )
 
   app.get(
+    '/auth/session',
+    {
+      preHandler: requirePermission(),
+      schema: {
+        tags: ['auth'],
+        summary: 'The current credential as the kernel sees it, without a database read',
+        response: { 200: Type.Object({ kind: Type.String(), id: Uuid, userId: Uuid, org: Type.Object({ id: Uuid, kind: Type.String() }), permissions: Type.Array(Type.String()) }) },
+      },
+    },
+    async (request) => {
+      const p = principalOf(request)
+      return { kind: p.kind, id: p.id, userId: p.userId, org: { id: p.orgId, kind: p.orgKind }, permissions: [...p.permissions].sort() }
+    },
+  )
+
+  app.get(
     '/me',
     {
       preHandler: requirePermission(),

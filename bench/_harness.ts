@@ -1,0 +1,62 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createRequire } from 'node:module'
+import autocannon from 'autocannon'
+
+const tsx = createRequire(import.meta.url).resolve('tsx')
+
+/** Runs a bench server in its own process (so load generation does not share its event loop). */
+export async function startServer<T>(script: string, env: Record<string, string>): Promise<{ info: T; stop: () => Promise<void> }> {
+  const child: ChildProcess = spawn(process.execPath, ['--no-node-snapshot', '--import', tsx, script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  const info = await new Promise<T>((resolve, reject) => {
+    let buf = ''
+    child.stdout!.on('data', (d) => {
+      buf += d
+      const nl = buf.indexOf('\n')
+      if (nl >= 0) resolve(JSON.parse(buf.slice(0, nl)))
+    })
+    child.on('exit', (code) => reject(new Error(`${script} exited with ${code}`)))
+  })
+  return {
+    info,
+    stop: () =>
+      new Promise<void>((r) => {
+        child.removeAllListeners('exit')
+        child.on('exit', () => r())
+        child.kill('SIGTERM')
+      }),
+  }
+}
+
+export interface LoadResult {
+  rps: number
+  p50: number
+  p99: number
+  errors: number
+  non2xx: number
+}
+
+let counter = 0
+
+/** autocannon against one route; `body` builds a fresh body per request when given. */
+export async function load(opts: { url: string; method?: 'GET' | 'POST'; token?: string; body?: () => unknown; connections?: number; seconds?: number }): Promise<LoadResult> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' }
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`
+  const result = await autocannon({
+    url: opts.url,
+    method: opts.method ?? 'GET',
+    connections: opts.connections ?? 50,
+    duration: opts.seconds ?? 10,
+    headers,
+    requests: opts.body ? [{ setupRequest: (req: any) => ({ ...req, body: JSON.stringify(opts.body!()) }) }] : undefined,
+  })
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors, non2xx: result.non2xx }
+}
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${process.pid}-${counter++}`
+}
+
+export function row(name: string, r: LoadResult, base?: LoadResult): string {
+  const ratio = base ? `  ${((r.rps / base.rps) * 100).toFixed(0)} % of baseline` : ''
+  return `${name.padEnd(44)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${String(r.p50).padStart(4)} ms   p99 ${String(r.p99).padStart(4)} ms   errors ${r.errors + r.non2xx}${ratio}`
+}

@@ -1,0 +1,55 @@
+// `npm run bench -- kernel`: the kernel's authenticated, tenant-scoped, audited write through
+// the API, against bare Fastify + pg doing the same two inserts in one transaction under RLS,
+// and an authenticated route that touches no table against Fastify's hello world — all
+// measured in this run, on one fresh PostgreSQL database, 50 connections.
+import { fileURLToPath } from 'node:url'
+import pg from 'pg'
+import { startServer, load, row, uniqueName } from './_harness.js'
+
+const here = (p: string) => fileURLToPath(new URL(p, import.meta.url))
+const ADMIN_URL = process.env.TRELLIS_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
+
+export async function run(): Promise<void> {
+  const name = `trellis_bench_${process.pid}`
+  const admin = new pg.Client({ connectionString: ADMIN_URL })
+  await admin.connect()
+  await admin.query(`create database ${name}`)
+  const url = new URL(ADMIN_URL)
+  url.pathname = `/${name}`
+  const databaseUrl = url.toString()
+  try {
+    const kernel = await startServer<{ url: string; token: string; tenantId: string }>(here('./servers/kernel-server.ts'), {
+      DATABASE_URL: databaseUrl,
+      TRELLIS_SECRET_KEY: 'b'.repeat(64),
+    })
+    const baseline = await startServer<{ url: string }>(here('./servers/baseline-server.ts'), { DATABASE_URL: databaseUrl, BENCH_TENANT_ID: kernel.info.tenantId })
+    const role = () => ({ name: uniqueName('r'), permissions: ['users.read'] })
+    try {
+      // Warm both up before measuring.
+      await load({ url: `${baseline.info.url}/baseline/roles`, method: 'POST', body: role, seconds: 2 })
+      await load({ url: `${kernel.info.url}/v1/roles`, method: 'POST', token: kernel.info.token, body: role, seconds: 2 })
+
+      const base = await load({ url: `${baseline.info.url}/baseline/roles`, method: 'POST', body: role, seconds: SECONDS })
+      const write = await load({ url: `${kernel.info.url}/v1/roles`, method: 'POST', token: kernel.info.token, body: role, seconds: SECONDS })
+      const hello = await load({ url: `${baseline.info.url}/hello`, seconds: SECONDS })
+      const session = await load({ url: `${kernel.info.url}/v1/auth/session`, token: kernel.info.token, seconds: SECONDS })
+
+      console.log(row('baseline: Fastify + pg audited write (RLS)', base))
+      console.log(row('kernel: POST /v1/roles (auth, RLS, audit)', write, base))
+      console.log(row('baseline: Fastify hello', hello))
+      console.log(row('kernel: GET /v1/auth/session (auth, no DB)', session, hello))
+      console.log()
+      console.log(`audited write: ${((write.rps / base.rps) * 100).toFixed(0)} % of baseline (target ≥ 80 %), p99 ${write.p99} ms (target < 50 ms)`)
+      console.log(`authenticated no-DB route: ${((session.rps / hello.rps) * 100).toFixed(0)} % of Fastify hello (target ≥ 60 %)`)
+      const [{ n }] = (await admin.query(`select count(*)::int as n from pg_database where datname = $1`, [name])).rows
+      if (write.errors + write.non2xx > 0 || n !== 1) process.exitCode = 1
+    } finally {
+      await baseline.stop()
+      await kernel.stop()
+    }
+  } finally {
+    await admin.query(`drop database if exists ${name} with (force)`)
+    await admin.end()
+  }
+}
