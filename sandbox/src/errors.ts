@@ -68,6 +68,12 @@ export const SBX = defineErrors('SBX', {
     title: 'Host call failed',
     message: (d: { op: string }) => `host call "${d.op}" failed`,
   },
+  // Seen only by plugin code: a host object kept past its invocation refuses calls with it.
+  INVOCATION_ENDED: {
+    status: 409,
+    title: 'Invocation already ended',
+    message: () => 'host is not available after the invocation ended',
+  },
   WORKER_LOST: {
     status: 503,
     title: 'Sandbox worker lost',
