@@ -6,7 +6,7 @@ const tsx = createRequire(import.meta.url).resolve('tsx')
 
 /** Runs a bench server in its own process (so load generation does not share its event loop). */
 export async function startServer<T>(script: string, env: Record<string, string>): Promise<{ info: T; stop: () => Promise<void> }> {
-  const child: ChildProcess = spawn(process.execPath, ['--no-node-snapshot', '--import', tsx, script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  const child: ChildProcess = spawn(process.execPath, ['--no-node-snapshot', ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), '--import', tsx, script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
   const info = await new Promise<T>((resolve, reject) => {
     let buf = ''
     child.stdout!.on('data', (d) => {

@@ -16,9 +16,18 @@ export const PLATFORM_ORG = '00000000-0000-0000-0000-000000000000'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
-/** What a transaction body gets: the forked, transactional entity manager and a raw SQL helper. */
+interface RawConnection {
+  query(text: string, params?: unknown[]): Promise<{ rows: unknown[] }>
+  __knex__disposed?: unknown
+}
+
+interface RawPool {
+  acquireConnection(): Promise<RawConnection>
+  releaseConnection(conn: RawConnection): Promise<void>
+}
+
+/** What a transaction body gets. */
 export interface Tx {
-  em: EntityManager
   /** Runs parameterised SQL (`?` placeholders) in this transaction. */
   sql<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>
   /**
@@ -116,7 +125,6 @@ export class Database {
     try {
       return await orm.em.fork().transactional((tem) =>
         fn({
-          em: tem as EntityManager,
           sql: (text, params = []) => tem.execute(text, params as unknown[]) as never,
           orgs: new Set(),
           useOrg: () => Promise.reject(new Error('owner transactions are not scoped')),
@@ -131,35 +139,76 @@ export class Database {
    * Runs `fn` in one transaction as `role`, seeing only the rows of organisation `orgId`.
    * Also returns the organisation's and its partner's status from the same round trip, so a
    * suspension is honoured by the very next transaction.
+   *
+   * This is the hot path of every request, so it drives the pg connection directly — taken
+   * from MikroORM's own pool, so there is still one pool (one connection on PGlite) — and
+   * opens the transaction, drops the role and sets the tenant in a single round trip.
    */
   async inOrg<T>(orgId: string | null, fn: (tx: Tx, status: OrgStatus) => Promise<T>, role: DbRole = 'trellis_app'): Promise<T> {
     if (orgId !== null && !UUID.test(orgId)) throw KRN.NOT_FOUND({ what: 'organisation' })
-    const em = this.orm.em.fork({ clear: true }) as EntityManager
+    if (role !== 'trellis_app' && role !== 'trellis_auditor') throw new TypeError(`unknown role ${role as string}`)
+    const pool = this.knexClient()
+    let conn: RawConnection
     try {
-      return await em.transactional(async (tem) => {
-        const rows = await tem.execute<Array<{ org_status: string | null; partner_status: string | null }>>(
-          `select set_config('role', ?, true) as r, set_config('app.tenant_id', ?, true) as t,
-             coalesce((select status from tenants where id = ?::uuid), (select status from partners where id = ?::uuid)) as org_status,
-             (select p.status from tenants t join partners p on p.id = t.partner_id where t.id = ?::uuid) as partner_status`,
-          [role, orgId ?? '', orgId ?? PLATFORM_ORG, orgId ?? PLATFORM_ORG, orgId ?? PLATFORM_ORG],
-        )
-        const orgs = new Set<string>(orgId ? [orgId] : [])
-        const tx: Tx = {
-          em: tem as EntityManager,
-          sql: (text, params = []) => tem.execute(text, params as unknown[]) as never,
-          orgs,
-          async useOrg(next) {
-            if (!UUID.test(next)) throw KRN.NOT_FOUND({ what: 'organisation' })
-            await tem.execute(`select set_config('app.tenant_id', ?, true)`, [next])
-            orgs.add(next)
-          },
-        }
-        return fn(tx, { orgStatus: rows[0]?.org_status ?? null, partnerStatus: rows[0]?.partner_status ?? null })
-      })
+      conn = await pool.acquireConnection()
     } catch (err) {
+      throw KRN.DATABASE_UNAVAILABLE(undefined, { cause: err })
+    }
+    let healthy = true
+    try {
+      // orgId is a checked UUID and role one of two names, so both may be inlined: that is
+      // what lets BEGIN and the scoping share one simple-protocol round trip.
+      const org = orgId ?? ''
+      const statusOf = orgId ?? PLATFORM_ORG
+      const results = (await conn.query(
+        `begin; select set_config('role', '${role}', true), set_config('app.tenant_id', '${org}', true),
+           coalesce((select status from tenants where id = '${statusOf}'), (select status from partners where id = '${statusOf}')) as org_status,
+           (select p.status from tenants t join partners p on p.id = t.partner_id where t.id = '${statusOf}') as partner_status`,
+      )) as unknown as Array<{ rows: Array<{ org_status: string | null; partner_status: string | null }> }>
+      const status = results[1]!.rows[0]!
+      const orgs = new Set<string>(orgId ? [orgId] : [])
+      const tx: Tx = {
+        sql: async (text, params = []) => (await conn.query(positional(text), params as unknown[])).rows as never,
+        orgs,
+        async useOrg(next) {
+          if (!UUID.test(next)) throw KRN.NOT_FOUND({ what: 'organisation' })
+          await conn.query(`select set_config('app.tenant_id', $1, true)`, [next])
+          orgs.add(next)
+        },
+      }
+      const result = await fn(tx, { orgStatus: status.org_status, partnerStatus: status.partner_status })
+      await conn.query('commit')
+      return result
+    } catch (err) {
+      try {
+        await conn.query('rollback')
+      } catch {
+        healthy = false
+      }
       if (isConnectionError(err)) throw KRN.DATABASE_UNAVAILABLE(undefined, { cause: err })
       throw err
+    } finally {
+      // A connection that cannot even roll back is dropped from the pool, not reused.
+      if (!healthy) conn.__knex__disposed = new Error('connection broken during a transaction')
+      await pool.releaseConnection(conn)
     }
+  }
+
+  /**
+   * MikroORM's unit of work, scoped like {@link inOrg}: for ordinary entity reads where the
+   * convenience matters more than the last round trip.
+   */
+  async withEntityManager<T>(orgId: string | null, fn: (em: EntityManager) => Promise<T>): Promise<T> {
+    if (orgId !== null && !UUID.test(orgId)) throw KRN.NOT_FOUND({ what: 'organisation' })
+    const em = this.orm.em.fork({ clear: true }) as EntityManager
+    return em.transactional(async (tem) => {
+      await tem.execute(`select set_config('role', 'trellis_app', true), set_config('app.tenant_id', ?, true)`, [orgId ?? ''])
+      return fn(tem as EntityManager)
+    })
+  }
+
+  private knexClient(): RawPool {
+    return (this.orm.em.getConnection().getKnex() as unknown as { client: RawPool }).client
   }
 
   /** A transaction that belongs to no organisation: global tables only, every tenant row hidden. */
@@ -193,4 +242,17 @@ function isConnectionError(err: unknown): boolean {
  */
 export function sqlArray(values: readonly string[]): string {
   return `{${values.map((v) => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`).join(',')}}`
+}
+
+/** `?` placeholders to PostgreSQL's `$n`, leaving quoted text alone. */
+export function positional(text: string): string {
+  let out = ''
+  let n = 0
+  let quoted = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!
+    if (c === "'") quoted = !quoted
+    out += c === '?' && !quoted ? `$${++n}` : c
+  }
+  return out
 }

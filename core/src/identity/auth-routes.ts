@@ -9,6 +9,8 @@ import { createSession, hashToken } from './sessions.js'
 import { membershipsOf, type MembershipGrant } from './memberships.js'
 import { assertStatus } from './org-status.js'
 import { PLATFORM_ORG } from '../db/database.js'
+import { UserSchema } from './entities.js'
+import { PartnerSchema, TenantSchema } from '../tenancy/entities.js'
 
 const Uuid = Type.String({ format: 'uuid' })
 
@@ -170,13 +172,13 @@ export function registerAuthRoutes(app: Api, k: KernelContext): void {
     },
     async (request) => {
       const p = principalOf(request)
-      const row = await k.db.unscoped(async (tx) => {
-        const [user] = await tx.sql<{ id: string; email: string; name: string }>('select id, email, name from users where id = ?::uuid', [p.userId])
-        const [org] = await tx.sql<{ name: string }>('select name from tenants where id = ?::uuid union all select name from partners where id = ?::uuid', [p.orgId, p.orgId])
+      const row = await k.db.withEntityManager(p.orgId, async (em) => {
+        const user = await em.findOne(UserSchema, { id: p.userId })
+        const org = p.orgKind === 'tenant' ? await em.findOne(TenantSchema, { id: p.orgId }) : p.orgKind === 'partner' ? await em.findOne(PartnerSchema, { id: p.orgId }) : null
         return { user, orgName: org?.name ?? 'Platform' }
       })
       if (!row.user) throw AUTH.INVALID_TOKEN({ reason: 'the user no longer exists' })
-      return { kind: p.kind, id: p.id, user: row.user, org: { id: p.orgId, kind: p.orgKind, name: row.orgName }, permissions: [...p.permissions].sort() }
+      return { kind: p.kind, id: p.id, user: { id: row.user.id, email: row.user.email, name: row.user.name }, org: { id: p.orgId, kind: p.orgKind, name: row.orgName }, permissions: [...p.permissions].sort() }
     },
   )
 }

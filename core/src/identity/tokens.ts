@@ -16,6 +16,11 @@ interface AccessClaims {
 
 /** Short-lived EdDSA access tokens: issuer, audience, expiry and algorithm are all checked. */
 export class AccessTokens {
+  // Verifying an Ed25519 signature costs far more than the rest of a cheap request; a token
+  // that verified once is the same bytes next time, so its outcome is remembered until it expires.
+  private verified = new Map<string, { principal: Principal; expiresAt: number }>()
+  private static readonly CACHE_SIZE = 10_000
+
   constructor(
     private readonly keys: SigningKeys,
     private readonly issuer: string,
@@ -37,6 +42,19 @@ export class AccessTokens {
   }
 
   async verify(token: string): Promise<Principal> {
+    const cached = this.verified.get(token)
+    if (cached) {
+      if (cached.expiresAt > Date.now()) return cached.principal
+      this.verified.delete(token)
+      throw AUTH.TOKEN_EXPIRED()
+    }
+    const principal = await this.verifySignature(token)
+    if (this.verified.size >= AccessTokens.CACHE_SIZE) this.verified.delete(this.verified.keys().next().value!)
+    this.verified.set(token, { principal: principal.principal, expiresAt: principal.expiresAt })
+    return principal.principal
+  }
+
+  private async verifySignature(token: string): Promise<{ principal: Principal; expiresAt: number }> {
     let kid: string | undefined
     try {
       kid = decodeProtectedHeader(token).kid
@@ -48,7 +66,10 @@ export class AccessTokens {
     try {
       const { payload } = await jwtVerify<AccessClaims>(token, key, { issuer: this.issuer, audience: AUDIENCE, algorithms: ['EdDSA'], typ: 'at+jwt', requiredClaims: ['sub', 'exp', 'iat'] })
       if (typeof payload.org !== 'string' || !Array.isArray(payload.perms) || typeof payload.sid !== 'string') throw AUTH.INVALID_TOKEN({ reason: 'missing claims' })
-      return { kind: 'user', id: payload.sub!, userId: payload.sub!, orgId: payload.org, orgKind: payload.okd, permissions: new Set(payload.perms), sessionId: payload.sid }
+      return {
+        principal: { kind: 'user', id: payload.sub!, userId: payload.sub!, orgId: payload.org, orgKind: payload.okd, permissions: new Set(payload.perms), sessionId: payload.sid },
+        expiresAt: payload.exp! * 1000,
+      }
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired) throw AUTH.TOKEN_EXPIRED()
       if (err instanceof joseErrors.JOSEError) throw AUTH.INVALID_TOKEN({ reason: err.code })

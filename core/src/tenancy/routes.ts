@@ -10,7 +10,7 @@ import { PageQuery, pageOf, decodeCursor, toPage } from '../http/pagination.js'
 import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
 import type { Principal } from '../identity/principal.js'
 import { addMember, prepareAdmin, slugTaken, type PartnerRow, type TenantRow } from './tenancy-service.js'
-import type { Branding } from './entities.js'
+import { PartnerSchema, TenantSchema, type Branding } from './entities.js'
 
 const Uuid = Type.String({ format: 'uuid' })
 const Slug = Type.String({ pattern: '^[a-z0-9][a-z0-9-]{1,62}$' })
@@ -53,7 +53,7 @@ const tenantView = (r: TenantRow) => ({
 const isPlatform = (p: Principal) => p.orgKind === 'platform' && p.orgId === PLATFORM_ORG
 
 /** May this caller see/manage that tenant? The platform: any; a partner: its own; a tenant: itself (read). */
-function canSeeTenant(p: Principal, t: TenantRow): boolean {
+function canSeeTenant(p: Principal, t: Pick<TenantRow, 'id' | 'partner_id'>): boolean {
   return isPlatform(p) || (p.orgKind === 'partner' && t.partner_id === p.orgId) || (p.orgKind === 'tenant' && t.id === p.orgId)
 }
 
@@ -109,9 +109,9 @@ export function registerTenancyRoutes(app: Api, k: KernelContext): void {
     async (request) => {
       const p = principalOf(request)
       if (!isPlatform(p) && p.orgId !== request.params.id) throw KRN.NOT_FOUND({ what: 'partner' })
-      const [row] = await k.db.unscoped((tx) => tx.sql<PartnerRow>('select * from partners where id = ?::uuid', [request.params.id]))
-      if (!row) throw KRN.NOT_FOUND({ what: 'partner' })
-      return partnerView(row)
+      const partner = await k.db.withEntityManager(null, (em) => em.findOne(PartnerSchema, { id: request.params.id }))
+      if (!partner) throw KRN.NOT_FOUND({ what: 'partner' })
+      return { id: partner.id, name: partner.name, slug: partner.slug, status: partner.status, branding: partner.branding, createdAt: partner.createdAt.toISOString() }
     },
   )
 
@@ -229,9 +229,17 @@ export function registerTenancyRoutes(app: Api, k: KernelContext): void {
     { preHandler: requirePermission(), schema: { tags: ['tenancy'], summary: 'One tenant you may see', params: IdParams, response: { 200: TenantView } } },
     async (request) => {
       const p = principalOf(request)
-      const [row] = await k.db.unscoped((tx) => tx.sql<TenantRow>('select * from tenants where id = ?::uuid', [request.params.id]))
-      if (!row || !canSeeTenant(p, row)) throw KRN.NOT_FOUND({ what: 'tenant' })
-      return tenantView(row)
+      const tenant = await k.db.withEntityManager(null, (em) => em.findOne(TenantSchema, { id: request.params.id }))
+      if (!tenant || !canSeeTenant(p, { id: tenant.id, partner_id: tenant.partnerId })) throw KRN.NOT_FOUND({ what: 'tenant' })
+      return {
+        id: tenant.id,
+        name: tenant.name,
+        slug: tenant.slug,
+        partnerId: tenant.partnerId,
+        status: tenant.status,
+        createdAt: tenant.createdAt.toISOString(),
+        suspendedAt: tenant.suspendedAt ? tenant.suspendedAt.toISOString() : null,
+      }
     },
   )
 
