@@ -1,5 +1,6 @@
 import Fastify from 'fastify'
 import { trace } from '@opentelemetry/api'
+import type { Logger } from 'pino'
 import type { Api } from './types.js'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import swagger from '@fastify/swagger'
@@ -72,7 +73,8 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       const m = /^Bearer\s+(\S+)$/i.exec(header)
       if (!m) throw toTrellisError(KRN.VALIDATION_FAILED({ reason: 'Authorization must be "Bearer <token>"' }))
       request.principal = await authenticate(k, m[1]!)
-      request.log = request.log.child({ tenantId: request.principal.orgId })
+      // Fastify already gave this request its own child logger (with reqId): add the tenant to it.
+      ;(request.log as unknown as Logger).setBindings({ tenantId: request.principal.orgId })
       // Tag the request's trace with the tenant (when tracing is on, see observability/telemetry.ts).
       const otel = (request as unknown as { opentelemetry?: () => { span?: { setAttribute(k: string, v: string): void } | null } }).opentelemetry?.()
       otel?.span?.setAttribute('tenant.id', request.principal.orgId)
