@@ -76,7 +76,8 @@ interface Pending {
   limits: SandboxLimits
   started: number
   timer: NodeJS.Timeout
-  abort: AbortController
+  /** Made on the first host call: an AbortController costs more than a whole warm invocation's bookkeeping. */
+  abort?: AbortController
   hostErrors: Map<number, TrellisError>
   /** Host calls the handler is still working on: while > 0 the isolate is idle, awaiting. */
   outstanding: number
@@ -219,7 +220,6 @@ export class Sandbox {
         worker,
         limits,
         started,
-        abort: new AbortController(),
         hostErrors: new Map(),
         outstanding: 0,
         trusted,
@@ -437,6 +437,7 @@ export class Sandbox {
     p.outstanding++
     try {
       const args = parseUntrustedJson(argsJson)
+      p.abort ??= new AbortController()
       const value = await p.req.onHostCall(op, args, { invocationId: p.req.context.invocationId, signal: p.abort.signal })
       reply = { ok: true, value: value === undefined ? '' : (JSON.stringify(value) ?? '') }
     } catch (err) {
@@ -476,7 +477,7 @@ export class Sandbox {
     if (!p.trusted) p.worker.untrusted--
     if (!error) this.repute(p.isoKey).ok++
     clearTimeout(p.timer)
-    p.abort.abort()
+    p.abort?.abort()
     const full: InvocationMetrics = {
       cpuMs: 0,
       heapUsedBytes: 0,

@@ -60,15 +60,15 @@ export class WorkerProcess {
       this.dead = true
       onExit(this)
     })
-    // A failed send means the channel is gone; 'exit' follows and does the accounting.
-    this.child.on('error', () => {})
+    // A failed send means the channel is gone; 'close' follows and does the accounting.
+    this.child.on('error', () => this.kill('IPC channel failed'))
   }
 
   send(msg: ToWorker): void {
     if (this.dead || !this.child.connected) return
-    this.child.send(msg, (err) => {
-      if (err && !this.dead) this.kill('IPC channel failed')
-    })
+    // No completion callback: it costs a write request per message, and a broken channel
+    // surfaces as 'error' and then 'close' anyway.
+    this.child.send(msg)
   }
 
   kill(reason: string): void {

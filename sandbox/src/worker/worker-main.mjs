@@ -7,7 +7,10 @@ import { Invocation } from './invocation.mjs'
 import { lazySourceMap } from './stack-mapper.mjs'
 import { TenantIsolate } from './tenant-isolate.mjs'
 
-const config = JSON.parse(process.argv[2] ?? '{}')
+// Only the parent starts a worker (with its config as the argument); anything else running
+// this file — a test runner globbing the folder, a curious operator — gets an immediate exit.
+if (process.argv[2] === undefined || typeof process.send !== 'function') process.exit(0)
+const config = JSON.parse(process.argv[2])
 
 const worker = {
   pool: new IsolatePool({
