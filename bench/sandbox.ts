@@ -55,12 +55,28 @@ export async function run(): Promise<void> {
   const plain = async (x: unknown) => ({ ok: true, echo: x })
   const plainF = await measure(20_000, 2_000, () => plain(INPUT))
 
-  const iso = new ivm.Isolate({ memoryLimit: 64 })
+  const iso = new ivm.Isolate({ memoryLimit: 1024 })
   const context = iso.createContextSync()
   const fn = context.evalSync(`(function (json) { const input = JSON.parse(json); return JSON.stringify({ ok: true, echo: input }) })`, { reference: true })
   const json = JSON.stringify(INPUT)
   const rawAsync = await measure(5_000, 500, () => fn.apply(undefined, [json], { result: { copy: true }, timeout: 1000 }))
   const rawSync = await measure(5_000, 500, () => fn.applySync(undefined, [json], { result: { copy: true }, timeout: 1000 }))
+
+  // The alternative ADR 0001 weighed: one isolate per bundle shared by tenants, with a fresh
+  // context per invocation (the bundle's top level re-run each time, from a compiled script).
+  const script = iso.compileScriptSync(`var module = { exports: {} }; (function (module, exports) {\n${BUNDLE_CODE}\n})(module, module.exports);
+globalThis.__call = (json) => JSON.stringify({ ok: true, echo: JSON.parse(json), entries: module.exports.entries })`)
+  const freshContext = await measure(1_000, 100, () => {
+    const c = iso.createContextSync()
+    script.runSync(c)
+    const r = c.global.getSync('__call', { reference: true }).applySync(undefined, [json], { result: { copy: true }, timeout: 1000 })
+    c.release()
+    return r
+  })
+  const keptContext = iso.createContextSync()
+  script.runSync(keptContext)
+  const kept = keptContext.global.getSync('__call', { reference: true })
+  const warmContext = await measure(5_000, 500, () => kept.applySync(undefined, [json], { result: { copy: true }, timeout: 1000 }))
   iso.dispose()
 
   // --- the sandbox ---------------------------------------------------------------------
@@ -98,6 +114,8 @@ export async function run(): Promise<void> {
     row('plain async function call (baseline)', plainF)
     row('raw isolated-vm apply, async (baseline)', rawAsync)
     row('raw isolated-vm applySync (baseline)', rawSync)
+    row('in-process: fresh context per invocation', freshContext, `   = ${(freshContext.p50 / warmContext.p50).toFixed(0)}× a kept context (ADR 0001)`)
+    row('in-process: kept context, warm', warmContext)
     row('sandbox warm invoke (parent→worker→isolate)', warm, `   = ${(warm.p50 / rawAsync.p50).toFixed(1)}× raw apply, ${(warm.p50 / plainF.p50).toFixed(0)}× plain call   [target p50 ≤ 150 µs, p99 ≤ 1 ms]`)
     row('sandbox warm invoke with 3 host calls', hosted, `   = ${(hosted.p50 / warm.p50).toFixed(1)}× warm invoke   [target p50 ≤ 400 µs]`)
     row(`cold start, new tenant (${cold}/200 cold)`, coldF, `   = ${(coldF.p50 / warm.p50).toFixed(1)}× warm invoke   [target p50 ≤ 10 ms]`)

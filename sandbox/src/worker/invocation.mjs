@@ -19,7 +19,9 @@ export class Invocation {
     this.entry = msg.entry
     this.input = msg.input
     this.context = msg.context
-    this.limits = msg.limits
+    // CPU time cannot exceed the wall deadline; clamping keeps a synchronous run (which blocks
+    // this worker's event loop) inside the time the parent waits before declaring us hung.
+    this.limits = { ...msg.limits, cpuMs: Math.min(msg.limits.cpuMs, msg.limits.wallMs) }
     this.remainingMs = msg.remainingMs
     // Tokens are never reused, so a host object kept by plugin code from an earlier
     // invocation cannot act within a later one.
@@ -114,7 +116,7 @@ export class Invocation {
   onHostCall(token, cid, op, args) {
     if (this.done || token !== this.token) return
     if (cid === -1) return this.fail({ code: 'SBX_ERR_HOST_CALL_LIMIT', details: { limit: this.limits.maxHostCalls } }, true)
-    if (typeof cid !== 'number' || typeof op !== 'string' || typeof args !== 'string') return
+    if (typeof cid !== 'number' || typeof op !== 'string' || typeof args !== 'string' || op.length === 0 || op.length > 256) return
     this.hostCalls++
     if (this.hostCalls > this.limits.maxHostCalls) {
       const details = { limit: this.limits.maxHostCalls }

@@ -34,6 +34,14 @@ export class IsolatePool {
       let iso
       try {
         iso = await create()
+      } catch (err) {
+        // A request queued behind this creation would otherwise wait for an isolate that
+        // never comes; it gets to try its own.
+        const q = this.waiters.get(key)
+        const next = q?.shift()
+        if (q && !q.length) this.waiters.delete(key)
+        if (next && !next.cancelled) queueMicrotask(() => next.retry())
+        throw err
       } finally {
         const n = (this.creating.get(key) ?? 1) - 1
         if (n > 0) this.creating.set(key, n)
