@@ -11,7 +11,7 @@ export type ToWorker =
   | { t: 'inv'; rid: number; invocationId: string; bundleKey: string; isoKey: string; entry: { kind: EntryKind; name: string }; input: string; context: string; limits: SandboxLimits; remainingMs: number }
   | { t: 'hcr'; rid: number; cid: number; ok: true; value: string }
   | { t: 'hcr'; rid: number; cid: number; ok: false; error: { code: string; status: number; message: string } }
-  | { t: 'load'; rid: number; bundle: { key: string; id: string; version: string; code: string; sourceMap?: string }; limits: SandboxLimits }
+  | { t: 'load'; rid: number; bundle: { key: string; id: string; version: string; code: string; sourceMap?: string }; limits: SandboxLimits; evaluate: boolean }
   | { t: 'unload'; key: string }
   | { t: 'stats'; rid: number; refresh?: boolean }
   | { t: 'shutdown' }

@@ -364,33 +364,42 @@ export class Sandbox {
     // A replacement worker learns bundles lazily; IPC order guarantees the load arrives first.
     worker.bundles.add(loaded.key)
     const { id, version, code, sourceMap } = loaded.bundle
-    worker.send({ t: 'load', rid: this.nextRid++, bundle: { key: loaded.key, id, version, code, sourceMap }, limits: this.limits })
+    worker.send({ t: 'load', rid: this.nextRid++, bundle: { key: loaded.key, id, version, code, sourceMap }, limits: this.limits, evaluate: false })
   }
 
+  /**
+   * Evaluates the bundle once, on the probation worker (its top level is untrusted code that
+   * might kill a worker), then has every other worker compile it for its code cache only.
+   */
   private async loadEverywhere(loaded: LoadedBundle): Promise<Record<string, string[]>> {
-    const { id, version, code, sourceMap } = loaded.bundle
-    const replies = await Promise.all(
-      this.liveWorkers().map(
-        (worker) =>
-          new Promise<(FromWorker & { t: 'loaded' | 'loadFailed' }) | undefined>((resolve) => {
-            const rid = this.nextRid++
-            this.loads.set(rid, { worker, resolve })
-            worker.bundles.add(loaded.key)
-            worker.send({ t: 'load', rid, bundle: { key: loaded.key, id, version, code, sourceMap }, limits: this.limits })
-          }),
-      ),
-    )
-    for (const r of replies) {
-      if (r?.t === 'loadFailed') {
-        const reason = typeof r.error?.details?.reason === 'string' ? r.error.details.reason : 'evaluation failed'
-        throw SBX.BUNDLE_INVALID({ id, version, reason })
-      }
+    const { id, version } = loaded.bundle
+    const live = this.liveWorkers()
+    const probation = this.workers.length >= 2 ? this.workers[this.workers.length - 1] : undefined
+    const prober = probation && !probation.dead ? probation : live[0]
+    if (!prober) throw SBX.WORKER_LOST({ reason: 'no worker is running' })
+    const first = await this.loadOn(prober, loaded, true)
+    if (!first) throw SBX.BUNDLE_INVALID({ id, version, reason: 'evaluating it killed its worker' })
+    if (first.t === 'loadFailed') {
+      const reason = typeof first.error?.details?.reason === 'string' ? first.error.details.reason : 'evaluation failed'
+      throw SBX.BUNDLE_INVALID({ id, version, reason })
     }
-    // Workers evaluate the same code, but a hostile bundle could declare different entries in
-    // each; the first answer is the one the parent checks invocations against.
-    const first = replies.find((r) => r?.t === 'loaded')
-    if (!first || first.t !== 'loaded') throw SBX.WORKER_LOST({ reason: 'every worker was lost while loading' })
+    // Compile-only elsewhere; a worker that fails to compile it simply learns it again lazily.
+    await Promise.all(live.filter((w) => w !== prober).map((w) => this.loadOn(w, loaded, false)))
     return first.entries
+  }
+
+  private loadOn(worker: WorkerProcess, loaded: LoadedBundle, evaluate: boolean): Promise<(FromWorker & { t: 'loaded' | 'loadFailed' }) | undefined> {
+    const { id, version, code, sourceMap } = loaded.bundle
+    return new Promise((resolve) => {
+      const rid = this.nextRid++
+      this.loads.set(rid, { worker, resolve })
+      worker.bundles.add(loaded.key)
+      worker.send({ t: 'load', rid, bundle: { key: loaded.key, id, version, code, sourceMap }, limits: this.limits, evaluate })
+    }).then((reply) => {
+      const r = reply as (FromWorker & { t: 'loaded' | 'loadFailed' }) | undefined
+      if (r?.t !== 'loaded') worker.bundles.delete(loaded.key)
+      return r
+    })
   }
 
   private onMessage(worker: WorkerProcess, msg: FromWorker): void {

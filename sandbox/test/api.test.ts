@@ -37,6 +37,10 @@ const plugin = bodiesBundle('@acme/orders', {
   throwCoded: `const e = new Error('out of stock'); e.code = 'KRN_ERR_CAPABILITY_DENIED'; e.status = 409; throw e`,
   undefinedOut: 'return undefined',
   argsEcho: `return host.call('echo', input)`,
+  poisonArgsAndLogs: `
+    const bad = JSON.parse('{"__proto__": {"polluted": true}, "constructor": {"prototype": {"polluted": true}}, "keep": 1}')
+    host.log('info', 'poisoned fields', bad)
+    return host.call('echo', bad)`,
 })
 
 await sandbox.load(plugin)
@@ -202,6 +206,15 @@ t.test('output cannot poison prototypes in the host', async (t) => {
   t.equal(({} as Record<string, unknown>).polluted, undefined)
   t.equal((merged as Record<string, unknown>).polluted, undefined)
   t.equal(Object.getPrototypeOf(out), Object.prototype)
+})
+
+t.test('host-call args and log fields cannot poison prototypes either', async (t) => {
+  let received: unknown
+  const res = await call(sandbox, plugin, 'poisonArgsAndLogs', { onHostCall: async (_op, args) => ((received = args), args) })
+  t.same(Object.keys(received as object), ['keep'])
+  t.same(Object.keys(res.logs[0]!.fields!), ['keep'])
+  t.same(res.output, { keep: 1 })
+  t.equal(({} as Record<string, unknown>).polluted, undefined)
 })
 
 t.test('undefined output arrives as null', async (t) => {

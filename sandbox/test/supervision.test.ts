@@ -132,3 +132,22 @@ t.test('close fails what is in flight and refuses new work', async (t) => {
   t.equal((await rejection(call(sandbox, plugin, 'echo'))).code, SBX.CLOSED.code)
   t.equal((await rejection(sandbox.load(plugin))).code, SBX.CLOSED.code)
 })
+
+t.test('a bundle whose top level kills a worker fails to load and costs only the probation worker', async (t) => {
+  const sandbox = await Sandbox.create({ workers: 2, quietWorkers: true })
+  t.teardown(() => sandbox.close())
+  await sandbox.load(plugin)
+  // a trusted tenant (past probation) holding an invocation open meanwhile
+  for (let i = 0; i < 4; i++) await call(sandbox, plugin, 'echo', { tenant: 'steady', input: i })
+  const g = gate()
+  const held = call(sandbox, plugin, 'wait', { tenant: 'steady', input: 'still here', onHostCall: g.handler })
+  await until(() => g.waiting.length === 1)
+  const killer = bodiesBundle('@evil/top-level-bomb', { a: 'return 1' })
+  const code = `const m = new Map(); for (let i = 0; ; i++) m.set(i, { i });\n${killer.code}`
+  const err = await rejection(sandbox.load({ ...killer, code, sha256: (await import('node:crypto')).createHash('sha256').update(code).digest('hex') }))
+  t.equal(err.code, SBX.BUNDLE_INVALID.code)
+  g.releaseAll('survived')
+  t.equal((await held).output, 'survived')
+  await until(async () => (await sandbox.stats()).workers.length === 2)
+  t.equal((await sandbox.stats()).restarts, 1)
+})
