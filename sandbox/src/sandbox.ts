@@ -26,7 +26,10 @@ export interface SandboxOptions {
   limits?: Partial<SandboxLimits>
   /** Process budget: a worker whose resident memory exceeds it is killed and replaced. */
   workerMemoryMb?: number
-  /** How long after an invocation's wall deadline a silent worker is declared hung and killed. */
+  /**
+   * How long after an invocation's wall deadline a silent worker is declared hung and killed
+   * (default 2000). Plugin code whose CPU limit fits in it may run on the worker's event loop.
+   */
   hangGraceMs?: number
   /** Idle isolates are disposed after this long. */
   idleMs?: number
@@ -52,6 +55,8 @@ const SBX_BY_CODE = new Map<string, (d?: never) => TrellisError>(
   SBX.entries.map((e) => [e.code, (SBX as unknown as Record<string, (d?: never) => TrellisError>)[e.code.slice('SBX_ERR_'.length)]!]),
 )
 const MAX_STICKY_KEYS = 100_000
+const BUNDLE_ID = /^[@a-zA-Z0-9][@a-zA-Z0-9._/-]{0,213}$/
+const BUNDLE_VERSION = /^[0-9A-Za-z][0-9A-Za-z.+-]{0,63}$/
 const SUSPECT_MS = 15 * 60_000
 
 /** What the parent has learnt about a key (or a bundle) from outcomes and worker crashes. */
@@ -120,6 +125,9 @@ export class Sandbox {
       maxIsolatesPerKey: options.maxIsolatesPerKey ?? 4,
       idleMs: options.idleMs ?? 5 * 60_000,
       isolateHeapBudgetMb: options.isolateHeapBudgetMb ?? 1024,
+      // A synchronous run blocks the worker's event loop for up to its CPU limit; kept within
+      // the grace so that it can never get the worker declared hung.
+      syncMaxCpuMs: Math.max(0, this.hangGraceMs() - 200),
     }
     const n = options.workers ?? availableParallelism()
     if (!Number.isInteger(n) || n < 1) throw SBX.INVALID_REQUEST({ reason: 'workers must be a positive integer' })
@@ -141,10 +149,13 @@ export class Sandbox {
       if (typeof bundle?.[field] !== 'string' || bundle[field] === '') throw SBX.INVALID_REQUEST({ reason: `bundle.${field} must be a non-empty string` })
     }
     if (bundle.sourceMap !== undefined && typeof bundle.sourceMap !== 'string') throw SBX.INVALID_REQUEST({ reason: 'bundle.sourceMap must be a string' })
+    // Both end up in stack frames and log lines; nothing there may look like more than a name.
+    if (!BUNDLE_ID.test(bundle.id) || !BUNDLE_VERSION.test(bundle.version)) throw SBX.INVALID_REQUEST({ reason: 'bundle id or version has characters a package name or semver cannot have' })
     const { id, version } = bundle
     const digest = createHash('sha256').update(bundle.code).digest('hex')
     if (digest !== bundle.sha256.toLowerCase()) throw SBX.DIGEST_MISMATCH({ id, version })
-    if (Buffer.byteLength(bundle.code) > (this.options.maxBundleBytes ?? 16 * 1024 * 1024)) {
+    const maxBytes = this.options.maxBundleBytes ?? 16 * 1024 * 1024
+    if (Buffer.byteLength(bundle.code) > maxBytes || (bundle.sourceMap !== undefined && Buffer.byteLength(bundle.sourceMap) > maxBytes)) {
       throw SBX.BUNDLE_INVALID({ id, version, reason: 'bundle exceeds the size limit' })
     }
     const key = bundleKey(id, version)
@@ -201,7 +212,7 @@ export class Sandbox {
     } catch {
       throw SBX.INVALID_REQUEST({ reason: 'input and context must be JSON-serialisable' })
     }
-    if (input.length > limits.maxInputBytes || Buffer.byteLength(input) > limits.maxInputBytes) {
+    if (input.length > limits.maxInputBytes || Buffer.byteLength(input) > limits.maxInputBytes || contextJson.length > limits.maxInputBytes) {
       throw SBX.PAYLOAD_TOO_LARGE({ what: 'input', limitBytes: limits.maxInputBytes })
     }
     // Isolates are keyed by tenant and installation as well as bundle, so no tenant ever
@@ -228,7 +239,7 @@ export class Sandbox {
         resolve,
         reject,
         // The worker enforces wallMs itself; this later timer is for a worker too stuck to.
-        timer: setTimeout(() => this.onHung(rid), limits.wallMs + (this.options.hangGraceMs ?? 1000)),
+        timer: setTimeout(() => this.onHung(rid), limits.wallMs + this.hangGraceMs()),
       }
       this.pending.set(rid, p)
       worker.inflight.add(rid)
@@ -281,6 +292,10 @@ export class Sandbox {
           }),
       ),
     )
+  }
+
+  private hangGraceMs(): number {
+    return this.options.hangGraceMs ?? 2000
   }
 
   private assertOpen(): void {

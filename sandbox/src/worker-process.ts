@@ -12,6 +12,7 @@ export interface WorkerConfig {
   maxIsolatesPerKey: number
   idleMs: number
   isolateHeapBudgetMb: number
+  syncMaxCpuMs: number
 }
 
 export class WorkerProcess {

@@ -83,6 +83,13 @@ t.test('load refuses bundles that do not evaluate to the contract', async (t) =>
   t.equal((await call(sandbox, fixed, 'a')).output, 'fixed')
 })
 
+t.test('bundle ids and versions must look like package names and versions', async (t) => {
+  for (const [id, version] of [['@acme/x\n    at fake (/etc/passwd:1:1)', '1.0.0'], ['@acme/x', '1.0.0 (evil)'], ['', '1.0.0']]) {
+    const b = makeBundle(id!, 'module.exports = { entries: {}, invoke: async () => 1 }', version)
+    t.equal((await rejection(sandbox.load(b))).code, SBX.INVALID_REQUEST.code, JSON.stringify([id, version]))
+  }
+})
+
 t.test('the same id and version with other code is a conflict', async (t) => {
   const other = makeBundle(plugin.id, 'module.exports = { entries: {}, invoke: async () => 1 }', plugin.version)
   t.equal((await rejection(sandbox.load(other))).code, SBX.BUNDLE_CONFLICT.code)

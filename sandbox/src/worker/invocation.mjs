@@ -37,7 +37,7 @@ export class Invocation {
     this.logBytes = 0
     this.logsTruncated = false
     this.waiter = { cancelled: false }
-    this.sync = !worker.isSlow(msg.isoKey)
+    this.sync = !worker.isSlow(msg.isoKey) && this.limits.cpuMs <= worker.syncMaxCpuMs
   }
 
   async start() {

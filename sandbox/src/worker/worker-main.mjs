@@ -25,6 +25,7 @@ const worker = {
   /** Keys whose plugin code ran long on the event loop once; they run on pool threads (see Invocation.enterSync). */
   slowKeys: new Map(),
   syncSliceMs: config.syncSliceMs ?? 10,
+  syncMaxCpuMs: config.syncMaxCpuMs ?? 1800,
   isSlow(key) {
     const until = this.slowKeys.get(key)
     if (until === undefined) return false
