@@ -58,6 +58,22 @@ t.test('load returns the declared entries', async (t) => {
   t.equal(entries.event, undefined)
 })
 
+t.test('every entry kind is declared at load and invocable', async (t) => {
+  const kinds = makeBundle('@acme/kinds', `module.exports = {
+    entries: { route: ['GET /x'], event: ['orders.order.placed'], action: ['cancelOrder'], workflowStep: ['approve'] },
+    invoke: async (entry, input) => ({ kind: entry.kind, name: entry.name, input }),
+  }`)
+  const { entries } = await sandbox.load(kinds)
+  t.same(entries, { route: ['GET /x'], event: ['orders.order.placed'], action: ['cancelOrder'], workflowStep: ['approve'] })
+  for (const [kind, names] of Object.entries(entries)) {
+    const res = await sandbox.invoke({ bundle: kinds, entry: { kind: kind as never, name: names[0]! }, input: { k: kind }, context: context('tenant-k'), onHostCall: noHost })
+    t.same(res.output, { kind, name: names[0], input: { k: kind } })
+  }
+  // a name declared under one kind is not an entry of another
+  const wrong = await rejection(sandbox.invoke({ bundle: kinds, entry: { kind: 'action', name: 'approve' }, input: 1, context: context('tenant-k'), onHostCall: noHost }))
+  t.equal(wrong.code, SBX.UNKNOWN_ENTRY.code)
+})
+
 t.test('load refuses a bundle whose digest does not match', async (t) => {
   const b = makeBundle('@acme/tampered', 'module.exports = { entries: {}, invoke: async () => 1 }')
   const err = await rejection(sandbox.load({ ...b, code: b.code + '\n// tampered' }))
