@@ -43,6 +43,19 @@ create table tenants (
   suspended_at timestamptz
 );`)
     this.addSql(`create index tenants_partner_idx on tenants (partner_id, id);`)
+    // Every request transaction asks this; plpgsql keeps its plans per session, so it costs two
+    // index look-ups and no planning.
+    this.addSql(`
+create function trellis_org_block(p_org uuid) returns text language plpgsql stable as $$
+declare t_status text; p_status text;
+begin
+  select t.status, p.status into t_status, p_status from tenants t left join partners p on p.id = t.partner_id where t.id = p_org;
+  if not found then
+    select p.status into p_status from partners p where p.id = p_org;
+    return case when p_status = 'suspended' then 'partner_self' end;
+  end if;
+  return case when t_status = 'suspended' then 'tenant' when p_status = 'suspended' then 'partner' end;
+end $$;`)
     this.addSql(`
 create table users (
   id uuid primary key,
@@ -185,7 +198,7 @@ create table idempotency_keys (
     this.addSql(`grant update (retired_at) on signing_keys to trellis_app;`)
     this.addSql(`grant select, insert, update, delete on roles, memberships, api_keys, idempotency_keys to trellis_app;`)
     this.addSql(`grant select, insert on audit_log to trellis_app;`)
-    this.addSql(`grant select on audit_log, tenants to trellis_auditor;`)
+    this.addSql(`grant select on audit_log, tenants, partners to trellis_auditor;`)
     this.addSql(`grant update (seq, prev_hash, hash) on audit_log to trellis_auditor;`)
     this.addSql(`grant select on roles, memberships, api_keys to trellis_auth;`)
 
@@ -210,6 +223,6 @@ $$;`)
   override async down(): Promise<void> {
     this.addSql(`drop function if exists trellis_auth_api_key(uuid), trellis_auth_memberships(uuid);`)
     this.addSql(`drop table if exists idempotency_keys, audit_log, api_keys, memberships, roles, signing_keys, sessions, users, tenants, partners cascade;`)
-    this.addSql(`drop function if exists trellis_audit_guard(), trellis_current_tenant();`)
+    this.addSql(`drop function if exists trellis_audit_guard(), trellis_current_tenant(), trellis_org_block(uuid);`)
   }
 }

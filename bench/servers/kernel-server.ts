@@ -9,6 +9,7 @@ const kernel = await createKernel({
   migrate: true,
   rateLimitPerMinute: 10_000_000,
   poolMax: 10,
+  auditSealDelayMs: Number(process.env.BENCH_SEAL_DELAY_MS ?? 50),
 })
 await createPlatformAdmin(kernel.ctx, { email: 'bench@platform.test', password: 'bench-admin-password' })
 const url = await kernel.listen()

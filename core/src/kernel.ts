@@ -23,6 +23,8 @@ export interface KernelOptions extends HttpOptions {
   migrate?: boolean
   /** Database pool size (PostgreSQL only). */
   poolMax?: number
+  /** How long after a commit its audit entries are sealed; larger batches cost the database less. */
+  auditSealDelayMs?: number
   /** Login attempt limits (tests lower them). */
   loginLimits?: { perAccount: number; perIp: number; windowMs: number }
 }
@@ -51,7 +53,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     const secrets = new SecretBox(config.secretKey)
     const keys = new SigningKeys(db, secrets)
     await keys.load()
-    const sealer = new AuditSealer(db, logger)
+    const sealer = new AuditSealer(db, logger, options.auditSealDelayMs)
     sealer.start()
     const limits = options.loginLimits
     const ctx: KernelContext = {

@@ -20,7 +20,7 @@ export class AuditSealer {
   constructor(
     private readonly db: Database,
     private readonly logger?: Logger,
-    private readonly delayMs = 20,
+    private readonly delayMs = 50,
   ) {}
 
   /** Periodically seals whatever another process (or a crash) left unsealed. */

@@ -3,6 +3,7 @@ import type { EntityManager } from '@mikro-orm/postgresql'
 import { Migrator } from '@mikro-orm/migrations'
 import { migrationsList } from '@trellis/migrations'
 import { join } from 'node:path'
+import { createHash } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { KernelConfig } from '../config.js'
 import { KRN } from '../errors.js'
@@ -17,7 +18,7 @@ export const PLATFORM_ORG = '00000000-0000-0000-0000-000000000000'
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 interface RawConnection {
-  query(text: string, params?: unknown[]): Promise<{ rows: unknown[] }>
+  query(text: string | { name: string; text: string; values: unknown[] }, params?: unknown[]): Promise<{ rows: unknown[] }>
   __knex__disposed?: unknown
 }
 
@@ -161,14 +162,16 @@ export class Database {
       const org = orgId ?? ''
       const statusOf = orgId ?? PLATFORM_ORG
       const results = (await conn.query(
-        `begin; select set_config('role', '${role}', true), set_config('app.tenant_id', '${org}', true),
-           coalesce((select status from tenants where id = '${statusOf}'), (select status from partners where id = '${statusOf}')) as org_status,
-           (select p.status from tenants t join partners p on p.id = t.partner_id where t.id = '${statusOf}') as partner_status`,
-      )) as unknown as Array<{ rows: Array<{ org_status: string | null; partner_status: string | null }> }>
-      const status = results[1]!.rows[0]!
+        `begin; select set_config('role', '${role}', true), set_config('app.tenant_id', '${org}', true), trellis_org_block('${statusOf}') as block`,
+      )) as unknown as Array<{ rows: Array<{ block: 'tenant' | 'partner' | 'partner_self' | null }> }>
+      const block = results[1]!.rows[0]!.block
+      const status: OrgStatus = {
+        orgStatus: block === 'tenant' || block === 'partner_self' ? 'suspended' : 'active',
+        partnerStatus: block === 'partner' ? 'suspended' : 'active',
+      }
       const orgs = new Set<string>(orgId ? [orgId] : [])
       const tx: Tx = {
-        sql: async (text, params = []) => (await conn.query(positional(text), params as unknown[])).rows as never,
+        sql: async (text, params = []) => (await conn.query(prepared(text, params as unknown[]))).rows as never,
         orgs,
         async useOrg(next) {
           if (!UUID.test(next)) throw KRN.NOT_FOUND({ what: 'organisation' })
@@ -176,7 +179,7 @@ export class Database {
           orgs.add(next)
         },
       }
-      const result = await fn(tx, { orgStatus: status.org_status, partnerStatus: status.partner_status })
+      const result = await fn(tx, status)
       await conn.query('commit')
       return result
     } catch (err) {
@@ -242,6 +245,21 @@ function isConnectionError(err: unknown): boolean {
  */
 export function sqlArray(values: readonly string[]): string {
   return `{${values.map((v) => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`).join(',')}}`
+}
+
+const statements = new Map<string, { name: string; text: string }>()
+
+/**
+ * The kernel's SQL is a fixed set of texts, so each becomes a named prepared statement: parsed
+ * and planned once per connection instead of on every request.
+ */
+function prepared(text: string, values: unknown[]): { name: string; text: string; values: unknown[] } {
+  let s = statements.get(text)
+  if (!s) {
+    s = { name: `t_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`, text: positional(text) }
+    statements.set(text, s)
+  }
+  return { ...s, values }
 }
 
 /** `?` placeholders to PostgreSQL's `$n`, leaving quoted text alone. */
