@@ -151,3 +151,13 @@ t.test('a bundle whose top level kills a worker fails to load and costs only the
   await until(async () => (await sandbox.stats()).workers.length === 2)
   t.equal((await sandbox.stats()).restarts, 1)
 })
+
+t.test('idle isolates are evicted to keep a worker under its heap budget', async (t) => {
+  const sandbox = await Sandbox.create({ workers: 1, isolateHeapBudgetMb: 8 })
+  t.teardown(() => sandbox.close())
+  await sandbox.load(plugin)
+  for (let i = 0; i < 12; i++) await call(sandbox, plugin, 'echo', { tenant: `budget-${i}`, input: i })
+  const [w] = (await sandbox.stats({ refresh: true })).workers
+  t.ok(w!.isolates < 12, `${w!.isolates} isolates kept`)
+  t.ok(w!.isolateHeapBytes <= 8 * 1024 * 1024 + 4 * 1024 * 1024, `${Math.round(w!.isolateHeapBytes / 1048576)} MB of isolate heap`)
+})

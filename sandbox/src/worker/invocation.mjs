@@ -262,7 +262,7 @@ export class Invocation {
       if (this.iso.heapAt === undefined || now - this.iso.heapAt > 20 || this.cold) {
         const h = heapOf(this.iso.isolate)
         this.iso.heapUsed = h.used
-        this.iso.heapBytes = h.total
+        this.worker.pool.setHeap(this.iso, h.total)
         this.iso.heapAt = now
       }
       heap = this.iso.heapUsed

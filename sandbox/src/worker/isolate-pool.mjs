@@ -15,6 +15,9 @@ export class IsolatePool {
     // Insertion order is recency order: an isolate is re-inserted whenever it is released.
     this.idle = new Set()
     this.count = 0
+    // Kept as a running sum: summing a thousand isolates on every release would cost more
+    // than the invocation it follows.
+    this.totalHeap = 0
   }
 
   /**
@@ -80,6 +83,13 @@ export class IsolatePool {
     list.push(iso)
     this.byKey.set(iso.key, list)
     this.count++
+    this.totalHeap += iso.heapBytes
+  }
+
+  /** Records an isolate's latest heap size (total, external included). */
+  setHeap(iso, bytes) {
+    if (this.byKey.get(iso.key)?.includes(iso)) this.totalHeap += bytes - iso.heapBytes
+    iso.heapBytes = bytes
   }
 
   /** Returns an isolate after an invocation; hands it straight to a queued request if any. */
@@ -114,6 +124,7 @@ export class IsolatePool {
     if (i < 0) return
     list.splice(i, 1)
     this.count--
+    this.totalHeap -= iso.heapBytes
     if (!list.length) this.byKey.delete(iso.key)
     // A queued request for this key may now create its own isolate.
     const q = this.waiters.get(iso.key)
@@ -125,16 +136,12 @@ export class IsolatePool {
   }
 
   heapBytes() {
-    let total = 0
-    for (const list of this.byKey.values()) for (const iso of list) total += iso.heapBytes
-    return total
+    return this.totalHeap
   }
 
   evictOverflow() {
-    let heap = this.count > 0 && this.heapBudgetBytes ? this.heapBytes() : 0
     for (const iso of this.idle) {
-      if (this.count <= this.maxIsolates && heap <= this.heapBudgetBytes) break
-      heap -= iso.heapBytes
+      if (this.count <= this.maxIsolates && this.totalHeap <= this.heapBudgetBytes) break
       this.discard(iso)
     }
   }

@@ -129,18 +129,17 @@ async function compileBundle(b, limits, evaluate) {
 }
 
 function stats(refresh) {
-  let heap = 0
   for (const list of worker.pool.byKey.values()) {
     for (const iso of list) {
       if (refresh && !iso.busy && !iso.disposed) {
         try {
           const s = iso.isolate.getHeapStatisticsSync()
-          iso.heapBytes = s.total_heap_size + s.externally_allocated_size
+          worker.pool.setHeap(iso, s.total_heap_size + s.externally_allocated_size)
         } catch { /* disposed meanwhile */ }
       }
-      heap += iso.heapBytes
     }
   }
+  const heap = worker.pool.heapBytes()
   return { pid: process.pid, rssBytes: process.memoryUsage().rss, isolates: worker.pool.count, isolateHeapBytes: heap, inflight: worker.inflight.size, bundles: worker.bundles.size, externalCopyBytes: ivm.ExternalCopy.totalExternalSize }
 }
 
