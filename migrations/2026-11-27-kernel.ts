@@ -12,6 +12,7 @@ import { Migration } from '@mikro-orm/migrations'
 //   trellis_auth     owns the narrow SECURITY DEFINER look-ups that authentication needs
 //                    before a tenant is known (API key by id, a user's memberships).
 //   trellis_auditor  the audit sealer: may fill seq/prev_hash/hash of unsealed rows only.
+//   trellis_bootstrap writes the built-in roles (defined in code) at start; nothing else.
 export class Migration20261127000001Kernel extends Migration {
   override async up(): Promise<void> {
     this.addSql(`
@@ -19,8 +20,15 @@ do $$ begin
   begin create role trellis_app nologin nosuperuser nobypassrls; exception when duplicate_object or unique_violation then null; end;
   begin create role trellis_auth nologin nosuperuser nobypassrls; exception when duplicate_object or unique_violation then null; end;
   begin create role trellis_auditor nologin nosuperuser nobypassrls; exception when duplicate_object or unique_violation then null; end;
+  begin create role trellis_bootstrap nologin nosuperuser nobypassrls; exception when duplicate_object or unique_violation then null; end;
 end $$;`)
-    this.addSql(`grant usage on schema public to trellis_app, trellis_auth, trellis_auditor;`)
+    this.addSql(`grant usage on schema public to trellis_app, trellis_auth, trellis_auditor, trellis_bootstrap;`)
+    // The migrating owner hands the definer functions to trellis_auth below; PostgreSQL lets
+    // it only as a member of that role, with the role able to create in the schema.
+    this.addSql(`do $$ begin execute format('grant trellis_auth to %I', current_user); end $$;`)
+    this.addSql(`grant create on schema public to trellis_auth;`)
+    // Kernel processes (logged in as members of trellis_app) check that no migration is pending.
+    this.addSql(`grant select on trellis_migrations to trellis_app;`)
     this.addSql(`create or replace function trellis_current_tenant() returns uuid language sql stable as $$ select nullif(current_setting('app.tenant_id', true), '')::uuid $$;`)
 
     this.addSql(`
@@ -189,6 +197,9 @@ create table idempotency_keys (
     this.addSql(`create policy audit_append on audit_log for insert to trellis_app with check (tenant_id = trellis_current_tenant() and seq is null and hash is null and prev_hash is null);`)
     this.addSql(`create policy audit_seal_read on audit_log for select to trellis_auditor using (true);`)
     this.addSql(`create policy audit_seal on audit_log for update to trellis_auditor using (hash is null) with check (hash is not null);`)
+    this.addSql(`create policy roles_builtin on roles for all to trellis_bootstrap using (builtin and tenant_id is null) with check (builtin and tenant_id is null);`)
+    this.addSql(`grant select, insert, update on roles to trellis_bootstrap;`)
+    this.addSql(`grant select on tenants, partners to trellis_bootstrap;`)
     for (const table of ['roles', 'memberships', 'api_keys']) {
       this.addSql(`create policy ${table}_auth_lookup on ${table} for select to trellis_auth using (true);`)
     }

@@ -49,7 +49,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       const { pending } = await db.migrationStatus()
       if (pending.length) throw KRN.CONFIG_INVALID({ variable: 'DATABASE_URL', reason: `the database needs migrations (${pending.join(', ')}): run trellis migrate up` })
     }
-    await db.asOwner((tx) => syncBuiltinRoles(tx))
+    await db.inOrg(null, (tx) => syncBuiltinRoles(tx), 'trellis_bootstrap')
     const secrets = new SecretBox(config.secretKey)
     const keys = new SigningKeys(db, secrets)
     await keys.load()

@@ -41,7 +41,7 @@ export interface Tx {
   readonly orgs: ReadonlySet<string>
 }
 
-export type DbRole = 'trellis_app' | 'trellis_auditor'
+export type DbRole = 'trellis_app' | 'trellis_auditor' | 'trellis_bootstrap'
 
 export interface OrgStatus {
   orgStatus: string | null
@@ -111,15 +111,20 @@ export class Database {
   }
 
   async migrationStatus(): Promise<{ executed: string[]; pending: string[] }> {
-    const migrator = this.orm.getMigrator()
-    const executed = (await migrator.getExecutedMigrations()).map((m) => m.name)
-    const pending = (await migrator.getPendingMigrations()).map((m) => m.name)
-    return { executed, pending }
+    const orm = this.embedded || this.adminUrl === this.orm.config.get('clientUrl') ? this.orm : await initOrm(this.adminUrl, 1, this.logger)
+    try {
+      const migrator = orm.getMigrator()
+      const executed = (await migrator.getExecutedMigrations()).map((m) => m.name)
+      const pending = (await migrator.getPendingMigrations()).map((m) => m.name)
+      return { executed, pending }
+    } finally {
+      if (orm !== this.orm) await orm.close()
+    }
   }
 
   /**
-   * Runs `fn` in one transaction as the connecting (owner) role, RLS not dropped to: only for
-   * bootstrap work that the application role may not do, such as writing the built-in roles.
+   * Runs `fn` in one transaction as the role the owner connection logs in as (the admin URL
+   * when set): for maintenance and for tests that must see or break what the kernel cannot.
    */
   async asOwner<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     const orm = this.embedded || this.adminUrl === this.orm.config.get('clientUrl') ? this.orm : await initOrm(this.adminUrl, 1, this.logger)
@@ -147,7 +152,7 @@ export class Database {
    */
   async inOrg<T>(orgId: string | null, fn: (tx: Tx, status: OrgStatus) => Promise<T>, role: DbRole = 'trellis_app'): Promise<T> {
     if (orgId !== null && !UUID.test(orgId)) throw KRN.NOT_FOUND({ what: 'organisation' })
-    if (role !== 'trellis_app' && role !== 'trellis_auditor') throw new TypeError(`unknown role ${role as string}`)
+    if (role !== 'trellis_app' && role !== 'trellis_auditor' && role !== 'trellis_bootstrap') throw new TypeError(`unknown role ${role as string}`)
     const pool = this.knexClient()
     let conn: RawConnection
     try {
