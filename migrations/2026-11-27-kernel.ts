@@ -27,8 +27,8 @@ end $$;`)
     // it only as a member of that role, with the role able to create in the schema.
     this.addSql(`do $$ begin execute format('grant trellis_auth to %I', current_user); end $$;`)
     this.addSql(`grant create on schema public to trellis_auth;`)
-    // Kernel processes (logged in as members of trellis_app) check that no migration is pending.
-    this.addSql(`grant select on trellis_migrations to trellis_app;`)
+    // Kernel processes check at start that no migration is pending (names only, nothing secret).
+    this.addSql(`grant select on trellis_migrations to public;`)
     this.addSql(`create or replace function trellis_current_tenant() returns uuid language sql stable as $$ select nullif(current_setting('app.tenant_id', true), '')::uuid $$;`)
 
     this.addSql(`
@@ -195,13 +195,15 @@ create table idempotency_keys (
     }
     this.addSql(`create policy audit_read on audit_log for select to trellis_app using (tenant_id = trellis_current_tenant());`)
     this.addSql(`create policy audit_append on audit_log for insert to trellis_app with check (tenant_id = trellis_current_tenant() and seq is null and hash is null and prev_hash is null);`)
-    this.addSql(`create policy audit_seal_read on audit_log for select to trellis_auditor using (true);`)
-    this.addSql(`create policy audit_seal on audit_log for update to trellis_auditor using (hash is null) with check (hash is not null);`)
-    this.addSql(`create policy roles_builtin on roles for all to trellis_bootstrap using (builtin and tenant_id is null) with check (builtin and tenant_id is null);`)
+    // The cross-tenant policies below also demand that the role is really in force (SET ROLE),
+    // not merely inherited by a login that is a member of it.
+    this.addSql(`create policy audit_seal_read on audit_log for select to trellis_auditor using (current_user = 'trellis_auditor');`)
+    this.addSql(`create policy audit_seal on audit_log for update to trellis_auditor using (hash is null and current_user = 'trellis_auditor') with check (hash is not null);`)
+    this.addSql(`create policy roles_builtin on roles for all to trellis_bootstrap using (builtin and tenant_id is null and current_user = 'trellis_bootstrap') with check (builtin and tenant_id is null);`)
     this.addSql(`grant select, insert, update on roles to trellis_bootstrap;`)
     this.addSql(`grant select on tenants, partners to trellis_bootstrap;`)
     for (const table of ['roles', 'memberships', 'api_keys']) {
-      this.addSql(`create policy ${table}_auth_lookup on ${table} for select to trellis_auth using (true);`)
+      this.addSql(`create policy ${table}_auth_lookup on ${table} for select to trellis_auth using (current_user = 'trellis_auth');`)
     }
 
     this.addSql(`grant select, insert, update on partners, tenants, users, sessions to trellis_app;`)

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { createKernel } from '../src/kernel.js'
 import { loadConfig } from '../src/config.js'
-import { Database } from '../src/db/database.js'
+import { Database, PLATFORM_ORG } from '../src/db/database.js'
 import { createPlatformAdmin } from '../src/bootstrap.js'
 import { PG_ADMIN_URL } from './helpers/test-kernel.js'
 
@@ -22,7 +22,7 @@ t.test('the kernel runs as a non-owner, non-superuser login', async (t) => {
     await su.end()
   })
   await su.query(`create role ${owner} login createrole`)
-  await su.query(`create role ${kernel} login nosuperuser nobypassrls`)
+  await su.query(`create role ${kernel} login nosuperuser nobypassrls noinherit`)
   await su.query(`create database ${dbName} owner ${owner}`)
   const url = (user: string) => Object.assign(new URL(PG_ADMIN_URL), { username: user, pathname: `/${dbName}` }).toString()
   const dbSu = new pg.Client({ connectionString: url(new URL(PG_ADMIN_URL).username) })
@@ -50,8 +50,18 @@ t.test('the kernel runs as a non-owner, non-superuser login', async (t) => {
   await raw.connect()
   t.teardown(() => raw.end())
   t.ok((await su.query(`select 1 from pg_database where datname = $1`, [dbName])).rowCount === 1)
-  t.equal((await raw.query('select * from audit_log')).rowCount, 0, 'no audit rows visible')
-  t.equal((await raw.query('select * from memberships')).rowCount, 0, 'no memberships visible')
-  await t.rejects(raw.query(`insert into roles (id, name, permissions) values (gen_random_uuid(), 'x', '{}')`), /row-level security/)
-  await t.rejects(raw.query(`update audit_log set action = 'x'`), /permission denied/)
+  for (const sql of ['select * from audit_log', 'select * from memberships', 'select * from api_keys', `insert into roles (id, name, permissions) values (gen_random_uuid(), 'x', '{}')`]) {
+    await t.rejects(raw.query(sql), /permission denied/, sql)
+  }
+  // Even a login that inherits the roles sees no tenant's rows, nor the auditor's view.
+  await su.query(`alter role ${kernel} inherit`)
+  const inheriting = new pg.Client({ connectionString: url(kernel) })
+  await inheriting.connect()
+  t.teardown(() => inheriting.end())
+  t.equal((await inheriting.query('select * from audit_log')).rowCount, 0, 'no audit rows visible')
+  t.equal((await inheriting.query('select * from memberships')).rowCount, 0, 'no memberships visible')
+  const platformRows = await k.ctx.db.inOrg(PLATFORM_ORG, (tx) => tx.sql('select 1 from audit_log'))
+  t.ok(platformRows.length > 0, 'there are audit rows to hide')
+  await t.rejects(inheriting.query(`insert into roles (id, name, permissions) values (gen_random_uuid(), 'x', '{}')`), /row-level security/)
+  await t.rejects(inheriting.query(`update audit_log set action = 'x'`), /permission denied/)
 })
