@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Api } from './types.js'
 import canonicalizeModule from 'canonicalize'
 import type { KernelContext } from '../kernel-context.js'
@@ -24,9 +24,17 @@ declare module 'fastify' {
  * Server errors are not stored, so a retry after one runs again.
  */
 export function registerIdempotency(app: Api, k: KernelContext): void {
-  app.addHook('preHandler', async (request, reply) => {
+  // Only POST routes carry the hooks, so other requests pay nothing for them.
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method]
+    if (!methods.includes('POST')) return
+    route.preHandler = [...toArray(route.preHandler), replayOrClaim]
+    route.onSend = [...toArray(route.onSend), remember]
+  })
+
+  async function replayOrClaim(request: FastifyRequest, reply: FastifyReply) {
     const key = request.headers['idempotency-key']
-    if (request.method !== 'POST' || key === undefined || !request.principal) return
+    if (key === undefined || !request.principal) return
     if (typeof key !== 'string' || !KEY.test(key)) throw KRN.IDEMPOTENCY_KEY_INVALID()
     const p = request.principal
     const principal = `${p.kind}:${p.id}`
@@ -55,9 +63,9 @@ export function registerIdempotency(app: Api, k: KernelContext): void {
     reply.code(stored.status_code).header('idempotent-replayed', 'true')
     if (stored.content_type) reply.type(stored.content_type)
     return reply.send(stored.response_body ?? '')
-  })
+  }
 
-  app.addHook('onSend', async (request, reply, payload) => {
+  async function remember(request: FastifyRequest, reply: FastifyReply, payload: unknown) {
     const idem = request.idempotency
     if (!idem) return payload
     request.idempotency = undefined
@@ -80,7 +88,11 @@ export function registerIdempotency(app: Api, k: KernelContext): void {
       )
     }
     return payload
-  })
+  }
+}
+
+function toArray<T>(v: T | T[] | undefined): T[] {
+  return v === undefined ? [] : Array.isArray(v) ? v : [v]
 }
 
 function hashRequest(request: FastifyRequest): string {

@@ -17,22 +17,24 @@ export class HttpMetrics {
     labelNames: ['route', 'status'],
     registers: [this.registry],
   })
-  private readonly started = new WeakMap<FastifyRequest, number>()
-
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'trellis_' })
   }
 
-  start(request: FastifyRequest): void {
-    this.started.set(request, performance.now())
-  }
+  // Label sets are few (route × method × status): keep each bound series instead of hashing
+  // the labels on every request.
+  private readonly series = new Map<string, { observe(v: number): void }>()
 
+  /** Records a finished request; Fastify has already timed it (reply.elapsedTime). */
   finish(request: FastifyRequest, reply: FastifyReply): void {
-    const t0 = this.started.get(request)
-    if (t0 === undefined) return
     const route = request.routeOptions.url ?? 'unmatched'
-    const status = String(reply.statusCode)
-    this.duration.observe({ method: request.method, route, status }, (performance.now() - t0) / 1000)
-    if (reply.statusCode >= 400) this.errors.inc({ route, status })
+    const key = `${request.method} ${route} ${reply.statusCode}`
+    let s = this.series.get(key)
+    if (!s) {
+      s = this.duration.labels(request.method, route, String(reply.statusCode))
+      this.series.set(key, s)
+    }
+    s.observe(reply.elapsedTime / 1000)
+    if (reply.statusCode >= 400) this.errors.inc({ route, status: String(reply.statusCode) })
   }
 }
