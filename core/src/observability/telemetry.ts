@@ -5,8 +5,9 @@
  */
 export async function startTelemetry(endpoint: string | undefined): Promise<(() => Promise<void>) | undefined> {
   if (!endpoint) return undefined
-  const { register } = await import('node:module')
-  register('@opentelemetry/instrumentation/hook.mjs', import.meta.url)
+  // Everything instrumented (http, pg under knex, fastify) is CommonJS loaded by CommonJS, which
+  // the require hook covers; the ESM loader hook is left out on purpose — it breaks packages
+  // whose .mjs entry re-exports a CommonJS default (MikroORM's).
   const { NodeSDK } = await import('@opentelemetry/sdk-node')
   const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-http')
   const { getNodeAutoInstrumentations } = await import('@opentelemetry/auto-instrumentations-node')
