@@ -88,6 +88,12 @@ t.test('first start on the embedded default creates a platform admin and prints 
     const verify = run(['audit', 'verify'], env)
     t.equal(verify.status, 0, verify.stderr)
     t.match(verify.stdout, /ok\s+platform\s+\d+ entries/)
+    const down = run(['migrate', 'down'], env)
+    t.equal(down.status, 0, down.stderr)
+    const reverted = /reverted (Migration\w+)/.exec(down.stdout)?.[1]
+    t.ok(reverted, 'the latest migration was reverted')
+    t.match(run(['migrate', 'status'], env).stdout, new RegExp(`pending\\s+${reverted}`))
+    t.match(run(['migrate', 'up'], env).stdout, new RegExp(`applied ${reverted}`))
   })
 })
 
