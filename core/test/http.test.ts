@@ -55,6 +55,18 @@ for (const kind of DB_KINDS) {
       t.equal((await k.req('POST', '/v1/roles', { token: a.token, headers: { 'idempotency-key': 'x'.repeat(300) }, body: { name: 'long', permissions: [] } })).body.code, 'KRN_ERR_IDEMPOTENCY_KEY_INVALID')
     })
 
+    t.test('a replayed API key creation returns the key again, which is never stored in clear', async (t) => {
+      const headers = { 'idempotency-key': `key-once-${kind}` }
+      const first = await k.req('POST', '/v1/api-keys', { token: a.token, headers, body: { name: 'idem-key', permissions: ['users.read'] } })
+      const again = await k.req('POST', '/v1/api-keys', { token: a.token, headers, body: { name: 'idem-key', permissions: ['users.read'] } })
+      t.equal(again.body.key, first.body.key)
+      const secret = first.body.key.split('_')[2]
+      const stored = await k.ownerSql('select response_body from idempotency_keys where key = ?', [`key-once-${kind}`])
+      t.equal(stored.length, 1)
+      t.notOk(stored[0].response_body.includes(secret), 'encrypted at rest')
+      t.equal((await k.ownerSql(`select count(*)::int as n from api_keys where name = 'idem-key'`))[0].n, 1)
+    })
+
     t.test('OpenAPI document and docs page describe every route', async (t) => {
       const doc = await k.req('GET', '/openapi.json')
       t.equal(doc.status, 200)

@@ -62,7 +62,7 @@ export function registerIdempotency(app: Api, k: KernelContext): void {
     if (stored.status_code === null) throw KRN.IDEMPOTENT_REQUEST_IN_PROGRESS()
     reply.code(stored.status_code).header('idempotent-replayed', 'true')
     if (stored.content_type) reply.type(stored.content_type)
-    return reply.send(stored.response_body ?? '')
+    return reply.send(stored.response_body ? k.secrets.open(stored.response_body, boxLabel(p.orgId, principal, key)) : '')
   }
 
   async function remember(request: FastifyRequest, reply: FastifyReply, payload: unknown) {
@@ -80,7 +80,8 @@ export function registerIdempotency(app: Api, k: KernelContext): void {
         (tx) =>
           tx.sql('update idempotency_keys set status_code = ?, response_body = ?, content_type = ? where tenant_id = ?::uuid and principal = ? and key = ?', [
             reply.statusCode,
-            body,
+            // Stored responses can hold secrets shown once (a new API key): encrypted at rest.
+            k.secrets.seal(body, boxLabel(idem.orgId, idem.principal, idem.key)),
             String(reply.getHeader('content-type') ?? ''),
             ...params,
           ]),
@@ -93,6 +94,10 @@ export function registerIdempotency(app: Api, k: KernelContext): void {
 
 function toArray<T>(v: T | T[] | undefined): T[] {
   return v === undefined ? [] : Array.isArray(v) ? v : [v]
+}
+
+function boxLabel(orgId: string, principal: string, key: string): string {
+  return `idempotency:${orgId}:${principal}:${key}`
 }
 
 function hashRequest(request: FastifyRequest): string {
