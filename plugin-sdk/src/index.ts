@@ -1,2 +1,13 @@
-export { defineErrors, TrellisError, isTrellisError } from './errors.js'
-export type { ErrorSpec, ErrorFactory, ErrorCatalog } from './errors.js'
+/**
+ * `@trellis/plugin-sdk`: everything a plugin author, the marketplace and the kernel import.
+ * Inside a plugin bundle only the isolate-safe subset (./plugin.ts) is available.
+ */
+export * from './plugin.js'
+export { validateManifest, lintPlugin, manifestSchema, pointerSegment, SIZE_LIMITS } from './manifest.js'
+export type { LintInput, ManifestIssue, ManifestValidation } from './manifest.js'
+export { createTestHost } from './testing.js'
+export type { TestHost, TestHostOptions, RecordedHostCall } from './testing.js'
+export { buildPlugin, readEntries } from './build.js'
+export type { BuildOptions, BuildResult } from './build.js'
+export { PACKAGE_FILES, packageFileName, sha256sums, keyFingerprint, verifyPackageSignature, generateSigningKeys, packPlugin } from './pack.js'
+export type { PackResult, SigningKeyFiles } from './pack.js'

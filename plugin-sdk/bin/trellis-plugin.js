@@ -1,0 +1,12 @@
+#!/usr/bin/env node
+// Runs the TypeScript CLI under tsx, passing arguments, exit code and signals through.
+import { spawn } from 'node:child_process'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const tsx = createRequire(import.meta.url).resolve('tsx')
+const child = spawn(process.execPath, ['--import', tsx, join(here, '..', 'src', 'cli', 'bin.ts'), ...process.argv.slice(2)], { stdio: 'inherit' })
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal))
+child.on('exit', (code, signal) => (signal ? process.kill(process.pid, signal) : process.exit(code ?? 1)))

@@ -1,0 +1,128 @@
+/**
+ * Types of `trellis.plugin.json`, the plugin manifest. The JSON Schema that validates it is
+ * published as `@trellis/plugin-sdk/schema/manifest.schema.json` and exported as
+ * `manifestSchema`; `validateManifest()` applies it plus the checks JSON Schema cannot express.
+ */
+
+/** A JSON Schema (draft 2020-12 keywords; validated when the manifest is). */
+export type JsonSchema = { [keyword: string]: unknown } | boolean
+
+/** HTTP methods a plugin route may use. */
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
+
+/** A permission the plugin contributes to the tenant's role editor. */
+export interface ManifestPermission {
+  /** Permission string, lower-case dotted, e.g. `orders.approve`. */
+  name: string
+  /** What holding it allows, for the tenant admin. */
+  description: string
+}
+
+/** An index of a collection. */
+export interface ManifestIndex {
+  /** Indexed fields, in order. */
+  fields: string[]
+  /** Unique over the tenant's records. */
+  unique?: boolean
+}
+
+/** A collection the plugin owns. */
+export interface ManifestCollection {
+  /** JSON Schema of a record (without the kernel's `id`, `version`, `createdAt`, `updatedAt`). */
+  schema: JsonSchema
+  /** Indexes the kernel creates. */
+  indexes?: ManifestIndex[]
+  /** Human description. */
+  description?: string
+}
+
+/** An event type the plugin emits. */
+export interface ManifestEmittedEvent {
+  /** JSON Schema of the event's `data`. */
+  schema: JsonSchema
+  /** Human description. */
+  description?: string
+}
+
+/** A route the plugin serves under `/v1/x/<plugin>`. */
+export interface ManifestRoute {
+  /** HTTP method. */
+  method: HttpMethod
+  /** Path pattern starting with `/`; `:name` segments are parameters. */
+  path: string
+  /** Permission the caller must hold (checked by the kernel before the plugin runs). */
+  permission?: string
+  /** Schemas the kernel validates against. */
+  request?: { body?: JsonSchema; query?: JsonSchema; params?: JsonSchema }
+  /** Response body schemas by status code (`"200"`, `"201"` …). */
+  response?: Record<string, JsonSchema>
+  /** Human description (OpenAPI summary). */
+  description?: string
+}
+
+/** An action other plugins may call with `plugins:call:<this plugin>#<action>`. */
+export interface ManifestAction {
+  /** JSON Schema of the input. */
+  input?: JsonSchema
+  /** JSON Schema of the output. */
+  output?: JsonSchema
+  /** Human description. */
+  description?: string
+}
+
+/** A workflow the plugin defines. */
+export interface ManifestWorkflow {
+  /** Step names, in their default order. */
+  steps: string[]
+  /** Human description. */
+  description?: string
+}
+
+/** `trellis.plugin.json`. */
+export interface PluginManifest {
+  /** Optional `$schema` reference for editors. */
+  $schema?: string
+  /** Package name, `@scope/name` (lower-case, digits, `-`). */
+  name: string
+  /** Semantic version of this release. */
+  version: string
+  /** One-line description. */
+  description?: string
+  /** Engine compatibility. */
+  engines: {
+    /** Semver range of Trellis kernels the plugin runs on. */
+    trellis: string
+  }
+  /** Capabilities asked of the tenant at install (see docs/plugin-authoring.md). */
+  capabilities: string[]
+  /** Permissions the plugin contributes. */
+  permissions?: ManifestPermission[]
+  /** JSON Schema (type object) of the installation's settings; properties with `"secret": true` are secrets. */
+  settings?: JsonSchema
+  /** Collections the plugin owns, by name. */
+  collections?: Record<string, ManifestCollection>
+  /** Events emitted (with payload schemas) and subscribed to. */
+  events?: {
+    /** Event types emitted, with their payload schema. */
+    emits?: Record<string, ManifestEmittedEvent>
+    /** Event types handled. */
+    subscribes?: string[]
+  }
+  /** Routes served. */
+  routes?: ManifestRoute[]
+  /** Actions exposed to other plugins. */
+  actions?: Record<string, ManifestAction>
+  /** Workflows defined. */
+  workflows?: Record<string, ManifestWorkflow>
+  /** Other plugins this one needs, with semver ranges. */
+  dependencies?: Record<string, string>
+}
+
+/**
+ * A manifest as TypeScript sees `import manifest from '../trellis.plugin.json' with { type: 'json' }`
+ * (string literals widened); what `definePlugin` accepts. `trellis-plugin validate` checks the file itself.
+ */
+export type PluginManifestJson = Omit<PluginManifest, 'routes'> & {
+  /** Routes served (see {@link ManifestRoute}). */
+  routes?: Array<Omit<ManifestRoute, 'method'> & { method: string }>
+}

@@ -1,0 +1,129 @@
+/**
+ * The host-call protocol between the SDK runtime (inside the sandbox) and the kernel's plugin
+ * host. The SDK runtime turns every `ctx` call into exactly one `host.call(op, args)`; the
+ * kernel implements {@link HostOps}: it checks the capability, runs the operation in the
+ * tenant's transaction, audits it and returns the result (copied as JSON). A kernel that
+ * refuses a call throws a TrellisError (e.g. `KRN_ERR_CAPABILITY_DENIED`), which reaches the
+ * plugin as a catchable error with that `code`.
+ *
+ * This file is the contract: docs/plugin-authoring.md ("Host-call protocol") describes it too.
+ */
+import type { Caller, JsonValue, Page, Query, RecordMeta } from './context.js'
+
+/** Every host operation: `args` is what the SDK sends, `result` what it expects back. */
+export interface HostOps {
+  /** Insert into the plugin's own collection. Capability `data`. */
+  'data.insert': { args: { collection: string; record: Record<string, unknown> }; result: Record<string, unknown> & RecordMeta }
+  /** Read one record by id; `null` when absent. Capability `data`. */
+  'data.get': { args: { collection: string; id: string }; result: (Record<string, unknown> & RecordMeta) | null }
+  /**
+   * Shallow-merge `patch` when the stored version equals `expectedVersion` (then version + 1).
+   * Throws `KRN_ERR_CONFLICT` on a version mismatch, `KRN_ERR_NOT_FOUND` when absent.
+   * Patches cannot change `id`, `version`, `createdAt`, `updatedAt`. Capability `data`.
+   */
+  'data.update': { args: { collection: string; id: string; patch: Record<string, unknown>; expectedVersion: number }; result: Record<string, unknown> & RecordMeta }
+  /** Delete by id; `true` when a record was deleted. Capability `data`. */
+  'data.delete': { args: { collection: string; id: string }; result: boolean }
+  /** One page of a query (see {@link Query}; semantics in docs/plugin-authoring.md). Capability `data`. */
+  'data.find': { args: { collection: string; query: Query<Record<string, unknown>> }; result: Page<Record<string, unknown>> }
+  /** Emit an event (written to the outbox with the invocation's writes). Capability `events:emit:<pattern>` matching `type`. */
+  'events.emit': { args: { type: string; data: unknown; subject?: string }; result: { id: string } }
+  /** Call another plugin's action. Capability `plugins:call:<plugin>#<action>`. */
+  'plugins.call': { args: { plugin: string; action: string; input: unknown }; result: unknown }
+  /**
+   * Egress HTTP through the kernel. `body` is a string or null; `headers` lower-case names.
+   * Capability `http:fetch:<hosts>` allowing the URL's host.
+   */
+  'http.fetch': {
+    args: { url: string; method: string; headers: Record<string, string>; body: string | null }
+    result: { status: number; headers: Record<string, string>; body: string }
+  }
+  /** A secret setting's value, `null` when unset. Capability `secrets`. */
+  'secrets.get': { args: { name: string }; result: string | null }
+}
+
+/** Name of a host operation. */
+export type HostOp = keyof HostOps
+
+/** Every host operation name, in protocol order. */
+export const HOST_OPS: readonly HostOp[] = Object.freeze(['data.insert', 'data.get', 'data.update', 'data.delete', 'data.find', 'events.emit', 'plugins.call', 'http.fetch', 'secrets.get'])
+
+/** Log levels of `host.log`. */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
+
+/** The `host` object the sandbox hands to a bundle's `invoke`. */
+export interface SandboxHost {
+  /** One host operation; rejects with the kernel's error (it has a `code`). */
+  call(op: string, args: unknown): Promise<unknown>
+  /** Records a log line with the invocation. */
+  log(level: LogLevel, message: string, fields?: Record<string, unknown>): void
+}
+
+/** Kinds of bundle entries. */
+export type EntryKind = 'route' | 'event' | 'action' | 'workflowStep'
+
+/** Entries a bundle declares, per kind. */
+export interface BundleEntries {
+  /** Routes, named `"<METHOD> <path>"`, e.g. `"GET /orders/:id"`. */
+  route?: string[]
+  /** Event handlers, named by event type. */
+  event?: string[]
+  /** Actions, by action name. */
+  action?: string[]
+  /** Workflow steps, named `"<workflow>.<step>"`. */
+  workflowStep?: string[]
+}
+
+/**
+ * The invocation context the kernel passes to every invocation (the sandbox's
+ * `InvocationContext`, plus the plugin's settings).
+ */
+export interface PluginInvocationContext {
+  /** Unique id of this invocation. */
+  invocationId: string
+  /** Tenant the invocation runs for. */
+  tenantId: string
+  /** The tenant's installation of the plugin. */
+  installationId: string
+  /** Who triggered it. */
+  caller: Caller
+  /** Capabilities granted to the installation. */
+  capabilities: string[]
+  /** Non-secret settings of the installation (`{}` when none). */
+  settings?: Record<string, JsonValue>
+  [k: string]: unknown
+}
+
+/** Input of a route entry. */
+export interface RouteInput {
+  /** Upper-case method. */
+  method: string
+  /** Concrete path relative to the plugin mount, e.g. `/orders/42`. */
+  path: string
+  /** Path parameters matched by the kernel against the route pattern. */
+  params: Record<string, string>
+  /** Query-string parameters. */
+  query: Record<string, string | string[]>
+  /** Request headers, lower-case. */
+  headers: Record<string, string>
+  /** Parsed JSON body or null. */
+  body: unknown
+}
+
+/** Output of a route entry. */
+export interface RouteOutput {
+  /** HTTP status, 100–599. */
+  status: number
+  /** Response headers, if any. */
+  headers?: Record<string, string>
+  /** JSON body (`null` when the handler returned none). */
+  body: unknown
+}
+
+/** What a bundle's `module.exports` is: the sandbox's bundle contract. */
+export interface BundleExports {
+  /** Declared entries per kind. */
+  entries: BundleEntries
+  /** Runs one entry. */
+  invoke(entry: { kind: EntryKind; name: string }, input: unknown, context: PluginInvocationContext, host: SandboxHost): Promise<unknown>
+}

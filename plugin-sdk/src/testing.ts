@@ -1,0 +1,233 @@
+/**
+ * An in-memory host for plugin unit tests: it implements the host-call protocol
+ * ({@link HostOps}) with in-memory collections, records every call and emitted event, checks
+ * capabilities the way the kernel does, and copies everything as JSON like the sandbox.
+ * Node-only; it runs the plugin in-process (no sandbox limits), so it is for logic, not for
+ * isolation.
+ *
+ * @example
+ * ```ts
+ * const host = createTestHost(ordersPlugin, { settings: { currency: 'EUR' } })
+ * const res = await host.route('POST /orders', { body: { sku: 'A-1', qty: 2 } })
+ * assert.equal(res.status, 201)
+ * assert.deepEqual(host.emitted.map((e) => e.type), ['orders.order.placed'])
+ * ```
+ */
+import { randomUUID } from 'node:crypto'
+import { hostAllowed, matchesEventPattern, parseCapability } from './capabilities.js'
+import type { Caller, JsonValue, RecordMeta, TrellisEvent } from './context.js'
+import type { Plugin } from './define-plugin.js'
+import { TrellisError } from './errors.js'
+import type { HostOps, PluginInvocationContext, RouteInput, RouteOutput, SandboxHost } from './protocol.js'
+import { createBundle } from './runtime.js'
+
+/** One host call the plugin made. */
+export interface RecordedHostCall {
+  /** Operation name. */
+  op: string
+  /** Arguments as the kernel would receive them. */
+  args: unknown
+}
+
+/** Options of {@link createTestHost}. */
+export interface TestHostOptions {
+  /** Granted capabilities; defaults to everything the manifest requests. */
+  capabilities?: string[]
+  /** Installation settings (`ctx.settings`). */
+  settings?: Record<string, JsonValue>
+  /** Secret values by name. */
+  secrets?: Record<string, string>
+  /** Who calls; defaults to a user with every permission the plugin contributes. */
+  caller?: Caller
+  /** Tenant id; default a fixed UUID. */
+  tenantId?: string
+  /** Other plugins' actions: `{ '@trellis/pricing': { quote: (input) => ... } }`. */
+  plugins?: Record<string, Record<string, (input: unknown) => unknown>>
+  /** Answers `ctx.http.fetch`; default answers 404. */
+  fetch?: (req: HostOps['http.fetch']['args']) => HostOps['http.fetch']['result'] | Promise<HostOps['http.fetch']['result']>
+}
+
+/** The in-memory host. */
+export interface TestHost {
+  /** Every host call, in order. */
+  readonly calls: RecordedHostCall[]
+  /** Every emitted event, in order. */
+  readonly emitted: Array<{ type: string; data: unknown; subject?: string }>
+  /** Log lines. */
+  readonly logs: Array<{ level: string; message: string; fields?: Record<string, unknown> }>
+  /** Records by collection name, then id. */
+  readonly collections: Map<string, Map<string, Record<string, unknown> & RecordMeta>>
+  /** Invokes a route entry (`"POST /orders"`); `path` defaults to the pattern with params filled in. */
+  route(name: string, req?: Partial<RouteInput>): Promise<RouteOutput>
+  /** Delivers an event to the plugin's handler for its type. */
+  event(type: string, data: unknown, init?: Partial<TrellisEvent>): Promise<void>
+  /** Calls an action. */
+  action<O = unknown>(name: string, input?: unknown): Promise<O>
+  /** Runs a workflow step `"<workflow>.<step>"`. */
+  step<O = unknown>(name: string, input?: unknown): Promise<O>
+  /** The host-call handler itself, to drive a bundle's `invoke` directly. */
+  call(op: string, args: unknown): Promise<unknown>
+}
+
+const denied = (reason: string) => new TrellisError('KRN_ERR_CAPABILITY_DENIED', 403, 'Capability denied', reason)
+const notFound = (what: string) => new TrellisError('KRN_ERR_NOT_FOUND', 404, 'Not found', `${what} was not found`)
+const conflict = (detail: string) => new TrellisError('KRN_ERR_CONFLICT', 409, 'Conflict', detail)
+const copy = <T>(v: T): T => (v === undefined ? (null as T) : JSON.parse(JSON.stringify(v)))
+
+/** Creates an in-memory host for `plugin`. */
+export function createTestHost(plugin: Plugin, options: TestHostOptions = {}): TestHost {
+  const bundle = createBundle(plugin)
+  const manifest = plugin.manifest
+  const capabilities = options.capabilities ?? [...manifest.capabilities]
+  const parsed = capabilities.map(parseCapability)
+  const can = (kind: string, test: (c: any) => boolean = () => true) => parsed.some((c) => !('error' in c) && c.kind === kind && test(c))
+  const tenantId = options.tenantId ?? '00000000-0000-7000-8000-000000000001'
+  const collections = new Map<string, Map<string, Record<string, unknown> & RecordMeta>>()
+  for (const name of Object.keys(manifest.collections ?? {})) collections.set(name, new Map())
+  const calls: RecordedHostCall[] = []
+  const emitted: TestHost['emitted'] = []
+  const logs: TestHost['logs'] = []
+  let clock = Date.parse('2026-01-01T00:00:00.000Z')
+
+  const coll = (name: unknown) => {
+    if (!can('data')) throw denied('the plugin was not granted "data"')
+    const c = collections.get(String(name))
+    if (!c) throw notFound(`collection ${String(name)}`)
+    return c
+  }
+
+  const ops: { [K in keyof HostOps]: (args: HostOps[K]['args']) => HostOps[K]['result'] | Promise<HostOps[K]['result']> } = {
+    'data.insert': ({ collection, record }) => {
+      const c = coll(collection)
+      const now = new Date(clock++).toISOString()
+      const stored = { ...record, id: randomUUID(), version: 1, createdAt: now, updatedAt: now }
+      c.set(stored.id, stored)
+      return stored
+    },
+    'data.get': ({ collection, id }) => coll(collection).get(id) ?? null,
+    'data.update': ({ collection, id, patch, expectedVersion }) => {
+      const c = coll(collection)
+      const cur = c.get(id)
+      if (!cur) throw notFound(`record ${id}`)
+      if (cur.version !== expectedVersion) throw conflict(`record ${id} is at version ${cur.version}, not ${expectedVersion}`)
+      const { id: _i, version: _v, createdAt: _c, updatedAt: _u, ...rest } = patch as Record<string, unknown>
+      const next = { ...cur, ...rest, version: cur.version + 1, updatedAt: new Date(clock++).toISOString() }
+      c.set(id, next)
+      return next
+    },
+    'data.delete': ({ collection, id }) => coll(collection).delete(id),
+    'data.find': ({ collection, query }) => {
+      const all = [...coll(collection).values()].filter((r) => matches(r, query.where ?? {}))
+      const sort = [...(query.sort ?? []), { field: 'id', direction: 'asc' as const }]
+      all.sort((a, b) => {
+        for (const s of sort) {
+          const d = compare(a[s.field], b[s.field])
+          if (d !== 0) return s.direction === 'desc' ? -d : d
+        }
+        return 0
+      })
+      const offset = query.cursor ? Number(Buffer.from(query.cursor, 'base64url').toString()) : 0
+      const limit = query.limit ?? 50
+      const items = all.slice(offset, offset + limit)
+      return { items, nextCursor: offset + limit < all.length ? Buffer.from(String(offset + limit)).toString('base64url') : null }
+    },
+    'events.emit': ({ type, data, subject }) => {
+      if (!can('events:emit', (c) => matchesEventPattern(c.pattern, type))) throw denied(`the plugin may not emit "${type}"`)
+      emitted.push(subject === undefined ? { type, data } : { type, data, subject })
+      return { id: randomUUID() }
+    },
+    'plugins.call': async ({ plugin: target, action, input }) => {
+      if (!can('plugins:call', (c) => c.plugin === target && c.action === action)) throw denied(`the plugin may not call ${target}#${action}`)
+      const fn = options.plugins?.[target]?.[action]
+      if (!fn) throw notFound(`action ${target}#${action}`)
+      return fn(input)
+    },
+    'http.fetch': async (req) => {
+      const host = new URL(req.url).host
+      if (!can('http:fetch', (c) => hostAllowed(c.hosts, host))) throw denied(`the plugin may not fetch from ${host}`)
+      return options.fetch ? options.fetch(req) : { status: 404, headers: {}, body: '' }
+    },
+    'secrets.get': ({ name }) => {
+      if (!can('secrets')) throw denied('the plugin was not granted "secrets"')
+      return options.secrets?.[name] ?? null
+    },
+  }
+
+  const call = async (op: string, args: unknown): Promise<unknown> => {
+    calls.push({ op, args: copy(args) })
+    const fn = (ops as Record<string, (a: unknown) => unknown>)[op]
+    if (!fn) throw new TrellisError('SBX_ERR_HOST_CALL_FAILED', 500, 'Host call failed', `host call "${op}" failed`)
+    return copy(await fn(copy(args)))
+  }
+  const host: SandboxHost = { call, log: (level, message, fields) => void logs.push(fields === undefined ? { level, message } : { level, message, fields }) }
+  const context = (): PluginInvocationContext => ({
+    invocationId: randomUUID(),
+    tenantId,
+    installationId: 'test-installation',
+    caller: options.caller ?? { kind: 'user', id: 'test-user', permissions: (manifest.permissions ?? []).map((p) => p.name) },
+    capabilities,
+    settings: options.settings ?? {},
+  })
+  const run = async (kind: 'route' | 'event' | 'action' | 'workflowStep', name: string, input: unknown) =>
+    copy(await bundle.invoke({ kind, name }, copy(input), context(), host))
+
+  return {
+    calls,
+    emitted,
+    logs,
+    collections,
+    call,
+    route: async (name, req = {}) => {
+      const [method, pattern] = name.split(' ') as [string, string]
+      const params = req.params ?? {}
+      const path = req.path ?? pattern.replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, (_, p: string) => encodeURIComponent(params[p] ?? ''))
+      return (await run('route', name, { method, path, params, query: req.query ?? {}, headers: req.headers ?? {}, body: req.body ?? null })) as RouteOutput
+    },
+    event: async (type, data, init = {}) => {
+      await run('event', type, { id: randomUUID(), tenantId, type, source: 'test', subject: null, time: new Date(clock).toISOString(), ...init, data })
+    },
+    action: async (name, input) => (await run('action', name, input ?? null)) as never,
+    step: async (name, input) => (await run('workflowStep', name, input ?? null)) as never,
+  }
+}
+
+function compare(a: unknown, b: unknown): number {
+  if (a === b) return 0
+  if (a === undefined || a === null) return -1
+  if (b === undefined || b === null) return 1
+  return (a as number) < (b as number) ? -1 : (a as number) > (b as number) ? 1 : 0
+}
+
+function matches(record: Record<string, unknown>, filter: Record<string, unknown>): boolean {
+  for (const [key, cond] of Object.entries(filter)) {
+    if (key === 'and') {
+      if (!(cond as Record<string, unknown>[]).every((f) => matches(record, f))) return false
+      continue
+    }
+    if (key === 'or') {
+      if (!(cond as Record<string, unknown>[]).some((f) => matches(record, f))) return false
+      continue
+    }
+    const v = record[key]
+    const c = cond !== null && typeof cond === 'object' && !Array.isArray(cond) ? (cond as Record<string, unknown>) : { eq: cond }
+    for (const [op, x] of Object.entries(c)) {
+      const ok =
+        op === 'eq' ? equal(v, x)
+        : op === 'ne' ? !equal(v, x)
+        : op === 'in' ? (x as unknown[]).some((y) => equal(v, y))
+        : op === 'lt' ? v !== undefined && v !== null && compare(v, x) < 0
+        : op === 'lte' ? v !== undefined && v !== null && compare(v, x) <= 0
+        : op === 'gt' ? v !== undefined && v !== null && compare(v, x) > 0
+        : op === 'gte' ? v !== undefined && v !== null && compare(v, x) >= 0
+        : op === 'prefix' ? typeof v === 'string' && v.startsWith(String(x))
+        : op === 'contains' ? (typeof v === 'string' ? v.includes(String(x)) : Array.isArray(v) ? v.some((y) => equal(y, x)) : false)
+        : false
+      if (!ok) return false
+    }
+  }
+  return true
+}
+
+function equal(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a ?? null) === JSON.stringify(b ?? null)
+}

@@ -1,0 +1,181 @@
+// The CLI round trip in a temp dir, through the real `trellis-plugin` launcher:
+// create → build → validate → keys generate → pack, then the package is checked the way the
+// marketplace will check it (exact files, SHA256SUMS, Ed25519 signature).
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import { createHash, createPublicKey, verify } from 'node:crypto'
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { extract } from 'tar'
+import { runCli } from '../src/cli/main.js'
+import { verifyPackageSignature } from '../src/pack.js'
+
+const bin = fileURLToPath(new URL('../bin/trellis-plugin.js', import.meta.url))
+const repoModules = fileURLToPath(new URL('../../node_modules', import.meta.url))
+const root = await mkdtemp(join(tmpdir(), 'trellis-cli-'))
+t.teardown(() => rm(root, { recursive: true, force: true }))
+const keysDir = join(root, 'keys')
+const dir = join(root, 'widgets')
+
+function cli(args: string[], cwd = root, env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [bin, ...args], { cwd, env: { ...process.env, TRELLIS_KEYS_DIR: keysDir, ...env } }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr })
+    })
+  })
+}
+
+// Error paths run the same CLI in-process (a launcher start costs a second of tsx start-up).
+async function cliIn(args: string[], cwd = root): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = ''
+  let stderr = ''
+  process.env.TRELLIS_KEYS_DIR = keysDir
+  const code = await runCli(args, { cwd, stdinIsTTY: false, stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s) })
+  return { code, stdout, stderr }
+}
+
+t.test('create scaffolds a template without prompting when stdin is not a TTY', async (t) => {
+  const noName = await cliIn(['create'])
+  t.equal(noName.code, 2, 'no name and no TTY is a usage error')
+  t.match(noName.stderr, /SDK_ERR_USAGE/)
+  t.equal((await cliIn(['create', 'widgets'])).code, 2, 'a name without scope is a usage error')
+  t.equal((await cliIn(['create', '--nope'])).code, 2, 'an unknown option is a usage error')
+  const res = await cli(['create', '@acme/widgets', '--json', '--description', 'Widgets for wholesalers'])
+  t.equal(res.code, 0, res.stderr)
+  const out = JSON.parse(res.stdout)
+  t.same(out.ok, true)
+  t.same(out.files.sort(), ['.gitignore', 'README.md', 'package.json', 'src/index.ts', 'test/plugin.test.ts', 'trellis.plugin.json', 'tsconfig.json'])
+  const manifest = JSON.parse(await readFile(join(dir, 'trellis.plugin.json'), 'utf8'))
+  t.equal(manifest.name, '@acme/widgets')
+  t.equal(manifest.description, 'Widgets for wholesalers')
+  const again = await cliIn(['create', '@acme/widgets'])
+  t.equal(again.code, 1)
+  t.match(again.stderr, /SDK_ERR_TARGET_EXISTS/)
+})
+
+t.test("the template's own test passes against the SDK's test host", async (t) => {
+  await mkdir(join(dir, 'node_modules', '@trellis'), { recursive: true })
+  await symlink(join(repoModules, '@trellis', 'plugin-sdk'), join(dir, 'node_modules', '@trellis', 'plugin-sdk'))
+  await symlink(join(repoModules, 'tsx'), join(dir, 'node_modules', 'tsx'))
+  const res = await new Promise<{ code: number; out: string }>((resolve) =>
+    execFile(process.execPath, ['--import', 'tsx', '--test', 'test/plugin.test.ts'], { cwd: dir }, (err, stdout, stderr) => resolve({ code: err ? 1 : 0, out: stdout + stderr })),
+  )
+  t.equal(res.code, 0, res.out)
+  t.match(res.out, /# pass 1/)
+})
+
+t.test('build writes one bundle and its source map', async (t) => {
+  const res = await cli(['build', '--json'], dir)
+  t.equal(res.code, 0, res.stderr)
+  const out = JSON.parse(res.stdout)
+  t.same(out.entries, { route: ['POST /items'], event: ['widgets.item.created'] })
+  t.same((await readdir(join(dir, 'dist'))).sort(), ['plugin.js', 'plugin.js.map'])
+  const code = await readFile(join(dir, 'dist', 'plugin.js'), 'utf8')
+  t.equal(out.sha256, createHash('sha256').update(code).digest('hex'))
+  t.notMatch(code, /require\(/, 'no require() in the bundle')
+  const map = JSON.parse(await readFile(join(dir, 'dist', 'plugin.js.map'), 'utf8'))
+  t.ok(map.sources.includes('../src/index.ts'))
+  t.notOk(map.sources.some((s: string) => s.includes(repoModules) || s.startsWith('../../')), 'no paths of the machine that built it')
+  const human = await cliIn(['build'], dir)
+  t.match(human.stdout, /built dist\/plugin\.js .*\n  route: POST \/items\n  event: widgets\.item\.created/)
+})
+
+t.test('validate passes the template and fails drift with exit code 3', async (t) => {
+  const ok = await cli(['validate', '--json'], dir)
+  t.equal(ok.code, 0, ok.stdout + ok.stderr)
+  t.same(JSON.parse(ok.stdout), { ok: true, errors: [], warnings: [], entries: { route: ['POST /items'], event: ['widgets.item.created'] } })
+  const manifestPath = join(dir, 'trellis.plugin.json')
+  const original = await readFile(manifestPath, 'utf8')
+  const m = JSON.parse(original)
+  m.routes.push({ method: 'GET', path: '/items/:id' })
+  m.capabilities.push('http:fetch:*')
+  m.version = 'one'
+  await writeFile(manifestPath, JSON.stringify(m))
+  const bad = await cliIn(['validate', '--json'], dir)
+  t.equal(bad.code, 3)
+  t.same(JSON.parse(bad.stdout).errors.map((e: { pointer: string; rule: string }) => [e.pointer, e.rule]), [['/version', 'semver']])
+  m.version = '0.2.0'
+  await writeFile(manifestPath, JSON.stringify(m))
+  const lint = await cliIn(['validate'], dir)
+  t.equal(lint.code, 3)
+  t.match(lint.stderr, /error \/routes\/1 .*GET \/items\/:id.*\[route-unhandled\]/)
+  t.match(lint.stderr, /error \/capabilities\/3 .*\[http-fetch-wildcard\]/)
+  await writeFile(manifestPath, '{ not json')
+  t.equal((await cliIn(['validate'], dir)).code, 3)
+  await writeFile(manifestPath, original)
+  t.equal((await cliIn(['validate', '--dir', join(root, 'nowhere')])).code, 1, 'no manifest')
+})
+
+t.test('keys generate writes an Ed25519 pair with a 0600 private key and refuses to overwrite it', async (t) => {
+  const res = await cli(['keys', 'generate', '--json'])
+  t.equal(res.code, 0, res.stderr)
+  const out = JSON.parse(res.stdout)
+  t.equal(out.privateKeyPath, join(keysDir, 'signing-key.pem'))
+  t.equal((await stat(out.privateKeyPath)).mode & 0o777, 0o600)
+  t.equal(createPublicKey(await readFile(out.publicKeyPath, 'utf8')).asymmetricKeyType, 'ed25519')
+  t.match(out.fingerprint, /^SHA256:[A-Za-z0-9+/]{43}$/)
+  const again = await cliIn(['keys', 'generate'])
+  t.equal(again.code, 1)
+  t.match(again.stderr, /SDK_ERR_KEY_EXISTS/)
+})
+
+t.test('pack writes a signed tarball holding exactly the package files', async (t) => {
+  const noKey = await cliIn(['pack', '--key', join(root, 'missing.pem')], dir)
+  t.equal(noKey.code, 4)
+  t.match(noKey.stderr, /SDK_ERR_KEY_NOT_FOUND/)
+  const res = await cli(['pack', '--json'], dir)
+  t.equal(res.code, 0, res.stderr)
+  const out = JSON.parse(res.stdout)
+  t.equal(out.tarballPath, join(dir, 'acme-widgets-0.1.0.tgz'))
+  t.equal(out.signaturePath, join(dir, 'acme-widgets-0.1.0.tgz.sig'))
+  const tgz = await readFile(out.tarballPath)
+  t.equal(out.sha256, createHash('sha256').update(tgz).digest('hex'))
+
+  const unpacked = join(root, 'unpacked')
+  await mkdir(unpacked)
+  const entries: string[] = []
+  await extract({ file: out.tarballPath, cwd: unpacked, onReadEntry: (e) => void entries.push(`${e.type} ${e.path}`) })
+  t.same(entries, ['File trellis.plugin.json', 'File dist/plugin.js', 'File dist/plugin.js.map', 'File SHA256SUMS'])
+  const sums = (await readFile(join(unpacked, 'SHA256SUMS'), 'utf8')).trim().split('\n')
+  t.equal(sums.length, 3)
+  for (const line of sums) {
+    const [hash, path] = line.split('  ') as [string, string]
+    t.equal(createHash('sha256').update(await readFile(join(unpacked, path))).digest('hex'), hash, `SHA256SUMS matches ${path}`)
+  }
+  t.equal(await readFile(join(unpacked, 'dist', 'plugin.js'), 'utf8'), await readFile(join(dir, 'dist', 'plugin.js'), 'utf8'))
+  t.equal(await readFile(join(unpacked, 'trellis.plugin.json'), 'utf8'), await readFile(join(dir, 'trellis.plugin.json'), 'utf8'))
+
+  const signature = Buffer.from((await readFile(out.signaturePath, 'utf8')).trim(), 'base64')
+  const publicKey = createPublicKey(await readFile(join(keysDir, 'signing-key.pub.pem'), 'utf8'))
+  t.ok(verify(null, tgz, publicKey, signature), 'the signature verifies with node:crypto')
+  const tampered = Buffer.from(tgz)
+  tampered[tampered.length - 10] ^= 0x01
+  t.notOk(verify(null, tampered, publicKey, signature), 'and fails over tampered bytes')
+  t.ok(verifyPackageSignature(tgz, signature.toString('base64'), publicKey.export({ format: 'pem', type: 'spki' }) as string))
+  t.notOk(verifyPackageSignature(tampered, signature.toString('base64'), publicKey.export({ format: 'pem', type: 'spki' }) as string))
+
+  const second = await cliIn(['pack', '--json'], dir)
+  t.equal(JSON.parse(second.stdout).sha256, out.sha256, 'packing is reproducible')
+})
+
+t.test('pack refuses a plugin that fails validation, and a key others can read', async (t) => {
+  await writeFile(join(root, 'loose.pem'), await readFile(join(keysDir, 'signing-key.pem')), { mode: 0o644 })
+  const loose = await cliIn(['pack', '--key', join(root, 'loose.pem')], dir)
+  t.equal(loose.code, 4)
+  t.match(loose.stderr, /SDK_ERR_KEY_INVALID.*readable by others/)
+  const src = join(dir, 'src', 'index.ts')
+  const original = await readFile(src, 'utf8')
+  await writeFile(src, original.replace("routes: { 'POST /items': createItem },", "routes: { 'POST /items': createItem, 'DELETE /items/:id': async () => ({ status: 204 }) },"))
+  const res = await cliIn(['pack', '--json'], dir)
+  t.equal(res.code, 3)
+  const out = JSON.parse(res.stdout)
+  t.equal(out.error.code, 'SDK_ERR_VALIDATION_FAILED')
+  t.same(out.errors.map((e: { rule: string }) => e.rule), ['route-undeclared'])
+  await writeFile(src, original.replace("import { collection, definePlugin } from '@trellis/plugin-sdk'", "import { collection, definePlugin } from '@trellis/plugin-sdk'\nimport { readFileSync } from 'node:fs'\nvoid readFileSync"))
+  const nodeApi = await cliIn(['build'], dir)
+  t.equal(nodeApi.code, 1)
+  t.match(nodeApi.stderr, /SDK_ERR_BUILD_FAILED.*node:fs/s)
+  await writeFile(src, original)
+})
