@@ -18,6 +18,22 @@ export interface KernelConfig {
   otlpEndpoint?: string
   /** Public URL the kernel is reached at; printed on start and used as the token issuer. */
   publicUrl: string
+  /** Hosts, addresses and CIDRs outbound requests (webhooks) may reach although not public. */
+  egressAllow: string[]
+  /** Delay before each webhook retry, in ms; after the last one a delivery is dead-lettered. */
+  webhookRetryScheduleMs: number[]
+  /** Redis key prefix of the event queue (BullMQ). */
+  queuePrefix: string
+}
+
+/** The Standard Webhooks retry schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h. */
+export const DEFAULT_RETRY_SCHEDULE_MS = [5, 300, 1800, 7200, 18000, 36000, 36000].map((s) => s * 1000)
+
+function parseDuration(variable: string, value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim())
+  if (!m) bad(variable, 'is a comma-separated list of durations such as 5s,5m,2h')
+  const n = Number(m[1])
+  return Math.round(n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'])
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -74,7 +90,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const publicUrl = env.TRELLIS_PUBLIC_URL
     ? parseUrl('TRELLIS_PUBLIC_URL', env.TRELLIS_PUBLIC_URL, ['http:', 'https:'])
     : `http://${host.includes(':') ? `[${host}]` : host}:${port}`
-  return { databaseUrl, databaseAdminUrl, redisUrl, port, host, dataDir, secretKey, logLevel, otlpEndpoint, publicUrl, ...overrides }
+  const egressAllow = (env.TRELLIS_EGRESS_ALLOW ?? '').split(',').map((s) => s.trim()).filter(Boolean)
+  const webhookRetryScheduleMs = env.TRELLIS_WEBHOOK_RETRY_SCHEDULE ? env.TRELLIS_WEBHOOK_RETRY_SCHEDULE.split(',').map((v) => parseDuration('TRELLIS_WEBHOOK_RETRY_SCHEDULE', v)) : DEFAULT_RETRY_SCHEDULE_MS
+  if (webhookRetryScheduleMs.length > 20) bad('TRELLIS_WEBHOOK_RETRY_SCHEDULE', 'has at most 20 retries')
+  const queuePrefix = env.TRELLIS_QUEUE_PREFIX || 'trellis'
+  return { databaseUrl, databaseAdminUrl, redisUrl, port, host, dataDir, secretKey, logLevel, otlpEndpoint, publicUrl, egressAllow, webhookRetryScheduleMs, queuePrefix, ...overrides }
 }
 
 function embeddedSecretKey(dataDir: string): Buffer {

@@ -36,3 +36,13 @@ export const AUTH = defineErrors('AUTH', {
   WEAK_PASSWORD: { status: 400, title: 'Password too weak', message: () => 'a password needs at least 12 characters' },
   ACCOUNT_DISABLED: { status: 403, title: 'Account disabled', message: () => 'this account is disabled' },
 })
+
+/** Events, webhooks and egress errors. */
+export const EVT = defineErrors('EVT', {
+  EVENT_TYPE_INVALID: { status: 400, title: 'Invalid event type', message: (d: { type: string }) => `${d.type} is not an event type (<plugin>.<entity>.<past-verb>)` },
+  EVENT_INVALID: { status: 400, title: 'Invalid event', message: (d: { reason: string }) => d.reason },
+  URL_NOT_ALLOWED: { status: 400, title: 'Webhook URL not allowed', message: (d: { reason: string }) => d.reason },
+  EGRESS_DENIED: { status: 403, title: 'Outbound address not allowed', message: (d: { host: string; address?: string }) => `${d.host}${d.address ? ` (${d.address})` : ''} is a loopback, private, link-local or reserved address` },
+  ENDPOINT_DISABLED: { status: 409, title: 'Webhook endpoint disabled', message: () => 'enable the endpoint before redelivering to it' },
+  QUEUE_UNAVAILABLE: { status: 503, title: 'Event queue unavailable', message: () => 'the event queue cannot be reached; events stay in the outbox' },
+})

@@ -7,6 +7,8 @@ import type { SigningKeys } from './identity/signing-keys.js'
 import type { OrgStatusCache } from './identity/org-status.js'
 import type { LoginLimiter } from './identity/login-limiter.js'
 import type { SecretBox } from './crypto/secret-box.js'
+import type { EventSystem } from './events/event-system.js'
+import { hasEmitted } from './events/outbox.js'
 import { assertStatus } from './identity/org-status.js'
 
 /** The kernel's services, built once at start and handed to every route module. */
@@ -20,21 +22,27 @@ export interface KernelContext {
   orgStatus: OrgStatusCache
   loginLimiter: LoginLimiter
   secrets: SecretBox
+  /** The outbox dispatcher, the event queue and its subscribers (webhooks, plugins, kernel handlers). */
+  events: EventSystem
   /** Sessions signed out in this process: their access tokens stop working at once. */
   revokedSessions: Set<string>
 }
 
 /**
  * A transaction in an organisation that refuses a suspended one, and seals whatever it
- * audited once it has committed.
+ * audited and dispatches whatever it emitted once it has committed.
  */
 export async function orgTx<T>(k: KernelContext, orgId: string, fn: (tx: Tx) => Promise<T>, opts: { allowSuspended?: boolean } = {}): Promise<T> {
   let touched: ReadonlySet<string> = new Set([orgId])
+  let used: Tx | undefined
   const result = await k.db.inOrg(orgId, async (tx, status) => {
     if (!opts.allowSuspended) assertStatus(status)
     touched = tx.orgs
+    used = tx
     return fn(tx)
   })
   for (const org of touched) k.sealer.nudge(org)
+  // Events it emitted are committed now: wake the dispatcher (the sweep is the safety net).
+  if (used && hasEmitted(used)) k.events.nudge()
   return result
 }

@@ -13,6 +13,11 @@ import { createLogger } from './observability/logger.js'
 import { buildApp, type HttpOptions } from './http/app.js'
 import type { KernelContext } from './kernel-context.js'
 import { KRN } from './errors.js'
+import { EventSystem, type EventSystemOptions } from './events/event-system.js'
+import { BullMqJobQueue } from './events/bullmq-queue.js'
+import { PgJobQueue } from './events/pg-queue.js'
+import type { JobQueue } from './events/queue.js'
+import { EgressGuard } from './egress/egress-guard.js'
 
 export interface KernelOptions extends HttpOptions {
   config?: KernelConfig
@@ -27,6 +32,8 @@ export interface KernelOptions extends HttpOptions {
   auditSealDelayMs?: number
   /** Login attempt limits (tests lower them). */
   loginLimits?: { perAccount: number; perIp: number; windowMs: number }
+  /** Event pipeline tuning (tests shorten the sweep and the retry schedule). */
+  events?: Partial<EventSystemOptions> & { queueName?: string; egressAllow?: string[]; queue?: JobQueue }
 }
 
 /** A running kernel: its services and its HTTP API (not yet listening). */
@@ -56,6 +63,9 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     const sealer = new AuditSealer(db, logger, options.auditSealDelayMs)
     sealer.start()
     const limits = options.loginLimits
+    const queueName = options.events?.queueName ?? 'trellis-events'
+    const queue: JobQueue = options.events?.queue ?? (config.redisUrl ? new BullMqJobQueue(config.redisUrl, queueName, config.queuePrefix, logger) : new PgJobQueue(db, queueName, logger))
+    const events = new EventSystem(db, queue, secrets, new EgressGuard(options.events?.egressAllow ?? config.egressAllow), { retryScheduleMs: config.webhookRetryScheduleMs, ...options.events }, logger)
     const ctx: KernelContext = {
       config,
       logger,
@@ -66,8 +76,10 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       orgStatus: new OrgStatusCache(db),
       loginLimiter: limits ? new LoginLimiter(limits.perAccount, limits.perIp, limits.windowMs) : new LoginLimiter(),
       secrets,
+      events,
       revokedSessions: new Set(),
     }
+    events.start()
     const app = await buildApp(ctx, options)
     let closed = false
     return {
@@ -80,6 +92,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
         if (closed) return
         closed = true
         await app.close()
+        await events.close()
         await sealer.close()
         await db.close()
       },

@@ -20,6 +20,8 @@ import { registerRoleRoutes } from '../identity/role-routes.js'
 import { registerApiKeyRoutes } from '../identity/api-key-routes.js'
 import { registerTenancyRoutes } from '../tenancy/routes.js'
 import { registerAuditRoutes } from '../audit/routes.js'
+import { registerEventRoutes } from '../events/event-routes.js'
+import { registerWebhookRoutes } from '../events/webhook-routes.js'
 
 
 export interface HttpOptions {
@@ -58,7 +60,7 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'Trellis API', version: '1', description: 'The Trellis kernel: tenancy, identity, audit. Errors are RFC 9457 problem+json with a stable `code`.' },
+      info: { title: 'Trellis API', version: '1', description: 'The Trellis kernel: tenancy, identity, audit, events and webhooks. Errors are RFC 9457 problem+json with a stable `code`.' },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An access token from /v1/auth/login, or an API key (trk_…).' } } },
       security: [{ bearer: [] }],
     },
@@ -118,6 +120,8 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       registerApiKeyRoutes(v1, k)
       registerTenancyRoutes(v1, k)
       registerAuditRoutes(v1, k)
+      registerEventRoutes(v1, k)
+      registerWebhookRoutes(v1, k)
     },
     { prefix: '/v1' },
   )

@@ -5,6 +5,7 @@ import type { Api } from '../http/types.js'
 import { orgTx, type KernelContext } from '../kernel-context.js'
 import { AUTH, KRN } from '../errors.js'
 import { appendAudit } from '../audit/audit-log.js'
+import { emitEvents, kernelEvent } from '../events/outbox.js'
 import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
 import { PageQuery, pageOf, decodeCursor, toPage } from '../http/pagination.js'
 import { KERNEL_PERMISSIONS as P, PERMISSION_PATTERN, missingPermissions } from './permissions.js'
@@ -80,6 +81,7 @@ export function registerApiKeyRoutes(app: Api, k: KernelContext): void {
           [id, p.orgId, p.orgKind, name, hashToken(secret), sqlArray(permissions), p.userId, expiresAt ?? null],
         )
         await appendAudit(tx, p.orgId, { ...auditMeta(request), action: 'api_key.created', target: { kind: 'api_key', id }, data: { name, permissions, expiresAt: expiresAt ?? null } })
+        await emitEvents(tx, kernelEvent('kernel.api_key.created', `api_key/${id}`, { apiKeyId: id, name, permissions }))
         return created!
       })
       return reply.code(201).send({ ...toView(row), key: formatApiKey(id, secret) })
@@ -112,6 +114,7 @@ export function registerApiKeyRoutes(app: Api, k: KernelContext): void {
           return
         }
         await appendAudit(tx, p.orgId, { ...auditMeta(request), action: 'api_key.revoked', target: { kind: 'api_key', id: request.params.id } })
+        await emitEvents(tx, kernelEvent('kernel.api_key.revoked', `api_key/${request.params.id}`, { apiKeyId: request.params.id }))
       })
       return reply.code(204).send(null)
     },

@@ -20,6 +20,7 @@ export const KERNEL_PERMISSIONS = {
   pluginsPublish: 'plugins.publish',
   pluginsInstall: 'plugins.install',
   webhooksManage: 'webhooks.manage',
+  eventsRead: 'events.read',
 } as const
 
 const P = KERNEL_PERMISSIONS
@@ -45,7 +46,7 @@ export const BUILTIN_ROLES: Record<BuiltinRoleName, { description: string; orgKi
   tenant_admin: {
     description: 'Administers a tenant: users, roles, keys, plugins, webhooks, audit.',
     orgKinds: ['tenant'],
-    permissions: [P.usersRead, P.usersManage, P.rolesManage, P.apiKeysManage, P.auditRead, P.pluginsInstall, P.webhooksManage],
+    permissions: [P.usersRead, P.usersManage, P.rolesManage, P.apiKeysManage, P.auditRead, P.pluginsInstall, P.webhooksManage, P.eventsRead],
   },
   tenant_member: {
     description: 'Uses the tenant\'s plugins.',

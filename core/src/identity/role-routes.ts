@@ -9,6 +9,7 @@ import { KERNEL_PERMISSIONS as P, PERMISSION_PATTERN, missingPermissions } from 
 import { BUILTIN_ROLES } from './permissions.js'
 import type { RoleRow } from './roles.js'
 import { sqlArray } from '../db/database.js'
+import { EVENT_COLUMNS, EVENT_VALUES, emitEvents, eventRow, kernelEvent, markEmitted } from '../events/outbox.js'
 
 const Role = Type.Object({
   id: Type.String({ format: 'uuid' }),
@@ -61,19 +62,23 @@ export function registerRoleRoutes(app: Api, k: KernelContext): void {
       if (name in BUILTIN_ROLES) throw KRN.CONFLICT({ reason: `${name} is a built-in role` })
       const id = uuidv7()
       const audit = auditRow(p.orgId, { ...auditMeta(request), action: 'role.created', target: { kind: 'role', id }, data: { name, permissions } })
-      // The role and its audit entry in one statement: one round trip on the hot path.
-      const [row] = await orgTx(k, p.orgId, (tx) =>
-        tx.sql<RoleRow>(
+      const event = eventRow(kernelEvent('kernel.role.created', `role/${id}`, { roleId: id, name, permissions }))
+      // The role, its audit entry and its event in one statement: one round trip on the hot path.
+      const [row] = await orgTx(k, p.orgId, (tx) => {
+        markEmitted(tx)
+        return tx.sql<RoleRow>(
           `with r as (
              insert into roles (id, tenant_id, name, description, permissions) values (?::uuid, ?::uuid, ?, ?, ?::text[])
              on conflict do nothing returning *
            ), a as (
              insert into audit_log ${AUDIT_COLUMNS} select * from (values ${AUDIT_VALUES}) v where exists (select 1 from r)
+           ), e as (
+             insert into events ${EVENT_COLUMNS} select * from (values ${EVENT_VALUES}) v where exists (select 1 from r)
            )
            select * from r`,
-          [id, p.orgId, name, description, sqlArray(permissions), ...audit],
-        ),
-      )
+          [id, p.orgId, name, description, sqlArray(permissions), ...audit, ...event],
+        )
+      })
       if (!row) throw KRN.CONFLICT({ reason: `a role named ${name} exists` })
       return reply.code(201).send(toRole(row))
     },
@@ -91,6 +96,7 @@ export function registerRoleRoutes(app: Api, k: KernelContext): void {
         if (used) throw KRN.CONFLICT({ reason: 'members still hold this role' })
         await tx.sql('delete from roles where id = ?::uuid', [role.id])
         await appendAudit(tx, p.orgId, { ...auditMeta(request), action: 'role.deleted', target: { kind: 'role', id: role.id }, data: { name: role.name } })
+        await emitEvents(tx, kernelEvent('kernel.role.deleted', `role/${role.id}`, { roleId: role.id, name: role.name }))
       })
       return reply.code(204).send(null)
     },

@@ -10,6 +10,7 @@ import { KERNEL_PERMISSIONS as P, missingPermissions } from './permissions.js'
 import { assertPasswordStrength, hashPassword } from './passwords.js'
 import { findAssignableRole } from './roles.js'
 import type { Tx } from '../db/database.js'
+import { emitEvents, kernelEvent } from '../events/outbox.js'
 
 const Member = Type.Object({
   id: Type.String({ format: 'uuid', description: 'The user id.' }),
@@ -110,6 +111,7 @@ export function registerUserRoutes(app: Api, k: KernelContext): void {
         )
         if (inserted.length === 0) throw KRN.CONFLICT({ reason: 'that user is already a member' })
         await appendAudit(tx, p.orgId, { ...auditMeta(request), action: 'membership.created', target: { kind: 'user', id: user.id }, data: { email, role } })
+        await emitEvents(tx, kernelEvent('kernel.membership.created', `user/${user.id}`, { userId: user.id, email, role: target.name }))
         return memberOf(tx, user.id)
       })
       return reply.code(201).send(toMember(member))
@@ -137,6 +139,7 @@ export function registerUserRoutes(app: Api, k: KernelContext): void {
         if (missing.length) throw AUTH.PERMISSION_ESCALATION({ permissions: missing })
         await tx.sql('update memberships set role_id = ?::uuid where user_id = ?::uuid', [target.id, request.params.id])
         await appendAudit(tx, p.orgId, { ...auditMeta(request), action: 'membership.role_changed', target: { kind: 'user', id: request.params.id }, data: { from: before.role, to: target.name } })
+        await emitEvents(tx, kernelEvent('kernel.membership.role_changed', `user/${request.params.id}`, { userId: request.params.id, from: before.role, to: target.name }))
         return memberOf(tx, request.params.id)
       })
       return toMember(member)
@@ -153,6 +156,7 @@ export function registerUserRoutes(app: Api, k: KernelContext): void {
         const before = await memberOf(tx, request.params.id)
         await tx.sql('delete from memberships where user_id = ?::uuid', [request.params.id])
         await appendAudit(tx, p.orgId, { ...auditMeta(request), action: 'membership.removed', target: { kind: 'user', id: request.params.id }, data: { role: before.role } })
+        await emitEvents(tx, kernelEvent('kernel.membership.removed', `user/${request.params.id}`, { userId: request.params.id, role: before.role }))
       })
       return reply.code(204).send(null)
     },

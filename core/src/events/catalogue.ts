@@ -1,0 +1,48 @@
+import { Type, type TSchema } from '@sinclair/typebox'
+
+/** An event as subscribers see it (CloudEvents-shaped). */
+export interface TrellisEvent<D = Record<string, unknown>> {
+  /** UUIDv7: also the Standard Webhooks `webhook-id` of every delivery of this event. */
+  id: string
+  tenantId: string
+  /** `<plugin>.<entity>.<past-verb>`; the kernel's own are `kernel.*`. */
+  type: string
+  /** Who emitted it: `trellis/kernel`, or `trellis/plugins/<id>` later. */
+  source: string
+  /** What it is about (`role/<id>`): events of one subject are delivered in order. */
+  subject: string
+  time: string
+  data: D
+}
+
+export const EVENT_TYPE_PATTERN = '^[a-z][a-z0-9_-]*(\\.[a-z0-9_-]+){2,}$'
+/** Subscription patterns: an exact type, `prefix.*`, or `*`. */
+export const EVENT_PATTERN = '^(\\*|[a-z][a-z0-9_-]*(\\.[a-z0-9_-]+)*(\\.\\*)?)$'
+
+/** Does `type` match any of `patterns`? */
+export function matchesAny(type: string, patterns: readonly string[]): boolean {
+  for (const p of patterns) {
+    if (p === '*' || p === type) return true
+    if (p.endsWith('.*') && type.startsWith(p.slice(0, -1))) return true
+  }
+  return false
+}
+
+const Uuid = Type.String({ format: 'uuid' })
+
+/** The kernel's event types and the JSON Schemas of their payloads. */
+export const KERNEL_EVENTS = {
+  'kernel.role.created': { description: 'A custom role was defined.', data: Type.Object({ roleId: Uuid, name: Type.String(), permissions: Type.Array(Type.String()) }) },
+  'kernel.role.deleted': { description: 'A custom role was deleted.', data: Type.Object({ roleId: Uuid, name: Type.String() }) },
+  'kernel.membership.created': { description: 'A user became a member of the organisation.', data: Type.Object({ userId: Uuid, email: Type.String(), role: Type.String() }) },
+  'kernel.membership.role_changed': { description: "A member's role changed.", data: Type.Object({ userId: Uuid, from: Type.String(), to: Type.String() }) },
+  'kernel.membership.removed': { description: 'A member was removed.', data: Type.Object({ userId: Uuid, role: Type.String() }) },
+  'kernel.api_key.created': { description: 'An API key was created.', data: Type.Object({ apiKeyId: Uuid, name: Type.String(), permissions: Type.Array(Type.String()) }) },
+  'kernel.api_key.revoked': { description: 'An API key was revoked.', data: Type.Object({ apiKeyId: Uuid }) },
+  'kernel.webhook.created': { description: 'A webhook endpoint was created.', data: Type.Object({ endpointId: Uuid, url: Type.String(), types: Type.Array(Type.String()) }) },
+  'kernel.webhook.updated': { description: 'A webhook endpoint was changed (URL, types, description or status).', data: Type.Object({ endpointId: Uuid, changes: Type.Array(Type.String()) }) },
+  'kernel.webhook.deleted': { description: 'A webhook endpoint was deleted.', data: Type.Object({ endpointId: Uuid }) },
+  'kernel.webhook.secret_rotated': { description: "A webhook endpoint's signing secret was rotated.", data: Type.Object({ endpointId: Uuid, previousSecretExpiresAt: Type.String({ format: 'date-time' }) }) },
+} satisfies Record<string, { description: string; data: TSchema }>
+
+export type KernelEventType = keyof typeof KERNEL_EVENTS
