@@ -62,13 +62,17 @@ export function matchesEventPattern(pattern: string, type: string): boolean {
   return p.length === t.length
 }
 
-/** True when `host` (lower-case, optionally `:port`) is allowed by one of `allowed` (http:fetch hosts). */
+/**
+ * True when `host` (a URL's `host`: name, plus `:port` when not the scheme's default) is allowed
+ * by one of `allowed` (http:fetch hosts). An entry without a port allows the default port only;
+ * `*.domain` allows subdomains of domain, not domain itself.
+ */
 export function hostAllowed(allowed: readonly string[], host: string): boolean {
   const [name, port] = splitPort(host.toLowerCase())
   return allowed.some((entry) => {
     if (entry === '*') return true
     const [pattern, p] = splitPort(entry)
-    if (p !== undefined && p !== port) return false
+    if (p !== port) return false // an entry without a port allows only the scheme's default port
     if (pattern.startsWith('*.')) return name.endsWith(pattern.slice(1)) && name.length > pattern.length - 1
     return name === pattern
   })

@@ -13,7 +13,7 @@
  * assert.deepEqual(host.emitted.map((e) => e.type), ['orders.order.placed'])
  * ```
  */
-import { randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { hostAllowed, matchesEventPattern, parseCapability } from './capabilities.js'
 import type { Caller, JsonValue, RecordMeta, TrellisEvent } from './context.js'
 import type { Plugin } from './define-plugin.js'
@@ -100,7 +100,7 @@ export function createTestHost(plugin: Plugin, options: TestHostOptions = {}): T
     'data.insert': ({ collection, record }) => {
       const c = coll(collection)
       const now = new Date(clock++).toISOString()
-      const stored = { ...record, id: randomUUID(), version: 1, createdAt: now, updatedAt: now }
+      const stored = { ...record, id: uuidv7(clock - 1), version: 1, createdAt: now, updatedAt: now }
       c.set(stored.id, stored)
       return stored
     },
@@ -230,4 +230,12 @@ function matches(record: Record<string, unknown>, filter: Record<string, unknown
 
 function equal(a: unknown, b: unknown): boolean {
   return JSON.stringify(a ?? null) === JSON.stringify(b ?? null)
+}
+
+// Like the kernel's ids: UUIDv7, so id order is insertion order (the test clock moves 1 ms per write).
+function uuidv7(ms: number): string {
+  const r = randomBytes(10).toString('hex')
+  const ts = ms.toString(16).padStart(12, '0')
+  const variant = ((parseInt(r[3]!, 16) & 0x3) | 0x8).toString(16)
+  return `${ts.slice(0, 8)}-${ts.slice(8, 12)}-7${r.slice(0, 3)}-${variant}${r.slice(4, 7)}-${r.slice(7, 19)}`
 }

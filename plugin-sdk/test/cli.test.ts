@@ -42,6 +42,11 @@ t.test('create scaffolds a template without prompting when stdin is not a TTY', 
   t.match(noName.stderr, /SDK_ERR_USAGE/)
   t.equal((await cliIn(['create', 'widgets'])).code, 2, 'a name without scope is a usage error')
   t.equal((await cliIn(['create', '--nope'])).code, 2, 'an unknown option is a usage error')
+  t.equal((await cliIn([])).code, 2, 'no command is a usage error')
+  t.equal((await cliIn(['bild'])).code, 2, 'an unknown command is a usage error')
+  const help = await cliIn(['--help'])
+  t.equal(help.code, 0)
+  t.match(help.stdout, /create .*\n.*build .*\n.*validate .*\n.*keys .*\n.*pack /s)
   const res = await cli(['create', '@acme/widgets', '--json', '--description', 'Widgets for wholesalers'])
   t.equal(res.code, 0, res.stderr)
   const out = JSON.parse(res.stdout)
@@ -53,6 +58,22 @@ t.test('create scaffolds a template without prompting when stdin is not a TTY', 
   const again = await cliIn(['create', '@acme/widgets'])
   t.equal(again.code, 1)
   t.match(again.stderr, /SDK_ERR_TARGET_EXISTS/)
+})
+
+t.test('on a TTY, create prompts only for what the flags did not give', async (t) => {
+  const asked: string[] = []
+  const answers = ['', '@acme/asked', '']
+  const prompt = async (q: string) => (asked.push(q), answers.shift() ?? '')
+  let stdout = ''
+  const code = await runCli(['create', '--description', 'Given by flag'], { cwd: root, stdinIsTTY: true, prompt, stdout: (s) => void (stdout += s), stderr: () => {} })
+  t.equal(code, 0, stdout)
+  t.same(asked, ['Plugin name (@scope/name): ', 'Plugin name (@scope/name): ', 'Directory (./asked): '], 'asks again for an empty name; never for the description')
+  t.equal(JSON.parse(await readFile(join(root, 'asked', 'trellis.plugin.json'), 'utf8')).description, 'Given by flag')
+  asked.length = 0
+  t.equal(await runCli(['create', '@acme/flagged', '--yes'], { cwd: root, stdinIsTTY: true, prompt, stdout: () => {}, stderr: () => {} }), 0)
+  t.same(asked, [], '--yes never prompts')
+  await rm(join(root, 'asked'), { recursive: true })
+  await rm(join(root, 'flagged'), { recursive: true })
 })
 
 t.test("the template's own test passes against the SDK's test host", async (t) => {

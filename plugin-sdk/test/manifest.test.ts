@@ -161,4 +161,7 @@ t.test('capability parsing and matching shared with the kernel', async (t) => {
   t.notOk(hostAllowed(['*.example.com'], 'evil-example.com'))
   t.ok(hostAllowed(['api.example.com:8443'], 'api.example.com:8443'))
   t.notOk(hostAllowed(['api.example.com:8443'], 'api.example.com'))
+  t.notOk(hostAllowed(['api.example.com'], 'api.example.com:8080'), 'no port in the entry: default port only')
+  t.ok(hostAllowed(['api.example.com'], new URL('https://API.example.com:443/x').host))
+  t.ok(hostAllowed(['*'], 'anything.example:1234'))
 })

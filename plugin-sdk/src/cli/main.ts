@@ -21,6 +21,8 @@ interface Io {
   stderr: (s: string) => void
   stdinIsTTY: boolean
   cwd: string
+  /** Asks one question (default: readline on stdin/stderr); used only when stdin is a TTY. */
+  prompt?: (question: string) => Promise<string>
 }
 
 class Exit extends Error {
@@ -43,6 +45,7 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
     stderr: io.stderr ?? ((s) => void process.stderr.write(s)),
     stdinIsTTY: io.stdinIsTTY ?? Boolean(process.stdin.isTTY),
     cwd: io.cwd ?? process.cwd(),
+    prompt: io.prompt,
   }
   let json = false
   const print = (human: string, data: Record<string, unknown>) => (json ? out.stdout(JSON.stringify({ ok: true, ...data }) + '\n') : out.stdout(human + '\n'))
@@ -83,18 +86,19 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
     .action(async (nameArg: string | undefined, opts: { description?: string; out?: string; yes?: boolean; json?: boolean }) => {
       json = Boolean(opts.json)
       const interactive = out.stdinIsTTY && !opts.yes && !json
-      const rl = interactive ? createInterface({ input: process.stdin, output: process.stderr }) : undefined
+      const rl = interactive && !out.prompt ? createInterface({ input: process.stdin, output: process.stderr }) : undefined
+      const ask = interactive ? (out.prompt ?? ((q: string) => rl!.question(q))) : undefined
       try {
         let name = nameArg
-        while (!name && rl) name = (await rl.question('Plugin name (@scope/name): ')).trim()
+        for (let tries = 0; !name && ask && tries < 3; tries++) name = (await ask('Plugin name (@scope/name): ')).trim()
         if (!name) fail(SDK.USAGE({ reason: 'create needs a name (@scope/name) when it cannot prompt' }))
         if (!NAME.test(name!)) fail(SDK.USAGE({ reason: `"${name}" is not @scope/name (lower-case letters, digits and -)` }))
         const short = name!.split('/')[1]!
         let description = opts.description
-        if (description === undefined && rl) description = (await rl.question(`Description (A Trellis plugin): `)).trim() || undefined
+        if (description === undefined && ask) description = (await ask('Description (A Trellis plugin): ')).trim() || undefined
         description ??= 'A Trellis plugin'
         let target = opts.out
-        if (target === undefined && rl) target = (await rl.question(`Directory (./${short}): `)).trim() || undefined
+        if (target === undefined && ask) target = (await ask(`Directory (./${short}): `)).trim() || undefined
         const dir = resolve(out.cwd, target ?? short)
         if ((await readdir(dir).catch(() => [])).length > 0) fail(SDK.TARGET_EXISTS({ path: dir }))
         const files = templateFiles({ name: name!, description })
@@ -196,8 +200,8 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
   } catch (err) {
     if (err instanceof Exit) return err.code
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.OK
-      return EXIT.USAGE
+      // --help exits 0; help shown because a command is missing, and every parse error, is usage.
+      return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE
     }
     if (err instanceof TrellisError) {
       try {
