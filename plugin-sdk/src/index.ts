@@ -3,7 +3,7 @@
  * Inside a plugin bundle only the isolate-safe subset (./plugin.ts) is available.
  */
 export * from './plugin.js'
-export { validateManifest, lintPlugin, manifestSchema, pointerSegment, SIZE_LIMITS } from './manifest.js'
+export { validateManifest, lintPlugin, manifestSchema, pointerSegment, compileJsonSchema, SIZE_LIMITS } from './manifest.js'
 export type { LintInput, ManifestIssue, ManifestValidation } from './manifest.js'
 export { createTestHost } from './testing.js'
 export type { TestHost, TestHostOptions, RecordedHostCall } from './testing.js'

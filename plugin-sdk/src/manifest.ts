@@ -66,6 +66,16 @@ function validator() {
   return compiled
 }
 
+/**
+ * Compiles a JSON Schema from a manifest (collection, event payload, route body…) into a
+ * validator returning the problems as JSON pointers into the value; what the kernel applies
+ * to records, emitted events and requests, and what the test host applies too.
+ */
+export function compileJsonSchema(schema: unknown): (value: unknown) => Array<{ pointer: string; message: string }> {
+  const validate = validator().ajv.compile(schema as object)
+  return (value) => (validate(value) ? [] : (validate.errors ?? []).map((e) => ({ pointer: e.instancePath, message: e.message ?? 'is invalid' })))
+}
+
 /** Escapes one JSON pointer segment. */
 export function pointerSegment(s: string | number): string {
   return String(s).replace(/~/g, '~0').replace(/\//g, '~1')

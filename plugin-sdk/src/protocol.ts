@@ -12,21 +12,26 @@ import type { Caller, JsonValue, Page, Query, RecordMeta } from './context.js'
 
 /** Every host operation: `args` is what the SDK sends, `result` what it expects back. */
 export interface HostOps {
-  /** Insert into the plugin's own collection. Capability `data`. */
+  /** Insert into the plugin's own collection; the record must validate against the collection's schema (`KRN_ERR_VALIDATION_FAILED`). Capability `data`. */
   'data.insert': { args: { collection: string; record: Record<string, unknown> }; result: Record<string, unknown> & RecordMeta }
   /** Read one record by id; `null` when absent. Capability `data`. */
   'data.get': { args: { collection: string; id: string }; result: (Record<string, unknown> & RecordMeta) | null }
   /**
    * Shallow-merge `patch` when the stored version equals `expectedVersion` (then version + 1).
    * Throws `KRN_ERR_CONFLICT` on a version mismatch, `KRN_ERR_NOT_FOUND` when absent.
-   * Patches cannot change `id`, `version`, `createdAt`, `updatedAt`. Capability `data`.
+   * Patches cannot change `id`, `version`, `createdAt`, `updatedAt`; the patched record must
+   * validate against the collection's schema (`KRN_ERR_VALIDATION_FAILED`). Capability `data`.
    */
   'data.update': { args: { collection: string; id: string; patch: Record<string, unknown>; expectedVersion: number }; result: Record<string, unknown> & RecordMeta }
   /** Delete by id; `true` when a record was deleted. Capability `data`. */
   'data.delete': { args: { collection: string; id: string }; result: boolean }
   /** One page of a query (see {@link Query}; semantics in docs/plugin-authoring.md). Capability `data`. */
   'data.find': { args: { collection: string; query: Query<Record<string, unknown>> }; result: Page<Record<string, unknown>> }
-  /** Emit an event (written to the outbox with the invocation's writes). Capability `events:emit:<pattern>` matching `type`. */
+  /**
+   * Emit an event (written to the outbox with the invocation's writes). `type` must be declared
+   * in the manifest's `events.emits` and `data` valid against its schema (`KRN_ERR_VALIDATION_FAILED`).
+   * Capability `events:emit:<pattern>` matching `type`.
+   */
   'events.emit': { args: { type: string; data: unknown; subject?: string }; result: { id: string } }
   /** Call another plugin's action. Capability `plugins:call:<plugin>#<action>`. */
   'plugins.call': { args: { plugin: string; action: string; input: unknown }; result: unknown }

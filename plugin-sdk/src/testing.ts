@@ -1,7 +1,9 @@
 /**
  * An in-memory host for plugin unit tests: it implements the host-call protocol
  * ({@link HostOps}) with in-memory collections, records every call and emitted event, checks
- * capabilities the way the kernel does, and copies everything as JSON like the sandbox.
+ * capabilities the way the kernel does, validates records, emitted events and route bodies
+ * against the manifest's schemas (`KRN_ERR_VALIDATION_FAILED`), and copies everything as JSON
+ * like the sandbox.
  * Node-only; it runs the plugin in-process (no sandbox limits), so it is for logic, not for
  * isolation.
  *
@@ -19,6 +21,7 @@ import type { Caller, JsonValue, RecordMeta, TrellisEvent } from './context.js'
 import type { Plugin } from './define-plugin.js'
 import { TrellisError } from './errors.js'
 import type { HostOps, PluginInvocationContext, RouteInput, RouteOutput, SandboxHost } from './protocol.js'
+import { compileJsonSchema } from './manifest.js'
 import { createBundle } from './runtime.js'
 
 /** One host call the plugin made. */
@@ -72,6 +75,8 @@ export interface TestHost {
 const denied = (reason: string) => new TrellisError('KRN_ERR_CAPABILITY_DENIED', 403, 'Capability denied', reason)
 const notFound = (what: string) => new TrellisError('KRN_ERR_NOT_FOUND', 404, 'Not found', `${what} was not found`)
 const conflict = (detail: string) => new TrellisError('KRN_ERR_CONFLICT', 409, 'Conflict', detail)
+const invalid = (what: string, problems: Array<{ pointer: string; message: string }>) =>
+  new TrellisError('KRN_ERR_VALIDATION_FAILED', 400, 'Request did not validate', `${what}: ${problems.map((p) => `${p.pointer || '/'} ${p.message}`).join('; ')}`, { problems })
 const copy = <T>(v: T): T => (v === undefined ? (null as T) : JSON.parse(JSON.stringify(v)))
 
 /** Creates an in-memory host for `plugin`. */
@@ -89,6 +94,18 @@ export function createTestHost(plugin: Plugin, options: TestHostOptions = {}): T
   const logs: TestHost['logs'] = []
   let clock = Date.parse('2026-01-01T00:00:00.000Z')
 
+  // Schemas from the manifest, compiled on first use; the kernel validates the same things.
+  const validators = new Map<string, ReturnType<typeof compileJsonSchema>>()
+  const check = (key: string, schema: unknown, value: unknown, what: string) => {
+    if (schema === undefined) return
+    let v = validators.get(key)
+    if (!v) validators.set(key, (v = compileJsonSchema(schema)))
+    const problems = v(value)
+    if (problems.length) throw invalid(what, problems)
+  }
+  const checkRecord = (collection: string, record: unknown) =>
+    check(`collection:${collection}`, manifest.collections?.[collection]?.schema, record, `record of ${collection}`)
+
   const coll = (name: unknown) => {
     if (!can('data')) throw denied('the plugin was not granted "data"')
     const c = collections.get(String(name))
@@ -99,6 +116,7 @@ export function createTestHost(plugin: Plugin, options: TestHostOptions = {}): T
   const ops: { [K in keyof HostOps]: (args: HostOps[K]['args']) => HostOps[K]['result'] | Promise<HostOps[K]['result']> } = {
     'data.insert': ({ collection, record }) => {
       const c = coll(collection)
+      checkRecord(collection, record)
       const now = new Date(clock++).toISOString()
       const stored = { ...record, id: uuidv7(clock - 1), version: 1, createdAt: now, updatedAt: now }
       c.set(stored.id, stored)
@@ -111,6 +129,8 @@ export function createTestHost(plugin: Plugin, options: TestHostOptions = {}): T
       if (!cur) throw notFound(`record ${id}`)
       if (cur.version !== expectedVersion) throw conflict(`record ${id} is at version ${cur.version}, not ${expectedVersion}`)
       const { id: _i, version: _v, createdAt: _c, updatedAt: _u, ...rest } = patch as Record<string, unknown>
+      const { id: _id, version: _ver, createdAt: _ca, updatedAt: _ua, ...fields } = { ...cur, ...rest }
+      checkRecord(collection, fields)
       const next = { ...cur, ...rest, version: cur.version + 1, updatedAt: new Date(clock++).toISOString() }
       c.set(id, next)
       return next
@@ -133,6 +153,9 @@ export function createTestHost(plugin: Plugin, options: TestHostOptions = {}): T
     },
     'events.emit': ({ type, data, subject }) => {
       if (!can('events:emit', (c) => matchesEventPattern(c.pattern, type))) throw denied(`the plugin may not emit "${type}"`)
+      const declared = manifest.events?.emits?.[type]
+      if (!declared) throw invalid(`event ${type}`, [{ pointer: '', message: 'is not declared in the manifest\'s events.emits' }])
+      check(`event:${type}`, declared.schema, data, `data of ${type}`)
       emitted.push(subject === undefined ? { type, data } : { type, data, subject })
       return { id: randomUUID() }
     },
@@ -180,6 +203,8 @@ export function createTestHost(plugin: Plugin, options: TestHostOptions = {}): T
     route: async (name, req = {}) => {
       const [method, pattern] = name.split(' ') as [string, string]
       const params = req.params ?? {}
+      const declared = (manifest.routes ?? []).find((r) => `${r.method} ${r.path}` === name)
+      if (declared?.request?.body !== undefined) check(`route:${name}`, declared.request.body, req.body ?? null, `body of ${name}`)
       const path = req.path ?? pattern.replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, (_, p: string) => encodeURIComponent(params[p] ?? ''))
       return (await run('route', name, { method, path, params, query: req.query ?? {}, headers: req.headers ?? {}, body: req.body ?? null })) as RouteOutput
     },

@@ -19,13 +19,27 @@ const manifest: PluginManifest = {
   version: '1.0.0',
   engines: { trellis: '^0.1.0' },
   capabilities: ['data', 'events:emit:parts.part.*', 'http:fetch:api.example.com', 'secrets', 'plugins:call:@acme/pricing#quote'],
-  collections: { parts: { schema: { type: 'object' } } },
+  collections: {
+    parts: {
+      schema: {
+        type: 'object',
+        required: ['sku', 'qty'],
+        properties: { sku: { type: 'string', minLength: 1 }, qty: { type: 'integer', minimum: 0 }, tags: { type: 'array', items: { type: 'string' } }, note: { type: 'string' } },
+      },
+    },
+  },
+  events: { emits: { 'parts.part.restocked': { schema: { type: 'object', required: ['at'], properties: { at: { type: 'integer' } } } } } },
+  routes: [{ method: 'POST', path: '/parts', request: { body: { type: 'object', required: ['sku'], properties: { sku: { type: 'string' } } } } }],
 }
 
 const plugin = definePlugin({
   manifest,
   collections: { parts: collection<Part>() },
+  routes: { 'POST /parts': async (req: { body: Part }, ctx: Ctx) => ({ status: 201, body: await ctx.data.parts.insert({ sku: req.body.sku, qty: 1 }) }) },
   actions: {
+    emitBad: async (_: unknown, ctx: Ctx) => ctx.events.emit('parts.part.restocked', { at: 'noon' }),
+    insertBad: async (_: unknown, ctx: Ctx) => ctx.data.parts.insert({ sku: '', qty: -1 }),
+    patchBad: async (id: string, ctx: Ctx) => ctx.data.parts.update(id, { qty: 'many' as never }, 1),
     seed: async (input: Part[], ctx: Ctx) => {
       for (const p of input) await ctx.data.parts.insert(p)
       return null
@@ -102,6 +116,7 @@ t.test('capabilities are checked the way the kernel checks them', async (t) => {
   t.match(await host.action('emit', 'parts.part.restocked'), { id: /^[0-9a-f-]{36}$/ })
   t.same(host.emitted, [{ type: 'parts.part.restocked', data: { at: 1 } }])
   await t.rejects(host.action('emit', 'orders.order.placed'), { code: 'KRN_ERR_CAPABILITY_DENIED' })
+  await t.rejects(host.action('emit', 'parts.part.lost'), { code: 'KRN_ERR_VALIDATION_FAILED' }, 'allowed by the pattern but not declared in events.emits')
   await t.rejects(host.action('emit', 'parts.part.restocked.late'), { code: 'KRN_ERR_CAPABILITY_DENIED' }, '* is one segment')
   t.equal(await host.action('fetch', 'https://api.example.com/ok'), 200)
   await t.rejects(host.action('fetch', 'https://api.example.com:8443/ok'), { code: 'KRN_ERR_CAPABILITY_DENIED' })
@@ -112,11 +127,24 @@ t.test('capabilities are checked the way the kernel checks them', async (t) => {
   await t.rejects(host.action('tax'), { code: 'KRN_ERR_CAPABILITY_DENIED' })
   t.same(
     host.calls.map((c) => c.op),
-    ['events.emit', 'events.emit', 'events.emit', 'http.fetch', 'http.fetch', 'http.fetch', 'secrets.get', 'secrets.get', 'plugins.call', 'plugins.call'],
+    ['events.emit', 'events.emit', 'events.emit', 'events.emit', 'http.fetch', 'http.fetch', 'http.fetch', 'secrets.get', 'secrets.get', 'plugins.call', 'plugins.call'],
     'every call is recorded, refused ones too',
   )
 
   const bare = createTestHost(plugin, { capabilities: [] })
   await t.rejects(bare.action('seed', parts), { code: 'KRN_ERR_CAPABILITY_DENIED' })
   await t.rejects(bare.action('secret', 'apiKey'), { code: 'KRN_ERR_CAPABILITY_DENIED' })
+})
+
+t.test('records, emitted events and route bodies are validated against the manifest schemas', async (t) => {
+  const host = createTestHost(plugin)
+  await t.rejects(host.action('insertBad'), { code: 'KRN_ERR_VALIDATION_FAILED', status: 400, details: { problems: [{ pointer: '/sku' }, { pointer: '/qty' }] } })
+  await host.action('seed', [parts[0]])
+  const [stored] = host.collections.get('parts')!.values()
+  await t.rejects(host.action('patchBad', stored!.id), { code: 'KRN_ERR_VALIDATION_FAILED', details: { problems: [{ pointer: '/qty' }] } })
+  t.equal(host.collections.get('parts')!.get(stored!.id)!.version, 1, 'nothing was written')
+  await t.rejects(host.action('emitBad'), { code: 'KRN_ERR_VALIDATION_FAILED', details: { problems: [{ pointer: '/at' }] } })
+  t.same(host.emitted, [])
+  await t.rejects(host.route('POST /parts', { body: { qty: 1 } }), { code: 'KRN_ERR_VALIDATION_FAILED' })
+  t.equal((await host.route('POST /parts', { body: { sku: 'N-1' } })).status, 201)
 })
