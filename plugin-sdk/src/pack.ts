@@ -7,6 +7,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sig
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { SIZE_LIMITS } from './manifest.js'
 import { SDK } from './sdk-errors.js'
 
 /** Files of a plugin package, in the order they are packed. */
@@ -109,12 +110,19 @@ export async function packPlugin(opts: {
   const stage = await mkdtemp(join(tmpdir(), 'trellis-pack-'))
   try {
     await mkdir(join(stage, 'dist'))
-    for (const [path, text] of Object.entries(contents)) await writeFile(join(stage, path), text)
+    for (const [path, text] of Object.entries(contents)) {
+      await writeFile(join(stage, path), text)
+      await chmod(join(stage, path), 0o644) // the same modes whatever the packer's umask
+    }
     await mkdir(opts.outDir, { recursive: true })
     const tarballPath = join(opts.outDir, packageFileName(opts.name, opts.version))
     const { create: createTar } = await import('tar') // loaded on use: importing the SDK stays cheap
     await createTar({ gzip: true, file: tarballPath, cwd: stage, portable: true, mtime: new Date(0), noDirRecurse: true }, [...PACKAGE_FILES])
     const bytes = await readFile(tarballPath)
+    if (bytes.length > SIZE_LIMITS.packageBytes) {
+      await rm(tarballPath, { force: true })
+      throw SDK.VALIDATION_FAILED({ errors: 1 }, { cause: new Error(`the package is ${bytes.length} bytes; the limit is ${SIZE_LIMITS.packageBytes}`) })
+    }
     const signature = sign(null, bytes, opts.privateKey).toString('base64')
     const signaturePath = tarballPath + '.sig'
     await writeFile(signaturePath, signature + '\n')
