@@ -8,7 +8,7 @@ import { cp, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { TrellisError } from '@trellis/plugin-sdk'
+import { TrellisError, validateHostCall } from '@trellis/plugin-sdk'
 import type { HostOps } from '@trellis/plugin-sdk'
 import { SBX, Sandbox } from '../sandbox/src/index.js'
 import type { HostCallHandler, InvocationContext, InvocationError } from '../sandbox/src/index.js'
@@ -91,6 +91,7 @@ t.test('a route invocation makes the protocol host calls and returns the route o
     body: { sku: 'BOLT-8', qty: 5, total: 42.5, status: 'placed', id: 'ord-1', version: 1, createdAt: '2026-11-28T00:00:00.000Z', updatedAt: '2026-11-28T00:00:00.000Z' },
     headers: { location: '/orders/ord-1' },
   })
+  for (const [op, args] of calls) t.same(validateHostCall(op, args), [], `${op} args match the protocol schema`)
   t.equal(res.metrics.hostCalls, 3)
   t.same(res.logs.map((l) => [l.level, l.message, l.fields]), [['info', 'order placed', { orderId: 'ord-1', currency: 'EUR' }]])
 })

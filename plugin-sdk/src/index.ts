@@ -3,7 +3,8 @@
  * Inside a plugin bundle only the isolate-safe subset (./plugin.ts) is available.
  */
 export * from './plugin.js'
-export { validateManifest, lintPlugin, manifestSchema, pointerSegment, compileJsonSchema, SIZE_LIMITS } from './manifest.js'
+export { validateManifest, lintPlugin, manifestSchema, pointerSegment, compileJsonSchema, validateHostCall, SIZE_LIMITS } from './manifest.js'
+export { HOST_OP_SCHEMAS } from './host-op-schemas.js'
 export type { LintInput, ManifestIssue, ManifestValidation } from './manifest.js'
 export { createTestHost } from './testing.js'
 export type { TestHost, TestHostOptions, RecordedHostCall } from './testing.js'

@@ -8,7 +8,8 @@ import type { ErrorObject } from 'ajv'
 import manifestSchemaJson from '../schema/manifest.schema.json' with { type: 'json' }
 import { matchesEventPattern, parseCapability } from './capabilities.js'
 import type { JsonSchema, PluginManifest } from './manifest-types.js'
-import type { BundleEntries } from './protocol.js'
+import { HOST_OP_SCHEMAS } from './host-op-schemas.js'
+import type { BundleEntries, HostOp } from './protocol.js'
 
 
 /** The published JSON Schema of `trellis.plugin.json` (also at `@trellis/plugin-sdk/schema/manifest.schema.json`). */
@@ -74,6 +75,20 @@ function validator() {
 export function compileJsonSchema(schema: unknown): (value: unknown) => Array<{ pointer: string; message: string }> {
   const validate = validator().ajv.compile(schema as object)
   return (value) => (validate(value) ? [] : (validate.errors ?? []).map((e) => ({ pointer: e.instancePath, message: e.message ?? 'is invalid' })))
+}
+
+const hostOpValidators = new Map<string, ReturnType<typeof compileJsonSchema>>()
+
+/**
+ * Checks one host call from plugin code against the protocol: a known op and args matching
+ * {@link HOST_OP_SCHEMAS}. Returns the problems (empty when valid); the kernel answers a
+ * non-empty result with `KRN_ERR_VALIDATION_FAILED` before any capability check.
+ */
+export function validateHostCall(op: string, args: unknown): Array<{ pointer: string; message: string }> {
+  if (!Object.prototype.hasOwnProperty.call(HOST_OP_SCHEMAS, op)) return [{ pointer: '', message: `unknown host operation "${op}"` }]
+  let v = hostOpValidators.get(op)
+  if (!v) hostOpValidators.set(op, (v = compileJsonSchema(HOST_OP_SCHEMAS[op as HostOp])))
+  return v(args)
 }
 
 /** Escapes one JSON pointer segment. */

@@ -6,7 +6,9 @@
  * refuses a call throws a TrellisError (e.g. `KRN_ERR_CAPABILITY_DENIED`), which reaches the
  * plugin as a catchable error with that `code`.
  *
- * This file is the contract: docs/plugin-authoring.md ("Host-call protocol") describes it too.
+ * This file is the contract: docs/plugin-authoring.md ("Host-call protocol") describes it too,
+ * and `HOST_OP_SCHEMAS` (host-op-schemas.ts) is its JSON Schema form, which the kernel applies
+ * to every call with `validateHostCall` before anything else.
  */
 import type { Caller, JsonValue, Page, Query, RecordMeta } from './context.js'
 

@@ -21,7 +21,7 @@ import type { Caller, JsonValue, RecordMeta, TrellisEvent } from './context.js'
 import type { Plugin } from './define-plugin.js'
 import { TrellisError } from './errors.js'
 import type { HostOps, PluginInvocationContext, RouteInput, RouteOutput, SandboxHost } from './protocol.js'
-import { compileJsonSchema } from './manifest.js'
+import { compileJsonSchema, validateHostCall } from './manifest.js'
 import { createBundle } from './runtime.js'
 
 /** One host call the plugin made. */
@@ -178,8 +178,9 @@ export function createTestHost(plugin: Plugin, options: TestHostOptions = {}): T
 
   const call = async (op: string, args: unknown): Promise<unknown> => {
     calls.push({ op, args: copy(args) })
-    const fn = (ops as Record<string, (a: unknown) => unknown>)[op]
-    if (!fn) throw new TrellisError('SBX_ERR_HOST_CALL_FAILED', 500, 'Host call failed', `host call "${op}" failed`)
+    const problems = validateHostCall(op, copy(args))
+    if (problems.length) throw invalid(`host call ${op}`, problems)
+    const fn = (ops as Record<string, (a: unknown) => unknown>)[op]!
     return copy(await fn(copy(args)))
   }
   const host: SandboxHost = { call, log: (level, message, fields) => void logs.push(fields === undefined ? { level, message } : { level, message, fields }) }

@@ -5,7 +5,7 @@ import t from 'tap'
 import { runInNewContext } from 'node:vm'
 import { fileURLToPath } from 'node:url'
 import { buildPlugin } from '../src/build.js'
-import { TrellisError, createBundle, definePlugin, SDK } from '../src/index.js'
+import { TrellisError, createBundle, definePlugin, SDK, validateHostCall } from '../src/index.js'
 import type { BundleExports, PluginInvocationContext, SandboxHost } from '../src/index.js'
 
 const dir = fileURLToPath(new URL('./fixtures/orders-plugin', import.meta.url))
@@ -25,12 +25,16 @@ const context = (extra: Partial<PluginInvocationContext> = {}): PluginInvocation
   ...extra,
 })
 
+// Every host call any test below makes, checked against the protocol's schemas at the end.
+const everyCall: Array<[string, unknown]> = []
+
 function fakeHost(answers: Record<string, (args: any) => unknown> = {}) {
   const calls: Array<[string, unknown]> = []
   const logs: unknown[][] = []
   const host: SandboxHost = {
     call: async (op, args) => {
       calls.push([op, JSON.parse(JSON.stringify(args))])
+      everyCall.push([op, JSON.parse(JSON.stringify(args))])
       const answer = answers[op]
       if (!answer) throw new Error(`unexpected host call ${op}`)
       return answer(args)
@@ -201,4 +205,10 @@ t.test('definePlugin refuses malformed keys with SDK_ERR_INVALID_DEFINITION', as
   ]) {
     t.throws(() => definePlugin(def as never), { code: SDK.INVALID_DEFINITION.code }, JSON.stringify(Object.keys(def)))
   }
+})
+
+t.test('every host call the runtime made matches the protocol schemas', async (t) => {
+  t.ok(everyCall.length >= 12, `${everyCall.length} calls`)
+  t.same(new Set(everyCall.map(([op]) => op)), new Set(['plugins.call', 'data.insert', 'events.emit', 'data.get', 'data.delete', 'data.find', 'data.update', 'secrets.get', 'http.fetch']))
+  for (const [op, args] of everyCall) t.same(validateHostCall(op, args), [], op)
 })

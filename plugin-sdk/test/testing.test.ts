@@ -148,3 +148,14 @@ t.test('records, emitted events and route bodies are validated against the manif
   await t.rejects(host.route('POST /parts', { body: { qty: 1 } }), { code: 'KRN_ERR_VALIDATION_FAILED' })
   t.equal((await host.route('POST /parts', { body: { sku: 'N-1' } })).status, 201)
 })
+
+t.test('host calls that break the protocol are refused before anything runs', async (t) => {
+  const host = createTestHost(plugin)
+  await t.rejects(host.call('data.drop', { collection: 'parts' }), { code: 'KRN_ERR_VALIDATION_FAILED', message: /unknown host operation/ })
+  await t.rejects(host.call('data.update', { collection: 'parts', id: 'x', patch: {}, expectedVersion: '1' }), { code: 'KRN_ERR_VALIDATION_FAILED', details: { problems: [{ pointer: '/expectedVersion' }] } })
+  await t.rejects(host.call('data.find', { collection: 'parts', query: { where: { qty: { between: [1, 2] } } } }), { code: 'KRN_ERR_VALIDATION_FAILED' })
+  await t.rejects(host.call('http.fetch', { url: 'file:///etc/passwd', method: 'GET', headers: {}, body: null }), { code: 'KRN_ERR_VALIDATION_FAILED', details: { problems: [{ pointer: '/url' }] } })
+  await t.rejects(host.call('events.emit', { type: 'parts.part.restocked', data: { at: 1 }, extra: true }), { code: 'KRN_ERR_VALIDATION_FAILED' })
+  t.same(host.emitted, [])
+  t.equal(host.collections.get('parts')!.size, 0)
+})

@@ -1,0 +1,101 @@
+/**
+ * JSON Schemas of every host operation's `args` — the machine-checkable half of
+ * {@link HostOps}. Plugin code is untrusted: the kernel validates each host call's args with
+ * these (`validateHostCall`) before checking capabilities, and the SDK's tests check that the
+ * runtime only ever sends args that pass.
+ */
+import type { HostOp } from './protocol.js'
+
+const name = { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_-]{0,63}$' }
+const id = { type: 'string', minLength: 1, maxLength: 256 }
+const record = { type: 'object' }
+const field = { type: 'string', minLength: 1, maxLength: 128 }
+
+/** `args` schema per host operation (draft 2020-12). */
+export const HOST_OP_SCHEMAS: Readonly<Record<HostOp, Readonly<Record<string, unknown>>>> = Object.freeze({
+  'data.insert': { type: 'object', additionalProperties: false, required: ['collection', 'record'], properties: { collection: name, record } },
+  'data.get': { type: 'object', additionalProperties: false, required: ['collection', 'id'], properties: { collection: name, id } },
+  'data.update': {
+    type: 'object',
+    additionalProperties: false,
+    required: ['collection', 'id', 'patch', 'expectedVersion'],
+    properties: { collection: name, id, patch: record, expectedVersion: { type: 'integer', minimum: 1 } },
+  },
+  'data.delete': { type: 'object', additionalProperties: false, required: ['collection', 'id'], properties: { collection: name, id } },
+  'data.find': {
+    type: 'object',
+    additionalProperties: false,
+    required: ['collection', 'query'],
+    properties: {
+      collection: name,
+      query: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          where: { $ref: '#/$defs/filter' },
+          sort: {
+            type: 'array',
+            maxItems: 8,
+            items: { type: 'object', additionalProperties: false, required: ['field'], properties: { field, direction: { enum: ['asc', 'desc'] } } },
+          },
+          cursor: { type: 'string', maxLength: 4096 },
+          limit: { type: 'integer', minimum: 1, maximum: 1000 },
+        },
+      },
+    },
+    $defs: {
+      filter: {
+        type: 'object',
+        properties: {
+          and: { type: 'array', minItems: 1, items: { $ref: '#/$defs/filter' } },
+          or: { type: 'array', minItems: 1, items: { $ref: '#/$defs/filter' } },
+        },
+        additionalProperties: {
+          anyOf: [
+            { not: { type: 'object' } },
+            {
+              type: 'object',
+              minProperties: 1,
+              additionalProperties: false,
+              properties: {
+                eq: true,
+                ne: true,
+                in: { type: 'array', maxItems: 1000 },
+                lt: true,
+                lte: true,
+                gt: true,
+                gte: true,
+                prefix: { type: 'string' },
+                contains: true,
+              },
+            },
+          ],
+        },
+      },
+    },
+  },
+  'events.emit': {
+    type: 'object',
+    additionalProperties: false,
+    required: ['type', 'data'],
+    properties: { type: { type: 'string', pattern: '^[a-z][a-z0-9-]*(\\.[a-z][a-zA-Z0-9-]*){2,}$', maxLength: 256 }, data: true, subject: { type: 'string', maxLength: 256 } },
+  },
+  'plugins.call': {
+    type: 'object',
+    additionalProperties: false,
+    required: ['plugin', 'action', 'input'],
+    properties: { plugin: { type: 'string', pattern: '^@[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*$' }, action: name, input: true },
+  },
+  'http.fetch': {
+    type: 'object',
+    additionalProperties: false,
+    required: ['url', 'method', 'headers', 'body'],
+    properties: {
+      url: { type: 'string', pattern: '^https?://', maxLength: 8192 },
+      method: { enum: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] },
+      headers: { type: 'object', additionalProperties: { type: 'string' }, propertyNames: { pattern: '^[a-z0-9!#$%&\'*+.^_`|~-]+$' } },
+      body: { type: ['string', 'null'] },
+    },
+  },
+  'secrets.get': { type: 'object', additionalProperties: false, required: ['name'], properties: { name: { type: 'string', minLength: 1, maxLength: 128 } } },
+})
