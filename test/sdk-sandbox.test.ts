@@ -8,10 +8,11 @@ import { cp, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { TrellisError, validateHostCall } from '@trellis/plugin-sdk'
+import { TrellisError, createTestHost, validateHostCall } from '@trellis/plugin-sdk'
 import type { HostOps } from '@trellis/plugin-sdk'
 import { SBX, Sandbox } from '../sandbox/src/index.js'
 import type { HostCallHandler, InvocationContext, InvocationError } from '../sandbox/src/index.js'
+import { ordersPlugin } from '../plugin-sdk/test/fixtures/orders-plugin/src/index.js'
 
 const fixture = fileURLToPath(new URL('../plugin-sdk/test/fixtures/orders-plugin', import.meta.url))
 const bin = fileURLToPath(new URL('../plugin-sdk/bin/trellis-plugin.js', import.meta.url))
@@ -138,4 +139,22 @@ t.test("the plugin's thrown error is SBX_ERR_PLUGIN_ERROR with a stack in the pl
   t.match(err.stack, new RegExp(`at checkQuantity \\(\\.\\./src/index\\.ts:${throwLine}:\\d+\\)`))
   t.match(err.stack, new RegExp(`at checkQty \\(\\.\\./src/index\\.ts:${callLine}:\\d+\\)`))
   t.notMatch(err.stack, /\/tmp\/|\/work\/|node:internal|sandbox\/src|bootstrap/, 'no host frames or build-machine paths')
+})
+
+t.test('the SDK test host serves as the kernel for the sandboxed bundle, with the same results as in-process', async (t) => {
+  const host = createTestHost(ordersPlugin, { settings: { currency: 'EUR' }, plugins: { '@acme/pricing': { quote: () => ({ total: 7 }) } } })
+  const inSandbox = async (kind: 'route' | 'event', name: string, input: unknown) =>
+    (await sandbox.invoke({ bundle, entry: { kind, name }, input, context: context({ capabilities: [...ordersPlugin.manifest.capabilities] }), onHostCall: (op, args) => host.call(op, args) })).output
+  const req = (method: string, path: string, extra: Record<string, unknown> = {}) => ({ method, path, params: {}, query: {}, headers: {}, body: null, ...extra })
+
+  const placed = (await inSandbox('route', 'POST /orders', req('POST', '/orders', { body: { sku: 'NUT-4', qty: 3 } }))) as { status: number; body: { id: string } }
+  t.equal(placed.status, 201)
+  const id = placed.body.id
+  t.same(await inSandbox('route', 'GET /orders/:id', req('GET', `/orders/${id}`, { params: { id } })), await host.route('GET /orders/:id', { params: { id } }))
+  await inSandbox('event', 'inventory.stock.depleted', { id: 'evt-1', tenantId: 'tenant-a', type: 'inventory.stock.depleted', source: '@acme/inventory', subject: null, time: '2026-11-28T00:00:00.000Z', data: { sku: 'NUT-4' } })
+  t.same(host.emitted.map((e) => [e.type, e.subject]), [['orders.order.placed', id], ['orders.order.held', id]])
+  t.match(host.collections.get('orders')!.get(id), { status: 'held', version: 2 })
+  const stale = await inSandbox('route', 'PATCH /orders/:id', req('PATCH', `/orders/${id}`, { params: { id }, body: { qty: 9, version: 1 } }))
+  t.same(stale, { status: 409, body: { error: 'stale version' } }, "the test host's KRN_ERR_CONFLICT reaches the sandboxed plugin as a catchable error")
+  t.same(await inSandbox('route', 'PATCH /orders/:id', req('PATCH', `/orders/${id}`, { params: { id }, body: { qty: 9, version: 2 } })), await host.route('GET /orders/:id', { params: { id } }))
 })
