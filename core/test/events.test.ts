@@ -101,13 +101,24 @@ for (const kind of DB_KINDS) {
       for (const i of r.body.items) t.match(i.type, /^kernel\.[a-z_]+\.[a-z_]+$/)
     })
 
-    await t.test('every event reaches in-process handlers at least once, in order per subject', async (t) => {
+    await t.test('every event reaches in-process handlers at least once, and plugins only their own tenant’s granted types', async (t) => {
       const ids = (await list(a.token, '?type=kernel.role.created&limit=200')).items.map((e: any) => e.id)
       await eventually(async () => ids.every((id: string) => seen.some((s) => s.id === id)))
       t.pass('all handled')
       await eventually(async () => (await k.ownerSql('select count(*)::int as n from events where processed_at is null'))[0].n === 0)
       t.equal(pluginGot.filter((p) => p.tenantId !== a.orgId).length, 0, 'no other tenant’s event reached the plugin')
       t.ok(pluginGot.every((p) => p.event.type === 'kernel.role.created'), 'only the granted type')
+    })
+
+    await t.test('events about one subject reach handlers in the order they were emitted', async (t) => {
+      const subjectEvents = async (subject: string) => seen.filter((e) => e.subject === subject).map((e) => e.type)
+      for (let i = 0; i < 3; i++) {
+        const r = await k.req('POST', '/v1/roles', { token: a.token, body: { name: `ordered-${i}`, permissions: [] } })
+        t.equal((await k.req('DELETE', `/v1/roles/${r.body.id}`, { token: a.token })).status, 204)
+        const subject = `role/${r.body.id}`
+        await eventually(async () => (await subjectEvents(subject)).length >= 2)
+        t.same([...new Set(await subjectEvents(subject))], ['kernel.role.created', 'kernel.role.deleted'], subject)
+      }
     })
   })
 }

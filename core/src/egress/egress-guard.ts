@@ -1,4 +1,6 @@
 import { BlockList, isIP } from 'node:net'
+import http from 'node:http'
+import https from 'node:https'
 import { lookup as dnsLookup } from 'node:dns/promises'
 import type { LookupFunction } from 'node:net'
 import { EVT } from '../errors.js'
@@ -41,6 +43,9 @@ export interface ResolvedTarget {
 export class EgressGuard {
   private readonly allowHosts = new Set<string>()
   private readonly allowNets = new BlockList()
+  // Keep-alive agents, one per checked address (and host, for TLS): a reused connection goes
+  // to the address that was checked, like a new one.
+  private readonly agents = new Map<string, http.Agent>()
 
   constructor(allow: readonly string[] = []) {
     for (const raw of allow) {
@@ -93,6 +98,29 @@ export class EgressGuard {
     const first = addresses[0]
     if (!first) throw EVT.EGRESS_DENIED({ host })
     return { url, host, address: first.address, family: first.family as 4 | 6 }
+  }
+
+  /** A keep-alive agent whose connections all go to `resolved.address`. */
+  agentFor(resolved: ResolvedTarget): http.Agent {
+    const key = `${resolved.url.protocol}|${resolved.address}|${resolved.host}|${resolved.url.port}`
+    let agent = this.agents.get(key)
+    if (!agent) {
+      if (this.agents.size >= 256) {
+        const [oldestKey, oldest] = this.agents.entries().next().value as [string, http.Agent]
+        oldest.destroy()
+        this.agents.delete(oldestKey)
+      }
+      const opts = { keepAlive: true, maxSockets: 32, keepAliveMsecs: 1000, lookup: EgressGuard.pinnedLookup(resolved) }
+      agent = resolved.url.protocol === 'https:' ? new https.Agent(opts) : new http.Agent(opts)
+      this.agents.set(key, agent)
+    }
+    return agent
+  }
+
+  /** Closes kept-alive connections. */
+  close(): void {
+    for (const a of this.agents.values()) a.destroy()
+    this.agents.clear()
   }
 
   /** A `lookup` for node:http/net that answers with the address already checked. */

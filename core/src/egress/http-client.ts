@@ -44,7 +44,7 @@ export async function egressRequest(guard: EgressGuard, req: EgressRequest): Pro
         method: req.method ?? 'POST',
         headers: req.headers,
         lookup: EgressGuard.pinnedLookup(target),
-        agent: false,
+        agent: guard.agentFor(target),
         ...(target.url.hostname === target.address || target.url.hostname.startsWith('[') ? {} : { servername: target.host }),
       },
       (res) => {

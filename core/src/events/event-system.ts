@@ -10,6 +10,11 @@ import type { KernelEventHandler, PluginEventSink } from './subscribers.js'
 import { signWebhook } from './signing.js'
 
 const BATCH = 500
+const FAN_OUT_BATCH = 50
+const DIRECT_FAN_OUTS = 4
+
+// A time-ordered (UUIDv7-layout) id made in SQL, for rows whose number is known only there.
+const UUID7_SQL = `(lpad(to_hex(floor(extract(epoch from clock_timestamp()) * 1000)::bigint), 12, '0') || '7' || substr(md5(random()::text), 1, 3) || to_hex(8 + floor(random() * 4)::int) || substr(md5(random()::text), 1, 15))::uuid`
 
 export interface EventSystemOptions {
   /** Delay before each webhook retry; after the last, the delivery is dead-lettered. */
@@ -55,6 +60,21 @@ interface ClaimedDelivery {
   tenant_id: string
 }
 
+interface RecordInput {
+  status: 'delivered' | 'failed' | 'pending'
+  statusCode?: number | null
+  response?: string | null
+  error?: string | null
+  durationMs: number
+  retryInMs?: number
+  disableEndpoint?: boolean
+}
+
+/** A PostgreSQL array literal where null stays NULL (and text is quoted). */
+function pgArray(values: ReadonlyArray<string | null>): string {
+  return `{${values.map((v) => (v === null ? 'NULL' : `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`)).join(',')}}`
+}
+
 /** An event is waiting for an earlier one about the same subject: its job runs again shortly. */
 class WaitForEarlier extends Error {}
 
@@ -89,6 +109,7 @@ export class EventSystem {
   private sweepTimer: NodeJS.Timeout | undefined
   private closed = false
   private readonly staleMs: number
+  private directInFlight = 0
 
   constructor(
     private readonly db: Database,
@@ -112,7 +133,7 @@ export class EventSystem {
   }
 
   start(): void {
-    if (this.opts.worker ?? true) this.queue.work((job) => this.runJob(job), { concurrency: this.opts.concurrency ?? 16 })
+    if (this.opts.worker ?? true) this.queue.work((job) => this.runJob(job), { concurrency: this.opts.concurrency ?? (this.queue.kind === 'bullmq' ? 64 : 16) })
     this.sweepTimer = setInterval(() => void this.sweep(), this.opts.sweepMs ?? 1000)
     this.sweepTimer.unref()
     this.nudge()
@@ -124,10 +145,11 @@ export class EventSystem {
     this.again = true
     if (this.scheduled || this.running) return
     this.scheduled = true
-    setImmediate(() => {
+    // A few milliseconds' grace lets commits arriving together share one dispatch.
+    setTimeout(() => {
       this.scheduled = false
       void this.pump()
-    })
+    }, 5)
   }
 
   private async pump(): Promise<void> {
@@ -152,24 +174,47 @@ export class EventSystem {
 
   /** Moves up to one batch of outbox rows to the queue; returns how many. */
   async dispatchOnce(): Promise<number> {
-    return this.db.inOrg(
+    const [count, direct] = await this.db.inOrg(
       null,
       async (tx) => {
-        const rows = await tx.sql<{ id: string; tenant_id: string }>(
-          `select id, tenant_id from events where processed_at is null and (dispatched_at is null or dispatched_at < now() - make_interval(secs => ?::double precision))
-            order by id limit ${BATCH} for update skip locked`,
+        // Take and stamp in one statement; the queue add below is in the same transaction, so a
+        // failed add (Redis away) un-stamps them.
+        const rows = await tx.sql<{ id: string; tenant_id: string; type: string }>(
+          `update events set dispatched_at = now() where id in (
+             select id from events where processed_at is null and (dispatched_at is null or dispatched_at < now() - make_interval(secs => ?::double precision))
+              order by id limit ${BATCH} for update skip locked)
+           returning id, tenant_id, type`,
           [this.staleMs / 1000],
         )
-        if (rows.length === 0) return 0
-        await this.queue.add(
-          rows.map((r) => ({ id: `evt_${r.id}`, name: 'event', data: { eventId: r.id, tenantId: r.tenant_id } })),
-          tx,
-        )
-        await tx.sql('update events set dispatched_at = now() where id = any(?::uuid[])', [sqlArray(rows.map((r) => r.id))])
-        return rows.length
+        rows.sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0))
+        if (rows.length === 0) return [0, []] as const
+        // One job per tenant and run of events (at most FAN_OUT_BATCH): under load, one fan-out
+        // statement serves many events.
+        const jobs: QueueJob[] = []
+        let current: { tenantId: string; events: Array<{ id: string; type: string }> } | undefined
+        for (const r of rows) {
+          if (!current || current.tenantId !== r.tenant_id || current.events.length >= FAN_OUT_BATCH) {
+            current = { tenantId: r.tenant_id, events: [] }
+            jobs.push({ id: `evt_${r.id}`, name: 'events', data: current })
+          }
+          current.events.push({ id: r.id, type: r.type })
+        }
+        // The embedded queue lives in this database: while few fan-outs are in flight, this
+        // process runs them itself instead of writing, claiming and deleting job rows. Either
+        // way the rows stay unprocessed until fanned out, and the sweep re-dispatches them.
+        const direct = this.queue.kind === 'postgres' && (this.opts.worker ?? true) ? jobs.splice(0, Math.max(0, DIRECT_FAN_OUTS - this.directInFlight)) : []
+        await this.queue.add(jobs, tx)
+        return [rows.length, direct] as const
       },
       'trellis_events',
     )
+    for (const job of direct) {
+      this.directInFlight++
+      void this.runJob({ id: job.id, name: job.name, data: job.data, attempt: 1 })
+        .catch((err) => this.logger?.warn({ err }, 'fan-out failed; the sweep retries'))
+        .finally(() => this.directInFlight--)
+    }
+    return count
   }
 
   /** The safety net: undispatched or lost events, and due deliveries whose job was lost. */
@@ -193,59 +238,125 @@ export class EventSystem {
   }
 
   private async runJob(job: RunningJob): Promise<void> {
-    if (job.name === 'event') return this.fanOut(job.data.eventId as string, job.data.tenantId as string)
+    if (job.name === 'event') return this.fanOut(job.data.eventId as string, job.data.tenantId as string, job.data.type as string | undefined)
+    if (job.name === 'events') return this.fanOutBatch(job.data.tenantId as string, job.data.events as Array<{ id: string; type: string }>)
     if (job.name === 'deliver') return this.deliver(job.data.deliveryId as string, job.data.tenantId as string, job.data.attempt as number)
     this.logger?.warn({ job: job.id }, 'unknown job dropped')
   }
 
-  /** One event to its subscribers: kernel handlers, plugins, and delivery rows for each matching endpoint. */
-  async fanOut(eventId: string, tenantId: string): Promise<void> {
-    const [row] = await this.db.inOrg(
+  /**
+   * One event to its subscribers: kernel handlers, plugins, and a delivery row per matching
+   * endpoint — whose first attempt is made right here, without another trip through the queue.
+   */
+  async fanOut(eventId: string, tenantId: string, type?: string): Promise<void> {
+    const needsEvent = type === undefined || this.sink !== undefined || this.handlers.some((h) => matchesAny(type!, h.patterns))
+    if (needsEvent) {
+      const [row] = await this.db.inOrg(
+        tenantId,
+        (tx) =>
+          tx.sql<EventRow>(
+            `select e.*, exists (select 1 from events p where p.tenant_id = e.tenant_id and p.subject = e.subject and p.id < e.id and p.processed_at is null) as earlier
+               from events e where e.id = ?::uuid and e.tenant_id = ?::uuid`,
+            [eventId, tenantId],
+          ),
+        'trellis_events',
+      )
+      if (!row || row.processed_at) return
+      if (row.earlier) throw new WaitForEarlier(`event ${eventId} waits for an earlier event about ${row.subject}`)
+      const event = toEvent(row)
+      type = event.type
+      for (const h of this.handlers) if (matchesAny(event.type, h.patterns)) await h.fn(event)
+      if (this.sink) {
+        // Only this tenant's installs are asked, and only matching events handed over.
+        for (const s of await this.sink.subscriptions(tenantId)) if (matchesAny(event.type, s.patterns)) await this.sink.deliver(tenantId, s.pluginId, event)
+      }
+    }
+    const leaseSeconds = ((this.opts.totalTimeoutMs ?? 15_000) + 5_000) / 1000
+    // One statement: take the event (unless an earlier one about its subject is pending), create
+    // its deliveries, already claimed for their first attempt, and mark it processed.
+    const rows = await this.db.inOrg(
       tenantId,
       (tx) =>
-        tx.sql<EventRow>(
-          `select e.*, exists (select 1 from events p where p.tenant_id = e.tenant_id and p.subject = e.subject and p.id < e.id and p.processed_at is null) as earlier
-             from events e where e.id = ?::uuid and e.tenant_id = ?::uuid`,
-          [eventId, tenantId],
+        tx.sql<ClaimedDelivery & { processed: number }>(
+          `with ev as (
+             select e.* from events e
+              where e.id = ?::uuid and e.processed_at is null
+                and not exists (select 1 from events p where p.tenant_id = e.tenant_id and p.subject = e.subject and p.id < e.id and p.processed_at is null)
+              for update
+           ), ep as (
+             select w.id, w.url, w.status, w.secret_enc, w.previous_secret_enc, w.previous_secret_expires_at from webhook_endpoints w
+              where w.status = 'active' and w.types && ?::text[] and exists (select 1 from ev)
+           ), ins as (
+             insert into webhook_deliveries (id, tenant_id, endpoint_id, event_id, event_type, attempts, next_attempt_at)
+             select ${UUID7_SQL}, ?::uuid, ep.id, ev.id, ev.type, 1, now() + make_interval(secs => ?::double precision) from ep cross join ev
+             on conflict (endpoint_id, event_id) do nothing
+             returning id, endpoint_id
+           ), upd as (
+             update events set processed_at = now() where id in (select id from ev) returning id
+           )
+           select u.processed, x.* from (select count(*)::int as processed from upd) u left join (
+             select ins.id, 1 as attempts, ins.endpoint_id, ep.url, ep.status as endpoint_status, ep.secret_enc, ep.previous_secret_enc, ep.previous_secret_expires_at,
+                    ev.id as event_id, ev.type, ev.source, ev.subject, ev.time, ev.data, ev.tenant_id
+               from ins join ep on ep.id = ins.endpoint_id cross join ev
+           ) x on true`,
+          [eventId, sqlArray(patternsMatching(type!)), tenantId, leaseSeconds],
         ),
       'trellis_events',
     )
-    if (!row || row.processed_at) return
-    if (row.earlier) throw new WaitForEarlier(`event ${eventId} waits for an earlier event about ${row.subject}`)
-    const event = toEvent(row)
-    for (const h of this.handlers) if (matchesAny(event.type, h.patterns)) await h.fn(event)
-    if (this.sink) {
-      // Only this tenant's installs are asked, and only matching events handed over.
-      for (const s of await this.sink.subscriptions(tenantId)) if (matchesAny(event.type, s.patterns)) await this.sink.deliver(tenantId, s.pluginId, event)
+    if (!rows[0]?.processed) {
+      const [state] = await this.db.inOrg(null, (tx) => tx.sql<{ processed_at: Date | null }>('select processed_at from events where id = ?::uuid', [eventId]), 'trellis_events')
+      if (!state || state.processed_at) return
+      throw new WaitForEarlier(`event ${eventId} waits for an earlier event about its subject`)
     }
-    const jobs: QueueJob[] = []
-    await this.db.inOrg(
+    await Promise.all(rows.filter((d) => d.id).map((d) => this.attempt(tenantId, d)))
+  }
+
+  /** Several events of one tenant: one statement for all, unless a kernel handler or plugin needs each. */
+  async fanOutBatch(tenantId: string, events: Array<{ id: string; type: string }>): Promise<void> {
+    if (this.sink || events.some((e) => this.handlers.some((h) => matchesAny(e.type, h.patterns)))) {
+      for (const e of events) await this.fanOut(e.id, tenantId, e.type)
+      return
+    }
+    const leaseSeconds = ((this.opts.totalTimeoutMs ?? 15_000) + 5_000) / 1000
+    const ids = sqlArray(events.map((e) => e.id))
+    const rows = await this.db.inOrg(
       tenantId,
-      async (tx) => {
-        const endpoints = await tx.sql<{ id: string }>(`select id from webhook_endpoints where status = 'active' and types && ?::text[]`, [sqlArray(patternsMatching(event.type))])
-        if (endpoints.length) {
-          const ids = endpoints.map(() => uuidv7())
-          const created = await tx.sql<{ id: string }>(
-            `insert into webhook_deliveries (id, tenant_id, endpoint_id, event_id, event_type, next_attempt_at)
-             select d.id, ?::uuid, d.endpoint_id, ?::uuid, ?, now() from unnest(?::uuid[], ?::uuid[]) as d(id, endpoint_id)
-             on conflict (endpoint_id, event_id) do nothing returning id`,
-            [tenantId, eventId, event.type, sqlArray(ids), sqlArray(endpoints.map((e) => e.id))],
-          )
-          for (const d of created) jobs.push(deliverJob(d.id, tenantId, 1))
-        }
-        const [marked] = await tx.sql<{ id: string }>('update events set processed_at = now() where id = ?::uuid and processed_at is null returning id', [eventId])
-        if (!marked) throw new WaitForEarlier('processed concurrently')
-        // The embedded queue takes the delivery jobs in this same transaction.
-        if (this.queue.kind === 'postgres') await this.queue.add(jobs, tx)
-      },
+      (tx) =>
+        tx.sql<ClaimedDelivery & { processed: string[] | null }>(
+          `with ev as (
+             select e.* from events e
+              where e.id = any(?::uuid[]) and e.processed_at is null
+                and not exists (select 1 from events p where p.tenant_id = e.tenant_id and p.subject = e.subject and p.id < e.id and p.processed_at is null and p.id <> all(?::uuid[]))
+              for update
+           ), ep as (
+             select ev.id as event_id, w.id, w.url, w.status, w.secret_enc, w.previous_secret_enc, w.previous_secret_expires_at
+               from ev join webhook_endpoints w on w.status = 'active'
+                and exists (select 1 from unnest(w.types) t where t = '*' or t = ev.type or (right(t, 2) = '.*' and starts_with(ev.type, left(t, -1))))
+           ), ins as (
+             insert into webhook_deliveries (id, tenant_id, endpoint_id, event_id, event_type, attempts, next_attempt_at)
+             select ${UUID7_SQL}, ?::uuid, ep.id, ev.id, ev.type, 1, now() + make_interval(secs => ?::double precision) from ep join ev on ev.id = ep.event_id
+             on conflict (endpoint_id, event_id) do nothing
+             returning id, endpoint_id, event_id
+           ), upd as (
+             update events set processed_at = now() where id in (select id from ev) returning id
+           )
+           select u.processed, x.* from (select array_agg(id::text) as processed from upd) u left join (
+             select ins.id, 1 as attempts, ins.endpoint_id, ep.url, ep.status as endpoint_status, ep.secret_enc, ep.previous_secret_enc, ep.previous_secret_expires_at,
+                    ev.id as event_id, ev.type, ev.source, ev.subject, ev.time, ev.data, ev.tenant_id
+               from ins join ep on ep.id = ins.endpoint_id and ep.event_id = ins.event_id join ev on ev.id = ins.event_id
+           ) x on true`,
+          [ids, ids, tenantId, leaseSeconds],
+        ),
       'trellis_events',
-    ).catch((err) => {
-      if (err instanceof WaitForEarlier && err.message === 'processed concurrently') return
-      throw err
-    })
-    if (this.queue.kind !== 'postgres' && jobs.length) {
-      // After commit, so the worker sees the rows; a lost add is picked up by the sweep.
-      await this.queue.add(jobs).catch((err) => this.logger?.warn({ err }, 'queueing deliveries failed; the sweep retries'))
+    )
+    const processed = new Set(rows[0]?.processed ?? [])
+    await Promise.all(rows.filter((d) => d.id).map((d) => this.attempt(tenantId, d)))
+    const rest = events.filter((e) => !processed.has(e.id))
+    if (rest.length) {
+      // Waiting for an earlier event about the same subject (or already done elsewhere): try those again shortly.
+      const open = await this.db.inOrg(null, (tx) => tx.sql<{ id: string }>('select id from events where id = any(?::uuid[]) and processed_at is null', [sqlArray(rest.map((e) => e.id))]), 'trellis_events')
+      const waiting = rest.filter((e) => open.some((o) => o.id === e.id))
+      if (waiting.length) await this.queue.add([{ id: `evt_${waiting[0]!.id}_w${Date.now()}`, name: 'events', data: { tenantId, events: waiting }, delayMs: 100 }])
     }
   }
 
@@ -266,6 +377,11 @@ export class EventSystem {
       'trellis_events',
     )
     if (!d) return // delivered, dead-lettered, or this attempt already ran
+    await this.attempt(tenantId, d)
+  }
+
+  /** Sends a claimed delivery and records the outcome: delivered, retry later, or dead letter. */
+  private async attempt(tenantId: string, d: ClaimedDelivery): Promise<void> {
     if (d.endpoint_status !== 'active') {
       await this.record(tenantId, d, { status: 'failed', error: 'endpoint disabled', durationMs: 0 })
       return
@@ -296,7 +412,7 @@ export class EventSystem {
         maxResponseBytes: 1024,
       })
       statusCode = res.status
-      response = res.body
+      response = res.body.replace(/\0/g, '')
     } catch (err) {
       const e = err as { code?: string; message?: string }
       error = `${e.code ?? 'ERROR'}: ${e.message ?? String(err)}`.slice(0, 500)
@@ -307,7 +423,7 @@ export class EventSystem {
     if (statusCode === 410) return this.record(tenantId, d, { status: 'failed', statusCode, response, durationMs, disableEndpoint: true })
     const schedule = this.opts.retryScheduleMs
     if (d.attempts > schedule.length) {
-      this.logger?.warn({ tenantId, deliveryId, endpointId: d.endpoint_id, eventId: d.event_id, statusCode, error }, 'webhook delivery dead-lettered after its last retry')
+      this.logger?.warn({ tenantId, deliveryId: d.id, endpointId: d.endpoint_id, eventId: d.event_id, statusCode, error }, 'webhook delivery dead-lettered after its last retry')
       return this.record(tenantId, d, { status: 'failed', statusCode, response, error, durationMs })
     }
     // Exponential schedule with ±20 % jitter, so a recovering receiver is not hit by a thundering herd.
@@ -316,29 +432,70 @@ export class EventSystem {
     await this.queue.add([{ ...deliverJob(d.id, tenantId, d.attempts + 1), delayMs: delay }]).catch((err) => this.logger?.warn({ err }, 'queueing a retry failed; the sweep retries'))
   }
 
-  private async record(
-    tenantId: string,
-    d: ClaimedDelivery,
-    r: { status: 'delivered' | 'failed' | 'pending'; statusCode?: number | null; response?: string | null; error?: string | null; durationMs: number; retryInMs?: number; disableEndpoint?: boolean },
-  ): Promise<void> {
-    await this.db.inOrg(
-      tenantId,
-      async (tx: Tx) => {
-        await tx.sql(
-          `with a as (
-             insert into webhook_attempts (id, tenant_id, delivery_id, attempt, status_code, duration_ms, error, response) values (?::uuid, ?::uuid, ?::uuid, ?, ?, ?, ?, ?)
-           )
-           update webhook_deliveries set status = ?, last_status = ?, updated_at = now(),
-                  next_attempt_at = case when ?::double precision is null then null else now() + make_interval(secs => ?::double precision) end
-            where id = ?::uuid`,
-          [uuidv7(), tenantId, d.id, d.attempts, r.statusCode ?? null, r.durationMs, r.error ?? null, r.response ?? null, r.status, r.statusCode ?? null, r.retryInMs === undefined ? null : r.retryInMs / 1000, r.retryInMs === undefined ? null : r.retryInMs / 1000, d.id],
-        )
-        if (r.disableEndpoint) {
-          await tx.sql(`update webhook_endpoints set status = 'disabled', disabled_reason = ?, updated_at = now() where id = ?::uuid`, ['the receiver answered 410 Gone', d.endpoint_id])
-          this.logger?.warn({ tenantId, endpointId: d.endpoint_id }, 'webhook endpoint disabled: the receiver answered 410 Gone')
+  private records = new Map<string, Array<{ d: ClaimedDelivery; r: RecordInput; done: (err?: unknown) => void }>>()
+  private recordFlush: Promise<void> | undefined
+
+  /**
+   * Records an attempt's outcome. Outcomes that arrive together are written together: one
+   * transaction per tenant for all of them.
+   */
+  private record(tenantId: string, d: ClaimedDelivery, r: RecordInput): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let list = this.records.get(tenantId)
+      if (!list) this.records.set(tenantId, (list = []))
+      list.push({ d, r, done: (err) => (err ? reject(err) : resolve()) })
+      if (!this.recordFlush) this.recordFlush = new Promise<void>((r) => setImmediate(r)).then(() => this.flushRecords())
+    })
+  }
+
+  private async flushRecords(): Promise<void> {
+    const batches = [...this.records]
+    this.records.clear()
+    this.recordFlush = undefined
+    await Promise.all(
+      batches.map(async ([tenantId, items]) => {
+        try {
+          await this.db.inOrg(
+            tenantId,
+            async (tx: Tx) => {
+              const retry = (x: RecordInput) => (x.retryInMs === undefined ? null : String(x.retryInMs / 1000))
+              await tx.sql(
+                `with v as (
+                   select * from unnest(?::uuid[], ?::uuid[], ?::int[], ?::int[], ?::int[], ?::text[], ?::text[], ?::text[], ?::double precision[])
+                     as v(id, delivery_id, attempt, status_code, duration_ms, error, response, status, retry)
+                 ), a as (
+                   insert into webhook_attempts (id, tenant_id, delivery_id, attempt, status_code, duration_ms, error, response)
+                   select v.id, ?::uuid, v.delivery_id, v.attempt, v.status_code, v.duration_ms, v.error, v.response from v
+                 )
+                 update webhook_deliveries d set status = v.status, last_status = v.status_code, updated_at = now(),
+                        next_attempt_at = case when v.retry is null then null else now() + make_interval(secs => v.retry) end
+                   from v where d.id = v.delivery_id`,
+                [
+                  pgArray(items.map(() => uuidv7())),
+                  pgArray(items.map((i) => i.d.id)),
+                  pgArray(items.map((i) => String(i.d.attempts))),
+                  pgArray(items.map((i) => (i.r.statusCode == null ? null : String(i.r.statusCode)))),
+                  pgArray(items.map((i) => String(i.r.durationMs))),
+                  pgArray(items.map((i) => i.r.error ?? null)),
+                  pgArray(items.map((i) => i.r.response ?? null)),
+                  pgArray(items.map((i) => i.r.status)),
+                  pgArray(items.map((i) => retry(i.r))),
+                  tenantId,
+                ],
+              )
+              for (const i of items) {
+                if (!i.r.disableEndpoint) continue
+                await tx.sql(`update webhook_endpoints set status = 'disabled', disabled_reason = ?, updated_at = now() where id = ?::uuid`, ['the receiver answered 410 Gone', i.d.endpoint_id])
+                this.logger?.warn({ tenantId, endpointId: i.d.endpoint_id }, 'webhook endpoint disabled: the receiver answered 410 Gone')
+              }
+            },
+            'trellis_events',
+          )
+          for (const i of items) i.done()
+        } catch (err) {
+          for (const i of items) i.done(err)
         }
-      },
-      'trellis_events',
+      }),
     )
   }
 
@@ -356,7 +513,10 @@ export class EventSystem {
     this.closed = true
     if (this.sweepTimer) clearInterval(this.sweepTimer)
     await this.running
+    for (let i = 0; i < 200 && this.directInFlight > 0; i++) await new Promise((r) => setTimeout(r, 10))
     await this.queue.close()
+    await this.recordFlush
+    this.egress.close()
   }
 }
 
