@@ -149,7 +149,7 @@ export class EventSystem {
     setTimeout(() => {
       this.scheduled = false
       void this.pump()
-    }, 5)
+    }, 10)
   }
 
   private async pump(): Promise<void> {
@@ -174,6 +174,7 @@ export class EventSystem {
 
   /** Moves up to one batch of outbox rows to the queue; returns how many. */
   async dispatchOnce(): Promise<number> {
+    if (this.queue.kind === 'postgres' && (this.opts.worker ?? true) && !this.sink && this.handlers.length === 0) return this.dispatchInline()
     const [count, direct] = await this.db.inOrg(
       null,
       async (tx) => {
@@ -213,6 +214,46 @@ export class EventSystem {
       void this.runJob({ id: job.id, name: job.name, data: job.data, attempt: 1 })
         .catch((err) => this.logger?.warn({ err }, 'fan-out failed; the sweep retries'))
         .finally(() => this.directInFlight--)
+    }
+    return count
+  }
+
+  /**
+   * The embedded queue lives in this database, so when no kernel handler or plugin needs each
+   * event, the dispatcher fans events out in its own transaction: no job rows, no second stamp.
+   * First attempts of the deliveries it creates are made after commit.
+   */
+  private async dispatchInline(): Promise<number> {
+    const [count, claimed] = await this.db.inOrg(
+      null,
+      async (tx) => {
+        const rows = await tx.sql<{ id: string; tenant_id: string; type: string }>(
+          `select id, tenant_id, type from events where processed_at is null and (dispatched_at is null or dispatched_at < now() - make_interval(secs => ?::double precision))
+            order by id limit ${BATCH} for update skip locked`,
+          [this.staleMs / 1000],
+        )
+        const groups = new Map<string, Array<{ id: string; type: string }>>()
+        for (const r of rows) {
+          let g = groups.get(r.tenant_id)
+          if (!g) groups.set(r.tenant_id, (g = []))
+          g.push({ id: r.id, type: r.type })
+        }
+        const out: Array<[string, ClaimedDelivery[]]> = []
+        for (const [tenantId, events] of groups) {
+          await tx.useOrg(tenantId)
+          out.push([tenantId, (await this.fanOutStatement(tx, tenantId, events)).filter((d) => d.id)])
+        }
+        return [rows.length, out] as const
+      },
+      'trellis_events',
+    )
+    for (const [tenantId, deliveries] of claimed) {
+      for (const d of deliveries) {
+        this.directInFlight++
+        void this.attempt(tenantId, d)
+          .catch((err) => this.logger?.warn({ err }, 'webhook attempt failed; the sweep retries'))
+          .finally(() => this.directInFlight--)
+      }
     }
     return count
   }
@@ -311,18 +352,11 @@ export class EventSystem {
     await Promise.all(rows.filter((d) => d.id).map((d) => this.attempt(tenantId, d)))
   }
 
-  /** Several events of one tenant: one statement for all, unless a kernel handler or plugin needs each. */
-  async fanOutBatch(tenantId: string, events: Array<{ id: string; type: string }>): Promise<void> {
-    if (this.sink || events.some((e) => this.handlers.some((h) => matchesAny(e.type, h.patterns)))) {
-      for (const e of events) await this.fanOut(e.id, tenantId, e.type)
-      return
-    }
+  /** Creates the deliveries of a run of one tenant's events, claimed for their first attempt, and marks the events processed. */
+  private fanOutStatement(tx: Tx, tenantId: string, events: Array<{ id: string; type: string }>): Promise<Array<ClaimedDelivery & { processed: string[] | null }>> {
     const leaseSeconds = ((this.opts.totalTimeoutMs ?? 15_000) + 5_000) / 1000
     const ids = sqlArray(events.map((e) => e.id))
-    const rows = await this.db.inOrg(
-      tenantId,
-      (tx) =>
-        tx.sql<ClaimedDelivery & { processed: string[] | null }>(
+    return tx.sql<ClaimedDelivery & { processed: string[] | null }>(
           `with ev as (
              select e.* from events e
               where e.id = any(?::uuid[]) and e.processed_at is null
@@ -346,9 +380,16 @@ export class EventSystem {
                from ins join ep on ep.id = ins.endpoint_id and ep.event_id = ins.event_id join ev on ev.id = ins.event_id
            ) x on true`,
           [ids, ids, tenantId, leaseSeconds],
-        ),
-      'trellis_events',
-    )
+        )
+  }
+
+  /** Several events of one tenant: one statement for all, unless a kernel handler or plugin needs each. */
+  async fanOutBatch(tenantId: string, events: Array<{ id: string; type: string }>): Promise<void> {
+    if (this.sink || events.some((e) => this.handlers.some((h) => matchesAny(e.type, h.patterns)))) {
+      for (const e of events) await this.fanOut(e.id, tenantId, e.type)
+      return
+    }
+    const rows = await this.db.inOrg(tenantId, (tx) => this.fanOutStatement(tx, tenantId, events), 'trellis_events')
     const processed = new Set(rows[0]?.processed ?? [])
     await Promise.all(rows.filter((d) => d.id).map((d) => this.attempt(tenantId, d)))
     const rest = events.filter((e) => !processed.has(e.id))

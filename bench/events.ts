@@ -1,0 +1,182 @@
+// `npm run bench -- events`: end to end, a committed change (POST /v1/roles, whose role, audit
+// entry and event commit in one statement) → outbox → dispatcher → BullMQ → fan-out → signed
+// webhook → received and verified (standardwebhooks) by a local receiver; next to raw BullMQ
+// add → process measured in the same run on the same Redis. Throughput (as fast as it goes)
+// and latency at a steady 500 events/s.
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import pg from 'pg'
+import { Queue, Worker } from 'bullmq'
+import { Redis } from 'ioredis'
+import { Webhook } from 'standardwebhooks'
+import { startServer } from './_harness.js'
+
+const here = (p: string) => fileURLToPath(new URL(p, import.meta.url))
+const ADMIN_URL = process.env.TRELLIS_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
+const BURST = Number(process.env.BENCH_EVENTS ?? 3000)
+const RATE = 500
+
+interface Result {
+  perSecond: number
+  p50: number
+  p99: number
+  count: number
+}
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN
+}
+
+/** Sends `total` items either as fast as `concurrency` allows, or at `rate` per second. */
+async function drive(total: number, send: (i: number) => Promise<void>, opts: { concurrency?: number; rate?: number }): Promise<void> {
+  if (opts.rate) {
+    const started = performance.now()
+    const pending: Promise<void>[] = []
+    for (let i = 0; i < total; i++) {
+      const due = started + (i * 1000) / opts.rate
+      const wait = due - performance.now()
+      if (wait > 1) await new Promise((r) => setTimeout(r, wait))
+      pending.push(send(i))
+    }
+    await Promise.all(pending)
+    return
+  }
+  let next = 0
+  await Promise.all(Array.from({ length: opts.concurrency ?? 50 }, async () => {
+    while (next < total) await send(next++)
+  }))
+}
+
+async function rawBullmq(prefix: string): Promise<{ burst: Result; steady: Result }> {
+  const producer = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 })
+  const consumer = new Redis(REDIS_URL, { maxRetriesPerRequest: null })
+  const queue = new Queue('raw', { connection: producer as never, prefix })
+  const seen = new Map<number, number>()
+  let waiters: Array<() => void> = []
+  const worker = new Worker('raw', async (job) => {
+    seen.set(job.data.i as number, performance.now())
+    for (const w of waiters.splice(0)) w()
+  }, { connection: consumer as never, prefix, concurrency: 16 })
+  const until = async (n: number) => {
+    while (seen.size < n) await new Promise<void>((r) => waiters.push(r))
+  }
+  const run = async (total: number, opts: { concurrency?: number; rate?: number }, offset: number): Promise<Result> => {
+    seen.clear()
+    const sent = new Map<number, number>()
+    const t0 = performance.now()
+    await drive(total, async (i) => {
+      sent.set(offset + i, performance.now())
+      await queue.add('job', { i: offset + i }, { removeOnComplete: true })
+    }, opts)
+    await until(total)
+    const elapsed = (performance.now() - t0) / 1000
+    const lat = [...sent].map(([i, at]) => seen.get(i)! - at)
+    return { perSecond: total / elapsed, p50: pct(lat, 50), p99: pct(lat, 99), count: total }
+  }
+  await run(500, { concurrency: 50 }, 1_000_000) // warm-up
+  const burst = await run(BURST, { concurrency: 50 }, 0)
+  const steady = await run(RATE * SECONDS, { rate: RATE }, BURST)
+  await worker.close()
+  await queue.obliterate({ force: true }).catch(() => {})
+  await queue.close()
+  producer.disconnect()
+  consumer.disconnect()
+  return { burst, steady }
+}
+
+export async function run(): Promise<void> {
+  const name = `trellis_bench_ev_${process.pid}`
+  const admin = new pg.Client({ connectionString: ADMIN_URL })
+  await admin.connect()
+  await admin.query(`create database ${name}`)
+  const url = new URL(ADMIN_URL)
+  url.pathname = `/${name}`
+  const prefix = `trellis-bench-${process.pid}`
+  try {
+    const raw = await rawBullmq(`${prefix}-raw`)
+
+    // The receiver verifies every delivery with the standardwebhooks package before counting it.
+    let wh: Webhook | undefined
+    const received = new Map<string, number>()
+    let bad = 0
+    let waiters: Array<() => void> = []
+    const receiver = http.createServer((req, res) => {
+      let body = ''
+      req.on('data', (c) => (body += c))
+      req.on('end', () => {
+        try {
+          const payload = wh!.verify(body, req.headers as Record<string, string>) as { data: { name: string } }
+          if (!received.has(payload.data.name)) received.set(payload.data.name, performance.now())
+        } catch {
+          bad++
+        }
+        res.end()
+        for (const w of waiters.splice(0)) w()
+      })
+    })
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r))
+    const receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`
+
+    const kernel = await startServer<{ url: string; token: string }>(here('./servers/kernel-server.ts'), {
+      DATABASE_URL: url.toString(),
+      TRELLIS_SECRET_KEY: 'b'.repeat(64),
+      REDIS_URL,
+      TRELLIS_QUEUE_PREFIX: `${prefix}-kernel`,
+      TRELLIS_EGRESS_ALLOW: '127.0.0.1',
+    })
+    try {
+      const api = async (path: string, body: unknown) => {
+        const r = await fetch(kernel.info.url + path, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${kernel.info.token}` }, body: JSON.stringify(body) })
+        if (r.status >= 300) throw new Error(`${path}: ${r.status} ${await r.text()}`)
+        return (await r.json()) as { secret: string }
+      }
+      const ep = await api('/v1/webhooks', { url: receiverUrl, types: ['kernel.role.created'] })
+      wh = new Webhook(ep.secret)
+      let n = 0
+      const e2e = async (total: number, opts: { concurrency?: number; rate?: number }): Promise<Result> => {
+        const sent = new Map<string, number>()
+        const names: string[] = []
+        const t0 = performance.now()
+        await drive(total, async () => {
+          const roleName = `b${n++}`
+          names.push(roleName)
+          sent.set(roleName, performance.now())
+          await api('/v1/roles', { name: roleName, permissions: [] })
+        }, opts)
+        while (!names.every((x) => received.has(x))) await new Promise<void>((r) => { waiters.push(r); setTimeout(r, 100) })
+        const elapsed = (performance.now() - t0) / 1000
+        const lat = names.map((x) => received.get(x)! - sent.get(x)!)
+        return { perSecond: total / elapsed, p50: pct(lat, 50), p99: pct(lat, 99), count: total }
+      }
+      console.error('  raw BullMQ measured; now the kernel end to end …')
+      await e2e(500, { concurrency: 50 }) // warm-up
+      const burst = await e2e(BURST, { concurrency: 50 })
+      const steady = await e2e(RATE * SECONDS, { rate: RATE })
+
+      const line = (label: string, r: Result, extra = '') =>
+        `${label.padEnd(58)} ${r.perSecond.toFixed(0).padStart(6)} ev/s   p50 ${r.p50.toFixed(1).padStart(6)} ms   p99 ${r.p99.toFixed(1).padStart(6)} ms${extra}`
+      console.log(line('baseline: raw BullMQ add → process, as fast as it goes', raw.burst))
+      console.log(line('kernel: change → verified webhook, as fast as it goes', burst, `   ${((burst.perSecond / raw.burst.perSecond) * 100).toFixed(0)} % of raw BullMQ`))
+      console.log(line(`baseline: raw BullMQ at a steady ${RATE}/s`, raw.steady))
+      console.log(line(`kernel: change → verified webhook at a steady ${RATE}/s`, steady))
+      console.log()
+      console.log(`throughput: ${((burst.perSecond / raw.burst.perSecond) * 100).toFixed(0)} % of raw BullMQ (target ≥ 30 %); p99 at ${RATE}/s: ${steady.p99.toFixed(0)} ms (target ≤ 250 ms); signatures failing verification: ${bad}`)
+      if (bad > 0) process.exitCode = 1
+    } finally {
+      await kernel.stop()
+      receiver.closeAllConnections()
+      receiver.close()
+    }
+  } finally {
+    await admin.query(`drop database if exists ${name} with (force)`)
+    await admin.end()
+    const r = new Redis(REDIS_URL)
+    const keys = await r.keys(`${prefix}*`)
+    if (keys.length) await r.del(...keys)
+    r.disconnect()
+  }
+}
