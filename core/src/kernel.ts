@@ -50,6 +50,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
   const config = options.config ?? loadConfig()
   const logger = options.logger ?? createLogger(config.logLevel)
   const db = await Database.open({ ...config, embeddedDir: options.embeddedDir, poolMax: options.poolMax }, logger)
+  let events: EventSystem | undefined
   try {
     if (options.migrate ?? db.embedded) await db.migrate('up')
     else {
@@ -65,7 +66,8 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     const limits = options.loginLimits
     const queueName = options.events?.queueName ?? 'trellis-events'
     const queue: JobQueue = options.events?.queue ?? (config.redisUrl ? new BullMqJobQueue(config.redisUrl, queueName, config.queuePrefix, logger) : new PgJobQueue(db, queueName, logger))
-    const events = new EventSystem(db, queue, secrets, new EgressGuard(options.events?.egressAllow ?? config.egressAllow), { retryScheduleMs: config.webhookRetryScheduleMs, ...options.events }, logger)
+    const eventSystem = new EventSystem(db, queue, secrets, new EgressGuard(options.events?.egressAllow ?? config.egressAllow), { retryScheduleMs: config.webhookRetryScheduleMs, ...options.events }, logger)
+    events = eventSystem
     const ctx: KernelContext = {
       config,
       logger,
@@ -76,10 +78,10 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       orgStatus: new OrgStatusCache(db),
       loginLimiter: limits ? new LoginLimiter(limits.perAccount, limits.perIp, limits.windowMs) : new LoginLimiter(),
       secrets,
-      events,
+      events: eventSystem,
       revokedSessions: new Set(),
     }
-    events.start()
+    eventSystem.start()
     const app = await buildApp(ctx, options)
     let closed = false
     return {
@@ -92,12 +94,13 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
         if (closed) return
         closed = true
         await app.close()
-        await events.close()
+        await eventSystem.close()
         await sealer.close()
         await db.close()
       },
     }
   } catch (err) {
+    await events?.close().catch(() => {})
     await db.close()
     throw err
   }
