@@ -30,7 +30,10 @@ function start(args: string[], env: Record<string, string | undefined>): Promise
       }
     }
     child.stdout!.on('data', check)
-    child.on('exit', (code) => reject(new Error(`exited ${code}:\n${out}`)))
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`exited ${code}:\n${out}`))
+    })
   })
 }
 
