@@ -60,7 +60,7 @@ for (const kind of DB_KINDS) {
       const first = await k.req('POST', '/v1/api-keys', { token: a.token, headers, body: { name: 'idem-key', permissions: ['users.read'] } })
       const again = await k.req('POST', '/v1/api-keys', { token: a.token, headers, body: { name: 'idem-key', permissions: ['users.read'] } })
       t.equal(again.body.key, first.body.key)
-      const secret = first.body.key.split('_')[2]
+      const secret = first.body.key.slice('trk_'.length + 33)
       const stored = await k.ownerSql('select response_body from idempotency_keys where key = ?', [`key-once-${kind}`])
       t.equal(stored.length, 1)
       t.notOk(stored[0].response_body.includes(secret), 'encrypted at rest')
