@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createRequire } from 'node:module'
 import autocannon from 'autocannon'
+import pg from 'pg'
 
 const tsx = createRequire(import.meta.url).resolve('tsx')
 
@@ -59,4 +60,21 @@ export function uniqueName(prefix: string): string {
 export function row(name: string, r: LoadResult, base?: LoadResult): string {
   const ratio = base ? `  ${((r.rps / base.rps) * 100).toFixed(0)} % of baseline` : ''
   return `${name.padEnd(44)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${String(r.p50).padStart(4)} ms   p99 ${String(r.p99).padStart(4)} ms   errors ${r.errors + r.non2xx}${ratio}`
+}
+
+const ADMIN_URL = process.env.TRELLIS_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+
+/** Runs `fn` against a fresh PostgreSQL database, dropped afterwards whatever happens. */
+export async function withBenchDatabase<T>(name: string, fn: (databaseUrl: string) => Promise<T>): Promise<T> {
+  const admin = new pg.Client({ connectionString: ADMIN_URL })
+  await admin.connect()
+  await admin.query(`create database ${name}`)
+  const url = new URL(ADMIN_URL)
+  url.pathname = `/${name}`
+  try {
+    return await fn(url.toString())
+  } finally {
+    await admin.query(`drop database if exists ${name} with (force)`)
+    await admin.end()
+  }
 }

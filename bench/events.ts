@@ -6,14 +6,12 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
-import pg from 'pg'
 import { Queue, Worker } from 'bullmq'
 import { Redis } from 'ioredis'
 import { Webhook } from 'standardwebhooks'
-import { startServer } from './_harness.js'
+import { startServer, withBenchDatabase } from './_harness.js'
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url))
-const ADMIN_URL = process.env.TRELLIS_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
 const BURST = Number(process.env.BENCH_EVENTS ?? 3000)
@@ -89,14 +87,8 @@ async function rawBullmq(prefix: string): Promise<{ burst: Result; steady: Resul
 }
 
 export async function run(): Promise<void> {
-  const name = `trellis_bench_ev_${process.pid}`
-  const admin = new pg.Client({ connectionString: ADMIN_URL })
-  await admin.connect()
-  await admin.query(`create database ${name}`)
-  const url = new URL(ADMIN_URL)
-  url.pathname = `/${name}`
   const prefix = `trellis-bench-${process.pid}`
-  try {
+  await withBenchDatabase(`trellis_bench_ev_${process.pid}`, async (databaseUrl) => {
     const raw = await rawBullmq(`${prefix}-raw`)
 
     // The receiver verifies every delivery with the standardwebhooks package before counting it.
@@ -122,7 +114,7 @@ export async function run(): Promise<void> {
     const receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`
 
     const kernel = await startServer<{ url: string; token: string }>(here('./servers/kernel-server.ts'), {
-      DATABASE_URL: url.toString(),
+      DATABASE_URL: databaseUrl,
       TRELLIS_SECRET_KEY: 'b'.repeat(64),
       REDIS_URL,
       TRELLIS_QUEUE_PREFIX: `${prefix}-kernel`,
@@ -171,12 +163,10 @@ export async function run(): Promise<void> {
       receiver.closeAllConnections()
       receiver.close()
     }
-  } finally {
-    await admin.query(`drop database if exists ${name} with (force)`)
-    await admin.end()
+  }).finally(async () => {
     const r = new Redis(REDIS_URL)
     const keys = await r.keys(`${prefix}*`)
     if (keys.length) await r.del(...keys)
     r.disconnect()
-  }
+  })
 }

@@ -3,22 +3,13 @@
 // and an authenticated route that touches no table against Fastify's hello world — all
 // measured in this run, on one fresh PostgreSQL database, 50 connections.
 import { fileURLToPath } from 'node:url'
-import pg from 'pg'
-import { startServer, load, row, uniqueName } from './_harness.js'
+import { startServer, load, row, uniqueName, withBenchDatabase } from './_harness.js'
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url))
-const ADMIN_URL = process.env.TRELLIS_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
 
 export async function run(): Promise<void> {
-  const name = `trellis_bench_${process.pid}`
-  const admin = new pg.Client({ connectionString: ADMIN_URL })
-  await admin.connect()
-  await admin.query(`create database ${name}`)
-  const url = new URL(ADMIN_URL)
-  url.pathname = `/${name}`
-  const databaseUrl = url.toString()
-  try {
+  await withBenchDatabase(`trellis_bench_${process.pid}`, async (databaseUrl) => {
     const kernel = await startServer<{ url: string; token: string; tenantId: string }>(here('./servers/kernel-server.ts'), {
       DATABASE_URL: databaseUrl,
       TRELLIS_SECRET_KEY: 'b'.repeat(64),
@@ -42,14 +33,10 @@ export async function run(): Promise<void> {
       console.log()
       console.log(`audited write: ${((write.rps / base.rps) * 100).toFixed(0)} % of baseline (target ≥ 80 %), p99 ${write.p99} ms (target < 50 ms)`)
       console.log(`authenticated no-DB route: ${((session.rps / hello.rps) * 100).toFixed(0)} % of Fastify hello (target ≥ 60 %)`)
-      const [{ n }] = (await admin.query(`select count(*)::int as n from pg_database where datname = $1`, [name])).rows
-      if (write.errors + write.non2xx > 0 || n !== 1) process.exitCode = 1
+      if (write.errors + write.non2xx > 0) process.exitCode = 1
     } finally {
       await baseline.stop()
       await kernel.stop()
     }
-  } finally {
-    await admin.query(`drop database if exists ${name} with (force)`)
-    await admin.end()
-  }
+  })
 }
