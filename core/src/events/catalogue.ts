@@ -32,6 +32,13 @@ const Uuid = Type.String({ format: 'uuid' })
 
 /** The kernel's event types and the JSON Schemas of their payloads. */
 export const KERNEL_EVENTS = {
+  'kernel.partner.created': { description: 'A partner was created (written to the platform and to the new partner).', data: Type.Object({ partnerId: Uuid, name: Type.String(), slug: Type.String() }) },
+  'kernel.partner.updated': { description: "A partner's name or branding changed (written to the partner and to the platform).", data: Type.Object({ partnerId: Uuid, changes: Type.Array(Type.String()) }) },
+  'kernel.partner.suspended': { description: 'A partner was suspended, and with it access for all its tenants (written to the partner and to the platform).', data: Type.Object({ partnerId: Uuid }) },
+  'kernel.partner.resumed': { description: 'A suspended partner was resumed (written to the partner and to the platform).', data: Type.Object({ partnerId: Uuid }) },
+  'kernel.tenant.created': { description: 'A tenant was created (written to the tenant, to its partner, and to the organisation that created it).', data: Type.Object({ tenantId: Uuid, name: Type.String(), slug: Type.String(), partnerId: Type.Union([Uuid, Type.Null()]) }) },
+  'kernel.tenant.suspended': { description: 'A tenant was suspended: all its access stopped (written to the tenant, to its partner, and to the organisation that suspended it).', data: Type.Object({ tenantId: Uuid, partnerId: Type.Union([Uuid, Type.Null()]) }) },
+  'kernel.tenant.resumed': { description: 'A suspended tenant was resumed (written to the tenant, to its partner, and to the organisation that resumed it).', data: Type.Object({ tenantId: Uuid, partnerId: Type.Union([Uuid, Type.Null()]) }) },
   'kernel.role.created': { description: 'A custom role was defined.', data: Type.Object({ roleId: Uuid, name: Type.String(), permissions: Type.Array(Type.String()) }) },
   'kernel.role.deleted': { description: 'A custom role was deleted.', data: Type.Object({ roleId: Uuid, name: Type.String() }) },
   'kernel.membership.created': { description: 'A user became a member of the organisation.', data: Type.Object({ userId: Uuid, email: Type.String(), role: Type.String() }) },
@@ -43,6 +50,20 @@ export const KERNEL_EVENTS = {
   'kernel.webhook.updated': { description: 'A webhook endpoint was changed (URL, types, description or status).', data: Type.Object({ endpointId: Uuid, changes: Type.Array(Type.String()) }) },
   'kernel.webhook.deleted': { description: 'A webhook endpoint was deleted.', data: Type.Object({ endpointId: Uuid }) },
   'kernel.webhook.secret_rotated': { description: "A webhook endpoint's signing secret was rotated.", data: Type.Object({ endpointId: Uuid, previousSecretExpiresAt: Type.String({ format: 'date-time' }) }) },
+  'kernel.webhook.delivery_failed': {
+    description:
+      'A webhook delivery failed for good: dead-lettered after its last retry, or the receiver answered 410 Gone (which disables the endpoint). Never emitted about a delivery of this same type, so it cannot loop.',
+    data: Type.Object({
+      endpointId: Uuid,
+      deliveryId: Uuid,
+      eventId: Uuid,
+      eventType: Type.String(),
+      reason: Type.Union([Type.Literal('dead_letter'), Type.Literal('gone')]),
+      attempts: Type.Integer(),
+      lastStatus: Type.Union([Type.Integer(), Type.Null()]),
+      error: Type.Union([Type.String(), Type.Null()]),
+    }),
+  },
 } satisfies Record<string, { description: string; data: TSchema }>
 
 export type KernelEventType = keyof typeof KERNEL_EVENTS

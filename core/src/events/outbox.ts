@@ -52,3 +52,22 @@ export async function emitEvents(tx: Tx, ...events: EmitInput[]): Promise<string
   markEmitted(tx)
   return rows.map((r) => r[0] as string)
 }
+
+/**
+ * Writes the same events to several organisations' outboxes in the caller's transaction: for
+ * the few acts whose news belongs to more than one organisation (a tenant's suspension is the
+ * tenant's own event and its partner's). `current` is the organisation the transaction acts
+ * in; it is written first and is where the transaction is left. Each copy is its own event
+ * (its own id) in its own organisation's stream.
+ */
+export async function emitEventsTo(tx: Tx, current: string, orgs: ReadonlyArray<string | null | undefined>, ...events: EmitInput[]): Promise<void> {
+  const targets = [...new Set(orgs.filter((o): o is string => typeof o === 'string' && o.length > 0))]
+  if (targets.includes(current)) await emitEvents(tx, ...events)
+  const others = targets.filter((o) => o !== current)
+  if (others.length === 0) return
+  for (const org of others) {
+    await tx.useOrg(org)
+    await emitEvents(tx, ...events)
+  }
+  await tx.useOrg(current)
+}

@@ -11,6 +11,7 @@ import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
 import type { Principal } from '../identity/principal.js'
 import { addMember, prepareAdmin, slugTaken, type PartnerRow, type TenantRow } from './tenancy-service.js'
 import { PartnerSchema, TenantSchema, type Branding } from './entities.js'
+import { emitEventsTo, kernelEvent } from '../events/outbox.js'
 
 const Uuid = Type.String({ format: 'uuid' })
 const Slug = Type.String({ pattern: '^[a-z0-9][a-z0-9-]{1,62}$' })
@@ -81,6 +82,8 @@ export function registerTenancyRoutes(app: Api, k: KernelContext): void {
         await slugTaken(tx, 'partners', slug)
         const [created] = await tx.sql<PartnerRow>('insert into partners (id, name, slug, branding) values (?::uuid, ?, ?, ?::jsonb) returning *', [id, name, slug, JSON.stringify(branding)])
         await appendAudit(tx, PLATFORM_ORG, { ...meta, action: 'partner.created', target: { kind: 'partner', id }, data: { name, slug } })
+        // Where it happened (the platform) and the partner's own stream, which starts with it.
+        await emitEventsTo(tx, PLATFORM_ORG, [PLATFORM_ORG, id], kernelEvent('kernel.partner.created', `partner/${id}`, { partnerId: id, name, slug }))
         if (adminUser) {
           await tx.useOrg(id)
           await addMember(tx, id, 'partner', 'partner_admin', adminUser, meta)
@@ -139,6 +142,8 @@ export function registerTenancyRoutes(app: Api, k: KernelContext): void {
         ])
         if (!updated) throw KRN.NOT_FOUND({ what: 'partner' })
         await appendAudit(tx, p.orgId, { ...auditMeta(request), action: 'partner.updated', target: { kind: 'partner', id: request.params.id }, data: { name, branding } })
+        const changes = Object.keys(request.body).filter((key) => (request.body as Record<string, unknown>)[key] !== undefined)
+        await emitEventsTo(tx, p.orgId, [request.params.id, PLATFORM_ORG], kernelEvent('kernel.partner.updated', `partner/${request.params.id}`, { partnerId: request.params.id, changes }))
         return updated
       })
       return partnerView(row)
@@ -156,6 +161,8 @@ export function registerTenancyRoutes(app: Api, k: KernelContext): void {
           const [updated] = await tx.sql<PartnerRow>('update partners set status = ? where id = ?::uuid returning *', [action === 'suspend' ? 'suspended' : 'active', request.params.id])
           if (!updated) throw KRN.NOT_FOUND({ what: 'partner' })
           await appendAudit(tx, PLATFORM_ORG, { ...auditMeta(request), action: `partner.${action === 'suspend' ? 'suspended' : 'resumed'}`, target: { kind: 'partner', id: request.params.id } })
+          const type = action === 'suspend' ? 'kernel.partner.suspended' : 'kernel.partner.resumed'
+          await emitEventsTo(tx, PLATFORM_ORG, [PLATFORM_ORG, request.params.id], kernelEvent(type, `partner/${request.params.id}`, { partnerId: request.params.id }))
           return updated
         })
         k.orgStatus.forget()
@@ -198,6 +205,8 @@ export function registerTenancyRoutes(app: Api, k: KernelContext): void {
         }
         const [created] = await tx.sql<TenantRow>('insert into tenants (id, name, slug, partner_id) values (?::uuid, ?, ?, ?::uuid) returning *', [id, name, slug, partnerId])
         await appendAudit(tx, p.orgId, { ...meta, action: 'tenant.created', target: { kind: 'tenant', id }, data: { name, slug, partnerId } })
+        // The tenant's own stream starts with it; its partner and whoever created it are told too.
+        await emitEventsTo(tx, p.orgId, [p.orgId, partnerId, id], kernelEvent('kernel.tenant.created', `tenant/${id}`, { tenantId: id, name, slug, partnerId }))
         // The tenant's own chain starts with its creation, in the same transaction.
         await tx.useOrg(id)
         await appendAudit(tx, id, { ...meta, action: 'tenant.created', target: { kind: 'tenant', id }, data: { name, slug, partnerId } })
@@ -262,6 +271,8 @@ export function registerTenancyRoutes(app: Api, k: KernelContext): void {
             [action === 'suspend' ? 'suspended' : 'active', action === 'suspend' ? 'suspended' : 'active', request.params.id],
           )
           await appendAudit(tx, p.orgId, { ...meta, action: `tenant.${verb}`, target: { kind: 'tenant', id: request.params.id } })
+          // The tenant's own event (its endpoints learn of it), its partner's, and the acting organisation's.
+          await emitEventsTo(tx, p.orgId, [p.orgId, updated!.partner_id, updated!.id], kernelEvent(action === 'suspend' ? 'kernel.tenant.suspended' : 'kernel.tenant.resumed', `tenant/${updated!.id}`, { tenantId: updated!.id, partnerId: updated!.partner_id }))
           return updated!
         })
         await orgTx(k, request.params.id, (tx) => appendAudit(tx, request.params.id, { ...meta, action: `tenant.${verb}`, target: { kind: 'tenant', id: request.params.id } }), { allowSuspended: true })

@@ -6,6 +6,7 @@ import { appendAudit, type AuditRecord } from '../audit/audit-log.js'
 import { assertPasswordStrength, hashPassword } from '../identity/passwords.js'
 import type { Branding } from './entities.js'
 import type { OrgKind } from '../identity/entities.js'
+import { emitEvents, kernelEvent } from '../events/outbox.js'
 
 export interface NewOrgAdmin {
   email: string
@@ -56,7 +57,7 @@ export async function addMember(tx: Tx, orgId: string, orgKind: OrgKind, roleNam
     await tx.sql('insert into users (id, email, name, password_hash) values (?::uuid, ?, ?, ?)', [user.id, admin.email, admin.name, hash])
   }
   const [role] = await tx.sql<{ id: string }>('select id from roles where builtin and name = ?', [roleName])
-  await tx.sql('insert into memberships (id, tenant_id, org_kind, user_id, role_id) values (?::uuid, ?::uuid, ?, ?::uuid, ?::uuid) on conflict (tenant_id, user_id) do nothing', [
+  const inserted = await tx.sql('insert into memberships (id, tenant_id, org_kind, user_id, role_id) values (?::uuid, ?::uuid, ?, ?::uuid, ?::uuid) on conflict (tenant_id, user_id) do nothing returning id', [
     uuidv7(),
     orgId,
     orgKind,
@@ -64,6 +65,7 @@ export async function addMember(tx: Tx, orgId: string, orgKind: OrgKind, roleNam
     role!.id,
   ])
   await appendAudit(tx, orgId, { ...meta, action: 'membership.created', target: { kind: 'user', id: user.id }, data: { email: admin.email, role: roleName } })
+  if (inserted.length) await emitEvents(tx, kernelEvent('kernel.membership.created', `user/${user.id}`, { userId: user.id, email: admin.email, role: roleName }))
   return user.id
 }
 
