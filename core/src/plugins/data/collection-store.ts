@@ -1,0 +1,204 @@
+/**
+ * The collections data service: records of plugin-declared collections in `plugin_records`
+ * (one jsonb row per record, tenant-scoped by row-level security), with the semantics of the
+ * SDK's in-memory test host.
+ *
+ * Every operation runs in the caller's transaction and is one round trip in the common case.
+ * Nothing here raises an SQL error for bad plugin input (it is refused first, or answered by
+ * an `on conflict do nothing`/savepoint), so a plugin that catches an error can go on using the
+ * same transaction.
+ */
+import { v7 as uuidv7 } from 'uuid'
+import type { Tx } from '../../db/database.js'
+import { KRN } from '../../errors.js'
+import { compileFilter } from './filter-compiler.js'
+import { isCanonicalUuid } from './fields.js'
+import { afterCondition, decodeCursor, encodeCursor, normaliseSort, orderBy, queryHash, rowKey, sortColumns } from './keyset.js'
+import { withoutMeta } from './json-values.js'
+import { invalid, RecordValidator } from './record-validator.js'
+import { SqlParams } from './sql-params.js'
+import type { CollectionRef, FindPage, FindQuery, StoredRecord } from './types.js'
+
+/** Page size of `find` when the query gives none. */
+export const DEFAULT_LIMIT = 50
+/** Largest page size of `find`. */
+export const MAX_LIMIT = 1000
+
+const MAX_VERSION = 2 ** 31 - 1
+
+interface Row {
+  id: string
+  version: number
+  created_at: Date | string
+  updated_at: Date | string
+  data: Record<string, unknown>
+  [sortKey: string]: unknown
+}
+
+const iso = (t: Date | string) => (t instanceof Date ? t : new Date(t)).toISOString()
+
+function stored(data: Record<string, unknown>, id: string, version: number, createdAt: string, updatedAt: string): StoredRecord {
+  return { ...data, id, version, createdAt, updatedAt }
+}
+
+function fromRow(row: Row): StoredRecord {
+  return stored(row.data, row.id, row.version, iso(row.created_at), iso(row.updated_at))
+}
+
+async function rollbackSavepoint(tx: Tx): Promise<void> {
+  await tx.sql('rollback to savepoint trellis_plugin_update')
+  await tx.sql('release savepoint trellis_plugin_update')
+}
+
+const isUniqueViolation = (err: unknown) => (err as { code?: unknown })?.code === '23505'
+
+/**
+ * CRUD and queries over plugin collections. Stateless apart from the compiled-schema cache, so
+ * one instance serves every tenant and plugin.
+ *
+ * @example
+ * ```ts
+ * const store = new CollectionStore()
+ * await db.inOrg(tenantId, async (tx) => {
+ *   const order = await store.insert(tx, ref, { sku: 'A-1', qty: 2 })
+ *   const page = await store.find(tx, ref, { where: { qty: { gte: 2 } }, sort: [{ field: 'qty', direction: 'desc' }] })
+ * })
+ * ```
+ */
+export class CollectionStore {
+  private readonly validator = new RecordValidator()
+
+  /**
+   * Inserts `record` (its metadata keys ignored) with a new UUIDv7 id, version 1 and both times
+   * now. The record as given must validate against the collection's schema
+   * (`KRN_ERR_VALIDATION_FAILED`); a unique index it violates gives `KRN_ERR_CONFLICT`.
+   */
+  async insert(tx: Tx, ref: CollectionRef, record: Record<string, unknown>): Promise<StoredRecord> {
+    this.validator.check(ref, record)
+    const data = withoutMeta(record)
+    const id = uuidv7()
+    const now = new Date().toISOString()
+    const rows = await tx.sql(
+      `insert into plugin_records (plugin, collection, id, data, created_at, updated_at) values (?, ?, ?::uuid, ?::jsonb, ?::timestamptz, ?::timestamptz)
+       on conflict do nothing returning id`,
+      [ref.plugin, ref.name, id, JSON.stringify(data), now, now],
+    )
+    if (!rows.length) throw KRN.CONFLICT({ reason: `the record conflicts with a unique index of ${ref.name}` })
+    return stored(data, id, 1, now, now)
+  }
+
+  /** The record with `id`, or `null` (also for an id that is not a lower-case UUID). */
+  async get(tx: Tx, ref: CollectionRef, id: string): Promise<StoredRecord | null> {
+    if (!isCanonicalUuid(id)) return null
+    const rows = await tx.sql<Row>(
+      'select id, version, created_at, updated_at, data from plugin_records where plugin = ? and collection = ? and id = ?::uuid',
+      [ref.plugin, ref.name, id],
+    )
+    return rows.length ? fromRow(rows[0]!) : null
+  }
+
+  /**
+   * Shallow-merges `patch` (metadata keys ignored) into the record when its version is
+   * `expectedVersion`, then version + 1 and `updatedAt` now. `KRN_ERR_NOT_FOUND` when absent,
+   * `KRN_ERR_CONFLICT` on another version or a unique-index violation,
+   * `KRN_ERR_VALIDATION_FAILED` when the merged record does not match the schema (nothing is
+   * changed then).
+   */
+  async update(tx: Tx, ref: CollectionRef, id: string, patch: Record<string, unknown>, expectedVersion: number): Promise<StoredRecord> {
+    if (!isCanonicalUuid(id)) throw KRN.NOT_FOUND({ what: `record ${id}` })
+    const rest = withoutMeta(patch)
+    // Refuse what PostgreSQL could not store before writing anything.
+    this.validator.check({ ...ref, schema: undefined }, rest)
+    // Versions start at 1: 0 matches no record, so a malformed expectation is a conflict.
+    const expected = Number.isInteger(expectedVersion) && expectedVersion >= 1 && expectedVersion <= MAX_VERSION ? expectedVersion : 0
+    const now = new Date().toISOString()
+    const guarded = (ref.indexes ?? []).some((ix) => ix.unique)
+    if (guarded) await tx.sql('savepoint trellis_plugin_update')
+    let row: Row & { new_version: number | null }
+    try {
+      const rows = await tx.sql<Row & { new_version: number | null }>(
+        `with cur as (
+           select id, version, created_at, updated_at, data from plugin_records where plugin = ? and collection = ? and id = ?::uuid
+         ), upd as (
+           update plugin_records r set data = r.data || ?::jsonb, version = r.version + 1, updated_at = ?::timestamptz
+             from cur where r.plugin = ? and r.collection = ? and r.id = cur.id and r.version = ?
+           returning r.version
+         )
+         select cur.id, cur.version, cur.created_at, cur.updated_at, cur.data, (select version from upd) as new_version from cur`,
+        [ref.plugin, ref.name, id, JSON.stringify(rest), now, ref.plugin, ref.name, expected],
+      )
+      if (!rows.length) throw KRN.NOT_FOUND({ what: `record ${id}` })
+      row = rows[0]!
+    } catch (err) {
+      if (guarded) await rollbackSavepoint(tx)
+      if (isUniqueViolation(err)) throw KRN.CONFLICT({ reason: `the update conflicts with a unique index of ${ref.name}` }, { cause: err })
+      throw err
+    }
+    if (row.new_version === null) {
+      if (guarded) await tx.sql('release savepoint trellis_plugin_update')
+      throw KRN.CONFLICT({ reason: `record ${id} is at version ${row.version}, not ${expectedVersion}` })
+    }
+    const merged = { ...row.data, ...rest }
+    const problems = this.validator.problems(ref, merged)
+    if (problems.length) {
+      if (guarded) await rollbackSavepoint(tx)
+      else await this.restore(tx, ref, row)
+      throw invalid(`record of ${ref.name}`, problems)
+    }
+    if (guarded) await tx.sql('release savepoint trellis_plugin_update')
+    return stored(merged, row.id, row.new_version, iso(row.created_at), now)
+  }
+
+  /** Puts back a row the update already changed (the invalid-merge path, without a savepoint). */
+  private async restore(tx: Tx, ref: CollectionRef, row: Row): Promise<void> {
+    await tx.sql('update plugin_records set data = ?::jsonb, version = ?, updated_at = ?::timestamptz where plugin = ? and collection = ? and id = ?::uuid', [
+      JSON.stringify(row.data),
+      row.version,
+      iso(row.updated_at),
+      ref.plugin,
+      ref.name,
+      row.id,
+    ])
+  }
+
+  /** Deletes the record; `true` when it existed. */
+  async delete(tx: Tx, ref: CollectionRef, id: string): Promise<boolean> {
+    if (!isCanonicalUuid(id)) return false
+    const rows = await tx.sql('delete from plugin_records where plugin = ? and collection = ? and id = ?::uuid returning id', [ref.plugin, ref.name, id])
+    return rows.length > 0
+  }
+
+  /**
+   * One page of the records matching `query.where`, in `query.sort` order (then `id`), after
+   * `query.cursor`. `KRN_ERR_INVALID_CURSOR` for a cursor of another query or a garbled one;
+   * `KRN_ERR_VALIDATION_FAILED` for a malformed query.
+   */
+  async find(tx: Tx, ref: CollectionRef, query: FindQuery = {}): Promise<FindPage> {
+    const limit = query.limit ?? DEFAULT_LIMIT
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw invalid('query', [{ pointer: '/limit', message: `must be an integer from 1 to ${MAX_LIMIT}` }])
+    const keys = normaliseSort(query.sort)
+    const hash = queryHash(ref.plugin, ref.name, query.where, keys)
+    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor, hash, keys)
+    const p = new SqlParams()
+    const columns = sortColumns(keys, p)
+    p.add(ref.plugin)
+    p.add(ref.name)
+    const where = compileFilter(query.where, p)
+    const conditions = [where === 'true' ? '' : ` and ${where}`, after ? ` and ${afterCondition(keys, after, p)}` : ''].join('')
+    const order = orderBy(keys, p)
+    p.add(limit + 1)
+    const rows = await tx.sql<Row>(
+      `select id, version, created_at, updated_at, data${columns} from plugin_records where plugin = ? and collection = ?${conditions} ${order} limit ?`,
+      p.values,
+    )
+    const more = rows.length > limit
+    const page = more ? rows.slice(0, limit) : rows
+    const items = page.map(fromRow)
+    let nextCursor: string | null = null
+    if (more) {
+      const last = items[items.length - 1]!
+      nextCursor = encodeCursor(hash, rowKey(keys, { ...last, sortText: page[page.length - 1]! }))
+    }
+    return { items, nextCursor }
+  }
+}
