@@ -98,6 +98,11 @@ create table plugin_invocations (
     }
     this.addSql(`grant select, insert, update, delete on plugin_installations, plugin_records to trellis_app;`)
     this.addSql(`grant select, insert on plugin_invocations to trellis_app;`)
+    // The dispatcher asks whether any installation subscribes to events at all.
+    this.addSql(`create policy plugin_installations_events on plugin_installations for select to trellis_events using (current_user = 'trellis_events');`)
+    this.addSql(`grant select (id, tenant_id, version_id, status) on plugin_installations to trellis_events;`)
+    this.addSql(`create policy plugin_versions_events on plugin_versions for select to trellis_events using (true);`)
+    this.addSql(`grant select (id, manifest) on plugin_versions to trellis_events;`)
 
     this.addSql(`
 create function trellis_plugin_index(p_plugin text, p_collection text, p_fields text[], p_unique boolean) returns text

@@ -8,6 +8,7 @@ import type { OrgStatusCache } from './identity/org-status.js'
 import type { LoginLimiter } from './identity/login-limiter.js'
 import type { SecretBox } from './crypto/secret-box.js'
 import type { EventSystem } from './events/event-system.js'
+import type { PluginHost } from './plugins/plugin-host.js'
 import { hasEmitted } from './events/outbox.js'
 import { assertStatus } from './identity/org-status.js'
 
@@ -24,6 +25,8 @@ export interface KernelContext {
   secrets: SecretBox
   /** The outbox dispatcher, the event queue and its subscribers (webhooks, plugins, kernel handlers). */
   events: EventSystem
+  /** Installed plugins: runs them in the sandbox for their tenants and answers their host calls. */
+  plugins: PluginHost
   /** Sessions signed out in this process: their access tokens stop working at once. */
   revokedSessions: Set<string>
 }

@@ -18,6 +18,8 @@ import { BullMqJobQueue } from './events/bullmq-queue.js'
 import { PgJobQueue } from './events/pg-queue.js'
 import type { JobQueue } from './events/queue.js'
 import { EgressGuard } from './egress/egress-guard.js'
+import { PluginHost, type PluginHostOptions } from './plugins/plugin-host.js'
+import { CollectionStore, ensureIndexes, dropPluginData } from './plugins/data/index.js'
 
 export interface KernelOptions extends HttpOptions {
   config?: KernelConfig
@@ -34,6 +36,8 @@ export interface KernelOptions extends HttpOptions {
   loginLimits?: { perAccount: number; perIp: number; windowMs: number }
   /** Event pipeline tuning (tests shorten the sweep and the retry schedule). */
   events?: Partial<EventSystemOptions> & { queueName?: string; egressAllow?: string[]; queue?: JobQueue }
+  /** Plugin host tuning (tests use one sandbox worker). */
+  plugins?: PluginHostOptions
 }
 
 /** A running kernel: its services and its HTTP API (not yet listening). */
@@ -51,6 +55,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
   const logger = options.logger ?? createLogger(config.logLevel)
   const db = await Database.open({ ...config, embeddedDir: options.embeddedDir, poolMax: options.poolMax }, logger)
   let events: EventSystem | undefined
+  let plugins: PluginHost | undefined
   try {
     if (options.migrate ?? db.embedded) await db.migrate('up')
     else {
@@ -79,8 +84,21 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       loginLimiter: limits ? new LoginLimiter(limits.perAccount, limits.perIp, limits.windowMs) : new LoginLimiter(),
       secrets,
       events: eventSystem,
+      plugins: undefined as unknown as PluginHost,
       revokedSessions: new Set(),
     }
+    const store = new CollectionStore()
+    const data = {
+      insert: store.insert.bind(store),
+      get: store.get.bind(store),
+      update: store.update.bind(store),
+      delete: store.delete.bind(store),
+      find: store.find.bind(store),
+      ensureIndexes,
+      dropPluginData,
+    }
+    plugins = ctx.plugins = new PluginHost(ctx, data, { egressAllow: options.events?.egressAllow, ...options.plugins })
+    await plugins.start()
     eventSystem.start()
     const app = await buildApp(ctx, options)
     let closed = false
@@ -95,12 +113,14 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
         closed = true
         await app.close()
         await eventSystem.close()
+        await plugins!.close()
         await sealer.close()
         await db.close()
       },
     }
   } catch (err) {
     await events?.close().catch(() => {})
+    await plugins?.close().catch(() => {})
     await db.close()
     throw err
   }

@@ -124,5 +124,5 @@ export interface PluginManifest {
  */
 export type PluginManifestJson = Omit<PluginManifest, 'routes'> & {
   /** Routes served (see {@link ManifestRoute}). */
-  routes?: Array<Omit<ManifestRoute, 'method'> & { method: string }>
+  routes?: Array<Omit<ManifestRoute, 'method' | 'response'> & { method: string; response?: Record<string, JsonSchema | undefined> }>
 }

@@ -6,6 +6,8 @@ export interface EgressResponse {
   status: number
   /** The first `maxResponseBytes` of the body. */
   body: string
+  /** Response headers, lower-case names (repeated ones joined with `, `). */
+  headers: Record<string, string>
   durationMs: number
 }
 
@@ -54,7 +56,7 @@ export async function egressRequest(guard: EgressGuard, req: EgressRequest): Pro
           if (size < maxBytes) chunks.push(c)
           size += c.length
         })
-        res.on('end', () => finish(null, { status: res.statusCode ?? 0, body: Buffer.concat(chunks).subarray(0, maxBytes).toString('utf8'), durationMs: Math.round(performance.now() - started) }))
+        res.on('end', () => finish(null, { status: res.statusCode ?? 0, headers: flatHeaders(res.headers), body: Buffer.concat(chunks).subarray(0, maxBytes).toString('utf8'), durationMs: Math.round(performance.now() - started) }))
         res.on('error', (e) => finish(e))
       },
     )
@@ -71,4 +73,10 @@ export async function egressRequest(guard: EgressGuard, req: EgressRequest): Pro
     r.on('error', (e) => finish(e))
     r.end(req.body)
   })
+}
+
+function flatHeaders(h: http.IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(h)) if (v !== undefined) out[k] = Array.isArray(v) ? v.join(', ') : v
+  return out
 }

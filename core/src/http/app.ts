@@ -22,6 +22,10 @@ import { registerTenancyRoutes } from '../tenancy/routes.js'
 import { registerAuditRoutes } from '../audit/routes.js'
 import { registerEventRoutes } from '../events/event-routes.js'
 import { registerWebhookRoutes } from '../events/webhook-routes.js'
+import { registerPluginRoutes } from '../plugins/plugin-routes.js'
+import { registerInstallationRoutes } from '../plugins/installation-routes.js'
+import { registerVersionRoutes } from '../plugins/version-routes.js'
+import { withPluginPaths } from '../plugins/openapi.js'
 
 
 export interface HttpOptions {
@@ -60,14 +64,14 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'Trellis API', version: '1', description: 'The Trellis kernel: tenancy, identity, audit, events and webhooks. Errors are RFC 9457 problem+json with a stable `code`.' },
+      info: { title: 'Trellis API', version: '1', description: 'The Trellis kernel: tenancy, identity, audit, events, webhooks and plugins (installed plugins answer under /v1/x/<plugin>/…). Errors are RFC 9457 problem+json with a stable `code`.' },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An access token from /v1/auth/login, or an API key (trk_…).' } } },
       security: [{ bearer: [] }],
     },
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => (json.$id as string) || `def-${i}` },
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+  app.get('/openapi.json', { schema: { hide: true } }, async () => withPluginPaths(k, app.swagger() as unknown as Parameters<typeof withPluginPaths>[1]))
 
   app.setErrorHandler((err, request, reply) => {
     const error = toTrellisError(err)
@@ -122,6 +126,9 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       registerAuditRoutes(v1, k)
       registerEventRoutes(v1, k)
       registerWebhookRoutes(v1, k)
+      registerVersionRoutes(v1, k)
+      registerInstallationRoutes(v1, k)
+      registerPluginRoutes(v1, k)
     },
     { prefix: '/v1' },
   )

@@ -1,0 +1,341 @@
+import { availableParallelism } from 'node:os'
+import { v7 as uuidv7 } from 'uuid'
+import { isTrellisError, matchesEventPattern, parseCapability, type Capability, type JsonValue, type TrellisEvent } from '@trellis/plugin-sdk'
+import { Sandbox, type InvocationError, type InvokeResult, type LogLine } from '@trellis/sandbox'
+import type { Tx } from '../db/database.js'
+import { orgTx, type KernelContext } from '../kernel-context.js'
+import { KRN, PLG } from '../errors.js'
+import { appendAudit } from '../audit/audit-log.js'
+import { EgressGuard } from '../egress/index.js'
+import type { PluginEventSink, PluginSubscription } from '../events/subscribers.js'
+import { INSTALLATION_COLS, openSecrets, toInstallation, type Installation, type InstallationRow } from './installations.js'
+import { PluginVersions, type PluginVersion } from './versions.js'
+import { InvocationRecorder } from './invocation-recorder.js'
+import { runHostCall, type DataService, type HostServices, type InvocationTree, type Running } from './host-calls.js'
+import { checkSchema } from './schemas.js'
+
+export interface PluginHostOptions {
+  /** Sandbox worker processes (default: min(2, cores)). */
+  sandboxWorkers?: number
+  /** Hosts plugins may reach although they resolve to private addresses (tests allow-list 127.0.0.1). */
+  egressAllow?: string[]
+  /** How long a tenant's installations are cached (other processes' changes show within it). */
+  installationTtlMs?: number
+}
+
+export type EntryKind = 'route' | 'event' | 'action' | 'workflowStep'
+
+/** One invocation as the kernel asks for it. */
+export interface InvokeInput {
+  tenantId: string
+  installation: Installation
+  entry: { kind: EntryKind; name: string }
+  input: unknown
+  caller: InvocationTree['caller']
+}
+
+/** A tenant's active installations, by id, plugin name and mount. */
+interface TenantPlugins {
+  at: number
+  byId: Map<string, Installation>
+  byPlugin: Map<string, Installation>
+  byMount: Map<string, Installation>
+}
+
+const MAX_CALL_DEPTH = 8
+// Errors that mean the platform, not the plugin, failed: event deliveries are retried on these.
+const INFRASTRUCTURE = new Set(['SBX_ERR_WORKER_LOST', 'SBX_ERR_SANDBOX_CLOSED', 'KRN_ERR_DATABASE_UNAVAILABLE', 'KRN_ERR_INTERNAL'])
+
+/**
+ * The kernel side of plugins: runs installed plugin versions in the sandbox for their tenants,
+ * answers their host calls (capability-checked, audited, in one transaction per invocation),
+ * keeps invocation records, and delivers subscribed events to them.
+ */
+export class PluginHost implements PluginEventSink {
+  readonly versions: PluginVersions
+  readonly recorder: InvocationRecorder
+  private sandboxStarting: Promise<Sandbox> | undefined
+  private readonly loaded = new Map<string, Promise<unknown>>()
+  private readonly tenants = new Map<string, Promise<TenantPlugins>>()
+  private readonly parsedCaps = new WeakMap<Installation, Capability[]>()
+  private readonly services: HostServices
+  private readonly egress: EgressGuard
+  private sinkTimer: NodeJS.Timeout | undefined
+  private sinkSet = false
+  private closed = false
+
+  constructor(
+    private readonly k: KernelContext,
+    readonly data: DataService,
+    private readonly options: PluginHostOptions = {},
+  ) {
+    this.versions = new PluginVersions(k.db)
+    this.recorder = new InvocationRecorder(k.db, k.logger)
+    this.egress = new EgressGuard(options.egressAllow ?? k.config.egressAllow)
+    this.services = {
+      data,
+      egress: this.egress,
+      secrets: (inst) => openSecrets(k.secrets, inst),
+      callAction: (from, plugin, action, input) => this.callAction(from, plugin, action, input),
+    }
+  }
+
+  /** Starts watching for subscribing installations (so the event system hands plugins their events). */
+  async start(): Promise<void> {
+    await this.watchSubscribers()
+  }
+
+  /** The sandbox, started on first use. */
+  sandbox(): Promise<Sandbox> {
+    if (this.closed) throw KRN.INTERNAL()
+    this.sandboxStarting ??= Sandbox.create({ workers: this.options.sandboxWorkers ?? Math.min(2, availableParallelism()), quietWorkers: true })
+    return this.sandboxStarting
+  }
+
+  /** Loads a version's bundle in the sandbox (once) and returns the entries it declares. */
+  async probe(bundle: { id: string; version: string; code: string; sha256: string; sourceMap?: string }): Promise<Record<string, string[]>> {
+    const sandbox = await this.sandbox()
+    return (await sandbox.load(bundle)).entries
+  }
+
+  private ensureLoaded(v: PluginVersion): Promise<unknown> {
+    let p = this.loaded.get(v.id)
+    if (!p) {
+      p = this.probe({ id: v.name, version: v.version, code: v.code, sha256: v.sha256, ...(v.sourceMap ? { sourceMap: v.sourceMap } : {}) })
+      this.loaded.set(v.id, p)
+      p.catch(() => this.loaded.delete(v.id))
+    }
+    return p
+  }
+
+  /** Forgets what is cached about a tenant's installations (after an install, update or uninstall). */
+  forgetTenant(tenantId: string): void {
+    this.tenants.delete(tenantId)
+    void this.watchSubscribers()
+  }
+
+  /** The tenant's active installations (cached briefly). */
+  async installed(tenantId: string, tx?: Tx): Promise<TenantPlugins> {
+    const ttl = this.options.installationTtlMs ?? 1000
+    let entry = this.tenants.get(tenantId)
+    if (entry) {
+      const got = await entry.catch(() => undefined)
+      if (got && Date.now() - got.at < ttl) return got
+      if (this.tenants.get(tenantId) === entry) this.tenants.delete(tenantId)
+    }
+    entry = (async () => {
+      const load = (t: Tx) => t.sql<InstallationRow>(`select ${INSTALLATION_COLS} from plugin_installations where status = 'active'`)
+      const rows = tx ? await load(tx) : await this.k.db.inOrg(tenantId, load)
+      const byId = new Map<string, Installation>()
+      const byPlugin = new Map<string, Installation>()
+      const byMount = new Map<string, Installation>()
+      for (const r of rows) {
+        const inst = toInstallation(r)
+        byId.set(inst.id, inst)
+        byPlugin.set(inst.plugin, inst)
+        byMount.set(inst.mount, inst)
+      }
+      return { at: Date.now(), byId, byPlugin, byMount }
+    })()
+    this.tenants.set(tenantId, entry)
+    entry.catch(() => this.tenants.get(tenantId) === entry && this.tenants.delete(tenantId))
+    return entry
+  }
+
+  /** The installation's version, refusing a blocked one. */
+  async versionOf(tx: Tx, inst: Installation): Promise<PluginVersion> {
+    const v = await this.versions.byId(tx, inst.versionId)
+    if (!v) throw PLG.VERSION_NOT_FOUND({ name: inst.plugin })
+    if (v.status === 'blocked') throw PLG.VERSION_BLOCKED({ name: v.name, version: v.version })
+    return v
+  }
+
+  private caps(inst: Installation): Capability[] {
+    let caps = this.parsedCaps.get(inst)
+    if (!caps) {
+      caps = inst.capabilities.map(parseCapability).filter((c): c is Capability => !('error' in c))
+      this.parsedCaps.set(inst, caps)
+    }
+    return caps
+  }
+
+  /**
+   * Runs one entry of an installed plugin in its own tenant transaction: everything it writes
+   * and emits — including through actions it calls — commits together, or nothing does.
+   */
+  async invoke(req: InvokeInput): Promise<unknown> {
+    const tree: Omit<InvocationTree, 'tx'> = { tenantId: req.tenantId, caller: req.caller, uses: new Map(), denials: [] }
+    try {
+      return await orgTx(this.k, req.tenantId, async (tx) => {
+        const full = tree as InvocationTree
+        full.tx = tx
+        const version = await this.versionOf(tx, req.installation)
+        const output = await this.run({ inst: req.installation, version, caps: this.caps(req.installation), tree: full, caller: req.caller, depth: 0 }, req.entry, req.input)
+        if (full.uses.size) {
+          await appendAudit(tx, req.tenantId, {
+            action: 'plugin.capability.used',
+            actor: { kind: 'plugin', id: req.installation.plugin },
+            target: { kind: 'plugin_installation', id: req.installation.id },
+            data: { caller: { kind: req.caller.kind, id: req.caller.id }, entry: req.entry, uses: [...full.uses.values()] },
+          })
+        }
+        return output
+      })
+    } finally {
+      if (tree.denials.length) await this.auditDenials(req, tree.denials)
+    }
+  }
+
+  private async auditDenials(req: InvokeInput, denials: InvocationTree['denials']): Promise<void> {
+    try {
+      await orgTx(this.k, req.tenantId, (tx) =>
+        appendAudit(
+          tx,
+          req.tenantId,
+          ...denials.map((d) => ({
+            action: 'plugin.capability.denied',
+            actor: { kind: 'plugin' as const, id: d.plugin },
+            target: { kind: 'plugin_installation', id: d.installationId },
+            data: { caller: { kind: req.caller.kind, id: req.caller.id }, entry: req.entry, op: d.op, target: d.target, reason: d.reason },
+          })),
+        ),
+      )
+    } catch (err) {
+      this.k.logger.error({ err, tenantId: req.tenantId }, 'capability denials could not be audited')
+    }
+  }
+
+  /** One sandboxed run within an invocation tree; records it whatever the outcome. */
+  private async run(run: Running, entry: InvokeInput['entry'], input: unknown): Promise<unknown> {
+    await this.ensureLoaded(run.version)
+    const sandbox = await this.sandbox()
+    const invocationId = uuidv7()
+    const startedAt = new Date().toISOString()
+    const caller = run.caller
+    const record = (res: Pick<InvokeResult, 'metrics' | 'logs'> | undefined, error?: string) =>
+      this.recorder.record({
+        id: invocationId,
+        tenantId: run.tree.tenantId,
+        installationId: run.inst.id,
+        plugin: run.inst.plugin,
+        version: run.version.version,
+        entryKind: entry.kind,
+        entryName: entry.name,
+        callerKind: caller.kind,
+        callerId: caller.id,
+        startedAt,
+        wallMs: res?.metrics?.wallMs ?? 0,
+        cpuMs: res?.metrics?.cpuMs ?? 0,
+        hostCalls: res?.metrics?.hostCalls ?? 0,
+        outcome: error ? 'error' : 'ok',
+        errorCode: error ?? null,
+        logs: (res?.logs ?? []).map((l: LogLine) => ({ level: l.level, message: l.message, ...(l.fields ? { fields: l.fields } : {}), time: l.time })),
+      })
+    try {
+      const result = await sandbox.invoke({
+        bundle: { id: run.version.name, version: run.version.version },
+        entry,
+        input,
+        context: {
+          invocationId,
+          tenantId: run.tree.tenantId,
+          installationId: run.inst.id,
+          caller,
+          capabilities: run.inst.capabilities,
+          settings: run.inst.settings as Record<string, JsonValue>,
+        },
+        onHostCall: (op, args) => runHostCall(this.services, run, op, args),
+      })
+      record(result)
+      return result.output
+    } catch (err) {
+      const e = err as InvocationError
+      record(e.metrics ? { metrics: e.metrics, logs: e.logs ?? [] } : undefined, isTrellisError(err) ? err.code : 'KRN_ERR_INTERNAL')
+      throw err
+    }
+  }
+
+  /** `ctx.plugins.call`: the callee must be installed for the same tenant and expose the action. */
+  private async callAction(from: Running, plugin: string, action: string, input: unknown): Promise<unknown> {
+    const tree = from.tree
+    if (from.depth + 1 > MAX_CALL_DEPTH) throw PLG.CALL_DEPTH_EXCEEDED({ depth: MAX_CALL_DEPTH })
+    const inst = (await this.installed(tree.tenantId, tree.tx)).byPlugin.get(plugin)
+    if (!inst) throw PLG.NOT_INSTALLED({ name: plugin })
+    const version = await this.versionOf(tree.tx, inst)
+    const declared = version.manifest.actions?.[action]
+    if (!declared || !Object.prototype.hasOwnProperty.call(version.manifest.actions, action)) throw KRN.NOT_FOUND({ what: `action ${plugin}#${action}` })
+    checkSchema(`${version.id}:action-in:${action}`, declared.input, input ?? null, `input of ${plugin}#${action}`)
+    const caller = { kind: 'plugin' as const, id: from.inst.plugin, permissions: from.caller.permissions }
+    const output = await this.run({ inst, version, caps: this.caps(inst), tree, caller, depth: from.depth + 1 }, { kind: 'action', name: action }, input ?? null)
+    checkSchema(`${version.id}:action-out:${action}`, declared.output, output, `output of ${plugin}#${action}`)
+    return output
+  }
+
+  // --- events -------------------------------------------------------------------------------
+
+  /** Installations of the tenant and the event types each subscribed to and was granted. */
+  async subscriptions(tenantId: string): Promise<PluginSubscription[]> {
+    const { byId } = await this.installed(tenantId)
+    const out: PluginSubscription[] = []
+    for (const inst of byId.values()) {
+      const version = await this.k.db.inOrg(tenantId, (tx) => this.versions.byId(tx, inst.versionId))
+      if (!version || version.status !== 'available') continue
+      const granted = this.caps(inst).flatMap((c) => (c.kind === 'events:subscribe' ? [c.pattern] : []))
+      const patterns = (version.manifest.events?.subscribes ?? []).filter((s) => granted.some((g) => matchesEventPattern(g, s) || g === s))
+      if (patterns.length) out.push({ pluginId: inst.id, patterns })
+    }
+    return out
+  }
+
+  /** Runs the installation's handler for the event; plugin failures are recorded, platform failures retried. */
+  async deliver(tenantId: string, installationId: string, event: TrellisEvent): Promise<void> {
+    const inst = (await this.installed(tenantId)).byId.get(installationId)
+    if (!inst) return
+    const version = await this.k.db.inOrg(tenantId, (tx) => this.versions.byId(tx, inst.versionId))
+    const name = (version?.manifest.events?.subscribes ?? []).find((s) => s === event.type || matchesEventPattern(s, event.type))
+    if (!name) return
+    try {
+      await this.invoke({ tenantId, installation: inst, entry: { kind: 'event', name }, input: event, caller: { kind: 'event', id: event.id, permissions: [] } })
+    } catch (err) {
+      if (isTrellisError(err) && !INFRASTRUCTURE.has(err.code)) {
+        this.k.logger.warn({ tenantId, plugin: inst.plugin, eventId: event.id, code: err.code }, 'plugin event handler failed')
+        return
+      }
+      throw err
+    }
+  }
+
+  /** Hands the event system this host as its plugin sink as soon as any installation subscribes to events. */
+  private async watchSubscribers(): Promise<void> {
+    if (this.closed || this.sinkSet) return
+    const rows = await this.k.db
+      .inOrg(
+        null,
+        (tx) =>
+          tx.sql<{ any: boolean }>(
+            `select exists (select 1 from plugin_installations i join plugin_versions v on v.id = i.version_id
+              where i.status = 'active' and jsonb_array_length(coalesce(v.manifest -> 'events' -> 'subscribes', '[]'::jsonb)) > 0) as any`,
+          ),
+        'trellis_events',
+      )
+      .catch(() => [{ any: false }])
+    if (rows[0]?.any) {
+      this.k.events.setPluginSink(this)
+      this.sinkSet = true
+      clearInterval(this.sinkTimer)
+      this.sinkTimer = undefined
+    } else if (!this.sinkTimer) {
+      // Another process may install one: look again now and then.
+      this.sinkTimer = setInterval(() => void this.watchSubscribers(), 5000)
+      this.sinkTimer.unref()
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+    clearInterval(this.sinkTimer)
+    await this.recorder.flush()
+    const sandbox = await this.sandboxStarting?.catch(() => undefined)
+    await sandbox?.close()
+  }
+}

@@ -1,0 +1,141 @@
+import { createHash } from 'node:crypto'
+import { v7 as uuidv7 } from 'uuid'
+import { lintPlugin, validateManifest, type ManifestIssue, type PluginManifest } from '@trellis/plugin-sdk'
+import type { Database, Tx } from '../db/database.js'
+import { PLG } from '../errors.js'
+
+/** A plugin version the kernel can run: its manifest and its bundle. */
+export interface PluginVersion {
+  id: string
+  name: string
+  version: string
+  sha256: string
+  manifest: PluginManifest
+  code: string
+  sourceMap: string | null
+  publisherId: string | null
+  status: 'available' | 'blocked'
+  createdAt: string
+}
+
+interface VersionRow {
+  id: string
+  name: string
+  version: string
+  sha256: string
+  manifest: PluginManifest
+  code: string
+  source_map: string | null
+  publisher_id: string | null
+  status: 'available' | 'blocked'
+  created_at: Date
+}
+
+/** What a platform admin uploads: the manifest and the bundle `trellis-plugin build` wrote. */
+export interface VersionUpload {
+  manifest: unknown
+  code: string
+  sourceMap?: string
+  /** Expected sha256 of `code`, when the uploader states it. */
+  sha256?: string
+  publisherId?: string | null
+}
+
+/** Loads a bundle in the sandbox and returns the entries it declares (the plugin host supplies it). */
+export type EntriesProbe = (bundle: { id: string; version: string; code: string; sha256: string; sourceMap?: string }) => Promise<Record<string, string[]>>
+
+const fromRow = (r: VersionRow): PluginVersion => ({
+  id: r.id,
+  name: r.name,
+  version: r.version,
+  sha256: r.sha256,
+  manifest: r.manifest,
+  code: r.code,
+  sourceMap: r.source_map,
+  publisherId: r.publisher_id,
+  status: r.status,
+  createdAt: new Date(r.created_at).toISOString(),
+})
+
+const problems = (issues: ManifestIssue[]) => issues.map((i) => ({ pointer: i.pointer, message: i.message, rule: i.rule }))
+
+/**
+ * The catalogue of plugin versions. Versions are immutable once registered (only `status`
+ * changes), so they are cached by id for the life of the process.
+ */
+export class PluginVersions {
+  private readonly cache = new Map<string, Promise<PluginVersion>>()
+
+  constructor(private readonly db: Database) {}
+
+  /**
+   * Checks an upload the way `trellis-plugin validate` and the marketplace do — manifest schema,
+   * the bundle loads in the sandbox and declares exactly what the manifest does, the lint — and
+   * stores it. Runs in a platform transaction.
+   */
+  async register(tx: Tx, upload: VersionUpload, probe: EntriesProbe, createdBy: string): Promise<PluginVersion> {
+    const v = validateManifest(upload.manifest)
+    if (!v.ok) throw PLG.BUNDLE_INVALID({ reason: `the manifest is invalid: ${v.errors.map((e) => `${e.pointer || '/'} ${e.message}`).join('; ')}`, problems: problems(v.errors) })
+    const manifest = v.manifest
+    const sha256 = createHash('sha256').update(upload.code).digest('hex')
+    if (upload.sha256 && upload.sha256.toLowerCase() !== sha256) throw PLG.BUNDLE_INVALID({ reason: 'the bundle does not hash to the stated sha256' })
+    const [taken] = await tx.sql<{ id: string }>('select id from plugin_versions where name = ? and version = ?', [manifest.name, manifest.version])
+    if (taken) throw PLG.VERSION_EXISTS({ name: manifest.name, version: manifest.version })
+    let entries: Record<string, string[]>
+    try {
+      entries = await probe({ id: manifest.name, version: manifest.version, code: upload.code, sha256, ...(upload.sourceMap ? { sourceMap: upload.sourceMap } : {}) })
+    } catch (err) {
+      throw PLG.BUNDLE_INVALID({ reason: `the bundle does not load in the sandbox: ${(err as Error).message}` })
+    }
+    const lint = lintPlugin({ manifest, entries, sizes: { bundleBytes: Buffer.byteLength(upload.code), sourceMapBytes: Buffer.byteLength(upload.sourceMap ?? '') } })
+    if (lint.errors.length) throw PLG.BUNDLE_INVALID({ reason: lint.errors.map((e) => `${e.pointer || '/'} ${e.message}`).join('; '), problems: problems(lint.errors) })
+    const [row] = await tx.sql<VersionRow>(
+      `insert into plugin_versions (id, name, version, sha256, manifest, code, source_map, publisher_id, created_by)
+       values (?::uuid, ?, ?, ?, ?::jsonb, ?, ?, ?::uuid, ?) returning *`,
+      [uuidv7(), manifest.name, manifest.version, sha256, JSON.stringify(manifest), upload.code, upload.sourceMap ?? null, upload.publisherId ?? null, createdBy],
+    )
+    return fromRow(row!)
+  }
+
+  /** A version by id (cached), or undefined. */
+  async byId(tx: Tx, id: string): Promise<PluginVersion | undefined> {
+    let found = this.cache.get(id)
+    if (!found) {
+      found = tx.sql<VersionRow>('select * from plugin_versions where id = ?::uuid', [id]).then((rows) => {
+        if (!rows[0]) throw PLG.VERSION_NOT_FOUND({ name: id })
+        return fromRow(rows[0])
+      })
+      this.cache.set(id, found)
+      found.catch(() => this.cache.delete(id))
+    }
+    return found.catch(() => undefined)
+  }
+
+  /** A version by name and exact version, or undefined. */
+  async find(tx: Tx, name: string, version: string): Promise<PluginVersion | undefined> {
+    const [row] = await tx.sql<{ id: string }>('select id from plugin_versions where name = ? and version = ?', [name, version])
+    return row ? this.byId(tx, row.id) : undefined
+  }
+
+  /** Versions, newest first per name, without their code. */
+  async list(tx: Tx, name: string | undefined, after: string | null, limit: number): Promise<Array<Omit<PluginVersion, 'code' | 'sourceMap'>>> {
+    const rows = await tx.sql<VersionRow>(
+      `select id, name, version, sha256, manifest, null as code, null as source_map, publisher_id, status, created_at from plugin_versions
+        where (?::text is null or name = ?) and (?::uuid is null or id > ?::uuid) order by id limit ?`,
+      [name ?? null, name ?? null, after, after, limit],
+    )
+    return rows.map((r) => {
+      const { code: _c, sourceMap: _s, ...rest } = fromRow(r)
+      return rest
+    })
+  }
+
+  /** Blocks or unblocks a version (platform transaction); cached copies learn it at once. */
+  async setStatus(tx: Tx, id: string, status: 'available' | 'blocked'): Promise<PluginVersion> {
+    const [row] = await tx.sql<VersionRow>('update plugin_versions set status = ? where id = ?::uuid returning *', [status, id])
+    if (!row) throw PLG.VERSION_NOT_FOUND({ name: id })
+    const v = fromRow(row)
+    this.cache.set(id, Promise.resolve(v))
+    return v
+  }
+}

@@ -1,0 +1,242 @@
+import t from 'tap'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { buildPlugin } from '@trellis/plugin-sdk'
+import { DB_KINDS, startTestKernel, createTenantWithAdmin, addUser, type TestKernel } from './helpers/test-kernel.js'
+import { eventually } from './helpers/receiver.js'
+
+const FIXTURES = join(import.meta.dirname, 'fixtures', 'plugins')
+
+async function built(name: string) {
+  const dir = join(FIXTURES, name)
+  const manifest = JSON.parse(await readFile(join(dir, 'trellis.plugin.json'), 'utf8'))
+  const b = await buildPlugin({ dir, write: false })
+  return { manifest, code: b.code, sourceMap: b.sourceMap, sha256: b.sha256 }
+}
+
+const notes = await built('notes')
+const relay = await built('relay')
+
+async function register(k: TestKernel, bundle: typeof notes, extra: Record<string, unknown> = {}) {
+  const r = await k.req('POST', '/v1/plugins/versions', { token: k.adminToken, body: { ...bundle, ...extra } })
+  if (r.status !== 201) throw new Error(`register: ${r.status} ${JSON.stringify(r.body)}`)
+  return r.body
+}
+
+async function install(k: TestKernel, token: string, bundle: typeof notes, settings: Record<string, unknown> = {}) {
+  const r = await k.req('POST', '/v1/installations', { token, body: { plugin: bundle.manifest.name, version: bundle.manifest.version, capabilities: bundle.manifest.capabilities, settings } })
+  if (r.status !== 201) throw new Error(`install: ${r.status} ${JSON.stringify(r.body)}`)
+  return r.body
+}
+
+for (const kind of DB_KINDS) {
+  t.test(`plugin host on ${kind}`, async (t) => {
+    const k = await startTestKernel(t, kind, { plugins: { sandboxWorkers: 1 } })
+    const a = await createTenantWithAdmin(k, `pl-a-${kind}`)
+    const b = await createTenantWithAdmin(k, `pl-b-${kind}`)
+    const partner = await k.req('POST', '/v1/partners', { token: k.adminToken, body: { name: 'Acme', slug: `acme-${kind}`, admin: { email: `dev@acme-${kind}.test`, name: 'Dev', password: 'password-of-acme-dev' } } })
+    const partnerLogin = await k.login(`dev@acme-${kind}.test`, 'password-of-acme-dev')
+
+    await t.test('registering a version: platform admins only, checked, loaded in the sandbox, never twice', async (t) => {
+      const denied = await k.req('POST', '/v1/plugins/versions', { token: a.token, body: notes })
+      t.equal(denied.status, 403)
+      const badManifest = await k.req('POST', '/v1/plugins/versions', { token: k.adminToken, body: { ...notes, manifest: { ...notes.manifest, name: 'no-scope' } } })
+      t.equal(badManifest.body.code, 'PLG_ERR_BUNDLE_INVALID')
+      t.match(badManifest.body.problems ?? badManifest.body.detail, /name|\/name/)
+      const wrongDigest = await k.req('POST', '/v1/plugins/versions', { token: k.adminToken, body: { ...notes, sha256: '0'.repeat(64) } })
+      t.equal(wrongDigest.body.code, 'PLG_ERR_BUNDLE_INVALID')
+      const mismatch = await k.req('POST', '/v1/plugins/versions', { token: k.adminToken, body: { ...notes, manifest: { ...notes.manifest, version: '1.0.1', routes: [...notes.manifest.routes, { method: 'GET', path: '/missing' }] } } })
+      t.equal(mismatch.body.code, 'PLG_ERR_BUNDLE_INVALID', 'a route the bundle does not serve is refused')
+      const broken = await k.req('POST', '/v1/plugins/versions', { token: k.adminToken, body: { ...notes, manifest: { ...notes.manifest, version: '1.0.2' }, code: 'throw new Error("boom")' } })
+      t.equal(broken.body.code, 'PLG_ERR_BUNDLE_INVALID', 'a bundle that does not load is refused')
+      const v = await register(k, notes, { publisherId: partner.body.id })
+      t.equal(v.sha256, notes.sha256)
+      t.equal(v.status, 'available')
+      const again = await k.req('POST', '/v1/plugins/versions', { token: k.adminToken, body: notes })
+      t.equal(again.body.code, 'PLG_ERR_VERSION_EXISTS')
+      await register(k, relay)
+      const listed = await k.req('GET', '/v1/plugins/versions?name=@acme/notes', { token: a.token })
+      t.same(listed.body.items.map((x: any) => `${x.name}@${x.version}`), ['@acme/notes@1.0.0'])
+      t.notOk('code' in listed.body.items[0], 'listings carry no code')
+      const rows = await k.ownerSql(`select count(*)::int as n from plugin_versions`)
+      t.equal(rows[0].n, 2, 'refused uploads left nothing behind')
+    })
+
+    let installationId = ''
+    await t.test('installing needs consent to exactly what the version requests, and valid settings', async (t) => {
+      const base = { plugin: '@acme/notes', version: '1.0.0', capabilities: notes.manifest.capabilities }
+      const less = await k.req('POST', '/v1/installations', { token: a.token, body: { ...base, capabilities: ['data'] } })
+      t.equal(less.body.code, 'PLG_ERR_CONSENT_MISMATCH')
+      const badSettings = await k.req('POST', '/v1/installations', { token: a.token, body: { ...base, settings: { greeting: 42 } } })
+      t.equal(badSettings.body.code, 'PLG_ERR_SETTINGS_INVALID')
+      const member = await addUser(k, a.token, `member@pl-a-${kind}.test`, 'tenant_member')
+      t.equal((await k.req('POST', '/v1/installations', { token: member.token, body: base })).status, 403)
+      const otherTenant = await k.req('POST', `/v1/installations?tenantId=${b.orgId}`, { token: a.token, body: base })
+      t.equal(otherTenant.status, 404, 'a tenant admin cannot install into another tenant')
+      t.equal((await k.ownerSql(`select count(*)::int as n from plugin_installations`))[0].n, 0, 'nothing was installed')
+      const inst = await install(k, a.token, notes, { greeting: 'hello', apiToken: 's3cret-token' })
+      installationId = inst.id
+      t.equal(inst.mount, 'notes')
+      t.same(inst.settings, { greeting: 'hello' })
+      t.same(inst.secrets, ['apiToken'])
+      t.notOk(JSON.stringify(inst).includes('s3cret-token'), 'secrets are never returned')
+      const [stored] = await k.ownerSql(`select secrets_enc from plugin_installations where id = ?`, [inst.id])
+      t.notOk(stored.secrets_enc.includes('s3cret'), 'secrets are encrypted at rest')
+      t.equal((await k.req('POST', '/v1/installations', { token: a.token, body: base })).body.code, 'PLG_ERR_ALREADY_INSTALLED')
+      const idx = await k.ownerSql(`select indexdef from pg_indexes where tablename = 'plugin_records' and indexdef like '%@acme/notes%'`)
+      t.equal(idx.length, 1, 'the declared index exists')
+      const audit = await k.ownerSql(`select action, data from audit_log where tenant_id = ? and action = 'plugin.installed'`, [a.orgId])
+      t.same(audit[0].data.capabilities, notes.manifest.capabilities, 'the consent is audited')
+    })
+
+    let noteId = ''
+    await t.test('routes answer for the tenant that installed the plugin, and 404 for others', async (t) => {
+      const created = await k.req('POST', '/v1/x/notes/notes', { token: a.token, body: { title: 'First', tags: ['x'] } })
+      t.equal(created.status, 201, JSON.stringify(created.body))
+      t.equal(created.body.title, 'First')
+      t.equal(created.body.version, 1)
+      t.equal(created.headers.location, `/notes/${created.body.id}`)
+      t.notOk(created.headers['set-cookie'], 'a plugin cannot set cookies on the API origin')
+      noteId = created.body.id
+      const got = await k.req('GET', `/v1/x/notes/notes/${noteId}`, { token: a.token })
+      t.equal(got.body.title, 'First')
+      const byName = await k.req('GET', `/v1/x/@acme/notes/notes/${noteId}`, { token: a.token })
+      t.equal(byName.body.id, noteId, 'the full name works as a mount too')
+      const other = await k.req('GET', `/v1/x/notes/notes/${noteId}`, { token: b.token })
+      t.equal(other.status, 404)
+      t.equal(other.body.code, 'PLG_ERR_NOT_INSTALLED')
+      t.equal((await k.req('GET', `/v1/x/notes/nowhere`, { token: a.token })).body.code, 'KRN_ERR_ROUTE_NOT_FOUND')
+      t.equal((await k.req('GET', `/v1/x/notes/notes`)).status, 401, 'plugin routes need a caller')
+    })
+
+    await t.test('another tenant with the same plugin sees none of the first one\'s records', async (t) => {
+      await install(k, b.token, notes)
+      const other = await k.req('GET', `/v1/x/notes/notes/${noteId}`, { token: b.token })
+      t.equal(other.status, 404)
+      t.same(other.body, { error: 'no such note' })
+      const list = await k.req('GET', `/v1/x/notes/notes`, { token: b.token })
+      t.same(list.body.items, [])
+    })
+
+    await t.test('manifest permissions, request and response schemas are enforced by the kernel', async (t) => {
+      const member = await k.login(`member@pl-a-${kind}.test`, `password-of-member@pl-a-${kind}.test`)
+      const forbidden = await k.req('POST', '/v1/x/notes/notes', { token: member.token, body: { title: 'no' } })
+      t.equal(forbidden.status, 403)
+      t.equal(forbidden.body.code, 'AUTH_ERR_FORBIDDEN')
+      const invalid = await k.req('POST', '/v1/x/notes/notes', { token: a.token, body: { title: 'x', extra: true } })
+      t.equal(invalid.status, 400)
+      t.equal(invalid.body.code, 'KRN_ERR_VALIDATION_FAILED')
+      const bad = await k.req('GET', '/v1/x/notes/bad-response', { token: a.token })
+      t.equal(bad.status, 502)
+      t.equal(bad.body.code, 'PLG_ERR_RESPONSE_INVALID')
+      const count = await k.ownerSql(`select count(*)::int as n from plugin_records where tenant_id = ?`, [a.orgId])
+      t.equal(count[0].n, 1, 'refused requests wrote nothing')
+    })
+
+    await t.test('one transaction per invocation: a failing route leaves no record and no event', async (t) => {
+      const before = await k.ownerSql(`select count(*)::int as n from events where tenant_id = ? and source = '@acme/notes'`, [a.orgId])
+      const failed = await k.req('POST', '/v1/x/notes/notes', { token: a.token, body: { title: 'Doomed', fail: true } })
+      t.equal(failed.status, 502)
+      t.equal(failed.body.code, 'SBX_ERR_PLUGIN_ERROR')
+      t.same(await k.ownerSql(`select id from plugin_records where data->>'title' = 'Doomed'`), [], 'the insert rolled back')
+      const after = await k.ownerSql(`select count(*)::int as n from events where tenant_id = ? and source = '@acme/notes'`, [a.orgId])
+      t.equal(after[0].n, before[0].n, 'the event rolled back with it')
+    })
+
+    await t.test('plugin events reach the tenant\'s feed and the plugin\'s own handler', async (t) => {
+      const feed = await k.req('GET', '/v1/events?type=notes.note.created', { token: a.token })
+      t.equal(feed.body.items.length, 1)
+      t.equal(feed.body.items[0].source, '@acme/notes')
+      t.equal(feed.body.items[0].data.noteId, noteId)
+      await eventually(async () => {
+        const got = await k.req('GET', `/v1/x/notes/notes/${noteId}`, { token: a.token })
+        return got.body.seen === true
+      })
+      t.pass('the subscribed handler marked the note seen')
+      const bFeed = await k.req('GET', '/v1/events?type=notes.note.created', { token: b.token })
+      t.equal(bFeed.body.items.length, 0, 'tenant B saw none of it')
+    })
+
+    await t.test('ctx: caller, settings, secrets', async (t) => {
+      const who = await k.req('GET', '/v1/x/notes/whoami', { token: a.token })
+      t.equal(who.body.tenant, a.orgId)
+      t.equal(who.body.caller.kind, 'user')
+      t.ok(who.body.caller.permissions.includes('notes.write'), 'a tenant admin holds the permissions the plugin contributes')
+      t.same(who.body.settings, { greeting: 'hello' })
+      t.equal(who.body.token, 's3cret-token')
+      const patched = await k.req('PATCH', `/v1/installations/${installationId}`, { token: a.token, body: { settings: { greeting: 'hi', apiToken: null } } })
+      t.equal(patched.status, 200)
+      t.same(patched.body.secrets, [])
+      const again = await k.req('GET', '/v1/x/notes/whoami', { token: a.token })
+      t.same([again.body.settings, again.body.token], [{ greeting: 'hi' }, null])
+    })
+
+    await t.test('actions between plugins: only with the capability, only the same tenant\'s installation', async (t) => {
+      const absent = await k.req('GET', '/v1/x/relay/count', { token: a.token })
+      t.equal(absent.body.code, 'PLG_ERR_NOT_INSTALLED', 'relay is not installed for A yet')
+      await install(k, a.token, relay)
+      const count = await k.req('GET', '/v1/x/relay/count?tag=x', { token: a.token })
+      t.same(count.body, { count: 1 })
+      const missing = await k.req('GET', '/v1/x/relay/absent', { token: a.token })
+      t.equal(missing.status, 404, 'an error the plugin does not catch reaches the caller as it is')
+      t.equal(missing.body.code, 'PLG_ERR_NOT_INSTALLED')
+    })
+
+    await t.test('capability misuse is refused with a stable code, and audited', async (t) => {
+      const tried = await k.req('GET', '/v1/x/relay/sneak', { token: a.token })
+      t.equal(tried.status, 200, JSON.stringify(tried.body))
+      t.equal(tried.body.fetch, 'KRN_ERR_CAPABILITY_DENIED')
+      t.equal(tried.body.emit, 'KRN_ERR_CAPABILITY_DENIED')
+      t.equal(tried.body.secrets, 'KRN_ERR_CAPABILITY_DENIED')
+      t.equal(tried.body.call, 'KRN_ERR_CAPABILITY_DENIED')
+      t.not(tried.body.data, 'allowed')
+      const denied = await k.ownerSql(`select actor_kind, actor_id, data from audit_log where tenant_id = ? and action = 'plugin.capability.denied' order by id`, [a.orgId])
+      t.ok(denied.length >= 4, 'each refusal is audited')
+      t.same([denied[0].actor_kind, denied[0].actor_id], ['plugin', '@acme/relay'])
+      const used = await k.ownerSql(`select data from audit_log where tenant_id = ? and action = 'plugin.capability.used' and actor_id = '@acme/relay'`, [a.orgId])
+      t.ok(used.some((u: any) => u.data.uses.some((x: any) => x.op === 'plugins.call' && x.target === '@acme/notes#count')), 'uses are audited with what was done')
+    })
+
+    await t.test('invocation records: the tenant admin sees everything, the publisher no tenant data', async (t) => {
+      const mine = await k.req('GET', `/v1/installations/${installationId}/invocations`, { token: a.token })
+      t.equal(mine.status, 200)
+      const failed = mine.body.items.find((i: any) => i.outcome === 'error')
+      t.ok(failed, 'the failed invocation is recorded')
+      t.equal(failed.errorCode, 'SBX_ERR_PLUGIN_ERROR')
+      const ok = mine.body.items.find((i: any) => i.entryName === 'POST /notes' && i.outcome === 'ok')
+      t.ok(ok.wallMs > 0)
+      t.ok(ok.hostCalls >= 2)
+      t.equal(ok.logs[0].message, 'note created')
+      t.equal((await k.req('GET', `/v1/installations/${installationId}/invocations`, { token: b.token })).status, 404, 'another tenant cannot read them')
+      const pub = await k.req('GET', '/v1/plugins/@acme/notes/invocations', { token: partnerLogin.token })
+      t.equal(pub.status, 200)
+      t.ok(pub.body.items.length >= 3, 'the publisher sees invocations across tenants')
+      t.notOk(JSON.stringify(pub.body).includes(a.orgId), 'without tenant ids')
+      t.notOk(JSON.stringify(pub.body).includes('note created'), 'without log lines')
+      t.equal((await k.req('GET', '/v1/plugins/@acme/relay/invocations', { token: partnerLogin.token })).status, 404, 'not another publisher\'s plugin')
+    })
+
+    await t.test('the OpenAPI document shows plugin routes with their schemas', async (t) => {
+      const spec = await k.req('GET', '/openapi.json')
+      const op = spec.body.paths['/v1/x/notes/notes']?.post
+      t.ok(op, 'the route is documented')
+      t.equal(op.requestBody.content['application/json'].schema.required[0], 'title')
+      t.ok(spec.body.paths['/v1/x/notes/notes/{id}']?.get)
+    })
+
+    await t.test('a blocked version stops serving at once; uninstall without keeping data deletes it', async (t) => {
+      const [v] = (await k.req('GET', '/v1/plugins/versions?name=@acme/notes', { token: k.adminToken })).body.items
+      t.equal((await k.req('POST', `/v1/plugins/versions/${v.id}/block`, { token: k.adminToken })).status, 200)
+      const blocked = await k.req('GET', `/v1/x/notes/notes/${noteId}`, { token: a.token })
+      t.equal(blocked.body.code, 'PLG_ERR_VERSION_BLOCKED')
+      await k.req('POST', `/v1/plugins/versions/${v.id}/unblock`, { token: k.adminToken })
+      t.equal((await k.req('GET', `/v1/x/notes/notes/${noteId}`, { token: a.token })).status, 200)
+      const gone = await k.req('DELETE', `/v1/installations/${installationId}?keepData=false`, { token: a.token })
+      t.equal(gone.status, 204)
+      t.equal((await k.req('GET', `/v1/x/notes/notes/${noteId}`, { token: a.token })).body.code, 'PLG_ERR_NOT_INSTALLED')
+      t.same(await k.ownerSql(`select id from plugin_records where tenant_id = ? and plugin = '@acme/notes'`, [a.orgId]), [], 'its records are gone')
+      const bStill = await k.ownerSql(`select count(*)::int as n from plugin_installations where tenant_id = ?`, [b.orgId])
+      t.equal(bStill[0].n, 1, 'tenant B keeps its installation')
+    })
+  })
+}
