@@ -1,7 +1,7 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { KRN, AUTH, EVT } from '../core/src/errors.js'
+import { KRN, AUTH, EVT, PLG } from '../core/src/errors.js'
 import { SBX } from '../sandbox/src/index.js'
 import { SDK } from '../plugin-sdk/src/index.js'
 
@@ -10,7 +10,7 @@ const doc = readFileSync(fileURLToPath(new URL('../docs/errors.md', import.meta.
 const documented = new Map<string, { status: number; title: string }>()
 for (const m of doc.matchAll(/^\|\s*`?([A-Z]+_ERR_[A-Z0-9_]+)`?\s*\|\s*(\d{3})\s*\|\s*([^|]+?)\s*\|/gm)) documented.set(m[1]!, { status: Number(m[2]), title: m[3]! })
 
-const catalogs = { KRN, AUTH, SBX, EVT, SDK }
+const catalogs = { KRN, AUTH, SBX, EVT, PLG, SDK }
 
 t.test('every code in the catalogs is documented with its status and title', async (t) => {
   for (const [name, catalog] of Object.entries(catalogs)) {

@@ -3,7 +3,7 @@ import { defineErrors } from '@trellis/plugin-sdk'
 /** Kernel errors: configuration, input, tenancy, storage. */
 export const KRN = defineErrors('KRN', {
   CONFIG_INVALID: { status: 500, title: 'Invalid configuration', message: (d: { variable: string; reason: string }) => `${d.variable}: ${d.reason}` },
-  VALIDATION_FAILED: { status: 400, title: 'Request did not validate', message: (d: { reason: string }) => d.reason },
+  VALIDATION_FAILED: { status: 400, title: 'Request did not validate', message: (d: { reason: string; problems?: Array<{ pointer: string; message: string }> }) => d.reason },
   MALFORMED_JSON: { status: 400, title: 'Malformed JSON body', message: () => 'the request body is not valid JSON' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported media type', message: (d: { type: string }) => `content type ${d.type} is not accepted` },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'Request body too large', message: (d: { limit: number }) => `the request body exceeds ${d.limit} bytes` },
@@ -14,6 +14,7 @@ export const KRN = defineErrors('KRN', {
   IDEMPOTENCY_KEY_REUSED: { status: 409, title: 'Idempotency key reused with a different request', message: () => 'this Idempotency-Key was used with a different request body or route' },
   IDEMPOTENCY_KEY_INVALID: { status: 400, title: 'Invalid Idempotency-Key', message: () => 'an Idempotency-Key is 1 to 255 printable ASCII characters' },
   IDEMPOTENT_REQUEST_IN_PROGRESS: { status: 409, title: 'Request with this Idempotency-Key in progress', message: () => 'a request with this Idempotency-Key is still being processed' },
+  CAPABILITY_DENIED: { status: 403, title: 'Capability denied', message: (d: { reason: string }) => d.reason },
   RATE_LIMITED: { status: 429, title: 'Too many requests', message: (d: { retryAfterSeconds: number }) => `rate limit exceeded, retry in ${d.retryAfterSeconds}s` },
   TENANT_SUSPENDED: { status: 403, title: 'Tenant suspended', message: () => 'this tenant is suspended' },
   PARTNER_SUSPENDED: { status: 403, title: 'Partner suspended', message: () => 'this partner is suspended' },
@@ -45,4 +46,19 @@ export const EVT = defineErrors('EVT', {
   EGRESS_DENIED: { status: 403, title: 'Outbound address not allowed', message: (d: { host: string; address?: string }) => `${d.host}${d.address ? ` (${d.address})` : ''} is a loopback, private, link-local or reserved address` },
   ENDPOINT_DISABLED: { status: 409, title: 'Webhook endpoint disabled', message: () => 'enable the endpoint before redelivering to it' },
   QUEUE_UNAVAILABLE: { status: 503, title: 'Event queue unavailable', message: () => 'the event queue cannot be reached; events stay in the outbox' },
+})
+
+/** Plugin host errors: versions, installations, plugin routes and invocations. */
+export const PLG = defineErrors('PLG', {
+  BUNDLE_INVALID: { status: 400, title: 'Invalid plugin bundle', message: (d: { reason: string; problems?: Array<{ pointer: string; message: string; rule?: string }> }) => d.reason },
+  VERSION_EXISTS: { status: 409, title: 'Plugin version exists', message: (d: { name: string; version: string }) => `${d.name}@${d.version} is already registered` },
+  VERSION_NOT_FOUND: { status: 404, title: 'Plugin version not found', message: (d: { name: string; version?: string }) => `${d.name}${d.version ? `@${d.version}` : ''} is not a registered plugin version` },
+  VERSION_BLOCKED: { status: 403, title: 'Plugin version blocked', message: (d: { name: string; version: string }) => `${d.name}@${d.version} has been blocked by the platform` },
+  ALREADY_INSTALLED: { status: 409, title: 'Plugin already installed', message: (d: { name: string }) => `${d.name} is already installed for this tenant (or another plugin uses its mount)` },
+  NOT_INSTALLED: { status: 404, title: 'Plugin not installed', message: (d: { name: string }) => `${d.name} is not installed for this tenant` },
+  CONSENT_MISMATCH: { status: 400, title: 'Capabilities not consented', message: (d: { missing: string[]; extra: string[] }) => `the capabilities consented to must equal those the version requests${d.missing.length ? `; not consented: ${d.missing.join(', ')}` : ''}${d.extra.length ? `; not requested: ${d.extra.join(', ')}` : ''}` },
+  SETTINGS_INVALID: { status: 400, title: 'Invalid plugin settings', message: (d: { reason: string; problems?: Array<{ pointer: string; message: string }> }) => d.reason },
+  INSTALLATION_DISABLED: { status: 403, title: 'Plugin installation disabled', message: (d: { name: string }) => `${d.name} is disabled for this tenant` },
+  RESPONSE_INVALID: { status: 502, title: 'Plugin response invalid', message: (d: { reason: string }) => d.reason },
+  CALL_DEPTH_EXCEEDED: { status: 508, title: 'Plugin call chain too deep', message: (d: { depth: number }) => `plugin actions may call each other at most ${d.depth} deep` },
 })

@@ -34,7 +34,7 @@ export interface InvokeInput {
   caller: InvocationTree['caller']
 }
 
-/** A tenant's active installations, by id, plugin name and mount. */
+/** A tenant's installations, by id, plugin name and mount. */
 interface TenantPlugins {
   at: number
   byId: Map<string, Installation>
@@ -114,7 +114,7 @@ export class PluginHost implements PluginEventSink {
     void this.watchSubscribers()
   }
 
-  /** The tenant's active installations (cached briefly). */
+  /** The tenant's installations, active or disabled (cached briefly). */
   async installed(tenantId: string, tx?: Tx): Promise<TenantPlugins> {
     const ttl = this.options.installationTtlMs ?? 1000
     let entry = this.tenants.get(tenantId)
@@ -124,7 +124,7 @@ export class PluginHost implements PluginEventSink {
       if (this.tenants.get(tenantId) === entry) this.tenants.delete(tenantId)
     }
     entry = (async () => {
-      const load = (t: Tx) => t.sql<InstallationRow>(`select ${INSTALLATION_COLS} from plugin_installations where status = 'active'`)
+      const load = (t: Tx) => t.sql<InstallationRow>(`select ${INSTALLATION_COLS} from plugin_installations`)
       const rows = tx ? await load(tx) : await this.k.db.inOrg(tenantId, load)
       const byId = new Map<string, Installation>()
       const byPlugin = new Map<string, Installation>()
@@ -142,8 +142,9 @@ export class PluginHost implements PluginEventSink {
     return entry
   }
 
-  /** The installation's version, refusing a blocked one. */
+  /** The installation's version, refusing a disabled installation or a blocked version. */
   async versionOf(tx: Tx, inst: Installation): Promise<PluginVersion> {
+    if (inst.status !== 'active') throw PLG.INSTALLATION_DISABLED({ name: inst.plugin })
     const v = await this.versions.byId(tx, inst.versionId)
     if (!v) throw PLG.VERSION_NOT_FOUND({ name: inst.plugin })
     if (v.status === 'blocked') throw PLG.VERSION_BLOCKED({ name: v.name, version: v.version })
@@ -278,6 +279,7 @@ export class PluginHost implements PluginEventSink {
     const { byId } = await this.installed(tenantId)
     const out: PluginSubscription[] = []
     for (const inst of byId.values()) {
+      if (inst.status !== 'active') continue
       const version = await this.k.db.inOrg(tenantId, (tx) => this.versions.byId(tx, inst.versionId))
       if (!version || version.status !== 'available') continue
       const granted = this.caps(inst).flatMap((c) => (c.kind === 'events:subscribe' ? [c.pattern] : []))
@@ -290,7 +292,7 @@ export class PluginHost implements PluginEventSink {
   /** Runs the installation's handler for the event; plugin failures are recorded, platform failures retried. */
   async deliver(tenantId: string, installationId: string, event: TrellisEvent): Promise<void> {
     const inst = (await this.installed(tenantId)).byId.get(installationId)
-    if (!inst) return
+    if (!inst || inst.status !== 'active') return
     const version = await this.k.db.inOrg(tenantId, (tx) => this.versions.byId(tx, inst.versionId))
     const name = (version?.manifest.events?.subscribes ?? []).find((s) => s === event.type || matchesEventPattern(s, event.type))
     if (!name) return
