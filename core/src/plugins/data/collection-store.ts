@@ -106,7 +106,8 @@ export class CollectionStore {
    */
   async update(tx: Tx, ref: CollectionRef, id: string, patch: Record<string, unknown>, expectedVersion: number): Promise<StoredRecord> {
     if (!isCanonicalUuid(id)) throw KRN.NOT_FOUND({ what: `record ${id}` })
-    const rest = withoutMeta(patch)
+    // As after the JSON copy the sandbox makes: an undefined value is no key at all.
+    const rest = Object.fromEntries(Object.entries(withoutMeta(patch)).filter(([, v]) => v !== undefined))
     // Refuse what PostgreSQL could not store before writing anything.
     this.validator.check({ ...ref, schema: undefined }, rest)
     // Versions start at 1: 0 matches no record, so a malformed expectation is a conflict.

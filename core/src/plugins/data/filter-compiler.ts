@@ -114,8 +114,9 @@ function dataCondition(field: string, op: string, x: unknown, p: SqlParams): str
         parts.push(`(jsonb_typeof(${dataField(field, p)}) = 'string' and strpos(data ->> ${p.text(field)}, ${p.text(x === null ? 'null' : String(x))}) > 0)`)
         parts.push(`(jsonb_typeof(${dataField(field, p)}) = 'array' and ${dataField(field, p)} @> jsonb_build_array(${p.json(x)}))`)
       } else {
-        const f = dataField(field, p)
-        parts.push(`(jsonb_typeof(${f}) = 'array' and exists (select 1 from jsonb_array_elements(case when jsonb_typeof(${f}) = 'array' then ${f} else '[]'::jsonb end) e where e = ${p.json(x)}))`)
+        // Each use of the field is its own placeholder (and parameter).
+        const f = () => dataField(field, p)
+        parts.push(`(jsonb_typeof(${f()}) = 'array' and exists (select 1 from jsonb_array_elements(case when jsonb_typeof(${f()}) = 'array' then ${f()} else '[]'::jsonb end) e where e = ${p.json(x)}))`)
       }
       return parts.length === 1 ? parts[0]! : `(${parts.join(' or ')})`
     }
