@@ -8,6 +8,8 @@ import { matchesAny, type TrellisEvent } from './catalogue.js'
 import type { JobQueue, QueueJob, RunningJob } from './queue.js'
 import type { KernelEventHandler, PluginEventSink } from './subscribers.js'
 import { signWebhook } from './signing.js'
+import { EVENT_COLUMNS, EVENT_VALUES, eventRow, kernelEvent } from './outbox.js'
+import { eventMetrics, type EventMetrics } from '../observability/metrics.js'
 
 const BATCH = 500
 const FAN_OUT_BATCH = 50
@@ -28,6 +30,28 @@ export interface EventSystemOptions {
   concurrency?: number
   connectTimeoutMs?: number
   totalTimeoutMs?: number
+  /** Where the pipeline's Prometheus metrics go (the process's, which /metrics serves, by default). */
+  metrics?: EventMetrics
+  /** Processed events older than this are purged (TRELLIS_EVENT_RETENTION_DAYS). */
+  eventRetentionDays?: number
+  /** Finished deliveries and their attempts older than this are purged (TRELLIS_DELIVERY_RETENTION_DAYS). */
+  deliveryRetentionDays?: number
+  /** How often the retention job runs (default hourly). */
+  retentionIntervalMs?: number
+  /** Rows deleted per statement by the retention job. */
+  retentionBatch?: number
+}
+
+/** Why a delivery failed for good. */
+export type FailureReason = 'dead_letter' | 'gone' | 'endpoint_disabled'
+
+/** The type of the event that tells a tenant one of its deliveries failed for good. */
+export const DELIVERY_FAILED = 'kernel.webhook.delivery_failed'
+
+/** The smallest UUIDv7 of a millisecond: ids below it were made before it. */
+export function uuidv7Floor(ms: number): string {
+  const hex = Math.max(0, Math.floor(ms)).toString(16).padStart(12, '0')
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7000-8000-000000000000`
 }
 
 interface EventRow {
@@ -68,6 +92,7 @@ interface RecordInput {
   durationMs: number
   retryInMs?: number
   disableEndpoint?: boolean
+  failureReason?: FailureReason
 }
 
 /** A PostgreSQL array literal where null stays NULL (and text is quoted). */
@@ -110,6 +135,10 @@ export class EventSystem {
   private closed = false
   private readonly staleMs: number
   private directInFlight = 0
+  readonly metrics: EventMetrics
+  private retentionTimer: NodeJS.Timeout | undefined
+  private retentionRun: Promise<unknown> | undefined
+  private unsetBacklog: (() => void) | undefined
 
   constructor(
     private readonly db: Database,
@@ -120,6 +149,7 @@ export class EventSystem {
     private readonly logger?: Logger,
   ) {
     this.staleMs = opts.staleMs ?? 30_000
+    this.metrics = opts.metrics ?? eventMetrics
   }
 
   /** Runs `fn` (in this process, after commit, at least once) for events matching `patterns`. */
@@ -136,7 +166,94 @@ export class EventSystem {
     if (this.opts.worker ?? true) this.queue.work((job) => this.runJob(job), { concurrency: this.opts.concurrency ?? (this.queue.kind === 'bullmq' ? 64 : 16) })
     this.sweepTimer = setInterval(() => void this.sweep(), this.opts.sweepMs ?? 1000)
     this.sweepTimer.unref()
+    this.unsetBacklog = this.metrics.setBacklogSource(() => this.backlog())
+    this.startRetention()
     this.nudge()
+  }
+
+  /** What the outbox and the delivery table hold now (the backlog gauges on /metrics). */
+  async backlog(): Promise<{ outbox: number; oldestSeconds: number; pendingDeliveries: number }> {
+    const [row] = await this.db.inOrg(
+      null,
+      (tx) =>
+        tx.sql<{ outbox: number; oldest: number | null; pending: number }>(
+          `select (select count(*) from events where processed_at is null)::int as outbox,
+                  extract(epoch from clock_timestamp() - (select time from events where processed_at is null order by id limit 1))::float8 as oldest,
+                  (select count(*) from webhook_deliveries where status = 'pending')::int as pending`,
+        ),
+      'trellis_events',
+    )
+    return { outbox: row!.outbox, oldestSeconds: Math.max(0, row!.oldest ?? 0), pendingDeliveries: row!.pending }
+  }
+
+  /**
+   * Sets how long events and deliveries are kept (from the kernel's configuration) unless the
+   * options already said, and (re)starts the retention job if the system is running.
+   */
+  configureRetention(r: { eventRetentionDays: number; deliveryRetentionDays: number }): void {
+    this.opts.eventRetentionDays ??= r.eventRetentionDays
+    this.opts.deliveryRetentionDays ??= r.deliveryRetentionDays
+    if (this.sweepTimer && !this.retentionTimer) this.startRetention()
+  }
+
+  private startRetention(): void {
+    if (this.closed || this.retentionTimer || this.opts.eventRetentionDays === undefined || this.opts.deliveryRetentionDays === undefined) return
+    const every = this.opts.retentionIntervalMs ?? 3_600_000
+    const run = () => {
+      if (this.retentionRun || this.closed) return
+      this.retentionRun = this.purge()
+        .then((n) => {
+          if (n.events || n.deliveries) this.logger?.info(n, 'purged old events and webhook deliveries')
+        })
+        .catch((err) => this.logger?.warn({ err }, 'purging old events failed; the next run tries again'))
+        .finally(() => (this.retentionRun = undefined))
+    }
+    this.retentionTimer = setInterval(run, every)
+    this.retentionTimer.unref()
+    // A first run soon after start (not at once: starting should stay quick).
+    setTimeout(run, Math.min(every, 60_000)).unref()
+  }
+
+  /**
+   * The retention job: deletes, in batches, processed events older than the event retention
+   * (unless a delivery of theirs is still kept) and finished deliveries older than the delivery
+   * retention (their attempts go with them). Unprocessed events and pending deliveries are never
+   * touched — the row-level security policies of trellis_events refuse them too.
+   */
+  async purge(now: Date = new Date()): Promise<{ events: number; deliveries: number }> {
+    const day = 86_400_000
+    const batch = this.opts.retentionBatch ?? 1000
+    const deliveriesBefore = new Date(now.getTime() - (this.opts.deliveryRetentionDays ?? 30) * day)
+    const eventsBefore = new Date(now.getTime() - (this.opts.eventRetentionDays ?? 30) * day)
+    const loop = async (statement: string, params: unknown[]) => {
+      let total = 0
+      for (;;) {
+        if (this.closed) return total
+        const [r] = await this.db.inOrg(null, (tx) => tx.sql<{ n: number }>(statement, params), 'trellis_events')
+        total += r!.n
+        if (r!.n < batch) return total
+      }
+    }
+    // Deliveries first: an event whose deliveries are purged may go in the same run.
+    const deliveries = await loop(
+      `with gone as (
+         delete from webhook_deliveries where id in (
+           select id from webhook_deliveries where id < ?::uuid and status <> 'pending' and updated_at < ?::timestamptz order by id limit ${batch})
+         returning 1)
+       select count(*)::int as n from gone`,
+      [uuidv7Floor(deliveriesBefore.getTime()), deliveriesBefore.toISOString()],
+    )
+    const events = await loop(
+      `with gone as (
+         delete from events where id in (
+           select e.id from events e where e.id < ?::uuid and e.time < ?::timestamptz and e.processed_at is not null
+              and not exists (select 1 from webhook_deliveries d where d.event_id = e.id)
+            order by e.id limit ${batch})
+         returning 1)
+       select count(*)::int as n from gone`,
+      [uuidv7Floor(eventsBefore.getTime()), eventsBefore.toISOString()],
+    )
+    return { events, deliveries }
   }
 
   /** Wakes the dispatcher: called after a transaction that emitted has committed. */
@@ -318,7 +435,7 @@ export class EventSystem {
     const rows = await this.db.inOrg(
       tenantId,
       (tx) =>
-        tx.sql<ClaimedDelivery & { processed: number }>(
+        tx.sql<ClaimedDelivery & { processed: number; lags: number[] | null }>(
           `with ev as (
              select e.* from events e
               where e.id = ?::uuid and e.processed_at is null
@@ -333,9 +450,9 @@ export class EventSystem {
              on conflict (endpoint_id, event_id) do nothing
              returning id, endpoint_id
            ), upd as (
-             update events set processed_at = now() where id in (select id from ev) returning id
+             update events set processed_at = now() where id in (select id from ev) returning id, time
            )
-           select u.processed, x.* from (select count(*)::int as processed from upd) u left join (
+           select u.processed, u.lags, x.* from (select count(*)::int as processed, array_agg(extract(epoch from clock_timestamp() - time)::float8) as lags from upd) u left join (
              select ins.id, 1 as attempts, ins.endpoint_id, ep.url, ep.status as endpoint_status, ep.secret_enc, ep.previous_secret_enc, ep.previous_secret_expires_at,
                     ev.id as event_id, ev.type, ev.source, ev.subject, ev.time, ev.data, ev.tenant_id
                from ins join ep on ep.id = ins.endpoint_id cross join ev
@@ -349,14 +466,15 @@ export class EventSystem {
       if (!state || state.processed_at) return
       throw new WaitForEarlier(`event ${eventId} waits for an earlier event about its subject`)
     }
+    this.observeLags(rows[0]?.lags)
     await Promise.all(rows.filter((d) => d.id).map((d) => this.attempt(tenantId, d)))
   }
 
   /** Creates the deliveries of a run of one tenant's events, claimed for their first attempt, and marks the events processed. */
-  private fanOutStatement(tx: Tx, tenantId: string, events: Array<{ id: string; type: string }>): Promise<Array<ClaimedDelivery & { processed: string[] | null }>> {
+  private async fanOutStatement(tx: Tx, tenantId: string, events: Array<{ id: string; type: string }>): Promise<Array<ClaimedDelivery & { processed: string[] | null }>> {
     const leaseSeconds = ((this.opts.totalTimeoutMs ?? 15_000) + 5_000) / 1000
     const ids = sqlArray(events.map((e) => e.id))
-    return tx.sql<ClaimedDelivery & { processed: string[] | null }>(
+    const rows = await tx.sql<ClaimedDelivery & { processed: string[] | null; lags: number[] | null }>(
           `with ev as (
              select e.* from events e
               where e.id = any(?::uuid[]) and e.processed_at is null
@@ -372,15 +490,24 @@ export class EventSystem {
              on conflict (endpoint_id, event_id) do nothing
              returning id, endpoint_id, event_id
            ), upd as (
-             update events set processed_at = now() where id in (select id from ev) returning id
+             update events set processed_at = now() where id in (select id from ev) returning id, time
            )
-           select u.processed, x.* from (select array_agg(id::text) as processed from upd) u left join (
+           select u.processed, u.lags, x.* from (select array_agg(id::text) as processed, array_agg(extract(epoch from clock_timestamp() - time)::float8) as lags from upd) u left join (
              select ins.id, 1 as attempts, ins.endpoint_id, ep.url, ep.status as endpoint_status, ep.secret_enc, ep.previous_secret_enc, ep.previous_secret_expires_at,
                     ev.id as event_id, ev.type, ev.source, ev.subject, ev.time, ev.data, ev.tenant_id
                from ins join ep on ep.id = ins.endpoint_id and ep.event_id = ins.event_id join ev on ev.id = ins.event_id
            ) x on true`,
           [ids, ids, tenantId, leaseSeconds],
         )
+    // Observed when the statement ran; a rolled-back dispatch runs (and is counted) again.
+    this.observeLags(rows[0]?.lags)
+    return rows
+  }
+
+  private observeLags(lags: number[] | null | undefined): void {
+    if (!lags) return
+    this.metrics.fannedOut.inc(lags.length)
+    for (const l of lags) this.metrics.dispatchLag.observe(Math.max(0, l))
   }
 
   /** Several events of one tenant: one statement for all, unless a kernel handler or plugin needs each. */
@@ -424,7 +551,7 @@ export class EventSystem {
   /** Sends a claimed delivery and records the outcome: delivered, retry later, or dead letter. */
   private async attempt(tenantId: string, d: ClaimedDelivery): Promise<void> {
     if (d.endpoint_status !== 'active') {
-      await this.record(tenantId, d, { status: 'failed', error: 'endpoint disabled', durationMs: 0 })
+      await this.record(tenantId, d, { status: 'failed', error: 'endpoint disabled', durationMs: 0, failureReason: 'endpoint_disabled' })
       return
     }
     const secrets = [this.secrets.open(d.secret_enc, webhookSecretAd(d.endpoint_id))]
@@ -458,18 +585,23 @@ export class EventSystem {
       const e = err as { code?: string; message?: string }
       error = `${e.code ?? 'ERROR'}: ${e.message ?? String(err)}`.slice(0, 500)
     }
-    const durationMs = Math.round(performance.now() - started)
+    const elapsed = performance.now() - started
+    const durationMs = Math.round(elapsed)
     const ok = statusCode !== null && statusCode >= 200 && statusCode < 300
+    const outcome = ok ? 'success' : statusCode !== null ? 'http_error' : 'network_error'
+    this.metrics.attempts.inc({ outcome })
+    this.metrics.attemptDuration.observe({ outcome }, elapsed / 1000)
     if (ok) return this.record(tenantId, d, { status: 'delivered', statusCode, response, durationMs })
-    if (statusCode === 410) return this.record(tenantId, d, { status: 'failed', statusCode, response, durationMs, disableEndpoint: true })
+    if (statusCode === 410) return this.record(tenantId, d, { status: 'failed', statusCode, response, durationMs, disableEndpoint: true, failureReason: 'gone' })
     const schedule = this.opts.retryScheduleMs
     if (d.attempts > schedule.length) {
       this.logger?.warn({ tenantId, deliveryId: d.id, endpointId: d.endpoint_id, eventId: d.event_id, statusCode, error }, 'webhook delivery dead-lettered after its last retry')
-      return this.record(tenantId, d, { status: 'failed', statusCode, response, error, durationMs })
+      return this.record(tenantId, d, { status: 'failed', statusCode, response, error, durationMs, failureReason: 'dead_letter' })
     }
     // Exponential schedule with ±20 % jitter, so a recovering receiver is not hit by a thundering herd.
     const delay = Math.round(schedule[d.attempts - 1]! * (0.8 + Math.random() * 0.4))
     await this.record(tenantId, d, { status: 'pending', statusCode, response, error, durationMs, retryInMs: delay })
+    this.metrics.retries.inc()
     await this.queue.add([{ ...deliverJob(d.id, tenantId, d.attempts + 1), delayMs: delay }]).catch((err) => this.logger?.warn({ err }, 'queueing a retry failed; the sweep retries'))
   }
 
@@ -493,22 +625,24 @@ export class EventSystem {
     const batches = [...this.records]
     this.records.clear()
     this.recordFlush = undefined
+    let emitted = 0
     await Promise.all(
       batches.map(async ([tenantId, items]) => {
         try {
-          await this.db.inOrg(
+          emitted += await this.db.inOrg(
             tenantId,
             async (tx: Tx) => {
+              let written = 0
               const retry = (x: RecordInput) => (x.retryInMs === undefined ? null : String(x.retryInMs / 1000))
               await tx.sql(
                 `with v as (
-                   select * from unnest(?::uuid[], ?::uuid[], ?::int[], ?::int[], ?::int[], ?::text[], ?::text[], ?::text[], ?::double precision[])
-                     as v(id, delivery_id, attempt, status_code, duration_ms, error, response, status, retry)
+                   select * from unnest(?::uuid[], ?::uuid[], ?::int[], ?::int[], ?::int[], ?::text[], ?::text[], ?::text[], ?::double precision[], ?::text[])
+                     as v(id, delivery_id, attempt, status_code, duration_ms, error, response, status, retry, failure_reason)
                  ), a as (
                    insert into webhook_attempts (id, tenant_id, delivery_id, attempt, status_code, duration_ms, error, response)
                    select v.id, ?::uuid, v.delivery_id, v.attempt, v.status_code, v.duration_ms, v.error, v.response from v
                  )
-                 update webhook_deliveries d set status = v.status, last_status = v.status_code, updated_at = now(),
+                 update webhook_deliveries d set status = v.status, last_status = v.status_code, updated_at = now(), failure_reason = v.failure_reason,
                         next_attempt_at = case when v.retry is null then null else now() + make_interval(secs => v.retry) end
                    from v where d.id = v.delivery_id`,
                 [
@@ -521,23 +655,58 @@ export class EventSystem {
                   pgArray(items.map((i) => i.r.response ?? null)),
                   pgArray(items.map((i) => i.r.status)),
                   pgArray(items.map((i) => retry(i.r))),
+                  pgArray(items.map((i) => i.r.failureReason ?? null)),
                   tenantId,
                 ],
               )
+              // Tell the tenant, in the same transaction, of each delivery that failed for good —
+              // never of a delivery of that same news, so a failing endpoint cannot feed itself.
+              const failed = items.filter((i) => (i.r.failureReason === 'dead_letter' || i.r.failureReason === 'gone') && i.d.type !== DELIVERY_FAILED)
+              if (failed.length) {
+                const rows = failed.map((i) =>
+                  eventRow(
+                    kernelEvent(DELIVERY_FAILED, `webhook/${i.d.endpoint_id}`, {
+                      endpointId: i.d.endpoint_id,
+                      deliveryId: i.d.id,
+                      eventId: i.d.event_id,
+                      eventType: i.d.type,
+                      reason: i.r.failureReason as 'dead_letter' | 'gone',
+                      attempts: i.d.attempts,
+                      lastStatus: i.r.statusCode ?? null,
+                      error: i.r.error ?? null,
+                    }),
+                  ),
+                )
+                await tx.sql(`insert into events ${EVENT_COLUMNS} values ${rows.map(() => EVENT_VALUES).join(', ')}`, rows.flat())
+                written = rows.length
+              }
               for (const i of items) {
                 if (!i.r.disableEndpoint) continue
                 await tx.sql(`update webhook_endpoints set status = 'disabled', disabled_reason = ?, updated_at = now() where id = ?::uuid`, ['the receiver answered 410 Gone', i.d.endpoint_id])
                 this.logger?.warn({ tenantId, endpointId: i.d.endpoint_id }, 'webhook endpoint disabled: the receiver answered 410 Gone')
               }
+              return written
             },
             'trellis_events',
           )
-          for (const i of items) i.done()
+          for (const i of items) {
+            const reason = i.r.failureReason
+            if (i.r.status === 'delivered') this.metrics.deliveries.inc({ outcome: 'delivered' })
+            else if (reason) {
+              this.metrics.deliveries.inc({ outcome: reason })
+              this.metrics.deadLetters.inc({ reason })
+            }
+            i.done()
+          }
         } catch (err) {
           for (const i of items) i.done(err)
         }
       }),
     )
+    if (emitted) {
+      this.metrics.emitted.inc(emitted)
+      this.nudge()
+    }
   }
 
   /** Queues another attempt of a delivery (redelivery from the API). */
@@ -553,6 +722,9 @@ export class EventSystem {
   async close(): Promise<void> {
     this.closed = true
     if (this.sweepTimer) clearInterval(this.sweepTimer)
+    if (this.retentionTimer) clearInterval(this.retentionTimer)
+    this.unsetBacklog?.()
+    await this.retentionRun
     await this.running
     for (let i = 0; i < 200 && this.directInFlight > 0; i++) await new Promise((r) => setTimeout(r, 10))
     await this.queue.close()

@@ -8,7 +8,7 @@ import { appendAudit } from '../audit/audit-log.js'
 import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
 import { PageQuery, pageOf, decodeCursor, toPage } from '../http/pagination.js'
 import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
-import { sqlArray } from '../db/database.js'
+import { sqlArray, type Tx } from '../db/database.js'
 import { EVENT_PATTERN } from './catalogue.js'
 import { emitEvents, kernelEvent } from './outbox.js'
 import { newWebhookSecret } from './signing.js'
@@ -32,15 +32,79 @@ const EndpointWithSecret = Type.Intersect([Endpoint, Type.Object({ secret: Type.
 const Attempt = Type.Object({ attempt: Type.Integer(), at: Type.String({ format: 'date-time' }), statusCode: Type.Union([Type.Integer(), Type.Null()]), durationMs: Type.Integer(), error: Type.Union([Type.String(), Type.Null()]), response: Type.Union([Type.String(), Type.Null()]) })
 const Delivery = Type.Object({
   id: Uuid,
+  endpointId: Uuid,
   eventId: Uuid,
   eventType: Type.String(),
-  status: Type.String({ description: 'pending, delivered, or failed (dead-lettered, or the endpoint answered 410 Gone)' }),
+  status: Type.String({ description: 'pending, delivered, or failed (for good: see failureReason)' }),
+  failureReason: Type.Union([Type.Literal('dead_letter'), Type.Literal('gone'), Type.Literal('endpoint_disabled'), Type.Null()], {
+    description: 'Why a failed delivery failed: dead_letter (its last retry failed), gone (the receiver answered 410 Gone; the endpoint was disabled), endpoint_disabled (the endpoint was disabled while it waited)',
+  }),
   attempts: Type.Integer(),
   lastStatus: Type.Union([Type.Integer(), Type.Null()]),
   nextAttemptAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
   log: Type.Array(Attempt),
 })
 const IdParams = Type.Object({ id: Uuid })
+const STATUS_FILTERS = ['pending', 'retrying', 'delivered', 'failed', 'dead_letter', 'gone', 'endpoint_disabled'] as const
+const DeliveryQuery = {
+  ...PageQuery,
+  status: Type.Optional(
+    Type.Union(
+      STATUS_FILTERS.map((s) => Type.Literal(s)),
+      {
+        description:
+          'pending (waiting for an attempt), retrying (pending after a failed attempt), delivered, failed (for good, whatever the reason), dead_letter (the last retry failed), gone (410 Gone), endpoint_disabled',
+      },
+    ),
+  ),
+  eventType: Type.Optional(Type.String({ maxLength: 200, description: 'Only deliveries of this event type.' })),
+}
+
+interface DeliveryRow {
+  id: string
+  endpoint_id: string
+  event_id: string
+  event_type: string
+  status: string
+  failure_reason: 'dead_letter' | 'gone' | 'endpoint_disabled' | null
+  attempts: number
+  last_status: number | null
+  next_attempt_at: Date | null
+  log: Array<Record<string, unknown>>
+}
+
+/** Deliveries, newest first, with their attempt logs: one endpoint's, or (endpointId null) all of the organisation's. */
+function listDeliveries(tx: Tx, endpointId: string | null, q: { status?: string; eventType?: string; before: string | null; limit: number }): Promise<DeliveryRow[]> {
+  const status = q.status ?? null
+  return tx.sql<DeliveryRow>(
+    `select d.id, d.endpoint_id, d.event_id, d.event_type, d.status, d.failure_reason, d.attempts, d.last_status, d.next_attempt_at,
+            coalesce((select json_agg(json_build_object('attempt', a.attempt, 'at', a.at, 'statusCode', a.status_code, 'durationMs', a.duration_ms, 'error', a.error, 'response', a.response) order by a.id)
+                        from webhook_attempts a where a.delivery_id = d.id), '[]'::json) as log
+       from webhook_deliveries d
+      where (?::uuid is null or d.endpoint_id = ?::uuid) and (?::uuid is null or d.id < ?::uuid) and (?::text is null or d.event_type = ?::text)
+        and (?::text is null
+             or (?::text in ('pending', 'delivered', 'failed') and d.status = ?::text)
+             or (?::text = 'retrying' and d.status = 'pending' and exists (select 1 from webhook_attempts a where a.delivery_id = d.id))
+             or (?::text in ('dead_letter', 'gone', 'endpoint_disabled') and d.status = 'failed' and d.failure_reason = ?::text))
+      order by d.id desc limit ?`,
+    [endpointId, endpointId, q.before, q.before, q.eventType ?? null, q.eventType ?? null, status, status, status, status, status, status, q.limit + 1],
+  )
+}
+
+function deliveryView(d: DeliveryRow) {
+  return {
+    id: d.id,
+    endpointId: d.endpoint_id,
+    eventId: d.event_id,
+    eventType: d.event_type,
+    status: d.status,
+    failureReason: d.status === 'failed' ? d.failure_reason : null,
+    attempts: d.attempts,
+    lastStatus: d.last_status,
+    nextAttemptAt: d.status === 'pending' ? iso(d.next_attempt_at) : null,
+    log: d.log.map((a) => ({ attempt: a.attempt as number, at: iso(a.at as string)!, statusCode: (a.statusCode as number | null) ?? null, durationMs: a.durationMs as number, error: (a.error as string | null) ?? null, response: (a.response as string | null) ?? null })),
+  }
+}
 
 interface EndpointRow {
   id: string
@@ -229,49 +293,47 @@ export function registerWebhookRoutes(app: Api, k: KernelContext): void {
   )
 
   app.get(
-    '/webhooks/:id/deliveries',
+    '/webhooks/deliveries',
     {
       ...guard,
       schema: {
         tags: ['webhooks'],
-        summary: 'Deliveries to this endpoint, newest first, each with its log of attempts',
-        params: IdParams,
-        querystring: Type.Object({ ...PageQuery, status: Type.Optional(Type.Union([Type.Literal('pending'), Type.Literal('delivered'), Type.Literal('failed')])) }, { additionalProperties: false }),
+        summary: 'Deliveries to all your endpoints, newest first, each with its log of attempts: filter by status (e.g. failed, dead_letter) and event type',
+        querystring: Type.Object(DeliveryQuery, { additionalProperties: false }),
         response: { 200: pageOf(Delivery) },
       },
     },
     async (request) => {
       const p = principalOf(request)
-      const before = decodeCursor(request.query.cursor)
       const limit = request.query.limit ?? 50
-      const status = request.query.status ?? null
+      const rows = await orgTx(k, p.orgId, (tx) => listDeliveries(tx, null, { ...request.query, before: decodeCursor(request.query.cursor), limit }))
+      const page = toPage(rows, limit)
+      return { items: page.items.map(deliveryView), nextCursor: page.nextCursor }
+    },
+  )
+
+  app.get(
+    '/webhooks/:id/deliveries',
+    {
+      ...guard,
+      schema: {
+        tags: ['webhooks'],
+        summary: 'Deliveries to this endpoint, newest first, each with its log of attempts: filter by status (e.g. failed, dead_letter) and event type',
+        params: IdParams,
+        querystring: Type.Object(DeliveryQuery, { additionalProperties: false }),
+        response: { 200: pageOf(Delivery) },
+      },
+    },
+    async (request) => {
+      const p = principalOf(request)
+      const limit = request.query.limit ?? 50
       const rows = await orgTx(k, p.orgId, async (tx) => {
         const [ep] = await tx.sql('select 1 from webhook_endpoints where id = ?::uuid', [request.params.id])
         if (!ep) throw KRN.NOT_FOUND({ what: 'webhook endpoint' })
-        return tx.sql<{ id: string; event_id: string; event_type: string; status: string; attempts: number; last_status: number | null; next_attempt_at: Date | null; log: Array<Record<string, unknown>> }>(
-          `select d.id, d.event_id, d.event_type, d.status, d.attempts, d.last_status, d.next_attempt_at,
-                  coalesce((select json_agg(json_build_object('attempt', a.attempt, 'at', a.at, 'statusCode', a.status_code, 'durationMs', a.duration_ms, 'error', a.error, 'response', a.response) order by a.id)
-                              from webhook_attempts a where a.delivery_id = d.id), '[]'::json) as log
-             from webhook_deliveries d
-            where d.endpoint_id = ?::uuid and (?::uuid is null or d.id < ?::uuid) and (?::text is null or d.status = ?::text)
-            order by d.id desc limit ?`,
-          [request.params.id, before, before, status, status, limit + 1],
-        )
+        return listDeliveries(tx, request.params.id, { ...request.query, before: decodeCursor(request.query.cursor), limit })
       })
       const page = toPage(rows, limit)
-      return {
-        items: page.items.map((d) => ({
-          id: d.id,
-          eventId: d.event_id,
-          eventType: d.event_type,
-          status: d.status,
-          attempts: d.attempts,
-          lastStatus: d.last_status,
-          nextAttemptAt: d.status === 'pending' ? iso(d.next_attempt_at) : null,
-          log: d.log.map((a) => ({ attempt: a.attempt as number, at: iso(a.at as string)!, statusCode: (a.statusCode as number | null) ?? null, durationMs: a.durationMs as number, error: (a.error as string | null) ?? null, response: (a.response as string | null) ?? null })),
-        })),
-        nextCursor: page.nextCursor,
-      }
+      return { items: page.items.map(deliveryView), nextCursor: page.nextCursor }
     },
   )
 
@@ -293,7 +355,7 @@ export function registerWebhookRoutes(app: Api, k: KernelContext): void {
         if (!ep) throw KRN.NOT_FOUND({ what: 'webhook endpoint' })
         if (ep.status !== 'active') throw EVT.ENDPOINT_DISABLED()
         const [d] = await tx.sql<{ id: string; attempts: number }>(
-          `update webhook_deliveries set status = 'pending', next_attempt_at = now(), updated_at = now() where id = ?::uuid and endpoint_id = ?::uuid returning id, attempts`,
+          `update webhook_deliveries set status = 'pending', failure_reason = null, next_attempt_at = now(), updated_at = now() where id = ?::uuid and endpoint_id = ?::uuid returning id, attempts`,
           [request.params.deliveryId, request.params.id],
         )
         if (!d) throw KRN.NOT_FOUND({ what: 'delivery' })
