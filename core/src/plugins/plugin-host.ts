@@ -10,7 +10,7 @@ import { EgressGuard } from '../egress/index.js'
 import type { PluginEventSink, PluginSubscription } from '../events/subscribers.js'
 import { INSTALLATION_COLS, openSecrets, toInstallation, type Installation, type InstallationRow } from './installations.js'
 import { PluginVersions, type PluginVersion } from './versions.js'
-import { InvocationRecorder } from './invocation-recorder.js'
+import { InvocationRecorder, type InvocationRecord } from './invocation-recorder.js'
 import { runHostCall, type DataService, type HostServices, type InvocationTree, type Running } from './host-calls.js'
 import { checkSchema } from './schemas.js'
 
@@ -62,6 +62,7 @@ export class PluginHost implements PluginEventSink {
   private readonly egress: EgressGuard
   private sinkTimer: NodeJS.Timeout | undefined
   private sinkSet = false
+  private readonly listeners = new Set<(rec: InvocationRecord) => void>()
   private closed = false
 
   constructor(
@@ -78,6 +79,12 @@ export class PluginHost implements PluginEventSink {
       secrets: (inst) => openSecrets(k.secrets, inst),
       callAction: (from, plugin, action, input) => this.callAction(from, plugin, action, input),
     }
+  }
+
+  /** Calls `listener` with every invocation record as it is made (`trellis-plugin dev` streams logs with it); returns an unsubscribe function. */
+  onInvocation(listener: (rec: InvocationRecord) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
   }
 
   /** Starts watching for subscribing installations (so the event system hands plugins their events). */
@@ -213,8 +220,8 @@ export class PluginHost implements PluginEventSink {
     const invocationId = uuidv7()
     const startedAt = new Date().toISOString()
     const caller = run.caller
-    const record = (res: Pick<InvokeResult, 'metrics' | 'logs'> | undefined, error?: string) =>
-      this.recorder.record({
+    const record = (res: Pick<InvokeResult, 'metrics' | 'logs'> | undefined, error?: string) => {
+      const rec: InvocationRecord = {
         id: invocationId,
         tenantId: run.tree.tenantId,
         installationId: run.inst.id,
@@ -231,7 +238,10 @@ export class PluginHost implements PluginEventSink {
         outcome: error ? 'error' : 'ok',
         errorCode: error ?? null,
         logs: (res?.logs ?? []).map((l: LogLine) => ({ level: l.level, message: l.message, ...(l.fields ? { fields: l.fields } : {}), time: l.time })),
-      })
+      }
+      for (const l of this.listeners) l(rec)
+      this.recorder.record(rec)
+    }
     try {
       const result = await sandbox.invoke({
         bundle: { id: run.version.name, version: run.version.version },

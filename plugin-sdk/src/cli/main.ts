@@ -1,5 +1,6 @@
-// `trellis-plugin`: create, build, validate, keys generate, pack. Exit codes: 0 ok, 1 error,
-// 2 usage, 3 validation failed, 4 auth (signing key), 5 network (reserved for publish).
+// `trellis-plugin`: create, build, validate, test, dev, keys generate, pack. Exit codes: 0 ok,
+// 1 error (and failed tests), 2 usage, 3 validation failed, 4 auth (signing key), 5 network
+// (reserved for publish).
 import { mkdir, readdir, writeFile } from 'node:fs/promises'
 import { createInterface } from 'node:readline/promises'
 import { dirname, join, relative, resolve } from 'node:path'
@@ -10,11 +11,16 @@ import { lintPlugin, validateManifest, type ManifestIssue } from '../manifest.js
 import { defaultKeysDir, generateSigningKeys, loadSigningKey, packPlugin } from '../pack.js'
 import { SDK } from '../sdk-errors.js'
 import { templateFiles } from './template.js'
+import { runPluginTests } from '../run-tests.js'
+import { runDev } from '../dev-server.js'
 
 /** Exit codes of `trellis-plugin`. */
 export const EXIT = Object.freeze({ OK: 0, ERROR: 1, USAGE: 2, VALIDATION: 3, AUTH: 4, NETWORK: 5 })
 
 const NAME = /^@[a-z0-9][a-z0-9-]*\/[a-z0-9][a-z0-9-]*$/
+const BARE_NAME = /^[a-z0-9][a-z0-9-]*$/
+/** The scope a bare name gets; change it to your publisher scope before publishing. */
+export const DEFAULT_SCOPE = '@local'
 
 interface Io {
   stdout: (s: string) => void
@@ -23,6 +29,10 @@ interface Io {
   cwd: string
   /** Asks one question (default: readline on stdin/stderr); used only when stdin is a TTY. */
   prompt?: (question: string) => Promise<string>
+  /** Stops long-running commands (`dev`); default: SIGINT/SIGTERM. */
+  signal?: AbortSignal
+  /** Called when `dev` is serving (tests use it). */
+  onDevReady?: (info: { url: string; basePath: string; token: string }) => void
 }
 
 class Exit extends Error {
@@ -46,6 +56,8 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
     stdinIsTTY: io.stdinIsTTY ?? Boolean(process.stdin.isTTY),
     cwd: io.cwd ?? process.cwd(),
     prompt: io.prompt,
+    signal: io.signal,
+    onDevReady: io.onDevReady,
   }
   let json = false
   const print = (human: string, data: Record<string, unknown>) => (json ? out.stdout(JSON.stringify({ ok: true, ...data }) + '\n') : out.stdout(human + '\n'))
@@ -78,7 +90,7 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
   program
     .command('create')
     .description('scaffold a plugin: one collection, one route, one event handler and a test')
-    .argument('[name]', 'package name, @scope/name')
+    .argument('[name]', `package name, @scope/name (a bare name gets the scope ${DEFAULT_SCOPE})`)
     .option('--description <text>', 'one-line description')
     .option('-o, --out <dir>', 'directory to create (default: ./<name without scope>)')
     .option('-y, --yes', 'accept defaults, never prompt')
@@ -92,6 +104,7 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
         let name = nameArg
         for (let tries = 0; !name && ask && tries < 3; tries++) name = (await ask('Plugin name (@scope/name): ')).trim()
         if (!name) fail(SDK.USAGE({ reason: 'create needs a name (@scope/name) when it cannot prompt' }))
+        if (BARE_NAME.test(name!)) name = `${DEFAULT_SCOPE}/${name}`
         if (!NAME.test(name!)) fail(SDK.USAGE({ reason: `"${name}" is not @scope/name (lower-case letters, digits and -)` }))
         const short = name!.split('/')[1]!
         let description = opts.description
@@ -148,6 +161,64 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
         out.stdout(r.errors.length ? `${r.file.path}: ${r.errors.length} error(s), ${r.warnings.length} warning(s)\n` : `${r.file.path}: valid${r.warnings.length ? ` with ${r.warnings.length} warning(s)` : ''}\n`)
       }
       if (r.errors.length) throw new Exit(EXIT.VALIDATION)
+    })
+
+  program
+    .command('test')
+    .description('run the plugin\'s tests (test/**/*.test.ts) against the real kernel and sandbox')
+    .addOption(dirOption())
+    .argument('[files...]', 'test files (default: every test/**/*.test.ts)')
+    .action(async (files: string[], opts: { dir?: string }) => {
+      const r = await runPluginTests(dirOf(opts), { files, stdout: out.stdout, stderr: out.stderr })
+      if (r.files.length === 0) out.stderr('no test files under test/\n')
+      if (r.code !== 0) throw new Exit(EXIT.ERROR)
+    })
+
+  program
+    .command('dev')
+    .description('serve the plugin from a local kernel (embedded database, real sandbox); rebuild and reload on change')
+    .addOption(dirOption())
+    .option('-p, --port <port>', 'port to listen on', '4000')
+    .option('--settings <json>', 'installation settings as JSON')
+    .option('--egress-allow <hosts>', 'comma-separated private hosts ctx.http.fetch may reach (e.g. 127.0.0.1)')
+    .action(async (opts: { dir?: string; port: string; settings?: string; egressAllow?: string }) => {
+      const port = Number(opts.port)
+      if (!Number.isInteger(port) || port < 0 || port > 65535) fail(SDK.USAGE({ reason: `--port must be 0 to 65535, not "${opts.port}"` }))
+      let settings: Record<string, never> | undefined
+      if (opts.settings !== undefined) {
+        try {
+          settings = JSON.parse(opts.settings)
+        } catch {
+          fail(SDK.USAGE({ reason: '--settings must be a JSON object' }))
+        }
+      }
+      const dir = dirOf(opts)
+      const check0 = await check(dir, false)
+      if (check0.errors.length) {
+        out.stderr(issuesText([...check0.errors, ...check0.warnings]) + '\n')
+        fail(SDK.VALIDATION_FAILED({ errors: check0.errors.length }))
+      }
+      const ac = new AbortController()
+      const stop = () => ac.abort()
+      if (!out.signal) {
+        process.once('SIGINT', stop)
+        process.once('SIGTERM', stop)
+      }
+      out.signal?.addEventListener('abort', stop, { once: true })
+      try {
+        await runDev({
+          dir,
+          port,
+          ...(settings ? { settings } : {}),
+          ...(opts.egressAllow ? { egressAllow: opts.egressAllow.split(',').map((h) => h.trim()).filter(Boolean) } : {}),
+          log: (line) => out.stdout(line + '\n'),
+          signal: ac.signal,
+          onReady: (info) => out.onDevReady?.({ url: info.url, basePath: info.basePath, token: info.token }),
+        })
+      } finally {
+        process.off('SIGINT', stop)
+        process.off('SIGTERM', stop)
+      }
     })
 
   const keys = program.command('keys').description('signing keys')

@@ -1,7 +1,19 @@
 // Files of `trellis-plugin create`: one collection, one route, one event handler and a test.
 import { createRequire } from 'node:module'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 const sdkVersion = (createRequire(import.meta.url)('../../package.json') as { version: string }).version
+const sdkDir = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+
+/**
+ * How a new plugin depends on the SDK and the kernel its tests run: from the registry when this
+ * SDK was installed from one, otherwise (a Trellis checkout) from this checkout's packages.
+ */
+function trellisDependencies(): Record<string, string> {
+  if (sdkDir.split(/[\\/]/).includes('node_modules')) return { '@trellis/core': `^${sdkVersion}`, '@trellis/plugin-sdk': `^${sdkVersion}` }
+  return { '@trellis/core': `file:${join(sdkDir, '..', 'core')}`, '@trellis/plugin-sdk': `file:${sdkDir}` }
+}
 
 export interface TemplateInput {
   /** `@scope/name`. */
@@ -59,9 +71,10 @@ export function templateFiles({ name, description }: TemplateInput): Record<stri
             build: 'trellis-plugin build',
             validate: 'trellis-plugin validate',
             pack: 'trellis-plugin pack',
-            test: 'node --import tsx --test test/*.test.ts',
+            dev: 'trellis-plugin dev',
+            test: 'trellis-plugin test',
           },
-          devDependencies: { '@trellis/plugin-sdk': `^${sdkVersion}`, tsx: '^4.20.0', typescript: '^5.9.0' },
+          devDependencies: { ...trellisDependencies(), '@types/node': '^20.0.0', typescript: '^5.9.0' },
         },
         null,
         2,
@@ -121,23 +134,37 @@ export const plugin = definePlugin({
   events: { '${created}': onItemCreated },
 })
 `,
-    'test/plugin.test.ts': `import { test } from 'node:test'
+    'test/plugin.test.ts': `// Runs against the real kernel: an embedded database, the sandbox, the event pipeline.
+import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createTestHost } from '@trellis/plugin-sdk'
-import { plugin } from '../src/index.js'
+import { startPluginHarness } from '@trellis/plugin-sdk/testing'
+import type { Item } from '../src/index.js'
+
+const h = await startPluginHarness()
+after(() => h.close())
 
 test('POST /items stores the item and emits ${created}', async () => {
-  const host = createTestHost(plugin)
-  const res = await host.route('POST /items', { body: { name: 'bolt', qty: 3 } })
+  const res = await h.route<Item & { id: string; version: number }>('POST', '/items', { body: { name: 'bolt', qty: 3 } })
   assert.equal(res.status, 201)
-  const item = res.body as { id: string; name: string; version: number }
-  assert.equal(item.name, 'bolt')
-  assert.deepEqual(host.emitted, [{ type: '${created}', data: { itemId: item.id }, subject: item.id }])
+  assert.equal(res.body.name, 'bolt')
+  assert.equal(res.body.version, 1)
+  const emitted = await h.emitted()
+  assert.deepEqual(emitted.map((e) => [e.type, e.data]), [['${created}', { itemId: res.body.id }]])
+})
 
-  await host.event('${created}', { itemId: item.id })
-  const stored = host.collections.get('items')!.get(item.id)!
-  assert.equal(stored.announced, true)
-  assert.equal(stored.version, 2)
+test('the event handler marks the item announced', async () => {
+  const res = await h.route<{ id: string }>('POST', '/items', { body: { name: 'nut', qty: 1 } })
+  await h.deliver('${created}', { itemId: res.body.id })
+  const stored = (await h.records<Item & { id: string }>('items')).find((i) => i.id === res.body.id)
+  assert.equal(stored?.announced, true)
+})
+
+test('the kernel refuses a body that does not match the route schema, and nothing is written', async () => {
+  const before = (await h.records('items')).length
+  const res = await h.route<{ code: string }>('POST', '/items', { body: { name: 'washer', qty: -1 } })
+  assert.equal(res.status, 400)
+  assert.equal(res.body.code, 'KRN_ERR_VALIDATION_FAILED')
+  assert.equal((await h.records('items')).length, before)
 })
 `,
     'README.md': `# ${name}
@@ -146,7 +173,8 @@ ${description}
 
 \`\`\`sh
 npm install
-npm test                      # unit tests against the SDK's in-memory host
+npm test                      # the tests in test/, against a real kernel and sandbox
+npx trellis-plugin dev        # serve it at http://127.0.0.1:4000/v1/x/${name.split('/')[1]}/… ; reloads on change
 npx trellis-plugin validate   # manifest schema, capability lint, size limits
 npx trellis-plugin build      # dist/plugin.js + dist/plugin.js.map
 npx trellis-plugin pack       # signed ${name.replace(/^@/, '').replace('/', '-')}-0.1.0.tgz (run \`trellis-plugin keys generate\` once)

@@ -1,0 +1,149 @@
+import { randomBytes } from 'node:crypto'
+import type { DevEvent, DevInvocation, DevKernel, DevKernelOptions, DevResponse, PluginManifest, StartDevKernel } from '@trellis/plugin-sdk'
+import { createKernel } from '../kernel.js'
+import { loadConfig } from '../config.js'
+import { createPlatformAdmin } from '../bootstrap.js'
+import { orgTx } from '../kernel-context.js'
+import { PLATFORM_ORG } from '../db/database.js'
+import { appendAudit } from '../audit/audit-log.js'
+import { emitEvents } from '../events/outbox.js'
+import { matchesEventPattern } from '@trellis/plugin-sdk'
+import { PLG } from '../errors.js'
+import { invocationView } from './installation-routes.js'
+import { INSTALLATION_COLS, defaultMount, insertInstallation, splitSettings, toInstallation, type InstallationRow } from './installations.js'
+
+const SYSTEM = { actor: { kind: 'system' as const, id: 'dev-kernel' } }
+
+/**
+ * A kernel on a throw-away embedded database with one tenant, for plugin tests and
+ * `trellis-plugin dev`: the real HTTP stack, database, row-level security, sandbox and event
+ * pipeline, with shortcuts to install a built plugin and look at what it did.
+ */
+export const startDevKernel: StartDevKernel = async (options: DevKernelOptions = {}) => {
+  const env: NodeJS.ProcessEnv = {
+    LOG_LEVEL: options.logLevel ?? 'silent',
+    TRELLIS_SECRET_KEY: randomBytes(32).toString('hex'),
+    TRELLIS_DATA_DIR: '/nonexistent/trellis-dev',
+    PORT: String(options.port ?? 0),
+    HOST: options.host ?? '127.0.0.1',
+  }
+  const kernel = await createKernel({ config: loadConfig(env), embeddedDir: 'memory://', migrate: true, rateLimitPerMinute: 1_000_000, plugins: { sandboxWorkers: 1, installationTtlMs: 0 }, events: { egressAllow: options.egressAllow ?? [], sweepMs: 200 } })
+  const k = kernel.ctx
+  try {
+    const admin = { email: 'platform@trellis.dev', password: randomBytes(18).toString('base64url') }
+    await createPlatformAdmin(k, admin)
+    const inject = async (method: string, path: string, init: { body?: unknown; headers?: Record<string, string>; token?: string } = {}): Promise<DevResponse> => {
+      const headers: Record<string, string> = { ...(init.headers ?? {}) }
+      if (init.token) headers.authorization = `Bearer ${init.token}`
+      const res = await kernel.app.inject({ method: method as 'GET', url: path, headers: init.body === undefined ? headers : { 'content-type': 'application/json', ...headers }, ...(init.body === undefined ? {} : { payload: JSON.stringify(init.body) }) })
+      const type = String(res.headers['content-type'] ?? '')
+      const flat: Record<string, string> = {}
+      for (const [h, v] of Object.entries(res.headers)) if (v !== undefined) flat[h] = Array.isArray(v) ? v.join(', ') : String(v)
+      return { status: res.statusCode, headers: flat, body: res.body === '' ? null : type.includes('json') ? JSON.parse(res.body) : res.body }
+    }
+    const login = async (email: string, password: string) => {
+      const r = await inject('POST', '/v1/auth/login', { body: { email, password } })
+      if (r.status !== 200) throw new Error(`dev kernel: sign-in failed (${r.status})`)
+      return (r.body as { accessToken: string }).accessToken
+    }
+    const adminToken = await login(admin.email, admin.password)
+    const slug = options.tenantSlug ?? 'dev'
+    const tenantAdmin = { email: `admin@${slug}.dev`, password: randomBytes(18).toString('base64url') }
+    const created = await inject('POST', '/v1/tenants', { token: adminToken, body: { name: `${slug} tenant`, slug, admin: { ...tenantAdmin, name: 'Dev admin' } } })
+    if (created.status !== 201) throw new Error(`dev kernel: tenant not created (${created.status} ${JSON.stringify(created.body)})`)
+    const tenantId = (created.body as { id: string }).id
+    const token = await login(tenantAdmin.email, tenantAdmin.password)
+    const url = options.port === undefined ? undefined : (await kernel.listen()).replace('[::1]', 'localhost')
+
+    const installationOf = async (plugin: string) => {
+      const inst = (await k.plugins.installed(tenantId)).byPlugin.get(plugin)
+      if (!inst) throw PLG.NOT_INSTALLED({ name: plugin })
+      return inst
+    }
+    const rowEvent = (r: { id: string; type: string; source: string; subject: string; data: unknown; time: Date }): DevEvent => ({ id: r.id, type: r.type, source: r.source, subject: r.subject, data: r.data, time: new Date(r.time).toISOString() })
+    const toDev = (r: Record<string, unknown>): DevInvocation => {
+      const v = invocationView(r)
+      return { id: v.id, plugin: v.plugin, version: v.version, entryKind: v.entryKind, entryName: v.entryName, callerKind: v.callerKind, outcome: v.outcome as 'ok' | 'error', errorCode: v.errorCode, wallMs: v.wallMs, cpuMs: v.cpuMs, hostCalls: v.hostCalls, logs: v.logs }
+    }
+    let devBuild = 0
+
+    const dev: DevKernel = {
+      url,
+      tenant: { id: tenantId, slug, adminEmail: tenantAdmin.email, adminPassword: tenantAdmin.password, token },
+      async install(bundle, opts = {}) {
+        const manifest = bundle.manifest as unknown as PluginManifest
+        const version = await orgTx(k, PLATFORM_ORG, async (tx) => {
+          const existing = await k.plugins.versions.find(tx, manifest.name, manifest.version)
+          let stated = manifest
+          if (existing) {
+            const sameCode = existing.code === bundle.code && JSON.stringify(existing.manifest) === JSON.stringify(manifest)
+            if (sameCode) return existing
+            stated = { ...manifest, version: `${manifest.version.split('+')[0]}+dev.${Date.now().toString(36)}${++devBuild}` }
+          }
+          return k.plugins.versions.register(tx, { manifest: stated, code: bundle.code, ...(bundle.sourceMap ? { sourceMap: bundle.sourceMap } : {}) }, (b) => k.plugins.probe(b), 'system:dev-kernel')
+        })
+        const inst = await orgTx(k, tenantId, async (tx) => {
+          const { settings, secrets } = splitSettings(version, opts.settings ?? {})
+          const [current] = await tx.sql<InstallationRow>(`select ${INSTALLATION_COLS} from plugin_installations where plugin = ?`, [version.name])
+          await k.plugins.data.ensureIndexes(tx, version.name, version.manifest.collections ?? {})
+          if (!current) {
+            const created = await insertInstallation(tx, k.secrets, { version, mount: defaultMount(version.name), capabilities: version.manifest.capabilities, settings, secrets, installedBy: 'system:dev-kernel' })
+            await appendAudit(tx, tenantId, { ...SYSTEM, action: 'plugin.installed', target: { kind: 'plugin_installation', id: created.id }, data: { plugin: version.name, version: version.version, capabilities: created.capabilities } })
+            return created
+          }
+          const [row] = await tx.sql<InstallationRow>(
+            `update plugin_installations set version_id = ?::uuid, capabilities = ?::text[], updated_at = now() where id = ?::uuid returning ${INSTALLATION_COLS}`,
+            [version.id, version.manifest.capabilities, current.id],
+          )
+          await appendAudit(tx, tenantId, { ...SYSTEM, action: 'plugin.upgraded', target: { kind: 'plugin_installation', id: current.id }, data: { plugin: version.name, version: version.version, capabilities: version.manifest.capabilities } })
+          return toInstallation(row!)
+        })
+        k.plugins.forgetTenant(tenantId)
+        return { installationId: inst.id, version: version.version, mount: inst.mount }
+      },
+      request: (method, path, init = {}) => inject(method, path, { ...init, token: init.token ?? token }),
+      async invoke(plugin, kind, name, input) {
+        const installation = await installationOf(plugin)
+        return k.plugins.invoke({ tenantId, installation, entry: { kind, name }, input, caller: { kind: 'system', id: 'dev-kernel', permissions: [] } })
+      },
+      async emit(plugin, type, data, subject) {
+        const [id] = await orgTx(k, tenantId, (tx) => emitEvents(tx, { type, subject: subject ?? type, data: data as Record<string, unknown>, source: 'test' }))
+        const [row] = await k.db.inOrg(tenantId, (tx) => tx.sql<{ id: string; type: string; source: string; subject: string; data: unknown; time: Date }>('select id, type, source, subject, data, time from events where id = ?::uuid', [id!]))
+        const event = rowEvent(row!)
+        const installation = await installationOf(plugin)
+        const version = await k.db.inOrg(tenantId, (tx) => k.plugins.versionOf(tx, installation))
+        const entry = (version.manifest.events?.subscribes ?? []).find((s) => s === type || matchesEventPattern(s, type))
+        if (entry) await k.plugins.invoke({ tenantId, installation, entry: { kind: 'event', name: entry }, input: { ...event, tenantId, subject: event.subject }, caller: { kind: 'event', id: event.id, permissions: [] } })
+        return event
+      },
+      async records(plugin, collection) {
+        const rows = await k.db.inOrg(tenantId, (tx) =>
+          tx.sql<{ id: string; version: number; data: Record<string, unknown>; created_at: Date; updated_at: Date }>(
+            'select id, version, data, created_at, updated_at from plugin_records where plugin = ? and collection = ? order by id',
+            [plugin, collection],
+          ),
+        )
+        return rows.map((r) => ({ ...r.data, id: r.id, version: r.version, createdAt: new Date(r.created_at).toISOString(), updatedAt: new Date(r.updated_at).toISOString() }))
+      },
+      async events(plugin) {
+        const rows = await k.db.inOrg(tenantId, (tx) => tx.sql<{ id: string; type: string; source: string; subject: string; data: unknown; time: Date }>('select id, type, source, subject, data, time from events where source = ? order by id', [plugin]))
+        return rows.map(rowEvent)
+      },
+      async invocations(plugin) {
+        await k.plugins.recorder.flush()
+        const rows = await k.db.inOrg(tenantId, (tx) => tx.sql<Record<string, unknown>>('select * from plugin_invocations where plugin = ? order by id desc limit 500', [plugin]))
+        return rows.map(toDev)
+      },
+      onInvocation(listener) {
+        return k.plugins.onInvocation((rec) =>
+          listener({ id: rec.id, plugin: rec.plugin, version: rec.version, entryKind: rec.entryKind, entryName: rec.entryName, callerKind: rec.callerKind, outcome: rec.outcome, errorCode: rec.errorCode, wallMs: rec.wallMs, cpuMs: rec.cpuMs, hostCalls: rec.hostCalls, logs: rec.logs }),
+        )
+      },
+      close: () => kernel.close(),
+    }
+    return dev
+  } catch (err) {
+    await kernel.close()
+    throw err
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * The contract between the SDK's Node-side tools (the test harness, `trellis-plugin dev`) and
+ * the kernel: `@trellis/core` exports `startDevKernel` implementing {@link StartDevKernel}. The
+ * SDK never imports the kernel statically (it depends on nothing of ours); it loads it at run
+ * time, so a plugin's tests run against the real kernel, database and sandbox — nothing that
+ * could drift from production.
+ */
+import type { JsonValue } from './context.js'
+
+/** A built plugin: what `trellis-plugin build` writes. */
+export interface DevBundle {
+  /** The parsed `trellis.plugin.json`. */
+  manifest: Record<string, unknown>
+  /** `dist/plugin.js`. */
+  code: string
+  /** `dist/plugin.js.map`. */
+  sourceMap?: string
+}
+
+/** An HTTP answer of the dev kernel. */
+export interface DevResponse<B = unknown> {
+  status: number
+  headers: Record<string, string>
+  /** Parsed JSON, or the text when the answer is not JSON, or null when empty. */
+  body: B
+}
+
+/** One invocation record (as `GET /v1/installations/:id/invocations` shows it). */
+export interface DevInvocation {
+  id: string
+  plugin: string
+  version: string
+  entryKind: string
+  entryName: string
+  callerKind: string
+  outcome: 'ok' | 'error'
+  errorCode: string | null
+  wallMs: number
+  cpuMs: number
+  hostCalls: number
+  logs: Array<{ level: string; message: string; fields?: Record<string, unknown>; time: string }>
+}
+
+/** A stored event (the outbox row). */
+export interface DevEvent {
+  id: string
+  type: string
+  source: string
+  subject: string
+  data: unknown
+  time: string
+}
+
+/** A running kernel with one tenant, for one developer or one test file. */
+export interface DevKernel {
+  /** Base URL when listening (dev), otherwise undefined (tests use in-process requests). */
+  url: string | undefined
+  /** The development tenant and its admin (who holds every permission the plugin contributes). */
+  tenant: { id: string; slug: string; adminEmail: string; adminPassword: string; token: string }
+  /**
+   * Registers the bundle and installs it for the tenant with every capability it requests (or
+   * switches the installation to it when the plugin is installed already). A bundle whose
+   * version is registered with other code gets a `+dev.N` build suffix.
+   */
+  install(bundle: DevBundle, options?: { settings?: Record<string, JsonValue> }): Promise<{ installationId: string; version: string; mount: string }>
+  /** A request through the whole HTTP stack as the tenant admin (or with `token`). */
+  request(method: string, path: string, init?: { body?: unknown; headers?: Record<string, string>; token?: string }): Promise<DevResponse>
+  /** Runs an action or event entry of the installed plugin in the sandbox, in its own transaction. */
+  invoke(plugin: string, kind: 'action' | 'event', name: string, input: unknown): Promise<unknown>
+  /** Emits an event into the tenant (source `test`) and delivers it to the plugin's handler for it, if any. */
+  emit(plugin: string, type: string, data: unknown, subject?: string): Promise<DevEvent>
+  /** The plugin's records in the tenant, by collection. */
+  records(plugin: string, collection: string): Promise<Array<Record<string, unknown>>>
+  /** Events the plugin emitted in the tenant, oldest first. */
+  events(plugin: string): Promise<DevEvent[]>
+  /** The plugin's invocation records, newest first. */
+  invocations(plugin: string): Promise<DevInvocation[]>
+  /** Calls `listener` with every invocation as it finishes; returns an unsubscribe function. */
+  onInvocation(listener: (inv: DevInvocation) => void): () => void
+  close(): Promise<void>
+}
+
+/** Options of {@link StartDevKernel}. */
+export interface DevKernelOptions {
+  /** Listen on this port (0: any free one); omit to not listen at all. */
+  port?: number
+  /** Host to listen on (default 127.0.0.1). */
+  host?: string
+  /** Slug of the development tenant (default `dev`). */
+  tenantSlug?: string
+  /** pino log level of the kernel (default `silent`). */
+  logLevel?: string
+  /** Hosts the plugin's `ctx.http.fetch` may reach although they are private (e.g. `127.0.0.1` for a local mock). */
+  egressAllow?: string[]
+}
+
+/** What `@trellis/core` exports as `startDevKernel`. */
+export type StartDevKernel = (options?: DevKernelOptions) => Promise<DevKernel>
+
+/** Loads the kernel at run time (it is a peer of the SDK, not a dependency). */
+export async function loadDevKernel(): Promise<StartDevKernel> {
+  const specifier = ['@trellis', 'core'].join('/')
+  let mod: { startDevKernel?: StartDevKernel }
+  try {
+    mod = (await import(specifier)) as typeof mod
+  } catch (err) {
+    throw new Error(`the Trellis kernel (@trellis/core) is needed to run plugins for real; install it next to @trellis/plugin-sdk (${(err as Error).message})`)
+  }
+  if (typeof mod.startDevKernel !== 'function') throw new Error('@trellis/core does not export startDevKernel: it is older than this SDK')
+  return mod.startDevKernel
+}

@@ -1,0 +1,28 @@
+/**
+ * `trellis-plugin test`: runs a plugin's tests (`test/**\/*.test.ts`, node:test) with TypeScript
+ * support, one file at a time — each file that uses `startPluginHarness` starts its own kernel.
+ */
+import { spawn } from 'node:child_process'
+import { readdir } from 'node:fs/promises'
+import { join, relative } from 'node:path'
+
+/** Test files under `dir/test`, sorted. */
+export async function findTestFiles(dir: string): Promise<string[]> {
+  const entries = await readdir(join(dir, 'test'), { recursive: true, withFileTypes: true }).catch(() => [])
+  return entries
+    .filter((e) => e.isFile() && /\.test\.(ts|mts|js|mjs)$/.test(e.name))
+    .map((e) => relative(dir, join(e.parentPath ?? (e as unknown as { path: string }).path, e.name)))
+    .sort()
+}
+
+/** Runs the tests; resolves to node's exit code (0 when every test passed). */
+export async function runPluginTests(dir: string, options: { files?: string[]; stdout: (s: string) => void; stderr: (s: string) => void }): Promise<{ code: number; files: string[] }> {
+  const files = options.files?.length ? options.files : await findTestFiles(dir)
+  if (files.length === 0) return { code: 0, files }
+  const tsx = import.meta.resolve('tsx')
+  const child = spawn(process.execPath, ['--no-node-snapshot', '--import', tsx, '--test', '--test-concurrency=1', ...files], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: process.env })
+  child.stdout.on('data', (c: Buffer) => options.stdout(c.toString()))
+  child.stderr.on('data', (c: Buffer) => options.stderr(c.toString()))
+  const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)))
+  return { code, files }
+}
