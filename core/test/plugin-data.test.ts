@@ -219,6 +219,38 @@ for (const kind of DB_KINDS) {
       }
     })
 
+    t.test('a failed update leaves the stored record exactly as it was, and oversized indexed values are refused up front', async (t) => {
+      for (const ref of [
+        { plugin: PLUGIN, name: 'exact', schema: { type: 'object', properties: { n: { type: 'integer' } } } },
+        { plugin: PLUGIN, name: 'uexact', schema: { type: 'object', properties: { n: { type: 'integer' } } }, indexes: [{ fields: ['k'], unique: true }] },
+      ] as CollectionRef[]) {
+        await inA((tx) => ensureIndexes(tx, PLUGIN, { [ref.name]: { indexes: ref.indexes } }))
+        const rec = await inA((tx) => store.insert(tx, ref, { n: 1, k: 'a', keep: 'x' }))
+        // A number beyond double precision, written directly: only jsonb holds it exactly.
+        await k.ownerSql(`update plugin_records set data = data || '{"big": 123456789012345678901234567890.5}' where id = ?::uuid`, [rec.id])
+        const [before] = await k.ownerSql('select data::text as text, version, updated_at::text as at from plugin_records where id = ?::uuid', [rec.id])
+        const out = await inA(async (tx) => {
+          const bad = await store.update(tx, ref, rec.id, { n: 'one', added: true, big: 1, keep: null }, 1).catch((e) => e)
+          const huge = ref.indexes ? await store.update(tx, ref, rec.id, { k: 'x'.repeat(3000) }, 1).catch((e) => e) : null
+          const hugeInsert = ref.indexes ? await store.insert(tx, ref, { k: ['x'.repeat(3000)] }).catch((e) => e) : null
+          const fine = await store.update(tx, ref, rec.id, { n: 2 }, 1)
+          return { bad, huge, hugeInsert, fine }
+        })
+        t.equal(out.bad.code, 'KRN_ERR_VALIDATION_FAILED', ref.name)
+        if (ref.indexes) {
+          t.equal(out.huge.code, 'KRN_ERR_VALIDATION_FAILED', `${ref.name}: a value too large for a btree entry`)
+          t.same(out.huge.details.problems, [{ pointer: '/k', message: 'is too large for an indexed field (at most 2000 bytes as JSON)' }])
+          t.equal(out.hugeInsert.code, 'KRN_ERR_VALIDATION_FAILED')
+        }
+        t.equal(out.fine.version, 2, 'the transaction went on')
+        t.equal(out.fine.big, 123456789012345678901234567890.5)
+        const [after] = await k.ownerSql('select data::text as text from plugin_records where id = ?::uuid', [rec.id])
+        t.equal(after.text, before.text.replace('"n": 1', '"n": 2'), `${ref.name}: every other byte as before, the big number exact`)
+        t.match(after.text, /123456789012345678901234567890\.5/)
+        t.equal(before.version, 1)
+      }
+    })
+
     t.test('values PostgreSQL cannot store are validation errors, and the transaction goes on', async (t) => {
       const ref = free(PLUGIN, 'odd')
       const out = await inA(async (tx) => {
@@ -343,18 +375,18 @@ for (const kind of DB_KINDS) {
       await inA((tx) => store.update(tx, ref, recs[2]!.id, { touched: true }, 1))
       const q = async (query: FindQuery) => ns((await inA((tx) => store.find(tx, ref, query))).items)
       t.same(await q({ where: { id: recs[3]!.id } }), [3])
-      t.same(await q({ where: { id: { in: [recs[1]!.id, recs[4]!.id, 'junk', 5] } } }), [1, 4])
+      t.same(await q({ where: { id: { in: [recs[1]!.id, recs[4]!.id, 'junk', 5] } } as never }), [1, 4])
       t.same(await q({ where: { id: { gt: recs[3]!.id } } }), [4, 5])
       t.same(await q({ where: { id: { ne: recs[0]!.id, lte: recs[2]!.id } } }), [1, 2])
       t.same(await q({ where: { id: recs[3]!.id.toUpperCase() } }), [], 'not the returned form: no match, like the test host')
       t.same(await q({ where: { id: { ne: 'junk' } } }), [0, 1, 2, 3, 4, 5])
       t.same(await q({ where: { id: { gt: 'z' } } }), [])
       t.same(await q({ where: { id: { lt: 'z' } } }), [0, 1, 2, 3, 4, 5], 'string comparison with a non-UUID')
-      t.same(await q({ where: { id: { gt: 5 } } }), [], 'type mismatch')
+      t.same(await q({ where: { id: { gt: 5 } } as never }), [], 'type mismatch')
       t.same(await q({ where: { id: { prefix: recs[5]!.id.slice(0, 34) } } }), [5])
       t.same(await q({ where: { version: 2 } }), [2])
       t.same(await q({ where: { version: { gt: 1.5 } } }), [2])
-      t.same(await q({ where: { version: '2' } }), [])
+      t.same(await q({ where: { version: '2' } as never }), [])
       t.same(await q({ where: { createdAt: { gte: recs[0]!.createdAt } } }), [0, 1, 2, 3, 4, 5])
       t.same(await q({ where: { updatedAt: { gt: recs[5]!.updatedAt } } }), [2])
       t.same(await q({ where: { createdAt: { prefix: recs[0]!.createdAt.slice(0, 4) } } }), [0, 1, 2, 3, 4, 5])
@@ -556,7 +588,7 @@ for (const kind of DB_KINDS) {
         // Row-level security only lets leakproof quals into an index condition, and jsonb's
         // `->` and `=` are not marked leakproof: the eq test is a filter over the tenant's
         // rows of the collection, not an index condition (see the report).
-        t.match(plan, new RegExp(`Index Cond: .*data -> 'status'`), plan, { todo: 'needs jsonb_object_field and jsonb_eq leakproof (a superuser migration)' })
+        t.match(plan, /Index Cond: .*data -> 'status'/, 'the eq test is an index condition', { todo: 'needs jsonb_object_field and jsonb_eq leakproof (a superuser migration)' })
       }
     })
 

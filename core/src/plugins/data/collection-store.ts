@@ -9,11 +9,12 @@
  * same transaction.
  */
 import { v7 as uuidv7 } from 'uuid'
-import type { Tx } from '../../db/database.js'
+import { sqlArray, type Tx } from '../../db/database.js'
 import { KRN } from '../../errors.js'
 import { compileFilter } from './filter-compiler.js'
 import { isCanonicalUuid } from './fields.js'
 import { afterCondition, decodeCursor, encodeCursor, normaliseSort, orderBy, queryHash, rowKey, sortColumns } from './keyset.js'
+import { indexedValueProblems } from './index-limits.js'
 import { withoutMeta } from './json-values.js'
 import { invalid, RecordValidator } from './record-validator.js'
 import { SqlParams } from './sql-params.js'
@@ -33,6 +34,12 @@ interface Row {
   updated_at: Date | string
   data: Record<string, unknown>
   [sortKey: string]: unknown
+}
+
+interface UpdateRow extends Row {
+  new_version: number | null
+  updated_at_text: string
+  old_patched: string | null
 }
 
 const iso = (t: Date | string) => (t instanceof Date ? t : new Date(t)).toISOString()
@@ -76,6 +83,8 @@ export class CollectionStore {
   async insert(tx: Tx, ref: CollectionRef, record: Record<string, unknown>): Promise<StoredRecord> {
     this.validator.check(ref, record)
     const data = withoutMeta(record)
+    const tooLarge = indexedValueProblems(ref, data)
+    if (tooLarge.length) throw invalid(`record of ${ref.name}`, tooLarge)
     const id = uuidv7()
     const now = new Date().toISOString()
     const rows = await tx.sql(
@@ -110,14 +119,17 @@ export class CollectionStore {
     const rest = Object.fromEntries(Object.entries(withoutMeta(patch)).filter(([, v]) => v !== undefined))
     // Refuse what PostgreSQL could not store before writing anything.
     this.validator.check({ ...ref, schema: undefined }, rest)
+    const tooLarge = indexedValueProblems(ref, rest)
+    if (tooLarge.length) throw invalid(`record of ${ref.name}`, tooLarge)
     // Versions start at 1: 0 matches no record, so a malformed expectation is a conflict.
     const expected = Number.isInteger(expectedVersion) && expectedVersion >= 1 && expectedVersion <= MAX_VERSION ? expectedVersion : 0
+    const patchText = JSON.stringify(rest)
     const now = new Date().toISOString()
     const guarded = (ref.indexes ?? []).some((ix) => ix.unique)
     if (guarded) await tx.sql('savepoint trellis_plugin_update')
-    let row: Row & { new_version: number | null }
+    let row: UpdateRow
     try {
-      const rows = await tx.sql<Row & { new_version: number | null }>(
+      const rows = await tx.sql<UpdateRow>(
         `with cur as (
            select id, version, created_at, updated_at, data from plugin_records where plugin = ? and collection = ? and id = ?::uuid
          ), upd as (
@@ -125,8 +137,11 @@ export class CollectionStore {
              from cur where r.plugin = ? and r.collection = ? and r.id = cur.id and r.version = ?
            returning r.version
          )
-         select cur.id, cur.version, cur.created_at, cur.updated_at, cur.data, (select version from upd) as new_version from cur`,
-        [ref.plugin, ref.name, id, JSON.stringify(rest), now, ref.plugin, ref.name, expected],
+         select cur.id, cur.version, cur.created_at, cur.updated_at, cur.data, (select version from upd) as new_version,
+                cur.updated_at::text as updated_at_text,
+                (select jsonb_object_agg(k, cur.data -> k) from jsonb_object_keys(?::jsonb) k where cur.data -> k is not null)::text as old_patched
+           from cur`,
+        [ref.plugin, ref.name, id, patchText, now, ref.plugin, ref.name, expected, patchText],
       )
       if (!rows.length) throw KRN.NOT_FOUND({ what: `record ${id}` })
       row = rows[0]!
@@ -143,23 +158,23 @@ export class CollectionStore {
     const problems = this.validator.problems(ref, merged)
     if (problems.length) {
       if (guarded) await rollbackSavepoint(tx)
-      else await this.restore(tx, ref, row)
+      else await this.restore(tx, ref, row, Object.keys(rest))
       throw invalid(`record of ${ref.name}`, problems)
     }
     if (guarded) await tx.sql('release savepoint trellis_plugin_update')
     return stored(merged, row.id, row.new_version, iso(row.created_at), now)
   }
 
-  /** Puts back a row the update already changed (the invalid-merge path, without a savepoint). */
-  private async restore(tx: Tx, ref: CollectionRef, row: Row): Promise<void> {
-    await tx.sql('update plugin_records set data = ?::jsonb, version = ?, updated_at = ?::timestamptz where plugin = ? and collection = ? and id = ?::uuid', [
-      JSON.stringify(row.data),
-      row.version,
-      iso(row.updated_at),
-      ref.plugin,
-      ref.name,
-      row.id,
-    ])
+  /**
+   * Puts back a row the update already changed (the invalid-merge path, without a savepoint):
+   * the patched keys are removed and their old values (kept as jsonb text, so exact) restored.
+   */
+  private async restore(tx: Tx, ref: CollectionRef, row: UpdateRow, patchedKeys: string[]): Promise<void> {
+    await tx.sql(
+      `update plugin_records set data = (data - ?::text[]) || coalesce(?::jsonb, '{}'::jsonb), version = ?, updated_at = ?::timestamptz
+        where plugin = ? and collection = ? and id = ?::uuid`,
+      [sqlArray(patchedKeys), row.old_patched, row.version, row.updated_at_text, ref.plugin, ref.name, row.id],
+    )
   }
 
   /** Deletes the record; `true` when it existed. */
