@@ -40,13 +40,17 @@ t.test('create scaffolds a template without prompting when stdin is not a TTY', 
   const noName = await cliIn(['create'])
   t.equal(noName.code, 2, 'no name and no TTY is a usage error')
   t.match(noName.stderr, /SDK_ERR_USAGE/)
-  t.equal((await cliIn(['create', 'widgets'])).code, 2, 'a name without scope is a usage error')
+  t.equal((await cliIn(['create', 'Bad_Name'])).code, 2, 'a name that is no package name is a usage error')
+  const bare = await cliIn(['create', 'widgets', '--out', 'bare', '--json'])
+  t.equal(bare.code, 0, bare.stderr)
+  t.equal(JSON.parse(bare.stdout).name, '@local/widgets', 'a bare name gets the @local scope')
+  t.equal(JSON.parse(await readFile(join(root, 'bare', 'trellis.plugin.json'), 'utf8')).name, '@local/widgets')
   t.equal((await cliIn(['create', '--nope'])).code, 2, 'an unknown option is a usage error')
   t.equal((await cliIn([])).code, 2, 'no command is a usage error')
   t.equal((await cliIn(['bild'])).code, 2, 'an unknown command is a usage error')
   const help = await cliIn(['--help'])
   t.equal(help.code, 0)
-  t.match(help.stdout, /create .*\n.*build .*\n.*validate .*\n.*keys .*\n.*pack /s)
+  t.match(help.stdout, /create .*\n.*build .*\n.*validate .*\n.*test .*\n.*dev .*\n.*keys .*\n.*pack /s)
   const res = await cli(['create', '@acme/widgets', '--json', '--description', 'Widgets for wholesalers'])
   t.equal(res.code, 0, res.stderr)
   const out = JSON.parse(res.stdout)
@@ -76,15 +80,21 @@ t.test('on a TTY, create prompts only for what the flags did not give', async (t
   await rm(join(root, 'flagged'), { recursive: true })
 })
 
-t.test("the template's own test passes against the SDK's test host", async (t) => {
+t.test("trellis-plugin test runs the template's tests against the real kernel, and fails when the plugin breaks", async (t) => {
   await mkdir(join(dir, 'node_modules', '@trellis'), { recursive: true })
   await symlink(join(repoModules, '@trellis', 'plugin-sdk'), join(dir, 'node_modules', '@trellis', 'plugin-sdk'))
-  await symlink(join(repoModules, 'tsx'), join(dir, 'node_modules', 'tsx'))
-  const res = await new Promise<{ code: number; out: string }>((resolve) =>
-    execFile(process.execPath, ['--import', 'tsx', '--test', 'test/plugin.test.ts'], { cwd: dir }, (err, stdout, stderr) => resolve({ code: err ? 1 : 0, out: stdout + stderr })),
-  )
-  t.equal(res.code, 0, res.out)
-  t.match(res.out, /# pass 1/)
+  await symlink(join(repoModules, '@trellis', 'core'), join(dir, 'node_modules', '@trellis', 'core'))
+  const res = await cli(['test'], dir)
+  t.equal(res.code, 0, res.stdout + res.stderr)
+  t.match(res.stdout, /# pass 3/)
+  t.match(res.stdout, /# fail 0/)
+  const src = join(dir, 'src', 'index.ts')
+  const original = await readFile(src, 'utf8')
+  await writeFile(src, original.replace('{ announced: true }', '{ announced: false }'))
+  const broken = await cli(['test'], dir)
+  await writeFile(src, original)
+  t.equal(broken.code, 1, 'a broken event handler fails the tests')
+  t.match(broken.stdout, /# fail 1/)
 })
 
 t.test('build writes one bundle and its source map', async (t) => {
