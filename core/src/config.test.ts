@@ -18,6 +18,11 @@ t.test('bad variables are named in a clear error', async (t) => {
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
     [{ TRELLIS_SECRET_KEY: 'short' }, 'TRELLIS_SECRET_KEY'],
     [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'grpc://x' }, 'OTEL_EXPORTER_OTLP_ENDPOINT'],
+    [{ TRELLIS_EVENT_RETENTION_DAYS: '0' }, 'TRELLIS_EVENT_RETENTION_DAYS'],
+    [{ TRELLIS_EVENT_RETENTION_DAYS: 'a month' }, 'TRELLIS_EVENT_RETENTION_DAYS'],
+    [{ TRELLIS_EVENT_RETENTION_DAYS: '7.5' }, 'TRELLIS_EVENT_RETENTION_DAYS'],
+    [{ TRELLIS_DELIVERY_RETENTION_DAYS: '-3' }, 'TRELLIS_DELIVERY_RETENTION_DAYS'],
+    [{ TRELLIS_DELIVERY_RETENTION_DAYS: '99999' }, 'TRELLIS_DELIVERY_RETENTION_DAYS'],
   ]
   const dataDir = mkdtempSync(join(tmpdir(), 'trellis-config-'))
   for (const [env, variable] of cases) {
@@ -40,4 +45,10 @@ t.test('PostgreSQL settings are read as given', async (t) => {
   const c = loadConfig({ DATABASE_URL: 'postgres://app@db/trellis', DATABASE_ADMIN_URL: 'postgres://owner@db/trellis', TRELLIS_SECRET_KEY: KEY, PORT: '8080', HOST: '0.0.0.0', LOG_LEVEL: 'debug' })
   t.match(c, { databaseUrl: 'postgres://app@db/trellis', databaseAdminUrl: 'postgres://owner@db/trellis', port: 8080, host: '0.0.0.0', logLevel: 'debug' })
   t.same(c.secretKey, Buffer.from(KEY, 'hex'))
+})
+
+t.test('event and delivery retention: 30 days unless set', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'trellis-config-'))
+  t.match(loadConfig({ TRELLIS_DATA_DIR: dataDir }), { eventRetentionDays: 30, deliveryRetentionDays: 30 })
+  t.match(loadConfig({ TRELLIS_DATA_DIR: dataDir, TRELLIS_EVENT_RETENTION_DAYS: '7', TRELLIS_DELIVERY_RETENTION_DAYS: '90' }), { eventRetentionDays: 7, deliveryRetentionDays: 90 })
 })

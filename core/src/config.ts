@@ -24,6 +24,10 @@ export interface KernelConfig {
   webhookRetryScheduleMs: number[]
   /** Redis key prefix of the event queue (BullMQ). */
   queuePrefix: string
+  /** Processed events older than this many days are purged from the outbox. */
+  eventRetentionDays: number
+  /** Finished webhook deliveries (and their attempts) older than this many days are purged. */
+  deliveryRetentionDays: number
 }
 
 /** The Standard Webhooks retry schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h. */
@@ -35,6 +39,15 @@ function parseDuration(variable: string, value: string): number {
   const n = Number(m[1])
   return Math.round(n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'])
 }
+
+function parseDays(variable: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value.trim() === '') return fallback
+  if (!/^\d+$/.test(value.trim()) || Number(value) < 1 || Number(value) > 36_500) bad(variable, 'must be a whole number of days from 1 to 36500')
+  return Number(value)
+}
+
+/** How long processed events and finished webhook deliveries are kept, by default. */
+export const DEFAULT_RETENTION_DAYS = 30
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
@@ -94,7 +107,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const webhookRetryScheduleMs = env.TRELLIS_WEBHOOK_RETRY_SCHEDULE ? env.TRELLIS_WEBHOOK_RETRY_SCHEDULE.split(',').map((v) => parseDuration('TRELLIS_WEBHOOK_RETRY_SCHEDULE', v)) : DEFAULT_RETRY_SCHEDULE_MS
   if (webhookRetryScheduleMs.length > 20) bad('TRELLIS_WEBHOOK_RETRY_SCHEDULE', 'has at most 20 retries')
   const queuePrefix = env.TRELLIS_QUEUE_PREFIX || 'trellis'
-  return { databaseUrl, databaseAdminUrl, redisUrl, port, host, dataDir, secretKey, logLevel, otlpEndpoint, publicUrl, egressAllow, webhookRetryScheduleMs, queuePrefix, ...overrides }
+  const eventRetentionDays = parseDays('TRELLIS_EVENT_RETENTION_DAYS', env.TRELLIS_EVENT_RETENTION_DAYS, DEFAULT_RETENTION_DAYS)
+  const deliveryRetentionDays = parseDays('TRELLIS_DELIVERY_RETENTION_DAYS', env.TRELLIS_DELIVERY_RETENTION_DAYS, DEFAULT_RETENTION_DAYS)
+  return { databaseUrl, databaseAdminUrl, redisUrl, port, host, dataDir, secretKey, logLevel, otlpEndpoint, publicUrl, egressAllow, webhookRetryScheduleMs, queuePrefix, eventRetentionDays, deliveryRetentionDays, ...overrides }
 }
 
 function embeddedSecretKey(dataDir: string): Buffer {

@@ -18,6 +18,8 @@ const EventView = Type.Object({
 
 /** The tenant's events, and the catalogue of event types with the JSON Schemas of their payloads. */
 export function registerEventRoutes(app: Api, k: KernelContext): void {
+  // The retention job needs the configured periods; the event system is built before the API.
+  k.events.configureRetention({ eventRetentionDays: k.config.eventRetentionDays, deliveryRetentionDays: k.config.deliveryRetentionDays })
   app.get(
     '/events',
     {
