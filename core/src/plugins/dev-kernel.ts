@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import canonicalize from 'canonicalize'
 import type { DevEvent, DevInvocation, DevKernel, DevKernelOptions, DevResponse, PluginManifest, StartDevKernel } from '@trellis/plugin-sdk'
 import { createKernel } from '../kernel.js'
 import { loadConfig } from '../config.js'
@@ -76,7 +77,7 @@ export const startDevKernel: StartDevKernel = async (options: DevKernelOptions =
           const existing = await k.plugins.versions.find(tx, manifest.name, manifest.version)
           let stated = manifest
           if (existing) {
-            const sameCode = existing.code === bundle.code && JSON.stringify(existing.manifest) === JSON.stringify(manifest)
+            const sameCode = existing.code === bundle.code && canonicalize(existing.manifest) === canonicalize(manifest)
             if (sameCode) return existing
             stated = { ...manifest, version: `${manifest.version.split('+')[0]}+dev.${Date.now().toString(36)}${++devBuild}` }
           }
