@@ -193,8 +193,10 @@ export class CollectionStore {
     const limit = query.limit ?? DEFAULT_LIMIT
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw invalid('query', [{ pointer: '/limit', message: `must be an integer from 1 to ${MAX_LIMIT}` }])
     const keys = normaliseSort(query.sort)
-    const hash = queryHash(ref.plugin, ref.name, query.where, keys)
-    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor, hash, keys)
+    // The hash costs a canonical serialisation of the filter: only paid when a cursor is involved.
+    let memo: string | undefined
+    const hash = () => (memo ??= queryHash(ref.plugin, ref.name, query.where, keys))
+    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor, hash(), keys)
     const p = new SqlParams()
     const columns = sortColumns(keys, p)
     p.add(ref.plugin)
@@ -213,7 +215,7 @@ export class CollectionStore {
     let nextCursor: string | null = null
     if (more) {
       const last = items[items.length - 1]!
-      nextCursor = encodeCursor(hash, rowKey(keys, { ...last, sortText: page[page.length - 1]! }))
+      nextCursor = encodeCursor(hash(), rowKey(keys, { ...last, sortText: page[page.length - 1]! }))
     }
     return { items, nextCursor }
   }
