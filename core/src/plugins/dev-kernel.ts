@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import canonicalize from 'canonicalize'
+import canonicalizeModule from 'canonicalize'
 import type { DevEvent, DevInvocation, DevKernel, DevKernelOptions, DevResponse, PluginManifest, StartDevKernel } from '@trellis/plugin-sdk'
 import { createKernel } from '../kernel.js'
 import { loadConfig } from '../config.js'
@@ -13,6 +13,7 @@ import { PLG } from '../errors.js'
 import { invocationView } from './installation-routes.js'
 import { INSTALLATION_COLS, defaultMount, insertInstallation, splitSettings, toInstallation, type InstallationRow } from './installations.js'
 
+const canonicalize = canonicalizeModule as unknown as (input: unknown) => string | undefined
 const SYSTEM = { actor: { kind: 'system' as const, id: 'dev-kernel' } }
 
 /**
