@@ -1,0 +1,56 @@
+// The kernel with the benchmark plugin installed for a tenant, and — for the baseline — a
+// native kernel route doing the same work: the same body schema, one record inserted through
+// the same data service, one audit entry, in one tenant transaction.
+import { readFile } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import { Type } from '@sinclair/typebox'
+import { buildPlugin } from '@trellis/plugin-sdk'
+import { createKernel } from '../../core/src/kernel.js'
+import { loadConfig } from '../../core/src/config.js'
+import { createPlatformAdmin } from '../../core/src/bootstrap.js'
+import { orgTx } from '../../core/src/kernel-context.js'
+import { appendAudit } from '../../core/src/audit/audit-log.js'
+import { principalOf } from '../../core/src/http/guards.js'
+
+const dir = fileURLToPath(new URL('../fixtures/notes-plugin', import.meta.url))
+const kernel = await createKernel({
+  config: loadConfig({ ...process.env, PORT: '0', LOG_LEVEL: 'silent' }),
+  migrate: true,
+  rateLimitPerMinute: 10_000_000,
+  poolMax: 10,
+  plugins: { sandboxWorkers: Number(process.env.BENCH_SANDBOX_WORKERS ?? 1) },
+})
+const k = kernel.ctx
+const manifest = JSON.parse(await readFile(`${dir}/trellis.plugin.json`, 'utf8'))
+const Body = Type.Object({ title: Type.String({ minLength: 1, maxLength: 200 }), qty: Type.Optional(Type.Integer({ minimum: 0 })) }, { additionalProperties: false })
+const ref = { plugin: manifest.name, name: 'notes', schema: manifest.collections.notes.schema }
+kernel.app.post('/v1/bench/notes', { schema: { body: Body } }, async (request, reply) => {
+  const p = principalOf(request)
+  const stored = await orgTx(k, p.orgId, async (tx) => {
+    const rec = await k.plugins.data.insert(tx, ref, request.body as Record<string, unknown>)
+    await appendAudit(tx, p.orgId, { actor: { kind: p.kind, id: p.id }, action: 'bench.note.created', target: { kind: 'note', id: (rec as { id: string }).id } })
+    return rec
+  })
+  reply.code(201)
+  return stored
+})
+
+await createPlatformAdmin(k, { email: 'bench@platform.test', password: 'bench-admin-password' })
+const url = await kernel.listen()
+const call = async (method: string, path: string, body: unknown, token?: string) => {
+  const r = await fetch(url + path, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) })
+  const json = (await r.json()) as any
+  if (r.status >= 300) throw new Error(`${path}: ${r.status} ${JSON.stringify(json)}`)
+  return json
+}
+const admin = await call('POST', '/v1/auth/login', { email: 'bench@platform.test', password: 'bench-admin-password' })
+await call('POST', '/v1/tenants', { name: 'Bench', slug: 'bench', admin: { email: 'admin@bench.test', name: 'Bench admin', password: 'bench-tenant-password' } }, admin.accessToken)
+const tenant = await call('POST', '/v1/auth/login', { email: 'admin@bench.test', password: 'bench-tenant-password' })
+const built = await buildPlugin({ dir, write: false })
+await call('POST', '/v1/plugins/versions', { manifest, code: built.code, sourceMap: built.sourceMap }, admin.accessToken)
+await call('POST', '/v1/installations', { plugin: manifest.name, version: manifest.version, capabilities: manifest.capabilities }, tenant.accessToken)
+process.stdout.write(JSON.stringify({ url, token: tenant.accessToken, tenantId: tenant.org.id }) + '\n')
+process.on('SIGTERM', async () => {
+  await kernel.close()
+  process.exit(0)
+})
