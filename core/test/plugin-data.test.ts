@@ -175,6 +175,97 @@ for (const kind of DB_KINDS) {
       t.equal((await rowsOf(PLUGIN, 'parts')).length, 0)
     })
 
+    t.test('each operation is one round trip (three for an update of a collection with a unique index)', async (t) => {
+      const ref = free(PLUGIN, 'trips')
+      const counts = await inA(async (tx) => {
+        const log: Array<{ text: string; params: unknown[] }> = []
+        const rtx = recording(tx, log)
+        const count = async (fn: () => Promise<unknown>) => {
+          const before = log.length
+          await fn()
+          return log.length - before
+        }
+        const rec = await store.insert(rtx, ref, { v: 1 })
+        return {
+          insert: log.length,
+          get: await count(() => store.get(rtx, ref, rec.id)),
+          update: await count(() => store.update(rtx, ref, rec.id, { v: 2 }, 1)),
+          find: await count(() => store.find(rtx, ref, { where: { v: { gte: 1 } }, sort: [{ field: 'v', direction: 'desc' }] })),
+          delete: await count(() => store.delete(rtx, ref, rec.id)),
+          uniqueInsert: await count(() => store.insert(rtx, { ...uniqueParts, name: 'utrips' }, { sku: 'trip', qty: 1 })),
+          uniqueUpdate: await count(async () => {
+            const r = await store.find(rtx, { ...uniqueParts, name: 'utrips' }, { where: { sku: 'trip' } })
+            log.pop()
+            return store.update(rtx, { ...uniqueParts, name: 'utrips' }, r.items[0]!.id, { qty: 2 }, 1)
+          }),
+        }
+      })
+      t.same(counts, { insert: 1, get: 1, update: 1, find: 1, delete: 1, uniqueInsert: 1, uniqueUpdate: 3 })
+    })
+
+    t.test('writes behave like the in-memory test host, error for error', async (t) => {
+      const memory = createTestHost(
+        definePlugin({
+          manifest: { name: PLUGIN, version: '1.0.0', engines: { trellis: '^0.1.0' }, capabilities: ['data'], collections: { parts: { schema: partSchema } } } as PluginManifest,
+          collections: { parts: collection() },
+        }),
+      )
+      const ref = { ...parts, name: 'parts-conf' }
+      const steps: Array<(ids: string[]) => [string, ...unknown[]]> = [
+        () => ['insert', { sku: 'C-1', qty: 1, tags: ['a'] }],
+        () => ['insert', { sku: 'C-2', qty: 2, id: 'ignored', version: 5 }],
+        () => ['insert', { sku: 3, qty: 1 }],
+        () => ['insert', { qty: 1 }],
+        (ids) => ['update', ids[0], { qty: 5, note: 'x' }, 1],
+        (ids) => ['update', ids[0], { qty: 6 }, 1],
+        (ids) => ['update', ids[0], { qty: -1 }, 2],
+        (ids) => ['update', ids[0], { sku: 'C-1b', createdAt: 'x', version: 1 }, 2],
+        (ids) => ['update', ids[1], { tags: ['b'], note: null }, 1],
+        () => ['update', '0190f5c4-0000-7000-8000-000000000000', { qty: 1 }, 1],
+        (ids) => ['get', ids[1]],
+        (ids) => ['delete', ids[1]],
+        (ids) => ['delete', ids[1]],
+        (ids) => ['get', ids[1]],
+        (ids) => ['get', ids[0]],
+      ]
+      const run = async (impl: 'sql' | 'memory') => {
+        const ids: string[] = []
+        const out: unknown[] = []
+        for (const step of steps) {
+          const [op, ...args] = step(ids)
+          let result: unknown
+          try {
+            if (impl === 'sql') {
+              result = await inA<unknown>((tx) => {
+                if (op === 'insert') return store.insert(tx, ref, args[0] as never)
+                if (op === 'update') return store.update(tx, ref, args[0] as string, args[1] as never, args[2] as number)
+                if (op === 'get') return store.get(tx, ref, args[0] as string)
+                return store.delete(tx, ref, args[0] as string)
+              })
+            } else {
+              const collection = 'parts'
+              result =
+                op === 'insert' ? await memory.call('data.insert', { collection, record: args[0] })
+                : op === 'update' ? await memory.call('data.update', { collection, id: args[0], patch: args[1], expectedVersion: args[2] })
+                : await memory.call(`data.${op}`, { collection, id: args[0] })
+            }
+          } catch (err) {
+            result = { error: (err as { code: string }).code, pointers: ((err as { details?: { problems?: Array<{ pointer: string }> } }).details?.problems ?? []).map((p) => p.pointer) }
+          }
+          if (op === 'insert' && result && typeof result === 'object' && 'id' in result) ids.push((result as StoredRecord).id)
+          // Ids and times differ between the stores; everything else must not.
+          out.push(result && typeof result === 'object' && 'id' in result ? { ...(result as object), id: '*', createdAt: '*', updatedAt: '*' } : result)
+        }
+        return out
+      }
+      const sql = await run('sql')
+      const mem = await run('memory')
+      t.same(sql, mem)
+      t.ok(sql.some((r) => (r as { error?: string })?.error === 'KRN_ERR_CONFLICT'))
+      t.ok(sql.some((r) => (r as { error?: string })?.error === 'KRN_ERR_NOT_FOUND'))
+      t.ok(sql.some((r) => (r as { error?: string })?.error === 'KRN_ERR_VALIDATION_FAILED'))
+    })
+
     t.test('metadata keys in a record or patch are ignored, as by the test host', async (t) => {
       const ref = free(PLUGIN, 'meta')
       const ins = await inA((tx) => store.insert(tx, ref, { id: 'mine', version: 7, createdAt: 'then', updatedAt: 'now', v: 1 }))
@@ -514,6 +605,8 @@ for (const kind of DB_KINDS) {
         const ranged = await inA((tx) => store.find(tx, ref, { where: { [n]: { gte: i, in: [i], contains: 'x' } as never } }))
         t.same(ranged.items, [])
       }
+      const byProto = await inA((tx) => allPages((qq) => store.find(tx, ref, qq), { sort: [{ field: '__proto__', direction: 'desc' }, { field: 'constructor' }], limit: 1 }))
+      t.same(byProto.items.map((r) => r.id).sort(), (await inA((tx) => store.find(tx, ref, {}))).items.map((r) => r.id).sort(), 'sort and paginate by __proto__')
       const where = JSON.parse('{"__proto__": {"eq": {"polluted": true}}}')
       t.same((await inA((tx) => store.find(tx, ref, { where }))).items.map((r) => r.id), [ins.id], 'a __proto__ filter key is a field')
       const none = JSON.parse('{"__proto__": {"eq": 1}}')
