@@ -342,6 +342,20 @@ for (const kind of DB_KINDS) {
       }
     })
 
+    t.test('schemas with the same $id in two plugins (or two versions) each validate their own records', async (t) => {
+      const mine: CollectionRef = { plugin: PLUGIN, name: 'ided', schema: { $id: 'https://schemas.example/thing', type: 'object', required: ['a'], properties: { a: { type: 'string' } } } }
+      const theirs: CollectionRef = { plugin: OTHER, name: 'ided', schema: { $id: 'https://schemas.example/thing', type: 'object', required: ['b'], properties: { b: { type: 'integer' } } } }
+      const nextVersion: CollectionRef = { ...mine, schema: JSON.parse(JSON.stringify(mine.schema)) }
+      const out = await inA(async (tx) => ({
+        mine: await store.insert(tx, mine, { a: 'x' }),
+        mineBad: await store.insert(tx, mine, { b: 1 }).catch((e) => e.code),
+        theirs: await store.insert(tx, theirs, { b: 1 }),
+        theirsBad: await store.insert(tx, theirs, { a: 'x' }).catch((e) => e.code),
+        next: await store.insert(tx, nextVersion, { a: 'y' }),
+      }))
+      t.match(out, { mine: { a: 'x' }, mineBad: 'KRN_ERR_VALIDATION_FAILED', theirs: { b: 1 }, theirsBad: 'KRN_ERR_VALIDATION_FAILED', next: { a: 'y' } })
+    })
+
     t.test('values PostgreSQL cannot store are validation errors, and the transaction goes on', async (t) => {
       const ref = free(PLUGIN, 'odd')
       const out = await inA(async (tx) => {

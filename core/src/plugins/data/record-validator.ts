@@ -51,7 +51,7 @@ export class RecordValidator {
     const key = `${scope}\u0000${createHash('sha256').update(canonicalize(schema) ?? 'undefined').digest('base64url')}`
     let v = this.byContent.get(key)
     if (!v) {
-      v = compileJsonSchema(schema)
+      v = compileJsonSchema(withPrivateId(schema))
       if (this.byContent.size >= MAX_CACHED) this.byContent.delete(this.byContent.keys().next().value!)
       this.byContent.set(key, v)
     }
@@ -61,6 +61,20 @@ export class RecordValidator {
     }
     return v
   }
+}
+
+let compiledCount = 0
+
+/**
+ * The SDK compiles every schema into one shared ajv instance, which refuses a second schema
+ * with an `$id` it already holds: one plugin could then break another's collection by declaring
+ * the same `$id`, and a new version of a plugin its own. So a top-level `$id` is replaced by
+ * one unique to this compilation (references relative to the schema keep working; an absolute
+ * reference to the schema's own former `$id` does not).
+ */
+function withPrivateId(schema: unknown): unknown {
+  if (typeof schema !== 'object' || schema === null || Array.isArray(schema) || !Object.prototype.hasOwnProperty.call(schema, '$id')) return schema
+  return { ...schema, $id: `urn:trellis:plugin-collection:${process.pid}:${++compiledCount}` }
 }
 
 /** `KRN_ERR_VALIDATION_FAILED` with the problems, worded like the SDK's test host. */
