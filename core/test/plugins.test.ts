@@ -4,6 +4,8 @@ import { join } from 'node:path'
 import { buildPlugin } from '@trellis/plugin-sdk'
 import { DB_KINDS, startTestKernel, createTenantWithAdmin, addUser, type TestKernel } from './helpers/test-kernel.js'
 import { eventually } from './helpers/receiver.js'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'plugins')
 
@@ -16,6 +18,14 @@ async function built(name: string) {
 
 const notes = await built('notes')
 const relay = await built('relay')
+
+// A local upstream for ctx.http.fetch; the relay plugin is granted exactly its host:port (and
+// the cloud metadata address, which the kernel's egress guard must still refuse).
+const upstream = createServer((req, res) => res.end(`hello ${req.headers['x-from'] ?? ''}`))
+await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r))
+t.teardown(() => upstream.close())
+const upstreamPort = (upstream.address() as AddressInfo).port
+relay.manifest.capabilities.push(`http:fetch:127.0.0.1:${upstreamPort},169.254.169.254`)
 
 async function register(k: TestKernel, bundle: typeof notes, extra: Record<string, unknown> = {}) {
   const r = await k.req('POST', '/v1/plugins/versions', { token: k.adminToken, body: { ...bundle, ...extra } })
@@ -31,7 +41,7 @@ async function install(k: TestKernel, token: string, bundle: typeof notes, setti
 
 for (const kind of DB_KINDS) {
   t.test(`plugin host on ${kind}`, async (t) => {
-    const k = await startTestKernel(t, kind, { plugins: { sandboxWorkers: 1 } })
+    const k = await startTestKernel(t, kind, { plugins: { sandboxWorkers: 1 }, events: { egressAllow: ['127.0.0.1'] } })
     const a = await createTenantWithAdmin(k, `pl-a-${kind}`)
     const b = await createTenantWithAdmin(k, `pl-b-${kind}`)
     const partner = await k.req('POST', '/v1/partners', { token: k.adminToken, body: { name: 'Acme', slug: `acme-${kind}`, admin: { email: `dev@acme-${kind}.test`, name: 'Dev', password: 'password-of-acme-dev' } } })
@@ -133,6 +143,19 @@ for (const kind of DB_KINDS) {
       t.equal(count[0].n, 1, 'refused requests wrote nothing')
     })
 
+    await t.test('tenant admins can grant the permissions installed plugins contribute, and nothing else', async (t) => {
+      const role = await k.req('POST', '/v1/roles', { token: a.token, body: { name: 'note-writer', permissions: ['notes.write', 'users.read'] } })
+      t.equal(role.status, 201, JSON.stringify(role.body))
+      const writer = await addUser(k, a.token, `writer@pl-a-${kind}.test`, 'note-writer')
+      const created = await k.req('POST', '/v1/x/notes/notes', { token: writer.token, body: { title: 'By a writer' } })
+      t.equal(created.status, 201)
+      const foreign = await k.req('POST', '/v1/roles', { token: a.token, body: { name: 'sneaky', permissions: ['relay.admin'] } })
+      t.equal(foreign.body.code, 'AUTH_ERR_PERMISSION_ESCALATION', 'a permission no installed plugin contributes')
+      const inB = await k.req('POST', '/v1/roles', { token: b.token, body: { name: 'note-writer', permissions: ['notes.write'] } })
+      t.equal(inB.status, 201, 'B installed the plugin too')
+      await k.ownerSql(`delete from plugin_records where data->>'title' = 'By a writer'`)
+    })
+
     await t.test('one transaction per invocation: a failing route leaves no record and no event', async (t) => {
       const before = await k.ownerSql(`select count(*)::int as n from events where tenant_id = ? and source = '@acme/notes'`, [a.orgId])
       const failed = await k.req('POST', '/v1/x/notes/notes', { token: a.token, body: { title: 'Doomed', fail: true } })
@@ -145,9 +168,10 @@ for (const kind of DB_KINDS) {
 
     await t.test('plugin events reach the tenant\'s feed and the plugin\'s own handler', async (t) => {
       const feed = await k.req('GET', '/v1/events?type=notes.note.created', { token: a.token })
-      t.equal(feed.body.items.length, 1)
-      t.equal(feed.body.items[0].source, '@acme/notes')
-      t.equal(feed.body.items[0].data.noteId, noteId)
+      const mine = feed.body.items.filter((e: any) => e.data.noteId === noteId)
+      t.equal(mine.length, 1)
+      t.equal(mine[0].source, '@acme/notes')
+      t.equal(mine[0].subject, noteId)
       await eventually(async () => {
         const got = await k.req('GET', `/v1/x/notes/notes/${noteId}`, { token: a.token })
         return got.body.seen === true
@@ -180,6 +204,17 @@ for (const kind of DB_KINDS) {
       const missing = await k.req('GET', '/v1/x/relay/absent', { token: a.token })
       t.equal(missing.status, 404, 'an error the plugin does not catch reaches the caller as it is')
       t.equal(missing.body.code, 'PLG_ERR_NOT_INSTALLED')
+    })
+
+    await t.test('ctx.http.fetch reaches granted hosts only, through the egress guard', async (t) => {
+      const ok = await k.req('GET', `/v1/x/relay/fetch?url=${encodeURIComponent(`http://127.0.0.1:${upstreamPort}/hi`)}`, { token: a.token })
+      t.same(ok.body, { status: 200, text: 'hello relay' })
+      const otherPort = await k.req('GET', `/v1/x/relay/fetch?url=${encodeURIComponent('http://127.0.0.1:1/')}`, { token: a.token })
+      t.same(otherPort.body, { error: 'KRN_ERR_CAPABILITY_DENIED' }, 'another port of the same host is not granted')
+      const metadata = await k.req('GET', `/v1/x/relay/fetch?url=${encodeURIComponent('http://169.254.169.254/latest/meta-data')}`, { token: a.token })
+      t.same(metadata.body, { error: 'EVT_ERR_EGRESS_DENIED' }, 'a granted host on a link-local address is still refused')
+      const decimal = await k.req('GET', `/v1/x/relay/fetch?url=${encodeURIComponent('http://2852039166/')}`, { token: a.token })
+      t.same(decimal.body, { error: 'EVT_ERR_EGRESS_DENIED' }, 'a decimal spelling of the metadata address is refused all the same')
     })
 
     await t.test('capability misuse is refused with a stable code, and audited', async (t) => {

@@ -6,6 +6,7 @@ import { AUTH, KRN } from '../errors.js'
 import { AUDIT_COLUMNS, AUDIT_VALUES, appendAudit, auditRow } from '../audit/audit-log.js'
 import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
 import { KERNEL_PERMISSIONS as P, PERMISSION_PATTERN, missingPermissions } from './permissions.js'
+import { stillMissing } from '../plugins/grantable.js'
 import { BUILTIN_ROLES } from './permissions.js'
 import type { RoleRow } from './roles.js'
 import { sqlArray } from '../db/database.js'
@@ -57,7 +58,9 @@ export function registerRoleRoutes(app: Api, k: KernelContext): void {
     async (request, reply) => {
       const p = principalOf(request)
       const { name, description = '', permissions } = request.body
-      const missing = missingPermissions(p.permissions, permissions)
+      let missing = missingPermissions(p.permissions, permissions)
+      // Permissions the tenant's plugins contribute are grantable by those who may install plugins.
+      if (missing.length) missing = await stillMissing(k, p, missing)
       if (missing.length) throw AUTH.PERMISSION_ESCALATION({ permissions: missing })
       if (name in BUILTIN_ROLES) throw KRN.CONFLICT({ reason: `${name} is a built-in role` })
       const id = uuidv7()

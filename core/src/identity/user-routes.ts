@@ -7,6 +7,7 @@ import { appendAudit } from '../audit/audit-log.js'
 import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
 import { PageQuery, pageOf, decodeCursor, toPage } from '../http/pagination.js'
 import { KERNEL_PERMISSIONS as P, missingPermissions } from './permissions.js'
+import { stillMissing } from '../plugins/grantable.js'
 import { assertPasswordStrength, hashPassword } from './passwords.js'
 import { findAssignableRole } from './roles.js'
 import type { Tx } from '../db/database.js'
@@ -97,7 +98,8 @@ export function registerUserRoutes(app: Api, k: KernelContext): void {
       const passwordHash = password !== undefined ? await hashPassword(password) : undefined
       const member = await orgTx(k, p.orgId, async (tx) => {
         const target = await findAssignableRole(tx, p.orgId, p.orgKind, role)
-        const missing = missingPermissions(p.permissions, target.permissions)
+        let missing = missingPermissions(p.permissions, target.permissions)
+        if (missing.length) missing = await stillMissing(k, p, missing, tx)
         if (missing.length) throw AUTH.PERMISSION_ESCALATION({ permissions: missing })
         let [user] = await tx.sql<{ id: string }>('select id from users where lower(email) = lower(?)', [email])
         if (!user) {
