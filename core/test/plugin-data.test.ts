@@ -266,6 +266,27 @@ for (const kind of DB_KINDS) {
       t.ok(sql.some((r) => (r as { error?: string })?.error === 'KRN_ERR_VALIDATION_FAILED'))
     })
 
+    t.test('concurrent updates of one version: one wins, the other gets a conflict', { skip: kind === 'pglite' && 'PGlite serves one connection' }, async (t) => {
+      const ref = free(PLUGIN, 'race')
+      const rec = await inA((tx) => store.insert(tx, ref, { v: 0 }))
+      let release!: () => void
+      const held = new Promise<void>((r) => (release = r))
+      const first = inA(async (tx) => {
+        const r = await store.update(tx, ref, rec.id, { v: 1 }, 1)
+        await held
+        return r
+      })
+      await new Promise((r) => setTimeout(r, 50))
+      const second = inA((tx) => store.update(tx, ref, rec.id, { v: 2 }, 1)).catch((e) => e)
+      await new Promise((r) => setTimeout(r, 100))
+      release()
+      t.match(await first, { v: 1, version: 2 })
+      const err = await second
+      t.equal(err.code, 'KRN_ERR_CONFLICT')
+      t.match(err.message, /concurrent/)
+      t.match(await inA((tx) => store.get(tx, ref, rec.id)), { v: 1, version: 2 })
+    })
+
     t.test('metadata keys in a record or patch are ignored, as by the test host', async (t) => {
       const ref = free(PLUGIN, 'meta')
       const ins = await inA((tx) => store.insert(tx, ref, { id: 'mine', version: 7, createdAt: 'then', updatedAt: 'now', v: 1 }))

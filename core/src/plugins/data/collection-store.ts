@@ -152,7 +152,10 @@ export class CollectionStore {
     }
     if (row.new_version === null) {
       if (guarded) await tx.sql('release savepoint trellis_plugin_update')
-      throw KRN.CONFLICT({ reason: `record ${id} is at version ${row.version}, not ${expectedVersion}` })
+      // cur reads the statement's snapshot; the update re-reads a row another transaction
+      // changed meanwhile. Equal versions here mean exactly that.
+      const reason = row.version === expected ? `record ${id} was changed by a concurrent transaction` : `record ${id} is at version ${row.version}, not ${expectedVersion}`
+      throw KRN.CONFLICT({ reason })
     }
     const merged = { ...row.data, ...rest }
     const problems = this.validator.problems(ref, merged)
