@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os'
+import { SpanStatusCode, trace } from '@opentelemetry/api'
 import { v7 as uuidv7 } from 'uuid'
 import { isTrellisError, matchesEventPattern, parseCapability, type Capability, type JsonValue, type TrellisEvent } from '@trellis/plugin-sdk'
 import { Sandbox, type InvocationError, type InvokeResult, type LogLine } from '@trellis/sandbox'
@@ -43,6 +44,7 @@ interface TenantPlugins {
 }
 
 const MAX_CALL_DEPTH = 8
+const tracer = trace.getTracer('trellis.plugins')
 // Errors that mean the platform, not the plugin, failed: event deliveries are retried on these.
 const INFRASTRUCTURE = new Set(['SBX_ERR_WORKER_LOST', 'SBX_ERR_SANDBOX_CLOSED', 'KRN_ERR_DATABASE_UNAVAILABLE', 'KRN_ERR_INTERNAL'])
 
@@ -213,8 +215,26 @@ export class PluginHost implements PluginEventSink {
     }
   }
 
-  /** One sandboxed run within an invocation tree; records it whatever the outcome. */
-  private async run(run: Running, entry: InvokeInput['entry'], input: unknown): Promise<unknown> {
+  /** One sandboxed run within an invocation tree, as a span with the tenant, plugin and version. */
+  private run(run: Running, entry: InvokeInput['entry'], input: unknown): Promise<unknown> {
+    return tracer.startActiveSpan(
+      `plugin ${entry.kind} ${entry.name}`,
+      { attributes: { 'tenant.id': run.tree.tenantId, 'plugin.id': run.inst.plugin, 'plugin.version': run.version.version, 'plugin.installation': run.inst.id, 'plugin.entry': `${entry.kind} ${entry.name}` } },
+      async (span) => {
+        try {
+          return await this.runInSandbox(run, entry, input)
+        } catch (err) {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: isTrellisError(err) ? err.code : 'error' })
+          throw err
+        } finally {
+          span.end()
+        }
+      },
+    )
+  }
+
+  /** Runs the entry in the sandbox; records the invocation whatever the outcome. */
+  private async runInSandbox(run: Running, entry: InvokeInput['entry'], input: unknown): Promise<unknown> {
     await this.ensureLoaded(run.version)
     const sandbox = await this.sandbox()
     const invocationId = uuidv7()
