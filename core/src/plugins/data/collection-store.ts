@@ -18,7 +18,9 @@ import { indexedValueProblems } from './index-limits.js'
 import { withoutMeta } from './json-values.js'
 import { invalid, RecordValidator } from './record-validator.js'
 import { SqlParams } from './sql-params.js'
-import type { CollectionRef, FindPage, FindQuery, StoredRecord } from './types.js'
+import { ensureIndexes } from './indexes.js'
+import { dropPluginData } from './plugin-data.js'
+import type { CollectionIndex, CollectionRef, FindPage, FindQuery, StoredRecord } from './types.js'
 
 /** Page size of `find` when the query gives none. */
 export const DEFAULT_LIMIT = 50
@@ -74,6 +76,16 @@ const isUniqueViolation = (err: unknown) => (err as { code?: unknown })?.code ==
  */
 export class CollectionStore {
   private readonly validator = new RecordValidator()
+
+  /** {@link ensureIndexes}: creates the declared indexes of a plugin's collections (at install). */
+  ensureIndexes(tx: Tx, plugin: string, collections: Record<string, { indexes?: CollectionIndex[] }>): Promise<string[]> {
+    return ensureIndexes(tx, plugin, collections)
+  }
+
+  /** {@link dropPluginData}: deletes the tenant's records of a plugin; resolves to how many. */
+  dropPluginData(tx: Tx, plugin: string): Promise<number> {
+    return dropPluginData(tx, plugin)
+  }
 
   /**
    * Inserts `record` (its metadata keys ignored) with a new UUIDv7 id, version 1 and both times
