@@ -65,8 +65,13 @@ const problems = (issues: ManifestIssue[]) => issues.map((i) => ({ pointer: i.po
  */
 export class PluginVersions {
   private readonly cache = new Map<string, Promise<PluginVersion>>()
+  private readonly statusCheckedAt = new Map<string, number>()
 
-  constructor(private readonly db: Database) {}
+  /** `statusTtlMs`: how soon a block made by another process is seen here. */
+  constructor(
+    private readonly db: Database,
+    private readonly statusTtlMs = 1000,
+  ) {}
 
   /**
    * Checks an upload the way `trellis-plugin validate` and the marketplace do — manifest schema,
@@ -97,10 +102,19 @@ export class PluginVersions {
     return fromRow(row!)
   }
 
-  /** A version by id (cached), or undefined. */
+  /** A version by id (cached; its status re-read at most every `statusTtlMs`), or undefined. */
   async byId(tx: Tx, id: string): Promise<PluginVersion | undefined> {
     let found = this.cache.get(id)
+    if (found && Date.now() - (this.statusCheckedAt.get(id) ?? 0) > this.statusTtlMs) {
+      const v = await found.catch(() => undefined)
+      if (v) {
+        this.statusCheckedAt.set(id, Date.now())
+        const [row] = await tx.sql<{ status: PluginVersion['status'] }>('select status from plugin_versions where id = ?::uuid', [id])
+        if (row) v.status = row.status
+      }
+    }
     if (!found) {
+      this.statusCheckedAt.set(id, Date.now())
       found = tx.sql<VersionRow>('select * from plugin_versions where id = ?::uuid', [id]).then((rows) => {
         if (!rows[0]) throw PLG.VERSION_NOT_FOUND({ name: id })
         return fromRow(rows[0])
@@ -136,6 +150,7 @@ export class PluginVersions {
     if (!row) throw PLG.VERSION_NOT_FOUND({ name: id })
     const v = fromRow(row)
     this.cache.set(id, Promise.resolve(v))
+    this.statusCheckedAt.set(id, Date.now())
     return v
   }
 }
