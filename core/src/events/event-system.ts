@@ -6,7 +6,7 @@ import { EgressGuard } from '../egress/egress-guard.js'
 import { egressRequest } from '../egress/http-client.js'
 import { matchesAny, type TrellisEvent } from './catalogue.js'
 import type { JobQueue, QueueJob, RunningJob } from './queue.js'
-import type { KernelEventHandler, PluginEventSink } from './subscribers.js'
+import type { KernelEventHandler, PluginEventSink, PluginSubscription } from './subscribers.js'
 import { signWebhook } from './signing.js'
 import { EVENT_COLUMNS, EVENT_VALUES, eventRow, kernelEvent } from './outbox.js'
 import { eventMetrics, type EventMetrics } from '../observability/metrics.js'
@@ -406,8 +406,9 @@ export class EventSystem {
    * One event to its subscribers: kernel handlers, plugins, and a delivery row per matching
    * endpoint — whose first attempt is made right here, without another trip through the queue.
    */
-  async fanOut(eventId: string, tenantId: string, type?: string): Promise<void> {
-    const needsEvent = type === undefined || this.sink !== undefined || this.handlers.some((h) => matchesAny(type!, h.patterns))
+  async fanOut(eventId: string, tenantId: string, type?: string, subs?: PluginSubscription[]): Promise<void> {
+    const needsEvent =
+      type === undefined || (this.sink !== undefined && (subs === undefined || subs.some((s) => matchesAny(type!, s.patterns)))) || this.handlers.some((h) => matchesAny(type!, h.patterns))
     if (needsEvent) {
       const [row] = await this.db.inOrg(
         tenantId,
@@ -426,7 +427,7 @@ export class EventSystem {
       for (const h of this.handlers) if (matchesAny(event.type, h.patterns)) await h.fn(event)
       if (this.sink) {
         // Only this tenant's installs are asked, and only matching events handed over.
-        for (const s of await this.sink.subscriptions(tenantId)) if (matchesAny(event.type, s.patterns)) await this.sink.deliver(tenantId, s.pluginId, event)
+        for (const s of subs ?? (await this.sink.subscriptions(tenantId))) if (matchesAny(event.type, s.patterns)) await this.sink.deliver(tenantId, s.pluginId, event)
       }
     }
     const leaseSeconds = ((this.opts.totalTimeoutMs ?? 15_000) + 5_000) / 1000
@@ -512,8 +513,11 @@ export class EventSystem {
 
   /** Several events of one tenant: one statement for all, unless a kernel handler or plugin needs each. */
   async fanOutBatch(tenantId: string, events: Array<{ id: string; type: string }>): Promise<void> {
-    if (this.sink || events.some((e) => this.handlers.some((h) => matchesAny(e.type, h.patterns)))) {
-      for (const e of events) await this.fanOut(e.id, tenantId, e.type)
+    // A plugin subscribed anywhere must not cost every tenant the one-event-at-a-time path:
+    // only this tenant's subscriptions, and only matching events, need each event read.
+    const subs = this.sink ? await this.sink.subscriptions(tenantId) : []
+    if (events.some((e) => subs.some((s) => matchesAny(e.type, s.patterns)) || this.handlers.some((h) => matchesAny(e.type, h.patterns)))) {
+      for (const e of events) await this.fanOut(e.id, tenantId, e.type, subs)
       return
     }
     const rows = await this.db.inOrg(tenantId, (tx) => this.fanOutStatement(tx, tenantId, events), 'trellis_events')
