@@ -126,6 +126,16 @@ begin
     case when p_unique then 'unique' else '' end, idx, cols, p_plugin, p_collection);
   return idx;
 end $$;`)
+    // Row-level security lets only leakproof operators into an index condition; jsonb's field
+    // access and equality raise no data-dependent errors, so declaring them leakproof lets the
+    // declared indexes narrow queries under RLS. Only a superuser may: elsewhere the indexes
+    // still narrow by tenant, plugin and collection (see docs/operations.md).
+    this.addSql(`do $$ begin
+  if (select rolsuper from pg_roles where rolname = current_user) then
+    alter function jsonb_object_field(jsonb, text) leakproof;
+    alter function jsonb_eq(jsonb, jsonb) leakproof;
+  end if;
+end $$;`)
     this.addSql(`revoke all on function trellis_plugin_index(text, text, text[], boolean) from public;`)
     this.addSql(`grant execute on function trellis_plugin_index(text, text, text[], boolean) to trellis_app;`)
 

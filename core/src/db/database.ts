@@ -32,6 +32,12 @@ export interface Tx {
   /** Runs parameterised SQL (`?` placeholders) in this transaction. */
   sql<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>
   /**
+   * Like {@link sql} but not kept as a named prepared statement: for SQL whose text varies with
+   * its input (plugin queries), so the set of statements stays bounded and each is planned with
+   * its actual values.
+   */
+  sqlOnce<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>
+  /**
    * Switches the rows this transaction sees (and may write) to another organisation, for the
    * few platform acts that must write into two organisations atomically (creating a tenant
    * with its first admin).
@@ -132,6 +138,7 @@ export class Database {
       return await orm.em.fork().transactional((tem) =>
         fn({
           sql: (text, params = []) => tem.execute(text, params as unknown[]) as never,
+          sqlOnce: (text, params = []) => tem.execute(text, params as unknown[]) as never,
           orgs: new Set(),
           useOrg: () => Promise.reject(new Error('owner transactions are not scoped')),
         }),
@@ -177,6 +184,7 @@ export class Database {
       const orgs = new Set<string>(orgId ? [orgId] : [])
       const tx: Tx = {
         sql: async (text, params = []) => (await conn.query(prepared(text, params as unknown[]))).rows as never,
+        sqlOnce: async (text, params = []) => (await conn.query(positional(text), params as unknown[])).rows as never,
         orgs,
         async useOrg(next) {
           if (!UUID.test(next)) throw KRN.NOT_FOUND({ what: 'organisation' })

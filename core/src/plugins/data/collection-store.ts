@@ -220,7 +220,8 @@ export class CollectionStore {
     const conditions = [where === 'true' ? '' : ` and ${where}`, after ? ` and ${afterCondition(keys, after, p)}` : ''].join('')
     const order = orderBy(keys, p)
     p.add(limit + 1)
-    const rows = await tx.sql<Row>(
+    // The text varies with the query's shape: not a named statement (bounded, and planned with the values).
+    const rows = await tx.sqlOnce<Row>(
       `select id, version, created_at, updated_at, data${columns} from plugin_records where plugin = ? and collection = ?${conditions} ${order} limit ?`,
       p.values,
     )
