@@ -32,22 +32,25 @@ for (const kind of DB_KINDS) {
     await t.test('the job purges what is old, in batches, and never an unprocessed event or a pending delivery', async (t) => {
       const now = Date.now()
       const tenant = a.orgId
-      // Old history, as it would be after 40 days: two processed events, each delivered (10 days ago) …
-      const oldEvents = [oldId(now - 40 * DAY), oldId(now - 40 * DAY + 1), oldId(now - 40 * DAY + 2)]
-      for (const id of oldEvents) {
-        await k.ownerSql(`insert into events (id, tenant_id, type, source, subject, time, processed_at, dispatched_at) values (?, ?, 'kernel.role.created', 'trellis/kernel', ?, now() - interval '40 days', now() - interval '40 days', now() - interval '40 days')`, [id, tenant, `role/${id}`])
-      }
-      const oldDeliveries = [oldId(now - 10 * DAY), oldId(now - 10 * DAY + 1)]
-      for (const [i, id] of oldDeliveries.entries()) {
-        await k.ownerSql(`insert into webhook_deliveries (id, tenant_id, endpoint_id, event_id, event_type, status, attempts, created_at, updated_at) values (?, ?, ?, ?, 'kernel.role.created', 'delivered', 1, now() - interval '10 days', now() - interval '10 days')`, [id, tenant, okEp.id, oldEvents[i]])
-        await k.ownerSql(`insert into webhook_attempts (id, tenant_id, delivery_id, attempt, at, status_code, duration_ms) values (?, ?, ?, 1, now() - interval '10 days', 200, 5)`, [oldId(now - 10 * DAY), tenant, id])
-      }
-      // … an old event still being fanned out, and an old delivery still waiting for its retry.
+      // Written in one transaction, so the job (already running) sees all of it or none.
       const unprocessed = oldId(now - 40 * DAY + 3)
-      await k.ownerSql(`insert into events (id, tenant_id, type, source, subject, time, data) values (?, ?, 'kernel.api_key.created', 'trellis/kernel', ?, now() - interval '40 days', '{"name":"held"}')`, [unprocessed, tenant, `api_key/${unprocessed}`])
       const pending = oldId(now - 10 * DAY + 2)
-      await k.ownerSql(`insert into webhook_deliveries (id, tenant_id, endpoint_id, event_id, event_type, status, attempts, next_attempt_at, created_at, updated_at) values (?, ?, ?, ?, 'kernel.role.created', 'pending', 1, now() + interval '1 day', now() - interval '10 days', now() - interval '10 days')`, [pending, tenant, downEp.id, oldEvents[2]])
-      await k.ownerSql(`insert into webhook_attempts (id, tenant_id, delivery_id, attempt, at, status_code, duration_ms) values (?, ?, ?, 1, now() - interval '10 days', 500, 5)`, [oldId(now - 10 * DAY), tenant, pending])
+      const oldEvents = [oldId(now - 40 * DAY), oldId(now - 40 * DAY + 1), oldId(now - 40 * DAY + 2)]
+      const oldDeliveries = [oldId(now - 10 * DAY), oldId(now - 10 * DAY + 1)]
+      await k.kernel.ctx.db.asOwner(async (tx) => {
+        // Old history, as it would be after 40 days: two processed events, each delivered (10 days ago) …
+        for (const id of oldEvents) {
+          await tx.sql(`insert into events (id, tenant_id, type, source, subject, time, processed_at, dispatched_at) values (?, ?, 'kernel.role.created', 'trellis/kernel', ?, now() - interval '40 days', now() - interval '40 days', now() - interval '40 days')`, [id, tenant, `role/${id}`])
+        }
+        for (const [i, id] of oldDeliveries.entries()) {
+          await tx.sql(`insert into webhook_deliveries (id, tenant_id, endpoint_id, event_id, event_type, status, attempts, created_at, updated_at) values (?, ?, ?, ?, 'kernel.role.created', 'delivered', 1, now() - interval '10 days', now() - interval '10 days')`, [id, tenant, okEp.id, oldEvents[i]])
+          await tx.sql(`insert into webhook_attempts (id, tenant_id, delivery_id, attempt, at, status_code, duration_ms) values (?, ?, ?, 1, now() - interval '10 days', 200, 5)`, [oldId(now - 10 * DAY), tenant, id])
+        }
+        // … an old event still being fanned out, and an old delivery still waiting for its retry.
+        await tx.sql(`insert into events (id, tenant_id, type, source, subject, time, data) values (?, ?, 'kernel.api_key.created', 'trellis/kernel', ?, now() - interval '40 days', '{"name":"held"}')`, [unprocessed, tenant, `api_key/${unprocessed}`])
+        await tx.sql(`insert into webhook_deliveries (id, tenant_id, endpoint_id, event_id, event_type, status, attempts, next_attempt_at, created_at, updated_at) values (?, ?, ?, ?, 'kernel.role.created', 'pending', 1, now() + interval '1 day', now() - interval '10 days', now() - interval '10 days')`, [pending, tenant, downEp.id, oldEvents[2]])
+        await tx.sql(`insert into webhook_attempts (id, tenant_id, delivery_id, attempt, at, status_code, duration_ms) values (?, ?, ?, 1, now() - interval '10 days', 500, 5)`, [oldId(now - 10 * DAY), tenant, pending])
+      })
 
       // The periodic job (every 300 ms here, 2 rows per statement) removes what is old.
       await eventually(async () => (await count('webhook_deliveries where id = any(?::uuid[])', [`{${oldDeliveries.join(',')}}`])) === 0, 10_000)
