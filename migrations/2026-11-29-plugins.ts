@@ -27,9 +27,17 @@ create table plugin_versions (
   code text not null,
   source_map text,
   publisher_id uuid references partners(id),
-  status text not null default 'available' check (status in ('available', 'blocked')),
+  status text not null default 'checking' check (status in ('checking', 'failed_checks', 'in_review', 'approved', 'rejected', 'blocked')),
   created_at timestamptz not null default now(),
   created_by text not null,
+  -- Marketplace: the signed artifact it came from, its checks and its review.
+  artifact_sha256 text,
+  signature text,
+  key_id uuid,
+  changelog text not null default '',
+  checks jsonb not null default '[]',
+  review jsonb,
+  blocked_reason text,
   unique (name, version)
 );`)
     this.addSql(`
@@ -45,6 +53,10 @@ create table plugin_installations (
   secret_names text[] not null default '{}',
   status text not null default 'active' check (status in ('active', 'disabled')),
   installed_by text not null,
+  -- Versions installed before, newest last ({versionId, version, at}): what rollback goes back to.
+  history jsonb not null default '[]',
+  -- An upgrade that asks for more capabilities waits here for the tenant's consent.
+  pending_version_id uuid references plugin_versions(id),
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
   unique (tenant_id, plugin),
@@ -92,7 +104,7 @@ create table plugin_invocations (
     this.addSql(`create policy plugin_versions_write on plugin_versions for insert to trellis_app with check (trellis_current_tenant() = ${PLATFORM});`)
     this.addSql(`create policy plugin_versions_update on plugin_versions for update to trellis_app using (trellis_current_tenant() = ${PLATFORM}) with check (trellis_current_tenant() = ${PLATFORM});`)
     this.addSql(`grant select, insert on plugin_versions to trellis_app;`)
-    this.addSql(`grant update (status) on plugin_versions to trellis_app;`)
+    this.addSql(`grant update (status, checks, review, blocked_reason) on plugin_versions to trellis_app;`)
     for (const table of ['plugin_installations', 'plugin_records', 'plugin_invocations']) {
       this.addSql(`create policy ${table}_tenant on ${table} for all to trellis_app using (tenant_id = trellis_current_tenant()) with check (tenant_id = trellis_current_tenant());`)
     }

@@ -9,6 +9,7 @@ import { createKernel } from '../../core/src/kernel.js'
 import { loadConfig } from '../../core/src/config.js'
 import { createPlatformAdmin } from '../../core/src/bootstrap.js'
 import { orgTx } from '../../core/src/kernel-context.js'
+import { PLATFORM_ORG } from '../../core/src/db/database.js'
 import { appendAudit } from '../../core/src/audit/audit-log.js'
 import { principalOf } from '../../core/src/http/guards.js'
 
@@ -47,7 +48,7 @@ const admin = await call('POST', '/v1/auth/login', { email: 'bench@platform.test
 await call('POST', '/v1/tenants', { name: 'Bench', slug: 'bench', admin: { email: 'admin@bench.test', name: 'Bench admin', password: 'bench-tenant-password' } }, admin.accessToken)
 const tenant = await call('POST', '/v1/auth/login', { email: 'admin@bench.test', password: 'bench-tenant-password' })
 const built = await buildPlugin({ dir, write: false })
-await call('POST', '/v1/plugins/versions', { manifest, code: built.code, sourceMap: built.sourceMap }, admin.accessToken)
+await orgTx(k, PLATFORM_ORG, (tx) => k.plugins.versions.register(tx, { manifest, code: built.code, sourceMap: built.sourceMap, status: 'approved' }, (b) => k.plugins.probe(b), 'bench'))
 await call('POST', '/v1/installations', { plugin: manifest.name, version: manifest.version, capabilities: manifest.capabilities }, tenant.accessToken)
 process.stdout.write(JSON.stringify({ url, token: tenant.accessToken, tenantId: tenant.org.id }) + '\n')
 process.on('SIGTERM', async () => {

@@ -54,6 +54,7 @@ export const PLG = defineErrors('PLG', {
   VERSION_EXISTS: { status: 409, title: 'Plugin version exists', message: (d: { name: string; version: string }) => `${d.name}@${d.version} is already registered` },
   VERSION_NOT_FOUND: { status: 404, title: 'Plugin version not found', message: (d: { name: string; version?: string }) => `${d.name}${d.version ? `@${d.version}` : ''} is not a registered plugin version` },
   VERSION_BLOCKED: { status: 403, title: 'Plugin version blocked', message: (d: { name: string; version: string }) => `${d.name}@${d.version} has been blocked by the platform` },
+  VERSION_NOT_APPROVED: { status: 409, title: 'Plugin version not approved', message: (d: { name: string; version: string; status: string }) => `${d.name}@${d.version} is ${d.status.replace('_', ' ')}, not approved: only approved versions can be installed` },
   ALREADY_INSTALLED: { status: 409, title: 'Plugin already installed', message: (d: { name: string }) => `${d.name} is already installed for this tenant (or another plugin uses its mount)` },
   NOT_INSTALLED: { status: 404, title: 'Plugin not installed', message: (d: { name: string }) => `${d.name} is not installed for this tenant` },
   CONSENT_MISMATCH: { status: 400, title: 'Capabilities not consented', message: (d: { missing: string[]; extra: string[] }) => `the capabilities consented to must equal those the version requests${d.missing.length ? `; not consented: ${d.missing.join(', ')}` : ''}${d.extra.length ? `; not requested: ${d.extra.join(', ')}` : ''}` },

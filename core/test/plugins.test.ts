@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { buildPlugin } from '@trellis/plugin-sdk'
 import { DB_KINDS, startTestKernel, createTenantWithAdmin, addUser, type TestKernel } from './helpers/test-kernel.js'
 import { eventually } from './helpers/receiver.js'
+import { registerVersion, setVersionStatus } from './helpers/plugin-versions.js'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
@@ -27,11 +28,7 @@ t.teardown(() => upstream.close())
 const upstreamPort = (upstream.address() as AddressInfo).port
 relay.manifest.capabilities.push(`http:fetch:127.0.0.1:${upstreamPort},169.254.169.254`)
 
-async function register(k: TestKernel, bundle: typeof notes, extra: Record<string, unknown> = {}) {
-  const r = await k.req('POST', '/v1/plugins/versions', { token: k.adminToken, body: { ...bundle, ...extra } })
-  if (r.status !== 201) throw new Error(`register: ${r.status} ${JSON.stringify(r.body)}`)
-  return r.body
-}
+const codeOf = (p: Promise<unknown>) => p.then(() => 'registered', (err: { code?: string }) => err.code ?? String(err))
 
 async function install(k: TestKernel, token: string, bundle: typeof notes, settings: Record<string, unknown> = {}) {
   const r = await k.req('POST', '/v1/installations', { token, body: { plugin: bundle.manifest.name, version: bundle.manifest.version, capabilities: bundle.manifest.capabilities, settings } })
@@ -47,29 +44,25 @@ for (const kind of DB_KINDS) {
     const partner = await k.req('POST', '/v1/partners', { token: k.adminToken, body: { name: 'Acme', slug: `acme-${kind}`, admin: { email: `dev@acme-${kind}.test`, name: 'Dev', password: 'password-of-acme-dev' } } })
     const partnerLogin = await k.login(`dev@acme-${kind}.test`, 'password-of-acme-dev')
 
-    await t.test('registering a version: platform admins only, checked, loaded in the sandbox, never twice', async (t) => {
-      const denied = await k.req('POST', '/v1/plugins/versions', { token: a.token, body: notes })
-      t.equal(denied.status, 403)
-      const badManifest = await k.req('POST', '/v1/plugins/versions', { token: k.adminToken, body: { ...notes, manifest: { ...notes.manifest, name: 'no-scope' } } })
-      t.equal(badManifest.body.code, 'PLG_ERR_BUNDLE_INVALID')
-      t.match(badManifest.body.problems ?? badManifest.body.detail, /name|\/name/)
-      const wrongDigest = await k.req('POST', '/v1/plugins/versions', { token: k.adminToken, body: { ...notes, sha256: '0'.repeat(64) } })
-      t.equal(wrongDigest.body.code, 'PLG_ERR_BUNDLE_INVALID')
-      const mismatch = await k.req('POST', '/v1/plugins/versions', { token: k.adminToken, body: { ...notes, manifest: { ...notes.manifest, version: '1.0.1', routes: [...notes.manifest.routes, { method: 'GET', path: '/missing' }] } } })
-      t.equal(mismatch.body.code, 'PLG_ERR_BUNDLE_INVALID', 'a route the bundle does not serve is refused')
-      const broken = await k.req('POST', '/v1/plugins/versions', { token: k.adminToken, body: { ...notes, manifest: { ...notes.manifest, version: '1.0.2' }, code: 'throw new Error("boom")' } })
-      t.equal(broken.body.code, 'PLG_ERR_BUNDLE_INVALID', 'a bundle that does not load is refused')
-      const v = await register(k, notes, { publisherId: partner.body.id })
+    let notesVersionId = ''
+    await t.test('registering a version: checked, loaded in the sandbox, never twice', async (t) => {
+      t.equal(await codeOf(registerVersion(k, { ...notes, manifest: { ...notes.manifest, name: 'no-scope' } })), 'PLG_ERR_BUNDLE_INVALID')
+      t.equal(await codeOf(registerVersion(k, { ...notes, sha256: '0'.repeat(64) })), 'PLG_ERR_BUNDLE_INVALID', 'a bundle that does not hash to the stated digest')
+      const mismatch = { ...notes, manifest: { ...notes.manifest, version: '1.0.1', routes: [...notes.manifest.routes, { method: 'GET', path: '/missing' }] } }
+      t.equal(await codeOf(registerVersion(k, mismatch)), 'PLG_ERR_BUNDLE_INVALID', 'a route the bundle does not serve is refused')
+      t.equal(await codeOf(registerVersion(k, { ...notes, manifest: { ...notes.manifest, version: '1.0.2' }, code: 'throw new Error("boom")' })), 'PLG_ERR_BUNDLE_INVALID', 'a bundle that does not load is refused')
+      const v = await registerVersion(k, { ...notes, publisherId: partner.body.id })
+      notesVersionId = v.id
       t.equal(v.sha256, notes.sha256)
-      t.equal(v.status, 'available')
-      const again = await k.req('POST', '/v1/plugins/versions', { token: k.adminToken, body: notes })
-      t.equal(again.body.code, 'PLG_ERR_VERSION_EXISTS')
-      await register(k, relay)
-      const listed = await k.req('GET', '/v1/plugins/versions?name=@acme/notes', { token: a.token })
-      t.same(listed.body.items.map((x: any) => `${x.name}@${x.version}`), ['@acme/notes@1.0.0'])
-      t.notOk('code' in listed.body.items[0], 'listings carry no code')
+      t.equal(v.status, 'approved')
+      t.equal(await codeOf(registerVersion(k, notes)), 'PLG_ERR_VERSION_EXISTS')
+      await registerVersion(k, relay)
+      const pending = await registerVersion(k, { ...notes, manifest: { ...notes.manifest, version: '1.1.0' } }, 'in_review')
+      const notApproved = await k.req('POST', '/v1/installations', { token: b.token, body: { plugin: '@acme/notes', version: pending.version, capabilities: notes.manifest.capabilities } })
+      t.equal(notApproved.body.code, 'PLG_ERR_VERSION_NOT_APPROVED', 'a version under review cannot be installed')
       const rows = await k.ownerSql(`select count(*)::int as n from plugin_versions`)
-      t.equal(rows[0].n, 2, 'refused uploads left nothing behind')
+      t.equal(rows[0].n, 3, 'refused uploads left nothing behind')
+      t.equal((await k.req('POST', '/v1/plugins/versions', { token: k.adminToken, body: notes })).status, 404, 'there is no direct upload route: versions come through the marketplace')
     })
 
     let installationId = ''
@@ -260,11 +253,10 @@ for (const kind of DB_KINDS) {
     })
 
     await t.test('a blocked version stops serving at once; uninstall without keeping data deletes it', async (t) => {
-      const [v] = (await k.req('GET', '/v1/plugins/versions?name=@acme/notes', { token: k.adminToken })).body.items
-      t.equal((await k.req('POST', `/v1/plugins/versions/${v.id}/block`, { token: k.adminToken })).status, 200)
+      await setVersionStatus(k, notesVersionId, 'blocked')
       const blocked = await k.req('GET', `/v1/x/notes/notes/${noteId}`, { token: a.token })
       t.equal(blocked.body.code, 'PLG_ERR_VERSION_BLOCKED')
-      await k.req('POST', `/v1/plugins/versions/${v.id}/unblock`, { token: k.adminToken })
+      await setVersionStatus(k, notesVersionId, 'approved')
       t.equal((await k.req('GET', `/v1/x/notes/notes/${noteId}`, { token: a.token })).status, 200)
       const gone = await k.req('DELETE', `/v1/installations/${installationId}?keepData=false`, { token: a.token })
       t.equal(gone.status, 204)

@@ -24,7 +24,7 @@ import { registerEventRoutes } from '../events/event-routes.js'
 import { registerWebhookRoutes } from '../events/webhook-routes.js'
 import { registerPluginRoutes } from '../plugins/plugin-routes.js'
 import { registerInstallationRoutes } from '../plugins/installation-routes.js'
-import { registerVersionRoutes } from '../plugins/version-routes.js'
+import { registerPublisherRoutes } from '../plugins/publisher-routes.js'
 import { withPluginPaths } from '../plugins/openapi.js'
 
 
@@ -126,7 +126,7 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       registerAuditRoutes(v1, k)
       registerEventRoutes(v1, k)
       registerWebhookRoutes(v1, k)
-      registerVersionRoutes(v1, k)
+      registerPublisherRoutes(v1, k)
       registerInstallationRoutes(v1, k)
       registerPluginRoutes(v1, k)
     },

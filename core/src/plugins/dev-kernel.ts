@@ -82,7 +82,8 @@ export const startDevKernel: StartDevKernel = async (options: DevKernelOptions =
             if (sameCode) return existing
             stated = { ...manifest, version: `${manifest.version.split('+')[0]}+dev.${Date.now().toString(36)}${++devBuild}` }
           }
-          return k.plugins.versions.register(tx, { manifest: stated, code: bundle.code, ...(bundle.sourceMap ? { sourceMap: bundle.sourceMap } : {}) }, (b) => k.plugins.probe(b), 'system:dev-kernel')
+          // A local tool: what a developer builds is approved for the dev tenant on the spot.
+          return k.plugins.versions.register(tx, { manifest: stated, code: bundle.code, ...(bundle.sourceMap ? { sourceMap: bundle.sourceMap } : {}), status: 'approved' }, (b) => k.plugins.probe(b), 'system:dev-kernel')
         })
         const inst = await orgTx(k, tenantId, async (tx) => {
           const { settings, secrets } = splitSettings(version, opts.settings ?? {})

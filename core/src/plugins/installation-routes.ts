@@ -112,6 +112,7 @@ export function registerInstallationRoutes(app: Api, k: KernelContext): void {
         const version = await host().versions.find(tx, body.plugin, body.version)
         if (!version) throw PLG.VERSION_NOT_FOUND({ name: body.plugin, version: body.version })
         if (version.status === 'blocked') throw PLG.VERSION_BLOCKED({ name: version.name, version: version.version })
+        if (version.status !== 'approved') throw PLG.VERSION_NOT_APPROVED({ name: version.name, version: version.version, status: version.status })
         checkConsent(version, body.capabilities)
         const { settings, secrets } = splitSettings(version, body.settings ?? {})
         const created = await insertInstallation(tx, k.secrets, {

@@ -17,7 +17,7 @@ const TTL_MS = 5000
 export async function withPluginPaths(k: KernelContext, spec: Spec): Promise<Spec> {
   if (!cached || Date.now() - cached.at > TTL_MS) {
     const rows = await k.db.inOrg(PLATFORM_ORG, (tx) =>
-      tx.sql<{ manifest: PluginManifest }>(`select distinct on (name) manifest from plugin_versions where status = 'available' order by name, id desc`),
+      tx.sql<{ manifest: PluginManifest }>(`select distinct on (name) manifest from plugin_versions where status = 'approved' order by name, id desc`),
     )
     cached = { at: Date.now(), manifests: rows.map((r) => r.manifest) }
   }

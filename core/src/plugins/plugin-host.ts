@@ -157,6 +157,7 @@ export class PluginHost implements PluginEventSink {
     const v = await this.versions.byId(tx, inst.versionId)
     if (!v) throw PLG.VERSION_NOT_FOUND({ name: inst.plugin })
     if (v.status === 'blocked') throw PLG.VERSION_BLOCKED({ name: v.name, version: v.version })
+    if (v.status !== 'approved') throw PLG.VERSION_NOT_APPROVED({ name: v.name, version: v.version, status: v.status })
     return v
   }
 
@@ -311,7 +312,7 @@ export class PluginHost implements PluginEventSink {
     for (const inst of byId.values()) {
       if (inst.status !== 'active') continue
       const version = await this.k.db.inOrg(tenantId, (tx) => this.versions.byId(tx, inst.versionId))
-      if (!version || version.status !== 'available') continue
+      if (!version || version.status !== 'approved') continue
       const granted = this.caps(inst).flatMap((c) => (c.kind === 'events:subscribe' ? [c.pattern] : []))
       const patterns = (version.manifest.events?.subscribes ?? []).filter((s) => granted.some((g) => matchesEventPattern(g, s) || g === s))
       if (patterns.length) out.push({ pluginId: inst.id, patterns })

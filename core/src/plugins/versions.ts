@@ -14,9 +14,15 @@ export interface PluginVersion {
   code: string
   sourceMap: string | null
   publisherId: string | null
-  status: 'available' | 'blocked'
+  status: VersionStatus
   createdAt: string
 }
+
+/**
+ * Where a version is on its way to tenants: marketplace checks, then review, then approved (the
+ * only installable status); a platform admin can block an approved version everywhere.
+ */
+export type VersionStatus = 'checking' | 'failed_checks' | 'in_review' | 'approved' | 'rejected' | 'blocked'
 
 interface VersionRow {
   id: string
@@ -27,7 +33,7 @@ interface VersionRow {
   code: string
   source_map: string | null
   publisher_id: string | null
-  status: 'available' | 'blocked'
+  status: VersionStatus
   created_at: Date
 }
 
@@ -39,6 +45,10 @@ export interface VersionUpload {
   /** Expected sha256 of `code`, when the uploader states it. */
   sha256?: string
   publisherId?: string | null
+  /** Status it starts in (default `checking`; the dev kernel and tests register `approved`). */
+  status?: VersionStatus
+  /** The marketplace artifact it was unpacked from. */
+  artifact?: { sha256: string; signature: string; keyId: string; changelog?: string }
 }
 
 /** Loads a bundle in the sandbox and returns the entries it declares (the plugin host supplies it). */
@@ -94,10 +104,11 @@ export class PluginVersions {
     }
     const lint = lintPlugin({ manifest, entries, sizes: { bundleBytes: Buffer.byteLength(upload.code), sourceMapBytes: Buffer.byteLength(upload.sourceMap ?? '') } })
     if (lint.errors.length) throw PLG.BUNDLE_INVALID({ reason: lint.errors.map((e) => `${e.pointer || '/'} ${e.message}`).join('; '), problems: problems(lint.errors) })
+    const a = upload.artifact
     const [row] = await tx.sql<VersionRow>(
-      `insert into plugin_versions (id, name, version, sha256, manifest, code, source_map, publisher_id, created_by)
-       values (?::uuid, ?, ?, ?, ?::jsonb, ?, ?, ?::uuid, ?) returning *`,
-      [uuidv7(), manifest.name, manifest.version, sha256, JSON.stringify(manifest), upload.code, upload.sourceMap ?? null, upload.publisherId ?? null, createdBy],
+      `insert into plugin_versions (id, name, version, sha256, manifest, code, source_map, publisher_id, created_by, status, artifact_sha256, signature, key_id, changelog)
+       values (?::uuid, ?, ?, ?, ?::jsonb, ?, ?, ?::uuid, ?, ?, ?, ?, ?::uuid, ?) returning *`,
+      [uuidv7(), manifest.name, manifest.version, sha256, JSON.stringify(manifest), upload.code, upload.sourceMap ?? null, upload.publisherId ?? null, createdBy, upload.status ?? 'checking', a?.sha256 ?? null, a?.signature ?? null, a?.keyId ?? null, a?.changelog ?? ''],
     )
     return fromRow(row!)
   }
@@ -134,7 +145,7 @@ export class PluginVersions {
   /** Versions, newest first per name, without their code. */
   async list(tx: Tx, name: string | undefined, after: string | null, limit: number): Promise<Array<Omit<PluginVersion, 'code' | 'sourceMap'>>> {
     const rows = await tx.sql<VersionRow>(
-      `select id, name, version, sha256, manifest, null as code, null as source_map, publisher_id, status, created_at from plugin_versions
+      `select id, name, version, sha256, manifest, '' as code, null as source_map, publisher_id, status, created_at from plugin_versions
         where (?::text is null or name = ?) and (?::uuid is null or id > ?::uuid) order by id limit ?`,
       [name ?? null, name ?? null, after, after, limit],
     )
@@ -144,8 +155,8 @@ export class PluginVersions {
     })
   }
 
-  /** Blocks or unblocks a version (platform transaction); cached copies learn it at once. */
-  async setStatus(tx: Tx, id: string, status: 'available' | 'blocked'): Promise<PluginVersion> {
+  /** Moves a version to another status (platform transaction); cached copies learn it at once. */
+  async setStatus(tx: Tx, id: string, status: VersionStatus): Promise<PluginVersion> {
     const [row] = await tx.sql<VersionRow>('update plugin_versions set status = ? where id = ?::uuid returning *', [status, id])
     if (!row) throw PLG.VERSION_NOT_FOUND({ name: id })
     const v = fromRow(row)

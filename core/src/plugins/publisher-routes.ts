@@ -1,0 +1,65 @@
+import { Type } from '@sinclair/typebox'
+import type { Api } from '../http/types.js'
+import type { KernelContext } from '../kernel-context.js'
+import { KRN } from '../errors.js'
+import { principalOf, requirePermission } from '../http/guards.js'
+import { PageQuery, pageOf, decodeCursor, encodeCursor } from '../http/pagination.js'
+import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
+import { PLATFORM_ORG } from '../db/database.js'
+
+const Uuid = Type.String({ format: 'uuid' })
+const PublisherInvocation = Type.Object({
+  id: Uuid,
+  version: Type.String(),
+  entryKind: Type.String(),
+  entryName: Type.String(),
+  startedAt: Type.String({ format: 'date-time' }),
+  wallMs: Type.Number(),
+  cpuMs: Type.Number(),
+  hostCalls: Type.Integer(),
+  outcome: Type.String(),
+  errorCode: Type.Union([Type.String(), Type.Null()]),
+})
+const isPlatform = (p: { orgKind: string; orgId: string }) => p.orgKind === 'platform' && p.orgId === PLATFORM_ORG
+
+/** Invocation records of a plugin across tenants, for its publishing partner (and platform admins). */
+export function registerPublisherRoutes(app: Api, k: KernelContext): void {
+  app.get(
+    '/plugins/:scope/:name/invocations',
+    {
+      preHandler: requirePermission(),
+      schema: {
+        tags: ['plugins'],
+        summary: 'Invocation records of a plugin across tenants, for its publisher (no tenant, caller or log data)',
+        params: Type.Object({ scope: Type.String({ pattern: '^@[a-z0-9][a-z0-9-]*$' }), name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]*$' }) }),
+        querystring: Type.Object(PageQuery),
+        response: { 200: pageOf(PublisherInvocation) },
+      },
+    },
+    async (request) => {
+      const p = principalOf(request)
+      const plugin = `${request.params.scope}/${request.params.name}`
+      const limit = request.query.limit ?? 50
+      await k.plugins.recorder.flush()
+      const rows = await k.db.inOrg(p.orgId, async (tx) => {
+        const [own] = await tx.sql<{ publisher_id: string | null }>('select publisher_id from plugin_versions where name = ? and publisher_id is not null limit 1', [plugin])
+        const publisher = p.orgKind === 'partner' && p.permissions.has(P.pluginsPublish) && own?.publisher_id === p.orgId
+        if (!publisher && !isPlatform(p)) throw KRN.NOT_FOUND({ what: `plugin ${plugin}` })
+        return tx.sql<Record<string, unknown>>('select * from trellis_plugin_invocations(?, ?::uuid, ?)', [plugin, decodeCursor(request.query.cursor), limit + 1])
+      })
+      const items = rows.slice(0, limit).map((r) => ({
+        id: r.id as string,
+        version: r.version as string,
+        entryKind: r.entry_kind as string,
+        entryName: r.entry_name as string,
+        startedAt: new Date(r.started_at as string).toISOString(),
+        wallMs: Number(r.wall_ms),
+        cpuMs: Number(r.cpu_ms),
+        hostCalls: Number(r.host_calls),
+        outcome: r.outcome as string,
+        errorCode: (r.error_code as string | null) ?? null,
+      }))
+      return { items, nextCursor: rows.length > limit ? encodeCursor(items[items.length - 1]!.id) : null }
+    },
+  )
+}
