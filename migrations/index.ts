@@ -3,6 +3,7 @@ import { Migration20261127000001Kernel } from './2026-11-27-kernel.js'
 import { Migration20261128000001Events } from './2026-11-28-events.js'
 import { Migration20261129000001Plugins } from './2026-11-29-plugins.js'
 import { Migration20261129000002EventsRetention } from './2026-11-29-events-retention.js'
+import { Migration20261130000001Marketplace } from './2026-11-30-marketplace.js'
 
 /** Every migration, oldest first; MikroORM runs them in this order. */
 export const migrationsList: MigrationObject[] = [
@@ -10,4 +11,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261128000001Events', class: Migration20261128000001Events },
   { name: 'Migration20261129000001Plugins', class: Migration20261129000001Plugins },
   { name: 'Migration20261129000002EventsRetention', class: Migration20261129000002EventsRetention },
+  { name: 'Migration20261130000001Marketplace', class: Migration20261130000001Marketplace },
 ]

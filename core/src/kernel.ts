@@ -20,6 +20,7 @@ import type { JobQueue } from './events/queue.js'
 import { EgressGuard } from './egress/egress-guard.js'
 import { PluginHost, type PluginHostOptions } from './plugins/plugin-host.js'
 import { CollectionStore, ensureIndexes, dropPluginData } from './plugins/data/index.js'
+import { loadInstalledExtensions, type KernelExtension } from './extensions.js'
 
 export interface KernelOptions extends HttpOptions {
   config?: KernelConfig
@@ -38,6 +39,8 @@ export interface KernelOptions extends HttpOptions {
   events?: Partial<EventSystemOptions> & { queueName?: string; egressAllow?: string[]; queue?: JobQueue }
   /** Plugin host tuning (tests use one sandbox worker). */
   plugins?: PluginHostOptions
+  /** Packages extending the kernel; default: those installed (the marketplace). */
+  extensions?: KernelExtension[]
 }
 
 /** A running kernel: its services and its HTTP API (not yet listening). */
@@ -99,8 +102,10 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     }
     plugins = ctx.plugins = new PluginHost(ctx, data, { egressAllow: options.events?.egressAllow, ...options.plugins })
     await plugins.start()
+    const extensions = options.extensions ?? (await loadInstalledExtensions())
+    for (const ext of extensions) await ext.init?.(ctx)
     eventSystem.start()
-    const app = await buildApp(ctx, options)
+    const app = await buildApp(ctx, { ...options, extensions })
     let closed = false
     return {
       ctx,
@@ -112,6 +117,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
         if (closed) return
         closed = true
         await app.close()
+        for (const ext of extensions) await ext.close?.()
         await eventSystem.close()
         await plugins!.close()
         await sealer.close()

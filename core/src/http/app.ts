@@ -26,9 +26,12 @@ import { registerPluginRoutes } from '../plugins/plugin-routes.js'
 import { registerInstallationRoutes } from '../plugins/installation-routes.js'
 import { registerPublisherRoutes } from '../plugins/publisher-routes.js'
 import { withPluginPaths } from '../plugins/openapi.js'
+import type { KernelExtension } from '../extensions.js'
 
 
 export interface HttpOptions {
+  /** Packages adding routes under /v1 (see extensions.ts). */
+  extensions?: KernelExtension[]
   /** Requests per minute per tenant (per client address before sign-in). */
   rateLimitPerMinute?: number
   bodyLimitBytes?: number
@@ -129,6 +132,7 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       registerPublisherRoutes(v1, k)
       registerInstallationRoutes(v1, k)
       registerPluginRoutes(v1, k)
+      for (const ext of opts.extensions ?? []) ext.routes?.(v1, k)
     },
     { prefix: '/v1' },
   )

@@ -113,6 +113,7 @@ export function registerInstallationRoutes(app: Api, k: KernelContext): void {
         if (!version) throw PLG.VERSION_NOT_FOUND({ name: body.plugin, version: body.version })
         if (version.status === 'blocked') throw PLG.VERSION_BLOCKED({ name: version.name, version: version.version })
         if (version.status !== 'approved') throw PLG.VERSION_NOT_APPROVED({ name: version.name, version: version.version, status: version.status })
+        await host().installPolicy?.(tx, tenantId, version)
         checkConsent(version, body.capabilities)
         const { settings, secrets } = splitSettings(version, body.settings ?? {})
         const created = await insertInstallation(tx, k.secrets, {

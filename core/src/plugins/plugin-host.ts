@@ -65,6 +65,11 @@ export class PluginHost implements PluginEventSink {
   private sinkTimer: NodeJS.Timeout | undefined
   private sinkSet = false
   private readonly listeners = new Set<(rec: InvocationRecord) => void>()
+  /**
+   * Extra rules for installing a version in a tenant (the marketplace's channel catalogs);
+   * throws to refuse. Runs in the installing transaction.
+   */
+  installPolicy: ((tx: Tx, tenantId: string, version: PluginVersion) => Promise<void>) | undefined
   private closed = false
 
   constructor(
