@@ -36,7 +36,7 @@ export const BUILTIN_ROLES: Record<BuiltinRoleName, { description: string; orgKi
   partner_admin: {
     description: 'Runs a partner: its tenants, branding, users, keys and plugins.',
     orgKinds: ['partner'],
-    permissions: [P.tenantsRead, P.tenantsManage, P.brandingManage, P.usersRead, P.usersManage, P.rolesManage, P.apiKeysManage, P.auditRead, P.pluginsPublish, P.pluginsInstall],
+    permissions: [P.tenantsRead, P.tenantsManage, P.brandingManage, P.usersRead, P.usersManage, P.rolesManage, P.apiKeysManage, P.auditRead, P.pluginsPublish, P.pluginsInstall, P.webhooksManage, P.eventsRead],
   },
   partner_developer: {
     description: 'Builds and publishes the partner\'s plugins.',
