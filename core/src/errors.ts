@@ -59,6 +59,16 @@ export const PLG = defineErrors('PLG', {
   NOT_INSTALLED: { status: 404, title: 'Plugin not installed', message: (d: { name: string }) => `${d.name} is not installed for this tenant` },
   CONSENT_MISMATCH: { status: 400, title: 'Capabilities not consented', message: (d: { missing: string[]; extra: string[] }) => `the capabilities consented to must equal those the version requests${d.missing.length ? `; not consented: ${d.missing.join(', ')}` : ''}${d.extra.length ? `; not requested: ${d.extra.join(', ')}` : ''}` },
   SETTINGS_INVALID: { status: 400, title: 'Invalid plugin settings', message: (d: { reason: string; problems?: Array<{ pointer: string; message: string }> }) => d.reason },
+  DEPENDENCY_MISSING: {
+    status: 409,
+    title: 'Plugin dependency not installed',
+    message: (d: { plugin: string; dependency: string; range: string; installed: string | null; available: string | null }) =>
+      `${d.plugin} needs ${d.dependency} ${d.range}${d.installed ? ` (installed: ${d.installed})` : ''}; ${d.available ? `install ${d.dependency}@${d.available} first` : 'no approved version fits'}`,
+  },
+  DEPENDED_ON: { status: 409, title: 'Other plugins depend on it', message: (d: { plugin: string; dependents: string[] }) => `${d.dependents.join(', ')} depend on ${d.plugin}: uninstall them first` },
+  NOT_AN_UPGRADE: { status: 409, title: 'Not an upgrade', message: (d: { from: string; to: string }) => `${d.to} is not newer than the installed ${d.from} (use rollback to go back)` },
+  NO_PENDING_UPGRADE: { status: 409, title: 'No upgrade awaits consent', message: () => 'this installation has no upgrade waiting for consent' },
+  NOTHING_TO_ROLL_BACK: { status: 409, title: 'Nothing to roll back to', message: (d: { reason: string }) => d.reason },
   INSTALLATION_DISABLED: { status: 403, title: 'Plugin installation disabled', message: (d: { name: string }) => `${d.name} is disabled for this tenant` },
   RESPONSE_INVALID: { status: 502, title: 'Plugin response invalid', message: (d: { reason: string }) => d.reason },
   CALL_DEPTH_EXCEEDED: { status: 508, title: 'Plugin call chain too deep', message: (d: { depth: number }) => `plugin actions may call each other at most ${d.depth} deep` },

@@ -29,6 +29,8 @@ export function matchesAny(type: string, patterns: readonly string[]): boolean {
 }
 
 const Uuid = Type.String({ format: 'uuid' })
+const PluginVersionRef = Type.Object({ versionId: Uuid, plugin: Type.String(), version: Type.String() })
+const InstallationRef = Type.Object({ installationId: Uuid, plugin: Type.String(), version: Type.String(), capabilities: Type.Array(Type.String()) })
 
 /** The kernel's event types and the JSON Schemas of their payloads. */
 export const KERNEL_EVENTS = {
@@ -64,6 +66,19 @@ export const KERNEL_EVENTS = {
       error: Type.Union([Type.String(), Type.Null()]),
     }),
   },
+  'marketplace.key.registered': { description: 'A publisher registered a signing key (written to the partner).', data: Type.Object({ keyId: Uuid, fingerprint: Type.String() }) },
+  'marketplace.key.revoked': { description: 'A publisher revoked a signing key (written to the partner).', data: Type.Object({ keyId: Uuid, fingerprint: Type.String() }) },
+  'marketplace.version.published': { description: 'A plugin version was published and awaits its checks (written to the platform and to the publisher).', data: PluginVersionRef },
+  'marketplace.version.checked': { description: "A version's automated checks finished: in review, or failed (written to the platform and to the publisher).", data: Type.Object({ ...PluginVersionRef.properties, status: Type.String() }) },
+  'marketplace.version.approved': { description: 'A platform admin approved a version: tenants may install it (written to the platform and to the publisher).', data: Type.Object({ ...PluginVersionRef.properties, reason: Type.String() }) },
+  'marketplace.version.rejected': { description: 'A platform admin rejected a version, with the reason (written to the platform and to the publisher).', data: Type.Object({ ...PluginVersionRef.properties, reason: Type.String() }) },
+  'marketplace.version.blocked': { description: 'A platform admin blocked a version everywhere: its installations stopped serving (written to the platform, the publisher and every tenant that installed it).', data: Type.Object({ ...PluginVersionRef.properties, reason: Type.String() }) },
+  'marketplace.version.unblocked': { description: 'A block was lifted (written to the platform, the publisher and every tenant that installed it).', data: PluginVersionRef },
+  'marketplace.installation.created': { description: 'A plugin version was installed for the tenant, with the capabilities consented to.', data: InstallationRef },
+  'marketplace.installation.upgraded': { description: "The tenant's installation moved to a newer version.", data: Type.Object({ ...InstallationRef.properties, from: Type.String() }) },
+  'marketplace.installation.upgrade_pending': { description: 'An upgrade asks for more capabilities and waits for the tenant admin to consent.', data: Type.Object({ ...InstallationRef.properties, from: Type.String(), added: Type.Array(Type.String()) }) },
+  'marketplace.installation.rolled_back': { description: "The tenant's installation went back to a version it ran before.", data: Type.Object({ ...InstallationRef.properties, from: Type.String() }) },
+  'marketplace.installation.removed': { description: 'A plugin was uninstalled; keepData says whether its records were kept.', data: Type.Object({ installationId: Uuid, plugin: Type.String(), keepData: Type.Boolean() }) },
 } satisfies Record<string, { description: string; data: TSchema }>
 
 export type KernelEventType = keyof typeof KERNEL_EVENTS

@@ -24,6 +24,7 @@ import { registerEventRoutes } from '../events/event-routes.js'
 import { registerWebhookRoutes } from '../events/webhook-routes.js'
 import { registerPluginRoutes } from '../plugins/plugin-routes.js'
 import { registerInstallationRoutes } from '../plugins/installation-routes.js'
+import { registerUpgradeRoutes } from '../plugins/upgrade-routes.js'
 import { registerPublisherRoutes } from '../plugins/publisher-routes.js'
 import { withPluginPaths } from '../plugins/openapi.js'
 import type { KernelExtension } from '../extensions.js'
@@ -131,6 +132,7 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       registerWebhookRoutes(v1, k)
       registerPublisherRoutes(v1, k)
       registerInstallationRoutes(v1, k)
+      registerUpgradeRoutes(v1, k)
       registerPluginRoutes(v1, k)
       for (const ext of opts.extensions ?? []) ext.routes?.(v1, k)
     },

@@ -66,6 +66,8 @@ export interface CollectionRef {
 }
 
 const MAX_FETCH_RESPONSE = 1024 * 1024
+/** Event namespaces only the kernel writes: a plugin can never pass off its events as these. */
+const RESERVED_EVENT_NAMESPACES: ReadonlySet<string> = new Set(['kernel', 'marketplace'])
 
 function has(run: Running, test: (c: Capability) => boolean): boolean {
   return run.caps.some(test)
@@ -123,7 +125,7 @@ export async function runHostCall(services: HostServices, run: Running, op: stri
     }
     case 'events.emit': {
       const a = args as HostOps['events.emit']['args']
-      if (a.type.startsWith('kernel.')) deny(run, op, a.type, 'kernel.* events are emitted by the kernel only')
+      if (RESERVED_EVENT_NAMESPACES.has(a.type.split('.')[0]!)) deny(run, op, a.type, `${a.type.split('.')[0]}.* events are emitted by the kernel only`)
       if (!has(run, (c) => c.kind === 'events:emit' && matchesEventPattern(c.pattern, a.type))) deny(run, op, a.type, `${run.inst.plugin} may not emit "${a.type}"`)
       const declared = run.version.manifest.events?.emits?.[a.type]
       if (!declared) throw KRN.VALIDATION_FAILED({ reason: `event ${a.type} is not declared in the manifest's events.emits` })

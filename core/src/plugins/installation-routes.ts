@@ -10,9 +10,11 @@ import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
 import type { Principal } from '../identity/principal.js'
 import { PLATFORM_ORG } from '../db/database.js'
 import { checkConsent, defaultMount, insertInstallation, INSTALLATION_COLS, openSecrets, secretKeys, secretsAd, splitSettings, toInstallation, type Installation, type InstallationRow } from './installations.js'
+import { checkDependencies, dependentsOf, installableVersion, listDiff, loadInstallation } from './lifecycle.js'
+import { emitEvents, kernelEvent } from '../events/outbox.js'
 
 const Uuid = Type.String({ format: 'uuid' })
-const InstallationView = Type.Object({
+export const InstallationView = Type.Object({
   id: Uuid,
   tenantId: Uuid,
   plugin: Type.String(),
@@ -24,6 +26,11 @@ const InstallationView = Type.Object({
   secrets: Type.Array(Type.String(), { description: 'Names of the secret settings that have a value.' }),
   status: Type.String(),
   installedBy: Type.String(),
+  history: Type.Array(Type.Object({ versionId: Uuid, version: Type.String(), at: Type.String() }), { description: 'Versions installed before, oldest first: what rollback returns to.' }),
+  pendingUpgrade: Type.Union([
+    Type.Object({ versionId: Uuid, version: Type.String(), capabilities: Type.Object({ added: Type.Array(Type.String()), removed: Type.Array(Type.String()) }) }, { description: 'An upgrade waiting for consent to the capabilities it adds.' }),
+    Type.Null(),
+  ]),
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
 })
@@ -43,7 +50,7 @@ const InvocationView = Type.Object({
   errorCode: Type.Union([Type.String(), Type.Null()]),
   logs: Type.Array(Type.Object({ level: Type.String(), message: Type.String(), fields: Type.Optional(Type.Record(Type.String(), Type.Unknown())), time: Type.String() })),
 })
-const TenantQuery = Type.Object({ tenantId: Type.Optional(Type.String({ format: 'uuid', description: 'Platform admins and partner admins act on a tenant they manage.' })) })
+export const TenantQuery = Type.Object({ tenantId: Type.Optional(Type.String({ format: 'uuid', description: 'Platform admins and partner admins act on a tenant they manage.' })) })
 const IdParams = Type.Object({ id: Uuid })
 const PLUGIN_NAME = '^@[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*$'
 
@@ -51,7 +58,7 @@ const PLUGIN_NAME = '^@[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*$'
  * The tenant a request acts on: the caller's own, or — for platform admins and the partner
  * managing it — the one named by `?tenantId=`. Anyone else naming another tenant gets 404.
  */
-async function targetTenant(k: KernelContext, p: Principal, tenantId: string | undefined): Promise<string> {
+export async function targetTenant(k: KernelContext, p: Principal, tenantId: string | undefined): Promise<string> {
   if (!p.permissions.has(P.pluginsInstall) && !p.permissions.has(P.platformAdmin)) throw AUTH.FORBIDDEN({ permission: P.pluginsInstall })
   if (!tenantId || tenantId === p.orgId) {
     if (p.orgKind !== 'tenant') throw KRN.VALIDATION_FAILED({ reason: 'name the tenant with ?tenantId=' })
@@ -70,13 +77,25 @@ async function readerTenant(k: KernelContext, request: FastifyRequest, tenantId:
   return targetTenant(k, p, tenantId)
 }
 
+/** An installation as the API shows it: never its secrets, with its history and any upgrade awaiting consent. */
+export async function installationView(k: KernelContext, inst: Installation) {
+  return k.db.inOrg(inst.tenantId, async (tx) => {
+    const full = await loadInstallation(tx, inst.id).catch(() => ({ ...inst, history: [], pendingVersionId: null }))
+    const v = await k.plugins.versions.byId(tx, full.versionId)
+    const pending = full.pendingVersionId ? await k.plugins.versions.byId(tx, full.pendingVersionId) : undefined
+    const { secretsEnc: _s, secretNames, pendingVersionId: _p, ...rest } = full
+    return {
+      ...rest,
+      version: v?.version ?? 'unknown',
+      secrets: secretNames,
+      pendingUpgrade: pending && v ? { versionId: pending.id, version: pending.version, capabilities: listDiff(v.manifest.capabilities, pending.manifest.capabilities) } : null,
+    }
+  })
+}
+
 export function registerInstallationRoutes(app: Api, k: KernelContext): void {
   const host = () => k.plugins
-  const view = async (inst: Installation) => {
-    const v = await k.db.inOrg(inst.tenantId, (tx) => host().versions.byId(tx, inst.versionId))
-    const { secretsEnc: _s, secretNames, versionId, ...rest } = inst
-    return { ...rest, versionId, version: v?.version ?? 'unknown', secrets: secretNames }
-  }
+  const view = (inst: Installation) => installationView(k, inst)
   const load = async (tx: Parameters<Parameters<typeof orgTx>[2]>[0], id: string) => {
     const [row] = await tx.sql<InstallationRow>(`select ${INSTALLATION_COLS} from plugin_installations where id = ?::uuid`, [id])
     if (!row) throw KRN.NOT_FOUND({ what: 'installation' })
@@ -109,12 +128,10 @@ export function registerInstallationRoutes(app: Api, k: KernelContext): void {
       const body = request.body
       const meta = auditMeta(request)
       const inst = await orgTx(k, tenantId, async (tx) => {
-        const version = await host().versions.find(tx, body.plugin, body.version)
-        if (!version) throw PLG.VERSION_NOT_FOUND({ name: body.plugin, version: body.version })
-        if (version.status === 'blocked') throw PLG.VERSION_BLOCKED({ name: version.name, version: version.version })
-        if (version.status !== 'approved') throw PLG.VERSION_NOT_APPROVED({ name: version.name, version: version.version, status: version.status })
+        const version = await installableVersion(k, tx, body.plugin, body.version)
         await host().installPolicy?.(tx, tenantId, version)
         checkConsent(version, body.capabilities)
+        await checkDependencies(k, tx, tenantId, version)
         const { settings, secrets } = splitSettings(version, body.settings ?? {})
         const created = await insertInstallation(tx, k.secrets, {
           version,
@@ -131,6 +148,7 @@ export function registerInstallationRoutes(app: Api, k: KernelContext): void {
           target: { kind: 'plugin_installation', id: created.id },
           data: { plugin: version.name, version: version.version, sha256: version.sha256, capabilities: created.capabilities, settings: Object.keys(settings), secrets: Object.keys(secrets) },
         })
+        await emitEvents(tx, kernelEvent('marketplace.installation.created', `installation/${created.id}`, { installationId: created.id, plugin: version.name, version: version.version, capabilities: created.capabilities }))
         return created
       })
       host().forgetTenant(tenantId)
@@ -224,7 +242,7 @@ export function registerInstallationRoutes(app: Api, k: KernelContext): void {
         tags: ['plugins'],
         summary: 'Uninstall: the plugin stops serving at once; its records are kept unless keepData=false',
         params: IdParams,
-        querystring: Type.Intersect([TenantQuery, Type.Object({ keepData: Type.Optional(Type.Boolean({ default: true })) })]),
+        querystring: Type.Intersect([TenantQuery, Type.Object({ keepData: Type.Optional(Type.Boolean({ default: true })), force: Type.Optional(Type.Boolean({ description: 'Uninstall even though installed plugins depend on it.' })) })]),
         response: { 204: Type.Null() },
       },
     },
@@ -234,9 +252,12 @@ export function registerInstallationRoutes(app: Api, k: KernelContext): void {
       const meta = auditMeta(request)
       await orgTx(k, tenantId, async (tx) => {
         const current = await load(tx, request.params.id)
+        const dependents = await dependentsOf(k, tx, tenantId, current.plugin)
+        if (dependents.length && !request.query.force) throw PLG.DEPENDED_ON({ plugin: current.plugin, dependents })
         await tx.sql('delete from plugin_installations where id = ?::uuid', [current.id])
         const deleted = keepData ? 0 : await host().data.dropPluginData(tx, current.plugin)
-        await appendAudit(tx, tenantId, { ...meta, action: 'plugin.uninstalled', target: { kind: 'plugin_installation', id: current.id }, data: { plugin: current.plugin, keepData, recordsDeleted: deleted } })
+        await appendAudit(tx, tenantId, { ...meta, action: 'plugin.uninstalled', target: { kind: 'plugin_installation', id: current.id }, data: { plugin: current.plugin, keepData, recordsDeleted: deleted, dependents } })
+        await emitEvents(tx, kernelEvent('marketplace.installation.removed', `installation/${current.id}`, { installationId: current.id, plugin: current.plugin, keepData }))
       })
       host().forgetTenant(tenantId)
       reply.code(204)
