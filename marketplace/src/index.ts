@@ -1,10 +1,15 @@
 // @trellis/marketplace: the governed path by which a partner's plugin version reaches a tenant.
 // The kernel loads it at start (see core/src/extensions.ts) and calls `extension`.
 import type { KernelExtension } from '@trellis/core/extensions.js'
+import { installGovernance, registerGovernanceRoutes } from './governance/index.js'
 
 /** The marketplace as a kernel extension: its routes live under /v1/marketplace. */
 export const extension: KernelExtension = {
   name: 'marketplace',
-  init() {},
-  routes() {},
+  init(k) {
+    installGovernance(k)
+  },
+  routes(app, k) {
+    registerGovernanceRoutes(app, k)
+  },
 }

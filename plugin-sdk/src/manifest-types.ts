@@ -88,6 +88,8 @@ export interface PluginManifest {
   version: string
   /** One-line description. */
   description?: string
+  /** Marketplace categories (lower-case words, e.g. `erp`, `pricing`). */
+  categories?: string[]
   /** Engine compatibility. */
   engines: {
     /** Semver range of Trellis kernels the plugin runs on. */

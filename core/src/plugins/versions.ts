@@ -155,6 +155,12 @@ export class PluginVersions {
     })
   }
 
+  /** Drops what is cached about a version (after a change made with other SQL). */
+  forget(id: string): void {
+    this.cache.delete(id)
+    this.statusCheckedAt.delete(id)
+  }
+
   /** Moves a version to another status (platform transaction); cached copies learn it at once. */
   async setStatus(tx: Tx, id: string, status: VersionStatus): Promise<PluginVersion> {
     const [row] = await tx.sql<VersionRow>('update plugin_versions set status = ? where id = ?::uuid returning *', [status, id])

@@ -1,0 +1,133 @@
+import { Type } from '@sinclair/typebox'
+import type { Api } from '@trellis/core/http/types.js'
+import type { KernelContext } from '@trellis/core/kernel-context.js'
+import { KRN } from '@trellis/core/errors.js'
+import { PLATFORM_ORG } from '@trellis/core/db/database.js'
+import { principalOf, requirePermission } from '@trellis/core/http/guards.js'
+import { PageQuery } from '@trellis/core/http/pagination.js'
+import { MKT_GOVERNANCE as MKT } from './errors.js'
+import { catalogForPrincipal } from './catalog.js'
+import { VersionRow, versionView, type VersionDbRow } from './version-view.js'
+
+const Listing = Type.Object({
+  name: Type.String(),
+  version: Type.String({ description: 'The newest approved version.' }),
+  description: Type.String(),
+  categories: Type.Array(Type.String()),
+  publisher: Type.Object({ id: Type.Union([Type.String(), Type.Null()]), name: Type.Union([Type.String(), Type.Null()]) }),
+  capabilities: Type.Array(Type.String()),
+  permissions: Type.Array(Type.String()),
+  installs: Type.Integer({ description: 'Active installations across tenants.' }),
+})
+const Detail = Type.Intersect([Listing, Type.Object({ versions: Type.Array(VersionRow) })])
+
+const encode = (name: string) => Buffer.from(JSON.stringify({ n: name })).toString('base64url')
+function decode(cursor: string | undefined): string | null {
+  if (!cursor) return null
+  try {
+    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { n?: unknown }
+    if (typeof v.n === 'string' && v.n.length <= 214) return v.n
+  } catch {
+    // fall through
+  }
+  throw KRN.INVALID_CURSOR()
+}
+
+type Latest = VersionDbRow & { publisher_name: string | null }
+
+/**
+ * Listings: every plugin with an approved version (its newest), searchable by text, category
+ * and publisher; a partner's tenants see only what its channel catalog offers. Details show a
+ * plugin's versions — approved and blocked ones to everyone, all of them to the publisher and
+ * platform admins — with capabilities, permissions, check results and install counts.
+ */
+export function registerListingRoutes(app: Api, k: KernelContext): void {
+  const installs = async (names: string[]) => {
+    if (names.length === 0) return new Map<string, number>()
+    const rows = await k.db.inOrg(PLATFORM_ORG, (tx) => tx.sql<{ name: string; installs: string }>('select * from trellis_install_counts(?::text[])', [names]))
+    return new Map(rows.map((r) => [r.name, Number(r.installs)]))
+  }
+  const listing = (r: Latest, count: number) => ({
+    name: r.name,
+    version: r.version,
+    description: (r.manifest.description as string | undefined) ?? '',
+    categories: r.manifest.categories ?? [],
+    publisher: { id: r.publisher_id, name: r.publisher_name },
+    capabilities: r.manifest.capabilities ?? [],
+    permissions: (r.manifest.permissions ?? []).map((x) => x.name),
+    installs: count,
+  })
+
+  app.get(
+    '/marketplace/plugins',
+    {
+      preHandler: requirePermission(),
+      schema: {
+        tags: ['marketplace'],
+        summary: 'Listed plugins (newest approved version each): search by text, category, publisher',
+        querystring: Type.Intersect([
+          Type.Object({ q: Type.Optional(Type.String({ maxLength: 200 })), category: Type.Optional(Type.String({ maxLength: 40 })), publisher: Type.Optional(Type.String({ format: 'uuid' })) }),
+          Type.Object(PageQuery),
+        ]),
+        response: { 200: Type.Object({ catalog: Type.Union([Type.Object({ displayName: Type.String() }), Type.Null()]), items: Type.Array(Listing), nextCursor: Type.Union([Type.String(), Type.Null()]) }) },
+      },
+    },
+    async (request) => {
+      const p = principalOf(request)
+      const { q, category, publisher, cursor } = request.query
+      const limit = request.query.limit ?? 50
+      const after = decode(cursor)
+      const { rows, catalog } = await k.db.inOrg(p.orgId, async (tx) => {
+        const catalog = await catalogForPrincipal(tx, p)
+        const allowed = catalog?.mode === 'allow_list' ? catalog.plugins : null
+        const rows = await tx.sql<Latest>(
+          `select * from (
+             select distinct on (v.name) v.*, pa.name as publisher_name from plugin_versions v left join partners pa on pa.id = v.publisher_id
+              where v.status = 'approved' order by v.name, v.id desc
+           ) l
+           where (?::text is null or l.name ilike '%' || ? || '%' or coalesce(l.manifest ->> 'description', '') ilike '%' || ? || '%')
+             and (?::text is null or coalesce(l.manifest -> 'categories', '[]'::jsonb) @> jsonb_build_array(?::text))
+             and (?::uuid is null or l.publisher_id = ?::uuid)
+             and (?::text[] is null or l.name = any(?::text[]))
+             and (?::text is null or l.name > ?)
+           order by l.name limit ?`,
+          [q ?? null, q ?? null, q ?? null, category ?? null, category ?? null, publisher ?? null, publisher ?? null, allowed, allowed, after, after, limit + 1],
+        )
+        return { rows, catalog }
+      })
+      const page = rows.slice(0, limit)
+      const counts = await installs(page.map((r) => r.name))
+      return {
+        catalog: catalog?.displayName ? { displayName: catalog.displayName } : null,
+        items: page.map((r) => listing(r, counts.get(r.name) ?? 0)),
+        nextCursor: rows.length > limit ? encode(page[page.length - 1]!.name) : null,
+      }
+    },
+  )
+
+  app.get(
+    '/marketplace/plugins/:scope/:name',
+    {
+      preHandler: requirePermission(),
+      schema: {
+        tags: ['marketplace'],
+        summary: 'A plugin: its versions with capabilities, permissions, check results; install count',
+        params: Type.Object({ scope: Type.String({ pattern: '^@[a-z0-9][a-z0-9-]*$' }), name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]*$' }) }),
+        response: { 200: Detail },
+      },
+    },
+    async (request) => {
+      const p = principalOf(request)
+      const plugin = `${request.params.scope}/${request.params.name}`
+      const rows = await k.db.inOrg(p.orgId, (tx) =>
+        tx.sql<Latest>(`select v.*, pa.name as publisher_name from plugin_versions v left join partners pa on pa.id = v.publisher_id where v.name = ? order by v.id desc`, [plugin]),
+      )
+      const insider = (p.orgKind === 'platform' && p.orgId === PLATFORM_ORG) || (p.orgKind === 'partner' && rows.some((r) => r.publisher_id === p.orgId))
+      const visible = rows.filter((r) => insider || r.status === 'approved' || r.status === 'blocked')
+      const latest = rows.find((r) => r.status === 'approved') ?? (insider ? rows[0] : undefined)
+      if (!latest) throw MKT.PLUGIN_NOT_FOUND({ plugin })
+      const counts = await installs([plugin])
+      return { ...listing(latest, counts.get(plugin) ?? 0), versions: visible.map(versionView) }
+    },
+  )
+}

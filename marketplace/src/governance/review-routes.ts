@@ -1,0 +1,85 @@
+import { Type } from '@sinclair/typebox'
+import type { Api } from '@trellis/core/http/types.js'
+import { orgTx, type KernelContext } from '@trellis/core/kernel-context.js'
+import { KRN } from '@trellis/core/errors.js'
+import { PLATFORM_ORG } from '@trellis/core/db/database.js'
+import { appendAudit } from '@trellis/core/audit/audit-log.js'
+import { emitEventsTo, kernelEvent } from '@trellis/core/events/outbox.js'
+import { auditMeta, principalOf, requirePermission } from '@trellis/core/http/guards.js'
+import { PageQuery, pageOf, decodeCursor, toPage } from '@trellis/core/http/pagination.js'
+import { KERNEL_PERMISSIONS as P } from '@trellis/core/identity/permissions.js'
+import { MKT_GOVERNANCE as MKT } from './errors.js'
+import { VersionRow, versionView, type VersionDbRow } from './version-view.js'
+
+const IdParams = Type.Object({ id: Type.String({ format: 'uuid' }) })
+const Decision = Type.Object({ reason: Type.String({ minLength: 3, maxLength: 2000, description: 'Mandatory: shown to the publisher.' }) }, { additionalProperties: false })
+const ReviewItem = Type.Intersect([VersionRow, Type.Object({ publisherName: Type.Union([Type.String(), Type.Null()]) })])
+
+/**
+ * The review queue and decisions. Only platform admins with `marketplace.review` decide, never
+ * one who belongs to the publishing partner; what is approved is the exact digest that gets
+ * installed (the kernel verifies it whenever it loads the bundle).
+ */
+export function registerReviewRoutes(app: Api, k: KernelContext): void {
+  app.get(
+    '/marketplace/reviews',
+    {
+      preHandler: requirePermission(P.marketplaceReview),
+      schema: { tags: ['marketplace'], summary: 'Versions awaiting review: manifest, check results, capability diff against the last approved version, changelog', querystring: Type.Object(PageQuery), response: { 200: pageOf(ReviewItem) } },
+    },
+    async (request) => {
+      const limit = request.query.limit ?? 50
+      const after = decodeCursor(request.query.cursor)
+      const rows = await k.db.inOrg(PLATFORM_ORG, (tx) =>
+        tx.sql<VersionDbRow & { publisher_name: string | null }>(
+          `select v.*, p.name as publisher_name from plugin_versions v left join partners p on p.id = v.publisher_id
+            where v.status = 'in_review' and (?::uuid is null or v.id > ?::uuid) order by v.id limit ?`,
+          [after, after, limit + 1],
+        ),
+      )
+      return toPage(rows.map((r) => ({ ...versionView(r), publisherName: r.publisher_name })), limit)
+    },
+  )
+
+  for (const decision of ['approve', 'reject'] as const) {
+    app.post(
+      `/marketplace/versions/:id/${decision}`,
+      {
+        preHandler: requirePermission(P.marketplaceReview),
+        schema: {
+          tags: ['marketplace'],
+          summary: decision === 'approve' ? 'Approve a version in review: tenants may install it' : 'Reject a version in review',
+          params: IdParams,
+          body: Decision,
+          response: { 200: VersionRow },
+        },
+      },
+      async (request) => {
+        const p = principalOf(request)
+        const meta = auditMeta(request)
+        const status = decision === 'approve' ? 'approved' : 'rejected'
+        const row = await orgTx(k, PLATFORM_ORG, async (tx) => {
+          const [v] = await tx.sql<VersionDbRow>('select * from plugin_versions where id = ?::uuid for update', [request.params.id])
+          if (!v) throw KRN.NOT_FOUND({ what: 'plugin version' })
+          if (v.status !== 'in_review') throw MKT.NOT_IN_REVIEW({ status: v.status })
+          if (v.publisher_id) {
+            const mine = await tx.sql<{ tenant_id: string }>('select tenant_id from trellis_auth_memberships(?::uuid) where tenant_id = ?::uuid', [p.userId, v.publisher_id])
+            if (mine.length) throw MKT.SELF_REVIEW()
+          }
+          const review = { decision: status, reason: request.body.reason, reviewer: { kind: p.kind, id: p.id, userId: p.userId }, at: new Date().toISOString() }
+          const [updated] = await tx.sql<VersionDbRow>('update plugin_versions set status = ?, review = ?::jsonb where id = ?::uuid returning *', [status, JSON.stringify(review), v.id])
+          await appendAudit(tx, PLATFORM_ORG, { ...meta, action: `marketplace.version.${status}`, target: { kind: 'plugin_version', id: v.id }, data: { plugin: v.name, version: v.version, sha256: v.sha256, reason: request.body.reason } })
+          await emitEventsTo(
+            tx,
+            PLATFORM_ORG,
+            [PLATFORM_ORG, v.publisher_id],
+            kernelEvent(`marketplace.version.${status}`, `plugin/${v.name}`, { versionId: v.id, plugin: v.name, version: v.version, reason: request.body.reason }),
+          )
+          return updated!
+        })
+        k.plugins.versions.forget(row.id)
+        return versionView(row)
+      },
+    )
+  }
+}
