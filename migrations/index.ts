@@ -4,6 +4,7 @@ import { Migration20261128000001Events } from './2026-11-28-events.js'
 import { Migration20261129000001Plugins } from './2026-11-29-plugins.js'
 import { Migration20261129000002EventsRetention } from './2026-11-29-events-retention.js'
 import { Migration20261130000001Marketplace } from './2026-11-30-marketplace.js'
+import { Migration20261130000002MarketplacePublishing } from './2026-11-30-marketplace-publishing.js'
 
 /** Every migration, oldest first; MikroORM runs them in this order. */
 export const migrationsList: MigrationObject[] = [
@@ -12,4 +13,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261129000001Plugins', class: Migration20261129000001Plugins },
   { name: 'Migration20261129000002EventsRetention', class: Migration20261129000002EventsRetention },
   { name: 'Migration20261130000001Marketplace', class: Migration20261130000001Marketplace },
+  { name: 'Migration20261130000002MarketplacePublishing', class: Migration20261130000002MarketplacePublishing },
 ]

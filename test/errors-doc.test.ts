@@ -4,13 +4,16 @@ import { fileURLToPath } from 'node:url'
 import { KRN, AUTH, EVT, PLG } from '../core/src/errors.js'
 import { SBX } from '../sandbox/src/index.js'
 import { SDK } from '../plugin-sdk/src/index.js'
+import { PUBLISH } from '../plugin-sdk/src/publish.js'
+import { MKT } from '../marketplace/src/errors.js'
+import { MKT_GOVERNANCE } from '../marketplace/src/governance/errors.js'
 
 // docs/errors.md lists every code a user can meet; this keeps it and the catalogs in step.
 const doc = readFileSync(fileURLToPath(new URL('../docs/errors.md', import.meta.url)), 'utf8')
 const documented = new Map<string, { status: number; title: string }>()
 for (const m of doc.matchAll(/^\|\s*`?([A-Z]+_ERR_[A-Z0-9_]+)`?\s*\|\s*(\d{3})\s*\|\s*([^|]+?)\s*\|/gm)) documented.set(m[1]!, { status: Number(m[2]), title: m[3]! })
 
-const catalogs = { KRN, AUTH, SBX, EVT, PLG, SDK }
+const catalogs = { KRN, AUTH, SBX, EVT, PLG, SDK, PUBLISH, MKT, MKT_GOVERNANCE }
 
 t.test('every code in the catalogs is documented with its status and title', async (t) => {
   for (const [name, catalog] of Object.entries(catalogs)) {

@@ -2,14 +2,20 @@
 // The kernel loads it at start (see core/src/extensions.ts) and calls `extension`.
 import type { KernelExtension } from '@trellis/core/extensions.js'
 import { installGovernance, registerGovernanceRoutes } from './governance/index.js'
+import { closePublishing, initPublishing, registerPublishing } from './publishing/index.js'
 
 /** The marketplace as a kernel extension: its routes live under /v1/marketplace. */
 export const extension: KernelExtension = {
   name: 'marketplace',
   init(k) {
     installGovernance(k)
+    initPublishing(k)
   },
   routes(app, k) {
     registerGovernanceRoutes(app, k)
+    registerPublishing(app, k)
+  },
+  async close() {
+    await closePublishing()
   },
 }

@@ -1,0 +1,225 @@
+/**
+ * The automated checks as jobs. A version is published in status `checking`; a worker in every
+ * kernel process claims such versions one at a time — a short lease taken with
+ * `for update skip locked`, so processes share the work and never run one version twice at
+ * once — runs the checks that need the sandbox, stores every result in `checks`, and moves the
+ * version to `in_review` or `failed_checks`. A process that dies mid-check leaves its lease to
+ * expire; the version is then claimed again (by any process, or this one after a restart). A
+ * version whose checks keep bringing the checker down fails after `maxAttempts`.
+ */
+import semver from 'semver'
+import { lintPlugin, SIZE_LIMITS, type PluginManifest } from '@trellis/plugin-sdk'
+import { orgTx, type KernelContext } from '@trellis/core/kernel-context.js'
+import { appendAudit } from '@trellis/core/audit/audit-log.js'
+import { emitEvents } from '@trellis/core/events/outbox.js'
+import { PLATFORM_ORG } from '@trellis/core/db/database.js'
+import { capabilityDiff, check, staticScan, type CheckResult } from './checks.js'
+import { SOURCE } from './publisher.js'
+
+export interface ChecksWorkerOptions {
+  /** How often to look for versions to check when nothing woke the worker (ms). */
+  pollMs?: number
+  /** How long a claim lasts before another process may take the version over (seconds). */
+  leaseSeconds?: number
+  /** Claims of one version before it fails for good. */
+  maxAttempts?: number
+}
+
+interface Claimed {
+  id: string
+  name: string
+  version: string
+  sha256: string
+  manifest: PluginManifest
+  code: string
+  source_map: string | null
+  publisher_id: string | null
+  checks: CheckResult[]
+  checks_attempts: number
+}
+
+export class ChecksWorker {
+  private timer: NodeJS.Timeout | undefined
+  private running: Promise<void> | undefined
+  private again = false
+  private stopped = false
+  private readonly pollMs: number
+  private readonly leaseSeconds: number
+  private readonly maxAttempts: number
+
+  constructor(
+    private readonly k: KernelContext,
+    opts: ChecksWorkerOptions = {},
+  ) {
+    this.pollMs = opts.pollMs ?? 2000
+    this.leaseSeconds = Math.max(5, Math.floor(opts.leaseSeconds ?? 120))
+    this.maxAttempts = opts.maxAttempts ?? 3
+  }
+
+  start(): void {
+    this.stopped = false
+    this.schedule(0)
+  }
+
+  /** Look for work now (a version was just published). */
+  nudge(): void {
+    if (this.stopped) return
+    if (this.running) this.again = true
+    else this.schedule(0)
+  }
+
+  /** Stops polling and waits for the version being checked, if any. */
+  async stop(): Promise<void> {
+    this.stopped = true
+    if (this.timer) clearTimeout(this.timer)
+    this.timer = undefined
+    await this.running
+  }
+
+  /** Runs until no claimable version is left (tests call it to wait for the checks). */
+  async drain(): Promise<number> {
+    let n = 0
+    while (!this.stopped && (await this.checkOne())) n++
+    return n
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return
+    if (this.timer) clearTimeout(this.timer)
+    this.timer = setTimeout(() => {
+      this.timer = undefined
+      if (this.running) {
+        this.again = true
+        return
+      }
+      this.running = this.loop().finally(() => {
+        this.running = undefined
+        if (this.again) {
+          this.again = false
+          this.schedule(0)
+        } else this.schedule(this.pollMs)
+      })
+    }, ms)
+    this.timer.unref()
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      while (!this.stopped && (await this.checkOne())) {
+        /* next */
+      }
+    } catch (err) {
+      if (!this.stopped) this.k.logger.error({ err }, 'marketplace checks: claiming or storing failed; retrying later')
+    }
+  }
+
+  /** Claims one version and checks it; false when there was none. */
+  async checkOne(): Promise<boolean> {
+    const claimed = await this.claim()
+    if (!claimed) return false
+    let results: CheckResult[]
+    if (claimed.checks_attempts > this.maxAttempts) {
+      results = [check('checks-run', 'failed', true, { reason: `the checks did not complete in ${this.maxAttempts} attempts (the bundle may crash or hang the checker)` })]
+    } else {
+      try {
+        results = await this.runChecks(claimed)
+      } catch (err) {
+        // Not a verdict on the bundle (the kernel is stopping, the database went away): let the
+        // lease go so the version is checked again.
+        await this.release(claimed.id).catch(() => undefined)
+        if (this.stopped) return false
+        throw err
+      }
+    }
+    await this.finish(claimed, results)
+    return true
+  }
+
+  private async claim(): Promise<Claimed | undefined> {
+    const [row] = await this.k.db.inOrg(PLATFORM_ORG, (tx) =>
+      tx.sql<Claimed>(
+        `update plugin_versions set checks_lease_until = now() + make_interval(secs => ?), checks_attempts = checks_attempts + 1
+          where id = (select id from plugin_versions where status = 'checking' and (checks_lease_until is null or checks_lease_until < now())
+                       order by id limit 1 for update skip locked)
+          returning id, name, version, sha256, manifest, code, source_map, publisher_id, checks, checks_attempts`,
+        [this.leaseSeconds],
+      ),
+    )
+    return row
+  }
+
+  private async release(id: string): Promise<void> {
+    await this.k.db.inOrg(PLATFORM_ORG, (tx) => tx.sql(`update plugin_versions set checks_lease_until = null, checks_attempts = greatest(checks_attempts - 1, 0) where id = ?::uuid and status = 'checking'`, [id]))
+  }
+
+  /** The checks that need the sandbox or other versions. */
+  async runChecks(v: Claimed): Promise<CheckResult[]> {
+    const results: CheckResult[] = []
+    const manifest = v.manifest
+    const bundleBytes = Buffer.byteLength(v.code)
+    const sourceMapBytes = Buffer.byteLength(v.source_map ?? '')
+
+    // The bundle loads in the sandbox and exports exactly what the manifest declares.
+    let entries: Record<string, string[]> | undefined
+    let loadError: string | undefined
+    try {
+      entries = await this.k.plugins.probe({ id: manifest.name, version: manifest.version, code: v.code, sha256: v.sha256, ...(v.source_map ? { sourceMap: v.source_map } : {}) })
+    } catch (err) {
+      if (this.stopped) throw err
+      loadError = `${(err as { code?: string }).code ? `${(err as { code: string }).code}: ` : ''}${(err as Error).message}`
+    }
+    if (!entries) {
+      results.push(check('sandbox-load', 'failed', true, { reason: `the bundle does not load in the sandbox: ${loadError}` }))
+    } else {
+      const lint = lintPlugin({ manifest, entries, sizes: { bundleBytes, sourceMapBytes } })
+      const issue = (i: { pointer: string; message: string; rule?: string }) => ({ pointer: i.pointer, message: i.message, rule: i.rule ?? null })
+      results.push(
+        check('sandbox-load', lint.errors.length ? 'failed' : lint.warnings.length ? 'warning' : 'passed', true, {
+          entries,
+          errors: lint.errors.map(issue),
+          warnings: lint.warnings.map(issue),
+        }),
+      )
+    }
+
+    const sizes = { bundleBytes, sourceMapBytes, limits: { bundleBytes: SIZE_LIMITS.bundleBytes, sourceMapBytes: SIZE_LIMITS.sourceMapBytes } }
+    const tooBig = bundleBytes > SIZE_LIMITS.bundleBytes || sourceMapBytes > SIZE_LIMITS.sourceMapBytes
+    results.push(check('size-limits', tooBig ? 'failed' : 'passed', true, sizes))
+
+    // Capabilities and permissions against the previous approved version of the same plugin.
+    const approved = await this.k.db.inOrg(PLATFORM_ORG, (tx) =>
+      tx.sql<{ id: string; version: string; manifest: PluginManifest }>(`select id, version, manifest from plugin_versions where name = ? and status = 'approved' and id <> ?::uuid`, [v.name, v.id]),
+    )
+    const previous = approved.filter((r) => semver.valid(r.version) && semver.lt(r.version, v.version)).sort((a, b) => semver.rcompare(a.version, b.version))[0]
+    const diff = capabilityDiff(manifest, previous?.manifest)
+    const grows = previous !== undefined && (diff.capabilities.added.length > 0 || diff.permissions.added.length > 0)
+    results.push(check('capability-diff', grows ? 'warning' : 'passed', false, { against: previous ? { id: previous.id, version: previous.version } : null, diff }))
+
+    const scan = staticScan(v.code)
+    results.push(check('static-scan', scan.findings.length ? 'warning' : 'passed', false, { findings: scan.findings, truncated: scan.truncated }))
+    return results
+  }
+
+  private async finish(v: Claimed, results: CheckResult[]): Promise<void> {
+    const all = [...(v.checks ?? []).filter((c) => !results.some((r) => r.name === c.name)), ...results]
+    const failed = all.filter((c) => c.blocking && c.status === 'failed')
+    const status = failed.length ? 'failed_checks' : 'in_review'
+    await orgTx(this.k, PLATFORM_ORG, async (tx) => {
+      const updated = await tx.sql(
+        `update plugin_versions set status = ?, checks = ?::jsonb, checks_lease_until = null where id = ?::uuid and status = 'checking' returning id`,
+        [status, JSON.stringify(all), v.id],
+      )
+      if (updated.length === 0) return // decided elsewhere meanwhile (blocked, or another process finished first)
+      const data = { versionId: v.id, name: v.name, version: v.version, status, failed: failed.map((c) => c.name), warnings: all.filter((c) => c.status === 'warning').map((c) => c.name) }
+      const actor = { kind: 'system' as const, id: 'marketplace-checks' }
+      const event = { type: 'marketplace.version.checked', subject: `plugin_version/${v.id}`, data, source: SOURCE }
+      await appendAudit(tx, PLATFORM_ORG, { actor, action: 'marketplace.version.checked', target: { kind: 'plugin_version', id: v.id }, data })
+      await emitEvents(tx, event)
+      if (v.publisher_id) {
+        await tx.useOrg(v.publisher_id)
+        await emitEvents(tx, event)
+        await tx.useOrg(PLATFORM_ORG)
+      }
+    })
+  }
+}

@@ -1,0 +1,262 @@
+/**
+ * Publishing a version: `POST /v1/marketplace/plugins/:scope/:name/versions`, multipart with
+ * the packed tarball (`package`), its detached signature (`signature`) and an optional
+ * `changelog`. Everything that can be decided from the upload alone is decided here, before
+ * anything is stored: limits, safe unpack, signature, manifest, name, version order, engines.
+ * A refused upload leaves no row anywhere. An accepted one is stored (the artifact content-
+ * addressed) as a version in status `checking`, and the checks worker takes it from there.
+ */
+import { Type } from '@sinclair/typebox'
+import multipart from '@fastify/multipart'
+import semver from 'semver'
+import { verifyPackageSignature, validateManifest, type PluginManifest } from '@trellis/plugin-sdk'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { Api } from '@trellis/core/http/types.js'
+import { orgTx, type KernelContext } from '@trellis/core/kernel-context.js'
+import { KRN } from '@trellis/core/errors.js'
+import { appendAudit } from '@trellis/core/audit/audit-log.js'
+import { emitEvents } from '@trellis/core/events/outbox.js'
+import { auditMeta, principalOf } from '@trellis/core/http/guards.js'
+import { PLATFORM_ORG } from '@trellis/core/db/database.js'
+import { MKT } from '../errors.js'
+import { PUBLISH_LIMITS } from './limits.js'
+import { publisherOf, isPlatformStaff, SOURCE } from './publisher.js'
+import { SCOPE_PATTERN } from './publisher-routes.js'
+import { sha256, unpackPackage, type Unpacked } from './unpack.js'
+import { check, type CheckResult } from './checks.js'
+import { kernelVersion } from './kernel-version.js'
+import { uuidv7 } from './ids.js'
+
+const Uuid = Type.String({ format: 'uuid' })
+const NameParams = { scope: Type.String({ pattern: SCOPE_PATTERN, maxLength: 64 }), name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]*$', maxLength: 100 }) }
+export const CheckView = Type.Object({
+  name: Type.String(),
+  status: Type.Union([Type.Literal('passed'), Type.Literal('failed'), Type.Literal('warning')]),
+  blocking: Type.Boolean(),
+  details: Type.Record(Type.String(), Type.Unknown()),
+  at: Type.String({ format: 'date-time' }),
+})
+const Published = Type.Object({
+  id: Uuid,
+  name: Type.String(),
+  version: Type.String(),
+  status: Type.String({ description: '`checking`: the automated checks run next; then `in_review` or `failed_checks`.' }),
+  artifactSha256: Type.String({ description: 'Hex sha256 of the uploaded tarball: the digest a review approves.' }),
+  keyId: Uuid,
+  fingerprint: Type.String(),
+  checks: Type.Array(CheckView),
+})
+const ChecksView = Type.Object({
+  id: Uuid,
+  name: Type.String(),
+  version: Type.String(),
+  status: Type.String(),
+  artifactSha256: Type.Union([Type.String(), Type.Null()]),
+  checks: Type.Array(CheckView),
+})
+
+interface Upload {
+  tgz: Buffer
+  signature: string
+  changelog: string
+}
+
+const MULTIPART_ERRORS: Record<string, () => Error> = {
+  FST_REQ_FILE_TOO_LARGE: () => MKT.PACKAGE_TOO_LARGE({ limit: PUBLISH_LIMITS.uploadBytes }),
+  FST_FILES_LIMIT: () => MKT.UPLOAD_INVALID({ reason: 'send exactly one file, in the field "package"' }),
+  FST_PARTS_LIMIT: () => MKT.UPLOAD_INVALID({ reason: 'too many multipart parts: send package, signature and changelog' }),
+  FST_FIELDS_LIMIT: () => MKT.UPLOAD_INVALID({ reason: 'too many fields: send package, signature and changelog' }),
+  FST_PROTO_VIOLATION: () => MKT.UPLOAD_INVALID({ reason: 'a field name is not allowed' }),
+  FST_MP_PREMATURE_CLOSE: () => MKT.UPLOAD_INVALID({ reason: 'the upload ended before the multipart body was complete' }),
+}
+
+/** Reads the multipart body under its limits; anything unexpected is MKT_ERR_UPLOAD_INVALID. */
+async function readUpload(request: FastifyRequest): Promise<Upload> {
+  if (!request.isMultipart()) throw KRN.UNSUPPORTED_MEDIA_TYPE({ type: String(request.headers['content-type'] ?? 'none').split(';')[0]! })
+  let tgz: Buffer | undefined
+  let signature: string | undefined
+  let changelog = ''
+  try {
+    for await (const part of request.parts()) {
+      if (part.type === 'file') {
+        if (part.fieldname !== 'package') {
+          part.file.resume()
+          throw MKT.UPLOAD_INVALID({ reason: `unexpected file field "${part.fieldname}"; the package goes in "package"` })
+        }
+        tgz = await part.toBuffer()
+        if (part.file.truncated) throw MKT.PACKAGE_TOO_LARGE({ limit: PUBLISH_LIMITS.uploadBytes })
+      } else {
+        if (part.valueTruncated || part.fieldnameTruncated) throw MKT.UPLOAD_INVALID({ reason: `field "${part.fieldname}" is too long` })
+        const value = typeof part.value === 'string' ? part.value : String(part.value ?? '')
+        if (part.fieldname === 'signature') signature = value
+        else if (part.fieldname === 'changelog') changelog = value
+        else throw MKT.UPLOAD_INVALID({ reason: `unexpected field "${part.fieldname}"` })
+      }
+    }
+  } catch (err) {
+    const mapped = MULTIPART_ERRORS[(err as { code?: string }).code ?? '']
+    if (mapped) throw mapped()
+    throw err
+  }
+  if (!tgz || tgz.length === 0) throw MKT.UPLOAD_INVALID({ reason: 'the file field "package" (the .tgz) is missing' })
+  if (tgz.length > PUBLISH_LIMITS.uploadBytes) throw MKT.PACKAGE_TOO_LARGE({ limit: PUBLISH_LIMITS.uploadBytes })
+  if (signature === undefined || signature.trim() === '') throw MKT.UPLOAD_INVALID({ reason: 'the field "signature" (the .sig text) is missing' })
+  if (signature.length > PUBLISH_LIMITS.signatureChars) throw MKT.UPLOAD_INVALID({ reason: 'the signature is too long for an Ed25519 signature' })
+  if (changelog.length > PUBLISH_LIMITS.changelogChars) throw MKT.UPLOAD_INVALID({ reason: `the changelog exceeds ${PUBLISH_LIMITS.changelogChars} characters` })
+  return { tgz, signature: signature.trim(), changelog }
+}
+
+interface KeyRow {
+  id: string
+  public_key: string
+  fingerprint: string
+  status: 'active' | 'revoked'
+}
+
+/** The publisher's key whose signature verifies over `tgz`: active ones first; a revoked match is refused by name. */
+function verifySignature(tgz: Buffer, signature: string, keys: KeyRow[]): KeyRow {
+  const verifies = (key: KeyRow) => {
+    try {
+      return verifyPackageSignature(tgz, signature, key.public_key)
+    } catch {
+      return false
+    }
+  }
+  const active = keys.filter((k) => k.status === 'active').find(verifies)
+  if (active) return active
+  const revoked = keys.filter((k) => k.status === 'revoked').find(verifies)
+  if (revoked) throw MKT.KEY_REVOKED({ fingerprint: revoked.fingerprint })
+  throw MKT.SIGNATURE_INVALID()
+}
+
+function parseManifest(pkg: Unpacked): PluginManifest {
+  let json: unknown
+  try {
+    json = JSON.parse(pkg.files['trellis.plugin.json'].toString('utf8'))
+  } catch (err) {
+    throw MKT.MANIFEST_INVALID({ reason: `trellis.plugin.json is not JSON: ${(err as Error).message}` })
+  }
+  const v = validateManifest(json)
+  if (!v.ok) {
+    throw MKT.MANIFEST_INVALID({
+      reason: `the manifest is invalid: ${v.errors.map((e) => `${e.pointer || '/'} ${e.message}`).slice(0, 10).join('; ')}`,
+      problems: v.errors.map((e) => ({ pointer: e.pointer, message: e.message })),
+    })
+  }
+  return v.manifest
+}
+
+export interface PublishHooks {
+  /** Called once a version is stored: wakes the checks worker of this process. */
+  published?: (versionId: string) => void
+}
+
+export function registerPublishRoutes(app: Api, k: KernelContext, hooks: PublishHooks = {}): void {
+  // Multipart is parsed only here: no other route of the API accepts it.
+  void app.register(async (scoped: FastifyInstance) => {
+    await scoped.register(multipart, {
+      limits: { fileSize: PUBLISH_LIMITS.uploadBytes, files: 1, fields: 3, parts: 4, fieldSize: PUBLISH_LIMITS.changelogChars * 4, headerPairs: 50 },
+      throwFileSizeLimit: true,
+    })
+    const api = scoped as unknown as Api
+    api.post(
+      '/marketplace/plugins/:scope/:name/versions',
+      {
+        schema: {
+          tags: ['marketplace'],
+          summary: 'Publish a version: multipart with `package` (the .tgz from `trellis-plugin pack`), `signature` (its .sig text) and an optional `changelog`',
+          description:
+            'Refused with a stable MKT_ERR_* code, storing nothing, when the upload breaks a limit, does not unpack safely, is not signed by an active key of the publisher, has an invalid manifest, names another plugin, is not a greater version than every one published, or needs another kernel. Accepted versions start in `checking`.',
+          consumes: ['multipart/form-data'],
+          params: Type.Object(NameParams),
+          response: { 202: Published },
+        },
+      },
+      async (request, reply) => {
+        const p = publisherOf(request)
+        const plugin = `${request.params.scope}/${request.params.name}`
+        const [owner] = await k.db.inOrg(p.orgId, (tx) => tx.sql<{ partner_id: string }>('select partner_id from marketplace_scopes where scope = ?', [request.params.scope]))
+        if (owner?.partner_id !== p.orgId) throw MKT.SCOPE_NOT_OWNED({ scope: request.params.scope })
+
+        const upload = await readUpload(request)
+        const checks: CheckResult[] = []
+        // The signature first: only a package its publisher signed is ever inflated.
+        const keys = await k.db.inOrg(p.orgId, (tx) => tx.sql<KeyRow>('select id, public_key, fingerprint, status from marketplace_keys where partner_id = ?::uuid', [p.orgId]))
+        const key = verifySignature(upload.tgz, upload.signature, keys)
+        const artifactSha256 = sha256(upload.tgz)
+        const pkg = await unpackPackage(upload.tgz)
+        checks.push(check('package', 'passed', true, { packedBytes: pkg.packedBytes, unpackedBytes: pkg.unpackedBytes, files: Object.keys(pkg.files), sha256: artifactSha256 }))
+        checks.push(check('signature', 'passed', true, { keyId: key.id, fingerprint: key.fingerprint }))
+        const manifest = parseManifest(pkg)
+        checks.push(check('manifest-schema', 'passed', true))
+        if (manifest.name !== plugin) throw MKT.NAME_MISMATCH({ manifest: manifest.name, url: plugin })
+        checks.push(check('name', 'passed', true, { name: manifest.name }))
+        const kernel = kernelVersion()
+        if (!semver.satisfies(kernel, manifest.engines.trellis, { includePrerelease: true })) throw MKT.ENGINE_UNSATISFIED({ range: manifest.engines.trellis, kernel })
+        checks.push(check('engines', 'passed', true, { range: manifest.engines.trellis, kernel }))
+
+        const code = pkg.files['dist/plugin.js'].toString('utf8')
+        const sourceMap = pkg.files['dist/plugin.js.map'].toString('utf8')
+        const meta = auditMeta(request)
+        const row = await orgTx(k, PLATFORM_ORG, async (tx) => {
+          // One publish of a plugin at a time decides what "greater than every version" means.
+          await tx.sql('select pg_advisory_xact_lock(hashtext(?))', [`marketplace.publish:${plugin}`])
+          const existing = await tx.sql<{ version: string }>('select version from plugin_versions where name = ?', [plugin])
+          const last = existing.map((r) => r.version).filter((v) => semver.valid(v)).sort(semver.rcompare)[0]
+          if (existing.some((r) => !semver.valid(r.version) || !semver.gt(manifest.version, r.version))) throw MKT.VERSION_NOT_MONOTONIC({ version: manifest.version, last: last ?? existing[0]!.version })
+          checks.splice(4, 0, check('version-monotonic', 'passed', true, { version: manifest.version, previous: last ?? null }))
+          await tx.sql('insert into marketplace_artifacts (sha256, bytes, size) values (?, ?, ?) on conflict (sha256) do nothing', [artifactSha256, upload.tgz, upload.tgz.length])
+          const id = uuidv7()
+          const createdBy = `${p.kind}:${p.id}`
+          const [inserted] = (await tx.sql<{ id: string; status: string }>(
+            `insert into plugin_versions (id, name, version, sha256, manifest, code, source_map, publisher_id, created_by, status, artifact_sha256, signature, key_id, changelog, checks)
+             values (?::uuid, ?, ?, ?, ?::jsonb, ?, ?, ?::uuid, ?, 'checking', ?, ?, ?::uuid, ?, ?::jsonb) returning id, status`,
+            [id, manifest.name, manifest.version, sha256(code), JSON.stringify(manifest), code, sourceMap, p.orgId, createdBy, artifactSha256, upload.signature, key.id, upload.changelog, JSON.stringify(checks)],
+          )) as [{ id: string; status: string }]
+          const data = { versionId: id, name: manifest.name, version: manifest.version, publisherId: p.orgId, artifactSha256, keyId: key.id, fingerprint: key.fingerprint }
+          const target = { kind: 'plugin_version', id }
+          const event = { type: 'marketplace.version.published', subject: `plugin_version/${id}`, data, source: SOURCE }
+          await appendAudit(tx, PLATFORM_ORG, { ...meta, action: 'marketplace.version.published', target, data })
+          await emitEvents(tx, event)
+          await tx.useOrg(p.orgId)
+          await appendAudit(tx, p.orgId, { ...meta, action: 'marketplace.version.published', target, data })
+          await emitEvents(tx, event)
+          await tx.useOrg(PLATFORM_ORG)
+          return inserted
+        }).catch((err: unknown) => {
+          // Two uploads of the same version racing past the check: the loser is refused the same way.
+          if ((err as { code?: string })?.code === '23505') throw MKT.VERSION_NOT_MONOTONIC({ version: manifest.version, last: manifest.version })
+          throw err
+        })
+        hooks.published?.(row.id)
+        reply.code(202)
+        return { id: row.id, name: manifest.name, version: manifest.version, status: row.status, artifactSha256, keyId: key.id, fingerprint: key.fingerprint, checks }
+      },
+    )
+  })
+
+  app.get(
+    '/marketplace/plugins/:scope/:name/versions/:version/checks',
+    {
+      schema: {
+        tags: ['marketplace'],
+        summary: "A version's automated check results, for its publisher and platform admins",
+        params: Type.Object({ ...NameParams, version: Type.String({ minLength: 1, maxLength: 64 }) }),
+        response: { 200: ChecksView },
+      },
+    },
+    async (request) => {
+      const p = principalOf(request)
+      const plugin = `${request.params.scope}/${request.params.name}`
+      const [row] = await k.db.inOrg(p.orgId, (tx) =>
+        tx.sql<{ id: string; name: string; version: string; status: string; artifact_sha256: string | null; checks: CheckResult[]; publisher_id: string | null }>(
+          'select id, name, version, status, artifact_sha256, checks, publisher_id from plugin_versions where name = ? and version = ?',
+          [plugin, request.params.version],
+        ),
+      )
+      const publisher = row && p.orgKind === 'partner' && row.publisher_id === p.orgId && p.permissions.has('plugins.publish')
+      if (!row || !(publisher || isPlatformStaff(p))) throw MKT.VERSION_NOT_FOUND({ name: plugin, version: request.params.version })
+      return { id: row.id, name: row.name, version: row.version, status: row.status, artifactSha256: row.artifact_sha256, checks: row.checks }
+    },
+  )
+}

@@ -1,0 +1,22 @@
+import type { FastifyRequest } from 'fastify'
+import { AUTH } from '@trellis/core/errors.js'
+import { principalOf } from '@trellis/core/http/guards.js'
+import { PLATFORM_ORG } from '@trellis/core/db/database.js'
+import { KERNEL_PERMISSIONS as P } from '@trellis/core/identity/permissions.js'
+import type { Principal } from '@trellis/core/identity/principal.js'
+import { MKT } from '../errors.js'
+
+/** The caller as a publisher: a member (or API key) of a partner holding plugins.publish. */
+export function publisherOf(request: FastifyRequest): Principal {
+  const p = principalOf(request)
+  if (!p.permissions.has(P.pluginsPublish)) throw AUTH.FORBIDDEN({ permission: P.pluginsPublish })
+  if (p.orgKind !== 'partner') throw MKT.NOT_A_PUBLISHER()
+  return p
+}
+
+/** Platform admins (and reviewers) see every publisher's versions and checks. */
+export function isPlatformStaff(p: Principal): boolean {
+  return p.orgKind === 'platform' && p.orgId === PLATFORM_ORG && (p.permissions.has(P.platformAdmin) || p.permissions.has(P.marketplaceReview))
+}
+
+export const SOURCE = 'trellis/marketplace'
