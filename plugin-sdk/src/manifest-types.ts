@@ -72,10 +72,18 @@ export interface ManifestAction {
 
 /** A workflow the plugin defines. */
 export interface ManifestWorkflow {
-  /** Step names, in their default order. */
+  /** Step names: the first starts it; a plain return value leads to the next (compensation steps are skipped). */
   steps: string[]
   /** Human description. */
   description?: string
+  /** What starts an instance besides the API: tenant events, or a schedule. */
+  start?: { events?: string[]; everyMs?: number }
+  /** Event types its steps may wait for. */
+  waitsFor?: string[]
+  /** Retries of a failing step (default 2) and the first backoff (doubling). */
+  retries?: { max?: number; backoffMs?: number }
+  /** step → the step that undoes it when the workflow fails. */
+  compensate?: Record<string, string>
 }
 
 /** `trellis.plugin.json`. */

@@ -6,6 +6,8 @@
 export { defineErrors, TrellisError, isTrellisError } from './errors.js'
 export type { ErrorSpec, ErrorFactory, ErrorCatalog } from './errors.js'
 export { definePlugin, collection, isPlugin, PLUGIN_MARK, ROUTE_KEY } from './define-plugin.js'
+export { flow, defineWorkflow } from './workflow.js'
+export type { StepDirective, HumanTaskSpec, TaskResult, WaitResult } from './workflow.js'
 export type {
   ActionHandler,
   CollectionRef,

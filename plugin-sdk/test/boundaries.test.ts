@@ -20,5 +20,5 @@ t.test('plugin-sdk imports no other Trellis package', async (t) => {
 t.test('the isolate-safe entry bundles without Node built-ins or the Node-only modules', async (t) => {
   const out = await build({ entryPoints: [join(src, 'plugin.ts')], bundle: true, platform: 'neutral', format: 'cjs', write: false, metafile: true, logLevel: 'silent' })
   const inputs = Object.keys(out.metafile.inputs).map((p) => p.replace(/^.*plugin-sdk\/src\//, ''))
-  t.same(inputs.sort(), ['capabilities.ts', 'define-plugin.ts', 'errors.ts', 'plugin.ts', 'protocol.ts', 'runtime.ts', 'sdk-errors.ts'])
+  t.same(inputs.sort(), ['capabilities.ts', 'define-plugin.ts', 'errors.ts', 'plugin.ts', 'protocol.ts', 'runtime.ts', 'sdk-errors.ts', 'workflow.ts'])
 })
