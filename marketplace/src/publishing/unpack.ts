@@ -74,19 +74,31 @@ function parseTar(tar: Buffer, maxEntries: number): Promise<Map<string, Buffer>>
       // what is checked. Global pax headers are refused below.
       onwarn: (code: string, message: string | Error) => fail(MKT.PACKAGE_CORRUPT({ reason: `tar: ${code} ${typeof message === 'string' ? message : message.message}` })),
     })
+    // Entries are only ever held in memory, so a refused one is noted and the count goes on:
+    // too many entries is reported as such, whatever else is wrong with them.
+    let refused: Error | undefined
+    const refuse = (err: Error) => {
+      refused ??= err
+    }
     parser.on('entry', (entry: ReadEntry) => {
       if (failed) return entry.resume()
       entries++
       if (entries > maxEntries) return fail(MKT.TOO_MANY_FILES({ limit: maxEntries }))
+      if (refused) return entry.resume()
       const path = entry.path
       const unsafe = unsafePathReason(path)
-      if (unsafe) return fail(MKT.UNSAFE_ENTRY({ path: printable(path), reason: unsafe }))
-      if (entry.type === 'SymbolicLink') return fail(MKT.UNSAFE_ENTRY({ path: printable(path), reason: `a symbolic link (to ${printable(entry.linkpath ?? '')})` }))
-      if (entry.type === 'Link') return fail(MKT.UNSAFE_ENTRY({ path: printable(path), reason: `a hard link (to ${printable(entry.linkpath ?? '')})` }))
-      if (entry.type === 'CharacterDevice' || entry.type === 'BlockDevice' || entry.type === 'FIFO') return fail(MKT.UNSAFE_ENTRY({ path: printable(path), reason: `a ${entry.type} entry` }))
-      if (entry.type !== 'File' && entry.type !== 'OldFile') return fail(MKT.PACKAGE_CONTENTS({ reason: `${printable(path)} is a ${entry.type} entry, not a file`, expected: PACKAGE_FILES }))
-      if (!(PACKAGE_FILES as readonly string[]).includes(path)) return fail(MKT.PACKAGE_CONTENTS({ reason: `${printable(path)} is not a package file`, expected: PACKAGE_FILES }))
-      if (files.has(path)) return fail(MKT.PACKAGE_CONTENTS({ reason: `${path} appears twice`, expected: PACKAGE_FILES }))
+      let problem: Error | undefined
+      if (unsafe) problem = MKT.UNSAFE_ENTRY({ path: printable(path), reason: unsafe })
+      else if (entry.type === 'SymbolicLink') problem = MKT.UNSAFE_ENTRY({ path: printable(path), reason: `a symbolic link (to ${printable(entry.linkpath ?? '')})` })
+      else if (entry.type === 'Link') problem = MKT.UNSAFE_ENTRY({ path: printable(path), reason: `a hard link (to ${printable(entry.linkpath ?? '')})` })
+      else if (entry.type === 'CharacterDevice' || entry.type === 'BlockDevice' || entry.type === 'FIFO') problem = MKT.UNSAFE_ENTRY({ path: printable(path), reason: `a ${entry.type} entry` })
+      else if (entry.type !== 'File' && entry.type !== 'OldFile') problem = MKT.PACKAGE_CONTENTS({ reason: `${printable(path)} is a ${entry.type} entry, not a file`, expected: PACKAGE_FILES })
+      else if (!(PACKAGE_FILES as readonly string[]).includes(path)) problem = MKT.PACKAGE_CONTENTS({ reason: `${printable(path)} is not a package file`, expected: PACKAGE_FILES })
+      else if (files.has(path)) problem = MKT.PACKAGE_CONTENTS({ reason: `${path} appears twice`, expected: PACKAGE_FILES })
+      if (problem) {
+        refuse(problem)
+        return entry.resume()
+      }
       const chunks: Buffer[] = []
       entry.on('data', (c: Buffer) => chunks.push(c))
       entry.on('end', () => {
@@ -96,6 +108,7 @@ function parseTar(tar: Buffer, maxEntries: number): Promise<Map<string, Buffer>>
     parser.on('error', (err: Error) => fail(MKT.PACKAGE_CORRUPT({ reason: `tar: ${err.message}` })))
     parser.on('end', () => {
       if (failed) return
+      if (refused) return fail(refused)
       if (entries === 0) return fail(MKT.PACKAGE_CORRUPT({ reason: 'the archive holds no entries' }))
       resolve(files)
     })
