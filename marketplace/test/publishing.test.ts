@@ -1,9 +1,10 @@
 // Publishing: publishers (scopes, keys), the upload and its synchronous checks, the checks
 // worker. Every bad upload gets its stable code and leaves no row behind.
 import t from 'tap'
+import type { Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { gzipSync } from 'node:zlib'
-import { createTenantWithAdmin, startTestKernel, type TestKernel } from '../../core/test/helpers/test-kernel.js'
+import { createTenantWithAdmin, DB_KINDS, startTestKernel, type DbKind, type TestKernel } from '../../core/test/helpers/test-kernel.js'
 import { checksWorkerOf } from '../src/publishing/index.js'
 import { craftedPackage, manifestOf, multipart, newSigner, properEntries, realPackage, signBytes, type Package, type Signer } from './fixtures/packages.js'
 
@@ -49,8 +50,10 @@ async function checked(k: TestKernel, id: string) {
   throw new Error('checks did not finish')
 }
 
-t.test('publishing (pglite)', async (t) => {
-  const k = await startTestKernel(t, 'pglite')
+for (const kind of DB_KINDS) t.test(`publishing (${kind})`, (t) => suite(t, kind))
+
+async function suite(t: Test, kind: DbKind) {
+  const k = await startTestKernel(t, kind)
   const acme = await createPartner(k, 'acme-partner')
   const beta = await createPartner(k, 'beta-partner')
   const shop = await createTenantWithAdmin(k, 'shop')
@@ -378,7 +381,7 @@ t.test('publishing (pglite)', async (t) => {
     t.equal(failed.status, 'failed_checks')
     t.equal(failed.checks.find((c) => c.name === 'checks-run')?.status, 'failed')
   })
-})
+}
 
 // The signer currently registered and active for a partner in the test above.
 const signers = new Map<string, Signer>()
