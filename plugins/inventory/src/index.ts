@@ -1,0 +1,198 @@
+import { collection, definePlugin } from '@trellis/plugin-sdk'
+import type { PluginContext, RouteRequest, RouteResponse } from '@trellis/plugin-sdk'
+import manifest from '../trellis.plugin.json' with { type: 'json' }
+
+export interface Stock {
+  sku: string
+  warehouse: string
+  onHand: number
+  reserved: number
+  reorderPoint: number
+}
+
+export interface Reservation {
+  /** The order's number. */
+  order: string
+  status: 'reserved' | 'released' | 'issued'
+  lines: Array<{ sku: string; warehouse: string; quantity: number }>
+}
+
+type Ctx = PluginContext<{ stock: Stock; reservations: Reservation }>
+type StoredStock = Stock & { id: string; version: number }
+type StoredReservation = Reservation & { id: string; version: number }
+
+export const DEFAULT_WAREHOUSE = 'MAIN'
+
+const problem = (status: number, code: string, detail: string, extra: Record<string, unknown> = {}): RouteResponse => ({
+  status,
+  body: { type: 'about:blank', title: code, status, code, detail, ...extra },
+})
+
+const available = (s: Stock) => s.onHand - s.reserved
+
+async function stockOf(ctx: Ctx, skus: string[]): Promise<StoredStock[]> {
+  const out: StoredStock[] = []
+  let cursor: string | undefined
+  do {
+    const page = await ctx.data.stock.find({ where: { sku: { in: skus } }, sort: [{ field: 'warehouse', direction: 'asc' }], limit: 1000, ...(cursor ? { cursor } : {}) })
+    out.push(...(page.items as StoredStock[]))
+    cursor = page.nextCursor ?? undefined
+  } while (cursor)
+  return out
+}
+
+async function reservationOf(ctx: Ctx, order: string): Promise<StoredReservation | null> {
+  return ((await ctx.data.reservations.find({ where: { order }, limit: 1 })).items[0] as StoredReservation | undefined) ?? null
+}
+
+/** Writes a stock change and announces a fall to or below the reorder point (only when it crosses it). */
+async function writeStock(ctx: Ctx, before: StoredStock, patch: Partial<Stock>): Promise<StoredStock> {
+  const after = (await ctx.data.stock.update(before.id, patch, before.version)) as StoredStock
+  const wasAbove = available(before) > before.reorderPoint
+  if (wasAbove && available(after) <= after.reorderPoint) await emitLow(ctx, after)
+  return after
+}
+
+const emitLow = (ctx: Ctx, s: Stock) =>
+  ctx.events.emit('inventory.stock.low', { sku: s.sku, warehouse: s.warehouse, onHand: s.onHand, reserved: s.reserved, available: available(s), reorderPoint: s.reorderPoint }, { subject: s.sku })
+
+/** Reserves every line of an order (spread over warehouses in code order), or nothing. */
+async function reserve(input: { order: string; lines: Array<{ sku: string; quantity: number }> }, ctx: Ctx) {
+  const existing = await reservationOf(ctx, input.order)
+  if (existing && existing.status === 'reserved') return { ok: true, reservation: existing }
+  if (existing && existing.status === 'issued') return { ok: false, short: [], reason: `order ${input.order} was issued already` }
+  const wanted = new Map<string, number>()
+  for (const l of input.lines) wanted.set(l.sku, (wanted.get(l.sku) ?? 0) + l.quantity)
+  const stock = await stockOf(ctx, [...wanted.keys()])
+  const short: Array<{ sku: string; requested: number; available: number }> = []
+  const plan: Array<{ rec: StoredStock; quantity: number }> = []
+  for (const [sku, qty] of wanted) {
+    let left = qty
+    const recs = stock.filter((s) => s.sku === sku)
+    for (const rec of recs) {
+      if (left === 0) break
+      const take = Math.min(left, Math.max(0, available(rec)))
+      if (take > 0) plan.push({ rec, quantity: take })
+      left -= take
+    }
+    if (left > 0) short.push({ sku, requested: qty, available: recs.reduce((a, r) => a + Math.max(0, available(r)), 0) })
+  }
+  if (short.length) return { ok: false, short }
+  for (const p of plan) await writeStock(ctx, p.rec, { reserved: p.rec.reserved + p.quantity })
+  const lines = plan.map((p) => ({ sku: p.rec.sku, warehouse: p.rec.warehouse, quantity: p.quantity }))
+  const reservation = existing
+    ? await ctx.data.reservations.update(existing.id, { status: 'reserved', lines }, existing.version)
+    : await ctx.data.reservations.insert({ order: input.order, status: 'reserved', lines })
+  await ctx.events.emit('inventory.stock.reserved', { order: input.order, lines }, { subject: input.order })
+  return { ok: true, reservation }
+}
+
+/** Applies `fn` to each stock record of a reservation's lines and moves the reservation to `status`. */
+async function settle(ctx: Ctx, r: StoredReservation, status: 'released' | 'issued', fn: (s: StoredStock, qty: number) => Partial<Stock>) {
+  const stock = await stockOf(ctx, [...new Set(r.lines.map((l) => l.sku))])
+  const byKey = new Map(stock.map((s) => [`${s.sku}\u0000${s.warehouse}`, s]))
+  for (const l of r.lines) {
+    const s = byKey.get(`${l.sku}\u0000${l.warehouse}`)
+    if (!s) continue
+    byKey.set(`${l.sku}\u0000${l.warehouse}`, await writeStock(ctx, s, fn(s, l.quantity)))
+  }
+  await ctx.data.reservations.update(r.id, { status }, r.version)
+  await ctx.events.emit(status === 'released' ? 'inventory.stock.released' : 'inventory.stock.issued', { order: r.order, lines: r.lines }, { subject: r.order })
+}
+
+async function release(input: { order: string }, ctx: Ctx) {
+  const r = await reservationOf(ctx, input.order)
+  if (!r || r.status !== 'reserved') return { released: false, status: r?.status ?? 'none' }
+  await settle(ctx, r, 'released', (s, q) => ({ reserved: Math.max(0, s.reserved - q) }))
+  return { released: true }
+}
+
+async function issue(input: { order: string }, ctx: Ctx) {
+  const r = await reservationOf(ctx, input.order)
+  if (!r || r.status !== 'reserved') return { issued: false, status: r?.status ?? 'none' }
+  await settle(ctx, r, 'issued', (s, q) => ({ onHand: s.onHand - q, reserved: Math.max(0, s.reserved - q) }))
+  return { issued: true, lines: r.lines }
+}
+
+async function importStock(req: RouteRequest<{ rows: Array<{ sku: string; warehouse?: string; onHand: number; reorderPoint?: number }> }>, ctx: Ctx): Promise<RouteResponse> {
+  const rows = req.body.rows.map((r) => ({ ...r, warehouse: r.warehouse ?? DEFAULT_WAREHOUSE }))
+  const errors: Array<{ row: number; field: string; code: string; message: string }> = []
+  const seen = new Map<string, number>()
+  rows.forEach((r, i) => {
+    const key = `${r.sku}\u0000${r.warehouse}`
+    if (seen.has(key)) errors.push({ row: i + 1, field: 'sku', code: 'duplicate', message: `${r.sku} in ${r.warehouse} is also on row ${seen.get(key)}` })
+    else seen.set(key, i + 1)
+  })
+  const skus = [...new Set(rows.map((r) => r.sku))]
+  const { missing } = await ctx.plugins.call<{ missing: string[] }>('@trellis/catalog', 'getProducts', { skus })
+  const unknown = new Set(missing)
+  rows.forEach((r, i) => unknown.has(r.sku) && errors.push({ row: i + 1, field: 'sku', code: 'unknown_product', message: `no product ${r.sku}` }))
+  const stock = await stockOf(ctx, skus)
+  const byKey = new Map(stock.map((s) => [`${s.sku}\u0000${s.warehouse}`, s]))
+  rows.forEach((r, i) => {
+    const s = byKey.get(`${r.sku}\u0000${r.warehouse}`)
+    if (s && r.onHand < s.reserved) errors.push({ row: i + 1, field: 'onHand', code: 'below_reserved', message: `${r.sku} in ${r.warehouse}: ${s.reserved} are reserved, on hand cannot be ${r.onHand}` })
+  })
+  if (errors.length) {
+    errors.sort((a, b) => a.row - b.row)
+    return problem(422, 'INV_ERR_INVALID_ROWS', `${new Set(errors.map((e) => e.row)).size} of ${rows.length} rows are invalid; nothing was written`, { rows: rows.length, errors })
+  }
+  let created = 0
+  let updated = 0
+  for (const r of rows) {
+    const s = byKey.get(`${r.sku}\u0000${r.warehouse}`)
+    if (!s) {
+      const rec = await ctx.data.stock.insert({ sku: r.sku, warehouse: r.warehouse, onHand: r.onHand, reserved: 0, reorderPoint: r.reorderPoint ?? 0 })
+      created++
+      if (available(rec) <= rec.reorderPoint) await emitLow(ctx, rec)
+    } else {
+      await writeStock(ctx, s, { onHand: r.onHand, ...(r.reorderPoint !== undefined ? { reorderPoint: r.reorderPoint } : {}) })
+      updated++
+    }
+  }
+  return { status: 200, body: { rows: rows.length, created, updated } }
+}
+
+async function adjust(req: RouteRequest<{ sku: string; warehouse?: string; delta: number; reason: string }>, ctx: Ctx): Promise<RouteResponse> {
+  const warehouse = req.body.warehouse ?? DEFAULT_WAREHOUSE
+  const s = (await ctx.data.stock.find({ where: { sku: req.body.sku, warehouse }, limit: 1 })).items[0] as StoredStock | undefined
+  let after: Stock
+  if (!s) {
+    const { missing } = await ctx.plugins.call<{ missing: string[] }>('@trellis/catalog', 'getProducts', { skus: [req.body.sku] })
+    if (missing.length) return problem(422, 'INV_ERR_UNKNOWN_PRODUCT', `no product ${req.body.sku}`)
+    if (req.body.delta < 0) return problem(409, 'INV_ERR_INSUFFICIENT_STOCK', `${req.body.sku} has no stock in ${warehouse}`)
+    after = await ctx.data.stock.insert({ sku: req.body.sku, warehouse, onHand: req.body.delta, reserved: 0, reorderPoint: 0 })
+  } else {
+    if (s.onHand + req.body.delta < s.reserved) return problem(409, 'INV_ERR_INSUFFICIENT_STOCK', `${req.body.sku} in ${warehouse}: ${s.onHand} on hand, ${s.reserved} reserved; cannot take ${-req.body.delta}`)
+    after = await writeStock(ctx, s, { onHand: s.onHand + req.body.delta })
+  }
+  await ctx.events.emit('inventory.stock.adjusted', { sku: after.sku, warehouse, onHand: after.onHand, reserved: after.reserved, available: available(after), reorderPoint: after.reorderPoint, delta: req.body.delta, reason: req.body.reason }, { subject: after.sku })
+  return { status: 200, body: after }
+}
+
+export const inventoryPlugin = definePlugin({
+  manifest,
+  collections: { stock: collection<Stock>(), reservations: collection<Reservation>() },
+  routes: {
+    'GET /stock': async (req: RouteRequest<null, Record<string, string>, Record<string, string>>, ctx: Ctx) => {
+      const where: Record<string, string> = {}
+      if (req.query.sku) where.sku = req.query.sku
+      if (req.query.warehouse) where.warehouse = req.query.warehouse
+      return { status: 200, body: await ctx.data.stock.find({ where, limit: 1000, ...(req.query.cursor ? { cursor: req.query.cursor } : {}) }) }
+    },
+    'GET /stock/:sku': async (req: RouteRequest<null, { sku: string }>, ctx: Ctx) => {
+      const recs = await stockOf(ctx, [req.params.sku])
+      if (!recs.length) return problem(404, 'INV_ERR_NO_STOCK_RECORD', `no stock record for ${req.params.sku}`)
+      const onHand = recs.reduce((a, r) => a + r.onHand, 0)
+      const reserved = recs.reduce((a, r) => a + r.reserved, 0)
+      return { status: 200, body: { sku: req.params.sku, onHand, reserved, available: onHand - reserved, warehouses: recs } }
+    },
+    'POST /stock/import': importStock,
+    'POST /stock/adjust': adjust,
+    'GET /reservations/:order': async (req: RouteRequest<null, { order: string }>, ctx: Ctx) => {
+      const r = await reservationOf(ctx, req.params.order)
+      return r ? { status: 200, body: r } : problem(404, 'INV_ERR_NO_RESERVATION', `no reservation for order ${req.params.order}`)
+    },
+  },
+  actions: { reserve, release, issue },
+})
