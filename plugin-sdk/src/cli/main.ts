@@ -1,9 +1,9 @@
-// `trellis-plugin`: create, build, validate, test, dev, keys generate, pack. Exit codes: 0 ok,
-// 1 error (and failed tests), 2 usage, 3 validation failed, 4 auth (signing key), 5 network
-// (reserved for publish).
-import { mkdir, readdir, writeFile } from 'node:fs/promises'
+// `trellis-plugin`: create, build, validate, test, dev, keys generate, pack, publish. Exit codes:
+// 0 ok, 1 error (and failed tests), 2 usage, 3 validation failed (or publish refused by the
+// marketplace's checks), 4 auth (signing key, or publish answered 401/403), 5 network (publish).
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { createInterface } from 'node:readline/promises'
-import { dirname, join, relative, resolve } from 'node:path'
+import { basename, dirname, join, relative, resolve } from 'node:path'
 import { Command, CommanderError, Option } from 'commander'
 import { buildPlugin, readManifestFile } from '../build.js'
 import { TrellisError } from '../errors.js'
@@ -13,6 +13,7 @@ import { SDK } from '../sdk-errors.js'
 import { templateFiles } from './template.js'
 import { runPluginTests } from '../run-tests.js'
 import { runDev } from '../dev-server.js'
+import { publishPackage, readPackageManifest } from '../publish.js'
 
 /** Exit codes of `trellis-plugin`. */
 export const EXIT = Object.freeze({ OK: 0, ERROR: 1, USAGE: 2, VALIDATION: 3, AUTH: 4, NETWORK: 5 })
@@ -263,6 +264,64 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
       })
       if (!json && r.warnings.length) out.stderr(issuesText(r.warnings) + '\n')
       print(`packed ${relative(out.cwd, p.tarballPath)} (${p.bytes} bytes, sha256 ${p.sha256})\nsigned ${relative(out.cwd, p.signaturePath)} with ${p.fingerprint}`, { ...p, warnings: r.warnings })
+    })
+
+  program
+    .command('publish')
+    .description('upload a signed package to the marketplace: pack (or --package), then checks and review')
+    .addOption(dirOption())
+    .option('--package <file>', 'a package written by pack (default: pack the plugin now)')
+    .option('--signature <file>', 'its detached signature (default: <package>.sig)')
+    .option('--key <file>', 'Ed25519 private key when packing (default: <keys dir>/signing-key.pem)')
+    .option('-o, --out <dir>', 'where pack writes the tarball (default: the plugin directory)')
+    .option('--url <url>', 'the Trellis API (default: $TRELLIS_URL)')
+    .option('--api-key <key>', 'a partner API key with plugins.publish (default: $TRELLIS_API_KEY)')
+    .option('--changelog <text>', 'what changed, for reviewers')
+    .addOption(jsonOption())
+    .action(async (opts: { dir?: string; package?: string; signature?: string; key?: string; out?: string; url?: string; apiKey?: string; changelog?: string; json?: boolean }) => {
+      json = Boolean(opts.json)
+      const url = opts.url ?? process.env.TRELLIS_URL
+      const apiKey = opts.apiKey ?? process.env.TRELLIS_API_KEY
+      if (!url) fail(SDK.USAGE({ reason: 'publish needs --url or TRELLIS_URL (the Trellis API, e.g. https://trellis.example.com)' }))
+      if (!apiKey) fail(SDK.USAGE({ reason: 'publish needs --api-key or TRELLIS_API_KEY (a partner API key with plugins.publish)' }))
+      let tarballPath: string
+      let signaturePath: string
+      if (opts.package) {
+        tarballPath = resolve(out.cwd, opts.package)
+        signaturePath = opts.signature ? resolve(out.cwd, opts.signature) : tarballPath + '.sig'
+      } else {
+        const dir = dirOf(opts)
+        const privateKey = await loadSigningKey(opts.key ? resolve(out.cwd, opts.key) : join(defaultKeysDir(), 'signing-key.pem'))
+        const r = await check(dir, true)
+        if (r.errors.length || !r.build || !r.manifest) {
+          if (!json) out.stderr(issuesText([...r.errors, ...r.warnings]) + '\n')
+          fail(SDK.VALIDATION_FAILED({ errors: r.errors.length }), { errors: r.errors, warnings: r.warnings })
+        }
+        const p = await packPlugin({ name: r.manifest!.name, version: r.manifest!.version, manifest: r.file.raw, bundle: r.build!.code, sourceMap: r.build!.sourceMap, outDir: opts.out ? resolve(out.cwd, opts.out) : dir, privateKey })
+        if (!json) out.stderr(`packed ${relative(out.cwd, p.tarballPath)} (${p.bytes} bytes), signed with ${p.fingerprint}\n`)
+        tarballPath = p.tarballPath
+        signaturePath = p.signaturePath
+      }
+      const tarball = await readFile(tarballPath).catch(() => fail(SDK.USAGE({ reason: `cannot read the package ${tarballPath}` })))
+      const signature = await readFile(signaturePath, 'utf8').catch(() => fail(SDK.USAGE({ reason: `cannot read the signature ${signaturePath} (pack writes it next to the package)` })))
+      const { name, version } = await readPackageManifest(tarball)
+      const res = await publishPackage(name, { url: url!, apiKey: apiKey!, tarball, signature, fileName: basename(tarballPath), ...(opts.changelog ? { changelog: opts.changelog } : {}) })
+      if (!res.ok) {
+        const code = { auth: EXIT.AUTH, refused: EXIT.VALIDATION, network: EXIT.NETWORK, server: EXIT.ERROR }[res.kind]
+        if (json) out.stdout(JSON.stringify({ ok: false, error: { code: res.code, message: res.message, status: res.status, kind: res.kind } }) + '\n')
+        else out.stderr(`error ${res.code}: ${res.message}${res.status ? ` (HTTP ${res.status})` : ''}\n`)
+        throw new Exit(code)
+      }
+      const v = res.version
+      print(`published ${v.name}@${v.version} as version ${v.id} (sha256 ${v.artifactSha256})\n  status ${v.status}: the marketplace runs its automated checks, then the version awaits review by a platform admin`, {
+        id: v.id,
+        name: v.name ?? name,
+        version: v.version ?? version,
+        status: v.status,
+        artifactSha256: v.artifactSha256,
+        fingerprint: v.fingerprint,
+        package: tarballPath,
+      })
     })
 
   try {
