@@ -221,6 +221,10 @@ async function suite(t: Test, kind: DbKind) {
     t.same(await counts(k), before, 'no version and no artifact was stored')
     const [ev] = await k.ownerSql<{ n: number }>(`select count(*)::int as n from events where type = 'marketplace.version.published'`)
     t.equal(ev!.n, 0, 'no event was emitted')
+    const refused = await k.ownerSql(`select tenant_id, data->>'code' as code from audit_log where action = 'marketplace.version.refused'`)
+    t.ok(refused.some((r) => r.tenant_id === acme.id && r.code === 'MKT_ERR_SIGNATURE_INVALID'), 'refusals are audited in the publisher\'s chain')
+    t.ok(refused.some((r) => r.tenant_id === acme.id && r.code === 'MKT_ERR_UNSAFE_ENTRY'))
+    t.ok(refused.some((r) => r.tenant_id === beta.id && r.code === 'MKT_ERR_SCOPE_NOT_OWNED'))
   })
 
   let v1 = ''

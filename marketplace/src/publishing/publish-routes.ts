@@ -9,7 +9,7 @@
 import { Type } from '@sinclair/typebox'
 import multipart from '@fastify/multipart'
 import semver from 'semver'
-import { verifyPackageSignature, validateManifest, type PluginManifest } from '@trellis/plugin-sdk'
+import { TrellisError, verifyPackageSignature, validateManifest, type PluginManifest } from '@trellis/plugin-sdk'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Api } from '@trellis/core/http/types.js'
 import { orgTx, type KernelContext } from '@trellis/core/kernel-context.js'
@@ -162,6 +162,11 @@ export function registerPublishRoutes(app: Api, k: KernelContext, hooks: Publish
     api.post(
       '/marketplace/plugins/:scope/:name/versions',
       {
+        // The kernel's Idempotency-Key support hashes JSON bodies, not uploads: a retried upload
+        // is instead refused as MKT_ERR_VERSION_NOT_MONOTONIC once the first one was stored.
+        preHandler: async (request) => {
+          delete request.headers['idempotency-key']
+        },
         schema: {
           tags: ['marketplace'],
           summary: 'Publish a version: multipart with `package` (the .tgz from `trellis-plugin pack`), `signature` (its .sig text) and an optional `changelog`',
@@ -175,62 +180,78 @@ export function registerPublishRoutes(app: Api, k: KernelContext, hooks: Publish
       async (request, reply) => {
         const p = publisherOf(request)
         const plugin = `${request.params.scope}/${request.params.name}`
-        const [owner] = await k.db.inOrg(p.orgId, (tx) => tx.sql<{ partner_id: string }>('select partner_id from marketplace_scopes where scope = ?', [request.params.scope]))
-        if (owner?.partner_id !== p.orgId) throw MKT.SCOPE_NOT_OWNED({ scope: request.params.scope })
+        const meta0 = auditMeta(request)
+        const accept = async () => {
+          const [owner] = await k.db.inOrg(p.orgId, (tx) => tx.sql<{ partner_id: string }>('select partner_id from marketplace_scopes where scope = ?', [request.params.scope]))
+          if (owner?.partner_id !== p.orgId) throw MKT.SCOPE_NOT_OWNED({ scope: request.params.scope })
 
-        const upload = await readUpload(request)
-        const checks: CheckResult[] = []
-        // The signature first: only a package its publisher signed is ever inflated.
-        const keys = await k.db.inOrg(p.orgId, (tx) => tx.sql<KeyRow>('select id, public_key, fingerprint, status from marketplace_keys where partner_id = ?::uuid', [p.orgId]))
-        const key = verifySignature(upload.tgz, upload.signature, keys)
-        const artifactSha256 = sha256(upload.tgz)
-        const pkg = await unpackPackage(upload.tgz)
-        checks.push(check('package', 'passed', true, { packedBytes: pkg.packedBytes, unpackedBytes: pkg.unpackedBytes, files: Object.keys(pkg.files), sha256: artifactSha256 }))
-        checks.push(check('signature', 'passed', true, { keyId: key.id, fingerprint: key.fingerprint }))
-        const manifest = parseManifest(pkg)
-        checks.push(check('manifest-schema', 'passed', true))
-        if (manifest.name !== plugin) throw MKT.NAME_MISMATCH({ manifest: manifest.name, url: plugin })
-        checks.push(check('name', 'passed', true, { name: manifest.name }))
-        const kernel = kernelVersion()
-        if (!semver.satisfies(kernel, manifest.engines.trellis, { includePrerelease: true })) throw MKT.ENGINE_UNSATISFIED({ range: manifest.engines.trellis, kernel })
-        checks.push(check('engines', 'passed', true, { range: manifest.engines.trellis, kernel }))
+          const upload = await readUpload(request)
+          const checks: CheckResult[] = []
+          // The signature first: only a package its publisher signed is ever inflated.
+          const keys = await k.db.inOrg(p.orgId, (tx) => tx.sql<KeyRow>('select id, public_key, fingerprint, status from marketplace_keys where partner_id = ?::uuid', [p.orgId]))
+          const key = verifySignature(upload.tgz, upload.signature, keys)
+          const artifactSha256 = sha256(upload.tgz)
+          const pkg = await unpackPackage(upload.tgz)
+          checks.push(check('package', 'passed', true, { packedBytes: pkg.packedBytes, unpackedBytes: pkg.unpackedBytes, files: Object.keys(pkg.files), sha256: artifactSha256 }))
+          checks.push(check('signature', 'passed', true, { keyId: key.id, fingerprint: key.fingerprint }))
+          const manifest = parseManifest(pkg)
+          checks.push(check('manifest-schema', 'passed', true))
+          if (manifest.name !== plugin) throw MKT.NAME_MISMATCH({ manifest: manifest.name, url: plugin })
+          checks.push(check('name', 'passed', true, { name: manifest.name }))
+          const kernel = kernelVersion()
+          if (!semver.satisfies(kernel, manifest.engines.trellis, { includePrerelease: true })) throw MKT.ENGINE_UNSATISFIED({ range: manifest.engines.trellis, kernel })
+          checks.push(check('engines', 'passed', true, { range: manifest.engines.trellis, kernel }))
 
-        const code = pkg.files['dist/plugin.js'].toString('utf8')
-        const sourceMap = pkg.files['dist/plugin.js.map'].toString('utf8')
-        const meta = auditMeta(request)
-        const row = await orgTx(k, PLATFORM_ORG, async (tx) => {
-          // One publish of a plugin at a time decides what "greater than every version" means.
-          await tx.sql('select pg_advisory_xact_lock(hashtext(?))', [`marketplace.publish:${plugin}`])
-          const existing = await tx.sql<{ version: string }>('select version from plugin_versions where name = ?', [plugin])
-          const last = existing.map((r) => r.version).filter((v) => semver.valid(v)).sort(semver.rcompare)[0]
-          if (existing.some((r) => !semver.valid(r.version) || !semver.gt(manifest.version, r.version))) throw MKT.VERSION_NOT_MONOTONIC({ version: manifest.version, last: last ?? existing[0]!.version })
-          checks.splice(4, 0, check('version-monotonic', 'passed', true, { version: manifest.version, previous: last ?? null }))
-          await tx.sql('insert into marketplace_artifacts (sha256, bytes, size) values (?, ?, ?) on conflict (sha256) do nothing', [artifactSha256, upload.tgz, upload.tgz.length])
-          const id = uuidv7()
-          const createdBy = `${p.kind}:${p.id}`
-          const [inserted] = (await tx.sql<{ id: string; status: string }>(
-            `insert into plugin_versions (id, name, version, sha256, manifest, code, source_map, publisher_id, created_by, status, artifact_sha256, signature, key_id, changelog, checks)
-             values (?::uuid, ?, ?, ?, ?::jsonb, ?, ?, ?::uuid, ?, 'checking', ?, ?, ?::uuid, ?, ?::jsonb) returning id, status`,
-            [id, manifest.name, manifest.version, sha256(code), JSON.stringify(manifest), code, sourceMap, p.orgId, createdBy, artifactSha256, upload.signature, key.id, upload.changelog, JSON.stringify(checks)],
-          )) as [{ id: string; status: string }]
-          const data = { versionId: id, name: manifest.name, version: manifest.version, publisherId: p.orgId, artifactSha256, keyId: key.id, fingerprint: key.fingerprint }
-          const target = { kind: 'plugin_version', id }
-          const event = { type: 'marketplace.version.published', subject: `plugin_version/${id}`, data, source: SOURCE }
-          await appendAudit(tx, PLATFORM_ORG, { ...meta, action: 'marketplace.version.published', target, data })
-          await emitEvents(tx, event)
-          await tx.useOrg(p.orgId)
-          await appendAudit(tx, p.orgId, { ...meta, action: 'marketplace.version.published', target, data })
-          await emitEvents(tx, event)
-          await tx.useOrg(PLATFORM_ORG)
-          return inserted
-        }).catch((err: unknown) => {
-          // Two uploads of the same version racing past the check: the loser is refused the same way.
-          if ((err as { code?: string })?.code === '23505') throw MKT.VERSION_NOT_MONOTONIC({ version: manifest.version, last: manifest.version })
+          const code = pkg.files['dist/plugin.js'].toString('utf8')
+          const sourceMap = pkg.files['dist/plugin.js.map'].toString('utf8')
+          const meta = auditMeta(request)
+          const row = await orgTx(k, PLATFORM_ORG, async (tx) => {
+            // One publish of a plugin at a time decides what "greater than every version" means.
+            await tx.sql('select pg_advisory_xact_lock(hashtext(?))', [`marketplace.publish:${plugin}`])
+            const existing = await tx.sql<{ version: string }>('select version from plugin_versions where name = ?', [plugin])
+            const last = existing.map((r) => r.version).filter((v) => semver.valid(v)).sort(semver.rcompare)[0]
+            if (existing.some((r) => !semver.valid(r.version) || !semver.gt(manifest.version, r.version))) throw MKT.VERSION_NOT_MONOTONIC({ version: manifest.version, last: last ?? existing[0]!.version })
+            checks.splice(4, 0, check('version-monotonic', 'passed', true, { version: manifest.version, previous: last ?? null }))
+            await tx.sql('insert into marketplace_artifacts (sha256, bytes, size) values (?, ?, ?) on conflict (sha256) do nothing', [artifactSha256, upload.tgz, upload.tgz.length])
+            const id = uuidv7()
+            const createdBy = `${p.kind}:${p.id}`
+            const [inserted] = (await tx.sql<{ id: string; status: string }>(
+              `insert into plugin_versions (id, name, version, sha256, manifest, code, source_map, publisher_id, created_by, status, artifact_sha256, signature, key_id, changelog, checks)
+               values (?::uuid, ?, ?, ?, ?::jsonb, ?, ?, ?::uuid, ?, 'checking', ?, ?, ?::uuid, ?, ?::jsonb) returning id, status`,
+              [id, manifest.name, manifest.version, sha256(code), JSON.stringify(manifest), code, sourceMap, p.orgId, createdBy, artifactSha256, upload.signature, key.id, upload.changelog, JSON.stringify(checks)],
+            )) as [{ id: string; status: string }]
+            const data = { versionId: id, name: manifest.name, version: manifest.version, publisherId: p.orgId, artifactSha256, keyId: key.id, fingerprint: key.fingerprint }
+            const target = { kind: 'plugin_version', id }
+            const event = { type: 'marketplace.version.published', subject: `plugin_version/${id}`, data, source: SOURCE }
+            await appendAudit(tx, PLATFORM_ORG, { ...meta, action: 'marketplace.version.published', target, data })
+            await emitEvents(tx, event)
+            await tx.useOrg(p.orgId)
+            await appendAudit(tx, p.orgId, { ...meta, action: 'marketplace.version.published', target, data })
+            await emitEvents(tx, event)
+            await tx.useOrg(PLATFORM_ORG)
+            return inserted
+          }).catch((err: unknown) => {
+            // Two uploads of the same version racing past the check: the loser is refused the same way.
+            if ((err as { code?: string })?.code === '23505') throw MKT.VERSION_NOT_MONOTONIC({ version: manifest.version, last: manifest.version })
+            throw err
+          })
+          hooks.published?.(row.id)
+          return { id: row.id, name: manifest.name, version: manifest.version, status: row.status, artifactSha256, keyId: key.id, fingerprint: key.fingerprint, checks }
+        }
+        try {
+          const published = await accept()
+          reply.code(202)
+          return published
+        } catch (err) {
+          // A refused upload stores nothing but is itself worth knowing about (a signature by a
+          // key that is not yours, a tar-slip): it is audited in the publisher's chain.
+          if (err instanceof TrellisError && err.code.startsWith('MKT_ERR_')) {
+            await orgTx(k, p.orgId, (tx) =>
+              appendAudit(tx, p.orgId, { ...meta0, action: 'marketplace.version.refused', target: { kind: 'plugin', id: plugin }, data: { plugin, code: err.code, reason: err.message.slice(0, 500) } }),
+            ).catch((e: unknown) => request.log.warn({ err: e }, 'auditing a refused publish failed'))
+          }
           throw err
-        })
-        hooks.published?.(row.id)
-        reply.code(202)
-        return { id: row.id, name: manifest.name, version: manifest.version, status: row.status, artifactSha256, keyId: key.id, fingerprint: key.fingerprint, checks }
+        }
       },
     )
   })
