@@ -340,6 +340,35 @@ async function suite(t: Test, kind: DbKind) {
     t.match(done.checks.find((c) => c.name === 'sandbox-load')!.details.reason, /does not load/)
   })
 
+  await t.test('a bundle that never finishes loading fails sandbox-load', async (t) => {
+    const m = await manifestOf('@acme/notes', '1.4.1')
+    const r = await publish(k, acme.token, '@acme/notes', await realPackage(acmeKey, m, { code: () => 'for (;;) {}' }))
+    t.equal(r.status, 202)
+    const started = Date.now()
+    const done = await checked(k, r.body.id)
+    t.equal(done.status, 'failed_checks')
+    t.equal(done.checks.find((c) => c.name === 'sandbox-load')!.status, 'failed')
+    t.ok(Date.now() - started < 30_000, `stopped by the sandbox's limits (${Date.now() - started} ms)`)
+  })
+
+  await t.test('workers in several processes never check one version twice', async (t) => {
+    const { ChecksWorker } = await import('../src/publishing/index.js')
+    const ids: string[] = []
+    for (const version of ['1.0.0', '1.0.1', '1.0.2', '1.0.3']) {
+      const r = await publish(k, acme.token, '@acme/multi', await realPackage(acmeKey, await manifestOf('@acme/multi', version)))
+      t.equal(r.status, 202)
+      ids.push(r.body.id)
+    }
+    const a = new ChecksWorker(k.kernel.ctx)
+    const b = new ChecksWorker(k.kernel.ctx)
+    await Promise.all([a.drain(), b.drain(), a.drain(), b.drain()])
+    for (const id of ids) await checked(k, id)
+    const rows = await k.ownerSql(`select status, checks_attempts from plugin_versions where name = '@acme/multi' order by id`)
+    t.same(rows.map((r) => [r.status, r.checks_attempts]), ids.map(() => ['in_review', 1]), 'each version was claimed exactly once')
+    const audit = await k.ownerSql(`select target_id from audit_log where action = 'marketplace.version.checked' and data->>'name' = '@acme/multi'`)
+    t.equal(audit.length, 4)
+  })
+
   await t.test('dynamic code generation is a warning, not a failure', async (t) => {
     const m = await manifestOf('@acme/notes', '1.5.0')
     const r = await publish(k, acme.token, '@acme/notes', await realPackage(acmeKey, m, { code: (c) => c + '\n;globalThis.__probe = function () { return [eval("1"), new Function("return 2"), Function("return 3")] }\n' }))
