@@ -246,6 +246,13 @@ async function suite(t: Test, kind: DbKind) {
     const [art] = await k.ownerSql('select sha256, size, bytes from marketplace_artifacts where sha256 = ?', [row.artifact_sha256])
     t.ok(Buffer.from(art.bytes).equals(pkg.tgz), 'the artifact is the exact uploaded bytes')
     t.equal(art.sha256, r.body.artifactSha256)
+    // Content-addressed: the same bytes stored again (as the platform does) keep one row; a
+    // partner's own transaction cannot store artifacts at all.
+    const artifacts = (await counts(k)).artifacts
+    await k.appSql('00000000-0000-0000-0000-000000000000', 'insert into marketplace_artifacts (sha256, bytes, size) values (?, ?, ?) on conflict (sha256) do nothing', [art.sha256, pkg.tgz, pkg.tgz.length])
+    t.equal((await counts(k)).artifacts, artifacts)
+    await t.rejects(k.appSql(acme.id, 'insert into marketplace_artifacts (sha256, bytes, size) values (?, ?, ?)', ['0'.repeat(64), Buffer.from('x'), 1]), 'row-level security keeps partners out of the artifact store')
+    await t.rejects(k.appSql(acme.id, `update plugin_versions set status = 'approved' where id = ?::uuid returning id`, [r.body.id]).then((rows) => (rows.length === 0 ? Promise.reject(new Error('no row')) : rows)), 'a partner cannot approve its own version in the database either')
 
     const done = await checked(k, v1)
     t.equal(done.status, 'in_review')
