@@ -96,6 +96,21 @@ t.test('trellis-plugin publish', async (t) => {
     t.match(out, { ok: true, name: '@acme/notes', version: '1.1.0', status: 'checking', fingerprint: keys.fingerprint })
   })
 
+  await t.test('create → publish, as a new author would', async (t) => {
+    const created = await cli(['create', '@acme/hello', '--yes', '--out', join(root, 'hello')], root)
+    t.equal(created.code, 0, created.stderr)
+    const r = await cli(['publish', '--dir', join(root, 'hello'), '--key', keys.privateKeyPath, '--json'], root, { TRELLIS_URL: url, TRELLIS_API_KEY: apiKey })
+    t.equal(r.code, EXIT.OK, r.stdout + r.stderr)
+    const out = JSON.parse(r.stdout)
+    t.match(out, { ok: true, name: '@acme/hello', version: '0.1.0', status: 'checking' })
+    let view = await k.req('GET', '/v1/marketplace/plugins/@acme/hello/versions/0.1.0/checks', { token })
+    for (let i = 0; i < 100 && view.body.status === 'checking'; i++) {
+      await new Promise((r) => setTimeout(r, 100))
+      view = await k.req('GET', '/v1/marketplace/plugins/@acme/hello/versions/0.1.0/checks', { token })
+    }
+    t.equal(view.body.status, 'in_review', JSON.stringify(view.body.checks.filter((c: { status: string }) => c.status === 'failed')))
+  })
+
   await t.test('a bad API key is exit 4', async (t) => {
     const r = await cli(['publish', '--package', tarball, '--url', url, '--api-key', 'trk_nope', '--json'], root)
     t.equal(r.code, EXIT.AUTH)
