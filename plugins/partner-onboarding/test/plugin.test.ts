@@ -190,7 +190,7 @@ t.test('bad input is refused before anything is written', async (t) => {
   t.equal(host.collections.get('agreements')!.size, 0)
   const missing = await host.route('POST /agreements/:id/documents', { params: { id: 'nope' }, body: { documents: [AGREEMENT] } }).catch((e) => e)
   t.equal(missing.code, 'ONB_ERR_AGREEMENT_NOT_FOUND')
-  const unknown = await host.step('onboarding.intake', { onboardingId: 'nope' }).catch((e) => e)
+  const unknown = await host.step<any>('onboarding.intake', { onboardingId: 'nope' }).catch((e) => e)
   t.equal(unknown.code, 'ONB_ERR_ONBOARDING_NOT_FOUND')
   t.same(host.emitted, [])
 })

@@ -1,0 +1,359 @@
+// Acceptance (issue 7): a full partner onboarding through the public API of a real kernel on
+// PostgreSQL — agreement signed, fields extracted, a compliance review that misses its SLA and
+// is escalated, a rejection that loops back for corrected documents, a kernel restart while the
+// workflow waits for them, a second review approved with a correction, three configuration
+// tasks for partner operations, training, activation — then the readiness view, the workflow
+// metrics, the kernel's workflow events and the audit trail.
+import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import { buildPlugin } from '@trellis/plugin-sdk'
+import { createKernel, type Kernel } from '../../../core/src/kernel.js'
+import { loadConfig } from '../../../core/src/config.js'
+import { createPlatformAdmin } from '../../../core/src/bootstrap.js'
+import { verifyChain } from '../../../core/src/audit/verify.js'
+import { ADMIN, createTestDatabase, type TestKernel } from '../../../core/test/helpers/test-kernel.js'
+import { registerVersion } from '../../../core/test/helpers/plugin-versions.js'
+
+const PLUGIN = '@trellis/partner-onboarding'
+const dir = fileURLToPath(new URL('..', import.meta.url))
+const manifest = JSON.parse(await readFile(new URL('../trellis.plugin.json', import.meta.url), 'utf8'))
+const built = await buildPlugin({ dir, write: false })
+
+// Short SLAs so the escalation happens within the test; the correction wait must outlive the restart.
+const REVIEW_SLA_MS = 3000
+const settings = { reviewSlaMs: REVIEW_SLA_MS, setupSlaMs: 3_600_000, correctionTimeoutMs: 600_000 }
+
+const db = await createTestDatabase()
+t.teardown(db.drop)
+// The same secret key for both kernels: signing keys and sealed settings are encrypted with it.
+const env: NodeJS.ProcessEnv = { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', TRELLIS_SECRET_KEY: randomBytes(32).toString('hex'), TRELLIS_DATA_DIR: '/tmp/trellis-test-unused', PORT: '0', DATABASE_URL: db.url }
+const boot = () => createKernel({ config: loadConfig(env), embeddedDir: 'memory://', migrate: true, rateLimitPerMinute: 100_000, plugins: { sandboxWorkers: 1 } })
+
+interface Reply {
+  status: number
+  body: any
+}
+
+function client(kernel: Kernel) {
+  const req = async (method: string, url: string, token?: string, body?: unknown): Promise<Reply> => {
+    const headers: Record<string, string> = {}
+    if (token) headers.authorization = `Bearer ${token}`
+    if (body !== undefined) headers['content-type'] = 'application/json'
+    const res = await kernel.app.inject({ method: method as 'GET', url, headers, ...(body === undefined ? {} : { payload: JSON.stringify(body) }) })
+    const json = (res.headers['content-type'] ?? '').toString().includes('json') && res.body ? JSON.parse(res.body) : res.body
+    return { status: res.statusCode, body: json }
+  }
+  const login = async (email: string, password: string) => {
+    const r = await req('POST', '/v1/auth/login', undefined, { email, password })
+    if (r.status !== 200) throw new Error(`login ${email}: ${r.status} ${JSON.stringify(r.body)}`)
+    return r.body.accessToken as string
+  }
+  return { req, login }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+async function until<T>(what: string, probe: () => Promise<T | undefined | null | false>, ms = 45_000, detail?: () => Promise<unknown>): Promise<T> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const v = await probe()
+    if (v) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${detail ? `: ${JSON.stringify(await detail())}` : ''}`)
+    await sleep(100)
+  }
+}
+
+const doc = (name: string, contentType: 'text/plain' | 'text/csv' | 'application/json', content: string) => ({ name, contentType, content })
+// Round 1: the registration disagrees on the tax id, the profile names an unknown tier, nobody states the signatory.
+const AGREEMENT = doc('agreement.txt', 'text/plain', 'PARTNER AGREEMENT\nLegal name: Northwind Traders GmbH\nTax ID: DE 123 456 789\nRegion: EMEA\nStart date: 1 March 2027\n')
+const REGISTRATION_BAD = doc('registration.csv', 'text/csv', 'Legal name,Tax ID,Region\nNorthwind Traders GmbH,DE987654321,EMEA\n')
+const PROFILE_BAD = doc('profile.json', 'application/json', JSON.stringify({ partner: { tier: 'diamond', region: 'EMEA' } }))
+// Round 2: tax id and tier corrected; the signatory is still missing (compliance supplies it on approval).
+const REGISTRATION_OK = doc('registration.csv', 'text/csv', 'Legal name,Tax ID,Region\nNorthwind Traders GmbH,DE123456789,EMEA\n')
+const PROFILE_OK = doc('profile.json', 'application/json', JSON.stringify({ partner: { tier: 'gold', region: 'EMEA' } }))
+
+let kernel = await boot()
+t.teardown(() => kernel.close())
+await createPlatformAdmin(kernel.ctx, { email: ADMIN.email, password: ADMIN.password })
+let api = client(kernel)
+
+const tenantSlug = 'northwind-distribution'
+const tenantAdmin = { email: `admin@${tenantSlug}.test`, password: `password-of-${tenantSlug}` }
+const people = {
+  officer: { email: `officer@${tenantSlug}.test`, role: 'compliance_officer' },
+  lead: { email: `lead@${tenantSlug}.test`, role: 'compliance_lead' },
+  ops: { email: `ops@${tenantSlug}.test`, role: 'partner_ops' },
+} as const
+type Person = keyof typeof people
+const tokens: Record<Person | 'admin', string> = { admin: '', officer: '', lead: '', ops: '' }
+const userIds: Record<Person, string> = { officer: '', lead: '', ops: '' }
+const passwordOf = (email: string) => `password-of-${email}`
+
+async function signInEveryone() {
+  tokens.admin = await api.login(tenantAdmin.email, tenantAdmin.password)
+  for (const p of Object.keys(people) as Person[]) tokens[p] = await api.login(people[p].email, passwordOf(people[p].email))
+}
+
+const x = (path: string) => `/v1/x/partner-onboarding${path}`
+const openTasks = async (who: Person) => {
+  const r = await api.req('GET', '/v1/tasks?status=open', tokens[who])
+  if (r.status !== 200) throw new Error(`GET /v1/tasks as ${who}: ${r.status} ${JSON.stringify(r.body)}`)
+  return r.body.items as any[]
+}
+const instanceOf = async (id: string) => (await api.req('GET', `/v1/workflows/instances/${id}`, tokens.admin)).body
+const taskFor = (who: Person, pred: (task: any) => boolean, what: string, ms?: number) =>
+  until(`${what} (as ${who})`, async () => (await openTasks(who)).find(pred), ms, async () => ({ instance: instanceId ? await instanceOf(instanceId) : null }))
+
+let agreementId = ''
+let onboardingId = ''
+let instanceId = ''
+let tenantId = ''
+
+t.test('setup: tenant, installation with consent, roles and people', async (t) => {
+  const admin = await api.login(ADMIN.email, ADMIN.password)
+  const tenant = await api.req('POST', '/v1/tenants', admin, { name: 'Northwind Distribution', slug: tenantSlug, admin: { email: tenantAdmin.email, name: 'Tenant admin', password: tenantAdmin.password } })
+  t.equal(tenant.status, 201, JSON.stringify(tenant.body))
+  tenantId = tenant.body.id
+  tokens.admin = await api.login(tenantAdmin.email, tenantAdmin.password)
+
+  await registerVersion({ kernel } as TestKernel, { manifest, code: built.code, sourceMap: built.sourceMap })
+  const inst = await api.req('POST', '/v1/installations', tokens.admin, { plugin: PLUGIN, version: manifest.version, capabilities: manifest.capabilities, settings })
+  t.equal(inst.status, 201, JSON.stringify(inst.body))
+
+  const roles: Record<string, string[]> = {
+    compliance_officer: ['partner-onboarding.read'],
+    compliance_lead: ['partner-onboarding.read'],
+    partner_ops: ['partner-onboarding.read', 'partner-onboarding.manage'],
+  }
+  for (const [name, permissions] of Object.entries(roles)) {
+    const r = await api.req('POST', '/v1/roles', tokens.admin, { name, permissions })
+    t.equal(r.status, 201, `role ${name}: ${JSON.stringify(r.body)}`)
+  }
+  for (const p of Object.keys(people) as Person[]) {
+    const r = await api.req('POST', '/v1/users', tokens.admin, { email: people[p].email, name: p, password: passwordOf(people[p].email), role: people[p].role })
+    t.equal(r.status, 201, `user ${p}: ${JSON.stringify(r.body)}`)
+    userIds[p] = r.body.id
+  }
+  await signInEveryone()
+})
+
+t.test('a signed agreement starts the onboarding and opens a compliance review', async (t) => {
+  const signed = await api.req('POST', x('/agreements'), tokens.admin, { partnerName: 'Northwind Traders', reference: 'PA-2027-001', signedBy: 'Anna Schmidt', documents: [AGREEMENT, REGISTRATION_BAD, PROFILE_BAD] })
+  t.equal(signed.status, 201, JSON.stringify(signed.body))
+  agreementId = signed.body.agreement.id
+  onboardingId = signed.body.onboarding.id
+
+  const instance = await until('the instance started by partner-onboarding.agreement.signed', async () => {
+    const r = await api.req('GET', `/v1/workflows/instances?plugin=${encodeURIComponent(PLUGIN)}&workflow=onboarding`, tokens.admin)
+    t.equal(r.status, 200)
+    return r.body.items?.[0]
+  })
+  instanceId = instance.id
+  t.equal(instance.plugin, PLUGIN)
+  t.equal(instance.workflow, 'onboarding')
+
+  const review = await taskFor('officer', (x) => x.instanceId === instanceId, 'the compliance review')
+  t.equal(review.role, 'compliance_officer')
+  t.equal(review.status, 'open')
+  t.same(review.outcomes, ['approve', 'reject'])
+  t.match(review.title, /Compliance review: Northwind Traders/)
+  t.ok(review.form && review.form.type === 'object', 'the form is the review form')
+  t.ok(review.dueAt, 'the review has an SLA')
+  t.same(
+    review.data.problems.map((p: any) => [p.code, p.field]),
+    [['inconsistent_field', 'taxId'], ['inconsistent_field', 'tier'], ['unknown_value', 'tier'], ['missing_field', 'signatory']],
+    'the problems found are what compliance sees',
+  )
+  t.equal(review.data.fields.taxId, 'DE123456789')
+  t.same(await openTasks('ops'), [], 'partner operations sees nothing yet')
+
+  const view = (await api.req('GET', x(`/onboardings/${onboardingId}`), tokens.officer)).body
+  t.equal(view.status, 'in_review')
+  t.equal(view.openRisks.length, 4, 'the readiness view shows the open risks')
+
+  const waiting = await instanceOf(instanceId)
+  t.equal(waiting.status, 'waiting')
+  t.ok(waiting.tasks?.some((task: any) => task.id === review.id), 'the instance lists its task')
+})
+
+t.test('only the role acts, with valid form data; a missed SLA escalates to the compliance lead', async (t) => {
+  const [review] = (await openTasks('officer')).filter((x) => x.instanceId === instanceId)
+  const notMine = await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens.ops, { outcome: 'approve', data: {} })
+  t.equal(notMine.status, 403, 'partner operations may not decide a compliance review')
+  const badForm = await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens.officer, { outcome: 'approve', data: { overrides: { tier: 5 } } })
+  t.equal(badForm.status, 400, 'form data that does not match the form is refused')
+  const badOutcome = await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens.officer, { outcome: 'maybe', data: {} })
+  t.equal(badOutcome.status, 400, 'an outcome the task does not offer is refused')
+  const claimed = await api.req('POST', `/v1/tasks/${review.id}/claim`, tokens.officer)
+  t.equal(claimed.status, 200, JSON.stringify(claimed.body))
+  t.equal(claimed.body.status, 'claimed')
+
+  // The officer claimed it and then did nothing: the SLA passes.
+  const escalated = await taskFor('lead', (x) => x.id === review.id, 'the escalated review', REVIEW_SLA_MS + 30_000)
+  t.ok(escalated.escalatedAt, 'escalatedAt is set')
+  t.equal(escalated.role, 'compliance_lead')
+  t.equal(escalated.status, 'open', 'the escalated task is open again for the lead')
+  t.notOk((await openTasks('officer')).some((x) => x.id === review.id), 'it left the officer\'s list')
+  const late = await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens.officer, { outcome: 'approve', data: {} })
+  t.equal(late.status, 403, 'the officer can no longer decide it')
+
+  const rejected = await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens.lead, { outcome: 'reject', data: { comment: 'Tax ids disagree and tier "diamond" does not exist; send corrected documents.' } })
+  t.equal(rejected.status, 200, JSON.stringify(rejected.body))
+  t.equal(rejected.body.status, 'completed')
+
+  const view = await until('the onboarding to await corrected documents', async () => {
+    const v = (await api.req('GET', x(`/onboardings/${onboardingId}`), tokens.admin)).body
+    return v.status === 'awaiting_documents' && v
+  })
+  t.same(view.decisions.map((d: any) => [d.outcome, d.by]), [['reject', userIds.lead]], 'the decision and who made it')
+  const inst = await until('the instance to wait for the event', async () => {
+    const i = await instanceOf(instanceId)
+    return i.status === 'waiting' && i.step === 'requestCorrections' && i
+  })
+  t.equal(inst.status, 'waiting')
+})
+
+t.test('the kernel restarts while the onboarding waits for corrected documents', async (t) => {
+  await kernel.close()
+  kernel = await boot()
+  api = client(kernel)
+  await signInEveryone()
+  const inst = await instanceOf(instanceId)
+  t.equal(inst.status, 'waiting', 'the instance survived the restart, still waiting')
+  const view = (await api.req('GET', x('/onboardings'), tokens.admin)).body
+  t.same(view.items.map((o: any) => [o.id, o.status]), [[onboardingId, 'awaiting_documents']])
+  t.same(view.summary.byStatus, { awaiting_documents: 1 })
+})
+
+t.test('corrected documents resume the workflow; a second review is approved with a correction', async (t) => {
+  const up = await api.req('POST', x(`/agreements/${agreementId}/documents`), tokens.ops, { documents: [REGISTRATION_OK, PROFILE_OK] })
+  t.equal(up.status, 201, JSON.stringify(up.body))
+  t.equal(up.body.round, 2)
+
+  const review = await taskFor('officer', (x) => x.instanceId === instanceId, 'the second compliance review')
+  t.match(review.title, /round 2/)
+  t.same(review.data.problems.map((p: any) => [p.code, p.field]), [['missing_field', 'signatory']], 'only the signatory is still missing')
+  const approver: Person = review.escalatedAt ? 'lead' : 'officer'
+  let approved = await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens[approver], { outcome: 'approve', data: { comment: 'Signatory confirmed against the signed PDF', overrides: { signatory: 'Anna Schmidt' } } })
+  // On a slow machine the short SLA may pass between reading and deciding: then the lead decides.
+  let approvedBy: Person = approver
+  if (approved.status === 403 && approver === 'officer') {
+    approvedBy = 'lead'
+    approved = await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens.lead, { outcome: 'approve', data: { comment: 'Signatory confirmed against the signed PDF', overrides: { signatory: 'Anna Schmidt' } } })
+  }
+  t.equal(approved.status, 200, JSON.stringify(approved.body))
+
+  const view = await until('configuration to start', async () => {
+    const v = (await api.req('GET', x(`/onboardings/${onboardingId}`), tokens.admin)).body
+    return v.status === 'configuring' && v
+  })
+  t.equal(view.fields.signatory, 'Anna Schmidt', 'the correction applies')
+  t.equal(view.fields.tier, 'gold')
+  t.same(view.openRisks, [], 'no open risks after approval')
+  t.equal(view.acceptedRisks, 1)
+  t.same(view.decisions.map((d: any) => [d.outcome, d.by]), [['reject', userIds.lead], ['approve', userIds[approvedBy]]])
+})
+
+t.test('partner operations configures the partner; training is assigned; the partner is activated', async (t) => {
+  const steps: Array<[RegExp, Record<string, unknown>]> = [
+    [/first tenant/, { tenantId: 'tn-northwind-01' }],
+    [/default price list/, { priceListId: 'pl-northwind-eur', currency: 'EUR' }],
+    [/users/, { users: 12, adminEmail: 'it@northwind.test' }],
+  ]
+  for (const [title, data] of steps) {
+    const task = await taskFor('ops', (x) => x.instanceId === instanceId && title.test(x.title), `the task ${title}`)
+    t.equal(task.role, 'partner_ops')
+    t.same(task.outcomes, ['done'])
+    t.equal((await api.req('POST', `/v1/tasks/${task.id}/complete`, tokens.ops, { outcome: 'done', data: { bogus: true } })).status, 400, 'unknown form fields are refused')
+    t.equal((await api.req('POST', `/v1/tasks/${task.id}/claim`, tokens.ops)).status, 200)
+    const done = await api.req('POST', `/v1/tasks/${task.id}/complete`, tokens.ops, { outcome: 'done', data })
+    t.equal(done.status, 200, JSON.stringify(done.body))
+  }
+
+  const finished = await until('the instance to complete', async () => {
+    const i = await instanceOf(instanceId)
+    return (i.status === 'completed' || i.status === 'failed') && i
+  })
+  t.equal(finished.status, 'completed', JSON.stringify(finished.error))
+  t.equal(finished.output.status, 'active')
+  t.same(finished.output.setup, { tenantId: 'tn-northwind-01', priceListId: 'pl-northwind-eur', users: 12, adminEmail: 'it@northwind.test' })
+
+  // Every step ran exactly as often as the path needs: nothing skipped, nothing doubled by the restart.
+  const ran = finished.history.filter((h: any) => h.status === 'completed').map((h: any) => h.step)
+  t.same(ran, ['intake', 'extract', 'requestCorrections', 'extract', 'setupTenant', 'setupPriceList', 'setupUsers', 'assignTraining', 'activate'], 'the step history')
+  t.same(finished.history.map((h: any) => h.seq), [...finished.history.map((h: any) => h.seq)].sort((a: number, b: number) => a - b), 'history in order')
+
+  const view = (await api.req('GET', x('/onboardings'), tokens.officer)).body
+  const o = view.items.find((i: any) => i.id === onboardingId)
+  t.equal(o.status, 'active')
+  t.same(o.openRisks, [])
+  t.equal(o.trainingAssigned, 4, 'the gold curriculum')
+  t.ok(o.timeToActivationMs > 0, 'time to activation')
+  t.ok(o.activatedAt)
+  t.same(view.summary, { total: 1, byStatus: { active: 1 }, withOpenRisks: 0, activated: 1, medianTimeToActivationMs: o.timeToActivationMs })
+  const detail = (await api.req('GET', x(`/onboardings/${onboardingId}`), tokens.admin)).body
+  t.same(detail.training.map((m: any) => m.module), ['platform-basics', 'compliance-essentials', 'tenant-administration', 'advanced-pricing'])
+  t.same(detail.documents.map((d: any) => [d.name, d.round]), [['agreement.txt', 1], ['registration.csv', 1], ['profile.json', 1], ['registration.csv', 2], ['profile.json', 2]])
+  t.same(await openTasks('ops'), [], 'no task left open')
+})
+
+t.test('afterwards: the kernel\'s workflow events, the metrics and the audit trail', async (t) => {
+  const events: any[] = []
+  let cursor: string | null = null
+  do {
+    const r = await api.req('GET', `/v1/events?limit=200${cursor ? `&cursor=${cursor}` : ''}`, tokens.admin)
+    t.equal(r.status, 200)
+    events.push(...r.body.items)
+    cursor = r.body.nextCursor
+  } while (cursor)
+  const count = (type: string) => events.filter((e) => e.type === type).length
+  t.equal(count('partner-onboarding.agreement.signed'), 1)
+  t.equal(count('partner-onboarding.documents.corrected'), 1)
+  t.equal(count('partner-onboarding.corrections.requested'), 1)
+  t.equal(count('partner-onboarding.partner.activated'), 1)
+  t.equal(count('workflow.instance.started'), 1, 'one instance, started once')
+  t.equal(count('workflow.instance.completed'), 1)
+  t.equal(count('workflow.instance.failed'), 0)
+  t.equal(count('workflow.task.created'), 5, 'two reviews and three configuration tasks')
+  t.equal(count('workflow.task.completed'), 5)
+  t.ok(count('workflow.task.escalated') >= 1, 'the missed SLA')
+
+  const metrics = await api.req('GET', '/v1/workflows/metrics', tokens.admin)
+  t.equal(metrics.status, 200, JSON.stringify(metrics.body))
+  const list: any[] = Array.isArray(metrics.body) ? metrics.body : (metrics.body.items ?? metrics.body.workflows ?? [])
+  const m = list.find((w) => w.plugin === PLUGIN && w.workflow === 'onboarding')
+  t.ok(m, `metrics for the onboarding workflow in ${JSON.stringify(metrics.body)}`)
+  if (m) {
+    t.equal(m.started, 1)
+    t.equal(m.completed, 1)
+    t.equal(m.failed, 0)
+    t.equal(m.humanHandoffs, 5, 'human hand-offs')
+    t.ok(m.slaBreaches >= 1, 'SLA breaches')
+    t.ok(m.waitingOnPeopleMs?.total > 0, 'time waiting on people')
+    t.ok(m.latencyMs?.p50 > 0, 'latency')
+    const extract = m.steps?.find((s: any) => s.step === 'extract')
+    t.equal(extract?.count, 2, 'extract ran twice (the loop back)')
+  }
+
+  const audit: any[] = []
+  let before: string | null = null
+  do {
+    const r = await api.req('GET', `/v1/audit?action=workflow.&limit=200${before ? `&cursor=${before}` : ''}`, tokens.admin)
+    t.equal(r.status, 200, JSON.stringify(r.body))
+    audit.push(...r.body.items)
+    before = r.body.nextCursor
+  } while (before)
+  const decisions = audit.filter((a) => a.action === 'workflow.task.completed').reverse()
+  t.same(
+    decisions.map((a) => [a.data.outcome, a.actor.id]),
+    [['reject', userIds.lead], ['approve', decisions[1]?.actor.id], ['done', userIds.ops], ['done', userIds.ops], ['done', userIds.ops]],
+    'every decision and who made it',
+  )
+  t.ok([userIds.officer, userIds.lead].includes(decisions[1]?.actor.id), 'compliance approved')
+  t.ok(audit.some((a) => a.action === 'workflow.task.claimed' && a.actor.id === userIds.officer), 'claims are audited')
+
+  await kernel.ctx.sealer.flush()
+  const chain = await verifyChain(kernel.ctx.db, tenantId)
+  t.ok(chain.ok, `the tenant's audit chain verifies: ${JSON.stringify(chain.brokenAt ?? {})}`)
+})
