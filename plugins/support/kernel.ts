@@ -1,0 +1,42 @@
+// Test support shared by the ERP plugins' tests and the Northwind importer's test: builds the
+// plugins from their folders (exactly what `trellis-plugin build` produces) and installs them in
+// dependency order.
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { buildPlugin, loadDevKernel, type DevBundle, type DevKernel } from '@trellis/plugin-sdk'
+
+export const PLUGINS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..')
+
+/** Dependencies before dependents. */
+export const ERP_PLUGINS = ['catalog', 'pricing', 'inventory', 'orders'] as const
+export type ErpPlugin = (typeof ERP_PLUGINS)[number]
+
+const built = new Map<string, Promise<DevBundle>>()
+
+/** The plugin's bundle, built in memory once per process. */
+export function bundleOf(id: ErpPlugin): Promise<DevBundle> {
+  let b = built.get(id)
+  if (!b) {
+    b = (async () => {
+      const dir = join(PLUGINS_DIR, id)
+      const res = await buildPlugin({ dir, write: false })
+      const { default: manifest } = await import(join(dir, 'trellis.plugin.json'), { with: { type: 'json' } })
+      return { manifest, code: res.code, sourceMap: res.sourceMap }
+    })()
+    built.set(id, b)
+  }
+  return b
+}
+
+/** A dev kernel (one tenant) with the given ERP plugins installed. */
+export async function startErpKernel(ids: readonly ErpPlugin[] = ERP_PLUGINS, settings: Partial<Record<ErpPlugin, Record<string, any>>> = {}): Promise<DevKernel> {
+  const start = await loadDevKernel()
+  const dev = await start({})
+  try {
+    for (const id of ids) await dev.install(await bundleOf(id), settings[id] ? { settings: settings[id] } : {})
+  } catch (err) {
+    await dev.close()
+    throw err
+  }
+  return dev
+}
