@@ -9,6 +9,7 @@ import type { LoginLimiter } from './identity/login-limiter.js'
 import type { SecretBox } from './crypto/secret-box.js'
 import type { EventSystem } from './events/event-system.js'
 import type { PluginHost } from './plugins/plugin-host.js'
+import type { WorkflowEngine } from './workflows/engine.js'
 import { hasEmitted } from './events/outbox.js'
 import { assertStatus } from './identity/org-status.js'
 
@@ -27,6 +28,8 @@ export interface KernelContext {
   events: EventSystem
   /** Installed plugins: runs them in the sandbox for their tenants and answers their host calls. */
   plugins: PluginHost
+  /** The durable workflow runtime. */
+  workflows: WorkflowEngine
   /** Sessions signed out in this process: their access tokens stop working at once. */
   revokedSessions: Set<string>
 }

@@ -21,6 +21,7 @@ import { EgressGuard } from './egress/egress-guard.js'
 import { PluginHost, type PluginHostOptions } from './plugins/plugin-host.js'
 import { CollectionStore, ensureIndexes, dropPluginData } from './plugins/data/index.js'
 import { loadInstalledExtensions, type KernelExtension } from './extensions.js'
+import { WorkflowEngine, type EngineOptions } from './workflows/engine.js'
 
 export interface KernelOptions extends HttpOptions {
   config?: KernelConfig
@@ -39,6 +40,8 @@ export interface KernelOptions extends HttpOptions {
   events?: Partial<EventSystemOptions> & { queueName?: string; egressAllow?: string[]; queue?: JobQueue }
   /** Plugin host tuning (tests use one sandbox worker). */
   plugins?: PluginHostOptions
+  /** Workflow runtime tuning (tests sweep more often). */
+  workflows?: EngineOptions & { queue?: JobQueue }
   /** Packages extending the kernel; default: those installed (the marketplace). */
   extensions?: KernelExtension[]
 }
@@ -59,6 +62,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
   const db = await Database.open({ ...config, embeddedDir: options.embeddedDir, poolMax: options.poolMax }, logger)
   let events: EventSystem | undefined
   let plugins: PluginHost | undefined
+  let workflows: WorkflowEngine | undefined
   try {
     if (options.migrate ?? db.embedded) await db.migrate('up')
     else {
@@ -88,6 +92,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       secrets,
       events: eventSystem,
       plugins: undefined as unknown as PluginHost,
+      workflows: undefined as unknown as WorkflowEngine,
       revokedSessions: new Set(),
     }
     const store = new CollectionStore()
@@ -102,6 +107,10 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     }
     plugins = ctx.plugins = new PluginHost(ctx, data, { egressAllow: options.events?.egressAllow, ...options.plugins })
     await plugins.start()
+    const workflowQueue: JobQueue =
+      options.workflows?.queue ?? (config.redisUrl ? new BullMqJobQueue(config.redisUrl, `${queueName}-workflows`, config.queuePrefix, logger) : new PgJobQueue(db, `${queueName}-workflows`, logger))
+    workflows = ctx.workflows = new WorkflowEngine(ctx, workflowQueue, options.workflows)
+    workflows.start()
     const extensions = options.extensions ?? (await loadInstalledExtensions())
     for (const ext of extensions) await ext.init?.(ctx)
     eventSystem.start()
@@ -118,6 +127,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
         closed = true
         await app.close()
         for (const ext of extensions) await ext.close?.()
+        await workflows!.close()
         await eventSystem.close()
         await plugins!.close()
         await sealer.close()
@@ -126,6 +136,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     }
   } catch (err) {
     await events?.close().catch(() => {})
+    await workflows?.close().catch(() => {})
     await plugins?.close().catch(() => {})
     await db.close()
     throw err

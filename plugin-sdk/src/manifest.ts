@@ -287,7 +287,16 @@ export function lintPlugin({ manifest: m, entries, sizes }: LintInput): { errors
   subscribes.forEach((type, i) => {
     if (!subPatterns.some((p) => matchesEventPattern(p.pattern, type))) issue('error', ptr('events', 'subscribes', i), 'capability-missing', `subscribing to "${type}" needs a capability events:subscribe:<pattern> matching it`)
   })
-  for (const p of subPatterns) if (!subscribes.some((t) => matchesEventPattern(p.pattern, t))) issue('warning', ptr('capabilities', p.i), 'capability-unused', `"${p.c}" matches no event in events.subscribes`)
+  // Workflows that start on events or wait for them need the same capability.
+  const workflowEvents = Object.entries(m.workflows ?? {}).flatMap(([w, d]) => [
+    ...(d.start?.events ?? []).map((type, i) => ({ type, at: ptr('workflows', w, 'start', 'events', i) })),
+    ...(d.waitsFor ?? []).map((type, i) => ({ type, at: ptr('workflows', w, 'waitsFor', i) })),
+  ])
+  for (const e of workflowEvents) {
+    if (!subPatterns.some((p) => matchesEventPattern(p.pattern, e.type))) issue('error', e.at, 'capability-missing', `a workflow that starts on or waits for "${e.type}" needs a capability events:subscribe:<pattern> matching it`)
+  }
+  const subscribed = [...subscribes, ...workflowEvents.map((e) => e.type)]
+  for (const p of subPatterns) if (!subscribed.some((t) => matchesEventPattern(p.pattern, t))) issue('warning', ptr('capabilities', p.i), 'capability-unused', `"${p.c}" matches no event in events.subscribes or the workflows' start.events and waitsFor`)
 
   const emits = Object.keys(m.events?.emits ?? {})
   const emitPatterns = patterns('events:emit')

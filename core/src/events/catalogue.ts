@@ -30,6 +30,8 @@ export function matchesAny(type: string, patterns: readonly string[]): boolean {
 
 const Uuid = Type.String({ format: 'uuid' })
 const PluginVersionRef = Type.Object({ versionId: Uuid, plugin: Type.String(), version: Type.String() })
+const WorkflowRef = Type.Object({ instanceId: Uuid, plugin: Type.String(), workflow: Type.String(), version: Type.String() })
+const TaskRef = Type.Object({ taskId: Uuid, instanceId: Uuid, plugin: Type.String(), workflow: Type.String(), title: Type.String(), role: Type.Union([Type.String(), Type.Null()]) })
 const InstallationRef = Type.Object({ installationId: Uuid, plugin: Type.String(), version: Type.String(), capabilities: Type.Array(Type.String()) })
 
 /** The kernel's event types and the JSON Schemas of their payloads. */
@@ -79,6 +81,12 @@ export const KERNEL_EVENTS = {
   'marketplace.installation.upgrade_pending': { description: 'An upgrade asks for more capabilities and waits for the tenant admin to consent.', data: Type.Object({ ...InstallationRef.properties, from: Type.String(), added: Type.Array(Type.String()) }) },
   'marketplace.installation.rolled_back': { description: "The tenant's installation went back to a version it ran before.", data: Type.Object({ ...InstallationRef.properties, from: Type.String() }) },
   'marketplace.installation.removed': { description: 'A plugin was uninstalled; keepData says whether its records were kept.', data: Type.Object({ installationId: Uuid, plugin: Type.String(), keepData: Type.Boolean() }) },
+  'workflow.instance.started': { description: 'A workflow instance started (by the API, an event or its schedule).', data: WorkflowRef },
+  'workflow.instance.completed': { description: 'A workflow instance completed.', data: WorkflowRef },
+  'workflow.instance.failed': { description: 'A workflow instance failed (after retries and compensations).', data: Type.Object({ ...WorkflowRef.properties, error: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]) }) },
+  'workflow.task.created': { description: 'A workflow asked a person: a task for a role or a user.', data: TaskRef },
+  'workflow.task.completed': { description: 'A person completed a task with an outcome.', data: Type.Object({ ...TaskRef.properties, outcome: Type.String(), by: Uuid }) },
+  'workflow.task.escalated': { description: 'A task missed its SLA and passed to its escalation role.', data: TaskRef },
 } satisfies Record<string, { description: string; data: TSchema }>
 
 export type KernelEventType = keyof typeof KERNEL_EVENTS

@@ -28,6 +28,8 @@ import { registerUpgradeRoutes } from '../plugins/upgrade-routes.js'
 import { registerPublisherRoutes } from '../plugins/publisher-routes.js'
 import { withPluginPaths } from '../plugins/openapi.js'
 import type { KernelExtension } from '../extensions.js'
+import { registerInstanceRoutes } from '../workflows/instance-routes.js'
+import { registerTaskRoutes } from '../workflows/task-routes.js'
 
 
 export interface HttpOptions {
@@ -134,6 +136,8 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       registerInstallationRoutes(v1, k)
       registerUpgradeRoutes(v1, k)
       registerPluginRoutes(v1, k)
+      registerInstanceRoutes(v1, k)
+      registerTaskRoutes(v1, k)
       for (const ext of opts.extensions ?? []) ext.routes?.(v1, k)
     },
     { prefix: '/v1' },

@@ -21,6 +21,7 @@ export const KERNEL_PERMISSIONS = {
   pluginsInstall: 'plugins.install',
   webhooksManage: 'webhooks.manage',
   eventsRead: 'events.read',
+  workflowsManage: 'workflows.manage',
 } as const
 
 const P = KERNEL_PERMISSIONS
@@ -46,7 +47,7 @@ export const BUILTIN_ROLES: Record<BuiltinRoleName, { description: string; orgKi
   tenant_admin: {
     description: 'Administers a tenant: users, roles, keys, plugins, webhooks, audit.',
     orgKinds: ['tenant'],
-    permissions: [P.usersRead, P.usersManage, P.rolesManage, P.apiKeysManage, P.auditRead, P.pluginsInstall, P.webhooksManage, P.eventsRead],
+    permissions: [P.usersRead, P.usersManage, P.rolesManage, P.apiKeysManage, P.auditRead, P.pluginsInstall, P.webhooksManage, P.eventsRead, P.workflowsManage],
   },
   tenant_member: {
     description: 'Uses the tenant\'s plugins.',

@@ -1,5 +1,6 @@
 import { Registry, Histogram, Counter, Gauge, collectDefaultMetrics } from 'prom-client'
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { workflowMetrics } from '../workflows/metrics.js'
 
 /** Prometheus metrics of the HTTP API, plus the process's default metrics and the event pipeline's. */
 export class HttpMetrics {
@@ -20,6 +21,7 @@ export class HttpMetrics {
   constructor(events: EventMetrics = eventMetrics) {
     collectDefaultMetrics({ register: this.registry, prefix: 'trellis_' })
     for (const m of events.metrics()) this.registry.registerMetric(m)
+    for (const m of workflowMetrics.metrics()) this.registry.registerMetric(m)
   }
 
   // Label sets are few (route × method × status): keep each bound series instead of hashing

@@ -67,7 +67,7 @@ export interface CollectionRef {
 
 const MAX_FETCH_RESPONSE = 1024 * 1024
 /** Event namespaces only the kernel writes: a plugin can never pass off its events as these. */
-const RESERVED_EVENT_NAMESPACES: ReadonlySet<string> = new Set(['kernel', 'marketplace'])
+const RESERVED_EVENT_NAMESPACES: ReadonlySet<string> = new Set(['kernel', 'marketplace', 'workflow'])
 
 function has(run: Running, test: (c: Capability) => boolean): boolean {
   return run.caps.some(test)

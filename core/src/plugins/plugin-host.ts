@@ -33,7 +33,20 @@ export interface InvokeInput {
   entry: { kind: EntryKind; name: string }
   input: unknown
   caller: InvocationTree['caller']
+  /** Run this version instead of the installation's current one (a workflow instance finishes on the version it started on). */
+  versionId?: string
 }
+
+/** Work done in the invocation's own transaction, around the plugin (the workflow runtime records a step with its writes). */
+export interface InvokeHooks<T> {
+  /** Before the plugin runs; `false` skips the invocation (the transaction commits nothing of it). */
+  before?(tx: Tx): Promise<boolean>
+  /** After the plugin returned, before commit; what it returns is what `invoke` resolves to. */
+  after?(tx: Tx, output: unknown): Promise<T>
+}
+
+/** What `invoke` resolves to when a `before` hook skipped the invocation. */
+export const SKIPPED: unique symbol = Symbol('trellis.invocation.skipped')
 
 /** A tenant's installations, by id, plugin name and mount. */
 interface TenantPlugins {
@@ -70,6 +83,8 @@ export class PluginHost implements PluginEventSink {
    * throws to refuse. Runs in the installing transaction.
    */
   installPolicy: ((tx: Tx, tenantId: string, version: PluginVersion) => Promise<void>) | undefined
+  /** Workflows starting on or waiting for an event of the installation's tenant (set by the workflow runtime). */
+  onWorkflowEvent: ((tenantId: string, inst: Installation, version: PluginVersion, event: TrellisEvent) => Promise<void>) | undefined
   private closed = false
 
   constructor(
@@ -166,6 +181,15 @@ export class PluginHost implements PluginEventSink {
     return v
   }
 
+  /** A specific version of an installation's plugin (refusing a disabled installation or a blocked version). */
+  private async pinnedVersion(tx: Tx, inst: Installation, versionId: string): Promise<PluginVersion> {
+    if (inst.status !== 'active') throw PLG.INSTALLATION_DISABLED({ name: inst.plugin })
+    const v = await this.versions.byId(tx, versionId)
+    if (!v || v.name !== inst.plugin) throw PLG.VERSION_NOT_FOUND({ name: inst.plugin })
+    if (v.status === 'blocked') throw PLG.VERSION_BLOCKED({ name: v.name, version: v.version })
+    return v
+  }
+
   private caps(inst: Installation): Capability[] {
     let caps = this.parsedCaps.get(inst)
     if (!caps) {
@@ -179,13 +203,16 @@ export class PluginHost implements PluginEventSink {
    * Runs one entry of an installed plugin in its own tenant transaction: everything it writes
    * and emits — including through actions it calls — commits together, or nothing does.
    */
-  async invoke(req: InvokeInput): Promise<unknown> {
+  async invoke(req: InvokeInput): Promise<unknown>
+  async invoke<T>(req: InvokeInput, hooks: InvokeHooks<T>): Promise<T | typeof SKIPPED>
+  async invoke<T>(req: InvokeInput, hooks?: InvokeHooks<T>): Promise<unknown> {
     const tree: Omit<InvocationTree, 'tx'> = { tenantId: req.tenantId, caller: req.caller, uses: new Map(), denials: [] }
     try {
       return await orgTx(this.k, req.tenantId, async (tx) => {
         const full = tree as InvocationTree
         full.tx = tx
-        const version = await this.versionOf(tx, req.installation)
+        if (hooks?.before && !(await hooks.before(tx))) return SKIPPED
+        const version = req.versionId ? await this.pinnedVersion(tx, req.installation, req.versionId) : await this.versionOf(tx, req.installation)
         const output = await this.run({ inst: req.installation, version, caps: this.caps(req.installation), tree: full, caller: req.caller, depth: 0 }, req.entry, req.input)
         if (full.uses.size) {
           await appendAudit(tx, req.tenantId, {
@@ -195,7 +222,7 @@ export class PluginHost implements PluginEventSink {
             data: { caller: { kind: req.caller.kind, id: req.caller.id }, entry: req.entry, uses: [...full.uses.values()] },
           })
         }
-        return output
+        return hooks?.after ? hooks.after(tx, output) : output
       })
     } finally {
       if (tree.denials.length) await this.auditDenials(req, tree.denials)
@@ -319,7 +346,9 @@ export class PluginHost implements PluginEventSink {
       const version = await this.k.db.inOrg(tenantId, (tx) => this.versions.byId(tx, inst.versionId))
       if (!version || version.status !== 'approved') continue
       const granted = this.caps(inst).flatMap((c) => (c.kind === 'events:subscribe' ? [c.pattern] : []))
-      const patterns = (version.manifest.events?.subscribes ?? []).filter((s) => granted.some((g) => matchesEventPattern(g, s) || g === s))
+      // Handlers, and the events its workflows start on or wait for.
+      const wanted = [...(version.manifest.events?.subscribes ?? []), ...Object.values(version.manifest.workflows ?? {}).flatMap((w) => [...(w.start?.events ?? []), ...(w.waitsFor ?? [])])]
+      const patterns = [...new Set(wanted.filter((s) => granted.some((g) => matchesEventPattern(g, s) || g === s)))]
       if (patterns.length) out.push({ pluginId: inst.id, patterns })
     }
     return out
@@ -330,7 +359,11 @@ export class PluginHost implements PluginEventSink {
     const inst = (await this.installed(tenantId)).byId.get(installationId)
     if (!inst || inst.status !== 'active') return
     const version = await this.k.db.inOrg(tenantId, (tx) => this.versions.byId(tx, inst.versionId))
-    const name = (version?.manifest.events?.subscribes ?? []).find((s) => s === event.type || matchesEventPattern(s, event.type))
+    if (!version) return
+    const granted = this.caps(inst).flatMap((c) => (c.kind === 'events:subscribe' ? [c.pattern] : []))
+    if (!granted.some((g) => matchesEventPattern(g, event.type))) return
+    await this.onWorkflowEvent?.(tenantId, inst, version, event)
+    const name = (version.manifest.events?.subscribes ?? []).find((s) => s === event.type || matchesEventPattern(s, event.type))
     if (!name) return
     try {
       await this.invoke({ tenantId, installation: inst, entry: { kind: 'event', name }, input: event, caller: { kind: 'event', id: event.id, permissions: [] } })
@@ -352,7 +385,7 @@ export class PluginHost implements PluginEventSink {
         (tx) =>
           tx.sql<{ any: boolean }>(
             `select exists (select 1 from plugin_installations i join plugin_versions v on v.id = i.version_id
-              where i.status = 'active' and jsonb_array_length(coalesce(v.manifest -> 'events' -> 'subscribes', '[]'::jsonb)) > 0) as any`,
+              where i.status = 'active' and (jsonb_array_length(coalesce(v.manifest -> 'events' -> 'subscribes', '[]'::jsonb)) > 0 or v.manifest -> 'workflows' is not null)) as any`,
           ),
         'trellis_events',
       )
