@@ -5,6 +5,7 @@ import { Migration20261129000001Plugins } from './2026-11-29-plugins.js'
 import { Migration20261129000002EventsRetention } from './2026-11-29-events-retention.js'
 import { Migration20261130000001Marketplace } from './2026-11-30-marketplace.js'
 import { Migration20261130000002MarketplacePublishing } from './2026-11-30-marketplace-publishing.js'
+import { Migration20261130000003Workflows } from './2026-11-30-workflows.js'
 
 /** Every migration, oldest first; MikroORM runs them in this order. */
 export const migrationsList: MigrationObject[] = [
@@ -14,4 +15,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261129000002EventsRetention', class: Migration20261129000002EventsRetention },
   { name: 'Migration20261130000001Marketplace', class: Migration20261130000001Marketplace },
   { name: 'Migration20261130000002MarketplacePublishing', class: Migration20261130000002MarketplacePublishing },
+  { name: 'Migration20261130000003Workflows', class: Migration20261130000003Workflows },
 ]

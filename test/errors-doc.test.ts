@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { KRN, AUTH, EVT, PLG } from '../core/src/errors.js'
 import { SBX } from '../sandbox/src/index.js'
+import { WFL } from '../core/src/workflows/errors.js'
 import { SDK } from '../plugin-sdk/src/index.js'
 import { PUBLISH } from '../plugin-sdk/src/publish.js'
 import { MKT } from '../marketplace/src/errors.js'
@@ -13,7 +14,7 @@ const doc = readFileSync(fileURLToPath(new URL('../docs/errors.md', import.meta.
 const documented = new Map<string, { status: number; title: string }>()
 for (const m of doc.matchAll(/^\|\s*`?([A-Z]+_ERR_[A-Z0-9_]+)`?\s*\|\s*(\d{3})\s*\|\s*([^|]+?)\s*\|/gm)) documented.set(m[1]!, { status: Number(m[2]), title: m[3]! })
 
-const catalogs = { KRN, AUTH, SBX, EVT, PLG, SDK, PUBLISH, MKT, MKT_GOVERNANCE }
+const catalogs = { KRN, AUTH, SBX, EVT, PLG, WFL, SDK, PUBLISH, MKT, MKT_GOVERNANCE }
 
 t.test('every code in the catalogs is documented with its status and title', async (t) => {
   for (const [name, catalog] of Object.entries(catalogs)) {

@@ -33,7 +33,7 @@ t.test('the kernel runs as a non-owner, non-superuser login', async (t) => {
 
   const env = { DATABASE_URL: url(kernel), DATABASE_ADMIN_URL: url(owner), TRELLIS_SECRET_KEY: randomBytes(32).toString('hex'), LOG_LEVEL: 'silent', PORT: '0' }
   const db = await Database.open(loadConfig(env))
-  t.same(await db.migrate('up'), ['Migration20261127000001Kernel', 'Migration20261128000001Events', 'Migration20261129000001Plugins', 'Migration20261129000002EventsRetention', 'Migration20261130000001Marketplace', 'Migration20261130000002MarketplacePublishing'], 'the owner migrates')
+  t.same(await db.migrate('up'), ['Migration20261127000001Kernel', 'Migration20261128000001Events', 'Migration20261129000001Plugins', 'Migration20261129000002EventsRetention', 'Migration20261130000001Marketplace', 'Migration20261130000002MarketplacePublishing', 'Migration20261130000003Workflows'], 'the owner migrates')
   await db.close()
   await su.query(`grant trellis_app, trellis_auditor, trellis_bootstrap, trellis_events to ${kernel}`)
 
