@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto'
 import { gzipSync } from 'node:zlib'
 import { createTenantWithAdmin, DB_KINDS, startTestKernel, type DbKind, type TestKernel } from '../../core/test/helpers/test-kernel.js'
 import { checksWorkerOf } from '../src/publishing/index.js'
-import { craftedPackage, manifestOf, multipart, newSigner, properEntries, realPackage, signBytes, type Package, type Signer } from './fixtures/packages.js'
+import { craftedPackage, manifestOf, multipart, newSigner, paxRecord, properEntries, realPackage, signBytes, type Package, type Signer } from './fixtures/packages.js'
 
 interface Partner {
   id: string
@@ -120,6 +120,9 @@ async function suite(t: Test, kind: DbKind) {
     const cases: Array<[string, () => Promise<{ status: number; body: any }>, number, string]> = [
       ['tar-slip (../)', async () => publish(k, apiKey, '@acme/notes', craftedPackage(acmeKey, [...proper, { path: '../../etc/cron.d/evil', body: 'x' }])), 422, 'MKT_ERR_UNSAFE_ENTRY'],
       ['tar-slip inside a path', async () => publish(k, apiKey, '@acme/notes', craftedPackage(acmeKey, [...proper, { path: 'dist/../../evil.js', body: 'x' }])), 422, 'MKT_ERR_UNSAFE_ENTRY'],
+      ['tar-slip through a pax header', async () => publish(k, apiKey, '@acme/notes', craftedPackage(acmeKey, [...proper, { path: 'PaxHeader/x', type: 'x', body: paxRecord('path', '../../evil.js') }, { path: 'harmless.js', body: 'x' }])), 422, 'MKT_ERR_UNSAFE_ENTRY'],
+      ['tar-slip through a GNU long name', async () => publish(k, apiKey, '@acme/notes', craftedPackage(acmeKey, [...proper, { path: '././@LongLink', type: 'L', body: '../'.repeat(40) + 'evil.js\0' }, { path: 'harmless.js', body: 'x' }])), 422, 'MKT_ERR_UNSAFE_ENTRY'],
+      ['symlink through a pax linkpath', async () => publish(k, apiKey, '@acme/notes', craftedPackage(acmeKey, [{ path: 'PaxHeader/y', type: 'x', body: paxRecord('linkpath', '/etc/shadow') }, { path: 'dist/plugin.js', type: '2', linkpath: 'plugin.js.map' }, ...proper])), 422, 'MKT_ERR_UNSAFE_ENTRY'],
       ['absolute path', async () => publish(k, apiKey, '@acme/notes', craftedPackage(acmeKey, [...proper, { path: '/etc/passwd', body: 'x' }])), 422, 'MKT_ERR_UNSAFE_ENTRY'],
       ['symlink', async () => publish(k, apiKey, '@acme/notes', craftedPackage(acmeKey, [{ path: 'dist/plugin.js', type: '2', linkpath: '/etc/passwd' }, ...proper])), 422, 'MKT_ERR_UNSAFE_ENTRY'],
       ['hardlink', async () => publish(k, apiKey, '@acme/notes', craftedPackage(acmeKey, [...proper, { path: 'dist/extra.js', type: '1', linkpath: 'trellis.plugin.json' }])), 422, 'MKT_ERR_UNSAFE_ENTRY'],
