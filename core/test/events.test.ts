@@ -98,7 +98,7 @@ for (const kind of DB_KINDS) {
       t.equal(r.status, 200)
       const role = r.body.items.find((i: any) => i.type === 'kernel.role.created')
       t.match(role.schema, { type: 'object', properties: { roleId: { type: 'string', format: 'uuid' } }, required: ['roleId', 'name', 'permissions'] })
-      for (const i of r.body.items) t.match(i.type, /^kernel\.[a-z_]+\.[a-z_]+$/)
+      for (const i of r.body.items) t.match(i.type, /^(kernel|marketplace|workflow)\.[a-z_]+\.[a-z_]+$/)
     })
 
     await t.test('every event reaches in-process handlers at least once, and plugins only their own tenant’s granted types', async (t) => {
