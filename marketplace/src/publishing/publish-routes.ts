@@ -208,6 +208,10 @@ export function registerPublishRoutes(app: Api, k: KernelContext, hooks: Publish
           const row = await orgTx(k, PLATFORM_ORG, async (tx) => {
             // One publish of a plugin at a time decides what "greater than every version" means.
             await tx.sql('select pg_advisory_xact_lock(hashtext(?))', [`marketplace.publish:${plugin}`])
+            // The key may have been revoked since the signature was checked: the revocation waits
+            // for this transaction, or this one sees it.
+            const [still] = await tx.sql<{ status: string }>('select status from marketplace_keys where id = ?::uuid for share', [key.id])
+            if (still?.status !== 'active') throw MKT.KEY_REVOKED({ fingerprint: key.fingerprint })
             const existing = await tx.sql<{ version: string }>('select version from plugin_versions where name = ?', [plugin])
             const last = existing.map((r) => r.version).filter((v) => semver.valid(v)).sort(semver.rcompare)[0]
             if (existing.some((r) => !semver.valid(r.version) || !semver.gt(manifest.version, r.version))) throw MKT.VERSION_NOT_MONOTONIC({ version: manifest.version, last: last ?? existing[0]!.version })
