@@ -148,12 +148,10 @@ t.test('a bundle whose top level kills a worker fails to load and costs only the
   t.equal(err.code, SBX.BUNDLE_INVALID.code)
   g.releaseAll('survived')
   t.equal((await held).output, 'survived')
-  // The probation worker dies of the bomb (on a loaded machine, after the load already failed).
-  await until(async () => {
-    const s = await sandbox.stats()
-    return s.restarts === 1 && s.workers.length === 2
-  }, 20_000)
-  t.equal((await sandbox.stats()).restarts, 1, 'one worker was replaced')
+  // V8 either stops the isolate at its memory limit (the worker lives) or aborts the probation
+  // worker's process (it is replaced): at most that one worker is lost, never the steady one.
+  await until(async () => (await sandbox.stats()).workers.length === 2, 20_000)
+  t.ok((await sandbox.stats()).restarts <= 1, 'at most the probation worker was replaced')
 })
 
 t.test('idle isolates are evicted to keep a worker under its heap budget', async (t) => {
