@@ -3,7 +3,7 @@
 // dependency order.
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { buildPlugin, loadDevKernel, type DevBundle, type DevKernel } from '@trellis/plugin-sdk'
+import { buildPlugin, lintPlugin, loadDevKernel, validateManifest, type BundleEntries, type DevBundle, type DevKernel } from '@trellis/plugin-sdk'
 
 export const PLUGINS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -11,17 +11,17 @@ export const PLUGINS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..')
 export const ERP_PLUGINS = ['catalog', 'pricing', 'inventory', 'orders'] as const
 export type ErpPlugin = (typeof ERP_PLUGINS)[number]
 
-const built = new Map<string, Promise<DevBundle>>()
+const built = new Map<string, Promise<DevBundle & { entries: BundleEntries }>>()
 
 /** The plugin's bundle, built in memory once per process. */
-export function bundleOf(id: ErpPlugin): Promise<DevBundle> {
+export function bundleOf(id: ErpPlugin): Promise<DevBundle & { entries: BundleEntries }> {
   let b = built.get(id)
   if (!b) {
     b = (async () => {
       const dir = join(PLUGINS_DIR, id)
       const res = await buildPlugin({ dir, write: false })
       const { default: manifest } = await import(join(dir, 'trellis.plugin.json'), { with: { type: 'json' } })
-      return { manifest, code: res.code, sourceMap: res.sourceMap }
+      return { manifest, code: res.code, sourceMap: res.sourceMap, entries: res.entries }
     })()
     built.set(id, b)
   }
@@ -39,4 +39,13 @@ export async function startErpKernel(ids: readonly ErpPlugin[] = ERP_PLUGINS, se
     throw err
   }
   return dev
+}
+
+/** What `trellis-plugin validate` reports: the manifest checks, then the capability lint on the built entries. */
+export async function lintErp(id: ErpPlugin): Promise<{ errors: string[]; warnings: string[] }> {
+  const b = await bundleOf(id)
+  const v = validateManifest(b.manifest)
+  if (!v.ok) return { errors: v.errors.map((i) => `${i.pointer} ${i.message}`), warnings: [] }
+  const lint = lintPlugin({ manifest: v.manifest, entries: b.entries, sizes: { bundleBytes: Buffer.byteLength(b.code), sourceMapBytes: Buffer.byteLength(b.sourceMap ?? '') } })
+  return { errors: lint.errors.map((i) => `${i.rule} ${i.pointer} ${i.message}`), warnings: lint.warnings.map((i) => `${i.rule} ${i.pointer} ${i.message}`) }
 }
