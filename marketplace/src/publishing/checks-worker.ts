@@ -17,8 +17,10 @@ import { capabilityDiff, check, staticScan, type CheckResult } from './checks.js
 import { SOURCE } from './publisher.js'
 
 export interface ChecksWorkerOptions {
-  /** How often to look for versions to check when nothing woke the worker (ms). */
+  /** How soon to look again for versions to check when nothing woke the worker (ms); doubles while idle. */
   pollMs?: number
+  /** The longest idle wait (ms). */
+  maxPollMs?: number
   /** How long a claim lasts before another process may take the version over (seconds). */
   leaseSeconds?: number
   /** Claims of one version before it fails for good. */
@@ -44,6 +46,9 @@ export class ChecksWorker {
   private again = false
   private stopped = false
   private readonly pollMs: number
+  private readonly maxPollMs: number
+  private idleMs: number
+  private found = false
   private readonly leaseSeconds: number
   private readonly maxAttempts: number
 
@@ -52,6 +57,8 @@ export class ChecksWorker {
     opts: ChecksWorkerOptions = {},
   ) {
     this.pollMs = opts.pollMs ?? 2000
+    this.maxPollMs = Math.max(this.pollMs, opts.maxPollMs ?? 30_000)
+    this.idleMs = this.pollMs
     this.leaseSeconds = Math.max(5, Math.floor(opts.leaseSeconds ?? 120))
     this.maxAttempts = opts.maxAttempts ?? 3
   }
@@ -64,6 +71,7 @@ export class ChecksWorker {
   /** Look for work now (a version was just published). */
   nudge(): void {
     if (this.stopped) return
+    this.idleMs = this.pollMs
     if (this.running) this.again = true
     else this.schedule(0)
   }
@@ -94,20 +102,22 @@ export class ChecksWorker {
       }
       this.running = this.loop().finally(() => {
         this.running = undefined
+        // Idle processes look less and less often (another process's publish, or a lease left
+        // by a crashed one, waits at most maxPollMs); work found or a nudge resets the pace.
+        this.idleMs = this.found ? this.pollMs : Math.min(this.idleMs * 2, this.maxPollMs)
         if (this.again) {
           this.again = false
           this.schedule(0)
-        } else this.schedule(this.pollMs)
+        } else this.schedule(this.idleMs)
       })
     }, ms)
     this.timer.unref()
   }
 
   private async loop(): Promise<void> {
+    this.found = false
     try {
-      while (!this.stopped && (await this.checkOne())) {
-        /* next */
-      }
+      while (!this.stopped && (await this.checkOne())) this.found = true
     } catch (err) {
       if (!this.stopped) this.k.logger.error({ err }, 'marketplace checks: claiming or storing failed; retrying later')
     }
