@@ -73,7 +73,7 @@ t.test('trellis-plugin publish', async (t) => {
     const out = JSON.parse(r.stdout)
     t.equal(out.ok, false)
     t.equal(out.error.code, 'MKT_ERR_VERSION_NOT_MONOTONIC')
-    t.equal(out.error.status, 409)
+    t.same(out.error.details, { status: 409, kind: 'refused' })
   })
 
   await t.test('a package whose signature does not match is refused (exit 3)', async (t) => {

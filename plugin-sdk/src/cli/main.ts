@@ -308,7 +308,7 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
       const res = await publishPackage(name, { url: url!, apiKey: apiKey!, tarball, signature, fileName: basename(tarballPath), ...(opts.changelog ? { changelog: opts.changelog } : {}) })
       if (!res.ok) {
         const code = { auth: EXIT.AUTH, refused: EXIT.VALIDATION, network: EXIT.NETWORK, server: EXIT.ERROR }[res.kind]
-        if (json) out.stdout(JSON.stringify({ ok: false, error: { code: res.code, message: res.message, status: res.status, kind: res.kind } }) + '\n')
+        if (json) out.stdout(JSON.stringify({ ok: false, error: { code: res.code, message: res.message, details: { status: res.status, kind: res.kind } } }) + '\n')
         else out.stderr(`error ${res.code}: ${res.message}${res.status ? ` (HTTP ${res.status})` : ''}\n`)
         throw new Exit(code)
       }
