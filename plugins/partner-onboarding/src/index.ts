@@ -136,6 +136,16 @@ export const ONB = defineErrors('ONB', {
 })
 
 const STEP = 'onboarding'
+
+/**
+ * The plugin's own refusals answer as RFC 9457 problems with their status and `ONB_ERR_*` code
+ * (thrown, they would reach the caller as a 502 SBX_ERR_PLUGIN_ERROR); anything else propagates.
+ */
+function problem(err: unknown) {
+  const e = err as { code?: unknown; status?: unknown; title?: unknown; message?: unknown }
+  if (typeof e?.code !== 'string' || !e.code.startsWith('ONB_ERR_') || typeof e.status !== 'number') throw err
+  return { status: e.status, body: { type: 'about:blank', title: String(e.title), status: e.status, code: e.code, detail: String(e.message) } }
+}
 const now = () => new Date().toISOString()
 
 // ---------------------------------------------------------------------------------------------
@@ -179,6 +189,14 @@ async function signAgreement(req: RouteRequest<SignAgreement>, ctx: Ctx) {
 
 /** POST /agreements/:id/documents: corrected or additional documents; the event resumes a workflow waiting for them. */
 async function uploadDocuments(req: RouteRequest<{ documents: UploadedDocument[] }, { id: string }>, ctx: Ctx) {
+  try {
+    return await storeCorrections(req, ctx)
+  } catch (err) {
+    return problem(err)
+  }
+}
+
+async function storeCorrections(req: RouteRequest<{ documents: UploadedDocument[] }, { id: string }>, ctx: Ctx) {
   const agreement = await ctx.data.agreements.get(req.params.id)
   if (!agreement) throw ONB.AGREEMENT_NOT_FOUND({ id: req.params.id })
   const onboarding = await onboardingOfAgreement(ctx, agreement.id)
@@ -224,7 +242,7 @@ async function listOnboardings(req: RouteRequest<null, Record<string, string>, {
 /** GET /onboardings/:id: one onboarding with documents (without their content), decisions and training. */
 async function getOnboarding(req: RouteRequest<null, { id: string }>, ctx: Ctx) {
   const onboarding = await ctx.data.onboardings.get(req.params.id)
-  if (!onboarding) throw ONB.ONBOARDING_NOT_FOUND({ id: req.params.id })
+  if (!onboarding) return problem(ONB.ONBOARDING_NOT_FOUND({ id: req.params.id }))
   const documents = await allDocuments(ctx, onboarding.id)
   const training = await ctx.data.training.find({ where: { onboardingId: onboarding.id }, limit: 1000 })
   return {

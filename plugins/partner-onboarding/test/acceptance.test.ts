@@ -297,6 +297,16 @@ t.test('partner operations configures the partner; training is assigned; the par
   t.same(detail.training.map((m: any) => m.module), ['platform-basics', 'compliance-essentials', 'tenant-administration', 'advanced-pricing'])
   t.same(detail.documents.map((d: any) => [d.name, d.round]), [['agreement.txt', 1], ['registration.csv', 1], ['profile.json', 1], ['registration.csv', 2], ['profile.json', 2]])
   t.same(await openTasks('ops'), [], 'no task left open')
+
+  const closed = await api.req('POST', x(`/agreements/${agreementId}/documents`), tokens.ops, { documents: [PROFILE_OK] })
+  t.equal(closed.status, 409)
+  t.equal(closed.body.code, 'ONB_ERR_ONBOARDING_CLOSED', 'an active onboarding takes no more documents')
+  const unknown = await api.req('POST', x('/agreements/no-such-agreement/documents'), tokens.ops, { documents: [PROFILE_OK] })
+  t.equal(unknown.status, 404)
+  t.equal(unknown.body.code, 'ONB_ERR_AGREEMENT_NOT_FOUND')
+  const readOnly = await api.req('POST', x('/agreements'), tokens.officer, { partnerName: 'Nope', documents: [AGREEMENT] })
+  t.equal(readOnly.status, 403, 'signing agreements in needs partner-onboarding.manage')
+  t.equal((await api.req('GET', x('/onboardings'), tokens.admin)).body.items.length, 1, 'nothing was written')
 })
 
 t.test('afterwards: the kernel\'s workflow events, the metrics and the audit trail', async (t) => {

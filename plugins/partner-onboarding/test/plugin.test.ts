@@ -93,8 +93,9 @@ t.test('a clean agreement goes from signature to an active partner', async (t) =
   // A second start for the same onboarding (an event delivered twice) ends without touching it.
   const again = await host.step<Directive>('onboarding.intake', { onboardingId: body.onboarding.id })
   t.same(again, { $workflow: 'complete', output: { onboardingId: body.onboarding.id, duplicate: true, status: 'active' } })
-  const closed = await host.route('POST /agreements/:id/documents', { params: { id: body.agreement.id }, body: { documents: [PROFILE] } }).catch((e) => e)
-  t.equal(closed.code, 'ONB_ERR_ONBOARDING_CLOSED')
+  const closed = await host.route('POST /agreements/:id/documents', { params: { id: body.agreement.id }, body: { documents: [PROFILE] } })
+  t.equal(closed.status, 409)
+  t.equal((closed.body as any).code, 'ONB_ERR_ONBOARDING_CLOSED')
 })
 
 t.test('problems open a compliance review; a rejection waits for corrected documents and loops back', async (t) => {
@@ -188,8 +189,10 @@ t.test('bad input is refused before anything is written', async (t) => {
   const none = await host.route('POST /agreements', { body: { partnerName: 'X', documents: [] } }).catch((e) => e)
   t.equal(none.code, 'KRN_ERR_VALIDATION_FAILED')
   t.equal(host.collections.get('agreements')!.size, 0)
-  const missing = await host.route('POST /agreements/:id/documents', { params: { id: 'nope' }, body: { documents: [AGREEMENT] } }).catch((e) => e)
-  t.equal(missing.code, 'ONB_ERR_AGREEMENT_NOT_FOUND')
+  const missing = await host.route('POST /agreements/:id/documents', { params: { id: 'nope' }, body: { documents: [AGREEMENT] } })
+  t.same([missing.status, (missing.body as any).code], [404, 'ONB_ERR_AGREEMENT_NOT_FOUND'])
+  const noOnboarding = await host.route('GET /onboardings/:id', { params: { id: 'nope' } })
+  t.same([noOnboarding.status, (noOnboarding.body as any).code], [404, 'ONB_ERR_ONBOARDING_NOT_FOUND'])
   const unknown = await host.step<any>('onboarding.intake', { onboardingId: 'nope' }).catch((e) => e)
   t.equal(unknown.code, 'ONB_ERR_ONBOARDING_NOT_FOUND')
   t.same(host.emitted, [])
