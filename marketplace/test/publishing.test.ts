@@ -22,13 +22,13 @@ async function createPartner(k: TestKernel, slug: string): Promise<Partner> {
   return { id: r.body.id, token: s.token }
 }
 
-async function publish(k: TestKernel, token: string, plugin: string, pkg: Package, extra: { changelog?: string } = {}) {
+async function publish(k: TestKernel, token: string, plugin: string, pkg: Package, extra: { changelog?: string; headers?: Record<string, string> } = {}) {
   const body = multipart([
     { name: 'signature', value: pkg.signature },
     ...(extra.changelog ? [{ name: 'changelog', value: extra.changelog }] : []),
     { name: 'package', filename: 'pkg.tgz', content: pkg.tgz },
   ])
-  const res = await k.kernel.app.inject({ method: 'POST', url: `/v1/marketplace/plugins/${plugin}/versions`, headers: { authorization: `Bearer ${token}`, 'content-type': body.contentType }, payload: body.payload })
+  const res = await k.kernel.app.inject({ method: 'POST', url: `/v1/marketplace/plugins/${plugin}/versions`, headers: { authorization: `Bearer ${token}`, 'content-type': body.contentType, ...(extra.headers ?? {}) }, payload: body.payload })
   return { status: res.statusCode, body: res.body ? JSON.parse(res.body) : undefined }
 }
 
@@ -292,6 +292,17 @@ async function suite(t: Test, kind: DbKind) {
       t.equal(r.status, 409)
     }
     t.same(await counts(k), before)
+  })
+
+  await t.test('an upload retried with the same Idempotency-Key is not replayed: it is refused as the same version', async (t) => {
+    const pkg = await realPackage(acmeKey, await manifestOf('@acme/idem', '1.0.0'))
+    const headers = { 'idempotency-key': 'publish-idem-1' }
+    t.equal((await publish(k, apiKey, '@acme/idem', pkg, { headers })).status, 202)
+    const again = await publish(k, apiKey, '@acme/idem', pkg, { headers })
+    t.equal(again.body.code, 'MKT_ERR_VERSION_NOT_MONOTONIC')
+    const other = await publish(k, apiKey, '@acme/idem', await realPackage(acmeKey, await manifestOf('@acme/idem', '1.0.1')), { headers })
+    t.equal(other.status, 202, 'another upload with the same key is not answered with the first one\'s response')
+    t.not(other.body.id, undefined)
   })
 
   await t.test('the capability diff is against the previous approved version', async (t) => {

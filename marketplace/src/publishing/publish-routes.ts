@@ -180,7 +180,7 @@ export function registerPublishRoutes(app: Api, k: KernelContext, hooks: Publish
       async (request, reply) => {
         const p = publisherOf(request)
         const plugin = `${request.params.scope}/${request.params.name}`
-        const meta0 = auditMeta(request)
+        const meta = auditMeta(request)
         const accept = async () => {
           const [owner] = await k.db.inOrg(p.orgId, (tx) => tx.sql<{ partner_id: string }>('select partner_id from marketplace_scopes where scope = ?', [request.params.scope]))
           if (owner?.partner_id !== p.orgId) throw MKT.SCOPE_NOT_OWNED({ scope: request.params.scope })
@@ -204,7 +204,6 @@ export function registerPublishRoutes(app: Api, k: KernelContext, hooks: Publish
 
           const code = pkg.files['dist/plugin.js'].toString('utf8')
           const sourceMap = pkg.files['dist/plugin.js.map'].toString('utf8')
-          const meta = auditMeta(request)
           const row = await orgTx(k, PLATFORM_ORG, async (tx) => {
             // One publish of a plugin at a time decides what "greater than every version" means.
             await tx.sql('select pg_advisory_xact_lock(hashtext(?))', [`marketplace.publish:${plugin}`])
@@ -251,7 +250,7 @@ export function registerPublishRoutes(app: Api, k: KernelContext, hooks: Publish
           // key that is not yours, a tar-slip): it is audited in the publisher's chain.
           if (err instanceof TrellisError && err.code.startsWith('MKT_ERR_')) {
             await orgTx(k, p.orgId, (tx) =>
-              appendAudit(tx, p.orgId, { ...meta0, action: 'marketplace.version.refused', target: { kind: 'plugin', id: plugin }, data: { plugin, code: err.code, reason: err.message.slice(0, 500) } }),
+              appendAudit(tx, p.orgId, { ...meta, action: 'marketplace.version.refused', target: { kind: 'plugin', id: plugin }, data: { plugin, code: err.code, reason: err.message.slice(0, 500) } }),
             ).catch((e: unknown) => request.log.warn({ err: e }, 'auditing a refused publish failed'))
           }
           throw err
