@@ -347,6 +347,19 @@ t.test('afterwards: the kernel\'s workflow events, the metrics and the audit tra
     t.equal(extract?.count, 2, 'extract ran twice (the loop back)')
   }
 
+  // The same figures for Prometheus (labelled by plugin and workflow, never by tenant). The
+  // registry lives in the process, which both kernels of this test shared.
+  const prom = await api.req('GET', '/metrics')
+  t.equal(prom.status, 200)
+  const sample = (name: string, labels: string) => {
+    const line = String(prom.body).split('\n').find((l) => l.startsWith(`${name}{`) && labels.split(',').every((kv) => l.includes(kv)))
+    return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : null
+  }
+  const ours = `plugin="${PLUGIN}",workflow="onboarding"`
+  t.equal(sample('trellis_workflow_instances_total', `${ours},outcome="completed"`), 1, 'prometheus: instances completed')
+  t.equal(sample('trellis_workflow_tasks_total', `${ours},event="completed"`), 5, 'prometheus: tasks completed')
+  t.ok((sample('trellis_workflow_tasks_total', `${ours},event="escalated"`) ?? 0) >= 1, 'prometheus: SLA breaches')
+
   const audit: any[] = []
   let before: string | null = null
   do {
