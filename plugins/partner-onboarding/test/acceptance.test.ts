@@ -2,8 +2,9 @@
 // PostgreSQL — agreement signed, fields extracted, a compliance review that misses its SLA and
 // is escalated, a rejection that loops back for corrected documents, a kernel restart while the
 // workflow waits for them, a second review approved with a correction, three configuration
-// tasks for partner operations, training, activation — then the readiness view, the workflow
-// metrics, the kernel's workflow events and the audit trail.
+// tasks for partner operations (with a second restart while one is open), training,
+// activation — then the readiness view, the workflow metrics (API and Prometheus), the
+// kernel's workflow events and the audit trail.
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
@@ -262,7 +263,14 @@ t.test('partner operations configures the partner; training is assigned; the par
     [/default price list/, { priceListId: 'pl-northwind-eur', currency: 'EUR' }],
     [/users/, { users: 12, adminEmail: 'it@northwind.test' }],
   ]
-  for (const [title, data] of steps) {
+  for (const [i, [title, data]] of steps.entries()) {
+    if (i === 1) {
+      // A second restart, while a person's task is open: the task and its instance survive it too.
+      await kernel.close()
+      kernel = await boot()
+      api = client(kernel)
+      await signInEveryone()
+    }
     const task = await taskFor('ops', (x) => x.instanceId === instanceId && title.test(x.title), `the task ${title}`)
     t.equal(task.role, 'partner_ops')
     t.same(task.outcomes, ['done'])
@@ -380,4 +388,20 @@ t.test('afterwards: the kernel\'s workflow events, the metrics and the audit tra
   await kernel.ctx.sealer.flush()
   const chain = await verifyChain(kernel.ctx.db, tenantId)
   t.ok(chain.ok, `the tenant's audit chain verifies: ${JSON.stringify(chain.brokenAt ?? {})}`)
+})
+
+t.test('a start through the API for an onboarding already under way ends without touching it', async (t) => {
+  const started = await api.req('POST', '/v1/workflows/instances', tokens.admin, { plugin: PLUGIN, workflow: 'onboarding', input: { agreementId } })
+  t.equal(started.status, 201, JSON.stringify(started.body))
+  t.ok(started.body.id)
+  const done = await until('the duplicate instance to end', async () => {
+    const i = await instanceOf(started.body.id)
+    return ['completed', 'failed'].includes(i.status) && i
+  })
+  t.equal(done.status, 'completed')
+  t.same(done.output, { onboardingId, duplicate: true, status: 'active' })
+  const view = (await api.req('GET', x(`/onboardings/${onboardingId}`), tokens.admin)).body
+  t.equal(view.status, 'active', 'the onboarding is unchanged')
+  const list = await api.req('GET', `/v1/workflows/instances?plugin=${encodeURIComponent(PLUGIN)}&workflow=onboarding&status=completed`, tokens.admin)
+  t.same(list.body.items.map((i: any) => i.id).sort(), [instanceId, started.body.id].sort())
 })
