@@ -12,6 +12,7 @@ import { createPlatformAdmin } from '../src/bootstrap.js'
 import { startTestKernel, createTenantWithAdmin, addUser, createTestDatabase, ADMIN, type TestKernel } from './helpers/test-kernel.js'
 import { eventually } from './helpers/receiver.js'
 import { registerVersion } from './helpers/plugin-versions.js'
+import { BullMqJobQueue } from '../src/events/bullmq-queue.js'
 
 const dir = join(import.meta.dirname, 'fixtures', 'plugins', 'flows')
 const manifest = JSON.parse(await readFile(join(dir, 'trellis.plugin.json'), 'utf8'))
@@ -226,4 +227,20 @@ t.test('a kernel restart in the middle: waiting and interrupted instances go on'
   }, 20_000)
   t.same(done.history.map((h: any) => h.step), ['reserve', 'price', 'confirm'], 'no step skipped or doubled')
   await kernel.close()
+})
+
+t.test('steps run as BullMQ jobs when Redis is configured', async (t) => {
+  const queue = new BullMqJobQueue(process.env.TRELLIS_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', `wf-test-${process.pid}-${randomBytes(3).toString('hex')}`, 'trellis-test')
+  const k = await startTestKernel(t, 'pglite', { plugins: { sandboxWorkers: 1 }, workflows: { ...FAST, queue } })
+  await registerVersion(k, bundle)
+  const { a, pricing } = await setUp(k, 'wf-bull')
+  const quick = await start(k, a.token, 'order', { orderId: 'B-1', discount: 0 })
+  t.same((await until(k, a.token, quick.body.id, 'completed')).output, { confirmed: 'B-1', approvedBy: 'system' })
+  const asked = await start(k, a.token, 'order', { orderId: 'B-2', discount: 0.4 })
+  await until(k, a.token, asked.body.id, 'waiting')
+  const task = (await k.req('GET', '/v1/tasks', { token: pricing.token })).body.items.find((x: any) => x.instanceId === asked.body.id)
+  await k.req('POST', `/v1/tasks/${task.id}/complete`, { token: pricing.token, body: { outcome: 'approve', data: { note: 'via Redis' } } })
+  t.equal((await until(k, a.token, asked.body.id, 'completed')).status, 'completed')
+  const retried = await start(k, a.token, 'order', { orderId: 'B-3', discount: 0, failConfirm: true })
+  t.equal((await until(k, a.token, retried.body.id, 'failed')).history.filter((h: any) => h.step === 'confirm').length, 2, 'a delayed retry ran')
 })

@@ -51,8 +51,9 @@ export interface EngineOptions {
 
 // Errors that mean the platform failed, not the step: the job is retried as it is.
 const INFRASTRUCTURE = new Set(['SBX_ERR_WORKER_LOST', 'SBX_ERR_SANDBOX_CLOSED', 'KRN_ERR_DATABASE_UNAVAILABLE'])
+// Job ids say which run of which step they are (BullMQ refuses ':' in them).
 const jobOf = (tenantId: string, id: string, seq: number, attempt: number, delayMs = 0, suffix = ''): QueueJob => ({
-  id: `wf:${id}:${seq}:${attempt}${suffix}`,
+  id: `wf.${id}.${seq}.${attempt}${suffix}`,
   name: 'step',
   data: { tenantId, instanceId: id, seq, attempt },
   ...(delayMs > 0 ? { delayMs } : {}),
@@ -412,7 +413,7 @@ export class WorkflowEngine {
           and updated_at <= now() - (? || ' milliseconds')::interval order by run_at limit 100`,
       [String(ms), String(ms)],
     )
-    const bucket = `:r${Math.floor(Date.now() / ms)}`
+    const bucket = `.r${Math.floor(Date.now() / ms)}`
     await this.enqueue(rows.map((r) => jobOf(r.tenant_id, r.id, r.step_seq, r.attempt, 0, bucket)))
   }
 
