@@ -181,11 +181,11 @@ t.test('a signed agreement starts the onboarding and opens a compliance review',
 t.test('only the role acts, with valid form data; a missed SLA escalates to the compliance lead', async (t) => {
   const [review] = (await openTasks('officer')).filter((x) => x.instanceId === instanceId)
   const notMine = await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens.ops, { outcome: 'approve', data: {} })
-  t.equal(notMine.status, 403, 'partner operations may not decide a compliance review')
+  t.same([notMine.status, notMine.body.code], [403, 'WFL_ERR_NOT_YOUR_TASK'], 'partner operations may not decide a compliance review')
   const badForm = await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens.officer, { outcome: 'approve', data: { overrides: { tier: 5 } } })
-  t.equal(badForm.status, 400, 'form data that does not match the form is refused')
+  t.same([badForm.status, badForm.body.code], [400, 'WFL_ERR_FORM_INVALID'], 'form data that does not match the form is refused')
   const badOutcome = await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens.officer, { outcome: 'maybe', data: {} })
-  t.equal(badOutcome.status, 400, 'an outcome the task does not offer is refused')
+  t.same([badOutcome.status, badOutcome.body.code], [400, 'WFL_ERR_OUTCOME_INVALID'], 'an outcome the task does not offer is refused')
   const claimed = await api.req('POST', `/v1/tasks/${review.id}/claim`, tokens.officer)
   t.equal(claimed.status, 200, JSON.stringify(claimed.body))
   t.equal(claimed.body.status, 'claimed')
@@ -197,11 +197,13 @@ t.test('only the role acts, with valid form data; a missed SLA escalates to the 
   t.equal(escalated.status, 'open', 'the escalated task is open again for the lead')
   t.notOk((await openTasks('officer')).some((x) => x.id === review.id), 'it left the officer\'s list')
   const late = await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens.officer, { outcome: 'approve', data: {} })
-  t.equal(late.status, 403, 'the officer can no longer decide it')
+  t.same([late.status, late.body.code], [403, 'WFL_ERR_NOT_YOUR_TASK'], 'the officer can no longer decide it')
 
   const rejected = await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens.lead, { outcome: 'reject', data: { comment: 'Tax ids disagree and tier "diamond" does not exist; send corrected documents.' } })
   t.equal(rejected.status, 200, JSON.stringify(rejected.body))
   t.equal(rejected.body.status, 'completed')
+  const twice = await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens.lead, { outcome: 'approve', data: {} })
+  t.same([twice.status, twice.body.code], [409, 'WFL_ERR_TASK_NOT_OPEN'], 'a decided task stays decided')
 
   const view = await until('the onboarding to await corrected documents', async () => {
     const v = (await api.req('GET', x(`/onboardings/${onboardingId}`), tokens.admin)).body
@@ -274,7 +276,7 @@ t.test('partner operations configures the partner; training is assigned; the par
     const task = await taskFor('ops', (x) => x.instanceId === instanceId && title.test(x.title), `the task ${title}`)
     t.equal(task.role, 'partner_ops')
     t.same(task.outcomes, ['done'])
-    t.equal((await api.req('POST', `/v1/tasks/${task.id}/complete`, tokens.ops, { outcome: 'done', data: { bogus: true } })).status, 400, 'unknown form fields are refused')
+    t.equal((await api.req('POST', `/v1/tasks/${task.id}/complete`, tokens.ops, { outcome: 'done', data: { bogus: true } })).body.code, 'WFL_ERR_FORM_INVALID', 'unknown form fields are refused')
     t.equal((await api.req('POST', `/v1/tasks/${task.id}/claim`, tokens.ops)).status, 200)
     const done = await api.req('POST', `/v1/tasks/${task.id}/complete`, tokens.ops, { outcome: 'done', data })
     t.equal(done.status, 200, JSON.stringify(done.body))
