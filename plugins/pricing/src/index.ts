@@ -144,7 +144,7 @@ export async function quote(input: QuoteInput, ctx: Ctx) {
     for (const r of applicable) {
       if (r.kind === 'customer' && r.customer !== input.customer) continue
       if (r.kind === 'group' && (!input.group || r.group !== input.group)) continue
-      const cents = r.price !== undefined ? toCents(r.price)! : microsToCents(listCents * (10000n - toBp(r.discount ?? '0')!) * 100n)
+      const cents = r.price !== undefined ? toCents(r.price)! : microsToCents(listCents * (10000n - toBp(r.discount ?? '0')!))
       // The lowest price wins; on a tie, the more specific rule (customer, then group, then list).
       if (cents < best.cents || (cents === best.cents && rank[r.kind] < rank[best.rule.kind])) best = { cents, rule: r }
     }
@@ -207,7 +207,7 @@ function checkRule(raw: Record<string, unknown>): { rule?: PriceRule; problems: 
     if (d === null || d >= 10000n) problems.push({ field: 'discount', code: 'invalid', message: 'discount must be a fraction from 0 to below 1 with at most 4 decimals' })
     else rule.discount = fmtBp(d)
   }
-  if (kind === 'list' && rule.price === undefined) problems.push({ field: 'price', code: 'required', message: 'a list rule needs a price' })
+  if (kind === 'list' && raw.price === undefined) problems.push({ field: 'price', code: 'required', message: 'a list rule needs a price' })
   if (kind === 'list' && raw.discount !== undefined) problems.push({ field: 'discount', code: 'invalid', message: 'a list rule has a price, not a discount' })
   if (kind !== 'list' && (raw.price === undefined) === (raw.discount === undefined)) problems.push({ field: 'price', code: 'invalid', message: 'a group or customer rule has either a price or a discount' })
   if (kind === 'group') {
