@@ -110,6 +110,7 @@ let agreementId = ''
 let onboardingId = ''
 let instanceId = ''
 let tenantId = ''
+let installationId = ''
 
 t.test('setup: tenant, installation with consent, roles and people', async (t) => {
   const admin = await api.login(ADMIN.email, ADMIN.password)
@@ -121,6 +122,7 @@ t.test('setup: tenant, installation with consent, roles and people', async (t) =
   await registerVersion({ kernel } as TestKernel, { manifest, code: built.code, sourceMap: built.sourceMap })
   const inst = await api.req('POST', '/v1/installations', tokens.admin, { plugin: PLUGIN, version: manifest.version, capabilities: manifest.capabilities, settings })
   t.equal(inst.status, 201, JSON.stringify(inst.body))
+  installationId = inst.body.id
 
   const roles: Record<string, string[]> = {
     compliance_officer: ['partner-onboarding.read'],
@@ -406,4 +408,31 @@ t.test('a start through the API for an onboarding already under way ends without
   t.equal(view.status, 'active', 'the onboarding is unchanged')
   const list = await api.req('GET', `/v1/workflows/instances?plugin=${encodeURIComponent(PLUGIN)}&workflow=onboarding&status=completed`, tokens.admin)
   t.same(list.body.items.map((i: any) => i.id).sort(), [instanceId, started.body.id].sort())
+})
+
+t.test('a rejected onboarding whose corrections never come expires', async (t) => {
+  const patched = await api.req('PATCH', `/v1/installations/${installationId}`, tokens.admin, { settings: { correctionTimeoutMs: 1500, reviewSlaMs: 600_000 } })
+  t.equal(patched.status, 200, JSON.stringify(patched.body))
+  const signed = await api.req('POST', x('/agreements'), tokens.admin, { partnerName: 'Tailspin Toys', documents: [AGREEMENT] })
+  t.equal(signed.status, 201)
+  const id = signed.body.onboarding.id
+  const review = await taskFor('officer', (task) => task.data?.onboardingId === id, 'the review of the second partner')
+  t.equal((await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens.officer, { outcome: 'reject', data: { comment: 'Signatory and tier missing' } })).status, 200)
+  const failed = await until('the wait to time out', async () => {
+    const i = await instanceOf(review.instanceId)
+    return ['completed', 'failed'].includes(i.status) && i
+  })
+  t.equal(failed.status, 'failed', 'no corrected documents in time: the instance fails')
+  t.match(JSON.stringify(failed.error), /no corrected documents/)
+  t.same(failed.history.filter((h: any) => h.status === 'completed').map((h: any) => h.step), ['intake', 'extract', 'requestCorrections', 'expire'])
+  const view = (await api.req('GET', x(`/onboardings/${id}`), tokens.admin)).body
+  t.equal(view.status, 'expired')
+  t.equal(view.elapsedMs, null)
+  t.ok(view.openRisks.length > 0, 'its risks stay open in the readiness view')
+  const late = await api.req('POST', x(`/agreements/${signed.body.agreement.id}/documents`), tokens.admin, { documents: [AGREEMENT] })
+  t.same([late.status, late.body.code], [409, 'ONB_ERR_ONBOARDING_CLOSED'])
+  const all = (await api.req('GET', x('/onboardings'), tokens.admin)).body
+  t.same(all.summary.byStatus, { active: 1, expired: 1 })
+  const m = (await api.req('GET', '/v1/workflows/metrics', tokens.admin)).body.workflows.find((w: any) => w.workflow === 'onboarding')
+  t.equal(m.exceptions, 1, 'the expiry counts as an exception')
 })
