@@ -6,7 +6,7 @@
  * A refused upload leaves no row anywhere. An accepted one is stored (the artifact content-
  * addressed) as a version in status `checking`, and the checks worker takes it from there.
  */
-import { Type } from '@sinclair/typebox'
+import { Type, type Static } from '@sinclair/typebox'
 import multipart from '@fastify/multipart'
 import semver from 'semver'
 import { TrellisError, verifyPackageSignature, validateManifest, type PluginManifest } from '@trellis/plugin-sdk'
@@ -17,10 +17,11 @@ import { KRN } from '@trellis/core/errors.js'
 import { appendAudit } from '@trellis/core/audit/audit-log.js'
 import { emitEvents } from '@trellis/core/events/outbox.js'
 import { auditMeta, principalOf } from '@trellis/core/http/guards.js'
+import type { Principal } from '@trellis/core/identity/principal.js'
 import { PLATFORM_ORG } from '@trellis/core/db/database.js'
 import { MKT } from '../errors.js'
 import { PUBLISH_LIMITS } from './limits.js'
-import { publisherOf, isPlatformStaff, SOURCE } from './publisher.js'
+import { assertPublisher, publisherOf, isPlatformStaff, SOURCE } from './publisher.js'
 import { SCOPE_PATTERN } from './publisher-routes.js'
 import { sha256, unpackPackage, type Unpacked } from './unpack.js'
 import { check, type CheckResult } from './checks.js'
@@ -28,6 +29,7 @@ import { kernelVersion } from './kernel-version.js'
 import { uuidv7 } from './ids.js'
 
 const Uuid = Type.String({ format: 'uuid' })
+type AuditMeta = ReturnType<typeof auditMeta>
 const NameParams = { scope: Type.String({ pattern: SCOPE_PATTERN, maxLength: 64 }), name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]*$', maxLength: 100 }) }
 export const CheckView = Type.Object({
   name: Type.String(),
@@ -55,10 +57,11 @@ const ChecksView = Type.Object({
   checks: Type.Array(CheckView),
 })
 
-interface Upload {
+/** An upload as read from the multipart body. */
+export interface Upload {
   tgz: Buffer
   signature: string
-  changelog: string
+  changelog?: string
 }
 
 const MULTIPART_ERRORS: Record<string, () => Error> = {
@@ -98,12 +101,18 @@ async function readUpload(request: FastifyRequest): Promise<Upload> {
     if (mapped) throw mapped()
     throw err
   }
-  if (!tgz || tgz.length === 0) throw MKT.UPLOAD_INVALID({ reason: 'the file field "package" (the .tgz) is missing' })
-  if (tgz.length > PUBLISH_LIMITS.uploadBytes) throw MKT.PACKAGE_TOO_LARGE({ limit: PUBLISH_LIMITS.uploadBytes })
-  if (signature === undefined || signature.trim() === '') throw MKT.UPLOAD_INVALID({ reason: 'the field "signature" (the .sig text) is missing' })
-  if (signature.length > PUBLISH_LIMITS.signatureChars) throw MKT.UPLOAD_INVALID({ reason: 'the signature is too long for an Ed25519 signature' })
+  return checkUpload({ tgz, signature, changelog })
+}
+
+/** The upload's own limits, whoever read it. */
+function checkUpload(u: { tgz?: Buffer; signature?: string; changelog?: string }): Upload {
+  if (!u.tgz || u.tgz.length === 0) throw MKT.UPLOAD_INVALID({ reason: 'the file field "package" (the .tgz) is missing' })
+  if (u.tgz.length > PUBLISH_LIMITS.uploadBytes) throw MKT.PACKAGE_TOO_LARGE({ limit: PUBLISH_LIMITS.uploadBytes })
+  if (u.signature === undefined || u.signature.trim() === '') throw MKT.UPLOAD_INVALID({ reason: 'the field "signature" (the .sig text) is missing' })
+  if (u.signature.length > PUBLISH_LIMITS.signatureChars) throw MKT.UPLOAD_INVALID({ reason: 'the signature is too long for an Ed25519 signature' })
+  const changelog = u.changelog ?? ''
   if (changelog.length > PUBLISH_LIMITS.changelogChars) throw MKT.UPLOAD_INVALID({ reason: `the changelog exceeds ${PUBLISH_LIMITS.changelogChars} characters` })
-  return { tgz, signature: signature.trim(), changelog }
+  return { tgz: u.tgz, signature: u.signature.trim(), changelog }
 }
 
 interface KeyRow {
@@ -146,6 +155,112 @@ function parseManifest(pkg: Unpacked): PluginManifest {
   return v.manifest
 }
 
+/** Only the scope's owner publishes under it. */
+export async function assertOwnsScope(k: KernelContext, p: Principal, scope: string): Promise<void> {
+  const [owner] = await k.db.inOrg(p.orgId, (tx) => tx.sql<{ partner_id: string }>('select partner_id from marketplace_scopes where scope = ?', [scope]))
+  if (owner?.partner_id !== p.orgId) throw MKT.SCOPE_NOT_OWNED({ scope })
+}
+
+/**
+ * A refused upload stores nothing but is itself worth knowing about (a signature by a key that
+ * is not yours, a tar-slip): it is audited in the publisher's chain.
+ */
+async function auditingRefusals<T>(k: KernelContext, p: Principal, plugin: string, meta: AuditMeta, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn()
+  } catch (err) {
+    if (err instanceof TrellisError && err.code.startsWith('MKT_ERR_')) {
+      await orgTx(k, p.orgId, (tx) =>
+        appendAudit(tx, p.orgId, { ...meta, action: 'marketplace.version.refused', target: { kind: 'plugin', id: plugin }, data: { plugin, code: err.code, reason: err.message.slice(0, 500) } }),
+      ).catch((e: unknown) => k.logger.warn({ err: e }, 'auditing a refused publish failed'))
+    }
+    throw err
+  }
+}
+
+/** What an accepted upload answers (HTTP 202). */
+export type PublishedVersion = Static<typeof Published>
+
+/**
+ * Publishes an uploaded package for a publisher (`p`: a partner principal with
+ * plugins.publish) — what the upload route does after reading the multipart body, and what
+ * anything else that publishes (the demo's first-party plugins) must go through: every check,
+ * the same audit and events, status `checking`. Throws MKT_ERR_* (audited) and stores nothing
+ * when the package is refused.
+ */
+export async function publishVersion(
+  k: KernelContext,
+  p: Principal,
+  plugin: string,
+  upload: Upload,
+  meta: AuditMeta,
+  published?: (versionId: string) => void,
+): Promise<PublishedVersion> {
+  assertPublisher(p)
+  return auditingRefusals(k, p, plugin, meta, async () => {
+    await assertOwnsScope(k, p, plugin.split('/')[0]!)
+    return acceptUpload(k, p, plugin, upload, meta, published)
+  })
+}
+
+async function acceptUpload(k: KernelContext, p: Principal, plugin: string, given: Upload, meta: AuditMeta, published?: (versionId: string) => void): Promise<PublishedVersion> {
+  const upload = checkUpload(given)
+  const checks: CheckResult[] = []
+  // The signature first: only a package its publisher signed is ever inflated.
+  const keys = await k.db.inOrg(p.orgId, (tx) => tx.sql<KeyRow>('select id, public_key, fingerprint, status from marketplace_keys where partner_id = ?::uuid', [p.orgId]))
+  const key = verifySignature(upload.tgz, upload.signature, keys)
+  const artifactSha256 = sha256(upload.tgz)
+  const pkg = await unpackPackage(upload.tgz)
+  checks.push(check('package', 'passed', true, { packedBytes: pkg.packedBytes, unpackedBytes: pkg.unpackedBytes, files: Object.keys(pkg.files), sha256: artifactSha256 }))
+  checks.push(check('signature', 'passed', true, { keyId: key.id, fingerprint: key.fingerprint }))
+  const manifest = parseManifest(pkg)
+  checks.push(check('manifest-schema', 'passed', true))
+  if (manifest.name !== plugin) throw MKT.NAME_MISMATCH({ manifest: manifest.name, url: plugin })
+  checks.push(check('name', 'passed', true, { name: manifest.name }))
+  const kernel = kernelVersion()
+  if (!semver.satisfies(kernel, manifest.engines.trellis, { includePrerelease: true })) throw MKT.ENGINE_UNSATISFIED({ range: manifest.engines.trellis, kernel })
+  checks.push(check('engines', 'passed', true, { range: manifest.engines.trellis, kernel }))
+
+  const code = pkg.files['dist/plugin.js'].toString('utf8')
+  const sourceMap = pkg.files['dist/plugin.js.map'].toString('utf8')
+  const row = await orgTx(k, PLATFORM_ORG, async (tx) => {
+    // One publish of a plugin at a time decides what "greater than every version" means.
+    await tx.sql('select pg_advisory_xact_lock(hashtext(?))', [`marketplace.publish:${plugin}`])
+    // The key may have been revoked since the signature was checked: the revocation waits
+    // for this transaction, or this one sees it.
+    const [still] = await tx.sql<{ status: string }>('select status from marketplace_keys where id = ?::uuid for share', [key.id])
+    if (still?.status !== 'active') throw MKT.KEY_REVOKED({ fingerprint: key.fingerprint })
+    const existing = await tx.sql<{ version: string }>('select version from plugin_versions where name = ?', [plugin])
+    const last = existing.map((r) => r.version).filter((v) => semver.valid(v)).sort(semver.rcompare)[0]
+    if (existing.some((r) => !semver.valid(r.version) || !semver.gt(manifest.version, r.version))) throw MKT.VERSION_NOT_MONOTONIC({ version: manifest.version, last: last ?? existing[0]!.version })
+    checks.splice(4, 0, check('version-monotonic', 'passed', true, { version: manifest.version, previous: last ?? null }))
+    await tx.sql('insert into marketplace_artifacts (sha256, bytes, size) values (?, ?, ?) on conflict (sha256) do nothing', [artifactSha256, upload.tgz, upload.tgz.length])
+    const id = uuidv7()
+    const createdBy = `${p.kind}:${p.id}`
+    const [inserted] = (await tx.sql<{ id: string; status: string }>(
+      `insert into plugin_versions (id, name, version, sha256, manifest, code, source_map, publisher_id, created_by, status, artifact_sha256, signature, key_id, changelog, checks)
+       values (?::uuid, ?, ?, ?, ?::jsonb, ?, ?, ?::uuid, ?, 'checking', ?, ?, ?::uuid, ?, ?::jsonb) returning id, status`,
+      [id, manifest.name, manifest.version, sha256(code), JSON.stringify(manifest), code, sourceMap, p.orgId, createdBy, artifactSha256, upload.signature, key.id, upload.changelog ?? '', JSON.stringify(checks)],
+    )) as [{ id: string; status: string }]
+    const data = { versionId: id, name: manifest.name, version: manifest.version, publisherId: p.orgId, artifactSha256, keyId: key.id, fingerprint: key.fingerprint }
+    const target = { kind: 'plugin_version', id }
+    const event = { type: 'marketplace.version.published', subject: `plugin_version/${id}`, data, source: SOURCE }
+    await appendAudit(tx, PLATFORM_ORG, { ...meta, action: 'marketplace.version.published', target, data })
+    await emitEvents(tx, event)
+    await tx.useOrg(p.orgId)
+    await appendAudit(tx, p.orgId, { ...meta, action: 'marketplace.version.published', target, data })
+    await emitEvents(tx, event)
+    await tx.useOrg(PLATFORM_ORG)
+    return inserted
+  }).catch((err: unknown) => {
+    // Two uploads of the same version racing past the check: the loser is refused the same way.
+    if ((err as { code?: string })?.code === '23505') throw MKT.VERSION_NOT_MONOTONIC({ version: manifest.version, last: manifest.version })
+    throw err
+  })
+  published?.(row.id)
+  return { id: row.id, name: manifest.name, version: manifest.version, status: row.status, artifactSha256, keyId: key.id, fingerprint: key.fingerprint, checks }
+}
+
 export interface PublishHooks {
   /** Called once a version is stored: wakes the checks worker of this process. */
   published?: (versionId: string) => void
@@ -181,80 +296,13 @@ export function registerPublishRoutes(app: Api, k: KernelContext, hooks: Publish
         const p = publisherOf(request)
         const plugin = `${request.params.scope}/${request.params.name}`
         const meta = auditMeta(request)
-        const accept = async () => {
-          const [owner] = await k.db.inOrg(p.orgId, (tx) => tx.sql<{ partner_id: string }>('select partner_id from marketplace_scopes where scope = ?', [request.params.scope]))
-          if (owner?.partner_id !== p.orgId) throw MKT.SCOPE_NOT_OWNED({ scope: request.params.scope })
-
-          const upload = await readUpload(request)
-          const checks: CheckResult[] = []
-          // The signature first: only a package its publisher signed is ever inflated.
-          const keys = await k.db.inOrg(p.orgId, (tx) => tx.sql<KeyRow>('select id, public_key, fingerprint, status from marketplace_keys where partner_id = ?::uuid', [p.orgId]))
-          const key = verifySignature(upload.tgz, upload.signature, keys)
-          const artifactSha256 = sha256(upload.tgz)
-          const pkg = await unpackPackage(upload.tgz)
-          checks.push(check('package', 'passed', true, { packedBytes: pkg.packedBytes, unpackedBytes: pkg.unpackedBytes, files: Object.keys(pkg.files), sha256: artifactSha256 }))
-          checks.push(check('signature', 'passed', true, { keyId: key.id, fingerprint: key.fingerprint }))
-          const manifest = parseManifest(pkg)
-          checks.push(check('manifest-schema', 'passed', true))
-          if (manifest.name !== plugin) throw MKT.NAME_MISMATCH({ manifest: manifest.name, url: plugin })
-          checks.push(check('name', 'passed', true, { name: manifest.name }))
-          const kernel = kernelVersion()
-          if (!semver.satisfies(kernel, manifest.engines.trellis, { includePrerelease: true })) throw MKT.ENGINE_UNSATISFIED({ range: manifest.engines.trellis, kernel })
-          checks.push(check('engines', 'passed', true, { range: manifest.engines.trellis, kernel }))
-
-          const code = pkg.files['dist/plugin.js'].toString('utf8')
-          const sourceMap = pkg.files['dist/plugin.js.map'].toString('utf8')
-          const row = await orgTx(k, PLATFORM_ORG, async (tx) => {
-            // One publish of a plugin at a time decides what "greater than every version" means.
-            await tx.sql('select pg_advisory_xact_lock(hashtext(?))', [`marketplace.publish:${plugin}`])
-            // The key may have been revoked since the signature was checked: the revocation waits
-            // for this transaction, or this one sees it.
-            const [still] = await tx.sql<{ status: string }>('select status from marketplace_keys where id = ?::uuid for share', [key.id])
-            if (still?.status !== 'active') throw MKT.KEY_REVOKED({ fingerprint: key.fingerprint })
-            const existing = await tx.sql<{ version: string }>('select version from plugin_versions where name = ?', [plugin])
-            const last = existing.map((r) => r.version).filter((v) => semver.valid(v)).sort(semver.rcompare)[0]
-            if (existing.some((r) => !semver.valid(r.version) || !semver.gt(manifest.version, r.version))) throw MKT.VERSION_NOT_MONOTONIC({ version: manifest.version, last: last ?? existing[0]!.version })
-            checks.splice(4, 0, check('version-monotonic', 'passed', true, { version: manifest.version, previous: last ?? null }))
-            await tx.sql('insert into marketplace_artifacts (sha256, bytes, size) values (?, ?, ?) on conflict (sha256) do nothing', [artifactSha256, upload.tgz, upload.tgz.length])
-            const id = uuidv7()
-            const createdBy = `${p.kind}:${p.id}`
-            const [inserted] = (await tx.sql<{ id: string; status: string }>(
-              `insert into plugin_versions (id, name, version, sha256, manifest, code, source_map, publisher_id, created_by, status, artifact_sha256, signature, key_id, changelog, checks)
-               values (?::uuid, ?, ?, ?, ?::jsonb, ?, ?, ?::uuid, ?, 'checking', ?, ?, ?::uuid, ?, ?::jsonb) returning id, status`,
-              [id, manifest.name, manifest.version, sha256(code), JSON.stringify(manifest), code, sourceMap, p.orgId, createdBy, artifactSha256, upload.signature, key.id, upload.changelog, JSON.stringify(checks)],
-            )) as [{ id: string; status: string }]
-            const data = { versionId: id, name: manifest.name, version: manifest.version, publisherId: p.orgId, artifactSha256, keyId: key.id, fingerprint: key.fingerprint }
-            const target = { kind: 'plugin_version', id }
-            const event = { type: 'marketplace.version.published', subject: `plugin_version/${id}`, data, source: SOURCE }
-            await appendAudit(tx, PLATFORM_ORG, { ...meta, action: 'marketplace.version.published', target, data })
-            await emitEvents(tx, event)
-            await tx.useOrg(p.orgId)
-            await appendAudit(tx, p.orgId, { ...meta, action: 'marketplace.version.published', target, data })
-            await emitEvents(tx, event)
-            await tx.useOrg(PLATFORM_ORG)
-            return inserted
-          }).catch((err: unknown) => {
-            // Two uploads of the same version racing past the check: the loser is refused the same way.
-            if ((err as { code?: string })?.code === '23505') throw MKT.VERSION_NOT_MONOTONIC({ version: manifest.version, last: manifest.version })
-            throw err
-          })
-          hooks.published?.(row.id)
-          return { id: row.id, name: manifest.name, version: manifest.version, status: row.status, artifactSha256, keyId: key.id, fingerprint: key.fingerprint, checks }
-        }
-        try {
-          const published = await accept()
-          reply.code(202)
-          return published
-        } catch (err) {
-          // A refused upload stores nothing but is itself worth knowing about (a signature by a
-          // key that is not yours, a tar-slip): it is audited in the publisher's chain.
-          if (err instanceof TrellisError && err.code.startsWith('MKT_ERR_')) {
-            await orgTx(k, p.orgId, (tx) =>
-              appendAudit(tx, p.orgId, { ...meta, action: 'marketplace.version.refused', target: { kind: 'plugin', id: plugin }, data: { plugin, code: err.code, reason: err.message.slice(0, 500) } }),
-            ).catch((e: unknown) => request.log.warn({ err: e }, 'auditing a refused publish failed'))
-          }
-          throw err
-        }
+        const result = await auditingRefusals(k, p, plugin, meta, async () => {
+          // Refuse before reading the body when the scope is not the caller's.
+          await assertOwnsScope(k, p, request.params.scope)
+          return acceptUpload(k, p, plugin, await readUpload(request), meta, hooks.published)
+        })
+        reply.code(202)
+        return result
       },
     )
   })

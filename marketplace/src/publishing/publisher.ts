@@ -8,7 +8,10 @@ import { MKT } from '../errors.js'
 
 /** The caller as a publisher: a member (or API key) of a partner holding plugins.publish. */
 export function publisherOf(request: FastifyRequest): Principal {
-  const p = principalOf(request)
+  return assertPublisher(principalOf(request))
+}
+
+export function assertPublisher(p: Principal): Principal {
   if (!p.permissions.has(P.pluginsPublish)) throw AUTH.FORBIDDEN({ permission: P.pluginsPublish })
   if (p.orgKind !== 'partner') throw MKT.NOT_A_PUBLISHER()
   return p
