@@ -242,3 +242,23 @@ t.test('the sales report adds the exact line amounts of every order not cancelle
   const invoiced = await ok('GET', `${O}/reports/sales?status=invoiced`)
   t.same([invoiced.orders, invoiced.total], [1, '266.35'])
 })
+
+t.test('a clerk who may place orders cannot approve their own discount', async (t) => {
+  const role = await r('POST', '/v1/roles', { name: 'clerk', permissions: ['orders.read', 'orders.write'] })
+  t.equal(role.status, 201, JSON.stringify(role.body))
+  const user = await r('POST', '/v1/users', { email: 'clerk@dev.test', name: 'Clerk', password: 'password-of-the-clerk', role: 'clerk' })
+  t.equal(user.status, 201, JSON.stringify(user.body))
+  const login = await dev.request('POST', '/v1/auth/login', { body: { email: 'clerk@dev.test', password: 'password-of-the-clerk' }, token: '' })
+  const token = (login.body as { accessToken: string }).accessToken
+  const asClerk = (method: string, path: string, body?: unknown) => dev.request(method, path, { token, ...(body === undefined ? {} : { body }) }) as Promise<{ status: number; body: any }>
+
+  const placed = await asClerk('POST', `${O}/orders`, { number: 'SO-50', customer: 'ALFKI', lines: [{ sku: 'C', quantity: 10, discount: 0.3 }] })
+  t.equal(placed.status, 201)
+  t.equal(placed.body.exceptions[0].kind, 'price_approval')
+  const approve = await asClerk('POST', `${O}/orders/SO-50/exceptions/price_approval/resolve`, { decision: 'approve', reason: 'trust me' })
+  t.equal(approve.status, 403)
+  t.equal(approve.body.code, 'AUTH_ERR_FORBIDDEN')
+  t.equal((await asClerk('POST', `${O}/orders/SO-50/confirm`)).body.code, 'ORD_ERR_OPEN_EXCEPTIONS')
+  t.equal((await asClerk('POST', '/v1/x/pricing/prices', { kind: 'customer', sku: 'C', customer: 'ALFKI', price: '0.01' })).status, 403, 'nor set a contract price instead')
+  t.match((await r('GET', `${O}/orders/SO-50`)).body, { status: 'placed', exceptions: [{ kind: 'price_approval', status: 'open' }] })
+})
