@@ -45,11 +45,33 @@ async function reservationOf(ctx: Ctx, order: string): Promise<StoredReservation
   return ((await ctx.data.reservations.find({ where: { order }, limit: 1 })).items[0] as StoredReservation | undefined) ?? null
 }
 
-/** Writes a stock change and announces a fall to or below the reorder point (only when it crosses it). */
-async function writeStock(ctx: Ctx, before: StoredStock, patch: Partial<Stock>): Promise<StoredStock> {
-  const after = (await ctx.data.stock.update(before.id, patch, before.version)) as StoredStock
-  const wasAbove = available(before) > before.reorderPoint
-  if (wasAbove && available(after) <= after.reorderPoint) await emitLow(ctx, after)
+/**
+ * Writes a stock change computed from the current record and announces a fall to or below the
+ * reorder point (only when it crosses it). Concurrent orders for the same SKU race for the same
+ * record: on a version conflict the record is read again and the change recomputed (`compute`
+ * returns null when it no longer fits: then this answers null).
+ */
+async function tryWriteStock(ctx: Ctx, rec: StoredStock, compute: (s: StoredStock) => Partial<Stock> | null): Promise<StoredStock | null> {
+  let cur = rec
+  for (let attempt = 0; ; attempt++) {
+    const patch = compute(cur)
+    if (!patch) return null
+    try {
+      const after = (await ctx.data.stock.update(cur.id, patch, cur.version)) as StoredStock
+      if (available(cur) > cur.reorderPoint && available(after) <= after.reorderPoint) await emitLow(ctx, after)
+      return after
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'KRN_ERR_CONFLICT' || attempt >= 5) throw err
+      const fresh = (await ctx.data.stock.get(cur.id)) as StoredStock | null
+      if (!fresh) throw err
+      cur = fresh
+    }
+  }
+}
+
+async function writeStock(ctx: Ctx, rec: StoredStock, compute: (s: StoredStock) => Partial<Stock> | null): Promise<StoredStock> {
+  const after = await tryWriteStock(ctx, rec, compute)
+  if (!after) throw new Error(`stock of ${rec.sku} in ${rec.warehouse} changed meanwhile and cannot take this change; try again`)
   return after
 }
 
@@ -78,7 +100,17 @@ async function reserve(input: { order: string; lines: Array<{ sku: string; quant
     if (left > 0) short.push({ sku, requested: qty, available: recs.reduce((a, r) => a + Math.max(0, available(r)), 0) })
   }
   if (short.length) return { ok: false, short }
-  for (const p of plan) await writeStock(ctx, p.rec, { reserved: p.rec.reserved + p.quantity })
+  const done: Array<{ rec: StoredStock; quantity: number }> = []
+  for (const p of plan) {
+    const after = await tryWriteStock(ctx, p.rec, (s) => (available(s) >= p.quantity ? { reserved: s.reserved + p.quantity } : null))
+    if (!after) {
+      // A concurrent order took this stock first: give back what this one took, and say what is short now.
+      for (const d of done) await writeStock(ctx, d.rec, (s) => ({ reserved: s.reserved - d.quantity }))
+      const fresh = await stockOf(ctx, [p.rec.sku])
+      return { ok: false, short: [{ sku: p.rec.sku, requested: wanted.get(p.rec.sku)!, available: fresh.reduce((a, r) => a + Math.max(0, available(r)), 0) }] }
+    }
+    done.push({ rec: after, quantity: p.quantity })
+  }
   const lines = plan.map((p) => ({ sku: p.rec.sku, warehouse: p.rec.warehouse, quantity: p.quantity }))
   const reservation = existing
     ? await ctx.data.reservations.update(existing.id, { status: 'reserved', lines }, existing.version)
@@ -94,7 +126,7 @@ async function settle(ctx: Ctx, r: StoredReservation, status: 'released' | 'issu
   for (const l of r.lines) {
     const s = byKey.get(`${l.sku}\u0000${l.warehouse}`)
     if (!s) continue
-    byKey.set(`${l.sku}\u0000${l.warehouse}`, await writeStock(ctx, s, fn(s, l.quantity)))
+    byKey.set(`${l.sku}\u0000${l.warehouse}`, await writeStock(ctx, s, (fresh) => fn(fresh, l.quantity)))
   }
   await ctx.data.reservations.update(r.id, { status }, r.version)
   await ctx.events.emit(status === 'released' ? 'inventory.stock.released' : 'inventory.stock.issued', { order: r.order, lines: r.lines }, { subject: r.order })
@@ -146,7 +178,7 @@ async function importStock(req: RouteRequest<{ rows: Array<{ sku: string; wareho
       created++
       if (available(rec) <= rec.reorderPoint) await emitLow(ctx, rec)
     } else {
-      await writeStock(ctx, s, { onHand: r.onHand, ...(r.reorderPoint !== undefined ? { reorderPoint: r.reorderPoint } : {}) })
+      await writeStock(ctx, s, (fresh) => (r.onHand >= fresh.reserved ? { onHand: r.onHand, ...(r.reorderPoint !== undefined ? { reorderPoint: r.reorderPoint } : {}) } : null))
       updated++
     }
   }
@@ -164,7 +196,7 @@ async function adjust(req: RouteRequest<{ sku: string; warehouse?: string; delta
     after = await ctx.data.stock.insert({ sku: req.body.sku, warehouse, onHand: req.body.delta, reserved: 0, reorderPoint: 0 })
   } else {
     if (s.onHand + req.body.delta < s.reserved) return problem(409, 'INV_ERR_INSUFFICIENT_STOCK', `${req.body.sku} in ${warehouse}: ${s.onHand} on hand, ${s.reserved} reserved; cannot take ${-req.body.delta}`)
-    after = await writeStock(ctx, s, { onHand: s.onHand + req.body.delta })
+    after = await writeStock(ctx, s, (fresh) => (fresh.onHand + req.body.delta >= fresh.reserved ? { onHand: fresh.onHand + req.body.delta } : null))
   }
   await ctx.events.emit('inventory.stock.adjusted', { sku: after.sku, warehouse, onHand: after.onHand, reserved: after.reserved, available: available(after), reorderPoint: after.reorderPoint, delta: req.body.delta, reason: req.body.reason }, { subject: after.sku })
   return { status: 200, body: after }
