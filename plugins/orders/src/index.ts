@@ -460,8 +460,13 @@ export const ordersPlugin = definePlugin({
       const where: Record<string, string> = {}
       if (req.query.status) where.status = req.query.status
       if (req.query.customer) where.customer = req.query.customer
-      const limit = Math.min(1000, Math.max(1, Number(req.query.limit ?? 100)))
-      return { status: 200, body: await ctx.data.orders.find({ where, limit, ...(req.query.cursor ? { cursor: req.query.cursor } : {}) }) }
+      // A page must fit the sandbox's 1 MiB output: a page of long orders is fetched again, smaller.
+      let limit = Math.min(200, Math.max(1, Number(req.query.limit ?? 50)))
+      for (;;) {
+        const page = await ctx.data.orders.find({ where, limit, ...(req.query.cursor ? { cursor: req.query.cursor } : {}) })
+        if (limit === 1 || JSON.stringify(page).length < 900_000) return { status: 200, body: page }
+        limit = Math.max(1, Math.floor(limit / 2))
+      }
     },
     'GET /orders/:number': async (req: RouteRequest<null, { number: string }>, ctx: Ctx) => {
       const o = await orderOf(ctx, req.params.number)
