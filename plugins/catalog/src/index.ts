@@ -49,7 +49,7 @@ export const MAX_IMPORT_ROWS = 95
 
 const problem = (status: number, code: string, detail: string, extra: Record<string, unknown> = {}): RouteResponse => ({
   status,
-  body: { type: 'about:blank', title: code, status, code, detail, ...extra },
+  body: { type: 'about:blank', title: code, ...extra, status, code, detail },
 })
 
 /** RFC 4180 CSV: quoted fields, doubled quotes, CRLF or LF. Returns rows of fields. */

@@ -25,7 +25,7 @@ export const DEFAULT_WAREHOUSE = 'MAIN'
 
 const problem = (status: number, code: string, detail: string, extra: Record<string, unknown> = {}): RouteResponse => ({
   status,
-  body: { type: 'about:blank', title: code, status, code, detail, ...extra },
+  body: { type: 'about:blank', title: code, ...extra, status, code, detail },
 })
 
 const available = (s: Stock) => s.onHand - s.reserved

@@ -98,7 +98,7 @@ class OrderProblem extends Error {
 
 const problem = (status: number, code: string, detail: string, extra: Record<string, unknown> = {}): RouteResponse => ({
   status,
-  body: { type: 'about:blank', title: code, status, code, detail, ...extra },
+  body: { type: 'about:blank', title: code, ...extra, status, code, detail },
 })
 
 const now = () => new Date().toISOString()
@@ -235,7 +235,7 @@ function transition(name: keyof typeof TRANSITIONS) {
     const o = await orderOf(ctx, req.params.number)
     if (!o) return problem(404, 'ORD_ERR_ORDER_NOT_FOUND', `no order ${req.params.number}`)
     const t = TRANSITIONS[name]
-    if (!t.from.includes(o.status)) return problem(409, 'ORD_ERR_INVALID_TRANSITION', `order ${o.number} is ${o.status}; it cannot be ${t.to} (only from ${t.from.join(' or ')})`, { status: o.status })
+    if (!t.from.includes(o.status)) return problem(409, 'ORD_ERR_INVALID_TRANSITION', `order ${o.number} is ${o.status}; it cannot be ${t.to} (only from ${t.from.join(' or ')})`, { orderStatus: o.status })
     const by = who(ctx)
     const body = req.body ?? {}
     if (name === 'cancel') return { status: 200, body: await cancelOrder(ctx, o, body.reason!, by) }

@@ -78,7 +78,7 @@ const fmtBp = (bp: bigint) => fmt(bp, 4)
 const today = () => new Date().toISOString().slice(0, 10)
 const problem = (status: number, code: string, detail: string, extra: Record<string, unknown> = {}): RouteResponse => ({
   status,
-  body: { type: 'about:blank', title: code, status, code, detail, ...extra },
+  body: { type: 'about:blank', title: code, ...extra, status, code, detail },
 })
 
 const validOn = (r: PriceRule, date: string) => (!r.validFrom || r.validFrom <= date) && (!r.validTo || date <= r.validTo)
