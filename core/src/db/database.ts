@@ -182,9 +182,17 @@ export class Database {
         partnerStatus: block === 'partner' ? 'suspended' : 'active',
       }
       const orgs = new Set<string>(orgId ? [orgId] : [])
+      // One connection runs one query at a time: calls made concurrently (a plugin's parallel
+      // host calls) are queued here rather than in the driver.
+      let last: Promise<unknown> = Promise.resolve()
+      const serial = <R>(run: () => Promise<R>): Promise<R> => {
+        const next = last.then(run, run)
+        last = next.catch(() => undefined)
+        return next
+      }
       const tx: Tx = {
-        sql: async (text, params = []) => (await conn.query(prepared(text, params as unknown[]))).rows as never,
-        sqlOnce: async (text, params = []) => (await conn.query(positional(text), params as unknown[])).rows as never,
+        sql: (text, params = []) => serial(async () => (await conn.query(prepared(text, params as unknown[]))).rows as never),
+        sqlOnce: (text, params = []) => serial(async () => (await conn.query(positional(text), params as unknown[])).rows as never),
         orgs,
         async useOrg(next) {
           if (!UUID.test(next)) throw KRN.NOT_FOUND({ what: 'organisation' })

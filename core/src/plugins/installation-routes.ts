@@ -9,8 +9,8 @@ import { PageQuery, pageOf, decodeCursor, encodeCursor } from '../http/paginatio
 import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
 import type { Principal } from '../identity/principal.js'
 import { PLATFORM_ORG } from '../db/database.js'
-import { checkConsent, defaultMount, insertInstallation, INSTALLATION_COLS, openSecrets, secretKeys, secretsAd, splitSettings, toInstallation, type Installation, type InstallationRow } from './installations.js'
-import { checkDependencies, dependentsOf, installableVersion, listDiff, loadInstallation } from './lifecycle.js'
+import { INSTALLATION_COLS, openSecrets, secretKeys, secretsAd, splitSettings, toInstallation, type Installation, type InstallationRow } from './installations.js'
+import { dependentsOf, installVersion, listDiff, loadInstallation } from './lifecycle.js'
 import { emitEvents, kernelEvent } from '../events/outbox.js'
 
 const Uuid = Type.String({ format: 'uuid' })
@@ -127,31 +127,7 @@ export function registerInstallationRoutes(app: Api, k: KernelContext): void {
       const tenantId = await targetTenant(k, p, request.query.tenantId)
       const body = request.body
       const meta = auditMeta(request)
-      const inst = await orgTx(k, tenantId, async (tx) => {
-        const version = await installableVersion(k, tx, body.plugin, body.version)
-        await host().installPolicy?.(tx, tenantId, version)
-        checkConsent(version, body.capabilities)
-        await checkDependencies(k, tx, tenantId, version)
-        const { settings, secrets } = splitSettings(version, body.settings ?? {})
-        const created = await insertInstallation(tx, k.secrets, {
-          version,
-          mount: body.mount ?? defaultMount(version.name),
-          capabilities: version.manifest.capabilities,
-          settings,
-          secrets,
-          installedBy: `${p.kind}:${p.id}`,
-        })
-        await host().data.ensureIndexes(tx, version.name, version.manifest.collections ?? {})
-        await appendAudit(tx, tenantId, {
-          ...meta,
-          action: 'plugin.installed',
-          target: { kind: 'plugin_installation', id: created.id },
-          data: { plugin: version.name, version: version.version, sha256: version.sha256, capabilities: created.capabilities, settings: Object.keys(settings), secrets: Object.keys(secrets) },
-        })
-        await emitEvents(tx, kernelEvent('marketplace.installation.created', `installation/${created.id}`, { installationId: created.id, plugin: version.name, version: version.version, capabilities: created.capabilities }))
-        return created
-      })
-      host().forgetTenant(tenantId)
+      const inst = await installVersion(k, tenantId, { plugin: body.plugin, version: body.version, capabilities: body.capabilities, settings: body.settings ?? {}, mount: body.mount, installedBy: `${p.kind}:${p.id}` }, meta)
       reply.code(201)
       return view(inst)
     },

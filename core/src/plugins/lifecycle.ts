@@ -4,7 +4,8 @@ import type { KernelContext } from '../kernel-context.js'
 import { KRN, PLG } from '../errors.js'
 import { appendAudit, type AuditRecord } from '../audit/audit-log.js'
 import { emitEvents, kernelEvent } from '../events/outbox.js'
-import { INSTALLATION_COLS, openSecrets, splitSettings, toInstallation, type Installation, type InstallationRow } from './installations.js'
+import { checkConsent, defaultMount, insertInstallation, INSTALLATION_COLS, openSecrets, splitSettings, toInstallation, type Installation, type InstallationRow } from './installations.js'
+import { orgTx } from '../kernel-context.js'
 import type { PluginVersion } from './versions.js'
 
 /** A version a tenant may install now: approved, and not blocked. */
@@ -104,4 +105,36 @@ export async function switchVersion(
     kernelEvent(`marketplace.installation.${how.action}`, `installation/${inst.id}`, { installationId: inst.id, plugin: to.name, version: to.version, capabilities: to.manifest.capabilities, from: from.version }),
   )
   return toInstallation(row!)
+}
+
+/**
+ * Installs an approved version for a tenant: the channel catalog allows it, the consent equals
+ * what it requests, its dependencies are installed, its settings are valid (secrets sealed), its
+ * indexes exist. Audited; the tenant gets `marketplace.installation.created`.
+ */
+export async function installVersion(
+  k: KernelContext,
+  tenantId: string,
+  req: { plugin: string; version: string; capabilities: string[]; settings: Record<string, unknown>; mount?: string; installedBy: string },
+  meta: Pick<AuditRecord, 'actor' | 'ip' | 'requestId'>,
+): Promise<Installation> {
+  const inst = await orgTx(k, tenantId, async (tx) => {
+    const version = await installableVersion(k, tx, req.plugin, req.version)
+    await k.plugins.installPolicy?.(tx, tenantId, version)
+    checkConsent(version, req.capabilities)
+    await checkDependencies(k, tx, tenantId, version)
+    const { settings, secrets } = splitSettings(version, req.settings)
+    const created = await insertInstallation(tx, k.secrets, { version, mount: req.mount ?? defaultMount(version.name), capabilities: version.manifest.capabilities, settings, secrets, installedBy: req.installedBy })
+    await k.plugins.data.ensureIndexes(tx, version.name, version.manifest.collections ?? {})
+    await appendAudit(tx, tenantId, {
+      ...meta,
+      action: 'plugin.installed',
+      target: { kind: 'plugin_installation', id: created.id },
+      data: { plugin: version.name, version: version.version, sha256: version.sha256, capabilities: created.capabilities, settings: Object.keys(settings), secrets: Object.keys(secrets) },
+    })
+    await emitEvents(tx, kernelEvent('marketplace.installation.created', `installation/${created.id}`, { installationId: created.id, plugin: version.name, version: version.version, capabilities: created.capabilities }))
+    return created
+  })
+  k.plugins.forgetTenant(tenantId)
+  return inst
 }

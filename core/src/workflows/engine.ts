@@ -179,7 +179,7 @@ export class WorkflowEngine {
             workflowMetrics.steps.observe({ plugin: row.plugin, workflow: row.workflow, step, outcome: 'completed' }, wallMs / 1000)
             if (compensating) return this.continueCompensation(tx, tenantId, row, row.compensations)
             const compensations = wf.compensate?.[step] ? [...row.compensations, { step: wf.compensate[step]!, input: output ?? null }] : row.compensations
-            return this.apply(tx, tenantId, { ...row, compensations }, wf, nextAfter(wf, step, output))
+            return this.apply(tx, tenantId, { ...row, compensations }, wf, nextAfter(wf, step, output), startedAt)
           },
         },
       )
@@ -195,7 +195,7 @@ export class WorkflowEngine {
   }
 
   /** Moves the instance on after a completed step; returns the jobs to add after commit. */
-  private async apply(tx: Tx, tenantId: string, row: InstanceRow, wf: ManifestWorkflow, next: Next): Promise<QueueJob[]> {
+  private async apply(tx: Tx, tenantId: string, row: InstanceRow, wf: ManifestWorkflow, next: Next, stepStartedAt: Date = new Date()): Promise<QueueJob[]> {
     const seq = row.step_seq + 1
     const comps = JSON.stringify(row.compensations)
     switch (next.kind) {
@@ -212,6 +212,17 @@ export class WorkflowEngine {
         return this.beginFailure(tx, tenantId, { ...row, step_seq: seq - 1 }, { code: 'WFL_FAILED', message: next.reason })
       case 'wait':
       case 'sleep': {
+        if (next.kind === 'wait') {
+          // An event that arrived while the step ran (before the wait existed) still counts.
+          const early = await this.arrivedSince(tx, next.event, next.match, stepStartedAt)
+          if (early) {
+            await tx.sql(
+              `update workflow_instances set step = ?, step_seq = ?, attempt = 0, input = ?::jsonb, status = 'running', wait = null, run_at = now(), compensations = ?::jsonb, updated_at = now() where id = ?::uuid`,
+              [next.next, seq, JSON.stringify({ event: early, timedOut: false, input: next.input ?? null }), comps, row.id],
+            )
+            return [jobOf(tenantId, row.id, seq, 0)]
+          }
+        }
         const wait: Wait = next.kind === 'wait' ? { kind: 'event', type: next.event, match: next.match, next: next.next, onTimeout: next.onTimeout, input: next.input } : { kind: 'timer', next: next.next, input: next.input }
         const ms = next.kind === 'wait' ? next.timeoutMs : next.ms
         await tx.sql(
@@ -237,6 +248,16 @@ export class WorkflowEngine {
         return []
       }
     }
+  }
+
+  /** The tenant's first event of `type` matching `match` written since `since` (less a little clock slack), if any. */
+  private async arrivedSince(tx: Tx, type: string, match: Record<string, unknown>, since: Date) {
+    const rows = await tx.sql<{ id: string; type: string; subject: string; data: Record<string, unknown>; time: Date }>(
+      `select id, type, subject, data, time from events where type = ? and time >= ?::timestamptz order by id limit 200`,
+      [type, new Date(since.getTime() - 2000).toISOString()],
+    )
+    const hit = rows.find((e) => Object.entries(match).every(([key, v]) => JSON.stringify(e.data?.[key] ?? null) === JSON.stringify(v)))
+    return hit ? { id: hit.id, type: hit.type, subject: hit.subject, data: hit.data, time: new Date(hit.time).toISOString() } : undefined
   }
 
   /** Ends an instance (completed, failed or cancelled) and says so. */

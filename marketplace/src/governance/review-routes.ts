@@ -9,6 +9,8 @@ import { auditMeta, principalOf, requirePermission } from '@trellis/core/http/gu
 import { PageQuery, pageOf, decodeCursor, toPage } from '@trellis/core/http/pagination.js'
 import { KERNEL_PERMISSIONS as P } from '@trellis/core/identity/permissions.js'
 import { MKT_GOVERNANCE as MKT } from './errors.js'
+import type { Principal } from '@trellis/core/identity/principal.js'
+import type { AuditRecord } from '@trellis/core/audit/audit-log.js'
 import { VersionRow, versionView, type VersionDbRow } from './version-view.js'
 
 const IdParams = Type.Object({ id: Type.String({ format: 'uuid' }) })
@@ -54,32 +56,32 @@ export function registerReviewRoutes(app: Api, k: KernelContext): void {
           response: { 200: VersionRow },
         },
       },
-      async (request) => {
-        const p = principalOf(request)
-        const meta = auditMeta(request)
-        const status = decision === 'approve' ? 'approved' : 'rejected'
-        const row = await orgTx(k, PLATFORM_ORG, async (tx) => {
-          const [v] = await tx.sql<VersionDbRow>('select * from plugin_versions where id = ?::uuid for update', [request.params.id])
-          if (!v) throw KRN.NOT_FOUND({ what: 'plugin version' })
-          if (v.status !== 'in_review') throw MKT.NOT_IN_REVIEW({ status: v.status })
-          if (v.publisher_id) {
-            const mine = await tx.sql<{ tenant_id: string }>('select tenant_id from trellis_auth_memberships(?::uuid) where tenant_id = ?::uuid', [p.userId, v.publisher_id])
-            if (mine.length) throw MKT.SELF_REVIEW()
-          }
-          const review = { decision: status, reason: request.body.reason, reviewer: { kind: p.kind, id: p.id, userId: p.userId }, at: new Date().toISOString() }
-          const [updated] = await tx.sql<VersionDbRow>('update plugin_versions set status = ?, review = ?::jsonb where id = ?::uuid returning *', [status, JSON.stringify(review), v.id])
-          await appendAudit(tx, PLATFORM_ORG, { ...meta, action: `marketplace.version.${status}`, target: { kind: 'plugin_version', id: v.id }, data: { plugin: v.name, version: v.version, sha256: v.sha256, reason: request.body.reason } })
-          await emitEventsTo(
-            tx,
-            PLATFORM_ORG,
-            [PLATFORM_ORG, v.publisher_id],
-            kernelEvent(`marketplace.version.${status}`, `plugin/${v.name}`, { versionId: v.id, plugin: v.name, version: v.version, reason: request.body.reason }),
-          )
-          return updated!
-        })
-        k.plugins.versions.forget(row.id)
-        return versionView(row)
-      },
+      async (request) => versionView(await decide(k, principalOf(request), request.params.id, decision, request.body.reason, auditMeta(request))),
     )
   }
 }
+
+/**
+ * Approves or rejects a version in review, as `p` (a platform reviewer who is not a member of
+ * the publishing partner), with the reason; audited, and the platform and the publisher told.
+ */
+export async function decide(k: KernelContext, p: Principal, versionId: string, decision: 'approve' | 'reject', reason: string, meta: Pick<AuditRecord, 'actor' | 'ip' | 'requestId'>): Promise<VersionDbRow> {
+  const status = decision === 'approve' ? 'approved' : 'rejected'
+  const row = await orgTx(k, PLATFORM_ORG, async (tx) => {
+    const [v] = await tx.sql<VersionDbRow>('select * from plugin_versions where id = ?::uuid for update', [versionId])
+    if (!v) throw KRN.NOT_FOUND({ what: 'plugin version' })
+    if (v.status !== 'in_review') throw MKT.NOT_IN_REVIEW({ status: v.status })
+    if (v.publisher_id) {
+      const mine = await tx.sql<{ tenant_id: string }>('select tenant_id from trellis_auth_memberships(?::uuid) where tenant_id = ?::uuid', [p.userId, v.publisher_id])
+      if (mine.length) throw MKT.SELF_REVIEW()
+    }
+    const review = { decision: status, reason, reviewer: { kind: p.kind, id: p.id, userId: p.userId }, at: new Date().toISOString() }
+    const [updated] = await tx.sql<VersionDbRow>('update plugin_versions set status = ?, review = ?::jsonb where id = ?::uuid returning *', [status, JSON.stringify(review), v.id])
+    await appendAudit(tx, PLATFORM_ORG, { ...meta, action: `marketplace.version.${status}`, target: { kind: 'plugin_version', id: v.id }, data: { plugin: v.name, version: v.version, sha256: v.sha256, reason } })
+    await emitEventsTo(tx, PLATFORM_ORG, [PLATFORM_ORG, v.publisher_id], kernelEvent(`marketplace.version.${status}`, `plugin/${v.name}`, { versionId: v.id, plugin: v.name, version: v.version, reason }))
+    return updated!
+  })
+  k.plugins.versions.forget(row.id)
+  return row
+}
+
