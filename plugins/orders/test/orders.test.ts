@@ -1,6 +1,8 @@
 // The orders plugin on the real kernel (embedded database, sandbox, row-level security) with the
 // catalog, pricing and inventory plugins it works with, installed in dependency order.
 import t from 'tap'
+import { join } from 'node:path'
+import { buildPlugin } from '@trellis/plugin-sdk'
 import { lintErp, startErpKernel } from '../../support/kernel.js'
 
 const dev = await startErpKernel()
@@ -261,4 +263,23 @@ t.test('a clerk who may place orders cannot approve their own discount', async (
   t.equal((await asClerk('POST', `${O}/orders/SO-50/confirm`)).body.code, 'ORD_ERR_OPEN_EXCEPTIONS')
   t.equal((await asClerk('POST', '/v1/x/pricing/prices', { kind: 'customer', sku: 'C', customer: 'ALFKI', price: '0.01' })).status, 403, 'nor set a contract price instead')
   t.match((await r('GET', `${O}/orders/SO-50`)).body, { status: 'placed', exceptions: [{ kind: 'price_approval', status: 'open' }] })
+})
+
+t.test('another plugin deciding through the action: as a workflow step may, for a person without orders.approve may not', async (t) => {
+  const built = await buildPlugin({ dir: join(import.meta.dirname, 'fixtures', 'approver'), write: false })
+  const { default: manifest } = await import('./fixtures/approver/trellis.plugin.json', { with: { type: 'json' } })
+  await dev.install({ manifest, code: built.code, sourceMap: built.sourceMap })
+  await ok('POST', `${O}/orders`, { number: 'SO-60', customer: 'ALFKI', lines: [{ sku: 'C', quantity: 2, discount: 0.4 }] })
+  await ok('POST', `${O}/orders`, { number: 'SO-61', customer: 'ALFKI', lines: [{ sku: 'C', quantity: 2, discount: 0.4 }] })
+
+  await ok('POST', '/v1/users', { email: 'clerk2@dev.test', name: 'Clerk 2', password: 'password-of-clerk-two', role: 'clerk' })
+  const login = await dev.request('POST', '/v1/auth/login', { body: { email: 'clerk2@dev.test', password: 'password-of-clerk-two' }, token: '' })
+  const token = (login.body as { accessToken: string }).accessToken
+  const viaClerk = await dev.request('POST', '/v1/x/approver/decide', { token, body: { order: 'SO-60', kind: 'price_approval', decision: 'approve', reason: 'sneaky' } })
+  t.same(viaClerk.body, { ok: false, code: 'ORD_ERR_FORBIDDEN', detail: 'resolving an order exception needs the orders.approve permission' })
+  t.match((await ok('GET', `${O}/orders/SO-60`)).exceptions[0], { status: 'open' }, 'still waiting')
+
+  const asStep = (await dev.invoke('@test/approver', 'action', 'decide', { order: 'SO-61', kind: 'price_approval', decision: 'approve', reason: 'task 7 approved', decidedBy: 'user:boss@dev.test' })) as any
+  t.equal(asStep.ok, true)
+  t.match(asStep.order.exceptions[0], { status: 'resolved', decision: 'approved', by: 'user:boss@dev.test' })
 })
