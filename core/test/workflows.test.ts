@@ -133,7 +133,11 @@ t.test('workflows on pglite', async (t) => {
     const found = await eventually(async () => {
       const list = await k.req('GET', '/v1/workflows/instances?workflow=shipment', { token: a.token })
       return list.body.items.find((i: any) => i.input.event.data.orderId === 'S-1' && i.status === 'waiting')
-    }, 20_000)
+    }, 20_000).catch(async (err) => {
+      t.comment(JSON.stringify(await k.ownerSql(`select type, subject, dispatched_at, processed_at from events where tenant_id = ? and type like 'flows.%'`, [a.orgId])))
+      t.comment(JSON.stringify(await k.ownerSql(`select workflow, status, step, error from workflow_instances where tenant_id = ? and workflow = 'shipment'`, [a.orgId])))
+      throw err
+    })
     await emit('flows.shipment.arrived', { orderId: 'S-other' })
     await emit('flows.shipment.arrived', { orderId: 'S-1' })
     const done = await until(k, a.token, found.id, 'completed')
