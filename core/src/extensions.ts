@@ -13,6 +13,8 @@ export interface KernelExtension {
   /** Registers routes (under /v1). */
   routes?(app: Api, k: KernelContext): void
   close?(): Promise<void>
+  /** `trellis start --demo`: adds what the extension brings to the demo tenant (the marketplace installs the first-party plugins). */
+  seedDemo?(k: KernelContext, demo: { tenantId: string; partnerId: string; log: (line: string) => void }): Promise<void>
 }
 
 /** Packages known to extend the kernel, loaded when installed. */

@@ -50,6 +50,8 @@ export interface KernelOptions extends HttpOptions {
 export interface Kernel {
   ctx: KernelContext
   app: Api
+  /** The packages extending this kernel. */
+  extensions: KernelExtension[]
   /** Starts listening; resolves to the base URL. */
   listen(): Promise<string>
   close(): Promise<void>
@@ -119,6 +121,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     return {
       ctx,
       app,
+      extensions,
       async listen() {
         return app.listen({ port: config.port, host: config.host })
       },

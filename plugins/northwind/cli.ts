@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { csvTotals, importNorthwind, pluginTotals, readNorthwind } from './import.js'
 
-const DEFAULT_DATA = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'shared', 'data', 'northwind')
+const DEFAULT_DATA = join(dirname(fileURLToPath(import.meta.url)), 'data')
 const USAGE = 'usage: node --import tsx plugins/northwind/cli.ts --url <api origin> --token <token> [--data <dir>] [--orders <n>] [--check]'
 
 const { values } = parseArgs({

@@ -227,7 +227,14 @@ export async function importNorthwind(options: ImportOptions): Promise<ImportRes
   let requests = 0
   const call = async (method: string, path: string, body?: unknown, ok: number[] = [200, 201]) => {
     requests++
-    const r = await send(method, path, body)
+    let r = await send(method, path, body)
+    // A tenant's rate limit is a reason to wait, not to give up (the problem says how long).
+    for (let tries = 0; r.status === 429 && tries < 20; tries++) {
+      const seconds = Number(/retry in (\d+)s/.exec(String(r.body?.detail ?? ''))?.[1] ?? 1)
+      log(`rate limited; waiting ${seconds} s`)
+      await new Promise((done) => setTimeout(done, Math.max(1, seconds) * 1000))
+      r = await send(method, path, body)
+    }
     if (!ok.includes(r.status)) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(r.body).slice(0, 2000)}`)
     return r.body
   }

@@ -6,6 +6,7 @@ import { verifyChain, auditedOrganisations } from '../audit/verify.js'
 import { AuditSealer } from '../audit/sealer.js'
 import { SigningKeys } from '../identity/signing-keys.js'
 import { SecretBox } from '../crypto/secret-box.js'
+import { seedDemoErp } from './demo-erp.js'
 
 const out = (line = '') => process.stdout.write(line + '\n')
 
@@ -17,6 +18,10 @@ export async function runStart(config: KernelConfig, opts: { demo?: boolean; mig
     firstAdmin = await createPlatformAdmin(ctx, { email: process.env.TRELLIS_ADMIN_EMAIL ?? 'admin@trellis.local', password: process.env.TRELLIS_ADMIN_PASSWORD })
   }
   const demo = opts.demo ? await seedDemo(ctx) : undefined
+  if (demo) {
+    const admin = demo.accounts.find((a) => a.role === 'tenant_admin')!
+    await seedDemoErp(kernel, { tenantId: demo.tenantId, partnerId: demo.partnerId, adminEmail: admin.email, password: admin.password }, (line) => out(`  ${line}`))
+  }
   const url = (await kernel.listen()).replace('[::1]', 'localhost')
   out()
   out(`Trellis is running at ${url}  (API docs: ${url}/docs)`)

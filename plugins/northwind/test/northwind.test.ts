@@ -10,7 +10,7 @@ import { ERP_PLUGINS, bundleOf } from '../../support/kernel.js'
 import { csvTotals, importNorthwind, parseCsv, pluginTotals, readNorthwind, type RequestFn } from '../import.js'
 import { readFile } from 'node:fs/promises'
 
-const DATA = process.env.NORTHWIND_DIR ?? join(import.meta.dirname, '..', '..', '..', '..', 'shared', 'data', 'northwind')
+const DATA = process.env.NORTHWIND_DIR ?? join(import.meta.dirname, '..', 'data')
 const SUBSET = 40
 
 const k = await startTestKernel(t, 'pglite', { plugins: { sandboxWorkers: 1 } })

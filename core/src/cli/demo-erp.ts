@@ -1,0 +1,30 @@
+import { existsSync } from 'node:fs'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import type { Kernel } from '../kernel.js'
+
+/** Where the Northwind sample data lives in a checkout (Ms-PL, vendored with its licence). */
+export const NORTHWIND_DIR = process.env.TRELLIS_NORTHWIND_DIR ?? fileURLToPath(new URL('../../../plugins/northwind/data', import.meta.url))
+const IMPORTER = new URL('../../../plugins/northwind/import.ts', import.meta.url)
+
+/**
+ * The demo's ERP: the extensions put their part in (the marketplace publishes, approves and
+ * installs the first-party plugins for the demo tenant), then the Northwind data is loaded
+ * through the plugins' own routes, as the demo tenant's admin — once.
+ */
+export async function seedDemoErp(kernel: Kernel, demo: { tenantId: string; partnerId: string; adminEmail: string; password: string }, log: (line: string) => void): Promise<void> {
+  for (const ext of kernel.extensions) await ext.seedDemo?.(kernel.ctx, { tenantId: demo.tenantId, partnerId: demo.partnerId, log })
+  const installed = (await kernel.ctx.plugins.installed(demo.tenantId)).byPlugin
+  if (!installed.has('@trellis/orders') || !existsSync(fileURLToPath(IMPORTER)) || !existsSync(NORTHWIND_DIR)) return
+  const [loaded] = await kernel.ctx.db.inOrg(demo.tenantId, (tx) => tx.sql<{ n: number }>(`select count(*)::int as n from plugin_records where plugin = '@trellis/orders' and collection = 'orders'`))
+  if (loaded!.n > 0) return
+  const inject = async (method: string, path: string, body?: unknown, token?: string) => {
+    const res = await kernel.app.inject({ method: method as 'GET', url: path, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { payload: JSON.stringify(body) }) })
+    return { status: res.statusCode, body: res.body ? JSON.parse(res.body) : null }
+  }
+  const login = await inject('POST', '/v1/auth/login', { email: demo.adminEmail, password: demo.password })
+  const token = login.body.accessToken as string
+  const { importNorthwind } = (await import(pathToFileURL(fileURLToPath(IMPORTER)).href)) as { importNorthwind: (o: Record<string, unknown>) => Promise<{ orders: number; products: number; customers: number; ms: number }> }
+  log('loading the Northwind data through the plugins (once; a few minutes)…')
+  const r = await importNorthwind({ request: (method: string, path: string, body?: unknown) => inject(method, path, body, token), dataDir: NORTHWIND_DIR, log })
+  log(`Northwind loaded: ${r.products} products, ${r.customers} customers, ${r.orders} orders in ${Math.round(r.ms / 1000)} s`)
+}
