@@ -278,7 +278,13 @@ export async function importNorthwind(options: ImportOptions): Promise<ImportRes
   for (const part of chunks(customers, 150)) result.customers += (await call('POST', '/v1/x/orders/customers/import', { rows: part })).created
   log(`orders: ${result.customers} customers`)
 
-  // Orders, in order-id (= date) order, taken to their historical state.
+  // Orders, in order-id (= date) order, taken to their historical state. Their discounts were
+  // approved at the time: while history is replayed, the orders plugin's pricing-exception
+  // workflow is paused (its setting), and each exception is resolved on the record instead.
+  const installations = (await call('GET', '/v1/installations?limit=200')) as { items: Array<{ id: string; plugin: string; settings: Record<string, unknown> }> }
+  const ordersInstallation = installations.items.find((i) => i.plugin === '@trellis/orders')
+  const workflowSetting = ordersInstallation?.settings.priceApprovalWorkflow
+  if (ordersInstallation) await call('PATCH', `/v1/installations/${ordersInstallation.id}`, { settings: { priceApprovalWorkflow: false } })
   const linesOf = new Map<string, Array<Record<string, string>>>()
   for (const d of data.details) linesOf.set(d.order_id!, [...(linesOf.get(d.order_id!) ?? []), d])
   for (const o of data.orders) {
@@ -307,6 +313,7 @@ export async function importNorthwind(options: ImportOptions): Promise<ImportRes
     if (result.orders % 100 === 0) log(`orders: ${result.orders}/${data.orders.length} (${Math.round((Date.now() - started) / 1000)} s)`)
   }
   log(`orders: ${result.orders} placed, ${result.shipped} shipped and invoiced, ${result.confirmedOpen} open, ${result.priceApprovals} price approvals, ${result.stockShort} short`)
+  if (ordersInstallation) await call('PATCH', `/v1/installations/${ordersInstallation.id}`, { settings: { priceApprovalWorkflow: workflowSetting ?? null } })
 
   // Discontinued products, as the change it is (catalog.product.updated events).
   for (const part of chunks(productRows(true), 90)) result.discontinued += (await call('POST', '/v1/x/catalog/import/products', { csv: toCsv(productHeader, part), upsert: true })).updated

@@ -72,6 +72,8 @@ export class PluginHost implements PluginEventSink {
   private sandboxStarting: Promise<Sandbox> | undefined
   private readonly loaded = new Map<string, Promise<unknown>>()
   private readonly tenants = new Map<string, Promise<TenantPlugins>>()
+  private readonly settled = new Map<string, TenantPlugins>()
+  private readonly generations = new Map<string, number>()
   private readonly parsedCaps = new WeakMap<Installation, Capability[]>()
   private readonly services: HostServices
   private readonly egress: EgressGuard
@@ -140,18 +142,26 @@ export class PluginHost implements PluginEventSink {
   /** Forgets what is cached about a tenant's installations (after an install, update or uninstall). */
   forgetTenant(tenantId: string): void {
     this.tenants.delete(tenantId)
+    this.settled.delete(tenantId)
+    this.generations.set(tenantId, (this.generations.get(tenantId) ?? 0) + 1)
     void this.watchSubscribers()
   }
 
   /** The tenant's installations, active or disabled (cached briefly). */
   async installed(tenantId: string, tx?: Tx): Promise<TenantPlugins> {
     const ttl = this.options.installationTtlMs ?? 1000
+    const fresh = this.settled.get(tenantId)
+    if (fresh && Date.now() - fresh.at < ttl) return fresh
     let entry = this.tenants.get(tenantId)
-    if (entry) {
+    // Inside a transaction, never wait on a load that needs another connection: on the embedded
+    // database (one connection) that load waits for this very transaction.
+    if (entry && !tx) {
       const got = await entry.catch(() => undefined)
       if (got && Date.now() - got.at < ttl) return got
       if (this.tenants.get(tenantId) === entry) this.tenants.delete(tenantId)
     }
+    const generation = (this.generations.get(tenantId) ?? 0) + 1
+    this.generations.set(tenantId, generation)
     entry = (async () => {
       const load = (t: Tx) => t.sql<InstallationRow>(`select ${INSTALLATION_COLS} from plugin_installations`)
       const rows = tx ? await load(tx) : await this.k.db.inOrg(tenantId, load)
@@ -164,7 +174,10 @@ export class PluginHost implements PluginEventSink {
         byPlugin.set(inst.plugin, inst)
         byMount.set(inst.mount, inst)
       }
-      return { at: Date.now(), byId, byPlugin, byMount }
+      const loaded = { at: Date.now(), byId, byPlugin, byMount }
+      // A load overtaken by a change (forgetTenant) or a newer load does not become the cache.
+      if (this.generations.get(tenantId) === generation) this.settled.set(tenantId, loaded)
+      return loaded
     })()
     this.tenants.set(tenantId, entry)
     entry.catch(() => this.tenants.get(tenantId) === entry && this.tenants.delete(tenantId))

@@ -1,4 +1,4 @@
-import { collection, definePlugin } from '@trellis/plugin-sdk'
+import { collection, definePlugin, defineWorkflow, flow } from '@trellis/plugin-sdk'
 import type { PluginContext, RouteRequest, RouteResponse } from '@trellis/plugin-sdk'
 import manifest from '../trellis.plugin.json' with { type: 'json' }
 
@@ -429,6 +429,50 @@ async function salesReport(req: RouteRequest<null, Record<string, string>, { gro
   }
 }
 
+// ---- the pricing-exception workflow ----
+
+interface ExceptionRaised {
+  event: { data: { order: string; customer: string; kind: ExceptionKind; reason: string } }
+}
+
+/**
+ * A discount over the approval threshold opens this workflow: a person holding the approver
+ * role (with an SLA, then the escalation role) approves or rejects it, and the decision is
+ * applied as `resolveException` would — approve keeps the discount, reject reprices the line.
+ */
+const priceException = defineWorkflow({
+  steps: {
+    review: async (input: ExceptionRaised, ctx: Ctx) => {
+      const { order, customer, kind, reason } = input.event.data
+      if (kind !== 'price_approval' || ctx.settings.priceApprovalWorkflow === false) return flow.complete({ order, skipped: true })
+      const o = await orderOf(ctx, order)
+      const open = o?.exceptions.find((e) => e.kind === 'price_approval' && e.status === 'open')
+      if (!o || !open) return flow.complete({ order, alreadyResolved: true })
+      return flow.task({
+        title: `Approve the discount on order ${order} (${customer})`,
+        role: typeof ctx.settings.approverRole === 'string' ? ctx.settings.approverRole : 'pricing_manager',
+        escalateTo: typeof ctx.settings.escalateTo === 'string' ? ctx.settings.escalateTo : 'sales_director',
+        slaMs: Math.round((typeof ctx.settings.slaHours === 'number' ? ctx.settings.slaHours : 24) * 3_600_000),
+        form: { type: 'object', required: ['reason'], properties: { reason: { type: 'string', minLength: 1, maxLength: 500 } } },
+        outcomes: ['approve', 'reject'],
+        next: { approve: 'decide', reject: 'decide' },
+        data: { order, customer, reason, total: o.total, lines: o.lines.filter((l) => l.needsApproval).map((l) => ({ sku: l.sku, quantity: l.quantity, discount: l.discount })) },
+        input: { order },
+      })
+    },
+    decide: async (input: { outcome: string; data: { reason: string }; by: string; input: { order: string } }, ctx: Ctx) => {
+      try {
+        const o = await resolveException(ctx, { order: input.input.order, kind: 'price_approval', decision: input.outcome === 'approve' ? 'approve' : 'reject', reason: input.data.reason, decidedBy: input.by })
+        return flow.complete({ order: o.number, decision: input.outcome, total: o.total })
+      } catch (err) {
+        // Resolved meanwhile through the route: nothing left to decide.
+        if (err instanceof OrderProblem && err.code === 'ORD_ERR_NO_OPEN_EXCEPTION') return flow.complete({ order: input.input.order, alreadyResolved: true })
+        throw err
+      }
+    },
+  },
+})
+
 export const ordersPlugin = definePlugin({
   manifest,
   collections: { customers: collection<Customer>(), orders: collection<Order>() },
@@ -479,6 +523,7 @@ export const ordersPlugin = definePlugin({
     'POST /orders/:number/exceptions/:kind/resolve': resolveRoute,
     'GET /reports/sales': salesReport,
   },
+  workflows: { priceException },
   actions: {
     getOrder: async (input: { order: string }, ctx: Ctx) => orderOf(ctx, input.order),
     resolveException: async (input: { order: string; kind: ExceptionKind; decision: 'approve' | 'reject'; reason: string; decidedBy?: string }, ctx: Ctx) => {

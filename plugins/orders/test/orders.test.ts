@@ -45,6 +45,8 @@ t.test('the manifest asks only for what orders uses, and passes the lint', async
     'plugins:call:@trellis/inventory#reserve',
     'plugins:call:@trellis/inventory#release',
     'plugins:call:@trellis/inventory#issue',
+    'workflows',
+    'events:subscribe:orders.exception.raised',
   ], 'no access to inventory data: only its actions')
   t.same((await lintErp('orders')).errors, [])
 })
@@ -282,4 +284,32 @@ t.test('another plugin deciding through the action: as a workflow step may, for 
   const asStep = (await dev.invoke('@test/approver', 'action', 'decide', { order: 'SO-61', kind: 'price_approval', decision: 'approve', reason: 'task 7 approved', decidedBy: 'user:boss@dev.test' })) as any
   t.equal(asStep.ok, true)
   t.match(asStep.order.exceptions[0], { status: 'resolved', decision: 'approved', by: 'user:boss@dev.test' })
+})
+
+t.test('a discount over the threshold opens a pricing-exception task; the approver\'s decision is applied', async (t) => {
+  t.equal((await r('POST', '/v1/roles', { name: 'pricing_manager', permissions: ['orders.approve'] })).status, 201)
+  t.equal((await r('POST', '/v1/users', { email: 'pm@dev.test', name: 'Pricing manager', password: 'password-of-pricing-manager', role: 'pricing_manager' })).status, 201)
+  const pm = ((await dev.request('POST', '/v1/auth/login', { body: { email: 'pm@dev.test', password: 'password-of-pricing-manager' } })).body as { accessToken: string }).accessToken
+  const asPm = (method: string, path: string, body?: unknown) => dev.request(method, path, { token: pm, ...(body === undefined ? {} : { body }) }) as Promise<{ status: number; body: any }>
+  await ok('POST', `${O}/orders`, { number: 'SO-TASK-1', customer: 'ALFKI', lines: [{ sku: 'C', quantity: 10, discount: 0.3 }] })
+  let task: any
+  for (let i = 0; i < 200 && !task; i++) {
+    task = (await asPm('GET', '/v1/tasks')).body.items.find((x: any) => x.data?.order === 'SO-TASK-1')
+    if (!task) await new Promise((done) => setTimeout(done, 100))
+  }
+  t.ok(task, 'the pricing manager has a task for the order')
+  t.match(task, { title: 'Approve the discount on order SO-TASK-1 (ALFKI)', role: 'pricing_manager', outcomes: ['approve', 'reject'] })
+  t.same(task.data.lines, [{ sku: 'C', quantity: 10, discount: '0.30' }])
+  t.equal((await r('POST', `${O}/orders/SO-TASK-1/confirm`)).body.code, 'ORD_ERR_OPEN_EXCEPTIONS', 'the order waits for the decision')
+  t.equal((await asPm('POST', `/v1/tasks/${task.id}/complete`, { outcome: 'approve', data: {} })).body.code, 'WFL_ERR_FORM_INVALID', 'a decision needs a reason')
+  t.equal((await asPm('POST', `/v1/tasks/${task.id}/complete`, { outcome: 'approve', data: { reason: 'volume customer' } })).status, 200)
+  let order: any
+  for (let i = 0; i < 200; i++) {
+    order = await ok('GET', `${O}/orders/SO-TASK-1`)
+    if (order.exceptions[0].status === 'resolved') break
+    await new Promise((done) => setTimeout(done, 100))
+  }
+  t.match(order.exceptions[0], { kind: 'price_approval', status: 'resolved', decision: 'approved', resolution: 'volume customer' })
+  t.equal(order.total, '53.90', '10 × 7.70 × 0.70: the discount stands')
+  t.equal((await ok('POST', `${O}/orders/SO-TASK-1/confirm`)).status, 'confirmed')
 })
