@@ -37,6 +37,9 @@ export async function runStart(config: KernelConfig, opts: { demo?: boolean; mig
     out()
     out('Demo: partner "Northwind Partners" manages tenant "Northwind Traders". Accounts:')
     for (const a of demo.accounts) out(`  ${a.role.padEnd(18)} ${a.email.padEnd(36)} ${a.password}   (${a.org})`)
+    for (const role of ['pricing_manager', 'sales_director']) out(`  ${role.padEnd(18)} ${`${role.replace('_', '.')}@demo.trellis.local`.padEnd(36)} ${demo.accounts[0]!.password}   (Northwind Traders)`)
+    out('  The ERP plugins (catalog, pricing, inventory, orders) and partner onboarding are installed for Northwind Traders,')
+    out('  with the Northwind data loaded; a tour: plugins/README.md')
   }
   out()
   out('Sign in:')

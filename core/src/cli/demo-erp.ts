@@ -14,15 +14,22 @@ const IMPORTER = new URL('../../../plugins/northwind/import.ts', import.meta.url
 export async function seedDemoErp(kernel: Kernel, demo: { tenantId: string; partnerId: string; adminEmail: string; password: string }, log: (line: string) => void): Promise<void> {
   for (const ext of kernel.extensions) await ext.seedDemo?.(kernel.ctx, { tenantId: demo.tenantId, partnerId: demo.partnerId, log })
   const installed = (await kernel.ctx.plugins.installed(demo.tenantId)).byPlugin
-  if (!installed.has('@trellis/orders') || !existsSync(fileURLToPath(IMPORTER)) || !existsSync(NORTHWIND_DIR)) return
-  const [loaded] = await kernel.ctx.db.inOrg(demo.tenantId, (tx) => tx.sql<{ n: number }>(`select count(*)::int as n from plugin_records where plugin = '@trellis/orders' and collection = 'orders'`))
-  if (loaded!.n > 0) return
+  if (!installed.has('@trellis/orders')) return
   const inject = async (method: string, path: string, body?: unknown, token?: string) => {
     const res = await kernel.app.inject({ method: method as 'GET', url: path, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { payload: JSON.stringify(body) }) })
     return { status: res.statusCode, body: res.body ? JSON.parse(res.body) : null }
   }
   const login = await inject('POST', '/v1/auth/login', { email: demo.adminEmail, password: demo.password })
   const token = login.body.accessToken as string
+  // The people the pricing-exception workflow asks: a pricing manager (and, past the SLA, a sales director).
+  for (const role of ['pricing_manager', 'sales_director']) {
+    await inject('POST', '/v1/roles', { name: role, description: `Decides pricing exceptions (${role.replace('_', ' ')})`, permissions: ['orders.approve', 'users.read'] }, token)
+    const email = `${role.replace('_', '.')}@demo.trellis.local`
+    await inject('POST', '/v1/users', { email, name: role.replace('_', ' '), password: demo.password, role }, token)
+  }
+  if (!existsSync(fileURLToPath(IMPORTER)) || !existsSync(NORTHWIND_DIR)) return
+  const [loaded] = await kernel.ctx.db.inOrg(demo.tenantId, (tx) => tx.sql<{ n: number }>(`select count(*)::int as n from plugin_records where plugin = '@trellis/orders' and collection = 'orders'`))
+  if (loaded!.n > 0) return
   const { importNorthwind } = (await import(pathToFileURL(fileURLToPath(IMPORTER)).href)) as { importNorthwind: (o: Record<string, unknown>) => Promise<{ orders: number; products: number; customers: number; ms: number }> }
   log('loading the Northwind data through the plugins (once; a few minutes)…')
   const r = await importNorthwind({ request: (method: string, path: string, body?: unknown) => inject(method, path, body, token), dataDir: NORTHWIND_DIR, log })
