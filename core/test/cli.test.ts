@@ -21,7 +21,7 @@ function start(args: string[], env: Record<string, string | undefined>): Promise
   child.stdout!.on('data', (d) => (out += d))
   child.stderr!.on('data', (d) => (out += d))
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no URL printed:\n${out}`)), 90_000)
+    const timer = setTimeout(() => reject(new Error(`no URL printed:\n${out}`)), 240_000)
     const check = () => {
       const m = /running at (http:\/\/\S+)/.exec(out)
       if (m && /\(API docs/.test(out) && out.includes('then send the accessToken')) {
@@ -100,9 +100,9 @@ t.test('first start on the embedded default creates a platform admin and prints 
   })
 })
 
-t.test('start --demo creates a partner, its tenant and a user per role', async (t) => {
+t.test('start --demo creates a partner, its tenant and a user per role, and installs the ERP plugins through the marketplace', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'trellis-cli-'))
-  const s = await start(['--demo'], { TRELLIS_DATA_DIR: dataDir, TRELLIS_ADMIN_EMAIL: 'ops@example.test', TRELLIS_ADMIN_PASSWORD: 'operator-password-1' })
+  const s = await start(['--demo'], { TRELLIS_DATA_DIR: dataDir, TRELLIS_ADMIN_EMAIL: 'ops@example.test', TRELLIS_ADMIN_PASSWORD: 'operator-password-1', TRELLIS_DEMO_ORDERS: '5' })
   t.teardown(() => stop(s.child))
   t.match(s.out(), /email:\s+ops@example\.test/)
   t.match(s.out(), /the TRELLIS_ADMIN_PASSWORD you set/)
@@ -117,6 +117,12 @@ t.test('start --demo creates a partner, its tenant and a user per role', async (
   const admin = await login(s.url, accounts[2]![2]!, accounts[2]![3]!)
   const branding = await fetch(`${s.url}/v1/branding`, { headers: { authorization: `Bearer ${admin.body.accessToken}` } })
   t.equal(((await branding.json()) as any).branding.displayName, 'Northwind Cloud ERP', 'the tenant inherits its partner\'s branding')
+  for (const p of ['catalog', 'pricing', 'inventory', 'orders', 'partner-onboarding']) t.match(s.out(), new RegExp(`published @trellis/${p}@[^\\n]*\\n\\s+approved @trellis/${p}@[^\\n]*\\n\\s+installed @trellis/${p}@`), `${p}: published, approved, installed`)
+  t.match(s.out(), /Northwind loaded: 77 products, 91 customers, 5 orders/)
+  const installs = await fetch(`${s.url}/v1/installations`, { headers: { authorization: `Bearer ${admin.body.accessToken}` } })
+  t.same((((await installs.json()) as any).items as any[]).map((i) => i.plugin).sort(), ['@trellis/catalog', '@trellis/inventory', '@trellis/orders', '@trellis/partner-onboarding', '@trellis/pricing'])
+  const orders = await fetch(`${s.url}/v1/x/orders/orders`, { headers: { authorization: `Bearer ${admin.body.accessToken}` } })
+  t.equal((((await orders.json()) as any).items as any[]).length, 5, 'the Northwind orders are there')
 })
 
 t.test('with OTEL_EXPORTER_OTLP_ENDPOINT, HTTP and SQL spans are exported with the tenant id', async (t) => {

@@ -80,6 +80,8 @@ for (const kind of DB_KINDS) {
       const metricsText = (await k.req('GET', '/metrics')).body as string
       t.ok(Number(/^trellis_events_outbox_backlog (\d+)$/m.exec(metricsText)?.[1]) >= 1, 'the held event shows in the outbox backlog on /metrics')
 
+      // On a loaded machine the dispatcher may still be working through the earlier events.
+      await eventually(async () => (await count(`events where tenant_id = ? and processed_at is null and subject <> ?`, [a.orgId, `api_key/${key.body.id}`])) === 0)
       t.same(await events.purge(), { events: 0, deliveries: 0 }, 'nothing is old yet')
       // Eight days on: deliveries (7 days) go, events (30 days) stay.
       const eight = await events.purge(new Date(Date.now() + 8 * DAY))

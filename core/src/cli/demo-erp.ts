@@ -32,6 +32,8 @@ export async function seedDemoErp(kernel: Kernel, demo: { tenantId: string; part
   if (loaded!.n > 0) return
   const { importNorthwind } = (await import(pathToFileURL(fileURLToPath(IMPORTER)).href)) as { importNorthwind: (o: Record<string, unknown>) => Promise<{ orders: number; products: number; customers: number; ms: number }> }
   log('loading the Northwind data through the plugins (once; a few minutes)…')
-  const r = await importNorthwind({ request: (method: string, path: string, body?: unknown) => inject(method, path, body, token), dataDir: NORTHWIND_DIR, log })
+  // TRELLIS_DEMO_ORDERS=N loads only the first N orders (a quicker demo; the CLI's own test).
+  const limit = Number(process.env.TRELLIS_DEMO_ORDERS ?? '') || undefined
+  const r = await importNorthwind({ request: (method: string, path: string, body?: unknown) => inject(method, path, body, token), dataDir: NORTHWIND_DIR, log, ...(limit ? { orders: limit } : {}) })
   log(`Northwind loaded: ${r.products} products, ${r.customers} customers, ${r.orders} orders in ${Math.round(r.ms / 1000)} s`)
 }
