@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { buildPlugin } from '@trellis/plugin-sdk'
 import { createKernel } from '../../core/src/kernel.js'
 import { loadConfig } from '../../core/src/config.js'
-import { createPlatformAdmin } from '../../core/src/bootstrap.js'
+import { benchTenant } from './_tenant.js'
 import { orgTx } from '../../core/src/kernel-context.js'
 import { PLATFORM_ORG } from '../../core/src/db/database.js'
 
@@ -17,17 +17,8 @@ const kernel = await createKernel({
   plugins: { sandboxWorkers: Number(process.env.BENCH_SANDBOX_WORKERS ?? 2) },
 })
 const k = kernel.ctx
-await createPlatformAdmin(k, { email: 'bench@platform.test', password: 'bench-admin-password' })
-const url = await kernel.listen()
-const call = async (method: string, path: string, body: unknown, token?: string) => {
-  const r = await fetch(url + path, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) })
-  const json = (await r.json()) as any
-  if (r.status >= 300) throw new Error(`${path}: ${r.status} ${JSON.stringify(json)}`)
-  return json
-}
-const admin = await call('POST', '/v1/auth/login', { email: 'bench@platform.test', password: 'bench-admin-password' })
-await call('POST', '/v1/tenants', { name: 'Bench', slug: 'bench', admin: { email: 'admin@bench.test', name: 'Bench admin', password: 'bench-tenant-password' } }, admin.accessToken)
-const tenant = await call('POST', '/v1/auth/login', { email: 'admin@bench.test', password: 'bench-tenant-password' })
+const { url, token: tenantToken, tenantId, call } = await benchTenant(kernel)
+const tenant = { accessToken: tenantToken, org: { id: tenantId } }
 const T = tenant.accessToken
 for (const name of ['catalog', 'pricing', 'inventory', 'orders']) {
   const dir = fileURLToPath(new URL(`../../plugins/${name}`, import.meta.url))

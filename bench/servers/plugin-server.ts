@@ -7,7 +7,7 @@ import { Type } from '@sinclair/typebox'
 import { buildPlugin } from '@trellis/plugin-sdk'
 import { createKernel } from '../../core/src/kernel.js'
 import { loadConfig } from '../../core/src/config.js'
-import { createPlatformAdmin } from '../../core/src/bootstrap.js'
+import { benchTenant } from './_tenant.js'
 import { orgTx } from '../../core/src/kernel-context.js'
 import { PLATFORM_ORG } from '../../core/src/db/database.js'
 import { appendAudit } from '../../core/src/audit/audit-log.js'
@@ -36,17 +36,8 @@ kernel.app.post('/v1/bench/notes', { schema: { body: Body } }, async (request, r
   return stored
 })
 
-await createPlatformAdmin(k, { email: 'bench@platform.test', password: 'bench-admin-password' })
-const url = await kernel.listen()
-const call = async (method: string, path: string, body: unknown, token?: string) => {
-  const r = await fetch(url + path, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) })
-  const json = (await r.json()) as any
-  if (r.status >= 300) throw new Error(`${path}: ${r.status} ${JSON.stringify(json)}`)
-  return json
-}
-const admin = await call('POST', '/v1/auth/login', { email: 'bench@platform.test', password: 'bench-admin-password' })
-await call('POST', '/v1/tenants', { name: 'Bench', slug: 'bench', admin: { email: 'admin@bench.test', name: 'Bench admin', password: 'bench-tenant-password' } }, admin.accessToken)
-const tenant = await call('POST', '/v1/auth/login', { email: 'admin@bench.test', password: 'bench-tenant-password' })
+const { url, token: tenantToken, tenantId, call } = await benchTenant(kernel)
+const tenant = { accessToken: tenantToken, org: { id: tenantId } }
 const built = await buildPlugin({ dir, write: false })
 await orgTx(k, PLATFORM_ORG, (tx) => k.plugins.versions.register(tx, { manifest, code: built.code, sourceMap: built.sourceMap, status: 'approved' }, (b) => k.plugins.probe(b), 'bench'))
 await call('POST', '/v1/installations', { plugin: manifest.name, version: manifest.version, capabilities: manifest.capabilities }, tenant.accessToken)

@@ -6,6 +6,7 @@ import { principalOf, requirePermission } from '../http/guards.js'
 import { PageQuery, pageOf, decodeCursor, encodeCursor } from '../http/pagination.js'
 import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
 import { PLATFORM_ORG } from '../db/database.js'
+import { invocationView } from './installation-routes.js'
 
 const Uuid = Type.String({ format: 'uuid' })
 const PublisherInvocation = Type.Object({
@@ -47,18 +48,11 @@ export function registerPublisherRoutes(app: Api, k: KernelContext): void {
         if (!publisher && !isPlatform(p)) throw KRN.NOT_FOUND({ what: `plugin ${plugin}` })
         return tx.sql<Record<string, unknown>>('select * from trellis_plugin_invocations(?, ?::uuid, ?)', [plugin, decodeCursor(request.query.cursor), limit + 1])
       })
-      const items = rows.slice(0, limit).map((r) => ({
-        id: r.id as string,
-        version: r.version as string,
-        entryKind: r.entry_kind as string,
-        entryName: r.entry_name as string,
-        startedAt: new Date(r.started_at as string).toISOString(),
-        wallMs: Number(r.wall_ms),
-        cpuMs: Number(r.cpu_ms),
-        hostCalls: Number(r.host_calls),
-        outcome: r.outcome as string,
-        errorCode: (r.error_code as string | null) ?? null,
-      }))
+      // The tenant admin's view, without what the function never returns (tenant, caller, logs).
+      const items = rows.slice(0, limit).map((r) => {
+        const { plugin: _p, callerKind: _k, callerId: _c, logs: _l, ...rest } = invocationView(r)
+        return rest
+      })
       return { items, nextCursor: rows.length > limit ? encodeCursor(items[items.length - 1]!.id) : null }
     },
   )
