@@ -129,6 +129,7 @@ for (const kind of DB_KINDS) {
       const invalid = await k.req('POST', '/v1/x/notes/notes', { token: a.token, body: { title: 'x', extra: true } })
       t.equal(invalid.status, 400)
       t.equal(invalid.body.code, 'KRN_ERR_VALIDATION_FAILED')
+      t.same(invalid.body.problems, [{ pointer: '', message: 'must NOT have additional properties' }], 'the problems come with pointers')
       const bad = await k.req('GET', '/v1/x/notes/bad-response', { token: a.token })
       t.equal(bad.status, 502)
       t.equal(bad.body.code, 'PLG_ERR_RESPONSE_INVALID')

@@ -23,6 +23,7 @@ export const ProblemSchema = {
     code: { type: 'string' },
     detail: { type: 'string' },
     instance: { type: 'string' },
+    problems: { type: 'array', description: 'For validation errors: each problem with a JSON pointer to where it is.', items: { type: 'object' } },
   },
   required: ['type', 'title', 'status', 'code', 'detail'],
 } as const
@@ -59,5 +60,8 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
     detail: error.message,
     instance: request.url,
   }
+  // Validation problems (pointer + message) are safe to show and worth a machine's reading.
+  const problems = (error.details as { problems?: unknown } | null | undefined)?.problems
+  if (Array.isArray(problems)) body.problems = problems.slice(0, 100)
   return reply.code(error.status).type('application/problem+json').send(body)
 }
