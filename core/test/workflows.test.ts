@@ -150,6 +150,22 @@ t.test('workflows on pglite', async (t) => {
     t.same(late.output, { late: 'S-2', timedOut: true })
   })
 
+  await t.test('a workflow with start.everyMs starts on its schedule, once per period', async (t) => {
+    // The sweeper first schedules it a period ahead; bring that moment forward instead of waiting a minute.
+    const schedule = await eventually(async () => (await k.ownerSql(`select next_at from workflow_schedules where tenant_id = ? and workflow = 'tick'`, [a.orgId]))[0], 10_000)
+    t.ok(new Date(schedule.next_at).getTime() > Date.now() + 50_000, 'the first run is a period away')
+    await k.ownerSql(`update workflow_schedules set next_at = now() - interval '1 second' where tenant_id = ? and workflow = 'tick'`, [a.orgId])
+    const ran = await eventually(async () => {
+      const list = await k.req('GET', '/v1/workflows/instances?workflow=tick&status=completed', { token: a.token })
+      return list.body.items[0]
+    }, 15_000)
+    t.equal(ran.output.ticked, true)
+    t.equal(ran.startedBy, 'schedule')
+    await new Promise((r) => setTimeout(r, 1500))
+    const all = await k.req('GET', '/v1/workflows/instances?workflow=tick', { token: a.token })
+    t.equal(all.body.items.length, 1, 'one run for the period')
+  })
+
   await t.test('timers, cancellation, version pinning and metrics', async (t) => {
     const napped = await start(k, a.token, 'nap', { ms: 150 })
     const woke = await until(k, a.token, napped.body.id, 'completed')
