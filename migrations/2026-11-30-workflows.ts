@@ -103,7 +103,6 @@ create table workflow_schedules (
       this.addSql(`create policy ${table}_sweep on ${table} for select to trellis_events using (current_user = 'trellis_events');`)
       this.addSql(`grant select on ${table} to trellis_events;`)
     }
-    this.addSql(`grant select (id, tenant_id, version_id, status) on plugin_installations to trellis_events;`)
   }
 
   override async down(): Promise<void> {

@@ -19,7 +19,7 @@ import { PgJobQueue } from './events/pg-queue.js'
 import type { JobQueue } from './events/queue.js'
 import { EgressGuard } from './egress/egress-guard.js'
 import { PluginHost, type PluginHostOptions } from './plugins/plugin-host.js'
-import { CollectionStore, ensureIndexes, dropPluginData } from './plugins/data/index.js'
+import { CollectionStore } from './plugins/data/index.js'
 import { loadInstalledExtensions, type KernelExtension } from './extensions.js'
 import { WorkflowEngine, type EngineOptions } from './workflows/engine.js'
 
@@ -97,17 +97,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       workflows: undefined as unknown as WorkflowEngine,
       revokedSessions: new Set(),
     }
-    const store = new CollectionStore()
-    const data = {
-      insert: store.insert.bind(store),
-      get: store.get.bind(store),
-      update: store.update.bind(store),
-      delete: store.delete.bind(store),
-      find: store.find.bind(store),
-      ensureIndexes,
-      dropPluginData,
-    }
-    plugins = ctx.plugins = new PluginHost(ctx, data, { egressAllow: options.events?.egressAllow, ...options.plugins })
+    plugins = ctx.plugins = new PluginHost(ctx, new CollectionStore(), { egressAllow: options.events?.egressAllow, ...options.plugins })
     await plugins.start()
     const workflowQueue: JobQueue =
       options.workflows?.queue ?? (config.redisUrl ? new BullMqJobQueue(config.redisUrl, `${queueName}-workflows`, config.queuePrefix, logger) : new PgJobQueue(db, `${queueName}-workflows`, logger))

@@ -187,6 +187,15 @@ for (const kind of DB_KINDS) {
       t.same(patched.body.secrets, [])
       const again = await k.req('GET', '/v1/x/notes/whoami', { token: a.token })
       t.same([again.body.settings, again.body.token], [{ greeting: 'hi' }, null])
+      const off = await k.req('PATCH', `/v1/installations/${installationId}`, { token: a.token, body: { status: 'disabled' } })
+      t.equal(off.body.status, 'disabled')
+      const refused = await k.req('GET', '/v1/x/notes/whoami', { token: a.token })
+      t.equal(refused.status, 403)
+      t.equal(refused.body.code, 'PLG_ERR_INSTALLATION_DISABLED', 'a disabled installation stops serving at once')
+      await k.req('PATCH', `/v1/installations/${installationId}`, { token: a.token, body: { status: 'active' } })
+      t.equal((await k.req('GET', '/v1/x/notes/whoami', { token: a.token })).status, 200)
+      const toggles = await k.ownerSql(`select action from audit_log where tenant_id = ? and action in ('plugin.disabled', 'plugin.enabled') order by id`, [a.orgId])
+      t.same(toggles.map((r: any) => r.action), ['plugin.disabled', 'plugin.enabled'])
     })
 
     await t.test('actions between plugins: only with the capability, only the same tenant\'s installation', async (t) => {

@@ -33,3 +33,9 @@ export function toPage<T extends { id: string }>(rows: T[], limit: number): { it
   const items = rows.slice(0, limit)
   return { items, nextCursor: rows.length > limit ? encodeCursor(items[items.length - 1]!.id) : null }
 }
+
+/** {@link toPage}, with each row of the page turned into what the API shows. */
+export function toPageOf<T extends { id: string }, V>(rows: T[], limit: number, view: (row: T) => V): { items: V[]; nextCursor: string | null } {
+  const page = toPage(rows, limit)
+  return { items: page.items.map(view), nextCursor: page.nextCursor }
+}

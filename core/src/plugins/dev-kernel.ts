@@ -63,10 +63,8 @@ export const startDevKernel: StartDevKernel = async (options: DevKernelOptions =
       return inst
     }
     const rowEvent = (r: { id: string; type: string; source: string; subject: string; data: unknown; time: Date }): DevEvent => ({ id: r.id, type: r.type, source: r.source, subject: r.subject, data: r.data, time: new Date(r.time).toISOString() })
-    const toDev = (r: Record<string, unknown>): DevInvocation => {
-      const v = invocationView(r)
-      return { id: v.id, plugin: v.plugin, version: v.version, entryKind: v.entryKind, entryName: v.entryName, callerKind: v.callerKind, outcome: v.outcome as 'ok' | 'error', errorCode: v.errorCode, wallMs: v.wallMs, cpuMs: v.cpuMs, hostCalls: v.hostCalls, logs: v.logs }
-    }
+    // The record as the API shows it (a DevInvocation, with a few fields more).
+    const toDev = (r: Record<string, unknown>) => invocationView(r) as DevInvocation
     let devBuild = 0
 
     const dev: DevKernel = {
@@ -114,7 +112,7 @@ export const startDevKernel: StartDevKernel = async (options: DevKernelOptions =
         const [row] = await k.db.inOrg(tenantId, (tx) => tx.sql<{ id: string; type: string; source: string; subject: string; data: unknown; time: Date }>('select id, type, source, subject, data, time from events where id = ?::uuid', [id!]))
         const event = rowEvent(row!)
         const installation = await installationOf(plugin)
-        const version = await k.db.inOrg(tenantId, (tx) => k.plugins.versionOf(tx, installation))
+        const version = await k.plugins.currentVersion(tenantId, installation)
         const entry = (version.manifest.events?.subscribes ?? []).find((s) => s === type || matchesEventPattern(s, type))
         if (entry) await k.plugins.invoke({ tenantId, installation, entry: { kind: 'event', name: entry }, input: { ...event, tenantId, subject: event.subject }, caller: { kind: 'event', id: event.id, permissions: [] } })
         return event
@@ -138,9 +136,7 @@ export const startDevKernel: StartDevKernel = async (options: DevKernelOptions =
         return rows.map(toDev)
       },
       onInvocation(listener) {
-        return k.plugins.onInvocation((rec) =>
-          listener({ id: rec.id, plugin: rec.plugin, version: rec.version, entryKind: rec.entryKind, entryName: rec.entryName, callerKind: rec.callerKind, outcome: rec.outcome, errorCode: rec.errorCode, wallMs: rec.wallMs, cpuMs: rec.cpuMs, hostCalls: rec.hostCalls, logs: rec.logs }),
-        )
+        return k.plugins.onInvocation(listener)
       },
       close: () => kernel.close(),
     }

@@ -15,7 +15,7 @@ export async function stillMissing(k: KernelContext, p: Principal, missing: stri
   const contributed = new Set<string>()
   const { byId } = await k.plugins.installed(p.orgId, tx)
   for (const inst of byId.values()) {
-    const v = tx ? await k.plugins.versions.byId(tx, inst.versionId) : await k.db.inOrg(p.orgId, (t) => k.plugins.versions.byId(t, inst.versionId))
+    const v = tx ? await k.plugins.versions.byId(tx, inst.versionId) : await k.plugins.versions.get(p.orgId, inst.versionId)
     for (const perm of v?.manifest.permissions ?? []) if (!KERNEL.has(perm.name)) contributed.add(perm.name)
   }
   return missing.filter((m) => !contributed.has(m))

@@ -6,6 +6,7 @@ import { egressRequest, type EgressGuard } from '../egress/index.js'
 import type { Installation } from './installations.js'
 import type { PluginVersion } from './versions.js'
 import { checkSchema } from './schemas.js'
+import type { CollectionRef, CollectionStore } from './data/index.js'
 
 /** One plugin's invocation inside an invocation tree (a route, and the actions it calls). */
 export interface Running {
@@ -45,25 +46,8 @@ export interface HostServices {
   callAction(from: Running, plugin: string, action: string, input: unknown): Promise<unknown>
 }
 
-/** The collections data service, as host calls use it. */
-export interface DataService {
-  insert(tx: Tx, ref: CollectionRef, record: Record<string, unknown>): Promise<unknown>
-  get(tx: Tx, ref: CollectionRef, id: string): Promise<unknown>
-  update(tx: Tx, ref: CollectionRef, id: string, patch: Record<string, unknown>, expectedVersion: number): Promise<unknown>
-  delete(tx: Tx, ref: CollectionRef, id: string): Promise<boolean>
-  find(tx: Tx, ref: CollectionRef, query: HostOps['data.find']['args']['query']): Promise<unknown>
-  /** Creates the declared indexes of a plugin's collections (at install). */
-  ensureIndexes(tx: Tx, plugin: string, collections: Record<string, { indexes?: Array<{ fields: string[]; unique?: boolean }> }>): Promise<unknown>
-  /** Deletes the tenant's records of a plugin (uninstall without keeping data); resolves to how many. */
-  dropPluginData(tx: Tx, plugin: string): Promise<number>
-}
-
-export interface CollectionRef {
-  plugin: string
-  name: string
-  schema: unknown
-  indexes?: Array<{ fields: string[]; unique?: boolean }>
-}
+/** The collections data service (core/src/plugins/data). */
+export type DataService = CollectionStore
 
 const MAX_FETCH_RESPONSE = 1024 * 1024
 /** Event namespaces only the kernel writes: a plugin can never pass off its events as these. */

@@ -5,7 +5,7 @@ import { orgTx, type KernelContext } from '../kernel-context.js'
 import { AUTH, KRN, PLG } from '../errors.js'
 import { appendAudit } from '../audit/audit-log.js'
 import { auditMeta, principalOf } from '../http/guards.js'
-import { PageQuery, pageOf, decodeCursor, encodeCursor } from '../http/pagination.js'
+import { PageQuery, pageOf, decodeCursor, toPage, toPageOf } from '../http/pagination.js'
 import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
 import type { Principal } from '../identity/principal.js'
 import { PLATFORM_ORG } from '../db/database.js'
@@ -143,8 +143,8 @@ export function registerInstallationRoutes(app: Api, k: KernelContext): void {
       const rows = await orgTx(k, tenantId, (tx) =>
         tx.sql<InstallationRow>(`select ${INSTALLATION_COLS} from plugin_installations where (?::uuid is null or id > ?::uuid) order by id limit ?`, [after, after, limit + 1]),
       )
-      const items = await Promise.all(rows.slice(0, limit).map((r) => view(toInstallation(r))))
-      return { items, nextCursor: rows.length > limit ? encodeCursor(items[items.length - 1]!.id) : null }
+      const page = toPage(rows, limit)
+      return { items: await Promise.all(page.items.map((r) => view(toInstallation(r)))), nextCursor: page.nextCursor }
     },
   )
 
@@ -264,8 +264,7 @@ export function registerInstallationRoutes(app: Api, k: KernelContext): void {
           [request.params.id, before, before, limit + 1],
         )
       })
-      const items = rows.slice(0, limit).map(invocationView)
-      return { items, nextCursor: rows.length > limit ? encodeCursor(items[items.length - 1]!.id) : null }
+      return toPageOf(rows as Array<Record<string, unknown> & { id: string }>, limit, invocationView)
     },
   )
 }

@@ -187,7 +187,16 @@ export class PluginHost implements PluginEventSink {
   /** The installation's version, refusing a disabled installation or a blocked version. */
   async versionOf(tx: Tx, inst: Installation): Promise<PluginVersion> {
     if (inst.status !== 'active') throw PLG.INSTALLATION_DISABLED({ name: inst.plugin })
-    const v = await this.versions.byId(tx, inst.versionId)
+    return this.servable(inst, await this.versions.byId(tx, inst.versionId))
+  }
+
+  /** {@link versionOf} outside a transaction: a cached version costs no round trip. */
+  async currentVersion(tenantId: string, inst: Installation): Promise<PluginVersion> {
+    if (inst.status !== 'active') throw PLG.INSTALLATION_DISABLED({ name: inst.plugin })
+    return this.servable(inst, await this.versions.get(tenantId, inst.versionId))
+  }
+
+  private servable(inst: Installation, v: PluginVersion | undefined): PluginVersion {
     if (!v) throw PLG.VERSION_NOT_FOUND({ name: inst.plugin })
     if (v.status === 'blocked') throw PLG.VERSION_BLOCKED({ name: v.name, version: v.version })
     if (v.status !== 'approved') throw PLG.VERSION_NOT_APPROVED({ name: v.name, version: v.version, status: v.status })
@@ -356,7 +365,7 @@ export class PluginHost implements PluginEventSink {
     const out: PluginSubscription[] = []
     for (const inst of byId.values()) {
       if (inst.status !== 'active') continue
-      const version = await this.k.db.inOrg(tenantId, (tx) => this.versions.byId(tx, inst.versionId))
+      const version = await this.versions.get(tenantId, inst.versionId)
       if (!version || version.status !== 'approved') continue
       const granted = this.caps(inst).flatMap((c) => (c.kind === 'events:subscribe' ? [c.pattern] : []))
       // Handlers, and the events its workflows start on or wait for.
@@ -371,7 +380,7 @@ export class PluginHost implements PluginEventSink {
   async deliver(tenantId: string, installationId: string, event: TrellisEvent): Promise<void> {
     const inst = (await this.installed(tenantId)).byId.get(installationId)
     if (!inst || inst.status !== 'active') return
-    const version = await this.k.db.inOrg(tenantId, (tx) => this.versions.byId(tx, inst.versionId))
+    const version = await this.versions.get(tenantId, inst.versionId)
     if (!version) return
     const granted = this.caps(inst).flatMap((c) => (c.kind === 'events:subscribe' ? [c.pattern] : []))
     if (!granted.some((g) => matchesEventPattern(g, event.type))) return

@@ -45,7 +45,7 @@ export function registerPluginRoutes(app: Api, k: KernelContext): void {
     const plugins = p.orgKind === 'tenant' ? await k.plugins.installed(tenantId) : undefined
     const inst = byName ? plugins?.byPlugin.get(mount) : plugins?.byMount.get(mount)
     if (!inst) throw PLG.NOT_INSTALLED({ name: mount })
-    const version = await k.db.inOrg(tenantId, (tx) => k.plugins.versionOf(tx, inst))
+    const version = await k.plugins.currentVersion(tenantId, inst)
     const method = request.method.toUpperCase()
     const found = matchRoute(version.manifest, method, rest)
     if (!found || 'methodMismatch' in found) throw KRN.ROUTE_NOT_FOUND({ method, url: request.url.split('?')[0]! })

@@ -3,7 +3,7 @@ import type { Api } from '../http/types.js'
 import type { KernelContext } from '../kernel-context.js'
 import { KRN } from '../errors.js'
 import { principalOf, requirePermission } from '../http/guards.js'
-import { PageQuery, pageOf, decodeCursor, encodeCursor } from '../http/pagination.js'
+import { PageQuery, pageOf, decodeCursor, toPageOf } from '../http/pagination.js'
 import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
 import { PLATFORM_ORG } from '../db/database.js'
 import { invocationView } from './installation-routes.js'
@@ -49,11 +49,10 @@ export function registerPublisherRoutes(app: Api, k: KernelContext): void {
         return tx.sql<Record<string, unknown>>('select * from trellis_plugin_invocations(?, ?::uuid, ?)', [plugin, decodeCursor(request.query.cursor), limit + 1])
       })
       // The tenant admin's view, without what the function never returns (tenant, caller, logs).
-      const items = rows.slice(0, limit).map((r) => {
+      return toPageOf(rows as Array<Record<string, unknown> & { id: string }>, limit, (r) => {
         const { plugin: _p, callerKind: _k, callerId: _c, logs: _l, ...rest } = invocationView(r)
         return rest
       })
-      return { items, nextCursor: rows.length > limit ? encodeCursor(items[items.length - 1]!.id) : null }
     },
   )
 }

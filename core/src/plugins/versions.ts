@@ -76,6 +76,8 @@ const problems = (issues: ManifestIssue[]) => issues.map((i) => ({ pointer: i.po
 export class PluginVersions {
   private readonly cache = new Map<string, Promise<PluginVersion>>()
   private readonly statusCheckedAt = new Map<string, number>()
+  /** Loaded versions, for lookups that need no transaction while their status is fresh. */
+  private readonly settled = new Map<string, PluginVersion>()
 
   /** `statusTtlMs`: how soon a block made by another process is seen here. */
   constructor(
@@ -128,12 +130,25 @@ export class PluginVersions {
       this.statusCheckedAt.set(id, Date.now())
       found = tx.sql<VersionRow>('select * from plugin_versions where id = ?::uuid', [id]).then((rows) => {
         if (!rows[0]) throw PLG.VERSION_NOT_FOUND({ name: id })
-        return fromRow(rows[0])
+        const v = fromRow(rows[0])
+        this.settled.set(id, v)
+        return v
       })
       this.cache.set(id, found)
       found.catch(() => this.cache.delete(id))
     }
     return found.catch(() => undefined)
+  }
+
+  /**
+   * A version by id outside any transaction: from memory while its status is fresh (no round
+   * trip — this is on the path of every plugin request and event), else read in one of
+   * `orgId`'s transactions.
+   */
+  async get(orgId: string, id: string): Promise<PluginVersion | undefined> {
+    const v = this.settled.get(id)
+    if (v && Date.now() - (this.statusCheckedAt.get(id) ?? 0) <= this.statusTtlMs) return v
+    return this.db.inOrg(orgId, (tx) => this.byId(tx, id))
   }
 
   /** A version by name and exact version, or undefined. */
@@ -158,6 +173,7 @@ export class PluginVersions {
   /** Drops what is cached about a version (after a change made with other SQL). */
   forget(id: string): void {
     this.cache.delete(id)
+    this.settled.delete(id)
     this.statusCheckedAt.delete(id)
   }
 
@@ -167,6 +183,7 @@ export class PluginVersions {
     if (!row) throw PLG.VERSION_NOT_FOUND({ name: id })
     const v = fromRow(row)
     this.cache.set(id, Promise.resolve(v))
+    this.settled.set(id, v)
     this.statusCheckedAt.set(id, Date.now())
     return v
   }

@@ -150,7 +150,7 @@ export class WorkflowEngine {
     const [row] = await this.k.db.inOrg(tenantId, (tx) => tx.sql<InstanceRow>('select * from workflow_instances where id = ?::uuid', [instanceId]))
     if (!row || (row.status !== 'running' && row.status !== 'compensating') || row.step_seq !== seq || row.attempt !== attempt || !row.step) return
     const inst = (await this.k.plugins.installed(tenantId)).byId.get(row.installation_id)
-    const version = await this.k.db.inOrg(tenantId, (tx) => this.k.plugins.versions.byId(tx, row.version_id))
+    const version = await this.k.plugins.versions.get(tenantId, row.version_id)
     if (!inst || !version) {
       await this.fail(tenantId, row, { code: 'PLG_ERR_NOT_INSTALLED', message: `${row.plugin} is no longer installed` })
       return
@@ -179,7 +179,7 @@ export class WorkflowEngine {
             workflowMetrics.steps.observe({ plugin: row.plugin, workflow: row.workflow, step, outcome: 'completed' }, wallMs / 1000)
             if (compensating) return this.continueCompensation(tx, tenantId, row, row.compensations)
             const compensations = wf.compensate?.[step] ? [...row.compensations, { step: wf.compensate[step]!, input: output ?? null }] : row.compensations
-            return this.apply(tx, tenantId, { ...row, compensations }, wf, nextAfter(wf, step, output), startedAt)
+            return this.apply(tx, tenantId, { ...row, compensations }, nextAfter(wf, step, output), startedAt)
           },
         },
       )
@@ -195,7 +195,7 @@ export class WorkflowEngine {
   }
 
   /** Moves the instance on after a completed step; returns the jobs to add after commit. */
-  private async apply(tx: Tx, tenantId: string, row: InstanceRow, wf: ManifestWorkflow, next: Next, stepStartedAt: Date = new Date()): Promise<QueueJob[]> {
+  private async apply(tx: Tx, tenantId: string, row: InstanceRow, next: Next, stepStartedAt: Date): Promise<QueueJob[]> {
     const seq = row.step_seq + 1
     const comps = JSON.stringify(row.compensations)
     switch (next.kind) {
@@ -209,7 +209,7 @@ export class WorkflowEngine {
         await this.finish(tx, row, 'completed', { output: next.output })
         return []
       case 'fail':
-        return this.beginFailure(tx, tenantId, { ...row, step_seq: seq - 1 }, { code: 'WFL_FAILED', message: next.reason })
+        return this.beginFailure(tx, tenantId, row, { code: 'WFL_FAILED', message: next.reason })
       case 'wait':
       case 'sleep': {
         if (next.kind === 'wait') {

@@ -4,7 +4,7 @@ import { orgTx, type KernelContext } from '../kernel-context.js'
 import { PLG } from '../errors.js'
 import { appendAudit } from '../audit/audit-log.js'
 import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
-import { PageQuery, decodeCursor, encodeCursor } from '../http/pagination.js'
+import { PageQuery, decodeCursor, toPageOf } from '../http/pagination.js'
 import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
 import { WFL } from './errors.js'
 import type { InstanceRow } from './engine.js'
@@ -103,8 +103,7 @@ export function registerInstanceRoutes(app: Api, k: KernelContext): void {
           [q.plugin ?? null, q.plugin ?? null, q.workflow ?? null, q.workflow ?? null, q.status ?? null, q.status ?? null, before, before, limit + 1],
         ),
       )
-      const items = rows.slice(0, limit).map(instanceView)
-      return { items, nextCursor: rows.length > limit ? encodeCursor(items[items.length - 1]!.id) : null }
+      return toPageOf(rows, limit, instanceView)
     },
   )
 

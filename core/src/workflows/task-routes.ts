@@ -6,7 +6,7 @@ import { orgTx, type KernelContext } from '../kernel-context.js'
 import { AUTH, KRN } from '../errors.js'
 import { appendAudit } from '../audit/audit-log.js'
 import { auditMeta, principalOf } from '../http/guards.js'
-import { PageQuery, decodeCursor, encodeCursor } from '../http/pagination.js'
+import { PageQuery, decodeCursor, toPageOf } from '../http/pagination.js'
 import { emitEvents, kernelEvent } from '../events/outbox.js'
 import type { Principal } from '../identity/principal.js'
 import { WFL } from './errors.js'
@@ -62,8 +62,7 @@ export function registerTaskRoutes(app: Api, k: KernelContext): void {
           [status, status, roles, p.kind === 'user' ? p.userId : null, after, after, limit + 1],
         )
       })
-      const items = rows.slice(0, limit).map(taskView)
-      return { items, nextCursor: rows.length > limit ? encodeCursor(items[items.length - 1]!.id) : null }
+      return toPageOf(rows, limit, taskView)
     },
   )
 
