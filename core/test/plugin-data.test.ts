@@ -504,6 +504,8 @@ for (const kind of DB_KINDS) {
         for (let n = 0; n < 6; n++) out.push(await store.insert(tx, ref, { n }))
         return out
       })
+      // Times have millisecond precision: let the clock move past the last insert before the update.
+      await new Promise((r) => setTimeout(r, 5))
       await inA((tx) => store.update(tx, ref, recs[2]!.id, { touched: true }, 1))
       const q = async (query: FindQuery) => ns((await inA((tx) => store.find(tx, ref, query))).items)
       t.same(await q({ where: { id: recs[3]!.id } }), [3])
