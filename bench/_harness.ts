@@ -53,14 +53,51 @@ export async function load(opts: { url: string; method?: 'GET' | 'POST'; token?:
   return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors, non2xx: result.non2xx }
 }
 
+type LoadOptions = Parameters<typeof load>[0]
+
+export interface Comparison {
+  base: LoadResult
+  subject: LoadResult
+  /** subject ÷ base requests per second, one per round. */
+  ratios: number[]
+  /** The median of `ratios`. */
+  ratio: number
+}
+
+/**
+ * Measures a subject against its baseline in alternating rounds (base, subject, base, …), so
+ * that a machine whose speed drifts during the run — other processes, CPU boost, the page
+ * cache — weighs on both alike. Each side's figures are the rounds' means (p99: the worst round).
+ */
+export async function compare(base: LoadOptions, subject: LoadOptions, opts: { rounds?: number; seconds: number }): Promise<Comparison> {
+  const rounds = opts.rounds ?? 3
+  const seconds = Math.max(1, opts.seconds / rounds)
+  const b: LoadResult[] = []
+  const s: LoadResult[] = []
+  for (let i = 0; i < rounds; i++) {
+    b.push(await load({ ...base, seconds }))
+    s.push(await load({ ...subject, seconds }))
+  }
+  const ratios = s.map((r, i) => r.rps / b[i]!.rps)
+  return { base: combine(b), subject: combine(s), ratios, ratio: [...ratios].sort((x, y) => x - y)[Math.floor(rounds / 2)]! }
+}
+
+function combine(rs: LoadResult[]): LoadResult {
+  const mean = (f: (r: LoadResult) => number) => rs.reduce((a, r) => a + f(r), 0) / rs.length
+  const sum = (f: (r: LoadResult) => number) => rs.reduce((a, r) => a + f(r), 0)
+  return { rps: mean((r) => r.rps), p50: mean((r) => r.p50), p99: Math.max(...rs.map((r) => r.p99)), errors: sum((r) => r.errors), non2xx: sum((r) => r.non2xx) }
+}
+
 export function uniqueName(prefix: string): string {
   return `${prefix}-${process.pid}-${counter++}`
 }
 
-export function row(name: string, r: LoadResult, base?: LoadResult): string {
-  const ratio = base ? `  ${((r.rps / base.rps) * 100).toFixed(0)} % of baseline` : ''
-  return `${name.padEnd(44)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${String(r.p50).padStart(4)} ms   p99 ${String(r.p99).padStart(4)} ms   errors ${r.errors + r.non2xx}${ratio}`
+export function row(name: string, r: LoadResult, base?: LoadResult | Comparison): string {
+  const ratio = !base ? '' : 'ratios' in base ? `  ${pct(base.ratio)} of baseline (rounds: ${base.ratios.map(pct).join(', ')})` : `  ${pct(r.rps / base.rps)} of baseline`
+  return `${name.padEnd(44)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${String(Math.round(r.p50)).padStart(4)} ms   p99 ${String(r.p99).padStart(4)} ms   errors ${r.errors + r.non2xx}${ratio}`
 }
+
+const pct = (x: number) => `${(x * 100).toFixed(0)} %`
 
 const ADMIN_URL = process.env.TRELLIS_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 

@@ -1,4 +1,4 @@
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { AUTH } from '../errors.js'
 import type { Principal } from '../identity/principal.js'
 import type { AuditRecord } from '../audit/audit-log.js'
@@ -17,9 +17,12 @@ export function principalOf(request: FastifyRequest): Principal {
 
 /** A preHandler that lets through only callers holding `permission` (any authenticated caller when omitted). */
 export function requirePermission(permission?: string) {
-  return async (request: FastifyRequest): Promise<void> => {
-    const p = principalOf(request)
-    if (permission && !p.permissions.has(permission)) throw AUTH.FORBIDDEN({ permission })
+  // Callback style: a check that never waits costs no promise.
+  return (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void => {
+    const p = request.principal
+    if (!p) return done(AUTH.UNAUTHENTICATED())
+    if (permission && !p.permissions.has(permission)) return done(AUTH.FORBIDDEN({ permission }))
+    done()
   }
 }
 

@@ -10,6 +10,7 @@ import { membershipsOf, type MembershipGrant } from './memberships.js'
 import { assertStatus } from './org-status.js'
 import { PLATFORM_ORG } from '../db/database.js'
 import { UserSchema } from './entities.js'
+import type { Principal } from './principal.js'
 import { PartnerSchema, TenantSchema } from '../tenancy/entities.js'
 
 const Uuid = Type.String({ format: 'uuid' })
@@ -148,7 +149,7 @@ export function registerAuthRoutes(app: Api, k: KernelContext): void {
     },
     async (request) => {
       const p = principalOf(request)
-      return { kind: p.kind, id: p.id, userId: p.userId, org: { id: p.orgId, kind: p.orgKind }, permissions: [...p.permissions].sort() }
+      return { kind: p.kind, id: p.id, userId: p.userId, org: { id: p.orgId, kind: p.orgKind }, permissions: sortedPermissions(p) }
     },
   )
 
@@ -198,4 +199,12 @@ async function respond(k: KernelContext, userId: string, grant: MembershipGrant,
 async function auditIn(k: KernelContext, orgId: string, rec: Parameters<typeof appendAudit>[2]): Promise<void> {
   await k.db.inOrg(orgId, (tx) => appendAudit(tx, orgId, rec))
   k.sealer.nudge(orgId)
+}
+
+// A verified token's principal is reused until it expires: sort its permissions once.
+const sorted = new WeakMap<Principal, string[]>()
+function sortedPermissions(p: Principal): string[] {
+  let list = sorted.get(p)
+  if (!list) sorted.set(p, (list = [...p.permissions].sort()))
+  return list
 }

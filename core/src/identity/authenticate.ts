@@ -16,9 +16,32 @@ export function formatApiKey(id: string, secret: string): string {
 export async function authenticate(k: KernelContext, bearer: string): Promise<Principal> {
   if (bearer.startsWith('trk_')) return authenticateApiKey(k, bearer)
   const principal = await k.tokens.verify(bearer)
-  if (principal.sessionId && k.revokedSessions.has(principal.sessionId)) throw AUTH.INVALID_TOKEN({ reason: 'signed out' })
+  assertNotSignedOut(k, principal)
   await k.orgStatus.assertActive(principal.orgId)
   return principal
+}
+
+/**
+ * The same answer without waiting, when everything it rests on is already known (an access
+ * token verified before, its organisation's status fresh); undefined when `authenticate` must
+ * run. Throws as `authenticate` would.
+ */
+export function authenticateKnown(k: KernelContext, bearer: string): Principal | undefined {
+  const principal = k.tokens.known(bearer)
+  if (!principal) return undefined
+  assertNotSignedOut(k, principal)
+  return k.orgStatus.checkKnown(principal.orgId) ? principal : undefined
+}
+
+function assertNotSignedOut(k: KernelContext, principal: Principal): void {
+  if (principal.sessionId && k.revokedSessions.has(principal.sessionId)) throw AUTH.INVALID_TOKEN({ reason: 'signed out' })
+}
+
+/** The credential in an `Authorization: Bearer <credential>` header (scheme case-insensitive), or undefined when malformed. */
+export function bearerCredential(header: string): string | undefined {
+  if (header.length < 8 || header.slice(0, 6).toLowerCase() !== 'bearer' || !/\s/.test(header[6]!)) return undefined
+  const credential = header.slice(7).trim()
+  return credential && credential.indexOf(' ') < 0 && credential.indexOf('\t') < 0 ? credential : undefined
 }
 
 async function authenticateApiKey(k: KernelContext, presented: string): Promise<Principal> {

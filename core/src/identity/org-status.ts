@@ -1,9 +1,12 @@
 import type { Database } from '../db/database.js'
 import { KRN } from '../errors.js'
 
-interface Entry {
+interface Status {
   orgStatus: string | null
   partnerStatus: string | null
+}
+
+interface Entry extends Status {
   at: number
 }
 
@@ -14,25 +17,50 @@ interface Entry {
  */
 export class OrgStatusCache {
   private entries = new Map<string, Entry>()
+  private reading = new Map<string, Promise<Status>>()
 
   constructor(
     private readonly db: Database,
     private readonly ttlMs = 1000,
   ) {}
 
+  /**
+   * Throws when the organisation (or its partner) is suspended. Statuses are re-read after
+   * `ttlMs`; concurrent requests share one read.
+   */
   async assertActive(orgId: string): Promise<void> {
-    let e = this.entries.get(orgId)
-    if (!e || Date.now() - e.at > this.ttlMs) {
-      const status = await this.db.inOrg(orgId, async (_tx, s) => s)
-      e = { ...status, at: Date.now() }
-      this.entries.set(orgId, e)
+    if (this.checkKnown(orgId)) return
+    let pending = this.reading.get(orgId)
+    if (!pending) {
+      const read: Promise<Status> = this.db.inOrg(orgId, async (_tx, s) => s).then((status) => {
+        // A suspension seen in between (forget) wins over a read that started before it.
+        if (this.reading.get(orgId) === read) this.entries.set(orgId, { ...status, at: Date.now() })
+        return status
+      })
+      pending = read.finally(() => {
+        if (this.reading.get(orgId) === read) this.reading.delete(orgId)
+      })
+      this.reading.set(orgId, read)
     }
+    assertStatus(await pending)
+  }
+
+  /** Without waiting: true when the organisation is known to be active, throws when known to be suspended, false when it must be read. */
+  checkKnown(orgId: string): boolean {
+    const e = this.entries.get(orgId)
+    if (!e || Date.now() - e.at > this.ttlMs) return false
     assertStatus(e)
+    return true
   }
 
   forget(orgId?: string): void {
-    if (orgId) this.entries.delete(orgId)
-    else this.entries.clear()
+    if (orgId) {
+      this.entries.delete(orgId)
+      this.reading.delete(orgId)
+    } else {
+      this.entries.clear()
+      this.reading.clear()
+    }
   }
 }
 

@@ -14,11 +14,15 @@ interface AccessClaims {
   sid: string
 }
 
+const cacheKey = (token: string) => token.slice(-32)
+
 /** Short-lived EdDSA access tokens: issuer, audience, expiry and algorithm are all checked. */
 export class AccessTokens {
   // Verifying an Ed25519 signature costs far more than the rest of a cheap request; a token
   // that verified once is the same bytes next time, so its outcome is remembered until it expires.
-  private verified = new Map<string, { principal: Principal; expiresAt: number }>()
+  // Keyed by the signature's tail (hashing the whole token on every request costs more than the
+  // rest of the lookup), and an entry counts only for exactly the token it was made for.
+  private verified = new Map<string, { token: string; principal: Principal; expiresAt: number }>()
   private static readonly CACHE_SIZE = 10_000
 
   constructor(
@@ -41,16 +45,21 @@ export class AccessTokens {
     return { token, expiresIn: ACCESS_TOKEN_TTL_SECONDS }
   }
 
+  /** The caller behind a token already verified, without waiting; undefined when it must be verified first. */
+  known(token: string): Principal | undefined {
+    const cached = this.verified.get(cacheKey(token))
+    if (!cached || cached.token !== token) return undefined
+    if (cached.expiresAt > Date.now()) return cached.principal
+    this.verified.delete(cacheKey(token))
+    throw AUTH.TOKEN_EXPIRED()
+  }
+
   async verify(token: string): Promise<Principal> {
-    const cached = this.verified.get(token)
-    if (cached) {
-      if (cached.expiresAt > Date.now()) return cached.principal
-      this.verified.delete(token)
-      throw AUTH.TOKEN_EXPIRED()
-    }
+    const known = this.known(token)
+    if (known) return known
     const principal = await this.verifySignature(token)
     if (this.verified.size >= AccessTokens.CACHE_SIZE) this.verified.delete(this.verified.keys().next().value!)
-    this.verified.set(token, { principal: principal.principal, expiresAt: principal.expiresAt })
+    this.verified.set(cacheKey(token), { token, principal: principal.principal, expiresAt: principal.expiresAt })
     return principal.principal
   }
 

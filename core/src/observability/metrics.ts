@@ -1,17 +1,12 @@
 import { Registry, Histogram, Counter, Gauge, collectDefaultMetrics } from 'prom-client'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { workflowMetrics } from '../workflows/metrics.js'
+import { BoundHistogram } from './bound-histogram.js'
 
 /** Prometheus metrics of the HTTP API, plus the process's default metrics and the event pipeline's. */
 export class HttpMetrics {
   readonly registry = new Registry()
-  private readonly duration = new Histogram({
-    name: 'trellis_http_request_duration_seconds',
-    help: 'HTTP request duration by route, method and status',
-    labelNames: ['method', 'route', 'status'],
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-    registers: [this.registry],
-  })
+  private readonly duration = new BoundHistogram('trellis_http_request_duration_seconds', 'HTTP request duration by route, method and status', [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5])
   private readonly errors = new Counter({
     name: 'trellis_http_errors_total',
     help: 'HTTP responses with status >= 400 by route and status',
@@ -20,23 +15,16 @@ export class HttpMetrics {
   })
   constructor(events: EventMetrics = eventMetrics) {
     collectDefaultMetrics({ register: this.registry, prefix: 'trellis_' })
+    this.registry.registerMetric(this.duration.asMetric())
     for (const m of events.metrics()) this.registry.registerMetric(m)
     for (const m of workflowMetrics.metrics()) this.registry.registerMetric(m)
   }
 
-  // Label sets are few (route × method × status): keep each bound series instead of hashing
-  // the labels on every request.
-  private readonly series = new Map<string, { observe(v: number): void }>()
-
   /** Records a finished request; Fastify has already timed it (reply.elapsedTime). */
   finish(request: FastifyRequest, reply: FastifyReply): void {
     const route = request.routeOptions.url ?? 'unmatched'
-    const key = `${request.method} ${route} ${reply.statusCode}`
-    let s = this.series.get(key)
-    if (!s) {
-      s = this.duration.labels(request.method, route, String(reply.statusCode))
-      this.series.set(key, s)
-    }
+    // Label sets are few (route × method × status): each series is kept, found by one string.
+    const s = this.duration.series(`${request.method} ${route} ${reply.statusCode}`, () => ({ method: request.method, route, status: String(reply.statusCode) }))
     s.observe(reply.elapsedTime / 1000)
     if (reply.statusCode >= 400) this.errors.inc({ route, status: String(reply.statusCode) })
   }
