@@ -9,7 +9,6 @@ const kernel = await createKernel({
   migrate: true,
   rateLimitPerMinute: 10_000_000,
   poolMax: 10,
-  auditSealDelayMs: Number(process.env.BENCH_SEAL_DELAY_MS ?? 50),
 })
 await createPlatformAdmin(kernel.ctx, { email: 'bench@platform.test', password: 'bench-admin-password' })
 const url = await kernel.listen()
@@ -20,7 +19,7 @@ const post = async (path: string, body: unknown, token?: string) => {
 const admin = await post('/v1/auth/login', { email: 'bench@platform.test', password: 'bench-admin-password' })
 await post('/v1/tenants', { name: 'Bench', slug: 'bench', admin: { email: 'admin@bench.test', name: 'Bench admin', password: 'bench-tenant-password' } }, admin.accessToken)
 const tenant = await post('/v1/auth/login', { email: 'admin@bench.test', password: 'bench-tenant-password' })
-process.stdout.write(JSON.stringify({ url, token: tenant.accessToken, tenantId: tenant.org.id }) + '\n')
+process.stdout.write(JSON.stringify({ url, token: tenant.accessToken, tenantId: tenant.org.id, pid: process.pid }) + '\n')
 process.on('SIGTERM', async () => {
   await kernel.close()
   process.exit(0)

@@ -10,7 +10,7 @@ import type { SecretBox } from './crypto/secret-box.js'
 import type { EventSystem } from './events/event-system.js'
 import type { PluginHost } from './plugins/plugin-host.js'
 import type { WorkflowEngine } from './workflows/engine.js'
-import { hasEmitted } from './events/outbox.js'
+import { emittedBy } from './events/outbox.js'
 import { assertStatus } from './identity/org-status.js'
 
 /** The kernel's services, built once at start and handed to every route module. */
@@ -49,6 +49,7 @@ export async function orgTx<T>(k: KernelContext, orgId: string, fn: (tx: Tx) => 
   })
   for (const org of touched) k.sealer.nudge(org)
   // Events it emitted are committed now: wake the dispatcher (the sweep is the safety net).
-  if (used && hasEmitted(used)) k.events.nudge()
+  const emitted = used && emittedBy(used)
+  if (emitted) k.events.nudge(emitted)
   return result
 }

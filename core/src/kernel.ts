@@ -32,7 +32,7 @@ export interface KernelOptions extends HttpOptions {
   migrate?: boolean
   /** Database pool size (PostgreSQL only). */
   poolMax?: number
-  /** How long after a commit its audit entries are sealed; larger batches cost the database less. */
+  /** How long after a commit its audit entries are sealed when the sealer was idle (under steady writes it makes one pass a second: larger batches cost the database less). */
   auditSealDelayMs?: number
   /** Login attempt limits (tests lower them). */
   loginLimits?: { perAccount: number; perIp: number; windowMs: number }

@@ -17,10 +17,19 @@ export class AuditSealer {
   private running: Promise<void> | undefined
   private closed = false
 
+  private lastFlushAt = 0
+
+  /**
+   * `delayMs`: how long after a commit its entries are sealed when the sealer was idle.
+   * `intervalMs`: under a steady stream of writes, at most one pass per this long — sealing
+   * each commit's few entries as they come cost PostgreSQL ~200 µs per audited write under load
+   * (measured with `npm run bench -- kernel`), sealing a second's worth at once next to nothing.
+   */
   constructor(
     private readonly db: Database,
     private readonly logger?: Logger,
     private readonly delayMs = 50,
+    private readonly intervalMs = 1000,
   ) {}
 
   /** Periodically seals whatever another process (or a crash) left unsealed. */
@@ -34,7 +43,7 @@ export class AuditSealer {
     if (this.closed) return
     this.pending.add(tenantId)
     if (!this.timer) {
-      this.timer = setTimeout(() => void this.flush(), this.delayMs)
+      this.timer = setTimeout(() => void this.flush(), Math.max(this.delayMs, this.intervalMs - (Date.now() - this.lastFlushAt)))
       this.timer.unref()
     }
   }
@@ -46,6 +55,7 @@ export class AuditSealer {
     const tenants = [...this.pending]
     this.pending.clear()
     if (tenants.length === 0) return
+    this.lastFlushAt = Date.now()
     this.running = (async () => {
       for (const tenantId of tenants) {
         try {

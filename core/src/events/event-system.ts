@@ -14,6 +14,8 @@ import { eventMetrics, type EventMetrics } from '../observability/metrics.js'
 const BATCH = 500
 const FAN_OUT_BATCH = 50
 const DIRECT_FAN_OUTS = 4
+// Committed events waiting to be taken by id; beyond this many, the dispatcher searches instead.
+const MAX_FRESH = 10_000
 
 // A time-ordered (UUIDv7-layout) id made in SQL, for rows whose number is known only there.
 const UUID7_SQL = `(lpad(to_hex(floor(extract(epoch from clock_timestamp()) * 1000)::bigint), 12, '0') || '7' || substr(md5(random()::text), 1, 3) || to_hex(8 + floor(random() * 4)::int) || substr(md5(random()::text), 1, 15))::uuid`
@@ -129,6 +131,9 @@ export class EventSystem {
   private handlers: Array<{ patterns: string[]; fn: KernelEventHandler }> = []
   private sink: PluginEventSink | undefined
   private again = false
+  /** Events committed since the last pass, by id (see nudge). */
+  private fresh: string[] = []
+  private searchAll = false
   private running: Promise<void> | undefined
   private scheduled = false
   private sweepTimer: NodeJS.Timeout | undefined
@@ -256,9 +261,16 @@ export class EventSystem {
     return { events, deliveries }
   }
 
-  /** Wakes the dispatcher: called after a transaction that emitted has committed. */
-  nudge(): void {
+  /**
+   * Wakes the dispatcher: called after a transaction that emitted has committed, with the ids of
+   * the events it wrote when known — those are then taken by id. Without ids (and on the sweep)
+   * the dispatcher searches the whole outbox, whose index of pending events also holds every
+   * event processed since the last vacuum: under load that search costs far more than the lookup.
+   */
+  nudge(ids?: readonly string[]): void {
     if (this.closed) return
+    if (!ids || this.fresh.length + ids.length > MAX_FRESH) this.searchAll = true
+    else this.fresh.push(...ids)
     this.again = true
     if (this.scheduled || this.running) return
     this.scheduled = true
@@ -274,8 +286,12 @@ export class EventSystem {
     this.running = (async () => {
       while (this.again && !this.closed) {
         this.again = false
+        const fresh = this.fresh.splice(0)
+        const searchAll = this.searchAll
+        this.searchAll = false
         try {
-          while ((await this.dispatchOnce()) === BATCH && !this.closed);
+          if (searchAll) while ((await this.dispatchOnce()) === BATCH && !this.closed);
+          else for (let i = 0; i < fresh.length && !this.closed; i += BATCH) await this.dispatchOnce(fresh.slice(i, i + BATCH))
         } catch (err) {
           // Redis away, database busy: the rows stay in the outbox and the sweep tries again.
           this.logger?.warn({ err }, 'dispatching events failed; the sweep retries')
@@ -289,9 +305,9 @@ export class EventSystem {
     }
   }
 
-  /** Moves up to one batch of outbox rows to the queue; returns how many. */
-  async dispatchOnce(): Promise<number> {
-    if (this.queue.kind === 'postgres' && (this.opts.worker ?? true) && !this.sink && this.handlers.length === 0) return this.dispatchInline()
+  /** Moves up to one batch of outbox rows (those of `ids` when given) to the queue; returns how many. */
+  async dispatchOnce(ids?: readonly string[]): Promise<number> {
+    if (this.queue.kind === 'postgres' && (this.opts.worker ?? true) && !this.sink && this.handlers.length === 0) return this.dispatchInline(ids)
     const [count, direct] = await this.db.inOrg(
       null,
       async (tx) => {
@@ -299,10 +315,10 @@ export class EventSystem {
         // failed add (Redis away) un-stamps them.
         const rows = await tx.sql<{ id: string; tenant_id: string; type: string }>(
           `update events set dispatched_at = now() where id in (
-             select id from events where processed_at is null and (dispatched_at is null or dispatched_at < now() - make_interval(secs => ?::double precision))
+             select id from events where ${ids ? 'id = any(?::uuid[]) and ' : ''}processed_at is null and (dispatched_at is null or dispatched_at < now() - make_interval(secs => ?::double precision))
               order by id limit ${BATCH} for update skip locked)
            returning id, tenant_id, type`,
-          [this.staleMs / 1000],
+          ids ? [sqlArray(ids), this.staleMs / 1000] : [this.staleMs / 1000],
         )
         rows.sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0))
         if (rows.length === 0) return [0, []] as const
@@ -340,14 +356,14 @@ export class EventSystem {
    * event, the dispatcher fans events out in its own transaction: no job rows, no second stamp.
    * First attempts of the deliveries it creates are made after commit.
    */
-  private async dispatchInline(): Promise<number> {
+  private async dispatchInline(ids?: readonly string[]): Promise<number> {
     const [count, claimed] = await this.db.inOrg(
       null,
       async (tx) => {
         const rows = await tx.sql<{ id: string; tenant_id: string; type: string }>(
-          `select id, tenant_id, type from events where processed_at is null and (dispatched_at is null or dispatched_at < now() - make_interval(secs => ?::double precision))
+          `select id, tenant_id, type from events where ${ids ? 'id = any(?::uuid[]) and ' : ''}processed_at is null and (dispatched_at is null or dispatched_at < now() - make_interval(secs => ?::double precision))
             order by id limit ${BATCH} for update skip locked`,
-          [this.staleMs / 1000],
+          ids ? [sqlArray(ids), this.staleMs / 1000] : [this.staleMs / 1000],
         )
         const groups = new Map<string, Array<{ id: string; type: string }>>()
         for (const r of rows) {
@@ -493,14 +509,17 @@ export class EventSystem {
            ), upd as (
              update events set processed_at = now() where id in (select id from ev) returning id, time
            )
-           select u.processed, u.lags, x.* from (select array_agg(id::text) as processed, array_agg(extract(epoch from clock_timestamp() - time)::float8) as lags from upd) u left join (
-             select ins.id, 1 as attempts, ins.endpoint_id, ep.url, ep.status as endpoint_status, ep.secret_enc, ep.previous_secret_enc, ep.previous_secret_expires_at,
+           select case when coalesce(x.n, 1) = 1 then u.processed end as processed, case when coalesce(x.n, 1) = 1 then u.lags end as lags, x.*
+             from (select array_agg(id::text) as processed, array_agg(extract(epoch from clock_timestamp() - time)::float8) as lags from upd) u left join (
+             select row_number() over () as n, ins.id, 1 as attempts, ins.endpoint_id, ep.url, ep.status as endpoint_status, ep.secret_enc, ep.previous_secret_enc, ep.previous_secret_expires_at,
                     ev.id as event_id, ev.type, ev.source, ev.subject, ev.time, ev.data, ev.tenant_id
                from ins join ep on ep.id = ins.endpoint_id and ep.event_id = ins.event_id join ev on ev.id = ins.event_id
-           ) x on true`,
+           ) x on true
+           order by x.n`,
           [ids, ids, tenantId, leaseSeconds],
         )
-    // Observed when the statement ran; a rolled-back dispatch runs (and is counted) again.
+    // Observed when the statement ran; a rolled-back dispatch runs (and is counted) again. The
+    // processed ids and lags come on the first row only.
     this.observeLags(rows[0]?.lags)
     return rows
   }

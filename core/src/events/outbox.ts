@@ -19,15 +19,19 @@ export function kernelEvent<T extends KernelEventType>(type: T, subject: string,
   return { type, subject, data: data as Record<string, unknown> }
 }
 
-// Transactions that wrote to the outbox: orgTx wakes the dispatcher after they commit.
-const emitted = new WeakSet<Tx>()
+// Transactions that wrote to the outbox, and the events they wrote: orgTx hands these to the
+// dispatcher after they commit, so it takes them by id instead of searching the outbox.
+const emitted = new WeakMap<Tx, string[]>()
 
-export function markEmitted(tx: Tx): void {
-  emitted.add(tx)
+export function markEmitted(tx: Tx, ids: readonly string[]): void {
+  const list = emitted.get(tx)
+  if (list) list.push(...ids)
+  else emitted.set(tx, [...ids])
 }
 
-export function hasEmitted(tx: Tx): boolean {
-  return emitted.has(tx)
+/** The ids of the events `tx` wrote to the outbox, if any. */
+export function emittedBy(tx: Tx): readonly string[] | undefined {
+  return emitted.get(tx)
 }
 
 /**
@@ -49,8 +53,9 @@ export async function emitEvents(tx: Tx, ...events: EmitInput[]): Promise<string
   if (events.length === 0) return []
   const rows = events.map(eventRow)
   await tx.sql(`insert into events ${EVENT_COLUMNS} values ${events.map(() => EVENT_VALUES).join(', ')}`, rows.flat())
-  markEmitted(tx)
-  return rows.map((r) => r[0] as string)
+  const ids = rows.map((r) => r[0] as string)
+  markEmitted(tx, ids)
+  return ids
 }
 
 /**

@@ -68,7 +68,7 @@ export function registerRoleRoutes(app: Api, k: KernelContext): void {
       const event = eventRow(kernelEvent('kernel.role.created', `role/${id}`, { roleId: id, name, permissions }))
       // The role, its audit entry and its event in one statement: one round trip on the hot path.
       const [row] = await orgTx(k, p.orgId, (tx) => {
-        markEmitted(tx)
+        markEmitted(tx, [event[0] as string])
         return tx.sql<RoleRow>(
           `with r as (
              insert into roles (id, tenant_id, name, description, permissions) values (?::uuid, ?::uuid, ?, ?, ?::text[])
