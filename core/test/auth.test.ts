@@ -20,6 +20,11 @@ for (const kind of DB_KINDS) {
       t.equal(me.body.org.id, a.orgId)
       t.equal(me.body.org.kind, 'tenant')
       t.ok(me.body.permissions.includes('users.manage'))
+      const session = await k.req('GET', '/v1/auth/session', { token: r.body.accessToken })
+      t.equal(session.status, 200)
+      t.same(session.body.org, { id: a.orgId, kind: 'tenant' })
+      t.same(session.body.permissions, [...me.body.permissions].sort(), 'the same permissions, sorted')
+      t.equal((await k.req('GET', '/v1/auth/session')).body.code, 'AUTH_ERR_UNAUTHENTICATED')
     })
 
     t.test('wrong password and unknown account get the same answer, and are audited', async (t) => {

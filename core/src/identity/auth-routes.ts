@@ -147,7 +147,8 @@ export function registerAuthRoutes(app: Api, k: KernelContext): void {
         response: { 200: Type.Object({ kind: Type.String(), id: Uuid, userId: Uuid, org: Type.Object({ id: Uuid, kind: Type.String() }), permissions: Type.Array(Type.String()) }) },
       },
     },
-    async (request) => {
+    // Synchronous: nothing here waits, so no promise is made for it.
+    (request) => {
       const p = principalOf(request)
       return { kind: p.kind, id: p.id, userId: p.userId, org: { id: p.orgId, kind: p.orgKind }, permissions: sortedPermissions(p) }
     },
