@@ -65,21 +65,30 @@ export interface Comparison {
 }
 
 /**
- * Measures a subject against its baseline in alternating rounds (base, subject, base, …), so
- * that a machine whose speed drifts during the run — other processes, CPU boost, the page
- * cache — weighs on both alike. Each side's figures are the rounds' means (p99: the worst round).
+ * Measures a subject against its baseline in alternating rounds (base, subject; subject, base;
+ * …), so that a machine whose speed drifts during the run — other processes, CPU boost, the
+ * page cache — weighs on both alike. Each side's figures are the rounds' means (p99: the worst round).
  */
 export async function compare(base: LoadOptions, subject: LoadOptions, opts: { rounds?: number; seconds: number }): Promise<Comparison> {
-  const rounds = opts.rounds ?? 3
+  const rounds = opts.rounds ?? 4
   const seconds = Math.max(1, opts.seconds / rounds)
   const b: LoadResult[] = []
   const s: LoadResult[] = []
   for (let i = 0; i < rounds; i++) {
-    b.push(await load({ ...base, seconds }))
-    s.push(await load({ ...subject, seconds }))
+    // Each pair in the other order from the last (base first, then subject first, …), so that
+    // whatever builds up during a run — table size, dead rows, vacuum — falls on both alike.
+    if (i % 2 === 0) {
+      b.push(await load({ ...base, seconds }))
+      s.push(await load({ ...subject, seconds }))
+    } else {
+      s.push(await load({ ...subject, seconds }))
+      b.push(await load({ ...base, seconds }))
+    }
   }
   const ratios = s.map((r, i) => r.rps / b[i]!.rps)
-  return { base: combine(b), subject: combine(s), ratios, ratio: [...ratios].sort((x, y) => x - y)[Math.floor(rounds / 2)]! }
+  const sorted = [...ratios].sort((x, y) => x - y)
+  const mid = Math.floor(rounds / 2)
+  return { base: combine(b), subject: combine(s), ratios, ratio: rounds % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2 }
 }
 
 function combine(rs: LoadResult[]): LoadResult {
