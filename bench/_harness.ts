@@ -62,6 +62,8 @@ export interface Comparison {
   ratios: number[]
   /** The median of `ratios`. */
   ratio: number
+  /** Each round's p99, base and subject, in ms. */
+  p99s: { base: number[]; subject: number[] }
 }
 
 /**
@@ -88,7 +90,7 @@ export async function compare(base: LoadOptions, subject: LoadOptions, opts: { r
   const ratios = s.map((r, i) => r.rps / b[i]!.rps)
   const sorted = [...ratios].sort((x, y) => x - y)
   const mid = Math.floor(rounds / 2)
-  return { base: combine(b), subject: combine(s), ratios, ratio: rounds % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2 }
+  return { base: combine(b), subject: combine(s), ratios, ratio: rounds % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2, p99s: { base: b.map((r) => r.p99), subject: s.map((r) => r.p99) } }
 }
 
 function combine(rs: LoadResult[]): LoadResult {
@@ -102,7 +104,11 @@ export function uniqueName(prefix: string): string {
 }
 
 export function row(name: string, r: LoadResult, base?: LoadResult | Comparison): string {
-  const ratio = !base ? '' : 'ratios' in base ? `  ${pct(base.ratio)} of baseline (rounds: ${base.ratios.map(pct).join(', ')})` : `  ${pct(r.rps / base.rps)} of baseline`
+  const ratio = !base
+    ? ''
+    : 'ratios' in base
+      ? `  ${pct(base.ratio)} of baseline (rounds: ${base.ratios.map(pct).join(', ')}; p99 by round: ${base.p99s.subject.join(', ')} ms, baseline ${base.p99s.base.join(', ')} ms)`
+      : `  ${pct(r.rps / base.rps)} of baseline`
   return `${name.padEnd(44)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${String(Math.round(r.p50)).padStart(4)} ms   p99 ${String(r.p99).padStart(4)} ms   errors ${r.errors + r.non2xx}${ratio}`
 }
 

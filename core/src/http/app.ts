@@ -5,7 +5,6 @@ import type { Api } from './types.js'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
-import rateLimit from '@fastify/rate-limit'
 import { randomBytes } from 'node:crypto'
 import type { KernelContext } from '../kernel-context.js'
 import { KRN } from '../errors.js'
@@ -13,6 +12,7 @@ import { authenticate, authenticateKnown, bearerCredential } from '../identity/a
 import type { Principal } from '../identity/principal.js'
 import { toTrellisError, sendProblem, ProblemSchema } from './problem.js'
 import { registerIdempotency } from './idempotency.js'
+import { RateLimiter } from './rate-limit.js'
 import { registerHealthRoutes } from './health-routes.js'
 import { HttpMetrics } from '../observability/metrics.js'
 import { registerAuthRoutes } from '../identity/auth-routes.js'
@@ -133,16 +133,11 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
     done()
   })
 
-  await app.register(rateLimit, {
-    global: true,
-    hook: 'preHandler',
-    max: opts.rateLimitPerMinute ?? 3000,
-    timeWindow: 60_000,
-    keyGenerator: (request) => (request.principal ? `org:${request.principal.orgId}` : `ip:${request.ip}`),
-    errorResponseBuilder: (_req, ctx) => {
-      const err = KRN.RATE_LIMITED({ retryAfterSeconds: Math.ceil(ctx.ttl / 1000) })
-      return Object.assign(err, { statusCode: 429 })
-    },
+  const limiter = new RateLimiter(opts.rateLimitPerMinute ?? 3000)
+  app.addHook('preHandler', limiter.hook)
+  app.addHook('onClose', (_app, done) => {
+    limiter.close()
+    done()
   })
 
   registerIdempotency(app, k)
