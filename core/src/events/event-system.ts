@@ -345,7 +345,15 @@ export class EventSystem {
     for (const job of direct) {
       this.directInFlight++
       void this.runJob({ id: job.id, name: job.name, data: job.data, attempt: 1 })
-        .catch((err) => this.logger?.warn({ err }, 'fan-out failed; the sweep retries'))
+        .catch((err) => {
+          // Run it again through the queue, which retries: shortly when an earlier event about
+          // the same subject is still being fanned out (events committed moments apart are
+          // dispatched apart), after a second on any other failure.
+          const waiting = err instanceof WaitForEarlier
+          if (!waiting) this.logger?.warn({ err }, 'fan-out failed; it runs again from the queue')
+          return this.queue.add([{ ...job, id: `${job.id}_r${Date.now()}`, delayMs: waiting ? 100 : 1000 }])
+        })
+        .catch((err) => this.logger?.warn({ err }, 'queueing a fan-out to run again failed; the sweep retries'))
         .finally(() => this.directInFlight--)
     }
     return count
