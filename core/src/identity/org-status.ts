@@ -30,19 +30,22 @@ export class OrgStatusCache {
    */
   async assertActive(orgId: string): Promise<void> {
     if (this.checkKnown(orgId)) return
-    let pending = this.reading.get(orgId)
-    if (!pending) {
-      const read: Promise<Status> = this.db.inOrg(orgId, async (_tx, s) => s).then((status) => {
-        // A suspension seen in between (forget) wins over a read that started before it.
-        if (this.reading.get(orgId) === read) this.entries.set(orgId, { ...status, at: Date.now() })
-        return status
-      })
-      pending = read.finally(() => {
-        if (this.reading.get(orgId) === read) this.reading.delete(orgId)
-      })
+    let read = this.reading.get(orgId)
+    if (!read) {
+      // A suspension seen while this read runs (forget) wins over what it returns.
+      const current = (): boolean => this.reading.get(orgId) === read
+      read = this.db
+        .inOrg(orgId, async (_tx, s) => s)
+        .then((status) => {
+          if (current()) this.entries.set(orgId, { ...status, at: Date.now() })
+          return status
+        })
+        .finally(() => {
+          if (current()) this.reading.delete(orgId)
+        })
       this.reading.set(orgId, read)
     }
-    assertStatus(await pending)
+    assertStatus(await read)
   }
 
   /** Without waiting: true when the organisation is known to be active, throws when known to be suspended, false when it must be read. */

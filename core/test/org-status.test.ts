@@ -1,0 +1,63 @@
+import t from 'tap'
+import { OrgStatusCache } from '../src/identity/org-status.js'
+import type { Database } from '../src/db/database.js'
+
+const ORG = '0192f5a0-0000-7000-8000-000000000001'
+
+/** A database whose status reads are counted and answered when the test says so. */
+function fakeDb() {
+  let status = { orgStatus: 'active', partnerStatus: 'active' }
+  const pending: Array<() => void> = []
+  const db = {
+    reads: 0,
+    set(s: typeof status) {
+      status = s
+    },
+    answer() {
+      for (const go of pending.splice(0)) go()
+    },
+    inOrg(_org: string, fn: (tx: unknown, s: typeof status) => Promise<unknown>) {
+      db.reads++
+      const at = { ...status }
+      return new Promise((resolve) => pending.push(() => resolve(fn({}, at))))
+    },
+  }
+  return db
+}
+
+t.test('concurrent requests share one read; a fresh status needs none', async (t) => {
+  const db = fakeDb()
+  const cache = new OrgStatusCache(db as unknown as Database, 60_000)
+  const waiting = Array.from({ length: 5 }, () => cache.assertActive(ORG))
+  db.answer()
+  await Promise.all(waiting)
+  t.equal(db.reads, 1)
+  t.equal(cache.checkKnown(ORG), true)
+  await cache.assertActive(ORG)
+  t.equal(db.reads, 1)
+})
+
+t.test('every waiter is refused when the read finds the tenant suspended', async (t) => {
+  const db = fakeDb()
+  db.set({ orgStatus: 'suspended', partnerStatus: 'active' })
+  const cache = new OrgStatusCache(db as unknown as Database, 60_000)
+  const waiting = Array.from({ length: 3 }, () => cache.assertActive(ORG).then(() => 'let in', (e: { code: string }) => e.code))
+  db.answer()
+  t.same(await Promise.all(waiting), ['KRN_ERR_TENANT_SUSPENDED', 'KRN_ERR_TENANT_SUSPENDED', 'KRN_ERR_TENANT_SUSPENDED'])
+  t.throws(() => cache.checkKnown(ORG), { code: 'KRN_ERR_TENANT_SUSPENDED' })
+})
+
+t.test('a suspension seen while a read runs wins over what that read returns', async (t) => {
+  const db = fakeDb()
+  const cache = new OrgStatusCache(db as unknown as Database, 60_000)
+  const before = cache.assertActive(ORG) // started before the suspension: it reads "active"
+  db.set({ orgStatus: 'suspended', partnerStatus: 'active' })
+  cache.forget(ORG)
+  db.answer()
+  await before
+  t.equal(cache.checkKnown(ORG), false, 'the stale answer was not kept')
+  const after = cache.assertActive(ORG).catch((e: { code: string }) => e.code)
+  db.answer()
+  t.equal(await after, 'KRN_ERR_TENANT_SUSPENDED')
+  t.equal(db.reads, 2)
+})
