@@ -67,11 +67,14 @@ export interface Comparison {
 }
 
 /**
- * Measures a subject against its baseline in alternating rounds (base, subject; subject, base;
+ * Measures a subject against its baseline, after warming both up, in alternating rounds (base, subject; subject, base;
  * …), so that a machine whose speed drifts during the run — other processes, CPU boost, the
  * page cache — weighs on both alike. Each side's figures are the rounds' means (p99: the worst round).
  */
-export async function compare(base: LoadOptions, subject: LoadOptions, opts: { rounds?: number; seconds: number }): Promise<Comparison> {
+export async function compare(base: LoadOptions, subject: LoadOptions, opts: { rounds?: number; seconds: number; warmUpSeconds?: number }): Promise<Comparison> {
+  // Both warmed up first (JIT, connection pools, caches), unmeasured.
+  await load({ ...base, seconds: opts.warmUpSeconds ?? 2 })
+  await load({ ...subject, seconds: opts.warmUpSeconds ?? 2 })
   const rounds = opts.rounds ?? 4
   const seconds = Math.max(1, opts.seconds / rounds)
   const b: LoadResult[] = []

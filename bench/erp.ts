@@ -4,7 +4,7 @@
 // plugins — at 50 connections; next to the kernel's native audited write (POST /v1/roles, the
 // kernel benchmark's) in the same kernel, same run, same PostgreSQL database.
 import { fileURLToPath } from 'node:url'
-import { startServer, load, row, uniqueName, withBenchDatabase } from './_harness.js'
+import { startServer, compare, row, uniqueName, withBenchDatabase } from './_harness.js'
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url))
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
@@ -17,14 +17,12 @@ export async function run(): Promise<void> {
     const native = { url: `${server.info.url}/v1/roles`, method: 'POST' as const, token: server.info.token, body: role }
     const place = { url: `${server.info.url}/v1/x/orders/orders`, method: 'POST' as const, token: server.info.token, body: order }
     try {
-      await load({ ...native, seconds: 2 })
-      await load({ ...place, seconds: 2 })
-      const base = await load({ ...native, seconds: SECONDS })
-      const orders = await load({ ...place, seconds: SECONDS })
+      const c = await compare(native, place, { seconds: SECONDS * 2 })
+      const { base, subject: orders } = c
       console.log(row('kernel: POST /v1/roles (native audited write)', base))
-      console.log(row('erp: POST /v1/x/orders/orders (3 plugins)', orders, base))
+      console.log(row('erp: POST /v1/x/orders/orders (3 plugins)', orders, c))
       console.log()
-      console.log(`place order: ${orders.rps.toFixed(0)} req/s, p50 ${orders.p50} ms, p99 ${orders.p99} ms — ${((orders.rps / base.rps) * 100).toFixed(0)} % of the native audited write`)
+      console.log(`place order: ${orders.rps.toFixed(0)} req/s, p50 ${orders.p50.toFixed(0)} ms, p99 ${orders.p99} ms — ${(c.ratio * 100).toFixed(0)} % of the native audited write`)
       if (base.errors + base.non2xx + orders.errors + orders.non2xx > 0) process.exitCode = 1
     } finally {
       await server.stop()

@@ -3,7 +3,7 @@
 // and an authenticated route that touches no table against Fastify's hello world — all
 // measured in this run in alternating rounds, on one fresh PostgreSQL database, 50 connections.
 import { fileURLToPath } from 'node:url'
-import { startServer, load, compare, row, uniqueName, withBenchDatabase } from './_harness.js'
+import { startServer, compare, row, uniqueName, withBenchDatabase } from './_harness.js'
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url))
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
@@ -17,10 +17,6 @@ export async function run(): Promise<void> {
     const baseline = await startServer<{ url: string }>(here('./servers/baseline-server.ts'), { DATABASE_URL: databaseUrl, BENCH_TENANT_ID: kernel.info.tenantId })
     const role = () => ({ name: uniqueName('r'), permissions: ['users.read'] })
     try {
-      // Warm both up before measuring.
-      await load({ url: `${baseline.info.url}/baseline/roles`, method: 'POST', body: role, seconds: 2 })
-      await load({ url: `${kernel.info.url}/v1/roles`, method: 'POST', token: kernel.info.token, body: role, seconds: 2 })
-
       // Each target against its baseline in alternating rounds (see compare).
       const writes = await compare({ url: `${baseline.info.url}/baseline/roles`, method: 'POST', body: role }, { url: `${kernel.info.url}/v1/roles`, method: 'POST', token: kernel.info.token, body: role }, { seconds: SECONDS * 2 })
       const sessions = await compare({ url: `${baseline.info.url}/hello` }, { url: `${kernel.info.url}/v1/auth/session`, token: kernel.info.token }, { seconds: SECONDS * 2 })
