@@ -6,6 +6,7 @@ import { Migration20261129000002EventsRetention } from './2026-11-29-events-rete
 import { Migration20261130000001Marketplace } from './2026-11-30-marketplace.js'
 import { Migration20261130000002MarketplacePublishing } from './2026-11-30-marketplace-publishing.js'
 import { Migration20261130000003Workflows } from './2026-11-30-workflows.js'
+import { Migration20261205000003WebhookOrder } from './2026-12-05-webhook-order.js'
 
 /** Every migration, oldest first; MikroORM runs them in this order. */
 export const migrationsList: MigrationObject[] = [
@@ -16,4 +17,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261130000001Marketplace', class: Migration20261130000001Marketplace },
   { name: 'Migration20261130000002MarketplacePublishing', class: Migration20261130000002MarketplacePublishing },
   { name: 'Migration20261130000003Workflows', class: Migration20261130000003Workflows },
+  { name: 'Migration20261205000003WebhookOrder', class: Migration20261205000003WebhookOrder },
 ]

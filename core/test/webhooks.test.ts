@@ -141,7 +141,7 @@ for (const kind of DB_KINDS) {
       t.ok(moved.received.every((r) => r.headers['webhook-id'] && !r.body.includes('elsewhere')))
       t.equal(moved.received.length, 4, 'the redirect target was never requested')
       const h = await finalOf(eps[3].id)
-      t.match(h.log[0].error, /ETIMEDOUT/)
+      t.equal(h.log[0].error, 'timed out', 'a generic reason, not the socket\'s own text')
       t.equal((await k.req('POST', `/v1/webhooks/${eps[1].id}/deliveries/${g.id}/redeliver`, { token: a.token })).body.code, 'EVT_ERR_ENDPOINT_DISABLED')
       for (const ep of eps) await k.req('DELETE', `/v1/webhooks/${ep.id}`, { token: a.token })
     })

@@ -12,6 +12,7 @@ const EventView = Type.Object({
   type: Type.String(),
   source: Type.String(),
   subject: Type.String(),
+  sequence: Type.Union([Type.Integer(), Type.Null()], { description: "The event's number in its subject's stream (1, 2, 3 …), given when it is fanned out; null until then." }),
   time: Type.String({ format: 'date-time' }),
   data: Type.Record(Type.String(), Type.Unknown()),
 })
@@ -45,8 +46,8 @@ export function registerEventRoutes(app: Api, k: KernelContext): void {
       const after = decodeCursor(request.query.cursor)
       const limit = request.query.limit ?? 50
       const rows = await orgTx(k, p.orgId, (tx) =>
-        tx.sql<{ id: string; tenant_id: string; type: string; source: string; subject: string; time: Date; data: Record<string, unknown> }>(
-          `select id, tenant_id, type, source, subject, time, data from events
+        tx.sql<{ id: string; tenant_id: string; type: string; source: string; subject: string; seq: string | null; time: Date; data: Record<string, unknown> }>(
+          `select id, tenant_id, type, source, subject, seq, time, data from events
             where (?::uuid is null or id > ?::uuid) and (?::text is null or type = ?::text)
               and (?::timestamptz is null or time >= ?::timestamptz) and (?::timestamptz is null or time < ?::timestamptz)
             order by id limit ?`,
@@ -54,7 +55,7 @@ export function registerEventRoutes(app: Api, k: KernelContext): void {
         ),
       )
       const page = toPage(rows, limit)
-      return { items: page.items.map((r) => ({ id: r.id, tenantId: r.tenant_id, type: r.type, source: r.source, subject: r.subject, time: new Date(r.time).toISOString(), data: r.data })), nextCursor: page.nextCursor }
+      return { items: page.items.map((r) => ({ id: r.id, tenantId: r.tenant_id, type: r.type, source: r.source, subject: r.subject, sequence: r.seq === null ? null : Number(r.seq), time: new Date(r.time).toISOString(), data: r.data })), nextCursor: page.nextCursor }
     },
   )
 

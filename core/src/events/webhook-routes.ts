@@ -12,7 +12,7 @@ import { sqlArray, type Tx } from '../db/database.js'
 import { EVENT_PATTERN } from './catalogue.js'
 import { emitEvents, kernelEvent } from './outbox.js'
 import { newWebhookSecret } from './signing.js'
-import { webhookSecretAd } from './event-system.js'
+import { webhookSecretAd } from './delivery-types.js'
 
 const Uuid = Type.String({ format: 'uuid' })
 const Types = Type.Array(Type.String({ pattern: EVENT_PATTERN, maxLength: 200 }), { minItems: 1, maxItems: 100, uniqueItems: true, description: 'Event types or patterns: `kernel.role.created`, `kernel.role.*`, `*`.' })
@@ -355,7 +355,10 @@ export function registerWebhookRoutes(app: Api, k: KernelContext): void {
         if (!ep) throw KRN.NOT_FOUND({ what: 'webhook endpoint' })
         if (ep.status !== 'active') throw EVT.ENDPOINT_DISABLED()
         const [d] = await tx.sql<{ id: string; attempts: number }>(
-          `update webhook_deliveries set status = 'pending', failure_reason = null, next_attempt_at = now(), updated_at = now() where id = ?::uuid and endpoint_id = ?::uuid returning id, attempts`,
+          `update webhook_deliveries set status = 'pending', failure_reason = null, next_attempt_at = now(), updated_at = now(),
+                  -- A redelivery is sent out of order, by design: it neither waits for nor holds back other events about its subject.
+                  order_seq = case when status = 'pending' then order_seq end
+            where id = ?::uuid and endpoint_id = ?::uuid returning id, attempts`,
           [request.params.deliveryId, request.params.id],
         )
         if (!d) throw KRN.NOT_FOUND({ what: 'delivery' })
