@@ -36,6 +36,8 @@ export const AUTH = defineErrors('AUTH', {
   LOGIN_RATE_LIMITED: { status: 429, title: 'Too many sign-in attempts', message: (d: { retryAfterSeconds: number }) => `too many sign-in attempts, retry in ${d.retryAfterSeconds}s` },
   WEAK_PASSWORD: { status: 400, title: 'Password too weak', message: () => 'a password needs at least 12 characters' },
   ACCOUNT_DISABLED: { status: 403, title: 'Account disabled', message: () => 'this account is disabled' },
+  INVITATION_INVALID: { status: 400, title: 'Invalid invitation', message: () => 'the invitation is unknown, expired, revoked or already accepted' },
+  INVITATION_ACCOUNT_REQUIRED: { status: 401, title: 'Sign in to accept', message: () => 'accept the invitation signed in as the invited account, with its password, or with a name and password for a new account' },
 })
 
 /** Events, webhooks and egress errors. */
@@ -71,5 +73,9 @@ export const PLG = defineErrors('PLG', {
   NOTHING_TO_ROLL_BACK: { status: 409, title: 'Nothing to roll back to', message: (d: { reason: string }) => d.reason },
   INSTALLATION_DISABLED: { status: 403, title: 'Plugin installation disabled', message: (d: { name: string }) => `${d.name} is disabled for this tenant` },
   RESPONSE_INVALID: { status: 502, title: 'Plugin response invalid', message: (d: { reason: string }) => d.reason },
+  CAPABILITY_NOT_GRANTABLE: { status: 422, title: 'Capability cannot be granted', message: (d: { name: string; version: string; capability: string; reason: string }) => `${d.name}@${d.version} asks for ${d.capability}, which no tenant may grant: ${d.reason}` },
+  VERSION_UNVERIFIED: { status: 503, title: 'Plugin version failed verification', message: (d: { name: string; version: string; reason: string }) => `${d.name}@${d.version} is not run: ${d.reason}` },
   CALL_DEPTH_EXCEEDED: { status: 508, title: 'Plugin call chain too deep', message: (d: { depth: number }) => `plugin actions may call each other at most ${d.depth} deep` },
+  TOO_MANY_INVOCATIONS: { status: 429, title: 'Too many plugin invocations', message: (d: { scope: 'tenant' | 'installation'; limit: number; retryAfterSeconds: number }) => `this ${d.scope} already runs ${d.limit} plugin invocations at once; retry in ${d.retryAfterSeconds}s` },
+  TRANSACTION_IDLE: { status: 504, title: 'Plugin held its transaction idle too long', message: (d: { limitMs: number }) => `the plugin kept its database transaction open for more than ${d.limitMs} ms without using it; the invocation was rolled back` },
 })

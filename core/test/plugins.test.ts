@@ -20,13 +20,14 @@ async function built(name: string) {
 const notes = await built('notes')
 const relay = await built('relay')
 
-// A local upstream for ctx.http.fetch; the relay plugin is granted exactly its host:port (and
-// the cloud metadata address, which the kernel's egress guard must still refuse).
+// A local upstream for ctx.http.fetch; the relay plugin is granted exactly its host:port (the
+// operator allow-listed 127.0.0.1). The cloud metadata address can no longer be granted; an
+// installation granted it before that was checked is still stopped by the egress guard.
 const upstream = createServer((req, res) => res.end(`hello ${req.headers['x-from'] ?? ''}`))
 await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r))
 t.teardown(() => upstream.close())
 const upstreamPort = (upstream.address() as AddressInfo).port
-relay.manifest.capabilities.push(`http:fetch:127.0.0.1:${upstreamPort},169.254.169.254`)
+relay.manifest.capabilities.push(`http:fetch:127.0.0.1:${upstreamPort}`)
 
 const codeOf = (p: Promise<unknown>) => p.then(() => 'registered', (err: { code?: string }) => err.code ?? String(err))
 
@@ -213,6 +214,12 @@ for (const kind of DB_KINDS) {
       t.same(ok.body, { status: 200, text: 'hello relay' })
       const otherPort = await k.req('GET', `/v1/x/relay/fetch?url=${encodeURIComponent('http://127.0.0.1:1/')}`, { token: a.token })
       t.same(otherPort.body, { error: 'KRN_ERR_CAPABILITY_DENIED' }, 'another port of the same host is not granted')
+      await registerVersion(k, { ...relay, manifest: { ...relay.manifest, version: '1.0.1', capabilities: [...relay.manifest.capabilities, 'http:fetch:169.254.169.254'] } })
+      const metadataRefused = await k.req('POST', '/v1/installations', { token: b.token, body: { plugin: '@acme/relay', version: '1.0.1', capabilities: [...relay.manifest.capabilities, 'http:fetch:169.254.169.254'] } })
+      t.equal(metadataRefused.body.code, 'PLG_ERR_CAPABILITY_NOT_GRANTABLE', 'a version asking for the metadata address is never granted')
+      // An installation granted the metadata address before grants were checked:
+      await k.ownerSql(`update plugin_installations set capabilities = array_append(capabilities, 'http:fetch:169.254.169.254') where tenant_id = ? and plugin = '@acme/relay'`, [a.orgId])
+      k.kernel.ctx.plugins.forgetTenant(a.orgId)
       const metadata = await k.req('GET', `/v1/x/relay/fetch?url=${encodeURIComponent('http://169.254.169.254/latest/meta-data')}`, { token: a.token })
       t.same(metadata.body, { error: 'EVT_ERR_EGRESS_DENIED' }, 'a granted host on a link-local address is still refused')
       const decimal = await k.req('GET', `/v1/x/relay/fetch?url=${encodeURIComponent('http://2852039166/')}`, { token: a.token })

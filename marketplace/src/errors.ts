@@ -9,6 +9,7 @@ export const MKT = defineErrors('MKT', {
   NOT_A_PUBLISHER: { status: 403, title: 'Only partners publish', message: () => 'scopes, signing keys and plugin versions belong to partners; sign in as a partner member with plugins.publish' },
   SCOPE_TAKEN: { status: 409, title: 'Scope already claimed', message: (d: { scope: string }) => `${d.scope} is already claimed` },
   SCOPE_RESERVED: { status: 403, title: 'Scope reserved', message: (d: { scope: string }) => `${d.scope} is reserved; a platform admin can assign it to a partner` },
+  SCOPE_CONFUSABLE: { status: 409, title: 'Scope looks like another', message: (d: { scope: string; imitates: string }) => `${d.scope} looks like ${d.imitates}; choose a scope that cannot be mistaken for it (a platform admin can assign it if it is genuinely yours)` },
   SCOPE_NOT_OWNED: { status: 403, title: 'Scope not owned', message: (d: { scope: string }) => `your organisation does not own the scope ${d.scope}; claim it first with POST /v1/marketplace/scopes` },
   KEY_INVALID: { status: 400, title: 'Invalid public key', message: (d: { reason: string }) => `the public key is not usable: ${d.reason}` },
   KEY_EXISTS: { status: 409, title: 'Key already registered', message: (d: { fingerprint: string }) => `the key ${d.fingerprint} is already registered` },
@@ -30,6 +31,10 @@ export const MKT = defineErrors('MKT', {
   NAME_MISMATCH: { status: 422, title: 'Manifest name does not match', message: (d: { manifest: string; url: string }) => `the manifest names ${d.manifest} but the upload is for ${d.url}` },
   VERSION_NOT_MONOTONIC: { status: 409, title: 'Version not greater than the last', message: (d: { version: string; last: string }) => `${d.version} is not greater than ${d.last}, already published` },
   ENGINE_UNSATISFIED: { status: 422, title: 'Kernel version not supported', message: (d: { range: string; kernel: string }) => `engines.trellis ${d.range} is not satisfied by this kernel (${d.kernel})` },
+  CAPABILITY_INTERNAL_HOST: { status: 422, title: 'Fetch capability names an internal host', message: (d: { hosts: Array<{ capability: string; host: string; reason: string }> }) => `http:fetch may only name public hosts: ${d.hosts.map((h) => `${h.host} (${h.reason})`).join(', ')}` },
+  SUBSCRIPTION_RESERVED: { status: 422, title: 'Subscription to a reserved event namespace', message: (d: { patterns: string[] }) => `plugins do not subscribe to the platform's events: ${d.patterns.join(', ')}` },
+  NUL_BYTE: { status: 422, title: 'NUL byte in the upload', message: (d: { where: string }) => `${d.where} contains a NUL byte` },
+  NOT_UTF8: { status: 422, title: 'Not valid UTF-8', message: (d: { where: string }) => `${d.where} is not valid UTF-8; the stored text would differ from the signed bytes` },
   // Versions
   VERSION_NOT_FOUND: { status: 404, title: 'Plugin version not found', message: (d: { name: string; version?: string }) => `${d.name}${d.version ? `@${d.version}` : ''} was not found` },
 })

@@ -5,6 +5,8 @@
 export * from './plugin.js'
 export { validateManifest, lintPlugin, manifestSchema, pointerSegment, compileJsonSchema, validateHostCall, SIZE_LIMITS } from './manifest.js'
 export { HOST_OP_SCHEMAS } from './host-op-schemas.js'
+export { internalFetchTarget, internalFetchTargets, parseIpv4, subscriptionFindings, ownEventNamespace, RESERVED_EVENT_NAMESPACES, KERNEL_SUBSCRIBABLE_NAMESPACES } from './capability-policy.js'
+export type { InternalFetchTarget, SubscriptionFinding } from './capability-policy.js'
 export type { LintInput, ManifestIssue, ManifestValidation } from './manifest.js'
 export { createTestHost } from './testing.js'
 export type { TestHost, TestHostOptions, RecordedHostCall } from './testing.js'

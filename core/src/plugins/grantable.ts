@@ -2,6 +2,9 @@ import type { KernelContext } from '../kernel-context.js'
 import type { Tx } from '../db/database.js'
 import type { Principal } from '../identity/principal.js'
 import { KERNEL_PERMISSIONS } from '../identity/permissions.js'
+import { internalFetchTargets, subscriptionFindings, type InternalFetchTarget } from '@trellis/plugin-sdk'
+import { PLG } from '../errors.js'
+import type { PluginVersion } from './versions.js'
 
 const KERNEL: ReadonlySet<string> = new Set(Object.values(KERNEL_PERMISSIONS))
 
@@ -19,4 +22,29 @@ export async function stillMissing(k: KernelContext, p: Principal, missing: stri
     for (const perm of v?.manifest.permissions ?? []) if (!KERNEL.has(perm.name)) contributed.add(perm.name)
   }
   return missing.filter((m) => !contributed.has(m))
+}
+
+/**
+ * Capabilities no tenant may grant, whatever the version says (it may have been approved before
+ * the marketplace refused them, or registered without it): `http:fetch` hosts that name
+ * loopback, private, link-local or metadata destinations the operator did not allow-list, and
+ * subscriptions to the platform's own event namespaces. Throws PLG_ERR_CAPABILITY_NOT_GRANTABLE.
+ */
+export function assertGrantable(k: KernelContext, version: Pick<PluginVersion, 'name' | 'version' | 'manifest'>): void {
+  const internal = internalFetchTargets(version.manifest.capabilities, egressAllows(k))
+  if (internal.length) {
+    const first = internal[0]!
+    throw PLG.CAPABILITY_NOT_GRANTABLE({ name: version.name, version: version.version, capability: first.capability, reason: `${first.entry} is a ${first.reason} destination, not allow-listed by the operator (TRELLIS_EGRESS_ALLOW)` })
+  }
+  const reserved = subscriptionFindings(version.manifest).find((f) => f.rule === 'reserved')
+  if (reserved) throw PLG.CAPABILITY_NOT_GRANTABLE({ name: version.name, version: version.version, capability: `events:subscribe:${reserved.pattern}`, reason: reserved.message })
+}
+
+/**
+ * The operator's egress allow-list as a test for an internal fetch target: an address is
+ * allowed when the kernel's egress guard would connect to it; a name only when it resolves to
+ * such an address by definition (`localhost`). Other internal names are never grantable.
+ */
+export function egressAllows(k: KernelContext): (target: InternalFetchTarget) => boolean {
+  return (target) => target.address !== null && k.plugins.egress.allowsAddress(target.address)
 }

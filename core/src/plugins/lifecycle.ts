@@ -7,6 +7,7 @@ import { emitEvents, kernelEvent } from '../events/outbox.js'
 import { checkConsent, defaultMount, insertInstallation, INSTALLATION_COLS, openSecrets, splitSettings, toInstallation, type Installation, type InstallationRow } from './installations.js'
 import { orgTx } from '../kernel-context.js'
 import type { PluginVersion } from './versions.js'
+import { assertGrantable } from './grantable.js'
 
 /** A version a tenant may install now: approved, and not blocked. */
 export async function installableVersion(k: KernelContext, tx: Tx, plugin: string, version: string): Promise<PluginVersion> {
@@ -14,6 +15,7 @@ export async function installableVersion(k: KernelContext, tx: Tx, plugin: strin
   if (!v) throw PLG.VERSION_NOT_FOUND({ name: plugin, version })
   if (v.status === 'blocked') throw PLG.VERSION_BLOCKED({ name: v.name, version: v.version })
   if (v.status !== 'approved') throw PLG.VERSION_NOT_APPROVED({ name: v.name, version: v.version, status: v.status })
+  assertGrantable(k, v)
   return v
 }
 

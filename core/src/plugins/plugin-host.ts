@@ -2,9 +2,11 @@ import { availableParallelism } from 'node:os'
 import { SpanStatusCode, trace } from '@opentelemetry/api'
 import { v7 as uuidv7 } from 'uuid'
 import { isTrellisError, matchesEventPattern, parseCapability, type Capability, type JsonValue, type TrellisEvent } from '@trellis/plugin-sdk'
-import { Sandbox, type InvocationError, type InvokeResult, type LogLine } from '@trellis/sandbox'
+import { Sandbox, type InvocationError, type InvokeResult, type LogLine, type SandboxLimits } from '@trellis/sandbox'
 import type { Tx } from '../db/database.js'
 import { orgTx, type KernelContext } from '../kernel-context.js'
+import { InvocationTx, TransactionGate, type TransactionLimits } from './invocation-tx.js'
+import { InvocationLimiter } from './invocation-limits.js'
 import { KRN, PLG } from '../errors.js'
 import { appendAudit } from '../audit/audit-log.js'
 import { EgressGuard } from '../egress/index.js'
@@ -22,7 +24,25 @@ export interface PluginHostOptions {
   egressAllow?: string[]
   /** How long a tenant's installations are cached (other processes' changes show within it). */
   installationTtlMs?: number
+  /** Defaults for every invocation's sandbox limits (CPU, wall clock, memory, host calls). */
+  sandboxLimits?: Partial<SandboxLimits>
+  /** Invocations one tenant may run at once in this process (default 16). */
+  maxInvocationsPerTenant?: number
+  /** Invocations one installation may run at once in this process (default 8). */
+  maxInvocationsPerInstallation?: number
+  /**
+   * Longest time an invocation holding a database transaction may go without using it before it
+   * is rolled back with `PLG_ERR_TRANSACTION_IDLE` (default 1000 ms; 250 ms on the embedded database).
+   */
+  transactionIdleMs?: number
+  /** The same limit while other work waits for a database connection (default 25 ms). */
+  transactionContendedIdleMs?: number
+  /** Plugin transactions one tenant may hold at once (default: half the pool, at least 1). */
+  transactionsPerTenant?: number
 }
+
+/** Defaults of the limits above, for the embedded database and for PostgreSQL. */
+export const PLUGIN_LIMIT_DEFAULTS = { maxInvocationsPerTenant: 16, maxInvocationsPerInstallation: 8, transactionIdleMs: 1000, embeddedTransactionIdleMs: 250, transactionContendedIdleMs: 25 } as const
 
 export type EntryKind = 'route' | 'event' | 'action' | 'workflowStep'
 
@@ -59,7 +79,19 @@ interface TenantPlugins {
 const MAX_CALL_DEPTH = 8
 const tracer = trace.getTracer('trellis.plugins')
 // Errors that mean the platform, not the plugin, failed: event deliveries are retried on these.
-const INFRASTRUCTURE = new Set(['SBX_ERR_WORKER_LOST', 'SBX_ERR_SANDBOX_CLOSED', 'KRN_ERR_DATABASE_UNAVAILABLE', 'KRN_ERR_INTERNAL'])
+// A tenant over its concurrency cap is told to come back later: its deliveries wait too.
+const INFRASTRUCTURE = new Set(['SBX_ERR_WORKER_LOST', 'SBX_ERR_SANDBOX_CLOSED', 'KRN_ERR_DATABASE_UNAVAILABLE', 'KRN_ERR_INTERNAL', 'PLG_ERR_TOO_MANY_INVOCATIONS'])
+
+/**
+ * A lost worker fails every invocation it was running; the sandbox marks those that were only
+ * victims (not the one that killed it) retryable. Without a marker, a lost worker counts as
+ * retryable: the invocation runs again once.
+ */
+function retryable(err: unknown): boolean {
+  if (!isTrellisError(err) || err.code !== 'SBX_ERR_WORKER_LOST') return false
+  const marker = (err as { retryable?: boolean }).retryable ?? (err.details as { retryable?: boolean } | null | undefined)?.retryable
+  return marker !== false
+}
 
 /**
  * The kernel side of plugins: runs installed plugin versions in the sandbox for their tenants,
@@ -76,10 +108,14 @@ export class PluginHost implements PluginEventSink {
   private readonly generations = new Map<string, number>()
   private readonly parsedCaps = new WeakMap<Installation, Capability[]>()
   private readonly services: HostServices
-  private readonly egress: EgressGuard
+  /** The egress guard of ctx.http.fetch (grants are checked against its allow-list). */
+  readonly egress: EgressGuard
   private sinkTimer: NodeJS.Timeout | undefined
   private sinkSet = false
   private readonly listeners = new Set<(rec: InvocationRecord) => void>()
+  private readonly limiter: InvocationLimiter
+  private readonly gate: TransactionGate
+  private readonly txLimits: TransactionLimits
   /**
    * Extra rules for installing a version in a tenant (the marketplace's channel catalogs);
    * throws to refuse. Runs in the installing transaction.
@@ -97,6 +133,16 @@ export class PluginHost implements PluginEventSink {
     this.versions = new PluginVersions(k.db)
     this.recorder = new InvocationRecorder(k.db, k.logger)
     this.egress = new EgressGuard(options.egressAllow ?? k.config.egressAllow)
+    this.limiter = new InvocationLimiter({
+      perTenant: options.maxInvocationsPerTenant ?? PLUGIN_LIMIT_DEFAULTS.maxInvocationsPerTenant,
+      perInstallation: options.maxInvocationsPerInstallation ?? PLUGIN_LIMIT_DEFAULTS.maxInvocationsPerInstallation,
+    })
+    const poolMax = k.db.embedded ? 1 : ((k.db.orm.config.get('pool') as { max?: number } | undefined)?.max ?? 10)
+    this.gate = new TransactionGate(options.transactionsPerTenant ?? Math.max(1, Math.floor(poolMax / 2)))
+    this.txLimits = {
+      idleMs: options.transactionIdleMs ?? (k.db.embedded ? PLUGIN_LIMIT_DEFAULTS.embeddedTransactionIdleMs : PLUGIN_LIMIT_DEFAULTS.transactionIdleMs),
+      contendedIdleMs: options.transactionContendedIdleMs ?? PLUGIN_LIMIT_DEFAULTS.transactionContendedIdleMs,
+    }
     this.services = {
       data,
       egress: this.egress,
@@ -111,6 +157,11 @@ export class PluginHost implements PluginEventSink {
     return () => this.listeners.delete(listener)
   }
 
+  /** Invocations of the tenant running in this process now (the sandbox still has them). */
+  runningInvocations(tenantId: string): number {
+    return this.limiter.running(tenantId)
+  }
+
   /** Starts watching for subscribing installations (so the event system hands plugins their events). */
   async start(): Promise<void> {
     await this.watchSubscribers()
@@ -119,7 +170,11 @@ export class PluginHost implements PluginEventSink {
   /** The sandbox, started on first use. */
   sandbox(): Promise<Sandbox> {
     if (this.closed) throw KRN.INTERNAL()
-    this.sandboxStarting ??= Sandbox.create({ workers: this.options.sandboxWorkers ?? Math.min(2, availableParallelism()), quietWorkers: true })
+    this.sandboxStarting ??= Sandbox.create({
+      workers: this.options.sandboxWorkers ?? Math.min(2, availableParallelism()),
+      quietWorkers: true,
+      ...(this.options.sandboxLimits ? { limits: this.options.sandboxLimits } : {}),
+    })
     return this.sandboxStarting
   }
 
@@ -204,9 +259,9 @@ export class PluginHost implements PluginEventSink {
   }
 
   /** A specific version of an installation's plugin (refusing a disabled installation or a blocked version). */
-  private async pinnedVersion(tx: Tx, inst: Installation, versionId: string): Promise<PluginVersion> {
+  private async pinnedVersion(tenantId: string, tx: Tx | undefined, inst: Installation, versionId: string): Promise<PluginVersion> {
     if (inst.status !== 'active') throw PLG.INSTALLATION_DISABLED({ name: inst.plugin })
-    const v = await this.versions.byId(tx, versionId)
+    const v = tx ? await this.versions.byId(tx, versionId) : await this.versions.get(tenantId, versionId)
     if (!v || v.name !== inst.plugin) throw PLG.VERSION_NOT_FOUND({ name: inst.plugin })
     if (v.status === 'blocked') throw PLG.VERSION_BLOCKED({ name: v.name, version: v.version })
     return v
@@ -222,46 +277,96 @@ export class PluginHost implements PluginEventSink {
   }
 
   /**
-   * Runs one entry of an installed plugin in its own tenant transaction: everything it writes
-   * and emits — including through actions it calls — commits together, or nothing does.
+   * Runs one entry of an installed plugin for its tenant. Everything it writes and emits —
+   * including through actions it calls — commits together in one tenant transaction, or nothing
+   * does; the transaction is opened at the first host call that needs the database, not while
+   * plugin code merely runs (see docs/adr/0009-plugin-fairness.md). With hooks, it is opened
+   * first, for `before`.
    */
   async invoke(req: InvokeInput): Promise<unknown>
   async invoke<T>(req: InvokeInput, hooks: InvokeHooks<T>): Promise<T | typeof SKIPPED>
   async invoke<T>(req: InvokeInput, hooks?: InvokeHooks<T>): Promise<unknown> {
-    const tree: Omit<InvocationTree, 'tx'> = { tenantId: req.tenantId, caller: req.caller, uses: new Map(), denials: [] }
+    const leave = this.limiter.enter(req.tenantId, req.installation.id)
+    const runs: InvocationTree['runs'] = new Set()
+    const denials: InvocationTree['denials'] = new Map()
     try {
-      return await orgTx(this.k, req.tenantId, async (tx) => {
-        const full = tree as InvocationTree
-        full.tx = tx
-        if (hooks?.before && !(await hooks.before(tx))) return SKIPPED
-        const version = req.versionId ? await this.pinnedVersion(tx, req.installation, req.versionId) : await this.versionOf(tx, req.installation)
-        const output = await this.run({ inst: req.installation, version, caps: this.caps(req.installation), tree: full, caller: req.caller, depth: 0 }, req.entry, req.input)
-        if (full.uses.size) {
-          await appendAudit(tx, req.tenantId, {
-            action: 'plugin.capability.used',
-            actor: { kind: 'plugin', id: req.installation.plugin },
-            target: { kind: 'plugin_installation', id: req.installation.id },
-            data: { caller: { kind: req.caller.kind, id: req.caller.id }, entry: req.entry, uses: [...full.uses.values()] },
-          })
-        }
-        return hooks?.after ? hooks.after(tx, output) : output
-      })
+      try {
+        return await this.invokeOnce(req, hooks, runs, denials)
+      } catch (err) {
+        // A worker lost under an invocation that never committed: roll back (done) and run it again once.
+        if (!retryable(err)) throw err
+        this.k.logger.warn({ tenantId: req.tenantId, plugin: req.installation.plugin, entry: req.entry }, 'sandbox worker lost under an invocation: running it again')
+        return await this.invokeOnce(req, hooks, runs, denials)
+      }
     } finally {
-      if (tree.denials.length) await this.auditDenials(req, tree.denials)
+      // Runs still going (the kernel stopped waiting for them) keep their slot until they end,
+      // and refusals they make then are audited then.
+      if (runs.size > 0) {
+        void Promise.allSettled([...runs])
+          .then(() => this.auditDenials(req, denials))
+          .finally(leave)
+      } else {
+        leave()
+        await this.auditDenials(req, denials)
+      }
     }
   }
 
+  private async invokeOnce<T>(req: InvokeInput, hooks: InvokeHooks<T> | undefined, runs: InvocationTree['runs'], denials: InvocationTree['denials']): Promise<unknown> {
+    let idle: (err: unknown) => void = () => undefined
+    const aborted = new Promise<never>((_, reject) => (idle = reject))
+    aborted.catch(() => undefined)
+    const tx = new InvocationTx(this.k, req.tenantId, this.gate, this.txLimits, (err) => idle(err))
+    const tree: InvocationTree = { tx, tenantId: req.tenantId, caller: req.caller, uses: new Map(), denials, runs }
+    try {
+      if (hooks?.before && !(await tx.use((t) => hooks.before!(t)))) {
+        await tx.commit(undefined, false)
+        return SKIPPED
+      }
+      const open = await tx.opened()
+      const version = req.versionId
+        ? await this.pinnedVersion(req.tenantId, open, req.installation, req.versionId)
+        : open
+          ? await this.versionOf(open, req.installation)
+          : await this.currentVersion(req.tenantId, req.installation)
+      const running = this.run({ inst: req.installation, version, caps: this.caps(req.installation), tree, caller: req.caller, depth: 0 }, req.entry, req.input)
+      const output = await Promise.race([running, aborted])
+      if (!hooks?.after && tree.uses.size === 0 && !tx.started) {
+        await tx.commit(undefined, false)
+        return output
+      }
+      return await tx.commit(async (t) => {
+        if (tree.uses.size) {
+          await appendAudit(t, req.tenantId, {
+            action: 'plugin.capability.used',
+            actor: { kind: 'plugin', id: req.installation.plugin },
+            target: { kind: 'plugin_installation', id: req.installation.id },
+            data: { caller: { kind: req.caller.kind, id: req.caller.id }, entry: req.entry, uses: [...tree.uses.values()] },
+          })
+        }
+        return hooks?.after ? hooks.after(t, output) : output
+      }, true)
+    } catch (err) {
+      await tx.rollback(err)
+      throw err
+    }
+  }
+
+  /** Writes the invocation's refusals (aggregated, with counts) in their own transaction, so they survive its rollback. */
   private async auditDenials(req: InvokeInput, denials: InvocationTree['denials']): Promise<void> {
+    if (denials.size === 0) return
+    const taken = [...denials.values()]
+    denials.clear()
     try {
       await orgTx(this.k, req.tenantId, (tx) =>
         appendAudit(
           tx,
           req.tenantId,
-          ...denials.map((d) => ({
+          ...taken.map((d) => ({
             action: 'plugin.capability.denied',
             actor: { kind: 'plugin' as const, id: d.plugin },
             target: { kind: 'plugin_installation', id: d.installationId },
-            data: { caller: { kind: req.caller.kind, id: req.caller.id }, entry: req.entry, op: d.op, target: d.target, reason: d.reason },
+            data: { caller: { kind: req.caller.kind, id: req.caller.id }, entry: req.entry, op: d.op, target: d.target, reason: d.reason, count: d.count },
           })),
         ),
       )
@@ -277,7 +382,12 @@ export class PluginHost implements PluginEventSink {
       { attributes: { 'tenant.id': run.tree.tenantId, 'plugin.id': run.inst.plugin, 'plugin.version': run.version.version, 'plugin.installation': run.inst.id, 'plugin.entry': `${entry.kind} ${entry.name}` } },
       async (span) => {
         try {
-          return await this.runInSandbox(run, entry, input)
+          const running = this.runInSandbox(run, entry, input)
+          const runs = run.tree.runs
+          runs.add(running)
+          const gone = () => runs.delete(running)
+          running.then(gone, gone)
+          return await running
         } catch (err) {
           span.setStatus({ code: SpanStatusCode.ERROR, message: isTrellisError(err) ? err.code : 'error' })
           throw err
@@ -345,9 +455,12 @@ export class PluginHost implements PluginEventSink {
   private async callAction(from: Running, plugin: string, action: string, input: unknown): Promise<unknown> {
     const tree = from.tree
     if (from.depth + 1 > MAX_CALL_DEPTH) throw PLG.CALL_DEPTH_EXCEEDED({ depth: MAX_CALL_DEPTH })
-    const inst = (await this.installed(tree.tenantId, tree.tx)).byPlugin.get(plugin)
+    // With the invocation's transaction open, read through it: on the embedded database (one
+    // connection) another transaction would wait for this one.
+    const tx = await tree.tx.opened()
+    const inst = (await this.installed(tree.tenantId, tx)).byPlugin.get(plugin)
     if (!inst) throw PLG.NOT_INSTALLED({ name: plugin })
-    const version = await this.versionOf(tree.tx, inst)
+    const version = tx ? await this.versionOf(tx, inst) : await this.currentVersion(tree.tenantId, inst)
     const declared = version.manifest.actions?.[action]
     if (!declared || !Object.prototype.hasOwnProperty.call(version.manifest.actions, action)) throw KRN.NOT_FOUND({ what: `action ${plugin}#${action}` })
     checkSchema(`${version.id}:action-in:${action}`, declared.input, input ?? null, `input of ${plugin}#${action}`)

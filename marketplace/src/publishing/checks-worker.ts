@@ -15,6 +15,7 @@ import { emitEvents } from '@trellis/core/events/outbox.js'
 import { PLATFORM_ORG } from '@trellis/core/db/database.js'
 import { capabilityDiff, check, staticScan, type CheckResult } from './checks.js'
 import { SOURCE } from './publisher.js'
+import { subscriptionCheck } from './capability-checks.js'
 
 export interface ChecksWorkerOptions {
   /** How soon to look again for versions to check when nothing woke the worker (ms); doubles while idle. */
@@ -204,6 +205,8 @@ export class ChecksWorker {
     const diff = capabilityDiff(manifest, previous?.manifest)
     const grows = previous !== undefined && (diff.capabilities.added.length > 0 || diff.permissions.added.length > 0)
     results.push(check('capability-diff', grows ? 'warning' : 'passed', false, { against: previous ? { id: previous.id, version: previous.version } : null, diff }))
+
+    results.push(await subscriptionCheck(this.k, manifest))
 
     const scan = staticScan(v.code)
     results.push(check('static-scan', scan.findings.length ? 'warning' : 'passed', false, { findings: scan.findings, truncated: scan.truncated }))

@@ -17,7 +17,7 @@ export interface CheckResult {
   at: string
 }
 
-/** Names of the checks, in the order they run (the first six run during the upload). */
+/** Names of the checks, in the order they run (the first seven run during the upload). */
 export const CHECK_NAMES = Object.freeze([
   'package', // size limits, safe unpack, exact files, SHA256SUMS
   'signature', // by an active key of the publisher, over the exact tarball bytes
@@ -25,10 +25,12 @@ export const CHECK_NAMES = Object.freeze([
   'name', // the manifest names the plugin the upload is for
   'version-monotonic', // greater than every version of the plugin already published
   'engines', // engines.trellis satisfied by this kernel
+  'capabilities', // no http:fetch to internal hosts, no subscription to the platform's namespaces
   'sandbox-load', // the bundle loads in the sandbox and exports what the manifest declares (+ lint)
   'size-limits', // bundle and source map sizes
   'capability-diff', // against the previous approved version
   'static-scan', // dynamic code generation and imports, as warnings
+  'event-subscriptions', // broad or foreign subscriptions, as warnings for the reviewer
 ] as const)
 
 export const check = (name: string, status: CheckStatus, blocking: boolean, details: Record<string, unknown> = {}): CheckResult => ({ name, status, blocking, details, at: new Date().toISOString() })

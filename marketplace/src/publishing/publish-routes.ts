@@ -26,6 +26,7 @@ import { SCOPE_PATTERN } from './publisher-routes.js'
 import { sha256, unpackPackage, type Unpacked } from './unpack.js'
 import { check, type CheckResult } from './checks.js'
 import { kernelVersion } from './kernel-version.js'
+import { refuseUngrantable } from './capability-checks.js'
 import { uuidv7 } from './ids.js'
 
 const Uuid = Type.String({ format: 'uuid' })
@@ -79,8 +80,22 @@ async function readUpload(request: FastifyRequest): Promise<Upload> {
   let tgz: Buffer | undefined
   let signature: string | undefined
   let changelog = ''
+  const parts = request.parts()
+  // The parser's own limits stop a part; this stops the body, whatever it holds (an endless
+  // field, an endless preamble): past the cap the request is failed and never read further.
+  let read = 0
+  const raw = request.raw
+  const count = (chunk: Buffer) => {
+    read += chunk.length
+    if (read <= UPLOAD_BODY_CAP) return
+    raw.off('data', count)
+    raw.unpipe()
+    raw.pause()
+    raw.emit('error', MKT.PACKAGE_TOO_LARGE({ limit: PUBLISH_LIMITS.uploadBytes }))
+  }
+  raw.on('data', count)
   try {
-    for await (const part of request.parts()) {
+    for await (const part of parts) {
       if (part.type === 'file') {
         if (part.fieldname !== 'package') {
           part.file.resume()
@@ -97,11 +112,25 @@ async function readUpload(request: FastifyRequest): Promise<Upload> {
       }
     }
   } catch (err) {
+    raw.off('data', count)
     const mapped = MULTIPART_ERRORS[(err as { code?: string }).code ?? '']
     if (mapped) throw mapped()
-    throw err
+    if (err instanceof TrellisError) throw err
+    // Reading the body only parses it: whatever else fails here (busboy's "Unexpected end of
+    // form" for a body without its closing boundary, a malformed part header) is the body's fault.
+    throw MKT.UPLOAD_INVALID({ reason: `the multipart body is malformed: ${String((err as Error)?.message ?? err).slice(0, 200)}` })
   }
+  raw.off('data', count)
   return checkUpload({ tgz, signature, changelog })
+}
+
+/** The most a whole upload body may be: the package, the changelog field at 4 bytes a character, the signature and multipart framing. */
+const UPLOAD_BODY_CAP = PUBLISH_LIMITS.uploadBytes + PUBLISH_LIMITS.changelogChars * 4 + PUBLISH_LIMITS.signatureChars + 64 * 1024
+
+/** Refuses an upload by its declared length, before a byte of it is read. */
+function refuseByLength(request: FastifyRequest): void {
+  const declared = request.headers['content-length']
+  if (declared !== undefined && Number(declared) > UPLOAD_BODY_CAP) throw MKT.PACKAGE_TOO_LARGE({ limit: PUBLISH_LIMITS.uploadBytes })
 }
 
 /** The upload's own limits, whoever read it. */
@@ -111,6 +140,8 @@ function checkUpload(u: { tgz?: Buffer; signature?: string; changelog?: string }
   if (u.signature === undefined || u.signature.trim() === '') throw MKT.UPLOAD_INVALID({ reason: 'the field "signature" (the .sig text) is missing' })
   if (u.signature.length > PUBLISH_LIMITS.signatureChars) throw MKT.UPLOAD_INVALID({ reason: 'the signature is too long for an Ed25519 signature' })
   const changelog = u.changelog ?? ''
+  if (changelog.includes('\0')) throw MKT.NUL_BYTE({ where: 'the changelog' })
+  if (changelog.includes('\uFFFD')) throw MKT.NOT_UTF8({ where: 'the changelog' })
   if (changelog.length > PUBLISH_LIMITS.changelogChars) throw MKT.UPLOAD_INVALID({ reason: `the changelog exceeds ${PUBLISH_LIMITS.changelogChars} characters` })
   return { tgz: u.tgz, signature: u.signature.trim(), changelog }
 }
@@ -138,13 +169,35 @@ function verifySignature(tgz: Buffer, signature: string, keys: KeyRow[]): KeyRow
   throw MKT.SIGNATURE_INVALID()
 }
 
-function parseManifest(pkg: Unpacked): PluginManifest {
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
+/**
+ * The package's text files, decoded exactly: what is stored must be the bytes that were signed,
+ * so a file that is not valid UTF-8 (decoding would replace bytes) or holds a NUL byte (which
+ * PostgreSQL text cannot store) is refused.
+ */
+function packageText(pkg: Unpacked): { manifest: string; code: string; sourceMap: string } {
+  const decode = (path: keyof Unpacked['files']) => {
+    const bytes = pkg.files[path]
+    if (bytes.includes(0)) throw MKT.NUL_BYTE({ where: path })
+    try {
+      return utf8.decode(bytes)
+    } catch {
+      throw MKT.NOT_UTF8({ where: path })
+    }
+  }
+  return { manifest: decode('trellis.plugin.json'), code: decode('dist/plugin.js'), sourceMap: decode('dist/plugin.js.map') }
+}
+
+function parseManifest(text: string): PluginManifest {
   let json: unknown
   try {
-    json = JSON.parse(pkg.files['trellis.plugin.json'].toString('utf8'))
+    json = JSON.parse(text)
   } catch (err) {
     throw MKT.MANIFEST_INVALID({ reason: `trellis.plugin.json is not JSON: ${(err as Error).message}` })
   }
+  // An escaped NUL ("\u0000") in any string cannot be stored in jsonb.
+  if (JSON.stringify(json).includes('\\u0000')) throw MKT.NUL_BYTE({ where: 'a string of trellis.plugin.json' })
   const v = validateManifest(json)
   if (!v.ok) {
     throw MKT.MANIFEST_INVALID({
@@ -213,16 +266,17 @@ async function acceptUpload(k: KernelContext, p: Principal, plugin: string, give
   const pkg = await unpackPackage(upload.tgz)
   checks.push(check('package', 'passed', true, { packedBytes: pkg.packedBytes, unpackedBytes: pkg.unpackedBytes, files: Object.keys(pkg.files), sha256: artifactSha256 }))
   checks.push(check('signature', 'passed', true, { keyId: key.id, fingerprint: key.fingerprint }))
-  const manifest = parseManifest(pkg)
+  const text = packageText(pkg)
+  const manifest = parseManifest(text.manifest)
   checks.push(check('manifest-schema', 'passed', true))
   if (manifest.name !== plugin) throw MKT.NAME_MISMATCH({ manifest: manifest.name, url: plugin })
   checks.push(check('name', 'passed', true, { name: manifest.name }))
   const kernel = kernelVersion()
   if (!semver.satisfies(kernel, manifest.engines.trellis, { includePrerelease: true })) throw MKT.ENGINE_UNSATISFIED({ range: manifest.engines.trellis, kernel })
   checks.push(check('engines', 'passed', true, { range: manifest.engines.trellis, kernel }))
+  checks.push(refuseUngrantable(k, manifest))
 
-  const code = pkg.files['dist/plugin.js'].toString('utf8')
-  const sourceMap = pkg.files['dist/plugin.js.map'].toString('utf8')
+  const { code, sourceMap } = text
   const row = await orgTx(k, PLATFORM_ORG, async (tx) => {
     // One publish of a plugin at a time decides what "greater than every version" means.
     await tx.sql('select pg_advisory_xact_lock(hashtext(?))', [`marketplace.publish:${plugin}`])
@@ -273,6 +327,12 @@ export function registerPublishRoutes(app: Api, k: KernelContext, hooks: Publish
       limits: { fileSize: PUBLISH_LIMITS.uploadBytes, files: 1, fields: 3, parts: 4, fieldSize: PUBLISH_LIMITS.changelogChars * 4, headerPairs: 50 },
       throwFileSizeLimit: true,
     })
+    // A request answered before its body was read in full (refused by its caller, its length,
+    // a part over its limit) loses its connection once the answer is out: the rest of the body
+    // is never read, however much more the client sends.
+    scoped.addHook('onResponse', async (request) => {
+      if (!request.raw.complete) request.raw.socket?.destroy()
+    })
     const api = scoped as unknown as Api
     api.post(
       '/marketplace/plugins/:scope/:name/versions',
@@ -299,6 +359,7 @@ export function registerPublishRoutes(app: Api, k: KernelContext, hooks: Publish
         const result = await auditingRefusals(k, p, plugin, meta, async () => {
           // Refuse before reading the body when the scope is not the caller's.
           await assertOwnsScope(k, p, request.params.scope)
+          refuseByLength(request)
           return acceptUpload(k, p, plugin, await readUpload(request), meta, hooks.published)
         })
         reply.code(202)

@@ -19,6 +19,7 @@ import { KERNEL_PERMISSIONS as P } from '@trellis/core/identity/permissions.js'
 import { MKT } from '../errors.js'
 import { PUBLISH_LIMITS, RESERVED_SCOPES } from './limits.js'
 import { publisherOf, SOURCE } from './publisher.js'
+import { lookAlikeOf } from './confusables.js'
 
 const Uuid = Type.String({ format: 'uuid' })
 export const SCOPE_PATTERN = '^@[a-z0-9][a-z0-9-]*$'
@@ -106,6 +107,13 @@ export function registerPublisherRoutes(app: Api, k: KernelContext): void {
         }
         const [taken] = await tx.sql('select partner_id from marketplace_scopes where scope = ?', [scope])
         if (taken) throw MKT.SCOPE_TAKEN({ scope })
+        // A look-alike of a reserved name (partners only: the platform assigns those) or of a
+        // scope already claimed is refused; concurrent claims are serialised so two look-alikes
+        // cannot both pass.
+        await tx.sql('select pg_advisory_xact_lock(hashtext(?))', ['marketplace.scopes'])
+        const existing = (await tx.sql<{ scope: string }>('select scope from marketplace_scopes')).map((r) => r.scope)
+        const lookAlike = lookAlikeOf(scope, existing, { reserved: caller.orgId !== PLATFORM_ORG })
+        if (lookAlike) throw MKT.SCOPE_CONFUSABLE({ scope, imitates: lookAlike.imitates })
         let created: { scope: string; partner_id: string; created_at: Date }
         try {
           ;[created] = (await tx.sql<{ scope: string; partner_id: string; created_at: Date }>('insert into marketplace_scopes (scope, partner_id) values (?, ?::uuid) returning scope, partner_id, created_at', [scope, partnerId])) as [typeof created]

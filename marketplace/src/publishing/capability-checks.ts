@@ -1,0 +1,45 @@
+/**
+ * The capability checks of a submission. Refused at upload (nothing stored, the refusal
+ * audited): `http:fetch` hosts naming loopback, private, link-local or metadata destinations the
+ * operator has not allow-listed, and subscriptions to the platform's event namespaces. Flagged
+ * for the reviewer (a non-blocking `event-subscriptions` warning in the review queue): patterns
+ * over every namespace, wildcards over another plugin's namespace, namespaces nobody declares.
+ */
+import { internalFetchTargets, subscriptionFindings, ownEventNamespace, type PluginManifest } from '@trellis/plugin-sdk'
+import type { KernelContext } from '@trellis/core/kernel-context.js'
+import { egressAllows } from '@trellis/core/plugins/grantable.js'
+import { PLATFORM_ORG } from '@trellis/core/db/database.js'
+import { MKT } from '../errors.js'
+import { check, type CheckResult } from './checks.js'
+
+/** Throws MKT_ERR_CAPABILITY_INTERNAL_HOST or MKT_ERR_SUBSCRIPTION_RESERVED; else the passed `capabilities` check. */
+export function refuseUngrantable(k: KernelContext, manifest: PluginManifest): CheckResult {
+  const internal = internalFetchTargets(manifest.capabilities, egressAllows(k))
+  if (internal.length) throw MKT.CAPABILITY_INTERNAL_HOST({ hosts: internal.map((i) => ({ capability: i.capability, host: i.entry, reason: i.reason })) })
+  const reserved = subscriptionFindings(manifest).filter((f) => f.rule === 'reserved')
+  if (reserved.length) throw MKT.SUBSCRIPTION_RESERVED({ patterns: reserved.map((f) => f.pattern) })
+  return check('capabilities', 'passed', true, { capabilities: manifest.capabilities })
+}
+
+/** Namespaces other plugins declare events in (their own namespace and their `events.emits`), from approved versions. */
+async function declaredNamespaces(k: KernelContext, plugin: string): Promise<Set<string>> {
+  const rows = await k.db.inOrg(PLATFORM_ORG, (tx) =>
+    tx.sql<{ name: string; emits: string[] | null }>(
+      `select distinct name, (select array_agg(key) from jsonb_object_keys(coalesce(manifest->'events'->'emits', '{}'::jsonb)) as key) as emits
+         from plugin_versions where status = 'approved' and name <> ?`,
+      [plugin],
+    ),
+  )
+  const out = new Set<string>()
+  for (const r of rows) {
+    out.add(ownEventNamespace(r.name))
+    for (const e of r.emits ?? []) out.add(e.split('.')[0]!)
+  }
+  return out
+}
+
+/** The `event-subscriptions` check: warnings the review queue shows, never blocking. */
+export async function subscriptionCheck(k: KernelContext, manifest: PluginManifest): Promise<CheckResult> {
+  const findings = subscriptionFindings(manifest, await declaredNamespaces(k, manifest.name)).filter((f) => f.rule !== 'reserved')
+  return check('event-subscriptions', findings.length ? 'warning' : 'passed', false, { findings })
+}
