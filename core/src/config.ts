@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { join, resolve } from 'node:path'
 import { KRN } from './errors.js'
+import { parseHttpLimits, type HttpLimits } from './http/server-limits.js'
 
 export interface KernelConfig {
   /** PostgreSQL URL; absent means the embedded PGlite database under dataDir. */
@@ -28,6 +29,8 @@ export interface KernelConfig {
   eventRetentionDays: number
   /** Finished webhook deliveries (and their attempts) older than this many days are purged. */
   deliveryRetentionDays: number
+  /** HTTP server timeouts and the sign-in rate limit (defaults: DEFAULT_HTTP_LIMITS). */
+  httpLimits?: HttpLimits
 }
 
 /** The Standard Webhooks retry schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h. */
@@ -109,7 +112,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const queuePrefix = env.TRELLIS_QUEUE_PREFIX || 'trellis'
   const eventRetentionDays = parseDays('TRELLIS_EVENT_RETENTION_DAYS', env.TRELLIS_EVENT_RETENTION_DAYS, DEFAULT_RETENTION_DAYS)
   const deliveryRetentionDays = parseDays('TRELLIS_DELIVERY_RETENTION_DAYS', env.TRELLIS_DELIVERY_RETENTION_DAYS, DEFAULT_RETENTION_DAYS)
-  return { databaseUrl, databaseAdminUrl, redisUrl, port, host, dataDir, secretKey, logLevel, otlpEndpoint, publicUrl, egressAllow, webhookRetryScheduleMs, queuePrefix, eventRetentionDays, deliveryRetentionDays, ...overrides }
+  const httpLimits = parseHttpLimits(env)
+  return { databaseUrl, databaseAdminUrl, redisUrl, port, host, dataDir, secretKey, logLevel, otlpEndpoint, publicUrl, egressAllow, webhookRetryScheduleMs, queuePrefix, eventRetentionDays, deliveryRetentionDays, httpLimits, ...overrides }
 }
 
 function embeddedSecretKey(dataDir: string): Buffer {

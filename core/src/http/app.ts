@@ -13,6 +13,9 @@ import type { Principal } from '../identity/principal.js'
 import { toTrellisError, sendProblem, ProblemSchema } from './problem.js'
 import { registerIdempotency } from './idempotency.js'
 import { RateLimiter } from './rate-limit.js'
+import { arrangeRouteHooks, markPrivate } from './route-hooks.js'
+import { DeniedRequests, type DeniedRequestsOptions } from './denied-requests.js'
+import { DEFAULT_HTTP_LIMITS } from './server-limits.js'
 import { registerHealthRoutes } from './health-routes.js'
 import { HttpMetrics } from '../observability/metrics.js'
 import { registerAuthRoutes } from '../identity/auth-routes.js'
@@ -39,6 +42,8 @@ export interface HttpOptions {
   /** Requests per minute per tenant (per client address before sign-in). */
   rateLimitPerMinute?: number
   bodyLimitBytes?: number
+  /** How refused (403) requests are aggregated into the audit log (tests move the clock). */
+  deniedRequests?: DeniedRequestsOptions
 }
 
 export const BODY_LIMIT = 1024 * 1024
@@ -51,11 +56,25 @@ function nextRequestId(): string {
   return `${REQUEST_ID_PREFIX}-${(++requestCounter).toString(36)}`
 }
 
+/** Whether the request announced a body that has not been read (yet). */
+function bodyPending(request: FastifyRequest): boolean {
+  const raw = request.raw
+  if (raw.complete) return false
+  const length = raw.headers['content-length']
+  return length !== undefined ? length !== '0' : raw.headers['transfer-encoding'] !== undefined
+}
+
 /** Builds the HTTP API: every route under /v1 has a JSON Schema, every error is problem+json. */
 export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promise<Api> {
   // When nothing is logged at all, requests share the kernel's logger instead of each making a child.
   const logging = k.logger.isLevelEnabled('fatal')
+  const limits = k.config.httpLimits ?? DEFAULT_HTTP_LIMITS
   const app = Fastify({
+    // No request may hold a connection open for ever (slow headers, a body trickled in, an idle socket).
+    requestTimeout: limits.requestTimeoutMs,
+    connectionTimeout: limits.idleTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    http: { headersTimeout: limits.headersTimeoutMs },
     loggerInstance: k.logger,
     childLoggerFactory: (logger, bindings, options) => (logging ? logger.child(bindings, options) : logger),
     bodyLimit: opts.bodyLimitBytes ?? BODY_LIMIT,
@@ -83,9 +102,16 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
   await app.register(swaggerUi, { routePrefix: '/docs' })
   app.get('/openapi.json', { schema: { hide: true } }, async () => withPluginPaths(k, app.swagger() as unknown as Parameters<typeof withPluginPaths>[1]))
 
+  const denied = new DeniedRequests(k.db, k.sealer, k.logger, opts.deniedRequests)
   app.setErrorHandler((err, request, reply) => {
     const error = toTrellisError(err)
     if (error.status >= 500) request.log.error({ err, code: error.code }, 'request failed')
+    if (error.status === 401 || error.status === 403) {
+      metrics.deniedRequest(error.code)
+      if (error.status === 403 && request.principal) denied.record(request.principal, request.method, request.routeOptions.url ?? 'unmatched', error.code, request.ip)
+    }
+    // Refused before its body was read: close the connection rather than read (and discard) the body.
+    if (error.status < 500 && bodyPending(request)) reply.header('connection', 'close')
     return sendProblem(request, reply, error)
   })
   app.setNotFoundHandler((request, reply) => sendProblem(request, reply, KRN.ROUTE_NOT_FOUND({ method: request.method, url: request.url.split('?')[0]! })))
@@ -108,6 +134,8 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
     reply.header('x-request-id', request.id)
     const header = request.headers.authorization
     if (!header) return done()
+    // Whatever answers a credentialed request is that caller's: no shared cache may keep it.
+    markPrivate(reply)
     const credential = bearerCredential(header)
     if (!credential) return done(toTrellisError(KRN.VALIDATION_FAILED({ reason: 'Authorization must be "Bearer <token>"' })))
     let known: Principal | undefined
@@ -133,11 +161,18 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
     done()
   })
 
+  // Counted as soon as the caller is known, before the body is read: a flood of requests with
+  // bad bodies is limited like any other. Routes with `config.rateLimit: false` are not counted.
   const limiter = new RateLimiter(opts.rateLimitPerMinute ?? 3000)
-  app.addHook('preHandler', limiter.hook)
-  app.addHook('onClose', (_app, done) => {
+  app.addHook('onRequest', (request, reply, done) => {
+    if (request.routeOptions.config.rateLimit === false) return done()
+    limiter.hook(request, reply, done)
+  })
+  const routeHooks = arrangeRouteHooks(app)
+  app.addHook('onClose', async () => {
     limiter.close()
-    done()
+    routeHooks.close()
+    await denied.close()
   })
 
   registerIdempotency(app, k)

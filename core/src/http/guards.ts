@@ -15,15 +15,30 @@ export function principalOf(request: FastifyRequest): Principal {
   return request.principal
 }
 
-/** A preHandler that lets through only callers holding `permission` (any authenticated caller when omitted). */
-export function requirePermission(permission?: string) {
+export type Guard = ((request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => void) & { readonly [GUARD]: true }
+
+const GUARD = Symbol.for('trellis.http.guard')
+
+/**
+ * A hook that lets through only callers holding `permission` (any authenticated caller when
+ * omitted). Routes list it as a `preHandler`; the API moves every guard to the route's
+ * `onRequest` (see route-hooks.ts), so it runs before the body is read and validated: a caller
+ * without the right is told so, never what the body should look like.
+ */
+export function requirePermission(permission?: string): Guard {
   // Callback style: a check that never waits costs no promise.
-  return (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void => {
+  const guard = (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void => {
     const p = request.principal
     if (!p) return done(AUTH.UNAUTHENTICATED())
     if (permission && !p.permissions.has(permission)) return done(AUTH.FORBIDDEN({ permission }))
     done()
   }
+  return Object.assign(guard, { [GUARD]: true as const })
+}
+
+/** Whether a hook was made by {@link requirePermission}. */
+export function isGuard(hook: unknown): hook is Guard {
+  return typeof hook === 'function' && (hook as Partial<Guard>)[GUARD] === true
 }
 
 /** Who/where for an audit entry made on behalf of this request. */

@@ -4,7 +4,7 @@ import type { HttpMetrics } from '../observability/metrics.js'
 import { KRN } from '../errors.js'
 
 export function registerHealthRoutes(app: Api, k: KernelContext, metrics: HttpMetrics): void {
-  const noLimit = { rateLimit: false }
+  const noLimit = { rateLimit: false as const }
   app.get('/healthz', { config: noLimit, schema: { tags: ['operations'], summary: 'The process is up' } }, async () => ({ status: 'ok' }))
   app.get('/readyz', { config: noLimit, schema: { tags: ['operations'], summary: 'The database is reachable' } }, async () => {
     if (!(await k.db.ping())) throw KRN.DATABASE_UNAVAILABLE()

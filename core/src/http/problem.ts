@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { TrellisError } from '@trellis/plugin-sdk'
 import { KRN } from '../errors.js'
+import { redactUrl } from '../observability/redact.js'
 
 export interface Problem {
   type: string
@@ -58,7 +59,8 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
     status: error.status,
     code: error.code,
     detail: error.message,
-    instance: request.url,
+    // The URL as asked, less any credential put in its query string.
+    instance: redactUrl(request.url),
   }
   // Validation problems (pointer + message) are safe to show and worth a machine's reading.
   const problems = (error.details as { problems?: unknown } | null | undefined)?.problems

@@ -12,6 +12,7 @@ import { PLATFORM_ORG } from '../db/database.js'
 import { UserSchema } from './entities.js'
 import type { Principal } from './principal.js'
 import { PartnerSchema, TenantSchema } from '../tenancy/entities.js'
+import { DEFAULT_HTTP_LIMITS } from '../http/server-limits.js'
 
 const Uuid = Type.String({ format: 'uuid' })
 
@@ -25,7 +26,8 @@ const TokenResponse = Type.Object({
 })
 
 export function registerAuthRoutes(app: Api, k: KernelContext): void {
-  const noAuthLimit = { rateLimit: { max: 120, timeWindow: 60_000 } }
+  // Each sign-in runs scrypt (128 MiB): its own limit per client address, and no caching of the tokens.
+  const noAuthLimit = { rateLimit: { max: (k.config.httpLimits ?? DEFAULT_HTTP_LIMITS).authRateLimitPerMinute, timeWindow: 60_000 }, noStore: true }
 
   app.post(
     '/auth/login',

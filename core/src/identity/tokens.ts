@@ -1,4 +1,4 @@
-import { SignJWT, jwtVerify, errors as joseErrors, decodeProtectedHeader } from 'jose'
+import { SignJWT, jwtVerify, errors as joseErrors, decodeProtectedHeader, type JWTPayload } from 'jose'
 import { AUTH } from '../errors.js'
 import type { SigningKeys } from './signing-keys.js'
 import type { Principal } from './principal.js'
@@ -28,6 +28,8 @@ export class AccessTokens {
   constructor(
     private readonly keys: SigningKeys,
     private readonly issuer: string,
+    /** A token whose `exp - iat` is longer than this is refused, however validly signed. */
+    private readonly maxLifetimeSeconds = ACCESS_TOKEN_TTL_SECONDS,
   ) {}
 
   async issue(p: { userId: string; orgId: string; orgKind: OrgKind; permissions: string[]; sessionId: string }): Promise<{ token: string; expiresIn: number }> {
@@ -74,10 +76,10 @@ export class AccessTokens {
     if (!key) throw AUTH.INVALID_TOKEN({ reason: 'unknown signing key' })
     try {
       const { payload } = await jwtVerify<AccessClaims>(token, key, { issuer: this.issuer, audience: AUDIENCE, algorithms: ['EdDSA'], typ: 'at+jwt', requiredClaims: ['sub', 'exp', 'iat'] })
-      if (typeof payload.org !== 'string' || !Array.isArray(payload.perms) || typeof payload.sid !== 'string') throw AUTH.INVALID_TOKEN({ reason: 'missing claims' })
+      const claims = checkClaims(payload, this.maxLifetimeSeconds)
       return {
-        principal: { kind: 'user', id: payload.sub!, userId: payload.sub!, orgId: payload.org, orgKind: payload.okd, permissions: new Set(payload.perms), sessionId: payload.sid },
-        expiresAt: payload.exp! * 1000,
+        principal: { kind: 'user', id: claims.sub, userId: claims.sub, orgId: claims.org, orgKind: claims.okd, permissions: new Set(claims.perms), sessionId: claims.sid },
+        expiresAt: claims.exp * 1000,
       }
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired) throw AUTH.TOKEN_EXPIRED()
@@ -85,4 +87,27 @@ export class AccessTokens {
       throw err
     }
   }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+const ORG_KINDS: ReadonlySet<unknown> = new Set<OrgKind>(['platform', 'partner', 'tenant'])
+// Clocks of the processes sharing a signing key may differ by this much.
+const CLOCK_SKEW_SECONDS = 60
+
+/**
+ * Every claim the kernel acts on has the type it expects, and the token lives no longer than
+ * the kernel ever issues one for: a token signed with a leaked or misused key cannot grant
+ * itself a long life or smuggle a non-string identity into the request.
+ */
+function checkClaims(payload: JWTPayload & Partial<AccessClaims>, maxLifetimeSeconds: number): AccessClaims & { sub: string; exp: number; iat: number } {
+  const { sub, exp, iat, org, okd, perms, sid } = payload
+  if (typeof exp !== 'number' || typeof iat !== 'number' || !Number.isFinite(exp) || !Number.isFinite(iat)) throw AUTH.INVALID_TOKEN({ reason: 'exp and iat must be numbers' })
+  if (exp - iat > maxLifetimeSeconds) throw AUTH.INVALID_TOKEN({ reason: `lifetime over ${maxLifetimeSeconds}s` })
+  if (iat > Date.now() / 1000 + CLOCK_SKEW_SECONDS) throw AUTH.INVALID_TOKEN({ reason: 'issued in the future' })
+  if (typeof sub !== 'string' || !UUID.test(sub)) throw AUTH.INVALID_TOKEN({ reason: 'sub must be a user id' })
+  if (typeof org !== 'string' || !UUID.test(org)) throw AUTH.INVALID_TOKEN({ reason: 'org must be an organisation id' })
+  if (!ORG_KINDS.has(okd)) throw AUTH.INVALID_TOKEN({ reason: 'okd must be an organisation kind' })
+  if (!Array.isArray(perms) || perms.length > 10_000 || !perms.every((p) => typeof p === 'string')) throw AUTH.INVALID_TOKEN({ reason: 'perms must be a list of permission names' })
+  if (typeof sid !== 'string' || !UUID.test(sid)) throw AUTH.INVALID_TOKEN({ reason: 'sid must be a session id' })
+  return { sub, exp, iat, org, okd: okd as OrgKind, perms, sid }
 }

@@ -13,6 +13,12 @@ export class HttpMetrics {
     labelNames: ['route', 'status'],
     registers: [this.registry],
   })
+  private readonly denied = new Counter({
+    name: 'trellis_http_denied_total',
+    help: 'Requests refused as unauthenticated (401) or forbidden (403), by error code: a rise is someone probing',
+    labelNames: ['code'],
+    registers: [this.registry],
+  })
   constructor(events: EventMetrics = eventMetrics) {
     collectDefaultMetrics({ register: this.registry, prefix: 'trellis_' })
     this.registry.registerMetric(this.duration.asMetric())
@@ -27,6 +33,11 @@ export class HttpMetrics {
     const s = this.duration.series(`${request.method} ${route} ${reply.statusCode}`, () => ({ method: request.method, route, status: String(reply.statusCode) }))
     s.observe(reply.elapsedTime / 1000)
     if (reply.statusCode >= 400) this.errors.inc({ route, status: String(reply.statusCode) })
+  }
+
+  /** Records a request refused with 401 or 403, by its error code. */
+  deniedRequest(code: string): void {
+    this.denied.inc({ code })
   }
 }
 

@@ -62,7 +62,7 @@ export async function startTestKernel(t: Test, kind: DbKind, options: Partial<Ke
     databaseUrl = db.url
     t.teardown(db.drop)
   }
-  const env: NodeJS.ProcessEnv = { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', TRELLIS_SECRET_KEY: randomBytes(32).toString('hex'), TRELLIS_DATA_DIR: '/tmp/trellis-test-unused', PORT: '0' }
+  const env: NodeJS.ProcessEnv = { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', TRELLIS_SECRET_KEY: randomBytes(32).toString('hex'), TRELLIS_DATA_DIR: '/tmp/trellis-test-unused', PORT: '0', TRELLIS_AUTH_RATE_LIMIT_PER_MINUTE: '100000' }
   if (databaseUrl) env.DATABASE_URL = databaseUrl
   const kernel = await createKernel({ config: loadConfig(env), embeddedDir: 'memory://', migrate: true, rateLimitPerMinute: 100_000, ...options })
   t.teardown(() => kernel.close())
