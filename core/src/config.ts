@@ -31,6 +31,12 @@ export interface KernelConfig {
   deliveryRetentionDays: number
   /** HTTP server timeouts and the sign-in rate limit (defaults: DEFAULT_HTTP_LIMITS). */
   httpLimits?: HttpLimits
+  /** At most this many event-queue jobs per tenant (TRELLIS_QUEUE_TENANT_CAP); more waits in the outbox. */
+  queueTenantCap?: number
+  /** How often each audit chain's head is signed and published (TRELLIS_AUDIT_CHECKPOINT_INTERVAL); 0: only on demand. */
+  auditCheckpointIntervalMs?: number
+  /** Directory signed audit checkpoints are appended to (TRELLIS_AUDIT_CHECKPOINT_DIR), besides the event. */
+  auditCheckpointDir?: string
 }
 
 /** The Standard Webhooks retry schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h. */
@@ -113,7 +119,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const eventRetentionDays = parseDays('TRELLIS_EVENT_RETENTION_DAYS', env.TRELLIS_EVENT_RETENTION_DAYS, DEFAULT_RETENTION_DAYS)
   const deliveryRetentionDays = parseDays('TRELLIS_DELIVERY_RETENTION_DAYS', env.TRELLIS_DELIVERY_RETENTION_DAYS, DEFAULT_RETENTION_DAYS)
   const httpLimits = parseHttpLimits(env)
-  return { databaseUrl, databaseAdminUrl, redisUrl, port, host, dataDir, secretKey, logLevel, otlpEndpoint, publicUrl, egressAllow, webhookRetryScheduleMs, queuePrefix, eventRetentionDays, deliveryRetentionDays, httpLimits, ...overrides }
+  const queueTenantCap = env.TRELLIS_QUEUE_TENANT_CAP?.trim() ? Number(env.TRELLIS_QUEUE_TENANT_CAP) : 1000
+  if (!Number.isInteger(queueTenantCap) || queueTenantCap < 1 || queueTenantCap > 2_000_000) bad('TRELLIS_QUEUE_TENANT_CAP', 'must be a whole number from 1 to 2000000')
+  const auditCheckpointIntervalMs = env.TRELLIS_AUDIT_CHECKPOINT_INTERVAL?.trim() ? parseDuration('TRELLIS_AUDIT_CHECKPOINT_INTERVAL', env.TRELLIS_AUDIT_CHECKPOINT_INTERVAL) : 3_600_000
+  const auditCheckpointDir = env.TRELLIS_AUDIT_CHECKPOINT_DIR?.trim() ? resolve(env.TRELLIS_AUDIT_CHECKPOINT_DIR.trim()) : undefined
+  return { databaseUrl, databaseAdminUrl, redisUrl, port, host, dataDir, secretKey, logLevel, otlpEndpoint, publicUrl, egressAllow, webhookRetryScheduleMs, queuePrefix, eventRetentionDays, deliveryRetentionDays, httpLimits, queueTenantCap, auditCheckpointIntervalMs, auditCheckpointDir, ...overrides }
 }
 
 function embeddedSecretKey(dataDir: string): Buffer {

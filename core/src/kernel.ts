@@ -79,7 +79,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     sealer.start()
     const limits = options.loginLimits
     const queueName = options.events?.queueName ?? 'trellis-events'
-    const queue: JobQueue = options.events?.queue ?? (config.redisUrl ? new BullMqJobQueue(config.redisUrl, queueName, config.queuePrefix, logger) : new PgJobQueue(db, queueName, logger))
+    const queue: JobQueue = options.events?.queue ?? (config.redisUrl ? new BullMqJobQueue(config.redisUrl, queueName, config.queuePrefix, logger, { tenantCap: config.queueTenantCap }) : new PgJobQueue(db, queueName, logger, undefined, { tenantCap: config.queueTenantCap }))
     const eventSystem = new EventSystem(db, queue, secrets, new EgressGuard(options.events?.egressAllow ?? config.egressAllow), { retryScheduleMs: config.webhookRetryScheduleMs, ...options.events }, logger)
     events = eventSystem
     const ctx: KernelContext = {

@@ -4,19 +4,19 @@ import { Database } from '../src/db/database.js'
 import { loadConfig } from '../src/config.js'
 import { PgJobQueue } from '../src/events/pg-queue.js'
 import { BullMqJobQueue } from '../src/events/bullmq-queue.js'
-import type { JobQueue, RunningJob } from '../src/events/queue.js'
+import type { JobQueue, QueueOptions, RunningJob } from '../src/events/queue.js'
 import { DB_KINDS, createTestDatabase } from './helpers/test-kernel.js'
 import { eventually } from './helpers/receiver.js'
 
 const REDIS_URL = process.env.TRELLIS_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
 
 // One contract, every implementation: the PostgreSQL job table (on both databases) and BullMQ.
-type Make = (t: Test) => Promise<JobQueue>
+type Make = (t: Test, opts?: QueueOptions) => Promise<JobQueue>
 
 const implementations: Array<[string, Make]> = [
   ...DB_KINDS.map((kind): [string, Make] => [
     `postgres job table on ${kind}`,
-    async (t) => {
+    async (t, opts) => {
       let url: string | undefined
       if (kind === 'postgres') {
         const db = await createTestDatabase()
@@ -28,10 +28,10 @@ const implementations: Array<[string, Make]> = [
       const db = await Database.open({ ...loadConfig(env), embeddedDir: 'memory://' })
       await db.migrate('up')
       t.teardown(() => db.close())
-      return new PgJobQueue(db, `contract-${randomBytes(4).toString('hex')}`, undefined, 50)
+      return new PgJobQueue(db, `contract-${randomBytes(4).toString('hex')}`, undefined, 50, opts)
     },
   ]),
-  ['bullmq on redis', async () => new BullMqJobQueue(REDIS_URL, 'contract', `trellis-test-${process.pid}-${randomBytes(4).toString('hex')}`)],
+  ['bullmq on redis', async (_t, opts) => new BullMqJobQueue(REDIS_URL, 'contract', `trellis-test-${process.pid}-${randomBytes(4).toString('hex')}`, undefined, opts)],
 ]
 
 for (const [name, make] of implementations) {
@@ -39,9 +39,12 @@ for (const [name, make] of implementations) {
     const q = await make(t)
     const ran: RunningJob[] = []
     const failOnce = new Set(['flaky'])
+    // Held shut, jobs that start wait: what runs next is then up to the queue alone, not timing.
+    let gate: Promise<void> = Promise.resolve()
     q.work(
       async (job) => {
         ran.push(job)
+        await gate
         if (failOnce.delete(job.data.tag as string)) throw new Error('first run fails')
       },
       { concurrency: 1 },
@@ -75,5 +78,41 @@ for (const [name, make] of implementations) {
       t.ok(Date.now() - added >= 450, `ran after ${Date.now() - added} ms`)
       t.equal(ran.find((j) => j.id === 'later_1')!.name, 'deliver')
     })
+
+    await t.test("a quiet tenant's job is not stuck behind a busy tenant's backlog", async (t) => {
+      let open!: () => void
+      gate = new Promise((r) => (open = r))
+      const busy = Array.from({ length: 600 }, (_, i) => ({ id: `busy_${i}`, name: 'event', data: { tenantId: 'tenant-a', i } }))
+      t.same((await q.add(busy)).refused, [])
+      t.same((await q.add([{ id: 'quiet_1', name: 'event', data: { tenantId: 'tenant-b' } }])).refused, [])
+      open()
+      await eventually(async () => ran.filter((j) => j.id.startsWith('busy_') || j.id === 'quiet_1').length === 601, 60_000)
+      const order = ran.filter((j) => j.id.startsWith('busy_') || j.id === 'quiet_1').map((j) => j.id)
+      const quietAt = order.indexOf('quiet_1')
+      // With one job at a time, at most the busy tenant's first two run before it; 598 after.
+      t.ok(quietAt <= 2, `the quiet tenant's job ran ${quietAt + 1}th of 601`)
+      t.same(
+        order.filter((id) => id !== 'quiet_1'),
+        busy.map((j) => j.id),
+        "the busy tenant's own jobs keep their order",
+      )
+    })
+  })
+
+  t.test(`${name}: a tenant past its cap gets no more jobs queued`, async (t) => {
+    const q = await make(t, { tenantCap: 5 })
+    t.teardown(() => q.close())
+    const first = await q.add(Array.from({ length: 8 }, (_, i) => ({ id: `capped_${i}`, name: 'event', data: { tenantId: 'tenant-c', i } })))
+    t.same(first.refused, ['capped_5', 'capped_6', 'capped_7'], 'the jobs past the cap are refused, and named')
+    t.same((await q.add([{ id: 'capped_0', name: 'event', data: { tenantId: 'tenant-c', i: 0 } }])).refused, [], 'adding a queued id again is no new job')
+    t.same((await q.add([{ id: 'other_0', name: 'event', data: { tenantId: 'tenant-d' } }])).refused, [], 'another tenant is not held back')
+    const ran: string[] = []
+    q.work(async (job) => void ran.push(job.id), { concurrency: 2 })
+    await eventually(async () => ran.length === 6, 30_000)
+    t.same(ran.filter((id) => id.startsWith('capped_')).sort(), ['capped_0', 'capped_1', 'capped_2', 'capped_3', 'capped_4'], 'only the admitted jobs ran, once each')
+    // Once its jobs are done, the tenant may queue again.
+    await eventually(async () => (await q.add([{ id: 'capped_5', name: 'event', data: { tenantId: 'tenant-c', i: 5 } }])).refused.length === 0, 30_000)
+    await eventually(async () => ran.includes('capped_5'), 30_000)
+    t.equal(ran.filter((id) => id === 'capped_5').length, 1)
   })
 }

@@ -1,11 +1,13 @@
 import { Queue, Worker } from 'bullmq'
 import { Redis } from 'ioredis'
 import type { Logger } from 'pino'
-import { RETRY_DELAY_MS, type JobHandler, type JobQueue, type QueueJob } from './queue.js'
+import { RETRY_DELAY_MS, tenantOf, type AddResult, type JobHandler, type JobQueue, type QueueJob, type QueueOptions } from './queue.js'
+import { TenantFairness } from './bullmq-fairness.js'
 
 /**
  * BullMQ on Redis (REDIS_URL). Redis holds only wake-ups: the outbox and the delivery rows in
  * PostgreSQL are the truth, and the dispatcher's sweep re-adds whatever a Redis restart lost.
+ * Tenants are served fairly through job priorities (see {@link TenantFairness}, ADR 0012).
  */
 export class BullMqJobQueue implements JobQueue {
   readonly kind = 'bullmq' as const
@@ -13,42 +15,67 @@ export class BullMqJobQueue implements JobQueue {
   private worker: Worker | undefined
   private readonly producer: Redis
   private consumer: Redis | undefined
+  private readonly fairness: TenantFairness
 
   constructor(
     private readonly redisUrl: string,
     private readonly name: string,
     private readonly prefix = 'trellis',
     private readonly logger?: Logger,
+    opts: QueueOptions = {},
   ) {
     // Adds fail fast while Redis is away (the outbox keeps the events) instead of queueing in memory.
     this.producer = new Redis(redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: (n: number) => Math.min(n * 100, 1000) })
     this.producer.on('error', (err) => this.logger?.debug({ err }, 'event queue connection'))
     this.queue = new Queue(name, { connection: this.producer as never, prefix })
     this.queue.on('error', (err) => this.logger?.debug({ err }, 'event queue connection'))
+    this.fairness = new TenantFairness(this.producer, `${prefix}:${name}:`, `${prefix}:fair:${name}:`, opts.tenantCap)
   }
 
-  async add(jobs: QueueJob[]): Promise<void> {
-    if (jobs.length === 0) return
-    await this.queue.addBulk(
-      jobs.map((j) => ({
-        name: j.name,
-        data: j.data,
-        opts: { jobId: j.id, delay: j.delayMs ? Math.max(0, Math.round(j.delayMs)) : undefined, removeOnComplete: true, removeOnFail: 1000, attempts: 1_000_000, backoff: { type: 'fixed', delay: RETRY_DELAY_MS } },
-      })),
-    )
+  async add(jobs: QueueJob[]): Promise<AddResult> {
+    if (jobs.length === 0) return { refused: [] }
+    await this.queue.waitUntilReady()
+    const lanes = jobs.map((j) => ({ id: j.id, tenant: tenantOf(j) }))
+    const priorities = await this.fairness.admit(lanes)
+    const refused = jobs.filter((_, i) => priorities[i] === -1).map((j) => j.id)
+    const admitted = jobs.flatMap((j, i) => (priorities[i]! > 0 ? [{ job: j, priority: priorities[i]! }] : []))
+    try {
+      if (admitted.length)
+        await this.queue.addBulk(
+          admitted.map(({ job: j, priority }) => ({
+            name: j.name,
+            data: j.data,
+            opts: { jobId: j.id, priority, delay: j.delayMs ? Math.max(0, Math.round(j.delayMs)) : undefined, removeOnComplete: true, removeOnFail: 1000, attempts: 1_000_000, backoff: { type: 'fixed', delay: RETRY_DELAY_MS } },
+          })),
+        )
+    } catch (err) {
+      await this.fairness.release(admitted.map(({ job }) => ({ id: job.id, tenant: tenantOf(job) }))).catch(() => {})
+      throw err
+    }
+    if (refused.length) this.logger?.warn({ queue: this.name, refused: refused.length }, 'tenant at its queue cap: its further work waits in the database')
+    return { refused }
   }
 
   work(handler: JobHandler, opts: { concurrency?: number } = {}): void {
     if (this.worker) return
     this.consumer = new Redis(this.redisUrl, { maxRetriesPerRequest: null, retryStrategy: (n: number) => Math.min(n * 100, 1000) })
     this.consumer.on('error', (err) => this.logger?.debug({ err }, 'event worker connection'))
-    this.worker = new Worker(this.name, async (job) => handler({ id: job.id!, name: job.name, data: job.data as Record<string, unknown>, attempt: job.attemptsMade + 1 }), {
+    this.worker = new Worker(
+      this.name,
+      async (job) => {
+        const data = job.data as Record<string, unknown>
+        await handler({ id: job.id!, name: job.name, data, attempt: job.attemptsMade + 1 })
+        // Done: the job no longer counts against its tenant (a failure keeps it queued for its retry).
+        await this.fairness.release([{ id: job.id!, tenant: tenantOf({ data }) }]).catch((err) => this.logger?.warn({ err }, 'releasing a job from its tenant count failed'))
+      },
+      {
       connection: this.consumer as never,
       prefix: this.prefix,
       concurrency: opts.concurrency ?? 8,
       // Our own sweep recovers stalled work from PostgreSQL; BullMQ's stall check stays on too.
       stalledInterval: 5000,
-    })
+      },
+    )
     this.worker.on('error', (err) => this.logger?.debug({ err }, 'event worker connection'))
     this.worker.on('failed', (job, err) => this.logger?.warn({ err, job: job?.id }, 'job failed; it runs again'))
   }
