@@ -6,6 +6,7 @@ import { loadConfig } from '../src/config.js'
 import { Database, PLATFORM_ORG } from '../src/db/database.js'
 import { createPlatformAdmin } from '../src/bootstrap.js'
 import { PG_ADMIN_URL } from './helpers/test-kernel.js'
+import { migrationsList } from '@trellis/migrations'
 
 // Production as docs/operations.md describes it: an owner login runs the migrations, the
 // kernel logs in as a role that owns nothing and is not superuser.
@@ -33,9 +34,9 @@ t.test('the kernel runs as a non-owner, non-superuser login', async (t) => {
 
   const env = { DATABASE_URL: url(kernel), DATABASE_ADMIN_URL: url(owner), TRELLIS_SECRET_KEY: randomBytes(32).toString('hex'), LOG_LEVEL: 'silent', PORT: '0' }
   const db = await Database.open(loadConfig(env))
-  t.same(await db.migrate('up'), ['Migration20261127000001Kernel', 'Migration20261128000001Events', 'Migration20261129000001Plugins', 'Migration20261129000002EventsRetention', 'Migration20261130000001Marketplace', 'Migration20261130000002MarketplacePublishing', 'Migration20261130000003Workflows'], 'the owner migrates')
+  t.same(await db.migrate('up'), migrationsList.map((m) => m.name), 'the owner migrates')
   await db.close()
-  await su.query(`grant trellis_app, trellis_auditor, trellis_bootstrap, trellis_events to ${kernel}`)
+  await su.query(`grant trellis_app, trellis_auditor, trellis_bootstrap, trellis_events, trellis_signin to ${kernel}`)
 
   const k = await createKernel({ config: loadConfig({ ...env, DATABASE_ADMIN_URL: undefined }) })
   t.teardown(() => k.close())
@@ -50,7 +51,7 @@ t.test('the kernel runs as a non-owner, non-superuser login', async (t) => {
   await raw.connect()
   t.teardown(() => raw.end())
   t.ok((await su.query(`select 1 from pg_database where datname = $1`, [dbName])).rowCount === 1)
-  for (const sql of ['select * from audit_log', 'select * from memberships', 'select * from api_keys', 'select * from events', 'select * from webhook_endpoints', `insert into roles (id, name, permissions) values (gen_random_uuid(), 'x', '{}')`]) {
+  for (const sql of ['select * from audit_log', 'select * from memberships', 'select * from api_keys', 'select * from sessions', 'select password_hash from users', `select * from trellis_signin_account('ops@prod.test')`, 'select * from events', 'select * from webhook_endpoints', `insert into roles (id, name, permissions) values (gen_random_uuid(), 'x', '{}')`]) {
     await t.rejects(raw.query(sql), /permission denied/, sql)
   }
   // Even a login that inherits the roles sees no tenant's rows, nor the auditor's view.
@@ -61,6 +62,8 @@ t.test('the kernel runs as a non-owner, non-superuser login', async (t) => {
   t.equal((await inheriting.query('select * from audit_log')).rowCount, 0, 'no audit rows visible')
   t.equal((await inheriting.query('select * from memberships')).rowCount, 0, 'no memberships visible')
   t.equal((await inheriting.query('select * from events')).rowCount, 0, 'no events visible')
+  t.equal((await inheriting.query('select id from users')).rowCount, 0, 'no accounts visible')
+  t.equal((await inheriting.query('select id from sessions')).rowCount, 0, 'no sessions visible')
   const platformRows = await k.ctx.db.inOrg(PLATFORM_ORG, (tx) => tx.sql('select 1 from audit_log'))
   t.ok(platformRows.length > 0, 'there are audit rows to hide')
   await t.rejects(inheriting.query(`insert into roles (id, name, permissions) values (gen_random_uuid(), 'x', '{}')`), /row-level security/)

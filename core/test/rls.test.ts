@@ -53,5 +53,69 @@ for (const kind of DB_KINDS) {
       const [owns] = await k.ownerSql(`select count(*)::int as n from pg_tables where tableowner = 'trellis_app'`)
       t.equal(owns.n, 0, 'trellis_app owns no table')
     })
+
+    t.test('every table that carries a tenant_id has row-level security enabled and forced', async (t) => {
+      // Tables that carry a tenant_id yet are deliberately not under row-level security, each with
+      // the reason. Empty: keep it that way unless a table truly must be read across tenants by
+      // the application role.
+      const ALLOWED_WITHOUT_RLS: Record<string, string> = {}
+      const tables = await k.ownerSql<{ relname: string; relrowsecurity: boolean; relforcerowsecurity: boolean }>(
+        `select c.relname, c.relrowsecurity, c.relforcerowsecurity
+           from information_schema.columns col
+           join pg_namespace n on n.nspname = col.table_schema
+           join pg_class c on c.relnamespace = n.oid and c.relname = col.table_name
+          where col.column_name = 'tenant_id' and col.table_schema = current_schema() and c.relkind in ('r', 'p')`,
+      )
+      t.ok(tables.length >= 10, 'the catalog lists the tenant tables')
+      for (const r of tables) {
+        if (r.relname in ALLOWED_WITHOUT_RLS) continue
+        t.ok(r.relrowsecurity && r.relforcerowsecurity, `${r.relname}: row-level security enabled and forced`)
+      }
+    })
+
+    t.test('sessions: no refresh-token hash for the application role, and only its own tenant\'s sessions', async (t) => {
+      const [all] = await k.ownerSql('select count(distinct tenant_id)::int as n from sessions')
+      t.ok(all.n >= 2, 'sessions of several organisations exist')
+      for (const org of [null, a.orgId]) {
+        await t.rejects(k.appSql(org, 'select token_hash from sessions'), /permission denied/, `no hash column (tenant ${org ?? 'unset'})`)
+        await t.rejects(k.appSql(org, 'select * from sessions'), /permission denied/)
+      }
+      t.equal((await k.appSql(null, 'select count(*)::int as n from sessions'))[0].n, 0, 'nothing without a tenant')
+      t.same((await k.appSql(a.orgId, 'select distinct tenant_id from sessions')).map((r) => r.tenant_id), [a.orgId])
+      const ended = await k.appSql(a.orgId, 'update sessions set revoked_at = now() where tenant_id = ?::uuid returning id', [b.orgId])
+      t.equal(ended.length, 0, "cannot end another tenant's sessions")
+      const [bLive] = await k.ownerSql('select count(*)::int as n from sessions where tenant_id = ?::uuid and revoked_at is null', [b.orgId])
+      t.ok(bLive.n > 0)
+    })
+
+    t.test("users: no password hash for the application role, no account outside the organisation's members", async (t) => {
+      for (const org of [null, a.orgId]) {
+        await t.rejects(k.appSql(org, 'select password_hash from users'), /permission denied/, `no hash column (tenant ${org ?? 'unset'})`)
+        await t.rejects(k.appSql(org, 'select * from users'), /permission denied/)
+      }
+      t.equal((await k.appSql(null, 'select count(*)::int as n from users'))[0].n, 0, 'no account visible without a tenant')
+      const visible = (await k.appSql(a.orgId, 'select email from users order by 1')).map((r) => r.email)
+      t.same(visible, [a.email], "only the organisation's own members")
+      t.same(await k.appSql(a.orgId, 'select id from users where lower(email) = lower(?)', [b.email]), [], "another tenant's admin cannot be found by e-mail")
+      t.same(await k.appSql(a.orgId, `update users set name = 'renamed' where lower(email) = lower(?) returning id`, [b.email]), [])
+      const [name] = await k.ownerSql('select name from users where lower(email) = lower(?)', [b.email])
+      t.not(name.name, 'renamed')
+    })
+
+    t.test('the sign-in look-ups belong to the sign-in role alone', async (t) => {
+      const [bKey] = await k.ownerSql('select id from api_keys where tenant_id = ?::uuid', [b.orgId])
+      for (const org of [null, a.orgId]) {
+        await t.rejects(k.appSql(org, 'select * from trellis_signin_account(?)', [b.email]), /permission denied/, 'account by e-mail')
+        await t.rejects(k.appSql(org, 'select * from trellis_auth_api_key(?::uuid)', [bKey.id]), /permission denied/, 'API key by id')
+        await t.rejects(k.appSql(org, 'select * from trellis_auth_invitation(?::uuid)', [bKey.id]), /permission denied/, 'invitation by id')
+      }
+      const signin = <T>(sql: string, params: unknown[] = []) => k.kernel.ctx.db.inOrg(null, (tx) => tx.sql<T>(sql, params), 'trellis_signin')
+      const found = await signin<{ id: string; password_hash: string }>('select * from trellis_signin_account(?)', [b.email])
+      t.equal(found.length, 1, 'the sign-in role finds exactly the account asked for')
+      t.same(await signin('select * from trellis_signin_account(?)', ['%']), [], 'and never a list')
+      await t.rejects(signin('select email from users'), /permission denied/, 'it cannot list e-mails')
+      await t.rejects(signin('select password_hash from users'), /permission denied/, 'nor read hashes by listing')
+      await t.rejects(signin('select * from memberships'), /permission denied/, 'nor read tenant tables')
+    })
   })
 }

@@ -226,7 +226,8 @@ t.test('a kernel restart in the middle: waiting and interrupted instances go on'
   await registerVersion(fake, bundle)
   t.equal((await req('POST', '/v1/installations', { token, body: { plugin: '@acme/flows', version: '1.0.0', capabilities: manifest.capabilities } })).status, 201)
   await req('POST', '/v1/roles', { token, body: { name: 'pricing_manager', permissions: ['users.read'] } })
-  await req('POST', '/v1/users', { token, body: { email: 'pm@restart.test', name: 'PM', password: 'password-of-pm-restart', role: 'pricing_manager' } })
+  const pmInvite = await req('POST', '/v1/invitations', { token, body: { email: 'pm@restart.test', role: 'pricing_manager' } })
+  await req('POST', '/v1/invitations/accept', { body: { token: pmInvite.body.acceptToken, name: 'PM', password: 'password-of-pm-restart' } })
   const waiting = (await req('POST', '/v1/workflows/instances', { token, body: { plugin: '@acme/flows', workflow: 'order', input: { orderId: 'R-1', discount: 0.4 } } })).body
   const napping = (await req('POST', '/v1/workflows/instances', { token, body: { plugin: '@acme/flows', workflow: 'nap', input: { ms: 1500 } } })).body
   await eventually(async () => (await req('GET', `/v1/workflows/instances/${waiting.id}`, { token })).body.status === 'waiting', 20_000)

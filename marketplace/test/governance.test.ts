@@ -35,8 +35,10 @@ t.test('marketplace governance', async (t) => {
     t.equal(noReason.status, 400, 'a decision needs a reason')
     t.equal((await k.req('POST', `/v1/marketplace/versions/${v1.id}/approve`, { token: partnerToken, body: { reason: 'looks good to me' } })).status, 403, 'a publisher cannot approve')
     // A platform admin who is also a member of the publishing partner.
-    const both = await k.req('POST', '/v1/users', { token: k.adminToken, body: { email: 'admin@acme.test', name: 'Acme admin', role: 'platform_admin' } })
-    t.equal(both.status, 201, JSON.stringify(both.body))
+    const invite = await k.req('POST', '/v1/invitations', { token: k.adminToken, body: { email: 'admin@acme.test', role: 'platform_admin' } })
+    t.equal(invite.status, 201, JSON.stringify(invite.body))
+    const both = await k.req('POST', '/v1/invitations/accept', { body: { token: invite.body.acceptToken, password: 'password-of-acme-admin' } })
+    t.equal(both.status, 200, JSON.stringify(both.body))
     const asPlatform = await k.login('admin@acme.test', 'password-of-acme-admin', '00000000-0000-0000-0000-000000000000')
     const self = await k.req('POST', `/v1/marketplace/versions/${v1.id}/approve`, { token: asPlatform.token, body: { reason: 'my own work is fine' } })
     t.equal(self.body.code, 'MKT_ERR_SELF_REVIEW')

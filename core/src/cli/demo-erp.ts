@@ -25,7 +25,9 @@ export async function seedDemoErp(kernel: Kernel, demo: { tenantId: string; part
   for (const role of ['pricing_manager', 'sales_director']) {
     await inject('POST', '/v1/roles', { name: role, description: `Decides pricing exceptions (${role.replace('_', ' ')})`, permissions: ['orders.approve', 'users.read'] }, token)
     const email = `${role.replace('_', '.')}@demo.trellis.local`
-    await inject('POST', '/v1/users', { email, name: role.replace('_', ' '), password: demo.password, role }, token)
+    // Invited and accepted at once: the demo's people are new accounts with the demo password.
+    const invited = await inject('POST', '/v1/invitations', { email, role }, token)
+    if (invited.status === 201) await inject('POST', '/v1/invitations/accept', { token: invited.body.acceptToken, name: role.replace('_', ' '), password: demo.password })
   }
   if (!existsSync(fileURLToPath(IMPORTER)) || !existsSync(NORTHWIND_DIR)) return
   const [loaded] = await kernel.ctx.db.inOrg(demo.tenantId, (tx) => tx.sql<{ n: number }>(`select count(*)::int as n from plugin_records where plugin = '@trellis/orders' and collection = 'orders'`))

@@ -47,7 +47,7 @@ export interface Tx {
   readonly orgs: ReadonlySet<string>
 }
 
-export type DbRole = 'trellis_app' | 'trellis_auditor' | 'trellis_bootstrap' | 'trellis_events'
+export type DbRole = 'trellis_app' | 'trellis_auditor' | 'trellis_bootstrap' | 'trellis_events' | 'trellis_signin'
 
 export interface OrgStatus {
   orgStatus: string | null
@@ -159,7 +159,7 @@ export class Database {
    */
   async inOrg<T>(orgId: string | null, fn: (tx: Tx, status: OrgStatus) => Promise<T>, role: DbRole = 'trellis_app'): Promise<T> {
     if (orgId !== null && !UUID.test(orgId)) throw KRN.NOT_FOUND({ what: 'organisation' })
-    if (role !== 'trellis_app' && role !== 'trellis_auditor' && role !== 'trellis_bootstrap' && role !== 'trellis_events') throw new TypeError(`unknown role ${role as string}`)
+    if (role !== 'trellis_app' && role !== 'trellis_auditor' && role !== 'trellis_bootstrap' && role !== 'trellis_events' && role !== 'trellis_signin') throw new TypeError(`unknown role ${role as string}`)
     const pool = this.knexClient()
     let conn: RawConnection
     try {

@@ -6,6 +6,7 @@ import { appendAudit } from '../audit/audit-log.js'
 import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
 import { verifyPassword } from './passwords.js'
 import { createSession, hashToken } from './sessions.js'
+import { accountByEmail, signInTx } from './signin.js'
 import { membershipsOf, type MembershipGrant } from './memberships.js'
 import { assertStatus } from './org-status.js'
 import { PLATFORM_ORG } from '../db/database.js'
@@ -52,8 +53,8 @@ export function registerAuthRoutes(app: Api, k: KernelContext): void {
       const { email, password, orgId } = request.body
       const ip = request.ip
       k.loginLimiter.check(email, ip)
-      const found = await k.db.unscoped(async (tx) => {
-        const [user] = await tx.sql<{ id: string; password_hash: string | null; status: string }>('select id, password_hash, status from users where lower(email) = lower(?)', [email])
+      const found = await signInTx(k.db, async (tx) => {
+        const user = await accountByEmail(tx, email)
         return user ? { user, grants: await membershipsOf(tx, user.id) } : undefined
       })
       const ok = await verifyPassword(password, found?.user.password_hash)
@@ -93,7 +94,7 @@ export function registerAuthRoutes(app: Api, k: KernelContext): void {
     },
     async (request) => {
       const tokenHash = hashToken(request.body.refreshToken)
-      const result = await k.db.unscoped(async (tx) => {
+      const result = await signInTx(k.db, async (tx) => {
         const [s] = await tx.sql<{ id: string; user_id: string; tenant_id: string; family_id: string; used_at: Date | null; revoked_at: Date | null; expired: boolean; user_status: string }>(
           `select s.*, s.expires_at <= now() as expired, u.status as user_status from sessions s join users u on u.id = s.user_id where s.token_hash = ? for update of s`,
           [tokenHash],
@@ -132,7 +133,7 @@ export function registerAuthRoutes(app: Api, k: KernelContext): void {
     async (request, reply) => {
       const p = principalOf(request)
       if (p.kind !== 'user' || !p.sessionId) return reply.code(204).send(null)
-      await k.db.unscoped((tx) => tx.sql('update sessions set revoked_at = now() where family_id = ?::uuid and revoked_at is null', [p.sessionId]))
+      await k.db.inOrg(p.orgId, (tx) => tx.sql('update sessions set revoked_at = now() where family_id = ?::uuid and revoked_at is null', [p.sessionId]))
       k.revokedSessions.add(p.sessionId)
       await auditIn(k, p.orgId, { ...auditMeta(request), action: 'auth.logout', target: { kind: 'user', id: p.userId } })
       return reply.code(204).send(null)

@@ -4,6 +4,7 @@ import { AUTH } from '../errors.js'
 import type { Principal } from './principal.js'
 import { hashToken } from './sessions.js'
 import { membershipsOf } from './memberships.js'
+import { signInTx } from './signin.js'
 import type { OrgKind } from './entities.js'
 
 const API_KEY = /^trk_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$/
@@ -17,7 +18,7 @@ export async function authenticate(k: KernelContext, bearer: string): Promise<Pr
   if (bearer.startsWith('trk_')) return authenticateApiKey(k, bearer)
   const principal = await k.tokens.verify(bearer)
   assertNotSignedOut(k, principal)
-  await k.orgStatus.assertActive(principal.orgId)
+  await k.orgStatus.assertActive(principal.orgId, principal.sessionId)
   return principal
 }
 
@@ -30,7 +31,7 @@ export function authenticateKnown(k: KernelContext, bearer: string): Principal |
   const principal = k.tokens.known(bearer)
   if (!principal) return undefined
   assertNotSignedOut(k, principal)
-  return k.orgStatus.checkKnown(principal.orgId) ? principal : undefined
+  return k.orgStatus.checkKnown(principal.orgId, principal.sessionId) ? principal : undefined
 }
 
 function assertNotSignedOut(k: KernelContext, principal: Principal): void {
@@ -49,7 +50,7 @@ async function authenticateApiKey(k: KernelContext, presented: string): Promise<
   if (!m) throw AUTH.INVALID_API_KEY()
   const hex = m[1]!
   const id = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
-  const found = await k.db.unscoped(async (tx) => {
+  const found = await signInTx(k.db, async (tx) => {
     const [key] = await tx.sql<{ id: string; tenant_id: string; org_kind: OrgKind; secret_hash: string; permissions: string[]; created_by: string; expires_at: Date | null; revoked_at: Date | null }>(
       'select * from trellis_auth_api_key(?::uuid)',
       [id],

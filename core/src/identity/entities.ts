@@ -41,7 +41,7 @@ export const UserSchema = new EntitySchema<User>({
     id: { type: 'uuid', primary: true },
     email: { type: 'text' },
     name: { type: 'text' },
-    passwordHash: { type: 'text', fieldName: 'password_hash', nullable: true, hidden: true },
+    passwordHash: { type: 'text', fieldName: 'password_hash', nullable: true, hidden: true, lazy: true },
     status: { type: 'text' },
     createdAt: { type: 'datetime', fieldName: 'created_at' },
   },

@@ -1,10 +1,16 @@
 import type { Database } from '../db/database.js'
-import { KRN } from '../errors.js'
+import { AUTH, KRN } from '../errors.js'
+import { ACCESS_TOKEN_TTL_SECONDS } from './tokens.js'
 
 interface Status {
   orgStatus: string | null
   partnerStatus: string | null
+  /** Session families of this organisation ended while an access token issued for them may still be unexpired. */
+  revoked: ReadonlySet<string>
 }
+
+// Sessions ended longer ago than an access token lives (plus clock slack) have no token left to refuse.
+const REVOKED_WINDOW_SECONDS = ACCESS_TOKEN_TTL_SECONDS + 120
 
 interface Entry extends Status {
   at: number
@@ -14,6 +20,10 @@ interface Entry extends Status {
  * Remembers for a moment whether an organisation (and its partner) is suspended, so that
  * routes that touch no table still refuse a suspended tenant. Every database transaction
  * re-reads the status itself, and a suspension made in this process is seen at once.
+ *
+ * With the status it reads which of the organisation's sessions were ended recently (sign-out,
+ * a refresh token replayed, the member removed or demoted): an access token of such a session
+ * is refused by every process within `ttlMs`, and at once by the process that ended it.
  */
 export class OrgStatusCache {
   private entries = new Map<string, Entry>()
@@ -28,14 +38,20 @@ export class OrgStatusCache {
    * Throws when the organisation (or its partner) is suspended. Statuses are re-read after
    * `ttlMs`; concurrent requests share one read.
    */
-  async assertActive(orgId: string): Promise<void> {
-    if (this.checkKnown(orgId)) return
+  async assertActive(orgId: string, sessionId?: string): Promise<void> {
+    if (this.checkKnown(orgId, sessionId)) return
     let read = this.reading.get(orgId)
     if (!read) {
       // A suspension seen while this read runs (forget) wins over what it returns.
       const current = (): boolean => this.reading.get(orgId) === read
       read = this.db
-        .inOrg(orgId, async (_tx, s) => s)
+        .inOrg(orgId, async (tx, s) => {
+          const rows = await tx.sql<{ family_id: string }>(
+            `select distinct family_id from sessions where tenant_id = ?::uuid and revoked_at > now() - interval '${REVOKED_WINDOW_SECONDS} seconds'`,
+            [orgId],
+          )
+          return { ...s, revoked: new Set(rows.map((r) => r.family_id)) }
+        })
         .then((status) => {
           if (current()) this.entries.set(orgId, { ...status, at: Date.now() })
           return status
@@ -45,14 +61,17 @@ export class OrgStatusCache {
         })
       this.reading.set(orgId, read)
     }
-    assertStatus(await read)
+    const status = await read
+    assertStatus(status)
+    assertSessionLive(status, sessionId)
   }
 
   /** Without waiting: true when the organisation is known to be active, throws when known to be suspended, false when it must be read. */
-  checkKnown(orgId: string): boolean {
+  checkKnown(orgId: string, sessionId?: string): boolean {
     const e = this.entries.get(orgId)
     if (!e || Date.now() - e.at > this.ttlMs) return false
     assertStatus(e)
+    assertSessionLive(e, sessionId)
     return true
   }
 
@@ -65,6 +84,10 @@ export class OrgStatusCache {
       this.reading.clear()
     }
   }
+}
+
+function assertSessionLive(s: Status, sessionId: string | undefined): void {
+  if (sessionId && s.revoked.has(sessionId)) throw AUTH.INVALID_TOKEN({ reason: 'the session has ended' })
 }
 
 export function assertStatus(s: { orgStatus: string | null; partnerStatus: string | null }): void {

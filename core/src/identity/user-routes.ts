@@ -1,5 +1,4 @@
 import { Type } from '@sinclair/typebox'
-import { v7 as uuidv7 } from 'uuid'
 import type { Api } from '../http/types.js'
 import { orgTx, type KernelContext } from '../kernel-context.js'
 import { AUTH, KRN } from '../errors.js'
@@ -7,11 +6,11 @@ import { appendAudit } from '../audit/audit-log.js'
 import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
 import { PageQuery, pageOf, decodeCursor, toPage } from '../http/pagination.js'
 import { KERNEL_PERMISSIONS as P, missingPermissions } from './permissions.js'
-import { stillMissing } from '../plugins/grantable.js'
-import { assertPasswordStrength, hashPassword } from './passwords.js'
 import { findAssignableRole } from './roles.js'
 import type { Tx } from '../db/database.js'
 import { emitEvents, kernelEvent } from '../events/outbox.js'
+import { announceRevoked, revokeMemberAccess } from './revocation.js'
+import { registerInvitationRoutes } from './invitation-routes.js'
 
 const Member = Type.Object({
   id: Type.String({ format: 'uuid', description: 'The user id.' }),
@@ -46,8 +45,12 @@ async function memberOf(tx: Tx, userId: string): Promise<MemberRow> {
   return row
 }
 
-/** Users of the caller's organisation: its members, with one role each. */
+/**
+ * Users of the caller's organisation: its members, with one role each. People join through
+ * invitations (invitation-routes.ts), never by an admin naming an existing account.
+ */
 export function registerUserRoutes(app: Api, k: KernelContext): void {
+  registerInvitationRoutes(app, k)
   app.get(
     '/users',
     { preHandler: requirePermission(P.usersRead), schema: { tags: ['identity'], summary: 'List the members of your organisation', querystring: Type.Object(PageQuery, { additionalProperties: false }), response: { 200: pageOf(Member) } } },
@@ -72,54 +75,6 @@ export function registerUserRoutes(app: Api, k: KernelContext): void {
     },
   )
 
-  app.post(
-    '/users',
-    {
-      preHandler: requirePermission(P.usersManage),
-      schema: {
-        tags: ['identity'],
-        summary: 'Add a member: creates the user, or adds an existing user by email',
-        body: Type.Object(
-          {
-            email: Type.String({ format: 'email', maxLength: 320 }),
-            name: Type.String({ minLength: 1, maxLength: 200 }),
-            password: Type.Optional(Type.String({ maxLength: 1024, description: 'Required when the user does not exist yet.' })),
-            role: Type.String({ minLength: 1, maxLength: 100 }),
-          },
-          { additionalProperties: false },
-        ),
-        response: { 201: Member },
-      },
-    },
-    async (request, reply) => {
-      const p = principalOf(request)
-      const { email, name, password, role } = request.body
-      if (password !== undefined) assertPasswordStrength(password)
-      const passwordHash = password !== undefined ? await hashPassword(password) : undefined
-      const member = await orgTx(k, p.orgId, async (tx) => {
-        const target = await findAssignableRole(tx, p.orgId, p.orgKind, role)
-        let missing = missingPermissions(p.permissions, target.permissions)
-        if (missing.length) missing = await stillMissing(k, p, missing, tx)
-        if (missing.length) throw AUTH.PERMISSION_ESCALATION({ permissions: missing })
-        let [user] = await tx.sql<{ id: string }>('select id from users where lower(email) = lower(?)', [email])
-        if (!user) {
-          if (!passwordHash) throw KRN.VALIDATION_FAILED({ reason: 'body/password is required for a new user' })
-          user = { id: uuidv7() }
-          await tx.sql('insert into users (id, email, name, password_hash) values (?::uuid, ?, ?, ?)', [user.id, email, name, passwordHash])
-        }
-        const inserted = await tx.sql(
-          'insert into memberships (id, tenant_id, org_kind, user_id, role_id) values (?::uuid, ?::uuid, ?, ?::uuid, ?::uuid) on conflict (tenant_id, user_id) do nothing returning id',
-          [uuidv7(), p.orgId, p.orgKind, user.id, target.id],
-        )
-        if (inserted.length === 0) throw KRN.CONFLICT({ reason: 'that user is already a member' })
-        await appendAudit(tx, p.orgId, { ...auditMeta(request), action: 'membership.created', target: { kind: 'user', id: user.id }, data: { email, role } })
-        await emitEvents(tx, kernelEvent('kernel.membership.created', `user/${user.id}`, { userId: user.id, email, role: target.name }))
-        return memberOf(tx, user.id)
-      })
-      return reply.code(201).send(toMember(member))
-    },
-  )
-
   app.put(
     '/users/:id/role',
     {
@@ -134,16 +89,21 @@ export function registerUserRoutes(app: Api, k: KernelContext): void {
     },
     async (request) => {
       const p = principalOf(request)
+      let ended: string[] = []
       const member = await orgTx(k, p.orgId, async (tx) => {
         const before = await memberOf(tx, request.params.id)
         const target = await findAssignableRole(tx, p.orgId, p.orgKind, request.body.role)
         const missing = missingPermissions(p.permissions, target.permissions)
         if (missing.length) throw AUTH.PERMISSION_ESCALATION({ permissions: missing })
         await tx.sql('update memberships set role_id = ?::uuid where user_id = ?::uuid', [target.id, request.params.id])
+        // Access tokens carry the permissions they were issued with: the member signs in again
+        // under the new role. API keys need no revoking: each request narrows a key to its creator's role.
+        ended = await revokeMemberAccess(tx, p.orgId, request.params.id, { apiKeys: false })
         await appendAudit(tx, p.orgId, { ...auditMeta(request), action: 'membership.role_changed', target: { kind: 'user', id: request.params.id }, data: { from: before.role, to: target.name } })
         await emitEvents(tx, kernelEvent('kernel.membership.role_changed', `user/${request.params.id}`, { userId: request.params.id, from: before.role, to: target.name }))
         return memberOf(tx, request.params.id)
       })
+      announceRevoked(k, p.orgId, ended)
       return toMember(member)
     },
   )
@@ -154,12 +114,15 @@ export function registerUserRoutes(app: Api, k: KernelContext): void {
     async (request, reply) => {
       const p = principalOf(request)
       if (request.params.id === p.userId) throw KRN.CONFLICT({ reason: 'you cannot remove yourself' })
-      await orgTx(k, p.orgId, async (tx) => {
+      const ended = await orgTx(k, p.orgId, async (tx) => {
         const before = await memberOf(tx, request.params.id)
         await tx.sql('delete from memberships where user_id = ?::uuid', [request.params.id])
+        const families = await revokeMemberAccess(tx, p.orgId, request.params.id, { apiKeys: true })
         await appendAudit(tx, p.orgId, { ...auditMeta(request), action: 'membership.removed', target: { kind: 'user', id: request.params.id }, data: { role: before.role } })
         await emitEvents(tx, kernelEvent('kernel.membership.removed', `user/${request.params.id}`, { userId: request.params.id, role: before.role }))
+        return families
       })
+      announceRevoked(k, p.orgId, ended)
       return reply.code(204).send(null)
     },
   )

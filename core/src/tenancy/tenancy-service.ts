@@ -45,8 +45,10 @@ export interface PartnerRow {
 type Meta = Pick<AuditRecord, 'actor' | 'ip' | 'requestId'>
 
 /**
- * Gives a user a built-in role in an organisation, creating the user when the email is new.
- * Runs inside the organisation's own transaction (its rows are invisible from any other).
+ * Gives a new account a built-in role in an organisation (an organisation's first admin, the
+ * demo's accounts). Runs inside the organisation's own transaction, which sees only its own
+ * members' accounts: an address that belongs to an account elsewhere is refused — that person
+ * joins through an invitation they accept (ADR 0014), never by being named.
  */
 export async function addMember(tx: Tx, orgId: string, orgKind: OrgKind, roleName: string, admin: NewOrgAdmin, meta: Meta): Promise<string> {
   let [user] = await tx.sql<{ id: string }>('select id from users where lower(email) = lower(?)', [admin.email])
@@ -54,7 +56,12 @@ export async function addMember(tx: Tx, orgId: string, orgKind: OrgKind, roleNam
     if (!admin.password) throw KRN.VALIDATION_FAILED({ reason: 'admin.password is required for a new user' })
     const hash = admin.passwordHash ?? (await prepareAdmin(admin)).passwordHash!
     user = { id: uuidv7() }
-    await tx.sql('insert into users (id, email, name, password_hash) values (?::uuid, ?, ?, ?)', [user.id, admin.email, admin.name, hash])
+    try {
+      await tx.sql('insert into users (id, email, name, password_hash) values (?::uuid, ?, ?, ?)', [user.id, admin.email, admin.name, hash])
+    } catch (err) {
+      if ((err as { code?: string }).code === '23505') throw KRN.CONFLICT({ reason: 'that address cannot be given a new account; create the organisation without an admin and invite the person' })
+      throw err
+    }
   }
   const [role] = await tx.sql<{ id: string }>('select id from roles where builtin and name = ?', [roleName])
   const inserted = await tx.sql('insert into memberships (id, tenant_id, org_kind, user_id, role_id) values (?::uuid, ?::uuid, ?, ?::uuid, ?::uuid) on conflict (tenant_id, user_id) do nothing returning id', [

@@ -102,10 +102,14 @@ export async function createTenantWithAdmin(k: TestKernel, slug: string, opts: {
   return { tenant: r.body, email, password, ...session }
 }
 
-/** Adds a user with a role to the caller's organisation and signs them in. */
+/** Invites a new person with a role into the caller's organisation; they accept with a new account and sign in. */
 export async function addUser(k: TestKernel, adminToken: string, email: string, role: string) {
   const password = `password-of-${email}`
-  const r = await k.req('POST', '/v1/users', { token: adminToken, body: { email, name: email, password, role } })
-  if (r.status !== 201) throw new Error(`user ${email}: ${r.status} ${JSON.stringify(r.body)}`)
-  return { user: r.body, password, ...(await k.login(email, password)) }
+  const invited = await k.req('POST', '/v1/invitations', { token: adminToken, body: { email, role } })
+  if (invited.status !== 201) throw new Error(`invite ${email}: ${invited.status} ${JSON.stringify(invited.body)}`)
+  const accepted = await k.req('POST', '/v1/invitations/accept', { body: { token: invited.body.acceptToken, name: email, password } })
+  if (accepted.status !== 200) throw new Error(`accept ${email}: ${accepted.status} ${JSON.stringify(accepted.body)}`)
+  const session = await k.login(email, password, accepted.body.org.id)
+  const user = (await k.req('GET', `/v1/users/${accepted.body.userId}`, { token: adminToken })).body
+  return { user, password, ...session }
 }

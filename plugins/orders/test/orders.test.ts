@@ -8,6 +8,12 @@ import { lintErp, startErpKernel } from '../../support/kernel.js'
 const dev = await startErpKernel()
 t.teardown(() => dev.close())
 const r = (method: string, path: string, body?: unknown) => dev.request(method, path, body === undefined ? {} : { body }) as Promise<{ status: number; body: any }>
+/** A new person joins the dev tenant: invited by its admin, accepted with a new account. */
+async function addPerson(email: string, name: string, password: string, role: string) {
+  const invited = await r('POST', '/v1/invitations', { email, role })
+  if (invited.status !== 201) return invited
+  return dev.request('POST', '/v1/invitations/accept', { body: { token: invited.body.acceptToken, name, password }, token: '' }) as Promise<{ status: number; body: any }>
+}
 const O = '/v1/x/orders'
 
 async function ok(method: string, path: string, body?: unknown, status = [200, 201]) {
@@ -250,8 +256,8 @@ t.test('the sales report adds the exact line amounts of every order not cancelle
 t.test('a clerk who may place orders cannot approve their own discount', async (t) => {
   const role = await r('POST', '/v1/roles', { name: 'clerk', permissions: ['orders.read', 'orders.write'] })
   t.equal(role.status, 201, JSON.stringify(role.body))
-  const user = await r('POST', '/v1/users', { email: 'clerk@dev.test', name: 'Clerk', password: 'password-of-the-clerk', role: 'clerk' })
-  t.equal(user.status, 201, JSON.stringify(user.body))
+  const user = await addPerson('clerk@dev.test', 'Clerk', 'password-of-the-clerk', 'clerk')
+  t.equal(user.status, 200, JSON.stringify(user.body))
   const login = await dev.request('POST', '/v1/auth/login', { body: { email: 'clerk@dev.test', password: 'password-of-the-clerk' }, token: '' })
   const token = (login.body as { accessToken: string }).accessToken
   const asClerk = (method: string, path: string, body?: unknown) => dev.request(method, path, { token, ...(body === undefined ? {} : { body }) }) as Promise<{ status: number; body: any }>
@@ -274,7 +280,7 @@ t.test('another plugin deciding through the action: as a workflow step may, for 
   await ok('POST', `${O}/orders`, { number: 'SO-60', customer: 'ALFKI', lines: [{ sku: 'C', quantity: 2, discount: 0.4 }] })
   await ok('POST', `${O}/orders`, { number: 'SO-61', customer: 'ALFKI', lines: [{ sku: 'C', quantity: 2, discount: 0.4 }] })
 
-  await ok('POST', '/v1/users', { email: 'clerk2@dev.test', name: 'Clerk 2', password: 'password-of-clerk-two', role: 'clerk' })
+  t.equal((await addPerson('clerk2@dev.test', 'Clerk 2', 'password-of-clerk-two', 'clerk')).status, 200)
   const login = await dev.request('POST', '/v1/auth/login', { body: { email: 'clerk2@dev.test', password: 'password-of-clerk-two' }, token: '' })
   const token = (login.body as { accessToken: string }).accessToken
   const viaClerk = await dev.request('POST', '/v1/x/approver/decide', { token, body: { order: 'SO-60', kind: 'price_approval', decision: 'approve', reason: 'sneaky' } })
@@ -288,7 +294,7 @@ t.test('another plugin deciding through the action: as a workflow step may, for 
 
 t.test('a discount over the threshold opens a pricing-exception task; the approver\'s decision is applied', async (t) => {
   t.equal((await r('POST', '/v1/roles', { name: 'pricing_manager', permissions: ['orders.approve'] })).status, 201)
-  t.equal((await r('POST', '/v1/users', { email: 'pm@dev.test', name: 'Pricing manager', password: 'password-of-pricing-manager', role: 'pricing_manager' })).status, 201)
+  t.equal((await addPerson('pm@dev.test', 'Pricing manager', 'password-of-pricing-manager', 'pricing_manager')).status, 200)
   const pm = ((await dev.request('POST', '/v1/auth/login', { body: { email: 'pm@dev.test', password: 'password-of-pricing-manager' } })).body as { accessToken: string }).accessToken
   const asPm = (method: string, path: string, body?: unknown) => dev.request(method, path, { token: pm, ...(body === undefined ? {} : { body }) }) as Promise<{ status: number; body: any }>
   await ok('POST', `${O}/orders`, { number: 'SO-TASK-1', customer: 'ALFKI', lines: [{ sku: 'C', quantity: 10, discount: 0.3 }] })

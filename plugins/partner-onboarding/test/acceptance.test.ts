@@ -134,9 +134,11 @@ t.test('setup: tenant, installation with consent, roles and people', async (t) =
     t.equal(r.status, 201, `role ${name}: ${JSON.stringify(r.body)}`)
   }
   for (const p of Object.keys(people) as Person[]) {
-    const r = await api.req('POST', '/v1/users', tokens.admin, { email: people[p].email, name: p, password: passwordOf(people[p].email), role: people[p].role })
-    t.equal(r.status, 201, `user ${p}: ${JSON.stringify(r.body)}`)
-    userIds[p] = r.body.id
+    const invited = await api.req('POST', '/v1/invitations', tokens.admin, { email: people[p].email, role: people[p].role })
+    t.equal(invited.status, 201, `invite ${p}: ${JSON.stringify(invited.body)}`)
+    const r = await api.req('POST', '/v1/invitations/accept', undefined, { token: invited.body.acceptToken, name: p, password: passwordOf(people[p].email) })
+    t.equal(r.status, 200, `user ${p}: ${JSON.stringify(r.body)}`)
+    userIds[p] = r.body.userId
   }
   await signInEveryone()
 })
