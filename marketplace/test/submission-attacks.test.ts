@@ -69,6 +69,40 @@ t.test(`submission attacks (${kind})`, async (t) => {
     t.equal(sub.body.code, 'PLG_ERR_CAPABILITY_NOT_GRANTABLE', 'a subscription to the kernel namespace is never granted')
   })
 
+  await t.test('code rewritten in the database together with its digest is refused at load and at install, audited', async (t) => {
+    const shop = await createTenantWithAdmin(k, 'shop-tamper')
+    const b = await notesBuild()
+    const m = await manifestOf('@acme/tampered', '1.0.0')
+    const v = await registerVersion(k, { manifest: m, code: b.code, sourceMap: b.sourceMap })
+    const inst = await k.req('POST', '/v1/installations', { token: shop.token, body: { plugin: '@acme/tampered', version: '1.0.0', capabilities: m.capabilities } })
+    t.equal(inst.status, 201, JSON.stringify(inst.body))
+    const before = await k.req('GET', '/v1/x/tampered/whoami', { token: shop.token })
+    t.equal(before.status, 200, 'the approved code runs')
+    // A database writer (the owner) swaps in other code and makes the row consistent with it.
+    const evil = b.code + '\n;globalThis.__tampered = true\n'
+    const { createHash } = await import('node:crypto')
+    await k.ownerSql('update plugin_versions set code = ?, sha256 = ? where id = ?::uuid', [evil, createHash('sha256').update(evil).digest('hex'), v.id])
+    // After a restart nothing is cached: forget what this process holds.
+    k.kernel.ctx.plugins.versions.forget(v.id)
+    k.kernel.ctx.plugins.forgetTenant(shop.orgId)
+    const after = await k.req('GET', '/v1/x/tampered/whoami', { token: shop.token })
+    t.equal(after.status, 503, JSON.stringify(after.body))
+    t.equal(after.body.code, 'PLG_ERR_VERSION_UNVERIFIED')
+    const other = await createTenantWithAdmin(k, 'shop-tamper-2')
+    const install = await k.req('POST', '/v1/installations', { token: other.token, body: { plugin: '@acme/tampered', version: '1.0.0', capabilities: m.capabilities } })
+    t.equal(install.body.code, 'PLG_ERR_VERSION_UNVERIFIED', 'and it cannot be installed')
+    const audited = async () => k.ownerSql(`select data from audit_log where action = 'plugin.version.unverified' and target_id = ?`, [v.id])
+    for (let i = 0; i < 100 && (await audited()).length === 0; i++) await new Promise((r) => setTimeout(r, 100))
+    const [entry] = await audited()
+    t.ok(entry, 'the refusal is audited in the platform chain')
+    t.equal(entry?.data.attested, createHash('sha256').update(b.code).digest('hex'), 'naming the digest that was approved')
+    // Putting the approved code back makes it run again.
+    await k.ownerSql('update plugin_versions set code = ?, sha256 = ? where id = ?::uuid', [b.code, createHash('sha256').update(b.code).digest('hex'), v.id])
+    k.kernel.ctx.plugins.versions.forget(v.id)
+    k.kernel.ctx.plugins.forgetTenant(shop.orgId)
+    t.equal((await k.req('GET', '/v1/x/tampered/whoami', { token: shop.token })).status, 200)
+  })
+
   await t.test('look-alike scopes are refused; the platform may still assign them', async (t) => {
     const rival = await createPartner(k, 'rival-attacks')
     for (const scope of ['@tre11is', '@trellis-official', '@platf0rm', '@p1atform', '@trel-lis', '@admin', '@kerne1', '@rnarketplace', '@official', '@trellisapps', '@acrne', '@ac-me', '@4cme']) {

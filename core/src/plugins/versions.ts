@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto'
 import { v7 as uuidv7 } from 'uuid'
 import { lintPlugin, validateManifest, type ManifestIssue, type PluginManifest } from '@trellis/plugin-sdk'
-import type { Database, Tx } from '../db/database.js'
+import { PLATFORM_ORG, type Database, type Tx } from '../db/database.js'
 import { PLG } from '../errors.js'
+import { appendAudit } from '../audit/audit-log.js'
+import { attestedDigest, ATTESTING_ACTIONS } from './version-attestation.js'
 
 /** A plugin version the kernel can run: its manifest and its bundle. */
 export interface PluginVersion {
@@ -112,6 +114,9 @@ export class PluginVersions {
        values (?::uuid, ?, ?, ?, ?::jsonb, ?, ?, ?::uuid, ?, ?, ?, ?, ?::uuid, ?) returning *`,
       [uuidv7(), manifest.name, manifest.version, sha256, JSON.stringify(manifest), upload.code, upload.sourceMap ?? null, upload.publisherId ?? null, createdBy, upload.status ?? 'checking', a?.sha256 ?? null, a?.signature ?? null, a?.keyId ?? null, a?.changelog ?? ''],
     )
+    // The digest registered, in the platform's audit chain: what the kernel verifies the stored
+    // code against whenever it loads the version (a row rewritten later does not match it).
+    await appendAudit(tx, PLATFORM_ORG, { actor: { kind: 'system', id: createdBy }, action: ATTESTING_ACTIONS.registered, target: { kind: 'plugin_version', id: row!.id }, data: { plugin: manifest.name, version: manifest.version, sha256 } })
     return fromRow(row!)
   }
 
@@ -128,16 +133,54 @@ export class PluginVersions {
     }
     if (!found) {
       this.statusCheckedAt.set(id, Date.now())
-      found = tx.sql<VersionRow>('select * from plugin_versions where id = ?::uuid', [id]).then((rows) => {
+      found = tx.sql<VersionRow>('select * from plugin_versions where id = ?::uuid', [id]).then(async (rows) => {
         if (!rows[0]) throw PLG.VERSION_NOT_FOUND({ name: id })
         const v = fromRow(rows[0])
+        await this.verify(tx, v)
         this.settled.set(id, v)
         return v
       })
       this.cache.set(id, found)
       found.catch(() => this.cache.delete(id))
     }
-    return found.catch(() => undefined)
+    return found.catch((err: unknown) => {
+      if (PLG.VERSION_UNVERIFIED.is(err)) throw err
+      return undefined
+    })
+  }
+
+  /**
+   * A version that can run (approved, or blocked and still installed) must carry the code whose
+   * digest the platform's audit chain recorded when it was registered or approved: the row's
+   * own `sha256` proves nothing once someone with write access to the table rewrote both.
+   * Refused with PLG_ERR_VERSION_UNVERIFIED (a 503, so it is logged), audited.
+   */
+  private async verify(tx: Tx, v: PluginVersion): Promise<void> {
+    if (v.status !== 'approved' && v.status !== 'blocked') return
+    const digest = createHash('sha256').update(v.code).digest('hex')
+    const attested = await attestedDigest(tx, v.id)
+    let reason: string | undefined
+    if (attested === undefined) reason = 'no approval of its code is recorded in the audit chain'
+    else if (attested !== digest) reason = 'its code does not match the digest recorded when it was approved'
+    else if (v.sha256 !== digest) reason = 'its code does not match its stored digest'
+    if (!reason) return
+    this.reportUnverified(v, digest, attested, reason)
+    throw PLG.VERSION_UNVERIFIED({ name: v.name, version: v.version, reason })
+  }
+
+  private readonly reported = new Map<string, number>()
+
+  /** Audits (in the platform chain, at most once a minute per version) a version refused at load. */
+  private reportUnverified(v: PluginVersion, digest: string, attested: string | undefined, reason: string): void {
+    const last = this.reported.get(v.id) ?? 0
+    if (Date.now() - last < 60_000) return
+    this.reported.set(v.id, Date.now())
+    // Its own transaction, not awaited: the caller's rolls back with the refusal.
+    void this.db
+      .inOrg(PLATFORM_ORG, (tx) =>
+        appendAudit(tx, PLATFORM_ORG, { actor: { kind: 'system', id: 'plugin-versions' }, action: 'plugin.version.unverified', target: { kind: 'plugin_version', id: v.id }, data: { plugin: v.name, version: v.version, sha256: digest, stored: v.sha256, attested: attested ?? null, reason } }),
+      )
+      .catch(() => this.reported.delete(v.id))
   }
 
   /**
@@ -182,6 +225,10 @@ export class PluginVersions {
     const [row] = await tx.sql<VersionRow>('update plugin_versions set status = ? where id = ?::uuid returning *', [status, id])
     if (!row) throw PLG.VERSION_NOT_FOUND({ name: id })
     const v = fromRow(row)
+    // Cached copies learn the status at once; the code is verified as on any load.
+    await this.verify(tx, v).catch((err: unknown) => {
+      if (!PLG.VERSION_UNVERIFIED.is(err) || status !== 'blocked') throw err
+    })
     this.cache.set(id, Promise.resolve(v))
     this.settled.set(id, v)
     this.statusCheckedAt.set(id, Date.now())

@@ -77,7 +77,7 @@ export async function decide(k: KernelContext, p: Principal, versionId: string, 
     }
     const review = { decision: status, reason, reviewer: { kind: p.kind, id: p.id, userId: p.userId }, at: new Date().toISOString() }
     const [updated] = await tx.sql<VersionDbRow>('update plugin_versions set status = ?, review = ?::jsonb where id = ?::uuid returning *', [status, JSON.stringify(review), v.id])
-    await appendAudit(tx, PLATFORM_ORG, { ...meta, action: `marketplace.version.${status}`, target: { kind: 'plugin_version', id: v.id }, data: { plugin: v.name, version: v.version, sha256: v.sha256, reason } })
+    await appendAudit(tx, PLATFORM_ORG, { ...meta, action: `marketplace.version.${status}`, target: { kind: 'plugin_version', id: v.id }, data: { plugin: v.name, version: v.version, sha256: v.sha256, artifactSha256: v.artifact_sha256, reason } })
     await emitEventsTo(tx, PLATFORM_ORG, [PLATFORM_ORG, v.publisher_id], kernelEvent(`marketplace.version.${status}`, `plugin/${v.name}`, { versionId: v.id, plugin: v.name, version: v.version, reason }))
     return updated!
   })
