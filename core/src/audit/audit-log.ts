@@ -17,6 +17,27 @@ export interface AuditRecord {
   requestId?: string | null
 }
 
+// In JSON.stringify's output a NUL is the escape \u0000 and a lone surrogate an escape \udxxx
+// (paired ones are written as they are); PostgreSQL's jsonb refuses both. An escape is one
+// only when preceded by an even number of backslashes.
+const UNSTORABLE_ESCAPE = /(?<!\\)((?:\\\\)*)\\u(0000|d[89a-f][0-9a-f]{2})/g
+
+/**
+ * `data` as JSON text PostgreSQL stores: a NUL or a lone surrogate in any string (key or value)
+ * becomes the six characters of its escape (`\u0000`), so an entry can always be written —
+ * whatever text a plugin or a request put into it — and reads back the same every time, which
+ * keeps the hash chain verifiable.
+ */
+export function storableJson(value: unknown): string {
+  const json = JSON.stringify(value)
+  return json.includes('\\u') ? json.replace(UNSTORABLE_ESCAPE, '$1\\\\u$2') : json
+}
+
+/** A text column's value without NUL (which PostgreSQL text refuses), escaped the same way. */
+export function storableText<T extends string | null>(value: T): T {
+  return (value !== null && value.includes('\0') ? value.replace(/\0/g, '\\u0000') : value) as T
+}
+
 /** Columns and values of one audit row, for composing into a larger statement. */
 export function auditRow(tenantId: string, rec: AuditRecord): unknown[] {
   return [
@@ -24,13 +45,13 @@ export function auditRow(tenantId: string, rec: AuditRecord): unknown[] {
     tenantId,
     new Date().toISOString(),
     rec.actor.kind,
-    rec.actor.id,
-    rec.action,
-    rec.target?.kind ?? null,
-    rec.target?.id ?? null,
-    JSON.stringify(rec.data ?? {}),
-    rec.ip ?? null,
-    rec.requestId ?? null,
+    storableText(rec.actor.id),
+    storableText(rec.action),
+    storableText(rec.target?.kind ?? null),
+    storableText(rec.target?.id ?? null),
+    storableJson(rec.data ?? {}),
+    storableText(rec.ip ?? null),
+    storableText(rec.requestId ?? null),
   ]
 }
 

@@ -231,6 +231,11 @@ export class Database {
     })
   }
 
+  /** How many callers wait for a pooled connection right now (all connections are in use). */
+  waitingForConnection(): number {
+    return (this.knexClient() as unknown as { pool?: { numPendingAcquires(): number } }).pool?.numPendingAcquires() ?? 0
+  }
+
   private knexClient(): RawPool {
     return (this.orm.em.getConnection().getKnex() as unknown as { client: RawPool }).client
   }

@@ -1,5 +1,5 @@
 import { hostAllowed, matchesEventPattern, validateHostCall, type Capability, type HostOps } from '@trellis/plugin-sdk'
-import type { Tx } from '../db/database.js'
+import type { InvocationTx } from './invocation-tx.js'
 import { KRN } from '../errors.js'
 import { emitEvents } from '../events/outbox.js'
 import { egressRequest, type EgressGuard } from '../egress/index.js'
@@ -27,15 +27,28 @@ export interface Caller {
   permissions: string[]
 }
 
+/** A refused host call, aggregated: one entry per (plugin, op, target, reason) with how often. */
+export interface Denial {
+  plugin: string
+  installationId: string
+  op: string
+  target: string
+  reason: string
+  count: number
+}
+
 /** What one top-level invocation and every nested action call share: the transaction and the capability ledger. */
 export interface InvocationTree {
-  tx: Tx
+  /** The tenant transaction, opened on the first host call that needs the database. */
+  tx: InvocationTx
   tenantId: string
   caller: Caller
   /** Capability uses, aggregated: audited with the invocation's writes. */
   uses: Map<string, { plugin: string; installationId: string; op: string; target: string; count: number }>
-  /** Refused calls: audited on their own, whether or not the invocation commits. */
-  denials: Array<{ plugin: string; installationId: string; op: string; target: string; reason: string }>
+  /** Refused calls, aggregated: audited on their own, whether or not the invocation commits. */
+  denials: Map<string, Denial>
+  /** Sandbox runs of the tree still going (one, plus the actions it is calling). */
+  runs: Set<Promise<unknown>>
 }
 
 /** The services host calls need, implemented by the plugin host. */
@@ -64,13 +77,72 @@ function use(run: Running, op: string, target: string): void {
   else run.tree.uses.set(key, { plugin: run.inst.plugin, installationId: run.inst.id, op, target, count: 1 })
 }
 
+/** Distinct refusals kept per invocation; further ones are counted per (plugin, op) only. */
+const MAX_DISTINCT_DENIALS = 16
+
 function deny(run: Running, op: string, target: string, reason: string): never {
-  run.tree.denials.push({ plugin: run.inst.plugin, installationId: run.inst.id, op, target, reason })
+  const denials = run.tree.denials
+  let key = `${run.inst.id}|${op}|${target}|${reason}`
+  let entry = denials.get(key)
+  if (!entry && denials.size >= MAX_DISTINCT_DENIALS) {
+    key = `${run.inst.id}|${op}|*`
+    entry = denials.get(key)
+    target = '*'
+    reason = `further refusals of ${op}`
+  }
+  if (entry) entry.count++
+  else denials.set(key, { plugin: run.inst.plugin, installationId: run.inst.id, op, target, reason, count: 1 })
   throw KRN.CAPABILITY_DENIED({ reason })
 }
 
+const text = (v: unknown): string => (typeof v === 'string' ? v : '?')
+
+/**
+ * The capability check, made before the arguments are validated so that a plugin probing
+ * with malformed arguments is refused (and audited) as what it is. Checks what the arguments
+ * allow; returns false when a finer check must wait until they are valid.
+ */
+function authorize(run: Running, op: string, args: unknown): boolean {
+  const a = (args !== null && typeof args === 'object' ? args : {}) as Record<string, unknown>
+  const who = run.inst.plugin
+  switch (op) {
+    case 'data.insert':
+    case 'data.get':
+    case 'data.update':
+    case 'data.delete':
+    case 'data.find':
+      if (!has(run, (c) => c.kind === 'data')) deny(run, op, text(a.collection), `${who} was not granted "data"`)
+      return true
+    case 'secrets.get':
+      if (!has(run, (c) => c.kind === 'secrets')) deny(run, op, text(a.name), `${who} was not granted "secrets"`)
+      return true
+    case 'events.emit': {
+      const type = text(a.type)
+      if (typeof a.type === 'string' && RESERVED_EVENT_NAMESPACES.has(type.split('.')[0]!)) deny(run, op, type, `${type.split('.')[0]}.* events are emitted by the kernel only`)
+      if (!has(run, (c) => c.kind === 'events:emit' && (typeof a.type !== 'string' || matchesEventPattern(c.pattern, type)))) deny(run, op, type, `${who} may not emit "${type}"`)
+      return typeof a.type === 'string'
+    }
+    case 'plugins.call': {
+      const target = `${text(a.plugin)}#${text(a.action)}`
+      const known = typeof a.plugin === 'string' && typeof a.action === 'string'
+      if (!has(run, (c) => c.kind === 'plugins:call' && (!known || (c.plugin === a.plugin && c.action === a.action)))) deny(run, op, target, `${who} may not call ${target}`)
+      return known
+    }
+    case 'http.fetch': {
+      let host: string | undefined
+      try {
+        host = typeof a.url === 'string' ? new URL(a.url).host : undefined
+      } catch {
+        host = undefined
+      }
+      if (!has(run, (c) => c.kind === 'http:fetch' && (host === undefined || hostAllowed(c.hosts, host)))) deny(run, op, host ?? '?', `${who} may not fetch from ${host ?? 'that address'}`)
+      return host !== undefined
+    }
+  }
+  return true
+}
+
 function collection(run: Running, op: string, name: string): CollectionRef {
-  if (!has(run, (c) => c.kind === 'data')) deny(run, op, name, `${run.inst.plugin} was not granted "data"`)
   const declared = run.version.manifest.collections?.[name]
   if (!declared || !Object.prototype.hasOwnProperty.call(run.version.manifest.collections, name)) throw KRN.NOT_FOUND({ what: `collection ${name} of ${run.inst.plugin}` })
   use(run, op, name)
@@ -83,59 +155,60 @@ function collection(run: Running, op: string, name: string): CollectionRef {
  * audit log; every refusal too.
  */
 export async function runHostCall(services: HostServices, run: Running, op: string, args: unknown): Promise<unknown> {
+  const complete = authorize(run, op, args)
   const problems = validateHostCall(op, args)
   if (problems.length) throw KRN.VALIDATION_FAILED({ reason: `host call ${op}: ${problems.map((p) => `${p.pointer || '/'} ${p.message}`).join('; ')}`, problems })
+  if (!complete) authorize(run, op, args)
   const tx = run.tree.tx
   switch (op as keyof HostOps) {
     case 'data.insert': {
       const a = args as HostOps['data.insert']['args']
-      return services.data.insert(tx, collection(run, op, a.collection), a.record)
+      const ref = collection(run, op, a.collection)
+      return tx.use((t) => services.data.insert(t, ref, a.record))
     }
     case 'data.get': {
       const a = args as HostOps['data.get']['args']
-      return services.data.get(tx, collection(run, op, a.collection), a.id)
+      const ref = collection(run, op, a.collection)
+      return tx.use((t) => services.data.get(t, ref, a.id))
     }
     case 'data.update': {
       const a = args as HostOps['data.update']['args']
-      return services.data.update(tx, collection(run, op, a.collection), a.id, a.patch, a.expectedVersion)
+      const ref = collection(run, op, a.collection)
+      return tx.use((t) => services.data.update(t, ref, a.id, a.patch, a.expectedVersion))
     }
     case 'data.delete': {
       const a = args as HostOps['data.delete']['args']
-      return services.data.delete(tx, collection(run, op, a.collection), a.id)
+      const ref = collection(run, op, a.collection)
+      return tx.use((t) => services.data.delete(t, ref, a.id))
     }
     case 'data.find': {
       const a = args as HostOps['data.find']['args']
-      return services.data.find(tx, collection(run, op, a.collection), a.query)
+      const ref = collection(run, op, a.collection)
+      return tx.use((t) => services.data.find(t, ref, a.query))
     }
     case 'events.emit': {
       const a = args as HostOps['events.emit']['args']
-      if (RESERVED_EVENT_NAMESPACES.has(a.type.split('.')[0]!)) deny(run, op, a.type, `${a.type.split('.')[0]}.* events are emitted by the kernel only`)
-      if (!has(run, (c) => c.kind === 'events:emit' && matchesEventPattern(c.pattern, a.type))) deny(run, op, a.type, `${run.inst.plugin} may not emit "${a.type}"`)
       const declared = run.version.manifest.events?.emits?.[a.type]
       if (!declared) throw KRN.VALIDATION_FAILED({ reason: `event ${a.type} is not declared in the manifest's events.emits` })
       checkSchema(`${run.version.id}:event:${a.type}`, declared.schema, a.data, `data of ${a.type}`)
       use(run, op, a.type)
-      const [id] = await emitEvents(tx, { type: a.type, subject: a.subject || a.type, data: a.data as Record<string, unknown>, source: run.inst.plugin })
+      const [id] = await tx.use((t) => emitEvents(t, { type: a.type, subject: a.subject || a.type, data: a.data as Record<string, unknown>, source: run.inst.plugin }))
       return { id: id! }
     }
     case 'plugins.call': {
       const a = args as HostOps['plugins.call']['args']
-      const target = `${a.plugin}#${a.action}`
-      if (!has(run, (c) => c.kind === 'plugins:call' && c.plugin === a.plugin && c.action === a.action)) deny(run, op, target, `${run.inst.plugin} may not call ${target}`)
-      use(run, op, target)
+      use(run, op, `${a.plugin}#${a.action}`)
       return services.callAction(run, a.plugin, a.action, a.input)
     }
     case 'http.fetch': {
       const a = args as HostOps['http.fetch']['args']
       const url = new URL(a.url)
-      if (!has(run, (c) => c.kind === 'http:fetch' && hostAllowed(c.hosts, url.host))) deny(run, op, url.host, `${run.inst.plugin} may not fetch from ${url.host}`)
       use(run, op, url.host)
       const res = await egressRequest(services.egress, { url: a.url, method: a.method, headers: a.headers, ...(a.body === null ? {} : { body: a.body }), maxResponseBytes: MAX_FETCH_RESPONSE, totalTimeoutMs: 10_000 })
       return { status: res.status, headers: res.headers, body: res.body }
     }
     case 'secrets.get': {
       const a = args as HostOps['secrets.get']['args']
-      if (!has(run, (c) => c.kind === 'secrets')) deny(run, op, a.name, `${run.inst.plugin} was not granted "secrets"`)
       use(run, op, a.name)
       return services.secrets(run.inst)[a.name] ?? null
     }

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { RouteOutput } from '@trellis/plugin-sdk'
+import { isTrellisError, type RouteOutput } from '@trellis/plugin-sdk'
 import type { Api } from '../http/types.js'
 import type { KernelContext } from '../kernel-context.js'
 import { AUTH, KRN, PLG } from '../errors.js'
@@ -60,13 +60,18 @@ export function registerPluginRoutes(app: Api, k: KernelContext): void {
     checkSchema(`${key}:body`, route.declared.request?.body, body, 'request body')
     const headers: Record<string, string> = {}
     for (const [h, v] of Object.entries(request.headers)) if (h !== 'authorization' && h !== 'cookie' && typeof v === 'string') headers[h] = v
-    const output = (await k.plugins.invoke({
-      tenantId,
-      installation: inst,
-      entry: { kind: 'route', name: route.entry },
-      input: { method, path: rest, params, query, headers, body },
-      caller: { kind: p.kind, id: p.id, permissions: [...permissions] },
-    })) as RouteOutput
+    const output = (await k.plugins
+      .invoke({
+        tenantId,
+        installation: inst,
+        entry: { kind: 'route', name: route.entry },
+        input: { method, path: rest, params, query, headers, body },
+        caller: { kind: p.kind, id: p.id, permissions: [...permissions] },
+      })
+      .catch((err: unknown) => {
+        if (isTrellisError(err) && err.code === PLG.TOO_MANY_INVOCATIONS.code) reply.header('retry-after', String((err.details as { retryAfterSeconds: number }).retryAfterSeconds))
+        throw err
+      })) as RouteOutput
     if (!output || typeof output !== 'object' || !Number.isInteger(output.status) || output.status < 200 || output.status > 599) {
       throw PLG.RESPONSE_INVALID({ reason: `${inst.plugin} answered ${route.entry} without a status between 200 and 599` })
     }

@@ -50,7 +50,8 @@ export interface EngineOptions {
 }
 
 // Errors that mean the platform failed, not the step: the job is retried as it is.
-const INFRASTRUCTURE = new Set(['SBX_ERR_WORKER_LOST', 'SBX_ERR_SANDBOX_CLOSED', 'KRN_ERR_DATABASE_UNAVAILABLE'])
+// A tenant over its plugin concurrency cap: the step runs again later, it did not fail.
+const INFRASTRUCTURE = new Set(['SBX_ERR_WORKER_LOST', 'SBX_ERR_SANDBOX_CLOSED', 'KRN_ERR_DATABASE_UNAVAILABLE', 'PLG_ERR_TOO_MANY_INVOCATIONS'])
 // Job ids say which run of which step they are (BullMQ refuses ':' in them).
 const jobOf = (tenantId: string, id: string, seq: number, attempt: number, delayMs = 0, suffix = ''): QueueJob => ({
   id: `wf.${id}.${seq}.${attempt}${suffix}`,

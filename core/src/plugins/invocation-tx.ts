@@ -1,0 +1,192 @@
+import type { TrellisError } from '@trellis/plugin-sdk'
+import type { Tx } from '../db/database.js'
+import { orgTx, type KernelContext } from '../kernel-context.js'
+import { PLG } from '../errors.js'
+
+/**
+ * Caps how many plugin transactions one tenant holds at once, so the shared pool always keeps
+ * connections for other tenants. A tenant's further invocations wait here, in the tenant's own
+ * queue, not in the pool's queue in front of everybody else.
+ */
+export class TransactionGate {
+  private readonly tenants = new Map<string, { held: number; queue: Array<() => void> }>()
+
+  constructor(readonly perTenant: number) {}
+
+  /** Resolves to a release function once the tenant may open one more transaction. */
+  async acquire(tenantId: string): Promise<() => void> {
+    let s = this.tenants.get(tenantId)
+    if (!s) {
+      s = { held: 0, queue: [] }
+      this.tenants.set(tenantId, s)
+    }
+    const slot = s
+    if (slot.held >= this.perTenant) await new Promise<void>((resolve) => slot.queue.push(resolve))
+    else slot.held++
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      // The slot passes straight to the next waiter of the same tenant.
+      const next = slot.queue.shift()
+      if (next) return next()
+      slot.held--
+      if (slot.held === 0 && this.tenants.get(tenantId) === slot) this.tenants.delete(tenantId)
+    }
+  }
+
+  /** Transactions the tenant holds now (for tests and metrics). */
+  held(tenantId: string): number {
+    return this.tenants.get(tenantId)?.held ?? 0
+  }
+}
+
+/** How long an open plugin transaction may sit unused: at all, and while others wait for a connection. */
+export interface TransactionLimits {
+  idleMs: number
+  contendedIdleMs: number
+}
+
+/**
+ * The tenant transaction of one invocation tree, opened on the first host call that needs the
+ * database — not while the plugin merely runs — and kept until the invocation ends, so all its
+ * writes and emitted events still commit together. While it is open, the plugin may spend at
+ * most `idleMs` between database calls — `contendedIdleMs` while anybody waits for a connection —
+ * past that the transaction is rolled back at once, its connection returns to the pool, and the
+ * invocation fails with `PLG_ERR_TRANSACTION_IDLE`.
+ */
+export class InvocationTx {
+  private opening: Promise<Tx> | undefined
+  private tx: Tx | undefined
+  private finish: ((value: unknown) => void) | undefined
+  private fail: ((err: unknown) => void) | undefined
+  private done: Promise<unknown> | undefined
+  private busy = 0
+  private timer: NodeJS.Timeout | undefined
+  private ended: TrellisError | Error | undefined
+
+  constructor(
+    private readonly k: KernelContext,
+    private readonly tenantId: string,
+    private readonly gate: TransactionGate,
+    private readonly limits: TransactionLimits,
+    /** Told when the idle limit ended the invocation (it rejects the invocation right away). */
+    private readonly onIdle: (err: TrellisError) => void,
+  ) {}
+
+  /** The open transaction, if the invocation has one. */
+  get current(): Tx | undefined {
+    return this.ended ? undefined : this.tx
+  }
+
+  /** Whether the transaction was asked for (it may still be opening). */
+  get started(): boolean {
+    return this.opening !== undefined
+  }
+
+  /** The transaction if one was asked for (waiting until it is open), else undefined. */
+  async opened(): Promise<Tx | undefined> {
+    if (!this.opening || this.ended) return undefined
+    return this.opening.catch(() => undefined)
+  }
+
+  /** Runs `fn` in the invocation's transaction, opening it first if needed; time spent in `fn` is not idle time. */
+  async use<R>(fn: (tx: Tx) => Promise<R>): Promise<R> {
+    if (this.ended) throw this.ended
+    this.busy++
+    clearTimeout(this.timer)
+    try {
+      return await fn(await this.open())
+    } finally {
+      this.busy--
+      this.arm()
+    }
+  }
+
+  /**
+   * Ends the invocation successfully: runs `final` in the transaction (opening it only if
+   * `needsTx`), then commits. Without an open transaction and nothing to write, costs nothing.
+   */
+  async commit<R>(final: ((tx: Tx) => Promise<R>) | undefined, needsTx: boolean): Promise<R | undefined> {
+    if (this.ended) throw this.ended
+    if (!this.opening && !needsTx) {
+      this.ended = new Error('invocation ended')
+      return undefined
+    }
+    this.busy++
+    clearTimeout(this.timer)
+    let result: R | undefined
+    try {
+      const tx = await this.open()
+      result = final ? await final(tx) : undefined
+    } catch (err) {
+      this.busy--
+      await this.rollback(err)
+      throw err
+    }
+    this.ended = new Error('invocation ended')
+    this.finish!(undefined)
+    await this.done
+    return result
+  }
+
+  /** Ends the invocation unsuccessfully: whatever it wrote is rolled back and the connection released. */
+  async rollback(reason: unknown): Promise<void> {
+    this.ended ??= reason instanceof Error ? reason : new Error('invocation failed')
+    clearTimeout(this.timer)
+    // Still waiting for a connection: the opening sees `ended` and lets go by itself.
+    if (!this.fail) return
+    this.fail(this.ended)
+    await this.done!.catch(() => undefined)
+  }
+
+  private open(): Promise<Tx> {
+    this.opening ??= (async () => {
+      const release = await this.gate.acquire(this.tenantId)
+      if (this.ended) {
+        release()
+        throw this.ended
+      }
+      return new Promise<Tx>((resolve, reject) => {
+        this.done = orgTx(this.k, this.tenantId, (tx) => {
+          if (this.ended) return Promise.reject(this.ended)
+          this.tx = tx
+          const settled = new Promise((res, rej) => {
+            this.finish = res
+            this.fail = rej
+          })
+          resolve(tx)
+          return settled
+        })
+        this.done.then(release, (err: unknown) => {
+          release()
+          reject(err)
+        })
+      })
+    })()
+    return this.opening
+  }
+
+  private arm(): void {
+    if (this.busy > 0 || !this.tx || this.ended) return
+    clearTimeout(this.timer)
+    const since = performance.now()
+    const { idleMs, contendedIdleMs } = this.limits
+    const tick = () => {
+      if (this.busy > 0 || this.ended) return
+      const idle = performance.now() - since
+      // Someone waits for a connection (the pool is exhausted, or it is the embedded database's
+      // only one): an idle plugin transaction gives way after the shorter limit.
+      if (idle >= idleMs || (idle >= contendedIdleMs && this.k.db.waitingForConnection() > 0)) {
+        const err = PLG.TRANSACTION_IDLE({ limitMs: idle >= idleMs ? idleMs : contendedIdleMs })
+        this.onIdle(err)
+        void this.rollback(err)
+        return
+      }
+      this.timer = setTimeout(tick, Math.min(contendedIdleMs, idleMs - idle))
+      this.timer.unref()
+    }
+    this.timer = setTimeout(tick, Math.min(contendedIdleMs, idleMs))
+    this.timer.unref()
+  }
+}
