@@ -106,6 +106,38 @@ for (const kind of DB_KINDS) {
       t.equal(check.status, 200, 'the same construction with valid claims passes, so the cases above fail for their reason')
     })
 
+    t.test('validly signed tokens that live too long or carry claims of the wrong type are refused', async (t) => {
+      const userId = (await k.req('GET', '/v1/me', { token: a.token })).body.user.id
+      const key = k.kernel.ctx.keys.current()!
+      const issuer = k.kernel.ctx.config.publicUrl
+      const now = Math.floor(Date.now() / 1000)
+      const good = { org: a.orgId, okd: 'tenant', perms: ['users.read'], sid: '00000000-0000-0000-0000-000000000002', sub: userId, iat: now, exp: now + 300 }
+      // Signed with the kernel's own current key: only the claims are wrong.
+      const forge = (claims: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', kid: key.kid, typ: 'at+jwt' }).setIssuer(issuer).setAudience(AUDIENCE).sign(key.privateKey!)
+      const cases: Array<[string, Record<string, unknown>]> = [
+        ['lives a year', { ...good, exp: now + 365 * 24 * 3600 }],
+        ['lives a second longer than the kernel ever issues', { ...good, iat: now - 60, exp: now - 60 + 901 }],
+        ['no exp', { ...good, exp: undefined }],
+        ['no iat', { ...good, iat: undefined }],
+        ['issued in the future, to stretch its life', { ...good, iat: now + 3600, exp: now + 3600 + 300 }],
+        ['sub a number', { ...good, sub: 12345 }],
+        ['sub an object', { ...good, sub: { id: userId } }],
+        ['sub not an id', { ...good, sub: 'root' }],
+        ['org not an id', { ...good, org: "x' or 1=1" }],
+        ['okd unknown', { ...good, okd: 'platform-ish' }],
+        ['perms not strings', { ...good, perms: [{ toString: 'platform.admin' }] }],
+        ['perms a string', { ...good, perms: 'platform.admin' }],
+        ['sid a number', { ...good, sid: 7 }],
+      ]
+      for (const [name, claims] of cases) {
+        const r = await k.req('GET', '/v1/me', { token: await forge(claims) })
+        t.equal(r.status, 401, name)
+        t.equal(r.body.code, 'AUTH_ERR_INVALID_TOKEN', name)
+      }
+      const check = await k.req('GET', '/v1/me', { token: await forge(good) })
+      t.equal(check.status, 200, 'the same construction with well-typed claims and the usual lifetime passes')
+    })
+
     t.test('no credentials, or a malformed header', async (t) => {
       t.equal((await k.req('GET', '/v1/me')).body.code, 'AUTH_ERR_UNAUTHENTICATED')
       for (const authorization of ['Basic abc', 'Bearer', 'Bearer ', 'Bearer two words', 'Bearertoken', `Bearer ${a.token}\tx`]) {
