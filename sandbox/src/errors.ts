@@ -74,10 +74,17 @@ export const SBX = defineErrors('SBX', {
     title: 'Invocation already ended',
     message: () => 'host is not available after the invocation ended',
   },
+  // `retryable`: the invocation was a bystander of a worker another tenant's code killed (or of
+  // a worker lost for no known cause); it may run again once, on another worker.
   WORKER_LOST: {
     status: 503,
     title: 'Sandbox worker lost',
-    message: (d: { reason: string }) => `the sandbox worker running this invocation was lost: ${d.reason}`,
+    message: (d: { reason: string; retryable?: boolean }) => `the sandbox worker running this invocation was lost: ${d.reason}`,
+  },
+  AT_CAPACITY: {
+    status: 503,
+    title: 'Sandbox at capacity',
+    message: (d: { reason: string }) => `the sandbox cannot take this invocation now: ${d.reason}`,
   },
   CLOSED: {
     status: 503,

@@ -6,6 +6,9 @@ import { SBX } from './errors.js'
 import { DEFAULT_LIMITS, resolveLimits, type SandboxLimits } from './limits.js'
 import type { FromWorker, WireError } from './protocol.js'
 import { parseUntrustedJson } from './safe-json.mjs'
+import { Cordons } from './cordons.js'
+import { attributeLoss } from './worker-loss.js'
+import { operatorDefaults } from './operator-settings.js'
 import type {
   EntryKind,
   InvocationError,
@@ -26,6 +29,26 @@ export interface SandboxOptions {
   limits?: Partial<SandboxLimits>
   /** Process budget: a worker whose resident memory exceeds it is killed and replaced. */
   workerMemoryMb?: number
+  /**
+   * Memory ceiling between invocations: a worker whose resident memory stays above it takes no
+   * new work, finishes what it holds and is replaced (default 512, or
+   * `TRELLIS_SANDBOX_WORKER_RECYCLE_MB`). Freed isolate heap is not always given back to the
+   * system; a fresh process is.
+   */
+  workerRecycleMb?: number
+  /** Sum of the memory limits of the invocations one worker may run at once (default 4096). */
+  workerIsolateMemoryMb?: number
+  /** Sum of the memory limits of one tenant's invocations in flight on the shared workers (default 1024). */
+  tenantIsolateMemoryMb?: number
+  /**
+   * How long a tenant whose invocations crashed or exhausted a worker runs in a worker of its
+   * own (default 15 minutes, or `TRELLIS_SANDBOX_CORDON_MINUTES`; a repeat offence multiplies it).
+   */
+  cordonMs?: number
+  /** Cordon workers at most; beyond that, cordoned tenants share them (default 4). */
+  maxCordonWorkers?: number
+  /** How far past its CPU limit plugin code may run before its worker ends itself (default 250). */
+  cpuGraceMs?: number
   /**
    * How long after an invocation's wall deadline a silent worker is declared hung and killed
    * (default 2000). Plugin code whose CPU limit fits in it may run on the worker's event loop.
@@ -89,6 +112,9 @@ interface Pending {
   trusted: boolean
   isoKey: string
   bundleKey: string
+  tenantId: string
+  /** Counted against the worker's (and on a shared worker, the tenant's) isolate memory. */
+  memoryMb: number
   resolve: (r: InvokeResult) => void
   reject: (e: InvocationError) => void
 }
@@ -113,10 +139,18 @@ export class Sandbox {
   private readonly loads = new Map<number, Waiter<FromWorker & { t: 'loaded' | 'loadFailed' }> >()
   private readonly statsWaiters = new Map<number, Waiter<WorkerStats | undefined>>()
   private readonly monitor: NodeJS.Timeout
+  private readonly cordons: Cordons
+  /** Workers outside the shared slots: cordon workers and recycled ones finishing their work. */
+  private readonly extra = new Set<WorkerProcess>()
+  /** Isolate memory (MB) each tenant has in flight on the shared workers. */
+  private readonly tenantCommitted = new Map<string, number>()
   private nextRid = 1
   private restarts = 0
+  private recycles = 0
   private recentCrashes = 0
   private closed = false
+
+  private readonly recycleBytes: number
 
   private constructor(private readonly options: SandboxOptions) {
     this.limits = resolveLimits(DEFAULT_LIMITS, options.limits)
@@ -128,7 +162,11 @@ export class Sandbox {
       // A synchronous run blocks the worker's event loop for up to its CPU limit; kept within
       // the grace so that it can never get the worker declared hung.
       syncMaxCpuMs: Math.max(0, this.hangGraceMs() - 200),
+      cpuGraceMs: options.cpuGraceMs ?? 250,
     }
+    const defaults = operatorDefaults()
+    this.recycleBytes = (options.workerRecycleMb ?? defaults.workerRecycleMb ?? 512) * 1024 * 1024
+    this.cordons = new Cordons(options.cordonMs ?? defaults.cordonMs ?? 15 * 60_000, options.maxCordonWorkers ?? 4)
     const n = options.workers ?? availableParallelism()
     if (!Number.isInteger(n) || n < 1) throw SBX.INVALID_REQUEST({ reason: 'workers must be a positive integer' })
     this.workers = Array.from({ length: n }, (_, i) => this.spawn(i))
@@ -184,7 +222,7 @@ export class Sandbox {
   async unload(ref: { id: string; version: string }): Promise<void> {
     const key = bundleKey(ref.id, ref.version)
     this.registry.delete(key)
-    for (const w of this.liveWorkers()) {
+    for (const w of this.allWorkers()) {
       w.bundles.delete(key)
       w.send({ t: 'unload', key })
     }
@@ -220,8 +258,7 @@ export class Sandbox {
     // because it is fixed when an isolate is created.
     const isoKey = JSON.stringify([context.tenantId, context.installationId, loaded.key, limits.memoryMb])
     const trusted = this.isTrusted(isoKey, loaded.key)
-    const worker = this.pick(isoKey, trusted)
-    if (!worker) throw SBX.WORKER_LOST({ reason: 'no worker is running' })
+    const worker = this.placeFor(context.tenantId, isoKey, trusted, limits.memoryMb)
     this.ensureBundle(worker, loaded)
     const rid = this.nextRid++
     return new Promise<InvokeResult>((resolve, reject) => {
@@ -236,6 +273,8 @@ export class Sandbox {
         trusted,
         isoKey,
         bundleKey: loaded.key,
+        tenantId: context.tenantId,
+        memoryMb: limits.memoryMb,
         resolve,
         reject,
         // The worker enforces wallMs itself; this later timer is for a worker too stuck to.
@@ -243,6 +282,8 @@ export class Sandbox {
       }
       this.pending.set(rid, p)
       worker.inflight.add(rid)
+      worker.committedMb += p.memoryMb
+      if (!worker.cordon) this.tenantCommitted.set(p.tenantId, (this.tenantCommitted.get(p.tenantId) ?? 0) + p.memoryMb)
       if (!trusted) worker.untrusted++
       worker.send({
         t: 'inv',
@@ -271,7 +312,16 @@ export class Sandbox {
           }),
       ),
     )
-    return { workers: workers.filter((w): w is WorkerStats => w !== undefined), restarts: this.restarts }
+    const now = Date.now()
+    return {
+      workers: workers.filter((w): w is WorkerStats => w !== undefined),
+      restarts: this.restarts,
+      recycles: this.recycles,
+      cordons: this.cordons
+        .list()
+        .filter((c) => c.until > now)
+        .map((c) => ({ tenantId: c.tenantId, until: new Date(c.until).toISOString(), ...(c.worker && !c.worker.dead ? { workerPid: c.worker.pid } : {}) })),
+    }
   }
 
   async close(): Promise<void> {
@@ -280,7 +330,7 @@ export class Sandbox {
     clearInterval(this.monitor)
     for (const p of [...this.pending.values()]) this.settle(p, SBX.CLOSED())
     await Promise.all(
-      this.liveWorkers().map(
+      this.allWorkers().map(
         (w) =>
           new Promise<void>((resolve) => {
             const force = setTimeout(() => w.kill('closing'), 2000)
@@ -306,6 +356,48 @@ export class Sandbox {
     return this.workers.filter((w): w is WorkerProcess => w !== undefined && !w.dead)
   }
 
+  /** Shared workers, cordon workers and retiring workers: everything that may hold a bundle. */
+  private allWorkers(): WorkerProcess[] {
+    return [...this.liveWorkers(), ...[...this.extra].filter((w) => !w.dead)]
+  }
+
+  /**
+   * The worker an invocation runs on: its tenant's cordon worker while the tenant is cordoned,
+   * else a shared one (see pick) with room for its isolate's memory limit.
+   */
+  private placeFor(tenantId: string, isoKey: string, trusted: boolean, memoryMb: number): WorkerProcess {
+    const cordon = this.cordons.active(tenantId)
+    if (cordon) {
+      let w = cordon.worker
+      if (!w || w.dead || w.draining) {
+        w = this.cordons.mayStartWorker() ? undefined : this.cordons.leastBusyWorker()
+        if (!w) {
+          w = this.spawn(-1)
+          w.cordon = true
+          this.extra.add(w)
+        }
+        cordon.worker = w
+      }
+      this.assertRoom(w, memoryMb)
+      return w
+    }
+    const cap = this.options.tenantIsolateMemoryMb ?? 1024
+    const mine = this.tenantCommitted.get(tenantId) ?? 0
+    if (mine > 0 && mine + memoryMb > cap) throw SBX.AT_CAPACITY({ reason: `the tenant's invocations in flight may use ${cap} MB of isolate memory` })
+    const w = this.pick(isoKey, trusted, memoryMb)
+    if (!w) throw SBX.WORKER_LOST({ reason: 'no worker is running' })
+    this.assertRoom(w, memoryMb)
+    return w
+  }
+
+  private hasRoom(w: WorkerProcess, memoryMb: number): boolean {
+    return w.inflight.size === 0 || w.committedMb + memoryMb <= (this.options.workerIsolateMemoryMb ?? 4096)
+  }
+
+  private assertRoom(w: WorkerProcess, memoryMb: number): void {
+    if (!this.hasRoom(w, memoryMb)) throw SBX.AT_CAPACITY({ reason: `a worker may run invocations with ${this.options.workerIsolateMemoryMb ?? 4096} MB of isolate memory at once` })
+  }
+
   private spawn(slot: number): WorkerProcess {
     return new WorkerProcess(slot, this.config, this.options.workerExecArgv ?? [], (w, msg) => this.onMessage(w, msg), (w) => this.onExit(w), this.options.quietWorkers)
   }
@@ -316,8 +408,10 @@ export class Sandbox {
    * probation (new, or blamed for a crash) run on the last worker; trusted keys run
    * elsewhere, and on that worker only while it holds no probation work.
    */
-  private pick(key: string, trusted: boolean): WorkerProcess | undefined {
-    const live = this.liveWorkers()
+  private pick(key: string, trusted: boolean, memoryMb: number): WorkerProcess | undefined {
+    const all = this.liveWorkers().filter((w) => !w.draining)
+    const roomy = all.filter((w) => this.hasRoom(w, memoryMb))
+    const live = roomy.length ? roomy : all
     if (live.length === 0) return undefined
     const probation = this.workers.length >= 2 ? this.workers[this.workers.length - 1] : undefined
     if (!trusted && probation && !probation.dead) return probation
@@ -498,6 +592,13 @@ export class Sandbox {
     if (this.pending.get(p.rid) !== p) return
     this.pending.delete(p.rid)
     p.worker.inflight.delete(p.rid)
+    p.worker.committedMb -= p.memoryMb
+    if (!p.worker.cordon) {
+      const left = (this.tenantCommitted.get(p.tenantId) ?? 0) - p.memoryMb
+      if (left > 0) this.tenantCommitted.set(p.tenantId, left)
+      else this.tenantCommitted.delete(p.tenantId)
+    }
+    if (p.worker.draining && p.worker.inflight.size === 0) this.retire(p.worker)
     if (!p.trusted) p.worker.untrusted--
     if (!error) this.repute(p.isoKey).ok++
     clearTimeout(p.timer)
@@ -525,15 +626,44 @@ export class Sandbox {
     const p = this.pending.get(rid)
     if (!p) return
     this.settle(p, SBX.TIMEOUT({ limit: 'wall', limitMs: p.limits.wallMs }))
+    p.worker.hungTenant ??= p.tenantId
     p.worker.kill('did not answer within its invocation deadline')
   }
 
   private checkMemory(): void {
     const budget = (this.options.workerMemoryMb ?? 2048) * 1024 * 1024
-    for (const w of this.liveWorkers()) {
+    for (const w of this.allWorkers()) {
       const rss = w.rssBytes()
-      if (rss !== undefined && rss > budget) w.kill(`exceeded its process memory budget (${Math.round(rss / 1048576)} MB)`)
+      if (rss === undefined) continue
+      if (rss > budget) {
+        w.exhausted = true
+        w.kill(`exceeded its process memory budget (${Math.round(rss / 1048576)} MB)`)
+      } else if (rss > this.recycleBytes && !w.draining) this.drain(w)
     }
+    for (const w of this.cordons.expire()) this.drain(w)
+  }
+
+  /**
+   * Takes a worker out of service without failing anything: it gets no new work, a shared slot
+   * gets a fresh worker at once, and the old one ends when what it holds has finished.
+   */
+  private drain(w: WorkerProcess): void {
+    if (this.closed || w.draining || w.dead) return
+    w.draining = true
+    this.recycles++
+    this.cordons.detach(w)
+    if (w.slot >= 0 && this.workers[w.slot] === w) {
+      this.extra.add(w)
+      this.workers[w.slot] = this.spawn(w.slot)
+    }
+    if (w.inflight.size === 0) this.retire(w)
+  }
+
+  private retire(w: WorkerProcess): void {
+    const force = setTimeout(() => w.kill('did not shut down when retired'), 2000)
+    force.unref()
+    w.child.once('close', () => clearTimeout(force))
+    w.send({ t: 'shutdown' })
   }
 
   private onExit(worker: WorkerProcess): void {
@@ -541,9 +671,24 @@ export class Sandbox {
     // An invocation awaiting its host calls had an idle isolate: it cannot have caused this.
     const suspects = held.filter((p) => p.outstanding === 0)
     this.blame(suspects)
+    const verdict = attributeLoss(worker, held)
+    // Whoever crashed or exhausted a worker gets one of its own for a while.
+    if (!this.closed && !(worker.draining && held.length === 0)) for (const tenant of verdict.culprits) this.cordons.add(tenant)
     for (const p of held) {
-      const culprit = worker.sawOutOfMemory && suspects.length === 1 && suspects[0] === p
-      this.settle(p, culprit ? SBX.MEMORY({ limitMb: p.limits.memoryMb }) : SBX.WORKER_LOST({ reason: worker.deathReason }))
+      if (p.rid === verdict.culpritRid) {
+        const wall = worker.overranLimit === 'wall'
+        this.settle(p, SBX.TIMEOUT({ limit: wall ? 'wall' : 'cpu', limitMs: wall ? p.limits.wallMs : p.limits.cpuMs }))
+      }
+      else if (verdict.culprits.has(p.tenantId)) {
+        const oom = worker.sawOutOfMemory && suspects.length === 1 && suspects[0] === p
+        this.settle(p, oom ? SBX.MEMORY({ limitMb: p.limits.memoryMb }) : workerLost(worker.deathReason, false))
+      } else this.settle(p, workerLost(worker.deathReason, true))
+    }
+    this.cordons.detach(worker)
+    if (this.extra.delete(worker)) {
+      for (const [rid, w] of this.loads) if (w.worker === worker) (this.loads.delete(rid), w.resolve(undefined as never))
+      for (const [rid, w] of this.statsWaiters) if (w.worker === worker) (this.statsWaiters.delete(rid), w.resolve(undefined))
+      return
     }
     for (const [rid, w] of this.loads) if (w.worker === worker) (this.loads.delete(rid), w.resolve(undefined as never))
     for (const [rid, w] of this.statsWaiters) if (w.worker === worker) (this.statsWaiters.delete(rid), w.resolve(undefined))
@@ -564,6 +709,16 @@ export class Sandbox {
 }
 
 const CODE = /^[A-Z][A-Z0-9]*_ERR_[A-Z0-9_]+$/
+
+/**
+ * SBX_ERR_WORKER_LOST, saying whether the invocation may run again once on another worker:
+ * `retryable` is in its details and on the error itself (see InvocationError).
+ */
+function workerLost(reason: string, retryable: boolean): TrellisError {
+  const err = SBX.WORKER_LOST({ reason, retryable })
+  Object.defineProperty(err, 'retryable', { value: retryable, enumerable: true })
+  return err
+}
 
 // A kernel may hold a second copy of the SDK (bundled, linked), whose TrellisError fails
 // instanceof; the shape is what the contract is about.

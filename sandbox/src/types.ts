@@ -72,8 +72,15 @@ export interface InvokeResult {
   logs: LogLine[]
 }
 
-/** A rejected invocation: a TrellisError that also carries what is known of the run. */
-export type InvocationError = TrellisError & { metrics?: InvocationMetrics; logs?: LogLine[] }
+/**
+ * A rejected invocation: a TrellisError that also carries what is known of the run.
+ * `retryable` is set on SBX_ERR_WORKER_LOST (and mirrored in `details.retryable`): true when the
+ * invocation was a bystander of a worker that died (another tenant's code killed it, or the cause
+ * is unknown) — it never committed anything in the sandbox and may run again once, on another
+ * worker; false when the invocation's own tenant is held responsible (it is then cordoned, and
+ * running it again would only repeat the damage).
+ */
+export type InvocationError = TrellisError & { metrics?: InvocationMetrics; logs?: LogLine[]; retryable?: boolean }
 
 export interface WorkerStats {
   pid: number
@@ -85,6 +92,11 @@ export interface WorkerStats {
 }
 
 export interface SandboxStats {
+  /** The shared workers (cordon workers and retiring ones are not among them). */
   workers: WorkerStats[]
+  /** Workers taken out of service because their memory passed the recycle ceiling, or whose cordon ended. */
+  recycles: number
+  /** Tenants running in a worker of their own, until when, and that worker's pid once started. */
+  cordons: Array<{ tenantId: string; until: string; workerPid?: number }>
   restarts: number
 }

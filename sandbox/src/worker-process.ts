@@ -6,6 +6,8 @@ import type { FromWorker, ToWorker } from './protocol.js'
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker/worker-main.mjs', import.meta.url))
 const PAGE_SIZE = 4096
+// Written by the worker's CPU watchdog (worker/cpu-watchdog.mjs) just before it kills the process.
+const OVERRUN = /trellis-sandbox: plugin code overran its CPU limit, rid=(\d+) limit=(cpu|wall)/
 
 export interface WorkerConfig {
   maxIsolates: number
@@ -13,6 +15,8 @@ export interface WorkerConfig {
   idleMs: number
   isolateHeapBudgetMb: number
   syncMaxCpuMs: number
+  /** How far past its CPU limit plugin code may run before its worker ends itself. */
+  cpuGraceMs: number
 }
 
 export class WorkerProcess {
@@ -29,6 +33,20 @@ export class WorkerProcess {
   deathReason = ''
   /** V8 reported a fatal out-of-memory: isolated-vm's heap limit does not catch every shape of bomb. */
   sawOutOfMemory = false
+  /** Request id of the invocation whose code overran its CPU limit and made the worker end itself (0: load-time code). */
+  overranRid: number | undefined
+  /** Which limit it overran: the CPU limit, or the invocation's deadline during a synchronous run. */
+  overranLimit: 'cpu' | 'wall' = 'cpu'
+  /** Stopped taking new work (its memory passed the recycle ceiling); ends once idle. */
+  draining = false
+  /** Serves cordoned tenants only. */
+  cordon = false
+  /** Sum of the memory limits of the invocations in flight here, in MB. */
+  committedMb = 0
+  /** Killed by the parent for exceeding its process memory budget. */
+  exhausted = false
+  /** Killed by the parent for missing the deadline of an invocation of this tenant. */
+  hungTenant: string | undefined
 
   constructor(
     readonly slot: number,
@@ -48,7 +66,15 @@ export class WorkerProcess {
     // Watched for V8's out-of-memory report (to tell a memory bomb from other crashes), then
     // passed on: it is the operator's only trace of why a worker died.
     this.child.stderr?.on('data', (chunk: Buffer) => {
-      if (!this.sawOutOfMemory && /Last few GCs|is_heap_oom|out of memory/i.test(chunk.toString('latin1'))) {
+      const text = chunk.toString('latin1')
+      const overran = OVERRUN.exec(text)
+      if (overran && this.overranRid === undefined) {
+        this.overranRid = Number(overran[1])
+        this.overranLimit = overran[2] === 'wall' ? 'wall' : 'cpu'
+        this.kill(`plugin code overran its ${this.overranLimit === 'wall' ? 'deadline' : 'CPU limit'}`)
+        return
+      }
+      if (!this.sawOutOfMemory && /Last few GCs|is_heap_oom|out of memory/i.test(text)) {
         this.sawOutOfMemory = true
         // V8 is about to abort (maybe dumping core): no need to wait for it.
         this.kill('ran out of memory')

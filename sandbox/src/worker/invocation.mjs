@@ -41,6 +41,7 @@ export class Invocation {
   }
 
   async start() {
+    this.deadline = Date.now() + this.remainingMs
     this.timer = setTimeout(() => this.onDeadline(), this.remainingMs)
     let bundle
     try {
@@ -55,7 +56,7 @@ export class Invocation {
     try {
       acquired = await this.worker.pool.acquire(this.isoKey, async () => {
         const iso = new TenantIsolate(this.isoKey, bundle, this.limits.memoryMb)
-        await iso.init(this.limits.cpuMs)
+        await iso.init(this.limits.cpuMs, this.worker.watchdog, this.rid)
         return iso
       }, this.waiter)
     } catch (err) {
@@ -77,6 +78,7 @@ export class Invocation {
       this.enterSync(this.iso.invokeRef, args, this.limits.cpuMs)
       return
     }
+    this.watching = this.worker.watchdog.watch(this.rid, () => this.iso.cpuNs(), this.limits.cpuMs)
     this.iso.invokeRef
       .apply(undefined, args, { timeout: this.limits.cpuMs, result: { promise: true, copy: true } })
       .then((r) => this.onResult(r), (err) => this.onIsolateError(err))
@@ -90,14 +92,18 @@ export class Invocation {
    */
   enterSync(ref, args, timeoutMs) {
     const t0 = performance.now()
+    const watchdog = this.worker.watchdog
     let result
+    watchdog.enterSync(this.rid, timeoutMs, this.deadline)
     try {
       ref.applySync(undefined, args, { timeout: timeoutMs })
       result = this.iso.pollRef.applySync(undefined, [this.token])
     } catch (err) {
+      watchdog.leaveSync()
       this.worker.markSlow(this.isoKey)
       return this.onIsolateError(err)
     }
+    watchdog.leaveSync()
     if (performance.now() - t0 > this.worker.syncSliceMs) this.worker.markSlow(this.isoKey)
     if (result !== undefined) this.onResult(result)
   }
@@ -299,6 +305,7 @@ export class Invocation {
 
   end(discard) {
     this.worker.inflight.delete(this.rid)
+    if (this.watching) this.worker.watchdog.unwatch(this.watching)
     const iso = this.iso
     if (!iso) return
     iso.current = null

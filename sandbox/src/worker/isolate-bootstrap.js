@@ -82,14 +82,53 @@
       return '{"kind":"plugin","name":' + quote(name) + ',"message":' + quote(message) + ',"stack":' + quote(stack) +
         ',"code":' + quote(code) + ',"status":' + (typeof status === 'number' && status === status ? status : 0) + '}'
     }
-    let text
-    try { text = typeof e === 'symbol' ? 'a symbol' : clip(StringCtor(e), 200) } catch { text = typeof e }
+    const text = clip(messageText(e), 200)
     return '{"kind":"plugin","name":"","message":' + quote('plugin threw a non-Error value: ' + text) + ',"stack":"","code":"","status":0}'
+  }
+
+  // JSON.stringify with a running lower bound of the text's size: it stops (throwing TOO_BIG)
+  // soon after the output passes `max`, so a huge value (300k keys, a sparse array with a length
+  // of 2**32 - 1) never becomes a huge string in this heap. The bound can undercount (escapes,
+  // long numbers) by a small factor, never overcount: the exact length is checked afterwards.
+  const TOO_BIG = freeze(create(null))
+  function boundedStringify(value, max) {
+    let left = max
+    let root = true
+    const replacer = function (key, v) {
+      const t = typeof v
+      const omittable = t === 'undefined' || t === 'function' || t === 'symbol'
+      const text = t === 'string' ? v.length + 2 : omittable ? 4 : 1
+      if (root) root = false
+      // `this` is the holder: in an array every element is written (holes as null); in an
+      // object a property costs its quoted key and colon, and is left out if its value cannot be
+      else if (isArray(this)) left -= text
+      else if (!omittable) left -= key.length + 3 + text
+      if (left < 0) throw TOO_BIG
+      return v
+    }
+    const json = jsonStringify(value, replacer)
+    if (json !== undefined && json.length > max) throw TOO_BIG
+    return json
+  }
+
+  // What a log message that is not a string becomes: never String() of an object (a sparse
+  // array's join runs in V8 code that ignores the CPU limit), only bounded JSON of it.
+  function messageText(message) {
+    const t = typeof message
+    if (t === 'string') return message
+    if (t === 'number' || t === 'boolean' || t === 'bigint' || t === 'undefined' || message === null) return StringCtor(message)
+    if (t === 'symbol') return 'a symbol'
+    try {
+      const json = boundedStringify(message, MAX_MESSAGE)
+      return json === undefined ? '' : json
+    } catch (e) {
+      return e === TOO_BIG ? '[value too large to log]' : '[unserialisable]'
+    }
   }
 
   function errorText(e) {
     if (isObjectLike(e)) return clip(read(e, 'message'), 500) || 'unknown error'
-    try { return clip(StringCtor(e), 500) } catch { return 'unknown error' }
+    return clip(messageText(e), 500) || 'unknown error'
   }
 
   function makeError(Ctor, message, code) {
@@ -113,13 +152,15 @@
       return new PromiseCtor(() => {})
     }
     let argsJson
+    let tooBig = false
     try {
-      argsJson = args === undefined ? '' : jsonStringify(args)
+      argsJson = args === undefined ? '' : boundedStringify(args, state.limits.maxInputBytes)
     } catch (e) {
-      return promiseReject(new TypeErrorCtor('host.call: args are not JSON-serialisable: ' + errorText(e)))
+      if (e !== TOO_BIG) return promiseReject(new TypeErrorCtor('host.call: args are not JSON-serialisable: ' + errorText(e)))
+      tooBig = true
     }
     if (argsJson === undefined) argsJson = ''
-    if (argsJson.length > state.limits.maxInputBytes) {
+    if (tooBig) {
       const err = makeError(ErrorCtor, 'host.call args exceed ' + state.limits.maxInputBytes + ' bytes', 'SBX_ERR_PAYLOAD_TOO_LARGE')
       // Recognised by the worker if the plugin lets it escape (refs below 0 are the sandbox's own).
       apply(weakSet, hostErrors, [err, -1])
@@ -135,12 +176,12 @@
   function writeLog(state, level, message, fields) {
     if (state === null || active !== state) return
     const lvl = typeof level === 'string' && LEVELS[level] === level ? level : 'info'
-    let text
-    try { text = typeof message === 'string' ? message : StringCtor(message) } catch { text = '' }
     if (state.lines >= state.limits.maxLogLines) { state.dropped++; return }
+    const text = messageText(message)
     let fieldsJson = ''
     if (fields !== undefined && fields !== null) {
-      try { fieldsJson = jsonStringify(fields) || '' } catch { fieldsJson = '' }
+      // too large or unserialisable fields are left out; the line is kept
+      try { fieldsJson = boundedStringify(fields, state.limits.maxLogBytes) || '' } catch { fieldsJson = '' }
     }
     const size = text.length + fieldsJson.length
     if (state.bytes + size > state.limits.maxLogBytes) { state.dropped++; return }
@@ -166,9 +207,9 @@
       let text = ''
       for (let i = 0; i < arguments.length; i++) {
         const a = arguments[i]
-        let part
-        try { part = typeof a === 'string' ? a : jsonStringify(a) } catch { part = '[unserialisable]' }
-        text += (i ? ' ' : '') + (part === undefined ? 'undefined' : part)
+        const part = a === undefined ? 'undefined' : messageText(a)
+        text += (i ? ' ' : '') + part
+        if (text.length > MAX_MESSAGE) break
       }
       writeLog(active, level, text)
     }
@@ -261,12 +302,13 @@
     if (state.limitHit) return 'E{"kind":"host-call-limit"}'
     let json
     try {
-      json = jsonStringify(output)
+      // measured here, under the CPU limit, before anything is copied out of the isolate
+      json = boundedStringify(output, state.limits.maxOutputBytes)
     } catch (e) {
+      if (e === TOO_BIG) return 'E{"kind":"output-size"}'
       return 'E{"kind":"output","message":' + quote(errorText(e)) + '}'
     }
     if (json === undefined) json = 'null'
-    if (json.length > state.limits.maxOutputBytes) return 'E{"kind":"output-size"}'
     return 'O' + json
   }
 

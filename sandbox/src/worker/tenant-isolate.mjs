@@ -33,8 +33,12 @@ export class TenantIsolate {
     this.settleRef = null
   }
 
-  /** Creates the isolate, runs the bootstrap and the bundle; throws IsolateFailure. */
-  async init(loadTimeoutMs) {
+  /**
+   * Creates the isolate, runs the bootstrap and the bundle; throws IsolateFailure. `watchdog`
+   * (with the request id to blame) watches the bundle's top level, which runs asynchronously.
+   */
+  async init(loadTimeoutMs, watchdog, rid = 0) {
+    let watching = 0
     const isolate = new ivm.Isolate({
       memoryLimit: this.memoryMb,
       // isolated-vm's advice: a catastrophic error leaves the process unrecoverable. Exiting
@@ -43,6 +47,8 @@ export class TenantIsolate {
     })
     this.isolate = isolate
     try {
+      // each of the steps below has the time limit; together they may use a few of it
+      if (watchdog) watching = watchdog.watch(rid, () => this.cpuNs(), loadTimeoutMs * 4)
       const context = isolate.createContextSync()
       const boot = isolate.compileScriptSync(BOOTSTRAP_SOURCE, bootstrapCache
         ? { filename: BOOTSTRAP_FILENAME, cachedData: bootstrapCache }
@@ -63,14 +69,16 @@ export class TenantIsolate {
       const factory = await script.run(context, { reference: true, timeout: loadTimeoutMs })
       const result = await loadRef.apply(undefined, [factory.derefInto()], { timeout: loadTimeoutMs, result: { copy: true } })
       if (typeof result !== 'string' || result[0] !== 'O') {
-        throw new IsolateFailure('SBX_ERR_BUNDLE_INVALID', { reason: describeLoadFailure(result) })
+        throw new IsolateFailure('SBX_ERR_BUNDLE_INVALID', { id: this.bundle.id, version: this.bundle.version, reason: describeLoadFailure(result) })
       }
       this.entries = JSON.parse(result.slice(1))
       this.heapBytes = heapOf(isolate).total
     } catch (err) {
-      const failure = err instanceof IsolateFailure ? err : classifyIsolateError(err, this, loadTimeoutMs)
+      const failure = err instanceof IsolateFailure ? err : classifyIsolateError(err, this, loadTimeoutMs, 'load')
       this.dispose()
       throw failure
+    } finally {
+      if (watching) watchdog.unwatch(watching)
     }
   }
 
@@ -106,12 +114,37 @@ export function heapOf(isolate) {
   }
 }
 
-/** Maps an error thrown by isolated-vm itself (not by plugin code) to a sandbox error code. */
-export function classifyIsolateError(err, tenantIsolate, cpuMs) {
-  const message = String(err?.message ?? err)
+/**
+ * Maps an error that came out of isolated-vm (not through the bootstrap's own reporting) to a
+ * sandbox error code. `phase` says what was running: while the bundle loads ('load'), an error
+ * of the code itself means the bundle is invalid; once a handler runs ('run'), any error of the
+ * code (a SyntaxError from JSON.parse or new Function in a detached promise, say) is the plugin's.
+ * Every value read here is a copy isolated-vm made; only its own string properties are read,
+ * each clipped.
+ */
+export function classifyIsolateError(err, tenantIsolate, cpuMs, phase = 'run') {
+  const message = clipText(ownString(err, 'message') ?? (typeof err === 'string' ? err : ''), 500)
   if (/memory limit/i.test(message)) return new IsolateFailure('SBX_ERR_MEMORY', { limitMb: tenantIsolate.memoryMb })
   if (/timed out/i.test(message)) return new IsolateFailure('SBX_ERR_TIMEOUT', { limit: 'cpu', limitMs: cpuMs })
   if (tenantIsolate.isolate?.isDisposed && !tenantIsolate.disposed) return new IsolateFailure('SBX_ERR_MEMORY', { limitMb: tenantIsolate.memoryMb })
-  if (err instanceof SyntaxError || /SyntaxError/.test(message)) return new IsolateFailure('SBX_ERR_BUNDLE_INVALID', { reason: message.slice(0, 500) })
-  return new IsolateFailure('SBX_ERR_PLUGIN_ERROR', { message: `isolate failed: ${message.slice(0, 500)}`, name: 'Error', stack: '' })
+  const name = clipText(ownString(err, 'name') ?? (err instanceof Error ? err.constructor.name : ''), 200) || 'Error'
+  if (phase === 'load') {
+    const { id, version } = tenantIsolate.bundle
+    return new IsolateFailure('SBX_ERR_BUNDLE_INVALID', { id, version, reason: `${name}: ${message}`.slice(0, 500) })
+  }
+  return new IsolateFailure('SBX_ERR_PLUGIN_ERROR', { message: message || 'plugin error', name, stack: '' })
+}
+
+function ownString(obj, key) {
+  if (obj === null || typeof obj !== 'object') return undefined
+  try {
+    const d = Object.getOwnPropertyDescriptor(obj, key) ?? (key === 'name' ? undefined : Object.getOwnPropertyDescriptor(Object.getPrototypeOf(obj) ?? {}, key))
+    return d && typeof d.value === 'string' ? d.value : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function clipText(s, max) {
+  return typeof s === 'string' ? s.slice(0, max) : ''
 }

@@ -4,6 +4,7 @@
 import ivm from 'isolated-vm'
 import { IsolatePool } from './isolate-pool.mjs'
 import { Invocation } from './invocation.mjs'
+import { CpuWatchdog } from './cpu-watchdog.mjs'
 import { lazySourceMap } from './stack-mapper.mjs'
 import { TenantIsolate } from './tenant-isolate.mjs'
 
@@ -38,6 +39,7 @@ const worker = {
     if (this.slowKeys.size >= 100_000) this.slowKeys.delete(this.slowKeys.keys().next().value)
     this.slowKeys.set(key, Date.now() + 30 * 60_000)
   },
+  watchdog: new CpuWatchdog({ graceMs: config.cpuGraceMs ?? 250 }),
   send(msg) {
     if (process.connected) process.send(msg)
   },
@@ -115,7 +117,7 @@ async function compileBundle(b, limits, evaluate) {
   if (!evaluate) return bundle
   const probe = new TenantIsolate('probe', bundle, limits.memoryMb)
   try {
-    await probe.init(limits.cpuMs)
+    await probe.init(limits.cpuMs, worker.watchdog)
   } catch (err) {
     const reason = err.code === 'SBX_ERR_TIMEOUT' ? 'evaluation exceeded the time limit'
       : err.code === 'SBX_ERR_MEMORY' ? 'evaluation exceeded the memory limit'
