@@ -116,4 +116,7 @@ t.test('rate limits apply per tenant', async (t) => {
   // Sign-ins made above came from the same address and count too: the window fills within six.
   t.equal(anonymous.at(-1), 429, 'callers without credentials are counted by address')
   t.ok(anonymous.every((s) => s === 401 || s === 429))
+  const health = await k.req('GET', '/healthz')
+  t.equal(health.status, 200, 'routes configured with rateLimit: false (health, metrics) are never limited')
+  t.equal(health.headers['x-ratelimit-limit'], undefined)
 })
