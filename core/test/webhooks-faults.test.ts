@@ -1,7 +1,6 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { createServer } from 'node:net'
+import { spawn } from 'node:child_process'
 import pg from 'pg'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
@@ -11,33 +10,11 @@ import { createPlatformAdmin } from '../src/bootstrap.js'
 import { BullMqJobQueue } from '../src/events/bullmq-queue.js'
 import { DB_KINDS, startTestKernel, createTenantWithAdmin, createTestDatabase } from './helpers/test-kernel.js'
 import { startReceiver } from './helpers/receiver.js'
+import { freePort, startRedis, stopProcess } from './helpers/redis-server.js'
 
 // Faults: nothing emitted is lost, because the outbox (PostgreSQL) is the source of truth.
 
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as { port: number }).port
-  await new Promise((r) => s.close(r))
-  return port
-}
-
-/** A private redis-server for this test only, so restarting it cannot disturb other test files. */
-async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn('/usr/bin/redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] })
-  await new Promise<void>((resolve, reject) => {
-    let out = ''
-    child.stdout!.on('data', (d) => {
-      out += d
-      if (out.includes('Ready to accept connections')) resolve()
-    })
-    child.on('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${out}`)))
-  })
-  child.removeAllListeners('exit')
-  return child
-}
-
-const stop = (child: ChildProcess) => new Promise<void>((r) => (child.exitCode !== null ? r() : (child.once('exit', () => r()), child.kill('SIGKILL'))))
+const stop = stopProcess
 
 for (const kind of DB_KINDS) {
   t.test(`redis restarted mid-stream on ${kind}: every event still delivered once it is back`, async (t) => {

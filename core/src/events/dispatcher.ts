@@ -80,9 +80,11 @@ export class Dispatcher {
         const searchAll = this.searchAll
         this.searchAll = false
         try {
-          if (searchAll) while ((await this.dispatchOnce()) === BATCH && !this.closed);
-          else for (let i = 0; i < fresh.length && !this.closed; i += BATCH) await this.dispatchOnce(fresh.slice(i, i + BATCH))
-          this.outage.ok()
+          let moved = 0
+          if (searchAll) for (let n = BATCH; n === BATCH && !this.closed; moved += n) n = await this.dispatchOnce()
+          else for (let i = 0; i < fresh.length && !this.closed; i += BATCH) moved += await this.dispatchOnce(fresh.slice(i, i + BATCH))
+          // Only a pass that moved events proves the queue is back.
+          if (moved > 0) this.outage.ok()
         } catch (err) {
           // Redis away, database busy: the rows stay in the outbox and the sweep tries again.
           this.outage.failed(err)
