@@ -7,11 +7,16 @@ const ORG = '0192f5a0-0000-7000-8000-000000000001'
 /** A database whose status reads are counted and answered when the test says so. */
 function fakeDb() {
   let status = { orgStatus: 'active', partnerStatus: 'active' }
+  let ended: string[] = []
   const pending: Array<() => void> = []
   const db = {
     reads: 0,
     set(s: typeof status) {
       status = s
+    },
+    /** Session families the next read finds ended. */
+    end(families: string[]) {
+      ended = families
     },
     answer() {
       for (const go of pending.splice(0)) go()
@@ -19,7 +24,9 @@ function fakeDb() {
     inOrg(_org: string, fn: (tx: unknown, s: typeof status) => Promise<unknown>) {
       db.reads++
       const at = { ...status }
-      return new Promise((resolve) => pending.push(() => resolve(fn({}, at))))
+      const rows = ended.map((family_id) => ({ family_id }))
+      const tx = { sql: async () => rows }
+      return new Promise((resolve) => pending.push(() => resolve(fn(tx, at))))
     },
   }
   return db
@@ -60,4 +67,17 @@ t.test('a suspension seen while a read runs wins over what that read returns', a
   db.answer()
   t.equal(await after, 'KRN_ERR_TENANT_SUSPENDED')
   t.equal(db.reads, 2)
+})
+
+t.test('a session ended in the database is refused by the read, and by the cached entry after it', async (t) => {
+  const db = fakeDb()
+  const cache = new OrgStatusCache(db as unknown as Database, 60_000)
+  const SESSION = '0192f5a0-0000-7000-8000-0000000000aa'
+  db.end([SESSION])
+  const read = cache.assertActive(ORG, SESSION)
+  db.answer()
+  await t.rejects(read, { code: 'AUTH_ERR_INVALID_TOKEN' })
+  t.throws(() => cache.checkKnown(ORG, SESSION), { code: 'AUTH_ERR_INVALID_TOKEN' }, 'the fast path refuses it too')
+  t.equal(cache.checkKnown(ORG, '0192f5a0-0000-7000-8000-0000000000bb'), true, 'other sessions are unaffected')
+  t.equal(cache.checkKnown(ORG), true, 'as are API keys (no session)')
 })
