@@ -20,6 +20,7 @@ export const KRN = defineErrors('KRN', {
   PARTNER_SUSPENDED: { status: 403, title: 'Partner suspended', message: () => 'this partner is suspended' },
   DATABASE_UNAVAILABLE: { status: 503, title: 'Database unavailable', message: () => 'the database cannot be reached' },
   INTERNAL: { status: 500, title: 'Internal error', message: () => 'an unexpected error occurred; it has been logged' },
+  AUDIT_CHECKPOINTS_UNREADABLE: { status: 400, title: 'Audit checkpoints unreadable', message: (d: { path: string; reason: string }) => `cannot read audit checkpoints from ${d.path}: ${d.reason}` },
 })
 
 /** Identity and access errors. */

@@ -14,6 +14,7 @@ import { buildApp, type HttpOptions } from './http/app.js'
 import type { KernelContext } from './kernel-context.js'
 import { KRN } from './errors.js'
 import { EventSystem, type EventSystemOptions } from './events/event-system.js'
+import { AuditCheckpointer } from './audit/checkpoints.js'
 import { BullMqJobQueue } from './events/bullmq-queue.js'
 import { PgJobQueue } from './events/pg-queue.js'
 import type { JobQueue } from './events/queue.js'
@@ -106,6 +107,8 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     const extensions = options.extensions ?? (await loadInstalledExtensions())
     for (const ext of extensions) await ext.init?.(ctx)
     eventSystem.start()
+    const checkpointer = new AuditCheckpointer({ db, keys, events: eventSystem, dir: config.auditCheckpointDir, logger })
+    checkpointer.start(config.auditCheckpointIntervalMs ?? 0)
     const app = await buildApp(ctx, { ...options, extensions })
     let closed = false
     return {
@@ -121,6 +124,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
         await app.close()
         for (const ext of extensions) await ext.close?.()
         await workflows!.close()
+        await checkpointer.close()
         await eventSystem.close()
         await plugins!.close()
         await sealer.close()

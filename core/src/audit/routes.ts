@@ -6,6 +6,7 @@ import { PageQuery, pageOf, decodeCursor } from '../http/pagination.js'
 import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
 import { encodeCursor } from '../http/pagination.js'
 import type { AuditRow } from './chain.js'
+import { registerCheckpointRoutes } from './checkpoint-routes.js'
 
 const Entry = Type.Object({
   id: Type.String({ format: 'uuid' }),
@@ -22,6 +23,7 @@ const Entry = Type.Object({
 
 /** The organisation's own audit chain, newest first. */
 export function registerAuditRoutes(app: Api, k: KernelContext): void {
+  registerCheckpointRoutes(app, k)
   app.get(
     '/audit',
     {

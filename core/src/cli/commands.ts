@@ -4,6 +4,9 @@ import { Database, PLATFORM_ORG } from '../db/database.js'
 import { createPlatformAdmin, hasPlatformAdmin, seedDemo, assertEmail } from '../bootstrap.js'
 import { verifyChain, auditedOrganisations } from '../audit/verify.js'
 import { AuditSealer } from '../audit/sealer.js'
+import { AuditCheckpointer } from '../audit/checkpoints.js'
+import { checkpointKeys } from '../audit/checkpoint-signing.js'
+import { checkAgainstCheckpoints, readCheckpoints, trustedCheckpoints } from '../audit/checkpoint-verify.js'
 import { SigningKeys } from '../identity/signing-keys.js'
 import { SecretBox } from '../crypto/secret-box.js'
 import { seedDemoErp } from './demo-erp.js'
@@ -85,29 +88,60 @@ export async function runAdminCreate(config: KernelConfig, opts: { email: string
   }
 }
 
-export async function runAuditVerify(config: KernelConfig, opts: { tenant?: string; json?: boolean }): Promise<void> {
+export async function runAuditVerify(config: KernelConfig, opts: { tenant?: string; json?: boolean; checkpoints?: string }): Promise<void> {
   const db = await Database.open(config)
   let broken = 0
   try {
+    // Read the checkpoints first: a path that cannot be read is an error before any work.
+    const stored = opts.checkpoints ? await readCheckpoints(opts.checkpoints) : undefined
     // Seal what is committed but not sealed yet, so the check covers every entry.
     await new AuditSealer(db).sealAll()
-    const orgs = opts.tenant ? [opts.tenant] : await auditedOrganisations(db)
+    const trusted = stored ? await trustedCheckpoints(stored.checkpoints, await checkpointKeys(db)) : undefined
+    const orgs = opts.tenant ? [opts.tenant] : [...new Set([...(await auditedOrganisations(db)), ...(trusted?.byOrg.keys() ?? [])])].sort()
     const reports = []
+    const nameOf = (org: string | null) => (org === PLATFORM_ORG ? 'platform' : (org ?? '(no organisation)'))
     for (const org of orgs) {
       const r = await verifyChain(db, org)
-      reports.push(r)
-      if (!r.ok) broken++
+      // A broken chain is reported as such; a whole one must also meet every signed checkpoint.
+      const checkpoints = trusted?.byOrg.get(org) ?? []
+      const problems = r.ok ? await checkAgainstCheckpoints(db, r, checkpoints) : []
+      reports.push({ ...r, ...(trusted ? { checkpoints: { checked: checkpoints.length, problems } } : {}), ok: r.ok && problems.length === 0 })
+      if (!r.ok || problems.length) broken++
       if (!opts.json) {
-        const name = org === PLATFORM_ORG ? 'platform' : org
-        if (r.ok) out(`ok      ${name}  ${r.entries} entries${r.head ? `, head ${r.head.seq}:${r.head.hash}` : ''}`)
-        else out(`BROKEN  ${name}  at entry ${r.brokenAt!.seq} (${r.brokenAt!.id}): ${r.brokenAt!.reason}`)
+        if (!r.ok) out(`BROKEN  ${nameOf(org)}  at entry ${r.brokenAt!.seq} (${r.brokenAt!.id}): ${r.brokenAt!.reason}`)
+        else if (problems.length) for (const p of problems) out(`BROKEN  ${nameOf(org)}  against checkpoint ${p.seq} of ${p.at} (key ${p.kid}, ${p.where}): ${p.reason}`)
+        else out(`ok      ${nameOf(org)}  ${r.entries} entries${r.head ? `, head ${r.head.seq}:${r.head.hash}` : ''}${trusted ? `, ${checkpoints.length} checkpoints met` : ''}`)
       }
     }
-    if (opts.json) out(JSON.stringify(reports, null, 2))
+    // Checkpoints that cannot be trusted: forged, altered, signed by an unknown key, or not checkpoints at all.
+    const untrusted = [...(stored?.unreadable ?? []), ...(trusted?.forged ?? [])].filter((p) => !opts.tenant || p.tenantId === opts.tenant || p.tenantId === null)
+    if (untrusted.length) broken++
+    if (opts.json) out(JSON.stringify(trusted ? { chains: reports, untrustedCheckpoints: untrusted } : reports, null, 2))
+    else for (const p of untrusted) out(`FORGED  ${nameOf(p.tenantId)}  checkpoint ${p.seq ?? '?'} (${p.where}): ${p.reason}`)
   } finally {
     await db.close()
   }
   if (broken) process.exitCode = 1
+}
+
+export async function runAuditCheckpoint(config: KernelConfig, opts: { tenant?: string; json?: boolean }): Promise<void> {
+  const db = await Database.open(config)
+  try {
+    const keys = new SigningKeys(db, new SecretBox(config.secretKey))
+    await keys.load()
+    const sealer = new AuditSealer(db)
+    if (opts.tenant) await sealer.sealTenant(opts.tenant)
+    else await sealer.sealAll()
+    // The event goes into the outbox; a running kernel's dispatcher delivers it.
+    const made = await new AuditCheckpointer({ db, keys, dir: config.auditCheckpointDir }).checkpointAll({ orgs: opts.tenant ? [opts.tenant] : undefined, force: true })
+    if (opts.json) out(JSON.stringify(made, null, 2))
+    else {
+      for (const cp of made) out(`signed  ${cp.tenantId === PLATFORM_ORG ? 'platform' : cp.tenantId}  head ${cp.seq}:${cp.hash}  key ${cp.kid}`)
+      out(config.auditCheckpointDir ? `appended to ${config.auditCheckpointDir}` : 'published as kernel.audit.checkpoint events (set TRELLIS_AUDIT_CHECKPOINT_DIR to also write files)')
+    }
+  } finally {
+    await db.close()
+  }
 }
 
 export async function runKeysRotate(config: KernelConfig): Promise<void> {

@@ -8,7 +8,7 @@ const stopTelemetry = await startTelemetry(process.env.OTEL_EXPORTER_OTLP_ENDPOI
   console.error(`trellis: telemetry disabled: ${(err as Error).message}`)
   return undefined
 })
-const { runStart, runMigrate, runAdminCreate, runAuditVerify, runKeysRotate } = await import('./commands.js')
+const { runStart, runMigrate, runAdminCreate, runAuditVerify, runAuditCheckpoint, runKeysRotate } = await import('./commands.js')
 
 const program = new Command()
   .name('trellis')
@@ -46,8 +46,15 @@ audit
   .command('verify')
   .description('Recompute hash chains; exits 1 naming the first broken entry')
   .option('--tenant <id>', 'only this organisation (tenant, partner, or the platform\'s all-zero id)')
+  .option('--checkpoints <file|dir>', 'also hold each chain against signed checkpoints (a JSON-lines file, or a directory of them as TRELLIS_AUDIT_CHECKPOINT_DIR writes)')
   .addOption(new Option('--json', 'print the reports as JSON'))
-  .action(async (opts: { tenant?: string; json?: boolean }) => runAuditVerify(config(), opts))
+  .action(async (opts: { tenant?: string; json?: boolean; checkpoints?: string }) => runAuditVerify(config(), opts))
+audit
+  .command('checkpoint')
+  .description('Sign the head of each audit chain now and publish it (kernel.audit.checkpoint events, and TRELLIS_AUDIT_CHECKPOINT_DIR when set)')
+  .option('--tenant <id>', 'only this organisation')
+  .addOption(new Option('--json', 'print the checkpoints as JSON'))
+  .action(async (opts: { tenant?: string; json?: boolean }) => runAuditCheckpoint(config(), opts))
 
 const keys = program.command('keys').description('Access-token signing keys')
 keys.command('rotate').description('Start signing with a new key; tokens signed by the old one stay valid until they expire').action(async () => runKeysRotate(config()))

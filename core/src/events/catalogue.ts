@@ -68,6 +68,10 @@ export const KERNEL_EVENTS = {
       error: Type.Union([Type.String(), Type.Null()]),
     }),
   },
+  'kernel.audit.checkpoint': {
+    description: "A signed checkpoint of the organisation's audit chain head (ADR 0011): keep it outside Trellis, and `trellis audit verify --checkpoints` proves the chain was not cut back or rewritten since.",
+    data: Type.Object({ seq: Type.String(), hash: Type.String(), at: Type.String({ format: 'date-time' }), kid: Type.String(), jws: Type.String() }),
+  },
   'marketplace.key.registered': { description: 'A publisher registered a signing key (written to the partner).', data: Type.Object({ keyId: Uuid, fingerprint: Type.String() }) },
   'marketplace.key.revoked': { description: 'A publisher revoked a signing key (written to the partner).', data: Type.Object({ keyId: Uuid, fingerprint: Type.String() }) },
   'marketplace.version.published': { description: 'A plugin version was published and awaits its checks (written to the platform and to the publisher).', data: PluginVersionRef },
