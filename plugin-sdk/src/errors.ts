@@ -93,3 +93,59 @@ export function defineErrors<const S extends Record<string, ErrorSpec<any>>>(pre
 export function isTrellisError(err: unknown): err is TrellisError {
   return err instanceof TrellisError
 }
+
+/** The `type` of every Trellis problem: `urn:trellis:error:<code>`. */
+export const PROBLEM_TYPE_PREFIX = 'urn:trellis:error:'
+
+/**
+ * An RFC 9457 problem, the shape the kernel answers every error with: `type`
+ * (`urn:trellis:error:<code>`), `title` (the code's fixed summary), `status`, `code`, `detail`
+ * and `instance` (the request's URL, which the kernel fills in for plugin routes), plus
+ * extension members.
+ */
+export interface Problem {
+  type: string
+  title: string
+  status: number
+  code: string
+  detail: string
+  instance?: string
+  [extension: string]: unknown
+}
+
+/** The problem body of `err`; `extra` adds extension members and never overrides the standard ones. */
+export function problemOf(err: TrellisError, extra: Record<string, unknown> = {}): Problem {
+  return { ...extra, type: `${PROBLEM_TYPE_PREFIX}${err.code}`, title: err.title, status: err.status, code: err.code, detail: err.message }
+}
+
+/**
+ * A route response answering with `err` as `application/problem+json`, in the kernel's shape.
+ *
+ * @example
+ * ```ts
+ * const CAT = defineErrors('CAT', { PRODUCT_NOT_FOUND: { status: 404, title: 'Product not found', message: (d: { sku: string }) => `no product ${d.sku}` } })
+ * if (!product) return problemResponse(CAT.PRODUCT_NOT_FOUND({ sku }))
+ * ```
+ */
+export function problemResponse(err: TrellisError, extra?: Record<string, unknown>): { status: number; headers: Record<string, string>; body: Problem } {
+  return { status: err.status, headers: { 'content-type': 'application/problem+json' }, body: problemOf(err, extra) }
+}
+
+/**
+ * For a route's `catch`: a TrellisError of one of the plugin's own catalogs becomes its problem
+ * response (thrown, it would reach the caller as a 502 SBX_ERR_PLUGIN_ERROR); anything else is
+ * rethrown.
+ */
+export function problemFromError(err: unknown, catalogs: ReadonlyArray<{ entries: ReadonlyArray<{ code: string }> }>): { status: number; headers: Record<string, string>; body: Problem } {
+  if (err instanceof TrellisError && catalogs.some((c) => c.entries.some((e) => e.code === err.code))) {
+    const extra = (err.details as { extra?: Record<string, unknown> } | undefined)?.extra
+    return problemResponse(err, extra)
+  }
+  throw err
+}
+
+/** The message builder of a catalog entry whose detail each call site words: `message: worded`. */
+export const worded = (d: { detail: string }): string => d.detail
+
+/** A factory of such an entry: `ORD.ORDER_NOT_FOUND({ detail: 'no order 42' })`. */
+export type WordedError = ErrorFactory<{ detail: string }>

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { isTrellisError, type RouteOutput } from '@trellis/plugin-sdk'
+import { isTrellisError, PROBLEM_TYPE_PREFIX, type RouteOutput } from '@trellis/plugin-sdk'
+import { redactUrl } from '../observability/redact.js'
 import type { Api } from '../http/types.js'
 import type { KernelContext } from '../kernel-context.js'
 import { AUTH, KRN, PLG } from '../errors.js'
@@ -85,6 +86,12 @@ export function registerPluginRoutes(app: Api, k: KernelContext): void {
     }
     reply.code(output.status)
     if (output.status === 204 || output.body === null || output.body === undefined) return reply.send()
+    // A plugin's problem (the SDK's problemResponse) answers exactly like the kernel's: the
+    // same media type, and `instance` the URL asked.
+    const problem = output.body as { type?: unknown; code?: unknown }
+    if (typeof problem === 'object' && typeof problem.code === 'string' && problem.type === `${PROBLEM_TYPE_PREFIX}${problem.code}`) {
+      return reply.type('application/problem+json; charset=utf-8').send(JSON.stringify({ ...output.body, instance: redactUrl(request.url) }))
+    }
     return reply.type('application/json; charset=utf-8').send(JSON.stringify(output.body))
   }
   app.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/x/*', schema: { hide: true }, handler })

@@ -1,6 +1,8 @@
 import { collection, definePlugin } from '@trellis/plugin-sdk'
 import type { PluginContext, RouteRequest, RouteResponse } from '@trellis/plugin-sdk'
 import manifest from '../trellis.plugin.json' with { type: 'json' }
+import { problemResponse, type WordedError } from '@trellis/plugin-sdk'
+import { CAT } from './errors.js'
 
 export interface Category {
   code: string
@@ -47,10 +49,8 @@ export interface RowError {
 // costs an insert or update plus an event, and three lookups come first.
 export const MAX_IMPORT_ROWS = 95
 
-const problem = (status: number, code: string, detail: string, extra: Record<string, unknown> = {}): RouteResponse => ({
-  status,
-  body: { type: 'about:blank', title: code, ...extra, status, code, detail },
-})
+/** A refusal, answered as the kernel answers its own: problem+json with a code from the plugin's catalog (CAT_ERR_*). */
+const problem = (error: WordedError, detail: string, extra: Record<string, unknown> = {}): RouteResponse => problemResponse(error({ detail }), extra)
 
 /** RFC 4180 CSV: quoted fields, doubled quotes, CRLF or LF. Returns rows of fields. */
 export function parseCsv(text: string): string[][] {
@@ -134,15 +134,15 @@ async function importCsv(req: RouteRequest<{ csv: string; upsert?: boolean }, { 
   const kind = req.params.kind
   const spec = COLUMNS[kind]
   const rows = parseCsv(req.body.csv)
-  if (!rows.length) return problem(422, 'CAT_ERR_CSV_EMPTY', 'the CSV has no header row')
+  if (!rows.length) return problem(CAT.CSV_EMPTY, 'the CSV has no header row')
   const header = rows[0]!.map((h) => h.trim().toLowerCase())
   const missingCols = spec.required.filter((c) => !header.includes(c))
   const unknownCols = header.filter((h) => !(spec.required as readonly string[]).includes(h) && !(spec.optional as readonly string[]).includes(h))
   if (missingCols.length || unknownCols.length) {
-    return problem(422, 'CAT_ERR_CSV_HEADER', `the header must have ${spec.required.join(', ')} (and may have ${spec.optional.join(', ')})`, { missingColumns: missingCols, unknownColumns: unknownCols })
+    return problem(CAT.CSV_HEADER, `the header must have ${spec.required.join(', ')} (and may have ${spec.optional.join(', ')})`, { missingColumns: missingCols, unknownColumns: unknownCols })
   }
   const data = rows.slice(1)
-  if (data.length > MAX_IMPORT_ROWS) return problem(413, 'CAT_ERR_CSV_TOO_MANY_ROWS', `at most ${MAX_IMPORT_ROWS} rows per import (split the file); got ${data.length}`, { maxRows: MAX_IMPORT_ROWS })
+  if (data.length > MAX_IMPORT_ROWS) return problem(CAT.CSV_TOO_MANY_ROWS, `at most ${MAX_IMPORT_ROWS} rows per import (split the file); got ${data.length}`, { maxRows: MAX_IMPORT_ROWS })
   const errors: RowError[] = []
   const records: Array<Record<string, unknown>> = []
   const seen = new Map<string, number>()
@@ -219,7 +219,7 @@ async function importCsv(req: RouteRequest<{ csv: string; upsert?: boolean }, { 
   }
   if (errors.length) {
     errors.sort((a, b) => a.row - b.row)
-    return problem(422, 'CAT_ERR_CSV_ROWS', `${new Set(errors.map((e) => e.row)).size} of ${data.length} rows are invalid; nothing was imported`, { rows: data.length, errors })
+    return problem(CAT.CSV_ROWS, `${new Set(errors.map((e) => e.row)).size} of ${data.length} rows are invalid; nothing was imported`, { rows: data.length, errors })
   }
 
   let created = 0
@@ -257,8 +257,8 @@ async function createProduct(req: RouteRequest<Omit<Product, 'unit' | 'packSize'
   const errors: RowError[] = []
   if (!(await ctx.data.categories.find({ where: { code: b.category }, limit: 1 })).items.length) errors.push({ row: 1, field: 'category', code: 'unknown_category', message: `category ${b.category} does not exist` })
   if (!(await ctx.data.suppliers.find({ where: { code: b.supplier }, limit: 1 })).items.length) errors.push({ row: 1, field: 'supplier', code: 'unknown_supplier', message: `supplier ${b.supplier} does not exist` })
-  if (errors.length) return problem(422, 'CAT_ERR_INVALID_PRODUCT', errors.map((e) => e.message).join('; '), { errors })
-  if (await bySku(ctx, b.sku)) return problem(409, 'CAT_ERR_SKU_EXISTS', `product ${b.sku} exists already`)
+  if (errors.length) return problem(CAT.INVALID_PRODUCT, errors.map((e) => e.message).join('; '), { errors })
+  if (await bySku(ctx, b.sku)) return problem(CAT.SKU_EXISTS, `product ${b.sku} exists already`)
   const derived = packOf(b.quantityPerUnit)
   const rec = await ctx.data.products.insert({
     sku: b.sku,
@@ -276,10 +276,10 @@ async function createProduct(req: RouteRequest<Omit<Product, 'unit' | 'packSize'
 
 async function patchProduct(req: RouteRequest<Partial<Product>, { sku: string }>, ctx: Ctx): Promise<RouteResponse> {
   const old = await bySku(ctx, req.params.sku)
-  if (!old) return problem(404, 'CAT_ERR_PRODUCT_NOT_FOUND', `no product ${req.params.sku}`)
+  if (!old) return problem(CAT.PRODUCT_NOT_FOUND, `no product ${req.params.sku}`)
   const patch = req.body
-  if (patch.category && !(await ctx.data.categories.find({ where: { code: patch.category }, limit: 1 })).items.length) return problem(422, 'CAT_ERR_INVALID_PRODUCT', `category ${patch.category} does not exist`)
-  if (patch.supplier && !(await ctx.data.suppliers.find({ where: { code: patch.supplier }, limit: 1 })).items.length) return problem(422, 'CAT_ERR_INVALID_PRODUCT', `supplier ${patch.supplier} does not exist`)
+  if (patch.category && !(await ctx.data.categories.find({ where: { code: patch.category }, limit: 1 })).items.length) return problem(CAT.INVALID_PRODUCT, `category ${patch.category} does not exist`)
+  if (patch.supplier && !(await ctx.data.suppliers.find({ where: { code: patch.supplier }, limit: 1 })).items.length) return problem(CAT.INVALID_PRODUCT, `supplier ${patch.supplier} does not exist`)
   const changes = Object.keys(patch).filter((f) => JSON.stringify((patch as Record<string, unknown>)[f]) !== JSON.stringify((old as unknown as Record<string, unknown>)[f]))
   if (!changes.length) return { status: 200, body: old }
   const rec = await ctx.data.products.update(old.id, patch, old.version)
@@ -295,7 +295,7 @@ async function listProducts(req: RouteRequest<null, Record<string, string>, { ca
 
 function createSimple(coll: 'categories' | 'suppliers') {
   return async (req: RouteRequest<Category | Supplier>, ctx: Ctx): Promise<RouteResponse> => {
-    if ((await (ctx.data[coll] as any).find({ where: { code: req.body.code }, limit: 1 })).items.length) return problem(409, 'CAT_ERR_CODE_EXISTS', `${req.body.code} exists already`)
+    if ((await (ctx.data[coll] as any).find({ where: { code: req.body.code }, limit: 1 })).items.length) return problem(CAT.CODE_EXISTS, `${req.body.code} exists already`)
     return { status: 201, body: await (ctx.data[coll] as any).insert(req.body) }
   }
 }
@@ -323,7 +323,7 @@ export const catalogPlugin = definePlugin({
     'POST /products': createProduct,
     'GET /products/:sku': async (req: RouteRequest<null, { sku: string }>, ctx: Ctx) => {
       const p = await bySku(ctx, req.params.sku)
-      return p ? { status: 200, body: p } : problem(404, 'CAT_ERR_PRODUCT_NOT_FOUND', `no product ${req.params.sku}`)
+      return p ? { status: 200, body: p } : problem(CAT.PRODUCT_NOT_FOUND, `no product ${req.params.sku}`)
     },
     'PATCH /products/:sku': patchProduct,
     'POST /import/:kind': importCsv,

@@ -1,6 +1,8 @@
 import { collection, definePlugin } from '@trellis/plugin-sdk'
 import type { PluginContext, RouteRequest, RouteResponse } from '@trellis/plugin-sdk'
 import manifest from '../trellis.plugin.json' with { type: 'json' }
+import { problemResponse, type WordedError } from '@trellis/plugin-sdk'
+import { INV } from './errors.js'
 
 export interface Stock {
   sku: string
@@ -23,10 +25,8 @@ type StoredReservation = Reservation & { id: string; version: number }
 
 export const DEFAULT_WAREHOUSE = 'MAIN'
 
-const problem = (status: number, code: string, detail: string, extra: Record<string, unknown> = {}): RouteResponse => ({
-  status,
-  body: { type: 'about:blank', title: code, ...extra, status, code, detail },
-})
+/** A refusal, answered as the kernel answers its own: problem+json with a code from the plugin's catalog (INV_ERR_*). */
+const problem = (error: WordedError, detail: string, extra: Record<string, unknown> = {}): RouteResponse => problemResponse(error({ detail }), extra)
 
 const available = (s: Stock) => s.onHand - s.reserved
 
@@ -167,7 +167,7 @@ async function importStock(req: RouteRequest<{ rows: Array<{ sku: string; wareho
   })
   if (errors.length) {
     errors.sort((a, b) => a.row - b.row)
-    return problem(422, 'INV_ERR_INVALID_ROWS', `${new Set(errors.map((e) => e.row)).size} of ${rows.length} rows are invalid; nothing was written`, { rows: rows.length, errors })
+    return problem(INV.INVALID_ROWS, `${new Set(errors.map((e) => e.row)).size} of ${rows.length} rows are invalid; nothing was written`, { rows: rows.length, errors })
   }
   let created = 0
   let updated = 0
@@ -191,11 +191,11 @@ async function adjust(req: RouteRequest<{ sku: string; warehouse?: string; delta
   let after: Stock
   if (!s) {
     const { missing } = await ctx.plugins.call<{ missing: string[] }>('@trellis/catalog', 'getProducts', { skus: [req.body.sku] })
-    if (missing.length) return problem(422, 'INV_ERR_UNKNOWN_PRODUCT', `no product ${req.body.sku}`)
-    if (req.body.delta < 0) return problem(409, 'INV_ERR_INSUFFICIENT_STOCK', `${req.body.sku} has no stock in ${warehouse}`)
+    if (missing.length) return problem(INV.UNKNOWN_PRODUCT, `no product ${req.body.sku}`)
+    if (req.body.delta < 0) return problem(INV.INSUFFICIENT_STOCK, `${req.body.sku} has no stock in ${warehouse}`)
     after = await ctx.data.stock.insert({ sku: req.body.sku, warehouse, onHand: req.body.delta, reserved: 0, reorderPoint: 0 })
   } else {
-    if (s.onHand + req.body.delta < s.reserved) return problem(409, 'INV_ERR_INSUFFICIENT_STOCK', `${req.body.sku} in ${warehouse}: ${s.onHand} on hand, ${s.reserved} reserved; cannot take ${-req.body.delta}`)
+    if (s.onHand + req.body.delta < s.reserved) return problem(INV.INSUFFICIENT_STOCK, `${req.body.sku} in ${warehouse}: ${s.onHand} on hand, ${s.reserved} reserved; cannot take ${-req.body.delta}`)
     after = await writeStock(ctx, s, (fresh) => (fresh.onHand + req.body.delta >= fresh.reserved ? { onHand: fresh.onHand + req.body.delta } : null))
   }
   await ctx.events.emit('inventory.stock.adjusted', { sku: after.sku, warehouse, onHand: after.onHand, reserved: after.reserved, available: available(after), reorderPoint: after.reorderPoint, delta: req.body.delta, reason: req.body.reason }, { subject: after.sku })
@@ -214,7 +214,7 @@ export const inventoryPlugin = definePlugin({
     },
     'GET /stock/:sku': async (req: RouteRequest<null, { sku: string }>, ctx: Ctx) => {
       const recs = await stockOf(ctx, [req.params.sku])
-      if (!recs.length) return problem(404, 'INV_ERR_NO_STOCK_RECORD', `no stock record for ${req.params.sku}`)
+      if (!recs.length) return problem(INV.NO_STOCK_RECORD, `no stock record for ${req.params.sku}`)
       const onHand = recs.reduce((a, r) => a + r.onHand, 0)
       const reserved = recs.reduce((a, r) => a + r.reserved, 0)
       return { status: 200, body: { sku: req.params.sku, onHand, reserved, available: onHand - reserved, warehouses: recs } }
@@ -223,7 +223,7 @@ export const inventoryPlugin = definePlugin({
     'POST /stock/adjust': adjust,
     'GET /reservations/:order': async (req: RouteRequest<null, { order: string }>, ctx: Ctx) => {
       const r = await reservationOf(ctx, req.params.order)
-      return r ? { status: 200, body: r } : problem(404, 'INV_ERR_NO_RESERVATION', `no reservation for order ${req.params.order}`)
+      return r ? { status: 200, body: r } : problem(INV.NO_RESERVATION, `no reservation for order ${req.params.order}`)
     },
   },
   actions: { reserve, release, issue },

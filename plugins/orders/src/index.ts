@@ -1,6 +1,8 @@
 import { collection, definePlugin, defineWorkflow, flow } from '@trellis/plugin-sdk'
 import type { PluginContext, RouteRequest, RouteResponse } from '@trellis/plugin-sdk'
 import manifest from '../trellis.plugin.json' with { type: 'json' }
+import { problemResponse, type TrellisError, type WordedError } from '@trellis/plugin-sdk'
+import { ORD } from './errors.js'
 
 export interface Customer {
   code: string
@@ -85,21 +87,23 @@ interface Quote {
   errors: Array<{ line: number; sku: string; code: string; message: string }>
 }
 
+/** A refusal deep inside an operation, answered by the route (problem+json) or the action ({ ok: false, code }). */
 class OrderProblem extends Error {
+  readonly error: TrellisError
+  readonly code: string
   constructor(
-    readonly status: number,
-    readonly code: string,
+    factory: WordedError,
     detail: string,
     readonly extra: Record<string, unknown> = {},
   ) {
     super(detail)
+    this.error = factory({ detail })
+    this.code = this.error.code
   }
 }
 
-const problem = (status: number, code: string, detail: string, extra: Record<string, unknown> = {}): RouteResponse => ({
-  status,
-  body: { type: 'about:blank', title: code, ...extra, status, code, detail },
-})
+/** A refusal, answered as the kernel answers its own: problem+json with a code from the plugin's catalog (ORD_ERR_*). */
+const problem = (error: WordedError, detail: string, extra: Record<string, unknown> = {}): RouteResponse => problemResponse(error({ detail }), extra)
 
 const now = () => new Date().toISOString()
 const today = () => now().slice(0, 10)
@@ -172,12 +176,12 @@ async function placeOrder(req: RouteRequest<PlaceBody>, ctx: Ctx): Promise<Route
   const b = req.body
   const number = b.number ?? `SO-${ctx.invocationId.replace(/-/g, '').slice(-12).toUpperCase()}`
   // Everything that can refuse the order is checked before stock is reserved: a refusal writes nothing.
-  if (await orderOf(ctx, number)) return problem(409, 'ORD_ERR_ORDER_EXISTS', `order ${number} exists already`)
+  if (await orderOf(ctx, number)) return problem(ORD.ORDER_EXISTS, `order ${number} exists already`)
   const customer = await customerOf(ctx, b.customer)
-  if (!customer) return problem(422, 'ORD_ERR_UNKNOWN_CUSTOMER', `no customer ${b.customer}`)
+  if (!customer) return problem(ORD.UNKNOWN_CUSTOMER, `no customer ${b.customer}`)
   const orderDate = b.orderDate ?? today()
   const quote = await ctx.plugins.call<Quote>('@trellis/pricing', 'quote', { customer: customer.code, ...(customer.group ? { group: customer.group } : {}), date: orderDate, lines: b.lines })
-  if (quote.errors.length) return problem(422, 'ORD_ERR_INVALID_LINES', quote.errors.map((e) => e.message).join('; '), { errors: quote.errors })
+  if (quote.errors.length) return problem(ORD.INVALID_LINES, quote.errors.map((e) => e.message).join('; '), { errors: quote.errors })
 
   const at = now()
   const exceptions: OrderException[] = []
@@ -233,21 +237,21 @@ async function cancelOrder(ctx: Ctx, o: StoredOrder, reason: string, by: string,
 function transition(name: keyof typeof TRANSITIONS) {
   return async (req: RouteRequest<{ date?: string; invoiceNumber?: string; reason?: string } | null, { number: string }>, ctx: Ctx): Promise<RouteResponse> => {
     const o = await orderOf(ctx, req.params.number)
-    if (!o) return problem(404, 'ORD_ERR_ORDER_NOT_FOUND', `no order ${req.params.number}`)
+    if (!o) return problem(ORD.ORDER_NOT_FOUND, `no order ${req.params.number}`)
     const t = TRANSITIONS[name]
-    if (!t.from.includes(o.status)) return problem(409, 'ORD_ERR_INVALID_TRANSITION', `order ${o.number} is ${o.status}; it cannot be ${t.to} (only from ${t.from.join(' or ')})`, { orderStatus: o.status })
+    if (!t.from.includes(o.status)) return problem(ORD.INVALID_TRANSITION, `order ${o.number} is ${o.status}; it cannot be ${t.to} (only from ${t.from.join(' or ')})`, { orderStatus: o.status })
     const by = who(ctx)
     const body = req.body ?? {}
     if (name === 'cancel') return { status: 200, body: await cancelOrder(ctx, o, body.reason!, by) }
     const pending = open(o)
     if (pending.length) {
-      return problem(409, 'ORD_ERR_OPEN_EXCEPTIONS', `order ${o.number} has open exceptions: ${pending.map((e) => `${e.kind} (${e.reason})`).join('; ')}`, { exceptions: pending })
+      return problem(ORD.OPEN_EXCEPTIONS, `order ${o.number} has open exceptions: ${pending.map((e) => `${e.kind} (${e.reason})`).join('; ')}`, { exceptions: pending })
     }
     const at = now()
     const patch: Partial<Order> = { status: t.to, history: [...o.history, { status: t.to, at, by }] }
     if (name === 'ship') {
       const issued = await ctx.plugins.call<{ issued: boolean; status?: string }>('@trellis/inventory', 'issue', { order: o.number })
-      if (!issued.issued) return problem(409, 'ORD_ERR_NOT_RESERVED', `order ${o.number} has no reserved stock to ship (${issued.status})`)
+      if (!issued.issued) return problem(ORD.NOT_RESERVED, `order ${o.number} has no reserved stock to ship (${issued.status})`)
       patch.stock = 'issued'
       patch.shippedDate = body.date ?? at.slice(0, 10)
     }
@@ -275,9 +279,9 @@ export async function resolveException(
   input: { order: string; kind: ExceptionKind; decision: 'approve' | 'reject'; reason: string; decidedBy?: string },
 ): Promise<StoredOrder> {
   const o = await orderOf(ctx, input.order)
-  if (!o) throw new OrderProblem(404, 'ORD_ERR_ORDER_NOT_FOUND', `no order ${input.order}`)
+  if (!o) throw new OrderProblem(ORD.ORDER_NOT_FOUND, `no order ${input.order}`)
   const idx = o.exceptions.findIndex((e) => e.kind === input.kind && e.status === 'open')
-  if (idx < 0) throw new OrderProblem(409, 'ORD_ERR_NO_OPEN_EXCEPTION', `order ${o.number} has no open ${input.kind} exception`)
+  if (idx < 0) throw new OrderProblem(ORD.NO_OPEN_EXCEPTION, `order ${o.number} has no open ${input.kind} exception`)
   const by = who(ctx, input.decidedBy)
   const at = now()
   const decision = input.decision === 'approve' ? ('approved' as const) : ('rejected' as const)
@@ -295,7 +299,7 @@ export async function resolveException(
     const customer = await customerOf(ctx, o.customer)
     const lines = o.lines.map((l) => ({ sku: l.sku, quantity: l.quantity, ...(l.needsApproval ? {} : { discount: l.discount }) }))
     const q = await ctx.plugins.call<Quote>('@trellis/pricing', 'quote', { customer: o.customer, ...(customer?.group ? { group: customer.group } : {}), date: o.orderDate, lines })
-    if (q.errors.length) throw new OrderProblem(409, 'ORD_ERR_REPRICE_FAILED', `order ${o.number} cannot be repriced: ${q.errors.map((e) => e.message).join('; ')}`)
+    if (q.errors.length) throw new OrderProblem(ORD.REPRICE_FAILED, `order ${o.number} cannot be repriced: ${q.errors.map((e) => e.message).join('; ')}`)
     Object.assign(patch, { lines: q.lines, subtotal: q.subtotal, discountTotal: q.discountTotal, total: q.total, totalExact: q.totalExact })
   }
   if (input.kind === 'stock_short') {
@@ -303,7 +307,7 @@ export async function resolveException(
       order: o.number,
       lines: o.lines.map((l) => ({ sku: l.sku, quantity: l.quantity })),
     })
-    if (!r.ok) throw new OrderProblem(409, 'ORD_ERR_STOCK_STILL_SHORT', `order ${o.number}: still short (${shortReason(r.short ?? [])})`, { short: r.short ?? [] })
+    if (!r.ok) throw new OrderProblem(ORD.STOCK_STILL_SHORT, `order ${o.number}: still short (${shortReason(r.short ?? [])})`, { short: r.short ?? [] })
     patch.stock = 'reserved'
   }
   const updated = (await ctx.data.orders.update(o.id, patch, o.version)) as StoredOrder
@@ -315,7 +319,7 @@ async function resolveRoute(req: RouteRequest<{ decision: 'approve' | 'reject'; 
   try {
     return { status: 200, body: await resolveException(ctx, { order: req.params.number, kind: req.params.kind, decision: req.body.decision, reason: req.body.reason }) }
   } catch (err) {
-    if (err instanceof OrderProblem) return problem(err.status, err.code, err.message, err.extra)
+    if (err instanceof OrderProblem) return problemResponse(err.error, err.extra)
     throw err
   }
 }
@@ -375,7 +379,7 @@ async function importCustomers(rows: Array<Record<string, unknown>>, ctx: Ctx): 
   }
   if (errors.length) {
     errors.sort((a, b) => a.row - b.row)
-    return problem(422, 'ORD_ERR_INVALID_CUSTOMERS', `${new Set(errors.map((e) => e.row)).size} of ${rows.length} rows are invalid; nothing was written`, { rows: rows.length, errors })
+    return problem(ORD.INVALID_CUSTOMERS, `${new Set(errors.map((e) => e.row)).size} of ${rows.length} rows are invalid; nothing was written`, { rows: rows.length, errors })
   }
   const items = []
   for (const x of customers) items.push(await ctx.data.customers.insert(x.c))
@@ -466,7 +470,7 @@ const priceException = defineWorkflow({
         return flow.complete({ order: o.number, decision: input.outcome, total: o.total })
       } catch (err) {
         // Resolved meanwhile through the route: nothing left to decide.
-        if (err instanceof OrderProblem && err.code === 'ORD_ERR_NO_OPEN_EXCEPTION') return flow.complete({ order: input.input.order, alreadyResolved: true })
+        if (err instanceof OrderProblem && err.code === ORD.NO_OPEN_EXCEPTION.code) return flow.complete({ order: input.input.order, alreadyResolved: true })
         throw err
       }
     },
@@ -485,18 +489,18 @@ export const ordersPlugin = definePlugin({
       const res = await importCustomers([req.body], ctx)
       if (res.status !== 201) {
         const exists = ((res.body as { errors: Array<{ code: string }> }).errors ?? []).some((e) => e.code === 'exists')
-        return exists ? problem(409, 'ORD_ERR_CUSTOMER_EXISTS', `customer ${String(req.body.code)} exists already`) : res
+        return exists ? problem(ORD.CUSTOMER_EXISTS, `customer ${String(req.body.code)} exists already`) : res
       }
       return { status: 201, body: (res.body as { items: unknown[] }).items[0] }
     },
     'POST /customers/import': (req: RouteRequest<{ rows: Array<Record<string, unknown>> }>, ctx: Ctx) => importCustomers(req.body.rows, ctx),
     'GET /customers/:code': async (req: RouteRequest<null, { code: string }>, ctx: Ctx) => {
       const c = await customerOf(ctx, req.params.code)
-      return c ? { status: 200, body: c } : problem(404, 'ORD_ERR_CUSTOMER_NOT_FOUND', `no customer ${req.params.code}`)
+      return c ? { status: 200, body: c } : problem(ORD.CUSTOMER_NOT_FOUND, `no customer ${req.params.code}`)
     },
     'PATCH /customers/:code': async (req: RouteRequest<Partial<Customer>, { code: string }>, ctx: Ctx) => {
       const c = await customerOf(ctx, req.params.code)
-      if (!c) return problem(404, 'ORD_ERR_CUSTOMER_NOT_FOUND', `no customer ${req.params.code}`)
+      if (!c) return problem(ORD.CUSTOMER_NOT_FOUND, `no customer ${req.params.code}`)
       return { status: 200, body: await ctx.data.customers.update(c.id, req.body, c.version) }
     },
     'POST /orders': placeOrder,
@@ -514,7 +518,7 @@ export const ordersPlugin = definePlugin({
     },
     'GET /orders/:number': async (req: RouteRequest<null, { number: string }>, ctx: Ctx) => {
       const o = await orderOf(ctx, req.params.number)
-      return o ? { status: 200, body: o } : problem(404, 'ORD_ERR_ORDER_NOT_FOUND', `no order ${req.params.number}`)
+      return o ? { status: 200, body: o } : problem(ORD.ORDER_NOT_FOUND, `no order ${req.params.number}`)
     },
     'POST /orders/:number/confirm': transition('confirm'),
     'POST /orders/:number/ship': transition('ship'),
@@ -534,7 +538,7 @@ export const ordersPlugin = definePlugin({
       // plugins:call:@trellis/orders#resolveException to the workflow's plugin.
       const person = ctx.caller.kind === 'user' || ctx.caller.kind === 'api_key' || (ctx.caller.kind === 'plugin' && ctx.caller.permissions.length > 0)
       if (person && !ctx.caller.permissions.includes('orders.approve')) {
-        return { ok: false, code: 'ORD_ERR_FORBIDDEN', detail: 'resolving an order exception needs the orders.approve permission' }
+        return { ok: false, code: ORD.FORBIDDEN.code, detail: 'resolving an order exception needs the orders.approve permission' }
       }
       try {
         return { ok: true, order: await resolveException(ctx, input) }

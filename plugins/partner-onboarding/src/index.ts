@@ -10,7 +10,7 @@
  * partner operations (first tenant, default price list, users: one human task each), assigns
  * training, and activates the partner. `GET /onboardings` is the readiness view.
  */
-import { collection, definePlugin, defineErrors, defineWorkflow, flow } from '@trellis/plugin-sdk'
+import { collection, definePlugin, defineErrors, defineWorkflow, flow, problemFromError } from '@trellis/plugin-sdk'
 import type { JsonValue, PluginContext, RouteRequest, Stored, TaskResult, WaitResult } from '@trellis/plugin-sdk'
 import manifest from '../trellis.plugin.json' with { type: 'json' }
 import { DEFAULT_REGIONS, DEFAULT_TIERS, FIELD_NAMES, extractFields, normaliseValue, type DocumentContentType, type Extraction, type FieldName, type Fields, type Problem } from './extract.js'
@@ -138,13 +138,11 @@ export const ONB = defineErrors('ONB', {
 const STEP = 'onboarding'
 
 /**
- * The plugin's own refusals answer as RFC 9457 problems with their status and `ONB_ERR_*` code
+ * The plugin's own refusals answer as the kernel's RFC 9457 problems, with their status and `ONB_ERR_*` code
  * (thrown, they would reach the caller as a 502 SBX_ERR_PLUGIN_ERROR); anything else propagates.
  */
 function problem(err: unknown) {
-  const e = err as { code?: unknown; status?: unknown; title?: unknown; message?: unknown }
-  if (typeof e?.code !== 'string' || !e.code.startsWith('ONB_ERR_') || typeof e.status !== 'number') throw err
-  return { status: e.status, body: { type: 'about:blank', title: String(e.title), status: e.status, code: e.code, detail: String(e.message) } }
+  return problemFromError(err, [ONB])
 }
 const now = () => new Date().toISOString()
 

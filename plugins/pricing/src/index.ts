@@ -1,6 +1,8 @@
 import { collection, definePlugin } from '@trellis/plugin-sdk'
 import type { PluginContext, RouteRequest, RouteResponse } from '@trellis/plugin-sdk'
 import manifest from '../trellis.plugin.json' with { type: 'json' }
+import { problemResponse, type WordedError } from '@trellis/plugin-sdk'
+import { PRC } from './errors.js'
 
 /**
  * One price rule. `list` rules carry the list price (with `minQuantity` > 1 they are quantity
@@ -76,10 +78,8 @@ export function microsToCents(m: bigint): bigint {
 
 const fmtBp = (bp: bigint) => fmt(bp, 4)
 const today = () => new Date().toISOString().slice(0, 10)
-const problem = (status: number, code: string, detail: string, extra: Record<string, unknown> = {}): RouteResponse => ({
-  status,
-  body: { type: 'about:blank', title: code, ...extra, status, code, detail },
-})
+/** A refusal, answered as the kernel answers its own: problem+json with a code from the plugin's catalog (PRC_ERR_*). */
+const problem = (error: WordedError, detail: string, extra: Record<string, unknown> = {}): RouteResponse => problemResponse(error({ detail }), extra)
 
 const validOn = (r: PriceRule, date: string) => (!r.validFrom || r.validFrom <= date) && (!r.validTo || date <= r.validTo)
 
@@ -246,7 +246,7 @@ async function importRules(raws: Array<Record<string, unknown>>, ctx: Ctx): Prom
     const unknown = new Set(missing)
     rules.forEach((r, i) => unknown.has(r.sku) && errors.push({ row: i + 1, field: 'sku', code: 'unknown_product', message: `no product ${r.sku}` }))
   }
-  if (errors.length) return problem(422, 'PRC_ERR_INVALID_RULES', `${new Set(errors.map((e) => e.row)).size} of ${raws.length} rules are invalid; nothing was written`, { rows: raws.length, errors })
+  if (errors.length) return problem(PRC.INVALID_RULES, `${new Set(errors.map((e) => e.row)).size} of ${raws.length} rules are invalid; nothing was written`, { rows: raws.length, errors })
   const stored = []
   for (const r of rules) stored.push(await ctx.data.prices.insert(r))
   return { status: 201, body: { created: stored.length, items: stored } }
@@ -267,10 +267,10 @@ export const pricingPlugin = definePlugin({
     },
     'POST /prices/import': (req: RouteRequest<{ rules: Array<Record<string, unknown>> }>, ctx: Ctx) => importRules(req.body.rules, ctx),
     'DELETE /prices/:id': async (req: RouteRequest<null, { id: string }>, ctx: Ctx) =>
-      (await ctx.data.prices.delete(req.params.id)) ? { status: 204 } : problem(404, 'PRC_ERR_RULE_NOT_FOUND', `no price rule ${req.params.id}`),
+      (await ctx.data.prices.delete(req.params.id)) ? { status: 204 } : problem(PRC.RULE_NOT_FOUND, `no price rule ${req.params.id}`),
     'POST /quote': async (req: RouteRequest<QuoteInput>, ctx: Ctx) => {
       const q = await quote(req.body, ctx)
-      return q.errors.length ? problem(422, 'PRC_ERR_QUOTE_LINES', q.errors.map((e) => e.message).join('; '), { errors: q.errors }) : { status: 200, body: q }
+      return q.errors.length ? problem(PRC.QUOTE_LINES, q.errors.map((e) => e.message).join('; '), { errors: q.errors }) : { status: 200, body: q }
     },
   },
   actions: { quote },
