@@ -7,6 +7,7 @@ import type { Ajv2020 } from 'ajv/dist/2020.js'
 import type { ErrorObject } from 'ajv'
 import manifestSchemaJson from '../schema/manifest.schema.json' with { type: 'json' }
 import { matchesEventPattern, parseCapability } from './capabilities.js'
+import { internalFetchTarget, subscriptionFindings } from './capability-policy.js'
 import type { JsonSchema, PluginManifest } from './manifest-types.js'
 import { HOST_OP_SCHEMAS } from './host-op-schemas.js'
 import type { BundleEntries, HostOp } from './protocol.js'
@@ -327,8 +328,14 @@ export function lintPlugin({ manifest: m, entries, sizes }: LintInput): { errors
       for (const h of x.p.hosts) {
         if (h === '*') issue('error', ptr('capabilities', x.i), 'http-fetch-wildcard', '"http:fetch:*" allows egress to any host; list the hosts the plugin needs')
         else if (h.startsWith('*.')) issue('warning', ptr('capabilities', x.i), 'http-fetch-wildcard', `"${h}" allows every subdomain of ${h.slice(2)}; reviewers will ask why`)
+        const internal = internalFetchTarget(h)
+        if (internal) issue('warning', ptr('capabilities', x.i), 'http-fetch-internal', `"${h}" is a ${internal.reason} destination: the marketplace refuses it and no tenant can grant it unless the platform's operator allow-listed it`)
       }
     }
+  }
+  for (const f of subscriptionFindings(m)) {
+    if (f.rule === 'reserved') issue('warning', '/capabilities', 'subscribe-reserved', `${f.message}: the marketplace refuses "${f.pattern}" and no tenant can grant it`)
+    else if (f.rule === 'everything' || f.rule === 'any-namespace') issue('warning', '/capabilities', 'subscribe-broad', `${f.message}; reviewers will ask why`)
   }
 
   const permissions = new Set((m.permissions ?? []).map((p) => p.name))

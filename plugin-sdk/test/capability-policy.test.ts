@@ -51,3 +51,10 @@ t.test('subscriptions: reserved namespaces, broad patterns, foreign wildcards, u
   t.same(rules(['**', '*.order.placed', 'orders.**', 'orders.*.placed', 'ghost.thing.done']), ['everything **', 'any-namespace *.order.placed', 'other-namespace-wildcard orders.**', 'other-namespace-wildcard orders.*.placed', 'unknown-namespace ghost.thing.done'])
   t.same(subscriptionFindings({ name: '@acme/x', capabilities: [], events: { subscribes: ['kernel.tenant.created'] } }).map((f) => f.rule), ['reserved'], 'events.subscribes counts too')
 })
+
+t.test('the lint warns early about what the marketplace will refuse', async (t) => {
+  const { lintPlugin } = await import('../src/index.js')
+  const manifest = { name: '@acme/x', version: '1.0.0', engines: { trellis: '*' }, capabilities: ['http:fetch:169.254.169.254', 'events:subscribe:kernel.*', 'events:subscribe:**'] } as never
+  const lint = lintPlugin({ manifest, entries: { routes: [], events: [], actions: [], workflows: [] } as never })
+  t.same(lint.warnings.map((w) => w.rule).filter((r) => r !== 'capability-unused').sort(), ['http-fetch-internal', 'subscribe-broad', 'subscribe-reserved'])
+})
