@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { join, resolve } from 'node:path'
 import { KRN } from './errors.js'
 import { parseHttpLimits, type HttpLimits } from './http/server-limits.js'
+import { parsePluginLimits, type PluginLimits } from './plugins/plugin-limits.js'
 
 export interface KernelConfig {
   /** PostgreSQL URL; absent means the embedded PGlite database under dataDir. */
@@ -31,6 +32,8 @@ export interface KernelConfig {
   deliveryRetentionDays: number
   /** HTTP server timeouts and the sign-in rate limit (defaults: DEFAULT_HTTP_LIMITS). */
   httpLimits?: HttpLimits
+  /** Plugin invocation and transaction limits (TRELLIS_PLUGIN_*; unset ones take the host's defaults). */
+  pluginLimits?: PluginLimits
   /** At most this many event-queue jobs per tenant (TRELLIS_QUEUE_TENANT_CAP); more waits in the outbox. */
   queueTenantCap?: number
   /** How often each audit chain's head is signed and published (TRELLIS_AUDIT_CHECKPOINT_INTERVAL); 0: only on demand. */
@@ -119,11 +122,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const eventRetentionDays = parseDays('TRELLIS_EVENT_RETENTION_DAYS', env.TRELLIS_EVENT_RETENTION_DAYS, DEFAULT_RETENTION_DAYS)
   const deliveryRetentionDays = parseDays('TRELLIS_DELIVERY_RETENTION_DAYS', env.TRELLIS_DELIVERY_RETENTION_DAYS, DEFAULT_RETENTION_DAYS)
   const httpLimits = parseHttpLimits(env)
+  const pluginLimits = parsePluginLimits(env)
   const queueTenantCap = env.TRELLIS_QUEUE_TENANT_CAP?.trim() ? Number(env.TRELLIS_QUEUE_TENANT_CAP) : 1000
   if (!Number.isInteger(queueTenantCap) || queueTenantCap < 1 || queueTenantCap > 2_000_000) bad('TRELLIS_QUEUE_TENANT_CAP', 'must be a whole number from 1 to 2000000')
   const auditCheckpointIntervalMs = env.TRELLIS_AUDIT_CHECKPOINT_INTERVAL?.trim() ? parseDuration('TRELLIS_AUDIT_CHECKPOINT_INTERVAL', env.TRELLIS_AUDIT_CHECKPOINT_INTERVAL) : 3_600_000
   const auditCheckpointDir = env.TRELLIS_AUDIT_CHECKPOINT_DIR?.trim() ? resolve(env.TRELLIS_AUDIT_CHECKPOINT_DIR.trim()) : undefined
-  return { databaseUrl, databaseAdminUrl, redisUrl, port, host, dataDir, secretKey, logLevel, otlpEndpoint, publicUrl, egressAllow, webhookRetryScheduleMs, queuePrefix, eventRetentionDays, deliveryRetentionDays, httpLimits, queueTenantCap, auditCheckpointIntervalMs, auditCheckpointDir, ...overrides }
+  return { databaseUrl, databaseAdminUrl, redisUrl, port, host, dataDir, secretKey, logLevel, otlpEndpoint, publicUrl, egressAllow, webhookRetryScheduleMs, queuePrefix, eventRetentionDays, deliveryRetentionDays, httpLimits, pluginLimits, queueTenantCap, auditCheckpointIntervalMs, auditCheckpointDir, ...overrides }
 }
 
 function embeddedSecretKey(dataDir: string): Buffer {

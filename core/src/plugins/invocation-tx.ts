@@ -3,6 +3,8 @@ import type { Tx } from '../db/database.js'
 import { orgTx, type KernelContext } from '../kernel-context.js'
 import { PLG } from '../errors.js'
 
+const SUSPECT_MS = 60_000
+
 /**
  * Caps how many plugin transactions one tenant holds at once, so the shared pool always keeps
  * connections for other tenants. A tenant's further invocations wait here, in the tenant's own
@@ -10,6 +12,7 @@ import { PLG } from '../errors.js'
  */
 export class TransactionGate {
   private readonly tenants = new Map<string, { held: number; queue: Array<() => void> }>()
+  private readonly suspects = new Map<string, number>()
 
   constructor(readonly perTenant: number) {}
 
@@ -35,6 +38,22 @@ export class TransactionGate {
     }
   }
 
+  /**
+   * Marks a tenant whose plugin left a transaction idle past its limit: for a while, its idle
+   * transactions give way to waiting work after the shorter, contended limit.
+   */
+  strike(tenantId: string, forMs = SUSPECT_MS): void {
+    this.suspects.set(tenantId, Date.now() + forMs)
+  }
+
+  suspect(tenantId: string): boolean {
+    const until = this.suspects.get(tenantId)
+    if (until === undefined) return false
+    if (until > Date.now()) return true
+    this.suspects.delete(tenantId)
+    return false
+  }
+
   /** Transactions the tenant holds now (for tests and metrics). */
   held(tenantId: string): number {
     return this.tenants.get(tenantId)?.held ?? 0
@@ -51,8 +70,8 @@ export interface TransactionLimits {
  * The tenant transaction of one invocation tree, opened on the first host call that needs the
  * database — not while the plugin merely runs — and kept until the invocation ends, so all its
  * writes and emitted events still commit together. While it is open, the plugin may spend at
- * most `idleMs` between database calls — `contendedIdleMs` while anybody waits for a connection —
- * past that the transaction is rolled back at once, its connection returns to the pool, and the
+ * most `idleMs` between database calls — `contendedIdleMs` while anybody waits for a connection,
+ * once its tenant has overrun the limit before — past that the transaction is rolled back at once, its connection returns to the pool, and the
  * invocation fails with `PLG_ERR_TRANSACTION_IDLE`.
  */
 export class InvocationTx {
@@ -175,18 +194,22 @@ export class InvocationTx {
     const tick = () => {
       if (this.busy > 0 || this.ended) return
       const idle = performance.now() - since
-      // Someone waits for a connection (the pool is exhausted, or it is the embedded database's
-      // only one): an idle plugin transaction gives way after the shorter limit.
-      if (idle >= idleMs || (idle >= contendedIdleMs && this.k.db.waitingForConnection() > 0)) {
-        const err = PLG.TRANSACTION_IDLE({ limitMs: idle >= idleMs ? idleMs : contendedIdleMs })
+      // A tenant whose plugins already left a transaction idle too long, holding one while
+      // others wait for a connection (the pool is exhausted, or it is the embedded database's
+      // only one), gives way after the shorter limit. Others keep the whole limit, so a plugin
+      // that is merely slow to finish on a busy machine is not cut off.
+      const contended = idle >= contendedIdleMs && this.gate.suspect(this.tenantId) && this.k.db.waitingForConnection() > 0
+      if (idle >= idleMs || contended) {
+        const err = PLG.TRANSACTION_IDLE({ limitMs: contended ? contendedIdleMs : idleMs })
+        this.gate.strike(this.tenantId)
         this.onIdle(err)
         void this.rollback(err)
         return
       }
-      this.timer = setTimeout(tick, Math.min(contendedIdleMs, idleMs - idle))
+      this.timer = setTimeout(tick, Math.min(contendedIdleMs, Math.max(1, idleMs - idle)))
       this.timer.unref()
     }
-    this.timer = setTimeout(tick, Math.min(contendedIdleMs, idleMs))
+    this.timer = setTimeout(tick, this.gate.suspect(this.tenantId) ? Math.min(contendedIdleMs, idleMs) : idleMs)
     this.timer.unref()
   }
 }

@@ -41,6 +41,10 @@ export interface PluginHostOptions {
   transactionsPerTenant?: number
 }
 
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
+}
+
 /** Defaults of the limits above, for the embedded database and for PostgreSQL. */
 export const PLUGIN_LIMIT_DEFAULTS = { maxInvocationsPerTenant: 16, maxInvocationsPerInstallation: 8, transactionIdleMs: 1000, embeddedTransactionIdleMs: 250, transactionContendedIdleMs: 25 } as const
 
@@ -133,15 +137,17 @@ export class PluginHost implements PluginEventSink {
     this.versions = new PluginVersions(k.db)
     this.recorder = new InvocationRecorder(k.db, k.logger)
     this.egress = new EgressGuard(options.egressAllow ?? k.config.egressAllow)
+    // Options given in code win over the operator's environment (TRELLIS_PLUGIN_*), then defaults.
+    const limits = { ...k.config.pluginLimits, ...definedOnly(options) }
     this.limiter = new InvocationLimiter({
-      perTenant: options.maxInvocationsPerTenant ?? PLUGIN_LIMIT_DEFAULTS.maxInvocationsPerTenant,
-      perInstallation: options.maxInvocationsPerInstallation ?? PLUGIN_LIMIT_DEFAULTS.maxInvocationsPerInstallation,
+      perTenant: limits.maxInvocationsPerTenant ?? PLUGIN_LIMIT_DEFAULTS.maxInvocationsPerTenant,
+      perInstallation: limits.maxInvocationsPerInstallation ?? PLUGIN_LIMIT_DEFAULTS.maxInvocationsPerInstallation,
     })
     const poolMax = k.db.embedded ? 1 : ((k.db.orm.config.get('pool') as { max?: number } | undefined)?.max ?? 10)
-    this.gate = new TransactionGate(options.transactionsPerTenant ?? Math.max(1, Math.floor(poolMax / 2)))
+    this.gate = new TransactionGate(limits.transactionsPerTenant ?? Math.max(1, Math.floor(poolMax / 2)))
     this.txLimits = {
-      idleMs: options.transactionIdleMs ?? (k.db.embedded ? PLUGIN_LIMIT_DEFAULTS.embeddedTransactionIdleMs : PLUGIN_LIMIT_DEFAULTS.transactionIdleMs),
-      contendedIdleMs: options.transactionContendedIdleMs ?? PLUGIN_LIMIT_DEFAULTS.transactionContendedIdleMs,
+      idleMs: limits.transactionIdleMs ?? (k.db.embedded ? PLUGIN_LIMIT_DEFAULTS.embeddedTransactionIdleMs : PLUGIN_LIMIT_DEFAULTS.transactionIdleMs),
+      contendedIdleMs: limits.transactionContendedIdleMs ?? PLUGIN_LIMIT_DEFAULTS.transactionContendedIdleMs,
     }
     this.services = {
       data,
