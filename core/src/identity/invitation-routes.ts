@@ -5,6 +5,7 @@ import { AUTH, KRN } from '../errors.js'
 import { appendAudit } from '../audit/audit-log.js'
 import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
 import { PageQuery, pageOf, decodeCursor, toPage } from '../http/pagination.js'
+import { DEFAULT_HTTP_LIMITS } from '../http/server-limits.js'
 import { KERNEL_PERMISSIONS as P, missingPermissions } from './permissions.js'
 import { stillMissing } from '../plugins/grantable.js'
 import { assertPasswordStrength, hashPassword, verifyPassword } from './passwords.js'
@@ -109,6 +110,8 @@ export function registerInvitationRoutes(app: Api, k: KernelContext): void {
   app.post(
     '/invitations/accept',
     {
+      // May run scrypt twice (a password checked, a new one hashed): the sign-in limit per client address.
+      config: { rateLimit: { max: (k.config.httpLimits ?? DEFAULT_HTTP_LIMITS).authRateLimitPerMinute, timeWindow: 60_000 }, noStore: true },
       schema: {
         tags: ['identity'],
         summary: 'Accept an invitation',
