@@ -11,8 +11,8 @@ import { craftedPackage, manifestOf, notesBuild, newSigner, properEntries, realP
 const kind = DB_KINDS.includes('postgres') ? 'postgres' : DB_KINDS[0]!
 
 t.test(`submission attacks (${kind})`, async (t) => {
-  // The host may reach 127.0.0.1 (the operator allow-listed it); nothing else internal.
-  const k = await startTestKernel(t, kind, { plugins: { sandboxWorkers: 1 }, events: { egressAllow: ['127.0.0.1'] } })
+  // The host may reach 127.0.0.1 and erp.internal (the operator allow-listed them); nothing else internal.
+  const k = await startTestKernel(t, kind, { plugins: { sandboxWorkers: 1 }, events: { egressAllow: ['127.0.0.1', 'erp.internal'] } })
   const acme = await createPartner(k, 'acme-attacks')
   const signer = await newSigner()
   t.equal((await k.req('POST', '/v1/marketplace/scopes', { token: acme.token, body: { scope: '@acme' } })).status, 201)
@@ -38,7 +38,7 @@ t.test(`submission attacks (${kind})`, async (t) => {
     }
     t.same(await counts(k), before, 'nothing was stored')
     t.equal(await refusals(), audited + internal.length + 3, 'every refusal is audited in the publisher chain')
-    const allowListed = await manifestOf('@acme/fetcher', nextVersion(), (m) => m.capabilities.push('http:fetch:127.0.0.1:8080,localhost:9000,api.example.com'))
+    const allowListed = await manifestOf('@acme/fetcher', nextVersion(), (m) => m.capabilities.push('http:fetch:127.0.0.1:8080,localhost:9000,erp.internal:8443,api.example.com'))
     const ok = await publish(k, acme.token, '@acme/fetcher', await realPackage(signer, allowListed))
     t.equal(ok.status, 202, `an address the operator allow-listed is accepted: ${JSON.stringify(ok.body)}`)
     t.equal(ok.body.checks.find((c: any) => c.name === 'capabilities')?.status, 'passed')

@@ -62,6 +62,11 @@ export class EgressGuard {
     }
   }
 
+  /** Did the operator allow-list this host name (its addresses are then not checked)? */
+  allowsName(host: string): boolean {
+    return this.allowHosts.has(host.trim().toLowerCase())
+  }
+
   /** Is a connection to this address permitted? */
   allowsAddress(address: string): boolean {
     const bare = address.replace(/^\[|\]$/g, '')

@@ -41,10 +41,14 @@ export function assertGrantable(k: KernelContext, version: Pick<PluginVersion, '
 }
 
 /**
- * The operator's egress allow-list as a test for an internal fetch target: an address is
- * allowed when the kernel's egress guard would connect to it; a name only when it resolves to
- * such an address by definition (`localhost`). Other internal names are never grantable.
+ * The operator's egress allow-list as a test for an internal fetch target: a name the operator
+ * allow-listed by name, or an address (or `localhost`, by the address it stands for) the egress
+ * guard would connect to.
  */
 export function egressAllows(k: KernelContext): (target: InternalFetchTarget) => boolean {
-  return (target) => target.address !== null && k.plugins.egress.allowsAddress(target.address)
+  return (target) => {
+    const name = target.entry.trim().toLowerCase().replace(/:\d+$/, '')
+    if (k.plugins.egress.allowsName(name)) return true
+    return target.address !== null && k.plugins.egress.allowsAddress(target.address)
+  }
 }
