@@ -30,10 +30,10 @@ export interface SandboxOptions {
   /** Process budget: a worker whose resident memory exceeds it is killed and replaced. */
   workerMemoryMb?: number
   /**
-   * Memory ceiling between invocations: a worker whose resident memory stays above it takes no
-   * new work, finishes what it holds and is replaced (default 512, or
-   * `TRELLIS_SANDBOX_WORKER_RECYCLE_MB`). Freed isolate heap is not always given back to the
-   * system; a fresh process is.
+   * Memory ceiling between invocations: a worker whose resident memory, beyond what its live
+   * isolates' heaps account for, passes it takes no new work, finishes what it holds and is
+   * replaced (default 256, or `TRELLIS_SANDBOX_WORKER_RECYCLE_MB`). Heap freed by plugin runs is
+   * not always given back to the system; a fresh process gives it back.
    */
   workerRecycleMb?: number
   /** Sum of the memory limits of the invocations one worker may run at once (default 4096). */
@@ -81,6 +81,8 @@ const MAX_STICKY_KEYS = 100_000
 const BUNDLE_ID = /^[@a-zA-Z0-9][@a-zA-Z0-9._/-]{0,213}$/
 const BUNDLE_VERSION = /^[0-9A-Za-z][0-9A-Za-z.+-]{0,63}$/
 const SUSPECT_MS = 15 * 60_000
+/** How often a worker over its recycle ceiling has its isolates' heaps counted. */
+const RECYCLE_CHECK_MS = 2_000
 
 /** What the parent has learnt about a key (or a bundle) from outcomes and worker crashes. */
 interface Reputation {
@@ -165,7 +167,7 @@ export class Sandbox {
       cpuGraceMs: options.cpuGraceMs ?? 250,
     }
     const defaults = operatorDefaults()
-    this.recycleBytes = (options.workerRecycleMb ?? defaults.workerRecycleMb ?? 512) * 1024 * 1024
+    this.recycleBytes = (options.workerRecycleMb ?? defaults.workerRecycleMb ?? 256) * 1024 * 1024
     this.cordons = new Cordons(options.cordonMs ?? defaults.cordonMs ?? 15 * 60_000, options.maxCordonWorkers ?? 4)
     const n = options.workers ?? availableParallelism()
     if (!Number.isInteger(n) || n < 1) throw SBX.INVALID_REQUEST({ reason: 'workers must be a positive integer' })
@@ -638,9 +640,27 @@ export class Sandbox {
       if (rss > budget) {
         w.exhausted = true
         w.kill(`exceeded its process memory budget (${Math.round(rss / 1048576)} MB)`)
-      } else if (rss > this.recycleBytes && !w.draining) this.drain(w)
+      } else if (rss > this.recycleBytes && !w.draining) void this.maybeRecycle(w)
     }
     for (const w of this.cordons.expire()) this.drain(w)
+  }
+
+  /**
+   * Memory a worker holds beyond its live isolates' heaps is what plugin runs left behind (freed
+   * heap the allocator keeps, fragments): past the ceiling, the worker is recycled. Warm isolates
+   * are not counted — they are bounded by the isolate heap budget and evicted by it.
+   */
+  private async maybeRecycle(w: WorkerProcess): Promise<void> {
+    const now = Date.now()
+    if (w.recycleCheckedAt !== undefined && now - w.recycleCheckedAt < RECYCLE_CHECK_MS) return
+    w.recycleCheckedAt = now
+    const s = await new Promise<WorkerStats | undefined>((resolve) => {
+      const rid = this.nextRid++
+      this.statsWaiters.set(rid, { worker: w, resolve })
+      w.send({ t: 'stats', rid, refresh: true })
+    })
+    if (s && s.rssBytes - s.isolateHeapBytes > this.recycleBytes) this.drain(w)
+    else w.recycleCheckedAt = Date.now()
   }
 
   /**

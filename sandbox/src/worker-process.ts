@@ -39,6 +39,8 @@ export class WorkerProcess {
   overranLimit: 'cpu' | 'wall' = 'cpu'
   /** Stopped taking new work (its memory passed the recycle ceiling); ends once idle. */
   draining = false
+  /** When its memory was last found over the recycle ceiling and its isolate heaps counted. */
+  recycleCheckedAt: number | undefined
   /** Serves cordoned tenants only. */
   cordon = false
   /** Sum of the memory limits of the invocations in flight here, in MB. */

@@ -44,6 +44,7 @@
   const MAX_MESSAGE = 8 * 1024
   const MAX_STACK = 16 * 1024
   const MAX_OP = 256
+  const MAX_ENTRIES = 10000
 
   let pluginInvoke = null
   let active = null
@@ -239,6 +240,7 @@
         const names = entries[kind]
         if (names === undefined) continue
         if (!isArray(names)) return 'E{"kind":"shape","message":' + quote('entries.' + kind + ' is not an array') + '}'
+        if (names.length > MAX_ENTRIES) return 'E{"kind":"shape","message":' + quote('entries.' + kind + ' has more than ' + MAX_ENTRIES + ' names') + '}'
         let list = '['
         for (let i = 0; i < names.length; i++) {
           const n = names[i]

@@ -7,13 +7,16 @@ import { SourceMap } from 'node:module'
 export const BOOTSTRAP_FILENAME = 'trellis:sandbox-bootstrap'
 const FRAME = /^at (?:(.*?) \()?(.*?):(\d+):(\d+)\)?$/
 const MAX_FRAMES = 50
+// A real frame is a function name and a bundle location; a longer line is plugin-written text,
+// and FRAME backtracks quadratically on some shapes of it (on this process's event loop).
+const MAX_FRAME_CHARS = 1024
 
 export function mapPluginStack(stack, bundle) {
   if (typeof stack !== 'string' || stack === '') return ''
   const out = []
   for (const raw of stack.split('\n')) {
     const line = raw.trim()
-    if (!line.startsWith('at ') || line.includes(BOOTSTRAP_FILENAME)) continue
+    if (!line.startsWith('at ') || line.length > MAX_FRAME_CHARS || line.includes(BOOTSTRAP_FILENAME)) continue
     out.push('    ' + mapFrame(line, bundle))
     if (out.length >= MAX_FRAMES) break
   }
