@@ -33,6 +33,8 @@ t.test('who may call is settled before the body is looked at', async (t) => {
     // A route that checks its permission in its handler still needs a caller first.
     const install = await k.req('POST', '/v1/installations', { body: { plugin: 7 } })
     t.equal(install.body.code, 'AUTH_ERR_UNAUTHENTICATED')
+    t.equal((await k.req('HEAD', '/v1/audit')).status, 401, 'HEAD routes carry the same guard')
+    t.equal((await k.req('GET', '/v1/branding')).status, 200, 'a route that declares itself public (security: []) stays open')
   })
 
   t.test('a caller without the permission and a bad body: 403', async (t) => {
@@ -41,6 +43,7 @@ t.test('who may call is settled before the body is looked at', async (t) => {
       t.equal(r.status, 403, x.name)
       t.equal(r.body.code, 'AUTH_ERR_FORBIDDEN', x.name)
     }
+    t.equal((await k.req('HEAD', '/v1/audit', { token: member.token })).status, 403, 'HEAD routes carry the same guard')
   })
 
   t.test('the same bad bodies from a caller who may: 400, so the cases above failed for their reason', async (t) => {
