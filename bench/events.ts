@@ -2,7 +2,8 @@
 // entry and event commit in one statement) → outbox → dispatcher → BullMQ → fan-out → signed
 // webhook → received and verified (standardwebhooks) by a local receiver; next to raw BullMQ
 // add → process measured in the same run on the same Redis. Throughput (as fast as it goes)
-// and latency at a steady 500 events/s; and, as the ceiling, the change alone made by bare Fastify + pg.
+// and latency at a steady 500 events/s; as the ceiling, the change alone made by bare Fastify + pg;
+// and throughput with a receiver that is slow for one subject against one that is not.
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
@@ -16,6 +17,11 @@ const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
 const BURST = Number(process.env.BENCH_EVENTS ?? 3000)
 const RATE = 500
+// The one-slow-subject comparison: rounds per side, events per round, the slow answer, hot writes a second.
+const ORDER_ROUNDS = Number(process.env.BENCH_ORDER_ROUNDS ?? 4)
+const ORDER_EVENTS = Number(process.env.BENCH_ORDER_EVENTS ?? 1500)
+const SLOW_MS = 200
+const HOT_RATE = 20
 
 interface Result {
   perSecond: number
@@ -96,18 +102,30 @@ export async function run(): Promise<void> {
     const received = new Map<string, number>()
     let bad = 0
     let waiters: Array<() => void> = []
+    // The one-slow-subject comparison: while `slowSubject` is set, the receiver takes SLOW_MS to
+    // answer each event about it (its later events wait in line); every other subject is answered at once.
+    let slowSubject: string | undefined
+    const hotReceived = new Set<string>()
     const receiver = http.createServer((req, res) => {
       let body = ''
       req.on('data', (c) => (body += c))
       req.on('end', () => {
+        let slow = false
         try {
-          const payload = wh!.verify(body, req.headers as Record<string, string>) as { data: { name: string } }
-          if (!received.has(payload.data.name)) received.set(payload.data.name, performance.now())
+          const payload = wh!.verify(body, req.headers as Record<string, string>) as { id: string; subject: string; data: { name: string } }
+          if (payload.subject.startsWith('webhook/')) {
+            hotReceived.add(payload.id)
+            slow = payload.subject === slowSubject
+          } else if (!received.has(payload.data.name)) received.set(payload.data.name, performance.now())
         } catch {
           bad++
         }
-        res.end()
-        for (const w of waiters.splice(0)) w()
+        const answer = () => {
+          res.end()
+          for (const w of waiters.splice(0)) w()
+        }
+        if (slow) setTimeout(answer, SLOW_MS)
+        else answer()
       })
     })
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r))
@@ -124,9 +142,9 @@ export async function run(): Promise<void> {
     // it measures, so it should cost as little as it can (fetch costs several times more).
     const agent = new http.Agent({ keepAlive: true, maxSockets: 64 })
     try {
-      const api = (path: string, body: unknown, base = kernel.info.url) =>
-        new Promise<{ secret: string }>((resolve, reject) => {
-          const req = http.request(base + path, { method: 'POST', agent, headers: { 'content-type': 'application/json', authorization: `Bearer ${kernel.info.token}` } }, (res) => {
+      const api = (path: string, body: unknown, base = kernel.info.url, method = 'POST') =>
+        new Promise<{ secret: string; id: string }>((resolve, reject) => {
+          const req = http.request(base + path, { method, agent, headers: { 'content-type': 'application/json', authorization: `Bearer ${kernel.info.token}` } }, (res) => {
             let text = ''
             res.setEncoding('utf8')
             res.on('data', (c: string) => (text += c))
@@ -135,8 +153,10 @@ export async function run(): Promise<void> {
           req.on('error', reject)
           req.end(JSON.stringify(body))
         })
-      const ep = await api('/v1/webhooks', { url: receiverUrl, types: ['kernel.role.created'] })
+      const ep = await api('/v1/webhooks', { url: receiverUrl, types: ['kernel.role.created', 'kernel.webhook.updated'] })
       wh = new Webhook(ep.secret)
+      // The subject the slow receiver holds up: the changes of an endpoint that receives nothing itself.
+      const hot = await api('/v1/webhooks', { url: receiverUrl, types: ['bench.never.sent'] })
       let n = 0
       const e2e = async (total: number, opts: { concurrency?: number; rate?: number }): Promise<Result> => {
         const sent = new Map<string, number>()
@@ -157,6 +177,35 @@ export async function run(): Promise<void> {
       await e2e(500, { concurrency: 50 }) // warm-up
       const burst = await e2e(BURST, { concurrency: 50 })
       const steady = await e2e(RATE * SECONDS, { rate: RATE })
+
+      // Order per subject per endpoint must not cost throughput when the receiver is slow for one
+      // subject: rounds alternate between a plain receiver and one that takes SLOW_MS per event
+      // about the hot subject while HOT_RATE changes a second are written to it. Both sides'
+      // writes must answer 2xx (api() throws otherwise) and every event must arrive verified.
+      let hotWrites = 0
+      const sides = { plain: [] as number[], slow: [] as number[] }
+      for (let round = 0; round < ORDER_ROUNDS; round++) {
+        for (const side of round % 2 === 0 ? (['plain', 'slow'] as const) : (['slow', 'plain'] as const)) {
+          let stopHot = side === 'plain'
+          slowSubject = side === 'slow' ? `webhook/${hot.id}` : undefined
+          const writer = (async () => {
+            while (!stopHot) {
+              await api(`/v1/webhooks/${hot.id}`, { description: `hot ${hotWrites}` }, kernel.info.url, 'PATCH')
+              hotWrites++
+              await new Promise((r) => setTimeout(r, 1000 / HOT_RATE))
+            }
+          })()
+          const r = await e2e(ORDER_EVENTS, { concurrency: 50 })
+          stopHot = true
+          await writer
+          sides[side].push(r.perSecond)
+          // The hot subject's line drains at full speed before the next round starts.
+          slowSubject = undefined
+          while (hotReceived.size < hotWrites) await new Promise<void>((res) => { waiters.push(res); setTimeout(res, 100) })
+        }
+      }
+      const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+      const orderRatio = median(sides.slow) / median(sides.plain)
 
       // The ceiling: the change alone — bare Fastify + pg writing the same role and audit rows
       // under RLS (the kernel benchmark's baseline), no event — driven the same way.
@@ -181,8 +230,10 @@ export async function run(): Promise<void> {
       console.log(`${'ceiling: the change alone (bare Fastify + pg, no event)'.padEnd(58)} ${ceiling.perSecond.toFixed(0).padStart(6)} writes/s  ${((ceiling.perSecond / raw.burst.perSecond) * 100).toFixed(0)} % of raw BullMQ`)
       console.log(line(`baseline: raw BullMQ at a steady ${RATE}/s`, raw.steady))
       console.log(line(`kernel: change → verified webhook at a steady ${RATE}/s`, steady))
+      console.log(`${'kernel: receiver answering every subject at once'.padEnd(58)} ${median(sides.plain).toFixed(0).padStart(6)} ev/s   rounds ${sides.plain.map((x) => x.toFixed(0)).join(', ')}`)
+      console.log(`${`kernel: receiver taking ${SLOW_MS} ms per event of one subject`.padEnd(58)} ${median(sides.slow).toFixed(0).padStart(6)} ev/s   rounds ${sides.slow.map((x) => x.toFixed(0)).join(', ')}   ${(orderRatio * 100).toFixed(0)} % of the plain side`)
       console.log()
-      console.log(`throughput: ${((burst.perSecond / raw.burst.perSecond) * 100).toFixed(0)} % of raw BullMQ (target ≥ 30 %); p99 at ${RATE}/s: ${steady.p99.toFixed(0)} ms (target ≤ 250 ms); signatures failing verification: ${bad}`)
+      console.log(`throughput: ${((burst.perSecond / raw.burst.perSecond) * 100).toFixed(0)} % of raw BullMQ (target ≥ 30 %); p99 at ${RATE}/s: ${steady.p99.toFixed(0)} ms (target ≤ 250 ms); one slow subject: ${(orderRatio * 100).toFixed(0)} % of the throughput (target ≥ 90 %); signatures failing verification: ${bad}`)
       if (bad > 0) process.exitCode = 1
     } finally {
       agent.destroy()
