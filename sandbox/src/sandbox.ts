@@ -7,6 +7,7 @@ import { DEFAULT_LIMITS, resolveLimits, type SandboxLimits } from './limits.js'
 import type { FromWorker, WireError } from './protocol.js'
 import { parseUntrustedJson } from './safe-json.mjs'
 import { Cordons } from './cordons.js'
+import { Placement } from './placement.js'
 import { attributeLoss } from './worker-loss.js'
 import { operatorDefaults } from './operator-settings.js'
 import type {
@@ -77,19 +78,10 @@ const ENTRY_KINDS: ReadonlySet<string> = new Set<EntryKind>(['route', 'event', '
 const SBX_BY_CODE = new Map<string, (d?: never) => TrellisError>(
   SBX.entries.map((e) => [e.code, (SBX as unknown as Record<string, (d?: never) => TrellisError>)[e.code.slice('SBX_ERR_'.length)]!]),
 )
-const MAX_STICKY_KEYS = 100_000
 const BUNDLE_ID = /^[@a-zA-Z0-9][@a-zA-Z0-9._/-]{0,213}$/
 const BUNDLE_VERSION = /^[0-9A-Za-z][0-9A-Za-z.+-]{0,63}$/
-const SUSPECT_MS = 15 * 60_000
 /** How often a worker over its recycle ceiling has its isolates' heaps counted. */
 const RECYCLE_CHECK_MS = 2_000
-
-/** What the parent has learnt about a key (or a bundle) from outcomes and worker crashes. */
-interface Reputation {
-  ok: number
-  blame: number
-  suspectUntil: number
-}
 
 interface LoadedBundle {
   bundle: PluginBundle
@@ -135,17 +127,13 @@ export class Sandbox {
   private readonly limits: SandboxLimits
   private readonly config: WorkerConfig
   private readonly registry = new Map<string, LoadedBundle>()
-  private readonly sticky = new Map<string, number>()
-  private readonly reputation = new Map<string, Reputation>()
   private readonly pending = new Map<number, Pending>()
   private readonly loads = new Map<number, Waiter<FromWorker & { t: 'loaded' | 'loadFailed' }> >()
   private readonly statsWaiters = new Map<number, Waiter<WorkerStats | undefined>>()
   private readonly monitor: NodeJS.Timeout
-  private readonly cordons: Cordons
+  private readonly placement: Placement
   /** Workers outside the shared slots: cordon workers and recycled ones finishing their work. */
   private readonly extra = new Set<WorkerProcess>()
-  /** Isolate memory (MB) each tenant has in flight on the shared workers. */
-  private readonly tenantCommitted = new Map<string, number>()
   private nextRid = 1
   private restarts = 0
   private recycles = 0
@@ -168,7 +156,18 @@ export class Sandbox {
     }
     const defaults = operatorDefaults()
     this.recycleBytes = (options.workerRecycleMb ?? defaults.workerRecycleMb ?? 256) * 1024 * 1024
-    this.cordons = new Cordons(options.cordonMs ?? defaults.cordonMs ?? 15 * 60_000, options.maxCordonWorkers ?? 4)
+    const cordons = new Cordons(options.cordonMs ?? defaults.cordonMs ?? 15 * 60_000, options.maxCordonWorkers ?? 4)
+    const settings = {
+      workerIsolateMemoryMb: options.workerIsolateMemoryMb ?? 4096,
+      tenantIsolateMemoryMb: options.tenantIsolateMemoryMb ?? 1024,
+      probationInvocations: options.probationInvocations ?? 3,
+    }
+    this.placement = new Placement(settings, cordons, () => this.workers, () => {
+      const w = this.spawn(-1)
+      w.cordon = true
+      this.extra.add(w)
+      return w
+    })
     const n = options.workers ?? availableParallelism()
     if (!Number.isInteger(n) || n < 1) throw SBX.INVALID_REQUEST({ reason: 'workers must be a positive integer' })
     this.workers = Array.from({ length: n }, (_, i) => this.spawn(i))
@@ -259,8 +258,8 @@ export class Sandbox {
     // shares an isolate (and its globals) with another; the memory limit is part of the key
     // because it is fixed when an isolate is created.
     const isoKey = JSON.stringify([context.tenantId, context.installationId, loaded.key, limits.memoryMb])
-    const trusted = this.isTrusted(isoKey, loaded.key)
-    const worker = this.placeFor(context.tenantId, isoKey, trusted, limits.memoryMb)
+    const trusted = this.placement.isTrusted(isoKey, loaded.key)
+    const worker = this.placement.place(context.tenantId, isoKey, trusted, limits.memoryMb)
     this.ensureBundle(worker, loaded)
     const rid = this.nextRid++
     return new Promise<InvokeResult>((resolve, reject) => {
@@ -284,8 +283,7 @@ export class Sandbox {
       }
       this.pending.set(rid, p)
       worker.inflight.add(rid)
-      worker.committedMb += p.memoryMb
-      if (!worker.cordon) this.tenantCommitted.set(p.tenantId, (this.tenantCommitted.get(p.tenantId) ?? 0) + p.memoryMb)
+      this.placement.commit(worker, p.tenantId, p.memoryMb)
       if (!trusted) worker.untrusted++
       worker.send({
         t: 'inv',
@@ -319,7 +317,7 @@ export class Sandbox {
       workers: workers.filter((w): w is WorkerStats => w !== undefined),
       restarts: this.restarts,
       recycles: this.recycles,
-      cordons: this.cordons
+      cordons: this.placement.cordons
         .list()
         .filter((c) => c.until > now)
         .map((c) => ({ tenantId: c.tenantId, until: new Date(c.until).toISOString(), ...(c.worker && !c.worker.dead ? { workerPid: c.worker.pid } : {}) })),
@@ -363,111 +361,8 @@ export class Sandbox {
     return [...this.liveWorkers(), ...[...this.extra].filter((w) => !w.dead)]
   }
 
-  /**
-   * The worker an invocation runs on: its tenant's cordon worker while the tenant is cordoned,
-   * else a shared one (see pick) with room for its isolate's memory limit.
-   */
-  private placeFor(tenantId: string, isoKey: string, trusted: boolean, memoryMb: number): WorkerProcess {
-    const cordon = this.cordons.active(tenantId)
-    if (cordon) {
-      let w = cordon.worker
-      if (!w || w.dead || w.draining) {
-        w = this.cordons.mayStartWorker() ? undefined : this.cordons.leastBusyWorker()
-        if (!w) {
-          w = this.spawn(-1)
-          w.cordon = true
-          this.extra.add(w)
-        }
-        cordon.worker = w
-      }
-      this.assertRoom(w, memoryMb)
-      return w
-    }
-    const cap = this.options.tenantIsolateMemoryMb ?? 1024
-    const mine = this.tenantCommitted.get(tenantId) ?? 0
-    if (mine > 0 && mine + memoryMb > cap) throw SBX.AT_CAPACITY({ reason: `the tenant's invocations in flight may use ${cap} MB of isolate memory` })
-    const w = this.pick(isoKey, trusted, memoryMb)
-    if (!w) throw SBX.WORKER_LOST({ reason: 'no worker is running' })
-    this.assertRoom(w, memoryMb)
-    return w
-  }
-
-  private hasRoom(w: WorkerProcess, memoryMb: number): boolean {
-    return w.inflight.size === 0 || w.committedMb + memoryMb <= (this.options.workerIsolateMemoryMb ?? 4096)
-  }
-
-  private assertRoom(w: WorkerProcess, memoryMb: number): void {
-    if (!this.hasRoom(w, memoryMb)) throw SBX.AT_CAPACITY({ reason: `a worker may run invocations with ${this.options.workerIsolateMemoryMb ?? 4096} MB of isolate memory at once` })
-  }
-
   private spawn(slot: number): WorkerProcess {
     return new WorkerProcess(slot, this.config, this.options.workerExecArgv ?? [], (w, msg) => this.onMessage(w, msg), (w) => this.onExit(w), this.options.quietWorkers)
-  }
-
-  /**
-   * isolated-vm does not stop every memory bomb (hash-table growth kills the whole process),
-   * so a worker crash is a matter of when. To keep its blast radius on the untrusted: keys on
-   * probation (new, or blamed for a crash) run on the last worker; trusted keys run
-   * elsewhere, and on that worker only while it holds no probation work.
-   */
-  private pick(key: string, trusted: boolean, memoryMb: number): WorkerProcess | undefined {
-    const all = this.liveWorkers().filter((w) => !w.draining)
-    const roomy = all.filter((w) => this.hasRoom(w, memoryMb))
-    const live = roomy.length ? roomy : all
-    if (live.length === 0) return undefined
-    const probation = this.workers.length >= 2 ? this.workers[this.workers.length - 1] : undefined
-    if (!trusted && probation && !probation.dead) return probation
-    const probationBusy = probation !== undefined && probation.untrusted > 0
-    const eligible = live.filter((w) => w !== probation || (!probationBusy && trusted))
-    const pool = eligible.length ? eligible : live
-    let least: WorkerProcess | undefined
-    for (const w of pool) {
-      // The probation worker counts as busier than it is, so trusted keys spill onto it only under load.
-      const load = w.inflight.size + (w === probation ? 2 : 0)
-      if (!least || load < least.inflight.size + (least === probation ? 2 : 0)) least = w
-    }
-    const slot = this.sticky.get(key)
-    const preferred = slot === undefined ? undefined : this.workers[slot]
-    if (preferred && !preferred.dead && pool.includes(preferred) && preferred.inflight.size <= least!.inflight.size + 2) return preferred
-    if (slot !== undefined) this.sticky.delete(key)
-    else if (this.sticky.size >= MAX_STICKY_KEYS) this.sticky.delete(this.sticky.keys().next().value!)
-    this.sticky.set(key, least!.slot)
-    return least
-  }
-
-  private isTrusted(key: string, bundle: string): boolean {
-    if (this.workers.length < 2) return true
-    const now = Date.now()
-    const b = this.reputation.get(bundle)
-    if (b && b.suspectUntil > now) return false
-    const k = this.reputation.get(key)
-    return k !== undefined && k.suspectUntil <= now && k.ok >= (this.options.probationInvocations ?? 3)
-  }
-
-  private repute(key: string): Reputation {
-    let r = this.reputation.get(key)
-    if (!r) {
-      if (this.reputation.size >= MAX_STICKY_KEYS) this.reputation.delete(this.reputation.keys().next().value!)
-      r = { ok: 0, blame: 0, suspectUntil: 0 }
-      this.reputation.set(key, r)
-    }
-    return r
-  }
-
-  /** Shares the blame for a crash among the invocations that could have caused it. */
-  private blame(suspects: Pending[]): void {
-    const now = Date.now()
-    for (const p of suspects) {
-      for (const key of [p.isoKey, p.bundleKey]) {
-        const r = this.repute(key)
-        r.blame += 1 / suspects.length
-        if (r.blame >= 1) {
-          r.suspectUntil = now + SUSPECT_MS
-          r.ok = 0
-          r.blame = 0
-        }
-      }
-    }
   }
 
   private ensureBundle(worker: WorkerProcess, loaded: LoadedBundle): void {
@@ -594,15 +489,10 @@ export class Sandbox {
     if (this.pending.get(p.rid) !== p) return
     this.pending.delete(p.rid)
     p.worker.inflight.delete(p.rid)
-    p.worker.committedMb -= p.memoryMb
-    if (!p.worker.cordon) {
-      const left = (this.tenantCommitted.get(p.tenantId) ?? 0) - p.memoryMb
-      if (left > 0) this.tenantCommitted.set(p.tenantId, left)
-      else this.tenantCommitted.delete(p.tenantId)
-    }
+    this.placement.release(p.worker, p.tenantId, p.memoryMb)
     if (p.worker.draining && p.worker.inflight.size === 0) this.retire(p.worker)
     if (!p.trusted) p.worker.untrusted--
-    if (!error) this.repute(p.isoKey).ok++
+    if (!error) this.placement.succeeded(p.isoKey)
     clearTimeout(p.timer)
     p.abort?.abort()
     const full: InvocationMetrics = {
@@ -642,7 +532,7 @@ export class Sandbox {
         w.kill(`exceeded its process memory budget (${Math.round(rss / 1048576)} MB)`)
       } else if (rss > this.recycleBytes && !w.draining) void this.maybeRecycle(w)
     }
-    for (const w of this.cordons.expire()) this.drain(w)
+    for (const w of this.placement.cordons.expire()) this.drain(w)
   }
 
   /**
@@ -671,7 +561,7 @@ export class Sandbox {
     if (this.closed || w.draining || w.dead) return
     w.draining = true
     this.recycles++
-    this.cordons.detach(w)
+    this.placement.cordons.detach(w)
     if (w.slot >= 0 && this.workers[w.slot] === w) {
       this.extra.add(w)
       this.workers[w.slot] = this.spawn(w.slot)
@@ -690,10 +580,10 @@ export class Sandbox {
     const held = [...worker.inflight].map((rid) => this.pending.get(rid)).filter((p): p is Pending => p !== undefined)
     // An invocation awaiting its host calls had an idle isolate: it cannot have caused this.
     const suspects = held.filter((p) => p.outstanding === 0)
-    this.blame(suspects)
+    this.placement.blame(suspects)
     const verdict = attributeLoss(worker, held)
     // Whoever crashed or exhausted a worker gets one of its own for a while.
-    if (!this.closed && !(worker.draining && held.length === 0)) for (const tenant of verdict.culprits) this.cordons.add(tenant)
+    if (!this.closed && !(worker.draining && held.length === 0)) for (const tenant of verdict.culprits) this.placement.cordons.add(tenant)
     for (const p of held) {
       if (p.rid === verdict.culpritRid) {
         const wall = worker.overranLimit === 'wall'
@@ -704,7 +594,7 @@ export class Sandbox {
         this.settle(p, oom ? SBX.MEMORY({ limitMb: p.limits.memoryMb }) : workerLost(worker.deathReason, false))
       } else this.settle(p, workerLost(worker.deathReason, true))
     }
-    this.cordons.detach(worker)
+    this.placement.cordons.detach(worker)
     if (this.extra.delete(worker)) {
       for (const [rid, w] of this.loads) if (w.worker === worker) (this.loads.delete(rid), w.resolve(undefined as never))
       for (const [rid, w] of this.statsWaiters) if (w.worker === worker) (this.statsWaiters.delete(rid), w.resolve(undefined))
