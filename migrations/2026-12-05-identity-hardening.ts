@@ -4,8 +4,9 @@ import { Migration } from '@mikro-orm/migrations'
 //
 // trellis_signin (NOLOGIN, owns nothing, no BYPASSRLS) is the role of the sign-in path: it runs
 // the look-ups made before an organisation is known — an account by its exact e-mail (id,
-// password hash, status: never a list), an API key by id, an invitation by id, a refresh token
-// by its hash — and nothing else. The application role can no longer call them.
+// password hash, status: never a list), an API key by id, an invitation by id, a user's
+// memberships everywhere, a refresh token by its hash — and nothing else. The application role
+// can no longer call them; its own memberships look-up answers within the organisation in force.
 //
 // users and sessions come under row-level security: the application role sees an account only
 // while it is a member of the organisation in force, never its password hash (column grants),
@@ -91,16 +92,36 @@ create function trellis_auth_invitation(p_id uuid) returns table (id uuid, tenan
 language sql stable security definer set search_path = public as $$
   select i.id, i.tenant_id, i.org_kind, i.email, i.role_id, i.token_hash, i.expires_at, i.accepted_at, i.revoked_at from invitations i where i.id = p_id
 $$;`)
+    // Every organisation a user belongs to, for sign-in alone. The application role's look-up
+    // answers within the organisation in force (the platform, which reviews partners' work, sees all).
+    this.addSql(`
+create function trellis_signin_memberships(p_user uuid) returns table (tenant_id uuid, org_kind text, role_name text, permissions text[])
+language sql stable security definer set search_path = public as $$
+  select m.tenant_id, m.org_kind, r.name, r.permissions from memberships m join roles r on r.id = m.role_id where m.user_id = p_user order by m.created_at
+$$;`)
+    this.addSql(`
+create or replace function trellis_auth_memberships(p_user uuid) returns table (tenant_id uuid, org_kind text, role_name text, permissions text[])
+language sql stable security definer set search_path = public as $$
+  select m.tenant_id, m.org_kind, r.name, r.permissions from memberships m join roles r on r.id = m.role_id
+   where m.user_id = p_user and (m.tenant_id = trellis_current_tenant() or trellis_current_tenant() = '00000000-0000-0000-0000-000000000000'::uuid)
+   order by m.created_at
+$$;`)
+    this.addSql(`alter function trellis_signin_memberships(uuid) owner to trellis_auth;`)
     this.addSql(`alter function trellis_signin_account(text) owner to trellis_auth;`)
     this.addSql(`alter function trellis_auth_invitation(uuid) owner to trellis_auth;`)
-    this.addSql(`revoke all on function trellis_signin_account(text), trellis_auth_invitation(uuid) from public;`)
+    this.addSql(`revoke all on function trellis_signin_account(text), trellis_auth_invitation(uuid), trellis_signin_memberships(uuid) from public;`)
     // The API key look-up returns the key's secret hash: the sign-in role's alone from now on.
     this.addSql(`revoke execute on function trellis_auth_api_key(uuid) from trellis_app;`)
-    this.addSql(`grant execute on function trellis_signin_account(text), trellis_auth_invitation(uuid), trellis_auth_api_key(uuid), trellis_auth_memberships(uuid) to trellis_signin;`)
+    this.addSql(`grant execute on function trellis_signin_account(text), trellis_auth_invitation(uuid), trellis_auth_api_key(uuid), trellis_signin_memberships(uuid) to trellis_signin;`)
   }
 
   override async down(): Promise<void> {
-    this.addSql(`drop function if exists trellis_signin_account(text), trellis_auth_invitation(uuid);`)
+    this.addSql(`drop function if exists trellis_signin_account(text), trellis_auth_invitation(uuid), trellis_signin_memberships(uuid);`)
+    this.addSql(`
+create or replace function trellis_auth_memberships(p_user uuid) returns table (tenant_id uuid, org_kind text, role_name text, permissions text[])
+language sql stable security definer set search_path = public as $$
+  select m.tenant_id, m.org_kind, r.name, r.permissions from memberships m join roles r on r.id = m.role_id where m.user_id = p_user order by m.created_at
+$$;`)
     this.addSql(`grant execute on function trellis_auth_api_key(uuid) to trellis_app;`)
     this.addSql(`drop table if exists invitations;`)
     this.addSql(`drop index if exists sessions_revoked_idx;`)
