@@ -69,6 +69,11 @@ for (const kind of DB_KINDS) {
       t.equal(events.length, 1, "the event is in the tenant's own stream")
       t.same(events[0]!.data, { seq: cp.seq, hash: cp.hash, at: cp.at, kid: cp.kid, jws: cp.jws })
       t.equal(events[0]!.subject, `audit/${s.orgId}`)
+
+      const all = await k.req('POST', '/v1/platform/audit/checkpoints', { token: k.adminToken, body: {} })
+      t.equal(all.status, 200, JSON.stringify(all.body))
+      const orgs = all.body.items.map((c: Checkpoint) => c.tenantId)
+      t.ok(orgs.includes(s.orgId) && orgs.includes('00000000-0000-0000-0000-000000000000'), 'with no orgId: every chain, the platform\'s too')
     })
 
     t.test('deleting the newest entries: the chain alone still verifies, against a checkpoint it does not', async (t) => {

@@ -26,15 +26,15 @@ export function registerCheckpointRoutes(app: Api, k: KernelContext): void {
         tags: ['audit'],
         summary: 'Sign and publish checkpoints of audit chain heads now (platform admins)',
         description:
-          'Seals pending entries, then signs the head of each organisation\'s chain (or only `orgId`\'s) and publishes it: a `kernel.audit.checkpoint` event in that organisation\'s stream and, when TRELLIS_AUDIT_CHECKPOINT_DIR is set, a line in `<dir>/<orgId>.jsonl`. Keep them outside Trellis; `trellis audit verify --checkpoints` checks the chains against them.',
-        body: Type.Optional(Type.Object({ orgId: Type.Optional(Type.String({ format: 'uuid', description: 'Only this organisation (tenant, partner, or the platform\'s all-zero id).' })) }, { additionalProperties: false })),
+          'Seals pending entries, then signs the head of each organisation\'s chain (`{}`), or only `orgId`\'s, and publishes it: a `kernel.audit.checkpoint` event in that organisation\'s stream and, when TRELLIS_AUDIT_CHECKPOINT_DIR is set, a line in `<dir>/<orgId>.jsonl`. Keep them outside Trellis; `trellis audit verify --checkpoints` checks the chains against them.',
+        body: Type.Object({ orgId: Type.Optional(Type.String({ format: 'uuid', description: 'Only this organisation (tenant, partner, or the platform\'s all-zero id); every organisation when absent.' })) }, { additionalProperties: false }),
         response: { 200: Type.Object({ items: Type.Array(CheckpointView) }) },
       },
     },
     async (request) => {
       const p = principalOf(request)
       if (p.orgKind !== 'platform' || p.orgId !== PLATFORM_ORG) throw AUTH.FORBIDDEN({ permission: P.platformAdmin })
-      const orgId = request.body?.orgId
+      const orgId = request.body.orgId
       if (orgId) await k.sealer.sealTenant(orgId)
       else await k.sealer.sealAll()
       const checkpointer = new AuditCheckpointer({ db: k.db, keys: k.keys, events: k.events, dir: k.config.auditCheckpointDir, logger: k.logger })
