@@ -104,7 +104,7 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
 
   const denied = new DeniedRequests(k.db, k.sealer, k.logger, opts.deniedRequests)
   app.setErrorHandler((err, request, reply) => {
-    const error = toTrellisError(err)
+    const error = toTrellisError(err, request.routeOptions.bodyLimit)
     if (error.status >= 500) request.log.error({ err, code: error.code }, 'request failed')
     if (error.status === 401 || error.status === 403) {
       metrics.deniedRequest(error.code)

@@ -30,7 +30,7 @@ export const ProblemSchema = {
 } as const
 
 /** Maps anything thrown by a handler or by Fastify itself to a TrellisError with a stable code. */
-export function toTrellisError(err: unknown): TrellisError {
+export function toTrellisError(err: unknown, bodyLimit = 1048576): TrellisError {
   if (err instanceof TrellisError) return err
   const e = err as FastifyError & { validation?: Array<{ instancePath?: string; message?: string }>; validationContext?: string }
   if (e?.validation) {
@@ -43,7 +43,7 @@ export function toTrellisError(err: unknown): TrellisError {
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return KRN.MALFORMED_JSON()
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return KRN.PAYLOAD_TOO_LARGE({ limit: 1048576 })
+      return KRN.PAYLOAD_TOO_LARGE({ limit: bodyLimit })
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return KRN.UNSUPPORTED_MEDIA_TYPE({ type: 'this' })
   }
