@@ -93,20 +93,14 @@ export class InvocationTx {
     private readonly onIdle: (err: TrellisError) => void,
   ) {}
 
-  /** The open transaction, if the invocation has one. */
-  get current(): Tx | undefined {
-    return this.ended ? undefined : this.tx
-  }
-
   /** Whether the transaction was asked for (it may still be opening). */
   get started(): boolean {
     return this.opening !== undefined
   }
 
-  /** The transaction if one was asked for (waiting until it is open), else undefined. */
-  async opened(): Promise<Tx | undefined> {
-    if (!this.opening || this.ended) return undefined
-    return this.opening.catch(() => undefined)
+  /** Runs `fn` with the transaction if one was asked for (as {@link use}), else with none. */
+  async ifOpen<R>(fn: (tx: Tx | undefined) => Promise<R>): Promise<R> {
+    return this.opening && !this.ended ? this.use(fn) : fn(undefined)
   }
 
   /** Runs `fn` in the invocation's transaction, opening it first if needed; time spent in `fn` is not idle time. */

@@ -4,9 +4,11 @@ import { v7 as uuidv7 } from 'uuid'
 import { isTrellisError, matchesEventPattern, parseCapability, type Capability, type JsonValue, type TrellisEvent } from '@trellis/plugin-sdk'
 import { Sandbox, type InvocationError, type InvokeResult, type LogLine, type SandboxLimits } from '@trellis/sandbox'
 import type { Tx } from '../db/database.js'
-import { orgTx, type KernelContext } from '../kernel-context.js'
+import type { KernelContext } from '../kernel-context.js'
 import { InvocationTx, TransactionGate, type TransactionLimits } from './invocation-tx.js'
 import { InvocationLimiter } from './invocation-limits.js'
+import { auditDenials, retryable } from './invocation-outcomes.js'
+import { resolvePluginLimits, type PluginLimits } from './plugin-limits.js'
 import { KRN, PLG } from '../errors.js'
 import { appendAudit } from '../audit/audit-log.js'
 import { EgressGuard } from '../egress/index.js'
@@ -17,7 +19,8 @@ import { InvocationRecorder, type InvocationRecord } from './invocation-recorder
 import { runHostCall, type DataService, type HostServices, type InvocationTree, type Running } from './host-calls.js'
 import { checkSchema } from './schemas.js'
 
-export interface PluginHostOptions {
+/** Options of the host; its invocation and transaction limits (PluginLimits) override TRELLIS_PLUGIN_*. */
+export interface PluginHostOptions extends PluginLimits {
   /** Sandbox worker processes (default: min(2, cores)). */
   sandboxWorkers?: number
   /** Hosts plugins may reach although they resolve to private addresses (tests allow-list 127.0.0.1). */
@@ -26,27 +29,7 @@ export interface PluginHostOptions {
   installationTtlMs?: number
   /** Defaults for every invocation's sandbox limits (CPU, wall clock, memory, host calls). */
   sandboxLimits?: Partial<SandboxLimits>
-  /** Invocations one tenant may run at once in this process (default 16). */
-  maxInvocationsPerTenant?: number
-  /** Invocations one installation may run at once in this process (default 8). */
-  maxInvocationsPerInstallation?: number
-  /**
-   * Longest time an invocation holding a database transaction may go without using it before it
-   * is rolled back with `PLG_ERR_TRANSACTION_IDLE` (default 1000 ms; 250 ms on the embedded database).
-   */
-  transactionIdleMs?: number
-  /** The same limit while other work waits for a database connection (default 25 ms). */
-  transactionContendedIdleMs?: number
-  /** Plugin transactions one tenant may hold at once (default: half the pool, at least 1). */
-  transactionsPerTenant?: number
 }
-
-function definedOnly<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
-}
-
-/** Defaults of the limits above, for the embedded database and for PostgreSQL. */
-export const PLUGIN_LIMIT_DEFAULTS = { maxInvocationsPerTenant: 16, maxInvocationsPerInstallation: 8, transactionIdleMs: 1000, embeddedTransactionIdleMs: 250, transactionContendedIdleMs: 25 } as const
 
 export type EntryKind = 'route' | 'event' | 'action' | 'workflowStep'
 
@@ -85,17 +68,6 @@ const tracer = trace.getTracer('trellis.plugins')
 // Errors that mean the platform, not the plugin, failed: event deliveries are retried on these.
 // A tenant over its concurrency cap is told to come back later: its deliveries wait too.
 const INFRASTRUCTURE = new Set(['SBX_ERR_WORKER_LOST', 'SBX_ERR_SANDBOX_CLOSED', 'KRN_ERR_DATABASE_UNAVAILABLE', 'KRN_ERR_INTERNAL', 'PLG_ERR_TOO_MANY_INVOCATIONS'])
-
-/**
- * A lost worker fails every invocation it was running; the sandbox marks those that were only
- * victims (not the one that killed it) retryable. Without a marker, a lost worker counts as
- * retryable: the invocation runs again once.
- */
-function retryable(err: unknown): boolean {
-  if (!isTrellisError(err) || err.code !== 'SBX_ERR_WORKER_LOST') return false
-  const marker = (err as { retryable?: boolean }).retryable ?? (err.details as { retryable?: boolean } | null | undefined)?.retryable
-  return marker !== false
-}
 
 /**
  * The kernel side of plugins: runs installed plugin versions in the sandbox for their tenants,
@@ -137,18 +109,11 @@ export class PluginHost implements PluginEventSink {
     this.versions = new PluginVersions(k.db)
     this.recorder = new InvocationRecorder(k.db, k.logger)
     this.egress = new EgressGuard(options.egressAllow ?? k.config.egressAllow)
-    // Options given in code win over the operator's environment (TRELLIS_PLUGIN_*), then defaults.
-    const limits = { ...k.config.pluginLimits, ...definedOnly(options) }
-    this.limiter = new InvocationLimiter({
-      perTenant: limits.maxInvocationsPerTenant ?? PLUGIN_LIMIT_DEFAULTS.maxInvocationsPerTenant,
-      perInstallation: limits.maxInvocationsPerInstallation ?? PLUGIN_LIMIT_DEFAULTS.maxInvocationsPerInstallation,
-    })
     const poolMax = k.db.embedded ? 1 : ((k.db.orm.config.get('pool') as { max?: number } | undefined)?.max ?? 10)
-    this.gate = new TransactionGate(limits.transactionsPerTenant ?? Math.max(1, Math.floor(poolMax / 2)))
-    this.txLimits = {
-      idleMs: limits.transactionIdleMs ?? (k.db.embedded ? PLUGIN_LIMIT_DEFAULTS.embeddedTransactionIdleMs : PLUGIN_LIMIT_DEFAULTS.transactionIdleMs),
-      contendedIdleMs: limits.transactionContendedIdleMs ?? PLUGIN_LIMIT_DEFAULTS.transactionContendedIdleMs,
-    }
+    const limits = resolvePluginLimits(k.config.pluginLimits, options, { embedded: k.db.embedded, poolMax })
+    this.limiter = new InvocationLimiter({ perTenant: limits.maxInvocationsPerTenant, perInstallation: limits.maxInvocationsPerInstallation })
+    this.gate = new TransactionGate(limits.transactionsPerTenant)
+    this.txLimits = { idleMs: limits.transactionIdleMs, contendedIdleMs: limits.transactionContendedIdleMs }
     this.services = {
       data,
       egress: this.egress,
@@ -309,11 +274,11 @@ export class PluginHost implements PluginEventSink {
       // and refusals they make then are audited then.
       if (runs.size > 0) {
         void Promise.allSettled([...runs])
-          .then(() => this.auditDenials(req, denials))
+          .then(() => auditDenials(this.k, req, denials))
           .finally(leave)
       } else {
         leave()
-        await this.auditDenials(req, denials)
+        await auditDenials(this.k, req, denials)
       }
     }
   }
@@ -329,12 +294,13 @@ export class PluginHost implements PluginEventSink {
         await tx.commit(undefined, false)
         return SKIPPED
       }
-      const open = await tx.opened()
-      const version = req.versionId
-        ? await this.pinnedVersion(req.tenantId, open, req.installation, req.versionId)
-        : open
-          ? await this.versionOf(open, req.installation)
-          : await this.currentVersion(req.tenantId, req.installation)
+      const version = await tx.ifOpen((open) =>
+        req.versionId
+          ? this.pinnedVersion(req.tenantId, open, req.installation, req.versionId)
+          : open
+            ? this.versionOf(open, req.installation)
+            : this.currentVersion(req.tenantId, req.installation),
+      )
       const running = this.run({ inst: req.installation, version, caps: this.caps(req.installation), tree, caller: req.caller, depth: 0 }, req.entry, req.input)
       const output = await Promise.race([running, aborted])
       if (!hooks?.after && tree.uses.size === 0 && !tx.started) {
@@ -355,29 +321,6 @@ export class PluginHost implements PluginEventSink {
     } catch (err) {
       await tx.rollback(err)
       throw err
-    }
-  }
-
-  /** Writes the invocation's refusals (aggregated, with counts) in their own transaction, so they survive its rollback. */
-  private async auditDenials(req: InvokeInput, denials: InvocationTree['denials']): Promise<void> {
-    if (denials.size === 0) return
-    const taken = [...denials.values()]
-    denials.clear()
-    try {
-      await orgTx(this.k, req.tenantId, (tx) =>
-        appendAudit(
-          tx,
-          req.tenantId,
-          ...taken.map((d) => ({
-            action: 'plugin.capability.denied',
-            actor: { kind: 'plugin' as const, id: d.plugin },
-            target: { kind: 'plugin_installation', id: d.installationId },
-            data: { caller: { kind: req.caller.kind, id: req.caller.id }, entry: req.entry, op: d.op, target: d.target, reason: d.reason, count: d.count },
-          })),
-        ),
-      )
-    } catch (err) {
-      this.k.logger.error({ err, tenantId: req.tenantId }, 'capability denials could not be audited')
     }
   }
 
@@ -463,10 +406,11 @@ export class PluginHost implements PluginEventSink {
     if (from.depth + 1 > MAX_CALL_DEPTH) throw PLG.CALL_DEPTH_EXCEEDED({ depth: MAX_CALL_DEPTH })
     // With the invocation's transaction open, read through it: on the embedded database (one
     // connection) another transaction would wait for this one.
-    const tx = await tree.tx.opened()
-    const inst = (await this.installed(tree.tenantId, tx)).byPlugin.get(plugin)
-    if (!inst) throw PLG.NOT_INSTALLED({ name: plugin })
-    const version = tx ? await this.versionOf(tx, inst) : await this.currentVersion(tree.tenantId, inst)
+    const { inst, version } = await tree.tx.ifOpen(async (tx) => {
+      const inst = (await this.installed(tree.tenantId, tx)).byPlugin.get(plugin)
+      if (!inst) throw PLG.NOT_INSTALLED({ name: plugin })
+      return { inst, version: tx ? await this.versionOf(tx, inst) : await this.currentVersion(tree.tenantId, inst) }
+    })
     const declared = version.manifest.actions?.[action]
     if (!declared || !Object.prototype.hasOwnProperty.call(version.manifest.actions, action)) throw KRN.NOT_FOUND({ what: `action ${plugin}#${action}` })
     checkSchema(`${version.id}:action-in:${action}`, declared.input, input ?? null, `input of ${plugin}#${action}`)

@@ -25,6 +25,24 @@ const VARIABLES: Record<keyof PluginLimits, string> = {
   transactionsPerTenant: 'TRELLIS_PLUGIN_TX_PER_TENANT',
 }
 
+/** Defaults of the limits, for the embedded database and for PostgreSQL. */
+export const PLUGIN_LIMIT_DEFAULTS = { maxInvocationsPerTenant: 16, maxInvocationsPerInstallation: 8, transactionIdleMs: 1000, embeddedTransactionIdleMs: 250, transactionContendedIdleMs: 25 } as const
+
+/**
+ * The limits in force: those given in code win over the operator's environment, then the
+ * defaults (a tenant may hold half the pool's connections, at least one).
+ */
+export function resolvePluginLimits(fromEnv: PluginLimits | undefined, fromCode: PluginLimits, db: { embedded: boolean; poolMax: number }): Required<PluginLimits> {
+  const pick = <K extends keyof PluginLimits>(key: K): number | undefined => fromCode[key] ?? fromEnv?.[key]
+  return {
+    maxInvocationsPerTenant: pick('maxInvocationsPerTenant') ?? PLUGIN_LIMIT_DEFAULTS.maxInvocationsPerTenant,
+    maxInvocationsPerInstallation: pick('maxInvocationsPerInstallation') ?? PLUGIN_LIMIT_DEFAULTS.maxInvocationsPerInstallation,
+    transactionIdleMs: pick('transactionIdleMs') ?? (db.embedded ? PLUGIN_LIMIT_DEFAULTS.embeddedTransactionIdleMs : PLUGIN_LIMIT_DEFAULTS.transactionIdleMs),
+    transactionContendedIdleMs: pick('transactionContendedIdleMs') ?? PLUGIN_LIMIT_DEFAULTS.transactionContendedIdleMs,
+    transactionsPerTenant: pick('transactionsPerTenant') ?? Math.max(1, Math.floor(db.poolMax / 2)),
+  }
+}
+
 /** Reads the plugin host's limits from the environment; each is a whole number from 1 up. */
 export function parsePluginLimits(env: NodeJS.ProcessEnv): PluginLimits {
   const limits: PluginLimits = {}
