@@ -1,7 +1,9 @@
 // The watchdog thread of a sandbox worker (see cpu-watchdog.mjs): notices a synchronous run of
-// plugin code that keeps the main thread busy past its CPU limit plus a grace period, measured
-// in the main thread's own CPU time (so a loaded machine, where wall time outruns CPU time,
-// does not get a healthy worker killed).
+// plugin code that keeps the main thread busy past its time limit plus a grace period.
+// isolated-vm's timeout for a run is a wall-clock timer that asks V8 to terminate; a run still
+// going `grace` after it has not been stopped. The main thread must also have burnt some CPU
+// since (MIN_CPU_MS), so a thread that merely waited for a core on a loaded machine, where the
+// termination has yet to be noticed, is not mistaken for a stuck one.
 import { readFileSync } from 'node:fs'
 import { workerData } from 'node:worker_threads'
 import { overrun } from './cpu-watchdog.mjs'
@@ -9,6 +11,7 @@ import { overrun } from './cpu-watchdog.mjs'
 const { state, pid, graceMs, pollMs, epoch } = workerData
 // Linux reports thread CPU time in clock ticks of 1/100 s (USER_HZ).
 const MS_PER_TICK = 10
+const MIN_CPU_MS = 50
 
 function mainThreadCpuMs() {
   try {
@@ -40,6 +43,6 @@ setInterval(() => {
   const limit = Atomics.load(state, 2)
   if (Date.now() - since < limit + graceMs) return
   const cpu = mainThreadCpuMs()
-  // Without /proc the wall clock alone decides (it is at least the CPU time).
-  if (cpu === null || cpuAtStart === null || cpu - cpuAtStart >= limit + graceMs - pollMs) overrun(Atomics.load(state, 1))
+  // Without /proc the wall clock alone decides.
+  if (cpu === null || cpuAtStart === null || cpu - cpuAtStart >= MIN_CPU_MS) overrun(Atomics.load(state, 1))
 }, pollMs)

@@ -37,7 +37,7 @@ export function overrun(rid, limit = 'cpu') {
 }
 
 export class CpuWatchdog {
-  constructor({ graceMs = 250, pollMs = 50 } = {}) {
+  constructor({ graceMs = 250, pollMs = 25 } = {}) {
     this.graceMs = graceMs
     this.state = new Int32Array(new SharedArrayBuffer(20))
     this.epoch = Date.now()
