@@ -179,14 +179,16 @@ export async function run(): Promise<void> {
       const steady = await e2e(RATE * SECONDS, { rate: RATE })
 
       // Order per subject per endpoint must not cost throughput when the receiver is slow for one
-      // subject: rounds alternate between a plain receiver and one that takes SLOW_MS per event
-      // about the hot subject while HOT_RATE changes a second are written to it. Both sides'
+      // subject: while HOT_RATE changes a second are written to a hot subject, rounds alternate
+      // between a receiver that answers it at once and one that takes SLOW_MS per event about it
+      // (the subject's later events wait in line). Both sides'
       // writes must answer 2xx (api() throws otherwise) and every event must arrive verified.
       let hotWrites = 0
       const sides = { plain: [] as number[], slow: [] as number[] }
       for (let round = 0; round < ORDER_ROUNDS; round++) {
         for (const side of round % 2 === 0 ? (['plain', 'slow'] as const) : (['slow', 'plain'] as const)) {
-          let stopHot = side === 'plain'
+          // Both sides write to the hot subject; only the receiver's answer to it differs.
+          let stopHot = false
           slowSubject = side === 'slow' ? `webhook/${hot.id}` : undefined
           const writer = (async () => {
             while (!stopHot) {
@@ -204,8 +206,13 @@ export async function run(): Promise<void> {
           while (hotReceived.size < hotWrites) await new Promise<void>((res) => { waiters.push(res); setTimeout(res, 100) })
         }
       }
-      const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
-      const orderRatio = median(sides.slow) / median(sides.plain)
+      const median = (xs: number[]) => {
+        const v = [...xs].sort((a, b) => a - b)
+        return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2
+      }
+      // The two sides of a round run back to back: their ratio is the least disturbed by a
+      // machine whose load drifts; the median of those ratios is the figure.
+      const orderRatio = median(sides.slow.map((x, i) => x / sides.plain[i]!))
 
       // The ceiling: the change alone — bare Fastify + pg writing the same role and audit rows
       // under RLS (the kernel benchmark's baseline), no event — driven the same way.
@@ -231,7 +238,7 @@ export async function run(): Promise<void> {
       console.log(line(`baseline: raw BullMQ at a steady ${RATE}/s`, raw.steady))
       console.log(line(`kernel: change → verified webhook at a steady ${RATE}/s`, steady))
       console.log(`${'kernel: receiver answering every subject at once'.padEnd(58)} ${median(sides.plain).toFixed(0).padStart(6)} ev/s   rounds ${sides.plain.map((x) => x.toFixed(0)).join(', ')}`)
-      console.log(`${`kernel: receiver taking ${SLOW_MS} ms per event of one subject`.padEnd(58)} ${median(sides.slow).toFixed(0).padStart(6)} ev/s   rounds ${sides.slow.map((x) => x.toFixed(0)).join(', ')}   ${(orderRatio * 100).toFixed(0)} % of the plain side`)
+      console.log(`${`kernel: receiver taking ${SLOW_MS} ms per event of one subject`.padEnd(58)} ${median(sides.slow).toFixed(0).padStart(6)} ev/s   rounds ${sides.slow.map((x) => x.toFixed(0)).join(', ')}   median of the rounds' ratios ${(orderRatio * 100).toFixed(0)} % of the plain side`)
       console.log()
       console.log(`throughput: ${((burst.perSecond / raw.burst.perSecond) * 100).toFixed(0)} % of raw BullMQ (target ≥ 30 %); p99 at ${RATE}/s: ${steady.p99.toFixed(0)} ms (target ≤ 250 ms); one slow subject: ${(orderRatio * 100).toFixed(0)} % of the throughput (target ≥ 90 %); signatures failing verification: ${bad}`)
       if (bad > 0) process.exitCode = 1
