@@ -8,6 +8,7 @@ import type { FromWorker, WireError } from './protocol.js'
 import { parseUntrustedJson } from './safe-json.mjs'
 import { Cordons } from './cordons.js'
 import { Placement } from './placement.js'
+import { WorkerMemory } from './worker-memory.js'
 import { attributeLoss } from './worker-loss.js'
 import { operatorDefaults } from './operator-settings.js'
 import type {
@@ -80,8 +81,6 @@ const SBX_BY_CODE = new Map<string, (d?: never) => TrellisError>(
 )
 const BUNDLE_ID = /^[@a-zA-Z0-9][@a-zA-Z0-9._/-]{0,213}$/
 const BUNDLE_VERSION = /^[0-9A-Za-z][0-9A-Za-z.+-]{0,63}$/
-/** How often a worker over its recycle ceiling has its isolates' heaps counted. */
-const RECYCLE_CHECK_MS = 2_000
 
 interface LoadedBundle {
   bundle: PluginBundle
@@ -136,11 +135,10 @@ export class Sandbox {
   private readonly extra = new Set<WorkerProcess>()
   private nextRid = 1
   private restarts = 0
-  private recycles = 0
   private recentCrashes = 0
   private closed = false
 
-  private readonly recycleBytes: number
+  private readonly memory: WorkerMemory
 
   private constructor(private readonly options: SandboxOptions) {
     this.limits = resolveLimits(DEFAULT_LIMITS, options.limits)
@@ -155,7 +153,6 @@ export class Sandbox {
       cpuGraceMs: options.cpuGraceMs ?? 250,
     }
     const defaults = operatorDefaults()
-    this.recycleBytes = (options.workerRecycleMb ?? defaults.workerRecycleMb ?? 256) * 1024 * 1024
     const cordons = new Cordons(options.cordonMs ?? defaults.cordonMs ?? 15 * 60_000, options.maxCordonWorkers ?? 4)
     const settings = {
       workerIsolateMemoryMb: options.workerIsolateMemoryMb ?? 4096,
@@ -171,7 +168,25 @@ export class Sandbox {
     const n = options.workers ?? availableParallelism()
     if (!Number.isInteger(n) || n < 1) throw SBX.INVALID_REQUEST({ reason: 'workers must be a positive integer' })
     this.workers = Array.from({ length: n }, (_, i) => this.spawn(i))
-    this.monitor = setInterval(() => this.checkMemory(), options.monitorIntervalMs ?? 500)
+    this.memory = new WorkerMemory({
+      budgetBytes: (options.workerMemoryMb ?? 2048) * 1024 * 1024,
+      recycleBytes: (options.workerRecycleMb ?? defaults.workerRecycleMb ?? 256) * 1024 * 1024,
+      cordons,
+      workers: () => this.allWorkers(),
+      replace: (w) => {
+        if (w.slot < 0 || this.workers[w.slot] !== w) return
+        this.extra.add(w)
+        this.workers[w.slot] = this.spawn(w.slot)
+      },
+      stats: (w) =>
+        new Promise<WorkerStats | undefined>((resolve) => {
+          const rid = this.nextRid++
+          this.statsWaiters.set(rid, { worker: w, resolve })
+          w.send({ t: 'stats', rid, refresh: true })
+        }),
+      closed: () => this.closed,
+    })
+    this.monitor = setInterval(() => this.memory.check(), options.monitorIntervalMs ?? 500)
     this.monitor.unref()
   }
 
@@ -316,7 +331,7 @@ export class Sandbox {
     return {
       workers: workers.filter((w): w is WorkerStats => w !== undefined),
       restarts: this.restarts,
-      recycles: this.recycles,
+      recycles: this.memory.recycles,
       cordons: this.placement.cordons
         .list()
         .filter((c) => c.until > now)
@@ -490,7 +505,7 @@ export class Sandbox {
     this.pending.delete(p.rid)
     p.worker.inflight.delete(p.rid)
     this.placement.release(p.worker, p.tenantId, p.memoryMb)
-    if (p.worker.draining && p.worker.inflight.size === 0) this.retire(p.worker)
+    if (p.worker.draining && p.worker.inflight.size === 0) this.memory.retire(p.worker)
     if (!p.trusted) p.worker.untrusted--
     if (!error) this.placement.succeeded(p.isoKey)
     clearTimeout(p.timer)
@@ -520,60 +535,6 @@ export class Sandbox {
     this.settle(p, SBX.TIMEOUT({ limit: 'wall', limitMs: p.limits.wallMs }))
     p.worker.hungTenant ??= p.tenantId
     p.worker.kill('did not answer within its invocation deadline')
-  }
-
-  private checkMemory(): void {
-    const budget = (this.options.workerMemoryMb ?? 2048) * 1024 * 1024
-    for (const w of this.allWorkers()) {
-      const rss = w.rssBytes()
-      if (rss === undefined) continue
-      if (rss > budget) {
-        w.exhausted = true
-        w.kill(`exceeded its process memory budget (${Math.round(rss / 1048576)} MB)`)
-      } else if (rss > this.recycleBytes && !w.draining) void this.maybeRecycle(w)
-    }
-    for (const w of this.placement.cordons.expire()) this.drain(w)
-  }
-
-  /**
-   * Memory a worker holds beyond its live isolates' heaps is what plugin runs left behind (freed
-   * heap the allocator keeps, fragments): past the ceiling, the worker is recycled. Warm isolates
-   * are not counted — they are bounded by the isolate heap budget and evicted by it.
-   */
-  private async maybeRecycle(w: WorkerProcess): Promise<void> {
-    const now = Date.now()
-    if (w.recycleCheckedAt !== undefined && now - w.recycleCheckedAt < RECYCLE_CHECK_MS) return
-    w.recycleCheckedAt = now
-    const s = await new Promise<WorkerStats | undefined>((resolve) => {
-      const rid = this.nextRid++
-      this.statsWaiters.set(rid, { worker: w, resolve })
-      w.send({ t: 'stats', rid, refresh: true })
-    })
-    if (s && s.rssBytes - s.isolateHeapBytes > this.recycleBytes) this.drain(w)
-    else w.recycleCheckedAt = Date.now()
-  }
-
-  /**
-   * Takes a worker out of service without failing anything: it gets no new work, a shared slot
-   * gets a fresh worker at once, and the old one ends when what it holds has finished.
-   */
-  private drain(w: WorkerProcess): void {
-    if (this.closed || w.draining || w.dead) return
-    w.draining = true
-    this.recycles++
-    this.placement.cordons.detach(w)
-    if (w.slot >= 0 && this.workers[w.slot] === w) {
-      this.extra.add(w)
-      this.workers[w.slot] = this.spawn(w.slot)
-    }
-    if (w.inflight.size === 0) this.retire(w)
-  }
-
-  private retire(w: WorkerProcess): void {
-    const force = setTimeout(() => w.kill('did not shut down when retired'), 2000)
-    force.unref()
-    w.child.once('close', () => clearTimeout(force))
-    w.send({ t: 'shutdown' })
   }
 
   private onExit(worker: WorkerProcess): void {
