@@ -165,13 +165,15 @@ export function internalFetchTargets(capabilities: readonly string[], allowed: (
 
 /**
  * Event namespaces (the first segment of an event type) that belong to the platform: no plugin
- * subscribes to them, whatever it asks. `workflow.*` is not among them: it is how a plugin
- * learns what became of its workflows.
+ * subscribes to them, whatever it asks. `workflow.*` is among them: workflows are woken by the
+ * tenant events their plugin subscribes to (start.events, waitsFor), never by the kernel's
+ * `workflow.*` events, which describe every plugin's workflows and tasks to the tenant's people
+ * and webhooks.
  */
-export const RESERVED_EVENT_NAMESPACES: readonly string[] = Object.freeze(['kernel', 'marketplace', 'platform', 'audit', 'identity', 'tenancy', 'trellis', 'admin', 'system', 'security'])
+export const RESERVED_EVENT_NAMESPACES: readonly string[] = Object.freeze(['kernel', 'marketplace', 'workflow', 'platform', 'audit', 'identity', 'tenancy', 'trellis', 'admin', 'system', 'security'])
 
-/** Namespaces a plugin may subscribe to whatever its name: the kernel's events about workflows. */
-export const KERNEL_SUBSCRIBABLE_NAMESPACES: readonly string[] = Object.freeze(['workflow'])
+/** Namespaces of the kernel's events a plugin may subscribe to whatever its name (none today). */
+export const KERNEL_SUBSCRIBABLE_NAMESPACES: readonly string[] = Object.freeze([])
 
 /** The namespace a plugin's own events use: its name without the scope (`@trellis/orders` → `orders`). */
 export function ownEventNamespace(plugin: string): string {

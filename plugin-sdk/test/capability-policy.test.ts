@@ -46,8 +46,8 @@ t.test('the operator allow-list decides what stays grantable', async (t) => {
 t.test('subscriptions: reserved namespaces, broad patterns, foreign wildcards, unknown namespaces', async (t) => {
   const m = (subs: string[]) => ({ name: '@acme/notes', capabilities: subs.map((s) => `events:subscribe:${s}`), events: { emits: { 'notes.note.created': {} } } })
   const rules = (subs: string[], declared = new Set(['orders'])) => subscriptionFindings(m(subs), declared).map((f) => `${f.rule} ${f.pattern}`)
-  t.same(rules(['notes.**', 'notes.note.created', 'workflow.instance.completed', 'orders.order.placed']), [], 'its own namespace, workflow events and a declared event type pass')
-  t.same(rules(['kernel.*', 'marketplace.version.approved', 'audit.**']), ['reserved kernel.*', 'reserved marketplace.version.approved', 'reserved audit.**'])
+  t.same(rules(['notes.**', 'notes.note.created', 'orders.order.placed']), [], 'its own namespace and a declared event type pass')
+  t.same(rules(['kernel.*', 'marketplace.version.approved', 'audit.**', 'workflow.task.created']), ['reserved kernel.*', 'reserved marketplace.version.approved', 'reserved audit.**', 'reserved workflow.task.created'])
   t.same(rules(['**', '*.order.placed', 'orders.**', 'orders.*.placed', 'ghost.thing.done']), ['everything **', 'any-namespace *.order.placed', 'other-namespace-wildcard orders.**', 'other-namespace-wildcard orders.*.placed', 'unknown-namespace ghost.thing.done'])
   t.same(subscriptionFindings({ name: '@acme/x', capabilities: [], events: { subscribes: ['kernel.tenant.created'] } }).map((f) => f.rule), ['reserved'], 'events.subscribes counts too')
 })
