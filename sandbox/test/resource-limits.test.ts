@@ -187,6 +187,30 @@ t.test('what the worker reads of plugin values outside the isolate is bounded', 
   t.match(loadErr.message, /@evil\/entries@1\.0\.0/, 'names the bundle')
 })
 
+t.test('log values that are not strings become bounded text inside the isolate', async (t) => {
+  const sandbox = await Sandbox.create({ workers: 1, quietWorkers: true })
+  t.teardown(() => sandbox.close())
+  const b = bodiesBundle('@acme/logs', {
+    log: `const sparse = []; sparse[2 ** 32 - 2] = 'x'
+      host.log('info', new TypeError('boom'))
+      host.log('info', { a: 1 })
+      host.log('info', 42)
+      host.log('info', sparse)
+      host.log('info', 'with fields', { sparse })
+      console.log('console', sparse)
+      return 'logged'`,
+  })
+  await sandbox.load(b)
+  const res = await call(sandbox, b, 'log', { tenant: 'logs' })
+  t.equal(res.output, 'logged')
+  const messages = res.logs.map((l) => l.message)
+  t.same(messages.slice(0, 3), ['TypeError: boom', '{"a":1}', '42'])
+  t.ok(messages[3] === '[value too large to log]' || messages[3] === '[unserialisable]', `sparse array logged as ${messages[3]}`)
+  t.equal(messages[4], 'with fields')
+  t.equal(res.logs[4]!.fields, undefined, 'fields too large to serialise are left out')
+  t.match(messages[5], /^console \[(value too large to log|unserialisable)\]$/)
+})
+
 t.test('a runtime SyntaxError is the plugin error; bundle-invalid names the bundle at load', async (t) => {
   const sandbox = await Sandbox.create({ workers: 1, quietWorkers: true })
   t.teardown(() => sandbox.close())

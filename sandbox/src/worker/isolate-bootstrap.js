@@ -120,6 +120,12 @@
     if (t === 'number' || t === 'boolean' || t === 'bigint' || t === 'undefined' || message === null) return StringCtor(message)
     if (t === 'symbol') return 'a symbol'
     try {
+      if (message instanceof ErrorCtor) {
+        // what String(error) would say, from its own name and message (clipped, never joined)
+        const name = clip(read(message, 'name'), 200) || 'Error'
+        const text = clip(read(message, 'message'), MAX_MESSAGE)
+        return text ? name + ': ' + text : name
+      }
       const json = boundedStringify(message, MAX_MESSAGE)
       return json === undefined ? '' : json
     } catch (e) {
