@@ -98,6 +98,18 @@ export class InvocationTx {
     return this.opening !== undefined
   }
 
+  /** Runs `fn` (kernel work for the plugin, not plugin code) without counting its time as idle. */
+  async busyWhile<R>(fn: () => Promise<R>): Promise<R> {
+    this.busy++
+    clearTimeout(this.timer)
+    try {
+      return await fn()
+    } finally {
+      this.busy--
+      this.arm()
+    }
+  }
+
   /** Runs `fn` with the transaction if one was asked for (as {@link use}), else with none. */
   async ifOpen<R>(fn: (tx: Tx | undefined) => Promise<R>): Promise<R> {
     return this.opening && !this.ended ? this.use(fn) : fn(undefined)

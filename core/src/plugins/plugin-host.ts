@@ -415,6 +415,8 @@ export class PluginHost implements PluginEventSink {
     if (!declared || !Object.prototype.hasOwnProperty.call(version.manifest.actions, action)) throw KRN.NOT_FOUND({ what: `action ${plugin}#${action}` })
     checkSchema(`${version.id}:action-in:${action}`, declared.input, input ?? null, `input of ${plugin}#${action}`)
     const caller = { kind: 'plugin' as const, id: from.inst.plugin, permissions: from.caller.permissions }
+    // Loading the callee's bundle is the kernel's time, not the plugin's: not idle.
+    await tree.tx.busyWhile(() => this.ensureLoaded(version))
     const output = await this.run({ inst, version, caps: this.caps(inst), tree, caller, depth: from.depth + 1 }, { kind: 'action', name: action }, input ?? null)
     checkSchema(`${version.id}:action-out:${action}`, declared.output, output, `output of ${plugin}#${action}`)
     return output
