@@ -107,6 +107,17 @@ for (const kind of DB_KINDS) {
       t.equal(listed.find((i: any) => i.id === expired.invitation.id).status, 'expired')
     })
 
+    t.test("a new organisation's first admin is a new account: an existing one is not attached by naming it", async (t) => {
+      const slug = `inv-taken-${kind}`
+      const r = await k.req('POST', '/v1/tenants', { token: k.adminToken, body: { name: slug, slug, admin: { email: victimEmail, name: 'Someone', password: 'a-long-enough-password' } } })
+      t.equal(r.body.code, 'KRN_ERR_CONFLICT')
+      t.notOk(JSON.stringify(r.body).includes(victim.user.id), 'no id of the account')
+      t.same(await k.ownerSql('select id from tenants where slug = ?', [slug]), [], 'nothing was written')
+      t.same((await k.ownerSql('select tenant_id from memberships where user_id = ?::uuid', [victim.user.id])).map((m) => m.tenant_id).includes(b.orgId), true)
+      const [count] = await k.ownerSql('select count(*)::int as n from memberships where user_id = ?::uuid', [victim.user.id])
+      t.equal(count.n, 2, 'still only in B and in A (by the invitation accepted above)')
+    })
+
     t.test('inviting needs users.manage and grants nothing the inviter lacks; other tenants cannot see or revoke', async (t) => {
       const member = await addUser(k, a.token, `plain@inv-a-${kind}.test`, 'tenant_member')
       t.equal((await k.req('POST', '/v1/invitations', { token: member.token, body: { email: `x@inv-${kind}.test`, role: 'tenant_admin' } })).body.code, 'AUTH_ERR_FORBIDDEN')
