@@ -79,6 +79,8 @@ export class AttemptRecorder {
   private async write(tx: Tx, tenantId: string, items: Array<{ d: ClaimedDelivery; r: RecordInput }>): Promise<[number, string[]]> {
     let written = 0
     const retry = (x: RecordInput) => (x.retryInMs === undefined ? null : String(x.retryInMs / 1000))
+    // Locked in id order first, as the fan-out locks the deliveries it waits behind: no deadlock.
+    await tx.sql('select id from webhook_deliveries where id = any(?::uuid[]) order by id for update', [pgArray(items.map((i) => i.d.id))])
     await tx.sql(
       `with v as (
          select * from unnest(?::uuid[], ?::uuid[], ?::int[], ?::int[], ?::int[], ?::text[], ?::text[], ?::text[], ?::double precision[], ?::text[])

@@ -139,9 +139,18 @@ export class FanOut {
          select ev.id as event_id, ev.subject, ev.nseq, w.id, w.url, w.status, w.secret_enc, w.previous_secret_enc, w.previous_secret_expires_at
            from ev join webhook_endpoints w on w.status = 'active'
             and exists (select 1 from unnest(w.types) t where t = '*' or t = ev.type or (right(t, 2) = '.*' and starts_with(ev.type, left(t, -1))))
+       ), blockers as (
+         -- Pending deliveries about these subjects at these endpoints, locked: one being recorded
+         -- as finished right now is seen finished (after its commit) rather than still pending,
+         -- and one locked here is recorded only after this commit, when its transaction sees
+         -- the deliveries waiting behind it and releases the next. Locked in id order, as the
+         -- recorder locks, so the two cannot deadlock.
+         select p.endpoint_id, p.subject from webhook_deliveries p
+          where p.status = 'pending' and p.order_seq is not null and (p.endpoint_id, p.subject) in (select ep.id, ep.subject from ep)
+          order by p.id for share
        ), cand as (
          select ep.*, (row_number() over (partition by ep.id, ep.subject order by ep.nseq) = 1
-                and not exists (select 1 from webhook_deliveries p where p.endpoint_id = ep.id and p.subject = ep.subject and p.status = 'pending' and p.order_seq is not null)) as head
+                and not exists (select 1 from blockers b where b.endpoint_id = ep.id and b.subject = ep.subject)) as head
            from ep
        ), ins as (
          insert into webhook_deliveries (id, tenant_id, endpoint_id, event_id, event_type, subject, order_seq, attempts, next_attempt_at)
