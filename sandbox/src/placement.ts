@@ -17,9 +17,9 @@ interface Reputation {
 }
 
 export interface PlacementSettings {
-  /** Sum of the memory limits of the invocations one worker may run at once. */
+  /** Sum of the memory limits of the isolates one worker may run invocations in at once. */
   workerIsolateMemoryMb: number
-  /** Sum of the memory limits of one tenant's invocations in flight on the shared workers. */
+  /** Sum of the memory limits of one tenant's isolates with invocations in flight on the shared workers. */
   tenantIsolateMemoryMb: number
   /** Successful invocations after which a key leaves probation. */
   probationInvocations: number
@@ -30,6 +30,8 @@ export class Placement {
   private readonly reputation = new Map<string, Reputation>()
   /** Isolate memory (MB) each tenant has in flight on the shared workers. */
   private readonly tenantCommitted = new Map<string, number>()
+  /** Invocations in flight per worker and isolate key. */
+  private readonly inflightIsolates = new WeakMap<WorkerProcess, Map<string, number>>()
 
   constructor(
     private readonly settings: PlacementSettings,
@@ -39,18 +41,48 @@ export class Placement {
     private readonly startCordonWorker: () => WorkerProcess,
   ) {}
 
-  /** Counts an invocation's memory limit against its worker (and tenant, on a shared worker). */
-  commit(w: WorkerProcess, tenantId: string, memoryMb: number): void {
+  /**
+   * Counts an invocation's isolate against its worker (and tenant, on a shared worker).
+   * Concurrent invocations of one key share one isolate and so one heap limit: the memory is
+   * counted once per isolate in flight, not once per invocation.
+   */
+  commit(w: WorkerProcess, tenantId: string, isoKey: string, memoryMb: number): void {
+    const isolates = this.isolatesOf(w)
+    const n = isolates.get(isoKey) ?? 0
+    isolates.set(isoKey, n + 1)
+    if (n > 0) return
     w.committedMb += memoryMb
     if (!w.cordon) this.tenantCommitted.set(tenantId, (this.tenantCommitted.get(tenantId) ?? 0) + memoryMb)
   }
 
-  release(w: WorkerProcess, tenantId: string, memoryMb: number): void {
+  release(w: WorkerProcess, tenantId: string, isoKey: string, memoryMb: number): void {
+    const isolates = this.isolatesOf(w)
+    const n = isolates.get(isoKey) ?? 0
+    if (n > 1) {
+      isolates.set(isoKey, n - 1)
+      return
+    }
+    isolates.delete(isoKey)
+    if (n === 0) return
     w.committedMb -= memoryMb
     if (w.cordon) return
     const left = (this.tenantCommitted.get(tenantId) ?? 0) - memoryMb
     if (left > 0) this.tenantCommitted.set(tenantId, left)
     else this.tenantCommitted.delete(tenantId)
+  }
+
+  private isolatesOf(w: WorkerProcess): Map<string, number> {
+    let m = this.inflightIsolates.get(w)
+    if (!m) {
+      m = new Map()
+      this.inflightIsolates.set(w, m)
+    }
+    return m
+  }
+
+  /** Memory an invocation of `isoKey` adds on `w`: none when its isolate already runs there. */
+  private extraMb(w: WorkerProcess, isoKey: string, memoryMb: number): number {
+    return this.inflightIsolates.get(w)?.has(isoKey) ? 0 : memoryMb
   }
 
   private sharedLive(): WorkerProcess[] {
@@ -70,15 +102,16 @@ export class Placement {
         w ??= this.startCordonWorker()
         cordon.worker = w
       }
-      this.assertRoom(w, memoryMb)
+      this.assertRoom(w, this.extraMb(w, isoKey, memoryMb))
       return w
     }
-    const cap = this.settings.tenantIsolateMemoryMb
-    const mine = this.tenantCommitted.get(tenantId) ?? 0
-    if (mine > 0 && mine + memoryMb > cap) throw SBX.AT_CAPACITY({ reason: `the tenant's invocations in flight may use ${cap} MB of isolate memory` })
     const w = this.pick(isoKey, trusted, memoryMb)
     if (!w) throw SBX.WORKER_LOST({ reason: 'no worker is running' })
-    this.assertRoom(w, memoryMb)
+    const extra = this.extraMb(w, isoKey, memoryMb)
+    const cap = this.settings.tenantIsolateMemoryMb
+    const mine = this.tenantCommitted.get(tenantId) ?? 0
+    if (extra > 0 && mine > 0 && mine + extra > cap) throw SBX.AT_CAPACITY({ reason: `the tenant's isolates in flight may use ${cap} MB of memory` })
+    this.assertRoom(w, extra)
     return w
   }
 
@@ -99,7 +132,7 @@ export class Placement {
   private pick(key: string, trusted: boolean, memoryMb: number): WorkerProcess | undefined {
     const slots = this.shared()
     const all = this.sharedLive().filter((w) => !w.draining)
-    const roomy = all.filter((w) => this.hasRoom(w, memoryMb))
+    const roomy = all.filter((w) => this.hasRoom(w, this.extraMb(w, key, memoryMb)))
     const live = roomy.length ? roomy : all
     if (live.length === 0) return undefined
     const probation = slots.length >= 2 ? slots[slots.length - 1] : undefined

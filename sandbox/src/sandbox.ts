@@ -38,9 +38,9 @@ export interface SandboxOptions {
    * not always given back to the system; a fresh process gives it back.
    */
   workerRecycleMb?: number
-  /** Sum of the memory limits of the invocations one worker may run at once (default 4096). */
+  /** Sum of the memory limits of the isolates one worker runs invocations in at once (default 4096). */
   workerIsolateMemoryMb?: number
-  /** Sum of the memory limits of one tenant's invocations in flight on the shared workers (default 1024). */
+  /** Sum of the memory limits of one tenant's isolates with invocations in flight on the shared workers (default 1024). */
   tenantIsolateMemoryMb?: number
   /**
    * How long a tenant whose invocations crashed or exhausted a worker runs in a worker of its
@@ -298,7 +298,7 @@ export class Sandbox {
       }
       this.pending.set(rid, p)
       worker.inflight.add(rid)
-      this.placement.commit(worker, p.tenantId, p.memoryMb)
+      this.placement.commit(worker, p.tenantId, p.isoKey, p.memoryMb)
       if (!trusted) worker.untrusted++
       worker.send({
         t: 'inv',
@@ -504,7 +504,7 @@ export class Sandbox {
     if (this.pending.get(p.rid) !== p) return
     this.pending.delete(p.rid)
     p.worker.inflight.delete(p.rid)
-    this.placement.release(p.worker, p.tenantId, p.memoryMb)
+    this.placement.release(p.worker, p.tenantId, p.isoKey, p.memoryMb)
     if (p.worker.draining && p.worker.inflight.size === 0) this.memory.retire(p.worker)
     if (!p.trusted) p.worker.untrusted--
     if (!error) this.placement.succeeded(p.isoKey)
