@@ -17,7 +17,8 @@ const hog = { manifest, code: b.code, sourceMap: b.sourceMap, sha256: b.sha256 }
 
 for (const kind of DB_KINDS) {
   t.test(`plugin host guards on ${kind}`, async (t) => {
-    const k = await startTestKernel(t, kind, { plugins: { sandboxWorkers: 1 } })
+    // Two workers: the invocation runs again on the one that survived.
+    const k = await startTestKernel(t, kind, { plugins: { sandboxWorkers: 2 } })
     const host = k.kernel.ctx.plugins
     await registerVersion(k, hog)
     const a = await createTenantWithAdmin(k, `guard-a-${kind}`)

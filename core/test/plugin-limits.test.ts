@@ -16,6 +16,6 @@ t.test('options in code win over the environment, then the defaults by database'
   const pg = resolvePluginLimits({ transactionIdleMs: 700, maxInvocationsPerTenant: 5 }, { maxInvocationsPerTenant: 9 }, { embedded: false, poolMax: 10 })
   t.same(pg, { maxInvocationsPerTenant: 9, maxInvocationsPerInstallation: PLUGIN_LIMIT_DEFAULTS.maxInvocationsPerInstallation, transactionIdleMs: 700, transactionContendedIdleMs: PLUGIN_LIMIT_DEFAULTS.transactionContendedIdleMs, transactionsPerTenant: 5 })
   const embedded = resolvePluginLimits(undefined, {}, { embedded: true, poolMax: 1 })
-  t.equal(embedded.transactionIdleMs, PLUGIN_LIMIT_DEFAULTS.embeddedTransactionIdleMs, 'a shorter idle limit on the one embedded connection')
+  t.equal(embedded.transactionIdleMs, PLUGIN_LIMIT_DEFAULTS.transactionIdleMs)
   t.equal(embedded.transactionsPerTenant, 1, 'the one embedded connection: one transaction per tenant')
 })

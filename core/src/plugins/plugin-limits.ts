@@ -26,7 +26,7 @@ const VARIABLES: Record<keyof PluginLimits, string> = {
 }
 
 /** Defaults of the limits (the transactions a tenant may hold depend on the pool). */
-export const PLUGIN_LIMIT_DEFAULTS = { maxInvocationsPerTenant: 32, maxInvocationsPerInstallation: 16, transactionIdleMs: 1000, embeddedTransactionIdleMs: 250, transactionContendedIdleMs: 25 } as const
+export const PLUGIN_LIMIT_DEFAULTS = { maxInvocationsPerTenant: 32, maxInvocationsPerInstallation: 16, transactionIdleMs: 1000, transactionContendedIdleMs: 25 } as const
 
 /**
  * The limits in force: those given in code win over the operator's environment, then the
@@ -37,8 +37,7 @@ export function resolvePluginLimits(fromEnv: PluginLimits | undefined, fromCode:
   return {
     maxInvocationsPerTenant: pick('maxInvocationsPerTenant') ?? PLUGIN_LIMIT_DEFAULTS.maxInvocationsPerTenant,
     maxInvocationsPerInstallation: pick('maxInvocationsPerInstallation') ?? PLUGIN_LIMIT_DEFAULTS.maxInvocationsPerInstallation,
-    // Shorter on the embedded database: its one connection is everybody's.
-    transactionIdleMs: pick('transactionIdleMs') ?? (db.embedded ? PLUGIN_LIMIT_DEFAULTS.embeddedTransactionIdleMs : PLUGIN_LIMIT_DEFAULTS.transactionIdleMs),
+    transactionIdleMs: pick('transactionIdleMs') ?? PLUGIN_LIMIT_DEFAULTS.transactionIdleMs,
     transactionContendedIdleMs: pick('transactionContendedIdleMs') ?? PLUGIN_LIMIT_DEFAULTS.transactionContendedIdleMs,
     transactionsPerTenant: pick('transactionsPerTenant') ?? Math.max(1, Math.floor(db.poolMax / 2)),
   }
