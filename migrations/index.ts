@@ -7,6 +7,7 @@ import { Migration20261130000001Marketplace } from './2026-11-30-marketplace.js'
 import { Migration20261130000002MarketplacePublishing } from './2026-11-30-marketplace-publishing.js'
 import { Migration20261130000003Workflows } from './2026-11-30-workflows.js'
 import { Migration20261205000003WebhookOrder } from './2026-12-05-webhook-order.js'
+import { Migration20261205000001IdentityHardening } from './2026-12-05-identity-hardening.js'
 import { Migration20261205000012EventJobsFairness } from './2026-12-05-event-jobs-fairness.js'
 import { Migration20261205000002AuditCheckpoints } from './2026-12-05-audit-checkpoints.js'
 
@@ -20,6 +21,7 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261130000002MarketplacePublishing', class: Migration20261130000002MarketplacePublishing },
   { name: 'Migration20261130000003Workflows', class: Migration20261130000003Workflows },
   { name: 'Migration20261205000003WebhookOrder', class: Migration20261205000003WebhookOrder },
+  { name: 'Migration20261205000001IdentityHardening', class: Migration20261205000001IdentityHardening },
   { name: 'Migration20261205000012EventJobsFairness', class: Migration20261205000012EventJobsFairness },
   { name: 'Migration20261205000002AuditCheckpoints', class: Migration20261205000002AuditCheckpoints },
 ]
