@@ -54,11 +54,6 @@ export class TransactionGate {
     return false
   }
 
-  /** Whether more of the tenant's invocations want a transaction than it may hold. */
-  queued(tenantId: string): boolean {
-    return (this.tenants.get(tenantId)?.queue.length ?? 0) > 0
-  }
-
   /** Transactions the tenant holds now (for tests and metrics). */
   held(tenantId: string): number {
     return this.tenants.get(tenantId)?.held ?? 0
@@ -76,7 +71,7 @@ export interface TransactionLimits {
  * database — not while the plugin merely runs — and kept until the invocation ends, so all its
  * writes and emitted events still commit together. While it is open, the plugin may spend at
  * most `idleMs` between database calls — `contendedIdleMs` while anybody waits for a connection,
- * if its tenant overran the limit lately or wants more transactions than it may hold — past
+ * if its tenant overran the limit lately — past
  * that the transaction is rolled back at once, its connection returns to the pool, and the
  * invocation fails with `PLG_ERR_TRANSACTION_IDLE`.
  */
@@ -206,13 +201,11 @@ export class InvocationTx {
     const tick = () => {
       if (this.busy > 0 || this.ended) return
       const idle = performance.now() - since
-      // A tenant whose plugins already left a transaction idle too long, or that wants more
-      // transactions than it may hold, gives way after the shorter limit while others wait for
-      // a connection (the pool is exhausted, or it is the embedded database's only one).
-      // Others keep the whole limit, so a plugin that is merely slow to finish on a busy
-      // machine is not cut off.
-      const pressing = this.gate.suspect(this.tenantId) || this.gate.queued(this.tenantId)
-      const contended = idle >= contendedIdleMs && pressing && this.k.db.waitingForConnection() > 0
+      // A tenant whose plugins already left a transaction idle too long gives way after the
+      // shorter limit while others wait for a connection (the pool is exhausted, or it is the
+      // embedded database's only one). Others keep the whole limit, so a plugin that is merely
+      // slow to finish on a busy machine, or a tenant's own concurrent work, is not cut off.
+      const contended = idle >= contendedIdleMs && this.gate.suspect(this.tenantId) && this.k.db.waitingForConnection() > 0
       if (idle >= idleMs || contended) {
         const err = PLG.TRANSACTION_IDLE({ limitMs: contended ? contendedIdleMs : idleMs })
         this.gate.strike(this.tenantId)
