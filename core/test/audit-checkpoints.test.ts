@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { CompactSign, generateKeyPair } from 'jose'
-import { DB_KINDS, startTestKernel, createTenantWithAdmin } from './helpers/test-kernel.js'
+import { DB_KINDS, startTestKernel } from './helpers/test-kernel.js'
+import { auditAttacks } from './helpers/audit-attacks.js'
 import { verifyChain } from '../src/audit/verify.js'
 import { AuditCheckpointer } from '../src/audit/checkpoints.js'
 import { checkpointKeys, verifyCheckpoint, CHECKPOINT_TYP, type Checkpoint } from '../src/audit/checkpoint-signing.js'
@@ -21,21 +22,7 @@ for (const kind of DB_KINDS) {
     t.teardown(() => rmSync(dir, { recursive: true, force: true }))
     k.kernel.ctx.config.auditCheckpointDir = dir
 
-    const tamper = async (sql: string, params: unknown[] = []) => {
-      // What an attacker with owner access does: switch the guard off and edit rows.
-      await k.ownerSql('alter table audit_log disable trigger audit_log_guard')
-      try {
-        await k.ownerSql(sql, params)
-      } finally {
-        await k.ownerSql('alter table audit_log enable trigger audit_log_guard')
-      }
-    }
-    const busyTenant = async (slug: string, roles = 5) => {
-      const s = await createTenantWithAdmin(k, `${slug}-${kind}`)
-      for (let i = 0; i < roles; i++) t.equal((await k.req('POST', '/v1/roles', { token: s.token, body: { name: `r${i}`, permissions: ['users.read'] } })).status, 201)
-      await k.kernel.ctx.sealer.flush()
-      return s
-    }
+    const { tamper, busyTenant } = auditAttacks(t, k)
     const checkpointNow = async (orgId: string): Promise<Checkpoint> => {
       const r = await k.req('POST', '/v1/platform/audit/checkpoints', { token: k.adminToken, body: { orgId } })
       t.equal(r.status, 200, JSON.stringify(r.body))

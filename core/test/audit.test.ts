@@ -2,6 +2,7 @@ import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { DB_KINDS, startTestKernel, createTenantWithAdmin } from './helpers/test-kernel.js'
+import { auditAttacks } from './helpers/audit-attacks.js'
 import { verifyChain } from '../src/audit/verify.js'
 
 const CLI = fileURLToPath(new URL('../bin/trellis.js', import.meta.url))
@@ -10,21 +11,7 @@ for (const kind of DB_KINDS) {
   t.test(`audit chain on ${kind}`, async (t) => {
     const k = await startTestKernel(t, kind)
     const db = k.kernel.ctx.db
-    const tamper = async (sql: string, params: unknown[] = []) => {
-      // What an attacker with owner access would do: switch the guard off and edit rows.
-      await k.ownerSql('alter table audit_log disable trigger audit_log_guard')
-      try {
-        await k.ownerSql(sql, params)
-      } finally {
-        await k.ownerSql('alter table audit_log enable trigger audit_log_guard')
-      }
-    }
-    const busyTenant = async (slug: string, roles = 5) => {
-      const s = await createTenantWithAdmin(k, `${slug}-${kind}`)
-      for (let i = 0; i < roles; i++) t.equal((await k.req('POST', '/v1/roles', { token: s.token, body: { name: `r${i}`, permissions: ['users.read'] } })).status, 201)
-      await k.kernel.ctx.sealer.flush()
-      return s
-    }
+    const { tamper, busyTenant } = auditAttacks(t, k)
 
     t.test('concurrent writers are chained in order without gaps', async (t) => {
       const s = await createTenantWithAdmin(k, `busy-${kind}`)

@@ -1,16 +1,11 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { TrellisError } from '@trellis/plugin-sdk'
+import { problemOf, TrellisError, type Problem as PluginProblem } from '@trellis/plugin-sdk'
 import { KRN } from '../errors.js'
 import { redactUrl } from '../observability/redact.js'
 
-export interface Problem {
-  type: string
-  title: string
-  status: number
-  code: string
-  detail: string
+/** The kernel's problem: the SDK's shape (plugins answer the same), always with its `instance`. */
+export interface Problem extends PluginProblem {
   instance: string
-  [extra: string]: unknown
 }
 
 export const ProblemSchema = {
@@ -53,15 +48,8 @@ export function toTrellisError(err: unknown, bodyLimit = 1048576): TrellisError 
 }
 
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: TrellisError): FastifyReply {
-  const body: Problem = {
-    type: `urn:trellis:error:${error.code}`,
-    title: error.title,
-    status: error.status,
-    code: error.code,
-    detail: error.message,
-    // The URL as asked, less any credential put in its query string.
-    instance: redactUrl(request.url),
-  }
+  // The URL as asked, less any credential put in its query string.
+  const body: Problem = { ...problemOf(error), instance: redactUrl(request.url) }
   // Validation problems (pointer + message) are safe to show and worth a machine's reading.
   const problems = (error.details as { problems?: unknown } | null | undefined)?.problems
   if (Array.isArray(problems)) body.problems = problems.slice(0, 100)
