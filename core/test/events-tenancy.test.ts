@@ -6,7 +6,7 @@ import { PLATFORM_ORG } from '../src/db/database.js'
 import type { TrellisEvent } from '../src/events/catalogue.js'
 
 // Tenancy and identity changes are events: written in the change's transaction, to the
-// organisations they belong to (docs/adr/0004-events.md, "Whose event is it"), listed in the
+// organisations they belong to (docs/adr/0004-events-outbox-and-webhooks.md, "Whose event is it"), listed in the
 // catalogue, readable at /v1/events and delivered to webhooks.
 for (const kind of DB_KINDS) {
   t.test(`tenancy events on ${kind}`, async (t) => {

@@ -251,7 +251,7 @@ export class PluginHost implements PluginEventSink {
    * Runs one entry of an installed plugin for its tenant. Everything it writes and emits —
    * including through actions it calls — commits together in one tenant transaction, or nothing
    * does; the transaction is opened at the first host call that needs the database, not while
-   * plugin code merely runs (see docs/adr/0009-plugin-fairness.md). With hooks, it is opened
+   * plugin code merely runs (see docs/adr/0009-plugin-invocation-fairness.md). With hooks, it is opened
    * first, for `before`.
    */
   async invoke(req: InvokeInput): Promise<unknown>
