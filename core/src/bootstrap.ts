@@ -39,8 +39,8 @@ export interface DemoAccount {
  * The demo: a partner with branding, a tenant it manages, and one user per built-in role.
  * Running it again resets the demo users' passwords, so they can always be printed.
  */
-export async function seedDemo(k: KernelContext): Promise<{ partnerId: string; tenantId: string; accounts: DemoAccount[] }> {
-  const password = process.env.TRELLIS_DEMO_PASSWORD ?? generatePassword()
+export async function seedDemo(k: KernelContext, opts: { password?: string } = {}): Promise<{ partnerId: string; tenantId: string; accounts: DemoAccount[] }> {
+  const password = opts.password ?? process.env.TRELLIS_DEMO_PASSWORD ?? generatePassword()
   assertPasswordStrength(password)
   const hash = await hashPassword(password)
   let [partner] = await k.db.unscoped((tx) => tx.sql<{ id: string }>(`select id from partners where slug = 'northwind-partners'`))

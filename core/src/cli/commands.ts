@@ -9,7 +9,7 @@ import { checkpointKeys } from '../audit/checkpoint-signing.js'
 import { checkAgainstCheckpoints, readCheckpoints, trustedCheckpoints } from '../audit/checkpoint-verify.js'
 import { SigningKeys } from '../identity/signing-keys.js'
 import { SecretBox } from '../crypto/secret-box.js'
-import { seedDemoErp } from './demo-erp.js'
+import { demoPassword, seedDemoErp } from './demo-erp.js'
 
 const out = (line = '') => process.stdout.write(line + '\n')
 
@@ -20,7 +20,7 @@ export async function runStart(config: KernelConfig, opts: { demo?: boolean; mig
   if (!(await hasPlatformAdmin(ctx))) {
     firstAdmin = await createPlatformAdmin(ctx, { email: process.env.TRELLIS_ADMIN_EMAIL ?? 'admin@trellis.local', password: process.env.TRELLIS_ADMIN_PASSWORD })
   }
-  const demo = opts.demo ? await seedDemo(ctx) : undefined
+  const demo = opts.demo ? await seedDemo(ctx, { password: demoPassword(config.dataDir) }) : undefined
   if (demo) {
     const admin = demo.accounts.find((a) => a.role === 'tenant_admin')!
     await seedDemoErp(kernel, { tenantId: demo.tenantId, partnerId: demo.partnerId, adminEmail: admin.email, password: admin.password }, (line) => out(`  ${line}`))

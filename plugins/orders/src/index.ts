@@ -148,8 +148,26 @@ const open = (o: Order) => o.exceptions.filter((e) => e.status === 'open')
 const who = (ctx: Ctx, by?: string) => by ?? `${ctx.caller.kind}:${ctx.caller.id}`
 const eventBase = (o: Order) => ({ order: o.number, customer: o.customer, total: o.total, status: o.status })
 
-async function raise(ctx: Ctx, o: Order, kind: ExceptionKind, reason: string) {
-  await ctx.events.emit('orders.exception.raised', { order: o.number, customer: o.customer, kind, reason }, { subject: o.number })
+/** Raises an exception's event; answers what it starts (the pricing-exception workflow, for a price approval while it is on). */
+async function raise(ctx: Ctx, o: Order, kind: ExceptionKind, reason: string): Promise<StartedByException> {
+  const { id } = await ctx.events.emit('orders.exception.raised', { order: o.number, customer: o.customer, kind, reason }, { subject: o.number })
+  const workflow = kind === 'price_approval' && ctx.settings.priceApprovalWorkflow !== false
+  return {
+    kind,
+    event: id,
+    ...(workflow ? { workflow: { plugin: '@trellis/orders', name: 'priceException', startedBy: `event:${id}`, task: { role: typeof ctx.settings.approverRole === 'string' ? ctx.settings.approverRole : 'pricing_manager', list: '/v1/tasks', match: { 'data.order': o.number } } } } : {}),
+  }
+}
+
+/**
+ * What placing an order set going, in its answer: each exception's event and, for a price
+ * approval, the workflow that event starts. The workflow starts once the event is delivered,
+ * moments after the answer, so its instance (`startedBy`) and its task appear shortly after.
+ */
+export interface StartedByException {
+  kind: ExceptionKind
+  event: string
+  workflow?: { plugin: string; name: string; startedBy: string; task: { role: string; list: string; match: Record<string, string> } }
 }
 
 function creditProblem(c: Customer, total: string): string | null {
@@ -212,8 +230,9 @@ async function placeOrder(req: RouteRequest<PlaceBody>, ctx: Ctx): Promise<Route
     history: [{ status: 'placed', at, by: who(ctx) }],
   })
   await ctx.events.emit('orders.order.placed', { ...eventBase(order), exceptions: exceptions.map((e) => e.kind) }, { subject: number })
-  for (const e of exceptions) await raise(ctx, order, e.kind, e.reason)
-  return { status: 201, body: order, headers: { location: `/orders/${encodeURIComponent(number)}` } }
+  const started: StartedByException[] = []
+  for (const e of exceptions) started.push(await raise(ctx, order, e.kind, e.reason))
+  return { status: 201, body: { ...order, started }, headers: { location: `/orders/${encodeURIComponent(number)}` } }
 }
 
 // ---- transitions ----

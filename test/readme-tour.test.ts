@@ -1,0 +1,117 @@
+/**
+ * The README's demo tour, run as written (its shell block between the `tour:start` and
+ * `tour:end` markers) against `trellis start --demo`, twice on the same data directory: a
+ * reader pasting it gets the price approval, its task, the order through to invoiced and a
+ * total — and a second start keeps every printed credential good and the tour repeatable.
+ */
+import t, { type Test } from 'tap'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const CLI = join(ROOT, 'core', 'bin', 'trellis.js')
+const baseEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', PORT: '0', TRELLIS_DEMO_ORDERS: '5' }
+
+/** The tour's shell block, as the README shows it. */
+function tourBlock(): string {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
+  const m = /<!-- tour:start -->\s*```sh\n([\s\S]*?)```\s*<!-- tour:end -->/.exec(readme)
+  if (!m) throw new Error('README.md has no tour block between <!-- tour:start --> and <!-- tour:end -->')
+  return m[1]!
+}
+
+/** `trellis start --demo`, resolved once it printed how to sign in. */
+function startDemo(dataDir: string): Promise<{ child: ChildProcess; out: string; url: string }> {
+  const child = spawn(process.execPath, [CLI, 'start', '--demo'], { env: { ...baseEnv, TRELLIS_DATA_DIR: dataDir } })
+  let out = ''
+  child.stdout!.on('data', (d) => (out += d))
+  child.stderr!.on('data', (d) => (out += d))
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the demo did not start:\n${out}`)), 480_000)
+    child.stdout!.on('data', () => {
+      const m = /running at (http:\/\/\S+)/.exec(out)
+      if (m && out.includes('then send the accessToken')) {
+        clearTimeout(timer)
+        child.removeAllListeners('exit')
+        resolve({ child, out, url: m[1]! })
+      }
+    })
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`exited ${code}:\n${out}`))
+    })
+  })
+}
+
+async function stop(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null) return child.exitCode
+  const done = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
+  child.kill('SIGTERM')
+  return done
+}
+
+/** Every account the start printed: role, email, password. */
+const accountsOf = (out: string) => [...out.matchAll(/^\s+(partner_admin|partner_developer|tenant_admin|tenant_member|pricing_manager|sales_director)\s+(\S+@\S+)\s+(\S+)\s+\(/gm)].map((m) => ({ role: m[1]!, email: m[2]!, password: m[3]! }))
+
+async function loginStatus(url: string, email: string, password: string): Promise<number> {
+  const r = await fetch(`${url}/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password }) })
+  await r.arrayBuffer()
+  return r.status
+}
+
+/** Runs the tour as a reader would, with $API and $PW set, failing on the first failing command. */
+function runTour(api: string, pw: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn('bash', ['--norc', '--noprofile', '-e', '-u', '-o', 'pipefail', '-c', tourBlock()], { env: { PATH: process.env.PATH, HOME: process.env.HOME, API: api, PW: pw } })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d) => (stdout += d))
+  child.stderr.on('data', (d) => (stderr += d))
+  const timer = setTimeout(() => child.kill('SIGKILL'), 240_000)
+  return new Promise((resolve) =>
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr })
+    }),
+  )
+}
+
+function checkTour(t: Test, r: { code: number | null; stdout: string; stderr: string }) {
+  t.equal(r.code, 0, `the tour ran to its end\n${r.stdout}\n${r.stderr}`)
+  t.notMatch(r.stderr, /timed out/)
+  const lines = r.stdout.trim().split('\n')
+  t.same(lines.slice(0, 2), ['"price_approval"', '"priceException"'], 'the order answers its exception and the workflow it starts')
+  t.equal(lines[2], '"completed"', 'the pricing manager approves the task')
+  const steps = lines.slice(3, 6).map((l) => JSON.parse(l) as [string, string])
+  t.same(
+    steps.map((s) => s[0]),
+    ['confirmed', 'shipped', 'invoiced'],
+  )
+  for (const s of steps) t.match(s[1], /^\d+\.\d{2}$/, 'each step shows the order total')
+  t.match(lines[6], /^"\d+\.\d{2}"$/, 'the sales report prints a total')
+  t.equal(lines.length, 7)
+}
+
+t.test('the README tour runs as written against the demo, and again after a second start', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'trellis-tour-'))
+  const first = await startDemo(dataDir)
+  t.teardown(() => stop(first.child))
+  const accounts = accountsOf(first.out)
+  t.same(accounts.map((a) => a.role).sort(), ['partner_admin', 'partner_developer', 'pricing_manager', 'sales_director', 'tenant_admin', 'tenant_member'])
+  const pw = accounts.find((a) => a.role === 'tenant_admin')!.password
+  checkTour(t, await runTour(first.url, pw))
+  t.equal(await stop(first.child), 0)
+
+  const second = await startDemo(dataDir)
+  t.teardown(() => stop(second.child))
+  t.match(second.out, /the Northwind data is loaded already \(6 orders\); TRELLIS_DEMO_ORDERS=5 applies only to a first start/, 'the ignored TRELLIS_DEMO_ORDERS is said')
+  const again = accountsOf(second.out)
+  t.equal(again.length, 6)
+  for (const a of again) {
+    t.equal(a.password, pw, `${a.role}: the same password as the first start`)
+    t.equal(await loginStatus(second.url, a.email, a.password), 200, `${a.role} signs in with the printed password`)
+  }
+  checkTour(t, await runTour(second.url, pw))
+})
