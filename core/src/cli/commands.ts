@@ -10,11 +10,15 @@ import { checkAgainstCheckpoints, readCheckpoints, trustedCheckpoints } from '..
 import { SigningKeys } from '../identity/signing-keys.js'
 import { SecretBox } from '../crypto/secret-box.js'
 import { demoPassword, seedDemoErp } from './demo-erp.js'
+import { createTerminal } from './terminal-log.js'
+import { createLogger } from '../observability/logger.js'
 
 const out = (line = '') => process.stdout.write(line + '\n')
 
 export async function runStart(config: KernelConfig, opts: { demo?: boolean; migrate?: boolean }, stopTelemetry?: () => Promise<void>): Promise<void> {
-  const kernel = await createKernel({ config, migrate: opts.migrate })
+  // In a terminal: readable log lines and the demo load's progress; JSON lines otherwise.
+  const terminal = process.stdout.isTTY ? createTerminal(process.stdout) : undefined
+  const kernel = await createKernel({ config, migrate: opts.migrate, ...(terminal ? { logger: createLogger(config.logLevel, terminal as unknown as NodeJS.WritableStream) } : {}) })
   const { ctx } = kernel
   let firstAdmin: { email: string; password?: string } | undefined
   if (!(await hasPlatformAdmin(ctx))) {
@@ -23,7 +27,10 @@ export async function runStart(config: KernelConfig, opts: { demo?: boolean; mig
   const demo = opts.demo ? await seedDemo(ctx, { password: demoPassword(config.dataDir) }) : undefined
   if (demo) {
     const admin = demo.accounts.find((a) => a.role === 'tenant_admin')!
-    await seedDemoErp(kernel, { tenantId: demo.tenantId, partnerId: demo.partnerId, adminEmail: admin.email, password: admin.password }, (line) => out(`  ${line}`))
+    await seedDemoErp(kernel, { tenantId: demo.tenantId, partnerId: demo.partnerId, adminEmail: admin.email, password: admin.password }, (line) => (terminal ? terminal.line(`  ${line}`) : out(`  ${line}`)), {
+      ...(terminal ? { progress: terminal.progress('  loading orders') } : {}),
+    })
+    terminal?.done()
   }
   const url = (await kernel.listen()).replace('[::1]', 'localhost')
   out()
@@ -42,7 +49,7 @@ export async function runStart(config: KernelConfig, opts: { demo?: boolean; mig
     for (const a of demo.accounts) out(`  ${a.role.padEnd(18)} ${a.email.padEnd(36)} ${a.password}   (${a.org})`)
     for (const role of ['pricing_manager', 'sales_director']) out(`  ${role.padEnd(18)} ${`${role.replace('_', '.')}@demo.trellis.local`.padEnd(36)} ${demo.accounts[0]!.password}   (Northwind Traders)`)
     out('  The ERP plugins (catalog, pricing, inventory, orders) and partner onboarding are installed for Northwind Traders,')
-    out('  with the Northwind data loaded; a tour: plugins/README.md')
+    out('  with the Northwind data loaded; a tour: "ERP plugins and the demo" in README.md')
   }
   out()
   out('Sign in:')

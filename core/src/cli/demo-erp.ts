@@ -5,6 +5,7 @@ import type { Kernel } from '../kernel.js'
 import { orgTx } from '../kernel-context.js'
 import { generatePassword } from '../bootstrap.js'
 import { hashPassword } from '../identity/passwords.js'
+import { DEMO_REQUEST_ID_PREFIX } from './terminal-log.js'
 
 /** Where the Northwind sample data lives in a checkout (Ms-PL, vendored with its licence). */
 export const NORTHWIND_DIR = process.env.TRELLIS_NORTHWIND_DIR ?? fileURLToPath(new URL('../../../plugins/northwind/data', import.meta.url))
@@ -33,12 +34,19 @@ export function demoPassword(dataDir: string): string {
  * installs the first-party plugins for the demo tenant), then the Northwind data is loaded
  * through the plugins' own routes, as the demo tenant's admin — once.
  */
-export async function seedDemoErp(kernel: Kernel, demo: { tenantId: string; partnerId: string; adminEmail: string; password: string }, log: (line: string) => void): Promise<void> {
+export async function seedDemoErp(
+  kernel: Kernel,
+  demo: { tenantId: string; partnerId: string; adminEmail: string; password: string },
+  log: (line: string) => void,
+  opts: { progress?: (done: number, total: number) => void } = {},
+): Promise<void> {
   for (const ext of kernel.extensions) await ext.seedDemo?.(kernel.ctx, { tenantId: demo.tenantId, partnerId: demo.partnerId, log })
   const installed = (await kernel.ctx.plugins.installed(demo.tenantId)).byPlugin
   if (!installed.has('@trellis/orders')) return
+  // The demo's own requests carry request ids a terminal keeps out of the log below warnings.
+  let sent = 0
   const inject = async (method: string, path: string, body?: unknown, token?: string) => {
-    const res = await kernel.app.inject({ method: method as 'GET', url: path, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { payload: JSON.stringify(body) }) })
+    const res = await kernel.app.inject({ method: method as 'GET', url: path, headers: { 'x-request-id': `${DEMO_REQUEST_ID_PREFIX}${++sent}`, ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { payload: JSON.stringify(body) }) })
     return { status: res.statusCode, body: res.body ? JSON.parse(res.body) : null }
   }
   const login = await inject('POST', '/v1/auth/login', { email: demo.adminEmail, password: demo.password })
@@ -65,6 +73,6 @@ export async function seedDemoErp(kernel: Kernel, demo: { tenantId: string; part
   log('loading the Northwind data through the plugins (once; a few minutes)…')
   // TRELLIS_DEMO_ORDERS=N loads only the first N orders (a quicker demo; the CLI's own test).
   const limit = Number(process.env.TRELLIS_DEMO_ORDERS ?? '') || undefined
-  const r = await importNorthwind({ request: (method: string, path: string, body?: unknown) => inject(method, path, body, token), dataDir: NORTHWIND_DIR, log, ...(limit ? { orders: limit } : {}) })
+  const r = await importNorthwind({ request: (method: string, path: string, body?: unknown) => inject(method, path, body, token), dataDir: NORTHWIND_DIR, log, ...(opts.progress ? { progress: opts.progress } : {}), ...(limit ? { orders: limit } : {}) })
   log(`Northwind loaded: ${r.products} products, ${r.customers} customers, ${r.orders} orders in ${Math.round(r.ms / 1000)} s`)
 }
