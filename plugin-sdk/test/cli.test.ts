@@ -48,8 +48,18 @@ t.test('create scaffolds a template without prompting when stdin is not a TTY', 
   t.equal((await cliIn(['create', '--nope'])).code, 2, 'an unknown option is a usage error')
   t.equal((await cliIn([])).code, 2, 'no command is a usage error')
   t.equal((await cliIn(['bild'])).code, 2, 'an unknown command is a usage error')
+  const pkgVersion = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')).version
+  for (const flag of ['--version', '-V']) {
+    const v = await cliIn([flag])
+    t.equal(v.code, 0, flag)
+    t.equal(v.stdout.trim(), pkgVersion, `${flag} prints the package version`)
+  }
+  const launched = await cli(['--version'])
+  t.equal(launched.code, 0)
+  t.equal(launched.stdout.trim(), pkgVersion, 'the launcher prints the version too')
   const help = await cliIn(['--help'])
   t.equal(help.code, 0)
+  t.match(help.stdout, /-V, --version/)
   t.match(help.stdout, /create .*\n.*build .*\n.*validate .*\n.*test .*\n.*dev .*\n.*keys .*\n.*pack /s)
   const res = await cli(['create', '@acme/widgets', '--json', '--description', 'Widgets for wholesalers'])
   t.equal(res.code, 0, res.stderr)

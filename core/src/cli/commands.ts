@@ -1,5 +1,6 @@
 import { createKernel } from '../kernel.js'
 import type { KernelConfig } from '../config.js'
+import { KRN } from '../errors.js'
 import { Database, PLATFORM_ORG } from '../db/database.js'
 import { createPlatformAdmin, hasPlatformAdmin, seedDemo, assertEmail } from '../bootstrap.js'
 import { verifyChain, auditedOrganisations } from '../audit/verify.js'
@@ -12,12 +13,15 @@ import { SecretBox } from '../crypto/secret-box.js'
 import { demoPassword, seedDemoErp } from './demo-erp.js'
 import { createTerminal } from './terminal-log.js'
 import { createLogger } from '../observability/logger.js'
+import { preflight, portInUse } from './preflight.js'
+import { confirmRevert } from './confirm.js'
 
 const out = (line = '') => process.stdout.write(line + '\n')
 
 export async function runStart(config: KernelConfig, opts: { demo?: boolean; migrate?: boolean }, stopTelemetry?: () => Promise<void>): Promise<void> {
   // In a terminal: readable log lines and the demo load's progress; JSON lines otherwise.
   const terminal = process.stdout.isTTY ? createTerminal(process.stdout) : undefined
+  await preflight(config)
   const kernel = await createKernel({ config, migrate: opts.migrate, ...(terminal ? { logger: createLogger(config.logLevel, terminal as unknown as NodeJS.WritableStream) } : {}) })
   const { ctx } = kernel
   let firstAdmin: { email: string; password?: string } | undefined
@@ -32,7 +36,12 @@ export async function runStart(config: KernelConfig, opts: { demo?: boolean; mig
     })
     terminal?.done()
   }
-  const url = (await kernel.listen()).replace('[::1]', 'localhost')
+  const url = (
+    await kernel.listen().catch(async (err: NodeJS.ErrnoException) => {
+      await kernel.close()
+      throw err.code === 'EADDRINUSE' ? portInUse(config.port, config.host) : err
+    })
+  ).replace('[::1]', 'localhost')
   out()
   out(`Trellis is running at ${url}  (API docs: ${url}/docs)`)
   out(`Database: ${ctx.db.embedded ? `embedded PostgreSQL (PGlite) in ${config.dataDir}` : 'PostgreSQL from DATABASE_URL'}`)
@@ -66,30 +75,46 @@ export async function runStart(config: KernelConfig, opts: { demo?: boolean; mig
   process.once('SIGTERM', stop)
 }
 
-export async function runMigrate(config: KernelConfig, direction: 'up' | 'down' | 'status', to?: string): Promise<void> {
+export async function runMigrate(config: KernelConfig, direction: 'up' | 'down' | 'status', opts: { to?: string; yes?: boolean; json?: boolean } = {}): Promise<void> {
   const db = await Database.open(config)
   try {
+    const { executed, pending } = await db.migrationStatus()
     if (direction === 'status') {
-      const { executed, pending } = await db.migrationStatus()
+      if (opts.json) {
+        out(JSON.stringify({ applied: executed, pending }, null, 2))
+        return
+      }
       for (const m of executed) out(`applied  ${m}`)
       for (const m of pending) out(`pending  ${m}`)
       if (executed.length + pending.length === 0) out('no migrations')
       return
     }
-    const done = await db.migrate(direction, to)
-    out(done.length ? done.map((m) => `${direction === 'up' ? 'applied' : 'reverted'} ${m}`).join('\n') : 'nothing to do')
+    if (direction === 'down') {
+      // What `down` undoes: the latest migration, or every one back to (and including) --to.
+      const from = opts.to ? executed.indexOf(opts.to) : executed.length - 1
+      const undo = from < 0 ? [] : executed.slice(from).reverse()
+      if (opts.to && from < 0) throw KRN.CONFIG_INVALID({ variable: '--to', reason: `${opts.to} is not an applied migration` })
+      if (undo.length && !(await confirmRevert(undo, { yes: opts.yes, json: opts.json }))) return
+    }
+    const done = await db.migrate(direction, opts.to)
+    const verb = direction === 'up' ? 'applied' : 'reverted'
+    if (opts.json) out(JSON.stringify({ [verb]: done }, null, 2))
+    else out(done.length ? done.map((m) => `${verb} ${m}`).join('\n') : 'nothing to do')
   } finally {
     await db.close()
   }
 }
 
-export async function runAdminCreate(config: KernelConfig, opts: { email: string; name: string }): Promise<void> {
+export async function runAdminCreate(config: KernelConfig, opts: { email: string; name: string; json?: boolean }): Promise<void> {
   assertEmail(opts.email)
   const kernel = await createKernel({ config })
   try {
     const created = await createPlatformAdmin(kernel.ctx, { email: opts.email, name: opts.name, password: process.env.TRELLIS_ADMIN_PASSWORD })
-    out(`platform admin ${created.email} is ready`)
-    if (created.password) out(`password: ${created.password}   (shown only this once)`)
+    if (opts.json) out(JSON.stringify({ email: created.email, password: created.password ?? null }, null, 2))
+    else {
+      out(`platform admin ${created.email} is ready`)
+      if (created.password) out(`password: ${created.password}   (shown only this once)`)
+    }
   } finally {
     await kernel.close()
   }
@@ -151,11 +176,11 @@ export async function runAuditCheckpoint(config: KernelConfig, opts: { tenant?: 
   }
 }
 
-export async function runKeysRotate(config: KernelConfig): Promise<void> {
+export async function runKeysRotate(config: KernelConfig, opts: { json?: boolean } = {}): Promise<void> {
   const db = await Database.open(config)
   try {
     const kid = await new SigningKeys(db, new SecretBox(config.secretKey)).rotate()
-    out(`now signing with ${kid}`)
+    out(opts.json ? JSON.stringify({ kid }, null, 2) : `now signing with ${kid}`)
   } finally {
     await db.close()
   }

@@ -1,6 +1,7 @@
 // `trellis-plugin`: create, build, validate, test, dev, keys generate, pack, publish. Exit codes:
 // 0 ok, 1 error (and failed tests), 2 usage, 3 validation failed (or publish refused by the
 // marketplace's checks), 4 auth (signing key, or publish answered 401/403), 5 network (publish).
+import { readFileSync } from 'node:fs'
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { createInterface } from 'node:readline/promises'
 import { basename, dirname, join, relative, resolve } from 'node:path'
@@ -14,6 +15,9 @@ import { templateFiles } from './template.js'
 import { runPluginTests } from '../run-tests.js'
 import { runDev } from '../dev-server.js'
 import { publishPackage, readPackageManifest } from '../publish.js'
+
+/** The version of this package, as `trellis-plugin --version` prints it. */
+export const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
 /** Exit codes of `trellis-plugin`. */
 export const EXIT = Object.freeze({ OK: 0, ERROR: 1, USAGE: 2, VALIDATION: 3, AUTH: 4, NETWORK: 5 })
@@ -82,6 +86,7 @@ export async function runCli(argv: string[], io: Partial<Io> = {}): Promise<numb
 
   const program = new Command('trellis-plugin')
     .description('Build, validate, sign and pack Trellis plugins.')
+    .version(VERSION, '-V, --version', 'print the version')
     .exitOverride()
     .configureOutput({ writeOut: out.stdout, writeErr: out.stderr })
     .showSuggestionAfterError()

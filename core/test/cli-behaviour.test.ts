@@ -1,0 +1,81 @@
+// How `trellis` behaves at the edges an operator meets first: --help and --version, and a
+// database, Redis or port that is not there — one line naming the variable, exit 2.
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { createServer, type AddressInfo, type Server } from 'node:net'
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const CLI = fileURLToPath(new URL('../bin/trellis.js', import.meta.url))
+const version = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version as string
+const baseEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', PORT: '0' }
+
+function run(args: string[], env: Record<string, string | undefined> = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...baseEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    child.on('exit', (status) => resolve({ status, stdout, stderr }))
+  })
+}
+
+/** A port nothing listens on: bound, read, then released. */
+async function closedPort(): Promise<number> {
+  const s = createServer()
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  const port = (s.address() as AddressInfo).port
+  await new Promise((r) => s.close(r))
+  return port
+}
+
+const dataDir = () => mkdtempSync(join(tmpdir(), 'trellis-cli-'))
+
+t.test('--version and --help answer with exit 0', async (t) => {
+  for (const flag of ['--version', '-V']) {
+    const r = await run([flag])
+    t.equal(r.status, 0, flag)
+    t.equal(r.stdout.trim(), version, `${flag} prints the package version`)
+  }
+  const help = await run(['--help'])
+  t.equal(help.status, 0)
+  t.match(help.stdout, /Usage: trellis/)
+  t.match(help.stdout, /-V, --version/)
+  for (const c of ['start', 'migrate', 'admin', 'audit', 'keys']) t.match(help.stdout, new RegExp(`\\n\\s+${c}\\b`))
+  const sub = await run(['keys', 'rotate', '--help'])
+  t.equal(sub.status, 0)
+  t.match(sub.stdout, /--json/)
+})
+
+t.test('an unreachable DATABASE_URL is one line naming it, exit 2', async (t) => {
+  const port = await closedPort()
+  const r = await run(['start'], { DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/trellis`, TRELLIS_SECRET_KEY: 'a'.repeat(64), TRELLIS_DATA_DIR: dataDir() })
+  t.equal(r.status, 2)
+  t.equal(r.stderr.trim().split('\n').length, 1, r.stderr)
+  t.match(r.stderr, new RegExp(`^trellis: KRN_ERR_CONFIG_INVALID: DATABASE_URL: cannot reach PostgreSQL at 127\\.0\\.0\\.1:${port} \\(.*ECONNREFUSED.*\\); is it running`))
+  t.notMatch(r.stderr, /\n\s+at /, 'no stack trace')
+})
+
+t.test('a refused REDIS_URL is one line naming it, exit 2', async (t) => {
+  const port = await closedPort()
+  const r = await run(['start'], { REDIS_URL: `redis://127.0.0.1:${port}`, TRELLIS_DATA_DIR: dataDir() })
+  t.equal(r.status, 2)
+  t.equal(r.stderr.trim().split('\n').length, 1, r.stderr)
+  t.match(r.stderr, new RegExp(`^trellis: KRN_ERR_CONFIG_INVALID: REDIS_URL: cannot reach Redis at 127\\.0\\.0\\.1:${port} \\(.*ECONNREFUSED.*\\); start Redis, or unset REDIS_URL`))
+})
+
+t.test('a port in use is one line naming PORT, exit 2', async (t) => {
+  const holder: Server = createServer()
+  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r))
+  t.teardown(() => new Promise((r) => holder.close(r)))
+  const port = (holder.address() as AddressInfo).port
+  for (const [args, env] of [[['start'], { PORT: String(port) }], [['start', '--port', String(port)], {}]] as const) {
+    const r = await run([...args], { ...env, TRELLIS_DATA_DIR: dataDir() })
+    t.equal(r.status, 2, args.join(' '))
+    t.equal(r.stderr.trim().split('\n').length, 1, r.stderr)
+    t.match(r.stderr, new RegExp(`^trellis: KRN_ERR_CONFIG_INVALID: PORT: 127\\.0\\.0\\.1:${port} is in use by another process; stop it, or choose another port`))
+  }
+})
