@@ -2,7 +2,7 @@
 // database, Redis or port that is not there — one line naming the variable, exit 2.
 import t from 'tap'
 import { spawn } from 'node:child_process'
-import { createServer, type AddressInfo, type Server } from 'node:net'
+import { connect, createServer, type AddressInfo, type Server } from 'node:net'
 import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -79,3 +79,42 @@ t.test('a port in use is one line naming PORT, exit 2', async (t) => {
     t.match(r.stderr, new RegExp(`^trellis: KRN_ERR_CONFIG_INVALID: PORT: 127\\.0\\.0\\.1:${port} is in use by another process; stop it, or choose another port`))
   }
 })
+
+/** Resolves once nothing accepts connections on `port` any more (the kernel let go of it). */
+async function portReleased(port: number, boundMs = 60_000): Promise<boolean> {
+  const until = Date.now() + boundMs
+  while (Date.now() < until) {
+    const refused = await new Promise<boolean>((resolve) => {
+      const socket = connect({ port, host: '127.0.0.1' })
+      socket.once('connect', () => (socket.destroy(), resolve(false)))
+      socket.once('error', () => resolve(true))
+    })
+    if (refused) return true
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  return false
+}
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  t.test(`${signal} to \`npm start\` stops the kernel and frees its port`, async (t) => {
+    const root = fileURLToPath(new URL('../..', import.meta.url))
+    const npm = spawn('npm', ['start', '--silent'], { cwd: root, env: { ...baseEnv, TRELLIS_DATA_DIR: dataDir() }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    npm.stdout.on('data', (d) => (out += d))
+    npm.stderr.on('data', (d) => (out += d))
+    const exited = new Promise<void>((r) => npm.once('exit', () => r()))
+    t.teardown(() => void (npm.exitCode === null && npm.kill('SIGKILL')))
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no URL printed:\n${out}`)), 240_000)
+      npm.stdout.on('data', () => {
+        const m = /running at (http:\/\/\S+)/.exec(out)
+        if (m) (clearTimeout(timer), resolve(m[1]!))
+      })
+      void exited.then(() => reject(new Error(`npm start exited:\n${out}`)))
+    })
+    t.equal((await fetch(`${url}/healthz`)).status, 200, 'the kernel answers')
+    npm.kill(signal)
+    await exited
+    t.ok(await portReleased(Number(new URL(url).port)), 'nothing holds the port once npm start has exited')
+  })
+}

@@ -91,7 +91,10 @@ t.test('first start on the embedded default creates a platform admin and prints 
     const verify = run(['audit', 'verify'], env)
     t.equal(verify.status, 0, verify.stderr)
     t.match(verify.stdout, /ok\s+platform\s+\d+ entries/)
-    const down = run(['migrate', 'down'], env)
+    const refused = run(['migrate', 'down'], env)
+    t.equal(refused.status, 2, 'without a terminal, down needs --yes')
+    t.match(refused.stderr, /will revert 1 migration[\s\S]*--yes/)
+    const down = run(['migrate', 'down', '--yes'], env)
     t.equal(down.status, 0, down.stderr)
     const reverted = /reverted (Migration\w+)/.exec(down.stdout)?.[1]
     t.ok(reverted, 'the latest migration was reverted')
