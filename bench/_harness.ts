@@ -6,8 +6,15 @@ import pg from 'pg'
 const tsx = createRequire(import.meta.url).resolve('tsx')
 
 /** Runs a bench server in its own process (so load generation does not share its event loop). */
-export async function startServer<T>(script: string, env: Record<string, string>): Promise<{ info: T; stop: () => Promise<void> }> {
-  const child: ChildProcess = spawn(process.execPath, ['--no-node-snapshot', ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), '--import', tsx, script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+export async function startServer<T>(
+  script: string,
+  env: Record<string, string>,
+): Promise<{ info: T; stop: () => Promise<void> }> {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    ['--no-node-snapshot', ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), '--import', tsx, script],
+    { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] },
+  )
   const info = await new Promise<T>((resolve, reject) => {
     let buf = ''
     child.stdout!.on('data', (d) => {
@@ -39,7 +46,14 @@ export interface LoadResult {
 let counter = 0
 
 /** autocannon against one route; `body` builds a fresh body per request when given. */
-export async function load(opts: { url: string; method?: 'GET' | 'POST'; token?: string; body?: () => unknown; connections?: number; seconds?: number }): Promise<LoadResult> {
+export async function load(opts: {
+  url: string
+  method?: 'GET' | 'POST'
+  token?: string
+  body?: () => unknown
+  connections?: number
+  seconds?: number
+}): Promise<LoadResult> {
   const headers: Record<string, string> = { 'content-type': 'application/json' }
   if (opts.token) headers.authorization = `Bearer ${opts.token}`
   const result = await autocannon({
@@ -48,9 +62,17 @@ export async function load(opts: { url: string; method?: 'GET' | 'POST'; token?:
     connections: opts.connections ?? 50,
     duration: opts.seconds ?? 10,
     headers,
-    requests: opts.body ? [{ setupRequest: (req: any) => ({ ...req, body: JSON.stringify(opts.body!()) }) }] : undefined,
+    requests: opts.body
+      ? [{ setupRequest: (req: any) => ({ ...req, body: JSON.stringify(opts.body!()) }) }]
+      : undefined,
   })
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors, non2xx: result.non2xx }
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors,
+    non2xx: result.non2xx,
+  }
 }
 
 type LoadOptions = Parameters<typeof load>[0]
@@ -71,7 +93,11 @@ export interface Comparison {
  * …), so that a machine whose speed drifts during the run — other processes, CPU boost, the
  * page cache — weighs on both alike. Each side's figures are the rounds' means (p99: the worst round).
  */
-export async function compare(base: LoadOptions, subject: LoadOptions, opts: { rounds?: number; seconds: number; warmUpSeconds?: number }): Promise<Comparison> {
+export async function compare(
+  base: LoadOptions,
+  subject: LoadOptions,
+  opts: { rounds?: number; seconds: number; warmUpSeconds?: number },
+): Promise<Comparison> {
   // Both warmed up first (JIT, connection pools, caches), unmeasured.
   await load({ ...base, seconds: opts.warmUpSeconds ?? 2 })
   await load({ ...subject, seconds: opts.warmUpSeconds ?? 2 })
@@ -93,13 +119,25 @@ export async function compare(base: LoadOptions, subject: LoadOptions, opts: { r
   const ratios = s.map((r, i) => r.rps / b[i]!.rps)
   const sorted = [...ratios].sort((x, y) => x - y)
   const mid = Math.floor(rounds / 2)
-  return { base: combine(b), subject: combine(s), ratios, ratio: rounds % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2, p99s: { base: b.map((r) => r.p99), subject: s.map((r) => r.p99) } }
+  return {
+    base: combine(b),
+    subject: combine(s),
+    ratios,
+    ratio: rounds % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2,
+    p99s: { base: b.map((r) => r.p99), subject: s.map((r) => r.p99) },
+  }
 }
 
 function combine(rs: LoadResult[]): LoadResult {
   const mean = (f: (r: LoadResult) => number) => rs.reduce((a, r) => a + f(r), 0) / rs.length
   const sum = (f: (r: LoadResult) => number) => rs.reduce((a, r) => a + f(r), 0)
-  return { rps: mean((r) => r.rps), p50: mean((r) => r.p50), p99: Math.max(...rs.map((r) => r.p99)), errors: sum((r) => r.errors), non2xx: sum((r) => r.non2xx) }
+  return {
+    rps: mean((r) => r.rps),
+    p50: mean((r) => r.p50),
+    p99: Math.max(...rs.map((r) => r.p99)),
+    errors: sum((r) => r.errors),
+    non2xx: sum((r) => r.non2xx),
+  }
 }
 
 export function uniqueName(prefix: string): string {

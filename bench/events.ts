@@ -36,7 +36,11 @@ const pct = (xs: number[], p: number) => {
 }
 
 /** Sends `total` items either as fast as `concurrency` allows, or at `rate` per second. */
-async function drive(total: number, send: (i: number) => Promise<void>, opts: { concurrency?: number; rate?: number }): Promise<void> {
+async function drive(
+  total: number,
+  send: (i: number) => Promise<void>,
+  opts: { concurrency?: number; rate?: number },
+): Promise<void> {
   if (opts.rate) {
     const started = performance.now()
     const pending: Promise<void>[] = []
@@ -50,9 +54,11 @@ async function drive(total: number, send: (i: number) => Promise<void>, opts: { 
     return
   }
   let next = 0
-  await Promise.all(Array.from({ length: opts.concurrency ?? 50 }, async () => {
-    while (next < total) await send(next++)
-  }))
+  await Promise.all(
+    Array.from({ length: opts.concurrency ?? 50 }, async () => {
+      while (next < total) await send(next++)
+    }),
+  )
 }
 
 async function rawBullmq(prefix: string): Promise<{ burst: Result; steady: Result }> {
@@ -60,11 +66,15 @@ async function rawBullmq(prefix: string): Promise<{ burst: Result; steady: Resul
   const consumer = new Redis(REDIS_URL, { maxRetriesPerRequest: null })
   const queue = new Queue('raw', { connection: producer as never, prefix })
   const seen = new Map<number, number>()
-  let waiters: Array<() => void> = []
-  const worker = new Worker('raw', async (job) => {
-    seen.set(job.data.i as number, performance.now())
-    for (const w of waiters.splice(0)) w()
-  }, { connection: consumer as never, prefix, concurrency: 16 })
+  const waiters: Array<() => void> = []
+  const worker = new Worker(
+    'raw',
+    async (job) => {
+      seen.set(job.data.i as number, performance.now())
+      for (const w of waiters.splice(0)) w()
+    },
+    { connection: consumer as never, prefix, concurrency: 16 },
+  )
   const until = async (n: number) => {
     while (seen.size < n) await new Promise<void>((r) => waiters.push(r))
   }
@@ -72,10 +82,14 @@ async function rawBullmq(prefix: string): Promise<{ burst: Result; steady: Resul
     seen.clear()
     const sent = new Map<number, number>()
     const t0 = performance.now()
-    await drive(total, async (i) => {
-      sent.set(offset + i, performance.now())
-      await queue.add('job', { i: offset + i }, { removeOnComplete: true })
-    }, opts)
+    await drive(
+      total,
+      async (i) => {
+        sent.set(offset + i, performance.now())
+        await queue.add('job', { i: offset + i }, { removeOnComplete: true })
+      },
+      opts,
+    )
     await until(total)
     const elapsed = (performance.now() - t0) / 1000
     const lat = [...sent].map(([i, at]) => seen.get(i)! - at)
@@ -101,7 +115,7 @@ export async function run(): Promise<void> {
     let wh: Webhook | undefined
     const received = new Map<string, number>()
     let bad = 0
-    let waiters: Array<() => void> = []
+    const waiters: Array<() => void> = []
     // The one-slow-subject comparison: while `slowSubject` is set, the receiver takes SLOW_MS to
     // answer each event about it (its later events wait in line); every other subject is answered at once.
     let slowSubject: string | undefined
@@ -112,7 +126,11 @@ export async function run(): Promise<void> {
       req.on('end', () => {
         let slow = false
         try {
-          const payload = wh!.verify(body, req.headers as Record<string, string>) as { id: string; subject: string; data: { name: string } }
+          const payload = wh!.verify(body, req.headers as Record<string, string>) as {
+            id: string
+            subject: string
+            data: { name: string }
+          }
           if (payload.subject.startsWith('webhook/')) {
             hotReceived.add(payload.id)
             slow = payload.subject === slowSubject
@@ -131,29 +149,47 @@ export async function run(): Promise<void> {
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r))
     const receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`
 
-    const kernel = await startServer<{ url: string; token: string; tenantId: string }>(here('./servers/kernel-server.ts'), {
-      DATABASE_URL: databaseUrl,
-      TRELLIS_SECRET_KEY: 'b'.repeat(64),
-      REDIS_URL,
-      TRELLIS_QUEUE_PREFIX: `${prefix}-kernel`,
-      TRELLIS_EGRESS_ALLOW: '127.0.0.1',
-    })
+    const kernel = await startServer<{ url: string; token: string; tenantId: string }>(
+      here('./servers/kernel-server.ts'),
+      {
+        DATABASE_URL: databaseUrl,
+        TRELLIS_SECRET_KEY: 'b'.repeat(64),
+        REDIS_URL,
+        TRELLIS_QUEUE_PREFIX: `${prefix}-kernel`,
+        TRELLIS_EGRESS_ALLOW: '127.0.0.1',
+      },
+    )
     // Plain node:http on kept-alive connections: the load generator shares the machine with what
     // it measures, so it should cost as little as it can (fetch costs several times more).
     const agent = new http.Agent({ keepAlive: true, maxSockets: 64 })
     try {
       const api = (path: string, body: unknown, base = kernel.info.url, method = 'POST') =>
         new Promise<{ secret: string; id: string }>((resolve, reject) => {
-          const req = http.request(base + path, { method, agent, headers: { 'content-type': 'application/json', authorization: `Bearer ${kernel.info.token}` } }, (res) => {
-            let text = ''
-            res.setEncoding('utf8')
-            res.on('data', (c: string) => (text += c))
-            res.on('end', () => ((res.statusCode ?? 0) >= 300 ? reject(new Error(`${path}: ${res.statusCode} ${text}`)) : resolve(JSON.parse(text))))
-          })
+          const req = http.request(
+            base + path,
+            {
+              method,
+              agent,
+              headers: { 'content-type': 'application/json', authorization: `Bearer ${kernel.info.token}` },
+            },
+            (res) => {
+              let text = ''
+              res.setEncoding('utf8')
+              res.on('data', (c: string) => (text += c))
+              res.on('end', () =>
+                (res.statusCode ?? 0) >= 300
+                  ? reject(new Error(`${path}: ${res.statusCode} ${text}`))
+                  : resolve(JSON.parse(text)),
+              )
+            },
+          )
           req.on('error', reject)
           req.end(JSON.stringify(body))
         })
-      const ep = await api('/v1/webhooks', { url: receiverUrl, types: ['kernel.role.created', 'kernel.webhook.updated'] })
+      const ep = await api('/v1/webhooks', {
+        url: receiverUrl,
+        types: ['kernel.role.created', 'kernel.webhook.updated'],
+      })
       wh = new Webhook(ep.secret)
       // The subject the slow receiver holds up: the changes of an endpoint that receives nothing itself.
       const hot = await api('/v1/webhooks', { url: receiverUrl, types: ['bench.never.sent'] })
@@ -162,13 +198,21 @@ export async function run(): Promise<void> {
         const sent = new Map<string, number>()
         const names: string[] = []
         const t0 = performance.now()
-        await drive(total, async () => {
-          const roleName = `b${n++}`
-          names.push(roleName)
-          sent.set(roleName, performance.now())
-          await api('/v1/roles', { name: roleName, permissions: [] })
-        }, opts)
-        while (!names.every((x) => received.has(x))) await new Promise<void>((r) => { waiters.push(r); setTimeout(r, 100) })
+        await drive(
+          total,
+          async () => {
+            const roleName = `b${n++}`
+            names.push(roleName)
+            sent.set(roleName, performance.now())
+            await api('/v1/roles', { name: roleName, permissions: [] })
+          },
+          opts,
+        )
+        while (!names.every((x) => received.has(x)))
+          await new Promise<void>((r) => {
+            waiters.push(r)
+            setTimeout(r, 100)
+          })
         const elapsed = (performance.now() - t0) / 1000
         const lat = names.map((x) => received.get(x)! - sent.get(x)!)
         return { perSecond: total / elapsed, p50: pct(lat, 50), p99: pct(lat, 99), count: total }
@@ -203,7 +247,11 @@ export async function run(): Promise<void> {
           sides[side].push(r.perSecond)
           // The hot subject's line drains at full speed before the next round starts.
           slowSubject = undefined
-          while (hotReceived.size < hotWrites) await new Promise<void>((res) => { waiters.push(res); setTimeout(res, 100) })
+          while (hotReceived.size < hotWrites)
+            await new Promise<void>((res) => {
+              waiters.push(res)
+              setTimeout(res, 100)
+            })
         }
       }
       const median = (xs: number[]) => {
@@ -216,12 +264,19 @@ export async function run(): Promise<void> {
 
       // The ceiling: the change alone — bare Fastify + pg writing the same role and audit rows
       // under RLS (the kernel benchmark's baseline), no event — driven the same way.
-      const bare = await startServer<{ url: string }>(here('./servers/baseline-server.ts'), { DATABASE_URL: databaseUrl, BENCH_TENANT_ID: kernel.info.tenantId })
+      const bare = await startServer<{ url: string }>(here('./servers/baseline-server.ts'), {
+        DATABASE_URL: databaseUrl,
+        BENCH_TENANT_ID: kernel.info.tenantId,
+      })
       let ceiling: Result
       try {
         const writes = async (total: number) => {
           const t0 = performance.now()
-          await drive(total, () => api('/baseline/roles', { name: `c${n++}`, permissions: [] }, bare.info.url).then(() => undefined), { concurrency: 50 })
+          await drive(
+            total,
+            () => api('/baseline/roles', { name: `c${n++}`, permissions: [] }, bare.info.url).then(() => undefined),
+            { concurrency: 50 },
+          )
           return { perSecond: total / ((performance.now() - t0) / 1000), p50: NaN, p99: NaN, count: total }
         }
         await writes(500)
@@ -233,14 +288,28 @@ export async function run(): Promise<void> {
       const line = (label: string, r: Result, extra = '') =>
         `${label.padEnd(58)} ${r.perSecond.toFixed(0).padStart(6)} ev/s   p50 ${r.p50.toFixed(1).padStart(6)} ms   p99 ${r.p99.toFixed(1).padStart(6)} ms${extra}`
       console.log(line('baseline: raw BullMQ add → process, as fast as it goes', raw.burst))
-      console.log(line('kernel: change → verified webhook, as fast as it goes', burst, `   ${((burst.perSecond / raw.burst.perSecond) * 100).toFixed(0)} % of raw BullMQ`))
-      console.log(`${'ceiling: the change alone (bare Fastify + pg, no event)'.padEnd(58)} ${ceiling.perSecond.toFixed(0).padStart(6)} writes/s  ${((ceiling.perSecond / raw.burst.perSecond) * 100).toFixed(0)} % of raw BullMQ`)
+      console.log(
+        line(
+          'kernel: change → verified webhook, as fast as it goes',
+          burst,
+          `   ${((burst.perSecond / raw.burst.perSecond) * 100).toFixed(0)} % of raw BullMQ`,
+        ),
+      )
+      console.log(
+        `${'ceiling: the change alone (bare Fastify + pg, no event)'.padEnd(58)} ${ceiling.perSecond.toFixed(0).padStart(6)} writes/s  ${((ceiling.perSecond / raw.burst.perSecond) * 100).toFixed(0)} % of raw BullMQ`,
+      )
       console.log(line(`baseline: raw BullMQ at a steady ${RATE}/s`, raw.steady))
       console.log(line(`kernel: change → verified webhook at a steady ${RATE}/s`, steady))
-      console.log(`${'kernel: receiver answering every subject at once'.padEnd(58)} ${median(sides.plain).toFixed(0).padStart(6)} ev/s   rounds ${sides.plain.map((x) => x.toFixed(0)).join(', ')}`)
-      console.log(`${`kernel: receiver taking ${SLOW_MS} ms per event of one subject`.padEnd(58)} ${median(sides.slow).toFixed(0).padStart(6)} ev/s   rounds ${sides.slow.map((x) => x.toFixed(0)).join(', ')}   median of the rounds' ratios ${(orderRatio * 100).toFixed(0)} % of the plain side`)
+      console.log(
+        `${'kernel: receiver answering every subject at once'.padEnd(58)} ${median(sides.plain).toFixed(0).padStart(6)} ev/s   rounds ${sides.plain.map((x) => x.toFixed(0)).join(', ')}`,
+      )
+      console.log(
+        `${`kernel: receiver taking ${SLOW_MS} ms per event of one subject`.padEnd(58)} ${median(sides.slow).toFixed(0).padStart(6)} ev/s   rounds ${sides.slow.map((x) => x.toFixed(0)).join(', ')}   median of the rounds' ratios ${(orderRatio * 100).toFixed(0)} % of the plain side`,
+      )
       console.log()
-      console.log(`throughput: ${((burst.perSecond / raw.burst.perSecond) * 100).toFixed(0)} % of raw BullMQ (target ≥ 30 %); p99 at ${RATE}/s: ${steady.p99.toFixed(0)} ms (target ≤ 250 ms); one slow subject: ${(orderRatio * 100).toFixed(0)} % of the throughput (target ≥ 90 %); signatures failing verification: ${bad}`)
+      console.log(
+        `throughput: ${((burst.perSecond / raw.burst.perSecond) * 100).toFixed(0)} % of raw BullMQ (target ≥ 30 %); p99 at ${RATE}/s: ${steady.p99.toFixed(0)} ms (target ≤ 250 ms); one slow subject: ${(orderRatio * 100).toFixed(0)} % of the throughput (target ≥ 90 %); signatures failing verification: ${bad}`,
+      )
       if (bad > 0) process.exitCode = 1
     } finally {
       agent.destroy()

@@ -18,12 +18,29 @@ module.exports = {
   },
 }
 `
-const bundle: PluginBundle = { id: '@bench/echo', version: '1.0.0', code: BUNDLE_CODE, sha256: createHash('sha256').update(BUNDLE_CODE).digest('hex') }
-const INPUT = { orderId: 'ord_123', lines: [{ sku: 'A-1', qty: 2 }, { sku: 'B-7', qty: 1 }] }
+const bundle: PluginBundle = {
+  id: '@bench/echo',
+  version: '1.0.0',
+  code: BUNDLE_CODE,
+  sha256: createHash('sha256').update(BUNDLE_CODE).digest('hex'),
+}
+const INPUT = {
+  orderId: 'ord_123',
+  lines: [
+    { sku: 'A-1', qty: 2 },
+    { sku: 'B-7', qty: 1 },
+  ],
+}
 const onHostCall: HostCallHandler = async (_op, args) => ({ id: (args as { id: number }).id, total: 42 })
 
 function ctx(tenantId: string, n: number): InvocationContext {
-  return { invocationId: `bench-${n}`, tenantId, installationId: `inst-${tenantId}`, caller: { kind: 'user', id: 'u1', permissions: [] }, capabilities: ['data'] }
+  return {
+    invocationId: `bench-${n}`,
+    tenantId,
+    installationId: `inst-${tenantId}`,
+    caller: { kind: 'user', id: 'u1', permissions: [] },
+    capabilities: ['data'],
+  }
 }
 
 interface Figures {
@@ -41,11 +58,16 @@ async function measure(n: number, warmup: number, fn: (i: number) => Promise<unk
     samples[i] = (performance.now() - t0) * 1000
   }
   samples.sort()
-  return { p50: samples[Math.floor(n * 0.5)]!, p99: samples[Math.floor(n * 0.99)]!, mean: samples.reduce((a, b) => a + b, 0) / n }
+  return {
+    p50: samples[Math.floor(n * 0.5)]!,
+    p99: samples[Math.floor(n * 0.99)]!,
+    mean: samples.reduce((a, b) => a + b, 0) / n,
+  }
 }
 
 const us = (x: number) => `${x.toFixed(1)} µs`
-const row = (name: string, f: Figures, extra = '') => console.log(`${name.padEnd(44)} p50 ${us(f.p50).padStart(11)}   p99 ${us(f.p99).padStart(11)}${extra}`)
+const row = (name: string, f: Figures, extra = '') =>
+  console.log(`${name.padEnd(44)} p50 ${us(f.p50).padStart(11)}   p99 ${us(f.p99).padStart(11)}${extra}`)
 
 export async function run(): Promise<void> {
   const cores = availableParallelism()
@@ -57,26 +79,38 @@ export async function run(): Promise<void> {
 
   const iso = new ivm.Isolate({ memoryLimit: 1024 })
   const context = iso.createContextSync()
-  const fn = context.evalSync(`(function (json) { const input = JSON.parse(json); return JSON.stringify({ ok: true, echo: input }) })`, { reference: true })
+  const fn = context.evalSync(
+    `(function (json) { const input = JSON.parse(json); return JSON.stringify({ ok: true, echo: input }) })`,
+    { reference: true },
+  )
   const json = JSON.stringify(INPUT)
-  const rawAsync = await measure(5_000, 500, () => fn.apply(undefined, [json], { result: { copy: true }, timeout: 1000 }))
-  const rawSync = await measure(5_000, 500, () => fn.applySync(undefined, [json], { result: { copy: true }, timeout: 1000 }))
+  const rawAsync = await measure(5_000, 500, () =>
+    fn.apply(undefined, [json], { result: { copy: true }, timeout: 1000 }),
+  )
+  const rawSync = await measure(5_000, 500, () =>
+    fn.applySync(undefined, [json], { result: { copy: true }, timeout: 1000 }),
+  )
 
   // The alternative ADR 0001 weighed: one isolate per bundle shared by tenants, with a fresh
   // context per invocation (the bundle's top level re-run each time, from a compiled script).
-  const script = iso.compileScriptSync(`var module = { exports: {} }; (function (module, exports) {\n${BUNDLE_CODE}\n})(module, module.exports);
+  const script =
+    iso.compileScriptSync(`var module = { exports: {} }; (function (module, exports) {\n${BUNDLE_CODE}\n})(module, module.exports);
 globalThis.__call = (json) => JSON.stringify({ ok: true, echo: JSON.parse(json), entries: module.exports.entries })`)
   const freshContext = await measure(1_000, 100, () => {
     const c = iso.createContextSync()
     script.runSync(c)
-    const r = c.global.getSync('__call', { reference: true }).applySync(undefined, [json], { result: { copy: true }, timeout: 1000 })
+    const r = c.global
+      .getSync('__call', { reference: true })
+      .applySync(undefined, [json], { result: { copy: true }, timeout: 1000 })
     c.release()
     return r
   })
   const keptContext = iso.createContextSync()
   script.runSync(keptContext)
   const kept = keptContext.global.getSync('__call', { reference: true })
-  const warmContext = await measure(5_000, 500, () => kept.applySync(undefined, [json], { result: { copy: true }, timeout: 1000 }))
+  const warmContext = await measure(5_000, 500, () =>
+    kept.applySync(undefined, [json], { result: { copy: true }, timeout: 1000 }),
+  )
   iso.dispose()
 
   // --- the sandbox ---------------------------------------------------------------------
@@ -114,12 +148,31 @@ globalThis.__call = (json) => JSON.stringify({ ok: true, echo: JSON.parse(json),
     row('plain async function call (baseline)', plainF)
     row('raw isolated-vm apply, async (baseline)', rawAsync)
     row('raw isolated-vm applySync (baseline)', rawSync)
-    row('in-process: fresh context per invocation', freshContext, `   = ${(freshContext.p50 / warmContext.p50).toFixed(0)}× a kept context (ADR 0001)`)
+    row(
+      'in-process: fresh context per invocation',
+      freshContext,
+      `   = ${(freshContext.p50 / warmContext.p50).toFixed(0)}× a kept context (ADR 0001)`,
+    )
     row('in-process: kept context, warm', warmContext)
-    row('sandbox warm invoke (parent→worker→isolate)', warm, `   = ${(warm.p50 / rawAsync.p50).toFixed(1)}× raw apply, ${(warm.p50 / plainF.p50).toFixed(0)}× plain call   [target p50 ≤ 150 µs, p99 ≤ 1 ms]`)
-    row('sandbox warm invoke with 3 host calls', hosted, `   = ${(hosted.p50 / warm.p50).toFixed(1)}× warm invoke   [target p50 ≤ 400 µs]`)
-    row(`cold start, new tenant (${cold}/200 cold)`, coldF, `   = ${(coldF.p50 / warm.p50).toFixed(1)}× warm invoke   [target p50 ≤ 10 ms]`)
-    console.log(`throughput, ${cores} workers, ${concurrency} in flight`.padEnd(44) + ` ${Math.round(perSec)} invocations/s = ${Math.round(perSec / cores)} per core; ${(1e6 / perSec / cores).toFixed(0)} µs of a core each = ${((1e6 / perSec / cores) / rawAsync.p50).toFixed(1)}× raw apply`)
+    row(
+      'sandbox warm invoke (parent→worker→isolate)',
+      warm,
+      `   = ${(warm.p50 / rawAsync.p50).toFixed(1)}× raw apply, ${(warm.p50 / plainF.p50).toFixed(0)}× plain call   [target p50 ≤ 150 µs, p99 ≤ 1 ms]`,
+    )
+    row(
+      'sandbox warm invoke with 3 host calls',
+      hosted,
+      `   = ${(hosted.p50 / warm.p50).toFixed(1)}× warm invoke   [target p50 ≤ 400 µs]`,
+    )
+    row(
+      `cold start, new tenant (${cold}/200 cold)`,
+      coldF,
+      `   = ${(coldF.p50 / warm.p50).toFixed(1)}× warm invoke   [target p50 ≤ 10 ms]`,
+    )
+    console.log(
+      `throughput, ${cores} workers, ${concurrency} in flight`.padEnd(44) +
+        ` ${Math.round(perSec)} invocations/s = ${Math.round(perSec / cores)} per core; ${(1e6 / perSec / cores).toFixed(0)} µs of a core each = ${(1e6 / perSec / cores / rawAsync.p50).toFixed(1)}× raw apply`,
+    )
   } finally {
     await sandbox.close()
   }
@@ -128,17 +181,34 @@ globalThis.__call = (json) => JSON.stringify({ ok: true, echo: JSON.parse(json),
   const mem = await Sandbox.create({ workers: 1, maxIsolatesPerWorker: 5000, isolateHeapBudgetMb: 8192 })
   try {
     await mem.load(bundle)
-    for (let i = 0; i < 10; i++) await mem.invoke({ bundle, entry: { kind: 'route', name: 'echo' }, input: INPUT, context: ctx(`mem-warm-${i}`, i), onHostCall })
+    for (let i = 0; i < 10; i++)
+      await mem.invoke({
+        bundle,
+        entry: { kind: 'route', name: 'echo' },
+        input: INPUT,
+        context: ctx(`mem-warm-${i}`, i),
+        onHostCall,
+      })
     const before = (await mem.stats({ refresh: true })).workers[0]!
     const K = 400
-    for (let i = 0; i < K; i++) await mem.invoke({ bundle, entry: { kind: 'route', name: 'echo' }, input: INPUT, context: ctx(`mem-${i}`, i), onHostCall })
+    for (let i = 0; i < K; i++)
+      await mem.invoke({
+        bundle,
+        entry: { kind: 'route', name: 'echo' },
+        input: INPUT,
+        context: ctx(`mem-${i}`, i),
+        onHostCall,
+      })
     await new Promise((r) => setTimeout(r, 500))
     const after = (await mem.stats({ refresh: true })).workers[0]!
     const heapPer = (after.isolateHeapBytes - before.isolateHeapBytes) / K
     const rssPer = (after.rssBytes - before.rssBytes) / K
     const per = Math.max(heapPer, rssPer)
     const fit = Math.floor((2 * 1024 ** 3) / per)
-    console.log(`memory per idle isolate (${K} tenants)`.padEnd(44) + ` heap ${(heapPer / 1024).toFixed(0)} KiB, rss ${(rssPer / 1024).toFixed(0)} KiB → ~${fit} tenants' isolates warm in 2 GiB`)
+    console.log(
+      `memory per idle isolate (${K} tenants)`.padEnd(44) +
+        ` heap ${(heapPer / 1024).toFixed(0)} KiB, rss ${(rssPer / 1024).toFixed(0)} KiB → ~${fit} tenants' isolates warm in 2 GiB`,
+    )
   } finally {
     await mem.close()
   }

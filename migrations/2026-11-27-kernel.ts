@@ -29,7 +29,9 @@ end $$;`)
     this.addSql(`grant create on schema public to trellis_auth;`)
     // Kernel processes check at start that no migration is pending (names only, nothing secret).
     this.addSql(`grant select on trellis_migrations to public;`)
-    this.addSql(`create or replace function trellis_current_tenant() returns uuid language sql stable as $$ select nullif(current_setting('app.tenant_id', true), '')::uuid $$;`)
+    this.addSql(
+      `create or replace function trellis_current_tenant() returns uuid language sql stable as $$ select nullif(current_setting('app.tenant_id', true), '')::uuid $$;`,
+    )
 
     this.addSql(`
 create table partners (
@@ -107,7 +109,9 @@ create table roles (
   builtin boolean not null default false,
   created_at timestamptz not null default now()
 );`)
-    this.addSql(`create unique index roles_name_idx on roles (coalesce(tenant_id, '00000000-0000-0000-0000-000000000000'::uuid), name) where not builtin;`)
+    this.addSql(
+      `create unique index roles_name_idx on roles (coalesce(tenant_id, '00000000-0000-0000-0000-000000000000'::uuid), name) where not builtin;`,
+    )
     this.addSql(`create unique index roles_builtin_idx on roles (name) where builtin;`)
     this.addSql(`
 create table memberships (
@@ -168,7 +172,9 @@ begin
   end if;
   return new;
 end $$;`)
-    this.addSql(`create trigger audit_log_guard before update or delete on audit_log for each row execute function trellis_audit_guard();`)
+    this.addSql(
+      `create trigger audit_log_guard before update or delete on audit_log for each row execute function trellis_audit_guard();`,
+    )
     this.addSql(`
 create table idempotency_keys (
   tenant_id uuid not null,
@@ -188,28 +194,48 @@ create table idempotency_keys (
       this.addSql(`alter table ${table} enable row level security;`)
       this.addSql(`alter table ${table} force row level security;`)
     }
-    this.addSql(`create policy roles_read on roles for select to trellis_app using (tenant_id is null or tenant_id = trellis_current_tenant());`)
-    this.addSql(`create policy roles_write on roles for all to trellis_app using (tenant_id = trellis_current_tenant() and not builtin) with check (tenant_id = trellis_current_tenant() and not builtin);`)
+    this.addSql(
+      `create policy roles_read on roles for select to trellis_app using (tenant_id is null or tenant_id = trellis_current_tenant());`,
+    )
+    this.addSql(
+      `create policy roles_write on roles for all to trellis_app using (tenant_id = trellis_current_tenant() and not builtin) with check (tenant_id = trellis_current_tenant() and not builtin);`,
+    )
     for (const table of ['memberships', 'api_keys', 'idempotency_keys']) {
-      this.addSql(`create policy ${table}_tenant on ${table} for all to trellis_app using (tenant_id = trellis_current_tenant()) with check (tenant_id = trellis_current_tenant());`)
+      this.addSql(
+        `create policy ${table}_tenant on ${table} for all to trellis_app using (tenant_id = trellis_current_tenant()) with check (tenant_id = trellis_current_tenant());`,
+      )
     }
-    this.addSql(`create policy audit_read on audit_log for select to trellis_app using (tenant_id = trellis_current_tenant());`)
-    this.addSql(`create policy audit_append on audit_log for insert to trellis_app with check (tenant_id = trellis_current_tenant() and seq is null and hash is null and prev_hash is null);`)
+    this.addSql(
+      `create policy audit_read on audit_log for select to trellis_app using (tenant_id = trellis_current_tenant());`,
+    )
+    this.addSql(
+      `create policy audit_append on audit_log for insert to trellis_app with check (tenant_id = trellis_current_tenant() and seq is null and hash is null and prev_hash is null);`,
+    )
     // The cross-tenant policies below also demand that the role is really in force (SET ROLE),
     // not merely inherited by a login that is a member of it.
-    this.addSql(`create policy audit_seal_read on audit_log for select to trellis_auditor using (current_user = 'trellis_auditor');`)
-    this.addSql(`create policy audit_seal on audit_log for update to trellis_auditor using (hash is null and current_user = 'trellis_auditor') with check (hash is not null);`)
-    this.addSql(`create policy roles_builtin on roles for all to trellis_bootstrap using (builtin and tenant_id is null and current_user = 'trellis_bootstrap') with check (builtin and tenant_id is null);`)
+    this.addSql(
+      `create policy audit_seal_read on audit_log for select to trellis_auditor using (current_user = 'trellis_auditor');`,
+    )
+    this.addSql(
+      `create policy audit_seal on audit_log for update to trellis_auditor using (hash is null and current_user = 'trellis_auditor') with check (hash is not null);`,
+    )
+    this.addSql(
+      `create policy roles_builtin on roles for all to trellis_bootstrap using (builtin and tenant_id is null and current_user = 'trellis_bootstrap') with check (builtin and tenant_id is null);`,
+    )
     this.addSql(`grant select, insert, update on roles to trellis_bootstrap;`)
     this.addSql(`grant select on tenants, partners to trellis_bootstrap;`)
     for (const table of ['roles', 'memberships', 'api_keys']) {
-      this.addSql(`create policy ${table}_auth_lookup on ${table} for select to trellis_auth using (current_user = 'trellis_auth');`)
+      this.addSql(
+        `create policy ${table}_auth_lookup on ${table} for select to trellis_auth using (current_user = 'trellis_auth');`,
+      )
     }
 
     this.addSql(`grant select, insert, update on partners, tenants, users, sessions to trellis_app;`)
     this.addSql(`grant select, insert on signing_keys to trellis_app;`)
     this.addSql(`grant update (retired_at) on signing_keys to trellis_app;`)
-    this.addSql(`grant select, insert, update, delete on roles, memberships, api_keys, idempotency_keys to trellis_app;`)
+    this.addSql(
+      `grant select, insert, update, delete on roles, memberships, api_keys, idempotency_keys to trellis_app;`,
+    )
     this.addSql(`grant select, insert on audit_log to trellis_app;`)
     this.addSql(`grant select on audit_log, tenants, partners to trellis_auditor;`)
     this.addSql(`grant update (seq, prev_hash, hash) on audit_log to trellis_auditor;`)
@@ -235,7 +261,9 @@ $$;`)
 
   override async down(): Promise<void> {
     this.addSql(`drop function if exists trellis_auth_api_key(uuid), trellis_auth_memberships(uuid);`)
-    this.addSql(`drop table if exists idempotency_keys, audit_log, api_keys, memberships, roles, signing_keys, sessions, users, tenants, partners cascade;`)
+    this.addSql(
+      `drop table if exists idempotency_keys, audit_log, api_keys, memberships, roles, signing_keys, sessions, users, tenants, partners cascade;`,
+    )
     this.addSql(`drop function if exists trellis_audit_guard(), trellis_current_tenant(), trellis_org_block(uuid);`)
   }
 }

@@ -32,7 +32,9 @@ create table events (
     this.addSql(`create index events_tenant_idx on events (tenant_id, id);`)
     this.addSql(`create index events_tenant_type_idx on events (tenant_id, type, id);`)
     this.addSql(`create index events_pending_idx on events (id) where processed_at is null;`)
-    this.addSql(`create index events_subject_pending_idx on events (tenant_id, subject, id) where processed_at is null;`)
+    this.addSql(
+      `create index events_subject_pending_idx on events (tenant_id, subject, id) where processed_at is null;`,
+    )
 
     // The embedded queue (used when REDIS_URL is not set): claimed with FOR UPDATE SKIP LOCKED,
     // leased for a while so a crashed worker's jobs come back.
@@ -82,7 +84,9 @@ create table webhook_deliveries (
   unique (endpoint_id, event_id)
 );`)
     this.addSql(`create index webhook_deliveries_endpoint_idx on webhook_deliveries (tenant_id, endpoint_id, id);`)
-    this.addSql(`create index webhook_deliveries_pending_idx on webhook_deliveries (next_attempt_at) where status = 'pending';`)
+    this.addSql(
+      `create index webhook_deliveries_pending_idx on webhook_deliveries (next_attempt_at) where status = 'pending';`,
+    )
     this.addSql(`
 create table webhook_attempts (
   id uuid primary key,
@@ -102,10 +106,16 @@ create table webhook_attempts (
       this.addSql(`alter table ${table} force row level security;`)
     }
     // Request transactions: their own tenant only. Outbox rows are append-only for them.
-    this.addSql(`create policy events_read on events for select to trellis_app using (tenant_id = trellis_current_tenant());`)
-    this.addSql(`create policy events_emit on events for insert to trellis_app with check (tenant_id = trellis_current_tenant() and dispatched_at is null and processed_at is null);`)
+    this.addSql(
+      `create policy events_read on events for select to trellis_app using (tenant_id = trellis_current_tenant());`,
+    )
+    this.addSql(
+      `create policy events_emit on events for insert to trellis_app with check (tenant_id = trellis_current_tenant() and dispatched_at is null and processed_at is null);`,
+    )
     for (const table of ['webhook_endpoints', 'webhook_deliveries', 'webhook_attempts']) {
-      this.addSql(`create policy ${table}_tenant on ${table} for all to trellis_app using (tenant_id = trellis_current_tenant()) with check (tenant_id = trellis_current_tenant());`)
+      this.addSql(
+        `create policy ${table}_tenant on ${table} for all to trellis_app using (tenant_id = trellis_current_tenant()) with check (tenant_id = trellis_current_tenant());`,
+      )
     }
     this.addSql(`grant select, insert on events to trellis_app;`)
     this.addSql(`grant select, insert, update, delete on webhook_endpoints to trellis_app;`)
@@ -113,11 +123,17 @@ create table webhook_attempts (
     this.addSql(`grant select on webhook_attempts to trellis_app;`)
 
     // The dispatcher: every tenant's outbox (it only reads and stamps dispatched_at).
-    this.addSql(`create policy events_dispatch_read on events for select to trellis_events using (current_user = 'trellis_events');`)
-    this.addSql(`create policy events_dispatch on events for update to trellis_events using (current_user = 'trellis_events') with check (current_user = 'trellis_events');`)
+    this.addSql(
+      `create policy events_dispatch_read on events for select to trellis_events using (current_user = 'trellis_events');`,
+    )
+    this.addSql(
+      `create policy events_dispatch on events for update to trellis_events using (current_user = 'trellis_events') with check (current_user = 'trellis_events');`,
+    )
     this.addSql(`grant select on events to trellis_events;`)
     this.addSql(`grant update (dispatched_at, processed_at) on events to trellis_events;`)
-    this.addSql(`create policy event_jobs_worker on event_jobs for all to trellis_events using (current_user = 'trellis_events') with check (current_user = 'trellis_events');`)
+    this.addSql(
+      `create policy event_jobs_worker on event_jobs for all to trellis_events using (current_user = 'trellis_events') with check (current_user = 'trellis_events');`,
+    )
     this.addSql(`grant select, insert, update, delete on event_jobs to trellis_events;`)
     // Fan-out and delivery run inside the event's tenant: they see that tenant's endpoints only.
     for (const table of ['webhook_endpoints', 'webhook_deliveries', 'webhook_attempts']) {
@@ -126,7 +142,9 @@ create table webhook_attempts (
       )
     }
     // The sweep finds deliveries whose job was lost (a Redis restart, a killed worker).
-    this.addSql(`create policy webhook_deliveries_sweep on webhook_deliveries for select to trellis_events using (current_user = 'trellis_events');`)
+    this.addSql(
+      `create policy webhook_deliveries_sweep on webhook_deliveries for select to trellis_events using (current_user = 'trellis_events');`,
+    )
     this.addSql(`grant select on webhook_endpoints to trellis_events;`)
     this.addSql(`grant update (status, disabled_reason, updated_at) on webhook_endpoints to trellis_events;`)
     this.addSql(`grant select, insert, update on webhook_deliveries, webhook_attempts to trellis_events;`)
@@ -134,6 +152,8 @@ create table webhook_attempts (
   }
 
   override async down(): Promise<void> {
-    this.addSql(`drop table if exists webhook_attempts, webhook_deliveries, webhook_endpoints, event_jobs, events cascade;`)
+    this.addSql(
+      `drop table if exists webhook_attempts, webhook_deliveries, webhook_endpoints, event_jobs, events cascade;`,
+    )
   }
 }

@@ -16,8 +16,12 @@ import { Migration } from '@mikro-orm/migrations'
 //   foreign-key check of each deleted event an index lookup).
 export class Migration20261129000002EventsRetention extends Migration {
   override async up(): Promise<void> {
-    this.addSql(`alter table webhook_deliveries add column failure_reason text check (failure_reason in ('dead_letter', 'gone', 'endpoint_disabled'));`)
-    this.addSql(`update webhook_deliveries set failure_reason = case when last_status = 410 then 'gone' else 'dead_letter' end where status = 'failed';`)
+    this.addSql(
+      `alter table webhook_deliveries add column failure_reason text check (failure_reason in ('dead_letter', 'gone', 'endpoint_disabled'));`,
+    )
+    this.addSql(
+      `update webhook_deliveries set failure_reason = case when last_status = 410 then 'gone' else 'dead_letter' end where status = 'failed';`,
+    )
     this.addSql(`create index webhook_deliveries_event_idx on webhook_deliveries (event_id);`)
 
     this.addSql(
@@ -25,12 +29,18 @@ export class Migration20261129000002EventsRetention extends Migration {
     )
     this.addSql(`grant insert on events to trellis_events;`)
 
-    this.addSql(`create policy events_retention on events for delete to trellis_events using (current_user = 'trellis_events' and processed_at is not null);`)
+    this.addSql(
+      `create policy events_retention on events for delete to trellis_events using (current_user = 'trellis_events' and processed_at is not null);`,
+    )
     this.addSql(`grant delete on events to trellis_events;`)
     // Permissive: any tenant's finished deliveries. Restrictive: never a pending one, also not
     // through the per-tenant worker policy (which is FOR ALL).
-    this.addSql(`create policy webhook_deliveries_retention on webhook_deliveries for delete to trellis_events using (current_user = 'trellis_events' and status <> 'pending');`)
-    this.addSql(`create policy webhook_deliveries_keep_pending on webhook_deliveries as restrictive for delete to trellis_events using (status <> 'pending');`)
+    this.addSql(
+      `create policy webhook_deliveries_retention on webhook_deliveries for delete to trellis_events using (current_user = 'trellis_events' and status <> 'pending');`,
+    )
+    this.addSql(
+      `create policy webhook_deliveries_keep_pending on webhook_deliveries as restrictive for delete to trellis_events using (status <> 'pending');`,
+    )
     this.addSql(`grant delete on webhook_deliveries to trellis_events;`)
   }
 

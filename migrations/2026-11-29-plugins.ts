@@ -93,7 +93,9 @@ create table plugin_invocations (
   error_code text,
   logs jsonb not null default '[]'
 );`)
-    this.addSql(`create index plugin_invocations_installation_idx on plugin_invocations (tenant_id, installation_id, id);`)
+    this.addSql(
+      `create index plugin_invocations_installation_idx on plugin_invocations (tenant_id, installation_id, id);`,
+    )
     this.addSql(`create index plugin_invocations_plugin_idx on plugin_invocations (plugin, id);`)
 
     for (const table of ['plugin_versions', 'plugin_installations', 'plugin_records', 'plugin_invocations']) {
@@ -101,17 +103,25 @@ create table plugin_invocations (
       this.addSql(`alter table ${table} force row level security;`)
     }
     this.addSql(`create policy plugin_versions_read on plugin_versions for select to trellis_app using (true);`)
-    this.addSql(`create policy plugin_versions_write on plugin_versions for insert to trellis_app with check (trellis_current_tenant() = ${PLATFORM});`)
-    this.addSql(`create policy plugin_versions_update on plugin_versions for update to trellis_app using (trellis_current_tenant() = ${PLATFORM}) with check (trellis_current_tenant() = ${PLATFORM});`)
+    this.addSql(
+      `create policy plugin_versions_write on plugin_versions for insert to trellis_app with check (trellis_current_tenant() = ${PLATFORM});`,
+    )
+    this.addSql(
+      `create policy plugin_versions_update on plugin_versions for update to trellis_app using (trellis_current_tenant() = ${PLATFORM}) with check (trellis_current_tenant() = ${PLATFORM});`,
+    )
     this.addSql(`grant select, insert on plugin_versions to trellis_app;`)
     this.addSql(`grant update (status, checks, review, blocked_reason) on plugin_versions to trellis_app;`)
     for (const table of ['plugin_installations', 'plugin_records', 'plugin_invocations']) {
-      this.addSql(`create policy ${table}_tenant on ${table} for all to trellis_app using (tenant_id = trellis_current_tenant()) with check (tenant_id = trellis_current_tenant());`)
+      this.addSql(
+        `create policy ${table}_tenant on ${table} for all to trellis_app using (tenant_id = trellis_current_tenant()) with check (tenant_id = trellis_current_tenant());`,
+      )
     }
     this.addSql(`grant select, insert, update, delete on plugin_installations, plugin_records to trellis_app;`)
     this.addSql(`grant select, insert on plugin_invocations to trellis_app;`)
     // The dispatcher asks whether any installation subscribes to events at all.
-    this.addSql(`create policy plugin_installations_events on plugin_installations for select to trellis_events using (current_user = 'trellis_events');`)
+    this.addSql(
+      `create policy plugin_installations_events on plugin_installations for select to trellis_events using (current_user = 'trellis_events');`,
+    )
     this.addSql(`grant select (id, tenant_id, version_id, status) on plugin_installations to trellis_events;`)
     this.addSql(`create policy plugin_versions_events on plugin_versions for select to trellis_events using (true);`)
     this.addSql(`grant select (id, manifest) on plugin_versions to trellis_events;`)
@@ -151,7 +161,9 @@ end $$;`)
     this.addSql(`revoke all on function trellis_plugin_index(text, text, text[], boolean) from public;`)
     this.addSql(`grant execute on function trellis_plugin_index(text, text, text[], boolean) to trellis_app;`)
 
-    this.addSql(`create policy plugin_invocations_publisher on plugin_invocations for select to trellis_auth using (current_user = 'trellis_auth');`)
+    this.addSql(
+      `create policy plugin_invocations_publisher on plugin_invocations for select to trellis_auth using (current_user = 'trellis_auth');`,
+    )
     this.addSql(`grant select on plugin_invocations to trellis_auth;`)
     this.addSql(`
 create function trellis_plugin_invocations(p_plugin text, p_before uuid, p_limit int)
@@ -168,7 +180,11 @@ $$;`)
   }
 
   override async down(): Promise<void> {
-    this.addSql(`drop function if exists trellis_plugin_invocations(text, uuid, int), trellis_plugin_index(text, text, text[], boolean);`)
-    this.addSql(`drop table if exists plugin_invocations, plugin_records, plugin_installations, plugin_versions cascade;`)
+    this.addSql(
+      `drop function if exists trellis_plugin_invocations(text, uuid, int), trellis_plugin_index(text, text, text[], boolean);`,
+    )
+    this.addSql(
+      `drop table if exists plugin_invocations, plugin_records, plugin_installations, plugin_versions cascade;`,
+    )
   }
 }

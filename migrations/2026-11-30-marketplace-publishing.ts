@@ -8,11 +8,15 @@ import { Migration } from '@mikro-orm/migrations'
 // again. `checks_attempts` bounds how often a bundle that brings the checker down is retried.
 export class Migration20261130000002MarketplacePublishing extends Migration {
   override async up(): Promise<void> {
-    this.addSql(`alter table plugin_versions add column checks_lease_until timestamptz, add column checks_attempts int not null default 0;`)
+    this.addSql(
+      `alter table plugin_versions add column checks_lease_until timestamptz, add column checks_attempts int not null default 0;`,
+    )
     this.addSql(`grant update (checks_lease_until, checks_attempts) on plugin_versions to trellis_app;`)
   }
 
   override async down(): Promise<void> {
-    this.addSql(`alter table plugin_versions drop column if exists checks_lease_until, drop column if exists checks_attempts;`)
+    this.addSql(
+      `alter table plugin_versions drop column if exists checks_lease_until, drop column if exists checks_attempts;`,
+    )
   }
 }

@@ -59,7 +59,9 @@ create table marketplace_catalogs (
         `create policy ${table}_own on ${table} for all to trellis_app using (partner_id = trellis_current_tenant() or trellis_current_tenant() = ${PLATFORM}) with check (partner_id = trellis_current_tenant() or trellis_current_tenant() = ${PLATFORM});`,
       )
     }
-    this.addSql(`create policy marketplace_artifacts_store on marketplace_artifacts for insert to trellis_app with check (trellis_current_tenant() = ${PLATFORM});`)
+    this.addSql(
+      `create policy marketplace_artifacts_store on marketplace_artifacts for insert to trellis_app with check (trellis_current_tenant() = ${PLATFORM});`,
+    )
     this.addSql(`grant select, insert, update, delete on marketplace_scopes, marketplace_catalogs to trellis_app;`)
     this.addSql(`grant select, insert on marketplace_keys to trellis_app;`)
     this.addSql(`grant update (status, revoked_at) on marketplace_keys to trellis_app;`)
@@ -70,7 +72,9 @@ create function trellis_install_counts(p_names text[]) returns table (name text,
 language sql stable security definer set search_path = public as $$
   select i.plugin, count(*) from plugin_installations i where i.plugin = any(p_names) and i.status = 'active' group by i.plugin
 $$;`)
-    this.addSql(`create policy plugin_installations_counts on plugin_installations for select to trellis_auth using (current_user = 'trellis_auth');`)
+    this.addSql(
+      `create policy plugin_installations_counts on plugin_installations for select to trellis_auth using (current_user = 'trellis_auth');`,
+    )
     this.addSql(`grant select (plugin, status) on plugin_installations to trellis_auth;`)
     this.addSql(`alter function trellis_install_counts(text[]) owner to trellis_auth;`)
     this.addSql(`revoke all on function trellis_install_counts(text[]) from public;`)
@@ -91,6 +95,8 @@ $$;`)
     this.addSql(`drop function if exists trellis_install_counts(text[]), trellis_installations_of_version(uuid);`)
     this.addSql(`drop policy if exists plugin_installations_counts on plugin_installations;`)
     this.addSql(`drop index if exists plugin_versions_status_idx, plugin_installations_version_idx;`)
-    this.addSql(`drop table if exists marketplace_catalogs, marketplace_artifacts, marketplace_keys, marketplace_scopes cascade;`)
+    this.addSql(
+      `drop table if exists marketplace_catalogs, marketplace_artifacts, marketplace_keys, marketplace_scopes cascade;`,
+    )
   }
 }

@@ -33,8 +33,12 @@ create table workflow_instances (
   finished_at timestamptz
 );`)
     this.addSql(`create index workflow_instances_tenant_idx on workflow_instances (tenant_id, id);`)
-    this.addSql(`create index workflow_instances_due_idx on workflow_instances (run_at) where status in ('running', 'waiting', 'compensating');`)
-    this.addSql(`create unique index workflow_instances_start_key_idx on workflow_instances (tenant_id, installation_id, workflow, start_key) where start_key is not null;`)
+    this.addSql(
+      `create index workflow_instances_due_idx on workflow_instances (run_at) where status in ('running', 'waiting', 'compensating');`,
+    )
+    this.addSql(
+      `create unique index workflow_instances_start_key_idx on workflow_instances (tenant_id, installation_id, workflow, start_key) where start_key is not null;`,
+    )
     this.addSql(`
 create table workflow_steps (
   id uuid primary key,
@@ -52,7 +56,9 @@ create table workflow_steps (
   wall_ms real not null
 );`)
     // A completed step is recorded once: a retried or re-delivered job can never double it.
-    this.addSql(`create unique index workflow_steps_once_idx on workflow_steps (instance_id, seq) where status = 'completed';`)
+    this.addSql(
+      `create unique index workflow_steps_once_idx on workflow_steps (instance_id, seq) where status = 'completed';`,
+    )
     this.addSql(`create index workflow_steps_instance_idx on workflow_steps (tenant_id, instance_id, seq);`)
     this.addSql(`
 create table workflow_tasks (
@@ -83,7 +89,9 @@ create table workflow_tasks (
   created_at timestamptz not null default now()
 );`)
     this.addSql(`create index workflow_tasks_tenant_idx on workflow_tasks (tenant_id, status, id);`)
-    this.addSql(`create index workflow_tasks_due_idx on workflow_tasks (due_at) where status in ('open', 'claimed') and escalated_at is null and due_at is not null;`)
+    this.addSql(
+      `create index workflow_tasks_due_idx on workflow_tasks (due_at) where status in ('open', 'claimed') and escalated_at is null and due_at is not null;`,
+    )
     this.addSql(`
 create table workflow_schedules (
   tenant_id uuid not null default trellis_current_tenant(),
@@ -96,11 +104,15 @@ create table workflow_schedules (
     for (const table of ['workflow_instances', 'workflow_steps', 'workflow_tasks', 'workflow_schedules']) {
       this.addSql(`alter table ${table} enable row level security;`)
       this.addSql(`alter table ${table} force row level security;`)
-      this.addSql(`create policy ${table}_tenant on ${table} for all to trellis_app using (tenant_id = trellis_current_tenant()) with check (tenant_id = trellis_current_tenant());`)
+      this.addSql(
+        `create policy ${table}_tenant on ${table} for all to trellis_app using (tenant_id = trellis_current_tenant()) with check (tenant_id = trellis_current_tenant());`,
+      )
       this.addSql(`grant select, insert, update, delete on ${table} to trellis_app;`)
     }
     for (const table of ['workflow_instances', 'workflow_tasks', 'workflow_schedules']) {
-      this.addSql(`create policy ${table}_sweep on ${table} for select to trellis_events using (current_user = 'trellis_events');`)
+      this.addSql(
+        `create policy ${table}_sweep on ${table} for select to trellis_events using (current_user = 'trellis_events');`,
+      )
       this.addSql(`grant select on ${table} to trellis_events;`)
     }
   }

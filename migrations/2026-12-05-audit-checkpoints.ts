@@ -23,9 +23,15 @@ create table audit_checkpoints (
     this.addSql(`create index audit_checkpoints_tenant_idx on audit_checkpoints (tenant_id, seq desc);`)
     this.addSql(`alter table audit_checkpoints enable row level security;`)
     this.addSql(`alter table audit_checkpoints force row level security;`)
-    this.addSql(`create policy audit_checkpoints_read on audit_checkpoints for select to trellis_app using (tenant_id = trellis_current_tenant());`)
-    this.addSql(`create policy audit_checkpoints_write on audit_checkpoints for insert to trellis_app with check (tenant_id = trellis_current_tenant());`)
-    this.addSql(`create policy audit_checkpoints_auditor on audit_checkpoints for select to trellis_auditor using (current_user = 'trellis_auditor');`)
+    this.addSql(
+      `create policy audit_checkpoints_read on audit_checkpoints for select to trellis_app using (tenant_id = trellis_current_tenant());`,
+    )
+    this.addSql(
+      `create policy audit_checkpoints_write on audit_checkpoints for insert to trellis_app with check (tenant_id = trellis_current_tenant());`,
+    )
+    this.addSql(
+      `create policy audit_checkpoints_auditor on audit_checkpoints for select to trellis_auditor using (current_user = 'trellis_auditor');`,
+    )
     this.addSql(`grant select, insert on audit_checkpoints to trellis_app;`)
     this.addSql(`grant select on audit_checkpoints to trellis_auditor;`)
   }

@@ -9,7 +9,9 @@ import { Migration } from '@mikro-orm/migrations'
 //   first job (turn 1) comes before a busy tenant's 600th.
 export class Migration20261205000012EventJobsFairness extends Migration {
   override async up(): Promise<void> {
-    this.addSql(`alter table event_jobs add column tenant_id text not null default '', add column turn bigint not null default 0;`)
+    this.addSql(
+      `alter table event_jobs add column tenant_id text not null default '', add column turn bigint not null default 0;`,
+    )
     this.addSql(`update event_jobs set tenant_id = coalesce(data->>'tenantId', '');`)
     this.addSql(`create index event_jobs_turn_idx on event_jobs (queue, turn, run_at, seq);`)
     this.addSql(`create index event_jobs_tenant_idx on event_jobs (queue, tenant_id);`)

@@ -27,12 +27,22 @@ end $$;`)
     // users: visible to the application role only as members of the organisation in force.
     this.addSql(`alter table users enable row level security;`)
     this.addSql(`alter table users force row level security;`)
-    this.addSql(`create policy users_member_read on users for select to trellis_app using (exists (select 1 from memberships m where m.user_id = users.id and m.tenant_id = trellis_current_tenant()));`)
-    this.addSql(`create policy users_member_update on users for update to trellis_app using (exists (select 1 from memberships m where m.user_id = users.id and m.tenant_id = trellis_current_tenant())) with check (true);`)
+    this.addSql(
+      `create policy users_member_read on users for select to trellis_app using (exists (select 1 from memberships m where m.user_id = users.id and m.tenant_id = trellis_current_tenant()));`,
+    )
+    this.addSql(
+      `create policy users_member_update on users for update to trellis_app using (exists (select 1 from memberships m where m.user_id = users.id and m.tenant_id = trellis_current_tenant())) with check (true);`,
+    )
     // A new account is created inside the organisation it joins (an accepted invitation, a new organisation's first admin).
-    this.addSql(`create policy users_create on users for insert to trellis_app with check (trellis_current_tenant() is not null);`)
-    this.addSql(`create policy users_signin_read on users for select to trellis_signin using (current_user = 'trellis_signin');`)
-    this.addSql(`create policy users_auth_lookup on users for select to trellis_auth using (current_user = 'trellis_auth');`)
+    this.addSql(
+      `create policy users_create on users for insert to trellis_app with check (trellis_current_tenant() is not null);`,
+    )
+    this.addSql(
+      `create policy users_signin_read on users for select to trellis_signin using (current_user = 'trellis_signin');`,
+    )
+    this.addSql(
+      `create policy users_auth_lookup on users for select to trellis_auth using (current_user = 'trellis_auth');`,
+    )
     this.addSql(`revoke all on users from trellis_app;`)
     this.addSql(`grant select (id, email, name, status, created_at) on users to trellis_app;`)
     this.addSql(`grant insert (id, email, name, password_hash) on users to trellis_app;`)
@@ -44,11 +54,19 @@ end $$;`)
     // looked up by hash only by the sign-in role.
     this.addSql(`alter table sessions enable row level security;`)
     this.addSql(`alter table sessions force row level security;`)
-    this.addSql(`create policy sessions_tenant on sessions for all to trellis_app using (tenant_id = trellis_current_tenant()) with check (tenant_id = trellis_current_tenant());`)
-    this.addSql(`create policy sessions_signin_read on sessions for select to trellis_signin using (current_user = 'trellis_signin');`)
-    this.addSql(`create policy sessions_signin_update on sessions for update to trellis_signin using (current_user = 'trellis_signin') with check (current_user = 'trellis_signin');`)
+    this.addSql(
+      `create policy sessions_tenant on sessions for all to trellis_app using (tenant_id = trellis_current_tenant()) with check (tenant_id = trellis_current_tenant());`,
+    )
+    this.addSql(
+      `create policy sessions_signin_read on sessions for select to trellis_signin using (current_user = 'trellis_signin');`,
+    )
+    this.addSql(
+      `create policy sessions_signin_update on sessions for update to trellis_signin using (current_user = 'trellis_signin') with check (current_user = 'trellis_signin');`,
+    )
     this.addSql(`revoke all on sessions from trellis_app;`)
-    this.addSql(`grant select (id, user_id, tenant_id, family_id, created_at, expires_at, used_at, revoked_at) on sessions to trellis_app;`)
+    this.addSql(
+      `grant select (id, user_id, tenant_id, family_id, created_at, expires_at, used_at, revoked_at) on sessions to trellis_app;`,
+    )
     this.addSql(`grant insert on sessions to trellis_app;`)
     this.addSql(`grant update (revoked_at) on sessions to trellis_app;`)
     this.addSql(`grant select on sessions to trellis_signin;`)
@@ -72,11 +90,17 @@ create table invitations (
   revoked_at timestamptz
 );`)
     this.addSql(`create index invitations_tenant_idx on invitations (tenant_id, id);`)
-    this.addSql(`create unique index invitations_pending_idx on invitations (tenant_id, lower(email)) where accepted_at is null and revoked_at is null;`)
+    this.addSql(
+      `create unique index invitations_pending_idx on invitations (tenant_id, lower(email)) where accepted_at is null and revoked_at is null;`,
+    )
     this.addSql(`alter table invitations enable row level security;`)
     this.addSql(`alter table invitations force row level security;`)
-    this.addSql(`create policy invitations_tenant on invitations for all to trellis_app using (tenant_id = trellis_current_tenant()) with check (tenant_id = trellis_current_tenant());`)
-    this.addSql(`create policy invitations_auth_lookup on invitations for select to trellis_auth using (current_user = 'trellis_auth');`)
+    this.addSql(
+      `create policy invitations_tenant on invitations for all to trellis_app using (tenant_id = trellis_current_tenant()) with check (tenant_id = trellis_current_tenant());`,
+    )
+    this.addSql(
+      `create policy invitations_auth_lookup on invitations for select to trellis_auth using (current_user = 'trellis_auth');`,
+    )
     this.addSql(`grant select, insert on invitations to trellis_app;`)
     this.addSql(`grant update (accepted_at, accepted_by, revoked_at) on invitations to trellis_app;`)
     this.addSql(`grant select on invitations to trellis_auth;`)
@@ -109,14 +133,20 @@ $$;`)
     this.addSql(`alter function trellis_signin_memberships(uuid) owner to trellis_auth;`)
     this.addSql(`alter function trellis_signin_account(text) owner to trellis_auth;`)
     this.addSql(`alter function trellis_auth_invitation(uuid) owner to trellis_auth;`)
-    this.addSql(`revoke all on function trellis_signin_account(text), trellis_auth_invitation(uuid), trellis_signin_memberships(uuid) from public;`)
+    this.addSql(
+      `revoke all on function trellis_signin_account(text), trellis_auth_invitation(uuid), trellis_signin_memberships(uuid) from public;`,
+    )
     // The API key look-up returns the key's secret hash: the sign-in role's alone from now on.
     this.addSql(`revoke execute on function trellis_auth_api_key(uuid) from trellis_app;`)
-    this.addSql(`grant execute on function trellis_signin_account(text), trellis_auth_invitation(uuid), trellis_auth_api_key(uuid), trellis_signin_memberships(uuid) to trellis_signin;`)
+    this.addSql(
+      `grant execute on function trellis_signin_account(text), trellis_auth_invitation(uuid), trellis_auth_api_key(uuid), trellis_signin_memberships(uuid) to trellis_signin;`,
+    )
   }
 
   override async down(): Promise<void> {
-    this.addSql(`drop function if exists trellis_signin_account(text), trellis_auth_invitation(uuid), trellis_signin_memberships(uuid);`)
+    this.addSql(
+      `drop function if exists trellis_signin_account(text), trellis_auth_invitation(uuid), trellis_signin_memberships(uuid);`,
+    )
     this.addSql(`
 create or replace function trellis_auth_memberships(p_user uuid) returns table (tenant_id uuid, org_kind text, role_name text, permissions text[])
 language sql stable security definer set search_path = public as $$
@@ -130,8 +160,12 @@ $$;`)
       this.addSql(`alter table ${table} no force row level security;`)
       this.addSql(`alter table ${table} disable row level security;`)
     }
-    this.addSql(`drop policy if exists users_member_read on users; drop policy if exists users_member_update on users; drop policy if exists users_create on users; drop policy if exists users_auth_lookup on users;`)
-    this.addSql(`drop policy if exists sessions_tenant on sessions; drop policy if exists sessions_signin_update on sessions;`)
+    this.addSql(
+      `drop policy if exists users_member_read on users; drop policy if exists users_member_update on users; drop policy if exists users_create on users; drop policy if exists users_auth_lookup on users;`,
+    )
+    this.addSql(
+      `drop policy if exists sessions_tenant on sessions; drop policy if exists sessions_signin_update on sessions;`,
+    )
     this.addSql(`revoke all on users, sessions from trellis_signin, trellis_auth;`)
     this.addSql(`grant select, insert, update on users, sessions to trellis_app;`)
     this.addSql(`revoke all on tenants, partners from trellis_signin;`)

@@ -31,7 +31,9 @@ create table event_subject_seqs (
 
     this.addSql(`alter table webhook_deliveries add column subject text;`)
     this.addSql(`alter table webhook_deliveries add column order_seq bigint;`)
-    this.addSql(`create index webhook_deliveries_subject_order_idx on webhook_deliveries (endpoint_id, subject, order_seq) where status = 'pending' and order_seq is not null;`)
+    this.addSql(
+      `create index webhook_deliveries_subject_order_idx on webhook_deliveries (endpoint_id, subject, order_seq) where status = 'pending' and order_seq is not null;`,
+    )
   }
 
   override async down(): Promise<void> {

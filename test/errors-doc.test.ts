@@ -12,7 +12,8 @@ import { MKT_GOVERNANCE } from '../marketplace/src/governance/errors.js'
 // docs/errors.md lists every code a user can meet; this keeps it and the catalogs in step.
 const doc = readFileSync(fileURLToPath(new URL('../docs/errors.md', import.meta.url)), 'utf8')
 const documented = new Map<string, { status: number; title: string }>()
-for (const m of doc.matchAll(/^\|\s*`?([A-Z]+_ERR_[A-Z0-9_]+)`?\s*\|\s*(\d{3})\s*\|\s*([^|]+?)\s*\|/gm)) documented.set(m[1]!, { status: Number(m[2]), title: m[3]! })
+for (const m of doc.matchAll(/^\|\s*`?([A-Z]+_ERR_[A-Z0-9_]+)`?\s*\|\s*(\d{3})\s*\|\s*([^|]+?)\s*\|/gm))
+  documented.set(m[1]!, { status: Number(m[2]), title: m[3]! })
 
 const catalogs = { KRN, AUTH, SBX, EVT, PLG, WFL, SDK, PUBLISH, MKT, MKT_GOVERNANCE }
 

@@ -18,8 +18,16 @@ const dir = join(root, 'hello')
 
 function run(cmd: string, args: string[], cwd: string): Promise<{ code: number; out: string }> {
   return new Promise((resolve) =>
-    execFile(cmd, args, { cwd, env: { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false' }, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+    execFile(
+      cmd,
+      args,
+      {
+        cwd,
+        env: { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false' },
+        maxBuffer: 16 * 1024 * 1024,
+      },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
     ),
   )
 }
@@ -51,12 +59,17 @@ t.test('trellis-plugin dev serves the route and reloads on change', async (t) =>
   }
   const [, base] = await waitFor(/trellis dev: (http:\/\/\S+\/v1\/x\/hello)/)
   const [, token] = await waitFor(/Bearer ([\w.-]+)/)
-  const post = (body: unknown) => fetch(`${base}/items`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  const post = (body: unknown) =>
+    fetch(`${base}/items`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    })
   const first = await post({ name: 'bolt', qty: 500 })
   t.equal(first.status, 201)
   t.equal(((await first.json()) as { name: string }).name, 'bolt')
   await waitFor(/item created/)
-  t.pass('the invocation\'s log line is streamed')
+  t.pass("the invocation's log line is streamed")
   const src = join(dir, 'src', 'index.ts')
   await writeFile(src, (await readFile(src, 'utf8')).replace('req.body.qty > 1_000_000', 'req.body.qty > 100'))
   await waitFor(/reloaded 0\.1\.0\+dev\./)
@@ -78,7 +91,10 @@ t.test('the built bundle answers in a running kernel for the tenant that install
   // Registered as the marketplace does once a version is approved (its own test publishes for real).
   const registered = await registerVersion(k, { manifest, code, sourceMap })
   t.equal(registered.status, 'approved')
-  const installed = await k.req('POST', '/v1/installations', { token: a.token, body: { plugin: '@local/hello', version: '0.1.0', capabilities: manifest.capabilities } })
+  const installed = await k.req('POST', '/v1/installations', {
+    token: a.token,
+    body: { plugin: '@local/hello', version: '0.1.0', capabilities: manifest.capabilities },
+  })
   t.equal(installed.status, 201, JSON.stringify(installed.body))
   const ok = await k.req('POST', '/v1/x/hello/items', { token: a.token, body: { name: 'nut', qty: 7 } })
   t.equal(ok.status, 201)

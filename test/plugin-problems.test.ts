@@ -14,7 +14,11 @@ t.test('a plugin refusal and a kernel refusal have the same shape', async (t) =>
   const plugin = await dev.request('GET', '/v1/x/catalog/products/NO-SUCH-SKU?view=full')
   t.equal(plugin.status, 404)
   const body = plugin.body as Record<string, unknown>
-  t.same(Object.keys(body).sort(), Object.keys(kernel.body as object).sort(), 'the same members as the kernel\'s problem')
+  t.same(
+    Object.keys(body).sort(),
+    Object.keys(kernel.body as object).sort(),
+    "the same members as the kernel's problem",
+  )
   t.same(body, {
     type: 'urn:trellis:error:CAT_ERR_PRODUCT_NOT_FOUND',
     title: CAT.PRODUCT_NOT_FOUND.title,
@@ -35,5 +39,5 @@ t.test('extension members ride along, never over the standard ones', async (t) =
   t.equal(body.code, 'CAT_ERR_CSV_HEADER')
   t.equal(body.type, 'urn:trellis:error:CAT_ERR_CSV_HEADER')
   t.equal(body.title, CAT.CSV_HEADER.title)
-  t.ok(Array.isArray(body.missingColumns), 'the plugin\'s extension member is kept')
+  t.ok(Array.isArray(body.missingColumns), "the plugin's extension member is kept")
 })

@@ -13,7 +13,13 @@ import { fileURLToPath } from 'node:url'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const CLI = join(ROOT, 'core', 'bin', 'trellis.js')
-const baseEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', PORT: '0', TRELLIS_DEMO_ORDERS: '5' }
+const baseEnv = {
+  PATH: process.env.PATH,
+  HOME: process.env.HOME,
+  LOG_LEVEL: 'warn',
+  PORT: '0',
+  TRELLIS_DEMO_ORDERS: '5',
+}
 
 /** The tour's shell block, as the README shows it. */
 function tourBlock(): string {
@@ -54,17 +60,28 @@ async function stop(child: ChildProcess): Promise<number | null> {
 }
 
 /** Every account the start printed: role, email, password. */
-const accountsOf = (out: string) => [...out.matchAll(/^\s+(partner_admin|partner_developer|tenant_admin|tenant_member|pricing_manager|sales_director)\s+(\S+@\S+)\s+(\S+)\s+\(/gm)].map((m) => ({ role: m[1]!, email: m[2]!, password: m[3]! }))
+const accountsOf = (out: string) =>
+  [
+    ...out.matchAll(
+      /^\s+(partner_admin|partner_developer|tenant_admin|tenant_member|pricing_manager|sales_director)\s+(\S+@\S+)\s+(\S+)\s+\(/gm,
+    ),
+  ].map((m) => ({ role: m[1]!, email: m[2]!, password: m[3]! }))
 
 async function loginStatus(url: string, email: string, password: string): Promise<number> {
-  const r = await fetch(`${url}/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password }) })
+  const r = await fetch(`${url}/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password }),
+  })
   await r.arrayBuffer()
   return r.status
 }
 
 /** Runs the tour as a reader would, with $API and $PW set, failing on the first failing command. */
 function runTour(api: string, pw: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn('bash', ['--norc', '--noprofile', '-e', '-u', '-o', 'pipefail', '-c', tourBlock()], { env: { PATH: process.env.PATH, HOME: process.env.HOME, API: api, PW: pw } })
+  const child = spawn('bash', ['--norc', '--noprofile', '-e', '-u', '-o', 'pipefail', '-c', tourBlock()], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, API: api, PW: pw },
+  })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (d) => (stdout += d))
@@ -82,7 +99,11 @@ function checkTour(t: Test, r: { code: number | null; stdout: string; stderr: st
   t.equal(r.code, 0, `the tour ran to its end\n${r.stdout}\n${r.stderr}`)
   t.notMatch(r.stderr, /timed out/)
   const lines = r.stdout.trim().split('\n')
-  t.same(lines.slice(0, 2), ['"price_approval"', '"priceException"'], 'the order answers its exception and the workflow it starts')
+  t.same(
+    lines.slice(0, 2),
+    ['"price_approval"', '"priceException"'],
+    'the order answers its exception and the workflow it starts',
+  )
   t.equal(lines[2], '"completed"', 'the pricing manager approves the task')
   const steps = lines.slice(3, 6).map((l) => JSON.parse(l) as [string, string])
   t.same(
@@ -99,14 +120,25 @@ t.test('the README tour runs as written against the demo, and again after a seco
   const first = await startDemo(dataDir)
   t.teardown(() => stop(first.child))
   const accounts = accountsOf(first.out)
-  t.same(accounts.map((a) => a.role).sort(), ['partner_admin', 'partner_developer', 'pricing_manager', 'sales_director', 'tenant_admin', 'tenant_member'])
+  t.same(accounts.map((a) => a.role).sort(), [
+    'partner_admin',
+    'partner_developer',
+    'pricing_manager',
+    'sales_director',
+    'tenant_admin',
+    'tenant_member',
+  ])
   const pw = accounts.find((a) => a.role === 'tenant_admin')!.password
   checkTour(t, await runTour(first.url, pw))
   t.equal(await stop(first.child), 0)
 
   const second = await startDemo(dataDir)
   t.teardown(() => stop(second.child))
-  t.match(second.out, /the Northwind data is loaded already \(6 orders\); TRELLIS_DEMO_ORDERS=5 applies only to a first start/, 'the ignored TRELLIS_DEMO_ORDERS is said')
+  t.match(
+    second.out,
+    /the Northwind data is loaded already \(6 orders\); TRELLIS_DEMO_ORDERS=5 applies only to a first start/,
+    'the ignored TRELLIS_DEMO_ORDERS is said',
+  )
   const again = accountsOf(second.out)
   t.equal(again.length, 6)
   for (const a of again) {

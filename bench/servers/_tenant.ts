@@ -32,28 +32,55 @@ export async function installBuilt(kernel: Kernel, dir: string, call: Call, toke
   const k = kernel.ctx
   const manifest = JSON.parse(await readFile(`${dir}/trellis.plugin.json`, 'utf8'))
   const built = await buildPlugin({ dir, write: false })
-  await orgTx(k, PLATFORM_ORG, (tx) => k.plugins.versions.register(tx, { manifest, code: built.code, sourceMap: built.sourceMap, status: 'approved' }, (b) => k.plugins.probe(b), 'bench'))
-  await call('POST', '/v1/installations', { plugin: manifest.name, version: manifest.version, capabilities: manifest.capabilities }, token)
+  await orgTx(k, PLATFORM_ORG, (tx) =>
+    k.plugins.versions.register(
+      tx,
+      { manifest, code: built.code, sourceMap: built.sourceMap, status: 'approved' },
+      (b) => k.plugins.probe(b),
+      'bench',
+    ),
+  )
+  await call(
+    'POST',
+    '/v1/installations',
+    { plugin: manifest.name, version: manifest.version, capabilities: manifest.capabilities },
+    token,
+  )
 }
 
-export async function benchTenant(kernel: Kernel): Promise<{ url: string; token: string; tenantId: string; adminToken: string; call: Call }> {
+export async function benchTenant(
+  kernel: Kernel,
+): Promise<{ url: string; token: string; tenantId: string; adminToken: string; call: Call }> {
   await createPlatformAdmin(kernel.ctx, { email: 'bench@platform.test', password: 'bench-admin-password' })
   const url = await kernel.listen()
   const call = async (method: string, path: string, body: unknown, token?: string) => {
-    const r = await fetch(url + path, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) })
+    const r = await fetch(url + path, {
+      method,
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify(body),
+    })
     const json = (await r.json()) as any
     if (r.status >= 300) throw new Error(`${path}: ${r.status} ${JSON.stringify(json)}`)
     return json
   }
   const admin = await call('POST', '/v1/auth/login', { email: 'bench@platform.test', password: 'bench-admin-password' })
-  await call('POST', '/v1/tenants', { name: 'Bench', slug: 'bench', admin: { email: 'admin@bench.test', name: 'Bench admin', password: 'bench-tenant-password' } }, admin.accessToken)
+  await call(
+    'POST',
+    '/v1/tenants',
+    {
+      name: 'Bench',
+      slug: 'bench',
+      admin: { email: 'admin@bench.test', name: 'Bench admin', password: 'bench-tenant-password' },
+    },
+    admin.accessToken,
+  )
   const tenant = await call('POST', '/v1/auth/login', { email: 'admin@bench.test', password: 'bench-tenant-password' })
   return { url, token: tenant.accessToken, tenantId: tenant.org.id, adminToken: admin.accessToken, call }
 }
 
 /** Tells the bench process how to reach this server (one JSON line), then serves until killed. */
 export function announce(kernel: Kernel, info: Record<string, unknown>): void {
-  process.stdout.write(JSON.stringify(info) + '\n')
+  process.stdout.write(`${JSON.stringify(info)}\n`)
   process.on('SIGTERM', async () => {
     await kernel.close()
     process.exit(0)

@@ -14,9 +14,14 @@ app.post('/baseline/roles', async (request, reply) => {
   const client = await pool.connect()
   try {
     await client.query('begin')
-    await client.query(`select set_config('role', 'trellis_app', true), set_config('app.tenant_id', $1, true)`, [tenantId])
+    await client.query(`select set_config('role', 'trellis_app', true), set_config('app.tenant_id', $1, true)`, [
+      tenantId,
+    ])
     const id = randomUUID()
-    const { rows } = await client.query('insert into roles (id, tenant_id, name, description, permissions) values ($1, $2, $3, $4, $5) returning *', [id, tenantId, body.name, '', body.permissions])
+    const { rows } = await client.query(
+      'insert into roles (id, tenant_id, name, description, permissions) values ($1, $2, $3, $4, $5) returning *',
+      [id, tenantId, body.name, '', body.permissions],
+    )
     await client.query(
       `insert into audit_log (id, tenant_id, at, actor_kind, actor_id, action, target_kind, target_id, data) values ($1, $2, now(), 'user', 'bench', 'role.created', 'role', $3, $4)`,
       [randomUUID(), tenantId, id, JSON.stringify({ name: body.name, permissions: body.permissions })],
@@ -31,7 +36,7 @@ app.post('/baseline/roles', async (request, reply) => {
   }
 })
 const url = await app.listen({ port: 0, host: '127.0.0.1' })
-process.stdout.write(JSON.stringify({ url }) + '\n')
+process.stdout.write(`${JSON.stringify({ url })}\n`)
 process.on('SIGTERM', async () => {
   await app.close()
   await pool.end()

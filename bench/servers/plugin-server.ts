@@ -13,13 +13,20 @@ const dir = fileURLToPath(new URL('../fixtures/notes-plugin', import.meta.url))
 const kernel = await benchKernel({ plugins: { sandboxWorkers: Number(process.env.BENCH_SANDBOX_WORKERS ?? 1) } })
 const k = kernel.ctx
 const manifest = JSON.parse(await readFile(`${dir}/trellis.plugin.json`, 'utf8'))
-const Body = Type.Object({ title: Type.String({ minLength: 1, maxLength: 200 }), qty: Type.Optional(Type.Integer({ minimum: 0 })) }, { additionalProperties: false })
+const Body = Type.Object(
+  { title: Type.String({ minLength: 1, maxLength: 200 }), qty: Type.Optional(Type.Integer({ minimum: 0 })) },
+  { additionalProperties: false },
+)
 const ref = { plugin: manifest.name, name: 'notes', schema: manifest.collections.notes.schema }
 kernel.app.post('/v1/bench/notes', { schema: { body: Body } }, async (request, reply) => {
   const p = principalOf(request)
   const stored = await orgTx(k, p.orgId, async (tx) => {
     const rec = await k.plugins.data.insert(tx, ref, request.body as Record<string, unknown>)
-    await appendAudit(tx, p.orgId, { actor: { kind: p.kind, id: p.id }, action: 'bench.note.created', target: { kind: 'note', id: (rec as { id: string }).id } })
+    await appendAudit(tx, p.orgId, {
+      actor: { kind: p.kind, id: p.id },
+      action: 'bench.note.created',
+      target: { kind: 'note', id: (rec as { id: string }).id },
+    })
     return rec
   })
   reply.code(201)

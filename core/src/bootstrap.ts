@@ -16,15 +16,29 @@ export function generatePassword(): string {
 
 /** True when the platform has at least one platform admin. */
 export async function hasPlatformAdmin(k: KernelContext): Promise<boolean> {
-  const rows = await orgTx(k, PLATFORM_ORG, (tx) => tx.sql(`select 1 from memberships m join roles r on r.id = m.role_id where r.name = 'platform_admin' limit 1`))
+  const rows = await orgTx(k, PLATFORM_ORG, (tx) =>
+    tx.sql(`select 1 from memberships m join roles r on r.id = m.role_id where r.name = 'platform_admin' limit 1`),
+  )
   return rows.length > 0
 }
 
 /** Creates a platform admin (or makes an existing user one). */
-export async function createPlatformAdmin(k: KernelContext, input: { email: string; name?: string; password?: string }): Promise<{ email: string; password?: string }> {
+export async function createPlatformAdmin(
+  k: KernelContext,
+  input: { email: string; name?: string; password?: string },
+): Promise<{ email: string; password?: string }> {
   const password = input.password ?? generatePassword()
   assertPasswordStrength(password)
-  await orgTx(k, PLATFORM_ORG, (tx) => addMember(tx, PLATFORM_ORG, 'platform', 'platform_admin', { email: input.email, name: input.name ?? 'Platform admin', password }, SYSTEM))
+  await orgTx(k, PLATFORM_ORG, (tx) =>
+    addMember(
+      tx,
+      PLATFORM_ORG,
+      'platform',
+      'platform_admin',
+      { email: input.email, name: input.name ?? 'Platform admin', password },
+      SYSTEM,
+    ),
+  )
   return { email: input.email, password: input.password ? undefined : password }
 }
 
@@ -39,27 +53,55 @@ export interface DemoAccount {
  * The demo: a partner with branding, a tenant it manages, and one user per built-in role.
  * Running it again resets the demo users' passwords, so they can always be printed.
  */
-export async function seedDemo(k: KernelContext, opts: { password?: string } = {}): Promise<{ partnerId: string; tenantId: string; accounts: DemoAccount[] }> {
+export async function seedDemo(
+  k: KernelContext,
+  opts: { password?: string } = {},
+): Promise<{ partnerId: string; tenantId: string; accounts: DemoAccount[] }> {
   const password = opts.password ?? process.env.TRELLIS_DEMO_PASSWORD ?? generatePassword()
   assertPasswordStrength(password)
   const hash = await hashPassword(password)
-  let [partner] = await k.db.unscoped((tx) => tx.sql<{ id: string }>(`select id from partners where slug = 'northwind-partners'`))
+  let [partner] = await k.db.unscoped((tx) =>
+    tx.sql<{ id: string }>(`select id from partners where slug = 'northwind-partners'`),
+  )
   if (!partner) {
     partner = { id: uuidv7() }
     await orgTx(k, PLATFORM_ORG, async (tx) => {
-      await tx.sql(`insert into partners (id, name, slug, branding) values (?::uuid, 'Northwind Partners', 'northwind-partners', ?::jsonb)`, [
-        partner!.id,
-        JSON.stringify({ displayName: 'Northwind Cloud ERP', primaryColor: '#1f4e79', logoUrl: 'https://northwind.example/logo.svg', customDomain: 'erp.northwind.example' }),
-      ])
-      await appendAudit(tx, PLATFORM_ORG, { ...SYSTEM, action: 'partner.created', target: { kind: 'partner', id: partner!.id }, data: { slug: 'northwind-partners', demo: true } })
+      await tx.sql(
+        `insert into partners (id, name, slug, branding) values (?::uuid, 'Northwind Partners', 'northwind-partners', ?::jsonb)`,
+        [
+          partner!.id,
+          JSON.stringify({
+            displayName: 'Northwind Cloud ERP',
+            primaryColor: '#1f4e79',
+            logoUrl: 'https://northwind.example/logo.svg',
+            customDomain: 'erp.northwind.example',
+          }),
+        ],
+      )
+      await appendAudit(tx, PLATFORM_ORG, {
+        ...SYSTEM,
+        action: 'partner.created',
+        target: { kind: 'partner', id: partner!.id },
+        data: { slug: 'northwind-partners', demo: true },
+      })
     })
   }
-  let [tenant] = await k.db.unscoped((tx) => tx.sql<{ id: string }>(`select id from tenants where slug = 'northwind-traders'`))
+  let [tenant] = await k.db.unscoped((tx) =>
+    tx.sql<{ id: string }>(`select id from tenants where slug = 'northwind-traders'`),
+  )
   if (!tenant) {
     tenant = { id: uuidv7() }
     await orgTx(k, partner.id, async (tx) => {
-      await tx.sql(`insert into tenants (id, name, slug, partner_id) values (?::uuid, 'Northwind Traders', 'northwind-traders', ?::uuid)`, [tenant!.id, partner!.id])
-      await appendAudit(tx, partner!.id, { ...SYSTEM, action: 'tenant.created', target: { kind: 'tenant', id: tenant!.id }, data: { slug: 'northwind-traders', demo: true } })
+      await tx.sql(
+        `insert into tenants (id, name, slug, partner_id) values (?::uuid, 'Northwind Traders', 'northwind-traders', ?::uuid)`,
+        [tenant!.id, partner!.id],
+      )
+      await appendAudit(tx, partner!.id, {
+        ...SYSTEM,
+        action: 'tenant.created',
+        target: { kind: 'tenant', id: tenant!.id },
+        data: { slug: 'northwind-traders', demo: true },
+      })
     })
   }
   const accounts: DemoAccount[] = [
@@ -69,7 +111,9 @@ export async function seedDemo(k: KernelContext, opts: { password?: string } = {
     { role: 'tenant_member', email: 'tenant.member@demo.trellis.local', password, org: 'Northwind Traders' },
   ]
   for (const a of accounts) {
-    const [orgId, kind] = a.role.startsWith('partner') ? [partner.id, 'partner' as const] : [tenant.id, 'tenant' as const]
+    const [orgId, kind] = a.role.startsWith('partner')
+      ? [partner.id, 'partner' as const]
+      : [tenant.id, 'tenant' as const]
     await orgTx(k, orgId, async (tx) => {
       await addMember(tx, orgId, kind, a.role, { email: a.email, name: a.role.replace('_', ' '), password }, SYSTEM)
       await tx.sql('update users set password_hash = ? where lower(email) = lower(?)', [hash, a.email])

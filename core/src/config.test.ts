@@ -26,7 +26,11 @@ t.test('bad variables are named in a clear error', async (t) => {
   ]
   const dataDir = mkdtempSync(join(tmpdir(), 'trellis-config-'))
   for (const [env, variable] of cases) {
-    t.throws(() => loadConfig({ TRELLIS_DATA_DIR: dataDir, ...env }), { code: 'KRN_ERR_CONFIG_INVALID', message: new RegExp(`^${variable}: `) }, variable)
+    t.throws(
+      () => loadConfig({ TRELLIS_DATA_DIR: dataDir, ...env }),
+      { code: 'KRN_ERR_CONFIG_INVALID', message: new RegExp(`^${variable}: `) },
+      variable,
+    )
   }
 })
 
@@ -42,13 +46,29 @@ t.test('the embedded default generates its secret key once and keeps it', async 
 })
 
 t.test('PostgreSQL settings are read as given', async (t) => {
-  const c = loadConfig({ DATABASE_URL: 'postgres://app@db/trellis', DATABASE_ADMIN_URL: 'postgres://owner@db/trellis', TRELLIS_SECRET_KEY: KEY, PORT: '8080', HOST: '0.0.0.0', LOG_LEVEL: 'debug' })
-  t.match(c, { databaseUrl: 'postgres://app@db/trellis', databaseAdminUrl: 'postgres://owner@db/trellis', port: 8080, host: '0.0.0.0', logLevel: 'debug' })
+  const c = loadConfig({
+    DATABASE_URL: 'postgres://app@db/trellis',
+    DATABASE_ADMIN_URL: 'postgres://owner@db/trellis',
+    TRELLIS_SECRET_KEY: KEY,
+    PORT: '8080',
+    HOST: '0.0.0.0',
+    LOG_LEVEL: 'debug',
+  })
+  t.match(c, {
+    databaseUrl: 'postgres://app@db/trellis',
+    databaseAdminUrl: 'postgres://owner@db/trellis',
+    port: 8080,
+    host: '0.0.0.0',
+    logLevel: 'debug',
+  })
   t.same(c.secretKey, Buffer.from(KEY, 'hex'))
 })
 
 t.test('event and delivery retention: 30 days unless set', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'trellis-config-'))
   t.match(loadConfig({ TRELLIS_DATA_DIR: dataDir }), { eventRetentionDays: 30, deliveryRetentionDays: 30 })
-  t.match(loadConfig({ TRELLIS_DATA_DIR: dataDir, TRELLIS_EVENT_RETENTION_DAYS: '7', TRELLIS_DELIVERY_RETENTION_DAYS: '90' }), { eventRetentionDays: 7, deliveryRetentionDays: 90 })
+  t.match(
+    loadConfig({ TRELLIS_DATA_DIR: dataDir, TRELLIS_EVENT_RETENTION_DAYS: '7', TRELLIS_DELIVERY_RETENTION_DAYS: '90' }),
+    { eventRetentionDays: 7, deliveryRetentionDays: 90 },
+  )
 })

@@ -54,7 +54,8 @@ function parseDuration(variable: string, value: string): number {
 
 function parseDays(variable: string, value: string | undefined, fallback: number): number {
   if (value === undefined || value.trim() === '') return fallback
-  if (!/^\d+$/.test(value.trim()) || Number(value) < 1 || Number(value) > 36_500) bad(variable, 'must be a whole number of days from 1 to 36500')
+  if (!/^\d+$/.test(value.trim()) || Number(value) < 1 || Number(value) > 36_500)
+    bad(variable, 'must be a whole number of days from 1 to 36500')
   return Number(value)
 }
 
@@ -74,7 +75,7 @@ function parseUrl(variable: string, value: string, protocols: string[]): string 
   } catch {
     bad(variable, 'is not a URL')
   }
-  if (!protocols.includes(url.protocol)) bad(variable, `must start with ${protocols.map((p) => p + '//').join(' or ')}`)
+  if (!protocols.includes(url.protocol)) bad(variable, `must start with ${protocols.map((p) => `${p}//`).join(' or ')}`)
   return value
 }
 
@@ -90,8 +91,12 @@ function parseSecretKey(value: string): Buffer {
  * required, because several processes must share it.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<KernelConfig> = {}): KernelConfig {
-  const databaseUrl = env.DATABASE_URL ? parseUrl('DATABASE_URL', env.DATABASE_URL, ['postgres:', 'postgresql:']) : undefined
-  const databaseAdminUrl = env.DATABASE_ADMIN_URL ? parseUrl('DATABASE_ADMIN_URL', env.DATABASE_ADMIN_URL, ['postgres:', 'postgresql:']) : undefined
+  const databaseUrl = env.DATABASE_URL
+    ? parseUrl('DATABASE_URL', env.DATABASE_URL, ['postgres:', 'postgresql:'])
+    : undefined
+  const databaseAdminUrl = env.DATABASE_ADMIN_URL
+    ? parseUrl('DATABASE_ADMIN_URL', env.DATABASE_ADMIN_URL, ['postgres:', 'postgresql:'])
+    : undefined
   if (databaseAdminUrl && !databaseUrl) bad('DATABASE_ADMIN_URL', 'needs DATABASE_URL as well')
   const redisUrl = env.REDIS_URL ? parseUrl('REDIS_URL', env.REDIS_URL, ['redis:', 'rediss:']) : undefined
 
@@ -108,26 +113,69 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
 
   let secretKey: Buffer
   if (env.TRELLIS_SECRET_KEY) secretKey = parseSecretKey(env.TRELLIS_SECRET_KEY)
-  else if (databaseUrl) bad('TRELLIS_SECRET_KEY', 'is required when DATABASE_URL is set (generate one with: openssl rand -hex 32)')
+  else if (databaseUrl)
+    bad('TRELLIS_SECRET_KEY', 'is required when DATABASE_URL is set (generate one with: openssl rand -hex 32)')
   else secretKey = embeddedSecretKey(dataDir)
 
-  const otlpEndpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT ? parseUrl('OTEL_EXPORTER_OTLP_ENDPOINT', env.OTEL_EXPORTER_OTLP_ENDPOINT, ['http:', 'https:']) : undefined
+  const otlpEndpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT
+    ? parseUrl('OTEL_EXPORTER_OTLP_ENDPOINT', env.OTEL_EXPORTER_OTLP_ENDPOINT, ['http:', 'https:'])
+    : undefined
   const publicUrl = env.TRELLIS_PUBLIC_URL
     ? parseUrl('TRELLIS_PUBLIC_URL', env.TRELLIS_PUBLIC_URL, ['http:', 'https:'])
     : `http://${host.includes(':') ? `[${host}]` : host}:${port}`
-  const egressAllow = (env.TRELLIS_EGRESS_ALLOW ?? '').split(',').map((s) => s.trim()).filter(Boolean)
-  const webhookRetryScheduleMs = env.TRELLIS_WEBHOOK_RETRY_SCHEDULE ? env.TRELLIS_WEBHOOK_RETRY_SCHEDULE.split(',').map((v) => parseDuration('TRELLIS_WEBHOOK_RETRY_SCHEDULE', v)) : DEFAULT_RETRY_SCHEDULE_MS
+  const egressAllow = (env.TRELLIS_EGRESS_ALLOW ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+  const webhookRetryScheduleMs = env.TRELLIS_WEBHOOK_RETRY_SCHEDULE
+    ? env.TRELLIS_WEBHOOK_RETRY_SCHEDULE.split(',').map((v) => parseDuration('TRELLIS_WEBHOOK_RETRY_SCHEDULE', v))
+    : DEFAULT_RETRY_SCHEDULE_MS
   if (webhookRetryScheduleMs.length > 20) bad('TRELLIS_WEBHOOK_RETRY_SCHEDULE', 'has at most 20 retries')
   const queuePrefix = env.TRELLIS_QUEUE_PREFIX || 'trellis'
-  const eventRetentionDays = parseDays('TRELLIS_EVENT_RETENTION_DAYS', env.TRELLIS_EVENT_RETENTION_DAYS, DEFAULT_RETENTION_DAYS)
-  const deliveryRetentionDays = parseDays('TRELLIS_DELIVERY_RETENTION_DAYS', env.TRELLIS_DELIVERY_RETENTION_DAYS, DEFAULT_RETENTION_DAYS)
+  const eventRetentionDays = parseDays(
+    'TRELLIS_EVENT_RETENTION_DAYS',
+    env.TRELLIS_EVENT_RETENTION_DAYS,
+    DEFAULT_RETENTION_DAYS,
+  )
+  const deliveryRetentionDays = parseDays(
+    'TRELLIS_DELIVERY_RETENTION_DAYS',
+    env.TRELLIS_DELIVERY_RETENTION_DAYS,
+    DEFAULT_RETENTION_DAYS,
+  )
   const httpLimits = parseHttpLimits(env)
   const pluginLimits = parsePluginLimits(env)
   const queueTenantCap = env.TRELLIS_QUEUE_TENANT_CAP?.trim() ? Number(env.TRELLIS_QUEUE_TENANT_CAP) : 1000
-  if (!Number.isInteger(queueTenantCap) || queueTenantCap < 1 || queueTenantCap > 2_000_000) bad('TRELLIS_QUEUE_TENANT_CAP', 'must be a whole number from 1 to 2000000')
-  const auditCheckpointIntervalMs = env.TRELLIS_AUDIT_CHECKPOINT_INTERVAL?.trim() ? parseDuration('TRELLIS_AUDIT_CHECKPOINT_INTERVAL', env.TRELLIS_AUDIT_CHECKPOINT_INTERVAL) : 3_600_000
-  const auditCheckpointDir = env.TRELLIS_AUDIT_CHECKPOINT_DIR?.trim() ? resolve(env.TRELLIS_AUDIT_CHECKPOINT_DIR.trim()) : undefined
-  return { databaseUrl, databaseAdminUrl, redisUrl, port, host, dataDir, secretKey, logLevel, otlpEndpoint, publicUrl, egressAllow, webhookRetryScheduleMs, queuePrefix, eventRetentionDays, deliveryRetentionDays, httpLimits, pluginLimits, queueTenantCap, auditCheckpointIntervalMs, auditCheckpointDir, ...overrides }
+  if (!Number.isInteger(queueTenantCap) || queueTenantCap < 1 || queueTenantCap > 2_000_000)
+    bad('TRELLIS_QUEUE_TENANT_CAP', 'must be a whole number from 1 to 2000000')
+  const auditCheckpointIntervalMs = env.TRELLIS_AUDIT_CHECKPOINT_INTERVAL?.trim()
+    ? parseDuration('TRELLIS_AUDIT_CHECKPOINT_INTERVAL', env.TRELLIS_AUDIT_CHECKPOINT_INTERVAL)
+    : 3_600_000
+  const auditCheckpointDir = env.TRELLIS_AUDIT_CHECKPOINT_DIR?.trim()
+    ? resolve(env.TRELLIS_AUDIT_CHECKPOINT_DIR.trim())
+    : undefined
+  return {
+    databaseUrl,
+    databaseAdminUrl,
+    redisUrl,
+    port,
+    host,
+    dataDir,
+    secretKey,
+    logLevel,
+    otlpEndpoint,
+    publicUrl,
+    egressAllow,
+    webhookRetryScheduleMs,
+    queuePrefix,
+    eventRetentionDays,
+    deliveryRetentionDays,
+    httpLimits,
+    pluginLimits,
+    queueTenantCap,
+    auditCheckpointIntervalMs,
+    auditCheckpointDir,
+    ...overrides,
+  }
 }
 
 function embeddedSecretKey(dataDir: string): Buffer {
@@ -135,6 +183,6 @@ function embeddedSecretKey(dataDir: string): Buffer {
   if (existsSync(file)) return parseSecretKey(readFileSync(file, 'utf8').trim())
   mkdirSync(dataDir, { recursive: true })
   const key = randomBytes(32)
-  writeFileSync(file, key.toString('hex') + '\n', { mode: 0o600 })
+  writeFileSync(file, `${key.toString('hex')}\n`, { mode: 0o600 })
   return key
 }

@@ -28,7 +28,11 @@ export async function loadInstalledExtensions(): Promise<KernelExtension[]> {
     try {
       mod = (await import(specifier)) as typeof mod
     } catch (err) {
-      if ((err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes(specifier)) continue
+      if (
+        (err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' &&
+        String((err as Error).message).includes(specifier)
+      )
+        continue
       throw err
     }
     if (mod.extension) found.push(mod.extension)

@@ -38,7 +38,12 @@ export interface KernelContext {
  * A transaction in an organisation that refuses a suspended one, and seals whatever it
  * audited and dispatches whatever it emitted once it has committed.
  */
-export async function orgTx<T>(k: KernelContext, orgId: string, fn: (tx: Tx) => Promise<T>, opts: { allowSuspended?: boolean } = {}): Promise<T> {
+export async function orgTx<T>(
+  k: KernelContext,
+  orgId: string,
+  fn: (tx: Tx) => Promise<T>,
+  opts: { allowSuspended?: boolean } = {},
+): Promise<T> {
   let touched: ReadonlySet<string> = new Set([orgId])
   let used: Tx | undefined
   const result = await k.db.inOrg(orgId, async (tx, status) => {

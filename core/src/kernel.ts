@@ -70,7 +70,11 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     if (options.migrate ?? db.embedded) await db.migrate('up')
     else {
       const { pending } = await db.migrationStatus()
-      if (pending.length) throw KRN.CONFIG_INVALID({ variable: 'DATABASE_URL', reason: `the database needs migrations (${pending.join(', ')}): run trellis migrate up` })
+      if (pending.length)
+        throw KRN.CONFIG_INVALID({
+          variable: 'DATABASE_URL',
+          reason: `the database needs migrations (${pending.join(', ')}): run trellis migrate up`,
+        })
     }
     await db.inOrg(null, (tx) => syncBuiltinRoles(tx), 'trellis_bootstrap')
     const secrets = new SecretBox(config.secretKey)
@@ -80,8 +84,21 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     sealer.start()
     const limits = options.loginLimits
     const queueName = options.events?.queueName ?? 'trellis-events'
-    const queue: JobQueue = options.events?.queue ?? (config.redisUrl ? new BullMqJobQueue(config.redisUrl, queueName, config.queuePrefix, logger, { tenantCap: config.queueTenantCap }) : new PgJobQueue(db, queueName, logger, undefined, { tenantCap: config.queueTenantCap }))
-    const eventSystem = new EventSystem(db, queue, secrets, new EgressGuard(options.events?.egressAllow ?? config.egressAllow), { retryScheduleMs: config.webhookRetryScheduleMs, ...options.events }, logger)
+    const queue: JobQueue =
+      options.events?.queue ??
+      (config.redisUrl
+        ? new BullMqJobQueue(config.redisUrl, queueName, config.queuePrefix, logger, {
+            tenantCap: config.queueTenantCap,
+          })
+        : new PgJobQueue(db, queueName, logger, undefined, { tenantCap: config.queueTenantCap }))
+    const eventSystem = new EventSystem(
+      db,
+      queue,
+      secrets,
+      new EgressGuard(options.events?.egressAllow ?? config.egressAllow),
+      { retryScheduleMs: config.webhookRetryScheduleMs, ...options.events },
+      logger,
+    )
     events = eventSystem
     const ctx: KernelContext = {
       config,
@@ -98,16 +115,28 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       workflows: undefined as unknown as WorkflowEngine,
       revokedSessions: new Set(),
     }
-    plugins = ctx.plugins = new PluginHost(ctx, new CollectionStore(), { egressAllow: options.events?.egressAllow, ...options.plugins })
+    plugins = ctx.plugins = new PluginHost(ctx, new CollectionStore(), {
+      egressAllow: options.events?.egressAllow,
+      ...options.plugins,
+    })
     await plugins.start()
     const workflowQueue: JobQueue =
-      options.workflows?.queue ?? (config.redisUrl ? new BullMqJobQueue(config.redisUrl, `${queueName}-workflows`, config.queuePrefix, logger) : new PgJobQueue(db, `${queueName}-workflows`, logger))
+      options.workflows?.queue ??
+      (config.redisUrl
+        ? new BullMqJobQueue(config.redisUrl, `${queueName}-workflows`, config.queuePrefix, logger)
+        : new PgJobQueue(db, `${queueName}-workflows`, logger))
     workflows = ctx.workflows = new WorkflowEngine(ctx, workflowQueue, options.workflows)
     workflows.start()
     const extensions = options.extensions ?? (await loadInstalledExtensions())
     for (const ext of extensions) await ext.init?.(ctx)
     eventSystem.start()
-    const checkpointer = new AuditCheckpointer({ db, keys, events: eventSystem, dir: config.auditCheckpointDir, logger })
+    const checkpointer = new AuditCheckpointer({
+      db,
+      keys,
+      events: eventSystem,
+      dir: config.auditCheckpointDir,
+      logger,
+    })
     checkpointer.start(config.auditCheckpointIntervalMs ?? 0)
     const app = await buildApp(ctx, { ...options, extensions })
     let closed = false

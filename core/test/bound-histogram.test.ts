@@ -6,12 +6,23 @@ t.test('exposes exactly what a prom-client histogram would for the same observat
   const buckets = [0.005, 0.01, 0.1, 1]
   const theirs = new Registry()
   const ours = new Registry()
-  const reference = new Histogram({ name: 'h_seconds', help: 'help text', labelNames: ['method', 'route'], buckets, registers: [theirs] })
+  const reference = new Histogram({
+    name: 'h_seconds',
+    help: 'help text',
+    labelNames: ['method', 'route'],
+    buckets,
+    registers: [theirs],
+  })
   const bound = new BoundHistogram('h_seconds', 'help text', buckets)
   ours.registerMetric(bound.asMetric())
   const observations: Array<[string, string, number]> = [
-    ['GET', '/a', 0.001], ['GET', '/a', 0.005], ['GET', '/a', 0.0051], ['GET', '/a', 2],
-    ['POST', '/b', 0.5], ['POST', '/b', 0.01], ['GET', '/a', 0.2],
+    ['GET', '/a', 0.001],
+    ['GET', '/a', 0.005],
+    ['GET', '/a', 0.0051],
+    ['GET', '/a', 2],
+    ['POST', '/b', 0.5],
+    ['POST', '/b', 0.01],
+    ['GET', '/a', 0.2],
   ]
   for (const [method, route, v] of observations) {
     reference.observe({ method, route }, v)

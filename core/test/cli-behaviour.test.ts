@@ -12,9 +12,15 @@ const CLI = fileURLToPath(new URL('../bin/trellis.js', import.meta.url))
 const version = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version as string
 const baseEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', PORT: '0' }
 
-function run(args: string[], env: Record<string, string | undefined> = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function run(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...baseEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...baseEnv, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d) => (stdout += d))
@@ -52,10 +58,19 @@ t.test('--version and --help answer with exit 0', async (t) => {
 
 t.test('an unreachable DATABASE_URL is one line naming it, exit 2', async (t) => {
   const port = await closedPort()
-  const r = await run(['start'], { DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/trellis`, TRELLIS_SECRET_KEY: 'a'.repeat(64), TRELLIS_DATA_DIR: dataDir() })
+  const r = await run(['start'], {
+    DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/trellis`,
+    TRELLIS_SECRET_KEY: 'a'.repeat(64),
+    TRELLIS_DATA_DIR: dataDir(),
+  })
   t.equal(r.status, 2)
   t.equal(r.stderr.trim().split('\n').length, 1, r.stderr)
-  t.match(r.stderr, new RegExp(`^trellis: KRN_ERR_CONFIG_INVALID: DATABASE_URL: cannot reach PostgreSQL at 127\\.0\\.0\\.1:${port} \\(.*ECONNREFUSED.*\\); is it running`))
+  t.match(
+    r.stderr,
+    new RegExp(
+      `^trellis: KRN_ERR_CONFIG_INVALID: DATABASE_URL: cannot reach PostgreSQL at 127\\.0\\.0\\.1:${port} \\(.*ECONNREFUSED.*\\); is it running`,
+    ),
+  )
   t.notMatch(r.stderr, /\n\s+at /, 'no stack trace')
 })
 
@@ -64,7 +79,12 @@ t.test('a refused REDIS_URL is one line naming it, exit 2', async (t) => {
   const r = await run(['start'], { REDIS_URL: `redis://127.0.0.1:${port}`, TRELLIS_DATA_DIR: dataDir() })
   t.equal(r.status, 2)
   t.equal(r.stderr.trim().split('\n').length, 1, r.stderr)
-  t.match(r.stderr, new RegExp(`^trellis: KRN_ERR_CONFIG_INVALID: REDIS_URL: cannot reach Redis at 127\\.0\\.0\\.1:${port} \\(.*ECONNREFUSED.*\\); start Redis, or unset REDIS_URL`))
+  t.match(
+    r.stderr,
+    new RegExp(
+      `^trellis: KRN_ERR_CONFIG_INVALID: REDIS_URL: cannot reach Redis at 127\\.0\\.0\\.1:${port} \\(.*ECONNREFUSED.*\\); start Redis, or unset REDIS_URL`,
+    ),
+  )
 })
 
 t.test('a port in use is one line naming PORT, exit 2', async (t) => {
@@ -72,11 +92,19 @@ t.test('a port in use is one line naming PORT, exit 2', async (t) => {
   await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r))
   t.teardown(() => new Promise((r) => holder.close(r)))
   const port = (holder.address() as AddressInfo).port
-  for (const [args, env] of [[['start'], { PORT: String(port) }], [['start', '--port', String(port)], {}]] as const) {
+  for (const [args, env] of [
+    [['start'], { PORT: String(port) }],
+    [['start', '--port', String(port)], {}],
+  ] as const) {
     const r = await run([...args], { ...env, TRELLIS_DATA_DIR: dataDir() })
     t.equal(r.status, 2, args.join(' '))
     t.equal(r.stderr.trim().split('\n').length, 1, r.stderr)
-    t.match(r.stderr, new RegExp(`^trellis: KRN_ERR_CONFIG_INVALID: PORT: 127\\.0\\.0\\.1:${port} is in use by another process; stop it, or choose another port`))
+    t.match(
+      r.stderr,
+      new RegExp(
+        `^trellis: KRN_ERR_CONFIG_INVALID: PORT: 127\\.0\\.0\\.1:${port} is in use by another process; stop it, or choose another port`,
+      ),
+    )
   }
 })
 
@@ -98,7 +126,11 @@ async function portReleased(port: number, boundMs = 60_000): Promise<boolean> {
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   t.test(`${signal} to \`npm start\` stops the kernel and frees its port`, async (t) => {
     const root = fileURLToPath(new URL('../..', import.meta.url))
-    const npm = spawn('npm', ['start', '--silent'], { cwd: root, env: { ...baseEnv, TRELLIS_DATA_DIR: dataDir() }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const npm = spawn('npm', ['start', '--silent'], {
+      cwd: root,
+      env: { ...baseEnv, TRELLIS_DATA_DIR: dataDir() },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     let out = ''
     npm.stdout.on('data', (d) => (out += d))
     npm.stderr.on('data', (d) => (out += d))
@@ -108,7 +140,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       const timer = setTimeout(() => reject(new Error(`no URL printed:\n${out}`)), 240_000)
       npm.stdout.on('data', () => {
         const m = /running at (http:\/\/\S+)/.exec(out)
-        if (m) (clearTimeout(timer), resolve(m[1]!))
+        if (m) clearTimeout(timer), resolve(m[1]!)
       })
       void exited.then(() => reject(new Error(`npm start exited:\n${out}`)))
     })

@@ -11,11 +11,18 @@ const CLI = fileURLToPath(new URL('../bin/trellis.js', import.meta.url))
 const baseEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', PORT: '0' }
 
 function run(args: string[], env: Record<string, string | undefined>) {
-  return spawnSync(process.execPath, [CLI, ...args], { env: { ...baseEnv, ...env }, encoding: 'utf8', timeout: 120_000 })
+  return spawnSync(process.execPath, [CLI, ...args], {
+    env: { ...baseEnv, ...env },
+    encoding: 'utf8',
+    timeout: 120_000,
+  })
 }
 
 /** Starts `trellis start`, resolves once it printed its URL, with everything printed so far. */
-function start(args: string[], env: Record<string, string | undefined>): Promise<{ child: ChildProcess; out: () => string; url: string }> {
+function start(
+  args: string[],
+  env: Record<string, string | undefined>,
+): Promise<{ child: ChildProcess; out: () => string; url: string }> {
   const child = spawn(process.execPath, [CLI, 'start', ...args], { env: { ...baseEnv, ...env } })
   let out = ''
   child.stdout!.on('data', (d) => (out += d))
@@ -46,7 +53,11 @@ async function stop(child: ChildProcess): Promise<number | null> {
 }
 
 async function login(url: string, email: string, password: string) {
-  const r = await fetch(`${url}/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password }) })
+  const r = await fetch(`${url}/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password }),
+  })
   return { status: r.status, body: (await r.json()) as any }
 }
 
@@ -103,30 +114,66 @@ t.test('first start on the embedded default creates a platform admin and prints 
   })
 })
 
-t.test('start --demo creates a partner, its tenant and a user per role, and installs the ERP plugins through the marketplace', async (t) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'trellis-cli-'))
-  const s = await start(['--demo'], { TRELLIS_DATA_DIR: dataDir, TRELLIS_ADMIN_EMAIL: 'ops@example.test', TRELLIS_ADMIN_PASSWORD: 'operator-password-1', TRELLIS_DEMO_ORDERS: '5' })
-  t.teardown(() => stop(s.child))
-  t.match(s.out(), /email:\s+ops@example\.test/)
-  t.match(s.out(), /the TRELLIS_ADMIN_PASSWORD you set/)
-  t.equal((await login(s.url, 'ops@example.test', 'operator-password-1')).status, 200)
-  const accounts = [...s.out().matchAll(/^\s+(partner_admin|partner_developer|tenant_admin|tenant_member)\s+(\S+)\s+(\S+)/gm)]
-  t.same(accounts.map((a) => a[1]), ['partner_admin', 'partner_developer', 'tenant_admin', 'tenant_member'])
-  for (const [, role, email, password] of accounts) {
-    const r = await login(s.url, email!, password!)
-    t.equal(r.status, 200, role)
-    t.equal(r.body.org.role, role)
-  }
-  const admin = await login(s.url, accounts[2]![2]!, accounts[2]![3]!)
-  const branding = await fetch(`${s.url}/v1/branding`, { headers: { authorization: `Bearer ${admin.body.accessToken}` } })
-  t.equal(((await branding.json()) as any).branding.displayName, 'Northwind Cloud ERP', 'the tenant inherits its partner\'s branding')
-  for (const p of ['catalog', 'pricing', 'inventory', 'orders', 'partner-onboarding']) t.match(s.out(), new RegExp(`published @trellis/${p}@[^\\n]*\\n\\s+approved @trellis/${p}@[^\\n]*\\n\\s+installed @trellis/${p}@`), `${p}: published, approved, installed`)
-  t.match(s.out(), /Northwind loaded: 77 products, 91 customers, 5 orders/)
-  const installs = await fetch(`${s.url}/v1/installations`, { headers: { authorization: `Bearer ${admin.body.accessToken}` } })
-  t.same((((await installs.json()) as any).items as any[]).map((i) => i.plugin).sort(), ['@trellis/catalog', '@trellis/inventory', '@trellis/orders', '@trellis/partner-onboarding', '@trellis/pricing'])
-  const orders = await fetch(`${s.url}/v1/x/orders/orders`, { headers: { authorization: `Bearer ${admin.body.accessToken}` } })
-  t.equal((((await orders.json()) as any).items as any[]).length, 5, 'the Northwind orders are there')
-})
+t.test(
+  'start --demo creates a partner, its tenant and a user per role, and installs the ERP plugins through the marketplace',
+  async (t) => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'trellis-cli-'))
+    const s = await start(['--demo'], {
+      TRELLIS_DATA_DIR: dataDir,
+      TRELLIS_ADMIN_EMAIL: 'ops@example.test',
+      TRELLIS_ADMIN_PASSWORD: 'operator-password-1',
+      TRELLIS_DEMO_ORDERS: '5',
+    })
+    t.teardown(() => stop(s.child))
+    t.match(s.out(), /email:\s+ops@example\.test/)
+    t.match(s.out(), /the TRELLIS_ADMIN_PASSWORD you set/)
+    t.equal((await login(s.url, 'ops@example.test', 'operator-password-1')).status, 200)
+    const accounts = [
+      ...s.out().matchAll(/^\s+(partner_admin|partner_developer|tenant_admin|tenant_member)\s+(\S+)\s+(\S+)/gm),
+    ]
+    t.same(
+      accounts.map((a) => a[1]),
+      ['partner_admin', 'partner_developer', 'tenant_admin', 'tenant_member'],
+    )
+    for (const [, role, email, password] of accounts) {
+      const r = await login(s.url, email!, password!)
+      t.equal(r.status, 200, role)
+      t.equal(r.body.org.role, role)
+    }
+    const admin = await login(s.url, accounts[2]![2]!, accounts[2]![3]!)
+    const branding = await fetch(`${s.url}/v1/branding`, {
+      headers: { authorization: `Bearer ${admin.body.accessToken}` },
+    })
+    t.equal(
+      ((await branding.json()) as any).branding.displayName,
+      'Northwind Cloud ERP',
+      "the tenant inherits its partner's branding",
+    )
+    for (const p of ['catalog', 'pricing', 'inventory', 'orders', 'partner-onboarding'])
+      t.match(
+        s.out(),
+        new RegExp(
+          `published @trellis/${p}@[^\\n]*\\n\\s+approved @trellis/${p}@[^\\n]*\\n\\s+installed @trellis/${p}@`,
+        ),
+        `${p}: published, approved, installed`,
+      )
+    t.match(s.out(), /Northwind loaded: 77 products, 91 customers, 5 orders/)
+    const installs = await fetch(`${s.url}/v1/installations`, {
+      headers: { authorization: `Bearer ${admin.body.accessToken}` },
+    })
+    t.same((((await installs.json()) as any).items as any[]).map((i) => i.plugin).sort(), [
+      '@trellis/catalog',
+      '@trellis/inventory',
+      '@trellis/orders',
+      '@trellis/partner-onboarding',
+      '@trellis/pricing',
+    ])
+    const orders = await fetch(`${s.url}/v1/x/orders/orders`, {
+      headers: { authorization: `Bearer ${admin.body.accessToken}` },
+    })
+    t.equal((((await orders.json()) as any).items as any[]).length, 5, 'the Northwind orders are there')
+  },
+)
 
 t.test('with OTEL_EXPORTER_OTLP_ENDPOINT, HTTP and SQL spans are exported with the tenant id', async (t) => {
   const bodies: any[] = []
@@ -141,13 +188,30 @@ t.test('with OTEL_EXPORTER_OTLP_ENDPOINT, HTTP and SQL spans are exported with t
   await new Promise<void>((r) => collector.listen(0, '127.0.0.1', r))
   t.teardown(() => collector.close())
   const endpoint = `http://127.0.0.1:${(collector.address() as AddressInfo).port}`
-  const s = await start([], { TRELLIS_DATA_DIR: mkdtempSync(join(tmpdir(), 'trellis-cli-')), TRELLIS_ADMIN_EMAIL: 'ops@example.test', TRELLIS_ADMIN_PASSWORD: 'operator-password-1', OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json', OTEL_BSP_SCHEDULE_DELAY: '200' })
+  const s = await start([], {
+    TRELLIS_DATA_DIR: mkdtempSync(join(tmpdir(), 'trellis-cli-')),
+    TRELLIS_ADMIN_EMAIL: 'ops@example.test',
+    TRELLIS_ADMIN_PASSWORD: 'operator-password-1',
+    OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+    OTEL_TRACES_EXPORTER: 'otlp',
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json',
+    OTEL_BSP_SCHEDULE_DELAY: '200',
+  })
   const { body } = await login(s.url, 'ops@example.test', 'operator-password-1')
   const me = await fetch(`${s.url}/v1/me`, { headers: { authorization: `Bearer ${body.accessToken}` } })
   t.equal(me.status, 200)
   t.equal(await stop(s.child), 0)
-  const spans = bodies.flatMap((b) => b.resourceSpans ?? []).flatMap((rs: any) => rs.scopeSpans ?? []).flatMap((ss: any) => (ss.spans ?? []).map((sp: any) => ({ ...sp, scope: ss.scope?.name })))
+  const spans = bodies
+    .flatMap((b) => b.resourceSpans ?? [])
+    .flatMap((rs: any) => rs.scopeSpans ?? [])
+    .flatMap((ss: any) => (ss.spans ?? []).map((sp: any) => ({ ...sp, scope: ss.scope?.name })))
   const attr = (sp: any, key: string) => sp.attributes?.find((a: any) => a.key === key)?.value?.stringValue
-  t.ok(spans.some((sp) => /fastify|http/.test(sp.scope) && attr(sp, 'tenant.id') === body.org.id), 'a request span carries tenant.id')
-  t.ok(spans.some((sp) => /pg/.test(sp.scope)), 'SQL spans are exported')
+  t.ok(
+    spans.some((sp) => /fastify|http/.test(sp.scope) && attr(sp, 'tenant.id') === body.org.id),
+    'a request span carries tenant.id',
+  )
+  t.ok(
+    spans.some((sp) => /pg/.test(sp.scope)),
+    'SQL spans are exported',
+  )
 })

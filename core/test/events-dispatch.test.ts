@@ -17,21 +17,27 @@ for (const kind of DB_KINDS) {
     events.on('test.thing.changed', (e) => void things.push((e.data as { n: number }).n))
 
     await t.test('a committed change reaches its subscribers without any search of the outbox', async (t) => {
-      t.equal((await k.req('POST', '/v1/roles', { token: a.token, body: { name: 'picker', permissions: [] } })).status, 201)
+      t.equal(
+        (await k.req('POST', '/v1/roles', { token: a.token, body: { name: 'picker', permissions: [] } })).status,
+        201,
+      )
       await eventually(async () => roles.includes('picker'), 5_000)
       t.pass('delivered')
     })
 
-    await t.test('an event waiting for an earlier one about its subject runs again once that one is done', async (t) => {
-      const thing = { type: 'test.thing.changed', subject: 'thing/1' }
-      // The first is committed but never handed to this dispatcher (as if another process wrote it).
-      await k.kernel.ctx.db.inOrg(a.orgId, (tx) => emitEvents(tx, { ...thing, data: { n: 1 } }))
-      await orgTx(k.kernel.ctx, a.orgId, (tx) => emitEvents(tx, { ...thing, data: { n: 2 } }))
-      await new Promise((r) => setTimeout(r, 800))
-      t.same(things, [], 'the second waits for the first')
-      events.nudge() // the search the sweep would make
-      await eventually(async () => things.length === 2, 10_000)
-      t.same(things, [1, 2], 'in order, and the second was not left for the stale sweep')
-    })
+    await t.test(
+      'an event waiting for an earlier one about its subject runs again once that one is done',
+      async (t) => {
+        const thing = { type: 'test.thing.changed', subject: 'thing/1' }
+        // The first is committed but never handed to this dispatcher (as if another process wrote it).
+        await k.kernel.ctx.db.inOrg(a.orgId, (tx) => emitEvents(tx, { ...thing, data: { n: 1 } }))
+        await orgTx(k.kernel.ctx, a.orgId, (tx) => emitEvents(tx, { ...thing, data: { n: 2 } }))
+        await new Promise((r) => setTimeout(r, 800))
+        t.same(things, [], 'the second waits for the first')
+        events.nudge() // the search the sweep would make
+        await eventually(async () => things.length === 2, 10_000)
+        t.same(things, [1, 2], 'in order, and the second was not left for the stale sweep')
+      },
+    )
   })
 }

@@ -16,14 +16,25 @@ t.test(`a Redis outage is logged once, and its end once (${kind})`, async (t) =>
   let redis = await startRedis(port)
   t.teardown(() => stopProcess(redis))
   const lines: Array<{ level: number; msg: string }> = []
-  const logger = pino({ level: 'debug' }, new Writable({ write: (chunk, _enc, cb) => (lines.push(JSON.parse(String(chunk))), cb()) }))
+  const logger = pino(
+    { level: 'debug' },
+    new Writable({ write: (chunk, _enc, cb) => (lines.push(JSON.parse(String(chunk))), cb()) }),
+  )
   const queue = new BullMqJobQueue(`redis://127.0.0.1:${port}`, 'outage', `trellis-outage-${process.pid}`, logger)
-  const k = await startTestKernel(t, kind, { logger, events: { queue, egressAllow: ['127.0.0.1'], sweepMs: 200, staleMs: 1000, retryScheduleMs: [100, 200] } })
+  const k = await startTestKernel(t, kind, {
+    logger,
+    events: { queue, egressAllow: ['127.0.0.1'], sweepMs: 200, staleMs: 1000, retryScheduleMs: [100, 200] },
+  })
   const a = await createTenantWithAdmin(k, `outage-${kind}`)
   const rx = await startReceiver()
   t.teardown(rx.close)
-  t.equal((await k.req('POST', '/v1/webhooks', { token: a.token, body: { url: rx.url, types: ['kernel.role.created'] } })).status, 201)
-  const role = async (name: string) => t.equal((await k.req('POST', '/v1/roles', { token: a.token, body: { name, permissions: [] } })).status, 201)
+  t.equal(
+    (await k.req('POST', '/v1/webhooks', { token: a.token, body: { url: rx.url, types: ['kernel.role.created'] } }))
+      .status,
+    201,
+  )
+  const role = async (name: string) =>
+    t.equal((await k.req('POST', '/v1/roles', { token: a.token, body: { name, permissions: [] } })).status, 201)
   await role('before-outage')
   await rx.until((r) => r.length >= 1)
 
@@ -35,7 +46,10 @@ t.test(`a Redis outage is logged once, and its end once (${kind})`, async (t) =>
   await eventually(async () => stillFailing() >= 10, 20_000)
   const during = lines.slice(mark)
   t.equal(during.filter((l) => l.msg.startsWith('dispatching events failed')).length, 1, 'the outage is logged once')
-  t.ok(during.filter((l) => l.level >= 40).length <= 2, `at most a couple of warnings for ${stillFailing() + 1} failed passes`)
+  t.ok(
+    during.filter((l) => l.level >= 40).length <= 2,
+    `at most a couple of warnings for ${stillFailing() + 1} failed passes`,
+  )
 
   redis = await startRedis(port)
   await rx.until((r) => r.length >= 41, 30_000)

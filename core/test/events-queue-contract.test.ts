@@ -23,7 +23,11 @@ const implementations: Array<[string, Make]> = [
         url = db.url
         t.teardown(db.drop)
       }
-      const env: NodeJS.ProcessEnv = { LOG_LEVEL: 'silent', TRELLIS_SECRET_KEY: randomBytes(32).toString('hex'), TRELLIS_DATA_DIR: '/tmp/trellis-test-unused' }
+      const env: NodeJS.ProcessEnv = {
+        LOG_LEVEL: 'silent',
+        TRELLIS_SECRET_KEY: randomBytes(32).toString('hex'),
+        TRELLIS_DATA_DIR: '/tmp/trellis-test-unused',
+      }
       if (url) env.DATABASE_URL = url
       const db = await Database.open({ ...loadConfig(env), embeddedDir: 'memory://' })
       await db.migrate('up')
@@ -31,7 +35,17 @@ const implementations: Array<[string, Make]> = [
       return new PgJobQueue(db, `contract-${randomBytes(4).toString('hex')}`, undefined, 50, opts)
     },
   ]),
-  ['bullmq on redis', async (_t, opts) => new BullMqJobQueue(REDIS_URL, 'contract', `trellis-test-${process.pid}-${randomBytes(4).toString('hex')}`, undefined, opts)],
+  [
+    'bullmq on redis',
+    async (_t, opts) =>
+      new BullMqJobQueue(
+        REDIS_URL,
+        'contract',
+        `trellis-test-${process.pid}-${randomBytes(4).toString('hex')}`,
+        undefined,
+        opts,
+      ),
+  ],
 ]
 
 for (const [name, make] of implementations) {
@@ -54,7 +68,10 @@ for (const [name, make] of implementations) {
     await t.test('every job runs, in the order added', async (t) => {
       await q.add(Array.from({ length: 20 }, (_, i) => ({ id: `order_${i}`, name: 'event', data: { i } })))
       await eventually(async () => ran.filter((j) => j.id.startsWith('order_')).length === 20)
-      t.same(ran.filter((j) => j.id.startsWith('order_')).map((j) => j.data.i), Array.from({ length: 20 }, (_, i) => i))
+      t.same(
+        ran.filter((j) => j.id.startsWith('order_')).map((j) => j.data.i),
+        Array.from({ length: 20 }, (_, i) => i),
+      )
     })
 
     await t.test('adding a queued id again does not run it twice', async (t) => {
@@ -68,7 +85,10 @@ for (const [name, make] of implementations) {
     await t.test('a failing job runs again', async (t) => {
       await q.add([{ id: 'flaky_1', name: 'event', data: { tag: 'flaky' } }])
       await eventually(async () => ran.filter((j) => j.id === 'flaky_1').length === 2)
-      t.same(ran.filter((j) => j.id === 'flaky_1').map((j) => j.attempt), [1, 2])
+      t.same(
+        ran.filter((j) => j.id === 'flaky_1').map((j) => j.attempt),
+        [1, 2],
+      )
     })
 
     await t.test('a delayed job does not run before its delay', async (t) => {
@@ -82,11 +102,18 @@ for (const [name, make] of implementations) {
     await t.test("a quiet tenant's job is not stuck behind a busy tenant's backlog", async (t) => {
       let open!: () => void
       gate = new Promise((r) => (open = r))
-      const busy = Array.from({ length: 600 }, (_, i) => ({ id: `busy_${i}`, name: 'event', data: { tenantId: 'tenant-a', i } }))
+      const busy = Array.from({ length: 600 }, (_, i) => ({
+        id: `busy_${i}`,
+        name: 'event',
+        data: { tenantId: 'tenant-a', i },
+      }))
       t.same((await q.add(busy)).refused, [])
       t.same((await q.add([{ id: 'quiet_1', name: 'event', data: { tenantId: 'tenant-b' } }])).refused, [])
       open()
-      await eventually(async () => ran.filter((j) => j.id.startsWith('busy_') || j.id === 'quiet_1').length === 601, 60_000)
+      await eventually(
+        async () => ran.filter((j) => j.id.startsWith('busy_') || j.id === 'quiet_1').length === 601,
+        60_000,
+      )
       const order = ran.filter((j) => j.id.startsWith('busy_') || j.id === 'quiet_1').map((j) => j.id)
       const quietAt = order.indexOf('quiet_1')
       // With one job at a time, at most the busy tenant's first two run before it; 598 after.
@@ -102,16 +129,34 @@ for (const [name, make] of implementations) {
   t.test(`${name}: a tenant past its cap gets no more jobs queued`, async (t) => {
     const q = await make(t, { tenantCap: 5 })
     t.teardown(() => q.close())
-    const first = await q.add(Array.from({ length: 8 }, (_, i) => ({ id: `capped_${i}`, name: 'event', data: { tenantId: 'tenant-c', i } })))
+    const first = await q.add(
+      Array.from({ length: 8 }, (_, i) => ({ id: `capped_${i}`, name: 'event', data: { tenantId: 'tenant-c', i } })),
+    )
     t.same(first.refused, ['capped_5', 'capped_6', 'capped_7'], 'the jobs past the cap are refused, and named')
-    t.same((await q.add([{ id: 'capped_0', name: 'event', data: { tenantId: 'tenant-c', i: 0 } }])).refused, [], 'adding a queued id again is no new job')
-    t.same((await q.add([{ id: 'other_0', name: 'event', data: { tenantId: 'tenant-d' } }])).refused, [], 'another tenant is not held back')
+    t.same(
+      (await q.add([{ id: 'capped_0', name: 'event', data: { tenantId: 'tenant-c', i: 0 } }])).refused,
+      [],
+      'adding a queued id again is no new job',
+    )
+    t.same(
+      (await q.add([{ id: 'other_0', name: 'event', data: { tenantId: 'tenant-d' } }])).refused,
+      [],
+      'another tenant is not held back',
+    )
     const ran: string[] = []
     q.work(async (job) => void ran.push(job.id), { concurrency: 2 })
     await eventually(async () => ran.length === 6, 30_000)
-    t.same(ran.filter((id) => id.startsWith('capped_')).sort(), ['capped_0', 'capped_1', 'capped_2', 'capped_3', 'capped_4'], 'only the admitted jobs ran, once each')
+    t.same(
+      ran.filter((id) => id.startsWith('capped_')).sort(),
+      ['capped_0', 'capped_1', 'capped_2', 'capped_3', 'capped_4'],
+      'only the admitted jobs ran, once each',
+    )
     // Once its jobs are done, the tenant may queue again.
-    await eventually(async () => (await q.add([{ id: 'capped_5', name: 'event', data: { tenantId: 'tenant-c', i: 5 } }])).refused.length === 0, 30_000)
+    await eventually(
+      async () =>
+        (await q.add([{ id: 'capped_5', name: 'event', data: { tenantId: 'tenant-c', i: 5 } }])).refused.length === 0,
+      30_000,
+    )
     await eventually(async () => ran.includes('capped_5'), 30_000)
     t.equal(ran.filter((id) => id === 'capped_5').length, 1)
   })

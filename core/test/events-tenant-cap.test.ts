@@ -10,7 +10,13 @@ const REDIS_URL = process.env.TRELLIS_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
 // The queue's per-tenant cap in the running kernel: a tenant past it is held back, not another
 // tenant, and what it is refused waits in the outbox until the sweep queues it again.
 t.test('a tenant at its queue cap holds back only itself, and loses nothing', async (t) => {
-  const queue = new BullMqJobQueue(REDIS_URL, 'tenant-cap', `trellis-cap-${process.pid}-${randomBytes(4).toString('hex')}`, undefined, { tenantCap: 1 })
+  const queue = new BullMqJobQueue(
+    REDIS_URL,
+    'tenant-cap',
+    `trellis-cap-${process.pid}-${randomBytes(4).toString('hex')}`,
+    undefined,
+    { tenantCap: 1 },
+  )
   const refused = new Map<string, number>()
   const add = queue.add.bind(queue)
   queue.add = async (jobs: QueueJob[]) => {
@@ -36,7 +42,11 @@ t.test('a tenant at its queue cap holds back only itself, and loses nothing', as
     // The busy tenant's handler is slow: its first job holds the tenant's only queue slot.
     if (e.tenantId === busy.orgId) await gate
   })
-  const role = async (s: { token: string }, name: string) => t.equal((await k.req('POST', '/v1/roles', { token: s.token, body: { name, permissions: ['users.read'] } })).status, 201)
+  const role = async (s: { token: string }, name: string) =>
+    t.equal(
+      (await k.req('POST', '/v1/roles', { token: s.token, body: { name, permissions: ['users.read'] } })).status,
+      201,
+    )
 
   await role(busy, 'b0')
   await eventually(async () => handled.get(busy.orgId)!.has('b0'), 30_000)
@@ -51,5 +61,9 @@ t.test('a tenant at its queue cap holds back only itself, and loses nothing', as
 
   open()
   await eventually(async () => handled.get(busy.orgId)!.size === 5, 60_000)
-  t.same([...handled.get(busy.orgId)!].sort(), ['b0', 'b1', 'b2', 'b3', 'b4'], 'every refused event came back from the outbox')
+  t.same(
+    [...handled.get(busy.orgId)!].sort(),
+    ['b0', 'b1', 'b2', 'b3', 'b4'],
+    'every refused event came back from the outbox',
+  )
 })

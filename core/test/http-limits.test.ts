@@ -9,12 +9,29 @@ import { ADMIN } from './helpers/test-kernel.js'
 // The kernel as an operator starts it: the sign-in limit and the server timeouts are the defaults
 // (the shared test kernel raises the sign-in limit for suites that sign in many times).
 t.test('the HTTP server limits, with their defaults', async (t) => {
-  const env = { LOG_LEVEL: 'silent', TRELLIS_SECRET_KEY: randomBytes(32).toString('hex'), TRELLIS_DATA_DIR: '/tmp/trellis-test-unused', PORT: '0' }
-  const kernel = await createKernel({ config: loadConfig(env), embeddedDir: 'memory://', migrate: true, rateLimitPerMinute: 100_000, plugins: { sandboxWorkers: 1 } })
+  const env = {
+    LOG_LEVEL: 'silent',
+    TRELLIS_SECRET_KEY: randomBytes(32).toString('hex'),
+    TRELLIS_DATA_DIR: '/tmp/trellis-test-unused',
+    PORT: '0',
+  }
+  const kernel = await createKernel({
+    config: loadConfig(env),
+    embeddedDir: 'memory://',
+    migrate: true,
+    rateLimitPerMinute: 100_000,
+    plugins: { sandboxWorkers: 1 },
+  })
   t.teardown(() => kernel.close())
   await createPlatformAdmin(kernel.ctx, ADMIN)
   const from = (remoteAddress: string) => (url: string, payload: unknown) =>
-    kernel.app.inject({ method: 'POST', url, remoteAddress, headers: { 'content-type': 'application/json' }, payload: JSON.stringify(payload) })
+    kernel.app.inject({
+      method: 'POST',
+      url,
+      remoteAddress,
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify(payload),
+    })
 
   t.test('sign-in is limited to 120 a minute per client address, before any password is checked', async (t) => {
     const attacker = from('10.0.0.7')
@@ -33,7 +50,11 @@ t.test('the HTTP server limits, with their defaults', async (t) => {
 
   t.test('token refresh has its own limit per client address', async (t) => {
     const attacker = from('10.0.0.9')
-    for (let i = 0; i < 120; i++) t.equal((await attacker('/v1/auth/refresh', { refreshToken: `trr_guess_${i}` })).json().code, 'AUTH_ERR_INVALID_REFRESH_TOKEN')
+    for (let i = 0; i < 120; i++)
+      t.equal(
+        (await attacker('/v1/auth/refresh', { refreshToken: `trr_guess_${i}` })).json().code,
+        'AUTH_ERR_INVALID_REFRESH_TOKEN',
+      )
     const over = await attacker('/v1/auth/refresh', { refreshToken: 'trr_guess_last' })
     t.equal(over.statusCode, 429)
     t.equal(over.json().code, 'KRN_ERR_RATE_LIMITED')
@@ -46,10 +67,26 @@ t.test('the HTTP server limits, with their defaults', async (t) => {
     t.equal(server.headersTimeout, 30_000)
     t.equal(server.timeout, 120_000)
     t.equal(server.keepAliveTimeout, 72_000)
-    const custom = loadConfig({ ...env, TRELLIS_HTTP_REQUEST_TIMEOUT_MS: '5000', TRELLIS_HTTP_HEADERS_TIMEOUT_MS: '2000', TRELLIS_HTTP_IDLE_TIMEOUT_MS: '7000', TRELLIS_HTTP_KEEP_ALIVE_TIMEOUT_MS: '4000', TRELLIS_AUTH_RATE_LIMIT_PER_MINUTE: '10' })
-    t.same(custom.httpLimits, { requestTimeoutMs: 5000, headersTimeoutMs: 2000, idleTimeoutMs: 7000, keepAliveTimeoutMs: 4000, authRateLimitPerMinute: 10 })
+    const custom = loadConfig({
+      ...env,
+      TRELLIS_HTTP_REQUEST_TIMEOUT_MS: '5000',
+      TRELLIS_HTTP_HEADERS_TIMEOUT_MS: '2000',
+      TRELLIS_HTTP_IDLE_TIMEOUT_MS: '7000',
+      TRELLIS_HTTP_KEEP_ALIVE_TIMEOUT_MS: '4000',
+      TRELLIS_AUTH_RATE_LIMIT_PER_MINUTE: '10',
+    })
+    t.same(custom.httpLimits, {
+      requestTimeoutMs: 5000,
+      headersTimeoutMs: 2000,
+      idleTimeoutMs: 7000,
+      keepAliveTimeoutMs: 4000,
+      authRateLimitPerMinute: 10,
+    })
     t.throws(() => loadConfig({ ...env, TRELLIS_HTTP_REQUEST_TIMEOUT_MS: 'soon' }), { code: 'KRN_ERR_CONFIG_INVALID' })
-    t.throws(() => loadConfig({ ...env, TRELLIS_HTTP_REQUEST_TIMEOUT_MS: '1000', TRELLIS_HTTP_HEADERS_TIMEOUT_MS: '2000' }), { code: 'KRN_ERR_CONFIG_INVALID' })
+    t.throws(
+      () => loadConfig({ ...env, TRELLIS_HTTP_REQUEST_TIMEOUT_MS: '1000', TRELLIS_HTTP_HEADERS_TIMEOUT_MS: '2000' }),
+      { code: 'KRN_ERR_CONFIG_INVALID' },
+    )
   })
 
   t.test('over a real socket, a refused request is answered at once without its body being sent', async (t) => {
@@ -70,14 +107,20 @@ t.test('the HTTP server limits, with their defaults', async (t) => {
           resolve({ head, body, closed: true })
         })
         const all = { 'content-type': 'application/json', ...headers, 'content-length': '536870912' }
-        const lines = [`POST ${path} HTTP/1.1`, `Host: ${base.host}`, ...Object.entries(all).map(([k, v]) => `${k}: ${v}`)]
-        socket.write(lines.join('\r\n') + '\r\n\r\n')
+        const lines = [
+          `POST ${path} HTTP/1.1`,
+          `Host: ${base.host}`,
+          ...Object.entries(all).map(([k, v]) => `${k}: ${v}`),
+        ]
+        socket.write(`${lines.join('\r\n')}\r\n\r\n`)
       })
     const anonymous = await announce('/v1/webhooks', {})
     t.match(anonymous.head, /^HTTP\/1\.1 401 /)
     t.match(anonymous.head, /\r\nconnection: close/i, 'the server closes rather than reading the body')
     t.match(anonymous.body, /AUTH_ERR_UNAUTHENTICATED/)
-    const upload = await announce('/v1/marketplace/plugins/@acme/widgets/versions', { 'content-type': 'multipart/form-data; boundary=x' })
+    const upload = await announce('/v1/marketplace/plugins/@acme/widgets/versions', {
+      'content-type': 'multipart/form-data; boundary=x',
+    })
     t.match(upload.head, /^HTTP\/1\.1 401 /, 'an upload without credentials too')
     const tooLarge = await announce('/v1/tenants', { authorization: `Bearer ${token}` })
     t.match(tooLarge.head, /^HTTP\/1\.1 413 /)

@@ -11,12 +11,57 @@ for (const kind of DB_KINDS) {
     t.test('errors are problem+json with a stable code', async (t) => {
       const cases: Array<[string, Parameters<typeof k.req>, number, string]> = [
         ['unknown route', ['GET', '/v1/nope', { token: a.token }], 404, 'KRN_ERR_ROUTE_NOT_FOUND'],
-        ['malformed JSON', ['POST', '/v1/roles', { token: a.token, raw: '{"name": "x",', headers: { 'content-type': 'application/json' } }], 400, 'KRN_ERR_MALFORMED_JSON'],
-        ['oversized body', ['POST', '/v1/roles', { token: a.token, raw: JSON.stringify({ name: 'big', permissions: [], description: 'x'.repeat(1_100_000) }), headers: { 'content-type': 'application/json' } }], 413, 'KRN_ERR_PAYLOAD_TOO_LARGE'],
-        ['wrong media type', ['POST', '/v1/roles', { token: a.token, raw: 'name=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } }], 415, 'KRN_ERR_UNSUPPORTED_MEDIA_TYPE'],
-        ['schema violation', ['POST', '/v1/roles', { token: a.token, body: { name: 'Not Valid!', permissions: [] } }], 400, 'KRN_ERR_VALIDATION_FAILED'],
+        [
+          'malformed JSON',
+          [
+            'POST',
+            '/v1/roles',
+            { token: a.token, raw: '{"name": "x",', headers: { 'content-type': 'application/json' } },
+          ],
+          400,
+          'KRN_ERR_MALFORMED_JSON',
+        ],
+        [
+          'oversized body',
+          [
+            'POST',
+            '/v1/roles',
+            {
+              token: a.token,
+              raw: JSON.stringify({ name: 'big', permissions: [], description: 'x'.repeat(1_100_000) }),
+              headers: { 'content-type': 'application/json' },
+            },
+          ],
+          413,
+          'KRN_ERR_PAYLOAD_TOO_LARGE',
+        ],
+        [
+          'wrong media type',
+          [
+            'POST',
+            '/v1/roles',
+            { token: a.token, raw: 'name=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+          ],
+          415,
+          'KRN_ERR_UNSUPPORTED_MEDIA_TYPE',
+        ],
+        [
+          'schema violation',
+          ['POST', '/v1/roles', { token: a.token, body: { name: 'Not Valid!', permissions: [] } }],
+          400,
+          'KRN_ERR_VALIDATION_FAILED',
+        ],
         ['bad id', ['GET', "/v1/users/1' or '1'='1", { token: a.token }], 400, 'KRN_ERR_VALIDATION_FAILED'],
-        ['bad permission string', ['POST', '/v1/roles', { token: a.token, body: { name: 'sqli', permissions: ["users.read'); drop table roles; --"] } }], 400, 'KRN_ERR_VALIDATION_FAILED'],
+        [
+          'bad permission string',
+          [
+            'POST',
+            '/v1/roles',
+            { token: a.token, body: { name: 'sqli', permissions: ["users.read'); drop table roles; --"] } },
+          ],
+          400,
+          'KRN_ERR_VALIDATION_FAILED',
+        ],
       ]
       const before = await roleCount()
       for (const [name, args, status, code] of cases) {
@@ -31,34 +76,75 @@ for (const kind of DB_KINDS) {
 
     t.test('Idempotency-Key replays the first response, and refuses a different body', async (t) => {
       const headers = { 'idempotency-key': `create-role-${kind}` }
-      const first = await k.req('POST', '/v1/roles', { token: a.token, headers, body: { name: 'idem', permissions: ['users.read'] } })
+      const first = await k.req('POST', '/v1/roles', {
+        token: a.token,
+        headers,
+        body: { name: 'idem', permissions: ['users.read'] },
+      })
       t.equal(first.status, 201)
-      const again = await k.req('POST', '/v1/roles', { token: a.token, headers, body: { name: 'idem', permissions: ['users.read'] } })
+      const again = await k.req('POST', '/v1/roles', {
+        token: a.token,
+        headers,
+        body: { name: 'idem', permissions: ['users.read'] },
+      })
       t.equal(again.status, 201)
       t.same(again.body, first.body)
       t.equal(again.headers['idempotent-replayed'], 'true')
       t.equal((await k.ownerSql(`select count(*)::int as n from roles where name = 'idem'`))[0].n, 1, 'created once')
-      const other = await k.req('POST', '/v1/roles', { token: a.token, headers, body: { name: 'idem2', permissions: ['users.read'] } })
+      const other = await k.req('POST', '/v1/roles', {
+        token: a.token,
+        headers,
+        body: { name: 'idem2', permissions: ['users.read'] },
+      })
       t.equal(other.status, 409)
       t.equal(other.body.code, 'KRN_ERR_IDEMPOTENCY_KEY_REUSED')
       t.equal((await k.ownerSql(`select count(*)::int as n from roles where name = 'idem2'`))[0].n, 0)
       // The same key from another tenant is a different request.
-      const theirs = await k.req('POST', '/v1/roles', { token: b.token, headers, body: { name: 'idem', permissions: ['users.read'] } })
+      const theirs = await k.req('POST', '/v1/roles', {
+        token: b.token,
+        headers,
+        body: { name: 'idem', permissions: ['users.read'] },
+      })
       t.equal(theirs.status, 201)
       t.not(theirs.body.id, first.body.id)
       // Errors (below 500) are replayed as well: the outcome of that request was an error.
       const conflictKey = { 'idempotency-key': `dup-${kind}` }
-      const c1 = await k.req('POST', '/v1/roles', { token: a.token, headers: conflictKey, body: { name: 'idem', permissions: ['users.read'] } })
+      const c1 = await k.req('POST', '/v1/roles', {
+        token: a.token,
+        headers: conflictKey,
+        body: { name: 'idem', permissions: ['users.read'] },
+      })
       t.equal(c1.status, 409)
-      const c2 = await k.req('POST', '/v1/roles', { token: a.token, headers: conflictKey, body: { name: 'idem', permissions: ['users.read'] } })
+      const c2 = await k.req('POST', '/v1/roles', {
+        token: a.token,
+        headers: conflictKey,
+        body: { name: 'idem', permissions: ['users.read'] },
+      })
       t.same([c2.status, c2.body.code, c2.headers['idempotent-replayed']], [409, 'KRN_ERR_CONFLICT', 'true'])
-      t.equal((await k.req('POST', '/v1/roles', { token: a.token, headers: { 'idempotency-key': 'x'.repeat(300) }, body: { name: 'long', permissions: [] } })).body.code, 'KRN_ERR_IDEMPOTENCY_KEY_INVALID')
+      t.equal(
+        (
+          await k.req('POST', '/v1/roles', {
+            token: a.token,
+            headers: { 'idempotency-key': 'x'.repeat(300) },
+            body: { name: 'long', permissions: [] },
+          })
+        ).body.code,
+        'KRN_ERR_IDEMPOTENCY_KEY_INVALID',
+      )
     })
 
     t.test('a replayed API key creation returns the key again, which is never stored in clear', async (t) => {
       const headers = { 'idempotency-key': `key-once-${kind}` }
-      const first = await k.req('POST', '/v1/api-keys', { token: a.token, headers, body: { name: 'idem-key', permissions: ['users.read'] } })
-      const again = await k.req('POST', '/v1/api-keys', { token: a.token, headers, body: { name: 'idem-key', permissions: ['users.read'] } })
+      const first = await k.req('POST', '/v1/api-keys', {
+        token: a.token,
+        headers,
+        body: { name: 'idem-key', permissions: ['users.read'] },
+      })
+      const again = await k.req('POST', '/v1/api-keys', {
+        token: a.token,
+        headers,
+        body: { name: 'idem-key', permissions: ['users.read'] },
+      })
       t.equal(again.body.key, first.body.key)
       const secret = first.body.key.slice('trk_'.length + 33)
       const stored = await k.ownerSql('select response_body from idempotency_keys where key = ?', [`key-once-${kind}`])
@@ -71,8 +157,23 @@ for (const kind of DB_KINDS) {
       const doc = await k.req('GET', '/openapi.json')
       t.equal(doc.status, 200)
       t.equal(doc.body.openapi, '3.1.0')
-      for (const path of ['/v1/auth/login', '/v1/auth/refresh', '/v1/auth/logout', '/v1/me', '/v1/users', '/v1/roles', '/v1/api-keys', '/v1/tenants', '/v1/partners', '/v1/audit']) t.ok(doc.body.paths[path], path)
-      t.ok(doc.body.paths['/v1/roles'].post.requestBody.content['application/json'].schema, 'request schemas are published')
+      for (const path of [
+        '/v1/auth/login',
+        '/v1/auth/refresh',
+        '/v1/auth/logout',
+        '/v1/me',
+        '/v1/users',
+        '/v1/roles',
+        '/v1/api-keys',
+        '/v1/tenants',
+        '/v1/partners',
+        '/v1/audit',
+      ])
+        t.ok(doc.body.paths[path], path)
+      t.ok(
+        doc.body.paths['/v1/roles'].post.requestBody.content['application/json'].schema,
+        'request schemas are published',
+      )
       const docs = await k.req('GET', '/docs/')
       t.equal(docs.status, 200)
       t.match(docs.body, /swagger/i)

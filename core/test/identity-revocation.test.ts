@@ -10,7 +10,10 @@ const HOOK = { url: 'https://receiver.example.net/hook', types: ['*'] }
 async function tryEverything(k: TestKernel, token: string, tag: string) {
   return {
     webhook: await k.req('POST', '/v1/webhooks', { token, body: HOOK }),
-    invite: await k.req('POST', '/v1/invitations', { token, body: { email: `planted-${tag}@evil.test`, role: 'tenant_admin' } }),
+    invite: await k.req('POST', '/v1/invitations', {
+      token,
+      body: { email: `planted-${tag}@evil.test`, role: 'tenant_admin' },
+    }),
     key: await k.req('POST', '/v1/api-keys', { token, body: { name: `planted-${tag}`, permissions: ['users.read'] } }),
     read: await k.req('GET', '/v1/users', { token }),
   }
@@ -18,7 +21,9 @@ async function tryEverything(k: TestKernel, token: string, tag: string) {
 
 async function nothingWritten(t: Test, k: TestKernel, orgId: string, tag: string) {
   const [w] = await k.ownerSql('select count(*)::int as n from webhook_endpoints where tenant_id = ?::uuid', [orgId])
-  const [i] = await k.ownerSql('select count(*)::int as n from invitations where email = ?', [`planted-${tag}@evil.test`])
+  const [i] = await k.ownerSql('select count(*)::int as n from invitations where email = ?', [
+    `planted-${tag}@evil.test`,
+  ])
   const [a] = await k.ownerSql('select count(*)::int as n from api_keys where name = ?', [`planted-${tag}`])
   const [u] = await k.ownerSql('select count(*)::int as n from users where email = ?', [`planted-${tag}@evil.test`])
   t.same([w.n, i.n, a.n, u.n], [0, 0, 0, 0], 'no webhook, invitation, key or account was written')
@@ -36,33 +41,50 @@ for (const kind of DB_KINDS) {
     const k = await startTestKernel(t, kind)
     const a = await createTenantWithAdmin(k, `rev-${kind}`)
 
-    t.test('a removed tenant admin: the old access token and refresh token stop working, nothing is written', async (t) => {
-      const victim = await addUser(k, a.token, `gone@rev-${kind}.test`, 'tenant_admin')
-      // Warm every cache a later request could take the fast path through.
-      t.equal((await k.req('GET', '/v1/users', { token: victim.token })).status, 200)
-      t.equal((await k.req('GET', '/v1/auth/session', { token: victim.token })).status, 200)
-      const keyBefore = await k.req('POST', '/v1/api-keys', { token: victim.token, body: { name: 'made-before', permissions: ['users.read'] } })
-      t.equal(keyBefore.status, 201)
+    t.test(
+      'a removed tenant admin: the old access token and refresh token stop working, nothing is written',
+      async (t) => {
+        const victim = await addUser(k, a.token, `gone@rev-${kind}.test`, 'tenant_admin')
+        // Warm every cache a later request could take the fast path through.
+        t.equal((await k.req('GET', '/v1/users', { token: victim.token })).status, 200)
+        t.equal((await k.req('GET', '/v1/auth/session', { token: victim.token })).status, 200)
+        const keyBefore = await k.req('POST', '/v1/api-keys', {
+          token: victim.token,
+          body: { name: 'made-before', permissions: ['users.read'] },
+        })
+        t.equal(keyBefore.status, 201)
 
-      t.equal((await k.req('DELETE', `/v1/users/${victim.user.id}`, { token: a.token })).status, 204)
+        t.equal((await k.req('DELETE', `/v1/users/${victim.user.id}`, { token: a.token })).status, 204)
 
-      refusedAll(t, await tryEverything(k, victim.token, `removed-${kind}`))
-      const session = await k.req('GET', '/v1/auth/session', { token: victim.token })
-      t.equal(session.status, 401, 'the cached fast path refuses too')
-      const refreshed = await k.req('POST', '/v1/auth/refresh', { body: { refreshToken: victim.refreshToken } })
-      t.equal(refreshed.status, 401)
-      t.equal(refreshed.body.code, 'AUTH_ERR_INVALID_REFRESH_TOKEN')
-      t.equal((await k.req('GET', '/v1/users', { token: keyBefore.body.key })).body.code, 'AUTH_ERR_INVALID_API_KEY', 'keys they made in the organisation are revoked')
-      await nothingWritten(t, k, a.orgId, `removed-${kind}`)
-      const [ended] = await k.ownerSql('select count(*)::int as n from sessions where user_id = ?::uuid and revoked_at is null', [victim.user.id])
-      t.equal(ended.n, 0, 'every session of theirs in the organisation is ended')
-    })
+        refusedAll(t, await tryEverything(k, victim.token, `removed-${kind}`))
+        const session = await k.req('GET', '/v1/auth/session', { token: victim.token })
+        t.equal(session.status, 401, 'the cached fast path refuses too')
+        const refreshed = await k.req('POST', '/v1/auth/refresh', { body: { refreshToken: victim.refreshToken } })
+        t.equal(refreshed.status, 401)
+        t.equal(refreshed.body.code, 'AUTH_ERR_INVALID_REFRESH_TOKEN')
+        t.equal(
+          (await k.req('GET', '/v1/users', { token: keyBefore.body.key })).body.code,
+          'AUTH_ERR_INVALID_API_KEY',
+          'keys they made in the organisation are revoked',
+        )
+        await nothingWritten(t, k, a.orgId, `removed-${kind}`)
+        const [ended] = await k.ownerSql(
+          'select count(*)::int as n from sessions where user_id = ?::uuid and revoked_at is null',
+          [victim.user.id],
+        )
+        t.equal(ended.n, 0, 'every session of theirs in the organisation is ended')
+      },
+    )
 
     t.test('a demoted tenant admin: refused at once, and a fresh sign-in has only the new role', async (t) => {
       const victim = await addUser(k, a.token, `demoted@rev-${kind}.test`, 'tenant_admin')
       t.equal((await k.req('GET', '/v1/auth/session', { token: victim.token })).status, 200)
 
-      t.equal((await k.req('PUT', `/v1/users/${victim.user.id}/role`, { token: a.token, body: { role: 'tenant_member' } })).status, 200)
+      t.equal(
+        (await k.req('PUT', `/v1/users/${victim.user.id}/role`, { token: a.token, body: { role: 'tenant_member' } }))
+          .status,
+        200,
+      )
 
       refusedAll(t, await tryEverything(k, victim.token, `demoted-${kind}`))
       const refreshed = await k.req('POST', '/v1/auth/refresh', { body: { refreshToken: victim.refreshToken } })
@@ -91,17 +113,26 @@ for (const kind of DB_KINDS) {
         const other = await createKernel({ config: k.kernel.ctx.config, migrate: false, rateLimitPerMinute: 100_000 })
         t.teardown(() => other.close())
         const victim = await addUser(k, a.token, `second@rev-${kind}.test`, 'tenant_admin')
-        const onOther = (token: string) => other.app.inject({ method: 'GET', url: '/v1/auth/session', headers: { authorization: `Bearer ${token}` } })
+        const onOther = (token: string) =>
+          other.app.inject({ method: 'GET', url: '/v1/auth/session', headers: { authorization: `Bearer ${token}` } })
         t.equal((await onOther(victim.token)).statusCode, 200, 'the other process has verified and cached the token')
         t.equal((await k.req('DELETE', `/v1/users/${victim.user.id}`, { token: a.token })).status, 204)
         // The other process re-reads the organisation within its status TTL (1 s); allow far more on a loaded machine.
         const deadline = Date.now() + 20_000
         let last = 200
-        while (Date.now() < deadline && (last = (await onOther(victim.token)).statusCode) === 200) await new Promise((r) => setTimeout(r, 100))
+        while (Date.now() < deadline && (last = (await onOther(victim.token)).statusCode) === 200)
+          await new Promise((r) => setTimeout(r, 100))
         t.equal(last, 401, 'refused by the other process')
-        const hook = await other.app.inject({ method: 'POST', url: '/v1/webhooks', headers: { authorization: `Bearer ${victim.token}` }, payload: HOOK })
+        const hook = await other.app.inject({
+          method: 'POST',
+          url: '/v1/webhooks',
+          headers: { authorization: `Bearer ${victim.token}` },
+          payload: HOOK,
+        })
         t.equal(hook.statusCode, 401)
-        const [w] = await k.ownerSql('select count(*)::int as n from webhook_endpoints where tenant_id = ?::uuid', [a.orgId])
+        const [w] = await k.ownerSql('select count(*)::int as n from webhook_endpoints where tenant_id = ?::uuid', [
+          a.orgId,
+        ])
         t.equal(w.n, 0)
       })
     }

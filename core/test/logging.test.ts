@@ -35,9 +35,13 @@ t.test('request logs are JSON lines with the request id and the tenant id, and n
     const mine = lines.slice(from).filter((l) => l.reqId === 'log-probe-query')
     const incoming = mine.find((l) => l.req?.url)
     t.ok(incoming, 'the request is logged')
-    t.match(incoming.req.url, /^\/v1\/me\?access_token=\[redacted\]&refresh_token=\[redacted\]&api_key=\[redacted\]&view=full$/)
+    t.match(
+      incoming.req.url,
+      /^\/v1\/me\?access_token=\[redacted\]&refresh_token=\[redacted\]&api_key=\[redacted\]&view=full$/,
+    )
     const text = JSON.stringify(lines.slice(from))
-    for (const secret of [a.token, 'trr_secret_refresh', 'trk_secret_key']) t.notOk(text.includes(secret), 'the credentials are nowhere in the log')
+    for (const secret of [a.token, 'trr_secret_refresh', 'trk_secret_key'])
+      t.notOk(text.includes(secret), 'the credentials are nowhere in the log')
   })
 
   t.test('credential-named fields and headers are redacted wherever they are logged', async (t) => {
@@ -49,13 +53,32 @@ t.test('request logs are JSON lines with the request id and the tenant id, and n
         headers: { authorization: 'Bearer hdr-secret', cookie: 'sid=cookie-secret' },
         req: { headers: { authorization: 'Bearer req-secret', cookie: 'c=req-cookie' } },
         res: { headers: { 'set-cookie': 'sid=set-cookie-secret' } },
-        body: { accessToken: 'at-nested', apiKey: 'key-nested', clientSecret: 'cs-nested', credentials: { password: 'pw-deep', secret: 'secret-deep' } },
+        body: {
+          accessToken: 'at-nested',
+          apiKey: 'key-nested',
+          clientSecret: 'cs-nested',
+          credentials: { password: 'pw-deep', secret: 'secret-deep' },
+        },
         kept: 'visible',
       },
       'probe',
     )
     const text = JSON.stringify(lines.slice(from))
-    for (const secret of ['pw-top', 'rt-top', 'hdr-secret', 'cookie-secret', 'req-secret', 'req-cookie', 'set-cookie-secret', 'at-nested', 'key-nested', 'cs-nested', 'pw-deep', 'secret-deep']) t.notOk(text.includes(secret), secret)
+    for (const secret of [
+      'pw-top',
+      'rt-top',
+      'hdr-secret',
+      'cookie-secret',
+      'req-secret',
+      'req-cookie',
+      'set-cookie-secret',
+      'at-nested',
+      'key-nested',
+      'cs-nested',
+      'pw-deep',
+      'secret-deep',
+    ])
+      t.notOk(text.includes(secret), secret)
     t.ok(text.includes('visible'), 'other fields are kept')
   })
 })

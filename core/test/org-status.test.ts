@@ -48,9 +48,18 @@ t.test('every waiter is refused when the read finds the tenant suspended', async
   const db = fakeDb()
   db.set({ orgStatus: 'suspended', partnerStatus: 'active' })
   const cache = new OrgStatusCache(db as unknown as Database, 60_000)
-  const waiting = Array.from({ length: 3 }, () => cache.assertActive(ORG).then(() => 'let in', (e: { code: string }) => e.code))
+  const waiting = Array.from({ length: 3 }, () =>
+    cache.assertActive(ORG).then(
+      () => 'let in',
+      (e: { code: string }) => e.code,
+    ),
+  )
   db.answer()
-  t.same(await Promise.all(waiting), ['KRN_ERR_TENANT_SUSPENDED', 'KRN_ERR_TENANT_SUSPENDED', 'KRN_ERR_TENANT_SUSPENDED'])
+  t.same(await Promise.all(waiting), [
+    'KRN_ERR_TENANT_SUSPENDED',
+    'KRN_ERR_TENANT_SUSPENDED',
+    'KRN_ERR_TENANT_SUSPENDED',
+  ])
   t.throws(() => cache.checkKnown(ORG), { code: 'KRN_ERR_TENANT_SUSPENDED' })
 })
 

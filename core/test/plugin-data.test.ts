@@ -5,7 +5,14 @@ import t from 'tap'
 import { collection, createTestHost, definePlugin, type PluginManifest, type TestHost } from '@trellis/plugin-sdk'
 import { DB_KINDS, startTestKernel, createTenantWithAdmin, type TestKernel } from './helpers/test-kernel.js'
 import type { Tx } from '../src/db/database.js'
-import { CollectionStore, dropPluginData, ensureIndexes, type CollectionRef, type FindQuery, type StoredRecord } from '../src/plugins/data/index.js'
+import {
+  CollectionStore,
+  dropPluginData,
+  ensureIndexes,
+  type CollectionRef,
+  type FindQuery,
+  type StoredRecord,
+} from '../src/plugins/data/index.js'
 
 const PLUGIN = '@acme/parts'
 const OTHER = '@acme/other'
@@ -13,10 +20,20 @@ const OTHER = '@acme/other'
 const partSchema = {
   type: 'object',
   required: ['sku', 'qty'],
-  properties: { sku: { type: 'string', minLength: 1 }, qty: { type: 'integer', minimum: 0 }, tags: { type: 'array', items: { type: 'string' } }, note: { type: ['string', 'null'] } },
+  properties: {
+    sku: { type: 'string', minLength: 1 },
+    qty: { type: 'integer', minimum: 0 },
+    tags: { type: 'array', items: { type: 'string' } },
+    note: { type: ['string', 'null'] },
+  },
 }
 const parts: CollectionRef = { plugin: PLUGIN, name: 'parts', schema: partSchema }
-const uniqueParts: CollectionRef = { plugin: PLUGIN, name: 'uparts', schema: partSchema, indexes: [{ fields: ['sku'], unique: true }] }
+const uniqueParts: CollectionRef = {
+  plugin: PLUGIN,
+  name: 'uparts',
+  schema: partSchema,
+  indexes: [{ fields: ['sku'], unique: true }],
+}
 const free = (plugin: string, name: string): CollectionRef => ({ plugin, name, schema: { type: 'object' } })
 
 /** A deterministic PRNG (mulberry32). */
@@ -35,7 +52,11 @@ function dataset(count: number, seed: number): Array<Record<string, unknown>> {
   const pick = <T>(xs: T[]) => xs[Math.floor(r() * xs.length)]!
   const out: Array<Record<string, unknown>> = []
   for (let n = 0; n < count; n++) {
-    const rec: Record<string, unknown> = { n, name: `${pick(['ACME', 'Acme', 'bolt', 'nut', 'washer', 'A_B', 'A%B'])}-${Math.floor(r() * 20)}`, price: Math.round(r() * 10000) / 100 }
+    const rec: Record<string, unknown> = {
+      n,
+      name: `${pick(['ACME', 'Acme', 'bolt', 'nut', 'washer', 'A_B', 'A%B'])}-${Math.floor(r() * 20)}`,
+      price: Math.round(r() * 10000) / 100,
+    }
     if (r() < 0.8) rec.qty = Math.floor(r() * 10) // absent otherwise (never null: the test host orders null and absent inconsistently)
     rec.active = r() < 0.5
     rec.tags = [pick(['red', 'blue', 'green']), pick(['big', 'small'])].slice(0, 1 + Math.floor(r() * 2))
@@ -87,7 +108,11 @@ const CONFORMANCE: Array<FindQuery & { label?: string }> = [
   { where: { version: { gte: 2 } } },
   { where: { or: [{ qty: 0 }, { name: { prefix: 'nut' } }] } },
   { where: { and: [{ qty: { gte: 2 } }, { or: [{ active: true }, { grade: 'c' }] }], price: { lt: 90 } } },
-  { where: { or: [{ and: [{ grade: 'a' }, { qty: { lt: 5 } }] }, { and: [{ grade: 'b' }, { tags: { contains: 'green' } }] }] } },
+  {
+    where: {
+      or: [{ and: [{ grade: 'a' }, { qty: { lt: 5 } }] }, { and: [{ grade: 'b' }, { tags: { contains: 'green' } }] }],
+    },
+  },
   { sort: [{ field: 'qty' }] },
   { sort: [{ field: 'qty', direction: 'desc' }] },
   { sort: [{ field: 'name' }, { field: 'qty', direction: 'desc' }] },
@@ -99,7 +124,10 @@ const CONFORMANCE: Array<FindQuery & { label?: string }> = [
   { where: { note: { ne: null } }, sort: [{ field: 'note' }, { field: 'n', direction: 'desc' }], limit: 7 },
 ]
 
-async function allPages(find: (q: FindQuery) => Promise<{ items: StoredRecord[]; nextCursor: string | null }>, q: FindQuery): Promise<{ items: StoredRecord[]; pages: number }> {
+async function allPages(
+  find: (q: FindQuery) => Promise<{ items: StoredRecord[]; nextCursor: string | null }>,
+  q: FindQuery,
+): Promise<{ items: StoredRecord[]; pages: number }> {
   const items: StoredRecord[] = []
   let cursor: string | undefined
   let pages = 0
@@ -146,7 +174,10 @@ for (const kind of DB_KINDS) {
     const inA = <T>(fn: (tx: Tx) => Promise<T>) => k.kernel.ctx.db.inOrg(a.orgId, fn)
     const inB = <T>(fn: (tx: Tx) => Promise<T>) => k.kernel.ctx.db.inOrg(b.orgId, fn)
     const rowsOf = async (plugin: string, collection: string) =>
-      k.ownerSql('select tenant_id, id, version, data, updated_at from plugin_records where plugin = ? and collection = ? order by id', [plugin, collection])
+      k.ownerSql(
+        'select tenant_id, id, version, data, updated_at from plugin_records where plugin = ? and collection = ? order by id',
+        [plugin, collection],
+      )
     await inA((tx) => ensureIndexes(tx, PLUGIN, { uparts: { indexes: uniqueParts.indexes } }))
 
     t.test('insert, get, update, delete as a plugin sees them', async (t) => {
@@ -162,16 +193,42 @@ for (const kind of DB_KINDS) {
       t.ok(up.updatedAt >= ins.updatedAt)
       t.same(await inA((tx) => store.get(tx, parts, ins.id)), up)
 
-      await t.rejects(inA((tx) => store.update(tx, parts, ins.id, { qty: 6 }, 1)), { code: 'KRN_ERR_CONFLICT', status: 409 }, 'stale version')
-      await t.rejects(inA((tx) => store.update(tx, parts, ins.id, { qty: 6 }, 3)), { code: 'KRN_ERR_CONFLICT' }, 'future version')
-      await t.rejects(inA((tx) => store.update(tx, parts, ins.id, { qty: 6 }, 1.5)), { code: 'KRN_ERR_CONFLICT' }, 'a version that cannot be')
-      await t.rejects(inA((tx) => store.update(tx, parts, ins.id, { qty: 6 }, 2 ** 40)), { code: 'KRN_ERR_CONFLICT' }, 'a version beyond int')
+      await t.rejects(
+        inA((tx) => store.update(tx, parts, ins.id, { qty: 6 }, 1)),
+        { code: 'KRN_ERR_CONFLICT', status: 409 },
+        'stale version',
+      )
+      await t.rejects(
+        inA((tx) => store.update(tx, parts, ins.id, { qty: 6 }, 3)),
+        { code: 'KRN_ERR_CONFLICT' },
+        'future version',
+      )
+      await t.rejects(
+        inA((tx) => store.update(tx, parts, ins.id, { qty: 6 }, 1.5)),
+        { code: 'KRN_ERR_CONFLICT' },
+        'a version that cannot be',
+      )
+      await t.rejects(
+        inA((tx) => store.update(tx, parts, ins.id, { qty: 6 }, 2 ** 40)),
+        { code: 'KRN_ERR_CONFLICT' },
+        'a version beyond int',
+      )
       const absent = '0190f5c4-0000-7000-8000-000000000000'
-      await t.rejects(inA((tx) => store.update(tx, parts, absent, { qty: 6 }, 1)), { code: 'KRN_ERR_NOT_FOUND', status: 404 })
-      await t.rejects(inA((tx) => store.update(tx, parts, 'not-a-uuid', { qty: 6 }, 1)), { code: 'KRN_ERR_NOT_FOUND' })
+      await t.rejects(
+        inA((tx) => store.update(tx, parts, absent, { qty: 6 }, 1)),
+        { code: 'KRN_ERR_NOT_FOUND', status: 404 },
+      )
+      await t.rejects(
+        inA((tx) => store.update(tx, parts, 'not-a-uuid', { qty: 6 }, 1)),
+        { code: 'KRN_ERR_NOT_FOUND' },
+      )
       t.equal(await inA((tx) => store.get(tx, parts, absent)), null)
       t.equal(await inA((tx) => store.get(tx, parts, 'not-a-uuid')), null)
-      t.equal(await inA((tx) => store.get(tx, parts, ins.id.toUpperCase())), null, 'ids are the lower-case strings the kernel returns, like the test host')
+      t.equal(
+        await inA((tx) => store.get(tx, parts, ins.id.toUpperCase())),
+        null,
+        'ids are the lower-case strings the kernel returns, like the test host',
+      )
       t.equal((await rowsOf(PLUGIN, 'parts'))[0].version, 2, 'failed updates changed nothing')
 
       t.equal(await inA((tx) => store.delete(tx, parts, ins.id)), true)
@@ -196,9 +253,13 @@ for (const kind of DB_KINDS) {
           insert: log.length,
           get: await count(() => store.get(rtx, ref, rec.id)),
           update: await count(() => store.update(rtx, ref, rec.id, { v: 2 }, 1)),
-          find: await count(() => store.find(rtx, ref, { where: { v: { gte: 1 } }, sort: [{ field: 'v', direction: 'desc' }] })),
+          find: await count(() =>
+            store.find(rtx, ref, { where: { v: { gte: 1 } }, sort: [{ field: 'v', direction: 'desc' }] }),
+          ),
           delete: await count(() => store.delete(rtx, ref, rec.id)),
-          uniqueInsert: await count(() => store.insert(rtx, { ...uniqueParts, name: 'utrips' }, { sku: 'trip', qty: 1 })),
+          uniqueInsert: await count(() =>
+            store.insert(rtx, { ...uniqueParts, name: 'utrips' }, { sku: 'trip', qty: 1 }),
+          ),
           uniqueUpdate: await count(async () => {
             const r = await store.find(rtx, { ...uniqueParts, name: 'utrips' }, { where: { sku: 'trip' } })
             log.pop()
@@ -212,7 +273,13 @@ for (const kind of DB_KINDS) {
     t.test('writes behave like the in-memory test host, error for error', async (t) => {
       const memory = createTestHost(
         definePlugin({
-          manifest: { name: PLUGIN, version: '1.0.0', engines: { trellis: '^0.1.0' }, capabilities: ['data'], collections: { parts: { schema: partSchema } } } as PluginManifest,
+          manifest: {
+            name: PLUGIN,
+            version: '1.0.0',
+            engines: { trellis: '^0.1.0' },
+            capabilities: ['data'],
+            collections: { parts: { schema: partSchema } },
+          } as PluginManifest,
           collections: { parts: collection() },
         }),
       )
@@ -244,23 +311,41 @@ for (const kind of DB_KINDS) {
             if (impl === 'sql') {
               result = await inA<unknown>((tx) => {
                 if (op === 'insert') return store.insert(tx, ref, args[0] as never)
-                if (op === 'update') return store.update(tx, ref, args[0] as string, args[1] as never, args[2] as number)
+                if (op === 'update')
+                  return store.update(tx, ref, args[0] as string, args[1] as never, args[2] as number)
                 if (op === 'get') return store.get(tx, ref, args[0] as string)
                 return store.delete(tx, ref, args[0] as string)
               })
             } else {
               const collection = 'parts'
               result =
-                op === 'insert' ? await memory.call('data.insert', { collection, record: args[0] })
-                : op === 'update' ? await memory.call('data.update', { collection, id: args[0], patch: args[1], expectedVersion: args[2] })
-                : await memory.call(`data.${op}`, { collection, id: args[0] })
+                op === 'insert'
+                  ? await memory.call('data.insert', { collection, record: args[0] })
+                  : op === 'update'
+                    ? await memory.call('data.update', {
+                        collection,
+                        id: args[0],
+                        patch: args[1],
+                        expectedVersion: args[2],
+                      })
+                    : await memory.call(`data.${op}`, { collection, id: args[0] })
             }
           } catch (err) {
-            result = { error: (err as { code: string }).code, pointers: ((err as { details?: { problems?: Array<{ pointer: string }> } }).details?.problems ?? []).map((p) => p.pointer) }
+            result = {
+              error: (err as { code: string }).code,
+              pointers: ((err as { details?: { problems?: Array<{ pointer: string }> } }).details?.problems ?? []).map(
+                (p) => p.pointer,
+              ),
+            }
           }
-          if (op === 'insert' && result && typeof result === 'object' && 'id' in result) ids.push((result as StoredRecord).id)
+          if (op === 'insert' && result && typeof result === 'object' && 'id' in result)
+            ids.push((result as StoredRecord).id)
           // Ids and times differ between the stores; everything else must not.
-          out.push(result && typeof result === 'object' && 'id' in result ? { ...(result as object), id: '*', createdAt: '*', updatedAt: '*' } : result)
+          out.push(
+            result && typeof result === 'object' && 'id' in result
+              ? { ...(result as object), id: '*', createdAt: '*', updatedAt: '*' }
+              : result,
+          )
         }
         return out
       }
@@ -272,106 +357,175 @@ for (const kind of DB_KINDS) {
       t.ok(sql.some((r) => (r as { error?: string })?.error === 'KRN_ERR_VALIDATION_FAILED'))
     })
 
-    t.test('concurrent updates of one version: one wins, the other gets a conflict', { skip: kind === 'pglite' && 'PGlite serves one connection' }, async (t) => {
-      const ref = free(PLUGIN, 'race')
-      const rec = await inA((tx) => store.insert(tx, ref, { v: 0 }))
-      let release!: () => void
-      const held = new Promise<void>((r) => (release = r))
-      const first = inA(async (tx) => {
-        const r = await store.update(tx, ref, rec.id, { v: 1 }, 1)
-        await held
-        return r
-      })
-      await new Promise((r) => setTimeout(r, 50))
-      const second = inA((tx) => store.update(tx, ref, rec.id, { v: 2 }, 1)).catch((e) => e)
-      await new Promise((r) => setTimeout(r, 100))
-      release()
-      t.match(await first, { v: 1, version: 2 })
-      const err = await second
-      t.equal(err.code, 'KRN_ERR_CONFLICT')
-      t.match(err.message, /concurrent/)
-      t.match(await inA((tx) => store.get(tx, ref, rec.id)), { v: 1, version: 2 })
-    })
+    t.test(
+      'concurrent updates of one version: one wins, the other gets a conflict',
+      { skip: kind === 'pglite' && 'PGlite serves one connection' },
+      async (t) => {
+        const ref = free(PLUGIN, 'race')
+        const rec = await inA((tx) => store.insert(tx, ref, { v: 0 }))
+        let release!: () => void
+        const held = new Promise<void>((r) => (release = r))
+        const first = inA(async (tx) => {
+          const r = await store.update(tx, ref, rec.id, { v: 1 }, 1)
+          await held
+          return r
+        })
+        await new Promise((r) => setTimeout(r, 50))
+        const second = inA((tx) => store.update(tx, ref, rec.id, { v: 2 }, 1)).catch((e) => e)
+        await new Promise((r) => setTimeout(r, 100))
+        release()
+        t.match(await first, { v: 1, version: 2 })
+        const err = await second
+        t.equal(err.code, 'KRN_ERR_CONFLICT')
+        t.match(err.message, /concurrent/)
+        t.match(await inA((tx) => store.get(tx, ref, rec.id)), { v: 1, version: 2 })
+      },
+    )
 
     t.test('metadata keys in a record or patch are ignored, as by the test host', async (t) => {
       const ref = free(PLUGIN, 'meta')
-      const ins = await inA((tx) => store.insert(tx, ref, { id: 'mine', version: 7, createdAt: 'then', updatedAt: 'now', v: 1 }))
+      const ins = await inA((tx) =>
+        store.insert(tx, ref, { id: 'mine', version: 7, createdAt: 'then', updatedAt: 'now', v: 1 }),
+      )
       t.not(ins.id, 'mine')
       t.match(ins, { version: 1, v: 1 })
       t.not(ins.createdAt, 'then')
       const [row] = await rowsOf(PLUGIN, 'meta')
       t.same(row.data, { v: 1 }, 'stored data has no metadata keys')
-      const up = await inA((tx) => store.update(tx, ref, ins.id, { id: 'x', version: 99, createdAt: 'x', updatedAt: 'x', v: 2 }, 1))
+      const up = await inA((tx) =>
+        store.update(tx, ref, ins.id, { id: 'x', version: 99, createdAt: 'x', updatedAt: 'x', v: 2 }, 1),
+      )
       t.match(up, { id: ins.id, version: 2, createdAt: ins.createdAt, v: 2 })
       t.same((await rowsOf(PLUGIN, 'meta'))[0].data, { v: 2 })
       const memory = memoryHost()
-      const m = (await memory.call('data.insert', { collection: 'items', record: { id: 'mine', version: 7, v: 1 } })) as StoredRecord
+      const m = (await memory.call('data.insert', {
+        collection: 'items',
+        record: { id: 'mine', version: 7, v: 1 },
+      })) as StoredRecord
       t.match(m, { version: 1, v: 1 })
       t.not(m.id, 'mine', 'the test host agrees')
     })
 
-    t.test('records are validated against the schema on insert and on the merged update; nothing is written on failure', async (t) => {
-      for (const ref of [parts, uniqueParts]) {
-        const out = await inA(async (tx) => {
-          const bad = await store.insert(tx, ref, { sku: '', qty: -1 }).catch((e) => e)
-          const ok = await store.insert(tx, ref, { sku: `V-${ref.name}`, qty: 1 })
-          const badPatch = await store.update(tx, ref, ok.id, { qty: 'many' }, 1).catch((e) => e)
-          const missing = await store.update(tx, ref, ok.id, { sku: undefined as never, extra: 1 }, 1).then((r) => r, (e) => e)
-          const after = await store.get(tx, ref, ok.id)
-          const good = await store.update(tx, ref, ok.id, { qty: 3 }, 1).catch((e) => e)
-          return { bad, ok, badPatch, missing, after, good }
-        })
-        t.equal(out.bad.code, 'KRN_ERR_VALIDATION_FAILED', `${ref.name}: insert`)
-        t.equal(out.bad.status, 400)
-        t.same(out.bad.details.problems.map((p: { pointer: string }) => p.pointer).sort(), ['/qty', '/sku'])
-        t.equal(out.badPatch.code, 'KRN_ERR_VALIDATION_FAILED', `${ref.name}: update`)
-        t.same(out.badPatch.details.problems.map((p: { pointer: string }) => p.pointer), ['/qty'])
-        t.match(out.missing, { version: 2, extra: 1, sku: `V-${ref.name}` }, 'an undefined patch value is no change (JSON has no undefined)')
-        t.same(out.after, { ...out.missing }, 'the failed update left the record as it was')
-        t.equal(out.good.code, 'KRN_ERR_CONFLICT', 'the earlier valid update bumped the version')
-        const rows = await rowsOf(PLUGIN, ref.name)
-        t.equal(rows.length, 1, `${ref.name}: only the valid insert was written`)
-        t.same(rows[0].data, { sku: `V-${ref.name}`, qty: 1, extra: 1 })
-        t.equal(rows[0].version, 2)
-        t.equal(new Date(rows[0].updated_at).toISOString(), out.missing.updatedAt)
-      }
-    })
-
-    t.test('a failed update leaves the stored record exactly as it was, and oversized indexed values are refused up front', async (t) => {
-      for (const ref of [
-        { plugin: PLUGIN, name: 'exact', schema: { type: 'object', properties: { n: { type: 'integer' } } } },
-        { plugin: PLUGIN, name: 'uexact', schema: { type: 'object', properties: { n: { type: 'integer' } } }, indexes: [{ fields: ['k'], unique: true }] },
-      ] as CollectionRef[]) {
-        await inA((tx) => ensureIndexes(tx, PLUGIN, { [ref.name]: { indexes: ref.indexes } }))
-        const rec = await inA((tx) => store.insert(tx, ref, { n: 1, k: 'a', keep: 'x' }))
-        // A number beyond double precision, written directly: only jsonb holds it exactly.
-        await k.ownerSql(`update plugin_records set data = data || '{"big": 123456789012345678901234567890.5}' where id = ?::uuid`, [rec.id])
-        const [before] = await k.ownerSql('select data::text as text, version, updated_at::text as at from plugin_records where id = ?::uuid', [rec.id])
-        const out = await inA(async (tx) => {
-          const bad = await store.update(tx, ref, rec.id, { n: 'one', added: true, big: 1, keep: null }, 1).catch((e) => e)
-          const huge = ref.indexes ? await store.update(tx, ref, rec.id, { k: 'x'.repeat(3000) }, 1).catch((e) => e) : null
-          const hugeInsert = ref.indexes ? await store.insert(tx, ref, { k: ['x'.repeat(3000)] }).catch((e) => e) : null
-          const fine = await store.update(tx, ref, rec.id, { n: 2 }, 1)
-          return { bad, huge, hugeInsert, fine }
-        })
-        t.equal(out.bad.code, 'KRN_ERR_VALIDATION_FAILED', ref.name)
-        if (ref.indexes) {
-          t.equal(out.huge.code, 'KRN_ERR_VALIDATION_FAILED', `${ref.name}: a value too large for a btree entry`)
-          t.same(out.huge.details.problems, [{ pointer: '/k', message: 'is too large for an indexed field (at most 2000 bytes as JSON)' }])
-          t.equal(out.hugeInsert.code, 'KRN_ERR_VALIDATION_FAILED')
+    t.test(
+      'records are validated against the schema on insert and on the merged update; nothing is written on failure',
+      async (t) => {
+        for (const ref of [parts, uniqueParts]) {
+          const out = await inA(async (tx) => {
+            const bad = await store.insert(tx, ref, { sku: '', qty: -1 }).catch((e) => e)
+            const ok = await store.insert(tx, ref, { sku: `V-${ref.name}`, qty: 1 })
+            const badPatch = await store.update(tx, ref, ok.id, { qty: 'many' }, 1).catch((e) => e)
+            const missing = await store.update(tx, ref, ok.id, { sku: undefined as never, extra: 1 }, 1).then(
+              (r) => r,
+              (e) => e,
+            )
+            const after = await store.get(tx, ref, ok.id)
+            const good = await store.update(tx, ref, ok.id, { qty: 3 }, 1).catch((e) => e)
+            return { bad, ok, badPatch, missing, after, good }
+          })
+          t.equal(out.bad.code, 'KRN_ERR_VALIDATION_FAILED', `${ref.name}: insert`)
+          t.equal(out.bad.status, 400)
+          t.same(out.bad.details.problems.map((p: { pointer: string }) => p.pointer).sort(), ['/qty', '/sku'])
+          t.equal(out.badPatch.code, 'KRN_ERR_VALIDATION_FAILED', `${ref.name}: update`)
+          t.same(
+            out.badPatch.details.problems.map((p: { pointer: string }) => p.pointer),
+            ['/qty'],
+          )
+          t.match(
+            out.missing,
+            { version: 2, extra: 1, sku: `V-${ref.name}` },
+            'an undefined patch value is no change (JSON has no undefined)',
+          )
+          t.same(out.after, { ...out.missing }, 'the failed update left the record as it was')
+          t.equal(out.good.code, 'KRN_ERR_CONFLICT', 'the earlier valid update bumped the version')
+          const rows = await rowsOf(PLUGIN, ref.name)
+          t.equal(rows.length, 1, `${ref.name}: only the valid insert was written`)
+          t.same(rows[0].data, { sku: `V-${ref.name}`, qty: 1, extra: 1 })
+          t.equal(rows[0].version, 2)
+          t.equal(new Date(rows[0].updated_at).toISOString(), out.missing.updatedAt)
         }
-        t.equal(out.fine.version, 2, 'the transaction went on')
-        t.equal(out.fine.big, 123456789012345678901234567890.5)
-        const [after] = await k.ownerSql('select data::text as text from plugin_records where id = ?::uuid', [rec.id])
-        t.equal(after.text, before.text.replace('"n": 1', '"n": 2'), `${ref.name}: every other byte as before, the big number exact`)
-        t.match(after.text, /123456789012345678901234567890\.5/)
-        t.equal(before.version, 1)
-      }
-    })
+      },
+    )
+
+    t.test(
+      'a failed update leaves the stored record exactly as it was, and oversized indexed values are refused up front',
+      async (t) => {
+        for (const ref of [
+          { plugin: PLUGIN, name: 'exact', schema: { type: 'object', properties: { n: { type: 'integer' } } } },
+          {
+            plugin: PLUGIN,
+            name: 'uexact',
+            schema: { type: 'object', properties: { n: { type: 'integer' } } },
+            indexes: [{ fields: ['k'], unique: true }],
+          },
+        ] as CollectionRef[]) {
+          await inA((tx) => ensureIndexes(tx, PLUGIN, { [ref.name]: { indexes: ref.indexes } }))
+          const rec = await inA((tx) => store.insert(tx, ref, { n: 1, k: 'a', keep: 'x' }))
+          // A number beyond double precision, written directly: only jsonb holds it exactly.
+          await k.ownerSql(
+            `update plugin_records set data = data || '{"big": 123456789012345678901234567890.5}' where id = ?::uuid`,
+            [rec.id],
+          )
+          const [before] = await k.ownerSql(
+            'select data::text as text, version, updated_at::text as at from plugin_records where id = ?::uuid',
+            [rec.id],
+          )
+          const out = await inA(async (tx) => {
+            const bad = await store
+              .update(tx, ref, rec.id, { n: 'one', added: true, big: 1, keep: null }, 1)
+              .catch((e) => e)
+            const huge = ref.indexes
+              ? await store.update(tx, ref, rec.id, { k: 'x'.repeat(3000) }, 1).catch((e) => e)
+              : null
+            const hugeInsert = ref.indexes
+              ? await store.insert(tx, ref, { k: ['x'.repeat(3000)] }).catch((e) => e)
+              : null
+            const fine = await store.update(tx, ref, rec.id, { n: 2 }, 1)
+            return { bad, huge, hugeInsert, fine }
+          })
+          t.equal(out.bad.code, 'KRN_ERR_VALIDATION_FAILED', ref.name)
+          if (ref.indexes) {
+            t.equal(out.huge.code, 'KRN_ERR_VALIDATION_FAILED', `${ref.name}: a value too large for a btree entry`)
+            t.same(out.huge.details.problems, [
+              { pointer: '/k', message: 'is too large for an indexed field (at most 2000 bytes as JSON)' },
+            ])
+            t.equal(out.hugeInsert.code, 'KRN_ERR_VALIDATION_FAILED')
+          }
+          t.equal(out.fine.version, 2, 'the transaction went on')
+          // biome-ignore lint/correctness/noPrecisionLoss: the test stores a number JSON cannot hold exactly
+          t.equal(out.fine.big, 123456789012345678901234567890.5)
+          const [after] = await k.ownerSql('select data::text as text from plugin_records where id = ?::uuid', [rec.id])
+          t.equal(
+            after.text,
+            before.text.replace('"n": 1', '"n": 2'),
+            `${ref.name}: every other byte as before, the big number exact`,
+          )
+          t.match(after.text, /123456789012345678901234567890\.5/)
+          t.equal(before.version, 1)
+        }
+      },
+    )
 
     t.test('schemas with the same $id in two plugins (or two versions) each validate their own records', async (t) => {
-      const mine: CollectionRef = { plugin: PLUGIN, name: 'ided', schema: { $id: 'https://schemas.example/thing', type: 'object', required: ['a'], properties: { a: { type: 'string' } } } }
-      const theirs: CollectionRef = { plugin: OTHER, name: 'ided', schema: { $id: 'https://schemas.example/thing', type: 'object', required: ['b'], properties: { b: { type: 'integer' } } } }
+      const mine: CollectionRef = {
+        plugin: PLUGIN,
+        name: 'ided',
+        schema: {
+          $id: 'https://schemas.example/thing',
+          type: 'object',
+          required: ['a'],
+          properties: { a: { type: 'string' } },
+        },
+      }
+      const theirs: CollectionRef = {
+        plugin: OTHER,
+        name: 'ided',
+        schema: {
+          $id: 'https://schemas.example/thing',
+          type: 'object',
+          required: ['b'],
+          properties: { b: { type: 'integer' } },
+        },
+      }
       const nextVersion: CollectionRef = { ...mine, schema: JSON.parse(JSON.stringify(mine.schema)) }
       const out = await inA(async (tx) => ({
         mine: await store.insert(tx, mine, { a: 'x' }),
@@ -380,7 +534,13 @@ for (const kind of DB_KINDS) {
         theirsBad: await store.insert(tx, theirs, { a: 'x' }).catch((e) => e.code),
         next: await store.insert(tx, nextVersion, { a: 'y' }),
       }))
-      t.match(out, { mine: { a: 'x' }, mineBad: 'KRN_ERR_VALIDATION_FAILED', theirs: { b: 1 }, theirsBad: 'KRN_ERR_VALIDATION_FAILED', next: { a: 'y' } })
+      t.match(out, {
+        mine: { a: 'x' },
+        mineBad: 'KRN_ERR_VALIDATION_FAILED',
+        theirs: { b: 1 },
+        theirsBad: 'KRN_ERR_VALIDATION_FAILED',
+        next: { a: 'y' },
+      })
     })
 
     t.test('values PostgreSQL cannot store are validation errors, and the transaction goes on', async (t) => {
@@ -388,7 +548,7 @@ for (const kind of DB_KINDS) {
       const out = await inA(async (tx) => {
         const errs = []
         errs.push(await store.insert(tx, ref, { s: 'nul\u0000byte' }).catch((e) => e))
-        errs.push(await store.insert(tx, ref, { ['k\u0000']: 1 }).catch((e) => e))
+        errs.push(await store.insert(tx, ref, { 'k\u0000': 1 }).catch((e) => e))
         errs.push(await store.insert(tx, ref, { s: 'lone \ud800 surrogate' }).catch((e) => e))
         let deep: unknown = 1
         for (let i = 0; i < 150; i++) deep = [deep]
@@ -399,39 +559,64 @@ for (const kind of DB_KINDS) {
         return { errs, ok }
       })
       for (const e of out.errs) t.equal(e.code, 'KRN_ERR_VALIDATION_FAILED', e.message)
-      t.same(out.errs[0].details.problems, [{ pointer: '/s', message: 'must not contain \\u0000 or unpaired surrogates' }])
+      t.same(out.errs[0].details.problems, [
+        { pointer: '/s', message: 'must not contain \\u0000 or unpaired surrogates' },
+      ])
       t.equal((await rowsOf(PLUGIN, 'odd')).length, 1)
       t.same(await inA((tx) => store.get(tx, ref, out.ok.id)), out.ok)
     })
 
-    t.test('conformance: the same queries give the same records in the same order as the in-memory test host', async (t) => {
-      const ref = free(PLUGIN, 'items')
-      const records = dataset(120, 7)
-      const memory = memoryHost()
-      await inA(async (tx) => {
-        for (const r of records) await store.insert(tx, ref, r)
-      })
-      for (const r of records) await memory.call('data.insert', { collection: 'items', record: r })
-      for (const q of CONFORMANCE) {
-        const label = JSON.stringify(q)
-        const sql = await inA((tx) => allPages((qq) => store.find(tx, ref, qq), q))
-        const mem = await allPages((qq) => memory.call('data.find', { collection: 'items', query: qq }) as never, q)
-        t.same(ns(sql.items), ns(mem.items), label)
-        t.equal(sql.pages, mem.pages, `${label}: same number of pages`)
-        const first = await inA((tx) => store.find(tx, ref, { ...q, limit: 5 }))
-        const memFirst = (await memory.call('data.find', { collection: 'items', query: { ...q, limit: 5 } })) as { items: StoredRecord[] }
-        t.same(ns(first.items), ns(memFirst.items), `${label}: first page`)
-      }
-      // Not vacuous: the filters select something and not everything.
-      const counts = await inA(async (tx) => Promise.all(CONFORMANCE.filter((q) => q.where).map(async (q) => (await store.find(tx, ref, { ...q, limit: 1000 })).items.length)))
-      t.ok(counts.filter((c) => c > 0 && c < records.length).length >= 30, `most filters are selective: ${counts.join(',')}`)
-      t.same(await inA((tx) => store.find(tx, ref, { where: { qty: { in: [] } } })), { items: [], nextCursor: null })
-      t.equal((await inA((tx) => store.find(tx, ref, {}))).items.length, 50, 'default limit 50')
-      t.equal((await inA((tx) => store.find(tx, ref, { limit: 1000 }))).items.length, 120)
-      await t.rejects(inA((tx) => store.find(tx, ref, { limit: 1001 })), { code: 'KRN_ERR_VALIDATION_FAILED' })
-      await t.rejects(inA((tx) => store.find(tx, ref, { limit: 0 })), { code: 'KRN_ERR_VALIDATION_FAILED' })
-      await t.rejects(inA((tx) => store.find(tx, ref, { where: { qty: { like: 1 } as never } })), { code: 'KRN_ERR_VALIDATION_FAILED' })
-    })
+    t.test(
+      'conformance: the same queries give the same records in the same order as the in-memory test host',
+      async (t) => {
+        const ref = free(PLUGIN, 'items')
+        const records = dataset(120, 7)
+        const memory = memoryHost()
+        await inA(async (tx) => {
+          for (const r of records) await store.insert(tx, ref, r)
+        })
+        for (const r of records) await memory.call('data.insert', { collection: 'items', record: r })
+        for (const q of CONFORMANCE) {
+          const label = JSON.stringify(q)
+          const sql = await inA((tx) => allPages((qq) => store.find(tx, ref, qq), q))
+          const mem = await allPages((qq) => memory.call('data.find', { collection: 'items', query: qq }) as never, q)
+          t.same(ns(sql.items), ns(mem.items), label)
+          t.equal(sql.pages, mem.pages, `${label}: same number of pages`)
+          const first = await inA((tx) => store.find(tx, ref, { ...q, limit: 5 }))
+          const memFirst = (await memory.call('data.find', { collection: 'items', query: { ...q, limit: 5 } })) as {
+            items: StoredRecord[]
+          }
+          t.same(ns(first.items), ns(memFirst.items), `${label}: first page`)
+        }
+        // Not vacuous: the filters select something and not everything.
+        const counts = await inA(async (tx) =>
+          Promise.all(
+            CONFORMANCE.filter((q) => q.where).map(
+              async (q) => (await store.find(tx, ref, { ...q, limit: 1000 })).items.length,
+            ),
+          ),
+        )
+        t.ok(
+          counts.filter((c) => c > 0 && c < records.length).length >= 30,
+          `most filters are selective: ${counts.join(',')}`,
+        )
+        t.same(await inA((tx) => store.find(tx, ref, { where: { qty: { in: [] } } })), { items: [], nextCursor: null })
+        t.equal((await inA((tx) => store.find(tx, ref, {}))).items.length, 50, 'default limit 50')
+        t.equal((await inA((tx) => store.find(tx, ref, { limit: 1000 }))).items.length, 120)
+        await t.rejects(
+          inA((tx) => store.find(tx, ref, { limit: 1001 })),
+          { code: 'KRN_ERR_VALIDATION_FAILED' },
+        )
+        await t.rejects(
+          inA((tx) => store.find(tx, ref, { limit: 0 })),
+          { code: 'KRN_ERR_VALIDATION_FAILED' },
+        )
+        await t.rejects(
+          inA((tx) => store.find(tx, ref, { where: { qty: { like: 1 } as never } })),
+          { code: 'KRN_ERR_VALIDATION_FAILED' },
+        )
+      },
+    )
 
     t.test('explicit operator results', async (t) => {
       const ref = free(PLUGIN, 'ops')
@@ -442,9 +627,11 @@ for (const kind of DB_KINDS) {
           { n: 2, s: 'banana', x: 10, arr: [{ a: 1 }], nul: null },
           { n: 3, s: '100%_off\\', arr: 'not an array', o: { a: 1 } },
           { n: 4, x: -3 },
-        ]) await store.insert(tx, ref, r)
+        ])
+          await store.insert(tx, ref, r)
       })
-      const q = async (where: Record<string, unknown>, sort?: FindQuery['sort']) => ns((await inA((tx) => store.find(tx, ref, { where, ...(sort ? { sort } : {}) }))).items)
+      const q = async (where: Record<string, unknown>, sort?: FindQuery['sort']) =>
+        ns((await inA((tx) => store.find(tx, ref, { where, ...(sort ? { sort } : {}) }))).items)
       t.same(await q({ s: 'apple' }), [0])
       t.same(await q({ s: { ne: 'apple' } }), [1, 2, 3, 4])
       t.same(await q({ s: { in: ['banana', 'apple', 7] } }), [0, 2])
@@ -493,7 +680,12 @@ for (const kind of DB_KINDS) {
       t.same(await q({ sort: [{ field: 'v' }], limit: 100 }), asc)
       const desc = await q({ sort: [{ field: 'v', direction: 'desc' }], limit: 100 })
       t.same(desc, [5, 4, 2, 8, 6, 0, 10, 7, 1, 11, 3, 9], 'descending, ties (null, absent) still by id ascending')
-      const paged = await inA((tx) => allPages((qq) => store.find(tx, ref, qq), { sort: [{ field: 'v', direction: 'desc' }, { field: 'n' }], limit: 2 }))
+      const paged = await inA((tx) =>
+        allPages((qq) => store.find(tx, ref, qq), {
+          sort: [{ field: 'v', direction: 'desc' }, { field: 'n' }],
+          limit: 2,
+        }),
+      )
       t.same(ns(paged.items), desc)
     })
 
@@ -512,7 +704,11 @@ for (const kind of DB_KINDS) {
       t.same(await q({ where: { id: { in: [recs[1]!.id, recs[4]!.id, 'junk', 5] } } as never }), [1, 4])
       t.same(await q({ where: { id: { gt: recs[3]!.id } } }), [4, 5])
       t.same(await q({ where: { id: { ne: recs[0]!.id, lte: recs[2]!.id } } }), [1, 2])
-      t.same(await q({ where: { id: recs[3]!.id.toUpperCase() } }), [], 'not the returned form: no match, like the test host')
+      t.same(
+        await q({ where: { id: recs[3]!.id.toUpperCase() } }),
+        [],
+        'not the returned form: no match, like the test host',
+      )
       t.same(await q({ where: { id: { ne: 'junk' } } }), [0, 1, 2, 3, 4, 5])
       t.same(await q({ where: { id: { gt: 'z' } } }), [])
       t.same(await q({ where: { id: { lt: 'z' } } }), [0, 1, 2, 3, 4, 5], 'string comparison with a non-UUID')
@@ -527,41 +723,61 @@ for (const kind of DB_KINDS) {
       t.same(await q({ where: { createdAt: { lt: '2000' } } }), [], 'string comparison with a partial time')
       t.same(await q({ where: { createdAt: { gt: '2000' } } }), [0, 1, 2, 3, 4, 5])
       t.same(await q({ sort: [{ field: 'version', direction: 'desc' }] }), [2, 0, 1, 3, 4, 5])
-      t.same(await q({ sort: [{ field: 'updatedAt', direction: 'desc' }, { field: 'createdAt' }] }).then((r) => r[0]), 2)
+      t.same(
+        await q({ sort: [{ field: 'updatedAt', direction: 'desc' }, { field: 'createdAt' }] }).then((r) => r[0]),
+        2,
+      )
       t.same(await q({ sort: [{ field: 'id', direction: 'desc' }], limit: 4 }), [5, 4, 3, 2])
-      const paged = await inA((tx) => allPages((qq) => store.find(tx, ref, qq), { sort: [{ field: 'version', direction: 'desc' }, { field: 'createdAt', direction: 'desc' }], limit: 2 }))
+      const paged = await inA((tx) =>
+        allPages((qq) => store.find(tx, ref, qq), {
+          sort: [
+            { field: 'version', direction: 'desc' },
+            { field: 'createdAt', direction: 'desc' },
+          ],
+          limit: 2,
+        }),
+      )
       t.equal(paged.items.length, 6)
       t.equal(ns(paged.items)[0], 2)
     })
 
-    t.test('pagination through hundreds of records with mixed directions returns each exactly once, in order', async (t) => {
-      const ref = free(PLUGIN, 'many')
-      const records = dataset(300, 11)
-      const memory = memoryHost()
-      await inA(async (tx) => {
-        for (const r of records) await store.insert(tx, ref, r)
-      })
-      for (const r of records) await memory.call('data.insert', { collection: 'items', record: r })
-      const sorts: NonNullable<FindQuery['sort']>[] = [
-        [{ field: 'grade' }, { field: 'qty', direction: 'desc' }],
-        [{ field: 'active', direction: 'desc' }, { field: 'grade' }, { field: 'price', direction: 'desc' }],
-        [{ field: 'qty', direction: 'desc' }, { field: 'id', direction: 'desc' }],
-        [{ field: 'name', direction: 'desc' }],
-      ]
-      for (const sort of sorts) {
-        const q: FindQuery = { where: { price: { gte: 5 } }, sort, limit: 13 }
-        const sql = await inA((tx) => allPages((qq) => store.find(tx, ref, qq), q))
-        const mem = await allPages((qq) => memory.call('data.find', { collection: 'items', query: qq }) as never, { ...q, limit: 1000 })
-        t.equal(new Set(ns(sql.items)).size, sql.items.length, `${JSON.stringify(sort)}: no record twice`)
-        t.same(ns(sql.items), ns(mem.items), `${JSON.stringify(sort)}: every record, in the test host's order`)
-        t.ok(sql.pages > 15)
-      }
-      // The limit may change between pages; the query otherwise may not.
-      const p1 = await inA((tx) => store.find(tx, ref, { sort: sorts[0], limit: 5 }))
-      const p2 = await inA((tx) => store.find(tx, ref, { sort: sorts[0], limit: 7, cursor: p1.nextCursor! }))
-      const whole = await inA((tx) => store.find(tx, ref, { sort: sorts[0], limit: 12 }))
-      t.same(ns([...p1.items, ...p2.items]), ns(whole.items))
-    })
+    t.test(
+      'pagination through hundreds of records with mixed directions returns each exactly once, in order',
+      async (t) => {
+        const ref = free(PLUGIN, 'many')
+        const records = dataset(300, 11)
+        const memory = memoryHost()
+        await inA(async (tx) => {
+          for (const r of records) await store.insert(tx, ref, r)
+        })
+        for (const r of records) await memory.call('data.insert', { collection: 'items', record: r })
+        const sorts: NonNullable<FindQuery['sort']>[] = [
+          [{ field: 'grade' }, { field: 'qty', direction: 'desc' }],
+          [{ field: 'active', direction: 'desc' }, { field: 'grade' }, { field: 'price', direction: 'desc' }],
+          [
+            { field: 'qty', direction: 'desc' },
+            { field: 'id', direction: 'desc' },
+          ],
+          [{ field: 'name', direction: 'desc' }],
+        ]
+        for (const sort of sorts) {
+          const q: FindQuery = { where: { price: { gte: 5 } }, sort, limit: 13 }
+          const sql = await inA((tx) => allPages((qq) => store.find(tx, ref, qq), q))
+          const mem = await allPages((qq) => memory.call('data.find', { collection: 'items', query: qq }) as never, {
+            ...q,
+            limit: 1000,
+          })
+          t.equal(new Set(ns(sql.items)).size, sql.items.length, `${JSON.stringify(sort)}: no record twice`)
+          t.same(ns(sql.items), ns(mem.items), `${JSON.stringify(sort)}: every record, in the test host's order`)
+          t.ok(sql.pages > 15)
+        }
+        // The limit may change between pages; the query otherwise may not.
+        const p1 = await inA((tx) => store.find(tx, ref, { sort: sorts[0], limit: 5 }))
+        const p2 = await inA((tx) => store.find(tx, ref, { sort: sorts[0], limit: 7, cursor: p1.nextCursor! }))
+        const whole = await inA((tx) => store.find(tx, ref, { sort: sorts[0], limit: 12 }))
+        t.same(ns([...p1.items, ...p2.items]), ns(whole.items))
+      },
+    )
 
     t.test('cursors of another query, or garbled ones, are refused', async (t) => {
       const ref = free(PLUGIN, 'many')
@@ -570,9 +786,14 @@ for (const kind of DB_KINDS) {
       t.type(nextCursor, 'string')
       t.match(nextCursor, /^[A-Za-z0-9_-]+$/)
       const cursor = nextCursor!
-      const bad = async (query: FindQuery, r: CollectionRef = ref) => (await inA((tx) => store.find(tx, r, query).catch((e) => e))).code
+      const bad = async (query: FindQuery, r: CollectionRef = ref) =>
+        (await inA((tx) => store.find(tx, r, query).catch((e) => e))).code
       t.equal(await bad({ ...q, where: { grade: 'b' }, cursor }), 'KRN_ERR_INVALID_CURSOR', 'other filter')
-      t.equal(await bad({ ...q, sort: [{ field: 'qty', direction: 'desc' }], cursor }), 'KRN_ERR_INVALID_CURSOR', 'other sort')
+      t.equal(
+        await bad({ ...q, sort: [{ field: 'qty', direction: 'desc' }], cursor }),
+        'KRN_ERR_INVALID_CURSOR',
+        'other sort',
+      )
       t.equal(await bad({ ...q, sort: undefined, cursor }), 'KRN_ERR_INVALID_CURSOR', 'default sort')
       t.equal(await bad({ ...q, cursor }, free(PLUGIN, 'items')), 'KRN_ERR_INVALID_CURSOR', 'other collection')
       t.equal(await bad({ ...q, cursor }, free(OTHER, 'many')), 'KRN_ERR_INVALID_CURSOR', 'other plugin')
@@ -594,8 +815,16 @@ for (const kind of DB_KINDS) {
         t.equal(await bad({ ...q, cursor: c }), 'KRN_ERR_INVALID_CURSOR', label)
       }
       // A well-formed forged cursor only moves the start of the page; the values are parameters.
-      const forged = await inA((tx) => store.find(tx, ref, { ...q, cursor: forge({ ...decoded, k: ['"\'); drop table plugin_records; --"', decoded.k[1]] }) }))
-      t.ok(forged.items.length === 3 && forged.items.every((r) => typeof r.qty === 'number'), 'strings sort before numbers: the page starts at the numbers')
+      const forged = await inA((tx) =>
+        store.find(tx, ref, {
+          ...q,
+          cursor: forge({ ...decoded, k: ['"\'); drop table plugin_records; --"', decoded.k[1]] }),
+        }),
+      )
+      t.ok(
+        forged.items.length === 3 && forged.items.every((r) => typeof r.qty === 'number'),
+        'strings sort before numbers: the page starts at the numbers',
+      )
       t.equal((await k.ownerSql('select count(*)::int as n from plugin_records'))[0].n > 0, true)
       // The transaction is still usable after a refused cursor.
       const after = await inA(async (tx) => {
@@ -608,53 +837,115 @@ for (const kind of DB_KINDS) {
     t.test('tenants, plugins and tenantless transactions are isolated', async (t) => {
       const ref = free(PLUGIN, 'iso')
       const mine = await inA((tx) => store.insert(tx, ref, { secret: 'a' }))
-      t.equal(await inB((tx) => store.get(tx, ref, mine.id)), null, 'B cannot get A\'s record by id')
-      await t.rejects(inB((tx) => store.update(tx, ref, mine.id, { secret: 'b' }, 1)), { code: 'KRN_ERR_NOT_FOUND' })
+      t.equal(await inB((tx) => store.get(tx, ref, mine.id)), null, "B cannot get A's record by id")
+      await t.rejects(
+        inB((tx) => store.update(tx, ref, mine.id, { secret: 'b' }, 1)),
+        { code: 'KRN_ERR_NOT_FOUND' },
+      )
       t.equal(await inB((tx) => store.delete(tx, ref, mine.id)), false)
       t.same(await inB((tx) => store.find(tx, ref, { where: { id: mine.id } })), { items: [], nextCursor: null })
       t.same(await inB((tx) => store.find(tx, ref, { where: { secret: 'a' } })), { items: [], nextCursor: null })
-      t.equal(await inB((tx) => dropPluginData(tx, PLUGIN)), 0, 'B dropping the plugin\'s data drops none of A\'s')
-      t.same(await inA((tx) => store.get(tx, ref, mine.id)), mine, 'A\'s record is untouched')
+      t.equal(await inB((tx) => dropPluginData(tx, PLUGIN)), 0, "B dropping the plugin's data drops none of A's")
+      t.same(await inA((tx) => store.get(tx, ref, mine.id)), mine, "A's record is untouched")
 
       const theirs = free(OTHER, 'iso')
-      t.equal(await inA((tx) => store.get(tx, theirs, mine.id)), null, 'another plugin\'s collection of the same name is another collection')
+      t.equal(
+        await inA((tx) => store.get(tx, theirs, mine.id)),
+        null,
+        "another plugin's collection of the same name is another collection",
+      )
       t.same((await inA((tx) => store.find(tx, theirs, {}))).items, [])
       t.equal(await inA((tx) => store.delete(tx, theirs, mine.id)), false)
-      await t.rejects(inA((tx) => store.update(tx, theirs, mine.id, {}, 1)), { code: 'KRN_ERR_NOT_FOUND' })
+      await t.rejects(
+        inA((tx) => store.update(tx, theirs, mine.id, {}, 1)),
+        { code: 'KRN_ERR_NOT_FOUND' },
+      )
       t.equal(await inA((tx) => store.get(tx, free(PLUGIN, 'other-name'), mine.id)), null)
 
       const db = k.kernel.ctx.db
       t.equal(await db.inOrg(null, (tx) => store.get(tx, ref, mine.id)), null, 'no tenant: nothing')
       t.same((await db.inOrg(null, (tx) => store.find(tx, ref, {}))).items, [])
       t.equal(await db.inOrg(null, (tx) => store.delete(tx, ref, mine.id)), false)
-      await t.rejects(db.inOrg(null, (tx) => store.insert(tx, ref, { secret: 'x' })), 'no tenant: no insert')
-      t.equal((await k.ownerSql('select count(*)::int as n from plugin_records where tenant_id is null or data ->> \'secret\' = \'x\''))[0].n, 0)
+      await t.rejects(
+        db.inOrg(null, (tx) => store.insert(tx, ref, { secret: 'x' })),
+        'no tenant: no insert',
+      )
+      t.equal(
+        (
+          await k.ownerSql(
+            "select count(*)::int as n from plugin_records where tenant_id is null or data ->> 'secret' = 'x'",
+          )
+        )[0].n,
+        0,
+      )
     })
 
     t.test('hostile field names, values and __proto__ keys are data', async (t) => {
       const ref = free(PLUGIN, 'hostile')
-      const names = ["a'b", 'a"b', 'a;b', "x'); drop table plugin_records; --", 'a\\b', '%', '_', '?', '$1', 'a->b', '{a}', 'constructor', 'toString']
-      const record = JSON.parse(JSON.stringify(Object.fromEntries(names.map((n, i) => [n, i]))).replace(/^\{/, '{"__proto__":{"polluted":true},'))
+      const names = [
+        "a'b",
+        'a"b',
+        'a;b',
+        "x'); drop table plugin_records; --",
+        'a\\b',
+        '%',
+        '_',
+        '?',
+        '$1',
+        'a->b',
+        '{a}',
+        'constructor',
+        'toString',
+      ]
+      const record = JSON.parse(
+        JSON.stringify(Object.fromEntries(names.map((n, i) => [n, i]))).replace(
+          /^\{/,
+          '{"__proto__":{"polluted":true},',
+        ),
+      )
       const ins = await inA((tx) => store.insert(tx, ref, record))
       await inA((tx) => store.insert(tx, ref, { other: 1 }))
       t.equal(({} as Record<string, unknown>).polluted, undefined, 'no prototype pollution')
-      t.ok(Object.prototype.hasOwnProperty.call(ins, '__proto__'), '__proto__ is an own key of the result')
+      t.ok(Object.hasOwn(ins, '__proto__'), '__proto__ is an own key of the result')
       const got = (await inA((tx) => store.get(tx, ref, ins.id)))!
       t.same(Object.getOwnPropertyDescriptor(got, '__proto__')?.value, { polluted: true })
       t.equal(Object.getPrototypeOf(got), Object.prototype)
       for (const [i, n] of names.entries()) {
-        const found = await inA((tx) => store.find(tx, ref, { where: { [n]: i }, sort: [{ field: n, direction: 'desc' }] }))
-        t.same(found.items.map((r) => r.id), [ins.id], `filter and sort by ${JSON.stringify(n)}`)
-        const ranged = await inA((tx) => store.find(tx, ref, { where: { [n]: { gte: i, in: [i], contains: 'x' } as never } }))
+        const found = await inA((tx) =>
+          store.find(tx, ref, { where: { [n]: i }, sort: [{ field: n, direction: 'desc' }] }),
+        )
+        t.same(
+          found.items.map((r) => r.id),
+          [ins.id],
+          `filter and sort by ${JSON.stringify(n)}`,
+        )
+        const ranged = await inA((tx) =>
+          store.find(tx, ref, { where: { [n]: { gte: i, in: [i], contains: 'x' } as never } }),
+        )
         t.same(ranged.items, [])
       }
-      const byProto = await inA((tx) => allPages((qq) => store.find(tx, ref, qq), { sort: [{ field: '__proto__', direction: 'desc' }, { field: 'constructor' }], limit: 1 }))
-      t.same(byProto.items.map((r) => r.id).sort(), (await inA((tx) => store.find(tx, ref, {}))).items.map((r) => r.id).sort(), 'sort and paginate by __proto__')
+      const byProto = await inA((tx) =>
+        allPages((qq) => store.find(tx, ref, qq), {
+          sort: [{ field: '__proto__', direction: 'desc' }, { field: 'constructor' }],
+          limit: 1,
+        }),
+      )
+      t.same(
+        byProto.items.map((r) => r.id).sort(),
+        (await inA((tx) => store.find(tx, ref, {}))).items.map((r) => r.id).sort(),
+        'sort and paginate by __proto__',
+      )
       const where = JSON.parse('{"__proto__": {"eq": {"polluted": true}}}')
-      t.same((await inA((tx) => store.find(tx, ref, { where }))).items.map((r) => r.id), [ins.id], 'a __proto__ filter key is a field')
+      t.same(
+        (await inA((tx) => store.find(tx, ref, { where }))).items.map((r) => r.id),
+        [ins.id],
+        'a __proto__ filter key is a field',
+      )
       const none = JSON.parse('{"__proto__": {"eq": 1}}')
       t.same((await inA((tx) => store.find(tx, ref, { where: none }))).items, [])
-      const patched = await inA((tx) => store.update(tx, ref, ins.id, JSON.parse('{"__proto__": 5, "other": "\'; --"}'), 1))
+      const patched = await inA((tx) =>
+        store.update(tx, ref, ins.id, JSON.parse('{"__proto__": 5, "other": "\'; --"}'), 1),
+      )
       t.same(Object.getOwnPropertyDescriptor(patched, '__proto__')?.value, 5)
       t.equal(patched.other, "'; --")
       const values = ["'; delete from plugin_records; --", '%', '_', '\\', '\\%', "\\'", '$1', '?']
@@ -664,70 +955,146 @@ for (const kind of DB_KINDS) {
       })
       for (const v of values) {
         const eq = await inA((tx) => store.find(tx, vref, { where: { v } }))
-        t.same(eq.items.map((r) => r.v), [v], `eq ${v}`)
+        t.same(
+          eq.items.map((r) => r.v),
+          [v],
+          `eq ${v}`,
+        )
         const pre = await inA((tx) => store.find(tx, vref, { where: { v: { prefix: v } } }))
         t.same(pre.items.map((r) => r.v).sort(), values.filter((x) => x.startsWith(v)).sort(), `prefix ${v}`)
         const sub = await inA((tx) => store.find(tx, vref, { where: { v: { contains: v } } }))
         t.same(sub.items.map((r) => r.v).sort(), values.filter((x) => x.includes(v)).sort(), `contains ${v}`)
       }
-      t.equal((await k.ownerSql('select count(*)::int as n from plugin_records where collection = ?', ['hostile-values']))[0].n, values.length)
-    })
-
-    t.test('declared indexes exist, serve eq filters, and unique ones conflict without aborting the transaction', async (t) => {
-      const names = await inA((tx) =>
-        ensureIndexes(tx, PLUGIN, { orders: { indexes: [{ fields: ['status'] }, { fields: ['customer', 'createdAt'] }, { fields: ['ref'], unique: true }] }, plain: {} }),
+      t.equal(
+        (await k.ownerSql('select count(*)::int as n from plugin_records where collection = ?', ['hostile-values']))[0]
+          .n,
+        values.length,
       )
-      t.equal(names.length, 3)
-      const again = await inA((tx) => store.ensureIndexes(tx, PLUGIN, { orders: { indexes: [{ fields: ['status'] }] } }))
-      t.same(again, [names[0]], 'idempotent')
-      const idx = await k.ownerSql('select indexname, indexdef from pg_indexes where tablename = ? and indexname = any(?::text[])', ['plugin_records', `{${names.join(',')}}`])
-      t.equal(idx.length, 3)
-      const byName = Object.fromEntries(idx.map((r) => [r.indexname, r.indexdef]))
-      t.match(byName[names[0]!], /\(tenant_id, \(\(data -> 'status'::text\)\)\) WHERE \(\(plugin = '@acme\/parts'::text\) AND \(collection = 'orders'::text\)\)/)
-      t.match(byName[names[1]!], /\(tenant_id, \(\(data -> 'customer'::text\)\), created_at\)/)
-      t.match(byName[names[2]!], /CREATE UNIQUE INDEX/)
-      await t.rejects(inA((tx) => ensureIndexes(tx, PLUGIN, { orders: { indexes: [{ fields: ["x'); drop table plugin_records; --"] }] } })), { code: 'KRN_ERR_VALIDATION_FAILED' })
-      await t.rejects(inA((tx) => ensureIndexes(tx, 'not a plugin', { orders: { indexes: [{ fields: ['x'] }] } })), { code: 'KRN_ERR_VALIDATION_FAILED' })
-      await t.rejects(inA((tx) => ensureIndexes(tx, PLUGIN, { orders: { indexes: [{ fields: [] }] } })), { code: 'KRN_ERR_VALIDATION_FAILED' })
-
-      const orders: CollectionRef = { plugin: PLUGIN, name: 'orders', schema: { type: 'object' }, indexes: [{ fields: ['status'] }, { fields: ['customer', 'createdAt'] }, { fields: ['ref'], unique: true }] }
-      const out = await inA(async (tx) => {
-        const first = await store.insert(tx, orders, { ref: 'R-1', status: 'open' })
-        const dup = await store.insert(tx, orders, { ref: 'R-1', status: 'late' }).catch((e) => e)
-        const second = await store.insert(tx, orders, { ref: 'R-2', status: 'open' })
-        const clash = await store.update(tx, orders, second.id, { ref: 'R-1' }, 1).catch((e) => e)
-        const moved = await store.update(tx, orders, second.id, { ref: 'R-3' }, 1)
-        const invalidMerge = await store.update(tx, { ...orders, schema: { type: 'object', properties: { ref: { type: 'string' } } } }, moved.id, { ref: 3 }, 2).catch((e) => e)
-        const after = await store.find(tx, orders, { sort: [{ field: 'ref' }] })
-        return { first, dup, second, clash, moved, invalidMerge, after }
-      })
-      t.equal(out.dup.code, 'KRN_ERR_CONFLICT', 'duplicate insert')
-      t.equal(out.clash.code, 'KRN_ERR_CONFLICT', 'update onto a taken value')
-      t.equal(out.invalidMerge.code, 'KRN_ERR_VALIDATION_FAILED')
-      t.equal(out.moved.version, 2)
-      t.same(out.after.items.map((r) => [r.ref, r.version]), [['R-1', 1], ['R-3', 2]], 'the transaction went on and committed the rest')
-      t.same(await inB((tx) => store.insert(tx, orders, { ref: 'R-1' })).then((r) => r.ref), 'R-1', 'unique per tenant')
-
-      if (kind === 'postgres') {
-        await inA(async (tx) => {
-          for (let i = 0; i < 300; i++) await store.insert(tx, orders, { ref: `bulk-${i}`, status: i % 50 === 0 ? 'rare' : 'common', customer: `c${i % 7}` })
-        })
-        await k.ownerSql('analyze plugin_records')
-        const plan = await inA(async (tx) => {
-          const log: Array<{ text: string; params: unknown[] }> = []
-          await store.find(recording(tx, log), orders, { where: { status: 'rare' } })
-          await tx.sql('set local enable_seqscan = off')
-          const rows = await tx.sql<{ 'QUERY PLAN': string }>(`explain ${log[0]!.text}`, log[0]!.params)
-          return rows.map((r) => r['QUERY PLAN']).join('\n')
-        })
-        t.match(plan, /(Index Scan using|Bitmap Index Scan on) plugin_idx_/, 'a declared index of the collection serves the query')
-        // Row-level security only lets leakproof quals into an index condition; the migration
-        // declares jsonb's `->` and `=` leakproof when it runs as a superuser (as here).
-        t.match(plan, /Index Cond: .*data -> 'status'/, 'the eq test is an index condition (the migration declared jsonb -> and = leakproof)')
-      }
     })
 
-    t.test('dropping a plugin\'s data removes only that tenant\'s records of that plugin', async (t) => {
+    t.test(
+      'declared indexes exist, serve eq filters, and unique ones conflict without aborting the transaction',
+      async (t) => {
+        const names = await inA((tx) =>
+          ensureIndexes(tx, PLUGIN, {
+            orders: {
+              indexes: [
+                { fields: ['status'] },
+                { fields: ['customer', 'createdAt'] },
+                { fields: ['ref'], unique: true },
+              ],
+            },
+            plain: {},
+          }),
+        )
+        t.equal(names.length, 3)
+        const again = await inA((tx) =>
+          store.ensureIndexes(tx, PLUGIN, { orders: { indexes: [{ fields: ['status'] }] } }),
+        )
+        t.same(again, [names[0]], 'idempotent')
+        const idx = await k.ownerSql(
+          'select indexname, indexdef from pg_indexes where tablename = ? and indexname = any(?::text[])',
+          ['plugin_records', `{${names.join(',')}}`],
+        )
+        t.equal(idx.length, 3)
+        const byName = Object.fromEntries(idx.map((r) => [r.indexname, r.indexdef]))
+        t.match(
+          byName[names[0]!],
+          /\(tenant_id, \(\(data -> 'status'::text\)\)\) WHERE \(\(plugin = '@acme\/parts'::text\) AND \(collection = 'orders'::text\)\)/,
+        )
+        t.match(byName[names[1]!], /\(tenant_id, \(\(data -> 'customer'::text\)\), created_at\)/)
+        t.match(byName[names[2]!], /CREATE UNIQUE INDEX/)
+        await t.rejects(
+          inA((tx) =>
+            ensureIndexes(tx, PLUGIN, { orders: { indexes: [{ fields: ["x'); drop table plugin_records; --"] }] } }),
+          ),
+          { code: 'KRN_ERR_VALIDATION_FAILED' },
+        )
+        await t.rejects(
+          inA((tx) => ensureIndexes(tx, 'not a plugin', { orders: { indexes: [{ fields: ['x'] }] } })),
+          { code: 'KRN_ERR_VALIDATION_FAILED' },
+        )
+        await t.rejects(
+          inA((tx) => ensureIndexes(tx, PLUGIN, { orders: { indexes: [{ fields: [] }] } })),
+          { code: 'KRN_ERR_VALIDATION_FAILED' },
+        )
+
+        const orders: CollectionRef = {
+          plugin: PLUGIN,
+          name: 'orders',
+          schema: { type: 'object' },
+          indexes: [{ fields: ['status'] }, { fields: ['customer', 'createdAt'] }, { fields: ['ref'], unique: true }],
+        }
+        const out = await inA(async (tx) => {
+          const first = await store.insert(tx, orders, { ref: 'R-1', status: 'open' })
+          const dup = await store.insert(tx, orders, { ref: 'R-1', status: 'late' }).catch((e) => e)
+          const second = await store.insert(tx, orders, { ref: 'R-2', status: 'open' })
+          const clash = await store.update(tx, orders, second.id, { ref: 'R-1' }, 1).catch((e) => e)
+          const moved = await store.update(tx, orders, second.id, { ref: 'R-3' }, 1)
+          const invalidMerge = await store
+            .update(
+              tx,
+              { ...orders, schema: { type: 'object', properties: { ref: { type: 'string' } } } },
+              moved.id,
+              { ref: 3 },
+              2,
+            )
+            .catch((e) => e)
+          const after = await store.find(tx, orders, { sort: [{ field: 'ref' }] })
+          return { first, dup, second, clash, moved, invalidMerge, after }
+        })
+        t.equal(out.dup.code, 'KRN_ERR_CONFLICT', 'duplicate insert')
+        t.equal(out.clash.code, 'KRN_ERR_CONFLICT', 'update onto a taken value')
+        t.equal(out.invalidMerge.code, 'KRN_ERR_VALIDATION_FAILED')
+        t.equal(out.moved.version, 2)
+        t.same(
+          out.after.items.map((r) => [r.ref, r.version]),
+          [
+            ['R-1', 1],
+            ['R-3', 2],
+          ],
+          'the transaction went on and committed the rest',
+        )
+        t.same(
+          await inB((tx) => store.insert(tx, orders, { ref: 'R-1' })).then((r) => r.ref),
+          'R-1',
+          'unique per tenant',
+        )
+
+        if (kind === 'postgres') {
+          await inA(async (tx) => {
+            for (let i = 0; i < 300; i++)
+              await store.insert(tx, orders, {
+                ref: `bulk-${i}`,
+                status: i % 50 === 0 ? 'rare' : 'common',
+                customer: `c${i % 7}`,
+              })
+          })
+          await k.ownerSql('analyze plugin_records')
+          const plan = await inA(async (tx) => {
+            const log: Array<{ text: string; params: unknown[] }> = []
+            await store.find(recording(tx, log), orders, { where: { status: 'rare' } })
+            await tx.sql('set local enable_seqscan = off')
+            const rows = await tx.sql<{ 'QUERY PLAN': string }>(`explain ${log[0]!.text}`, log[0]!.params)
+            return rows.map((r) => r['QUERY PLAN']).join('\n')
+          })
+          t.match(
+            plan,
+            /(Index Scan using|Bitmap Index Scan on) plugin_idx_/,
+            'a declared index of the collection serves the query',
+          )
+          // Row-level security only lets leakproof quals into an index condition; the migration
+          // declares jsonb's `->` and `=` leakproof when it runs as a superuser (as here).
+          t.match(
+            plan,
+            /Index Cond: .*data -> 'status'/,
+            'the eq test is an index condition (the migration declared jsonb -> and = leakproof)',
+          )
+        }
+      },
+    )
+
+    t.test("dropping a plugin's data removes only that tenant's records of that plugin", async (t) => {
       const ref = free(PLUGIN, 'drop')
       const theirs = free(OTHER, 'drop')
       await inA(async (tx) => {
@@ -735,11 +1102,36 @@ for (const kind of DB_KINDS) {
         await store.insert(tx, theirs, { v: 1 })
       })
       await inB((tx) => store.insert(tx, ref, { v: 2 }))
-      const before = (await k.ownerSql('select count(*)::int as n from plugin_records where tenant_id = ?::uuid and plugin = ?', [a.orgId, PLUGIN]))[0].n
+      const before = (
+        await k.ownerSql('select count(*)::int as n from plugin_records where tenant_id = ?::uuid and plugin = ?', [
+          a.orgId,
+          PLUGIN,
+        ])
+      )[0].n
       t.ok(before > 1)
-      t.equal(await inA((tx) => store.dropPluginData(tx, PLUGIN)), before, 'also a method of the store, as the plugin host uses it')
-      t.equal((await k.ownerSql('select count(*)::int as n from plugin_records where tenant_id = ?::uuid and plugin = ?', [a.orgId, PLUGIN]))[0].n, 0)
-      t.equal((await k.ownerSql('select count(*)::int as n from plugin_records where tenant_id = ?::uuid and plugin = ?', [b.orgId, PLUGIN]))[0].n > 0, true)
+      t.equal(
+        await inA((tx) => store.dropPluginData(tx, PLUGIN)),
+        before,
+        'also a method of the store, as the plugin host uses it',
+      )
+      t.equal(
+        (
+          await k.ownerSql('select count(*)::int as n from plugin_records where tenant_id = ?::uuid and plugin = ?', [
+            a.orgId,
+            PLUGIN,
+          ])
+        )[0].n,
+        0,
+      )
+      t.equal(
+        (
+          await k.ownerSql('select count(*)::int as n from plugin_records where tenant_id = ?::uuid and plugin = ?', [
+            b.orgId,
+            PLUGIN,
+          ])
+        )[0].n > 0,
+        true,
+      )
       t.equal((await inA((tx) => store.find(tx, theirs, {}))).items.length, 1)
     })
   })

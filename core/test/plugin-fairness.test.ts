@@ -48,7 +48,10 @@ async function latencies(k: TestKernel, token: string, n: number): Promise<{ plu
   const plugin: number[] = []
   const kernel: number[] = []
   for (let i = 0; i < n; i++) {
-    for (const [url, into] of [['/v1/x/hog/count', plugin], ['/v1/installations', kernel]] as const) {
+    for (const [url, into] of [
+      ['/v1/x/hog/count', plugin],
+      ['/v1/installations', kernel],
+    ] as const) {
       const started = performance.now()
       const r = await k.req('GET', url, { token })
       into.push(performance.now() - started)
@@ -59,19 +62,31 @@ async function latencies(k: TestKernel, token: string, n: number): Promise<{ plu
 }
 
 async function idleInTransaction(k: TestKernel): Promise<number> {
-  const [row] = await k.ownerSql(`select count(*)::int as n from pg_stat_activity where datname = current_database() and state like 'idle in transaction%'`)
+  const [row] = await k.ownerSql(
+    `select count(*)::int as n from pg_stat_activity where datname = current_database() and state like 'idle in transaction%'`,
+  )
   return row.n
 }
 
 for (const kind of DB_KINDS) {
   t.test(`plugin fairness on ${kind}`, async (t) => {
-    const k = await startTestKernel(t, kind, { plugins: { sandboxWorkers: 2, sandboxLimits: { wallMs: WALL_MS, cpuMs: CPU_MS }, maxInvocationsPerInstallation: CAP, ...(kind === 'pglite' ? { transactionIdleMs: EMBEDDED_IDLE_MS } : {}) } })
+    const k = await startTestKernel(t, kind, {
+      plugins: {
+        sandboxWorkers: 2,
+        sandboxLimits: { wallMs: WALL_MS, cpuMs: CPU_MS },
+        maxInvocationsPerInstallation: CAP,
+        ...(kind === 'pglite' ? { transactionIdleMs: EMBEDDED_IDLE_MS } : {}),
+      },
+    })
     const host = k.kernel.ctx.plugins
     await registerVersion(k, hog)
     const a = await createTenantWithAdmin(k, `fair-a-${kind}`)
     const o = await createTenantWithAdmin(k, `fair-b-${kind}`)
     for (const tenant of [a, o]) {
-      const r = await k.req('POST', '/v1/installations', { token: tenant.token, body: { plugin: '@acme/hog', version: '1.0.0', capabilities: hog.manifest.capabilities } })
+      const r = await k.req('POST', '/v1/installations', {
+        token: tenant.token,
+        body: { plugin: '@acme/hog', version: '1.0.0', capabilities: hog.manifest.capabilities },
+      })
       t.equal(r.status, 201, JSON.stringify(r.body))
     }
     t.equal((await k.req('POST', '/v1/x/hog/items', { token: o.token, body: { name: 'first' } })).status, 201)
@@ -79,59 +94,93 @@ for (const kind of DB_KINDS) {
     await latencies(k, o.token, 10) // warm-up: isolates, caches, prepared statements
 
     for (const attack of ['hang', 'hold', 'spin'] as const) {
-      const title = attack === 'spin' ? `${ATTACKERS} CPU-heavy invocations of one tenant hold no connection and never stall the other tenant for a spinner's run` : `${ATTACKERS} ${attack} invocations of one tenant leave the other tenant's p99 within 2× its quiet p99`
+      const title =
+        attack === 'spin'
+          ? `${ATTACKERS} CPU-heavy invocations of one tenant hold no connection and never stall the other tenant for a spinner's run`
+          : `${ATTACKERS} ${attack} invocations of one tenant leave the other tenant's p99 within 2× its quiet p99`
       await t.test(title, async (t) => {
         // Quiet first, just before the attack, so both see the machine as loaded as it is now.
         const quiet = await latencies(k, o.token, SAMPLES)
         const quietP99 = { plugin: p99(quiet.plugin), kernel: p99(quiet.kernel) }
-        t.comment(`quiet p99 on ${kind}: plugin route ${quietP99.plugin.toFixed(1)} ms, kernel route ${quietP99.kernel.toFixed(1)} ms`)
+        t.comment(
+          `quiet p99 on ${kind}: plugin route ${quietP99.plugin.toFixed(1)} ms, kernel route ${quietP99.kernel.toFixed(1)} ms`,
+        )
         let settled = 0
         const replies: Array<Promise<Reply>> = []
-        for (let i = 0; i < ATTACKERS; i++) replies.push(k.req('GET', `/v1/x/hog/${attack}`, { token: a.token }).finally(() => settled++))
+        for (let i = 0; i < ATTACKERS; i++)
+          replies.push(k.req('GET', `/v1/x/hog/${attack}`, { token: a.token }).finally(() => settled++))
         // The attack is under way: as many of its invocations run as the caps allow, the rest were refused.
         await eventually(async () => host.runningInvocations(a.orgId) >= CAP)
         const loaded = await latencies(k, o.token, SAMPLES)
-        if (attack !== 'spin') t.ok(host.runningInvocations(a.orgId) > 0 && settled < ATTACKERS, 'the measurement ran while the attack was still going')
-        if (kind === 'postgres') t.ok((await idleInTransaction(k)) <= (attack === 'hang' ? 0 : 5), 'the attacker holds no connection (hang) or at most half the pool (after a data call)')
+        if (attack !== 'spin')
+          t.ok(
+            host.runningInvocations(a.orgId) > 0 && settled < ATTACKERS,
+            'the measurement ran while the attack was still going',
+          )
+        if (kind === 'postgres')
+          t.ok(
+            (await idleInTransaction(k)) <= (attack === 'hang' ? 0 : 5),
+            'the attacker holds no connection (hang) or at most half the pool (after a data call)',
+          )
         const loadedP99 = { plugin: p99(loaded.plugin), kernel: p99(loaded.kernel) }
-        t.comment(`${attack} p99 on ${kind}: plugin route ${loadedP99.plugin.toFixed(1)} ms, kernel route ${loadedP99.kernel.toFixed(1)} ms`)
+        t.comment(
+          `${attack} p99 on ${kind}: plugin route ${loadedP99.plugin.toFixed(1)} ms, kernel route ${loadedP99.kernel.toFixed(1)} ms`,
+        )
         for (const route of ['plugin', 'kernel'] as const) {
           if (attack === 'spin') {
             // How the CPU is shared between tenants' running code is the sandbox's scheduling
             // (workers, cordons — ADR 0001); what the host guarantees is that a spinning handler
             // holds no connection past its idle limit and no request of another tenant waits for
             // a whole spinner to finish, as it did while the spinner held its transaction.
-            t.ok(loadedP99[route] < CPU_MS, `${route} route: p99 ${loadedP99[route].toFixed(1)} ms below one spinner's CPU limit (${CPU_MS} ms)`)
+            t.ok(
+              loadedP99[route] < CPU_MS,
+              `${route} route: p99 ${loadedP99[route].toFixed(1)} ms below one spinner's CPU limit (${CPU_MS} ms)`,
+            )
             continue
           }
           const bound = Math.max(2 * quietP99[route], FLOOR_MS)
-          t.ok(loadedP99[route] <= bound, `${route} route: p99 ${loadedP99[route].toFixed(1)} ms within ${bound.toFixed(1)} ms`)
+          t.ok(
+            loadedP99[route] <= bound,
+            `${route} route: p99 ${loadedP99[route].toFixed(1)} ms within ${bound.toFixed(1)} ms`,
+          )
         }
         const done = await Promise.all(replies)
         const refused = done.filter((r) => r.status === 429)
-        t.ok(refused.length >= ATTACKERS - CAP, `invocations past the installation's cap are refused (${refused.length})`)
+        t.ok(
+          refused.length >= ATTACKERS - CAP,
+          `invocations past the installation's cap are refused (${refused.length})`,
+        )
         t.equal(refused[0]?.body.code, 'PLG_ERR_TOO_MANY_INVOCATIONS')
         t.equal(refused[0]?.headers['retry-after'], '1', 'with retry-after')
         const failed = new Set(done.filter((r) => r.status !== 429).map((r) => r.body.code))
         const expected = attack === 'hang' ? ['SBX_ERR_TIMEOUT'] : ['PLG_ERR_TRANSACTION_IDLE', 'SBX_ERR_TIMEOUT']
-        t.ok([...failed].every((c) => expected.includes(c)), `the attacker's own invocations fail with ${expected.join(' or ')}: ${[...failed].join(', ')}`)
+        t.ok(
+          [...failed].every((c) => expected.includes(c)),
+          `the attacker's own invocations fail with ${expected.join(' or ')}: ${[...failed].join(', ')}`,
+        )
         // Their code is gone from the sandbox before the next attack starts.
         await eventually(async () => host.runningInvocations(a.orgId) === 0, WALL_MS + 10_000)
       })
     }
 
-    await t.test('an invocation that wrote and then hangs is rolled back at the idle limit, long before its wall clock', async (t) => {
-      const started = performance.now()
-      const r = await k.req('POST', '/v1/x/hog/write-then-hang', { token: a.token, body: { name: 'ghost' } })
-      const took = performance.now() - started
-      t.equal(r.status, 504)
-      t.equal(r.body.code, 'PLG_ERR_TRANSACTION_IDLE')
-      t.ok(took < WALL_MS / 2, `answered after ${took.toFixed(0)} ms`)
-      const ghosts = await k.ownerSql(`select count(*)::int as n from plugin_records where tenant_id = ? and data ->> 'name' = 'ghost'`, [a.orgId])
-      t.equal(ghosts[0].n, 0, 'nothing it wrote was committed')
-      const ok = await k.req('POST', '/v1/x/hog/items', { token: a.token, body: { name: 'kept' } })
-      t.equal(ok.status, 201, 'the tenant carries on')
-      await eventually(async () => host.runningInvocations(a.orgId) === 0, WALL_MS + 10_000)
-    })
+    await t.test(
+      'an invocation that wrote and then hangs is rolled back at the idle limit, long before its wall clock',
+      async (t) => {
+        const started = performance.now()
+        const r = await k.req('POST', '/v1/x/hog/write-then-hang', { token: a.token, body: { name: 'ghost' } })
+        const took = performance.now() - started
+        t.equal(r.status, 504)
+        t.equal(r.body.code, 'PLG_ERR_TRANSACTION_IDLE')
+        t.ok(took < WALL_MS / 2, `answered after ${took.toFixed(0)} ms`)
+        const ghosts = await k.ownerSql(
+          `select count(*)::int as n from plugin_records where tenant_id = ? and data ->> 'name' = 'ghost'`,
+          [a.orgId],
+        )
+        t.equal(ghosts[0].n, 0, 'nothing it wrote was committed')
+        const ok = await k.req('POST', '/v1/x/hog/items', { token: a.token, body: { name: 'kept' } })
+        t.equal(ok.status, 201, 'the tenant carries on')
+        await eventually(async () => host.runningInvocations(a.orgId) === 0, WALL_MS + 10_000)
+      },
+    )
   })
 }

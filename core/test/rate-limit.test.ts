@@ -16,8 +16,14 @@ t.test('a fixed window per key: counted, refused past the limit, open again when
   const hit = () => app.inject({ method: 'GET', url: '/' })
   const seen = []
   for (let i = 0; i < 4; i++) seen.push(await hit())
-  t.same(seen.map((r) => r.statusCode), [200, 200, 200, 429])
-  t.same(seen.map((r) => r.headers['x-ratelimit-remaining']), ['2', '1', '0', '0'])
+  t.same(
+    seen.map((r) => r.statusCode),
+    [200, 200, 200, 429],
+  )
+  t.same(
+    seen.map((r) => r.headers['x-ratelimit-remaining']),
+    ['2', '1', '0', '0'],
+  )
   t.equal(seen[3]!.json().code, 'KRN_ERR_RATE_LIMITED')
   t.ok(Number(seen[3]!.headers['retry-after']) >= 1)
   await new Promise((r) => setTimeout(r, 350))

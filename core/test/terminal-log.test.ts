@@ -15,26 +15,47 @@ function screen() {
 }
 
 t.test('a log line reads as time, level, message and the request in brief', async (t) => {
-  const line = formatEntry({ level: 30, time: '2026-12-06T01:02:03.456Z', service: 'trellis', reqId: 'r-7', req: { method: 'POST', url: '/v1/auth/login' }, res: { statusCode: 200 }, responseTime: 12.4, msg: 'request completed', tenantId: 't-1' })
+  const line = formatEntry({
+    level: 30,
+    time: '2026-12-06T01:02:03.456Z',
+    service: 'trellis',
+    reqId: 'r-7',
+    req: { method: 'POST', url: '/v1/auth/login' },
+    res: { statusCode: 200 },
+    responseTime: 12.4,
+    msg: 'request completed',
+    tenantId: 't-1',
+  })
   t.equal(line, '01:02:03  INFO   request completed  POST /v1/auth/login 200 12 ms  reqId=r-7 tenantId=t-1')
-  t.match(formatEntry({ level: 50, time: '2026-12-06T01:02:03.456Z', msg: 'boom', err: { message: 'bad', stack: 'Error: bad\n    at x' } }), /^01:02:03  ERROR  boom\nError: bad\n {4}at x$/)
+  t.match(
+    formatEntry({
+      level: 50,
+      time: '2026-12-06T01:02:03.456Z',
+      msg: 'boom',
+      err: { message: 'bad', stack: 'Error: bad\n    at x' },
+    }),
+    /^01:02:03 {2}ERROR {2}boom\nError: bad\n {4}at x$/,
+  )
 })
 
-t.test('the kernel logger writes readable lines to a terminal, without the demo load\'s own requests below warnings', async (t) => {
-  const s = screen()
-  const terminal = createTerminal(s.out)
-  const logger = createLogger('info', terminal as unknown as NodeJS.WritableStream)
-  logger.child({ reqId: 'demo-41' }).info({ req: { method: 'POST', url: '/v1/x/orders/orders' } }, 'incoming request')
-  logger.child({ reqId: 'demo-42' }).warn('rate limited')
-  logger.child({ reqId: 'r-1' }).info('incoming request')
-  logger.info('Server listening at http://127.0.0.1:3000')
-  const lines = s.text().trimEnd().split('\n')
-  t.equal(lines.length, 3, s.text())
-  t.match(lines[0], /WARN {2} rate limited {2}reqId=demo-42$/)
-  t.match(lines[1], /INFO {3}incoming request {2}reqId=r-1$/)
-  t.match(lines[2], /INFO {3}Server listening at http:\/\/127\.0\.0\.1:3000$/)
-  t.notMatch(s.text(), /"level"/, 'no JSON')
-})
+t.test(
+  "the kernel logger writes readable lines to a terminal, without the demo load's own requests below warnings",
+  async (t) => {
+    const s = screen()
+    const terminal = createTerminal(s.out)
+    const logger = createLogger('info', terminal as unknown as NodeJS.WritableStream)
+    logger.child({ reqId: 'demo-41' }).info({ req: { method: 'POST', url: '/v1/x/orders/orders' } }, 'incoming request')
+    logger.child({ reqId: 'demo-42' }).warn('rate limited')
+    logger.child({ reqId: 'r-1' }).info('incoming request')
+    logger.info('Server listening at http://127.0.0.1:3000')
+    const lines = s.text().trimEnd().split('\n')
+    t.equal(lines.length, 3, s.text())
+    t.match(lines[0], /WARN {2} rate limited {2}reqId=demo-42$/)
+    t.match(lines[1], /INFO {3}incoming request {2}reqId=r-1$/)
+    t.match(lines[2], /INFO {3}Server listening at http:\/\/127\.0\.0\.1:3000$/)
+    t.notMatch(s.text(), /"level"/, 'no JSON')
+  },
+)
 
 t.test('the progress line redraws in place with counts and an estimate, and log lines stay above it', async (t) => {
   t.equal(progressLine('orders', 0, 830, 0, 10), 'orders [░░░░░░░░░░] 0/830  0 %  estimating…')
@@ -66,7 +87,15 @@ t.test('trellis start --demo in a terminal: readable lines and a progress bar, n
   const cli = fileURLToPath(new URL('../bin/trellis.js', import.meta.url))
   // `script` gives the kernel a terminal as its standard output, as a person's shell does.
   const child = spawn('script', ['-qefc', `${process.execPath} ${cli} start --demo`, '/dev/null'], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, TERM: 'dumb', PORT: '0', LOG_LEVEL: 'info', TRELLIS_DATA_DIR: mkdtempSync(join(tmpdir(), 'trellis-tty-')), TRELLIS_DEMO_ORDERS: '5' },
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      TERM: 'dumb',
+      PORT: '0',
+      LOG_LEVEL: 'info',
+      TRELLIS_DATA_DIR: mkdtempSync(join(tmpdir(), 'trellis-tty-')),
+      TRELLIS_DEMO_ORDERS: '5',
+    },
   })
   let out = ''
   child.stdout.on('data', (d) => (out += d))
@@ -91,5 +120,5 @@ t.test('trellis start --demo in a terminal: readable lines and a progress bar, n
   t.match(out, /loading orders \[█+\] 5\/5 {2}100 % {2}done in \d+/, 'a progress bar with counts')
   t.match(out, /\d\d:\d\d:\d\d {2}INFO {3}Server listening at http/, 'readable log lines')
   t.notMatch(out, /\{"level"/, 'no JSON log lines')
-  t.notMatch(out, /\/v1\/x\/orders\/orders/, 'the load\'s own requests are not logged')
+  t.notMatch(out, /\/v1\/x\/orders\/orders/, "the load's own requests are not logged")
 })

@@ -29,13 +29,20 @@ export interface FirstPartyResult {
 
 /** The first-party publisher: a partner owning the reserved `@trellis` scope. */
 async function publisher(k: KernelContext): Promise<string> {
-  const [found] = await k.db.inOrg(PLATFORM_ORG, (tx) => tx.sql<{ partner_id: string }>(`select partner_id from marketplace_scopes where scope = '@trellis'`))
+  const [found] = await k.db.inOrg(PLATFORM_ORG, (tx) =>
+    tx.sql<{ partner_id: string }>(`select partner_id from marketplace_scopes where scope = '@trellis'`),
+  )
   if (found) return found.partner_id
   const id = uuidv7()
   await orgTx(k, PLATFORM_ORG, async (tx) => {
     await tx.sql(`insert into partners (id, name, slug) values (?::uuid, 'Trellis', 'trellis-first-party')`, [id])
     await tx.sql(`insert into marketplace_scopes (scope, partner_id) values ('@trellis', ?::uuid)`, [id])
-    await appendAudit(tx, PLATFORM_ORG, { ...SYSTEM, action: 'marketplace.scope.assigned', target: { kind: 'partner', id }, data: { scope: '@trellis' } })
+    await appendAudit(tx, PLATFORM_ORG, {
+      ...SYSTEM,
+      action: 'marketplace.scope.assigned',
+      target: { kind: 'partner', id },
+      data: { scope: '@trellis' },
+    })
   })
   return id
 }
@@ -45,36 +52,82 @@ async function publisher(k: KernelContext): Promise<string> {
  * `tenantId`. A version already approved is not published again; an installed plugin is left
  * as it is. Each package is signed by a key registered for this run.
  */
-export async function seedFirstPartyPlugins(k: KernelContext, opts: { tenantId: string; dirs: string[]; settings?: Record<string, Record<string, unknown>>; log?: (line: string) => void }): Promise<FirstPartyResult[]> {
+export async function seedFirstPartyPlugins(
+  k: KernelContext,
+  opts: {
+    tenantId: string
+    dirs: string[]
+    settings?: Record<string, Record<string, unknown>>
+    log?: (line: string) => void
+  },
+): Promise<FirstPartyResult[]> {
   const log = opts.log ?? (() => {})
   const partnerId = await publisher(k)
   const { publicKey, privateKey } = generateKeyPairSync('ed25519')
   const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString()
   await orgTx(k, partnerId, (tx) =>
-    tx.sql(`insert into marketplace_keys (id, partner_id, name, public_key, fingerprint) values (?::uuid, ?::uuid, 'first-party', ?, ?)`, [uuidv7(), partnerId, pem, keyFingerprint(publicKey)]),
+    tx.sql(
+      `insert into marketplace_keys (id, partner_id, name, public_key, fingerprint) values (?::uuid, ?::uuid, 'first-party', ?, ?)`,
+      [uuidv7(), partnerId, pem, keyFingerprint(publicKey)],
+    ),
   )
-  const principal: Principal = { kind: 'api_key', id: 'first-party', userId: SYSTEM_USER, orgId: partnerId, orgKind: 'partner', permissions: new Set(['plugins.publish']) }
-  const reviewer: Principal = { kind: 'api_key', id: 'first-party-review', userId: SYSTEM_USER, orgId: PLATFORM_ORG, orgKind: 'platform', permissions: new Set(['marketplace.review']) }
+  const principal: Principal = {
+    kind: 'api_key',
+    id: 'first-party',
+    userId: SYSTEM_USER,
+    orgId: partnerId,
+    orgKind: 'partner',
+    permissions: new Set(['plugins.publish']),
+  }
+  const reviewer: Principal = {
+    kind: 'api_key',
+    id: 'first-party-review',
+    userId: SYSTEM_USER,
+    orgId: PLATFORM_ORG,
+    orgKind: 'platform',
+    permissions: new Set(['marketplace.review']),
+  }
   const out: FirstPartyResult[] = []
   const stage = await mkdtemp(join(tmpdir(), 'trellis-first-party-'))
   try {
     for (const dir of opts.dirs) {
       const raw = await readFile(join(dir, 'trellis.plugin.json'), 'utf8')
       const manifest = JSON.parse(raw) as PluginManifest
-      let [v] = await k.db.inOrg(PLATFORM_ORG, (tx) => tx.sql<{ id: string; status: string }>('select id, status from plugin_versions where name = ? and version = ?', [manifest.name, manifest.version]))
+      let [v] = await k.db.inOrg(PLATFORM_ORG, (tx) =>
+        tx.sql<{ id: string; status: string }>(
+          'select id, status from plugin_versions where name = ? and version = ?',
+          [manifest.name, manifest.version],
+        ),
+      )
       if (!v) {
         const built = await buildPlugin({ dir, write: false })
-        const packed = await packPlugin({ name: manifest.name, version: manifest.version, manifest: raw, bundle: built.code, sourceMap: built.sourceMap, outDir: stage, privateKey })
+        const packed = await packPlugin({
+          name: manifest.name,
+          version: manifest.version,
+          manifest: raw,
+          bundle: built.code,
+          sourceMap: built.sourceMap,
+          outDir: stage,
+          privateKey,
+        })
         const tgz = await readFile(packed.tarballPath)
         const signature = sign(null, tgz, privateKey).toString('base64')
-        const published = await publishVersion(k, principal, manifest.name, { tgz, signature, changelog: 'First-party release' }, SYSTEM)
+        const published = await publishVersion(
+          k,
+          principal,
+          manifest.name,
+          { tgz, signature, changelog: 'First-party release' },
+          SYSTEM,
+        )
         v = { id: published.id, status: published.status }
         log(`published ${manifest.name}@${manifest.version}`)
       }
       // The automated checks run in the background; wait for their verdict.
       for (let i = 0; v.status === 'checking' && i < 600; i++) {
         await new Promise((r) => setTimeout(r, 100))
-        ;[v] = await k.db.inOrg(PLATFORM_ORG, (tx) => tx.sql<{ id: string; status: string }>('select id, status from plugin_versions where id = ?::uuid', [v!.id]))
+        ;[v] = await k.db.inOrg(PLATFORM_ORG, (tx) =>
+          tx.sql<{ id: string; status: string }>('select id, status from plugin_versions where id = ?::uuid', [v!.id]),
+        )
       }
       if (v!.status === 'in_review') {
         await decide(k, reviewer, v!.id, 'approve', 'first-party plugin: automated checks passed', SYSTEM)
@@ -85,7 +138,18 @@ export async function seedFirstPartyPlugins(k: KernelContext, opts: { tenantId: 
       if (v!.status === 'approved') {
         const existing = (await k.plugins.installed(opts.tenantId)).byPlugin.get(manifest.name)
         if (!existing) {
-          await installVersion(k, opts.tenantId, { plugin: manifest.name, version: manifest.version, capabilities: manifest.capabilities, settings: opts.settings?.[manifest.name] ?? {}, installedBy: 'system:first-party' }, SYSTEM)
+          await installVersion(
+            k,
+            opts.tenantId,
+            {
+              plugin: manifest.name,
+              version: manifest.version,
+              capabilities: manifest.capabilities,
+              settings: opts.settings?.[manifest.name] ?? {},
+              installedBy: 'system:first-party',
+            },
+            SYSTEM,
+          )
           log(`installed ${manifest.name}@${manifest.version}`)
         }
         installed = true

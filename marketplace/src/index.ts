@@ -7,7 +7,9 @@ import { seedFirstPartyPlugins } from './first-party.js'
 import { fileURLToPath } from 'node:url'
 
 /** The first-party plugins the demo installs, dependencies first. */
-const FIRST_PARTY = ['catalog', 'pricing', 'inventory', 'orders', 'partner-onboarding'].map((p) => fileURLToPath(new URL(`../../plugins/${p}`, import.meta.url)))
+const FIRST_PARTY = ['catalog', 'pricing', 'inventory', 'orders', 'partner-onboarding'].map((p) =>
+  fileURLToPath(new URL(`../../plugins/${p}`, import.meta.url)),
+)
 
 /** The marketplace as a kernel extension: its routes live under /v1/marketplace. */
 export const extension: KernelExtension = {

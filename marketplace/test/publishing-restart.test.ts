@@ -14,7 +14,12 @@ import { manifestOf, multipart, newSigner, realPackage } from './fixtures/packag
 
 for (const kind of DB_KINDS) {
   t.test(`a version left in checking is checked after a restart (${kind})`, async (t) => {
-    const env: NodeJS.ProcessEnv = { LOG_LEVEL: 'silent', TRELLIS_SECRET_KEY: randomBytes(32).toString('hex'), TRELLIS_DATA_DIR: '/tmp/trellis-test-unused', PORT: '0' }
+    const env: NodeJS.ProcessEnv = {
+      LOG_LEVEL: 'silent',
+      TRELLIS_SECRET_KEY: randomBytes(32).toString('hex'),
+      TRELLIS_DATA_DIR: '/tmp/trellis-test-unused',
+      PORT: '0',
+    }
     let embeddedDir: string | undefined
     if (kind === 'postgres') {
       const db = await createTestDatabase()
@@ -24,9 +29,18 @@ for (const kind of DB_KINDS) {
       embeddedDir = await mkdtemp(join(tmpdir(), 'mkt-restart-'))
       t.teardown(() => rm(embeddedDir!, { recursive: true, force: true }))
     }
-    const start = (): Promise<Kernel> => createKernel({ config: loadConfig(env), embeddedDir, migrate: true, rateLimitPerMinute: 100_000 })
+    const start = (): Promise<Kernel> =>
+      createKernel({ config: loadConfig(env), embeddedDir, migrate: true, rateLimitPerMinute: 100_000 })
     const req = async (k: Kernel, method: string, url: string, token?: string, body?: unknown) => {
-      const res = await k.app.inject({ method: method as 'GET', url, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) }, payload: body ? JSON.stringify(body) : undefined })
+      const res = await k.app.inject({
+        method: method as 'GET',
+        url,
+        headers: {
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+          ...(body ? { 'content-type': 'application/json' } : {}),
+        },
+        payload: body ? JSON.stringify(body) : undefined,
+      })
       return { status: res.statusCode, body: res.body ? JSON.parse(res.body) : undefined }
     }
 
@@ -38,18 +52,43 @@ for (const kind of DB_KINDS) {
     t.equal(checksWorkerOf(first.ctx), undefined, 'no checks worker in the first process')
     await createPlatformAdmin(first.ctx, ADMIN)
     const admin = (await req(first, 'POST', '/v1/auth/login', undefined, ADMIN)).body.accessToken
-    await req(first, 'POST', '/v1/partners', admin, { name: 'acme', slug: 'acme', admin: { email: 'a@acme.test', name: 'a', password: 'password-of-acme' } })
-    const token = (await req(first, 'POST', '/v1/auth/login', undefined, { email: 'a@acme.test', password: 'password-of-acme' })).body.accessToken
+    await req(first, 'POST', '/v1/partners', admin, {
+      name: 'acme',
+      slug: 'acme',
+      admin: { email: 'a@acme.test', name: 'a', password: 'password-of-acme' },
+    })
+    const token = (
+      await req(first, 'POST', '/v1/auth/login', undefined, { email: 'a@acme.test', password: 'password-of-acme' })
+    ).body.accessToken
     t.equal((await req(first, 'POST', '/v1/marketplace/scopes', token, { scope: '@acme' })).status, 201)
     const signer = await newSigner()
-    t.equal((await req(first, 'POST', '/v1/marketplace/keys', token, { name: 'ci', publicKey: signer.publicKeyPem })).status, 201)
+    t.equal(
+      (await req(first, 'POST', '/v1/marketplace/keys', token, { name: 'ci', publicKey: signer.publicKeyPem })).status,
+      201,
+    )
     const pkg = await realPackage(signer, await manifestOf('@acme/notes', '1.0.0'))
-    const form = multipart([{ name: 'signature', value: pkg.signature }, { name: 'package', filename: 'p.tgz', content: pkg.tgz }])
-    const res = await first.app.inject({ method: 'POST', url: '/v1/marketplace/plugins/@acme/notes/versions', headers: { authorization: `Bearer ${token}`, 'content-type': form.contentType }, payload: form.payload })
+    const form = multipart([
+      { name: 'signature', value: pkg.signature },
+      { name: 'package', filename: 'p.tgz', content: pkg.tgz },
+    ])
+    const res = await first.app.inject({
+      method: 'POST',
+      url: '/v1/marketplace/plugins/@acme/notes/versions',
+      headers: { authorization: `Bearer ${token}`, 'content-type': form.contentType },
+      payload: form.payload,
+    })
     t.equal(res.statusCode, 202, res.body)
     const id = JSON.parse(res.body).id as string
     await new Promise((r) => setTimeout(r, 300))
-    const status = async (k: Kernel) => (await k.ctx.db.asOwner((tx) => tx.sql<{ status: string; checks: Array<{ name: string }> }>('select status, checks from plugin_versions where id = ?::uuid', [id])))[0]!
+    const status = async (k: Kernel) =>
+      (
+        await k.ctx.db.asOwner((tx) =>
+          tx.sql<{ status: string; checks: Array<{ name: string }> }>(
+            'select status, checks from plugin_versions where id = ?::uuid',
+            [id],
+          ),
+        )
+      )[0]!
     t.equal((await status(first)).status, 'checking', 'nobody checked it')
     await first.close()
 
@@ -62,7 +101,13 @@ for (const kind of DB_KINDS) {
       row = await status(second)
     }
     t.equal(row.status, 'in_review')
-    t.ok(row.checks.some((c) => c.name === 'sandbox-load'), 'the sandbox checks ran')
-    t.ok(row.checks.some((c) => c.name === 'signature'), 'the upload checks are kept')
+    t.ok(
+      row.checks.some((c) => c.name === 'sandbox-load'),
+      'the sandbox checks ran',
+    )
+    t.ok(
+      row.checks.some((c) => c.name === 'signature'),
+      'the upload checks are kept',
+    )
   })
 }

@@ -7,6 +7,10 @@ import { fileURLToPath } from 'node:url'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const tsx = createRequire(import.meta.url).resolve('tsx')
-const child = spawn(process.execPath, ['--import', tsx, join(here, '..', 'src', 'cli', 'bin.ts'), ...process.argv.slice(2)], { stdio: 'inherit' })
+const child = spawn(
+  process.execPath,
+  ['--import', tsx, join(here, '..', 'src', 'cli', 'bin.ts'), ...process.argv.slice(2)],
+  { stdio: 'inherit' },
+)
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal))
 child.on('exit', (code, signal) => (signal ? process.kill(process.pid, signal) : process.exit(code ?? 1)))

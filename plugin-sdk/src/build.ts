@@ -51,7 +51,9 @@ const sdkResolver: EsbuildPlugin = {
     b.onResolve({ filter: /^@trellis\/plugin-sdk(\/.*)?$/ }, (args) => {
       if (args.path === '@trellis/plugin-sdk') return { path: join(SDK_DIR, 'src', 'plugin.ts') }
       if (args.path === '@trellis/plugin-sdk/runtime') return { path: join(SDK_DIR, 'src', 'runtime.ts') }
-      return { errors: [{ text: `${args.path} is not available inside a plugin bundle; import from "@trellis/plugin-sdk"` }] }
+      return {
+        errors: [{ text: `${args.path} is not available inside a plugin bundle; import from "@trellis/plugin-sdk"` }],
+      }
     })
   },
 }
@@ -63,8 +65,9 @@ export async function buildPlugin(options: BuildOptions): Promise<BuildResult> {
   const entryPath = resolve(dir, entry)
   const outDir = join(dir, 'dist')
   const bundlePath = join(outDir, 'plugin.js')
-  const sourceMapPath = bundlePath + '.map'
-  const specifier = './' + relative(dir, entryPath).split(sep).join('/')
+  const sourceMapPath = `${bundlePath}.map`
+  const specifier = `./${relative(dir, entryPath).split(sep).join('/')}`
+  // biome-ignore lint/suspicious/noImplicitAnyLet: esbuild's result type depends on the options passed below
   let result
   try {
     result = await build({
@@ -96,9 +99,13 @@ export async function buildPlugin(options: BuildOptions): Promise<BuildResult> {
       plugins: [sdkResolver],
     })
   } catch (err) {
-    const errors = (err as { errors?: Array<{ text: string; location?: { file: string; line: number; column: number } | null }> }).errors
+    const errors = (
+      err as { errors?: Array<{ text: string; location?: { file: string; line: number; column: number } | null }> }
+    ).errors
     const reason = errors?.length
-      ? errors.map((e) => (e.location ? `${e.location.file}:${e.location.line}:${e.location.column}: ${e.text}` : e.text)).join('\n')
+      ? errors
+          .map((e) => (e.location ? `${e.location.file}:${e.location.line}:${e.location.column}: ${e.text}` : e.text))
+          .join('\n')
       : (err as Error).message
     throw SDK.BUILD_FAILED({ reason })
   }
@@ -131,7 +138,8 @@ function rewriteSources(mapText: string, dir: string, outDir: string): string {
     const abs = resolve(outDir, s)
     if (!isAbsolute(s) && !relative(dir, abs).startsWith('..')) return s
     const inSdk = relative(SDK_DIR, abs)
-    if (!inSdk.startsWith('..') && !isAbsolute(inSdk)) return '../node_modules/@trellis/plugin-sdk/' + inSdk.split(sep).join('/')
+    if (!inSdk.startsWith('..') && !isAbsolute(inSdk))
+      return `../node_modules/@trellis/plugin-sdk/${inSdk.split(sep).join('/')}`
     return s
   })
   return JSON.stringify(map)
@@ -144,7 +152,11 @@ function rewriteSources(mapText: string, dir: string, outDir: string): string {
 export function readEntries(code: string): BundleEntries {
   let exp: { entries?: BundleEntries; invoke?: unknown }
   try {
-    const factory = runInNewContext('(function (module, exports) {\n' + code + '\n})', {}, { timeout: 2000, filename: 'dist/plugin.js' }) as (m: unknown, e: unknown) => void
+    const factory = runInNewContext(
+      `(function (module, exports) {\n${code}\n})`,
+      {},
+      { timeout: 2000, filename: 'dist/plugin.js' },
+    ) as (m: unknown, e: unknown) => void
     const mod = { exports: {} as Record<string, unknown> }
     factory(mod, mod.exports)
     exp = mod.exports as typeof exp
@@ -152,7 +164,8 @@ export function readEntries(code: string): BundleEntries {
     const code = (err as { code?: string }).code
     throw SDK.BUILD_FAILED({ reason: `the bundle does not load: ${code ? `${code}: ` : ''}${(err as Error).message}` })
   }
-  if (typeof exp.invoke !== 'function' || typeof exp.entries !== 'object' || exp.entries === null) throw SDK.BUILD_FAILED({ reason: 'the bundle does not export { entries, invoke }' })
+  if (typeof exp.invoke !== 'function' || typeof exp.entries !== 'object' || exp.entries === null)
+    throw SDK.BUILD_FAILED({ reason: 'the bundle does not export { entries, invoke }' })
   return JSON.parse(JSON.stringify(exp.entries)) as BundleEntries
 }
 

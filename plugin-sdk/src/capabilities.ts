@@ -28,15 +28,19 @@ const ACTION = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/
 export function parseCapability(cap: string): Capability | { error: string } {
   if (SIMPLE.has(cap)) return { kind: cap as 'data' }
   for (const kind of ['events:emit', 'events:subscribe'] as const) {
-    if (cap.startsWith(kind + ':')) {
+    if (cap.startsWith(`${kind}:`)) {
       const pattern = cap.slice(kind.length + 1)
-      if (!EVENT_PATTERN.test(pattern)) return { error: `"${pattern}" is not an event pattern (dot-separated segments; * is one segment, a final ** one or more)` }
+      if (!EVENT_PATTERN.test(pattern))
+        return {
+          error: `"${pattern}" is not an event pattern (dot-separated segments; * is one segment, a final ** one or more)`,
+        }
       return { kind, pattern }
     }
   }
   if (cap.startsWith('http:fetch:')) {
     const hosts = cap.slice('http:fetch:'.length).split(',')
-    for (const h of hosts) if (!HOST.test(h)) return { error: `"${h}" is not a host (host, host:port or *.domain, lower-case)` }
+    for (const h of hosts)
+      if (!HOST.test(h)) return { error: `"${h}" is not a host (host, host:port or *.domain, lower-case)` }
     return { kind: 'http:fetch', hosts }
   }
   if (cap.startsWith('plugins:call:')) {

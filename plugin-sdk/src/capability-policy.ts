@@ -72,7 +72,7 @@ function v4Reason(address: string): string | undefined {
   const value = ip4(a, b, c, d)
   for (const [base, bits, reason] of V4_RANGES) {
     const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0
-    if (((value & mask) >>> 0) === base) return reason
+    if ((value & mask) >>> 0 === base) return reason
   }
   return undefined
 }
@@ -111,7 +111,16 @@ function expandV6(a: string): number[] | undefined {
 }
 
 // Names that resolve inside wherever the kernel runs, whatever DNS says about them elsewhere.
-const INTERNAL_SUFFIXES = ['.localhost', '.internal', '.local', '.localdomain', '.home.arpa', '.intranet', '.lan', '.corp']
+const INTERNAL_SUFFIXES = [
+  '.localhost',
+  '.internal',
+  '.local',
+  '.localdomain',
+  '.home.arpa',
+  '.intranet',
+  '.lan',
+  '.corp',
+]
 
 /** A host entry without its port (`[::1]:80` → `::1`, `host:443` → `host`). */
 function hostPart(entry: string): string {
@@ -142,8 +151,10 @@ export function internalFetchTarget(entry: string): InternalFetchTarget | undefi
     return reason ? { entry, address: v4, reason } : undefined
   }
   if (name === 'localhost' || name.endsWith('.localhost')) return { entry, address: '127.0.0.1', reason: 'loopback' }
-  if (name === 'metadata' || name === 'metadata.google.internal' || name === 'instance-data') return { entry, address: null, reason: 'metadata' }
-  if (!name.includes('.') || INTERNAL_SUFFIXES.some((s) => name.endsWith(s) || name === s.slice(1))) return { entry, address: null, reason: 'internal name' }
+  if (name === 'metadata' || name === 'metadata.google.internal' || name === 'instance-data')
+    return { entry, address: null, reason: 'metadata' }
+  if (!name.includes('.') || INTERNAL_SUFFIXES.some((s) => name.endsWith(s) || name === s.slice(1)))
+    return { entry, address: null, reason: 'internal name' }
   return undefined
 }
 
@@ -151,7 +162,10 @@ export function internalFetchTarget(entry: string): InternalFetchTarget | undefi
  * The `http:fetch` host entries among `capabilities` that name non-public destinations, except
  * those `allowed` says the operator allow-listed (the kernel passes its egress allow-list).
  */
-export function internalFetchTargets(capabilities: readonly string[], allowed: (target: InternalFetchTarget) => boolean = () => false): Array<InternalFetchTarget & { capability: string }> {
+export function internalFetchTargets(
+  capabilities: readonly string[],
+  allowed: (target: InternalFetchTarget) => boolean = () => false,
+): Array<InternalFetchTarget & { capability: string }> {
   const out: Array<InternalFetchTarget & { capability: string }> = []
   for (const capability of capabilities) {
     if (!capability.startsWith('http:fetch:')) continue
@@ -170,7 +184,19 @@ export function internalFetchTargets(capabilities: readonly string[], allowed: (
  * `workflow.*` events, which describe every plugin's workflows and tasks to the tenant's people
  * and webhooks.
  */
-export const RESERVED_EVENT_NAMESPACES: readonly string[] = Object.freeze(['kernel', 'marketplace', 'workflow', 'platform', 'audit', 'identity', 'tenancy', 'trellis', 'admin', 'system', 'security'])
+export const RESERVED_EVENT_NAMESPACES: readonly string[] = Object.freeze([
+  'kernel',
+  'marketplace',
+  'workflow',
+  'platform',
+  'audit',
+  'identity',
+  'tenancy',
+  'trellis',
+  'admin',
+  'system',
+  'security',
+])
 
 /** Namespaces of the kernel's events a plugin may subscribe to whatever its name (none today). */
 export const KERNEL_SUBSCRIBABLE_NAMESPACES: readonly string[] = Object.freeze([])
@@ -194,31 +220,58 @@ export interface SubscriptionFinding {
  * (`**`, `*.…`), wildcards over another plugin's namespace, and namespaces no plugin declares
  * (warnings). `declared` is the set of namespaces other plugins declare events in.
  */
-export function subscriptionFindings(manifest: { name: string; capabilities: readonly string[]; events?: { subscribes?: readonly string[]; emits?: Record<string, unknown> } }, declared: ReadonlySet<string> = new Set()): SubscriptionFinding[] {
+export function subscriptionFindings(
+  manifest: {
+    name: string
+    capabilities: readonly string[]
+    events?: { subscribes?: readonly string[]; emits?: Record<string, unknown> }
+  },
+  declared: ReadonlySet<string> = new Set(),
+): SubscriptionFinding[] {
   const patterns = new Set<string>()
   for (const c of manifest.capabilities) {
     const parsed = parseCapability(c)
     if ('kind' in parsed && parsed.kind === 'events:subscribe') patterns.add(parsed.pattern)
   }
   for (const s of manifest.events?.subscribes ?? []) patterns.add(s)
-  const own = new Set([ownEventNamespace(manifest.name), ...Object.keys(manifest.events?.emits ?? {}).map((t) => t.split('.')[0]!)])
+  const own = new Set([
+    ownEventNamespace(manifest.name),
+    ...Object.keys(manifest.events?.emits ?? {}).map((t) => t.split('.')[0]!),
+  ])
   const findings: SubscriptionFinding[] = []
   for (const pattern of patterns) {
     const [first, ...rest] = pattern.split('.')
     if (first === '**' || first === '*') {
-      findings.push({ rule: pattern === '**' ? 'everything' : 'any-namespace', pattern, message: `"${pattern}" matches events of every namespace, other plugins' and the platform's included` })
+      findings.push({
+        rule: pattern === '**' ? 'everything' : 'any-namespace',
+        pattern,
+        message: `"${pattern}" matches events of every namespace, other plugins' and the platform's included`,
+      })
       continue
     }
     if (RESERVED_EVENT_NAMESPACES.includes(first!)) {
-      findings.push({ rule: 'reserved', pattern, message: `the "${first}" namespace belongs to the platform; plugins do not subscribe to it` })
+      findings.push({
+        rule: 'reserved',
+        pattern,
+        message: `the "${first}" namespace belongs to the platform; plugins do not subscribe to it`,
+      })
       continue
     }
     if (own.has(first!) || KERNEL_SUBSCRIBABLE_NAMESPACES.includes(first!)) continue
     if (!declared.has(first!)) {
-      findings.push({ rule: 'unknown-namespace', pattern, message: `no approved plugin declares events in the "${first}" namespace` })
+      findings.push({
+        rule: 'unknown-namespace',
+        pattern,
+        message: `no approved plugin declares events in the "${first}" namespace`,
+      })
       continue
     }
-    if (rest.some((s) => s === '*' || s === '**')) findings.push({ rule: 'other-namespace-wildcard', pattern, message: `"${pattern}" subscribes to every event of another plugin's namespace "${first}"` })
+    if (rest.some((s) => s === '*' || s === '**'))
+      findings.push({
+        rule: 'other-namespace-wildcard',
+        pattern,
+        message: `"${pattern}" subscribes to every event of another plugin's namespace "${first}"`,
+      })
   }
   return findings
 }

@@ -242,7 +242,11 @@ export interface PluginContext<C extends CollectionTypes = CollectionTypes, S ex
 }
 
 /** An HTTP request to a plugin route (`/v1/x/<plugin>/<path>`). */
-export interface RouteRequest<Body = unknown, Params extends Record<string, string> = Record<string, string>, Query extends Record<string, string | string[]> = Record<string, string | string[]>> {
+export interface RouteRequest<
+  Body = unknown,
+  Params extends Record<string, string> = Record<string, string>,
+  Query extends Record<string, string | string[]> = Record<string, string | string[]>,
+> {
   /** Upper-case HTTP method. */
   method: string
   /** Request path relative to the plugin's mount point, e.g. `/orders/42`. */

@@ -3,7 +3,14 @@
  * definition and marks it so that the SDK build can find it; the SDK runtime turns it into
  * the sandbox's bundle contract (see runtime.ts).
  */
-import type { CollectionTypes, PluginContext, RouteRequest, RouteResponse, SettingsShape, TrellisEvent } from './context.js'
+import type {
+  CollectionTypes,
+  PluginContext,
+  RouteRequest,
+  RouteResponse,
+  SettingsShape,
+  TrellisEvent,
+} from './context.js'
 import type { PluginManifestJson } from './manifest-types.js'
 import { SDK } from './sdk-errors.js'
 
@@ -22,14 +29,20 @@ export type EventHandler<D = any, C extends CollectionTypes = any, S extends Set
 >
 
 /** An action other plugins call through `ctx.plugins.call`; returns the output (JSON). */
-export type ActionHandler<I = any, O = unknown, C extends CollectionTypes = any, S extends SettingsShape = any> = Bivariant<
-  (input: I, ctx: PluginContext<C, S>) => O | Promise<O>
->
+export type ActionHandler<
+  I = any,
+  O = unknown,
+  C extends CollectionTypes = any,
+  S extends SettingsShape = any,
+> = Bivariant<(input: I, ctx: PluginContext<C, S>) => O | Promise<O>>
 
 /** One step of a workflow; the kernel's workflow runtime passes the step input and persists the output. */
-export type WorkflowStepHandler<I = any, O = unknown, C extends CollectionTypes = any, S extends SettingsShape = any> = Bivariant<
-  (input: I, ctx: PluginContext<C, S>) => O | Promise<O>
->
+export type WorkflowStepHandler<
+  I = any,
+  O = unknown,
+  C extends CollectionTypes = any,
+  S extends SettingsShape = any,
+> = Bivariant<(input: I, ctx: PluginContext<C, S>) => O | Promise<O>>
 
 /** A workflow: named steps. Entries are `"<workflow>.<step>"`. (The durable runtime is a later kernel release.) */
 export interface WorkflowDefinition {
@@ -106,8 +119,14 @@ export function definePlugin<C extends CollectionTypes = CollectionTypes>(defini
   const fail = (reason: string) => SDK.INVALID_DEFINITION({ reason })
   if (!definition || typeof definition !== 'object') throw fail('expected an object')
   const m = definition.manifest
-  if (!m || typeof m !== 'object' || typeof m.name !== 'string' || typeof m.version !== 'string') throw fail('manifest with a name and version is required')
-  const handlers = (what: string, map: Record<string, unknown> | undefined, keyOk: (k: string) => boolean, hint: string) => {
+  if (!m || typeof m !== 'object' || typeof m.name !== 'string' || typeof m.version !== 'string')
+    throw fail('manifest with a name and version is required')
+  const handlers = (
+    what: string,
+    map: Record<string, unknown> | undefined,
+    keyOk: (k: string) => boolean,
+    hint: string,
+  ) => {
     if (map === undefined) return
     if (!map || typeof map !== 'object') throw fail(`${what} must be an object`)
     for (const [key, fn] of Object.entries(map)) {
@@ -126,7 +145,8 @@ export function definePlugin<C extends CollectionTypes = CollectionTypes>(defini
     }
   }
   if (definition.collections !== undefined) {
-    for (const name of Object.keys(definition.collections ?? {})) if (!NAME.test(name)) throw fail(`collection name "${name}" is not a name of letters, digits, _ or -`)
+    for (const name of Object.keys(definition.collections ?? {}))
+      if (!NAME.test(name)) throw fail(`collection name "${name}" is not a name of letters, digits, _ or -`)
   }
   return Object.freeze({ ...definition, [PLUGIN_MARK]: true as const }) as Plugin<C>
 }

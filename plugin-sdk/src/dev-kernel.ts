@@ -62,9 +62,16 @@ export interface DevKernel {
    * switches the installation to it when the plugin is installed already). A bundle whose
    * version is registered with other code gets a `+dev.N` build suffix.
    */
-  install(bundle: DevBundle, options?: { settings?: Record<string, JsonValue> }): Promise<{ installationId: string; version: string; mount: string }>
+  install(
+    bundle: DevBundle,
+    options?: { settings?: Record<string, JsonValue> },
+  ): Promise<{ installationId: string; version: string; mount: string }>
   /** A request through the whole HTTP stack as the tenant admin (or with `token`). */
-  request(method: string, path: string, init?: { body?: unknown; headers?: Record<string, string>; token?: string }): Promise<DevResponse>
+  request(
+    method: string,
+    path: string,
+    init?: { body?: unknown; headers?: Record<string, string>; token?: string },
+  ): Promise<DevResponse>
   /** Runs an action or event entry of the installed plugin in the sandbox, in its own transaction. */
   invoke(plugin: string, kind: 'action' | 'event', name: string, input: unknown): Promise<unknown>
   /** Emits an event into the tenant (source `test`) and delivers it to the plugin's handler for it, if any. */
@@ -104,8 +111,11 @@ export async function loadDevKernel(): Promise<StartDevKernel> {
   try {
     mod = (await import(specifier)) as typeof mod
   } catch (err) {
-    throw new Error(`the Trellis kernel (@trellis/core) is needed to run plugins for real; install it next to @trellis/plugin-sdk (${(err as Error).message})`)
+    throw new Error(
+      `the Trellis kernel (@trellis/core) is needed to run plugins for real; install it next to @trellis/plugin-sdk (${(err as Error).message})`,
+    )
   }
-  if (typeof mod.startDevKernel !== 'function') throw new Error('@trellis/core does not export startDevKernel: it is older than this SDK')
+  if (typeof mod.startDevKernel !== 'function')
+    throw new Error('@trellis/core does not export startDevKernel: it is older than this SDK')
   return mod.startDevKernel
 }

@@ -29,7 +29,9 @@ export interface DevOptions {
 
 function formatInvocation(inv: DevInvocation): string {
   const head = `${inv.outcome === 'ok' ? 'ok ' : 'ERR'} ${inv.entryKind} ${inv.entryName} ${inv.wallMs.toFixed(1)} ms, ${inv.hostCalls} host call(s)${inv.errorCode ? ` ${inv.errorCode}` : ''}`
-  const lines = inv.logs.map((l) => `    ${l.level.padEnd(5)} ${l.message}${l.fields ? ` ${JSON.stringify(l.fields)}` : ''}`)
+  const lines = inv.logs.map(
+    (l) => `    ${l.level.padEnd(5)} ${l.message}${l.fields ? ` ${JSON.stringify(l.fields)}` : ''}`,
+  )
   return [head, ...lines].join('\n')
 }
 
@@ -37,11 +39,17 @@ function formatInvocation(inv: DevInvocation): string {
 export async function runDev(options: DevOptions): Promise<void> {
   const { dir, log } = options
   const startDevKernel = await loadDevKernel()
-  const kernel = await startDevKernel({ port: options.port, ...(options.egressAllow ? { egressAllow: options.egressAllow } : {}) })
+  const kernel = await startDevKernel({
+    port: options.port,
+    ...(options.egressAllow ? { egressAllow: options.egressAllow } : {}),
+  })
   const install = async () => {
     const manifest = JSON.parse(await readFile(join(dir, 'trellis.plugin.json'), 'utf8')) as Record<string, unknown>
     const built = await buildPlugin({ dir, write: true })
-    return kernel.install({ manifest, code: built.code, sourceMap: built.sourceMap }, { settings: options.settings ?? {} })
+    return kernel.install(
+      { manifest, code: built.code, sourceMap: built.sourceMap },
+      { settings: options.settings ?? {} },
+    )
   }
   try {
     const first = await install()
@@ -73,8 +81,13 @@ export async function runDev(options: DevOptions): Promise<void> {
       clearTimeout(timer)
       timer = setTimeout(reload, 150)
     }
-    const watchers = [watch(join(dir, 'src'), { recursive: true }, onChange), watch(join(dir, 'trellis.plugin.json'), onChange)]
-    await new Promise<void>((resolve) => (options.signal.aborted ? resolve() : options.signal.addEventListener('abort', () => resolve(), { once: true })))
+    const watchers = [
+      watch(join(dir, 'src'), { recursive: true }, onChange),
+      watch(join(dir, 'trellis.plugin.json'), onChange),
+    ]
+    await new Promise<void>((resolve) =>
+      options.signal.aborted ? resolve() : options.signal.addEventListener('abort', () => resolve(), { once: true }),
+    )
     clearTimeout(timer)
     for (const w of watchers) w.close()
     stopLogs()

@@ -14,7 +14,10 @@ t.test('a catalog builds coded errors with status, title and detail', async (t) 
   t.same(err.details, { what: 'tenant' })
   t.ok(E.NOT_FOUND.is(err))
   t.notOk(E.BUSY.is(err))
-  t.same(E.entries.map((e) => e.code), ['DEMO_ERR_NOT_FOUND', 'DEMO_ERR_BUSY'])
+  t.same(
+    E.entries.map((e) => e.code),
+    ['DEMO_ERR_NOT_FOUND', 'DEMO_ERR_BUSY'],
+  )
 })
 
 t.test('bad prefixes and names are refused', async (t) => {

@@ -33,7 +33,14 @@ export class TrellisError extends Error {
   /** Structured details safe to show to the caller. */
   readonly details: unknown
 
-  constructor(code: string, status: number, title: string, detail: string, details?: unknown, options?: { cause?: unknown }) {
+  constructor(
+    code: string,
+    status: number,
+    title: string,
+    detail: string,
+    details?: unknown,
+    options?: { cause?: unknown },
+  ) {
     super(detail, options)
     this.name = 'TrellisError'
     this.code = code
@@ -44,7 +51,12 @@ export class TrellisError extends Error {
 }
 
 /** The throwable factory for one code, with its code and spec attached. */
-export type ErrorFactory<D> = ([D] extends [void] ? (details?: D, options?: { cause?: unknown }) => TrellisError : unknown extends D ? (details?: D, options?: { cause?: unknown }) => TrellisError : (details: D, options?: { cause?: unknown }) => TrellisError) & {
+// biome-ignore lint/suspicious/noConfusingVoidType: void marks a code that takes no details
+export type ErrorFactory<D> = ([D] extends [void]
+  ? (details?: D, options?: { cause?: unknown }) => TrellisError
+  : unknown extends D
+    ? (details?: D, options?: { cause?: unknown }) => TrellisError
+    : (details: D, options?: { cause?: unknown }) => TrellisError) & {
   readonly code: string
   readonly status: number
   readonly title: string
@@ -55,7 +67,9 @@ export type ErrorFactory<D> = ([D] extends [void] ? (details?: D, options?: { ca
 type DetailsOf<S> = S extends ErrorSpec<infer D> ? D : never
 
 /** A whole catalog: one factory per name, plus the list of its entries. */
-export type ErrorCatalog<S extends Record<string, ErrorSpec<any>>> = { readonly [K in keyof S]: ErrorFactory<DetailsOf<S[K]>> } & {
+export type ErrorCatalog<S extends Record<string, ErrorSpec<any>>> = {
+  readonly [K in keyof S]: ErrorFactory<DetailsOf<S[K]>>
+} & {
   /** Every code of the catalog, for documentation and tests. */
   readonly entries: ReadonlyArray<{ code: string; status: number; title: string }>
 }
@@ -67,7 +81,10 @@ const CODE_PART = /^[A-Z][A-Z0-9_]*$/
  * @param prefix - upper-case prefix (`KRN`, `AUTH`, `SBX`, `EVT`, `MKT`, `SDK`, or a plugin's own)
  * @param specs - one {@link ErrorSpec} per error name
  */
-export function defineErrors<const S extends Record<string, ErrorSpec<any>>>(prefix: string, specs: S): ErrorCatalog<S> {
+export function defineErrors<const S extends Record<string, ErrorSpec<any>>>(
+  prefix: string,
+  specs: S,
+): ErrorCatalog<S> {
   if (!CODE_PART.test(prefix)) throw new TypeError(`error prefix must be upper-case letters, digits or _: ${prefix}`)
   const catalog: Record<string, unknown> = {}
   const entries: Array<{ code: string; status: number; title: string }> = []
@@ -115,7 +132,14 @@ export interface Problem {
 
 /** The problem body of `err`; `extra` adds extension members and never overrides the standard ones. */
 export function problemOf(err: TrellisError, extra: Record<string, unknown> = {}): Problem {
-  return { ...extra, type: `${PROBLEM_TYPE_PREFIX}${err.code}`, title: err.title, status: err.status, code: err.code, detail: err.message }
+  return {
+    ...extra,
+    type: `${PROBLEM_TYPE_PREFIX}${err.code}`,
+    title: err.title,
+    status: err.status,
+    code: err.code,
+    detail: err.message,
+  }
 }
 
 /**
@@ -127,7 +151,10 @@ export function problemOf(err: TrellisError, extra: Record<string, unknown> = {}
  * if (!product) return problemResponse(CAT.PRODUCT_NOT_FOUND({ sku }))
  * ```
  */
-export function problemResponse(err: TrellisError, extra?: Record<string, unknown>): { status: number; headers: Record<string, string>; body: Problem } {
+export function problemResponse(
+  err: TrellisError,
+  extra?: Record<string, unknown>,
+): { status: number; headers: Record<string, string>; body: Problem } {
   return { status: err.status, headers: { 'content-type': 'application/problem+json' }, body: problemOf(err, extra) }
 }
 
@@ -136,7 +163,10 @@ export function problemResponse(err: TrellisError, extra?: Record<string, unknow
  * response (thrown, it would reach the caller as a 502 SBX_ERR_PLUGIN_ERROR); anything else is
  * rethrown.
  */
-export function problemFromError(err: unknown, catalogs: ReadonlyArray<{ entries: ReadonlyArray<{ code: string }> }>): { status: number; headers: Record<string, string>; body: Problem } {
+export function problemFromError(
+  err: unknown,
+  catalogs: ReadonlyArray<{ entries: ReadonlyArray<{ code: string }> }>,
+): { status: number; headers: Record<string, string>; body: Problem } {
   if (err instanceof TrellisError && catalogs.some((c) => c.entries.some((e) => e.code === err.code))) {
     const extra = (err.details as { extra?: Record<string, unknown> } | undefined)?.extra
     return problemResponse(err, extra)

@@ -17,7 +17,14 @@ import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { buildPlugin } from './build.js'
 import type { JsonValue } from './context.js'
-import { loadDevKernel, type DevEvent, type DevInvocation, type DevKernel, type DevKernelOptions, type DevResponse } from './dev-kernel.js'
+import {
+  loadDevKernel,
+  type DevEvent,
+  type DevInvocation,
+  type DevKernel,
+  type DevKernelOptions,
+  type DevResponse,
+} from './dev-kernel.js'
 
 export { createTestHost } from './testing.js'
 export type { TestHost, TestHostOptions, RecordedHostCall } from './testing.js'
@@ -44,7 +51,11 @@ export interface PluginHarness {
   /** The kernel itself, for anything the helpers do not cover. */
   readonly kernel: DevKernel
   /** Calls one of the plugin's routes (`path` relative to its mount) as the tenant admin, through the kernel's HTTP stack. */
-  route<B = any>(method: string, path: string, init?: { body?: unknown; headers?: Record<string, string> }): Promise<DevResponse<B>>
+  route<B = any>(
+    method: string,
+    path: string,
+    init?: { body?: unknown; headers?: Record<string, string> },
+  ): Promise<DevResponse<B>>
   /** Calls one of its actions (as another plugin would, but without a capability check). */
   action<O = unknown>(name: string, input?: unknown): Promise<O>
   /** Emits an event into the tenant and runs the plugin's handler for it, if it subscribed. */
@@ -63,13 +74,20 @@ export interface PluginHarness {
 /** Builds the plugin, starts a kernel with it installed, and returns the helpers. */
 export async function startPluginHarness(options: HarnessOptions = {}): Promise<PluginHarness> {
   const dir = resolve(options.dir ?? '.')
-  const manifestOf = async () => JSON.parse(await readFile(join(dir, 'trellis.plugin.json'), 'utf8')) as Record<string, unknown>
+  const manifestOf = async () =>
+    JSON.parse(await readFile(join(dir, 'trellis.plugin.json'), 'utf8')) as Record<string, unknown>
   const startDevKernel = await loadDevKernel()
-  const kernel = await startDevKernel({ ...(options.egressAllow ? { egressAllow: options.egressAllow } : {}), ...(options.logLevel ? { logLevel: options.logLevel } : {}) })
+  const kernel = await startDevKernel({
+    ...(options.egressAllow ? { egressAllow: options.egressAllow } : {}),
+    ...(options.logLevel ? { logLevel: options.logLevel } : {}),
+  })
   try {
     const install = async () => {
       const built = await buildPlugin({ dir, write: false, ...(options.entry ? { entry: options.entry } : {}) })
-      return kernel.install({ manifest: await manifestOf(), code: built.code, sourceMap: built.sourceMap }, { settings: options.settings ?? {} })
+      return kernel.install(
+        { manifest: await manifestOf(), code: built.code, sourceMap: built.sourceMap },
+        { settings: options.settings ?? {} },
+      )
     }
     const installed = await install()
     const plugin = String((await manifestOf()).name)
@@ -79,7 +97,8 @@ export async function startPluginHarness(options: HarnessOptions = {}): Promise<
       basePath,
       tenantId: kernel.tenant.id,
       kernel,
-      route: (method, path, init = {}) => kernel.request(method, basePath + (path.startsWith('/') ? path : `/${path}`), init) as never,
+      route: (method, path, init = {}) =>
+        kernel.request(method, basePath + (path.startsWith('/') ? path : `/${path}`), init) as never,
       action: (name, input) => kernel.invoke(plugin, 'action', name, input ?? null) as never,
       deliver: (type, data, subject) => kernel.emit(plugin, type, data, subject),
       records: (collection) => kernel.records(plugin, collection) as never,

@@ -13,15 +13,30 @@ const field = { type: 'string', minLength: 1, maxLength: 128 }
 
 /** `args` schema per host operation (draft 2020-12). */
 export const HOST_OP_SCHEMAS: Readonly<Record<HostOp, Readonly<Record<string, unknown>>>> = Object.freeze({
-  'data.insert': { type: 'object', additionalProperties: false, required: ['collection', 'record'], properties: { collection: name, record } },
-  'data.get': { type: 'object', additionalProperties: false, required: ['collection', 'id'], properties: { collection: name, id } },
+  'data.insert': {
+    type: 'object',
+    additionalProperties: false,
+    required: ['collection', 'record'],
+    properties: { collection: name, record },
+  },
+  'data.get': {
+    type: 'object',
+    additionalProperties: false,
+    required: ['collection', 'id'],
+    properties: { collection: name, id },
+  },
   'data.update': {
     type: 'object',
     additionalProperties: false,
     required: ['collection', 'id', 'patch', 'expectedVersion'],
     properties: { collection: name, id, patch: record, expectedVersion: { type: 'integer', minimum: 1 } },
   },
-  'data.delete': { type: 'object', additionalProperties: false, required: ['collection', 'id'], properties: { collection: name, id } },
+  'data.delete': {
+    type: 'object',
+    additionalProperties: false,
+    required: ['collection', 'id'],
+    properties: { collection: name, id },
+  },
   'data.find': {
     type: 'object',
     additionalProperties: false,
@@ -36,7 +51,12 @@ export const HOST_OP_SCHEMAS: Readonly<Record<HostOp, Readonly<Record<string, un
           sort: {
             type: 'array',
             maxItems: 8,
-            items: { type: 'object', additionalProperties: false, required: ['field'], properties: { field, direction: { enum: ['asc', 'desc'] } } },
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['field'],
+              properties: { field, direction: { enum: ['asc', 'desc'] } },
+            },
           },
           cursor: { type: 'string', maxLength: 4096 },
           limit: { type: 'integer', minimum: 1, maximum: 1000 },
@@ -78,13 +98,21 @@ export const HOST_OP_SCHEMAS: Readonly<Record<HostOp, Readonly<Record<string, un
     type: 'object',
     additionalProperties: false,
     required: ['type', 'data'],
-    properties: { type: { type: 'string', pattern: '^[a-z][a-z0-9-]*(\\.[a-z][a-zA-Z0-9-]*){2,}$', maxLength: 256 }, data: true, subject: { type: 'string', maxLength: 256 } },
+    properties: {
+      type: { type: 'string', pattern: '^[a-z][a-z0-9-]*(\\.[a-z][a-zA-Z0-9-]*){2,}$', maxLength: 256 },
+      data: true,
+      subject: { type: 'string', maxLength: 256 },
+    },
   },
   'plugins.call': {
     type: 'object',
     additionalProperties: false,
     required: ['plugin', 'action', 'input'],
-    properties: { plugin: { type: 'string', pattern: '^@[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*$' }, action: name, input: true },
+    properties: {
+      plugin: { type: 'string', pattern: '^@[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*$' },
+      action: name,
+      input: true,
+    },
   },
   'http.fetch': {
     type: 'object',
@@ -93,9 +121,18 @@ export const HOST_OP_SCHEMAS: Readonly<Record<HostOp, Readonly<Record<string, un
     properties: {
       url: { type: 'string', pattern: '^https?://', maxLength: 8192 },
       method: { enum: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] },
-      headers: { type: 'object', additionalProperties: { type: 'string' }, propertyNames: { pattern: '^[a-z0-9!#$%&\'*+.^_`|~-]+$' } },
+      headers: {
+        type: 'object',
+        additionalProperties: { type: 'string' },
+        propertyNames: { pattern: "^[a-z0-9!#$%&'*+.^_`|~-]+$" },
+      },
       body: { type: ['string', 'null'] },
     },
   },
-  'secrets.get': { type: 'object', additionalProperties: false, required: ['name'], properties: { name: { type: 'string', minLength: 1, maxLength: 128 } } },
+  'secrets.get': {
+    type: 'object',
+    additionalProperties: false,
+    required: ['name'],
+    properties: { name: { type: 'string', minLength: 1, maxLength: 128 } },
+  },
 })

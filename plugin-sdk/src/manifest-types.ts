@@ -134,5 +134,7 @@ export interface PluginManifest {
  */
 export type PluginManifestJson = Omit<PluginManifest, 'routes'> & {
   /** Routes served (see {@link ManifestRoute}). */
-  routes?: Array<Omit<ManifestRoute, 'method' | 'response'> & { method: string; response?: Record<string, JsonSchema | undefined> }>
+  routes?: Array<
+    Omit<ManifestRoute, 'method' | 'response'> & { method: string; response?: Record<string, JsonSchema | undefined> }
+  >
 }

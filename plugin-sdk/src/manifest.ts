@@ -12,7 +12,6 @@ import type { JsonSchema, PluginManifest } from './manifest-types.js'
 import { HOST_OP_SCHEMAS } from './host-op-schemas.js'
 import type { BundleEntries, HostOp } from './protocol.js'
 
-
 /** The published JSON Schema of `trellis.plugin.json` (also at `@trellis/plugin-sdk/schema/manifest.schema.json`). */
 export const manifestSchema: Readonly<Record<string, unknown>> = manifestSchemaJson
 
@@ -58,7 +57,9 @@ function newAjv(): Ajv2020 {
 }
 
 // Compiled on first use: importing the SDK (the kernel and sandbox do, for error catalogs) stays cheap.
-let compiled: { ajv: Ajv2020; validateSchema: ReturnType<Ajv2020['compile']>; semver: typeof import('semver') } | undefined
+let compiled:
+  | { ajv: Ajv2020; validateSchema: ReturnType<Ajv2020['compile']>; semver: typeof import('semver') }
+  | undefined
 function validator() {
   if (!compiled) {
     const ajv = newAjv()
@@ -75,7 +76,10 @@ function validator() {
  */
 export function compileJsonSchema(schema: unknown): (value: unknown) => Array<{ pointer: string; message: string }> {
   const validate = validator().ajv.compile(schema as object)
-  return (value) => (validate(value) ? [] : (validate.errors ?? []).map((e) => ({ pointer: e.instancePath, message: e.message ?? 'is invalid' })))
+  return (value) =>
+    validate(value)
+      ? []
+      : (validate.errors ?? []).map((e) => ({ pointer: e.instancePath, message: e.message ?? 'is invalid' }))
 }
 
 const hostOpValidators = new Map<string, ReturnType<typeof compileJsonSchema>>()
@@ -86,7 +90,7 @@ const hostOpValidators = new Map<string, ReturnType<typeof compileJsonSchema>>()
  * non-empty result with `KRN_ERR_VALIDATION_FAILED` before any capability check.
  */
 export function validateHostCall(op: string, args: unknown): Array<{ pointer: string; message: string }> {
-  if (!Object.prototype.hasOwnProperty.call(HOST_OP_SCHEMAS, op)) return [{ pointer: '', message: `unknown host operation "${op}"` }]
+  if (!Object.hasOwn(HOST_OP_SCHEMAS, op)) return [{ pointer: '', message: `unknown host operation "${op}"` }]
   let v = hostOpValidators.get(op)
   if (!v) hostOpValidators.set(op, (v = compileJsonSchema(HOST_OP_SCHEMAS[op as HostOp])))
   return v(args)
@@ -97,11 +101,12 @@ export function pointerSegment(s: string | number): string {
   return String(s).replace(/~/g, '~0').replace(/\//g, '~1')
 }
 
-const ptr = (...parts: Array<string | number>) => parts.map((p) => '/' + pointerSegment(p)).join('')
+const ptr = (...parts: Array<string | number>) => parts.map((p) => `/${pointerSegment(p)}`).join('')
 
 const FRIENDLY: Record<string, string> = {
   '/name': 'must be @scope/name: lower-case letters, digits and -',
-  '/capabilities/': 'is not a capability (data, events:emit:<pattern>, events:subscribe:<pattern>, http:fetch:<hosts>, ai:complete, ai:embed, knowledge:search, secrets, jobs, workflows, plugins:call:<plugin>#<action>)',
+  '/capabilities/':
+    'is not a capability (data, events:emit:<pattern>, events:subscribe:<pattern>, http:fetch:<hosts>, ai:complete, ai:embed, knowledge:search, secrets, jobs, workflows, plugins:call:<plugin>#<action>)',
   '/routes/path': 'must be a path like /orders/:id',
   '/events/': 'must be an event type <plugin>.<entity>.<past-verb>, e.g. orders.order.placed',
   '/permissions/name': 'must be a dotted lower-case permission such as orders.approve',
@@ -115,22 +120,25 @@ function schemaIssues(errors: ErrorObject[]): ManifestIssue[] {
     let message = e.message ?? 'is invalid'
     const p = e.params as Record<string, unknown>
     if (e.keyword === 'required') {
-      pointer += '/' + pointerSegment(String(p.missingProperty))
+      pointer += `/${pointerSegment(String(p.missingProperty))}`
       message = 'is required'
     } else if (e.keyword === 'additionalProperties') {
-      pointer += '/' + pointerSegment(String(p.additionalProperty))
+      pointer += `/${pointerSegment(String(p.additionalProperty))}`
       message = 'is not a known field'
     } else if (e.keyword === 'propertyNames') {
       continue // the error about the name itself (below) says what is wrong with it
     } else if (typeof (e as { propertyName?: unknown }).propertyName === 'string') {
-      pointer += '/' + pointerSegment((e as { propertyName: string }).propertyName)
-      message = e.keyword === 'pattern' ? `is not an allowed name (${e.instancePath.startsWith('/events') ? 'an event type such as orders.order.placed' : e.instancePath.endsWith('/response') ? 'an HTTP status code' : e.instancePath === '/dependencies' ? 'a plugin name @scope/name' : 'letters, digits, _ or -, starting with a letter or _'})` : `name ${message}`
+      pointer += `/${pointerSegment((e as { propertyName: string }).propertyName)}`
+      message =
+        e.keyword === 'pattern'
+          ? `is not an allowed name (${e.instancePath.startsWith('/events') ? 'an event type such as orders.order.placed' : e.instancePath.endsWith('/response') ? 'an HTTP status code' : e.instancePath === '/dependencies' ? 'a plugin name @scope/name' : 'letters, digits, _ or -, starting with a letter or _'})`
+          : `name ${message}`
     } else if (e.keyword === 'pattern') {
       const generic = pointer.replace(/\/\d+(?=\/|$)/g, '').replace(/^\/events\/(emits|subscribes).*$/, '/events/')
       const key = pointer.startsWith('/capabilities/') ? '/capabilities/' : generic
       message = FRIENDLY[key] ?? message
     }
-    const k = pointer + '\0' + message
+    const k = `${pointer}\0${message}`
     if (seen.has(k)) continue
     seen.add(k)
     out.push({ pointer, message, rule: 'schema', severity: 'error' })
@@ -146,21 +154,30 @@ function schemaIssues(errors: ErrorObject[]): ManifestIssue[] {
 export function validateManifest(input: unknown): ManifestValidation {
   const errors: ManifestIssue[] = []
   const warnings: ManifestIssue[] = []
-  const err = (pointer: string, message: string, rule: string) => errors.push({ pointer, message, rule, severity: 'error' })
+  const err = (pointer: string, message: string, rule: string) =>
+    errors.push({ pointer, message, rule, severity: 'error' })
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
-    return { ok: false, errors: [{ pointer: '', message: 'the manifest must be a JSON object', rule: 'schema', severity: 'error' }], warnings }
+    return {
+      ok: false,
+      errors: [{ pointer: '', message: 'the manifest must be a JSON object', rule: 'schema', severity: 'error' }],
+      warnings,
+    }
   }
   const size = Buffer.byteLength(JSON.stringify(input))
-  if (size > SIZE_LIMITS.manifestBytes) err('', `the manifest is ${size} bytes; the limit is ${SIZE_LIMITS.manifestBytes}`, 'size-limit')
+  if (size > SIZE_LIMITS.manifestBytes)
+    err('', `the manifest is ${size} bytes; the limit is ${SIZE_LIMITS.manifestBytes}`, 'size-limit')
   const { ajv, validateSchema, semver } = validator()
   if (!validateSchema(input)) errors.push(...schemaIssues(validateSchema.errors ?? []))
   const m = input as Record<string, any>
 
-  if (typeof m.version === 'string' && !semver.valid(m.version)) err('/version', 'must be a semantic version such as 1.2.3', 'semver')
-  if (typeof m.engines?.trellis === 'string' && !semver.validRange(m.engines.trellis)) err('/engines/trellis', 'must be a semver range such as ^1.0.0', 'semver')
+  if (typeof m.version === 'string' && !semver.valid(m.version))
+    err('/version', 'must be a semantic version such as 1.2.3', 'semver')
+  if (typeof m.engines?.trellis === 'string' && !semver.validRange(m.engines.trellis))
+    err('/engines/trellis', 'must be a semver range such as ^1.0.0', 'semver')
   if (isObj(m.dependencies)) {
     for (const [dep, range] of Object.entries(m.dependencies)) {
-      if (typeof range === 'string' && !semver.validRange(range)) err(ptr('dependencies', dep), 'must be a semver range such as ^1.0.0', 'semver')
+      if (typeof range === 'string' && !semver.validRange(range))
+        err(ptr('dependencies', dep), 'must be a semver range such as ^1.0.0', 'semver')
       if (dep === m.name) err(ptr('dependencies', dep), 'a plugin cannot depend on itself', 'dependency')
     }
   }
@@ -168,7 +185,8 @@ export function validateManifest(input: unknown): ManifestValidation {
     m.capabilities.forEach((c: unknown, i: number) => {
       if (typeof c !== 'string') return
       const parsed = parseCapability(c)
-      if ('error' in parsed && /^(events|http|plugins):/.test(c)) err(ptr('capabilities', i), parsed.error, 'capability')
+      if ('error' in parsed && /^(events|http|plugins):/.test(c))
+        err(ptr('capabilities', i), parsed.error, 'capability')
     })
   }
   const schemaAt = (pointer: string, schema: unknown) => {
@@ -182,40 +200,57 @@ export function validateManifest(input: unknown): ManifestValidation {
   if (isObj(m.settings)) {
     schemaAt('/settings', m.settings)
     for (const [name, prop] of Object.entries(isObj(m.settings.properties) ? m.settings.properties : {})) {
-      if (isObj(prop) && prop.secret === true && prop.type !== 'string') err(ptr('settings', 'properties', name, 'type'), 'a secret setting must be of type "string"', 'secret')
+      if (isObj(prop) && prop.secret === true && prop.type !== 'string')
+        err(ptr('settings', 'properties', name, 'type'), 'a secret setting must be of type "string"', 'secret')
     }
   }
   if (isObj(m.collections)) {
     for (const [name, c] of Object.entries(m.collections)) {
       if (!isObj(c)) continue
       schemaAt(ptr('collections', name, 'schema'), c.schema)
-      if (isObj(c.schema) && c.schema.type !== 'object') err(ptr('collections', name, 'schema', 'type'), 'a collection schema must have type "object"', 'json-schema')
+      if (isObj(c.schema) && c.schema.type !== 'object')
+        err(ptr('collections', name, 'schema', 'type'), 'a collection schema must have type "object"', 'json-schema')
       const props = isObj(c.schema) && isObj(c.schema.properties) ? c.schema.properties : {}
       const system = new Set(['id', 'version', 'createdAt', 'updatedAt'])
-      for (const field of Object.keys(props)) if (system.has(field)) err(ptr('collections', name, 'schema', 'properties', field), 'is set by the kernel; remove it from the schema', 'json-schema')
+      for (const field of Object.keys(props))
+        if (system.has(field))
+          err(
+            ptr('collections', name, 'schema', 'properties', field),
+            'is set by the kernel; remove it from the schema',
+            'json-schema',
+          )
       if (Array.isArray(c.indexes)) {
         c.indexes.forEach((ix: unknown, i: number) => {
           if (!isObj(ix) || !Array.isArray(ix.fields)) return
           ix.fields.forEach((f: unknown, j: number) => {
-            if (typeof f === 'string' && !(f in props) && !system.has(f)) err(ptr('collections', name, 'indexes', i, 'fields', j), `"${f}" is not a property of the collection schema`, 'index')
+            if (typeof f === 'string' && !(f in props) && !system.has(f))
+              err(
+                ptr('collections', name, 'indexes', i, 'fields', j),
+                `"${f}" is not a property of the collection schema`,
+                'index',
+              )
           })
         })
       }
     }
   }
   if (isObj(m.events) && isObj(m.events.emits)) {
-    for (const [type, e] of Object.entries(m.events.emits)) if (isObj(e)) schemaAt(ptr('events', 'emits', type, 'schema'), e.schema)
+    for (const [type, e] of Object.entries(m.events.emits))
+      if (isObj(e)) schemaAt(ptr('events', 'emits', type, 'schema'), e.schema)
   }
   if (Array.isArray(m.routes)) {
     const seen = new Map<string, number>()
     m.routes.forEach((r: unknown, i: number) => {
       if (!isObj(r)) return
       const key = `${r.method} ${normalisePath(String(r.path))}`
-      if (seen.has(key)) err(ptr('routes', i), `duplicates route ${seen.get(key)} (${r.method} ${r.path})`, 'route-duplicate')
+      if (seen.has(key))
+        err(ptr('routes', i), `duplicates route ${seen.get(key)} (${r.method} ${r.path})`, 'route-duplicate')
       else seen.set(key, i)
       if (isObj(r.request)) for (const [k, s] of Object.entries(r.request)) schemaAt(ptr('routes', i, 'request', k), s)
-      if (isObj(r.response)) for (const [k, s] of Object.entries(r.response)) schemaAt(ptr('routes', i, 'response', k), s)
-      if ((r.method === 'GET' || r.method === 'DELETE') && isObj(r.request) && r.request.body !== undefined) err(ptr('routes', i, 'request', 'body'), `a ${r.method} route has no body`, 'route-body')
+      if (isObj(r.response))
+        for (const [k, s] of Object.entries(r.response)) schemaAt(ptr('routes', i, 'response', k), s)
+      if ((r.method === 'GET' || r.method === 'DELETE') && isObj(r.request) && r.request.body !== undefined)
+        err(ptr('routes', i, 'request', 'body'), `a ${r.method} route has no body`, 'route-body')
     })
   }
   if (isObj(m.actions)) {
@@ -245,48 +280,100 @@ export interface LintInput {
  * handled), every capability is needed and usable, no unbounded egress, sizes within limits.
  * Returns errors and warnings; errors fail `validate`, `pack` and the marketplace's checks.
  */
-export function lintPlugin({ manifest: m, entries, sizes }: LintInput): { errors: ManifestIssue[]; warnings: ManifestIssue[] } {
+export function lintPlugin({ manifest: m, entries, sizes }: LintInput): {
+  errors: ManifestIssue[]
+  warnings: ManifestIssue[]
+} {
   const errors: ManifestIssue[] = []
   const warnings: ManifestIssue[] = []
-  const issue = (severity: 'error' | 'warning', pointer: string, rule: string, message: string) => (severity === 'error' ? errors : warnings).push({ pointer, message, rule, severity })
+  const issue = (severity: 'error' | 'warning', pointer: string, rule: string, message: string) =>
+    (severity === 'error' ? errors : warnings).push({ pointer, message, rule, severity })
   const caps = m.capabilities.map((c, i) => ({ c, i, p: parseCapability(c) }))
-  const has = (kind: string) => caps.some((x) => !('error' in x.p) && x.p.kind === kind)
-  const patterns = (kind: 'events:emit' | 'events:subscribe') => caps.flatMap((x) => (!('error' in x.p) && x.p.kind === kind ? [{ ...x, pattern: (x.p as { pattern: string }).pattern }] : []))
+  const _has = (kind: string) => caps.some((x) => !('error' in x.p) && x.p.kind === kind)
+  const patterns = (kind: 'events:emit' | 'events:subscribe') =>
+    caps.flatMap((x) =>
+      !('error' in x.p) && x.p.kind === kind ? [{ ...x, pattern: (x.p as { pattern: string }).pattern }] : [],
+    )
 
   if (entries) {
     const declaredRoutes = (m.routes ?? []).map((r) => `${r.method} ${r.path}`)
     const pairs: Array<[string, string[], string[], string, (i: number) => string]> = [
       ['route', entries.route ?? [], declaredRoutes, '/routes', (i) => ptr('routes', i)],
-      ['event', entries.event ?? [], m.events?.subscribes ?? [], '/events/subscribes', (i) => ptr('events', 'subscribes', i)],
-      ['action', entries.action ?? [], Object.keys(m.actions ?? {}), '/actions', (i) => ptr('actions', Object.keys(m.actions ?? {})[i]!)],
+      [
+        'event',
+        entries.event ?? [],
+        m.events?.subscribes ?? [],
+        '/events/subscribes',
+        (i) => ptr('events', 'subscribes', i),
+      ],
+      [
+        'action',
+        entries.action ?? [],
+        Object.keys(m.actions ?? {}),
+        '/actions',
+        (i) => ptr('actions', Object.keys(m.actions ?? {})[i]!),
+      ],
       [
         'workflow-step',
         entries.workflowStep ?? [],
         Object.entries(m.workflows ?? {}).flatMap(([w, d]) => d.steps.map((s) => `${w}.${s}`)),
         '/workflows',
         (i) => {
-          const flat = Object.entries(m.workflows ?? {}).flatMap(([w, d]) => d.steps.map((_, j) => ptr('workflows', w, 'steps', j)))
+          const flat = Object.entries(m.workflows ?? {}).flatMap(([w, d]) =>
+            d.steps.map((_, j) => ptr('workflows', w, 'steps', j)),
+          )
           return flat[i]!
         },
       ],
     ]
     for (const [kind, inCode, declared, where, at] of pairs) {
-      for (const name of inCode) if (!declared.includes(name)) issue('error', where, `${kind}-undeclared`, `the code handles ${kind.replace('-', ' ')} "${name}" but the manifest does not declare it`)
+      for (const name of inCode)
+        if (!declared.includes(name))
+          issue(
+            'error',
+            where,
+            `${kind}-undeclared`,
+            `the code handles ${kind.replace('-', ' ')} "${name}" but the manifest does not declare it`,
+          )
       declared.forEach((name, i) => {
-        if (!inCode.includes(name)) issue('error', at(i), `${kind}-unhandled`, `the manifest declares ${kind.replace('-', ' ')} "${name}" but the code has no handler for it`)
+        if (!inCode.includes(name))
+          issue(
+            'error',
+            at(i),
+            `${kind}-unhandled`,
+            `the manifest declares ${kind.replace('-', ' ')} "${name}" but the code has no handler for it`,
+          )
       })
     }
   }
 
   const collections = Object.keys(m.collections ?? {})
   const dataCap = caps.find((x) => x.c === 'data')
-  if (collections.length && !dataCap) issue('error', '/capabilities', 'capability-missing', 'the plugin declares collections but does not request the "data" capability')
-  if (!collections.length && dataCap) issue('warning', ptr('capabilities', dataCap.i), 'capability-unused', '"data" is requested but the plugin declares no collections')
+  if (collections.length && !dataCap)
+    issue(
+      'error',
+      '/capabilities',
+      'capability-missing',
+      'the plugin declares collections but does not request the "data" capability',
+    )
+  if (!collections.length && dataCap)
+    issue(
+      'warning',
+      ptr('capabilities', dataCap.i),
+      'capability-unused',
+      '"data" is requested but the plugin declares no collections',
+    )
 
   const subscribes = m.events?.subscribes ?? []
   const subPatterns = patterns('events:subscribe')
   subscribes.forEach((type, i) => {
-    if (!subPatterns.some((p) => matchesEventPattern(p.pattern, type))) issue('error', ptr('events', 'subscribes', i), 'capability-missing', `subscribing to "${type}" needs a capability events:subscribe:<pattern> matching it`)
+    if (!subPatterns.some((p) => matchesEventPattern(p.pattern, type)))
+      issue(
+        'error',
+        ptr('events', 'subscribes', i),
+        'capability-missing',
+        `subscribing to "${type}" needs a capability events:subscribe:<pattern> matching it`,
+      )
   })
   // Workflows that start on events or wait for them need the same capability.
   const workflowEvents = Object.entries(m.workflows ?? {}).flatMap(([w, d]) => [
@@ -294,57 +381,156 @@ export function lintPlugin({ manifest: m, entries, sizes }: LintInput): { errors
     ...(d.waitsFor ?? []).map((type, i) => ({ type, at: ptr('workflows', w, 'waitsFor', i) })),
   ])
   for (const e of workflowEvents) {
-    if (!subPatterns.some((p) => matchesEventPattern(p.pattern, e.type))) issue('error', e.at, 'capability-missing', `a workflow that starts on or waits for "${e.type}" needs a capability events:subscribe:<pattern> matching it`)
+    if (!subPatterns.some((p) => matchesEventPattern(p.pattern, e.type)))
+      issue(
+        'error',
+        e.at,
+        'capability-missing',
+        `a workflow that starts on or waits for "${e.type}" needs a capability events:subscribe:<pattern> matching it`,
+      )
   }
   const subscribed = [...subscribes, ...workflowEvents.map((e) => e.type)]
-  for (const p of subPatterns) if (!subscribed.some((t) => matchesEventPattern(p.pattern, t))) issue('warning', ptr('capabilities', p.i), 'capability-unused', `"${p.c}" matches no event in events.subscribes or the workflows' start.events and waitsFor`)
+  for (const p of subPatterns)
+    if (!subscribed.some((t) => matchesEventPattern(p.pattern, t)))
+      issue(
+        'warning',
+        ptr('capabilities', p.i),
+        'capability-unused',
+        `"${p.c}" matches no event in events.subscribes or the workflows' start.events and waitsFor`,
+      )
 
   const emits = Object.keys(m.events?.emits ?? {})
   const emitPatterns = patterns('events:emit')
   for (const type of emits) {
-    if (!emitPatterns.some((p) => matchesEventPattern(p.pattern, type))) issue('error', ptr('events', 'emits', type), 'capability-missing', `emitting "${type}" needs a capability events:emit:<pattern> matching it`)
+    if (!emitPatterns.some((p) => matchesEventPattern(p.pattern, type)))
+      issue(
+        'error',
+        ptr('events', 'emits', type),
+        'capability-missing',
+        `emitting "${type}" needs a capability events:emit:<pattern> matching it`,
+      )
   }
-  for (const p of emitPatterns) if (!emits.some((t) => matchesEventPattern(p.pattern, t))) issue('warning', ptr('capabilities', p.i), 'capability-unused', `"${p.c}" matches no event in events.emits (declare each emitted event with its payload schema)`)
+  for (const p of emitPatterns)
+    if (!emits.some((t) => matchesEventPattern(p.pattern, t)))
+      issue(
+        'warning',
+        ptr('capabilities', p.i),
+        'capability-unused',
+        `"${p.c}" matches no event in events.emits (declare each emitted event with its payload schema)`,
+      )
   const short = m.name.split('/')[1] ?? ''
-  for (const type of emits) if (!type.startsWith(short + '.')) issue('warning', ptr('events', 'emits', type), 'event-name', `emitted event types should start with the plugin's name: "${short}.<entity>.<past-verb>"`)
+  for (const type of emits)
+    if (!type.startsWith(`${short}.`))
+      issue(
+        'warning',
+        ptr('events', 'emits', type),
+        'event-name',
+        `emitted event types should start with the plugin's name: "${short}.<entity>.<past-verb>"`,
+      )
 
-  const settingsProps = (m.settings && typeof m.settings === 'object' ? ((m.settings as Record<string, unknown>).properties ?? {}) : {}) as Record<string, Record<string, unknown>>
-  const secretNames = Object.entries(settingsProps).filter(([, p]) => p && p.secret === true).map(([n]) => n)
+  const settingsProps = (
+    m.settings && typeof m.settings === 'object' ? ((m.settings as Record<string, unknown>).properties ?? {}) : {}
+  ) as Record<string, Record<string, unknown>>
+  const secretNames = Object.entries(settingsProps)
+    .filter(([, p]) => p && p.secret === true)
+    .map(([n]) => n)
   const secretsCap = caps.find((x) => x.c === 'secrets')
-  if (secretNames.length && !secretsCap) issue('error', ptr('settings', 'properties', secretNames[0]!), 'capability-missing', 'secret settings can only be read with the "secrets" capability')
-  if (!secretNames.length && secretsCap) issue('warning', ptr('capabilities', secretsCap.i), 'capability-unused', '"secrets" is requested but no setting is marked "secret": true, so no secret can ever be read')
+  if (secretNames.length && !secretsCap)
+    issue(
+      'error',
+      ptr('settings', 'properties', secretNames[0]!),
+      'capability-missing',
+      'secret settings can only be read with the "secrets" capability',
+    )
+  if (!secretNames.length && secretsCap)
+    issue(
+      'warning',
+      ptr('capabilities', secretsCap.i),
+      'capability-unused',
+      '"secrets" is requested but no setting is marked "secret": true, so no secret can ever be read',
+    )
 
   const workflows = Object.keys(m.workflows ?? {})
   const wfCap = caps.find((x) => x.c === 'workflows')
-  if (workflows.length && !wfCap) issue('error', '/capabilities', 'capability-missing', 'the plugin declares workflows but does not request the "workflows" capability')
-  if (!workflows.length && wfCap) issue('warning', ptr('capabilities', wfCap.i), 'capability-unused', '"workflows" is requested but the plugin declares no workflows')
+  if (workflows.length && !wfCap)
+    issue(
+      'error',
+      '/capabilities',
+      'capability-missing',
+      'the plugin declares workflows but does not request the "workflows" capability',
+    )
+  if (!workflows.length && wfCap)
+    issue(
+      'warning',
+      ptr('capabilities', wfCap.i),
+      'capability-unused',
+      '"workflows" is requested but the plugin declares no workflows',
+    )
 
   for (const x of caps) {
     if ('error' in x.p) continue
     if (x.p.kind === 'plugins:call') {
-      if (!m.dependencies || !(x.p.plugin in m.dependencies)) issue('error', ptr('capabilities', x.i), 'capability-unusable', `"${x.c}" calls ${x.p.plugin}, which is not in dependencies, so it may not be installed`)
+      if (!m.dependencies || !(x.p.plugin in m.dependencies))
+        issue(
+          'error',
+          ptr('capabilities', x.i),
+          'capability-unusable',
+          `"${x.c}" calls ${x.p.plugin}, which is not in dependencies, so it may not be installed`,
+        )
     }
     if (x.p.kind === 'http:fetch') {
       for (const h of x.p.hosts) {
-        if (h === '*') issue('error', ptr('capabilities', x.i), 'http-fetch-wildcard', '"http:fetch:*" allows egress to any host; list the hosts the plugin needs')
-        else if (h.startsWith('*.')) issue('warning', ptr('capabilities', x.i), 'http-fetch-wildcard', `"${h}" allows every subdomain of ${h.slice(2)}; reviewers will ask why`)
+        if (h === '*')
+          issue(
+            'error',
+            ptr('capabilities', x.i),
+            'http-fetch-wildcard',
+            '"http:fetch:*" allows egress to any host; list the hosts the plugin needs',
+          )
+        else if (h.startsWith('*.'))
+          issue(
+            'warning',
+            ptr('capabilities', x.i),
+            'http-fetch-wildcard',
+            `"${h}" allows every subdomain of ${h.slice(2)}; reviewers will ask why`,
+          )
         const internal = internalFetchTarget(h)
-        if (internal) issue('warning', ptr('capabilities', x.i), 'http-fetch-internal', `"${h}" is a ${internal.reason} destination: the marketplace refuses it and no tenant can grant it unless the platform's operator allow-listed it`)
+        if (internal)
+          issue(
+            'warning',
+            ptr('capabilities', x.i),
+            'http-fetch-internal',
+            `"${h}" is a ${internal.reason} destination: the marketplace refuses it and no tenant can grant it unless the platform's operator allow-listed it`,
+          )
       }
     }
   }
   for (const f of subscriptionFindings(m)) {
-    if (f.rule === 'reserved') issue('warning', '/capabilities', 'subscribe-reserved', `${f.message}: the marketplace refuses "${f.pattern}" and no tenant can grant it`)
-    else if (f.rule === 'everything' || f.rule === 'any-namespace') issue('warning', '/capabilities', 'subscribe-broad', `${f.message}; reviewers will ask why`)
+    if (f.rule === 'reserved')
+      issue(
+        'warning',
+        '/capabilities',
+        'subscribe-reserved',
+        `${f.message}: the marketplace refuses "${f.pattern}" and no tenant can grant it`,
+      )
+    else if (f.rule === 'everything' || f.rule === 'any-namespace')
+      issue('warning', '/capabilities', 'subscribe-broad', `${f.message}; reviewers will ask why`)
   }
 
   const permissions = new Set((m.permissions ?? []).map((p) => p.name))
   ;(m.routes ?? []).forEach((r, i) => {
-    if (r.permission !== undefined && !permissions.has(r.permission)) issue('warning', ptr('routes', i, 'permission'), 'permission-undeclared', `"${r.permission}" is not among the permissions this plugin contributes (fine if the kernel or a dependency defines it)`)
+    if (r.permission !== undefined && !permissions.has(r.permission))
+      issue(
+        'warning',
+        ptr('routes', i, 'permission'),
+        'permission-undeclared',
+        `"${r.permission}" is not among the permissions this plugin contributes (fine if the kernel or a dependency defines it)`,
+      )
   })
 
   const limit = (bytes: number | undefined, max: number, pointer: string, what: string) => {
-    if (bytes !== undefined && bytes > max) issue('error', pointer, 'size-limit', `${what} is ${bytes} bytes; the limit is ${max}`)
+    if (bytes !== undefined && bytes > max)
+      issue('error', pointer, 'size-limit', `${what} is ${bytes} bytes; the limit is ${max}`)
   }
   limit(sizes?.bundleBytes, SIZE_LIMITS.bundleBytes, '', 'the bundle (dist/plugin.js)')
   limit(sizes?.sourceMapBytes, SIZE_LIMITS.sourceMapBytes, '', 'the source map (dist/plugin.js.map)')

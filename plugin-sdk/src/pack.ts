@@ -3,7 +3,15 @@
  * `dist/plugin.js`, `dist/plugin.js.map` and `SHA256SUMS`, plus a detached Ed25519 signature
  * over the tarball's bytes in `<name>-<version>.tgz.sig` (base64, one line). Node-only.
  */
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto'
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  sign,
+  verify,
+  type KeyObject,
+} from 'node:crypto'
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -11,7 +19,12 @@ import { SIZE_LIMITS } from './manifest.js'
 import { SDK } from './sdk-errors.js'
 
 /** Files of a plugin package, in the order they are packed. */
-export const PACKAGE_FILES = Object.freeze(['trellis.plugin.json', 'dist/plugin.js', 'dist/plugin.js.map', 'SHA256SUMS'])
+export const PACKAGE_FILES = Object.freeze([
+  'trellis.plugin.json',
+  'dist/plugin.js',
+  'dist/plugin.js.map',
+  'SHA256SUMS',
+])
 
 /** `@acme/orders` + `1.2.0` → `acme-orders-1.2.0.tgz`. */
 export function packageFileName(name: string, version: string): string {
@@ -20,7 +33,9 @@ export function packageFileName(name: string, version: string): string {
 
 /** `SHA256SUMS` text (`sha256sum` format: hex, two spaces, path) for the given files. */
 export function sha256sums(files: Record<string, Buffer | string>): string {
-  return Object.entries(files).map(([path, bytes]) => `${createHash('sha256').update(bytes).digest('hex')}  ${path}\n`).join('')
+  return Object.entries(files)
+    .map(([path, bytes]) => `${createHash('sha256').update(bytes).digest('hex')}  ${path}\n`)
+    .join('')
 }
 
 /** A key pair written by {@link generateSigningKeys}. */
@@ -41,7 +56,7 @@ export function defaultKeysDir(env: NodeJS.ProcessEnv = process.env): string {
 /** Fingerprint of an Ed25519 public key: `SHA256:` + base64 of sha256 over the raw 32 bytes. */
 export function keyFingerprint(publicKey: KeyObject): string {
   const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x as string, 'base64url')
-  return 'SHA256:' + createHash('sha256').update(raw).digest('base64').replace(/=+$/, '')
+  return `SHA256:${createHash('sha256').update(raw).digest('base64').replace(/=+$/, '')}`
 }
 
 /** Generates an Ed25519 key pair into `dir` (`signing-key.pem` 0600, `signing-key.pub.pem`). */
@@ -71,8 +86,10 @@ export async function loadSigningKey(path: string): Promise<KeyObject> {
   } catch (err) {
     throw SDK.KEY_INVALID({ path, reason: (err as Error).message })
   }
-  if (key.asymmetricKeyType !== 'ed25519') throw SDK.KEY_INVALID({ path, reason: `it is a ${key.asymmetricKeyType} key, not Ed25519` })
-  if (process.platform !== 'win32' && ((await stat(path)).mode & 0o077) !== 0) throw SDK.KEY_INVALID({ path, reason: 'it is readable by others (chmod 600 it)' })
+  if (key.asymmetricKeyType !== 'ed25519')
+    throw SDK.KEY_INVALID({ path, reason: `it is a ${key.asymmetricKeyType} key, not Ed25519` })
+  if (process.platform !== 'win32' && ((await stat(path)).mode & 0o077) !== 0)
+    throw SDK.KEY_INVALID({ path, reason: 'it is readable by others (chmod 600 it)' })
   return key
 }
 
@@ -105,7 +122,11 @@ export async function packPlugin(opts: {
   outDir: string
   privateKey: KeyObject
 }): Promise<PackResult> {
-  const contents: Record<string, string> = { 'trellis.plugin.json': opts.manifest, 'dist/plugin.js': opts.bundle, 'dist/plugin.js.map': opts.sourceMap }
+  const contents: Record<string, string> = {
+    'trellis.plugin.json': opts.manifest,
+    'dist/plugin.js': opts.bundle,
+    'dist/plugin.js.map': opts.sourceMap,
+  }
   contents.SHA256SUMS = sha256sums(contents)
   const stage = await mkdtemp(join(tmpdir(), 'trellis-pack-'))
   try {
@@ -117,15 +138,21 @@ export async function packPlugin(opts: {
     await mkdir(opts.outDir, { recursive: true })
     const tarballPath = join(opts.outDir, packageFileName(opts.name, opts.version))
     const { create: createTar } = await import('tar') // loaded on use: importing the SDK stays cheap
-    await createTar({ gzip: true, file: tarballPath, cwd: stage, portable: true, mtime: new Date(0), noDirRecurse: true }, [...PACKAGE_FILES])
+    await createTar(
+      { gzip: true, file: tarballPath, cwd: stage, portable: true, mtime: new Date(0), noDirRecurse: true },
+      [...PACKAGE_FILES],
+    )
     const bytes = await readFile(tarballPath)
     if (bytes.length > SIZE_LIMITS.packageBytes) {
       await rm(tarballPath, { force: true })
-      throw SDK.VALIDATION_FAILED({ errors: 1 }, { cause: new Error(`the package is ${bytes.length} bytes; the limit is ${SIZE_LIMITS.packageBytes}`) })
+      throw SDK.VALIDATION_FAILED(
+        { errors: 1 },
+        { cause: new Error(`the package is ${bytes.length} bytes; the limit is ${SIZE_LIMITS.packageBytes}`) },
+      )
     }
     const signature = sign(null, bytes, opts.privateKey).toString('base64')
-    const signaturePath = tarballPath + '.sig'
-    await writeFile(signaturePath, signature + '\n')
+    const signaturePath = `${tarballPath}.sig`
+    await writeFile(signaturePath, `${signature}\n`)
     return {
       tarballPath,
       signaturePath,

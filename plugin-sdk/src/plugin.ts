@@ -3,7 +3,16 @@
  * build` bundles a plugin, `@trellis/plugin-sdk` resolves to this file, so Node-only parts
  * (manifest validation, the CLI) never end up in a bundle.
  */
-export { defineErrors, TrellisError, isTrellisError, problemOf, problemResponse, problemFromError, PROBLEM_TYPE_PREFIX, worded } from './errors.js'
+export {
+  defineErrors,
+  TrellisError,
+  isTrellisError,
+  problemOf,
+  problemResponse,
+  problemFromError,
+  PROBLEM_TYPE_PREFIX,
+  worded,
+} from './errors.js'
 export type { ErrorSpec, ErrorFactory, ErrorCatalog, Problem, WordedError } from './errors.js'
 export { definePlugin, collection, isPlugin, PLUGIN_MARK, ROUTE_KEY } from './define-plugin.js'
 export { flow, defineWorkflow } from './workflow.js'

@@ -15,7 +15,10 @@ import type { Caller, JsonValue, Page, Query, RecordMeta } from './context.js'
 /** Every host operation: `args` is what the SDK sends, `result` what it expects back. */
 export interface HostOps {
   /** Insert into the plugin's own collection; the record must validate against the collection's schema (`KRN_ERR_VALIDATION_FAILED`). Capability `data`. */
-  'data.insert': { args: { collection: string; record: Record<string, unknown> }; result: Record<string, unknown> & RecordMeta }
+  'data.insert': {
+    args: { collection: string; record: Record<string, unknown> }
+    result: Record<string, unknown> & RecordMeta
+  }
   /** Read one record by id; `null` when absent. Capability `data`. */
   'data.get': { args: { collection: string; id: string }; result: (Record<string, unknown> & RecordMeta) | null }
   /**
@@ -24,11 +27,17 @@ export interface HostOps {
    * Patches cannot change `id`, `version`, `createdAt`, `updatedAt`; the patched record must
    * validate against the collection's schema (`KRN_ERR_VALIDATION_FAILED`). Capability `data`.
    */
-  'data.update': { args: { collection: string; id: string; patch: Record<string, unknown>; expectedVersion: number }; result: Record<string, unknown> & RecordMeta }
+  'data.update': {
+    args: { collection: string; id: string; patch: Record<string, unknown>; expectedVersion: number }
+    result: Record<string, unknown> & RecordMeta
+  }
   /** Delete by id; `true` when a record was deleted. Capability `data`. */
   'data.delete': { args: { collection: string; id: string }; result: boolean }
   /** One page of a query (see {@link Query}; semantics in docs/plugin-authoring.md). Capability `data`. */
-  'data.find': { args: { collection: string; query: Query<Record<string, unknown>> }; result: Page<Record<string, unknown>> }
+  'data.find': {
+    args: { collection: string; query: Query<Record<string, unknown>> }
+    result: Page<Record<string, unknown>>
+  }
   /**
    * Emit an event (written to the outbox with the invocation's writes). `type` must be declared
    * in the manifest's `events.emits` and `data` valid against its schema (`KRN_ERR_VALIDATION_FAILED`).
@@ -53,7 +62,17 @@ export interface HostOps {
 export type HostOp = keyof HostOps
 
 /** Every host operation name, in protocol order. */
-export const HOST_OPS: readonly HostOp[] = Object.freeze(['data.insert', 'data.get', 'data.update', 'data.delete', 'data.find', 'events.emit', 'plugins.call', 'http.fetch', 'secrets.get'])
+export const HOST_OPS: readonly HostOp[] = Object.freeze([
+  'data.insert',
+  'data.get',
+  'data.update',
+  'data.delete',
+  'data.find',
+  'events.emit',
+  'plugins.call',
+  'http.fetch',
+  'secrets.get',
+])
 
 /** Log levels of `host.log`. */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
@@ -132,5 +151,10 @@ export interface BundleExports {
   /** Declared entries per kind. */
   entries: BundleEntries
   /** Runs one entry. */
-  invoke(entry: { kind: EntryKind; name: string }, input: unknown, context: PluginInvocationContext, host: SandboxHost): Promise<unknown>
+  invoke(
+    entry: { kind: EntryKind; name: string },
+    input: unknown,
+    context: PluginInvocationContext,
+    host: SandboxHost,
+  ): Promise<unknown>
 }

@@ -64,7 +64,9 @@ export type PublishOutcome =
 export async function readPackageManifest(tarball: Buffer): Promise<{ name: string; version: string }> {
   let tar: Buffer
   try {
-    tar = gunzipSync(tarball, { maxOutputLength: SIZE_LIMITS.manifestBytes + SIZE_LIMITS.bundleBytes + SIZE_LIMITS.sourceMapBytes + 64 * 1024 })
+    tar = gunzipSync(tarball, {
+      maxOutputLength: SIZE_LIMITS.manifestBytes + SIZE_LIMITS.bundleBytes + SIZE_LIMITS.sourceMapBytes + 64 * 1024,
+    })
   } catch (err) {
     throw SDK.USAGE({ reason: `the package is not a readable .tgz: ${(err as Error).message}` })
   }
@@ -91,8 +93,14 @@ export async function readPackageManifest(tarball: Buffer): Promise<{ name: stri
   } catch {
     throw SDK.MANIFEST_INVALID({ issues: [{ pointer: '', message: 'trellis.plugin.json in the package is not JSON' }] })
   }
-  if (typeof m.name !== 'string' || !/^@[a-z0-9][a-z0-9-]*\/[a-z0-9][a-z0-9-]*$/.test(m.name) || typeof m.version !== 'string') {
-    throw SDK.MANIFEST_INVALID({ issues: [{ pointer: '/name', message: 'the package manifest has no @scope/name and version' }] })
+  if (
+    typeof m.name !== 'string' ||
+    !/^@[a-z0-9][a-z0-9-]*\/[a-z0-9][a-z0-9-]*$/.test(m.name) ||
+    typeof m.version !== 'string'
+  ) {
+    throw SDK.MANIFEST_INVALID({
+      issues: [{ pointer: '/name', message: 'the package manifest has no @scope/name and version' }],
+    })
   }
   return { name: m.name, version: m.version }
 }
@@ -107,7 +115,10 @@ export async function publishPackage(name: string, opts: PublishOptions): Promis
   } catch {
     throw SDK.USAGE({ reason: `--url must be an http(s) URL, not "${opts.url}"` })
   }
-  const endpoint = new URL(`${base.pathname.replace(/\/+$/, '')}/v1/marketplace/plugins/${encodeURIComponent(scope)}/${encodeURIComponent(short)}/versions`, base)
+  const endpoint = new URL(
+    `${base.pathname.replace(/\/+$/, '')}/v1/marketplace/plugins/${encodeURIComponent(scope)}/${encodeURIComponent(short)}/versions`,
+    base,
+  )
   const form = new FormData()
   form.append('signature', opts.signature.trim())
   if (opts.changelog) form.append('changelog', opts.changelog)
@@ -122,7 +133,10 @@ export async function publishPackage(name: string, opts: PublishOptions): Promis
     })
   } catch (err) {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause
-    const e = PUBLISH.PUBLISH_UNREACHABLE({ url: base.origin, reason: cause?.code ?? cause?.message ?? (err as Error).message })
+    const e = PUBLISH.PUBLISH_UNREACHABLE({
+      url: base.origin,
+      reason: cause?.code ?? cause?.message ?? (err as Error).message,
+    })
     return { ok: false, kind: 'network', status: null, code: e.code, message: e.message }
   }
   const text = await res.text().catch(() => '')
@@ -132,11 +146,14 @@ export async function publishPackage(name: string, opts: PublishOptions): Promis
   } catch {
     /* not JSON */
   }
-  if (res.status === 202 || res.status === 201) return { ok: true, status: res.status, version: body as unknown as PublishedVersion }
+  if (res.status === 202 || res.status === 201)
+    return { ok: true, status: res.status, version: body as unknown as PublishedVersion }
   const code = typeof body.code === 'string' ? body.code : undefined
   const detail = typeof body.detail === 'string' ? body.detail : text.slice(0, 300) || res.statusText
-  if (res.status === 401 || res.status === 403) return { ok: false, kind: 'auth', status: res.status, code: code ?? PUBLISH.PUBLISH_FAILED.code, message: detail }
-  if (res.status >= 400 && res.status < 500 && code) return { ok: false, kind: 'refused', status: res.status, code, message: detail }
+  if (res.status === 401 || res.status === 403)
+    return { ok: false, kind: 'auth', status: res.status, code: code ?? PUBLISH.PUBLISH_FAILED.code, message: detail }
+  if (res.status >= 400 && res.status < 500 && code)
+    return { ok: false, kind: 'refused', status: res.status, code, message: detail }
   const e = PUBLISH.PUBLISH_FAILED({ status: res.status, reason: detail })
   return { ok: false, kind: 'server', status: res.status, code: code ?? e.code, message: code ? detail : e.message }
 }

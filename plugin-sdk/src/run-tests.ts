@@ -16,11 +16,18 @@ export async function findTestFiles(dir: string): Promise<string[]> {
 }
 
 /** Runs the tests; resolves to node's exit code (0 when every test passed). */
-export async function runPluginTests(dir: string, options: { files?: string[]; stdout: (s: string) => void; stderr: (s: string) => void }): Promise<{ code: number; files: string[] }> {
+export async function runPluginTests(
+  dir: string,
+  options: { files?: string[]; stdout: (s: string) => void; stderr: (s: string) => void },
+): Promise<{ code: number; files: string[] }> {
   const files = options.files?.length ? options.files : await findTestFiles(dir)
   if (files.length === 0) return { code: 0, files }
   const tsx = import.meta.resolve('tsx')
-  const child = spawn(process.execPath, ['--no-node-snapshot', '--import', tsx, '--test', '--test-concurrency=1', ...files], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: process.env })
+  const child = spawn(
+    process.execPath,
+    ['--no-node-snapshot', '--import', tsx, '--test', '--test-concurrency=1', ...files],
+    { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: process.env },
+  )
   child.stdout.on('data', (c: Buffer) => options.stdout(c.toString()))
   child.stderr.on('data', (c: Buffer) => options.stderr(c.toString()))
   const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)))

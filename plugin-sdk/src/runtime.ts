@@ -6,7 +6,17 @@
 import type { Collection, HttpRequestInit, HttpResponse, JsonValue, Logger, PluginContext, Query } from './context.js'
 import { isPlugin } from './define-plugin.js'
 import type { Plugin } from './define-plugin.js'
-import type { BundleEntries, BundleExports, EntryKind, HostOp, HostOps, PluginInvocationContext, RouteInput, RouteOutput, SandboxHost } from './protocol.js'
+import type {
+  BundleEntries,
+  BundleExports,
+  EntryKind,
+  HostOp,
+  HostOps,
+  PluginInvocationContext,
+  RouteInput,
+  RouteOutput,
+  SandboxHost,
+} from './protocol.js'
 import { SDK } from './sdk-errors.js'
 
 const OPERATORS = new Set(['eq', 'ne', 'in', 'lt', 'lte', 'gt', 'gte', 'prefix', 'contains'])
@@ -17,15 +27,19 @@ export function checkQuery(query: unknown): void {
   const bad = (path: string, reason: string) => SDK.INVALID_QUERY({ path, reason })
   if (query === undefined) return
   if (!isObject(query)) throw bad('', 'a query is an object { where?, sort?, cursor?, limit? }')
-  for (const key of Object.keys(query)) if (!['where', 'sort', 'cursor', 'limit'].includes(key)) throw bad(`/${key}`, 'unknown query key')
+  for (const key of Object.keys(query))
+    if (!['where', 'sort', 'cursor', 'limit'].includes(key)) throw bad(`/${key}`, 'unknown query key')
   const q = query as Query<Record<string, unknown>>
-  if (q.limit !== undefined && (!Number.isInteger(q.limit) || q.limit < 1 || q.limit > MAX_LIMIT)) throw bad('/limit', `must be an integer from 1 to ${MAX_LIMIT}`)
+  if (q.limit !== undefined && (!Number.isInteger(q.limit) || q.limit < 1 || q.limit > MAX_LIMIT))
+    throw bad('/limit', `must be an integer from 1 to ${MAX_LIMIT}`)
   if (q.cursor !== undefined && typeof q.cursor !== 'string') throw bad('/cursor', 'must be a string')
   if (q.sort !== undefined) {
     if (!Array.isArray(q.sort)) throw bad('/sort', 'must be an array of { field, direction? }')
     q.sort.forEach((s, i) => {
-      if (!isObject(s) || typeof s.field !== 'string' || s.field === '') throw bad(`/sort/${i}/field`, 'must be a field name')
-      if (s.direction !== undefined && s.direction !== 'asc' && s.direction !== 'desc') throw bad(`/sort/${i}/direction`, 'must be "asc" or "desc"')
+      if (!isObject(s) || typeof s.field !== 'string' || s.field === '')
+        throw bad(`/sort/${i}/field`, 'must be a field name')
+      if (s.direction !== undefined && s.direction !== 'asc' && s.direction !== 'desc')
+        throw bad(`/sort/${i}/direction`, 'must be "asc" or "desc"')
     })
   }
   if (q.where !== undefined) checkFilter(q.where, '/where', bad)
@@ -35,7 +49,8 @@ function checkFilter(filter: unknown, path: string, bad: (p: string, r: string) 
   if (!isObject(filter)) throw bad(path, 'a filter is an object')
   for (const [key, value] of Object.entries(filter)) {
     if (key === 'and' || key === 'or') {
-      if (!Array.isArray(value) || value.length === 0) throw bad(`${path}/${key}`, 'must be a non-empty array of filters')
+      if (!Array.isArray(value) || value.length === 0)
+        throw bad(`${path}/${key}`, 'must be a non-empty array of filters')
       value.forEach((f, i) => checkFilter(f, `${path}/${key}/${i}`, bad))
       continue
     }
@@ -45,7 +60,8 @@ function checkFilter(filter: unknown, path: string, bad: (p: string, r: string) 
     for (const op of ops) {
       if (!OPERATORS.has(op)) throw bad(`${path}/${key}/${op}`, `unknown operator (use ${[...OPERATORS].join(', ')})`)
       const v = (value as Record<string, unknown>)[op]
-      if (op === 'in' && (!Array.isArray(v) || v.length > 1000)) throw bad(`${path}/${key}/in`, 'must be an array of at most 1000 values')
+      if (op === 'in' && (!Array.isArray(v) || v.length > 1000))
+        throw bad(`${path}/${key}/in`, 'must be an array of at most 1000 values')
       if (op === 'prefix' && typeof v !== 'string') throw bad(`${path}/${key}/prefix`, 'must be a string')
     }
   }
@@ -58,17 +74,24 @@ function checkFilter(filter: unknown, path: string, bad: (p: string, r: string) 
  * @param host - the sandbox's host object
  */
 export function createContext(plugin: Plugin, context: PluginInvocationContext, host: SandboxHost): PluginContext {
-  const call = <O extends HostOp>(op: O, args: HostOps[O]['args']) => host.call(op, args) as Promise<HostOps[O]['result']>
+  const call = <O extends HostOp>(op: O, args: HostOps[O]['args']) =>
+    host.call(op, args) as Promise<HostOps[O]['result']>
   const names = new Set([...Object.keys(plugin.collections ?? {}), ...Object.keys(plugin.manifest.collections ?? {})])
   const data: Record<string, Collection<Record<string, unknown>>> = {}
   for (const name of names) data[name] = collectionClient(name, call)
-  const log = (level: 'debug' | 'info' | 'warn' | 'error') => (message: string, fields?: Record<string, unknown>) => host.log(level, message, fields)
-  const logger: Logger = Object.freeze({ debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') })
+  const log = (level: 'debug' | 'info' | 'warn' | 'error') => (message: string, fields?: Record<string, unknown>) =>
+    host.log(level, message, fields)
+  const logger: Logger = Object.freeze({
+    debug: log('debug'),
+    info: log('info'),
+    warn: log('warn'),
+    error: log('error'),
+  })
   return Object.freeze({
     data: new Proxy(Object.freeze(data), {
       // A typo in a collection name fails with a clear code instead of "cannot read 'insert' of undefined".
       get(target, prop) {
-        if (typeof prop === 'string' && !Object.prototype.hasOwnProperty.call(target, prop) && prop !== 'then' && prop !== 'toJSON') {
+        if (typeof prop === 'string' && !Object.hasOwn(target, prop) && prop !== 'then' && prop !== 'toJSON') {
           throw SDK.UNKNOWN_COLLECTION({ collection: prop })
         }
         return Reflect.get(target, prop)
@@ -76,16 +99,23 @@ export function createContext(plugin: Plugin, context: PluginInvocationContext, 
     }),
     events: Object.freeze({
       emit: (type: string, payload: unknown, options?: { subject?: string }) =>
-        call('events.emit', options?.subject === undefined ? { type, data: payload } : { type, data: payload, subject: options.subject }),
+        call(
+          'events.emit',
+          options?.subject === undefined ? { type, data: payload } : { type, data: payload, subject: options.subject },
+        ),
     }),
     plugins: Object.freeze({
-      call: <O>(pluginName: string, action: string, input?: unknown) => call('plugins.call', { plugin: pluginName, action, input: input ?? null }) as Promise<O>,
+      call: <O>(pluginName: string, action: string, input?: unknown) =>
+        call('plugins.call', { plugin: pluginName, action, input: input ?? null }) as Promise<O>,
     }),
     http: Object.freeze({ fetch: (url: string, init?: HttpRequestInit) => httpFetch(call, url, init) }),
     secrets: Object.freeze({ get: (name: string) => call('secrets.get', { name }) }),
     settings: Object.freeze({ ...(context.settings ?? {}) }),
     log: logger,
-    caller: Object.freeze({ ...context.caller, permissions: Object.freeze([...(context.caller?.permissions ?? [])]) as string[] }),
+    caller: Object.freeze({
+      ...context.caller,
+      permissions: Object.freeze([...(context.caller?.permissions ?? [])]) as string[],
+    }),
     tenant: Object.freeze({ id: context.tenantId }),
     invocationId: context.invocationId,
     installationId: context.installationId,
@@ -100,7 +130,10 @@ function collectionClient(collection: string, call: Call): Collection<Record<str
     insert: (record: Record<string, unknown>) => call('data.insert', { collection, record }),
     get: (id: string) => call('data.get', { collection, id }),
     update: (id: string, patch: Record<string, unknown>, expectedVersion: number) => {
-      if (!Number.isInteger(expectedVersion)) return Promise.reject(new TypeError(`ctx.data.${collection}.update: expectedVersion must be the record's version (an integer)`))
+      if (!Number.isInteger(expectedVersion))
+        return Promise.reject(
+          new TypeError(`ctx.data.${collection}.update: expectedVersion must be the record's version (an integer)`),
+        )
       return call('data.update', { collection, id, patch, expectedVersion })
     },
     delete: (id: string) => call('data.delete', { collection, id }),
@@ -138,7 +171,9 @@ export function entriesOf(plugin: Plugin): BundleEntries {
   const routes = Object.keys(plugin.routes ?? {})
   const events = Object.keys(plugin.events ?? {})
   const actions = Object.keys(plugin.actions ?? {})
-  const steps = Object.entries(plugin.workflows ?? {}).flatMap(([wf, def]) => Object.keys(def.steps).map((s) => `${wf}.${s}`))
+  const steps = Object.entries(plugin.workflows ?? {}).flatMap(([wf, def]) =>
+    Object.keys(def.steps).map((s) => `${wf}.${s}`),
+  )
   if (routes.length) entries.route = routes
   if (events.length) entries.event = events
   if (actions.length) entries.action = actions
@@ -153,7 +188,12 @@ export function entriesOf(plugin: Plugin): BundleEntries {
 export function createBundle(plugin: Plugin): BundleExports {
   if (!isPlugin(plugin)) throw SDK.NO_PLUGIN_EXPORT({ found: 0 })
   const entries = entriesOf(plugin)
-  const invoke = async (entry: { kind: EntryKind; name: string }, input: unknown, context: PluginInvocationContext, host: SandboxHost): Promise<unknown> => {
+  const invoke = async (
+    entry: { kind: EntryKind; name: string },
+    input: unknown,
+    context: PluginInvocationContext,
+    host: SandboxHost,
+  ): Promise<unknown> => {
     const ctx = createContext(plugin, context, host)
     switch (entry.kind) {
       case 'route': {
@@ -161,7 +201,14 @@ export function createBundle(plugin: Plugin): BundleExports {
         if (!handler) throw SDK.UNKNOWN_ENTRY(entry)
         const req = (input ?? {}) as Partial<RouteInput>
         const out = await handler(
-          { method: req.method ?? entry.name.split(' ')[0]!, path: req.path ?? '', params: req.params ?? {}, query: req.query ?? {}, headers: req.headers ?? {}, body: req.body ?? null },
+          {
+            method: req.method ?? entry.name.split(' ')[0]!,
+            path: req.path ?? '',
+            params: req.params ?? {},
+            query: req.query ?? {},
+            headers: req.headers ?? {},
+            body: req.body ?? null,
+          },
           ctx,
         )
         return routeOutput(entry.name, out)
@@ -179,7 +226,8 @@ export function createBundle(plugin: Plugin): BundleExports {
       }
       case 'workflowStep': {
         const dot = entry.name.indexOf('.')
-        const handler = dot > 0 ? own(own(plugin.workflows, entry.name.slice(0, dot))?.steps, entry.name.slice(dot + 1)) : undefined
+        const handler =
+          dot > 0 ? own(own(plugin.workflows, entry.name.slice(0, dot))?.steps, entry.name.slice(dot + 1)) : undefined
         if (!handler) throw SDK.UNKNOWN_ENTRY(entry)
         return (await handler(input, ctx)) ?? null
       }
@@ -204,17 +252,19 @@ function routeOutput(route: string, out: unknown): RouteOutput {
   const bad = (reason: string) => SDK.INVALID_RESPONSE({ route, reason })
   if (!isObject(out)) throw bad('return { status, body?, headers? }')
   const { status, body, headers } = out as { status?: unknown; body?: unknown; headers?: unknown }
-  if (!Number.isInteger(status) || (status as number) < 100 || (status as number) > 599) throw bad('status must be an integer from 100 to 599')
+  if (!Number.isInteger(status) || (status as number) < 100 || (status as number) > 599)
+    throw bad('status must be an integer from 100 to 599')
   const result: RouteOutput = { status: status as number, body: body === undefined ? null : body }
   if (headers !== undefined) {
-    if (!isObject(headers) || Object.values(headers).some((v) => typeof v !== 'string')) throw bad('headers must map names to strings')
+    if (!isObject(headers) || Object.values(headers).some((v) => typeof v !== 'string'))
+      throw bad('headers must map names to strings')
     result.headers = headers as Record<string, string>
   }
   return result
 }
 
 function own<T>(map: Record<string, T> | undefined, key: string): T | undefined {
-  return map !== undefined && Object.prototype.hasOwnProperty.call(map, key) ? map[key] : undefined
+  return map !== undefined && Object.hasOwn(map, key) ? map[key] : undefined
 }
 
 function isObject(v: unknown): v is Record<string, any> {

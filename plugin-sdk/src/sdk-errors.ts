@@ -15,7 +15,9 @@ export const SDK = defineErrors('SDK', {
     status: 422,
     title: 'Entry module exports no plugin',
     message: (d: { found: number }) =>
-      d.found === 0 ? 'the entry module exports no value made by definePlugin()' : `the entry module exports ${d.found} plugins; export exactly one`,
+      d.found === 0
+        ? 'the entry module exports no value made by definePlugin()'
+        : `the entry module exports ${d.found} plugins; export exactly one`,
   },
   UNKNOWN_ENTRY: {
     status: 404,

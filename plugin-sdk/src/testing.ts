@@ -47,7 +47,9 @@ export interface TestHostOptions {
   /** Other plugins' actions: `{ '@trellis/pricing': { quote: (input) => ... } }`. */
   plugins?: Record<string, Record<string, (input: unknown) => unknown>>
   /** Answers `ctx.http.fetch`; default answers 404. */
-  fetch?: (req: HostOps['http.fetch']['args']) => HostOps['http.fetch']['result'] | Promise<HostOps['http.fetch']['result']>
+  fetch?: (
+    req: HostOps['http.fetch']['args'],
+  ) => HostOps['http.fetch']['result'] | Promise<HostOps['http.fetch']['result']>
 }
 
 /** The in-memory host. */
@@ -76,7 +78,13 @@ const denied = (reason: string) => new TrellisError('KRN_ERR_CAPABILITY_DENIED',
 const notFound = (what: string) => new TrellisError('KRN_ERR_NOT_FOUND', 404, 'Not found', `${what} was not found`)
 const conflict = (detail: string) => new TrellisError('KRN_ERR_CONFLICT', 409, 'Conflict', detail)
 const invalid = (what: string, problems: Array<{ pointer: string; message: string }>) =>
-  new TrellisError('KRN_ERR_VALIDATION_FAILED', 400, 'Request did not validate', `${what}: ${problems.map((p) => `${p.pointer || '/'} ${p.message}`).join('; ')}`, { problems })
+  new TrellisError(
+    'KRN_ERR_VALIDATION_FAILED',
+    400,
+    'Request did not validate',
+    `${what}: ${problems.map((p) => `${p.pointer || '/'} ${p.message}`).join('; ')}`,
+    { problems },
+  )
 const copy = <T>(v: T): T => (v === undefined ? (null as T) : JSON.parse(JSON.stringify(v)))
 
 /** Creates an in-memory host for `plugin`. */
@@ -85,7 +93,8 @@ export function createTestHost(plugin: Plugin, options: TestHostOptions = {}): T
   const manifest = plugin.manifest
   const capabilities = options.capabilities ?? [...manifest.capabilities]
   const parsed = capabilities.map(parseCapability)
-  const can = (kind: string, test: (c: any) => boolean = () => true) => parsed.some((c) => !('error' in c) && c.kind === kind && test(c))
+  const can = (kind: string, test: (c: any) => boolean = () => true) =>
+    parsed.some((c) => !('error' in c) && c.kind === kind && test(c))
   const tenantId = options.tenantId ?? '00000000-0000-7000-8000-000000000001'
   const collections = new Map<string, Map<string, Record<string, unknown> & RecordMeta>>()
   for (const name of Object.keys(manifest.collections ?? {})) collections.set(name, new Map())
@@ -113,7 +122,9 @@ export function createTestHost(plugin: Plugin, options: TestHostOptions = {}): T
     return c
   }
 
-  const ops: { [K in keyof HostOps]: (args: HostOps[K]['args']) => HostOps[K]['result'] | Promise<HostOps[K]['result']> } = {
+  const ops: {
+    [K in keyof HostOps]: (args: HostOps[K]['args']) => HostOps[K]['result'] | Promise<HostOps[K]['result']>
+  } = {
     'data.insert': ({ collection, record }) => {
       const c = coll(collection)
       checkRecord(collection, record)
@@ -127,7 +138,8 @@ export function createTestHost(plugin: Plugin, options: TestHostOptions = {}): T
       const c = coll(collection)
       const cur = c.get(id)
       if (!cur) throw notFound(`record ${id}`)
-      if (cur.version !== expectedVersion) throw conflict(`record ${id} is at version ${cur.version}, not ${expectedVersion}`)
+      if (cur.version !== expectedVersion)
+        throw conflict(`record ${id} is at version ${cur.version}, not ${expectedVersion}`)
       const { id: _i, version: _v, createdAt: _c, updatedAt: _u, ...rest } = patch as Record<string, unknown>
       const { id: _id, version: _ver, createdAt: _ca, updatedAt: _ua, ...fields } = { ...cur, ...rest }
       checkRecord(collection, fields)
@@ -149,18 +161,24 @@ export function createTestHost(plugin: Plugin, options: TestHostOptions = {}): T
       const offset = query.cursor ? Number(Buffer.from(query.cursor, 'base64url').toString()) : 0
       const limit = query.limit ?? 50
       const items = all.slice(offset, offset + limit)
-      return { items, nextCursor: offset + limit < all.length ? Buffer.from(String(offset + limit)).toString('base64url') : null }
+      return {
+        items,
+        nextCursor: offset + limit < all.length ? Buffer.from(String(offset + limit)).toString('base64url') : null,
+      }
     },
     'events.emit': ({ type, data, subject }) => {
-      if (!can('events:emit', (c) => matchesEventPattern(c.pattern, type))) throw denied(`the plugin may not emit "${type}"`)
+      if (!can('events:emit', (c) => matchesEventPattern(c.pattern, type)))
+        throw denied(`the plugin may not emit "${type}"`)
       const declared = manifest.events?.emits?.[type]
-      if (!declared) throw invalid(`event ${type}`, [{ pointer: '', message: 'is not declared in the manifest\'s events.emits' }])
+      if (!declared)
+        throw invalid(`event ${type}`, [{ pointer: '', message: "is not declared in the manifest's events.emits" }])
       check(`event:${type}`, declared.schema, data, `data of ${type}`)
       emitted.push(subject === undefined ? { type, data } : { type, data, subject })
       return { id: randomUUID() }
     },
     'plugins.call': async ({ plugin: target, action, input }) => {
-      if (!can('plugins:call', (c) => c.plugin === target && c.action === action)) throw denied(`the plugin may not call ${target}#${action}`)
+      if (!can('plugins:call', (c) => c.plugin === target && c.action === action))
+        throw denied(`the plugin may not call ${target}#${action}`)
       const fn = options.plugins?.[target]?.[action]
       if (!fn) throw notFound(`action ${target}#${action}`)
       return fn(input)
@@ -183,12 +201,20 @@ export function createTestHost(plugin: Plugin, options: TestHostOptions = {}): T
     const fn = (ops as Record<string, (a: unknown) => unknown>)[op]!
     return copy(await fn(copy(args)))
   }
-  const host: SandboxHost = { call, log: (level, message, fields) => void logs.push(fields === undefined ? { level, message } : { level, message, fields }) }
+  const host: SandboxHost = {
+    call,
+    log: (level, message, fields) =>
+      void logs.push(fields === undefined ? { level, message } : { level, message, fields }),
+  }
   const context = (): PluginInvocationContext => ({
     invocationId: randomUUID(),
     tenantId,
     installationId: 'test-installation',
-    caller: options.caller ?? { kind: 'user', id: 'test-user', permissions: (manifest.permissions ?? []).map((p) => p.name) },
+    caller: options.caller ?? {
+      kind: 'user',
+      id: 'test-user',
+      permissions: (manifest.permissions ?? []).map((p) => p.name),
+    },
     capabilities,
     settings: options.settings ?? {},
   })
@@ -205,12 +231,30 @@ export function createTestHost(plugin: Plugin, options: TestHostOptions = {}): T
       const [method, pattern] = name.split(' ') as [string, string]
       const params = req.params ?? {}
       const declared = (manifest.routes ?? []).find((r) => `${r.method} ${r.path}` === name)
-      if (declared?.request?.body !== undefined) check(`route:${name}`, declared.request.body, req.body ?? null, `body of ${name}`)
-      const path = req.path ?? pattern.replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, (_, p: string) => encodeURIComponent(params[p] ?? ''))
-      return (await run('route', name, { method, path, params, query: req.query ?? {}, headers: req.headers ?? {}, body: req.body ?? null })) as RouteOutput
+      if (declared?.request?.body !== undefined)
+        check(`route:${name}`, declared.request.body, req.body ?? null, `body of ${name}`)
+      const path =
+        req.path ?? pattern.replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, (_, p: string) => encodeURIComponent(params[p] ?? ''))
+      return (await run('route', name, {
+        method,
+        path,
+        params,
+        query: req.query ?? {},
+        headers: req.headers ?? {},
+        body: req.body ?? null,
+      })) as RouteOutput
     },
     event: async (type, data, init = {}) => {
-      await run('event', type, { id: randomUUID(), tenantId, type, source: 'test', subject: null, time: new Date(clock).toISOString(), ...init, data })
+      await run('event', type, {
+        id: randomUUID(),
+        tenantId,
+        type,
+        source: 'test',
+        subject: null,
+        time: new Date(clock).toISOString(),
+        ...init,
+        data,
+      })
     },
     action: async (name, input) => (await run('action', name, input ?? null)) as never,
     step: async (name, input) => (await run('workflowStep', name, input ?? null)) as never,
@@ -235,19 +279,35 @@ function matches(record: Record<string, unknown>, filter: Record<string, unknown
       continue
     }
     const v = record[key]
-    const c = cond !== null && typeof cond === 'object' && !Array.isArray(cond) ? (cond as Record<string, unknown>) : { eq: cond }
+    const c =
+      cond !== null && typeof cond === 'object' && !Array.isArray(cond)
+        ? (cond as Record<string, unknown>)
+        : { eq: cond }
     for (const [op, x] of Object.entries(c)) {
       const ok =
-        op === 'eq' ? equal(v, x)
-        : op === 'ne' ? !equal(v, x)
-        : op === 'in' ? (x as unknown[]).some((y) => equal(v, y))
-        : op === 'lt' ? v !== undefined && v !== null && compare(v, x) < 0
-        : op === 'lte' ? v !== undefined && v !== null && compare(v, x) <= 0
-        : op === 'gt' ? v !== undefined && v !== null && compare(v, x) > 0
-        : op === 'gte' ? v !== undefined && v !== null && compare(v, x) >= 0
-        : op === 'prefix' ? typeof v === 'string' && v.startsWith(String(x))
-        : op === 'contains' ? (typeof v === 'string' ? v.includes(String(x)) : Array.isArray(v) ? v.some((y) => equal(y, x)) : false)
-        : false
+        op === 'eq'
+          ? equal(v, x)
+          : op === 'ne'
+            ? !equal(v, x)
+            : op === 'in'
+              ? (x as unknown[]).some((y) => equal(v, y))
+              : op === 'lt'
+                ? v !== undefined && v !== null && compare(v, x) < 0
+                : op === 'lte'
+                  ? v !== undefined && v !== null && compare(v, x) <= 0
+                  : op === 'gt'
+                    ? v !== undefined && v !== null && compare(v, x) > 0
+                    : op === 'gte'
+                      ? v !== undefined && v !== null && compare(v, x) >= 0
+                      : op === 'prefix'
+                        ? typeof v === 'string' && v.startsWith(String(x))
+                        : op === 'contains'
+                          ? typeof v === 'string'
+                            ? v.includes(String(x))
+                            : Array.isArray(v)
+                              ? v.some((y) => equal(y, x))
+                              : false
+                          : false
       if (!ok) return false
     }
   }

@@ -64,7 +64,15 @@ export type StepDirective =
   | { $workflow: 'next'; step: string; input?: JsonValue }
   | { $workflow: 'complete'; output?: JsonValue }
   | { $workflow: 'fail'; reason: string }
-  | { $workflow: 'wait'; event: string; match?: Record<string, JsonValue>; timeoutMs: number; next: string; onTimeout: string; input?: JsonValue }
+  | {
+      $workflow: 'wait'
+      event: string
+      match?: Record<string, JsonValue>
+      timeoutMs: number
+      next: string
+      onTimeout: string
+      input?: JsonValue
+    }
   | { $workflow: 'sleep'; ms: number; next: string; input?: JsonValue }
   | { $workflow: 'task'; task: HumanTaskSpec }
 
@@ -90,15 +98,30 @@ export interface WaitResult<I = JsonValue> {
 /** Builders of {@link StepDirective}s. */
 export const flow = {
   /** Go to `step` with `input`. */
-  next: (step: string, input?: JsonValue): StepDirective => ({ $workflow: 'next', step, ...(input === undefined ? {} : { input }) }),
+  next: (step: string, input?: JsonValue): StepDirective => ({
+    $workflow: 'next',
+    step,
+    ...(input === undefined ? {} : { input }),
+  }),
   /** End the workflow successfully. */
-  complete: (output?: JsonValue): StepDirective => ({ $workflow: 'complete', ...(output === undefined ? {} : { output }) }),
+  complete: (output?: JsonValue): StepDirective => ({
+    $workflow: 'complete',
+    ...(output === undefined ? {} : { output }),
+  }),
   /** End the workflow as failed (compensations run). */
   fail: (reason: string): StepDirective => ({ $workflow: 'fail', reason }),
   /** Wait for an event of the tenant (`match`: fields of its data that must be equal). */
-  waitForEvent: (event: string, opts: { match?: Record<string, JsonValue>; timeoutMs: number; next: string; onTimeout: string; input?: JsonValue }): StepDirective => ({ $workflow: 'wait', event, ...opts }),
+  waitForEvent: (
+    event: string,
+    opts: { match?: Record<string, JsonValue>; timeoutMs: number; next: string; onTimeout: string; input?: JsonValue },
+  ): StepDirective => ({ $workflow: 'wait', event, ...opts }),
   /** Resume at `next` after `ms`. */
-  sleep: (ms: number, next: string, input?: JsonValue): StepDirective => ({ $workflow: 'sleep', ms, next, ...(input === undefined ? {} : { input }) }),
+  sleep: (ms: number, next: string, input?: JsonValue): StepDirective => ({
+    $workflow: 'sleep',
+    ms,
+    next,
+    ...(input === undefined ? {} : { input }),
+  }),
   /** Ask a person. */
   task: (task: HumanTaskSpec): StepDirective => ({ $workflow: 'task', task }),
 }

@@ -7,18 +7,40 @@ import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
 
 const src = fileURLToPath(new URL('../src', import.meta.url))
-const files = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []))
+const files = (dir: string): string[] =>
+  readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  )
 
 t.test('plugin-sdk imports no other Trellis package', async (t) => {
   for (const file of files(src)) {
     const imports = [...readFileSync(file, 'utf8').matchAll(/(?:from|import)\s*\(?\s*'([^']+)'/g)].map((m) => m[1]!)
-    const ours = imports.filter((i) => (i.startsWith('@trellis/') && !i.startsWith('@trellis/plugin-sdk')) || /^(\.\.\/){2,}/.test(i))
+    const ours = imports.filter(
+      (i) => (i.startsWith('@trellis/') && !i.startsWith('@trellis/plugin-sdk')) || /^(\.\.\/){2,}/.test(i),
+    )
     t.same(ours, [], relative(src, file))
   }
 })
 
 t.test('the isolate-safe entry bundles without Node built-ins or the Node-only modules', async (t) => {
-  const out = await build({ entryPoints: [join(src, 'plugin.ts')], bundle: true, platform: 'neutral', format: 'cjs', write: false, metafile: true, logLevel: 'silent' })
+  const out = await build({
+    entryPoints: [join(src, 'plugin.ts')],
+    bundle: true,
+    platform: 'neutral',
+    format: 'cjs',
+    write: false,
+    metafile: true,
+    logLevel: 'silent',
+  })
   const inputs = Object.keys(out.metafile.inputs).map((p) => p.replace(/^.*plugin-sdk\/src\//, ''))
-  t.same(inputs.sort(), ['capabilities.ts', 'define-plugin.ts', 'errors.ts', 'plugin.ts', 'protocol.ts', 'runtime.ts', 'sdk-errors.ts', 'workflow.ts'])
+  t.same(inputs.sort(), [
+    'capabilities.ts',
+    'define-plugin.ts',
+    'errors.ts',
+    'plugin.ts',
+    'protocol.ts',
+    'runtime.ts',
+    'sdk-errors.ts',
+    'workflow.ts',
+  ])
 })

@@ -34,27 +34,71 @@ t.test('internal destinations are named, public ones are not', async (t) => {
   t.equal(reason('db.internal'), 'internal name')
   t.equal(reason('printer.local'), 'internal name')
   t.equal(reason('redis'), 'internal name')
-  for (const pub of ['api.example.com', '8.8.8.8', '*.example.com', '*', '[2606:4700::1111]', '172.32.0.1']) t.equal(internalFetchTarget(pub), undefined, pub)
+  for (const pub of ['api.example.com', '8.8.8.8', '*.example.com', '*', '[2606:4700::1111]', '172.32.0.1'])
+    t.equal(internalFetchTarget(pub), undefined, pub)
 })
 
 t.test('the operator allow-list decides what stays grantable', async (t) => {
   const caps = ['data', 'http:fetch:api.example.com,127.0.0.1:8080,169.254.169.254', 'http:fetch:localhost']
-  t.same(internalFetchTargets(caps).map((x) => x.entry), ['127.0.0.1:8080', '169.254.169.254', 'localhost'])
-  t.same(internalFetchTargets(caps, (x) => x.address === '127.0.0.1').map((x) => x.entry), ['169.254.169.254'])
+  t.same(
+    internalFetchTargets(caps).map((x) => x.entry),
+    ['127.0.0.1:8080', '169.254.169.254', 'localhost'],
+  )
+  t.same(
+    internalFetchTargets(caps, (x) => x.address === '127.0.0.1').map((x) => x.entry),
+    ['169.254.169.254'],
+  )
 })
 
 t.test('subscriptions: reserved namespaces, broad patterns, foreign wildcards, unknown namespaces', async (t) => {
-  const m = (subs: string[]) => ({ name: '@acme/notes', capabilities: subs.map((s) => `events:subscribe:${s}`), events: { emits: { 'notes.note.created': {} } } })
-  const rules = (subs: string[], declared = new Set(['orders'])) => subscriptionFindings(m(subs), declared).map((f) => `${f.rule} ${f.pattern}`)
-  t.same(rules(['notes.**', 'notes.note.created', 'orders.order.placed']), [], 'its own namespace and a declared event type pass')
-  t.same(rules(['kernel.*', 'marketplace.version.approved', 'audit.**', 'workflow.task.created']), ['reserved kernel.*', 'reserved marketplace.version.approved', 'reserved audit.**', 'reserved workflow.task.created'])
-  t.same(rules(['**', '*.order.placed', 'orders.**', 'orders.*.placed', 'ghost.thing.done']), ['everything **', 'any-namespace *.order.placed', 'other-namespace-wildcard orders.**', 'other-namespace-wildcard orders.*.placed', 'unknown-namespace ghost.thing.done'])
-  t.same(subscriptionFindings({ name: '@acme/x', capabilities: [], events: { subscribes: ['kernel.tenant.created'] } }).map((f) => f.rule), ['reserved'], 'events.subscribes counts too')
+  const m = (subs: string[]) => ({
+    name: '@acme/notes',
+    capabilities: subs.map((s) => `events:subscribe:${s}`),
+    events: { emits: { 'notes.note.created': {} } },
+  })
+  const rules = (subs: string[], declared = new Set(['orders'])) =>
+    subscriptionFindings(m(subs), declared).map((f) => `${f.rule} ${f.pattern}`)
+  t.same(
+    rules(['notes.**', 'notes.note.created', 'orders.order.placed']),
+    [],
+    'its own namespace and a declared event type pass',
+  )
+  t.same(rules(['kernel.*', 'marketplace.version.approved', 'audit.**', 'workflow.task.created']), [
+    'reserved kernel.*',
+    'reserved marketplace.version.approved',
+    'reserved audit.**',
+    'reserved workflow.task.created',
+  ])
+  t.same(rules(['**', '*.order.placed', 'orders.**', 'orders.*.placed', 'ghost.thing.done']), [
+    'everything **',
+    'any-namespace *.order.placed',
+    'other-namespace-wildcard orders.**',
+    'other-namespace-wildcard orders.*.placed',
+    'unknown-namespace ghost.thing.done',
+  ])
+  t.same(
+    subscriptionFindings({ name: '@acme/x', capabilities: [], events: { subscribes: ['kernel.tenant.created'] } }).map(
+      (f) => f.rule,
+    ),
+    ['reserved'],
+    'events.subscribes counts too',
+  )
 })
 
 t.test('the lint warns early about what the marketplace will refuse', async (t) => {
   const { lintPlugin } = await import('../src/index.js')
-  const manifest = { name: '@acme/x', version: '1.0.0', engines: { trellis: '*' }, capabilities: ['http:fetch:169.254.169.254', 'events:subscribe:kernel.*', 'events:subscribe:**'] } as never
+  const manifest = {
+    name: '@acme/x',
+    version: '1.0.0',
+    engines: { trellis: '*' },
+    capabilities: ['http:fetch:169.254.169.254', 'events:subscribe:kernel.*', 'events:subscribe:**'],
+  } as never
   const lint = lintPlugin({ manifest, entries: { routes: [], events: [], actions: [], workflows: [] } as never })
-  t.same(lint.warnings.map((w) => w.rule).filter((r) => r !== 'capability-unused').sort(), ['http-fetch-internal', 'subscribe-broad', 'subscribe-reserved'])
+  t.same(
+    lint.warnings
+      .map((w) => w.rule)
+      .filter((r) => r !== 'capability-unused')
+      .sort(),
+    ['http-fetch-internal', 'subscribe-broad', 'subscribe-reserved'],
+  )
 })

@@ -19,11 +19,20 @@ t.teardown(() => rm(root, { recursive: true, force: true }))
 const keysDir = join(root, 'keys')
 const dir = join(root, 'widgets')
 
-function cli(args: string[], cwd = root, env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function cli(
+  args: string[],
+  cwd = root,
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { cwd, env: { ...process.env, TRELLIS_KEYS_DIR: keysDir, ...env } }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr })
-    })
+    execFile(
+      process.execPath,
+      [bin, ...args],
+      { cwd, env: { ...process.env, TRELLIS_KEYS_DIR: keysDir, ...env } },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr })
+      },
+    )
   })
 }
 
@@ -32,7 +41,12 @@ async function cliIn(args: string[], cwd = root): Promise<{ code: number; stdout
   let stdout = ''
   let stderr = ''
   process.env.TRELLIS_KEYS_DIR = keysDir
-  const code = await runCli(args, { cwd, stdinIsTTY: false, stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s) })
+  const code = await runCli(args, {
+    cwd,
+    stdinIsTTY: false,
+    stdout: (s) => void (stdout += s),
+    stderr: (s) => void (stderr += s),
+  })
   return { code, stdout, stderr }
 }
 
@@ -65,7 +79,15 @@ t.test('create scaffolds a template without prompting when stdin is not a TTY', 
   t.equal(res.code, 0, res.stderr)
   const out = JSON.parse(res.stdout)
   t.same(out.ok, true)
-  t.same(out.files.sort(), ['.gitignore', 'README.md', 'package.json', 'src/index.ts', 'test/plugin.test.ts', 'trellis.plugin.json', 'tsconfig.json'])
+  t.same(out.files.sort(), [
+    '.gitignore',
+    'README.md',
+    'package.json',
+    'src/index.ts',
+    'test/plugin.test.ts',
+    'trellis.plugin.json',
+    'tsconfig.json',
+  ])
   const manifest = JSON.parse(await readFile(join(dir, 'trellis.plugin.json'), 'utf8'))
   t.equal(manifest.name, '@acme/widgets')
   t.equal(manifest.description, 'Widgets for wholesalers')
@@ -79,33 +101,55 @@ t.test('on a TTY, create prompts only for what the flags did not give', async (t
   const answers = ['', '@acme/asked', '']
   const prompt = async (q: string) => (asked.push(q), answers.shift() ?? '')
   let stdout = ''
-  const code = await runCli(['create', '--description', 'Given by flag'], { cwd: root, stdinIsTTY: true, prompt, stdout: (s) => void (stdout += s), stderr: () => {} })
+  const code = await runCli(['create', '--description', 'Given by flag'], {
+    cwd: root,
+    stdinIsTTY: true,
+    prompt,
+    stdout: (s) => void (stdout += s),
+    stderr: () => {},
+  })
   t.equal(code, 0, stdout)
-  t.same(asked, ['Plugin name (@scope/name): ', 'Plugin name (@scope/name): ', 'Directory (./asked): '], 'asks again for an empty name; never for the description')
+  t.same(
+    asked,
+    ['Plugin name (@scope/name): ', 'Plugin name (@scope/name): ', 'Directory (./asked): '],
+    'asks again for an empty name; never for the description',
+  )
   t.equal(JSON.parse(await readFile(join(root, 'asked', 'trellis.plugin.json'), 'utf8')).description, 'Given by flag')
   asked.length = 0
-  t.equal(await runCli(['create', '@acme/flagged', '--yes'], { cwd: root, stdinIsTTY: true, prompt, stdout: () => {}, stderr: () => {} }), 0)
+  t.equal(
+    await runCli(['create', '@acme/flagged', '--yes'], {
+      cwd: root,
+      stdinIsTTY: true,
+      prompt,
+      stdout: () => {},
+      stderr: () => {},
+    }),
+    0,
+  )
   t.same(asked, [], '--yes never prompts')
   await rm(join(root, 'asked'), { recursive: true })
   await rm(join(root, 'flagged'), { recursive: true })
 })
 
-t.test("trellis-plugin test runs the template's tests against the real kernel, and fails when the plugin breaks", async (t) => {
-  await mkdir(join(dir, 'node_modules', '@trellis'), { recursive: true })
-  await symlink(join(repoModules, '@trellis', 'plugin-sdk'), join(dir, 'node_modules', '@trellis', 'plugin-sdk'))
-  await symlink(join(repoModules, '@trellis', 'core'), join(dir, 'node_modules', '@trellis', 'core'))
-  const res = await cli(['test'], dir)
-  t.equal(res.code, 0, res.stdout + res.stderr)
-  t.match(res.stdout, /# pass 3/)
-  t.match(res.stdout, /# fail 0/)
-  const src = join(dir, 'src', 'index.ts')
-  const original = await readFile(src, 'utf8')
-  await writeFile(src, original.replace('{ announced: true }', '{ announced: false }'))
-  const broken = await cli(['test'], dir)
-  await writeFile(src, original)
-  t.equal(broken.code, 1, 'a broken event handler fails the tests')
-  t.match(broken.stdout, /# fail 1/)
-})
+t.test(
+  "trellis-plugin test runs the template's tests against the real kernel, and fails when the plugin breaks",
+  async (t) => {
+    await mkdir(join(dir, 'node_modules', '@trellis'), { recursive: true })
+    await symlink(join(repoModules, '@trellis', 'plugin-sdk'), join(dir, 'node_modules', '@trellis', 'plugin-sdk'))
+    await symlink(join(repoModules, '@trellis', 'core'), join(dir, 'node_modules', '@trellis', 'core'))
+    const res = await cli(['test'], dir)
+    t.equal(res.code, 0, res.stdout + res.stderr)
+    t.match(res.stdout, /# pass 3/)
+    t.match(res.stdout, /# fail 0/)
+    const src = join(dir, 'src', 'index.ts')
+    const original = await readFile(src, 'utf8')
+    await writeFile(src, original.replace('{ announced: true }', '{ announced: false }'))
+    const broken = await cli(['test'], dir)
+    await writeFile(src, original)
+    t.equal(broken.code, 1, 'a broken event handler fails the tests')
+    t.match(broken.stdout, /# fail 1/)
+  },
+)
 
 t.test('build writes one bundle and its source map', async (t) => {
   const res = await cli(['build', '--json'], dir)
@@ -118,15 +162,23 @@ t.test('build writes one bundle and its source map', async (t) => {
   t.notMatch(code, /require\(/, 'no require() in the bundle')
   const map = JSON.parse(await readFile(join(dir, 'dist', 'plugin.js.map'), 'utf8'))
   t.ok(map.sources.includes('../src/index.ts'))
-  t.notOk(map.sources.some((s: string) => s.includes(repoModules) || s.startsWith('../../')), 'no paths of the machine that built it')
+  t.notOk(
+    map.sources.some((s: string) => s.includes(repoModules) || s.startsWith('../../')),
+    'no paths of the machine that built it',
+  )
   const human = await cliIn(['build'], dir)
-  t.match(human.stdout, /built dist\/plugin\.js .*\n  route: POST \/items\n  event: widgets\.item\.created/)
+  t.match(human.stdout, /built dist\/plugin\.js .*\n {2}route: POST \/items\n {2}event: widgets\.item\.created/)
 })
 
 t.test('validate passes the template and fails drift with exit code 3', async (t) => {
   const ok = await cli(['validate', '--json'], dir)
   t.equal(ok.code, 0, ok.stdout + ok.stderr)
-  t.same(JSON.parse(ok.stdout), { ok: true, errors: [], warnings: [], entries: { route: ['POST /items'], event: ['widgets.item.created'] } })
+  t.same(JSON.parse(ok.stdout), {
+    ok: true,
+    errors: [],
+    warnings: [],
+    entries: { route: ['POST /items'], event: ['widgets.item.created'] },
+  })
   const manifestPath = join(dir, 'trellis.plugin.json')
   const original = await readFile(manifestPath, 'utf8')
   const m = JSON.parse(original)
@@ -136,7 +188,10 @@ t.test('validate passes the template and fails drift with exit code 3', async (t
   await writeFile(manifestPath, JSON.stringify(m))
   const bad = await cliIn(['validate', '--json'], dir)
   t.equal(bad.code, 3)
-  t.same(JSON.parse(bad.stdout).errors.map((e: { pointer: string; rule: string }) => [e.pointer, e.rule]), [['/version', 'semver']])
+  t.same(
+    JSON.parse(bad.stdout).errors.map((e: { pointer: string; rule: string }) => [e.pointer, e.rule]),
+    [['/version', 'semver']],
+  )
   m.version = '0.2.0'
   await writeFile(manifestPath, JSON.stringify(m))
   const lint = await cliIn(['validate'], dir)
@@ -183,10 +238,22 @@ t.test('pack writes a signed tarball holding exactly the package files', async (
   t.equal(sums.length, 3)
   for (const line of sums) {
     const [hash, path] = line.split('  ') as [string, string]
-    t.equal(createHash('sha256').update(await readFile(join(unpacked, path))).digest('hex'), hash, `SHA256SUMS matches ${path}`)
+    t.equal(
+      createHash('sha256')
+        .update(await readFile(join(unpacked, path)))
+        .digest('hex'),
+      hash,
+      `SHA256SUMS matches ${path}`,
+    )
   }
-  t.equal(await readFile(join(unpacked, 'dist', 'plugin.js'), 'utf8'), await readFile(join(dir, 'dist', 'plugin.js'), 'utf8'))
-  t.equal(await readFile(join(unpacked, 'trellis.plugin.json'), 'utf8'), await readFile(join(dir, 'trellis.plugin.json'), 'utf8'))
+  t.equal(
+    await readFile(join(unpacked, 'dist', 'plugin.js'), 'utf8'),
+    await readFile(join(dir, 'dist', 'plugin.js'), 'utf8'),
+  )
+  t.equal(
+    await readFile(join(unpacked, 'trellis.plugin.json'), 'utf8'),
+    await readFile(join(dir, 'trellis.plugin.json'), 'utf8'),
+  )
 
   const signature = Buffer.from((await readFile(out.signaturePath, 'utf8')).trim(), 'base64')
   const publicKey = createPublicKey(await readFile(join(keysDir, 'signing-key.pub.pem'), 'utf8'))
@@ -194,8 +261,20 @@ t.test('pack writes a signed tarball holding exactly the package files', async (
   const tampered = Buffer.from(tgz)
   tampered[tampered.length - 10] ^= 0x01
   t.notOk(verify(null, tampered, publicKey, signature), 'and fails over tampered bytes')
-  t.ok(verifyPackageSignature(tgz, signature.toString('base64'), publicKey.export({ format: 'pem', type: 'spki' }) as string))
-  t.notOk(verifyPackageSignature(tampered, signature.toString('base64'), publicKey.export({ format: 'pem', type: 'spki' }) as string))
+  t.ok(
+    verifyPackageSignature(
+      tgz,
+      signature.toString('base64'),
+      publicKey.export({ format: 'pem', type: 'spki' }) as string,
+    ),
+  )
+  t.notOk(
+    verifyPackageSignature(
+      tampered,
+      signature.toString('base64'),
+      publicKey.export({ format: 'pem', type: 'spki' }) as string,
+    ),
+  )
 
   const second = await cliIn(['pack', '--json'], dir)
   t.equal(JSON.parse(second.stdout).sha256, out.sha256, 'packing is reproducible')
@@ -208,13 +287,28 @@ t.test('pack refuses a plugin that fails validation, and a key others can read',
   t.match(loose.stderr, /SDK_ERR_KEY_INVALID.*readable by others/)
   const src = join(dir, 'src', 'index.ts')
   const original = await readFile(src, 'utf8')
-  await writeFile(src, original.replace("routes: { 'POST /items': createItem },", "routes: { 'POST /items': createItem, 'DELETE /items/:id': async () => ({ status: 204 }) },"))
+  await writeFile(
+    src,
+    original.replace(
+      "routes: { 'POST /items': createItem },",
+      "routes: { 'POST /items': createItem, 'DELETE /items/:id': async () => ({ status: 204 }) },",
+    ),
+  )
   const res = await cliIn(['pack', '--json'], dir)
   t.equal(res.code, 3)
   const out = JSON.parse(res.stdout)
   t.equal(out.error.code, 'SDK_ERR_VALIDATION_FAILED')
-  t.same(out.errors.map((e: { rule: string }) => e.rule), ['route-undeclared'])
-  await writeFile(src, original.replace("import { collection, definePlugin } from '@trellis/plugin-sdk'", "import { collection, definePlugin } from '@trellis/plugin-sdk'\nimport { readFileSync } from 'node:fs'\nvoid readFileSync"))
+  t.same(
+    out.errors.map((e: { rule: string }) => e.rule),
+    ['route-undeclared'],
+  )
+  await writeFile(
+    src,
+    original.replace(
+      "import { collection, definePlugin } from '@trellis/plugin-sdk'",
+      "import { collection, definePlugin } from '@trellis/plugin-sdk'\nimport { readFileSync } from 'node:fs'\nvoid readFileSync",
+    ),
+  )
   const nodeApi = await cliIn(['build'], dir)
   t.equal(nodeApi.code, 1)
   t.match(nodeApi.stderr, /SDK_ERR_BUILD_FAILED.*node:fs/s)

@@ -1,8 +1,6 @@
 // The SDK's in-memory test host: the reference semantics of the host-call protocol (queries,
 // optimistic versions, capability checks) that plugin authors' unit tests run against.
 import t from 'tap'
-import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { collection, createTestHost, definePlugin } from '../src/index.js'
 import type { PluginContext, PluginManifest, Query } from '../src/index.js'
 
@@ -18,24 +16,50 @@ const manifest: PluginManifest = {
   name: '@acme/parts',
   version: '1.0.0',
   engines: { trellis: '^0.1.0' },
-  capabilities: ['data', 'events:emit:parts.part.*', 'http:fetch:api.example.com', 'secrets', 'plugins:call:@acme/pricing#quote'],
+  capabilities: [
+    'data',
+    'events:emit:parts.part.*',
+    'http:fetch:api.example.com',
+    'secrets',
+    'plugins:call:@acme/pricing#quote',
+  ],
   collections: {
     parts: {
       schema: {
         type: 'object',
         required: ['sku', 'qty'],
-        properties: { sku: { type: 'string', minLength: 1 }, qty: { type: 'integer', minimum: 0 }, tags: { type: 'array', items: { type: 'string' } }, note: { type: 'string' } },
+        properties: {
+          sku: { type: 'string', minLength: 1 },
+          qty: { type: 'integer', minimum: 0 },
+          tags: { type: 'array', items: { type: 'string' } },
+          note: { type: 'string' },
+        },
       },
     },
   },
-  events: { emits: { 'parts.part.restocked': { schema: { type: 'object', required: ['at'], properties: { at: { type: 'integer' } } } } } },
-  routes: [{ method: 'POST', path: '/parts', request: { body: { type: 'object', required: ['sku'], properties: { sku: { type: 'string' } } } } }],
+  events: {
+    emits: {
+      'parts.part.restocked': { schema: { type: 'object', required: ['at'], properties: { at: { type: 'integer' } } } },
+    },
+  },
+  routes: [
+    {
+      method: 'POST',
+      path: '/parts',
+      request: { body: { type: 'object', required: ['sku'], properties: { sku: { type: 'string' } } } },
+    },
+  ],
 }
 
 const plugin = definePlugin({
   manifest,
   collections: { parts: collection<Part>() },
-  routes: { 'POST /parts': async (req: { body: Part }, ctx: Ctx) => ({ status: 201, body: await ctx.data.parts.insert({ sku: req.body.sku, qty: 1 }) }) },
+  routes: {
+    'POST /parts': async (req: { body: Part }, ctx: Ctx) => ({
+      status: 201,
+      body: await ctx.data.parts.insert({ sku: req.body.sku, qty: 1 }),
+    }),
+  },
   actions: {
     emitBad: async (_: unknown, ctx: Ctx) => ctx.events.emit('parts.part.restocked', { at: 'noon' }),
     insertBad: async (_: unknown, ctx: Ctx) => ctx.data.parts.insert({ sku: '', qty: -1 }),
@@ -45,7 +69,8 @@ const plugin = definePlugin({
       return null
     },
     find: async (q: Query<Part>, ctx: Ctx) => ctx.data.parts.find(q),
-    bump: async (input: { id: string; version: number }, ctx: Ctx) => ctx.data.parts.update(input.id, { qty: 99 }, input.version),
+    bump: async (input: { id: string; version: number }, ctx: Ctx) =>
+      ctx.data.parts.update(input.id, { qty: 99 }, input.version),
     emit: async (type: string, ctx: Ctx) => ctx.events.emit(type, { at: 1 }),
     fetch: async (url: string, ctx: Ctx) => (await ctx.http.fetch(url)).status,
     secret: async (name: string, ctx: Ctx) => ctx.secrets.get(name),
@@ -80,15 +105,27 @@ t.test('queries: operators, and/or, sort, limit and cursor', async (t) => {
   t.same(await skus({ where: { sku: { prefix: 'A-' } } }), ['A-1', 'A-2'])
   t.same(await skus({ where: { tags: { contains: 'steel' } } }), ['A-1', 'A-2'], 'contains on an array is membership')
   t.same(await skus({ where: { note: { contains: 'contin' } } }), ['B-1'], 'contains on a string is a substring')
-  t.same(await skus({ where: { note: { eq: null } } as never }), ['A-1', 'A-2', 'VIP-1', 'C-1'], 'a missing field is null')
+  t.same(
+    await skus({ where: { note: { eq: null } } as never }),
+    ['A-1', 'A-2', 'VIP-1', 'C-1'],
+    'a missing field is null',
+  )
   t.same(await skus({ where: { note: { gt: '' } } }), ['B-1'], 'ordering never matches a missing field')
   t.same(await skus({ where: { or: [{ sku: { prefix: 'VIP-' } }, { qty: { gte: 30 } }] } }), ['VIP-1', 'C-1'])
-  t.same(await skus({ where: { and: [{ qty: { gte: 5 } }, { tags: { contains: 'steel' } }], or: [{ sku: 'A-2' }, { sku: 'C-1' }] } }), ['A-2'])
+  t.same(
+    await skus({
+      where: { and: [{ qty: { gte: 5 } }, { tags: { contains: 'steel' } }], or: [{ sku: 'A-2' }, { sku: 'C-1' }] },
+    }),
+    ['A-2'],
+  )
   t.same(await skus({ sort: [{ field: 'qty', direction: 'desc' }] }), ['C-1', 'A-2', 'A-1', 'VIP-1', 'B-1'])
   const pages: string[][] = []
   let cursor: string | undefined
   do {
-    const page = (await host.action('find', { sort: [{ field: 'sku' }], limit: 2, ...(cursor ? { cursor } : {}) })) as { items: Part[]; nextCursor: string | null }
+    const page = (await host.action('find', { sort: [{ field: 'sku' }], limit: 2, ...(cursor ? { cursor } : {}) })) as {
+      items: Part[]
+      nextCursor: string | null
+    }
     pages.push(page.items.map((p) => p.sku))
     cursor = page.nextCursor ?? undefined
   } while (cursor)
@@ -116,8 +153,16 @@ t.test('capabilities are checked the way the kernel checks them', async (t) => {
   t.match(await host.action('emit', 'parts.part.restocked'), { id: /^[0-9a-f-]{36}$/ })
   t.same(host.emitted, [{ type: 'parts.part.restocked', data: { at: 1 } }])
   await t.rejects(host.action('emit', 'orders.order.placed'), { code: 'KRN_ERR_CAPABILITY_DENIED' })
-  await t.rejects(host.action('emit', 'parts.part.lost'), { code: 'KRN_ERR_VALIDATION_FAILED' }, 'allowed by the pattern but not declared in events.emits')
-  await t.rejects(host.action('emit', 'parts.part.restocked.late'), { code: 'KRN_ERR_CAPABILITY_DENIED' }, '* is one segment')
+  await t.rejects(
+    host.action('emit', 'parts.part.lost'),
+    { code: 'KRN_ERR_VALIDATION_FAILED' },
+    'allowed by the pattern but not declared in events.emits',
+  )
+  await t.rejects(
+    host.action('emit', 'parts.part.restocked.late'),
+    { code: 'KRN_ERR_CAPABILITY_DENIED' },
+    '* is one segment',
+  )
   t.equal(await host.action('fetch', 'https://api.example.com/ok'), 200)
   await t.rejects(host.action('fetch', 'https://api.example.com:8443/ok'), { code: 'KRN_ERR_CAPABILITY_DENIED' })
   await t.rejects(host.action('fetch', 'https://evil.example.net/'), { code: 'KRN_ERR_CAPABILITY_DENIED' })
@@ -127,7 +172,19 @@ t.test('capabilities are checked the way the kernel checks them', async (t) => {
   await t.rejects(host.action('tax'), { code: 'KRN_ERR_CAPABILITY_DENIED' })
   t.same(
     host.calls.map((c) => c.op),
-    ['events.emit', 'events.emit', 'events.emit', 'events.emit', 'http.fetch', 'http.fetch', 'http.fetch', 'secrets.get', 'secrets.get', 'plugins.call', 'plugins.call'],
+    [
+      'events.emit',
+      'events.emit',
+      'events.emit',
+      'events.emit',
+      'http.fetch',
+      'http.fetch',
+      'http.fetch',
+      'secrets.get',
+      'secrets.get',
+      'plugins.call',
+      'plugins.call',
+    ],
     'every call is recorded, refused ones too',
   )
 
@@ -138,12 +195,22 @@ t.test('capabilities are checked the way the kernel checks them', async (t) => {
 
 t.test('records, emitted events and route bodies are validated against the manifest schemas', async (t) => {
   const host = createTestHost(plugin)
-  await t.rejects(host.action('insertBad'), { code: 'KRN_ERR_VALIDATION_FAILED', status: 400, details: { problems: [{ pointer: '/sku' }, { pointer: '/qty' }] } })
+  await t.rejects(host.action('insertBad'), {
+    code: 'KRN_ERR_VALIDATION_FAILED',
+    status: 400,
+    details: { problems: [{ pointer: '/sku' }, { pointer: '/qty' }] },
+  })
   await host.action('seed', [parts[0]])
   const [stored] = host.collections.get('parts')!.values()
-  await t.rejects(host.action('patchBad', stored!.id), { code: 'KRN_ERR_VALIDATION_FAILED', details: { problems: [{ pointer: '/qty' }] } })
+  await t.rejects(host.action('patchBad', stored!.id), {
+    code: 'KRN_ERR_VALIDATION_FAILED',
+    details: { problems: [{ pointer: '/qty' }] },
+  })
   t.equal(host.collections.get('parts')!.get(stored!.id)!.version, 1, 'nothing was written')
-  await t.rejects(host.action('emitBad'), { code: 'KRN_ERR_VALIDATION_FAILED', details: { problems: [{ pointer: '/at' }] } })
+  await t.rejects(host.action('emitBad'), {
+    code: 'KRN_ERR_VALIDATION_FAILED',
+    details: { problems: [{ pointer: '/at' }] },
+  })
   t.same(host.emitted, [])
   await t.rejects(host.route('POST /parts', { body: { qty: 1 } }), { code: 'KRN_ERR_VALIDATION_FAILED' })
   t.equal((await host.route('POST /parts', { body: { sku: 'N-1' } })).status, 201)
@@ -151,11 +218,24 @@ t.test('records, emitted events and route bodies are validated against the manif
 
 t.test('host calls that break the protocol are refused before anything runs', async (t) => {
   const host = createTestHost(plugin)
-  await t.rejects(host.call('data.drop', { collection: 'parts' }), { code: 'KRN_ERR_VALIDATION_FAILED', message: /unknown host operation/ })
-  await t.rejects(host.call('data.update', { collection: 'parts', id: 'x', patch: {}, expectedVersion: '1' }), { code: 'KRN_ERR_VALIDATION_FAILED', details: { problems: [{ pointer: '/expectedVersion' }] } })
-  await t.rejects(host.call('data.find', { collection: 'parts', query: { where: { qty: { between: [1, 2] } } } }), { code: 'KRN_ERR_VALIDATION_FAILED' })
-  await t.rejects(host.call('http.fetch', { url: 'file:///etc/passwd', method: 'GET', headers: {}, body: null }), { code: 'KRN_ERR_VALIDATION_FAILED', details: { problems: [{ pointer: '/url' }] } })
-  await t.rejects(host.call('events.emit', { type: 'parts.part.restocked', data: { at: 1 }, extra: true }), { code: 'KRN_ERR_VALIDATION_FAILED' })
+  await t.rejects(host.call('data.drop', { collection: 'parts' }), {
+    code: 'KRN_ERR_VALIDATION_FAILED',
+    message: /unknown host operation/,
+  })
+  await t.rejects(host.call('data.update', { collection: 'parts', id: 'x', patch: {}, expectedVersion: '1' }), {
+    code: 'KRN_ERR_VALIDATION_FAILED',
+    details: { problems: [{ pointer: '/expectedVersion' }] },
+  })
+  await t.rejects(host.call('data.find', { collection: 'parts', query: { where: { qty: { between: [1, 2] } } } }), {
+    code: 'KRN_ERR_VALIDATION_FAILED',
+  })
+  await t.rejects(host.call('http.fetch', { url: 'file:///etc/passwd', method: 'GET', headers: {}, body: null }), {
+    code: 'KRN_ERR_VALIDATION_FAILED',
+    details: { problems: [{ pointer: '/url' }] },
+  })
+  await t.rejects(host.call('events.emit', { type: 'parts.part.restocked', data: { at: 1 }, extra: true }), {
+    code: 'KRN_ERR_VALIDATION_FAILED',
+  })
   t.same(host.emitted, [])
   t.equal(host.collections.get('parts')!.size, 0)
 })

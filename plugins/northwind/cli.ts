@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url'
 import { csvTotals, importNorthwind, pluginTotals, readNorthwind } from './import.js'
 
 const DEFAULT_DATA = join(dirname(fileURLToPath(import.meta.url)), 'data')
-const USAGE = 'usage: node --import tsx plugins/northwind/cli.ts --url <api origin> --token <token> [--data <dir>] [--orders <n>] [--check]'
+const USAGE =
+  'usage: node --import tsx plugins/northwind/cli.ts --url <api origin> --token <token> [--data <dir>] [--orders <n>] [--check]'
 
 const { values } = parseArgs({
   options: {
@@ -30,7 +31,13 @@ const dataDir = values.data ?? DEFAULT_DATA
 const token = values.token
 
 try {
-  const result = await importNorthwind({ baseUrl: values.url, token, dataDir, ...(orders ? { orders } : {}), log: (l) => console.log(l) })
+  const result = await importNorthwind({
+    baseUrl: values.url,
+    token,
+    dataDir,
+    ...(orders ? { orders } : {}),
+    log: (l) => console.log(l),
+  })
   console.log(JSON.stringify(result, null, 2))
   if (values.check) {
     const origin = values.url.replace(/\/+$/, '')
@@ -39,8 +46,13 @@ try {
       return { status: res.status, body: await res.json() }
     })
     const want = csvTotals(await readNorthwind(dataDir, orders))
-    const same = got.total === want.total && JSON.stringify(got.byCustomer) === JSON.stringify(want.byCustomer) && JSON.stringify(got.byProduct) === JSON.stringify(want.byProduct)
-    console.log(`sales total: plugins ${got.total}, CSV ${want.total}; per customer and per product ${same ? 'equal' : 'DIFFERENT'}`)
+    const same =
+      got.total === want.total &&
+      JSON.stringify(got.byCustomer) === JSON.stringify(want.byCustomer) &&
+      JSON.stringify(got.byProduct) === JSON.stringify(want.byProduct)
+    console.log(
+      `sales total: plugins ${got.total}, CSV ${want.total}; per customer and per product ${same ? 'equal' : 'DIFFERENT'}`,
+    )
     if (!same) process.exit(1)
   }
 } catch (err) {

@@ -86,7 +86,8 @@ export function parseCsv(text: string): Array<Record<string, string>> {
 }
 
 const csvField = (v: string) => (/[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v)
-const toCsv = (header: string[], rows: string[][]) => [header.join(','), ...rows.map((r) => r.map(csvField).join(','))].join('\n') + '\n'
+const toCsv = (header: string[], rows: string[][]) =>
+  `${[header.join(','), ...rows.map((r) => r.map(csvField).join(','))].join('\n')}\n`
 
 export interface NorthwindData {
   categories: Array<Record<string, string>>
@@ -103,9 +104,18 @@ export async function readNorthwind(dataDir: string, orders?: number): Promise<N
   const [categories, suppliers, products, customers, allOrders, allDetails] = await Promise.all(
     ['categories.csv', 'suppliers.csv', 'products.csv', 'customers.csv', 'orders.csv', 'order_details.csv'].map(read),
   )
-  const sorted = allOrders!.sort((a, b) => Number(a.order_id) - Number(b.order_id)).slice(0, orders ?? allOrders!.length)
+  const sorted = allOrders!
+    .sort((a, b) => Number(a.order_id) - Number(b.order_id))
+    .slice(0, orders ?? allOrders!.length)
   const ids = new Set(sorted.map((o) => o.order_id))
-  return { categories: categories!, suppliers: suppliers!, products: products!, customers: customers!, orders: sorted, details: allDetails!.filter((d) => ids.has(d.order_id)) }
+  return {
+    categories: categories!,
+    suppliers: suppliers!,
+    products: products!,
+    customers: customers!,
+    orders: sorted,
+    details: allDetails!.filter((d) => ids.has(d.order_id)),
+  }
 }
 
 export const skuOf = (productId: string) => `NW-${productId}`
@@ -147,7 +157,8 @@ export function csvTotals(data: NorthwindData): SalesTotals {
     const p = skuOf(d.product_id!)
     byProduct.set(p, (byProduct.get(p) ?? 0n) + net)
   }
-  const cents = (m: Map<string, bigint>) => Object.fromEntries([...m].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, centsOf(v)]))
+  const cents = (m: Map<string, bigint>) =>
+    Object.fromEntries([...m].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, centsOf(v)]))
   return { total: centsOf(total), byCustomer: cents(byCustomer), byProduct: cents(byProduct) }
 }
 
@@ -159,8 +170,15 @@ export async function pluginTotals(request: RequestFn): Promise<SalesTotals & { 
     return r.body as { orders: number; lines: number; total: string; groups?: Array<{ key: string; total: string }> }
   }
   const [all, byCustomer, byProduct] = [await get('none'), await get('customer'), await get('product')]
-  const map = (g?: Array<{ key: string; total: string }>) => Object.fromEntries((g ?? []).map((x) => [x.key, x.total]).sort(([a], [b]) => a!.localeCompare(b!)))
-  return { total: all.total, orders: all.orders, lines: all.lines, byCustomer: map(byCustomer.groups), byProduct: map(byProduct.groups) }
+  const map = (g?: Array<{ key: string; total: string }>) =>
+    Object.fromEntries((g ?? []).map((x) => [x.key, x.total]).sort(([a], [b]) => a!.localeCompare(b!)))
+  return {
+    total: all.total,
+    orders: all.orders,
+    lines: all.lines,
+    byCustomer: map(byCustomer.groups),
+    byProduct: map(byProduct.groups),
+  }
 }
 
 // ---- the import ----
@@ -170,7 +188,10 @@ function httpRequest(baseUrl: string, token: string): RequestFn {
   return async (method, path, body) => {
     const res = await fetch(origin + path, {
       method,
-      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     })
     const text = await res.text()
@@ -184,7 +205,8 @@ function httpRequest(baseUrl: string, token: string): RequestFn {
   }
 }
 
-const addDays = (date: string, days: number) => new Date(Date.parse(`${date}T00:00:00Z`) + days * 86_400_000).toISOString().slice(0, 10)
+const addDays = (date: string, days: number) =>
+  new Date(Date.parse(`${date}T00:00:00Z`) + days * 86_400_000).toISOString().slice(0, 10)
 
 /**
  * List price rules reproducing Northwind's price history: the order lines show each product's
@@ -205,7 +227,8 @@ export function priceHistory(data: NorthwindData): Array<Record<string, unknown>
     const sku = skuOf(p.product_id!)
     const hist = (byProduct.get(p.product_id!) ?? []).sort((a, b) => a.date.localeCompare(b.date))
     const runs: Array<{ from: string; price: string }> = []
-    for (const h of hist) if (!runs.length || !same(runs[runs.length - 1]!.price, h.price)) runs.push({ from: h.date, price: h.price })
+    for (const h of hist)
+      if (!runs.length || !same(runs[runs.length - 1]!.price, h.price)) runs.push({ from: h.date, price: h.price })
     const current = p.unit_price!
     if (!runs.length) {
       rules.push({ kind: 'list', sku, price: current })
@@ -215,7 +238,13 @@ export function priceHistory(data: NorthwindData): Array<Record<string, unknown>
     if (!same(runs[runs.length - 1]!.price, current)) runs.push({ from: addDays(last.date, 1), price: current })
     runs.forEach((r, i) => {
       const next = runs[i + 1]
-      rules.push({ kind: 'list', sku, price: r.price, ...(i > 0 ? { validFrom: r.from } : {}), ...(next ? { validTo: addDays(next.from, -1) } : {}) })
+      rules.push({
+        kind: 'list',
+        sku,
+        price: r.price,
+        ...(i > 0 ? { validFrom: r.from } : {}),
+        ...(next ? { validTo: addDays(next.from, -1) } : {}),
+      })
     })
   }
   return rules
@@ -224,7 +253,8 @@ export function priceHistory(data: NorthwindData): Array<Record<string, unknown>
 export async function importNorthwind(options: ImportOptions): Promise<ImportResult> {
   const started = Date.now()
   const log = options.log ?? (() => {})
-  const send = options.request ?? (options.baseUrl && options.token ? httpRequest(options.baseUrl, options.token) : undefined)
+  const send =
+    options.request ?? (options.baseUrl && options.token ? httpRequest(options.baseUrl, options.token) : undefined)
   if (!send) throw new Error('importNorthwind needs request, or baseUrl and token')
   let requests = 0
   const call = async (method: string, path: string, body?: unknown, ok: number[] = [200, 201]) => {
@@ -237,36 +267,84 @@ export async function importNorthwind(options: ImportOptions): Promise<ImportRes
       await new Promise((done) => setTimeout(done, Math.max(1, seconds) * 1000))
       r = await send(method, path, body)
     }
-    if (!ok.includes(r.status)) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(r.body).slice(0, 2000)}`)
+    if (!ok.includes(r.status))
+      throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(r.body).slice(0, 2000)}`)
     return r.body
   }
-  const chunks = <T>(xs: T[], n: number) => Array.from({ length: Math.ceil(xs.length / n) }, (_, i) => xs.slice(i * n, i * n + n))
+  const chunks = <T>(xs: T[], n: number) =>
+    Array.from({ length: Math.ceil(xs.length / n) }, (_, i) => xs.slice(i * n, i * n + n))
 
   const data = await readNorthwind(options.dataDir, options.orders)
-  const result: ImportResult = { categories: 0, suppliers: 0, products: 0, priceRules: 0, stockRows: 0, customers: 0, orders: 0, shipped: 0, invoiced: 0, confirmedOpen: 0, priceApprovals: 0, stockShort: 0, discontinued: 0, requests: 0, ms: 0 }
+  const result: ImportResult = {
+    categories: 0,
+    suppliers: 0,
+    products: 0,
+    priceRules: 0,
+    stockRows: 0,
+    customers: 0,
+    orders: 0,
+    shipped: 0,
+    invoiced: 0,
+    confirmedOpen: 0,
+    priceApprovals: 0,
+    stockShort: 0,
+    discontinued: 0,
+    requests: 0,
+    ms: 0,
+  }
 
   // Catalog. Products go in as sold (not discontinued): the history sells them; the
   // discontinuation is applied at the end, as the change it was.
-  const cat = toCsv(['code', 'name', 'description'], data.categories.map((c) => [c.category_id!, c.category_name!, c.description ?? '']))
+  const cat = toCsv(
+    ['code', 'name', 'description'],
+    data.categories.map((c) => [c.category_id!, c.category_name!, c.description ?? '']),
+  )
   result.categories = (await call('POST', '/v1/x/catalog/import/categories', { csv: cat })).created
-  const sup = toCsv(['code', 'name', 'contact_name', 'country', 'city', 'phone'], data.suppliers.map((s) => [s.supplier_id!, s.company_name!, s.contact_name ?? '', s.country ?? '', s.city ?? '', s.phone ?? '']))
+  const sup = toCsv(
+    ['code', 'name', 'contact_name', 'country', 'city', 'phone'],
+    data.suppliers.map((s) => [
+      s.supplier_id!,
+      s.company_name!,
+      s.contact_name ?? '',
+      s.country ?? '',
+      s.city ?? '',
+      s.phone ?? '',
+    ]),
+  )
   result.suppliers = (await call('POST', '/v1/x/catalog/import/suppliers', { csv: sup })).created
   const productRows = (discontinued: boolean) =>
-    data.products.map((p) => [skuOf(p.product_id!), p.product_name!, p.category_id!, p.supplier_id!, p.quantity_per_unit ?? '', discontinued ? p.discontinued! : '0'])
+    data.products.map((p) => [
+      skuOf(p.product_id!),
+      p.product_name!,
+      p.category_id!,
+      p.supplier_id!,
+      p.quantity_per_unit ?? '',
+      discontinued ? p.discontinued! : '0',
+    ])
   const productHeader = ['sku', 'name', 'category', 'supplier', 'quantity_per_unit', 'discontinued']
-  for (const part of chunks(productRows(false), 90)) result.products += (await call('POST', '/v1/x/catalog/import/products', { csv: toCsv(productHeader, part) })).created
+  for (const part of chunks(productRows(false), 90))
+    result.products += (
+      await call('POST', '/v1/x/catalog/import/products', { csv: toCsv(productHeader, part) })
+    ).created
   log(`catalog: ${result.categories} categories, ${result.suppliers} suppliers, ${result.products} products`)
 
   // Pricing: list prices with their history.
-  for (const part of chunks(priceHistory(data), 150)) result.priceRules += (await call('POST', '/v1/x/pricing/prices/import', { rules: part })).created
+  for (const part of chunks(priceHistory(data), 150))
+    result.priceRules += (await call('POST', '/v1/x/pricing/prices/import', { rules: part })).created
   log(`pricing: ${result.priceRules} list price rules`)
 
   // Inventory: Northwind's units_in_stock is what is left free today, so the opening stock is that
   // plus everything the imported orders take (shipped ones issue it, open ones keep it reserved).
   const ordered = new Map<string, number>()
   for (const d of data.details) ordered.set(d.product_id!, (ordered.get(d.product_id!) ?? 0) + Number(d.quantity))
-  const stockRows = data.products.map((p) => ({ sku: skuOf(p.product_id!), warehouse: 'MAIN', onHand: Number(p.units_in_stock) + (ordered.get(p.product_id!) ?? 0), reorderPoint: Number(p.reorder_level) }))
-  for (const part of chunks(stockRows, 90)) result.stockRows += (await call('POST', '/v1/x/inventory/stock/import', { rows: part })).rows
+  const stockRows = data.products.map((p) => ({
+    sku: skuOf(p.product_id!),
+    warehouse: 'MAIN',
+    onHand: Number(p.units_in_stock) + (ordered.get(p.product_id!) ?? 0),
+    reorderPoint: Number(p.reorder_level),
+  }))
+  for (const part of chunks(stockRows, 90))
+    result.stockRows += (await call('POST', '/v1/x/inventory/stock/import', { rows: part })).rows
   log(`inventory: ${result.stockRows} stock rows`)
 
   // Customers.
@@ -277,28 +355,50 @@ export async function importNorthwind(options: ImportOptions): Promise<ImportRes
     ...(c.country ? { country: c.country } : {}),
     ...(c.city ? { city: c.city } : {}),
   }))
-  for (const part of chunks(customers, 150)) result.customers += (await call('POST', '/v1/x/orders/customers/import', { rows: part })).created
+  for (const part of chunks(customers, 150))
+    result.customers += (await call('POST', '/v1/x/orders/customers/import', { rows: part })).created
   log(`orders: ${result.customers} customers`)
 
   // Orders, in order-id (= date) order, taken to their historical state. Their discounts were
   // approved at the time: while history is replayed, the orders plugin's pricing-exception
   // workflow is paused (its setting), and each exception is resolved on the record instead.
-  const installations = (await call('GET', '/v1/installations?limit=200')) as { items: Array<{ id: string; plugin: string; settings: Record<string, unknown> }> }
+  const installations = (await call('GET', '/v1/installations?limit=200')) as {
+    items: Array<{ id: string; plugin: string; settings: Record<string, unknown> }>
+  }
   const ordersInstallation = installations.items.find((i) => i.plugin === '@trellis/orders')
   const workflowSetting = ordersInstallation?.settings.priceApprovalWorkflow
-  if (ordersInstallation) await call('PATCH', `/v1/installations/${ordersInstallation.id}`, { settings: { priceApprovalWorkflow: false } })
+  if (ordersInstallation)
+    await call('PATCH', `/v1/installations/${ordersInstallation.id}`, { settings: { priceApprovalWorkflow: false } })
   const linesOf = new Map<string, Array<Record<string, string>>>()
   for (const d of data.details) linesOf.set(d.order_id!, [...(linesOf.get(d.order_id!) ?? []), d])
   for (const o of data.orders) {
     const n = o.order_id!
-    const lines = (linesOf.get(n) ?? []).map((d) => ({ sku: skuOf(d.product_id!), quantity: Number(d.quantity), ...(Number(d.discount) > 0 ? { discount: d.discount } : {}) }))
-    const placed = await call('POST', '/v1/x/orders/orders', { number: n, customer: o.customer_id, orderDate: o.order_date, ...(o.required_date ? { requiredDate: o.required_date } : {}), lines }, [201])
+    const lines = (linesOf.get(n) ?? []).map((d) => ({
+      sku: skuOf(d.product_id!),
+      quantity: Number(d.quantity),
+      ...(Number(d.discount) > 0 ? { discount: d.discount } : {}),
+    }))
+    const placed = await call(
+      'POST',
+      '/v1/x/orders/orders',
+      {
+        number: n,
+        customer: o.customer_id,
+        orderDate: o.order_date,
+        ...(o.required_date ? { requiredDate: o.required_date } : {}),
+        lines,
+      },
+      [201],
+    )
     result.orders++
     options.progress?.(result.orders, data.orders.length)
     const open = (placed.exceptions as Array<{ kind: string; status: string }>).filter((e) => e.status === 'open')
     if (open.some((e) => e.kind === 'price_approval')) {
       // The recorded discount was granted at the time: approved as such, on the record.
-      await call('POST', `/v1/x/orders/orders/${n}/exceptions/price_approval/resolve`, { decision: 'approve', reason: 'historical Northwind order: discount as recorded in order_details' })
+      await call('POST', `/v1/x/orders/orders/${n}/exceptions/price_approval/resolve`, {
+        decision: 'approve',
+        reason: 'historical Northwind order: discount as recorded in order_details',
+      })
       result.priceApprovals++
     }
     if (open.some((e) => e.kind === 'stock_short')) {
@@ -313,13 +413,22 @@ export async function importNorthwind(options: ImportOptions): Promise<ImportRes
       await call('POST', `/v1/x/orders/orders/${n}/invoice`, { date: o.shipped_date, invoiceNumber: `NW-INV-${n}` })
       result.invoiced++
     } else result.confirmedOpen++
-    if (!options.progress && result.orders % 100 === 0) log(`orders: ${result.orders}/${data.orders.length} (${Math.round((Date.now() - started) / 1000)} s)`)
+    if (!options.progress && result.orders % 100 === 0)
+      log(`orders: ${result.orders}/${data.orders.length} (${Math.round((Date.now() - started) / 1000)} s)`)
   }
-  log(`orders: ${result.orders} placed, ${result.shipped} shipped and invoiced, ${result.confirmedOpen} open, ${result.priceApprovals} price approvals, ${result.stockShort} short`)
-  if (ordersInstallation) await call('PATCH', `/v1/installations/${ordersInstallation.id}`, { settings: { priceApprovalWorkflow: workflowSetting ?? null } })
+  log(
+    `orders: ${result.orders} placed, ${result.shipped} shipped and invoiced, ${result.confirmedOpen} open, ${result.priceApprovals} price approvals, ${result.stockShort} short`,
+  )
+  if (ordersInstallation)
+    await call('PATCH', `/v1/installations/${ordersInstallation.id}`, {
+      settings: { priceApprovalWorkflow: workflowSetting ?? null },
+    })
 
   // Discontinued products, as the change it is (catalog.product.updated events).
-  for (const part of chunks(productRows(true), 90)) result.discontinued += (await call('POST', '/v1/x/catalog/import/products', { csv: toCsv(productHeader, part), upsert: true })).updated
+  for (const part of chunks(productRows(true), 90))
+    result.discontinued += (
+      await call('POST', '/v1/x/catalog/import/products', { csv: toCsv(productHeader, part), upsert: true })
+    ).updated
   log(`catalog: ${result.discontinued} products discontinued`)
   result.requests = requests
   result.ms = Date.now() - started

@@ -3,7 +3,15 @@
 // dependency order.
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { buildPlugin, lintPlugin, loadDevKernel, validateManifest, type BundleEntries, type DevBundle, type DevKernel } from '@trellis/plugin-sdk'
+import {
+  buildPlugin,
+  lintPlugin,
+  loadDevKernel,
+  validateManifest,
+  type BundleEntries,
+  type DevBundle,
+  type DevKernel,
+} from '@trellis/plugin-sdk'
 
 export const PLUGINS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -29,7 +37,10 @@ export function bundleOf(id: ErpPlugin): Promise<DevBundle & { entries: BundleEn
 }
 
 /** A dev kernel (one tenant) with the given ERP plugins installed. */
-export async function startErpKernel(ids: readonly ErpPlugin[] = ERP_PLUGINS, settings: Partial<Record<ErpPlugin, Record<string, any>>> = {}): Promise<DevKernel> {
+export async function startErpKernel(
+  ids: readonly ErpPlugin[] = ERP_PLUGINS,
+  settings: Partial<Record<ErpPlugin, Record<string, any>>> = {},
+): Promise<DevKernel> {
   const start = await loadDevKernel()
   const dev = await start({})
   try {
@@ -46,6 +57,13 @@ export async function lintErp(id: ErpPlugin): Promise<{ errors: string[]; warnin
   const b = await bundleOf(id)
   const v = validateManifest(b.manifest)
   if (!v.ok) return { errors: v.errors.map((i) => `${i.pointer} ${i.message}`), warnings: [] }
-  const lint = lintPlugin({ manifest: v.manifest, entries: b.entries, sizes: { bundleBytes: Buffer.byteLength(b.code), sourceMapBytes: Buffer.byteLength(b.sourceMap ?? '') } })
-  return { errors: lint.errors.map((i) => `${i.rule} ${i.pointer} ${i.message}`), warnings: lint.warnings.map((i) => `${i.rule} ${i.pointer} ${i.message}`) }
+  const lint = lintPlugin({
+    manifest: v.manifest,
+    entries: b.entries,
+    sizes: { bundleBytes: Buffer.byteLength(b.code), sourceMapBytes: Buffer.byteLength(b.sourceMap ?? '') },
+  })
+  return {
+    errors: lint.errors.map((i) => `${i.rule} ${i.pointer} ${i.message}`),
+    warnings: lint.warnings.map((i) => `${i.rule} ${i.pointer} ${i.message}`),
+  }
 }

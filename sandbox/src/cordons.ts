@@ -25,7 +25,12 @@ export class Cordons {
   add(tenantId: string): Cordon {
     const existing = this.byTenant.get(tenantId)
     const offences = (existing?.offences ?? 0) + 1
-    const cordon: Cordon = { tenantId, until: this.now() + this.durationMs * Math.min(offences, 8), offences, worker: existing?.worker }
+    const cordon: Cordon = {
+      tenantId,
+      until: this.now() + this.durationMs * Math.min(offences, 8),
+      offences,
+      worker: existing?.worker,
+    }
     this.byTenant.set(tenantId, cordon)
     return cordon
   }

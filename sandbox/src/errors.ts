@@ -6,12 +6,14 @@ export const SBX = defineErrors('SBX', {
   DIGEST_MISMATCH: {
     status: 422,
     title: 'Bundle digest does not match',
-    message: (d: { id: string; version: string }) => `bundle ${d.id}@${d.version}: sha256 of the code does not match the declared digest`,
+    message: (d: { id: string; version: string }) =>
+      `bundle ${d.id}@${d.version}: sha256 of the code does not match the declared digest`,
   },
   BUNDLE_INVALID: {
     status: 422,
     title: 'Bundle failed to load',
-    message: (d: { id: string; version: string; reason: string }) => `bundle ${d.id}@${d.version} failed to load: ${d.reason}`,
+    message: (d: { id: string; version: string; reason: string }) =>
+      `bundle ${d.id}@${d.version} failed to load: ${d.reason}`,
   },
   BUNDLE_CONFLICT: {
     status: 409,
@@ -36,7 +38,8 @@ export const SBX = defineErrors('SBX', {
   TIMEOUT: {
     status: 504,
     title: 'Plugin exceeded its time limit',
-    message: (d: { limit: 'cpu' | 'wall'; limitMs: number }) => `plugin exceeded its ${d.limit === 'cpu' ? 'CPU time' : 'wall-clock'} limit of ${d.limitMs} ms`,
+    message: (d: { limit: 'cpu' | 'wall'; limitMs: number }) =>
+      `plugin exceeded its ${d.limit === 'cpu' ? 'CPU time' : 'wall-clock'} limit of ${d.limitMs} ms`,
   },
   MEMORY: {
     status: 502,
@@ -51,7 +54,8 @@ export const SBX = defineErrors('SBX', {
   PAYLOAD_TOO_LARGE: {
     status: 413,
     title: 'Payload too large',
-    message: (d: { what: 'input' | 'output' | 'host-call args'; limitBytes: number }) => `${d.what} exceeds ${d.limitBytes} bytes`,
+    message: (d: { what: 'input' | 'output' | 'host-call args'; limitBytes: number }) =>
+      `${d.what} exceeds ${d.limitBytes} bytes`,
   },
   OUTPUT_INVALID: {
     status: 502,
@@ -79,7 +83,8 @@ export const SBX = defineErrors('SBX', {
   WORKER_LOST: {
     status: 503,
     title: 'Sandbox worker lost',
-    message: (d: { reason: string; retryable?: boolean }) => `the sandbox worker running this invocation was lost: ${d.reason}`,
+    message: (d: { reason: string; retryable?: boolean }) =>
+      `the sandbox worker running this invocation was lost: ${d.reason}`,
   },
   AT_CAPACITY: {
     status: 503,

@@ -18,6 +18,7 @@ export function operatorDefaults(env: NodeJS.ProcessEnv = process.env): Operator
 function positive(value: string | undefined, name: string): number | undefined {
   if (value === undefined || value.trim() === '') return undefined
   const n = Number(value)
-  if (!Number.isFinite(n) || n <= 0) throw SBX.INVALID_REQUEST({ reason: `${name} must be a positive number (got "${value.slice(0, 40)}")` })
+  if (!Number.isFinite(n) || n <= 0)
+    throw SBX.INVALID_REQUEST({ reason: `${name} must be a positive number (got "${value.slice(0, 40)}")` })
   return n
 }

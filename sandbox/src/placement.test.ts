@@ -5,7 +5,15 @@ import type { WorkerProcess } from './worker-process.js'
 
 // Placement's memory accounting, with stand-ins for worker processes (only the fields it reads).
 function worker(slot: number): WorkerProcess {
-  return { slot, inflight: new Set<number>(), untrusted: 0, dead: false, draining: false, cordon: false, committedMb: 0 } as unknown as WorkerProcess
+  return {
+    slot,
+    inflight: new Set<number>(),
+    untrusted: 0,
+    dead: false,
+    draining: false,
+    cordon: false,
+    committedMb: 0,
+  } as unknown as WorkerProcess
 }
 
 function setup(tenantCapMb: number, workerCapMb = 4096) {
@@ -32,8 +40,15 @@ t.test('concurrent invocations of one isolate count its memory limit once', asyn
   t.equal(w.committedMb, 64, 'fifty calls into one 64 MB isolate admit 64 MB')
   start('tenant-a', 'iso-2', 64)
   t.equal(w.committedMb, 128, 'a second isolate of the tenant adds its limit')
-  t.throws(() => placement.place('tenant-a', 'iso-3', true, 64), { code: 'SBX_ERR_AT_CAPACITY' }, 'a third isolate passes the tenant cap')
-  t.doesNotThrow(() => placement.place('tenant-a', 'iso-1', true, 64), 'another call into a running isolate adds nothing')
+  t.throws(
+    () => placement.place('tenant-a', 'iso-3', true, 64),
+    { code: 'SBX_ERR_AT_CAPACITY' },
+    'a third isolate passes the tenant cap',
+  )
+  t.doesNotThrow(
+    () => placement.place('tenant-a', 'iso-1', true, 64),
+    'another call into a running isolate adds nothing',
+  )
   t.doesNotThrow(() => placement.place('tenant-b', 'iso-b', true, 64), "another tenant's cap is its own")
   for (const r of runs) {
     w.inflight.delete(r.rid)

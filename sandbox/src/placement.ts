@@ -110,7 +110,8 @@ export class Placement {
     const extra = this.extraMb(w, isoKey, memoryMb)
     const cap = this.settings.tenantIsolateMemoryMb
     const mine = this.tenantCommitted.get(tenantId) ?? 0
-    if (extra > 0 && mine > 0 && mine + extra > cap) throw SBX.AT_CAPACITY({ reason: `the tenant's isolates in flight may use ${cap} MB of memory` })
+    if (extra > 0 && mine > 0 && mine + extra > cap)
+      throw SBX.AT_CAPACITY({ reason: `the tenant's isolates in flight may use ${cap} MB of memory` })
     this.assertRoom(w, extra)
     return w
   }
@@ -120,7 +121,10 @@ export class Placement {
   }
 
   private assertRoom(w: WorkerProcess, memoryMb: number): void {
-    if (!this.hasRoom(w, memoryMb)) throw SBX.AT_CAPACITY({ reason: `a worker may run invocations with ${this.settings.workerIsolateMemoryMb} MB of isolate memory at once` })
+    if (!this.hasRoom(w, memoryMb))
+      throw SBX.AT_CAPACITY({
+        reason: `a worker may run invocations with ${this.settings.workerIsolateMemoryMb} MB of isolate memory at once`,
+      })
   }
 
   /**
@@ -148,7 +152,8 @@ export class Placement {
     }
     const slot = this.sticky.get(key)
     const preferred = slot === undefined ? undefined : slots[slot]
-    if (preferred && !preferred.dead && pool.includes(preferred) && preferred.inflight.size <= least!.inflight.size + 2) return preferred
+    if (preferred && !preferred.dead && pool.includes(preferred) && preferred.inflight.size <= least!.inflight.size + 2)
+      return preferred
     if (slot !== undefined) this.sticky.delete(key)
     else if (this.sticky.size >= MAX_STICKY_KEYS) this.sticky.delete(this.sticky.keys().next().value!)
     this.sticky.set(key, least!.slot)

@@ -8,10 +8,27 @@ import type { SandboxLimits } from './limits.js'
 export type WireError = { code: string; details?: Record<string, unknown> } | { hostRef: number }
 
 export type ToWorker =
-  | { t: 'inv'; rid: number; invocationId: string; bundleKey: string; isoKey: string; entry: { kind: EntryKind; name: string }; input: string; context: string; limits: SandboxLimits; remainingMs: number }
+  | {
+      t: 'inv'
+      rid: number
+      invocationId: string
+      bundleKey: string
+      isoKey: string
+      entry: { kind: EntryKind; name: string }
+      input: string
+      context: string
+      limits: SandboxLimits
+      remainingMs: number
+    }
   | { t: 'hcr'; rid: number; cid: number; ok: true; value: string }
   | { t: 'hcr'; rid: number; cid: number; ok: false; error: { code: string; status: number; message: string } }
-  | { t: 'load'; rid: number; bundle: { key: string; id: string; version: string; code: string; sourceMap?: string }; limits: SandboxLimits; evaluate: boolean }
+  | {
+      t: 'load'
+      rid: number
+      bundle: { key: string; id: string; version: string; code: string; sourceMap?: string }
+      limits: SandboxLimits
+      evaluate: boolean
+    }
   | { t: 'unload'; key: string }
   | { t: 'stats'; rid: number; refresh?: boolean }
   | { t: 'shutdown' }
@@ -23,4 +40,15 @@ export type FromWorker =
   | { t: 'err'; rid: number; error: WireError; metrics: Omit<InvocationMetrics, 'wallMs'>; logs: LogLine[] }
   | { t: 'loaded'; rid: number; entries: Record<string, string[]> }
   | { t: 'loadFailed'; rid: number; error: { code: string; details: Record<string, unknown> } }
-  | { t: 'stats'; rid: number; stats: { pid: number; rssBytes: number; isolates: number; isolateHeapBytes: number; inflight: number; bundles: number } }
+  | {
+      t: 'stats'
+      rid: number
+      stats: {
+        pid: number
+        rssBytes: number
+        isolates: number
+        isolateHeapBytes: number
+        inflight: number
+        bundles: number
+      }
+    }

@@ -77,7 +77,10 @@ export interface SandboxOptions {
 
 const ENTRY_KINDS: ReadonlySet<string> = new Set<EntryKind>(['route', 'event', 'action', 'workflowStep'])
 const SBX_BY_CODE = new Map<string, (d?: never) => TrellisError>(
-  SBX.entries.map((e) => [e.code, (SBX as unknown as Record<string, (d?: never) => TrellisError>)[e.code.slice('SBX_ERR_'.length)]!]),
+  SBX.entries.map((e) => [
+    e.code,
+    (SBX as unknown as Record<string, (d?: never) => TrellisError>)[e.code.slice('SBX_ERR_'.length)]!,
+  ]),
 )
 const BUNDLE_ID = /^[@a-zA-Z0-9][@a-zA-Z0-9._/-]{0,213}$/
 const BUNDLE_VERSION = /^[0-9A-Za-z][0-9A-Za-z.+-]{0,63}$/
@@ -127,7 +130,7 @@ export class Sandbox {
   private readonly config: WorkerConfig
   private readonly registry = new Map<string, LoadedBundle>()
   private readonly pending = new Map<number, Pending>()
-  private readonly loads = new Map<number, Waiter<FromWorker & { t: 'loaded' | 'loadFailed' }> >()
+  private readonly loads = new Map<number, Waiter<FromWorker & { t: 'loaded' | 'loadFailed' }>>()
   private readonly statsWaiters = new Map<number, Waiter<WorkerStats | undefined>>()
   private readonly monitor: NodeJS.Timeout
   private readonly placement: Placement
@@ -159,12 +162,17 @@ export class Sandbox {
       tenantIsolateMemoryMb: options.tenantIsolateMemoryMb ?? 1024,
       probationInvocations: options.probationInvocations ?? 3,
     }
-    this.placement = new Placement(settings, cordons, () => this.workers, () => {
-      const w = this.spawn(-1)
-      w.cordon = true
-      this.extra.add(w)
-      return w
-    })
+    this.placement = new Placement(
+      settings,
+      cordons,
+      () => this.workers,
+      () => {
+        const w = this.spawn(-1)
+        w.cordon = true
+        this.extra.add(w)
+        return w
+      },
+    )
     const n = options.workers ?? availableParallelism()
     if (!Number.isInteger(n) || n < 1) throw SBX.INVALID_REQUEST({ reason: 'workers must be a positive integer' })
     this.workers = Array.from({ length: n }, (_, i) => this.spawn(i))
@@ -200,16 +208,22 @@ export class Sandbox {
   async load(bundle: PluginBundle): Promise<{ entries: Record<string, string[]> }> {
     this.assertOpen()
     for (const field of ['id', 'version', 'code', 'sha256'] as const) {
-      if (typeof bundle?.[field] !== 'string' || bundle[field] === '') throw SBX.INVALID_REQUEST({ reason: `bundle.${field} must be a non-empty string` })
+      if (typeof bundle?.[field] !== 'string' || bundle[field] === '')
+        throw SBX.INVALID_REQUEST({ reason: `bundle.${field} must be a non-empty string` })
     }
-    if (bundle.sourceMap !== undefined && typeof bundle.sourceMap !== 'string') throw SBX.INVALID_REQUEST({ reason: 'bundle.sourceMap must be a string' })
+    if (bundle.sourceMap !== undefined && typeof bundle.sourceMap !== 'string')
+      throw SBX.INVALID_REQUEST({ reason: 'bundle.sourceMap must be a string' })
     // Both end up in stack frames and log lines; nothing there may look like more than a name.
-    if (!BUNDLE_ID.test(bundle.id) || !BUNDLE_VERSION.test(bundle.version)) throw SBX.INVALID_REQUEST({ reason: 'bundle id or version has characters a package name or semver cannot have' })
+    if (!BUNDLE_ID.test(bundle.id) || !BUNDLE_VERSION.test(bundle.version))
+      throw SBX.INVALID_REQUEST({ reason: 'bundle id or version has characters a package name or semver cannot have' })
     const { id, version } = bundle
     const digest = createHash('sha256').update(bundle.code).digest('hex')
     if (digest !== bundle.sha256.toLowerCase()) throw SBX.DIGEST_MISMATCH({ id, version })
     const maxBytes = this.options.maxBundleBytes ?? 16 * 1024 * 1024
-    if (Buffer.byteLength(bundle.code) > maxBytes || (bundle.sourceMap !== undefined && Buffer.byteLength(bundle.sourceMap) > maxBytes)) {
+    if (
+      Buffer.byteLength(bundle.code) > maxBytes ||
+      (bundle.sourceMap !== undefined && Buffer.byteLength(bundle.sourceMap) > maxBytes)
+    ) {
       throw SBX.BUNDLE_INVALID({ id, version, reason: 'bundle exceeds the size limit' })
     }
     const key = bundleKey(id, version)
@@ -251,11 +265,13 @@ export class Sandbox {
     if (!loaded) throw SBX.BUNDLE_NOT_LOADED({ id: String(req?.bundle?.id), version: String(req?.bundle?.version) })
     const entries = loaded.entries ?? (await loaded.loading)
     const { entry, context } = req
-    if (!entry || !ENTRY_KINDS.has(entry.kind) || typeof entry.name !== 'string') throw SBX.INVALID_REQUEST({ reason: 'entry must be { kind, name } with a known kind' })
+    if (!entry || !ENTRY_KINDS.has(entry.kind) || typeof entry.name !== 'string')
+      throw SBX.INVALID_REQUEST({ reason: 'entry must be { kind, name } with a known kind' })
     if (!entries[entry.kind]?.includes(entry.name)) throw SBX.UNKNOWN_ENTRY({ kind: entry.kind, name: entry.name })
     if (typeof req.onHostCall !== 'function') throw SBX.INVALID_REQUEST({ reason: 'onHostCall must be a function' })
     for (const field of ['invocationId', 'tenantId', 'installationId'] as const) {
-      if (typeof context?.[field] !== 'string' || context[field] === '') throw SBX.INVALID_REQUEST({ reason: `context.${field} must be a non-empty string` })
+      if (typeof context?.[field] !== 'string' || context[field] === '')
+        throw SBX.INVALID_REQUEST({ reason: `context.${field} must be a non-empty string` })
     }
     const limits = resolveLimits(this.limits, req.limits)
     let input: string
@@ -266,7 +282,11 @@ export class Sandbox {
     } catch {
       throw SBX.INVALID_REQUEST({ reason: 'input and context must be JSON-serialisable' })
     }
-    if (input.length > limits.maxInputBytes || Buffer.byteLength(input) > limits.maxInputBytes || contextJson.length > limits.maxInputBytes) {
+    if (
+      input.length > limits.maxInputBytes ||
+      Buffer.byteLength(input) > limits.maxInputBytes ||
+      contextJson.length > limits.maxInputBytes
+    ) {
       throw SBX.PAYLOAD_TOO_LARGE({ what: 'input', limitBytes: limits.maxInputBytes })
     }
     // Isolates are keyed by tenant and installation as well as bundle, so no tenant ever
@@ -335,7 +355,11 @@ export class Sandbox {
       cordons: this.placement.cordons
         .list()
         .filter((c) => c.until > now)
-        .map((c) => ({ tenantId: c.tenantId, until: new Date(c.until).toISOString(), ...(c.worker && !c.worker.dead ? { workerPid: c.worker.pid } : {}) })),
+        .map((c) => ({
+          tenantId: c.tenantId,
+          until: new Date(c.until).toISOString(),
+          ...(c.worker && !c.worker.dead ? { workerPid: c.worker.pid } : {}),
+        })),
     }
   }
 
@@ -377,7 +401,14 @@ export class Sandbox {
   }
 
   private spawn(slot: number): WorkerProcess {
-    return new WorkerProcess(slot, this.config, this.options.workerExecArgv ?? [], (w, msg) => this.onMessage(w, msg), (w) => this.onExit(w), this.options.quietWorkers)
+    return new WorkerProcess(
+      slot,
+      this.config,
+      this.options.workerExecArgv ?? [],
+      (w, msg) => this.onMessage(w, msg),
+      (w) => this.onExit(w),
+      this.options.quietWorkers,
+    )
   }
 
   private ensureBundle(worker: WorkerProcess, loaded: LoadedBundle): void {
@@ -385,7 +416,13 @@ export class Sandbox {
     // A replacement worker learns bundles lazily; IPC order guarantees the load arrives first.
     worker.bundles.add(loaded.key)
     const { id, version, code, sourceMap } = loaded.bundle
-    worker.send({ t: 'load', rid: this.nextRid++, bundle: { key: loaded.key, id, version, code, sourceMap }, limits: this.limits, evaluate: false })
+    worker.send({
+      t: 'load',
+      rid: this.nextRid++,
+      bundle: { key: loaded.key, id, version, code, sourceMap },
+      limits: this.limits,
+      evaluate: false,
+    })
   }
 
   /**
@@ -409,13 +446,23 @@ export class Sandbox {
     return first.entries
   }
 
-  private loadOn(worker: WorkerProcess, loaded: LoadedBundle, evaluate: boolean): Promise<(FromWorker & { t: 'loaded' | 'loadFailed' }) | undefined> {
+  private loadOn(
+    worker: WorkerProcess,
+    loaded: LoadedBundle,
+    evaluate: boolean,
+  ): Promise<(FromWorker & { t: 'loaded' | 'loadFailed' }) | undefined> {
     const { id, version, code, sourceMap } = loaded.bundle
     return new Promise((resolve) => {
       const rid = this.nextRid++
       this.loads.set(rid, { worker, resolve })
       worker.bundles.add(loaded.key)
-      worker.send({ t: 'load', rid, bundle: { key: loaded.key, id, version, code, sourceMap }, limits: this.limits, evaluate })
+      worker.send({
+        t: 'load',
+        rid,
+        bundle: { key: loaded.key, id, version, code, sourceMap },
+        limits: this.limits,
+        evaluate,
+      })
     }).then((reply) => {
       const r = reply as (FromWorker & { t: 'loaded' | 'loadFailed' }) | undefined
       if (r?.t !== 'loaded') worker.bundles.delete(loaded.key)
@@ -468,7 +515,10 @@ export class Sandbox {
     try {
       const args = parseUntrustedJson(argsJson)
       p.abort ??= new AbortController()
-      const value = await p.req.onHostCall(op, args, { invocationId: p.req.context.invocationId, signal: p.abort.signal })
+      const value = await p.req.onHostCall(op, args, {
+        invocationId: p.req.context.invocationId,
+        signal: p.abort.signal,
+      })
       reply = { ok: true, value: value === undefined ? '' : (JSON.stringify(value) ?? '') }
     } catch (err) {
       // Only a TrellisError's code and message reach plugin code; anything else might carry
@@ -486,7 +536,10 @@ export class Sandbox {
   private rebuildError(p: Pending, wire: WireError): TrellisError {
     if ('hostRef' in wire) {
       const original = p.hostErrors.get(wire.hostRef)
-      if (original) return new TrellisError(original.code, original.status, original.title, original.message, original.details, { cause: original })
+      if (original)
+        return new TrellisError(original.code, original.status, original.title, original.message, original.details, {
+          cause: original,
+        })
       return SBX.PLUGIN_ERROR({ message: 'plugin rethrew an unknown host error' })
     }
     const factory = SBX_BY_CODE.get(wire.code)
@@ -500,7 +553,13 @@ export class Sandbox {
     return err
   }
 
-  private settle(p: Pending, error: TrellisError | undefined, metrics?: Omit<InvocationMetrics, 'wallMs'>, logs?: LogLine[], output?: unknown): void {
+  private settle(
+    p: Pending,
+    error: TrellisError | undefined,
+    metrics?: Omit<InvocationMetrics, 'wallMs'>,
+    logs?: LogLine[],
+    output?: unknown,
+  ): void {
     if (this.pending.get(p.rid) !== p) return
     this.pending.delete(p.rid)
     p.worker.inflight.delete(p.rid)
@@ -544,25 +603,27 @@ export class Sandbox {
     this.placement.blame(suspects)
     const verdict = attributeLoss(worker, held)
     // Whoever crashed or exhausted a worker gets one of its own for a while.
-    if (!this.closed && !(worker.draining && held.length === 0)) for (const tenant of verdict.culprits) this.placement.cordons.add(tenant)
+    if (!this.closed && !(worker.draining && held.length === 0))
+      for (const tenant of verdict.culprits) this.placement.cordons.add(tenant)
     for (const p of held) {
       if (p.rid === verdict.culpritRid) {
         const wall = worker.overranLimit === 'wall'
         this.settle(p, SBX.TIMEOUT({ limit: wall ? 'wall' : 'cpu', limitMs: wall ? p.limits.wallMs : p.limits.cpuMs }))
-      }
-      else if (verdict.culprits.has(p.tenantId)) {
+      } else if (verdict.culprits.has(p.tenantId)) {
         const oom = worker.sawOutOfMemory && suspects.length === 1 && suspects[0] === p
         this.settle(p, oom ? SBX.MEMORY({ limitMb: p.limits.memoryMb }) : workerLost(worker.deathReason, false))
       } else this.settle(p, workerLost(worker.deathReason, true))
     }
     this.placement.cordons.detach(worker)
     if (this.extra.delete(worker)) {
-      for (const [rid, w] of this.loads) if (w.worker === worker) (this.loads.delete(rid), w.resolve(undefined as never))
-      for (const [rid, w] of this.statsWaiters) if (w.worker === worker) (this.statsWaiters.delete(rid), w.resolve(undefined))
+      for (const [rid, w] of this.loads) if (w.worker === worker) this.loads.delete(rid), w.resolve(undefined as never)
+      for (const [rid, w] of this.statsWaiters)
+        if (w.worker === worker) this.statsWaiters.delete(rid), w.resolve(undefined)
       return
     }
-    for (const [rid, w] of this.loads) if (w.worker === worker) (this.loads.delete(rid), w.resolve(undefined as never))
-    for (const [rid, w] of this.statsWaiters) if (w.worker === worker) (this.statsWaiters.delete(rid), w.resolve(undefined))
+    for (const [rid, w] of this.loads) if (w.worker === worker) this.loads.delete(rid), w.resolve(undefined as never)
+    for (const [rid, w] of this.statsWaiters)
+      if (w.worker === worker) this.statsWaiters.delete(rid), w.resolve(undefined)
     if (this.closed || this.workers[worker.slot] !== worker) return
     this.restarts++
     // A worker that dies right after starting would otherwise be respawned in a tight loop.
@@ -598,7 +659,9 @@ function asTrellisError(err: unknown): TrellisError | undefined {
   if (!(err instanceof Error)) return undefined
   const e = err as Error & Partial<Pick<TrellisError, 'code' | 'status' | 'title' | 'details'>>
   if (typeof e.code === 'string' && CODE.test(e.code) && typeof e.status === 'number') {
-    return new TrellisError(e.code, e.status, typeof e.title === 'string' ? e.title : e.code, e.message, e.details, { cause: err })
+    return new TrellisError(e.code, e.status, typeof e.title === 'string' ? e.title : e.code, e.message, e.details, {
+      cause: err,
+    })
   }
   return undefined
 }

@@ -28,7 +28,12 @@ t.teardown(() => sandbox.close())
 const strict = corpus.filter((c) => !c.sloppy)
 const sloppy = corpus.filter((c) => c.sloppy)
 const hostileStrict = bodiesBundle('@evil/strict', Object.fromEntries(strict.map((c, i) => [`c${i}`, c.body])))
-const hostileSloppy = bodiesBundle('@evil/sloppy', Object.fromEntries(sloppy.map((c, i) => [`c${i}`, c.body])), '1.0.0', false)
+const hostileSloppy = bodiesBundle(
+  '@evil/sloppy',
+  Object.fromEntries(sloppy.map((c, i) => [`c${i}`, c.body])),
+  '1.0.0',
+  false,
+)
 const good = bodiesBundle('@good/echo', {
   echo: `const r = await host.call('echo', { n: input }); return { n: r.n, tenant: ctx.tenantId }`,
 })
@@ -38,17 +43,26 @@ let hostCalls = 0
 const hostileHost: HostCallHandler = (op, args, meta) => {
   hostCalls++
   if (op === 'echo') return Promise.resolve(args)
-  if (op === 'deny') return Promise.reject(new TrellisError('KRN_ERR_CAPABILITY_DENIED', 403, 'Capability denied', 'denied'))
+  if (op === 'deny')
+    return Promise.reject(new TrellisError('KRN_ERR_CAPABILITY_DENIED', 403, 'Capability denied', 'denied'))
   // 'hang': settles only when the sandbox gives up on the invocation
   return new Promise((resolve) => meta.signal.addEventListener('abort', () => resolve(null)))
 }
 
 // Warm both workers up before measuring the baseline; the good tenant has a track record
 // (it is past probation) before the hostile ones arrive.
-for (let i = 0; i < 20; i++) await call(sandbox, good, 'echo', { tenant: `warm-${i % 4}`, input: i, onHostCall: hostileHost })
-for (let i = 0; i < 5; i++) await call(sandbox, good, 'echo', { tenant: 'good-tenant', input: i, onHostCall: hostileHost, limits: { wallMs: 5000 } })
+for (let i = 0; i < 20; i++)
+  await call(sandbox, good, 'echo', { tenant: `warm-${i % 4}`, input: i, onHostCall: hostileHost })
+for (let i = 0; i < 5; i++)
+  await call(sandbox, good, 'echo', {
+    tenant: 'good-tenant',
+    input: i,
+    onHostCall: hostileHost,
+    limits: { wallMs: 5000 },
+  })
 const baseline = await sandbox.stats({ refresh: true })
-const goodWorkerPid = (await call(sandbox, good, 'echo', { tenant: 'good-tenant', input: 0, onHostCall: hostileHost })).metrics.workerPid
+const goodWorkerPid = (await call(sandbox, good, 'echo', { tenant: 'good-tenant', input: 0, onHostCall: hostileHost }))
+  .metrics.workerPid
 const parentHeapBefore = process.memoryUsage().heapUsed
 
 // The well-behaved tenant, invoking throughout.
@@ -60,7 +74,12 @@ const goodLoop = (async () => {
   while (!stop) {
     n++
     try {
-      const res = await call(sandbox, good, 'echo', { tenant: 'good-tenant', input: n, onHostCall: hostileHost, limits: { wallMs: 5000 } })
+      const res = await call(sandbox, good, 'echo', {
+        tenant: 'good-tenant',
+        input: n,
+        onHostCall: hostileHost,
+        limits: { wallMs: 5000 },
+      })
       if ((res.output as { n: number }).n === n) goodOk++
       else goodFailures.push(`wrong output ${JSON.stringify(res.output)}`)
     } catch (err) {
@@ -78,7 +97,10 @@ const cases = all.filter(({ c }) => !c.solo)
 const soloCases = all.filter(({ c }) => c.solo)
 
 // Four at a time, bounded so the suite stays fast; worker killers one at a time.
-const batches = [...Array.from({ length: Math.ceil(cases.length / 4) }, (_, i) => cases.slice(i * 4, i * 4 + 4)), ...soloCases.map((c) => [c])]
+const batches = [
+  ...Array.from({ length: Math.ceil(cases.length / 4) }, (_, i) => cases.slice(i * 4, i * 4 + 4)),
+  ...soloCases.map((c) => [c]),
+]
 for (const [i, batch] of batches.entries()) {
   await Promise.all(
     batch.map(({ c, bundle, entry }, j) =>
@@ -89,7 +111,11 @@ for (const [i, batch] of batches.entries()) {
         const started = performance.now()
         let outcome: { ok: true; output: unknown } | { ok: false; code: string; err: unknown }
         try {
-          const res = await call(sandbox, bundle, entry, { tenant: `hostile-${i}-${j}`, onHostCall: hostileHost, limits: LIMITS })
+          const res = await call(sandbox, bundle, entry, {
+            tenant: `hostile-${i}-${j}`,
+            onHostCall: hostileHost,
+            limits: LIMITS,
+          })
           outcome = { ok: true, output: res.output }
         } catch (err) {
           outcome = { ok: false, code: (err as TrellisError).code, err }
@@ -101,7 +127,11 @@ for (const [i, batch] of batches.entries()) {
           if (!outcome.ok) {
             t.ok(c.codes.includes(outcome.code), `code ${outcome.code} is one of ${c.codes.join(', ')}`)
             t.ok(outcome.err instanceof TrellisError, 'a TrellisError')
-            t.notMatch(String((outcome.err as Error).stack), /\/work\/main\/sandbox\/src\/worker|isolated-vm|bootstrap/, 'no worker internals in the stack')
+            t.notMatch(
+              String((outcome.err as Error).stack),
+              /\/work\/main\/sandbox\/src\/worker|isolated-vm|bootstrap/,
+              'no worker internals in the stack',
+            )
           }
         } else {
           t.ok(outcome.ok, `resolved${outcome.ok ? '' : ` (got ${outcome.code}: ${(outcome.err as Error).message})`}`)
@@ -124,7 +154,10 @@ t.test('only the worker killers cost a worker; the host process is intact', asyn
   const after = await sandbox.stats()
   t.ok(after.restarts <= soloCases.length, `${after.restarts} worker restarts`)
   t.equal(after.workers.length, 2, 'replacements are running')
-  t.ok(after.workers.some((w) => w.pid === goodWorkerPid), 'the good tenant\'s worker never died')
+  t.ok(
+    after.workers.some((w) => w.pid === goodWorkerPid),
+    "the good tenant's worker never died",
+  )
   t.equal(({} as Record<string, unknown>).isAdmin, undefined, 'host Object.prototype untouched')
 })
 
@@ -144,8 +177,13 @@ t.test('memory returns to baseline once the hostile bundles are gone', async (t)
   t.ok(heapAfter - heapBefore < 16 * 1024 * 1024, `isolate heap ${mb(heapBefore)} → ${mb(heapAfter)} MB`)
   for (const w of after.workers) {
     // a replacement worker is compared with the larger of the originals
-    const before = baseline.workers.find((b) => b.pid === w.pid) ?? baseline.workers.reduce((a, b) => (a.rssBytes > b.rssBytes ? a : b))
-    t.ok(w.rssBytes - before.rssBytes < 200 * 1024 * 1024, `worker ${w.pid} rss ${mb(before.rssBytes)} → ${mb(w.rssBytes)} MB`)
+    const before =
+      baseline.workers.find((b) => b.pid === w.pid) ??
+      baseline.workers.reduce((a, b) => (a.rssBytes > b.rssBytes ? a : b))
+    t.ok(
+      w.rssBytes - before.rssBytes < 200 * 1024 * 1024,
+      `worker ${w.pid} rss ${mb(before.rssBytes)} → ${mb(w.rssBytes)} MB`,
+    )
   }
   t.ok(process.memoryUsage().heapUsed - parentHeapBefore < 64 * 1024 * 1024, 'parent heap did not balloon')
 })
@@ -157,7 +195,7 @@ t.test('a host object kept from an earlier invocation is dead in a later one', a
   })
   await sandbox.load(keeper)
   const seen: unknown[] = []
-  const recording: HostCallHandler = async (op, args) => (seen.push(args), args)
+  const recording: HostCallHandler = async (_op, args) => (seen.push(args), args)
   await call(sandbox, keeper, 'keep', { tenant: 'keeper', onHostCall: recording, limits: { memoryMb: 32 } })
   const res = await call(sandbox, keeper, 'use', { tenant: 'keeper', onHostCall: recording, limits: { memoryMb: 32 } })
   t.equal(res.output, 'SBX_ERR_INVOCATION_ENDED')

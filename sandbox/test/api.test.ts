@@ -47,7 +47,8 @@ await sandbox.load(plugin)
 
 const ordersHost: HostCallHandler = async (op, args) => {
   if (op === 'orders.get') return { id: (args as { id: number }).id, total: 10 * (args as { id: number }).id }
-  if (op === 'secrets.read') throw new TrellisError('KRN_ERR_CAPABILITY_DENIED', 403, 'Capability denied', 'plugin lacks the secrets capability')
+  if (op === 'secrets.read')
+    throw new TrellisError('KRN_ERR_CAPABILITY_DENIED', 403, 'Capability denied', 'plugin lacks the secrets capability')
   if (op === 'echo') return args
   throw new Error('unknown op')
 }
@@ -59,24 +60,46 @@ t.test('load returns the declared entries', async (t) => {
 })
 
 t.test('every entry kind is declared at load and invocable', async (t) => {
-  const kinds = makeBundle('@acme/kinds', `module.exports = {
+  const kinds = makeBundle(
+    '@acme/kinds',
+    `module.exports = {
     entries: { route: ['GET /x'], event: ['orders.order.placed'], action: ['cancelOrder'], workflowStep: ['approve'] },
     invoke: async (entry, input) => ({ kind: entry.kind, name: entry.name, input }),
-  }`)
+  }`,
+  )
   const { entries } = await sandbox.load(kinds)
-  t.same(entries, { route: ['GET /x'], event: ['orders.order.placed'], action: ['cancelOrder'], workflowStep: ['approve'] })
+  t.same(entries, {
+    route: ['GET /x'],
+    event: ['orders.order.placed'],
+    action: ['cancelOrder'],
+    workflowStep: ['approve'],
+  })
   for (const [kind, names] of Object.entries(entries)) {
-    const res = await sandbox.invoke({ bundle: kinds, entry: { kind: kind as never, name: names[0]! }, input: { k: kind }, context: context('tenant-k'), onHostCall: noHost })
+    const res = await sandbox.invoke({
+      bundle: kinds,
+      entry: { kind: kind as never, name: names[0]! },
+      input: { k: kind },
+      context: context('tenant-k'),
+      onHostCall: noHost,
+    })
     t.same(res.output, { kind, name: names[0], input: { k: kind } })
   }
   // a name declared under one kind is not an entry of another
-  const wrong = await rejection(sandbox.invoke({ bundle: kinds, entry: { kind: 'action', name: 'approve' }, input: 1, context: context('tenant-k'), onHostCall: noHost }))
+  const wrong = await rejection(
+    sandbox.invoke({
+      bundle: kinds,
+      entry: { kind: 'action', name: 'approve' },
+      input: 1,
+      context: context('tenant-k'),
+      onHostCall: noHost,
+    }),
+  )
   t.equal(wrong.code, SBX.UNKNOWN_ENTRY.code)
 })
 
 t.test('load refuses a bundle whose digest does not match', async (t) => {
   const b = makeBundle('@acme/tampered', 'module.exports = { entries: {}, invoke: async () => 1 }')
-  const err = await rejection(sandbox.load({ ...b, code: b.code + '\n// tampered' }))
+  const err = await rejection(sandbox.load({ ...b, code: `${b.code}\n// tampered` }))
   t.equal(err.code, SBX.DIGEST_MISMATCH.code)
 })
 
@@ -94,13 +117,20 @@ t.test('load refuses bundles that do not evaluate to the contract', async (t) =>
     t.equal(err.code, SBX.BUNDLE_INVALID.code, name)
   }
   // a failed load leaves nothing behind: the same id loads once fixed
-  const fixed = makeBundle('@acme/bad-throws', 'module.exports = { entries: { route: ["a"] }, invoke: async () => "fixed" }')
+  const fixed = makeBundle(
+    '@acme/bad-throws',
+    'module.exports = { entries: { route: ["a"] }, invoke: async () => "fixed" }',
+  )
   await sandbox.load(fixed)
   t.equal((await call(sandbox, fixed, 'a')).output, 'fixed')
 })
 
 t.test('bundle ids and versions must look like package names and versions', async (t) => {
-  for (const [id, version] of [['@acme/x\n    at fake (/etc/passwd:1:1)', '1.0.0'], ['@acme/x', '1.0.0 (evil)'], ['', '1.0.0']]) {
+  for (const [id, version] of [
+    ['@acme/x\n    at fake (/etc/passwd:1:1)', '1.0.0'],
+    ['@acme/x', '1.0.0 (evil)'],
+    ['', '1.0.0'],
+  ]) {
     const b = makeBundle(id!, 'module.exports = { entries: {}, invoke: async () => 1 }', version)
     t.equal((await rejection(sandbox.load(b))).code, SBX.INVALID_REQUEST.code, JSON.stringify([id, version]))
   }
@@ -113,7 +143,12 @@ t.test('the same id and version with other code is a conflict', async (t) => {
 
 t.test('invoke returns the output, metrics and an outcome', async (t) => {
   const res = await call(sandbox, plugin, 'echo', { input: { q: 'x', n: [1, 2] } })
-  t.same(res.output, { input: { q: 'x', n: [1, 2] }, tenant: 'tenant-a', caller: 'user-1', entry: { kind: 'route', name: 'echo' } })
+  t.same(res.output, {
+    input: { q: 'x', n: [1, 2] },
+    tenant: 'tenant-a',
+    caller: 'user-1',
+    entry: { kind: 'route', name: 'echo' },
+  })
   t.equal(res.metrics.outcome, 'ok')
   t.ok(res.metrics.wallMs > 0)
   t.ok(res.metrics.cpuMs >= 0)
@@ -126,9 +161,19 @@ t.test('undeclared entries, unloaded bundles and oversized input are refused', a
   t.equal((await rejection(call(sandbox, plugin, 'nope'))).code, SBX.UNKNOWN_ENTRY.code)
   const ghost = bodiesBundle('@acme/ghost', { a: 'return 1' })
   t.equal((await rejection(call(sandbox, ghost, 'a'))).code, SBX.BUNDLE_NOT_LOADED.code)
-  const tooBig = await rejection(call(sandbox, plugin, 'echo', { input: 'y'.repeat(2000), limits: { maxInputBytes: 1000 } }))
+  const tooBig = await rejection(
+    call(sandbox, plugin, 'echo', { input: 'y'.repeat(2000), limits: { maxInputBytes: 1000 } }),
+  )
   t.equal(tooBig.code, SBX.PAYLOAD_TOO_LARGE.code)
-  const badKind = await rejection(sandbox.invoke({ bundle: plugin, entry: { kind: 'nope' as never, name: 'echo' }, input: 1, context: context('t'), onHostCall: noHost }))
+  const badKind = await rejection(
+    sandbox.invoke({
+      bundle: plugin,
+      entry: { kind: 'nope' as never, name: 'echo' },
+      input: 1,
+      context: context('t'),
+      onHostCall: noHost,
+    }),
+  )
   t.equal(badKind.code, SBX.INVALID_REQUEST.code)
   const badLimit = await rejection(call(sandbox, plugin, 'echo', { limits: { cpuMs: -1 } }))
   t.equal(badLimit.code, SBX.INVALID_REQUEST.code)
@@ -141,22 +186,38 @@ t.test('host calls are relayed, sequentially and concurrently', async (t) => {
     return ordersHost(op, args, meta)
   }
   const seq = await call(sandbox, plugin, 'sequential', { onHostCall: handler })
-  t.same(seq.output, [{ id: 1, total: 10 }, { id: 2, total: 20 }])
+  t.same(seq.output, [
+    { id: 1, total: 10 },
+    { id: 2, total: 20 },
+  ])
   t.equal(seq.metrics.hostCalls, 2)
   t.same(seen[0], ['orders.get', { id: 1 }, 'string', false])
   const conc = await call(sandbox, plugin, 'concurrent', { onHostCall: ordersHost })
-  t.same((conc.output as Array<{ id: number }>).map((o) => o.id), [1, 2, 3, 4, 5])
+  t.same(
+    (conc.output as Array<{ id: number }>).map((o) => o.id),
+    [1, 2, 3, 4, 5],
+  )
   t.equal(conc.metrics.hostCalls, 5)
 })
 
 t.test('host-call args and results are JSON copies', async (t) => {
-  const res = await call(sandbox, plugin, 'argsEcho', { input: { a: [1, { b: 'c' }], d: null }, onHostCall: ordersHost })
+  const res = await call(sandbox, plugin, 'argsEcho', {
+    input: { a: [1, { b: 'c' }], d: null },
+    onHostCall: ordersHost,
+  })
   t.same(res.output, { a: [1, { b: 'c' }], d: null })
 })
 
 t.test('a TrellisError from the handler reaches the plugin and, uncaught, the caller with its code', async (t) => {
   const caught = await call(sandbox, plugin, 'deniedCaught', { onHostCall: ordersHost })
-  t.same(caught.output, { caught: true, code: 'KRN_ERR_CAPABILITY_DENIED', status: 403, message: 'plugin lacks the secrets capability', name: 'TrellisError', stackHasHost: false })
+  t.same(caught.output, {
+    caught: true,
+    code: 'KRN_ERR_CAPABILITY_DENIED',
+    status: 403,
+    message: 'plugin lacks the secrets capability',
+    name: 'TrellisError',
+    stackHasHost: false,
+  })
   const err = await rejection(call(sandbox, plugin, 'denied', { onHostCall: ordersHost }))
   t.ok(err instanceof TrellisError)
   t.equal(err.code, 'KRN_ERR_CAPABILITY_DENIED')
@@ -183,17 +244,26 @@ t.test('a plugin cannot pass its own error off as a kernel error', async (t) => 
   const err = await rejection(call(sandbox, plugin, 'throwCoded'))
   t.equal(err.code, SBX.PLUGIN_ERROR.code)
   t.equal(err.message, 'out of stock')
-  t.same({ code: (err.details as { pluginCode?: string }).pluginCode, status: (err.details as { pluginStatus?: number }).pluginStatus }, { code: 'KRN_ERR_CAPABILITY_DENIED', status: 409 })
+  t.same(
+    {
+      code: (err.details as { pluginCode?: string }).pluginCode,
+      status: (err.details as { pluginStatus?: number }).pluginStatus,
+    },
+    { code: 'KRN_ERR_CAPABILITY_DENIED', status: 409 },
+  )
 })
 
 t.test('logs are captured with the invocation id, and limited', async (t) => {
   const res = await call(sandbox, plugin, 'logs', { context: { invocationId: 'inv-logs-1' } })
-  t.same(res.logs.map((l) => [l.invocationId, l.level, l.message, l.fields]), [
-    ['inv-logs-1', 'info', 'hello', { orderId: 7 }],
-    ['inv-logs-1', 'warn', 'careful', undefined],
-    ['inv-logs-1', 'info', 'coerced', undefined],
-    ['inv-logs-1', 'info', 'from console {"a":1}', undefined],
-  ])
+  t.same(
+    res.logs.map((l) => [l.invocationId, l.level, l.message, l.fields]),
+    [
+      ['inv-logs-1', 'info', 'hello', { orderId: 7 }],
+      ['inv-logs-1', 'warn', 'careful', undefined],
+      ['inv-logs-1', 'info', 'coerced', undefined],
+      ['inv-logs-1', 'info', 'from console {"a":1}', undefined],
+    ],
+  )
   t.ok(res.logs.every((l) => !Number.isNaN(Date.parse(l.time))))
   const many = await call(sandbox, plugin, 'manyLogs', { limits: { maxLogLines: 10 } })
   t.equal(many.output, 'done')
@@ -210,7 +280,10 @@ t.test("one tenant's globals are never visible to another tenant", async (t) => 
     t.same(other.output, { secret: null, leaked: null })
   }
   // the same installation on another tenant is another isolate too
-  const sameInstall = await call(sandbox, plugin, 'getGlobal', { tenant: 'tenant-c', context: { installationId: 'inst-tenant-a' } })
+  const sameInstall = await call(sandbox, plugin, 'getGlobal', {
+    tenant: 'tenant-c',
+    context: { installationId: 'inst-tenant-a' },
+  })
   t.same(sameInstall.output, { secret: null, leaked: null })
 })
 
@@ -233,7 +306,9 @@ t.test('output cannot poison prototypes in the host', async (t) => {
 
 t.test('host-call args and log fields cannot poison prototypes either', async (t) => {
   let received: unknown
-  const res = await call(sandbox, plugin, 'poisonArgsAndLogs', { onHostCall: async (_op, args) => ((received = args), args) })
+  const res = await call(sandbox, plugin, 'poisonArgsAndLogs', {
+    onHostCall: async (_op, args) => ((received = args), args),
+  })
   t.same(Object.keys(received as object), ['keep'])
   t.same(Object.keys(res.logs[0]!.fields!), ['keep'])
   t.same(res.output, { keep: 1 })
@@ -250,6 +325,7 @@ t.test('a thrown error carries the plugin message and a stack mapped to its own 
     '', // 2
     'function validate(order: { qty: number }) {', // 3
     '  if (order.qty < 1) {', // 4
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: plugin source text, not a template
     '    throw new Error(`quantity must be positive, got ${order.qty}`)', // 5
     '  }', // 6
     '}', // 7
@@ -272,7 +348,15 @@ t.test('a thrown error carries the plugin message and a stack mapped to its own 
   const map = out.outputFiles.find((f) => f.path.endsWith('.map'))!.text
   const bundle = makeBundle('@acme/mapped', js, '1.0.0', map)
   await sandbox.load(bundle)
-  const err = await rejection(sandbox.invoke({ bundle, entry: { kind: 'route', name: 'fail' }, input: { qty: 0 }, context: context('tenant-a'), onHostCall: noHost }))
+  const err = await rejection(
+    sandbox.invoke({
+      bundle,
+      entry: { kind: 'route', name: 'fail' },
+      input: { qty: 0 },
+      context: context('tenant-a'),
+      onHostCall: noHost,
+    }),
+  )
   t.equal(err.code, SBX.PLUGIN_ERROR.code)
   t.equal(err.message, 'quantity must be positive, got 0')
   t.match(err.stack, /at validate \(.*src\/plugin\.ts:5:11\)/)
@@ -281,14 +365,19 @@ t.test('a thrown error carries the plugin message and a stack mapped to its own 
 })
 
 t.test('errors are TrellisErrors carrying metrics and logs', async (t) => {
-  const b = bodiesBundle('@acme/logs-then-throw', { x: `host.log('info', 'about to fail'); throw new TypeError('nope')` })
+  const b = bodiesBundle('@acme/logs-then-throw', {
+    x: `host.log('info', 'about to fail'); throw new TypeError('nope')`,
+  })
   await sandbox.load(b)
   const err = await rejection(call(sandbox, b, 'x'))
   t.ok(err instanceof TrellisError)
   t.equal(err.code, SBX.PLUGIN_ERROR.code)
   t.equal(err.status, SBX.PLUGIN_ERROR.status)
   t.equal(err.metrics?.outcome, SBX.PLUGIN_ERROR.code)
-  t.same(err.logs?.map((l) => l.message), ['about to fail'])
+  t.same(
+    err.logs?.map((l) => l.message),
+    ['about to fail'],
+  )
   t.match(err.stack, /^TypeError: nope/)
 })
 
@@ -303,7 +392,8 @@ t.test('unload forgets a bundle', async (t) => {
 function deepMerge(target: Record<string, unknown>, source: Record<string, unknown>): Record<string, unknown> {
   for (const key of Object.keys(source)) {
     const v = source[key]
-    if (v && typeof v === 'object') target[key] = deepMerge((target[key] as Record<string, unknown>) ?? {}, v as Record<string, unknown>)
+    if (v && typeof v === 'object')
+      target[key] = deepMerge((target[key] as Record<string, unknown>) ?? {}, v as Record<string, unknown>)
     else target[key] = v
   }
   return target

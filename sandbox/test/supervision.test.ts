@@ -16,7 +16,7 @@ const plugin = bodiesBundle('@acme/supervised', {
 function gate() {
   const waiting: Array<(v: unknown) => void> = []
   const aborted: boolean[] = []
-  const handler: HostCallHandler = (op, args, meta) =>
+  const handler: HostCallHandler = (_op, _args, meta) =>
     new Promise((resolve) => {
       waiting.push(resolve)
       meta.signal.addEventListener('abort', () => aborted.push(true))
@@ -52,10 +52,17 @@ t.test('a crashed worker fails only what it held and is replaced', async (t) => 
   await until(async () => (await sandbox.stats()).workers.length === 2)
   const after = await sandbox.stats()
   t.equal(after.restarts, 1)
-  t.ok(after.workers.some((w) => w.pid === other.pid), 'the other worker lives on')
-  t.notOk(after.workers.some((w) => w.pid === victim.pid), 'the dead one is gone')
+  t.ok(
+    after.workers.some((w) => w.pid === other.pid),
+    'the other worker lives on',
+  )
+  t.notOk(
+    after.workers.some((w) => w.pid === victim.pid),
+    'the dead one is gone',
+  )
   // the replacement serves the bundle (re-sent to it lazily)
-  for (let i = 0; i < 6; i++) t.equal((await call(sandbox, plugin, 'echo', { tenant: `after-${i}`, input: i })).output, i)
+  for (let i = 0; i < 6; i++)
+    t.equal((await call(sandbox, plugin, 'echo', { tenant: `after-${i}`, input: i })).output, i)
 })
 
 t.test('a worker that stops answering is killed at its deadline and replaced', async (t) => {
@@ -64,8 +71,18 @@ t.test('a worker that stops answering is killed at its deadline and replaced', a
   await sandbox.load(plugin)
   const g = gate()
   const [w] = (await sandbox.stats()).workers
-  const first = call(sandbox, plugin, 'wait', { tenant: 'hang-a', input: 1, onHostCall: g.handler, limits: { wallMs: 400 } })
-  const second = call(sandbox, plugin, 'wait', { tenant: 'hang-b', input: 1, onHostCall: g.handler, limits: { wallMs: 5000 } })
+  const first = call(sandbox, plugin, 'wait', {
+    tenant: 'hang-a',
+    input: 1,
+    onHostCall: g.handler,
+    limits: { wallMs: 400 },
+  })
+  const second = call(sandbox, plugin, 'wait', {
+    tenant: 'hang-b',
+    input: 1,
+    onHostCall: g.handler,
+    limits: { wallMs: 5000 },
+  })
   await until(() => g.waiting.length === 2)
   // SIGSTOP: the worker's own deadline timer can no longer fire, as in a wedged event loop
   process.kill(w!.pid, 'SIGSTOP')
@@ -85,7 +102,14 @@ t.test('a worker over its process memory budget is killed and replaced', async (
   await sandbox.load(plugin)
   const g = gate()
   // (a CPU limit generous enough for filling 250 MB on a loaded machine: the budget must act first)
-  const err = await rejection(call(sandbox, plugin, 'hog', { tenant: 'hog', input: 250, onHostCall: g.handler, limits: { memoryMb: 1024, cpuMs: 20_000, wallMs: 30_000 } }))
+  const err = await rejection(
+    call(sandbox, plugin, 'hog', {
+      tenant: 'hog',
+      input: 250,
+      onHostCall: g.handler,
+      limits: { memoryMb: 1024, cpuMs: 20_000, wallMs: 30_000 },
+    }),
+  )
   t.equal(err.code, SBX.WORKER_LOST.code)
   t.match(err.message, /memory budget/)
   await until(async () => (await sandbox.stats()).workers.length === 1)
@@ -98,7 +122,9 @@ t.test("one tenant's concurrent invocations each get an isolate, then queue", as
   t.teardown(() => sandbox.close())
   await sandbox.load(plugin)
   const g = gate()
-  const all = Array.from({ length: 6 }, (_, i) => call(sandbox, plugin, 'wait', { tenant: 'busy', input: i, onHostCall: g.handler }))
+  const all = Array.from({ length: 6 }, (_, i) =>
+    call(sandbox, plugin, 'wait', { tenant: 'busy', input: i, onHostCall: g.handler }),
+  )
   await until(() => g.waiting.length === 2)
   await new Promise((r) => setTimeout(r, 50))
   t.equal(g.waiting.length, 2, 'two isolates, the rest queued')
@@ -108,7 +134,10 @@ t.test("one tenant's concurrent invocations each get an isolate, then queue", as
   const loop = setInterval(() => g.releaseAll(), 10)
   const results = await done
   clearInterval(loop)
-  t.same(results.map((r) => r.output), Array(6).fill('released'))
+  t.same(
+    results.map((r) => r.output),
+    Array(6).fill('released'),
+  )
 })
 
 t.test('idle isolates are evicted by count and by idle time', async (t) => {
@@ -148,7 +177,13 @@ t.test('a bundle whose top level kills a worker fails to load and costs only the
   await until(() => g.waiting.length === 1)
   const killer = bodiesBundle('@evil/top-level-bomb', { a: 'return 1' })
   const code = `const m = new Map(); for (let i = 0; ; i++) m.set(i, { i });\n${killer.code}`
-  const err = await rejection(sandbox.load({ ...killer, code, sha256: (await import('node:crypto')).createHash('sha256').update(code).digest('hex') }))
+  const err = await rejection(
+    sandbox.load({
+      ...killer,
+      code,
+      sha256: (await import('node:crypto')).createHash('sha256').update(code).digest('hex'),
+    }),
+  )
   t.equal(err.code, SBX.BUNDLE_INVALID.code)
   g.releaseAll('survived')
   t.equal((await held).output, 'survived')
@@ -165,5 +200,8 @@ t.test('idle isolates are evicted to keep a worker under its heap budget', async
   for (let i = 0; i < 12; i++) await call(sandbox, plugin, 'echo', { tenant: `budget-${i}`, input: i })
   const [w] = (await sandbox.stats({ refresh: true })).workers
   t.ok(w!.isolates < 12, `${w!.isolates} isolates kept`)
-  t.ok(w!.isolateHeapBytes <= 8 * 1024 * 1024 + 4 * 1024 * 1024, `${Math.round(w!.isolateHeapBytes / 1048576)} MB of isolate heap`)
+  t.ok(
+    w!.isolateHeapBytes <= 8 * 1024 * 1024 + 4 * 1024 * 1024,
+    `${Math.round(w!.isolateHeapBytes / 1048576)} MB of isolate heap`,
+  )
 })

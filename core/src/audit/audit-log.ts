@@ -35,7 +35,7 @@ export function storableJson(value: unknown): string {
 
 /** A text column's value without NUL (which PostgreSQL text refuses), escaped the same way. */
 export function storableText<T extends string | null>(value: T): T {
-  return (value !== null && value.includes('\0') ? value.replace(/\0/g, '\\u0000') : value) as T
+  return (value?.includes('\0') ? value.replace(/\0/g, '\\u0000') : value) as T
 }
 
 /** Columns and values of one audit row, for composing into a larger statement. */
@@ -56,7 +56,8 @@ export function auditRow(tenantId: string, rec: AuditRecord): unknown[] {
 }
 
 /** The VALUES part matching {@link auditRow}. */
-export const AUDIT_COLUMNS = '(id, tenant_id, at, actor_kind, actor_id, action, target_kind, target_id, data, ip, request_id)'
+export const AUDIT_COLUMNS =
+  '(id, tenant_id, at, actor_kind, actor_id, action, target_kind, target_id, data, ip, request_id)'
 export const AUDIT_VALUES = '(?::uuid, ?::uuid, ?::timestamptz, ?, ?, ?, ?, ?, ?::jsonb, ?, ?)'
 
 /**

@@ -38,5 +38,8 @@ export function chainHash(prevHash: string, row: AuditRow, seq: string): string 
     ip: row.ip,
     requestId: row.request_id,
   }
-  return createHash('sha256').update(prevHash).update(canonicalize(entry) ?? '').digest('hex')
+  return createHash('sha256')
+    .update(prevHash)
+    .update(canonicalize(entry) ?? '')
+    .digest('hex')
 }

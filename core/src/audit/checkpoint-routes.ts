@@ -13,7 +13,9 @@ const CheckpointView = Type.Object({
   hash: Type.String(),
   at: Type.String({ format: 'date-time' }),
   kid: Type.String({ description: 'The platform signing key that signed it.' }),
-  jws: Type.String({ description: 'Compact JWS (EdDSA, typ trellis-audit-checkpoint) over {tenantId, seq, hash, at}.' }),
+  jws: Type.String({
+    description: 'Compact JWS (EdDSA, typ trellis-audit-checkpoint) over {tenantId, seq, hash, at}.',
+  }),
 })
 
 /** On-demand checkpoints of audit chain heads (ADR 0011), for platform admins. */
@@ -26,8 +28,19 @@ export function registerCheckpointRoutes(app: Api, k: KernelContext): void {
         tags: ['audit'],
         summary: 'Sign and publish checkpoints of audit chain heads now (platform admins)',
         description:
-          'Seals pending entries, then signs the head of each organisation\'s chain (`{}`), or only `orgId`\'s, and publishes it: a `kernel.audit.checkpoint` event in that organisation\'s stream and, when TRELLIS_AUDIT_CHECKPOINT_DIR is set, a line in `<dir>/<orgId>.jsonl`. Keep them outside Trellis; `trellis audit verify --checkpoints` checks the chains against them.',
-        body: Type.Object({ orgId: Type.Optional(Type.String({ format: 'uuid', description: 'Only this organisation (tenant, partner, or the platform\'s all-zero id); every organisation when absent.' })) }, { additionalProperties: false }),
+          "Seals pending entries, then signs the head of each organisation's chain (`{}`), or only `orgId`'s, and publishes it: a `kernel.audit.checkpoint` event in that organisation's stream and, when TRELLIS_AUDIT_CHECKPOINT_DIR is set, a line in `<dir>/<orgId>.jsonl`. Keep them outside Trellis; `trellis audit verify --checkpoints` checks the chains against them.",
+        body: Type.Object(
+          {
+            orgId: Type.Optional(
+              Type.String({
+                format: 'uuid',
+                description:
+                  "Only this organisation (tenant, partner, or the platform's all-zero id); every organisation when absent.",
+              }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
         response: { 200: Type.Object({ items: Type.Array(CheckpointView) }) },
       },
     },
@@ -37,7 +50,13 @@ export function registerCheckpointRoutes(app: Api, k: KernelContext): void {
       const orgId = request.body.orgId
       if (orgId) await k.sealer.sealTenant(orgId)
       else await k.sealer.sealAll()
-      const checkpointer = new AuditCheckpointer({ db: k.db, keys: k.keys, events: k.events, dir: k.config.auditCheckpointDir, logger: k.logger })
+      const checkpointer = new AuditCheckpointer({
+        db: k.db,
+        keys: k.keys,
+        events: k.events,
+        dir: k.config.auditCheckpointDir,
+        logger: k.logger,
+      })
       return { items: await checkpointer.checkpointAll({ orgs: orgId ? [orgId] : undefined, force: true }) }
     },
   )

@@ -26,7 +26,9 @@ export async function signCheckpoint(keys: SigningKeys, claim: CheckpointClaim):
   const key = keys.current()
   if (!key?.privateKey) throw new Error('no signing key loaded')
   const payload = { tenantId: claim.tenantId, seq: claim.seq, hash: claim.hash, at: claim.at }
-  const jws = await new CompactSign(new TextEncoder().encode(JSON.stringify(payload))).setProtectedHeader({ alg: 'EdDSA', kid: key.kid, typ: CHECKPOINT_TYP }).sign(key.privateKey)
+  const jws = await new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
+    .setProtectedHeader({ alg: 'EdDSA', kid: key.kid, typ: CHECKPOINT_TYP })
+    .sign(key.privateKey)
   return { ...payload, kid: key.kid, jws }
 }
 
@@ -35,7 +37,9 @@ export async function signCheckpoint(keys: SigningKeys, claim: CheckpointClaim):
  * window in which retired keys still verify access tokens.
  */
 export async function checkpointKeys(db: Database): Promise<Map<string, JWK>> {
-  const rows = await db.unscoped((tx) => tx.sql<{ kid: string; public_jwk: JWK }>('select kid, public_jwk from signing_keys'))
+  const rows = await db.unscoped((tx) =>
+    tx.sql<{ kid: string; public_jwk: JWK }>('select kid, public_jwk from signing_keys'),
+  )
   return new Map(rows.map((r) => [r.kid, r.public_jwk]))
 }
 
@@ -43,7 +47,10 @@ export async function checkpointKeys(db: Database): Promise<Map<string, JWK>> {
  * Checks a checkpoint's signature and that its clear fields say what was signed. Returns the
  * signed claim, or why the checkpoint cannot be trusted.
  */
-export async function verifyCheckpoint(cp: Partial<Checkpoint>, keys: Map<string, JWK>): Promise<{ ok: true; claim: CheckpointClaim } | { ok: false; reason: string }> {
+export async function verifyCheckpoint(
+  cp: Partial<Checkpoint>,
+  keys: Map<string, JWK>,
+): Promise<{ ok: true; claim: CheckpointClaim } | { ok: false; reason: string }> {
   if (typeof cp.jws !== 'string') return { ok: false, reason: 'no signature' }
   try {
     const { payload, protectedHeader } = await compactVerify(cp.jws, async (header) => {
@@ -51,13 +58,23 @@ export async function verifyCheckpoint(cp: Partial<Checkpoint>, keys: Map<string
       if (!jwk) throw new Error(`signed by an unknown key ${header.kid ?? '(none)'}`)
       return importJWK(jwk, 'EdDSA')
     })
-    if (protectedHeader.typ !== CHECKPOINT_TYP || protectedHeader.alg !== 'EdDSA') return { ok: false, reason: 'not a checkpoint signature' }
+    if (protectedHeader.typ !== CHECKPOINT_TYP || protectedHeader.alg !== 'EdDSA')
+      return { ok: false, reason: 'not a checkpoint signature' }
     const claim = JSON.parse(new TextDecoder().decode(payload)) as CheckpointClaim
-    if (typeof claim.tenantId !== 'string' || typeof claim.seq !== 'string' || !/^\d+$/.test(claim.seq) || typeof claim.hash !== 'string' || typeof claim.at !== 'string') return { ok: false, reason: 'the signed claim is malformed' }
+    if (
+      typeof claim.tenantId !== 'string' ||
+      typeof claim.seq !== 'string' ||
+      !/^\d+$/.test(claim.seq) ||
+      typeof claim.hash !== 'string' ||
+      typeof claim.at !== 'string'
+    )
+      return { ok: false, reason: 'the signed claim is malformed' }
     for (const field of ['tenantId', 'seq', 'hash', 'at'] as const) {
-      if (cp[field] !== undefined && cp[field] !== claim[field]) return { ok: false, reason: `its ${field} is not what was signed` }
+      if (cp[field] !== undefined && cp[field] !== claim[field])
+        return { ok: false, reason: `its ${field} is not what was signed` }
     }
-    if (cp.kid !== undefined && cp.kid !== protectedHeader.kid) return { ok: false, reason: 'its kid is not the key that signed it' }
+    if (cp.kid !== undefined && cp.kid !== protectedHeader.kid)
+      return { ok: false, reason: 'its kid is not the key that signed it' }
     return { ok: true, claim }
   } catch (err) {
     return { ok: false, reason: `the signature does not verify (${(err as Error).message})` }

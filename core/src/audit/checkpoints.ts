@@ -66,20 +66,43 @@ export class AuditCheckpointer {
     const result = await db.inOrg(orgId, async (tx) => {
       // One publisher per organisation at a time, across kernel processes.
       await tx.sql(`select pg_advisory_xact_lock(hashtextextended('trellis.audit.checkpoint.' || ?, 0))`, [orgId])
-      const [head] = await tx.sql<{ seq: string; hash: string }>('select seq::text as seq, hash from audit_log where tenant_id = ?::uuid and seq is not null order by seq desc limit 1', [orgId])
+      const [head] = await tx.sql<{ seq: string; hash: string }>(
+        'select seq::text as seq, hash from audit_log where tenant_id = ?::uuid and seq is not null order by seq desc limit 1',
+        [orgId],
+      )
       if (!head) return undefined
       if (!force) {
-        const [last] = await tx.sql<{ seq: string }>('select seq::text as seq from audit_checkpoints where tenant_id = ?::uuid order by seq desc limit 1', [orgId])
+        const [last] = await tx.sql<{ seq: string }>(
+          'select seq::text as seq from audit_checkpoints where tenant_id = ?::uuid order by seq desc limit 1',
+          [orgId],
+        )
         if (last?.seq === head.seq) return undefined
       }
-      const cp = await signCheckpoint(keys, { tenantId: orgId, seq: head.seq, hash: head.hash, at: new Date().toISOString() })
-      await tx.sql('insert into audit_checkpoints (id, tenant_id, seq, hash, kid, jws) values (?::uuid, ?::uuid, ?::bigint, ?, ?, ?)', [uuidv7(), orgId, cp.seq, cp.hash, cp.kid, cp.jws])
-      const ids = await emitEvents(tx, kernelEvent('kernel.audit.checkpoint', `audit/${orgId}`, { seq: cp.seq, hash: cp.hash, at: cp.at, kid: cp.kid, jws: cp.jws }))
+      const cp = await signCheckpoint(keys, {
+        tenantId: orgId,
+        seq: head.seq,
+        hash: head.hash,
+        at: new Date().toISOString(),
+      })
+      await tx.sql(
+        'insert into audit_checkpoints (id, tenant_id, seq, hash, kid, jws) values (?::uuid, ?::uuid, ?::bigint, ?, ?, ?)',
+        [uuidv7(), orgId, cp.seq, cp.hash, cp.kid, cp.jws],
+      )
+      const ids = await emitEvents(
+        tx,
+        kernelEvent('kernel.audit.checkpoint', `audit/${orgId}`, {
+          seq: cp.seq,
+          hash: cp.hash,
+          at: cp.at,
+          kid: cp.kid,
+          jws: cp.jws,
+        }),
+      )
       // Written before the transaction commits: a checkpoint the directory did not take is not
       // recorded as published, and the next run publishes it again.
       if (dir) {
         await mkdir(dir, { recursive: true })
-        await appendFile(join(dir, `${orgId}.jsonl`), JSON.stringify(cp) + '\n', { mode: 0o640 })
+        await appendFile(join(dir, `${orgId}.jsonl`), `${JSON.stringify(cp)}\n`, { mode: 0o640 })
       }
       return { cp, ids }
     })

@@ -10,7 +10,9 @@ import { registerCheckpointRoutes } from './checkpoint-routes.js'
 
 const Entry = Type.Object({
   id: Type.String({ format: 'uuid' }),
-  seq: Type.Union([Type.String(), Type.Null()], { description: 'Position in the chain; null for a moment until the entry is sealed.' }),
+  seq: Type.Union([Type.String(), Type.Null()], {
+    description: 'Position in the chain; null for a moment until the entry is sealed.',
+  }),
   at: Type.String({ format: 'date-time' }),
   actor: Type.Object({ kind: Type.String(), id: Type.String() }),
   action: Type.String(),
@@ -30,12 +32,19 @@ export function registerAuditRoutes(app: Api, k: KernelContext): void {
       preHandler: requirePermission(P.auditRead),
       schema: {
         tags: ['audit'],
-        summary: 'Your organisation\'s audit log, newest first',
+        summary: "Your organisation's audit log, newest first",
         querystring: Type.Object(
           {
             ...PageQuery,
-            actor: Type.Optional(Type.String({ maxLength: 320, description: 'Actor id (user id, API key id, or email for sign-in attempts).' })),
-            action: Type.Optional(Type.String({ maxLength: 200, description: 'Exact action, or a prefix ending in `.` (e.g. `auth.`).' })),
+            actor: Type.Optional(
+              Type.String({
+                maxLength: 320,
+                description: 'Actor id (user id, API key id, or email for sign-in attempts).',
+              }),
+            ),
+            action: Type.Optional(
+              Type.String({ maxLength: 200, description: 'Exact action, or a prefix ending in `.` (e.g. `auth.`).' }),
+            ),
             from: Type.Optional(Type.String({ format: 'date-time' })),
             to: Type.Optional(Type.String({ format: 'date-time' })),
           },
@@ -60,7 +69,21 @@ export function registerAuditRoutes(app: Api, k: KernelContext): void {
               and (?::timestamptz is null or at < ?::timestamptz)
               and (?::uuid is null or id < ?::uuid)
             order by id desc limit ?`,
-          [actor ?? null, actor ?? null, prefix ? null : (action ?? null), prefix ? null : (action ?? null), prefix, prefix, from ?? null, from ?? null, to ?? null, to ?? null, before, before, limit + 1],
+          [
+            actor ?? null,
+            actor ?? null,
+            prefix ? null : (action ?? null),
+            prefix ? null : (action ?? null),
+            prefix,
+            prefix,
+            from ?? null,
+            from ?? null,
+            to ?? null,
+            to ?? null,
+            before,
+            before,
+            limit + 1,
+          ],
         ),
       )
       const items = rows.slice(0, limit)

@@ -35,7 +35,10 @@ export class AuditSealer {
 
   /** Periodically seals whatever another process (or a crash) left unsealed. */
   start(sweepMs = 5000): void {
-    this.sweep = setInterval(() => void this.sealAll().catch((err) => this.logger?.error({ err }, 'audit sweep failed')), sweepMs)
+    this.sweep = setInterval(
+      () => void this.sealAll().catch((err) => this.logger?.error({ err }, 'audit sweep failed')),
+      sweepMs,
+    )
     this.sweep.unref()
   }
 
@@ -44,7 +47,10 @@ export class AuditSealer {
     if (this.closed) return
     this.pending.add(tenantId)
     if (!this.timer) {
-      this.timer = setTimeout(() => void this.flush(), Math.max(this.delayMs, this.intervalMs - (Date.now() - this.lastFlushAt)))
+      this.timer = setTimeout(
+        () => void this.flush(),
+        Math.max(this.delayMs, this.intervalMs - (Date.now() - this.lastFlushAt)),
+      )
       this.timer.unref()
     }
   }
@@ -75,7 +81,11 @@ export class AuditSealer {
 
   /** Seals all unsealed entries of every organisation. */
   async sealAll(): Promise<void> {
-    const rows = await this.db.inOrg(null, (tx) => tx.sql<{ tenant_id: string }>('select distinct tenant_id from audit_log where hash is null'), 'trellis_auditor')
+    const rows = await this.db.inOrg(
+      null,
+      (tx) => tx.sql<{ tenant_id: string }>('select distinct tenant_id from audit_log where hash is null'),
+      'trellis_auditor',
+    )
     for (const r of rows) this.pending.add(r.tenant_id)
     await this.flush()
   }
@@ -87,13 +97,19 @@ export class AuditSealer {
       const sealed = await this.db.inOrg(
         tenantId,
         async (tx) => {
-          const [lock] = await tx.sql<{ ok: boolean }>(`select pg_try_advisory_xact_lock(hashtextextended('trellis.audit.' || ?, 0)) as ok`, [tenantId])
+          const [lock] = await tx.sql<{ ok: boolean }>(
+            `select pg_try_advisory_xact_lock(hashtextextended('trellis.audit.' || ?, 0)) as ok`,
+            [tenantId],
+          )
           if (!lock?.ok) return 0
           const [head] = await tx.sql<{ head_seq: string; hash: string }>(
             'select a.seq::text as head_seq, a.hash from audit_log a where a.tenant_id = ?::uuid and a.seq is not null order by a.seq desc limit 1',
             [tenantId],
           )
-          const rows = await tx.sql<AuditRow>(`select * from audit_log where tenant_id = ?::uuid and hash is null order by id limit ${BATCH}`, [tenantId])
+          const rows = await tx.sql<AuditRow>(
+            `select * from audit_log where tenant_id = ?::uuid and hash is null order by id limit ${BATCH}`,
+            [tenantId],
+          )
           if (rows.length === 0) return 0
           let seq = BigInt(head?.head_seq ?? '0')
           let prev = head?.hash ?? GENESIS_HASH

@@ -29,16 +29,29 @@ export async function verifyChain(db: Database, tenantId: string): Promise<Chain
   for (;;) {
     const rows = await db.inOrg(
       tenantId,
-      (tx) => tx.sql<AuditRow & { seq_text: string }>(`select a.*, a.seq::text as seq_text from audit_log a where a.tenant_id = ?::uuid and a.seq > ?::bigint order by a.seq limit ${PAGE}`, [tenantId, lastSeq.toString()]),
+      (tx) =>
+        tx.sql<AuditRow & { seq_text: string }>(
+          `select a.*, a.seq::text as seq_text from audit_log a where a.tenant_id = ?::uuid and a.seq > ?::bigint order by a.seq limit ${PAGE}`,
+          [tenantId, lastSeq.toString()],
+        ),
       'trellis_auditor',
     )
     for (const r of rows) {
       const row = { ...r, seq: r.seq_text }
       const seq = BigInt(row.seq)
-      const broken = (reason: string): ChainReport => ({ tenantId, entries, unsealed: 0, ok: false, brokenAt: { seq: row.seq!, id: row.id, reason } })
-      if (seq !== expectedSeq) return finish(broken(`expected entry ${expectedSeq} but found ${seq}: an entry was deleted or re-numbered`))
-      if (row.prev_hash !== prev) return finish(broken('prev_hash does not match the previous entry: entries were removed or re-ordered'))
-      if (chainHash(prev, row, row.seq!) !== row.hash) return finish(broken('hash does not match the entry: it was altered'))
+      const broken = (reason: string): ChainReport => ({
+        tenantId,
+        entries,
+        unsealed: 0,
+        ok: false,
+        brokenAt: { seq: row.seq!, id: row.id, reason },
+      })
+      if (seq !== expectedSeq)
+        return finish(broken(`expected entry ${expectedSeq} but found ${seq}: an entry was deleted or re-numbered`))
+      if (row.prev_hash !== prev)
+        return finish(broken('prev_hash does not match the previous entry: entries were removed or re-ordered'))
+      if (chainHash(prev, row, row.seq!) !== row.hash)
+        return finish(broken('hash does not match the entry: it was altered'))
       prev = row.hash!
       entries++
       expectedSeq++
@@ -46,16 +59,33 @@ export async function verifyChain(db: Database, tenantId: string): Promise<Chain
     }
     if (rows.length < PAGE) break
   }
-  return finish({ tenantId, entries, unsealed: 0, ok: true, head: entries > 0 ? { seq: lastSeq.toString(), hash: prev } : undefined })
+  return finish({
+    tenantId,
+    entries,
+    unsealed: 0,
+    ok: true,
+    head: entries > 0 ? { seq: lastSeq.toString(), hash: prev } : undefined,
+  })
 
   async function finish(report: ChainReport): Promise<ChainReport> {
-    const [u] = await db.inOrg(tenantId, (tx) => tx.sql<{ n: string }>('select count(*)::text as n from audit_log where tenant_id = ?::uuid and hash is null', [tenantId]), 'trellis_auditor')
+    const [u] = await db.inOrg(
+      tenantId,
+      (tx) =>
+        tx.sql<{ n: string }>('select count(*)::text as n from audit_log where tenant_id = ?::uuid and hash is null', [
+          tenantId,
+        ]),
+      'trellis_auditor',
+    )
     return { ...report, unsealed: Number(u?.n ?? 0) }
   }
 }
 
 /** Every organisation that has an audit chain. */
 export async function auditedOrganisations(db: Database): Promise<string[]> {
-  const rows = await db.inOrg(null, (tx) => tx.sql<{ tenant_id: string }>('select distinct tenant_id from audit_log order by tenant_id'), 'trellis_auditor')
+  const rows = await db.inOrg(
+    null,
+    (tx) => tx.sql<{ tenant_id: string }>('select distinct tenant_id from audit_log order by tenant_id'),
+    'trellis_auditor',
+  )
   return rows.map((r) => r.tenant_id)
 }

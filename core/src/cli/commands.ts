@@ -16,24 +16,40 @@ import { createLogger } from '../observability/logger.js'
 import { preflight, portInUse } from './preflight.js'
 import { confirmRevert } from './confirm.js'
 
-const out = (line = '') => process.stdout.write(line + '\n')
+const out = (line = '') => process.stdout.write(`${line}\n`)
 
-export async function runStart(config: KernelConfig, opts: { demo?: boolean; migrate?: boolean }, stopTelemetry?: () => Promise<void>): Promise<void> {
+export async function runStart(
+  config: KernelConfig,
+  opts: { demo?: boolean; migrate?: boolean },
+  stopTelemetry?: () => Promise<void>,
+): Promise<void> {
   // In a terminal: readable log lines and the demo load's progress; JSON lines otherwise.
   const terminal = process.stdout.isTTY ? createTerminal(process.stdout) : undefined
   await preflight(config)
-  const kernel = await createKernel({ config, migrate: opts.migrate, ...(terminal ? { logger: createLogger(config.logLevel, terminal as unknown as NodeJS.WritableStream) } : {}) })
+  const kernel = await createKernel({
+    config,
+    migrate: opts.migrate,
+    ...(terminal ? { logger: createLogger(config.logLevel, terminal as unknown as NodeJS.WritableStream) } : {}),
+  })
   const { ctx } = kernel
   let firstAdmin: { email: string; password?: string } | undefined
   if (!(await hasPlatformAdmin(ctx))) {
-    firstAdmin = await createPlatformAdmin(ctx, { email: process.env.TRELLIS_ADMIN_EMAIL ?? 'admin@trellis.local', password: process.env.TRELLIS_ADMIN_PASSWORD })
+    firstAdmin = await createPlatformAdmin(ctx, {
+      email: process.env.TRELLIS_ADMIN_EMAIL ?? 'admin@trellis.local',
+      password: process.env.TRELLIS_ADMIN_PASSWORD,
+    })
   }
   const demo = opts.demo ? await seedDemo(ctx, { password: demoPassword(config.dataDir) }) : undefined
   if (demo) {
     const admin = demo.accounts.find((a) => a.role === 'tenant_admin')!
-    await seedDemoErp(kernel, { tenantId: demo.tenantId, partnerId: demo.partnerId, adminEmail: admin.email, password: admin.password }, (line) => (terminal ? terminal.line(`  ${line}`) : out(`  ${line}`)), {
-      ...(terminal ? { progress: terminal.progress('  loading orders') } : {}),
-    })
+    await seedDemoErp(
+      kernel,
+      { tenantId: demo.tenantId, partnerId: demo.partnerId, adminEmail: admin.email, password: admin.password },
+      (line) => (terminal ? terminal.line(`  ${line}`) : out(`  ${line}`)),
+      {
+        ...(terminal ? { progress: terminal.progress('  loading orders') } : {}),
+      },
+    )
     terminal?.done()
   }
   const url = (
@@ -44,7 +60,9 @@ export async function runStart(config: KernelConfig, opts: { demo?: boolean; mig
   ).replace('[::1]', 'localhost')
   out()
   out(`Trellis is running at ${url}  (API docs: ${url}/docs)`)
-  out(`Database: ${ctx.db.embedded ? `embedded PostgreSQL (PGlite) in ${config.dataDir}` : 'PostgreSQL from DATABASE_URL'}`)
+  out(
+    `Database: ${ctx.db.embedded ? `embedded PostgreSQL (PGlite) in ${config.dataDir}` : 'PostgreSQL from DATABASE_URL'}`,
+  )
   if (firstAdmin) {
     out()
     out('A platform admin was created. Sign in with:')
@@ -56,14 +74,21 @@ export async function runStart(config: KernelConfig, opts: { demo?: boolean; mig
     out()
     out('Demo: partner "Northwind Partners" manages tenant "Northwind Traders". Accounts:')
     for (const a of demo.accounts) out(`  ${a.role.padEnd(18)} ${a.email.padEnd(36)} ${a.password}   (${a.org})`)
-    for (const role of ['pricing_manager', 'sales_director']) out(`  ${role.padEnd(18)} ${`${role.replace('_', '.')}@demo.trellis.local`.padEnd(36)} ${demo.accounts[0]!.password}   (Northwind Traders)`)
-    out('  The ERP plugins (catalog, pricing, inventory, orders) and partner onboarding are installed for Northwind Traders,')
+    for (const role of ['pricing_manager', 'sales_director'])
+      out(
+        `  ${role.padEnd(18)} ${`${role.replace('_', '.')}@demo.trellis.local`.padEnd(36)} ${demo.accounts[0]!.password}   (Northwind Traders)`,
+      )
+    out(
+      '  The ERP plugins (catalog, pricing, inventory, orders) and partner onboarding are installed for Northwind Traders,',
+    )
     out('  with the Northwind data loaded; a tour: "ERP plugins and the demo" in README.md')
   }
   out()
   out('Sign in:')
   out(`  curl -s -X POST ${url}/v1/auth/login -H 'content-type: application/json' \\`)
-  out(`       -d '{"email":"${demo?.accounts[2]?.email ?? firstAdmin?.email ?? 'admin@trellis.local'}","password":"…"}'`)
+  out(
+    `       -d '{"email":"${demo?.accounts[2]?.email ?? firstAdmin?.email ?? 'admin@trellis.local'}","password":"…"}'`,
+  )
   out(`then send the accessToken as "Authorization: Bearer <token>", e.g. to ${url}/v1/me`)
   out()
   const stop = async () => {
@@ -75,7 +100,11 @@ export async function runStart(config: KernelConfig, opts: { demo?: boolean; mig
   process.once('SIGTERM', stop)
 }
 
-export async function runMigrate(config: KernelConfig, direction: 'up' | 'down' | 'status', opts: { to?: string; yes?: boolean; json?: boolean } = {}): Promise<void> {
+export async function runMigrate(
+  config: KernelConfig,
+  direction: 'up' | 'down' | 'status',
+  opts: { to?: string; yes?: boolean; json?: boolean } = {},
+): Promise<void> {
   const db = await Database.open(config)
   try {
     const { executed, pending } = await db.migrationStatus()
@@ -93,7 +122,8 @@ export async function runMigrate(config: KernelConfig, direction: 'up' | 'down' 
       // What `down` undoes: the latest migration, or every one back to (and including) --to.
       const from = opts.to ? executed.indexOf(opts.to) : executed.length - 1
       const undo = from < 0 ? [] : executed.slice(from).reverse()
-      if (opts.to && from < 0) throw KRN.CONFIG_INVALID({ variable: '--to', reason: `${opts.to} is not an applied migration` })
+      if (opts.to && from < 0)
+        throw KRN.CONFIG_INVALID({ variable: '--to', reason: `${opts.to} is not an applied migration` })
       if (undo.length && !(await confirmRevert(undo, { yes: opts.yes, json: opts.json }))) return
     }
     const done = await db.migrate(direction, opts.to)
@@ -105,11 +135,18 @@ export async function runMigrate(config: KernelConfig, direction: 'up' | 'down' 
   }
 }
 
-export async function runAdminCreate(config: KernelConfig, opts: { email: string; name: string; json?: boolean }): Promise<void> {
+export async function runAdminCreate(
+  config: KernelConfig,
+  opts: { email: string; name: string; json?: boolean },
+): Promise<void> {
   assertEmail(opts.email)
   const kernel = await createKernel({ config })
   try {
-    const created = await createPlatformAdmin(kernel.ctx, { email: opts.email, name: opts.name, password: process.env.TRELLIS_ADMIN_PASSWORD })
+    const created = await createPlatformAdmin(kernel.ctx, {
+      email: opts.email,
+      name: opts.name,
+      password: process.env.TRELLIS_ADMIN_PASSWORD,
+    })
     if (opts.json) out(JSON.stringify({ email: created.email, password: created.password ?? null }, null, 2))
     else {
       out(`platform admin ${created.email} is ready`)
@@ -120,7 +157,10 @@ export async function runAdminCreate(config: KernelConfig, opts: { email: string
   }
 }
 
-export async function runAuditVerify(config: KernelConfig, opts: { tenant?: string; json?: boolean; checkpoints?: string }): Promise<void> {
+export async function runAuditVerify(
+  config: KernelConfig,
+  opts: { tenant?: string; json?: boolean; checkpoints?: string },
+): Promise<void> {
   const db = await Database.open(config)
   let broken = 0
   try {
@@ -129,7 +169,9 @@ export async function runAuditVerify(config: KernelConfig, opts: { tenant?: stri
     // Seal what is committed but not sealed yet, so the check covers every entry.
     await new AuditSealer(db).sealAll()
     const trusted = stored ? await trustedCheckpoints(stored.checkpoints, await checkpointKeys(db)) : undefined
-    const orgs = opts.tenant ? [opts.tenant] : [...new Set([...(await auditedOrganisations(db)), ...(trusted?.byOrg.keys() ?? [])])].sort()
+    const orgs = opts.tenant
+      ? [opts.tenant]
+      : [...new Set([...(await auditedOrganisations(db)), ...(trusted?.byOrg.keys() ?? [])])].sort()
     const reports = []
     const nameOf = (org: string | null) => (org === PLATFORM_ORG ? 'platform' : (org ?? '(no organisation)'))
     for (const org of orgs) {
@@ -137,26 +179,45 @@ export async function runAuditVerify(config: KernelConfig, opts: { tenant?: stri
       // A broken chain is reported as such; a whole one must also meet every signed checkpoint.
       const checkpoints = trusted?.byOrg.get(org) ?? []
       const problems = r.ok ? await checkAgainstCheckpoints(db, r, checkpoints) : []
-      reports.push({ ...r, ...(trusted ? { checkpoints: { checked: checkpoints.length, problems } } : {}), ok: r.ok && problems.length === 0 })
+      reports.push({
+        ...r,
+        ...(trusted ? { checkpoints: { checked: checkpoints.length, problems } } : {}),
+        ok: r.ok && problems.length === 0,
+      })
       if (!r.ok || problems.length) broken++
       if (!opts.json) {
         if (!r.ok) out(`BROKEN  ${nameOf(org)}  at entry ${r.brokenAt!.seq} (${r.brokenAt!.id}): ${r.brokenAt!.reason}`)
-        else if (problems.length) for (const p of problems) out(`BROKEN  ${nameOf(org)}  against checkpoint ${p.seq} of ${p.at} (key ${p.kid}, ${p.where}): ${p.reason}`)
-        else out(`ok      ${nameOf(org)}  ${r.entries} entries${r.head ? `, head ${r.head.seq}:${r.head.hash}` : ''}${trusted ? `, ${checkpoints.length} checkpoints met` : ''}`)
+        else if (problems.length)
+          for (const p of problems)
+            out(
+              `BROKEN  ${nameOf(org)}  against checkpoint ${p.seq} of ${p.at} (key ${p.kid}, ${p.where}): ${p.reason}`,
+            )
+        else
+          out(
+            `ok      ${nameOf(org)}  ${r.entries} entries${r.head ? `, head ${r.head.seq}:${r.head.hash}` : ''}${trusted ? `, ${checkpoints.length} checkpoints met` : ''}`,
+          )
       }
     }
     // Checkpoints that cannot be trusted: forged, altered, signed by an unknown key, or not checkpoints at all.
-    const untrusted = [...(stored?.unreadable ?? []), ...(trusted?.forged ?? [])].filter((p) => !opts.tenant || p.tenantId === opts.tenant || p.tenantId === null)
+    const untrusted = [...(stored?.unreadable ?? []), ...(trusted?.forged ?? [])].filter(
+      (p) => !opts.tenant || p.tenantId === opts.tenant || p.tenantId === null,
+    )
     if (untrusted.length) broken++
-    if (opts.json) out(JSON.stringify(trusted ? { chains: reports, untrustedCheckpoints: untrusted } : reports, null, 2))
-    else for (const p of untrusted) out(`FORGED  ${nameOf(p.tenantId)}  checkpoint ${p.seq ?? '?'} (${p.where}): ${p.reason}`)
+    if (opts.json)
+      out(JSON.stringify(trusted ? { chains: reports, untrustedCheckpoints: untrusted } : reports, null, 2))
+    else
+      for (const p of untrusted)
+        out(`FORGED  ${nameOf(p.tenantId)}  checkpoint ${p.seq ?? '?'} (${p.where}): ${p.reason}`)
   } finally {
     await db.close()
   }
   if (broken) process.exitCode = 1
 }
 
-export async function runAuditCheckpoint(config: KernelConfig, opts: { tenant?: string; json?: boolean }): Promise<void> {
+export async function runAuditCheckpoint(
+  config: KernelConfig,
+  opts: { tenant?: string; json?: boolean },
+): Promise<void> {
   const db = await Database.open(config)
   try {
     const keys = new SigningKeys(db, new SecretBox(config.secretKey))
@@ -165,11 +226,21 @@ export async function runAuditCheckpoint(config: KernelConfig, opts: { tenant?: 
     if (opts.tenant) await sealer.sealTenant(opts.tenant)
     else await sealer.sealAll()
     // The event goes into the outbox; a running kernel's dispatcher delivers it.
-    const made = await new AuditCheckpointer({ db, keys, dir: config.auditCheckpointDir }).checkpointAll({ orgs: opts.tenant ? [opts.tenant] : undefined, force: true })
+    const made = await new AuditCheckpointer({ db, keys, dir: config.auditCheckpointDir }).checkpointAll({
+      orgs: opts.tenant ? [opts.tenant] : undefined,
+      force: true,
+    })
     if (opts.json) out(JSON.stringify(made, null, 2))
     else {
-      for (const cp of made) out(`signed  ${cp.tenantId === PLATFORM_ORG ? 'platform' : cp.tenantId}  head ${cp.seq}:${cp.hash}  key ${cp.kid}`)
-      out(config.auditCheckpointDir ? `appended to ${config.auditCheckpointDir}` : 'published as kernel.audit.checkpoint events (set TRELLIS_AUDIT_CHECKPOINT_DIR to also write files)')
+      for (const cp of made)
+        out(
+          `signed  ${cp.tenantId === PLATFORM_ORG ? 'platform' : cp.tenantId}  head ${cp.seq}:${cp.hash}  key ${cp.kid}`,
+        )
+      out(
+        config.auditCheckpointDir
+          ? `appended to ${config.auditCheckpointDir}`
+          : 'published as kernel.audit.checkpoint events (set TRELLIS_AUDIT_CHECKPOINT_DIR to also write files)',
+      )
     }
   } finally {
     await db.close()

@@ -4,13 +4,19 @@ import { createInterface } from 'node:readline/promises'
 import { KRN } from '../errors.js'
 
 export async function confirmRevert(undo: string[], opts: { yes?: boolean; json?: boolean }): Promise<boolean> {
-  const say = (line: string) => process.stderr.write(line + '\n')
+  const say = (line: string) => process.stderr.write(`${line}\n`)
   if (!opts.json || !opts.yes) {
-    say(`migrate down will revert ${undo.length} migration${undo.length === 1 ? '' : 's'} (their tables and data may be dropped):`)
+    say(
+      `migrate down will revert ${undo.length} migration${undo.length === 1 ? '' : 's'} (their tables and data may be dropped):`,
+    )
     for (const m of undo) say(`  ${m}`)
   }
   if (opts.yes) return true
-  if (!process.stdin.isTTY) throw KRN.CONFIG_INVALID({ variable: '--yes', reason: 'migrate down reverts schema changes; there is no terminal to confirm on, so pass --yes' })
+  if (!process.stdin.isTTY)
+    throw KRN.CONFIG_INVALID({
+      variable: '--yes',
+      reason: 'migrate down reverts schema changes; there is no terminal to confirm on, so pass --yes',
+    })
   const rl = createInterface({ input: process.stdin, output: process.stderr })
   try {
     const answer = await rl.question('Revert? [y/N] ')

@@ -8,7 +8,8 @@ import { hashPassword } from '../identity/passwords.js'
 import { DEMO_REQUEST_ID_PREFIX } from './terminal-log.js'
 
 /** Where the Northwind sample data lives in a checkout (Ms-PL, vendored with its licence). */
-export const NORTHWIND_DIR = process.env.TRELLIS_NORTHWIND_DIR ?? fileURLToPath(new URL('../../../plugins/northwind/data', import.meta.url))
+export const NORTHWIND_DIR =
+  process.env.TRELLIS_NORTHWIND_DIR ?? fileURLToPath(new URL('../../../plugins/northwind/data', import.meta.url))
 const IMPORTER = new URL('../../../plugins/northwind/import.ts', import.meta.url)
 
 /**
@@ -25,7 +26,7 @@ export function demoPassword(dataDir: string): string {
   }
   const password = chosen ?? generatePassword()
   mkdirSync(dataDir, { recursive: true })
-  writeFileSync(file, password + '\n', { mode: 0o600 })
+  writeFileSync(file, `${password}\n`, { mode: 0o600 })
   return password
 }
 
@@ -40,39 +41,86 @@ export async function seedDemoErp(
   log: (line: string) => void,
   opts: { progress?: (done: number, total: number) => void } = {},
 ): Promise<void> {
-  for (const ext of kernel.extensions) await ext.seedDemo?.(kernel.ctx, { tenantId: demo.tenantId, partnerId: demo.partnerId, log })
+  for (const ext of kernel.extensions)
+    await ext.seedDemo?.(kernel.ctx, { tenantId: demo.tenantId, partnerId: demo.partnerId, log })
   const installed = (await kernel.ctx.plugins.installed(demo.tenantId)).byPlugin
   if (!installed.has('@trellis/orders')) return
   // The demo's own requests carry request ids a terminal keeps out of the log below warnings.
   let sent = 0
   const inject = async (method: string, path: string, body?: unknown, token?: string) => {
-    const res = await kernel.app.inject({ method: method as 'GET', url: path, headers: { 'x-request-id': `${DEMO_REQUEST_ID_PREFIX}${++sent}`, ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { payload: JSON.stringify(body) }) })
+    const res = await kernel.app.inject({
+      method: method as 'GET',
+      url: path,
+      headers: {
+        'x-request-id': `${DEMO_REQUEST_ID_PREFIX}${++sent}`,
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { payload: JSON.stringify(body) }),
+    })
     return { status: res.statusCode, body: res.body ? JSON.parse(res.body) : null }
   }
   const login = await inject('POST', '/v1/auth/login', { email: demo.adminEmail, password: demo.password })
   const token = login.body.accessToken as string
   // The people the pricing-exception workflow asks: a pricing manager (and, past the SLA, a sales director).
   for (const role of ['pricing_manager', 'sales_director']) {
-    await inject('POST', '/v1/roles', { name: role, description: `Decides pricing exceptions (${role.replace('_', ' ')})`, permissions: ['orders.approve', 'users.read'] }, token)
+    await inject(
+      'POST',
+      '/v1/roles',
+      {
+        name: role,
+        description: `Decides pricing exceptions (${role.replace('_', ' ')})`,
+        permissions: ['orders.approve', 'users.read'],
+      },
+      token,
+    )
     const email = `${role.replace('_', '.')}@demo.trellis.local`
     // Invited and accepted at once: the demo's people are new accounts with the demo password.
     const invited = await inject('POST', '/v1/invitations', { email, role }, token)
-    if (invited.status === 201) await inject('POST', '/v1/invitations/accept', { token: invited.body.acceptToken, name: role.replace('_', ' '), password: demo.password })
+    if (invited.status === 201)
+      await inject('POST', '/v1/invitations/accept', {
+        token: invited.body.acceptToken,
+        name: role.replace('_', ' '),
+        password: demo.password,
+      })
   }
   // Every start prints one password for every demo account: a later start sets it again for these two as well.
   const hash = await hashPassword(demo.password)
-  await orgTx(kernel.ctx, demo.tenantId, (tx) => tx.sql(`update users set password_hash = ? where lower(email) in ('pricing.manager@demo.trellis.local', 'sales.director@demo.trellis.local')`, [hash]))
+  await orgTx(kernel.ctx, demo.tenantId, (tx) =>
+    tx.sql(
+      `update users set password_hash = ? where lower(email) in ('pricing.manager@demo.trellis.local', 'sales.director@demo.trellis.local')`,
+      [hash],
+    ),
+  )
   if (!existsSync(fileURLToPath(IMPORTER)) || !existsSync(NORTHWIND_DIR)) return
-  const [loaded] = await kernel.ctx.db.inOrg(demo.tenantId, (tx) => tx.sql<{ n: number }>(`select count(*)::int as n from plugin_records where plugin = '@trellis/orders' and collection = 'orders'`))
+  const [loaded] = await kernel.ctx.db.inOrg(demo.tenantId, (tx) =>
+    tx.sql<{ n: number }>(
+      `select count(*)::int as n from plugin_records where plugin = '@trellis/orders' and collection = 'orders'`,
+    ),
+  )
   if (loaded!.n > 0) {
     const asked = process.env.TRELLIS_DEMO_ORDERS
-    log(`the Northwind data is loaded already (${loaded!.n} orders)${asked ? `; TRELLIS_DEMO_ORDERS=${asked} applies only to a first start (a new TRELLIS_DATA_DIR or database)` : ''}`)
+    log(
+      `the Northwind data is loaded already (${loaded!.n} orders)${asked ? `; TRELLIS_DEMO_ORDERS=${asked} applies only to a first start (a new TRELLIS_DATA_DIR or database)` : ''}`,
+    )
     return
   }
-  const { importNorthwind } = (await import(pathToFileURL(fileURLToPath(IMPORTER)).href)) as { importNorthwind: (o: Record<string, unknown>) => Promise<{ orders: number; products: number; customers: number; ms: number }> }
+  const { importNorthwind } = (await import(pathToFileURL(fileURLToPath(IMPORTER)).href)) as {
+    importNorthwind: (
+      o: Record<string, unknown>,
+    ) => Promise<{ orders: number; products: number; customers: number; ms: number }>
+  }
   log('loading the Northwind data through the plugins (once; a few minutes)…')
   // TRELLIS_DEMO_ORDERS=N loads only the first N orders (a quicker demo; the CLI's own test).
   const limit = Number(process.env.TRELLIS_DEMO_ORDERS ?? '') || undefined
-  const r = await importNorthwind({ request: (method: string, path: string, body?: unknown) => inject(method, path, body, token), dataDir: NORTHWIND_DIR, log, ...(opts.progress ? { progress: opts.progress } : {}), ...(limit ? { orders: limit } : {}) })
-  log(`Northwind loaded: ${r.products} products, ${r.customers} customers, ${r.orders} orders in ${Math.round(r.ms / 1000)} s`)
+  const r = await importNorthwind({
+    request: (method: string, path: string, body?: unknown) => inject(method, path, body, token),
+    dataDir: NORTHWIND_DIR,
+    log,
+    ...(opts.progress ? { progress: opts.progress } : {}),
+    ...(limit ? { orders: limit } : {}),
+  })
+  log(
+    `Northwind loaded: ${r.products} products, ${r.customers} customers, ${r.orders} orders in ${Math.round(r.ms / 1000)} s`,
+  )
 }

@@ -7,7 +7,9 @@ import { readFileSync } from 'node:fs'
 import { Argument, Command, Option } from 'commander'
 import type { KernelConfig } from '../config.js'
 
-const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
+const version = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version
 
 /** Telemetry first (it must run before pg, http and fastify load), then the commands. */
 async function load() {
@@ -38,7 +40,9 @@ const jsonOption = (what: string) => new Option('--json', `print ${what} as JSON
 
 program
   .command('start')
-  .description('Start the kernel. Without DATABASE_URL it runs on the embedded database in TRELLIS_DATA_DIR (default ./.trellis), migrating it first.')
+  .description(
+    'Start the kernel. Without DATABASE_URL it runs on the embedded database in TRELLIS_DATA_DIR (default ./.trellis), migrating it first.',
+  )
   .option('--demo', 'also create a demo partner, a tenant it manages, and a user for each built-in role')
   .option('--port <port>', 'port to listen on (default: PORT or 3000)')
   .option('--migrate', 'run pending migrations first (automatic on the embedded database)')
@@ -64,7 +68,7 @@ const admin = program.command('admin').description('Platform administrators')
 admin
   .command('create')
   .description('Create a platform admin (password from TRELLIS_ADMIN_PASSWORD, or generated and printed once)')
-  .requiredOption('--email <email>', 'the admin\'s email')
+  .requiredOption('--email <email>', "the admin's email")
   .option('--name <name>', 'display name', 'Platform admin')
   .addOption(jsonOption('the admin'))
   .action(async (opts: { email: string; name: string; json?: boolean }) => {
@@ -76,8 +80,11 @@ const audit = program.command('audit').description('The tamper-evident audit log
 audit
   .command('verify')
   .description('Recompute hash chains; exits 1 naming the first broken entry')
-  .option('--tenant <id>', 'only this organisation (tenant, partner, or the platform\'s all-zero id)')
-  .option('--checkpoints <file|dir>', 'also hold each chain against signed checkpoints (a JSON-lines file, or a directory of them as TRELLIS_AUDIT_CHECKPOINT_DIR writes)')
+  .option('--tenant <id>', "only this organisation (tenant, partner, or the platform's all-zero id)")
+  .option(
+    '--checkpoints <file|dir>',
+    'also hold each chain against signed checkpoints (a JSON-lines file, or a directory of them as TRELLIS_AUDIT_CHECKPOINT_DIR writes)',
+  )
   .addOption(jsonOption('the reports'))
   .action(async (opts: { tenant?: string; json?: boolean; checkpoints?: string }) => {
     const cfg = await config()
@@ -85,7 +92,9 @@ audit
   })
 audit
   .command('checkpoint')
-  .description('Sign the head of each audit chain now and publish it (kernel.audit.checkpoint events, and TRELLIS_AUDIT_CHECKPOINT_DIR when set)')
+  .description(
+    'Sign the head of each audit chain now and publish it (kernel.audit.checkpoint events, and TRELLIS_AUDIT_CHECKPOINT_DIR when set)',
+  )
   .option('--tenant <id>', 'only this organisation')
   .addOption(jsonOption('the checkpoints'))
   .action(async (opts: { tenant?: string; json?: boolean }) => {

@@ -26,21 +26,33 @@ export async function checkDatabase(variable: string, url: string): Promise<void
     await client.connect()
     await client.query('select 1')
   } catch (err) {
-    throw KRN.CONFIG_INVALID({ variable, reason: `cannot reach PostgreSQL at ${where(url)} (${reasonOf(err)}); is it running, and are host, port, user and password right?` })
+    throw KRN.CONFIG_INVALID({
+      variable,
+      reason: `cannot reach PostgreSQL at ${where(url)} (${reasonOf(err)}); is it running, and are host, port, user and password right?`,
+    })
   } finally {
     await client.end().catch(() => {})
   }
 }
 
 export async function checkRedis(url: string): Promise<void> {
-  const redis = new Redis(url, { lazyConnect: true, connectTimeout: TIMEOUT_MS, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: TIMEOUT_MS,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+  })
   let first: unknown
   redis.on('error', (err) => (first ??= err))
   try {
     await redis.connect()
     await redis.ping()
   } catch (err) {
-    throw KRN.CONFIG_INVALID({ variable: 'REDIS_URL', reason: `cannot reach Redis at ${where(url)} (${reasonOf(first ?? err)}); start Redis, or unset REDIS_URL to queue events in PostgreSQL` })
+    throw KRN.CONFIG_INVALID({
+      variable: 'REDIS_URL',
+      reason: `cannot reach Redis at ${where(url)} (${reasonOf(first ?? err)}); start Redis, or unset REDIS_URL to queue events in PostgreSQL`,
+    })
   } finally {
     redis.disconnect()
   }
@@ -48,14 +60,19 @@ export async function checkRedis(url: string): Promise<void> {
 
 /** The error for a port another process holds (also what a failed listen is turned into). */
 export function portInUse(port: number, host: string) {
-  return KRN.CONFIG_INVALID({ variable: 'PORT', reason: `${host}:${port} is in use by another process; stop it, or choose another port with PORT or --port` })
+  return KRN.CONFIG_INVALID({
+    variable: 'PORT',
+    reason: `${host}:${port} is in use by another process; stop it, or choose another port with PORT or --port`,
+  })
 }
 
 export async function checkPort(port: number, host: string): Promise<void> {
   if (port === 0) return
   await new Promise<void>((resolve, reject) => {
     const server = createServer()
-    server.once('error', (err: NodeJS.ErrnoException) => reject(err.code === 'EADDRINUSE' ? portInUse(port, host) : err))
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'EADDRINUSE' ? portInUse(port, host) : err),
+    )
     server.listen({ port, host, exclusive: true }, () => server.close(() => resolve()))
   })
 }

@@ -16,7 +16,19 @@ const LEVELS: Record<number, { name: string; colour: string }> = {
 const WARN = 40
 /** Requests the kernel sends itself while loading the demo carry request ids with this prefix. */
 export const DEMO_REQUEST_ID_PREFIX = 'demo-'
-const SHOWN_ELSEWHERE = new Set(['level', 'time', 'msg', 'pid', 'hostname', 'service', 'req', 'res', 'responseTime', 'err', 'reqId'])
+const SHOWN_ELSEWHERE = new Set([
+  'level',
+  'time',
+  'msg',
+  'pid',
+  'hostname',
+  'service',
+  'req',
+  'res',
+  'responseTime',
+  'err',
+  'reqId',
+])
 
 export interface Terminal {
   /** A pino destination: formats each JSON line. */
@@ -29,9 +41,12 @@ export interface Terminal {
   done(): void
 }
 
-export function createTerminal(out: NodeJS.WriteStream, opts: { now?: () => number; colours?: boolean } = {}): Terminal {
+export function createTerminal(
+  out: NodeJS.WriteStream,
+  opts: { now?: () => number; colours?: boolean } = {},
+): Terminal {
   const now = opts.now ?? Date.now
-  const colours = opts.colours ?? (out.hasColors?.() ?? false)
+  const colours = opts.colours ?? out.hasColors?.() ?? false
   const paint = (code: string, s: string) => (colours ? `\x1b[${code}m${s}\x1b[0m` : s)
   let status = ''
   const print = (text: string) => {
@@ -48,7 +63,12 @@ export function createTerminal(out: NodeJS.WriteStream, opts: { now?: () => numb
           print(raw)
           continue
         }
-        if ((entry.level ?? 30) < WARN && typeof entry.reqId === 'string' && entry.reqId.startsWith(DEMO_REQUEST_ID_PREFIX)) continue
+        if (
+          (entry.level ?? 30) < WARN &&
+          typeof entry.reqId === 'string' &&
+          entry.reqId.startsWith(DEMO_REQUEST_ID_PREFIX)
+        )
+          continue
         print(formatEntry(entry, paint))
       }
       return true
@@ -79,7 +99,12 @@ export function progressLine(label: string, done: number, total: number, elapsed
   const share = total > 0 ? Math.min(1, done / total) : 1
   const filled = Math.round(share * width)
   const left = done > 0 && done < total ? (elapsedMs / done) * (total - done) : undefined
-  const estimate = done >= total ? `done in ${duration(elapsedMs)}` : left === undefined ? 'estimating…' : `about ${duration(left)} left`
+  const estimate =
+    done >= total
+      ? `done in ${duration(elapsedMs)}`
+      : left === undefined
+        ? 'estimating…'
+        : `about ${duration(left)} left`
   return `${label} [${'█'.repeat(filled)}${'░'.repeat(width - filled)}] ${done}/${total}  ${Math.floor(share * 100)} %  ${estimate}`
 }
 
@@ -89,12 +114,23 @@ function duration(ms: number): string {
 }
 
 /** `12:03:04 INFO  request completed  POST /v1/auth/login 200 12 ms  reqId=r-1 tenantId=…` */
-export function formatEntry(entry: Record<string, any>, paint: (code: string, s: string) => string = (_c, s) => s): string {
+export function formatEntry(
+  entry: Record<string, any>,
+  paint: (code: string, s: string) => string = (_c, s) => s,
+): string {
   const level = LEVELS[entry.level as number] ?? { name: String(entry.level ?? ''), colour: '0' }
-  const time = typeof entry.time === 'string' ? entry.time.slice(11, 19) : new Date(typeof entry.time === 'number' ? entry.time : Date.now()).toISOString().slice(11, 19)
+  const time =
+    typeof entry.time === 'string'
+      ? entry.time.slice(11, 19)
+      : new Date(typeof entry.time === 'number' ? entry.time : Date.now()).toISOString().slice(11, 19)
   const parts = [paint('90', time), paint(level.colour, level.name.padEnd(5)), String(entry.msg ?? '')]
   const req = entry.req as { method?: string; url?: string } | undefined
-  const request = [req?.method, req?.url, entry.res?.statusCode, typeof entry.responseTime === 'number' ? `${Math.round(entry.responseTime)} ms` : undefined].filter((x) => x !== undefined)
+  const request = [
+    req?.method,
+    req?.url,
+    entry.res?.statusCode,
+    typeof entry.responseTime === 'number' ? `${Math.round(entry.responseTime)} ms` : undefined,
+  ].filter((x) => x !== undefined)
   if (request.length) parts.push(request.join(' '))
   const rest = Object.entries(entry)
     .filter(([k]) => !SHOWN_ELSEWHERE.has(k))
@@ -102,6 +138,7 @@ export function formatEntry(entry: Record<string, any>, paint: (code: string, s:
   if (entry.reqId !== undefined) rest.unshift(`reqId=${entry.reqId}`)
   if (rest.length) parts.push(paint('90', rest.join(' ')))
   let line = parts.filter(Boolean).join('  ')
-  if (entry.err) line += `\n${paint(level.colour, String(entry.err.stack ?? entry.err.message ?? JSON.stringify(entry.err)))}`
+  if (entry.err)
+    line += `\n${paint(level.colour, String(entry.err.stack ?? entry.err.message ?? JSON.stringify(entry.err)))}`
   return line
 }

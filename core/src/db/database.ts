@@ -18,7 +18,10 @@ export const PLATFORM_ORG = '00000000-0000-0000-0000-000000000000'
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 interface RawConnection {
-  query(text: string | { name: string; text: string; values: unknown[] }, params?: unknown[]): Promise<{ rows: unknown[] }>
+  query(
+    text: string | { name: string; text: string; values: unknown[] },
+    params?: unknown[],
+  ): Promise<{ rows: unknown[] }>
   __knex__disposed?: unknown
 }
 
@@ -67,7 +70,13 @@ async function initOrm(clientUrl: string, poolMax: number, logger?: Logger): Pro
     ensureDatabase: false,
     debug: false,
     logger: (message) => logger?.debug({ orm: true }, message),
-    migrations: { migrationsList, tableName: 'trellis_migrations', transactional: true, allOrNothing: true, snapshot: false },
+    migrations: {
+      migrationsList,
+      tableName: 'trellis_migrations',
+      transactional: true,
+      allOrNothing: true,
+      snapshot: false,
+    },
   })
 }
 
@@ -88,7 +97,13 @@ export class Database {
     this.embedded = embeddedServer !== undefined
   }
 
-  static async open(config: Pick<KernelConfig, 'databaseUrl' | 'databaseAdminUrl' | 'dataDir'> & { poolMax?: number; embeddedDir?: string }, logger?: Logger): Promise<Database> {
+  static async open(
+    config: Pick<KernelConfig, 'databaseUrl' | 'databaseAdminUrl' | 'dataDir'> & {
+      poolMax?: number
+      embeddedDir?: string
+    },
+    logger?: Logger,
+  ): Promise<Database> {
     let embeddedServer: EmbeddedPostgres | undefined
     let url = config.databaseUrl
     if (!url) {
@@ -106,10 +121,14 @@ export class Database {
 
   /** Runs pending migrations over the owner connection (the same pool on the embedded default). */
   async migrate(direction: 'up' | 'down' = 'up', to?: string): Promise<string[]> {
-    const orm = this.embedded || this.adminUrl === this.orm.config.get('clientUrl') ? this.orm : await initOrm(this.adminUrl, 1, this.logger)
+    const orm =
+      this.embedded || this.adminUrl === this.orm.config.get('clientUrl')
+        ? this.orm
+        : await initOrm(this.adminUrl, 1, this.logger)
     try {
       const migrator = orm.getMigrator()
-      const done = direction === 'up' ? await migrator.up(to ? { to } : undefined) : await migrator.down(to ? { to } : undefined)
+      const done =
+        direction === 'up' ? await migrator.up(to ? { to } : undefined) : await migrator.down(to ? { to } : undefined)
       return done.map((m) => m.name)
     } finally {
       if (orm !== this.orm) await orm.close()
@@ -117,7 +136,10 @@ export class Database {
   }
 
   async migrationStatus(): Promise<{ executed: string[]; pending: string[] }> {
-    const orm = this.embedded || this.adminUrl === this.orm.config.get('clientUrl') ? this.orm : await initOrm(this.adminUrl, 1, this.logger)
+    const orm =
+      this.embedded || this.adminUrl === this.orm.config.get('clientUrl')
+        ? this.orm
+        : await initOrm(this.adminUrl, 1, this.logger)
     try {
       const migrator = orm.getMigrator()
       const executed = (await migrator.getExecutedMigrations()).map((m) => m.name)
@@ -133,7 +155,10 @@ export class Database {
    * when set): for maintenance and for tests that must see or break what the kernel cannot.
    */
   async asOwner<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
-    const orm = this.embedded || this.adminUrl === this.orm.config.get('clientUrl') ? this.orm : await initOrm(this.adminUrl, 1, this.logger)
+    const orm =
+      this.embedded || this.adminUrl === this.orm.config.get('clientUrl')
+        ? this.orm
+        : await initOrm(this.adminUrl, 1, this.logger)
     try {
       return await orm.em.fork().transactional((tem) =>
         fn({
@@ -157,9 +182,20 @@ export class Database {
    * from MikroORM's own pool, so there is still one pool (one connection on PGlite) — and
    * opens the transaction, drops the role and sets the tenant in a single round trip.
    */
-  async inOrg<T>(orgId: string | null, fn: (tx: Tx, status: OrgStatus) => Promise<T>, role: DbRole = 'trellis_app'): Promise<T> {
+  async inOrg<T>(
+    orgId: string | null,
+    fn: (tx: Tx, status: OrgStatus) => Promise<T>,
+    role: DbRole = 'trellis_app',
+  ): Promise<T> {
     if (orgId !== null && !UUID.test(orgId)) throw KRN.NOT_FOUND({ what: 'organisation' })
-    if (role !== 'trellis_app' && role !== 'trellis_auditor' && role !== 'trellis_bootstrap' && role !== 'trellis_events' && role !== 'trellis_signin') throw new TypeError(`unknown role ${role as string}`)
+    if (
+      role !== 'trellis_app' &&
+      role !== 'trellis_auditor' &&
+      role !== 'trellis_bootstrap' &&
+      role !== 'trellis_events' &&
+      role !== 'trellis_signin'
+    )
+      throw new TypeError(`unknown role ${role as string}`)
     const pool = this.knexClient()
     let conn: RawConnection
     try {
@@ -191,8 +227,10 @@ export class Database {
         return next
       }
       const tx: Tx = {
-        sql: (text, params = []) => serial(async () => (await conn.query(prepared(text, params as unknown[]))).rows as never),
-        sqlOnce: (text, params = []) => serial(async () => (await conn.query(positional(text), params as unknown[])).rows as never),
+        sql: (text, params = []) =>
+          serial(async () => (await conn.query(prepared(text, params as unknown[]))).rows as never),
+        sqlOnce: (text, params = []) =>
+          serial(async () => (await conn.query(positional(text), params as unknown[])).rows as never),
         orgs,
         async useOrg(next) {
           if (!UUID.test(next)) throw KRN.NOT_FOUND({ what: 'organisation' })
@@ -226,7 +264,9 @@ export class Database {
     if (orgId !== null && !UUID.test(orgId)) throw KRN.NOT_FOUND({ what: 'organisation' })
     const em = this.orm.em.fork({ clear: true }) as EntityManager
     return em.transactional(async (tem) => {
-      await tem.execute(`select set_config('role', 'trellis_app', true), set_config('app.tenant_id', ?, true)`, [orgId ?? ''])
+      await tem.execute(`select set_config('role', 'trellis_app', true), set_config('app.tenant_id', ?, true)`, [
+        orgId ?? '',
+      ])
       return fn(tem as EntityManager)
     })
   }

@@ -47,7 +47,10 @@ function lockDataDir(dataDir: string): () => void {
   try {
     const pid = Number(readFileSync(lock, 'utf8'))
     if (pid && pid !== process.pid && isAlive(pid)) {
-      throw KRN.CONFIG_INVALID({ variable: 'TRELLIS_DATA_DIR', reason: `the embedded database in ${dataDir} is in use by process ${pid}; stop it first, or use DATABASE_URL` })
+      throw KRN.CONFIG_INVALID({
+        variable: 'TRELLIS_DATA_DIR',
+        reason: `the embedded database in ${dataDir} is in use by process ${pid}; stop it first, or use DATABASE_URL`,
+      })
     }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err

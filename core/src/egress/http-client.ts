@@ -47,7 +47,9 @@ export async function egressRequest(guard: EgressGuard, req: EgressRequest): Pro
         headers: req.headers,
         lookup: EgressGuard.pinnedLookup(target),
         agent: guard.agentFor(target),
-        ...(target.url.hostname === target.address || target.url.hostname.startsWith('[') ? {} : { servername: target.host }),
+        ...(target.url.hostname === target.address || target.url.hostname.startsWith('[')
+          ? {}
+          : { servername: target.host }),
       },
       (res) => {
         const chunks: Buffer[] = []
@@ -56,7 +58,14 @@ export async function egressRequest(guard: EgressGuard, req: EgressRequest): Pro
           if (size < maxBytes) chunks.push(c)
           size += c.length
         })
-        res.on('end', () => finish(null, { status: res.statusCode ?? 0, headers: flatHeaders(res.headers), body: Buffer.concat(chunks).subarray(0, maxBytes).toString('utf8'), durationMs: Math.round(performance.now() - started) }))
+        res.on('end', () =>
+          finish(null, {
+            status: res.statusCode ?? 0,
+            headers: flatHeaders(res.headers),
+            body: Buffer.concat(chunks).subarray(0, maxBytes).toString('utf8'),
+            durationMs: Math.round(performance.now() - started),
+          }),
+        )
         res.on('error', (e) => finish(e))
       },
     )
@@ -64,7 +73,11 @@ export async function egressRequest(guard: EgressGuard, req: EgressRequest): Pro
       r.destroy(Object.assign(new Error(`timed out after ${req.totalTimeoutMs ?? 15000} ms`), { code: 'ETIMEDOUT' }))
     }, req.totalTimeoutMs ?? 15000)
     const connect = setTimeout(() => {
-      r.destroy(Object.assign(new Error(`no connection within ${req.connectTimeoutMs ?? 5000} ms`), { code: 'ECONNECTTIMEOUT' }))
+      r.destroy(
+        Object.assign(new Error(`no connection within ${req.connectTimeoutMs ?? 5000} ms`), {
+          code: 'ECONNECTTIMEOUT',
+        }),
+      )
     }, req.connectTimeoutMs ?? 5000)
     r.on('socket', (s) => {
       if (!s.connecting) clearTimeout(connect)

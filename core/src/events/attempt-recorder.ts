@@ -56,7 +56,11 @@ export class AttemptRecorder {
     await Promise.all(
       batches.map(async ([tenantId, items]) => {
         try {
-          const [written, next] = await this.db.inOrg(tenantId, (tx) => this.write(tx, tenantId, items), 'trellis_events')
+          const [written, next] = await this.db.inOrg(
+            tenantId,
+            (tx) => this.write(tx, tenantId, items),
+            'trellis_events',
+          )
           emitted += written
           for (const i of items) {
             const reason = i.r.failureReason
@@ -76,11 +80,17 @@ export class AttemptRecorder {
     if (emitted) this.hooks.emitted(emitted)
   }
 
-  private async write(tx: Tx, tenantId: string, items: Array<{ d: ClaimedDelivery; r: RecordInput }>): Promise<[number, string[]]> {
+  private async write(
+    tx: Tx,
+    tenantId: string,
+    items: Array<{ d: ClaimedDelivery; r: RecordInput }>,
+  ): Promise<[number, string[]]> {
     let written = 0
     const retry = (x: RecordInput) => (x.retryInMs === undefined ? null : String(x.retryInMs / 1000))
     // Locked in id order first, as the fan-out locks the deliveries it waits behind: no deadlock.
-    await tx.sql('select id from webhook_deliveries where id = any(?::uuid[]) order by id for update', [pgArray(items.map((i) => i.d.id))])
+    await tx.sql('select id from webhook_deliveries where id = any(?::uuid[]) order by id for update', [
+      pgArray(items.map((i) => i.d.id)),
+    ])
     await tx.sql(
       `with v as (
          select * from unnest(?::uuid[], ?::uuid[], ?::int[], ?::int[], ?::int[], ?::text[], ?::text[], ?::text[], ?::double precision[], ?::text[])
@@ -108,7 +118,9 @@ export class AttemptRecorder {
     )
     // Tell the tenant, in the same transaction, of each delivery that failed for good — never of
     // a delivery of that same news, so a failing endpoint cannot feed itself.
-    const failed = items.filter((i) => (i.r.failureReason === 'dead_letter' || i.r.failureReason === 'gone') && i.d.type !== DELIVERY_FAILED)
+    const failed = items.filter(
+      (i) => (i.r.failureReason === 'dead_letter' || i.r.failureReason === 'gone') && i.d.type !== DELIVERY_FAILED,
+    )
     if (failed.length) {
       const rows = failed.map((i) =>
         eventRow(
@@ -129,8 +141,14 @@ export class AttemptRecorder {
     }
     for (const i of items) {
       if (!i.r.disableEndpoint) continue
-      await tx.sql(`update webhook_endpoints set status = 'disabled', disabled_reason = ?, updated_at = now() where id = ?::uuid`, ['the receiver answered 410 Gone', i.d.endpoint_id])
-      this.logger?.warn({ tenantId, endpointId: i.d.endpoint_id }, 'webhook endpoint disabled: the receiver answered 410 Gone')
+      await tx.sql(
+        `update webhook_endpoints set status = 'disabled', disabled_reason = ?, updated_at = now() where id = ?::uuid`,
+        ['the receiver answered 410 Gone', i.d.endpoint_id],
+      )
+      this.logger?.warn(
+        { tenantId, endpointId: i.d.endpoint_id },
+        'webhook endpoint disabled: the receiver answered 410 Gone',
+      )
     }
     // The next delivery about each finished delivery's subject to its endpoint, if nothing
     // earlier about that subject is still pending there.

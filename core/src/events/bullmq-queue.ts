@@ -1,7 +1,15 @@
 import { Queue, Worker } from 'bullmq'
 import { Redis } from 'ioredis'
 import type { Logger } from 'pino'
-import { RETRY_DELAY_MS, tenantOf, type AddResult, type JobHandler, type JobQueue, type QueueJob, type QueueOptions } from './queue.js'
+import {
+  RETRY_DELAY_MS,
+  tenantOf,
+  type AddResult,
+  type JobHandler,
+  type JobQueue,
+  type QueueJob,
+  type QueueOptions,
+} from './queue.js'
 import { TenantFairness } from './bullmq-fairness.js'
 
 /**
@@ -25,7 +33,11 @@ export class BullMqJobQueue implements JobQueue {
     opts: QueueOptions = {},
   ) {
     // Adds fail fast while Redis is away (the outbox keeps the events) instead of queueing in memory.
-    this.producer = new Redis(redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: (n: number) => Math.min(n * 100, 1000) })
+    this.producer = new Redis(redisUrl, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      retryStrategy: (n: number) => Math.min(n * 100, 1000),
+    })
     this.producer.on('error', (err) => this.logger?.debug({ err }, 'event queue connection'))
     this.queue = new Queue(name, { connection: this.producer as never, prefix })
     this.queue.on('error', (err) => this.logger?.debug({ err }, 'event queue connection'))
@@ -45,20 +57,35 @@ export class BullMqJobQueue implements JobQueue {
           admitted.map(({ job: j, priority }) => ({
             name: j.name,
             data: j.data,
-            opts: { jobId: j.id, priority, delay: j.delayMs ? Math.max(0, Math.round(j.delayMs)) : undefined, removeOnComplete: true, removeOnFail: 1000, attempts: 1_000_000, backoff: { type: 'fixed', delay: RETRY_DELAY_MS } },
+            opts: {
+              jobId: j.id,
+              priority,
+              delay: j.delayMs ? Math.max(0, Math.round(j.delayMs)) : undefined,
+              removeOnComplete: true,
+              removeOnFail: 1000,
+              attempts: 1_000_000,
+              backoff: { type: 'fixed', delay: RETRY_DELAY_MS },
+            },
           })),
         )
     } catch (err) {
       await this.fairness.release(admitted.map(({ job }) => ({ id: job.id, tenant: tenantOf(job) }))).catch(() => {})
       throw err
     }
-    if (refused.length) this.logger?.warn({ queue: this.name, refused: refused.length }, 'tenant at its queue cap: its further work waits in the database')
+    if (refused.length)
+      this.logger?.warn(
+        { queue: this.name, refused: refused.length },
+        'tenant at its queue cap: its further work waits in the database',
+      )
     return { refused }
   }
 
   work(handler: JobHandler, opts: { concurrency?: number } = {}): void {
     if (this.worker) return
-    this.consumer = new Redis(this.redisUrl, { maxRetriesPerRequest: null, retryStrategy: (n: number) => Math.min(n * 100, 1000) })
+    this.consumer = new Redis(this.redisUrl, {
+      maxRetriesPerRequest: null,
+      retryStrategy: (n: number) => Math.min(n * 100, 1000),
+    })
     this.consumer.on('error', (err) => this.logger?.debug({ err }, 'event worker connection'))
     this.worker = new Worker(
       this.name,
@@ -66,14 +93,16 @@ export class BullMqJobQueue implements JobQueue {
         const data = job.data as Record<string, unknown>
         await handler({ id: job.id!, name: job.name, data, attempt: job.attemptsMade + 1 })
         // Done: the job no longer counts against its tenant (a failure keeps it queued for its retry).
-        await this.fairness.release([{ id: job.id!, tenant: tenantOf({ data }) }]).catch((err) => this.logger?.warn({ err }, 'releasing a job from its tenant count failed'))
+        await this.fairness
+          .release([{ id: job.id!, tenant: tenantOf({ data }) }])
+          .catch((err) => this.logger?.warn({ err }, 'releasing a job from its tenant count failed'))
       },
       {
-      connection: this.consumer as never,
-      prefix: this.prefix,
-      concurrency: opts.concurrency ?? 8,
-      // Our own sweep recovers stalled work from PostgreSQL; BullMQ's stall check stays on too.
-      stalledInterval: 5000,
+        connection: this.consumer as never,
+        prefix: this.prefix,
+        concurrency: opts.concurrency ?? 8,
+        // Our own sweep recovers stalled work from PostgreSQL; BullMQ's stall check stays on too.
+        stalledInterval: 5000,
       },
     )
     this.worker.on('error', (err) => this.logger?.debug({ err }, 'event worker connection'))

@@ -39,7 +39,11 @@ export interface RecordInput {
 }
 
 /** The job that makes attempt `attempt` of a delivery. */
-export function deliverJob(deliveryId: string, tenantId: string, attempt: number): { id: string; name: string; data: Record<string, unknown> } {
+export function deliverJob(
+  deliveryId: string,
+  tenantId: string,
+  attempt: number,
+): { id: string; name: string; data: Record<string, unknown> } {
   return { id: `dlv_${deliveryId}_${attempt}`, name: 'deliver', data: { deliveryId, tenantId, attempt } }
 }
 

@@ -82,7 +82,9 @@ export class Dispatcher {
         try {
           let moved = 0
           if (searchAll) for (let n = BATCH; n === BATCH && !this.closed; moved += n) n = await this.dispatchOnce()
-          else for (let i = 0; i < fresh.length && !this.closed; i += BATCH) moved += await this.dispatchOnce(fresh.slice(i, i + BATCH))
+          else
+            for (let i = 0; i < fresh.length && !this.closed; i += BATCH)
+              moved += await this.dispatchOnce(fresh.slice(i, i + BATCH))
           // Only a pass that moved events proves the queue is back.
           if (moved > 0) this.outage.ok()
         } catch (err) {
@@ -130,7 +132,10 @@ export class Dispatcher {
         // The embedded queue lives in this database: while few fan-outs are in flight, this
         // process runs them itself instead of writing, claiming and deleting job rows. Either
         // way the rows stay unprocessed until fanned out, and the sweep re-dispatches them.
-        const direct = this.queue.kind === 'postgres' && this.opts.worker ? jobs.splice(0, Math.max(0, DIRECT_FAN_OUTS - this.directInFlight)) : []
+        const direct =
+          this.queue.kind === 'postgres' && this.opts.worker
+            ? jobs.splice(0, Math.max(0, DIRECT_FAN_OUTS - this.directInFlight))
+            : []
         await this.queue.add(jobs, tx)
         return [rows.length, direct] as const
       },

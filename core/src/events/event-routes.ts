@@ -12,7 +12,10 @@ const EventView = Type.Object({
   type: Type.String(),
   source: Type.String(),
   subject: Type.String(),
-  sequence: Type.Union([Type.Integer(), Type.Null()], { description: "The event's number in its subject's stream (1, 2, 3 …), given when it is fanned out; null until then." }),
+  sequence: Type.Union([Type.Integer(), Type.Null()], {
+    description:
+      "The event's number in its subject's stream (1, 2, 3 …), given when it is fanned out; null until then.",
+  }),
   time: Type.String({ format: 'date-time' }),
   data: Type.Record(Type.String(), Type.Unknown()),
 })
@@ -20,7 +23,10 @@ const EventView = Type.Object({
 /** The tenant's events, and the catalogue of event types with the JSON Schemas of their payloads. */
 export function registerEventRoutes(app: Api, k: KernelContext): void {
   // The retention job needs the configured periods; the event system is built before the API.
-  k.events.configureRetention({ eventRetentionDays: k.config.eventRetentionDays, deliveryRetentionDays: k.config.deliveryRetentionDays })
+  k.events.configureRetention({
+    eventRetentionDays: k.config.eventRetentionDays,
+    deliveryRetentionDays: k.config.deliveryRetentionDays,
+  })
   app.get(
     '/events',
     {
@@ -32,7 +38,9 @@ export function registerEventRoutes(app: Api, k: KernelContext): void {
           {
             ...PageQuery,
             type: Type.Optional(Type.String({ maxLength: 200, description: 'Only events of this type.' })),
-            since: Type.Optional(Type.String({ format: 'date-time', description: 'Only events at or after this time.' })),
+            since: Type.Optional(
+              Type.String({ format: 'date-time', description: 'Only events at or after this time.' }),
+            ),
             until: Type.Optional(Type.String({ format: 'date-time', description: 'Only events before this time.' })),
           },
           { additionalProperties: false },
@@ -46,16 +54,47 @@ export function registerEventRoutes(app: Api, k: KernelContext): void {
       const after = decodeCursor(request.query.cursor)
       const limit = request.query.limit ?? 50
       const rows = await orgTx(k, p.orgId, (tx) =>
-        tx.sql<{ id: string; tenant_id: string; type: string; source: string; subject: string; seq: string | null; time: Date; data: Record<string, unknown> }>(
+        tx.sql<{
+          id: string
+          tenant_id: string
+          type: string
+          source: string
+          subject: string
+          seq: string | null
+          time: Date
+          data: Record<string, unknown>
+        }>(
           `select id, tenant_id, type, source, subject, seq, time, data from events
             where (?::uuid is null or id > ?::uuid) and (?::text is null or type = ?::text)
               and (?::timestamptz is null or time >= ?::timestamptz) and (?::timestamptz is null or time < ?::timestamptz)
             order by id limit ?`,
-          [after, after, type ?? null, type ?? null, since ?? null, since ?? null, until ?? null, until ?? null, limit + 1],
+          [
+            after,
+            after,
+            type ?? null,
+            type ?? null,
+            since ?? null,
+            since ?? null,
+            until ?? null,
+            until ?? null,
+            limit + 1,
+          ],
         ),
       )
       const page = toPage(rows, limit)
-      return { items: page.items.map((r) => ({ id: r.id, tenantId: r.tenant_id, type: r.type, source: r.source, subject: r.subject, sequence: r.seq === null ? null : Number(r.seq), time: new Date(r.time).toISOString(), data: r.data })), nextCursor: page.nextCursor }
+      return {
+        items: page.items.map((r) => ({
+          id: r.id,
+          tenantId: r.tenant_id,
+          type: r.type,
+          source: r.source,
+          subject: r.subject,
+          sequence: r.seq === null ? null : Number(r.seq),
+          time: new Date(r.time).toISOString(),
+          data: r.data,
+        })),
+        nextCursor: page.nextCursor,
+      }
     },
   )
 
@@ -66,9 +105,19 @@ export function registerEventRoutes(app: Api, k: KernelContext): void {
       schema: {
         tags: ['events'],
         summary: 'Event types and the JSON Schemas of their payloads',
-        response: { 200: Type.Object({ items: Type.Array(Type.Object({ type: Type.String(), description: Type.String(), schema: Type.Unknown() })) }) },
+        response: {
+          200: Type.Object({
+            items: Type.Array(Type.Object({ type: Type.String(), description: Type.String(), schema: Type.Unknown() })),
+          }),
+        },
       },
     },
-    async () => ({ items: Object.entries(KERNEL_EVENTS).map(([type, e]) => ({ type, description: e.description, schema: JSON.parse(JSON.stringify(e.data)) })) }),
+    async () => ({
+      items: Object.entries(KERNEL_EVENTS).map(([type, e]) => ({
+        type,
+        description: e.description,
+        schema: JSON.parse(JSON.stringify(e.data)),
+      })),
+    }),
   )
 }

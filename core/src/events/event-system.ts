@@ -100,7 +100,10 @@ export class EventSystem {
   }
 
   start(): void {
-    if (this.opts.worker ?? true) this.queue.work((job) => this.runJob(job), { concurrency: this.opts.concurrency ?? (this.queue.kind === 'bullmq' ? 64 : 16) })
+    if (this.opts.worker ?? true)
+      this.queue.work((job) => this.runJob(job), {
+        concurrency: this.opts.concurrency ?? (this.queue.kind === 'bullmq' ? 64 : 16),
+      })
     this.sweepTimer = setInterval(() => void this.sweep(), this.opts.sweepMs ?? 1000)
     this.sweepTimer.unref()
     this.unsetBacklog = this.metrics.setBacklogSource(() => this.backlog())
@@ -153,9 +156,20 @@ export class EventSystem {
   }
 
   private async runJob(job: RunningJob): Promise<void> {
-    if (job.name === 'event') return this.fan.fanOut(job.data.eventId as string, job.data.tenantId as string, job.data.type as string | undefined)
-    if (job.name === 'events') return this.fan.fanOutBatch(job.data.tenantId as string, job.data.events as Array<{ id: string; type: string }>)
-    if (job.name === 'deliver') return this.delivery.deliver(job.data.deliveryId as string, job.data.tenantId as string, job.data.attempt as number)
+    if (job.name === 'event')
+      return this.fan.fanOut(
+        job.data.eventId as string,
+        job.data.tenantId as string,
+        job.data.type as string | undefined,
+      )
+    if (job.name === 'events')
+      return this.fan.fanOutBatch(job.data.tenantId as string, job.data.events as Array<{ id: string; type: string }>)
+    if (job.name === 'deliver')
+      return this.delivery.deliver(
+        job.data.deliveryId as string,
+        job.data.tenantId as string,
+        job.data.attempt as number,
+      )
     this.logger?.warn({ job: job.id }, 'unknown job dropped')
   }
 

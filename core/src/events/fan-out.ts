@@ -25,7 +25,15 @@ interface EventRow {
 }
 
 function toEvent(r: EventRow): TrellisEvent {
-  return { id: r.id, tenantId: r.tenant_id, type: r.type, source: r.source, subject: r.subject, time: new Date(r.time).toISOString(), data: r.data }
+  return {
+    id: r.id,
+    tenantId: r.tenant_id,
+    type: r.type,
+    source: r.source,
+    subject: r.subject,
+    time: new Date(r.time).toISOString(),
+    data: r.data,
+  }
 }
 
 export interface Subscribers {
@@ -54,7 +62,10 @@ export class FanOut {
   /** One event, read and handed to kernel handlers and plugins when any needs it. */
   async fanOut(eventId: string, tenantId: string, type?: string, subs?: PluginSubscription[]): Promise<void> {
     const { handlers, sink } = this.subscribers
-    const needsEvent = type === undefined || (sink !== undefined && (subs === undefined || subs.some((s) => matchesAny(type!, s.patterns)))) || handlers.some((h) => matchesAny(type!, h.patterns))
+    const needsEvent =
+      type === undefined ||
+      (sink !== undefined && (subs === undefined || subs.some((s) => matchesAny(type!, s.patterns)))) ||
+      handlers.some((h) => matchesAny(type!, h.patterns))
     if (needsEvent) {
       const [row] = await this.db.inOrg(
         tenantId,
@@ -73,12 +84,21 @@ export class FanOut {
       for (const h of handlers) if (matchesAny(event.type, h.patterns)) await h.fn(event)
       if (sink) {
         // Only this tenant's installs are asked, and only matching events handed over.
-        for (const s of subs ?? (await sink.subscriptions(tenantId))) if (matchesAny(event.type, s.patterns)) await sink.deliver(tenantId, s.pluginId, event)
+        for (const s of subs ?? (await sink.subscriptions(tenantId)))
+          if (matchesAny(event.type, s.patterns)) await sink.deliver(tenantId, s.pluginId, event)
       }
     }
-    const rows = await this.db.inOrg(tenantId, (tx) => this.statement(tx, tenantId, [{ id: eventId, type: type! }]), 'trellis_events')
+    const rows = await this.db.inOrg(
+      tenantId,
+      (tx) => this.statement(tx, tenantId, [{ id: eventId, type: type! }]),
+      'trellis_events',
+    )
     if (!rows[0]?.processed?.includes(eventId)) {
-      const [state] = await this.db.inOrg(null, (tx) => tx.sql<{ processed_at: Date | null }>('select processed_at from events where id = ?::uuid', [eventId]), 'trellis_events')
+      const [state] = await this.db.inOrg(
+        null,
+        (tx) => tx.sql<{ processed_at: Date | null }>('select processed_at from events where id = ?::uuid', [eventId]),
+        'trellis_events',
+      )
       if (!state || state.processed_at) return
       throw new WaitForEarlier(`event ${eventId} waits for an earlier event about its subject`)
     }
@@ -91,7 +111,11 @@ export class FanOut {
     // A plugin subscribed anywhere must not cost every tenant the one-event-at-a-time path:
     // only this tenant's subscriptions, and only matching events, need each event read.
     const subs = sink ? await sink.subscriptions(tenantId) : []
-    if (events.some((e) => subs.some((s) => matchesAny(e.type, s.patterns)) || handlers.some((h) => matchesAny(e.type, h.patterns)))) {
+    if (
+      events.some(
+        (e) => subs.some((s) => matchesAny(e.type, s.patterns)) || handlers.some((h) => matchesAny(e.type, h.patterns)),
+      )
+    ) {
       for (const e of events) await this.fanOut(e.id, tenantId, e.type, subs)
       return
     }
@@ -101,9 +125,24 @@ export class FanOut {
     const rest = events.filter((e) => !processed.has(e.id))
     if (rest.length) {
       // Waiting for an earlier event about the same subject (or already done elsewhere): try those again shortly.
-      const open = await this.db.inOrg(null, (tx) => tx.sql<{ id: string }>('select id from events where id = any(?::uuid[]) and processed_at is null', [sqlArray(rest.map((e) => e.id))]), 'trellis_events')
+      const open = await this.db.inOrg(
+        null,
+        (tx) =>
+          tx.sql<{ id: string }>('select id from events where id = any(?::uuid[]) and processed_at is null', [
+            sqlArray(rest.map((e) => e.id)),
+          ]),
+        'trellis_events',
+      )
       const waiting = rest.filter((e) => open.some((o) => o.id === e.id))
-      if (waiting.length) await this.queue.add([{ id: `evt_${waiting[0]!.id}_w${Date.now()}`, name: 'events', data: { tenantId, events: waiting }, delayMs: 100 }])
+      if (waiting.length)
+        await this.queue.add([
+          {
+            id: `evt_${waiting[0]!.id}_w${Date.now()}`,
+            name: 'events',
+            data: { tenantId, events: waiting },
+            delayMs: 100,
+          },
+        ])
     }
   }
 
@@ -119,7 +158,11 @@ export class FanOut {
    * endpoint — and mark them processed. Returns the claimed deliveries; the processed ids and
    * the dispatch lags come on the first row only.
    */
-  async statement(tx: Tx, tenantId: string, events: Array<{ id: string; type: string }>): Promise<Array<ClaimedDelivery & { processed: string[] | null }>> {
+  async statement(
+    tx: Tx,
+    tenantId: string,
+    events: Array<{ id: string; type: string }>,
+  ): Promise<Array<ClaimedDelivery & { processed: string[] | null }>> {
     const ids = sqlArray(events.map((e) => e.id))
     const rows = await tx.sql<ClaimedDelivery & { processed: string[] | null; lags: number[] | null }>(
       `with ev0 as (

@@ -2,7 +2,7 @@ import { v7 as uuidv7 } from 'uuid'
 import type { Static } from '@sinclair/typebox'
 import type { Tx } from '../db/database.js'
 import { EVT } from '../errors.js'
-import { KERNEL_EVENTS, type KernelEventType } from './catalogue.js'
+import type { KERNEL_EVENTS, KernelEventType } from './catalogue.js'
 
 const TYPE = /^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+){2,}$/
 
@@ -15,7 +15,11 @@ export interface EmitInput {
 }
 
 /** A kernel event, typed by the catalogue. */
-export function kernelEvent<T extends KernelEventType>(type: T, subject: string, data: Static<(typeof KERNEL_EVENTS)[T]['data']>): EmitInput {
+export function kernelEvent<T extends KernelEventType>(
+  type: T,
+  subject: string,
+  data: Static<(typeof KERNEL_EVENTS)[T]['data']>,
+): EmitInput {
   return { type, subject, data: data as Record<string, unknown> }
 }
 
@@ -44,7 +48,8 @@ export const EVENT_VALUES = '(?::uuid, ?, ?, ?, ?::jsonb)'
 
 export function eventRow(e: EmitInput): unknown[] {
   if (!TYPE.test(e.type) || e.type.length > 200) throw EVT.EVENT_TYPE_INVALID({ type: e.type })
-  if (typeof e.subject !== 'string' || e.subject.length === 0 || e.subject.length > 500) throw EVT.EVENT_INVALID({ reason: 'subject must be 1 to 500 characters' })
+  if (typeof e.subject !== 'string' || e.subject.length === 0 || e.subject.length > 500)
+    throw EVT.EVENT_INVALID({ reason: 'subject must be 1 to 500 characters' })
   return [uuidv7(), e.type, e.source ?? 'trellis/kernel', e.subject, JSON.stringify(e.data ?? {})]
 }
 
@@ -65,7 +70,12 @@ export async function emitEvents(tx: Tx, ...events: EmitInput[]): Promise<string
  * in; it is written first and is where the transaction is left. Each copy is its own event
  * (its own id) in its own organisation's stream.
  */
-export async function emitEventsTo(tx: Tx, current: string, orgs: ReadonlyArray<string | null | undefined>, ...events: EmitInput[]): Promise<void> {
+export async function emitEventsTo(
+  tx: Tx,
+  current: string,
+  orgs: ReadonlyArray<string | null | undefined>,
+  ...events: EmitInput[]
+): Promise<void> {
   const targets = [...new Set(orgs.filter((o): o is string => typeof o === 'string' && o.length > 0))]
   if (targets.includes(current)) await emitEvents(tx, ...events)
   const others = targets.filter((o) => o !== current)

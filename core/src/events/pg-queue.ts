@@ -1,6 +1,13 @@
 import type { Logger } from 'pino'
 import { sqlArray, type Database, type Tx } from '../db/database.js'
-import { RETRY_DELAY_MS, type AddResult, type JobHandler, type JobQueue, type QueueJob, type QueueOptions } from './queue.js'
+import {
+  RETRY_DELAY_MS,
+  type AddResult,
+  type JobHandler,
+  type JobQueue,
+  type QueueJob,
+  type QueueOptions,
+} from './queue.js'
 
 const LEASE_SECONDS = 60
 
@@ -65,7 +72,11 @@ export class PgJobQueue implements JobQueue {
         ],
       )
     const refused = tx ? await insert(tx) : await this.db.inOrg(null, insert, 'trellis_events')
-    if (refused.length) this.logger?.warn({ queue: this.name, refused: refused.length, cap }, 'tenant at its queue cap: its further work waits in the database')
+    if (refused.length)
+      this.logger?.warn(
+        { queue: this.name, refused: refused.length, cap },
+        'tenant at its queue cap: its further work waits in the database',
+      )
     this.poke()
     return { refused: refused.map((r) => r.id) }
   }
@@ -112,13 +123,14 @@ export class PgJobQueue implements JobQueue {
       }
       if (jobs.length === 0) {
         if (this.closed) break
-        if (!this.woken) await new Promise<void>((r) => {
-          const t = setTimeout(r, this.pollMs)
-          this.wake = () => {
-            clearTimeout(t)
-            r()
-          }
-        })
+        if (!this.woken)
+          await new Promise<void>((r) => {
+            const t = setTimeout(r, this.pollMs)
+            this.wake = () => {
+              clearTimeout(t)
+              r()
+            }
+          })
         this.wake = undefined
         continue
       }
@@ -140,7 +152,11 @@ export class PgJobQueue implements JobQueue {
           null,
           async (tx) => {
             if (done.length) await tx.sql('delete from event_jobs where id = any(?::text[])', [sqlArray(done)])
-            if (failed.length) await tx.sql(`update event_jobs set locked_until = null, run_at = now() + make_interval(secs => ${RETRY_DELAY_MS / 1000}) where id = any(?::text[])`, [sqlArray(failed)])
+            if (failed.length)
+              await tx.sql(
+                `update event_jobs set locked_until = null, run_at = now() + make_interval(secs => ${RETRY_DELAY_MS / 1000}) where id = any(?::text[])`,
+                [sqlArray(failed)],
+              )
           },
           'trellis_events',
         )

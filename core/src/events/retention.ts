@@ -43,7 +43,13 @@ export class EventRetention {
   }
 
   start(): void {
-    if (this.closed || this.timer || this.opts.eventRetentionDays === undefined || this.opts.deliveryRetentionDays === undefined) return
+    if (
+      this.closed ||
+      this.timer ||
+      this.opts.eventRetentionDays === undefined ||
+      this.opts.deliveryRetentionDays === undefined
+    )
+      return
     const every = this.opts.retentionIntervalMs ?? 3_600_000
     const run = () => {
       if (this.run || this.closed) return

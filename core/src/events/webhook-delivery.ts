@@ -79,11 +79,21 @@ export class WebhookDelivery {
   /** Sends a claimed delivery and records the outcome: delivered, retry later, or dead letter. */
   async attempt(tenantId: string, d: ClaimedDelivery): Promise<void> {
     if (d.endpoint_status !== 'active') {
-      await this.recorder.record(tenantId, d, { status: 'failed', error: 'endpoint disabled', durationMs: 0, failureReason: 'endpoint_disabled' })
+      await this.recorder.record(tenantId, d, {
+        status: 'failed',
+        error: 'endpoint disabled',
+        durationMs: 0,
+        failureReason: 'endpoint_disabled',
+      })
       return
     }
     const secrets = [this.secrets.open(d.secret_enc, webhookSecretAd(d.endpoint_id))]
-    if (d.previous_secret_enc && d.previous_secret_expires_at && new Date(d.previous_secret_expires_at).getTime() > Date.now()) secrets.push(this.secrets.open(d.previous_secret_enc, webhookSecretAd(d.endpoint_id)))
+    if (
+      d.previous_secret_enc &&
+      d.previous_secret_expires_at &&
+      new Date(d.previous_secret_expires_at).getTime() > Date.now()
+    )
+      secrets.push(this.secrets.open(d.previous_secret_enc, webhookSecretAd(d.endpoint_id)))
     const body = deliveryBody(d)
     // The event's id: the same on every retry, redelivery and resend, and to every endpoint.
     const msgId = d.event_id
@@ -113,7 +123,10 @@ export class WebhookDelivery {
     } catch (err) {
       error = publicDeliveryError(err)
       // The detail (resolver text, addresses) is for the operator only.
-      this.logger?.info({ err, tenantId, deliveryId: d.id, endpointId: d.endpoint_id, eventId: d.event_id }, `webhook attempt failed: ${error}`)
+      this.logger?.info(
+        { err, tenantId, deliveryId: d.id, endpointId: d.endpoint_id, eventId: d.event_id },
+        `webhook attempt failed: ${error}`,
+      )
     }
     const elapsed = performance.now() - started
     const durationMs = Math.round(elapsed)
@@ -122,22 +135,51 @@ export class WebhookDelivery {
     this.metrics.attempts.inc({ outcome })
     this.metrics.attemptDuration.observe({ outcome }, elapsed / 1000)
     if (ok) return this.recorder.record(tenantId, d, { status: 'delivered', statusCode, response, durationMs })
-    if (statusCode === 410) return this.recorder.record(tenantId, d, { status: 'failed', statusCode, response, durationMs, disableEndpoint: true, failureReason: 'gone' })
+    if (statusCode === 410)
+      return this.recorder.record(tenantId, d, {
+        status: 'failed',
+        statusCode,
+        response,
+        durationMs,
+        disableEndpoint: true,
+        failureReason: 'gone',
+      })
     const schedule = this.opts.retryScheduleMs
     if (d.attempts > schedule.length) {
-      this.logger?.warn({ tenantId, deliveryId: d.id, endpointId: d.endpoint_id, eventId: d.event_id, statusCode, error }, 'webhook delivery dead-lettered after its last retry')
-      return this.recorder.record(tenantId, d, { status: 'failed', statusCode, response, error, durationMs, failureReason: 'dead_letter' })
+      this.logger?.warn(
+        { tenantId, deliveryId: d.id, endpointId: d.endpoint_id, eventId: d.event_id, statusCode, error },
+        'webhook delivery dead-lettered after its last retry',
+      )
+      return this.recorder.record(tenantId, d, {
+        status: 'failed',
+        statusCode,
+        response,
+        error,
+        durationMs,
+        failureReason: 'dead_letter',
+      })
     }
     // Exponential schedule with ±20 % jitter, so a recovering receiver is not hit by a thundering
     // herd. Jitter cannot reorder a subject: its later deliveries wait for this one.
     const delay = Math.round(schedule[d.attempts - 1]! * (0.8 + Math.random() * 0.4))
-    await this.recorder.record(tenantId, d, { status: 'pending', statusCode, response, error, durationMs, retryInMs: delay })
+    await this.recorder.record(tenantId, d, {
+      status: 'pending',
+      statusCode,
+      response,
+      error,
+      durationMs,
+      retryInMs: delay,
+    })
     this.metrics.retries.inc()
-    await this.queue.add([{ ...deliverJob(d.id, tenantId, d.attempts + 1), delayMs: delay }]).catch((err) => this.logger?.debug({ err }, 'queueing a retry failed; the sweep retries'))
+    await this.queue
+      .add([{ ...deliverJob(d.id, tenantId, d.attempts + 1), delayMs: delay }])
+      .catch((err) => this.logger?.debug({ err }, 'queueing a retry failed; the sweep retries'))
   }
 
   /** Queues the first attempt of deliveries that were waiting for an earlier one about their subject. */
   release(tenantId: string, deliveryIds: string[]): void {
-    void this.queue.add(deliveryIds.map((id) => deliverJob(id, tenantId, 1))).catch((err) => this.logger?.debug({ err }, 'queueing a released delivery failed; the sweep retries'))
+    void this.queue
+      .add(deliveryIds.map((id) => deliverJob(id, tenantId, 1)))
+      .catch((err) => this.logger?.debug({ err }, 'queueing a released delivery failed; the sweep retries'))
   }
 }

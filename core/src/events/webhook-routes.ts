@@ -15,8 +15,17 @@ import { newWebhookSecret } from './signing.js'
 import { webhookSecretAd } from './delivery-types.js'
 
 const Uuid = Type.String({ format: 'uuid' })
-const Types = Type.Array(Type.String({ pattern: EVENT_PATTERN, maxLength: 200 }), { minItems: 1, maxItems: 100, uniqueItems: true, description: 'Event types or patterns: `kernel.role.created`, `kernel.role.*`, `*`.' })
-const Url = Type.String({ minLength: 1, maxLength: 2000, description: 'http(s) URL; loopback, private and link-local addresses are refused unless allow-listed.' })
+const Types = Type.Array(Type.String({ pattern: EVENT_PATTERN, maxLength: 200 }), {
+  minItems: 1,
+  maxItems: 100,
+  uniqueItems: true,
+  description: 'Event types or patterns: `kernel.role.created`, `kernel.role.*`, `*`.',
+})
+const Url = Type.String({
+  minLength: 1,
+  maxLength: 2000,
+  description: 'http(s) URL; loopback, private and link-local addresses are refused unless allow-listed.',
+})
 const Endpoint = Type.Object({
   id: Uuid,
   url: Type.String(),
@@ -28,24 +37,46 @@ const Endpoint = Type.Object({
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
 })
-const EndpointWithSecret = Type.Intersect([Endpoint, Type.Object({ secret: Type.String({ description: 'Shown once: `whsec_…`, the Standard Webhooks signing secret.' }) })])
-const Attempt = Type.Object({ attempt: Type.Integer(), at: Type.String({ format: 'date-time' }), statusCode: Type.Union([Type.Integer(), Type.Null()]), durationMs: Type.Integer(), error: Type.Union([Type.String(), Type.Null()]), response: Type.Union([Type.String(), Type.Null()]) })
+const EndpointWithSecret = Type.Intersect([
+  Endpoint,
+  Type.Object({ secret: Type.String({ description: 'Shown once: `whsec_…`, the Standard Webhooks signing secret.' }) }),
+])
+const Attempt = Type.Object({
+  attempt: Type.Integer(),
+  at: Type.String({ format: 'date-time' }),
+  statusCode: Type.Union([Type.Integer(), Type.Null()]),
+  durationMs: Type.Integer(),
+  error: Type.Union([Type.String(), Type.Null()]),
+  response: Type.Union([Type.String(), Type.Null()]),
+})
 const Delivery = Type.Object({
   id: Uuid,
   endpointId: Uuid,
   eventId: Uuid,
   eventType: Type.String(),
   status: Type.String({ description: 'pending, delivered, or failed (for good: see failureReason)' }),
-  failureReason: Type.Union([Type.Literal('dead_letter'), Type.Literal('gone'), Type.Literal('endpoint_disabled'), Type.Null()], {
-    description: 'Why a failed delivery failed: dead_letter (its last retry failed), gone (the receiver answered 410 Gone; the endpoint was disabled), endpoint_disabled (the endpoint was disabled while it waited)',
-  }),
+  failureReason: Type.Union(
+    [Type.Literal('dead_letter'), Type.Literal('gone'), Type.Literal('endpoint_disabled'), Type.Null()],
+    {
+      description:
+        'Why a failed delivery failed: dead_letter (its last retry failed), gone (the receiver answered 410 Gone; the endpoint was disabled), endpoint_disabled (the endpoint was disabled while it waited)',
+    },
+  ),
   attempts: Type.Integer(),
   lastStatus: Type.Union([Type.Integer(), Type.Null()]),
   nextAttemptAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
   log: Type.Array(Attempt),
 })
 const IdParams = Type.Object({ id: Uuid })
-const STATUS_FILTERS = ['pending', 'retrying', 'delivered', 'failed', 'dead_letter', 'gone', 'endpoint_disabled'] as const
+const STATUS_FILTERS = [
+  'pending',
+  'retrying',
+  'delivered',
+  'failed',
+  'dead_letter',
+  'gone',
+  'endpoint_disabled',
+] as const
 const DeliveryQuery = {
   ...PageQuery,
   status: Type.Optional(
@@ -74,7 +105,11 @@ interface DeliveryRow {
 }
 
 /** Deliveries, newest first, with their attempt logs: one endpoint's, or (endpointId null) all of the organisation's. */
-function listDeliveries(tx: Tx, endpointId: string | null, q: { status?: string; eventType?: string; before: string | null; limit: number }): Promise<DeliveryRow[]> {
+function listDeliveries(
+  tx: Tx,
+  endpointId: string | null,
+  q: { status?: string; eventType?: string; before: string | null; limit: number },
+): Promise<DeliveryRow[]> {
   const status = q.status ?? null
   return tx.sql<DeliveryRow>(
     `select d.id, d.endpoint_id, d.event_id, d.event_type, d.status, d.failure_reason, d.attempts, d.last_status, d.next_attempt_at,
@@ -87,7 +122,21 @@ function listDeliveries(tx: Tx, endpointId: string | null, q: { status?: string;
              or (?::text = 'retrying' and d.status = 'pending' and exists (select 1 from webhook_attempts a where a.delivery_id = d.id))
              or (?::text in ('dead_letter', 'gone', 'endpoint_disabled') and d.status = 'failed' and d.failure_reason = ?::text))
       order by d.id desc limit ?`,
-    [endpointId, endpointId, q.before, q.before, q.eventType ?? null, q.eventType ?? null, status, status, status, status, status, status, q.limit + 1],
+    [
+      endpointId,
+      endpointId,
+      q.before,
+      q.before,
+      q.eventType ?? null,
+      q.eventType ?? null,
+      status,
+      status,
+      status,
+      status,
+      status,
+      status,
+      q.limit + 1,
+    ],
   )
 }
 
@@ -102,7 +151,14 @@ function deliveryView(d: DeliveryRow) {
     attempts: d.attempts,
     lastStatus: d.last_status,
     nextAttemptAt: d.status === 'pending' ? iso(d.next_attempt_at) : null,
-    log: d.log.map((a) => ({ attempt: a.attempt as number, at: iso(a.at as string)!, statusCode: (a.statusCode as number | null) ?? null, durationMs: a.durationMs as number, error: (a.error as string | null) ?? null, response: (a.response as string | null) ?? null })),
+    log: d.log.map((a) => ({
+      attempt: a.attempt as number,
+      at: iso(a.at as string)!,
+      statusCode: (a.statusCode as number | null) ?? null,
+      durationMs: a.durationMs as number,
+      error: (a.error as string | null) ?? null,
+      response: (a.response as string | null) ?? null,
+    })),
   }
 }
 
@@ -140,12 +196,14 @@ async function checkUrl(k: KernelContext, raw: string): Promise<string> {
   } catch {
     throw EVT.URL_NOT_ALLOWED({ reason: 'not a URL' })
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw EVT.URL_NOT_ALLOWED({ reason: 'must be http or https' })
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw EVT.URL_NOT_ALLOWED({ reason: 'must be http or https' })
   if (url.username || url.password) throw EVT.URL_NOT_ALLOWED({ reason: 'must not carry credentials' })
   const host = url.hostname.replace(/^\[|\]$/g, '')
   // Literal addresses are checked now (WHATWG URL has already turned 2130706433 or 0x7f.1 into
   // 127.0.0.1); names are checked again at every delivery, when they are resolved.
-  if (isIP(host) && !k.events.egress.allowsAddress(host)) throw EVT.URL_NOT_ALLOWED({ reason: `${host} is a loopback, private, link-local or reserved address` })
+  if (isIP(host) && !k.events.egress.allowsAddress(host))
+    throw EVT.URL_NOT_ALLOWED({ reason: `${host} is a loopback, private, link-local or reserved address` })
   if (!isIP(host)) {
     try {
       await k.events.egress.resolve(url)
@@ -168,7 +226,10 @@ export function registerWebhookRoutes(app: Api, k: KernelContext): void {
       schema: {
         tags: ['webhooks'],
         summary: 'Create a webhook endpoint; its signing secret is shown once',
-        body: Type.Object({ url: Url, types: Types, description: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false }),
+        body: Type.Object(
+          { url: Url, types: Types, description: Type.Optional(Type.String({ maxLength: 500 })) },
+          { additionalProperties: false },
+        ),
         response: { 201: EndpointWithSecret },
       },
     },
@@ -183,7 +244,12 @@ export function registerWebhookRoutes(app: Api, k: KernelContext): void {
           `insert into webhook_endpoints (id, tenant_id, url, types, description, secret_enc) values (?::uuid, ?::uuid, ?, ?::text[], ?, ?) returning ${COLS}`,
           [id, p.orgId, url, sqlArray(types), description, k.secrets.seal(secret, webhookSecretAd(id))],
         )
-        await appendAudit(tx, p.orgId, { ...auditMeta(request), action: 'webhook.created', target: { kind: 'webhook', id }, data: { url, types, description } })
+        await appendAudit(tx, p.orgId, {
+          ...auditMeta(request),
+          action: 'webhook.created',
+          target: { kind: 'webhook', id },
+          data: { url, types, description },
+        })
         await emitEvents(tx, kernelEvent('kernel.webhook.created', `webhook/${id}`, { endpointId: id, url, types }))
         return created!
       })
@@ -193,23 +259,45 @@ export function registerWebhookRoutes(app: Api, k: KernelContext): void {
 
   app.get(
     '/webhooks',
-    { ...guard, schema: { tags: ['webhooks'], summary: 'List webhook endpoints', querystring: Type.Object(PageQuery, { additionalProperties: false }), response: { 200: pageOf(Endpoint) } } },
+    {
+      ...guard,
+      schema: {
+        tags: ['webhooks'],
+        summary: 'List webhook endpoints',
+        querystring: Type.Object(PageQuery, { additionalProperties: false }),
+        response: { 200: pageOf(Endpoint) },
+      },
+    },
     async (request) => {
       const p = principalOf(request)
       const after = decodeCursor(request.query.cursor)
       const limit = request.query.limit ?? 50
-      const rows = await orgTx(k, p.orgId, (tx) => tx.sql<EndpointRow>(`select ${COLS} from webhook_endpoints where (?::uuid is null or id > ?::uuid) order by id limit ?`, [after, after, limit + 1]))
+      const rows = await orgTx(k, p.orgId, (tx) =>
+        tx.sql<EndpointRow>(
+          `select ${COLS} from webhook_endpoints where (?::uuid is null or id > ?::uuid) order by id limit ?`,
+          [after, after, limit + 1],
+        ),
+      )
       const page = toPage(rows, limit)
       return { items: page.items.map(view), nextCursor: page.nextCursor }
     },
   )
 
-  app.get('/webhooks/:id', { ...guard, schema: { tags: ['webhooks'], summary: 'One webhook endpoint', params: IdParams, response: { 200: Endpoint } } }, async (request) => {
-    const p = principalOf(request)
-    const [row] = await orgTx(k, p.orgId, (tx) => tx.sql<EndpointRow>(`select ${COLS} from webhook_endpoints where id = ?::uuid`, [request.params.id]))
-    if (!row) throw KRN.NOT_FOUND({ what: 'webhook endpoint' })
-    return view(row)
-  })
+  app.get(
+    '/webhooks/:id',
+    {
+      ...guard,
+      schema: { tags: ['webhooks'], summary: 'One webhook endpoint', params: IdParams, response: { 200: Endpoint } },
+    },
+    async (request) => {
+      const p = principalOf(request)
+      const [row] = await orgTx(k, p.orgId, (tx) =>
+        tx.sql<EndpointRow>(`select ${COLS} from webhook_endpoints where id = ?::uuid`, [request.params.id]),
+      )
+      if (!row) throw KRN.NOT_FOUND({ what: 'webhook endpoint' })
+      return view(row)
+    },
+  )
 
   app.patch(
     '/webhooks/:id',
@@ -220,7 +308,12 @@ export function registerWebhookRoutes(app: Api, k: KernelContext): void {
         summary: 'Change a webhook endpoint: URL, types, description, or status (disable / enable)',
         params: IdParams,
         body: Type.Object(
-          { url: Type.Optional(Url), types: Type.Optional(Types), description: Type.Optional(Type.String({ maxLength: 500 })), status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('disabled')])) },
+          {
+            url: Type.Optional(Url),
+            types: Type.Optional(Types),
+            description: Type.Optional(Type.String({ maxLength: 500 })),
+            status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('disabled')])),
+          },
           { additionalProperties: false, minProperties: 1 },
         ),
         response: { 200: Endpoint },
@@ -236,28 +329,64 @@ export function registerWebhookRoutes(app: Api, k: KernelContext): void {
                   status = coalesce(?, status), disabled_reason = case when ?::text = 'disabled' then 'disabled by a user' when ?::text = 'active' then null else disabled_reason end,
                   updated_at = now()
             where id = ?::uuid returning ${COLS}`,
-          [url, b.types ? sqlArray(b.types) : null, b.description ?? null, b.status ?? null, b.status ?? null, b.status ?? null, request.params.id],
+          [
+            url,
+            b.types ? sqlArray(b.types) : null,
+            b.description ?? null,
+            b.status ?? null,
+            b.status ?? null,
+            b.status ?? null,
+            request.params.id,
+          ],
         )
         if (!updated) throw KRN.NOT_FOUND({ what: 'webhook endpoint' })
         const changes = Object.keys(b)
-        await appendAudit(tx, p.orgId, { ...auditMeta(request), action: b.status === 'disabled' ? 'webhook.disabled' : 'webhook.updated', target: { kind: 'webhook', id: updated.id }, data: { ...b, ...(url ? { url } : {}) } })
-        await emitEvents(tx, kernelEvent('kernel.webhook.updated', `webhook/${updated.id}`, { endpointId: updated.id, changes }))
+        await appendAudit(tx, p.orgId, {
+          ...auditMeta(request),
+          action: b.status === 'disabled' ? 'webhook.disabled' : 'webhook.updated',
+          target: { kind: 'webhook', id: updated.id },
+          data: { ...b, ...(url ? { url } : {}) },
+        })
+        await emitEvents(
+          tx,
+          kernelEvent('kernel.webhook.updated', `webhook/${updated.id}`, { endpointId: updated.id, changes }),
+        )
         return updated
       })
       return view(row)
     },
   )
 
-  app.delete('/webhooks/:id', { ...guard, schema: { tags: ['webhooks'], summary: 'Delete a webhook endpoint and its delivery log', params: IdParams, response: { 204: Type.Null() } } }, async (request, reply) => {
-    const p = principalOf(request)
-    await orgTx(k, p.orgId, async (tx) => {
-      const [gone] = await tx.sql<{ id: string; url: string }>('delete from webhook_endpoints where id = ?::uuid returning id, url', [request.params.id])
-      if (!gone) throw KRN.NOT_FOUND({ what: 'webhook endpoint' })
-      await appendAudit(tx, p.orgId, { ...auditMeta(request), action: 'webhook.deleted', target: { kind: 'webhook', id: gone.id }, data: { url: gone.url } })
-      await emitEvents(tx, kernelEvent('kernel.webhook.deleted', `webhook/${gone.id}`, { endpointId: gone.id }))
-    })
-    return reply.code(204).send(null)
-  })
+  app.delete(
+    '/webhooks/:id',
+    {
+      ...guard,
+      schema: {
+        tags: ['webhooks'],
+        summary: 'Delete a webhook endpoint and its delivery log',
+        params: IdParams,
+        response: { 204: Type.Null() },
+      },
+    },
+    async (request, reply) => {
+      const p = principalOf(request)
+      await orgTx(k, p.orgId, async (tx) => {
+        const [gone] = await tx.sql<{ id: string; url: string }>(
+          'delete from webhook_endpoints where id = ?::uuid returning id, url',
+          [request.params.id],
+        )
+        if (!gone) throw KRN.NOT_FOUND({ what: 'webhook endpoint' })
+        await appendAudit(tx, p.orgId, {
+          ...auditMeta(request),
+          action: 'webhook.deleted',
+          target: { kind: 'webhook', id: gone.id },
+          data: { url: gone.url },
+        })
+        await emitEvents(tx, kernelEvent('kernel.webhook.deleted', `webhook/${gone.id}`, { endpointId: gone.id }))
+      })
+      return reply.code(204).send(null)
+    },
+  )
 
   app.post(
     '/webhooks/:id/rotate-secret',
@@ -267,7 +396,12 @@ export function registerWebhookRoutes(app: Api, k: KernelContext): void {
         tags: ['webhooks'],
         summary: 'Rotate the signing secret; the old one keeps signing (alongside the new) for the grace period',
         params: IdParams,
-        body: Type.Optional(Type.Object({ graceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 86400, default: 86400 })) }, { additionalProperties: false })),
+        body: Type.Optional(
+          Type.Object(
+            { graceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 86400, default: 86400 })) },
+            { additionalProperties: false },
+          ),
+        ),
         response: { 200: EndpointWithSecret },
       },
     },
@@ -276,7 +410,10 @@ export function registerWebhookRoutes(app: Api, k: KernelContext): void {
       const grace = request.body?.graceSeconds ?? 86400
       const secret = newWebhookSecret()
       const row = await orgTx(k, p.orgId, async (tx) => {
-        const [current] = await tx.sql<{ id: string; secret_enc: string }>('select id, secret_enc from webhook_endpoints where id = ?::uuid for update', [request.params.id])
+        const [current] = await tx.sql<{ id: string; secret_enc: string }>(
+          'select id, secret_enc from webhook_endpoints where id = ?::uuid for update',
+          [request.params.id],
+        )
         if (!current) throw KRN.NOT_FOUND({ what: 'webhook endpoint' })
         const [updated] = await tx.sql<EndpointRow>(
           `update webhook_endpoints set previous_secret_enc = secret_enc, secret_enc = ?, previous_secret_expires_at = now() + make_interval(secs => ?), updated_at = now()
@@ -284,8 +421,19 @@ export function registerWebhookRoutes(app: Api, k: KernelContext): void {
           [k.secrets.seal(secret, webhookSecretAd(current.id)), grace, current.id],
         )
         const expires = iso(updated!.previous_secret_expires_at)!
-        await appendAudit(tx, p.orgId, { ...auditMeta(request), action: 'webhook.secret_rotated', target: { kind: 'webhook', id: current.id }, data: { previousSecretExpiresAt: expires } })
-        await emitEvents(tx, kernelEvent('kernel.webhook.secret_rotated', `webhook/${current.id}`, { endpointId: current.id, previousSecretExpiresAt: expires }))
+        await appendAudit(tx, p.orgId, {
+          ...auditMeta(request),
+          action: 'webhook.secret_rotated',
+          target: { kind: 'webhook', id: current.id },
+          data: { previousSecretExpiresAt: expires },
+        })
+        await emitEvents(
+          tx,
+          kernelEvent('kernel.webhook.secret_rotated', `webhook/${current.id}`, {
+            endpointId: current.id,
+            previousSecretExpiresAt: expires,
+          }),
+        )
         return updated!
       })
       return { ...view(row), secret }
@@ -298,7 +446,8 @@ export function registerWebhookRoutes(app: Api, k: KernelContext): void {
       ...guard,
       schema: {
         tags: ['webhooks'],
-        summary: 'Deliveries to all your endpoints, newest first, each with its log of attempts: filter by status (e.g. failed, dead_letter) and event type',
+        summary:
+          'Deliveries to all your endpoints, newest first, each with its log of attempts: filter by status (e.g. failed, dead_letter) and event type',
         querystring: Type.Object(DeliveryQuery, { additionalProperties: false }),
         response: { 200: pageOf(Delivery) },
       },
@@ -306,7 +455,9 @@ export function registerWebhookRoutes(app: Api, k: KernelContext): void {
     async (request) => {
       const p = principalOf(request)
       const limit = request.query.limit ?? 50
-      const rows = await orgTx(k, p.orgId, (tx) => listDeliveries(tx, null, { ...request.query, before: decodeCursor(request.query.cursor), limit }))
+      const rows = await orgTx(k, p.orgId, (tx) =>
+        listDeliveries(tx, null, { ...request.query, before: decodeCursor(request.query.cursor), limit }),
+      )
       const page = toPage(rows, limit)
       return { items: page.items.map(deliveryView), nextCursor: page.nextCursor }
     },
@@ -318,7 +469,8 @@ export function registerWebhookRoutes(app: Api, k: KernelContext): void {
       ...guard,
       schema: {
         tags: ['webhooks'],
-        summary: 'Deliveries to this endpoint, newest first, each with its log of attempts: filter by status (e.g. failed, dead_letter) and event type',
+        summary:
+          'Deliveries to this endpoint, newest first, each with its log of attempts: filter by status (e.g. failed, dead_letter) and event type',
         params: IdParams,
         querystring: Type.Object(DeliveryQuery, { additionalProperties: false }),
         response: { 200: pageOf(Delivery) },
@@ -330,7 +482,11 @@ export function registerWebhookRoutes(app: Api, k: KernelContext): void {
       const rows = await orgTx(k, p.orgId, async (tx) => {
         const [ep] = await tx.sql('select 1 from webhook_endpoints where id = ?::uuid', [request.params.id])
         if (!ep) throw KRN.NOT_FOUND({ what: 'webhook endpoint' })
-        return listDeliveries(tx, request.params.id, { ...request.query, before: decodeCursor(request.query.cursor), limit })
+        return listDeliveries(tx, request.params.id, {
+          ...request.query,
+          before: decodeCursor(request.query.cursor),
+          limit,
+        })
       })
       const page = toPage(rows, limit)
       return { items: page.items.map(deliveryView), nextCursor: page.nextCursor }
@@ -351,7 +507,9 @@ export function registerWebhookRoutes(app: Api, k: KernelContext): void {
     async (request, reply) => {
       const p = principalOf(request)
       const row = await orgTx(k, p.orgId, async (tx) => {
-        const [ep] = await tx.sql<{ status: string }>('select status from webhook_endpoints where id = ?::uuid', [request.params.id])
+        const [ep] = await tx.sql<{ status: string }>('select status from webhook_endpoints where id = ?::uuid', [
+          request.params.id,
+        ])
         if (!ep) throw KRN.NOT_FOUND({ what: 'webhook endpoint' })
         if (ep.status !== 'active') throw EVT.ENDPOINT_DISABLED()
         const [d] = await tx.sql<{ id: string; attempts: number }>(
@@ -362,11 +520,18 @@ export function registerWebhookRoutes(app: Api, k: KernelContext): void {
           [request.params.deliveryId, request.params.id],
         )
         if (!d) throw KRN.NOT_FOUND({ what: 'delivery' })
-        await appendAudit(tx, p.orgId, { ...auditMeta(request), action: 'webhook.redelivered', target: { kind: 'webhook', id: request.params.id }, data: { deliveryId: d.id } })
+        await appendAudit(tx, p.orgId, {
+          ...auditMeta(request),
+          action: 'webhook.redelivered',
+          target: { kind: 'webhook', id: request.params.id },
+          data: { deliveryId: d.id },
+        })
         return d
       })
       // If the queue is away, the sweep picks the delivery up from the database.
-      await k.events.requeue(row.id, p.orgId, row.attempts).catch((err) => request.log.warn({ err }, 'queueing a redelivery failed; the sweep retries'))
+      await k.events
+        .requeue(row.id, p.orgId, row.attempts)
+        .catch((err) => request.log.warn({ err }, 'queueing a redelivery failed; the sweep retries'))
       return reply.code(202).send({ id: row.id, status: 'pending' })
     },
   )

@@ -35,7 +35,6 @@ import type { KernelExtension } from '../extensions.js'
 import { registerInstanceRoutes } from '../workflows/instance-routes.js'
 import { registerTaskRoutes } from '../workflows/task-routes.js'
 
-
 export interface HttpOptions {
   /** Packages adding routes under /v1 (see extensions.ts). */
   extensions?: KernelExtension[]
@@ -93,14 +92,29 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'Trellis API', version: '1', description: 'The Trellis kernel: tenancy, identity, audit, events, webhooks and plugins (installed plugins answer under /v1/x/<plugin>/…). Errors are RFC 9457 problem+json with a stable `code`.' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An access token from /v1/auth/login, or an API key (trk_…).' } } },
+      info: {
+        title: 'Trellis API',
+        version: '1',
+        description:
+          'The Trellis kernel: tenancy, identity, audit, events, webhooks and plugins (installed plugins answer under /v1/x/<plugin>/…). Errors are RFC 9457 problem+json with a stable `code`.',
+      },
+      components: {
+        securitySchemes: {
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'An access token from /v1/auth/login, or an API key (trk_…).',
+          },
+        },
+      },
       security: [{ bearer: [] }],
     },
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => (json.$id as string) || `def-${i}` },
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
-  app.get('/openapi.json', { schema: { hide: true } }, async () => withPluginPaths(k, app.swagger() as unknown as Parameters<typeof withPluginPaths>[1]))
+  app.get('/openapi.json', { schema: { hide: true } }, async () =>
+    withPluginPaths(k, app.swagger() as unknown as Parameters<typeof withPluginPaths>[1]),
+  )
 
   const denied = new DeniedRequests(k.db, k.sealer, k.logger, opts.deniedRequests)
   app.setErrorHandler((err, request, reply) => {
@@ -108,13 +122,22 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
     if (error.status >= 500) request.log.error({ err, code: error.code }, 'request failed')
     if (error.status === 401 || error.status === 403) {
       metrics.deniedRequest(error.code)
-      if (error.status === 403 && request.principal) denied.record(request.principal, request.method, request.routeOptions.url ?? 'unmatched', error.code, request.ip)
+      if (error.status === 403 && request.principal)
+        denied.record(
+          request.principal,
+          request.method,
+          request.routeOptions.url ?? 'unmatched',
+          error.code,
+          request.ip,
+        )
     }
     // Refused before its body was read: close the connection rather than read (and discard) the body.
     if (error.status < 500 && bodyPending(request)) reply.header('connection', 'close')
     return sendProblem(request, reply, error)
   })
-  app.setNotFoundHandler((request, reply) => sendProblem(request, reply, KRN.ROUTE_NOT_FOUND({ method: request.method, url: request.url.split('?')[0]! })))
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(request, reply, KRN.ROUTE_NOT_FOUND({ method: request.method, url: request.url.split('?')[0]! })),
+  )
 
   // Who is calling: bearer credentials are checked before anything else runs. A credential
   // already verified, for an organisation whose status is fresh, is accepted without waiting.
@@ -125,7 +148,9 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
     if (logging) (request.log as unknown as Logger).setBindings({ tenantId: principal.orgId })
     // Tag the request's trace with the tenant (when tracing is on, see observability/telemetry.ts).
     if (tracing) {
-      const otel = (request as unknown as { opentelemetry?: () => { span?: { setAttribute(k: string, v: string): void } | null } }).opentelemetry?.()
+      const otel = (
+        request as unknown as { opentelemetry?: () => { span?: { setAttribute(k: string, v: string): void } | null } }
+      ).opentelemetry?.()
       otel?.span?.setAttribute('tenant.id', principal.orgId)
       trace.getActiveSpan()?.setAttribute('tenant.id', principal.orgId)
     }
@@ -137,7 +162,8 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
     // Whatever answers a credentialed request is that caller's: no shared cache may keep it.
     markPrivate(reply)
     const credential = bearerCredential(header)
-    if (!credential) return done(toTrellisError(KRN.VALIDATION_FAILED({ reason: 'Authorization must be "Bearer <token>"' })))
+    if (!credential)
+      return done(toTrellisError(KRN.VALIDATION_FAILED({ reason: 'Authorization must be "Bearer <token>"' })))
     let known: Principal | undefined
     try {
       known = authenticateKnown(k, credential)

@@ -15,7 +15,9 @@ export interface DeniedRequestsOptions {
 
 interface Tally {
   orgId: string
-  record: AuditRecord & { data: { code: string; count: number; method: string; route: string; windowStart: string; windowEnd: string } }
+  record: AuditRecord & {
+    data: { code: string; count: number; method: string; route: string; windowStart: string; windowEnd: string }
+  }
 }
 
 // Distinct (caller, route, code, window) keys held at once; past this a flush starts at once.
@@ -61,7 +63,14 @@ export class DeniedRequests {
         actor: { kind: p.kind, id: p.id },
         target: { kind: 'route', id: `${method} ${route}` },
         ip,
-        data: { code, count: 1, method, route, windowStart: new Date(start).toISOString(), windowEnd: new Date(start + this.windowMs).toISOString() },
+        data: {
+          code,
+          count: 1,
+          method,
+          route,
+          windowStart: new Date(start).toISOString(),
+          windowEnd: new Date(start + this.windowMs).toISOString(),
+        },
       },
     })
     if (this.pending.size >= MAX_PENDING) void this.flush(true)

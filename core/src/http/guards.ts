@@ -15,7 +15,9 @@ export function principalOf(request: FastifyRequest): Principal {
   return request.principal
 }
 
-export type Guard = ((request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => void) & { readonly [GUARD]: true }
+export type Guard = ((request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => void) & {
+  readonly [GUARD]: true
+}
 
 const GUARD = Symbol.for('trellis.http.guard')
 
@@ -44,5 +46,9 @@ export function isGuard(hook: unknown): hook is Guard {
 /** Who/where for an audit entry made on behalf of this request. */
 export function auditMeta(request: FastifyRequest): Pick<AuditRecord, 'actor' | 'ip' | 'requestId'> {
   const p = request.principal
-  return { actor: p ? { kind: p.kind, id: p.id } : { kind: 'anonymous', id: request.ip }, ip: request.ip, requestId: String(request.id) }
+  return {
+    actor: p ? { kind: p.kind, id: p.id } : { kind: 'anonymous', id: request.ip },
+    ip: request.ip,
+    requestId: String(request.id),
+  }
 }

@@ -48,7 +48,12 @@ export function registerIdempotency(app: Api, k: KernelContext): void {
         [p.orgId, principal, key, requestHash],
       )
       if (inserted.length > 0) return undefined
-      const [row] = await tx.sql<{ request_hash: string; status_code: number | null; response_body: string | null; content_type: string | null }>(
+      const [row] = await tx.sql<{
+        request_hash: string
+        status_code: number | null
+        response_body: string | null
+        content_type: string | null
+      }>(
         'select request_hash, status_code, response_body, content_type from idempotency_keys where tenant_id = ?::uuid and principal = ? and key = ?',
         [p.orgId, principal, key],
       )
@@ -62,7 +67,9 @@ export function registerIdempotency(app: Api, k: KernelContext): void {
     if (stored.status_code === null) throw KRN.IDEMPOTENT_REQUEST_IN_PROGRESS()
     reply.code(stored.status_code).header('idempotent-replayed', 'true')
     if (stored.content_type) reply.type(stored.content_type)
-    return reply.send(stored.response_body ? k.secrets.open(stored.response_body, boxLabel(p.orgId, principal, key)) : '')
+    return reply.send(
+      stored.response_body ? k.secrets.open(stored.response_body, boxLabel(p.orgId, principal, key)) : '',
+    )
   }
 
   async function remember(request: FastifyRequest, reply: FastifyReply, payload: unknown) {
@@ -71,20 +78,35 @@ export function registerIdempotency(app: Api, k: KernelContext): void {
     request.idempotency = undefined
     const params = [idem.orgId, idem.principal, idem.key]
     if (reply.statusCode >= 500) {
-      await orgTx(k, idem.orgId, (tx) => tx.sql('delete from idempotency_keys where tenant_id = ?::uuid and principal = ? and key = ?', params), { allowSuspended: true })
+      await orgTx(
+        k,
+        idem.orgId,
+        (tx) => tx.sql('delete from idempotency_keys where tenant_id = ?::uuid and principal = ? and key = ?', params),
+        { allowSuspended: true },
+      )
     } else {
-      const body = typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : payload == null ? '' : String(payload)
+      const body =
+        typeof payload === 'string'
+          ? payload
+          : Buffer.isBuffer(payload)
+            ? payload.toString('utf8')
+            : payload == null
+              ? ''
+              : String(payload)
       await orgTx(
         k,
         idem.orgId,
         (tx) =>
-          tx.sql('update idempotency_keys set status_code = ?, response_body = ?, content_type = ? where tenant_id = ?::uuid and principal = ? and key = ?', [
-            reply.statusCode,
-            // Stored responses can hold secrets shown once (a new API key): encrypted at rest.
-            k.secrets.seal(body, boxLabel(idem.orgId, idem.principal, idem.key)),
-            String(reply.getHeader('content-type') ?? ''),
-            ...params,
-          ]),
+          tx.sql(
+            'update idempotency_keys set status_code = ?, response_body = ?, content_type = ? where tenant_id = ?::uuid and principal = ? and key = ?',
+            [
+              reply.statusCode,
+              // Stored responses can hold secrets shown once (a new API key): encrypted at rest.
+              k.secrets.seal(body, boxLabel(idem.orgId, idem.principal, idem.key)),
+              String(reply.getHeader('content-type') ?? ''),
+              ...params,
+            ],
+          ),
         { allowSuspended: true },
       )
     }

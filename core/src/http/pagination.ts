@@ -4,7 +4,9 @@ import { KRN } from '../errors.js'
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 export const PageQuery = {
-  cursor: Type.Optional(Type.String({ maxLength: 200, description: 'Opaque cursor from a previous page\'s nextCursor.' })),
+  cursor: Type.Optional(
+    Type.String({ maxLength: 200, description: "Opaque cursor from a previous page's nextCursor." }),
+  ),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
 }
 
@@ -35,7 +37,11 @@ export function toPage<T extends { id: string }>(rows: T[], limit: number): { it
 }
 
 /** {@link toPage}, with each row of the page turned into what the API shows. */
-export function toPageOf<T extends { id: string }, V>(rows: T[], limit: number, view: (row: T) => V): { items: V[]; nextCursor: string | null } {
+export function toPageOf<T extends { id: string }, V>(
+  rows: T[],
+  limit: number,
+  view: (row: T) => V,
+): { items: V[]; nextCursor: string | null } {
   const page = toPage(rows, limit)
   return { items: page.items.map(view), nextCursor: page.nextCursor }
 }

@@ -19,7 +19,11 @@ export const ProblemSchema = {
     code: { type: 'string' },
     detail: { type: 'string' },
     instance: { type: 'string' },
-    problems: { type: 'array', description: 'For validation errors: each problem with a JSON pointer to where it is.', items: { type: 'object' } },
+    problems: {
+      type: 'array',
+      description: 'For validation errors: each problem with a JSON pointer to where it is.',
+      items: { type: 'object' },
+    },
   },
   required: ['type', 'title', 'status', 'code', 'detail'],
 } as const
@@ -27,7 +31,10 @@ export const ProblemSchema = {
 /** Maps anything thrown by a handler or by Fastify itself to a TrellisError with a stable code. */
 export function toTrellisError(err: unknown, bodyLimit = 1048576): TrellisError {
   if (err instanceof TrellisError) return err
-  const e = err as FastifyError & { validation?: Array<{ instancePath?: string; message?: string }>; validationContext?: string }
+  const e = err as FastifyError & {
+    validation?: Array<{ instancePath?: string; message?: string }>
+    validationContext?: string
+  }
   if (e?.validation) {
     const first = e.validation[0]
     const where = `${e.validationContext ?? 'body'}${first?.instancePath ?? ''}`

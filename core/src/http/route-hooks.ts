@@ -48,7 +48,8 @@ export function arrangeRouteHooks(app: Api): { close(): void } {
     route[ARRANGED] = true
     const preHandler = toArray(route.preHandler)
     const guards: Hook[] = preHandler.filter(isGuard)
-    const isPublic = !route.url.startsWith('/v1/') || (route.schema as { security?: unknown[] } | undefined)?.security?.length === 0
+    const isPublic =
+      !route.url.startsWith('/v1/') || (route.schema as { security?: unknown[] } | undefined)?.security?.length === 0
     if (guards.length === 0 && !isPublic) guards.push(requirePermission())
     const first: Hook[] = []
     const config = route.config as RouteLimitConfig | undefined

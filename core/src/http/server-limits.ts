@@ -37,9 +37,14 @@ export function parseHttpLimits(env: NodeJS.ProcessEnv): HttpLimits {
   for (const [field, variable] of Object.entries(VARIABLES) as Array<[keyof HttpLimits, string]>) {
     const value = env[variable]?.trim()
     if (value === undefined || value === '') continue
-    if (!/^\d{1,10}$/.test(value) || Number(value) < 1) throw KRN.CONFIG_INVALID({ variable, reason: 'must be a whole number from 1 up' })
+    if (!/^\d{1,10}$/.test(value) || Number(value) < 1)
+      throw KRN.CONFIG_INVALID({ variable, reason: 'must be a whole number from 1 up' })
     limits[field] = Number(value)
   }
-  if (limits.headersTimeoutMs > limits.requestTimeoutMs) throw KRN.CONFIG_INVALID({ variable: VARIABLES.headersTimeoutMs, reason: 'must not exceed TRELLIS_HTTP_REQUEST_TIMEOUT_MS' })
+  if (limits.headersTimeoutMs > limits.requestTimeoutMs)
+    throw KRN.CONFIG_INVALID({
+      variable: VARIABLES.headersTimeoutMs,
+      reason: 'must not exceed TRELLIS_HTTP_REQUEST_TIMEOUT_MS',
+    })
   return limits
 }

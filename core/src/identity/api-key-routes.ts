@@ -58,7 +58,11 @@ export function registerApiKeyRoutes(app: Api, k: KernelContext): void {
         body: Type.Object(
           {
             name: Type.String({ minLength: 1, maxLength: 200 }),
-            permissions: Type.Array(Type.String({ pattern: PERMISSION_PATTERN, maxLength: 200 }), { minItems: 1, maxItems: 500, uniqueItems: true }),
+            permissions: Type.Array(Type.String({ pattern: PERMISSION_PATTERN, maxLength: 200 }), {
+              minItems: 1,
+              maxItems: 500,
+              uniqueItems: true,
+            }),
             expiresAt: Type.Optional(Type.String({ format: 'date-time' })),
           },
           { additionalProperties: false },
@@ -71,7 +75,8 @@ export function registerApiKeyRoutes(app: Api, k: KernelContext): void {
       const { name, permissions, expiresAt } = request.body
       const missing = missingPermissions(p.permissions, permissions)
       if (missing.length) throw AUTH.PERMISSION_ESCALATION({ permissions: missing })
-      if (expiresAt && new Date(expiresAt).getTime() <= Date.now()) throw KRN.VALIDATION_FAILED({ reason: 'body/expiresAt must be in the future' })
+      if (expiresAt && new Date(expiresAt).getTime() <= Date.now())
+        throw KRN.VALIDATION_FAILED({ reason: 'body/expiresAt must be in the future' })
       const id = uuidv7()
       const secret = randomBytes(32).toString('base64url')
       const row = await orgTx(k, p.orgId, async (tx) => {
@@ -80,8 +85,16 @@ export function registerApiKeyRoutes(app: Api, k: KernelContext): void {
            values (?::uuid, ?::uuid, ?, ?, ?, ?::text[], ?::uuid, ?::timestamptz) returning *`,
           [id, p.orgId, p.orgKind, name, hashToken(secret), sqlArray(permissions), p.userId, expiresAt ?? null],
         )
-        await appendAudit(tx, p.orgId, { ...auditMeta(request), action: 'api_key.created', target: { kind: 'api_key', id }, data: { name, permissions, expiresAt: expiresAt ?? null } })
-        await emitEvents(tx, kernelEvent('kernel.api_key.created', `api_key/${id}`, { apiKeyId: id, name, permissions }))
+        await appendAudit(tx, p.orgId, {
+          ...auditMeta(request),
+          action: 'api_key.created',
+          target: { kind: 'api_key', id },
+          data: { name, permissions, expiresAt: expiresAt ?? null },
+        })
+        await emitEvents(
+          tx,
+          kernelEvent('kernel.api_key.created', `api_key/${id}`, { apiKeyId: id, name, permissions }),
+        )
         return created!
       })
       return reply.code(201).send({ ...toView(row), key: formatApiKey(id, secret) })
@@ -90,12 +103,26 @@ export function registerApiKeyRoutes(app: Api, k: KernelContext): void {
 
   app.get(
     '/api-keys',
-    { preHandler: requirePermission(P.apiKeysManage), schema: { tags: ['identity'], summary: 'List your organisation\'s API keys (never their secrets)', querystring: Type.Object(PageQuery, { additionalProperties: false }), response: { 200: pageOf(ApiKeyView) } } },
+    {
+      preHandler: requirePermission(P.apiKeysManage),
+      schema: {
+        tags: ['identity'],
+        summary: "List your organisation's API keys (never their secrets)",
+        querystring: Type.Object(PageQuery, { additionalProperties: false }),
+        response: { 200: pageOf(ApiKeyView) },
+      },
+    },
     async (request) => {
       const p = principalOf(request)
       const after = decodeCursor(request.query.cursor)
       const limit = request.query.limit ?? 50
-      const rows = await orgTx(k, p.orgId, (tx) => tx.sql<KeyRow>('select * from api_keys where (?::uuid is null or id > ?::uuid) order by id limit ?', [after, after, limit + 1]))
+      const rows = await orgTx(k, p.orgId, (tx) =>
+        tx.sql<KeyRow>('select * from api_keys where (?::uuid is null or id > ?::uuid) order by id limit ?', [
+          after,
+          after,
+          limit + 1,
+        ]),
+      )
       const page = toPage(rows, limit)
       return { items: page.items.map(toView), nextCursor: page.nextCursor }
     },
@@ -103,18 +130,36 @@ export function registerApiKeyRoutes(app: Api, k: KernelContext): void {
 
   app.delete(
     '/api-keys/:id',
-    { preHandler: requirePermission(P.apiKeysManage), schema: { tags: ['identity'], summary: 'Revoke an API key: it stops working at once', params: Type.Object({ id: Type.String({ format: 'uuid' }) }), response: { 204: Type.Null() } } },
+    {
+      preHandler: requirePermission(P.apiKeysManage),
+      schema: {
+        tags: ['identity'],
+        summary: 'Revoke an API key: it stops working at once',
+        params: Type.Object({ id: Type.String({ format: 'uuid' }) }),
+        response: { 204: Type.Null() },
+      },
+    },
     async (request, reply) => {
       const p = principalOf(request)
       await orgTx(k, p.orgId, async (tx) => {
-        const rows = await tx.sql('update api_keys set revoked_at = now() where id = ?::uuid and revoked_at is null returning id', [request.params.id])
+        const rows = await tx.sql(
+          'update api_keys set revoked_at = now() where id = ?::uuid and revoked_at is null returning id',
+          [request.params.id],
+        )
         if (rows.length === 0) {
           const [exists] = await tx.sql('select 1 from api_keys where id = ?::uuid', [request.params.id])
           if (!exists) throw KRN.NOT_FOUND({ what: 'API key' })
           return
         }
-        await appendAudit(tx, p.orgId, { ...auditMeta(request), action: 'api_key.revoked', target: { kind: 'api_key', id: request.params.id } })
-        await emitEvents(tx, kernelEvent('kernel.api_key.revoked', `api_key/${request.params.id}`, { apiKeyId: request.params.id }))
+        await appendAudit(tx, p.orgId, {
+          ...auditMeta(request),
+          action: 'api_key.revoked',
+          target: { kind: 'api_key', id: request.params.id },
+        })
+        await emitEvents(
+          tx,
+          kernelEvent('kernel.api_key.revoked', `api_key/${request.params.id}`, { apiKeyId: request.params.id }),
+        )
       })
       return reply.code(204).send(null)
     },

@@ -28,7 +28,10 @@ const TokenResponse = Type.Object({
 
 export function registerAuthRoutes(app: Api, k: KernelContext): void {
   // Each sign-in runs scrypt (128 MiB): its own limit per client address, and no caching of the tokens.
-  const noAuthLimit = { rateLimit: { max: (k.config.httpLimits ?? DEFAULT_HTTP_LIMITS).authRateLimitPerMinute, timeWindow: 60_000 }, noStore: true }
+  const noAuthLimit = {
+    rateLimit: { max: (k.config.httpLimits ?? DEFAULT_HTTP_LIMITS).authRateLimitPerMinute, timeWindow: 60_000 },
+    noStore: true,
+  }
 
   app.post(
     '/auth/login',
@@ -42,7 +45,9 @@ export function registerAuthRoutes(app: Api, k: KernelContext): void {
           {
             email: Type.String({ minLength: 3, maxLength: 320 }),
             password: Type.String({ minLength: 1, maxLength: 1024 }),
-            orgId: Type.Optional(Type.String({ format: 'uuid', description: 'Which organisation to act in, when you belong to several.' })),
+            orgId: Type.Optional(
+              Type.String({ format: 'uuid', description: 'Which organisation to act in, when you belong to several.' }),
+            ),
           },
           { additionalProperties: false },
         ),
@@ -62,7 +67,11 @@ export function registerAuthRoutes(app: Api, k: KernelContext): void {
       if (!ok || !found) {
         k.loginLimiter.failed(email, ip)
         const chain = found?.grants[0]?.orgId ?? PLATFORM_ORG
-        await auditIn(k, chain, { ...meta, action: 'auth.login.failed', data: { email: email.toLowerCase(), reason: found ? 'wrong password' : 'unknown account' } })
+        await auditIn(k, chain, {
+          ...meta,
+          action: 'auth.login.failed',
+          data: { email: email.toLowerCase(), reason: found ? 'wrong password' : 'unknown account' },
+        })
         throw AUTH.INVALID_CREDENTIALS()
       }
       if (found.user.status !== 'active') throw AUTH.ACCOUNT_DISABLED()
@@ -72,7 +81,12 @@ export function registerAuthRoutes(app: Api, k: KernelContext): void {
       const tokens = await k.db.inOrg(grant.orgId, async (tx, status) => {
         assertStatus(status)
         const session = await createSession(tx, found.user.id, grant.orgId)
-        await appendAudit(tx, grant.orgId, { ...meta, actor: { kind: 'user', id: found.user.id }, action: 'auth.login.succeeded', target: { kind: 'user', id: found.user.id } })
+        await appendAudit(tx, grant.orgId, {
+          ...meta,
+          actor: { kind: 'user', id: found.user.id },
+          action: 'auth.login.succeeded',
+          target: { kind: 'user', id: found.user.id },
+        })
         return session
       })
       k.sealer.nudge(grant.orgId)
@@ -88,21 +102,35 @@ export function registerAuthRoutes(app: Api, k: KernelContext): void {
         tags: ['auth'],
         summary: 'Trade a refresh token for new tokens (the old refresh token stops working)',
         security: [],
-        body: Type.Object({ refreshToken: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false }),
+        body: Type.Object(
+          { refreshToken: Type.String({ minLength: 1, maxLength: 200 }) },
+          { additionalProperties: false },
+        ),
         response: { 200: TokenResponse },
       },
     },
     async (request) => {
       const tokenHash = hashToken(request.body.refreshToken)
       const result = await signInTx(k.db, async (tx) => {
-        const [s] = await tx.sql<{ id: string; user_id: string; tenant_id: string; family_id: string; used_at: Date | null; revoked_at: Date | null; expired: boolean; user_status: string }>(
+        const [s] = await tx.sql<{
+          id: string
+          user_id: string
+          tenant_id: string
+          family_id: string
+          used_at: Date | null
+          revoked_at: Date | null
+          expired: boolean
+          user_status: string
+        }>(
           `select s.*, s.expires_at <= now() as expired, u.status as user_status from sessions s join users u on u.id = s.user_id where s.token_hash = ? for update of s`,
           [tokenHash],
         )
         if (!s || s.revoked_at || s.expired || s.user_status !== 'active') return { error: 'invalid' as const }
         if (s.used_at) {
           // A refresh token used twice was stolen or replayed: end the whole session family.
-          await tx.sql('update sessions set revoked_at = now() where family_id = ?::uuid and revoked_at is null', [s.family_id])
+          await tx.sql('update sessions set revoked_at = now() where family_id = ?::uuid and revoked_at is null', [
+            s.family_id,
+          ])
           return { error: 'reused' as const, session: s }
         }
         await tx.sql('update sessions set used_at = now() where id = ?::uuid', [s.id])
@@ -112,7 +140,12 @@ export function registerAuthRoutes(app: Api, k: KernelContext): void {
       if (result.error) {
         if (result.error === 'reused') {
           k.revokedSessions.add(result.session.family_id)
-          await auditIn(k, result.session.tenant_id, { ...auditMeta(request), actor: { kind: 'user', id: result.session.user_id }, action: 'auth.refresh.reused', data: { sessionFamily: result.session.family_id } })
+          await auditIn(k, result.session.tenant_id, {
+            ...auditMeta(request),
+            actor: { kind: 'user', id: result.session.user_id },
+            action: 'auth.refresh.reused',
+            data: { sessionFamily: result.session.family_id },
+          })
         }
         throw AUTH.INVALID_REFRESH_TOKEN()
       }
@@ -129,13 +162,24 @@ export function registerAuthRoutes(app: Api, k: KernelContext): void {
 
   app.post(
     '/auth/logout',
-    { preHandler: requirePermission(), schema: { tags: ['auth'], summary: 'Sign out: ends this session everywhere', response: { 204: Type.Null() } } },
+    {
+      preHandler: requirePermission(),
+      schema: { tags: ['auth'], summary: 'Sign out: ends this session everywhere', response: { 204: Type.Null() } },
+    },
     async (request, reply) => {
       const p = principalOf(request)
       if (p.kind !== 'user' || !p.sessionId) return reply.code(204).send(null)
-      await k.db.inOrg(p.orgId, (tx) => tx.sql('update sessions set revoked_at = now() where family_id = ?::uuid and revoked_at is null', [p.sessionId]))
+      await k.db.inOrg(p.orgId, (tx) =>
+        tx.sql('update sessions set revoked_at = now() where family_id = ?::uuid and revoked_at is null', [
+          p.sessionId,
+        ]),
+      )
       k.revokedSessions.add(p.sessionId)
-      await auditIn(k, p.orgId, { ...auditMeta(request), action: 'auth.logout', target: { kind: 'user', id: p.userId } })
+      await auditIn(k, p.orgId, {
+        ...auditMeta(request),
+        action: 'auth.logout',
+        target: { kind: 'user', id: p.userId },
+      })
       return reply.code(204).send(null)
     },
   )
@@ -147,13 +191,27 @@ export function registerAuthRoutes(app: Api, k: KernelContext): void {
       schema: {
         tags: ['auth'],
         summary: 'The current credential as the kernel sees it, without a database read',
-        response: { 200: Type.Object({ kind: Type.String(), id: Uuid, userId: Uuid, org: Type.Object({ id: Uuid, kind: Type.String() }), permissions: Type.Array(Type.String()) }) },
+        response: {
+          200: Type.Object({
+            kind: Type.String(),
+            id: Uuid,
+            userId: Uuid,
+            org: Type.Object({ id: Uuid, kind: Type.String() }),
+            permissions: Type.Array(Type.String()),
+          }),
+        },
       },
     },
     // Synchronous: nothing here waits, so no promise is made for it.
     (request) => {
       const p = principalOf(request)
-      return { kind: p.kind, id: p.id, userId: p.userId, org: { id: p.orgId, kind: p.orgKind }, permissions: sortedPermissions(p) }
+      return {
+        kind: p.kind,
+        id: p.id,
+        userId: p.userId,
+        org: { id: p.orgId, kind: p.orgKind },
+        permissions: sortedPermissions(p),
+      }
     },
   )
 
@@ -179,17 +237,40 @@ export function registerAuthRoutes(app: Api, k: KernelContext): void {
       const p = principalOf(request)
       const row = await k.db.withEntityManager(p.orgId, async (em) => {
         const user = await em.findOne(UserSchema, { id: p.userId })
-        const org = p.orgKind === 'tenant' ? await em.findOne(TenantSchema, { id: p.orgId }) : p.orgKind === 'partner' ? await em.findOne(PartnerSchema, { id: p.orgId }) : null
+        const org =
+          p.orgKind === 'tenant'
+            ? await em.findOne(TenantSchema, { id: p.orgId })
+            : p.orgKind === 'partner'
+              ? await em.findOne(PartnerSchema, { id: p.orgId })
+              : null
         return { user, orgName: org?.name ?? 'Platform' }
       })
       if (!row.user) throw AUTH.INVALID_TOKEN({ reason: 'the user no longer exists' })
-      return { kind: p.kind, id: p.id, user: { id: row.user.id, email: row.user.email, name: row.user.name }, org: { id: p.orgId, kind: p.orgKind, name: row.orgName }, permissions: [...p.permissions].sort() }
+      return {
+        kind: p.kind,
+        id: p.id,
+        user: { id: row.user.id, email: row.user.email, name: row.user.name },
+        org: { id: p.orgId, kind: p.orgKind, name: row.orgName },
+        permissions: [...p.permissions].sort(),
+      }
     },
   )
 }
 
-async function respond(k: KernelContext, userId: string, grant: MembershipGrant, grants: MembershipGrant[], session: { sessionId: string; familyId: string; refreshToken: string }) {
-  const { token, expiresIn } = await k.tokens.issue({ userId, orgId: grant.orgId, orgKind: grant.orgKind, permissions: grant.permissions, sessionId: session.familyId })
+async function respond(
+  k: KernelContext,
+  userId: string,
+  grant: MembershipGrant,
+  grants: MembershipGrant[],
+  session: { sessionId: string; familyId: string; refreshToken: string },
+) {
+  const { token, expiresIn } = await k.tokens.issue({
+    userId,
+    orgId: grant.orgId,
+    orgKind: grant.orgKind,
+    permissions: grant.permissions,
+    sessionId: session.familyId,
+  })
   return {
     accessToken: token,
     tokenType: 'Bearer' as const,

@@ -35,7 +35,8 @@ export function authenticateKnown(k: KernelContext, bearer: string): Principal |
 }
 
 function assertNotSignedOut(k: KernelContext, principal: Principal): void {
-  if (principal.sessionId && k.revokedSessions.has(principal.sessionId)) throw AUTH.INVALID_TOKEN({ reason: 'signed out' })
+  if (principal.sessionId && k.revokedSessions.has(principal.sessionId))
+    throw AUTH.INVALID_TOKEN({ reason: 'signed out' })
 }
 
 /** The credential in an `Authorization: Bearer <credential>` header (scheme case-insensitive), or undefined when malformed. */
@@ -51,10 +52,16 @@ async function authenticateApiKey(k: KernelContext, presented: string): Promise<
   const hex = m[1]!
   const id = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
   const found = await signInTx(k.db, async (tx) => {
-    const [key] = await tx.sql<{ id: string; tenant_id: string; org_kind: OrgKind; secret_hash: string; permissions: string[]; created_by: string; expires_at: Date | null; revoked_at: Date | null }>(
-      'select * from trellis_auth_api_key(?::uuid)',
-      [id],
-    )
+    const [key] = await tx.sql<{
+      id: string
+      tenant_id: string
+      org_kind: OrgKind
+      secret_hash: string
+      permissions: string[]
+      created_by: string
+      expires_at: Date | null
+      revoked_at: Date | null
+    }>('select * from trellis_auth_api_key(?::uuid)', [id])
     if (!key) return undefined
     // A key never does more than its creator still may: a demoted creator narrows the key.
     const creator = (await membershipsOf(tx, key.created_by)).find((g) => g.orgId === key.tenant_id)
@@ -64,7 +71,8 @@ async function authenticateApiKey(k: KernelContext, presented: string): Promise<
   const actual = Buffer.from(hashToken(m[2]!), 'hex')
   if (!found || !timingSafeEqual(expected, actual)) throw AUTH.INVALID_API_KEY()
   const { key, creatorPermissions } = found
-  if (key.revoked_at || (key.expires_at && new Date(key.expires_at).getTime() <= Date.now())) throw AUTH.INVALID_API_KEY()
+  if (key.revoked_at || (key.expires_at && new Date(key.expires_at).getTime() <= Date.now()))
+    throw AUTH.INVALID_API_KEY()
   await k.orgStatus.assertActive(key.tenant_id)
   return {
     kind: 'api_key',

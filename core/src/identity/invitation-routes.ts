@@ -11,14 +11,25 @@ import { stillMissing } from '../plugins/grantable.js'
 import { assertPasswordStrength, hashPassword, verifyPassword } from './passwords.js'
 import { findAssignableRole } from './roles.js'
 import { accountByEmail, signInTx } from './signin.js'
-import { acceptInvitation, checkInvitation, createInvitation, parseInvitationToken, type InvitationRow } from './invitations.js'
+import {
+  acceptInvitation,
+  checkInvitation,
+  createInvitation,
+  parseInvitationToken,
+  type InvitationRow,
+} from './invitations.js'
 
 const Uuid = Type.String({ format: 'uuid' })
 const Invitation = Type.Object({
   id: Uuid,
   email: Type.String(),
   role: Type.String(),
-  status: Type.Union([Type.Literal('pending'), Type.Literal('accepted'), Type.Literal('revoked'), Type.Literal('expired')]),
+  status: Type.Union([
+    Type.Literal('pending'),
+    Type.Literal('accepted'),
+    Type.Literal('revoked'),
+    Type.Literal('expired'),
+  ]),
   invitedBy: Uuid,
   createdAt: Type.String({ format: 'date-time' }),
   expiresAt: Type.String({ format: 'date-time' }),
@@ -36,8 +47,22 @@ interface ListRow {
 }
 
 function toView(r: ListRow) {
-  const status = r.accepted_at ? 'accepted' : r.revoked_at ? 'revoked' : new Date(r.expires_at).getTime() <= Date.now() ? 'expired' : 'pending'
-  return { id: r.id, email: r.email, role: r.role, status: status as 'pending', invitedBy: r.invited_by, createdAt: new Date(r.created_at).toISOString(), expiresAt: new Date(r.expires_at).toISOString() }
+  const status = r.accepted_at
+    ? 'accepted'
+    : r.revoked_at
+      ? 'revoked'
+      : new Date(r.expires_at).getTime() <= Date.now()
+        ? 'expired'
+        : 'pending'
+  return {
+    id: r.id,
+    email: r.email,
+    role: r.role,
+    status: status as 'pending',
+    invitedBy: r.invited_by,
+    createdAt: new Date(r.created_at).toISOString(),
+    expiresAt: new Date(r.expires_at).toISOString(),
+  }
 }
 
 const LIST_SQL = `select i.id, i.email, r.name as role, i.invited_by, i.created_at, i.expires_at, i.accepted_at, i.revoked_at from invitations i join roles r on r.id = i.role_id`
@@ -57,8 +82,19 @@ export function registerInvitationRoutes(app: Api, k: KernelContext): void {
         summary: 'Invite someone by email (the accept token is in this response only)',
         description:
           'The answer is the same whether or not an account owns the address. Until mail delivery exists, hand the accept token to the person; they accept it with POST /v1/invitations/accept.',
-        body: Type.Object({ email: Type.String({ format: 'email', maxLength: 320 }), role: Type.String({ minLength: 1, maxLength: 100 }) }, { additionalProperties: false }),
-        response: { 201: Type.Object({ invitation: Invitation, acceptToken: Type.String({ description: 'Shown once; stored only as a hash.' }) }) },
+        body: Type.Object(
+          {
+            email: Type.String({ format: 'email', maxLength: 320 }),
+            role: Type.String({ minLength: 1, maxLength: 100 }),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          201: Type.Object({
+            invitation: Invitation,
+            acceptToken: Type.String({ description: 'Shown once; stored only as a hash.' }),
+          }),
+        },
       },
     },
     async (request, reply) => {
@@ -79,12 +115,26 @@ export function registerInvitationRoutes(app: Api, k: KernelContext): void {
 
   app.get(
     '/invitations',
-    { preHandler: requirePermission(P.usersRead), schema: { tags: ['identity'], summary: "Your organisation's invitations", querystring: Type.Object(PageQuery, { additionalProperties: false }), response: { 200: pageOf(Invitation) } } },
+    {
+      preHandler: requirePermission(P.usersRead),
+      schema: {
+        tags: ['identity'],
+        summary: "Your organisation's invitations",
+        querystring: Type.Object(PageQuery, { additionalProperties: false }),
+        response: { 200: pageOf(Invitation) },
+      },
+    },
     async (request) => {
       const p = principalOf(request)
       const after = decodeCursor(request.query.cursor)
       const limit = request.query.limit ?? 50
-      const rows = await orgTx(k, p.orgId, (tx) => tx.sql<ListRow>(`${LIST_SQL} where (?::uuid is null or i.id > ?::uuid) order by i.id limit ?`, [after, after, limit + 1]))
+      const rows = await orgTx(k, p.orgId, (tx) =>
+        tx.sql<ListRow>(`${LIST_SQL} where (?::uuid is null or i.id > ?::uuid) order by i.id limit ?`, [
+          after,
+          after,
+          limit + 1,
+        ]),
+      )
       const page = toPage(rows, limit)
       return { items: page.items.map(toView), nextCursor: page.nextCursor }
     },
@@ -92,16 +142,33 @@ export function registerInvitationRoutes(app: Api, k: KernelContext): void {
 
   app.delete(
     '/invitations/:id',
-    { preHandler: requirePermission(P.usersManage), schema: { tags: ['identity'], summary: 'Revoke a pending invitation', params: Type.Object({ id: Uuid }), response: { 204: Type.Null() } } },
+    {
+      preHandler: requirePermission(P.usersManage),
+      schema: {
+        tags: ['identity'],
+        summary: 'Revoke a pending invitation',
+        params: Type.Object({ id: Uuid }),
+        response: { 204: Type.Null() },
+      },
+    },
     async (request, reply) => {
       const p = principalOf(request)
       await orgTx(k, p.orgId, async (tx) => {
-        const [inv] = await tx.sql<{ id: string; email: string; accepted_at: Date | null; revoked_at: Date | null }>('select id, email, accepted_at, revoked_at from invitations where id = ?::uuid for update', [request.params.id])
+        const [inv] = await tx.sql<{ id: string; email: string; accepted_at: Date | null; revoked_at: Date | null }>(
+          'select id, email, accepted_at, revoked_at from invitations where id = ?::uuid for update',
+          [request.params.id],
+        )
         if (!inv) throw KRN.NOT_FOUND({ what: 'invitation' })
-        if (inv.accepted_at) throw KRN.CONFLICT({ reason: 'the invitation was accepted already; remove the member instead' })
+        if (inv.accepted_at)
+          throw KRN.CONFLICT({ reason: 'the invitation was accepted already; remove the member instead' })
         if (inv.revoked_at) return
         await tx.sql('update invitations set revoked_at = now() where id = ?::uuid', [inv.id])
-        await appendAudit(tx, p.orgId, { ...auditMeta(request), action: 'invitation.revoked', target: { kind: 'invitation', id: inv.id }, data: { email: inv.email } })
+        await appendAudit(tx, p.orgId, {
+          ...auditMeta(request),
+          action: 'invitation.revoked',
+          target: { kind: 'invitation', id: inv.id },
+          data: { email: inv.email },
+        })
       })
       return reply.code(204).send(null)
     },
@@ -111,12 +178,15 @@ export function registerInvitationRoutes(app: Api, k: KernelContext): void {
     '/invitations/accept',
     {
       // May run scrypt twice (a password checked, a new one hashed): the sign-in limit per client address.
-      config: { rateLimit: { max: (k.config.httpLimits ?? DEFAULT_HTTP_LIMITS).authRateLimitPerMinute, timeWindow: 60_000 }, noStore: true },
+      config: {
+        rateLimit: { max: (k.config.httpLimits ?? DEFAULT_HTTP_LIMITS).authRateLimitPerMinute, timeWindow: 60_000 },
+        noStore: true,
+      },
       schema: {
         tags: ['identity'],
         summary: 'Accept an invitation',
         description:
-          'Signed in as the invited account (bearer token), or with that account\'s password, or — when no account owns the address — with a name and password for the new account.',
+          "Signed in as the invited account (bearer token), or with that account's password, or — when no account owns the address — with a name and password for the new account.",
         security: [],
         body: Type.Object(
           {
@@ -126,7 +196,9 @@ export function registerInvitationRoutes(app: Api, k: KernelContext): void {
           },
           { additionalProperties: false },
         ),
-        response: { 200: Type.Object({ userId: Uuid, org: Type.Object({ id: Uuid, kind: Type.String(), role: Type.String() }) }) },
+        response: {
+          200: Type.Object({ userId: Uuid, org: Type.Object({ id: Uuid, kind: Type.String(), role: Type.String() }) }),
+        },
       },
     },
     async (request) => {

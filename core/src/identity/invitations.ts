@@ -33,11 +33,25 @@ type Meta = Pick<AuditRecord, 'actor' | 'ip' | 'requestId'>
  * the address is read: the answer is the same whether it exists or not. A pending invitation to
  * the same address is replaced. Returns the invitation's id and its accept token (shown once).
  */
-export async function createInvitation(tx: Tx, orgId: string, orgKind: OrgKind, email: string, role: RoleRow, invitedBy: string, meta: Meta): Promise<{ id: string; token: string; expiresAt: Date }> {
+export async function createInvitation(
+  tx: Tx,
+  orgId: string,
+  orgKind: OrgKind,
+  email: string,
+  role: RoleRow,
+  invitedBy: string,
+  meta: Meta,
+): Promise<{ id: string; token: string; expiresAt: Date }> {
   // Members are visible to whoever may invite: saying so reveals nothing about other organisations.
-  const [member] = await tx.sql('select 1 from memberships m join users u on u.id = m.user_id where lower(u.email) = lower(?)', [email])
+  const [member] = await tx.sql(
+    'select 1 from memberships m join users u on u.id = m.user_id where lower(u.email) = lower(?)',
+    [email],
+  )
   if (member) throw KRN.CONFLICT({ reason: 'that address belongs to a member already' })
-  await tx.sql('update invitations set revoked_at = now() where lower(email) = lower(?) and accepted_at is null and revoked_at is null', [email])
+  await tx.sql(
+    'update invitations set revoked_at = now() where lower(email) = lower(?) and accepted_at is null and revoked_at is null',
+    [email],
+  )
   const id = uuidv7()
   const secret = randomBytes(32).toString('base64url')
   const [row] = await tx.sql<{ expires_at: Date }>(
@@ -45,7 +59,12 @@ export async function createInvitation(tx: Tx, orgId: string, orgKind: OrgKind, 
      values (?::uuid, ?::uuid, ?, ?, ?::uuid, ?, ?::uuid, now() + interval '${INVITATION_TTL_DAYS} days') returning expires_at`,
     [id, orgId, orgKind, email, role.id, hashToken(secret), invitedBy],
   )
-  await appendAudit(tx, orgId, { ...meta, action: 'invitation.created', target: { kind: 'invitation', id }, data: { email, role: role.name } })
+  await appendAudit(tx, orgId, {
+    ...meta,
+    action: 'invitation.created',
+    target: { kind: 'invitation', id },
+    data: { email, role: role.name },
+  })
   return { id, token: `tri_${id.replace(/-/g, '')}_${secret}`, expiresAt: row!.expires_at }
 }
 
@@ -54,14 +73,18 @@ export function parseInvitationToken(token: string): { id: string; secret: strin
   const m = TOKEN.exec(token)
   if (!m) throw AUTH.INVITATION_INVALID()
   const h = m[1]!
-  return { id: `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`, secret: m[2]! }
+  return {
+    id: `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`,
+    secret: m[2]!,
+  }
 }
 
 /** Throws unless the invitation exists, its secret matches, and it can still be accepted. */
 export function checkInvitation(inv: InvitationRow | undefined, secret: string): InvitationRow {
   const expected = Buffer.from(inv?.token_hash ?? '0'.repeat(64), 'hex')
   const matches = timingSafeEqual(expected, Buffer.from(hashToken(secret), 'hex'))
-  if (!inv || !matches || inv.accepted_at || inv.revoked_at || new Date(inv.expires_at).getTime() <= Date.now()) throw AUTH.INVITATION_INVALID()
+  if (!inv || !matches || inv.accepted_at || inv.revoked_at || new Date(inv.expires_at).getTime() <= Date.now())
+    throw AUTH.INVITATION_INVALID()
   return inv
 }
 
@@ -76,11 +99,19 @@ export async function acceptInvitation(
   meta: Meta,
 ): Promise<{ userId: string; role: string }> {
   const userId = 'account' in who ? who.account.id : uuidv7()
-  const claimed = await tx.sql('update invitations set accepted_at = now(), accepted_by = ?::uuid where id = ?::uuid and accepted_at is null and revoked_at is null and expires_at > now() returning id', [userId, inv.id])
+  const claimed = await tx.sql(
+    'update invitations set accepted_at = now(), accepted_by = ?::uuid where id = ?::uuid and accepted_at is null and revoked_at is null and expires_at > now() returning id',
+    [userId, inv.id],
+  )
   if (claimed.length === 0) throw AUTH.INVITATION_INVALID()
   if ('newAccount' in who) {
     try {
-      await tx.sql('insert into users (id, email, name, password_hash) values (?::uuid, ?, ?, ?)', [userId, inv.email, who.newAccount.name, who.newAccount.passwordHash])
+      await tx.sql('insert into users (id, email, name, password_hash) values (?::uuid, ?, ?, ?)', [
+        userId,
+        inv.email,
+        who.newAccount.name,
+        who.newAccount.passwordHash,
+      ])
     } catch (err) {
       // An account with this address appeared since the invitation was checked.
       if ((err as { code?: string }).code === '23505') throw AUTH.INVITATION_ACCOUNT_REQUIRED()
@@ -95,8 +126,21 @@ export async function acceptInvitation(
   )
   if (inserted.length === 0) throw KRN.CONFLICT({ reason: 'you are a member already' })
   const actor = { ...meta, actor: { kind: 'user' as const, id: userId } }
-  await appendAudit(tx, inv.tenant_id, { ...actor, action: 'invitation.accepted', target: { kind: 'invitation', id: inv.id }, data: { email: inv.email, role: role.name, newAccount: 'newAccount' in who } })
-  await appendAudit(tx, inv.tenant_id, { ...actor, action: 'membership.created', target: { kind: 'user', id: userId }, data: { email: inv.email, role: role.name, invitation: inv.id } })
-  await emitEvents(tx, kernelEvent('kernel.membership.created', `user/${userId}`, { userId, email: inv.email, role: role.name }))
+  await appendAudit(tx, inv.tenant_id, {
+    ...actor,
+    action: 'invitation.accepted',
+    target: { kind: 'invitation', id: inv.id },
+    data: { email: inv.email, role: role.name, newAccount: 'newAccount' in who },
+  })
+  await appendAudit(tx, inv.tenant_id, {
+    ...actor,
+    action: 'membership.created',
+    target: { kind: 'user', id: userId },
+    data: { email: inv.email, role: role.name, invitation: inv.id },
+  })
+  await emitEvents(
+    tx,
+    kernelEvent('kernel.membership.created', `user/${userId}`, { userId, email: inv.email, role: role.name }),
+  )
   return { userId, role: role.name }
 }

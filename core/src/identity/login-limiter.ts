@@ -21,9 +21,13 @@ export class LoginLimiter {
 
   check(email: string, ip: string): void {
     const now = Date.now()
-    for (const [key, max] of [[`a:${email.toLowerCase()}`, this.perAccount], [`i:${ip}`, this.perIp]] as const) {
+    for (const [key, max] of [
+      [`a:${email.toLowerCase()}`, this.perAccount],
+      [`i:${ip}`, this.perIp],
+    ] as const) {
       const w = this.windows.get(key)
-      if (w && w.resetAt > now && w.count >= max) throw AUTH.LOGIN_RATE_LIMITED({ retryAfterSeconds: Math.ceil((w.resetAt - now) / 1000) })
+      if (w && w.resetAt > now && w.count >= max)
+        throw AUTH.LOGIN_RATE_LIMITED({ retryAfterSeconds: Math.ceil((w.resetAt - now) / 1000) })
     }
   }
 

@@ -26,31 +26,74 @@ export const KERNEL_PERMISSIONS = {
 
 const P = KERNEL_PERMISSIONS
 
-export type BuiltinRoleName = 'platform_admin' | 'partner_admin' | 'partner_developer' | 'tenant_admin' | 'tenant_member'
+export type BuiltinRoleName =
+  | 'platform_admin'
+  | 'partner_admin'
+  | 'partner_developer'
+  | 'tenant_admin'
+  | 'tenant_member'
 
-export const BUILTIN_ROLES: Record<BuiltinRoleName, { description: string; orgKinds: Array<'platform' | 'partner' | 'tenant'>; permissions: string[] }> = {
+export const BUILTIN_ROLES: Record<
+  BuiltinRoleName,
+  { description: string; orgKinds: Array<'platform' | 'partner' | 'tenant'>; permissions: string[] }
+> = {
   platform_admin: {
     description: 'Operates the platform: partners, tenants, plugin review.',
     orgKinds: ['platform'],
-    permissions: [P.platformAdmin, P.partnersManage, P.tenantsRead, P.tenantsManage, P.brandingManage, P.usersRead, P.usersManage, P.rolesManage, P.apiKeysManage, P.auditRead, P.marketplaceReview],
+    permissions: [
+      P.platformAdmin,
+      P.partnersManage,
+      P.tenantsRead,
+      P.tenantsManage,
+      P.brandingManage,
+      P.usersRead,
+      P.usersManage,
+      P.rolesManage,
+      P.apiKeysManage,
+      P.auditRead,
+      P.marketplaceReview,
+    ],
   },
   partner_admin: {
     description: 'Runs a partner: its tenants, branding, users, keys and plugins.',
     orgKinds: ['partner'],
-    permissions: [P.tenantsRead, P.tenantsManage, P.brandingManage, P.usersRead, P.usersManage, P.rolesManage, P.apiKeysManage, P.auditRead, P.pluginsPublish, P.pluginsInstall, P.webhooksManage, P.eventsRead],
+    permissions: [
+      P.tenantsRead,
+      P.tenantsManage,
+      P.brandingManage,
+      P.usersRead,
+      P.usersManage,
+      P.rolesManage,
+      P.apiKeysManage,
+      P.auditRead,
+      P.pluginsPublish,
+      P.pluginsInstall,
+      P.webhooksManage,
+      P.eventsRead,
+    ],
   },
   partner_developer: {
-    description: 'Builds and publishes the partner\'s plugins.',
+    description: "Builds and publishes the partner's plugins.",
     orgKinds: ['partner'],
     permissions: [P.tenantsRead, P.usersRead, P.pluginsPublish],
   },
   tenant_admin: {
     description: 'Administers a tenant: users, roles, keys, plugins, webhooks, audit.',
     orgKinds: ['tenant'],
-    permissions: [P.usersRead, P.usersManage, P.rolesManage, P.apiKeysManage, P.auditRead, P.pluginsInstall, P.webhooksManage, P.eventsRead, P.workflowsManage],
+    permissions: [
+      P.usersRead,
+      P.usersManage,
+      P.rolesManage,
+      P.apiKeysManage,
+      P.auditRead,
+      P.pluginsInstall,
+      P.webhooksManage,
+      P.eventsRead,
+      P.workflowsManage,
+    ],
   },
   tenant_member: {
-    description: 'Uses the tenant\'s plugins.',
+    description: "Uses the tenant's plugins.",
     orgKinds: ['tenant'],
     permissions: [P.usersRead],
   },

@@ -7,12 +7,18 @@ import type { KernelContext } from '../kernel-context.js'
  * issued for them are refused — see {@link OrgStatusCache}) and, when `apiKeys`, the API keys
  * they created there. Returns the session families ended, for {@link announceRevoked}.
  */
-export async function revokeMemberAccess(tx: Tx, orgId: string, userId: string, opts: { apiKeys: boolean }): Promise<string[]> {
+export async function revokeMemberAccess(
+  tx: Tx,
+  orgId: string,
+  userId: string,
+  opts: { apiKeys: boolean },
+): Promise<string[]> {
   const rows = await tx.sql<{ family_id: string }>(
     'update sessions set revoked_at = now() where tenant_id = ?::uuid and user_id = ?::uuid and revoked_at is null returning family_id',
     [orgId, userId],
   )
-  if (opts.apiKeys) await tx.sql('update api_keys set revoked_at = now() where created_by = ?::uuid and revoked_at is null', [userId])
+  if (opts.apiKeys)
+    await tx.sql('update api_keys set revoked_at = now() where created_by = ?::uuid and revoked_at is null', [userId])
   return [...new Set(rows.map((r) => r.family_id))]
 }
 

@@ -28,11 +28,20 @@ function toRole(r: RoleRow) {
 export function registerRoleRoutes(app: Api, k: KernelContext): void {
   app.get(
     '/roles',
-    { preHandler: requirePermission(P.usersRead), schema: { tags: ['identity'], summary: 'Roles you can assign in your organisation', response: { 200: Type.Object({ items: Type.Array(Role) }) } } },
+    {
+      preHandler: requirePermission(P.usersRead),
+      schema: {
+        tags: ['identity'],
+        summary: 'Roles you can assign in your organisation',
+        response: { 200: Type.Object({ items: Type.Array(Role) }) },
+      },
+    },
     async (request) => {
       const p = principalOf(request)
       const rows = await orgTx(k, p.orgId, (tx) => tx.sql<RoleRow>('select * from roles order by builtin desc, name'))
-      const usable = rows.filter((r) => !r.builtin || BUILTIN_ROLES[r.name as keyof typeof BUILTIN_ROLES]?.orgKinds.includes(p.orgKind))
+      const usable = rows.filter(
+        (r) => !r.builtin || BUILTIN_ROLES[r.name as keyof typeof BUILTIN_ROLES]?.orgKinds.includes(p.orgKind),
+      )
       return { items: usable.map(toRole) }
     },
   )
@@ -48,7 +57,10 @@ export function registerRoleRoutes(app: Api, k: KernelContext): void {
           {
             name: Type.String({ pattern: '^[a-z][a-z0-9_-]{1,62}$' }),
             description: Type.Optional(Type.String({ maxLength: 500 })),
-            permissions: Type.Array(Type.String({ pattern: PERMISSION_PATTERN, maxLength: 200 }), { maxItems: 500, uniqueItems: true }),
+            permissions: Type.Array(Type.String({ pattern: PERMISSION_PATTERN, maxLength: 200 }), {
+              maxItems: 500,
+              uniqueItems: true,
+            }),
           },
           { additionalProperties: false },
         ),
@@ -64,7 +76,12 @@ export function registerRoleRoutes(app: Api, k: KernelContext): void {
       if (missing.length) throw AUTH.PERMISSION_ESCALATION({ permissions: missing })
       if (name in BUILTIN_ROLES) throw KRN.CONFLICT({ reason: `${name} is a built-in role` })
       const id = uuidv7()
-      const audit = auditRow(p.orgId, { ...auditMeta(request), action: 'role.created', target: { kind: 'role', id }, data: { name, permissions } })
+      const audit = auditRow(p.orgId, {
+        ...auditMeta(request),
+        action: 'role.created',
+        target: { kind: 'role', id },
+        data: { name, permissions },
+      })
       const event = eventRow(kernelEvent('kernel.role.created', `role/${id}`, { roleId: id, name, permissions }))
       // The role, its audit entry and its event in one statement: one round trip on the hot path.
       const [row] = await orgTx(k, p.orgId, (tx) => {
@@ -89,17 +106,36 @@ export function registerRoleRoutes(app: Api, k: KernelContext): void {
 
   app.delete(
     '/roles/:id',
-    { preHandler: requirePermission(P.rolesManage), schema: { tags: ['identity'], summary: 'Delete a custom role nobody holds', params: Type.Object({ id: Type.String({ format: 'uuid' }) }), response: { 204: Type.Null() } } },
+    {
+      preHandler: requirePermission(P.rolesManage),
+      schema: {
+        tags: ['identity'],
+        summary: 'Delete a custom role nobody holds',
+        params: Type.Object({ id: Type.String({ format: 'uuid' }) }),
+        response: { 204: Type.Null() },
+      },
+    },
     async (request, reply) => {
       const p = principalOf(request)
       await orgTx(k, p.orgId, async (tx) => {
-        const [role] = await tx.sql<RoleRow>('select * from roles where id = ?::uuid and tenant_id = ?::uuid', [request.params.id, p.orgId])
+        const [role] = await tx.sql<RoleRow>('select * from roles where id = ?::uuid and tenant_id = ?::uuid', [
+          request.params.id,
+          p.orgId,
+        ])
         if (!role) throw KRN.NOT_FOUND({ what: 'role' })
         const [used] = await tx.sql('select 1 from memberships where role_id = ?::uuid limit 1', [role.id])
         if (used) throw KRN.CONFLICT({ reason: 'members still hold this role' })
         await tx.sql('delete from roles where id = ?::uuid', [role.id])
-        await appendAudit(tx, p.orgId, { ...auditMeta(request), action: 'role.deleted', target: { kind: 'role', id: role.id }, data: { name: role.name } })
-        await emitEvents(tx, kernelEvent('kernel.role.deleted', `role/${role.id}`, { roleId: role.id, name: role.name }))
+        await appendAudit(tx, p.orgId, {
+          ...auditMeta(request),
+          action: 'role.deleted',
+          target: { kind: 'role', id: role.id },
+          data: { name: role.name },
+        })
+        await emitEvents(
+          tx,
+          kernelEvent('kernel.role.deleted', `role/${role.id}`, { roleId: role.id, name: role.name }),
+        )
       })
       return reply.code(204).send(null)
     },

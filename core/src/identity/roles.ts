@@ -26,7 +26,11 @@ export async function syncBuiltinRoles(tx: Tx): Promise<void> {
 
 /** A role usable in this organisation: a built-in one meant for its kind, or one of its own. */
 export async function findAssignableRole(tx: Tx, orgId: string, orgKind: OrgKind, name: string): Promise<RoleRow> {
-  const [role] = await tx.sql<RoleRow>('select * from roles where name = ? and (builtin or tenant_id = ?::uuid) order by builtin limit 1', [name, orgId])
-  if (!role || (role.builtin && !BUILTIN_ROLES[role.name as BuiltinRoleName]?.orgKinds.includes(orgKind))) throw KRN.NOT_FOUND({ what: `role ${name}` })
+  const [role] = await tx.sql<RoleRow>(
+    'select * from roles where name = ? and (builtin or tenant_id = ?::uuid) order by builtin limit 1',
+    [name, orgId],
+  )
+  if (!role || (role.builtin && !BUILTIN_ROLES[role.name as BuiltinRoleName]?.orgKinds.includes(orgKind)))
+    throw KRN.NOT_FOUND({ what: `role ${name}` })
   return role
 }

@@ -9,7 +9,12 @@ export function hashToken(token: string): string {
 }
 
 /** Creates a refresh token (shown once) and stores only its hash. */
-export async function createSession(tx: Tx, userId: string, orgId: string, familyId: string = uuidv7()): Promise<{ sessionId: string; familyId: string; refreshToken: string }> {
+export async function createSession(
+  tx: Tx,
+  userId: string,
+  orgId: string,
+  familyId: string = uuidv7(),
+): Promise<{ sessionId: string; familyId: string; refreshToken: string }> {
   const refreshToken = `trr_${randomBytes(32).toString('base64url')}`
   const sessionId = uuidv7()
   await tx.sql(

@@ -36,7 +36,8 @@ export class SigningKeys {
 
   current(): KeyEntry | undefined {
     let best: KeyEntry | undefined
-    for (const k of this.keys.values()) if (!k.retiredAt && k.privateKey && (!best || k.createdAt > best.createdAt)) best = k
+    for (const k of this.keys.values())
+      if (!k.retiredAt && k.privateKey && (!best || k.createdAt > best.createdAt)) best = k
     return best
   }
 
@@ -71,7 +72,12 @@ export class SigningKeys {
 
   /** Public keys as a JWKS, for anyone verifying our tokens. */
   jwks(): { keys: JWK[] } {
-    return { keys: [...this.keys.values()].filter((k) => !k.retiredAt || Date.now() - k.retiredAt.getTime() < 86_400_000).map((k) => this.jwkCache.get(k.kid)!).filter(Boolean) }
+    return {
+      keys: [...this.keys.values()]
+        .filter((k) => !k.retiredAt || Date.now() - k.retiredAt.getTime() < 86_400_000)
+        .map((k) => this.jwkCache.get(k.kid)!)
+        .filter(Boolean),
+    }
   }
 
   private jwkCache = new Map<string, JWK>()

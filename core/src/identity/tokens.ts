@@ -32,7 +32,13 @@ export class AccessTokens {
     private readonly maxLifetimeSeconds = ACCESS_TOKEN_TTL_SECONDS,
   ) {}
 
-  async issue(p: { userId: string; orgId: string; orgKind: OrgKind; permissions: string[]; sessionId: string }): Promise<{ token: string; expiresIn: number }> {
+  async issue(p: {
+    userId: string
+    orgId: string
+    orgKind: OrgKind
+    permissions: string[]
+    sessionId: string
+  }): Promise<{ token: string; expiresIn: number }> {
     const key = this.keys.current()
     if (!key?.privateKey) throw new Error('no signing key loaded')
     const claims: AccessClaims = { org: p.orgId, okd: p.orgKind, perms: p.permissions, sid: p.sessionId }
@@ -75,10 +81,24 @@ export class AccessTokens {
     const key = kid ? await this.keys.verificationKey(kid) : undefined
     if (!key) throw AUTH.INVALID_TOKEN({ reason: 'unknown signing key' })
     try {
-      const { payload } = await jwtVerify<AccessClaims>(token, key, { issuer: this.issuer, audience: AUDIENCE, algorithms: ['EdDSA'], typ: 'at+jwt', requiredClaims: ['sub', 'exp', 'iat'] })
+      const { payload } = await jwtVerify<AccessClaims>(token, key, {
+        issuer: this.issuer,
+        audience: AUDIENCE,
+        algorithms: ['EdDSA'],
+        typ: 'at+jwt',
+        requiredClaims: ['sub', 'exp', 'iat'],
+      })
       const claims = checkClaims(payload, this.maxLifetimeSeconds)
       return {
-        principal: { kind: 'user', id: claims.sub, userId: claims.sub, orgId: claims.org, orgKind: claims.okd, permissions: new Set(claims.perms), sessionId: claims.sid },
+        principal: {
+          kind: 'user',
+          id: claims.sub,
+          userId: claims.sub,
+          orgId: claims.org,
+          orgKind: claims.okd,
+          permissions: new Set(claims.perms),
+          sessionId: claims.sid,
+        },
         expiresAt: claims.exp * 1000,
       }
     } catch (err) {
@@ -99,15 +119,20 @@ const CLOCK_SKEW_SECONDS = 60
  * the kernel ever issues one for: a token signed with a leaked or misused key cannot grant
  * itself a long life or smuggle a non-string identity into the request.
  */
-function checkClaims(payload: JWTPayload & Partial<AccessClaims>, maxLifetimeSeconds: number): AccessClaims & { sub: string; exp: number; iat: number } {
+function checkClaims(
+  payload: JWTPayload & Partial<AccessClaims>,
+  maxLifetimeSeconds: number,
+): AccessClaims & { sub: string; exp: number; iat: number } {
   const { sub, exp, iat, org, okd, perms, sid } = payload
-  if (typeof exp !== 'number' || typeof iat !== 'number' || !Number.isFinite(exp) || !Number.isFinite(iat)) throw AUTH.INVALID_TOKEN({ reason: 'exp and iat must be numbers' })
+  if (typeof exp !== 'number' || typeof iat !== 'number' || !Number.isFinite(exp) || !Number.isFinite(iat))
+    throw AUTH.INVALID_TOKEN({ reason: 'exp and iat must be numbers' })
   if (exp - iat > maxLifetimeSeconds) throw AUTH.INVALID_TOKEN({ reason: `lifetime over ${maxLifetimeSeconds}s` })
   if (iat > Date.now() / 1000 + CLOCK_SKEW_SECONDS) throw AUTH.INVALID_TOKEN({ reason: 'issued in the future' })
   if (typeof sub !== 'string' || !UUID.test(sub)) throw AUTH.INVALID_TOKEN({ reason: 'sub must be a user id' })
   if (typeof org !== 'string' || !UUID.test(org)) throw AUTH.INVALID_TOKEN({ reason: 'org must be an organisation id' })
   if (!ORG_KINDS.has(okd)) throw AUTH.INVALID_TOKEN({ reason: 'okd must be an organisation kind' })
-  if (!Array.isArray(perms) || perms.length > 10_000 || !perms.every((p) => typeof p === 'string')) throw AUTH.INVALID_TOKEN({ reason: 'perms must be a list of permission names' })
+  if (!Array.isArray(perms) || perms.length > 10_000 || !perms.every((p) => typeof p === 'string'))
+    throw AUTH.INVALID_TOKEN({ reason: 'perms must be a list of permission names' })
   if (typeof sid !== 'string' || !UUID.test(sid)) throw AUTH.INVALID_TOKEN({ reason: 'sid must be a session id' })
   return { sub, exp, iat, org, okd: okd as OrgKind, perms, sid }
 }

@@ -36,7 +36,14 @@ interface MemberRow {
 }
 
 function toMember(r: MemberRow) {
-  return { id: r.id, email: r.email, name: r.name, role: r.role, status: r.status, joinedAt: new Date(r.joinedAt).toISOString() }
+  return {
+    id: r.id,
+    email: r.email,
+    name: r.name,
+    role: r.role,
+    status: r.status,
+    joinedAt: new Date(r.joinedAt).toISOString(),
+  }
 }
 
 async function memberOf(tx: Tx, userId: string): Promise<MemberRow> {
@@ -53,22 +60,45 @@ export function registerUserRoutes(app: Api, k: KernelContext): void {
   registerInvitationRoutes(app, k)
   app.get(
     '/users',
-    { preHandler: requirePermission(P.usersRead), schema: { tags: ['identity'], summary: 'List the members of your organisation', querystring: Type.Object(PageQuery, { additionalProperties: false }), response: { 200: pageOf(Member) } } },
+    {
+      preHandler: requirePermission(P.usersRead),
+      schema: {
+        tags: ['identity'],
+        summary: 'List the members of your organisation',
+        querystring: Type.Object(PageQuery, { additionalProperties: false }),
+        response: { 200: pageOf(Member) },
+      },
+    },
     async (request) => {
       const p = principalOf(request)
       const after = decodeCursor(request.query.cursor)
       const limit = request.query.limit ?? 50
       const rows = await orgTx(k, p.orgId, (tx) =>
-        tx.sql<MemberRow>(`${MEMBER_SQL} where (?::uuid is null or m.id > ?::uuid) order by m.id limit ?`, [after, after, limit + 1]),
+        tx.sql<MemberRow>(`${MEMBER_SQL} where (?::uuid is null or m.id > ?::uuid) order by m.id limit ?`, [
+          after,
+          after,
+          limit + 1,
+        ]),
       )
-      const page = toPage(rows.map((r) => ({ ...r, id: r.membership_id, user: r })), limit)
+      const page = toPage(
+        rows.map((r) => ({ ...r, id: r.membership_id, user: r })),
+        limit,
+      )
       return { items: page.items.map((r) => toMember(r.user)), nextCursor: page.nextCursor }
     },
   )
 
   app.get(
     '/users/:id',
-    { preHandler: requirePermission(P.usersRead), schema: { tags: ['identity'], summary: 'One member of your organisation', params: IdParams, response: { 200: Member } } },
+    {
+      preHandler: requirePermission(P.usersRead),
+      schema: {
+        tags: ['identity'],
+        summary: 'One member of your organisation',
+        params: IdParams,
+        response: { 200: Member },
+      },
+    },
     async (request) => {
       const p = principalOf(request)
       return toMember(await orgTx(k, p.orgId, (tx) => memberOf(tx, request.params.id)))
@@ -81,7 +111,7 @@ export function registerUserRoutes(app: Api, k: KernelContext): void {
       preHandler: requirePermission(P.usersManage),
       schema: {
         tags: ['identity'],
-        summary: 'Change a member\'s role',
+        summary: "Change a member's role",
         params: IdParams,
         body: Type.Object({ role: Type.String({ minLength: 1, maxLength: 100 }) }, { additionalProperties: false }),
         response: { 200: Member },
@@ -99,8 +129,20 @@ export function registerUserRoutes(app: Api, k: KernelContext): void {
         // Access tokens carry the permissions they were issued with: the member signs in again
         // under the new role. API keys need no revoking: each request narrows a key to its creator's role.
         ended = await revokeMemberAccess(tx, p.orgId, request.params.id, { apiKeys: false })
-        await appendAudit(tx, p.orgId, { ...auditMeta(request), action: 'membership.role_changed', target: { kind: 'user', id: request.params.id }, data: { from: before.role, to: target.name } })
-        await emitEvents(tx, kernelEvent('kernel.membership.role_changed', `user/${request.params.id}`, { userId: request.params.id, from: before.role, to: target.name }))
+        await appendAudit(tx, p.orgId, {
+          ...auditMeta(request),
+          action: 'membership.role_changed',
+          target: { kind: 'user', id: request.params.id },
+          data: { from: before.role, to: target.name },
+        })
+        await emitEvents(
+          tx,
+          kernelEvent('kernel.membership.role_changed', `user/${request.params.id}`, {
+            userId: request.params.id,
+            from: before.role,
+            to: target.name,
+          }),
+        )
         return memberOf(tx, request.params.id)
       })
       announceRevoked(k, p.orgId, ended)
@@ -110,7 +152,15 @@ export function registerUserRoutes(app: Api, k: KernelContext): void {
 
   app.delete(
     '/users/:id',
-    { preHandler: requirePermission(P.usersManage), schema: { tags: ['identity'], summary: 'Remove a member from your organisation', params: IdParams, response: { 204: Type.Null() } } },
+    {
+      preHandler: requirePermission(P.usersManage),
+      schema: {
+        tags: ['identity'],
+        summary: 'Remove a member from your organisation',
+        params: IdParams,
+        response: { 204: Type.Null() },
+      },
+    },
     async (request, reply) => {
       const p = principalOf(request)
       if (request.params.id === p.userId) throw KRN.CONFLICT({ reason: 'you cannot remove yourself' })
@@ -118,8 +168,19 @@ export function registerUserRoutes(app: Api, k: KernelContext): void {
         const before = await memberOf(tx, request.params.id)
         await tx.sql('delete from memberships where user_id = ?::uuid', [request.params.id])
         const families = await revokeMemberAccess(tx, p.orgId, request.params.id, { apiKeys: true })
-        await appendAudit(tx, p.orgId, { ...auditMeta(request), action: 'membership.removed', target: { kind: 'user', id: request.params.id }, data: { role: before.role } })
-        await emitEvents(tx, kernelEvent('kernel.membership.removed', `user/${request.params.id}`, { userId: request.params.id, role: before.role }))
+        await appendAudit(tx, p.orgId, {
+          ...auditMeta(request),
+          action: 'membership.removed',
+          target: { kind: 'user', id: request.params.id },
+          data: { role: before.role },
+        })
+        await emitEvents(
+          tx,
+          kernelEvent('kernel.membership.removed', `user/${request.params.id}`, {
+            userId: request.params.id,
+            role: before.role,
+          }),
+        )
         return families
       })
       announceRevoked(k, p.orgId, ended)

@@ -6,7 +6,11 @@ import { BoundHistogram } from './bound-histogram.js'
 /** Prometheus metrics of the HTTP API, plus the process's default metrics and the event pipeline's. */
 export class HttpMetrics {
   readonly registry = new Registry()
-  private readonly duration = new BoundHistogram('trellis_http_request_duration_seconds', 'HTTP request duration by route, method and status', [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5])
+  private readonly duration = new BoundHistogram(
+    'trellis_http_request_duration_seconds',
+    'HTTP request duration by route, method and status',
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  )
   private readonly errors = new Counter({
     name: 'trellis_http_errors_total',
     help: 'HTTP responses with status >= 400 by route and status',
@@ -30,7 +34,11 @@ export class HttpMetrics {
   finish(request: FastifyRequest, reply: FastifyReply): void {
     const route = request.routeOptions.url ?? 'unmatched'
     // Label sets are few (route × method × status): each series is kept, found by one string.
-    const s = this.duration.series(`${request.method} ${route} ${reply.statusCode}`, () => ({ method: request.method, route, status: String(reply.statusCode) }))
+    const s = this.duration.series(`${request.method} ${route} ${reply.statusCode}`, () => ({
+      method: request.method,
+      route,
+      status: String(reply.statusCode),
+    }))
     s.observe(reply.elapsedTime / 1000)
     if (reply.statusCode >= 400) this.errors.inc({ route, status: String(reply.statusCode) })
   }
@@ -82,27 +90,40 @@ export class EventMetrics {
     labelNames: ['outcome'],
     registers: this.registers,
   })
-  readonly retries = new Counter({ name: 'trellis_webhook_retries_scheduled_total', help: 'Webhook attempts that failed and were scheduled to run again', registers: this.registers })
+  readonly retries = new Counter({
+    name: 'trellis_webhook_retries_scheduled_total',
+    help: 'Webhook attempts that failed and were scheduled to run again',
+    registers: this.registers,
+  })
   readonly deadLetters = new Counter({
     name: 'trellis_webhook_dead_letters_total',
     help: 'Webhook deliveries that failed for good, by reason (dead_letter, gone, endpoint_disabled)',
     labelNames: ['reason'],
     registers: this.registers,
   })
-  readonly fannedOut = new Counter({ name: 'trellis_events_fanned_out_total', help: 'Events fanned out to their subscribers (marked processed)', registers: this.registers })
+  readonly fannedOut = new Counter({
+    name: 'trellis_events_fanned_out_total',
+    help: 'Events fanned out to their subscribers (marked processed)',
+    registers: this.registers,
+  })
   readonly dispatchLag = new Histogram({
     name: 'trellis_events_dispatch_lag_seconds',
     help: 'Time from an event being written to the outbox to its fan-out',
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300],
     registers: this.registers,
   })
-  readonly emitted = new Counter({ name: 'trellis_webhook_delivery_failed_events_total', help: 'kernel.webhook.delivery_failed events written', registers: this.registers })
+  readonly emitted = new Counter({
+    name: 'trellis_webhook_delivery_failed_events_total',
+    help: 'kernel.webhook.delivery_failed events written',
+    registers: this.registers,
+  })
 
   private source: (() => Promise<EventBacklog>) | undefined
   private cached: { at: number; value: Promise<EventBacklog | undefined> } | undefined
   private backlog(): Promise<EventBacklog | undefined> {
     // One query serves the three gauges of one scrape.
-    if (!this.cached || Date.now() - this.cached.at > 500) this.cached = { at: Date.now(), value: (this.source?.() ?? Promise.resolve(undefined)).catch(() => undefined) }
+    if (!this.cached || Date.now() - this.cached.at > 500)
+      this.cached = { at: Date.now(), value: (this.source?.() ?? Promise.resolve(undefined)).catch(() => undefined) }
     return this.cached.value
   }
   private gauge(name: string, help: string, pick: (b: EventBacklog) => number): Gauge {
@@ -118,8 +139,16 @@ export class EventMetrics {
     })
   }
   readonly outbox = this.gauge('trellis_events_outbox_backlog', 'Committed events not yet fanned out', (b) => b.outbox)
-  readonly oldest = this.gauge('trellis_events_outbox_oldest_seconds', 'Age of the oldest event not yet fanned out (0 when none)', (b) => b.oldestSeconds)
-  readonly pending = this.gauge('trellis_webhook_deliveries_pending', 'Webhook deliveries waiting for an attempt', (b) => b.pendingDeliveries)
+  readonly oldest = this.gauge(
+    'trellis_events_outbox_oldest_seconds',
+    'Age of the oldest event not yet fanned out (0 when none)',
+    (b) => b.oldestSeconds,
+  )
+  readonly pending = this.gauge(
+    'trellis_webhook_deliveries_pending',
+    'Webhook deliveries waiting for an attempt',
+    (b) => b.pendingDeliveries,
+  )
 
   constructor() {
     for (const outcome of ['success', 'http_error', 'network_error']) this.attempts.inc({ outcome }, 0)
@@ -139,7 +168,19 @@ export class EventMetrics {
 
   /** Every metric, for exposing in another registry. */
   metrics(): Array<Counter | Histogram | Gauge> {
-    return [this.attempts, this.attemptDuration, this.deliveries, this.retries, this.deadLetters, this.fannedOut, this.dispatchLag, this.emitted, this.outbox, this.oldest, this.pending]
+    return [
+      this.attempts,
+      this.attemptDuration,
+      this.deliveries,
+      this.retries,
+      this.deadLetters,
+      this.fannedOut,
+      this.dispatchLag,
+      this.emitted,
+      this.outbox,
+      this.oldest,
+      this.pending,
+    ]
   }
 }
 

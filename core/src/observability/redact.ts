@@ -2,7 +2,8 @@
  * What never reaches a log line: credentials in query strings, headers and logged objects.
  * Query parameters and object keys are matched by name, case-insensitively.
  */
-const SECRET_NAME = /^(access[_-]?token|refresh[_-]?token|id[_-]?token|token|api[_-]?key|apikey|key|secret|client[_-]?secret|password|passwd|pwd|authorization|auth|cookie|session|sig|signature|code)$/i
+const SECRET_NAME =
+  /^(access[_-]?token|refresh[_-]?token|id[_-]?token|token|api[_-]?key|apikey|key|secret|client[_-]?secret|password|passwd|pwd|authorization|auth|cookie|session|sig|signature|code)$/i
 
 export const REDACTED = '[redacted]'
 

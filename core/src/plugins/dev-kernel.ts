@@ -1,6 +1,14 @@
 import { randomBytes } from 'node:crypto'
 import canonicalizeModule from 'canonicalize'
-import type { DevEvent, DevInvocation, DevKernel, DevKernelOptions, DevResponse, PluginManifest, StartDevKernel } from '@trellis/plugin-sdk'
+import type {
+  DevEvent,
+  DevInvocation,
+  DevKernel,
+  DevKernelOptions,
+  DevResponse,
+  PluginManifest,
+  StartDevKernel,
+} from '@trellis/plugin-sdk'
 import { createKernel } from '../kernel.js'
 import { loadConfig } from '../config.js'
 import { createPlatformAdmin } from '../bootstrap.js'
@@ -11,7 +19,14 @@ import { emitEvents } from '../events/outbox.js'
 import { matchesEventPattern } from '@trellis/plugin-sdk'
 import { PLG } from '../errors.js'
 import { invocationView } from './installation-routes.js'
-import { INSTALLATION_COLS, defaultMount, insertInstallation, splitSettings, toInstallation, type InstallationRow } from './installations.js'
+import {
+  INSTALLATION_COLS,
+  defaultMount,
+  insertInstallation,
+  splitSettings,
+  toInstallation,
+  type InstallationRow,
+} from './installations.js'
 
 const canonicalize = canonicalizeModule as unknown as (input: unknown) => string | undefined
 const SYSTEM = { actor: { kind: 'system' as const, id: 'dev-kernel' } }
@@ -29,19 +44,40 @@ export const startDevKernel: StartDevKernel = async (options: DevKernelOptions =
     PORT: String(options.port ?? 0),
     HOST: options.host ?? '127.0.0.1',
   }
-  const kernel = await createKernel({ config: loadConfig(env), embeddedDir: 'memory://', migrate: true, rateLimitPerMinute: 1_000_000, plugins: { sandboxWorkers: 1, installationTtlMs: 0 }, events: { egressAllow: options.egressAllow ?? [], sweepMs: 200 } })
+  const kernel = await createKernel({
+    config: loadConfig(env),
+    embeddedDir: 'memory://',
+    migrate: true,
+    rateLimitPerMinute: 1_000_000,
+    plugins: { sandboxWorkers: 1, installationTtlMs: 0 },
+    events: { egressAllow: options.egressAllow ?? [], sweepMs: 200 },
+  })
   const k = kernel.ctx
   try {
     const admin = { email: 'platform@trellis.dev', password: randomBytes(18).toString('base64url') }
     await createPlatformAdmin(k, admin)
-    const inject = async (method: string, path: string, init: { body?: unknown; headers?: Record<string, string>; token?: string } = {}): Promise<DevResponse> => {
+    const inject = async (
+      method: string,
+      path: string,
+      init: { body?: unknown; headers?: Record<string, string>; token?: string } = {},
+    ): Promise<DevResponse> => {
       const headers: Record<string, string> = { ...(init.headers ?? {}) }
       if (init.token) headers.authorization = `Bearer ${init.token}`
-      const res = await kernel.app.inject({ method: method as 'GET', url: path, headers: init.body === undefined ? headers : { 'content-type': 'application/json', ...headers }, ...(init.body === undefined ? {} : { payload: JSON.stringify(init.body) }) })
+      const res = await kernel.app.inject({
+        method: method as 'GET',
+        url: path,
+        headers: init.body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+        ...(init.body === undefined ? {} : { payload: JSON.stringify(init.body) }),
+      })
       const type = String(res.headers['content-type'] ?? '')
       const flat: Record<string, string> = {}
-      for (const [h, v] of Object.entries(res.headers)) if (v !== undefined) flat[h] = Array.isArray(v) ? v.join(', ') : String(v)
-      return { status: res.statusCode, headers: flat, body: res.body === '' ? null : type.includes('json') ? JSON.parse(res.body) : res.body }
+      for (const [h, v] of Object.entries(res.headers))
+        if (v !== undefined) flat[h] = Array.isArray(v) ? v.join(', ') : String(v)
+      return {
+        status: res.statusCode,
+        headers: flat,
+        body: res.body === '' ? null : type.includes('json') ? JSON.parse(res.body) : res.body,
+      }
     }
     const login = async (email: string, password: string) => {
       const r = await inject('POST', '/v1/auth/login', { body: { email, password } })
@@ -51,8 +87,12 @@ export const startDevKernel: StartDevKernel = async (options: DevKernelOptions =
     const adminToken = await login(admin.email, admin.password)
     const slug = options.tenantSlug ?? 'dev'
     const tenantAdmin = { email: `admin@${slug}.dev`, password: randomBytes(18).toString('base64url') }
-    const created = await inject('POST', '/v1/tenants', { token: adminToken, body: { name: `${slug} tenant`, slug, admin: { ...tenantAdmin, name: 'Dev admin' } } })
-    if (created.status !== 201) throw new Error(`dev kernel: tenant not created (${created.status} ${JSON.stringify(created.body)})`)
+    const created = await inject('POST', '/v1/tenants', {
+      token: adminToken,
+      body: { name: `${slug} tenant`, slug, admin: { ...tenantAdmin, name: 'Dev admin' } },
+    })
+    if (created.status !== 201)
+      throw new Error(`dev kernel: tenant not created (${created.status} ${JSON.stringify(created.body)})`)
     const tenantId = (created.body as { id: string }).id
     const token = await login(tenantAdmin.email, tenantAdmin.password)
     const url = options.port === undefined ? undefined : (await kernel.listen()).replace('[::1]', 'localhost')
@@ -62,7 +102,21 @@ export const startDevKernel: StartDevKernel = async (options: DevKernelOptions =
       if (!inst) throw PLG.NOT_INSTALLED({ name: plugin })
       return inst
     }
-    const rowEvent = (r: { id: string; type: string; source: string; subject: string; data: unknown; time: Date }): DevEvent => ({ id: r.id, type: r.type, source: r.source, subject: r.subject, data: r.data, time: new Date(r.time).toISOString() })
+    const rowEvent = (r: {
+      id: string
+      type: string
+      source: string
+      subject: string
+      data: unknown
+      time: Date
+    }): DevEvent => ({
+      id: r.id,
+      type: r.type,
+      source: r.source,
+      subject: r.subject,
+      data: r.data,
+      time: new Date(r.time).toISOString(),
+    })
     // The record as the API shows it (a DevInvocation, with a few fields more).
     const toDev = (r: Record<string, unknown>) => invocationView(r) as DevInvocation
     let devBuild = 0
@@ -78,25 +132,58 @@ export const startDevKernel: StartDevKernel = async (options: DevKernelOptions =
           if (existing) {
             const sameCode = existing.code === bundle.code && canonicalize(existing.manifest) === canonicalize(manifest)
             if (sameCode) return existing
-            stated = { ...manifest, version: `${manifest.version.split('+')[0]}+dev.${Date.now().toString(36)}${++devBuild}` }
+            stated = {
+              ...manifest,
+              version: `${manifest.version.split('+')[0]}+dev.${Date.now().toString(36)}${++devBuild}`,
+            }
           }
           // A local tool: what a developer builds is approved for the dev tenant on the spot.
-          return k.plugins.versions.register(tx, { manifest: stated, code: bundle.code, ...(bundle.sourceMap ? { sourceMap: bundle.sourceMap } : {}), status: 'approved' }, (b) => k.plugins.probe(b), 'system:dev-kernel')
+          return k.plugins.versions.register(
+            tx,
+            {
+              manifest: stated,
+              code: bundle.code,
+              ...(bundle.sourceMap ? { sourceMap: bundle.sourceMap } : {}),
+              status: 'approved',
+            },
+            (b) => k.plugins.probe(b),
+            'system:dev-kernel',
+          )
         })
         const inst = await orgTx(k, tenantId, async (tx) => {
           const { settings, secrets } = splitSettings(version, opts.settings ?? {})
-          const [current] = await tx.sql<InstallationRow>(`select ${INSTALLATION_COLS} from plugin_installations where plugin = ?`, [version.name])
+          const [current] = await tx.sql<InstallationRow>(
+            `select ${INSTALLATION_COLS} from plugin_installations where plugin = ?`,
+            [version.name],
+          )
           await k.plugins.data.ensureIndexes(tx, version.name, version.manifest.collections ?? {})
           if (!current) {
-            const created = await insertInstallation(tx, k.secrets, { version, mount: defaultMount(version.name), capabilities: version.manifest.capabilities, settings, secrets, installedBy: 'system:dev-kernel' })
-            await appendAudit(tx, tenantId, { ...SYSTEM, action: 'plugin.installed', target: { kind: 'plugin_installation', id: created.id }, data: { plugin: version.name, version: version.version, capabilities: created.capabilities } })
+            const created = await insertInstallation(tx, k.secrets, {
+              version,
+              mount: defaultMount(version.name),
+              capabilities: version.manifest.capabilities,
+              settings,
+              secrets,
+              installedBy: 'system:dev-kernel',
+            })
+            await appendAudit(tx, tenantId, {
+              ...SYSTEM,
+              action: 'plugin.installed',
+              target: { kind: 'plugin_installation', id: created.id },
+              data: { plugin: version.name, version: version.version, capabilities: created.capabilities },
+            })
             return created
           }
           const [row] = await tx.sql<InstallationRow>(
             `update plugin_installations set version_id = ?::uuid, capabilities = ?::text[], updated_at = now() where id = ?::uuid returning ${INSTALLATION_COLS}`,
             [version.id, version.manifest.capabilities, current.id],
           )
-          await appendAudit(tx, tenantId, { ...SYSTEM, action: 'plugin.upgraded', target: { kind: 'plugin_installation', id: current.id }, data: { plugin: version.name, version: version.version, capabilities: version.manifest.capabilities } })
+          await appendAudit(tx, tenantId, {
+            ...SYSTEM,
+            action: 'plugin.upgraded',
+            target: { kind: 'plugin_installation', id: current.id },
+            data: { plugin: version.name, version: version.version, capabilities: version.manifest.capabilities },
+          })
           return toInstallation(row!)
         })
         k.plugins.forgetTenant(tenantId)
@@ -105,16 +192,38 @@ export const startDevKernel: StartDevKernel = async (options: DevKernelOptions =
       request: (method, path, init = {}) => inject(method, path, { ...init, token: init.token ?? token }),
       async invoke(plugin, kind, name, input) {
         const installation = await installationOf(plugin)
-        return k.plugins.invoke({ tenantId, installation, entry: { kind, name }, input, caller: { kind: 'system', id: 'dev-kernel', permissions: [] } })
+        return k.plugins.invoke({
+          tenantId,
+          installation,
+          entry: { kind, name },
+          input,
+          caller: { kind: 'system', id: 'dev-kernel', permissions: [] },
+        })
       },
       async emit(plugin, type, data, subject) {
-        const [id] = await orgTx(k, tenantId, (tx) => emitEvents(tx, { type, subject: subject ?? type, data: data as Record<string, unknown>, source: 'test' }))
-        const [row] = await k.db.inOrg(tenantId, (tx) => tx.sql<{ id: string; type: string; source: string; subject: string; data: unknown; time: Date }>('select id, type, source, subject, data, time from events where id = ?::uuid', [id!]))
+        const [id] = await orgTx(k, tenantId, (tx) =>
+          emitEvents(tx, { type, subject: subject ?? type, data: data as Record<string, unknown>, source: 'test' }),
+        )
+        const [row] = await k.db.inOrg(tenantId, (tx) =>
+          tx.sql<{ id: string; type: string; source: string; subject: string; data: unknown; time: Date }>(
+            'select id, type, source, subject, data, time from events where id = ?::uuid',
+            [id!],
+          ),
+        )
         const event = rowEvent(row!)
         const installation = await installationOf(plugin)
         const version = await k.plugins.currentVersion(tenantId, installation)
-        const entry = (version.manifest.events?.subscribes ?? []).find((s) => s === type || matchesEventPattern(s, type))
-        if (entry) await k.plugins.invoke({ tenantId, installation, entry: { kind: 'event', name: entry }, input: { ...event, tenantId, subject: event.subject }, caller: { kind: 'event', id: event.id, permissions: [] } })
+        const entry = (version.manifest.events?.subscribes ?? []).find(
+          (s) => s === type || matchesEventPattern(s, type),
+        )
+        if (entry)
+          await k.plugins.invoke({
+            tenantId,
+            installation,
+            entry: { kind: 'event', name: entry },
+            input: { ...event, tenantId, subject: event.subject },
+            caller: { kind: 'event', id: event.id, permissions: [] },
+          })
         return event
       },
       async records(plugin, collection) {
@@ -124,15 +233,31 @@ export const startDevKernel: StartDevKernel = async (options: DevKernelOptions =
             [plugin, collection],
           ),
         )
-        return rows.map((r) => ({ ...r.data, id: r.id, version: r.version, createdAt: new Date(r.created_at).toISOString(), updatedAt: new Date(r.updated_at).toISOString() }))
+        return rows.map((r) => ({
+          ...r.data,
+          id: r.id,
+          version: r.version,
+          createdAt: new Date(r.created_at).toISOString(),
+          updatedAt: new Date(r.updated_at).toISOString(),
+        }))
       },
       async events(plugin) {
-        const rows = await k.db.inOrg(tenantId, (tx) => tx.sql<{ id: string; type: string; source: string; subject: string; data: unknown; time: Date }>('select id, type, source, subject, data, time from events where source = ? order by id', [plugin]))
+        const rows = await k.db.inOrg(tenantId, (tx) =>
+          tx.sql<{ id: string; type: string; source: string; subject: string; data: unknown; time: Date }>(
+            'select id, type, source, subject, data, time from events where source = ? order by id',
+            [plugin],
+          ),
+        )
         return rows.map(rowEvent)
       },
       async invocations(plugin) {
         await k.plugins.recorder.flush()
-        const rows = await k.db.inOrg(tenantId, (tx) => tx.sql<Record<string, unknown>>('select * from plugin_invocations where plugin = ? order by id desc limit 500', [plugin]))
+        const rows = await k.db.inOrg(tenantId, (tx) =>
+          tx.sql<Record<string, unknown>>(
+            'select * from plugin_invocations where plugin = ? order by id desc limit 500',
+            [plugin],
+          ),
+        )
         return rows.map(toDev)
       },
       onInvocation(listener) {

@@ -18,7 +18,9 @@ export async function stillMissing(k: KernelContext, p: Principal, missing: stri
   const contributed = new Set<string>()
   const { byId } = await k.plugins.installed(p.orgId, tx)
   for (const inst of byId.values()) {
-    const v = tx ? await k.plugins.versions.byId(tx, inst.versionId) : await k.plugins.versions.get(p.orgId, inst.versionId)
+    const v = tx
+      ? await k.plugins.versions.byId(tx, inst.versionId)
+      : await k.plugins.versions.get(p.orgId, inst.versionId)
     for (const perm of v?.manifest.permissions ?? []) if (!KERNEL.has(perm.name)) contributed.add(perm.name)
   }
   return missing.filter((m) => !contributed.has(m))
@@ -34,10 +36,21 @@ export function assertGrantable(k: KernelContext, version: Pick<PluginVersion, '
   const internal = internalFetchTargets(version.manifest.capabilities, egressAllows(k))
   if (internal.length) {
     const first = internal[0]!
-    throw PLG.CAPABILITY_NOT_GRANTABLE({ name: version.name, version: version.version, capability: first.capability, reason: `${first.entry} is a ${first.reason} destination, not allow-listed by the operator (TRELLIS_EGRESS_ALLOW)` })
+    throw PLG.CAPABILITY_NOT_GRANTABLE({
+      name: version.name,
+      version: version.version,
+      capability: first.capability,
+      reason: `${first.entry} is a ${first.reason} destination, not allow-listed by the operator (TRELLIS_EGRESS_ALLOW)`,
+    })
   }
   const reserved = subscriptionFindings(version.manifest).find((f) => f.rule === 'reserved')
-  if (reserved) throw PLG.CAPABILITY_NOT_GRANTABLE({ name: version.name, version: version.version, capability: `events:subscribe:${reserved.pattern}`, reason: reserved.message })
+  if (reserved)
+    throw PLG.CAPABILITY_NOT_GRANTABLE({
+      name: version.name,
+      version: version.version,
+      capability: `events:subscribe:${reserved.pattern}`,
+      reason: reserved.message,
+    })
 }
 
 /**

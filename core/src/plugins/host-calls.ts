@@ -118,14 +118,22 @@ function authorize(run: Running, op: string, args: unknown): boolean {
       return true
     case 'events.emit': {
       const type = text(a.type)
-      if (typeof a.type === 'string' && RESERVED_EVENT_NAMESPACES.has(type.split('.')[0]!)) deny(run, op, type, `${type.split('.')[0]}.* events are emitted by the kernel only`)
-      if (!has(run, (c) => c.kind === 'events:emit' && (typeof a.type !== 'string' || matchesEventPattern(c.pattern, type)))) deny(run, op, type, `${who} may not emit "${type}"`)
+      if (typeof a.type === 'string' && RESERVED_EVENT_NAMESPACES.has(type.split('.')[0]!))
+        deny(run, op, type, `${type.split('.')[0]}.* events are emitted by the kernel only`)
+      if (
+        !has(
+          run,
+          (c) => c.kind === 'events:emit' && (typeof a.type !== 'string' || matchesEventPattern(c.pattern, type)),
+        )
+      )
+        deny(run, op, type, `${who} may not emit "${type}"`)
       return typeof a.type === 'string'
     }
     case 'plugins.call': {
       const target = `${text(a.plugin)}#${text(a.action)}`
       const known = typeof a.plugin === 'string' && typeof a.action === 'string'
-      if (!has(run, (c) => c.kind === 'plugins:call' && (!known || (c.plugin === a.plugin && c.action === a.action)))) deny(run, op, target, `${who} may not call ${target}`)
+      if (!has(run, (c) => c.kind === 'plugins:call' && (!known || (c.plugin === a.plugin && c.action === a.action))))
+        deny(run, op, target, `${who} may not call ${target}`)
       return known
     }
     case 'http.fetch': {
@@ -135,7 +143,8 @@ function authorize(run: Running, op: string, args: unknown): boolean {
       } catch {
         host = undefined
       }
-      if (!has(run, (c) => c.kind === 'http:fetch' && (host === undefined || hostAllowed(c.hosts, host)))) deny(run, op, host ?? '?', `${who} may not fetch from ${host ?? 'that address'}`)
+      if (!has(run, (c) => c.kind === 'http:fetch' && (host === undefined || hostAllowed(c.hosts, host))))
+        deny(run, op, host ?? '?', `${who} may not fetch from ${host ?? 'that address'}`)
       return host !== undefined
     }
   }
@@ -144,7 +153,8 @@ function authorize(run: Running, op: string, args: unknown): boolean {
 
 function collection(run: Running, op: string, name: string): CollectionRef {
   const declared = run.version.manifest.collections?.[name]
-  if (!declared || !Object.prototype.hasOwnProperty.call(run.version.manifest.collections, name)) throw KRN.NOT_FOUND({ what: `collection ${name} of ${run.inst.plugin}` })
+  if (!declared || !Object.hasOwn(run.version.manifest.collections!, name))
+    throw KRN.NOT_FOUND({ what: `collection ${name} of ${run.inst.plugin}` })
   use(run, op, name)
   return { plugin: run.inst.plugin, name, schema: declared.schema, indexes: declared.indexes }
 }
@@ -157,7 +167,11 @@ function collection(run: Running, op: string, name: string): CollectionRef {
 export async function runHostCall(services: HostServices, run: Running, op: string, args: unknown): Promise<unknown> {
   const complete = authorize(run, op, args)
   const problems = validateHostCall(op, args)
-  if (problems.length) throw KRN.VALIDATION_FAILED({ reason: `host call ${op}: ${problems.map((p) => `${p.pointer || '/'} ${p.message}`).join('; ')}`, problems })
+  if (problems.length)
+    throw KRN.VALIDATION_FAILED({
+      reason: `host call ${op}: ${problems.map((p) => `${p.pointer || '/'} ${p.message}`).join('; ')}`,
+      problems,
+    })
   if (!complete) authorize(run, op, args)
   const tx = run.tree.tx
   switch (op as keyof HostOps) {
@@ -189,10 +203,18 @@ export async function runHostCall(services: HostServices, run: Running, op: stri
     case 'events.emit': {
       const a = args as HostOps['events.emit']['args']
       const declared = run.version.manifest.events?.emits?.[a.type]
-      if (!declared) throw KRN.VALIDATION_FAILED({ reason: `event ${a.type} is not declared in the manifest's events.emits` })
+      if (!declared)
+        throw KRN.VALIDATION_FAILED({ reason: `event ${a.type} is not declared in the manifest's events.emits` })
       checkSchema(`${run.version.id}:event:${a.type}`, declared.schema, a.data, `data of ${a.type}`)
       use(run, op, a.type)
-      const [id] = await tx.use((t) => emitEvents(t, { type: a.type, subject: a.subject || a.type, data: a.data as Record<string, unknown>, source: run.inst.plugin }))
+      const [id] = await tx.use((t) =>
+        emitEvents(t, {
+          type: a.type,
+          subject: a.subject || a.type,
+          data: a.data as Record<string, unknown>,
+          source: run.inst.plugin,
+        }),
+      )
       return { id: id! }
     }
     case 'plugins.call': {
@@ -204,7 +226,14 @@ export async function runHostCall(services: HostServices, run: Running, op: stri
       const a = args as HostOps['http.fetch']['args']
       const url = new URL(a.url)
       use(run, op, url.host)
-      const res = await egressRequest(services.egress, { url: a.url, method: a.method, headers: a.headers, ...(a.body === null ? {} : { body: a.body }), maxResponseBytes: MAX_FETCH_RESPONSE, totalTimeoutMs: 10_000 })
+      const res = await egressRequest(services.egress, {
+        url: a.url,
+        method: a.method,
+        headers: a.headers,
+        ...(a.body === null ? {} : { body: a.body }),
+        maxResponseBytes: MAX_FETCH_RESPONSE,
+        totalTimeoutMs: 10_000,
+      })
       return { status: res.status, headers: res.headers, body: res.body }
     }
     case 'secrets.get': {

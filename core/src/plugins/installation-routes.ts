@@ -9,7 +9,16 @@ import { PageQuery, pageOf, decodeCursor, toPage, toPageOf } from '../http/pagin
 import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
 import type { Principal } from '../identity/principal.js'
 import { PLATFORM_ORG } from '../db/database.js'
-import { INSTALLATION_COLS, openSecrets, secretKeys, secretsAd, splitSettings, toInstallation, type Installation, type InstallationRow } from './installations.js'
+import {
+  INSTALLATION_COLS,
+  openSecrets,
+  secretKeys,
+  secretsAd,
+  splitSettings,
+  toInstallation,
+  type Installation,
+  type InstallationRow,
+} from './installations.js'
 import { dependentsOf, installVersion, listDiff, loadInstallation } from './lifecycle.js'
 import { emitEvents, kernelEvent } from '../events/outbox.js'
 
@@ -26,9 +35,18 @@ export const InstallationView = Type.Object({
   secrets: Type.Array(Type.String(), { description: 'Names of the secret settings that have a value.' }),
   status: Type.String(),
   installedBy: Type.String(),
-  history: Type.Array(Type.Object({ versionId: Uuid, version: Type.String(), at: Type.String() }), { description: 'Versions installed before, oldest first: what rollback returns to.' }),
+  history: Type.Array(Type.Object({ versionId: Uuid, version: Type.String(), at: Type.String() }), {
+    description: 'Versions installed before, oldest first: what rollback returns to.',
+  }),
   pendingUpgrade: Type.Union([
-    Type.Object({ versionId: Uuid, version: Type.String(), capabilities: Type.Object({ added: Type.Array(Type.String()), removed: Type.Array(Type.String()) }) }, { description: 'An upgrade waiting for consent to the capabilities it adds.' }),
+    Type.Object(
+      {
+        versionId: Uuid,
+        version: Type.String(),
+        capabilities: Type.Object({ added: Type.Array(Type.String()), removed: Type.Array(Type.String()) }),
+      },
+      { description: 'An upgrade waiting for consent to the capabilities it adds.' },
+    ),
     Type.Null(),
   ]),
   createdAt: Type.String({ format: 'date-time' }),
@@ -48,9 +66,20 @@ const InvocationView = Type.Object({
   hostCalls: Type.Integer(),
   outcome: Type.String(),
   errorCode: Type.Union([Type.String(), Type.Null()]),
-  logs: Type.Array(Type.Object({ level: Type.String(), message: Type.String(), fields: Type.Optional(Type.Record(Type.String(), Type.Unknown())), time: Type.String() })),
+  logs: Type.Array(
+    Type.Object({
+      level: Type.String(),
+      message: Type.String(),
+      fields: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+      time: Type.String(),
+    }),
+  ),
 })
-export const TenantQuery = Type.Object({ tenantId: Type.Optional(Type.String({ format: 'uuid', description: 'Platform admins and partner admins act on a tenant they manage.' })) })
+export const TenantQuery = Type.Object({
+  tenantId: Type.Optional(
+    Type.String({ format: 'uuid', description: 'Platform admins and partner admins act on a tenant they manage.' }),
+  ),
+})
 const IdParams = Type.Object({ id: Uuid })
 const PLUGIN_NAME = '^@[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*$'
 
@@ -59,13 +88,20 @@ const PLUGIN_NAME = '^@[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*$'
  * managing it — the one named by `?tenantId=`. Anyone else naming another tenant gets 404.
  */
 export async function targetTenant(k: KernelContext, p: Principal, tenantId: string | undefined): Promise<string> {
-  if (!p.permissions.has(P.pluginsInstall) && !p.permissions.has(P.platformAdmin)) throw AUTH.FORBIDDEN({ permission: P.pluginsInstall })
+  if (!p.permissions.has(P.pluginsInstall) && !p.permissions.has(P.platformAdmin))
+    throw AUTH.FORBIDDEN({ permission: P.pluginsInstall })
   if (!tenantId || tenantId === p.orgId) {
     if (p.orgKind !== 'tenant') throw KRN.VALIDATION_FAILED({ reason: 'name the tenant with ?tenantId=' })
     return p.orgId
   }
-  const [t] = await k.db.unscoped((tx) => tx.sql<{ id: string; partner_id: string | null }>('select id, partner_id from tenants where id = ?::uuid', [tenantId]))
-  const allowed = t && ((p.orgKind === 'platform' && p.orgId === PLATFORM_ORG) || (p.orgKind === 'partner' && t.partner_id === p.orgId))
+  const [t] = await k.db.unscoped((tx) =>
+    tx.sql<{ id: string; partner_id: string | null }>('select id, partner_id from tenants where id = ?::uuid', [
+      tenantId,
+    ]),
+  )
+  const allowed =
+    t &&
+    ((p.orgKind === 'platform' && p.orgId === PLATFORM_ORG) || (p.orgKind === 'partner' && t.partner_id === p.orgId))
   if (!allowed) throw KRN.NOT_FOUND({ what: 'tenant' })
   return t.id
 }
@@ -73,7 +109,8 @@ export async function targetTenant(k: KernelContext, p: Principal, tenantId: str
 /** Routes that may read but not change installations: tenant members with audit.read see them too. */
 async function readerTenant(k: KernelContext, request: FastifyRequest, tenantId: string | undefined): Promise<string> {
   const p = principalOf(request)
-  if (!tenantId && p.orgKind === 'tenant' && (p.permissions.has(P.auditRead) || p.permissions.has(P.pluginsInstall))) return p.orgId
+  if (!tenantId && p.orgKind === 'tenant' && (p.permissions.has(P.auditRead) || p.permissions.has(P.pluginsInstall)))
+    return p.orgId
   return targetTenant(k, p, tenantId)
 }
 
@@ -88,7 +125,14 @@ export async function installationView(k: KernelContext, inst: Installation) {
       ...rest,
       version: v?.version ?? 'unknown',
       secrets: secretNames,
-      pendingUpgrade: pending && v ? { versionId: pending.id, version: pending.version, capabilities: listDiff(v.manifest.capabilities, pending.manifest.capabilities) } : null,
+      pendingUpgrade:
+        pending && v
+          ? {
+              versionId: pending.id,
+              version: pending.version,
+              capabilities: listDiff(v.manifest.capabilities, pending.manifest.capabilities),
+            }
+          : null,
     }
   })
 }
@@ -97,7 +141,10 @@ export function registerInstallationRoutes(app: Api, k: KernelContext): void {
   const host = () => k.plugins
   const view = (inst: Installation) => installationView(k, inst)
   const load = async (tx: Parameters<Parameters<typeof orgTx>[2]>[0], id: string) => {
-    const [row] = await tx.sql<InstallationRow>(`select ${INSTALLATION_COLS} from plugin_installations where id = ?::uuid`, [id])
+    const [row] = await tx.sql<InstallationRow>(
+      `select ${INSTALLATION_COLS} from plugin_installations where id = ?::uuid`,
+      [id],
+    )
     if (!row) throw KRN.NOT_FOUND({ what: 'installation' })
     return toInstallation(row)
   }
@@ -113,9 +160,21 @@ export function registerInstallationRoutes(app: Api, k: KernelContext): void {
           {
             plugin: Type.String({ pattern: PLUGIN_NAME }),
             version: Type.String({ minLength: 1, maxLength: 64 }),
-            capabilities: Type.Array(Type.String({ maxLength: 300 }), { maxItems: 100, description: 'Must equal the capabilities the version requests.' }),
-            settings: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Validated by the plugin\'s settings schema; secret ones are sealed.' })),
-            mount: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,63}$', description: 'Path segment under /v1/x/; defaults to the name without its scope.' })),
+            capabilities: Type.Array(Type.String({ maxLength: 300 }), {
+              maxItems: 100,
+              description: 'Must equal the capabilities the version requests.',
+            }),
+            settings: Type.Optional(
+              Type.Record(Type.String(), Type.Unknown(), {
+                description: "Validated by the plugin's settings schema; secret ones are sealed.",
+              }),
+            ),
+            mount: Type.Optional(
+              Type.String({
+                pattern: '^[a-z0-9][a-z0-9-]{0,63}$',
+                description: 'Path segment under /v1/x/; defaults to the name without its scope.',
+              }),
+            ),
           },
           { additionalProperties: false },
         ),
@@ -127,7 +186,19 @@ export function registerInstallationRoutes(app: Api, k: KernelContext): void {
       const tenantId = await targetTenant(k, p, request.query.tenantId)
       const body = request.body
       const meta = auditMeta(request)
-      const inst = await installVersion(k, tenantId, { plugin: body.plugin, version: body.version, capabilities: body.capabilities, settings: body.settings ?? {}, mount: body.mount, installedBy: `${p.kind}:${p.id}` }, meta)
+      const inst = await installVersion(
+        k,
+        tenantId,
+        {
+          plugin: body.plugin,
+          version: body.version,
+          capabilities: body.capabilities,
+          settings: body.settings ?? {},
+          mount: body.mount,
+          installedBy: `${p.kind}:${p.id}`,
+        },
+        meta,
+      )
       reply.code(201)
       return view(inst)
     },
@@ -135,13 +206,23 @@ export function registerInstallationRoutes(app: Api, k: KernelContext): void {
 
   app.get(
     '/installations',
-    { schema: { tags: ['plugins'], summary: 'The tenant\'s installations', querystring: Type.Intersect([TenantQuery, Type.Object(PageQuery)]), response: { 200: pageOf(InstallationView) } } },
+    {
+      schema: {
+        tags: ['plugins'],
+        summary: "The tenant's installations",
+        querystring: Type.Intersect([TenantQuery, Type.Object(PageQuery)]),
+        response: { 200: pageOf(InstallationView) },
+      },
+    },
     async (request) => {
       const tenantId = await readerTenant(k, request, request.query.tenantId)
       const after = decodeCursor(request.query.cursor)
       const limit = request.query.limit ?? 50
       const rows = await orgTx(k, tenantId, (tx) =>
-        tx.sql<InstallationRow>(`select ${INSTALLATION_COLS} from plugin_installations where (?::uuid is null or id > ?::uuid) order by id limit ?`, [after, after, limit + 1]),
+        tx.sql<InstallationRow>(
+          `select ${INSTALLATION_COLS} from plugin_installations where (?::uuid is null or id > ?::uuid) order by id limit ?`,
+          [after, after, limit + 1],
+        ),
       )
       const page = toPage(rows, limit)
       return { items: await Promise.all(page.items.map((r) => view(toInstallation(r)))), nextCursor: page.nextCursor }
@@ -150,7 +231,15 @@ export function registerInstallationRoutes(app: Api, k: KernelContext): void {
 
   app.get(
     '/installations/:id',
-    { schema: { tags: ['plugins'], summary: 'One installation', params: IdParams, querystring: TenantQuery, response: { 200: InstallationView } } },
+    {
+      schema: {
+        tags: ['plugins'],
+        summary: 'One installation',
+        params: IdParams,
+        querystring: TenantQuery,
+        response: { 200: InstallationView },
+      },
+    },
     async (request) => {
       const tenantId = await readerTenant(k, request, request.query.tenantId)
       return view(await orgTx(k, tenantId, (tx) => load(tx, request.params.id)))
@@ -166,7 +255,10 @@ export function registerInstallationRoutes(app: Api, k: KernelContext): void {
         params: IdParams,
         querystring: TenantQuery,
         body: Type.Object(
-          { settings: Type.Optional(Type.Record(Type.String(), Type.Unknown())), status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('disabled')])) },
+          {
+            settings: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+            status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('disabled')])),
+          },
           { additionalProperties: false },
         ),
         response: { 200: InstallationView },
@@ -200,9 +292,16 @@ export function registerInstallationRoutes(app: Api, k: KernelContext): void {
         const changed = Object.keys(request.body.settings ?? {})
         await appendAudit(tx, tenantId, {
           ...meta,
-          action: request.body.status && request.body.status !== current.status ? `plugin.${request.body.status === 'disabled' ? 'disabled' : 'enabled'}` : 'plugin.settings.updated',
+          action:
+            request.body.status && request.body.status !== current.status
+              ? `plugin.${request.body.status === 'disabled' ? 'disabled' : 'enabled'}`
+              : 'plugin.settings.updated',
           target: { kind: 'plugin_installation', id: current.id },
-          data: { plugin: current.plugin, settings: changed.filter((c) => !secretKeys(version).has(c)), secrets: changed.filter((c) => secretKeys(version).has(c)) },
+          data: {
+            plugin: current.plugin,
+            settings: changed.filter((c) => !secretKeys(version).has(c)),
+            secrets: changed.filter((c) => secretKeys(version).has(c)),
+          },
         })
         return toInstallation(row!)
       })
@@ -218,7 +317,15 @@ export function registerInstallationRoutes(app: Api, k: KernelContext): void {
         tags: ['plugins'],
         summary: 'Uninstall: the plugin stops serving at once; its records are kept unless keepData=false',
         params: IdParams,
-        querystring: Type.Intersect([TenantQuery, Type.Object({ keepData: Type.Optional(Type.Boolean({ default: true })), force: Type.Optional(Type.Boolean({ description: 'Uninstall even though installed plugins depend on it.' })) })]),
+        querystring: Type.Intersect([
+          TenantQuery,
+          Type.Object({
+            keepData: Type.Optional(Type.Boolean({ default: true })),
+            force: Type.Optional(
+              Type.Boolean({ description: 'Uninstall even though installed plugins depend on it.' }),
+            ),
+          }),
+        ]),
         response: { 204: Type.Null() },
       },
     },
@@ -232,8 +339,20 @@ export function registerInstallationRoutes(app: Api, k: KernelContext): void {
         if (dependents.length && !request.query.force) throw PLG.DEPENDED_ON({ plugin: current.plugin, dependents })
         await tx.sql('delete from plugin_installations where id = ?::uuid', [current.id])
         const deleted = keepData ? 0 : await host().data.dropPluginData(tx, current.plugin)
-        await appendAudit(tx, tenantId, { ...meta, action: 'plugin.uninstalled', target: { kind: 'plugin_installation', id: current.id }, data: { plugin: current.plugin, keepData, recordsDeleted: deleted, dependents } })
-        await emitEvents(tx, kernelEvent('marketplace.installation.removed', `installation/${current.id}`, { installationId: current.id, plugin: current.plugin, keepData }))
+        await appendAudit(tx, tenantId, {
+          ...meta,
+          action: 'plugin.uninstalled',
+          target: { kind: 'plugin_installation', id: current.id },
+          data: { plugin: current.plugin, keepData, recordsDeleted: deleted, dependents },
+        })
+        await emitEvents(
+          tx,
+          kernelEvent('marketplace.installation.removed', `installation/${current.id}`, {
+            installationId: current.id,
+            plugin: current.plugin,
+            keepData,
+          }),
+        )
       })
       host().forgetTenant(tenantId)
       reply.code(204)

@@ -64,8 +64,11 @@ export const secretsAd = (installationId: string) => `plugin-secrets:${installat
 
 /** Property names the settings schema marks `"secret": true`. */
 export function secretKeys(version: PluginVersion): Set<string> {
-  const props = (version.manifest.settings as { properties?: Record<string, { secret?: boolean }> } | undefined)?.properties ?? {}
-  return new Set(Object.entries(props).flatMap(([k, v]) => (v && typeof v === 'object' && v.secret === true ? [k] : [])))
+  const props =
+    (version.manifest.settings as { properties?: Record<string, { secret?: boolean }> } | undefined)?.properties ?? {}
+  return new Set(
+    Object.entries(props).flatMap(([k, v]) => (v && typeof v === 'object' && v.secret === true ? [k] : [])),
+  )
 }
 
 const settingsValidators = new Map<string, ReturnType<typeof compileJsonSchema>>()
@@ -74,13 +77,20 @@ const settingsValidators = new Map<string, ReturnType<typeof compileJsonSchema>>
  * Validates the whole settings object (secrets included) against the plugin's settings schema,
  * then splits it: plain settings are stored as they are, secrets sealed with AES-256-GCM.
  */
-export function splitSettings(version: PluginVersion, all: Record<string, unknown>): { settings: Record<string, JsonValue>; secrets: Record<string, string> } {
+export function splitSettings(
+  version: PluginVersion,
+  all: Record<string, unknown>,
+): { settings: Record<string, JsonValue>; secrets: Record<string, string> } {
   const schema = version.manifest.settings
   if (schema !== undefined) {
     let validate = settingsValidators.get(version.id)
     if (!validate) settingsValidators.set(version.id, (validate = compileJsonSchema(schema)))
     const problems = validate(all)
-    if (problems.length) throw PLG.SETTINGS_INVALID({ reason: problems.map((p) => `${p.pointer || '/'} ${p.message}`).join('; '), problems })
+    if (problems.length)
+      throw PLG.SETTINGS_INVALID({
+        reason: problems.map((p) => `${p.pointer || '/'} ${p.message}`).join('; '),
+        problems,
+      })
   } else if (Object.keys(all).length > 0) {
     throw PLG.SETTINGS_INVALID({ reason: `${version.name} takes no settings` })
   }
@@ -105,13 +115,21 @@ export function checkConsent(version: PluginVersion, consented: string[]): void 
   if (missing.length || extra.length) throw PLG.CONSENT_MISMATCH({ missing, extra })
 }
 
-export const INSTALLATION_COLS = 'id, tenant_id, plugin, mount, version_id, capabilities, settings, secret_names, secrets_enc, status, installed_by, created_at, updated_at'
+export const INSTALLATION_COLS =
+  'id, tenant_id, plugin, mount, version_id, capabilities, settings, secret_names, secrets_enc, status, installed_by, created_at, updated_at'
 
 /** Inserts the installation in the tenant's transaction; a second install of the plugin, or a taken mount, is a conflict. */
 export async function insertInstallation(
   tx: Tx,
   box: SecretBox,
-  input: { version: PluginVersion; mount: string; capabilities: string[]; settings: Record<string, JsonValue>; secrets: Record<string, string>; installedBy: string },
+  input: {
+    version: PluginVersion
+    mount: string
+    capabilities: string[]
+    settings: Record<string, JsonValue>
+    secrets: Record<string, string>
+    installedBy: string
+  },
 ): Promise<Installation> {
   const id = uuidv7()
   const names = Object.keys(input.secrets)
@@ -120,7 +138,17 @@ export async function insertInstallation(
     `insert into plugin_installations (id, plugin, mount, version_id, capabilities, settings, secret_names, secrets_enc, installed_by)
      values (?::uuid, ?, ?, ?::uuid, ?::text[], ?::jsonb, ?::text[], ?, ?)
      on conflict do nothing returning ${INSTALLATION_COLS}`,
-    [id, input.version.name, input.mount, input.version.id, input.capabilities, JSON.stringify(input.settings), names, sealed, input.installedBy],
+    [
+      id,
+      input.version.name,
+      input.mount,
+      input.version.id,
+      input.capabilities,
+      JSON.stringify(input.settings),
+      names,
+      sealed,
+      input.installedBy,
+    ],
   )
   if (!rows[0]) throw PLG.ALREADY_INSTALLED({ name: input.version.name })
   return toInstallation(rows[0])

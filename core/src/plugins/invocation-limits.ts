@@ -22,8 +22,10 @@ export class InvocationLimiter {
   enter(tenantId: string, installationId: string): () => void {
     const t = this.tenants.get(tenantId) ?? 0
     const i = this.installations.get(installationId) ?? 0
-    if (t >= this.caps.perTenant) throw PLG.TOO_MANY_INVOCATIONS({ scope: 'tenant', limit: this.caps.perTenant, retryAfterSeconds: 1 })
-    if (i >= this.caps.perInstallation) throw PLG.TOO_MANY_INVOCATIONS({ scope: 'installation', limit: this.caps.perInstallation, retryAfterSeconds: 1 })
+    if (t >= this.caps.perTenant)
+      throw PLG.TOO_MANY_INVOCATIONS({ scope: 'tenant', limit: this.caps.perTenant, retryAfterSeconds: 1 })
+    if (i >= this.caps.perInstallation)
+      throw PLG.TOO_MANY_INVOCATIONS({ scope: 'installation', limit: this.caps.perInstallation, retryAfterSeconds: 1 })
     this.tenants.set(tenantId, t + 1)
     this.installations.set(installationId, i + 1)
     let left = false

@@ -10,7 +10,8 @@ import type { Caller, InvocationTree } from './host-calls.js'
  */
 export function retryable(err: unknown): boolean {
   if (!isTrellisError(err) || err.code !== 'SBX_ERR_WORKER_LOST') return false
-  const marker = (err as { retryable?: boolean }).retryable ?? (err.details as { retryable?: boolean } | null | undefined)?.retryable
+  const marker =
+    (err as { retryable?: boolean }).retryable ?? (err.details as { retryable?: boolean } | null | undefined)?.retryable
   return marker !== false
 }
 
@@ -20,7 +21,11 @@ export function retryable(err: unknown): boolean {
  * of `denials`, so refusals made later (by code the host stopped waiting for) are written by a
  * later call.
  */
-export async function auditDenials(k: KernelContext, req: { tenantId: string; caller: Caller; entry: { kind: string; name: string } }, denials: InvocationTree['denials']): Promise<void> {
+export async function auditDenials(
+  k: KernelContext,
+  req: { tenantId: string; caller: Caller; entry: { kind: string; name: string } },
+  denials: InvocationTree['denials'],
+): Promise<void> {
   if (denials.size === 0) return
   const taken = [...denials.values()]
   denials.clear()
@@ -33,7 +38,14 @@ export async function auditDenials(k: KernelContext, req: { tenantId: string; ca
           action: 'plugin.capability.denied',
           actor: { kind: 'plugin' as const, id: d.plugin },
           target: { kind: 'plugin_installation', id: d.installationId },
-          data: { caller: { kind: req.caller.kind, id: req.caller.id }, entry: req.entry, op: d.op, target: d.target, reason: d.reason, count: d.count },
+          data: {
+            caller: { kind: req.caller.kind, id: req.caller.id },
+            entry: req.entry,
+            op: d.op,
+            target: d.target,
+            reason: d.reason,
+            count: d.count,
+          },
         })),
       ),
     )

@@ -23,7 +23,8 @@ export interface InvocationRecord {
 
 const MAX_LOG_LINES = 100
 const MAX_LOG_MESSAGE = 2000
-const COLS = '(id, tenant_id, installation_id, plugin, version, entry_kind, entry_name, caller_kind, caller_id, started_at, wall_ms, cpu_ms, host_calls, outcome, error_code, logs)'
+const COLS =
+  '(id, tenant_id, installation_id, plugin, version, entry_kind, entry_name, caller_kind, caller_id, started_at, wall_ms, cpu_ms, host_calls, outcome, error_code, logs)'
 const VALUES = '(?::uuid, ?::uuid, ?::uuid, ?, ?, ?, ?, ?, ?, ?::timestamptz, ?, ?, ?, ?, ?, ?::jsonb)'
 
 /**
@@ -43,8 +44,17 @@ export class InvocationRecorder {
   ) {}
 
   record(rec: InvocationRecord): void {
-    if (rec.logs.length > MAX_LOG_LINES) rec.logs = [...rec.logs.slice(0, MAX_LOG_LINES), { level: 'warn', message: `${rec.logs.length - MAX_LOG_LINES} more log lines dropped`, time: rec.logs[MAX_LOG_LINES]!.time }]
-    for (const l of rec.logs) if (l.message.length > MAX_LOG_MESSAGE) l.message = l.message.slice(0, MAX_LOG_MESSAGE) + '…'
+    if (rec.logs.length > MAX_LOG_LINES)
+      rec.logs = [
+        ...rec.logs.slice(0, MAX_LOG_LINES),
+        {
+          level: 'warn',
+          message: `${rec.logs.length - MAX_LOG_LINES} more log lines dropped`,
+          time: rec.logs[MAX_LOG_LINES]!.time,
+        },
+      ]
+    for (const l of rec.logs)
+      if (l.message.length > MAX_LOG_MESSAGE) l.message = `${l.message.slice(0, MAX_LOG_MESSAGE)}…`
     this.buffer.push(rec)
     if (!this.timer) {
       this.timer = setTimeout(() => void this.flush(), this.delayMs)
@@ -72,7 +82,24 @@ export class InvocationRecorder {
           await this.db.inOrg(tenantId, (tx) =>
             tx.sql(
               `insert into plugin_invocations ${COLS} values ${chunk.map(() => VALUES).join(', ')} on conflict (id) do nothing`,
-              chunk.flatMap((r) => [r.id, r.tenantId, r.installationId, r.plugin, r.version, r.entryKind, r.entryName, r.callerKind, r.callerId, r.startedAt, r.wallMs, r.cpuMs, r.hostCalls, r.outcome, r.errorCode, JSON.stringify(r.logs)]),
+              chunk.flatMap((r) => [
+                r.id,
+                r.tenantId,
+                r.installationId,
+                r.plugin,
+                r.version,
+                r.entryKind,
+                r.entryName,
+                r.callerKind,
+                r.callerId,
+                r.startedAt,
+                r.wallMs,
+                r.cpuMs,
+                r.hostCalls,
+                r.outcome,
+                r.errorCode,
+                JSON.stringify(r.logs),
+              ]),
             ),
           )
         } catch (err) {

@@ -205,7 +205,8 @@ export class InvocationTx {
       // shorter limit while others wait for a connection (the pool is exhausted, or it is the
       // embedded database's only one). Others keep the whole limit, so a plugin that is merely
       // slow to finish on a busy machine, or a tenant's own concurrent work, is not cut off.
-      const contended = idle >= contendedIdleMs && this.gate.suspect(this.tenantId) && this.k.db.waitingForConnection() > 0
+      const contended =
+        idle >= contendedIdleMs && this.gate.suspect(this.tenantId) && this.k.db.waitingForConnection() > 0
       if (idle >= idleMs || contended) {
         const err = PLG.TRANSACTION_IDLE({ limitMs: contended ? contendedIdleMs : idleMs })
         this.gate.strike(this.tenantId)

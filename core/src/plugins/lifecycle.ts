@@ -4,13 +4,28 @@ import type { KernelContext } from '../kernel-context.js'
 import { KRN, PLG } from '../errors.js'
 import { appendAudit, type AuditRecord } from '../audit/audit-log.js'
 import { emitEvents, kernelEvent } from '../events/outbox.js'
-import { checkConsent, defaultMount, insertInstallation, INSTALLATION_COLS, openSecrets, splitSettings, toInstallation, type Installation, type InstallationRow } from './installations.js'
+import {
+  checkConsent,
+  defaultMount,
+  insertInstallation,
+  INSTALLATION_COLS,
+  openSecrets,
+  splitSettings,
+  toInstallation,
+  type Installation,
+  type InstallationRow,
+} from './installations.js'
 import { orgTx } from '../kernel-context.js'
 import type { PluginVersion } from './versions.js'
 import { assertGrantable } from './grantable.js'
 
 /** A version a tenant may install now: approved, and not blocked. */
-export async function installableVersion(k: KernelContext, tx: Tx, plugin: string, version: string): Promise<PluginVersion> {
+export async function installableVersion(
+  k: KernelContext,
+  tx: Tx,
+  plugin: string,
+  version: string,
+): Promise<PluginVersion> {
   const v = await k.plugins.versions.find(tx, plugin, version)
   if (!v) throw PLG.VERSION_NOT_FOUND({ name: plugin, version })
   if (v.status === 'blocked') throw PLG.VERSION_BLOCKED({ name: v.name, version: v.version })
@@ -30,17 +45,40 @@ export function listDiff(from: readonly string[], to: readonly string[]): { adde
  * The version's dependencies must be installed (and active) in the tenant with versions in the
  * ranges it states; the error names what to install, and the newest approved version that fits.
  */
-export async function checkDependencies(k: KernelContext, tx: Tx, tenantId: string, version: PluginVersion): Promise<void> {
+export async function checkDependencies(
+  k: KernelContext,
+  tx: Tx,
+  tenantId: string,
+  version: PluginVersion,
+): Promise<void> {
   const deps = Object.entries(version.manifest.dependencies ?? {})
   if (deps.length === 0) return
   const installed = (await k.plugins.installed(tenantId, tx)).byPlugin
   for (const [name, range] of deps) {
     const inst = installed.get(name)
     const current = inst ? await k.plugins.versions.byId(tx, inst.versionId) : undefined
-    if (inst && inst.status === 'active' && current && semver.satisfies(current.version, range, { includePrerelease: true })) continue
-    const candidates = await tx.sql<{ version: string }>(`select version from plugin_versions where name = ? and status = 'approved'`, [name])
-    const best = semver.maxSatisfying(candidates.map((c) => c.version), range)
-    throw PLG.DEPENDENCY_MISSING({ plugin: version.name, dependency: name, range, installed: current?.version ?? null, available: best })
+    if (
+      inst &&
+      inst.status === 'active' &&
+      current &&
+      semver.satisfies(current.version, range, { includePrerelease: true })
+    )
+      continue
+    const candidates = await tx.sql<{ version: string }>(
+      `select version from plugin_versions where name = ? and status = 'approved'`,
+      [name],
+    )
+    const best = semver.maxSatisfying(
+      candidates.map((c) => c.version),
+      range,
+    )
+    throw PLG.DEPENDENCY_MISSING({
+      plugin: version.name,
+      dependency: name,
+      range,
+      installed: current?.version ?? null,
+      available: best,
+    })
   }
 }
 
@@ -50,12 +88,15 @@ export async function dependentsOf(k: KernelContext, tx: Tx, tenantId: string, p
   for (const inst of (await k.plugins.installed(tenantId, tx)).byId.values()) {
     if (inst.plugin === plugin) continue
     const v = await k.plugins.versions.byId(tx, inst.versionId)
-    if (v?.manifest.dependencies && Object.prototype.hasOwnProperty.call(v.manifest.dependencies, plugin)) out.push(inst.plugin)
+    if (v?.manifest.dependencies && Object.hasOwn(v.manifest.dependencies, plugin)) out.push(inst.plugin)
   }
   return out
 }
 
-export async function loadInstallation(tx: Tx, id: string): Promise<Installation & { history: HistoryEntry[]; pendingVersionId: string | null }> {
+export async function loadInstallation(
+  tx: Tx,
+  id: string,
+): Promise<Installation & { history: HistoryEntry[]; pendingVersionId: string | null }> {
   const [row] = await tx.sql<InstallationRow & { history: HistoryEntry[]; pending_version_id: string | null }>(
     `select ${INSTALLATION_COLS}, history, pending_version_id from plugin_installations where id = ?::uuid`,
     [id],
@@ -88,7 +129,10 @@ export async function switchVersion(
   await checkDependencies(k, tx, inst.tenantId, to)
   // The settings stored must still be valid under the new version's schema.
   splitSettings(to, { ...inst.settings, ...openSecrets(k.secrets, inst) })
-  const history = how.action === 'upgraded' ? [...inst.history, { versionId: from.id, version: from.version, at: new Date().toISOString() }] : inst.history.filter((h) => h.versionId !== to.id)
+  const history =
+    how.action === 'upgraded'
+      ? [...inst.history, { versionId: from.id, version: from.version, at: new Date().toISOString() }]
+      : inst.history.filter((h) => h.versionId !== to.id)
   const [row] = await tx.sql<InstallationRow>(
     `update plugin_installations set version_id = ?::uuid, capabilities = ?::text[], history = ?::jsonb, pending_version_id = null, updated_at = now()
       where id = ?::uuid returning ${INSTALLATION_COLS}`,
@@ -100,11 +144,25 @@ export async function switchVersion(
     ...how.meta,
     action: `plugin.${how.action}`,
     target: { kind: 'plugin_installation', id: inst.id },
-    data: { plugin: to.name, from: from.version, to: to.version, sha256: to.sha256, capabilities: to.manifest.capabilities, added: diff.added, removed: diff.removed },
+    data: {
+      plugin: to.name,
+      from: from.version,
+      to: to.version,
+      sha256: to.sha256,
+      capabilities: to.manifest.capabilities,
+      added: diff.added,
+      removed: diff.removed,
+    },
   })
   await emitEvents(
     tx,
-    kernelEvent(`marketplace.installation.${how.action}`, `installation/${inst.id}`, { installationId: inst.id, plugin: to.name, version: to.version, capabilities: to.manifest.capabilities, from: from.version }),
+    kernelEvent(`marketplace.installation.${how.action}`, `installation/${inst.id}`, {
+      installationId: inst.id,
+      plugin: to.name,
+      version: to.version,
+      capabilities: to.manifest.capabilities,
+      from: from.version,
+    }),
   )
   return toInstallation(row!)
 }
@@ -117,7 +175,14 @@ export async function switchVersion(
 export async function installVersion(
   k: KernelContext,
   tenantId: string,
-  req: { plugin: string; version: string; capabilities: string[]; settings: Record<string, unknown>; mount?: string; installedBy: string },
+  req: {
+    plugin: string
+    version: string
+    capabilities: string[]
+    settings: Record<string, unknown>
+    mount?: string
+    installedBy: string
+  },
   meta: Pick<AuditRecord, 'actor' | 'ip' | 'requestId'>,
 ): Promise<Installation> {
   const inst = await orgTx(k, tenantId, async (tx) => {
@@ -126,15 +191,37 @@ export async function installVersion(
     checkConsent(version, req.capabilities)
     await checkDependencies(k, tx, tenantId, version)
     const { settings, secrets } = splitSettings(version, req.settings)
-    const created = await insertInstallation(tx, k.secrets, { version, mount: req.mount ?? defaultMount(version.name), capabilities: version.manifest.capabilities, settings, secrets, installedBy: req.installedBy })
+    const created = await insertInstallation(tx, k.secrets, {
+      version,
+      mount: req.mount ?? defaultMount(version.name),
+      capabilities: version.manifest.capabilities,
+      settings,
+      secrets,
+      installedBy: req.installedBy,
+    })
     await k.plugins.data.ensureIndexes(tx, version.name, version.manifest.collections ?? {})
     await appendAudit(tx, tenantId, {
       ...meta,
       action: 'plugin.installed',
       target: { kind: 'plugin_installation', id: created.id },
-      data: { plugin: version.name, version: version.version, sha256: version.sha256, capabilities: created.capabilities, settings: Object.keys(settings), secrets: Object.keys(secrets) },
+      data: {
+        plugin: version.name,
+        version: version.version,
+        sha256: version.sha256,
+        capabilities: created.capabilities,
+        settings: Object.keys(settings),
+        secrets: Object.keys(secrets),
+      },
     })
-    await emitEvents(tx, kernelEvent('marketplace.installation.created', `installation/${created.id}`, { installationId: created.id, plugin: version.name, version: version.version, capabilities: created.capabilities }))
+    await emitEvents(
+      tx,
+      kernelEvent('marketplace.installation.created', `installation/${created.id}`, {
+        installationId: created.id,
+        plugin: version.name,
+        version: version.version,
+        capabilities: created.capabilities,
+      }),
+    )
     return created
   })
   k.plugins.forgetTenant(tenantId)

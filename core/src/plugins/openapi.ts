@@ -4,7 +4,10 @@ import { PLATFORM_ORG } from '../db/database.js'
 import { defaultMount } from './installations.js'
 import { openApiPath, routeTable } from './route-table.js'
 
-type Spec = { paths?: Record<string, Record<string, unknown>>; tags?: Array<{ name: string; description?: string }> } & Record<string, unknown>
+type Spec = {
+  paths?: Record<string, Record<string, unknown>>
+  tags?: Array<{ name: string; description?: string }>
+} & Record<string, unknown>
 
 let cached: { at: number; manifests: PluginManifest[] } | undefined
 const TTL_MS = 5000
@@ -17,7 +20,9 @@ const TTL_MS = 5000
 export async function withPluginPaths(k: KernelContext, spec: Spec): Promise<Spec> {
   if (!cached || Date.now() - cached.at > TTL_MS) {
     const rows = await k.db.inOrg(PLATFORM_ORG, (tx) =>
-      tx.sql<{ manifest: PluginManifest }>(`select distinct on (name) manifest from plugin_versions where status = 'approved' order by name, id desc`),
+      tx.sql<{ manifest: PluginManifest }>(
+        `select distinct on (name) manifest from plugin_versions where status = 'approved' order by name, id desc`,
+      ),
     )
     cached = { at: Date.now(), manifests: rows.map((r) => r.manifest) }
   }
@@ -25,13 +30,21 @@ export async function withPluginPaths(k: KernelContext, spec: Spec): Promise<Spe
   const paths = { ...(spec.paths ?? {}) }
   const tags = [...(spec.tags ?? [])]
   for (const m of cached.manifests) {
-    tags.push({ name: m.name, description: `${m.description ?? 'Plugin'} (${m.name}@${m.version}; answers for tenants that installed it)` })
+    tags.push({
+      name: m.name,
+      description: `${m.description ?? 'Plugin'} (${m.name}@${m.version}; answers for tenants that installed it)`,
+    })
     for (const r of routeTable(m)) {
       const path = `/v1/x/${defaultMount(m.name)}${openApiPath(r.pattern)}`
-      const params = r.segments.flatMap((s) => ('param' in s ? [{ name: s.param, in: 'path', required: true, schema: paramSchema(r.declared.request?.params, s.param) }] : []))
+      const params = r.segments.flatMap((s) =>
+        'param' in s
+          ? [{ name: s.param, in: 'path', required: true, schema: paramSchema(r.declared.request?.params, s.param) }]
+          : [],
+      )
       const responses: Record<string, unknown> = {}
-      for (const [status, schema] of Object.entries(r.declared.response ?? {})) responses[status] = { description: `${status} response`, content: { 'application/json': { schema } } }
-      if (Object.keys(responses).length === 0) responses.default = { description: 'The plugin\'s response' }
+      for (const [status, schema] of Object.entries(r.declared.response ?? {}))
+        responses[status] = { description: `${status} response`, content: { 'application/json': { schema } } }
+      if (Object.keys(responses).length === 0) responses.default = { description: "The plugin's response" }
       paths[path] = {
         ...(paths[path] ?? {}),
         [r.method.toLowerCase()]: {
@@ -39,7 +52,9 @@ export async function withPluginPaths(k: KernelContext, spec: Spec): Promise<Spe
           summary: r.declared.description ?? r.entry,
           ...(r.declared.permission ? { description: `Needs the permission \`${r.declared.permission}\`.` } : {}),
           ...(params.length ? { parameters: params } : {}),
-          ...(r.declared.request?.body !== undefined ? { requestBody: { required: true, content: { 'application/json': { schema: r.declared.request.body } } } } : {}),
+          ...(r.declared.request?.body !== undefined
+            ? { requestBody: { required: true, content: { 'application/json': { schema: r.declared.request.body } } } }
+            : {}),
           responses,
         },
       }

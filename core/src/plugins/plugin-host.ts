@@ -1,7 +1,14 @@
 import { availableParallelism } from 'node:os'
 import { SpanStatusCode, trace } from '@opentelemetry/api'
 import { v7 as uuidv7 } from 'uuid'
-import { isTrellisError, matchesEventPattern, parseCapability, type Capability, type JsonValue, type TrellisEvent } from '@trellis/plugin-sdk'
+import {
+  isTrellisError,
+  matchesEventPattern,
+  parseCapability,
+  type Capability,
+  type JsonValue,
+  type TrellisEvent,
+} from '@trellis/plugin-sdk'
 import { Sandbox, type InvocationError, type InvokeResult, type LogLine, type SandboxLimits } from '@trellis/sandbox'
 import type { Tx } from '../db/database.js'
 import type { KernelContext } from '../kernel-context.js'
@@ -13,7 +20,13 @@ import { KRN, PLG } from '../errors.js'
 import { appendAudit } from '../audit/audit-log.js'
 import { EgressGuard } from '../egress/index.js'
 import type { PluginEventSink, PluginSubscription } from '../events/subscribers.js'
-import { INSTALLATION_COLS, openSecrets, toInstallation, type Installation, type InstallationRow } from './installations.js'
+import {
+  INSTALLATION_COLS,
+  openSecrets,
+  toInstallation,
+  type Installation,
+  type InstallationRow,
+} from './installations.js'
 import { PluginVersions, type PluginVersion } from './versions.js'
 import { InvocationRecorder, type InvocationRecord } from './invocation-recorder.js'
 import { runHostCall, type DataService, type HostServices, type InvocationTree, type Running } from './host-calls.js'
@@ -67,7 +80,13 @@ const MAX_CALL_DEPTH = 8
 const tracer = trace.getTracer('trellis.plugins')
 // Errors that mean the platform, not the plugin, failed: event deliveries are retried on these.
 // A tenant over its concurrency cap is told to come back later: its deliveries wait too.
-const INFRASTRUCTURE = new Set(['SBX_ERR_WORKER_LOST', 'SBX_ERR_SANDBOX_CLOSED', 'KRN_ERR_DATABASE_UNAVAILABLE', 'KRN_ERR_INTERNAL', 'PLG_ERR_TOO_MANY_INVOCATIONS'])
+const INFRASTRUCTURE = new Set([
+  'SBX_ERR_WORKER_LOST',
+  'SBX_ERR_SANDBOX_CLOSED',
+  'KRN_ERR_DATABASE_UNAVAILABLE',
+  'KRN_ERR_INTERNAL',
+  'PLG_ERR_TOO_MANY_INVOCATIONS',
+])
 
 /**
  * The kernel side of plugins: runs installed plugin versions in the sandbox for their tenants,
@@ -98,7 +117,9 @@ export class PluginHost implements PluginEventSink {
    */
   installPolicy: ((tx: Tx, tenantId: string, version: PluginVersion) => Promise<void>) | undefined
   /** Workflows starting on or waiting for an event of the installation's tenant (set by the workflow runtime). */
-  onWorkflowEvent: ((tenantId: string, inst: Installation, version: PluginVersion, event: TrellisEvent) => Promise<void>) | undefined
+  onWorkflowEvent:
+    | ((tenantId: string, inst: Installation, version: PluginVersion, event: TrellisEvent) => Promise<void>)
+    | undefined
   private closed = false
 
   constructor(
@@ -111,7 +132,10 @@ export class PluginHost implements PluginEventSink {
     this.egress = new EgressGuard(options.egressAllow ?? k.config.egressAllow)
     const poolMax = k.db.embedded ? 1 : ((k.db.orm.config.get('pool') as { max?: number } | undefined)?.max ?? 10)
     const limits = resolvePluginLimits(k.config.pluginLimits, options, { embedded: k.db.embedded, poolMax })
-    this.limiter = new InvocationLimiter({ perTenant: limits.maxInvocationsPerTenant, perInstallation: limits.maxInvocationsPerInstallation })
+    this.limiter = new InvocationLimiter({
+      perTenant: limits.maxInvocationsPerTenant,
+      perInstallation: limits.maxInvocationsPerInstallation,
+    })
     this.gate = new TransactionGate(limits.transactionsPerTenant)
     this.txLimits = { idleMs: limits.transactionIdleMs, contendedIdleMs: limits.transactionContendedIdleMs }
     this.services = {
@@ -150,7 +174,13 @@ export class PluginHost implements PluginEventSink {
   }
 
   /** Loads a version's bundle in the sandbox (once) and returns the entries it declares. */
-  async probe(bundle: { id: string; version: string; code: string; sha256: string; sourceMap?: string }): Promise<Record<string, string[]>> {
+  async probe(bundle: {
+    id: string
+    version: string
+    code: string
+    sha256: string
+    sourceMap?: string
+  }): Promise<Record<string, string[]>> {
     const sandbox = await this.sandbox()
     return (await sandbox.load(bundle)).entries
   }
@@ -158,7 +188,13 @@ export class PluginHost implements PluginEventSink {
   private ensureLoaded(v: PluginVersion): Promise<unknown> {
     let p = this.loaded.get(v.id)
     if (!p) {
-      p = this.probe({ id: v.name, version: v.version, code: v.code, sha256: v.sha256, ...(v.sourceMap ? { sourceMap: v.sourceMap } : {}) })
+      p = this.probe({
+        id: v.name,
+        version: v.version,
+        code: v.code,
+        sha256: v.sha256,
+        ...(v.sourceMap ? { sourceMap: v.sourceMap } : {}),
+      })
       this.loaded.set(v.id, p)
       p.catch(() => this.loaded.delete(v.id))
     }
@@ -230,7 +266,12 @@ export class PluginHost implements PluginEventSink {
   }
 
   /** A specific version of an installation's plugin (refusing a disabled installation or a blocked version). */
-  private async pinnedVersion(tenantId: string, tx: Tx | undefined, inst: Installation, versionId: string): Promise<PluginVersion> {
+  private async pinnedVersion(
+    tenantId: string,
+    tx: Tx | undefined,
+    inst: Installation,
+    versionId: string,
+  ): Promise<PluginVersion> {
     if (inst.status !== 'active') throw PLG.INSTALLATION_DISABLED({ name: inst.plugin })
     const v = tx ? await this.versions.byId(tx, versionId) : await this.versions.get(tenantId, versionId)
     if (!v || v.name !== inst.plugin) throw PLG.VERSION_NOT_FOUND({ name: inst.plugin })
@@ -266,7 +307,10 @@ export class PluginHost implements PluginEventSink {
       } catch (err) {
         // A worker lost under an invocation that never committed: roll back (done) and run it again once.
         if (!retryable(err)) throw err
-        this.k.logger.warn({ tenantId: req.tenantId, plugin: req.installation.plugin, entry: req.entry }, 'sandbox worker lost under an invocation: running it again')
+        this.k.logger.warn(
+          { tenantId: req.tenantId, plugin: req.installation.plugin, entry: req.entry },
+          'sandbox worker lost under an invocation: running it again',
+        )
         return await this.invokeOnce(req, hooks, runs, denials)
       }
     } finally {
@@ -283,7 +327,12 @@ export class PluginHost implements PluginEventSink {
     }
   }
 
-  private async invokeOnce<T>(req: InvokeInput, hooks: InvokeHooks<T> | undefined, runs: InvocationTree['runs'], denials: InvocationTree['denials']): Promise<unknown> {
+  private async invokeOnce<T>(
+    req: InvokeInput,
+    hooks: InvokeHooks<T> | undefined,
+    runs: InvocationTree['runs'],
+    denials: InvocationTree['denials'],
+  ): Promise<unknown> {
     let idle: (err: unknown) => void = () => undefined
     const aborted = new Promise<never>((_, reject) => (idle = reject))
     aborted.catch(() => undefined)
@@ -301,7 +350,11 @@ export class PluginHost implements PluginEventSink {
             ? this.versionOf(open, req.installation)
             : this.currentVersion(req.tenantId, req.installation),
       )
-      const running = this.run({ inst: req.installation, version, caps: this.caps(req.installation), tree, caller: req.caller, depth: 0 }, req.entry, req.input)
+      const running = this.run(
+        { inst: req.installation, version, caps: this.caps(req.installation), tree, caller: req.caller, depth: 0 },
+        req.entry,
+        req.input,
+      )
       const output = await Promise.race([running, aborted])
       if (!hooks?.after && tree.uses.size === 0 && !tx.started) {
         await tx.commit(undefined, false)
@@ -313,7 +366,11 @@ export class PluginHost implements PluginEventSink {
             action: 'plugin.capability.used',
             actor: { kind: 'plugin', id: req.installation.plugin },
             target: { kind: 'plugin_installation', id: req.installation.id },
-            data: { caller: { kind: req.caller.kind, id: req.caller.id }, entry: req.entry, uses: [...tree.uses.values()] },
+            data: {
+              caller: { kind: req.caller.kind, id: req.caller.id },
+              entry: req.entry,
+              uses: [...tree.uses.values()],
+            },
           })
         }
         return hooks?.after ? hooks.after(t, output) : output
@@ -328,7 +385,15 @@ export class PluginHost implements PluginEventSink {
   private run(run: Running, entry: InvokeInput['entry'], input: unknown): Promise<unknown> {
     return tracer.startActiveSpan(
       `plugin ${entry.kind} ${entry.name}`,
-      { attributes: { 'tenant.id': run.tree.tenantId, 'plugin.id': run.inst.plugin, 'plugin.version': run.version.version, 'plugin.installation': run.inst.id, 'plugin.entry': `${entry.kind} ${entry.name}` } },
+      {
+        attributes: {
+          'tenant.id': run.tree.tenantId,
+          'plugin.id': run.inst.plugin,
+          'plugin.version': run.version.version,
+          'plugin.installation': run.inst.id,
+          'plugin.entry': `${entry.kind} ${entry.name}`,
+        },
+      },
       async (span) => {
         try {
           const running = this.runInSandbox(run, entry, input)
@@ -371,7 +436,12 @@ export class PluginHost implements PluginEventSink {
         hostCalls: res?.metrics?.hostCalls ?? 0,
         outcome: error ? 'error' : 'ok',
         errorCode: error ?? null,
-        logs: (res?.logs ?? []).map((l: LogLine) => ({ level: l.level, message: l.message, ...(l.fields ? { fields: l.fields } : {}), time: l.time })),
+        logs: (res?.logs ?? []).map((l: LogLine) => ({
+          level: l.level,
+          message: l.message,
+          ...(l.fields ? { fields: l.fields } : {}),
+          time: l.time,
+        })),
       }
       for (const l of this.listeners) l(rec)
       this.recorder.record(rec)
@@ -395,7 +465,10 @@ export class PluginHost implements PluginEventSink {
       return result.output
     } catch (err) {
       const e = err as InvocationError
-      record(e.metrics ? { metrics: e.metrics, logs: e.logs ?? [] } : undefined, isTrellisError(err) ? err.code : 'KRN_ERR_INTERNAL')
+      record(
+        e.metrics ? { metrics: e.metrics, logs: e.logs ?? [] } : undefined,
+        isTrellisError(err) ? err.code : 'KRN_ERR_INTERNAL',
+      )
       throw err
     }
   }
@@ -412,12 +485,17 @@ export class PluginHost implements PluginEventSink {
       return { inst, version: tx ? await this.versionOf(tx, inst) : await this.currentVersion(tree.tenantId, inst) }
     })
     const declared = version.manifest.actions?.[action]
-    if (!declared || !Object.prototype.hasOwnProperty.call(version.manifest.actions, action)) throw KRN.NOT_FOUND({ what: `action ${plugin}#${action}` })
+    if (!declared || !Object.hasOwn(version.manifest.actions!, action))
+      throw KRN.NOT_FOUND({ what: `action ${plugin}#${action}` })
     checkSchema(`${version.id}:action-in:${action}`, declared.input, input ?? null, `input of ${plugin}#${action}`)
     const caller = { kind: 'plugin' as const, id: from.inst.plugin, permissions: from.caller.permissions }
     // Loading the callee's bundle is the kernel's time, not the plugin's: not idle.
     await tree.tx.busyWhile(() => this.ensureLoaded(version))
-    const output = await this.run({ inst, version, caps: this.caps(inst), tree, caller, depth: from.depth + 1 }, { kind: 'action', name: action }, input ?? null)
+    const output = await this.run(
+      { inst, version, caps: this.caps(inst), tree, caller, depth: from.depth + 1 },
+      { kind: 'action', name: action },
+      input ?? null,
+    )
     checkSchema(`${version.id}:action-out:${action}`, declared.output, output, `output of ${plugin}#${action}`)
     return output
   }
@@ -431,10 +509,16 @@ export class PluginHost implements PluginEventSink {
     for (const inst of byId.values()) {
       if (inst.status !== 'active') continue
       const version = await this.versions.get(tenantId, inst.versionId)
-      if (!version || version.status !== 'approved') continue
+      if (version?.status !== 'approved') continue
       const granted = this.caps(inst).flatMap((c) => (c.kind === 'events:subscribe' ? [c.pattern] : []))
       // Handlers, and the events its workflows start on or wait for.
-      const wanted = [...(version.manifest.events?.subscribes ?? []), ...Object.values(version.manifest.workflows ?? {}).flatMap((w) => [...(w.start?.events ?? []), ...(w.waitsFor ?? [])])]
+      const wanted = [
+        ...(version.manifest.events?.subscribes ?? []),
+        ...Object.values(version.manifest.workflows ?? {}).flatMap((w) => [
+          ...(w.start?.events ?? []),
+          ...(w.waitsFor ?? []),
+        ]),
+      ]
       const patterns = [...new Set(wanted.filter((s) => granted.some((g) => matchesEventPattern(g, s) || g === s)))]
       if (patterns.length) out.push({ pluginId: inst.id, patterns })
     }
@@ -444,19 +528,30 @@ export class PluginHost implements PluginEventSink {
   /** Runs the installation's handler for the event; plugin failures are recorded, platform failures retried. */
   async deliver(tenantId: string, installationId: string, event: TrellisEvent): Promise<void> {
     const inst = (await this.installed(tenantId)).byId.get(installationId)
-    if (!inst || inst.status !== 'active') return
+    if (inst?.status !== 'active') return
     const version = await this.versions.get(tenantId, inst.versionId)
     if (!version) return
     const granted = this.caps(inst).flatMap((c) => (c.kind === 'events:subscribe' ? [c.pattern] : []))
     if (!granted.some((g) => matchesEventPattern(g, event.type))) return
     await this.onWorkflowEvent?.(tenantId, inst, version, event)
-    const name = (version.manifest.events?.subscribes ?? []).find((s) => s === event.type || matchesEventPattern(s, event.type))
+    const name = (version.manifest.events?.subscribes ?? []).find(
+      (s) => s === event.type || matchesEventPattern(s, event.type),
+    )
     if (!name) return
     try {
-      await this.invoke({ tenantId, installation: inst, entry: { kind: 'event', name }, input: event, caller: { kind: 'event', id: event.id, permissions: [] } })
+      await this.invoke({
+        tenantId,
+        installation: inst,
+        entry: { kind: 'event', name },
+        input: event,
+        caller: { kind: 'event', id: event.id, permissions: [] },
+      })
     } catch (err) {
       if (isTrellisError(err) && !INFRASTRUCTURE.has(err.code)) {
-        this.k.logger.warn({ tenantId, plugin: inst.plugin, eventId: event.id, code: err.code }, 'plugin event handler failed')
+        this.k.logger.warn(
+          { tenantId, plugin: inst.plugin, eventId: event.id, code: err.code },
+          'plugin event handler failed',
+        )
         return
       }
       throw err

@@ -26,17 +26,27 @@ const VARIABLES: Record<keyof PluginLimits, string> = {
 }
 
 /** Defaults of the limits (the transactions a tenant may hold depend on the pool). */
-export const PLUGIN_LIMIT_DEFAULTS = { maxInvocationsPerTenant: 32, maxInvocationsPerInstallation: 16, transactionIdleMs: 1000, transactionContendedIdleMs: 25 } as const
+export const PLUGIN_LIMIT_DEFAULTS = {
+  maxInvocationsPerTenant: 32,
+  maxInvocationsPerInstallation: 16,
+  transactionIdleMs: 1000,
+  transactionContendedIdleMs: 25,
+} as const
 
 /**
  * The limits in force: those given in code win over the operator's environment, then the
  * defaults (a tenant may hold half the pool's connections, at least one).
  */
-export function resolvePluginLimits(fromEnv: PluginLimits | undefined, fromCode: PluginLimits, db: { embedded: boolean; poolMax: number }): Required<PluginLimits> {
+export function resolvePluginLimits(
+  fromEnv: PluginLimits | undefined,
+  fromCode: PluginLimits,
+  db: { embedded: boolean; poolMax: number },
+): Required<PluginLimits> {
   const pick = <K extends keyof PluginLimits>(key: K): number | undefined => fromCode[key] ?? fromEnv?.[key]
   return {
     maxInvocationsPerTenant: pick('maxInvocationsPerTenant') ?? PLUGIN_LIMIT_DEFAULTS.maxInvocationsPerTenant,
-    maxInvocationsPerInstallation: pick('maxInvocationsPerInstallation') ?? PLUGIN_LIMIT_DEFAULTS.maxInvocationsPerInstallation,
+    maxInvocationsPerInstallation:
+      pick('maxInvocationsPerInstallation') ?? PLUGIN_LIMIT_DEFAULTS.maxInvocationsPerInstallation,
     transactionIdleMs: pick('transactionIdleMs') ?? PLUGIN_LIMIT_DEFAULTS.transactionIdleMs,
     transactionContendedIdleMs: pick('transactionContendedIdleMs') ?? PLUGIN_LIMIT_DEFAULTS.transactionContendedIdleMs,
     transactionsPerTenant: pick('transactionsPerTenant') ?? Math.max(1, Math.floor(db.poolMax / 2)),
@@ -49,7 +59,8 @@ export function parsePluginLimits(env: NodeJS.ProcessEnv): PluginLimits {
   for (const [field, variable] of Object.entries(VARIABLES) as Array<[keyof PluginLimits, string]>) {
     const value = env[variable]?.trim()
     if (value === undefined || value === '') continue
-    if (!/^\d{1,9}$/.test(value) || Number(value) < 1) throw KRN.CONFIG_INVALID({ variable, reason: 'must be a whole number from 1 up' })
+    if (!/^\d{1,9}$/.test(value) || Number(value) < 1)
+      throw KRN.CONFIG_INVALID({ variable, reason: 'must be a whole number from 1 up' })
     limits[field] = Number(value)
   }
   return limits

@@ -32,7 +32,10 @@ export function registerPublisherRoutes(app: Api, k: KernelContext): void {
       schema: {
         tags: ['plugins'],
         summary: 'Invocation records of a plugin across tenants, for its publisher (no tenant, caller or log data)',
-        params: Type.Object({ scope: Type.String({ pattern: '^@[a-z0-9][a-z0-9-]*$' }), name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]*$' }) }),
+        params: Type.Object({
+          scope: Type.String({ pattern: '^@[a-z0-9][a-z0-9-]*$' }),
+          name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]*$' }),
+        }),
         querystring: Type.Object(PageQuery),
         response: { 200: pageOf(PublisherInvocation) },
       },
@@ -43,10 +46,18 @@ export function registerPublisherRoutes(app: Api, k: KernelContext): void {
       const limit = request.query.limit ?? 50
       await k.plugins.recorder.flush()
       const rows = await k.db.inOrg(p.orgId, async (tx) => {
-        const [own] = await tx.sql<{ publisher_id: string | null }>('select publisher_id from plugin_versions where name = ? and publisher_id is not null limit 1', [plugin])
-        const publisher = p.orgKind === 'partner' && p.permissions.has(P.pluginsPublish) && own?.publisher_id === p.orgId
+        const [own] = await tx.sql<{ publisher_id: string | null }>(
+          'select publisher_id from plugin_versions where name = ? and publisher_id is not null limit 1',
+          [plugin],
+        )
+        const publisher =
+          p.orgKind === 'partner' && p.permissions.has(P.pluginsPublish) && own?.publisher_id === p.orgId
         if (!publisher && !isPlatform(p)) throw KRN.NOT_FOUND({ what: `plugin ${plugin}` })
-        return tx.sql<Record<string, unknown>>('select * from trellis_plugin_invocations(?, ?::uuid, ?)', [plugin, decodeCursor(request.query.cursor), limit + 1])
+        return tx.sql<Record<string, unknown>>('select * from trellis_plugin_invocations(?, ?::uuid, ?)', [
+          plugin,
+          decodeCursor(request.query.cursor),
+          limit + 1,
+        ])
       })
       // The tenant admin's view, without what the function never returns (tenant, caller, logs).
       return toPageOf(rows as Array<Record<string, unknown> & { id: string }>, limit, (r) => {

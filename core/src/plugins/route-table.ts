@@ -46,7 +46,11 @@ function weight(r: PluginRoute): number {
  * Finds the route for a method and a path relative to the plugin's mount. Returns `undefined`
  * when nothing matches; `methodMismatch` when the path matches under another method.
  */
-export function matchRoute(manifest: PluginManifest, method: string, path: string): RouteMatch | { methodMismatch: true } | undefined {
+export function matchRoute(
+  manifest: PluginManifest,
+  method: string,
+  path: string,
+): RouteMatch | { methodMismatch: true } | undefined {
   const parts = split(path)
   let pathMatched = false
   for (const route of routeTable(manifest)) {

@@ -4,7 +4,11 @@ import { KRN } from '../errors.js'
 const validators = new Map<string, ReturnType<typeof compileJsonSchema>>()
 
 /** The problems of `value` against a plugin-declared schema, compiled once per key (version + place). */
-export function schemaProblems(key: string, schema: unknown, value: unknown): Array<{ pointer: string; message: string }> {
+export function schemaProblems(
+  key: string,
+  schema: unknown,
+  value: unknown,
+): Array<{ pointer: string; message: string }> {
   if (schema === undefined) return []
   let v = validators.get(key)
   if (!v) validators.set(key, (v = compileJsonSchema(schema)))
@@ -14,5 +18,9 @@ export function schemaProblems(key: string, schema: unknown, value: unknown): Ar
 /** Throws `KRN_ERR_VALIDATION_FAILED` (with the problems) when `value` does not match. */
 export function checkSchema(key: string, schema: unknown, value: unknown, what: string): void {
   const problems = schemaProblems(key, schema, value)
-  if (problems.length) throw KRN.VALIDATION_FAILED({ reason: `${what}: ${problems.map((p) => `${p.pointer || '/'} ${p.message}`).join('; ')}`, problems })
+  if (problems.length)
+    throw KRN.VALIDATION_FAILED({
+      reason: `${what}: ${problems.map((p) => `${p.pointer || '/'} ${p.message}`).join('; ')}`,
+      problems,
+    })
 }

@@ -29,10 +29,14 @@ export function registerUpgradeRoutes(app: Api, k: KernelContext): void {
     {
       schema: {
         tags: ['plugins'],
-        summary: 'Upgrade to a newer approved version: at once when it asks for no new capability, otherwise it waits for consent',
+        summary:
+          'Upgrade to a newer approved version: at once when it asks for no new capability, otherwise it waits for consent',
         params: IdParams,
         querystring: TenantQuery,
-        body: Type.Object({ version: Type.String({ minLength: 1, maxLength: 64 }), capabilities: Type.Optional(Capabilities) }, { additionalProperties: false }),
+        body: Type.Object(
+          { version: Type.String({ minLength: 1, maxLength: 64 }), capabilities: Type.Optional(Capabilities) },
+          { additionalProperties: false },
+        ),
         response: { 200: InstallationView, 202: Pending },
       },
     },
@@ -48,21 +52,43 @@ export function registerUpgradeRoutes(app: Api, k: KernelContext): void {
         await k.plugins.installPolicy?.(tx, tenantId, to)
         const diff = listDiff(inst.capabilities, to.manifest.capabilities)
         if (diff.added.length > 0 && request.body.capabilities === undefined) {
-          await tx.sql('update plugin_installations set pending_version_id = ?::uuid, updated_at = now() where id = ?::uuid', [to.id, inst.id])
-          await appendAudit(tx, tenantId, { ...meta, action: 'plugin.upgrade_pending', target: { kind: 'plugin_installation', id: inst.id }, data: { plugin: to.name, from: from.version, to: to.version, added: diff.added } })
+          await tx.sql(
+            'update plugin_installations set pending_version_id = ?::uuid, updated_at = now() where id = ?::uuid',
+            [to.id, inst.id],
+          )
+          await appendAudit(tx, tenantId, {
+            ...meta,
+            action: 'plugin.upgrade_pending',
+            target: { kind: 'plugin_installation', id: inst.id },
+            data: { plugin: to.name, from: from.version, to: to.version, added: diff.added },
+          })
           await emitEvents(
             tx,
-            kernelEvent('marketplace.installation.upgrade_pending', `installation/${inst.id}`, { installationId: inst.id, plugin: to.name, version: to.version, capabilities: to.manifest.capabilities, from: from.version, added: diff.added }),
+            kernelEvent('marketplace.installation.upgrade_pending', `installation/${inst.id}`, {
+              installationId: inst.id,
+              plugin: to.name,
+              version: to.version,
+              capabilities: to.manifest.capabilities,
+              from: from.version,
+              added: diff.added,
+            }),
           )
           return { pending: true as const, inst, diff }
         }
         if (request.body.capabilities !== undefined) checkConsent(to, request.body.capabilities)
-        return { pending: false as const, inst: await switchVersion(k, tx, inst, from, to, { action: 'upgraded', meta }) }
+        return {
+          pending: false as const,
+          inst: await switchVersion(k, tx, inst, from, to, { action: 'upgraded', meta }),
+        }
       })
       k.plugins.forgetTenant(tenantId)
       if (result.pending) {
         reply.code(202)
-        return { status: 'awaiting_consent' as const, installation: await installationView(k, result.inst), capabilities: result.diff }
+        return {
+          status: 'awaiting_consent' as const,
+          installation: await installationView(k, result.inst),
+          capabilities: result.diff,
+        }
       }
       return installationView(k, result.inst)
     },
@@ -73,7 +99,8 @@ export function registerUpgradeRoutes(app: Api, k: KernelContext): void {
     {
       schema: {
         tags: ['plugins'],
-        summary: 'Consent to the capabilities of the upgrade waiting for it (exactly the new version\'s list), which then happens',
+        summary:
+          "Consent to the capabilities of the upgrade waiting for it (exactly the new version's list), which then happens",
         params: IdParams,
         querystring: TenantQuery,
         body: Type.Object({ capabilities: Capabilities }, { additionalProperties: false }),
@@ -106,7 +133,10 @@ export function registerUpgradeRoutes(app: Api, k: KernelContext): void {
         summary: 'Go back to a version installed before (default: the previous one); it must still be approved',
         params: IdParams,
         querystring: TenantQuery,
-        body: Type.Object({ version: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })) }, { additionalProperties: false }),
+        body: Type.Object(
+          { version: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })) },
+          { additionalProperties: false },
+        ),
         response: { 200: InstallationView },
       },
     },
@@ -118,8 +148,15 @@ export function registerUpgradeRoutes(app: Api, k: KernelContext): void {
         const from = await k.plugins.versions.byId(tx, current.versionId)
         if (!from) throw PLG.VERSION_NOT_FOUND({ name: current.plugin })
         const wanted = request.body.version
-        const entry = wanted ? current.history.find((h) => h.version === wanted) : current.history[current.history.length - 1]
-        if (!entry) throw PLG.NOTHING_TO_ROLL_BACK({ reason: wanted ? `${current.plugin}@${wanted} was never installed here` : `${current.plugin} has no earlier version installed` })
+        const entry = wanted
+          ? current.history.find((h) => h.version === wanted)
+          : current.history[current.history.length - 1]
+        if (!entry)
+          throw PLG.NOTHING_TO_ROLL_BACK({
+            reason: wanted
+              ? `${current.plugin}@${wanted} was never installed here`
+              : `${current.plugin} has no earlier version installed`,
+          })
         const to = await installableVersion(k, tx, current.plugin, entry.version)
         return switchVersion(k, tx, current, from, to, { action: 'rolled_back', meta })
       })

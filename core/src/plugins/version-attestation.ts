@@ -9,7 +9,10 @@
 import { PLATFORM_ORG, type Tx } from '../db/database.js'
 
 /** The audit actions whose `data.sha256` attests a version's code. */
-export const ATTESTING_ACTIONS = Object.freeze({ registered: 'plugin.version.registered', approved: 'marketplace.version.approved' })
+export const ATTESTING_ACTIONS = Object.freeze({
+  registered: 'plugin.version.registered',
+  approved: 'marketplace.version.approved',
+})
 
 /**
  * The digest the platform's audit chain records for version `id` (the latest approval, else the

@@ -54,7 +54,13 @@ export interface VersionUpload {
 }
 
 /** Loads a bundle in the sandbox and returns the entries it declares (the plugin host supplies it). */
-export type EntriesProbe = (bundle: { id: string; version: string; code: string; sha256: string; sourceMap?: string }) => Promise<Record<string, string[]>>
+export type EntriesProbe = (bundle: {
+  id: string
+  version: string
+  code: string
+  sha256: string
+  sourceMap?: string
+}) => Promise<Record<string, string[]>>
 
 const fromRow = (r: VersionRow): PluginVersion => ({
   id: r.id,
@@ -69,7 +75,8 @@ const fromRow = (r: VersionRow): PluginVersion => ({
   createdAt: new Date(r.created_at).toISOString(),
 })
 
-const problems = (issues: ManifestIssue[]) => issues.map((i) => ({ pointer: i.pointer, message: i.message, rule: i.rule }))
+const problems = (issues: ManifestIssue[]) =>
+  issues.map((i) => ({ pointer: i.pointer, message: i.message, rule: i.rule }))
 
 /**
  * The catalogue of plugin versions. Versions are immutable once registered (only `status`
@@ -94,29 +101,71 @@ export class PluginVersions {
    */
   async register(tx: Tx, upload: VersionUpload, probe: EntriesProbe, createdBy: string): Promise<PluginVersion> {
     const v = validateManifest(upload.manifest)
-    if (!v.ok) throw PLG.BUNDLE_INVALID({ reason: `the manifest is invalid: ${v.errors.map((e) => `${e.pointer || '/'} ${e.message}`).join('; ')}`, problems: problems(v.errors) })
+    if (!v.ok)
+      throw PLG.BUNDLE_INVALID({
+        reason: `the manifest is invalid: ${v.errors.map((e) => `${e.pointer || '/'} ${e.message}`).join('; ')}`,
+        problems: problems(v.errors),
+      })
     const manifest = v.manifest
     const sha256 = createHash('sha256').update(upload.code).digest('hex')
-    if (upload.sha256 && upload.sha256.toLowerCase() !== sha256) throw PLG.BUNDLE_INVALID({ reason: 'the bundle does not hash to the stated sha256' })
-    const [taken] = await tx.sql<{ id: string }>('select id from plugin_versions where name = ? and version = ?', [manifest.name, manifest.version])
+    if (upload.sha256 && upload.sha256.toLowerCase() !== sha256)
+      throw PLG.BUNDLE_INVALID({ reason: 'the bundle does not hash to the stated sha256' })
+    const [taken] = await tx.sql<{ id: string }>('select id from plugin_versions where name = ? and version = ?', [
+      manifest.name,
+      manifest.version,
+    ])
     if (taken) throw PLG.VERSION_EXISTS({ name: manifest.name, version: manifest.version })
     let entries: Record<string, string[]>
     try {
-      entries = await probe({ id: manifest.name, version: manifest.version, code: upload.code, sha256, ...(upload.sourceMap ? { sourceMap: upload.sourceMap } : {}) })
+      entries = await probe({
+        id: manifest.name,
+        version: manifest.version,
+        code: upload.code,
+        sha256,
+        ...(upload.sourceMap ? { sourceMap: upload.sourceMap } : {}),
+      })
     } catch (err) {
       throw PLG.BUNDLE_INVALID({ reason: `the bundle does not load in the sandbox: ${(err as Error).message}` })
     }
-    const lint = lintPlugin({ manifest, entries, sizes: { bundleBytes: Buffer.byteLength(upload.code), sourceMapBytes: Buffer.byteLength(upload.sourceMap ?? '') } })
-    if (lint.errors.length) throw PLG.BUNDLE_INVALID({ reason: lint.errors.map((e) => `${e.pointer || '/'} ${e.message}`).join('; '), problems: problems(lint.errors) })
+    const lint = lintPlugin({
+      manifest,
+      entries,
+      sizes: { bundleBytes: Buffer.byteLength(upload.code), sourceMapBytes: Buffer.byteLength(upload.sourceMap ?? '') },
+    })
+    if (lint.errors.length)
+      throw PLG.BUNDLE_INVALID({
+        reason: lint.errors.map((e) => `${e.pointer || '/'} ${e.message}`).join('; '),
+        problems: problems(lint.errors),
+      })
     const a = upload.artifact
     const [row] = await tx.sql<VersionRow>(
       `insert into plugin_versions (id, name, version, sha256, manifest, code, source_map, publisher_id, created_by, status, artifact_sha256, signature, key_id, changelog)
        values (?::uuid, ?, ?, ?, ?::jsonb, ?, ?, ?::uuid, ?, ?, ?, ?, ?::uuid, ?) returning *`,
-      [uuidv7(), manifest.name, manifest.version, sha256, JSON.stringify(manifest), upload.code, upload.sourceMap ?? null, upload.publisherId ?? null, createdBy, upload.status ?? 'checking', a?.sha256 ?? null, a?.signature ?? null, a?.keyId ?? null, a?.changelog ?? ''],
+      [
+        uuidv7(),
+        manifest.name,
+        manifest.version,
+        sha256,
+        JSON.stringify(manifest),
+        upload.code,
+        upload.sourceMap ?? null,
+        upload.publisherId ?? null,
+        createdBy,
+        upload.status ?? 'checking',
+        a?.sha256 ?? null,
+        a?.signature ?? null,
+        a?.keyId ?? null,
+        a?.changelog ?? '',
+      ],
     )
     // The digest registered, in the platform's audit chain: what the kernel verifies the stored
     // code against whenever it loads the version (a row rewritten later does not match it).
-    await appendAudit(tx, PLATFORM_ORG, { actor: { kind: 'system', id: createdBy }, action: ATTESTING_ACTIONS.registered, target: { kind: 'plugin_version', id: row!.id }, data: { plugin: manifest.name, version: manifest.version, sha256 } })
+    await appendAudit(tx, PLATFORM_ORG, {
+      actor: { kind: 'system', id: createdBy },
+      action: ATTESTING_ACTIONS.registered,
+      target: { kind: 'plugin_version', id: row!.id },
+      data: { plugin: manifest.name, version: manifest.version, sha256 },
+    })
     return fromRow(row!)
   }
 
@@ -127,7 +176,10 @@ export class PluginVersions {
       const v = await found.catch(() => undefined)
       if (v) {
         this.statusCheckedAt.set(id, Date.now())
-        const [row] = await tx.sql<{ status: PluginVersion['status'] }>('select status from plugin_versions where id = ?::uuid', [id])
+        const [row] = await tx.sql<{ status: PluginVersion['status'] }>(
+          'select status from plugin_versions where id = ?::uuid',
+          [id],
+        )
         if (row) v.status = row.status
       }
     }
@@ -178,7 +230,19 @@ export class PluginVersions {
     // Its own transaction, not awaited: the caller's rolls back with the refusal.
     void this.db
       .inOrg(PLATFORM_ORG, (tx) =>
-        appendAudit(tx, PLATFORM_ORG, { actor: { kind: 'system', id: 'plugin-versions' }, action: 'plugin.version.unverified', target: { kind: 'plugin_version', id: v.id }, data: { plugin: v.name, version: v.version, sha256: digest, stored: v.sha256, attested: attested ?? null, reason } }),
+        appendAudit(tx, PLATFORM_ORG, {
+          actor: { kind: 'system', id: 'plugin-versions' },
+          action: 'plugin.version.unverified',
+          target: { kind: 'plugin_version', id: v.id },
+          data: {
+            plugin: v.name,
+            version: v.version,
+            sha256: digest,
+            stored: v.sha256,
+            attested: attested ?? null,
+            reason,
+          },
+        }),
       )
       .catch(() => this.reported.delete(v.id))
   }
@@ -196,12 +260,20 @@ export class PluginVersions {
 
   /** A version by name and exact version, or undefined. */
   async find(tx: Tx, name: string, version: string): Promise<PluginVersion | undefined> {
-    const [row] = await tx.sql<{ id: string }>('select id from plugin_versions where name = ? and version = ?', [name, version])
+    const [row] = await tx.sql<{ id: string }>('select id from plugin_versions where name = ? and version = ?', [
+      name,
+      version,
+    ])
     return row ? this.byId(tx, row.id) : undefined
   }
 
   /** Versions, newest first per name, without their code. */
-  async list(tx: Tx, name: string | undefined, after: string | null, limit: number): Promise<Array<Omit<PluginVersion, 'code' | 'sourceMap'>>> {
+  async list(
+    tx: Tx,
+    name: string | undefined,
+    after: string | null,
+    limit: number,
+  ): Promise<Array<Omit<PluginVersion, 'code' | 'sourceMap'>>> {
     const rows = await tx.sql<VersionRow>(
       `select id, name, version, sha256, manifest, '' as code, null as source_map, publisher_id, status, created_at from plugin_versions
         where (?::text is null or name = ?) and (?::uuid is null or id > ?::uuid) order by id limit ?`,
@@ -222,7 +294,10 @@ export class PluginVersions {
 
   /** Moves a version to another status (platform transaction); cached copies learn it at once. */
   async setStatus(tx: Tx, id: string, status: VersionStatus): Promise<PluginVersion> {
-    const [row] = await tx.sql<VersionRow>('update plugin_versions set status = ? where id = ?::uuid returning *', [status, id])
+    const [row] = await tx.sql<VersionRow>('update plugin_versions set status = ? where id = ?::uuid returning *', [
+      status,
+      id,
+    ])
     if (!row) throw PLG.VERSION_NOT_FOUND({ name: id })
     const v = fromRow(row)
     // Cached copies learn the status at once; the code is verified as on any load.

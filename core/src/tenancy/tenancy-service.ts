@@ -50,29 +50,55 @@ type Meta = Pick<AuditRecord, 'actor' | 'ip' | 'requestId'>
  * members' accounts: an address that belongs to an account elsewhere is refused — that person
  * joins through an invitation they accept (ADR 0014), never by being named.
  */
-export async function addMember(tx: Tx, orgId: string, orgKind: OrgKind, roleName: string, admin: NewOrgAdmin, meta: Meta): Promise<string> {
+export async function addMember(
+  tx: Tx,
+  orgId: string,
+  orgKind: OrgKind,
+  roleName: string,
+  admin: NewOrgAdmin,
+  meta: Meta,
+): Promise<string> {
   let [user] = await tx.sql<{ id: string }>('select id from users where lower(email) = lower(?)', [admin.email])
   if (!user) {
     if (!admin.password) throw KRN.VALIDATION_FAILED({ reason: 'admin.password is required for a new user' })
     const hash = admin.passwordHash ?? (await prepareAdmin(admin)).passwordHash!
     user = { id: uuidv7() }
     try {
-      await tx.sql('insert into users (id, email, name, password_hash) values (?::uuid, ?, ?, ?)', [user.id, admin.email, admin.name, hash])
+      await tx.sql('insert into users (id, email, name, password_hash) values (?::uuid, ?, ?, ?)', [
+        user.id,
+        admin.email,
+        admin.name,
+        hash,
+      ])
     } catch (err) {
-      if ((err as { code?: string }).code === '23505') throw KRN.CONFLICT({ reason: 'that address cannot be given a new account; create the organisation without an admin and invite the person' })
+      if ((err as { code?: string }).code === '23505')
+        throw KRN.CONFLICT({
+          reason:
+            'that address cannot be given a new account; create the organisation without an admin and invite the person',
+        })
       throw err
     }
   }
   const [role] = await tx.sql<{ id: string }>('select id from roles where builtin and name = ?', [roleName])
-  const inserted = await tx.sql('insert into memberships (id, tenant_id, org_kind, user_id, role_id) values (?::uuid, ?::uuid, ?, ?::uuid, ?::uuid) on conflict (tenant_id, user_id) do nothing returning id', [
-    uuidv7(),
-    orgId,
-    orgKind,
-    user.id,
-    role!.id,
-  ])
-  await appendAudit(tx, orgId, { ...meta, action: 'membership.created', target: { kind: 'user', id: user.id }, data: { email: admin.email, role: roleName } })
-  if (inserted.length) await emitEvents(tx, kernelEvent('kernel.membership.created', `user/${user.id}`, { userId: user.id, email: admin.email, role: roleName }))
+  const inserted = await tx.sql(
+    'insert into memberships (id, tenant_id, org_kind, user_id, role_id) values (?::uuid, ?::uuid, ?, ?::uuid, ?::uuid) on conflict (tenant_id, user_id) do nothing returning id',
+    [uuidv7(), orgId, orgKind, user.id, role!.id],
+  )
+  await appendAudit(tx, orgId, {
+    ...meta,
+    action: 'membership.created',
+    target: { kind: 'user', id: user.id },
+    data: { email: admin.email, role: roleName },
+  })
+  if (inserted.length)
+    await emitEvents(
+      tx,
+      kernelEvent('kernel.membership.created', `user/${user.id}`, {
+        userId: user.id,
+        email: admin.email,
+        role: roleName,
+      }),
+    )
   return user.id
 }
 

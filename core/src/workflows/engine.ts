@@ -51,7 +51,12 @@ export interface EngineOptions {
 
 // Errors that mean the platform failed, not the step: the job is retried as it is.
 // A tenant over its plugin concurrency cap: the step runs again later, it did not fail.
-const INFRASTRUCTURE = new Set(['SBX_ERR_WORKER_LOST', 'SBX_ERR_SANDBOX_CLOSED', 'KRN_ERR_DATABASE_UNAVAILABLE', 'PLG_ERR_TOO_MANY_INVOCATIONS'])
+const INFRASTRUCTURE = new Set([
+  'SBX_ERR_WORKER_LOST',
+  'SBX_ERR_SANDBOX_CLOSED',
+  'KRN_ERR_DATABASE_UNAVAILABLE',
+  'PLG_ERR_TOO_MANY_INVOCATIONS',
+])
 // Job ids say which run of which step they are (BullMQ refuses ':' in them).
 const jobOf = (tenantId: string, id: string, seq: number, attempt: number, delayMs = 0, suffix = ''): QueueJob => ({
   id: `wf.${id}.${seq}.${attempt}${suffix}`,
@@ -107,7 +112,8 @@ export class WorkflowEngine {
   /** The workflow of an installation's current version, checking the capability. */
   workflowOf(inst: Installation, version: PluginVersion, workflow: string): ManifestWorkflow {
     const wf = version.manifest.workflows?.[workflow]
-    if (!wf || !Object.prototype.hasOwnProperty.call(version.manifest.workflows, workflow)) throw WFL.WORKFLOW_NOT_FOUND({ plugin: inst.plugin, workflow })
+    if (!wf || !Object.hasOwn(version.manifest.workflows!, workflow))
+      throw WFL.WORKFLOW_NOT_FOUND({ plugin: inst.plugin, workflow })
     if (!inst.capabilities.includes('workflows')) throw WFL.NOT_GRANTED({ plugin: inst.plugin })
     return wf
   }
@@ -117,7 +123,16 @@ export class WorkflowEngine {
    * version; returns it and the job to add once the transaction has committed. A `startKey`
    * already used (the same event delivered twice) starts nothing.
    */
-  async create(tx: Tx, tenantId: string, inst: Installation, version: PluginVersion, workflow: string, input: unknown, startedBy: string, startKey?: string): Promise<{ row: InstanceRow; job: QueueJob } | undefined> {
+  async create(
+    tx: Tx,
+    tenantId: string,
+    inst: Installation,
+    version: PluginVersion,
+    workflow: string,
+    input: unknown,
+    startedBy: string,
+    startKey?: string,
+  ): Promise<{ row: InstanceRow; job: QueueJob } | undefined> {
     const wf = this.workflowOf(inst, version, workflow)
     const first = mainSteps(wf)[0]!
     const id = uuidv7()
@@ -125,16 +140,41 @@ export class WorkflowEngine {
       `insert into workflow_instances (id, installation_id, plugin, version_id, version, workflow, status, step, step_seq, attempt, input, started_by, start_key)
        values (?::uuid, ?::uuid, ?, ?::uuid, ?, ?, 'running', ?, 1, 0, ?::jsonb, ?, ?)
        on conflict do nothing returning *`,
-      [id, inst.id, inst.plugin, version.id, version.version, workflow, first, JSON.stringify(input ?? null), startedBy, startKey ?? null],
+      [
+        id,
+        inst.id,
+        inst.plugin,
+        version.id,
+        version.version,
+        workflow,
+        first,
+        JSON.stringify(input ?? null),
+        startedBy,
+        startKey ?? null,
+      ],
     )
     if (!row) return undefined
-    await emitEvents(tx, kernelEvent('workflow.instance.started', `workflow/${id}`, { instanceId: id, plugin: inst.plugin, workflow, version: version.version }))
+    await emitEvents(
+      tx,
+      kernelEvent('workflow.instance.started', `workflow/${id}`, {
+        instanceId: id,
+        plugin: inst.plugin,
+        workflow,
+        version: version.version,
+      }),
+    )
     workflowMetrics.instances.inc({ plugin: inst.plugin, workflow, outcome: 'started' })
     return { row, job: jobOf(tenantId, id, 1, 0) }
   }
 
   /** Starts an instance in its own transaction. */
-  async startInstance(tenantId: string, inst: Installation, workflow: string, input: unknown, startedBy: string): Promise<InstanceRow> {
+  async startInstance(
+    tenantId: string,
+    inst: Installation,
+    workflow: string,
+    input: unknown,
+    startedBy: string,
+  ): Promise<InstanceRow> {
     const created = await orgTx(this.k, tenantId, async (tx) => {
       const version = await this.k.plugins.versionOf(tx, inst)
       return this.create(tx, tenantId, inst, version, workflow, input, startedBy)
@@ -147,9 +187,23 @@ export class WorkflowEngine {
 
   private async runJob(job: RunningJob): Promise<void> {
     if (job.name !== 'step') return
-    const { tenantId, instanceId, seq, attempt } = job.data as { tenantId: string; instanceId: string; seq: number; attempt: number }
-    const [row] = await this.k.db.inOrg(tenantId, (tx) => tx.sql<InstanceRow>('select * from workflow_instances where id = ?::uuid', [instanceId]))
-    if (!row || (row.status !== 'running' && row.status !== 'compensating') || row.step_seq !== seq || row.attempt !== attempt || !row.step) return
+    const { tenantId, instanceId, seq, attempt } = job.data as {
+      tenantId: string
+      instanceId: string
+      seq: number
+      attempt: number
+    }
+    const [row] = await this.k.db.inOrg(tenantId, (tx) =>
+      tx.sql<InstanceRow>('select * from workflow_instances where id = ?::uuid', [instanceId]),
+    )
+    if (
+      !row ||
+      (row.status !== 'running' && row.status !== 'compensating') ||
+      row.step_seq !== seq ||
+      row.attempt !== attempt ||
+      !row.step
+    )
+      return
     const inst = (await this.k.plugins.installed(tenantId)).byId.get(row.installation_id)
     const version = await this.k.plugins.versions.get(tenantId, row.version_id)
     if (!inst || !version) {
@@ -164,22 +218,53 @@ export class WorkflowEngine {
     let jobs: QueueJob[] = []
     try {
       const r = await this.k.plugins.invoke(
-        { tenantId, installation: inst, entry: { kind: 'workflowStep', name: `${row.workflow}.${step}` }, input: row.input, caller: { kind: 'system', id: `workflow:${row.id}`, permissions: [] }, versionId: row.version_id },
+        {
+          tenantId,
+          installation: inst,
+          entry: { kind: 'workflowStep', name: `${row.workflow}.${step}` },
+          input: row.input,
+          caller: { kind: 'system', id: `workflow:${row.id}`, permissions: [] },
+          versionId: row.version_id,
+        },
         {
           before: async (tx) => {
-            const [cur] = await tx.sql<InstanceRow>('select status, step_seq, attempt from workflow_instances where id = ?::uuid for update', [row.id])
-            return Boolean(cur && (cur.status === 'running' || cur.status === 'compensating') && cur.step_seq === seq && cur.attempt === attempt)
+            const [cur] = await tx.sql<InstanceRow>(
+              'select status, step_seq, attempt from workflow_instances where id = ?::uuid for update',
+              [row.id],
+            )
+            return Boolean(
+              cur &&
+                (cur.status === 'running' || cur.status === 'compensating') &&
+                cur.step_seq === seq &&
+                cur.attempt === attempt,
+            )
           },
           after: async (tx, output) => {
             const wallMs = performance.now() - started
             const compensating = row.status === 'compensating'
             await tx.sql(
               `insert into workflow_steps (id, instance_id, seq, step, attempt, status, input, output, started_at, wall_ms) values (?::uuid, ?::uuid, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?::timestamptz, ?)`,
-              [uuidv7(), row.id, seq, step, attempt, compensating ? 'compensated' : 'completed', JSON.stringify(row.input ?? null), JSON.stringify(output ?? null), startedAt.toISOString(), wallMs],
+              [
+                uuidv7(),
+                row.id,
+                seq,
+                step,
+                attempt,
+                compensating ? 'compensated' : 'completed',
+                JSON.stringify(row.input ?? null),
+                JSON.stringify(output ?? null),
+                startedAt.toISOString(),
+                wallMs,
+              ],
             )
-            workflowMetrics.steps.observe({ plugin: row.plugin, workflow: row.workflow, step, outcome: 'completed' }, wallMs / 1000)
+            workflowMetrics.steps.observe(
+              { plugin: row.plugin, workflow: row.workflow, step, outcome: 'completed' },
+              wallMs / 1000,
+            )
             if (compensating) return this.continueCompensation(tx, tenantId, row, row.compensations)
-            const compensations = wf.compensate?.[step] ? [...row.compensations, { step: wf.compensate[step]!, input: output ?? null }] : row.compensations
+            const compensations = wf.compensate?.[step]
+              ? [...row.compensations, { step: wf.compensate[step]!, input: output ?? null }]
+              : row.compensations
             return this.apply(tx, tenantId, { ...row, compensations }, nextAfter(wf, step, output), startedAt)
           },
         },
@@ -189,14 +274,23 @@ export class WorkflowEngine {
       // The platform failed (a lost sandbox worker, the database): the job runs again as it is.
       if (!isTrellisError(err) || INFRASTRUCTURE.has(err.code)) throw err
       const wallMs = performance.now() - started
-      workflowMetrics.steps.observe({ plugin: row.plugin, workflow: row.workflow, step, outcome: 'failed' }, wallMs / 1000)
+      workflowMetrics.steps.observe(
+        { plugin: row.plugin, workflow: row.workflow, step, outcome: 'failed' },
+        wallMs / 1000,
+      )
       jobs = await this.stepFailed(tenantId, row, wf, err, startedAt, wallMs)
     }
     await this.enqueue(jobs)
   }
 
   /** Moves the instance on after a completed step; returns the jobs to add after commit. */
-  private async apply(tx: Tx, tenantId: string, row: InstanceRow, next: Next, stepStartedAt: Date): Promise<QueueJob[]> {
+  private async apply(
+    tx: Tx,
+    tenantId: string,
+    row: InstanceRow,
+    next: Next,
+    stepStartedAt: Date,
+  ): Promise<QueueJob[]> {
     const seq = row.step_seq + 1
     const comps = JSON.stringify(row.compensations)
     switch (next.kind) {
@@ -219,12 +313,28 @@ export class WorkflowEngine {
           if (early) {
             await tx.sql(
               `update workflow_instances set step = ?, step_seq = ?, attempt = 0, input = ?::jsonb, status = 'running', wait = null, run_at = now(), compensations = ?::jsonb, updated_at = now() where id = ?::uuid`,
-              [next.next, seq, JSON.stringify({ event: early, timedOut: false, input: next.input ?? null }), comps, row.id],
+              [
+                next.next,
+                seq,
+                JSON.stringify({ event: early, timedOut: false, input: next.input ?? null }),
+                comps,
+                row.id,
+              ],
             )
             return [jobOf(tenantId, row.id, seq, 0)]
           }
         }
-        const wait: Wait = next.kind === 'wait' ? { kind: 'event', type: next.event, match: next.match, next: next.next, onTimeout: next.onTimeout, input: next.input } : { kind: 'timer', next: next.next, input: next.input }
+        const wait: Wait =
+          next.kind === 'wait'
+            ? {
+                kind: 'event',
+                type: next.event,
+                match: next.match,
+                next: next.next,
+                onTimeout: next.onTimeout,
+                input: next.input,
+              }
+            : { kind: 'timer', next: next.next, input: next.input }
         const ms = next.kind === 'wait' ? next.timeoutMs : next.ms
         await tx.sql(
           `update workflow_instances set step = null, step_seq = ?, attempt = 0, status = 'waiting', wait = ?::jsonb, run_at = now() + (? || ' milliseconds')::interval, compensations = ?::jsonb, updated_at = now() where id = ?::uuid`,
@@ -238,13 +348,41 @@ export class WorkflowEngine {
         await tx.sql(
           `insert into workflow_tasks (id, instance_id, step_seq, plugin, workflow, title, role, assignee, form, outcomes, next, data, input, sla_ms, due_at, escalate_to)
            values (?::uuid, ?::uuid, ?, ?, ?, ?, ?, ?::uuid, ?::jsonb, ?::text[], ?::jsonb, ?::jsonb, ?::jsonb, ?, case when ?::bigint is null then null else now() + (? || ' milliseconds')::interval end, ?)`,
-          [taskId, row.id, seq, row.plugin, row.workflow, t.title, t.role, t.assignee, t.form ? JSON.stringify(t.form) : null, t.outcomes, JSON.stringify(t.next), JSON.stringify(t.data ?? null), JSON.stringify(t.input ?? null), t.slaMs, t.slaMs, String(t.slaMs ?? 0), t.escalateTo],
+          [
+            taskId,
+            row.id,
+            seq,
+            row.plugin,
+            row.workflow,
+            t.title,
+            t.role,
+            t.assignee,
+            t.form ? JSON.stringify(t.form) : null,
+            t.outcomes,
+            JSON.stringify(t.next),
+            JSON.stringify(t.data ?? null),
+            JSON.stringify(t.input ?? null),
+            t.slaMs,
+            t.slaMs,
+            String(t.slaMs ?? 0),
+            t.escalateTo,
+          ],
         )
         await tx.sql(
           `update workflow_instances set step = null, step_seq = ?, attempt = 0, status = 'waiting', wait = ?::jsonb, run_at = 'infinity', compensations = ?::jsonb, updated_at = now() where id = ?::uuid`,
           [seq, JSON.stringify({ kind: 'task', taskId }), comps, row.id],
         )
-        await emitEvents(tx, kernelEvent('workflow.task.created', `workflow/${row.id}`, { taskId, instanceId: row.id, plugin: row.plugin, workflow: row.workflow, title: t.title, role: t.role }))
+        await emitEvents(
+          tx,
+          kernelEvent('workflow.task.created', `workflow/${row.id}`, {
+            taskId,
+            instanceId: row.id,
+            plugin: row.plugin,
+            workflow: row.workflow,
+            title: t.title,
+            role: t.role,
+          }),
+        )
         workflowMetrics.tasks.inc({ plugin: row.plugin, workflow: row.workflow, event: 'created' })
         return []
       }
@@ -257,31 +395,64 @@ export class WorkflowEngine {
       `select id, type, subject, data, time from events where type = ? and time >= ?::timestamptz order by id limit 200`,
       [type, new Date(since.getTime() - 2000).toISOString()],
     )
-    const hit = rows.find((e) => Object.entries(match).every(([key, v]) => JSON.stringify(e.data?.[key] ?? null) === JSON.stringify(v)))
-    return hit ? { id: hit.id, type: hit.type, subject: hit.subject, data: hit.data, time: new Date(hit.time).toISOString() } : undefined
+    const hit = rows.find((e) =>
+      Object.entries(match).every(([key, v]) => JSON.stringify(e.data?.[key] ?? null) === JSON.stringify(v)),
+    )
+    return hit
+      ? { id: hit.id, type: hit.type, subject: hit.subject, data: hit.data, time: new Date(hit.time).toISOString() }
+      : undefined
   }
 
   /** Ends an instance (completed, failed or cancelled) and says so. */
-  private async finish(tx: Tx, row: InstanceRow, status: 'completed' | 'failed' | 'cancelled', out: { output?: unknown; error?: unknown }): Promise<void> {
+  private async finish(
+    tx: Tx,
+    row: InstanceRow,
+    status: 'completed' | 'failed' | 'cancelled',
+    out: { output?: unknown; error?: unknown },
+  ): Promise<void> {
     await tx.sql(
       `update workflow_instances set status = ?, step = null, output = ?::jsonb, error = coalesce(?::jsonb, error), wait = null, compensations = '[]', finished_at = now(), updated_at = now() where id = ?::uuid`,
       [status, JSON.stringify(out.output ?? null), out.error === undefined ? null : JSON.stringify(out.error), row.id],
     )
-    await tx.sql(`update workflow_tasks set status = 'cancelled' where instance_id = ?::uuid and status in ('open', 'claimed')`, [row.id])
+    await tx.sql(
+      `update workflow_tasks set status = 'cancelled' where instance_id = ?::uuid and status in ('open', 'claimed')`,
+      [row.id],
+    )
     const data = { instanceId: row.id, plugin: row.plugin, workflow: row.workflow, version: row.version }
-    if (status === 'completed') await emitEvents(tx, kernelEvent('workflow.instance.completed', `workflow/${row.id}`, data))
-    else if (status === 'failed') await emitEvents(tx, kernelEvent('workflow.instance.failed', `workflow/${row.id}`, { ...data, error: (out.error ?? row.error ?? null) as Record<string, unknown> | null }))
+    if (status === 'completed')
+      await emitEvents(tx, kernelEvent('workflow.instance.completed', `workflow/${row.id}`, data))
+    else if (status === 'failed')
+      await emitEvents(
+        tx,
+        kernelEvent('workflow.instance.failed', `workflow/${row.id}`, {
+          ...data,
+          error: (out.error ?? row.error ?? null) as Record<string, unknown> | null,
+        }),
+      )
     workflowMetrics.instances.inc({ plugin: row.plugin, workflow: row.workflow, outcome: status })
-    workflowMetrics.duration.observe({ plugin: row.plugin, workflow: row.workflow, outcome: status }, (Date.now() - new Date(row.started_at).getTime()) / 1000)
+    workflowMetrics.duration.observe(
+      { plugin: row.plugin, workflow: row.workflow, outcome: status },
+      (Date.now() - new Date(row.started_at).getTime()) / 1000,
+    )
   }
 
   /** The workflow failed: undo what completed steps did (newest first), then end as failed. */
-  private async beginFailure(tx: Tx, tenantId: string, row: InstanceRow, error: { code: string; message: string }): Promise<QueueJob[]> {
+  private async beginFailure(
+    tx: Tx,
+    tenantId: string,
+    row: InstanceRow,
+    error: { code: string; message: string },
+  ): Promise<QueueJob[]> {
     await tx.sql('update workflow_instances set error = ?::jsonb where id = ?::uuid', [JSON.stringify(error), row.id])
     return this.continueCompensation(tx, tenantId, { ...row, error }, row.compensations)
   }
 
-  private async continueCompensation(tx: Tx, tenantId: string, row: InstanceRow, remaining: InstanceRow['compensations']): Promise<QueueJob[]> {
+  private async continueCompensation(
+    tx: Tx,
+    tenantId: string,
+    row: InstanceRow,
+    remaining: InstanceRow['compensations'],
+  ): Promise<QueueJob[]> {
     if (remaining.length === 0) {
       await this.finish(tx, row, 'failed', {})
       return []
@@ -296,19 +467,50 @@ export class WorkflowEngine {
   }
 
   /** A step threw (its writes rolled back): retry with backoff, then fail the workflow. */
-  private async stepFailed(tenantId: string, row: InstanceRow, wf: ManifestWorkflow, err: unknown, startedAt: Date, wallMs: number): Promise<QueueJob[]> {
-    const error = { code: isTrellisError(err) ? err.code : 'KRN_ERR_INTERNAL', message: (err as Error)?.message ?? String(err) }
+  private async stepFailed(
+    tenantId: string,
+    row: InstanceRow,
+    wf: ManifestWorkflow,
+    err: unknown,
+    startedAt: Date,
+    wallMs: number,
+  ): Promise<QueueJob[]> {
+    const error = {
+      code: isTrellisError(err) ? err.code : 'KRN_ERR_INTERNAL',
+      message: (err as Error)?.message ?? String(err),
+    }
     return orgTx(this.k, tenantId, async (tx) => {
-      const [cur] = await tx.sql<InstanceRow>('select * from workflow_instances where id = ?::uuid for update', [row.id])
-      if (!cur || cur.step_seq !== row.step_seq || cur.attempt !== row.attempt || (cur.status !== 'running' && cur.status !== 'compensating')) return []
+      const [cur] = await tx.sql<InstanceRow>('select * from workflow_instances where id = ?::uuid for update', [
+        row.id,
+      ])
+      if (
+        !cur ||
+        cur.step_seq !== row.step_seq ||
+        cur.attempt !== row.attempt ||
+        (cur.status !== 'running' && cur.status !== 'compensating')
+      )
+        return []
       await tx.sql(
         `insert into workflow_steps (id, instance_id, seq, step, attempt, status, input, error, started_at, wall_ms) values (?::uuid, ?::uuid, ?, ?, ?, 'failed', ?::jsonb, ?::jsonb, ?::timestamptz, ?)`,
-        [uuidv7(), cur.id, cur.step_seq, cur.step, cur.attempt, JSON.stringify(cur.input ?? null), JSON.stringify(error), startedAt.toISOString(), wallMs],
+        [
+          uuidv7(),
+          cur.id,
+          cur.step_seq,
+          cur.step,
+          cur.attempt,
+          JSON.stringify(cur.input ?? null),
+          JSON.stringify(error),
+          startedAt.toISOString(),
+          wallMs,
+        ],
       )
       const max = wf.retries?.max ?? 2
       if (cur.attempt < max) {
         const delay = (wf.retries?.backoffMs ?? 1000) * 2 ** cur.attempt
-        await tx.sql(`update workflow_instances set attempt = attempt + 1, run_at = now() + (? || ' milliseconds')::interval, updated_at = now() where id = ?::uuid`, [String(delay), cur.id])
+        await tx.sql(
+          `update workflow_instances set attempt = attempt + 1, run_at = now() + (? || ' milliseconds')::interval, updated_at = now() where id = ?::uuid`,
+          [String(delay), cur.id],
+        )
         return [jobOf(tenantId, cur.id, cur.step_seq, cur.attempt + 1, delay)]
       }
       // A compensation that keeps failing is skipped: the rest still run.
@@ -324,9 +526,18 @@ export class WorkflowEngine {
   // --- resuming -----------------------------------------------------------------------------
 
   /** Resumes a waiting instance at `step` with `input`, in the caller's transaction. */
-  async resume(tx: Tx, tenantId: string, instanceId: string, expect: (w: Wait) => boolean, step: (w: Wait) => string, input: (w: Wait) => unknown): Promise<QueueJob[]> {
-    const [cur] = await tx.sql<InstanceRow>('select * from workflow_instances where id = ?::uuid for update', [instanceId])
-    if (!cur || cur.status !== 'waiting' || !cur.wait || !expect(cur.wait)) return []
+  async resume(
+    tx: Tx,
+    tenantId: string,
+    instanceId: string,
+    expect: (w: Wait) => boolean,
+    step: (w: Wait) => string,
+    input: (w: Wait) => unknown,
+  ): Promise<QueueJob[]> {
+    const [cur] = await tx.sql<InstanceRow>('select * from workflow_instances where id = ?::uuid for update', [
+      instanceId,
+    ])
+    if (cur?.status !== 'waiting' || !cur.wait || !expect(cur.wait)) return []
     await tx.sql(
       `update workflow_instances set status = 'running', step = ?, attempt = 0, input = ?::jsonb, wait = null, run_at = now(), updated_at = now() where id = ?::uuid`,
       [step(cur.wait), JSON.stringify(input(cur.wait) ?? null), cur.id],
@@ -335,13 +546,27 @@ export class WorkflowEngine {
   }
 
   /** An event of the tenant for an installation: start the workflows it starts, resume the instances waiting for it. */
-  private async onEvent(tenantId: string, inst: Installation, version: PluginVersion, event: TrellisEvent): Promise<void> {
+  private async onEvent(
+    tenantId: string,
+    inst: Installation,
+    version: PluginVersion,
+    event: TrellisEvent,
+  ): Promise<void> {
     const jobs = await orgTx(this.k, tenantId, async (tx) => {
       const out: QueueJob[] = []
       for (const [name, wf] of Object.entries(version.manifest.workflows ?? {})) {
         if (!(wf.start?.events ?? []).some((p) => p === event.type || matchesEventPattern(p, event.type))) continue
         if (!inst.capabilities.includes('workflows')) continue
-        const created = await this.create(tx, tenantId, inst, version, name, { event }, `event:${event.id}`, `event:${event.id}`)
+        const created = await this.create(
+          tx,
+          tenantId,
+          inst,
+          version,
+          name,
+          { event },
+          `event:${event.id}`,
+          `event:${event.id}`,
+        )
         if (created) out.push(created.job)
       }
       const waiting = await tx.sql<{ id: string; wait: Wait }>(
@@ -351,7 +576,8 @@ export class WorkflowEngine {
       const data = (event.data ?? {}) as Record<string, unknown>
       for (const w of waiting) {
         const match = (w.wait as Extract<Wait, { kind: 'event' }>).match ?? {}
-        if (!Object.entries(match).every(([key, v]) => JSON.stringify(data[key] ?? null) === JSON.stringify(v))) continue
+        if (!Object.entries(match).every(([key, v]) => JSON.stringify(data[key] ?? null) === JSON.stringify(v)))
+          continue
         const view = { id: event.id, type: event.type, subject: event.subject, data: event.data, time: event.time }
         out.push(
           ...(await this.resume(
@@ -392,7 +618,9 @@ export class WorkflowEngine {
 
   /** Timers that are due, and event waits that timed out. */
   private async dueWaits(): Promise<void> {
-    const due = await this.scan<{ id: string; tenant_id: string }>(`select id, tenant_id from workflow_instances where status = 'waiting' and run_at <= now() and wait ->> 'kind' in ('timer', 'event') order by run_at limit 100`)
+    const due = await this.scan<{ id: string; tenant_id: string }>(
+      `select id, tenant_id from workflow_instances where status = 'waiting' and run_at <= now() and wait ->> 'kind' in ('timer', 'event') order by run_at limit 100`,
+    )
     for (const d of due) {
       const jobs = await orgTx(this.k, d.tenant_id, (tx) =>
         this.resume(
@@ -401,7 +629,10 @@ export class WorkflowEngine {
           d.id,
           (w) => w.kind === 'timer' || w.kind === 'event',
           (w) => (w.kind === 'timer' ? w.next : (w as Extract<Wait, { kind: 'event' }>).onTimeout),
-          (w) => (w.kind === 'timer' ? w.input : { event: null, timedOut: true, input: (w as Extract<Wait, { kind: 'event' }>).input }),
+          (w) =>
+            w.kind === 'timer'
+              ? w.input
+              : { event: null, timedOut: true, input: (w as Extract<Wait, { kind: 'event' }>).input },
         ),
       )
       await this.enqueue(jobs)
@@ -410,10 +641,21 @@ export class WorkflowEngine {
 
   /** Tasks past their SLA: escalated to their escalation role (once), and counted as breaches. */
   private async dueTasks(): Promise<void> {
-    const due = await this.scan<{ id: string; tenant_id: string }>(`select id, tenant_id from workflow_tasks where status in ('open', 'claimed') and escalated_at is null and due_at <= now() order by due_at limit 100`)
+    const due = await this.scan<{ id: string; tenant_id: string }>(
+      `select id, tenant_id from workflow_tasks where status in ('open', 'claimed') and escalated_at is null and due_at <= now() order by due_at limit 100`,
+    )
     for (const d of due) {
       await orgTx(this.k, d.tenant_id, async (tx) => {
-        const [t] = await tx.sql<{ id: string; instance_id: string; plugin: string; workflow: string; role: string | null; escalate_to: string | null; sla_ms: string | null; title: string }>(
+        const [t] = await tx.sql<{
+          id: string
+          instance_id: string
+          plugin: string
+          workflow: string
+          role: string | null
+          escalate_to: string | null
+          sla_ms: string | null
+          title: string
+        }>(
           `update workflow_tasks set escalated_at = now(), role = coalesce(escalate_to, role), status = case when escalate_to is null then status else 'open' end,
                   claimed_by = case when escalate_to is null then claimed_by else null end,
                   due_at = case when escalate_to is null or sla_ms is null then due_at else now() + (sla_ms || ' milliseconds')::interval end
@@ -421,7 +663,17 @@ export class WorkflowEngine {
           [d.id],
         )
         if (!t) return
-        await emitEvents(tx, kernelEvent('workflow.task.escalated', `workflow/${t.instance_id}`, { taskId: t.id, instanceId: t.instance_id, plugin: t.plugin, workflow: t.workflow, title: t.title, role: t.role }))
+        await emitEvents(
+          tx,
+          kernelEvent('workflow.task.escalated', `workflow/${t.instance_id}`, {
+            taskId: t.id,
+            instanceId: t.instance_id,
+            plugin: t.plugin,
+            workflow: t.workflow,
+            title: t.title,
+            role: t.role,
+          }),
+        )
         workflowMetrics.tasks.inc({ plugin: t.plugin, workflow: t.workflow, event: 'escalated' })
       })
     }
@@ -449,17 +701,35 @@ export class WorkflowEngine {
         const every = wf.start?.everyMs
         if (!every) continue
         const jobs = await orgTx(this.k, r.tenant_id, async (tx) => {
-          const [s] = await tx.sql<{ next_at: Date }>('select next_at from workflow_schedules where installation_id = ?::uuid and workflow = ? for update', [r.id, name])
+          const [s] = await tx.sql<{ next_at: Date }>(
+            'select next_at from workflow_schedules where installation_id = ?::uuid and workflow = ? for update',
+            [r.id, name],
+          )
           if (!s) {
-            await tx.sql('insert into workflow_schedules (installation_id, workflow, next_at) values (?::uuid, ?, now() + (? || \' milliseconds\')::interval) on conflict do nothing', [r.id, name, String(every)])
+            await tx.sql(
+              "insert into workflow_schedules (installation_id, workflow, next_at) values (?::uuid, ?, now() + (? || ' milliseconds')::interval) on conflict do nothing",
+              [r.id, name, String(every)],
+            )
             return []
           }
           if (new Date(s.next_at).getTime() > Date.now()) return []
-          await tx.sql(`update workflow_schedules set next_at = now() + (? || ' milliseconds')::interval where installation_id = ?::uuid and workflow = ?`, [String(every), r.id, name])
+          await tx.sql(
+            `update workflow_schedules set next_at = now() + (? || ' milliseconds')::interval where installation_id = ?::uuid and workflow = ?`,
+            [String(every), r.id, name],
+          )
           const inst = (await this.k.plugins.installed(r.tenant_id, tx)).byId.get(r.id)
           if (!inst) return []
           const version = await this.k.plugins.versionOf(tx, inst)
-          const created = await this.create(tx, r.tenant_id, inst, version, name, { scheduledAt: iso(s.next_at) }, 'schedule', `schedule:${iso(s.next_at)}`)
+          const created = await this.create(
+            tx,
+            r.tenant_id,
+            inst,
+            version,
+            name,
+            { scheduledAt: iso(s.next_at) },
+            'schedule',
+            `schedule:${iso(s.next_at)}`,
+          )
           return created ? [created.job] : []
         })
         await this.enqueue(jobs)

@@ -39,7 +39,10 @@ const InstanceView = Type.Object({
   startedAt: Type.String(),
   finishedAt: Type.Union([Type.String(), Type.Null()]),
 })
-const Detail = Type.Intersect([InstanceView, Type.Object({ history: Type.Array(StepView), tasks: Type.Array(TaskView) })])
+const Detail = Type.Intersect([
+  InstanceView,
+  Type.Object({ history: Type.Array(StepView), tasks: Type.Array(TaskView) }),
+])
 const iso = (d: Date | string | null) => (d === null ? null : new Date(d).toISOString())
 
 const instanceView = (r: InstanceRow) => ({
@@ -67,7 +70,14 @@ export function registerInstanceRoutes(app: Api, k: KernelContext): void {
       schema: {
         tags: ['workflows'],
         summary: 'Start a workflow of an installed plugin',
-        body: Type.Object({ plugin: Type.String({ pattern: '^@[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*$' }), workflow: Type.String({ maxLength: 64 }), input: Type.Optional(Type.Unknown()) }, { additionalProperties: false }),
+        body: Type.Object(
+          {
+            plugin: Type.String({ pattern: '^@[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*$' }),
+            workflow: Type.String({ maxLength: 64 }),
+            input: Type.Optional(Type.Unknown()),
+          },
+          { additionalProperties: false },
+        ),
         response: { 201: InstanceView },
       },
     },
@@ -75,7 +85,13 @@ export function registerInstanceRoutes(app: Api, k: KernelContext): void {
       const p = principalOf(request)
       const inst = (await k.plugins.installed(p.orgId)).byPlugin.get(request.body.plugin)
       if (!inst) throw PLG.NOT_INSTALLED({ name: request.body.plugin })
-      const row = await k.workflows.startInstance(p.orgId, inst, request.body.workflow, request.body.input ?? null, `${p.kind}:${p.id}`)
+      const row = await k.workflows.startInstance(
+        p.orgId,
+        inst,
+        request.body.workflow,
+        request.body.input ?? null,
+        `${p.kind}:${p.id}`,
+      )
       reply.code(201)
       return instanceView(row)
     },
@@ -88,8 +104,17 @@ export function registerInstanceRoutes(app: Api, k: KernelContext): void {
       schema: {
         tags: ['workflows'],
         summary: 'Workflow instances, newest first',
-        querystring: Type.Intersect([Type.Object({ plugin: Type.Optional(Type.String()), workflow: Type.Optional(Type.String()), status: Type.Optional(Type.String()) }), Type.Object(PageQuery)]),
-        response: { 200: Type.Object({ items: Type.Array(InstanceView), nextCursor: Type.Union([Type.String(), Type.Null()]) }) },
+        querystring: Type.Intersect([
+          Type.Object({
+            plugin: Type.Optional(Type.String()),
+            workflow: Type.Optional(Type.String()),
+            status: Type.Optional(Type.String()),
+          }),
+          Type.Object(PageQuery),
+        ]),
+        response: {
+          200: Type.Object({ items: Type.Array(InstanceView), nextCursor: Type.Union([Type.String(), Type.Null()]) }),
+        },
       },
     },
     async (request) => {
@@ -100,7 +125,17 @@ export function registerInstanceRoutes(app: Api, k: KernelContext): void {
       const rows = await orgTx(k, p.orgId, (tx) =>
         tx.sql<InstanceRow>(
           `select * from workflow_instances where (?::text is null or plugin = ?) and (?::text is null or workflow = ?) and (?::text is null or status = ?) and (?::uuid is null or id < ?::uuid) order by id desc limit ?`,
-          [q.plugin ?? null, q.plugin ?? null, q.workflow ?? null, q.workflow ?? null, q.status ?? null, q.status ?? null, before, before, limit + 1],
+          [
+            q.plugin ?? null,
+            q.plugin ?? null,
+            q.workflow ?? null,
+            q.workflow ?? null,
+            q.status ?? null,
+            q.status ?? null,
+            before,
+            before,
+            limit + 1,
+          ],
         ),
       )
       return toPageOf(rows, limit, instanceView)
@@ -109,14 +144,29 @@ export function registerInstanceRoutes(app: Api, k: KernelContext): void {
 
   app.get(
     '/workflows/instances/:id',
-    { preHandler: requirePermission(P.workflowsManage), schema: { tags: ['workflows'], summary: 'An instance with its step history and tasks', params: Type.Object({ id: Uuid }), response: { 200: Detail } } },
+    {
+      preHandler: requirePermission(P.workflowsManage),
+      schema: {
+        tags: ['workflows'],
+        summary: 'An instance with its step history and tasks',
+        params: Type.Object({ id: Uuid }),
+        response: { 200: Detail },
+      },
+    },
     async (request) => {
       const p = principalOf(request)
       const { row, steps, tasks } = await orgTx(k, p.orgId, async (tx) => {
-        const [row] = await tx.sql<InstanceRow>('select * from workflow_instances where id = ?::uuid', [request.params.id])
+        const [row] = await tx.sql<InstanceRow>('select * from workflow_instances where id = ?::uuid', [
+          request.params.id,
+        ])
         if (!row) throw WFL.WORKFLOW_NOT_FOUND({ plugin: 'instance', workflow: request.params.id })
-        const steps = await tx.sql<Record<string, unknown>>('select * from workflow_steps where instance_id = ?::uuid order by seq, attempt', [row.id])
-        const tasks = await tx.sql<TaskRow>('select * from workflow_tasks where instance_id = ?::uuid order by id', [row.id])
+        const steps = await tx.sql<Record<string, unknown>>(
+          'select * from workflow_steps where instance_id = ?::uuid order by seq, attempt',
+          [row.id],
+        )
+        const tasks = await tx.sql<TaskRow>('select * from workflow_tasks where instance_id = ?::uuid order by id', [
+          row.id,
+        ])
         return { row, steps, tasks }
       })
       return {
@@ -140,17 +190,38 @@ export function registerInstanceRoutes(app: Api, k: KernelContext): void {
 
   app.post(
     '/workflows/instances/:id/cancel',
-    { preHandler: requirePermission(P.workflowsManage), schema: { tags: ['workflows'], summary: 'Cancel a running or waiting instance (its open tasks are cancelled)', params: Type.Object({ id: Uuid }), response: { 200: InstanceView } } },
+    {
+      preHandler: requirePermission(P.workflowsManage),
+      schema: {
+        tags: ['workflows'],
+        summary: 'Cancel a running or waiting instance (its open tasks are cancelled)',
+        params: Type.Object({ id: Uuid }),
+        response: { 200: InstanceView },
+      },
+    },
     async (request) => {
       const p = principalOf(request)
       const meta = auditMeta(request)
       const row = await orgTx(k, p.orgId, async (tx) => {
-        const [cur] = await tx.sql<InstanceRow>('select * from workflow_instances where id = ?::uuid for update', [request.params.id])
+        const [cur] = await tx.sql<InstanceRow>('select * from workflow_instances where id = ?::uuid for update', [
+          request.params.id,
+        ])
         if (!cur) throw WFL.WORKFLOW_NOT_FOUND({ plugin: 'instance', workflow: request.params.id })
         if (!['running', 'waiting'].includes(cur.status)) throw WFL.NOT_CANCELLABLE({ status: cur.status })
-        const [row] = await tx.sql<InstanceRow>(`update workflow_instances set status = 'cancelled', step = null, wait = null, finished_at = now(), updated_at = now() where id = ?::uuid returning *`, [cur.id])
-        await tx.sql(`update workflow_tasks set status = 'cancelled' where instance_id = ?::uuid and status in ('open', 'claimed')`, [cur.id])
-        await appendAudit(tx, p.orgId, { ...meta, action: 'workflow.instance.cancelled', target: { kind: 'workflow_instance', id: cur.id }, data: { plugin: cur.plugin, workflow: cur.workflow } })
+        const [row] = await tx.sql<InstanceRow>(
+          `update workflow_instances set status = 'cancelled', step = null, wait = null, finished_at = now(), updated_at = now() where id = ?::uuid returning *`,
+          [cur.id],
+        )
+        await tx.sql(
+          `update workflow_tasks set status = 'cancelled' where instance_id = ?::uuid and status in ('open', 'claimed')`,
+          [cur.id],
+        )
+        await appendAudit(tx, p.orgId, {
+          ...meta,
+          action: 'workflow.instance.cancelled',
+          target: { kind: 'workflow_instance', id: cur.id },
+          data: { plugin: cur.plugin, workflow: cur.workflow },
+        })
         return row!
       })
       return instanceView(row)
@@ -163,7 +234,8 @@ export function registerInstanceRoutes(app: Api, k: KernelContext): void {
       preHandler: requirePermission(P.workflowsManage),
       schema: {
         tags: ['workflows'],
-        summary: 'Per workflow and step: count, latency p50/p95, failures, exceptions, human hand-offs, time waiting on people, SLA breaches',
+        summary:
+          'Per workflow and step: count, latency p50/p95, failures, exceptions, human hand-offs, time waiting on people, SLA breaches',
         response: { 200: Type.Object({ workflows: Type.Array(Type.Record(Type.String(), Type.Unknown())) }) },
       },
     },

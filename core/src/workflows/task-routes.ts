@@ -18,7 +18,10 @@ const IdParams = Type.Object({ id: Type.String({ format: 'uuid' }) })
 /** The caller's role names in its organisation (tasks are assigned to roles). */
 async function rolesOf(tx: Tx, p: Principal): Promise<string[]> {
   if (p.kind !== 'user') return []
-  const rows = await tx.sql<{ role_name: string }>('select role_name from trellis_auth_memberships(?::uuid) where tenant_id = ?::uuid', [p.userId, p.orgId])
+  const rows = await tx.sql<{ role_name: string }>(
+    'select role_name from trellis_auth_memberships(?::uuid) where tenant_id = ?::uuid',
+    [p.userId, p.orgId],
+  )
   return rows.map((r) => r.role_name)
 }
 
@@ -42,8 +45,23 @@ export function registerTaskRoutes(app: Api, k: KernelContext): void {
       schema: {
         tags: ['workflows'],
         summary: 'Tasks for my roles, or assigned to me (default: open and claimed ones)',
-        querystring: Type.Intersect([Type.Object({ status: Type.Optional(Type.Union([Type.Literal('open'), Type.Literal('claimed'), Type.Literal('completed'), Type.Literal('cancelled'), Type.Literal('active')])) }), Type.Object(PageQuery)]),
-        response: { 200: Type.Object({ items: Type.Array(TaskView), nextCursor: Type.Union([Type.String(), Type.Null()]) }) },
+        querystring: Type.Intersect([
+          Type.Object({
+            status: Type.Optional(
+              Type.Union([
+                Type.Literal('open'),
+                Type.Literal('claimed'),
+                Type.Literal('completed'),
+                Type.Literal('cancelled'),
+                Type.Literal('active'),
+              ]),
+            ),
+          }),
+          Type.Object(PageQuery),
+        ]),
+        response: {
+          200: Type.Object({ items: Type.Array(TaskView), nextCursor: Type.Union([Type.String(), Type.Null()]) }),
+        },
       },
     },
     async (request) => {
@@ -67,40 +85,73 @@ export function registerTaskRoutes(app: Api, k: KernelContext): void {
   )
 
   const load = async (tx: Tx, p: Principal, id: string, forUpdate: boolean) => {
-    const [t] = await tx.sql<TaskRow>(`select * from workflow_tasks where id = ?::uuid${forUpdate ? ' for update' : ''}`, [id])
+    const [t] = await tx.sql<TaskRow>(
+      `select * from workflow_tasks where id = ?::uuid${forUpdate ? ' for update' : ''}`,
+      [id],
+    )
     if (!t) throw KRN.NOT_FOUND({ what: 'task' })
     const roles = await rolesOf(tx, p)
-    if (!mayAct(t, p, roles)) throw WFL.NOT_YOUR_TASK({ reason: t.assignee ? 'the task is assigned to someone else' : `the task is for the role ${t.role}` })
+    if (!mayAct(t, p, roles))
+      throw WFL.NOT_YOUR_TASK({
+        reason: t.assignee ? 'the task is assigned to someone else' : `the task is for the role ${t.role}`,
+      })
     return t
   }
 
-  app.get('/tasks/:id', { schema: { tags: ['workflows'], summary: 'One task', params: IdParams, response: { 200: TaskView } } }, async (request) => {
-    const p = principalOf(request)
-    return taskView(await orgTx(k, p.orgId, (tx) => load(tx, p, request.params.id, false)))
-  })
+  app.get(
+    '/tasks/:id',
+    { schema: { tags: ['workflows'], summary: 'One task', params: IdParams, response: { 200: TaskView } } },
+    async (request) => {
+      const p = principalOf(request)
+      return taskView(await orgTx(k, p.orgId, (tx) => load(tx, p, request.params.id, false)))
+    },
+  )
 
-  app.post('/tasks/:id/claim', { schema: { tags: ['workflows'], summary: 'Claim a task: others of the role see it as yours', params: IdParams, response: { 200: TaskView } } }, async (request) => {
-    const p = principalOf(request)
-    if (p.kind !== 'user') throw AUTH.FORBIDDEN({ permission: 'a user (not an API key)' })
-    const meta = auditMeta(request)
-    const row = await orgTx(k, p.orgId, async (tx) => {
-      const t = await load(tx, p, request.params.id, true)
-      if (t.status !== 'open' && !(t.status === 'claimed' && t.claimed_by === p.userId)) throw WFL.TASK_NOT_OPEN({ status: t.status === 'claimed' ? 'claimed by someone else' : t.status })
-      const [u] = await tx.sql<TaskRow>(`update workflow_tasks set status = 'claimed', claimed_by = ?::uuid where id = ?::uuid returning *`, [p.userId, t.id])
-      await appendAudit(tx, p.orgId, { ...meta, action: 'workflow.task.claimed', target: { kind: 'workflow_task', id: t.id }, data: { title: t.title, role: t.role } })
-      return u!
-    })
-    return taskView(row)
-  })
+  app.post(
+    '/tasks/:id/claim',
+    {
+      schema: {
+        tags: ['workflows'],
+        summary: 'Claim a task: others of the role see it as yours',
+        params: IdParams,
+        response: { 200: TaskView },
+      },
+    },
+    async (request) => {
+      const p = principalOf(request)
+      if (p.kind !== 'user') throw AUTH.FORBIDDEN({ permission: 'a user (not an API key)' })
+      const meta = auditMeta(request)
+      const row = await orgTx(k, p.orgId, async (tx) => {
+        const t = await load(tx, p, request.params.id, true)
+        if (t.status !== 'open' && !(t.status === 'claimed' && t.claimed_by === p.userId))
+          throw WFL.TASK_NOT_OPEN({ status: t.status === 'claimed' ? 'claimed by someone else' : t.status })
+        const [u] = await tx.sql<TaskRow>(
+          `update workflow_tasks set status = 'claimed', claimed_by = ?::uuid where id = ?::uuid returning *`,
+          [p.userId, t.id],
+        )
+        await appendAudit(tx, p.orgId, {
+          ...meta,
+          action: 'workflow.task.claimed',
+          target: { kind: 'workflow_task', id: t.id },
+          data: { title: t.title, role: t.role },
+        })
+        return u!
+      })
+      return taskView(row)
+    },
+  )
 
   app.post(
     '/tasks/:id/complete',
     {
       schema: {
         tags: ['workflows'],
-        summary: 'Complete a task with an outcome and the form\'s data; the workflow goes on',
+        summary: "Complete a task with an outcome and the form's data; the workflow goes on",
         params: IdParams,
-        body: Type.Object({ outcome: Type.String({ maxLength: 64 }), data: Type.Optional(Type.Record(Type.String(), Type.Unknown())) }, { additionalProperties: false }),
+        body: Type.Object(
+          { outcome: Type.String({ maxLength: 64 }), data: Type.Optional(Type.Record(Type.String(), Type.Unknown())) },
+          { additionalProperties: false },
+        ),
         response: { 200: TaskView },
       },
     },
@@ -112,21 +163,43 @@ export function registerTaskRoutes(app: Api, k: KernelContext): void {
       const data = request.body.data ?? {}
       const { row, jobs } = await orgTx(k, p.orgId, async (tx) => {
         const t = await load(tx, p, request.params.id, true)
-        if (t.status === 'claimed' && t.claimed_by !== p.userId) throw WFL.TASK_NOT_OPEN({ status: 'claimed by someone else' })
+        if (t.status === 'claimed' && t.claimed_by !== p.userId)
+          throw WFL.TASK_NOT_OPEN({ status: 'claimed by someone else' })
         if (t.status !== 'open' && t.status !== 'claimed') throw WFL.TASK_NOT_OPEN({ status: t.status })
         if (!t.outcomes.includes(outcome)) throw WFL.OUTCOME_INVALID({ outcome, outcomes: t.outcomes })
         if (t.form) {
           let validate = formValidators.get(t.id)
           if (!validate) formValidators.set(t.id, (validate = compileJsonSchema(t.form)))
           const problems = validate(data)
-          if (problems.length) throw WFL.FORM_INVALID({ reason: problems.map((x) => `${x.pointer || '/'} ${x.message}`).join('; '), problems })
+          if (problems.length)
+            throw WFL.FORM_INVALID({
+              reason: problems.map((x) => `${x.pointer || '/'} ${x.message}`).join('; '),
+              problems,
+            })
         }
         const [u] = await tx.sql<TaskRow>(
           `update workflow_tasks set status = 'completed', outcome = ?, result = ?::jsonb, completed_by = ?::uuid, completed_at = now() where id = ?::uuid returning *`,
           [outcome, JSON.stringify(data), p.userId, t.id],
         )
-        await appendAudit(tx, p.orgId, { ...meta, action: 'workflow.task.completed', target: { kind: 'workflow_task', id: t.id }, data: { title: t.title, role: t.role, outcome, data, instanceId: t.instance_id } })
-        await emitEvents(tx, kernelEvent('workflow.task.completed', `workflow/${t.instance_id}`, { taskId: t.id, instanceId: t.instance_id, plugin: t.plugin, workflow: t.workflow, title: t.title, role: t.role, outcome, by: p.userId }))
+        await appendAudit(tx, p.orgId, {
+          ...meta,
+          action: 'workflow.task.completed',
+          target: { kind: 'workflow_task', id: t.id },
+          data: { title: t.title, role: t.role, outcome, data, instanceId: t.instance_id },
+        })
+        await emitEvents(
+          tx,
+          kernelEvent('workflow.task.completed', `workflow/${t.instance_id}`, {
+            taskId: t.id,
+            instanceId: t.instance_id,
+            plugin: t.plugin,
+            workflow: t.workflow,
+            title: t.title,
+            role: t.role,
+            outcome,
+            by: p.userId,
+          }),
+        )
         const jobs = await k.workflows.resume(
           tx,
           p.orgId,
@@ -136,7 +209,10 @@ export function registerTaskRoutes(app: Api, k: KernelContext): void {
           () => ({ outcome, data, by: p.userId, input: t.input }),
         )
         workflowMetrics.tasks.inc({ plugin: t.plugin, workflow: t.workflow, event: 'completed' })
-        workflowMetrics.taskWait.observe({ plugin: t.plugin, workflow: t.workflow }, (Date.now() - new Date(t.created_at).getTime()) / 1000)
+        workflowMetrics.taskWait.observe(
+          { plugin: t.plugin, workflow: t.workflow },
+          (Date.now() - new Date(t.created_at).getTime()) / 1000,
+        )
         return { row: u!, jobs }
       })
       await k.workflows.enqueueAfterCommit(jobs)

@@ -48,7 +48,12 @@ export async function workflowMetricsFor(tx: Tx): Promise<Array<Record<string, u
       slaBreaches: t?.sla_breaches ?? 0,
       steps: steps
         .filter((s) => s.plugin === w.plugin && s.workflow === w.workflow)
-        .map((s) => ({ step: s.step, count: s.count, failures: s.failures, latencyMs: { p50: num(s.p50_ms), p95: num(s.p95_ms) } })),
+        .map((s) => ({
+          step: s.step,
+          count: s.count,
+          failures: s.failures,
+          latencyMs: { p50: num(s.p50_ms), p95: num(s.p95_ms) },
+        })),
     }
   })
 }

@@ -15,7 +15,12 @@ export function auditAttacks(t: Test, k: TestKernel) {
   /** A tenant whose chain holds `roles` role creations, sealed. */
   const busyTenant = async (slug: string, roles = 5) => {
     const s = await createTenantWithAdmin(k, `${slug}-${k.kind}`)
-    for (let i = 0; i < roles; i++) t.equal((await k.req('POST', '/v1/roles', { token: s.token, body: { name: `r${i}`, permissions: ['users.read'] } })).status, 201)
+    for (let i = 0; i < roles; i++)
+      t.equal(
+        (await k.req('POST', '/v1/roles', { token: s.token, body: { name: `r${i}`, permissions: ['users.read'] } }))
+          .status,
+        201,
+      )
     await k.kernel.ctx.sealer.flush()
     return s
   }

@@ -9,7 +9,9 @@ import type { TestKernel } from './test-kernel.js'
  */
 export async function registerVersion(k: TestKernel, upload: VersionUpload, status: VersionStatus = 'approved') {
   const ctx = k.kernel.ctx
-  return orgTx(ctx, PLATFORM_ORG, (tx) => ctx.plugins.versions.register(tx, { ...upload, status }, (b) => ctx.plugins.probe(b), 'test'))
+  return orgTx(ctx, PLATFORM_ORG, (tx) =>
+    ctx.plugins.versions.register(tx, { ...upload, status }, (b) => ctx.plugins.probe(b), 'test'),
+  )
 }
 
 /** Moves a version to another status, as a marketplace decision would. */

@@ -43,10 +43,11 @@ export async function startReceiver(respond: (r: Received, n: number) => number 
       }
       return received
     },
-    close: () => new Promise<void>((r) => {
-      server.closeAllConnections()
-      server.close(() => r())
-    }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections()
+        server.close(() => r())
+      }),
   }
 }
 

@@ -12,7 +12,11 @@ export async function freePort(): Promise<number> {
 
 /** A private redis-server for one test only (never the shared one), empty and without persistence. */
 export async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn('/usr/bin/redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(
+    '/usr/bin/redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  )
   await new Promise<void>((resolve, reject) => {
     let out = ''
     child.stdout!.on('data', (d) => {
@@ -27,4 +31,7 @@ export async function startRedis(port: number): Promise<ChildProcess> {
 }
 
 /** Kills a child process (SIGKILL) and waits for it to be gone. */
-export const stopProcess = (child: ChildProcess) => new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : (child.once('exit', () => r()), child.kill('SIGKILL'))))
+export const stopProcess = (child: ChildProcess) =>
+  new Promise<void>((r) =>
+    child.exitCode !== null || child.signalCode !== null ? r() : (child.once('exit', () => r()), child.kill('SIGKILL')),
+  )

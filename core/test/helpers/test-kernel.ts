@@ -25,8 +25,16 @@ export interface TestKernel {
   kernel: Kernel
   kind: DbKind
   /** A fresh, real HTTP-shaped request through the whole stack (Fastify inject). */
-  req(method: string, url: string, opts?: { token?: string; body?: unknown; headers?: Record<string, string>; raw?: string }): Promise<Reply>
-  login(email: string, password: string, orgId?: string): Promise<{ token: string; refreshToken: string; orgId: string }>
+  req(
+    method: string,
+    url: string,
+    opts?: { token?: string; body?: unknown; headers?: Record<string, string>; raw?: string },
+  ): Promise<Reply>
+  login(
+    email: string,
+    password: string,
+    orgId?: string,
+  ): Promise<{ token: string; refreshToken: string; orgId: string }>
   /** SQL as the owner (superuser in tests): for setting up attacks and reading what really got written. */
   ownerSql<T = any>(text: string, params?: unknown[]): Promise<T[]>
   /** SQL in an application transaction scoped to `orgId` (null: no tenant set). */
@@ -55,16 +63,32 @@ export async function createTestDatabase(): Promise<{ url: string; drop: () => P
 }
 
 /** Starts one kernel for a whole test file (or sub-suite) on a fresh database, with a platform admin signed in. */
-export async function startTestKernel(t: Test, kind: DbKind, options: Partial<KernelOptions> = {}): Promise<TestKernel> {
+export async function startTestKernel(
+  t: Test,
+  kind: DbKind,
+  options: Partial<KernelOptions> = {},
+): Promise<TestKernel> {
   let databaseUrl: string | undefined
   if (kind === 'postgres') {
     const db = await createTestDatabase()
     databaseUrl = db.url
     t.teardown(db.drop)
   }
-  const env: NodeJS.ProcessEnv = { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', TRELLIS_SECRET_KEY: randomBytes(32).toString('hex'), TRELLIS_DATA_DIR: '/tmp/trellis-test-unused', PORT: '0', TRELLIS_AUTH_RATE_LIMIT_PER_MINUTE: '100000' }
+  const env: NodeJS.ProcessEnv = {
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    TRELLIS_SECRET_KEY: randomBytes(32).toString('hex'),
+    TRELLIS_DATA_DIR: '/tmp/trellis-test-unused',
+    PORT: '0',
+    TRELLIS_AUTH_RATE_LIMIT_PER_MINUTE: '100000',
+  }
   if (databaseUrl) env.DATABASE_URL = databaseUrl
-  const kernel = await createKernel({ config: loadConfig(env), embeddedDir: 'memory://', migrate: true, rateLimitPerMinute: 100_000, ...options })
+  const kernel = await createKernel({
+    config: loadConfig(env),
+    embeddedDir: 'memory://',
+    migrate: true,
+    rateLimitPerMinute: 100_000,
+    ...options,
+  })
   t.teardown(() => kernel.close())
   await createPlatformAdmin(kernel.ctx, { email: ADMIN.email, password: ADMIN.password })
 
@@ -86,17 +110,31 @@ export async function startTestKernel(t: Test, kind: DbKind, options: Partial<Ke
     if (r.status !== 200) throw new Error(`login ${email} failed: ${r.status} ${JSON.stringify(r.body)}`)
     return { token: r.body.accessToken, refreshToken: r.body.refreshToken, orgId: r.body.org.id }
   }
-  const ownerSql: TestKernel['ownerSql'] = (text, params = []) => kernel.ctx.db.asOwner((tx: Tx) => tx.sql(text, params))
-  const appSql: TestKernel['appSql'] = (orgId, text, params = []) => kernel.ctx.db.inOrg(orgId, (tx) => tx.sql(text, params))
+  const ownerSql: TestKernel['ownerSql'] = (text, params = []) =>
+    kernel.ctx.db.asOwner((tx: Tx) => tx.sql(text, params))
+  const appSql: TestKernel['appSql'] = (orgId, text, params = []) =>
+    kernel.ctx.db.inOrg(orgId, (tx) => tx.sql(text, params))
   const adminToken = (await login(ADMIN.email, ADMIN.password)).token
   return { kernel, kind, req, login, ownerSql, appSql, adminToken, databaseUrl }
 }
 
 /** A tenant (optionally under a partner) with a tenant admin, signed in. */
-export async function createTenantWithAdmin(k: TestKernel, slug: string, opts: { token?: string; partnerId?: string } = {}) {
+export async function createTenantWithAdmin(
+  k: TestKernel,
+  slug: string,
+  opts: { token?: string; partnerId?: string } = {},
+) {
   const email = `admin@${slug}.test`
   const password = `password-of-${slug}`
-  const r = await k.req('POST', '/v1/tenants', { token: opts.token ?? k.adminToken, body: { name: slug, slug, ...(opts.partnerId ? { partnerId: opts.partnerId } : {}), admin: { email, name: `${slug} admin`, password } } })
+  const r = await k.req('POST', '/v1/tenants', {
+    token: opts.token ?? k.adminToken,
+    body: {
+      name: slug,
+      slug,
+      ...(opts.partnerId ? { partnerId: opts.partnerId } : {}),
+      admin: { email, name: `${slug} admin`, password },
+    },
+  })
   if (r.status !== 201) throw new Error(`tenant ${slug}: ${r.status} ${JSON.stringify(r.body)}`)
   const session = await k.login(email, password)
   return { tenant: r.body, email, password, ...session }
@@ -107,7 +145,9 @@ export async function addUser(k: TestKernel, adminToken: string, email: string, 
   const password = `password-of-${email}`
   const invited = await k.req('POST', '/v1/invitations', { token: adminToken, body: { email, role } })
   if (invited.status !== 201) throw new Error(`invite ${email}: ${invited.status} ${JSON.stringify(invited.body)}`)
-  const accepted = await k.req('POST', '/v1/invitations/accept', { body: { token: invited.body.acceptToken, name: email, password } })
+  const accepted = await k.req('POST', '/v1/invitations/accept', {
+    body: { token: invited.body.acceptToken, name: email, password },
+  })
   if (accepted.status !== 200) throw new Error(`accept ${email}: ${accepted.status} ${JSON.stringify(accepted.body)}`)
   const session = await k.login(email, password, accepted.body.org.id)
   const user = (await k.req('GET', `/v1/users/${accepted.body.userId}`, { token: adminToken })).body

@@ -19,39 +19,65 @@ export interface Catalog {
 
 const CatalogView = Type.Object({
   partnerId: Type.String({ format: 'uuid' }),
-  displayName: Type.String({ description: 'What the partner calls its catalog (white-label); empty: the platform\'s name.' }),
-  mode: Type.Union([Type.Literal('all'), Type.Literal('allow_list')], { description: 'all: every listed plugin; allow_list: only `plugins`.' }),
+  displayName: Type.String({
+    description: "What the partner calls its catalog (white-label); empty: the platform's name.",
+  }),
+  mode: Type.Union([Type.Literal('all'), Type.Literal('allow_list')], {
+    description: 'all: every listed plugin; allow_list: only `plugins`.',
+  }),
   plugins: Type.Array(Type.String()),
 })
 
 /** The catalog that applies to a tenant (its partner's), or undefined when none restricts it. */
 export async function catalogForTenant(tx: Tx, tenantId: string): Promise<Catalog | undefined> {
-  const [row] = await tx.sql<{ partner_id: string; display_name: string; mode: 'all' | 'allow_list'; plugins: string[] }>(
-    `select c.* from marketplace_catalogs c join tenants t on t.partner_id = c.partner_id where t.id = ?::uuid`,
-    [tenantId],
-  )
-  return row ? { partnerId: row.partner_id, displayName: row.display_name, mode: row.mode, plugins: row.plugins } : undefined
+  const [row] = await tx.sql<{
+    partner_id: string
+    display_name: string
+    mode: 'all' | 'allow_list'
+    plugins: string[]
+  }>(`select c.* from marketplace_catalogs c join tenants t on t.partner_id = c.partner_id where t.id = ?::uuid`, [
+    tenantId,
+  ])
+  return row
+    ? { partnerId: row.partner_id, displayName: row.display_name, mode: row.mode, plugins: row.plugins }
+    : undefined
 }
 
 /** The catalog a caller browses: its partner's, or — for a tenant — its partner's. */
 export async function catalogForPrincipal(tx: Tx, p: Principal): Promise<Catalog | undefined> {
   if (p.orgKind === 'tenant') return catalogForTenant(tx, p.orgId)
   if (p.orgKind !== 'partner') return undefined
-  const [row] = await tx.sql<{ partner_id: string; display_name: string; mode: 'all' | 'allow_list'; plugins: string[] }>('select * from marketplace_catalogs where partner_id = ?::uuid', [p.orgId])
-  return row ? { partnerId: row.partner_id, displayName: row.display_name, mode: row.mode, plugins: row.plugins } : undefined
+  const [row] = await tx.sql<{
+    partner_id: string
+    display_name: string
+    mode: 'all' | 'allow_list'
+    plugins: string[]
+  }>('select * from marketplace_catalogs where partner_id = ?::uuid', [p.orgId])
+  return row
+    ? { partnerId: row.partner_id, displayName: row.display_name, mode: row.mode, plugins: row.plugins }
+    : undefined
 }
 
 /** The install rule the kernel applies (k.plugins.installPolicy): a tenant installs only what its partner's catalog offers. */
 export async function catalogInstallPolicy(tx: Tx, tenantId: string, version: { name: string }): Promise<void> {
   const catalog = await catalogForTenant(tx, tenantId)
-  if (catalog?.mode === 'allow_list' && !catalog.plugins.includes(version.name)) throw MKT.NOT_IN_CATALOG({ plugin: version.name })
+  if (catalog?.mode === 'allow_list' && !catalog.plugins.includes(version.name))
+    throw MKT.NOT_IN_CATALOG({ plugin: version.name })
 }
 
 export function registerCatalogRoutes(app: Api, k: KernelContext): void {
   app.get(
     '/marketplace/catalog',
-    { preHandler: requirePermission(), schema: { tags: ['marketplace'], summary: 'The channel catalog that applies to you (your partner\'s), or null', response: { 200: Type.Union([CatalogView, Type.Null()]) } } },
-    async (request) => (await k.db.inOrg(principalOf(request).orgId, (tx) => catalogForPrincipal(tx, principalOf(request)))) ?? null,
+    {
+      preHandler: requirePermission(),
+      schema: {
+        tags: ['marketplace'],
+        summary: "The channel catalog that applies to you (your partner's), or null",
+        response: { 200: Type.Union([CatalogView, Type.Null()]) },
+      },
+    },
+    async (request) =>
+      (await k.db.inOrg(principalOf(request).orgId, (tx) => catalogForPrincipal(tx, principalOf(request)))) ?? null,
   )
 
   app.put(
@@ -60,12 +86,16 @@ export function registerCatalogRoutes(app: Api, k: KernelContext): void {
       preHandler: requirePermission(P.tenantsManage),
       schema: {
         tags: ['marketplace'],
-        summary: 'Set your channel catalog (partner admins): which listed plugins your tenants may install, and its display name',
+        summary:
+          'Set your channel catalog (partner admins): which listed plugins your tenants may install, and its display name',
         body: Type.Object(
           {
             displayName: Type.String({ maxLength: 200 }),
             mode: Type.Union([Type.Literal('all'), Type.Literal('allow_list')]),
-            plugins: Type.Array(Type.String({ pattern: '^@[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*$' }), { maxItems: 1000, uniqueItems: true }),
+            plugins: Type.Array(Type.String({ pattern: '^@[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*$' }), {
+              maxItems: 1000,
+              uniqueItems: true,
+            }),
           },
           { additionalProperties: false },
         ),
@@ -83,7 +113,12 @@ export function registerCatalogRoutes(app: Api, k: KernelContext): void {
            on conflict (partner_id) do update set display_name = excluded.display_name, mode = excluded.mode, plugins = excluded.plugins, updated_at = now()`,
           [p.orgId, displayName, mode, plugins],
         )
-        await appendAudit(tx, p.orgId, { ...meta, action: 'marketplace.catalog.updated', target: { kind: 'partner', id: p.orgId }, data: { displayName, mode, plugins } })
+        await appendAudit(tx, p.orgId, {
+          ...meta,
+          action: 'marketplace.catalog.updated',
+          target: { kind: 'partner', id: p.orgId },
+          data: { displayName, mode, plugins },
+        })
       })
       return { partnerId: p.orgId, displayName, mode, plugins }
     },

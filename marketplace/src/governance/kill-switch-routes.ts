@@ -26,9 +26,15 @@ export function registerKillSwitchRoutes(app: Api, k: KernelContext): void {
         preHandler: requirePermission(P.platformAdmin),
         schema: {
           tags: ['marketplace'],
-          summary: action === 'block' ? 'Kill switch: block an approved version everywhere (its installations stop serving at once)' : 'Lift a block',
+          summary:
+            action === 'block'
+              ? 'Kill switch: block an approved version everywhere (its installations stop serving at once)'
+              : 'Lift a block',
           params: IdParams,
-          body: action === 'block' ? Type.Object({ reason: Type.String({ minLength: 3, maxLength: 2000 }) }, { additionalProperties: false }) : Type.Object({}, { additionalProperties: false }),
+          body:
+            action === 'block'
+              ? Type.Object({ reason: Type.String({ minLength: 3, maxLength: 2000 }) }, { additionalProperties: false })
+              : Type.Object({}, { additionalProperties: false }),
           response: { 200: VersionRow },
         },
       },
@@ -38,27 +44,62 @@ export function registerKillSwitchRoutes(app: Api, k: KernelContext): void {
         const meta = auditMeta(request)
         const reason = (request.body as { reason?: string }).reason ?? ''
         const row = await orgTx(k, PLATFORM_ORG, async (tx) => {
-          const [v] = await tx.sql<VersionDbRow>('select * from plugin_versions where id = ?::uuid for update', [request.params.id])
-          if (!v) throw KRN.NOT_FOUND({ what: 'plugin version' })
-          if ((action === 'block' && v.status !== 'approved') || (action === 'unblock' && v.status !== 'blocked')) throw MKT.NOT_BLOCKABLE({ status: v.status })
-          const [updated] = await tx.sql<VersionDbRow>('update plugin_versions set status = ?, blocked_reason = ? where id = ?::uuid returning *', [
-            action === 'block' ? 'blocked' : 'approved',
-            action === 'block' ? reason : null,
-            v.id,
+          const [v] = await tx.sql<VersionDbRow>('select * from plugin_versions where id = ?::uuid for update', [
+            request.params.id,
           ])
-          const tenants = [...new Set((await tx.sql<{ tenant_id: string }>('select tenant_id from trellis_installations_of_version(?::uuid)', [v.id])).map((r) => r.tenant_id))]
+          if (!v) throw KRN.NOT_FOUND({ what: 'plugin version' })
+          if ((action === 'block' && v.status !== 'approved') || (action === 'unblock' && v.status !== 'blocked'))
+            throw MKT.NOT_BLOCKABLE({ status: v.status })
+          const [updated] = await tx.sql<VersionDbRow>(
+            'update plugin_versions set status = ?, blocked_reason = ? where id = ?::uuid returning *',
+            [action === 'block' ? 'blocked' : 'approved', action === 'block' ? reason : null, v.id],
+          )
+          const tenants = [
+            ...new Set(
+              (
+                await tx.sql<{ tenant_id: string }>('select tenant_id from trellis_installations_of_version(?::uuid)', [
+                  v.id,
+                ])
+              ).map((r) => r.tenant_id),
+            ),
+          ]
           const verb = action === 'block' ? 'blocked' : 'unblocked'
-          const data = { plugin: v.name, version: v.version, sha256: v.sha256, ...(action === 'block' ? { reason } : {}), tenants: tenants.length }
-          await appendAudit(tx, PLATFORM_ORG, { ...meta, action: `marketplace.version.${verb}`, target: { kind: 'plugin_version', id: v.id }, data })
+          const data = {
+            plugin: v.name,
+            version: v.version,
+            sha256: v.sha256,
+            ...(action === 'block' ? { reason } : {}),
+            tenants: tenants.length,
+          }
+          await appendAudit(tx, PLATFORM_ORG, {
+            ...meta,
+            action: `marketplace.version.${verb}`,
+            target: { kind: 'plugin_version', id: v.id },
+            data,
+          })
           for (const tenant of tenants) {
             await tx.useOrg(tenant)
-            await appendAudit(tx, tenant, { ...meta, action: `marketplace.version.${verb}`, target: { kind: 'plugin_version', id: v.id }, data: { plugin: v.name, version: v.version, ...(action === 'block' ? { reason } : {}) } })
+            await appendAudit(tx, tenant, {
+              ...meta,
+              action: `marketplace.version.${verb}`,
+              target: { kind: 'plugin_version', id: v.id },
+              data: { plugin: v.name, version: v.version, ...(action === 'block' ? { reason } : {}) },
+            })
           }
           await tx.useOrg(PLATFORM_ORG)
           const event =
             action === 'block'
-              ? kernelEvent('marketplace.version.blocked', `plugin/${v.name}`, { versionId: v.id, plugin: v.name, version: v.version, reason })
-              : kernelEvent('marketplace.version.unblocked', `plugin/${v.name}`, { versionId: v.id, plugin: v.name, version: v.version })
+              ? kernelEvent('marketplace.version.blocked', `plugin/${v.name}`, {
+                  versionId: v.id,
+                  plugin: v.name,
+                  version: v.version,
+                  reason,
+                })
+              : kernelEvent('marketplace.version.unblocked', `plugin/${v.name}`, {
+                  versionId: v.id,
+                  plugin: v.name,
+                  version: v.version,
+                })
           await emitEventsTo(tx, PLATFORM_ORG, [PLATFORM_ORG, v.publisher_id, ...tenants], event)
           return updated!
         })

@@ -14,7 +14,10 @@ const Listing = Type.Object({
   version: Type.String({ description: 'The newest approved version.' }),
   description: Type.String(),
   categories: Type.Array(Type.String()),
-  publisher: Type.Object({ id: Type.Union([Type.String(), Type.Null()]), name: Type.Union([Type.String(), Type.Null()]) }),
+  publisher: Type.Object({
+    id: Type.Union([Type.String(), Type.Null()]),
+    name: Type.Union([Type.String(), Type.Null()]),
+  }),
   capabilities: Type.Array(Type.String()),
   permissions: Type.Array(Type.String()),
   installs: Type.Integer({ description: 'Active installations across tenants.' }),
@@ -44,7 +47,9 @@ type Latest = VersionDbRow & { publisher_name: string | null }
 export function registerListingRoutes(app: Api, k: KernelContext): void {
   const installs = async (names: string[]) => {
     if (names.length === 0) return new Map<string, number>()
-    const rows = await k.db.inOrg(PLATFORM_ORG, (tx) => tx.sql<{ name: string; installs: string }>('select * from trellis_install_counts(?::text[])', [names]))
+    const rows = await k.db.inOrg(PLATFORM_ORG, (tx) =>
+      tx.sql<{ name: string; installs: string }>('select * from trellis_install_counts(?::text[])', [names]),
+    )
     return new Map(rows.map((r) => [r.name, Number(r.installs)]))
   }
   const listing = (r: Latest, count: number) => ({
@@ -66,10 +71,20 @@ export function registerListingRoutes(app: Api, k: KernelContext): void {
         tags: ['marketplace'],
         summary: 'Listed plugins (newest approved version each): search by text, category, publisher',
         querystring: Type.Intersect([
-          Type.Object({ q: Type.Optional(Type.String({ maxLength: 200 })), category: Type.Optional(Type.String({ maxLength: 40 })), publisher: Type.Optional(Type.String({ format: 'uuid' })) }),
+          Type.Object({
+            q: Type.Optional(Type.String({ maxLength: 200 })),
+            category: Type.Optional(Type.String({ maxLength: 40 })),
+            publisher: Type.Optional(Type.String({ format: 'uuid' })),
+          }),
           Type.Object(PageQuery),
         ]),
-        response: { 200: Type.Object({ catalog: Type.Union([Type.Object({ displayName: Type.String() }), Type.Null()]), items: Type.Array(Listing), nextCursor: Type.Union([Type.String(), Type.Null()]) }) },
+        response: {
+          200: Type.Object({
+            catalog: Type.Union([Type.Object({ displayName: Type.String() }), Type.Null()]),
+            items: Type.Array(Listing),
+            nextCursor: Type.Union([Type.String(), Type.Null()]),
+          }),
+        },
       },
     },
     async (request) => {
@@ -91,7 +106,20 @@ export function registerListingRoutes(app: Api, k: KernelContext): void {
              and (?::text[] is null or l.name = any(?::text[]))
              and (?::text is null or l.name > ?)
            order by l.name limit ?`,
-          [q ?? null, q ?? null, q ?? null, category ?? null, category ?? null, publisher ?? null, publisher ?? null, allowed, allowed, after, after, limit + 1],
+          [
+            q ?? null,
+            q ?? null,
+            q ?? null,
+            category ?? null,
+            category ?? null,
+            publisher ?? null,
+            publisher ?? null,
+            allowed,
+            allowed,
+            after,
+            after,
+            limit + 1,
+          ],
         )
         return { rows, catalog }
       })
@@ -112,7 +140,10 @@ export function registerListingRoutes(app: Api, k: KernelContext): void {
       schema: {
         tags: ['marketplace'],
         summary: 'A plugin: its versions with capabilities, permissions, check results; install count',
-        params: Type.Object({ scope: Type.String({ pattern: '^@[a-z0-9][a-z0-9-]*$' }), name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]*$' }) }),
+        params: Type.Object({
+          scope: Type.String({ pattern: '^@[a-z0-9][a-z0-9-]*$' }),
+          name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]*$' }),
+        }),
         response: { 200: Detail },
       },
     },
@@ -120,9 +151,14 @@ export function registerListingRoutes(app: Api, k: KernelContext): void {
       const p = principalOf(request)
       const plugin = `${request.params.scope}/${request.params.name}`
       const rows = await k.db.inOrg(p.orgId, (tx) =>
-        tx.sql<Latest>(`select v.*, pa.name as publisher_name from plugin_versions v left join partners pa on pa.id = v.publisher_id where v.name = ? order by v.id desc`, [plugin]),
+        tx.sql<Latest>(
+          `select v.*, pa.name as publisher_name from plugin_versions v left join partners pa on pa.id = v.publisher_id where v.name = ? order by v.id desc`,
+          [plugin],
+        ),
       )
-      const insider = (p.orgKind === 'platform' && p.orgId === PLATFORM_ORG) || (p.orgKind === 'partner' && rows.some((r) => r.publisher_id === p.orgId))
+      const insider =
+        (p.orgKind === 'platform' && p.orgId === PLATFORM_ORG) ||
+        (p.orgKind === 'partner' && rows.some((r) => r.publisher_id === p.orgId))
       const visible = rows.filter((r) => insider || r.status === 'approved' || r.status === 'blocked')
       const latest = rows.find((r) => r.status === 'approved') ?? (insider ? rows[0] : undefined)
       if (!latest) throw MKT.PLUGIN_NOT_FOUND({ plugin })

@@ -14,8 +14,14 @@ import type { AuditRecord } from '@trellis/core/audit/audit-log.js'
 import { VersionRow, versionView, type VersionDbRow } from './version-view.js'
 
 const IdParams = Type.Object({ id: Type.String({ format: 'uuid' }) })
-const Decision = Type.Object({ reason: Type.String({ minLength: 3, maxLength: 2000, description: 'Mandatory: shown to the publisher.' }) }, { additionalProperties: false })
-const ReviewItem = Type.Intersect([VersionRow, Type.Object({ publisherName: Type.Union([Type.String(), Type.Null()]) })])
+const Decision = Type.Object(
+  { reason: Type.String({ minLength: 3, maxLength: 2000, description: 'Mandatory: shown to the publisher.' }) },
+  { additionalProperties: false },
+)
+const ReviewItem = Type.Intersect([
+  VersionRow,
+  Type.Object({ publisherName: Type.Union([Type.String(), Type.Null()]) }),
+])
 
 /**
  * The review queue and decisions. Only platform admins with `marketplace.review` decide, never
@@ -27,7 +33,13 @@ export function registerReviewRoutes(app: Api, k: KernelContext): void {
     '/marketplace/reviews',
     {
       preHandler: requirePermission(P.marketplaceReview),
-      schema: { tags: ['marketplace'], summary: 'Versions awaiting review: manifest, check results, capability diff against the last approved version, changelog', querystring: Type.Object(PageQuery), response: { 200: pageOf(ReviewItem) } },
+      schema: {
+        tags: ['marketplace'],
+        summary:
+          'Versions awaiting review: manifest, check results, capability diff against the last approved version, changelog',
+        querystring: Type.Object(PageQuery),
+        response: { 200: pageOf(ReviewItem) },
+      },
     },
     async (request) => {
       const limit = request.query.limit ?? 50
@@ -39,7 +51,10 @@ export function registerReviewRoutes(app: Api, k: KernelContext): void {
           [after, after, limit + 1],
         ),
       )
-      return toPage(rows.map((r) => ({ ...versionView(r), publisherName: r.publisher_name })), limit)
+      return toPage(
+        rows.map((r) => ({ ...versionView(r), publisherName: r.publisher_name })),
+        limit,
+      )
     },
   )
 
@@ -50,13 +65,19 @@ export function registerReviewRoutes(app: Api, k: KernelContext): void {
         preHandler: requirePermission(P.marketplaceReview),
         schema: {
           tags: ['marketplace'],
-          summary: decision === 'approve' ? 'Approve a version in review: tenants may install it' : 'Reject a version in review',
+          summary:
+            decision === 'approve'
+              ? 'Approve a version in review: tenants may install it'
+              : 'Reject a version in review',
           params: IdParams,
           body: Decision,
           response: { 200: VersionRow },
         },
       },
-      async (request) => versionView(await decide(k, principalOf(request), request.params.id, decision, request.body.reason, auditMeta(request))),
+      async (request) =>
+        versionView(
+          await decide(k, principalOf(request), request.params.id, decision, request.body.reason, auditMeta(request)),
+        ),
     )
   }
 }
@@ -65,23 +86,55 @@ export function registerReviewRoutes(app: Api, k: KernelContext): void {
  * Approves or rejects a version in review, as `p` (a platform reviewer who is not a member of
  * the publishing partner), with the reason; audited, and the platform and the publisher told.
  */
-export async function decide(k: KernelContext, p: Principal, versionId: string, decision: 'approve' | 'reject', reason: string, meta: Pick<AuditRecord, 'actor' | 'ip' | 'requestId'>): Promise<VersionDbRow> {
+export async function decide(
+  k: KernelContext,
+  p: Principal,
+  versionId: string,
+  decision: 'approve' | 'reject',
+  reason: string,
+  meta: Pick<AuditRecord, 'actor' | 'ip' | 'requestId'>,
+): Promise<VersionDbRow> {
   const status = decision === 'approve' ? 'approved' : 'rejected'
   const row = await orgTx(k, PLATFORM_ORG, async (tx) => {
     const [v] = await tx.sql<VersionDbRow>('select * from plugin_versions where id = ?::uuid for update', [versionId])
     if (!v) throw KRN.NOT_FOUND({ what: 'plugin version' })
     if (v.status !== 'in_review') throw MKT.NOT_IN_REVIEW({ status: v.status })
     if (v.publisher_id) {
-      const mine = await tx.sql<{ tenant_id: string }>('select tenant_id from trellis_auth_memberships(?::uuid) where tenant_id = ?::uuid', [p.userId, v.publisher_id])
+      const mine = await tx.sql<{ tenant_id: string }>(
+        'select tenant_id from trellis_auth_memberships(?::uuid) where tenant_id = ?::uuid',
+        [p.userId, v.publisher_id],
+      )
       if (mine.length) throw MKT.SELF_REVIEW()
     }
-    const review = { decision: status, reason, reviewer: { kind: p.kind, id: p.id, userId: p.userId }, at: new Date().toISOString() }
-    const [updated] = await tx.sql<VersionDbRow>('update plugin_versions set status = ?, review = ?::jsonb where id = ?::uuid returning *', [status, JSON.stringify(review), v.id])
-    await appendAudit(tx, PLATFORM_ORG, { ...meta, action: `marketplace.version.${status}`, target: { kind: 'plugin_version', id: v.id }, data: { plugin: v.name, version: v.version, sha256: v.sha256, artifactSha256: v.artifact_sha256, reason } })
-    await emitEventsTo(tx, PLATFORM_ORG, [PLATFORM_ORG, v.publisher_id], kernelEvent(`marketplace.version.${status}`, `plugin/${v.name}`, { versionId: v.id, plugin: v.name, version: v.version, reason }))
+    const review = {
+      decision: status,
+      reason,
+      reviewer: { kind: p.kind, id: p.id, userId: p.userId },
+      at: new Date().toISOString(),
+    }
+    const [updated] = await tx.sql<VersionDbRow>(
+      'update plugin_versions set status = ?, review = ?::jsonb where id = ?::uuid returning *',
+      [status, JSON.stringify(review), v.id],
+    )
+    await appendAudit(tx, PLATFORM_ORG, {
+      ...meta,
+      action: `marketplace.version.${status}`,
+      target: { kind: 'plugin_version', id: v.id },
+      data: { plugin: v.name, version: v.version, sha256: v.sha256, artifactSha256: v.artifact_sha256, reason },
+    })
+    await emitEventsTo(
+      tx,
+      PLATFORM_ORG,
+      [PLATFORM_ORG, v.publisher_id],
+      kernelEvent(`marketplace.version.${status}`, `plugin/${v.name}`, {
+        versionId: v.id,
+        plugin: v.name,
+        version: v.version,
+        reason,
+      }),
+    )
     return updated!
   })
   k.plugins.versions.forget(row.id)
   return row
 }
-

@@ -6,7 +6,12 @@ export interface VersionDbRow {
   name: string
   version: string
   sha256: string
-  manifest: Record<string, unknown> & { capabilities: string[]; permissions?: Array<{ name: string }>; description?: string; categories?: string[] }
+  manifest: Record<string, unknown> & {
+    capabilities: string[]
+    permissions?: Array<{ name: string }>
+    description?: string
+    categories?: string[]
+  }
   publisher_id: string | null
   status: string
   created_at: Date
@@ -34,7 +39,9 @@ export const VersionRow = Type.Object({
   permissions: Type.Array(Type.String()),
   changelog: Type.String(),
   checks: Type.Array(Type.Record(Type.String(), Type.Unknown())),
-  diff: Type.Union([Type.Object({ capabilities: Diff, permissions: Diff }), Type.Null()], { description: 'Against the previous approved version (from the capability-diff check).' }),
+  diff: Type.Union([Type.Object({ capabilities: Diff, permissions: Diff }), Type.Null()], {
+    description: 'Against the previous approved version (from the capability-diff check).',
+  }),
   review: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
   blockedReason: Type.Union([Type.String(), Type.Null()]),
   createdAt: Type.String({ format: 'date-time' }),
@@ -42,7 +49,10 @@ export const VersionRow = Type.Object({
 
 export function versionView(r: VersionDbRow) {
   const diffCheck = (r.checks ?? []).find((c) => c.name === 'capability-diff')
-  const diff = (diffCheck?.details?.diff as { capabilities: { added: string[]; removed: string[] }; permissions: { added: string[]; removed: string[] } } | undefined) ?? null
+  const diff =
+    (diffCheck?.details?.diff as
+      | { capabilities: { added: string[]; removed: string[] }; permissions: { added: string[]; removed: string[] } }
+      | undefined) ?? null
   return {
     id: r.id,
     name: r.name,

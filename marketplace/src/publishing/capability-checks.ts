@@ -15,7 +15,10 @@ import { check, type CheckResult } from './checks.js'
 /** Throws MKT_ERR_CAPABILITY_INTERNAL_HOST or MKT_ERR_SUBSCRIPTION_RESERVED; else the passed `capabilities` check. */
 export function refuseUngrantable(k: KernelContext, manifest: PluginManifest): CheckResult {
   const internal = internalFetchTargets(manifest.capabilities, egressAllows(k))
-  if (internal.length) throw MKT.CAPABILITY_INTERNAL_HOST({ hosts: internal.map((i) => ({ capability: i.capability, host: i.entry, reason: i.reason })) })
+  if (internal.length)
+    throw MKT.CAPABILITY_INTERNAL_HOST({
+      hosts: internal.map((i) => ({ capability: i.capability, host: i.entry, reason: i.reason })),
+    })
   const reserved = subscriptionFindings(manifest).filter((f) => f.rule === 'reserved')
   if (reserved.length) throw MKT.SUBSCRIPTION_RESERVED({ patterns: reserved.map((f) => f.pattern) })
   return check('capabilities', 'passed', true, { capabilities: manifest.capabilities })
@@ -40,6 +43,8 @@ async function declaredNamespaces(k: KernelContext, plugin: string): Promise<Set
 
 /** The `event-subscriptions` check: warnings the review queue shows, never blocking. */
 export async function subscriptionCheck(k: KernelContext, manifest: PluginManifest): Promise<CheckResult> {
-  const findings = subscriptionFindings(manifest, await declaredNamespaces(k, manifest.name)).filter((f) => f.rule !== 'reserved')
+  const findings = subscriptionFindings(manifest, await declaredNamespaces(k, manifest.name)).filter(
+    (f) => f.rule !== 'reserved',
+  )
   return check('event-subscriptions', findings.length ? 'warning' : 'passed', false, { findings })
 }

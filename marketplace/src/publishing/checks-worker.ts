@@ -130,7 +130,11 @@ export class ChecksWorker {
     if (!claimed) return false
     let results: CheckResult[]
     if (claimed.checks_attempts > this.maxAttempts) {
-      results = [check('checks-run', 'failed', true, { reason: `the checks did not complete in ${this.maxAttempts} attempts (the bundle may crash or hang the checker)` })]
+      results = [
+        check('checks-run', 'failed', true, {
+          reason: `the checks did not complete in ${this.maxAttempts} attempts (the bundle may crash or hang the checker)`,
+        }),
+      ]
     } else {
       try {
         results = await this.runChecks(claimed)
@@ -160,7 +164,12 @@ export class ChecksWorker {
   }
 
   private async release(id: string): Promise<void> {
-    await this.k.db.inOrg(PLATFORM_ORG, (tx) => tx.sql(`update plugin_versions set checks_lease_until = null, checks_attempts = greatest(checks_attempts - 1, 0) where id = ?::uuid and status = 'checking'`, [id]))
+    await this.k.db.inOrg(PLATFORM_ORG, (tx) =>
+      tx.sql(
+        `update plugin_versions set checks_lease_until = null, checks_attempts = greatest(checks_attempts - 1, 0) where id = ?::uuid and status = 'checking'`,
+        [id],
+      ),
+    )
   }
 
   /** The checks that need the sandbox or other versions. */
@@ -174,16 +183,28 @@ export class ChecksWorker {
     let entries: Record<string, string[]> | undefined
     let loadError: string | undefined
     try {
-      entries = await this.k.plugins.probe({ id: manifest.name, version: manifest.version, code: v.code, sha256: v.sha256, ...(v.source_map ? { sourceMap: v.source_map } : {}) })
+      entries = await this.k.plugins.probe({
+        id: manifest.name,
+        version: manifest.version,
+        code: v.code,
+        sha256: v.sha256,
+        ...(v.source_map ? { sourceMap: v.source_map } : {}),
+      })
     } catch (err) {
       if (this.stopped) throw err
       loadError = `${(err as { code?: string }).code ? `${(err as { code: string }).code}: ` : ''}${(err as Error).message}`
     }
     if (!entries) {
-      results.push(check('sandbox-load', 'failed', true, { reason: `the bundle does not load in the sandbox: ${loadError}` }))
+      results.push(
+        check('sandbox-load', 'failed', true, { reason: `the bundle does not load in the sandbox: ${loadError}` }),
+      )
     } else {
       const lint = lintPlugin({ manifest, entries, sizes: { bundleBytes, sourceMapBytes } })
-      const issue = (i: { pointer: string; message: string; rule?: string }) => ({ pointer: i.pointer, message: i.message, rule: i.rule ?? null })
+      const issue = (i: { pointer: string; message: string; rule?: string }) => ({
+        pointer: i.pointer,
+        message: i.message,
+        rule: i.rule ?? null,
+      })
       results.push(
         check('sandbox-load', lint.errors.length ? 'failed' : lint.warnings.length ? 'warning' : 'passed', true, {
           entries,
@@ -193,23 +214,42 @@ export class ChecksWorker {
       )
     }
 
-    const sizes = { bundleBytes, sourceMapBytes, limits: { bundleBytes: SIZE_LIMITS.bundleBytes, sourceMapBytes: SIZE_LIMITS.sourceMapBytes } }
+    const sizes = {
+      bundleBytes,
+      sourceMapBytes,
+      limits: { bundleBytes: SIZE_LIMITS.bundleBytes, sourceMapBytes: SIZE_LIMITS.sourceMapBytes },
+    }
     const tooBig = bundleBytes > SIZE_LIMITS.bundleBytes || sourceMapBytes > SIZE_LIMITS.sourceMapBytes
     results.push(check('size-limits', tooBig ? 'failed' : 'passed', true, sizes))
 
     // Capabilities and permissions against the previous approved version of the same plugin.
     const approved = await this.k.db.inOrg(PLATFORM_ORG, (tx) =>
-      tx.sql<{ id: string; version: string; manifest: PluginManifest }>(`select id, version, manifest from plugin_versions where name = ? and status = 'approved' and id <> ?::uuid`, [v.name, v.id]),
+      tx.sql<{ id: string; version: string; manifest: PluginManifest }>(
+        `select id, version, manifest from plugin_versions where name = ? and status = 'approved' and id <> ?::uuid`,
+        [v.name, v.id],
+      ),
     )
-    const previous = approved.filter((r) => semver.valid(r.version) && semver.lt(r.version, v.version)).sort((a, b) => semver.rcompare(a.version, b.version))[0]
+    const previous = approved
+      .filter((r) => semver.valid(r.version) && semver.lt(r.version, v.version))
+      .sort((a, b) => semver.rcompare(a.version, b.version))[0]
     const diff = capabilityDiff(manifest, previous?.manifest)
     const grows = previous !== undefined && (diff.capabilities.added.length > 0 || diff.permissions.added.length > 0)
-    results.push(check('capability-diff', grows ? 'warning' : 'passed', false, { against: previous ? { id: previous.id, version: previous.version } : null, diff }))
+    results.push(
+      check('capability-diff', grows ? 'warning' : 'passed', false, {
+        against: previous ? { id: previous.id, version: previous.version } : null,
+        diff,
+      }),
+    )
 
     results.push(await subscriptionCheck(this.k, manifest))
 
     const scan = staticScan(v.code)
-    results.push(check('static-scan', scan.findings.length ? 'warning' : 'passed', false, { findings: scan.findings, truncated: scan.truncated }))
+    results.push(
+      check('static-scan', scan.findings.length ? 'warning' : 'passed', false, {
+        findings: scan.findings,
+        truncated: scan.truncated,
+      }),
+    )
     return results
   }
 
@@ -223,10 +263,22 @@ export class ChecksWorker {
         [status, JSON.stringify(all), v.id],
       )
       if (updated.length === 0) return // decided elsewhere meanwhile (blocked, or another process finished first)
-      const data = { versionId: v.id, name: v.name, version: v.version, status, failed: failed.map((c) => c.name), warnings: all.filter((c) => c.status === 'warning').map((c) => c.name) }
+      const data = {
+        versionId: v.id,
+        name: v.name,
+        version: v.version,
+        status,
+        failed: failed.map((c) => c.name),
+        warnings: all.filter((c) => c.status === 'warning').map((c) => c.name),
+      }
       const actor = { kind: 'system' as const, id: 'marketplace-checks' }
       const event = { type: 'marketplace.version.checked', subject: `plugin_version/${v.id}`, data, source: SOURCE }
-      await appendAudit(tx, PLATFORM_ORG, { actor, action: 'marketplace.version.checked', target: { kind: 'plugin_version', id: v.id }, data })
+      await appendAudit(tx, PLATFORM_ORG, {
+        actor,
+        action: 'marketplace.version.checked',
+        target: { kind: 'plugin_version', id: v.id },
+        data,
+      })
       await emitEvents(tx, event)
       if (v.publisher_id) {
         await tx.useOrg(v.publisher_id)

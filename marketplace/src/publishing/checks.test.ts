@@ -15,15 +15,18 @@ t.test('static scan: dynamic code generation, not look-alikes', async (t) => {
     'obj.eval(1); myFunction(2); retrieval(3); const x = { Function: 1 }; setTimeout(() => 1, 1); reimport(4)',
   ].join('\n')
   const { findings } = staticScan(code)
-  t.same(findings.map((f) => [f.rule, f.line]), [
-    ['eval', 1],
-    ['new-function', 2],
-    ['function-constructor', 3],
-    ['dynamic-import', 4],
-    ['constructor-constructor', 5],
-    ['string-timer', 6],
-    ['webassembly', 7],
-  ])
+  t.same(
+    findings.map((f) => [f.rule, f.line]),
+    [
+      ['eval', 1],
+      ['new-function', 2],
+      ['function-constructor', 3],
+      ['dynamic-import', 4],
+      ['constructor-constructor', 5],
+      ['string-timer', 6],
+      ['webassembly', 7],
+    ],
+  )
   t.equal(findings[0]!.column, 11)
   t.same(staticScan('export const ok = 1').findings, [])
 })
@@ -37,11 +40,18 @@ t.test('static scan stops at 50 findings', async (t) => {
 t.test('capability diff', async (t) => {
   const prev = { capabilities: ['data', 'secrets'], permissions: [{ name: 'a.read', description: '' }] }
   const next = { capabilities: ['data', 'ai:complete'], permissions: [{ name: 'a.write', description: '' }] }
-  t.same(capabilityDiff(next, prev), { capabilities: { added: ['ai:complete'], removed: ['secrets'] }, permissions: { added: ['a.write'], removed: ['a.read'] } })
-  t.same(capabilityDiff(next, undefined), { capabilities: { added: ['ai:complete', 'data'], removed: [] }, permissions: { added: ['a.write'], removed: [] } })
+  t.same(capabilityDiff(next, prev), {
+    capabilities: { added: ['ai:complete'], removed: ['secrets'] },
+    permissions: { added: ['a.write'], removed: ['a.read'] },
+  })
+  t.same(capabilityDiff(next, undefined), {
+    capabilities: { added: ['ai:complete', 'data'], removed: [] },
+    permissions: { added: ['a.write'], removed: [] },
+  })
 })
 
 t.test('unsafe paths', async (t) => {
-  for (const p of ['../x', 'a/../../x', '/etc/passwd', '\\\\server\\share', 'C:/x', 'a\\..\\x', 'a\0b', '', '..']) t.ok(unsafePathReason(p), JSON.stringify(p))
+  for (const p of ['../x', 'a/../../x', '/etc/passwd', '\\\\server\\share', 'C:/x', 'a\\..\\x', 'a\0b', '', '..'])
+    t.ok(unsafePathReason(p), JSON.stringify(p))
   for (const p of ['trellis.plugin.json', 'dist/plugin.js', 'a..b', '.hidden']) t.notOk(unsafePathReason(p), p)
 })

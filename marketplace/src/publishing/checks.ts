@@ -33,7 +33,12 @@ export const CHECK_NAMES = Object.freeze([
   'event-subscriptions', // broad or foreign subscriptions, as warnings for the reviewer
 ] as const)
 
-export const check = (name: string, status: CheckStatus, blocking: boolean, details: Record<string, unknown> = {}): CheckResult => ({ name, status, blocking, details, at: new Date().toISOString() })
+export const check = (
+  name: string,
+  status: CheckStatus,
+  blocking: boolean,
+  details: Record<string, unknown> = {},
+): CheckResult => ({ name, status, blocking, details, at: new Date().toISOString() })
 
 /** What the capability diff stores under `details.diff`. */
 export interface CapabilityDiff {
@@ -41,7 +46,8 @@ export interface CapabilityDiff {
   permissions: { added: string[]; removed: string[] }
 }
 
-const permissionNames = (m: Pick<PluginManifest, 'permissions'> | undefined) => (m?.permissions ?? []).map((p) => p.name)
+const permissionNames = (m: Pick<PluginManifest, 'permissions'> | undefined) =>
+  (m?.permissions ?? []).map((p) => p.name)
 
 function setDiff(next: readonly string[], prev: readonly string[]) {
   const a = new Set(next)
@@ -50,7 +56,10 @@ function setDiff(next: readonly string[], prev: readonly string[]) {
 }
 
 /** Capabilities and permissions `next` adds and removes relative to `prev` (everything is added when there is no previous version). */
-export function capabilityDiff(next: Pick<PluginManifest, 'capabilities' | 'permissions'>, prev: Pick<PluginManifest, 'capabilities' | 'permissions'> | undefined): CapabilityDiff {
+export function capabilityDiff(
+  next: Pick<PluginManifest, 'capabilities' | 'permissions'>,
+  prev: Pick<PluginManifest, 'capabilities' | 'permissions'> | undefined,
+): CapabilityDiff {
   return {
     capabilities: setDiff(next.capabilities ?? [], prev?.capabilities ?? []),
     permissions: setDiff(permissionNames(next), permissionNames(prev)),
@@ -69,11 +78,27 @@ export interface StaticFinding {
 const RULES: Array<{ rule: string; re: RegExp; message: string }> = [
   { rule: 'eval', re: /(?<![\w$.])eval\s*\(/g, message: 'eval() runs code built at run time' },
   { rule: 'new-function', re: /\bnew\s+Function\s*\(/g, message: 'new Function() builds code at run time' },
-  { rule: 'function-constructor', re: /(?<![\w$.]|new\s)Function\s*\(/g, message: 'Function() builds code at run time' },
-  { rule: 'dynamic-import', re: /(?<![\w$.])import\s*\(/g, message: 'a dynamic import() (the sandbox has no module loader; it fails at run time)' },
-  { rule: 'constructor-constructor', re: /\.constructor\.constructor\b|\[\s*['"]constructor['"]\s*\]\s*\[\s*['"]constructor['"]\s*\]/g, message: 'reaching the Function constructor through .constructor.constructor' },
+  {
+    rule: 'function-constructor',
+    re: /(?<![\w$.]|new\s)Function\s*\(/g,
+    message: 'Function() builds code at run time',
+  },
+  {
+    rule: 'dynamic-import',
+    re: /(?<![\w$.])import\s*\(/g,
+    message: 'a dynamic import() (the sandbox has no module loader; it fails at run time)',
+  },
+  {
+    rule: 'constructor-constructor',
+    re: /\.constructor\.constructor\b|\[\s*['"]constructor['"]\s*\]\s*\[\s*['"]constructor['"]\s*\]/g,
+    message: 'reaching the Function constructor through .constructor.constructor',
+  },
   { rule: 'string-timer', re: /\bset(?:Timeout|Interval)\s*\(\s*['"`]/g, message: 'a timer given code as a string' },
-  { rule: 'webassembly', re: /\bWebAssembly\s*\.\s*(?:compile|instantiate|Module)\b/g, message: 'WebAssembly compiled at run time' },
+  {
+    rule: 'webassembly',
+    re: /\bWebAssembly\s*\.\s*(?:compile|instantiate|Module)\b/g,
+    message: 'WebAssembly compiled at run time',
+  },
 ]
 const MAX_FINDINGS = 50
 
@@ -101,7 +126,13 @@ export function staticScan(code: string): { findings: StaticFinding[]; truncated
       }
       const { line, column } = locate(m.index!)
       const start = Math.max(0, m.index! - 40)
-      findings.push({ rule, message, line, column, excerpt: code.slice(start, m.index! + m[0].length + 40).replace(/\s+/g, ' ') })
+      findings.push({
+        rule,
+        message,
+        line,
+        column,
+        excerpt: code.slice(start, m.index! + m[0].length + 40).replace(/\s+/g, ' '),
+      })
     }
   }
   findings.sort((a, b) => a.line - b.line || a.column - b.column)

@@ -3,7 +3,12 @@ import type { Api } from '@trellis/core/http/types.js'
 import type { KernelContext } from '@trellis/core/kernel-context.js'
 import { ChecksWorker, type ChecksWorkerOptions } from './checks-worker.js'
 import { registerPublisherRoutes } from './publisher-routes.js'
-import { publishVersion as publishWith, registerPublishRoutes, type PublishedVersion, type Upload } from './publish-routes.js'
+import {
+  publishVersion as publishWith,
+  registerPublishRoutes,
+  type PublishedVersion,
+  type Upload,
+} from './publish-routes.js'
 import type { Principal } from '@trellis/core/identity/principal.js'
 import type { AuditRecord } from '@trellis/core/audit/audit-log.js'
 
@@ -43,7 +48,13 @@ export function registerPublishing(app: Api, k: KernelContext): void {
  * `checking`), for code that has the package in hand — e.g. seeding first-party plugins. `p` is
  * the publishing partner's principal (with plugins.publish); the checks worker is woken.
  */
-export function publishVersion(k: KernelContext, p: Principal, plugin: string, upload: Upload, meta: Pick<AuditRecord, 'actor' | 'ip' | 'requestId'>): Promise<PublishedVersion> {
+export function publishVersion(
+  k: KernelContext,
+  p: Principal,
+  plugin: string,
+  upload: Upload,
+  meta: Pick<AuditRecord, 'actor' | 'ip' | 'requestId'>,
+): Promise<PublishedVersion> {
   return publishWith(k, p, plugin, upload, meta, () => workers.get(k)?.nudge())
 }
 export type { PublishedVersion, Upload }

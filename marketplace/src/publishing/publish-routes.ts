@@ -31,7 +31,10 @@ import { uuidv7 } from './ids.js'
 
 const Uuid = Type.String({ format: 'uuid' })
 type AuditMeta = ReturnType<typeof auditMeta>
-const NameParams = { scope: Type.String({ pattern: SCOPE_PATTERN, maxLength: 64 }), name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]*$', maxLength: 100 }) }
+const NameParams = {
+  scope: Type.String({ pattern: SCOPE_PATTERN, maxLength: 64 }),
+  name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]*$', maxLength: 100 }),
+}
 export const CheckView = Type.Object({
   name: Type.String(),
   status: Type.Union([Type.Literal('passed'), Type.Literal('failed'), Type.Literal('warning')]),
@@ -43,7 +46,9 @@ const Published = Type.Object({
   id: Uuid,
   name: Type.String(),
   version: Type.String(),
-  status: Type.String({ description: '`checking`: the automated checks run next; then `in_review` or `failed_checks`.' }),
+  status: Type.String({
+    description: '`checking`: the automated checks run next; then `in_review` or `failed_checks`.',
+  }),
   artifactSha256: Type.String({ description: 'Hex sha256 of the uploaded tarball: the digest a review approves.' }),
   keyId: Uuid,
   fingerprint: Type.String(),
@@ -68,15 +73,18 @@ export interface Upload {
 const MULTIPART_ERRORS: Record<string, () => Error> = {
   FST_REQ_FILE_TOO_LARGE: () => MKT.PACKAGE_TOO_LARGE({ limit: PUBLISH_LIMITS.uploadBytes }),
   FST_FILES_LIMIT: () => MKT.UPLOAD_INVALID({ reason: 'send exactly one file, in the field "package"' }),
-  FST_PARTS_LIMIT: () => MKT.UPLOAD_INVALID({ reason: 'too many multipart parts: send package, signature and changelog' }),
+  FST_PARTS_LIMIT: () =>
+    MKT.UPLOAD_INVALID({ reason: 'too many multipart parts: send package, signature and changelog' }),
   FST_FIELDS_LIMIT: () => MKT.UPLOAD_INVALID({ reason: 'too many fields: send package, signature and changelog' }),
   FST_PROTO_VIOLATION: () => MKT.UPLOAD_INVALID({ reason: 'a field name is not allowed' }),
-  FST_MP_PREMATURE_CLOSE: () => MKT.UPLOAD_INVALID({ reason: 'the upload ended before the multipart body was complete' }),
+  FST_MP_PREMATURE_CLOSE: () =>
+    MKT.UPLOAD_INVALID({ reason: 'the upload ended before the multipart body was complete' }),
 }
 
 /** Reads the multipart body under its limits; anything unexpected is MKT_ERR_UPLOAD_INVALID. */
 async function readUpload(request: FastifyRequest): Promise<Upload> {
-  if (!request.isMultipart()) throw KRN.UNSUPPORTED_MEDIA_TYPE({ type: String(request.headers['content-type'] ?? 'none').split(';')[0]! })
+  if (!request.isMultipart())
+    throw KRN.UNSUPPORTED_MEDIA_TYPE({ type: String(request.headers['content-type'] ?? 'none').split(';')[0]! })
   let tgz: Buffer | undefined
   let signature: string | undefined
   let changelog = ''
@@ -99,12 +107,15 @@ async function readUpload(request: FastifyRequest): Promise<Upload> {
       if (part.type === 'file') {
         if (part.fieldname !== 'package') {
           part.file.resume()
-          throw MKT.UPLOAD_INVALID({ reason: `unexpected file field "${part.fieldname}"; the package goes in "package"` })
+          throw MKT.UPLOAD_INVALID({
+            reason: `unexpected file field "${part.fieldname}"; the package goes in "package"`,
+          })
         }
         tgz = await part.toBuffer()
         if (part.file.truncated) throw MKT.PACKAGE_TOO_LARGE({ limit: PUBLISH_LIMITS.uploadBytes })
       } else {
-        if (part.valueTruncated || part.fieldnameTruncated) throw MKT.UPLOAD_INVALID({ reason: `field "${part.fieldname}" is too long` })
+        if (part.valueTruncated || part.fieldnameTruncated)
+          throw MKT.UPLOAD_INVALID({ reason: `field "${part.fieldname}" is too long` })
         const value = typeof part.value === 'string' ? part.value : String(part.value ?? '')
         if (part.fieldname === 'signature') signature = value
         else if (part.fieldname === 'changelog') changelog = value
@@ -118,31 +129,39 @@ async function readUpload(request: FastifyRequest): Promise<Upload> {
     if (err instanceof TrellisError) throw err
     // Reading the body only parses it: whatever else fails here (busboy's "Unexpected end of
     // form" for a body without its closing boundary, a malformed part header) is the body's fault.
-    throw MKT.UPLOAD_INVALID({ reason: `the multipart body is malformed: ${String((err as Error)?.message ?? err).slice(0, 200)}` })
+    throw MKT.UPLOAD_INVALID({
+      reason: `the multipart body is malformed: ${String((err as Error)?.message ?? err).slice(0, 200)}`,
+    })
   }
   raw.off('data', count)
   return checkUpload({ tgz, signature, changelog })
 }
 
 /** The most a whole upload body may be: the package, the changelog field at 4 bytes a character, the signature and multipart framing. */
-const UPLOAD_BODY_CAP = PUBLISH_LIMITS.uploadBytes + PUBLISH_LIMITS.changelogChars * 4 + PUBLISH_LIMITS.signatureChars + 64 * 1024
+const UPLOAD_BODY_CAP =
+  PUBLISH_LIMITS.uploadBytes + PUBLISH_LIMITS.changelogChars * 4 + PUBLISH_LIMITS.signatureChars + 64 * 1024
 
 /** Refuses an upload by its declared length, before a byte of it is read. */
 function refuseByLength(request: FastifyRequest): void {
   const declared = request.headers['content-length']
-  if (declared !== undefined && Number(declared) > UPLOAD_BODY_CAP) throw MKT.PACKAGE_TOO_LARGE({ limit: PUBLISH_LIMITS.uploadBytes })
+  if (declared !== undefined && Number(declared) > UPLOAD_BODY_CAP)
+    throw MKT.PACKAGE_TOO_LARGE({ limit: PUBLISH_LIMITS.uploadBytes })
 }
 
 /** The upload's own limits, whoever read it. */
 function checkUpload(u: { tgz?: Buffer; signature?: string; changelog?: string }): Upload {
-  if (!u.tgz || u.tgz.length === 0) throw MKT.UPLOAD_INVALID({ reason: 'the file field "package" (the .tgz) is missing' })
+  if (!u.tgz || u.tgz.length === 0)
+    throw MKT.UPLOAD_INVALID({ reason: 'the file field "package" (the .tgz) is missing' })
   if (u.tgz.length > PUBLISH_LIMITS.uploadBytes) throw MKT.PACKAGE_TOO_LARGE({ limit: PUBLISH_LIMITS.uploadBytes })
-  if (u.signature === undefined || u.signature.trim() === '') throw MKT.UPLOAD_INVALID({ reason: 'the field "signature" (the .sig text) is missing' })
-  if (u.signature.length > PUBLISH_LIMITS.signatureChars) throw MKT.UPLOAD_INVALID({ reason: 'the signature is too long for an Ed25519 signature' })
+  if (u.signature === undefined || u.signature.trim() === '')
+    throw MKT.UPLOAD_INVALID({ reason: 'the field "signature" (the .sig text) is missing' })
+  if (u.signature.length > PUBLISH_LIMITS.signatureChars)
+    throw MKT.UPLOAD_INVALID({ reason: 'the signature is too long for an Ed25519 signature' })
   const changelog = u.changelog ?? ''
   if (changelog.includes('\0')) throw MKT.NUL_BYTE({ where: 'the changelog' })
   if (changelog.includes('\uFFFD')) throw MKT.NOT_UTF8({ where: 'the changelog' })
-  if (changelog.length > PUBLISH_LIMITS.changelogChars) throw MKT.UPLOAD_INVALID({ reason: `the changelog exceeds ${PUBLISH_LIMITS.changelogChars} characters` })
+  if (changelog.length > PUBLISH_LIMITS.changelogChars)
+    throw MKT.UPLOAD_INVALID({ reason: `the changelog exceeds ${PUBLISH_LIMITS.changelogChars} characters` })
   return { tgz: u.tgz, signature: u.signature.trim(), changelog }
 }
 
@@ -186,7 +205,11 @@ function packageText(pkg: Unpacked): { manifest: string; code: string; sourceMap
       throw MKT.NOT_UTF8({ where: path })
     }
   }
-  return { manifest: decode('trellis.plugin.json'), code: decode('dist/plugin.js'), sourceMap: decode('dist/plugin.js.map') }
+  return {
+    manifest: decode('trellis.plugin.json'),
+    code: decode('dist/plugin.js'),
+    sourceMap: decode('dist/plugin.js.map'),
+  }
 }
 
 function parseManifest(text: string): PluginManifest {
@@ -201,7 +224,10 @@ function parseManifest(text: string): PluginManifest {
   const v = validateManifest(json)
   if (!v.ok) {
     throw MKT.MANIFEST_INVALID({
-      reason: `the manifest is invalid: ${v.errors.map((e) => `${e.pointer || '/'} ${e.message}`).slice(0, 10).join('; ')}`,
+      reason: `the manifest is invalid: ${v.errors
+        .map((e) => `${e.pointer || '/'} ${e.message}`)
+        .slice(0, 10)
+        .join('; ')}`,
       problems: v.errors.map((e) => ({ pointer: e.pointer, message: e.message })),
     })
   }
@@ -210,7 +236,9 @@ function parseManifest(text: string): PluginManifest {
 
 /** Only the scope's owner publishes under it. */
 export async function assertOwnsScope(k: KernelContext, p: Principal, scope: string): Promise<void> {
-  const [owner] = await k.db.inOrg(p.orgId, (tx) => tx.sql<{ partner_id: string }>('select partner_id from marketplace_scopes where scope = ?', [scope]))
+  const [owner] = await k.db.inOrg(p.orgId, (tx) =>
+    tx.sql<{ partner_id: string }>('select partner_id from marketplace_scopes where scope = ?', [scope]),
+  )
   if (owner?.partner_id !== p.orgId) throw MKT.SCOPE_NOT_OWNED({ scope })
 }
 
@@ -218,13 +246,24 @@ export async function assertOwnsScope(k: KernelContext, p: Principal, scope: str
  * A refused upload stores nothing but is itself worth knowing about (a signature by a key that
  * is not yours, a tar-slip): it is audited in the publisher's chain.
  */
-async function auditingRefusals<T>(k: KernelContext, p: Principal, plugin: string, meta: AuditMeta, fn: () => Promise<T>): Promise<T> {
+async function auditingRefusals<T>(
+  k: KernelContext,
+  p: Principal,
+  plugin: string,
+  meta: AuditMeta,
+  fn: () => Promise<T>,
+): Promise<T> {
   try {
     return await fn()
   } catch (err) {
     if (err instanceof TrellisError && err.code.startsWith('MKT_ERR_')) {
       await orgTx(k, p.orgId, (tx) =>
-        appendAudit(tx, p.orgId, { ...meta, action: 'marketplace.version.refused', target: { kind: 'plugin', id: plugin }, data: { plugin, code: err.code, reason: err.message.slice(0, 500) } }),
+        appendAudit(tx, p.orgId, {
+          ...meta,
+          action: 'marketplace.version.refused',
+          target: { kind: 'plugin', id: plugin },
+          data: { plugin, code: err.code, reason: err.message.slice(0, 500) },
+        }),
       ).catch((e: unknown) => k.logger.warn({ err: e }, 'auditing a refused publish failed'))
     }
     throw err
@@ -256,15 +295,33 @@ export async function publishVersion(
   })
 }
 
-async function acceptUpload(k: KernelContext, p: Principal, plugin: string, given: Upload, meta: AuditMeta, published?: (versionId: string) => void): Promise<PublishedVersion> {
+async function acceptUpload(
+  k: KernelContext,
+  p: Principal,
+  plugin: string,
+  given: Upload,
+  meta: AuditMeta,
+  published?: (versionId: string) => void,
+): Promise<PublishedVersion> {
   const upload = checkUpload(given)
   const checks: CheckResult[] = []
   // The signature first: only a package its publisher signed is ever inflated.
-  const keys = await k.db.inOrg(p.orgId, (tx) => tx.sql<KeyRow>('select id, public_key, fingerprint, status from marketplace_keys where partner_id = ?::uuid', [p.orgId]))
+  const keys = await k.db.inOrg(p.orgId, (tx) =>
+    tx.sql<KeyRow>('select id, public_key, fingerprint, status from marketplace_keys where partner_id = ?::uuid', [
+      p.orgId,
+    ]),
+  )
   const key = verifySignature(upload.tgz, upload.signature, keys)
   const artifactSha256 = sha256(upload.tgz)
   const pkg = await unpackPackage(upload.tgz)
-  checks.push(check('package', 'passed', true, { packedBytes: pkg.packedBytes, unpackedBytes: pkg.unpackedBytes, files: Object.keys(pkg.files), sha256: artifactSha256 }))
+  checks.push(
+    check('package', 'passed', true, {
+      packedBytes: pkg.packedBytes,
+      unpackedBytes: pkg.unpackedBytes,
+      files: Object.keys(pkg.files),
+      sha256: artifactSha256,
+    }),
+  )
   checks.push(check('signature', 'passed', true, { keyId: key.id, fingerprint: key.fingerprint }))
   const text = packageText(pkg)
   const manifest = parseManifest(text.manifest)
@@ -272,7 +329,8 @@ async function acceptUpload(k: KernelContext, p: Principal, plugin: string, give
   if (manifest.name !== plugin) throw MKT.NAME_MISMATCH({ manifest: manifest.name, url: plugin })
   checks.push(check('name', 'passed', true, { name: manifest.name }))
   const kernel = kernelVersion()
-  if (!semver.satisfies(kernel, manifest.engines.trellis, { includePrerelease: true })) throw MKT.ENGINE_UNSATISFIED({ range: manifest.engines.trellis, kernel })
+  if (!semver.satisfies(kernel, manifest.engines.trellis, { includePrerelease: true }))
+    throw MKT.ENGINE_UNSATISFIED({ range: manifest.engines.trellis, kernel })
   checks.push(check('engines', 'passed', true, { range: manifest.engines.trellis, kernel }))
   checks.push(refuseUngrantable(k, manifest))
 
@@ -282,21 +340,58 @@ async function acceptUpload(k: KernelContext, p: Principal, plugin: string, give
     await tx.sql('select pg_advisory_xact_lock(hashtext(?))', [`marketplace.publish:${plugin}`])
     // The key may have been revoked since the signature was checked: the revocation waits
     // for this transaction, or this one sees it.
-    const [still] = await tx.sql<{ status: string }>('select status from marketplace_keys where id = ?::uuid for share', [key.id])
+    const [still] = await tx.sql<{ status: string }>(
+      'select status from marketplace_keys where id = ?::uuid for share',
+      [key.id],
+    )
     if (still?.status !== 'active') throw MKT.KEY_REVOKED({ fingerprint: key.fingerprint })
     const existing = await tx.sql<{ version: string }>('select version from plugin_versions where name = ?', [plugin])
-    const last = existing.map((r) => r.version).filter((v) => semver.valid(v)).sort(semver.rcompare)[0]
-    if (existing.some((r) => !semver.valid(r.version) || !semver.gt(manifest.version, r.version))) throw MKT.VERSION_NOT_MONOTONIC({ version: manifest.version, last: last ?? existing[0]!.version })
-    checks.splice(4, 0, check('version-monotonic', 'passed', true, { version: manifest.version, previous: last ?? null }))
-    await tx.sql('insert into marketplace_artifacts (sha256, bytes, size) values (?, ?, ?) on conflict (sha256) do nothing', [artifactSha256, upload.tgz, upload.tgz.length])
+    const last = existing
+      .map((r) => r.version)
+      .filter((v) => semver.valid(v))
+      .sort(semver.rcompare)[0]
+    if (existing.some((r) => !semver.valid(r.version) || !semver.gt(manifest.version, r.version)))
+      throw MKT.VERSION_NOT_MONOTONIC({ version: manifest.version, last: last ?? existing[0]!.version })
+    checks.splice(
+      4,
+      0,
+      check('version-monotonic', 'passed', true, { version: manifest.version, previous: last ?? null }),
+    )
+    await tx.sql(
+      'insert into marketplace_artifacts (sha256, bytes, size) values (?, ?, ?) on conflict (sha256) do nothing',
+      [artifactSha256, upload.tgz, upload.tgz.length],
+    )
     const id = uuidv7()
     const createdBy = `${p.kind}:${p.id}`
     const [inserted] = (await tx.sql<{ id: string; status: string }>(
       `insert into plugin_versions (id, name, version, sha256, manifest, code, source_map, publisher_id, created_by, status, artifact_sha256, signature, key_id, changelog, checks)
        values (?::uuid, ?, ?, ?, ?::jsonb, ?, ?, ?::uuid, ?, 'checking', ?, ?, ?::uuid, ?, ?::jsonb) returning id, status`,
-      [id, manifest.name, manifest.version, sha256(code), JSON.stringify(manifest), code, sourceMap, p.orgId, createdBy, artifactSha256, upload.signature, key.id, upload.changelog ?? '', JSON.stringify(checks)],
+      [
+        id,
+        manifest.name,
+        manifest.version,
+        sha256(code),
+        JSON.stringify(manifest),
+        code,
+        sourceMap,
+        p.orgId,
+        createdBy,
+        artifactSha256,
+        upload.signature,
+        key.id,
+        upload.changelog ?? '',
+        JSON.stringify(checks),
+      ],
     )) as [{ id: string; status: string }]
-    const data = { versionId: id, name: manifest.name, version: manifest.version, publisherId: p.orgId, artifactSha256, keyId: key.id, fingerprint: key.fingerprint }
+    const data = {
+      versionId: id,
+      name: manifest.name,
+      version: manifest.version,
+      publisherId: p.orgId,
+      artifactSha256,
+      keyId: key.id,
+      fingerprint: key.fingerprint,
+    }
     const target = { kind: 'plugin_version', id }
     const event = { type: 'marketplace.version.published', subject: `plugin_version/${id}`, data, source: SOURCE }
     await appendAudit(tx, PLATFORM_ORG, { ...meta, action: 'marketplace.version.published', target, data })
@@ -308,11 +403,21 @@ async function acceptUpload(k: KernelContext, p: Principal, plugin: string, give
     return inserted
   }).catch((err: unknown) => {
     // Two uploads of the same version racing past the check: the loser is refused the same way.
-    if ((err as { code?: string })?.code === '23505') throw MKT.VERSION_NOT_MONOTONIC({ version: manifest.version, last: manifest.version })
+    if ((err as { code?: string })?.code === '23505')
+      throw MKT.VERSION_NOT_MONOTONIC({ version: manifest.version, last: manifest.version })
     throw err
   })
   published?.(row.id)
-  return { id: row.id, name: manifest.name, version: manifest.version, status: row.status, artifactSha256, keyId: key.id, fingerprint: key.fingerprint, checks }
+  return {
+    id: row.id,
+    name: manifest.name,
+    version: manifest.version,
+    status: row.status,
+    artifactSha256,
+    keyId: key.id,
+    fingerprint: key.fingerprint,
+    checks,
+  }
 }
 
 export interface PublishHooks {
@@ -324,7 +429,14 @@ export function registerPublishRoutes(app: Api, k: KernelContext, hooks: Publish
   // Multipart is parsed only here: no other route of the API accepts it.
   void app.register(async (scoped: FastifyInstance) => {
     await scoped.register(multipart, {
-      limits: { fileSize: PUBLISH_LIMITS.uploadBytes, files: 1, fields: 3, parts: 4, fieldSize: PUBLISH_LIMITS.changelogChars * 4, headerPairs: 50 },
+      limits: {
+        fileSize: PUBLISH_LIMITS.uploadBytes,
+        files: 1,
+        fields: 3,
+        parts: 4,
+        fieldSize: PUBLISH_LIMITS.changelogChars * 4,
+        headerPairs: 50,
+      },
       throwFileSizeLimit: true,
     })
     // A request answered before its body was read in full (refused by its caller, its length,
@@ -344,7 +456,8 @@ export function registerPublishRoutes(app: Api, k: KernelContext, hooks: Publish
         },
         schema: {
           tags: ['marketplace'],
-          summary: 'Publish a version: multipart with `package` (the .tgz from `trellis-plugin pack`), `signature` (its .sig text) and an optional `changelog`',
+          summary:
+            'Publish a version: multipart with `package` (the .tgz from `trellis-plugin pack`), `signature` (its .sig text) and an optional `changelog`',
           description:
             'Refused with a stable MKT_ERR_* code, storing nothing, when the upload breaks a limit, does not unpack safely, is not signed by an active key of the publisher, has an invalid manifest, names another plugin, is not a greater version than every one published, or needs another kernel. Accepted versions start in `checking`.',
           consumes: ['multipart/form-data'],
@@ -382,14 +495,31 @@ export function registerPublishRoutes(app: Api, k: KernelContext, hooks: Publish
       const p = principalOf(request)
       const plugin = `${request.params.scope}/${request.params.name}`
       const [row] = await k.db.inOrg(p.orgId, (tx) =>
-        tx.sql<{ id: string; name: string; version: string; status: string; artifact_sha256: string | null; checks: CheckResult[]; publisher_id: string | null }>(
+        tx.sql<{
+          id: string
+          name: string
+          version: string
+          status: string
+          artifact_sha256: string | null
+          checks: CheckResult[]
+          publisher_id: string | null
+        }>(
           'select id, name, version, status, artifact_sha256, checks, publisher_id from plugin_versions where name = ? and version = ?',
           [plugin, request.params.version],
         ),
       )
-      const publisher = row && p.orgKind === 'partner' && row.publisher_id === p.orgId && p.permissions.has('plugins.publish')
-      if (!row || !(publisher || isPlatformStaff(p))) throw MKT.VERSION_NOT_FOUND({ name: plugin, version: request.params.version })
-      return { id: row.id, name: row.name, version: row.version, status: row.status, artifactSha256: row.artifact_sha256, checks: row.checks }
+      const publisher =
+        row && p.orgKind === 'partner' && row.publisher_id === p.orgId && p.permissions.has('plugins.publish')
+      if (!row || !(publisher || isPlatformStaff(p)))
+        throw MKT.VERSION_NOT_FOUND({ name: plugin, version: request.params.version })
+      return {
+        id: row.id,
+        name: row.name,
+        version: row.version,
+        status: row.status,
+        artifactSha256: row.artifact_sha256,
+        checks: row.checks,
+      }
     },
   )
 }

@@ -23,11 +23,17 @@ import { lookAlikeOf } from './confusables.js'
 
 const Uuid = Type.String({ format: 'uuid' })
 export const SCOPE_PATTERN = '^@[a-z0-9][a-z0-9-]*$'
-const ScopeView = Type.Object({ scope: Type.String(), partnerId: Uuid, createdAt: Type.String({ format: 'date-time' }) })
+const ScopeView = Type.Object({
+  scope: Type.String(),
+  partnerId: Uuid,
+  createdAt: Type.String({ format: 'date-time' }),
+})
 const KeyView = Type.Object({
   id: Uuid,
   name: Type.String(),
-  fingerprint: Type.String({ description: '`SHA256:<base64>` of the raw Ed25519 public key, as `trellis-plugin keys generate` prints it.' }),
+  fingerprint: Type.String({
+    description: '`SHA256:<base64>` of the raw Ed25519 public key, as `trellis-plugin keys generate` prints it.',
+  }),
   publicKey: Type.String({ description: 'SPKI PEM.' }),
   status: Type.Union([Type.Literal('active'), Type.Literal('revoked')]),
   createdAt: Type.String({ format: 'date-time' }),
@@ -57,14 +63,18 @@ const isUniqueViolation = (err: unknown) => (err as { code?: string })?.code ===
 /** An SPKI PEM Ed25519 public key, or MKT_ERR_KEY_INVALID. */
 export function parsePublicKey(pem: string): KeyObject {
   const text = pem.trim()
-  if (!/^-----BEGIN PUBLIC KEY-----\r?\n[A-Za-z0-9+/=\r\n]+-----END PUBLIC KEY-----$/.test(text)) throw MKT.KEY_INVALID({ reason: 'send the public key as SPKI PEM ("-----BEGIN PUBLIC KEY-----"), never a private key' })
+  if (!/^-----BEGIN PUBLIC KEY-----\r?\n[A-Za-z0-9+/=\r\n]+-----END PUBLIC KEY-----$/.test(text))
+    throw MKT.KEY_INVALID({
+      reason: 'send the public key as SPKI PEM ("-----BEGIN PUBLIC KEY-----"), never a private key',
+    })
   let key: KeyObject
   try {
     key = createPublicKey({ key: text, format: 'pem', type: 'spki' })
   } catch (err) {
     throw MKT.KEY_INVALID({ reason: (err as Error).message })
   }
-  if (key.asymmetricKeyType !== 'ed25519') throw MKT.KEY_INVALID({ reason: `it is a ${key.asymmetricKeyType} key; only Ed25519 keys sign packages` })
+  if (key.asymmetricKeyType !== 'ed25519')
+    throw MKT.KEY_INVALID({ reason: `it is a ${key.asymmetricKeyType} key; only Ed25519 keys sign packages` })
   return key
 }
 
@@ -78,7 +88,9 @@ export function registerPublisherRoutes(app: Api, k: KernelContext): void {
         body: Type.Object(
           {
             scope: Type.String({ pattern: SCOPE_PATTERN, maxLength: 64 }),
-            partnerId: Type.Optional(Type.String({ format: 'uuid', description: 'Platform admins only: the partner to assign the scope to.' })),
+            partnerId: Type.Optional(
+              Type.String({ format: 'uuid', description: 'Platform admins only: the partner to assign the scope to.' }),
+            ),
           },
           { additionalProperties: false },
         ),
@@ -91,11 +103,13 @@ export function registerPublisherRoutes(app: Api, k: KernelContext): void {
       let partnerId: string
       if (caller.orgKind === 'platform' && caller.orgId === PLATFORM_ORG) {
         if (!caller.permissions.has(P.platformAdmin)) throw AUTH.FORBIDDEN({ permission: P.platformAdmin })
-        if (!request.body.partnerId) throw KRN.VALIDATION_FAILED({ reason: 'name the partner the scope is for with partnerId' })
+        if (!request.body.partnerId)
+          throw KRN.VALIDATION_FAILED({ reason: 'name the partner the scope is for with partnerId' })
         partnerId = request.body.partnerId
       } else {
         const p = publisherOf(request)
-        if (request.body.partnerId && request.body.partnerId !== p.orgId) throw KRN.VALIDATION_FAILED({ reason: 'partnerId is for platform admins' })
+        if (request.body.partnerId && request.body.partnerId !== p.orgId)
+          throw KRN.VALIDATION_FAILED({ reason: 'partnerId is for platform admins' })
         if (RESERVED_SCOPES.includes(scope)) throw MKT.SCOPE_RESERVED({ scope })
         partnerId = p.orgId
       }
@@ -116,18 +130,41 @@ export function registerPublisherRoutes(app: Api, k: KernelContext): void {
         if (lookAlike) throw MKT.SCOPE_CONFUSABLE({ scope, imitates: lookAlike.imitates })
         let created: { scope: string; partner_id: string; created_at: Date }
         try {
-          ;[created] = (await tx.sql<{ scope: string; partner_id: string; created_at: Date }>('insert into marketplace_scopes (scope, partner_id) values (?, ?::uuid) returning scope, partner_id, created_at', [scope, partnerId])) as [typeof created]
+          ;[created] = (await tx.sql<{ scope: string; partner_id: string; created_at: Date }>(
+            'insert into marketplace_scopes (scope, partner_id) values (?, ?::uuid) returning scope, partner_id, created_at',
+            [scope, partnerId],
+          )) as [typeof created]
         } catch (err) {
           if (isUniqueViolation(err)) throw MKT.SCOPE_TAKEN({ scope })
           throw err
         }
         const data = { scope, partnerId }
-        await appendAudit(tx, caller.orgId, { ...meta, action: 'marketplace.scope.claimed', target: { kind: 'marketplace_scope', id: scope }, data })
-        await emitEvents(tx, { type: 'marketplace.scope.claimed', subject: `marketplace_scope/${scope}`, data, source: SOURCE })
+        await appendAudit(tx, caller.orgId, {
+          ...meta,
+          action: 'marketplace.scope.claimed',
+          target: { kind: 'marketplace_scope', id: scope },
+          data,
+        })
+        await emitEvents(tx, {
+          type: 'marketplace.scope.claimed',
+          subject: `marketplace_scope/${scope}`,
+          data,
+          source: SOURCE,
+        })
         if (partnerId !== caller.orgId) {
           await tx.useOrg(partnerId)
-          await appendAudit(tx, partnerId, { ...meta, action: 'marketplace.scope.claimed', target: { kind: 'marketplace_scope', id: scope }, data })
-          await emitEvents(tx, { type: 'marketplace.scope.claimed', subject: `marketplace_scope/${scope}`, data, source: SOURCE })
+          await appendAudit(tx, partnerId, {
+            ...meta,
+            action: 'marketplace.scope.claimed',
+            target: { kind: 'marketplace_scope', id: scope },
+            data,
+          })
+          await emitEvents(tx, {
+            type: 'marketplace.scope.claimed',
+            subject: `marketplace_scope/${scope}`,
+            data,
+            source: SOURCE,
+          })
           await tx.useOrg(caller.orgId)
         }
         return created
@@ -148,12 +185,22 @@ export function registerPublisherRoutes(app: Api, k: KernelContext): void {
     },
     async (request) => {
       const caller = principalOf(request)
-      const all = caller.orgKind === 'platform' && caller.orgId === PLATFORM_ORG && caller.permissions.has(P.platformAdmin)
+      const all =
+        caller.orgKind === 'platform' && caller.orgId === PLATFORM_ORG && caller.permissions.has(P.platformAdmin)
       if (!all) publisherOf(request)
       const rows = await k.db.inOrg(caller.orgId, (tx) =>
-        tx.sql<{ scope: string; partner_id: string; created_at: Date }>('select scope, partner_id, created_at from marketplace_scopes where (?::boolean or partner_id = ?::uuid) order by scope limit 1000', [all, caller.orgId]),
+        tx.sql<{ scope: string; partner_id: string; created_at: Date }>(
+          'select scope, partner_id, created_at from marketplace_scopes where (?::boolean or partner_id = ?::uuid) order by scope limit 1000',
+          [all, caller.orgId],
+        ),
       )
-      return { items: rows.map((r) => ({ scope: r.scope, partnerId: r.partner_id, createdAt: new Date(r.created_at).toISOString() })) }
+      return {
+        items: rows.map((r) => ({
+          scope: r.scope,
+          partnerId: r.partner_id,
+          createdAt: new Date(r.created_at).toISOString(),
+        })),
+      }
     },
   )
 
@@ -162,11 +209,16 @@ export function registerPublisherRoutes(app: Api, k: KernelContext): void {
     {
       schema: {
         tags: ['marketplace'],
-        summary: 'Register an Ed25519 public key that signs your packages (rotate: register the new key, then revoke the old)',
+        summary:
+          'Register an Ed25519 public key that signs your packages (rotate: register the new key, then revoke the old)',
         body: Type.Object(
           {
             name: Type.String({ minLength: 1, maxLength: 100 }),
-            publicKey: Type.String({ minLength: 1, maxLength: 2000, description: 'SPKI PEM, e.g. signing-key.pub.pem from `trellis-plugin keys generate`.' }),
+            publicKey: Type.String({
+              minLength: 1,
+              maxLength: 2000,
+              description: 'SPKI PEM, e.g. signing-key.pub.pem from `trellis-plugin keys generate`.',
+            }),
           },
           { additionalProperties: false },
         ),
@@ -180,7 +232,10 @@ export function registerPublisherRoutes(app: Api, k: KernelContext): void {
       const pem = key.export({ format: 'pem', type: 'spki' }).toString()
       const meta = auditMeta(request)
       const row = await orgTx(k, p.orgId, async (tx) => {
-        const [{ n }] = (await tx.sql<{ n: number }>(`select count(*)::int as n from marketplace_keys where partner_id = ?::uuid and status = 'active'`, [p.orgId])) as [{ n: number }]
+        const [{ n }] = (await tx.sql<{ n: number }>(
+          `select count(*)::int as n from marketplace_keys where partner_id = ?::uuid and status = 'active'`,
+          [p.orgId],
+        )) as [{ n: number }]
         if (n >= PUBLISH_LIMITS.activeKeys) throw MKT.KEY_LIMIT({ limit: PUBLISH_LIMITS.activeKeys })
         const [exists] = await tx.sql('select id from marketplace_keys where fingerprint = ?', [fingerprint])
         if (exists) throw MKT.KEY_EXISTS({ fingerprint })
@@ -195,8 +250,18 @@ export function registerPublisherRoutes(app: Api, k: KernelContext): void {
           throw err
         }
         const data = { keyId: created.id, name: created.name, fingerprint }
-        await appendAudit(tx, p.orgId, { ...meta, action: 'marketplace.key.registered', target: { kind: 'marketplace_key', id: created.id }, data })
-        await emitEvents(tx, { type: 'marketplace.key.registered', subject: `marketplace_key/${created.id}`, data, source: SOURCE })
+        await appendAudit(tx, p.orgId, {
+          ...meta,
+          action: 'marketplace.key.registered',
+          target: { kind: 'marketplace_key', id: created.id },
+          data,
+        })
+        await emitEvents(tx, {
+          type: 'marketplace.key.registered',
+          subject: `marketplace_key/${created.id}`,
+          data,
+          source: SOURCE,
+        })
         return created
       })
       reply.code(201)
@@ -216,7 +281,10 @@ export function registerPublisherRoutes(app: Api, k: KernelContext): void {
     async (request) => {
       const p = publisherOf(request)
       const rows = await k.db.inOrg(p.orgId, (tx) =>
-        tx.sql<KeyRow>('select id, name, fingerprint, public_key, status, created_at, revoked_at from marketplace_keys where partner_id = ?::uuid order by created_at, id', [p.orgId]),
+        tx.sql<KeyRow>(
+          'select id, name, fingerprint, public_key, status, created_at, revoked_at from marketplace_keys where partner_id = ?::uuid order by created_at, id',
+          [p.orgId],
+        ),
       )
       return { items: rows.map(keyView) }
     },
@@ -227,7 +295,8 @@ export function registerPublisherRoutes(app: Api, k: KernelContext): void {
     {
       schema: {
         tags: ['marketplace'],
-        summary: 'Revoke a signing key: packages signed with it can no longer be published (versions already published keep their review)',
+        summary:
+          'Revoke a signing key: packages signed with it can no longer be published (versions already published keep their review)',
         params: Type.Object({ id: Uuid }),
         response: { 200: KeyView },
       },
@@ -236,7 +305,10 @@ export function registerPublisherRoutes(app: Api, k: KernelContext): void {
       const p = publisherOf(request)
       const meta = auditMeta(request)
       const row = await orgTx(k, p.orgId, async (tx) => {
-        const [current] = await tx.sql<KeyRow>('select id, name, fingerprint, public_key, status, created_at, revoked_at from marketplace_keys where id = ?::uuid and partner_id = ?::uuid', [request.params.id, p.orgId])
+        const [current] = await tx.sql<KeyRow>(
+          'select id, name, fingerprint, public_key, status, created_at, revoked_at from marketplace_keys where id = ?::uuid and partner_id = ?::uuid',
+          [request.params.id, p.orgId],
+        )
         if (!current) throw MKT.KEY_NOT_FOUND()
         if (current.status === 'revoked') return current
         const [revoked] = (await tx.sql<KeyRow>(
@@ -244,8 +316,18 @@ export function registerPublisherRoutes(app: Api, k: KernelContext): void {
           [request.params.id, p.orgId],
         )) as [KeyRow]
         const data = { keyId: revoked.id, name: revoked.name, fingerprint: revoked.fingerprint }
-        await appendAudit(tx, p.orgId, { ...meta, action: 'marketplace.key.revoked', target: { kind: 'marketplace_key', id: revoked.id }, data })
-        await emitEvents(tx, { type: 'marketplace.key.revoked', subject: `marketplace_key/${revoked.id}`, data, source: SOURCE })
+        await appendAudit(tx, p.orgId, {
+          ...meta,
+          action: 'marketplace.key.revoked',
+          target: { kind: 'marketplace_key', id: revoked.id },
+          data,
+        })
+        await emitEvents(tx, {
+          type: 'marketplace.key.revoked',
+          subject: `marketplace_key/${revoked.id}`,
+          data,
+          source: SOURCE,
+        })
         return revoked
       })
       return keyView(row)

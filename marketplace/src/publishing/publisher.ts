@@ -19,7 +19,11 @@ export function assertPublisher(p: Principal): Principal {
 
 /** Platform admins (and reviewers) see every publisher's versions and checks. */
 export function isPlatformStaff(p: Principal): boolean {
-  return p.orgKind === 'platform' && p.orgId === PLATFORM_ORG && (p.permissions.has(P.platformAdmin) || p.permissions.has(P.marketplaceReview))
+  return (
+    p.orgKind === 'platform' &&
+    p.orgId === PLATFORM_ORG &&
+    (p.permissions.has(P.platformAdmin) || p.permissions.has(P.marketplaceReview))
+  )
 }
 
 export const SOURCE = 'trellis/marketplace'

@@ -37,13 +37,18 @@ export function unsafePathReason(path: string): string | undefined {
 }
 
 export async function unpackPackage(tgz: Buffer, limits = PUBLISH_LIMITS): Promise<Unpacked> {
-  if (tgz.length < 18 || tgz[0] !== 0x1f || tgz[1] !== 0x8b) throw MKT.PACKAGE_CORRUPT({ reason: 'it is not gzip data' })
+  if (tgz.length < 18 || tgz[0] !== 0x1f || tgz[1] !== 0x8b)
+    throw MKT.PACKAGE_CORRUPT({ reason: 'it is not gzip data' })
   let tar: Buffer
   try {
     tar = gunzipSync(tgz, { maxOutputLength: limits.unpackedBytes + 1 })
   } catch (err) {
     const code = (err as { code?: string }).code
-    if (code === 'ERR_BUFFER_TOO_LARGE' || (err instanceof RangeError && /maxOutputLength|too large|Cannot create a Buffer/i.test(err.message))) throw MKT.UNPACKED_TOO_LARGE({ limit: limits.unpackedBytes })
+    if (
+      code === 'ERR_BUFFER_TOO_LARGE' ||
+      (err instanceof RangeError && /maxOutputLength|too large|Cannot create a Buffer/i.test(err.message))
+    )
+      throw MKT.UNPACKED_TOO_LARGE({ limit: limits.unpackedBytes })
     throw MKT.PACKAGE_CORRUPT({ reason: `gzip: ${(err as Error).message}` })
   }
   if (tar.length > limits.unpackedBytes) throw MKT.UNPACKED_TOO_LARGE({ limit: limits.unpackedBytes })
@@ -51,7 +56,8 @@ export async function unpackPackage(tgz: Buffer, limits = PUBLISH_LIMITS): Promi
     throw MKT.COMPRESSION_RATIO({ ratio: Math.round(tar.length / tgz.length), limit: limits.compressionRatio })
   }
   const files = await parseTar(tar, limits.files)
-  for (const path of PACKAGE_FILES) if (!files.has(path)) throw MKT.PACKAGE_CONTENTS({ reason: `${path} is missing`, expected: PACKAGE_FILES })
+  for (const path of PACKAGE_FILES)
+    if (!files.has(path)) throw MKT.PACKAGE_CONTENTS({ reason: `${path} is missing`, expected: PACKAGE_FILES })
   const pkg = Object.fromEntries(PACKAGE_FILES.map((p) => [p, files.get(p)!])) as PackageFiles
   checkSums(pkg)
   return { files: pkg, packedBytes: tgz.length, unpackedBytes: tar.length }
@@ -72,7 +78,10 @@ function parseTar(tar: Buffer, maxEntries: number): Promise<Map<string, Buffer>>
       strict: true,
       // Pax and GNU long-name headers are applied to the entry that follows; the entry itself is
       // what is checked. Global pax headers are refused below.
-      onwarn: (code: string, message: string | Error) => fail(MKT.PACKAGE_CORRUPT({ reason: `tar: ${code} ${typeof message === 'string' ? message : message.message}` })),
+      onwarn: (code: string, message: string | Error) =>
+        fail(
+          MKT.PACKAGE_CORRUPT({ reason: `tar: ${code} ${typeof message === 'string' ? message : message.message}` }),
+        ),
     })
     // Entries are only ever held in memory, so a refused one is noted and the count goes on:
     // too many entries is reported as such, whatever else is wrong with them.
@@ -89,12 +98,27 @@ function parseTar(tar: Buffer, maxEntries: number): Promise<Map<string, Buffer>>
       const unsafe = unsafePathReason(path)
       let problem: Error | undefined
       if (unsafe) problem = MKT.UNSAFE_ENTRY({ path: printable(path), reason: unsafe })
-      else if (entry.type === 'SymbolicLink') problem = MKT.UNSAFE_ENTRY({ path: printable(path), reason: `a symbolic link (to ${printable(entry.linkpath ?? '')})` })
-      else if (entry.type === 'Link') problem = MKT.UNSAFE_ENTRY({ path: printable(path), reason: `a hard link (to ${printable(entry.linkpath ?? '')})` })
-      else if (entry.type === 'CharacterDevice' || entry.type === 'BlockDevice' || entry.type === 'FIFO') problem = MKT.UNSAFE_ENTRY({ path: printable(path), reason: `a ${entry.type} entry` })
-      else if (entry.type !== 'File' && entry.type !== 'OldFile') problem = MKT.PACKAGE_CONTENTS({ reason: `${printable(path)} is a ${entry.type} entry, not a file`, expected: PACKAGE_FILES })
-      else if (!(PACKAGE_FILES as readonly string[]).includes(path)) problem = MKT.PACKAGE_CONTENTS({ reason: `${printable(path)} is not a package file`, expected: PACKAGE_FILES })
-      else if (files.has(path)) problem = MKT.PACKAGE_CONTENTS({ reason: `${path} appears twice`, expected: PACKAGE_FILES })
+      else if (entry.type === 'SymbolicLink')
+        problem = MKT.UNSAFE_ENTRY({
+          path: printable(path),
+          reason: `a symbolic link (to ${printable(entry.linkpath ?? '')})`,
+        })
+      else if (entry.type === 'Link')
+        problem = MKT.UNSAFE_ENTRY({
+          path: printable(path),
+          reason: `a hard link (to ${printable(entry.linkpath ?? '')})`,
+        })
+      else if (entry.type === 'CharacterDevice' || entry.type === 'BlockDevice' || entry.type === 'FIFO')
+        problem = MKT.UNSAFE_ENTRY({ path: printable(path), reason: `a ${entry.type} entry` })
+      else if (entry.type !== 'File' && entry.type !== 'OldFile')
+        problem = MKT.PACKAGE_CONTENTS({
+          reason: `${printable(path)} is a ${entry.type} entry, not a file`,
+          expected: PACKAGE_FILES,
+        })
+      else if (!(PACKAGE_FILES as readonly string[]).includes(path))
+        problem = MKT.PACKAGE_CONTENTS({ reason: `${printable(path)} is not a package file`, expected: PACKAGE_FILES })
+      else if (files.has(path))
+        problem = MKT.PACKAGE_CONTENTS({ reason: `${path} appears twice`, expected: PACKAGE_FILES })
       if (problem) {
         refuse(problem)
         return entry.resume()
@@ -121,9 +145,20 @@ function parseTar(tar: Buffer, maxEntries: number): Promise<Map<string, Buffer>>
 }
 
 function checkSums(pkg: PackageFiles): void {
-  const expected = sha256sums({ 'trellis.plugin.json': pkg['trellis.plugin.json'], 'dist/plugin.js': pkg['dist/plugin.js'], 'dist/plugin.js.map': pkg['dist/plugin.js.map'] })
-  const want = new Map(expected.trim().split('\n').map((l) => [l.slice(66), l.slice(0, 64)]))
-  const lines = pkg.SHA256SUMS.toString('utf8').split('\n').filter((l) => l.trim() !== '')
+  const expected = sha256sums({
+    'trellis.plugin.json': pkg['trellis.plugin.json'],
+    'dist/plugin.js': pkg['dist/plugin.js'],
+    'dist/plugin.js.map': pkg['dist/plugin.js.map'],
+  })
+  const want = new Map(
+    expected
+      .trim()
+      .split('\n')
+      .map((l) => [l.slice(66), l.slice(0, 64)]),
+  )
+  const lines = pkg.SHA256SUMS.toString('utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
   const got = new Map<string, string>()
   for (const line of lines) {
     const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(line.trim())
@@ -131,7 +166,8 @@ function checkSums(pkg: PackageFiles): void {
     got.set(m[2]!, m[1]!)
   }
   for (const [path, sum] of want) if (got.get(path) !== sum) throw MKT.CHECKSUMS_MISMATCH({ path })
-  for (const path of got.keys()) if (!want.has(path)) throw MKT.CHECKSUMS_MISMATCH({ path: `${printable(path)} (not a package file)` })
+  for (const path of got.keys())
+    if (!want.has(path)) throw MKT.CHECKSUMS_MISMATCH({ path: `${printable(path)} (not a package file)` })
 }
 
 /** Hex sha256. */

@@ -11,7 +11,8 @@ const sdkDir = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
  * SDK was installed from one, otherwise (a Trellis checkout) from this checkout's packages.
  */
 function trellisDependencies(): Record<string, string> {
-  if (sdkDir.split(/[\\/]/).includes('node_modules')) return { '@trellis/core': `^${sdkVersion}`, '@trellis/plugin-sdk': `^${sdkVersion}` }
+  if (sdkDir.split(/[\\/]/).includes('node_modules'))
+    return { '@trellis/core': `^${sdkVersion}`, '@trellis/plugin-sdk': `^${sdkVersion}` }
   return { '@trellis/core': `file:${join(sdkDir, '..', 'core')}`, '@trellis/plugin-sdk': `file:${sdkDir}` }
 }
 
@@ -38,13 +39,22 @@ export function templateFiles({ name, description }: TemplateInput): Record<stri
           type: 'object',
           additionalProperties: false,
           required: ['name', 'qty'],
-          properties: { name: { type: 'string', minLength: 1, maxLength: 200 }, qty: { type: 'integer', minimum: 0 }, announced: { type: 'boolean' } },
+          properties: {
+            name: { type: 'string', minLength: 1, maxLength: 200 },
+            qty: { type: 'integer', minimum: 0 },
+            announced: { type: 'boolean' },
+          },
         },
         indexes: [{ fields: ['name'] }],
       },
     },
     events: {
-      emits: { [created]: { schema: { type: 'object', required: ['itemId'], properties: { itemId: { type: 'string' } } }, description: 'An item was created' } },
+      emits: {
+        [created]: {
+          schema: { type: 'object', required: ['itemId'], properties: { itemId: { type: 'string' } } },
+          description: 'An item was created',
+        },
+      },
       subscribes: [created],
     },
     routes: [
@@ -52,51 +62,55 @@ export function templateFiles({ name, description }: TemplateInput): Record<stri
         method: 'POST',
         path: '/items',
         permission: `${short}.items.write`,
-        request: { body: { type: 'object', required: ['name', 'qty'], properties: { name: { type: 'string' }, qty: { type: 'integer', minimum: 0 } } } },
+        request: {
+          body: {
+            type: 'object',
+            required: ['name', 'qty'],
+            properties: { name: { type: 'string' }, qty: { type: 'integer', minimum: 0 } },
+          },
+        },
         description: 'Create an item',
       },
     ],
   }
   return {
-    'trellis.plugin.json': JSON.stringify(manifest, null, 2) + '\n',
-    'package.json':
-      JSON.stringify(
-        {
-          name,
-          version: '0.1.0',
-          private: true,
-          type: 'module',
-          description,
-          scripts: {
-            build: 'trellis-plugin build',
-            validate: 'trellis-plugin validate',
-            pack: 'trellis-plugin pack',
-            dev: 'trellis-plugin dev',
-            test: 'trellis-plugin test',
-          },
-          devDependencies: { ...trellisDependencies(), '@types/node': '^20.0.0', typescript: '^5.9.0' },
+    'trellis.plugin.json': `${JSON.stringify(manifest, null, 2)}\n`,
+    'package.json': `${JSON.stringify(
+      {
+        name,
+        version: '0.1.0',
+        private: true,
+        type: 'module',
+        description,
+        scripts: {
+          build: 'trellis-plugin build',
+          validate: 'trellis-plugin validate',
+          pack: 'trellis-plugin pack',
+          dev: 'trellis-plugin dev',
+          test: 'trellis-plugin test',
         },
-        null,
-        2,
-      ) + '\n',
-    'tsconfig.json':
-      JSON.stringify(
-        {
-          compilerOptions: {
-            target: 'ES2022',
-            module: 'NodeNext',
-            moduleResolution: 'NodeNext',
-            strict: true,
-            noEmit: true,
-            resolveJsonModule: true,
-            skipLibCheck: true,
-            types: ['node'],
-          },
-          include: ['src', 'test'],
+        devDependencies: { ...trellisDependencies(), '@types/node': '^20.0.0', typescript: '^5.9.0' },
+      },
+      null,
+      2,
+    )}\n`,
+    'tsconfig.json': `${JSON.stringify(
+      {
+        compilerOptions: {
+          target: 'ES2022',
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          strict: true,
+          noEmit: true,
+          resolveJsonModule: true,
+          skipLibCheck: true,
+          types: ['node'],
         },
-        null,
-        2,
-      ) + '\n',
+        include: ['src', 'test'],
+      },
+      null,
+      2,
+    )}\n`,
     '.gitignore': 'node_modules/\ndist/\n*.tgz\n*.tgz.sig\n*.pem\n',
     'src/index.ts': `import { collection, definePlugin } from '@trellis/plugin-sdk'
 import type { PluginContext, RouteRequest, TrellisEvent } from '@trellis/plugin-sdk'

@@ -26,7 +26,8 @@ type StoredReservation = Reservation & { id: string; version: number }
 export const DEFAULT_WAREHOUSE = 'MAIN'
 
 /** A refusal, answered as the kernel answers its own: problem+json with a code from the plugin's catalog (INV_ERR_*). */
-const problem = (error: WordedError, detail: string, extra: Record<string, unknown> = {}): RouteResponse => problemResponse(error({ detail }), extra)
+const problem = (error: WordedError, detail: string, extra: Record<string, unknown> = {}): RouteResponse =>
+  problemResponse(error({ detail }), extra)
 
 const available = (s: Stock) => s.onHand - s.reserved
 
@@ -34,7 +35,12 @@ async function stockOf(ctx: Ctx, skus: string[]): Promise<StoredStock[]> {
   const out: StoredStock[] = []
   let cursor: string | undefined
   do {
-    const page = await ctx.data.stock.find({ where: { sku: { in: skus } }, sort: [{ field: 'warehouse', direction: 'asc' }], limit: 1000, ...(cursor ? { cursor } : {}) })
+    const page = await ctx.data.stock.find({
+      where: { sku: { in: skus } },
+      sort: [{ field: 'warehouse', direction: 'asc' }],
+      limit: 1000,
+      ...(cursor ? { cursor } : {}),
+    })
     out.push(...(page.items as StoredStock[]))
     cursor = page.nextCursor ?? undefined
   } while (cursor)
@@ -42,7 +48,10 @@ async function stockOf(ctx: Ctx, skus: string[]): Promise<StoredStock[]> {
 }
 
 async function reservationOf(ctx: Ctx, order: string): Promise<StoredReservation | null> {
-  return ((await ctx.data.reservations.find({ where: { order }, limit: 1 })).items[0] as StoredReservation | undefined) ?? null
+  return (
+    ((await ctx.data.reservations.find({ where: { order }, limit: 1 })).items[0] as StoredReservation | undefined) ??
+    null
+  )
 }
 
 /**
@@ -51,7 +60,11 @@ async function reservationOf(ctx: Ctx, order: string): Promise<StoredReservation
  * record: on a version conflict the record is read again and the change recomputed (`compute`
  * returns null when it no longer fits: then this answers null).
  */
-async function tryWriteStock(ctx: Ctx, rec: StoredStock, compute: (s: StoredStock) => Partial<Stock> | null): Promise<StoredStock | null> {
+async function tryWriteStock(
+  ctx: Ctx,
+  rec: StoredStock,
+  compute: (s: StoredStock) => Partial<Stock> | null,
+): Promise<StoredStock | null> {
   let cur = rec
   for (let attempt = 0; ; attempt++) {
     const patch = compute(cur)
@@ -69,20 +82,37 @@ async function tryWriteStock(ctx: Ctx, rec: StoredStock, compute: (s: StoredStoc
   }
 }
 
-async function writeStock(ctx: Ctx, rec: StoredStock, compute: (s: StoredStock) => Partial<Stock> | null): Promise<StoredStock> {
+async function writeStock(
+  ctx: Ctx,
+  rec: StoredStock,
+  compute: (s: StoredStock) => Partial<Stock> | null,
+): Promise<StoredStock> {
   const after = await tryWriteStock(ctx, rec, compute)
-  if (!after) throw new Error(`stock of ${rec.sku} in ${rec.warehouse} changed meanwhile and cannot take this change; try again`)
+  if (!after)
+    throw new Error(`stock of ${rec.sku} in ${rec.warehouse} changed meanwhile and cannot take this change; try again`)
   return after
 }
 
 const emitLow = (ctx: Ctx, s: Stock) =>
-  ctx.events.emit('inventory.stock.low', { sku: s.sku, warehouse: s.warehouse, onHand: s.onHand, reserved: s.reserved, available: available(s), reorderPoint: s.reorderPoint }, { subject: s.sku })
+  ctx.events.emit(
+    'inventory.stock.low',
+    {
+      sku: s.sku,
+      warehouse: s.warehouse,
+      onHand: s.onHand,
+      reserved: s.reserved,
+      available: available(s),
+      reorderPoint: s.reorderPoint,
+    },
+    { subject: s.sku },
+  )
 
 /** Reserves every line of an order (spread over warehouses in code order), or nothing. */
 async function reserve(input: { order: string; lines: Array<{ sku: string; quantity: number }> }, ctx: Ctx) {
   const existing = await reservationOf(ctx, input.order)
   if (existing && existing.status === 'reserved') return { ok: true, reservation: existing }
-  if (existing && existing.status === 'issued') return { ok: false, short: [], reason: `order ${input.order} was issued already` }
+  if (existing && existing.status === 'issued')
+    return { ok: false, short: [], reason: `order ${input.order} was issued already` }
   const wanted = new Map<string, number>()
   for (const l of input.lines) wanted.set(l.sku, (wanted.get(l.sku) ?? 0) + l.quantity)
   const stock = await stockOf(ctx, [...wanted.keys()])
@@ -97,17 +127,29 @@ async function reserve(input: { order: string; lines: Array<{ sku: string; quant
       if (take > 0) plan.push({ rec, quantity: take })
       left -= take
     }
-    if (left > 0) short.push({ sku, requested: qty, available: recs.reduce((a, r) => a + Math.max(0, available(r)), 0) })
+    if (left > 0)
+      short.push({ sku, requested: qty, available: recs.reduce((a, r) => a + Math.max(0, available(r)), 0) })
   }
   if (short.length) return { ok: false, short }
   const done: Array<{ rec: StoredStock; quantity: number }> = []
   for (const p of plan) {
-    const after = await tryWriteStock(ctx, p.rec, (s) => (available(s) >= p.quantity ? { reserved: s.reserved + p.quantity } : null))
+    const after = await tryWriteStock(ctx, p.rec, (s) =>
+      available(s) >= p.quantity ? { reserved: s.reserved + p.quantity } : null,
+    )
     if (!after) {
       // A concurrent order took this stock first: give back what this one took, and say what is short now.
       for (const d of done) await writeStock(ctx, d.rec, (s) => ({ reserved: s.reserved - d.quantity }))
       const fresh = await stockOf(ctx, [p.rec.sku])
-      return { ok: false, short: [{ sku: p.rec.sku, requested: wanted.get(p.rec.sku)!, available: fresh.reduce((a, r) => a + Math.max(0, available(r)), 0) }] }
+      return {
+        ok: false,
+        short: [
+          {
+            sku: p.rec.sku,
+            requested: wanted.get(p.rec.sku)!,
+            available: fresh.reduce((a, r) => a + Math.max(0, available(r)), 0),
+          },
+        ],
+      }
     }
     done.push({ rec: after, quantity: p.quantity })
   }
@@ -120,7 +162,12 @@ async function reserve(input: { order: string; lines: Array<{ sku: string; quant
 }
 
 /** Applies `fn` to each stock record of a reservation's lines and moves the reservation to `status`. */
-async function settle(ctx: Ctx, r: StoredReservation, status: 'released' | 'issued', fn: (s: StoredStock, qty: number) => Partial<Stock>) {
+async function settle(
+  ctx: Ctx,
+  r: StoredReservation,
+  status: 'released' | 'issued',
+  fn: (s: StoredStock, qty: number) => Partial<Stock>,
+) {
   const stock = await stockOf(ctx, [...new Set(r.lines.map((l) => l.sku))])
   const byKey = new Map(stock.map((s) => [`${s.sku}\u0000${s.warehouse}`, s]))
   for (const l of r.lines) {
@@ -129,76 +176,145 @@ async function settle(ctx: Ctx, r: StoredReservation, status: 'released' | 'issu
     byKey.set(`${l.sku}\u0000${l.warehouse}`, await writeStock(ctx, s, (fresh) => fn(fresh, l.quantity)))
   }
   await ctx.data.reservations.update(r.id, { status }, r.version)
-  await ctx.events.emit(status === 'released' ? 'inventory.stock.released' : 'inventory.stock.issued', { order: r.order, lines: r.lines }, { subject: r.order })
+  await ctx.events.emit(
+    status === 'released' ? 'inventory.stock.released' : 'inventory.stock.issued',
+    { order: r.order, lines: r.lines },
+    { subject: r.order },
+  )
 }
 
 async function release(input: { order: string }, ctx: Ctx) {
   const r = await reservationOf(ctx, input.order)
-  if (!r || r.status !== 'reserved') return { released: false, status: r?.status ?? 'none' }
+  if (r?.status !== 'reserved') return { released: false, status: r?.status ?? 'none' }
   await settle(ctx, r, 'released', (s, q) => ({ reserved: Math.max(0, s.reserved - q) }))
   return { released: true }
 }
 
 async function issue(input: { order: string }, ctx: Ctx) {
   const r = await reservationOf(ctx, input.order)
-  if (!r || r.status !== 'reserved') return { issued: false, status: r?.status ?? 'none' }
+  if (r?.status !== 'reserved') return { issued: false, status: r?.status ?? 'none' }
   await settle(ctx, r, 'issued', (s, q) => ({ onHand: s.onHand - q, reserved: Math.max(0, s.reserved - q) }))
   return { issued: true, lines: r.lines }
 }
 
-async function importStock(req: RouteRequest<{ rows: Array<{ sku: string; warehouse?: string; onHand: number; reorderPoint?: number }> }>, ctx: Ctx): Promise<RouteResponse> {
+async function importStock(
+  req: RouteRequest<{ rows: Array<{ sku: string; warehouse?: string; onHand: number; reorderPoint?: number }> }>,
+  ctx: Ctx,
+): Promise<RouteResponse> {
   const rows = req.body.rows.map((r) => ({ ...r, warehouse: r.warehouse ?? DEFAULT_WAREHOUSE }))
   const errors: Array<{ row: number; field: string; code: string; message: string }> = []
   const seen = new Map<string, number>()
   rows.forEach((r, i) => {
     const key = `${r.sku}\u0000${r.warehouse}`
-    if (seen.has(key)) errors.push({ row: i + 1, field: 'sku', code: 'duplicate', message: `${r.sku} in ${r.warehouse} is also on row ${seen.get(key)}` })
+    if (seen.has(key))
+      errors.push({
+        row: i + 1,
+        field: 'sku',
+        code: 'duplicate',
+        message: `${r.sku} in ${r.warehouse} is also on row ${seen.get(key)}`,
+      })
     else seen.set(key, i + 1)
   })
   const skus = [...new Set(rows.map((r) => r.sku))]
   const { missing } = await ctx.plugins.call<{ missing: string[] }>('@trellis/catalog', 'getProducts', { skus })
   const unknown = new Set(missing)
-  rows.forEach((r, i) => unknown.has(r.sku) && errors.push({ row: i + 1, field: 'sku', code: 'unknown_product', message: `no product ${r.sku}` }))
+  rows.forEach(
+    (r, i) =>
+      unknown.has(r.sku) &&
+      errors.push({ row: i + 1, field: 'sku', code: 'unknown_product', message: `no product ${r.sku}` }),
+  )
   const stock = await stockOf(ctx, skus)
   const byKey = new Map(stock.map((s) => [`${s.sku}\u0000${s.warehouse}`, s]))
   rows.forEach((r, i) => {
     const s = byKey.get(`${r.sku}\u0000${r.warehouse}`)
-    if (s && r.onHand < s.reserved) errors.push({ row: i + 1, field: 'onHand', code: 'below_reserved', message: `${r.sku} in ${r.warehouse}: ${s.reserved} are reserved, on hand cannot be ${r.onHand}` })
+    if (s && r.onHand < s.reserved)
+      errors.push({
+        row: i + 1,
+        field: 'onHand',
+        code: 'below_reserved',
+        message: `${r.sku} in ${r.warehouse}: ${s.reserved} are reserved, on hand cannot be ${r.onHand}`,
+      })
   })
   if (errors.length) {
     errors.sort((a, b) => a.row - b.row)
-    return problem(INV.INVALID_ROWS, `${new Set(errors.map((e) => e.row)).size} of ${rows.length} rows are invalid; nothing was written`, { rows: rows.length, errors })
+    return problem(
+      INV.INVALID_ROWS,
+      `${new Set(errors.map((e) => e.row)).size} of ${rows.length} rows are invalid; nothing was written`,
+      { rows: rows.length, errors },
+    )
   }
   let created = 0
   let updated = 0
   for (const r of rows) {
     const s = byKey.get(`${r.sku}\u0000${r.warehouse}`)
     if (!s) {
-      const rec = await ctx.data.stock.insert({ sku: r.sku, warehouse: r.warehouse, onHand: r.onHand, reserved: 0, reorderPoint: r.reorderPoint ?? 0 })
+      const rec = await ctx.data.stock.insert({
+        sku: r.sku,
+        warehouse: r.warehouse,
+        onHand: r.onHand,
+        reserved: 0,
+        reorderPoint: r.reorderPoint ?? 0,
+      })
       created++
       if (available(rec) <= rec.reorderPoint) await emitLow(ctx, rec)
     } else {
-      await writeStock(ctx, s, (fresh) => (r.onHand >= fresh.reserved ? { onHand: r.onHand, ...(r.reorderPoint !== undefined ? { reorderPoint: r.reorderPoint } : {}) } : null))
+      await writeStock(ctx, s, (fresh) =>
+        r.onHand >= fresh.reserved
+          ? { onHand: r.onHand, ...(r.reorderPoint !== undefined ? { reorderPoint: r.reorderPoint } : {}) }
+          : null,
+      )
       updated++
     }
   }
   return { status: 200, body: { rows: rows.length, created, updated } }
 }
 
-async function adjust(req: RouteRequest<{ sku: string; warehouse?: string; delta: number; reason: string }>, ctx: Ctx): Promise<RouteResponse> {
+async function adjust(
+  req: RouteRequest<{ sku: string; warehouse?: string; delta: number; reason: string }>,
+  ctx: Ctx,
+): Promise<RouteResponse> {
   const warehouse = req.body.warehouse ?? DEFAULT_WAREHOUSE
-  const s = (await ctx.data.stock.find({ where: { sku: req.body.sku, warehouse }, limit: 1 })).items[0] as StoredStock | undefined
+  const s = (await ctx.data.stock.find({ where: { sku: req.body.sku, warehouse }, limit: 1 })).items[0] as
+    | StoredStock
+    | undefined
   let after: Stock
   if (!s) {
-    const { missing } = await ctx.plugins.call<{ missing: string[] }>('@trellis/catalog', 'getProducts', { skus: [req.body.sku] })
+    const { missing } = await ctx.plugins.call<{ missing: string[] }>('@trellis/catalog', 'getProducts', {
+      skus: [req.body.sku],
+    })
     if (missing.length) return problem(INV.UNKNOWN_PRODUCT, `no product ${req.body.sku}`)
     if (req.body.delta < 0) return problem(INV.INSUFFICIENT_STOCK, `${req.body.sku} has no stock in ${warehouse}`)
-    after = await ctx.data.stock.insert({ sku: req.body.sku, warehouse, onHand: req.body.delta, reserved: 0, reorderPoint: 0 })
+    after = await ctx.data.stock.insert({
+      sku: req.body.sku,
+      warehouse,
+      onHand: req.body.delta,
+      reserved: 0,
+      reorderPoint: 0,
+    })
   } else {
-    if (s.onHand + req.body.delta < s.reserved) return problem(INV.INSUFFICIENT_STOCK, `${req.body.sku} in ${warehouse}: ${s.onHand} on hand, ${s.reserved} reserved; cannot take ${-req.body.delta}`)
-    after = await writeStock(ctx, s, (fresh) => (fresh.onHand + req.body.delta >= fresh.reserved ? { onHand: fresh.onHand + req.body.delta } : null))
+    if (s.onHand + req.body.delta < s.reserved)
+      return problem(
+        INV.INSUFFICIENT_STOCK,
+        `${req.body.sku} in ${warehouse}: ${s.onHand} on hand, ${s.reserved} reserved; cannot take ${-req.body.delta}`,
+      )
+    after = await writeStock(ctx, s, (fresh) =>
+      fresh.onHand + req.body.delta >= fresh.reserved ? { onHand: fresh.onHand + req.body.delta } : null,
+    )
   }
-  await ctx.events.emit('inventory.stock.adjusted', { sku: after.sku, warehouse, onHand: after.onHand, reserved: after.reserved, available: available(after), reorderPoint: after.reorderPoint, delta: req.body.delta, reason: req.body.reason }, { subject: after.sku })
+  await ctx.events.emit(
+    'inventory.stock.adjusted',
+    {
+      sku: after.sku,
+      warehouse,
+      onHand: after.onHand,
+      reserved: after.reserved,
+      available: available(after),
+      reorderPoint: after.reorderPoint,
+      delta: req.body.delta,
+      reason: req.body.reason,
+    },
+    { subject: after.sku },
+  )
   return { status: 200, body: after }
 }
 
@@ -210,14 +326,24 @@ export const inventoryPlugin = definePlugin({
       const where: Record<string, string> = {}
       if (req.query.sku) where.sku = req.query.sku
       if (req.query.warehouse) where.warehouse = req.query.warehouse
-      return { status: 200, body: await ctx.data.stock.find({ where, limit: 1000, ...(req.query.cursor ? { cursor: req.query.cursor } : {}) }) }
+      return {
+        status: 200,
+        body: await ctx.data.stock.find({
+          where,
+          limit: 1000,
+          ...(req.query.cursor ? { cursor: req.query.cursor } : {}),
+        }),
+      }
     },
     'GET /stock/:sku': async (req: RouteRequest<null, { sku: string }>, ctx: Ctx) => {
       const recs = await stockOf(ctx, [req.params.sku])
       if (!recs.length) return problem(INV.NO_STOCK_RECORD, `no stock record for ${req.params.sku}`)
       const onHand = recs.reduce((a, r) => a + r.onHand, 0)
       const reserved = recs.reduce((a, r) => a + r.reserved, 0)
-      return { status: 200, body: { sku: req.params.sku, onHand, reserved, available: onHand - reserved, warehouses: recs } }
+      return {
+        status: 200,
+        body: { sku: req.params.sku, onHand, reserved, available: onHand - reserved, warehouses: recs },
+      }
     },
     'POST /stock/import': importStock,
     'POST /stock/adjust': adjust,

@@ -23,11 +23,17 @@ const b = await createTenantWithAdmin(k, 'northwind-b')
 for (const tenant of [a, b]) {
   for (const id of ERP_PLUGINS) {
     const { manifest } = await bundleOf(id)
-    const res = await k.req('POST', '/v1/installations', { token: tenant.token, body: { plugin: manifest.name, version: manifest.version, capabilities: manifest.capabilities } })
+    const res = await k.req('POST', '/v1/installations', {
+      token: tenant.token,
+      body: { plugin: manifest.name, version: manifest.version, capabilities: manifest.capabilities },
+    })
     if (res.status !== 201) throw new Error(`install ${id}: ${res.status} ${JSON.stringify(res.body)}`)
   }
 }
-const requester = (token: string): RequestFn => (method, path, body) => k.req(method, path, { token, ...(body === undefined ? {} : { body }) })
+const requester =
+  (token: string): RequestFn =>
+  (method, path, body) =>
+    k.req(method, path, { token, ...(body === undefined ? {} : { body }) })
 const reqA = requester(a.token)
 const reqB = requester(b.token)
 
@@ -41,18 +47,55 @@ const full = await readNorthwind(DATA)
 const subset = await readNorthwind(DATA, SUBSET)
 
 t.test('everything in the files is in tenant A, each order in its historical state', async (t) => {
-  t.match(resultA, { categories: 8, suppliers: 29, products: 77, customers: 91, orders: 830, shipped: 809, invoiced: 809, confirmedOpen: 21, stockShort: 0, discontinued: 10 })
+  t.match(resultA, {
+    categories: 8,
+    suppliers: 29,
+    products: 77,
+    customers: 91,
+    orders: 830,
+    shipped: 809,
+    invoiced: 809,
+    confirmedOpen: 21,
+    stockShort: 0,
+    discontinued: 10,
+  })
   const overThreshold = new Set(full.details.filter((d) => Number(d.discount) > 0.1).map((d) => d.order_id)).size
   t.equal(resultA.priceApprovals, overThreshold, 'every order with a discount over 10 % went through a price approval')
-  const counts = await k.appSql(a.orgId, `select data->>'status' as status, count(*)::int as n from plugin_records where plugin = '@trellis/orders' and collection = 'orders' group by 1 order by 1`)
-  t.same(counts, [{ status: 'confirmed', n: 21 }, { status: 'invoiced', n: 809 }])
+  const counts = await k.appSql(
+    a.orgId,
+    `select data->>'status' as status, count(*)::int as n from plugin_records where plugin = '@trellis/orders' and collection = 'orders' group by 1 order by 1`,
+  )
+  t.same(counts, [
+    { status: 'confirmed', n: 21 },
+    { status: 'invoiced', n: 809 },
+  ])
   const order = (await reqA('GET', '/v1/x/orders/orders/10248')).body
   const csvOrder = full.orders.find((o) => o.order_id === '10248')!
-  t.match(order, { customer: 'VINET', orderDate: csvOrder.order_date, shippedDate: csvOrder.shipped_date, invoiceNumber: 'NW-INV-10248', status: 'invoiced' })
-  t.same(order.lines.map((l: any) => [l.sku, l.unitPrice, l.quantity]), [['NW-11', '14.00', 12], ['NW-42', '9.80', 10], ['NW-72', '34.80', 5]], 'the 1996 prices, from the price history')
-  const approvals = await k.appSql(a.orgId, `select count(*)::int as n from events where type = 'orders.exception.resolved'`)
+  t.match(order, {
+    customer: 'VINET',
+    orderDate: csvOrder.order_date,
+    shippedDate: csvOrder.shipped_date,
+    invoiceNumber: 'NW-INV-10248',
+    status: 'invoiced',
+  })
+  t.same(
+    order.lines.map((l: any) => [l.sku, l.unitPrice, l.quantity]),
+    [
+      ['NW-11', '14.00', 12],
+      ['NW-42', '9.80', 10],
+      ['NW-72', '34.80', 5],
+    ],
+    'the 1996 prices, from the price history',
+  )
+  const approvals = await k.appSql(
+    a.orgId,
+    `select count(*)::int as n from events where type = 'orders.exception.resolved'`,
+  )
   t.equal(approvals[0].n, overThreshold)
-  const invoicedEvents = await k.appSql(a.orgId, `select count(*)::int as n from events where type = 'orders.order.invoiced'`)
+  const invoicedEvents = await k.appSql(
+    a.orgId,
+    `select count(*)::int as n from events where type = 'orders.order.invoiced'`,
+  )
   t.equal(invoicedEvents[0].n, 809, 'one event per transition')
 })
 
@@ -73,7 +116,9 @@ t.test('sales totals from the plugins equal the CSV computation to the cent', as
   let micros = 0n
   let n = 0
   do {
-    const page = (await reqA('GET', `/v1/x/orders/orders?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`)).body
+    const page = (
+      await reqA('GET', `/v1/x/orders/orders?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`)
+    ).body
     for (const o of page.items) {
       n++
       for (const l of o.lines) {
@@ -90,16 +135,26 @@ t.test('sales totals from the plugins equal the CSV computation to the cent', as
 
 t.test('stock after the history: free stock is what Northwind lists in stock, open orders hold theirs', async (t) => {
   const products = parseCsv(await readFile(join(DATA, 'products.csv'), 'utf8'))
-  const stock = (await reqA('GET', '/v1/x/inventory/stock')).body.items as Array<{ sku: string; onHand: number; reserved: number }>
+  const stock = (await reqA('GET', '/v1/x/inventory/stock')).body.items as Array<{
+    sku: string
+    onHand: number
+    reserved: number
+  }>
   t.equal(stock.length, 77)
   const open = new Set(full.orders.filter((o) => !o.shipped_date).map((o) => o.order_id))
   for (const p of products) {
     const s = stock.find((x) => x.sku === `NW-${p.product_id}`)!
-    const reserved = full.details.filter((d) => d.product_id === p.product_id && open.has(d.order_id)).reduce((acc, d) => acc + Number(d.quantity), 0)
-    if (s.onHand - s.reserved !== Number(p.units_in_stock) || s.reserved !== reserved) t.fail(`${s.sku}: ${JSON.stringify(s)} vs in stock ${p.units_in_stock}, open ${reserved}`)
+    const reserved = full.details
+      .filter((d) => d.product_id === p.product_id && open.has(d.order_id))
+      .reduce((acc, d) => acc + Number(d.quantity), 0)
+    if (s.onHand - s.reserved !== Number(p.units_in_stock) || s.reserved !== reserved)
+      t.fail(`${s.sku}: ${JSON.stringify(s)} vs in stock ${p.units_in_stock}, open ${reserved}`)
   }
   t.pass('77 products checked')
-  const discontinued = await reqA('POST', '/v1/x/orders/orders', { customer: 'ALFKI', lines: [{ sku: 'NW-1', quantity: 1 }] })
+  const discontinued = await reqA('POST', '/v1/x/orders/orders', {
+    customer: 'ALFKI',
+    lines: [{ sku: 'NW-1', quantity: 1 }],
+  })
   t.equal(discontinued.status, 422, 'Chai is discontinued now')
   t.equal(discontinued.body.errors[0].code, 'discontinued')
 })
@@ -114,18 +169,27 @@ t.test('tenant B, imported alongside, has only its own data', async (t) => {
   t.ok(orders.every((o) => Number(o.number) <= Number(subset.orders[SUBSET - 1]!.order_id)))
   t.equal((await reqB('GET', '/v1/x/orders/orders/11077')).status, 404, "A's last order does not exist for B")
   t.equal((await reqB('POST', '/v1/x/orders/orders/11077/cancel', { reason: 'probe' })).status, 404)
-  const idsA = new Set(((await reqA('GET', '/v1/x/orders/customers')).body.items as Array<{ id: string }>).map((c) => c.id))
+  const idsA = new Set(
+    ((await reqA('GET', '/v1/x/orders/customers')).body.items as Array<{ id: string }>).map((c) => c.id),
+  )
   const custB = (await reqB('GET', '/v1/x/orders/customers')).body.items as Array<{ id: string }>
   t.equal(custB.length, 91)
-  t.notOk(custB.some((c) => idsA.has(c.id)), "B's customers are its own records")
+  t.notOk(
+    custB.some((c) => idsA.has(c.id)),
+    "B's customers are its own records",
+  )
   const rows = await k.appSql(b.orgId, `select plugin, count(*)::int as n from plugin_records group by 1 order by 1`)
-  t.same(rows.map((r: any) => [r.plugin, r.n]), [
-    ['@trellis/catalog', 8 + 29 + 77],
-    ['@trellis/inventory', 77 + SUBSET],
-    ['@trellis/orders', 91 + SUBSET],
-    ['@trellis/pricing', resultB.priceRules],
-  ], 'row-level security: B reads exactly its own records')
+  t.same(
+    rows.map((r: any) => [r.plugin, r.n]),
+    [
+      ['@trellis/catalog', 8 + 29 + 77],
+      ['@trellis/inventory', 77 + SUBSET],
+      ['@trellis/orders', 91 + SUBSET],
+      ['@trellis/pricing', resultB.priceRules],
+    ],
+    'row-level security: B reads exactly its own records',
+  )
   const eventsB = await k.appSql(b.orgId, `select count(*)::int as n from events where type = 'orders.order.placed'`)
   t.equal(eventsB[0].n, SUBSET)
-  t.equal((await reqA('GET', '/v1/x/orders/reports/sales')).body.orders, 830, "and A still has all of its own")
+  t.equal((await reqA('GET', '/v1/x/orders/reports/sales')).body.orders, 830, 'and A still has all of its own')
 })

@@ -16,24 +16,57 @@ if (!DB_KINDS.includes('postgres')) {
   const a = await createTenantWithAdmin(k, 'concurrent')
   for (const id of ERP_PLUGINS) {
     const { manifest } = await bundleOf(id)
-    const res = await k.req('POST', '/v1/installations', { token: a.token, body: { plugin: manifest.name, version: manifest.version, capabilities: manifest.capabilities } })
+    const res = await k.req('POST', '/v1/installations', {
+      token: a.token,
+      body: { plugin: manifest.name, version: manifest.version, capabilities: manifest.capabilities },
+    })
     if (res.status !== 201) throw new Error(`install ${id}: ${res.status} ${JSON.stringify(res.body)}`)
   }
-  const r = (method: string, path: string, body?: unknown) => k.req(method, path, { token: a.token, ...(body === undefined ? {} : { body }) })
+  const r = (method: string, path: string, body?: unknown) =>
+    k.req(method, path, { token: a.token, ...(body === undefined ? {} : { body }) })
   await r('POST', '/v1/x/catalog/import/categories', { csv: 'code,name\n1,Beverages\n' })
   await r('POST', '/v1/x/catalog/import/suppliers', { csv: 'code,name\n1,Exotic Liquids\n' })
   await r('POST', '/v1/x/catalog/import/products', { csv: 'sku,name,category,supplier\nA,Tea,1,1\nB,Ale,1,1\n' })
-  await r('POST', '/v1/x/pricing/prices/import', { rules: [{ kind: 'list', sku: 'A', price: '1.00' }, { kind: 'list', sku: 'B', price: '2.00' }] })
-  await r('POST', '/v1/x/inventory/stock/import', { rows: [{ sku: 'A', onHand: 100 }, { sku: 'B', onHand: 9 }] })
+  await r('POST', '/v1/x/pricing/prices/import', {
+    rules: [
+      { kind: 'list', sku: 'A', price: '1.00' },
+      { kind: 'list', sku: 'B', price: '2.00' },
+    ],
+  })
+  await r('POST', '/v1/x/inventory/stock/import', {
+    rows: [
+      { sku: 'A', onHand: 100 },
+      { sku: 'B', onHand: 9 },
+    ],
+  })
   await r('POST', '/v1/x/orders/customers', { code: 'C', name: 'Customer' })
 
   t.test('twelve orders at once for nine in stock: all placed, nine reserved, three short', async (t) => {
-    const res = await Promise.all(Array.from({ length: 12 }, (_, i) => r('POST', '/v1/x/orders/orders', { number: `P-${i}`, customer: 'C', lines: [{ sku: 'A', quantity: 1 }, { sku: 'B', quantity: 1 }] })))
-    t.same(res.map((x) => x.status), Array(12).fill(201), 'no order fails on a version conflict')
+    const res = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        r('POST', '/v1/x/orders/orders', {
+          number: `P-${i}`,
+          customer: 'C',
+          lines: [
+            { sku: 'A', quantity: 1 },
+            { sku: 'B', quantity: 1 },
+          ],
+        }),
+      ),
+    )
+    t.same(
+      res.map((x) => x.status),
+      Array(12).fill(201),
+      'no order fails on a version conflict',
+    )
     const reserved = res.filter((x) => x.body.stock === 'reserved').length
     t.equal(reserved, 9)
     t.equal(res.filter((x) => x.body.exceptions.some((e: any) => e.kind === 'stock_short')).length, 3)
     t.match((await r('GET', '/v1/x/inventory/stock/B')).body, { onHand: 9, reserved: 9 })
-    t.match((await r('GET', '/v1/x/inventory/stock/A')).body, { onHand: 100, reserved: 9 }, 'a short order keeps none of its other lines')
+    t.match(
+      (await r('GET', '/v1/x/inventory/stock/A')).body,
+      { onHand: 100, reserved: 9 },
+      'a short order keeps none of its other lines',
+    )
   })
 }

@@ -30,7 +30,13 @@ export interface Candidate {
 
 /** Why a human must look at the onboarding. */
 export interface Problem {
-  code: 'no_documents' | 'unreadable_document' | 'missing_field' | 'inconsistent_field' | 'invalid_format' | 'unknown_value'
+  code:
+    | 'no_documents'
+    | 'unreadable_document'
+    | 'missing_field'
+    | 'inconsistent_field'
+    | 'invalid_format'
+    | 'unknown_value'
   field: FieldName | null
   document?: string
   message: string
@@ -58,20 +64,61 @@ export const DEFAULT_TIERS = ['registered', 'silver', 'gold', 'platinum']
 export const DEFAULT_REGIONS = ['NA', 'EMEA', 'APAC', 'LATAM']
 
 const LABELS: Record<FieldName, string[]> = {
-  legalName: ['legalname', 'legalentity', 'legalentityname', 'registeredname', 'companyname', 'company', 'companylegalname', 'partnerlegalname', 'entityname'],
-  taxId: ['taxid', 'taxidentifier', 'taxnumber', 'taxno', 'tin', 'vat', 'vatid', 'vatnumber', 'vatno', 'ein', 'taxregistrationnumber', 'ustidnr'],
+  legalName: [
+    'legalname',
+    'legalentity',
+    'legalentityname',
+    'registeredname',
+    'companyname',
+    'company',
+    'companylegalname',
+    'partnerlegalname',
+    'entityname',
+  ],
+  taxId: [
+    'taxid',
+    'taxidentifier',
+    'taxnumber',
+    'taxno',
+    'tin',
+    'vat',
+    'vatid',
+    'vatnumber',
+    'vatno',
+    'ein',
+    'taxregistrationnumber',
+    'ustidnr',
+  ],
   region: ['region', 'territory', 'salesregion', 'market'],
   tier: ['tier', 'partnertier', 'partnerlevel', 'level', 'programtier'],
   signatory: ['signatory', 'signedby', 'authorizedsignatory', 'authorisedsignatory', 'signer', 'signatoryname'],
-  startDate: ['startdate', 'effectivedate', 'commencementdate', 'start', 'effectivefrom', 'contractstart', 'contractstartdate'],
+  startDate: [
+    'startdate',
+    'effectivedate',
+    'commencementdate',
+    'start',
+    'effectivefrom',
+    'contractstart',
+    'contractstartdate',
+  ],
 }
-const LABEL_TO_FIELD = new Map<string, FieldName>(FIELD_NAMES.flatMap((f) => LABELS[f].map((l) => [l, f] as [string, FieldName])))
+const LABEL_TO_FIELD = new Map<string, FieldName>(
+  FIELD_NAMES.flatMap((f) => LABELS[f].map((l) => [l, f] as [string, FieldName])),
+)
 
 const REGION_ALIASES: Record<string, string> = {
-  northamerica: 'NA', usa: 'NA', us: 'NA', unitedstates: 'NA', canada: 'NA',
-  europe: 'EMEA', eu: 'EMEA', europemiddleeastafrica: 'EMEA',
-  asiapacific: 'APAC', asia: 'APAC',
-  latinamerica: 'LATAM', southamerica: 'LATAM',
+  northamerica: 'NA',
+  usa: 'NA',
+  us: 'NA',
+  unitedstates: 'NA',
+  canada: 'NA',
+  europe: 'EMEA',
+  eu: 'EMEA',
+  europemiddleeastafrica: 'EMEA',
+  asiapacific: 'APAC',
+  asia: 'APAC',
+  latinamerica: 'LATAM',
+  southamerica: 'LATAM',
 }
 
 /** VAT and tax-number formats by country prefix; a US EIN is nine digits. */
@@ -91,7 +138,20 @@ const TAX_ID_FORMATS: Record<string, RegExp> = {
   SE: /^SE\d{12}$/,
 }
 
-const MONTHS = ['january', 'february', 'march', 'april', 'may', 'june', 'july', 'august', 'september', 'october', 'november', 'december']
+const MONTHS = [
+  'january',
+  'february',
+  'march',
+  'april',
+  'may',
+  'june',
+  'july',
+  'august',
+  'september',
+  'october',
+  'november',
+  'december',
+]
 
 const labelKey = (label: string) => label.toLowerCase().replace(/[^a-z0-9]/g, '')
 const collapse = (s: string) => s.replace(/\s+/g, ' ').trim()
@@ -167,7 +227,7 @@ export function pairsFromText(content: string): Array<[string, string]> {
   const out: Array<[string, string]> = []
   for (const line of content.split(/\r?\n/)) {
     const m = /^\s*(?:[-*•]\s*)?([A-Za-z][A-Za-z0-9 _./()-]{0,60}?)\s*[:=]\s*(.*?)\s*$/.exec(line)
-    if (m && m[2]) out.push([m[1]!, m[2]])
+    if (m?.[2]) out.push([m[1]!, m[2]])
   }
   return out
 }
@@ -182,7 +242,7 @@ export function parseCsv(content: string): string[][] {
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!
     if (quoted) {
-      if (c === '"' && text[i + 1] === '"') field += '"', i++
+      if (c === '"' && text[i + 1] === '"') (field += '"'), i++
       else if (c === '"') quoted = false
       else field += c
     } else if (c === '"' && field === '') quoted = true
@@ -223,7 +283,8 @@ export function pairsFromJson(content: string): Array<[string, string]> {
   const walk = (v: unknown, path: string[], depth: number) => {
     if (depth > 8) return
     if (Array.isArray(v)) for (const x of v) walk(x, path, depth + 1)
-    else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, [...path, k], depth + 1)
+    else if (v !== null && typeof v === 'object')
+      for (const [k, x] of Object.entries(v)) walk(x, [...path, k], depth + 1)
     else if ((typeof v === 'string' || typeof v === 'number') && path.length) {
       const last = path[path.length - 1]!
       // `partner.tier` → tier; `company.name` → company name.
@@ -247,7 +308,10 @@ export function pairsOf(doc: SourceDocument): Array<[string, string]> {
  * documents, a tax id of a known shape, a known tier and region, a real start date. The first
  * document's value wins when documents disagree (and the disagreement is a problem).
  */
-export function checkFields(candidates: Record<FieldName, Candidate[]>, options: ExtractOptions = {}): { fields: Fields; problems: Problem[] } {
+export function checkFields(
+  candidates: Record<FieldName, Candidate[]>,
+  options: ExtractOptions = {},
+): { fields: Fields; problems: Problem[] } {
   const tiers = (options.tiers ?? DEFAULT_TIERS).map((t) => t.toLowerCase())
   const regions = options.regions ?? DEFAULT_REGIONS
   const fields = {} as Fields
@@ -263,11 +327,17 @@ export function checkFields(candidates: Record<FieldName, Candidate[]>, options:
     fields[field] = value
     const distinct = [...new Set(found.map((c) => compareKey(field, c.value)))]
     if (distinct.length > 1) {
-      problems.push({ code: 'inconsistent_field', field, message: `the documents disagree on the ${describe(field)}: ${distinctValues(field, found).join(' vs ')}`, values: found })
+      problems.push({
+        code: 'inconsistent_field',
+        field,
+        message: `the documents disagree on the ${describe(field)}: ${distinctValues(field, found).join(' vs ')}`,
+        values: found,
+      })
     }
     for (const v of distinctValues(field, found)) {
       const bad = formatProblem(field, v, tiers, regions)
-      if (bad) problems.push({ ...bad, values: found.filter((c) => compareKey(field, c.value) === compareKey(field, v)) })
+      if (bad)
+        problems.push({ ...bad, values: found.filter((c) => compareKey(field, c.value) === compareKey(field, v)) })
     }
   }
   return { fields, problems }
@@ -275,15 +345,24 @@ export function checkFields(candidates: Record<FieldName, Candidate[]>, options:
 
 /** Extracts the key fields from an onboarding's documents with the rules. */
 export function extractFields(documents: SourceDocument[], options: ExtractOptions = {}): Extraction {
-  const candidates = Object.fromEntries(FIELD_NAMES.map((f) => [f, [] as Candidate[]])) as Record<FieldName, Candidate[]>
+  const candidates = Object.fromEntries(FIELD_NAMES.map((f) => [f, [] as Candidate[]])) as Record<
+    FieldName,
+    Candidate[]
+  >
   const problems: Problem[] = []
-  if (!documents.length) problems.push({ code: 'no_documents', field: null, message: 'the onboarding has no documents' })
+  if (!documents.length)
+    problems.push({ code: 'no_documents', field: null, message: 'the onboarding has no documents' })
   for (const doc of documents) {
     let pairs: Array<[string, string]>
     try {
       pairs = pairsOf(doc)
     } catch (err) {
-      problems.push({ code: 'unreadable_document', field: null, document: doc.name, message: `${doc.name} could not be read as ${doc.contentType}: ${(err as Error).message}` })
+      problems.push({
+        code: 'unreadable_document',
+        field: null,
+        document: doc.name,
+        message: `${doc.name} could not be read as ${doc.contentType}: ${(err as Error).message}`,
+      })
       continue
     }
     const seen = new Set<string>()
@@ -312,13 +391,28 @@ function distinctValues(field: FieldName, found: Candidate[]): string[] {
 }
 
 function formatProblem(field: FieldName, value: string, tiers: string[], regions: string[]): Problem | null {
-  if (field === 'taxId' && !taxIdValid(value)) return { code: 'invalid_format', field, message: `tax id ${value} is not a VAT number with a known country prefix or a US EIN` }
-  if (field === 'tier' && !tiers.includes(value)) return { code: 'unknown_value', field, message: `tier "${value}" is not one of ${tiers.join(', ')}` }
-  if (field === 'region' && !regions.includes(value)) return { code: 'unknown_value', field, message: `region "${value}" is not one of ${regions.join(', ')}` }
-  if (field === 'startDate' && !/^\d{4}-\d{2}-\d{2}$/.test(value)) return { code: 'invalid_format', field, message: `start date "${value}" is not a date` }
+  if (field === 'taxId' && !taxIdValid(value))
+    return {
+      code: 'invalid_format',
+      field,
+      message: `tax id ${value} is not a VAT number with a known country prefix or a US EIN`,
+    }
+  if (field === 'tier' && !tiers.includes(value))
+    return { code: 'unknown_value', field, message: `tier "${value}" is not one of ${tiers.join(', ')}` }
+  if (field === 'region' && !regions.includes(value))
+    return { code: 'unknown_value', field, message: `region "${value}" is not one of ${regions.join(', ')}` }
+  if (field === 'startDate' && !/^\d{4}-\d{2}-\d{2}$/.test(value))
+    return { code: 'invalid_format', field, message: `start date "${value}" is not a date` }
   return null
 }
 
 function describe(field: FieldName): string {
-  return { legalName: 'legal name', taxId: 'tax id', region: 'region', tier: 'tier', signatory: 'signatory', startDate: 'start date' }[field]
+  return {
+    legalName: 'legal name',
+    taxId: 'tax id',
+    region: 'region',
+    tier: 'tier',
+    signatory: 'signatory',
+    startDate: 'start date',
+  }[field]
 }

@@ -13,12 +13,31 @@
 import { collection, definePlugin, defineErrors, defineWorkflow, flow, problemFromError } from '@trellis/plugin-sdk'
 import type { JsonValue, PluginContext, RouteRequest, Stored, TaskResult, WaitResult } from '@trellis/plugin-sdk'
 import manifest from '../trellis.plugin.json' with { type: 'json' }
-import { DEFAULT_REGIONS, DEFAULT_TIERS, FIELD_NAMES, extractFields, normaliseValue, type DocumentContentType, type Extraction, type FieldName, type Fields, type Problem } from './extract.js'
+import {
+  DEFAULT_REGIONS,
+  DEFAULT_TIERS,
+  FIELD_NAMES,
+  extractFields,
+  normaliseValue,
+  type DocumentContentType,
+  type Extraction,
+  type FieldName,
+  type Fields,
+  type Problem,
+} from './extract.js'
 
 export * from './extract.js'
 
 /** Where an onboarding is. */
-export type OnboardingStatus = 'received' | 'extracting' | 'in_review' | 'awaiting_documents' | 'configuring' | 'training' | 'active' | 'expired'
+export type OnboardingStatus =
+  | 'received'
+  | 'extracting'
+  | 'in_review'
+  | 'awaiting_documents'
+  | 'configuring'
+  | 'training'
+  | 'active'
+  | 'expired'
 
 export interface Agreement {
   partnerName: string
@@ -105,7 +124,12 @@ export type Settings = {
   trainingModules?: TrainingModule[]
 }
 
-type Collections = { agreements: Agreement; onboardings: Onboarding; documents: OnboardingDocument; training: TrainingAssignment }
+type Collections = {
+  agreements: Agreement
+  onboardings: Onboarding
+  documents: OnboardingDocument
+  training: TrainingAssignment
+}
 type Ctx = PluginContext<Collections, Settings>
 
 const HOUR = 3_600_000
@@ -130,9 +154,21 @@ export const DEFAULT_TRAINING: TrainingModule[] = [
 ]
 
 export const ONB = defineErrors('ONB', {
-  AGREEMENT_NOT_FOUND: { status: 404, title: 'Agreement not found', message: (d: { id: string }) => `Agreement ${d.id} was not found` },
-  ONBOARDING_NOT_FOUND: { status: 404, title: 'Onboarding not found', message: (d: { id: string }) => `Onboarding ${d.id} was not found` },
-  ONBOARDING_CLOSED: { status: 409, title: 'Onboarding closed', message: (d: { status: string }) => `The onboarding is ${d.status}; it takes no more documents` },
+  AGREEMENT_NOT_FOUND: {
+    status: 404,
+    title: 'Agreement not found',
+    message: (d: { id: string }) => `Agreement ${d.id} was not found`,
+  },
+  ONBOARDING_NOT_FOUND: {
+    status: 404,
+    title: 'Onboarding not found',
+    message: (d: { id: string }) => `Onboarding ${d.id} was not found`,
+  },
+  ONBOARDING_CLOSED: {
+    status: 409,
+    title: 'Onboarding closed',
+    message: (d: { status: string }) => `The onboarding is ${d.status}; it takes no more documents`,
+  },
 })
 
 const STEP = 'onboarding'
@@ -174,14 +210,32 @@ async function signAgreement(req: RouteRequest<SignAgreement>, ctx: Ctx) {
     ...(signedBy === undefined ? {} : { signedBy }),
     receivedAt,
   })
-  const onboarding = await ctx.data.onboardings.insert({ agreementId: agreement.id, partnerName, status: 'received', round: 0, risks: [], decisions: [], setup: {}, trainingAssigned: 0, receivedAt })
+  const onboarding = await ctx.data.onboardings.insert({
+    agreementId: agreement.id,
+    partnerName,
+    status: 'received',
+    round: 0,
+    risks: [],
+    decisions: [],
+    setup: {},
+    trainingAssigned: 0,
+    receivedAt,
+  })
   const stored = await storeDocuments(ctx, onboarding.id, agreement.id, 1, documents)
-  await ctx.events.emit('partner-onboarding.agreement.signed', { agreementId: agreement.id, onboardingId: onboarding.id, partnerName, documents: stored.length }, { subject: onboarding.id })
+  await ctx.events.emit(
+    'partner-onboarding.agreement.signed',
+    { agreementId: agreement.id, onboardingId: onboarding.id, partnerName, documents: stored.length },
+    { subject: onboarding.id },
+  )
   ctx.log.info('agreement signed', { agreementId: agreement.id, onboardingId: onboarding.id, documents: stored.length })
   return {
     status: 201,
     headers: { location: `/onboardings/${onboarding.id}` },
-    body: { agreement, onboarding: { id: onboarding.id, status: onboarding.status }, documents: stored.map(documentSummary) },
+    body: {
+      agreement,
+      onboarding: { id: onboarding.id, status: onboarding.status },
+      documents: stored.map(documentSummary),
+    },
   }
 }
 
@@ -199,12 +253,20 @@ async function storeCorrections(req: RouteRequest<{ documents: UploadedDocument[
   if (!agreement) throw ONB.AGREEMENT_NOT_FOUND({ id: req.params.id })
   const onboarding = await onboardingOfAgreement(ctx, agreement.id)
   if (!onboarding) throw ONB.ONBOARDING_NOT_FOUND({ id: agreement.id })
-  if (onboarding.status === 'active' || onboarding.status === 'expired') throw ONB.ONBOARDING_CLOSED({ status: onboarding.status })
+  if (onboarding.status === 'active' || onboarding.status === 'expired')
+    throw ONB.ONBOARDING_CLOSED({ status: onboarding.status })
   // The round is derived from the documents, so this route never races the workflow's writes to the onboarding.
   const round = (await allDocuments(ctx, onboarding.id)).reduce((max, d) => Math.max(max, d.round), 0) + 1
   const stored = await storeDocuments(ctx, onboarding.id, agreement.id, round, req.body.documents)
-  await ctx.events.emit('partner-onboarding.documents.corrected', { onboardingId: onboarding.id, agreementId: agreement.id, round, documents: stored.map((d) => d.name) }, { subject: onboarding.id })
-  return { status: 201, body: { onboardingId: onboarding.id, agreementId: agreement.id, round, documents: stored.map(documentSummary) } }
+  await ctx.events.emit(
+    'partner-onboarding.documents.corrected',
+    { onboardingId: onboarding.id, agreementId: agreement.id, round, documents: stored.map((d) => d.name) },
+    { subject: onboarding.id },
+  )
+  return {
+    status: 201,
+    body: { onboardingId: onboarding.id, agreementId: agreement.id, round, documents: stored.map(documentSummary) },
+  }
 }
 
 /** GET /onboardings: the readiness view. */
@@ -213,13 +275,21 @@ async function listOnboardings(req: RouteRequest<null, Record<string, string>, {
   const all: Array<Stored<Onboarding>> = []
   let cursor: string | undefined
   do {
-    const page = await ctx.data.onboardings.find({ ...(status ? { where: { status: status as OnboardingStatus } } : {}), sort: [{ field: 'receivedAt', direction: 'desc' }], limit: 1000, ...(cursor ? { cursor } : {}) })
+    const page = await ctx.data.onboardings.find({
+      ...(status ? { where: { status: status as OnboardingStatus } } : {}),
+      sort: [{ field: 'receivedAt', direction: 'desc' }],
+      limit: 1000,
+      ...(cursor ? { cursor } : {}),
+    })
     all.push(...page.items)
     cursor = page.nextCursor ?? undefined
   } while (cursor && all.length < 10_000)
   const at = Date.now()
   const items = all.map((o) => readiness(o, at))
-  const activated = items.filter((o) => o.timeToActivationMs !== null).map((o) => o.timeToActivationMs as number).sort((a, b) => a - b)
+  const activated = items
+    .filter((o) => o.timeToActivationMs !== null)
+    .map((o) => o.timeToActivationMs as number)
+    .sort((a, b) => a - b)
   const byStatus: Record<string, number> = {}
   for (const o of items) byStatus[o.status] = (byStatus[o.status] ?? 0) + 1
   return {
@@ -252,7 +322,14 @@ async function getOnboarding(req: RouteRequest<null, { id: string }>, ctx: Ctx) 
       decisions: onboarding.decisions ?? [],
       setup: onboarding.setup ?? {},
       documents: documents.map(documentSummary),
-      training: training.items.map((t) => ({ id: t.id, module: t.module, title: t.title, status: t.status, assignedAt: t.assignedAt, dueAt: t.dueAt ?? null })),
+      training: training.items.map((t) => ({
+        id: t.id,
+        module: t.module,
+        title: t.title,
+        status: t.status,
+        assignedAt: t.assignedAt,
+        dueAt: t.dueAt ?? null,
+      })),
     },
   }
 }
@@ -268,7 +345,9 @@ function readiness(o: Stored<Onboarding>, at: number) {
     region: o.fields?.region ?? null,
     status: o.status,
     round: o.round ?? 0,
-    openRisks: risks.filter((r) => r.status === 'open').map(({ code, field, message, document }) => ({ code, field, message, ...(document ? { document } : {}) })),
+    openRisks: risks
+      .filter((r) => r.status === 'open')
+      .map(({ code, field, message, document }) => ({ code, field, message, ...(document ? { document } : {}) })),
     acceptedRisks: risks.filter((r) => r.status === 'accepted').length,
     trainingAssigned: o.trainingAssigned ?? 0,
     receivedAt: o.receivedAt,
@@ -280,12 +359,35 @@ function readiness(o: Stored<Onboarding>, at: number) {
 }
 
 function documentSummary(d: Stored<OnboardingDocument>) {
-  return { id: d.id, name: d.name, contentType: d.contentType, round: d.round, bytes: d.content.length, uploadedAt: d.createdAt }
+  return {
+    id: d.id,
+    name: d.name,
+    contentType: d.contentType,
+    round: d.round,
+    bytes: d.content.length,
+    uploadedAt: d.createdAt,
+  }
 }
 
-async function storeDocuments(ctx: Ctx, onboardingId: string, agreementId: string, round: number, documents: UploadedDocument[]) {
+async function storeDocuments(
+  ctx: Ctx,
+  onboardingId: string,
+  agreementId: string,
+  round: number,
+  documents: UploadedDocument[],
+) {
   const stored: Array<Stored<OnboardingDocument>> = []
-  for (const d of documents) stored.push(await ctx.data.documents.insert({ onboardingId, agreementId, name: d.name, contentType: d.contentType, content: d.content, round }))
+  for (const d of documents)
+    stored.push(
+      await ctx.data.documents.insert({
+        onboardingId,
+        agreementId,
+        name: d.name,
+        contentType: d.contentType,
+        content: d.content,
+        round,
+      }),
+    )
   return stored
 }
 
@@ -322,7 +424,12 @@ export function onboardingIdOf(input: unknown): string | null {
 }
 
 function isTaskResult(input: unknown): input is TaskResult<{ onboardingId: string }, Record<string, any>> {
-  return !!input && typeof input === 'object' && typeof (input as Record<string, unknown>).outcome === 'string' && 'input' in (input as object)
+  return (
+    !!input &&
+    typeof input === 'object' &&
+    typeof (input as Record<string, unknown>).outcome === 'string' &&
+    'input' in (input as object)
+  )
 }
 
 async function load(ctx: Ctx, input: StepInput): Promise<Stored<Onboarding>> {
@@ -336,7 +443,8 @@ async function load(ctx: Ctx, input: StepInput): Promise<Stored<Onboarding>> {
   throw ONB.ONBOARDING_NOT_FOUND({ id: id ?? agreementId ?? '(none given)' })
 }
 
-const setting = <K extends keyof typeof DEFAULTS & keyof Settings>(ctx: Ctx, key: K) => (ctx.settings[key] ?? DEFAULTS[key]) as (typeof DEFAULTS)[K]
+const setting = <K extends keyof typeof DEFAULTS & keyof Settings>(ctx: Ctx, key: K) =>
+  (ctx.settings[key] ?? DEFAULTS[key]) as (typeof DEFAULTS)[K]
 
 /** Claims the onboarding for this instance; a second start for the same agreement ends quietly. */
 async function intake(input: StepInput, ctx: Ctx) {
@@ -363,11 +471,26 @@ async function extract(input: StepInput, ctx: Ctx) {
     latest.delete(d.name)
     latest.set(d.name, d)
   }
-  const extraction: Extraction = extractFields([...latest.values()], { tiers: ctx.settings.tiers ?? DEFAULT_TIERS, regions: ctx.settings.regions ?? DEFAULT_REGIONS })
+  const extraction: Extraction = extractFields([...latest.values()], {
+    tiers: ctx.settings.tiers ?? DEFAULT_TIERS,
+    regions: ctx.settings.regions ?? DEFAULT_REGIONS,
+  })
   const round = (o.round ?? 0) + 1
   const risks: Risk[] = extraction.problems.map((p) => ({ ...p, status: 'open', round }))
   const status: OnboardingStatus = risks.length ? 'in_review' : 'configuring'
-  await ctx.data.onboardings.update(o.id, { status, round, documentsRound, extractor: extraction.extractor, fields: extraction.fields, risks, extractedAt: now() }, o.version)
+  await ctx.data.onboardings.update(
+    o.id,
+    {
+      status,
+      round,
+      documentsRound,
+      extractor: extraction.extractor,
+      fields: extraction.fields,
+      risks,
+      extractedAt: now(),
+    },
+    o.version,
+  )
   ctx.log.info('fields extracted', { onboardingId: o.id, round, problems: risks.length, documents: latest.size })
   if (!risks.length) return { onboardingId: o.id, round, reviewed: false }
   return flow.task({
@@ -378,20 +501,41 @@ async function extract(input: StepInput, ctx: Ctx) {
     next: { approve: 'setupTenant', reject: 'requestCorrections' },
     slaMs: setting(ctx, 'reviewSlaMs'),
     escalateTo: setting(ctx, 'complianceEscalationRole'),
-    data: { onboardingId: o.id, agreementId: o.agreementId, partnerName: o.partnerName, round, fields: extraction.fields, problems: extraction.problems } as unknown as JsonValue,
+    data: {
+      onboardingId: o.id,
+      agreementId: o.agreementId,
+      partnerName: o.partnerName,
+      round,
+      fields: extraction.fields,
+      problems: extraction.problems,
+    } as unknown as JsonValue,
     input: { onboardingId: o.id, round },
   })
 }
 
 /** A rejection: wait for corrected documents (or go straight back if they already came during the review). */
-async function requestCorrections(input: TaskResult<{ onboardingId: string; round: number }, { comment?: string }>, ctx: Ctx) {
+async function requestCorrections(
+  input: TaskResult<{ onboardingId: string; round: number }, { comment?: string }>,
+  ctx: Ctx,
+) {
   const o = await load(ctx, input)
   const decision = decisionOf(input, o.round ?? 0)
   const newer = (await allDocuments(ctx, o.id)).some((d) => d.round > (o.documentsRound ?? 0))
-  await ctx.data.onboardings.update(o.id, { status: 'awaiting_documents', decisions: [...(o.decisions ?? []), decision], waitingSince: now() }, o.version)
+  await ctx.data.onboardings.update(
+    o.id,
+    { status: 'awaiting_documents', decisions: [...(o.decisions ?? []), decision], waitingSince: now() },
+    o.version,
+  )
   await ctx.events.emit(
     'partner-onboarding.corrections.requested',
-    { onboardingId: o.id, agreementId: o.agreementId, ...(decision.comment ? { comment: decision.comment } : {}), problems: (o.risks ?? []).filter((r) => r.status === 'open').map((r) => ({ code: r.code, field: r.field, message: r.message })) },
+    {
+      onboardingId: o.id,
+      agreementId: o.agreementId,
+      ...(decision.comment ? { comment: decision.comment } : {}),
+      problems: (o.risks ?? [])
+        .filter((r) => r.status === 'open')
+        .map((r) => ({ code: r.code, field: r.field, message: r.message })),
+    },
     { subject: o.id },
   )
   if (newer) return flow.next('extract', { onboardingId: o.id })
@@ -408,7 +552,11 @@ async function requestCorrections(input: TaskResult<{ onboardingId: string; roun
 async function expire(input: WaitResult<{ onboardingId: string }>, ctx: Ctx) {
   const o = await load(ctx, input)
   await ctx.data.onboardings.update(o.id, { status: 'expired', expiredAt: now() }, o.version)
-  await ctx.events.emit('partner-onboarding.onboarding.expired', { onboardingId: o.id, agreementId: o.agreementId }, { subject: o.id })
+  await ctx.events.emit(
+    'partner-onboarding.onboarding.expired',
+    { onboardingId: o.id, agreementId: o.agreementId },
+    { subject: o.id },
+  )
   return flow.fail(`no corrected documents arrived within ${setting(ctx, 'correctionTimeoutMs')} ms`)
 }
 
@@ -421,45 +569,97 @@ async function setupTenant(input: StepInput, ctx: Ctx) {
     const overrides = decision.overrides ?? {}
     patch.fields = { ...(o.fields ?? emptyFields()), ...overrides }
     patch.decisions = [...(o.decisions ?? []), decision]
-    patch.risks = (o.risks ?? []).map((r) => (r.status === 'open' ? { ...r, status: 'accepted' as const, acceptedBy: input.by } : r))
+    patch.risks = (o.risks ?? []).map((r) =>
+      r.status === 'open' ? { ...r, status: 'accepted' as const, acceptedBy: input.by } : r,
+    )
   }
   o = await ctx.data.onboardings.update(o.id, patch, o.version)
   return opsTask(ctx, o, {
     title: `Create the first tenant for ${o.fields?.legalName ?? o.partnerName}`,
-    form: { type: 'object', additionalProperties: false, required: ['tenantId'], properties: { tenantId: { type: 'string', minLength: 1, maxLength: 100 }, note: { type: 'string', maxLength: 1000 } } },
+    form: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['tenantId'],
+      properties: {
+        tenantId: { type: 'string', minLength: 1, maxLength: 100 },
+        note: { type: 'string', maxLength: 1000 },
+      },
+    },
     next: 'setupPriceList',
   })
 }
 
 async function setupPriceList(input: TaskResult<{ onboardingId: string }, { tenantId: string }>, ctx: Ctx) {
   let o = await load(ctx, input)
-  o = await ctx.data.onboardings.update(o.id, { setup: { ...(o.setup ?? {}), tenantId: String(input.data.tenantId) } }, o.version)
+  o = await ctx.data.onboardings.update(
+    o.id,
+    { setup: { ...(o.setup ?? {}), tenantId: String(input.data.tenantId) } },
+    o.version,
+  )
   return opsTask(ctx, o, {
     title: `Create the default price list for ${o.fields?.legalName ?? o.partnerName}`,
-    form: { type: 'object', additionalProperties: false, required: ['priceListId'], properties: { priceListId: { type: 'string', minLength: 1, maxLength: 100 }, currency: { type: 'string', pattern: '^[A-Z]{3}$' } } },
+    form: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['priceListId'],
+      properties: {
+        priceListId: { type: 'string', minLength: 1, maxLength: 100 },
+        currency: { type: 'string', pattern: '^[A-Z]{3}$' },
+      },
+    },
     next: 'setupUsers',
   })
 }
 
 async function setupUsers(input: TaskResult<{ onboardingId: string }, { priceListId: string }>, ctx: Ctx) {
   let o = await load(ctx, input)
-  o = await ctx.data.onboardings.update(o.id, { setup: { ...(o.setup ?? {}), priceListId: String(input.data.priceListId) } }, o.version)
+  o = await ctx.data.onboardings.update(
+    o.id,
+    { setup: { ...(o.setup ?? {}), priceListId: String(input.data.priceListId) } },
+    o.version,
+  )
   return opsTask(ctx, o, {
     title: `Invite the users of ${o.fields?.legalName ?? o.partnerName}`,
-    form: { type: 'object', additionalProperties: false, required: ['users'], properties: { users: { type: 'integer', minimum: 1, maximum: 10000 }, adminEmail: { type: 'string', maxLength: 320, pattern: '^[^@\\s]+@[^@\\s]+$' } } },
+    form: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['users'],
+      properties: {
+        users: { type: 'integer', minimum: 1, maximum: 10000 },
+        adminEmail: { type: 'string', maxLength: 320, pattern: '^[^@\\s]+@[^@\\s]+$' },
+      },
+    },
     next: 'assignTraining',
   })
 }
 
 /** Assigns the training modules of the partner's tier. */
-async function assignTraining(input: TaskResult<{ onboardingId: string }, { users: number; adminEmail?: string }>, ctx: Ctx) {
+async function assignTraining(
+  input: TaskResult<{ onboardingId: string }, { users: number; adminEmail?: string }>,
+  ctx: Ctx,
+) {
   const o = await load(ctx, input)
   const tier = o.fields?.tier ?? null
-  const modules = (ctx.settings.trainingModules ?? DEFAULT_TRAINING).filter((m) => !m.tiers || (tier !== null && m.tiers.includes(tier)))
+  const modules = (ctx.settings.trainingModules ?? DEFAULT_TRAINING).filter(
+    (m) => !m.tiers || (tier !== null && m.tiers.includes(tier)),
+  )
   const assignedAt = now()
   const dueAt = new Date(Date.now() + DEFAULTS.trainingDueMs).toISOString()
-  for (const m of modules) await ctx.data.training.insert({ onboardingId: o.id, partnerName: o.partnerName, module: m.module, title: m.title, status: 'assigned', assignedAt, dueAt })
-  const setup = { ...(o.setup ?? {}), users: Number(input.data.users), ...(input.data.adminEmail ? { adminEmail: String(input.data.adminEmail) } : {}) }
+  for (const m of modules)
+    await ctx.data.training.insert({
+      onboardingId: o.id,
+      partnerName: o.partnerName,
+      module: m.module,
+      title: m.title,
+      status: 'assigned',
+      assignedAt,
+      dueAt,
+    })
+  const setup = {
+    ...(o.setup ?? {}),
+    users: Number(input.data.users),
+    ...(input.data.adminEmail ? { adminEmail: String(input.data.adminEmail) } : {}),
+  }
   await ctx.data.onboardings.update(o.id, { status: 'training', setup, trainingAssigned: modules.length }, o.version)
   return { onboardingId: o.id }
 }
@@ -472,10 +672,25 @@ async function activate(input: StepInput, ctx: Ctx) {
   const f = o.fields ?? emptyFields()
   await ctx.events.emit(
     'partner-onboarding.partner.activated',
-    { onboardingId: o.id, agreementId: o.agreementId, partnerName: o.partnerName, legalName: f.legalName, tier: f.tier, region: f.region, timeToActivationMs },
+    {
+      onboardingId: o.id,
+      agreementId: o.agreementId,
+      partnerName: o.partnerName,
+      legalName: f.legalName,
+      tier: f.tier,
+      region: f.region,
+      timeToActivationMs,
+    },
     { subject: o.id },
   )
-  return flow.complete({ onboardingId: o.id, status: 'active', timeToActivationMs, fields: f as unknown as JsonValue, setup: (o.setup ?? {}) as JsonValue, trainingAssigned: o.trainingAssigned ?? 0 })
+  return flow.complete({
+    onboardingId: o.id,
+    status: 'active',
+    timeToActivationMs,
+    fields: f as unknown as JsonValue,
+    setup: (o.setup ?? {}) as JsonValue,
+    trainingAssigned: o.trainingAssigned ?? 0,
+  })
 }
 
 function opsTask(ctx: Ctx, o: Stored<Onboarding>, t: { title: string; form: Record<string, unknown>; next: string }) {
@@ -487,7 +702,12 @@ function opsTask(ctx: Ctx, o: Stored<Onboarding>, t: { title: string; form: Reco
     next: { done: t.next },
     slaMs: setting(ctx, 'setupSlaMs'),
     escalateTo: setting(ctx, 'opsEscalationRole'),
-    data: { onboardingId: o.id, partnerName: o.partnerName, fields: (o.fields ?? null) as unknown as JsonValue, setup: (o.setup ?? {}) as JsonValue },
+    data: {
+      onboardingId: o.id,
+      partnerName: o.partnerName,
+      fields: (o.fields ?? null) as unknown as JsonValue,
+      setup: (o.setup ?? {}) as JsonValue,
+    },
     input: { onboardingId: o.id },
   })
 }
@@ -496,7 +716,8 @@ function decisionOf(input: TaskResult<unknown, Record<string, any>>, round: numb
   const data = input.data ?? {}
   const overrides: Partial<Fields> = {}
   for (const [k, v] of Object.entries((data.overrides ?? {}) as Record<string, unknown>)) {
-    if ((FIELD_NAMES as readonly string[]).includes(k) && typeof v === 'string' && v.trim()) overrides[k as FieldName] = normaliseValue(k as FieldName, v)
+    if ((FIELD_NAMES as readonly string[]).includes(k) && typeof v === 'string' && v.trim())
+      overrides[k as FieldName] = normaliseValue(k as FieldName, v)
   }
   return {
     round,
@@ -534,7 +755,17 @@ export const REVIEW_FORM = {
 } as const
 
 export const onboardingWorkflow = defineWorkflow({
-  steps: { intake, extract, setupTenant, setupPriceList, setupUsers, assignTraining, activate, requestCorrections, expire },
+  steps: {
+    intake,
+    extract,
+    setupTenant,
+    setupPriceList,
+    setupUsers,
+    assignTraining,
+    activate,
+    requestCorrections,
+    expire,
+  },
 })
 
 export const partnerOnboardingPlugin = definePlugin<Collections>({

@@ -29,8 +29,21 @@ const settings = { reviewSlaMs: REVIEW_SLA_MS, setupSlaMs: 3_600_000, correction
 const db = await createTestDatabase()
 t.teardown(db.drop)
 // The same secret key for both kernels: signing keys and sealed settings are encrypted with it.
-const env: NodeJS.ProcessEnv = { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', TRELLIS_SECRET_KEY: randomBytes(32).toString('hex'), TRELLIS_DATA_DIR: '/tmp/trellis-test-unused', PORT: '0', DATABASE_URL: db.url }
-const boot = () => createKernel({ config: loadConfig(env), embeddedDir: 'memory://', migrate: true, rateLimitPerMinute: 100_000, plugins: { sandboxWorkers: 1 } })
+const env: NodeJS.ProcessEnv = {
+  LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+  TRELLIS_SECRET_KEY: randomBytes(32).toString('hex'),
+  TRELLIS_DATA_DIR: '/tmp/trellis-test-unused',
+  PORT: '0',
+  DATABASE_URL: db.url,
+}
+const boot = () =>
+  createKernel({
+    config: loadConfig(env),
+    embeddedDir: 'memory://',
+    migrate: true,
+    rateLimitPerMinute: 100_000,
+    plugins: { sandboxWorkers: 1 },
+  })
 
 interface Reply {
   status: number
@@ -42,8 +55,14 @@ function client(kernel: Kernel) {
     const headers: Record<string, string> = {}
     if (token) headers.authorization = `Bearer ${token}`
     if (body !== undefined) headers['content-type'] = 'application/json'
-    const res = await kernel.app.inject({ method: method as 'GET', url, headers, ...(body === undefined ? {} : { payload: JSON.stringify(body) }) })
-    const json = (res.headers['content-type'] ?? '').toString().includes('json') && res.body ? JSON.parse(res.body) : res.body
+    const res = await kernel.app.inject({
+      method: method as 'GET',
+      url,
+      headers,
+      ...(body === undefined ? {} : { payload: JSON.stringify(body) }),
+    })
+    const json =
+      (res.headers['content-type'] ?? '').toString().includes('json') && res.body ? JSON.parse(res.body) : res.body
     return { status: res.statusCode, body: json }
   }
   const login = async (email: string, password: string) => {
@@ -55,24 +74,54 @@ function client(kernel: Kernel) {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-async function until<T>(what: string, probe: () => Promise<T | undefined | null | false>, ms = 45_000, detail?: () => Promise<unknown>): Promise<T> {
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined | null | false>,
+  ms = 45_000,
+  detail?: () => Promise<unknown>,
+): Promise<T> {
   const deadline = Date.now() + ms
   for (;;) {
     const v = await probe()
     if (v) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${detail ? `: ${JSON.stringify(await detail())}` : ''}`)
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${detail ? `: ${JSON.stringify(await detail())}` : ''}`)
     await sleep(100)
   }
 }
 
-const doc = (name: string, contentType: 'text/plain' | 'text/csv' | 'application/json', content: string) => ({ name, contentType, content })
+const doc = (name: string, contentType: 'text/plain' | 'text/csv' | 'application/json', content: string) => ({
+  name,
+  contentType,
+  content,
+})
 // Round 1: the registration disagrees on the tax id, the profile names an unknown tier, nobody states the signatory.
-const AGREEMENT = doc('agreement.txt', 'text/plain', 'PARTNER AGREEMENT\nLegal name: Northwind Traders GmbH\nTax ID: DE 123 456 789\nRegion: EMEA\nStart date: 1 March 2027\n')
-const REGISTRATION_BAD = doc('registration.csv', 'text/csv', 'Legal name,Tax ID,Region\nNorthwind Traders GmbH,DE987654321,EMEA\n')
-const PROFILE_BAD = doc('profile.json', 'application/json', JSON.stringify({ partner: { tier: 'diamond', region: 'EMEA' } }))
+const AGREEMENT = doc(
+  'agreement.txt',
+  'text/plain',
+  'PARTNER AGREEMENT\nLegal name: Northwind Traders GmbH\nTax ID: DE 123 456 789\nRegion: EMEA\nStart date: 1 March 2027\n',
+)
+const REGISTRATION_BAD = doc(
+  'registration.csv',
+  'text/csv',
+  'Legal name,Tax ID,Region\nNorthwind Traders GmbH,DE987654321,EMEA\n',
+)
+const PROFILE_BAD = doc(
+  'profile.json',
+  'application/json',
+  JSON.stringify({ partner: { tier: 'diamond', region: 'EMEA' } }),
+)
 // Round 2: tax id and tier corrected; the signatory is still missing (compliance supplies it on approval).
-const REGISTRATION_OK = doc('registration.csv', 'text/csv', 'Legal name,Tax ID,Region\nNorthwind Traders GmbH,DE123456789,EMEA\n')
-const PROFILE_OK = doc('profile.json', 'application/json', JSON.stringify({ partner: { tier: 'gold', region: 'EMEA' } }))
+const REGISTRATION_OK = doc(
+  'registration.csv',
+  'text/csv',
+  'Legal name,Tax ID,Region\nNorthwind Traders GmbH,DE123456789,EMEA\n',
+)
+const PROFILE_OK = doc(
+  'profile.json',
+  'application/json',
+  JSON.stringify({ partner: { tier: 'gold', region: 'EMEA' } }),
+)
 
 let kernel = await boot()
 t.teardown(() => kernel.close())
@@ -93,7 +142,8 @@ const passwordOf = (email: string) => `password-of-${email}`
 
 async function signInEveryone() {
   tokens.admin = await api.login(tenantAdmin.email, tenantAdmin.password)
-  for (const p of Object.keys(people) as Person[]) tokens[p] = await api.login(people[p].email, passwordOf(people[p].email))
+  for (const p of Object.keys(people) as Person[])
+    tokens[p] = await api.login(people[p].email, passwordOf(people[p].email))
 }
 
 const x = (path: string) => `/v1/x/partner-onboarding${path}`
@@ -104,7 +154,12 @@ const openTasks = async (who: Person) => {
 }
 const instanceOf = async (id: string) => (await api.req('GET', `/v1/workflows/instances/${id}`, tokens.admin)).body
 const taskFor = (who: Person, pred: (task: any) => boolean, what: string, ms?: number) =>
-  until(`${what} (as ${who})`, async () => (await openTasks(who)).find(pred), ms, async () => ({ instance: instanceId ? await instanceOf(instanceId) : null }))
+  until(
+    `${what} (as ${who})`,
+    async () => (await openTasks(who)).find(pred),
+    ms,
+    async () => ({ instance: instanceId ? await instanceOf(instanceId) : null }),
+  )
 
 let agreementId = ''
 let onboardingId = ''
@@ -114,13 +169,22 @@ let installationId = ''
 
 t.test('setup: tenant, installation with consent, roles and people', async (t) => {
   const admin = await api.login(ADMIN.email, ADMIN.password)
-  const tenant = await api.req('POST', '/v1/tenants', admin, { name: 'Northwind Distribution', slug: tenantSlug, admin: { email: tenantAdmin.email, name: 'Tenant admin', password: tenantAdmin.password } })
+  const tenant = await api.req('POST', '/v1/tenants', admin, {
+    name: 'Northwind Distribution',
+    slug: tenantSlug,
+    admin: { email: tenantAdmin.email, name: 'Tenant admin', password: tenantAdmin.password },
+  })
   t.equal(tenant.status, 201, JSON.stringify(tenant.body))
   tenantId = tenant.body.id
   tokens.admin = await api.login(tenantAdmin.email, tenantAdmin.password)
 
   await registerVersion({ kernel } as TestKernel, { manifest, code: built.code, sourceMap: built.sourceMap })
-  const inst = await api.req('POST', '/v1/installations', tokens.admin, { plugin: PLUGIN, version: manifest.version, capabilities: manifest.capabilities, settings })
+  const inst = await api.req('POST', '/v1/installations', tokens.admin, {
+    plugin: PLUGIN,
+    version: manifest.version,
+    capabilities: manifest.capabilities,
+    settings,
+  })
   t.equal(inst.status, 201, JSON.stringify(inst.body))
   installationId = inst.body.id
 
@@ -134,9 +198,16 @@ t.test('setup: tenant, installation with consent, roles and people', async (t) =
     t.equal(r.status, 201, `role ${name}: ${JSON.stringify(r.body)}`)
   }
   for (const p of Object.keys(people) as Person[]) {
-    const invited = await api.req('POST', '/v1/invitations', tokens.admin, { email: people[p].email, role: people[p].role })
+    const invited = await api.req('POST', '/v1/invitations', tokens.admin, {
+      email: people[p].email,
+      role: people[p].role,
+    })
     t.equal(invited.status, 201, `invite ${p}: ${JSON.stringify(invited.body)}`)
-    const r = await api.req('POST', '/v1/invitations/accept', undefined, { token: invited.body.acceptToken, name: p, password: passwordOf(people[p].email) })
+    const r = await api.req('POST', '/v1/invitations/accept', undefined, {
+      token: invited.body.acceptToken,
+      name: p,
+      password: passwordOf(people[p].email),
+    })
     t.equal(r.status, 200, `user ${p}: ${JSON.stringify(r.body)}`)
     userIds[p] = r.body.userId
   }
@@ -144,13 +215,22 @@ t.test('setup: tenant, installation with consent, roles and people', async (t) =
 })
 
 t.test('a signed agreement starts the onboarding and opens a compliance review', async (t) => {
-  const signed = await api.req('POST', x('/agreements'), tokens.admin, { partnerName: 'Northwind Traders', reference: 'PA-2027-001', signedBy: 'Anna Schmidt', documents: [AGREEMENT, REGISTRATION_BAD, PROFILE_BAD] })
+  const signed = await api.req('POST', x('/agreements'), tokens.admin, {
+    partnerName: 'Northwind Traders',
+    reference: 'PA-2027-001',
+    signedBy: 'Anna Schmidt',
+    documents: [AGREEMENT, REGISTRATION_BAD, PROFILE_BAD],
+  })
   t.equal(signed.status, 201, JSON.stringify(signed.body))
   agreementId = signed.body.agreement.id
   onboardingId = signed.body.onboarding.id
 
   const instance = await until('the instance started by partner-onboarding.agreement.signed', async () => {
-    const r = await api.req('GET', `/v1/workflows/instances?plugin=${encodeURIComponent(PLUGIN)}&workflow=onboarding`, tokens.admin)
+    const r = await api.req(
+      'GET',
+      `/v1/workflows/instances?plugin=${encodeURIComponent(PLUGIN)}&workflow=onboarding`,
+      tokens.admin,
+    )
     t.equal(r.status, 200)
     return r.body.items?.[0]
   })
@@ -167,7 +247,11 @@ t.test('a signed agreement starts the onboarding and opens a compliance review',
   t.ok(review.dueAt, 'the review has an SLA')
   t.same(
     review.data.problems.map((p: any) => [p.code, p.field]),
-    [['inconsistent_field', 'taxId'], ['unknown_value', 'tier'], ['missing_field', 'signatory']],
+    [
+      ['inconsistent_field', 'taxId'],
+      ['unknown_value', 'tier'],
+      ['missing_field', 'signatory'],
+    ],
     'the problems found are what compliance sees',
   )
   t.equal(review.data.fields.taxId, 'DE123456789')
@@ -179,17 +263,38 @@ t.test('a signed agreement starts the onboarding and opens a compliance review',
 
   const waiting = await instanceOf(instanceId)
   t.equal(waiting.status, 'waiting')
-  t.ok(waiting.tasks?.some((task: any) => task.id === review.id), 'the instance lists its task')
+  t.ok(
+    waiting.tasks?.some((task: any) => task.id === review.id),
+    'the instance lists its task',
+  )
 })
 
 t.test('only the role acts, with valid form data; a missed SLA escalates to the compliance lead', async (t) => {
   const [review] = (await openTasks('officer')).filter((x) => x.instanceId === instanceId)
   const notMine = await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens.ops, { outcome: 'approve', data: {} })
-  t.same([notMine.status, notMine.body.code], [403, 'WFL_ERR_NOT_YOUR_TASK'], 'partner operations may not decide a compliance review')
-  const badForm = await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens.officer, { outcome: 'approve', data: { overrides: { tier: 5 } } })
-  t.same([badForm.status, badForm.body.code], [400, 'WFL_ERR_FORM_INVALID'], 'form data that does not match the form is refused')
-  const badOutcome = await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens.officer, { outcome: 'maybe', data: {} })
-  t.same([badOutcome.status, badOutcome.body.code], [400, 'WFL_ERR_OUTCOME_INVALID'], 'an outcome the task does not offer is refused')
+  t.same(
+    [notMine.status, notMine.body.code],
+    [403, 'WFL_ERR_NOT_YOUR_TASK'],
+    'partner operations may not decide a compliance review',
+  )
+  const badForm = await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens.officer, {
+    outcome: 'approve',
+    data: { overrides: { tier: 5 } },
+  })
+  t.same(
+    [badForm.status, badForm.body.code],
+    [400, 'WFL_ERR_FORM_INVALID'],
+    'form data that does not match the form is refused',
+  )
+  const badOutcome = await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens.officer, {
+    outcome: 'maybe',
+    data: {},
+  })
+  t.same(
+    [badOutcome.status, badOutcome.body.code],
+    [400, 'WFL_ERR_OUTCOME_INVALID'],
+    'an outcome the task does not offer is refused',
+  )
   const claimed = await api.req('POST', `/v1/tasks/${review.id}/claim`, tokens.officer)
   t.equal(claimed.status, 200, JSON.stringify(claimed.body))
   t.equal(claimed.body.status, 'claimed')
@@ -199,11 +304,20 @@ t.test('only the role acts, with valid form data; a missed SLA escalates to the 
   t.ok(escalated.escalatedAt, 'escalatedAt is set')
   t.equal(escalated.role, 'compliance_lead')
   t.equal(escalated.status, 'open', 'the escalated task is open again for the lead')
-  t.notOk((await openTasks('officer')).some((x) => x.id === review.id), 'it left the officer\'s list')
-  const late = await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens.officer, { outcome: 'approve', data: {} })
+  t.notOk(
+    (await openTasks('officer')).some((x) => x.id === review.id),
+    "it left the officer's list",
+  )
+  const late = await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens.officer, {
+    outcome: 'approve',
+    data: {},
+  })
   t.same([late.status, late.body.code], [403, 'WFL_ERR_NOT_YOUR_TASK'], 'the officer can no longer decide it')
 
-  const rejected = await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens.lead, { outcome: 'reject', data: { comment: 'Tax ids disagree and tier "diamond" does not exist; send corrected documents.' } })
+  const rejected = await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens.lead, {
+    outcome: 'reject',
+    data: { comment: 'Tax ids disagree and tier "diamond" does not exist; send corrected documents.' },
+  })
   t.equal(rejected.status, 200, JSON.stringify(rejected.body))
   t.equal(rejected.body.status, 'completed')
   const twice = await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens.lead, { outcome: 'approve', data: {} })
@@ -213,12 +327,21 @@ t.test('only the role acts, with valid form data; a missed SLA escalates to the 
     const v = (await api.req('GET', x(`/onboardings/${onboardingId}`), tokens.admin)).body
     return v.status === 'awaiting_documents' && v
   })
-  t.same(view.decisions.map((d: any) => [d.outcome, d.by]), [['reject', userIds.lead]], 'the decision and who made it')
-  const inst = await until('the instance to wait for the event', async () => {
-    const i = await instanceOf(instanceId)
-    const last = i.history?.at(-1)
-    return i.status === 'waiting' && last?.step === 'requestCorrections' && last?.status === 'completed' && i
-  }, 15_000, () => instanceOf(instanceId))
+  t.same(
+    view.decisions.map((d: any) => [d.outcome, d.by]),
+    [['reject', userIds.lead]],
+    'the decision and who made it',
+  )
+  const inst = await until(
+    'the instance to wait for the event',
+    async () => {
+      const i = await instanceOf(instanceId)
+      const last = i.history?.at(-1)
+      return i.status === 'waiting' && last?.step === 'requestCorrections' && last?.status === 'completed' && i
+    },
+    15_000,
+    () => instanceOf(instanceId),
+  )
   t.equal(inst.status, 'waiting')
 })
 
@@ -230,25 +353,40 @@ t.test('the kernel restarts while the onboarding waits for corrected documents',
   const inst = await instanceOf(instanceId)
   t.equal(inst.status, 'waiting', 'the instance survived the restart, still waiting')
   const view = (await api.req('GET', x('/onboardings'), tokens.admin)).body
-  t.same(view.items.map((o: any) => [o.id, o.status]), [[onboardingId, 'awaiting_documents']])
+  t.same(
+    view.items.map((o: any) => [o.id, o.status]),
+    [[onboardingId, 'awaiting_documents']],
+  )
   t.same(view.summary.byStatus, { awaiting_documents: 1 })
 })
 
 t.test('corrected documents resume the workflow; a second review is approved with a correction', async (t) => {
-  const up = await api.req('POST', x(`/agreements/${agreementId}/documents`), tokens.ops, { documents: [REGISTRATION_OK, PROFILE_OK] })
+  const up = await api.req('POST', x(`/agreements/${agreementId}/documents`), tokens.ops, {
+    documents: [REGISTRATION_OK, PROFILE_OK],
+  })
   t.equal(up.status, 201, JSON.stringify(up.body))
   t.equal(up.body.round, 2)
 
   const review = await taskFor('officer', (x) => x.instanceId === instanceId, 'the second compliance review')
   t.match(review.title, /round 2/)
-  t.same(review.data.problems.map((p: any) => [p.code, p.field]), [['missing_field', 'signatory']], 'only the signatory is still missing')
+  t.same(
+    review.data.problems.map((p: any) => [p.code, p.field]),
+    [['missing_field', 'signatory']],
+    'only the signatory is still missing',
+  )
   const approver: Person = review.escalatedAt ? 'lead' : 'officer'
-  let approved = await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens[approver], { outcome: 'approve', data: { comment: 'Signatory confirmed against the signed PDF', overrides: { signatory: 'Anna Schmidt' } } })
+  let approved = await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens[approver], {
+    outcome: 'approve',
+    data: { comment: 'Signatory confirmed against the signed PDF', overrides: { signatory: 'Anna Schmidt' } },
+  })
   // On a slow machine the short SLA may pass between reading and deciding: then the lead decides.
   let approvedBy: Person = approver
   if (approved.status === 403 && approver === 'officer') {
     approvedBy = 'lead'
-    approved = await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens.lead, { outcome: 'approve', data: { comment: 'Signatory confirmed against the signed PDF', overrides: { signatory: 'Anna Schmidt' } } })
+    approved = await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens.lead, {
+      outcome: 'approve',
+      data: { comment: 'Signatory confirmed against the signed PDF', overrides: { signatory: 'Anna Schmidt' } },
+    })
   }
   t.equal(approved.status, 200, JSON.stringify(approved.body))
 
@@ -260,7 +398,13 @@ t.test('corrected documents resume the workflow; a second review is approved wit
   t.equal(view.fields.tier, 'gold')
   t.same(view.openRisks, [], 'no open risks after approval')
   t.equal(view.acceptedRisks, 1)
-  t.same(view.decisions.map((d: any) => [d.outcome, d.by]), [['reject', userIds.lead], ['approve', userIds[approvedBy]]])
+  t.same(
+    view.decisions.map((d: any) => [d.outcome, d.by]),
+    [
+      ['reject', userIds.lead],
+      ['approve', userIds[approvedBy]],
+    ],
+  )
 })
 
 t.test('partner operations configures the partner; training is assigned; the partner is activated', async (t) => {
@@ -280,7 +424,12 @@ t.test('partner operations configures the partner; training is assigned; the par
     const task = await taskFor('ops', (x) => x.instanceId === instanceId && title.test(x.title), `the task ${title}`)
     t.equal(task.role, 'partner_ops')
     t.same(task.outcomes, ['done'])
-    t.equal((await api.req('POST', `/v1/tasks/${task.id}/complete`, tokens.ops, { outcome: 'done', data: { bogus: true } })).body.code, 'WFL_ERR_FORM_INVALID', 'unknown form fields are refused')
+    t.equal(
+      (await api.req('POST', `/v1/tasks/${task.id}/complete`, tokens.ops, { outcome: 'done', data: { bogus: true } }))
+        .body.code,
+      'WFL_ERR_FORM_INVALID',
+      'unknown form fields are refused',
+    )
     t.equal((await api.req('POST', `/v1/tasks/${task.id}/claim`, tokens.ops)).status, 200)
     const done = await api.req('POST', `/v1/tasks/${task.id}/complete`, tokens.ops, { outcome: 'done', data })
     t.equal(done.status, 200, JSON.stringify(done.body))
@@ -292,12 +441,35 @@ t.test('partner operations configures the partner; training is assigned; the par
   })
   t.equal(finished.status, 'completed', JSON.stringify(finished.error))
   t.equal(finished.output.status, 'active')
-  t.same(finished.output.setup, { tenantId: 'tn-northwind-01', priceListId: 'pl-northwind-eur', users: 12, adminEmail: 'it@northwind.test' })
+  t.same(finished.output.setup, {
+    tenantId: 'tn-northwind-01',
+    priceListId: 'pl-northwind-eur',
+    users: 12,
+    adminEmail: 'it@northwind.test',
+  })
 
   // Every step ran exactly as often as the path needs: nothing skipped, nothing doubled by the restart.
   const ran = finished.history.filter((h: any) => h.status === 'completed').map((h: any) => h.step)
-  t.same(ran, ['intake', 'extract', 'requestCorrections', 'extract', 'setupTenant', 'setupPriceList', 'setupUsers', 'assignTraining', 'activate'], 'the step history')
-  t.same(finished.history.map((h: any) => h.seq), [...finished.history.map((h: any) => h.seq)].sort((a: number, b: number) => a - b), 'history in order')
+  t.same(
+    ran,
+    [
+      'intake',
+      'extract',
+      'requestCorrections',
+      'extract',
+      'setupTenant',
+      'setupPriceList',
+      'setupUsers',
+      'assignTraining',
+      'activate',
+    ],
+    'the step history',
+  )
+  t.same(
+    finished.history.map((h: any) => h.seq),
+    [...finished.history.map((h: any) => h.seq)].sort((a: number, b: number) => a - b),
+    'history in order',
+  )
 
   const view = (await api.req('GET', x('/onboardings'), tokens.officer)).body
   const o = view.items.find((i: any) => i.id === onboardingId)
@@ -306,24 +478,49 @@ t.test('partner operations configures the partner; training is assigned; the par
   t.equal(o.trainingAssigned, 4, 'the gold curriculum')
   t.ok(o.timeToActivationMs > 0, 'time to activation')
   t.ok(o.activatedAt)
-  t.same(view.summary, { total: 1, byStatus: { active: 1 }, withOpenRisks: 0, activated: 1, medianTimeToActivationMs: o.timeToActivationMs })
+  t.same(view.summary, {
+    total: 1,
+    byStatus: { active: 1 },
+    withOpenRisks: 0,
+    activated: 1,
+    medianTimeToActivationMs: o.timeToActivationMs,
+  })
   const detail = (await api.req('GET', x(`/onboardings/${onboardingId}`), tokens.admin)).body
-  t.same(detail.training.map((m: any) => m.module), ['platform-basics', 'compliance-essentials', 'tenant-administration', 'advanced-pricing'])
-  t.same(detail.documents.map((d: any) => [d.name, d.round]), [['agreement.txt', 1], ['registration.csv', 1], ['profile.json', 1], ['registration.csv', 2], ['profile.json', 2]])
+  t.same(
+    detail.training.map((m: any) => m.module),
+    ['platform-basics', 'compliance-essentials', 'tenant-administration', 'advanced-pricing'],
+  )
+  t.same(
+    detail.documents.map((d: any) => [d.name, d.round]),
+    [
+      ['agreement.txt', 1],
+      ['registration.csv', 1],
+      ['profile.json', 1],
+      ['registration.csv', 2],
+      ['profile.json', 2],
+    ],
+  )
   t.same(await openTasks('ops'), [], 'no task left open')
 
-  const closed = await api.req('POST', x(`/agreements/${agreementId}/documents`), tokens.ops, { documents: [PROFILE_OK] })
+  const closed = await api.req('POST', x(`/agreements/${agreementId}/documents`), tokens.ops, {
+    documents: [PROFILE_OK],
+  })
   t.equal(closed.status, 409)
   t.equal(closed.body.code, 'ONB_ERR_ONBOARDING_CLOSED', 'an active onboarding takes no more documents')
-  const unknown = await api.req('POST', x('/agreements/no-such-agreement/documents'), tokens.ops, { documents: [PROFILE_OK] })
+  const unknown = await api.req('POST', x('/agreements/no-such-agreement/documents'), tokens.ops, {
+    documents: [PROFILE_OK],
+  })
   t.equal(unknown.status, 404)
   t.equal(unknown.body.code, 'ONB_ERR_AGREEMENT_NOT_FOUND')
-  const readOnly = await api.req('POST', x('/agreements'), tokens.officer, { partnerName: 'Nope', documents: [AGREEMENT] })
+  const readOnly = await api.req('POST', x('/agreements'), tokens.officer, {
+    partnerName: 'Nope',
+    documents: [AGREEMENT],
+  })
   t.equal(readOnly.status, 403, 'signing agreements in needs partner-onboarding.manage')
   t.equal((await api.req('GET', x('/onboardings'), tokens.admin)).body.items.length, 1, 'nothing was written')
 })
 
-t.test('afterwards: the kernel\'s workflow events, the metrics and the audit trail', async (t) => {
+t.test("afterwards: the kernel's workflow events, the metrics and the audit trail", async (t) => {
   const events: any[] = []
   let cursor: string | null = null
   do {
@@ -366,18 +563,28 @@ t.test('afterwards: the kernel\'s workflow events, the metrics and the audit tra
   const prom = await api.req('GET', '/metrics')
   t.equal(prom.status, 200)
   const sample = (name: string, labels: string) => {
-    const line = String(prom.body).split('\n').find((l) => l.startsWith(`${name}{`) && labels.split(',').every((kv) => l.includes(kv)))
+    const line = String(prom.body)
+      .split('\n')
+      .find((l) => l.startsWith(`${name}{`) && labels.split(',').every((kv) => l.includes(kv)))
     return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : null
   }
   const ours = `plugin="${PLUGIN}",workflow="onboarding"`
-  t.equal(sample('trellis_workflow_instances_total', `${ours},outcome="completed"`), 1, 'prometheus: instances completed')
+  t.equal(
+    sample('trellis_workflow_instances_total', `${ours},outcome="completed"`),
+    1,
+    'prometheus: instances completed',
+  )
   t.equal(sample('trellis_workflow_tasks_total', `${ours},event="completed"`), 5, 'prometheus: tasks completed')
   t.ok((sample('trellis_workflow_tasks_total', `${ours},event="escalated"`) ?? 0) >= 1, 'prometheus: SLA breaches')
 
   const audit: any[] = []
   let before: string | null = null
   do {
-    const r = await api.req('GET', `/v1/audit?action=workflow.&limit=200${before ? `&cursor=${before}` : ''}`, tokens.admin)
+    const r = await api.req(
+      'GET',
+      `/v1/audit?action=workflow.&limit=200${before ? `&cursor=${before}` : ''}`,
+      tokens.admin,
+    )
     t.equal(r.status, 200, JSON.stringify(r.body))
     audit.push(...r.body.items)
     before = r.body.nextCursor
@@ -385,11 +592,20 @@ t.test('afterwards: the kernel\'s workflow events, the metrics and the audit tra
   const decisions = audit.filter((a) => a.action === 'workflow.task.completed').reverse()
   t.same(
     decisions.map((a) => [a.data.outcome, a.actor.id]),
-    [['reject', userIds.lead], ['approve', decisions[1]?.actor.id], ['done', userIds.ops], ['done', userIds.ops], ['done', userIds.ops]],
+    [
+      ['reject', userIds.lead],
+      ['approve', decisions[1]?.actor.id],
+      ['done', userIds.ops],
+      ['done', userIds.ops],
+      ['done', userIds.ops],
+    ],
     'every decision and who made it',
   )
   t.ok([userIds.officer, userIds.lead].includes(decisions[1]?.actor.id), 'compliance approved')
-  t.ok(audit.some((a) => a.action === 'workflow.task.claimed' && a.actor.id === userIds.officer), 'claims are audited')
+  t.ok(
+    audit.some((a) => a.action === 'workflow.task.claimed' && a.actor.id === userIds.officer),
+    'claims are audited',
+  )
 
   await kernel.ctx.sealer.flush()
   const chain = await verifyChain(kernel.ctx.db, tenantId)
@@ -397,7 +613,11 @@ t.test('afterwards: the kernel\'s workflow events, the metrics and the audit tra
 })
 
 t.test('a start through the API for an onboarding already under way ends without touching it', async (t) => {
-  const started = await api.req('POST', '/v1/workflows/instances', tokens.admin, { plugin: PLUGIN, workflow: 'onboarding', input: { agreementId } })
+  const started = await api.req('POST', '/v1/workflows/instances', tokens.admin, {
+    plugin: PLUGIN,
+    workflow: 'onboarding',
+    input: { agreementId },
+  })
   t.equal(started.status, 201, JSON.stringify(started.body))
   t.ok(started.body.id)
   const done = await until('the duplicate instance to end', async () => {
@@ -408,33 +628,57 @@ t.test('a start through the API for an onboarding already under way ends without
   t.same(done.output, { onboardingId, duplicate: true, status: 'active' })
   const view = (await api.req('GET', x(`/onboardings/${onboardingId}`), tokens.admin)).body
   t.equal(view.status, 'active', 'the onboarding is unchanged')
-  const list = await api.req('GET', `/v1/workflows/instances?plugin=${encodeURIComponent(PLUGIN)}&workflow=onboarding&status=completed`, tokens.admin)
+  const list = await api.req(
+    'GET',
+    `/v1/workflows/instances?plugin=${encodeURIComponent(PLUGIN)}&workflow=onboarding&status=completed`,
+    tokens.admin,
+  )
   t.same(list.body.items.map((i: any) => i.id).sort(), [instanceId, started.body.id].sort())
 })
 
 t.test('a rejected onboarding whose corrections never come expires', async (t) => {
-  const patched = await api.req('PATCH', `/v1/installations/${installationId}`, tokens.admin, { settings: { correctionTimeoutMs: 1500, reviewSlaMs: 600_000 } })
+  const patched = await api.req('PATCH', `/v1/installations/${installationId}`, tokens.admin, {
+    settings: { correctionTimeoutMs: 1500, reviewSlaMs: 600_000 },
+  })
   t.equal(patched.status, 200, JSON.stringify(patched.body))
-  const signed = await api.req('POST', x('/agreements'), tokens.admin, { partnerName: 'Tailspin Toys', documents: [AGREEMENT] })
+  const signed = await api.req('POST', x('/agreements'), tokens.admin, {
+    partnerName: 'Tailspin Toys',
+    documents: [AGREEMENT],
+  })
   t.equal(signed.status, 201)
   const id = signed.body.onboarding.id
   const review = await taskFor('officer', (task) => task.data?.onboardingId === id, 'the review of the second partner')
-  t.equal((await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens.officer, { outcome: 'reject', data: { comment: 'Signatory and tier missing' } })).status, 200)
+  t.equal(
+    (
+      await api.req('POST', `/v1/tasks/${review.id}/complete`, tokens.officer, {
+        outcome: 'reject',
+        data: { comment: 'Signatory and tier missing' },
+      })
+    ).status,
+    200,
+  )
   const failed = await until('the wait to time out', async () => {
     const i = await instanceOf(review.instanceId)
     return ['completed', 'failed'].includes(i.status) && i
   })
   t.equal(failed.status, 'failed', 'no corrected documents in time: the instance fails')
   t.match(JSON.stringify(failed.error), /no corrected documents/)
-  t.same(failed.history.filter((h: any) => h.status === 'completed').map((h: any) => h.step), ['intake', 'extract', 'requestCorrections', 'expire'])
+  t.same(
+    failed.history.filter((h: any) => h.status === 'completed').map((h: any) => h.step),
+    ['intake', 'extract', 'requestCorrections', 'expire'],
+  )
   const view = (await api.req('GET', x(`/onboardings/${id}`), tokens.admin)).body
   t.equal(view.status, 'expired')
   t.equal(view.elapsedMs, null)
   t.ok(view.openRisks.length > 0, 'its risks stay open in the readiness view')
-  const late = await api.req('POST', x(`/agreements/${signed.body.agreement.id}/documents`), tokens.admin, { documents: [AGREEMENT] })
+  const late = await api.req('POST', x(`/agreements/${signed.body.agreement.id}/documents`), tokens.admin, {
+    documents: [AGREEMENT],
+  })
   t.same([late.status, late.body.code], [409, 'ONB_ERR_ONBOARDING_CLOSED'])
   const all = (await api.req('GET', x('/onboardings'), tokens.admin)).body
   t.same(all.summary.byStatus, { active: 1, expired: 1 })
-  const m = (await api.req('GET', '/v1/workflows/metrics', tokens.admin)).body.workflows.find((w: any) => w.workflow === 'onboarding')
+  const m = (await api.req('GET', '/v1/workflows/metrics', tokens.admin)).body.workflows.find(
+    (w: any) => w.workflow === 'onboarding',
+  )
   t.equal(m.exceptions, 1, 'the expiry counts as an exception')
 })

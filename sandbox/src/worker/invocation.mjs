@@ -54,14 +54,21 @@ export class Invocation {
     this.bundle = bundle
     let acquired
     try {
-      acquired = await this.worker.pool.acquire(this.isoKey, async () => {
-        const iso = new TenantIsolate(this.isoKey, bundle, this.limits.memoryMb)
-        await iso.init(this.limits.cpuMs, this.worker.watchdog, this.rid)
-        return iso
-      }, this.waiter)
+      acquired = await this.worker.pool.acquire(
+        this.isoKey,
+        async () => {
+          const iso = new TenantIsolate(this.isoKey, bundle, this.limits.memoryMb)
+          await iso.init(this.limits.cpuMs, this.worker.watchdog, this.rid)
+          return iso
+        },
+        this.waiter,
+      )
     } catch (err) {
       if (this.done) return
-      const f = err instanceof IsolateFailure ? err : new IsolateFailure('SBX_ERR_WORKER_LOST', { reason: 'isolate could not be created' })
+      const f =
+        err instanceof IsolateFailure
+          ? err
+          : new IsolateFailure('SBX_ERR_WORKER_LOST', { reason: 'isolate could not be created' })
       return this.fail({ code: f.code, details: f.details })
     }
     if (this.done) {
@@ -81,7 +88,10 @@ export class Invocation {
     this.watching = this.worker.watchdog.watch(this.rid, () => this.iso.cpuNs(), this.limits.cpuMs)
     this.iso.invokeRef
       .apply(undefined, args, { timeout: this.limits.cpuMs, result: { promise: true, copy: true } })
-      .then((r) => this.onResult(r), (err) => this.onIsolateError(err))
+      .then(
+        (r) => this.onResult(r),
+        (err) => this.onIsolateError(err),
+      )
   }
 
   /**
@@ -121,17 +131,37 @@ export class Invocation {
 
   onHostCall(token, cid, op, args) {
     if (this.done || token !== this.token) return
-    if (cid === -1) return this.fail({ code: 'SBX_ERR_HOST_CALL_LIMIT', details: { limit: this.limits.maxHostCalls } }, true)
-    if (typeof cid !== 'number' || typeof op !== 'string' || typeof args !== 'string' || op.length === 0 || op.length > 256) return
+    if (cid === -1)
+      return this.fail({ code: 'SBX_ERR_HOST_CALL_LIMIT', details: { limit: this.limits.maxHostCalls } }, true)
+    if (
+      typeof cid !== 'number' ||
+      typeof op !== 'string' ||
+      typeof args !== 'string' ||
+      op.length === 0 ||
+      op.length > 256
+    )
+      return
     this.hostCalls++
     if (this.hostCalls > this.limits.maxHostCalls) {
       const details = { limit: this.limits.maxHostCalls }
       this.breach = { code: 'SBX_ERR_HOST_CALL_LIMIT', details }
-      return this.settleError(cid, { code: 'SBX_ERR_HOST_CALL_LIMIT', status: 429, message: 'host call limit reached' }, { code: 'SBX_ERR_HOST_CALL_LIMIT', details })
+      return this.settleError(
+        cid,
+        { code: 'SBX_ERR_HOST_CALL_LIMIT', status: 429, message: 'host call limit reached' },
+        { code: 'SBX_ERR_HOST_CALL_LIMIT', details },
+      )
     }
     if (args.length > this.limits.maxInputBytes || Buffer.byteLength(args) > this.limits.maxInputBytes) {
       const details = { what: 'host-call args', limitBytes: this.limits.maxInputBytes }
-      return this.settleError(cid, { code: 'SBX_ERR_PAYLOAD_TOO_LARGE', status: 413, message: `host-call args exceed ${details.limitBytes} bytes` }, { code: 'SBX_ERR_PAYLOAD_TOO_LARGE', details })
+      return this.settleError(
+        cid,
+        {
+          code: 'SBX_ERR_PAYLOAD_TOO_LARGE',
+          status: 413,
+          message: `host-call args exceed ${details.limitBytes} bytes`,
+        },
+        { code: 'SBX_ERR_PAYLOAD_TOO_LARGE', details },
+      )
     }
     this.worker.send({ t: 'hc', rid: this.rid, cid, op, args })
   }
@@ -141,19 +171,33 @@ export class Invocation {
     if (this.done) return
     if (msg.ok) return this.settle(msg.cid, true, typeof msg.value === 'string' ? msg.value : '')
     const e = msg.error ?? {}
-    this.settleError(msg.cid, { code: String(e.code ?? 'SBX_ERR_HOST_CALL_FAILED'), status: Number(e.status ?? 500), message: String(e.message ?? 'host call failed') }, { hostRef: msg.cid })
+    this.settleError(
+      msg.cid,
+      {
+        code: String(e.code ?? 'SBX_ERR_HOST_CALL_FAILED'),
+        status: Number(e.status ?? 500),
+        message: String(e.message ?? 'host call failed'),
+      },
+      { hostRef: msg.cid },
+    )
   }
 
   settleError(cid, error, origin) {
     this.errorRefs.set(cid, origin)
-    this.settle(cid, false, JSON.stringify({ code: error.code, status: error.status, message: error.message, ref: cid }))
+    this.settle(
+      cid,
+      false,
+      JSON.stringify({ code: error.code, status: error.status, message: error.message, ref: cid }),
+    )
   }
 
   settle(cid, ok, payload) {
     if (this.done || !this.iso) return
     const remaining = this.limits.cpuMs - this.cpuUsedMs()
-    if (remaining <= 0) return this.fail({ code: 'SBX_ERR_TIMEOUT', details: { limit: 'cpu', limitMs: this.limits.cpuMs } }, true)
-    if (this.sync) return this.enterSync(this.iso.settleRef, [this.token, cid, ok, payload], Math.max(1, Math.ceil(remaining)))
+    if (remaining <= 0)
+      return this.fail({ code: 'SBX_ERR_TIMEOUT', details: { limit: 'cpu', limitMs: this.limits.cpuMs } }, true)
+    if (this.sync)
+      return this.enterSync(this.iso.settleRef, [this.token, cid, ok, payload], Math.max(1, Math.ceil(remaining)))
     this.iso.settleRef
       .apply(undefined, [this.token, cid, ok, payload], { timeout: Math.max(1, Math.ceil(remaining)) })
       .catch((err) => this.onIsolateError(err))
@@ -181,7 +225,12 @@ export class Invocation {
       }
       this.logBytes += size
       const at = typeof time === 'number' && Number.isFinite(time) ? new Date(time) : new Date()
-      const line = { invocationId: this.invocationId, level: LEVELS.has(level) ? level : 'info', message, time: (isNaN(at.getTime()) ? new Date() : at).toISOString() }
+      const line = {
+        invocationId: this.invocationId,
+        level: LEVELS.has(level) ? level : 'info',
+        message,
+        time: (Number.isNaN(at.getTime()) ? new Date() : at).toISOString(),
+      }
       if (fields !== '') {
         try {
           const value = parseUntrustedJson(fields)
@@ -218,7 +267,10 @@ export class Invocation {
     if (result[0] === 'O') {
       const json = result.slice(1)
       if (json.length > this.limits.maxOutputBytes || Buffer.byteLength(json) > this.limits.maxOutputBytes) {
-        return this.fail({ code: 'SBX_ERR_PAYLOAD_TOO_LARGE', details: { what: 'output', limitBytes: this.limits.maxOutputBytes } })
+        return this.fail({
+          code: 'SBX_ERR_PAYLOAD_TOO_LARGE',
+          details: { what: 'output', limitBytes: this.limits.maxOutputBytes },
+        })
       }
       return this.succeed(json)
     }
@@ -230,15 +282,25 @@ export class Invocation {
     }
     switch (d?.kind) {
       case 'host': {
-        if (d.ref === -1) return this.fail({ code: 'SBX_ERR_PAYLOAD_TOO_LARGE', details: { what: 'host-call args', limitBytes: this.limits.maxInputBytes } })
+        if (d.ref === -1)
+          return this.fail({
+            code: 'SBX_ERR_PAYLOAD_TOO_LARGE',
+            details: { what: 'host-call args', limitBytes: this.limits.maxInputBytes },
+          })
         const origin = this.errorRefs.get(d.ref)
         if (origin) return this.fail(origin)
         break
       }
       case 'output':
-        return this.fail({ code: 'SBX_ERR_OUTPUT_INVALID', details: { reason: str(d.message, 500) || 'not serialisable' } })
+        return this.fail({
+          code: 'SBX_ERR_OUTPUT_INVALID',
+          details: { reason: str(d.message, 500) || 'not serialisable' },
+        })
       case 'output-size':
-        return this.fail({ code: 'SBX_ERR_PAYLOAD_TOO_LARGE', details: { what: 'output', limitBytes: this.limits.maxOutputBytes } })
+        return this.fail({
+          code: 'SBX_ERR_PAYLOAD_TOO_LARGE',
+          details: { what: 'output', limitBytes: this.limits.maxOutputBytes },
+        })
       case 'host-call-limit':
         return this.fail({ code: 'SBX_ERR_HOST_CALL_LIMIT', details: { limit: this.limits.maxHostCalls } })
     }
@@ -273,12 +335,24 @@ export class Invocation {
       }
       heap = this.iso.heapUsed
     }
-    return { cpuMs: Math.round(cpuMs * 1000) / 1000, heapUsedBytes: heap, hostCalls: this.hostCalls, outcome, coldStart: this.cold, workerPid: process.pid }
+    return {
+      cpuMs: Math.round(cpuMs * 1000) / 1000,
+      heapUsedBytes: heap,
+      hostCalls: this.hostCalls,
+      outcome,
+      coldStart: this.cold,
+      workerPid: process.pid,
+    }
   }
 
   finishLogs() {
     if (this.logsTruncated) {
-      this.logs.push({ invocationId: this.invocationId, level: 'warn', message: 'log limit reached; later lines of this invocation were dropped', time: new Date().toISOString() })
+      this.logs.push({
+        invocationId: this.invocationId,
+        level: 'warn',
+        message: 'log limit reached; later lines of this invocation were dropped',
+        time: new Date().toISOString(),
+      })
     }
     return this.logs
   }

@@ -8,9 +8,7 @@
 // callbacks live only in this closure (strict mode, so `fn.caller` and structured stack traces
 // cannot reach it), and everything leaving the isolate is a string built from captured
 // JSON.stringify of primitives or of values whose prototype is null.
-(function trellisBootstrap($hostCall) {
-  'use strict'
-
+;(function trellisBootstrap($hostCall) {
   const hostCall = $hostCall
   const jsonParse = JSON.parse
   const jsonStringify = JSON.stringify
@@ -67,24 +65,48 @@
   }
 
   function read(obj, key) {
-    try { return obj[key] } catch { return undefined }
+    try {
+      return obj[key]
+    } catch {
+      return undefined
+    }
   }
 
   function describeThrown(e) {
     if (isObjectLike(e)) {
       let ref
-      try { ref = apply(weakGet, hostErrors, [e]) } catch { ref = undefined }
-      if (typeof ref === 'number') return '{"kind":"host","ref":' + ref + '}'
+      try {
+        ref = apply(weakGet, hostErrors, [e])
+      } catch {
+        ref = undefined
+      }
+      if (typeof ref === 'number') return `{"kind":"host","ref":${ref}}`
       const name = clip(read(e, 'name'), 200) || 'Error'
       const message = clip(read(e, 'message'), MAX_MESSAGE)
       const stack = clip(read(e, 'stack'), MAX_STACK)
       const code = clip(read(e, 'code'), 200)
       const status = read(e, 'status')
-      return '{"kind":"plugin","name":' + quote(name) + ',"message":' + quote(message) + ',"stack":' + quote(stack) +
-        ',"code":' + quote(code) + ',"status":' + (typeof status === 'number' && status === status ? status : 0) + '}'
+      return (
+        '{"kind":"plugin","name":' +
+        quote(name) +
+        ',"message":' +
+        quote(message) +
+        ',"stack":' +
+        quote(stack) +
+        ',"code":' +
+        quote(code) +
+        ',"status":' +
+        // biome-ignore lint/suspicious/noSelfCompare: NaN check without globals plugin code could replace
+        (typeof status === 'number' && status === status ? status : 0) +
+        '}'
+      )
     }
     const text = clip(messageText(e), 200)
-    return '{"kind":"plugin","name":"","message":' + quote('plugin threw a non-Error value: ' + text) + ',"stack":"","code":"","status":0}'
+    return (
+      '{"kind":"plugin","name":"","message":' +
+      quote(`plugin threw a non-Error value: ${text}`) +
+      ',"stack":"","code":"","status":0}'
+    )
   }
 
   // JSON.stringify with a running lower bound of the text's size: it stops (throwing TOO_BIG)
@@ -117,14 +139,15 @@
   function messageText(message) {
     const t = typeof message
     if (t === 'string') return message
-    if (t === 'number' || t === 'boolean' || t === 'bigint' || t === 'undefined' || message === null) return StringCtor(message)
+    if (t === 'number' || t === 'boolean' || t === 'bigint' || t === 'undefined' || message === null)
+      return StringCtor(message)
     if (t === 'symbol') return 'a symbol'
     try {
       if (message instanceof ErrorCtor) {
         // what String(error) would say, from its own name and message (clipped, never joined)
         const name = clip(read(message, 'name'), 200) || 'Error'
         const text = clip(read(message, 'message'), MAX_MESSAGE)
-        return text ? name + ': ' + text : name
+        return text ? `${name}: ${text}` : name
       }
       const json = boundedStringify(message, MAX_MESSAGE)
       return json === undefined ? '' : json
@@ -145,8 +168,12 @@
   }
 
   function callHost(state, op, args) {
-    if (active !== state) return promiseReject(makeError(ErrorCtor, 'host is not available after the invocation ended', 'SBX_ERR_INVOCATION_ENDED'))
-    if (typeof op !== 'string' || op.length === 0 || op.length > MAX_OP) return promiseReject(new TypeErrorCtor('host.call: op must be a non-empty string'))
+    if (active !== state)
+      return promiseReject(
+        makeError(ErrorCtor, 'host is not available after the invocation ended', 'SBX_ERR_INVOCATION_ENDED'),
+      )
+    if (typeof op !== 'string' || op.length === 0 || op.length > MAX_OP)
+      return promiseReject(new TypeErrorCtor('host.call: op must be a non-empty string'))
     state.calls++
     if (state.calls > state.limits.maxHostCalls) {
       // A breach ends the invocation (the worker fails it on this notice), so the call simply
@@ -163,12 +190,17 @@
     try {
       argsJson = args === undefined ? '' : boundedStringify(args, state.limits.maxInputBytes)
     } catch (e) {
-      if (e !== TOO_BIG) return promiseReject(new TypeErrorCtor('host.call: args are not JSON-serialisable: ' + errorText(e)))
+      if (e !== TOO_BIG)
+        return promiseReject(new TypeErrorCtor(`host.call: args are not JSON-serialisable: ${errorText(e)}`))
       tooBig = true
     }
     if (argsJson === undefined) argsJson = ''
     if (tooBig) {
-      const err = makeError(ErrorCtor, 'host.call args exceed ' + state.limits.maxInputBytes + ' bytes', 'SBX_ERR_PAYLOAD_TOO_LARGE')
+      const err = makeError(
+        ErrorCtor,
+        `host.call args exceed ${state.limits.maxInputBytes} bytes`,
+        'SBX_ERR_PAYLOAD_TOO_LARGE',
+      )
       // Recognised by the worker if the plugin lets it escape (refs below 0 are the sandbox's own).
       apply(weakSet, hostErrors, [err, -1])
       return promiseReject(err)
@@ -183,29 +215,54 @@
   function writeLog(state, level, message, fields) {
     if (state === null || active !== state) return
     const lvl = typeof level === 'string' && LEVELS[level] === level ? level : 'info'
-    if (state.lines >= state.limits.maxLogLines) { state.dropped++; return }
+    if (state.lines >= state.limits.maxLogLines) {
+      state.dropped++
+      return
+    }
     const text = messageText(message)
     let fieldsJson = ''
     if (fields !== undefined && fields !== null) {
       // too large or unserialisable fields are left out; the line is kept
-      try { fieldsJson = boundedStringify(fields, state.limits.maxLogBytes) || '' } catch { fieldsJson = '' }
+      try {
+        fieldsJson = boundedStringify(fields, state.limits.maxLogBytes) || ''
+      } catch {
+        fieldsJson = ''
+      }
     }
     const size = text.length + fieldsJson.length
-    if (state.bytes + size > state.limits.maxLogBytes) { state.dropped++; return }
+    if (state.bytes + size > state.limits.maxLogBytes) {
+      state.dropped++
+      return
+    }
     state.lines++
     state.bytes += size
     // Lines stay in the isolate until the invocation ends (or the worker drains them after a
     // timeout): no host round trip per line.
-    state.logs += (state.logs === '' ? '' : ',') + '[' + quote(lvl) + ',' + quote(text) + ',' + quote(fieldsJson) + ',' + dateNow() + ']'
+    state.logs +=
+      (state.logs === '' ? '' : ',') +
+      '[' +
+      quote(lvl) +
+      ',' +
+      quote(text) +
+      ',' +
+      quote(fieldsJson) +
+      ',' +
+      dateNow() +
+      ']'
   }
 
   // '[' + lines + ',' + dropped + ']' : the worker checks and re-limits every line.
   function logsOf(state) {
-    return '[[' + state.logs + '],' + state.dropped + ']'
+    return `[[${state.logs}],${state.dropped}]`
   }
 
   function drain(token) {
-    const state = active !== null && active.token === token ? active : finished !== null && finished.token === token ? finished : null
+    const state =
+      active !== null && active.token === token
+        ? active
+        : finished !== null && finished.token === token
+          ? finished
+          : null
     return state === null ? '' : logsOf(state)
   }
 
@@ -245,21 +302,23 @@
       for (const kind of ['route', 'event', 'action', 'workflowStep']) {
         const names = entries[kind]
         if (names === undefined) continue
-        if (!isArray(names)) return 'E{"kind":"shape","message":' + quote('entries.' + kind + ' is not an array') + '}'
-        if (names.length > MAX_ENTRIES) return 'E{"kind":"shape","message":' + quote('entries.' + kind + ' has more than ' + MAX_ENTRIES + ' names') + '}'
+        if (!isArray(names)) return `E{"kind":"shape","message":${quote(`entries.${kind} is not an array`)}}`
+        if (names.length > MAX_ENTRIES)
+          return `E{"kind":"shape","message":${quote(`entries.${kind} has more than ${MAX_ENTRIES} names`)}}`
         let list = '['
         for (let i = 0; i < names.length; i++) {
           const n = names[i]
-          if (typeof n !== 'string' || n.length === 0 || n.length > 512) return 'E{"kind":"shape","message":' + quote('entries.' + kind + ' must hold non-empty strings') + '}'
+          if (typeof n !== 'string' || n.length === 0 || n.length > 512)
+            return `E{"kind":"shape","message":${quote(`entries.${kind} must hold non-empty strings`)}}`
           list += (i ? ',' : '') + quote(n)
         }
-        out += (first ? '' : ',') + quote(kind) + ':' + list + ']'
+        out += `${(first ? '' : ',') + quote(kind)}:${list}]`
         first = false
       }
       pluginInvoke = invoke
-      return 'O' + out + '}'
+      return `O${out}}`
     } catch (e) {
-      return 'E' + describeThrown(e)
+      return `E${describeThrown(e)}`
     }
   }
 
@@ -269,14 +328,32 @@
   // 'E' + error JSON; it never rejects.
   function invoke(token, kind, name, inputJson, contextJson, limitsJson, awaitable) {
     const limits = jsonParse(limitsJson)
-    const state = { token, limits, pending: new MapCtor(), nextCall: 0, calls: 0, limitHit: false, lines: 0, bytes: 0, dropped: 0, logs: '', result: undefined }
+    const state = {
+      token,
+      limits,
+      pending: new MapCtor(),
+      nextCall: 0,
+      calls: 0,
+      limitHit: false,
+      lines: 0,
+      bytes: 0,
+      dropped: 0,
+      logs: '',
+      result: undefined,
+    }
     active = state
     finished = null
     const host = freeze({
       call: (op, args) => callHost(state, op, args),
       log: (level, message, fields) => writeLog(state, level, message, fields),
     })
-    const promise = run(state, freeze({ kind, name }), inputJson === '' ? undefined : jsonParse(inputJson), jsonParse(contextJson), host)
+    const promise = run(
+      state,
+      freeze({ kind, name }),
+      inputJson === '' ? undefined : jsonParse(inputJson),
+      jsonParse(contextJson),
+      host,
+    )
     return awaitable ? promise : undefined
   }
 
@@ -290,7 +367,7 @@
   async function run(state, entry, input, context, host) {
     // Logs, a newline, then the result: JSON text never holds a raw newline.
     const out = await compute(state, entry, input, context, host)
-    const result = logsOf(state) + '\n' + out
+    const result = `${logsOf(state)}\n${out}`
     state.result = result
     finished = state
     return result
@@ -303,7 +380,7 @@
       output = await apply(pluginInvoke, undefined, [entry, input, context, host])
     } catch (e) {
       if (state.limitHit) return 'E{"kind":"host-call-limit"}'
-      return 'E' + describeThrown(e)
+      return `E${describeThrown(e)}`
     } finally {
       if (active === state) active = null
     }
@@ -314,10 +391,10 @@
       json = boundedStringify(output, state.limits.maxOutputBytes)
     } catch (e) {
       if (e === TOO_BIG) return 'E{"kind":"output-size"}'
-      return 'E{"kind":"output","message":' + quote(errorText(e)) + '}'
+      return `E{"kind":"output","message":${quote(errorText(e))}}`
     }
     if (json === undefined) json = 'null'
-    return 'O' + json
+    return `O${json}`
   }
 
   // Delivers a host-call result: ok → JSON payload, else error JSON {code,status,message,ref}.

@@ -63,7 +63,11 @@ export class IsolatePool {
       waiter.reject = reject
       // Called when an isolate of this key is discarded: the request may build its own now.
       waiter.retry = () => {
-        const again = { get cancelled() { return waiter.cancelled } }
+        const again = {
+          get cancelled() {
+            return waiter.cancelled
+          },
+        }
         this.acquire(key, create, again).then(resolve, reject)
       }
       const q = this.waiters.get(key) ?? []
@@ -98,7 +102,7 @@ export class IsolatePool {
     iso.lastUsed = Date.now()
     if (iso.disposed || iso.disposeOnRelease) return this.discard(iso)
     const q = this.waiters.get(iso.key)
-    while (q && q.length) {
+    while (q?.length) {
       const w = q.shift()
       if (w.cancelled) continue
       if (!q.length) this.waiters.delete(iso.key)
@@ -128,7 +132,7 @@ export class IsolatePool {
     if (!list.length) this.byKey.delete(iso.key)
     // A queued request for this key may now create its own isolate.
     const q = this.waiters.get(iso.key)
-    if (q && q.length) {
+    if (q?.length) {
       const w = q.shift()
       if (!q.length) this.waiters.delete(iso.key)
       if (!w.cancelled) w.retry?.()

@@ -17,7 +17,7 @@ export function mapPluginStack(stack, bundle) {
   for (const raw of stack.split('\n')) {
     const line = raw.trim()
     if (!line.startsWith('at ') || line.length > MAX_FRAME_CHARS || line.includes(BOOTSTRAP_FILENAME)) continue
-    out.push('    ' + mapFrame(line, bundle))
+    out.push(`    ${mapFrame(line, bundle)}`)
     if (out.length >= MAX_FRAMES) break
   }
   return out.join('\n')
@@ -47,7 +47,11 @@ export function lazySourceMap(text) {
   let map
   return () => {
     if (map === undefined) {
-      try { map = new SourceMap(JSON.parse(text)) } catch { map = null }
+      try {
+        map = new SourceMap(JSON.parse(text))
+      } catch {
+        map = null
+      }
     }
     return map
   }

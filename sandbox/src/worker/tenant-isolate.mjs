@@ -50,26 +50,41 @@ export class TenantIsolate {
       // each of the steps below has the time limit; together they may use a few of it
       if (watchdog) watching = watchdog.watch(rid, () => this.cpuNs(), loadTimeoutMs * 4)
       const context = isolate.createContextSync()
-      const boot = isolate.compileScriptSync(BOOTSTRAP_SOURCE, bootstrapCache
-        ? { filename: BOOTSTRAP_FILENAME, cachedData: bootstrapCache }
-        : { filename: BOOTSTRAP_FILENAME, produceCachedData: true })
+      const boot = isolate.compileScriptSync(
+        BOOTSTRAP_SOURCE,
+        bootstrapCache
+          ? { filename: BOOTSTRAP_FILENAME, cachedData: bootstrapCache }
+          : { filename: BOOTSTRAP_FILENAME, produceCachedData: true },
+      )
       if (!bootstrapCache && boot.cachedData) bootstrapCache = boot.cachedData
       const bootFn = boot.runSync(context, { reference: true, timeout: loadTimeoutMs })
-      const api = bootFn.applySync(undefined, [
-        new ivm.Callback((token, cid, op, args) => this.current?.onHostCall(token, cid, op, args), { ignored: true }),
-      ], { result: { reference: true }, timeout: loadTimeoutMs })
+      const api = bootFn.applySync(
+        undefined,
+        [new ivm.Callback((token, cid, op, args) => this.current?.onHostCall(token, cid, op, args), { ignored: true })],
+        { result: { reference: true }, timeout: loadTimeoutMs },
+      )
       this.invokeRef = api.getSync('invoke', { reference: true })
       this.settleRef = api.getSync('settle', { reference: true })
       this.pollRef = api.getSync('poll', { reference: true })
       this.drainRef = api.getSync('drain', { reference: true })
       const loadRef = api.getSync('load', { reference: true })
-      const script = await isolate.compileScript(this.bundle.code, { filename: this.bundle.filename, cachedData: this.bundle.cachedData })
+      const script = await isolate.compileScript(this.bundle.code, {
+        filename: this.bundle.filename,
+        cachedData: this.bundle.cachedData,
+      })
       // Plugin code runs from here on: asynchronously, so a hostile top level cannot block
       // this process's event loop while it burns its time limit.
       const factory = await script.run(context, { reference: true, timeout: loadTimeoutMs })
-      const result = await loadRef.apply(undefined, [factory.derefInto()], { timeout: loadTimeoutMs, result: { copy: true } })
+      const result = await loadRef.apply(undefined, [factory.derefInto()], {
+        timeout: loadTimeoutMs,
+        result: { copy: true },
+      })
       if (typeof result !== 'string' || result[0] !== 'O') {
-        throw new IsolateFailure('SBX_ERR_BUNDLE_INVALID', { id: this.bundle.id, version: this.bundle.version, reason: describeLoadFailure(result) })
+        throw new IsolateFailure('SBX_ERR_BUNDLE_INVALID', {
+          id: this.bundle.id,
+          version: this.bundle.version,
+          reason: describeLoadFailure(result),
+        })
       }
       this.entries = JSON.parse(result.slice(1))
       this.heapBytes = heapOf(isolate).total
@@ -83,13 +98,21 @@ export class TenantIsolate {
   }
 
   cpuNs() {
-    try { return this.isolate.cpuTime } catch { return null }
+    try {
+      return this.isolate.cpuTime
+    } catch {
+      return null
+    }
   }
 
   dispose() {
     if (this.disposed) return
     this.disposed = true
-    try { this.isolate?.dispose() } catch { /* already gone */ }
+    try {
+      this.isolate?.dispose()
+    } catch {
+      /* already gone */
+    }
   }
 }
 
@@ -108,7 +131,10 @@ function describeLoadFailure(result) {
 export function heapOf(isolate) {
   try {
     const s = isolate.getHeapStatisticsSync()
-    return { used: s.used_heap_size + s.externally_allocated_size, total: s.total_heap_size + s.externally_allocated_size }
+    return {
+      used: s.used_heap_size + s.externally_allocated_size,
+      total: s.total_heap_size + s.externally_allocated_size,
+    }
   } catch {
     return { used: 0, total: 0 }
   }
@@ -126,7 +152,8 @@ export function classifyIsolateError(err, tenantIsolate, cpuMs, phase = 'run') {
   const message = clipText(ownString(err, 'message') ?? (typeof err === 'string' ? err : ''), 500)
   if (/memory limit/i.test(message)) return new IsolateFailure('SBX_ERR_MEMORY', { limitMb: tenantIsolate.memoryMb })
   if (/timed out/i.test(message)) return new IsolateFailure('SBX_ERR_TIMEOUT', { limit: 'cpu', limitMs: cpuMs })
-  if (tenantIsolate.isolate?.isDisposed && !tenantIsolate.disposed) return new IsolateFailure('SBX_ERR_MEMORY', { limitMb: tenantIsolate.memoryMb })
+  if (tenantIsolate.isolate?.isDisposed && !tenantIsolate.disposed)
+    return new IsolateFailure('SBX_ERR_MEMORY', { limitMb: tenantIsolate.memoryMb })
   const name = clipText(ownString(err, 'name') ?? (err instanceof Error ? err.constructor.name : ''), 200) || 'Error'
   if (phase === 'load') {
     const { id, version } = tenantIsolate.bundle
@@ -138,7 +165,9 @@ export function classifyIsolateError(err, tenantIsolate, cpuMs, phase = 'run') {
 function ownString(obj, key) {
   if (obj === null || typeof obj !== 'object') return undefined
   try {
-    const d = Object.getOwnPropertyDescriptor(obj, key) ?? (key === 'name' ? undefined : Object.getOwnPropertyDescriptor(Object.getPrototypeOf(obj) ?? {}, key))
+    const d =
+      Object.getOwnPropertyDescriptor(obj, key) ??
+      (key === 'name' ? undefined : Object.getOwnPropertyDescriptor(Object.getPrototypeOf(obj) ?? {}, key))
     return d && typeof d.value === 'string' ? d.value : undefined
   } catch {
     return undefined

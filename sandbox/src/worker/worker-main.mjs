@@ -51,7 +51,11 @@ process.on('message', (msg) => {
       const inv = new Invocation(worker, msg)
       worker.inflight.set(msg.rid, inv)
       inv.start().catch((err) => {
-        if (!inv.done) inv.fail({ code: 'SBX_ERR_WORKER_LOST', details: { reason: `worker error: ${String(err?.message ?? err).slice(0, 200)}` } })
+        if (!inv.done)
+          inv.fail({
+            code: 'SBX_ERR_WORKER_LOST',
+            details: { reason: `worker error: ${String(err?.message ?? err).slice(0, 200)}` },
+          })
       })
       break
     }
@@ -82,7 +86,18 @@ function load(msg) {
     (bundle) => worker.send({ t: 'loaded', rid, entries: bundle.entries }),
     (err) => {
       worker.bundles.delete(b.key)
-      worker.send({ t: 'loadFailed', rid, error: { code: 'SBX_ERR_BUNDLE_INVALID', details: { id: b.id, version: b.version, reason: err.details?.reason ?? err.details?.message ?? err.code ?? String(err.message) } } })
+      worker.send({
+        t: 'loadFailed',
+        rid,
+        error: {
+          code: 'SBX_ERR_BUNDLE_INVALID',
+          details: {
+            id: b.id,
+            version: b.version,
+            reason: err.details?.reason ?? err.details?.message ?? err.code ?? String(err.message),
+          },
+        },
+      })
     },
   )
 }
@@ -95,7 +110,7 @@ async function compileBundle(b, limits, evaluate) {
     filename: `bundle:${b.id}@${b.version}`,
     // The SDK emits a CommonJS-shaped script; the wrapper sits on its own line so plugin
     // line numbers shift by exactly one.
-    code: '(function (module, exports) {\n' + b.code + '\n})',
+    code: `(function (module, exports) {\n${b.code}\n})`,
     lineOffset: 1,
     cachedData: undefined,
     sourceMap: lazySourceMap(b.sourceMap),
@@ -108,7 +123,9 @@ async function compileBundle(b, limits, evaluate) {
     const script = await compiler.compileScript(bundle.code, { filename: bundle.filename, produceCachedData: true })
     bundle.cachedData = script.cachedData
   } catch (err) {
-    throw Object.assign(new Error('compile'), { details: { reason: `does not compile: ${String(err?.message ?? err).slice(0, 500)}` } })
+    throw Object.assign(new Error('compile'), {
+      details: { reason: `does not compile: ${String(err?.message ?? err).slice(0, 500)}` },
+    })
   } finally {
     compiler.dispose()
   }
@@ -119,9 +136,12 @@ async function compileBundle(b, limits, evaluate) {
   try {
     await probe.init(limits.cpuMs, worker.watchdog)
   } catch (err) {
-    const reason = err.code === 'SBX_ERR_TIMEOUT' ? 'evaluation exceeded the time limit'
-      : err.code === 'SBX_ERR_MEMORY' ? 'evaluation exceeded the memory limit'
-      : err.details?.reason ?? err.details?.message ?? 'evaluation failed'
+    const reason =
+      err.code === 'SBX_ERR_TIMEOUT'
+        ? 'evaluation exceeded the time limit'
+        : err.code === 'SBX_ERR_MEMORY'
+          ? 'evaluation exceeded the memory limit'
+          : (err.details?.reason ?? err.details?.message ?? 'evaluation failed')
     throw Object.assign(new Error('load'), { details: { reason } })
   } finally {
     probe.dispose()
@@ -137,15 +157,25 @@ function stats(refresh) {
         try {
           const s = iso.isolate.getHeapStatisticsSync()
           worker.pool.setHeap(iso, s.total_heap_size + s.externally_allocated_size)
-        } catch { /* disposed meanwhile */ }
+        } catch {
+          /* disposed meanwhile */
+        }
       }
     }
   }
   const heap = worker.pool.heapBytes()
-  return { pid: process.pid, rssBytes: process.memoryUsage().rss, isolates: worker.pool.count, isolateHeapBytes: heap, inflight: worker.inflight.size, bundles: worker.bundles.size, externalCopyBytes: ivm.ExternalCopy.totalExternalSize }
+  return {
+    pid: process.pid,
+    rssBytes: process.memoryUsage().rss,
+    isolates: worker.pool.count,
+    isolateHeapBytes: heap,
+    inflight: worker.inflight.size,
+    bundles: worker.bundles.size,
+    externalCopyBytes: ivm.ExternalCopy.totalExternalSize,
+  }
 }
 
 setInterval(() => worker.pool.sweep(), Math.min(config.idleMs ?? 60_000, 10_000)).unref()
 // The parent gone means nobody will ever read our answers.
 process.on('disconnect', () => process.exit(0))
-worker.send({ t: 'ready', pid: process.pid})
+worker.send({ t: 'ready', pid: process.pid })

@@ -13,7 +13,16 @@ import { sqlArray, type Tx } from '../../db/database.js'
 import { KRN } from '../../errors.js'
 import { compileFilter } from './filter-compiler.js'
 import { isCanonicalUuid } from './fields.js'
-import { afterCondition, decodeCursor, encodeCursor, normaliseSort, orderBy, queryHash, rowKey, sortColumns } from './keyset.js'
+import {
+  afterCondition,
+  decodeCursor,
+  encodeCursor,
+  normaliseSort,
+  orderBy,
+  queryHash,
+  rowKey,
+  sortColumns,
+} from './keyset.js'
 import { indexedValueProblems } from './index-limits.js'
 import { withoutMeta } from './json-values.js'
 import { invalid, RecordValidator } from './record-validator.js'
@@ -46,7 +55,13 @@ interface UpdateRow extends Row {
 
 const iso = (t: Date | string) => (t instanceof Date ? t : new Date(t)).toISOString()
 
-function stored(data: Record<string, unknown>, id: string, version: number, createdAt: string, updatedAt: string): StoredRecord {
+function stored(
+  data: Record<string, unknown>,
+  id: string,
+  version: number,
+  createdAt: string,
+  updatedAt: string,
+): StoredRecord {
   return { ...data, id, version, createdAt, updatedAt }
 }
 
@@ -78,7 +93,11 @@ export class CollectionStore {
   private readonly validator = new RecordValidator()
 
   /** {@link ensureIndexes}: creates the declared indexes of a plugin's collections (at install). */
-  ensureIndexes(tx: Tx, plugin: string, collections: Record<string, { indexes?: CollectionIndex[] }>): Promise<string[]> {
+  ensureIndexes(
+    tx: Tx,
+    plugin: string,
+    collections: Record<string, { indexes?: CollectionIndex[] }>,
+  ): Promise<string[]> {
     return ensureIndexes(tx, plugin, collections)
   }
 
@@ -125,7 +144,13 @@ export class CollectionStore {
    * `KRN_ERR_VALIDATION_FAILED` when the merged record does not match the schema (nothing is
    * changed then).
    */
-  async update(tx: Tx, ref: CollectionRef, id: string, patch: Record<string, unknown>, expectedVersion: number): Promise<StoredRecord> {
+  async update(
+    tx: Tx,
+    ref: CollectionRef,
+    id: string,
+    patch: Record<string, unknown>,
+    expectedVersion: number,
+  ): Promise<StoredRecord> {
     if (!isCanonicalUuid(id)) throw KRN.NOT_FOUND({ what: `record ${id}` })
     // As after the JSON copy the sandbox makes: an undefined value is no key at all.
     const rest = Object.fromEntries(Object.entries(withoutMeta(patch)).filter(([, v]) => v !== undefined))
@@ -134,7 +159,8 @@ export class CollectionStore {
     const tooLarge = indexedValueProblems(ref, rest)
     if (tooLarge.length) throw invalid(`record of ${ref.name}`, tooLarge)
     // Versions start at 1: 0 matches no record, so a malformed expectation is a conflict.
-    const expected = Number.isInteger(expectedVersion) && expectedVersion >= 1 && expectedVersion <= MAX_VERSION ? expectedVersion : 0
+    const expected =
+      Number.isInteger(expectedVersion) && expectedVersion >= 1 && expectedVersion <= MAX_VERSION ? expectedVersion : 0
     const patchText = JSON.stringify(rest)
     const now = new Date().toISOString()
     const guarded = (ref.indexes ?? []).some((ix) => ix.unique)
@@ -159,14 +185,18 @@ export class CollectionStore {
       row = rows[0]!
     } catch (err) {
       if (guarded) await rollbackSavepoint(tx)
-      if (isUniqueViolation(err)) throw KRN.CONFLICT({ reason: `the update conflicts with a unique index of ${ref.name}` }, { cause: err })
+      if (isUniqueViolation(err))
+        throw KRN.CONFLICT({ reason: `the update conflicts with a unique index of ${ref.name}` }, { cause: err })
       throw err
     }
     if (row.new_version === null) {
       if (guarded) await tx.sql('release savepoint trellis_plugin_update')
       // cur reads the statement's snapshot; the update re-reads a row another transaction
       // changed meanwhile. Equal versions here mean exactly that.
-      const reason = row.version === expected ? `record ${id} was changed by a concurrent transaction` : `record ${id} is at version ${row.version}, not ${expectedVersion}`
+      const reason =
+        row.version === expected
+          ? `record ${id} was changed by a concurrent transaction`
+          : `record ${id} is at version ${row.version}, not ${expectedVersion}`
       throw KRN.CONFLICT({ reason })
     }
     const merged = { ...row.data, ...rest }
@@ -195,7 +225,10 @@ export class CollectionStore {
   /** Deletes the record; `true` when it existed. */
   async delete(tx: Tx, ref: CollectionRef, id: string): Promise<boolean> {
     if (!isCanonicalUuid(id)) return false
-    const rows = await tx.sql('delete from plugin_records where plugin = ? and collection = ? and id = ?::uuid returning id', [ref.plugin, ref.name, id])
+    const rows = await tx.sql(
+      'delete from plugin_records where plugin = ? and collection = ? and id = ?::uuid returning id',
+      [ref.plugin, ref.name, id],
+    )
     return rows.length > 0
   }
 
@@ -206,7 +239,8 @@ export class CollectionStore {
    */
   async find(tx: Tx, ref: CollectionRef, query: FindQuery = {}): Promise<FindPage> {
     const limit = query.limit ?? DEFAULT_LIMIT
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw invalid('query', [{ pointer: '/limit', message: `must be an integer from 1 to ${MAX_LIMIT}` }])
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT)
+      throw invalid('query', [{ pointer: '/limit', message: `must be an integer from 1 to ${MAX_LIMIT}` }])
     const keys = normaliseSort(query.sort)
     // The hash costs a canonical serialisation of the filter: only paid when a cursor is involved.
     let memo: string | undefined
@@ -217,7 +251,10 @@ export class CollectionStore {
     p.add(ref.plugin)
     p.add(ref.name)
     const where = compileFilter(query.where, p)
-    const conditions = [where === 'true' ? '' : ` and ${where}`, after ? ` and ${afterCondition(keys, after, p)}` : ''].join('')
+    const conditions = [
+      where === 'true' ? '' : ` and ${where}`,
+      after ? ` and ${afterCondition(keys, after, p)}` : '',
+    ].join('')
     const order = orderBy(keys, p)
     p.add(limit + 1)
     // The text varies with the query's shape: not a named statement (bounded, and planned with the values).

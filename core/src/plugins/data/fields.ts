@@ -53,7 +53,8 @@ export function metaParam(field: MetaField, v: unknown, p: SqlParams): string {
 export function metaText(field: MetaField): string {
   const { column, type } = META_COLUMNS[field]
   if (type === 'uuid') return `(${column}::text collate "C")`
-  if (type === 'timestamptz') return `(to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') collate "C")`
+  if (type === 'timestamptz')
+    return `(to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') collate "C")`
   return `(${column}::text collate "C")`
 }
 

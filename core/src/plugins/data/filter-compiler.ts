@@ -51,7 +51,8 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 function compileNode(filter: unknown, at: string, depth: number, s: State): string {
   if (!isPlainObject(filter)) throw invalid('query', [{ pointer: at, message: 'a filter is an object' }])
-  if (depth > MAX_FILTER_DEPTH) throw invalid('query', [{ pointer: at, message: `and/or may nest at most ${MAX_FILTER_DEPTH} deep` }])
+  if (depth > MAX_FILTER_DEPTH)
+    throw invalid('query', [{ pointer: at, message: `and/or may nest at most ${MAX_FILTER_DEPTH} deep` }])
   const parts: string[] = []
   for (const [key, cond] of Object.entries(filter)) {
     const here = `${at}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`
@@ -67,9 +68,12 @@ function compileNode(filter: unknown, at: string, depth: number, s: State): stri
     if (!entries.length) throw invalid('query', [{ pointer: here, message: 'empty condition' }])
     for (const [op, operand] of entries) {
       if (!OPERATORS.has(op)) throw invalid('query', [{ pointer: `${here}/${op}`, message: 'unknown operator' }])
-      if (++s.conditions > MAX_FILTER_CONDITIONS) throw invalid('query', [{ pointer: at, message: `a filter holds at most ${MAX_FILTER_CONDITIONS} conditions` }])
-      if (op === 'in' && !Array.isArray(operand)) throw invalid('query', [{ pointer: `${here}/in`, message: 'must be an array' }])
-      if (op === 'prefix' && typeof operand !== 'string') throw invalid('query', [{ pointer: `${here}/prefix`, message: 'must be a string' }])
+      if (++s.conditions > MAX_FILTER_CONDITIONS)
+        throw invalid('query', [{ pointer: at, message: `a filter holds at most ${MAX_FILTER_CONDITIONS} conditions` }])
+      if (op === 'in' && !Array.isArray(operand))
+        throw invalid('query', [{ pointer: `${here}/in`, message: 'must be an array' }])
+      if (op === 'prefix' && typeof operand !== 'string')
+        throw invalid('query', [{ pointer: `${here}/prefix`, message: 'must be a string' }])
       parts.push(isMetaField(key) ? metaCondition(key, op, operand, s.p) : dataCondition(key, op, operand, s.p))
     }
   }
@@ -96,7 +100,8 @@ function dataCondition(field: string, op: string, x: unknown, p: SqlParams): str
       const values = x as unknown[]
       const nonNull = values.filter((v) => v !== null)
       const parts: string[] = []
-      if (nonNull.length) parts.push(`${dataField(field, p)} = any(${p.add(sqlArray(nonNull.map((v) => JSON.stringify(v))))}::jsonb[])`)
+      if (nonNull.length)
+        parts.push(`${dataField(field, p)} = any(${p.add(sqlArray(nonNull.map((v) => JSON.stringify(v))))}::jsonb[])`)
       if (nonNull.length < values.length) parts.push(isNullSql(field, p))
       return parts.length === 0 ? 'false' : parts.length === 1 ? parts[0]! : `(${parts.join(' or ')})`
     }
@@ -111,12 +116,18 @@ function dataCondition(field: string, op: string, x: unknown, p: SqlParams): str
     case 'contains': {
       const parts: string[] = []
       if (isScalar(x)) {
-        parts.push(`(jsonb_typeof(${dataField(field, p)}) = 'string' and strpos(data ->> ${p.text(field)}, ${p.text(x === null ? 'null' : String(x))}) > 0)`)
-        parts.push(`(jsonb_typeof(${dataField(field, p)}) = 'array' and ${dataField(field, p)} @> jsonb_build_array(${p.json(x)}))`)
+        parts.push(
+          `(jsonb_typeof(${dataField(field, p)}) = 'string' and strpos(data ->> ${p.text(field)}, ${p.text(x === null ? 'null' : String(x))}) > 0)`,
+        )
+        parts.push(
+          `(jsonb_typeof(${dataField(field, p)}) = 'array' and ${dataField(field, p)} @> jsonb_build_array(${p.json(x)}))`,
+        )
       } else {
         // Each use of the field is its own placeholder (and parameter).
         const f = () => dataField(field, p)
-        parts.push(`(jsonb_typeof(${f()}) = 'array' and exists (select 1 from jsonb_array_elements(case when jsonb_typeof(${f()}) = 'array' then ${f()} else '[]'::jsonb end) e where e = ${p.json(x)}))`)
+        parts.push(
+          `(jsonb_typeof(${f()}) = 'array' and exists (select 1 from jsonb_array_elements(case when jsonb_typeof(${f()}) = 'array' then ${f()} else '[]'::jsonb end) e where e = ${p.json(x)}))`,
+        )
       }
       return parts.length === 1 ? parts[0]! : `(${parts.join(' or ')})`
     }
@@ -146,7 +157,9 @@ function metaCondition(field: MetaField, op: string, x: unknown, p: SqlParams): 
     case 'prefix':
       return metaJsonType(field) === 'string' ? `starts_with(${metaText(field)}, ${p.text(x as string)})` : 'false'
     case 'contains':
-      return metaJsonType(field) === 'string' && isScalar(x) ? `strpos(${metaText(field)}, ${p.text(x === null ? 'null' : String(x))}) > 0` : 'false'
+      return metaJsonType(field) === 'string' && isScalar(x)
+        ? `strpos(${metaText(field)}, ${p.text(x === null ? 'null' : String(x))}) > 0`
+        : 'false'
   }
   throw new Error(`unreachable operator ${op}`)
 }

@@ -20,7 +20,7 @@ export function indexedValueProblems(ref: CollectionRef, fields: Record<string, 
     if (!Array.isArray(ix.fields) || !ix.fields.length) continue
     const share = Math.floor(MAX_INDEXED_BYTES / ix.fields.length)
     for (const f of ix.fields) {
-      if (isMetaField(f) || !Object.prototype.hasOwnProperty.call(fields, f)) continue
+      if (isMetaField(f) || !Object.hasOwn(fields, f)) continue
       const pointer = `/${pointerSegment(f)}`
       if (Buffer.byteLength(JSON.stringify(fields[f]) ?? '') > share && !out.some((p) => p.pointer === pointer)) {
         out.push({ pointer, message: `is too large for an indexed field (at most ${share} bytes as JSON)` })

@@ -21,17 +21,28 @@ const FIELD = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/
  * `KRN_ERR_VALIDATION_FAILED` when a plugin, collection or field name is not one the database
  * function accepts (nothing is created then).
  */
-export async function ensureIndexes(tx: Tx, plugin: string, collections: Record<string, { indexes?: CollectionIndex[] }>): Promise<string[]> {
+export async function ensureIndexes(
+  tx: Tx,
+  plugin: string,
+  collections: Record<string, { indexes?: CollectionIndex[] }>,
+): Promise<string[]> {
   const problems: Problem[] = []
   if (!PLUGIN.test(plugin)) problems.push({ pointer: '/name', message: 'must be @scope/name' })
   const wanted: Array<{ p: string; c: string; f: string[]; u: boolean }> = []
   for (const [name, declared] of Object.entries(collections)) {
     const indexes = declared.indexes ?? []
-    if (indexes.length && !COLLECTION.test(name)) problems.push({ pointer: `/collections/${name}`, message: 'is not a collection name' })
+    if (indexes.length && !COLLECTION.test(name))
+      problems.push({ pointer: `/collections/${name}`, message: 'is not a collection name' })
     indexes.forEach((ix, i) => {
       const at = `/collections/${name}/indexes/${i}`
-      if (!Array.isArray(ix.fields) || ix.fields.length < 1 || ix.fields.length > 8) problems.push({ pointer: `${at}/fields`, message: 'an index has 1 to 8 fields' })
-      else ix.fields.forEach((f, j) => FIELD.test(f) || problems.push({ pointer: `${at}/fields/${j}`, message: 'is not a field name an index may use' }))
+      if (!Array.isArray(ix.fields) || ix.fields.length < 1 || ix.fields.length > 8)
+        problems.push({ pointer: `${at}/fields`, message: 'an index has 1 to 8 fields' })
+      else
+        ix.fields.forEach(
+          (f, j) =>
+            FIELD.test(f) ||
+            problems.push({ pointer: `${at}/fields/${j}`, message: 'is not a field name an index may use' }),
+        )
       wanted.push({ p: plugin, c: name, f: ix.fields, u: ix.unique === true })
     })
   }

@@ -68,7 +68,8 @@ function walk(value: unknown, pointer: string, depth: number, out: Problem[]): v
   for (const [k, v] of Object.entries(value)) {
     if (out.length) return
     const at = `${pointer}/${pointerSegment(k)}`
-    if (!storableString(k)) out.push({ pointer: at, message: 'the key must not contain \\u0000 or unpaired surrogates' })
+    if (!storableString(k))
+      out.push({ pointer: at, message: 'the key must not contain \\u0000 or unpaired surrogates' })
     else walk(v, at, depth + 1, out)
   }
 }

@@ -34,14 +34,23 @@ export interface SortKeyN {
 /** The query's sort keys, validated, with the `id` tie-breaker. */
 export function normaliseSort(sort: unknown): SortKeyN[] {
   if (sort === undefined || sort === null) return [{ field: 'id', desc: false }]
-  if (!Array.isArray(sort) || sort.length > MAX_SORT_KEYS) throw invalid('query', [{ pointer: '/sort', message: `must be an array of at most ${MAX_SORT_KEYS} keys` }])
+  if (!Array.isArray(sort) || sort.length > MAX_SORT_KEYS)
+    throw invalid('query', [{ pointer: '/sort', message: `must be an array of at most ${MAX_SORT_KEYS} keys` }])
   const keys: SortKeyN[] = []
   sort.forEach((s: unknown, i) => {
     const k = s as { field?: unknown; direction?: unknown }
-    if (typeof s !== 'object' || s === null || typeof k.field !== 'string' || k.field === '' || k.field.length > 128 || !storableString(k.field)) {
+    if (
+      typeof s !== 'object' ||
+      s === null ||
+      typeof k.field !== 'string' ||
+      k.field === '' ||
+      k.field.length > 128 ||
+      !storableString(k.field)
+    ) {
       throw invalid('query', [{ pointer: `/sort/${i}/field`, message: 'must be a field name' }])
     }
-    if (k.direction !== undefined && k.direction !== 'asc' && k.direction !== 'desc') throw invalid('query', [{ pointer: `/sort/${i}/direction`, message: 'must be "asc" or "desc"' }])
+    if (k.direction !== undefined && k.direction !== 'asc' && k.direction !== 'desc')
+      throw invalid('query', [{ pointer: `/sort/${i}/direction`, message: 'must be "asc" or "desc"' }])
     keys.push({ field: k.field, desc: k.direction === 'desc' })
   })
   const id = keys.findIndex((k) => k.field === 'id')
@@ -63,7 +72,13 @@ export function sortColumns(keys: SortKeyN[], p: SqlParams): string {
 
 /** The hash binding a cursor to its query (without cursor and limit). */
 export function queryHash(plugin: string, collection: string, where: unknown, keys: SortKeyN[]): string {
-  const text = canonicalize({ p: plugin, c: collection, w: where ?? null, s: keys.map((k) => [k.field, k.desc ? 'desc' : 'asc']) }) ?? ''
+  const text =
+    canonicalize({
+      p: plugin,
+      c: collection,
+      w: where ?? null,
+      s: keys.map((k) => [k.field, k.desc ? 'desc' : 'asc']),
+    }) ?? ''
   return createHash('sha256').update(text).digest('base64url').slice(0, 22)
 }
 
@@ -107,7 +122,10 @@ export function decodeCursor(cursor: unknown, hash: string, keys: SortKeyN[]): K
 }
 
 /** The cursor values of one returned row. */
-export function rowKey(keys: SortKeyN[], row: { id: string; version: number; createdAt: string; updatedAt: string; sortText: Record<string, unknown> }): KeyValues {
+export function rowKey(
+  keys: SortKeyN[],
+  row: { id: string; version: number; createdAt: string; updatedAt: string; sortText: Record<string, unknown> },
+): KeyValues {
   return keys.map((k, i) => (isMetaField(k.field) ? row[k.field] : row.sortText[`s${i}`]))
 }
 
@@ -117,7 +135,8 @@ export function afterCondition(keys: SortKeyN[], values: KeyValues, p: SqlParams
     const f = keys[i]!.field
     return isMetaField(f) ? metaParam(f, values[i], p) : `${p.add(values[i])}::jsonb`
   }
-  const expr = (i: number) => (isMetaField(keys[i]!.field) ? META_COLUMNS[keys[i]!.field as 'id'].column : sortExpr(keys[i]!.field, p))
+  const expr = (i: number) =>
+    isMetaField(keys[i]!.field) ? META_COLUMNS[keys[i]!.field as 'id'].column : sortExpr(keys[i]!.field, p)
   if (keys.every((k) => k.desc === keys[0]!.desc)) {
     const cols: string[] = []
     const vals: string[] = []

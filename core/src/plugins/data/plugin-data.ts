@@ -7,6 +7,9 @@ import type { Tx } from '../../db/database.js'
  * indexes stay.
  */
 export async function dropPluginData(tx: Tx, plugin: string): Promise<number> {
-  const rows = await tx.sql<{ n: number }>('with d as (delete from plugin_records where plugin = ? returning 1) select count(*)::int as n from d', [plugin])
+  const rows = await tx.sql<{ n: number }>(
+    'with d as (delete from plugin_records where plugin = ? returning 1) select count(*)::int as n from d',
+    [plugin],
+  )
   return rows[0]?.n ?? 0
 }

@@ -48,7 +48,9 @@ export class RecordValidator {
     let perObject = isObject ? this.byObject.get(schema) : undefined
     const hit = perObject?.get(scope)
     if (hit) return hit
-    const key = `${scope}\u0000${createHash('sha256').update(canonicalize(schema) ?? 'undefined').digest('base64url')}`
+    const key = `${scope}\u0000${createHash('sha256')
+      .update(canonicalize(schema) ?? 'undefined')
+      .digest('base64url')}`
     let v = this.byContent.get(key)
     if (!v) {
       v = compileJsonSchema(withPrivateId(schema))
@@ -73,11 +75,15 @@ let compiledCount = 0
  * reference to the schema's own former `$id` does not).
  */
 function withPrivateId(schema: unknown): unknown {
-  if (typeof schema !== 'object' || schema === null || Array.isArray(schema) || !Object.prototype.hasOwnProperty.call(schema, '$id')) return schema
+  if (typeof schema !== 'object' || schema === null || Array.isArray(schema) || !Object.hasOwn(schema, '$id'))
+    return schema
   return { ...schema, $id: `urn:trellis:plugin-collection:${process.pid}:${++compiledCount}` }
 }
 
 /** `KRN_ERR_VALIDATION_FAILED` with the problems, worded like the SDK's test host. */
 export function invalid(what: string, problems: Problem[]) {
-  return KRN.VALIDATION_FAILED({ reason: `${what}: ${problems.map((p) => `${p.pointer || '/'} ${p.message}`).join('; ')}`, problems })
+  return KRN.VALIDATION_FAILED({
+    reason: `${what}: ${problems.map((p) => `${p.pointer || '/'} ${p.message}`).join('; ')}`,
+    problems,
+  })
 }
