@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createRequire } from 'node:module'
+import { loadavg } from 'node:os'
 import autocannon from 'autocannon'
 import pg from 'pg'
 
@@ -36,11 +37,40 @@ export async function startServer<T>(
 }
 
 export interface LoadResult {
+  /** Responses a second that answered 2xx: a fast 401 or 429 is not throughput. */
   rps: number
   p50: number
   p99: number
+  /** Requests that got no answer (socket errors, timeouts). */
   errors: number
+  /** Answers that were not 2xx, counted per status code in `statuses`. */
   non2xx: number
+  statuses: Record<string, number>
+  /** The machine's 1-minute load average when the measure ended. */
+  load: number
+}
+
+/** The machine's load average (1 min / 5 min), printed next to every figure: 2 cores are shared. */
+export function loadAverage(): string {
+  const [one, five] = loadavg()
+  return `load avg ${one!.toFixed(1)} (1 min) ${five!.toFixed(1)} (5 min)`
+}
+
+/**
+ * Every answer of a measured side must be 2xx. Any other answer or a request that got none
+ * makes the run invalid: it is said loudly (stderr and the printed row) and the process exits 1.
+ */
+export function check2xx(label: string, r: Pick<LoadResult, 'errors' | 'non2xx' | 'statuses'>): boolean {
+  if (r.errors + r.non2xx === 0) return true
+  const codes = Object.entries(r.statuses)
+    .filter(([code]) => !code.startsWith('2'))
+    .map(([code, n]) => `${n}× ${code}`)
+    .join(', ')
+  console.error(
+    `!! INVALID RUN — ${label}: ${r.non2xx} answers were not 2xx${codes ? ` (${codes})` : ''}, ${r.errors} requests got no answer`,
+  )
+  process.exitCode = 1
+  return false
 }
 
 let counter = 0
@@ -66,13 +96,19 @@ export async function load(opts: {
       ? [{ setupRequest: (req: any) => ({ ...req, body: JSON.stringify(opts.body!()) }) }]
       : undefined,
   })
-  return {
-    rps: result.requests.average,
+  const statuses: Record<string, number> = {}
+  for (const [code, v] of Object.entries(result.statusCodeStats ?? {})) statuses[code] = v.count ?? 0
+  const r: LoadResult = {
+    rps: result['2xx'] / result.duration,
     p50: result.latency.p50,
     p99: result.latency.p99,
     errors: result.errors,
     non2xx: result.non2xx,
+    statuses,
+    load: loadavg()[0]!,
   }
+  check2xx(`${opts.method ?? 'GET'} ${opts.url}`, r)
+  return r
 }
 
 type LoadOptions = Parameters<typeof load>[0]
@@ -86,6 +122,10 @@ export interface Comparison {
   ratio: number
   /** Each round's p99, base and subject, in ms. */
   p99s: { base: number[]; subject: number[] }
+  /** The 1-minute load average after each round. */
+  loads: number[]
+  /** Both sides answered 2xx to every request in every round. */
+  valid: boolean
 }
 
 /**
@@ -117,26 +157,30 @@ export async function compare(
     }
   }
   const ratios = s.map((r, i) => r.rps / b[i]!.rps)
-  const sorted = [...ratios].sort((x, y) => x - y)
-  const mid = Math.floor(rounds / 2)
   return {
     base: combine(b),
     subject: combine(s),
     ratios,
-    ratio: rounds % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2,
+    ratio: median(ratios),
     p99s: { base: b.map((r) => r.p99), subject: s.map((r) => r.p99) },
+    loads: s.map((r) => r.load),
+    valid: [...b, ...s].every((r) => r.errors + r.non2xx === 0),
   }
 }
 
 function combine(rs: LoadResult[]): LoadResult {
   const mean = (f: (r: LoadResult) => number) => rs.reduce((a, r) => a + f(r), 0) / rs.length
   const sum = (f: (r: LoadResult) => number) => rs.reduce((a, r) => a + f(r), 0)
+  const statuses: Record<string, number> = {}
+  for (const r of rs) for (const [code, n] of Object.entries(r.statuses)) statuses[code] = (statuses[code] ?? 0) + n
   return {
     rps: mean((r) => r.rps),
     p50: mean((r) => r.p50),
     p99: Math.max(...rs.map((r) => r.p99)),
     errors: sum((r) => r.errors),
     non2xx: sum((r) => r.non2xx),
+    statuses,
+    load: Math.max(...rs.map((r) => r.load)),
   }
 }
 
@@ -148,9 +192,21 @@ export function row(name: string, r: LoadResult, base?: LoadResult | Comparison)
   const ratio = !base
     ? ''
     : 'ratios' in base
-      ? `  ${pct(base.ratio)} of baseline (rounds: ${base.ratios.map(pct).join(', ')}; p99 by round: ${base.p99s.subject.join(', ')} ms, baseline ${base.p99s.base.join(', ')} ms)`
+      ? `  ${base.valid ? '' : 'INVALID (not every answer was 2xx) '}${pct(base.ratio)} of baseline (rounds: ${base.ratios.map(pct).join(', ')}; p99 by round: ${base.p99s.subject.join(', ')} ms, baseline ${base.p99s.base.join(', ')} ms; load avg by round ${base.loads.map((l) => l.toFixed(1)).join(', ')})`
       : `  ${pct(r.rps / base.rps)} of baseline`
-  return `${name.padEnd(44)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${String(Math.round(r.p50)).padStart(4)} ms   p99 ${String(r.p99).padStart(4)} ms   errors ${r.errors + r.non2xx}${ratio}`
+  return `${name.padEnd(44)} ${r.rps.toFixed(0).padStart(7)} 2xx/s   p50 ${String(Math.round(r.p50)).padStart(4)} ms   p99 ${String(r.p99).padStart(4)} ms   not 2xx ${r.errors + r.non2xx}${ratio}`
+}
+
+/** The median of a list of numbers. */
+export function median(xs: readonly number[]): number {
+  const v = [...xs].sort((a, b) => a - b)
+  return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2
+}
+
+/** The `p`th percentile of a list of numbers (nearest rank). */
+export function percentile(xs: readonly number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : Number.NaN
 }
 
 const pct = (x: number) => `${(x * 100).toFixed(0)} %`

@@ -4,7 +4,7 @@
 // plugins — at 50 connections; next to the kernel's native audited write (POST /v1/roles, the
 // kernel benchmark's) in the same kernel, same run, same PostgreSQL database.
 import { fileURLToPath } from 'node:url'
-import { startServer, compare, row, uniqueName, withBenchDatabase } from './_harness.js'
+import { startServer, compare, loadAverage, row, uniqueName, withBenchDatabase } from './_harness.js'
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url))
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
@@ -38,7 +38,7 @@ export async function run(): Promise<void> {
       console.log(row('erp: POST /v1/x/orders/orders (3 plugins)', orders, c))
       console.log()
       console.log(
-        `place order: ${orders.rps.toFixed(0)} req/s, p50 ${orders.p50.toFixed(0)} ms, p99 ${orders.p99} ms — ${(c.ratio * 100).toFixed(0)} % of the native audited write`,
+        `place order: ${orders.rps.toFixed(0)} req/s, p50 ${orders.p50.toFixed(0)} ms, p99 ${orders.p99} ms — ${(c.ratio * 100).toFixed(0)} % of the native audited write; ${loadAverage()}${c.valid ? '' : '; INVALID: not every answer was 2xx'}`,
       )
       if (base.errors + base.non2xx + orders.errors + orders.non2xx > 0) process.exitCode = 1
     } finally {

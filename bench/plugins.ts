@@ -3,7 +3,7 @@
 // the kernel's own native route doing the same insert — both in one kernel process, on one
 // fresh PostgreSQL database, 50 connections, measured in this run in alternating rounds.
 import { fileURLToPath } from 'node:url'
-import { startServer, compare, row, uniqueName, withBenchDatabase } from './_harness.js'
+import { startServer, compare, loadAverage, row, uniqueName, withBenchDatabase } from './_harness.js'
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url))
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
@@ -34,7 +34,7 @@ export async function run(): Promise<void> {
       console.log(row('plugin: POST /v1/x/notes/notes (sandbox)', viaPlugin, c))
       console.log()
       console.log(
-        `plugin route: ${(c.ratio * 100).toFixed(0)} % of the native route (target ≥ 40 %), p50 ${viaPlugin.p50.toFixed(0)} ms, p99 ${viaPlugin.p99} ms`,
+        `plugin route: ${(c.ratio * 100).toFixed(0)} % of the native route (target ≥ 40 %), p50 ${viaPlugin.p50.toFixed(0)} ms, p99 ${viaPlugin.p99} ms; ${loadAverage()}${c.valid ? '' : '; INVALID: not every answer was 2xx'}`,
       )
       if (base.errors + base.non2xx + viaPlugin.errors + viaPlugin.non2xx > 0) process.exitCode = 1
     } finally {

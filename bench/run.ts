@@ -3,6 +3,7 @@
 import { readdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { loadAverage } from './_harness.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const available = readdirSync(here)
@@ -17,7 +18,8 @@ if (names.length === 0 || names.some((n) => !available.includes(n))) {
 }
 for (const name of names) {
   const mod = (await import(join(here, `${name}.ts`))) as { run: () => Promise<void> }
-  console.log(`\n== bench: ${name}`)
+  console.log(`\n== bench: ${name} (${loadAverage()} at the start; 2 cores)`)
   await mod.run()
+  console.log(`== ${name} done (${loadAverage()} at the end)`)
 }
-process.exit(0)
+process.exit(process.exitCode ?? 0)
