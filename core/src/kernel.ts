@@ -21,7 +21,8 @@ import type { JobQueue } from './events/queue.js'
 import { EgressGuard } from './egress/egress-guard.js'
 import { PluginHost, type PluginHostOptions } from './plugins/plugin-host.js'
 import { CollectionStore } from './plugins/data/index.js'
-import { loadInstalledExtensions, type KernelExtension } from './extensions.js'
+import type { Extension } from './extension-api/define.js'
+import { kernelServices, registerExtensions, type Contributions } from './extension-api/wire.js'
 import { WorkflowEngine, type EngineOptions } from './workflows/engine.js'
 
 export interface KernelOptions extends HttpOptions {
@@ -43,8 +44,8 @@ export interface KernelOptions extends HttpOptions {
   plugins?: PluginHostOptions
   /** Workflow runtime tuning (tests sweep more often). */
   workflows?: EngineOptions & { queue?: JobQueue }
-  /** Packages extending the kernel; default: those installed (the marketplace). */
-  extensions?: KernelExtension[]
+  /** Packages extending the kernel through the extension API (the composition root passes the marketplace); default none. */
+  extensions?: Extension[]
 }
 
 /** A running kernel: its services and its HTTP API (not yet listening). */
@@ -52,7 +53,9 @@ export interface Kernel {
   ctx: KernelContext
   app: Api
   /** The packages extending this kernel. */
-  extensions: KernelExtension[]
+  extensions: Extension[]
+  /** What they registered at the extension points (`trellis start --demo` runs the demo seeders). */
+  contributions: Contributions
   /** Starts listening; resolves to the base URL. */
   listen(): Promise<string>
   close(): Promise<void>
@@ -127,8 +130,14 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
         : new PgJobQueue(db, `${queueName}-workflows`, logger))
     workflows = ctx.workflows = new WorkflowEngine(ctx, workflowQueue, options.workflows)
     workflows.start()
-    const extensions = options.extensions ?? (await loadInstalledExtensions())
-    for (const ext of extensions) await ext.init?.(ctx)
+    const extensions = options.extensions ?? []
+    const contributions = await registerExtensions(kernelServices(ctx), extensions)
+    if (contributions.installPolicies.length) {
+      const policies = contributions.installPolicies
+      plugins.installPolicy = async (tx, tenantId, version) => {
+        for (const policy of policies) await policy(tx, tenantId, version)
+      }
+    }
     eventSystem.start()
     const checkpointer = new AuditCheckpointer({
       db,
@@ -138,12 +147,16 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       logger,
     })
     checkpointer.start(config.auditCheckpointIntervalMs ?? 0)
-    const app = await buildApp(ctx, { ...options, extensions })
+    const mounted = { name: 'extensions', routes: (v1: Api) => contributions.routes.forEach((add) => add(v1)) }
+    const app = await buildApp(ctx, { ...options, extensions: [mounted] })
+    const jobs = contributions.jobs
+    for (const job of jobs) job.start()
     let closed = false
     return {
       ctx,
       app,
       extensions,
+      contributions,
       async listen() {
         return app.listen({ port: config.port, host: config.host })
       },
@@ -151,7 +164,8 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
         if (closed) return
         closed = true
         await app.close()
-        for (const ext of extensions) await ext.close?.()
+        // Background jobs stop before what they use (the sandbox, the database) closes.
+        await Promise.all(jobs.map((job) => job.stop()))
         await workflows!.close()
         await checkpointer.close()
         await eventSystem.close()

@@ -10,8 +10,9 @@ import { checkpointKeys } from '../audit/checkpoint-signing.js'
 import { checkAgainstCheckpoints, readCheckpoints, trustedCheckpoints } from '../audit/checkpoint-verify.js'
 import { SigningKeys } from '../identity/signing-keys.js'
 import { SecretBox } from '../crypto/secret-box.js'
-import { demoPassword, seedDemoErp } from './demo-erp.js'
+import { demoPassword, runDemoSeeders } from './demo.js'
 import { createTerminal } from './terminal-log.js'
+import type { Extension } from '../extension-api/define.js'
 import { createLogger } from '../observability/logger.js'
 import { preflight, portInUse } from './preflight.js'
 import { confirmRevert } from './confirm.js'
@@ -21,6 +22,7 @@ const out = (line = '') => process.stdout.write(`${line}\n`)
 export async function runStart(
   config: KernelConfig,
   opts: { demo?: boolean; migrate?: boolean },
+  extensions: Extension[],
   stopTelemetry?: () => Promise<void>,
 ): Promise<void> {
   // In a terminal: readable log lines and the demo load's progress; JSON lines otherwise.
@@ -29,6 +31,7 @@ export async function runStart(
   const kernel = await createKernel({
     config,
     migrate: opts.migrate,
+    extensions,
     ...(terminal ? { logger: createLogger(config.logLevel, terminal as unknown as NodeJS.WritableStream) } : {}),
   })
   const { ctx } = kernel
@@ -40,18 +43,15 @@ export async function runStart(
     })
   }
   const demo = opts.demo ? await seedDemo(ctx, { password: demoPassword(config.dataDir) }) : undefined
-  if (demo) {
-    const admin = demo.accounts.find((a) => a.role === 'tenant_admin')!
-    await seedDemoErp(
-      kernel,
-      { tenantId: demo.tenantId, partnerId: demo.partnerId, adminEmail: admin.email, password: admin.password },
-      (line) => (terminal ? terminal.line(`  ${line}`) : out(`  ${line}`)),
-      {
-        ...(terminal ? { progress: terminal.progress('  loading orders') } : {}),
-      },
-    )
-    terminal?.done()
-  }
+  const seeded = demo
+    ? await runDemoSeeders(
+        kernel,
+        demo,
+        (line) => (terminal ? terminal.line(`  ${line}`) : out(`  ${line}`)),
+        terminal ? terminal.progress('  loading orders') : undefined,
+      )
+    : undefined
+  terminal?.done()
   const url = (
     await kernel.listen().catch(async (err: NodeJS.ErrnoException) => {
       await kernel.close()
@@ -73,15 +73,10 @@ export async function runStart(
   if (demo) {
     out()
     out('Demo: partner "Northwind Partners" manages tenant "Northwind Traders". Accounts:')
-    for (const a of demo.accounts) out(`  ${a.role.padEnd(18)} ${a.email.padEnd(36)} ${a.password}   (${a.org})`)
-    for (const role of ['pricing_manager', 'sales_director'])
-      out(
-        `  ${role.padEnd(18)} ${`${role.replace('_', '.')}@demo.trellis.local`.padEnd(36)} ${demo.accounts[0]!.password}   (Northwind Traders)`,
-      )
-    out(
-      '  The ERP plugins (catalog, pricing, inventory, orders) and partner onboarding are installed for Northwind Traders,',
-    )
-    out('  with the Northwind data loaded; a tour: "ERP plugins and the demo" in README.md')
+    const password = demo.accounts[0]!.password
+    for (const a of [...demo.accounts, ...(seeded?.accounts ?? []).map((a) => ({ ...a, password }))])
+      out(`  ${a.role.padEnd(18)} ${a.email.padEnd(36)} ${a.password}   (${a.org})`)
+    for (const note of seeded?.notes ?? []) out(`  ${note}`)
   }
   out()
   out('Sign in:')

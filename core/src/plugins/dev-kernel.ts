@@ -10,6 +10,7 @@ import type {
   StartDevKernel,
 } from '@trellis/plugin-sdk'
 import { createKernel } from '../kernel.js'
+import type { Extension } from '../extension-api/define.js'
 import { loadConfig } from '../config.js'
 import { createPlatformAdmin } from '../bootstrap.js'
 import { orgTx } from '../kernel-context.js'
@@ -36,7 +37,10 @@ const SYSTEM = { actor: { kind: 'system' as const, id: 'dev-kernel' } }
  * `trellis-plugin dev`: the real HTTP stack, database, row-level security, sandbox and event
  * pipeline, with shortcuts to install a built plugin and look at what it did.
  */
-export const startDevKernel: StartDevKernel = async (options: DevKernelOptions = {}) => {
+export async function startDevKernel(
+  options: DevKernelOptions = {},
+  assembly: { extensions?: Extension[] } = {},
+): ReturnType<StartDevKernel> {
   const env: NodeJS.ProcessEnv = {
     LOG_LEVEL: options.logLevel ?? 'silent',
     TRELLIS_SECRET_KEY: randomBytes(32).toString('hex'),
@@ -51,6 +55,7 @@ export const startDevKernel: StartDevKernel = async (options: DevKernelOptions =
     rateLimitPerMinute: 1_000_000,
     plugins: { sandboxWorkers: 1, installationTtlMs: 0 },
     events: { egressAllow: options.egressAllow ?? [], sweepMs: 200 },
+    extensions: assembly.extensions ?? [],
   })
   const k = kernel.ctx
   try {

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto'
-import { v7 as uuidv7 } from 'uuid'
 import { lintPlugin, validateManifest, type ManifestIssue, type PluginManifest } from '@trellis/plugin-sdk'
 import { PLATFORM_ORG, type Database, type Tx } from '../db/database.js'
 import { PLG } from '../errors.js'
 import { appendAudit } from '../audit/audit-log.js'
-import { attestedDigest, ATTESTING_ACTIONS } from './version-attestation.js'
+import { attestedDigest } from './version-attestation.js'
+import { insertVersion } from '../extension-api/version-registry.js'
 
 /** A plugin version the kernel can run: its manifest and its bundle. */
 export interface PluginVersion {
@@ -137,36 +137,20 @@ export class PluginVersions {
         reason: lint.errors.map((e) => `${e.pointer || '/'} ${e.message}`).join('; '),
         problems: problems(lint.errors),
       })
-    const a = upload.artifact
-    const [row] = await tx.sql<VersionRow>(
-      `insert into plugin_versions (id, name, version, sha256, manifest, code, source_map, publisher_id, created_by, status, artifact_sha256, signature, key_id, changelog)
-       values (?::uuid, ?, ?, ?, ?::jsonb, ?, ?, ?::uuid, ?, ?, ?, ?, ?::uuid, ?) returning *`,
-      [
-        uuidv7(),
-        manifest.name,
-        manifest.version,
-        sha256,
-        JSON.stringify(manifest),
-        upload.code,
-        upload.sourceMap ?? null,
-        upload.publisherId ?? null,
+    const row = await insertVersion(
+      tx,
+      {
+        manifest,
+        code: upload.code,
+        sourceMap: upload.sourceMap ?? null,
+        publisherId: upload.publisherId ?? null,
         createdBy,
-        upload.status ?? 'checking',
-        a?.sha256 ?? null,
-        a?.signature ?? null,
-        a?.keyId ?? null,
-        a?.changelog ?? '',
-      ],
+        status: upload.status ?? 'checking',
+        ...(upload.artifact ? { artifact: upload.artifact } : {}),
+      },
+      { attest: true },
     )
-    // The digest registered, in the platform's audit chain: what the kernel verifies the stored
-    // code against whenever it loads the version (a row rewritten later does not match it).
-    await appendAudit(tx, PLATFORM_ORG, {
-      actor: { kind: 'system', id: createdBy },
-      action: ATTESTING_ACTIONS.registered,
-      target: { kind: 'plugin_version', id: row!.id },
-      data: { plugin: manifest.name, version: manifest.version, sha256 },
-    })
-    return fromRow(row!)
+    return fromRow(row as unknown as VersionRow)
   }
 
   /** A version by id (cached; its status re-read at most every `statusTtlMs`), or undefined. */

@@ -1,0 +1,142 @@
+// `trellis`: start, migrate, admin, audit, keys. Exit codes: 0 ok, 1 error (and a broken audit
+// chain), 2 usage or environment (a bad variable, an unreachable DATABASE_URL or REDIS_URL, a port
+// in use, a refused confirmation).
+// Arguments are parsed before anything heavy loads: `--help` and `--version` answer at once, and
+// telemetry and the kernel load only for the command that needs them.
+import { readFileSync } from 'node:fs'
+import { Argument, Command, Option } from 'commander'
+import type { KernelConfig } from '../config.js'
+import type { Extension } from '../extension-api/define.js'
+
+/** What the composition root gives the CLI: the extensions every kernel it starts runs with. */
+export interface CliAssembly {
+  extensions(): Extension[]
+}
+
+/** Errors of the operator's environment (exit 2), not of the program. */
+const ENVIRONMENT = new Set(['KRN_ERR_CONFIG_INVALID'])
+
+const version = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version
+
+/** Telemetry first (it must run before pg, http and fastify load), then the commands. */
+async function load() {
+  const { startTelemetry } = await import('../observability/telemetry.js')
+  const stopTelemetry = await startTelemetry(process.env.OTEL_EXPORTER_OTLP_ENDPOINT).catch((err) => {
+    console.error(`trellis: telemetry disabled: ${(err as Error).message}`)
+    return undefined
+  })
+  return { stopTelemetry, ...(await import('./commands.js')) }
+}
+
+async function config(extra: Record<string, string | undefined> = {}): Promise<KernelConfig> {
+  const { loadConfig } = await import('../config.js')
+  const env = { ...process.env }
+  for (const [k, v] of Object.entries(extra)) if (v !== undefined) env[k] = v
+  return loadConfig(env)
+}
+
+/**
+ * Runs `trellis` with `argv`. The composition root (@trellis/platform) passes its extensions;
+ * core's own entry (main.ts) runs the kernel alone.
+ */
+export async function runCli(argv: string[], assembly: CliAssembly): Promise<void> {
+  const program = new Command()
+    .name('trellis')
+    .description(
+      'Trellis: a platform kernel for embedded ERP — tenancy, identity, events, audit and sandboxed plugins.',
+    )
+    .version(version, '-V, --version', 'print the version')
+    .showHelpAfterError()
+    .exitOverride((err) => {
+      process.exit(err.exitCode === 0 ? 0 : 2)
+    })
+  const jsonOption = (what: string) => new Option('--json', `print ${what} as JSON`)
+
+  program
+    .command('start')
+    .description(
+      'Start the kernel. Without DATABASE_URL it runs on the embedded database in TRELLIS_DATA_DIR (default ./.trellis), migrating it first.',
+    )
+    .option('--demo', 'also create a demo partner, a tenant it manages, and a user for each built-in role')
+    .option('--port <port>', 'port to listen on (default: PORT or 3000)')
+    .option('--migrate', 'run pending migrations first (automatic on the embedded database)')
+    .action(async (opts: { demo?: boolean; port?: string; migrate?: boolean }) => {
+      const cfg = await config({ PORT: opts.port })
+      const { runStart, stopTelemetry } = await load()
+      await runStart(cfg, opts, assembly.extensions(), stopTelemetry)
+    })
+
+  program
+    .command('migrate')
+    .description('Manage the database schema (uses DATABASE_ADMIN_URL when set)')
+    .addArgument(new Argument('<direction>', 'up, down or status').choices(['up', 'down', 'status']))
+    .option('--to <migration>', 'stop at this migration')
+    .option('-y, --yes', 'down: revert without asking')
+    .addOption(jsonOption('the migrations'))
+    .action(async (direction: 'up' | 'down' | 'status', opts: { to?: string; yes?: boolean; json?: boolean }) => {
+      const cfg = await config()
+      await (await load()).runMigrate(cfg, direction, opts)
+    })
+
+  const admin = program.command('admin').description('Platform administrators')
+  admin
+    .command('create')
+    .description('Create a platform admin (password from TRELLIS_ADMIN_PASSWORD, or generated and printed once)')
+    .requiredOption('--email <email>', "the admin's email")
+    .option('--name <name>', 'display name', 'Platform admin')
+    .addOption(jsonOption('the admin'))
+    .action(async (opts: { email: string; name: string; json?: boolean }) => {
+      const cfg = await config()
+      await (await load()).runAdminCreate(cfg, opts)
+    })
+
+  const audit = program.command('audit').description('The tamper-evident audit log')
+  audit
+    .command('verify')
+    .description('Recompute hash chains; exits 1 naming the first broken entry')
+    .option('--tenant <id>', "only this organisation (tenant, partner, or the platform's all-zero id)")
+    .option(
+      '--checkpoints <file|dir>',
+      'also hold each chain against signed checkpoints (a JSON-lines file, or a directory of them as TRELLIS_AUDIT_CHECKPOINT_DIR writes)',
+    )
+    .addOption(jsonOption('the reports'))
+    .action(async (opts: { tenant?: string; json?: boolean; checkpoints?: string }) => {
+      const cfg = await config()
+      await (await load()).runAuditVerify(cfg, opts)
+    })
+  audit
+    .command('checkpoint')
+    .description(
+      'Sign the head of each audit chain now and publish it (kernel.audit.checkpoint events, and TRELLIS_AUDIT_CHECKPOINT_DIR when set)',
+    )
+    .option('--tenant <id>', 'only this organisation')
+    .addOption(jsonOption('the checkpoints'))
+    .action(async (opts: { tenant?: string; json?: boolean }) => {
+      const cfg = await config()
+      await (await load()).runAuditCheckpoint(cfg, opts)
+    })
+
+  const keys = program.command('keys').description('Access-token signing keys')
+  keys
+    .command('rotate')
+    .description('Start signing with a new key; tokens signed by the old one stay valid until they expire')
+    .addOption(jsonOption('the new key id'))
+    .action(async (opts: { json?: boolean }) => {
+      const cfg = await config()
+      await (await load()).runKeysRotate(cfg, opts)
+    })
+
+  try {
+    await program.parseAsync(argv)
+  } catch (err) {
+    const code = (err as { code?: unknown }).code
+    if (typeof code === 'string' && /^[A-Z]+_ERR_/.test(code)) {
+      console.error(`trellis: ${code}: ${(err as Error).message}`)
+      process.exit(ENVIRONMENT.has(code) ? 2 : 1)
+    }
+    console.error(err)
+    process.exit(1)
+  }
+}
