@@ -6,7 +6,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { randomBytes } from 'node:crypto'
-import type { KernelContext } from '../kernel-context.js'
+import { orgTx as orgTxOf, type KernelContext } from '../kernel-context.js'
+import type { OrgTx } from './route-deps.js'
+import { stillMissing } from '../plugins/grantable.js'
 import { KRN } from '../errors.js'
 import { authenticate, authenticateKnown, bearerCredential } from '../identity/authenticate.js'
 import type { Principal } from '../identity/principal.js'
@@ -26,6 +28,8 @@ import { registerTenancyRoutes } from '../tenancy/routes.js'
 import { registerAuditRoutes } from '../audit/routes.js'
 import { registerEventRoutes } from '../events/event-routes.js'
 import { registerWebhookRoutes } from '../events/webhook-routes.js'
+import { registerWebhookSecretRoutes } from '../events/webhook-secret-routes.js'
+import { registerWebhookDeliveryRoutes } from '../events/webhook-delivery-routes.js'
 import { registerPluginRoutes } from '../plugins/plugin-routes.js'
 import { registerInstallationRoutes } from '../plugins/installation-routes.js'
 import { registerUpgradeRoutes } from '../plugins/upgrade-routes.js'
@@ -201,6 +205,8 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
     await denied.close()
   })
 
+  // Each route module gets the services it uses, and nothing else.
+  const orgTx: OrgTx = (orgId, fn, o) => orgTxOf(k, orgId, fn, o)
   registerIdempotency(app, k)
   registerHealthRoutes(app, k, metrics)
   await app.register(
@@ -208,12 +214,14 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       const v1 = instance as unknown as Api
       registerAuthRoutes(v1, k)
       registerUserRoutes(v1, k)
-      registerRoleRoutes(v1, k)
-      registerApiKeyRoutes(v1, k)
+      registerRoleRoutes(v1, { orgTx, stillMissing: (p, missing) => stillMissing(k, p, missing) })
+      registerApiKeyRoutes(v1, { orgTx })
       registerTenancyRoutes(v1, k)
       registerAuditRoutes(v1, k)
       registerEventRoutes(v1, k)
-      registerWebhookRoutes(v1, k)
+      registerWebhookRoutes(v1, { orgTx, egress: k.events.egress, secrets: k.secrets })
+      registerWebhookSecretRoutes(v1, { orgTx, secrets: k.secrets })
+      registerWebhookDeliveryRoutes(v1, { orgTx, requeue: (id, org, attempts) => k.events.requeue(id, org, attempts) })
       registerPublisherRoutes(v1, k)
       registerInstallationRoutes(v1, k)
       registerUpgradeRoutes(v1, k)

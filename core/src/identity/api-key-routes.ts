@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto'
 import { Type } from '@sinclair/typebox'
 import { v7 as uuidv7 } from 'uuid'
 import type { Api } from '../http/types.js'
-import { orgTx, type KernelContext } from '../kernel-context.js'
+import type { OrgTx } from '../http/route-deps.js'
 import { AUTH, KRN } from '../errors.js'
-import { appendAudit } from '../audit/audit-log.js'
-import { emitEvents, kernelEvent } from '../events/outbox.js'
+import { auditedWrite } from '../audit/audited-write.js'
+import { kernelEvent } from '../events/outbox.js'
 import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
 import { PageQuery, pageOf, decodeCursor, toPage } from '../http/pagination.js'
 import { KERNEL_PERMISSIONS as P, PERMISSION_PATTERN, missingPermissions } from './permissions.js'
@@ -47,7 +47,7 @@ const toView = (r: KeyRow) => ({
 })
 
 /** API keys: for machines, scoped to a subset of their creator's permissions, shown once. */
-export function registerApiKeyRoutes(app: Api, k: KernelContext): void {
+export function registerApiKeyRoutes(app: Api, deps: { orgTx: OrgTx }): void {
   app.post(
     '/api-keys',
     {
@@ -79,25 +79,33 @@ export function registerApiKeyRoutes(app: Api, k: KernelContext): void {
         throw KRN.VALIDATION_FAILED({ reason: 'body/expiresAt must be in the future' })
       const id = uuidv7()
       const secret = randomBytes(32).toString('base64url')
-      const row = await orgTx(k, p.orgId, async (tx) => {
-        const [created] = await tx.sql<KeyRow>(
-          `insert into api_keys (id, tenant_id, org_kind, name, secret_hash, permissions, created_by, expires_at)
-           values (?::uuid, ?::uuid, ?, ?, ?, ?::text[], ?::uuid, ?::timestamptz) returning *`,
-          [id, p.orgId, p.orgKind, name, hashToken(secret), sqlArray(permissions), p.userId, expiresAt ?? null],
-        )
-        await appendAudit(tx, p.orgId, {
-          ...auditMeta(request),
-          action: 'api_key.created',
-          target: { kind: 'api_key', id },
-          data: { name, permissions, expiresAt: expiresAt ?? null },
-        })
-        await emitEvents(
-          tx,
-          kernelEvent('kernel.api_key.created', `api_key/${id}`, { apiKeyId: id, name, permissions }),
-        )
-        return created!
-      })
-      return reply.code(201).send({ ...toView(row), key: formatApiKey(id, secret) })
+      const [row] = await deps.orgTx(p.orgId, (tx) =>
+        auditedWrite<KeyRow>(tx, {
+          write: {
+            sql: `insert into api_keys (id, tenant_id, org_kind, name, secret_hash, permissions, created_by, expires_at)
+                  values (?::uuid, ?::uuid, ?, ?, ?, ?::text[], ?::uuid, ?::timestamptz) returning *`,
+            params: [
+              id,
+              p.orgId,
+              p.orgKind,
+              name,
+              hashToken(secret),
+              sqlArray(permissions),
+              p.userId,
+              expiresAt ?? null,
+            ],
+          },
+          auditOrg: p.orgId,
+          audit: {
+            ...auditMeta(request),
+            action: 'api_key.created',
+            target: { kind: 'api_key', id },
+            data: { name, permissions, expiresAt: expiresAt ?? null },
+          },
+          events: [kernelEvent('kernel.api_key.created', `api_key/${id}`, { apiKeyId: id, name, permissions })],
+        }),
+      )
+      return reply.code(201).send({ ...toView(row!), key: formatApiKey(id, secret) })
     },
   )
 
@@ -116,7 +124,7 @@ export function registerApiKeyRoutes(app: Api, k: KernelContext): void {
       const p = principalOf(request)
       const after = decodeCursor(request.query.cursor)
       const limit = request.query.limit ?? 50
-      const rows = await orgTx(k, p.orgId, (tx) =>
+      const rows = await deps.orgTx(p.orgId, (tx) =>
         tx.sql<KeyRow>('select * from api_keys where (?::uuid is null or id > ?::uuid) order by id limit ?', [
           after,
           after,
@@ -141,25 +149,21 @@ export function registerApiKeyRoutes(app: Api, k: KernelContext): void {
     },
     async (request, reply) => {
       const p = principalOf(request)
-      await orgTx(k, p.orgId, async (tx) => {
-        const rows = await tx.sql(
-          'update api_keys set revoked_at = now() where id = ?::uuid and revoked_at is null returning id',
-          [request.params.id],
-        )
-        if (rows.length === 0) {
-          const [exists] = await tx.sql('select 1 from api_keys where id = ?::uuid', [request.params.id])
-          if (!exists) throw KRN.NOT_FOUND({ what: 'API key' })
-          return
-        }
-        await appendAudit(tx, p.orgId, {
-          ...auditMeta(request),
-          action: 'api_key.revoked',
-          target: { kind: 'api_key', id: request.params.id },
+      await deps.orgTx(p.orgId, async (tx) => {
+        const id = request.params.id
+        const rows = await auditedWrite(tx, {
+          write: {
+            sql: 'update api_keys set revoked_at = now() where id = ?::uuid and revoked_at is null returning id',
+            params: [id],
+          },
+          auditOrg: p.orgId,
+          audit: { ...auditMeta(request), action: 'api_key.revoked', target: { kind: 'api_key', id } },
+          events: [kernelEvent('kernel.api_key.revoked', `api_key/${id}`, { apiKeyId: id })],
         })
-        await emitEvents(
-          tx,
-          kernelEvent('kernel.api_key.revoked', `api_key/${request.params.id}`, { apiKeyId: request.params.id }),
-        )
+        if (rows.length === 0) {
+          const [exists] = await tx.sql('select 1 from api_keys where id = ?::uuid', [id])
+          if (!exists) throw KRN.NOT_FOUND({ what: 'API key' })
+        }
       })
       return reply.code(204).send(null)
     },

@@ -1,16 +1,16 @@
 import { Type } from '@sinclair/typebox'
 import { v7 as uuidv7 } from 'uuid'
 import type { Api } from '../http/types.js'
-import { orgTx, type KernelContext } from '../kernel-context.js'
+import type { OrgTx } from '../http/route-deps.js'
+import type { Principal } from './principal.js'
 import { AUTH, KRN } from '../errors.js'
-import { AUDIT_COLUMNS, AUDIT_VALUES, appendAudit, auditRow } from '../audit/audit-log.js'
+import { auditedWrite } from '../audit/audited-write.js'
 import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
 import { KERNEL_PERMISSIONS as P, PERMISSION_PATTERN, missingPermissions } from './permissions.js'
-import { stillMissing } from '../plugins/grantable.js'
 import { BUILTIN_ROLES } from './permissions.js'
 import type { RoleRow } from './roles.js'
 import { sqlArray } from '../db/database.js'
-import { EVENT_COLUMNS, EVENT_VALUES, emitEvents, eventRow, kernelEvent, markEmitted } from '../events/outbox.js'
+import { kernelEvent } from '../events/outbox.js'
 
 const Role = Type.Object({
   id: Type.String({ format: 'uuid' }),
@@ -24,8 +24,14 @@ function toRole(r: RoleRow) {
   return { id: r.id, name: r.name, description: r.description, permissions: r.permissions, builtin: r.builtin }
 }
 
+export interface RoleRouteDeps {
+  orgTx: OrgTx
+  /** Of the permissions a caller lacks, those it still may not grant (see plugins/grantable.ts). */
+  stillMissing(p: Principal, missing: string[]): Promise<string[]>
+}
+
 /** Roles: the built-in ones for the organisation's kind, and custom ones it defines. */
-export function registerRoleRoutes(app: Api, k: KernelContext): void {
+export function registerRoleRoutes(app: Api, deps: RoleRouteDeps): void {
   app.get(
     '/roles',
     {
@@ -38,7 +44,7 @@ export function registerRoleRoutes(app: Api, k: KernelContext): void {
     },
     async (request) => {
       const p = principalOf(request)
-      const rows = await orgTx(k, p.orgId, (tx) => tx.sql<RoleRow>('select * from roles order by builtin desc, name'))
+      const rows = await deps.orgTx(p.orgId, (tx) => tx.sql<RoleRow>('select * from roles order by builtin desc, name'))
       const usable = rows.filter(
         (r) => !r.builtin || BUILTIN_ROLES[r.name as keyof typeof BUILTIN_ROLES]?.orgKinds.includes(p.orgKind),
       )
@@ -72,33 +78,27 @@ export function registerRoleRoutes(app: Api, k: KernelContext): void {
       const { name, description = '', permissions } = request.body
       let missing = missingPermissions(p.permissions, permissions)
       // Permissions the tenant's plugins contribute are grantable by those who may install plugins.
-      if (missing.length) missing = await stillMissing(k, p, missing)
+      if (missing.length) missing = await deps.stillMissing(p, missing)
       if (missing.length) throw AUTH.PERMISSION_ESCALATION({ permissions: missing })
       if (name in BUILTIN_ROLES) throw KRN.CONFLICT({ reason: `${name} is a built-in role` })
       const id = uuidv7()
-      const audit = auditRow(p.orgId, {
-        ...auditMeta(request),
-        action: 'role.created',
-        target: { kind: 'role', id },
-        data: { name, permissions },
-      })
-      const event = eventRow(kernelEvent('kernel.role.created', `role/${id}`, { roleId: id, name, permissions }))
-      // The role, its audit entry and its event in one statement: one round trip on the hot path.
-      const [row] = await orgTx(k, p.orgId, (tx) => {
-        markEmitted(tx, [event[0] as string])
-        return tx.sql<RoleRow>(
-          `with r as (
-             insert into roles (id, tenant_id, name, description, permissions) values (?::uuid, ?::uuid, ?, ?, ?::text[])
-             on conflict do nothing returning *
-           ), a as (
-             insert into audit_log ${AUDIT_COLUMNS} select * from (values ${AUDIT_VALUES}) v where exists (select 1 from r)
-           ), e as (
-             insert into events ${EVENT_COLUMNS} select * from (values ${EVENT_VALUES}) v where exists (select 1 from r)
-           )
-           select * from r`,
-          [id, p.orgId, name, description, sqlArray(permissions), ...audit, ...event],
-        )
-      })
+      const [row] = await deps.orgTx(p.orgId, (tx) =>
+        auditedWrite<RoleRow>(tx, {
+          write: {
+            sql: `insert into roles (id, tenant_id, name, description, permissions) values (?::uuid, ?::uuid, ?, ?, ?::text[])
+                  on conflict do nothing returning *`,
+            params: [id, p.orgId, name, description, sqlArray(permissions)],
+          },
+          auditOrg: p.orgId,
+          audit: {
+            ...auditMeta(request),
+            action: 'role.created',
+            target: { kind: 'role', id },
+            data: { name, permissions },
+          },
+          events: [kernelEvent('kernel.role.created', `role/${id}`, { roleId: id, name, permissions })],
+        }),
+      )
       if (!row) throw KRN.CONFLICT({ reason: `a role named ${name} exists` })
       return reply.code(201).send(toRole(row))
     },
@@ -117,7 +117,7 @@ export function registerRoleRoutes(app: Api, k: KernelContext): void {
     },
     async (request, reply) => {
       const p = principalOf(request)
-      await orgTx(k, p.orgId, async (tx) => {
+      await deps.orgTx(p.orgId, async (tx) => {
         const [role] = await tx.sql<RoleRow>('select * from roles where id = ?::uuid and tenant_id = ?::uuid', [
           request.params.id,
           p.orgId,
@@ -125,17 +125,17 @@ export function registerRoleRoutes(app: Api, k: KernelContext): void {
         if (!role) throw KRN.NOT_FOUND({ what: 'role' })
         const [used] = await tx.sql('select 1 from memberships where role_id = ?::uuid limit 1', [role.id])
         if (used) throw KRN.CONFLICT({ reason: 'members still hold this role' })
-        await tx.sql('delete from roles where id = ?::uuid', [role.id])
-        await appendAudit(tx, p.orgId, {
-          ...auditMeta(request),
-          action: 'role.deleted',
-          target: { kind: 'role', id: role.id },
-          data: { name: role.name },
+        await auditedWrite(tx, {
+          write: { sql: 'delete from roles where id = ?::uuid returning id', params: [role.id] },
+          auditOrg: p.orgId,
+          audit: {
+            ...auditMeta(request),
+            action: 'role.deleted',
+            target: { kind: 'role', id: role.id },
+            data: { name: role.name },
+          },
+          events: [kernelEvent('kernel.role.deleted', `role/${role.id}`, { roleId: role.id, name: role.name })],
         })
-        await emitEvents(
-          tx,
-          kernelEvent('kernel.role.deleted', `role/${role.id}`, { roleId: role.id, name: role.name }),
-        )
       })
       return reply.code(204).send(null)
     },

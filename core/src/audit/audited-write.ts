@@ -1,0 +1,67 @@
+import type { Tx } from '../db/database.js'
+import { EVENT_COLUMNS, EVENT_VALUES, type EmitInput, emitEventsTo, eventRow, markEmitted } from '../events/outbox.js'
+import { AUDIT_COLUMNS, AUDIT_VALUES, type AuditRecord, auditRow } from './audit-log.js'
+
+/** One audited change as its route describes it. */
+export interface AuditedChange {
+  /**
+   * The row write: one `insert`, `update` or `delete … returning …` with `?` placeholders.
+   * When it returns no row, nothing else is written either (the caller answers 404 or 409).
+   * Omitted for acts that change no row of their own (a sign-in, a redelivery).
+   */
+  write?: { sql: string; params: unknown[] }
+  /** The organisation whose audit chain records the act (the transaction's, as a rule). */
+  auditOrg: string
+  audit: AuditRecord | AuditRecord[]
+  /** Events for the transaction's organisation's outbox. */
+  events?: EmitInput[]
+  /**
+   * The same events also go to these organisations' outboxes (the few acts whose news belongs
+   * to more than one, e.g. a tenant's suspension is its partner's news too): `current` is the
+   * transaction's organisation.
+   */
+  alsoTo?: { current: string; orgs: ReadonlyArray<string | null | undefined> }
+}
+
+/**
+ * The one path every audited kernel write takes: the row write, its audit entries and its
+ * events in ONE statement (a data-modifying CTE), run as a named prepared statement — so an
+ * audited write costs one round trip between `begin` and `commit`, whichever route makes it.
+ * The audit and event inserts are conditional on the write having touched a row, so a write
+ * that found nothing leaves no trace. Returns the write's rows.
+ */
+export async function auditedWrite<T = Record<string, unknown>>(tx: Tx, change: AuditedChange): Promise<T[]> {
+  const records = Array.isArray(change.audit) ? change.audit : [change.audit]
+  const events = change.events ?? []
+  const inHere = !change.alsoTo || change.alsoTo.orgs.includes(change.alsoTo.current)
+  const local = inHere ? events : []
+  const eventRows = local.map(eventRow)
+  const when = change.write ? ' where exists (select 1 from w)' : ''
+  const parts: string[] = []
+  if (change.write) parts.push(`w as (${change.write.sql})`)
+  if (records.length)
+    parts.push(
+      `a as (insert into audit_log ${AUDIT_COLUMNS} select * from (values ${records.map(() => AUDIT_VALUES).join(', ')}) v${when})`,
+    )
+  if (eventRows.length)
+    parts.push(
+      `e as (insert into events ${EVENT_COLUMNS} select * from (values ${eventRows.map(() => EVENT_VALUES).join(', ')}) v${when})`,
+    )
+  const rows = await tx.sql<T>(`with ${parts.join(', ')} ${change.write ? 'select * from w' : 'select 1'}`, [
+    ...(change.write?.params ?? []),
+    ...records.flatMap((r) => auditRow(change.auditOrg, r)),
+    ...eventRows.flat(),
+  ])
+  const wrote = !change.write || rows.length > 0
+  if (!wrote) return []
+  if (eventRows.length)
+    markEmitted(
+      tx,
+      eventRows.map((r) => r[0] as string),
+    )
+  if (change.alsoTo && events.length) {
+    const others = change.alsoTo.orgs.filter((o) => o !== change.alsoTo!.current)
+    await emitEventsTo(tx, change.alsoTo.current, others, ...events)
+  }
+  return change.write ? rows : []
+}

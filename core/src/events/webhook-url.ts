@@ -1,0 +1,33 @@
+import { isIP } from 'node:net'
+import type { EgressGuard } from '../egress/egress-guard.js'
+import { EVT } from '../errors.js'
+
+/** What checking a webhook URL needs of the egress guard. */
+export type WebhookEgress = Pick<EgressGuard, 'allowsAddress' | 'resolve'>
+
+/** Refuses what can never be delivered: not http(s), credentials in the URL, or a non-public address literal. */
+export async function checkUrl(egress: WebhookEgress, raw: string): Promise<string> {
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    throw EVT.URL_NOT_ALLOWED({ reason: 'not a URL' })
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw EVT.URL_NOT_ALLOWED({ reason: 'must be http or https' })
+  if (url.username || url.password) throw EVT.URL_NOT_ALLOWED({ reason: 'must not carry credentials' })
+  const host = url.hostname.replace(/^\[|\]$/g, '')
+  // Literal addresses are checked now (WHATWG URL has already turned 2130706433 or 0x7f.1 into
+  // 127.0.0.1); names are checked again at every delivery, when they are resolved.
+  if (isIP(host) && !egress.allowsAddress(host))
+    throw EVT.URL_NOT_ALLOWED({ reason: `${host} is a loopback, private, link-local or reserved address` })
+  if (!isIP(host)) {
+    try {
+      await egress.resolve(url)
+    } catch (err) {
+      if (EVT.EGRESS_DENIED.is(err)) throw EVT.URL_NOT_ALLOWED({ reason: (err as Error).message })
+      // An unresolvable name is accepted: DNS may not be set up yet; deliveries will say so.
+    }
+  }
+  return url.toString()
+}
