@@ -24,7 +24,9 @@ import { registerAuthRoutes } from '../identity/auth-routes.js'
 import { registerUserRoutes } from '../identity/user-routes.js'
 import { registerRoleRoutes } from '../identity/role-routes.js'
 import { registerApiKeyRoutes } from '../identity/api-key-routes.js'
-import { registerTenancyRoutes } from '../tenancy/routes.js'
+import { registerPartnerRoutes } from '../tenancy/partner-routes.js'
+import { registerTenantRoutes } from '../tenancy/tenant-routes.js'
+import { registerBrandingRoutes } from '../tenancy/branding-routes.js'
 import { registerAuditRoutes } from '../audit/routes.js'
 import { registerEventRoutes } from '../events/event-routes.js'
 import { registerWebhookRoutes } from '../events/webhook-routes.js'
@@ -216,7 +218,10 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       registerUserRoutes(v1, k)
       registerRoleRoutes(v1, { orgTx, stillMissing: (p, missing) => stillMissing(k, p, missing) })
       registerApiKeyRoutes(v1, { orgTx })
-      registerTenancyRoutes(v1, k)
+      const tenancy = { orgTx, db: k.db, orgStatus: k.orgStatus }
+      registerPartnerRoutes(v1, tenancy)
+      registerTenantRoutes(v1, tenancy)
+      registerBrandingRoutes(v1, { db: k.db })
       registerAuditRoutes(v1, k)
       registerEventRoutes(v1, k)
       registerWebhookRoutes(v1, { orgTx, egress: k.events.egress, secrets: k.secrets })

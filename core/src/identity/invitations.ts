@@ -2,8 +2,9 @@ import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { v7 as uuidv7 } from 'uuid'
 import type { Tx } from '../db/database.js'
 import { AUTH, KRN } from '../errors.js'
-import { appendAudit, type AuditRecord } from '../audit/audit-log.js'
-import { emitEvents, kernelEvent } from '../events/outbox.js'
+import type { AuditRecord } from '../audit/audit-log.js'
+import { auditedWrite } from '../audit/audited-write.js'
+import { kernelEvent } from '../events/outbox.js'
 import type { OrgKind } from './entities.js'
 import type { RoleRow } from './roles.js'
 import { hashToken } from './sessions.js'
@@ -54,16 +55,19 @@ export async function createInvitation(
   )
   const id = uuidv7()
   const secret = randomBytes(32).toString('base64url')
-  const [row] = await tx.sql<{ expires_at: Date }>(
-    `insert into invitations (id, tenant_id, org_kind, email, role_id, token_hash, invited_by, expires_at)
-     values (?::uuid, ?::uuid, ?, ?, ?::uuid, ?, ?::uuid, now() + interval '${INVITATION_TTL_DAYS} days') returning expires_at`,
-    [id, orgId, orgKind, email, role.id, hashToken(secret), invitedBy],
-  )
-  await appendAudit(tx, orgId, {
-    ...meta,
-    action: 'invitation.created',
-    target: { kind: 'invitation', id },
-    data: { email, role: role.name },
+  const [row] = await auditedWrite<{ expires_at: Date }>(tx, {
+    write: {
+      sql: `insert into invitations (id, tenant_id, org_kind, email, role_id, token_hash, invited_by, expires_at)
+            values (?::uuid, ?::uuid, ?, ?, ?::uuid, ?, ?::uuid, now() + interval '${INVITATION_TTL_DAYS} days') returning expires_at`,
+      params: [id, orgId, orgKind, email, role.id, hashToken(secret), invitedBy],
+    },
+    auditOrg: orgId,
+    audit: {
+      ...meta,
+      action: 'invitation.created',
+      target: { kind: 'invitation', id },
+      data: { email, role: role.name },
+    },
   })
   return { id, token: `tri_${id.replace(/-/g, '')}_${secret}`, expiresAt: row!.expires_at }
 }
@@ -120,27 +124,29 @@ export async function acceptInvitation(
   }
   const [role] = await tx.sql<{ name: string }>('select name from roles where id = ?::uuid', [inv.role_id])
   if (!role) throw AUTH.INVITATION_INVALID()
-  const inserted = await tx.sql(
-    'insert into memberships (id, tenant_id, org_kind, user_id, role_id) values (?::uuid, ?::uuid, ?, ?::uuid, ?::uuid) on conflict (tenant_id, user_id) do nothing returning id',
-    [uuidv7(), inv.tenant_id, inv.org_kind, userId, inv.role_id],
-  )
-  if (inserted.length === 0) throw KRN.CONFLICT({ reason: 'you are a member already' })
   const actor = { ...meta, actor: { kind: 'user' as const, id: userId } }
-  await appendAudit(tx, inv.tenant_id, {
-    ...actor,
-    action: 'invitation.accepted',
-    target: { kind: 'invitation', id: inv.id },
-    data: { email: inv.email, role: role.name, newAccount: 'newAccount' in who },
+  const inserted = await auditedWrite(tx, {
+    write: {
+      sql: 'insert into memberships (id, tenant_id, org_kind, user_id, role_id) values (?::uuid, ?::uuid, ?, ?::uuid, ?::uuid) on conflict (tenant_id, user_id) do nothing returning id',
+      params: [uuidv7(), inv.tenant_id, inv.org_kind, userId, inv.role_id],
+    },
+    auditOrg: inv.tenant_id,
+    audit: [
+      {
+        ...actor,
+        action: 'invitation.accepted',
+        target: { kind: 'invitation', id: inv.id },
+        data: { email: inv.email, role: role.name, newAccount: 'newAccount' in who },
+      },
+      {
+        ...actor,
+        action: 'membership.created',
+        target: { kind: 'user', id: userId },
+        data: { email: inv.email, role: role.name, invitation: inv.id },
+      },
+    ],
+    events: [kernelEvent('kernel.membership.created', `user/${userId}`, { userId, email: inv.email, role: role.name })],
   })
-  await appendAudit(tx, inv.tenant_id, {
-    ...actor,
-    action: 'membership.created',
-    target: { kind: 'user', id: userId },
-    data: { email: inv.email, role: role.name, invitation: inv.id },
-  })
-  await emitEvents(
-    tx,
-    kernelEvent('kernel.membership.created', `user/${userId}`, { userId, email: inv.email, role: role.name }),
-  )
+  if (inserted.length === 0) throw KRN.CONFLICT({ reason: 'you are a member already' })
   return { userId, role: role.name }
 }

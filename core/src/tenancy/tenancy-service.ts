@@ -2,11 +2,12 @@ import { v7 as uuidv7 } from 'uuid'
 import type { Tx } from '../db/database.js'
 import { PLATFORM_ORG } from '../db/database.js'
 import { KRN } from '../errors.js'
-import { appendAudit, type AuditRecord } from '../audit/audit-log.js'
+import type { AuditRecord } from '../audit/audit-log.js'
+import { auditedWrite } from '../audit/audited-write.js'
 import { assertPasswordStrength, hashPassword } from '../identity/passwords.js'
 import type { Branding } from './entities.js'
 import type { OrgKind } from '../identity/entities.js'
-import { emitEvents, kernelEvent } from '../events/outbox.js'
+import { kernelEvent } from '../events/outbox.js'
 
 export interface NewOrgAdmin {
   email: string
@@ -80,25 +81,23 @@ export async function addMember(
     }
   }
   const [role] = await tx.sql<{ id: string }>('select id from roles where builtin and name = ?', [roleName])
-  const inserted = await tx.sql(
-    'insert into memberships (id, tenant_id, org_kind, user_id, role_id) values (?::uuid, ?::uuid, ?, ?::uuid, ?::uuid) on conflict (tenant_id, user_id) do nothing returning id',
-    [uuidv7(), orgId, orgKind, user.id, role!.id],
-  )
-  await appendAudit(tx, orgId, {
-    ...meta,
-    action: 'membership.created',
-    target: { kind: 'user', id: user.id },
-    data: { email: admin.email, role: roleName },
+  const userId = user.id
+  await auditedWrite(tx, {
+    write: {
+      sql: 'insert into memberships (id, tenant_id, org_kind, user_id, role_id) values (?::uuid, ?::uuid, ?, ?::uuid, ?::uuid) on conflict (tenant_id, user_id) do nothing returning id',
+      params: [uuidv7(), orgId, orgKind, userId, role!.id],
+    },
+    auditOrg: orgId,
+    audit: {
+      ...meta,
+      action: 'membership.created',
+      target: { kind: 'user', id: userId },
+      data: { email: admin.email, role: roleName },
+    },
+    events: [
+      kernelEvent('kernel.membership.created', `user/${userId}`, { userId, email: admin.email, role: roleName }),
+    ],
   })
-  if (inserted.length)
-    await emitEvents(
-      tx,
-      kernelEvent('kernel.membership.created', `user/${user.id}`, {
-        userId: user.id,
-        email: admin.email,
-        role: roleName,
-      }),
-    )
   return user.id
 }
 
