@@ -1,5 +1,5 @@
 import t from 'tap'
-import { defineErrors, TrellisError } from './errors.js'
+import { defineErrors, problem, problemFromError, TrellisError, worded } from './errors.js'
 
 t.test('a catalog builds coded errors with status, title and detail', async (t) => {
   const E = defineErrors('DEMO', {
@@ -23,4 +23,41 @@ t.test('a catalog builds coded errors with status, title and detail', async (t) 
 t.test('bad prefixes and names are refused', async (t) => {
   t.throws(() => defineErrors('demo', {}), TypeError)
   t.throws(() => defineErrors('DEMO', { 'not-ok': { status: 400, title: 'x', message: () => 'x' } }), TypeError)
+})
+
+t.test('problem answers a route with the typed problem, in either form', async (t) => {
+  const E = defineErrors('DEMO', {
+    GONE: { status: 404, title: 'Gone', message: worded },
+    BUSY: { status: 503, title: 'Busy', message: (d: { for: number }) => `busy for ${d.for} s` },
+  })
+  const worded1 = problem(E.GONE, 'no order 42', { order: '42' })
+  t.same(worded1, {
+    status: 404,
+    headers: { 'content-type': 'application/problem+json' },
+    body: {
+      order: '42',
+      type: 'urn:trellis:error:DEMO_ERR_GONE',
+      title: 'Gone',
+      status: 404,
+      code: 'DEMO_ERR_GONE',
+      detail: 'no order 42',
+    },
+  })
+  const made = problem(E.BUSY({ for: 3 }))
+  t.equal(made.status, 503)
+  t.equal(made.body.code, 'DEMO_ERR_BUSY')
+  t.equal(made.body.detail, 'busy for 3 s')
+  t.equal(problem(E.GONE, 'x', { code: 'FORGED', status: 200 }).body.code, 'DEMO_ERR_GONE', 'extra never overrides')
+})
+
+t.test('a thrown worded error carries its extension members to problemFromError', async (t) => {
+  const E = defineErrors('DEMO', { SHORT: { status: 409, title: 'Short', message: worded } })
+  const thrown = E.SHORT({ detail: 'still short', extra: { short: [{ sku: 'A' }] } })
+  const res = problemFromError(thrown, [E])
+  t.equal(res.status, 409)
+  t.same(res.body.short, [{ sku: 'A' }])
+  t.equal(res.body.detail, 'still short')
+  t.throws(() => problemFromError(new Error('boom'), [E]), /boom/, 'anything else is rethrown')
+  const other = defineErrors('OTHER', { X: { status: 400, title: 'X', message: worded } })
+  t.throws(() => problemFromError(other.X({ detail: 'x' }), [E]), 'another catalog is rethrown')
 })

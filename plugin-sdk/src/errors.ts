@@ -142,8 +142,22 @@ export function problemOf(err: TrellisError, extra: Record<string, unknown> = {}
   }
 }
 
+/** What a route answers a refusal with: the problem, with status and media type set. */
+export interface ProblemResponse {
+  status: number
+  headers: Record<string, string>
+  body: Problem
+}
+
+/** Extension members a thrown error carries for its problem (`details.extra` of a {@link WordedError}). */
+function extraOf(err: TrellisError): Record<string, unknown> | undefined {
+  const extra = (err.details as { extra?: unknown } | null | undefined)?.extra
+  return extra && typeof extra === 'object' ? (extra as Record<string, unknown>) : undefined
+}
+
 /**
  * A route response answering with `err` as `application/problem+json`, in the kernel's shape.
+ * `extra` defaults to the error's own extension members (`details.extra`).
  *
  * @example
  * ```ts
@@ -153,29 +167,84 @@ export function problemOf(err: TrellisError, extra: Record<string, unknown> = {}
  */
 export function problemResponse(
   err: TrellisError,
-  extra?: Record<string, unknown>,
-): { status: number; headers: Record<string, string>; body: Problem } {
+  extra: Record<string, unknown> | undefined = extraOf(err),
+): ProblemResponse {
   return { status: err.status, headers: { 'content-type': 'application/problem+json' }, body: problemOf(err, extra) }
+}
+
+/**
+ * A route's typed refusal: the answer the kernel gives its own errors (RFC 9457
+ * `application/problem+json` with `type`, `title`, `status`, `code`, `detail`), built from an
+ * entry of the plugin's {@link defineErrors} catalog. Return it from a route handler.
+ *
+ * - `problem(CATALOG.NAME(details), extra?)` answers with an error already made;
+ * - `problem(CATALOG.NAME, 'detail text', extra?)` words the detail of a {@link worded} entry.
+ *
+ * `extra` adds extension members (say, the rows that failed); it never overrides the standard
+ * ones. Thrown instead of returned, an error would reach the caller as a 502
+ * `SBX_ERR_PLUGIN_ERROR` — use {@link problemFromError} in a `catch` for refusals raised deep
+ * inside an operation.
+ *
+ * @example
+ * ```ts
+ * export const ORD = defineErrors('ORD', {
+ *   ORDER_NOT_FOUND: { status: 404, title: 'Order not found', message: worded },
+ * })
+ * const o = await ctx.data.orders.find({ where: { number }, limit: 1 })
+ * if (!o.items.length) return problem(ORD.ORDER_NOT_FOUND, `no order ${number}`) // 404 ORD_ERR_ORDER_NOT_FOUND
+ * ```
+ */
+export function problem(error: TrellisError, extra?: Record<string, unknown>): ProblemResponse
+export function problem(error: WordedError, detail: string, extra?: Record<string, unknown>): ProblemResponse
+export function problem(
+  error: TrellisError | WordedError,
+  detailOrExtra?: string | Record<string, unknown>,
+  extra?: Record<string, unknown>,
+): ProblemResponse {
+  if (error instanceof TrellisError)
+    return problemResponse(error, typeof detailOrExtra === 'object' ? detailOrExtra : extraOf(error))
+  return problemResponse(error({ detail: String(detailOrExtra ?? error.title) }), extra)
 }
 
 /**
  * For a route's `catch`: a TrellisError of one of the plugin's own catalogs becomes its problem
  * response (thrown, it would reach the caller as a 502 SBX_ERR_PLUGIN_ERROR); anything else is
  * rethrown.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   return { status: 200, body: await resolveException(ctx, input) } // throws ORD.* refusals
+ * } catch (err) {
+ *   return problemFromError(err, [ORD])
+ * }
+ * ```
  */
 export function problemFromError(
   err: unknown,
   catalogs: ReadonlyArray<{ entries: ReadonlyArray<{ code: string }> }>,
-): { status: number; headers: Record<string, string>; body: Problem } {
-  if (err instanceof TrellisError && catalogs.some((c) => c.entries.some((e) => e.code === err.code))) {
-    const extra = (err.details as { extra?: Record<string, unknown> } | undefined)?.extra
-    return problemResponse(err, extra)
-  }
+): ProblemResponse {
+  if (err instanceof TrellisError && catalogs.some((c) => c.entries.some((e) => e.code === err.code)))
+    return problemResponse(err)
   throw err
 }
 
-/** The message builder of a catalog entry whose detail each call site words: `message: worded`. */
-export const worded = (d: { detail: string }): string => d.detail
+/**
+ * What a {@link worded} entry takes: the detail its call site words, and extension members its
+ * problem carries (see {@link problem}).
+ */
+export interface WordedDetails {
+  /** The occurrence-specific explanation (RFC 9457 `detail`). */
+  detail: string
+  /** Extension members of the problem, e.g. the rows that failed. */
+  extra?: Record<string, unknown>
+}
 
-/** A factory of such an entry: `ORD.ORDER_NOT_FOUND({ detail: 'no order 42' })`. */
-export type WordedError = ErrorFactory<{ detail: string }>
+/** The message builder of a catalog entry whose detail each call site words: `message: worded`. */
+export const worded = (d: WordedDetails): string => d.detail
+
+/**
+ * A factory of such an entry: `ORD.ORDER_NOT_FOUND({ detail: 'no order 42' })`, or thrown
+ * with extension members: `throw ORD.STOCK_STILL_SHORT({ detail, extra: { short } })`.
+ */
+export type WordedError = ErrorFactory<WordedDetails>

@@ -9,11 +9,20 @@ export {
   isTrellisError,
   problemOf,
   problemResponse,
+  problem,
   problemFromError,
   PROBLEM_TYPE_PREFIX,
   worded,
 } from './errors.js'
-export type { ErrorSpec, ErrorFactory, ErrorCatalog, Problem, WordedError } from './errors.js'
+export type {
+  ErrorSpec,
+  ErrorFactory,
+  ErrorCatalog,
+  Problem,
+  ProblemResponse,
+  WordedDetails,
+  WordedError,
+} from './errors.js'
 export { definePlugin, collection, isPlugin, PLUGIN_MARK, ROUTE_KEY } from './define-plugin.js'
 export { flow, defineWorkflow } from './workflow.js'
 export type { StepDirective, HumanTaskSpec, TaskResult, WaitResult } from './workflow.js'

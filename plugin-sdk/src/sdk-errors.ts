@@ -80,6 +80,18 @@ export const SDK = defineErrors('SDK', {
     title: 'Target directory is not empty',
     message: (d: { path: string }) => `${d.path} exists and is not empty`,
   },
+  SCOPE_RESERVED: {
+    status: 400,
+    title: 'Reserved scope',
+    message: (d: { scope: string }) =>
+      `${d.scope} is reserved: the marketplace publishes nothing under it; use your publisher scope (create @your-org/name)`,
+  },
+  KERNEL_NOT_INSTALLED: {
+    status: 500,
+    title: 'Trellis platform not installed',
+    message: (d: { reason: string }) =>
+      `running a plugin for real (trellis-plugin dev and test, startPluginHarness) needs @trellis/platform installed next to @trellis/plugin-sdk (npm install --save-dev @trellis/platform): ${d.reason}`,
+  },
   USAGE: {
     status: 400,
     title: 'Invalid command usage',
