@@ -39,7 +39,7 @@ export interface KernelContext {
  * audited and dispatches whatever it emitted once it has committed.
  */
 export async function orgTx<T>(
-  k: KernelContext,
+  k: Pick<KernelContext, 'db' | 'sealer' | 'events'>,
   orgId: string,
   fn: (tx: Tx) => Promise<T>,
   opts: { allowSuspended?: boolean } = {},

@@ -11,7 +11,8 @@ import { SecretBox } from './crypto/secret-box.js'
 import { syncBuiltinRoles } from './identity/roles.js'
 import { createLogger } from './observability/logger.js'
 import { buildApp, type HttpOptions } from './http/app.js'
-import type { KernelContext } from './kernel-context.js'
+import { orgTx, type KernelContext } from './kernel-context.js'
+import type { TenantTx } from './plugins/tenant-tx.js'
 import { KRN } from './errors.js'
 import { EventSystem, type EventSystemOptions } from './events/event-system.js'
 import { AuditCheckpointer } from './audit/checkpoints.js'
@@ -103,6 +104,19 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       logger,
     )
     events = eventSystem
+    const tenantTx: TenantTx = (orgId, fn) => orgTx({ db, sealer, events: eventSystem }, orgId, fn)
+    plugins = new PluginHost(
+      { db, logger, config, secrets, tenantTx, events: eventSystem, data: new CollectionStore() },
+      { egressAllow: options.events?.egressAllow, ...options.plugins },
+    )
+    await plugins.start()
+    const workflowQueue: JobQueue =
+      options.workflows?.queue ??
+      (config.redisUrl
+        ? new BullMqJobQueue(config.redisUrl, `${queueName}-workflows`, config.queuePrefix, logger)
+        : new PgJobQueue(db, `${queueName}-workflows`, logger))
+    workflows = new WorkflowEngine({ db, logger, tenantTx, queue: workflowQueue, plugins }, options.workflows)
+    workflows.start()
     const ctx: KernelContext = {
       config,
       logger,
@@ -114,22 +128,10 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       loginLimiter: limits ? new LoginLimiter(limits.perAccount, limits.perIp, limits.windowMs) : new LoginLimiter(),
       secrets,
       events: eventSystem,
-      plugins: undefined as unknown as PluginHost,
-      workflows: undefined as unknown as WorkflowEngine,
+      plugins,
+      workflows,
       revokedSessions: new Set(),
     }
-    plugins = ctx.plugins = new PluginHost(ctx, new CollectionStore(), {
-      egressAllow: options.events?.egressAllow,
-      ...options.plugins,
-    })
-    await plugins.start()
-    const workflowQueue: JobQueue =
-      options.workflows?.queue ??
-      (config.redisUrl
-        ? new BullMqJobQueue(config.redisUrl, `${queueName}-workflows`, config.queuePrefix, logger)
-        : new PgJobQueue(db, `${queueName}-workflows`, logger))
-    workflows = ctx.workflows = new WorkflowEngine(ctx, workflowQueue, options.workflows)
-    workflows.start()
     const extensions = options.extensions ?? []
     const contributions = await registerExtensions(kernelServices(ctx), extensions)
     if (contributions.installPolicies.length) {

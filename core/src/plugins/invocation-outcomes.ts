@@ -1,5 +1,6 @@
 import { isTrellisError } from '@trellis/plugin-sdk'
-import { orgTx, type KernelContext } from '../kernel-context.js'
+import type { Logger } from 'pino'
+import type { TenantTx } from './tenant-tx.js'
 import { appendAudit } from '../audit/audit-log.js'
 import type { Caller, InvocationTree } from './host-calls.js'
 
@@ -22,7 +23,7 @@ export function retryable(err: unknown): boolean {
  * later call.
  */
 export async function auditDenials(
-  k: KernelContext,
+  k: { tenantTx: TenantTx; logger: Logger },
   req: { tenantId: string; caller: Caller; entry: { kind: string; name: string } },
   denials: InvocationTree['denials'],
 ): Promise<void> {
@@ -30,7 +31,7 @@ export async function auditDenials(
   const taken = [...denials.values()]
   denials.clear()
   try {
-    await orgTx(k, req.tenantId, (tx) =>
+    await k.tenantTx(req.tenantId, (tx) =>
       appendAudit(
         tx,
         req.tenantId,

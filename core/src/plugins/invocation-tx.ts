@@ -1,6 +1,6 @@
 import type { TrellisError } from '@trellis/plugin-sdk'
-import type { Tx } from '../db/database.js'
-import { orgTx, type KernelContext } from '../kernel-context.js'
+import type { Database, Tx } from '../db/database.js'
+import type { TenantTx } from './tenant-tx.js'
 import { PLG } from '../errors.js'
 
 const SUSPECT_MS = 60_000
@@ -66,6 +66,13 @@ export interface TransactionLimits {
   contendedIdleMs: number
 }
 
+/** What an invocation's transaction needs of the kernel. */
+export interface InvocationTxDeps {
+  tenantTx: TenantTx
+  /** Whether others wait for a connection (an idle transaction then gives way sooner). */
+  db: Pick<Database, 'waitingForConnection'>
+}
+
 /**
  * The tenant transaction of one invocation tree, opened on the first host call that needs the
  * database — not while the plugin merely runs — and kept until the invocation ends, so all its
@@ -86,7 +93,7 @@ export class InvocationTx {
   private ended: TrellisError | Error | undefined
 
   constructor(
-    private readonly k: KernelContext,
+    private readonly k: InvocationTxDeps,
     private readonly tenantId: string,
     private readonly gate: TransactionGate,
     private readonly limits: TransactionLimits,
@@ -174,7 +181,7 @@ export class InvocationTx {
         throw this.ended
       }
       return new Promise<Tx>((resolve, reject) => {
-        this.done = orgTx(this.k, this.tenantId, (tx) => {
+        this.done = this.k.tenantTx(this.tenantId, (tx) => {
           if (this.ended) return Promise.reject(this.ended)
           this.tx = tx
           const settled = new Promise((res, rej) => {
