@@ -76,8 +76,12 @@ export interface ManifestWorkflow {
   steps: string[]
   /** Human description. */
   description?: string
-  /** What starts an instance besides the API: tenant events, or a schedule. */
-  start?: { events?: string[]; everyMs?: number }
+  /**
+   * What starts an instance besides the API: tenant events, or a schedule — `everyMs`, or a
+   * `cron` expression (five fields, or `@daily`, `@monthly`, …; `L` is the month's last day)
+   * read in `timeZone` (IANA, default UTC), e.g. `{ cron: '0 2 * * *', timeZone: 'Europe/Berlin' }`.
+   */
+  start?: { events?: string[]; everyMs?: number; cron?: string; timeZone?: string }
   /** Event types its steps may wait for. */
   waitsFor?: string[]
   /** Retries of a failing step (default 2) and the first backoff (doubling). */
