@@ -1,7 +1,6 @@
-import { collection, definePlugin } from '@trellis/plugin-sdk'
+import { collection, definePlugin, problem } from '@trellis/plugin-sdk'
 import type { PluginContext, RouteRequest, RouteResponse } from '@trellis/plugin-sdk'
 import manifest from '../trellis.plugin.json' with { type: 'json' }
-import { problemResponse, type WordedError } from '@trellis/plugin-sdk'
 import { CAT } from './errors.js'
 
 export interface Category {
@@ -48,10 +47,6 @@ export interface RowError {
 // One invocation may make at most 200 host calls (the kernel's sandbox limit): a product row
 // costs an insert or update plus an event, and three lookups come first.
 export const MAX_IMPORT_ROWS = 95
-
-/** A refusal, answered as the kernel answers its own: problem+json with a code from the plugin's catalog (CAT_ERR_*). */
-const problem = (error: WordedError, detail: string, extra: Record<string, unknown> = {}): RouteResponse =>
-  problemResponse(error({ detail }), extra)
 
 /** RFC 4180 CSV: quoted fields, doubled quotes, CRLF or LF. Returns rows of fields. */
 export function parseCsv(text: string): string[][] {

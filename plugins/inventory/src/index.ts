@@ -1,7 +1,6 @@
-import { collection, definePlugin } from '@trellis/plugin-sdk'
+import { collection, definePlugin, problem } from '@trellis/plugin-sdk'
 import type { PluginContext, RouteRequest, RouteResponse } from '@trellis/plugin-sdk'
 import manifest from '../trellis.plugin.json' with { type: 'json' }
-import { problemResponse, type WordedError } from '@trellis/plugin-sdk'
 import { INV } from './errors.js'
 
 export interface Stock {
@@ -24,10 +23,6 @@ type StoredStock = Stock & { id: string; version: number }
 type StoredReservation = Reservation & { id: string; version: number }
 
 export const DEFAULT_WAREHOUSE = 'MAIN'
-
-/** A refusal, answered as the kernel answers its own: problem+json with a code from the plugin's catalog (INV_ERR_*). */
-const problem = (error: WordedError, detail: string, extra: Record<string, unknown> = {}): RouteResponse =>
-  problemResponse(error({ detail }), extra)
 
 const available = (s: Stock) => s.onHand - s.reserved
 

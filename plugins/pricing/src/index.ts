@@ -1,7 +1,6 @@
-import { collection, definePlugin } from '@trellis/plugin-sdk'
+import { collection, definePlugin, problem } from '@trellis/plugin-sdk'
 import type { PluginContext, RouteRequest, RouteResponse } from '@trellis/plugin-sdk'
 import manifest from '../trellis.plugin.json' with { type: 'json' }
-import { problemResponse, type WordedError } from '@trellis/plugin-sdk'
 import { PRC } from './errors.js'
 
 /**
@@ -78,10 +77,6 @@ export function microsToCents(m: bigint): bigint {
 
 const fmtBp = (bp: bigint) => fmt(bp, 4)
 const today = () => new Date().toISOString().slice(0, 10)
-/** A refusal, answered as the kernel answers its own: problem+json with a code from the plugin's catalog (PRC_ERR_*). */
-const problem = (error: WordedError, detail: string, extra: Record<string, unknown> = {}): RouteResponse =>
-  problemResponse(error({ detail }), extra)
-
 const validOn = (r: PriceRule, date: string) =>
   (!r.validFrom || r.validFrom <= date) && (!r.validTo || date <= r.validTo)
 
