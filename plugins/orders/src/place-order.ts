@@ -1,0 +1,114 @@
+// POST /orders: quote, reserve, record, and raise what needs a person.
+import { problem, type RouteRequest, type RouteResponse } from '@trellis/plugin-sdk'
+import { ORD } from './errors.js'
+import type { Ctx, ExceptionKind, Order, OrderException, Quote, Reservation } from './types.js'
+import { creditProblem, customerOf, eventBase, now, orderOf, shortReason, today, who } from './store.js'
+
+/** Raises an exception's event; answers what it starts (the pricing-exception workflow, for a price approval while it is on). */
+async function raise(ctx: Ctx, o: Order, kind: ExceptionKind, reason: string): Promise<StartedByException> {
+  const { id } = await ctx.events.emit(
+    'orders.exception.raised',
+    { order: o.number, customer: o.customer, kind, reason },
+    { subject: o.number },
+  )
+  const workflow = kind === 'price_approval' && ctx.settings.priceApprovalWorkflow !== false
+  return {
+    kind,
+    event: id,
+    ...(workflow
+      ? {
+          workflow: {
+            plugin: '@trellis/orders',
+            name: 'priceException',
+            startedBy: `event:${id}`,
+            task: {
+              role: typeof ctx.settings.approverRole === 'string' ? ctx.settings.approverRole : 'pricing_manager',
+              list: '/v1/tasks',
+              match: { 'data.order': o.number },
+            },
+          },
+        }
+      : {}),
+  }
+}
+
+/**
+ * What placing an order set going, in its answer: each exception's event and, for a price
+ * approval, the workflow that event starts. The workflow starts once the event is delivered,
+ * moments after the answer, so its instance (`startedBy`) and its task appear shortly after.
+ */
+export interface StartedByException {
+  kind: ExceptionKind
+  event: string
+  workflow?: {
+    plugin: string
+    name: string
+    startedBy: string
+    task: { role: string; list: string; match: Record<string, string> }
+  }
+}
+
+interface PlaceBody {
+  number?: string
+  customer: string
+  orderDate?: string
+  requiredDate?: string
+  lines: Array<{ sku: string; quantity: number; discount?: string | number }>
+}
+
+export async function placeOrder(req: RouteRequest<PlaceBody>, ctx: Ctx): Promise<RouteResponse> {
+  const b = req.body
+  const number = b.number ?? `SO-${ctx.invocationId.replace(/-/g, '').slice(-12).toUpperCase()}`
+  // Everything that can refuse the order is checked before stock is reserved: a refusal writes nothing.
+  if (await orderOf(ctx, number)) return problem(ORD.ORDER_EXISTS, `order ${number} exists already`)
+  const customer = await customerOf(ctx, b.customer)
+  if (!customer) return problem(ORD.UNKNOWN_CUSTOMER, `no customer ${b.customer}`)
+  const orderDate = b.orderDate ?? today()
+  const quote = await ctx.plugins.call<Quote>('@trellis/pricing', 'quote', {
+    customer: customer.code,
+    ...(customer.group ? { group: customer.group } : {}),
+    date: orderDate,
+    lines: b.lines,
+  })
+  if (quote.errors.length)
+    return problem(ORD.INVALID_LINES, quote.errors.map((e) => e.message).join('; '), { errors: quote.errors })
+
+  const at = now()
+  const exceptions: OrderException[] = []
+  const reservation = await ctx.plugins.call<Reservation>('@trellis/inventory', 'reserve', {
+    order: number,
+    lines: b.lines.map((l) => ({ sku: l.sku, quantity: l.quantity })),
+  })
+  if (!reservation.ok)
+    exceptions.push({ kind: 'stock_short', reason: shortReason(reservation.short ?? []), status: 'open', raisedAt: at })
+  const credit = creditProblem(customer, quote.total)
+  if (credit) exceptions.push({ kind: 'credit_hold', reason: credit, status: 'open', raisedAt: at })
+  if (quote.needsApproval)
+    exceptions.push({ kind: 'price_approval', reason: quote.approvalReasons.join('; '), status: 'open', raisedAt: at })
+
+  const order = await ctx.data.orders.insert({
+    number,
+    customer: customer.code,
+    customerName: customer.name,
+    status: 'placed',
+    orderDate,
+    ...(b.requiredDate ? { requiredDate: b.requiredDate } : {}),
+    currency: quote.currency,
+    lines: quote.lines,
+    subtotal: quote.subtotal,
+    discountTotal: quote.discountTotal,
+    total: quote.total,
+    totalExact: quote.totalExact,
+    stock: reservation.ok ? 'reserved' : 'short',
+    exceptions,
+    history: [{ status: 'placed', at, by: who(ctx) }],
+  })
+  await ctx.events.emit(
+    'orders.order.placed',
+    { ...eventBase(order), exceptions: exceptions.map((e) => e.kind) },
+    { subject: number },
+  )
+  const started: StartedByException[] = []
+  for (const e of exceptions) started.push(await raise(ctx, order, e.kind, e.reason))
+  return { status: 201, body: { ...order, started }, headers: { location: `/orders/${encodeURIComponent(number)}` } }
+}

@@ -1,0 +1,75 @@
+// GET /reports/sales: exact line amounts of the orders in the asked states, grouped on request.
+import type { RouteRequest, RouteResponse } from '@trellis/plugin-sdk'
+import type { Ctx, OrderStatus } from './types.js'
+import { fmtMicros, roundToCents, toMicros } from './money.js'
+
+export async function salesReport(
+  req: RouteRequest<null, Record<string, string>, { groupBy?: string; status?: string }>,
+  ctx: Ctx,
+): Promise<RouteResponse> {
+  const groupBy = req.query.groupBy ?? 'none'
+  const statuses = (
+    req.query.status ? req.query.status.split(',') : ['placed', 'confirmed', 'shipped', 'invoiced']
+  ) as OrderStatus[]
+  const groups = new Map<string, { key: string; name: string; orders: number; quantity: number; micros: bigint }>()
+  let total = 0n
+  let orders = 0
+  let lines = 0
+  let cursor: string | undefined
+  do {
+    const page = await ctx.data.orders.find({
+      where: { status: { in: statuses } },
+      limit: 250,
+      ...(cursor ? { cursor } : {}),
+    })
+    for (const o of page.items) {
+      orders++
+      const touched = new Set<string>()
+      for (const l of o.lines) {
+        lines++
+        const net = toMicros(l.net)
+        total += net
+        if (groupBy === 'none') continue
+        const key = groupBy === 'customer' ? o.customer : l.sku
+        const g = groups.get(key) ?? {
+          key,
+          name: groupBy === 'customer' ? o.customerName : l.name,
+          orders: 0,
+          quantity: 0,
+          micros: 0n,
+        }
+        g.micros += net
+        g.quantity += l.quantity
+        if (!touched.has(key)) g.orders++
+        touched.add(key)
+        groups.set(key, g)
+      }
+    }
+    cursor = page.nextCursor ?? undefined
+  } while (cursor)
+  return {
+    status: 200,
+    body: {
+      groupBy,
+      statuses,
+      orders,
+      lines,
+      total: roundToCents(total),
+      totalExact: fmtMicros(total),
+      ...(groupBy === 'none'
+        ? {}
+        : {
+            groups: [...groups.values()]
+              .sort((a, b) => a.key.localeCompare(b.key))
+              .map((g) => ({
+                key: g.key,
+                name: g.name,
+                orders: g.orders,
+                quantity: g.quantity,
+                total: roundToCents(g.micros),
+                totalExact: fmtMicros(g.micros),
+              })),
+          }),
+    },
+  }
+}
