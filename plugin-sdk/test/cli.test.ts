@@ -55,10 +55,28 @@ t.test('create scaffolds a template without prompting when stdin is not a TTY', 
   t.equal(noName.code, 2, 'no name and no TTY is a usage error')
   t.match(noName.stderr, /SDK_ERR_USAGE/)
   t.equal((await cliIn(['create', 'Bad_Name'])).code, 2, 'a name that is no package name is a usage error')
-  const bare = await cliIn(['create', 'widgets', '--out', 'bare', '--json'])
+  const unscoped = await cliIn(['create', 'widgets', '--out', 'bare'])
+  t.equal(unscoped.code, 2, 'a bare name without --scope and no TTY is a usage error')
+  t.match(unscoped.stderr, /SDK_ERR_USAGE.*--scope @your-org/)
+  const bare = await cliIn(['create', 'widgets', '--scope', '@acme', '--out', 'bare', '--json'])
   t.equal(bare.code, 0, bare.stderr)
-  t.equal(JSON.parse(bare.stdout).name, '@local/widgets', 'a bare name gets the @local scope')
-  t.equal(JSON.parse(await readFile(join(root, 'bare', 'trellis.plugin.json'), 'utf8')).name, '@local/widgets')
+  t.equal(JSON.parse(bare.stdout).name, '@acme/widgets', 'a bare name gets the --scope')
+  t.equal(JSON.parse(await readFile(join(root, 'bare', 'trellis.plugin.json'), 'utf8')).name, '@acme/widgets')
+  t.equal(JSON.parse(await readFile(join(root, 'bare', 'package.json'), 'utf8')).name, '@acme/widgets')
+  for (const args of [
+    ['create', '@local/widgets'],
+    ['create', '@trellis/widgets'],
+    ['create', 'widgets', '--scope', 'local'],
+    ['create', 'widgets', '--scope', '@trellis'],
+  ]) {
+    const reserved = await cliIn([...args, '--out', 'reserved', '--json'])
+    t.equal(reserved.code, 2, `${args.join(' ')}: a reserved scope is refused`)
+    t.equal(JSON.parse(reserved.stdout).error.code, 'SDK_ERR_SCOPE_RESERVED')
+  }
+  await t.rejects(readdir(join(root, 'reserved')), 'nothing is written for a reserved scope')
+  const disagree = await cliIn(['create', '@acme/widgets', '--scope', '@other', '--out', 'disagree'])
+  t.equal(disagree.code, 2)
+  t.match(disagree.stderr, /disagrees/)
   t.equal((await cliIn(['create', '--nope'])).code, 2, 'an unknown option is a usage error')
   t.equal((await cliIn([])).code, 2, 'no command is a usage error')
   t.equal((await cliIn(['bild'])).code, 2, 'an unknown command is a usage error')
@@ -83,6 +101,7 @@ t.test('create scaffolds a template without prompting when stdin is not a TTY', 
     '.gitignore',
     'README.md',
     'package.json',
+    'src/errors.ts',
     'src/index.ts',
     'test/plugin.test.ts',
     'trellis.plugin.json',
@@ -91,6 +110,10 @@ t.test('create scaffolds a template without prompting when stdin is not a TTY', 
   const manifest = JSON.parse(await readFile(join(dir, 'trellis.plugin.json'), 'utf8'))
   t.equal(manifest.name, '@acme/widgets')
   t.equal(manifest.description, 'Widgets for wholesalers')
+  t.equal(JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')).name, '@acme/widgets', 'the same name')
+  const src = await readFile(join(dir, 'src', 'index.ts'), 'utf8')
+  t.match(src, /return problem\(WIDGETS\.QTY_TOO_LARGE, /, "the scaffold's route answers the SDK's typed problem")
+  t.notMatch(src, /error:/, 'no hand-made { error } bodies')
   const again = await cliIn(['create', '@acme/widgets'])
   t.equal(again.code, 1)
   t.match(again.stderr, /SDK_ERR_TARGET_EXISTS/)
@@ -127,6 +150,20 @@ t.test('on a TTY, create prompts only for what the flags did not give', async (t
     0,
   )
   t.same(asked, [], '--yes never prompts')
+  answers.push('', '@acme', '')
+  t.equal(
+    await runCli(['create', 'scoped', '--description', 'x'], {
+      cwd: root,
+      stdinIsTTY: true,
+      prompt,
+      stdout: () => {},
+      stderr: () => {},
+    }),
+    0,
+  )
+  t.same(asked, ['Publisher scope (@your-org): ', 'Publisher scope (@your-org): ', 'Directory (./scoped): '])
+  t.equal(JSON.parse(await readFile(join(root, 'scoped', 'package.json'), 'utf8')).name, '@acme/scoped')
+  await rm(join(root, 'scoped'), { recursive: true })
   await rm(join(root, 'asked'), { recursive: true })
   await rm(join(root, 'flagged'), { recursive: true })
 })
@@ -139,7 +176,7 @@ t.test(
     await symlink(join(repoModules, '@trellis', 'core'), join(dir, 'node_modules', '@trellis', 'core'))
     const res = await cli(['test'], dir)
     t.equal(res.code, 0, res.stdout + res.stderr)
-    t.match(res.stdout, /# pass 3/)
+    t.match(res.stdout, /# pass 4/)
     t.match(res.stdout, /# fail 0/)
     const src = join(dir, 'src', 'index.ts')
     const original = await readFile(src, 'utf8')
@@ -305,8 +342,8 @@ t.test('pack refuses a plugin that fails validation, and a key others can read',
   await writeFile(
     src,
     original.replace(
-      "import { collection, definePlugin } from '@trellis/plugin-sdk'",
-      "import { collection, definePlugin } from '@trellis/plugin-sdk'\nimport { readFileSync } from 'node:fs'\nvoid readFileSync",
+      "import { collection, definePlugin, problem } from '@trellis/plugin-sdk'",
+      "import { collection, definePlugin, problem } from '@trellis/plugin-sdk'\nimport { readFileSync } from 'node:fs'\nvoid readFileSync",
     ),
   )
   const nodeApi = await cliIn(['build'], dir)

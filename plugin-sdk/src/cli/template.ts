@@ -22,8 +22,15 @@ export interface TemplateInput {
   description: string
 }
 
+/** The error-code prefix of a plugin: its name without scope, upper-case (`hello-world` → `HELLO_WORLD`). */
+export function errorPrefixOf(name: string): string {
+  const prefix = name.split('/')[1]!.toUpperCase().replace(/-/g, '_')
+  return /^[A-Z]/.test(prefix) ? prefix : `P${prefix}`
+}
+
 export function templateFiles({ name, description }: TemplateInput): Record<string, string> {
   const short = name.split('/')[1]!
+  const prefix = errorPrefixOf(name)
   const created = `${short}.item.created`
   const manifest = {
     $schema: './node_modules/@trellis/plugin-sdk/schema/manifest.schema.json',
@@ -112,9 +119,20 @@ export function templateFiles({ name, description }: TemplateInput): Record<stri
       2,
     )}\n`,
     '.gitignore': 'node_modules/\ndist/\n*.tgz\n*.tgz.sig\n*.pem\n',
-    'src/index.ts': `import { collection, definePlugin } from '@trellis/plugin-sdk'
+    'src/errors.ts': `import { defineErrors, worded } from '@trellis/plugin-sdk'
+
+/**
+ * The plugin's errors: a route answers one with \`problem(${prefix}.NAME, 'what happened')\`, as
+ * RFC 9457 problem+json with the code \`${prefix}_ERR_NAME\` — the shape the kernel answers its own with.
+ */
+export const ${prefix} = defineErrors('${prefix}', {
+  QTY_TOO_LARGE: { status: 422, title: 'Quantity too large', message: worded },
+})
+`,
+    'src/index.ts': `import { collection, definePlugin, problem } from '@trellis/plugin-sdk'
 import type { PluginContext, RouteRequest, TrellisEvent } from '@trellis/plugin-sdk'
 import manifest from '../trellis.plugin.json' with { type: 'json' }
+import { ${prefix} } from './errors.js'
 
 /** A record of the \`items\` collection (its JSON Schema is in trellis.plugin.json). */
 export interface Item {
@@ -127,7 +145,7 @@ type Ctx = PluginContext<{ items: Item }>
 
 /** POST /items: stores an item and announces it. */
 async function createItem(req: RouteRequest<{ name: string; qty: number }>, ctx: Ctx) {
-  if (req.body.qty > 1_000_000) return { status: 422, body: { error: 'qty is too large' } }
+  if (req.body.qty > 1_000_000) return problem(${prefix}.QTY_TOO_LARGE, \`qty \${req.body.qty} is over 1000000\`)
   const item = await ctx.data.items.insert({ name: req.body.name, qty: req.body.qty })
   await ctx.events.emit('${created}', { itemId: item.id }, { subject: item.id })
   ctx.log.info('item created', { itemId: item.id })
@@ -171,6 +189,14 @@ test('the event handler marks the item announced', async () => {
   await h.deliver('${created}', { itemId: res.body.id })
   const stored = (await h.records<Item & { id: string }>('items')).find((i) => i.id === res.body.id)
   assert.equal(stored?.announced, true)
+})
+
+test('a refusal of the plugin is a typed problem, and nothing is written', async () => {
+  const before = (await h.records('items')).length
+  const res = await h.route<{ code: string; status: number }>('POST', '/items', { body: { name: 'crate', qty: 2_000_000 } })
+  assert.equal(res.status, 422)
+  assert.equal(res.body.code, '${prefix}_ERR_QTY_TOO_LARGE')
+  assert.equal((await h.records('items')).length, before)
 })
 
 test('the kernel refuses a body that does not match the route schema, and nothing is written', async () => {
