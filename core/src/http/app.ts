@@ -21,7 +21,10 @@ import { DEFAULT_HTTP_LIMITS } from './server-limits.js'
 import { registerHealthRoutes } from './health-routes.js'
 import { HttpMetrics } from '../observability/metrics.js'
 import { registerAuthRoutes } from '../identity/auth-routes.js'
+import { registerSessionRoutes } from '../identity/session-routes.js'
 import { registerUserRoutes } from '../identity/user-routes.js'
+import { registerInvitationRoutes } from '../identity/invitation-routes.js'
+import { registerInvitationAcceptRoutes } from '../identity/invitation-accept-routes.js'
 import { registerRoleRoutes } from '../identity/role-routes.js'
 import { registerApiKeyRoutes } from '../identity/api-key-routes.js'
 import { registerPartnerRoutes } from '../tenancy/partner-routes.js'
@@ -214,8 +217,23 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
   await app.register(
     async (instance) => {
       const v1 = instance as unknown as Api
-      registerAuthRoutes(v1, k)
-      registerUserRoutes(v1, k)
+      registerAuthRoutes(v1, {
+        db: k.db,
+        sealer: k.sealer,
+        tokens: k.tokens,
+        loginLimiter: k.loginLimiter,
+        revokedSessions: k.revokedSessions,
+        authRateLimitPerMinute: limits.authRateLimitPerMinute,
+      })
+      registerSessionRoutes(v1, { db: k.db })
+      registerUserRoutes(v1, { orgTx, revocation: { revokedSessions: k.revokedSessions, orgStatus: k.orgStatus } })
+      registerInvitationRoutes(v1, { orgTx, stillMissing: (p, missing, tx) => stillMissing(k, p, missing, tx) })
+      registerInvitationAcceptRoutes(v1, {
+        orgTx,
+        db: k.db,
+        loginLimiter: k.loginLimiter,
+        authRateLimitPerMinute: limits.authRateLimitPerMinute,
+      })
       registerRoleRoutes(v1, { orgTx, stillMissing: (p, missing) => stillMissing(k, p, missing) })
       registerApiKeyRoutes(v1, { orgTx })
       const tenancy = { orgTx, db: k.db, orgStatus: k.orgStatus }

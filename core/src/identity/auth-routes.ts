@@ -1,36 +1,41 @@
 import { Type } from '@sinclair/typebox'
 import type { Api } from '../http/types.js'
-import type { KernelContext } from '../kernel-context.js'
 import { AUTH } from '../errors.js'
-import { appendAudit } from '../audit/audit-log.js'
+import type { Database } from '../db/database.js'
+import type { AuditSealer } from '../audit/sealer.js'
+import type { AuditRecord } from '../audit/audit-log.js'
+import { auditedWrite } from '../audit/audited-write.js'
 import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
 import { verifyPassword } from './passwords.js'
-import { createSession, hashToken } from './sessions.js'
+import { createSession, hashToken, newSession } from './sessions.js'
 import { accountByEmail, signInTx } from './signin.js'
-import { membershipsOf, type MembershipGrant } from './memberships.js'
+import { membershipsOf } from './memberships.js'
 import { assertStatus } from './org-status.js'
+import type { LoginLimiter } from './login-limiter.js'
+import type { AccessTokens } from './tokens.js'
 import { PLATFORM_ORG } from '../db/database.js'
-import { UserSchema } from './entities.js'
-import type { Principal } from './principal.js'
-import { PartnerSchema, TenantSchema } from '../tenancy/entities.js'
-import { DEFAULT_HTTP_LIMITS } from '../http/server-limits.js'
+import { TokenResponse, tokenResponse } from './auth-tokens.js'
 
-const Uuid = Type.String({ format: 'uuid' })
+export interface AuthRouteDeps {
+  db: Database
+  sealer: Pick<AuditSealer, 'nudge'>
+  tokens: Pick<AccessTokens, 'issue'>
+  loginLimiter: LoginLimiter
+  /** Sessions signed out in this process: their access tokens stop working at once. */
+  revokedSessions: Set<string>
+  /** Sign-ins a minute per client address (each runs scrypt). */
+  authRateLimitPerMinute: number
+}
 
-const TokenResponse = Type.Object({
-  accessToken: Type.String(),
-  tokenType: Type.Literal('Bearer'),
-  expiresIn: Type.Integer({ description: 'Seconds until the access token expires.' }),
-  refreshToken: Type.String({ description: 'Single use: each refresh returns a new one.' }),
-  org: Type.Object({ id: Uuid, kind: Type.String(), role: Type.String() }),
-  memberships: Type.Array(Type.Object({ orgId: Uuid, orgKind: Type.String(), role: Type.String() })),
-})
-
-export function registerAuthRoutes(app: Api, k: KernelContext): void {
+/** Signing in, refreshing and signing out. */
+export function registerAuthRoutes(app: Api, deps: AuthRouteDeps): void {
   // Each sign-in runs scrypt (128 MiB): its own limit per client address, and no caching of the tokens.
-  const noAuthLimit = {
-    rateLimit: { max: (k.config.httpLimits ?? DEFAULT_HTTP_LIMITS).authRateLimitPerMinute, timeWindow: 60_000 },
-    noStore: true,
+  const noAuthLimit = { rateLimit: { max: deps.authRateLimitPerMinute, timeWindow: 60_000 }, noStore: true }
+
+  /** An audit entry in its own transaction (and the row write it records, when there is one), sealed soon after. */
+  async function auditIn(orgId: string, rec: AuditRecord, write?: { sql: string; params: unknown[] }): Promise<void> {
+    await deps.db.inOrg(orgId, (tx) => auditedWrite(tx, { write, auditOrg: orgId, audit: rec }))
+    deps.sealer.nudge(orgId)
   }
 
   app.post(
@@ -57,17 +62,17 @@ export function registerAuthRoutes(app: Api, k: KernelContext): void {
     async (request) => {
       const { email, password, orgId } = request.body
       const ip = request.ip
-      k.loginLimiter.check(email, ip)
-      const found = await signInTx(k.db, async (tx) => {
+      deps.loginLimiter.check(email, ip)
+      const found = await signInTx(deps.db, async (tx) => {
         const user = await accountByEmail(tx, email)
         return user ? { user, grants: await membershipsOf(tx, user.id) } : undefined
       })
       const ok = await verifyPassword(password, found?.user.password_hash)
       const meta = { ...auditMeta(request), actor: { kind: 'anonymous' as const, id: email.toLowerCase() } }
       if (!ok || !found) {
-        k.loginLimiter.failed(email, ip)
+        deps.loginLimiter.failed(email, ip)
         const chain = found?.grants[0]?.orgId ?? PLATFORM_ORG
-        await auditIn(k, chain, {
+        await auditIn(chain, {
           ...meta,
           action: 'auth.login.failed',
           data: { email: email.toLowerCase(), reason: found ? 'wrong password' : 'unknown account' },
@@ -77,20 +82,24 @@ export function registerAuthRoutes(app: Api, k: KernelContext): void {
       if (found.user.status !== 'active') throw AUTH.ACCOUNT_DISABLED()
       const grant = orgId ? found.grants.find((g) => g.orgId === orgId) : found.grants[0]
       if (!grant) throw AUTH.NO_MEMBERSHIP()
-      k.loginLimiter.succeeded(email)
-      const tokens = await k.db.inOrg(grant.orgId, async (tx, status) => {
+      deps.loginLimiter.succeeded(email)
+      const tokens = await deps.db.inOrg(grant.orgId, async (tx, status) => {
         assertStatus(status)
-        const session = await createSession(tx, found.user.id, grant.orgId)
-        await appendAudit(tx, grant.orgId, {
-          ...meta,
-          actor: { kind: 'user', id: found.user.id },
-          action: 'auth.login.succeeded',
-          target: { kind: 'user', id: found.user.id },
+        const { write, session } = newSession(found.user.id, grant.orgId)
+        await auditedWrite(tx, {
+          write,
+          auditOrg: grant.orgId,
+          audit: {
+            ...meta,
+            actor: { kind: 'user', id: found.user.id },
+            action: 'auth.login.succeeded',
+            target: { kind: 'user', id: found.user.id },
+          },
         })
         return session
       })
-      k.sealer.nudge(grant.orgId)
-      return respond(k, found.user.id, grant, found.grants, tokens)
+      deps.sealer.nudge(grant.orgId)
+      return tokenResponse(deps.tokens, found.user.id, grant, found.grants, tokens)
     },
   )
 
@@ -111,7 +120,7 @@ export function registerAuthRoutes(app: Api, k: KernelContext): void {
     },
     async (request) => {
       const tokenHash = hashToken(request.body.refreshToken)
-      const result = await signInTx(k.db, async (tx) => {
+      const result = await signInTx(deps.db, async (tx) => {
         const [s] = await tx.sql<{
           id: string
           user_id: string
@@ -139,8 +148,8 @@ export function registerAuthRoutes(app: Api, k: KernelContext): void {
       })
       if (result.error) {
         if (result.error === 'reused') {
-          k.revokedSessions.add(result.session.family_id)
-          await auditIn(k, result.session.tenant_id, {
+          deps.revokedSessions.add(result.session.family_id)
+          await auditIn(result.session.tenant_id, {
             ...auditMeta(request),
             actor: { kind: 'user', id: result.session.user_id },
             action: 'auth.refresh.reused',
@@ -152,11 +161,11 @@ export function registerAuthRoutes(app: Api, k: KernelContext): void {
       const { session, grants } = result
       const grant = grants.find((g) => g.orgId === session.tenant_id)
       if (!grant) throw AUTH.NO_MEMBERSHIP()
-      const tokens = await k.db.inOrg(grant.orgId, async (tx, status) => {
+      const tokens = await deps.db.inOrg(grant.orgId, async (tx, status) => {
         assertStatus(status)
         return createSession(tx, session.user_id, grant.orgId, session.family_id)
       })
-      return respond(k, session.user_id, grant, grants, tokens)
+      return tokenResponse(deps.tokens, session.user_id, grant, grants, tokens)
     },
   )
 
@@ -169,127 +178,16 @@ export function registerAuthRoutes(app: Api, k: KernelContext): void {
     async (request, reply) => {
       const p = principalOf(request)
       if (p.kind !== 'user' || !p.sessionId) return reply.code(204).send(null)
-      await k.db.inOrg(p.orgId, (tx) =>
-        tx.sql('update sessions set revoked_at = now() where family_id = ?::uuid and revoked_at is null', [
-          p.sessionId,
-        ]),
+      deps.revokedSessions.add(p.sessionId)
+      await auditIn(
+        p.orgId,
+        { ...auditMeta(request), action: 'auth.logout', target: { kind: 'user', id: p.userId } },
+        {
+          sql: 'update sessions set revoked_at = now() where family_id = ?::uuid and revoked_at is null returning id',
+          params: [p.sessionId],
+        },
       )
-      k.revokedSessions.add(p.sessionId)
-      await auditIn(k, p.orgId, {
-        ...auditMeta(request),
-        action: 'auth.logout',
-        target: { kind: 'user', id: p.userId },
-      })
       return reply.code(204).send(null)
     },
   )
-
-  app.get(
-    '/auth/session',
-    {
-      preHandler: requirePermission(),
-      schema: {
-        tags: ['auth'],
-        summary: 'The current credential as the kernel sees it, without a database read',
-        response: {
-          200: Type.Object({
-            kind: Type.String(),
-            id: Uuid,
-            userId: Uuid,
-            org: Type.Object({ id: Uuid, kind: Type.String() }),
-            permissions: Type.Array(Type.String()),
-          }),
-        },
-      },
-    },
-    // Synchronous: nothing here waits, so no promise is made for it.
-    (request) => {
-      const p = principalOf(request)
-      return {
-        kind: p.kind,
-        id: p.id,
-        userId: p.userId,
-        org: { id: p.orgId, kind: p.orgKind },
-        permissions: sortedPermissions(p),
-      }
-    },
-  )
-
-  app.get(
-    '/me',
-    {
-      preHandler: requirePermission(),
-      schema: {
-        tags: ['auth'],
-        summary: 'Who am I: the caller, its organisation and permissions',
-        response: {
-          200: Type.Object({
-            kind: Type.String(),
-            id: Uuid,
-            user: Type.Object({ id: Uuid, email: Type.String(), name: Type.String() }),
-            org: Type.Object({ id: Uuid, kind: Type.String(), name: Type.String() }),
-            permissions: Type.Array(Type.String()),
-          }),
-        },
-      },
-    },
-    async (request) => {
-      const p = principalOf(request)
-      const row = await k.db.withEntityManager(p.orgId, async (em) => {
-        const user = await em.findOne(UserSchema, { id: p.userId })
-        const org =
-          p.orgKind === 'tenant'
-            ? await em.findOne(TenantSchema, { id: p.orgId })
-            : p.orgKind === 'partner'
-              ? await em.findOne(PartnerSchema, { id: p.orgId })
-              : null
-        return { user, orgName: org?.name ?? 'Platform' }
-      })
-      if (!row.user) throw AUTH.INVALID_TOKEN({ reason: 'the user no longer exists' })
-      return {
-        kind: p.kind,
-        id: p.id,
-        user: { id: row.user.id, email: row.user.email, name: row.user.name },
-        org: { id: p.orgId, kind: p.orgKind, name: row.orgName },
-        permissions: [...p.permissions].sort(),
-      }
-    },
-  )
-}
-
-async function respond(
-  k: KernelContext,
-  userId: string,
-  grant: MembershipGrant,
-  grants: MembershipGrant[],
-  session: { sessionId: string; familyId: string; refreshToken: string },
-) {
-  const { token, expiresIn } = await k.tokens.issue({
-    userId,
-    orgId: grant.orgId,
-    orgKind: grant.orgKind,
-    permissions: grant.permissions,
-    sessionId: session.familyId,
-  })
-  return {
-    accessToken: token,
-    tokenType: 'Bearer' as const,
-    expiresIn,
-    refreshToken: session.refreshToken,
-    org: { id: grant.orgId, kind: grant.orgKind, role: grant.role },
-    memberships: grants.map((g) => ({ orgId: g.orgId, orgKind: g.orgKind, role: g.role })),
-  }
-}
-
-async function auditIn(k: KernelContext, orgId: string, rec: Parameters<typeof appendAudit>[2]): Promise<void> {
-  await k.db.inOrg(orgId, (tx) => appendAudit(tx, orgId, rec))
-  k.sealer.nudge(orgId)
-}
-
-// A verified token's principal is reused until it expires: sort its permissions once.
-const sorted = new WeakMap<Principal, string[]>()
-function sortedPermissions(p: Principal): string[] {
-  let list = sorted.get(p)
-  if (!list) sorted.set(p, (list = [...p.permissions].sort()))
-  return list
 }

@@ -1,23 +1,15 @@
 import { Type } from '@sinclair/typebox'
 import type { Api } from '../http/types.js'
-import { orgTx, type KernelContext } from '../kernel-context.js'
+import type { OrgTx } from '../http/route-deps.js'
+import type { Principal } from './principal.js'
+import type { Tx } from '../db/database.js'
 import { AUTH, KRN } from '../errors.js'
-import { appendAudit } from '../audit/audit-log.js'
+import { auditedWrite } from '../audit/audited-write.js'
 import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
 import { PageQuery, pageOf, decodeCursor, toPage } from '../http/pagination.js'
-import { DEFAULT_HTTP_LIMITS } from '../http/server-limits.js'
 import { KERNEL_PERMISSIONS as P, missingPermissions } from './permissions.js'
-import { stillMissing } from '../plugins/grantable.js'
-import { assertPasswordStrength, hashPassword, verifyPassword } from './passwords.js'
 import { findAssignableRole } from './roles.js'
-import { accountByEmail, signInTx } from './signin.js'
-import {
-  acceptInvitation,
-  checkInvitation,
-  createInvitation,
-  parseInvitationToken,
-  type InvitationRow,
-} from './invitations.js'
+import { createInvitation } from './invitations.js'
 
 const Uuid = Type.String({ format: 'uuid' })
 const Invitation = Type.Object({
@@ -72,7 +64,13 @@ const LIST_SQL = `select i.id, i.email, r.name as role, i.invited_by, i.created_
  * inviting admin learns nothing about the address (whether it has an account, its name); the
  * person accepts with the one-time token, as the account that owns the address or as a new one.
  */
-export function registerInvitationRoutes(app: Api, k: KernelContext): void {
+export interface InvitationRouteDeps {
+  orgTx: OrgTx
+  /** Of the permissions a caller lacks, those it still may not grant (see plugins/grantable.ts). */
+  stillMissing(p: Principal, missing: string[], tx: Tx): Promise<string[]>
+}
+
+export function registerInvitationRoutes(app: Api, deps: InvitationRouteDeps): void {
   app.post(
     '/invitations',
     {
@@ -100,10 +98,10 @@ export function registerInvitationRoutes(app: Api, k: KernelContext): void {
     async (request, reply) => {
       const p = principalOf(request)
       const { email, role } = request.body
-      const created = await orgTx(k, p.orgId, async (tx) => {
+      const created = await deps.orgTx(p.orgId, async (tx) => {
         const target = await findAssignableRole(tx, p.orgId, p.orgKind, role)
         let missing = missingPermissions(p.permissions, target.permissions)
-        if (missing.length) missing = await stillMissing(k, p, missing, tx)
+        if (missing.length) missing = await deps.stillMissing(p, missing, tx)
         if (missing.length) throw AUTH.PERMISSION_ESCALATION({ permissions: missing })
         const inv = await createInvitation(tx, p.orgId, p.orgKind, email, target, p.userId, auditMeta(request))
         const [row] = await tx.sql<ListRow>(`${LIST_SQL} where i.id = ?::uuid`, [inv.id])
@@ -128,7 +126,7 @@ export function registerInvitationRoutes(app: Api, k: KernelContext): void {
       const p = principalOf(request)
       const after = decodeCursor(request.query.cursor)
       const limit = request.query.limit ?? 50
-      const rows = await orgTx(k, p.orgId, (tx) =>
+      const rows = await deps.orgTx(p.orgId, (tx) =>
         tx.sql<ListRow>(`${LIST_SQL} where (?::uuid is null or i.id > ?::uuid) order by i.id limit ?`, [
           after,
           after,
@@ -153,7 +151,7 @@ export function registerInvitationRoutes(app: Api, k: KernelContext): void {
     },
     async (request, reply) => {
       const p = principalOf(request)
-      await orgTx(k, p.orgId, async (tx) => {
+      await deps.orgTx(p.orgId, async (tx) => {
         const [inv] = await tx.sql<{ id: string; email: string; accepted_at: Date | null; revoked_at: Date | null }>(
           'select id, email, accepted_at, revoked_at from invitations where id = ?::uuid for update',
           [request.params.id],
@@ -162,75 +160,18 @@ export function registerInvitationRoutes(app: Api, k: KernelContext): void {
         if (inv.accepted_at)
           throw KRN.CONFLICT({ reason: 'the invitation was accepted already; remove the member instead' })
         if (inv.revoked_at) return
-        await tx.sql('update invitations set revoked_at = now() where id = ?::uuid', [inv.id])
-        await appendAudit(tx, p.orgId, {
-          ...auditMeta(request),
-          action: 'invitation.revoked',
-          target: { kind: 'invitation', id: inv.id },
-          data: { email: inv.email },
+        await auditedWrite(tx, {
+          write: { sql: 'update invitations set revoked_at = now() where id = ?::uuid returning id', params: [inv.id] },
+          auditOrg: p.orgId,
+          audit: {
+            ...auditMeta(request),
+            action: 'invitation.revoked',
+            target: { kind: 'invitation', id: inv.id },
+            data: { email: inv.email },
+          },
         })
       })
       return reply.code(204).send(null)
-    },
-  )
-
-  app.post(
-    '/invitations/accept',
-    {
-      // May run scrypt twice (a password checked, a new one hashed): the sign-in limit per client address.
-      config: {
-        rateLimit: { max: (k.config.httpLimits ?? DEFAULT_HTTP_LIMITS).authRateLimitPerMinute, timeWindow: 60_000 },
-        noStore: true,
-      },
-      schema: {
-        tags: ['identity'],
-        summary: 'Accept an invitation',
-        description:
-          "Signed in as the invited account (bearer token), or with that account's password, or — when no account owns the address — with a name and password for the new account.",
-        security: [],
-        body: Type.Object(
-          {
-            token: Type.String({ minLength: 1, maxLength: 200 }),
-            name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-            password: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
-          },
-          { additionalProperties: false },
-        ),
-        response: {
-          200: Type.Object({ userId: Uuid, org: Type.Object({ id: Uuid, kind: Type.String(), role: Type.String() }) }),
-        },
-      },
-    },
-    async (request) => {
-      const { token, name, password } = request.body
-      const { id, secret } = parseInvitationToken(token)
-      const found = await signInTx(k.db, async (tx) => {
-        const [inv] = await tx.sql<InvitationRow>('select * from trellis_auth_invitation(?::uuid)', [id])
-        const valid = checkInvitation(inv, secret)
-        return { inv: valid, account: await accountByEmail(tx, valid.email) }
-      })
-      const { inv, account } = found
-      const caller = request.principal
-      let who: Parameters<typeof acceptInvitation>[2]
-      if (account) {
-        if (caller?.kind === 'user' && caller.userId === account.id) who = { account }
-        else if (password !== undefined) {
-          k.loginLimiter.check(inv.email, request.ip)
-          if (!(await verifyPassword(password, account.password_hash))) {
-            k.loginLimiter.failed(inv.email, request.ip)
-            throw AUTH.INVALID_CREDENTIALS()
-          }
-          k.loginLimiter.succeeded(inv.email)
-          who = { account }
-        } else throw AUTH.INVITATION_ACCOUNT_REQUIRED()
-        if (account.status !== 'active') throw AUTH.ACCOUNT_DISABLED()
-      } else {
-        if (name === undefined || password === undefined) throw AUTH.INVITATION_ACCOUNT_REQUIRED()
-        assertPasswordStrength(password)
-        who = { newAccount: { name, passwordHash: await hashPassword(password) } }
-      }
-      const accepted = await orgTx(k, inv.tenant_id, (tx) => acceptInvitation(tx, inv, who, auditMeta(request)))
-      return { userId: accepted.userId, org: { id: inv.tenant_id, kind: inv.org_kind, role: accepted.role } }
     },
   )
 }

@@ -26,7 +26,9 @@ export async function revokeMemberAccess(
  * After the revoking transaction committed: this process refuses the ended sessions at once;
  * every other process does when its organisation status entry is next read (within its TTL).
  */
-export function announceRevoked(k: KernelContext, orgId: string, families: string[]): void {
+export type RevocationNotice = Pick<KernelContext, 'revokedSessions' | 'orgStatus'>
+
+export function announceRevoked(k: RevocationNotice, orgId: string, families: string[]): void {
   for (const f of families) k.revokedSessions.add(f)
   k.orgStatus.forget(orgId)
 }

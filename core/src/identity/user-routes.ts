@@ -1,16 +1,15 @@
 import { Type } from '@sinclair/typebox'
 import type { Api } from '../http/types.js'
-import { orgTx, type KernelContext } from '../kernel-context.js'
+import type { OrgTx } from '../http/route-deps.js'
 import { AUTH, KRN } from '../errors.js'
-import { appendAudit } from '../audit/audit-log.js'
+import { auditedWrite } from '../audit/audited-write.js'
 import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
 import { PageQuery, pageOf, decodeCursor, toPage } from '../http/pagination.js'
 import { KERNEL_PERMISSIONS as P, missingPermissions } from './permissions.js'
 import { findAssignableRole } from './roles.js'
 import type { Tx } from '../db/database.js'
-import { emitEvents, kernelEvent } from '../events/outbox.js'
-import { announceRevoked, revokeMemberAccess } from './revocation.js'
-import { registerInvitationRoutes } from './invitation-routes.js'
+import { kernelEvent } from '../events/outbox.js'
+import { type RevocationNotice, announceRevoked, revokeMemberAccess } from './revocation.js'
 
 const Member = Type.Object({
   id: Type.String({ format: 'uuid', description: 'The user id.' }),
@@ -56,8 +55,7 @@ async function memberOf(tx: Tx, userId: string): Promise<MemberRow> {
  * Users of the caller's organisation: its members, with one role each. People join through
  * invitations (invitation-routes.ts), never by an admin naming an existing account.
  */
-export function registerUserRoutes(app: Api, k: KernelContext): void {
-  registerInvitationRoutes(app, k)
+export function registerUserRoutes(app: Api, deps: { orgTx: OrgTx; revocation: RevocationNotice }): void {
   app.get(
     '/users',
     {
@@ -73,7 +71,7 @@ export function registerUserRoutes(app: Api, k: KernelContext): void {
       const p = principalOf(request)
       const after = decodeCursor(request.query.cursor)
       const limit = request.query.limit ?? 50
-      const rows = await orgTx(k, p.orgId, (tx) =>
+      const rows = await deps.orgTx(p.orgId, (tx) =>
         tx.sql<MemberRow>(`${MEMBER_SQL} where (?::uuid is null or m.id > ?::uuid) order by m.id limit ?`, [
           after,
           after,
@@ -101,7 +99,7 @@ export function registerUserRoutes(app: Api, k: KernelContext): void {
     },
     async (request) => {
       const p = principalOf(request)
-      return toMember(await orgTx(k, p.orgId, (tx) => memberOf(tx, request.params.id)))
+      return toMember(await deps.orgTx(p.orgId, (tx) => memberOf(tx, request.params.id)))
     },
   )
 
@@ -120,32 +118,38 @@ export function registerUserRoutes(app: Api, k: KernelContext): void {
     async (request) => {
       const p = principalOf(request)
       let ended: string[] = []
-      const member = await orgTx(k, p.orgId, async (tx) => {
+      const member = await deps.orgTx(p.orgId, async (tx) => {
         const before = await memberOf(tx, request.params.id)
         const target = await findAssignableRole(tx, p.orgId, p.orgKind, request.body.role)
         const missing = missingPermissions(p.permissions, target.permissions)
         if (missing.length) throw AUTH.PERMISSION_ESCALATION({ permissions: missing })
-        await tx.sql('update memberships set role_id = ?::uuid where user_id = ?::uuid', [target.id, request.params.id])
+        const id = request.params.id
+        await auditedWrite(tx, {
+          write: {
+            sql: 'update memberships set role_id = ?::uuid where user_id = ?::uuid returning id',
+            params: [target.id, id],
+          },
+          auditOrg: p.orgId,
+          audit: {
+            ...auditMeta(request),
+            action: 'membership.role_changed',
+            target: { kind: 'user', id },
+            data: { from: before.role, to: target.name },
+          },
+          events: [
+            kernelEvent('kernel.membership.role_changed', `user/${id}`, {
+              userId: id,
+              from: before.role,
+              to: target.name,
+            }),
+          ],
+        })
         // Access tokens carry the permissions they were issued with: the member signs in again
         // under the new role. API keys need no revoking: each request narrows a key to its creator's role.
-        ended = await revokeMemberAccess(tx, p.orgId, request.params.id, { apiKeys: false })
-        await appendAudit(tx, p.orgId, {
-          ...auditMeta(request),
-          action: 'membership.role_changed',
-          target: { kind: 'user', id: request.params.id },
-          data: { from: before.role, to: target.name },
-        })
-        await emitEvents(
-          tx,
-          kernelEvent('kernel.membership.role_changed', `user/${request.params.id}`, {
-            userId: request.params.id,
-            from: before.role,
-            to: target.name,
-          }),
-        )
+        ended = await revokeMemberAccess(tx, p.orgId, id, { apiKeys: false })
         return memberOf(tx, request.params.id)
       })
-      announceRevoked(k, p.orgId, ended)
+      announceRevoked(deps.revocation, p.orgId, ended)
       return toMember(member)
     },
   )
@@ -164,26 +168,24 @@ export function registerUserRoutes(app: Api, k: KernelContext): void {
     async (request, reply) => {
       const p = principalOf(request)
       if (request.params.id === p.userId) throw KRN.CONFLICT({ reason: 'you cannot remove yourself' })
-      const ended = await orgTx(k, p.orgId, async (tx) => {
+      const ended = await deps.orgTx(p.orgId, async (tx) => {
         const before = await memberOf(tx, request.params.id)
-        await tx.sql('delete from memberships where user_id = ?::uuid', [request.params.id])
-        const families = await revokeMemberAccess(tx, p.orgId, request.params.id, { apiKeys: true })
-        await appendAudit(tx, p.orgId, {
-          ...auditMeta(request),
-          action: 'membership.removed',
-          target: { kind: 'user', id: request.params.id },
-          data: { role: before.role },
+        const id = request.params.id
+        await auditedWrite(tx, {
+          write: { sql: 'delete from memberships where user_id = ?::uuid returning id', params: [id] },
+          auditOrg: p.orgId,
+          audit: {
+            ...auditMeta(request),
+            action: 'membership.removed',
+            target: { kind: 'user', id },
+            data: { role: before.role },
+          },
+          events: [kernelEvent('kernel.membership.removed', `user/${id}`, { userId: id, role: before.role })],
         })
-        await emitEvents(
-          tx,
-          kernelEvent('kernel.membership.removed', `user/${request.params.id}`, {
-            userId: request.params.id,
-            role: before.role,
-          }),
-        )
+        const families = await revokeMemberAccess(tx, p.orgId, id, { apiKeys: true })
         return families
       })
-      announceRevoked(k, p.orgId, ended)
+      announceRevoked(deps.revocation, p.orgId, ended)
       return reply.code(204).send(null)
     },
   )
