@@ -99,6 +99,11 @@ export interface DevKernelOptions {
   logLevel?: string
   /** Hosts the plugin's `ctx.http.fetch` may reach although they are private (e.g. `127.0.0.1` for a local mock). */
   egressAllow?: string[]
+  /**
+   * A PostgreSQL database (URL) to run on instead of the throw-away embedded one — for suites
+   * that run on both. The database should be empty: the kernel migrates it.
+   */
+  databaseUrl?: string
 }
 
 /** What `@trellis/core` exports as `startDevKernel`. */

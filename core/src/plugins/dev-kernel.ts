@@ -47,6 +47,7 @@ export async function startDevKernel(
     TRELLIS_DATA_DIR: '/nonexistent/trellis-dev',
     PORT: String(options.port ?? 0),
     HOST: options.host ?? '127.0.0.1',
+    ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : {}),
   }
   const kernel = await createKernel({
     config: loadConfig(env),
