@@ -6,6 +6,7 @@
 // Completion is a positive signal from outside the measured path: PostgreSQL notifies this
 // process (LISTEN bench_done) when an instance or a chain finishes; nothing polls.
 import { fileURLToPath } from 'node:url'
+import { Redis } from 'ioredis'
 import pg from 'pg'
 import { loadAverage, median, startServer, withBenchDatabase } from './_harness.js'
 
@@ -17,10 +18,12 @@ const TIMEOUT_MS = 300_000
 type Side = 'raw' | 'workflows'
 
 export async function run(): Promise<void> {
+  const prefix = `trellis-bench-wf-${process.pid}`
   await withBenchDatabase(`trellis_bench_wf_${process.pid}`, async (databaseUrl) => {
     const server = await startServer<{ url: string; concurrency: number }>(here('./servers/workflow-server.ts'), {
       DATABASE_URL: databaseUrl,
       TRELLIS_SECRET_KEY: 'd'.repeat(64),
+      TRELLIS_QUEUE_PREFIX: prefix,
     })
     const db = new pg.Client({ connectionString: databaseUrl })
     await db.connect()
@@ -90,5 +93,11 @@ export async function run(): Promise<void> {
       await db.end()
       await server.stop()
     }
+  }).finally(async () => {
+    if (!process.env.REDIS_URL) return
+    const r = new Redis(process.env.REDIS_URL)
+    const keys = await r.keys(`${prefix}*`)
+    if (keys.length) await r.del(...keys)
+    r.disconnect()
   })
 }
