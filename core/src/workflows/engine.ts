@@ -1,13 +1,11 @@
 import type { Logger } from 'pino'
-import type { ManifestWorkflow } from '@trellis/plugin-sdk'
-import type { Database, Tx } from '../db/database.js'
+import type { Database } from '../db/database.js'
 import type { JobQueue, QueueJob } from '../events/queue.js'
 import type { Installation } from '../plugins/installations.js'
 import type { TenantTx } from '../plugins/tenant-tx.js'
-import type { PluginVersion } from '../plugins/versions.js'
 import { systemClock, type WorkflowClock } from './clock.js'
-import { createInstance, workflowOf } from './instance-create.js'
-import type { InstanceRow, Wait } from './instance-row.js'
+import { createInstance } from './instance-create.js'
+import type { InstanceRow } from './instance-row.js'
 import { WorkflowSchedules } from './schedules.js'
 import { StepRunner } from './step-runner.js'
 import { WorkflowSweeper } from './sweeper.js'
@@ -55,6 +53,8 @@ export interface WorkflowEngineDeps {
  */
 export class WorkflowEngine {
   readonly clock: WorkflowClock
+  /** Resumes a waiting instance at `step` with `input`, in the caller's transaction (a task decided). */
+  readonly resume: InstanceTransitions['resume']
   private readonly transitions: InstanceTransitions
   private readonly steps: StepRunner
   private readonly events: WorkflowEvents
@@ -71,6 +71,7 @@ export class WorkflowEngine {
     const { db, logger, tenantTx, plugins } = deps
     const enqueue = (jobs: QueueJob[]) => this.enqueueAfterCommit(jobs)
     this.transitions = new InstanceTransitions(() => clock.now())
+    this.resume = this.transitions.resume.bind(this.transitions)
     this.steps = new StepRunner({ db, tenantTx, plugins, transitions: this.transitions })
     this.events = new WorkflowEvents({ tenantTx, transitions: this.transitions, create: createInstance, enqueue })
     const schedules = new WorkflowSchedules({ db, logger, tenantTx, plugins, create: createInstance, enqueue })
@@ -105,29 +106,6 @@ export class WorkflowEngine {
     if (jobs.length && !this.closed) await this.deps.queue.add(jobs)
   }
 
-  /** The workflow of an installation's version, checking the capability. */
-  workflowOf(inst: Installation, version: PluginVersion, workflow: string): ManifestWorkflow {
-    return workflowOf(inst, version, workflow)
-  }
-
-  /**
-   * Creates an instance in the caller's transaction, pinned to the installation's current
-   * version; returns it and the job to add once the transaction has committed. A `startKey`
-   * already used (the same event delivered twice) starts nothing.
-   */
-  create(
-    tx: Tx,
-    tenantId: string,
-    inst: Installation,
-    version: PluginVersion,
-    workflow: string,
-    input: unknown,
-    startedBy: string,
-    startKey?: string,
-  ): Promise<{ row: InstanceRow; job: QueueJob } | undefined> {
-    return createInstance(tx, tenantId, inst, version, workflow, input, startedBy, startKey)
-  }
-
   /** Starts an instance in its own transaction. */
   async startInstance(
     tenantId: string,
@@ -142,18 +120,6 @@ export class WorkflowEngine {
     })
     await this.enqueueAfterCommit([created!.job])
     return created!.row
-  }
-
-  /** Resumes a waiting instance at `step` with `input`, in the caller's transaction. */
-  resume(
-    tx: Tx,
-    tenantId: string,
-    instanceId: string,
-    expect: (w: Wait) => boolean,
-    step: (w: Wait) => string,
-    input: (w: Wait) => unknown,
-  ): Promise<QueueJob[]> {
-    return this.transitions.resume(tx, tenantId, instanceId, expect, step, input)
   }
 
   /** Sweeps now (timers, timeouts, SLAs, lost steps, schedules) and resolves when done. */

@@ -7,6 +7,37 @@ import { workflowMetrics } from './metrics.js'
 
 const at = (ms: number) => new Date(ms).toISOString()
 
+/** What a task event says of its task (a workflow_tasks row has these columns). */
+export interface TaskFields {
+  id: string
+  instance_id: string
+  plugin: string
+  workflow: string
+  title: string
+  role: string | null
+}
+
+/** Emits `workflow.task.<what>` about the task, with `extra` fields (the outcome, who decided). */
+export async function emitTaskEvent(
+  tx: Tx,
+  type: 'workflow.task.created' | 'workflow.task.escalated' | 'workflow.task.completed',
+  t: TaskFields,
+  extra: Record<string, unknown> = {},
+): Promise<void> {
+  await emitEvents(
+    tx,
+    kernelEvent(type, `workflow/${t.instance_id}`, {
+      taskId: t.id,
+      instanceId: t.instance_id,
+      plugin: t.plugin,
+      workflow: t.workflow,
+      title: t.title,
+      role: t.role,
+      ...extra,
+    }),
+  )
+}
+
 /**
  * Opens a human task for the instance (which now waits for it), due `slaMs` after `now`, and
  * says so with `workflow.task.created`.
@@ -46,17 +77,15 @@ export async function openTask(
     `update workflow_instances set step = null, step_seq = ?, attempt = 0, status = 'waiting', wait = ?::jsonb, run_at = 'infinity', compensations = ?::jsonb, updated_at = now() where id = ?::uuid`,
     [seq, JSON.stringify({ kind: 'task', taskId }), compensations, row.id],
   )
-  await emitEvents(
-    tx,
-    kernelEvent('workflow.task.created', `workflow/${row.id}`, {
-      taskId,
-      instanceId: row.id,
-      plugin: row.plugin,
-      workflow: row.workflow,
-      title: t.title,
-      role: t.role,
-    }),
-  )
+  const task = {
+    id: taskId,
+    instance_id: row.id,
+    plugin: row.plugin,
+    workflow: row.workflow,
+    title: t.title,
+    role: t.role,
+  }
+  await emitTaskEvent(tx, 'workflow.task.created', task)
   workflowMetrics.tasks.inc({ plugin: row.plugin, workflow: row.workflow, event: 'created' })
 }
 
@@ -65,14 +94,7 @@ export async function openTask(
  * once, and counted as a breach; without an escalation role it is only marked escalated.
  */
 export async function escalateTask(tx: Tx, taskId: string, now: number): Promise<void> {
-  const [t] = await tx.sql<{
-    id: string
-    instance_id: string
-    plugin: string
-    workflow: string
-    role: string | null
-    title: string
-  }>(
+  const [t] = await tx.sql<TaskFields>(
     `update workflow_tasks set escalated_at = ?::timestamptz, role = coalesce(escalate_to, role), status = case when escalate_to is null then status else 'open' end,
             claimed_by = case when escalate_to is null then claimed_by else null end,
             due_at = case when escalate_to is null or sla_ms is null then due_at else ?::timestamptz + (sla_ms || ' milliseconds')::interval end
@@ -80,16 +102,6 @@ export async function escalateTask(tx: Tx, taskId: string, now: number): Promise
     [at(now), at(now), taskId],
   )
   if (!t) return
-  await emitEvents(
-    tx,
-    kernelEvent('workflow.task.escalated', `workflow/${t.instance_id}`, {
-      taskId: t.id,
-      instanceId: t.instance_id,
-      plugin: t.plugin,
-      workflow: t.workflow,
-      title: t.title,
-      role: t.role,
-    }),
-  )
+  await emitTaskEvent(tx, 'workflow.task.escalated', t)
   workflowMetrics.tasks.inc({ plugin: t.plugin, workflow: t.workflow, event: 'escalated' })
 }
