@@ -7,7 +7,7 @@ import { AUTH, KRN } from '../errors.js'
 import { appendAudit } from '../audit/audit-log.js'
 import { auditMeta, principalOf } from '../http/guards.js'
 import { PageQuery, decodeCursor, toPageOf } from '../http/pagination.js'
-import { emitEvents, kernelEvent } from '../events/outbox.js'
+import { emitTaskEvent } from './human-tasks.js'
 import type { Principal } from '../identity/principal.js'
 import { WFL } from './errors.js'
 import { TaskView, taskView, type TaskRow } from './task-view.js'
@@ -187,19 +187,7 @@ export function registerTaskRoutes(app: Api, k: KernelContext): void {
           target: { kind: 'workflow_task', id: t.id },
           data: { title: t.title, role: t.role, outcome, data, instanceId: t.instance_id },
         })
-        await emitEvents(
-          tx,
-          kernelEvent('workflow.task.completed', `workflow/${t.instance_id}`, {
-            taskId: t.id,
-            instanceId: t.instance_id,
-            plugin: t.plugin,
-            workflow: t.workflow,
-            title: t.title,
-            role: t.role,
-            outcome,
-            by: p.userId,
-          }),
-        )
+        await emitTaskEvent(tx, 'workflow.task.completed', t, { outcome, by: p.userId })
         const jobs = await k.workflows.resume(
           tx,
           p.orgId,
