@@ -37,6 +37,8 @@ import { registerWebhookSecretRoutes } from '../events/webhook-secret-routes.js'
 import { registerWebhookDeliveryRoutes } from '../events/webhook-delivery-routes.js'
 import { registerPluginRoutes } from '../plugins/plugin-routes.js'
 import { registerInstallationRoutes } from '../plugins/installation-routes.js'
+import { registerInvocationRoutes } from '../plugins/installation-invocation-routes.js'
+import { dependentsOf, installVersion, installableVersion, switchVersion } from '../plugins/lifecycle.js'
 import { registerUpgradeRoutes } from '../plugins/upgrade-routes.js'
 import { registerPublisherRoutes } from '../plugins/publisher-routes.js'
 import { withPluginPaths } from '../plugins/openapi.js'
@@ -246,9 +248,23 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       registerWebhookSecretRoutes(v1, { orgTx, secrets: k.secrets })
       registerWebhookDeliveryRoutes(v1, { orgTx, requeue: (id, org, attempts) => k.events.requeue(id, org, attempts) })
       registerPublisherRoutes(v1, k)
-      registerInstallationRoutes(v1, k)
-      registerUpgradeRoutes(v1, k)
-      registerPluginRoutes(v1, k)
+      registerInstallationRoutes(v1, {
+        orgTx,
+        db: k.db,
+        plugins: k.plugins,
+        secrets: k.secrets,
+        install: (tenantId, req, meta) => installVersion(k, tenantId, req, meta),
+        dependentsOf: (tx, tenantId, plugin) => dependentsOf(k, tx, tenantId, plugin),
+      })
+      registerInvocationRoutes(v1, { orgTx, db: k.db, flushRecords: () => k.plugins.recorder.flush() })
+      registerUpgradeRoutes(v1, {
+        orgTx,
+        db: k.db,
+        plugins: k.plugins,
+        installableVersion: (tx, plugin, version) => installableVersion(k, tx, plugin, version),
+        switchVersion: (tx, inst, from, to, how) => switchVersion(k, tx, inst, from, to, how),
+      })
+      registerPluginRoutes(v1, { plugins: k.plugins })
       registerInstanceRoutes(v1, k)
       registerTaskRoutes(v1, k)
       for (const ext of opts.extensions ?? []) ext.routes?.(v1, k)

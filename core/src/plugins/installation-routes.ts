@@ -1,14 +1,15 @@
 import { Type } from '@sinclair/typebox'
-import type { FastifyRequest } from 'fastify'
 import type { Api } from '../http/types.js'
-import { orgTx, type KernelContext } from '../kernel-context.js'
-import { AUTH, KRN, PLG } from '../errors.js'
-import { appendAudit } from '../audit/audit-log.js'
+import type { OrgTx } from '../http/route-deps.js'
+import type { Database, Tx } from '../db/database.js'
+import type { SecretBox } from '../crypto/secret-box.js'
+import type { AuditRecord } from '../audit/audit-log.js'
+import { KRN, PLG } from '../errors.js'
+import { auditedWrite } from '../audit/audited-write.js'
 import { auditMeta, principalOf } from '../http/guards.js'
-import { PageQuery, pageOf, decodeCursor, toPage, toPageOf } from '../http/pagination.js'
-import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
-import type { Principal } from '../identity/principal.js'
-import { PLATFORM_ORG } from '../db/database.js'
+import { PageQuery, pageOf, decodeCursor, toPage } from '../http/pagination.js'
+import { kernelEvent } from '../events/outbox.js'
+import type { PluginHost } from './plugin-host.js'
 import {
   INSTALLATION_COLS,
   openSecrets,
@@ -19,128 +20,34 @@ import {
   type Installation,
   type InstallationRow,
 } from './installations.js'
-import { dependentsOf, installVersion, listDiff, loadInstallation } from './lifecycle.js'
-import { emitEvents, kernelEvent } from '../events/outbox.js'
+import type { installVersion } from './lifecycle.js'
+import { installationView, readerTenant, targetTenant } from './installation-access.js'
+import { IdParams, InstallationView, PLUGIN_NAME, TenantQuery } from './installation-schemas.js'
 
-const Uuid = Type.String({ format: 'uuid' })
-export const InstallationView = Type.Object({
-  id: Uuid,
-  tenantId: Uuid,
-  plugin: Type.String(),
-  version: Type.String(),
-  versionId: Uuid,
-  mount: Type.String({ description: 'Routes are served under /v1/x/<mount>/….' }),
-  capabilities: Type.Array(Type.String(), { description: 'Capabilities the tenant consented to.' }),
-  settings: Type.Record(Type.String(), Type.Unknown(), { description: 'Settings; secret ones are never returned.' }),
-  secrets: Type.Array(Type.String(), { description: 'Names of the secret settings that have a value.' }),
-  status: Type.String(),
-  installedBy: Type.String(),
-  history: Type.Array(Type.Object({ versionId: Uuid, version: Type.String(), at: Type.String() }), {
-    description: 'Versions installed before, oldest first: what rollback returns to.',
-  }),
-  pendingUpgrade: Type.Union([
-    Type.Object(
-      {
-        versionId: Uuid,
-        version: Type.String(),
-        capabilities: Type.Object({ added: Type.Array(Type.String()), removed: Type.Array(Type.String()) }),
-      },
-      { description: 'An upgrade waiting for consent to the capabilities it adds.' },
-    ),
-    Type.Null(),
-  ]),
-  createdAt: Type.String({ format: 'date-time' }),
-  updatedAt: Type.String({ format: 'date-time' }),
-})
-const InvocationView = Type.Object({
-  id: Uuid,
-  plugin: Type.String(),
-  version: Type.String(),
-  entryKind: Type.String(),
-  entryName: Type.String(),
-  callerKind: Type.String(),
-  callerId: Type.String(),
-  startedAt: Type.String({ format: 'date-time' }),
-  wallMs: Type.Number(),
-  cpuMs: Type.Number(),
-  hostCalls: Type.Integer(),
-  outcome: Type.String(),
-  errorCode: Type.Union([Type.String(), Type.Null()]),
-  logs: Type.Array(
-    Type.Object({
-      level: Type.String(),
-      message: Type.String(),
-      fields: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-      time: Type.String(),
-    }),
-  ),
-})
-export const TenantQuery = Type.Object({
-  tenantId: Type.Optional(
-    Type.String({ format: 'uuid', description: 'Platform admins and partner admins act on a tenant they manage.' }),
-  ),
-})
-const IdParams = Type.Object({ id: Uuid })
-const PLUGIN_NAME = '^@[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*$'
+// Kept where they always were for the modules that import them from here.
+export { installationView, targetTenant } from './installation-access.js'
+export { InstallationView, TenantQuery, invocationView } from './installation-schemas.js'
 
-/**
- * The tenant a request acts on: the caller's own, or — for platform admins and the partner
- * managing it — the one named by `?tenantId=`. Anyone else naming another tenant gets 404.
- */
-export async function targetTenant(k: KernelContext, p: Principal, tenantId: string | undefined): Promise<string> {
-  if (!p.permissions.has(P.pluginsInstall) && !p.permissions.has(P.platformAdmin))
-    throw AUTH.FORBIDDEN({ permission: P.pluginsInstall })
-  if (!tenantId || tenantId === p.orgId) {
-    if (p.orgKind !== 'tenant') throw KRN.VALIDATION_FAILED({ reason: 'name the tenant with ?tenantId=' })
-    return p.orgId
-  }
-  const [t] = await k.db.unscoped((tx) =>
-    tx.sql<{ id: string; partner_id: string | null }>('select id, partner_id from tenants where id = ?::uuid', [
-      tenantId,
-    ]),
-  )
-  const allowed =
-    t &&
-    ((p.orgKind === 'platform' && p.orgId === PLATFORM_ORG) || (p.orgKind === 'partner' && t.partner_id === p.orgId))
-  if (!allowed) throw KRN.NOT_FOUND({ what: 'tenant' })
-  return t.id
+export interface InstallationRouteDeps {
+  orgTx: OrgTx
+  db: Pick<Database, 'unscoped' | 'inOrg'>
+  plugins: Pick<PluginHost, 'versions' | 'forgetTenant' | 'data'>
+  secrets: SecretBox
+  /** Installs an approved version (see plugins/lifecycle.ts). */
+  install(
+    tenantId: string,
+    req: Parameters<typeof installVersion>[2],
+    meta: Pick<AuditRecord, 'actor' | 'ip' | 'requestId'>,
+  ): Promise<Installation>
+  /** Installed plugins of the tenant that depend on `plugin`. */
+  dependentsOf(tx: Tx, tenantId: string, plugin: string): Promise<string[]>
 }
 
-/** Routes that may read but not change installations: tenant members with audit.read see them too. */
-async function readerTenant(k: KernelContext, request: FastifyRequest, tenantId: string | undefined): Promise<string> {
-  const p = principalOf(request)
-  if (!tenantId && p.orgKind === 'tenant' && (p.permissions.has(P.auditRead) || p.permissions.has(P.pluginsInstall)))
-    return p.orgId
-  return targetTenant(k, p, tenantId)
-}
-
-/** An installation as the API shows it: never its secrets, with its history and any upgrade awaiting consent. */
-export async function installationView(k: KernelContext, inst: Installation) {
-  return k.db.inOrg(inst.tenantId, async (tx) => {
-    const full = await loadInstallation(tx, inst.id).catch(() => ({ ...inst, history: [], pendingVersionId: null }))
-    const v = await k.plugins.versions.byId(tx, full.versionId)
-    const pending = full.pendingVersionId ? await k.plugins.versions.byId(tx, full.pendingVersionId) : undefined
-    const { secretsEnc: _s, secretNames, pendingVersionId: _p, ...rest } = full
-    return {
-      ...rest,
-      version: v?.version ?? 'unknown',
-      secrets: secretNames,
-      pendingUpgrade:
-        pending && v
-          ? {
-              versionId: pending.id,
-              version: pending.version,
-              capabilities: listDiff(v.manifest.capabilities, pending.manifest.capabilities),
-            }
-          : null,
-    }
-  })
-}
-
-export function registerInstallationRoutes(app: Api, k: KernelContext): void {
-  const host = () => k.plugins
-  const view = (inst: Installation) => installationView(k, inst)
-  const load = async (tx: Parameters<Parameters<typeof orgTx>[2]>[0], id: string) => {
+/** A tenant's installations: install, read, configure, disable and uninstall. */
+export function registerInstallationRoutes(app: Api, deps: InstallationRouteDeps): void {
+  const host = () => deps.plugins
+  const view = (inst: Installation) => installationView(deps, inst)
+  const load = async (tx: Tx, id: string) => {
     const [row] = await tx.sql<InstallationRow>(
       `select ${INSTALLATION_COLS} from plugin_installations where id = ?::uuid`,
       [id],
@@ -183,11 +90,10 @@ export function registerInstallationRoutes(app: Api, k: KernelContext): void {
     },
     async (request, reply) => {
       const p = principalOf(request)
-      const tenantId = await targetTenant(k, p, request.query.tenantId)
+      const tenantId = await targetTenant(deps, p, request.query.tenantId)
       const body = request.body
       const meta = auditMeta(request)
-      const inst = await installVersion(
-        k,
+      const inst = await deps.install(
         tenantId,
         {
           plugin: body.plugin,
@@ -215,10 +121,10 @@ export function registerInstallationRoutes(app: Api, k: KernelContext): void {
       },
     },
     async (request) => {
-      const tenantId = await readerTenant(k, request, request.query.tenantId)
+      const tenantId = await readerTenant(deps, request, request.query.tenantId)
       const after = decodeCursor(request.query.cursor)
       const limit = request.query.limit ?? 50
-      const rows = await orgTx(k, tenantId, (tx) =>
+      const rows = await deps.orgTx(tenantId, (tx) =>
         tx.sql<InstallationRow>(
           `select ${INSTALLATION_COLS} from plugin_installations where (?::uuid is null or id > ?::uuid) order by id limit ?`,
           [after, after, limit + 1],
@@ -241,8 +147,8 @@ export function registerInstallationRoutes(app: Api, k: KernelContext): void {
       },
     },
     async (request) => {
-      const tenantId = await readerTenant(k, request, request.query.tenantId)
-      return view(await orgTx(k, tenantId, (tx) => load(tx, request.params.id)))
+      const tenantId = await readerTenant(deps, request, request.query.tenantId)
+      return view(await deps.orgTx(tenantId, (tx) => load(tx, request.params.id)))
     },
   )
 
@@ -265,9 +171,9 @@ export function registerInstallationRoutes(app: Api, k: KernelContext): void {
       },
     },
     async (request) => {
-      const tenantId = await targetTenant(k, principalOf(request), request.query.tenantId)
+      const tenantId = await targetTenant(deps, principalOf(request), request.query.tenantId)
       const meta = auditMeta(request)
-      const inst = await orgTx(k, tenantId, async (tx) => {
+      const inst = await deps.orgTx(tenantId, async (tx) => {
         const current = await load(tx, request.params.id)
         const version = await host().versions.byId(tx, current.versionId)
         if (!version) throw PLG.VERSION_NOT_FOUND({ name: current.plugin })
@@ -275,7 +181,7 @@ export function registerInstallationRoutes(app: Api, k: KernelContext): void {
         let sealed = current.secretsEnc
         let names = current.secretNames
         if (request.body.settings) {
-          const merged: Record<string, unknown> = { ...current.settings, ...openSecrets(k.secrets, current) }
+          const merged: Record<string, unknown> = { ...current.settings, ...openSecrets(deps.secrets, current) }
           for (const [key, value] of Object.entries(request.body.settings)) {
             if (value === null) delete merged[key]
             else merged[key] = value
@@ -283,24 +189,27 @@ export function registerInstallationRoutes(app: Api, k: KernelContext): void {
           const split = splitSettings(version, merged)
           settings = split.settings
           names = Object.keys(split.secrets)
-          sealed = names.length ? k.secrets.seal(JSON.stringify(split.secrets), secretsAd(current.id)) : null
+          sealed = names.length ? deps.secrets.seal(JSON.stringify(split.secrets), secretsAd(current.id)) : null
         }
-        const [row] = await tx.sql<InstallationRow>(
-          `update plugin_installations set settings = ?::jsonb, secrets_enc = ?, secret_names = ?::text[], status = ?, updated_at = now() where id = ?::uuid returning ${INSTALLATION_COLS}`,
-          [JSON.stringify(settings), sealed, names, request.body.status ?? current.status, current.id],
-        )
         const changed = Object.keys(request.body.settings ?? {})
-        await appendAudit(tx, tenantId, {
-          ...meta,
-          action:
-            request.body.status && request.body.status !== current.status
-              ? `plugin.${request.body.status === 'disabled' ? 'disabled' : 'enabled'}`
-              : 'plugin.settings.updated',
-          target: { kind: 'plugin_installation', id: current.id },
-          data: {
-            plugin: current.plugin,
-            settings: changed.filter((c) => !secretKeys(version).has(c)),
-            secrets: changed.filter((c) => secretKeys(version).has(c)),
+        const [row] = await auditedWrite<InstallationRow>(tx, {
+          write: {
+            sql: `update plugin_installations set settings = ?::jsonb, secrets_enc = ?, secret_names = ?::text[], status = ?, updated_at = now() where id = ?::uuid returning ${INSTALLATION_COLS}`,
+            params: [JSON.stringify(settings), sealed, names, request.body.status ?? current.status, current.id],
+          },
+          auditOrg: tenantId,
+          audit: {
+            ...meta,
+            action:
+              request.body.status && request.body.status !== current.status
+                ? `plugin.${request.body.status === 'disabled' ? 'disabled' : 'enabled'}`
+                : 'plugin.settings.updated',
+            target: { kind: 'plugin_installation', id: current.id },
+            data: {
+              plugin: current.plugin,
+              settings: changed.filter((c) => !secretKeys(version).has(c)),
+              secrets: changed.filter((c) => secretKeys(version).has(c)),
+            },
           },
         })
         return toInstallation(row!)
@@ -330,80 +239,36 @@ export function registerInstallationRoutes(app: Api, k: KernelContext): void {
       },
     },
     async (request, reply) => {
-      const tenantId = await targetTenant(k, principalOf(request), request.query.tenantId)
+      const tenantId = await targetTenant(deps, principalOf(request), request.query.tenantId)
       const keepData = request.query.keepData ?? true
       const meta = auditMeta(request)
-      await orgTx(k, tenantId, async (tx) => {
+      await deps.orgTx(tenantId, async (tx) => {
         const current = await load(tx, request.params.id)
-        const dependents = await dependentsOf(k, tx, tenantId, current.plugin)
+        const dependents = await deps.dependentsOf(tx, tenantId, current.plugin)
         if (dependents.length && !request.query.force) throw PLG.DEPENDED_ON({ plugin: current.plugin, dependents })
-        await tx.sql('delete from plugin_installations where id = ?::uuid', [current.id])
+        // Records are dropped first: how many is part of the audit entry.
         const deleted = keepData ? 0 : await host().data.dropPluginData(tx, current.plugin)
-        await appendAudit(tx, tenantId, {
-          ...meta,
-          action: 'plugin.uninstalled',
-          target: { kind: 'plugin_installation', id: current.id },
-          data: { plugin: current.plugin, keepData, recordsDeleted: deleted, dependents },
+        await auditedWrite(tx, {
+          write: { sql: 'delete from plugin_installations where id = ?::uuid returning id', params: [current.id] },
+          auditOrg: tenantId,
+          audit: {
+            ...meta,
+            action: 'plugin.uninstalled',
+            target: { kind: 'plugin_installation', id: current.id },
+            data: { plugin: current.plugin, keepData, recordsDeleted: deleted, dependents },
+          },
+          events: [
+            kernelEvent('marketplace.installation.removed', `installation/${current.id}`, {
+              installationId: current.id,
+              plugin: current.plugin,
+              keepData,
+            }),
+          ],
         })
-        await emitEvents(
-          tx,
-          kernelEvent('marketplace.installation.removed', `installation/${current.id}`, {
-            installationId: current.id,
-            plugin: current.plugin,
-            keepData,
-          }),
-        )
       })
       host().forgetTenant(tenantId)
       reply.code(204)
       return null
     },
   )
-
-  app.get(
-    '/installations/:id/invocations',
-    {
-      schema: {
-        tags: ['plugins'],
-        summary: 'Invocation records of an installation, newest first: duration, CPU, host calls, outcome, log lines',
-        params: IdParams,
-        querystring: Type.Intersect([TenantQuery, Type.Object(PageQuery)]),
-        response: { 200: pageOf(InvocationView) },
-      },
-    },
-    async (request) => {
-      const tenantId = await readerTenant(k, request, request.query.tenantId)
-      await k.plugins.recorder.flush()
-      const before = decodeCursor(request.query.cursor)
-      const limit = request.query.limit ?? 50
-      const rows = await orgTx(k, tenantId, async (tx) => {
-        await load(tx, request.params.id)
-        return tx.sql<Record<string, unknown>>(
-          `select * from plugin_invocations where installation_id = ?::uuid and (?::uuid is null or id < ?::uuid) order by id desc limit ?`,
-          [request.params.id, before, before, limit + 1],
-        )
-      })
-      return toPageOf(rows as Array<Record<string, unknown> & { id: string }>, limit, invocationView)
-    },
-  )
-}
-
-/** An invocation row as the API shows it. */
-export function invocationView(r: Record<string, unknown>) {
-  return {
-    id: r.id as string,
-    plugin: r.plugin as string,
-    version: r.version as string,
-    entryKind: r.entry_kind as string,
-    entryName: r.entry_name as string,
-    callerKind: r.caller_kind as string,
-    callerId: r.caller_id as string,
-    startedAt: new Date(r.started_at as string).toISOString(),
-    wallMs: Number(r.wall_ms),
-    cpuMs: Number(r.cpu_ms),
-    hostCalls: Number(r.host_calls),
-    outcome: r.outcome as string,
-    errorCode: (r.error_code as string | null) ?? null,
-    logs: (r.logs as Array<{ level: string; message: string; time: string }>) ?? [],
-  }
 }

@@ -2,8 +2,9 @@ import semver from 'semver'
 import type { Tx } from '../db/database.js'
 import type { KernelContext } from '../kernel-context.js'
 import { KRN, PLG } from '../errors.js'
-import { appendAudit, type AuditRecord } from '../audit/audit-log.js'
-import { emitEvents, kernelEvent } from '../events/outbox.js'
+import type { AuditRecord } from '../audit/audit-log.js'
+import { auditedWrite } from '../audit/audited-write.js'
+import { kernelEvent } from '../events/outbox.js'
 import {
   checkConsent,
   defaultMount,
@@ -140,30 +141,32 @@ export async function switchVersion(
   )
   await k.plugins.data.ensureIndexes(tx, to.name, to.manifest.collections ?? {})
   const diff = listDiff(from.manifest.capabilities, to.manifest.capabilities)
-  await appendAudit(tx, inst.tenantId, {
-    ...how.meta,
-    action: `plugin.${how.action}`,
-    target: { kind: 'plugin_installation', id: inst.id },
-    data: {
-      plugin: to.name,
-      from: from.version,
-      to: to.version,
-      sha256: to.sha256,
-      capabilities: to.manifest.capabilities,
-      added: diff.added,
-      removed: diff.removed,
+  await auditedWrite(tx, {
+    auditOrg: inst.tenantId,
+    audit: {
+      ...how.meta,
+      action: `plugin.${how.action}`,
+      target: { kind: 'plugin_installation', id: inst.id },
+      data: {
+        plugin: to.name,
+        from: from.version,
+        to: to.version,
+        sha256: to.sha256,
+        capabilities: to.manifest.capabilities,
+        added: diff.added,
+        removed: diff.removed,
+      },
     },
+    events: [
+      kernelEvent(`marketplace.installation.${how.action}`, `installation/${inst.id}`, {
+        installationId: inst.id,
+        plugin: to.name,
+        version: to.version,
+        capabilities: to.manifest.capabilities,
+        from: from.version,
+      }),
+    ],
   })
-  await emitEvents(
-    tx,
-    kernelEvent(`marketplace.installation.${how.action}`, `installation/${inst.id}`, {
-      installationId: inst.id,
-      plugin: to.name,
-      version: to.version,
-      capabilities: to.manifest.capabilities,
-      from: from.version,
-    }),
-  )
   return toInstallation(row!)
 }
 
@@ -200,28 +203,30 @@ export async function installVersion(
       installedBy: req.installedBy,
     })
     await k.plugins.data.ensureIndexes(tx, version.name, version.manifest.collections ?? {})
-    await appendAudit(tx, tenantId, {
-      ...meta,
-      action: 'plugin.installed',
-      target: { kind: 'plugin_installation', id: created.id },
-      data: {
-        plugin: version.name,
-        version: version.version,
-        sha256: version.sha256,
-        capabilities: created.capabilities,
-        settings: Object.keys(settings),
-        secrets: Object.keys(secrets),
+    await auditedWrite(tx, {
+      auditOrg: tenantId,
+      audit: {
+        ...meta,
+        action: 'plugin.installed',
+        target: { kind: 'plugin_installation', id: created.id },
+        data: {
+          plugin: version.name,
+          version: version.version,
+          sha256: version.sha256,
+          capabilities: created.capabilities,
+          settings: Object.keys(settings),
+          secrets: Object.keys(secrets),
+        },
       },
+      events: [
+        kernelEvent('marketplace.installation.created', `installation/${created.id}`, {
+          installationId: created.id,
+          plugin: version.name,
+          version: version.version,
+          capabilities: created.capabilities,
+        }),
+      ],
     })
-    await emitEvents(
-      tx,
-      kernelEvent('marketplace.installation.created', `installation/${created.id}`, {
-        installationId: created.id,
-        plugin: version.name,
-        version: version.version,
-        capabilities: created.capabilities,
-      }),
-    )
     return created
   })
   k.plugins.forgetTenant(tenantId)

@@ -1,5 +1,5 @@
 import type { PluginManifest } from '@trellis/plugin-sdk'
-import type { KernelContext } from '../kernel-context.js'
+import type { Database } from '../db/database.js'
 import { PLATFORM_ORG } from '../db/database.js'
 import { defaultMount } from './installations.js'
 import { openApiPath, routeTable } from './route-table.js'
@@ -17,7 +17,7 @@ const TTL_MS = 5000
  * under `/v1/x/<name without scope>/…`, with the request and response schemas the kernel
  * enforces for them.
  */
-export async function withPluginPaths(k: KernelContext, spec: Spec): Promise<Spec> {
+export async function withPluginPaths(k: { db: Pick<Database, 'inOrg'> }, spec: Spec): Promise<Spec> {
   if (!cached || Date.now() - cached.at > TTL_MS) {
     const rows = await k.db.inOrg(PLATFORM_ORG, (tx) =>
       tx.sql<{ manifest: PluginManifest }>(

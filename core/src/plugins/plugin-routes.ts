@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { isTrellisError, PROBLEM_TYPE_PREFIX, type RouteOutput } from '@trellis/plugin-sdk'
 import { redactUrl } from '../observability/redact.js'
 import type { Api } from '../http/types.js'
-import type { KernelContext } from '../kernel-context.js'
+import type { PluginHost } from './plugin-host.js'
 import { AUTH, KRN, PLG } from '../errors.js'
 import { principalOf } from '../http/guards.js'
 import { KERNEL_PERMISSIONS } from '../identity/permissions.js'
@@ -44,15 +44,18 @@ function splitMount(wild: string): { mount: string; byName: boolean; rest: strin
  * with the caller's identity. Permissions and request schemas declared in the manifest are
  * enforced before the plugin runs, response schemas after.
  */
-export function registerPluginRoutes(app: Api, k: KernelContext): void {
+export function registerPluginRoutes(
+  app: Api,
+  deps: { plugins: Pick<PluginHost, 'installed' | 'currentVersion' | 'invoke'> },
+): void {
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
     const p = principalOf(request)
     const { mount, byName, rest } = splitMount((request.params as { '*': string })['*'])
     const tenantId = p.orgId
-    const plugins = p.orgKind === 'tenant' ? await k.plugins.installed(tenantId) : undefined
+    const plugins = p.orgKind === 'tenant' ? await deps.plugins.installed(tenantId) : undefined
     const inst = byName ? plugins?.byPlugin.get(mount) : plugins?.byMount.get(mount)
     if (!inst) throw PLG.NOT_INSTALLED({ name: mount })
-    const version = await k.plugins.currentVersion(tenantId, inst)
+    const version = await deps.plugins.currentVersion(tenantId, inst)
     const method = request.method.toUpperCase()
     const found = matchRoute(version.manifest, method, rest)
     if (!found || 'methodMismatch' in found) throw KRN.ROUTE_NOT_FOUND({ method, url: request.url.split('?')[0]! })
@@ -69,7 +72,7 @@ export function registerPluginRoutes(app: Api, k: KernelContext): void {
     const headers: Record<string, string> = {}
     for (const [h, v] of Object.entries(request.headers))
       if (h !== 'authorization' && h !== 'cookie' && typeof v === 'string') headers[h] = v
-    const output = (await k.plugins
+    const output = (await deps.plugins
       .invoke({
         tenantId,
         installation: inst,

@@ -1,14 +1,29 @@
 import { Type } from '@sinclair/typebox'
 import semver from 'semver'
 import type { Api } from '../http/types.js'
-import { orgTx, type KernelContext } from '../kernel-context.js'
+import type { OrgTx } from '../http/route-deps.js'
+import type { Database, Tx } from '../db/database.js'
+import type { PluginHost } from './plugin-host.js'
 import { PLG } from '../errors.js'
-import { appendAudit } from '../audit/audit-log.js'
+import { auditedWrite } from '../audit/audited-write.js'
 import { auditMeta, principalOf } from '../http/guards.js'
-import { emitEvents, kernelEvent } from '../events/outbox.js'
-import { installableVersion, listDiff, loadInstallation, switchVersion } from './lifecycle.js'
+import { kernelEvent } from '../events/outbox.js'
+import { listDiff, loadInstallation, type installableVersion, type switchVersion } from './lifecycle.js'
 import { checkConsent } from './installations.js'
-import { InstallationView, TenantQuery, installationView, targetTenant } from './installation-routes.js'
+import { installationView, targetTenant } from './installation-access.js'
+import { InstallationView, TenantQuery } from './installation-schemas.js'
+
+type Rest<F> = F extends (k: never, ...rest: infer R) => infer T ? (...rest: R) => T : never
+
+export interface UpgradeRouteDeps {
+  orgTx: OrgTx
+  db: Pick<Database, 'unscoped' | 'inOrg'>
+  plugins: Pick<PluginHost, 'versions' | 'forgetTenant' | 'installPolicy'>
+  /** An approved version the tenant may install (see plugins/lifecycle.ts). */
+  installableVersion: Rest<typeof installableVersion>
+  /** Moves an installation to another version, audited (see plugins/lifecycle.ts). */
+  switchVersion: Rest<typeof switchVersion>
+}
 
 const IdParams = Type.Object({ id: Type.String({ format: 'uuid' }) })
 const Capabilities = Type.Array(Type.String({ maxLength: 300 }), { maxItems: 100 })
@@ -23,7 +38,7 @@ const Pending = Type.Object({
  * for no capability beyond what the tenant granted happens at once; one that asks for more
  * waits (202) until a tenant admin consents to exactly the new list.
  */
-export function registerUpgradeRoutes(app: Api, k: KernelContext): void {
+export function registerUpgradeRoutes(app: Api, deps: UpgradeRouteDeps): void {
   app.post(
     '/installations/:id/upgrade',
     {
@@ -41,56 +56,58 @@ export function registerUpgradeRoutes(app: Api, k: KernelContext): void {
       },
     },
     async (request, reply) => {
-      const tenantId = await targetTenant(k, principalOf(request), request.query.tenantId)
+      const tenantId = await targetTenant(deps, principalOf(request), request.query.tenantId)
       const meta = auditMeta(request)
-      const result = await orgTx(k, tenantId, async (tx) => {
+      const result = await deps.orgTx(tenantId, async (tx) => {
         const inst = await loadInstallation(tx, request.params.id)
-        const from = await k.plugins.versions.byId(tx, inst.versionId)
+        const from = await deps.plugins.versions.byId(tx, inst.versionId)
         if (!from) throw PLG.VERSION_NOT_FOUND({ name: inst.plugin })
-        const to = await installableVersion(k, tx, inst.plugin, request.body.version)
+        const to = await deps.installableVersion(tx, inst.plugin, request.body.version)
         if (!semver.gt(to.version, from.version)) throw PLG.NOT_AN_UPGRADE({ from: from.version, to: to.version })
-        await k.plugins.installPolicy?.(tx, tenantId, to)
+        await deps.plugins.installPolicy?.(tx, tenantId, to)
         const diff = listDiff(inst.capabilities, to.manifest.capabilities)
         if (diff.added.length > 0 && request.body.capabilities === undefined) {
-          await tx.sql(
-            'update plugin_installations set pending_version_id = ?::uuid, updated_at = now() where id = ?::uuid',
-            [to.id, inst.id],
-          )
-          await appendAudit(tx, tenantId, {
-            ...meta,
-            action: 'plugin.upgrade_pending',
-            target: { kind: 'plugin_installation', id: inst.id },
-            data: { plugin: to.name, from: from.version, to: to.version, added: diff.added },
+          await auditedWrite(tx, {
+            write: {
+              sql: 'update plugin_installations set pending_version_id = ?::uuid, updated_at = now() where id = ?::uuid returning id',
+              params: [to.id, inst.id],
+            },
+            auditOrg: tenantId,
+            audit: {
+              ...meta,
+              action: 'plugin.upgrade_pending',
+              target: { kind: 'plugin_installation', id: inst.id },
+              data: { plugin: to.name, from: from.version, to: to.version, added: diff.added },
+            },
+            events: [
+              kernelEvent('marketplace.installation.upgrade_pending', `installation/${inst.id}`, {
+                installationId: inst.id,
+                plugin: to.name,
+                version: to.version,
+                capabilities: to.manifest.capabilities,
+                from: from.version,
+                added: diff.added,
+              }),
+            ],
           })
-          await emitEvents(
-            tx,
-            kernelEvent('marketplace.installation.upgrade_pending', `installation/${inst.id}`, {
-              installationId: inst.id,
-              plugin: to.name,
-              version: to.version,
-              capabilities: to.manifest.capabilities,
-              from: from.version,
-              added: diff.added,
-            }),
-          )
           return { pending: true as const, inst, diff }
         }
         if (request.body.capabilities !== undefined) checkConsent(to, request.body.capabilities)
         return {
           pending: false as const,
-          inst: await switchVersion(k, tx, inst, from, to, { action: 'upgraded', meta }),
+          inst: await deps.switchVersion(tx, inst, from, to, { action: 'upgraded', meta }),
         }
       })
-      k.plugins.forgetTenant(tenantId)
+      deps.plugins.forgetTenant(tenantId)
       if (result.pending) {
         reply.code(202)
         return {
           status: 'awaiting_consent' as const,
-          installation: await installationView(k, result.inst),
+          installation: await installationView(deps, result.inst),
           capabilities: result.diff,
         }
       }
-      return installationView(k, result.inst)
+      return installationView(deps, result.inst)
     },
   )
 
@@ -108,20 +125,20 @@ export function registerUpgradeRoutes(app: Api, k: KernelContext): void {
       },
     },
     async (request) => {
-      const tenantId = await targetTenant(k, principalOf(request), request.query.tenantId)
+      const tenantId = await targetTenant(deps, principalOf(request), request.query.tenantId)
       const meta = auditMeta(request)
-      const inst = await orgTx(k, tenantId, async (tx) => {
+      const inst = await deps.orgTx(tenantId, async (tx) => {
         const current = await loadInstallation(tx, request.params.id)
         if (!current.pendingVersionId) throw PLG.NO_PENDING_UPGRADE()
-        const from = await k.plugins.versions.byId(tx, current.versionId)
-        const pending = await k.plugins.versions.byId(tx, current.pendingVersionId)
+        const from = await deps.plugins.versions.byId(tx, current.versionId)
+        const pending = await deps.plugins.versions.byId(tx, current.pendingVersionId)
         if (!from || !pending) throw PLG.VERSION_NOT_FOUND({ name: current.plugin })
-        const to = await installableVersion(k, tx, pending.name, pending.version)
+        const to = await deps.installableVersion(tx, pending.name, pending.version)
         checkConsent(to, request.body.capabilities)
-        return switchVersion(k, tx, current, from, to, { action: 'upgraded', meta })
+        return deps.switchVersion(tx, current, from, to, { action: 'upgraded', meta })
       })
-      k.plugins.forgetTenant(tenantId)
-      return installationView(k, inst)
+      deps.plugins.forgetTenant(tenantId)
+      return installationView(deps, inst)
     },
   )
 
@@ -141,11 +158,11 @@ export function registerUpgradeRoutes(app: Api, k: KernelContext): void {
       },
     },
     async (request) => {
-      const tenantId = await targetTenant(k, principalOf(request), request.query.tenantId)
+      const tenantId = await targetTenant(deps, principalOf(request), request.query.tenantId)
       const meta = auditMeta(request)
-      const inst = await orgTx(k, tenantId, async (tx) => {
+      const inst = await deps.orgTx(tenantId, async (tx) => {
         const current = await loadInstallation(tx, request.params.id)
-        const from = await k.plugins.versions.byId(tx, current.versionId)
+        const from = await deps.plugins.versions.byId(tx, current.versionId)
         if (!from) throw PLG.VERSION_NOT_FOUND({ name: current.plugin })
         const wanted = request.body.version
         const entry = wanted
@@ -157,11 +174,11 @@ export function registerUpgradeRoutes(app: Api, k: KernelContext): void {
               ? `${current.plugin}@${wanted} was never installed here`
               : `${current.plugin} has no earlier version installed`,
           })
-        const to = await installableVersion(k, tx, current.plugin, entry.version)
-        return switchVersion(k, tx, current, from, to, { action: 'rolled_back', meta })
+        const to = await deps.installableVersion(tx, current.plugin, entry.version)
+        return deps.switchVersion(tx, current, from, to, { action: 'rolled_back', meta })
       })
-      k.plugins.forgetTenant(tenantId)
-      return installationView(k, inst)
+      deps.plugins.forgetTenant(tenantId)
+      return installationView(deps, inst)
     },
   )
 }
