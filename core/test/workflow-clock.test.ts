@@ -2,7 +2,7 @@
 // a daylight-saving change and on the last day of the month) and timers fire exactly when the
 // clock reaches them, never before. Moving a ManualClock runs the sweep it causes and resolves
 // when that sweep is over, so "not yet" is asserted after a sweep that provably ran.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { join } from 'node:path'
 import { readFile } from 'node:fs/promises'
 import { buildPlugin } from '@trellis/plugin-sdk'
@@ -98,38 +98,28 @@ for (const kind of DB_KINDS) {
     t.equal(await nextAt('monthEnd'), '2026-03-31T20:00:00.000Z', 'month end: 22:00 CEST on the 31st')
     t.equal(await nextAt('hourly'), '2026-03-27T13:00:00.001Z', 'hourly: an hour after it was first seen')
 
+    /** A sweep a millisecond before `due` starts nothing; the sweep at `due` starts it; then it is due at `next`. */
+    const firesExactlyAt = async (t: Test, workflow: string, due: string, next: string, why: string) => {
+      const before = await runs(workflow)
+      await clock.set(at(due) - 1)
+      t.same(await runs(workflow), before, `${workflow}: a millisecond early, the sweep ran and started nothing`)
+      await clock.set(at(due))
+      t.same(await runs(workflow), [...before, `schedule ${due}`], `${workflow}: started at ${due}`)
+      t.equal(await nextAt(workflow), next, why)
+    }
+
     await t.test('everyMs fires when the clock reaches it, not a millisecond before', async (t) => {
-      await clock.set(at('2026-03-27T13:00:00.000Z'))
-      t.same(await runs('hourly'), [], 'a millisecond early: the sweep ran, nothing started')
-      await clock.set(at('2026-03-27T13:00:00.001Z'))
-      t.same(await runs('hourly'), ['schedule 2026-03-27T13:00:00.001Z'])
-      t.equal(await nextAt('hourly'), '2026-03-27T14:00:00.001Z')
+      await firesExactlyAt(t, 'hourly', '2026-03-27T13:00:00.001Z', '2026-03-27T14:00:00.001Z', 'an hour later')
     })
 
     await t.test('a nightly cron in Europe/Berlin across the change to summer time', async (t) => {
-      await clock.set(at('2026-03-28T00:59:59.999Z'))
-      t.same(await runs('nightly'), [])
-      await clock.set(at('2026-03-28T01:00:00.000Z'))
-      t.same(await runs('nightly'), ['schedule 2026-03-28T01:00:00.000Z'])
-      t.equal(await nextAt('nightly'), '2026-03-29T01:00:00.000Z', '02:00 does not exist that night: 03:00 CEST')
-      await clock.set(at('2026-03-29T00:59:59.999Z'))
-      t.equal((await runs('nightly')).length, 1)
-      await clock.set(at('2026-03-29T01:00:00.000Z'))
-      t.equal(await nextAt('nightly'), '2026-03-30T00:00:00.000Z', '02:00 CEST from now on')
-      await clock.set(at('2026-03-30T00:00:00.000Z'))
-      t.same(await runs('nightly'), [
-        'schedule 2026-03-28T01:00:00.000Z',
-        'schedule 2026-03-29T01:00:00.000Z',
-        'schedule 2026-03-30T00:00:00.000Z',
-      ])
+      await firesExactlyAt(t, 'nightly', '2026-03-28T01:00:00.000Z', '2026-03-29T01:00:00.000Z', 'no 02:00: 03:00 CEST')
+      await firesExactlyAt(t, 'nightly', '2026-03-29T01:00:00.000Z', '2026-03-30T00:00:00.000Z', '02:00 CEST from now')
+      await firesExactlyAt(t, 'nightly', '2026-03-30T00:00:00.000Z', '2026-03-31T00:00:00.000Z', 'and the night after')
     })
 
     await t.test('the last day of the month', async (t) => {
-      await clock.set(at('2026-03-31T19:59:59.999Z'))
-      t.same(await runs('monthEnd'), [])
-      await clock.set(at('2026-03-31T20:00:00.000Z'))
-      t.same(await runs('monthEnd'), ['schedule 2026-03-31T20:00:00.000Z'])
-      t.equal(await nextAt('monthEnd'), '2026-04-30T20:00:00.000Z', 'April has 30 days')
+      await firesExactlyAt(t, 'monthEnd', '2026-03-31T20:00:00.000Z', '2026-04-30T20:00:00.000Z', 'April has 30 days')
     })
 
     await t.test('a scheduled run is an ordinary instance that completes', async (t) => {
