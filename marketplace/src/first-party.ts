@@ -9,13 +9,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { v7 as uuidv7 } from 'uuid'
 import { buildPlugin, keyFingerprint, packPlugin, type PluginManifest } from '@trellis/plugin-sdk'
-import { orgTx, type KernelContext } from '@trellis/core/kernel-context.js'
-import { PLATFORM_ORG } from '@trellis/core/db/database.js'
-import { appendAudit } from '@trellis/core/audit/audit-log.js'
-import { installVersion } from '@trellis/core/plugins/lifecycle.js'
-import type { Principal } from '@trellis/core/identity/principal.js'
-import { publishVersion } from './publishing/index.js'
+import type { Publishing } from './publishing/index.js'
 import { decide } from './governance/review-routes.js'
+import { PLATFORM_ORG, type Principal } from '@trellis/core'
+import type { Services } from './services.js'
 
 const SYSTEM = { actor: { kind: 'system' as const, id: 'first-party' } }
 const SYSTEM_USER = '00000000-0000-0000-0000-000000000000'
@@ -28,16 +25,16 @@ export interface FirstPartyResult {
 }
 
 /** The first-party publisher: a partner owning the reserved `@trellis` scope. */
-async function publisher(k: KernelContext): Promise<string> {
-  const [found] = await k.db.inOrg(PLATFORM_ORG, (tx) =>
+async function publisher(k: Services): Promise<string> {
+  const [found] = await k.tx.read(PLATFORM_ORG, (tx) =>
     tx.sql<{ partner_id: string }>(`select partner_id from marketplace_scopes where scope = '@trellis'`),
   )
   if (found) return found.partner_id
   const id = uuidv7()
-  await orgTx(k, PLATFORM_ORG, async (tx) => {
+  await k.tx.run(PLATFORM_ORG, async (tx) => {
     await tx.sql(`insert into partners (id, name, slug) values (?::uuid, 'Trellis', 'trellis-first-party')`, [id])
     await tx.sql(`insert into marketplace_scopes (scope, partner_id) values ('@trellis', ?::uuid)`, [id])
-    await appendAudit(tx, PLATFORM_ORG, {
+    await k.audit.append(tx, PLATFORM_ORG, {
       ...SYSTEM,
       action: 'marketplace.scope.assigned',
       target: { kind: 'partner', id },
@@ -53,7 +50,8 @@ async function publisher(k: KernelContext): Promise<string> {
  * as it is. Each package is signed by a key registered for this run.
  */
 export async function seedFirstPartyPlugins(
-  k: KernelContext,
+  k: Services,
+  publishing: Publishing,
   opts: {
     tenantId: string
     dirs: string[]
@@ -65,7 +63,7 @@ export async function seedFirstPartyPlugins(
   const partnerId = await publisher(k)
   const { publicKey, privateKey } = generateKeyPairSync('ed25519')
   const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString()
-  await orgTx(k, partnerId, (tx) =>
+  await k.tx.run(partnerId, (tx) =>
     tx.sql(
       `insert into marketplace_keys (id, partner_id, name, public_key, fingerprint) values (?::uuid, ?::uuid, 'first-party', ?, ?)`,
       [uuidv7(), partnerId, pem, keyFingerprint(publicKey)],
@@ -93,12 +91,9 @@ export async function seedFirstPartyPlugins(
     for (const dir of opts.dirs) {
       const raw = await readFile(join(dir, 'trellis.plugin.json'), 'utf8')
       const manifest = JSON.parse(raw) as PluginManifest
-      let [v] = await k.db.inOrg(PLATFORM_ORG, (tx) =>
-        tx.sql<{ id: string; status: string }>(
-          'select id, status from plugin_versions where name = ? and version = ?',
-          [manifest.name, manifest.version],
-        ),
-      )
+      let v: { id: string; status: string } | undefined = (
+        await k.tx.read(PLATFORM_ORG, (tx) => k.versions.versionsOf(tx, manifest.name))
+      ).find((r) => r.version === manifest.version)
       if (!v) {
         const built = await buildPlugin({ dir, write: false })
         const packed = await packPlugin({
@@ -112,8 +107,7 @@ export async function seedFirstPartyPlugins(
         })
         const tgz = await readFile(packed.tarballPath)
         const signature = sign(null, tgz, privateKey).toString('base64')
-        const published = await publishVersion(
-          k,
+        const published = await publishing.publish(
           principal,
           manifest.name,
           { tgz, signature, changelog: 'First-party release' },
@@ -123,11 +117,9 @@ export async function seedFirstPartyPlugins(
         log(`published ${manifest.name}@${manifest.version}`)
       }
       // The automated checks run in the background; wait for their verdict.
-      for (let i = 0; v.status === 'checking' && i < 600; i++) {
+      for (let i = 0; v?.status === 'checking' && i < 600; i++) {
         await new Promise((r) => setTimeout(r, 100))
-        ;[v] = await k.db.inOrg(PLATFORM_ORG, (tx) =>
-          tx.sql<{ id: string; status: string }>('select id, status from plugin_versions where id = ?::uuid', [v!.id]),
-        )
+        v = await k.tx.read(PLATFORM_ORG, (tx) => k.versions.get(tx, v!.id))
       }
       if (v!.status === 'in_review') {
         await decide(k, reviewer, v!.id, 'approve', 'first-party plugin: automated checks passed', SYSTEM)
@@ -136,10 +128,8 @@ export async function seedFirstPartyPlugins(
       }
       let installed = false
       if (v!.status === 'approved') {
-        const existing = (await k.plugins.installed(opts.tenantId)).byPlugin.get(manifest.name)
-        if (!existing) {
-          await installVersion(
-            k,
+        if (!(await k.plugins.installedPlugins(opts.tenantId)).has(manifest.name)) {
+          await k.plugins.install(
             opts.tenantId,
             {
               plugin: manifest.name,

@@ -5,11 +5,10 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createKernel, type Kernel } from '../../core/src/kernel.js'
-import { loadConfig } from '../../core/src/config.js'
+import { createKernel, loadConfig, type Kernel } from '@trellis/core'
 import { createPlatformAdmin } from '../../core/src/bootstrap.js'
 import { createTestDatabase, DB_KINDS, ADMIN } from '../../core/test/helpers/test-kernel.js'
-import { checksWorkerOf } from '../src/publishing/index.js'
+import { createMarketplace, type MarketplaceOptions } from '../src/index.js'
 import { manifestOf, multipart, newSigner, realPackage } from './fixtures/packages.js'
 
 for (const kind of DB_KINDS) {
@@ -29,8 +28,14 @@ for (const kind of DB_KINDS) {
       embeddedDir = await mkdtemp(join(tmpdir(), 'mkt-restart-'))
       t.teardown(() => rm(embeddedDir!, { recursive: true, force: true }))
     }
-    const start = (): Promise<Kernel> =>
-      createKernel({ config: loadConfig(env), embeddedDir, migrate: true, rateLimitPerMinute: 100_000 })
+    const start = (market: MarketplaceOptions = {}): Promise<Kernel> =>
+      createKernel({
+        config: loadConfig(env),
+        embeddedDir,
+        migrate: true,
+        rateLimitPerMinute: 100_000,
+        extensions: [createMarketplace(market)],
+      })
     const req = async (k: Kernel, method: string, url: string, token?: string, body?: unknown) => {
       const res = await k.app.inject({
         method: method as 'GET',
@@ -45,11 +50,13 @@ for (const kind of DB_KINDS) {
     }
 
     // The first process does not run the checks (an API-only process).
-    process.env.TRELLIS_MARKETPLACE_CHECKS = 'off'
-    const first = await start()
-    delete process.env.TRELLIS_MARKETPLACE_CHECKS
+    const first = await start({ checks: false })
     t.teardown(() => first.close())
-    t.equal(checksWorkerOf(first.ctx), undefined, 'no checks worker in the first process')
+    t.same(
+      first.contributions.jobs.map((j) => j.name),
+      [],
+      'no checks worker in the first process',
+    )
     await createPlatformAdmin(first.ctx, ADMIN)
     const admin = (await req(first, 'POST', '/v1/auth/login', undefined, ADMIN)).body.accessToken
     await req(first, 'POST', '/v1/partners', admin, {

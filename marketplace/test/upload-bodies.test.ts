@@ -4,10 +4,10 @@
 import t from 'tap'
 import { connect, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
-import { DB_KINDS, startTestKernel } from '../../core/test/helpers/test-kernel.js'
+import { DB_KINDS } from '../../core/test/helpers/test-kernel.js'
+import { startMarketKernel } from './fixtures/kernel.js'
 import { createPartner } from './fixtures/publishing-suite.js'
 
-const kind = DB_KINDS.includes('postgres') ? 'postgres' : DB_KINDS[0]!
 const MiB = 1024 * 1024
 
 interface Exchange {
@@ -63,92 +63,96 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   ])
 }
 
-t.test(`upload bodies over a socket (${kind})`, async (t) => {
-  const k = await startTestKernel(t, kind)
-  await k.kernel.app.listen({ port: 0, host: '127.0.0.1' })
-  const port = (k.kernel.app.server.address() as AddressInfo).port
-  const acme = await createPartner(k, 'acme-bodies')
-  t.equal((await k.req('POST', '/v1/marketplace/scopes', { token: acme.token, body: { scope: '@acme' } })).status, 201)
-  const boundary = 'trellis-socket-test'
-  const url = '/v1/marketplace/plugins/@acme/big/versions'
-  const partHead = Buffer.from(
-    `--${boundary}\r\nContent-Disposition: form-data; name="package"; filename="p.tgz"\r\nContent-Type: application/gzip\r\n\r\n`,
-  )
-  const filler = Buffer.alloc(64 * 1024, 0x41)
-
-  await t.test('a 512 MiB Content-Length is refused at once (413), and the connection closed', async (t) => {
-    let sent = false
-    const x = exchange(
-      port,
-      `POST ${url} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${acme.token}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${512 * MiB}\r\n\r\n`,
-      () => {
-        if (sent) return null
-        sent = true
-        return partHead
-      },
+for (const kind of DB_KINDS)
+  t.test(`upload bodies over a socket (${kind})`, async (t) => {
+    const k = await startMarketKernel(t, kind)
+    await k.kernel.app.listen({ port: 0, host: '127.0.0.1' })
+    const port = (k.kernel.app.server.address() as AddressInfo).port
+    const acme = await createPartner(k, 'acme-bodies')
+    t.equal(
+      (await k.req('POST', '/v1/marketplace/scopes', { token: acme.token, body: { scope: '@acme' } })).status,
+      201,
     )
-    t.equal(await within(x.status, 30_000, 'the 413'), 413)
-    await within(x.closed, 30_000, 'the close')
-    t.ok(x.written() < MiB, `answered after ${x.written()} bytes of body, not 512 MiB`)
-  })
+    const boundary = 'trellis-socket-test'
+    const url = '/v1/marketplace/plugins/@acme/big/versions'
+    const partHead = Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="package"; filename="p.tgz"\r\nContent-Type: application/gzip\r\n\r\n`,
+    )
+    const filler = Buffer.alloc(64 * 1024, 0x41)
 
-  await t.test(
-    'an unauthenticated upload gets its 401 without the body being read, and the connection closed',
-    async (t) => {
-      let sent = 0
+    await t.test('a 512 MiB Content-Length is refused at once (413), and the connection closed', async (t) => {
+      let sent = false
       const x = exchange(
         port,
-        `POST ${url} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${512 * MiB}\r\n\r\n`,
+        `POST ${url} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${acme.token}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${512 * MiB}\r\n\r\n`,
         () => {
-          // Keep sending until the server hangs up: a server that drains would read it all.
-          if (sent++ === 0) return partHead
-          return filler
+          if (sent) return null
+          sent = true
+          return partHead
         },
       )
-      t.equal(await within(x.status, 30_000, 'the 401'), 401)
-      await within(x.closed, 60_000, 'the close')
-      t.ok(
-        x.written() < 256 * MiB,
-        `the connection closed after ${Math.round(x.written() / MiB)} MiB, not drained to the end`,
-      )
-    },
-  )
+      t.equal(await within(x.status, 30_000, 'the 413'), 413)
+      await within(x.closed, 30_000, 'the close')
+      t.ok(x.written() < MiB, `answered after ${x.written()} bytes of body, not 512 MiB`)
+    })
 
-  for (const where of ['file', 'field'] as const) {
     await t.test(
-      `an endless chunked body (in a ${where} part) is cut off at the limit: 413, connection closed`,
+      'an unauthenticated upload gets its 401 without the body being read, and the connection closed',
       async (t) => {
-        let first = true
-        const head =
-          where === 'file'
-            ? partHead
-            : Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="changelog"\r\n\r\n`)
-        const chunk = (b: Buffer) =>
-          Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from('\r\n')])
+        let sent = 0
         const x = exchange(
           port,
-          `POST ${url} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${acme.token}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nTransfer-Encoding: chunked\r\n\r\n`,
+          `POST ${url} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${512 * MiB}\r\n\r\n`,
           () => {
-            if (first) {
-              first = false
-              return chunk(head)
-            }
-            return chunk(filler)
+            // Keep sending until the server hangs up: a server that drains would read it all.
+            if (sent++ === 0) return partHead
+            return filler
           },
         )
-        const status = await within(x.status, 60_000, 'the answer')
-        t.ok(status === 413 || status === 400, `refused with ${status}`)
+        t.equal(await within(x.status, 30_000, 'the 401'), 401)
         await within(x.closed, 60_000, 'the close')
-        t.ok(x.written() < 64 * MiB, `cut off after ${Math.round(x.written() / MiB)} MiB`)
+        t.ok(
+          x.written() < 256 * MiB,
+          `the connection closed after ${Math.round(x.written() / MiB)} MiB, not drained to the end`,
+        )
       },
     )
-  }
-  const refused = await k.ownerSql<{ code: string }>(
-    `select data->>'code' as code from audit_log where tenant_id = ? and action = 'marketplace.version.refused'`,
-    [acme.id],
-  )
-  t.ok(
-    refused.filter((r) => r.code === 'MKT_ERR_PACKAGE_TOO_LARGE').length >= 2,
-    'the oversized uploads were audited as refusals',
-  )
-})
+
+    for (const where of ['file', 'field'] as const) {
+      await t.test(
+        `an endless chunked body (in a ${where} part) is cut off at the limit: 413, connection closed`,
+        async (t) => {
+          let first = true
+          const head =
+            where === 'file'
+              ? partHead
+              : Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="changelog"\r\n\r\n`)
+          const chunk = (b: Buffer) =>
+            Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from('\r\n')])
+          const x = exchange(
+            port,
+            `POST ${url} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${acme.token}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nTransfer-Encoding: chunked\r\n\r\n`,
+            () => {
+              if (first) {
+                first = false
+                return chunk(head)
+              }
+              return chunk(filler)
+            },
+          )
+          const status = await within(x.status, 60_000, 'the answer')
+          t.ok(status === 413 || status === 400, `refused with ${status}`)
+          await within(x.closed, 60_000, 'the close')
+          t.ok(x.written() < 64 * MiB, `cut off after ${Math.round(x.written() / MiB)} MiB`)
+        },
+      )
+    }
+    const refused = await k.ownerSql<{ code: string }>(
+      `select data->>'code' as code from audit_log where tenant_id = ? and action = 'marketplace.version.refused'`,
+      [acme.id],
+    )
+    t.ok(
+      refused.filter((r) => r.code === 'MKT_ERR_PACKAGE_TOO_LARGE').length >= 2,
+      'the oversized uploads were audited as refusals',
+    )
+  })

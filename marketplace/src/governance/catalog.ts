@@ -1,13 +1,16 @@
 import { Type } from '@sinclair/typebox'
-import type { Api } from '@trellis/core/http/types.js'
-import type { Tx } from '@trellis/core/db/database.js'
-import { orgTx, type KernelContext } from '@trellis/core/kernel-context.js'
-import { AUTH } from '@trellis/core/errors.js'
-import { appendAudit } from '@trellis/core/audit/audit-log.js'
-import { auditMeta, principalOf, requirePermission } from '@trellis/core/http/guards.js'
-import { KERNEL_PERMISSIONS as P } from '@trellis/core/identity/permissions.js'
-import type { Principal } from '@trellis/core/identity/principal.js'
 import { MKT_GOVERNANCE as MKT } from './errors.js'
+import {
+  AUTH,
+  KERNEL_PERMISSIONS as P,
+  auditMeta,
+  principalOf,
+  requirePermission,
+  type Api,
+  type ExtensionTx,
+  type Principal,
+} from '@trellis/core'
+import type { Services } from '../services.js'
 
 /** A partner's channel catalog: what its managed tenants may install, under which name. */
 export interface Catalog {
@@ -29,7 +32,7 @@ const CatalogView = Type.Object({
 })
 
 /** The catalog that applies to a tenant (its partner's), or undefined when none restricts it. */
-export async function catalogForTenant(tx: Tx, tenantId: string): Promise<Catalog | undefined> {
+export async function catalogForTenant(tx: ExtensionTx, tenantId: string): Promise<Catalog | undefined> {
   const [row] = await tx.sql<{
     partner_id: string
     display_name: string
@@ -44,7 +47,7 @@ export async function catalogForTenant(tx: Tx, tenantId: string): Promise<Catalo
 }
 
 /** The catalog a caller browses: its partner's, or — for a tenant — its partner's. */
-export async function catalogForPrincipal(tx: Tx, p: Principal): Promise<Catalog | undefined> {
+export async function catalogForPrincipal(tx: ExtensionTx, p: Principal): Promise<Catalog | undefined> {
   if (p.orgKind === 'tenant') return catalogForTenant(tx, p.orgId)
   if (p.orgKind !== 'partner') return undefined
   const [row] = await tx.sql<{
@@ -59,13 +62,17 @@ export async function catalogForPrincipal(tx: Tx, p: Principal): Promise<Catalog
 }
 
 /** The install rule the kernel applies (k.plugins.installPolicy): a tenant installs only what its partner's catalog offers. */
-export async function catalogInstallPolicy(tx: Tx, tenantId: string, version: { name: string }): Promise<void> {
+export async function catalogInstallPolicy(
+  tx: ExtensionTx,
+  tenantId: string,
+  version: { name: string },
+): Promise<void> {
   const catalog = await catalogForTenant(tx, tenantId)
   if (catalog?.mode === 'allow_list' && !catalog.plugins.includes(version.name))
     throw MKT.NOT_IN_CATALOG({ plugin: version.name })
 }
 
-export function registerCatalogRoutes(app: Api, k: KernelContext): void {
+export function registerCatalogRoutes(app: Api, k: Services): void {
   app.get(
     '/marketplace/catalog',
     {
@@ -77,7 +84,7 @@ export function registerCatalogRoutes(app: Api, k: KernelContext): void {
       },
     },
     async (request) =>
-      (await k.db.inOrg(principalOf(request).orgId, (tx) => catalogForPrincipal(tx, principalOf(request)))) ?? null,
+      (await k.tx.read(principalOf(request).orgId, (tx) => catalogForPrincipal(tx, principalOf(request)))) ?? null,
   )
 
   app.put(
@@ -107,13 +114,13 @@ export function registerCatalogRoutes(app: Api, k: KernelContext): void {
       if (p.orgKind !== 'partner') throw AUTH.FORBIDDEN({ permission: 'a partner admin' })
       const { displayName, mode, plugins } = request.body
       const meta = auditMeta(request)
-      await orgTx(k, p.orgId, async (tx) => {
+      await k.tx.run(p.orgId, async (tx) => {
         await tx.sql(
           `insert into marketplace_catalogs (partner_id, display_name, mode, plugins) values (?::uuid, ?, ?, ?::text[])
            on conflict (partner_id) do update set display_name = excluded.display_name, mode = excluded.mode, plugins = excluded.plugins, updated_at = now()`,
           [p.orgId, displayName, mode, plugins],
         )
-        await appendAudit(tx, p.orgId, {
+        await k.audit.append(tx, p.orgId, {
           ...meta,
           action: 'marketplace.catalog.updated',
           target: { kind: 'partner', id: p.orgId },

@@ -1,14 +1,18 @@
 import { Type } from '@sinclair/typebox'
-import type { Api } from '@trellis/core/http/types.js'
-import { orgTx, type KernelContext } from '@trellis/core/kernel-context.js'
-import { AUTH, KRN } from '@trellis/core/errors.js'
-import { PLATFORM_ORG } from '@trellis/core/db/database.js'
-import { appendAudit } from '@trellis/core/audit/audit-log.js'
-import { emitEventsTo, kernelEvent } from '@trellis/core/events/outbox.js'
-import { auditMeta, principalOf, requirePermission } from '@trellis/core/http/guards.js'
-import { KERNEL_PERMISSIONS as P } from '@trellis/core/identity/permissions.js'
 import { MKT_GOVERNANCE as MKT } from './errors.js'
 import { VersionRow, versionView, type VersionDbRow } from './version-view.js'
+import {
+  AUTH,
+  KERNEL_PERMISSIONS as P,
+  KRN,
+  PLATFORM_ORG,
+  auditMeta,
+  kernelEvent,
+  principalOf,
+  requirePermission,
+  type Api,
+} from '@trellis/core'
+import type { Services } from '../services.js'
 
 const IdParams = Type.Object({ id: Type.String({ format: 'uuid' }) })
 
@@ -18,7 +22,7 @@ const IdParams = Type.Object({ id: Type.String({ format: 'uuid' }) })
  * second), each tenant running it gets a `marketplace.version.blocked` event and an audit
  * entry, and so do the platform and the publisher. Unblocking reverses it.
  */
-export function registerKillSwitchRoutes(app: Api, k: KernelContext): void {
+export function registerKillSwitchRoutes(app: Api, k: Services): void {
   for (const action of ['block', 'unblock'] as const) {
     app.post(
       `/marketplace/versions/:id/${action}`,
@@ -43,17 +47,12 @@ export function registerKillSwitchRoutes(app: Api, k: KernelContext): void {
         if (p.orgId !== PLATFORM_ORG) throw AUTH.FORBIDDEN({ permission: P.platformAdmin })
         const meta = auditMeta(request)
         const reason = (request.body as { reason?: string }).reason ?? ''
-        const row = await orgTx(k, PLATFORM_ORG, async (tx) => {
-          const [v] = await tx.sql<VersionDbRow>('select * from plugin_versions where id = ?::uuid for update', [
-            request.params.id,
-          ])
+        const row = await k.tx.run(PLATFORM_ORG, async (tx) => {
+          const v = await k.versions.get(tx, request.params.id, { lock: true })
           if (!v) throw KRN.NOT_FOUND({ what: 'plugin version' })
-          if ((action === 'block' && v.status !== 'approved') || (action === 'unblock' && v.status !== 'blocked'))
-            throw MKT.NOT_BLOCKABLE({ status: v.status })
-          const [updated] = await tx.sql<VersionDbRow>(
-            'update plugin_versions set status = ?, blocked_reason = ? where id = ?::uuid returning *',
-            [action === 'block' ? 'blocked' : 'approved', action === 'block' ? reason : null, v.id],
-          )
+          const updated =
+            action === 'block' ? await k.versions.block(tx, v.id, reason) : await k.versions.unblock(tx, v.id)
+          if (!updated) throw MKT.NOT_BLOCKABLE({ status: v.status })
           const tenants = [
             ...new Set(
               (
@@ -71,7 +70,7 @@ export function registerKillSwitchRoutes(app: Api, k: KernelContext): void {
             ...(action === 'block' ? { reason } : {}),
             tenants: tenants.length,
           }
-          await appendAudit(tx, PLATFORM_ORG, {
+          await k.audit.append(tx, PLATFORM_ORG, {
             ...meta,
             action: `marketplace.version.${verb}`,
             target: { kind: 'plugin_version', id: v.id },
@@ -79,7 +78,7 @@ export function registerKillSwitchRoutes(app: Api, k: KernelContext): void {
           })
           for (const tenant of tenants) {
             await tx.useOrg(tenant)
-            await appendAudit(tx, tenant, {
+            await k.audit.append(tx, tenant, {
               ...meta,
               action: `marketplace.version.${verb}`,
               target: { kind: 'plugin_version', id: v.id },
@@ -100,10 +99,9 @@ export function registerKillSwitchRoutes(app: Api, k: KernelContext): void {
                   plugin: v.name,
                   version: v.version,
                 })
-          await emitEventsTo(tx, PLATFORM_ORG, [PLATFORM_ORG, v.publisher_id, ...tenants], event)
-          return updated!
+          await k.events.emitTo(tx, PLATFORM_ORG, [PLATFORM_ORG, v.publisher_id, ...tenants], event)
+          return updated as unknown as VersionDbRow
         })
-        k.plugins.versions.forget(row.id)
         return versionView(row)
       },
     )

@@ -1,13 +1,9 @@
 import { Type } from '@sinclair/typebox'
-import type { Api } from '@trellis/core/http/types.js'
-import type { KernelContext } from '@trellis/core/kernel-context.js'
-import { KRN } from '@trellis/core/errors.js'
-import { PLATFORM_ORG } from '@trellis/core/db/database.js'
-import { principalOf, requirePermission } from '@trellis/core/http/guards.js'
-import { PageQuery } from '@trellis/core/http/pagination.js'
 import { MKT_GOVERNANCE as MKT } from './errors.js'
 import { catalogForPrincipal } from './catalog.js'
 import { VersionRow, versionView, type VersionDbRow } from './version-view.js'
+import { KRN, PLATFORM_ORG, PageQuery, principalOf, requirePermission, type Api } from '@trellis/core'
+import type { Services } from '../services.js'
 
 const Listing = Type.Object({
   name: Type.String(),
@@ -44,10 +40,10 @@ type Latest = VersionDbRow & { publisher_name: string | null }
  * plugin's versions — approved and blocked ones to everyone, all of them to the publisher and
  * platform admins — with capabilities, permissions, check results and install counts.
  */
-export function registerListingRoutes(app: Api, k: KernelContext): void {
+export function registerListingRoutes(app: Api, k: Services): void {
   const installs = async (names: string[]) => {
     if (names.length === 0) return new Map<string, number>()
-    const rows = await k.db.inOrg(PLATFORM_ORG, (tx) =>
+    const rows = await k.tx.read(PLATFORM_ORG, (tx) =>
       tx.sql<{ name: string; installs: string }>('select * from trellis_install_counts(?::text[])', [names]),
     )
     return new Map(rows.map((r) => [r.name, Number(r.installs)]))
@@ -92,7 +88,7 @@ export function registerListingRoutes(app: Api, k: KernelContext): void {
       const { q, category, publisher, cursor } = request.query
       const limit = request.query.limit ?? 50
       const after = decode(cursor)
-      const { rows, catalog } = await k.db.inOrg(p.orgId, async (tx) => {
+      const { rows, catalog } = await k.tx.read(p.orgId, async (tx) => {
         const catalog = await catalogForPrincipal(tx, p)
         const allowed = catalog?.mode === 'allow_list' ? catalog.plugins : null
         const rows = await tx.sql<Latest>(
@@ -150,7 +146,7 @@ export function registerListingRoutes(app: Api, k: KernelContext): void {
     async (request) => {
       const p = principalOf(request)
       const plugin = `${request.params.scope}/${request.params.name}`
-      const rows = await k.db.inOrg(p.orgId, (tx) =>
+      const rows = await k.tx.read(p.orgId, (tx) =>
         tx.sql<Latest>(
           `select v.*, pa.name as publisher_name from plugin_versions v left join partners pa on pa.id = v.publisher_id where v.name = ? order by v.id desc`,
           [plugin],

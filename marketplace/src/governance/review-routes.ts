@@ -1,17 +1,23 @@
 import { Type } from '@sinclair/typebox'
-import type { Api } from '@trellis/core/http/types.js'
-import { orgTx, type KernelContext } from '@trellis/core/kernel-context.js'
-import { KRN } from '@trellis/core/errors.js'
-import { PLATFORM_ORG } from '@trellis/core/db/database.js'
-import { appendAudit } from '@trellis/core/audit/audit-log.js'
-import { emitEventsTo, kernelEvent } from '@trellis/core/events/outbox.js'
-import { auditMeta, principalOf, requirePermission } from '@trellis/core/http/guards.js'
-import { PageQuery, pageOf, decodeCursor, toPage } from '@trellis/core/http/pagination.js'
-import { KERNEL_PERMISSIONS as P } from '@trellis/core/identity/permissions.js'
 import { MKT_GOVERNANCE as MKT } from './errors.js'
-import type { Principal } from '@trellis/core/identity/principal.js'
-import type { AuditRecord } from '@trellis/core/audit/audit-log.js'
 import { VersionRow, versionView, type VersionDbRow } from './version-view.js'
+import {
+  KERNEL_PERMISSIONS as P,
+  KRN,
+  PLATFORM_ORG,
+  PageQuery,
+  auditMeta,
+  decodeCursor,
+  kernelEvent,
+  pageOf,
+  principalOf,
+  requirePermission,
+  toPage,
+  type Api,
+  type AuditRecord,
+  type Principal,
+} from '@trellis/core'
+import type { Services } from '../services.js'
 
 const IdParams = Type.Object({ id: Type.String({ format: 'uuid' }) })
 const Decision = Type.Object(
@@ -28,7 +34,7 @@ const ReviewItem = Type.Intersect([
  * one who belongs to the publishing partner; what is approved is the exact digest that gets
  * installed (the kernel verifies it whenever it loads the bundle).
  */
-export function registerReviewRoutes(app: Api, k: KernelContext): void {
+export function registerReviewRoutes(app: Api, k: Services): void {
   app.get(
     '/marketplace/reviews',
     {
@@ -44,7 +50,7 @@ export function registerReviewRoutes(app: Api, k: KernelContext): void {
     async (request) => {
       const limit = request.query.limit ?? 50
       const after = decodeCursor(request.query.cursor)
-      const rows = await k.db.inOrg(PLATFORM_ORG, (tx) =>
+      const rows = await k.tx.read(PLATFORM_ORG, (tx) =>
         tx.sql<VersionDbRow & { publisher_name: string | null }>(
           `select v.*, p.name as publisher_name from plugin_versions v left join partners p on p.id = v.publisher_id
             where v.status = 'in_review' and (?::uuid is null or v.id > ?::uuid) order by v.id limit ?`,
@@ -87,7 +93,7 @@ export function registerReviewRoutes(app: Api, k: KernelContext): void {
  * the publishing partner), with the reason; audited, and the platform and the publisher told.
  */
 export async function decide(
-  k: KernelContext,
+  k: Services,
   p: Principal,
   versionId: string,
   decision: 'approve' | 'reject',
@@ -95,8 +101,8 @@ export async function decide(
   meta: Pick<AuditRecord, 'actor' | 'ip' | 'requestId'>,
 ): Promise<VersionDbRow> {
   const status = decision === 'approve' ? 'approved' : 'rejected'
-  const row = await orgTx(k, PLATFORM_ORG, async (tx) => {
-    const [v] = await tx.sql<VersionDbRow>('select * from plugin_versions where id = ?::uuid for update', [versionId])
+  const row = await k.tx.run(PLATFORM_ORG, async (tx) => {
+    const v = await k.versions.get(tx, versionId, { lock: true })
     if (!v) throw KRN.NOT_FOUND({ what: 'plugin version' })
     if (v.status !== 'in_review') throw MKT.NOT_IN_REVIEW({ status: v.status })
     if (v.publisher_id) {
@@ -106,23 +112,19 @@ export async function decide(
       )
       if (mine.length) throw MKT.SELF_REVIEW()
     }
-    const review = {
-      decision: status,
-      reason,
-      reviewer: { kind: p.kind, id: p.id, userId: p.userId },
-      at: new Date().toISOString(),
-    }
-    const [updated] = await tx.sql<VersionDbRow>(
-      'update plugin_versions set status = ?, review = ?::jsonb where id = ?::uuid returning *',
-      [status, JSON.stringify(review), v.id],
-    )
-    await appendAudit(tx, PLATFORM_ORG, {
-      ...meta,
-      action: `marketplace.version.${status}`,
-      target: { kind: 'plugin_version', id: v.id },
-      data: { plugin: v.name, version: v.version, sha256: v.sha256, artifactSha256: v.artifact_sha256, reason },
-    })
-    await emitEventsTo(
+    const review = { reason, reviewer: { kind: p.kind, id: p.id, userId: p.userId }, meta }
+    // Approving records the approved digest in the platform's audit chain (the registry does it).
+    const updated =
+      decision === 'approve' ? await k.versions.approve(tx, v.id, review) : await k.versions.reject(tx, v.id, review)
+    if (!updated) throw MKT.NOT_IN_REVIEW({ status: v.status })
+    if (decision === 'reject')
+      await k.audit.append(tx, PLATFORM_ORG, {
+        ...meta,
+        action: 'marketplace.version.rejected',
+        target: { kind: 'plugin_version', id: v.id },
+        data: { plugin: v.name, version: v.version, sha256: v.sha256, artifactSha256: v.artifact_sha256, reason },
+      })
+    await k.events.emitTo(
       tx,
       PLATFORM_ORG,
       [PLATFORM_ORG, v.publisher_id],
@@ -133,8 +135,7 @@ export async function decide(
         reason,
       }),
     )
-    return updated!
+    return updated as unknown as VersionDbRow
   })
-  k.plugins.versions.forget(row.id)
   return row
 }

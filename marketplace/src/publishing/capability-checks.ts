@@ -6,15 +6,14 @@
  * over every namespace, wildcards over another plugin's namespace, namespaces nobody declares.
  */
 import { internalFetchTargets, subscriptionFindings, ownEventNamespace, type PluginManifest } from '@trellis/plugin-sdk'
-import type { KernelContext } from '@trellis/core/kernel-context.js'
-import { egressAllows } from '@trellis/core/plugins/grantable.js'
-import { PLATFORM_ORG } from '@trellis/core/db/database.js'
 import { MKT } from '../errors.js'
 import { check, type CheckResult } from './checks.js'
+import { PLATFORM_ORG } from '@trellis/core'
+import type { Services } from '../services.js'
 
 /** Throws MKT_ERR_CAPABILITY_INTERNAL_HOST or MKT_ERR_SUBSCRIPTION_RESERVED; else the passed `capabilities` check. */
-export function refuseUngrantable(k: KernelContext, manifest: PluginManifest): CheckResult {
-  const internal = internalFetchTargets(manifest.capabilities, egressAllows(k))
+export function refuseUngrantable(k: Services, manifest: PluginManifest): CheckResult {
+  const internal = internalFetchTargets(manifest.capabilities, (t) => k.plugins.egressAllows(t))
   if (internal.length)
     throw MKT.CAPABILITY_INTERNAL_HOST({
       hosts: internal.map((i) => ({ capability: i.capability, host: i.entry, reason: i.reason })),
@@ -25,8 +24,8 @@ export function refuseUngrantable(k: KernelContext, manifest: PluginManifest): C
 }
 
 /** Namespaces other plugins declare events in (their own namespace and their `events.emits`), from approved versions. */
-async function declaredNamespaces(k: KernelContext, plugin: string): Promise<Set<string>> {
-  const rows = await k.db.inOrg(PLATFORM_ORG, (tx) =>
+async function declaredNamespaces(k: Services, plugin: string): Promise<Set<string>> {
+  const rows = await k.tx.read(PLATFORM_ORG, (tx) =>
     tx.sql<{ name: string; emits: string[] | null }>(
       `select distinct name, (select array_agg(key) from jsonb_object_keys(coalesce(manifest->'events'->'emits', '{}'::jsonb)) as key) as emits
          from plugin_versions where status = 'approved' and name <> ?`,
@@ -42,7 +41,7 @@ async function declaredNamespaces(k: KernelContext, plugin: string): Promise<Set
 }
 
 /** The `event-subscriptions` check: warnings the review queue shows, never blocking. */
-export async function subscriptionCheck(k: KernelContext, manifest: PluginManifest): Promise<CheckResult> {
+export async function subscriptionCheck(k: Services, manifest: PluginManifest): Promise<CheckResult> {
   const findings = subscriptionFindings(manifest, await declaredNamespaces(k, manifest.name)).filter(
     (f) => f.rule !== 'reserved',
   )

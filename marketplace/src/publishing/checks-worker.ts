@@ -9,13 +9,11 @@
  */
 import semver from 'semver'
 import { lintPlugin, SIZE_LIMITS, type PluginManifest } from '@trellis/plugin-sdk'
-import { orgTx, type KernelContext } from '@trellis/core/kernel-context.js'
-import { appendAudit } from '@trellis/core/audit/audit-log.js'
-import { emitEvents } from '@trellis/core/events/outbox.js'
-import { PLATFORM_ORG } from '@trellis/core/db/database.js'
 import { capabilityDiff, check, staticScan, type CheckResult } from './checks.js'
 import { SOURCE } from './publisher.js'
 import { subscriptionCheck } from './capability-checks.js'
+import { PLATFORM_ORG } from '@trellis/core'
+import type { Services } from '../services.js'
 
 export interface ChecksWorkerOptions {
   /** How soon to look again for versions to check when nothing woke the worker (ms); doubles while idle. */
@@ -54,7 +52,7 @@ export class ChecksWorker {
   private readonly maxAttempts: number
 
   constructor(
-    private readonly k: KernelContext,
+    private readonly k: Services,
     opts: ChecksWorkerOptions = {},
   ) {
     this.pollMs = opts.pollMs ?? 2000
@@ -150,26 +148,15 @@ export class ChecksWorker {
     return true
   }
 
-  private async claim(): Promise<Claimed | undefined> {
-    const [row] = await this.k.db.inOrg(PLATFORM_ORG, (tx) =>
-      tx.sql<Claimed>(
-        `update plugin_versions set checks_lease_until = now() + make_interval(secs => ?), checks_attempts = checks_attempts + 1
-          where id = (select id from plugin_versions where status = 'checking' and (checks_lease_until is null or checks_lease_until < now())
-                       order by id limit 1 for update skip locked)
-          returning id, name, version, sha256, manifest, code, source_map, publisher_id, checks, checks_attempts`,
-        [this.leaseSeconds],
-      ),
-    )
-    return row
+  private claim(): Promise<Claimed | undefined> {
+    return this.k.tx.run(PLATFORM_ORG, async (tx) => {
+      const row = await this.k.versions.claimForChecks(tx, this.leaseSeconds)
+      return row as unknown as Claimed | undefined
+    })
   }
 
   private async release(id: string): Promise<void> {
-    await this.k.db.inOrg(PLATFORM_ORG, (tx) =>
-      tx.sql(
-        `update plugin_versions set checks_lease_until = null, checks_attempts = greatest(checks_attempts - 1, 0) where id = ?::uuid and status = 'checking'`,
-        [id],
-      ),
-    )
+    await this.k.tx.run(PLATFORM_ORG, (tx) => this.k.versions.releaseClaim(tx, id))
   }
 
   /** The checks that need the sandbox or other versions. */
@@ -223,11 +210,8 @@ export class ChecksWorker {
     results.push(check('size-limits', tooBig ? 'failed' : 'passed', true, sizes))
 
     // Capabilities and permissions against the previous approved version of the same plugin.
-    const approved = await this.k.db.inOrg(PLATFORM_ORG, (tx) =>
-      tx.sql<{ id: string; version: string; manifest: PluginManifest }>(
-        `select id, version, manifest from plugin_versions where name = ? and status = 'approved' and id <> ?::uuid`,
-        [v.name, v.id],
-      ),
+    const approved = (await this.k.tx.read(PLATFORM_ORG, (tx) => this.k.versions.versionsOf(tx, v.name))).filter(
+      (r) => r.status === 'approved' && r.id !== v.id,
     )
     const previous = approved
       .filter((r) => semver.valid(r.version) && semver.lt(r.version, v.version))
@@ -257,12 +241,9 @@ export class ChecksWorker {
     const all = [...(v.checks ?? []).filter((c) => !results.some((r) => r.name === c.name)), ...results]
     const failed = all.filter((c) => c.blocking && c.status === 'failed')
     const status = failed.length ? 'failed_checks' : 'in_review'
-    await orgTx(this.k, PLATFORM_ORG, async (tx) => {
-      const updated = await tx.sql(
-        `update plugin_versions set status = ?, checks = ?::jsonb, checks_lease_until = null where id = ?::uuid and status = 'checking' returning id`,
-        [status, JSON.stringify(all), v.id],
-      )
-      if (updated.length === 0) return // decided elsewhere meanwhile (blocked, or another process finished first)
+    await this.k.tx.run(PLATFORM_ORG, async (tx) => {
+      const updated = await this.k.versions.checked(tx, v.id, { status, checks: all })
+      if (!updated) return // decided elsewhere meanwhile (blocked, or another process finished first)
       const data = {
         versionId: v.id,
         name: v.name,
@@ -273,16 +254,16 @@ export class ChecksWorker {
       }
       const actor = { kind: 'system' as const, id: 'marketplace-checks' }
       const event = { type: 'marketplace.version.checked', subject: `plugin_version/${v.id}`, data, source: SOURCE }
-      await appendAudit(tx, PLATFORM_ORG, {
+      await this.k.audit.append(tx, PLATFORM_ORG, {
         actor,
         action: 'marketplace.version.checked',
         target: { kind: 'plugin_version', id: v.id },
         data,
       })
-      await emitEvents(tx, event)
+      await this.k.events.emit(tx, event)
       if (v.publisher_id) {
         await tx.useOrg(v.publisher_id)
-        await emitEvents(tx, event)
+        await this.k.events.emit(tx, event)
         await tx.useOrg(PLATFORM_ORG)
       }
     })

@@ -11,14 +11,6 @@ import multipart from '@fastify/multipart'
 import semver from 'semver'
 import { TrellisError, verifyPackageSignature, validateManifest, type PluginManifest } from '@trellis/plugin-sdk'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { Api } from '@trellis/core/http/types.js'
-import { orgTx, type KernelContext } from '@trellis/core/kernel-context.js'
-import { KRN } from '@trellis/core/errors.js'
-import { appendAudit } from '@trellis/core/audit/audit-log.js'
-import { emitEvents } from '@trellis/core/events/outbox.js'
-import { auditMeta, principalOf } from '@trellis/core/http/guards.js'
-import type { Principal } from '@trellis/core/identity/principal.js'
-import { PLATFORM_ORG } from '@trellis/core/db/database.js'
 import { MKT } from '../errors.js'
 import { PUBLISH_LIMITS } from './limits.js'
 import { assertPublisher, publisherOf, isPlatformStaff, SOURCE } from './publisher.js'
@@ -27,7 +19,8 @@ import { sha256, unpackPackage, type Unpacked } from './unpack.js'
 import { check, type CheckResult } from './checks.js'
 import { kernelVersion } from './kernel-version.js'
 import { refuseUngrantable } from './capability-checks.js'
-import { uuidv7 } from './ids.js'
+import { KRN, PLATFORM_ORG, auditMeta, principalOf, type Api, type Principal } from '@trellis/core'
+import type { Services } from '../services.js'
 
 const Uuid = Type.String({ format: 'uuid' })
 type AuditMeta = ReturnType<typeof auditMeta>
@@ -235,8 +228,8 @@ function parseManifest(text: string): PluginManifest {
 }
 
 /** Only the scope's owner publishes under it. */
-export async function assertOwnsScope(k: KernelContext, p: Principal, scope: string): Promise<void> {
-  const [owner] = await k.db.inOrg(p.orgId, (tx) =>
+export async function assertOwnsScope(k: Services, p: Principal, scope: string): Promise<void> {
+  const [owner] = await k.tx.read(p.orgId, (tx) =>
     tx.sql<{ partner_id: string }>('select partner_id from marketplace_scopes where scope = ?', [scope]),
   )
   if (owner?.partner_id !== p.orgId) throw MKT.SCOPE_NOT_OWNED({ scope })
@@ -247,7 +240,7 @@ export async function assertOwnsScope(k: KernelContext, p: Principal, scope: str
  * is not yours, a tar-slip): it is audited in the publisher's chain.
  */
 async function auditingRefusals<T>(
-  k: KernelContext,
+  k: Services,
   p: Principal,
   plugin: string,
   meta: AuditMeta,
@@ -257,14 +250,16 @@ async function auditingRefusals<T>(
     return await fn()
   } catch (err) {
     if (err instanceof TrellisError && err.code.startsWith('MKT_ERR_')) {
-      await orgTx(k, p.orgId, (tx) =>
-        appendAudit(tx, p.orgId, {
-          ...meta,
-          action: 'marketplace.version.refused',
-          target: { kind: 'plugin', id: plugin },
-          data: { plugin, code: err.code, reason: err.message.slice(0, 500) },
-        }),
-      ).catch((e: unknown) => k.logger.warn({ err: e }, 'auditing a refused publish failed'))
+      await k.tx
+        .run(p.orgId, (tx) =>
+          k.audit.append(tx, p.orgId, {
+            ...meta,
+            action: 'marketplace.version.refused',
+            target: { kind: 'plugin', id: plugin },
+            data: { plugin, code: err.code, reason: err.message.slice(0, 500) },
+          }),
+        )
+        .catch((e: unknown) => k.logger.warn({ err: e }, 'auditing a refused publish failed'))
     }
     throw err
   }
@@ -281,7 +276,7 @@ export type PublishedVersion = Static<typeof Published>
  * when the package is refused.
  */
 export async function publishVersion(
-  k: KernelContext,
+  k: Services,
   p: Principal,
   plugin: string,
   upload: Upload,
@@ -296,7 +291,7 @@ export async function publishVersion(
 }
 
 async function acceptUpload(
-  k: KernelContext,
+  k: Services,
   p: Principal,
   plugin: string,
   given: Upload,
@@ -306,7 +301,7 @@ async function acceptUpload(
   const upload = checkUpload(given)
   const checks: CheckResult[] = []
   // The signature first: only a package its publisher signed is ever inflated.
-  const keys = await k.db.inOrg(p.orgId, (tx) =>
+  const keys = await k.tx.read(p.orgId, (tx) =>
     tx.sql<KeyRow>('select id, public_key, fingerprint, status from marketplace_keys where partner_id = ?::uuid', [
       p.orgId,
     ]),
@@ -335,78 +330,74 @@ async function acceptUpload(
   checks.push(refuseUngrantable(k, manifest))
 
   const { code, sourceMap } = text
-  const row = await orgTx(k, PLATFORM_ORG, async (tx) => {
-    // One publish of a plugin at a time decides what "greater than every version" means.
-    await tx.sql('select pg_advisory_xact_lock(hashtext(?))', [`marketplace.publish:${plugin}`])
-    // The key may have been revoked since the signature was checked: the revocation waits
-    // for this transaction, or this one sees it.
-    const [still] = await tx.sql<{ status: string }>(
-      'select status from marketplace_keys where id = ?::uuid for share',
-      [key.id],
-    )
-    if (still?.status !== 'active') throw MKT.KEY_REVOKED({ fingerprint: key.fingerprint })
-    const existing = await tx.sql<{ version: string }>('select version from plugin_versions where name = ?', [plugin])
-    const last = existing
-      .map((r) => r.version)
-      .filter((v) => semver.valid(v))
-      .sort(semver.rcompare)[0]
-    if (existing.some((r) => !semver.valid(r.version) || !semver.gt(manifest.version, r.version)))
-      throw MKT.VERSION_NOT_MONOTONIC({ version: manifest.version, last: last ?? existing[0]!.version })
-    checks.splice(
-      4,
-      0,
-      check('version-monotonic', 'passed', true, { version: manifest.version, previous: last ?? null }),
-    )
-    await tx.sql(
-      'insert into marketplace_artifacts (sha256, bytes, size) values (?, ?, ?) on conflict (sha256) do nothing',
-      [artifactSha256, upload.tgz, upload.tgz.length],
-    )
-    const id = uuidv7()
-    const createdBy = `${p.kind}:${p.id}`
-    const [inserted] = (await tx.sql<{ id: string; status: string }>(
-      `insert into plugin_versions (id, name, version, sha256, manifest, code, source_map, publisher_id, created_by, status, artifact_sha256, signature, key_id, changelog, checks)
-       values (?::uuid, ?, ?, ?, ?::jsonb, ?, ?, ?::uuid, ?, 'checking', ?, ?, ?::uuid, ?, ?::jsonb) returning id, status`,
-      [
-        id,
-        manifest.name,
-        manifest.version,
-        sha256(code),
-        JSON.stringify(manifest),
+  const row = await k.tx
+    .run(PLATFORM_ORG, async (tx) => {
+      // One publish of a plugin at a time decides what "greater than every version" means.
+      await tx.sql('select pg_advisory_xact_lock(hashtext(?))', [`marketplace.publish:${plugin}`])
+      // The key may have been revoked since the signature was checked: the revocation waits
+      // for this transaction, or this one sees it.
+      const [still] = await tx.sql<{ status: string }>(
+        'select status from marketplace_keys where id = ?::uuid for share',
+        [key.id],
+      )
+      if (still?.status !== 'active') throw MKT.KEY_REVOKED({ fingerprint: key.fingerprint })
+      const existing = await tx.sql<{ version: string }>('select version from plugin_versions where name = ?', [plugin])
+      const last = existing
+        .map((r) => r.version)
+        .filter((v) => semver.valid(v))
+        .sort(semver.rcompare)[0]
+      if (existing.some((r) => !semver.valid(r.version) || !semver.gt(manifest.version, r.version)))
+        throw MKT.VERSION_NOT_MONOTONIC({ version: manifest.version, last: last ?? existing[0]!.version })
+      checks.splice(
+        4,
+        0,
+        check('version-monotonic', 'passed', true, { version: manifest.version, previous: last ?? null }),
+      )
+      await tx.sql(
+        'insert into marketplace_artifacts (sha256, bytes, size) values (?, ?, ?) on conflict (sha256) do nothing',
+        [artifactSha256, upload.tgz, upload.tgz.length],
+      )
+      const inserted = await k.versions.register(tx, {
+        manifest,
         code,
         sourceMap,
-        p.orgId,
-        createdBy,
+        publisherId: p.orgId,
+        createdBy: `${p.kind}:${p.id}`,
+        status: 'checking',
+        artifact: {
+          sha256: artifactSha256,
+          signature: upload.signature,
+          keyId: key.id,
+          changelog: upload.changelog ?? '',
+        },
+        checks,
+      })
+      const id = inserted.id
+      const data = {
+        versionId: id,
+        name: manifest.name,
+        version: manifest.version,
+        publisherId: p.orgId,
         artifactSha256,
-        upload.signature,
-        key.id,
-        upload.changelog ?? '',
-        JSON.stringify(checks),
-      ],
-    )) as [{ id: string; status: string }]
-    const data = {
-      versionId: id,
-      name: manifest.name,
-      version: manifest.version,
-      publisherId: p.orgId,
-      artifactSha256,
-      keyId: key.id,
-      fingerprint: key.fingerprint,
-    }
-    const target = { kind: 'plugin_version', id }
-    const event = { type: 'marketplace.version.published', subject: `plugin_version/${id}`, data, source: SOURCE }
-    await appendAudit(tx, PLATFORM_ORG, { ...meta, action: 'marketplace.version.published', target, data })
-    await emitEvents(tx, event)
-    await tx.useOrg(p.orgId)
-    await appendAudit(tx, p.orgId, { ...meta, action: 'marketplace.version.published', target, data })
-    await emitEvents(tx, event)
-    await tx.useOrg(PLATFORM_ORG)
-    return inserted
-  }).catch((err: unknown) => {
-    // Two uploads of the same version racing past the check: the loser is refused the same way.
-    if ((err as { code?: string })?.code === '23505')
-      throw MKT.VERSION_NOT_MONOTONIC({ version: manifest.version, last: manifest.version })
-    throw err
-  })
+        keyId: key.id,
+        fingerprint: key.fingerprint,
+      }
+      const target = { kind: 'plugin_version', id }
+      const event = { type: 'marketplace.version.published', subject: `plugin_version/${id}`, data, source: SOURCE }
+      await k.audit.append(tx, PLATFORM_ORG, { ...meta, action: 'marketplace.version.published', target, data })
+      await k.events.emit(tx, event)
+      await tx.useOrg(p.orgId)
+      await k.audit.append(tx, p.orgId, { ...meta, action: 'marketplace.version.published', target, data })
+      await k.events.emit(tx, event)
+      await tx.useOrg(PLATFORM_ORG)
+      return inserted
+    })
+    .catch((err: unknown) => {
+      // Two uploads of the same version racing past the check: the loser is refused the same way.
+      if ((err as { code?: string })?.code === '23505')
+        throw MKT.VERSION_NOT_MONOTONIC({ version: manifest.version, last: manifest.version })
+      throw err
+    })
   published?.(row.id)
   return {
     id: row.id,
@@ -425,7 +416,7 @@ export interface PublishHooks {
   published?: (versionId: string) => void
 }
 
-export function registerPublishRoutes(app: Api, k: KernelContext, hooks: PublishHooks = {}): void {
+export function registerPublishRoutes(app: Api, k: Services, hooks: PublishHooks = {}): void {
   // Multipart is parsed only here: no other route of the API accepts it.
   void app.register(async (scoped: FastifyInstance) => {
     await scoped.register(multipart, {
@@ -494,7 +485,7 @@ export function registerPublishRoutes(app: Api, k: KernelContext, hooks: Publish
     async (request) => {
       const p = principalOf(request)
       const plugin = `${request.params.scope}/${request.params.name}`
-      const [row] = await k.db.inOrg(p.orgId, (tx) =>
+      const [row] = await k.tx.read(p.orgId, (tx) =>
         tx.sql<{
           id: string
           name: string

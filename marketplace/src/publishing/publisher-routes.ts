@@ -8,18 +8,12 @@ import { createPublicKey, type KeyObject } from 'node:crypto'
 import { Type } from '@sinclair/typebox'
 import { uuidv7 } from './ids.js'
 import { keyFingerprint } from '@trellis/plugin-sdk'
-import type { Api } from '@trellis/core/http/types.js'
-import { orgTx, type KernelContext } from '@trellis/core/kernel-context.js'
-import { AUTH, KRN } from '@trellis/core/errors.js'
-import { appendAudit } from '@trellis/core/audit/audit-log.js'
-import { emitEvents } from '@trellis/core/events/outbox.js'
-import { auditMeta, principalOf } from '@trellis/core/http/guards.js'
-import { PLATFORM_ORG } from '@trellis/core/db/database.js'
-import { KERNEL_PERMISSIONS as P } from '@trellis/core/identity/permissions.js'
 import { MKT } from '../errors.js'
 import { PUBLISH_LIMITS, RESERVED_SCOPES } from './limits.js'
 import { publisherOf, SOURCE } from './publisher.js'
 import { lookAlikeOf } from './confusables.js'
+import { AUTH, KERNEL_PERMISSIONS as P, KRN, PLATFORM_ORG, auditMeta, principalOf, type Api } from '@trellis/core'
+import type { Services } from '../services.js'
 
 const Uuid = Type.String({ format: 'uuid' })
 export const SCOPE_PATTERN = '^@[a-z0-9][a-z0-9-]*$'
@@ -78,7 +72,7 @@ export function parsePublicKey(pem: string): KeyObject {
   return key
 }
 
-export function registerPublisherRoutes(app: Api, k: KernelContext): void {
+export function registerPublisherRoutes(app: Api, k: Services): void {
   app.post(
     '/marketplace/scopes',
     {
@@ -114,7 +108,7 @@ export function registerPublisherRoutes(app: Api, k: KernelContext): void {
         partnerId = p.orgId
       }
       const meta = auditMeta(request)
-      const row = await orgTx(k, caller.orgId, async (tx) => {
+      const row = await k.tx.run(caller.orgId, async (tx) => {
         if (caller.orgId === PLATFORM_ORG) {
           const [partner] = await tx.sql('select id from partners where id = ?::uuid', [partnerId])
           if (!partner) throw KRN.NOT_FOUND({ what: 'partner' })
@@ -139,13 +133,13 @@ export function registerPublisherRoutes(app: Api, k: KernelContext): void {
           throw err
         }
         const data = { scope, partnerId }
-        await appendAudit(tx, caller.orgId, {
+        await k.audit.append(tx, caller.orgId, {
           ...meta,
           action: 'marketplace.scope.claimed',
           target: { kind: 'marketplace_scope', id: scope },
           data,
         })
-        await emitEvents(tx, {
+        await k.events.emit(tx, {
           type: 'marketplace.scope.claimed',
           subject: `marketplace_scope/${scope}`,
           data,
@@ -153,13 +147,13 @@ export function registerPublisherRoutes(app: Api, k: KernelContext): void {
         })
         if (partnerId !== caller.orgId) {
           await tx.useOrg(partnerId)
-          await appendAudit(tx, partnerId, {
+          await k.audit.append(tx, partnerId, {
             ...meta,
             action: 'marketplace.scope.claimed',
             target: { kind: 'marketplace_scope', id: scope },
             data,
           })
-          await emitEvents(tx, {
+          await k.events.emit(tx, {
             type: 'marketplace.scope.claimed',
             subject: `marketplace_scope/${scope}`,
             data,
@@ -188,7 +182,7 @@ export function registerPublisherRoutes(app: Api, k: KernelContext): void {
       const all =
         caller.orgKind === 'platform' && caller.orgId === PLATFORM_ORG && caller.permissions.has(P.platformAdmin)
       if (!all) publisherOf(request)
-      const rows = await k.db.inOrg(caller.orgId, (tx) =>
+      const rows = await k.tx.read(caller.orgId, (tx) =>
         tx.sql<{ scope: string; partner_id: string; created_at: Date }>(
           'select scope, partner_id, created_at from marketplace_scopes where (?::boolean or partner_id = ?::uuid) order by scope limit 1000',
           [all, caller.orgId],
@@ -231,7 +225,7 @@ export function registerPublisherRoutes(app: Api, k: KernelContext): void {
       const fingerprint = keyFingerprint(key)
       const pem = key.export({ format: 'pem', type: 'spki' }).toString()
       const meta = auditMeta(request)
-      const row = await orgTx(k, p.orgId, async (tx) => {
+      const row = await k.tx.run(p.orgId, async (tx) => {
         const [{ n }] = (await tx.sql<{ n: number }>(
           `select count(*)::int as n from marketplace_keys where partner_id = ?::uuid and status = 'active'`,
           [p.orgId],
@@ -250,13 +244,13 @@ export function registerPublisherRoutes(app: Api, k: KernelContext): void {
           throw err
         }
         const data = { keyId: created.id, name: created.name, fingerprint }
-        await appendAudit(tx, p.orgId, {
+        await k.audit.append(tx, p.orgId, {
           ...meta,
           action: 'marketplace.key.registered',
           target: { kind: 'marketplace_key', id: created.id },
           data,
         })
-        await emitEvents(tx, {
+        await k.events.emit(tx, {
           type: 'marketplace.key.registered',
           subject: `marketplace_key/${created.id}`,
           data,
@@ -280,7 +274,7 @@ export function registerPublisherRoutes(app: Api, k: KernelContext): void {
     },
     async (request) => {
       const p = publisherOf(request)
-      const rows = await k.db.inOrg(p.orgId, (tx) =>
+      const rows = await k.tx.read(p.orgId, (tx) =>
         tx.sql<KeyRow>(
           'select id, name, fingerprint, public_key, status, created_at, revoked_at from marketplace_keys where partner_id = ?::uuid order by created_at, id',
           [p.orgId],
@@ -304,7 +298,7 @@ export function registerPublisherRoutes(app: Api, k: KernelContext): void {
     async (request) => {
       const p = publisherOf(request)
       const meta = auditMeta(request)
-      const row = await orgTx(k, p.orgId, async (tx) => {
+      const row = await k.tx.run(p.orgId, async (tx) => {
         const [current] = await tx.sql<KeyRow>(
           'select id, name, fingerprint, public_key, status, created_at, revoked_at from marketplace_keys where id = ?::uuid and partner_id = ?::uuid',
           [request.params.id, p.orgId],
@@ -316,13 +310,13 @@ export function registerPublisherRoutes(app: Api, k: KernelContext): void {
           [request.params.id, p.orgId],
         )) as [KeyRow]
         const data = { keyId: revoked.id, name: revoked.name, fingerprint: revoked.fingerprint }
-        await appendAudit(tx, p.orgId, {
+        await k.audit.append(tx, p.orgId, {
           ...meta,
           action: 'marketplace.key.revoked',
           target: { kind: 'marketplace_key', id: revoked.id },
           data,
         })
-        await emitEvents(tx, {
+        await k.events.emit(tx, {
           type: 'marketplace.key.revoked',
           subject: `marketplace_key/${revoked.id}`,
           data,

@@ -1,10 +1,6 @@
 import type { FastifyRequest } from 'fastify'
-import { AUTH } from '@trellis/core/errors.js'
-import { principalOf } from '@trellis/core/http/guards.js'
-import { PLATFORM_ORG } from '@trellis/core/db/database.js'
-import { KERNEL_PERMISSIONS as P } from '@trellis/core/identity/permissions.js'
-import type { Principal } from '@trellis/core/identity/principal.js'
 import { MKT } from '../errors.js'
+import { AUTH, KERNEL_PERMISSIONS as P, PLATFORM_ORG, principalOf, type Principal } from '@trellis/core'
 
 /** The caller as a publisher: a member (or API key) of a partner holding plugins.publish. */
 export function publisherOf(request: FastifyRequest): Principal {
