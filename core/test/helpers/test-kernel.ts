@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
+import { Redis } from 'ioredis'
 import type { Test } from 'tap'
 import { createKernel, type Kernel, type KernelOptions } from '../../src/kernel.js'
 import { loadConfig } from '../../src/config.js'
@@ -10,6 +11,26 @@ export type DbKind = 'postgres' | 'pglite'
 
 /** Every integration suite runs on both: real PostgreSQL and the embedded PGlite default. */
 export const DB_KINDS: DbKind[] = (process.env.TRELLIS_TEST_DBS ?? 'postgres,pglite').split(',') as DbKind[]
+
+export type QueueKind = 'pg' | 'bullmq'
+
+/** The event and workflow queue: the PostgreSQL job table (embedded default) and BullMQ on Redis (production). */
+export const QUEUE_KINDS: QueueKind[] = (process.env.TRELLIS_TEST_QUEUES ?? 'pg,bullmq').split(',') as QueueKind[]
+
+export const REDIS_URL = process.env.TRELLIS_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+/** One cell of the test matrix: a database and a queue. */
+export interface TestSetup {
+  db: DbKind
+  queue: QueueKind
+  /** Names the sub-test, e.g. `postgres + bullmq`. */
+  name: string
+}
+
+/** Every database with every queue: what suites about events and webhooks run on (docs/adr/0023-test-matrix.md). */
+export const QUEUE_MATRIX: TestSetup[] = DB_KINDS.flatMap((db) =>
+  QUEUE_KINDS.map((queue) => ({ db, queue, name: `${db} + ${queue}` })),
+)
 
 export const PG_ADMIN_URL = process.env.TRELLIS_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 
@@ -24,6 +45,7 @@ export interface Reply {
 export interface TestKernel {
   kernel: Kernel
   kind: DbKind
+  queue: QueueKind
   /** A fresh, real HTTP-shaped request through the whole stack (Fastify inject). */
   req(
     method: string,
@@ -41,6 +63,8 @@ export interface TestKernel {
   appSql<T = any>(orgId: string | null, text: string, params?: unknown[]): Promise<T[]>
   adminToken: string
   databaseUrl?: string
+  /** With the BullMQ queue: the key prefix of this kernel's queues in Redis. */
+  redisPrefix?: string
 }
 
 export async function createTestDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
@@ -62,12 +86,47 @@ export async function createTestDatabase(): Promise<{ url: string; drop: () => P
   }
 }
 
-/** Starts one kernel for a whole test file (or sub-suite) on a fresh database, with a platform admin signed in. */
+/** Every Redis key under `prefix` (one kernel's queues and their fairness counters). */
+export async function redisKeys(prefix: string): Promise<string[]> {
+  const redis = new Redis(REDIS_URL)
+  try {
+    const keys: string[] = []
+    let cursor = '0'
+    do {
+      const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
+      keys.push(...found)
+      cursor = next
+    } while (cursor !== '0')
+    return keys
+  } finally {
+    redis.disconnect()
+  }
+}
+
+/** Removes every key under `prefix` (unique to one kernel), so Redis keeps nothing of a test. */
+async function dropRedisKeys(prefix: string) {
+  const keys = await redisKeys(prefix)
+  if (keys.length === 0) return
+  const redis = new Redis(REDIS_URL)
+  try {
+    for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500))
+  } finally {
+    redis.disconnect()
+  }
+}
+
+/**
+ * Starts one kernel for a whole test file (or sub-suite) on a fresh database, with a platform admin signed in.
+ * With a `TestSetup` whose queue is `bullmq`, the kernel's event and workflow queues are BullMQ on Redis under a
+ * prefix no other kernel uses (files run in parallel), removed again at teardown.
+ */
 export async function startTestKernel(
   t: Test,
-  kind: DbKind,
+  setup: DbKind | TestSetup,
   options: Partial<KernelOptions> = {},
 ): Promise<TestKernel> {
+  const kind = typeof setup === 'string' ? setup : setup.db
+  const queue: QueueKind = typeof setup === 'string' ? 'pg' : setup.queue
   let databaseUrl: string | undefined
   if (kind === 'postgres') {
     const db = await createTestDatabase()
@@ -82,6 +141,8 @@ export async function startTestKernel(
     TRELLIS_AUTH_RATE_LIMIT_PER_MINUTE: '100000',
   }
   if (databaseUrl) env.DATABASE_URL = databaseUrl
+  const prefix = `trellis-test-${process.pid}-${randomBytes(4).toString('hex')}`
+  if (queue === 'bullmq') Object.assign(env, { REDIS_URL, TRELLIS_QUEUE_PREFIX: prefix })
   const kernel = await createKernel({
     config: loadConfig(env),
     embeddedDir: 'memory://',
@@ -89,7 +150,10 @@ export async function startTestKernel(
     rateLimitPerMinute: 100_000,
     ...options,
   })
-  t.teardown(() => kernel.close())
+  t.teardown(async () => {
+    await kernel.close()
+    if (queue === 'bullmq') await dropRedisKeys(prefix)
+  })
   await createPlatformAdmin(kernel.ctx, { email: ADMIN.email, password: ADMIN.password })
 
   const req: TestKernel['req'] = async (method, url, opts = {}) => {
@@ -115,7 +179,18 @@ export async function startTestKernel(
   const appSql: TestKernel['appSql'] = (orgId, text, params = []) =>
     kernel.ctx.db.inOrg(orgId, (tx) => tx.sql(text, params))
   const adminToken = (await login(ADMIN.email, ADMIN.password)).token
-  return { kernel, kind, req, login, ownerSql, appSql, adminToken, databaseUrl }
+  return {
+    kernel,
+    kind,
+    queue,
+    req,
+    login,
+    ownerSql,
+    appSql,
+    adminToken,
+    databaseUrl,
+    ...(queue === 'bullmq' ? { redisPrefix: prefix } : {}),
+  }
 }
 
 /** A tenant (optionally under a partner) with a tenant admin, signed in. */
