@@ -84,7 +84,10 @@ export class WorkflowEngine {
 
   /** Receives installations' events, works step jobs, and sweeps every `sweepMs` of its clock. */
   start(): void {
-    this.stops.push(this.deps.plugins.onPluginEvent(this.events))
+    // Kept after close: an event still delivered while the kernel stops starts or resumes its
+    // instances durably (their jobs are found again by the stalled-step sweep), rather than
+    // being acknowledged without them.
+    this.deps.plugins.onPluginEvent(this.events)
     this.deps.queue.work(
       async (job) => {
         await this.enqueueAfterCommit(await this.steps.run(job))
