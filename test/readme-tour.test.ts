@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const CLI = join(ROOT, 'core', 'bin', 'trellis.js')
+const CLI = join(ROOT, 'platform', 'bin', 'trellis.js')
 const baseEnv = {
   PATH: process.env.PATH,
   HOME: process.env.HOME,

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { AddressInfo } from 'node:net'
 
-const CLI = fileURLToPath(new URL('../bin/trellis.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../../platform/bin/trellis.js', import.meta.url))
 const baseEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', PORT: '0' }
 
 function run(args: string[], env: Record<string, string | undefined>) {

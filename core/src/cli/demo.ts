@@ -5,6 +5,8 @@ import type { DemoAccount } from '../bootstrap.js'
 import { generatePassword } from '../bootstrap.js'
 import type { DemoResult } from '../extension-api/define.js'
 import { DEMO_REQUEST_ID_PREFIX } from './terminal-log.js'
+import { hashPassword } from '../identity/passwords.js'
+import { orgTx } from '../kernel-context.js'
 
 /**
  * The demo password: TRELLIS_DEMO_PASSWORD when set, else the one an earlier `--demo` start
@@ -63,6 +65,16 @@ export async function runDemoSeeders(
     })
     out.accounts.push(...(r?.accounts ?? []))
     out.notes.push(...(r?.notes ?? []))
+  }
+  // Every start prints one password for every demo account: the seeders' accounts get it again too.
+  if (out.accounts.length) {
+    const hash = await hashPassword(admin.password)
+    await orgTx(kernel.ctx, demo.tenantId, (tx) =>
+      tx.sql(`update users set password_hash = ? where lower(email) = any(?::text[])`, [
+        hash,
+        out.accounts.map((a) => a.email.toLowerCase()),
+      ]),
+    )
   }
   return out
 }

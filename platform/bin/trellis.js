@@ -10,7 +10,7 @@ const here = dirname(fileURLToPath(import.meta.url))
 const tsx = createRequire(import.meta.url).resolve('tsx')
 const child = spawn(
   process.execPath,
-  ['--no-node-snapshot', '--import', tsx, join(here, '..', 'src', 'cli', 'main.ts'), ...process.argv.slice(2)],
+  ['--no-node-snapshot', '--import', tsx, join(here, '..', 'src', 'cli.ts'), ...process.argv.slice(2)],
   { stdio: 'inherit' },
 )
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal))
