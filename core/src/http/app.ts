@@ -45,6 +45,7 @@ import { withPluginPaths } from '../plugins/openapi.js'
 import type { KernelExtension } from '../extensions.js'
 import { registerInstanceRoutes } from '../workflows/instance-routes.js'
 import { registerTaskRoutes } from '../workflows/task-routes.js'
+import { registerTaskDecisionRoutes } from '../workflows/task-decision-routes.js'
 
 export interface HttpOptions {
   /** Packages adding routes under /v1 (see extensions.ts). */
@@ -265,8 +266,9 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
         switchVersion: (tx, inst, from, to, how) => switchVersion(k, tx, inst, from, to, how),
       })
       registerPluginRoutes(v1, { plugins: k.plugins })
-      registerInstanceRoutes(v1, k)
-      registerTaskRoutes(v1, k)
+      registerInstanceRoutes(v1, { orgTx, plugins: k.plugins, workflows: k.workflows })
+      registerTaskRoutes(v1, { orgTx })
+      registerTaskDecisionRoutes(v1, { orgTx, workflows: k.workflows })
       for (const ext of opts.extensions ?? []) ext.routes?.(v1, k)
     },
     { prefix: '/v1' },

@@ -1,68 +1,27 @@
 import { Type } from '@sinclair/typebox'
 import type { Api } from '../http/types.js'
-import { orgTx, type KernelContext } from '../kernel-context.js'
+import type { OrgTx } from '../http/route-deps.js'
+import type { PluginHost } from '../plugins/plugin-host.js'
+import type { WorkflowEngine } from './engine.js'
 import { PLG } from '../errors.js'
-import { appendAudit } from '../audit/audit-log.js'
+import { auditedWrite } from '../audit/audited-write.js'
 import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
 import { PageQuery, decodeCursor, toPageOf } from '../http/pagination.js'
 import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
 import { WFL } from './errors.js'
 import type { InstanceRow } from './engine.js'
-import { TaskView, taskView, type TaskRow } from './task-view.js'
+import { taskView, type TaskRow } from './task-view.js'
+import { Detail, InstanceView, Uuid, instanceView, iso } from './instance-view.js'
 import { workflowMetricsFor } from './tenant-metrics.js'
 
-const Uuid = Type.String({ format: 'uuid' })
-const StepView = Type.Object({
-  seq: Type.Integer(),
-  step: Type.String(),
-  attempt: Type.Integer(),
-  status: Type.String(),
-  input: Type.Unknown(),
-  output: Type.Unknown(),
-  error: Type.Unknown(),
-  startedAt: Type.String(),
-  finishedAt: Type.String(),
-  wallMs: Type.Number(),
-})
-const InstanceView = Type.Object({
-  id: Uuid,
-  plugin: Type.String(),
-  workflow: Type.String(),
-  version: Type.String({ description: 'The plugin version it started on, and finishes on.' }),
-  status: Type.String({ description: 'running, waiting, completed, failed, cancelled or compensating' }),
-  step: Type.Union([Type.String(), Type.Null()]),
-  waitingFor: Type.Unknown({ description: 'event, timer or task it waits for' }),
-  input: Type.Unknown(),
-  output: Type.Unknown(),
-  error: Type.Unknown(),
-  startedBy: Type.String(),
-  startedAt: Type.String(),
-  finishedAt: Type.Union([Type.String(), Type.Null()]),
-})
-const Detail = Type.Intersect([
-  InstanceView,
-  Type.Object({ history: Type.Array(StepView), tasks: Type.Array(TaskView) }),
-])
-const iso = (d: Date | string | null) => (d === null ? null : new Date(d).toISOString())
-
-const instanceView = (r: InstanceRow) => ({
-  id: r.id,
-  plugin: r.plugin,
-  workflow: r.workflow,
-  version: r.version,
-  status: r.status,
-  step: r.step,
-  waitingFor: r.wait,
-  input: r.input,
-  output: r.output,
-  error: r.error,
-  startedBy: r.started_by,
-  startedAt: iso(r.started_at)!,
-  finishedAt: iso(r.finished_at),
-})
-
 /** Starting, following and cancelling workflow instances; the tenant's workflow metrics. */
-export function registerInstanceRoutes(app: Api, k: KernelContext): void {
+export interface InstanceRouteDeps {
+  orgTx: OrgTx
+  plugins: Pick<PluginHost, 'installed'>
+  workflows: Pick<WorkflowEngine, 'startInstance'>
+}
+
+export function registerInstanceRoutes(app: Api, deps: InstanceRouteDeps): void {
   app.post(
     '/workflows/instances',
     {
@@ -83,9 +42,9 @@ export function registerInstanceRoutes(app: Api, k: KernelContext): void {
     },
     async (request, reply) => {
       const p = principalOf(request)
-      const inst = (await k.plugins.installed(p.orgId)).byPlugin.get(request.body.plugin)
+      const inst = (await deps.plugins.installed(p.orgId)).byPlugin.get(request.body.plugin)
       if (!inst) throw PLG.NOT_INSTALLED({ name: request.body.plugin })
-      const row = await k.workflows.startInstance(
+      const row = await deps.workflows.startInstance(
         p.orgId,
         inst,
         request.body.workflow,
@@ -122,7 +81,7 @@ export function registerInstanceRoutes(app: Api, k: KernelContext): void {
       const q = request.query
       const limit = q.limit ?? 50
       const before = decodeCursor(q.cursor)
-      const rows = await orgTx(k, p.orgId, (tx) =>
+      const rows = await deps.orgTx(p.orgId, (tx) =>
         tx.sql<InstanceRow>(
           `select * from workflow_instances where (?::text is null or plugin = ?) and (?::text is null or workflow = ?) and (?::text is null or status = ?) and (?::uuid is null or id < ?::uuid) order by id desc limit ?`,
           [
@@ -155,7 +114,7 @@ export function registerInstanceRoutes(app: Api, k: KernelContext): void {
     },
     async (request) => {
       const p = principalOf(request)
-      const { row, steps, tasks } = await orgTx(k, p.orgId, async (tx) => {
+      const { row, steps, tasks } = await deps.orgTx(p.orgId, async (tx) => {
         const [row] = await tx.sql<InstanceRow>('select * from workflow_instances where id = ?::uuid', [
           request.params.id,
         ])
@@ -202,25 +161,29 @@ export function registerInstanceRoutes(app: Api, k: KernelContext): void {
     async (request) => {
       const p = principalOf(request)
       const meta = auditMeta(request)
-      const row = await orgTx(k, p.orgId, async (tx) => {
+      const row = await deps.orgTx(p.orgId, async (tx) => {
         const [cur] = await tx.sql<InstanceRow>('select * from workflow_instances where id = ?::uuid for update', [
           request.params.id,
         ])
         if (!cur) throw WFL.WORKFLOW_NOT_FOUND({ plugin: 'instance', workflow: request.params.id })
         if (!['running', 'waiting'].includes(cur.status)) throw WFL.NOT_CANCELLABLE({ status: cur.status })
-        const [row] = await tx.sql<InstanceRow>(
-          `update workflow_instances set status = 'cancelled', step = null, wait = null, finished_at = now(), updated_at = now() where id = ?::uuid returning *`,
-          [cur.id],
-        )
+        // Its open tasks first: the instance's own row, audit entry and the rest in one statement after.
         await tx.sql(
           `update workflow_tasks set status = 'cancelled' where instance_id = ?::uuid and status in ('open', 'claimed')`,
           [cur.id],
         )
-        await appendAudit(tx, p.orgId, {
-          ...meta,
-          action: 'workflow.instance.cancelled',
-          target: { kind: 'workflow_instance', id: cur.id },
-          data: { plugin: cur.plugin, workflow: cur.workflow },
+        const [row] = await auditedWrite<InstanceRow>(tx, {
+          write: {
+            sql: `update workflow_instances set status = 'cancelled', step = null, wait = null, finished_at = now(), updated_at = now() where id = ?::uuid returning *`,
+            params: [cur.id],
+          },
+          auditOrg: p.orgId,
+          audit: {
+            ...meta,
+            action: 'workflow.instance.cancelled',
+            target: { kind: 'workflow_instance', id: cur.id },
+            data: { plugin: cur.plugin, workflow: cur.workflow },
+          },
         })
         return row!
       })
@@ -239,6 +202,6 @@ export function registerInstanceRoutes(app: Api, k: KernelContext): void {
         response: { 200: Type.Object({ workflows: Type.Array(Type.Record(Type.String(), Type.Unknown())) }) },
       },
     },
-    async (request) => ({ workflows: await orgTx(k, principalOf(request).orgId, (tx) => workflowMetricsFor(tx)) }),
+    async (request) => ({ workflows: await deps.orgTx(principalOf(request).orgId, (tx) => workflowMetricsFor(tx)) }),
   )
 }
