@@ -12,6 +12,7 @@ import {
   type DevBundle,
   type DevKernel,
 } from '@trellis/plugin-sdk'
+import { createTestDatabase, type DbKind } from '../../core/test/helpers/test-kernel.js'
 
 export const PLUGINS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -36,20 +37,35 @@ export function bundleOf(id: ErpPlugin): Promise<DevBundle & { entries: BundleEn
   return b
 }
 
-/** A dev kernel (one tenant) with the given ERP plugins installed. */
+/**
+ * A dev kernel (one tenant) with the given ERP plugins installed, on the embedded database or
+ * on a fresh PostgreSQL database of its own (dropped when the kernel closes).
+ */
 export async function startErpKernel(
   ids: readonly ErpPlugin[] = ERP_PLUGINS,
   settings: Partial<Record<ErpPlugin, Record<string, any>>> = {},
+  db: DbKind = 'pglite',
 ): Promise<DevKernel> {
   const start = await loadDevKernel()
-  const dev = await start({})
+  const pg = db === 'postgres' ? await createTestDatabase() : undefined
+  let dev: DevKernel
+  try {
+    dev = await start(pg ? { databaseUrl: pg.url } : {})
+  } catch (err) {
+    await pg?.drop()
+    throw err
+  }
+  const close = async () => {
+    await dev.close()
+    await pg?.drop()
+  }
   try {
     for (const id of ids) await dev.install(await bundleOf(id), settings[id] ? { settings: settings[id] } : {})
   } catch (err) {
-    await dev.close()
+    await close()
     throw err
   }
-  return dev
+  return { ...dev, close }
 }
 
 /** What `trellis-plugin validate` reports: the manifest checks, then the capability lint on the built entries. */
