@@ -55,6 +55,12 @@ export const KRN = defineErrors('KRN', {
   TENANT_SUSPENDED: { status: 403, title: 'Tenant suspended', message: () => 'this tenant is suspended' },
   PARTNER_SUSPENDED: { status: 403, title: 'Partner suspended', message: () => 'this partner is suspended' },
   DATABASE_UNAVAILABLE: { status: 503, title: 'Database unavailable', message: () => 'the database cannot be reached' },
+  SCHEMA_BEHIND: {
+    status: 503,
+    title: 'Database schema behind the code',
+    message: (d: { pending: string[] }) =>
+      `the database needs migrations (${d.pending.join(', ')}): run trellis migrate up`,
+  },
   INTERNAL: { status: 500, title: 'Internal error', message: () => 'an unexpected error occurred; it has been logged' },
   AUDIT_CHECKPOINTS_UNREADABLE: {
     status: 400,

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import type { Api } from '../http/types.js'
-import type { KernelContext } from '../kernel-context.js'
+import type { AuditSealer } from './sealer.js'
 import { AUTH } from '../errors.js'
 import { PLATFORM_ORG } from '../db/database.js'
 import { principalOf, requirePermission } from '../http/guards.js'
@@ -19,7 +19,13 @@ const CheckpointView = Type.Object({
 })
 
 /** On-demand checkpoints of audit chain heads (ADR 0011), for platform admins. */
-export function registerCheckpointRoutes(app: Api, k: KernelContext): void {
+export interface CheckpointRouteDeps {
+  sealer: Pick<AuditSealer, 'sealTenant' | 'sealAll'>
+  /** What signing and publishing checkpoints needs (see checkpoints.ts). */
+  checkpoints: ConstructorParameters<typeof AuditCheckpointer>[0]
+}
+
+export function registerCheckpointRoutes(app: Api, deps: CheckpointRouteDeps): void {
   app.post(
     '/platform/audit/checkpoints',
     {
@@ -48,15 +54,9 @@ export function registerCheckpointRoutes(app: Api, k: KernelContext): void {
       const p = principalOf(request)
       if (p.orgKind !== 'platform' || p.orgId !== PLATFORM_ORG) throw AUTH.FORBIDDEN({ permission: P.platformAdmin })
       const orgId = request.body.orgId
-      if (orgId) await k.sealer.sealTenant(orgId)
-      else await k.sealer.sealAll()
-      const checkpointer = new AuditCheckpointer({
-        db: k.db,
-        keys: k.keys,
-        events: k.events,
-        dir: k.config.auditCheckpointDir,
-        logger: k.logger,
-      })
+      if (orgId) await deps.sealer.sealTenant(orgId)
+      else await deps.sealer.sealAll()
+      const checkpointer = new AuditCheckpointer(deps.checkpoints)
       return { items: await checkpointer.checkpointAll({ orgs: orgId ? [orgId] : undefined, force: true }) }
     },
   )

@@ -1,12 +1,11 @@
 import { Type } from '@sinclair/typebox'
 import type { Api } from '../http/types.js'
-import { orgTx, type KernelContext } from '../kernel-context.js'
+import type { OrgTx } from '../http/route-deps.js'
 import { principalOf, requirePermission } from '../http/guards.js'
 import { PageQuery, pageOf, decodeCursor } from '../http/pagination.js'
 import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
 import { encodeCursor } from '../http/pagination.js'
 import type { AuditRow } from './chain.js'
-import { registerCheckpointRoutes } from './checkpoint-routes.js'
 
 const Entry = Type.Object({
   id: Type.String({ format: 'uuid' }),
@@ -24,8 +23,7 @@ const Entry = Type.Object({
 })
 
 /** The organisation's own audit chain, newest first. */
-export function registerAuditRoutes(app: Api, k: KernelContext): void {
-  registerCheckpointRoutes(app, k)
+export function registerAuditRoutes(app: Api, deps: { orgTx: OrgTx }): void {
   app.get(
     '/audit',
     {
@@ -59,7 +57,7 @@ export function registerAuditRoutes(app: Api, k: KernelContext): void {
       const before = decodeCursor(request.query.cursor)
       const limit = request.query.limit ?? 50
       const prefix = action?.endsWith('.') ? action : null
-      const rows = await orgTx(k, p.orgId, (tx) =>
+      const rows = await deps.orgTx(p.orgId, (tx) =>
         tx.sql<AuditRow>(
           `select *, seq::text as seq_text from audit_log
             where (?::text is null or actor_id = ?)

@@ -285,6 +285,17 @@ export class Database {
     return this.inOrg(null, (tx) => fn(tx))
   }
 
+  /**
+   * Migrations this code has that the database has not run: the schema is behind the code (an
+   * older schema restored, a `migrate down`, a newer process started before `migrate up`). One
+   * read of the migrations table, which every role may read.
+   */
+  async pendingMigrations(): Promise<string[]> {
+    const rows = (await this.orm.em.fork().execute('select name from trellis_migrations')) as Array<{ name: string }>
+    const done = new Set(rows.map((r) => r.name))
+    return migrationsList.map((m) => m.name).filter((name) => !done.has(name))
+  }
+
   async ping(): Promise<boolean> {
     try {
       await this.orm.em.fork().execute('select 1')

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import type { Api } from '../http/types.js'
-import { orgTx, type KernelContext } from '../kernel-context.js'
+import type { OrgTx } from '../http/route-deps.js'
 import { principalOf, requirePermission } from '../http/guards.js'
 import { PageQuery, pageOf, decodeCursor, toPage } from '../http/pagination.js'
 import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
@@ -21,12 +21,7 @@ const EventView = Type.Object({
 })
 
 /** The tenant's events, and the catalogue of event types with the JSON Schemas of their payloads. */
-export function registerEventRoutes(app: Api, k: KernelContext): void {
-  // The retention job needs the configured periods; the event system is built before the API.
-  k.events.configureRetention({
-    eventRetentionDays: k.config.eventRetentionDays,
-    deliveryRetentionDays: k.config.deliveryRetentionDays,
-  })
+export function registerEventRoutes(app: Api, deps: { orgTx: OrgTx }): void {
   app.get(
     '/events',
     {
@@ -53,7 +48,7 @@ export function registerEventRoutes(app: Api, k: KernelContext): void {
       const { type, since, until } = request.query
       const after = decodeCursor(request.query.cursor)
       const limit = request.query.limit ?? 50
-      const rows = await orgTx(k, p.orgId, (tx) =>
+      const rows = await deps.orgTx(p.orgId, (tx) =>
         tx.sql<{
           id: string
           tenant_id: string

@@ -31,6 +31,7 @@ import { registerPartnerRoutes } from '../tenancy/partner-routes.js'
 import { registerTenantRoutes } from '../tenancy/tenant-routes.js'
 import { registerBrandingRoutes } from '../tenancy/branding-routes.js'
 import { registerAuditRoutes } from '../audit/routes.js'
+import { registerCheckpointRoutes } from '../audit/checkpoint-routes.js'
 import { registerEventRoutes } from '../events/event-routes.js'
 import { registerWebhookRoutes } from '../events/webhook-routes.js'
 import { registerWebhookSecretRoutes } from '../events/webhook-secret-routes.js'
@@ -215,8 +216,13 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
 
   // Each route module gets the services it uses, and nothing else.
   const orgTx: OrgTx = (orgId, fn, o) => orgTxOf(k, orgId, fn, o)
-  registerIdempotency(app, k)
-  registerHealthRoutes(app, k, metrics)
+  // The retention job needs the configured periods; the event system is built before the API.
+  k.events.configureRetention({
+    eventRetentionDays: k.config.eventRetentionDays,
+    deliveryRetentionDays: k.config.deliveryRetentionDays,
+  })
+  registerIdempotency(app, { orgTx, secrets: k.secrets })
+  registerHealthRoutes(app, { db: k.db, keys: k.keys, metrics })
   await app.register(
     async (instance) => {
       const v1 = instance as unknown as Api
@@ -243,8 +249,12 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       registerPartnerRoutes(v1, tenancy)
       registerTenantRoutes(v1, tenancy)
       registerBrandingRoutes(v1, { db: k.db })
-      registerAuditRoutes(v1, k)
-      registerEventRoutes(v1, k)
+      registerAuditRoutes(v1, { orgTx })
+      registerCheckpointRoutes(v1, {
+        sealer: k.sealer,
+        checkpoints: { db: k.db, keys: k.keys, events: k.events, dir: k.config.auditCheckpointDir, logger: k.logger },
+      })
+      registerEventRoutes(v1, { orgTx })
       registerWebhookRoutes(v1, { orgTx, egress: k.events.egress, secrets: k.secrets })
       registerWebhookSecretRoutes(v1, { orgTx, secrets: k.secrets })
       registerWebhookDeliveryRoutes(v1, { orgTx, requeue: (id, org, attempts) => k.events.requeue(id, org, attempts) })

@@ -1,9 +1,17 @@
 import type { Api } from './types.js'
-import type { KernelContext } from '../kernel-context.js'
+import type { Database } from '../db/database.js'
+import type { SigningKeys } from '../identity/signing-keys.js'
 import type { HttpMetrics } from '../observability/metrics.js'
 import { KRN } from '../errors.js'
 
-export function registerHealthRoutes(app: Api, k: KernelContext, metrics: HttpMetrics): void {
+export interface HealthRouteDeps {
+  db: Pick<Database, 'ping' | 'pendingMigrations'>
+  keys: Pick<SigningKeys, 'jwks'>
+  metrics: HttpMetrics
+}
+
+export function registerHealthRoutes(app: Api, deps: HealthRouteDeps): void {
+  const { metrics } = deps
   const noLimit = { rateLimit: false as const }
   app.get(
     '/healthz',
@@ -12,9 +20,19 @@ export function registerHealthRoutes(app: Api, k: KernelContext, metrics: HttpMe
   )
   app.get(
     '/readyz',
-    { config: noLimit, schema: { tags: ['operations'], summary: 'The database is reachable' } },
+    {
+      config: noLimit,
+      schema: {
+        tags: ['operations'],
+        summary: 'The database is reachable and its schema is not behind the code (503 otherwise)',
+      },
+    },
     async () => {
-      if (!(await k.db.ping())) throw KRN.DATABASE_UNAVAILABLE()
+      if (!(await deps.db.ping())) throw KRN.DATABASE_UNAVAILABLE()
+      const pending = await deps.db.pendingMigrations().catch(() => {
+        throw KRN.DATABASE_UNAVAILABLE()
+      })
+      if (pending.length) throw KRN.SCHEMA_BEHIND({ pending })
       return { status: 'ready' }
     },
   )
@@ -29,6 +47,6 @@ export function registerHealthRoutes(app: Api, k: KernelContext, metrics: HttpMe
   app.get(
     '/.well-known/jwks.json',
     { config: noLimit, schema: { tags: ['auth'], summary: 'Public keys that verify access tokens' } },
-    async () => k.keys.jwks(),
+    async () => deps.keys.jwks(),
   )
 }

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Api } from './types.js'
 import canonicalizeModule from 'canonicalize'
-import type { KernelContext } from '../kernel-context.js'
-import { orgTx } from '../kernel-context.js'
+import type { OrgTx } from './route-deps.js'
+import type { SecretBox } from '../crypto/secret-box.js'
 import { KRN } from '../errors.js'
 
 const canonicalize = canonicalizeModule as unknown as (input: unknown) => string | undefined
@@ -23,7 +23,7 @@ declare module 'fastify' {
  * (`Idempotent-Replayed: true`); the same key with another body or route is a 409.
  * Server errors are not stored, so a retry after one runs again.
  */
-export function registerIdempotency(app: Api, k: KernelContext): void {
+export function registerIdempotency(app: Api, deps: { orgTx: OrgTx; secrets: Pick<SecretBox, 'seal' | 'open'> }): void {
   // Only POST routes carry the hooks, so other requests pay nothing for them.
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method]
@@ -39,7 +39,7 @@ export function registerIdempotency(app: Api, k: KernelContext): void {
     const p = request.principal
     const principal = `${p.kind}:${p.id}`
     const requestHash = hashRequest(request)
-    const stored = await orgTx(k, p.orgId, async (tx) => {
+    const stored = await deps.orgTx(p.orgId, async (tx) => {
       const inserted = await tx.sql(
         `insert into idempotency_keys (tenant_id, principal, key, request_hash) values (?::uuid, ?, ?, ?)
          on conflict (tenant_id, principal, key) do update set request_hash = excluded.request_hash, created_at = now()
@@ -68,7 +68,7 @@ export function registerIdempotency(app: Api, k: KernelContext): void {
     reply.code(stored.status_code).header('idempotent-replayed', 'true')
     if (stored.content_type) reply.type(stored.content_type)
     return reply.send(
-      stored.response_body ? k.secrets.open(stored.response_body, boxLabel(p.orgId, principal, key)) : '',
+      stored.response_body ? deps.secrets.open(stored.response_body, boxLabel(p.orgId, principal, key)) : '',
     )
   }
 
@@ -78,8 +78,7 @@ export function registerIdempotency(app: Api, k: KernelContext): void {
     request.idempotency = undefined
     const params = [idem.orgId, idem.principal, idem.key]
     if (reply.statusCode >= 500) {
-      await orgTx(
-        k,
+      await deps.orgTx(
         idem.orgId,
         (tx) => tx.sql('delete from idempotency_keys where tenant_id = ?::uuid and principal = ? and key = ?', params),
         { allowSuspended: true },
@@ -93,8 +92,7 @@ export function registerIdempotency(app: Api, k: KernelContext): void {
             : payload == null
               ? ''
               : String(payload)
-      await orgTx(
-        k,
+      await deps.orgTx(
         idem.orgId,
         (tx) =>
           tx.sql(
@@ -102,7 +100,7 @@ export function registerIdempotency(app: Api, k: KernelContext): void {
             [
               reply.statusCode,
               // Stored responses can hold secrets shown once (a new API key): encrypted at rest.
-              k.secrets.seal(body, boxLabel(idem.orgId, idem.principal, idem.key)),
+              deps.secrets.seal(body, boxLabel(idem.orgId, idem.principal, idem.key)),
               String(reply.getHeader('content-type') ?? ''),
               ...params,
             ],
