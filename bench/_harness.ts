@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { loadavg } from 'node:os'
 import autocannon from 'autocannon'
+import { Redis } from 'ioredis'
 import pg from 'pg'
 
 const tsx = createRequire(import.meta.url).resolve('tsx')
@@ -225,5 +226,16 @@ export async function withBenchDatabase<T>(name: string, fn: (databaseUrl: strin
   } finally {
     await admin.query(`drop database if exists ${name} with (force)`)
     await admin.end()
+  }
+}
+
+/** Removes a run's BullMQ keys (everything under `prefix`) from the shared Redis. */
+export async function clearQueues(redisUrl: string, prefix: string): Promise<void> {
+  const r = new Redis(redisUrl)
+  try {
+    const keys = await r.keys(`${prefix}*`)
+    if (keys.length) await r.del(...keys)
+  } finally {
+    r.disconnect()
   }
 }

@@ -7,9 +7,8 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { Redis } from 'ioredis'
 import { Webhook } from 'standardwebhooks'
-import { loadAverage, median, startServer, withBenchDatabase } from './_harness.js'
+import { clearQueues, loadAverage, median, startServer, withBenchDatabase } from './_harness.js'
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url))
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -159,10 +158,5 @@ export async function run(): Promise<void> {
       receiver.closeAllConnections()
       receiver.close()
     }
-  }).finally(async () => {
-    const r = new Redis(REDIS_URL)
-    const keys = await r.keys(`${prefix}*`)
-    if (keys.length) await r.del(...keys)
-    r.disconnect()
-  })
+  }).finally(() => clearQueues(REDIS_URL, prefix))
 }

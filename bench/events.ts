@@ -10,9 +10,8 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { loadavg } from 'node:os'
 import pg from 'pg'
-import { Redis } from 'ioredis'
 import { Webhook } from 'standardwebhooks'
-import { loadAverage, median, percentile, startServer, withBenchDatabase } from './_harness.js'
+import { clearQueues, loadAverage, median, percentile, startServer, withBenchDatabase } from './_harness.js'
 import { now, type Commit, type ProduceRequest } from './servers/_events-side.js'
 
 const here = (p: string) => new URL(p, import.meta.url).pathname
@@ -181,12 +180,7 @@ export async function run(): Promise<void> {
       rx.server.closeAllConnections()
       rx.server.close()
     }
-  }).finally(async () => {
-    const r = new Redis(REDIS_URL)
-    const keys = await r.keys(`${prefix}*`)
-    if (keys.length) await r.del(...keys)
-    r.disconnect()
-  })
+  }).finally(() => clearQueues(REDIS_URL, prefix))
 }
 
 function report(

@@ -6,9 +6,8 @@
 // Completion is a positive signal from outside the measured path: PostgreSQL notifies this
 // process (LISTEN bench_done) when an instance or a chain finishes; nothing polls.
 import { fileURLToPath } from 'node:url'
-import { Redis } from 'ioredis'
 import pg from 'pg'
-import { loadAverage, median, startServer, withBenchDatabase } from './_harness.js'
+import { clearQueues, loadAverage, median, startServer, withBenchDatabase } from './_harness.js'
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url))
 const INSTANCES = Number(process.env.BENCH_INSTANCES ?? 100)
@@ -93,11 +92,5 @@ export async function run(): Promise<void> {
       await db.end()
       await server.stop()
     }
-  }).finally(async () => {
-    if (!process.env.REDIS_URL) return
-    const r = new Redis(process.env.REDIS_URL)
-    const keys = await r.keys(`${prefix}*`)
-    if (keys.length) await r.del(...keys)
-    r.disconnect()
-  })
+  }).finally(() => process.env.REDIS_URL && clearQueues(process.env.REDIS_URL, prefix))
 }
