@@ -4,6 +4,7 @@
 import t from 'tap'
 import { collection, createTestHost, definePlugin, type PluginManifest, type TestHost } from '@trellis/plugin-sdk'
 import { DB_KINDS, startTestKernel, createTenantWithAdmin, type TestKernel } from './helpers/test-kernel.js'
+import { eventually } from './helpers/receiver.js'
 import type { Tx } from '../src/db/database.js'
 import {
   CollectionStore,
@@ -365,14 +366,25 @@ for (const kind of DB_KINDS) {
         const rec = await inA((tx) => store.insert(tx, ref, { v: 0 }))
         let release!: () => void
         const held = new Promise<void>((r) => (release = r))
+        let updated!: () => void
+        const firstUpdated = new Promise<void>((r) => (updated = r))
         const first = inA(async (tx) => {
           const r = await store.update(tx, ref, rec.id, { v: 1 }, 1)
+          updated()
           await held
           return r
         })
-        await new Promise((r) => setTimeout(r, 50))
+        // Ordered by signals, not sleeps: the first holds the row, then the second waits for it.
+        await firstUpdated
+        const lockWaits = async () =>
+          (
+            await k.ownerSql(
+              `select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`,
+            )
+          )[0].n as number
+        t.equal(await lockWaits(), 0)
         const second = inA((tx) => store.update(tx, ref, rec.id, { v: 2 }, 1)).catch((e) => e)
-        await new Promise((r) => setTimeout(r, 100))
+        await eventually(async () => (await lockWaits()) === 1, 10_000)
         release()
         t.match(await first, { v: 1, version: 2 })
         const err = await second
