@@ -1,11 +1,13 @@
 /**
  * The contract between the SDK's Node-side tools (the test harness, `trellis-plugin dev`) and
- * the kernel: `@trellis/core` exports `startDevKernel` implementing {@link StartDevKernel}. The
- * SDK never imports the kernel statically (it depends on nothing of ours); it loads it at run
- * time, so a plugin's tests run against the real kernel, database and sandbox — nothing that
- * could drift from production.
+ * the kernel: the composition root, `@trellis/platform`, exports `startDevKernel` implementing
+ * {@link StartDevKernel}. The SDK depends on nothing of ours: the platform is an optional peer
+ * dependency, loaded at run time only by the tools that run a plugin for real, so a plugin's
+ * tests run against the real kernel, database and sandbox — nothing that could drift from
+ * production.
  */
 import type { JsonValue } from './context.js'
+import { SDK } from './sdk-errors.js'
 
 /** A built plugin: what `trellis-plugin build` writes. */
 export interface DevBundle {
@@ -106,21 +108,31 @@ export interface DevKernelOptions {
   databaseUrl?: string
 }
 
-/** What `@trellis/core` exports as `startDevKernel`. */
+/** What `@trellis/platform` exports as `startDevKernel`. */
 export type StartDevKernel = (options?: DevKernelOptions) => Promise<DevKernel>
 
-/** Loads the kernel at run time (it is a peer of the SDK, not a dependency). */
-export async function loadDevKernel(): Promise<StartDevKernel> {
-  const specifier = ['@trellis', 'core'].join('/')
-  let mod: { startDevKernel?: StartDevKernel }
+/** How {@link loadDevKernel} imports the platform; tests replace it to see a missing one. */
+export type PlatformImport = () => Promise<{ startDevKernel?: unknown }>
+
+const importPlatform: PlatformImport = () => import('@trellis/platform')
+
+/**
+ * Loads `startDevKernel` from `@trellis/platform`, an optional peer dependency of the SDK (build,
+ * validate, pack and publish need no kernel). Fails with `SDK_ERR_KERNEL_NOT_INSTALLED`, saying
+ * how to install it, when the platform is missing or too old to have one.
+ */
+export async function loadDevKernel(load: PlatformImport = importPlatform): Promise<StartDevKernel> {
+  let mod: { startDevKernel?: unknown }
   try {
-    mod = (await import(specifier)) as typeof mod
+    mod = await load()
   } catch (err) {
-    throw new Error(
-      `the Trellis kernel (@trellis/core) is needed to run plugins for real; install it next to @trellis/plugin-sdk (${(err as Error).message})`,
-    )
+    const code = (err as { code?: string }).code
+    if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') throw err
+    throw SDK.KERNEL_NOT_INSTALLED({ reason: (err as Error).message }, { cause: err })
   }
   if (typeof mod.startDevKernel !== 'function')
-    throw new Error('@trellis/core does not export startDevKernel: it is older than this SDK')
-  return mod.startDevKernel
+    throw SDK.KERNEL_NOT_INSTALLED({
+      reason: 'the installed @trellis/platform has no startDevKernel: it is older than this SDK',
+    })
+  return mod.startDevKernel as StartDevKernel
 }

@@ -45,6 +45,7 @@ export type {
   DevKernel,
   DevKernelOptions,
   DevResponse,
+  PlatformImport,
   StartDevKernel,
 } from './dev-kernel.js'
 export { loadDevKernel } from './dev-kernel.js'
