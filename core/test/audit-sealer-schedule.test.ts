@@ -1,14 +1,15 @@
 import t from 'tap'
 import { AuditSealer } from '../src/audit/sealer.js'
 import type { Database } from '../src/db/database.js'
+import { installFakeTimers } from './helpers/fake-timers.js'
 
-/** Records when the sealer opens a transaction (each finds nothing to seal). */
-function fakeDb() {
+/** Records the clock's time whenever the sealer opens a transaction (each finds nothing to seal). */
+function fakeDb(now: () => number) {
   const passes: number[] = []
   const db = {
     passes,
     async inOrg(_org: string, fn: (tx: unknown) => Promise<number>) {
-      passes.push(performance.now())
+      passes.push(now())
       // The advisory lock is granted; there is no chain head and nothing unsealed.
       return fn({ sql: async (text: string) => (text.includes('pg_try_advisory_xact_lock') ? [{ ok: true }] : []) })
     },
@@ -17,19 +18,27 @@ function fakeDb() {
 }
 
 t.test('after a quiet spell entries are sealed at once; under steady writes, one pass per interval', async (t) => {
-  const db = fakeDb()
+  // The sealer's own clock and timers, moved by the test: every bound below is exact.
+  const clock = installFakeTimers()
+  t.teardown(clock.restore)
+  const db = fakeDb(clock.now)
   const sealer = new AuditSealer(db as unknown as Database, undefined, 20, 600)
-  t.teardown(() => sealer.close())
-  const start = performance.now()
+  const start = clock.now()
   sealer.nudge('tenant-a')
-  await new Promise((r) => setTimeout(r, 150))
-  t.equal(db.passes.length, 1, 'the first commit after a quiet spell is sealed after the short delay')
-  t.ok(db.passes[0]! - start < 150)
+  await clock.advance(19)
+  t.same(db.passes, [], 'not before the short delay')
+  await clock.advance(1)
+  t.same(db.passes, [start + 20], 'the first commit after a quiet spell is sealed after the short delay')
   sealer.nudge('tenant-a')
   sealer.nudge('tenant-b')
-  await new Promise((r) => setTimeout(r, 200))
-  t.equal(db.passes.length, 1, 'commits right after a pass wait for the interval')
-  while (db.passes.length < 3 && performance.now() - start < 5_000) await new Promise((r) => setTimeout(r, 20))
-  t.equal(db.passes.length, 3, 'then both organisations are sealed in one pass')
-  t.ok(db.passes[1]! - db.passes[0]! >= 550, 'an interval after the previous pass')
+  await clock.advance(599)
+  t.same(db.passes, [start + 20], 'commits right after a pass wait for the interval')
+  await clock.advance(1)
+  t.same(
+    db.passes,
+    [start + 20, start + 620, start + 620],
+    'then both organisations are sealed in one pass, an interval after the previous pass',
+  )
+  await sealer.close()
+  clock.restore()
 })
