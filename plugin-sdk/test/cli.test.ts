@@ -173,7 +173,7 @@ t.test(
   async (t) => {
     await mkdir(join(dir, 'node_modules', '@trellis'), { recursive: true })
     await symlink(join(repoModules, '@trellis', 'plugin-sdk'), join(dir, 'node_modules', '@trellis', 'plugin-sdk'))
-    await symlink(join(repoModules, '@trellis', 'core'), join(dir, 'node_modules', '@trellis', 'core'))
+    await symlink(join(repoModules, '@trellis', 'platform'), join(dir, 'node_modules', '@trellis', 'platform'))
     const res = await cli(['test'], dir)
     t.equal(res.code, 0, res.stdout + res.stderr)
     t.match(res.stdout, /# pass 4/)

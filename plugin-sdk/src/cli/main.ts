@@ -1,22 +1,22 @@
 // `trellis-plugin`: create, build, validate, test, dev, keys generate, pack, publish — one file
-// per command under ./commands. Exit codes: 0 ok, 1 error (and failed tests), 2 usage,
+// per command (*-command.ts). Exit codes: 0 ok, 1 error (and failed tests), 2 usage,
 // 3 validation failed (or publish refused by the marketplace's checks), 4 auth (signing key, or
 // publish answered 401/403), 5 network (publish).
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 import { createCli, EXIT, exitCodeOfError, type Io } from './context.js'
-import { registerBuild } from './commands/build.js'
-import { registerCreate } from './commands/create.js'
-import { registerDev } from './commands/dev.js'
-import { registerKeys } from './commands/keys.js'
-import { registerPack } from './commands/pack.js'
-import { registerPublish } from './commands/publish.js'
-import { registerTest } from './commands/test.js'
-import { registerValidate } from './commands/validate.js'
+import { registerBuild } from './build-command.js'
+import { registerCreate } from './create-command.js'
+import { registerDev } from './dev-command.js'
+import { registerKeys } from './keys-command.js'
+import { registerPack } from './pack-command.js'
+import { registerPublish } from './publish-command.js'
+import { registerTest } from './test-command.js'
+import { registerValidate } from './validate-command.js'
 
 export { EXIT } from './context.js'
 export type { Io } from './context.js'
-export { RESERVED_SCOPES } from './commands/create.js'
+export { RESERVED_SCOPES } from './create-command.js'
 
 /** The version of this package, as `trellis-plugin --version` prints it. */
 export const VERSION = (

@@ -7,13 +7,14 @@ const sdkVersion = (createRequire(import.meta.url)('../../package.json') as { ve
 const sdkDir = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
 /**
- * How a new plugin depends on the SDK and the kernel its tests run: from the registry when this
- * SDK was installed from one, otherwise (a Trellis checkout) from this checkout's packages.
+ * How a new plugin depends on the SDK and on the platform its tests and `dev` run (the SDK's
+ * optional peer): from the registry when this SDK was installed from one, otherwise (a Trellis
+ * checkout) from this checkout's packages.
  */
 function trellisDependencies(): Record<string, string> {
   if (sdkDir.split(/[\\/]/).includes('node_modules'))
-    return { '@trellis/core': `^${sdkVersion}`, '@trellis/plugin-sdk': `^${sdkVersion}` }
-  return { '@trellis/core': `file:${join(sdkDir, '..', 'core')}`, '@trellis/plugin-sdk': `file:${sdkDir}` }
+    return { '@trellis/platform': `^${sdkVersion}`, '@trellis/plugin-sdk': `^${sdkVersion}` }
+  return { '@trellis/platform': `file:${join(sdkDir, '..', 'platform')}`, '@trellis/plugin-sdk': `file:${sdkDir}` }
 }
 
 export interface TemplateInput {

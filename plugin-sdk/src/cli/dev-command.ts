@@ -1,9 +1,9 @@
 // `trellis-plugin dev`: the plugin served by a local kernel, rebuilt and reloaded on change.
 import type { Command } from 'commander'
-import { runDev } from '../../dev-server.js'
-import { SDK } from '../../sdk-errors.js'
-import { checkPlugin } from '../check.js'
-import type { Cli } from '../context.js'
+import { runDev } from '../dev-server.js'
+import { SDK } from '../sdk-errors.js'
+import { checkPlugin } from './check.js'
+import type { Cli } from './context.js'
 import { dirOption } from './options.js'
 
 export function registerDev(program: Command, cli: Cli): void {

@@ -1,7 +1,7 @@
 // `trellis-plugin validate`: what the marketplace checks, without packing.
 import type { Command } from 'commander'
-import { checkPlugin } from '../check.js'
-import { type Cli, EXIT, Exit } from '../context.js'
+import { checkPlugin } from './check.js'
+import { type Cli, EXIT, Exit } from './context.js'
 import { dirOption, jsonOption } from './options.js'
 
 export function registerValidate(program: Command, cli: Cli): void {

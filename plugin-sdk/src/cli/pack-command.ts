@@ -1,10 +1,10 @@
 // `trellis-plugin pack`: build, validate, and write the signed package.
 import { join, relative, resolve } from 'node:path'
 import type { Command } from 'commander'
-import { defaultKeysDir, loadSigningKey, packPlugin, type PackResult } from '../../pack.js'
-import { SDK } from '../../sdk-errors.js'
-import { checkPlugin } from '../check.js'
-import type { Cli } from '../context.js'
+import { defaultKeysDir, loadSigningKey, packPlugin, type PackResult } from '../pack.js'
+import { SDK } from '../sdk-errors.js'
+import { checkPlugin } from './check.js'
+import type { Cli } from './context.js'
 import { dirOption, jsonOption } from './options.js'
 
 /** Checks the plugin in `dir` and packs it signed with the key at `key` (default: the keys dir); fails when it is invalid. */

@@ -2,11 +2,11 @@
 import { readFile } from 'node:fs/promises'
 import { basename, relative, resolve } from 'node:path'
 import type { Command } from 'commander'
-import { publishPackage, readPackageManifest } from '../../publish.js'
-import { SDK } from '../../sdk-errors.js'
-import { type Cli, EXIT, Exit } from '../context.js'
+import { publishPackage, readPackageManifest } from '../publish.js'
+import { SDK } from '../sdk-errors.js'
+import { type Cli, EXIT, Exit } from './context.js'
 import { dirOption, jsonOption } from './options.js'
-import { packChecked } from './pack.js'
+import { packChecked } from './pack-command.js'
 
 interface PublishOptions {
   dir?: string

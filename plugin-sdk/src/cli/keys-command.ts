@@ -1,8 +1,8 @@
 // `trellis-plugin keys generate`: the Ed25519 pair packages are signed with.
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
-import { defaultKeysDir, generateSigningKeys } from '../../pack.js'
-import type { Cli } from '../context.js'
+import { defaultKeysDir, generateSigningKeys } from '../pack.js'
+import type { Cli } from './context.js'
 import { jsonOption } from './options.js'
 
 export function registerKeys(program: Command, cli: Cli): void {

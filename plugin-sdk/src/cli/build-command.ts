@@ -1,8 +1,8 @@
 // `trellis-plugin build`: the bundle and its source map in dist/.
 import { relative } from 'node:path'
 import type { Command } from 'commander'
-import { buildPlugin } from '../../build.js'
-import type { Cli } from '../context.js'
+import { buildPlugin } from '../build.js'
+import type { Cli } from './context.js'
 import { dirOption, jsonOption } from './options.js'
 
 export function registerBuild(program: Command, cli: Cli): void {

@@ -1,7 +1,7 @@
 // `trellis-plugin test`: the plugin's own tests, against the real kernel and sandbox.
 import type { Command } from 'commander'
-import { runPluginTests } from '../../run-tests.js'
-import { type Cli, EXIT, Exit } from '../context.js'
+import { runPluginTests } from '../run-tests.js'
+import { type Cli, EXIT, Exit } from './context.js'
 import { dirOption } from './options.js'
 
 export function registerTest(program: Command, cli: Cli): void {

@@ -3,9 +3,9 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises'
 import { createInterface } from 'node:readline/promises'
 import { dirname, join, relative, resolve } from 'node:path'
 import type { Command } from 'commander'
-import { SDK } from '../../sdk-errors.js'
-import type { Cli } from '../context.js'
-import { templateFiles } from '../template.js'
+import { SDK } from '../sdk-errors.js'
+import type { Cli } from './context.js'
+import { templateFiles } from './template.js'
 import { jsonOption } from './options.js'
 
 const NAME = /^@[a-z0-9][a-z0-9-]*\/[a-z0-9][a-z0-9-]*$/
