@@ -10,7 +10,7 @@ import { orgTx as orgTxOf, type KernelContext } from '../kernel-context.js'
 import type { OrgTx } from './route-deps.js'
 import { stillMissing } from '../plugins/grantable.js'
 import { KRN } from '../errors.js'
-import { authenticate, authenticateKnown, bearerCredential } from '../identity/authenticate.js'
+import { type AuthenticateDeps, authenticate, authenticateKnown, bearerCredential } from '../identity/authenticate.js'
 import type { Principal } from '../identity/principal.js'
 import { toTrellisError, sendProblem, ProblemSchema } from './problem.js'
 import { registerIdempotency } from './idempotency.js'
@@ -126,7 +126,7 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
   app.get('/openapi.json', { schema: { hide: true } }, async () =>
-    withPluginPaths(k, app.swagger() as unknown as Parameters<typeof withPluginPaths>[1]),
+    withPluginPaths({ db: k.db }, app.swagger() as unknown as Parameters<typeof withPluginPaths>[1]),
   )
 
   const denied = new DeniedRequests(k.db, k.sealer, k.logger, opts.deniedRequests)
@@ -152,6 +152,12 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
     sendProblem(request, reply, KRN.ROUTE_NOT_FOUND({ method: request.method, url: request.url.split('?')[0]! })),
   )
 
+  const auth: AuthenticateDeps = {
+    tokens: k.tokens,
+    orgStatus: k.orgStatus,
+    revokedSessions: k.revokedSessions,
+    db: k.db,
+  }
   // Who is calling: bearer credentials are checked before anything else runs. A credential
   // already verified, for an organisation whose status is fresh, is accepted without waiting.
   const accept = (request: FastifyRequest, principal: Principal) => {
@@ -179,7 +185,7 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       return done(toTrellisError(KRN.VALIDATION_FAILED({ reason: 'Authorization must be "Bearer <token>"' })))
     let known: Principal | undefined
     try {
-      known = authenticateKnown(k, credential)
+      known = authenticateKnown(auth, credential)
     } catch (err) {
       return done(err as Error)
     }
@@ -187,7 +193,7 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       accept(request, known)
       return done()
     }
-    authenticate(k, credential).then(
+    authenticate(auth, credential).then(
       (principal) => {
         accept(request, principal)
         done()

@@ -1,7 +1,8 @@
 import type { Logger } from 'pino'
 import type { Database } from '../db/database.js'
 import type { AuditSealer } from '../audit/sealer.js'
-import { appendAudit, type AuditRecord } from '../audit/audit-log.js'
+import type { AuditRecord } from '../audit/audit-log.js'
+import { auditedWrite } from '../audit/audited-write.js'
 import type { Principal } from '../identity/principal.js'
 
 export interface DeniedRequestsOptions {
@@ -94,7 +95,7 @@ export class DeniedRequests {
     }
     for (const [orgId, records] of byOrg) {
       try {
-        await this.db.inOrg(orgId, (tx) => appendAudit(tx, orgId, ...records))
+        await this.db.inOrg(orgId, (tx) => auditedWrite(tx, { auditOrg: orgId, audit: records }))
         this.sealer.nudge(orgId)
       } catch (err) {
         this.logger.error({ err, orgId, entries: records.length }, 'could not record denied requests in the audit log')

@@ -7,6 +7,9 @@ import { membershipsOf } from './memberships.js'
 import { signInTx } from './signin.js'
 import type { OrgKind } from './entities.js'
 
+/** What checking a credential needs: token verification, the organisation status cache, sign-outs, the database (API keys). */
+export type AuthenticateDeps = Pick<KernelContext, 'tokens' | 'orgStatus' | 'revokedSessions' | 'db'>
+
 const API_KEY = /^trk_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$/
 
 export function formatApiKey(id: string, secret: string): string {
@@ -14,7 +17,7 @@ export function formatApiKey(id: string, secret: string): string {
 }
 
 /** Resolves a bearer credential — an access token or an API key — to the caller it stands for. */
-export async function authenticate(k: KernelContext, bearer: string): Promise<Principal> {
+export async function authenticate(k: AuthenticateDeps, bearer: string): Promise<Principal> {
   if (bearer.startsWith('trk_')) return authenticateApiKey(k, bearer)
   const principal = await k.tokens.verify(bearer)
   assertNotSignedOut(k, principal)
@@ -27,14 +30,14 @@ export async function authenticate(k: KernelContext, bearer: string): Promise<Pr
  * token verified before, its organisation's status fresh); undefined when `authenticate` must
  * run. Throws as `authenticate` would.
  */
-export function authenticateKnown(k: KernelContext, bearer: string): Principal | undefined {
+export function authenticateKnown(k: AuthenticateDeps, bearer: string): Principal | undefined {
   const principal = k.tokens.known(bearer)
   if (!principal) return undefined
   assertNotSignedOut(k, principal)
   return k.orgStatus.checkKnown(principal.orgId, principal.sessionId) ? principal : undefined
 }
 
-function assertNotSignedOut(k: KernelContext, principal: Principal): void {
+function assertNotSignedOut(k: AuthenticateDeps, principal: Principal): void {
   if (principal.sessionId && k.revokedSessions.has(principal.sessionId))
     throw AUTH.INVALID_TOKEN({ reason: 'signed out' })
 }
@@ -46,7 +49,7 @@ export function bearerCredential(header: string): string | undefined {
   return credential && credential.indexOf(' ') < 0 && credential.indexOf('\t') < 0 ? credential : undefined
 }
 
-async function authenticateApiKey(k: KernelContext, presented: string): Promise<Principal> {
+async function authenticateApiKey(k: AuthenticateDeps, presented: string): Promise<Principal> {
   const m = API_KEY.exec(presented)
   if (!m) throw AUTH.INVALID_API_KEY()
   const hex = m[1]!
