@@ -1,54 +1,94 @@
-// Messages between the parent and a worker process (worker side: src/worker/*.mjs). Only
-// strings and plain JSON travel; payloads that came from an isolate stay JSON text until the
-// parent parses them with parseUntrustedJson.
-import type { EntryKind, InvocationMetrics, LogLine } from './types.js'
+// Messages between the parent (src/*.ts) and a worker process (src/worker/*.mjs, checked by tsc
+// through JSDoc types that import this module): a field changed here fails the type check on
+// both sides. Only strings and plain JSON travel; payloads that came from an isolate stay JSON
+// text until the parent parses them with parseUntrustedJson.
+import type { EntryKind, InvocationMetrics, LogLine, WorkerStats } from './types.js'
 import type { SandboxLimits } from './limits.js'
+
+/** What a worker is started with (its only command-line argument, as JSON). */
+export interface WorkerConfig {
+  maxIsolates: number
+  maxIsolatesPerKey: number
+  idleMs: number
+  isolateHeapBudgetMb: number
+  syncMaxCpuMs: number
+  /** How far past its CPU limit plugin code may run before its worker ends itself. */
+  cpuGraceMs: number
+  /**
+   * Runs of plugin code a worker lets execute at once; beyond that, ready runs wait in per-tenant
+   * queues served fairly (see worker/fair-scheduler.mjs).
+   */
+  maxRunning: number
+}
 
 /** A failure as the worker reports it: a sandbox code with its details, or a host error by call id. */
 export type WireError = { code: string; details?: Record<string, unknown> } | { hostRef: number }
 
-export type ToWorker =
-  | {
-      t: 'inv'
-      rid: number
-      invocationId: string
-      bundleKey: string
-      isoKey: string
-      entry: { kind: EntryKind; name: string }
-      input: string
-      context: string
-      limits: SandboxLimits
-      remainingMs: number
-    }
+/** A host error as plugin code may see it: the code, status and message only. */
+export interface HostCallError {
+  code: string
+  status: number
+  message: string
+}
+
+/** A bundle as sent to a worker: its code and source map travel once per worker. */
+export interface WireBundle {
+  key: string
+  id: string
+  version: string
+  code: string
+  sourceMap?: string
+}
+
+/** Metrics as the worker measures them; the parent adds the wall time it saw. */
+export type WorkerMetrics = Omit<InvocationMetrics, 'wallMs'>
+
+export interface InvokeMessage {
+  t: 'inv'
+  rid: number
+  invocationId: string
+  /** Whose invocation this is: the worker shares its run slots fairly between tenants. */
+  tenantId: string
+  bundleKey: string
+  isoKey: string
+  entry: { kind: EntryKind; name: string }
+  input: string
+  context: string
+  limits: SandboxLimits
+  remainingMs: number
+}
+
+export type HostCallResult =
   | { t: 'hcr'; rid: number; cid: number; ok: true; value: string }
-  | { t: 'hcr'; rid: number; cid: number; ok: false; error: { code: string; status: number; message: string } }
-  | {
-      t: 'load'
-      rid: number
-      bundle: { key: string; id: string; version: string; code: string; sourceMap?: string }
-      limits: SandboxLimits
-      evaluate: boolean
-    }
+  | { t: 'hcr'; rid: number; cid: number; ok: false; error: HostCallError }
+
+export interface LoadMessage {
+  t: 'load'
+  rid: number
+  bundle: WireBundle
+  limits: SandboxLimits
+  evaluate: boolean
+}
+
+export type ToWorker =
+  | InvokeMessage
+  | HostCallResult
+  | LoadMessage
   | { t: 'unload'; key: string }
   | { t: 'stats'; rid: number; refresh?: boolean }
   | { t: 'shutdown' }
 
+/** What a worker reports of itself (externalCopyBytes: isolated-vm's copies outside any heap). */
+export type WireWorkerStats = WorkerStats & { externalCopyBytes?: number }
+
+export type LoadReply =
+  | { t: 'loaded'; rid: number; entries: Record<string, string[]> }
+  | { t: 'loadFailed'; rid: number; error: { code: string; details: Record<string, unknown> } }
+
 export type FromWorker =
   | { t: 'ready'; pid: number }
   | { t: 'hc'; rid: number; cid: number; op: string; args: string }
-  | { t: 'ok'; rid: number; output: string; metrics: Omit<InvocationMetrics, 'wallMs'>; logs: LogLine[] }
-  | { t: 'err'; rid: number; error: WireError; metrics: Omit<InvocationMetrics, 'wallMs'>; logs: LogLine[] }
-  | { t: 'loaded'; rid: number; entries: Record<string, string[]> }
-  | { t: 'loadFailed'; rid: number; error: { code: string; details: Record<string, unknown> } }
-  | {
-      t: 'stats'
-      rid: number
-      stats: {
-        pid: number
-        rssBytes: number
-        isolates: number
-        isolateHeapBytes: number
-        inflight: number
-        bundles: number
-      }
-    }
+  | { t: 'ok'; rid: number; output: string; metrics: WorkerMetrics; logs: LogLine[] }
+  | { t: 'err'; rid: number; error: WireError; metrics: WorkerMetrics; logs: LogLine[] }
+  | LoadReply
+  | { t: 'stats'; rid: number; stats: WireWorkerStats }

@@ -2,22 +2,14 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import type { FromWorker, ToWorker } from './protocol.js'
+import type { FromWorker, ToWorker, WorkerConfig } from './protocol.js'
+
+export type { WorkerConfig }
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker/worker-main.mjs', import.meta.url))
 const PAGE_SIZE = 4096
 // Written by the worker's CPU watchdog (worker/cpu-watchdog.mjs) just before it kills the process.
 const OVERRUN = /trellis-sandbox: plugin code overran its CPU limit, rid=(\d+) limit=(cpu|wall)/
-
-export interface WorkerConfig {
-  maxIsolates: number
-  maxIsolatesPerKey: number
-  idleMs: number
-  isolateHeapBudgetMb: number
-  syncMaxCpuMs: number
-  /** How far past its CPU limit plugin code may run before its worker ends itself. */
-  cpuGraceMs: number
-}
 
 export class WorkerProcess {
   readonly child: ChildProcess

@@ -1,3 +1,4 @@
+// @ts-check
 // The watchdog thread of a sandbox worker (see cpu-watchdog.mjs): notices a synchronous run of
 // plugin code that keeps the main thread busy past its time limit plus a grace period.
 // isolated-vm's timeout for a run is a wall-clock timer that asks V8 to terminate; a run still
@@ -8,11 +9,13 @@ import { readFileSync } from 'node:fs'
 import { workerData } from 'node:worker_threads'
 import { overrun } from './cpu-watchdog.mjs'
 
+/** @type {{ state: Int32Array, pid: number, graceMs: number, pollMs: number, epoch: number }} */
 const { state, pid, graceMs, pollMs, epoch } = workerData
 // Linux reports thread CPU time in clock ticks of 1/100 s (USER_HZ).
 const MS_PER_TICK = 10
 const MIN_CPU_MS = 50
 
+/** @returns {number | null} */
 function mainThreadCpuMs() {
   try {
     const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8')
@@ -25,6 +28,7 @@ function mainThreadCpuMs() {
 
 let seen = -1
 let since = 0
+/** @type {number | null} */
 let cpuAtStart = null
 setInterval(() => {
   if (Atomics.load(state, 3) === 0) {

@@ -1,3 +1,4 @@
+// @ts-check
 // Kills this worker as soon as plugin code overruns its CPU limit by more than a grace period.
 // isolated-vm stops an isolate at its CPU limit by asking V8 to terminate it, and V8 only
 // notices between bytecodes: some builtins run long loops without looking (Array.prototype
@@ -28,20 +29,30 @@ const LIMIT = 2
 const ACTIVE = 3
 const DEADLINE = 4
 
+/**
+ * @param {number} rid
+ * @param {'cpu' | 'wall'} [limit]
+ * @returns {never}
+ */
 export function overrun(rid, limit = 'cpu') {
   try {
     writeSync(2, `\n${OVERRUN_MARKER}${rid} limit=${limit}\n`)
   } finally {
     process.kill(process.pid, 'SIGKILL')
   }
+  // SIGKILL to ourselves does not return; the type checker cannot know that.
+  throw new Error('unreachable')
 }
 
+/** @typedef {{ rid: number, cpuNs: () => bigint | null, start: bigint, limitMs: number }} WatchedRun */
+
 export class CpuWatchdog {
+  /** @param {{ graceMs?: number, pollMs?: number }} [options] */
   constructor({ graceMs = 250, pollMs = 25 } = {}) {
     this.graceMs = graceMs
     this.state = new Int32Array(new SharedArrayBuffer(20))
     this.epoch = Date.now()
-    /** Asynchronous runs: token → { rid, cpuNs(), limitMs }. */
+    /** @type {Map<number, WatchedRun>} Asynchronous runs by token. */
     this.watched = new Map()
     this.nextToken = 1
     this.thread = new Worker(new URL('./cpu-watchdog-thread.mjs', import.meta.url), {
@@ -53,6 +64,11 @@ export class CpuWatchdog {
   }
 
   /** Around a synchronous run on this thread: a few stores, no message. `deadline` is a Date.now() value. */
+  /**
+   * @param {number} rid
+   * @param {number} limitMs
+   * @param {number} deadline
+   */
   enterSync(rid, limitMs, deadline) {
     const s = this.state
     Atomics.store(s, RID, rid)
@@ -67,6 +83,12 @@ export class CpuWatchdog {
   }
 
   /** Watches an asynchronous run; `cpuNs` reads the isolate's CPU time (bigint ns, or null once gone). */
+  /**
+   * @param {number} rid
+   * @param {() => bigint | null} cpuNs
+   * @param {number} limitMs
+   * @returns {number} a token for unwatch, 0 when the isolate is already gone
+   */
   watch(rid, cpuNs, limitMs) {
     const start = cpuNs()
     if (start === null) return 0
@@ -75,6 +97,7 @@ export class CpuWatchdog {
     return token
   }
 
+  /** @param {number} token */
   unwatch(token) {
     this.watched.delete(token)
   }

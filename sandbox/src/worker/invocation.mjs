@@ -1,19 +1,38 @@
+// @ts-check
 // One invocation inside a worker: takes an isolate, runs the entry, relays host calls and
-// logs, enforces the limits the isolate cannot enforce itself, and reports exactly once.
+// logs, enforces the limits the isolate cannot enforce itself, and reports exactly once. Each
+// stretch of plugin code (the entry, then each continuation after a host-call result) runs
+// when the worker's fair scheduler gives its tenant a turn.
 import { Buffer } from 'node:buffer'
 import { performance } from 'node:perf_hooks'
-import { parseUntrustedJson } from '../safe-json.mjs'
 import { classifyIsolateError, heapOf, IsolateFailure, TenantIsolate } from './tenant-isolate.mjs'
-import { mapPluginStack } from './stack-mapper.mjs'
+import { LogCollector } from './log-collector.mjs'
+import { describeFailure } from './failure.mjs'
 
-const LEVELS = new Set(['debug', 'info', 'warn', 'error'])
+/** @typedef {import('../protocol.js').InvokeMessage} InvokeMessage */
+/** @typedef {import('../protocol.js').HostCallResult} HostCallResult */
+/** @typedef {import('../protocol.js').HostCallError} HostCallError */
+/** @typedef {import('../protocol.js').WireError} WireError */
+/** @typedef {import('../protocol.js').WorkerMetrics} WorkerMetrics */
+/** @typedef {import('../limits.js').SandboxLimits} SandboxLimits */
+/** @typedef {import('./worker-types.js').WorkerState} WorkerState */
+/** @typedef {import('./worker-types.js').CompiledBundle} CompiledBundle */
+/** @typedef {import('./fair-scheduler.mjs').Turn} Turn */
+/** @typedef {{ code: string, details: Record<string, unknown> }} SandboxFailure */
+/** @typedef {import('isolated-vm').Reference<Function>} FunctionRef */
+
 let nextToken = 1
 
 export class Invocation {
+  /**
+   * @param {WorkerState} worker
+   * @param {InvokeMessage} msg
+   */
   constructor(worker, msg) {
     this.worker = worker
     this.rid = msg.rid
     this.invocationId = msg.invocationId
+    this.tenantId = msg.tenantId
     this.bundleKey = msg.bundleKey
     this.isoKey = msg.isoKey
     this.entry = msg.entry
@@ -21,28 +40,41 @@ export class Invocation {
     this.context = msg.context
     // CPU time cannot exceed the wall deadline; clamping keeps a synchronous run (which blocks
     // this worker's event loop) inside the time the parent waits before declaring us hung.
+    /** @type {SandboxLimits} */
     this.limits = { ...msg.limits, cpuMs: Math.min(msg.limits.cpuMs, msg.limits.wallMs) }
     this.remainingMs = msg.remainingMs
     // Tokens are never reused, so a host object kept by plugin code from an earlier
     // invocation cannot act within a later one.
     this.token = nextToken++
+    /** @type {TenantIsolate | null} */
     this.iso = null
+    /** @type {CompiledBundle | undefined} */
+    this.bundle = undefined
     this.cold = false
     this.done = false
+    /** @type {bigint | null} */
     this.startCpu = 0n
     this.hostCalls = 0
+    /** @type {SandboxFailure | null} */
     this.breach = null
+    /** @type {Map<number, WireError>} */
     this.errorRefs = new Map()
-    this.logs = []
-    this.logBytes = 0
-    this.logsTruncated = false
+    this.logs = new LogCollector(this.invocationId, this.limits)
+    this.logsTaken = false
     this.waiter = { cancelled: false }
     this.sync = !worker.isSlow(msg.isoKey) && this.limits.cpuMs <= worker.syncMaxCpuMs
+    /** @type {Turn | null} the scheduler's turn while a stretch of plugin code runs */
+    this.turn = null
+    this.watching = 0
+    this.deadline = 0
+    /** @type {NodeJS.Timeout | undefined} */
+    this.timer = undefined
   }
 
   async start() {
     this.deadline = Date.now() + this.remainingMs
     this.timer = setTimeout(() => this.onDeadline(), this.remainingMs)
+    /** @type {CompiledBundle | undefined} */
     let bundle
     try {
       bundle = await this.worker.bundles.get(this.bundleKey)
@@ -75,23 +107,38 @@ export class Invocation {
       this.worker.pool.release(acquired.iso)
       return
     }
-    this.iso = acquired.iso
+    const iso = acquired.iso
+    this.iso = iso
     this.cold = acquired.cold
-    this.iso.current = this
-    this.startCpu = this.iso.cpuNs()
+    iso.current = this
+    this.startCpu = iso.cpuNs()
     const e = this.entry
-    const args = [this.token, e.kind, e.name, this.input, this.context, JSON.stringify(this.limits), !this.sync]
-    if (this.sync) {
-      this.enterSync(this.iso.invokeRef, args, this.limits.cpuMs)
-      return
-    }
-    this.watching = this.worker.watchdog.watch(this.rid, () => this.iso.cpuNs(), this.limits.cpuMs)
-    this.iso.invokeRef
-      .apply(undefined, args, { timeout: this.limits.cpuMs, result: { promise: true, copy: true } })
-      .then(
-        (r) => this.onResult(r),
-        (err) => this.onIsolateError(err),
-      )
+    // The entry starts the plugin's promise and returns; its result is collected with `poll`.
+    const args = [this.token, e.kind, e.name, this.input, this.context, JSON.stringify(this.limits), false]
+    this.enter(() => (this.done ? undefined : { ref: iso.invokeRef, args, timeoutMs: this.limits.cpuMs }))
+  }
+
+  /**
+   * Runs one stretch of plugin code when the tenant's turn comes. `what` is asked then (the
+   * CPU left may have changed while waiting); undefined means nothing is left to run.
+   * @param {() => { ref: FunctionRef, args: unknown[], timeoutMs: number } | undefined} what
+   */
+  enter(what) {
+    this.worker.scheduler.submit(this.tenantId, (turn) => {
+      const run = this.done || !this.iso || this.iso.disposed ? undefined : what()
+      if (!run) return turn.end()
+      this.turn = turn
+      if (this.sync) {
+        this.enterSync(run.ref, run.args, run.timeoutMs)
+        this.endTurn()
+      } else this.enterAsync(run.ref, run.args, run.timeoutMs)
+    })
+  }
+
+  endTurn() {
+    const turn = this.turn
+    this.turn = null
+    turn?.end()
   }
 
   /**
@@ -99,15 +146,19 @@ export class Invocation {
    * a pool thread, at the price of blocking this worker's event loop for as long as the code
    * runs (bounded by the CPU limit). A key whose code once runs long here is sent to the
    * asynchronous path from then on, so a hostile tenant can stall a worker once, not always.
+   * @param {FunctionRef} ref
+   * @param {unknown[]} args
+   * @param {number} timeoutMs
    */
   enterSync(ref, args, timeoutMs) {
+    const iso = /** @type {TenantIsolate} */ (this.iso)
     const t0 = performance.now()
     const watchdog = this.worker.watchdog
     let result
     watchdog.enterSync(this.rid, timeoutMs, this.deadline)
     try {
       ref.applySync(undefined, args, { timeout: timeoutMs })
-      result = this.iso.pollRef.applySync(undefined, [this.token])
+      result = iso.pollRef.applySync(undefined, [this.token])
     } catch (err) {
       watchdog.leaveSync()
       this.worker.markSlow(this.isoKey)
@@ -116,6 +167,36 @@ export class Invocation {
     watchdog.leaveSync()
     if (performance.now() - t0 > this.worker.syncSliceMs) this.worker.markSlow(this.isoKey)
     if (result !== undefined) this.onResult(result)
+  }
+
+  /**
+   * Runs plugin code on one of isolated-vm's threads, leaving this thread free; the turn ends
+   * when the stretch does (the call returns once the isolate has nothing left to run until the
+   * next host-call result), so an invocation awaiting its host calls holds no slot.
+   * @param {FunctionRef} ref
+   * @param {unknown[]} args
+   * @param {number} timeoutMs
+   */
+  enterAsync(ref, args, timeoutMs) {
+    const iso = /** @type {TenantIsolate} */ (this.iso)
+    if (!this.watching) this.watching = this.worker.watchdog.watch(this.rid, () => iso.cpuNs(), this.limits.cpuMs)
+    ref.apply(undefined, args, { timeout: timeoutMs }).then(
+      () => {
+        this.endTurn()
+        if (this.done) return
+        let result
+        try {
+          result = iso.pollRef.applySync(undefined, [this.token])
+        } catch (err) {
+          return this.onIsolateError(err)
+        }
+        if (result !== undefined) this.onResult(result)
+      },
+      (err) => {
+        this.endTurn()
+        this.onIsolateError(err)
+      },
+    )
   }
 
   cpuUsedMs() {
@@ -129,6 +210,14 @@ export class Invocation {
     this.fail({ code: 'SBX_ERR_TIMEOUT', details: { limit: 'wall', limitMs: this.limits.wallMs } }, true)
   }
 
+  /**
+   * A host call from plugin code (through the isolate's only callback: every argument is
+   * whatever plugin code passed).
+   * @param {unknown} token
+   * @param {unknown} cid
+   * @param {unknown} op
+   * @param {unknown} args
+   */
   onHostCall(token, cid, op, args) {
     if (this.done || token !== this.token) return
     if (cid === -1)
@@ -166,10 +255,14 @@ export class Invocation {
     this.worker.send({ t: 'hc', rid: this.rid, cid, op, args })
   }
 
-  /** A host-call outcome from the parent: { ok, value } or { ok: false, error: {code,status,message} }. */
+  /**
+   * A host-call outcome from the parent.
+   * @param {HostCallResult} msg
+   */
   onHostResult(msg) {
     if (this.done) return
     if (msg.ok) return this.settle(msg.cid, true, typeof msg.value === 'string' ? msg.value : '')
+    /** @type {Partial<HostCallError>} */
     const e = msg.error ?? {}
     this.settleError(
       msg.cid,
@@ -182,6 +275,11 @@ export class Invocation {
     )
   }
 
+  /**
+   * @param {number} cid
+   * @param {HostCallError} error what plugin code sees
+   * @param {WireError} origin what the parent learns if plugin code rethrows it
+   */
   settleError(cid, error, origin) {
     this.errorRefs.set(cid, origin)
     this.settle(
@@ -191,56 +289,23 @@ export class Invocation {
     )
   }
 
+  /**
+   * Delivers a host-call outcome to plugin code, which runs on from there.
+   * @param {number} cid
+   * @param {boolean} ok
+   * @param {string} payload
+   */
   settle(cid, ok, payload) {
     if (this.done || !this.iso) return
-    const remaining = this.limits.cpuMs - this.cpuUsedMs()
-    if (remaining <= 0)
-      return this.fail({ code: 'SBX_ERR_TIMEOUT', details: { limit: 'cpu', limitMs: this.limits.cpuMs } }, true)
-    if (this.sync)
-      return this.enterSync(this.iso.settleRef, [this.token, cid, ok, payload], Math.max(1, Math.ceil(remaining)))
-    this.iso.settleRef
-      .apply(undefined, [this.token, cid, ok, payload], { timeout: Math.max(1, Math.ceil(remaining)) })
-      .catch((err) => this.onIsolateError(err))
-  }
-
-  /** Takes the log lines the isolate buffered: '[[[level, message, fieldsJson, time], ...], dropped]'. */
-  takeLogs(text) {
-    let parsed
-    try {
-      parsed = JSON.parse(text)
-    } catch {
-      return
-    }
-    if (!Array.isArray(parsed) || !Array.isArray(parsed[0])) return
-    if (parsed[1] !== 0) this.logsTruncated = true
-    for (const entry of parsed[0]) {
-      if (!Array.isArray(entry)) continue
-      const [level, message, fields, time] = entry
-      if (typeof message !== 'string' || typeof fields !== 'string') continue
-      // The isolate limits lines too, but its counters live where plugin code runs.
-      const size = Buffer.byteLength(message) + fields.length
-      if (this.logs.length >= this.limits.maxLogLines || this.logBytes + size > this.limits.maxLogBytes) {
-        this.logsTruncated = true
-        return
+    const iso = this.iso
+    this.enter(() => {
+      const remaining = this.limits.cpuMs - this.cpuUsedMs()
+      if (remaining <= 0) {
+        this.fail({ code: 'SBX_ERR_TIMEOUT', details: { limit: 'cpu', limitMs: this.limits.cpuMs } }, true)
+        return undefined
       }
-      this.logBytes += size
-      const at = typeof time === 'number' && Number.isFinite(time) ? new Date(time) : new Date()
-      const line = {
-        invocationId: this.invocationId,
-        level: LEVELS.has(level) ? level : 'info',
-        message,
-        time: (Number.isNaN(at.getTime()) ? new Date() : at).toISOString(),
-      }
-      if (fields !== '') {
-        try {
-          const value = parseUntrustedJson(fields)
-          line.fields = value !== null && typeof value === 'object' && !Array.isArray(value) ? value : { value }
-        } catch {
-          // unparseable fields are dropped, the line is kept
-        }
-      }
-      this.logs.push(line)
-    }
+      return { ref: iso.settleRef, args: [this.token, cid, ok, payload], timeoutMs: Math.max(1, Math.ceil(remaining)) }
+    })
   }
 
   /** After a timeout, keeps what the plugin logged before it was stopped (sync path only: the isolate is idle then). */
@@ -249,18 +314,24 @@ export class Invocation {
     this.logsTaken = true
     try {
       const text = this.iso.drainRef.applySync(undefined, [this.token], { timeout: 20 })
-      if (typeof text === 'string' && text !== '') this.takeLogs(text)
+      if (typeof text === 'string' && text !== '') this.logs.take(text)
     } catch {
       // isolate unusable: the lines are lost
     }
   }
 
+  /**
+   * The isolate's composite result: its buffered logs, a newline, then 'O' + output JSON or
+   * 'E' + error JSON (all of it text plugin code could shape).
+   * @param {unknown} composite
+   */
   onResult(composite) {
     if (this.done) return
     const nl = typeof composite === 'string' ? composite.indexOf('\n') : -1
-    if (nl < 0) return this.fail({ code: 'SBX_ERR_OUTPUT_INVALID', details: { reason: 'no result' } })
+    if (typeof composite !== 'string' || nl < 0)
+      return this.fail({ code: 'SBX_ERR_OUTPUT_INVALID', details: { reason: 'no result' } })
     this.logsTaken = true
-    this.takeLogs(composite.slice(0, nl))
+    this.logs.take(composite.slice(0, nl))
     const result = composite.slice(nl + 1)
     if (this.breach) return this.fail(this.breach)
     if (result.length === 0) return this.fail({ code: 'SBX_ERR_OUTPUT_INVALID', details: { reason: 'no result' } })
@@ -274,52 +345,20 @@ export class Invocation {
       }
       return this.succeed(json)
     }
-    let d
-    try {
-      d = JSON.parse(result.slice(1))
-    } catch {
-      d = {}
-    }
-    switch (d?.kind) {
-      case 'host': {
-        if (d.ref === -1)
-          return this.fail({
-            code: 'SBX_ERR_PAYLOAD_TOO_LARGE',
-            details: { what: 'host-call args', limitBytes: this.limits.maxInputBytes },
-          })
-        const origin = this.errorRefs.get(d.ref)
-        if (origin) return this.fail(origin)
-        break
-      }
-      case 'output':
-        return this.fail({
-          code: 'SBX_ERR_OUTPUT_INVALID',
-          details: { reason: str(d.message, 500) || 'not serialisable' },
-        })
-      case 'output-size':
-        return this.fail({
-          code: 'SBX_ERR_PAYLOAD_TOO_LARGE',
-          details: { what: 'output', limitBytes: this.limits.maxOutputBytes },
-        })
-      case 'host-call-limit':
-        return this.fail({ code: 'SBX_ERR_HOST_CALL_LIMIT', details: { limit: this.limits.maxHostCalls } })
-    }
-    const details = {
-      message: str(d?.message, 8192) || 'plugin error',
-      name: str(d?.name, 200) || 'Error',
-      stack: mapPluginStack(d?.stack, this.bundle),
-    }
-    if (str(d?.code, 200)) details.pluginCode = d.code
-    if (typeof d?.status === 'number' && d.status >= 400 && d.status <= 599) details.pluginStatus = d.status
-    this.fail({ code: 'SBX_ERR_PLUGIN_ERROR', details })
+    this.fail(describeFailure(result.slice(1), this.limits, this.errorRefs, this.bundle))
   }
 
+  /** @param {unknown} err what isolated-vm threw or rejected with */
   onIsolateError(err) {
-    if (this.done) return
+    if (this.done || !this.iso) return
     const f = classifyIsolateError(err, this.iso, this.limits.cpuMs)
     this.fail({ code: f.code, details: f.details }, true)
   }
 
+  /**
+   * @param {string} outcome
+   * @returns {WorkerMetrics}
+   */
   metrics(outcome) {
     const cpuMs = this.cpuUsedMs()
     let heap = 0
@@ -328,7 +367,7 @@ export class Invocation {
       // per isolate, which is as fresh as an invocation's metrics need.
       const now = performance.now()
       if (this.iso.heapAt === undefined || now - this.iso.heapAt > 20 || this.cold) {
-        const h = heapOf(this.iso.isolate)
+        const h = this.iso.isolate ? heapOf(this.iso.isolate) : { used: 0, total: 0 }
         this.iso.heapUsed = h.used
         this.worker.pool.setHeap(this.iso, h.total)
         this.iso.heapAt = now
@@ -345,39 +384,33 @@ export class Invocation {
     }
   }
 
-  finishLogs() {
-    if (this.logsTruncated) {
-      this.logs.push({
-        invocationId: this.invocationId,
-        level: 'warn',
-        message: 'log limit reached; later lines of this invocation were dropped',
-        time: new Date().toISOString(),
-      })
-    }
-    return this.logs
-  }
-
+  /** @param {string} json the output, measured */
   succeed(json) {
     this.done = true
     clearTimeout(this.timer)
     const metrics = this.metrics('ok')
     this.end(false)
-    this.worker.send({ t: 'ok', rid: this.rid, output: json, metrics, logs: this.finishLogs() })
+    this.worker.send({ t: 'ok', rid: this.rid, output: json, metrics, logs: this.logs.finish() })
   }
 
-  /** `poisoned`: the isolate was stopped mid-run (or may still be running) and is discarded. */
+  /**
+   * `poisoned`: the isolate was stopped mid-run (or may still be running) and is discarded.
+   * @param {WireError} error
+   */
   fail(error, poisoned = false) {
     this.done = true
     clearTimeout(this.timer)
-    const outcome = error.code ?? 'error'
-    if (error.code !== 'SBX_ERR_MEMORY') this.drainLogs()
-    if (error.code === 'SBX_ERR_TIMEOUT' || error.code === 'SBX_ERR_MEMORY') this.worker.markSlow(this.isoKey)
+    const outcome = 'code' in error ? error.code : 'error'
+    if (outcome !== 'SBX_ERR_MEMORY') this.drainLogs()
+    if (outcome === 'SBX_ERR_TIMEOUT' || outcome === 'SBX_ERR_MEMORY') this.worker.markSlow(this.isoKey)
     const metrics = this.metrics(outcome)
-    this.end(poisoned || error.code === 'SBX_ERR_MEMORY' || error.code === 'SBX_ERR_TIMEOUT')
-    this.worker.send({ t: 'err', rid: this.rid, error, metrics, logs: this.finishLogs() })
+    this.end(poisoned || outcome === 'SBX_ERR_MEMORY' || outcome === 'SBX_ERR_TIMEOUT')
+    this.worker.send({ t: 'err', rid: this.rid, error, metrics, logs: this.logs.finish() })
   }
 
+  /** @param {boolean} discard */
   end(discard) {
+    this.endTurn()
     this.worker.inflight.delete(this.rid)
     if (this.watching) this.worker.watchdog.unwatch(this.watching)
     const iso = this.iso
@@ -388,10 +421,7 @@ export class Invocation {
   }
 }
 
-function str(v, max) {
-  return typeof v === 'string' ? v.slice(0, max) : ''
-}
-
+/** @param {string} key */
 function bundleIdentity(key) {
   const at = key.lastIndexOf('@')
   return { id: key.slice(0, at), version: key.slice(at + 1) }

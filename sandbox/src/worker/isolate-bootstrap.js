@@ -8,7 +8,9 @@
 // callbacks live only in this closure (strict mode, so `fn.caller` and structured stack traces
 // cannot reach it), and everything leaving the isolate is a string built from captured
 // JSON.stringify of primitives or of values whose prototype is null.
-;(function trellisBootstrap($hostCall) {
+// Type-checked (checkJs) through JSDoc comments only; its types are in bootstrap-types.d.ts.
+
+;(function trellisBootstrap(/** @type {BootHostCall} */ $hostCall) {
   const hostCall = $hostCall
   const jsonParse = JSON.parse
   const jsonStringify = JSON.stringify
@@ -30,7 +32,7 @@
   const weakSet = WeakMap.prototype.set
   const stringSlice = String.prototype.slice
   const StringCtor = String
-  const globalObject = globalThis
+  const /** @type {Record<string, unknown>} */ globalObject = globalThis
   const dateNow = Date.now
 
   // A shared buffer is the only way to block the thread in Atomics.wait, and wasm memory is
@@ -38,33 +40,36 @@
   delete globalObject.SharedArrayBuffer
   delete globalObject.WebAssembly
 
+  /** @type {Readonly<Record<string, string>>} */
   const LEVELS = freeze({ debug: 'debug', info: 'info', warn: 'warn', error: 'error' })
   const MAX_MESSAGE = 8 * 1024
   const MAX_STACK = 16 * 1024
   const MAX_OP = 256
   const MAX_ENTRIES = 10000
 
-  let pluginInvoke = null
-  let active = null
+  let /** @type {Function | null} */ pluginInvoke = null
+  let /** @type {BootInvocation | null} */ active = null
   // The invocation whose result awaits `poll`.
-  let finished = null
+  let /** @type {BootInvocation | null} */ finished = null
   // Host errors handed to plugin code, so a rethrown one is recognised without trusting any
   // property the plugin could forge or change.
   const hostErrors = new WeakMapCtor()
 
-  function quote(s) {
+  function quote(/** @type {unknown} */ s) {
     return jsonStringify(s)
   }
 
-  function clip(value, max) {
+  function clip(/** @type {unknown} */ value, /** @type {number} */ max) {
     return typeof value === 'string' ? (value.length > max ? apply(stringSlice, value, [0, max]) : value) : ''
   }
 
+  /** @param {unknown} v @returns {v is Record<string, unknown>} */
   function isObjectLike(v) {
     return v !== null && (typeof v === 'object' || typeof v === 'function')
   }
 
-  function read(obj, key) {
+  // `obj` is a value plugin code made: any property read may throw
+  function read(/** @type {any} */ obj, /** @type {string} */ key) {
     try {
       return obj[key]
     } catch {
@@ -72,7 +77,7 @@
     }
   }
 
-  function describeThrown(e) {
+  function describeThrown(/** @type {unknown} */ e) {
     if (isObjectLike(e)) {
       let ref
       try {
@@ -114,9 +119,10 @@
   // of 2**32 - 1) never becomes a huge string in this heap. The bound can undercount (escapes,
   // long numbers) by a small factor, never overcount: the exact length is checked afterwards.
   const TOO_BIG = freeze(create(null))
-  function boundedStringify(value, max) {
+  function boundedStringify(/** @type {unknown} */ value, /** @type {number} */ max) {
     let left = max
     let root = true
+    /** @this {unknown} @param {string} key @param {any} v any value inside what is serialised */
     const replacer = function (key, v) {
       const t = typeof v
       const omittable = t === 'undefined' || t === 'function' || t === 'symbol'
@@ -134,8 +140,9 @@
     return json
   }
 
-  // What a log message that is not a string becomes: never String() of an object (a sparse
-  // array's join runs in V8 code that ignores the CPU limit), only bounded JSON of it.
+  /** What a log message that is not a string becomes: never String() of an object (a sparse
+   * array's join runs in V8 code that ignores the CPU limit), only bounded JSON of it.
+   * @param {any} message whatever plugin code logged @returns {string} */
   function messageText(message) {
     const t = typeof message
     if (t === 'string') return message
@@ -156,17 +163,19 @@
     }
   }
 
-  function errorText(e) {
+  function errorText(/** @type {unknown} */ e) {
     if (isObjectLike(e)) return clip(read(e, 'message'), 500) || 'unknown error'
     return clip(messageText(e), 500) || 'unknown error'
   }
 
+  /** @param {ErrorConstructor | TypeErrorConstructor} Ctor @param {string} message @param {string} [code] */
   function makeError(Ctor, message, code) {
     const err = new Ctor(message)
     if (code) defineProperty(err, 'code', { value: code, writable: true, configurable: true, enumerable: true })
     return err
   }
 
+  /** @param {BootInvocation} state @param {unknown} op @param {unknown} args @returns {Promise<unknown>} */
   function callHost(state, op, args) {
     if (active !== state)
       return promiseReject(
@@ -185,6 +194,7 @@
       }
       return new PromiseCtor(() => {})
     }
+    /** @type {string | undefined} */
     let argsJson
     let tooBig = false
     try {
@@ -212,6 +222,7 @@
     })
   }
 
+  /** @param {BootInvocation | null} state @param {unknown} level @param {unknown} message @param {unknown} [fields] */
   function writeLog(state, level, message, fields) {
     if (state === null || active !== state) return
     const lvl = typeof level === 'string' && LEVELS[level] === level ? level : 'info'
@@ -251,12 +262,12 @@
       ']'
   }
 
-  // '[' + lines + ',' + dropped + ']' : the worker checks and re-limits every line.
+  /** '[' + lines + ',' + dropped + ']' : the worker checks and re-limits every line. @param {BootInvocation} state */
   function logsOf(state) {
     return `[[${state.logs}],${state.dropped}]`
   }
 
-  function drain(token) {
+  function drain(/** @type {number} */ token) {
     const state =
       active !== null && active.token === token
         ? active
@@ -266,7 +277,7 @@
     return state === null ? '' : logsOf(state)
   }
 
-  function makeConsoleMethod(level) {
+  function makeConsoleMethod(/** @type {string} */ level) {
     return function () {
       let text = ''
       for (let i = 0; i < arguments.length; i++) {
@@ -286,10 +297,11 @@
     error: makeConsoleMethod('error'),
   })
 
-  // Evaluates the bundle's CommonJS wrapper; returns 'O' + entries JSON or 'E' + error JSON.
+  /** Evaluates the bundle's CommonJS wrapper; returns 'O' + entries JSON or 'E' + error JSON.
+   * @param {Function} factory */
   function load(factory) {
     try {
-      const module = { exports: {} }
+      const /** @type {{ exports: any }} */ module = { exports: {} }
       apply(factory, undefined, [module, module.exports])
       const exp = module.exports
       if (!isObjectLike(exp)) return 'E{"kind":"shape","message":"module.exports is not an object"}'
@@ -326,26 +338,29 @@
   // awaits it from another thread); otherwise the result is collected with `poll` after each
   // synchronous entry, which saves a thread hop per call. A result is 'O' + output JSON or
   // 'E' + error JSON; it never rejects.
+  /** @param {number} token @param {string} kind @param {string} name @param {string} inputJson
+   *  @param {string} contextJson @param {string} limitsJson @param {boolean} awaitable */
   function invoke(token, kind, name, inputJson, contextJson, limitsJson, awaitable) {
     const limits = jsonParse(limitsJson)
-    const state = {
-      token,
-      limits,
-      pending: new MapCtor(),
-      nextCall: 0,
-      calls: 0,
-      limitHit: false,
-      lines: 0,
-      bytes: 0,
-      dropped: 0,
-      logs: '',
-      result: undefined,
-    }
+    const /** @type {BootInvocation} */ state = {
+        token,
+        limits,
+        pending: new MapCtor(),
+        nextCall: 0,
+        calls: 0,
+        limitHit: false,
+        lines: 0,
+        bytes: 0,
+        dropped: 0,
+        logs: '',
+        result: undefined,
+      }
     active = state
     finished = null
     const host = freeze({
-      call: (op, args) => callHost(state, op, args),
-      log: (level, message, fields) => writeLog(state, level, message, fields),
+      call: (/** @type {unknown} */ op, /** @type {unknown} */ args) => callHost(state, op, args),
+      log: (/** @type {unknown} */ level, /** @type {unknown} */ message, /** @type {unknown} */ fields) =>
+        writeLog(state, level, message, fields),
     })
     const promise = run(
       state,
@@ -357,13 +372,15 @@
     return awaitable ? promise : undefined
   }
 
-  function poll(token) {
+  function poll(/** @type {number} */ token) {
     const state = finished
     if (state === null || state.token !== token) return undefined
     finished = null
     return state.result
   }
 
+  /** @param {BootInvocation} state @param {BootEntry} entry @param {unknown} input @param {unknown} context
+   *  @param {BootHost} host */
   async function run(state, entry, input, context, host) {
     // Logs, a newline, then the result: JSON text never holds a raw newline.
     const out = await compute(state, entry, input, context, host)
@@ -373,6 +390,8 @@
     return result
   }
 
+  /** @param {BootInvocation} state @param {BootEntry} entry @param {unknown} input @param {unknown} context
+   *  @param {BootHost} host @returns {Promise<string>} */
   async function compute(state, entry, input, context, host) {
     let output
     try {
@@ -397,7 +416,8 @@
     return `O${json}`
   }
 
-  // Delivers a host-call result: ok → JSON payload, else error JSON {code,status,message,ref}.
+  /** Delivers a host-call result: ok → JSON payload, else error JSON {code,status,message,ref}.
+   * @param {number} token @param {number} cid @param {boolean} ok @param {string} payload */
   function settle(token, cid, ok, payload) {
     // A result for an invocation that already ended stays undelivered, so a dangling promise
     // can never resume under a later invocation's identity.

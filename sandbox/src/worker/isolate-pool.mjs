@@ -1,18 +1,36 @@
+// @ts-check
 // Warm isolates of one worker, keyed by (tenant, installation, bundle, memory limit). A key may
 // hold a few isolates so one tenant's concurrent invocations do not queue behind each other;
 // each isolate runs one invocation at a time so its CPU clock measures exactly that one.
 // Idle isolates leave by LRU order when the count or the heap budget is exceeded, and after
 // an idle timeout.
+
+/** @typedef {import('./tenant-isolate.mjs').TenantIsolate} TenantIsolate */
+/** @typedef {{ iso: TenantIsolate, cold: boolean }} Acquired */
+/**
+ * A request queued for an isolate of its key.
+ * @typedef {object} Waiter
+ * @property {boolean} cancelled set by the invocation's deadline
+ * @property {(a: Acquired) => void} [resolve]
+ * @property {(err: unknown) => void} [reject]
+ * @property {() => void} [retry] lets it build its own isolate once one of its key is gone
+ */
+
 export class IsolatePool {
+  /** @param {{ maxIsolates: number, maxIsolatesPerKey: number, idleMs: number, heapBudgetBytes: number }} options */
   constructor({ maxIsolates, maxIsolatesPerKey, idleMs, heapBudgetBytes }) {
     this.maxIsolates = maxIsolates
     this.maxPerKey = maxIsolatesPerKey
     this.idleMs = idleMs
     this.heapBudgetBytes = heapBudgetBytes
+    /** @type {Map<string, TenantIsolate[]>} */
     this.byKey = new Map()
+    /** @type {Map<string, number>} isolates being built, per key */
     this.creating = new Map()
+    /** @type {Map<string, Waiter[]>} */
     this.waiters = new Map()
     // Insertion order is recency order: an isolate is re-inserted whenever it is released.
+    /** @type {Set<TenantIsolate>} */
     this.idle = new Set()
     this.count = 0
     // Kept as a running sum: summing a thousand isolates on every release would cost more
@@ -23,8 +41,12 @@ export class IsolatePool {
   /**
    * Resolves to { iso, cold } once an isolate for `key` is free; `create` builds a new one.
    * `waiter.cancelled` lets a deadline drop a queued request.
+   * @param {string} key
+   * @param {() => Promise<TenantIsolate>} create
+   * @param {Waiter} [waiter]
+   * @returns {Promise<Acquired>}
    */
-  async acquire(key, create, waiter = {}) {
+  async acquire(key, create, waiter = { cancelled: false }) {
     const list = this.byKey.get(key)
     if (list) {
       for (const iso of list) {
@@ -34,6 +56,7 @@ export class IsolatePool {
     const building = this.creating.get(key) ?? 0
     if ((list?.length ?? 0) + building < this.maxPerKey) {
       this.creating.set(key, building + 1)
+      /** @type {TenantIsolate} */
       let iso
       try {
         iso = await create()
@@ -43,7 +66,7 @@ export class IsolatePool {
         const q = this.waiters.get(key)
         const next = q?.shift()
         if (q && !q.length) this.waiters.delete(key)
-        if (next && !next.cancelled) queueMicrotask(() => next.retry())
+        if (next && !next.cancelled) queueMicrotask(() => next.retry?.())
         throw err
       } finally {
         const n = (this.creating.get(key) ?? 1) - 1
@@ -63,6 +86,7 @@ export class IsolatePool {
       waiter.reject = reject
       // Called when an isolate of this key is discarded: the request may build its own now.
       waiter.retry = () => {
+        /** @type {Waiter} */
         const again = {
           get cancelled() {
             return waiter.cancelled
@@ -76,12 +100,14 @@ export class IsolatePool {
     })
   }
 
+  /** @param {TenantIsolate} iso */
   take(iso) {
     iso.busy = true
     this.idle.delete(iso)
     return iso
   }
 
+  /** @param {TenantIsolate} iso */
   add(iso) {
     const list = this.byKey.get(iso.key) ?? []
     list.push(iso)
@@ -90,23 +116,30 @@ export class IsolatePool {
     this.totalHeap += iso.heapBytes
   }
 
-  /** Records an isolate's latest heap size (total, external included). */
+  /**
+   * Records an isolate's latest heap size (total, external included).
+   * @param {TenantIsolate} iso
+   * @param {number} bytes
+   */
   setHeap(iso, bytes) {
     if (this.byKey.get(iso.key)?.includes(iso)) this.totalHeap += bytes - iso.heapBytes
     iso.heapBytes = bytes
   }
 
-  /** Returns an isolate after an invocation; hands it straight to a queued request if any. */
+  /**
+   * Returns an isolate after an invocation; hands it straight to a queued request if any.
+   * @param {TenantIsolate} iso
+   */
   release(iso) {
     iso.busy = false
     iso.lastUsed = Date.now()
     if (iso.disposed || iso.disposeOnRelease) return this.discard(iso)
     const q = this.waiters.get(iso.key)
     while (q?.length) {
-      const w = q.shift()
+      const w = /** @type {Waiter} */ (q.shift())
       if (w.cancelled) continue
       if (!q.length) this.waiters.delete(iso.key)
-      w.resolve({ iso: this.take(iso), cold: false })
+      w.resolve?.({ iso: this.take(iso), cold: false })
       return
     }
     this.waiters.delete(iso.key)
@@ -114,12 +147,16 @@ export class IsolatePool {
     this.evictOverflow()
   }
 
-  /** Disposes an isolate whose state can no longer be trusted (timeout, memory, failure). */
+  /**
+   * Disposes an isolate whose state can no longer be trusted (timeout, memory, failure).
+   * @param {TenantIsolate} iso
+   */
   discard(iso) {
     iso.dispose()
     this.remove(iso)
   }
 
+  /** @param {TenantIsolate} iso */
   remove(iso) {
     this.idle.delete(iso)
     const list = this.byKey.get(iso.key)
@@ -133,7 +170,7 @@ export class IsolatePool {
     // A queued request for this key may now create its own isolate.
     const q = this.waiters.get(iso.key)
     if (q?.length) {
-      const w = q.shift()
+      const w = /** @type {Waiter} */ (q.shift())
       if (!q.length) this.waiters.delete(iso.key)
       if (!w.cancelled) w.retry?.()
     }
@@ -158,7 +195,10 @@ export class IsolatePool {
     this.evictOverflow()
   }
 
-  /** Drops every isolate of a bundle (on unload); busy ones go when released. */
+  /**
+   * Drops every isolate of a bundle (on unload); busy ones go when released.
+   * @param {(iso: TenantIsolate) => boolean} predicate
+   */
   dropWhere(predicate) {
     for (const list of [...this.byKey.values()]) {
       for (const iso of [...list]) {

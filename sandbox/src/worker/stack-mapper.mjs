@@ -1,8 +1,11 @@
+// @ts-check
 // Turns a stack captured inside an isolate into frames of the plugin's own source. Frames of
 // the bootstrap are dropped (they are ours, not the plugin's); there are never host frames in
 // an isolate stack, but nothing here assumes so: only "at ..." lines survive, so a stack that
 // plugin code rewrote (Error.prepareStackTrace) cannot smuggle other text through.
 import { SourceMap } from 'node:module'
+
+/** @typedef {import('./worker-types.js').CompiledBundle} CompiledBundle */
 
 export const BOOTSTRAP_FILENAME = 'trellis:sandbox-bootstrap'
 const FRAME = /^at (?:(.*?) \()?(.*?):(\d+):(\d+)\)?$/
@@ -11,8 +14,14 @@ const MAX_FRAMES = 50
 // and FRAME backtracks quadratically on some shapes of it (on this process's event loop).
 const MAX_FRAME_CHARS = 1024
 
+/**
+ * @param {unknown} stack the stack text plugin code left on its error
+ * @param {Pick<CompiledBundle, 'filename' | 'lineOffset' | 'sourceMap'>} bundle
+ * @returns {string}
+ */
 export function mapPluginStack(stack, bundle) {
   if (typeof stack !== 'string' || stack === '') return ''
+  /** @type {string[]} */
   const out = []
   for (const raw of stack.split('\n')) {
     const line = raw.trim()
@@ -23,6 +32,10 @@ export function mapPluginStack(stack, bundle) {
   return out.join('\n')
 }
 
+/**
+ * @param {string} line
+ * @param {Pick<CompiledBundle, 'filename' | 'lineOffset' | 'sourceMap'>} bundle
+ */
 function mapFrame(line, bundle) {
   const m = FRAME.exec(line)
   if (!m || m[2] !== bundle.filename) return line
@@ -34,16 +47,21 @@ function mapFrame(line, bundle) {
   const map = bundle.sourceMap()
   if (map) {
     const entry = map.findEntry(genLine - 1, genCol - 1)
-    if (entry && typeof entry.originalSource === 'string') {
+    if (entry && 'originalSource' in entry && typeof entry.originalSource === 'string') {
       where = `${entry.originalSource}:${entry.originalLine + 1}:${entry.originalColumn + 1}`
     }
   }
   return fn ? `at ${fn} (${where})` : `at ${where}`
 }
 
-/** Parses a source map lazily; a broken map only costs the mapping, never the invocation. */
+/**
+ * Parses a source map lazily; a broken map only costs the mapping, never the invocation.
+ * @param {unknown} text
+ * @returns {() => SourceMap | null}
+ */
 export function lazySourceMap(text) {
   if (typeof text !== 'string' || text === '') return () => null
+  /** @type {SourceMap | null | undefined} */
   let map
   return () => {
     if (map === undefined) {

@@ -1,3 +1,4 @@
+// @ts-check
 // One isolate holding one bundle for one tenant's installation. Its context lives as long as
 // the isolate, so module-level state of the plugin survives between invocations of the same
 // tenant, and never reaches another tenant (see docs/adr/0001-sandbox-isolation.md).
@@ -5,11 +6,23 @@ import { readFileSync } from 'node:fs'
 import ivm from 'isolated-vm'
 import { BOOTSTRAP_FILENAME } from './stack-mapper.mjs'
 
+/** @typedef {import('./worker-types.js').CompiledBundle} CompiledBundle */
+/** @typedef {import('./cpu-watchdog.mjs').CpuWatchdog} CpuWatchdog */
+/** @typedef {import('./invocation.mjs').Invocation} Invocation */
+/** @typedef {ivm.Reference<Function>} FunctionRef */
+/** @typedef {ivm.Script & { cachedData?: ivm.ExternalCopy<ArrayBuffer> }} CompiledScript V8 gives back its code cache */
+/** @typedef {Record<'invoke' | 'settle' | 'poll' | 'drain' | 'load', Function>} BootstrapApi what isolate-bootstrap.js returns */
+
 const BOOTSTRAP_SOURCE = readFileSync(new URL('./isolate-bootstrap.js', import.meta.url), 'utf8')
 // V8's code cache for the bootstrap, produced by the first isolate of this process.
+/** @type {ivm.ExternalCopy<ArrayBuffer> | undefined} */
 let bootstrapCache
 
 export class IsolateFailure extends Error {
+  /**
+   * @param {string} code a sandbox error code
+   * @param {Record<string, unknown>} details
+   */
   constructor(code, details) {
     super(code)
     this.code = code
@@ -18,24 +31,51 @@ export class IsolateFailure extends Error {
 }
 
 export class TenantIsolate {
+  /**
+   * @param {string} key
+   * @param {CompiledBundle} bundle
+   * @param {number} memoryMb
+   */
   constructor(key, bundle, memoryMb) {
     this.key = key
     this.bundle = bundle
     this.memoryMb = memoryMb
+    /** @type {ivm.Isolate | null} */
     this.isolate = null
     this.busy = false
     this.disposed = false
+    /** Dispose once the invocation running here ends (its bundle was unloaded meanwhile). */
+    this.disposeOnRelease = false
     this.lastUsed = Date.now()
+    /** Total heap, external included (for the pool's budget). */
     this.heapBytes = 0
-    /** The invocation currently running here (one at a time, so CPU time is attributable). */
+    /** Used heap at the last sample, and when it was taken (performance.now()). */
+    this.heapUsed = 0
+    /** @type {number | undefined} */
+    this.heapAt = undefined
+    /** @type {Invocation | null} The invocation currently running here (one at a time, so CPU time is attributable). */
     this.current = null
-    this.invokeRef = null
-    this.settleRef = null
+    // The bootstrap's entry points (set by init).
+    /** @type {FunctionRef} */
+    this.invokeRef = /** @type {never} */ (null)
+    /** @type {FunctionRef} */
+    this.settleRef = /** @type {never} */ (null)
+    /** @type {FunctionRef} */
+    this.pollRef = /** @type {never} */ (null)
+    /** @type {FunctionRef} */
+    this.drainRef = /** @type {never} */ (null)
+    /** @type {Record<string, string[]>} what the bundle exports, by entry kind */
+    this.entries = {}
   }
 
   /**
    * Creates the isolate, runs the bootstrap and the bundle; throws IsolateFailure. `watchdog`
    * (with the request id to blame) watches the bundle's top level, which runs asynchronously.
+   */
+  /**
+   * @param {number} loadTimeoutMs
+   * @param {CpuWatchdog | undefined} watchdog
+   * @param {number} [rid]
    */
   async init(loadTimeoutMs, watchdog, rid = 0) {
     let watching = 0
@@ -50,6 +90,7 @@ export class TenantIsolate {
       // each of the steps below has the time limit; together they may use a few of it
       if (watchdog) watching = watchdog.watch(rid, () => this.cpuNs(), loadTimeoutMs * 4)
       const context = isolate.createContextSync()
+      /** @type {CompiledScript} */
       const boot = isolate.compileScriptSync(
         BOOTSTRAP_SOURCE,
         bootstrapCache
@@ -58,10 +99,18 @@ export class TenantIsolate {
       )
       if (!bootstrapCache && boot.cachedData) bootstrapCache = boot.cachedData
       const bootFn = boot.runSync(context, { reference: true, timeout: loadTimeoutMs })
-      const api = bootFn.applySync(
-        undefined,
-        [new ivm.Callback((token, cid, op, args) => this.current?.onHostCall(token, cid, op, args), { ignored: true })],
-        { result: { reference: true }, timeout: loadTimeoutMs },
+      const api = /** @type {ivm.Reference<BootstrapApi>} */ (
+        bootFn.applySync(
+          undefined,
+          [
+            new ivm.Callback(
+              /** @type {(token: unknown, cid: unknown, op: unknown, args: unknown) => void} */
+              (token, cid, op, args) => this.current?.onHostCall(token, cid, op, args),
+              { ignored: true },
+            ),
+          ],
+          { result: { reference: true }, timeout: loadTimeoutMs },
+        )
       )
       this.invokeRef = api.getSync('invoke', { reference: true })
       this.settleRef = api.getSync('settle', { reference: true })
@@ -93,13 +142,14 @@ export class TenantIsolate {
       this.dispose()
       throw failure
     } finally {
-      if (watching) watchdog.unwatch(watching)
+      if (watching) watchdog?.unwatch(watching)
     }
   }
 
+  /** @returns {bigint | null} the isolate's CPU time so far, null once it is gone */
   cpuNs() {
     try {
-      return this.isolate.cpuTime
+      return this.isolate ? this.isolate.cpuTime : null
     } catch {
       return null
     }
@@ -116,6 +166,7 @@ export class TenantIsolate {
   }
 }
 
+/** @param {unknown} result */
 function describeLoadFailure(result) {
   if (typeof result !== 'string') return 'bootstrap returned no result'
   try {
@@ -127,7 +178,10 @@ function describeLoadFailure(result) {
   }
 }
 
-/** { used, total }: used heap for metrics; total (with external memory) for eviction budgets. */
+/**
+ * { used, total }: used heap for metrics; total (with external memory) for eviction budgets.
+ * @param {ivm.Isolate} isolate
+ */
 export function heapOf(isolate) {
   try {
     const s = isolate.getHeapStatisticsSync()
@@ -147,6 +201,10 @@ export function heapOf(isolate) {
  * code (a SyntaxError from JSON.parse or new Function in a detached promise, say) is the plugin's.
  * Every value read here is a copy isolated-vm made; only its own string properties are read,
  * each clipped.
+ * @param {unknown} err
+ * @param {TenantIsolate} tenantIsolate
+ * @param {number} cpuMs
+ * @param {'load' | 'run'} [phase]
  */
 export function classifyIsolateError(err, tenantIsolate, cpuMs, phase = 'run') {
   const message = clipText(ownString(err, 'message') ?? (typeof err === 'string' ? err : ''), 500)
@@ -162,6 +220,10 @@ export function classifyIsolateError(err, tenantIsolate, cpuMs, phase = 'run') {
   return new IsolateFailure('SBX_ERR_PLUGIN_ERROR', { message: message || 'plugin error', name, stack: '' })
 }
 
+/**
+ * @param {unknown} obj
+ * @param {'name' | 'message'} key
+ */
 function ownString(obj, key) {
   if (obj === null || typeof obj !== 'object') return undefined
   try {
@@ -174,6 +236,10 @@ function ownString(obj, key) {
   }
 }
 
+/**
+ * @param {unknown} s
+ * @param {number} max
+ */
 function clipText(s, max) {
   return typeof s === 'string' ? s.slice(0, max) : ''
 }

@@ -1,18 +1,39 @@
+// @ts-check
 // Entry of a sandbox worker process (forked by the parent with --no-node-snapshot). Plain ESM
-// rather than TypeScript so production workers need no loader. It holds compiled bundles and
-// warm isolates, and talks to the parent only through the IPC channel.
+// rather than TypeScript so production workers need no loader; type-checked through JSDoc, with
+// the messages typed by ../protocol.ts, which the parent uses too. It holds compiled bundles
+// and warm isolates, and talks to the parent only through the IPC channel.
 import ivm from 'isolated-vm'
+import { availableParallelism } from 'node:os'
 import { IsolatePool } from './isolate-pool.mjs'
 import { Invocation } from './invocation.mjs'
 import { CpuWatchdog } from './cpu-watchdog.mjs'
+import { FairScheduler } from './fair-scheduler.mjs'
 import { lazySourceMap } from './stack-mapper.mjs'
 import { TenantIsolate } from './tenant-isolate.mjs'
+
+/** @typedef {import('../protocol.js').WorkerConfig} WorkerConfig */
+/** @typedef {import('../protocol.js').ToWorker} ToWorker */
+/** @typedef {import('../protocol.js').FromWorker} FromWorker */
+/** @typedef {import('../protocol.js').LoadMessage} LoadMessage */
+/** @typedef {import('../protocol.js').WireBundle} WireBundle */
+/** @typedef {import('../protocol.js').WireWorkerStats} WireWorkerStats */
+/** @typedef {import('../limits.js').SandboxLimits} SandboxLimits */
+/** @typedef {import('./worker-types.js').WorkerState} WorkerState */
+/** @typedef {import('./worker-types.js').CompiledBundle} CompiledBundle */
+/** @typedef {import('./tenant-isolate.mjs').CompiledScript} CompiledScript */
+/** @typedef {Error & { code?: string, details?: Record<string, unknown> }} LoadError */
 
 // Only the parent starts a worker (with its config as the argument); anything else running
 // this file — a test runner globbing the folder, a curious operator — gets an immediate exit.
 if (process.argv[2] === undefined || typeof process.send !== 'function') process.exit(0)
+/** @type {Partial<WorkerConfig> & { syncSliceMs?: number }} */
 const config = JSON.parse(process.argv[2])
+const send = /** @type {(msg: FromWorker) => boolean} */ (process.send).bind(process)
+/** @type {Map<string, number>} */
+const slowKeys = new Map()
 
+/** @type {WorkerState} */
 const worker = {
   pool: new IsolatePool({
     maxIsolates: config.maxIsolates ?? 1000,
@@ -23,29 +44,30 @@ const worker = {
   /** bundle key → Promise of the compiled bundle (so invocations can wait for a load in flight). */
   bundles: new Map(),
   inflight: new Map(),
-  /** Keys whose plugin code ran long on the event loop once; they run on pool threads (see Invocation.enterSync). */
-  slowKeys: new Map(),
+  scheduler: new FairScheduler({ maxRunning: config.maxRunning ?? availableParallelism() }),
   syncSliceMs: config.syncSliceMs ?? 10,
   syncMaxCpuMs: config.syncMaxCpuMs ?? 1800,
+  // Keys whose plugin code ran long on the event loop once run on pool threads (see Invocation.enterSync).
   isSlow(key) {
-    const until = this.slowKeys.get(key)
+    const until = slowKeys.get(key)
     if (until === undefined) return false
     if (until > Date.now()) return true
-    this.slowKeys.delete(key)
+    slowKeys.delete(key)
     return false
   },
   markSlow(key) {
-    this.slowKeys.delete(key)
-    if (this.slowKeys.size >= 100_000) this.slowKeys.delete(this.slowKeys.keys().next().value)
-    this.slowKeys.set(key, Date.now() + 30 * 60_000)
+    slowKeys.delete(key)
+    const oldest = slowKeys.keys().next()
+    if (slowKeys.size >= 100_000 && !oldest.done) slowKeys.delete(oldest.value)
+    slowKeys.set(key, Date.now() + 30 * 60_000)
   },
   watchdog: new CpuWatchdog({ graceMs: config.cpuGraceMs ?? 250 }),
   send(msg) {
-    if (process.connected) process.send(msg)
+    if (process.connected) send(msg)
   },
 }
 
-process.on('message', (msg) => {
+process.on('message', (/** @type {ToWorker} */ msg) => {
   switch (msg?.t) {
     case 'inv': {
       const inv = new Invocation(worker, msg)
@@ -78,13 +100,14 @@ process.on('message', (msg) => {
   }
 })
 
+/** @param {LoadMessage} msg */
 function load(msg) {
   const { rid, bundle: b, limits, evaluate } = msg
   const compiled = compileBundle(b, limits, evaluate)
   worker.bundles.set(b.key, compiled)
   compiled.then(
     (bundle) => worker.send({ t: 'loaded', rid, entries: bundle.entries }),
-    (err) => {
+    (/** @type {LoadError} */ err) => {
       worker.bundles.delete(b.key)
       worker.send({
         t: 'loadFailed',
@@ -94,7 +117,7 @@ function load(msg) {
           details: {
             id: b.id,
             version: b.version,
-            reason: err.details?.reason ?? err.details?.message ?? err.code ?? String(err.message),
+            reason: err.details?.reason ?? err.details?.message ?? err.code ?? String(err?.message),
           },
         },
       })
@@ -102,7 +125,14 @@ function load(msg) {
   )
 }
 
+/**
+ * @param {WireBundle} b
+ * @param {SandboxLimits} limits
+ * @param {boolean} evaluate
+ * @returns {Promise<CompiledBundle>}
+ */
 async function compileBundle(b, limits, evaluate) {
+  /** @type {CompiledBundle} */
   const bundle = {
     key: b.key,
     id: b.id,
@@ -120,11 +150,12 @@ async function compileBundle(b, limits, evaluate) {
   // instead of parsing and compiling the bundle again.
   const compiler = new ivm.Isolate({ memoryLimit: Math.max(limits.memoryMb, 32) })
   try {
+    /** @type {CompiledScript} */
     const script = await compiler.compileScript(bundle.code, { filename: bundle.filename, produceCachedData: true })
     bundle.cachedData = script.cachedData
   } catch (err) {
     throw Object.assign(new Error('compile'), {
-      details: { reason: `does not compile: ${String(err?.message ?? err).slice(0, 500)}` },
+      details: { reason: `does not compile: ${String(/** @type {Error} */ (err)?.message ?? err).slice(0, 500)}` },
     })
   } finally {
     compiler.dispose()
@@ -135,7 +166,8 @@ async function compileBundle(b, limits, evaluate) {
   const probe = new TenantIsolate('probe', bundle, limits.memoryMb)
   try {
     await probe.init(limits.cpuMs, worker.watchdog)
-  } catch (err) {
+  } catch (e) {
+    const err = /** @type {LoadError} */ (e)
     const reason =
       err.code === 'SBX_ERR_TIMEOUT'
         ? 'evaluation exceeded the time limit'
@@ -150,10 +182,14 @@ async function compileBundle(b, limits, evaluate) {
   return bundle
 }
 
+/**
+ * @param {boolean | undefined} refresh
+ * @returns {WireWorkerStats}
+ */
 function stats(refresh) {
   for (const list of worker.pool.byKey.values()) {
     for (const iso of list) {
-      if (refresh && !iso.busy && !iso.disposed) {
+      if (refresh && !iso.busy && !iso.disposed && iso.isolate) {
         try {
           const s = iso.isolate.getHeapStatisticsSync()
           worker.pool.setHeap(iso, s.total_heap_size + s.externally_allocated_size)

@@ -1,0 +1,155 @@
+// @ts-check
+// Shares a worker's run slots between tenants. A run is one stretch of plugin code in an
+// isolate: an invocation's entry, or its continuation after a host-call result, up to the next
+// host call or the end. At most `maxRunning` runs execute at once; when more are ready, each
+// tenant's runs wait in their own queue and the tenant that has used the least run time lately
+// goes next (start-time fair queuing over a virtual clock of run time). A tenant with CPU-heavy
+// handlers then waits behind its own runs, and a light tenant waits at most for the runs in
+// progress, however many heavy ones are queued.
+//
+// Runs on the worker's main thread execute synchronously, so a burst of messages read in one
+// go would otherwise run in arrival order: while a run started in this turn of the event loop,
+// new runs queue, and the queues are served on the next turn, after every message that has
+// arrived meanwhile has been read.
+
+/**
+ * @typedef {object} Turn the right to run, held from the grant until `end()`
+ * @property {() => void} end gives the slot back (idempotent)
+ */
+
+/**
+ * @typedef {object} TenantQueue
+ * @property {string} key
+ * @property {number} vt virtual time: run time used, in ms, relative to the others'
+ * @property {Array<(turn: Turn) => void>} waiting
+ * @property {number} running
+ */
+
+/** Smallest cost a run is charged, so tenants whose runs take no measurable time still take turns. */
+const MIN_COST_MS = 0.001
+
+export class FairScheduler {
+  /**
+   * @param {object} options
+   * @param {number} options.maxRunning runs executing at once
+   * @param {() => number} [options.now] a clock in ms (injectable for tests)
+   * @param {(fn: () => void) => void} [options.defer] runs `fn` on a later turn of the event loop
+   */
+  constructor({ maxRunning, now = () => performance.now(), defer = setImmediate }) {
+    this.maxRunning = Math.max(1, maxRunning)
+    this.now = now
+    this.defer = defer
+    /** @type {Map<string, TenantQueue>} tenants that have runs waiting or running, or owe run time */
+    this.tenants = new Map()
+    /** @type {Set<TenantQueue>} tenants with runs waiting, in the order they started waiting */
+    this.ready = new Set()
+    this.running = 0
+    this.queued = 0
+    /** The virtual time of the latest run granted from a queue: where a newly waiting tenant starts. */
+    this.floor = 0
+    /** A run was granted in this turn of the event loop: new runs queue until the next. */
+    this.hot = false
+    this.scheduled = false
+  }
+
+  /**
+   * Calls `run` with a turn now, when a slot is free and nobody waits, or later in fair order.
+   * `run` must end its turn when its stretch of plugin code ends.
+   * @param {string} key the tenant
+   * @param {(turn: Turn) => void} run
+   */
+  submit(key, run) {
+    let q = this.tenants.get(key)
+    if (!this.hot && this.queued === 0 && this.running < this.maxRunning) {
+      q ??= this.track(key)
+      return this.grant(q, run)
+    }
+    q ??= this.track(key)
+    if (q.waiting.length === 0) {
+      // A tenant that was idle starts level with whoever is being served: it cannot save up turns.
+      if (q.running === 0) q.vt = Math.max(q.vt, this.floor)
+      this.ready.add(q)
+    }
+    q.waiting.push(run)
+    this.queued++
+    this.later()
+  }
+
+  /** @param {string} key */
+  track(key) {
+    /** @type {TenantQueue} */
+    const q = { key, vt: this.floor, waiting: [], running: 0 }
+    this.tenants.set(key, q)
+    return q
+  }
+
+  /**
+   * @param {TenantQueue} q
+   * @param {(turn: Turn) => void} run
+   */
+  grant(q, run) {
+    this.running++
+    q.running++
+    this.hot = true
+    this.later()
+    const started = this.now()
+    let ended = false
+    run({
+      end: () => {
+        if (ended) return
+        ended = true
+        this.running--
+        q.running--
+        q.vt += Math.max(MIN_COST_MS, this.now() - started)
+        this.forget(q)
+        if (this.queued > 0) this.later()
+      },
+    })
+  }
+
+  /**
+   * Drops what is known of a tenant once nobody waits and it has nothing running.
+   * @param {TenantQueue} q
+   */
+  forget(q) {
+    if (q.running > 0 || q.waiting.length > 0) return
+    // With others waiting its debt still matters; without, it never will again.
+    if (this.queued === 0 || q.vt <= this.floor) this.tenants.delete(q.key)
+  }
+
+  later() {
+    if (this.scheduled) return
+    this.scheduled = true
+    this.defer(() => this.tick())
+  }
+
+  tick() {
+    this.scheduled = false
+    this.hot = false
+    // At most as many grants as slots in one turn: runs on this thread end at once, and the
+    // next turn must see what arrived meanwhile.
+    for (let free = this.maxRunning - this.running; free > 0 && this.queued > 0; free--) {
+      const q = this.next()
+      const run = /** @type {(turn: Turn) => void} */ (q.waiting.shift())
+      this.queued--
+      if (q.waiting.length === 0) this.ready.delete(q)
+      this.floor = Math.max(this.floor, q.vt)
+      this.grant(q, run)
+    }
+    // Contention is over: what tenants owe no longer matters.
+    if (this.queued === 0) for (const q of this.tenants.values()) this.forget(q)
+  }
+
+  /** The waiting tenant with the least virtual time (the earliest to start waiting on a tie). */
+  next() {
+    /** @type {TenantQueue | undefined} */
+    let best
+    for (const q of this.ready) if (best === undefined || q.vt < best.vt) best = q
+    return /** @type {TenantQueue} */ (best)
+  }
+
+  /** Runs waiting, per tenant (for tests and stats). */
+  waiting() {
+    return [...this.ready].map((q) => ({ key: q.key, waiting: q.waiting.length }))
+  }
+}

@@ -1,0 +1,39 @@
+// Types of the worker's own objects, for the JSDoc of src/worker/*.mjs. Type-only: the worker
+// never loads this file at run time (it runs as plain ESM, without a TypeScript loader).
+import type { ExternalCopy } from 'isolated-vm'
+import type { SourceMap } from 'node:module'
+import type { FromWorker } from '../protocol.js'
+import type { CpuWatchdog } from './cpu-watchdog.mjs'
+import type { FairScheduler } from './fair-scheduler.mjs'
+import type { Invocation } from './invocation.mjs'
+import type { IsolatePool } from './isolate-pool.mjs'
+
+/** A bundle compiled in this worker: the wrapped code, V8's code cache and what it exports. */
+export interface CompiledBundle {
+  key: string
+  id: string
+  version: string
+  filename: string
+  code: string
+  /** Lines the CommonJS wrapper adds before the plugin's first line. */
+  lineOffset: number
+  cachedData: ExternalCopy<ArrayBuffer> | undefined
+  sourceMap: () => SourceMap | null
+  entries: Record<string, string[]>
+}
+
+/** The worker process's state, shared by its invocations. */
+export interface WorkerState {
+  pool: IsolatePool
+  /** bundle key → the compiled bundle (a promise, so invocations can wait for a load in flight). */
+  bundles: Map<string, Promise<CompiledBundle>>
+  inflight: Map<number, Invocation>
+  /** Shares run slots between tenants when more runs are ready than may execute at once. */
+  scheduler: FairScheduler
+  syncSliceMs: number
+  syncMaxCpuMs: number
+  isSlow(key: string): boolean
+  markSlow(key: string): void
+  watchdog: CpuWatchdog
+  send(msg: FromWorker): void
+}
