@@ -11,6 +11,8 @@
 // Type-checked (checkJs) through JSDoc comments only; its types are in bootstrap-types.d.ts.
 
 ;(function trellisBootstrap(/** @type {BootHostCall} */ $hostCall) {
+  // biome-ignore lint/suspicious/noRedundantUseStrict: a script, not a module; hides these functions from call sites
+  'use strict'
   const hostCall = $hostCall
   const jsonParse = JSON.parse
   const jsonStringify = JSON.stringify
