@@ -122,6 +122,28 @@ for (const kind of DB_KINDS) {
       await firesExactlyAt(t, 'monthEnd', '2026-03-31T20:00:00.000Z', '2026-04-30T20:00:00.000Z', 'April has 30 days')
     })
 
+    await t.test('a schedule the kernel cannot read is refused when the version is registered', async (t) => {
+      for (const [start, field] of [
+        [{ cron: '61 * * * *' }, 'minute'],
+        [{ cron: '0 2 * * *', timeZone: 'Mars/Olympus' }, 'Mars/Olympus'],
+      ] as const) {
+        const bad = structuredClone(manifest)
+        bad.version = '1.0.1'
+        bad.workflows.nightly.start = start
+        const err = await registerVersion(k, { ...bundle, manifest: bad }).then(
+          () => undefined,
+          (e: { code?: string; details?: { problems?: Array<{ pointer: string; message: string }> } }) => e,
+        )
+        t.equal(err?.code, 'PLG_ERR_BUNDLE_INVALID', `${JSON.stringify(start)} is refused`)
+        t.equal(err?.details?.problems?.[0]?.pointer, '/workflows/nightly/start')
+        t.match(err?.details?.problems?.[0]?.message, field)
+      }
+      const stored = await k.ownerSql(
+        `select 1 from plugin_versions where name = '@acme/clockwork' and version = '1.0.1'`,
+      )
+      t.equal(stored.length, 0, 'nothing was stored')
+    })
+
     await t.test('a scheduled run is an ordinary instance that completes', async (t) => {
       const done = await eventually(async () => {
         const [i] = await k.ownerSql(

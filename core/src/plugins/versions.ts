@@ -5,6 +5,7 @@ import { PLG } from '../errors.js'
 import { appendAudit } from '../audit/audit-log.js'
 import { attestedDigest } from './version-attestation.js'
 import { insertVersion } from '../extension-api/version-registry.js'
+import { scheduleIssues } from '../workflows/schedule-spec.js'
 
 /** A plugin version the kernel can run: its manifest and its bundle. */
 export interface PluginVersion {
@@ -101,10 +102,11 @@ export class PluginVersions {
    */
   async register(tx: Tx, upload: VersionUpload, probe: EntriesProbe, createdBy: string): Promise<PluginVersion> {
     const v = validateManifest(upload.manifest)
-    if (!v.ok)
+    const errors = v.ok ? scheduleIssues(v.manifest) : v.errors
+    if (!v.ok || errors.length)
       throw PLG.BUNDLE_INVALID({
-        reason: `the manifest is invalid: ${v.errors.map((e) => `${e.pointer || '/'} ${e.message}`).join('; ')}`,
-        problems: problems(v.errors),
+        reason: `the manifest is invalid: ${errors.map((e) => `${e.pointer || '/'} ${e.message}`).join('; ')}`,
+        problems: problems(errors),
       })
     const manifest = v.manifest
     const sha256 = createHash('sha256').update(upload.code).digest('hex')

@@ -1,5 +1,5 @@
 import { Cron } from 'croner'
-import type { ManifestWorkflow } from '@trellis/plugin-sdk'
+import { pointerSegment, type ManifestIssue, type ManifestWorkflow, type PluginManifest } from '@trellis/plugin-sdk'
 
 /** When a scheduled workflow starts next. */
 export interface Schedule {
@@ -31,4 +31,18 @@ export function scheduleOf(start: ManifestWorkflow['start']): Schedule | undefin
   const every = start?.everyMs
   if (!every) return undefined
   return { label: `every ${every} ms`, next: (after) => after + every }
+}
+
+/** The workflows whose schedule the kernel cannot read (an impossible field, an unknown zone), as manifest errors. */
+export function scheduleIssues(manifest: PluginManifest): ManifestIssue[] {
+  const issues: ManifestIssue[] = []
+  for (const [name, wf] of Object.entries(manifest.workflows ?? {})) {
+    try {
+      scheduleOf(wf.start)
+    } catch (err) {
+      const pointer = `/workflows/${pointerSegment(name)}/start`
+      issues.push({ pointer, message: (err as Error).message, rule: 'schedule', severity: 'error' })
+    }
+  }
+  return issues
 }
