@@ -1,5 +1,6 @@
 import t from 'tap'
 import { DB_KINDS, startTestKernel, createTenantWithAdmin, addUser } from './helpers/test-kernel.js'
+import { createMarketplace } from '@trellis/marketplace'
 
 // Denials are tallied per window of this clock: the test holds it still while it makes its
 // requests, then moves it past the window's end so the background flush writes the tally.
@@ -8,6 +9,7 @@ const WINDOW = 60_000
 
 t.test('who may call is settled before the body is looked at', async (t) => {
   const k = await startTestKernel(t, DB_KINDS[0]!, {
+    extensions: [createMarketplace()],
     deniedRequests: { windowMs: WINDOW, flushMs: 25, now: () => clock },
   })
   const a = await createTenantWithAdmin(k, 'guards-a')

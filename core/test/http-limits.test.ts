@@ -5,6 +5,7 @@ import { createKernel } from '../src/kernel.js'
 import { loadConfig } from '../src/config.js'
 import { createPlatformAdmin } from '../src/bootstrap.js'
 import { ADMIN } from './helpers/test-kernel.js'
+import { createMarketplace } from '@trellis/marketplace'
 
 // The kernel as an operator starts it: the sign-in limit and the server timeouts are the defaults
 // (the shared test kernel raises the sign-in limit for suites that sign in many times).
@@ -21,6 +22,7 @@ t.test('the HTTP server limits, with their defaults', async (t) => {
     migrate: true,
     rateLimitPerMinute: 100_000,
     plugins: { sandboxWorkers: 1 },
+    extensions: [createMarketplace()],
   })
   t.teardown(() => kernel.close())
   await createPlatformAdmin(kernel.ctx, ADMIN)

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { runCli, EXIT } from '../src/cli/main.js'
 import { startTestKernel } from '../../core/test/helpers/test-kernel.js'
+import { createMarketplace } from '@trellis/marketplace'
 
 const notes = fileURLToPath(new URL('../../core/test/fixtures/plugins/notes', import.meta.url))
 
@@ -33,7 +34,7 @@ async function cli(args: string[], cwd: string, env: Record<string, string | und
 }
 
 t.test('trellis-plugin publish', async (t) => {
-  const k = await startTestKernel(t, 'pglite')
+  const k = await startTestKernel(t, 'pglite', { extensions: [createMarketplace()] })
   const address = await k.kernel.listen()
   const url = typeof address === 'string' ? address : `http://127.0.0.1:${(address as { port: number }).port}`
   const root = await mkdtemp(join(tmpdir(), 'trellis-publish-'))
