@@ -1,5 +1,5 @@
 import t from 'tap'
-import { defineErrors, problem, problemFromError, TrellisError, worded } from './errors.js'
+import { defineErrors, problem, problemFromError, rowsProblem, TrellisError, worded } from './errors.js'
 
 t.test('a catalog builds coded errors with status, title and detail', async (t) => {
   const E = defineErrors('DEMO', {
@@ -60,4 +60,29 @@ t.test('a thrown worded error carries its extension members to problemFromError'
   t.throws(() => problemFromError(new Error('boom'), [E]), /boom/, 'anything else is rethrown')
   const other = defineErrors('OTHER', { X: { status: 400, title: 'X', message: worded } })
   t.throws(() => problemFromError(other.X({ detail: 'x' }), [E]), 'another catalog is rethrown')
+})
+
+t.test('rowsProblem refuses a bulk write with every row, sorted', async (t) => {
+  const E = defineErrors('DEMO', { ROWS: { status: 422, title: 'Invalid rows', message: worded } })
+  const res = rowsProblem(
+    E.ROWS,
+    [
+      { row: 3, field: 'sku', code: 'required', message: 'sku is required' },
+      { row: 1, code: 'exists', message: 'A exists already' },
+      { row: 3, field: 'qty', code: 'invalid', message: 'qty must be a number' },
+    ],
+    4,
+  )
+  t.equal(res.status, 422)
+  t.equal(res.body.code, 'DEMO_ERR_ROWS')
+  t.equal(res.body.detail, '2 of 4 rows are invalid; nothing was written')
+  t.equal(res.body.rows, 4)
+  t.same(
+    (res.body.errors as Array<{ row: number }>).map((e) => e.row),
+    [1, 3, 3],
+  )
+  t.equal(
+    rowsProblem(E.ROWS, [{ row: 1, code: 'x', message: 'x' }], 2, 'rules').body.detail,
+    '1 of 2 rules are invalid; nothing was written',
+  )
 })

@@ -206,6 +206,34 @@ export function problem(
   return problemResponse(error({ detail: String(detailOrExtra ?? error.title) }), extra)
 }
 
+/** One problem of a bulk write (an import), by 1-based row of the input. */
+export interface RowProblem {
+  /** 1-based row of the input (a CSV's header is row 0). */
+  row: number
+  /** The field at fault, when one is. */
+  field?: string
+  /** A short machine-readable reason, e.g. `required`, `exists`, `unknown_product`. */
+  code: string
+  /** What is wrong, for a person. */
+  message: string
+}
+
+/**
+ * An all-or-nothing bulk write's refusal: the problem of `error` (a {@link worded} entry) with
+ * every row's problems, sorted by row, as `errors`, and the number of rows read as `rows` —
+ * detail `"<n> of <rows> <noun> are invalid; nothing was written"`. Return it before writing.
+ *
+ * @example
+ * ```ts
+ * if (errors.length) return rowsProblem(CAT.CSV_ROWS, errors, rows.length)
+ * ```
+ */
+export function rowsProblem(error: WordedError, errors: RowProblem[], rows: number, noun = 'rows'): ProblemResponse {
+  const sorted = [...errors].sort((a, b) => a.row - b.row)
+  const invalid = new Set(sorted.map((e) => e.row)).size
+  return problem(error, `${invalid} of ${rows} ${noun} are invalid; nothing was written`, { rows, errors: sorted })
+}
+
 /**
  * For a route's `catch`: a TrellisError of one of the plugin's own catalogs becomes its problem
  * response (thrown, it would reach the caller as a 502 SBX_ERR_PLUGIN_ERROR); anything else is

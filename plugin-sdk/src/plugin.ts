@@ -11,6 +11,7 @@ export {
   problemResponse,
   problem,
   problemFromError,
+  rowsProblem,
   PROBLEM_TYPE_PREFIX,
   worded,
 } from './errors.js'
@@ -20,6 +21,7 @@ export type {
   ErrorCatalog,
   Problem,
   ProblemResponse,
+  RowProblem,
   WordedDetails,
   WordedError,
 } from './errors.js'
