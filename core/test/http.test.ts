@@ -197,27 +197,28 @@ for (const kind of DB_KINDS) {
   })
 }
 
-t.test('rate limits apply per tenant', async (t) => {
-  const k = await startTestKernel(t, DB_KINDS[0]!, { rateLimitPerMinute: 5 })
-  const a = await createTenantWithAdmin(k, 'rl-a')
-  const b = await createTenantWithAdmin(k, 'rl-b')
-  const statuses: number[] = []
-  for (let i = 0; i < 7; i++) statuses.push((await k.req('GET', '/v1/me', { token: a.token })).status)
-  t.same(statuses.slice(0, 5), [200, 200, 200, 200, 200])
-  const first = await k.req('GET', '/v1/me', { token: b.token })
-  t.equal(first.headers['x-ratelimit-limit'], '5')
-  t.equal(first.headers['x-ratelimit-remaining'], '4', 'tenant b has used one of its five')
-  const limited = await k.req('GET', '/v1/me', { token: a.token })
-  t.equal(limited.status, 429)
-  t.equal(limited.body.code, 'KRN_ERR_RATE_LIMITED')
-  t.ok(Number(limited.headers['retry-after']) > 0)
-  t.equal((await k.req('GET', '/v1/me', { token: b.token })).status, 200, 'another tenant is not affected')
-  const anonymous = []
-  for (let i = 0; i < 6; i++) anonymous.push((await k.req('GET', '/v1/me')).status)
-  // Sign-ins made above came from the same address and count too: the window fills within six.
-  t.equal(anonymous.at(-1), 429, 'callers without credentials are counted by address')
-  t.ok(anonymous.every((s) => s === 401 || s === 429))
-  const health = await k.req('GET', '/healthz')
-  t.equal(health.status, 200, 'routes configured with rateLimit: false (health, metrics) are never limited')
-  t.equal(health.headers['x-ratelimit-limit'], undefined)
-})
+for (const kind of DB_KINDS)
+  t.test(`rate limits apply per tenant on ${kind}`, async (t) => {
+    const k = await startTestKernel(t, kind, { rateLimitPerMinute: 5 })
+    const a = await createTenantWithAdmin(k, 'rl-a')
+    const b = await createTenantWithAdmin(k, 'rl-b')
+    const statuses: number[] = []
+    for (let i = 0; i < 7; i++) statuses.push((await k.req('GET', '/v1/me', { token: a.token })).status)
+    t.same(statuses.slice(0, 5), [200, 200, 200, 200, 200])
+    const first = await k.req('GET', '/v1/me', { token: b.token })
+    t.equal(first.headers['x-ratelimit-limit'], '5')
+    t.equal(first.headers['x-ratelimit-remaining'], '4', 'tenant b has used one of its five')
+    const limited = await k.req('GET', '/v1/me', { token: a.token })
+    t.equal(limited.status, 429)
+    t.equal(limited.body.code, 'KRN_ERR_RATE_LIMITED')
+    t.ok(Number(limited.headers['retry-after']) > 0)
+    t.equal((await k.req('GET', '/v1/me', { token: b.token })).status, 200, 'another tenant is not affected')
+    const anonymous = []
+    for (let i = 0; i < 6; i++) anonymous.push((await k.req('GET', '/v1/me')).status)
+    // Sign-ins made above came from the same address and count too: the window fills within six.
+    t.equal(anonymous.at(-1), 429, 'callers without credentials are counted by address')
+    t.ok(anonymous.every((s) => s === 401 || s === 429))
+    const health = await k.req('GET', '/healthz')
+    t.equal(health.status, 200, 'routes configured with rateLimit: false (health, metrics) are never limited')
+    t.equal(health.headers['x-ratelimit-limit'], undefined)
+  })
