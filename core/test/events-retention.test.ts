@@ -1,6 +1,6 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { DB_KINDS, startTestKernel, createTenantWithAdmin } from './helpers/test-kernel.js'
+import { QUEUE_MATRIX, startTestKernel, createTenantWithAdmin } from './helpers/test-kernel.js'
 import { startReceiver, eventually } from './helpers/receiver.js'
 import { uuidv7Floor } from '../src/events/event-system.js'
 
@@ -10,9 +10,10 @@ import { uuidv7Floor } from '../src/events/event-system.js'
 const DAY = 86_400_000
 const oldId = (ms: number) => uuidv7Floor(ms).slice(0, 24) + randomBytes(6).toString('hex')
 
-for (const kind of DB_KINDS) {
-  t.test(`event retention on ${kind}`, async (t) => {
-    const k = await startTestKernel(t, kind, {
+for (const setup of QUEUE_MATRIX) {
+  const kind = `${setup.db}-${setup.queue}`
+  t.test(`event retention on ${setup.name}`, async (t) => {
+    const k = await startTestKernel(t, setup, {
       events: {
         egressAllow: ['127.0.0.1'],
         retryScheduleMs: [3_600_000],

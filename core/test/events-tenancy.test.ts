@@ -1,6 +1,6 @@
 import t from 'tap'
 import { Webhook } from 'standardwebhooks'
-import { DB_KINDS, startTestKernel, createTenantWithAdmin } from './helpers/test-kernel.js'
+import { QUEUE_MATRIX, startTestKernel, createTenantWithAdmin } from './helpers/test-kernel.js'
 import { startReceiver, eventually } from './helpers/receiver.js'
 import { PLATFORM_ORG } from '../src/db/database.js'
 import type { TrellisEvent } from '../src/events/catalogue.js'
@@ -8,9 +8,10 @@ import type { TrellisEvent } from '../src/events/catalogue.js'
 // Tenancy and identity changes are events: written in the change's transaction, to the
 // organisations they belong to (docs/adr/0004-events-outbox-and-webhooks.md, "Whose event is it"), listed in the
 // catalogue, readable at /v1/events and delivered to webhooks.
-for (const kind of DB_KINDS) {
-  t.test(`tenancy events on ${kind}`, async (t) => {
-    const k = await startTestKernel(t, kind, {
+for (const setup of QUEUE_MATRIX) {
+  const kind = `${setup.db}-${setup.queue}`
+  t.test(`tenancy events on ${setup.name}`, async (t) => {
+    const k = await startTestKernel(t, setup, {
       events: { egressAllow: ['127.0.0.1'], retryScheduleMs: [100], sweepMs: 200, staleMs: 2000 },
     })
     const handled: TrellisEvent[] = []

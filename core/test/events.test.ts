@@ -1,14 +1,15 @@
 import t from 'tap'
-import { DB_KINDS, startTestKernel, createTenantWithAdmin, addUser } from './helpers/test-kernel.js'
+import { QUEUE_MATRIX, startTestKernel, createTenantWithAdmin, addUser } from './helpers/test-kernel.js'
 import { eventually } from './helpers/receiver.js'
 import { emitEvents, kernelEvent } from '../src/events/outbox.js'
 import { orgTx } from '../src/kernel-context.js'
 import type { TrellisEvent } from '../src/events/catalogue.js'
 import type { PluginEventSink } from '../src/events/subscribers.js'
 
-for (const kind of DB_KINDS) {
-  t.test(`events on ${kind}`, async (t) => {
-    const k = await startTestKernel(t, kind, { events: { sweepMs: 200, staleMs: 2000 } })
+for (const setup of QUEUE_MATRIX) {
+  const kind = `${setup.db}-${setup.queue}`
+  t.test(`events on ${setup.name}`, async (t) => {
+    const k = await startTestKernel(t, setup, { events: { sweepMs: 200, staleMs: 2000 } })
     const a = await createTenantWithAdmin(k, `ev-a-${kind}`)
     const b = await createTenantWithAdmin(k, `ev-b-${kind}`)
     const events = k.kernel.ctx.events

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { Webhook } from 'standardwebhooks'
-import { DB_KINDS, startTestKernel, createTenantWithAdmin, type TestKernel } from './helpers/test-kernel.js'
+import { QUEUE_MATRIX, startTestKernel, createTenantWithAdmin, type TestKernel } from './helpers/test-kernel.js'
+import { untilDrained } from './helpers/drained.js'
 import { startReceiver, eventually } from './helpers/receiver.js'
 
 // Every delivery failure is visible: in the delivery log (filtered by status), on /metrics, and
@@ -15,9 +16,10 @@ async function sample(k: TestKernel, name: string, labels = ''): Promise<number>
   return line ? Number(line.split(' ').at(-1)) : 0
 }
 
-for (const kind of DB_KINDS) {
-  t.test(`webhook failures on ${kind}`, async (t) => {
-    const k = await startTestKernel(t, kind, {
+for (const setup of QUEUE_MATRIX) {
+  const kind = `${setup.db}-${setup.queue}`
+  t.test(`webhook failures on ${setup.name}`, async (t) => {
+    const k = await startTestKernel(t, setup, {
       events: {
         egressAllow: ['127.0.0.1'],
         retryScheduleMs: RETRIES,
@@ -106,7 +108,7 @@ for (const kind of DB_KINDS) {
         // `down` also got (and failed) the two delivery_failed events: they end in the dead letter
         // like any other delivery, but no news is made of them.
         await eventually(async () => (await log(`${downEp.id}/deliveries?status=dead_letter`)).length === 3, 15_000)
-        await new Promise((r) => setTimeout(r, 1000))
+        await untilDrained(k, a.orgId)
         const failedEvents = (await k.req('GET', '/v1/events?type=kernel.webhook.delivery_failed', { token: a.token }))
           .body.items
         t.equal(failedEvents.length, 2, 'two failures, two events: none about a delivery_failed delivery')

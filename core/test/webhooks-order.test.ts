@@ -1,5 +1,5 @@
 import t from 'tap'
-import { DB_KINDS, startTestKernel, createTenantWithAdmin } from './helpers/test-kernel.js'
+import { QUEUE_MATRIX, startTestKernel, createTenantWithAdmin } from './helpers/test-kernel.js'
 import { startReceiver, eventually, type Received } from './helpers/receiver.js'
 import { emitEvents, type EmitInput } from '../src/events/outbox.js'
 import { orgTx } from '../src/kernel-context.js'
@@ -44,9 +44,10 @@ function orderViolations(seen: Seen[]): string[] {
 
 const thing = (subject: string, n: number): EmitInput => ({ type: 'test.order.changed', subject, data: { n } })
 
-for (const kind of DB_KINDS) {
-  t.test(`order per subject per endpoint on ${kind}`, async (t) => {
-    const k = await startTestKernel(t, kind, {
+for (const setup of QUEUE_MATRIX) {
+  const kind = `${setup.db}-${setup.queue}`
+  t.test(`order per subject per endpoint on ${setup.name}`, async (t) => {
+    const k = await startTestKernel(t, setup, {
       events: {
         egressAllow: ['127.0.0.1'],
         retryScheduleMs: [40, 80, 40, 80, 40, 80, 40, 80],

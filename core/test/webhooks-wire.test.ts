@@ -3,7 +3,7 @@ import { Writable } from 'node:stream'
 import { createServer } from 'node:net'
 import { pino } from 'pino'
 import { Webhook } from 'standardwebhooks'
-import { DB_KINDS, startTestKernel, createTenantWithAdmin } from './helpers/test-kernel.js'
+import { QUEUE_MATRIX, startTestKernel, createTenantWithAdmin } from './helpers/test-kernel.js'
 import { startReceiver, eventually, type Received } from './helpers/receiver.js'
 
 // What a receiver sees on the wire: the event's id (never a delivery's) in `webhook-id` and the
@@ -20,14 +20,15 @@ async function closedPort(): Promise<number> {
   return port
 }
 
-for (const kind of DB_KINDS) {
-  t.test(`the webhook wire on ${kind}`, async (t) => {
+for (const setup of QUEUE_MATRIX) {
+  const kind = `${setup.db}-${setup.queue}`
+  t.test(`the webhook wire on ${setup.name}`, async (t) => {
     const lines: string[] = []
     const logger = pino(
       { level: 'debug' },
       new Writable({ write: (chunk, _enc, cb) => (lines.push(String(chunk)), cb()) }),
     )
-    const k = await startTestKernel(t, kind, {
+    const k = await startTestKernel(t, setup, {
       logger,
       events: {
         egressAllow: ['127.0.0.1'],
