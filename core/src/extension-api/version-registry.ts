@@ -92,6 +92,8 @@ export interface VersionRegistry {
   get(tx: ExtensionTx, id: string, opts?: { lock?: boolean }): Promise<VersionState | undefined>
   /** The versions of a plugin, without code. */
   versionsOf(tx: ExtensionTx, name: string): Promise<VersionState[]>
+  /** Every version in a status (all plugins), without code. */
+  inStatus(tx: ExtensionTx, status: VersionStatus): Promise<VersionState[]>
 }
 
 const COLUMNS = `id, name, version, sha256, manifest, publisher_id, status, created_at, created_by, artifact_sha256, signature, key_id,
@@ -230,6 +232,8 @@ export function createVersionRegistry(
     },
     versionsOf: (tx, name) =>
       tx.sql<VersionState>(`select ${COLUMNS} from plugin_versions where name = ? order by id`, [name]),
+    inStatus: (tx, status) =>
+      tx.sql<VersionState>(`select ${COLUMNS} from plugin_versions where status = ? order by id`, [status]),
     settle(tx) {
       for (const id of touched.get(tx) ?? []) forget(id)
       touched.delete(tx)

@@ -25,17 +25,13 @@ export function refuseUngrantable(k: Services, manifest: PluginManifest): CheckR
 
 /** Namespaces other plugins declare events in (their own namespace and their `events.emits`), from approved versions. */
 async function declaredNamespaces(k: Services, plugin: string): Promise<Set<string>> {
-  const rows = await k.tx.read(PLATFORM_ORG, (tx) =>
-    tx.sql<{ name: string; emits: string[] | null }>(
-      `select distinct name, (select array_agg(key) from jsonb_object_keys(coalesce(manifest->'events'->'emits', '{}'::jsonb)) as key) as emits
-         from plugin_versions where status = 'approved' and name <> ?`,
-      [plugin],
-    ),
+  const rows = (await k.tx.read(PLATFORM_ORG, (tx) => k.versions.inStatus(tx, 'approved'))).filter(
+    (v) => v.name !== plugin,
   )
   const out = new Set<string>()
   for (const r of rows) {
     out.add(ownEventNamespace(r.name))
-    for (const e of r.emits ?? []) out.add(e.split('.')[0]!)
+    for (const e of Object.keys(r.manifest.events?.emits ?? {})) out.add(e.split('.')[0]!)
   }
   return out
 }

@@ -341,7 +341,7 @@ async function acceptUpload(
         [key.id],
       )
       if (still?.status !== 'active') throw MKT.KEY_REVOKED({ fingerprint: key.fingerprint })
-      const existing = await tx.sql<{ version: string }>('select version from plugin_versions where name = ?', [plugin])
+      const existing = await k.versions.versionsOf(tx, plugin)
       const last = existing
         .map((r) => r.version)
         .filter((v) => semver.valid(v))
@@ -485,19 +485,8 @@ export function registerPublishRoutes(app: Api, k: Services, hooks: PublishHooks
     async (request) => {
       const p = principalOf(request)
       const plugin = `${request.params.scope}/${request.params.name}`
-      const [row] = await k.tx.read(p.orgId, (tx) =>
-        tx.sql<{
-          id: string
-          name: string
-          version: string
-          status: string
-          artifact_sha256: string | null
-          checks: CheckResult[]
-          publisher_id: string | null
-        }>(
-          'select id, name, version, status, artifact_sha256, checks, publisher_id from plugin_versions where name = ? and version = ?',
-          [plugin, request.params.version],
-        ),
+      const row = (await k.tx.read(p.orgId, (tx) => k.versions.versionsOf(tx, plugin))).find(
+        (v) => v.version === request.params.version,
       )
       const publisher =
         row && p.orgKind === 'partner' && row.publisher_id === p.orgId && p.permissions.has('plugins.publish')
@@ -509,7 +498,7 @@ export function registerPublishRoutes(app: Api, k: Services, hooks: PublishHooks
         version: row.version,
         status: row.status,
         artifactSha256: row.artifact_sha256,
-        checks: row.checks,
+        checks: row.checks as CheckResult[],
       }
     },
   )
