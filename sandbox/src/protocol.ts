@@ -15,10 +15,10 @@ export interface WorkerConfig {
   /** How far past its CPU limit plugin code may run before its worker ends itself. */
   cpuGraceMs: number
   /**
-   * Runs of plugin code a worker lets execute at once; beyond that, ready runs wait in per-tenant
-   * queues served fairly (see worker/fair-scheduler.mjs).
+   * Runs of one tenant's plugin code a worker lets execute at once; beyond that, its ready runs
+   * wait in its own queue, and queues are served fairly (see worker/fair-scheduler.mjs).
    */
-  maxRunning: number
+  maxRunningPerTenant: number
 }
 
 /** A failure as the worker reports it: a sandbox code with its details, or a host error by call id. */

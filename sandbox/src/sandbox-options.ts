@@ -42,12 +42,12 @@ export interface SandboxOptions {
   /** Isolates one (tenant, installation, bundle) may use at once in a worker, for concurrency. */
   maxIsolatesPerKey?: number
   /**
-   * Runs of plugin code one worker executes at once (default: the number of cores). When more
-   * are ready, each tenant's wait in a queue of their own and the tenant that used the least
-   * run time lately goes next, so a tenant with CPU-heavy handlers waits behind its own runs
-   * rather than slowing everyone's (ADR 0021).
+   * Runs of one tenant's plugin code a worker executes at once (default: one fewer than the
+   * cores, at least 1), so a tenant with CPU-heavy handlers leaves a core to the others; its
+   * further runs wait in its own queue, and when several tenants have runs waiting the one that
+   * used the least run time lately goes first (ADR 0021). A run awaiting host calls holds none.
    */
-  maxRunningPerWorker?: number
+  maxRunningPerTenant?: number
   /** Heap of warm isolates per worker beyond which idle ones are evicted (LRU). */
   isolateHeapBudgetMb?: number
   /** How often worker memory is checked. */
@@ -77,6 +77,6 @@ export function workerConfig(options: SandboxOptions): WorkerConfig {
     // the grace so that it can never get the worker declared hung.
     syncMaxCpuMs: Math.max(0, hangGraceMs(options) - 200),
     cpuGraceMs: options.cpuGraceMs ?? 250,
-    maxRunning: options.maxRunningPerWorker ?? availableParallelism(),
+    maxRunningPerTenant: options.maxRunningPerTenant ?? Math.max(1, availableParallelism() - 1),
   }
 }

@@ -33,8 +33,8 @@ export class Sandbox {
   private constructor(options: SandboxOptions) {
     this.limits = resolveLimits(DEFAULT_LIMITS, options.limits)
     const config = workerConfig(options)
-    if (!Number.isInteger(config.maxRunning) || config.maxRunning < 1)
-      throw SBX.INVALID_REQUEST({ reason: 'maxRunningPerWorker must be a positive integer' })
+    if (!Number.isInteger(config.maxRunningPerTenant) || config.maxRunningPerTenant < 1)
+      throw SBX.INVALID_REQUEST({ reason: 'maxRunningPerTenant must be a positive integer' })
     const defaults = operatorDefaults()
     const cordons = new Cordons(options.cordonMs ?? defaults.cordonMs ?? 15 * 60_000, options.maxCordonWorkers ?? 4)
     this.supervisor = new Supervisor(

@@ -1,11 +1,12 @@
 // @ts-check
-// Shares a worker's run slots between tenants. A run is one stretch of plugin code in an
-// isolate: an invocation's entry, or its continuation after a host-call result, up to the next
-// host call or the end. At most `maxRunning` runs execute at once; when more are ready, each
-// tenant's runs wait in their own queue and the tenant that has used the least run time lately
-// goes next (start-time fair queuing over a virtual clock of run time). A tenant with CPU-heavy
-// handlers then waits behind its own runs, and a light tenant waits at most for the runs in
-// progress, however many heavy ones are queued.
+// Shares a worker's CPU between tenants. A run is one stretch of plugin code in an isolate: an
+// invocation's entry, or its continuation after a host-call result, up to the next host call
+// or the end. Runs cannot be preempted, so nobody may wait for a slot behind another tenant's
+// long run: instead one tenant runs at most `maxPerTenant` at once (by default one core fewer
+// than the machine has), which leaves a core to everyone else, and its further runs wait in its
+// own queue. When several tenants have runs ready, the one that has used the least run time
+// lately goes first (start-time fair queuing over a virtual clock of run time), so a light
+// tenant is served before a heavy tenant's backlog.
 //
 // Runs on the worker's main thread execute synchronously, so a burst of messages read in one
 // go would otherwise run in arrival order: while a run started in this turn of the event loop,
@@ -27,15 +28,24 @@
 
 /** Smallest cost a run is charged, so tenants whose runs take no measurable time still take turns. */
 const MIN_COST_MS = 0.001
+/** Runs granted per turn of the event loop before reading what has arrived meanwhile. */
+const GRANTS_PER_TURN = 2
 
 export class FairScheduler {
   /**
    * @param {object} options
-   * @param {number} options.maxRunning runs executing at once
+   * @param {number} options.maxPerTenant runs of one tenant executing at once
+   * @param {number} [options.maxRunning] runs executing at once in all (default: no limit)
    * @param {() => number} [options.now] a clock in ms (injectable for tests)
    * @param {(fn: () => void) => void} [options.defer] runs `fn` on a later turn of the event loop
    */
-  constructor({ maxRunning, now = () => performance.now(), defer = setImmediate }) {
+  constructor({
+    maxPerTenant,
+    maxRunning = Number.POSITIVE_INFINITY,
+    now = () => performance.now(),
+    defer = setImmediate,
+  }) {
+    this.maxPerTenant = Math.max(1, maxPerTenant)
     this.maxRunning = Math.max(1, maxRunning)
     this.now = now
     this.defer = defer
@@ -59,12 +69,8 @@ export class FairScheduler {
    * @param {(turn: Turn) => void} run
    */
   submit(key, run) {
-    let q = this.tenants.get(key)
-    if (!this.hot && this.queued === 0 && this.running < this.maxRunning) {
-      q ??= this.track(key)
-      return this.grant(q, run)
-    }
-    q ??= this.track(key)
+    const q = this.tenants.get(key) ?? this.track(key)
+    if (!this.hot && q.waiting.length === 0 && this.mayRun(q) && this.next() === undefined) return this.grant(q, run)
     if (q.waiting.length === 0) {
       // A tenant that was idle starts level with whoever is being served: it cannot save up turns.
       if (q.running === 0) q.vt = Math.max(q.vt, this.floor)
@@ -73,6 +79,11 @@ export class FairScheduler {
     q.waiting.push(run)
     this.queued++
     this.later()
+  }
+
+  /** @param {TenantQueue} q */
+  mayRun(q) {
+    return q.running < this.maxPerTenant && this.running < this.maxRunning
   }
 
   /** @param {string} key */
@@ -126,10 +137,11 @@ export class FairScheduler {
   tick() {
     this.scheduled = false
     this.hot = false
-    // At most as many grants as slots in one turn: runs on this thread end at once, and the
-    // next turn must see what arrived meanwhile.
-    for (let free = this.maxRunning - this.running; free > 0 && this.queued > 0; free--) {
+    // A few grants per turn: runs on this thread end at once, and the next turn must see
+    // what arrived meanwhile.
+    for (let n = 0; n < GRANTS_PER_TURN; n++) {
       const q = this.next()
+      if (!q) break
       const run = /** @type {(turn: Turn) => void} */ (q.waiting.shift())
       this.queued--
       if (q.waiting.length === 0) this.ready.delete(q)
@@ -140,12 +152,12 @@ export class FairScheduler {
     if (this.queued === 0) for (const q of this.tenants.values()) this.forget(q)
   }
 
-  /** The waiting tenant with the least virtual time (the earliest to start waiting on a tie). */
+  /** The waiting tenant that may run with the least virtual time (the earliest to wait on a tie). */
   next() {
     /** @type {TenantQueue | undefined} */
     let best
-    for (const q of this.ready) if (best === undefined || q.vt < best.vt) best = q
-    return /** @type {TenantQueue} */ (best)
+    for (const q of this.ready) if (this.mayRun(q) && (best === undefined || q.vt < best.vt)) best = q
+    return best
   }
 
   /** Runs waiting, per tenant (for tests and stats). */

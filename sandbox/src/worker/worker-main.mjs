@@ -44,7 +44,9 @@ const worker = {
   /** bundle key → Promise of the compiled bundle (so invocations can wait for a load in flight). */
   bundles: new Map(),
   inflight: new Map(),
-  scheduler: new FairScheduler({ maxRunning: config.maxRunning ?? availableParallelism() }),
+  scheduler: new FairScheduler({
+    maxPerTenant: config.maxRunningPerTenant ?? Math.max(1, availableParallelism() - 1),
+  }),
   syncSliceMs: config.syncSliceMs ?? 10,
   syncMaxCpuMs: config.syncMaxCpuMs ?? 1800,
   // Keys whose plugin code ran long on the event loop once run on pool threads (see Invocation.enterSync).
