@@ -10,6 +10,9 @@ function pgArray(values: ReadonlyArray<string | null>): string {
   return `{${values.map((v) => (v === null ? 'NULL' : `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`)).join(',')}}`
 }
 
+// Transactions writing outcomes at once (each takes one pooled connection).
+const MAX_FLUSHES = 2
+
 export interface RecorderHooks {
   /** Events were written (delivery_failed news): wake the dispatcher. */
   emitted(count: number): void
@@ -25,7 +28,9 @@ export interface RecorderHooks {
  */
 export class AttemptRecorder {
   private records = new Map<string, Array<{ d: ClaimedDelivery; r: RecordInput; done: (err?: unknown) => void }>>()
-  private flushing: Promise<void> | undefined
+  /** The next flush, waiting for the current tick's outcomes. */
+  private scheduled: Promise<void> | undefined
+  private readonly running = new Set<Promise<void>>()
 
   constructor(
     private readonly db: Database,
@@ -39,19 +44,38 @@ export class AttemptRecorder {
       let list = this.records.get(tenantId)
       if (!list) this.records.set(tenantId, (list = []))
       list.push({ d, r, done: (err) => (err ? reject(err) : resolve()) })
-      if (!this.flushing) this.flushing = new Promise<void>((r) => setImmediate(r)).then(() => this.flush())
+      this.schedule()
+    })
+  }
+
+  /**
+   * At most MAX_FLUSHES transactions write outcomes at once; outcomes arriving meanwhile wait
+   * for the next, which takes them all. Under load that is one transaction for many outcomes
+   * (each flush is five round trips whatever its size) instead of one for each tick's few.
+   */
+  private schedule(): void {
+    if (this.scheduled || this.records.size === 0 || this.running.size >= MAX_FLUSHES) return
+    this.scheduled = new Promise<void>((r) => setImmediate(r)).then(() => {
+      this.scheduled = undefined
+      const run: Promise<void> = this.flush()
+        .catch((err) => this.logger?.warn({ err }, 'recording webhook attempts failed'))
+        .finally(() => {
+          this.running.delete(run)
+          this.schedule()
+        })
+      this.running.add(run)
+      return run
     })
   }
 
   /** Resolves once what was recorded so far is written. */
   async settled(): Promise<void> {
-    await this.flushing
+    while (this.scheduled || this.running.size > 0) await Promise.all([this.scheduled, ...this.running])
   }
 
   private async flush(): Promise<void> {
     const batches = [...this.records]
     this.records.clear()
-    this.flushing = undefined
     let emitted = 0
     await Promise.all(
       batches.map(async ([tenantId, items]) => {
