@@ -1,4 +1,4 @@
-import { collection, definePlugin, problem } from '@trellis/plugin-sdk'
+import { collection, definePlugin, problem, rowsProblem } from '@trellis/plugin-sdk'
 import type { PluginContext, RouteRequest, RouteResponse } from '@trellis/plugin-sdk'
 import manifest from '../trellis.plugin.json' with { type: 'json' }
 import { INV } from './errors.js'
@@ -230,14 +230,7 @@ async function importStock(
         message: `${r.sku} in ${r.warehouse}: ${s.reserved} are reserved, on hand cannot be ${r.onHand}`,
       })
   })
-  if (errors.length) {
-    errors.sort((a, b) => a.row - b.row)
-    return problem(
-      INV.INVALID_ROWS,
-      `${new Set(errors.map((e) => e.row)).size} of ${rows.length} rows are invalid; nothing was written`,
-      { rows: rows.length, errors },
-    )
-  }
+  if (errors.length) return rowsProblem(INV.INVALID_ROWS, errors, rows.length)
   let created = 0
   let updated = 0
   for (const r of rows) {

@@ -1,5 +1,5 @@
 // Customers: one at a time or imported in bulk, all rows checked before anything is written.
-import { problem, type RouteRequest, type RouteResponse } from '@trellis/plugin-sdk'
+import { problem, rowsProblem, type RouteRequest, type RouteResponse } from '@trellis/plugin-sdk'
 import { ORD } from './errors.js'
 import type { Ctx, Customer } from './types.js'
 import { customerOf } from './store.js'
@@ -76,14 +76,7 @@ export async function importCustomers(rows: Array<Record<string, unknown>>, ctx:
       if (existing.has(x.c.code))
         errors.push({ row: x.row, field: 'code', code: 'exists', message: `customer ${x.c.code} exists already` })
   }
-  if (errors.length) {
-    errors.sort((a, b) => a.row - b.row)
-    return problem(
-      ORD.INVALID_CUSTOMERS,
-      `${new Set(errors.map((e) => e.row)).size} of ${rows.length} rows are invalid; nothing was written`,
-      { rows: rows.length, errors },
-    )
-  }
+  if (errors.length) return rowsProblem(ORD.INVALID_CUSTOMERS, errors, rows.length)
   const items = []
   for (const x of customers) items.push(await ctx.data.customers.insert(x.c))
   return { status: 201, body: { created: items.length, items } }

@@ -44,13 +44,8 @@ export interface OrderLine {
   priceSource: Record<string, unknown>
 }
 
-export interface Order {
-  number: string
-  customer: string
-  customerName: string
-  status: OrderStatus
-  orderDate: string
-  requiredDate?: string
+/** The priced lines and totals, as the pricing plugin quotes them and an order keeps them. */
+export interface Priced {
   currency: string
   lines: OrderLine[]
   subtotal: string
@@ -58,6 +53,15 @@ export interface Order {
   /** Sum of the exact line nets, rounded half-up to the cent. */
   total: string
   totalExact: string
+}
+
+export interface Order extends Priced {
+  number: string
+  customer: string
+  customerName: string
+  status: OrderStatus
+  orderDate: string
+  requiredDate?: string
   /** `reserved`, `short` (nothing reserved), `released` or `issued`. */
   stock: 'reserved' | 'short' | 'released' | 'issued'
   exceptions: OrderException[]
@@ -73,13 +77,7 @@ export type StoredOrder = Order & { id: string; version: number }
 export type StoredCustomer = Customer & { id: string; version: number }
 
 /** What the pricing plugin's `quote` action answers. */
-export interface Quote {
-  currency: string
-  lines: OrderLine[]
-  subtotal: string
-  discountTotal: string
-  total: string
-  totalExact: string
+export interface Quote extends Priced {
   needsApproval: boolean
   approvalReasons: string[]
   errors: Array<{ line: number; sku: string; code: string; message: string }>

@@ -1,4 +1,4 @@
-import { collection, definePlugin, problem } from '@trellis/plugin-sdk'
+import { collection, definePlugin, problem, rowsProblem } from '@trellis/plugin-sdk'
 import type { PluginContext, RouteRequest, RouteResponse } from '@trellis/plugin-sdk'
 import manifest from '../trellis.plugin.json' with { type: 'json' }
 import { PRC } from './errors.js'
@@ -325,12 +325,7 @@ async function importRules(raws: Array<Record<string, unknown>>, ctx: Ctx): Prom
         errors.push({ row: i + 1, field: 'sku', code: 'unknown_product', message: `no product ${r.sku}` }),
     )
   }
-  if (errors.length)
-    return problem(
-      PRC.INVALID_RULES,
-      `${new Set(errors.map((e) => e.row)).size} of ${raws.length} rules are invalid; nothing was written`,
-      { rows: raws.length, errors },
-    )
+  if (errors.length) return rowsProblem(PRC.INVALID_RULES, errors, raws.length, 'rules')
   const stored = []
   for (const r of rules) stored.push(await ctx.data.prices.insert(r))
   return { status: 201, body: { created: stored.length, items: stored } }

@@ -1,0 +1,209 @@
+// POST /import/:kind: a CSV of categories, suppliers or products, checked row by row; all or nothing.
+import { problem, rowsProblem, type RouteRequest, type RouteResponse, type RowProblem } from '@trellis/plugin-sdk'
+import { CAT } from './errors.js'
+import { BOOL, COLUMNS, type Kind, packOf, parseCsv } from './csv.js'
+import type { Category, Ctx, Supplier } from './types.js'
+import { findAllBy, productEvent } from './store.js'
+
+/** One problem of a CSV import, by 1-based data row (the header is row 0). */
+export type RowError = RowProblem
+
+// One invocation may make at most 200 host calls (the kernel's sandbox limit): a product row
+// costs an insert or update plus an event, and three lookups come first.
+export const MAX_IMPORT_ROWS = 95
+
+/** POST /import/:kind — validates every row, then writes all of them in this one transaction, or nothing. */
+export async function importCsv(
+  req: RouteRequest<{ csv: string; upsert?: boolean }, { kind: Kind }>,
+  ctx: Ctx,
+): Promise<RouteResponse> {
+  const kind = req.params.kind
+  const spec = COLUMNS[kind]
+  const rows = parseCsv(req.body.csv)
+  if (!rows.length) return problem(CAT.CSV_EMPTY, 'the CSV has no header row')
+  const header = rows[0]!.map((h) => h.trim().toLowerCase())
+  const missingCols = spec.required.filter((c) => !header.includes(c))
+  const unknownCols = header.filter(
+    (h) => !(spec.required as readonly string[]).includes(h) && !(spec.optional as readonly string[]).includes(h),
+  )
+  if (missingCols.length || unknownCols.length) {
+    return problem(
+      CAT.CSV_HEADER,
+      `the header must have ${spec.required.join(', ')} (and may have ${spec.optional.join(', ')})`,
+      { missingColumns: missingCols, unknownColumns: unknownCols },
+    )
+  }
+  const data = rows.slice(1)
+  if (data.length > MAX_IMPORT_ROWS)
+    return problem(
+      CAT.CSV_TOO_MANY_ROWS,
+      `at most ${MAX_IMPORT_ROWS} rows per import (split the file); got ${data.length}`,
+      { maxRows: MAX_IMPORT_ROWS },
+    )
+  const errors: RowError[] = []
+  const records: Array<Record<string, unknown>> = []
+  const seen = new Map<string, number>()
+  data.forEach((cells, idx) => {
+    const row = idx + 1
+    if (cells.length !== header.length) {
+      errors.push({ row, code: 'column_count', message: `has ${cells.length} fields, the header has ${header.length}` })
+      return
+    }
+    const get = (c: string) => {
+      const i = header.indexOf(c)
+      return i < 0 ? undefined : cells[i]!.trim()
+    }
+    let ok = true
+    for (const c of spec.required) {
+      if (!get(c)) {
+        errors.push({ row, field: c, code: 'required', message: `${c} is empty` })
+        ok = false
+      }
+    }
+    const key = get(spec.required[0])!
+    if (key) {
+      if (key.length > 64) {
+        errors.push({
+          row,
+          field: spec.required[0],
+          code: 'too_long',
+          message: `${spec.required[0]} is longer than 64 characters`,
+        })
+        ok = false
+      }
+      const dup = seen.get(key)
+      if (dup) {
+        errors.push({ row, field: spec.required[0], code: 'duplicate', message: `${key} is also on row ${dup}` })
+        ok = false
+      } else seen.set(key, row)
+    }
+    if (!ok) return
+    if (kind === 'categories')
+      records.push({
+        code: key,
+        name: get('name')!,
+        ...(get('description') ? { description: get('description') } : {}),
+      })
+    else if (kind === 'suppliers') {
+      const rec: Record<string, unknown> = { code: key, name: get('name')! }
+      for (const [col, f] of [
+        ['contact_name', 'contactName'],
+        ['country', 'country'],
+        ['city', 'city'],
+        ['phone', 'phone'],
+      ] as const)
+        if (get(col)) rec[f] = get(col)
+      records.push(rec)
+    } else {
+      const qpu = get('quantity_per_unit') || undefined
+      const derived = packOf(qpu)
+      const packRaw = get('pack_size')
+      let packSize = derived.packSize
+      if (packRaw) {
+        if (!/^\d{1,6}$/.test(packRaw) || Number(packRaw) < 1) {
+          errors.push({
+            row,
+            field: 'pack_size',
+            code: 'invalid',
+            message: `pack_size "${packRaw}" is not a whole number of at least 1`,
+          })
+          return
+        }
+        packSize = Number(packRaw)
+      }
+      const disc = (get('discontinued') ?? '').toLowerCase()
+      if (!(disc in BOOL)) {
+        errors.push({
+          row,
+          field: 'discontinued',
+          code: 'invalid',
+          message: `discontinued "${disc}" is not 0/1/true/false`,
+        })
+        return
+      }
+      records.push({
+        sku: key,
+        name: get('name')!,
+        category: get('category')!,
+        supplier: get('supplier')!,
+        ...(qpu ? { quantityPerUnit: qpu } : {}),
+        unit: get('unit') || derived.unit,
+        packSize,
+        discontinued: BOOL[disc]!,
+      })
+    }
+  })
+
+  const keyField = kind === 'products' ? 'sku' : 'code'
+  const existing = new Map(
+    (
+      await findAllBy<Record<string, unknown>>(
+        ctx,
+        kind,
+        keyField,
+        records.map((r) => r[keyField] as string),
+      )
+    ).map((r) => [r[keyField] as string, r]),
+  )
+  if (kind === 'products') {
+    // A product's category and supplier must exist, so the catalog never points nowhere.
+    const cats = new Set(
+      (
+        await findAllBy<Category>(ctx, 'categories', 'code', [...new Set(records.map((r) => r.category as string))])
+      ).map((c) => c.code),
+    )
+    const sups = new Set(
+      (await findAllBy<Supplier>(ctx, 'suppliers', 'code', [...new Set(records.map((r) => r.supplier as string))])).map(
+        (s) => s.code,
+      ),
+    )
+    for (const r of records) {
+      const row = seen.get(r.sku as string)!
+      for (const [field, known] of [
+        ['category', cats],
+        ['supplier', sups],
+      ] as const)
+        if (!known.has(r[field] as string))
+          errors.push({ row, field, code: `unknown_${field}`, message: `${field} ${r[field]} does not exist` })
+    }
+  }
+  if (!req.body.upsert) {
+    for (const r of records)
+      if (existing.has(r[keyField] as string))
+        errors.push({
+          row: seen.get(r[keyField] as string)!,
+          field: keyField,
+          code: 'exists',
+          message: `${r[keyField]} exists already (send upsert: true to update)`,
+        })
+  }
+  if (errors.length) return rowsProblem(CAT.CSV_ROWS, errors, data.length)
+
+  let created = 0
+  let updated = 0
+  let unchanged = 0
+  for (const r of records) {
+    const key = r[keyField] as string
+    const old = existing.get(key) as (Record<string, unknown> & { id: string; version: number }) | undefined
+    if (!old) {
+      const rec = await (ctx.data[kind] as any).insert(r)
+      created++
+      if (kind === 'products') await ctx.events.emit('catalog.product.created', productEvent(rec), { subject: rec.sku })
+      continue
+    }
+    const changes = Object.keys(r).filter((f) => JSON.stringify(r[f]) !== JSON.stringify(old[f]))
+    if (!changes.length) {
+      unchanged++
+      continue
+    }
+    const rec = await (ctx.data[kind] as any).update(old.id, r, old.version)
+    updated++
+    if (kind === 'products')
+      await ctx.events.emit(
+        'catalog.product.updated',
+        { sku: rec.sku, productId: rec.id, changes, discontinued: rec.discontinued },
+        { subject: rec.sku },
+      )
+  }
+  return { status: 200, body: { kind, rows: data.length, created, updated, unchanged } }
+}
