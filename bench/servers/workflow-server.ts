@@ -12,7 +12,7 @@ import { PgJobQueue } from '../../core/src/events/pg-queue.js'
 import { BullMqJobQueue } from '../../core/src/events/bullmq-queue.js'
 import type { JobQueue } from '../../core/src/events/queue.js'
 
-export const CONCURRENCY = 4
+const CONCURRENCY = 4
 const STEPS = 5
 const dir = fileURLToPath(new URL('../fixtures/chain-plugin', import.meta.url))
 const kernel = await benchKernel({ plugins: { sandboxWorkers: 2 }, workflows: { concurrency: CONCURRENCY } })
