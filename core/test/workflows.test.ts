@@ -21,6 +21,7 @@ import {
   type TestKernel,
 } from './helpers/test-kernel.js'
 import { eventually } from './helpers/receiver.js'
+import { ManualClock } from '../src/workflows/clock.js'
 import { registerVersion } from './helpers/plugin-versions.js'
 
 const dir = join(import.meta.dirname, 'fixtures', 'plugins', 'flows')
@@ -297,40 +298,6 @@ for (const kind of DB_KINDS)
       },
     )
 
-    await t.test('a workflow with start.everyMs starts on its schedule, once per period', async (t) => {
-      // The sweeper first schedules it a period ahead; bring that moment forward instead of waiting a minute.
-      const schedule = await eventually(
-        async () =>
-          (
-            await k.ownerSql(`select next_at from workflow_schedules where tenant_id = ? and workflow = 'tick'`, [
-              a.orgId,
-            ])
-          )[0],
-        10_000,
-      )
-      // A period (a minute) from installation: still ahead, and nothing has run yet. (How far ahead
-      // depends on how long the tests above took, which is not this test's business.)
-      t.ok(new Date(schedule.next_at).getTime() > Date.now(), 'the first run is still ahead')
-      t.same(
-        (await k.req('GET', '/v1/workflows/instances?workflow=tick', { token: a.token })).body.items,
-        [],
-        'nothing ran at installation',
-      )
-      await k.ownerSql(
-        `update workflow_schedules set next_at = now() - interval '1 second' where tenant_id = ? and workflow = 'tick'`,
-        [a.orgId],
-      )
-      const ran = await eventually(async () => {
-        const list = await k.req('GET', '/v1/workflows/instances?workflow=tick&status=completed', { token: a.token })
-        return list.body.items[0]
-      }, 15_000)
-      t.equal(ran.output.ticked, true)
-      t.equal(ran.startedBy, 'schedule')
-      await new Promise((r) => setTimeout(r, 1500))
-      const all = await k.req('GET', '/v1/workflows/instances?workflow=tick', { token: a.token })
-      t.equal(all.body.items.length, 1, 'one run for the period')
-    })
-
     await t.test('timers, cancellation, version pinning and metrics', async (t) => {
       const napped = await start(k, a.token, 'nap', { ms: 150 })
       const woke = await until(k, a.token, napped.body.id, 'completed')
@@ -386,6 +353,48 @@ for (const kind of DB_KINDS)
       )
       t.match(prom.body, /trellis_workflow_tasks_total\{plugin="@acme\/flows",workflow="order",event="escalated"\} \d+/)
     })
+  })
+
+// The runtime's clock is the test's: "not before a period has passed" holds however slow the
+// machine is, and each sweep the test causes has finished when the clock's move resolves.
+for (const kind of DB_KINDS)
+  t.test(`a workflow with start.everyMs starts on its schedule, once per period, on ${kind}`, async (t) => {
+    const clock = new ManualClock()
+    const k = await startTestKernel(t, kind, {
+      plugins: { sandboxWorkers: 1 },
+      workflows: { ...FAST, clock, sweepMs: 1, scheduleScanMs: 1 },
+    })
+    await registerVersion(k, bundle)
+    const a = await createTenantWithAdmin(k, 'wf-tick')
+    const inst = await k.req('POST', '/v1/installations', {
+      token: a.token,
+      body: { plugin: '@acme/flows', version: '1.0.0', capabilities: manifest.capabilities },
+    })
+    t.equal(inst.status, 201)
+    const runs = async () =>
+      (await k.req('GET', '/v1/workflows/instances?workflow=tick', { token: a.token })).body.items as any[]
+    const completed = (n: number) =>
+      eventually(async () => {
+        const all = await runs()
+        return all.length === n && all.every((i) => i.status === 'completed') && all
+      }, 20_000)
+
+    await clock.advance(1) // the sweep that first sees the installation
+    const firstSeen = clock.now()
+    const [schedule] = await k.ownerSql(
+      `select next_at from workflow_schedules where tenant_id = ? and workflow = 'tick'`,
+      [a.orgId],
+    )
+    t.equal(new Date(schedule.next_at).getTime(), firstSeen + 60_000, 'the first run is a period after installation')
+    t.same(await runs(), [], 'nothing ran at installation')
+    await clock.advance(59_999)
+    t.same(await runs(), [], 'nor a millisecond before the period ends')
+    await clock.advance(1)
+    const [ran] = await completed(1)
+    t.equal(ran.output.ticked, true)
+    t.equal(ran.startedBy, 'schedule')
+    await clock.advance(3 * 60_000)
+    t.equal((await completed(2)).length, 2, 'three periods passed without a sweep start one run, not three')
   })
 
 // PostgreSQL keeps its database; the embedded database keeps its directory across the restart.
