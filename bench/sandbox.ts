@@ -69,6 +69,93 @@ const us = (x: number) => `${x.toFixed(1)} µs`
 const row = (name: string, f: Figures, extra = '') =>
   console.log(`${name.padEnd(44)} p50 ${us(f.p50).padStart(11)}   p99 ${us(f.p99).padStart(11)}${extra}`)
 
+// Fairness between tenants sharing one worker: a light tenant's sequential calls, alone and
+// while another tenant keeps the worker busy with CPU-heavy handlers (off the worker's thread,
+// as long runs go). Rounds alternate; every call of both tenants must succeed.
+const FAIR_CODE = `'use strict'
+module.exports = {
+  entries: { route: ['echo', 'spin'] },
+  invoke: async (entry, input) => {
+    if (entry.name === 'echo') return { ok: true, echo: input }
+    const end = Date.now() + input
+    let n = 0
+    while (Date.now() < end) n++
+    return { ok: n > 0 }
+  },
+}
+`
+const fairBundle: PluginBundle = {
+  id: '@bench/fair',
+  version: '1.0.0',
+  code: FAIR_CODE,
+  sha256: createHash('sha256').update(FAIR_CODE).digest('hex'),
+}
+
+export async function runFairness(): Promise<void> {
+  const HEAVY_IN_FLIGHT = 4
+  const SPIN_MS = 50
+  const LIGHT_CALLS = 200
+  const ROUNDS = 3
+  const sandbox = await Sandbox.create({ workers: 1 })
+  try {
+    await sandbox.load(fairBundle)
+    let n = 0
+    const invoke = async (tenant: string, name: string, input: unknown, cpuMs?: number) => {
+      const r = await sandbox.invoke({
+        bundle: fairBundle,
+        entry: { kind: 'route', name },
+        input,
+        context: ctx(tenant, n++),
+        onHostCall,
+        ...(cpuMs ? { limits: { cpuMs } } : {}),
+      })
+      if ((r.output as { ok?: boolean })?.ok !== true) throw new Error(`${tenant} ${name}: unexpected output`)
+    }
+    // warm both tenants (isolates, and the heavy tenant's handlers recognised as long)
+    for (let i = 0; i < 4; i++) await invoke('light', 'echo', i)
+    await Promise.all(Array.from({ length: HEAVY_IN_FLIGHT }, () => invoke('heavy', 'spin', SPIN_MS, 5000)))
+    const alone: number[] = []
+    const loaded: number[] = []
+    let heavyDone = 0
+    let heavyMs = 0
+    for (let round = 0; round < ROUNDS; round++) {
+      for (let i = 0; i < LIGHT_CALLS; i++) {
+        const t0 = performance.now()
+        await invoke('light', 'echo', i)
+        alone.push((performance.now() - t0) * 1000)
+      }
+      let stop = false
+      const started = performance.now()
+      const heavy = Array.from({ length: HEAVY_IN_FLIGHT }, async () => {
+        while (!stop) {
+          await invoke('heavy', 'spin', SPIN_MS, 5000)
+          heavyDone++
+        }
+      })
+      for (let i = 0; i < LIGHT_CALLS; i++) {
+        const t0 = performance.now()
+        await invoke('light', 'echo', i)
+        loaded.push((performance.now() - t0) * 1000)
+      }
+      stop = true
+      await Promise.all(heavy)
+      heavyMs += performance.now() - started
+    }
+    const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * q)]!
+    const a = { p50: pct(alone, 0.5), p99: pct(alone, 0.99) }
+    const l = { p50: pct(loaded, 0.5), p99: pct(loaded, 0.99) }
+    console.log(`fairness, 1 worker, light tenant's sequential calls (${ROUNDS} alternating rounds of ${LIGHT_CALLS})`)
+    row('  light tenant alone (baseline)', { ...a, mean: 0 })
+    row(
+      `  light beside ${HEAVY_IN_FLIGHT} heavy runs of ${SPIN_MS} ms in flight`,
+      { ...l, mean: 0 },
+      `   = ${(l.p50 / a.p50).toFixed(1)}× p50, ${(l.p99 / a.p99).toFixed(1)}× p99 alone; heavy ${(heavyDone / (heavyMs / 1000)).toFixed(1)} runs/s`,
+    )
+  } finally {
+    await sandbox.close()
+  }
+}
+
 export async function run(): Promise<void> {
   const cores = availableParallelism()
   console.log(`node ${process.version}, ${cores} cores, ${new Date().toISOString()}`)
@@ -176,6 +263,8 @@ globalThis.__call = (json) => JSON.stringify({ ok: true, echo: JSON.parse(json),
   } finally {
     await sandbox.close()
   }
+
+  await runFairness()
 
   // --- memory per idle isolate ---------------------------------------------------------
   const mem = await Sandbox.create({ workers: 1, maxIsolatesPerWorker: 5000, isolateHeapBudgetMb: 8192 })
