@@ -12,7 +12,16 @@ export const FIRST_PARTY_PACKAGES = [
   '@trellis/partner-onboarding',
 ] as const
 
-/** Their folders (manifest and sources), found by package resolution: they are dependencies of this package. */
+/**
+ * Their folders (manifest and sources), found by package resolution — they are dependencies of
+ * this package — with literal specifiers, so the boundary test sees each one.
+ */
 export function firstPartyDirs(): string[] {
-  return FIRST_PARTY_PACKAGES.map((name) => dirname(require.resolve(`${name}/package.json`)))
+  return [
+    require.resolve('@trellis/catalog/package.json'),
+    require.resolve('@trellis/pricing/package.json'),
+    require.resolve('@trellis/inventory/package.json'),
+    require.resolve('@trellis/orders/package.json'),
+    require.resolve('@trellis/partner-onboarding/package.json'),
+  ].map((file) => dirname(file))
 }
