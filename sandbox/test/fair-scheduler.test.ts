@@ -22,7 +22,15 @@ function setup(maxPerTenant: number, maxRunning?: number) {
       turns.shift()!()
     }
   }
-  return { scheduler, order, sync, drain, advance: (ms: number) => (clock += ms) }
+  /** A run that holds its turn until the test ends it (as a run off the worker's thread does). */
+  const held: Turn[] = []
+  const started: string[] = []
+  const hold = (tenant: string, label: string) =>
+    scheduler.submit(tenant, (turn) => {
+      started.push(label)
+      held.push(turn)
+    })
+  return { scheduler, order, sync, drain, hold, held, started, advance: (ms: number) => (clock += ms) }
 }
 
 t.test('a light tenant goes ahead of a heavy tenant’s backlog', async (t) => {
@@ -53,14 +61,7 @@ t.test('tenants with equal runs take turns', async (t) => {
 })
 
 t.test("a tenant's long runs never make another tenant wait for a slot", async (t) => {
-  const { scheduler, drain } = setup(2)
-  const held: Turn[] = []
-  const started: string[] = []
-  const hold = (tenant: string, label: string) =>
-    scheduler.submit(tenant, (turn) => {
-      started.push(label)
-      held.push(turn)
-    })
+  const { scheduler, drain, hold, held, started } = setup(2)
   for (let i = 0; i < 4; i++) hold('heavy', `h${i}`)
   hold('light', 'l0')
   drain()
@@ -76,14 +77,7 @@ t.test("a tenant's long runs never make another tenant wait for a slot", async (
 })
 
 t.test('with a limit on all runs, a freed slot goes to the tenant that used least', async (t) => {
-  const { scheduler, drain, advance } = setup(2, 2)
-  const held: Turn[] = []
-  const started: string[] = []
-  const hold = (tenant: string, label: string) =>
-    scheduler.submit(tenant, (turn) => {
-      started.push(label)
-      held.push(turn)
-    })
+  const { scheduler, drain, advance, hold, held, started } = setup(2, 2)
   hold('heavy', 'h0')
   hold('heavy', 'h1')
   hold('heavy', 'h2')
