@@ -4,8 +4,6 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { FromWorker, ToWorker, WorkerConfig } from './protocol.js'
 
-export type { WorkerConfig }
-
 const WORKER_ENTRY = fileURLToPath(new URL('./worker/worker-main.mjs', import.meta.url))
 const PAGE_SIZE = 4096
 // Written by the worker's CPU watchdog (worker/cpu-watchdog.mjs) just before it kills the process.
