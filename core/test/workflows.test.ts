@@ -3,20 +3,18 @@
 // version pinning, cancellation, metrics, and a kernel restart in the middle.
 import t from 'tap'
 import { join } from 'node:path'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
 import { buildPlugin } from '@trellis/plugin-sdk'
 import { createKernel } from '../src/kernel.js'
 import { loadConfig } from '../src/config.js'
 import { createPlatformAdmin } from '../src/bootstrap.js'
 import {
   DB_KINDS,
+  durableDatabase,
   redisKeys,
   startTestKernel,
   createTenantWithAdmin,
   addUser,
-  createTestDatabase,
   ADMIN,
   type TestKernel,
 } from './helpers/test-kernel.js'
@@ -400,21 +398,7 @@ for (const kind of DB_KINDS)
 // PostgreSQL keeps its database; the embedded database keeps its directory across the restart.
 for (const kind of DB_KINDS)
   t.test(`a kernel restart in the middle on ${kind}: waiting and interrupted instances go on`, async (t) => {
-    const env: NodeJS.ProcessEnv = {
-      LOG_LEVEL: 'silent',
-      TRELLIS_SECRET_KEY: randomBytes(32).toString('hex'),
-      TRELLIS_DATA_DIR: '/tmp/trellis-test-unused',
-      PORT: '0',
-    }
-    let embeddedDir: string | undefined
-    if (kind === 'postgres') {
-      const db = await createTestDatabase()
-      t.teardown(db.drop)
-      env.DATABASE_URL = db.url
-    } else {
-      embeddedDir = await mkdtemp(join(tmpdir(), 'trellis-wf-restart-'))
-      t.teardown(() => rm(embeddedDir!, { recursive: true, force: true }))
-    }
+    const { env, embeddedDir } = await durableDatabase(t, kind)
     const boot = () =>
       createKernel({
         config: loadConfig(env),

@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import pg from 'pg'
 import { Redis } from 'ioredis'
 import type { Test } from 'tap'
@@ -84,6 +87,32 @@ export async function createTestDatabase(): Promise<{ url: string; drop: () => P
       await c.end()
     },
   }
+}
+
+/**
+ * A database that outlives a kernel, for tests that stop one and start another on it: a fresh
+ * PostgreSQL database, or an embedded database in a directory of its own. Returns the
+ * environment and the `embeddedDir` to give `loadConfig`/`createKernel`; both go at teardown.
+ */
+export async function durableDatabase(
+  t: Test,
+  kind: DbKind,
+  prefix = 'trellis-restart-',
+): Promise<{ env: NodeJS.ProcessEnv; embeddedDir?: string }> {
+  const env: NodeJS.ProcessEnv = {
+    LOG_LEVEL: 'silent',
+    TRELLIS_SECRET_KEY: randomBytes(32).toString('hex'),
+    TRELLIS_DATA_DIR: '/tmp/trellis-test-unused',
+    PORT: '0',
+  }
+  if (kind === 'postgres') {
+    const db = await createTestDatabase()
+    t.teardown(db.drop)
+    return { env: { ...env, DATABASE_URL: db.url } }
+  }
+  const embeddedDir = await mkdtemp(join(tmpdir(), prefix))
+  t.teardown(() => rm(embeddedDir, { recursive: true, force: true }))
+  return { env, embeddedDir }
 }
 
 /** Every Redis key under `prefix` (one kernel's queues and their fairness counters). */
