@@ -4,7 +4,7 @@ import type { OrgTx } from '../http/route-deps.js'
 import { EVT, KRN } from '../errors.js'
 import { auditedWrite } from '../audit/audited-write.js'
 import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
-import { pageOf, decodeCursor, toPage } from '../http/pagination.js'
+import { pageOf, decodeCursor, toPageOf } from '../http/pagination.js'
 import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
 import type { Tx } from '../db/database.js'
 import { Delivery, DeliveryQuery, type DeliveryRow, IdParams, Uuid, deliveryView } from './webhook-schemas.js'
@@ -51,6 +51,17 @@ function listDeliveries(
   )
 }
 
+/** A page of deliveries as the API shows them, newest first, after the query's cursor. */
+async function deliveriesPage(
+  tx: Tx,
+  endpointId: string | null,
+  query: { status?: string; eventType?: string; cursor?: string; limit?: number },
+) {
+  const limit = query.limit ?? 50
+  const rows = await listDeliveries(tx, endpointId, { ...query, before: decodeCursor(query.cursor), limit })
+  return toPageOf(rows, limit, deliveryView)
+}
+
 /** The delivery log of an organisation's webhook endpoints, and redelivery. */
 export function registerWebhookDeliveryRoutes(app: Api, deps: WebhookDeliveryRouteDeps): void {
   const guard = { preHandler: requirePermission(P.webhooksManage) }
@@ -69,12 +80,7 @@ export function registerWebhookDeliveryRoutes(app: Api, deps: WebhookDeliveryRou
     },
     async (request) => {
       const p = principalOf(request)
-      const limit = request.query.limit ?? 50
-      const rows = await deps.orgTx(p.orgId, (tx) =>
-        listDeliveries(tx, null, { ...request.query, before: decodeCursor(request.query.cursor), limit }),
-      )
-      const page = toPage(rows, limit)
-      return { items: page.items.map(deliveryView), nextCursor: page.nextCursor }
+      return deps.orgTx(p.orgId, (tx) => deliveriesPage(tx, null, request.query))
     },
   )
 
@@ -93,18 +99,11 @@ export function registerWebhookDeliveryRoutes(app: Api, deps: WebhookDeliveryRou
     },
     async (request) => {
       const p = principalOf(request)
-      const limit = request.query.limit ?? 50
-      const rows = await deps.orgTx(p.orgId, async (tx) => {
+      return deps.orgTx(p.orgId, async (tx) => {
         const [ep] = await tx.sql('select 1 from webhook_endpoints where id = ?::uuid', [request.params.id])
         if (!ep) throw KRN.NOT_FOUND({ what: 'webhook endpoint' })
-        return listDeliveries(tx, request.params.id, {
-          ...request.query,
-          before: decodeCursor(request.query.cursor),
-          limit,
-        })
+        return deliveriesPage(tx, request.params.id, request.query)
       })
-      const page = toPage(rows, limit)
-      return { items: page.items.map(deliveryView), nextCursor: page.nextCursor }
     },
   )
 

@@ -6,7 +6,7 @@ import type { SecretBox } from '../crypto/secret-box.js'
 import { KRN } from '../errors.js'
 import { auditedWrite } from '../audit/audited-write.js'
 import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
-import { PageQuery, pageOf, decodeCursor, toPage } from '../http/pagination.js'
+import { PageQuery, pageOf, pageAfterCursor } from '../http/pagination.js'
 import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
 import { sqlArray } from '../db/database.js'
 import { kernelEvent } from './outbox.js'
@@ -80,16 +80,9 @@ export function registerWebhookRoutes(app: Api, deps: WebhookRouteDeps): void {
     },
     async (request) => {
       const p = principalOf(request)
-      const after = decodeCursor(request.query.cursor)
-      const limit = request.query.limit ?? 50
-      const rows = await deps.orgTx(p.orgId, (tx) =>
-        tx.sql<EndpointRow>(
-          `select ${COLS} from webhook_endpoints where (?::uuid is null or id > ?::uuid) order by id limit ?`,
-          [after, after, limit + 1],
-        ),
+      return deps.orgTx(p.orgId, (tx) =>
+        pageAfterCursor(tx, { select: `select ${COLS} from webhook_endpoints where` }, request.query, view),
       )
-      const page = toPage(rows, limit)
-      return { items: page.items.map(view), nextCursor: page.nextCursor }
     },
   )
 

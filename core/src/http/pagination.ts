@@ -1,5 +1,6 @@
 import { Type, type TSchema } from '@sinclair/typebox'
 import { KRN } from '../errors.js'
+import type { Tx } from '../db/database.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
@@ -44,4 +45,27 @@ export function toPageOf<T extends { id: string }, V>(
 ): { items: V[]; nextCursor: string | null } {
   const page = toPage(rows, limit)
   return { items: page.items.map(view), nextCursor: page.nextCursor }
+}
+
+/**
+ * One page of a list in id order, oldest first: `select` is the query up to its `where` (a
+ * filter may follow, ending in `and`), `id` the id column it pages by. Reads limit+1 rows after
+ * the query's cursor, the SQL every simple list route runs.
+ */
+export async function pageAfterCursor<T extends { id: string }, V>(
+  tx: Pick<Tx, 'sql'>,
+  list: { select: string; params?: unknown[]; id?: string },
+  query: { cursor?: string; limit?: number },
+  view: (row: T) => V,
+): Promise<{ items: V[]; nextCursor: string | null }> {
+  const after = decodeCursor(query.cursor)
+  const limit = query.limit ?? 50
+  const id = list.id ?? 'id'
+  const rows = await tx.sql<T>(`${list.select} (?::uuid is null or ${id} > ?::uuid) order by ${id} limit ?`, [
+    ...(list.params ?? []),
+    after,
+    after,
+    limit + 1,
+  ])
+  return toPageOf(rows, limit, view)
 }

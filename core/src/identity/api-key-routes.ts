@@ -7,7 +7,7 @@ import { AUTH, KRN } from '../errors.js'
 import { auditedWrite } from '../audit/audited-write.js'
 import { kernelEvent } from '../events/outbox.js'
 import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
-import { PageQuery, pageOf, decodeCursor, toPage } from '../http/pagination.js'
+import { PageQuery, pageOf, pageAfterCursor } from '../http/pagination.js'
 import { KERNEL_PERMISSIONS as P, PERMISSION_PATTERN, missingPermissions } from './permissions.js'
 import { hashToken } from './sessions.js'
 import { formatApiKey } from './authenticate.js'
@@ -122,17 +122,9 @@ export function registerApiKeyRoutes(app: Api, deps: { orgTx: OrgTx }): void {
     },
     async (request) => {
       const p = principalOf(request)
-      const after = decodeCursor(request.query.cursor)
-      const limit = request.query.limit ?? 50
-      const rows = await deps.orgTx(p.orgId, (tx) =>
-        tx.sql<KeyRow>('select * from api_keys where (?::uuid is null or id > ?::uuid) order by id limit ?', [
-          after,
-          after,
-          limit + 1,
-        ]),
+      return deps.orgTx(p.orgId, (tx) =>
+        pageAfterCursor(tx, { select: 'select * from api_keys where' }, request.query, toView),
       )
-      const page = toPage(rows, limit)
-      return { items: page.items.map(toView), nextCursor: page.nextCursor }
     },
   )
 

@@ -6,7 +6,7 @@ import type { Tx } from '../db/database.js'
 import { AUTH, KRN } from '../errors.js'
 import { auditedWrite } from '../audit/audited-write.js'
 import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
-import { PageQuery, pageOf, decodeCursor, toPage } from '../http/pagination.js'
+import { PageQuery, pageOf, pageAfterCursor } from '../http/pagination.js'
 import { KERNEL_PERMISSIONS as P, missingPermissions } from './permissions.js'
 import { findAssignableRole } from './roles.js'
 import { createInvitation } from './invitations.js'
@@ -124,17 +124,9 @@ export function registerInvitationRoutes(app: Api, deps: InvitationRouteDeps): v
     },
     async (request) => {
       const p = principalOf(request)
-      const after = decodeCursor(request.query.cursor)
-      const limit = request.query.limit ?? 50
-      const rows = await deps.orgTx(p.orgId, (tx) =>
-        tx.sql<ListRow>(`${LIST_SQL} where (?::uuid is null or i.id > ?::uuid) order by i.id limit ?`, [
-          after,
-          after,
-          limit + 1,
-        ]),
+      return deps.orgTx(p.orgId, (tx) =>
+        pageAfterCursor(tx, { select: `${LIST_SQL} where`, id: 'i.id' }, request.query, toView),
       )
-      const page = toPage(rows, limit)
-      return { items: page.items.map(toView), nextCursor: page.nextCursor }
     },
   )
 

@@ -6,7 +6,7 @@ import { AUTH, KRN } from '../errors.js'
 import { type Database, PLATFORM_ORG } from '../db/database.js'
 import { auditedWrite } from '../audit/audited-write.js'
 import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
-import { PageQuery, pageOf, decodeCursor, toPage } from '../http/pagination.js'
+import { PageQuery, pageOf, pageAfterCursor } from '../http/pagination.js'
 import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
 import type { OrgStatusCache } from '../identity/org-status.js'
 import { kernelEvent } from '../events/outbox.js'
@@ -84,17 +84,9 @@ export function registerPartnerRoutes(app: Api, deps: TenancyRouteDeps): void {
       },
     },
     async (request) => {
-      const after = decodeCursor(request.query.cursor)
-      const limit = request.query.limit ?? 50
-      const rows = await deps.orgTx(PLATFORM_ORG, (tx) =>
-        tx.sql<PartnerRow>('select * from partners where (?::uuid is null or id > ?::uuid) order by id limit ?', [
-          after,
-          after,
-          limit + 1,
-        ]),
+      return deps.orgTx(PLATFORM_ORG, (tx) =>
+        pageAfterCursor(tx, { select: 'select * from partners where' }, request.query, partnerView),
       )
-      const page = toPage(rows, limit)
-      return { items: page.items.map(partnerView), nextCursor: page.nextCursor }
     },
   )
 

@@ -4,7 +4,7 @@ import type { Api } from '../http/types.js'
 import { AUTH, KRN } from '../errors.js'
 import { auditedWrite } from '../audit/audited-write.js'
 import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
-import { PageQuery, pageOf, decodeCursor, toPage } from '../http/pagination.js'
+import { PageQuery, pageOf, pageAfterCursor } from '../http/pagination.js'
 import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
 import { kernelEvent } from '../events/outbox.js'
 import { addMember, prepareAdmin, slugTaken, type TenantRow } from './tenancy-service.js'
@@ -90,17 +90,18 @@ export function registerTenantRoutes(app: Api, deps: TenancyRouteDeps): void {
     },
     async (request) => {
       const p = principalOf(request)
-      const after = decodeCursor(request.query.cursor)
-      const limit = request.query.limit ?? 50
       const scope = isPlatform(p) ? null : p.orgId
-      const rows = await deps.orgTx(p.orgId, (tx) =>
-        tx.sql<TenantRow>(
-          'select * from tenants where (?::uuid is null or partner_id = ?::uuid) and (?::uuid is null or id > ?::uuid) order by id limit ?',
-          [scope, scope, after, after, limit + 1],
+      return deps.orgTx(p.orgId, (tx) =>
+        pageAfterCursor(
+          tx,
+          {
+            select: 'select * from tenants where (?::uuid is null or partner_id = ?::uuid) and',
+            params: [scope, scope],
+          },
+          request.query,
+          tenantView,
         ),
       )
-      const page = toPage(rows, limit)
-      return { items: page.items.map(tenantView), nextCursor: page.nextCursor }
     },
   )
 
