@@ -32,6 +32,24 @@ export function lintPlugin({ manifest: m, entries, sizes }: LintInput): {
   const issue = (severity: 'error' | 'warning', pointer: string, rule: string, message: string) =>
     (severity === 'error' ? errors : warnings).push({ pointer, message, rule, severity })
   const caps = m.capabilities.map((c, i) => ({ c, i, p: parseCapability(c) }))
+  // A capability the plugin's declarations need (an error without it), or requested for none (a warning).
+  const paired = (cap: string, declares: string, declared: boolean) => {
+    const found = caps.find((x) => x.c === cap)
+    if (declared && !found)
+      issue(
+        'error',
+        '/capabilities',
+        'capability-missing',
+        `the plugin declares ${declares} but does not request the "${cap}" capability`,
+      )
+    if (!declared && found)
+      issue(
+        'warning',
+        ptr('capabilities', found.i),
+        'capability-unused',
+        `"${cap}" is requested but the plugin declares no ${declares}`,
+      )
+  }
   const _has = (kind: string) => caps.some((x) => !('error' in x.p) && x.p.kind === kind)
   const patterns = (kind: 'events:emit' | 'events:subscribe') =>
     caps.flatMap((x) =>
@@ -91,21 +109,7 @@ export function lintPlugin({ manifest: m, entries, sizes }: LintInput): {
   }
 
   const collections = Object.keys(m.collections ?? {})
-  const dataCap = caps.find((x) => x.c === 'data')
-  if (collections.length && !dataCap)
-    issue(
-      'error',
-      '/capabilities',
-      'capability-missing',
-      'the plugin declares collections but does not request the "data" capability',
-    )
-  if (!collections.length && dataCap)
-    issue(
-      'warning',
-      ptr('capabilities', dataCap.i),
-      'capability-unused',
-      '"data" is requested but the plugin declares no collections',
-    )
+  paired('data', 'collections', collections.length > 0)
 
   const subscribes = m.events?.subscribes ?? []
   const subPatterns = patterns('events:subscribe')
@@ -194,21 +198,7 @@ export function lintPlugin({ manifest: m, entries, sizes }: LintInput): {
     )
 
   const workflows = Object.keys(m.workflows ?? {})
-  const wfCap = caps.find((x) => x.c === 'workflows')
-  if (workflows.length && !wfCap)
-    issue(
-      'error',
-      '/capabilities',
-      'capability-missing',
-      'the plugin declares workflows but does not request the "workflows" capability',
-    )
-  if (!workflows.length && wfCap)
-    issue(
-      'warning',
-      ptr('capabilities', wfCap.i),
-      'capability-unused',
-      '"workflows" is requested but the plugin declares no workflows',
-    )
+  paired('workflows', 'workflows', workflows.length > 0)
 
   for (const x of caps) {
     if ('error' in x.p) continue
