@@ -24,8 +24,10 @@ export type {
   ServiceRef,
   TransactionService,
 } from './services.js'
+export type { MembershipService, Organisation, OrganisationKind, OrganisationService } from './organisations.js'
 export type {
   ClaimedVersion,
+  ListedQuery,
   Review,
   VersionRegistration,
   VersionRegistry,

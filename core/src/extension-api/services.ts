@@ -8,6 +8,7 @@ import type { AuditRecord } from '../audit/audit-log.js'
 import type { EmitInput } from '../events/outbox.js'
 import type { InternalFetchTarget } from '@trellis/plugin-sdk'
 import type { VersionRegistry } from './version-registry.js'
+import type { MembershipService, OrganisationService } from './organisations.js'
 
 /** A transaction as an extension sees it: parameterised SQL (`?` placeholders) and the organisation switch. */
 export interface ExtensionTx {
@@ -98,6 +99,8 @@ export const coreServices = Object.freeze({
   events: ref<EventService>('core.events'),
   versions: ref<VersionRegistry>('core.versions'),
   plugins: ref<PluginService>('core.plugins'),
+  organisations: ref<OrganisationService>('core.organisations'),
+  memberships: ref<MembershipService>('core.memberships'),
   logger: ref<Logger>('core.logger'),
 })
 

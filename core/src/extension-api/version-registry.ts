@@ -92,8 +92,27 @@ export interface VersionRegistry {
   get(tx: ExtensionTx, id: string, opts?: { lock?: boolean }): Promise<VersionState | undefined>
   /** The versions of a plugin, without code. */
   versionsOf(tx: ExtensionTx, name: string): Promise<VersionState[]>
-  /** Every version in a status (all plugins), without code. */
-  inStatus(tx: ExtensionTx, status: VersionStatus): Promise<VersionState[]>
+  /** Every version in a status (all plugins), oldest first, without code; `page` reads `limit` after the id `after`. */
+  inStatus(
+    tx: ExtensionTx,
+    status: VersionStatus,
+    page?: { after?: string | null; limit?: number },
+  ): Promise<VersionState[]>
+  /** The listed plugins: each one's newest approved version, by name, filtered and paged (see {@link ListedQuery}). */
+  listed(tx: ExtensionTx, query: ListedQuery): Promise<VersionState[]>
+}
+
+/** Which listed plugins to read: every filter is optional; names ascend, `limit` after the name `after`. */
+export interface ListedQuery {
+  /** Text in the name or the manifest's description (case-insensitive). */
+  text?: string | null
+  /** A category the manifest lists. */
+  category?: string | null
+  publisherId?: string | null
+  /** Only these plugins (a channel catalog's allow-list). */
+  names?: readonly string[] | null
+  after?: string | null
+  limit: number
 }
 
 const COLUMNS = `id, name, version, sha256, manifest, publisher_id, status, created_at, created_by, artifact_sha256, signature, key_id,
@@ -232,8 +251,29 @@ export function createVersionRegistry(
     },
     versionsOf: (tx, name) =>
       tx.sql<VersionState>(`select ${COLUMNS} from plugin_versions where name = ? order by id`, [name]),
-    inStatus: (tx, status) =>
-      tx.sql<VersionState>(`select ${COLUMNS} from plugin_versions where status = ? order by id`, [status]),
+    inStatus: (tx, status, page = {}) =>
+      tx.sql<VersionState>(
+        `select ${COLUMNS} from plugin_versions where status = ? and (?::uuid is null or id > ?::uuid) order by id limit ?`,
+        [status, page.after ?? null, page.after ?? null, page.limit ?? null],
+      ),
+    listed: (tx, q) =>
+      tx.sql<VersionState>(
+        `select * from (select distinct on (name) ${COLUMNS} from plugin_versions where status = 'approved' order by name, id desc) l
+          where (?::text is null or l.name ilike '%' || ? || '%' or coalesce(l.manifest ->> 'description', '') ilike '%' || ? || '%')
+            and (?::text is null or coalesce(l.manifest -> 'categories', '[]'::jsonb) @> jsonb_build_array(?::text))
+            and (?::uuid is null or l.publisher_id = ?::uuid)
+            and (?::text[] is null or l.name = any(?::text[]))
+            and (?::text is null or l.name > ?)
+          order by l.name limit ?`,
+        [
+          ...[q.text, q.text, q.text, q.category, q.category, q.publisherId, q.publisherId].map((x) => x ?? null),
+          q.names ? [...q.names] : null,
+          q.names ? [...q.names] : null,
+          q.after ?? null,
+          q.after ?? null,
+          q.limit,
+        ],
+      ),
     settle(tx) {
       for (const id of touched.get(tx) ?? []) forget(id)
       touched.delete(tx)

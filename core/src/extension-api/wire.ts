@@ -21,6 +21,7 @@ import {
   type TransactionService,
 } from './services.js'
 import { createVersionRegistry } from './version-registry.js'
+import { createMembershipService, createOrganisationService } from './organisations.js'
 
 /** What the extensions of one kernel registered. */
 export interface Contributions {
@@ -71,6 +72,8 @@ export function kernelServices(k: KernelContext): Map<string, unknown> {
     [coreServices.events.id, events],
     [coreServices.versions.id, registry],
     [coreServices.plugins.id, plugins],
+    [coreServices.organisations.id, createOrganisationService()],
+    [coreServices.memberships.id, createMembershipService()],
     [coreServices.logger.id, logger],
   ])
 }
