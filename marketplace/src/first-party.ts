@@ -30,9 +30,8 @@ async function publisher(k: Services): Promise<string> {
     tx.sql<{ partner_id: string }>(`select partner_id from marketplace_scopes where scope = '@trellis'`),
   )
   if (found) return found.partner_id
-  const id = uuidv7()
-  await k.tx.run(PLATFORM_ORG, async (tx) => {
-    await tx.sql(`insert into partners (id, name, slug) values (?::uuid, 'Trellis', 'trellis-first-party')`, [id])
+  return k.tx.run(PLATFORM_ORG, async (tx) => {
+    const { id } = await k.organisations.ensurePartner(tx, { name: 'Trellis', slug: 'trellis-first-party' }, SYSTEM)
     await tx.sql(`insert into marketplace_scopes (scope, partner_id) values ('@trellis', ?::uuid)`, [id])
     await k.audit.append(tx, PLATFORM_ORG, {
       ...SYSTEM,
@@ -40,8 +39,8 @@ async function publisher(k: Services): Promise<string> {
       target: { kind: 'partner', id },
       data: { scope: '@trellis' },
     })
+    return id
   })
-  return id
 }
 
 /**

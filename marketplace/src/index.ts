@@ -59,7 +59,7 @@ export function createMarketplace(options: MarketplaceOptions = {}): Marketplace
         })
       const publishing = createPublishing(services, { checks })
       bound = { services, publishing }
-      points.installPolicies.add(catalogInstallPolicy)
+      points.installPolicies.add(catalogInstallPolicy(services))
       points.routes.add((app) => {
         registerGovernanceRoutes(app, services)
         publishing.routes(app)

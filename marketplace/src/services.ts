@@ -7,6 +7,8 @@ export const marketplaceDeps = {
   events: coreServices.events,
   versions: coreServices.versions,
   plugins: coreServices.plugins,
+  organisations: coreServices.organisations,
+  memberships: coreServices.memberships,
   logger: coreServices.logger,
 }
 

@@ -8,6 +8,7 @@ import {
   requirePermission,
   type Api,
   type ExtensionTx,
+  type InstallPolicy,
   type Principal,
 } from '@trellis/core'
 import type { Services } from '../services.js'
@@ -31,45 +32,47 @@ const CatalogView = Type.Object({
   plugins: Type.Array(Type.String()),
 })
 
-/** The catalog that applies to a tenant (its partner's), or undefined when none restricts it. */
-export async function catalogForTenant(tx: ExtensionTx, tenantId: string): Promise<Catalog | undefined> {
+/** A partner's own catalog, or undefined when it has none. */
+async function catalogOfPartner(tx: ExtensionTx, partnerId: string): Promise<Catalog | undefined> {
   const [row] = await tx.sql<{
     partner_id: string
     display_name: string
     mode: 'all' | 'allow_list'
     plugins: string[]
-  }>(`select c.* from marketplace_catalogs c join tenants t on t.partner_id = c.partner_id where t.id = ?::uuid`, [
-    tenantId,
-  ])
+  }>('select * from marketplace_catalogs where partner_id = ?::uuid', [partnerId])
   return row
     ? { partnerId: row.partner_id, displayName: row.display_name, mode: row.mode, plugins: row.plugins }
     : undefined
+}
+
+/** The catalog that applies to a tenant (its managing partner's), or undefined when none restricts it. */
+export async function catalogForTenant(
+  k: Pick<Services, 'organisations'>,
+  tx: ExtensionTx,
+  tenantId: string,
+): Promise<Catalog | undefined> {
+  const tenant = await k.organisations.get(tx, tenantId)
+  return tenant?.managingPartnerId ? catalogOfPartner(tx, tenant.managingPartnerId) : undefined
 }
 
 /** The catalog a caller browses: its partner's, or — for a tenant — its partner's. */
-export async function catalogForPrincipal(tx: ExtensionTx, p: Principal): Promise<Catalog | undefined> {
-  if (p.orgKind === 'tenant') return catalogForTenant(tx, p.orgId)
+export async function catalogForPrincipal(
+  k: Pick<Services, 'organisations'>,
+  tx: ExtensionTx,
+  p: Principal,
+): Promise<Catalog | undefined> {
+  if (p.orgKind === 'tenant') return catalogForTenant(k, tx, p.orgId)
   if (p.orgKind !== 'partner') return undefined
-  const [row] = await tx.sql<{
-    partner_id: string
-    display_name: string
-    mode: 'all' | 'allow_list'
-    plugins: string[]
-  }>('select * from marketplace_catalogs where partner_id = ?::uuid', [p.orgId])
-  return row
-    ? { partnerId: row.partner_id, displayName: row.display_name, mode: row.mode, plugins: row.plugins }
-    : undefined
+  return catalogOfPartner(tx, p.orgId)
 }
 
-/** The install rule the kernel applies (k.plugins.installPolicy): a tenant installs only what its partner's catalog offers. */
-export async function catalogInstallPolicy(
-  tx: ExtensionTx,
-  tenantId: string,
-  version: { name: string },
-): Promise<void> {
-  const catalog = await catalogForTenant(tx, tenantId)
-  if (catalog?.mode === 'allow_list' && !catalog.plugins.includes(version.name))
-    throw MKT.NOT_IN_CATALOG({ plugin: version.name })
+/** The install policy the marketplace adds: a tenant installs only what its partner's catalog offers. */
+export function catalogInstallPolicy(k: Pick<Services, 'organisations'>): InstallPolicy {
+  return async (tx, tenantId, version) => {
+    const catalog = await catalogForTenant(k, tx, tenantId)
+    if (catalog?.mode === 'allow_list' && !catalog.plugins.includes(version.name))
+      throw MKT.NOT_IN_CATALOG({ plugin: version.name })
+  }
 }
 
 export function registerCatalogRoutes(app: Api, k: Services): void {
@@ -84,7 +87,7 @@ export function registerCatalogRoutes(app: Api, k: Services): void {
       },
     },
     async (request) =>
-      (await k.tx.read(principalOf(request).orgId, (tx) => catalogForPrincipal(tx, principalOf(request)))) ?? null,
+      (await k.tx.read(principalOf(request).orgId, (tx) => catalogForPrincipal(k, tx, principalOf(request)))) ?? null,
   )
 
   app.put(

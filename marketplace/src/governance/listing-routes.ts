@@ -2,7 +2,16 @@ import { Type } from '@sinclair/typebox'
 import { MKT_GOVERNANCE as MKT } from './errors.js'
 import { catalogForPrincipal } from './catalog.js'
 import { VersionRow, versionView, type VersionDbRow } from './version-view.js'
-import { KRN, PLATFORM_ORG, PageQuery, principalOf, requirePermission, type Api } from '@trellis/core'
+import {
+  KRN,
+  PLATFORM_ORG,
+  PageQuery,
+  principalOf,
+  requirePermission,
+  type Api,
+  type ExtensionTx,
+  type VersionState,
+} from '@trellis/core'
 import type { Services } from '../services.js'
 
 const Listing = Type.Object({
@@ -48,6 +57,17 @@ export function registerListingRoutes(app: Api, k: Services): void {
     )
     return new Map(rows.map((r) => [r.name, Number(r.installs)]))
   }
+  // Each version with its publisher's name (the organisation service reads it; newest first where asked).
+  const withPublishers = async (tx: ExtensionTx, rows: VersionState[]): Promise<Latest[]> => {
+    const publishers = await k.organisations.getMany(
+      tx,
+      rows.map((r) => r.publisher_id),
+    )
+    return rows.map((r) => ({
+      ...(r as unknown as VersionDbRow),
+      publisher_name: (r.publisher_id && publishers.get(r.publisher_id)?.name) || null,
+    }))
+  }
   const listing = (r: Latest, count: number) => ({
     name: r.name,
     version: r.version,
@@ -89,35 +109,17 @@ export function registerListingRoutes(app: Api, k: Services): void {
       const limit = request.query.limit ?? 50
       const after = decode(cursor)
       const { rows, catalog } = await k.tx.read(p.orgId, async (tx) => {
-        const catalog = await catalogForPrincipal(tx, p)
+        const catalog = await catalogForPrincipal(k, tx, p)
         const allowed = catalog?.mode === 'allow_list' ? catalog.plugins : null
-        const rows = await tx.sql<Latest>(
-          `select * from (
-             select distinct on (v.name) v.*, pa.name as publisher_name from plugin_versions v left join partners pa on pa.id = v.publisher_id
-              where v.status = 'approved' order by v.name, v.id desc
-           ) l
-           where (?::text is null or l.name ilike '%' || ? || '%' or coalesce(l.manifest ->> 'description', '') ilike '%' || ? || '%')
-             and (?::text is null or coalesce(l.manifest -> 'categories', '[]'::jsonb) @> jsonb_build_array(?::text))
-             and (?::uuid is null or l.publisher_id = ?::uuid)
-             and (?::text[] is null or l.name = any(?::text[]))
-             and (?::text is null or l.name > ?)
-           order by l.name limit ?`,
-          [
-            q ?? null,
-            q ?? null,
-            q ?? null,
-            category ?? null,
-            category ?? null,
-            publisher ?? null,
-            publisher ?? null,
-            allowed,
-            allowed,
-            after,
-            after,
-            limit + 1,
-          ],
-        )
-        return { rows, catalog }
+        const found = await k.versions.listed(tx, {
+          text: q,
+          category,
+          publisherId: publisher,
+          names: allowed,
+          after,
+          limit: limit + 1,
+        })
+        return { rows: await withPublishers(tx, found), catalog }
       })
       const page = rows.slice(0, limit)
       const counts = await installs(page.map((r) => r.name))
@@ -146,11 +148,8 @@ export function registerListingRoutes(app: Api, k: Services): void {
     async (request) => {
       const p = principalOf(request)
       const plugin = `${request.params.scope}/${request.params.name}`
-      const rows = await k.tx.read(p.orgId, (tx) =>
-        tx.sql<Latest>(
-          `select v.*, pa.name as publisher_name from plugin_versions v left join partners pa on pa.id = v.publisher_id where v.name = ? order by v.id desc`,
-          [plugin],
-        ),
+      const rows = await k.tx.read(p.orgId, async (tx) =>
+        withPublishers(tx, (await k.versions.versionsOf(tx, plugin)).reverse()),
       )
       const insider =
         (p.orgKind === 'platform' && p.orgId === PLATFORM_ORG) ||

@@ -50,15 +50,21 @@ export function registerReviewRoutes(app: Api, k: Services): void {
     async (request) => {
       const limit = request.query.limit ?? 50
       const after = decodeCursor(request.query.cursor)
-      const rows = await k.tx.read(PLATFORM_ORG, (tx) =>
-        tx.sql<VersionDbRow & { publisher_name: string | null }>(
-          `select v.*, p.name as publisher_name from plugin_versions v left join partners p on p.id = v.publisher_id
-            where v.status = 'in_review' and (?::uuid is null or v.id > ?::uuid) order by v.id limit ?`,
-          [after, after, limit + 1],
-        ),
-      )
+      const { rows, publishers } = await k.tx.read(PLATFORM_ORG, async (tx) => {
+        const rows = await k.versions.inStatus(tx, 'in_review', { after, limit: limit + 1 })
+        return {
+          rows,
+          publishers: await k.organisations.getMany(
+            tx,
+            rows.map((r) => r.publisher_id),
+          ),
+        }
+      })
       return toPage(
-        rows.map((r) => ({ ...versionView(r), publisherName: r.publisher_name })),
+        rows.map((r) => ({
+          ...versionView(r as unknown as VersionDbRow),
+          publisherName: (r.publisher_id && publishers.get(r.publisher_id)?.name) || null,
+        })),
         limit,
       )
     },
@@ -105,13 +111,7 @@ export async function decide(
     const v = await k.versions.get(tx, versionId, { lock: true })
     if (!v) throw KRN.NOT_FOUND({ what: 'plugin version' })
     if (v.status !== 'in_review') throw MKT.NOT_IN_REVIEW({ status: v.status })
-    if (v.publisher_id) {
-      const mine = await tx.sql<{ tenant_id: string }>(
-        'select tenant_id from trellis_auth_memberships(?::uuid) where tenant_id = ?::uuid',
-        [p.userId, v.publisher_id],
-      )
-      if (mine.length) throw MKT.SELF_REVIEW()
-    }
+    if (v.publisher_id && (await k.memberships.holdsRole(tx, p.userId, v.publisher_id))) throw MKT.SELF_REVIEW()
     const review = { reason, reviewer: { kind: p.kind, id: p.id, userId: p.userId }, meta }
     // Approving records the approved digest in the platform's audit chain (the registry does it).
     const updated =

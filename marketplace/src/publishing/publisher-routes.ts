@@ -110,8 +110,8 @@ export function registerPublisherRoutes(app: Api, k: Services): void {
       const meta = auditMeta(request)
       const row = await k.tx.run(caller.orgId, async (tx) => {
         if (caller.orgId === PLATFORM_ORG) {
-          const [partner] = await tx.sql('select id from partners where id = ?::uuid', [partnerId])
-          if (!partner) throw KRN.NOT_FOUND({ what: 'partner' })
+          const partner = await k.organisations.get(tx, partnerId)
+          if (partner?.kind !== 'partner') throw KRN.NOT_FOUND({ what: 'partner' })
         }
         const [taken] = await tx.sql('select partner_id from marketplace_scopes where scope = ?', [scope])
         if (taken) throw MKT.SCOPE_TAKEN({ scope })
