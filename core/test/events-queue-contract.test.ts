@@ -5,7 +5,7 @@ import { loadConfig } from '../src/config.js'
 import { PgJobQueue } from '../src/events/pg-queue.js'
 import { BullMqJobQueue } from '../src/events/bullmq-queue.js'
 import type { JobQueue, QueueOptions, RunningJob } from '../src/events/queue.js'
-import { DB_KINDS, createTestDatabase } from './helpers/test-kernel.js'
+import { DB_KINDS, createTestDatabase, dropRedisKeys } from './helpers/test-kernel.js'
 import { eventually } from './helpers/receiver.js'
 
 const REDIS_URL = process.env.TRELLIS_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -37,14 +37,17 @@ const implementations: Array<[string, Make]> = [
   ]),
   [
     'bullmq on redis',
-    async (_t, opts) =>
-      new BullMqJobQueue(
-        REDIS_URL,
-        'contract',
-        `trellis-test-${process.pid}-${randomBytes(4).toString('hex')}`,
-        undefined,
-        opts,
-      ),
+    async (_t, opts) => {
+      const prefix = `trellis-test-${process.pid}-${randomBytes(4).toString('hex')}`
+      const q = new BullMqJobQueue(REDIS_URL, 'contract', prefix, undefined, opts)
+      // Closed, it leaves nothing in Redis.
+      const close = q.close.bind(q)
+      q.close = async () => {
+        await close()
+        await dropRedisKeys(prefix)
+      }
+      return q
+    },
   ],
 ]
 

@@ -133,7 +133,7 @@ export async function redisKeys(prefix: string): Promise<string[]> {
 }
 
 /** Removes every key under `prefix` (unique to one kernel), so Redis keeps nothing of a test. */
-async function dropRedisKeys(prefix: string) {
+export async function dropRedisKeys(prefix: string) {
   const keys = await redisKeys(prefix)
   if (keys.length === 0) return
   const redis = new Redis(REDIS_URL)
