@@ -8,6 +8,7 @@ import { readdirSync, readFileSync, existsSync } from 'node:fs'
 import { dirname, join, relative, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import ts from 'typescript'
+import type { Kernel } from '@trellis/core'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
@@ -157,6 +158,12 @@ t.test('every package keeps to its boundaries', async (t) => {
 
 t.test('core exports its public entry only', async (t) => {
   t.same(exportsOf('core'), ['.'])
+})
+
+t.test("core's public Kernel leaves out its internal context", async (t) => {
+  const kernel = { app: {} } as unknown as Kernel
+  // @ts-expect-error `ctx` (the services' record, with writers such as PluginVersions.setStatus) is core's own
+  t.equal(kernel.ctx, undefined, 'the type checker refuses kernel.ctx; the registry is the only writer outside core')
 })
 
 t.test('the checker catches what it is for', async (t) => {

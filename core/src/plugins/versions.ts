@@ -278,7 +278,11 @@ export class PluginVersions {
     this.statusCheckedAt.delete(id)
   }
 
-  /** Moves a version to another status (platform transaction); cached copies learn it at once. */
+  /**
+   * Moves a version to any status (platform transaction); cached copies learn it at once. For
+   * core's own tests only: nothing outside core can reach it (core's public `Kernel` leaves out
+   * its context), and everything else moves a version through the registry's transitions.
+   */
   async setStatus(tx: Tx, id: string, status: VersionStatus): Promise<PluginVersion> {
     const [row] = await tx.sql<VersionRow>('update plugin_versions set status = ? where id = ?::uuid returning *', [
       status,
