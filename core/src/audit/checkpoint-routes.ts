@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import type { Api } from '../http/types.js'
 import type { AuditSealer } from './sealer.js'
+import type { KernelConfig } from '../config.js'
 import { AUTH } from '../errors.js'
 import { PLATFORM_ORG } from '../db/database.js'
 import { principalOf, requirePermission } from '../http/guards.js'
@@ -21,8 +22,10 @@ const CheckpointView = Type.Object({
 /** On-demand checkpoints of audit chain heads (ADR 0011), for platform admins. */
 export interface CheckpointRouteDeps {
   sealer: Pick<AuditSealer, 'sealTenant' | 'sealAll'>
-  /** What signing and publishing checkpoints needs (see checkpoints.ts). */
-  checkpoints: ConstructorParameters<typeof AuditCheckpointer>[0]
+  /** What signing and publishing checkpoints needs (see checkpoints.ts), but the directory… */
+  checkpoints: Omit<ConstructorParameters<typeof AuditCheckpointer>[0], 'dir'>
+  /** …which is read from the configuration at each request (it may change while the kernel runs). */
+  config: Pick<KernelConfig, 'auditCheckpointDir'>
 }
 
 export function registerCheckpointRoutes(app: Api, deps: CheckpointRouteDeps): void {
@@ -56,7 +59,7 @@ export function registerCheckpointRoutes(app: Api, deps: CheckpointRouteDeps): v
       const orgId = request.body.orgId
       if (orgId) await deps.sealer.sealTenant(orgId)
       else await deps.sealer.sealAll()
-      const checkpointer = new AuditCheckpointer(deps.checkpoints)
+      const checkpointer = new AuditCheckpointer({ ...deps.checkpoints, dir: deps.config.auditCheckpointDir })
       return { items: await checkpointer.checkpointAll({ orgs: orgId ? [orgId] : undefined, force: true }) }
     },
   )

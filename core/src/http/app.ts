@@ -258,7 +258,8 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       registerAuditRoutes(v1, { orgTx })
       registerCheckpointRoutes(v1, {
         sealer: k.sealer,
-        checkpoints: { db: k.db, keys: k.keys, events: k.events, dir: k.config.auditCheckpointDir, logger: k.logger },
+        checkpoints: { db: k.db, keys: k.keys, events: k.events, logger: k.logger },
+        config: k.config,
       })
       registerEventRoutes(v1, { orgTx })
       registerWebhookRoutes(v1, { orgTx, egress: k.events.egress, secrets: k.secrets })
