@@ -12,7 +12,7 @@ import { AuditCheckpointer } from '../src/audit/checkpoints.js'
 import { checkpointKeys, verifyCheckpoint, CHECKPOINT_TYP, type Checkpoint } from '../src/audit/checkpoint-signing.js'
 import { checkAgainstCheckpoints, readCheckpoints, trustedCheckpoints } from '../src/audit/checkpoint-verify.js'
 
-const CLI = fileURLToPath(new URL('../bin/trellis.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../../platform/bin/trellis.js', import.meta.url))
 
 for (const kind of DB_KINDS) {
   t.test(`signed audit checkpoints on ${kind}`, async (t) => {

@@ -5,7 +5,7 @@ import { DB_KINDS, startTestKernel, createTenantWithAdmin } from './helpers/test
 import { auditAttacks } from './helpers/audit-attacks.js'
 import { verifyChain } from '../src/audit/verify.js'
 
-const CLI = fileURLToPath(new URL('../bin/trellis.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../../platform/bin/trellis.js', import.meta.url))
 
 for (const kind of DB_KINDS) {
   t.test(`audit chain on ${kind}`, async (t) => {

@@ -84,7 +84,7 @@ t.test('the progress line redraws in place with counts and an estimate, and log 
 })
 
 t.test('trellis start --demo in a terminal: readable lines and a progress bar, no JSON request log', async (t) => {
-  const cli = fileURLToPath(new URL('../bin/trellis.js', import.meta.url))
+  const cli = fileURLToPath(new URL('../../platform/bin/trellis.js', import.meta.url))
   // `script` gives the kernel a terminal as its standard output, as a person's shell does.
   const child = spawn('script', ['-qefc', `${process.execPath} ${cli} start --demo`, '/dev/null'], {
     env: {

@@ -20,7 +20,7 @@ import { freePort, startRedis, stopProcess } from './helpers/redis-server.js'
 // every signature verifies, and the audit chain still verifies.
 
 const tsx = createRequire(import.meta.url).resolve('tsx')
-const CLI = fileURLToPath(new URL('../bin/trellis.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../../platform/bin/trellis.js', import.meta.url))
 const KERNEL = fileURLToPath(new URL('./helpers/kernel-process.ts', import.meta.url))
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
