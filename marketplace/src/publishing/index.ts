@@ -3,12 +3,8 @@ import type { Api, AuditRecord, Principal } from '@trellis/core'
 import type { Services } from '../services.js'
 import { ChecksWorker, type ChecksWorkerOptions } from './checks-worker.js'
 import { registerPublisherRoutes } from './publisher-routes.js'
-import {
-  publishVersion as publishWith,
-  registerPublishRoutes,
-  type PublishedVersion,
-  type Upload,
-} from './publish-routes.js'
+import { publishVersion as publishWith, registerPublishRoutes, type PublishedVersion } from './publish-routes.js'
+import type { Upload } from './upload.js'
 
 export { ChecksWorker, type ChecksWorkerOptions } from './checks-worker.js'
 export { PUBLISH_LIMITS, RESERVED_SCOPES } from './limits.js'

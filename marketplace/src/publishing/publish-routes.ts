@@ -9,17 +9,19 @@
 import { Type, type Static } from '@sinclair/typebox'
 import multipart from '@fastify/multipart'
 import semver from 'semver'
-import { TrellisError, verifyPackageSignature, validateManifest, type PluginManifest } from '@trellis/plugin-sdk'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { TrellisError } from '@trellis/plugin-sdk'
+import type { FastifyInstance } from 'fastify'
 import { MKT } from '../errors.js'
 import { PUBLISH_LIMITS } from './limits.js'
 import { assertPublisher, publisherOf, isPlatformStaff, SOURCE } from './publisher.js'
 import { SCOPE_PATTERN } from './publisher-routes.js'
-import { sha256, unpackPackage, type Unpacked } from './unpack.js'
+import { sha256, unpackPackage } from './unpack.js'
+import { checkUpload, readUpload, refuseByLength, type Upload } from './upload.js'
+import { packageText, parseManifest, verifySignature, type KeyRow } from './package-contents.js'
 import { check, type CheckResult } from './checks.js'
 import { kernelVersion } from './kernel-version.js'
 import { refuseUngrantable } from './capability-checks.js'
-import { KRN, PLATFORM_ORG, auditMeta, principalOf, type Api, type Principal } from '@trellis/core'
+import { PLATFORM_ORG, auditMeta, principalOf, type Api, type Principal } from '@trellis/core'
 import type { Services } from '../services.js'
 
 const Uuid = Type.String({ format: 'uuid' })
@@ -55,177 +57,6 @@ const ChecksView = Type.Object({
   artifactSha256: Type.Union([Type.String(), Type.Null()]),
   checks: Type.Array(CheckView),
 })
-
-/** An upload as read from the multipart body. */
-export interface Upload {
-  tgz: Buffer
-  signature: string
-  changelog?: string
-}
-
-const MULTIPART_ERRORS: Record<string, () => Error> = {
-  FST_REQ_FILE_TOO_LARGE: () => MKT.PACKAGE_TOO_LARGE({ limit: PUBLISH_LIMITS.uploadBytes }),
-  FST_FILES_LIMIT: () => MKT.UPLOAD_INVALID({ reason: 'send exactly one file, in the field "package"' }),
-  FST_PARTS_LIMIT: () =>
-    MKT.UPLOAD_INVALID({ reason: 'too many multipart parts: send package, signature and changelog' }),
-  FST_FIELDS_LIMIT: () => MKT.UPLOAD_INVALID({ reason: 'too many fields: send package, signature and changelog' }),
-  FST_PROTO_VIOLATION: () => MKT.UPLOAD_INVALID({ reason: 'a field name is not allowed' }),
-  FST_MP_PREMATURE_CLOSE: () =>
-    MKT.UPLOAD_INVALID({ reason: 'the upload ended before the multipart body was complete' }),
-}
-
-/** Reads the multipart body under its limits; anything unexpected is MKT_ERR_UPLOAD_INVALID. */
-async function readUpload(request: FastifyRequest): Promise<Upload> {
-  if (!request.isMultipart())
-    throw KRN.UNSUPPORTED_MEDIA_TYPE({ type: String(request.headers['content-type'] ?? 'none').split(';')[0]! })
-  let tgz: Buffer | undefined
-  let signature: string | undefined
-  let changelog = ''
-  const parts = request.parts()
-  // The parser's own limits stop a part; this stops the body, whatever it holds (an endless
-  // field, an endless preamble): past the cap the request is failed and never read further.
-  let read = 0
-  const raw = request.raw
-  const count = (chunk: Buffer) => {
-    read += chunk.length
-    if (read <= UPLOAD_BODY_CAP) return
-    raw.off('data', count)
-    raw.unpipe()
-    raw.pause()
-    raw.emit('error', MKT.PACKAGE_TOO_LARGE({ limit: PUBLISH_LIMITS.uploadBytes }))
-  }
-  raw.on('data', count)
-  try {
-    for await (const part of parts) {
-      if (part.type === 'file') {
-        if (part.fieldname !== 'package') {
-          part.file.resume()
-          throw MKT.UPLOAD_INVALID({
-            reason: `unexpected file field "${part.fieldname}"; the package goes in "package"`,
-          })
-        }
-        tgz = await part.toBuffer()
-        if (part.file.truncated) throw MKT.PACKAGE_TOO_LARGE({ limit: PUBLISH_LIMITS.uploadBytes })
-      } else {
-        if (part.valueTruncated || part.fieldnameTruncated)
-          throw MKT.UPLOAD_INVALID({ reason: `field "${part.fieldname}" is too long` })
-        const value = typeof part.value === 'string' ? part.value : String(part.value ?? '')
-        if (part.fieldname === 'signature') signature = value
-        else if (part.fieldname === 'changelog') changelog = value
-        else throw MKT.UPLOAD_INVALID({ reason: `unexpected field "${part.fieldname}"` })
-      }
-    }
-  } catch (err) {
-    raw.off('data', count)
-    const mapped = MULTIPART_ERRORS[(err as { code?: string }).code ?? '']
-    if (mapped) throw mapped()
-    if (err instanceof TrellisError) throw err
-    // Reading the body only parses it: whatever else fails here (busboy's "Unexpected end of
-    // form" for a body without its closing boundary, a malformed part header) is the body's fault.
-    throw MKT.UPLOAD_INVALID({
-      reason: `the multipart body is malformed: ${String((err as Error)?.message ?? err).slice(0, 200)}`,
-    })
-  }
-  raw.off('data', count)
-  return checkUpload({ tgz, signature, changelog })
-}
-
-/** The most a whole upload body may be: the package, the changelog field at 4 bytes a character, the signature and multipart framing. */
-const UPLOAD_BODY_CAP =
-  PUBLISH_LIMITS.uploadBytes + PUBLISH_LIMITS.changelogChars * 4 + PUBLISH_LIMITS.signatureChars + 64 * 1024
-
-/** Refuses an upload by its declared length, before a byte of it is read. */
-function refuseByLength(request: FastifyRequest): void {
-  const declared = request.headers['content-length']
-  if (declared !== undefined && Number(declared) > UPLOAD_BODY_CAP)
-    throw MKT.PACKAGE_TOO_LARGE({ limit: PUBLISH_LIMITS.uploadBytes })
-}
-
-/** The upload's own limits, whoever read it. */
-function checkUpload(u: { tgz?: Buffer; signature?: string; changelog?: string }): Upload {
-  if (!u.tgz || u.tgz.length === 0)
-    throw MKT.UPLOAD_INVALID({ reason: 'the file field "package" (the .tgz) is missing' })
-  if (u.tgz.length > PUBLISH_LIMITS.uploadBytes) throw MKT.PACKAGE_TOO_LARGE({ limit: PUBLISH_LIMITS.uploadBytes })
-  if (u.signature === undefined || u.signature.trim() === '')
-    throw MKT.UPLOAD_INVALID({ reason: 'the field "signature" (the .sig text) is missing' })
-  if (u.signature.length > PUBLISH_LIMITS.signatureChars)
-    throw MKT.UPLOAD_INVALID({ reason: 'the signature is too long for an Ed25519 signature' })
-  const changelog = u.changelog ?? ''
-  if (changelog.includes('\0')) throw MKT.NUL_BYTE({ where: 'the changelog' })
-  if (changelog.includes('\uFFFD')) throw MKT.NOT_UTF8({ where: 'the changelog' })
-  if (changelog.length > PUBLISH_LIMITS.changelogChars)
-    throw MKT.UPLOAD_INVALID({ reason: `the changelog exceeds ${PUBLISH_LIMITS.changelogChars} characters` })
-  return { tgz: u.tgz, signature: u.signature.trim(), changelog }
-}
-
-interface KeyRow {
-  id: string
-  public_key: string
-  fingerprint: string
-  status: 'active' | 'revoked'
-}
-
-/** The publisher's key whose signature verifies over `tgz`: active ones first; a revoked match is refused by name. */
-function verifySignature(tgz: Buffer, signature: string, keys: KeyRow[]): KeyRow {
-  const verifies = (key: KeyRow) => {
-    try {
-      return verifyPackageSignature(tgz, signature, key.public_key)
-    } catch {
-      return false
-    }
-  }
-  const active = keys.filter((k) => k.status === 'active').find(verifies)
-  if (active) return active
-  const revoked = keys.filter((k) => k.status === 'revoked').find(verifies)
-  if (revoked) throw MKT.KEY_REVOKED({ fingerprint: revoked.fingerprint })
-  throw MKT.SIGNATURE_INVALID()
-}
-
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
-
-/**
- * The package's text files, decoded exactly: what is stored must be the bytes that were signed,
- * so a file that is not valid UTF-8 (decoding would replace bytes) or holds a NUL byte (which
- * PostgreSQL text cannot store) is refused.
- */
-function packageText(pkg: Unpacked): { manifest: string; code: string; sourceMap: string } {
-  const decode = (path: keyof Unpacked['files']) => {
-    const bytes = pkg.files[path]
-    if (bytes.includes(0)) throw MKT.NUL_BYTE({ where: path })
-    try {
-      return utf8.decode(bytes)
-    } catch {
-      throw MKT.NOT_UTF8({ where: path })
-    }
-  }
-  return {
-    manifest: decode('trellis.plugin.json'),
-    code: decode('dist/plugin.js'),
-    sourceMap: decode('dist/plugin.js.map'),
-  }
-}
-
-function parseManifest(text: string): PluginManifest {
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch (err) {
-    throw MKT.MANIFEST_INVALID({ reason: `trellis.plugin.json is not JSON: ${(err as Error).message}` })
-  }
-  // An escaped NUL ("\u0000") in any string cannot be stored in jsonb.
-  if (JSON.stringify(json).includes('\\u0000')) throw MKT.NUL_BYTE({ where: 'a string of trellis.plugin.json' })
-  const v = validateManifest(json)
-  if (!v.ok) {
-    throw MKT.MANIFEST_INVALID({
-      reason: `the manifest is invalid: ${v.errors
-        .map((e) => `${e.pointer || '/'} ${e.message}`)
-        .slice(0, 10)
-        .join('; ')}`,
-      problems: v.errors.map((e) => ({ pointer: e.pointer, message: e.message })),
-    })
-  }
-  return v.manifest
-}
 
 /** Only the scope's owner publishes under it. */
 export async function assertOwnsScope(k: Services, p: Principal, scope: string): Promise<void> {
