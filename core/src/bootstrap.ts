@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import { v7 as uuidv7 } from 'uuid'
 import type { KernelContext } from './kernel-context.js'
+
+/** What creating the first accounts uses: the database, and what a tenant transaction seals and dispatches. */
+type BootstrapDeps = Pick<KernelContext, 'db' | 'sealer' | 'events'>
 import { orgTx } from './kernel-context.js'
 import { PLATFORM_ORG } from './db/database.js'
 import { appendAudit } from './audit/audit-log.js'
@@ -15,7 +18,7 @@ export function generatePassword(): string {
 }
 
 /** True when the platform has at least one platform admin. */
-export async function hasPlatformAdmin(k: KernelContext): Promise<boolean> {
+export async function hasPlatformAdmin(k: BootstrapDeps): Promise<boolean> {
   const rows = await orgTx(k, PLATFORM_ORG, (tx) =>
     tx.sql(`select 1 from memberships m join roles r on r.id = m.role_id where r.name = 'platform_admin' limit 1`),
   )
@@ -24,7 +27,7 @@ export async function hasPlatformAdmin(k: KernelContext): Promise<boolean> {
 
 /** Creates a platform admin (or makes an existing user one). */
 export async function createPlatformAdmin(
-  k: KernelContext,
+  k: BootstrapDeps,
   input: { email: string; name?: string; password?: string },
 ): Promise<{ email: string; password?: string }> {
   const password = input.password ?? generatePassword()
@@ -54,7 +57,7 @@ export interface DemoAccount {
  * Running it again resets the demo users' passwords, so they can always be printed.
  */
 export async function seedDemo(
-  k: KernelContext,
+  k: BootstrapDeps,
   opts: { password?: string } = {},
 ): Promise<{ partnerId: string; tenantId: string; accounts: DemoAccount[] }> {
   const password = opts.password ?? process.env.TRELLIS_DEMO_PASSWORD ?? generatePassword()

@@ -265,7 +265,7 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       registerWebhookRoutes(v1, { orgTx, egress: k.events.egress, secrets: k.secrets })
       registerWebhookSecretRoutes(v1, { orgTx, secrets: k.secrets })
       registerWebhookDeliveryRoutes(v1, { orgTx, requeue: (id, org, attempts) => k.events.requeue(id, org, attempts) })
-      registerPublisherRoutes(v1, k)
+      registerPublisherRoutes(v1, { db: k.db, plugins: k.plugins })
       registerInstallationRoutes(v1, {
         orgTx,
         db: k.db,

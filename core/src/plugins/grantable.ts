@@ -13,7 +13,10 @@ const KERNEL: ReadonlySet<string> = new Set(Object.values(KERNEL_PERMISSIONS))
  * plugins installed in its tenant contribute, when the caller may install plugins (and so could
  * configure them anyway). Never a kernel permission. Returns what stays missing.
  */
-export async function stillMissing(k: KernelContext, p: Principal, missing: string[], tx?: Tx): Promise<string[]> {
+/** What `stillMissing` reads: the tenant's installations and their versions. */
+export type InstalledPlugins = { plugins: Pick<KernelContext['plugins'], 'installed' | 'versions'> }
+
+export async function stillMissing(k: InstalledPlugins, p: Principal, missing: string[], tx?: Tx): Promise<string[]> {
   if (p.orgKind !== 'tenant' || !p.permissions.has(KERNEL_PERMISSIONS.pluginsInstall)) return missing
   const contributed = new Set<string>()
   const { byId } = await k.plugins.installed(p.orgId, tx)
@@ -32,7 +35,10 @@ export async function stillMissing(k: KernelContext, p: Principal, missing: stri
  * loopback, private, link-local or metadata destinations the operator did not allow-list, and
  * subscriptions to the platform's own event namespaces. Throws PLG_ERR_CAPABILITY_NOT_GRANTABLE.
  */
-export function assertGrantable(k: KernelContext, version: Pick<PluginVersion, 'name' | 'version' | 'manifest'>): void {
+export function assertGrantable(
+  k: { plugins: Pick<KernelContext['plugins'], 'egress'> },
+  version: Pick<PluginVersion, 'name' | 'version' | 'manifest'>,
+): void {
   const internal = internalFetchTargets(version.manifest.capabilities, egressAllows(k))
   if (internal.length) {
     const first = internal[0]!
@@ -58,7 +64,9 @@ export function assertGrantable(k: KernelContext, version: Pick<PluginVersion, '
  * allow-listed by name, or an address (or `localhost`, by the address it stands for) the egress
  * guard would connect to.
  */
-export function egressAllows(k: KernelContext): (target: InternalFetchTarget) => boolean {
+export function egressAllows(k: {
+  plugins: Pick<KernelContext['plugins'], 'egress'>
+}): (target: InternalFetchTarget) => boolean {
   return (target) => {
     const name = target.entry.trim().toLowerCase().replace(/:\d+$/, '')
     if (k.plugins.egress.allowsName(name)) return true

@@ -24,7 +24,10 @@ const PublisherInvocation = Type.Object({
 const isPlatform = (p: { orgKind: string; orgId: string }) => p.orgKind === 'platform' && p.orgId === PLATFORM_ORG
 
 /** Invocation records of a plugin across tenants, for its publishing partner (and platform admins). */
-export function registerPublisherRoutes(app: Api, k: KernelContext): void {
+/** What the publisher's invocation view reads: the database and the invocation recorder. */
+export type PublisherRouteDeps = Pick<KernelContext, 'db'> & { plugins: Pick<KernelContext['plugins'], 'recorder'> }
+
+export function registerPublisherRoutes(app: Api, k: PublisherRouteDeps): void {
   app.get(
     '/plugins/:scope/:name/invocations',
     {
