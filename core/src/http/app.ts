@@ -43,6 +43,7 @@ import { dependentsOf, installVersion, installableVersion, switchVersion } from 
 import { registerUpgradeRoutes } from '../plugins/upgrade-routes.js'
 import { registerPublisherRoutes } from '../plugins/publisher-routes.js'
 import { withPluginPaths } from '../plugins/openapi.js'
+import { completeDocument } from './openapi-document.js'
 import type { KernelExtension } from '../extensions.js'
 import { registerInstanceRoutes } from '../workflows/instance-routes.js'
 import { registerTaskRoutes } from '../workflows/task-routes.js'
@@ -124,10 +125,22 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
     },
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => (json.$id as string) || `def-${i}` },
   })
-  await app.register(swaggerUi, { routePrefix: '/docs' })
-  app.get('/openapi.json', { schema: { hide: true } }, async () =>
-    withPluginPaths({ db: k.db }, app.swagger() as unknown as Parameters<typeof withPluginPaths>[1]),
-  )
+  // One document for /openapi.json and /docs: the routes', the installed plugins', completed
+  // with operation ids, problem answers, Idempotency-Key and shared components.
+  const document = async () =>
+    completeDocument(
+      await withPluginPaths({ db: k.db }, app.swagger() as unknown as Parameters<typeof withPluginPaths>[1]),
+    )
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    uiHooks: {
+      preHandler: (request, reply, done) => {
+        if (request.routeOptions.url !== '/docs/json') return done()
+        document().then((doc) => reply.send(doc), done)
+      },
+    },
+  })
+  app.get('/openapi.json', { schema: { hide: true } }, document)
 
   const denied = new DeniedRequests(k.db, k.sealer, k.logger, opts.deniedRequests)
   app.setErrorHandler((err, request, reply) => {
