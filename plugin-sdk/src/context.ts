@@ -152,6 +152,20 @@ export interface TrellisEvent<D = unknown> {
   data: D
 }
 
+/** Options of `ctx.workflows.start`. */
+export interface WorkflowStartOptions {
+  /** Starts at most one instance of the workflow per key (up to 256 characters), e.g. `event:<event id>`. */
+  startKey?: string
+}
+
+/** The answer of `ctx.workflows.start`. */
+export interface WorkflowStarted {
+  /** The instance's id (`GET /v1/workflows/instances/<id>`). */
+  instanceId: string
+  /** False when an instance with the same start key existed already (that one is answered). */
+  started: boolean
+}
+
 /** `init` of `ctx.http.fetch`. */
 export interface HttpRequestInit {
   /** HTTP method, default `GET`. */
@@ -224,6 +238,18 @@ export interface PluginContext<C extends CollectionTypes = CollectionTypes, S ex
   secrets: {
     /** The secret's value, or `null` when the tenant has not set it. */
     get(name: string): Promise<string | null>
+  }
+  /** Starting the plugin's own workflows (needs `workflows`). */
+  workflows: {
+    /**
+     * Starts an instance of `workflow` (declared in this plugin's manifest) with `input`. The
+     * instance is created in the invocation's transaction: it exists, and its first step runs,
+     * only once the invocation commits. With `startKey`, a workflow already started with that
+     * key starts nothing and the existing instance is answered (`started: false`); an instance
+     * an event starts has the key `event:<event id>`, so starting with that key here means the
+     * event's delivery starts no second one.
+     */
+    start(workflow: string, input: unknown, options?: WorkflowStartOptions): Promise<WorkflowStarted>
   }
   /** The tenant's settings for this installation (secret settings are not included). */
   settings: Readonly<S>

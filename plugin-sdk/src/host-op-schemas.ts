@@ -135,4 +135,10 @@ export const HOST_OP_SCHEMAS: Readonly<Record<HostOp, Readonly<Record<string, un
     required: ['name'],
     properties: { name: { type: 'string', minLength: 1, maxLength: 128 } },
   },
+  'workflows.start': {
+    type: 'object',
+    additionalProperties: false,
+    required: ['workflow', 'input'],
+    properties: { workflow: name, input: true, startKey: { type: 'string', minLength: 1, maxLength: 256 } },
+  },
 })

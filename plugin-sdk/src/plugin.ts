@@ -60,6 +60,8 @@ export type {
   Stored,
   TenantInfo,
   TrellisEvent,
+  WorkflowStarted,
+  WorkflowStartOptions,
 } from './context.js'
 export type {
   BundleEntries,

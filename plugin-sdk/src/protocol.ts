@@ -56,6 +56,17 @@ export interface HostOps {
   }
   /** A secret setting's value, `null` when unset. Capability `secrets`. */
   'secrets.get': { args: { name: string }; result: string | null }
+  /**
+   * Start an instance of one of the plugin's own workflows (declared in the manifest's
+   * `workflows`; another's is `WFL_ERR_WORKFLOW_NOT_FOUND`), in the invocation's transaction:
+   * it exists and runs only if the invocation commits. A `startKey` the workflow already
+   * started with starts nothing and answers that instance (an event-started instance's key is
+   * `event:<event id>`). Capability `workflows`.
+   */
+  'workflows.start': {
+    args: { workflow: string; input: unknown; startKey?: string }
+    result: { instanceId: string; started: boolean }
+  }
 }
 
 /** Name of a host operation. */
@@ -72,6 +83,7 @@ export const HOST_OPS: readonly HostOp[] = Object.freeze([
   'plugins.call',
   'http.fetch',
   'secrets.get',
+  'workflows.start',
 ])
 
 /** Log levels of `host.log`. */

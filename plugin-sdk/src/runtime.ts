@@ -110,6 +110,15 @@ export function createContext(plugin: Plugin, context: PluginInvocationContext, 
     }),
     http: Object.freeze({ fetch: (url: string, init?: HttpRequestInit) => httpFetch(call, url, init) }),
     secrets: Object.freeze({ get: (name: string) => call('secrets.get', { name }) }),
+    workflows: Object.freeze({
+      start: (workflow: string, input: unknown, options?: { startKey?: string }) =>
+        call(
+          'workflows.start',
+          options?.startKey === undefined
+            ? { workflow, input: input ?? null }
+            : { workflow, input: input ?? null, startKey: options.startKey },
+        ),
+    }),
     settings: Object.freeze({ ...(context.settings ?? {}) }),
     log: logger,
     caller: Object.freeze({

@@ -58,6 +58,8 @@ export interface TestHost {
   readonly calls: RecordedHostCall[]
   /** Every emitted event, in order. */
   readonly emitted: Array<{ type: string; data: unknown; subject?: string }>
+  /** Every workflow instance `ctx.workflows.start` started (one per start key), in order. */
+  readonly started: Array<{ instanceId: string; workflow: string; input: unknown; startKey?: string }>
   /** Log lines. */
   readonly logs: Array<{ level: string; message: string; fields?: Record<string, unknown> }>
   /** Records by collection name, then id. */
@@ -100,6 +102,7 @@ export function createTestHost(plugin: Plugin, options: TestHostOptions = {}): T
   for (const name of Object.keys(manifest.collections ?? {})) collections.set(name, new Map())
   const calls: RecordedHostCall[] = []
   const emitted: TestHost['emitted'] = []
+  const started: TestHost['started'] = []
   const logs: TestHost['logs'] = []
   let clock = Date.parse('2026-01-01T00:00:00.000Z')
 
@@ -192,6 +195,21 @@ export function createTestHost(plugin: Plugin, options: TestHostOptions = {}): T
       if (!can('secrets')) throw denied('the plugin was not granted "secrets"')
       return options.secrets?.[name] ?? null
     },
+    'workflows.start': ({ workflow, input, startKey }) => {
+      if (!can('workflows')) throw denied('the plugin was not granted "workflows"')
+      if (!Object.hasOwn(manifest.workflows ?? {}, workflow))
+        throw new TrellisError(
+          'WFL_ERR_WORKFLOW_NOT_FOUND',
+          404,
+          'Workflow not found',
+          `${manifest.name} has no workflow ${workflow}`,
+        )
+      const same = started.find((s) => startKey !== undefined && s.workflow === workflow && s.startKey === startKey)
+      if (same) return { instanceId: same.instanceId, started: false }
+      const instanceId = uuidv7(clock++)
+      started.push(startKey === undefined ? { instanceId, workflow, input } : { instanceId, workflow, input, startKey })
+      return { instanceId, started: true }
+    },
   }
 
   const call = async (op: string, args: unknown): Promise<unknown> => {
@@ -224,6 +242,7 @@ export function createTestHost(plugin: Plugin, options: TestHostOptions = {}): T
   return {
     calls,
     emitted,
+    started,
     logs,
     collections,
     call,

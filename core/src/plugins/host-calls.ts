@@ -7,6 +7,7 @@ import type { Installation } from './installations.js'
 import type { PluginVersion } from './versions.js'
 import { checkSchema } from './schemas.js'
 import type { CollectionRef, CollectionStore } from './data/index.js'
+import { startWorkflow, type WorkflowJobs } from './workflow-start.js'
 
 /** One plugin's invocation inside an invocation tree (a route, and the actions it calls). */
 export interface Running {
@@ -49,6 +50,8 @@ export interface InvocationTree {
   denials: Map<string, Denial>
   /** Sandbox runs of the tree still going (one, plus the actions it is calling). */
   runs: Set<Promise<unknown>>
+  /** Work to do once the transaction has committed (queueing started workflows' first steps). */
+  afterCommit: Array<() => Promise<void>>
 }
 
 /** The services host calls need, implemented by the plugin host. */
@@ -57,6 +60,8 @@ export interface HostServices {
   egress: EgressGuard
   secrets(inst: Installation): Record<string, string>
   callAction(from: Running, plugin: string, action: string, input: unknown): Promise<unknown>
+  /** Queues started workflow instances' first steps; unset until the workflow runtime starts. */
+  workflowJobs(): WorkflowJobs | undefined
 }
 
 /** The collections data service (core/src/plugins/data). */
@@ -115,6 +120,10 @@ function authorize(run: Running, op: string, args: unknown): boolean {
       return true
     case 'secrets.get':
       if (!has(run, (c) => c.kind === 'secrets')) deny(run, op, text(a.name), `${who} was not granted "secrets"`)
+      return true
+    case 'workflows.start':
+      if (!has(run, (c) => c.kind === 'workflows'))
+        deny(run, op, text(a.workflow), `${who} was not granted "workflows"`)
       return true
     case 'events.emit': {
       const type = text(a.type)
@@ -240,6 +249,12 @@ export async function runHostCall(services: HostServices, run: Running, op: stri
       const a = args as HostOps['secrets.get']['args']
       use(run, op, a.name)
       return services.secrets(run.inst)[a.name] ?? null
+    }
+    case 'workflows.start': {
+      const a = args as HostOps['workflows.start']['args']
+      const result = await startWorkflow(services.workflowJobs(), run, a)
+      use(run, op, a.workflow)
+      return result
     }
   }
   throw KRN.VALIDATION_FAILED({ reason: `unknown host operation ${op}` })

@@ -22,6 +22,7 @@ import { ServableVersions } from './servable-versions.js'
 import { callAction } from './action-calls.js'
 import { PluginEventDelivery, type PluginEventConsumer } from './plugin-events.js'
 import type { TenantTx } from './tenant-tx.js'
+import type { WorkflowJobs } from './workflow-start.js'
 
 export { SKIPPED, type EntryKind, type InvokeHooks, type InvokeInput } from './invocation-types.js'
 export type { PluginEventConsumer } from './plugin-events.js'
@@ -75,6 +76,7 @@ export class PluginHost {
   private readonly limiter: InvocationLimiter
   private readonly gate: TransactionGate
   private readonly txLimits: TransactionLimits
+  private workflowJobs: WorkflowJobs | undefined
 
   constructor(
     private readonly deps: PluginHostDeps,
@@ -108,6 +110,7 @@ export class PluginHost {
           action,
           input,
         ),
+      workflowJobs: () => this.workflowJobs,
     }
     this.runs = new InvocationRuns(options, this.recorder, (run, op, args) => runHostCall(services, run, op, args))
     this.eventSink = new PluginEventDelivery({
@@ -132,6 +135,11 @@ export class PluginHost {
    */
   onPluginEvent(consumer: PluginEventConsumer): () => void {
     return this.eventSink.addConsumer(consumer)
+  }
+
+  /** Sets how instances that plugins start (`ctx.workflows.start`) get their first step queued (the workflow runtime, when it starts). */
+  onWorkflowStart(enqueue: WorkflowJobs): void {
+    this.workflowJobs = enqueue
   }
 
   /** Invocations of the tenant running in this process now (the sandbox still has them). */
@@ -233,7 +241,15 @@ export class PluginHost {
     const aborted = new Promise<never>((_, reject) => (idle = reject))
     aborted.catch(() => undefined)
     const tx = new InvocationTx(this.deps, req.tenantId, this.gate, this.txLimits, (err) => idle(err))
-    const tree: InvocationTree = { tx, tenantId: req.tenantId, caller: req.caller, uses: new Map(), denials, runs }
+    const tree: InvocationTree = {
+      tx,
+      tenantId: req.tenantId,
+      caller: req.caller,
+      uses: new Map(),
+      denials,
+      runs,
+      afterCommit: [],
+    }
     try {
       if (hooks?.before && !(await tx.use((t) => hooks.before!(t)))) {
         await tx.commit(undefined, false)
@@ -254,7 +270,7 @@ export class PluginHost {
         await tx.commit(undefined, false)
         return output
       }
-      return await tx.commit(async (t) => {
+      const committed = await tx.commit(async (t) => {
         if (tree.uses.size) {
           await appendAudit(t, req.tenantId, {
             action: 'plugin.capability.used',
@@ -269,6 +285,12 @@ export class PluginHost {
         }
         return hooks?.after ? hooks.after(t, output) : output
       }, true)
+      for (const after of tree.afterCommit)
+        await after().catch((err: unknown) =>
+          // The instance is committed: the stalled-step sweep queues its step if this failed.
+          this.deps.logger.warn({ err, tenantId: req.tenantId }, 'queueing a started workflow failed'),
+        )
+      return committed
     } catch (err) {
       await tx.rollback(err)
       throw err

@@ -88,6 +88,7 @@ export class WorkflowEngine {
     // instances durably (their jobs are found again by the stalled-step sweep), rather than
     // being acknowledged without them.
     this.deps.plugins.onPluginEvent(this.events)
+    this.deps.plugins.onWorkflowStart((jobs) => this.enqueueAfterCommit(jobs))
     this.deps.queue.work(
       async (job) => {
         await this.enqueueAfterCommit(await this.steps.run(job))
