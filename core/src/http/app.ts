@@ -297,7 +297,7 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       })
       registerPluginRoutes(v1, { plugins: k.plugins })
       registerInstanceRoutes(v1, { orgTx, plugins: k.plugins, workflows: k.workflows })
-      registerTaskRoutes(v1, { orgTx })
+      registerTaskRoutes(v1, { orgTx, clock: k.workflows.clock })
       registerTaskDecisionRoutes(v1, { orgTx, workflows: k.workflows })
       for (const ext of opts.extensions ?? []) ext.routes?.(v1, k)
     },

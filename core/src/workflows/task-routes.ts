@@ -4,37 +4,26 @@ import type { OrgTx } from '../http/route-deps.js'
 import { AUTH } from '../errors.js'
 import { auditedWrite } from '../audit/audited-write.js'
 import { auditMeta, principalOf } from '../http/guards.js'
-import { PageQuery, decodeCursor, toPageOf } from '../http/pagination.js'
+import { pageAfterCursor } from '../http/pagination.js'
 import { WFL } from './errors.js'
+import { systemClock, type WorkflowClock } from './clock.js'
 import { TaskView, taskView, type TaskRow } from './task-view.js'
-import { IdParams, loadTask, rolesOf } from './task-access.js'
+import { IdParams, TaskQuery, loadTask, rolesOf, taskInboxWhere } from './task-access.js'
 
 /**
- * Tasks for people: the open ones for my roles (or assigned to me), claim, complete with an
- * outcome and the form's data. Only holders of the task's role act; the data is validated
- * against the form; every decision and who made it is audited.
+ * Tasks for people: the open ones for my roles (or assigned to me), filtered by mine, role,
+ * plugin and overdue; claim, complete with an outcome and the form's data. Only holders of the
+ * task's role act; the data is validated against the form; every decision and who made it is
+ * audited. `clock` is the workflow runtime's (what `overdue` compares due times with).
  */
-export function registerTaskRoutes(app: Api, deps: { orgTx: OrgTx }): void {
+export function registerTaskRoutes(app: Api, deps: { orgTx: OrgTx; clock?: WorkflowClock }): void {
   app.get(
     '/tasks',
     {
       schema: {
         tags: ['workflows'],
-        summary: 'Tasks for my roles, or assigned to me (default: open and claimed ones)',
-        querystring: Type.Intersect([
-          Type.Object({
-            status: Type.Optional(
-              Type.Union([
-                Type.Literal('open'),
-                Type.Literal('claimed'),
-                Type.Literal('completed'),
-                Type.Literal('cancelled'),
-                Type.Literal('active'),
-              ]),
-            ),
-          }),
-          Type.Object(PageQuery),
-        ]),
+        summary: 'Tasks for my roles, or assigned to me (default: open and claimed ones), filtered',
+        querystring: TaskQuery,
         response: {
           200: Type.Object({ items: Type.Array(TaskView), nextCursor: Type.Union([Type.String(), Type.Null()]) }),
         },
@@ -42,21 +31,12 @@ export function registerTaskRoutes(app: Api, deps: { orgTx: OrgTx }): void {
     },
     async (request) => {
       const p = principalOf(request)
-      const status = request.query.status ?? 'active'
-      const limit = request.query.limit ?? 50
-      const after = decodeCursor(request.query.cursor)
-      const rows = await deps.orgTx(p.orgId, async (tx) => {
-        const roles = await rolesOf(tx, p)
-        return tx.sql<TaskRow>(
-          `select * from workflow_tasks
-            where (case when ? = 'active' then status in ('open', 'claimed') else status = ? end)
-              and ((assignee is null and role = any(?::text[])) or assignee = ?::uuid)
-              and (?::uuid is null or id > ?::uuid)
-            order by id limit ?`,
-          [status, status, roles, p.kind === 'user' ? p.userId : null, after, after, limit + 1],
-        )
+      const q = request.query
+      const now = (deps.clock ?? systemClock).now()
+      return deps.orgTx(p.orgId, async (tx) => {
+        const { where, params } = taskInboxWhere(p, await rolesOf(tx, p), q, now)
+        return pageAfterCursor(tx, { select: `select * from workflow_tasks ${where}`, params }, q, taskView)
       })
-      return toPageOf(rows, limit, taskView)
     },
   )
 
