@@ -4,38 +4,48 @@ import { ORD } from './errors.js'
 import type { Ctx, ExceptionKind, Order, OrderException, Quote, Reservation } from './types.js'
 import { creditProblem, customerOf, eventBase, now, orderOf, shortReason, today, who } from './store.js'
 
-/** Raises an exception's event; answers what it starts (the pricing-exception workflow, for a price approval while it is on). */
+/**
+ * Raises an exception's event; for a price approval while the workflow is on, starts the
+ * pricing-exception workflow with it — in this invocation, with the start key the event's
+ * delivery would use (`event:<id>`), so the delivery starts no second instance — and answers
+ * what it started.
+ */
 async function raise(ctx: Ctx, o: Order, kind: ExceptionKind, reason: string): Promise<StartedByException> {
-  const { id } = await ctx.events.emit(
-    'orders.exception.raised',
-    { order: o.number, customer: o.customer, kind, reason },
-    { subject: o.number },
-  )
-  const workflow = kind === 'price_approval' && ctx.settings.priceApprovalWorkflow !== false
+  const data = { order: o.number, customer: o.customer, kind, reason }
+  const { id } = await ctx.events.emit('orders.exception.raised', data, { subject: o.number })
+  if (kind !== 'price_approval' || ctx.settings.priceApprovalWorkflow === false) return { kind, event: id }
+  const event = {
+    id,
+    tenantId: ctx.tenant.id,
+    type: 'orders.exception.raised',
+    source: '@trellis/orders',
+    subject: o.number,
+    time: now(),
+    data,
+  }
+  const { instanceId } = await ctx.workflows.start('priceException', { event }, { startKey: `event:${id}` })
   return {
     kind,
     event: id,
-    ...(workflow
-      ? {
-          workflow: {
-            plugin: '@trellis/orders',
-            name: 'priceException',
-            startedBy: `event:${id}`,
-            task: {
-              role: typeof ctx.settings.approverRole === 'string' ? ctx.settings.approverRole : 'pricing_manager',
-              list: '/v1/tasks',
-              match: { 'data.order': o.number },
-            },
-          },
-        }
-      : {}),
+    workflow: {
+      plugin: '@trellis/orders',
+      name: 'priceException',
+      instanceId,
+      instance: `/v1/workflows/instances/${instanceId}`,
+      task: {
+        role: typeof ctx.settings.approverRole === 'string' ? ctx.settings.approverRole : 'pricing_manager',
+        list: '/v1/tasks',
+        match: { instanceId, 'data.order': o.number },
+      },
+    },
   }
 }
 
 /**
  * What placing an order set going, in its answer: each exception's event and, for a price
- * approval, the workflow that event starts. The workflow starts once the event is delivered,
- * moments after the answer, so its instance (`startedBy`) and its task appear shortly after.
+ * approval, the workflow instance it started (committed with the order). The instance's first
+ * step opens the approver's task moments after the answer: the task whose `instanceId` is this
+ * one.
  */
 export interface StartedByException {
   kind: ExceptionKind
@@ -43,7 +53,8 @@ export interface StartedByException {
   workflow?: {
     plugin: string
     name: string
-    startedBy: string
+    instanceId: string
+    instance: string
     task: { role: string; list: string; match: Record<string, string> }
   }
 }

@@ -599,17 +599,23 @@ for (const kind of DB_KINDS)
             status: number
             body: any
           }>
-        await ok('POST', `${O}/orders`, {
+        const placed = await ok('POST', `${O}/orders`, {
           number: 'SO-TASK-1',
           customer: 'ALFKI',
           lines: [{ sku: 'C', quantity: 10, discount: 0.3 }],
         })
+        const started = placed.started.find((s: any) => s.kind === 'price_approval')
+        t.match(started.workflow, { plugin: '@trellis/orders', name: 'priceException', instanceId: /^[0-9a-f-]{36}$/ })
+        const { instanceId } = started.workflow
+        const instance = (await ok('GET', `/v1/workflows/instances/${instanceId}`)) as any
+        t.match(instance, { plugin: '@trellis/orders', workflow: 'priceException' }, 'the instance exists at once')
         let task: any
         for (let i = 0; i < 200 && !task; i++) {
           task = (await asPm('GET', '/v1/tasks')).body.items.find((x: any) => x.data?.order === 'SO-TASK-1')
           if (!task) await new Promise((done) => setTimeout(done, 100))
         }
         t.ok(task, 'the pricing manager has a task for the order')
+        t.equal(task.instanceId, instanceId, "the task belongs to the instance the order's answer named")
         t.match(task, {
           title: 'Approve the discount on order SO-TASK-1 (ALFKI)',
           role: 'pricing_manager',
