@@ -109,14 +109,17 @@ t.test('the OpenAPI document', async (t) => {
     t.teardown(() => rmSync(dir, { recursive: true, force: true }))
     writeFileSync(join(dir, 'api.d.ts'), astToString(await openapiTS(doc)))
     const client = (body: string) => `import createClient from 'openapi-fetch'
-import type { paths, operations } from './api'
+import type { components, operations, paths } from './api'
 const api = createClient<paths>({ baseUrl: 'http://localhost:3000' })
 export async function signIn() {
   const { data, error } = await api.POST('/v1/auth/login', { body: ${body} })
   const token: string | undefined = data?.accessToken
   const code: string | undefined = error?.code
   const sameBody: operations['postAuthLogin']['requestBody'] = { content: { 'application/json': ${body} } }
-  return { token, code, sameBody }
+  const task: components['schemas']['Task'] | undefined = (
+    await api.GET('/v1/tasks/{id}', { params: { path: { id: 'a-task-id' } } })
+  ).data
+  return { token, code, sameBody, task }
 }
 `
     t.same(typeErrors(dir, 'right.ts', client(`{ email: 'a@b.test', password: 'secret-password' }`)), [])

@@ -65,7 +65,8 @@ function* sites(holder: Json | unknown[], key: string | number, hint: string): G
   yield { holder, key, hint: page ? `${hint}Page` : hint }
   for (const [name, child] of Object.entries(props ?? {})) {
     if (child && typeof child === 'object' && (child as Json).type === 'array')
-      yield* sites(child as Json, 'items', page && name === 'items' ? hint : pascal(singular(name)))
+      // A list's `items` are what the path is about (`/v1/roles` → `Role`).
+      yield* sites(child as Json, 'items', name === 'items' ? hint : pascal(singular(name)))
     else yield* sites(props!, name, pascal(name))
   }
   if (s.type === 'array') yield* sites(s, 'items', hint)
