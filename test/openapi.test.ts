@@ -5,13 +5,15 @@
  * openapi-typescript turns it into types that accept a right call and reject a wrong one.
  */
 import t from 'tap'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import ts from 'typescript'
 import openapiTS, { astToString } from 'openapi-typescript'
+import { buildPlugin } from '@trellis/plugin-sdk'
 import { DB_KINDS, startTestKernel } from '../core/test/helpers/test-kernel.js'
+import { registerVersion } from '../core/test/helpers/plugin-versions.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const METHODS = ['get', 'put', 'post', 'delete', 'patch']
@@ -37,6 +39,11 @@ function typeErrors(dir: string, name: string, source: string): string[] {
 
 t.test('the OpenAPI document', async (t) => {
   const k = await startTestKernel(t, DB_KINDS[0]!)
+  // A plugin available on the marketplace: its routes are in the document like the kernel's.
+  const dir = join(ROOT, 'core/test/fixtures/plugins/notes')
+  const built = await buildPlugin({ dir, write: false })
+  const manifest = JSON.parse(readFileSync(join(dir, 'trellis.plugin.json'), 'utf8'))
+  await registerVersion(k, { manifest, code: built.code, sourceMap: built.sourceMap, sha256: built.sha256 })
   const res = await k.req('GET', '/openapi.json')
   t.equal(res.status, 200)
   const doc = res.body
@@ -53,6 +60,7 @@ t.test('the OpenAPI document', async (t) => {
     t.equal(new Set(ids).size, ids.length, 'no two alike')
     t.equal(doc.paths['/v1/tasks/{id}'].get.operationId, 'getTasksById', 'derived from method and path')
     t.equal(doc.paths['/v1/auth/login'].post.operationId, 'postAuthLogin')
+    t.equal(doc.paths['/v1/x/notes/notes'].post.operationId, 'postXNotesNotes', "a plugin's route too")
   })
 
   t.test('every 4xx and 5xx answer is the Problem schema', async (t) => {
@@ -78,6 +86,7 @@ t.test('the OpenAPI document', async (t) => {
     const idem = { $ref: '#/components/parameters/IdempotencyKey' }
     t.equal(doc.components.parameters.IdempotencyKey.name, 'Idempotency-Key')
     t.match(doc.paths['/v1/webhooks'].post.parameters, [idem])
+    t.match(doc.paths['/v1/x/notes/notes'].post.parameters, [idem], "a plugin's POST route is a POST like any other")
     t.notMatch(doc.paths['/v1/auth/login'].post.parameters ?? [], [idem], 'not where nobody is signed in')
     t.notMatch(doc.paths['/v1/webhooks'].get.parameters ?? [], [idem], 'POST only')
   })
