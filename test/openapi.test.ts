@@ -80,6 +80,8 @@ t.test('the OpenAPI document', async (t) => {
     t.ok(doc.paths['/v1/tasks/{id}'].get.responses['404'], 'a path with an id documents 404')
     t.ok(doc.paths['/v1/tasks/{id}'].get.responses['401'], 'an authenticated operation documents 401')
     t.notOk(doc.paths['/v1/auth/login'].post.responses['401'], 'sign-in itself needs no credential')
+    t.same(doc.paths['/healthz'].get.security, [], 'nor does a health probe')
+    t.ok(doc.paths['/v1/x/notes/notes'].post.responses['404'], 'a plugin route answers 404 where it is not installed')
   })
 
   t.test('Idempotency-Key is documented on the POSTs that honour it', async (t) => {

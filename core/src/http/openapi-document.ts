@@ -77,6 +77,8 @@ export function completeDocument(spec: OpenApiDocument): OpenApiDocument {
       for (let n = 2; taken.has(id); n++) id = `${op.operationId ?? operationIdOf(method, path)}${n}`
       taken.add(id)
       op.operationId = id
+      // Outside /v1 (health, readiness, the signing keys) nothing asks who is calling.
+      if (!op.security && !path.startsWith('/v1/')) op.security = []
       const authenticated = op.security ? op.security.length > 0 : secured
       if (method === 'post' && authenticated)
         op.parameters = [...(op.parameters ?? []), { $ref: '#/components/parameters/IdempotencyKey' }]
@@ -101,6 +103,7 @@ function withProblems(op: Operation, path: string, method: string, authenticated
     add('403', 'The credential lacks the permission this operation needs.')
   }
   if (path.includes('{')) add('404', 'Nothing of that id is visible to the caller.')
+  else if (path.startsWith('/v1/x/')) add('404', "The plugin is not installed for the caller's tenant.")
   if (method === 'post' && authenticated)
     add('409', 'A conflict, e.g. an `Idempotency-Key` reused with another body or still in progress.')
   if (op.requestBody !== undefined) {
