@@ -11,9 +11,15 @@ import { MKT_GOVERNANCE } from '../marketplace/src/governance/errors.js'
 
 // docs/errors.md lists every code a user can meet; this keeps it and the catalogs in step.
 const doc = readFileSync(fileURLToPath(new URL('../docs/errors.md', import.meta.url)), 'utf8')
+// Each row is `| code | status | title | what to do |`; the fourth cell tells the caller what to do.
 const documented = new Map<string, { status: number; title: string }>()
-for (const m of doc.matchAll(/^\|\s*`?([A-Z]+_ERR_[A-Z0-9_]+)`?\s*\|\s*(\d{3})\s*\|\s*([^|]+?)\s*\|/gm))
+const whatToDo = new Map<string, string>()
+for (const m of doc.matchAll(
+  /^\|\s*`?([A-Z]+_ERR_[A-Z0-9_]+)`?\s*\|\s*(\d{3})\s*\|\s*([^|]+?)\s*\|(?:\s*([^|\n]*?)\s*\|)?/gm,
+)) {
   documented.set(m[1]!, { status: Number(m[2]), title: m[3]! })
+  whatToDo.set(m[1]!, m[4] ?? '')
+}
 
 const catalogs = { KRN, AUTH, SBX, EVT, PLG, WFL, SDK, PUBLISH, MKT, MKT_GOVERNANCE }
 
@@ -23,6 +29,15 @@ t.test('every code in the catalogs is documented with its status and title', asy
       const d = documented.get(e.code)
       t.ok(d, `${name}: ${e.code} is in docs/errors.md`)
       if (d) t.same(d, { status: e.status, title: e.title }, e.code)
+    }
+  }
+})
+
+t.test('every code in the catalogs says what to do about it', async (t) => {
+  for (const catalog of Object.values(catalogs)) {
+    for (const e of catalog.entries) {
+      if (!documented.has(e.code)) continue
+      t.ok((whatToDo.get(e.code) ?? '').length >= 10, `${e.code} has a "what to do" cell in docs/errors.md`)
     }
   }
 })
