@@ -9,4 +9,6 @@ import type { KernelContext } from './kernel-context.js'
 export interface KernelExtension {
   name: string
   routes?(app: Api, k: KernelContext): void
+  /** Routes outside `/v1` (the console's pages and assets). */
+  pages?(app: Api, k: KernelContext): void | Promise<void>
 }

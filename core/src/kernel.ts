@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import type { Api } from './http/types.js'
-import { loadConfig, type KernelConfig } from './config.js'
+import { loadConfig, type KernelConfig, type ProcessRole } from './config.js'
 import { Database } from './db/database.js'
 import { AuditSealer } from './audit/sealer.js'
 import { SigningKeys } from './identity/signing-keys.js'
@@ -8,6 +8,7 @@ import { AccessTokens } from './identity/tokens.js'
 import { OrgStatusCache } from './identity/org-status.js'
 import { LoginLimiter } from './identity/login-limiter.js'
 import { SecretBox } from './crypto/secret-box.js'
+import { Mailer } from './mail/mailer.js'
 import { syncBuiltinRoles } from './identity/roles.js'
 import { createLogger } from './observability/logger.js'
 import { buildApp, type HttpOptions } from './http/app.js'
@@ -25,6 +26,12 @@ import { CollectionStore } from './plugins/data/index.js'
 import type { Extension } from './extension-api/define.js'
 import { kernelServices, registerExtensions, type Contributions } from './extension-api/wire.js'
 import { WorkflowEngine, type EngineOptions } from './workflows/engine.js'
+import { openSharedState, type SharedState } from './scale/shared-state.js'
+import { SessionRevocations } from './scale/session-revocations.js'
+import { countingQueue, processMetrics } from './scale/process-metrics.js'
+import { listenForVersionChanges } from './scale/version-broadcast.js'
+import { buildWorkerApp } from './scale/worker-app.js'
+import { drainHttp } from './scale/drain.js'
 
 export interface KernelOptions extends HttpOptions {
   config?: KernelConfig
@@ -52,6 +59,8 @@ export interface KernelOptions extends HttpOptions {
 /** A running kernel: its services and its HTTP API (not yet listening). */
 export interface Kernel {
   ctx: KernelContext
+  /** What this process runs (TRELLIS_ROLE); a worker's `app` serves only /healthz, /readyz and /metrics. */
+  role: ProcessRole
   app: Api
   /** The packages extending this kernel. */
   extensions: Extension[]
@@ -59,6 +68,9 @@ export interface Kernel {
   contributions: Contributions
   /** Starts listening; resolves to the base URL. */
   listen(): Promise<string>
+  /** True once close() began: /readyz answers 503 while in-flight requests and jobs finish. */
+  readonly draining: boolean
+  /** Drains (stops accepting, finishes in-flight requests and running jobs within the drain deadline) and stops. */
   close(): Promise<void>
 }
 
@@ -66,7 +78,12 @@ export interface Kernel {
 export async function createKernel(options: KernelOptions = {}): Promise<Kernel> {
   const config = options.config ?? loadConfig()
   const logger = options.logger ?? createLogger(config.logLevel)
+  const role: ProcessRole = config.role ?? 'all'
+  // An API process consumes no jobs and runs no sweeps; a worker serves no API (docs/operations.md).
+  const consume = role !== 'api'
+  processMetrics.setRole(role)
   const db = await Database.open({ ...config, embeddedDir: options.embeddedDir, poolMax: options.poolMax }, logger)
+  let shared: SharedState | undefined
   let events: EventSystem | undefined
   let plugins: PluginHost | undefined
   let workflows: WorkflowEngine | undefined
@@ -85,22 +102,26 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     const keys = new SigningKeys(db, secrets)
     await keys.load()
     const sealer = new AuditSealer(db, logger, options.auditSealDelayMs)
-    sealer.start()
+    if (consume) sealer.start(role === 'worker' ? 1000 : undefined)
+    else sealer.leaveToWorkers()
+    shared = openSharedState(config.redisUrl, config.queuePrefix, logger)
     const limits = options.loginLimits
     const queueName = options.events?.queueName ?? 'trellis-events'
-    const queue: JobQueue =
+    const queue: JobQueue = countingQueue(
       options.events?.queue ??
       (config.redisUrl
         ? new BullMqJobQueue(config.redisUrl, queueName, config.queuePrefix, logger, {
             tenantCap: config.queueTenantCap,
           })
-        : new PgJobQueue(db, queueName, logger, undefined, { tenantCap: config.queueTenantCap }))
+        : new PgJobQueue(db, queueName, logger, undefined, { tenantCap: config.queueTenantCap })),
+      'events',
+    )
     const eventSystem = new EventSystem(
       db,
       queue,
       secrets,
       new EgressGuard(options.events?.egressAllow ?? config.egressAllow),
-      { retryScheduleMs: config.webhookRetryScheduleMs, ...options.events },
+      { retryScheduleMs: config.webhookRetryScheduleMs, ...options.events, ...(consume ? {} : { worker: false }) },
       logger,
     )
     events = eventSystem
@@ -110,13 +131,15 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       { egressAllow: options.events?.egressAllow, ...options.plugins },
     )
     await plugins.start()
-    const workflowQueue: JobQueue =
+    const workflowQueue: JobQueue = countingQueue(
       options.workflows?.queue ??
-      (config.redisUrl
-        ? new BullMqJobQueue(config.redisUrl, `${queueName}-workflows`, config.queuePrefix, logger)
-        : new PgJobQueue(db, `${queueName}-workflows`, logger))
+        (config.redisUrl
+          ? new BullMqJobQueue(config.redisUrl, `${queueName}-workflows`, config.queuePrefix, logger)
+          : new PgJobQueue(db, `${queueName}-workflows`, logger)),
+      'workflows',
+    )
     workflows = new WorkflowEngine({ db, logger, tenantTx, queue: workflowQueue, plugins }, options.workflows)
-    workflows.start()
+    workflows.start(consume)
     const ctx: KernelContext = {
       config,
       logger,
@@ -130,8 +153,12 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       events: eventSystem,
       plugins,
       workflows,
-      revokedSessions: new Set(),
+      mailer: new Mailer(config.mail, logger, config.publicUrl),
+      revokedSessions: new SessionRevocations(shared),
+      shared,
     }
+    // A version's status changed in another process (the kill switch): drop the cached copy now.
+    await listenForVersionChanges(shared, (id) => plugins!.versions.forget(id))
     const extensions = options.extensions ?? []
     const contributions = await registerExtensions(kernelServices(ctx), extensions)
     if (contributions.installPolicies.length) {
@@ -148,31 +175,62 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       dir: config.auditCheckpointDir,
       logger,
     })
-    checkpointer.start(config.auditCheckpointIntervalMs ?? 0)
-    const mounted = { name: 'extensions', routes: (v1: Api) => contributions.routes.forEach((add) => add(v1)) }
-    const app = await buildApp(ctx, { ...options, extensions: [mounted] })
-    const jobs = contributions.jobs
+    if (consume) checkpointer.start(config.auditCheckpointIntervalMs ?? 0)
+    let draining = false
+    const isDraining = () => draining
+    const mounted = {
+      name: 'extensions',
+      routes: (v1: Api) => contributions.routes.forEach((add) => add(v1)),
+      pages: async (app: Api) => {
+        for (const add of contributions.pages) await add(app)
+      },
+    }
+    const app =
+      role === 'worker'
+        ? await buildWorkerApp(ctx, isDraining)
+        : await buildApp(ctx, { ...options, extensions: [mounted], draining: isDraining })
+    // Extensions' background jobs (marketplace checks, and later AI, rollups, forecasts) are worker work.
+    const jobs = consume ? contributions.jobs : []
     for (const job of jobs) job.start()
     let closed = false
+    const deadline = config.drainTimeoutMs ?? 25_000
     return {
       ctx,
+      role,
       app,
       extensions,
       contributions,
+      get draining() {
+        return draining
+      },
       async listen() {
         return app.listen({ port: config.port, host: config.host })
       },
       async close() {
         if (closed) return
         closed = true
-        await app.close()
-        // Background jobs stop before what they use (the sandbox, the database) closes.
-        await Promise.all(jobs.map((job) => job.stop()))
-        await workflows!.close()
-        await checkpointer.close()
-        await eventSystem.close()
+        draining = true
+        processMetrics.draining.set(1)
+        // Stop accepting; in-flight requests finish (up to the deadline, then their connections are cut).
+        await drainHttp(app, deadline, logger)
+        await ctx.mailer.close()
+        // Background jobs stop before what they use (the sandbox, the database) closes. Queues
+        // stop taking jobs and wait for running ones; one still running at the deadline is handed
+        // back (its lock or claim expires and another worker runs it again).
+        const stopWork = (async () => {
+          await Promise.all(jobs.map((job) => job.stop()))
+          await workflows!.close()
+          await checkpointer.close()
+          await eventSystem.close()
+        })()
+        const timedOut = await Promise.race([
+          stopWork.then(() => false),
+          new Promise<boolean>((r) => setTimeout(() => r(true), deadline).unref()),
+        ])
+        if (timedOut) logger.warn({ deadlineMs: deadline }, 'jobs still running at the drain deadline are handed back')
         await plugins!.close()
         await sealer.close()
+        await shared!.close()
         await db.close()
       },
     }
@@ -180,6 +238,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     await events?.close().catch(() => {})
     await workflows?.close().catch(() => {})
     await plugins?.close().catch(() => {})
+    await shared?.close().catch(() => {})
     await db.close()
     throw err
   }

@@ -44,6 +44,8 @@ export interface ExtensionPoints {
   installPolicies: { add(policy: InstallPolicy): void }
   /** Routes under `/v1`. */
   routes: { add(register: (app: Api) => void): void }
+  /** Routes outside `/v1` (e.g. the console's pages and assets), registered after the API; may register Fastify plugins. */
+  pages: { add(register: (app: Api) => void | Promise<void>): void }
   /** Background workers, started with the kernel and stopped when it closes. */
   jobs: { add(job: BackgroundJob): void }
   /** What `--demo` adds to the demo tenant, in extension order. */

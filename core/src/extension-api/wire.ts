@@ -27,6 +27,7 @@ import { createMembershipService, createOrganisationService } from './organisati
 export interface Contributions {
   installPolicies: InstallPolicy[]
   routes: Array<(app: Api) => void>
+  pages: Array<(app: Api) => void | Promise<void>>
   jobs: BackgroundJob[]
   demo: DemoSeeder[]
 }
@@ -83,7 +84,7 @@ export async function registerExtensions(
   services: Map<string, unknown>,
   extensions: readonly Extension[],
 ): Promise<Contributions> {
-  const out: Contributions = { installPolicies: [], routes: [], jobs: [], demo: [] }
+  const out: Contributions = { installPolicies: [], routes: [], pages: [], jobs: [], demo: [] }
   const names = new Set<string>()
   for (const ext of extensions) {
     if (names.has(ext.name))
@@ -101,6 +102,7 @@ export async function registerExtensions(
     await ext.register(Object.freeze(deps), {
       installPolicies: { add: (p) => void out.installPolicies.push(p) },
       routes: { add: (r) => void out.routes.push(r) },
+      pages: { add: (r) => void out.pages.push(r) },
       jobs: { add: (j) => void out.jobs.push(j) },
       demo: { add: (d) => void out.demo.push(d) },
     })

@@ -21,10 +21,13 @@ import { DEFAULT_HTTP_LIMITS } from './server-limits.js'
 import { registerHealthRoutes } from './health-routes.js'
 import { HttpMetrics } from '../observability/metrics.js'
 import { registerAuthRoutes } from '../identity/auth-routes.js'
+import { registerRefreshCookie } from '../identity/refresh-cookie.js'
 import { registerSessionRoutes } from '../identity/session-routes.js'
 import { registerUserRoutes } from '../identity/user-routes.js'
 import { registerInvitationRoutes } from '../identity/invitation-routes.js'
 import { registerInvitationAcceptRoutes } from '../identity/invitation-accept-routes.js'
+import { registerPasswordRoutes } from '../identity/password-routes.js'
+import { LoginLimiter } from '../identity/login-limiter.js'
 import { registerRoleRoutes } from '../identity/role-routes.js'
 import { registerApiKeyRoutes } from '../identity/api-key-routes.js'
 import { registerPartnerRoutes } from '../tenancy/partner-routes.js'
@@ -57,6 +60,8 @@ export interface HttpOptions {
   bodyLimitBytes?: number
   /** How refused (403) requests are aggregated into the audit log (tests move the clock). */
   deniedRequests?: DeniedRequestsOptions
+  /** True while the process drains: /readyz answers 503 (the kernel sets it). */
+  draining?: () => boolean
 }
 
 export const BODY_LIMIT = 1024 * 1024
@@ -96,7 +101,8 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : nextRequestId()
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
-    trustProxy: false,
+    // Behind a reverse proxy the client address comes from X-Forwarded-For, from trusted hops only (TRELLIS_TRUST_PROXY).
+    trustProxy: k.config.trustProxy ?? false,
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as Api
 
   app.addSchema(ProblemSchema)
@@ -221,7 +227,7 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
 
   // Counted as soon as the caller is known, before the body is read: a flood of requests with
   // bad bodies is limited like any other. Routes with `config.rateLimit: false` are not counted.
-  const limiter = new RateLimiter(opts.rateLimitPerMinute ?? 3000)
+  const limiter = new RateLimiter(opts.rateLimitPerMinute ?? 3000, 60_000, k.shared)
   app.addHook('onRequest', (request, reply, done) => {
     if (request.routeOptions.config.rateLimit === false) return done()
     limiter.hook(request, reply, done)
@@ -241,7 +247,8 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
     deliveryRetentionDays: k.config.deliveryRetentionDays,
   })
   registerIdempotency(app, { orgTx, secrets: k.secrets })
-  registerHealthRoutes(app, { db: k.db, keys: k.keys, metrics })
+  registerHealthRoutes(app, { db: k.db, keys: k.keys, metrics, shared: k.shared, draining: opts.draining })
+  await registerRefreshCookie(app, { publicUrl: k.config.publicUrl })
   await app.register(
     async (instance) => {
       const v1 = instance as unknown as Api
@@ -255,7 +262,22 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       })
       registerSessionRoutes(v1, { db: k.db })
       registerUserRoutes(v1, { orgTx, revocation: { revokedSessions: k.revokedSessions, orgStatus: k.orgStatus } })
-      registerInvitationRoutes(v1, { orgTx, stillMissing: (p, missing, tx) => stillMissing(k, p, missing, tx) })
+      registerInvitationRoutes(v1, {
+        orgTx,
+        stillMissing: (p, missing, tx) => stillMissing(k, p, missing, tx),
+        mailer: k.mailer,
+      })
+      registerPasswordRoutes(v1, {
+        db: k.db,
+        orgTx,
+        sealer: k.sealer,
+        mailer: k.mailer,
+        loginLimiter: k.loginLimiter,
+        // Three reset mails per address (and 30 requests per client address) every 15 minutes.
+        resetLimiter: new LoginLimiter(3, 30),
+        revocation: { revokedSessions: k.revokedSessions, orgStatus: k.orgStatus },
+        authRateLimitPerMinute: limits.authRateLimitPerMinute,
+      })
       registerInvitationAcceptRoutes(v1, {
         orgTx,
         db: k.db,
@@ -303,5 +325,6 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
     },
     { prefix: '/v1' },
   )
+  for (const ext of opts.extensions ?? []) await ext.pages?.(app, k)
   return app
 }
