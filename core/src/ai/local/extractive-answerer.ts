@@ -134,3 +134,13 @@ export function answerExtractively(
 function noAnswer(coverage = 0): ExtractiveAnswer {
   return { model: EXTRACTIVE_MODEL, answered: false, text: NO_ANSWER_TEXT, citations: [], support: [], coverage }
 }
+
+/** The shape the `local` provider consumes: the answer, its citations, and whether to escalate. */
+export function answerExtractive(
+  question: string,
+  passages: ExtractivePassage[],
+  options?: ExtractiveOptions,
+): ExtractiveAnswer & { escalate: boolean } {
+  const answer = answerExtractively(question, passages, options)
+  return { ...answer, escalate: !answer.answered }
+}
