@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { KRN } from '../errors.js'
 import { PGlite } from '@electric-sql/pglite'
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket'
+import { vector } from '@electric-sql/pglite-pgvector'
 
 export interface EmbeddedPostgres {
   /** postgres:// URL of the socket server in front of PGlite. */
@@ -21,7 +22,8 @@ export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPo
   const release = dataDir.startsWith('memory://') ? () => {} : lockDataDir(dataDir)
   let db: PGlite
   try {
-    db = await PGlite.create(dataDir)
+    // pgvector ships with PGlite: knowledge retrieval uses it where the extension exists.
+    db = await PGlite.create(dataDir, { extensions: { vector } })
   } catch (err) {
     release()
     throw err
