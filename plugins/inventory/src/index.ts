@@ -192,6 +192,66 @@ async function issue(input: { order: string }, ctx: Ctx) {
   return { issued: true, lines: r.lines }
 }
 
+/**
+ * Adds received goods to stock on hand (a supplier's delivery, returned goods put back): every
+ * line or none — an unknown SKU answers `received: false` with the unknown ones before anything
+ * is written. A SKU without a record in the warehouse gets one (reorder point 0).
+ */
+async function receive(
+  input: { reference: string; reason: string; lines: Array<{ sku: string; warehouse?: string; quantity: number }> },
+  ctx: Ctx,
+) {
+  const skus = [...new Set(input.lines.map((l) => l.sku))]
+  const stock = await stockOf(ctx, skus)
+  const byKey = new Map(stock.map((s) => [`${s.sku}\u0000${s.warehouse}`, s]))
+  const lines = input.lines.map((l) => ({ ...l, warehouse: l.warehouse ?? DEFAULT_WAREHOUSE }))
+  const unseen = skus.filter((sku) => !stock.some((s) => s.sku === sku))
+  if (unseen.length) {
+    const { missing } = await ctx.plugins.call<{ missing: string[] }>('@trellis/catalog', 'getProducts', {
+      skus: unseen,
+    })
+    if (missing.length) return { received: false, unknown: missing }
+  }
+  const out: Array<{ sku: string; warehouse: string; quantity: number; onHand: number; available: number }> = []
+  for (const l of lines) {
+    const key = `${l.sku}\u0000${l.warehouse}`
+    const s = byKey.get(key)
+    const after = s
+      ? await writeStock(ctx, s, (fresh) => ({ onHand: fresh.onHand + l.quantity }))
+      : ((await ctx.data.stock.insert({
+          sku: l.sku,
+          warehouse: l.warehouse,
+          onHand: l.quantity,
+          reserved: 0,
+          reorderPoint: 0,
+        })) as StoredStock)
+    byKey.set(key, after)
+    out.push({
+      sku: l.sku,
+      warehouse: l.warehouse,
+      quantity: l.quantity,
+      onHand: after.onHand,
+      available: available(after),
+    })
+    await ctx.events.emit(
+      'inventory.stock.adjusted',
+      {
+        sku: after.sku,
+        warehouse: after.warehouse,
+        onHand: after.onHand,
+        reserved: after.reserved,
+        available: available(after),
+        reorderPoint: after.reorderPoint,
+        delta: l.quantity,
+        reason: input.reason,
+        reference: input.reference,
+      },
+      { subject: after.sku },
+    )
+  }
+  return { received: true, lines: out }
+}
+
 async function importStock(
   req: RouteRequest<{ rows: Array<{ sku: string; warehouse?: string; onHand: number; reorderPoint?: number }> }>,
   ctx: Ctx,
@@ -340,5 +400,5 @@ export const inventoryPlugin = definePlugin({
       return r ? { status: 200, body: r } : problem(INV.NO_RESERVATION, `no reservation for order ${req.params.order}`)
     },
   },
-  actions: { reserve, release, issue },
+  actions: { reserve, release, issue, receive },
 })

@@ -14,6 +14,7 @@ export const ORD = defineErrors('ORD', {
   ORDER_EXISTS: { status: 409, title: 'Order already exists', message: worded },
   ORDER_NOT_FOUND: { status: 404, title: 'Order not found', message: worded },
   REPRICE_FAILED: { status: 409, title: 'Order cannot be repriced', message: worded },
+  RETURN_EXCEEDS: { status: 409, title: 'Return exceeds what was shipped', message: worded },
   STOCK_STILL_SHORT: { status: 409, title: 'Stock still short', message: worded },
   UNKNOWN_CUSTOMER: { status: 422, title: 'Unknown customer', message: worded },
 })

@@ -11,6 +11,7 @@ import { orderOf } from './store.js'
 import { routes } from './routes.js'
 import { resolveExceptionAction } from './exceptions.js'
 import { priceException } from './price-exception.js'
+import { quoteReturn, recordReturn } from './returns.js'
 
 export * from './types.js'
 export { toMicros, fmtMicros, roundToCents } from './money.js'
@@ -26,5 +27,7 @@ export const ordersPlugin = definePlugin({
   actions: {
     getOrder: async (input: { order: string }, ctx: Ctx) => orderOf(ctx, input.order),
     resolveException: resolveExceptionAction,
+    quoteReturn,
+    recordReturn,
   },
 })

@@ -11,8 +11,12 @@ export async function salesReport(
   const statuses = (
     req.query.status ? req.query.status.split(',') : ['placed', 'confirmed', 'shipped', 'invoiced']
   ) as OrderStatus[]
-  const groups = new Map<string, { key: string; name: string; orders: number; quantity: number; micros: bigint }>()
+  const groups = new Map<
+    string,
+    { key: string; name: string; orders: number; quantity: number; micros: bigint; returned: bigint }
+  >()
   let total = 0n
+  let returned = 0n
   let orders = 0
   let lines = 0
   let cursor: string | undefined
@@ -37,6 +41,7 @@ export async function salesReport(
           orders: 0,
           quantity: 0,
           micros: 0n,
+          returned: 0n,
         }
         g.micros += net
         g.quantity += l.quantity
@@ -44,6 +49,14 @@ export async function salesReport(
         touched.add(key)
         groups.set(key, g)
       }
+      // Returns booked on the order: credited at its prices, netted out of the same groups.
+      for (const r of o.returns ?? [])
+        for (const l of r.lines) {
+          const m = toMicros(l.amountExact)
+          returned += m
+          const g = groups.get(groupBy === 'customer' ? o.customer : l.sku)
+          if (g) g.returned += m
+        }
     }
     cursor = page.nextCursor ?? undefined
   } while (cursor)
@@ -56,6 +69,7 @@ export async function salesReport(
       lines,
       total: roundToCents(total),
       totalExact: fmtMicros(total),
+      ...amounts(total, returned),
       ...(groupBy === 'none'
         ? {}
         : {
@@ -68,8 +82,17 @@ export async function salesReport(
                 quantity: g.quantity,
                 total: roundToCents(g.micros),
                 totalExact: fmtMicros(g.micros),
+                ...amounts(g.micros, g.returned),
               })),
           }),
     },
   }
 }
+
+/** Gross (before returns, as `total`), what returns credited, and net of them: each rounded once. */
+const amounts = (gross: bigint, returned: bigint) => ({
+  gross: roundToCents(gross),
+  returned: roundToCents(returned),
+  net: roundToCents(gross - returned),
+  netExact: fmtMicros(gross - returned),
+})

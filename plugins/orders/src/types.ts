@@ -70,6 +70,26 @@ export interface Order extends Priced {
   invoicedDate?: string
   invoiceNumber?: string
   cancelReason?: string
+  /** Goods taken back (recorded by the `recordReturn` action): credited at the order's prices. */
+  returns?: OrderReturn[]
+}
+
+/** One return booked against an order: its credit lines at the order's prices and discounts. */
+export interface OrderReturn {
+  reference: string
+  at: string
+  lines: Array<{
+    line: number
+    sku: string
+    name: string
+    quantity: number
+    unitPrice: string
+    discount: string
+    amountExact: string
+  }>
+  /** Sum of the exact line credits, rounded half-up to the cent. */
+  total: string
+  totalExact: string
 }
 
 export type Ctx = PluginContext<{ customers: Customer; orders: Order }>
