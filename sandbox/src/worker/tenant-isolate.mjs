@@ -3,19 +3,19 @@
 // the isolate, so module-level state of the plugin survives between invocations of the same
 // tenant, and never reaches another tenant (see docs/adr/0001-sandbox-isolation.md).
 import { readFileSync } from 'node:fs'
-import ivm from 'isolated-vm'
+import ivm from './isolated-vm.mjs'
 import { BOOTSTRAP_FILENAME } from './stack-mapper.mjs'
 
 /** @typedef {import('./worker-types.js').CompiledBundle} CompiledBundle */
 /** @typedef {import('./cpu-watchdog.mjs').CpuWatchdog} CpuWatchdog */
 /** @typedef {import('./invocation.mjs').Invocation} Invocation */
-/** @typedef {ivm.Reference<Function>} FunctionRef */
-/** @typedef {ivm.Script & { cachedData?: ivm.ExternalCopy<ArrayBuffer> }} CompiledScript V8 gives back its code cache */
+/** @typedef {import('isolated-vm').Reference<Function>} FunctionRef */
+/** @typedef {import('isolated-vm').Script & { cachedData?: import('isolated-vm').ExternalCopy<ArrayBuffer> }} CompiledScript V8 gives back its code cache */
 /** @typedef {Record<'invoke' | 'settle' | 'poll' | 'drain' | 'load', Function>} BootstrapApi what isolate-bootstrap.js returns */
 
 const BOOTSTRAP_SOURCE = readFileSync(new URL('./isolate-bootstrap.js', import.meta.url), 'utf8')
 // V8's code cache for the bootstrap, produced by the first isolate of this process.
-/** @type {ivm.ExternalCopy<ArrayBuffer> | undefined} */
+/** @type {import('isolated-vm').ExternalCopy<ArrayBuffer> | undefined} */
 let bootstrapCache
 
 export class IsolateFailure extends Error {
@@ -40,7 +40,7 @@ export class TenantIsolate {
     this.key = key
     this.bundle = bundle
     this.memoryMb = memoryMb
-    /** @type {ivm.Isolate | null} */
+    /** @type {import('isolated-vm').Isolate | null} */
     this.isolate = null
     this.busy = false
     this.disposed = false
@@ -99,7 +99,7 @@ export class TenantIsolate {
       )
       if (!bootstrapCache && boot.cachedData) bootstrapCache = boot.cachedData
       const bootFn = boot.runSync(context, { reference: true, timeout: loadTimeoutMs })
-      const api = /** @type {ivm.Reference<BootstrapApi>} */ (
+      const api = /** @type {import('isolated-vm').Reference<BootstrapApi>} */ (
         bootFn.applySync(
           undefined,
           [
@@ -180,7 +180,7 @@ function describeLoadFailure(result) {
 
 /**
  * { used, total }: used heap for metrics; total (with external memory) for eviction budgets.
- * @param {ivm.Isolate} isolate
+ * @param {import('isolated-vm').Isolate} isolate
  */
 export function heapOf(isolate) {
   try {

@@ -3,7 +3,7 @@
 // rather than TypeScript so production workers need no loader; type-checked through JSDoc, with
 // the messages typed by ../protocol.ts, which the parent uses too. It holds compiled bundles
 // and warm isolates, and talks to the parent only through the IPC channel.
-import ivm from 'isolated-vm'
+import ivm from './isolated-vm.mjs'
 import { availableParallelism } from 'node:os'
 import { IsolatePool } from './isolate-pool.mjs'
 import { Invocation } from './invocation.mjs'
