@@ -10,6 +10,7 @@ import { Migration20261205000003WebhookOrder } from './2026-12-05-webhook-order.
 import { Migration20261205000001IdentityHardening } from './2026-12-05-identity-hardening.js'
 import { Migration20261205000012EventJobsFairness } from './2026-12-05-event-jobs-fairness.js'
 import { Migration20261205000002AuditCheckpoints } from './2026-12-05-audit-checkpoints.js'
+import { Migration20261206000007IdentitySso } from './2026-12-06-identity-sso.js'
 
 /** Every migration, oldest first; MikroORM runs them in this order. */
 export const migrationsList: MigrationObject[] = [
@@ -24,4 +25,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261205000001IdentityHardening', class: Migration20261205000001IdentityHardening },
   { name: 'Migration20261205000012EventJobsFairness', class: Migration20261205000012EventJobsFairness },
   { name: 'Migration20261205000002AuditCheckpoints', class: Migration20261205000002AuditCheckpoints },
+  { name: 'Migration20261206000007IdentitySso', class: Migration20261206000007IdentitySso },
 ]

@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path'
 import { KRN } from './errors.js'
 import { parseHttpLimits, type HttpLimits } from './http/server-limits.js'
 import { parsePluginLimits, type PluginLimits } from './plugins/plugin-limits.js'
+import { parseMailConfig, type MailConfig } from './mail/config.js'
 
 export interface KernelConfig {
   /** PostgreSQL URL; absent means the embedded PGlite database under dataDir. */
@@ -40,6 +41,8 @@ export interface KernelConfig {
   auditCheckpointIntervalMs?: number
   /** Directory signed audit checkpoints are appended to (TRELLIS_AUDIT_CHECKPOINT_DIR), besides the event. */
   auditCheckpointDir?: string
+  /** Outgoing mail (TRELLIS_SMTP_URL, TRELLIS_MAIL_FROM, TRELLIS_MAIL_LINK_URL); absent: no mail is sent. */
+  mail?: MailConfig
 }
 
 /** The Standard Webhooks retry schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h. */
@@ -174,6 +177,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     queueTenantCap,
     auditCheckpointIntervalMs,
     auditCheckpointDir,
+    mail: parseMailConfig(env),
     ...overrides,
   }
 }

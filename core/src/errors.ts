@@ -122,6 +122,22 @@ export const AUTH = defineErrors('AUTH', {
     message: () =>
       'accept the invitation signed in as the invited account, with its password, or with a name and password for a new account',
   },
+  USER_REQUIRED: {
+    status: 403,
+    title: 'A person must be signed in',
+    message: () => 'this acts on your own account: sign in as a person, not with an API key',
+  },
+  WRONG_PASSWORD: { status: 403, title: 'Wrong password', message: () => 'the current password is wrong' },
+  RESET_TOKEN_INVALID: {
+    status: 400,
+    title: 'Invalid reset link',
+    message: () => 'the password reset link is unknown, expired or already used; ask for a new one',
+  },
+  MAIL_NOT_CONFIGURED: {
+    status: 503,
+    title: 'Mail is not configured',
+    message: () => 'this server sends no e-mail (TRELLIS_SMTP_URL is unset); ask an administrator',
+  },
 })
 
 /** Events, webhooks and egress errors. */

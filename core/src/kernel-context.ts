@@ -12,6 +12,7 @@ import type { PluginHost } from './plugins/plugin-host.js'
 import type { WorkflowEngine } from './workflows/engine.js'
 import { emittedBy } from './events/outbox.js'
 import { assertStatus } from './identity/org-status.js'
+import type { Mailer } from './mail/mailer.js'
 
 /** The kernel's services, built once at start and handed to every route module. */
 export interface KernelContext {
@@ -30,6 +31,8 @@ export interface KernelContext {
   plugins: PluginHost
   /** The durable workflow runtime. */
   workflows: WorkflowEngine
+  /** Outgoing e-mail (password resets, invitations); sends nothing unless TRELLIS_SMTP_URL is set. */
+  mailer: Mailer
   /** Sessions signed out in this process: their access tokens stop working at once. */
   revokedSessions: Set<string>
 }

@@ -10,6 +10,8 @@ import { PageQuery, pageOf, pageAfterCursor } from '../http/pagination.js'
 import { KERNEL_PERMISSIONS as P, missingPermissions } from './permissions.js'
 import { findAssignableRole } from './roles.js'
 import { createInvitation } from './invitations.js'
+import type { Mailer } from '../mail/mailer.js'
+import { invitationMail } from '../mail/templates.js'
 
 const Uuid = Type.String({ format: 'uuid' })
 const Invitation = Type.Object({
@@ -68,6 +70,8 @@ export interface InvitationRouteDeps {
   orgTx: OrgTx
   /** Of the permissions a caller lacks, those it still may not grant (see plugins/grantable.ts). */
   stillMissing(p: Principal, missing: string[], tx: Tx): Promise<string[]>
+  /** When a mail transport is configured, the accept link is mailed to the address instead of answered. */
+  mailer?: Pick<Mailer, 'configured' | 'send' | 'link'>
 }
 
 export function registerInvitationRoutes(app: Api, deps: InvitationRouteDeps): void {
@@ -77,9 +81,9 @@ export function registerInvitationRoutes(app: Api, deps: InvitationRouteDeps): v
       preHandler: requirePermission(P.usersManage),
       schema: {
         tags: ['identity'],
-        summary: 'Invite someone by email (the accept token is in this response only)',
+        summary: 'Invite someone by email',
         description:
-          'The answer is the same whether or not an account owns the address. Until mail delivery exists, hand the accept token to the person; they accept it with POST /v1/invitations/accept.',
+          'The answer is the same whether or not an account owns the address. With mail configured (TRELLIS_SMTP_URL) the accept link is mailed to the address and the token is not in the answer; without, hand the accept token to the person. They accept it with POST /v1/invitations/accept.',
         body: Type.Object(
           {
             email: Type.String({ format: 'email', maxLength: 320 }),
@@ -90,7 +94,10 @@ export function registerInvitationRoutes(app: Api, deps: InvitationRouteDeps): v
         response: {
           201: Type.Object({
             invitation: Invitation,
-            acceptToken: Type.String({ description: 'Shown once; stored only as a hash.' }),
+            acceptToken: Type.Optional(
+              Type.String({ description: 'Only when no mail is configured; shown once, stored only as a hash.' }),
+            ),
+            emailed: Type.Boolean({ description: 'Whether the accept link was mailed to the address.' }),
           }),
         },
       },
@@ -105,9 +112,26 @@ export function registerInvitationRoutes(app: Api, deps: InvitationRouteDeps): v
         if (missing.length) throw AUTH.PERMISSION_ESCALATION({ permissions: missing })
         const inv = await createInvitation(tx, p.orgId, p.orgKind, email, target, p.userId, auditMeta(request))
         const [row] = await tx.sql<ListRow>(`${LIST_SQL} where i.id = ?::uuid`, [inv.id])
-        return { invitation: toView(row!), acceptToken: inv.token }
+        const [org] = await tx.sql<{ name: string }>(
+          'select name from tenants where id = ?::uuid union all select name from partners where id = ?::uuid',
+          [p.orgId, p.orgId],
+        )
+        return { invitation: toView(row!), token: inv.token, orgName: org?.name ?? 'the Trellis platform' }
       })
-      return reply.code(201).send(created)
+      const mailer = deps.mailer
+      if (!mailer?.configured)
+        return reply.code(201).send({ invitation: created.invitation, acceptToken: created.token, emailed: false })
+      // Mailed only once committed; the admin never sees the token, so accepting proves the address.
+      mailer.send(
+        'invitation',
+        invitationMail(email, {
+          orgName: created.orgName,
+          role: created.invitation.role,
+          link: mailer.link('/accept-invitation', { token: created.token }),
+          expiresAt: new Date(created.invitation.expiresAt),
+        }),
+      )
+      return reply.code(201).send({ invitation: created.invitation, emailed: true })
     },
   )
 

@@ -152,7 +152,7 @@ export async function dropRedisKeys(prefix: string) {
 export async function startTestKernel(
   t: Test,
   setup: DbKind | TestSetup,
-  options: Partial<KernelOptions> = {},
+  { env: extraEnv, ...options }: Partial<KernelOptions> & { env?: NodeJS.ProcessEnv } = {},
 ): Promise<TestKernel> {
   const kind = typeof setup === 'string' ? setup : setup.db
   const queue: QueueKind = typeof setup === 'string' ? 'pg' : setup.queue
@@ -170,6 +170,7 @@ export async function startTestKernel(
     TRELLIS_AUTH_RATE_LIMIT_PER_MINUTE: '100000',
   }
   if (databaseUrl) env.DATABASE_URL = databaseUrl
+  Object.assign(env, extraEnv)
   const prefix = `trellis-test-${process.pid}-${randomBytes(4).toString('hex')}`
   if (queue === 'bullmq') Object.assign(env, { REDIS_URL, TRELLIS_QUEUE_PREFIX: prefix })
   const kernel = await createKernel({
