@@ -4,9 +4,11 @@
 import { startDevKernel as startKernelForDev, type Extension } from '@trellis/core'
 import { createMarketplace, type MarketplaceOptions } from '@trellis/marketplace'
 import type { StartDevKernel } from '@trellis/plugin-sdk'
+import { consoleExtension } from './console.js'
 import { firstPartyDirs } from './first-party.js'
 import { northwindDemo } from './northwind-demo.js'
 
+export { CONSOLE_CSP, consoleDist, consoleExtension } from './console.js'
 export { FIRST_PARTY_PACKAGES, firstPartyDirs } from './first-party.js'
 export { northwindDemo } from './northwind-demo.js'
 
@@ -15,7 +17,7 @@ export { northwindDemo } from './northwind-demo.js'
  * marketplace (with the first-party plugins for `--demo`), then the Northwind demo data.
  */
 export function platformExtensions(opts: { marketplace?: MarketplaceOptions } = {}): Extension[] {
-  return [createMarketplace({ firstParty: firstPartyDirs(), ...opts.marketplace }), northwindDemo()]
+  return [createMarketplace({ firstParty: firstPartyDirs(), ...opts.marketplace }), northwindDemo(), consoleExtension()]
 }
 
 /** A dev kernel (see @trellis/plugin-sdk's StartDevKernel) with the platform's marketplace. */

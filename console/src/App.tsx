@@ -1,0 +1,54 @@
+import { QueryClient, QueryClientProvider } from '@tanstack/react-query'
+import { lazy, Suspense, useCallback, useEffect, useState } from 'react'
+import { BrowserRouter } from 'react-router'
+import { call, api, refresh, session, signOut } from './api/client'
+import { AuthContext, type Me } from './auth'
+import { applyBranding, type Branding, loadBranding } from './branding'
+import { t } from './i18n'
+import { Login } from './pages/Login'
+
+// Everything past the sign-in page loads on demand: the login page's JavaScript stays small.
+const Shell = lazy(() => import('./Shell'))
+
+const queries = new QueryClient({ defaultOptions: { queries: { retry: false, staleTime: 5_000 } } })
+
+type Boot = { state: 'loading' } | { state: 'out'; branding: Branding } | { state: 'in'; me: Me; branding: Branding }
+
+export function App() {
+  const [boot, setBoot] = useState<Boot>({ state: 'loading' })
+  const enter = useCallback(async () => {
+    const me = (await call(() => api.GET('/v1/me'))) as Me
+    const branding = await loadBranding(session.token)
+    applyBranding(branding)
+    setBoot({ state: 'in', me, branding })
+  }, [])
+  const leave = useCallback(async () => {
+    await signOut()
+    queries.clear()
+    const branding = await loadBranding()
+    applyBranding(branding)
+    setBoot({ state: 'out', branding })
+  }, [])
+  useEffect(() => {
+    ;(async () => {
+      if (await refresh()) return enter()
+      const branding = await loadBranding()
+      applyBranding(branding)
+      setBoot({ state: 'out', branding })
+    })().catch(() => setBoot({ state: 'out', branding: {} }))
+  }, [enter])
+
+  if (boot.state === 'loading') return <p role="status">{t('app.loading')}</p>
+  if (boot.state === 'out') return <Login branding={boot.branding} onSignedIn={enter} />
+  return (
+    <QueryClientProvider client={queries}>
+      <AuthContext.Provider value={{ me: boot.me, branding: boot.branding, signOut: leave }}>
+        <BrowserRouter basename="/console">
+          <Suspense fallback={<p role="status">{t('app.loading')}</p>}>
+            <Shell />
+          </Suspense>
+        </BrowserRouter>
+      </AuthContext.Provider>
+    </QueryClientProvider>
+  )
+}

@@ -1,0 +1,75 @@
+import { lazy, Suspense } from 'react'
+import { NavLink, Navigate, Route, Routes } from 'react-router'
+import { can, type Me, useAuth } from './auth'
+import { type MessageKey, t } from './i18n'
+
+const Inbox = lazy(() => import('./pages/Inbox'))
+const Marketplace = lazy(() => import('./pages/Marketplace'))
+const Installations = lazy(() => import('./pages/Installations'))
+const Audit = lazy(() => import('./pages/Audit'))
+const Reviews = lazy(() => import('./pages/Reviews'))
+const Tenants = lazy(() => import('./pages/Tenants'))
+
+/** The screens, each shown to whom it serves (by the caller's organisation kind and permissions). */
+const SCREENS: Array<{ path: string; label: MessageKey; element: JSX.Element; shown: (me: Me) => boolean }> = [
+  { path: 'inbox', label: 'nav.inbox', element: <Inbox />, shown: (me) => me.org.kind === 'tenant' },
+  {
+    path: 'marketplace',
+    label: 'nav.marketplace',
+    element: <Marketplace />,
+    shown: (me) => me.org.kind === 'tenant' && can(me, 'plugins.install'),
+  },
+  {
+    path: 'installations',
+    label: 'nav.installations',
+    element: <Installations />,
+    shown: (me) => me.org.kind === 'tenant' && can(me, 'plugins.install'),
+  },
+  { path: 'reviews', label: 'nav.reviews', element: <Reviews />, shown: (me) => can(me, 'marketplace.review') },
+  {
+    path: 'tenants',
+    label: 'nav.tenants',
+    element: <Tenants />,
+    shown: (me) => me.org.kind !== 'tenant' && can(me, 'tenants.read'),
+  },
+  { path: 'audit', label: 'nav.audit', element: <Audit />, shown: (me) => can(me, 'audit.read') },
+]
+
+export default function Shell() {
+  const { me, branding, signOut } = useAuth()
+  const screens = SCREENS.filter((s) => s.shown(me))
+  return (
+    <div className="shell">
+      <a className="skip" href="#content">
+        {t('app.skip')}
+      </a>
+      <aside className="side">
+        <div className="brand">
+          {branding.logoUrl && <img src={branding.logoUrl} alt="" />}
+          <span data-testid="brand-name">{branding.displayName ?? 'Trellis'}</span>
+        </div>
+        <nav aria-label={t('nav.label')}>
+          {screens.map((s) => (
+            <NavLink key={s.path} to={`/${s.path}`}>
+              {t(s.label)}
+            </NavLink>
+          ))}
+          <button type="button" onClick={signOut}>
+            {t('nav.signOut')}
+          </button>
+        </nav>
+        <p>{t('nav.signedInAs', { email: me.user.email, org: me.org.name })}</p>
+      </aside>
+      <main id="content">
+        <Suspense fallback={<p role="status">{t('app.loading')}</p>}>
+          <Routes>
+            {screens.map((s) => (
+              <Route key={s.path} path={`/${s.path}/*`} element={s.element} />
+            ))}
+            <Route path="*" element={screens[0] ? <Navigate to={`/${screens[0].path}`} replace /> : null} />
+          </Routes>
+        </Suspense>
+      </main>
+    </div>
+  )
+}
