@@ -43,6 +43,38 @@ export interface KernelConfig {
   auditCheckpointDir?: string
   /** Outgoing mail (TRELLIS_SMTP_URL, TRELLIS_MAIL_FROM, TRELLIS_MAIL_LINK_URL); absent: no mail is sent. */
   mail?: MailConfig
+  /** What this process runs (TRELLIS_ROLE): `all` (the embedded default), `api` (HTTP only) or `worker` (queues, sweepers, sealer). */
+  role?: ProcessRole
+  /** Which proxies' forwarded headers are believed for the client address (TRELLIS_TRUST_PROXY); false by default. */
+  trustProxy?: TrustProxy
+  /** How long a stopping process waits for in-flight requests and running jobs (TRELLIS_DRAIN_TIMEOUT); default 25 s. */
+  drainTimeoutMs?: number
+}
+
+/** What one kernel process runs; see docs/operations.md (the role table). */
+export type ProcessRole = 'all' | 'api' | 'worker'
+export const PROCESS_ROLES: readonly ProcessRole[] = ['all', 'api', 'worker']
+
+/** Fastify's `trustProxy`: nothing, every hop, a number of hops, or the proxies' addresses and CIDRs. */
+export type TrustProxy = boolean | number | string[]
+
+/** Parses TRELLIS_TRUST_PROXY: `false`/`true`, a hop count, or a comma-separated list of addresses and CIDRs. */
+export function parseTrustProxy(value: string | undefined): TrustProxy {
+  const v = value?.trim() ?? ''
+  if (v === '' || v === 'false') return false
+  if (v === 'true') return true
+  if (/^\d+$/.test(v)) {
+    if (Number(v) < 1 || Number(v) > 10) bad('TRELLIS_TRUST_PROXY', 'as a hop count is a whole number from 1 to 10')
+    return Number(v)
+  }
+  const list = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+  for (const entry of list)
+    if (!/^[0-9a-fA-F.:]+(\/\d{1,3})?$/.test(entry) && !['loopback', 'linklocal', 'uniquelocal'].includes(entry))
+      bad('TRELLIS_TRUST_PROXY', `${entry} is not an address, a CIDR, loopback, linklocal or uniquelocal`)
+  return list
 }
 
 /** The Standard Webhooks retry schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h. */
@@ -156,6 +188,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const auditCheckpointDir = env.TRELLIS_AUDIT_CHECKPOINT_DIR?.trim()
     ? resolve(env.TRELLIS_AUDIT_CHECKPOINT_DIR.trim())
     : undefined
+  const role = (env.TRELLIS_ROLE?.trim() || 'all') as ProcessRole
+  if (!PROCESS_ROLES.includes(role)) bad('TRELLIS_ROLE', `must be one of ${PROCESS_ROLES.join(', ')}`)
+  if (role !== 'all' && !databaseUrl)
+    bad('TRELLIS_ROLE', `${role} needs DATABASE_URL: separate processes share one PostgreSQL database`)
+  const trustProxy = parseTrustProxy(env.TRELLIS_TRUST_PROXY)
+  const drainTimeoutMs = env.TRELLIS_DRAIN_TIMEOUT?.trim()
+    ? parseDuration('TRELLIS_DRAIN_TIMEOUT', env.TRELLIS_DRAIN_TIMEOUT)
+    : 25_000
   return {
     databaseUrl,
     databaseAdminUrl,
@@ -178,6 +218,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     auditCheckpointIntervalMs,
     auditCheckpointDir,
     mail: parseMailConfig(env),
+    role,
+    trustProxy,
+    drainTimeoutMs,
     ...overrides,
   }
 }

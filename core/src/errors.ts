@@ -61,6 +61,12 @@ export const KRN = defineErrors('KRN', {
     message: (d: { pending: string[] }) =>
       `the database needs migrations (${d.pending.join(', ')}): run trellis migrate up`,
   },
+  REDIS_UNAVAILABLE: { status: 503, title: 'Redis unavailable', message: () => 'Redis (REDIS_URL) cannot be reached' },
+  DRAINING: {
+    status: 503,
+    title: 'Process draining',
+    message: () => 'this process is shutting down and finishing its in-flight work; send new requests elsewhere',
+  },
   INTERNAL: { status: 500, title: 'Internal error', message: () => 'an unexpected error occurred; it has been logged' },
   AUDIT_CHECKPOINTS_UNREADABLE: {
     status: 400,

@@ -13,6 +13,8 @@ import type { WorkflowEngine } from './workflows/engine.js'
 import { emittedBy } from './events/outbox.js'
 import { assertStatus } from './identity/org-status.js'
 import type { Mailer } from './mail/mailer.js'
+import type { SessionRevocations } from './scale/session-revocations.js'
+import type { SharedState } from './scale/shared-state.js'
 
 /** The kernel's services, built once at start and handed to every route module. */
 export interface KernelContext {
@@ -33,8 +35,10 @@ export interface KernelContext {
   workflows: WorkflowEngine
   /** Outgoing e-mail (password resets, invitations); sends nothing unless TRELLIS_SMTP_URL is set. */
   mailer: Mailer
-  /** Sessions signed out in this process: their access tokens stop working at once. */
-  revokedSessions: Set<string>
+  /** Sessions signed out: their access tokens stop working at once (in every process with Redis). */
+  revokedSessions: SessionRevocations
+  /** What processes share: Redis with REDIS_URL, this process's memory otherwise. */
+  shared: SharedState
 }
 
 /**

@@ -109,11 +109,11 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     const queueName = options.events?.queueName ?? 'trellis-events'
     const queue: JobQueue = countingQueue(
       options.events?.queue ??
-      (config.redisUrl
-        ? new BullMqJobQueue(config.redisUrl, queueName, config.queuePrefix, logger, {
-            tenantCap: config.queueTenantCap,
-          })
-        : new PgJobQueue(db, queueName, logger, undefined, { tenantCap: config.queueTenantCap })),
+        (config.redisUrl
+          ? new BullMqJobQueue(config.redisUrl, queueName, config.queuePrefix, logger, {
+              tenantCap: config.queueTenantCap,
+            })
+          : new PgJobQueue(db, queueName, logger, undefined, { tenantCap: config.queueTenantCap })),
       'events',
     )
     const eventSystem = new EventSystem(

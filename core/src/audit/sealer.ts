@@ -17,6 +17,7 @@ export class AuditSealer {
   private sweep: NodeJS.Timeout | undefined
   private running: Promise<void> | undefined
   private closed = false
+  private passive = false
 
   private lastFlushAt = 0
 
@@ -42,9 +43,14 @@ export class AuditSealer {
     this.sweep.unref()
   }
 
+  /** An API process (TRELLIS_ROLE=api) seals nothing itself: worker processes' sweeps seal what it wrote. */
+  leaveToWorkers(): void {
+    this.passive = true
+  }
+
   /** Asks for the organisation's new entries to be sealed soon. */
   nudge(tenantId: string): void {
-    if (this.closed) return
+    if (this.closed || this.passive) return
     this.pending.add(tenantId)
     if (!this.timer) {
       this.timer = setTimeout(

@@ -36,7 +36,8 @@ export async function runStart(
   })
   const { ctx } = kernel
   let firstAdmin: { email: string; password?: string } | undefined
-  if (!(await hasPlatformAdmin(ctx))) {
+  // Only the embedded default and API processes create the first admin (a worker serves no sign-in).
+  if (kernel.role !== 'worker' && !(await hasPlatformAdmin(ctx))) {
     firstAdmin = await createPlatformAdmin(ctx, {
       email: process.env.TRELLIS_ADMIN_EMAIL ?? 'admin@trellis.local',
       password: process.env.TRELLIS_ADMIN_PASSWORD,
@@ -59,7 +60,18 @@ export async function runStart(
     })
   ).replace('[::1]', 'localhost')
   out()
-  out(`Trellis is running at ${url}  (API docs: ${url}/docs)`)
+  if (kernel.role === 'worker') {
+    out(`Trellis worker running; health and metrics at ${url}/readyz and ${url}/metrics`)
+    const stopWorker = async () => {
+      await kernel.close()
+      await stopTelemetry?.()
+      process.exit(0)
+    }
+    process.once('SIGINT', stopWorker)
+    process.once('SIGTERM', stopWorker)
+    return
+  }
+  out(`Trellis is running at ${url}  (API docs: ${url}/docs)${kernel.role === 'api' ? '  [role: api]' : ''}`)
   out(
     `Database: ${ctx.db.embedded ? `embedded PostgreSQL (PGlite) in ${config.dataDir}` : 'PostgreSQL from DATABASE_URL'}`,
   )

@@ -62,8 +62,14 @@ export async function runCli(argv: string[], assembly: CliAssembly): Promise<voi
     .option('--demo', 'also create a demo partner, a tenant it manages, and a user for each built-in role')
     .option('--port <port>', 'port to listen on (default: PORT or 3000)')
     .option('--migrate', 'run pending migrations first (automatic on the embedded database)')
-    .action(async (opts: { demo?: boolean; port?: string; migrate?: boolean }) => {
-      const cfg = await config({ PORT: opts.port })
+    .addOption(
+      new Option(
+        '--role <role>',
+        'what this process runs: all, api (HTTP only) or worker (jobs); default TRELLIS_ROLE or all',
+      ).choices(['all', 'api', 'worker']),
+    )
+    .action(async (opts: { demo?: boolean; port?: string; migrate?: boolean; role?: string }) => {
+      const cfg = await config({ PORT: opts.port, TRELLIS_ROLE: opts.role })
       const { runStart, stopTelemetry } = await load()
       await runStart(cfg, opts, assembly.extensions(), stopTelemetry)
     })

@@ -99,15 +99,21 @@ export class EventSystem {
     this.subscribers.sink = sink
   }
 
+  /**
+   * Starts the queue's workers, the sweep and retention — or, with `worker: false` (an API
+   * process), only what moves this process's own commits to the queue: worker processes
+   * consume, sweep and purge.
+   */
   start(): void {
-    if (this.opts.worker ?? true)
+    this.unsetBacklog = this.metrics.setBacklogSource(() => this.backlog())
+    if (this.opts.worker ?? true) {
       this.queue.work((job) => this.runJob(job), {
         concurrency: this.opts.concurrency ?? (this.queue.kind === 'bullmq' ? 64 : 16),
       })
-    this.sweepTimer = setInterval(() => void this.sweep(), this.opts.sweepMs ?? 1000)
-    this.sweepTimer.unref()
-    this.unsetBacklog = this.metrics.setBacklogSource(() => this.backlog())
-    this.retention.start()
+      this.sweepTimer = setInterval(() => void this.sweep(), this.opts.sweepMs ?? 1000)
+      this.sweepTimer.unref()
+      this.retention.start()
+    }
     this.nudge()
   }
 

@@ -168,7 +168,7 @@ export async function insertVersion(
  */
 export function createVersionRegistry(
   forget: (id: string) => void,
-): VersionRegistry & { settle(tx: ExtensionTx): void } {
+): VersionRegistry & { settle(tx: ExtensionTx): string[] } {
   const touched = new WeakMap<ExtensionTx, Set<string>>()
   const touch = (tx: ExtensionTx, id: string | undefined) => {
     if (!id) return
@@ -275,8 +275,10 @@ export function createVersionRegistry(
         ],
       ),
     settle(tx) {
-      for (const id of touched.get(tx) ?? []) forget(id)
+      const ids = [...(touched.get(tx) ?? [])]
+      for (const id of ids) forget(id)
       touched.delete(tx)
+      return ids
     },
   }
 }

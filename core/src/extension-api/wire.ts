@@ -2,6 +2,7 @@
  * The kernel side of the extension API: builds each service once from the kernel's parts, gives
  * every extension the services it declared (and nothing else), and collects what it registered.
  */
+import { announceVersionChanges } from '../scale/version-broadcast.js'
 import type { Logger } from 'pino'
 import type { Api } from '../http/types.js'
 import type { KernelContext } from '../kernel-context.js'
@@ -49,7 +50,8 @@ export function kernelServices(k: KernelContext): Map<string, unknown> {
           opts,
         )
       } finally {
-        if (used) registry.settle(used)
+        // Other processes drop their cached copies too (the kill switch reaches every API process).
+        if (used) announceVersionChanges(k.shared, registry.settle(used))
       }
     },
     read: (orgId, fn) => k.db.inOrg(orgId, (tx) => fn(tx)),

@@ -102,7 +102,7 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
     // Behind a reverse proxy the client address comes from X-Forwarded-For, from trusted hops only (TRELLIS_TRUST_PROXY).
-    trustProxy: k.config.trustProxy ?? false,
+    trustProxy: (k.config.trustProxy ?? false) as boolean | string[],
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as Api
 
   app.addSchema(ProblemSchema)

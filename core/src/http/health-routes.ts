@@ -8,6 +8,10 @@ export interface HealthRouteDeps {
   db: Pick<Database, 'ping' | 'pendingMigrations'>
   keys: Pick<SigningKeys, 'jwks'>
   metrics: HttpMetrics
+  /** Redis, when the processes share state there: not ready while it does not answer. */
+  shared?: { kind: string; ping(): Promise<boolean> }
+  /** True once the process drains (SIGTERM): not ready, so load balancers stop sending. */
+  draining?: () => boolean
 }
 
 export function registerHealthRoutes(app: Api, deps: HealthRouteDeps): void {
@@ -24,11 +28,14 @@ export function registerHealthRoutes(app: Api, deps: HealthRouteDeps): void {
       config: noLimit,
       schema: {
         tags: ['operations'],
-        summary: 'The database is reachable and its schema is not behind the code (503 otherwise)',
+        summary:
+          'The database (and Redis, when configured) is reachable, its schema is not behind the code and the process is not draining (503 otherwise)',
       },
     },
     async () => {
+      if (deps.draining?.()) throw KRN.DRAINING()
       if (!(await deps.db.ping())) throw KRN.DATABASE_UNAVAILABLE()
+      if (deps.shared?.kind === 'redis' && !(await deps.shared.ping())) throw KRN.REDIS_UNAVAILABLE()
       const pending = await deps.db.pendingMigrations().catch(() => {
         throw KRN.DATABASE_UNAVAILABLE()
       })

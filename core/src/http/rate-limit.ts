@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { KRN } from '../errors.js'
+import type { SharedState } from '../scale/shared-state.js'
 
 interface Window {
   count: number
@@ -16,6 +17,10 @@ const MAX_KEYS = 100_000
  * `-remaining` and `-reset`; one over the limit is a 429 `KRN_ERR_RATE_LIMITED` with
  * `retry-after`.
  *
+ * With Redis (`shared`) the windows are Redis counters every process adds to, so N API
+ * processes allow the limit once, not N times; a Redis failure lets the request through (and
+ * `/readyz` fails), rather than refusing every caller.
+ *
  * It replaced `@fastify/rate-limit`, whose hook awaits five promises per request: on the
  * kernel's cheapest routes that was the largest cost left after Fastify's own (see
  * docs/performance.md).
@@ -27,6 +32,7 @@ export class RateLimiter {
   constructor(
     private readonly max: number,
     private readonly windowMs = 60_000,
+    private readonly shared?: SharedState,
   ) {
     this.sweep = setInterval(() => this.prune(), windowMs)
     this.sweep.unref()
@@ -35,6 +41,13 @@ export class RateLimiter {
   /** A preHandler hook. */
   readonly hook = (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void => {
     const key = request.principal ? `org:${request.principal.orgId}` : `ip:${request.ip}`
+    if (this.shared?.kind === 'redis') {
+      this.shared.hit(key, this.windowMs).then(
+        ({ count, resetMs }) => this.answer(reply, done, count, Math.max(1, Math.ceil(resetMs / 1000))),
+        () => done(),
+      )
+      return
+    }
     const now = Date.now()
     let w = this.windows.get(key)
     if (!w || w.resetAt <= now) {
@@ -43,11 +56,14 @@ export class RateLimiter {
       this.windows.set(key, w)
     }
     w.count++
-    const resetSeconds = Math.ceil((w.resetAt - now) / 1000)
+    this.answer(reply, done, w.count, Math.ceil((w.resetAt - now) / 1000))
+  }
+
+  private answer(reply: FastifyReply, done: (err?: Error) => void, count: number, resetSeconds: number): void {
     reply.header('x-ratelimit-limit', this.max)
-    reply.header('x-ratelimit-remaining', Math.max(0, this.max - w.count))
+    reply.header('x-ratelimit-remaining', Math.max(0, this.max - count))
     reply.header('x-ratelimit-reset', resetSeconds)
-    if (w.count <= this.max) return done()
+    if (count <= this.max) return done()
     reply.header('retry-after', resetSeconds)
     done(KRN.RATE_LIMITED({ retryAfterSeconds: resetSeconds }))
   }

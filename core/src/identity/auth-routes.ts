@@ -12,6 +12,7 @@ import { accountByEmail, signInTx } from './signin.js'
 import { membershipsOf } from './memberships.js'
 import { assertStatus } from './org-status.js'
 import type { LoginLimiter } from './login-limiter.js'
+import type { SessionRevocations } from '../scale/session-revocations.js'
 import type { AccessTokens } from './tokens.js'
 import { PLATFORM_ORG } from '../db/database.js'
 import { TokenResponse, tokenResponse } from './auth-tokens.js'
@@ -22,7 +23,7 @@ export interface AuthRouteDeps {
   tokens: Pick<AccessTokens, 'issue'>
   loginLimiter: LoginLimiter
   /** Sessions signed out in this process: their access tokens stop working at once. */
-  revokedSessions: Set<string>
+  revokedSessions: SessionRevocations
   /** Sign-ins a minute per client address (each runs scrypt). */
   authRateLimitPerMinute: number
 }
@@ -148,7 +149,7 @@ export function registerAuthRoutes(app: Api, deps: AuthRouteDeps): void {
       })
       if (result.error) {
         if (result.error === 'reused') {
-          deps.revokedSessions.add(result.session.family_id)
+          await deps.revokedSessions.add(result.session.family_id)
           await auditIn(result.session.tenant_id, {
             ...auditMeta(request),
             actor: { kind: 'user', id: result.session.user_id },
@@ -178,7 +179,7 @@ export function registerAuthRoutes(app: Api, deps: AuthRouteDeps): void {
     async (request, reply) => {
       const p = principalOf(request)
       if (p.kind !== 'user' || !p.sessionId) return reply.code(204).send(null)
-      deps.revokedSessions.add(p.sessionId)
+      await deps.revokedSessions.add(p.sessionId)
       await auditIn(
         p.orgId,
         { ...auditMeta(request), action: 'auth.logout', target: { kind: 'user', id: p.userId } },

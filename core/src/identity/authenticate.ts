@@ -21,6 +21,8 @@ export async function authenticate(k: AuthenticateDeps, bearer: string): Promise
   if (bearer.startsWith('trk_')) return authenticateApiKey(k, bearer)
   const principal = await k.tokens.verify(bearer)
   assertNotSignedOut(k, principal)
+  if (principal.sessionId && k.revokedSessions.shared && (await k.revokedSessions.isRevoked(principal.sessionId)))
+    throw AUTH.INVALID_TOKEN({ reason: 'signed out' })
   await k.orgStatus.assertActive(principal.orgId, principal.sessionId)
   return principal
 }
@@ -34,6 +36,8 @@ export function authenticateKnown(k: AuthenticateDeps, bearer: string): Principa
   const principal = k.tokens.known(bearer)
   if (!principal) return undefined
   assertNotSignedOut(k, principal)
+  // With Redis a sign-out in another process must be asked about: that waits.
+  if (principal.sessionId && k.revokedSessions.shared) return undefined
   return k.orgStatus.checkKnown(principal.orgId, principal.sessionId) ? principal : undefined
 }
 

@@ -28,7 +28,9 @@ export async function revokeMemberAccess(
  */
 export type RevocationNotice = Pick<KernelContext, 'revokedSessions' | 'orgStatus'>
 
-export function announceRevoked(k: RevocationNotice, orgId: string, families: string[]): void {
-  for (const f of families) k.revokedSessions.add(f)
+export async function announceRevoked(k: RevocationNotice, orgId: string, families: string[]): Promise<void> {
   k.orgStatus.forget(orgId)
+  // With Redis every process refuses them once this resolves; a Redis failure leaves it to the
+  // organisation-status cache's re-read of the session table (within a second).
+  await Promise.all(families.map((f) => k.revokedSessions.add(f))).catch(() => {})
 }

@@ -149,7 +149,7 @@ export function registerUserRoutes(app: Api, deps: { orgTx: OrgTx; revocation: R
         ended = await revokeMemberAccess(tx, p.orgId, id, { apiKeys: false })
         return memberOf(tx, request.params.id)
       })
-      announceRevoked(deps.revocation, p.orgId, ended)
+      await announceRevoked(deps.revocation, p.orgId, ended)
       return toMember(member)
     },
   )
@@ -185,7 +185,7 @@ export function registerUserRoutes(app: Api, deps: { orgTx: OrgTx; revocation: R
         const families = await revokeMemberAccess(tx, p.orgId, id, { apiKeys: true })
         return families
       })
-      announceRevoked(deps.revocation, p.orgId, ended)
+      await announceRevoked(deps.revocation, p.orgId, ended)
       return reply.code(204).send(null)
     },
   )

@@ -2,6 +2,7 @@ import { Registry, Histogram, Counter, Gauge, collectDefaultMetrics } from 'prom
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { workflowMetrics } from '../workflows/metrics.js'
 import { BoundHistogram } from './bound-histogram.js'
+import { processMetrics } from '../scale/process-metrics.js'
 
 /** Prometheus metrics of the HTTP API, plus the process's default metrics and the event pipeline's. */
 export class HttpMetrics {
@@ -28,6 +29,7 @@ export class HttpMetrics {
     this.registry.registerMetric(this.duration.asMetric())
     for (const m of events.metrics()) this.registry.registerMetric(m)
     for (const m of workflowMetrics.metrics()) this.registry.registerMetric(m)
+    for (const m of processMetrics.metrics()) this.registry.registerMetric(m)
   }
 
   /** Records a finished request; Fastify has already timed it (reply.elapsedTime). */

@@ -82,13 +82,18 @@ export class WorkflowEngine {
     )
   }
 
-  /** Receives installations' events, works step jobs, and sweeps every `sweepMs` of its clock. */
-  start(): void {
+  /**
+   * Receives installations' events, works step jobs, and sweeps every `sweepMs` of its clock —
+   * or, with `consume: false` (an API process), only queues the first steps of instances its
+   * requests start: worker processes run the steps and the sweeps.
+   */
+  start(consume = true): void {
     // Kept after close: an event still delivered while the kernel stops starts or resumes its
     // instances durably (their jobs are found again by the stalled-step sweep), rather than
     // being acknowledged without them.
     this.deps.plugins.onPluginEvent(this.events)
     this.deps.plugins.onWorkflowStart((jobs) => this.enqueueAfterCommit(jobs))
+    if (!consume) return
     this.deps.queue.work(
       async (job) => {
         await this.enqueueAfterCommit(await this.steps.run(job))
