@@ -11,6 +11,7 @@ import { Migration20261205000001IdentityHardening } from './2026-12-05-identity-
 import { Migration20261205000012EventJobsFairness } from './2026-12-05-event-jobs-fairness.js'
 import { Migration20261205000002AuditCheckpoints } from './2026-12-05-audit-checkpoints.js'
 import { Migration20261206000007IdentitySso } from './2026-12-06-identity-sso.js'
+import { Migration20261206000017IdentitySso } from './2026-12-06-identity-sso-2.js'
 
 /** Every migration, oldest first; MikroORM runs them in this order. */
 export const migrationsList: MigrationObject[] = [
@@ -26,4 +27,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261205000012EventJobsFairness', class: Migration20261205000012EventJobsFairness },
   { name: 'Migration20261205000002AuditCheckpoints', class: Migration20261205000002AuditCheckpoints },
   { name: 'Migration20261206000007IdentitySso', class: Migration20261206000007IdentitySso },
+  { name: 'Migration20261206000017IdentitySso', class: Migration20261206000017IdentitySso },
 ]

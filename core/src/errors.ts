@@ -144,6 +144,22 @@ export const AUTH = defineErrors('AUTH', {
     title: 'Mail is not configured',
     message: () => 'this server sends no e-mail (TRELLIS_SMTP_URL is unset); ask an administrator',
   },
+  MFA_REQUIRED: {
+    status: 401,
+    title: 'Second factor required',
+    message: () => 'sign in again with totpCode (the code of your authenticator) or a recoveryCode',
+  },
+  MFA_ENROLMENT_REQUIRED: {
+    status: 403,
+    title: 'Authenticator required',
+    message: () =>
+      'your organisation requires an authenticator: enrol one with POST /v1/auth/mfa/enrol, then sign in with its code',
+  },
+  MFA_CODE_INVALID: {
+    status: 401,
+    title: 'Invalid second-factor code',
+    message: () => 'the code is wrong, expired or already used',
+  },
 })
 
 /** Events, webhooks and egress errors. */

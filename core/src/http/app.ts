@@ -27,6 +27,7 @@ import { registerUserRoutes } from '../identity/user-routes.js'
 import { registerInvitationRoutes } from '../identity/invitation-routes.js'
 import { registerInvitationAcceptRoutes } from '../identity/invitation-accept-routes.js'
 import { registerPasswordRoutes } from '../identity/password-routes.js'
+import { registerMfaRoutes } from '../identity/mfa/routes.js'
 import { LoginLimiter } from '../identity/login-limiter.js'
 import { registerRoleRoutes } from '../identity/role-routes.js'
 import { registerApiKeyRoutes } from '../identity/api-key-routes.js'
@@ -258,6 +259,14 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
         tokens: k.tokens,
         loginLimiter: k.loginLimiter,
         revokedSessions: k.revokedSessions,
+        authRateLimitPerMinute: limits.authRateLimitPerMinute,
+        secondFactor: { db: k.db, secrets: k.secrets, sealer: k.sealer, loginLimiter: k.loginLimiter },
+      })
+      registerMfaRoutes(v1, {
+        db: k.db,
+        orgTx,
+        secrets: k.secrets,
+        loginLimiter: k.loginLimiter,
         authRateLimitPerMinute: limits.authRateLimitPerMinute,
       })
       registerSessionRoutes(v1, { db: k.db })

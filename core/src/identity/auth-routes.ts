@@ -16,6 +16,7 @@ import type { SessionRevocations } from '../scale/session-revocations.js'
 import type { AccessTokens } from './tokens.js'
 import { PLATFORM_ORG } from '../db/database.js'
 import { TokenResponse, tokenResponse } from './auth-tokens.js'
+import { checkSecondFactor, type SecondFactorDeps } from './mfa/gate.js'
 
 export interface AuthRouteDeps {
   db: Database
@@ -26,6 +27,8 @@ export interface AuthRouteDeps {
   revokedSessions: SessionRevocations
   /** Sign-ins a minute per client address (each runs scrypt). */
   authRateLimitPerMinute: number
+  /** The TOTP step of password sign-ins (mfa/gate.ts); absent: none. */
+  secondFactor?: SecondFactorDeps
 }
 
 /** Signing in, refreshing and signing out. */
@@ -54,6 +57,13 @@ export function registerAuthRoutes(app: Api, deps: AuthRouteDeps): void {
             orgId: Type.Optional(
               Type.String({ format: 'uuid', description: 'Which organisation to act in, when you belong to several.' }),
             ),
+            totpCode: Type.Optional(
+              Type.String({
+                pattern: '^[0-9]{6}$',
+                description: 'The current code of your authenticator, when asked.',
+              }),
+            ),
+            recoveryCode: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
           },
           { additionalProperties: false },
         ),
@@ -61,7 +71,7 @@ export function registerAuthRoutes(app: Api, deps: AuthRouteDeps): void {
       },
     },
     async (request) => {
-      const { email, password, orgId } = request.body
+      const { email, password, orgId, totpCode, recoveryCode } = request.body
       const ip = request.ip
       deps.loginLimiter.check(email, ip)
       const found = await signInTx(deps.db, async (tx) => {
@@ -83,6 +93,17 @@ export function registerAuthRoutes(app: Api, deps: AuthRouteDeps): void {
       if (found.user.status !== 'active') throw AUTH.ACCOUNT_DISABLED()
       const grant = orgId ? found.grants.find((g) => g.orgId === orgId) : found.grants[0]
       if (!grant) throw AUTH.NO_MEMBERSHIP()
+      const mfa = deps.secondFactor
+        ? await checkSecondFactor(deps.secondFactor, {
+            userId: found.user.id,
+            orgId: grant.orgId,
+            email,
+            ip,
+            totpCode,
+            recoveryCode,
+            meta,
+          })
+        : 'none'
       deps.loginLimiter.succeeded(email)
       const tokens = await deps.db.inOrg(grant.orgId, async (tx, status) => {
         assertStatus(status)
@@ -95,6 +116,7 @@ export function registerAuthRoutes(app: Api, deps: AuthRouteDeps): void {
             actor: { kind: 'user', id: found.user.id },
             action: 'auth.login.succeeded',
             target: { kind: 'user', id: found.user.id },
+            ...(mfa === 'none' ? {} : { data: { mfa } }),
           },
         })
         return session
