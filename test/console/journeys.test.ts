@@ -1,0 +1,247 @@
+/**
+ * The console in a real browser (Debian's Chromium through playwright-core), against one kernel
+ * serving the built console: the platform admin approves a version from the review queue; the
+ * tenant admin installs it with consent, meets a re-consent upgrade and rolls back; the pricing
+ * manager claims and completes a task from the inbox; the partner admin brands its tenants and
+ * the tenant's console shows it; the audit page shows these acts. axe-core runs on every page
+ * (no serious or critical violation); the login page's JavaScript stays under 200 kB gzipped.
+ */
+import t from 'tap'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
+import { createRequire } from 'node:module'
+import { chromium, type Page } from 'playwright-core'
+import { buildPlugin } from '@trellis/plugin-sdk'
+import { createMarketplace } from '@trellis/marketplace'
+import { consoleDist, consoleExtension, CONSOLE_CSP } from '@trellis/platform'
+import {
+  ADMIN,
+  DB_KINDS,
+  addUser,
+  createTenantWithAdmin,
+  startTestKernel,
+} from '../../core/test/helpers/test-kernel.js'
+import { registerVersion } from '../../core/test/helpers/plugin-versions.js'
+import { eventually } from '../../core/test/helpers/receiver.js'
+
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8')
+const dir = join(import.meta.dirname, '../../core/test/fixtures/plugins/flows')
+const manifest = JSON.parse(readFileSync(join(dir, 'trellis.plugin.json'), 'utf8'))
+const built = await buildPlugin({ dir, write: false })
+
+/** Runs axe-core in the page; answers the serious and critical violations. */
+async function axe(page: Page): Promise<string[]> {
+  await page.addScriptTag({ content: AXE }).catch(async () => {
+    // The console's CSP refuses inline scripts: axe goes in through the DevTools protocol instead.
+    await page.evaluate(AXE)
+  })
+  const result = (await page.evaluate('axe.run(document, { resultTypes: ["violations"] })')) as {
+    violations: Array<{ id: string; impact: string; nodes: unknown[] }>
+  }
+  return result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}, ${v.nodes.length} nodes)`)
+}
+
+t.test('the console in Chromium', async (t) => {
+  const k = await startTestKernel(t, DB_KINDS[0]!, {
+    extensions: [createMarketplace(), consoleExtension()],
+    plugins: { sandboxWorkers: 1 },
+  })
+  const address = await k.kernel.app.listen({ port: 0, host: '127.0.0.1' })
+  const base = address.replace('[::1]', '127.0.0.1')
+
+  // Data: a partner with its admin, a tenant it manages, a pricing manager, and @acme/flows
+  // 1.0.0 waiting in the review queue.
+  const partner = await k.req('POST', '/v1/partners', {
+    token: k.adminToken,
+    body: {
+      name: 'Acme Partner',
+      slug: 'acme-partner',
+      admin: { email: 'partner@acme.test', name: 'Partner admin', password: 'partner-password-1' },
+    },
+  })
+  t.equal(partner.status, 201, 'partner created')
+  const tenant = await createTenantWithAdmin(k, 'shop', { partnerId: partner.body.id })
+  const v1 = await registerVersion(k, { manifest, code: built.code, sourceMap: built.sourceMap }, 'in_review')
+  t.ok(v1)
+  await k.req('POST', '/v1/roles', {
+    token: tenant.token,
+    body: { name: 'pricing_manager', permissions: ['users.read'] },
+  })
+  const pricing = await addUser(k, tenant.token, 'pricing@shop.test', 'pricing_manager')
+
+  const userDataDir = mkdtempSync(join(tmpdir(), 'trellis-console-'))
+  t.teardown(() => rmSync(userDataDir, { recursive: true, force: true }))
+  const browser = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: process.env.TRELLIS_CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-gpu',
+    ],
+  })
+  t.teardown(() => browser.close())
+  const page = browser.pages()[0] ?? (await browser.newPage())
+  page.setDefaultTimeout(30_000)
+  const violations: Record<string, string[]> = {}
+  const check = async (name: string) => {
+    violations[name] = await axe(page)
+  }
+  async function signIn(email: string, password: string) {
+    await page.goto(`${base}/console/`)
+    await page.getByLabel('Email').fill(email)
+    await page.getByLabel('Password').fill(password)
+    await page.getByRole('button', { name: 'Sign in' }).click()
+    await page.getByRole('button', { name: 'Sign out' }).waitFor()
+  }
+  async function signOut() {
+    await page.getByRole('button', { name: 'Sign out' }).click()
+    await page.getByRole('button', { name: 'Sign in' }).waitFor()
+  }
+
+  await t.test('served with a strict CSP, hashed assets cached for a year, / redirects', async (t) => {
+    const root = await fetch(`${base}/`, { redirect: 'manual' })
+    t.equal(root.status, 302)
+    t.equal(root.headers.get('location'), '/console/')
+    const html = await fetch(`${base}/console/inbox`)
+    t.equal(html.status, 200, 'a client-side route answers the app')
+    t.equal(html.headers.get('content-security-policy'), CONSOLE_CSP)
+    t.notMatch(CONSOLE_CSP, /unsafe/)
+    const body = await html.text()
+    t.notMatch(body, /<script>(?!<\/script>)/, 'no inline script')
+    const asset = /src="(\/console\/assets\/[^"]+\.js)"/.exec(body)?.[1]
+    const js = await fetch(`${base}${asset}`)
+    t.equal(js.status, 200)
+    t.match(js.headers.get('cache-control'), /max-age=31536000, immutable/)
+  })
+
+  await t.test('the login page loads at most 200 kB of gzipped JavaScript', async (t) => {
+    const html = readFileSync(join(consoleDist(), 'index.html'), 'utf8')
+    const scripts = [...html.matchAll(/(?:src|href)="\/console\/(assets\/[^"]+\.js)"/g)].map((m) => m[1]!)
+    t.ok(scripts.length >= 1)
+    const bytes = scripts.reduce((n, s) => n + gzipSync(readFileSync(join(consoleDist(), s))).length, 0)
+    t.ok(bytes <= 200 * 1024, `${(bytes / 1024).toFixed(1)} kB gzipped`)
+    await page.goto(`${base}/console/`)
+    await page.getByRole('heading', { name: /Sign in to Trellis/ }).waitFor()
+    await check('login')
+  })
+
+  await t.test('platform admin approves from the review queue', async (t) => {
+    await signIn(ADMIN.email, ADMIN.password)
+    await page.getByRole('link', { name: 'Review queue' }).click()
+    await page.getByRole('button', { name: /Open @acme\/flows 1\.0\.0/ }).click()
+    await page.getByRole('dialog').waitFor()
+    await check('review dialog')
+    await page.getByLabel('Reason (shown to the publisher)').fill('Checked by hand')
+    await page.getByRole('button', { name: 'Approve' }).click()
+    await page.getByText('Approved @acme/flows 1.0.0.').waitFor()
+    const [row] = await k.ownerSql('select status from plugin_versions where id = ?', [v1.id])
+    t.equal(row.status, 'approved')
+    await signOut()
+  })
+
+  await t.test('tenant admin installs with consent, re-consents to an upgrade, rolls back', async (t) => {
+    await signIn(tenant.email, tenant.password)
+    await page.getByRole('link', { name: 'Marketplace' }).click()
+    await page.getByRole('link', { name: '@acme/flows' }).click()
+    await page.getByRole('heading', { name: '@acme/flows' }).waitFor()
+    await check('plugin page')
+    await page.getByRole('button', { name: 'Install 1.0.0' }).click()
+    const dialog = page.getByRole('dialog')
+    await dialog.getByText('Run workflows with tasks for your people').waitFor()
+    await check('consent dialog')
+    await dialog.getByRole('button', { name: 'Allow and install' }).click()
+    await page.getByText('Installed @acme/flows 1.0.0.').waitFor()
+
+    // 1.1.0 asks for one more capability: the upgrade waits for re-consent.
+    const m2 = { ...manifest, version: '1.1.0', capabilities: [...manifest.capabilities, 'secrets'] }
+    await registerVersion(k, { manifest: m2, code: built.code, sourceMap: built.sourceMap })
+    const inst = (await k.req('GET', '/v1/installations', { token: tenant.token })).body.items[0]
+    const up = await k.req('POST', `/v1/installations/${inst.id}/upgrade`, {
+      token: tenant.token,
+      body: { version: '1.1.0' },
+    })
+    t.ok(up.status < 300, `upgrade requested (${up.status})`)
+    await page.getByRole('link', { name: 'Installed plugins' }).click()
+    await page.getByText('Version 1.1.0 waits for your consent').waitFor()
+    await check('installations')
+    await page.getByRole('button', { name: 'Review and upgrade' }).click()
+    await page.getByRole('dialog').getByText('New: Keep secret settings').waitFor()
+    await page.getByRole('button', { name: 'Allow and upgrade' }).click()
+    await page.getByText('Version 1.1.0', { exact: true }).waitFor()
+    await page.getByRole('button', { name: 'Roll back to 1.0.0' }).click()
+    await page.getByText('Version 1.0.0', { exact: true }).waitFor()
+    t.equal((await k.req('GET', '/v1/installations', { token: tenant.token })).body.items[0].version, '1.0.0')
+    await signOut()
+  })
+
+  await t.test('the pricing manager claims and completes a task from the inbox', async (t) => {
+    const started = await k.req('POST', '/v1/workflows/instances', {
+      token: tenant.token,
+      body: { plugin: '@acme/flows', workflow: 'order', input: { orderId: 'O-1', discount: 0.3, slaMs: 3_600_000 } },
+    })
+    t.equal(started.status, 201)
+    const task = await eventually(async () => {
+      const [row] = await k.ownerSql('select * from workflow_tasks where instance_id = ?', [started.body.id])
+      return row
+    }, 20_000)
+    await signIn(pricing.user.email, pricing.password)
+    await page.getByRole('heading', { name: 'Task inbox' }).waitFor()
+    await page.getByRole('button', { name: new RegExp(`Open ${task.title}`) }).click()
+    await check('task dialog')
+    await page.getByRole('button', { name: 'Claim' }).click()
+    await page.getByLabel(/note/).fill('Margin is fine')
+    await page.getByRole('button', { name: /Complete as/ }).click()
+    await page.getByText(/Task completed:/).waitFor()
+    const [done] = await k.ownerSql('select status, completed_by from workflow_tasks where id = ?', [task.id])
+    t.equal(done.status, 'completed')
+    t.equal(done.completed_by, pricing.user.id)
+    await check('inbox')
+    await signOut()
+  })
+
+  await t.test("the partner admin brands its tenants and the tenant's console shows it", async (t) => {
+    await signIn('partner@acme.test', 'partner-password-1')
+    await page.getByRole('link', { name: 'Tenants' }).click()
+    await page.getByText('shop', { exact: true }).waitFor()
+    await page.getByLabel('Display name').fill('Acme Wholesale')
+    await page.getByLabel('Primary colour').fill('#1d4f91')
+    await page.getByRole('button', { name: 'Save branding' }).click()
+    await page.getByText('Branding saved.').waitFor()
+    await check('tenants')
+    await signOut()
+    await signIn(tenant.email, tenant.password)
+    t.equal(await page.getByTestId('brand-name').textContent(), 'Acme Wholesale')
+    t.equal(await page.title(), 'Acme Wholesale')
+    t.notMatch(await page.locator('body').innerText(), /Trellis/, "no trace of the platform's name")
+  })
+
+  await t.test('the audit page shows what was done', async (t) => {
+    await page.getByRole('link', { name: 'Audit trail' }).click()
+    await page.getByRole('heading', { name: 'Audit trail' }).waitFor()
+    for (const action of ['plugin.installed', 'auth.login.succeeded']) {
+      await page.getByLabel('Action (or prefix ending in “.”)').fill(action.split('.')[0] + '.')
+      await page.getByRole('button', { name: 'Filter' }).click()
+      await page
+        .getByRole('cell', { name: new RegExp(`^${action.split('.')[0]}\\.`) })
+        .first()
+        .waitFor()
+    }
+    const text = await page.locator('table').innerText()
+    t.match(text, /auth\.login\.succeeded/)
+    await check('audit')
+  })
+
+  t.same(
+    Object.fromEntries(Object.entries(violations).filter(([, v]) => v.length)),
+    {},
+    `axe: no serious or critical violation on ${Object.keys(violations).join(', ')}`,
+  )
+})
