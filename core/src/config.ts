@@ -192,6 +192,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (!PROCESS_ROLES.includes(role)) bad('TRELLIS_ROLE', `must be one of ${PROCESS_ROLES.join(', ')}`)
   if (role !== 'all' && !databaseUrl)
     bad('TRELLIS_ROLE', `${role} needs DATABASE_URL: separate processes share one PostgreSQL database`)
+  if (role !== 'all' && !env.TRELLIS_PUBLIC_URL)
+    bad(
+      'TRELLIS_PUBLIC_URL',
+      `is required with TRELLIS_ROLE=${role}: every process issues and accepts tokens for that one URL`,
+    )
   const trustProxy = parseTrustProxy(env.TRELLIS_TRUST_PROXY)
   const drainTimeoutMs = env.TRELLIS_DRAIN_TIMEOUT?.trim()
     ? parseDuration('TRELLIS_DRAIN_TIMEOUT', env.TRELLIS_DRAIN_TIMEOUT)

@@ -30,7 +30,7 @@ export class BullMqJobQueue implements JobQueue {
     private readonly name: string,
     private readonly prefix = 'trellis',
     private readonly logger?: Logger,
-    opts: QueueOptions = {},
+    private readonly opts: QueueOptions = {},
   ) {
     // Adds fail fast while Redis is away (the outbox keeps the events) instead of queueing in memory.
     this.producer = new Redis(redisUrl, {
@@ -102,7 +102,8 @@ export class BullMqJobQueue implements JobQueue {
         prefix: this.prefix,
         concurrency: opts.concurrency ?? 8,
         // Our own sweep recovers stalled work from PostgreSQL; BullMQ's stall check stays on too.
-        stalledInterval: 5000,
+        stalledInterval: this.opts.lockMs ? Math.min(5000, this.opts.lockMs) : 5000,
+        ...(this.opts.lockMs ? { lockDuration: this.opts.lockMs } : {}),
       },
     )
     this.worker.on('error', (err) => this.logger?.debug({ err }, 'event worker connection'))

@@ -36,6 +36,11 @@ export interface AddResult {
 export interface QueueOptions {
   /** At most this many queued (waiting, delayed or running) jobs per tenant; unlimited when absent. */
   tenantCap?: number
+  /**
+   * BullMQ: how long a running job's lock lasts without renewal (default 30 s) — how soon the
+   * jobs of a worker that died (SIGKILL, a lost node) run again elsewhere.
+   */
+  lockMs?: number
 }
 
 /**
