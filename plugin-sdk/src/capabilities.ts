@@ -9,6 +9,7 @@ export type Capability =
   | { kind: 'events:emit' | 'events:subscribe'; pattern: string }
   | { kind: 'http:fetch'; hosts: string[] }
   | { kind: 'plugins:call'; plugin: string; action: string }
+  | { kind: 'metrics:read'; plugin?: string }
 
 const SIMPLE = new Set(['data', 'ai:complete', 'ai:embed', 'knowledge:search', 'secrets', 'jobs', 'workflows'])
 const EVENT_PATTERN = /^(\*\*|([a-z][a-zA-Z0-9-]*|\*)(\.([a-z][a-zA-Z0-9-]*|\*))*(\.\*\*)?)$/
@@ -50,6 +51,14 @@ export function parseCapability(cap: string): Capability | { error: string } {
     const action = hash < 0 ? '' : rest.slice(hash + 1)
     if (!PLUGIN.test(plugin) || !ACTION.test(action)) return { error: `"${rest}" is not <@scope/plugin>#<action>` }
     return { kind: 'plugins:call', plugin, action }
+  }
+  // `metrics:read`: the plugin's own metrics from code; `metrics:read:<plugin>`: another plugin's
+  // metrics, and metrics the plugin declares over that plugin's collections.
+  if (cap === 'metrics:read') return { kind: 'metrics:read' }
+  if (cap.startsWith('metrics:read:')) {
+    const plugin = cap.slice('metrics:read:'.length)
+    if (!PLUGIN.test(plugin)) return { error: `"${plugin}" is not a plugin name (@scope/name)` }
+    return { kind: 'metrics:read', plugin }
   }
   return { error: `unknown capability "${cap}"` }
 }

@@ -3,6 +3,7 @@
  * published as `@trellis/plugin-sdk/schema/manifest.schema.json` and exported as
  * `manifestSchema`; `validateManifest()` applies it plus the checks JSON Schema cannot express.
  */
+import type { ManifestPrompt } from './prompts.js'
 
 /** A JSON Schema (draft 2020-12 keywords; validated when the manifest is). */
 export type JsonSchema = { [keyword: string]: unknown } | boolean
@@ -130,6 +131,59 @@ export interface PluginManifest {
   workflows?: Record<string, ManifestWorkflow>
   /** Other plugins this one needs, with semver ranges. */
   dependencies?: Record<string, string>
+  /** Prompt templates its AI calls use (`ctx.ai.complete({ prompt, slots })`), shown in the marketplace review. */
+  prompts?: Record<string, ManifestPrompt>
+  /** Metrics over its collections, computed by the kernel (see docs/plugin-authoring.md, "Metrics and dashboards"). */
+  metrics?: Record<string, ManifestMetric>
+  /** Dashboards: panels over metrics, described as data for the console. */
+  dashboards?: Record<string, ManifestDashboard>
+}
+
+/** A metric declaration: a measure over a collection, by time and dimensions. */
+export interface ManifestMetric {
+  title: string
+  description?: string
+  /** Permission (of the source plugin) a caller needs to see the metric. */
+  permission: string
+  /** `collection`, or `@scope/name:collection` with the `metrics:read:@scope/name` capability. */
+  collection: string
+  /** Each element of this array field is one row, its fields named `<as>.<field>`. */
+  unnest?: { field: string; as: string }
+  /** `{count: true}`, `{sum|avg|min|max: expr}`, `{countDistinct: field}`, `{ratio: {numerator, denominator}}`, each with an optional `when`. */
+  measure: Record<string, unknown>
+  /** Field with the row's date (`YYYY-MM-DD…`), or `createdAt` / `updatedAt`. */
+  time: string
+  /** Dimension name → field, or `{via, collection, key, field}` through another collection. */
+  dimensions?: Record<string, string | { via: string; collection: string; key: string; field: string }>
+  /** Which records count, in the query filter language. */
+  filter?: Record<string, unknown>
+  /** Decimal places of the answer. */
+  decimals?: number
+  /** How a console shows the value: `money`, `count`, `ratio`, `percent`, `days`, `number`. */
+  unit?: string
+}
+
+/** One panel of a dashboard. */
+export interface ManifestPanel {
+  /** `series` (over time), `table` (by dimensions) or `number` (one value, with its comparison). */
+  kind: 'series' | 'table' | 'number'
+  title: string
+  /** Metric name as `GET /v1/metrics` lists it (`orders.net_sales`). */
+  metric: string
+  grain?: 'day' | 'week' | 'month' | 'quarter' | 'year'
+  groupBy?: string[]
+  /** A relative window: `P12M`, `P90D`, `P5Y` (ISO 8601 period, ending today). */
+  window?: string
+  /** For `number`: compare with the previous window or the same window a year before. */
+  compare?: 'previous' | 'year'
+  limit?: number
+}
+
+/** A dashboard: a titled list of panels. */
+export interface ManifestDashboard {
+  title: string
+  description?: string
+  panels: ManifestPanel[]
 }
 
 /**

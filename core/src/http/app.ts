@@ -27,7 +27,6 @@ import { registerUserRoutes } from '../identity/user-routes.js'
 import { registerInvitationRoutes } from '../identity/invitation-routes.js'
 import { registerInvitationAcceptRoutes } from '../identity/invitation-accept-routes.js'
 import { registerPasswordRoutes } from '../identity/password-routes.js'
-import { registerMfaRoutes } from '../identity/mfa/routes.js'
 import { LoginLimiter } from '../identity/login-limiter.js'
 import { registerRoleRoutes } from '../identity/role-routes.js'
 import { registerApiKeyRoutes } from '../identity/api-key-routes.js'
@@ -52,6 +51,7 @@ import type { KernelExtension } from '../extensions.js'
 import { registerInstanceRoutes } from '../workflows/instance-routes.js'
 import { registerTaskRoutes } from '../workflows/task-routes.js'
 import { registerTaskDecisionRoutes } from '../workflows/task-decision-routes.js'
+import { registerMetricRoutes } from '../metrics/routes.js'
 
 export interface HttpOptions {
   /** Packages adding routes under /v1 (see extensions.ts). */
@@ -97,8 +97,6 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
     loggerInstance: k.logger,
     childLoggerFactory: (logger, bindings, options) => (logging ? logger.child(bindings, options) : logger),
     bodyLimit: opts.bodyLimitBytes ?? BODY_LIMIT,
-    // While draining, a request on a connection already accepted is served, not answered 503 (docs/operations.md).
-    return503OnClosing: false,
     genReqId: (req) => {
       const given = req.headers['x-request-id']
       return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : nextRequestId()
@@ -262,14 +260,6 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
         loginLimiter: k.loginLimiter,
         revokedSessions: k.revokedSessions,
         authRateLimitPerMinute: limits.authRateLimitPerMinute,
-        secondFactor: { db: k.db, secrets: k.secrets, sealer: k.sealer, loginLimiter: k.loginLimiter },
-      })
-      registerMfaRoutes(v1, {
-        db: k.db,
-        orgTx,
-        secrets: k.secrets,
-        loginLimiter: k.loginLimiter,
-        authRateLimitPerMinute: limits.authRateLimitPerMinute,
       })
       registerSessionRoutes(v1, { db: k.db })
       registerUserRoutes(v1, { orgTx, revocation: { revokedSessions: k.revokedSessions, orgStatus: k.orgStatus } })
@@ -332,6 +322,7 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       registerInstanceRoutes(v1, { orgTx, plugins: k.plugins, workflows: k.workflows })
       registerTaskRoutes(v1, { orgTx, clock: k.workflows.clock })
       registerTaskDecisionRoutes(v1, { orgTx, workflows: k.workflows })
+      registerMetricRoutes(v1, { orgTx, plugins: k.plugins })
       for (const ext of opts.extensions ?? []) ext.routes?.(v1, k)
     },
     { prefix: '/v1' },

@@ -1,0 +1,98 @@
+/**
+ * `GET /v1/metrics` (what the caller may see) and `GET /v1/metrics/:name` (a series or a table).
+ * Permission is checked before the query is validated; a metric the caller may not read is 403.
+ */
+import { Type } from '@sinclair/typebox'
+import type { Api } from '../http/types.js'
+import type { OrgTx } from '../http/route-deps.js'
+import { principalOf, requirePermission } from '../http/guards.js'
+import { AUTH } from '../errors.js'
+import { MET } from './errors.js'
+import { availableMetrics, mayRead, type InstalledSource } from './catalog.js'
+import { answerMetric } from './answer.js'
+import { parseMetricQuery } from './query.js'
+import { GRAINS } from './types.js'
+
+const MetricView = Type.Object({
+  name: Type.String({ description: '`<mount>.<metric>`, e.g. `orders.net_sales`.' }),
+  title: Type.String(),
+  description: Type.Union([Type.String(), Type.Null()]),
+  plugin: Type.String(),
+  unit: Type.Union([Type.String(), Type.Null()]),
+  time: Type.String(),
+  dimensions: Type.Array(Type.String()),
+  grains: Type.Array(Type.String()),
+})
+
+const Query = Type.Object({
+  from: Type.Optional(Type.String({ description: 'Inclusive start date (YYYY-MM-DD).' })),
+  to: Type.Optional(Type.String({ description: 'Exclusive end date (YYYY-MM-DD).' })),
+  grain: Type.Optional(Type.String({ description: `One of ${GRAINS.join(', ')}: a series by period.` })),
+  groupBy: Type.Optional(Type.String({ description: 'Comma-separated dimension names: a table.' })),
+  filter: Type.Optional(Type.String({ description: 'JSON object: dimension → value or array of values.' })),
+  limit: Type.Optional(Type.String({ description: 'Most rows (1 to 10000).' })),
+})
+
+/** Dependencies of the metric routes. */
+export interface MetricRouteDeps {
+  orgTx: OrgTx
+  plugins: InstalledSource
+  /** Today's UTC date (`YYYY-MM-DD`); the workflow clock in the kernel. */
+  today?: () => string
+}
+
+export function registerMetricRoutes(app: Api, deps: MetricRouteDeps): void {
+  const today = deps.today ?? (() => new Date().toISOString().slice(0, 10))
+  app.get(
+    '/metrics',
+    {
+      preHandler: requirePermission(),
+      schema: {
+        tags: ['metrics'],
+        summary: 'Metrics you may read: those the installed plugins declare over data you may read',
+        response: { 200: Type.Object({ items: Type.Array(MetricView) }) },
+      },
+    },
+    async (request) => {
+      const p = principalOf(request)
+      if (p.orgKind !== 'tenant') return { items: [] }
+      const all = await availableMetrics(deps.plugins, p.orgId)
+      const items = [...all.values()]
+        .filter((m) => mayRead(p.permissions, m))
+        .sort((a, b) => a.name.localeCompare(b.name))
+        .map((m) => ({
+          name: m.name,
+          title: m.declaration.title,
+          description: m.declaration.description ?? null,
+          plugin: m.plugin,
+          unit: m.declaration.unit ?? null,
+          time: m.declaration.time,
+          dimensions: Object.keys(m.declaration.dimensions ?? {}).sort(),
+          grains: [...GRAINS],
+        }))
+      return { items }
+    },
+  )
+  app.get(
+    '/metrics/:name',
+    {
+      preHandler: requirePermission(),
+      schema: {
+        tags: ['metrics'],
+        summary: 'A metric as a series (grain) or a table (groupBy), over a date window',
+        params: Type.Object({ name: Type.String({ maxLength: 200 }) }),
+        querystring: Query,
+      },
+    },
+    async (request) => {
+      const p = principalOf(request)
+      const { name } = request.params as { name: string }
+      const all = p.orgKind === 'tenant' ? await availableMetrics(deps.plugins, p.orgId) : new Map()
+      const m = all.get(name)
+      if (!m) throw MET.NOT_FOUND({ name })
+      if (!mayRead(p.permissions, m)) throw AUTH.FORBIDDEN({ permission: m.declaration.permission })
+      const query = parseMetricQuery(request.query as Record<string, unknown>, m.declaration)
+      return answerMetric({ orgTx: deps.orgTx, today }, p.orgId, m, query)
+    },
+  )
+}
