@@ -22,6 +22,8 @@ export const KERNEL_PERMISSIONS = {
   webhooksManage: 'webhooks.manage',
   eventsRead: 'events.read',
   workflowsManage: 'workflows.manage',
+  knowledgeManage: 'knowledge.manage',
+  knowledgeApprove: 'knowledge.approve',
 } as const
 
 const P = KERNEL_PERMISSIONS
@@ -70,6 +72,8 @@ export const BUILTIN_ROLES: Record<
       P.pluginsInstall,
       P.webhooksManage,
       P.eventsRead,
+      P.knowledgeManage,
+      P.knowledgeApprove,
     ],
   },
   partner_developer: {
@@ -90,6 +94,8 @@ export const BUILTIN_ROLES: Record<
       P.webhooksManage,
       P.eventsRead,
       P.workflowsManage,
+      P.knowledgeManage,
+      P.knowledgeApprove,
     ],
   },
   tenant_member: {

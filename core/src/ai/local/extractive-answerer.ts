@@ -92,12 +92,12 @@ export function answerExtractively(
   // Terms rare among the passages say more about which sentence answers than common ones.
   const idf = new Map<string, number>()
   for (const term of asked) {
-    const df = candidates.reduce((count, c) => count + (c.terms.has(term) ? 1 : 0), 0)
+    const df = candidates.reduce((count, c) => count + (hasTerm(c.terms, term) ? 1 : 0), 0)
     idf.set(term, Math.log(1 + (candidates.length + 1) / (df + 1)))
   }
   const total = asked.reduce((sum, term) => sum + (idf.get(term) as number), 0)
   const coverageOf = (terms: Set<string>, exclude: Set<string> = new Set()) =>
-    asked.reduce((sum, term) => sum + (terms.has(term) && !exclude.has(term) ? (idf.get(term) as number) : 0), 0) /
+    asked.reduce((sum, term) => sum + (!exclude.has(term) && hasTerm(terms, term) ? (idf.get(term) as number) : 0), 0) /
     total
 
   const ranked = candidates
@@ -108,15 +108,13 @@ export function answerExtractively(
 
   // The best sentence, then sentences that add question terms it lacks or support it nearly as well.
   const chosen = [best]
-  const covered = new Set([...best.c.terms].filter((t) => idf.has(t)))
+  const covered = new Set(asked.filter((term) => hasTerm(best.c.terms, term)))
   for (const next of ranked.slice(1)) {
     if (chosen.length >= maxSentences) break
-    const adds = coverageOf(next.c.terms, covered)
-    if (adds >= 0.15 || next.coverage >= best.coverage * 0.9) {
-      if (next.coverage < minCoverage / 2) continue
-      chosen.push(next)
-      for (const t of next.c.terms) if (idf.has(t)) covered.add(t)
-    }
+    // Only a sentence that supplies question terms the chosen ones lack earns its place.
+    if (next.coverage < minCoverage / 2 || coverageOf(next.c.terms, covered) < 0.15) continue
+    chosen.push(next)
+    for (const term of asked) if (hasTerm(next.c.terms, term)) covered.add(term)
   }
   chosen.sort((a, b) => a.c.order - b.c.order)
   const citations: number[] = []
@@ -129,6 +127,23 @@ export function answerExtractively(
     support: chosen.map(({ c, coverage }) => ({ n: c.n, sentence: c.sentence, coverage })),
     coverage: best.coverage,
   }
+}
+
+/**
+ * Whether a sentence holds a question term, or a word of the same family: "registered" and
+ * "registration" stem differently but share all but their endings.
+ */
+function hasTerm(terms: Set<string>, term: string): boolean {
+  if (terms.has(term)) return true
+  if (term.length < 5) return false
+  for (const t of terms) {
+    if (t.length < 5) continue
+    const shorter = Math.min(t.length, term.length)
+    let common = 0
+    while (common < shorter && t.charCodeAt(common) === term.charCodeAt(common)) common++
+    if (common >= 5 && common >= shorter - 1) return true
+  }
+  return false
 }
 
 function noAnswer(coverage = 0): ExtractiveAnswer {

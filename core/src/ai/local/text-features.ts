@@ -6,7 +6,7 @@ const STOP_WORDS = new Set(
     'may me might must my no not of on or our shall should so than that the their them then there these they ' +
     'this those to was we were what when where which who whom why will with would you your about after all also ' +
     'any before both each few more most other over same some such only own very just up out down off again once ' +
-    'here between during through under until while above below'
+    'here between during through under until while above below long much many'
   ).split(' '),
 )
 
