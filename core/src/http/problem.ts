@@ -28,17 +28,27 @@ export const ProblemSchema = {
   required: ['type', 'title', 'status', 'code', 'detail'],
 } as const
 
+/** What a validation issue allows, or the field it does not know, for the caller to fix it. */
+export function allowedOf(params: Record<string, unknown> | undefined): string {
+  if (!params) return ''
+  const list = (values: unknown[]) => values.map((v) => JSON.stringify(v)).join(', ')
+  if (Array.isArray(params.allowedValues)) return ` (allowed: ${list(params.allowedValues)})`
+  if ('allowedValue' in params) return ` (allowed: ${list([params.allowedValue])})`
+  if (typeof params.additionalProperty === 'string') return ` ("${params.additionalProperty}" is not one of its fields)`
+  return ''
+}
+
 /** Maps anything thrown by a handler or by Fastify itself to a TrellisError with a stable code. */
 export function toTrellisError(err: unknown, bodyLimit = 1048576): TrellisError {
   if (err instanceof TrellisError) return err
   const e = err as FastifyError & {
-    validation?: Array<{ instancePath?: string; message?: string }>
+    validation?: Array<{ instancePath?: string; message?: string; params?: Record<string, unknown> }>
     validationContext?: string
   }
   if (e?.validation) {
     const first = e.validation[0]
     const where = `${e.validationContext ?? 'body'}${first?.instancePath ?? ''}`
-    return KRN.VALIDATION_FAILED({ reason: `${where} ${first?.message ?? 'is invalid'}` })
+    return KRN.VALIDATION_FAILED({ reason: `${where} ${first?.message ?? 'is invalid'}${allowedOf(first?.params)}` })
   }
   switch (e?.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
