@@ -9,6 +9,7 @@ import { PUBLISH } from '../plugin-sdk/src/publish.js'
 import { MKT } from '../marketplace/src/errors.js'
 import { MKT_GOVERNANCE } from '../marketplace/src/governance/errors.js'
 import { MET } from '../core/src/metrics/errors.js'
+import { KB } from '../core/src/knowledge/errors.js'
 
 // docs/errors.md lists every code a user can meet; this keeps it and the catalogs in step.
 const doc = readFileSync(fileURLToPath(new URL('../docs/errors.md', import.meta.url)), 'utf8')
@@ -22,7 +23,7 @@ for (const m of doc.matchAll(
   whatToDo.set(m[1]!, m[4] ?? '')
 }
 
-const catalogs = { KRN, AUTH, SBX, EVT, PLG, WFL, SDK, PUBLISH, MKT, MKT_GOVERNANCE, MET }
+const catalogs = { KRN, AUTH, SBX, EVT, PLG, WFL, SDK, PUBLISH, MKT, MKT_GOVERNANCE, MET, KB }
 
 t.test('every code in the catalogs is documented with its status and title', async (t) => {
   for (const [name, catalog] of Object.entries(catalogs)) {
