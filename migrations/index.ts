@@ -12,6 +12,7 @@ import { Migration20261205000012EventJobsFairness } from './2026-12-05-event-job
 import { Migration20261205000002AuditCheckpoints } from './2026-12-05-audit-checkpoints.js'
 import { Migration20261206000007IdentitySso } from './2026-12-06-identity-sso.js'
 import { Migration20261206000017IdentitySso } from './2026-12-06-identity-sso-2.js'
+import { Migration20261206000027IdentitySso } from './2026-12-06-identity-sso-3.js'
 import { Migration20261206000002Knowledge } from './2026-12-06-knowledge.js'
 
 /** Every migration, oldest first; MikroORM runs them in this order. */
@@ -29,5 +30,6 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261205000002AuditCheckpoints', class: Migration20261205000002AuditCheckpoints },
   { name: 'Migration20261206000007IdentitySso', class: Migration20261206000007IdentitySso },
   { name: 'Migration20261206000017IdentitySso', class: Migration20261206000017IdentitySso },
+  { name: 'Migration20261206000027IdentitySso', class: Migration20261206000027IdentitySso },
   { name: 'Migration20261206000002Knowledge', class: Migration20261206000002Knowledge },
 ]

@@ -160,6 +160,22 @@ export const AUTH = defineErrors('AUTH', {
     title: 'Invalid second-factor code',
     message: () => 'the code is wrong, expired or already used',
   },
+  SSO_REQUIRED: {
+    status: 403,
+    title: 'Single sign-on required',
+    message: () => "this organisation signs in only with its identity provider: use 'Sign in with SSO'",
+  },
+  SSO_NOT_CONFIGURED: {
+    status: 404,
+    title: 'No identity provider',
+    message: () => 'this organisation has no (enabled) identity provider',
+  },
+  SSO_FAILED: { status: 401, title: 'Single sign-on failed', message: (d: { reason: string }) => d.reason },
+  SSO_CODE_INVALID: {
+    status: 401,
+    title: 'Invalid sign-in code',
+    message: () => 'the sign-in code is unknown, expired or already used; sign in again',
+  },
 })
 
 /** Events, webhooks and egress errors. */

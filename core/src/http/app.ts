@@ -27,6 +27,10 @@ import { registerUserRoutes } from '../identity/user-routes.js'
 import { registerInvitationRoutes } from '../identity/invitation-routes.js'
 import { registerInvitationAcceptRoutes } from '../identity/invitation-accept-routes.js'
 import { registerPasswordRoutes } from '../identity/password-routes.js'
+import { registerMfaRoutes } from '../identity/mfa/routes.js'
+import { registerSsoConfigRoutes } from '../identity/sso/config-routes.js'
+import { registerSsoRoutes } from '../identity/sso/routes.js'
+import { OidcClients } from '../identity/sso/oidc.js'
 import { LoginLimiter } from '../identity/login-limiter.js'
 import { registerRoleRoutes } from '../identity/role-routes.js'
 import { registerApiKeyRoutes } from '../identity/api-key-routes.js'
@@ -262,6 +266,25 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
         tokens: k.tokens,
         loginLimiter: k.loginLimiter,
         revokedSessions: k.revokedSessions,
+        authRateLimitPerMinute: limits.authRateLimitPerMinute,
+        secondFactor: { db: k.db, secrets: k.secrets, sealer: k.sealer, loginLimiter: k.loginLimiter },
+      })
+      registerMfaRoutes(v1, {
+        db: k.db,
+        orgTx,
+        secrets: k.secrets,
+        loginLimiter: k.loginLimiter,
+        authRateLimitPerMinute: limits.authRateLimitPerMinute,
+      })
+      registerSsoConfigRoutes(v1, { orgTx, secrets: k.secrets })
+      registerSsoRoutes(v1, {
+        db: k.db,
+        orgTx,
+        secrets: k.secrets,
+        sealer: k.sealer,
+        tokens: k.tokens,
+        oidc: new OidcClients(k.events.egress),
+        publicUrl: k.config.publicUrl,
         authRateLimitPerMinute: limits.authRateLimitPerMinute,
       })
       registerSessionRoutes(v1, { db: k.db })

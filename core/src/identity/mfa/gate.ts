@@ -37,7 +37,14 @@ export async function checkSecondFactor(
   a: SecondFactorAttempt,
 ): Promise<'none' | 'totp' | 'recovery'> {
   const factor = await signInTx(deps.db, (tx) => factorOf(tx, a.userId))
-  const required = await deps.db.inOrg(a.orgId, (tx) => mfaRequiredIn(tx, a.orgId))
+  const required = await deps.db.inOrg(a.orgId, async (tx) => {
+    // An organisation that signs in only through its identity provider refuses passwords outright.
+    const [sso] = await tx.sql('select 1 from sso_providers where tenant_id = ?::uuid and enabled and sso_only', [
+      a.orgId,
+    ])
+    if (sso) throw AUTH.SSO_REQUIRED()
+    return mfaRequiredIn(tx, a.orgId)
+  })
   if (!factor?.confirmed && !required) return 'none'
   if (!factor?.confirmed && (!factor || a.totpCode === undefined)) throw AUTH.MFA_ENROLMENT_REQUIRED()
   if (a.totpCode === undefined && a.recoveryCode === undefined) throw AUTH.MFA_REQUIRED()
