@@ -4,7 +4,7 @@
  * manifest change, and every invocation's log lines are streamed.
  */
 import { watch } from 'node:fs'
-import { readFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { buildPlugin } from './build.js'
 import type { JsonValue } from './context.js'
@@ -27,12 +27,42 @@ export interface DevOptions {
   onReload?: (result: { ok: boolean; version?: string; error?: string }) => void
 }
 
-function formatInvocation(inv: DevInvocation): string {
+/** Where a running dev server leaves its address and token for `trellis-plugin logs` (removed when it stops). */
+export const DEV_SERVER_FILE = join('dist', 'dev-server.json')
+
+/** One invocation as the dev server and `trellis-plugin logs` print it. */
+export function formatInvocation(inv: DevInvocation): string {
   const head = `${inv.outcome === 'ok' ? 'ok ' : 'ERR'} ${inv.entryKind} ${inv.entryName} ${inv.wallMs.toFixed(1)} ms, ${inv.hostCalls} host call(s)${inv.errorCode ? ` ${inv.errorCode}` : ''}`
   const lines = inv.logs.map(
     (l) => `    ${l.level.padEnd(5)} ${l.message}${l.fields ? ` ${JSON.stringify(l.fields)}` : ''}`,
   )
   return [head, ...lines].join('\n')
+}
+
+/**
+ * A token for the dev tenant's admin that lasts the whole session: an API key (`trk_…`) with the
+ * admin's permissions, where a sign-in token would expire after 15 minutes. Falls back to the
+ * sign-in token when the key cannot be made.
+ */
+async function sessionToken(kernel: DevKernel): Promise<string> {
+  const me = await kernel.request('GET', '/v1/me')
+  const permissions = (me.body as { permissions?: string[] } | null)?.permissions
+  if (me.status !== 200 || !permissions) return kernel.tenant.token
+  const key = await kernel.request('POST', '/v1/api-keys', { body: { name: 'trellis-plugin dev', permissions } })
+  return key.status === 201 ? (key.body as { key: string }).key : kernel.tenant.token
+}
+
+/** How to get the plugin's events on this machine: a webhook to a local receiver. */
+function webhookHint(manifest: Record<string, unknown>, url: string, token: string, egressAllow: string[]): string[] {
+  const events = manifest.events as { emits?: Record<string, unknown> } | undefined
+  const types = Object.keys(events?.emits ?? {})
+  const local = egressAllow.some((h) => h === '127.0.0.1' || h === 'localhost')
+  const body = JSON.stringify({ url: 'http://127.0.0.1:8080/hook', types: types.length ? types : ['*'] })
+  return [
+    `  webhooks: ${local ? '' : 'restart with --egress-allow 127.0.0.1, then '}send the events to a local receiver:`,
+    `           curl -X POST -H "Authorization: Bearer ${token}" -H 'content-type: application/json' \\`,
+    `                -d '${body}' ${url}/v1/webhooks`,
+  ]
 }
 
 /** Runs until `signal` aborts. */
@@ -55,12 +85,20 @@ export async function runDev(options: DevOptions): Promise<void> {
     const first = await install()
     const basePath = `/v1/x/${first.mount}`
     const url = kernel.url!
+    const token = await sessionToken(kernel)
+    const manifest = JSON.parse(await readFile(join(dir, 'trellis.plugin.json'), 'utf8')) as Record<string, unknown>
     log(`trellis dev: ${url}${basePath}  (${first.version}, tenant ${kernel.tenant.slug})`)
     log(`  sign in: ${kernel.tenant.adminEmail} / ${kernel.tenant.adminPassword}`)
-    log(`  try:     curl -H "Authorization: Bearer ${kernel.tenant.token}" ${url}${basePath}/…`)
+    log(`  try:     curl -H "Authorization: Bearer ${token}" ${url}${basePath}/…`)
+    log('           (an API key of the dev admin: it does not expire while this runs)')
+    for (const line of webhookHint(manifest, url, token, options.egressAllow ?? [])) log(line)
     log('  watching src/ and trellis.plugin.json; Ctrl-C stops')
     const stopLogs = kernel.onInvocation((inv) => log(formatInvocation(inv)))
-    options.onReady?.({ url, basePath, token: kernel.tenant.token, kernel })
+    await mkdir(join(dir, 'dist'), { recursive: true })
+    await writeFile(join(dir, DEV_SERVER_FILE), `${JSON.stringify({ url, basePath, token, pid: process.pid })}\n`, {
+      mode: 0o600,
+    })
+    options.onReady?.({ url, basePath, token, kernel })
 
     let timer: NodeJS.Timeout | undefined
     let running: Promise<void> = Promise.resolve()
@@ -81,9 +119,13 @@ export async function runDev(options: DevOptions): Promise<void> {
       clearTimeout(timer)
       timer = setTimeout(reload, 150)
     }
+    // The manifest is watched through its directory: an editor that saves by writing a new file
+    // and renaming it over the old one replaces the inode a watch on the file itself would follow.
     const watchers = [
       watch(join(dir, 'src'), { recursive: true }, onChange),
-      watch(join(dir, 'trellis.plugin.json'), onChange),
+      watch(dir, (event, file) => {
+        if (file && String(file) === 'trellis.plugin.json') onChange(event, file)
+      }),
     ]
     await new Promise<void>((resolve) =>
       options.signal.aborted ? resolve() : options.signal.addEventListener('abort', () => resolve(), { once: true }),
@@ -92,6 +134,7 @@ export async function runDev(options: DevOptions): Promise<void> {
     for (const w of watchers) w.close()
     stopLogs()
     await running
+    await rm(join(dir, DEV_SERVER_FILE), { force: true })
   } finally {
     await kernel.close()
   }
