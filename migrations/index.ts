@@ -13,6 +13,7 @@ import { Migration20261205000002AuditCheckpoints } from './2026-12-05-audit-chec
 import { Migration20261206000007IdentitySso } from './2026-12-06-identity-sso.js'
 import { Migration20261206000017IdentitySso } from './2026-12-06-identity-sso-2.js'
 import { Migration20261206000027IdentitySso } from './2026-12-06-identity-sso-3.js'
+import { Migration20261206000037IdentitySso } from './2026-12-06-identity-sso-4.js'
 import { Migration20261206000002Knowledge } from './2026-12-06-knowledge.js'
 
 /** Every migration, oldest first; MikroORM runs them in this order. */
@@ -31,5 +32,6 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261206000007IdentitySso', class: Migration20261206000007IdentitySso },
   { name: 'Migration20261206000017IdentitySso', class: Migration20261206000017IdentitySso },
   { name: 'Migration20261206000027IdentitySso', class: Migration20261206000027IdentitySso },
+  { name: 'Migration20261206000037IdentitySso', class: Migration20261206000037IdentitySso },
   { name: 'Migration20261206000002Knowledge', class: Migration20261206000002Knowledge },
 ]

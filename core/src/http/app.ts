@@ -31,6 +31,7 @@ import { registerMfaRoutes } from '../identity/mfa/routes.js'
 import { registerSsoConfigRoutes } from '../identity/sso/config-routes.js'
 import { registerSsoRoutes } from '../identity/sso/routes.js'
 import { OidcClients } from '../identity/sso/oidc.js'
+import { registerScimRoutes } from '../identity/scim/routes.js'
 import { LoginLimiter } from '../identity/login-limiter.js'
 import { registerRoleRoutes } from '../identity/role-routes.js'
 import { registerApiKeyRoutes } from '../identity/api-key-routes.js'
@@ -286,6 +287,12 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
         oidc: new OidcClients(k.events.egress),
         publicUrl: k.config.publicUrl,
         authRateLimitPerMinute: limits.authRateLimitPerMinute,
+      })
+      registerScimRoutes(v1, {
+        db: k.db,
+        orgTx,
+        revocation: { revokedSessions: k.revokedSessions, orgStatus: k.orgStatus },
+        publicUrl: k.config.publicUrl,
       })
       registerSessionRoutes(v1, { db: k.db })
       registerUserRoutes(v1, { orgTx, revocation: { revokedSessions: k.revokedSessions, orgStatus: k.orgStatus } })
