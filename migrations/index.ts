@@ -15,6 +15,7 @@ import { Migration20261206000017IdentitySso } from './2026-12-06-identity-sso-2.
 import { Migration20261206000027IdentitySso } from './2026-12-06-identity-sso-3.js'
 import { Migration20261206000037IdentitySso } from './2026-12-06-identity-sso-4.js'
 import { Migration20261206000002Knowledge } from './2026-12-06-knowledge.js'
+import { Migration20261206000001Ai } from './2026-12-06-ai.js'
 
 /** Every migration, oldest first; MikroORM runs them in this order. */
 export const migrationsList: MigrationObject[] = [
@@ -34,4 +35,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261206000027IdentitySso', class: Migration20261206000027IdentitySso },
   { name: 'Migration20261206000037IdentitySso', class: Migration20261206000037IdentitySso },
   { name: 'Migration20261206000002Knowledge', class: Migration20261206000002Knowledge },
+  { name: 'Migration20261206000001Ai', class: Migration20261206000001Ai },
 ]

@@ -15,6 +15,7 @@ import { assertStatus } from './identity/org-status.js'
 import type { Mailer } from './mail/mailer.js'
 import type { SessionRevocations } from './scale/session-revocations.js'
 import type { SharedState } from './scale/shared-state.js'
+import type { KernelAiService } from './ai/ai-service.js'
 
 /** The kernel's services, built once at start and handed to every route module. */
 export interface KernelContext {
@@ -37,6 +38,8 @@ export interface KernelContext {
   mailer: Mailer
   /** Sessions signed out: their access tokens stop working at once (in every process with Redis). */
   revokedSessions: SessionRevocations
+  /** Governed AI: the model registry, budgets, guards, providers and call records. */
+  ai: KernelAiService
   /** What processes share: Redis with REDIS_URL, this process's memory otherwise. */
   shared: SharedState
 }

@@ -25,6 +25,7 @@ import { PluginHost, type PluginHostOptions } from './plugins/plugin-host.js'
 import { CollectionStore } from './plugins/data/index.js'
 import type { Extension } from './extension-api/define.js'
 import { kernelServices, registerExtensions, type Contributions } from './extension-api/wire.js'
+import { KernelAiService, type AiServiceOptions } from './ai/ai-service.js'
 import { WorkflowEngine, type EngineOptions } from './workflows/engine.js'
 import { openSharedState, type SharedState } from './scale/shared-state.js'
 import { SessionRevocations } from './scale/session-revocations.js'
@@ -52,6 +53,8 @@ export interface KernelOptions extends HttpOptions {
   plugins?: PluginHostOptions
   /** Workflow runtime tuning (tests sweep more often). */
   workflows?: EngineOptions & { queue?: JobQueue }
+  /** AI service tuning (tests shorten the provider timeout). */
+  ai?: AiServiceOptions
   /** Packages extending the kernel through the extension API (the composition root passes the marketplace); default none. */
   extensions?: Extension[]
 }
@@ -126,8 +129,12 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     )
     events = eventSystem
     const tenantTx: TenantTx = (orgId, fn) => orgTx({ db, sealer, events: eventSystem }, orgId, fn)
+    const ai = new KernelAiService(
+      { db, tenantTx, secrets, egress: new EgressGuard(options.events?.egressAllow ?? config.egressAllow), logger },
+      options.ai,
+    )
     plugins = new PluginHost(
-      { db, logger, config, secrets, tenantTx, events: eventSystem, data: new CollectionStore() },
+      { db, logger, config, secrets, tenantTx, events: eventSystem, data: new CollectionStore(), ai },
       { egressAllow: options.events?.egressAllow, ...options.plugins },
     )
     await plugins.start()
@@ -155,6 +162,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       workflows,
       mailer: new Mailer(config.mail, logger, config.publicUrl),
       revokedSessions: new SessionRevocations(shared),
+      ai,
       shared,
     }
     // A version's status changed in another process (the kill switch): drop the cached copy now.

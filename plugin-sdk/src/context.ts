@@ -3,6 +3,7 @@
  * language of plugin collections. Everything here is a type: the SDK runtime builds `ctx`
  * inside the sandbox from the host-call bridge (see {@link HostOps}).
  */
+import type { AiCompleteAnswer, AiCompleteArgs, HostOps } from './protocol.js'
 
 /** Any JSON value: everything that crosses the sandbox boundary is copied as JSON. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue }
@@ -238,6 +239,18 @@ export interface PluginContext<C extends CollectionTypes = CollectionTypes, S ex
   secrets: {
     /** The secret's value, or `null` when the tenant has not set it. */
     get(name: string): Promise<string | null>
+  }
+  /**
+   * The kernel's governed AI (needs `ai:complete` / `ai:embed`): the tenant's models, within
+   * its budgets, personal data masked before text leaves, every call recorded. AI assists,
+   * people decide: put a proposal that would change prices, credit or contracts into a
+   * workflow task for the accountable role instead of applying it.
+   */
+  ai: {
+    /** Asks a chat model: `messages`, or `prompt` (a manifest template) with `slots`; `schema` for JSON. */
+    complete(request: AiCompleteArgs): Promise<AiCompleteAnswer>
+    /** Embeds texts with the tenant's embedding model. */
+    embed(texts: string[], options?: { model?: string }): Promise<HostOps['ai.embed']['result']>
   }
   /** Starting the plugin's own workflows (needs `workflows`). */
   workflows: {

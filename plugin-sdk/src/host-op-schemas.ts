@@ -141,4 +141,40 @@ export const HOST_OP_SCHEMAS: Readonly<Record<HostOp, Readonly<Record<string, un
     required: ['workflow', 'input'],
     properties: { workflow: name, input: true, startKey: { type: 'string', minLength: 1, maxLength: 256 } },
   },
+  'ai.complete': {
+    type: 'object',
+    additionalProperties: false,
+    oneOf: [{ required: ['messages'] }, { required: ['prompt'] }],
+    properties: {
+      model: { type: 'string', minLength: 1, maxLength: 64 },
+      messages: {
+        type: 'array',
+        minItems: 1,
+        maxItems: 100,
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['role', 'content'],
+          properties: {
+            role: { enum: ['system', 'user', 'assistant'] },
+            content: { type: 'string', maxLength: 100_000 },
+          },
+        },
+      },
+      prompt: name,
+      slots: { type: 'object', maxProperties: 50, additionalProperties: { type: 'string', maxLength: 50_000 } },
+      maxTokens: { type: 'integer', minimum: 1, maximum: 32_000 },
+      schema: { type: 'object' },
+      temperature: { type: 'number', minimum: 0, maximum: 2 },
+    },
+  },
+  'ai.embed': {
+    type: 'object',
+    additionalProperties: false,
+    required: ['texts'],
+    properties: {
+      texts: { type: 'array', minItems: 1, maxItems: 256, items: { type: 'string', maxLength: 20_000 } },
+      model: { type: 'string', minLength: 1, maxLength: 64 },
+    },
+  },
 })

@@ -13,6 +13,8 @@ export {
   SIZE_LIMITS,
 } from './manifest.js'
 export { HOST_OP_SCHEMAS } from './host-op-schemas.js'
+export { renderPrompt, promptSlots } from './prompts.js'
+export type { ManifestPrompt } from './prompts.js'
 export {
   internalFetchTarget,
   internalFetchTargets,

@@ -64,6 +64,8 @@ export type {
   WorkflowStartOptions,
 } from './context.js'
 export type {
+  AiCompleteAnswer,
+  AiCompleteArgs,
   BundleEntries,
   BundleExports,
   EntryKind,

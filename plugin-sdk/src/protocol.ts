@@ -67,6 +67,50 @@ export interface HostOps {
     args: { workflow: string; input: unknown; startKey?: string }
     result: { instanceId: string; started: boolean }
   }
+  /**
+   * Ask a chat model through the kernel's governed AI (model registry, budgets, masking,
+   * injection screening, a record of the call). Either `messages`, or `prompt` — a template
+   * declared in the manifest's `prompts` — with `slots` filling its declared `{{slot}}`s.
+   * With `schema`, the answer must be JSON valid against it (retried once, then
+   * `AI_ERR_SCHEMA_MISMATCH`). Capability `ai:complete`.
+   */
+  'ai.complete': {
+    args: AiCompleteArgs
+    result: AiCompleteAnswer
+  }
+  /** Embed texts with the tenant's embedding model. Capability `ai:embed`. */
+  'ai.embed': {
+    args: { texts: string[]; model?: string }
+    result: { vectors: number[][]; model: string; dims: number; lexical: boolean }
+  }
+}
+
+/** Arguments of `ai.complete` (see {@link HostOps}). */
+export interface AiCompleteArgs {
+  /** A model alias the tenant is offered; default the tenant's chat model. */
+  model?: string
+  messages?: Array<{ role: 'system' | 'user' | 'assistant'; content: string }>
+  /** Name of a prompt template declared in the manifest's `prompts`. */
+  prompt?: string
+  /** Values of the template's declared slots (user input goes here, and only here). */
+  slots?: Record<string, string>
+  maxTokens?: number
+  /** JSON Schema the answer must satisfy. */
+  schema?: Record<string, unknown>
+  temperature?: number
+}
+
+/** The answer of `ai.complete`. */
+export interface AiCompleteAnswer {
+  text: string
+  /** The model that answered (`local-extractive` for the embedded default). */
+  model: string
+  /** The parsed answer, when a schema was given. */
+  json?: unknown
+  usage: { inputTokens: number; outputTokens: number }
+  costMicros: number
+  /** The call's record (`GET /v1/ai/records/<id>`). */
+  recordId: string
 }
 
 /** Name of a host operation. */
@@ -84,6 +128,8 @@ export const HOST_OPS: readonly HostOp[] = Object.freeze([
   'http.fetch',
   'secrets.get',
   'workflows.start',
+  'ai.complete',
+  'ai.embed',
 ])
 
 /** Log levels of `host.log`. */

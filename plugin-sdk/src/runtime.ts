@@ -110,6 +110,11 @@ export function createContext(plugin: Plugin, context: PluginInvocationContext, 
     }),
     http: Object.freeze({ fetch: (url: string, init?: HttpRequestInit) => httpFetch(call, url, init) }),
     secrets: Object.freeze({ get: (name: string) => call('secrets.get', { name }) }),
+    ai: Object.freeze({
+      complete: (request: HostOps['ai.complete']['args']) => call('ai.complete', request),
+      embed: (texts: string[], options?: { model?: string }) =>
+        call('ai.embed', options?.model === undefined ? { texts } : { texts, model: options.model }),
+    }),
     workflows: Object.freeze({
       start: (workflow: string, input: unknown, options?: { startKey?: string }) =>
         call(

@@ -23,6 +23,7 @@ import { TrellisError } from './errors.js'
 import type { HostOps, PluginInvocationContext, RouteInput, RouteOutput, SandboxHost } from './protocol.js'
 import { compileJsonSchema, validateHostCall } from './manifest.js'
 import { createBundle } from './runtime.js'
+import { renderPrompt } from './prompts.js'
 
 /** One host call the plugin made. */
 export interface RecordedHostCall {
@@ -50,6 +51,16 @@ export interface TestHostOptions {
   fetch?: (
     req: HostOps['http.fetch']['args'],
   ) => HostOps['http.fetch']['result'] | Promise<HostOps['http.fetch']['result']>
+  /**
+   * Answers `ctx.ai.complete` with the request as the kernel would send it (a template already
+   * filled from its declared slots); default: a text naming the model `test-model`, and for a
+   * schema the JSON your answer returns — give one to test structured output.
+   */
+  ai?: (req: {
+    messages: Array<{ role: 'system' | 'user' | 'assistant'; content: string }>
+    schema?: Record<string, unknown>
+    model?: string
+  }) => string | Promise<string>
 }
 
 /** The in-memory host. */
@@ -194,6 +205,49 @@ export function createTestHost(plugin: Plugin, options: TestHostOptions = {}): T
     'secrets.get': ({ name }) => {
       if (!can('secrets')) throw denied('the plugin was not granted "secrets"')
       return options.secrets?.[name] ?? null
+    },
+    'ai.complete': async (args) => {
+      if (!can('ai:complete')) throw denied('the plugin was not granted "ai:complete"')
+      const messages =
+        args.prompt === undefined ? args.messages! : renderPrompt(manifest, args.prompt, args.slots ?? {})
+      const text = options.ai
+        ? await options.ai({
+            messages,
+            ...(args.schema ? { schema: args.schema } : {}),
+            ...(args.model ? { model: args.model } : {}),
+          })
+        : `test-model answer to: ${messages.at(-1)?.content ?? ''}`
+      let json: unknown
+      if (args.schema) {
+        try {
+          json = JSON.parse(text)
+        } catch {
+          throw new TrellisError(
+            'AI_ERR_SCHEMA_MISMATCH',
+            502,
+            'Model answer did not match the schema',
+            'the answer is not JSON',
+          )
+        }
+        check(`ai:${JSON.stringify(args.schema)}`, args.schema, json, 'the answer')
+      }
+      const tokens = (s: string) => Math.ceil(s.length / 4)
+      return {
+        text,
+        model: args.model ?? 'test-model',
+        ...(json !== undefined ? { json } : {}),
+        usage: {
+          inputTokens: tokens(messages.map((m: { content: string }) => m.content).join('\n')),
+          outputTokens: tokens(text),
+        },
+        costMicros: 0,
+        recordId: uuidv7(clock++),
+      }
+    },
+    'ai.embed': ({ texts, model }) => {
+      if (!can('ai:embed')) throw denied('the plugin was not granted "ai:embed"')
+      const vectors = texts.map((t) => [t.length, t.split(/\s+/).length, 1, 0])
+      return { vectors, model: model ?? 'test-embedding', dims: 4, lexical: true }
     },
     'workflows.start': ({ workflow, input, startKey }) => {
       if (!can('workflows')) throw denied('the plugin was not granted "workflows"')

@@ -1,4 +1,13 @@
-import { hostAllowed, matchesEventPattern, validateHostCall, type Capability, type HostOps } from '@trellis/plugin-sdk'
+import {
+  hostAllowed,
+  matchesEventPattern,
+  renderPrompt,
+  validateHostCall,
+  type Capability,
+  type HostOps,
+} from '@trellis/plugin-sdk'
+import type { AiService } from '../ai/service.js'
+import { AI } from '../ai/errors.js'
 import type { InvocationTx } from './invocation-tx.js'
 import { KRN } from '../errors.js'
 import { emitEvents } from '../events/outbox.js'
@@ -62,6 +71,10 @@ export interface HostServices {
   callAction(from: Running, plugin: string, action: string, input: unknown): Promise<unknown>
   /** Queues started workflow instances' first steps; unset until the workflow runtime starts. */
   workflowJobs(): WorkflowJobs | undefined
+  /** The governed AI service (ai.complete, ai.embed); unset in hosts without one. */
+  ai?: AiService
+  /** True on the single-connection embedded database. */
+  embedded?: boolean
 }
 
 /** The collections data service (core/src/plugins/data). */
@@ -121,6 +134,12 @@ function authorize(run: Running, op: string, args: unknown): boolean {
     case 'secrets.get':
       if (!has(run, (c) => c.kind === 'secrets')) deny(run, op, text(a.name), `${who} was not granted "secrets"`)
       return true
+    case 'ai.complete':
+    case 'ai.embed': {
+      const cap = op === 'ai.complete' ? 'ai:complete' : 'ai:embed'
+      if (!has(run, (c) => c.kind === cap)) deny(run, op, text(a.model), `${who} was not granted "${cap}"`)
+      return true
+    }
     case 'workflows.start':
       if (!has(run, (c) => c.kind === 'workflows'))
         deny(run, op, text(a.workflow), `${who} was not granted "workflows"`)
@@ -250,6 +269,9 @@ export async function runHostCall(services: HostServices, run: Running, op: stri
       use(run, op, a.name)
       return services.secrets(run.inst)[a.name] ?? null
     }
+    case 'ai.complete':
+    case 'ai.embed':
+      return aiCall(services, run, op as 'ai.complete' | 'ai.embed', args)
     case 'workflows.start': {
       const a = args as HostOps['workflows.start']['args']
       const result = await startWorkflow(services.workflowJobs(), run, a)
@@ -258,4 +280,54 @@ export async function runHostCall(services: HostServices, run: Running, op: stri
     }
   }
   throw KRN.VALIDATION_FAILED({ reason: `unknown host operation ${op}` })
+}
+
+/**
+ * `ai.complete` / `ai.embed`: the AI service records, budgets and audits the call in
+ * transactions of its own, so a rolled-back invocation keeps its AI record and usage. On the
+ * single-connection embedded database those cannot run while the invocation holds its
+ * transaction: there, AI calls come before the invocation's first data call (or run in a
+ * workflow step) — `AI_ERR_TRANSACTION_OPEN` otherwise (ADR 0028).
+ */
+async function aiCall(services: HostServices, run: Running, op: 'ai.complete' | 'ai.embed', args: unknown) {
+  const ai = services.ai
+  if (!ai) throw AI.DISABLED()
+  if (services.embedded && run.tree.tx.started) throw AI.TRANSACTION_OPEN()
+  const c = run.tree.caller
+  const caller = {
+    tenantId: run.tree.tenantId,
+    userId: c.kind === 'user' ? c.id : null,
+    installationId: run.inst.id,
+    pluginId: run.inst.plugin,
+    feature: run.inst.plugin,
+    mayReadPersonal: c.kind === 'user' || c.kind === 'api_key',
+  }
+  if (op === 'ai.embed') {
+    const a = args as HostOps['ai.embed']['args']
+    use(run, op, a.model ?? 'default')
+    const r = await ai.embed(caller, a.texts, { model: a.model })
+    return { vectors: r.vectors, model: r.model, dims: r.dims, lexical: r.lexical }
+  }
+  const a = args as HostOps['ai.complete']['args']
+  const messages =
+    a.prompt !== undefined ? renderPrompt(run.version.manifest, a.prompt, a.slots ?? {}) : (a.messages ?? [])
+  use(run, op, a.prompt ?? a.model ?? 'default')
+  const r = await ai.complete(
+    { ...caller, feature: a.prompt ? `${run.inst.plugin}:${a.prompt}` : run.inst.plugin },
+    {
+      messages,
+      ...(a.model ? { model: a.model } : {}),
+      ...(a.maxTokens ? { maxTokens: a.maxTokens } : {}),
+      ...(a.schema ? { schema: a.schema } : {}),
+      ...(a.temperature !== undefined ? { temperature: a.temperature } : {}),
+    },
+  )
+  return {
+    text: r.text,
+    model: r.model,
+    ...(r.json !== undefined ? { json: r.json } : {}),
+    usage: r.usage,
+    costMicros: r.costMicros,
+    recordId: r.recordId,
+  }
 }

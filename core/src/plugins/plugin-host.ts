@@ -14,6 +14,7 @@ import { resolvePluginLimits, type PluginLimits } from './plugin-limits.js'
 import { openSecrets, type Installation } from './installations.js'
 import { PluginVersions, type PluginVersion } from './versions.js'
 import { InvocationRecorder, type InvocationRecord } from './invocation-recorder.js'
+import type { AiService } from '../ai/service.js'
 import { runHostCall, type DataService, type HostServices, type InvocationTree } from './host-calls.js'
 import { SKIPPED, type InvokeHooks, type InvokeInput } from './invocation-types.js'
 import { InvocationRuns, type BundleToLoad, type SandboxOptions } from './invocation-runs.js'
@@ -49,6 +50,8 @@ export interface PluginHostDeps {
   events: { setPluginSink(sink: PluginEventSink): void }
   /** Plugin collections (ctx.data). */
   data: DataService
+  /** The governed AI service behind ai:complete and ai:embed. */
+  ai?: AiService
 }
 
 /**
@@ -111,6 +114,8 @@ export class PluginHost {
           input,
         ),
       workflowJobs: () => this.workflowJobs,
+      ai: deps.ai,
+      embedded: db.embedded,
     }
     this.runs = new InvocationRuns(options, this.recorder, (run, op, args) => runHostCall(services, run, op, args))
     this.eventSink = new PluginEventDelivery({

@@ -1,0 +1,535 @@
+import { Ajv, type ValidateFunction } from 'ajv'
+import type { Logger } from 'pino'
+import type { Database, Tx } from '../db/database.js'
+import type { EgressGuard } from '../egress/index.js'
+import { TrellisError } from '@trellis/plugin-sdk'
+import type { TenantTx } from '../plugins/tenant-tx.js'
+import { AI } from './errors.js'
+import { budgetsFor, reserve, settle, type Reservation } from './budgets.js'
+import { screen } from './injection.js'
+import { mask, newRedaction, unmask, unmaskJson, type Redaction } from './redaction.js'
+import { writeRecord, type CallRecord } from './records.js'
+import { ModelRegistry, type ModelRow } from './model-registry.js'
+import { localProvider } from './providers/local.js'
+import { huggingfaceProvider } from './providers/huggingface.js'
+import type { ChatAnswer, Provider } from './providers/types.js'
+import { costMicros, periodOf, tokenBound, tokensOf } from './usage-period.js'
+import { LEXICAL_DIMS } from './local/lexical-embedder.js'
+import type {
+  AiCallOptions,
+  AiCaller,
+  AiCompleteRequest,
+  AiCompleteResult,
+  AiEmbedResult,
+  AiService,
+} from './service.js'
+
+export interface AiServiceOptions {
+  /** How long one provider attempt may take (default 30 s). */
+  timeoutMs?: number
+  /** Further attempts after a connection failure, a 429 or a 5xx (default 1). */
+  retries?: number
+  /** Output tokens reserved when a call names no maxTokens (default 1024). */
+  defaultMaxTokens?: number
+  /** How long each process keeps the model list (default 500 ms). */
+  registryTtlMs?: number
+  /** The clock budgets are kept by (tests move it). */
+  now?: () => number
+}
+
+export interface AiServiceDeps {
+  db: Database
+  tenantTx: TenantTx
+  secrets: ConstructorParameters<typeof ModelRegistry>[1]
+  egress: EgressGuard
+  logger: Logger
+}
+
+/** A tenant's AI settings with its partner's offer, read at the start of every call. */
+export interface TenantAi {
+  enabled: boolean
+  chatModel: string | null
+  embedModel: string | null
+  /** Aliases the tenant narrowed to (null: all it is offered). */
+  offered: string[] | null
+  /** Aliases its partner offers (null: no partner, or the partner narrows nothing). */
+  partnerOffered: string[] | null
+  partnerId: string | null
+  injectionMode: 'log' | 'block'
+  keepText: boolean
+}
+
+export const DEFAULT_CHAT = 'local-extractive'
+export const DEFAULT_EMBED = 'local-lexical'
+
+export async function readTenantAi(tx: Tx, tenantId: string): Promise<TenantAi> {
+  const [s] = await tx.sql<{
+    enabled: boolean
+    chat_model: string | null
+    embed_model: string | null
+    offered: string[] | null
+    injection_mode: 'log' | 'block'
+    keep_text: boolean
+    partner_id: string | null
+  }>(
+    `select s.enabled, s.chat_model, s.embed_model, s.offered, s.injection_mode, s.keep_text, t.partner_id
+       from tenants t left join ai_settings s on s.tenant_id = t.id where t.id = ?::uuid`,
+    [tenantId],
+  )
+  const partnerId = s?.partner_id ?? null
+  let partnerOffered: string[] | null = null
+  if (partnerId) {
+    await tx.useOrg(partnerId)
+    const [p] = await tx.sql<{ offered: string[] | null }>(
+      'select offered from ai_settings where tenant_id = ?::uuid',
+      [partnerId],
+    )
+    partnerOffered = p?.offered ?? null
+    await tx.useOrg(tenantId)
+  }
+  return {
+    enabled: s?.enabled ?? true,
+    chatModel: s?.chat_model ?? null,
+    embedModel: s?.embed_model ?? null,
+    offered: s?.offered ?? null,
+    partnerOffered,
+    partnerId,
+    injectionMode: s?.injection_mode ?? 'log',
+    keepText: s?.keep_text ?? true,
+  }
+}
+
+/** The approved models of `kind` a tenant is offered: the platform's, narrowed by its partner, then by itself. */
+export function offeredModels(models: ModelRow[], s: Pick<TenantAi, 'offered' | 'partnerOffered'>, kind?: string) {
+  return models.filter(
+    (m) =>
+      m.status === 'approved' &&
+      (!kind || m.kind === kind) &&
+      (s.partnerOffered === null || s.partnerOffered.includes(m.alias) || m.provider === 'local') &&
+      (s.offered === null || s.offered.includes(m.alias) || m.provider === 'local'),
+  )
+}
+
+class ProviderError extends Error {
+  constructor(
+    readonly kind: 'unavailable' | 'timeout' | 'failed',
+    readonly status?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(kind, options)
+  }
+}
+
+/**
+ * The kernel's governed AI: every call resolves the model the tenant may use, reserves budget,
+ * masks personal data, screens for prompt injection, calls the provider with a timeout and
+ * bounded retries, validates structured output, settles the budget and writes the call record
+ * with its audit entry — all in transactions of its own, never the caller's.
+ */
+export class KernelAiService implements AiService {
+  readonly registry: ModelRegistry
+  private readonly providers: Record<'local' | 'huggingface', Provider>
+  private readonly ajv = new Ajv({ allErrors: false, strict: false })
+  private readonly validators = new Map<string, ValidateFunction>()
+  private readonly timeoutMs: number
+  private readonly retries: number
+  private readonly defaultMaxTokens: number
+  readonly now: () => number
+
+  constructor(
+    private readonly deps: AiServiceDeps,
+    options: AiServiceOptions = {},
+  ) {
+    this.registry = new ModelRegistry(deps.db, deps.secrets, options.registryTtlMs)
+    this.providers = { local: localProvider, huggingface: huggingfaceProvider(deps.egress) }
+    this.timeoutMs = options.timeoutMs ?? 30_000
+    this.retries = options.retries ?? 1
+    this.defaultMaxTokens = options.defaultMaxTokens ?? 1024
+    this.now = options.now ?? Date.now
+  }
+
+  /** The model a call uses: the one asked for, or the tenant's choice, or the local default. */
+  private async pick(s: TenantAi, kind: 'chat' | 'embedding', asked?: string): Promise<ModelRow> {
+    const models = await this.registry.all()
+    const alias =
+      asked ?? (kind === 'chat' ? s.chatModel : s.embedModel) ?? (kind === 'chat' ? DEFAULT_CHAT : DEFAULT_EMBED)
+    const m = models.find((x) => x.alias === alias)
+    if (!m) throw asked ? AI.MODEL_NOT_FOUND({ model: alias }) : AI.MODEL_NOT_OFFERED({ model: alias })
+    if (m.status === 'blocked') throw AI.MODEL_BLOCKED({ model: alias })
+    if (m.kind !== kind) throw AI.MODEL_KIND_MISMATCH({ model: alias, kind })
+    if (!offeredModels([m], s).length) throw AI.MODEL_NOT_OFFERED({ model: alias })
+    return m
+  }
+
+  /** Settings, model and budget reservation, committed before the provider is called. */
+  private async prepare(
+    caller: AiCaller,
+    kind: 'chat' | 'embedding',
+    asked: string | undefined,
+    estimate: (m: ModelRow) => { tokens: number; micros: number },
+    period: string,
+  ) {
+    return this.deps.db.inOrg(caller.tenantId, async (tx, status) => {
+      if (status.orgStatus !== 'active' || status.partnerStatus !== 'active')
+        throw AI.DISABLED(undefined, { cause: status })
+      const s = await readTenantAi(tx, caller.tenantId)
+      if (!s.enabled) throw AI.DISABLED()
+      const m = await this.pick(s, kind, asked)
+      const est = estimate(m)
+      const budgets = await budgetsFor(tx, caller.tenantId, s.partnerId, caller.installationId)
+      const reservations = budgets.length
+        ? await reserve(tx, caller.tenantId, budgets, period, (u) => (u === 'tokens' ? est.tokens : est.micros))
+        : []
+      return { s, m, reservations }
+    })
+  }
+
+  private async finish(
+    caller: AiCaller,
+    reservations: Reservation[],
+    period: string,
+    used: { tokens: number; micros: number },
+    rec: Omit<CallRecord, 'caller'>,
+  ): Promise<string> {
+    return this.deps.tenantTx(caller.tenantId, async (tx) => {
+      if (reservations.length)
+        await settle(tx, caller.tenantId, reservations, period, (u) => (u === 'tokens' ? used.tokens : used.micros))
+      return writeRecord(tx, { caller, ...rec })
+    })
+  }
+
+  /** A refusal before any text left the kernel: recorded, then thrown. */
+  private async refused(caller: AiCaller, alias: string, err: unknown): Promise<never> {
+    if (err instanceof TrellisError && err.code.startsWith('AI_ERR_')) {
+      await this.finish(
+        caller,
+        [],
+        '',
+        { tokens: 0, micros: 0 },
+        {
+          modelAlias: alias,
+          modelId: alias,
+          provider: 'none',
+          outcome: 'refused',
+          errorCode: err.code,
+          prompt: null,
+          answer: null,
+          inputTokens: 0,
+          outputTokens: 0,
+          costMicros: 0,
+          latencyMs: 0,
+          chunks: [],
+          citations: [],
+          verdicts: {},
+        },
+      ).catch((e) => this.deps.logger.warn({ err: e }, 'AI refusal not recorded'))
+    }
+    throw err
+  }
+
+  /** One provider call with a deadline and bounded retries; errors become ProviderError. */
+  private async attempt<T>(run: (signal: AbortSignal) => Promise<T>, outer?: AbortSignal): Promise<T> {
+    let last: ProviderError | undefined
+    for (let i = 0; i <= this.retries; i++) {
+      const timeout = AbortSignal.timeout(this.timeoutMs)
+      const signal = outer ? AbortSignal.any([timeout, outer]) : timeout
+      try {
+        return await run(signal)
+      } catch (err) {
+        if (timeout.aborted) throw new ProviderError('timeout', undefined, { cause: err })
+        if (outer?.aborted) throw new ProviderError('unavailable', undefined, { cause: err })
+        last = classify(err)
+        const retryable = last.kind === 'unavailable' || last.status === 429 || (last.status ?? 0) >= 500
+        if (!retryable) throw last
+      }
+    }
+    throw last!
+  }
+
+  private providerError(err: ProviderError, alias: string): TrellisError {
+    if (err.kind === 'timeout') return AI.PROVIDER_TIMEOUT({ model: alias, ms: this.timeoutMs }, { cause: err })
+    if (err.kind === 'unavailable') return AI.PROVIDER_UNAVAILABLE({ model: alias }, { cause: err })
+    return AI.PROVIDER_FAILED({ model: alias, status: err.status }, { cause: err })
+  }
+
+  async complete(
+    caller: AiCaller,
+    req: AiCompleteRequest,
+    opts: AiCallOptions & { onToken?: (t: string) => void } = {},
+  ): Promise<AiCompleteResult> {
+    const started = performance.now()
+    const period = periodOf(this.now())
+    const maxTokens = req.maxTokens ?? this.defaultMaxTokens
+    // Reserved: a bound of the input (masking only shortens it) and the whole of maxTokens.
+    const inputEstimate = tokenBound([
+      ...req.messages.map((m) => m.content),
+      ...(req.passages ?? []).map((p) => p.text),
+    ])
+    let prepared: Awaited<ReturnType<KernelAiService['prepare']>>
+    try {
+      prepared = await this.prepare(
+        caller,
+        'chat',
+        req.model,
+        (m) => {
+          // A schema may cost a second round, with the first answer in its input.
+          const rounds = req.schema ? 2 : 1
+          const input = rounds * inputEstimate + (rounds - 1) * maxTokens
+          const output = rounds * maxTokens
+          return {
+            tokens: input + output,
+            micros: costMicros(input, output, Number(m.price_in_micros), Number(m.price_out_micros)),
+          }
+        },
+        period,
+      )
+    } catch (err) {
+      return this.refused(caller, req.model ?? 'default', err)
+    }
+    const { s, m, reservations } = prepared
+    const model = this.registry.resolved(m)
+    // Guards: screening on what the user and the sources wrote; masking before anything leaves.
+    const verdict = screen(
+      req.messages.filter((x) => x.role === 'user').map((x) => x.content),
+      (req.passages ?? []).map((p) => p.text),
+    )
+    const r = newRedaction()
+    const messages = req.messages.map((x) => ({ role: x.role, content: mask(x.content, r, req.personal) }))
+    const passages = req.passages?.map((p) => ({ ...p, text: mask(p.text, r, req.personal) }))
+    const verdicts = { injection: verdict, masked: r.counts, injectionMode: s.injectionMode }
+    const base = {
+      modelAlias: m.alias,
+      modelId: m.model_id,
+      provider: m.provider,
+      prompt: s.keepText ? messages.map((x) => `${x.role}: ${x.content}`).join('\n') : null,
+      chunks: opts.retrieval?.chunks ?? passages?.map((p) => ({ id: p.id, score: p.score ?? 0 })) ?? [],
+      verdicts,
+    }
+    const fail = async (err: TrellisError): Promise<never> => {
+      await this.finish(
+        caller,
+        reservations,
+        period,
+        { tokens: 0, micros: 0 },
+        {
+          ...base,
+          outcome: err.status === 502 || err.status === 503 || err.status === 504 ? 'failed' : 'refused',
+          errorCode: err.code,
+          answer: null,
+          inputTokens: 0,
+          outputTokens: 0,
+          costMicros: 0,
+          latencyMs: performance.now() - started,
+          citations: [],
+        },
+      )
+      throw err
+    }
+    if (verdict.flagged && s.injectionMode === 'block')
+      return fail(AI.PROMPT_INJECTION({ where: verdict.hits[0]!.where === 'user' ? 'user input' : 'retrieved text' }))
+
+    let answer: ChatAnswer
+    let json: unknown
+    let inputTokens = 0
+    let outputTokens = 0
+    const provider = this.providers[m.provider]
+    let convo = messages
+    for (let round = 0; ; round++) {
+      try {
+        answer = await this.attempt(
+          (signal) =>
+            provider.chat(
+              model,
+              { messages: convo, passages, maxTokens, temperature: req.temperature },
+              {
+                signal,
+                onToken: opts.onToken,
+              },
+            ),
+          opts.signal,
+        )
+      } catch (err) {
+        return fail(
+          err instanceof ProviderError
+            ? this.providerError(err, m.alias)
+            : AI.PROVIDER_FAILED({ model: m.alias }, { cause: err }),
+        )
+      }
+      inputTokens +=
+        answer.usage?.inputTokens ??
+        tokensOf(convo.map((x) => x.content).join('\n') + (passages ?? []).map((p) => p.text).join('\n'))
+      outputTokens += answer.usage?.outputTokens ?? tokensOf(answer.text)
+      if (!req.schema) break
+      const problem = this.checkJson(req.schema, answer.text)
+      if (problem === null) {
+        json = parseJson(answer.text)
+        break
+      }
+      if (round >= 1) return fail(AI.SCHEMA_MISMATCH({ reason: problem }))
+      convo = [
+        ...messages,
+        { role: 'assistant', content: answer.text },
+        {
+          role: 'user',
+          content: `That answer is not valid: ${problem}. Answer again with JSON only, matching the schema ${JSON.stringify(req.schema)}.`,
+        },
+      ]
+    }
+    const given = new Set((passages ?? []).map((p) => p.n))
+    const citations = (answer.citations ?? []).filter((n) => given.has(n))
+    const cost = costMicros(inputTokens, outputTokens, model.priceInMicros, model.priceOutMicros)
+    const recordId = await this.finish(
+      caller,
+      reservations,
+      period,
+      { tokens: inputTokens + outputTokens, micros: cost },
+      {
+        ...base,
+        outcome: 'ok',
+        answer: s.keepText ? answer.text : null,
+        inputTokens,
+        outputTokens,
+        costMicros: cost,
+        latencyMs: performance.now() - started,
+        citations,
+      },
+    )
+    const reveal = caller.mayReadPersonal === true
+    return {
+      text: reveal ? unmask(answer.text, r) : answer.text,
+      model: m.provider === 'local' ? 'local-extractive' : m.alias,
+      ...(json !== undefined ? { json: reveal ? unmaskJson(json, r) : json } : {}),
+      ...(passages ? { citations } : {}),
+      ...(answer.escalate !== undefined ? { escalate: answer.escalate } : {}),
+      usage: { inputTokens, outputTokens },
+      costMicros: cost,
+      recordId,
+    }
+  }
+
+  async embed(
+    caller: AiCaller,
+    texts: string[],
+    opts: { model?: string; signal?: AbortSignal } = {},
+  ): Promise<AiEmbedResult> {
+    const started = performance.now()
+    const period = periodOf(this.now())
+    const est = tokenBound(texts)
+    let prepared: Awaited<ReturnType<KernelAiService['prepare']>>
+    try {
+      prepared = await this.prepare(
+        caller,
+        'embedding',
+        opts.model,
+        (m) => ({
+          tokens: est,
+          micros: costMicros(est, 0, Number(m.price_in_micros), 0),
+        }),
+        period,
+      )
+    } catch (err) {
+      return this.refused(caller, opts.model ?? 'default', err)
+    }
+    const { m, reservations } = prepared
+    const model = this.registry.resolved(m)
+    const r: Redaction = newRedaction()
+    // Lexical vectors never leave the kernel; text for a remote endpoint is masked first.
+    const sent = m.provider === 'local' ? texts : texts.map((t) => mask(t, r))
+    const base = {
+      modelAlias: m.alias,
+      modelId: m.model_id,
+      provider: m.provider,
+      prompt: null,
+      answer: null,
+      chunks: [],
+      citations: [],
+      verdicts: { masked: r.counts },
+    }
+    let vectors: number[][]
+    try {
+      vectors = await this.attempt((signal) => this.providers[m.provider].embed(model, sent, { signal }), opts.signal)
+    } catch (err) {
+      const e =
+        err instanceof ProviderError
+          ? this.providerError(err, m.alias)
+          : AI.PROVIDER_FAILED({ model: m.alias }, { cause: err })
+      await this.finish(
+        caller,
+        reservations,
+        period,
+        { tokens: 0, micros: 0 },
+        {
+          ...base,
+          outcome: 'failed',
+          errorCode: e.code,
+          inputTokens: 0,
+          outputTokens: 0,
+          costMicros: 0,
+          latencyMs: performance.now() - started,
+        },
+      )
+      throw e
+    }
+    const cost = costMicros(est, 0, model.priceInMicros, 0)
+    const recordId = await this.finish(
+      caller,
+      reservations,
+      period,
+      { tokens: est, micros: cost },
+      {
+        ...base,
+        outcome: 'ok',
+        inputTokens: est,
+        outputTokens: 0,
+        costMicros: cost,
+        latencyMs: performance.now() - started,
+      },
+    )
+    const lexical = m.provider === 'local'
+    return { vectors, model: m.alias, dims: vectors[0]?.length ?? (lexical ? LEXICAL_DIMS : 0), lexical, recordId }
+  }
+
+  /** null when `text` is JSON valid against `schema`, else what is wrong. */
+  private checkJson(schema: object, text: string): string | null {
+    const key = JSON.stringify(schema)
+    let validate = this.validators.get(key)
+    if (!validate) {
+      validate = this.ajv.compile(schema)
+      if (this.validators.size > 256) this.validators.clear()
+      this.validators.set(key, validate)
+    }
+    const value = parseJson(text)
+    if (value === undefined) return 'the answer is not JSON'
+    if (validate(value)) return null
+    return this.ajv.errorsText(validate.errors)
+  }
+}
+
+function parseJson(text: string): unknown {
+  const fenced = /```(?:json)?\s*([\s\S]*?)```/.exec(text)
+  try {
+    return JSON.parse((fenced ? fenced[1]! : text).trim())
+  } catch {
+    return undefined
+  }
+}
+
+function classify(err: unknown): ProviderError {
+  const e = err as { code?: string; httpResponse?: { status?: number }; cause?: unknown; name?: string }
+  const status = e?.httpResponse?.status
+  if (typeof status === 'number')
+    return new ProviderError(status === 503 ? 'unavailable' : 'failed', status, { cause: err })
+  const code = e?.code ?? (e?.cause as { code?: string } | undefined)?.code
+  if (
+    code === 'ECONNREFUSED' ||
+    code === 'ECONNRESET' ||
+    code === 'ENOTFOUND' ||
+    code === 'EHOSTUNREACH' ||
+    code === 'EAI_AGAIN' ||
+    code === 'EGRESS_HOST' ||
+    code === 'EVT_ERR_EGRESS_DENIED' ||
+    (err instanceof TrellisError && err.code === 'EVT_ERR_EGRESS_DENIED')
+  )
+    return new ProviderError('unavailable', undefined, { cause: err })
+  return new ProviderError('failed', undefined, { cause: err })
+}

@@ -1,0 +1,106 @@
+import type { Tx } from '../db/database.js'
+import { AI } from './errors.js'
+
+/** A monthly budget that applies to a call: whose it is, what it counts, its limit. */
+export interface Budget {
+  /** The organisation owning the budget row (the tenant, or its partner). */
+  owner: string
+  scopeId: string
+  scope: 'tenant' | 'partner' | 'installation'
+  unit: 'tokens' | 'micros'
+  limit: number
+}
+
+/** What a call reserved on each budget, to settle afterwards. */
+export interface Reservation {
+  budget: Budget
+  amount: number
+}
+
+/** The budgets that govern a call of `tenantId` (and its partner, and the installation). */
+export async function budgetsFor(
+  tx: Tx,
+  tenantId: string,
+  partnerId: string | null,
+  installationId: string | null | undefined,
+): Promise<Budget[]> {
+  const rows = await tx.sql<{ scope_id: string; scope: Budget['scope']; unit: Budget['unit']; monthly_limit: string }>(
+    'select scope_id, scope, unit, monthly_limit from ai_budgets where scope_id = ?::uuid or scope_id = ?::uuid',
+    [tenantId, installationId ?? tenantId],
+  )
+  const out: Budget[] = rows.map((r) => ({
+    owner: tenantId,
+    scopeId: r.scope_id,
+    scope: r.scope,
+    unit: r.unit,
+    limit: Number(r.monthly_limit),
+  }))
+  if (partnerId) {
+    await tx.useOrg(partnerId)
+    const p = await tx.sql<{ unit: Budget['unit']; monthly_limit: string }>(
+      'select unit, monthly_limit from ai_budgets where scope_id = ?::uuid',
+      [partnerId],
+    )
+    for (const r of p)
+      out.push({ owner: partnerId, scopeId: partnerId, scope: 'partner', unit: r.unit, limit: Number(r.monthly_limit) })
+    await tx.useOrg(tenantId)
+  }
+  return out
+}
+
+/**
+ * Reserves `amount(unit)` on every budget, atomically per budget row: the row lock that
+ * `on conflict do update` takes makes parallel calls queue, and the `where` refuses a
+ * reservation that would take used + reserved over the limit — so parallel calls never
+ * overspend. Any refusal throws AI_ERR_BUDGET_EXHAUSTED and the caller's transaction rolls
+ * back every reservation it made.
+ */
+export async function reserve(
+  tx: Tx,
+  current: string,
+  budgets: Budget[],
+  period: string,
+  amount: (unit: Budget['unit']) => number,
+): Promise<Reservation[]> {
+  const out: Reservation[] = []
+  for (const b of budgets) {
+    const n = amount(b.unit)
+    if (b.owner !== current) await tx.useOrg(b.owner)
+    const rows =
+      n > b.limit
+        ? []
+        : await tx.sql(
+            `insert into ai_usage (scope_id, period, reserved) values (?::uuid, ?, ?)
+             on conflict (tenant_id, scope_id, period) do update set reserved = ai_usage.reserved + excluded.reserved
+             where ai_usage.used + ai_usage.reserved + excluded.reserved <= ?
+             returning reserved`,
+            [b.scopeId, period, n, b.limit],
+          )
+    if (b.owner !== current) await tx.useOrg(current)
+    if (rows.length === 0) throw AI.BUDGET_EXHAUSTED({ scope: b.scope, unit: b.unit })
+    out.push({ budget: b, amount: n })
+  }
+  return out
+}
+
+/**
+ * Turns reservations into use: `actual(unit)` is added to used — never more than was reserved,
+ * so a budget is never overspent even by an endpoint that answers past maxTokens (the call
+ * record keeps the real counts) — and the reservation is released.
+ */
+export async function settle(
+  tx: Tx,
+  current: string,
+  reservations: Reservation[],
+  period: string,
+  actual: (unit: Budget['unit']) => number,
+): Promise<void> {
+  for (const r of reservations) {
+    if (r.budget.owner !== current) await tx.useOrg(r.budget.owner)
+    await tx.sql(
+      'update ai_usage set reserved = greatest(reserved - ?, 0), used = used + ? where scope_id = ?::uuid and period = ?',
+      [r.amount, Math.min(actual(r.budget.unit), r.amount), r.budget.scopeId, period],
+    )
+    if (r.budget.owner !== current) await tx.useOrg(current)
+  }
+}
