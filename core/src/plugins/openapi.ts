@@ -36,11 +36,14 @@ export async function withPluginPaths(k: { db: Pick<Database, 'inOrg'> }, spec: 
     })
     for (const r of routeTable(m)) {
       const path = `/v1/x/${defaultMount(m.name)}${openApiPath(r.pattern)}`
-      const params = r.segments.flatMap((s) =>
-        'param' in s
-          ? [{ name: s.param, in: 'path', required: true, schema: paramSchema(r.declared.request?.params, s.param) }]
-          : [],
-      )
+      const params = [
+        ...r.segments.flatMap((s) =>
+          'param' in s
+            ? [{ name: s.param, in: 'path', required: true, schema: paramSchema(r.declared.request?.params, s.param) }]
+            : [],
+        ),
+        ...queryParams(r.declared.request?.query),
+      ]
       const responses: Record<string, unknown> = {}
       for (const [status, schema] of Object.entries(r.declared.response ?? {}))
         responses[status] = { description: `${status} response`, content: { 'application/json': { schema } } }
@@ -61,6 +64,18 @@ export async function withPluginPaths(k: { db: Pick<Database, 'inOrg'> }, spec: 
     }
   }
   return { ...spec, paths, tags }
+}
+
+/** The query parameters a route declares (`request.query`, an object schema), one per property. */
+function queryParams(schema: unknown): Array<Record<string, unknown>> {
+  const s = schema as { properties?: Record<string, { description?: string }>; required?: string[] } | undefined
+  return Object.entries(s?.properties ?? {}).map(([name, prop]) => ({
+    name,
+    in: 'query',
+    required: s?.required?.includes(name) ?? false,
+    ...(prop.description ? { description: prop.description } : {}),
+    schema: prop,
+  }))
 }
 
 function paramSchema(schema: unknown, name: string): unknown {
