@@ -10,7 +10,8 @@ import { sendProblem, toTrellisError } from '../http/problem.js'
  * (its jobs, queues and backlog) — for probes and scraping, never the API.
  */
 export async function buildWorkerApp(k: KernelContext, draining: () => boolean): Promise<Api> {
-  const app = Fastify({ loggerInstance: k.logger, disableRequestLogging: true }) as unknown as Api
+  // No request log: probes every few seconds would drown the worker's own lines.
+  const app = Fastify() as unknown as Api
   app.setErrorHandler((err, request, reply) => sendProblem(request, reply, toTrellisError(err)))
   registerHealthRoutes(app, { db: k.db, keys: k.keys, metrics: new HttpMetrics(), shared: k.shared, draining })
   await app.ready()
