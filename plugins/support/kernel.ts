@@ -18,7 +18,9 @@ export const PLUGINS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..')
 
 /** Dependencies before dependents. */
 export const ERP_PLUGINS = ['catalog', 'pricing', 'inventory', 'orders'] as const
-export type ErpPlugin = (typeof ERP_PLUGINS)[number]
+/** The ERP plugins with the supply side: procurement and returns. */
+export const SUPPLY_PLUGINS = [...ERP_PLUGINS, 'procurement', 'returns'] as const
+export type ErpPlugin = (typeof SUPPLY_PLUGINS)[number]
 
 const built = new Map<string, Promise<DevBundle & { entries: BundleEntries }>>()
 

@@ -1,0 +1,32 @@
+/**
+ * The procurement plugin: suppliers and their price lists, replenishment suggestions when stock
+ * falls to its reorder point, purchase orders with approval over a threshold, receipts that add
+ * stock through `@trellis/inventory`, and supplier invoices matched three ways.
+ */
+import { collection, definePlugin } from '@trellis/plugin-sdk'
+import manifest from '../trellis.plugin.json' with { type: 'json' }
+import type { PurchaseOrder, Receipt, Supplier, SupplierInvoice, SupplierPrice } from './types.js'
+import { supplierRoutes } from './suppliers.js'
+import { poRoutes } from './purchase-orders.js'
+import { receive } from './receipts.js'
+import { invoiceRoutes } from './invoices.js'
+import { onStockLow } from './replenish.js'
+import { invoiceException, poApproval } from './workflows.js'
+
+export * from './types.js'
+export { PRC } from './errors.js'
+export { suggest } from './replenish.js'
+
+export const procurementPlugin = definePlugin({
+  manifest,
+  collections: {
+    suppliers: collection<Supplier>(),
+    prices: collection<SupplierPrice>(),
+    purchaseOrders: collection<PurchaseOrder>(),
+    receipts: collection<Receipt>(),
+    invoices: collection<SupplierInvoice>(),
+  },
+  routes: { ...supplierRoutes, ...poRoutes, 'POST /purchase-orders/:number/receipts': receive, ...invoiceRoutes },
+  events: { 'inventory.stock.low': onStockLow },
+  workflows: { poApproval, invoiceException },
+})

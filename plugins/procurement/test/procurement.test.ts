@@ -1,0 +1,269 @@
+// The procurement plugin on the real kernel with catalog and inventory, through the public API:
+// low stock → a suggested draft → a buyer submits it → the purchasing manager approves it in a
+// task → sent → a partial receipt puts exactly that much into stock → invoices matched and not.
+import t from 'tap'
+import { lintErp, startErpKernel } from '../../support/kernel.js'
+import { DB_KINDS } from '../../../core/test/helpers/test-kernel.js'
+
+type Reply = { status: number; body: any }
+
+/** Polls `check` until it answers something (20 s at most): workflows and events run just after the request. */
+async function eventually<T>(check: () => Promise<T | undefined | null | false>, what: string): Promise<T> {
+  for (let i = 0; i < 200; i++) {
+    const v = await check()
+    if (v) return v
+    await new Promise((done) => setTimeout(done, 100))
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+for (const kind of DB_KINDS)
+  t.test(`on ${kind}`, async (t) => {
+    const dev = await startErpKernel(
+      ['catalog', 'inventory', 'procurement'],
+      { procurement: { approvalThreshold: '100.00' } },
+      kind,
+    )
+    t.teardown(() => dev.close())
+    const as =
+      (token?: string) =>
+      (method: string, path: string, body?: unknown): Promise<Reply> =>
+        dev.request(method, path, {
+          ...(token ? { token } : {}),
+          ...(body === undefined ? {} : { body }),
+        }) as Promise<Reply>
+    const r = as()
+    async function ok(method: string, path: string, body?: unknown) {
+      const res = await r(method, path, body)
+      if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`)
+      return res.body
+    }
+    /** A person with a new tenant role holding `permissions`, signed in. */
+    async function person(role: string, permissions: string[]) {
+      await ok('POST', '/v1/roles', { name: role, permissions })
+      const email = `${role.replace(/_/g, '.')}@dev.test`
+      const invited = await ok('POST', '/v1/invitations', { email, role })
+      const password = `password-of-${role}`
+      const acc = await dev.request('POST', '/v1/invitations/accept', {
+        body: { token: invited.acceptToken, name: role, password },
+        token: '',
+      })
+      if (acc.status !== 200) throw new Error(JSON.stringify(acc.body))
+      const login = await dev.request('POST', '/v1/auth/login', { body: { email, password }, token: '' })
+      return as((login.body as { accessToken: string }).accessToken)
+    }
+    const P = '/v1/x/procurement'
+    const onHand = async (sku: string) => (await ok('GET', `/v1/x/inventory/stock/${sku}`)).onHand as number
+
+    await ok('POST', '/v1/x/catalog/import/categories', { csv: 'code,name\nBEV,Beverages\n' })
+    await ok('POST', '/v1/x/catalog/import/suppliers', { csv: 'code,name\nEXO,Exotic Liquids\nALT,Alternative\n' })
+    await ok('POST', '/v1/x/catalog/import/products', {
+      csv: 'sku,name,category,supplier\nA,Tea,BEV,EXO\nB,Ale,BEV,EXO\n',
+    })
+    await ok('POST', '/v1/x/inventory/stock/import', {
+      rows: [
+        { sku: 'A', onHand: 50, reorderPoint: 20 },
+        { sku: 'B', onHand: 100, reorderPoint: 10 },
+      ],
+    })
+    await ok('POST', `${P}/suppliers/import`, {
+      rows: [
+        { code: 'EXO', name: 'Exotic Liquids', country: 'UK', leadTimeDays: 5 },
+        { code: 'ALT', name: 'Alternative Supplies', leadTimeDays: 10 },
+      ],
+    })
+    await ok('POST', `${P}/prices/import`, {
+      rows: [
+        { supplier: 'EXO', sku: 'A', cost: '4.50' },
+        { supplier: 'ALT', sku: 'A', cost: '4.75' },
+        { supplier: 'EXO', sku: 'B', cost: '2.25' },
+      ],
+    })
+    const buyer = await person('buyer', ['procurement.read', 'procurement.write', 'procurement.receive'])
+    const manager = await person('purchasing_manager', ['procurement.read', 'procurement.approve'])
+    const payables = await person('accounts_payable', ['procurement.read', 'procurement.invoices'])
+
+    t.test('the manifest asks only for what procurement uses, and passes the lint', async (t) => {
+      t.same((await lintErp('procurement')).errors, [])
+      const bad = await r('POST', `${P}/prices/import`, { rows: [{ supplier: 'NOPE', sku: 'ZZ', cost: '1' }] })
+      t.equal(bad.status, 422)
+      t.same(
+        bad.body.errors.map((e: any) => e.code),
+        ['unknown_supplier', 'unknown_product'],
+      )
+      t.equal((await ok('GET', `${P}/suppliers/EXO`)).prices.length, 2)
+    })
+
+    t.test('low stock → suggestion → approved in a task → partial receipt → invoices', async (t) => {
+      await ok('POST', '/v1/x/inventory/stock/adjust', { sku: 'A', delta: -35, reason: 'breakage' })
+      t.equal(await onHand('A'), 15)
+      const draft = await eventually(
+        async () => (await ok('GET', `${P}/purchase-orders?supplier=EXO&status=draft`)).items[0],
+        'the suggested draft',
+      )
+      t.match(draft, { source: 'suggestion', supplier: 'EXO', status: 'draft' }, 'the cheapest supplier')
+      t.match(draft.lines, [{ sku: 'A', quantity: 25, unitCost: '4.50', suggestion: { rule: 'reorder point' } }])
+      t.equal(draft.total, '112.50', '20 − 15 short of the reorder point, plus a lot of 20: 25 × 4.50')
+
+      // The buyer reviews the suggestion and submits it; 135.00 is over the 100.00 threshold.
+      const revised = await buyer('PATCH', `${P}/purchase-orders/${draft.number}`, {
+        lines: [{ sku: 'A', quantity: 30 }],
+      })
+      t.equal(revised.body.total, '135.00')
+      const submitted = await buyer('POST', `${P}/purchase-orders/${draft.number}/submit`)
+      t.equal(submitted.body.status, 'pending_approval')
+      const forbidden = await buyer('POST', `${P}/purchase-orders/${draft.number}/decision`, {
+        decision: 'approve',
+        reason: 'mine',
+      })
+      t.equal(forbidden.status, 403)
+      t.equal(forbidden.body.code, 'AUTH_ERR_FORBIDDEN', 'a buyer cannot approve')
+      t.equal((await buyer('POST', `${P}/purchase-orders/${draft.number}/send`)).status, 409, 'nor send it unapproved')
+      const instanceId = submitted.body.approvalWorkflow.instanceId
+      const task = await eventually(
+        async () => (await manager('GET', '/v1/tasks')).body.items.find((x: any) => x.instanceId === instanceId),
+        'the approval task',
+      )
+      t.match(task, {
+        role: 'purchasing_manager',
+        outcomes: ['approve', 'reject'],
+        data: { po: draft.number, total: '135.00' },
+      })
+      t.equal(
+        (
+          await manager('POST', `/v1/tasks/${task.id}/complete`, {
+            outcome: 'approve',
+            data: { reason: 'stock-out risk' },
+          })
+        ).status,
+        200,
+      )
+      const approved = await eventually(async () => {
+        const po = await ok('GET', `${P}/purchase-orders/${draft.number}`)
+        return po.status === 'approved' && po
+      }, 'the approval')
+      t.match(approved.approval, { by: /^user:/, reason: 'stock-out risk', workflow: 'poApproval' })
+      t.equal((await buyer('POST', `${P}/purchase-orders/${draft.number}/send`)).body.status, 'sent')
+
+      // 12 of 30 arrive: stock goes up by exactly 12.
+      const receipt = await buyer('POST', `${P}/purchase-orders/${draft.number}/receipts`, {
+        lines: [{ line: 1, quantity: 12 }],
+      })
+      t.equal(receipt.status, 201)
+      t.equal(receipt.body.purchaseOrder.status, 'partly_received')
+      t.equal(await onHand('A'), 27)
+      const over = await buyer('POST', `${P}/purchase-orders/${draft.number}/receipts`, {
+        lines: [{ line: 1, quantity: 19 }],
+      })
+      t.equal(over.status, 409)
+      t.equal(over.body.code, 'PRC_ERR_OVER_DELIVERY', '18 are outstanding: 19 is an over-delivery')
+      t.equal(await onHand('A'), 27, 'a refused delivery adds nothing')
+
+      const matched = await payables('POST', `${P}/invoices`, {
+        number: 'SI-1',
+        supplier: 'EXO',
+        po: draft.number,
+        lines: [{ line: 1, quantity: 12, unitCost: '4.50' }],
+      })
+      t.match(matched.body, { status: 'matched', payable: true, total: '54.00', mismatches: [] })
+
+      await buyer('POST', `${P}/purchase-orders/${draft.number}/receipts`, { lines: [{ line: 1, quantity: 18 }] })
+      t.equal(await onHand('A'), 45)
+      t.equal((await ok('GET', `${P}/purchase-orders/${draft.number}`)).status, 'received')
+      const mismatch = await payables('POST', `${P}/invoices`, {
+        number: 'SI-2',
+        supplier: 'EXO',
+        po: draft.number,
+        lines: [{ line: 1, quantity: 20, unitCost: '4.95' }],
+      })
+      t.match(mismatch.body, { status: 'exception', payable: false })
+      t.same(
+        mismatch.body.mismatches.map((m: any) => m.kind),
+        ['quantity', 'price'],
+        '20 invoiced of 18 received and not yet invoiced; 4.95 is 10 % over 4.50',
+      )
+      t.same(
+        (await ok('GET', `${P}/invoices?payable=true`)).items.map((i: any) => i.number),
+        ['SI-1'],
+        'not payable',
+      )
+      const apTask = await eventually(
+        async () =>
+          (await payables('GET', '/v1/tasks')).body.items.find(
+            (x: any) => x.instanceId === mismatch.body.exceptionWorkflow.instanceId,
+          ),
+        'the invoice exception task',
+      )
+      t.match(apTask, { role: 'accounts_payable', data: { invoice: 'SI-2' } })
+      await payables('POST', `/v1/tasks/${apTask.id}/complete`, {
+        outcome: 'approve',
+        data: { reason: 'credit note promised' },
+      })
+      await eventually(async () => (await ok('GET', `${P}/invoices/SI-2`)).payable, 'the invoice approval')
+      t.equal((await ok('POST', `${P}/purchase-orders/${draft.number}/close`, {})).status, 'closed')
+
+      const types = (await dev.events('@trellis/procurement'))
+        .filter((e) => e.subject === draft.number || e.subject.startsWith('SI-'))
+        .map((e) => e.type)
+      t.same(types, [
+        'procurement.po.suggested',
+        'procurement.po.revised',
+        'procurement.po.submitted',
+        'procurement.po.approved',
+        'procurement.po.sent',
+        'procurement.po.part-received',
+        'procurement.receipt.recorded',
+        'procurement.invoice.matched',
+        'procurement.po.received',
+        'procurement.receipt.recorded',
+        'procurement.invoice.exception',
+        'procurement.invoice.approved',
+        'procurement.po.closed',
+      ])
+    })
+
+    t.test('under the threshold a PO is approved by the rule; whoever raised one cannot approve it', async (t) => {
+      const small = await buyer('POST', `${P}/purchase-orders`, {
+        number: 'PO-S',
+        supplier: 'EXO',
+        lines: [{ sku: 'B', quantity: 10 }],
+      })
+      t.equal(small.body.total, '22.50')
+      t.match((await buyer('POST', `${P}/purchase-orders/PO-S/submit`)).body, {
+        status: 'approved',
+        approval: { by: 'rule' },
+      })
+
+      const clerk = await person('clerk', ['procurement.read', 'procurement.write', 'procurement.approve'])
+      await clerk('POST', `${P}/purchase-orders`, {
+        number: 'PO-C',
+        supplier: 'EXO',
+        lines: [{ sku: 'B', quantity: 100 }],
+      })
+      t.equal((await clerk('POST', `${P}/purchase-orders/PO-C/submit`)).body.status, 'pending_approval')
+      const own = await clerk('POST', `${P}/purchase-orders/PO-C/decision`, { decision: 'approve', reason: 'urgent' })
+      t.equal(own.status, 403)
+      t.equal(own.body.code, 'PRC_ERR_SELF_APPROVAL')
+      t.equal((await ok('GET', `${P}/purchase-orders/PO-C`)).status, 'pending_approval', 'still waiting')
+      const rejected = await manager('POST', `${P}/purchase-orders/PO-C/decision`, {
+        decision: 'reject',
+        reason: 'too many',
+      })
+      t.equal(rejected.body.status, 'draft', 'a rejection sends it back to draft')
+      t.equal(
+        (await manager('POST', `${P}/purchase-orders/PO-C/cancel`, {})).status,
+        403,
+        'a manager does not write orders',
+      )
+      t.equal(
+        (await clerk('POST', `${P}/purchase-orders/PO-C/cancel`, { reason: 'no longer needed' })).body.status,
+        'cancelled',
+      )
+      t.equal(
+        (await payables('POST', `${P}/purchase-orders/PO-S/receipts`, { lines: [{ line: 1, quantity: 1 }] })).status,
+        403,
+      )
+      const unsent = await buyer('POST', `${P}/purchase-orders/PO-S/receipts`, { lines: [{ line: 1, quantity: 1 }] })
+      t.equal(unsent.body.code, 'PRC_ERR_INVALID_TRANSITION', 'nothing is received before the order is sent')
+    })
+  })
