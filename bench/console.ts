@@ -15,7 +15,6 @@ import { loadAverage, median } from './_harness.js'
 import { benchKernel, benchTenant, installBuilt } from './servers/_tenant.js'
 
 // The functions passed to page.evaluate run in the page; this file compiles without the DOM library.
-// biome-ignore lint/suspicious/noExplicitAny: the page's document
 declare const document: any
 
 const TASKS = 500

@@ -1,7 +1,9 @@
+import { useQuery } from '@tanstack/react-query'
 import { lazy, Suspense } from 'react'
 import { NavLink, Navigate, Route, Routes } from 'react-router'
 import { can, type Me, useAuth } from './auth'
 import { type MessageKey, t } from './i18n'
+import { loadPluginScreens } from './plugin-screens'
 
 const Inbox = lazy(() => import('./pages/Inbox'))
 const Marketplace = lazy(() => import('./pages/Marketplace'))
@@ -9,6 +11,7 @@ const Installations = lazy(() => import('./pages/Installations'))
 const Audit = lazy(() => import('./pages/Audit'))
 const Reviews = lazy(() => import('./pages/Reviews'))
 const Tenants = lazy(() => import('./pages/Tenants'))
+const PluginPage = lazy(() => import('./pages/PluginPage'))
 
 /** The screens, each shown to whom it serves (by the caller's organisation kind and permissions). */
 const SCREENS: Array<{ path: string; label: MessageKey; element: JSX.Element; shown: (me: Me) => boolean }> = [
@@ -38,6 +41,15 @@ const SCREENS: Array<{ path: string; label: MessageKey; element: JSX.Element; sh
 export default function Shell() {
   const { me, branding, signOut } = useAuth()
   const screens = SCREENS.filter((s) => s.shown(me))
+  // Pages the installed plugins declare (manifest `console` section), for the caller's permissions.
+  const plugins = useQuery({
+    queryKey: ['plugin-screens'],
+    enabled: me.org.kind === 'tenant',
+    queryFn: () => loadPluginScreens(can(me, 'plugins.install')),
+  })
+  const pluginPages = (plugins.data ?? []).flatMap((s) =>
+    s.pages.filter((p) => !p.permission || can(me, p.permission)).map((p) => ({ mount: s.mount, page: p })),
+  )
   return (
     <div className="shell">
       <a className="skip" href="#content">
@@ -54,6 +66,11 @@ export default function Shell() {
               {t(s.label)}
             </NavLink>
           ))}
+          {pluginPages.map(({ mount, page }) => (
+            <NavLink key={`${mount}/${page.id}`} to={`/apps/${mount}/${page.id}`}>
+              {page.title}
+            </NavLink>
+          ))}
           <button type="button" onClick={signOut}>
             {t('nav.signOut')}
           </button>
@@ -66,6 +83,7 @@ export default function Shell() {
             {screens.map((s) => (
               <Route key={s.path} path={`/${s.path}/*`} element={s.element} />
             ))}
+            <Route path="/apps/:mount/:page" element={<PluginPage />} />
             <Route path="*" element={screens[0] ? <Navigate to={`/${screens[0].path}`} replace /> : null} />
           </Routes>
         </Suspense>
