@@ -149,8 +149,7 @@ export class KernelAiService implements AiService {
   }
 
   /** The model a call uses: the one asked for, or the tenant's choice, or the local default. */
-  private async pick(s: TenantAi, kind: 'chat' | 'embedding', asked?: string): Promise<ModelRow> {
-    const models = await this.registry.all()
+  private pick(models: ModelRow[], s: TenantAi, kind: 'chat' | 'embedding', asked?: string): ModelRow {
     const alias =
       asked ?? (kind === 'chat' ? s.chatModel : s.embedModel) ?? (kind === 'chat' ? DEFAULT_CHAT : DEFAULT_EMBED)
     const m = models.find((x) => x.alias === alias)
@@ -169,12 +168,14 @@ export class KernelAiService implements AiService {
     estimate: (m: ModelRow) => { tokens: number; micros: number },
     period: string,
   ) {
+    // Read before the transaction: on the embedded database a second connection would wait for this one.
+    const models = await this.registry.all()
     return this.deps.db.inOrg(caller.tenantId, async (tx, status) => {
       if (status.orgStatus !== 'active' || status.partnerStatus !== 'active')
         throw AI.DISABLED(undefined, { cause: status })
       const s = await readTenantAi(tx, caller.tenantId)
       if (!s.enabled) throw AI.DISABLED()
-      const m = await this.pick(s, kind, asked)
+      const m = this.pick(models, s, kind, asked)
       const est = estimate(m)
       const budgets = await budgetsFor(tx, caller.tenantId, s.partnerId, caller.installationId)
       const reservations = budgets.length
