@@ -89,10 +89,14 @@ t.test('the console in Chromium', async (t) => {
   })
   t.teardown(() => browser.close())
   const page = browser.pages()[0] ?? (await browser.newPage())
+  await page.setViewportSize({ width: 1200, height: 760 })
   page.setDefaultTimeout(30_000)
   const violations: Record<string, string[]> = {}
+  // TRELLIS_CONSOLE_SCREENSHOTS=docs/console refreshes the README's screenshots from this run.
+  const shots = process.env.TRELLIS_CONSOLE_SCREENSHOTS
   const check = async (name: string) => {
     violations[name] = await axe(page)
+    if (shots) await page.screenshot({ path: join(shots, `${name.replace(/ /g, '-')}.png`) })
   }
   async function signIn(email: string, password: string) {
     await page.goto(`${base}/console/`)
@@ -204,6 +208,51 @@ t.test('the console in Chromium', async (t) => {
     t.equal(done.status, 'completed')
     t.equal(done.completed_by, pricing.user.id)
     await check('inbox')
+    await signOut()
+  })
+
+  await t.test('a plugin screen declared in its manifest: list, create form, detail', async (t) => {
+    const notesDir = join(import.meta.dirname, '../../core/test/fixtures/plugins/notes')
+    const notes = JSON.parse(readFileSync(join(notesDir, 'trellis.plugin.json'), 'utf8'))
+    notes.console = {
+      pages: [
+        {
+          id: 'notes',
+          title: 'Notes',
+          list: {
+            route: 'GET /notes',
+            columns: [{ field: 'title', label: 'Title' }],
+            filters: [{ param: 'tag', label: 'Tag' }],
+          },
+          detail: { route: 'GET /notes/:id' },
+          create: { label: 'New note', route: 'POST /notes' },
+        },
+      ],
+    }
+    const nb = await buildPlugin({ dir: notesDir, write: false })
+    await registerVersion(k, { manifest: notes, code: nb.code, sourceMap: nb.sourceMap })
+    const installed = await k.req('POST', '/v1/installations', {
+      token: tenant.token,
+      body: { plugin: notes.name, version: notes.version, capabilities: notes.capabilities },
+    })
+    t.equal(installed.status, 201)
+    await signIn(tenant.email, tenant.password)
+    await page.getByRole('link', { name: 'Notes' }).click()
+    await page.getByRole('heading', { name: 'Notes' }).waitFor()
+    await page.getByRole('button', { name: 'New note' }).click()
+    await page.getByRole('dialog').getByLabel(/title/).fill('Call the supplier')
+    await page.getByRole('dialog').getByRole('button', { name: 'New note' }).click()
+    await page.getByRole('cell', { name: 'Call the supplier' }).waitFor()
+    await check('plugin screen')
+    await page
+      .getByRole('button', { name: /^Open / })
+      .first()
+      .click()
+    await page
+      .getByTestId('plugin-item')
+      .getByText(/Call the supplier/)
+      .waitFor()
+    await page.keyboard.press('Escape')
     await signOut()
   })
 
