@@ -1,6 +1,7 @@
 import t from 'tap'
 import { DB_KINDS, startTestKernel, createTenantWithAdmin } from './helpers/test-kernel.js'
 import { startOidcProvider } from './helpers/oidc-provider.js'
+import { startSmtpServer } from './helpers/smtp-server.js'
 
 // Single sign-on with OpenID Connect against a real provider on loopback (oidc-provider): the
 // browser flow end to end, just-in-time membership with a role from the provider's claims, and
@@ -12,8 +13,14 @@ for (const kind of DB_KINDS) {
   t.test(`OpenID Connect sign-in on ${kind}`, async (t) => {
     const idp = await startOidcProvider(`${PUBLIC_URL}/v1/auth/sso/callback`)
     t.teardown(idp.close)
+    const smtp = await startSmtpServer()
+    t.teardown(smtp.close)
     const k = await startTestKernel(t, kind, {
-      env: { TRELLIS_PUBLIC_URL: PUBLIC_URL },
+      env: {
+        TRELLIS_PUBLIC_URL: PUBLIC_URL,
+        TRELLIS_SMTP_URL: smtp.url,
+        TRELLIS_MAIL_FROM: 'Trellis <t@trellis.test>',
+      },
       events: { egressAllow: ['127.0.0.1'] },
     })
     const a = await createTenantWithAdmin(k, `sso-a-${kind}`)
@@ -160,8 +167,15 @@ for (const kind of DB_KINDS) {
       const login = await k.req('POST', '/v1/auth/login', { body: { email: a.email, password: a.password } })
       t.equal(login.status, 403)
       t.equal(login.body.code, 'AUTH_ERR_SSO_REQUIRED')
+      const forgot = await k.req('POST', '/v1/auth/password/forgot', { body: { email: a.email } })
+      t.equal(forgot.status, 202, 'asking for a reset answers as always')
+      await k.kernel.ctx.mailer.idle()
+      t.equal(smtp.to(a.email).length, 0, 'but no reset link is sent: a password is no use here')
       t.equal((await configure({ ssoOnly: false })).status, 200)
       t.equal((await k.req('POST', '/v1/auth/login', { body: { email: a.email, password: a.password } })).status, 200)
+      await k.req('POST', '/v1/auth/password/forgot', { body: { email: a.email } })
+      await k.kernel.ctx.mailer.idle()
+      t.equal(smtp.to(a.email).length, 1, 'with passwords allowed again, the link is sent')
     })
   })
 }

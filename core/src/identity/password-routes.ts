@@ -51,6 +51,17 @@ export function registerPasswordRoutes(app: Api, deps: PasswordRouteDeps): void 
     deps.sealer.nudge(org)
   }
 
+  /** Whether every one of these organisations refuses password sign-ins (SSO only). */
+  async function everyOrgSsoOnly(orgs: string[]): Promise<boolean> {
+    for (const org of orgs) {
+      const [row] = await deps.db.inOrg(org, (tx) =>
+        tx.sql('select 1 from sso_providers where tenant_id = ?::uuid and enabled and sso_only', [org]),
+      )
+      if (!row) return false
+    }
+    return true
+  }
+
   async function announce(ended: Array<{ tenant_id: string; family_id: string }>): Promise<void> {
     const byOrg = new Map<string, string[]>()
     for (const e of ended) byOrg.set(e.tenant_id, [...(byOrg.get(e.tenant_id) ?? []), e.family_id])
@@ -136,13 +147,24 @@ export function registerPasswordRoutes(app: Api, deps: PasswordRouteDeps): void 
       // Counted per address and per client whether or not an account exists, so the limit says nothing either.
       deps.resetLimiter.check(email, request.ip)
       deps.resetLimiter.failed(email, request.ip)
-      const issued = await signInTx(deps.db, (tx) => requestPasswordReset(tx, email))
+      // A password is no use to someone whose every organisation signs in only through its identity
+      // provider: no link is issued (the answer stays the same).
+      const account = await signInTx(deps.db, async (tx) => {
+        const found = await accountByEmail(tx, email)
+        return found ? { id: found.id, grants: await membershipsOf(tx, found.id) } : undefined
+      })
+      const ssoOnly = account?.grants.length ? await everyOrgSsoOnly(account.grants.map((g) => g.orgId)) : false
+      const issued = ssoOnly ? undefined : await signInTx(deps.db, (tx) => requestPasswordReset(tx, email))
       const meta = { ...auditMeta(request), actor: { kind: 'anonymous' as const, id: email.toLowerCase() } }
-      await auditAccount(issued?.userId, {
+      await auditAccount(account?.id, {
         ...meta,
         action: 'auth.password_reset.requested',
-        ...(issued ? { target: { kind: 'user', id: issued.userId } } : {}),
-        data: { email: email.toLowerCase(), account: issued !== undefined },
+        ...(account ? { target: { kind: 'user', id: account.id } } : {}),
+        data: {
+          email: email.toLowerCase(),
+          account: account !== undefined,
+          ...(ssoOnly ? { refused: 'sso only' } : {}),
+        },
       })
       if (issued)
         deps.mailer.send(
