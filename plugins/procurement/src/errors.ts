@@ -1,7 +1,7 @@
 import { defineErrors, worded } from '@trellis/plugin-sdk'
 
 /** The procurement plugin's errors: each answers as problem+json with its code, like the kernel's. */
-export const PRC = defineErrors('PRC', {
+export const PUR = defineErrors('PUR', {
   INVALID_ROWS: { status: 422, title: 'Invalid rows', message: worded },
   INVALID_LINES: { status: 422, title: 'Invalid purchase order lines', message: worded },
   INVALID_TRANSITION: { status: 409, title: 'Invalid purchase order transition', message: worded },

@@ -14,7 +14,7 @@ import { onStockLow } from './replenish.js'
 import { invoiceException, poApproval } from './workflows.js'
 
 export * from './types.js'
-export { PRC } from './errors.js'
+export { PUR } from './errors.js'
 export { suggest } from './replenish.js'
 
 export const procurementPlugin = definePlugin({

@@ -3,7 +3,7 @@
 // (quantity, within the quantity tolerance). A match is payable; a mismatch is an invoice
 // exception, a task for accounts payable, and payable only once they approve it.
 import { problem, problemFromError, type RouteRequest, type RouteResponse } from '@trellis/plugin-sdk'
-import { PRC } from './errors.js'
+import { PUR } from './errors.js'
 import type { Ctx, InvoiceStatus, PurchaseOrder, Stored, SupplierInvoice } from './types.js'
 import { cents, micros } from './money.js'
 import { now, poOf, setting, who } from './store.js'
@@ -61,14 +61,14 @@ export function match(
 async function record(req: RouteRequest<InvoiceBody>, ctx: Ctx): Promise<RouteResponse> {
   const b = req.body
   if (await invoiceOf(ctx, b.number))
-    return problem(PRC.INVOICE_EXISTS, `supplier invoice ${b.number} is recorded already`)
+    return problem(PUR.INVOICE_EXISTS, `supplier invoice ${b.number} is recorded already`)
   const po = await poOf(ctx, b.po)
-  if (!po) return problem(PRC.PO_NOT_FOUND, `no purchase order ${b.po}`)
+  if (!po) return problem(PUR.PO_NOT_FOUND, `no purchase order ${b.po}`)
   if (po.supplier !== b.supplier)
-    return problem(PRC.UNKNOWN_SUPPLIER, `purchase order ${po.number} is from ${po.supplier}, not ${b.supplier}`)
+    return problem(PUR.UNKNOWN_SUPPLIER, `purchase order ${po.number} is from ${po.supplier}, not ${b.supplier}`)
   const bad = b.lines.filter((l) => micros(l.unitCost) === null)
   if (bad.length)
-    return problem(PRC.INVALID_LINES, bad.map((l) => `line ${l.line}: ${l.unitCost} is not an amount`).join('; '))
+    return problem(PUR.INVALID_LINES, bad.map((l) => `line ${l.line}: ${l.unitCost} is not an amount`).join('; '))
   const mismatches = match(po, b.lines, await invoicedBefore(ctx, po.number), {
     price: Number(setting(ctx, 'priceTolerance', 0.02)),
     quantity: Number(setting(ctx, 'quantityTolerance', 0)),
@@ -114,9 +114,9 @@ export async function decideInvoice(
   input: { invoice: string; decision: 'approve' | 'reject'; reason: string; by: string },
 ): Promise<Stored<SupplierInvoice>> {
   const inv = await invoiceOf(ctx, input.invoice)
-  if (!inv) throw PRC.INVOICE_NOT_FOUND({ detail: `no supplier invoice ${input.invoice}` })
+  if (!inv) throw PUR.INVOICE_NOT_FOUND({ detail: `no supplier invoice ${input.invoice}` })
   if (inv.status !== 'exception')
-    throw PRC.NO_OPEN_EXCEPTION({ detail: `supplier invoice ${inv.number} is ${inv.status}, not an open exception` })
+    throw PUR.NO_OPEN_EXCEPTION({ detail: `supplier invoice ${inv.number} is ${inv.status}, not an open exception` })
   const status: InvoiceStatus = input.decision === 'approve' ? 'approved' : 'rejected'
   const updated = (await ctx.data.invoices.update(
     inv.id,
@@ -167,7 +167,7 @@ export const invoiceRoutes = {
   },
   'GET /invoices/:number': async (req: RouteRequest<null, { number: string }>, ctx: Ctx) => {
     const inv = await invoiceOf(ctx, req.params.number)
-    return inv ? { status: 200, body: inv } : problem(PRC.INVOICE_NOT_FOUND, `no supplier invoice ${req.params.number}`)
+    return inv ? { status: 200, body: inv } : problem(PUR.INVOICE_NOT_FOUND, `no supplier invoice ${req.params.number}`)
   },
   'POST /invoices/:number/decision': async (
     req: RouteRequest<{ decision: 'approve' | 'reject'; reason: string }, { number: string }>,
@@ -176,7 +176,7 @@ export const invoiceRoutes = {
     try {
       return { status: 200, body: await decideInvoice(ctx, { invoice: req.params.number, ...req.body, by: who(ctx) }) }
     } catch (err) {
-      return problemFromError(err, [PRC])
+      return problemFromError(err, [PUR])
     }
   },
 }

@@ -1,7 +1,7 @@
 // Purchase orders: draft → (pending_approval →) approved → sent → partly_received / received →
 // closed, or cancelled. Above the approval threshold a purchasing manager decides through a task.
 import { problem, problemFromError, type RouteRequest, type RouteResponse } from '@trellis/plugin-sdk'
-import { PRC } from './errors.js'
+import { PUR } from './errors.js'
 import type { Ctx, PoLine, PoStatus, PurchaseOrder, Stored } from './types.js'
 import { micros } from './money.js'
 import { lineAmount, now, poEvent, poOf, pricesOf, setting, supplierOf, totals, who } from './store.js'
@@ -59,11 +59,11 @@ async function create(
   ctx: Ctx,
 ): Promise<RouteResponse> {
   const number = req.body.number ?? `PO-${ctx.invocationId.replace(/-/g, '').slice(-10).toUpperCase()}`
-  if (await poOf(ctx, number)) return problem(PRC.PO_EXISTS, `purchase order ${number} exists already`)
+  if (await poOf(ctx, number)) return problem(PUR.PO_EXISTS, `purchase order ${number} exists already`)
   if (!(await supplierOf(ctx, req.body.supplier)))
-    return problem(PRC.UNKNOWN_SUPPLIER, `no supplier ${req.body.supplier}`)
+    return problem(PUR.UNKNOWN_SUPPLIER, `no supplier ${req.body.supplier}`)
   const { lines, problems } = await priceLines(ctx, req.body.supplier, req.body.lines)
-  if (problems.length) return problem(PRC.INVALID_LINES, problems.join('; '))
+  if (problems.length) return problem(PUR.INVALID_LINES, problems.join('; '))
   const by = who(ctx)
   const po = await ctx.data.purchaseOrders.insert({
     number,
@@ -83,11 +83,11 @@ async function create(
 /** A buyer reviews a draft: new quantities (0 drops a line) or costs. */
 async function revise(req: RouteRequest<{ lines: LineInput[] }, { number: string }>, ctx: Ctx): Promise<RouteResponse> {
   const po = await poOf(ctx, req.params.number)
-  if (!po) return problem(PRC.PO_NOT_FOUND, `no purchase order ${req.params.number}`)
+  if (!po) return problem(PUR.PO_NOT_FOUND, `no purchase order ${req.params.number}`)
   if (po.status !== 'draft')
-    return problem(PRC.INVALID_TRANSITION, `purchase order ${po.number} is ${po.status}; only a draft can be revised`)
+    return problem(PUR.INVALID_TRANSITION, `purchase order ${po.number} is ${po.status}; only a draft can be revised`)
   const { lines, problems } = await priceLines(ctx, po.supplier, req.body.lines)
-  if (problems.length) return problem(PRC.INVALID_LINES, problems.join('; '))
+  if (problems.length) return problem(PUR.INVALID_LINES, problems.join('; '))
   const updated = await ctx.data.purchaseOrders.update(po.id, { lines, ...totals(lines) }, po.version)
   await poEvent(ctx, 'revised', updated)
   return { status: 200, body: updated }
@@ -96,9 +96,9 @@ async function revise(req: RouteRequest<{ lines: LineInput[] }, { number: string
 /** draft → approved (at or under the threshold) or pending_approval with a task for the purchasing manager. */
 async function submit(req: RouteRequest<null, { number: string }>, ctx: Ctx): Promise<RouteResponse> {
   const po = await poOf(ctx, req.params.number)
-  if (!po) return problem(PRC.PO_NOT_FOUND, `no purchase order ${req.params.number}`)
+  if (!po) return problem(PUR.PO_NOT_FOUND, `no purchase order ${req.params.number}`)
   if (po.status !== 'draft')
-    return problem(PRC.INVALID_TRANSITION, `purchase order ${po.number} is ${po.status}; only a draft is submitted`)
+    return problem(PUR.INVALID_TRANSITION, `purchase order ${po.number} is ${po.status}; only a draft is submitted`)
   const threshold = setting(ctx, 'approvalThreshold', '1000.00')
   const by = who(ctx)
   if (micros(po.totalExact)! <= micros(threshold)!) {
@@ -130,18 +130,18 @@ async function submit(req: RouteRequest<null, { number: string }>, ctx: Ctx): Pr
 
 /**
  * Applies a decision on a pending purchase order: approve → approved, reject → back to draft.
- * Whoever raised it cannot decide it. Throws PRC_ERR_* refusals.
+ * Whoever raised it cannot decide it. Throws PUR_ERR_* refusals.
  */
 export async function decide(
   ctx: Ctx,
   input: { po: string; decision: 'approve' | 'reject'; reason: string; by: string; workflow?: string },
 ): Promise<Stored<PurchaseOrder>> {
   const po = await poOf(ctx, input.po)
-  if (!po) throw PRC.PO_NOT_FOUND({ detail: `no purchase order ${input.po}` })
+  if (!po) throw PUR.PO_NOT_FOUND({ detail: `no purchase order ${input.po}` })
   if (po.status !== 'pending_approval')
-    throw PRC.INVALID_TRANSITION({ detail: `purchase order ${po.number} is ${po.status}, not waiting for approval` })
+    throw PUR.INVALID_TRANSITION({ detail: `purchase order ${po.number} is ${po.status}, not waiting for approval` })
   if (input.by === po.createdBy || input.by === po.submittedBy)
-    throw PRC.SELF_APPROVAL({ detail: `purchase order ${po.number} was raised by ${input.by}, who cannot decide it` })
+    throw PUR.SELF_APPROVAL({ detail: `purchase order ${po.number} was raised by ${input.by}, who cannot decide it` })
   const at = now()
   if (input.decision === 'reject') return move(ctx, po, 'draft', input.by, {}, `rejected: ${input.reason}`)
   return move(ctx, po, 'approved', input.by, {
@@ -155,10 +155,10 @@ function simple(from: PoStatus[], to: PoStatus, extra?: (po: Stored<PurchaseOrde
     ctx: Ctx,
   ): Promise<RouteResponse> => {
     const po = await poOf(ctx, req.params.number)
-    if (!po) return problem(PRC.PO_NOT_FOUND, `no purchase order ${req.params.number}`)
+    if (!po) return problem(PUR.PO_NOT_FOUND, `no purchase order ${req.params.number}`)
     if (!from.includes(po.status))
       return problem(
-        PRC.INVALID_TRANSITION,
+        PUR.INVALID_TRANSITION,
         `purchase order ${po.number} is ${po.status}; it cannot be ${to} (only from ${from.join(' or ')})`,
         { poStatus: po.status },
       )
@@ -187,7 +187,7 @@ export const poRoutes = {
   },
   'GET /purchase-orders/:number': async (req: RouteRequest<null, { number: string }>, ctx: Ctx) => {
     const po = await poOf(ctx, req.params.number)
-    return po ? { status: 200, body: po } : problem(PRC.PO_NOT_FOUND, `no purchase order ${req.params.number}`)
+    return po ? { status: 200, body: po } : problem(PUR.PO_NOT_FOUND, `no purchase order ${req.params.number}`)
   },
   'PATCH /purchase-orders/:number': revise,
   'POST /purchase-orders/:number/submit': submit,
@@ -198,7 +198,7 @@ export const poRoutes = {
     try {
       return { status: 200, body: await decide(ctx, { po: req.params.number, ...req.body, by: who(ctx) }) }
     } catch (err) {
-      return problemFromError(err, [PRC])
+      return problemFromError(err, [PUR])
     }
   },
   'POST /purchase-orders/:number/send': simple(['approved'], 'sent'),

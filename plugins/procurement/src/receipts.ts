@@ -2,7 +2,7 @@
 // by exactly what arrived; over-delivery within the tolerance is accepted and recorded, beyond it
 // refused; under-delivery leaves the order partly received until more comes or it is closed.
 import { problem, type RouteRequest, type RouteResponse } from '@trellis/plugin-sdk'
-import { PRC } from './errors.js'
+import { PUR } from './errors.js'
 import type { Ctx, PoLine, Receipt } from './types.js'
 import { move } from './purchase-orders.js'
 import { now, poOf, setting, who } from './store.js'
@@ -41,17 +41,17 @@ export async function receive(req: RouteRequest<ReceiptBody, { number: string }>
   // checks again, so two deliveries together can never take more than the order allows.
   for (let attempt = 0; ; attempt++) {
     const po = await poOf(ctx, req.params.number)
-    if (!po) return problem(PRC.PO_NOT_FOUND, `no purchase order ${req.params.number}`)
+    if (!po) return problem(PUR.PO_NOT_FOUND, `no purchase order ${req.params.number}`)
     if (po.status !== 'sent' && po.status !== 'partly_received')
       return problem(
-        PRC.INVALID_TRANSITION,
+        PUR.INVALID_TRANSITION,
         `purchase order ${po.number} is ${po.status}; goods are received only once it is sent`,
         {
           poStatus: po.status,
         },
       )
     const { next, problems } = apply(po.lines, req.body.lines, tolerance)
-    if (problems.length) return problem(PRC.OVER_DELIVERY, problems.join('; '))
+    if (problems.length) return problem(PUR.OVER_DELIVERY, problems.join('; '))
     const done = next.every((l) => l.received >= l.quantity)
     const number = `${po.number}-R${po.history.filter((h) => h.status.endsWith('received')).length + 1}`
     let updated: Awaited<ReturnType<typeof move>>
@@ -75,7 +75,7 @@ export async function receive(req: RouteRequest<ReceiptBody, { number: string }>
         ...(req.body.warehouse ? { warehouse: req.body.warehouse } : {}),
       })),
     })
-    if (!stock.received) throw PRC.INVALID_LINES({ detail: `inventory does not know ${stock.unknown?.join(', ')}` })
+    if (!stock.received) throw PUR.INVALID_LINES({ detail: `inventory does not know ${stock.unknown?.join(', ')}` })
     const receipt: Receipt = {
       number,
       po: po.number,

@@ -1,6 +1,6 @@
 // Suppliers and their price lists: imported in batches (all rows or none), read back.
 import { problem, rowsProblem, type RouteRequest, type RouteResponse } from '@trellis/plugin-sdk'
-import { PRC } from './errors.js'
+import { PUR } from './errors.js'
 import type { Ctx, Stored, Supplier, SupplierPrice } from './types.js'
 import { micros } from './money.js'
 import { pricesOf, supplierOf } from './store.js'
@@ -23,7 +23,7 @@ async function importSuppliers(
       })
     seen.set(r.code, i + 1)
   })
-  if (errors.length) return rowsProblem(PRC.INVALID_ROWS, errors, req.body.rows.length)
+  if (errors.length) return rowsProblem(PUR.INVALID_ROWS, errors, req.body.rows.length)
   const existing = await ctx.data.suppliers.find({ where: { code: { in: [...seen.keys()] } }, limit: 1000 })
   const byCode = new Map((existing.items as Array<Stored<Supplier>>).map((s) => [s.code, s]))
   let created = 0
@@ -76,7 +76,7 @@ async function importPrices(req: RouteRequest<{ rows: SupplierPrice[] }>, ctx: C
       })
     seen.set(key, row)
   })
-  if (errors.length) return rowsProblem(PRC.INVALID_ROWS, errors, rows.length)
+  if (errors.length) return rowsProblem(PUR.INVALID_ROWS, errors, rows.length)
   const existing = await pricesOf(ctx, { sku: { in: [...new Set(rows.map((r) => r.sku))] } })
   const byKey = new Map(existing.map((p) => [`${p.supplier}\u0000${p.sku}`, p]))
   let created = 0
@@ -105,7 +105,7 @@ export const supplierRoutes = {
   }),
   'GET /suppliers/:code': async (req: RouteRequest<null, { code: string }>, ctx: Ctx) => {
     const s = await supplierOf(ctx, req.params.code)
-    if (!s) return problem(PRC.SUPPLIER_NOT_FOUND, `no supplier ${req.params.code}`)
+    if (!s) return problem(PUR.SUPPLIER_NOT_FOUND, `no supplier ${req.params.code}`)
     return { status: 200, body: { ...s, prices: await pricesOf(ctx, { supplier: s.code }) } }
   },
   'POST /suppliers/import': importSuppliers,

@@ -2,7 +2,7 @@
 // threshold, accounts payable decides an invoice exception — each a task with an SLA, passing to
 // the escalation role when it is missed, the way the orders plugin's price exceptions work.
 import { defineWorkflow, flow } from '@trellis/plugin-sdk'
-import { PRC } from './errors.js'
+import { PUR } from './errors.js'
 import type { Ctx, PurchaseOrder } from './types.js'
 import { decide } from './purchase-orders.js'
 import { decideInvoice, invoiceOf } from './invoices.js'
@@ -60,11 +60,11 @@ export const poApproval = defineWorkflow({
         return flow.complete({ po: po.number, decision: input.outcome })
       } catch (err) {
         // The one who raised the order cannot decide it: the task goes back to the role.
-        if (PRC.SELF_APPROVAL.is(err)) {
+        if (PUR.SELF_APPROVAL.is(err)) {
           const po = await poOf(ctx, input.input.po!)
           if (po) return poTask(ctx, po, 'the buyer who raised it cannot decide it')
         }
-        if (PRC.INVALID_TRANSITION.is(err)) return flow.complete({ po: input.input.po ?? null, alreadyDecided: true })
+        if (PUR.INVALID_TRANSITION.is(err)) return flow.complete({ po: input.input.po ?? null, alreadyDecided: true })
         throw err
       }
     },
@@ -98,7 +98,7 @@ export const invoiceException = defineWorkflow({
         })
         return flow.complete({ invoice: inv.number, status: inv.status, payable: inv.payable })
       } catch (err) {
-        if (PRC.NO_OPEN_EXCEPTION.is(err))
+        if (PUR.NO_OPEN_EXCEPTION.is(err))
           return flow.complete({ invoice: input.input.invoice ?? null, alreadyDecided: true })
         throw err
       }

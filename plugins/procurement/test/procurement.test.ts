@@ -156,7 +156,7 @@ for (const kind of DB_KINDS)
         lines: [{ line: 1, quantity: 19 }],
       })
       t.equal(over.status, 409)
-      t.equal(over.body.code, 'PRC_ERR_OVER_DELIVERY', '18 are outstanding: 19 is an over-delivery')
+      t.equal(over.body.code, 'PUR_ERR_OVER_DELIVERY', '18 are outstanding: 19 is an over-delivery')
       t.equal(await onHand('A'), 27, 'a refused delivery adds nothing')
 
       const matched = await payables('POST', `${P}/invoices`, {
@@ -243,7 +243,7 @@ for (const kind of DB_KINDS)
       t.equal((await clerk('POST', `${P}/purchase-orders/PO-C/submit`)).body.status, 'pending_approval')
       const own = await clerk('POST', `${P}/purchase-orders/PO-C/decision`, { decision: 'approve', reason: 'urgent' })
       t.equal(own.status, 403)
-      t.equal(own.body.code, 'PRC_ERR_SELF_APPROVAL')
+      t.equal(own.body.code, 'PUR_ERR_SELF_APPROVAL')
       t.equal((await ok('GET', `${P}/purchase-orders/PO-C`)).status, 'pending_approval', 'still waiting')
       const rejected = await manager('POST', `${P}/purchase-orders/PO-C/decision`, {
         decision: 'reject',
@@ -264,6 +264,6 @@ for (const kind of DB_KINDS)
         403,
       )
       const unsent = await buyer('POST', `${P}/purchase-orders/PO-S/receipts`, { lines: [{ line: 1, quantity: 1 }] })
-      t.equal(unsent.body.code, 'PRC_ERR_INVALID_TRANSITION', 'nothing is received before the order is sent')
+      t.equal(unsent.body.code, 'PUR_ERR_INVALID_TRANSITION', 'nothing is received before the order is sent')
     })
   })
