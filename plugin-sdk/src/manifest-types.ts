@@ -166,16 +166,17 @@ export interface ManifestMetric {
 /** One panel of a dashboard. */
 export interface ManifestPanel {
   /** `series` (over time), `table` (by dimensions) or `number` (one value, with its comparison). */
-  kind: 'series' | 'table' | 'number'
+  kind: string
   title: string
   /** Metric name as `GET /v1/metrics` lists it (`orders.net_sales`). */
   metric: string
-  grain?: 'day' | 'week' | 'month' | 'quarter' | 'year'
+  /** `day`, `week`, `month`, `quarter` or `year`. */
+  grain?: string
   groupBy?: string[]
   /** A relative window: `P12M`, `P90D`, `P5Y` (ISO 8601 period, ending today). */
   window?: string
   /** For `number`: compare with the previous window or the same window a year before. */
-  compare?: 'previous' | 'year'
+  compare?: string
   limit?: number
 }
 

@@ -105,7 +105,7 @@ const ptr = (...parts: Array<string | number>) => parts.map((p) => `/${pointerSe
 const FRIENDLY: Record<string, string> = {
   '/name': 'must be @scope/name: lower-case letters, digits and -',
   '/capabilities/':
-    'is not a capability (data, events:emit:<pattern>, events:subscribe:<pattern>, http:fetch:<hosts>, ai:complete, ai:embed, knowledge:search, secrets, jobs, workflows, plugins:call:<plugin>#<action>)',
+    'is not a capability (data, events:emit:<pattern>, events:subscribe:<pattern>, http:fetch:<hosts>, ai:complete, ai:embed, knowledge:search, secrets, jobs, workflows, plugins:call:<plugin>#<action>, metrics:read, metrics:read:<plugin>)',
   '/routes/path': 'must be a path like /orders/:id',
   '/events/': 'must be an event type <plugin>.<entity>.<past-verb>, e.g. orders.order.placed',
   '/permissions/name': 'must be a dotted lower-case permission such as orders.approve',
@@ -184,7 +184,7 @@ export function validateManifest(input: unknown): ManifestValidation {
     m.capabilities.forEach((c: unknown, i: number) => {
       if (typeof c !== 'string') return
       const parsed = parseCapability(c)
-      if ('error' in parsed && /^(events|http|plugins):/.test(c))
+      if ('error' in parsed && /^(events|http|plugins|metrics):/.test(c))
         err(ptr('capabilities', i), parsed.error, 'capability')
     })
   }

@@ -33,14 +33,23 @@ export function collectionName(ref: string, own: string): CollectionName {
     : { plugin: ref.slice(0, colon), collection: ref.slice(colon + 1) }
 }
 
-/** Every metric of the tenant whose sources are available, by name (`<mount>.<metric>`). */
-export async function availableMetrics(src: InstalledSource, tenantId: string): Promise<Map<string, AvailableMetric>> {
+/** The tenant's active installations and the manifests of their current versions, by plugin. */
+export async function activeManifests(
+  src: InstalledSource,
+  tenantId: string,
+): Promise<{ active: Installation[]; manifests: Map<string, PluginVersion['manifest']> }> {
   const { byPlugin } = await src.installed(tenantId)
   const manifests = new Map<string, PluginVersion['manifest']>()
   const active = [...byPlugin.values()].filter((i) => i.status === 'active')
   await Promise.all(
     active.map(async (inst) => manifests.set(inst.plugin, (await src.currentVersion(tenantId, inst)).manifest)),
   )
+  return { active, manifests }
+}
+
+/** Every metric of the tenant whose sources are available, by name (`<mount>.<metric>`). */
+export async function availableMetrics(src: InstalledSource, tenantId: string): Promise<Map<string, AvailableMetric>> {
+  const { active, manifests } = await activeManifests(src, tenantId)
   const out = new Map<string, AvailableMetric>()
   for (const inst of active) {
     const manifest = manifests.get(inst.plugin)!

@@ -8,7 +8,7 @@ import type { OrgTx } from '../http/route-deps.js'
 import { principalOf, requirePermission } from '../http/guards.js'
 import { AUTH } from '../errors.js'
 import { MET } from './errors.js'
-import { availableMetrics, mayRead, type InstalledSource } from './catalog.js'
+import { activeManifests, availableMetrics, mayRead, type InstalledSource } from './catalog.js'
 import { answerMetric } from './answer.js'
 import { parseMetricQuery } from './query.js'
 import { GRAINS } from './types.js'
@@ -71,6 +71,56 @@ export function registerMetricRoutes(app: Api, deps: MetricRouteDeps): void {
           grains: [...GRAINS],
         }))
       return { items }
+    },
+  )
+  app.get(
+    '/dashboards',
+    {
+      preHandler: requirePermission(),
+      schema: {
+        tags: ['metrics'],
+        summary: "The installed plugins' dashboards: panels over metrics, as data for a console to render",
+        response: {
+          200: Type.Object({
+            items: Type.Array(
+              Type.Object({
+                name: Type.String({ description: '`<mount>.<dashboard>`' }),
+                plugin: Type.String(),
+                title: Type.String(),
+                description: Type.Union([Type.String(), Type.Null()]),
+                panels: Type.Array(Type.Record(Type.String(), Type.Unknown())),
+                hiddenPanels: Type.Integer({ description: 'Panels over metrics you may not read, left out.' }),
+              }),
+            ),
+          }),
+        },
+      },
+    },
+    async (request) => {
+      const p = principalOf(request)
+      if (p.orgKind !== 'tenant') return { items: [] }
+      const [{ active, manifests }, metrics] = await Promise.all([
+        activeManifests(deps.plugins, p.orgId),
+        availableMetrics(deps.plugins, p.orgId),
+      ])
+      const readable = (name: string) => {
+        const m = metrics.get(name)
+        return !!m && mayRead(p.permissions, m)
+      }
+      const items = active.flatMap((inst) =>
+        Object.entries(manifests.get(inst.plugin)?.dashboards ?? {}).map(([name, d]) => {
+          const panels = d.panels.filter((panel) => readable(panel.metric))
+          return {
+            name: `${inst.mount}.${name}`,
+            plugin: inst.plugin,
+            title: d.title,
+            description: d.description ?? null,
+            panels: panels as unknown as Array<Record<string, unknown>>,
+            hiddenPanels: d.panels.length - panels.length,
+          }
+        }),
+      )
+      return { items: items.sort((a, b) => a.name.localeCompare(b.name)) }
     },
   )
   app.get(
