@@ -12,6 +12,7 @@ const Audit = lazy(() => import('./pages/Audit'))
 const Reviews = lazy(() => import('./pages/Reviews'))
 const Tenants = lazy(() => import('./pages/Tenants'))
 const PluginPage = lazy(() => import('./pages/PluginPage'))
+const Access = lazy(() => import('./pages/Access'))
 
 /** The screens, each shown to whom it serves (by the caller's organisation kind and permissions). */
 const SCREENS: Array<{ path: string; label: MessageKey; element: JSX.Element; shown: (me: Me) => boolean }> = [
@@ -34,6 +35,12 @@ const SCREENS: Array<{ path: string; label: MessageKey; element: JSX.Element; sh
     label: 'nav.tenants',
     element: <Tenants />,
     shown: (me) => me.org.kind !== 'tenant' && can(me, 'tenants.read'),
+  },
+  {
+    path: 'access',
+    label: 'nav.access',
+    element: <Access />,
+    shown: (me) => can(me, 'users.read') || can(me, 'api_keys.manage') || can(me, 'webhooks.manage'),
   },
   { path: 'audit', label: 'nav.audit', element: <Audit />, shown: (me) => can(me, 'audit.read') },
 ]
