@@ -137,6 +137,29 @@ export interface PluginManifest {
   metrics?: Record<string, ManifestMetric>
   /** Dashboards: panels over metrics, described as data for the console. */
   dashboards?: Record<string, ManifestDashboard>
+  /** Screens the console renders for the plugin, as data (see docs/plugin-authoring.md, "Console screens"). */
+  console?: ManifestConsole
+}
+
+/** The manifest's `console` section: pages over the plugin's own routes (`"GET /orders"`). */
+export interface ManifestConsole {
+  pages?: Array<{
+    id: string
+    title: string
+    /** Shown only to callers holding it. */
+    permission?: string
+    list: {
+      route: string
+      /** The item field that fills the detail and action routes' `:param` (default `id`). */
+      key?: string
+      columns: Array<{ field: string; label: string }>
+      filters?: Array<{ param: string; label: string; options?: string[] }>
+    }
+    detail?: { route: string }
+    /** The route's request body schema is the form. */
+    create?: { label: string; route: string }
+    actions?: Array<{ label: string; route: string; confirm?: string; when?: Record<string, unknown> }>
+  }>
 }
 
 /** A metric declaration: a measure over a collection, by time and dimensions. */
