@@ -10,6 +10,7 @@
 import semver from 'semver'
 import { lintPlugin, SIZE_LIMITS, type PluginManifest } from '@trellis/plugin-sdk'
 import { capabilityDiff, check, staticScan, type CheckResult } from './checks.js'
+import { promptDiff } from './prompt-diff.js'
 import { SOURCE } from './publisher.js'
 import { subscriptionCheck } from './capability-checks.js'
 import { PLATFORM_ORG } from '@trellis/core'
@@ -217,11 +218,15 @@ export class ChecksWorker {
       .filter((r) => semver.valid(r.version) && semver.lt(r.version, v.version))
       .sort((a, b) => semver.rcompare(a.version, b.version))[0]
     const diff = capabilityDiff(manifest, previous?.manifest)
+    // The prompt templates its AI calls use, and how they changed: the reviewer reads them here.
+    const prompts = promptDiff(manifest, previous?.manifest)
+    const promptsChanged = previous !== undefined && (prompts.added.length > 0 || prompts.changed.length > 0)
     const grows = previous !== undefined && (diff.capabilities.added.length > 0 || diff.permissions.added.length > 0)
     results.push(
-      check('capability-diff', grows ? 'warning' : 'passed', false, {
+      check('capability-diff', grows || promptsChanged ? 'warning' : 'passed', false, {
         against: previous ? { id: previous.id, version: previous.version } : null,
         diff,
+        prompts,
       }),
     )
 
