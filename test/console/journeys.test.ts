@@ -272,6 +272,22 @@ t.test('the console in Chromium', async (t) => {
     t.notMatch(await page.locator('body').innerText(), /Trellis/, "no trace of the platform's name")
   })
 
+  await t.test('the tenant admin creates an API key, shown once', async (t) => {
+    await page.getByRole('link', { name: 'Users, keys and webhooks' }).click()
+    await page.getByRole('cell', { name: tenant.email }).waitFor()
+    await page.getByLabel('Key name').fill('reporting')
+    await page.getByLabel('Permissions (comma-separated)').fill('audit.read')
+    await page.getByRole('button', { name: 'Create key' }).click()
+    const key = (await page.getByTestId('new-api-key').textContent()) ?? ''
+    t.ok(key.length > 20, 'the key is shown')
+    await check('access')
+    await page.keyboard.press('Escape')
+    await page.getByRole('button', { name: 'Revoke reporting' }).waitFor()
+    t.notMatch(await page.locator('main').innerText(), key, 'and never again')
+    const me = await fetch(`${base}/v1/me`, { headers: { authorization: `Bearer ${key}` } })
+    t.equal(me.status, 200, 'the key works')
+  })
+
   await t.test('the audit page shows what was done', async (t) => {
     await page.getByRole('link', { name: 'Audit trail' }).click()
     await page.getByRole('heading', { name: 'Audit trail' }).waitFor()
