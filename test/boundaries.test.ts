@@ -28,8 +28,14 @@ const PACKAGES: Record<string, { name: string; may: string[]; sources: string[] 
   'plugins/pricing': { name: '@trellis/pricing', may: ['@trellis/plugin-sdk'], sources: ['src'] },
   'plugins/inventory': { name: '@trellis/inventory', may: ['@trellis/plugin-sdk'], sources: ['src'] },
   'plugins/orders': { name: '@trellis/orders', may: ['@trellis/plugin-sdk'], sources: ['src'] },
+  'plugins/procurement': { name: '@trellis/procurement', may: ['@trellis/plugin-sdk'], sources: ['src'] },
+  'plugins/returns': { name: '@trellis/returns', may: ['@trellis/plugin-sdk'], sources: ['src'] },
   'plugins/partner-onboarding': { name: '@trellis/partner-onboarding', may: ['@trellis/plugin-sdk'], sources: ['src'] },
-  'plugins/northwind': { name: '@trellis/northwind', may: [], sources: ['index.ts', 'import.ts', 'cli.ts'] },
+  'plugins/northwind': {
+    name: '@trellis/northwind',
+    may: [],
+    sources: ['index.ts', 'import.ts', 'cli.ts', 'suppliers.ts'],
+  },
   platform: { name: '@trellis/platform', may: ['*'], sources: ['src', 'bin'] },
 }
 

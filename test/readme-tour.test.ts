@@ -63,7 +63,7 @@ async function stop(child: ChildProcess): Promise<number | null> {
 const accountsOf = (out: string) =>
   [
     ...out.matchAll(
-      /^\s+(partner_admin|partner_developer|tenant_admin|tenant_member|pricing_manager|sales_director)\s+(\S+@\S+)\s+(\S+)\s+\(/gm,
+      /^\s+(partner_admin|partner_developer|tenant_admin|tenant_member|pricing_manager|sales_director|purchasing_manager|accounts_payable|returns_manager)\s+(\S+@\S+)\s+(\S+)\s+\(/gm,
     ),
   ].map((m) => ({ role: m[1]!, email: m[2]!, password: m[3]! }))
 
@@ -112,7 +112,18 @@ function checkTour(t: Test, r: { code: number | null; stdout: string; stderr: st
   )
   for (const s of steps) t.match(s[1], /^\d+\.\d{2}$/, 'each step shows the order total')
   t.match(lines[6], /^"\d+\.\d{2}"$/, 'the sales report prints a total')
-  t.equal(lines.length, 7)
+  t.equal(lines[7], '["suggestion","257.60"]', 'low stock drafts a purchase order; the buyer orders 20 × 12.88')
+  t.same(lines.slice(8, 10), ['"approved"', '"sent"'], 'under the threshold: approved by the rule, then sent')
+  t.equal(lines[10], '["partly_received",12]', '12 of 20 arrive')
+  t.equal(lines[11], '27', 'stock up by exactly the 12 received')
+  t.equal(lines[12], '["credited","restock"]', 'the return is approved by the rule, received and restocked')
+  t.equal(lines[13], '"29.40"', 'credited at the order price and discount: 2 × 21.00 × 0.70')
+  const [gross, returned, net] = JSON.parse(lines[14]!) as string[]
+  t.ok(
+    Number(returned) >= 29.4 && Math.abs(Number(gross) - Number(returned) - Number(net)) < 0.015,
+    'gross less returns is net',
+  )
+  t.equal(lines.length, 15)
 }
 
 t.test('the README tour runs as written against the demo, and again after a second start', async (t) => {
@@ -121,9 +132,12 @@ t.test('the README tour runs as written against the demo, and again after a seco
   t.teardown(() => stop(first.child))
   const accounts = accountsOf(first.out)
   t.same(accounts.map((a) => a.role).sort(), [
+    'accounts_payable',
     'partner_admin',
     'partner_developer',
     'pricing_manager',
+    'purchasing_manager',
+    'returns_manager',
     'sales_director',
     'tenant_admin',
     'tenant_member',
@@ -140,7 +154,7 @@ t.test('the README tour runs as written against the demo, and again after a seco
     'the ignored TRELLIS_DEMO_ORDERS is said',
   )
   const again = accountsOf(second.out)
-  t.equal(again.length, 6)
+  t.equal(again.length, 9)
   for (const a of again) {
     t.equal(a.password, pw, `${a.role}: the same password as the first start`)
     t.equal(await loginStatus(second.url, a.email, a.password), 200, `${a.role} signs in with the printed password`)

@@ -10,6 +10,8 @@ export const FIRST_PARTY_PACKAGES = [
   '@trellis/inventory',
   '@trellis/orders',
   '@trellis/partner-onboarding',
+  '@trellis/procurement',
+  '@trellis/returns',
 ] as const
 
 /**
@@ -23,5 +25,7 @@ export function firstPartyDirs(): string[] {
     require.resolve('@trellis/inventory/package.json'),
     require.resolve('@trellis/orders/package.json'),
     require.resolve('@trellis/partner-onboarding/package.json'),
+    require.resolve('@trellis/procurement/package.json'),
+    require.resolve('@trellis/returns/package.json'),
   ].map((file) => dirname(file))
 }

@@ -12,9 +12,27 @@ import {
   type Extension,
   type ResolvedDeps,
 } from '@trellis/core'
-import { importNorthwind, NORTHWIND_DATA_DIR } from '@trellis/northwind'
+import { importNorthwind, importNorthwindSuppliers, NORTHWIND_DATA_DIR } from '@trellis/northwind'
 
 const ROLES = ['pricing_manager', 'sales_director'] as const
+/** The people the procurement and returns plugins ask, with what their tasks need (granted when those plugins are installed). */
+const SUPPLY_ROLES = {
+  purchasing_manager: {
+    plugin: '@trellis/procurement',
+    description: 'Approves purchase orders over the threshold',
+    permissions: ['procurement.read', 'procurement.approve', 'procurement.invoices', 'users.read'],
+  },
+  accounts_payable: {
+    plugin: '@trellis/procurement',
+    description: 'Records supplier invoices and decides invoice exceptions',
+    permissions: ['procurement.read', 'procurement.invoices', 'users.read'],
+  },
+  returns_manager: {
+    plugin: '@trellis/returns',
+    description: 'Approves returns outside the automatic-approval rules',
+    permissions: ['returns.read', 'returns.approve', 'users.read'],
+  },
+} as const
 const emailOf = (role: string) => `${role.replace('_', '.')}@demo.trellis.local`
 
 const deps = { tx: coreServices.transactions, plugins: coreServices.plugins }
@@ -61,8 +79,29 @@ async function seedNorthwind(
         password: demo.password,
       })
   }
+  const installed = await k.plugins.installedPlugins(demo.tenantId)
+  const supplyRoles = Object.entries(SUPPLY_ROLES).filter(([, r]) => installed.has(r.plugin))
+  for (const [role, r] of supplyRoles) {
+    await demo.request(
+      'POST',
+      '/v1/roles',
+      { name: role, description: r.description, permissions: r.permissions },
+      token,
+    )
+    const invited = await demo.request('POST', '/v1/invitations', { email: emailOf(role), role }, token)
+    if (invited.status === 201)
+      await demo.request('POST', '/v1/invitations/accept', {
+        token: invited.body.acceptToken,
+        name: role.replace('_', ' '),
+        password: demo.password,
+      })
+  }
   const result: DemoResult = {
-    accounts: ROLES.map((role) => ({ role, email: emailOf(role), org: 'Northwind Traders' })),
+    accounts: [...ROLES, ...supplyRoles.map(([role]) => role)].map((role) => ({
+      role,
+      email: emailOf(role),
+      org: 'Northwind Traders',
+    })),
     notes: [
       'The ERP plugins (catalog, pricing, inventory, orders) and partner onboarding are installed for Northwind Traders,',
       'with the Northwind data loaded; a tour: "ERP plugins and the demo" in README.md',
@@ -80,6 +119,7 @@ async function seedNorthwind(
     demo.log(
       `the Northwind data is loaded already (${loaded!.n} orders)${asked ? `; TRELLIS_DEMO_ORDERS=${asked} applies only to a first start (a new TRELLIS_DATA_DIR or database)` : ''}`,
     )
+    await seedSuppliers(k, demo, dataDir, token, installed)
     return result
   }
   demo.log('loading the Northwind data through the plugins (once; a few minutes)…')
@@ -95,5 +135,28 @@ async function seedNorthwind(
   demo.log(
     `Northwind loaded: ${r.products} products, ${r.customers} customers, ${r.orders} orders in ${Math.round(r.ms / 1000)} s`,
   )
+  await seedSuppliers(k, demo, dataDir, token, installed)
   return result
+}
+
+/** Northwind's suppliers and their products into the procurement plugin (when installed), once. */
+async function seedSuppliers(
+  k: ResolvedDeps<typeof deps>,
+  demo: DemoContext,
+  dataDir: string,
+  token: string,
+  installed: { has(plugin: string): boolean },
+) {
+  if (!installed.has('@trellis/procurement')) return
+  const [loaded] = await k.tx.read(demo.tenantId, (tx) =>
+    tx.sql<{ n: number }>(
+      `select count(*)::int as n from plugin_records where plugin = '@trellis/procurement' and collection = 'suppliers'`,
+    ),
+  )
+  if (loaded!.n > 0) return
+  const s = await importNorthwindSuppliers({
+    request: (method, path, body) => demo.request(method, path, body, token),
+    dataDir,
+  })
+  demo.log(`procurement: ${s.suppliers} Northwind suppliers, ${s.prices} price-list entries`)
 }

@@ -7,3 +7,4 @@ export const NORTHWIND_DATA_DIR = fileURLToPath(new URL('./data', import.meta.ur
 
 export { importNorthwind, readNorthwind, csvTotals, pluginTotals } from './import.js'
 export type { ImportOptions, ImportResult, Reply, RequestFn } from './import.js'
+export { importNorthwindSuppliers, type SupplierImportResult } from './suppliers.js'
