@@ -12,6 +12,7 @@ import { activeManifests, availableMetrics, mayRead, type InstalledSource } from
 import { answerMetric } from './answer.js'
 import { parseMetricQuery } from './query.js'
 import { GRAINS } from './types.js'
+import { registerInsightRoutes } from '../insights/routes.js'
 
 const MetricView = Type.Object({
   name: Type.String({ description: '`<mount>.<metric>`, e.g. `orders.net_sales`.' }),
@@ -43,6 +44,7 @@ export interface MetricRouteDeps {
 
 export function registerMetricRoutes(app: Api, deps: MetricRouteDeps): void {
   const today = deps.today ?? (() => new Date().toISOString().slice(0, 10))
+  registerInsightRoutes(app, { ...deps, today })
   app.get(
     '/metrics',
     {

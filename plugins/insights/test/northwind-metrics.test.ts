@@ -277,6 +277,39 @@ for (const kind of DB_KINDS) {
       t.equal(count.rows[0].value, SUBSET)
     })
 
+    t.test('anomalies and forecasts over a metric series, explained', async (t) => {
+      const months = await get('/v1/metrics/orders.net_sales?grain=month')
+      const values = months.rows.map((r: any) => Number(r.value))
+      const found = await get('/v1/metrics/orders.net_sales/anomalies?grain=month&season=0&by=country')
+      t.equal(found.points.length, 23)
+      t.match(found.method, { season: 0, cycles: 8, threshold: 3.5 })
+      const median = (xs: number[]) => {
+        const s = [...xs].sort((a, b) => a - b)
+        return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
+      }
+      found.points.forEach((p: any, i: number) => {
+        if (i > 0) t.equal(p.baseline, median(values.slice(Math.max(0, i - 8), i)), `baseline of ${p.period}`)
+      })
+      for (const a of found.anomalies)
+        t.ok(a.contributors.length > 0 && a.by === 'country', `contributors of ${a.period}`)
+      const tooShort = await k.req('GET', '/v1/metrics/orders.net_sales/forecast?grain=month', { token: a.token })
+      t.equal(tooShort.status, 422)
+      t.equal(tooShort.body.code, 'MET_ERR_SERIES_TOO_SHORT')
+      const hw = await get('/v1/metrics/orders.net_sales/forecast?grain=month&season=3&horizon=3')
+      t.equal(hw.method, 'holt-winters-additive')
+      t.same(Object.keys(hw.parameters).sort(), ['alpha', 'beta', 'gamma', 'season'])
+      t.same(
+        hw.forecast.map((f: any) => f.period),
+        ['1998-06-01', '1998-07-01', '1998-08-01'],
+      )
+      t.ok(hw.backtest.origins > 0 && Number.isFinite(hw.backtest.mase) && Number.isFinite(hw.backtest.smape))
+      const rare = await get(
+        `/v1/metrics/orders.net_sales/forecast?grain=month&filter=${encodeURIComponent(JSON.stringify({ product: 'NW-9' }))}`,
+      )
+      t.equal(rare.method, 'sba', 'a product sold in few months is intermittent: Croston/SBA')
+      t.ok(rare.forecast[0].value > 0)
+    })
+
     t.test('the insights dashboards list their panels, as data', async (t) => {
       const boards = await get('/v1/dashboards')
       const sales = boards.items.find((d: any) => d.name === 'insights.sales')

@@ -1,0 +1,206 @@
+/**
+ * `GET /v1/metrics/:name/anomalies` and `GET /v1/metrics/:name/forecast`: the methods of
+ * core/src/insights over a metric's series, with what a person needs to see why (baseline,
+ * score, contributors; method, parameters, backtest error). Same visibility as the metric.
+ */
+import { Type } from '@sinclair/typebox'
+import type { FastifyRequest } from 'fastify'
+import type { Api } from '../http/types.js'
+import { principalOf, requirePermission } from '../http/guards.js'
+import { AUTH } from '../errors.js'
+import { MET } from '../metrics/errors.js'
+import { availableMetrics, mayRead } from '../metrics/catalog.js'
+import { answerMetric } from '../metrics/answer.js'
+import { parseMetricQuery } from '../metrics/query.js'
+import type { MetricRouteDeps } from '../metrics/routes.js'
+import type { Grain } from '../metrics/types.js'
+import { detectAnomalies, seasonalBaseline, topContributors } from './anomaly.js'
+import { croston, isIntermittent } from './croston.js'
+import { fitHoltWinters, forecastHoltWinters } from './holt-winters.js'
+import { rollingOrigin } from './accuracy.js'
+import { nextPeriod } from '../metrics/periods.js'
+import { seriesOf } from './series.js'
+
+const SEASON: Record<Grain, number> = { day: 7, week: 52, month: 12, quarter: 4, year: 0 }
+
+function int(raw: Record<string, unknown>, field: string, min: number, max: number, dflt: number): number {
+  const v = raw[field]
+  if (v === undefined) return dflt
+  const n = Number(v)
+  if (typeof v !== 'string' || !/^\d+(\.\d+)?$/.test(v) || n < min || n > max)
+    throw MET.QUERY_INVALID({ field, reason: `must be a number from ${min} to ${max}` })
+  return n
+}
+
+const Query = Type.Object({
+  from: Type.Optional(Type.String()),
+  to: Type.Optional(Type.String()),
+  grain: Type.Optional(Type.String()),
+  filter: Type.Optional(Type.String()),
+  season: Type.Optional(
+    Type.String({ description: 'Periods per cycle (default: 7 days, 52 weeks, 12 months, 4 quarters).' }),
+  ),
+  threshold: Type.Optional(
+    Type.String({ description: 'Robust score beyond which a period is anomalous (default 3.5).' }),
+  ),
+  minVolume: Type.Optional(Type.String({ description: 'Periods quieter than this are not judged (default 0).' })),
+  by: Type.Optional(Type.String({ description: 'A dimension: the values contributing most to each anomaly.' })),
+  horizon: Type.Optional(Type.String({ description: 'Periods to forecast (1 to 36, default 6).' })),
+})
+
+export function registerInsightRoutes(app: Api, deps: MetricRouteDeps & { today: () => string }): void {
+  /** The metric, the caller's right to it, and its series query (grain required). */
+  const prepare = async (request: FastifyRequest, extra: string[]) => {
+    const p = principalOf(request)
+    const { name } = request.params as { name: string }
+    const all = p.orgKind === 'tenant' ? await availableMetrics(deps.plugins, p.orgId) : new Map()
+    const m = all.get(name)
+    if (!m) throw MET.NOT_FOUND({ name })
+    if (!mayRead(p.permissions, m)) throw AUTH.FORBIDDEN({ permission: m.declaration.permission })
+    const raw = { ...(request.query as Record<string, unknown>) }
+    const rest: Record<string, unknown> = {}
+    for (const k of extra) if (k in raw) (rest[k] = raw[k]), delete raw[k]
+    const query = parseMetricQuery(raw, m.declaration)
+    if (!query.grain) throw MET.QUERY_INVALID({ field: 'grain', reason: 'is required', allowed: Object.keys(SEASON) })
+    return { p, m, query, rest, grain: query.grain }
+  }
+
+  app.get(
+    '/metrics/:name/anomalies',
+    {
+      preHandler: requirePermission(),
+      schema: {
+        tags: ['metrics'],
+        summary: "Anomalous periods of a metric's series: seasonal baseline, robust (MAD) score, top contributors",
+        params: Type.Object({ name: Type.String({ maxLength: 200 }) }),
+        querystring: Query,
+      },
+    },
+    async (request) => {
+      const { p, m, query, rest, grain } = await prepare(request, ['season', 'threshold', 'minVolume', 'by'])
+      const season = int(rest, 'season', 0, 366, SEASON[grain])
+      const threshold = int(rest, 'threshold', 0.5, 100, 3.5)
+      const minVolume = int(rest, 'minVolume', 0, 1e15, 0)
+      const by = rest.by as string | undefined
+      const dims = Object.keys(m.declaration.dimensions ?? {}).sort()
+      if (by !== undefined && !dims.includes(by))
+        throw MET.QUERY_INVALID({ field: 'by', reason: `"${by}" is not a dimension of this metric`, allowed: dims })
+      const answer = await answerMetric({ orgTx: deps.orgTx, today: deps.today }, p.orgId, m, query)
+      const series = seriesOf(answer, grain).get('')!
+      const cycles = season > 1 ? 3 : 8
+      const points = detectAnomalies(series, { season, cycles, threshold, minVolume })
+      let split: ReturnType<typeof seriesOf> | undefined
+      if (by) {
+        const byAnswer = await answerMetric({ orgTx: deps.orgTx, today: deps.today }, p.orgId, m, {
+          ...query,
+          groupBy: [by],
+        })
+        split = seriesOf(byAnswer, grain, by)
+      }
+      const anomalies = points
+        .map((pt, i) => ({ pt, i }))
+        .filter(({ pt }) => pt.anomalous)
+        .map(({ pt, i }) => {
+          let contributors: ReturnType<typeof topContributors> | undefined
+          if (split) {
+            const current: Record<string, number> = {}
+            const base: Record<string, number> = {}
+            for (const [value, s] of split) {
+              const at = s.findIndex((x) => x.period === pt.period)
+              if (at < 0) continue
+              current[value] = s[at]!.value
+              base[value] =
+                seasonalBaseline(
+                  s.map((x) => x.value),
+                  at,
+                  season > 1 ? season : 0,
+                  cycles,
+                ) ?? 0
+            }
+            contributors = topContributors(current, base, 3)
+          }
+          return {
+            period: pt.period,
+            value: pt.value,
+            baseline: pt.baseline,
+            score: pt.score,
+            ...(contributors ? { by, contributors } : {}),
+            index: i,
+          }
+        })
+      return {
+        metric: m.name,
+        grain,
+        method: {
+          baseline: 'median of the same period in past cycles',
+          season,
+          cycles,
+          score: 'robust z (MAD × 1.4826)',
+          threshold,
+          minVolume,
+        },
+        points,
+        anomalies: anomalies.map(({ index: _i, ...a }) => a),
+      }
+    },
+  )
+
+  app.get(
+    '/metrics/:name/forecast',
+    {
+      preHandler: requirePermission(),
+      schema: {
+        tags: ['metrics'],
+        summary:
+          "A forecast of a metric's series (Holt-Winters, or Croston/SBA when intermittent) with its rolling-origin backtest",
+        params: Type.Object({ name: Type.String({ maxLength: 200 }) }),
+        querystring: Query,
+      },
+    },
+    async (request) => {
+      const { p, m, query, rest, grain } = await prepare(request, ['season', 'horizon'])
+      const season = int(rest, 'season', 0, 366, SEASON[grain])
+      const horizon = int(rest, 'horizon', 1, 36, 6)
+      const answer = await answerMetric({ orgTx: deps.orgTx, today: deps.today }, p.orgId, m, query)
+      const series = seriesOf(answer, grain)
+        .get('')!
+        .filter((x) => x.complete !== false)
+      const y = series.map((x) => x.value)
+      const intermittent = isIntermittent(y)
+      let method: string
+      let parameters: Record<string, number>
+      let predict: (train: number[], h: number) => number[]
+      if (intermittent) {
+        if (y.length < 4) throw MET.SERIES_TOO_SHORT({ need: 4, have: y.length, method: 'Croston/SBA' })
+        const fit = croston(y, { sba: true })
+        method = 'sba'
+        parameters = { alpha: fit.alpha, size: fit.size, interval: fit.interval }
+        predict = (train, h) => Array(h).fill(croston(train, { sba: true }).forecast)
+      } else {
+        if (season < 2 || y.length < 2 * season + 2)
+          throw MET.SERIES_TOO_SHORT({ need: 2 * Math.max(season, 2) + 2, have: y.length, method: 'Holt-Winters' })
+        const fit = fitHoltWinters(y, season)
+        method = 'holt-winters-additive'
+        parameters = { alpha: fit.alpha, beta: fit.beta, gamma: fit.gamma, season }
+        predict = (train, h) => forecastHoltWinters(fitHoltWinters(train, season), h)
+      }
+      const values = predict(y, horizon)
+      const minTrain = intermittent
+        ? Math.max(4, y.length - 12 - horizon)
+        : Math.max(2 * season, y.length - 12 - horizon)
+      const backtest = rollingOrigin(
+        y,
+        horizon,
+        Math.min(minTrain, y.length - horizon),
+        predict,
+        intermittent ? 1 : season,
+      )
+      let period = series.length ? series[series.length - 1]!.period : (query.from ?? deps.today())
+      const forecast = values.map((value) => {
+        period = nextPeriod(period, grain)
+        return { period, value }
+      })
+      return { metric: m.name, grain, method, parameters, forecast, backtest, history: series.length }
+    },
+  )
+}
