@@ -21,19 +21,30 @@ export function isolatedVmCandidates(major) {
   return ['isolated-vm']
 }
 
+const require = createRequire(import.meta.url)
+
+/**
+ * Each candidate loaded by a literal `require`, so the dependency is visible to whoever reads
+ * the source (and to test/boundaries.test.ts): the module, and its package.json for the version.
+ * @type {Record<string, () => { ivm: typeof import('isolated-vm'), version: string }>}
+ */
+const LOADERS = {
+  'isolated-vm': () => ({ ivm: require('isolated-vm'), version: require('isolated-vm/package.json').version }),
+  'isolated-vm-6': () => ({ ivm: require('isolated-vm-6'), version: require('isolated-vm-6/package.json').version }),
+  'isolated-vm-7': () => ({ ivm: require('isolated-vm-7'), version: require('isolated-vm-7/package.json').version }),
+}
+
 /**
  * Loads the isolated-vm that fits `nodeVersion`, or throws one line saying what to do.
  * @param {string} nodeVersion e.g. `process.versions.node`
  * @returns {{ ivm: typeof import('isolated-vm'), name: string, version: string }}
  */
 export function loadIsolatedVm(nodeVersion) {
-  const require = createRequire(import.meta.url)
   const major = Number(nodeVersion.split('.')[0])
   const tried = []
   for (const name of isolatedVmCandidates(major)) {
     try {
-      const ivm = require(name)
-      return { ivm, name, version: /** @type {{ version: string }} */ (require(`${name}/package.json`)).version }
+      return { name, ...LOADERS[name]() }
     } catch (err) {
       const code = /** @type {{ code?: string }} */ (err).code
       if (code !== 'MODULE_NOT_FOUND') throw err
