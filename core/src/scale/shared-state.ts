@@ -83,8 +83,8 @@ if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1])
 return {c, ttl}`
 
 /**
- * Shared state on Redis, under `<prefix>:state:`. Commands fail fast (one retry, a one-second
- * timeout) rather than queueing while Redis is away: callers decide what a failure means
+ * Shared state on Redis, under `<prefix>:state:`. Commands fail within a second (one retry, a
+ * one-second timeout) rather than waiting while Redis is away: callers decide what a failure means
  * (a rate limit lets the request through, a revocation check falls back to the database's
  * session table within the organisation-status TTL), and `/readyz` reports it.
  */
@@ -99,7 +99,7 @@ export class RedisState implements SharedState {
     private readonly prefix: string,
     private readonly logger?: Logger,
   ) {
-    this.redis = new Redis(url, { maxRetriesPerRequest: 1, commandTimeout: 1000, lazyConnect: false })
+    this.redis = new Redis(url, { maxRetriesPerRequest: 1, commandTimeout: 1000 })
     this.redis.on('error', (err) => this.logger?.warn({ err: err.message }, 'shared state: redis error'))
     this.redis.defineCommand('trellisHit', { numberOfKeys: 1, lua: HIT })
   }
@@ -141,10 +141,17 @@ export class RedisState implements SharedState {
   }
 
   async ping(): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined
     try {
-      return (await this.redis.ping()) === 'PONG'
+      // Answered within a second or not ready: a command queued while disconnected must not hang readiness.
+      const late = new Promise<string>((resolve) => {
+        timer = setTimeout(() => resolve('late'), 1000)
+      })
+      return (await Promise.race([this.redis.ping(), late])) === 'PONG'
     } catch {
       return false
+    } finally {
+      clearTimeout(timer)
     }
   }
 
