@@ -148,6 +148,17 @@ t.test('the console in Chromium', async (t) => {
     await page.getByText('Approved @acme/flows 1.0.0.').waitFor()
     const [row] = await k.ownerSql('select status from plugin_versions where id = ?', [v1.id])
     t.equal(row.status, 'approved')
+    // The kill switch: blocked everywhere with a reason, then unblocked.
+    const status = async () => (await k.ownerSql('select status from plugin_versions where id = ?', [v1.id]))[0].status
+    await page.getByLabel('Plugin', { exact: true }).selectOption('@acme/flows')
+    await page.getByLabel('Reason for blocking').fill('Sends data where it should not')
+    await page.getByRole('button', { name: 'Block 1.0.0 everywhere' }).click()
+    await page.getByText('Blocked @acme/flows 1.0.0.').waitFor()
+    t.equal(await status(), 'blocked')
+    await check('kill switch')
+    await page.getByRole('button', { name: 'Unblock 1.0.0' }).click()
+    await page.getByText('Unblocked @acme/flows 1.0.0.').waitFor()
+    t.equal(await status(), 'approved')
     await signOut()
   })
 

@@ -4,6 +4,7 @@ import { api, call } from '../api/client'
 import type { components } from '../api/schema'
 import { Capabilities } from '../components/Capabilities'
 import { Dialog } from '../components/Dialog'
+import { KillSwitch } from '../components/KillSwitch'
 import { t } from '../i18n'
 
 type Version = components['schemas']['Version'] & { publisherName: string | null }
@@ -32,6 +33,7 @@ export default function Reviews() {
       setReason('')
       setNotice(t(approve ? 'reviews.approved' : 'reviews.rejected', { name: v.name, version: v.version }))
       void client.invalidateQueries({ queryKey: ['reviews'] })
+      void client.invalidateQueries({ queryKey: ['plugins'] })
     },
   })
   return (
@@ -61,6 +63,7 @@ export default function Reviews() {
           </li>
         ))}
       </ul>
+      <KillSwitch />
       {open && (
         <Dialog title={`${open.name} ${open.version}`} onClose={() => setOpen(undefined)}>
           <h3>{t('reviews.diff')}</h3>
