@@ -1,4 +1,4 @@
-// `trellis`: start, migrate, admin, audit, keys. Exit codes: 0 ok, 1 error (and a broken audit
+// `trellis`: start, migrate, admin, audit, keys, knowledge. Exit codes: 0 ok, 1 error (and a broken audit
 // chain), 2 usage or environment (a bad variable, an unreachable DATABASE_URL or REDIS_URL, a port
 // in use, a refused confirmation).
 // Arguments are parsed before anything heavy loads: `--help` and `--version` answer at once, and
@@ -132,6 +132,22 @@ export async function runCli(argv: string[], assembly: CliAssembly): Promise<voi
     .action(async (opts: { json?: boolean }) => {
       const cfg = await config()
       await (await load()).runKeysRotate(cfg, opts)
+    })
+
+  const knowledge = program.command('knowledge').description('Knowledge bases')
+  knowledge
+    .command('evaluate')
+    .description("Run a knowledge base's stored test questions: hit rate at k and mean reciprocal rank")
+    .requiredOption('--tenant <id>', 'the organisation (tenant or partner) that owns the base')
+    .requiredOption('--kb <slug|id>', 'the knowledge base')
+    .option('--k <n>', 'hit rate at k (1–10)', '3')
+    .option('--roles <names>', 'comma-separated role names to retrieve as (default: documents open to every member)')
+    .addOption(jsonOption('the report'))
+    .action(async (opts: { tenant: string; kb: string; k?: string; roles?: string; json?: boolean }) => {
+      const cfg = await config()
+      await load()
+      const { runKnowledgeEvaluate } = await import('../knowledge/evaluate-command.js')
+      await runKnowledgeEvaluate(cfg, opts)
     })
 
   try {

@@ -39,7 +39,7 @@ const CITATION = /\[(\d{1,3})\]/g
  * escalation. Every question is logged for the base's monitoring.
  */
 export async function ask(
-  tx: Tx,
+  inTx: <T>(fn: (tx: Tx) => Promise<T>) => Promise<T>,
   deps: { embed: Embed; ai?: AiService; hasVector: boolean },
   base: BaseRow,
   asker: Asker,
@@ -47,15 +47,19 @@ export async function ask(
   opts: { k?: number; filters?: SearchFilters } = {},
 ): Promise<Answer> {
   const { vectors } = await deps.embed(asker.orgId, base.embedding_model, [question], asker.userId)
-  const passages = await searchBase(
-    tx,
-    base,
-    vectors[0] as number[],
-    question,
-    asker.roles,
-    opts.k ?? 5,
-    opts.filters ?? {},
-    deps.hasVector,
+  // The model is called between transactions: a long answer holds no connection (the embedded
+  // database has one), and the question's record is written once the answer is known.
+  const passages = await inTx((tx) =>
+    searchBase(
+      tx,
+      base,
+      vectors[0] as number[],
+      question,
+      asker.roles,
+      opts.k ?? 5,
+      opts.filters ?? {},
+      deps.hasVector,
+    ),
   )
   const numbered: AnswerCitation[] = passages.map((p, i) => ({ ...p, n: i + 1 }))
   const topScore = numbered.reduce<number | null>(
@@ -89,51 +93,52 @@ export async function ask(
   if (!answered) text = NO_ANSWER_TEXT
   else text = text.replace(CITATION, (all, n) => (valid.includes(Number(n)) ? all : ''))
   const askId = uuidv7()
-  await tx.sql(
-    `insert into knowledge_asks (id, kb_id, asked_by, question, answered, escalated, top_score, passages, cited, chunk_keys, model)
-     values (?::uuid, ?::uuid, ?::uuid, ?, ?, ?, ?, ?, ?, ?::text[], ?)`,
-    [
-      askId,
-      base.id,
-      asker.userId,
-      question,
-      answered,
-      !answered,
-      topScore,
-      numbered.length,
-      valid.length,
-      numbered.map((p) => p.chunkId),
-      model,
-    ],
-  )
   const sources = numbered.slice(0, 3)
-  let escalationId: string | null = null
-  if (!answered) {
-    escalationId = uuidv7()
+  const escalationId = answered ? null : uuidv7()
+  await inTx(async (tx) => {
     await tx.sql(
-      `insert into knowledge_escalations (id, kb_id, ask_id, question, role, closest) values (?::uuid, ?::uuid, ?::uuid, ?, ?, ?::jsonb)`,
+      `insert into knowledge_asks (id, kb_id, asked_by, question, answered, escalated, top_score, passages, cited, chunk_keys, model)
+     values (?::uuid, ?::uuid, ?::uuid, ?, ?, ?, ?, ?, ?, ?::text[], ?)`,
       [
-        escalationId,
-        base.id,
         askId,
+        base.id,
+        asker.userId,
         question,
-        base.support_role,
-        JSON.stringify(
-          sources.map((s) => ({
-            documentId: s.documentId,
-            chunkId: s.chunkId,
-            title: s.title,
-            similarity: s.similarity,
-          })),
-        ),
+        answered,
+        !answered,
+        topScore,
+        numbered.length,
+        valid.length,
+        numbered.map((p) => p.chunkId),
+        model,
       ],
     )
-    await emitEvents(tx, {
-      type: 'knowledge.question.escalated',
-      subject: `knowledge/${base.id}`,
-      data: { escalationId, askId, kbId: base.id, role: base.support_role },
-    })
-  }
+    if (escalationId) {
+      await tx.sql(
+        `insert into knowledge_escalations (id, kb_id, ask_id, question, role, closest) values (?::uuid, ?::uuid, ?::uuid, ?, ?, ?::jsonb)`,
+        [
+          escalationId,
+          base.id,
+          askId,
+          question,
+          base.support_role,
+          JSON.stringify(
+            sources.map((s) => ({
+              documentId: s.documentId,
+              chunkId: s.chunkId,
+              title: s.title,
+              similarity: s.similarity,
+            })),
+          ),
+        ],
+      )
+      await emitEvents(tx, {
+        type: 'knowledge.question.escalated',
+        subject: `knowledge/${base.id}`,
+        data: { escalationId, askId, kbId: base.id, role: base.support_role },
+      })
+    }
+  })
   return {
     askId,
     answered,

@@ -1,4 +1,4 @@
-import type { Tx } from '../db/database.js'
+import { sqlArray, type Tx } from '../db/database.js'
 import { contentTerms } from '../ai/local/text-features.js'
 import { vectorLiteral } from './embedding.js'
 import type { BaseRow } from './store.js'
@@ -84,7 +84,7 @@ export function hybridParams(
   filters: SearchFilters,
 ) {
   const tsq = orQuery(question) || "''"
-  return [vectorLiteral(vector), tsq, base.id, roles, filters.tags ?? [], base.id, base.id, k]
+  return [vectorLiteral(vector), tsq, base.id, sqlArray(roles), sqlArray(filters.tags ?? []), base.id, base.id, k]
 }
 
 export async function searchBase(

@@ -6,6 +6,7 @@ import { appendAudit } from '../audit/audit-log.js'
 import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
 import { rolesOf } from '../workflows/task-access.js'
 import { ask } from './answer.js'
+import { KRN } from '../errors.js'
 import { KB } from './errors.js'
 import { baseMetrics, evaluateBase } from './monitoring.js'
 import { DOCUMENT_FORMATS, LIMITS } from './parse.js'
@@ -16,7 +17,8 @@ import {
   createBase,
   type DocumentRow,
   findBase,
-  ingestDocument,
+  prepareDocument,
+  writeDocument,
   ownBase,
   reembedBase,
   setDocumentStatus,
@@ -150,14 +152,16 @@ export function registerKnowledgeRoutes(app: Api, deps: { orgTx: OrgTx; knowledg
       const p = principalOf(request)
       const meta = auditMeta(request)
       const { embeddingModel, threshold, supportRole } = request.body
+      const { owned, hasVector } = await orgTx(p.orgId, async (tx) => ({
+        owned: await ownBase(tx, p.orgId, request.params.kb),
+        hasVector: await knowledge.hasVector(tx),
+      }))
+      let reembedded = 0
+      if (embeddingModel !== undefined && embeddingModel !== owned.embedding_model)
+        reembedded = (await reembedBase((fn) => orgTx(p.orgId, fn), owned, embeddingModel, knowledge.embed, hasVector))
+          .chunks
       return orgTx(p.orgId, async (tx) => {
-        let base = await ownBase(tx, p.orgId, request.params.kb)
-        let reembedded = 0
-        if (embeddingModel !== undefined && embeddingModel !== base.embedding_model) {
-          const out = await reembedBase(tx, base, embeddingModel, knowledge.embed, await knowledge.hasVector(tx))
-          base = out.base
-          reembedded = out.chunks
-        }
+        const base = await ownBase(tx, p.orgId, request.params.kb)
         const [row] = await tx.sql<BaseRow>(
           'update knowledge_bases set threshold = ?, support_role = ? where id = ?::uuid returning *',
           [threshold ?? base.threshold, supportRole === undefined ? base.support_role : supportRole, base.id],
@@ -204,9 +208,14 @@ export function registerKnowledgeRoutes(app: Api, deps: { orgTx: OrgTx; knowledg
     async (request, reply) => {
       const p = principalOf(request)
       const meta = auditMeta(request)
+      // Parsing and embedding happen between transactions; the write is one transaction.
+      const owned = await orgTx(p.orgId, (tx) => ownBase(tx, p.orgId, request.params.kb))
+      const prepared = await prepareDocument(owned, request.body, knowledge.embed, p.userId)
       const doc = await orgTx(p.orgId, async (tx) => {
         const base = await ownBase(tx, p.orgId, request.params.kb)
-        const d = await ingestDocument(tx, base, request.body, knowledge.embed, p.userId, await knowledge.hasVector(tx))
+        if (base.embedding_model !== owned.embedding_model)
+          throw KRN.CONFLICT({ reason: 'the base changed its embedding model meanwhile; upload the document again' })
+        const d = await writeDocument(tx, base, request.body, prepared, p.userId, await knowledge.hasVector(tx))
         await appendAudit(tx, p.orgId, {
           ...meta,
           action: 'knowledge.document.added',
@@ -296,21 +305,21 @@ export function registerKnowledgeRoutes(app: Api, deps: { orgTx: OrgTx; knowledg
     async (request) => {
       const p = principalOf(request)
       const { query, k, tags } = request.body
-      const items = await orgTx(p.orgId, async (tx) => {
-        const base = await findBase(tx, p.orgId, request.params.kb)
-        const { vectors } = await knowledge.embed(p.orgId, base.embedding_model, [query], p.userId)
-        const roles = await rolesOf(tx, p)
-        return searchBase(
+      // Embedding (a model call with an AI endpoint) happens between transactions.
+      const base = await orgTx(p.orgId, (tx) => findBase(tx, p.orgId, request.params.kb))
+      const { vectors } = await knowledge.embed(p.orgId, base.embedding_model, [query], p.userId)
+      const items = await orgTx(p.orgId, async (tx) =>
+        searchBase(
           tx,
           base,
           vectors[0] as number[],
           query,
-          roles,
+          await rolesOf(tx, p),
           k ?? 5,
           { tags },
           await knowledge.hasVector(tx),
-        )
-      })
+        ),
+      )
       return { items }
     },
   )
@@ -335,21 +344,22 @@ export function registerKnowledgeRoutes(app: Api, deps: { orgTx: OrgTx; knowledg
     },
     async (request) => {
       const p = principalOf(request)
-      return orgTx(p.orgId, async (tx) => {
-        const base = await findBase(tx, p.orgId, request.params.kb)
-        const roles = await rolesOf(tx, p)
-        return ask(
-          tx,
-          await knowledge.deps(tx),
-          base,
-          { orgId: p.orgId, userId: p.userId, roles },
-          request.body.question,
-          {
-            k: request.body.k,
-            filters: { tags: request.body.tags },
-          },
-        )
-      })
+      const { base, roles, deps } = await orgTx(p.orgId, async (tx) => ({
+        base: await findBase(tx, p.orgId, request.params.kb),
+        roles: await rolesOf(tx, p),
+        deps: await knowledge.deps(tx),
+      }))
+      return ask(
+        (fn) => orgTx(p.orgId, fn),
+        deps,
+        base,
+        { orgId: p.orgId, userId: p.userId, roles },
+        request.body.question,
+        {
+          k: request.body.k,
+          filters: { tags: request.body.tags },
+        },
+      )
     },
   )
 

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto'
 import { v7 as uuidv7 } from 'uuid'
-import type { Tx } from '../db/database.js'
+import { sqlArray, type Tx } from '../db/database.js'
 import { chunkSections } from './chunker.js'
 import { addressesAModel } from './neutralise.js'
 import { type Embed, LOCAL_EMBEDDING_MODELS, vectorLiteral } from './embedding.js'
+import { KRN } from '../errors.js'
 import { KB } from './errors.js'
 import { type DocumentFormat, parseDocument } from './parse.js'
 
@@ -107,21 +108,22 @@ export interface NewDocument {
   roles?: string[]
 }
 
-/**
- * Parses, chunks and embeds a document, then writes it as the next draft version of its source
- * with all its chunks in one statement each — a failure anywhere leaves nothing behind.
- */
-export async function ingestDocument(
-  tx: Tx,
+export interface PreparedDocument {
+  chunks: Array<{ key: string; ordinal: number; heading: string; text: string; vector: number[] }>
+  warnings: Array<{ kind: string; chunkId: string }>
+  hash: string
+}
+
+/** Parses, chunks and embeds a document — no database: a model call must not hold a transaction. */
+export async function prepareDocument(
   base: BaseRow,
   input: NewDocument,
   embed: Embed,
   userId: string | null,
-  hasVector: boolean,
-): Promise<DocumentRow> {
+): Promise<PreparedDocument> {
   const sections = await parseDocument(input.format, input.content)
   const chunks = chunkSections(input.source, sections)
-  // Retrieved text is screened for instructions aimed at a model; the answer path drops such sentences.
+  // Sentences addressed to a model are flagged; the answer path leaves them out of passages.
   const warnings = chunks
     .filter((c) => addressesAModel(c.text))
     .map((c) => ({ kind: 'prompt_injection', chunkId: c.key }))
@@ -131,7 +133,25 @@ export async function ingestDocument(
     chunks.map((c) => `${c.heading}\n${c.text}`),
     userId,
   )
-  const hash = createHash('sha256').update(input.content).digest('hex')
+  return {
+    chunks: chunks.map((c, i) => ({ ...c, vector: vectors[i] as number[] })),
+    warnings,
+    hash: createHash('sha256').update(input.content).digest('hex'),
+  }
+}
+
+/**
+ * Writes a prepared document as the next draft version of its source, with all its chunks —
+ * a failure anywhere leaves nothing behind.
+ */
+export async function writeDocument(
+  tx: Tx,
+  base: BaseRow,
+  input: NewDocument,
+  prepared: PreparedDocument,
+  userId: string | null,
+  hasVector: boolean,
+): Promise<DocumentRow> {
   const [{ next } = { next: 1 }] = await tx.sql<{ next: number }>(
     'select coalesce(max(version), 0) + 1 as next from knowledge_documents where kb_id = ?::uuid and source = ?',
     [base.id, input.source],
@@ -148,24 +168,30 @@ export async function ingestDocument(
       next,
       input.format,
       input.owner ?? '',
-      input.tags ?? [],
+      sqlArray(input.tags ?? []),
       input.classification ?? 'internal',
-      input.roles ?? [],
-      hash,
-      chunks.length,
-      JSON.stringify(warnings),
+      sqlArray(input.roles ?? []),
+      prepared.hash,
+      prepared.chunks.length,
+      JSON.stringify(prepared.warnings),
       userId,
     ],
   )
   const document = doc as DocumentRow
-  await insertChunks(
-    tx,
-    document.id,
-    base,
-    chunks.map((c, i) => ({ ...c, vector: vectors[i] as number[] })),
-    hasVector,
-  )
+  await insertChunks(tx, document.id, base, prepared.chunks, hasVector)
   return document
+}
+
+/** Prepares and writes in one go (the caller's transaction spans the embedding: local models only). */
+export async function ingestDocument(
+  tx: Tx,
+  base: BaseRow,
+  input: NewDocument,
+  embed: Embed,
+  userId: string | null,
+  hasVector: boolean,
+): Promise<DocumentRow> {
+  return writeDocument(tx, base, input, await prepareDocument(base, input, embed, userId), userId, hasVector)
 }
 
 async function insertChunks(
@@ -235,39 +261,51 @@ export async function setDocumentStatus(
   return row as DocumentRow
 }
 
-/** Re-embeds every chunk of a base with a new model (all or nothing) and records the model. */
+/**
+ * Re-embeds every chunk of a base with a new model and records the model: the chunks are read in
+ * one transaction, embedded between transactions (a model call holds no connection), and written
+ * all together in another — refused if the base's chunks changed meanwhile.
+ */
 export async function reembedBase(
-  tx: Tx,
+  inTx: <T>(fn: (tx: Tx) => Promise<T>) => Promise<T>,
   base: BaseRow,
   model: string,
   embed: Embed,
   hasVector: boolean,
 ): Promise<{ base: BaseRow; chunks: number }> {
-  const rows = await tx.sql<{ document_id: string; chunk_key: string; heading: string; text: string }>(
-    'select document_id, chunk_key, heading, text from knowledge_chunks where kb_id = ?::uuid',
-    [base.id],
-  )
+  const read = (tx: Tx) =>
+    tx.sql<{ document_id: string; chunk_key: string; heading: string; text: string }>(
+      'select document_id, chunk_key, heading, text from knowledge_chunks where kb_id = ?::uuid order by document_id, chunk_key',
+      [base.id],
+    )
+  const rows = await inTx(read)
   const { vectors, dims } = await embed(
     base.tenant_id,
     model,
     rows.map((r) => `${r.heading}\n${r.text}`),
   )
-  for (let i = 0; i < rows.length; i += 500) {
-    const batch = rows.slice(i, i + 500)
-    await tx.sql(
-      `update knowledge_chunks c set embedding = u.e::real[]${hasVector ? ', embedding_v = u.e::real[]::vector' : ''}
-         from unnest(?::uuid[], ?::text[], ?::text[]) as u(d, k, e)
-        where c.document_id = u.d and c.chunk_key = u.k`,
-      [
-        batch.map((r) => r.document_id),
-        batch.map((r) => r.chunk_key),
-        batch.map((_, j) => vectorLiteral(vectors[i + j] as number[])),
-      ],
+  const updated = await inTx(async (tx) => {
+    const now = await read(tx)
+    if (now.length !== rows.length || now.some((r, i) => r.chunk_key !== rows[i]?.chunk_key))
+      throw KRN.CONFLICT({ reason: 'documents were added to the base meanwhile; change the model again' })
+    for (let i = 0; i < rows.length; i += 500) {
+      const batch = rows.slice(i, i + 500)
+      await tx.sql(
+        `update knowledge_chunks c set embedding = u.e::real[]${hasVector ? ', embedding_v = u.e::real[]::vector' : ''}
+           from unnest(?::uuid[], ?::text[], ?::text[]) as u(d, k, e)
+          where c.document_id = u.d and c.chunk_key = u.k`,
+        [
+          batch.map((r) => r.document_id),
+          batch.map((r) => r.chunk_key),
+          batch.map((_, j) => vectorLiteral(vectors[i + j] as number[])),
+        ],
+      )
+    }
+    const [row] = await tx.sql<BaseRow>(
+      'update knowledge_bases set embedding_model = ?, embedding_dims = ? where id = ?::uuid returning *',
+      [model, dims, base.id],
     )
-  }
-  const [updated] = await tx.sql<BaseRow>(
-    'update knowledge_bases set embedding_model = ?, embedding_dims = ? where id = ?::uuid returning *',
-    [model, dims, base.id],
-  )
-  return { base: updated as BaseRow, chunks: rows.length }
+    return row as BaseRow
+  })
+  return { base: updated, chunks: rows.length }
 }

@@ -59,6 +59,22 @@ export function splitSentences(text: string): string[] {
   return out
 }
 
+const NUMBER =
+  '(?:\\d+(?:[.,]\\d+)?|one|two|three|four|five|six|seven|eight|nine|ten|twelve|twenty|thirty|sixty|ninety)'
+const ANSWER_KINDS: Array<[RegExp, RegExp]> = [
+  [
+    /^\s*(when|how (long|soon|fast|quickly|often)|how many (days|weeks|months|years|hours))\b/i,
+    new RegExp(
+      `\\b${NUMBER}\\s+(business\\s+)?(days?|weeks?|months?|years?|hours?)\\b|\\b(quarterly|monthly|yearly|annually|daily|weekly)\\b`,
+      'i',
+    ),
+  ],
+  [
+    /^\s*(how (much|many)|what (share|percentage|discount|rebate|fee|price))\b/i,
+    new RegExp(`\\b${NUMBER}\\s*(%|percent|euros?|eur)\\b`, 'i'),
+  ],
+]
+
 interface Candidate {
   n: number
   sentence: string
@@ -100,9 +116,19 @@ export function answerExtractively(
     asked.reduce((sum, term) => sum + (!exclude.has(term) && hasTerm(terms, term) ? (idf.get(term) as number) : 0), 0) /
     total
 
+  // Among sentences that cover the question as well, one of the kind asked for (a time for "when",
+  // an amount for "how much", …) goes first.
+  const kind = ANSWER_KINDS.find(([asks]) => asks.test(question))?.[1]
+  const fits = (sentence: string) => (kind?.test(sentence) ? 0.1 : 0)
+  // A sentence that opens with what the question is about is usually the one that states it.
+  const opensWith = (sentence: string) =>
+    contentTerms(sentence.split(/\s+/).slice(0, 3).join(' ')).some((t) => asked.includes(t)) ? 0.05 : 0
   const ranked = candidates
-    .map((c) => ({ c, coverage: coverageOf(c.terms) }))
-    .sort((a, b) => b.coverage - a.coverage || b.c.passageScore - a.c.passageScore || a.c.order - b.c.order)
+    .map((c) => {
+      const coverage = coverageOf(c.terms)
+      return { c, coverage, rank: coverage + fits(c.sentence) + opensWith(c.sentence) }
+    })
+    .sort((a, b) => b.rank - a.rank || b.c.passageScore - a.c.passageScore || a.c.order - b.c.order)
   const best = ranked[0]
   if (best === undefined || best.coverage < minCoverage) return noAnswer(best?.coverage ?? 0)
 

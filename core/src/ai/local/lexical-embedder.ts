@@ -11,21 +11,44 @@ export const LEXICAL_DIMS = 512
 const WEIGHT_UNIGRAM = 1
 const WEIGHT_BIGRAM = 0.7
 const WEIGHT_TRIGRAM = 0.3
-const SIGN_SEED = 0x9747b28c
+// Each kind of feature hashes from its own seed, so a word and a trigram never share a slot by design.
+const SEED_UNIGRAM = 0x811c9dc5
+const SEED_TRIGRAM = 0x050c5d1f
 
-function addFeature(counts: Map<string, number>, feature: string, weight: number): void {
+/** A 32-bit finaliser (MurmurHash3's): spreads a combined hash before it picks a slot and a sign. */
+function mix(h: number): number {
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  h ^= h >>> 16
+  return h >>> 0
+}
+
+function add(counts: Map<number, number>, feature: number, weight: number): void {
   counts.set(feature, (counts.get(feature) ?? 0) + weight)
 }
 
-function features(text: string): Map<string, number> {
-  const counts = new Map<string, number>()
+function features(text: string): Map<number, number> {
+  const counts = new Map<number, number>()
   const terms = contentTerms(text)
+  const hashes = terms.map((term) => fnv1a(term, SEED_UNIGRAM))
   for (let i = 0; i < terms.length; i++) {
     const term = terms[i] as string
-    addFeature(counts, `w:${term}`, WEIGHT_UNIGRAM)
-    if (i + 1 < terms.length) addFeature(counts, `b:${term} ${terms[i + 1]}`, WEIGHT_BIGRAM)
-    const padded = `^${term}$`
-    for (let j = 0; j + 3 <= padded.length; j++) addFeature(counts, `c:${padded.slice(j, j + 3)}`, WEIGHT_TRIGRAM)
+    const h = hashes[i] as number
+    add(counts, mix(h), WEIGHT_UNIGRAM)
+    if (i + 1 < terms.length)
+      add(counts, mix((Math.imul(h, 31) + (hashes[i + 1] as number) + 0x9e3779b9) >>> 0), WEIGHT_BIGRAM)
+    // Character trigrams of the word with boundary marks (^ and $), hashed without building strings.
+    const n = term.length + 2
+    const code = (j: number) => (j === 0 ? 94 : j === n - 1 ? 36 : term.charCodeAt(j - 1))
+    for (let j = 0; j + 3 <= n; j++) {
+      let t = SEED_TRIGRAM
+      t = Math.imul(t ^ code(j), 0x01000193)
+      t = Math.imul(t ^ code(j + 1), 0x01000193)
+      t = Math.imul(t ^ code(j + 2), 0x01000193)
+      add(counts, mix(t >>> 0), WEIGHT_TRIGRAM)
+    }
   }
   return counts
 }
@@ -33,10 +56,9 @@ function features(text: string): Map<string, number> {
 function embedOne(text: string, dims: number): number[] {
   const vector = new Array<number>(dims).fill(0)
   for (const [feature, weight] of features(text)) {
-    const hash = fnv1a(feature)
-    const sign = fnv1a(feature, SIGN_SEED) & 1 ? 1 : -1
+    const sign = feature & 0x80000000 ? -1 : 1
     // Sub-linear: a term said ten times is not ten times as relevant.
-    vector[hash % dims] += sign * (1 + Math.log(Math.max(weight, 1))) * Math.min(weight, 1)
+    vector[feature % dims] += sign * (1 + Math.log(Math.max(weight, 1))) * Math.min(weight, 1)
   }
   let norm = 0
   for (const v of vector) norm += v * v

@@ -1,0 +1,171 @@
+// `npm run bench -- knowledge`: knowledge retrieval and ingestion.
+// - Ingestion: documents parsed, chunked on structure, embedded with the local lexical embedder
+//   and written (chunks/s), as the document route does it, in tenant transactions.
+// - Retrieval: the hybrid query (full-text ranking + vector similarity fused by RRF, filtered by
+//   status, roles and tags) over 10,000 chunks of one tenant among 10 tenants, through the kernel's
+//   path (a tenant transaction: role trellis_app, row-level security, the caller's roles), against
+//   the same SQL run bare as the database owner (no role switch, no RLS) on the same connection —
+//   alternating rounds. BENCH_KB_DB=pglite (default: pgvector in the embedded database) or
+//   postgres (DATABASE_URL-style PostgreSQL without pgvector: the exact real[] scan).
+import { randomUUID } from 'node:crypto'
+import { v7 as uuidv7 } from 'uuid'
+import { Database } from '../core/src/db/database.js'
+import { embedLexical } from '../core/src/ai/local/lexical-embedder.js'
+import { embedder } from '../core/src/knowledge/embedding.js'
+import { hybridParams, hybridSql, detectVector } from '../core/src/knowledge/retrieval.js'
+import { type BaseRow, createBase, ingestDocument, setDocumentStatus } from '../core/src/knowledge/store.js'
+import { loadAverage, median, percentile, withBenchDatabase } from './_harness.js'
+
+const TENANTS = 10
+const CHUNKS = Number(process.env.BENCH_KB_CHUNKS ?? 10_000)
+const QUERIES = Number(process.env.BENCH_KB_QUERIES ?? 200)
+const ROUNDS = Number(process.env.BENCH_KB_ROUNDS ?? 4)
+
+const WORDS = (
+  'partner rebate discount tier gold silver registered deal registration protection period quarter revenue ' +
+  'subscription licence onboarding training exam certificate insurance market development funds claim invoice ' +
+  'support incident severity escalation critical response hypercare migration go-live readiness customer ' +
+  'reference brand logo compliance bribery export sanctions audit termination notice transfer pricing request ' +
+  'approval director price protection advertised minimum warehouse pallet carrier freight returns restocking'
+).split(' ')
+
+function paragraph(seed: number): string {
+  const words: string[] = []
+  let x = seed
+  for (let i = 0; i < 60; i++) {
+    x = (x * 1103515245 + 12345) % 2147483648
+    words.push(WORDS[x % WORDS.length] as string)
+  }
+  return `${words.join(' ')}.`
+}
+
+/** A Markdown document of `sections` sections, each one ~700-character chunk. */
+function document(seed: number, sections: number): string {
+  let out = `# Document ${seed}\n\n`
+  for (let s = 0; s < sections; s++)
+    out += `## Section ${seed}.${s}\n\n${paragraph(seed * 1000 + s)} ${paragraph(seed * 1000 + s + 7)}\n\n`
+  return out
+}
+
+export async function run(): Promise<void> {
+  const kind = process.env.BENCH_KB_DB === 'postgres' ? 'postgres' : 'pglite'
+  if (kind === 'postgres') await withBenchDatabase(`trellis_bench_kb_${process.pid}`, (url) => bench(url))
+  else await bench(undefined)
+}
+
+async function bench(databaseUrl: string | undefined): Promise<void> {
+  const db = await Database.open({ databaseUrl, dataDir: '/tmp/trellis-bench-unused', embeddedDir: 'memory://' })
+  try {
+    await db.migrate('up')
+    const hasVector = await db.inOrg(null, detectVector)
+    console.log(
+      `database: ${databaseUrl ? 'PostgreSQL' : 'PGlite (embedded)'}; vectors: ${hasVector ? 'pgvector <#>' : 'exact real[] scan'}`,
+    )
+    const tenants = Array.from({ length: TENANTS }, () => randomUUID())
+    await db.asOwner(async (tx) => {
+      for (const [i, id] of tenants.entries())
+        await tx.sql('insert into tenants (id, name, slug) values (?::uuid, ?, ?)', [
+          id,
+          `t${i}`,
+          `kb-bench-${i}-${id}`,
+        ])
+    })
+    const embed = embedder(undefined)
+    const user = uuidv7()
+    const perTenant = Math.ceil(CHUNKS / 50)
+    let target: BaseRow | undefined
+    let ingested = 0
+    let ingestMs = 0
+    for (const [i, tenant] of tenants.entries()) {
+      const docs = i === 0 ? perTenant : Math.ceil(perTenant / 10)
+      const base = await db.inOrg(tenant, (tx) => createBase(tx, tenant, { slug: 'handbook', name: 'Handbook' }, user))
+      if (i === 0) target = base
+      for (let d = 0; d < docs; d++) {
+        const t0 = performance.now()
+        const doc = await db.inOrg(tenant, async (tx) => {
+          const row = await ingestDocument(
+            tx,
+            base,
+            {
+              title: `Doc ${d}`,
+              source: `doc-${d}.md`,
+              format: 'markdown',
+              content: document(i * 100_000 + d, 50),
+              roles: d % 5 === 0 ? ['tenant_admin'] : [],
+            },
+            embed,
+            user,
+            hasVector,
+          )
+          await setDocumentStatus(tx, base, row.id, 'approved', user)
+          return row
+        })
+        ingestMs += performance.now() - t0
+        ingested += doc.chunk_count
+      }
+    }
+    console.log(
+      `ingestion: ${ingested} chunks in ${(ingestMs / 1000).toFixed(1)} s = ${(ingested / (ingestMs / 1000)).toFixed(0)} chunks/s (parse, chunk, local lexical embedding, insert, approve)`,
+    )
+    const base = target as BaseRow
+    const [{ n } = { n: 0 }] = await db.asOwner((tx) =>
+      tx.sql<{ n: number }>('select count(*)::int as n from knowledge_chunks where kb_id = ?::uuid', [base.id]),
+    )
+    console.log(`target tenant: ${n} chunks in one base, ${TENANTS} tenants`)
+
+    const questions = Array.from({ length: QUERIES }, (_, i) =>
+      paragraph(i + 17)
+        .split(' ')
+        .slice(0, 8)
+        .join(' '),
+    )
+    const vectors = embedLexical(questions)
+    const sql = hybridSql(hasVector)
+    const kernelSide = async (i: number) => {
+      await db.inOrg(tenants[0] as string, (tx) =>
+        tx.sql(sql, hybridParams(base, vectors[i] as number[], questions[i] as string, ['tenant_member'], 5, {})),
+      )
+    }
+    const bareSide = async (i: number) => {
+      await db.asOwner((tx) =>
+        tx.sql(sql, hybridParams(base, vectors[i] as number[], questions[i] as string, ['tenant_member'], 5, {})),
+      )
+    }
+    const measure = async (side: (i: number) => Promise<void>) => {
+      const lat: number[] = []
+      const t0 = performance.now()
+      for (let i = 0; i < QUERIES; i++) {
+        const s = performance.now()
+        await side(i)
+        lat.push(performance.now() - s)
+      }
+      return { lat, qps: QUERIES / ((performance.now() - t0) / 1000) }
+    }
+    await measure(kernelSide)
+    await measure(bareSide)
+    const k: number[] = []
+    const b: number[] = []
+    const kLat: number[] = []
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const side of r % 2 === 0 ? (['kernel', 'bare'] as const) : (['bare', 'kernel'] as const)) {
+        const m = await measure(side === 'kernel' ? kernelSide : bareSide)
+        if (side === 'kernel') {
+          k.push(m.qps)
+          kLat.push(...m.lat)
+        } else b.push(m.qps)
+      }
+    }
+    const ratios = k.map((x, i) => x / (b[i] as number))
+    console.log(
+      `baseline: the same SQL as the owner, no RLS   ${median(b).toFixed(0).padStart(6)} queries/s (rounds ${b.map((x) => x.toFixed(0)).join(', ')})`,
+    )
+    console.log(
+      `kernel: tenant transaction, RLS, roles        ${median(k).toFixed(0).padStart(6)} queries/s (rounds ${k.map((x) => x.toFixed(0)).join(', ')})`,
+    )
+    console.log(
+      `hybrid query latency through the kernel path: p50 ${percentile(kLat, 50).toFixed(1)} ms, p99 ${percentile(kLat, 99).toFixed(1)} ms; ratio ${(median(ratios) * 100).toFixed(0)} % of bare (${loadAverage()})`,
+    )
+  } finally {
+    await db.close()
+  }
+}
