@@ -14,6 +14,10 @@ const dir = join(import.meta.dirname, 'fixtures', 'plugins', 'ai-helper')
 const manifest = JSON.parse(await readFile(join(dir, 'trellis.plugin.json'), 'utf8'))
 const built = await buildPlugin({ dir, write: false })
 const bundle = { manifest, code: built.code, sourceMap: built.sourceMap }
+const ungrantedDir = join(import.meta.dirname, 'fixtures', 'plugins', 'ai-ungranted')
+const ungrantedManifest = JSON.parse(await readFile(join(ungrantedDir, 'trellis.plugin.json'), 'utf8'))
+const ungrantedBuilt = await buildPlugin({ dir: ungrantedDir, write: false })
+const ungranted = { manifest: ungrantedManifest, code: ungrantedBuilt.code, sourceMap: ungrantedBuilt.sourceMap }
 
 async function install(k: TestKernel, token: string, capabilities: string[]) {
   const r = await k.req('POST', '/v1/installations', {
@@ -30,6 +34,7 @@ for (const kind of DB_KINDS)
     t.teardown(() => server.close())
     const k = await startTestKernel(t, kind, { plugins: { sandboxWorkers: 1 }, events: { egressAllow: ['127.0.0.1'] } })
     await registerVersion(k, bundle)
+    await registerVersion(k, ungranted)
     const a = await createTenantWithAdmin(k, 'aip-a')
     const inst = await install(k, a.token, ['data', 'ai:complete', 'ai:embed'])
     const reg = await k.req('POST', '/v1/ai/models', {
@@ -80,6 +85,22 @@ for (const kind of DB_KINDS)
       t.equal(r.status, 200, JSON.stringify(r.body))
       t.equal(r.body.model, 'local-lexical')
       t.equal(r.body.lexical, true)
+    })
+
+    await t.test('a plugin without the ai capabilities is refused, and nothing is sent or recorded', async (t) => {
+      const before = server.received.length
+      const r = await k.req('POST', '/v1/installations', {
+        token: a.token,
+        body: { plugin: ungrantedManifest.name, version: ungrantedManifest.version, capabilities: ['data'] },
+      })
+      t.equal(r.status, 201, JSON.stringify(r.body))
+      const asked = await k.req('POST', '/v1/x/@acme/ai-ungranted/ask', { token: a.token, body: {} })
+      t.same(asked.body, { code: 'KRN_ERR_CAPABILITY_DENIED' })
+      t.equal(server.received.length, before)
+      const rows = await k.ownerSql('select count(*)::int as n from ai_records where plugin = ?', [
+        '@acme/ai-ungranted',
+      ])
+      t.equal(rows[0].n, 0)
     })
   })
 
