@@ -23,9 +23,11 @@ export async function runKnowledgeEvaluate(
           .map((r) => r.trim())
           .filter(Boolean)
       : []
-    const report = await db.inOrg(opts.tenant, async (tx) =>
-      evaluateBase(tx, await knowledge.deps(tx), await findBase(tx, opts.tenant, opts.kb), opts.tenant, roles, k),
-    )
+    const { base, deps } = await db.inOrg(opts.tenant, async (tx) => ({
+      base: await findBase(tx, opts.tenant, opts.kb),
+      deps: await knowledge.deps(tx),
+    }))
+    const report = await evaluateBase((fn) => db.inOrg(opts.tenant, fn), deps, base, opts.tenant, roles, k)
     if (opts.json) out(JSON.stringify(report, null, 2))
     else {
       out(`questions ${report.questions}  hit@${report.k} ${report.hitRate.toFixed(3)}  MRR ${report.mrr.toFixed(3)}`)

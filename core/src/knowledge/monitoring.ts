@@ -72,16 +72,18 @@ export interface EvaluationResult {
  * contains the expected text; MRR over the rank of the first such passage (within 10).
  */
 export async function evaluateBase(
-  tx: Tx,
+  inTx: <T>(fn: (tx: Tx) => Promise<T>) => Promise<T>,
   deps: { embed: Embed; hasVector: boolean },
   base: BaseRow,
   orgId: string,
   roles: string[],
   k: number,
 ): Promise<EvaluationResult> {
-  const questions = await tx.sql<{ question: string; expect: string }>(
-    'select question, expect from knowledge_eval_questions where kb_id = ?::uuid order by id',
-    [base.id],
+  const questions = await inTx((tx) =>
+    tx.sql<{ question: string; expect: string }>(
+      'select question, expect from knowledge_eval_questions where kb_id = ?::uuid order by id',
+      [base.id],
+    ),
   )
   if (questions.length === 0) throw KB.NO_EVAL_QUESTIONS({ kb: base.slug })
   const { vectors } = await deps.embed(
@@ -93,8 +95,15 @@ export async function evaluateBase(
   let hits = 0
   let reciprocal = 0
   const misses: EvaluationResult['misses'] = []
+  // The questions are embedded between transactions; the searches share one.
+  const ranked = await inTx(async (tx) => {
+    const out = []
+    for (const [i, q] of questions.entries())
+      out.push(await searchBase(tx, base, vectors[i] as number[], q.question, roles, depth, {}, deps.hasVector))
+    return out
+  })
   for (const [i, q] of questions.entries()) {
-    const passages = await searchBase(tx, base, vectors[i] as number[], q.question, roles, depth, {}, deps.hasVector)
+    const passages = ranked[i] ?? []
     const norm = (s: string) => s.replace(/\s+/g, ' ').toLowerCase()
     const rank = passages.findIndex((p) => norm(p.text).includes(norm(q.expect))) + 1
     if (rank > 0 && rank <= k) hits++

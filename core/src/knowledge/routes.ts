@@ -464,10 +464,12 @@ export function registerKnowledgeRoutes(app: Api, deps: { orgTx: OrgTx; knowledg
     },
     async (request) => {
       const p = principalOf(request)
-      return orgTx(p.orgId, async (tx) => {
-        const base = await ownBase(tx, p.orgId, request.params.kb)
-        return evaluateBase(tx, await knowledge.deps(tx), base, p.orgId, await rolesOf(tx, p), request.body?.k ?? 3)
-      })
+      const { base, deps, roles } = await orgTx(p.orgId, async (tx) => ({
+        base: await ownBase(tx, p.orgId, request.params.kb),
+        deps: await knowledge.deps(tx),
+        roles: await rolesOf(tx, p),
+      }))
+      return evaluateBase((fn) => orgTx(p.orgId, fn), deps, base, p.orgId, roles, request.body?.k ?? 3)
     },
   )
 

@@ -73,7 +73,7 @@ export interface NewBase {
   supportRole?: string | null
 }
 
-export async function createBase(tx: Tx, orgId: string, input: NewBase, userId: string): Promise<BaseRow> {
+export async function createBase(tx: Tx, _orgId: string, input: NewBase, userId: string): Promise<BaseRow> {
   const model = input.embeddingModel ?? 'local-lexical'
   const dims = LOCAL_EMBEDDING_MODELS[model]
   if (dims === undefined) throw KB.MODEL_UNKNOWN({ model })
