@@ -303,7 +303,7 @@ t.test('the console in Chromium', async (t) => {
     await page.getByRole('link', { name: 'Audit trail' }).click()
     await page.getByRole('heading', { name: 'Audit trail' }).waitFor()
     for (const action of ['plugin.installed', 'auth.login.succeeded']) {
-      await page.getByLabel('Action (or prefix ending in “.”)').fill(action.split('.')[0] + '.')
+      await page.getByLabel('Action (or prefix ending in “.”)').fill(`${action.split('.')[0]}.`)
       await page.getByRole('button', { name: 'Filter' }).click()
       await page
         .getByRole('cell', { name: new RegExp(`^${action.split('.')[0]}\\.`) })
