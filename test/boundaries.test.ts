@@ -45,7 +45,14 @@ const PACKAGES: Record<string, { name: string; may: string[]; sources: string[] 
  */
 const DYNAMIC_ALLOWED: Record<string, string[]> = {
   // Telemetry must load before pg, http and fastify; `--help` answers without loading the kernel.
-  'core/src/cli/program.ts': ['../observability/telemetry.js', './commands.js', '../config.js'],
+  'core/src/cli/program.ts': [
+    '../observability/telemetry.js',
+    './commands.js',
+    '../config.js',
+    '../knowledge/evaluate-command.js',
+  ],
+  // The PDF reader (pdf.js) loads when the first PDF document arrives, not with the kernel.
+  'core/src/knowledge/parse.ts': ['unpdf'],
   // OpenTelemetry's SDK loads only when an OTLP endpoint is configured.
   'core/src/observability/telemetry.ts': [
     '@opentelemetry/sdk-node',
