@@ -59,17 +59,8 @@ async function seedNorthwind(
   const login = await demo.request('POST', '/v1/auth/login', { email: demo.adminEmail, password: demo.password })
   const token = login.body.accessToken as string
   // The people the pricing-exception workflow asks: a pricing manager (and, past the SLA, a sales director).
-  for (const role of ROLES) {
-    await demo.request(
-      'POST',
-      '/v1/roles',
-      {
-        name: role,
-        description: `Decides pricing exceptions (${role.replace('_', ' ')})`,
-        permissions: ['orders.approve', 'users.read'],
-      },
-      token,
-    )
+  const addPerson = async (role: string, description: string, permissions: readonly string[]) => {
+    await demo.request('POST', '/v1/roles', { name: role, description, permissions }, token)
     // Invited and accepted at once: the demo's people are new accounts with the demo password.
     const invited = await demo.request('POST', '/v1/invitations', { email: emailOf(role), role }, token)
     if (invited.status === 201)
@@ -79,23 +70,11 @@ async function seedNorthwind(
         password: demo.password,
       })
   }
+  for (const role of ROLES)
+    await addPerson(role, `Decides pricing exceptions (${role.replace('_', ' ')})`, ['orders.approve', 'users.read'])
   const installed = await k.plugins.installedPlugins(demo.tenantId)
   const supplyRoles = Object.entries(SUPPLY_ROLES).filter(([, r]) => installed.has(r.plugin))
-  for (const [role, r] of supplyRoles) {
-    await demo.request(
-      'POST',
-      '/v1/roles',
-      { name: role, description: r.description, permissions: r.permissions },
-      token,
-    )
-    const invited = await demo.request('POST', '/v1/invitations', { email: emailOf(role), role }, token)
-    if (invited.status === 201)
-      await demo.request('POST', '/v1/invitations/accept', {
-        token: invited.body.acceptToken,
-        name: role.replace('_', ' '),
-        password: demo.password,
-      })
-  }
+  for (const [role, r] of supplyRoles) await addPerson(role, r.description, r.permissions)
   const result: DemoResult = {
     accounts: [...ROLES, ...supplyRoles.map(([role]) => role)].map((role) => ({
       role,

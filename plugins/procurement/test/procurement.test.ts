@@ -3,19 +3,8 @@
 // task → sent → a partial receipt puts exactly that much into stock → invoices matched and not.
 import t from 'tap'
 import { lintErp, startErpKernel } from '../../support/kernel.js'
+import { asToken, eventually, person } from '../../support/people.js'
 import { DB_KINDS } from '../../../core/test/helpers/test-kernel.js'
-
-type Reply = { status: number; body: any }
-
-/** Polls `check` until it answers something (20 s at most): workflows and events run just after the request. */
-async function eventually<T>(check: () => Promise<T | undefined | null | false>, what: string): Promise<T> {
-  for (let i = 0; i < 200; i++) {
-    const v = await check()
-    if (v) return v
-    await new Promise((done) => setTimeout(done, 100))
-  }
-  throw new Error(`timed out waiting for ${what}`)
-}
 
 for (const kind of DB_KINDS)
   t.test(`on ${kind}`, async (t) => {
@@ -25,32 +14,11 @@ for (const kind of DB_KINDS)
       kind,
     )
     t.teardown(() => dev.close())
-    const as =
-      (token?: string) =>
-      (method: string, path: string, body?: unknown): Promise<Reply> =>
-        dev.request(method, path, {
-          ...(token ? { token } : {}),
-          ...(body === undefined ? {} : { body }),
-        }) as Promise<Reply>
-    const r = as()
+    const r = asToken(dev)
     async function ok(method: string, path: string, body?: unknown) {
       const res = await r(method, path, body)
       if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`)
       return res.body
-    }
-    /** A person with a new tenant role holding `permissions`, signed in. */
-    async function person(role: string, permissions: string[]) {
-      await ok('POST', '/v1/roles', { name: role, permissions })
-      const email = `${role.replace(/_/g, '.')}@dev.test`
-      const invited = await ok('POST', '/v1/invitations', { email, role })
-      const password = `password-of-${role}`
-      const acc = await dev.request('POST', '/v1/invitations/accept', {
-        body: { token: invited.acceptToken, name: role, password },
-        token: '',
-      })
-      if (acc.status !== 200) throw new Error(JSON.stringify(acc.body))
-      const login = await dev.request('POST', '/v1/auth/login', { body: { email, password }, token: '' })
-      return as((login.body as { accessToken: string }).accessToken)
     }
     const P = '/v1/x/procurement'
     const onHand = async (sku: string) => (await ok('GET', `/v1/x/inventory/stock/${sku}`)).onHand as number
@@ -79,9 +47,9 @@ for (const kind of DB_KINDS)
         { supplier: 'EXO', sku: 'B', cost: '2.25' },
       ],
     })
-    const buyer = await person('buyer', ['procurement.read', 'procurement.write', 'procurement.receive'])
-    const manager = await person('purchasing_manager', ['procurement.read', 'procurement.approve'])
-    const payables = await person('accounts_payable', ['procurement.read', 'procurement.invoices'])
+    const buyer = await person(dev, 'buyer', ['procurement.read', 'procurement.write', 'procurement.receive'])
+    const manager = await person(dev, 'purchasing_manager', ['procurement.read', 'procurement.approve'])
+    const payables = await person(dev, 'accounts_payable', ['procurement.read', 'procurement.invoices'])
 
     t.test('the manifest asks only for what procurement uses, and passes the lint', async (t) => {
       t.same((await lintErp('procurement')).errors, [])
@@ -234,7 +202,7 @@ for (const kind of DB_KINDS)
         approval: { by: 'rule' },
       })
 
-      const clerk = await person('clerk', ['procurement.read', 'procurement.write', 'procurement.approve'])
+      const clerk = await person(dev, 'clerk', ['procurement.read', 'procurement.write', 'procurement.approve'])
       await clerk('POST', `${P}/purchase-orders`, {
         number: 'PO-C',
         supplier: 'EXO',

@@ -3,18 +3,8 @@
 // at the order's prices and discounts, to the cent; the sales report nets it out.
 import t from 'tap'
 import { lintErp, startErpKernel } from '../../support/kernel.js'
+import { asToken, eventually, person } from '../../support/people.js'
 import { DB_KINDS } from '../../../core/test/helpers/test-kernel.js'
-
-type Reply = { status: number; body: any }
-
-async function eventually<T>(check: () => Promise<T | undefined | null | false>, what: string): Promise<T> {
-  for (let i = 0; i < 200; i++) {
-    const v = await check()
-    if (v) return v
-    await new Promise((done) => setTimeout(done, 100))
-  }
-  throw new Error(`timed out waiting for ${what}`)
-}
 
 const today = () => new Date().toISOString().slice(0, 10)
 
@@ -26,31 +16,11 @@ for (const kind of DB_KINDS)
       kind,
     )
     t.teardown(() => dev.close())
-    const as =
-      (token?: string) =>
-      (method: string, path: string, body?: unknown): Promise<Reply> =>
-        dev.request(method, path, {
-          ...(token ? { token } : {}),
-          ...(body === undefined ? {} : { body }),
-        }) as Promise<Reply>
-    const r = as()
+    const r = asToken(dev)
     async function ok(method: string, path: string, body?: unknown) {
       const res = await r(method, path, body)
       if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`)
       return res.body
-    }
-    async function person(role: string, permissions: string[]) {
-      await ok('POST', '/v1/roles', { name: role, permissions })
-      const email = `${role.replace(/_/g, '.')}@dev.test`
-      const invited = await ok('POST', '/v1/invitations', { email, role })
-      const password = `password-of-${role}`
-      const acc = await dev.request('POST', '/v1/invitations/accept', {
-        body: { token: invited.acceptToken, name: role, password },
-        token: '',
-      })
-      if (acc.status !== 200) throw new Error(JSON.stringify(acc.body))
-      const login = await dev.request('POST', '/v1/auth/login', { body: { email, password }, token: '' })
-      return as((login.body as { accessToken: string }).accessToken)
     }
     const R = '/v1/x/returns'
     const O = '/v1/x/orders'
@@ -86,8 +56,8 @@ for (const kind of DB_KINDS)
       { sku: 'C', quantity: 25, discount: '0.07' },
     ])
     t.equal(order.total, '272.13', '10 × 9.80 × 0.95 + 25 × 7.70 × 0.93 = 93.10 + 179.025 = 272.125')
-    const clerk = await person('returns_clerk', ['returns.read', 'returns.write', 'returns.receive'])
-    const manager = await person('returns_manager', ['returns.read', 'returns.approve'])
+    const clerk = await person(dev, 'returns_clerk', ['returns.read', 'returns.write', 'returns.receive'])
+    const manager = await person(dev, 'returns_manager', ['returns.read', 'returns.approve'])
 
     t.test('the manifest passes the lint', async (t) => {
       t.same((await lintErp('returns')).errors, [])
@@ -206,7 +176,7 @@ for (const kind of DB_KINDS)
         403,
       )
 
-      const boss = await person('returns_lead', ['returns.read', 'returns.write', 'returns.approve'])
+      const boss = await person(dev, 'returns_lead', ['returns.read', 'returns.write', 'returns.approve'])
       await boss('POST', `${R}/rmas`, {
         number: 'RMA-4',
         order: 'SO-R1',
