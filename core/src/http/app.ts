@@ -106,6 +106,8 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
     loggerInstance: k.logger,
     childLoggerFactory: (logger, bindings, options) => (logging ? logger.child(bindings, options) : logger),
     bodyLimit: opts.bodyLimitBytes ?? BODY_LIMIT,
+    // While draining, a request on a connection already accepted is served, not answered 503 (docs/operations.md).
+    return503OnClosing: false,
     genReqId: (req) => {
       const given = req.headers['x-request-id']
       return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : nextRequestId()
