@@ -149,7 +149,7 @@ t.test(
       'Northwind Cloud ERP',
       "the tenant inherits its partner's branding",
     )
-    for (const p of ['catalog', 'pricing', 'inventory', 'orders', 'partner-onboarding'])
+    for (const p of ['catalog', 'pricing', 'inventory', 'orders', 'partner-onboarding', 'procurement', 'returns'])
       t.match(
         s.out(),
         new RegExp(
@@ -167,6 +167,8 @@ t.test(
       '@trellis/orders',
       '@trellis/partner-onboarding',
       '@trellis/pricing',
+      '@trellis/procurement',
+      '@trellis/returns',
     ])
     const orders = await fetch(`${s.url}/v1/x/orders/orders`, {
       headers: { authorization: `Bearer ${admin.body.accessToken}` },
