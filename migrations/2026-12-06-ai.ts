@@ -29,6 +29,11 @@ create table ai_models (
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now()
 );`)
+    // The embedded defaults: working AI with no endpoint and no download (seeded before row-level
+    // security is forced, so an owner that is not superuser may write them).
+    this.addSql(`insert into ai_models (id, alias, kind, provider, model_id, no_retention) values
+  ('00000000-0000-7000-8000-0000000a1001', 'local-extractive', 'chat', 'local', 'local-extractive', true),
+  ('00000000-0000-7000-8000-0000000a1002', 'local-lexical', 'embedding', 'local', 'local-lexical', true);`)
     this.addSql(`alter table ai_models enable row level security;`)
     this.addSql(`alter table ai_models force row level security;`)
     this.addSql(`create policy ai_models_read on ai_models for select to trellis_app using (true);`)
@@ -39,10 +44,6 @@ create table ai_models (
       `create policy ai_models_update on ai_models for update to trellis_app using (trellis_current_tenant() = ${PLATFORM}) with check (trellis_current_tenant() = ${PLATFORM});`,
     )
     this.addSql(`grant select, insert, update on ai_models to trellis_app;`)
-    // The embedded defaults: working AI with no endpoint and no download.
-    this.addSql(`insert into ai_models (id, alias, kind, provider, model_id, no_retention) values
-  ('00000000-0000-7000-8000-0000000a1001', 'local-extractive', 'chat', 'local', 'local-extractive', true),
-  ('00000000-0000-7000-8000-0000000a1002', 'local-lexical', 'embedding', 'local', 'local-lexical', true);`)
 
     for (const [table, ddl] of [
       [
