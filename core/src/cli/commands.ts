@@ -72,6 +72,8 @@ export async function runStart(
     return
   }
   out(`Trellis is running at ${url}  (API docs: ${url}/docs)${kernel.role === 'api' ? '  [role: api]' : ''}`)
+  // The composition root mounts the console; the kernel alone has none.
+  if (kernel.app.hasRoute({ method: 'GET', url: '/console/*' })) out(`Console: ${url}/console/`)
   out(
     `Database: ${ctx.db.embedded ? `embedded PostgreSQL (PGlite) in ${config.dataDir}` : 'PostgreSQL from DATABASE_URL'}`,
   )
