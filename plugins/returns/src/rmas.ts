@@ -5,6 +5,7 @@ import { problem, problemFromError, type RouteRequest, type RouteResponse } from
 import { RET } from './errors.js'
 import type { Ctx, Outcome, Reason, Rma, RmaStatus, ReturnQuote, Stored } from './types.js'
 import { hold } from './ledger.js'
+import { inspect } from './inspection.js'
 
 export const now = () => new Date().toISOString()
 export const who = (ctx: Ctx) => `${ctx.caller.kind}:${ctx.caller.id}`
@@ -162,30 +163,30 @@ async function receive(req: RouteRequest<ReceiveBody, { number: string }>, ctx: 
       RET.INVALID_TRANSITION,
       `return authorisation ${r.number} is ${r.status}; goods are received once it is approved`,
     )
-  const got = new Map(req.body.lines.map((l) => [l.line, l]))
-  const problems = req.body.lines
-    .filter((g) => {
-      const l = r.lines.find((x) => x.line === g.line)
-      return !l || g.quantity > l.quantity
-    })
-    .map(
-      (g) =>
-        `line ${g.line}: not on the authorisation, or more than the ${r.lines.find((x) => x.line === g.line)?.quantity ?? 0} authorised`,
-    )
+  const { inspected, problems } = inspect(r.lines, req.body.lines)
   if (problems.length) return problem(RET.INVALID_LINES, problems.join('; '))
   const by = who(ctx)
   const lines = r.lines.map((l) => {
-    const g = got.get(l.line)
-    return { ...l, received: g?.quantity ?? 0, ...(g ? { outcome: g.outcome } : {}) }
+    const parts = inspected.get(l.line) ?? []
+    const received = parts.reduce((a, p) => a + p.quantity, 0)
+    return {
+      ...l,
+      received,
+      ...(parts.length === 1 ? { outcome: parts[0]!.outcome } : {}),
+      ...(parts.length ? { inspection: parts } : {}),
+    }
   })
-  const restock = lines.filter((l) => l.outcome === 'restock' && l.received > 0)
+  // Only the units inspected as restockable go back into stock.
+  const restock = lines
+    .map((l) => ({ ...l, restocked: (l.inspection ?? []).find((p) => p.outcome === 'restock')?.quantity ?? 0 }))
+    .filter((l) => l.restocked > 0)
   if (restock.length) {
     const res = await ctx.plugins.call<{ received: boolean; unknown?: string[] }>('@trellis/inventory', 'receive', {
       reference: r.number,
       reason: `returned goods restocked (return authorisation ${r.number}, order ${r.order})`,
       lines: restock.map((l) => ({
         sku: l.sku,
-        quantity: l.received,
+        quantity: l.restocked,
         ...(req.body.warehouse ? { warehouse: req.body.warehouse } : {}),
       })),
     })
@@ -237,10 +238,21 @@ async function receive(req: RouteRequest<ReceiveBody, { number: string }>, ctx: 
     credited.length ? 'credited' : 'cancelled',
     by,
     { lines, ...(creditNote ? { creditNote } : {}) },
-    lines.map((l) => `line ${l.line}: ${l.received} received${l.outcome ? `, ${l.outcome}` : ''}`).join('; '),
+    lines
+      .map(
+        (l) =>
+          `line ${l.line}: ${l.received} received${l.inspection ? ` (${l.inspection.map((p) => `${p.quantity} ${p.outcome}`).join(', ')})` : ''}`,
+      )
+      .join('; '),
   )
   await rmaEvent(ctx, 'received', updated, {
-    lines: lines.map((l) => ({ line: l.line, sku: l.sku, received: l.received, outcome: l.outcome ?? null })),
+    lines: lines.map((l) => ({
+      line: l.line,
+      sku: l.sku,
+      received: l.received,
+      outcome: l.outcome ?? null,
+      inspection: l.inspection ?? [],
+    })),
   })
   return { status: 200, body: updated }
 }

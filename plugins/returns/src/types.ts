@@ -13,7 +13,10 @@ export interface RmaLine {
   reason: Reason
   note?: string
   received?: number
+  /** The outcome when every received unit had the same one. */
   outcome?: Outcome
+  /** What inspection decided for the received units, per outcome. */
+  inspection?: Array<{ outcome: Outcome; quantity: number }>
 }
 
 export interface Rma {

@@ -186,4 +186,59 @@ for (const kind of DB_KINDS)
       t.equal(own.status, 403)
       t.equal(own.body.code, 'RET_ERR_SELF_APPROVAL')
     })
+
+    t.test(
+      'one line split at inspection: only the restocked units go back, every received unit is credited',
+      async (t) => {
+        await clerk('POST', `${R}/rmas`, {
+          number: 'RMA-5',
+          order: 'SO-R1',
+          lines: [{ line: 2, quantity: 6, reason: 'damaged' }],
+        })
+        t.equal((await manager('POST', `${R}/rmas/RMA-5/decision`, { decision: 'approve', reason: 'ok' })).status, 200)
+        const c = await onHand('C')
+        const receive = (lines: unknown[]) => clerk('POST', `${R}/rmas/RMA-5/receive`, { lines })
+        const tooMany = await receive([
+          { line: 2, quantity: 4, outcome: 'restock' },
+          { line: 2, quantity: 3, outcome: 'scrap' },
+        ])
+        t.equal(tooMany.body.code, 'RET_ERR_INVALID_LINES', '4 + 3 is more than the 6 authorised')
+        const twice = await receive([
+          { line: 2, quantity: 1, outcome: 'scrap' },
+          { line: 2, quantity: 1, outcome: 'scrap' },
+        ])
+        t.equal(twice.body.code, 'RET_ERR_INVALID_LINES', 'one outcome, one quantity')
+        t.equal(await onHand('C'), c, 'a refused receipt restocks nothing')
+        t.equal((await ok('GET', `${R}/rmas/RMA-5`)).status, 'approved', 'and leaves the authorisation open')
+
+        const done = await receive([
+          { line: 2, quantity: 3, outcome: 'restock' },
+          { line: 2, quantity: 2, outcome: 'scrap' },
+          { line: 2, quantity: 1, outcome: 'return_to_supplier' },
+        ])
+        t.equal(done.status, 200)
+        t.match(done.body.lines[0], {
+          line: 2,
+          sku: 'C',
+          received: 6,
+          inspection: [
+            { outcome: 'restock', quantity: 3 },
+            { outcome: 'scrap', quantity: 2 },
+            { outcome: 'return_to_supplier', quantity: 1 },
+          ],
+        })
+        t.notOk('outcome' in done.body.lines[0], 'no single outcome for a split line')
+        t.equal(await onHand('C'), c + 3, 'exactly the restocked units are back in stock')
+        // By hand: 6 × 7.70 × (1 − 0.07) = 42.966 → 42.97.
+        t.match(await ok('GET', `${R}/credit-notes/CN-RMA-5`), { total: '42.97', totalExact: '42.966' })
+        const received = ((await dev.events('@trellis/returns')) as Array<{ type: string; data: any }>).filter(
+          (e) => e.type === 'returns.rma.received' && e.data.rma === 'RMA-5',
+        )
+        t.same(
+          received.map((e) => e.data.lines[0].inspection),
+          [done.body.lines[0].inspection],
+          'the event carries the split',
+        )
+      },
+    )
   })
