@@ -16,6 +16,7 @@ import { Migration20261206000027IdentitySso } from './2026-12-06-identity-sso-3.
 import { Migration20261206000037IdentitySso } from './2026-12-06-identity-sso-4.js'
 import { Migration20261206000002Knowledge } from './2026-12-06-knowledge.js'
 import { Migration20261206000001Ai } from './2026-12-06-ai.js'
+import { Migration20261207000201InvocationTranscript } from './2026-12-07-invocation-transcript.js'
 
 /** Every migration, oldest first; MikroORM runs them in this order. */
 export const migrationsList: MigrationObject[] = [
@@ -36,4 +37,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261206000037IdentitySso', class: Migration20261206000037IdentitySso },
   { name: 'Migration20261206000002Knowledge', class: Migration20261206000002Knowledge },
   { name: 'Migration20261206000001Ai', class: Migration20261206000001Ai },
+  { name: 'Migration20261207000201InvocationTranscript', class: Migration20261207000201InvocationTranscript },
 ]

@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox'
+import { type Static, Type } from '@sinclair/typebox'
 
 // What the installation, upgrade and invocation routes accept and answer.
 
@@ -32,6 +32,20 @@ export const InstallationView = Type.Object({
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
 })
+/** The host calls of an invocation (core/src/plugins/invocation-transcript.ts). */
+export const HostCallTranscript = Type.Object({
+  calls: Type.Array(
+    Type.Object({
+      op: Type.String(),
+      args: Type.Optional(Type.Unknown()),
+      ok: Type.Boolean(),
+      result: Type.Optional(Type.Unknown()),
+      error: Type.Optional(Type.String()),
+      ms: Type.Number(),
+    }),
+  ),
+  omitted: Type.Integer({ description: 'Host calls past the first 50, counted only' }),
+})
 export const InvocationView = Type.Object({
   id: Uuid,
   plugin: Type.String(),
@@ -54,6 +68,10 @@ export const InvocationView = Type.Object({
       time: Type.String(),
     }),
   ),
+  input: Type.Optional(
+    Type.Unknown({ description: 'What the plugin was given: a bounded summary, personal data masked' }),
+  ),
+  transcript: Type.Optional(Type.Union([HostCallTranscript, Type.Null()])),
 })
 export const TenantQuery = Type.Object({
   tenantId: Type.Optional(
@@ -80,5 +98,7 @@ export function invocationView(r: Record<string, unknown>) {
     outcome: r.outcome as string,
     errorCode: (r.error_code as string | null) ?? null,
     logs: (r.logs as Array<{ level: string; message: string; time: string }>) ?? [],
+    ...(r.input !== undefined && r.input !== null ? { input: r.input } : {}),
+    transcript: (r.transcript ?? r.host_call_ops ?? null) as Static<typeof HostCallTranscript> | null,
   }
 }

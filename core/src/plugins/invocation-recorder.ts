@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import type { Database } from '../db/database.js'
+import type { Transcript } from './invocation-transcript.js'
 
 /** What is kept of one plugin invocation: the tenant admin reads it all, the publisher all but tenant, caller and logs. */
 export interface InvocationRecord {
@@ -19,13 +20,18 @@ export interface InvocationRecord {
   outcome: 'ok' | 'error'
   errorCode: string | null
   logs: Array<{ level: string; message: string; fields?: Record<string, unknown>; time: string }>
+  /** A bounded, masked summary of what the plugin was given. */
+  input?: unknown
+  /** The host calls it made (invocation-transcript.ts). */
+  transcript?: Transcript
 }
 
 const MAX_LOG_LINES = 100
 const MAX_LOG_MESSAGE = 2000
 const COLS =
-  '(id, tenant_id, installation_id, plugin, version, entry_kind, entry_name, caller_kind, caller_id, started_at, wall_ms, cpu_ms, host_calls, outcome, error_code, logs)'
-const VALUES = '(?::uuid, ?::uuid, ?::uuid, ?, ?, ?, ?, ?, ?, ?::timestamptz, ?, ?, ?, ?, ?, ?::jsonb)'
+  '(id, tenant_id, installation_id, plugin, version, entry_kind, entry_name, caller_kind, caller_id, started_at, wall_ms, cpu_ms, host_calls, outcome, error_code, logs, input, transcript)'
+const VALUES =
+  '(?::uuid, ?::uuid, ?::uuid, ?, ?, ?, ?, ?, ?, ?::timestamptz, ?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?::jsonb)'
 
 /**
  * Buffers invocation records and writes them shortly after, one statement per tenant per
@@ -99,6 +105,8 @@ export class InvocationRecorder {
                 r.outcome,
                 r.errorCode,
                 JSON.stringify(r.logs),
+                r.input === undefined ? null : JSON.stringify(r.input),
+                r.transcript ? JSON.stringify(r.transcript) : null,
               ]),
             ),
           )

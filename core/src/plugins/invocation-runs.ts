@@ -7,6 +7,7 @@ import { KRN } from '../errors.js'
 import type { Running } from './host-calls.js'
 import type { InvokeInput } from './invocation-types.js'
 import type { InvocationRecord, InvocationRecorder } from './invocation-recorder.js'
+import { summarize, TranscriptRecorder } from './invocation-transcript.js'
 import type { PluginVersion } from './versions.js'
 
 /** How the sandbox is started. */
@@ -124,8 +125,11 @@ export class InvocationRuns {
     const sandbox = await this.sandbox()
     const invocationId = uuidv7()
     const startedAt = new Date().toISOString()
+    const transcript = new TranscriptRecorder()
     const record = (res: Pick<InvokeResult, 'metrics' | 'logs'> | undefined, error?: string) => {
       const rec = invocationRecord(run, entry, invocationId, startedAt, res, error)
+      rec.input = summarize(input)
+      rec.transcript = transcript.transcript()
       for (const l of this.listeners) l(rec)
       this.recorder.record(rec)
     }
@@ -142,7 +146,7 @@ export class InvocationRuns {
           capabilities: run.inst.capabilities,
           settings: run.inst.settings as Record<string, JsonValue>,
         },
-        onHostCall: (op, args) => this.hostCall(run, op, args),
+        onHostCall: (op, args) => transcript.around(op, args, () => this.hostCall(run, op, args)),
       })
       record(result)
       return result.output

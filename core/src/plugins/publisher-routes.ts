@@ -7,6 +7,7 @@ import { PageQuery, pageOf, decodeCursor, toPageOf } from '../http/pagination.js
 import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
 import { PLATFORM_ORG } from '../db/database.js'
 import { invocationView } from './installation-routes.js'
+import { HostCallTranscript } from './installation-schemas.js'
 
 const Uuid = Type.String({ format: 'uuid' })
 const PublisherInvocation = Type.Object({
@@ -20,6 +21,9 @@ const PublisherInvocation = Type.Object({
   hostCalls: Type.Integer(),
   outcome: Type.String(),
   errorCode: Type.Union([Type.String(), Type.Null()]),
+  transcript: Type.Union([HostCallTranscript, Type.Null()], {
+    description: 'The host calls made: ops, outcomes and durations, never their arguments or results',
+  }),
 })
 const isPlatform = (p: { orgKind: string; orgId: string }) => p.orgKind === 'platform' && p.orgId === PLATFORM_ORG
 
@@ -62,9 +66,10 @@ export function registerPublisherRoutes(app: Api, k: PublisherRouteDeps): void {
           limit + 1,
         ])
       })
-      // The tenant admin's view, without what the function never returns (tenant, caller, logs).
+      // The tenant admin's view, without what the function never returns (tenant, caller, logs,
+      // input, host-call arguments and results).
       return toPageOf(rows as Array<Record<string, unknown> & { id: string }>, limit, (r) => {
-        const { plugin: _p, callerKind: _k, callerId: _c, logs: _l, ...rest } = invocationView(r)
+        const { plugin: _p, callerKind: _k, callerId: _c, logs: _l, input: _i, ...rest } = invocationView(r)
         return rest
       })
     },

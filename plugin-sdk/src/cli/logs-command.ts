@@ -1,6 +1,7 @@
 // `trellis-plugin logs`: the plugin's recent invocations in a running kernel — by default the one
 // `trellis-plugin dev` serves from this directory (it leaves its address and token in
-// dist/dev-server.json) — each with its outcome, timings, host-call count and log lines.
+// dist/dev-server.json) — each with its outcome, timings, log lines, its input and the host calls it
+// made (op, arguments, result or error, duration), as the kernel keeps them: bounded and masked.
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Command } from 'commander'
@@ -10,6 +11,9 @@ import { PUBLISH } from '../publish.js'
 import { SDK } from '../sdk-errors.js'
 import type { Cli } from './context.js'
 import { dirOption, jsonOption } from './options.js'
+import { formatTranscript, type TranscriptView } from './transcript-format.js'
+
+type LoggedInvocation = DevInvocation & { input?: unknown; transcript?: TranscriptView | null }
 
 interface LogsOptions {
   dir?: string
@@ -17,6 +21,7 @@ interface LogsOptions {
   token?: string
   limit: string
   json?: boolean
+  transcript: boolean
 }
 
 async function get<T>(cli: Cli, url: string, token: string): Promise<T> {
@@ -36,12 +41,13 @@ export function registerLogs(program: Command, cli: Cli): void {
   program
     .command('logs')
     .description(
-      "the plugin's recent invocations in a running kernel (default: this directory's `dev`), with their logs",
+      "the plugin's recent invocations in a running kernel (default: this directory's `dev`), with their logs, input and host calls",
     )
     .addOption(dirOption())
     .option('--url <url>', 'the kernel (default: the running `trellis-plugin dev` of this directory, or TRELLIS_URL)')
     .option('--token <token>', "a tenant admin's token or API key (default: the dev server's, or TRELLIS_TOKEN)")
     .option('-n, --limit <n>', 'how many invocations, newest last', '20')
+    .option('--no-transcript', "leave out each invocation's input and host calls")
     .addOption(jsonOption())
     .action(async (opts: LogsOptions) => {
       cli.json = Boolean(opts.json)
@@ -75,7 +81,7 @@ export function registerLogs(program: Command, cli: Cli): void {
       )
       const inst = installations.items.find((i) => i.plugin === manifest.name)
       if (!inst) cli.fail(SDK.USAGE({ reason: `${manifest.name} is not installed in that tenant` }))
-      const page = await get<{ items: DevInvocation[] }>(
+      const page = await get<{ items: LoggedInvocation[] }>(
         cli,
         `${base}/v1/installations/${inst!.id}/invocations?limit=${limit}`,
         token!,
@@ -83,6 +89,8 @@ export function registerLogs(program: Command, cli: Cli): void {
       const invocations = [...page.items].reverse()
       if (cli.json) cli.io.stdout(`${JSON.stringify({ ok: true, plugin: manifest.name, invocations })}\n`)
       else if (invocations.length === 0) cli.io.stdout(`${manifest.name}: no invocations yet\n`)
-      else for (const inv of invocations) cli.io.stdout(`${formatInvocation(inv)}\n`)
+      else
+        for (const inv of invocations)
+          cli.io.stdout(`${[formatInvocation(inv), ...(opts.transcript ? formatTranscript(inv) : [])].join('\n')}\n`)
     })
 }

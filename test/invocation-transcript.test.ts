@@ -1,0 +1,202 @@
+// The host-call transcript of plugin invocations: each recent invocation shows what the plugin
+// was given and the host calls it made, bounded and masked; the tenant's admins read it all, the
+// plugin's publisher only the ops, outcomes and durations; nobody else reads any of it; and
+// `trellis-plugin logs` prints it.
+import t from 'tap'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { buildPlugin } from '@trellis/plugin-sdk'
+import { runCli } from '../plugin-sdk/src/cli/main.js'
+import { MAX_CALLS, summarize, TranscriptRecorder } from '../core/src/plugins/invocation-transcript.js'
+import { registerVersion } from '../core/test/helpers/plugin-versions.js'
+import { addUser, createTenantWithAdmin, DB_KINDS, startTestKernel } from '../core/test/helpers/test-kernel.js'
+
+const NOTES = join(import.meta.dirname, '..', 'core', 'test', 'fixtures', 'plugins', 'notes')
+const manifest = JSON.parse(await readFile(join(NOTES, 'trellis.plugin.json'), 'utf8'))
+const bundle = await buildPlugin({ dir: NOTES, write: false })
+const notes = { manifest, code: bundle.code, sourceMap: bundle.sourceMap, sha256: bundle.sha256 }
+
+t.test('summaries are bounded and masked; the transcript keeps the first calls and counts the rest', async (t) => {
+  const long = 'x'.repeat(5000)
+  const s = summarize({
+    email: 'write to alice@example.com please',
+    card: 'card 4111 1111 1111 1111',
+    password: 'hunter2',
+    headers: { Authorization: 'Bearer abc' },
+    long,
+    list: Array.from({ length: 40 }, (_, i) => i),
+    deep: { a: { b: { c: { d: { e: 1 } } } } },
+  }) as Record<string, any>
+  t.equal(s.email, 'write to [EMAIL_1] please')
+  t.equal(s.card, 'card [CARD_1]')
+  t.equal(s.password, '[redacted]')
+  t.equal(s.headers.Authorization, '[redacted]')
+  t.ok(s.long.length < 200 && s.long.endsWith('(5000 chars)'))
+  t.same(s.list, [0, 1, 2, 3, 4, '… 35 more'])
+  t.same(s.deep, { a: { b: { c: '{…}' } } })
+  t.ok(JSON.stringify(summarize(Array.from({ length: 500 }, () => ({ k: long })))).length < 1600)
+
+  const rec = new TranscriptRecorder()
+  for (let i = 0; i < MAX_CALLS + 7; i++) await rec.around('data.get', { id: String(i) }, async () => ({ ok: i }))
+  await rec.around('secrets.get', { name: 'x' }, async () => 'the-secret').catch(() => undefined)
+  await t.rejects(
+    rec.around('data.insert', {}, async () => {
+      throw new Error('no')
+    }),
+  )
+  const tr = rec.transcript()
+  t.equal(tr.calls.length, MAX_CALLS)
+  t.equal(tr.omitted, 9, 'calls past the limit are counted, not kept')
+  t.same(tr.calls[0], { op: 'data.get', args: { id: '0' }, ok: true, result: { ok: 0 }, ms: tr.calls[0]!.ms })
+
+  const secret = new TranscriptRecorder()
+  await secret.around('secrets.get', { name: 'apiToken' }, async () => 'the-secret')
+  await secret
+    .around('data.insert', {}, async () => {
+      throw Object.assign(new Error('x'), { code: 'KRN_ERR_X' })
+    })
+    .catch(() => undefined)
+  t.equal(secret.transcript().calls[0]!.result, '[secret]', 'a secret is never kept')
+  t.equal(secret.transcript().calls[1]!.ok, false)
+})
+
+for (const kind of DB_KINDS) {
+  t.test(`invocation transcripts on ${kind}`, async (t) => {
+    const k = await startTestKernel(t, kind, { plugins: { sandboxWorkers: 1 } })
+    const partner = await k.req('POST', '/v1/partners', {
+      token: k.adminToken,
+      body: {
+        name: 'Acme',
+        slug: `acme-tr-${kind}`,
+        admin: { email: `dev@acme-tr-${kind}.test`, name: 'Dev', password: 'password-of-acme-dev' },
+      },
+    })
+    const publisher = await k.login(`dev@acme-tr-${kind}.test`, 'password-of-acme-dev')
+    await registerVersion(k, { ...notes, publisherId: partner.body.id })
+    const a = await createTenantWithAdmin(k, `tr-a-${kind}`)
+    const b = await createTenantWithAdmin(k, `tr-b-${kind}`)
+    const installed = await k.req('POST', '/v1/installations', {
+      token: a.token,
+      body: {
+        plugin: '@acme/notes',
+        version: '1.0.0',
+        capabilities: manifest.capabilities,
+        settings: { apiToken: 's3cret-token-value' },
+      },
+    })
+    t.equal(installed.status, 201, JSON.stringify(installed.body))
+    const id = installed.body.id as string
+
+    const created = await k.req('POST', '/v1/x/notes/notes', {
+      token: a.token,
+      body: { title: 'call alice@example.com about the order', tags: ['crm'] },
+    })
+    t.equal(created.status, 201, JSON.stringify(created.body))
+    t.equal((await k.req('GET', '/v1/x/notes/whoami', { token: a.token })).status, 200)
+
+    const page = await k.req('GET', `/v1/installations/${id}/invocations`, { token: a.token })
+    t.equal(page.status, 200)
+    const post = page.body.items.find((i: any) => i.entryName === 'POST /notes')
+    t.ok(post, 'the route invocation is listed')
+    t.equal(post.input.method, 'POST')
+    t.equal(post.input.body.title, 'call [EMAIL_1] about the order', 'its input, with the e-mail address masked')
+    t.notOk('authorization' in post.input.headers, 'never the credential')
+    t.same(
+      post.transcript.calls.map((c: any) => [c.op, c.ok]),
+      [
+        ['data.insert', true],
+        ['events.emit', true],
+      ],
+      'each host call, in order, with its outcome',
+    )
+    const insert = post.transcript.calls[0]
+    t.equal(insert.args.collection, 'notes')
+    t.match(insert.args.record, { title: 'call [EMAIL_1] about the order', tags: ['crm'] })
+    t.equal(insert.result.id, created.body.id, 'with its result')
+    t.type(insert.ms, 'number')
+    t.equal(post.transcript.omitted, 0)
+
+    const whoami = page.body.items.find((i: any) => i.entryName === 'GET /whoami')
+    const secret = whoami.transcript.calls.find((c: any) => c.op === 'secrets.get')
+    t.same(secret.args, { name: 'apiToken' })
+    t.equal(secret.result, '[secret]', "a secret's value is never kept")
+    const [raw] = await k.ownerSql(
+      `select input::text || transcript::text as text from plugin_invocations where id = ?`,
+      [post.id],
+    )
+    t.notOk(raw.text.includes('alice@example.com'), 'the stored transcript holds the masked text only')
+    const stored = await k.ownerSql(`select count(*)::int as n from plugin_invocations where transcript::text like ?`, [
+      '%s3cret-token-value%',
+    ])
+    t.equal(stored[0].n, 0, 'the secret is stored nowhere in any transcript')
+
+    t.test('the publisher sees the ops, outcomes and durations, never the data', async (t) => {
+      const pub = await k.req('GET', '/v1/plugins/@acme/notes/invocations', { token: publisher.token })
+      t.equal(pub.status, 200)
+      const item = pub.body.items.find((i: any) => i.entryName === 'POST /notes')
+      t.same(
+        item.transcript.calls.map((c: any) => c.op),
+        ['data.insert', 'events.emit'],
+      )
+      t.notOk('args' in item.transcript.calls[0] || 'result' in item.transcript.calls[0])
+      t.notOk('input' in item)
+      const text = JSON.stringify(pub.body)
+      t.notOk(text.includes('EMAIL_1') || text.includes('about the order') || text.includes(created.body.id))
+    })
+
+    t.test('nobody else reads it', async (t) => {
+      const other = await k.req('GET', `/v1/installations/${id}/invocations`, { token: b.token })
+      t.equal(other.status, 404, "another tenant's admin")
+      const member = await addUser(k, a.token, `member@tr-a-${kind}.test`, 'tenant_member')
+      const denied = await k.req('GET', `/v1/installations/${id}/invocations`, { token: member.token })
+      t.equal(denied.status, 403, 'a tenant member without audit.read')
+      t.equal(denied.body.code, 'AUTH_ERR_FORBIDDEN')
+      const otherPartner = await k.req('POST', '/v1/partners', {
+        token: k.adminToken,
+        body: {
+          name: 'Other',
+          slug: `other-tr-${kind}`,
+          admin: { email: `dev@other-tr-${kind}.test`, name: 'Dev', password: 'password-of-other-dev' },
+        },
+      })
+      t.equal(otherPartner.status, 201)
+      const stranger = await k.login(`dev@other-tr-${kind}.test`, 'password-of-other-dev')
+      t.equal(
+        (await k.req('GET', '/v1/plugins/@acme/notes/invocations', { token: stranger.token })).status,
+        404,
+        'another partner',
+      )
+    })
+
+    t.test('trellis-plugin logs prints each invocation with its input and host calls', async (t) => {
+      const url = await k.kernel.app.listen({ port: 0, host: '127.0.0.1' })
+      let out = ''
+      const code = await runCli(['logs', '--dir', NOTES, '--url', url, '--token', a.token, '-n', '5'], {
+        stdout: (s) => (out += s),
+        stderr: () => {},
+      })
+      t.equal(code, 0, out)
+      t.match(out, /ok {2}route POST \/notes/)
+      t.match(out, /input \{.*"method":"POST"/)
+      t.match(out, /#1 data\.insert \{.*"collection":"notes".*→ .* \([\d.]+ ms\)/)
+      t.match(out, /#1 secrets\.get \{"name":"apiToken"\} → "\[secret\]"/)
+      t.notOk(out.includes('alice@example.com'))
+      let json = ''
+      t.equal(
+        await runCli(['logs', '--dir', NOTES, '--url', url, '--token', a.token, '--json'], {
+          stdout: (s) => (json += s),
+          stderr: () => {},
+        }),
+        0,
+      )
+      const parsed = JSON.parse(json)
+      t.ok(parsed.invocations.some((i: any) => i.transcript?.calls?.some((c: any) => c.op === 'data.insert')))
+      let bare = ''
+      await runCli(['logs', '--dir', NOTES, '--url', url, '--token', a.token, '--no-transcript'], {
+        stdout: (s) => (bare += s),
+        stderr: () => {},
+      })
+      t.notOk(bare.includes('data.insert'), '--no-transcript leaves the host calls out')
+    })
+  })
+}
