@@ -80,6 +80,57 @@ for (const kind of DB_KINDS)
       )
     })
 
+    await t.test('an AI call after a data call in the same invocation answers, and commits with it', async (t) => {
+      await k.req('PUT', '/v1/ai/budgets', {
+        token: a.token,
+        body: { scope: 'tenant', unit: 'tokens', monthlyLimit: 1_000_000 },
+      })
+      server.reply = () => 'Written after a write.'
+      const r = await ask({ question: 'hello', writeFirst: true })
+      t.equal(r.status, 200, JSON.stringify(r.body))
+      t.equal(r.body.text, 'Written after a write.')
+      const notes = await k.ownerSql(
+        `select data->>'text' as text from plugin_records where tenant_id = ? and collection = 'notes' order by created_at`,
+        [a.orgId],
+      )
+      t.same(
+        notes.slice(-2).map((n: { text: string }) => n.text),
+        ['before', 'Written after a write.'],
+      )
+      const rec = await k.req('GET', `/v1/ai/records/${r.body.recordId}`, { token: a.token })
+      t.equal(rec.status, 200)
+      t.equal(rec.body.outcome, 'ok')
+      const budgets = await k.req('GET', '/v1/ai/budgets', { token: a.token })
+      t.equal(budgets.body.items[0].reserved, 0, 'nothing left reserved')
+      t.ok(budgets.body.items[0].used > 0, 'the call is counted')
+    })
+
+    await t.test('after a data call, a rolled-back invocation still keeps its AI record and usage', async (t) => {
+      const usedBefore = (await k.req('GET', '/v1/ai/budgets', { token: a.token })).body.items[0].used
+      server.reply = () => 'Rolled back.'
+      const r = await ask({ question: 'hello again', writeFirst: true, fail: true })
+      t.equal(r.status, 502, 'the plugin failed')
+      const notes = await k.ownerSql(
+        `select count(*)::int as n from plugin_records where tenant_id = ? and collection = 'notes' and data->>'text' in ('before', 'Rolled back.')`,
+        [a.orgId],
+      )
+      t.equal(notes[0].n, 1, "only the earlier invocation's note is there")
+      const rows = await k.ownerSql(
+        `select count(*)::int as n from ai_records where tenant_id = ? and answer = 'Rolled back.' and outcome = 'ok'`,
+        [a.orgId],
+      )
+      t.equal(rows[0].n, 1, 'the record outlived the rollback, once')
+      const budgets = await k.req('GET', '/v1/ai/budgets', { token: a.token })
+      t.equal(budgets.body.items[0].reserved, 0, 'nothing left reserved')
+      t.ok(budgets.body.items[0].used > usedBefore, 'the usage outlived the rollback')
+      const audit = await k.ownerSql(
+        `select count(*)::int as n from audit_log a join ai_records r on r.id::text = a.target_id
+          where r.answer = 'Rolled back.' and a.action = 'ai.call'`,
+        [],
+      )
+      t.equal(audit[0].n, 1, 'with its audit entry')
+    })
+
     await t.test('embeddings from a plugin', async (t) => {
       const r = await k.req('POST', '/v1/x/@acme/ai-helper/embed', { token: a.token, body: { texts: ['a b', 'c'] } })
       t.equal(r.status, 200, JSON.stringify(r.body))

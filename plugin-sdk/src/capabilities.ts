@@ -5,13 +5,32 @@
 
 /** A parsed capability. */
 export type Capability =
-  | { kind: 'data' | 'ai:complete' | 'ai:embed' | 'knowledge:search' | 'secrets' | 'jobs' | 'workflows' }
+  | {
+      kind:
+        | 'data'
+        | 'ai:complete'
+        | 'ai:embed'
+        | 'knowledge:search'
+        | 'knowledge:write'
+        | 'secrets'
+        | 'jobs'
+        | 'workflows'
+    }
   | { kind: 'events:emit' | 'events:subscribe'; pattern: string }
   | { kind: 'http:fetch'; hosts: string[] }
   | { kind: 'plugins:call'; plugin: string; action: string }
   | { kind: 'metrics:read'; plugin?: string }
 
-const SIMPLE = new Set(['data', 'ai:complete', 'ai:embed', 'knowledge:search', 'secrets', 'jobs', 'workflows'])
+const SIMPLE = new Set([
+  'data',
+  'ai:complete',
+  'ai:embed',
+  'knowledge:search',
+  'knowledge:write',
+  'secrets',
+  'jobs',
+  'workflows',
+])
 const EVENT_PATTERN = /^(\*\*|([a-z][a-zA-Z0-9-]*|\*)(\.([a-z][a-zA-Z0-9-]*|\*))*(\.\*\*)?)$/
 const HOST = /^(\*|(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(:[0-9]{1,5})?$/
 const PLUGIN = /^@[a-z0-9][a-z0-9-]*\/[a-z0-9][a-z0-9-]*$/

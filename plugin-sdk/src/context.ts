@@ -4,6 +4,20 @@
  * inside the sandbox from the host-call bridge (see {@link HostOps}).
  */
 import type { AiCompleteAnswer, AiCompleteArgs, HostOps } from './protocol.js'
+import type {
+  KnowledgeAnswer,
+  KnowledgeDocument,
+  KnowledgeSearchResult,
+  KnowledgeWriteArgs,
+} from './knowledge-types.js'
+
+/** Options of `ctx.knowledge.search` and `ctx.knowledge.ask`. */
+export interface KnowledgeSearchOptions {
+  /** How many passages (search: default 5, at most 50; ask: at most 20). */
+  k?: number
+  /** Only documents carrying every one of these tags. */
+  tags?: string[]
+}
 
 /** Any JSON value: everything that crosses the sandbox boundary is copied as JSON. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue }
@@ -251,6 +265,19 @@ export interface PluginContext<C extends CollectionTypes = CollectionTypes, S ex
     complete(request: AiCompleteArgs): Promise<AiCompleteAnswer>
     /** Embeds texts with the tenant's embedding model. */
     embed(texts: string[], options?: { model?: string }): Promise<HostOps['ai.embed']['result']>
+  }
+  /**
+   * The tenant's knowledge bases (and those its partner shares): search and cited answers
+   * (needs `knowledge:search`), drafts added (needs `knowledge:write`). Only approved, current
+   * documents the invoking user's roles may read are ever retrieved.
+   */
+  knowledge: {
+    /** Hybrid search: the best passages for `query`. */
+    search(kb: string, query: string, options?: KnowledgeSearchOptions): Promise<KnowledgeSearchResult>
+    /** A cited answer, or "I don't know" with the closest sources and an escalation to a person. */
+    ask(kb: string, question: string, options?: KnowledgeSearchOptions): Promise<KnowledgeAnswer>
+    /** Adds a document to one of the tenant's own bases as a draft (approved by a person before use). */
+    write(kb: string, document: Omit<KnowledgeWriteArgs, 'kb'>): Promise<KnowledgeDocument>
   }
   /** Starting the plugin's own workflows (needs `workflows`). */
   workflows: {

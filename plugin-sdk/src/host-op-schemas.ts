@@ -10,6 +10,8 @@ const name = { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_-]{0,63}$' }
 const id = { type: 'string', minLength: 1, maxLength: 256 }
 const record = { type: 'object' }
 const field = { type: 'string', minLength: 1, maxLength: 128 }
+const kb = { type: 'string', minLength: 1, maxLength: 100 }
+const tags = { type: 'array', maxItems: 50, items: { type: 'string', minLength: 1, maxLength: 100 } }
 
 /** `args` schema per host operation (draft 2020-12). */
 export const HOST_OP_SCHEMAS: Readonly<Record<HostOp, Readonly<Record<string, unknown>>>> = Object.freeze({
@@ -175,6 +177,44 @@ export const HOST_OP_SCHEMAS: Readonly<Record<HostOp, Readonly<Record<string, un
     properties: {
       texts: { type: 'array', minItems: 1, maxItems: 256, items: { type: 'string', maxLength: 20_000 } },
       model: { type: 'string', minLength: 1, maxLength: 64 },
+    },
+  },
+  'knowledge.search': {
+    type: 'object',
+    additionalProperties: false,
+    required: ['kb', 'query'],
+    properties: {
+      kb,
+      query: { type: 'string', minLength: 1, maxLength: 2000 },
+      k: { type: 'integer', minimum: 1, maximum: 50 },
+      tags,
+    },
+  },
+  'knowledge.ask': {
+    type: 'object',
+    additionalProperties: false,
+    required: ['kb', 'question'],
+    properties: {
+      kb,
+      question: { type: 'string', minLength: 1, maxLength: 2000 },
+      k: { type: 'integer', minimum: 1, maximum: 20 },
+      tags,
+    },
+  },
+  'knowledge.write': {
+    type: 'object',
+    additionalProperties: false,
+    required: ['kb', 'title', 'source', 'format', 'content'],
+    properties: {
+      kb,
+      title: { type: 'string', minLength: 1, maxLength: 500 },
+      source: { type: 'string', minLength: 1, maxLength: 1000 },
+      format: { enum: ['text', 'markdown', 'html', 'pdf', 'csv'] },
+      content: { type: 'string', maxLength: 8_000_000 },
+      owner: { type: 'string', maxLength: 200 },
+      tags,
+      classification: { type: 'string', maxLength: 100 },
+      roles: tags,
     },
   },
 })

@@ -105,7 +105,7 @@ const ptr = (...parts: Array<string | number>) => parts.map((p) => `/${pointerSe
 const FRIENDLY: Record<string, string> = {
   '/name': 'must be @scope/name: lower-case letters, digits and -',
   '/capabilities/':
-    'is not a capability (data, events:emit:<pattern>, events:subscribe:<pattern>, http:fetch:<hosts>, ai:complete, ai:embed, knowledge:search, secrets, jobs, workflows, plugins:call:<plugin>#<action>, metrics:read, metrics:read:<plugin>)',
+    'is not a capability (data, events:emit:<pattern>, events:subscribe:<pattern>, http:fetch:<hosts>, ai:complete, ai:embed, knowledge:search, knowledge:write, secrets, jobs, workflows, plugins:call:<plugin>#<action>, metrics:read, metrics:read:<plugin>)',
   '/routes/path': 'must be a path like /orders/:id',
   '/events/': 'must be an event type <plugin>.<entity>.<past-verb>, e.g. orders.order.placed',
   '/permissions/name': 'must be a dotted lower-case permission such as orders.approve',

@@ -48,6 +48,7 @@ export type {
   HttpRequestInit,
   HttpResponse,
   JsonValue,
+  KnowledgeSearchOptions,
   Logger,
   Page,
   PluginContext,
@@ -78,6 +79,16 @@ export type {
   SandboxHost,
 } from './protocol.js'
 export { HOST_OPS } from './protocol.js'
+export type {
+  KnowledgeAnswer,
+  KnowledgeAskArgs,
+  KnowledgeCitation,
+  KnowledgeDocument,
+  KnowledgePassage,
+  KnowledgeSearchArgs,
+  KnowledgeSearchResult,
+  KnowledgeWriteArgs,
+} from './knowledge-types.js'
 export type {
   HttpMethod,
   JsonSchema,

@@ -11,6 +11,14 @@
  * to every call with `validateHostCall` before anything else.
  */
 import type { Caller, JsonValue, Page, Query, RecordMeta } from './context.js'
+import type {
+  KnowledgeAnswer,
+  KnowledgeAskArgs,
+  KnowledgeDocument,
+  KnowledgeSearchArgs,
+  KnowledgeSearchResult,
+  KnowledgeWriteArgs,
+} from './knowledge-types.js'
 
 /** Every host operation: `args` is what the SDK sends, `result` what it expects back. */
 export interface HostOps {
@@ -83,6 +91,32 @@ export interface HostOps {
     args: { texts: string[]; model?: string }
     result: { vectors: number[][]; model: string; dims: number; lexical: boolean }
   }
+  /**
+   * Hybrid search over a knowledge base's approved, current documents that the invoking user's
+   * roles may read (an event or system invocation: unrestricted documents only). Capability
+   * `knowledge:search`.
+   */
+  'knowledge.search': {
+    args: KnowledgeSearchArgs
+    result: KnowledgeSearchResult
+  }
+  /**
+   * A cited answer from the passages the invoking user may read, or "I don't know" with the
+   * closest sources and an escalation to the base's support role. Capability `knowledge:search`.
+   */
+  'knowledge.ask': {
+    args: KnowledgeAskArgs
+    result: KnowledgeAnswer
+  }
+  /**
+   * Adds a document (or the next version of a source) to one of the tenant's own bases as a
+   * draft, in the invocation's transaction; a knowledge owner approves it before it is ever
+   * retrieved. Capability `knowledge:write`.
+   */
+  'knowledge.write': {
+    args: KnowledgeWriteArgs
+    result: KnowledgeDocument
+  }
 }
 
 /** Arguments of `ai.complete` (see {@link HostOps}). */
@@ -130,6 +164,9 @@ export const HOST_OPS: readonly HostOp[] = Object.freeze([
   'workflows.start',
   'ai.complete',
   'ai.embed',
+  'knowledge.search',
+  'knowledge.ask',
+  'knowledge.write',
 ])
 
 /** Log levels of `host.log`. */

@@ -3,7 +3,16 @@
  * sandbox's bundle contract `{ entries, invoke }` and builds `ctx` from the sandbox's `host`
  * and the invocation context. Runs inside isolated-vm: no Node APIs, only the language.
  */
-import type { Collection, HttpRequestInit, HttpResponse, JsonValue, Logger, PluginContext, Query } from './context.js'
+import type {
+  Collection,
+  HttpRequestInit,
+  HttpResponse,
+  JsonValue,
+  KnowledgeSearchOptions,
+  Logger,
+  PluginContext,
+  Query,
+} from './context.js'
 import { isPlugin } from './define-plugin.js'
 import type { Plugin } from './define-plugin.js'
 import type {
@@ -114,6 +123,14 @@ export function createContext(plugin: Plugin, context: PluginInvocationContext, 
       complete: (request: HostOps['ai.complete']['args']) => call('ai.complete', request),
       embed: (texts: string[], options?: { model?: string }) =>
         call('ai.embed', options?.model === undefined ? { texts } : { texts, model: options.model }),
+    }),
+    knowledge: Object.freeze({
+      search: (kb: string, query: string, options?: KnowledgeSearchOptions) =>
+        call('knowledge.search', { kb, query, ...options }),
+      ask: (kb: string, question: string, options?: KnowledgeSearchOptions) =>
+        call('knowledge.ask', { kb, question, ...options }),
+      write: (kb: string, document: Omit<HostOps['knowledge.write']['args'], 'kb'>) =>
+        call('knowledge.write', { ...document, kb }),
     }),
     workflows: Object.freeze({
       start: (workflow: string, input: unknown, options?: { startKey?: string }) =>

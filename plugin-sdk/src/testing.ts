@@ -24,6 +24,8 @@ import type { HostOps, PluginInvocationContext, RouteInput, RouteOutput, Sandbox
 import { compileJsonSchema, validateHostCall } from './manifest.js'
 import { createBundle } from './runtime.js'
 import { renderPrompt } from './prompts.js'
+import type { KnowledgeWriteArgs } from './knowledge-types.js'
+import { testKnowledgeOps, type TestKnowledgeOptions } from './testing-knowledge.js'
 
 /** One host call the plugin made. */
 export interface RecordedHostCall {
@@ -61,6 +63,8 @@ export interface TestHostOptions {
     schema?: Record<string, unknown>
     model?: string
   }) => string | Promise<string>
+  /** Approved documents `ctx.knowledge` searches and answers from, by base slug, and the caller's roles. */
+  knowledge?: TestKnowledgeOptions
 }
 
 /** The in-memory host. */
@@ -73,6 +77,8 @@ export interface TestHost {
   readonly started: Array<{ instanceId: string; workflow: string; input: unknown; startKey?: string }>
   /** Log lines. */
   readonly logs: Array<{ level: string; message: string; fields?: Record<string, unknown> }>
+  /** Drafts `ctx.knowledge.write` added, in order. */
+  readonly knowledgeDrafts: KnowledgeWriteArgs[]
   /** Records by collection name, then id. */
   readonly collections: Map<string, Map<string, Record<string, unknown> & RecordMeta>>
   /** Invokes a route entry (`"POST /orders"`); `path` defaults to the pattern with params filled in. */
@@ -115,6 +121,7 @@ export function createTestHost(plugin: Plugin, options: TestHostOptions = {}): T
   const emitted: TestHost['emitted'] = []
   const started: TestHost['started'] = []
   const logs: TestHost['logs'] = []
+  const knowledgeDrafts: KnowledgeWriteArgs[] = []
   let clock = Date.parse('2026-01-01T00:00:00.000Z')
 
   // Schemas from the manifest, compiled on first use; the kernel validates the same things.
@@ -264,6 +271,7 @@ export function createTestHost(plugin: Plugin, options: TestHostOptions = {}): T
       started.push(startKey === undefined ? { instanceId, workflow, input } : { instanceId, workflow, input, startKey })
       return { instanceId, started: true }
     },
+    ...testKnowledgeOps(options.knowledge, can, denied, knowledgeDrafts, () => uuidv7(clock++)),
   }
 
   const call = async (op: string, args: unknown): Promise<unknown> => {
@@ -298,6 +306,7 @@ export function createTestHost(plugin: Plugin, options: TestHostOptions = {}): T
     emitted,
     started,
     logs,
+    knowledgeDrafts,
     collections,
     call,
     route: async (name, req = {}) => {

@@ -1,11 +1,12 @@
 import { Ajv, type ValidateFunction } from 'ajv'
+import { v7 as uuidv7 } from 'uuid'
 import type { Logger } from 'pino'
 import type { Database, Tx } from '../db/database.js'
 import type { EgressGuard } from '../egress/index.js'
 import { TrellisError } from '@trellis/plugin-sdk'
 import type { TenantTx } from '../plugins/tenant-tx.js'
 import { AI } from './errors.js'
-import { budgetsFor, reserve, settle, type Reservation } from './budgets.js'
+import { budgetsFor, charge, reserve, settle, type Reservation } from './budgets.js'
 import { screen } from './injection.js'
 import { mask, newRedaction, unmask, unmaskJson, type Redaction } from './redaction.js'
 import { writeRecord, type CallRecord } from './records.js'
@@ -22,6 +23,7 @@ import type {
   AiCompleteResult,
   AiEmbedResult,
   AiService,
+  AiWithin,
 } from './service.js'
 
 export interface AiServiceOptions {
@@ -167,12 +169,9 @@ export class KernelAiService implements AiService {
     asked: string | undefined,
     estimate: (m: ModelRow) => { tokens: number; micros: number },
     period: string,
+    within?: AiWithin,
   ) {
-    // Read before the transaction: on the embedded database a second connection would wait for this one.
-    const models = await this.registry.all()
-    return this.deps.db.inOrg(caller.tenantId, async (tx, status) => {
-      if (status.orgStatus !== 'active' || status.partnerStatus !== 'active')
-        throw AI.DISABLED(undefined, { cause: status })
+    const decide = async (tx: Tx, models: ModelRow[]) => {
       const s = await readTenantAi(tx, caller.tenantId)
       if (!s.enabled) throw AI.DISABLED()
       const m = this.pick(models, s, kind, asked)
@@ -182,6 +181,15 @@ export class KernelAiService implements AiService {
         ? await reserve(tx, caller.tenantId, budgets, period, (u) => (u === 'tokens' ? est.tokens : est.micros))
         : []
       return { s, m, reservations }
+    }
+    // An invocation's transaction was opened for an active organisation.
+    if (within) return within.run(async (tx) => decide(tx, await this.registry.allIn(tx)))
+    // Read before the transaction: on the embedded database a second connection would wait for this one.
+    const models = await this.registry.all()
+    return this.deps.db.inOrg(caller.tenantId, async (tx, status) => {
+      if (status.orgStatus !== 'active' || status.partnerStatus !== 'active')
+        throw AI.DISABLED(undefined, { cause: status })
+      return decide(tx, models)
     })
   }
 
@@ -191,16 +199,29 @@ export class KernelAiService implements AiService {
     period: string,
     used: { tokens: number; micros: number },
     rec: Omit<CallRecord, 'caller'>,
+    within?: AiWithin,
   ): Promise<string> {
-    return this.deps.tenantTx(caller.tenantId, async (tx) => {
-      if (reservations.length)
-        await settle(tx, caller.tenantId, reservations, period, (u) => (u === 'tokens' ? used.tokens : used.micros))
-      return writeRecord(tx, { caller, ...rec })
+    const actual = (u: Reservation['budget']['unit']) => (u === 'tokens' ? used.tokens : used.micros)
+    if (!within)
+      return this.deps.tenantTx(caller.tenantId, async (tx) => {
+        if (reservations.length) await settle(tx, caller.tenantId, reservations, period, actual)
+        return writeRecord(tx, { caller, ...rec })
+      })
+    const id = uuidv7()
+    within.onRollback(() =>
+      this.deps.tenantTx(caller.tenantId, async (tx) => {
+        await charge(tx, caller.tenantId, reservations, period, actual)
+        await writeRecord(tx, { caller, ...rec }, id)
+      }),
+    )
+    return within.run(async (tx) => {
+      if (reservations.length) await settle(tx, caller.tenantId, reservations, period, actual)
+      return writeRecord(tx, { caller, ...rec }, id)
     })
   }
 
   /** A refusal before any text left the kernel: recorded, then thrown. */
-  private async refused(caller: AiCaller, alias: string, err: unknown): Promise<never> {
+  private async refused(caller: AiCaller, alias: string, err: unknown, within?: AiWithin): Promise<never> {
     if (err instanceof TrellisError && err.code.startsWith('AI_ERR_')) {
       await this.finish(
         caller,
@@ -223,6 +244,7 @@ export class KernelAiService implements AiService {
           citations: [],
           verdicts: {},
         },
+        within,
       ).catch((e) => this.deps.logger.warn({ err: e }, 'AI refusal not recorded'))
     }
     throw err
@@ -283,9 +305,10 @@ export class KernelAiService implements AiService {
           }
         },
         period,
+        opts.within,
       )
     } catch (err) {
-      return this.refused(caller, req.model ?? 'default', err)
+      return this.refused(caller, req.model ?? 'default', err, opts.within)
     }
     const { s, m, reservations } = prepared
     const model = this.registry.resolved(m)
@@ -323,6 +346,7 @@ export class KernelAiService implements AiService {
           latencyMs: performance.now() - started,
           citations: [],
         },
+        opts.within,
       )
       throw err
     }
@@ -394,6 +418,7 @@ export class KernelAiService implements AiService {
         latencyMs: performance.now() - started,
         citations,
       },
+      opts.within,
     )
     const reveal = caller.mayReadPersonal === true
     return {
@@ -411,7 +436,7 @@ export class KernelAiService implements AiService {
   async embed(
     caller: AiCaller,
     texts: string[],
-    opts: { model?: string; signal?: AbortSignal } = {},
+    opts: { model?: string; signal?: AbortSignal; within?: AiWithin } = {},
   ): Promise<AiEmbedResult> {
     const started = performance.now()
     const period = periodOf(this.now())
@@ -427,9 +452,10 @@ export class KernelAiService implements AiService {
           micros: costMicros(est, 0, Number(m.price_in_micros), 0),
         }),
         period,
+        opts.within,
       )
     } catch (err) {
-      return this.refused(caller, opts.model ?? 'default', err)
+      return this.refused(caller, opts.model ?? 'default', err, opts.within)
     }
     const { m, reservations } = prepared
     const model = this.registry.resolved(m)
@@ -468,6 +494,7 @@ export class KernelAiService implements AiService {
           costMicros: 0,
           latencyMs: performance.now() - started,
         },
+        opts.within,
       )
       throw e
     }
@@ -485,6 +512,7 @@ export class KernelAiService implements AiService {
         costMicros: cost,
         latencyMs: performance.now() - started,
       },
+      opts.within,
     )
     const lexical = m.provider === 'local'
     return { vectors, model: m.alias, dims: vectors[0]?.length ?? (lexical ? LEXICAL_DIMS : 0), lexical, recordId }

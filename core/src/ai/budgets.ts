@@ -77,7 +77,11 @@ export async function reserve(
             [b.scopeId, period, n, b.limit],
           )
     if (b.owner !== current) await tx.useOrg(current)
-    if (rows.length === 0) throw AI.BUDGET_EXHAUSTED({ scope: b.scope, unit: b.unit })
+    if (rows.length === 0) {
+      // Released here, not only by a rollback: the transaction may be an invocation's that goes on.
+      await settle(tx, current, out, period, () => 0)
+      throw AI.BUDGET_EXHAUSTED({ scope: b.scope, unit: b.unit })
+    }
     out.push({ budget: b, amount: n })
   }
   return out
@@ -100,6 +104,30 @@ export async function settle(
     await tx.sql(
       'update ai_usage set reserved = greatest(reserved - ?, 0), used = used + ? where scope_id = ?::uuid and period = ?',
       [r.amount, Math.min(actual(r.budget.unit), r.amount), r.budget.scopeId, period],
+    )
+    if (r.budget.owner !== current) await tx.useOrg(current)
+  }
+}
+
+/**
+ * Adds what a call used to each of its budgets, without a reservation: redoes, in a transaction
+ * of its own, a settlement that a rolled-back invocation took with it (the call did happen).
+ */
+export async function charge(
+  tx: Tx,
+  current: string,
+  reservations: Reservation[],
+  period: string,
+  actual: (unit: Budget['unit']) => number,
+): Promise<void> {
+  for (const r of reservations) {
+    const n = Math.min(actual(r.budget.unit), r.amount)
+    if (n === 0) continue
+    if (r.budget.owner !== current) await tx.useOrg(r.budget.owner)
+    await tx.sql(
+      `insert into ai_usage (scope_id, period, used) values (?::uuid, ?, ?)
+       on conflict (tenant_id, scope_id, period) do update set used = ai_usage.used + excluded.used`,
+      [r.budget.scopeId, period, n],
     )
     if (r.budget.owner !== current) await tx.useOrg(current)
   }

@@ -50,6 +50,8 @@ export const credentialAad = (modelId: string) => `ai-model-credential:${modelId
  */
 export class ModelRegistry {
   private cached: { at: number; rows: Promise<ModelRow[]> } | undefined
+  /** The last list read in full, for {@link allIn}. */
+  private settled: { at: number; rows: ModelRow[] } | undefined
 
   constructor(
     private readonly db: Pick<Database, 'unscoped'>,
@@ -66,11 +68,25 @@ export class ModelRegistry {
     if (!this.cached || now - this.cached.at > this.ttlMs) {
       const rows = this.db.unscoped((tx) => tx.sql<ModelRow>('select * from ai_models order by alias'))
       this.cached = { at: now, rows }
+      rows.then(
+        (r) => (this.settled = { at: now, rows: r }),
+        () => undefined,
+      )
       rows.catch(() => {
         if (this.cached?.rows === rows) this.cached = undefined
       })
     }
     return this.cached.rows
+  }
+
+  /**
+   * The list for a caller that holds the embedded database's only connection: this process's
+   * copy when it is fresh and read, else read in `tx` (never waiting on a read that needs the
+   * connection `tx` holds).
+   */
+  async allIn(tx: Tx): Promise<ModelRow[]> {
+    if (this.cached && this.settled && Date.now() - this.settled.at <= this.ttlMs) return this.settled.rows
+    return tx.sql<ModelRow>('select * from ai_models order by alias')
   }
 
   async byAlias(alias: string): Promise<ModelRow | undefined> {

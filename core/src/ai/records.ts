@@ -28,8 +28,7 @@ export interface CallRecord {
  * caller's transaction — the AI service's own, never a plugin invocation's, so a rolled-back
  * invocation keeps its AI record and usage.
  */
-export async function writeRecord(tx: Tx, rec: CallRecord): Promise<string> {
-  const id = uuidv7()
+export async function writeRecord(tx: Tx, rec: CallRecord, id: string = uuidv7()): Promise<string> {
   const c = rec.caller
   await tx.sql(
     `insert into ai_records (id, user_id, installation_id, plugin, feature, model_alias, model_id, provider, outcome,

@@ -1,3 +1,5 @@
+import type { Tx } from '../db/database.js'
+
 /** Who asks the AI service, for what: every call is budgeted, recorded and audited against it. */
 export interface AiCaller {
   tenantId: string
@@ -70,10 +72,28 @@ export interface AiCallOptions {
   signal?: AbortSignal
   /** Chunk ids with scores that were retrieved for this call (recorded). */
   retrieval?: AiRetrievalNote
+  /** Run the call's governance in a plugin invocation's open transaction (see {@link AiWithin}). */
+  within?: AiWithin
+}
+
+/**
+ * A plugin invocation's open transaction lent to an AI call on the embedded database, whose
+ * one connection it holds: the budget reservation, the settlement and the record are written
+ * in it (alone, nothing else of the invocation running meanwhile), and — should the
+ * invocation roll back — the usage and the record are written again in a transaction of
+ * their own, so they outlive it as they do on PostgreSQL (ADR 0057).
+ */
+export interface AiWithin {
+  run<T>(fn: (tx: Tx) => Promise<T>): Promise<T>
+  onRollback(fn: () => Promise<void>): void
 }
 
 /** The kernel's governed AI: model registry, budgets, redaction, screening, records. */
 export interface AiService {
   complete(caller: AiCaller, req: AiCompleteRequest, opts?: AiCallOptions): Promise<AiCompleteResult>
-  embed(caller: AiCaller, texts: string[], opts?: { model?: string; signal?: AbortSignal }): Promise<AiEmbedResult>
+  embed(
+    caller: AiCaller,
+    texts: string[],
+    opts?: { model?: string; signal?: AbortSignal; within?: AiWithin },
+  ): Promise<AiEmbedResult>
 }

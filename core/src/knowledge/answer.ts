@@ -3,7 +3,7 @@ import type { Tx } from '../db/database.js'
 import { answerExtractive, NO_ANSWER_TEXT } from '../ai/local/extractive-answerer.js'
 import type { AiService } from '../ai/service.js'
 import { emitEvents } from '../events/outbox.js'
-import type { Embed } from './embedding.js'
+import type { Embed, PluginVia } from './embedding.js'
 import { type Passage, type SearchFilters, searchBase } from './retrieval.js'
 import { neutralised } from './neutralise.js'
 import type { BaseRow } from './store.js'
@@ -12,6 +12,8 @@ export interface Asker {
   orgId: string
   userId: string | null
   roles: string[]
+  /** The plugin asking for the user (`ctx.knowledge.ask`), when one does. */
+  via?: PluginVia
 }
 
 export interface AnswerCitation extends Passage {
@@ -46,7 +48,7 @@ export async function ask(
   question: string,
   opts: { k?: number; filters?: SearchFilters } = {},
 ): Promise<Answer> {
-  const { vectors } = await deps.embed(asker.orgId, base.embedding_model, [question], asker.userId)
+  const { vectors } = await deps.embed(asker.orgId, base.embedding_model, [question], asker.userId, asker.via)
   // The model is called between transactions: a long answer holds no connection (the embedded
   // database has one), and the question's record is written once the answer is known.
   const passages = await inTx((tx) =>
@@ -72,10 +74,19 @@ export async function ask(
   if (topScore !== null && topScore >= base.threshold) {
     const given = numbered.map((p) => ({ n: p.n, id: p.chunkId, text: neutralised(p.text), score: p.similarity }))
     if (deps.ai) {
+      const via = asker.via
       const out = await deps.ai.complete(
-        { tenantId: asker.orgId, userId: asker.userId, feature: 'knowledge' },
+        {
+          tenantId: asker.orgId,
+          userId: asker.userId,
+          feature: via ? `${via.pluginId}:knowledge` : 'knowledge',
+          ...(via ? { installationId: via.installationId, pluginId: via.pluginId } : {}),
+        },
         { messages: [{ role: 'user', content: question }], passages: given },
-        { retrieval: { chunks: numbered.map((p) => ({ id: p.chunkId, score: p.similarity })) } },
+        {
+          retrieval: { chunks: numbered.map((p) => ({ id: p.chunkId, score: p.similarity })) },
+          ...(via?.within ? { within: via.within } : {}),
+        },
       )
       text = out.text
       model = out.model

@@ -3,7 +3,7 @@ import { v7 as uuidv7 } from 'uuid'
 import { sqlArray, type Tx } from '../db/database.js'
 import { chunkSections } from './chunker.js'
 import { addressesAModel } from './neutralise.js'
-import { type Embed, LOCAL_EMBEDDING_MODELS, vectorLiteral } from './embedding.js'
+import { type Embed, LOCAL_EMBEDDING_MODELS, type PluginVia, vectorLiteral } from './embedding.js'
 import { KRN } from '../errors.js'
 import { KB } from './errors.js'
 import { type DocumentFormat, parseDocument } from './parse.js'
@@ -120,6 +120,7 @@ export async function prepareDocument(
   input: NewDocument,
   embed: Embed,
   userId: string | null,
+  via?: PluginVia,
 ): Promise<PreparedDocument> {
   const sections = await parseDocument(input.format, input.content)
   const chunks = chunkSections(input.source, sections)
@@ -132,6 +133,7 @@ export async function prepareDocument(
     base.embedding_model,
     chunks.map((c) => `${c.heading}\n${c.text}`),
     userId,
+    via,
   )
   return {
     chunks: chunks.map((c, i) => ({ ...c, vector: vectors[i] as number[] })),

@@ -6,7 +6,7 @@ import {
   type Capability,
   type HostOps,
 } from '@trellis/plugin-sdk'
-import type { AiService } from '../ai/service.js'
+import type { AiService, AiWithin } from '../ai/service.js'
 import { AI } from '../ai/errors.js'
 import type { InvocationTx } from './invocation-tx.js'
 import { KRN } from '../errors.js'
@@ -17,6 +17,8 @@ import type { PluginVersion } from './versions.js'
 import { checkSchema } from './schemas.js'
 import type { CollectionRef, CollectionStore } from './data/index.js'
 import { startWorkflow, type WorkflowJobs } from './workflow-start.js'
+import { knowledgeCall, type KnowledgeOp } from '../knowledge/plugin-calls.js'
+import type { KnowledgeService } from '../knowledge/service.js'
 
 /** One plugin's invocation inside an invocation tree (a route, and the actions it calls). */
 export interface Running {
@@ -61,6 +63,8 @@ export interface InvocationTree {
   runs: Set<Promise<unknown>>
   /** Work to do once the transaction has committed (queueing started workflows' first steps). */
   afterCommit: Array<() => Promise<void>>
+  /** Work to do once the transaction has rolled back (AI records and usage that must outlive it). */
+  afterRollback?: Array<() => Promise<void>>
 }
 
 /** The services host calls need, implemented by the plugin host. */
@@ -75,6 +79,8 @@ export interface HostServices {
   ai?: AiService
   /** True on the single-connection embedded database. */
   embedded?: boolean
+  /** Knowledge bases (knowledge.search, knowledge.ask, knowledge.write); unset in hosts without them. */
+  knowledge?: KnowledgeService
 }
 
 /** The collections data service (core/src/plugins/data). */
@@ -138,6 +144,13 @@ function authorize(run: Running, op: string, args: unknown): boolean {
     case 'ai.embed': {
       const cap = op === 'ai.complete' ? 'ai:complete' : 'ai:embed'
       if (!has(run, (c) => c.kind === cap)) deny(run, op, text(a.model), `${who} was not granted "${cap}"`)
+      return true
+    }
+    case 'knowledge.search':
+    case 'knowledge.ask':
+    case 'knowledge.write': {
+      const cap = op === 'knowledge.write' ? 'knowledge:write' : 'knowledge:search'
+      if (!has(run, (c) => c.kind === cap)) deny(run, op, text(a.kb), `${who} was not granted "${cap}"`)
       return true
     }
     case 'workflows.start':
@@ -272,6 +285,25 @@ export async function runHostCall(services: HostServices, run: Running, op: stri
     case 'ai.complete':
     case 'ai.embed':
       return aiCall(services, run, op as 'ai.complete' | 'ai.embed', args)
+    case 'knowledge.search':
+    case 'knowledge.ask':
+    case 'knowledge.write': {
+      if (!services.knowledge) throw KRN.NOT_FOUND({ what: 'knowledge bases' })
+      use(run, op, (args as { kb: string }).kb)
+      return knowledgeCall(
+        services.knowledge,
+        {
+          tenantId: run.tree.tenantId,
+          installationId: run.inst.id,
+          pluginId: run.inst.plugin,
+          caller: run.tree.caller,
+          inTx: (fn) => run.tree.tx.use(fn),
+          within: () => aiWithin(services, run),
+        },
+        op as KnowledgeOp,
+        args,
+      )
+    }
     case 'workflows.start': {
       const a = args as HostOps['workflows.start']['args']
       const result = await startWorkflow(services.workflowJobs(), run, a)
@@ -283,16 +315,31 @@ export async function runHostCall(services: HostServices, run: Running, op: stri
 }
 
 /**
+ * The invocation's transaction lent to the AI service when it holds the embedded database's
+ * only connection (ADR 0057); undefined when the service can use transactions of its own.
+ */
+export function aiWithin(services: Pick<HostServices, 'embedded'>, run: Running): AiWithin | undefined {
+  if (!services.embedded || !run.tree.tx.started) return undefined
+  const tree = run.tree
+  return {
+    run: (fn) => tree.tx.exclusive(fn),
+    onRollback: (fn) => {
+      tree.afterRollback ??= []
+      tree.afterRollback.push(fn)
+    },
+  }
+}
+
+/**
  * `ai.complete` / `ai.embed`: the AI service records, budgets and audits the call in
  * transactions of its own, so a rolled-back invocation keeps its AI record and usage. On the
- * single-connection embedded database those cannot run while the invocation holds its
- * transaction: there, AI calls come before the invocation's first data call (or run in a
- * workflow step) — `AI_ERR_TRANSACTION_OPEN` otherwise (ADR 0028).
+ * single-connection embedded database, once the invocation holds its transaction, the service
+ * writes in it and writes again after a rollback (ADR 0057).
  */
 async function aiCall(services: HostServices, run: Running, op: 'ai.complete' | 'ai.embed', args: unknown) {
   const ai = services.ai
   if (!ai) throw AI.DISABLED()
-  if (services.embedded && run.tree.tx.started) throw AI.TRANSACTION_OPEN()
+  const within = aiWithin(services, run)
   const c = run.tree.caller
   const caller = {
     tenantId: run.tree.tenantId,
@@ -305,7 +352,7 @@ async function aiCall(services: HostServices, run: Running, op: 'ai.complete' | 
   if (op === 'ai.embed') {
     const a = args as HostOps['ai.embed']['args']
     use(run, op, a.model ?? 'default')
-    const r = await ai.embed(caller, a.texts, { model: a.model })
+    const r = await ai.embed(caller, a.texts, { model: a.model, ...(within ? { within } : {}) })
     return { vectors: r.vectors, model: r.model, dims: r.dims, lexical: r.lexical }
   }
   const a = args as HostOps['ai.complete']['args']
@@ -321,6 +368,7 @@ async function aiCall(services: HostServices, run: Running, op: 'ai.complete' | 
       ...(a.schema ? { schema: a.schema } : {}),
       ...(a.temperature !== undefined ? { temperature: a.temperature } : {}),
     },
+    within ? { within } : {},
   )
   return {
     text: r.text,

@@ -91,6 +91,10 @@ export class InvocationTx {
   private busy = 0
   private timer: NodeJS.Timeout | undefined
   private ended: TrellisError | Error | undefined
+  /** Calls of {@link use} running now, and the gate an {@link exclusive} run holds meanwhile. */
+  private using = 0
+  private drained: Array<() => void> = []
+  private exclusiveHeld: Promise<void> | undefined
 
   constructor(
     private readonly k: InvocationTxDeps,
@@ -125,13 +129,39 @@ export class InvocationTx {
 
   /** Runs `fn` in the invocation's transaction, opening it first if needed; time spent in `fn` is not idle time. */
   async use<R>(fn: (tx: Tx) => Promise<R>): Promise<R> {
+    while (this.exclusiveHeld) await this.exclusiveHeld
+    return this.enter(fn)
+  }
+
+  /**
+   * Runs `fn` in the transaction with nothing else of the invocation running in it meanwhile:
+   * waits for the calls already in it, and holds later ones until `fn` is done — for kernel
+   * work that switches the transaction's organisation (the AI service's budgets on the
+   * embedded database), which a concurrent host call must never observe.
+   */
+  async exclusive<R>(fn: (tx: Tx) => Promise<R>): Promise<R> {
+    while (this.exclusiveHeld) await this.exclusiveHeld
+    let open!: () => void
+    this.exclusiveHeld = new Promise<void>((resolve) => (open = resolve))
+    try {
+      if (this.using > 0) await new Promise<void>((resolve) => this.drained.push(resolve))
+      return await this.enter(fn)
+    } finally {
+      this.exclusiveHeld = undefined
+      open()
+    }
+  }
+
+  private async enter<R>(fn: (tx: Tx) => Promise<R>): Promise<R> {
     if (this.ended) throw this.ended
     this.busy++
+    this.using++
     clearTimeout(this.timer)
     try {
       return await fn(await this.open())
     } finally {
       this.busy--
+      if (--this.using === 0) for (const resolve of this.drained.splice(0)) resolve()
       this.arm()
     }
   }

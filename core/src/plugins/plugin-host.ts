@@ -15,6 +15,7 @@ import { openSecrets, type Installation } from './installations.js'
 import { PluginVersions, type PluginVersion } from './versions.js'
 import { InvocationRecorder, type InvocationRecord } from './invocation-recorder.js'
 import type { AiService } from '../ai/service.js'
+import { KnowledgeService } from '../knowledge/service.js'
 import { runHostCall, type DataService, type HostServices, type InvocationTree } from './host-calls.js'
 import { SKIPPED, type InvokeHooks, type InvokeInput } from './invocation-types.js'
 import { InvocationRuns, type BundleToLoad, type SandboxOptions } from './invocation-runs.js'
@@ -52,6 +53,8 @@ export interface PluginHostDeps {
   data: DataService
   /** The governed AI service behind ai:complete and ai:embed. */
   ai?: AiService
+  /** Knowledge bases behind knowledge:search and knowledge:write (default: over `db` and `ai`). */
+  knowledge?: KnowledgeService
 }
 
 /**
@@ -116,6 +119,7 @@ export class PluginHost {
       workflowJobs: () => this.workflowJobs,
       ai: deps.ai,
       embedded: db.embedded,
+      knowledge: deps.knowledge ?? new KnowledgeService(db, deps.ai),
     }
     this.runs = new InvocationRuns(options, this.recorder, (run, op, args) => runHostCall(services, run, op, args))
     this.eventSink = new PluginEventDelivery({
@@ -254,6 +258,7 @@ export class PluginHost {
       denials,
       runs,
       afterCommit: [],
+      afterRollback: [],
     }
     try {
       if (hooks?.before && !(await tx.use((t) => hooks.before!(t)))) {
@@ -298,6 +303,10 @@ export class PluginHost {
       return committed
     } catch (err) {
       await tx.rollback(err)
+      for (const after of tree.afterRollback ?? [])
+        await after().catch((e: unknown) =>
+          this.deps.logger.warn({ err: e, tenantId: req.tenantId }, 'keeping an AI record after a rollback failed'),
+        )
       throw err
     }
   }

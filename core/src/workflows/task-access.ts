@@ -91,9 +91,14 @@ export function taskInboxWhere(p: Principal, roles: string[], q: TaskFilters, no
 /** The caller's role names in its organisation (tasks are assigned to roles). */
 export async function rolesOf(tx: Tx, p: Principal): Promise<string[]> {
   if (p.kind !== 'user') return []
+  return memberRoles(tx, p.userId, p.orgId)
+}
+
+/** The roles a user holds in an organisation. */
+export async function memberRoles(tx: Tx, userId: string, orgId: string): Promise<string[]> {
   const rows = await tx.sql<{ role_name: string }>(
     'select role_name from trellis_auth_memberships(?::uuid) where tenant_id = ?::uuid',
-    [p.userId, p.orgId],
+    [userId, orgId],
   )
   return rows.map((r) => r.role_name)
 }
