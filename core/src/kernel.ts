@@ -22,7 +22,7 @@ import { PgJobQueue } from './events/pg-queue.js'
 import type { JobQueue } from './events/queue.js'
 import { EgressGuard } from './egress/egress-guard.js'
 import { PluginHost, type PluginHostOptions } from './plugins/plugin-host.js'
-import { CollectionStore } from './plugins/data/index.js'
+import { governedStore } from './governance/index.js'
 import type { Extension } from './extension-api/define.js'
 import { kernelServices, registerExtensions, type Contributions } from './extension-api/wire.js'
 import { KernelAiService, type AiServiceOptions } from './ai/ai-service.js'
@@ -134,7 +134,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       options.ai,
     )
     plugins = new PluginHost(
-      { db, logger, config, secrets, tenantTx, events: eventSystem, data: new CollectionStore(), ai },
+      { db, logger, config, secrets, tenantTx, events: eventSystem, data: governedStore(config.secretKey), ai },
       { egressAllow: options.events?.egressAllow, ...options.plugins },
     )
     await plugins.start()

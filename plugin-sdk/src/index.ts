@@ -13,6 +13,16 @@ export {
   SIZE_LIMITS,
 } from './manifest.js'
 export { HOST_OP_SCHEMAS } from './host-op-schemas.js'
+export {
+  CLASSIFICATIONS,
+  classificationProblems,
+  classificationSummary,
+  encryptedFields,
+  fieldClassifications,
+  isClassification,
+  isEncryptedClassification,
+} from './classification.js'
+export type { Classification, ClassificationProblem, ClassificationSummary } from './classification.js'
 export { renderPrompt, promptSlots } from './prompts.js'
 export type { ManifestPrompt } from './prompts.js'
 export {

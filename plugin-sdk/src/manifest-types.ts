@@ -29,7 +29,12 @@ export interface ManifestIndex {
 
 /** A collection the plugin owns. */
 export interface ManifestCollection {
-  /** JSON Schema of a record (without the kernel's `id`, `version`, `createdAt`, `updatedAt`). */
+  /**
+   * JSON Schema of a record (without the kernel's `id`, `version`, `createdAt`, `updatedAt`).
+   * Each top-level property may carry `classification` (`public`, `internal`, `confidential`,
+   * `personal`, `sensitive-personal`); the kernel encrypts `personal` and `sensitive-personal`
+   * fields at rest and answers only exact-match queries on them (docs/governance.md).
+   */
   schema: JsonSchema
   /** Indexes the kernel creates. */
   indexes?: ManifestIndex[]

@@ -7,6 +7,7 @@ import type { Ajv2020 } from 'ajv/dist/2020.js'
 import type { ErrorObject } from 'ajv'
 import manifestSchemaJson from '../schema/manifest.schema.json' with { type: 'json' }
 import { parseCapability } from './capabilities.js'
+import { classificationProblems } from './classification.js'
 import type { JsonSchema, PluginManifest } from './manifest-types.js'
 import { HOST_OP_SCHEMAS } from './host-op-schemas.js'
 import type { HostOp } from './protocol.js'
@@ -52,6 +53,8 @@ function newAjv(): Ajv2020 {
   const ajv = new AjvCtor({ allErrors: true, strict: false, validateFormats: true })
   addFormats(ajv)
   ajv.addKeyword({ keyword: 'secret', schemaType: 'boolean' })
+  // A field's data classification (see classification.ts): an annotation, checked by validateManifest.
+  ajv.addKeyword({ keyword: 'classification', schemaType: 'string' })
   return ajv
 }
 
@@ -233,6 +236,7 @@ export function validateManifest(input: unknown): ManifestValidation {
       }
     }
   }
+  for (const p of classificationProblems(m)) err(p.pointer, p.message, 'classification')
   if (isObj(m.events) && isObj(m.events.emits)) {
     for (const [type, e] of Object.entries(m.events.emits))
       if (isObj(e)) schemaAt(ptr('events', 'emits', type, 'schema'), e.schema)

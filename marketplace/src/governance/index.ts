@@ -4,6 +4,7 @@ import { registerReviewRoutes } from './review-routes.js'
 import { registerKillSwitchRoutes } from './kill-switch-routes.js'
 import { registerListingRoutes } from './listing-routes.js'
 import { registerCatalogRoutes } from './catalog.js'
+import { registerClassificationPolicyRoutes } from './classification-policy.js'
 
 /** Review, the kill switch, listings and channel catalogs. */
 export function registerGovernanceRoutes(app: Api, k: Services): void {
@@ -11,6 +12,7 @@ export function registerGovernanceRoutes(app: Api, k: Services): void {
   registerKillSwitchRoutes(app, k)
   registerListingRoutes(app, k)
   registerCatalogRoutes(app, k)
+  registerClassificationPolicyRoutes(app, k)
 }
 
 /** Installs obey the tenant's partner's channel catalog (an install policy). */

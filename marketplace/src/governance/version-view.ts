@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox'
+import { classificationSummary, type PluginManifest } from '@trellis/plugin-sdk'
 
 /** A plugin_versions row as the marketplace reads it (no code). */
 export interface VersionDbRow {
@@ -43,6 +44,20 @@ export const VersionRow = Type.Object({
     description: 'Against the previous approved version (from the capability-diff check).',
   }),
   review: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+  classification: Type.Object(
+    {
+      collections: Type.Record(
+        Type.String(),
+        Type.Object({ fields: Type.Record(Type.String(), Type.String()), unclassified: Type.Array(Type.String()) }),
+      ),
+      unclassified: Type.Integer(),
+      encrypted: Type.Integer(),
+    },
+    {
+      description:
+        "Per collection: each field's classification (public, internal, confidential, personal, sensitive-personal) and the fields left unclassified; personal fields are encrypted at rest.",
+    },
+  ),
   blockedReason: Type.Union([Type.String(), Type.Null()]),
   createdAt: Type.String({ format: 'date-time' }),
 })
@@ -68,6 +83,7 @@ export function versionView(r: VersionDbRow) {
     checks: (r.checks ?? []) as Array<Record<string, unknown>>,
     diff,
     review: r.review,
+    classification: classificationSummary(r.manifest as unknown as PluginManifest),
     blockedReason: r.blocked_reason,
     createdAt: new Date(r.created_at).toISOString(),
   }

@@ -13,6 +13,7 @@ import { capabilityDiff, check, staticScan, type CheckResult } from './checks.js
 import { promptDiff } from './prompt-diff.js'
 import { SOURCE } from './publisher.js'
 import { subscriptionCheck } from './capability-checks.js'
+import { classificationCheck } from './classification-check.js'
 import { PLATFORM_ORG } from '@trellis/core'
 import type { Services } from '../services.js'
 
@@ -231,6 +232,7 @@ export class ChecksWorker {
     )
 
     results.push(await subscriptionCheck(this.k, manifest))
+    results.push(await classificationCheck(this.k, manifest))
 
     const scan = staticScan(v.code)
     results.push(

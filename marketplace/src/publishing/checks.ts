@@ -31,6 +31,7 @@ export const CHECK_NAMES = Object.freeze([
   'capability-diff', // against the previous approved version
   'static-scan', // dynamic code generation and imports, as warnings
   'event-subscriptions', // broad or foreign subscriptions, as warnings for the reviewer
+  'data-classification', // fields per classification; blocking while the platform requires classification
 ] as const)
 
 export const check = (

@@ -29,7 +29,7 @@ import { invalid, RecordValidator } from './record-validator.js'
 import { SqlParams } from './sql-params.js'
 import { ensureIndexes } from './indexes.js'
 import { dropPluginData } from './plugin-data.js'
-import type { CollectionIndex, CollectionRef, FindPage, FindQuery, StoredRecord } from './types.js'
+import type { CollectionIndex, CollectionRef, FieldProtector, FindPage, FindQuery, StoredRecord } from './types.js'
 
 /** Page size of `find` when the query gives none. */
 export const DEFAULT_LIMIT = 50
@@ -92,6 +92,9 @@ const isUniqueViolation = (err: unknown) => (err as { code?: unknown })?.code ==
 export class CollectionStore {
   private readonly validator = new RecordValidator()
 
+  /** `protector`: encryption of classified personal fields (core/src/governance); none stores every field as given. */
+  constructor(private readonly protector?: FieldProtector) {}
+
   /** {@link ensureIndexes}: creates the declared indexes of a plugin's collections (at install). */
   ensureIndexes(
     tx: Tx,
@@ -118,10 +121,11 @@ export class CollectionStore {
     if (tooLarge.length) throw invalid(`record of ${ref.name}`, tooLarge)
     const id = uuidv7()
     const now = new Date().toISOString()
+    const sealed = this.protector ? await this.protector.seal(tx, ref, id, data) : data
     const rows = await tx.sql(
       `insert into plugin_records (plugin, collection, id, data, created_at, updated_at) values (?, ?, ?::uuid, ?::jsonb, ?::timestamptz, ?::timestamptz)
        on conflict do nothing returning id`,
-      [ref.plugin, ref.name, id, JSON.stringify(data), now, now],
+      [ref.plugin, ref.name, id, JSON.stringify(sealed), now, now],
     )
     if (!rows.length) throw KRN.CONFLICT({ reason: `the record conflicts with a unique index of ${ref.name}` })
     return stored(data, id, 1, now, now)
@@ -134,6 +138,7 @@ export class CollectionStore {
       'select id, version, created_at, updated_at, data from plugin_records where plugin = ? and collection = ? and id = ?::uuid',
       [ref.plugin, ref.name, id],
     )
+    if (rows.length && this.protector) await this.protector.open(tx, ref, rows)
     return rows.length ? fromRow(rows[0]!) : null
   }
 
@@ -161,7 +166,8 @@ export class CollectionStore {
     // Versions start at 1: 0 matches no record, so a malformed expectation is a conflict.
     const expected =
       Number.isInteger(expectedVersion) && expectedVersion >= 1 && expectedVersion <= MAX_VERSION ? expectedVersion : 0
-    const patchText = JSON.stringify(rest)
+    const storedPatch = this.protector ? await this.protector.seal(tx, ref, id, rest) : rest
+    const patchText = JSON.stringify(storedPatch)
     const now = new Date().toISOString()
     const guarded = (ref.indexes ?? []).some((ix) => ix.unique)
     if (guarded) await tx.sql('savepoint trellis_plugin_update')
@@ -199,11 +205,13 @@ export class CollectionStore {
           : `record ${id} is at version ${row.version}, not ${expectedVersion}`
       throw KRN.CONFLICT({ reason })
     }
+    // The stored row, as the plugin wrote it (old_patched stays in the stored form, for restore).
+    if (this.protector) await this.protector.open(tx, ref, [row])
     const merged = { ...row.data, ...rest }
     const problems = this.validator.problems(ref, merged)
     if (problems.length) {
       if (guarded) await rollbackSavepoint(tx)
-      else await this.restore(tx, ref, row, Object.keys(rest))
+      else await this.restore(tx, ref, row, Object.keys(storedPatch))
       throw invalid(`record of ${ref.name}`, problems)
     }
     if (guarded) await tx.sql('release savepoint trellis_plugin_update')
@@ -237,7 +245,8 @@ export class CollectionStore {
    * `query.cursor`. `KRN_ERR_INVALID_CURSOR` for a cursor of another query or a garbled one;
    * `KRN_ERR_VALIDATION_FAILED` for a malformed query.
    */
-  async find(tx: Tx, ref: CollectionRef, query: FindQuery = {}): Promise<FindPage> {
+  async find(tx: Tx, ref: CollectionRef, given: FindQuery = {}): Promise<FindPage> {
+    const query = this.protector ? await this.protector.query(tx, ref, given) : given
     const limit = query.limit ?? DEFAULT_LIMIT
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT)
       throw invalid('query', [{ pointer: '/limit', message: `must be an integer from 1 to ${MAX_LIMIT}` }])
@@ -264,6 +273,7 @@ export class CollectionStore {
     )
     const more = rows.length > limit
     const page = more ? rows.slice(0, limit) : rows
+    if (this.protector) await this.protector.open(tx, ref, page)
     const items = page.map(fromRow)
     let nextCursor: string | null = null
     if (more) {

@@ -8,4 +8,12 @@ export { dropPluginData } from './plugin-data.js'
 export { MAX_FILTER_CONDITIONS, MAX_FILTER_DEPTH } from './filter-compiler.js'
 export { MAX_SORT_KEYS } from './keyset.js'
 export { MAX_JSON_DEPTH } from './json-values.js'
-export type { CollectionIndex, CollectionRef, FindPage, FindQuery, RecordMetaFields, StoredRecord } from './types.js'
+export type {
+  CollectionIndex,
+  CollectionRef,
+  FieldProtector,
+  FindPage,
+  FindQuery,
+  RecordMetaFields,
+  StoredRecord,
+} from './types.js'

@@ -3,6 +3,7 @@
  * declared collection) and what it answers (stored records and pages).
  */
 import type { Query } from '@trellis/plugin-sdk'
+import type { Tx } from '../../db/database.js'
 
 /** One index a manifest declares on a collection. */
 export interface CollectionIndex {
@@ -51,4 +52,19 @@ export interface FindPage {
   items: StoredRecord[]
   /** Opaque keyset cursor of the next page, `null` on the last page. */
   nextCursor: string | null
+}
+
+/**
+ * What the store asks of the data-governance layer (core/src/governance) for collections whose
+ * schema classifies fields as personal: stored form on the way in, plaintext on the way out,
+ * and queries over the stored form. Each method returns its input untouched for a collection
+ * without protected fields.
+ */
+export interface FieldProtector {
+  /** The record (or patch) `data` of record `id` as it is stored. */
+  seal(tx: Tx, ref: CollectionRef, id: string, data: Record<string, unknown>): Promise<Record<string, unknown>>
+  /** Turns stored `data` of each row back into what the plugin wrote (in place). */
+  open(tx: Tx, ref: CollectionRef, rows: Array<{ id: string; data: Record<string, unknown> }>): Promise<void>
+  /** The query over the stored form; refuses what cannot be answered on it. */
+  query(tx: Tx, ref: CollectionRef, query: FindQuery): Promise<FindQuery>
 }

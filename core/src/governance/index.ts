@@ -1,0 +1,10 @@
+/**
+ * Data governance: classified plugin fields encrypted at rest with per-tenant keys wrapped by the
+ * platform key, their blind index, and the routes that rotate and re-wrap the keys.
+ */
+export { GOV } from './errors.js'
+export { TenantKeyring, type ActiveKeys, type TenantKeyView } from './tenant-keys.js'
+export { ProtectedFields, SEALED_PREFIX } from './protected-fields.js'
+export { registerKeyRoutes, type KeyRouteDeps } from './key-routes.js'
+export { platformKey } from './platform-key.js'
+export { governedStore } from './governed-store.js'
