@@ -4,6 +4,7 @@ import { Migrator } from '@mikro-orm/migrations'
 import { migrationsList } from '@trellis/migrations'
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
+import pg from 'pg'
 import type { Logger } from 'pino'
 import type { KernelConfig } from '../config.js'
 import { KRN } from '../errors.js'
@@ -50,6 +51,15 @@ export interface Tx {
   readonly orgs: ReadonlySet<string>
 }
 
+/**
+ * Where transactions come from: the request pool ({@link Database}) or the background pool
+ * ({@link Database.background}), scoped alike.
+ */
+export type TransactionSource = Pick<Database, 'inOrg'>
+
+/** Connections background work may hold at once (on PostgreSQL; PGlite has one connection in all). */
+export const BACKGROUND_POOL_MAX = 2
+
 export type DbRole = 'trellis_app' | 'trellis_auditor' | 'trellis_bootstrap' | 'trellis_events' | 'trellis_signin'
 
 export interface OrgStatus {
@@ -87,19 +97,48 @@ async function initOrm(clientUrl: string, poolMax: number, logger?: Logger): Pro
  */
 export class Database {
   readonly embedded: boolean
+  /**
+   * Transactions for background work — the audit sealer, the event dispatcher, fan-out and
+   * delivery records — from a small pool of their own, so that under load they neither wait
+   * behind requests nor take connections requests are waiting for (ADR 0055). On PGlite, which
+   * has one connection, the same pool as requests.
+   */
+  readonly background: TransactionSource
+  private readonly backgroundPool: pg.Pool | undefined
 
   private constructor(
     readonly orm: MikroORM,
     private readonly adminUrl: string,
     private readonly embeddedServer: EmbeddedPostgres | undefined,
     private readonly logger?: Logger,
+    backgroundPoolMax = BACKGROUND_POOL_MAX,
   ) {
     this.embedded = embeddedServer !== undefined
+    if (this.embedded || backgroundPoolMax <= 0) {
+      this.background = this
+      return
+    }
+    // The same connection settings (and type parsers: timestamps as text) as MikroORM's pool.
+    const options = orm.em.getConnection().getConnectionOptions() as pg.PoolConfig
+    const pool = new pg.Pool({ ...options, max: backgroundPoolMax, idleTimeoutMillis: 10_000 })
+    // An idle connection the server closed is dropped and replaced on next use; say so, nothing more.
+    pool.on('error', (err) => logger?.warn({ err }, 'a background database connection failed'))
+    this.backgroundPool = pool
+    const raw: RawPool = {
+      acquireConnection: () => pool.connect() as Promise<RawConnection & pg.PoolClient>,
+      releaseConnection: async (conn) => {
+        const disposed = conn.__knex__disposed
+        ;(conn as RawConnection & pg.PoolClient).release(disposed ? (disposed as Error) : undefined)
+      },
+    }
+    this.background = { inOrg: (orgId, fn, role) => this.runInOrg(raw, orgId, fn, role) }
   }
 
   static async open(
     config: Pick<KernelConfig, 'databaseUrl' | 'databaseAdminUrl' | 'dataDir'> & {
       poolMax?: number
+      /** Connections of the background pool (see {@link Database.background}); 0 shares the request pool. */
+      backgroundPoolMax?: number
       embeddedDir?: string
     },
     logger?: Logger,
@@ -112,7 +151,7 @@ export class Database {
     }
     try {
       const orm = await initOrm(url, embeddedServer ? 1 : (config.poolMax ?? 10), logger)
-      return new Database(orm, config.databaseAdminUrl ?? url, embeddedServer, logger)
+      return new Database(orm, config.databaseAdminUrl ?? url, embeddedServer, logger, config.backgroundPoolMax)
     } catch (err) {
       await embeddedServer?.stop()
       throw KRN.DATABASE_UNAVAILABLE(undefined, { cause: err })
@@ -179,10 +218,20 @@ export class Database {
    * suspension is honoured by the very next transaction.
    *
    * This is the hot path of every request, so it drives the pg connection directly — taken
-   * from MikroORM's own pool, so there is still one pool (one connection on PGlite) — and
-   * opens the transaction, drops the role and sets the tenant in a single round trip.
+   * from MikroORM's own pool, the request pool (one connection on PGlite); background work
+   * takes {@link background} — and opens the transaction, drops the role and sets the tenant
+   * in a single round trip.
    */
-  async inOrg<T>(
+  inOrg<T>(
+    orgId: string | null,
+    fn: (tx: Tx, status: OrgStatus) => Promise<T>,
+    role: DbRole = 'trellis_app',
+  ): Promise<T> {
+    return this.runInOrg(this.knexClient(), orgId, fn, role)
+  }
+
+  private async runInOrg<T>(
+    pool: RawPool,
     orgId: string | null,
     fn: (tx: Tx, status: OrgStatus) => Promise<T>,
     role: DbRole = 'trellis_app',
@@ -196,7 +245,6 @@ export class Database {
       role !== 'trellis_signin'
     )
       throw new TypeError(`unknown role ${role as string}`)
-    const pool = this.knexClient()
     let conn: RawConnection
     try {
       conn = await pool.acquireConnection()
@@ -306,6 +354,7 @@ export class Database {
   }
 
   async close(): Promise<void> {
+    await this.backgroundPool?.end()
     await this.orm.close(true)
     await this.embeddedServer?.stop()
   }

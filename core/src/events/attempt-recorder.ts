@@ -1,6 +1,6 @@
 import { v7 as uuidv7 } from 'uuid'
 import type { Logger } from 'pino'
-import type { Database, Tx } from '../db/database.js'
+import type { TransactionSource, Tx } from '../db/database.js'
 import type { EventMetrics } from '../observability/metrics.js'
 import { EVENT_COLUMNS, EVENT_VALUES, eventRow, kernelEvent } from './outbox.js'
 import { DELIVERY_FAILED, type ClaimedDelivery, type RecordInput } from './delivery-types.js'
@@ -33,7 +33,7 @@ export class AttemptRecorder {
   private readonly running = new Set<Promise<void>>()
 
   constructor(
-    private readonly db: Database,
+    private readonly db: TransactionSource,
     private readonly metrics: EventMetrics,
     private readonly hooks: RecorderHooks,
     private readonly logger?: Logger,

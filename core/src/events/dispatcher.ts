@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import { sqlArray, type Database } from '../db/database.js'
+import { sqlArray, type TransactionSource } from '../db/database.js'
 import type { JobQueue, QueueJob, RunningJob } from './queue.js'
 import { deliverJob, type ClaimedDelivery } from './delivery-types.js'
 import { NOT_BLOCKED, type WebhookDelivery } from './webhook-delivery.js'
@@ -38,7 +38,7 @@ export class Dispatcher {
   private readonly outage: OutageLog
 
   constructor(
-    private readonly db: Database,
+    private readonly db: TransactionSource,
     private readonly queue: JobQueue,
     private readonly fanOut: FanOut,
     private readonly delivery: WebhookDelivery,

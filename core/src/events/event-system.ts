@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import type { Database } from '../db/database.js'
+import type { Database, TransactionSource } from '../db/database.js'
 import type { SecretBox } from '../crypto/secret-box.js'
 import type { EgressGuard } from '../egress/egress-guard.js'
 import type { JobQueue, RunningJob } from './queue.js'
@@ -52,14 +52,19 @@ export class EventSystem {
   private readonly fan: FanOut
   private readonly dispatcher: Dispatcher
 
+  /** Every transaction of the pipeline comes from the background pool (ADR 0055). */
+  private readonly db: TransactionSource
+
   constructor(
-    private readonly db: Database,
+    database: Database,
     readonly queue: JobQueue,
     secrets: SecretBox,
     readonly egress: EgressGuard,
     private readonly opts: EventSystemOptions,
     private readonly logger?: Logger,
   ) {
+    const db = database.background
+    this.db = db
     this.metrics = opts.metrics ?? eventMetrics
     this.subscribers = { handlers: this.handlers, sink: undefined }
     this.retention = new EventRetention(db, opts, logger)

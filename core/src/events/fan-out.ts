@@ -1,4 +1,4 @@
-import { sqlArray, type Database, type Tx } from '../db/database.js'
+import { sqlArray, type TransactionSource, type Tx } from '../db/database.js'
 import type { EventMetrics } from '../observability/metrics.js'
 import { matchesAny, type TrellisEvent } from './catalogue.js'
 import type { JobQueue } from './queue.js'
@@ -51,7 +51,7 @@ export interface Subscribers {
  */
 export class FanOut {
   constructor(
-    private readonly db: Database,
+    private readonly db: TransactionSource,
     private readonly queue: JobQueue,
     private readonly delivery: WebhookDelivery,
     private readonly subscribers: Subscribers,

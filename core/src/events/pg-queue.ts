@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import { sqlArray, type Database, type Tx } from '../db/database.js'
+import { sqlArray, type TransactionSource, type Tx } from '../db/database.js'
 import {
   RETRY_DELAY_MS,
   type AddResult,
@@ -28,7 +28,7 @@ export class PgJobQueue implements JobQueue {
   private woken = false
 
   constructor(
-    private readonly db: Database,
+    private readonly db: TransactionSource,
     private readonly name: string,
     private readonly logger?: Logger,
     private readonly pollMs = 200,

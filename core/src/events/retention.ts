@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import type { Database } from '../db/database.js'
+import type { TransactionSource } from '../db/database.js'
 
 /** The smallest UUIDv7 of a millisecond: ids below it were made before it. */
 export function uuidv7Floor(ms: number): string {
@@ -31,7 +31,7 @@ export class EventRetention {
   private closed = false
 
   constructor(
-    private readonly db: Database,
+    private readonly db: TransactionSource,
     private readonly opts: RetentionOptions,
     private readonly logger?: Logger,
   ) {}

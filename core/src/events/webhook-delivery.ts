@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import type { Database } from '../db/database.js'
+import type { TransactionSource } from '../db/database.js'
 import type { SecretBox } from '../crypto/secret-box.js'
 import type { EgressGuard } from '../egress/egress-guard.js'
 import { egressRequest } from '../egress/http-client.js'
@@ -45,7 +45,7 @@ export function deliveryBody(d: ClaimedDelivery): string {
 /** Webhook attempts: claim, send signed (Standard Webhooks), record, schedule the retry. */
 export class WebhookDelivery {
   constructor(
-    private readonly db: Database,
+    private readonly db: TransactionSource,
     private readonly queue: JobQueue,
     private readonly secrets: SecretBox,
     private readonly egress: EgressGuard,

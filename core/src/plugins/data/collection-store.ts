@@ -76,6 +76,21 @@ async function rollbackSavepoint(tx: Tx): Promise<void> {
 
 const isUniqueViolation = (err: unknown) => (err as { code?: unknown })?.code === '23505'
 
+/** Fields every update changes: a unique index over one of them may conflict whatever the patch. */
+const CHANGED_BY_EVERY_UPDATE: ReadonlySet<string> = new Set(['version', 'updatedAt'])
+
+/**
+ * Whether an update of `patched` keys can violate a unique index of the collection: only when
+ * an index covers a patched field or one every update changes. A row whose indexed values stay
+ * the same cannot conflict with another, so the update then needs no savepoint (two round
+ * trips fewer); on an invalid merge it restores the row instead.
+ */
+function mayBreakUniqueness(ref: CollectionRef, patched: readonly string[]): boolean {
+  return (ref.indexes ?? []).some(
+    (ix) => ix.unique && ix.fields.some((f) => CHANGED_BY_EVERY_UPDATE.has(f) || patched.includes(f)),
+  )
+}
+
 /**
  * CRUD and queries over plugin collections. Stateless apart from the compiled-schema cache, so
  * one instance serves every tenant and plugin.
@@ -94,6 +109,11 @@ export class CollectionStore {
 
   /** `protector`: encryption of classified personal fields (core/src/governance); none stores every field as given. */
   constructor(private readonly protector?: FieldProtector) {}
+
+  /** The values of personal fields the transaction has written or read (none without a protector). */
+  personalValues(tx: Tx): string[] {
+    return this.protector?.personalValues(tx) ?? []
+  }
 
   /** {@link ensureIndexes}: creates the declared indexes of a plugin's collections (at install). */
   ensureIndexes(
@@ -169,7 +189,7 @@ export class CollectionStore {
     const storedPatch = this.protector ? await this.protector.seal(tx, ref, id, rest) : rest
     const patchText = JSON.stringify(storedPatch)
     const now = new Date().toISOString()
-    const guarded = (ref.indexes ?? []).some((ix) => ix.unique)
+    const guarded = mayBreakUniqueness(ref, [...Object.keys(rest), ...Object.keys(storedPatch)])
     if (guarded) await tx.sql('savepoint trellis_plugin_update')
     let row: UpdateRow
     try {

@@ -24,7 +24,7 @@ export interface CollectionRef {
   name: string
   /** JSON Schema every record must satisfy; `undefined` accepts any object. */
   schema: unknown
-  /** Declared indexes; a `unique` one makes updates run under a savepoint. */
+  /** Declared indexes; an update that may change a `unique` one's values runs under a savepoint. */
   indexes?: CollectionIndex[]
 }
 
@@ -67,4 +67,6 @@ export interface FieldProtector {
   open(tx: Tx, ref: CollectionRef, rows: Array<{ id: string; data: Record<string, unknown> }>): Promise<void>
   /** The query over the stored form; refuses what cannot be answered on it. */
   query(tx: Tx, ref: CollectionRef, query: FindQuery): Promise<FindQuery>
+  /** The personal values the transaction has written or read (masked before text leaves the kernel). */
+  personalValues(tx: Tx): string[]
 }
