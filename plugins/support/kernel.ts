@@ -20,7 +20,8 @@ export const PLUGINS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..')
 export const ERP_PLUGINS = ['catalog', 'pricing', 'inventory', 'orders'] as const
 /** The ERP plugins with the supply side: procurement and returns. */
 export const SUPPLY_PLUGINS = [...ERP_PLUGINS, 'procurement', 'returns'] as const
-export type ErpPlugin = (typeof SUPPLY_PLUGINS)[number]
+/** `insights` declares metrics over the ERP plugins (no code of its own). */
+export type ErpPlugin = (typeof SUPPLY_PLUGINS)[number] | 'insights'
 
 const built = new Map<string, Promise<DevBundle & { entries: BundleEntries }>>()
 

@@ -252,6 +252,21 @@ async function receive(
   return { received: true, lines: out }
 }
 
+/** Stock levels of SKUs per warehouse (what a planner compares a forecast with); read only. */
+async function levels(input: { skus: string[] }, ctx: Ctx) {
+  const recs = await stockOf(ctx, [...new Set(input.skus)])
+  return {
+    levels: recs.map((s) => ({
+      sku: s.sku,
+      warehouse: s.warehouse,
+      onHand: s.onHand,
+      reserved: s.reserved,
+      available: available(s),
+      reorderPoint: s.reorderPoint,
+    })),
+  }
+}
+
 async function importStock(
   req: RouteRequest<{ rows: Array<{ sku: string; warehouse?: string; onHand: number; reorderPoint?: number }> }>,
   ctx: Ctx,
@@ -400,5 +415,5 @@ export const inventoryPlugin = definePlugin({
       return r ? { status: 200, body: r } : problem(INV.NO_RESERVATION, `no reservation for order ${req.params.order}`)
     },
   },
-  actions: { reserve, release, issue, receive },
+  actions: { reserve, release, issue, receive, levels },
 })

@@ -2,6 +2,8 @@ import { defineErrors, worded } from '@trellis/plugin-sdk'
 
 /** The procurement plugin's errors: each answers as problem+json with its code, like the kernel's. */
 export const PUR = defineErrors('PUR', {
+  FORECAST_NOT_FOUND: { status: 404, title: 'Forecast not found', message: worded },
+  INVALID_FORECAST: { status: 422, title: 'Invalid demand forecast', message: worded },
   INVALID_ROWS: { status: 422, title: 'Invalid rows', message: worded },
   INVALID_LINES: { status: 422, title: 'Invalid purchase order lines', message: worded },
   INVALID_TRANSITION: { status: 409, title: 'Invalid purchase order transition', message: worded },

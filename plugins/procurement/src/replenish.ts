@@ -5,8 +5,9 @@ import type { TrellisEvent } from '@trellis/plugin-sdk'
 import type { Ctx, PoLine, PurchaseOrder, Stored, SupplierPrice } from './types.js'
 import { micros } from './money.js'
 import { lineAmount, now, poEvent, pricesOf, setting, supplierOf, totals, who } from './store.js'
+import { current, forecastOf, leadTimeDemand } from './demand.js'
 
-interface StockLow {
+export interface StockLow {
   sku: string
   warehouse: string
   available: number
@@ -56,16 +57,31 @@ const cheapest = (prices: SupplierPrice[]) =>
     return d !== 0n ? (d < 0n ? -1 : 1) : a.supplier.localeCompare(b.supplier)
   })[0]
 
-export async function onStockLow(event: TrellisEvent<StockLow>, ctx: Ctx): Promise<void> {
-  const low = event.data
-  const price = cheapest(await pricesOf(ctx, { sku: low.sku }))
-  if (!price) {
-    ctx.log.info('no supplier sells this SKU: no suggestion', { sku: low.sku })
-    return
-  }
-  const supplier = await supplierOf(ctx, price.supplier)
-  const leadTimeDays = price.leadTimeDays ?? supplier?.leadTimeDays ?? 7
-  const s = suggest(low, price, leadTimeDays, null, {
+/** The price-list entry of the SKU's cheapest supplier, if anyone sells it. */
+export async function supplierPriceOf(ctx: Ctx, sku: string): Promise<SupplierPrice | undefined> {
+  return cheapest(await pricesOf(ctx, { sku }))
+}
+
+/** Days from ordering to delivery: the price entry's, else the supplier's, else a week. */
+export async function leadTimeOf(ctx: Ctx, price: SupplierPrice): Promise<number> {
+  return price.leadTimeDays ?? (await supplierOf(ctx, price.supplier))?.leadTimeDays ?? 7
+}
+
+/**
+ * Puts the suggestion for `low.sku` on its supplier's draft purchase order (one suggested draft per
+ * supplier, a unique draft key: a concurrent suggestion that created it first is read again and
+ * extended), sized by `suggest` with the lead-time demand when a forecast gives one.
+ */
+export async function placeSuggestion(
+  ctx: Ctx,
+  low: StockLow,
+  price: SupplierPrice,
+  demand: { quantity: number; method?: string } | null,
+  note: string,
+  origin: string,
+): Promise<{ po: string; quantity: number }> {
+  const leadTimeDays = await leadTimeOf(ctx, price)
+  const s = suggest(low, price, leadTimeDays, demand, {
     orderCost: setting<number | undefined>(ctx, 'orderCost', undefined),
     holdingRate: setting<number | undefined>(ctx, 'holdingRate', undefined),
   })
@@ -77,11 +93,9 @@ export async function onStockLow(event: TrellisEvent<StockLow>, ctx: Ctx): Promi
     received: 0,
     over: 0,
     amountExact: lineAmount(price.cost, s.quantity),
-    suggestion: { ...s.basis, warehouse: low.warehouse, event: event.id },
+    suggestion: { ...s.basis, warehouse: low.warehouse, origin },
   })
-  // One suggested draft per supplier (a unique draft key): a concurrent suggestion that created it
-  // first is read again and extended.
-  for (let attempt = 0; attempt < 5; attempt++) {
+  for (let attempt = 0; ; attempt++) {
     const draft = (await ctx.data.purchaseOrders.find({ where: { draftKey: price.supplier }, limit: 1 })).items[0] as
       | Stored<PurchaseOrder>
       | undefined
@@ -90,7 +104,7 @@ export async function onStockLow(event: TrellisEvent<StockLow>, ctx: Ctx): Promi
         const lines = [line(1)]
         const by = who(ctx)
         const po = await ctx.data.purchaseOrders.insert({
-          number: `PO-${event.id.replace(/-/g, '').slice(-10).toUpperCase()}`,
+          number: `PO-${ctx.invocationId.replace(/-/g, '').slice(-10).toUpperCase()}`,
           supplier: price.supplier,
           status: 'draft',
           source: 'suggestion',
@@ -98,10 +112,10 @@ export async function onStockLow(event: TrellisEvent<StockLow>, ctx: Ctx): Promi
           lines,
           ...totals(lines),
           createdBy: by,
-          history: [{ status: 'draft', at: now(), by, note: `suggested: ${low.sku} at ${low.available}` }],
+          history: [{ status: 'draft', at: now(), by, note: `suggested: ${note}` }],
         })
         await poEvent(ctx, 'suggested', po, { sku: low.sku, quantity: s.quantity })
-        return
+        return { po: po.number, quantity: s.quantity }
       }
       const existing = draft.lines.find((l) => l.sku === low.sku)
       const lines = existing
@@ -109,9 +123,26 @@ export async function onStockLow(event: TrellisEvent<StockLow>, ctx: Ctx): Promi
         : [...draft.lines, line(Math.max(0, ...draft.lines.map((l) => l.line)) + 1)]
       const po = await ctx.data.purchaseOrders.update(draft.id, { lines, ...totals(lines) }, draft.version)
       await poEvent(ctx, 'suggested', po, { sku: low.sku, quantity: s.quantity })
-      return
+      return { po: po.number, quantity: s.quantity }
     } catch (err) {
-      if ((err as { code?: string }).code !== 'KRN_ERR_CONFLICT') throw err
+      if ((err as { code?: string }).code !== 'KRN_ERR_CONFLICT' || attempt >= 4) throw err
     }
   }
+}
+
+export async function onStockLow(event: TrellisEvent<StockLow>, ctx: Ctx): Promise<void> {
+  const low = event.data
+  const price = await supplierPriceOf(ctx, low.sku)
+  if (!price) {
+    ctx.log.info('no supplier sells this SKU: no suggestion', { sku: low.sku })
+    return
+  }
+  // A recorded forecast that still covers today sizes the suggestion with the lead-time demand.
+  const today = now().slice(0, 10)
+  const f = await forecastOf(ctx, low.sku)
+  const demand =
+    f && current(f, today)
+      ? { quantity: leadTimeDemand(f, today, await leadTimeOf(ctx, price)), method: f.method ?? f.source }
+      : null
+  await placeSuggestion(ctx, low, price, demand, `${low.sku} at ${low.available}`, `event:${event.id}`)
 }

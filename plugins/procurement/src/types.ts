@@ -93,12 +93,28 @@ export interface SupplierInvoice {
   history: Array<{ status: InvoiceStatus; at: string; by: string; note?: string }>
 }
 
+export type ForecastGrain = 'day' | 'week' | 'month' | 'quarter' | 'year'
+
+/** A SKU's demand forecast (all warehouses), as the insights layer or a planner gave it. */
+export interface DemandForecast {
+  sku: string
+  /** Where it comes from: the metric's name (`insights.units_sold`) or `manual`. */
+  source: string
+  grain: ForecastGrain
+  method?: string
+  /** Units expected per period; `period` is the period's first day. */
+  periods: Array<{ period: string; value: number }>
+  recordedAt: string
+  recordedBy: string
+}
+
 export type Collections = {
   suppliers: Supplier
   prices: SupplierPrice
   purchaseOrders: PurchaseOrder
   receipts: Receipt
   invoices: SupplierInvoice
+  forecasts: DemandForecast
 }
 export type Ctx = PluginContext<Collections>
 export type Stored<T> = T & { id: string; version: number }

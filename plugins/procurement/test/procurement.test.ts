@@ -9,7 +9,7 @@ import { DB_KINDS } from '../../../core/test/helpers/test-kernel.js'
 for (const kind of DB_KINDS)
   t.test(`on ${kind}`, async (t) => {
     const dev = await startErpKernel(
-      ['catalog', 'inventory', 'procurement'],
+      ['catalog', 'pricing', 'inventory', 'orders', 'procurement', 'insights'],
       { procurement: { approvalThreshold: '100.00' } },
       kind,
     )
@@ -26,18 +26,20 @@ for (const kind of DB_KINDS)
     await ok('POST', '/v1/x/catalog/import/categories', { csv: 'code,name\nBEV,Beverages\n' })
     await ok('POST', '/v1/x/catalog/import/suppliers', { csv: 'code,name\nEXO,Exotic Liquids\nALT,Alternative\n' })
     await ok('POST', '/v1/x/catalog/import/products', {
-      csv: 'sku,name,category,supplier\nA,Tea,BEV,EXO\nB,Ale,BEV,EXO\n',
+      csv: 'sku,name,category,supplier\nA,Tea,BEV,EXO\nB,Ale,BEV,EXO\nF,Flour,BEV,EXO\n',
     })
     await ok('POST', '/v1/x/inventory/stock/import', {
       rows: [
         { sku: 'A', onHand: 50, reorderPoint: 20 },
         { sku: 'B', onHand: 100, reorderPoint: 10 },
+        { sku: 'F', onHand: 150, reorderPoint: 20 },
       ],
     })
     await ok('POST', `${P}/suppliers/import`, {
       rows: [
         { code: 'EXO', name: 'Exotic Liquids', country: 'UK', leadTimeDays: 5 },
         { code: 'ALT', name: 'Alternative Supplies', leadTimeDays: 10 },
+        { code: 'NWD', name: 'Northwind Mills', leadTimeDays: 10 },
       ],
     })
     await ok('POST', `${P}/prices/import`, {
@@ -45,6 +47,7 @@ for (const kind of DB_KINDS)
         { supplier: 'EXO', sku: 'A', cost: '4.50' },
         { supplier: 'ALT', sku: 'A', cost: '4.75' },
         { supplier: 'EXO', sku: 'B', cost: '2.25' },
+        { supplier: 'NWD', sku: 'F', cost: '1.20' },
       ],
     })
     const buyer = await person(dev, 'buyer', ['procurement.read', 'procurement.write', 'procurement.receive'])
@@ -233,5 +236,87 @@ for (const kind of DB_KINDS)
       )
       const unsent = await buyer('POST', `${P}/purchase-orders/PO-S/receipts`, { lines: [{ line: 1, quantity: 1 }] })
       t.equal(unsent.body.code, 'PUR_ERR_INVALID_TRANSITION', 'nothing is received before the order is sent')
+    })
+
+    t.test('a demand forecast from the insights layer: a suggestion before stock runs low', async (t) => {
+      // Eight past weeks of 14 units of F a week, one order each (placed: they reserve stock).
+      await ok('POST', '/v1/x/pricing/prices/import', { rules: [{ kind: 'list', sku: 'F', price: '2.00' }] })
+      await ok('POST', '/v1/x/orders/customers', { code: 'ALFKI', name: 'Alfreds Futterkiste' })
+      const day = (ago: number) => new Date(Date.now() - ago * 86_400_000).toISOString().slice(0, 10)
+      for (let w = 1; w <= 8; w++)
+        await ok('POST', '/v1/x/orders/orders', {
+          number: `SO-F${w}`,
+          customer: 'ALFKI',
+          orderDate: day(7 * w),
+          lines: [{ sku: 'F', quantity: 14 }],
+        })
+      const stock = await ok('GET', '/v1/x/inventory/stock/F')
+      t.match(stock, { onHand: 150, available: 38 }, '112 reserved: above the reorder point of 20')
+
+      const filter = encodeURIComponent(JSON.stringify({ product: 'F' }))
+      const answer = await ok(
+        'GET',
+        `/v1/metrics/insights.units_sold/forecast?grain=week&season=2&horizon=4&from=${day(70)}&filter=${filter}`,
+      )
+      t.equal(answer.forecast.length, 4)
+      for (const p of answer.forecast) t.ok(Math.abs(p.value - 14) < 0.01, `${p.period}: about 14 a week`)
+      const buyer2 = buyer
+      const recorded = await buyer2('POST', `${P}/forecasts`, { sku: 'F', forecast: answer })
+      t.equal(recorded.status, 201)
+      // By hand: 14 a week = 2 a day, over NWD's 10-day lead time = 20; 38 − 20 = 18 ≤ 20.
+      t.match(recorded.body.projection, {
+        available: 38,
+        reorderPoint: 20,
+        leadTimeDays: 10,
+        leadTimeDemand: 20,
+        projected: 18,
+        fallsToReorderPoint: true,
+      })
+      t.match(recorded.body.forecast, { sku: 'F', source: 'insights.units_sold', grain: 'week' })
+      const draft = await ok('GET', `${P}/purchase-orders/${recorded.body.suggestion.po}`)
+      t.match(draft, { supplier: 'NWD', status: 'draft', source: 'suggestion' })
+      // 20 + 20 − 38 = 2 short of the reorder point over the lead time, plus a lot of 20.
+      t.match(draft.lines, [
+        {
+          sku: 'F',
+          quantity: 22,
+          suggestion: { rule: 'reorder point + lead-time forecast', forecast: { quantity: 20 } },
+        },
+      ])
+      t.equal(recorded.body.suggestion.quantity, 22)
+
+      // Stock then does fall: the low-stock suggestion is sized with the same forecast.
+      await ok('POST', '/v1/x/inventory/stock/adjust', { sku: 'F', delta: -20, reason: 'spoilt' })
+      const resized = await eventually(async () => {
+        const po = await ok('GET', `${P}/purchase-orders/${draft.number}`)
+        return po.lines[0].suggestion.origin.startsWith('event:') && po
+      }, 'the low-stock suggestion')
+      t.match(resized.lines, [{ sku: 'F', quantity: 42, suggestion: { available: 18, forecast: { quantity: 20 } } }])
+
+      // A forecast that says nothing much: recorded, no suggestion.
+      const calm = await buyer('POST', `${P}/forecasts`, {
+        sku: 'B',
+        source: 'planner',
+        forecast: { grain: 'month', forecast: [{ period: day(0).slice(0, 8) + '01', value: 3 }] },
+      })
+      t.match(calm.body, {
+        suggestion: null,
+        projection: { fallsToReorderPoint: false },
+        forecast: { source: 'planner' },
+      })
+
+      const bad = await buyer('POST', `${P}/forecasts`, {
+        sku: 'A',
+        forecast: { grain: 'fortnight', forecast: [{ period: 'soon', value: -1 }] },
+      })
+      t.equal(bad.status, 422)
+      t.equal(bad.body.code, 'PUR_ERR_INVALID_FORECAST')
+      t.equal((await buyer('GET', `${P}/forecasts/A`)).body.code, 'PUR_ERR_FORECAST_NOT_FOUND', 'nothing recorded')
+      t.equal((await payables('POST', `${P}/forecasts`, { sku: 'F', forecast: answer })).status, 403)
+      const types = (await dev.events('@trellis/procurement')).filter((e) => e.type === 'procurement.forecast.recorded')
+      t.same(
+        types.map((e) => e.subject),
+        ['F', 'B'],
+      )
     })
   })
