@@ -32,7 +32,7 @@ for (const kind of DB_KINDS)
     for (const tenant of [a, b]) {
       const r = await k.req('POST', '/v1/installations', {
         token: tenant.token,
-        body: { plugin: '@acme/contacts', version: '1.0.0', capabilities: ['data'] },
+        body: { plugin: '@acme/contacts', version: '1.0.0', capabilities: ['data', 'ai:complete'] },
       })
       t.equal(r.status, 201, JSON.stringify(r.body))
     }
@@ -120,6 +120,21 @@ for (const kind of DB_KINDS)
       t.equal(after.body.email, 'countess@example.test', 'nothing half-written: the refused update left the record')
       t.equal(after.body.version, 2)
       t.notOk((await raw(adaId))[0]!.text.includes('countess'), 'still encrypted at rest')
+    })
+
+    await t.test('personal values the invocation read are masked before a prompt leaves the kernel', async (t) => {
+      const zed = await api(a, 'POST', '/contacts', { name: 'Zed', email: 'zed@example.test', taxId: 'ZZ-SECRET-77' })
+      const r = await api(a, 'POST', `/contacts/${zed.body.id}/ask`, { question: 'Who is this?' })
+      t.equal(r.status, 200, JSON.stringify(r.body))
+      const [record] = await k.ownerSql<{ prompt: string; verdicts: { masked?: Record<string, number> } }>(
+        'select prompt, verdicts from ai_records where id = ?::uuid',
+        [r.body.recordId],
+      )
+      t.ok(record, 'the call is recorded')
+      t.notOk(record!.prompt.includes('ZZ-SECRET-77'), 'the sensitive-personal value never reached the model')
+      t.match(record!.prompt, /\[PERSONAL_\d+\]/, 'it was replaced by a placeholder')
+      t.ok(record!.prompt.includes('Zed'), 'an internal field is not masked')
+      t.ok((record!.verdicts.masked?.PERSONAL ?? 0) >= 1, 'and counted among the masked values')
     })
 
     await t.test('the query language refuses what it cannot answer on an encrypted field', async (t) => {

@@ -27,6 +27,8 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
 /** Encrypts, decrypts and rewrites queries for collections whose schema classifies personal fields. */
 export class ProtectedFields implements FieldProtector {
   private readonly fieldsOf = new WeakMap<object, ReadonlySet<string>>()
+  /** Personal values each transaction wrote or read, for masking before text leaves the kernel. */
+  private readonly seen = new WeakMap<Tx, Set<string>>()
 
   constructor(private readonly keyring: TenantKeyring) {}
 
@@ -53,6 +55,7 @@ export class ProtectedFields implements FieldProtector {
         out[`${SEALED_PREFIX}${field}`] = null
         continue
       }
+      this.remember(tx, value)
       out[field] = blindToken(keys.index, scope(ref, field), value)
       out[`${SEALED_PREFIX}${field}`] = sealValue(keys.data, value, aad(keys.tenantId, ref, field, id))
     }
@@ -78,8 +81,23 @@ export class ProtectedFields implements FieldProtector {
         } catch {
           throw GOV.FIELD_UNREADABLE({ field })
         }
+        this.remember(tx, row.data[field])
       }
     }
+  }
+
+  /**
+   * The personal values (strings, and the strings inside arrays and objects) this transaction
+   * has written or read so far — what the AI service masks in a prompt of the same invocation.
+   */
+  personalValues(tx: Tx): string[] {
+    return [...(this.seen.get(tx) ?? [])]
+  }
+
+  private remember(tx: Tx, value: unknown): void {
+    let set = this.seen.get(tx)
+    if (!set) this.seen.set(tx, (set = new Set()))
+    collectStrings(value, set)
   }
 
   async query(tx: Tx, ref: CollectionRef, query: FindQuery): Promise<FindQuery> {
@@ -98,6 +116,17 @@ export class ProtectedFields implements FieldProtector {
 }
 
 const EMPTY: ReadonlySet<string> = new Set()
+
+/** Most values remembered per transaction (the masking cost stays bounded). */
+const MAX_REMEMBERED = 2000
+
+function collectStrings(value: unknown, into: Set<string>, depth = 0): void {
+  if (into.size >= MAX_REMEMBERED || depth > 8) return
+  if (typeof value === 'string') into.add(value)
+  else if (typeof value === 'number') into.add(String(value))
+  else if (Array.isArray(value)) for (const v of value) collectStrings(v, into, depth + 1)
+  else if (isPlainObject(value)) for (const v of Object.values(value)) collectStrings(v, into, depth + 1)
+}
 
 const scope = (ref: CollectionRef, field: string) => `${ref.plugin}\u0000${ref.name}\u0000${field}`
 

@@ -356,6 +356,8 @@ async function aiCall(services: HostServices, run: Running, op: 'ai.complete' | 
     return { vectors: r.vectors, model: r.model, dims: r.dims, lexical: r.lexical }
   }
   const a = args as HostOps['ai.complete']['args']
+  // Values of classified personal fields this invocation read or wrote are masked like e-mails.
+  const personal = await run.tree.tx.ifOpen(async (tx) => (tx ? services.data.personalValues(tx) : []))
   const messages =
     a.prompt !== undefined ? renderPrompt(run.version.manifest, a.prompt, a.slots ?? {}) : (a.messages ?? [])
   use(run, op, a.prompt ?? a.model ?? 'default')
@@ -363,6 +365,7 @@ async function aiCall(services: HostServices, run: Running, op: 'ai.complete' | 
     { ...caller, feature: a.prompt ? `${run.inst.plugin}:${a.prompt}` : run.inst.plugin },
     {
       messages,
+      ...(personal.length ? { personal } : {}),
       ...(a.model ? { model: a.model } : {}),
       ...(a.maxTokens ? { maxTokens: a.maxTokens } : {}),
       ...(a.schema ? { schema: a.schema } : {}),
