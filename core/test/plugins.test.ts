@@ -211,8 +211,16 @@ for (const kind of DB_KINDS) {
       t.equal(invalid.body.code, 'KRN_ERR_VALIDATION_FAILED')
       t.same(
         invalid.body.problems,
-        [{ pointer: '', message: 'must NOT have additional properties' }],
-        'the problems come with pointers',
+        [
+          {
+            in: 'body',
+            pointer: '',
+            message: 'must NOT have additional properties',
+            field: 'extra',
+            allowedValues: ['fail', 'tags', 'title'],
+          },
+        ],
+        'the problems come with pointers, the field and the fields allowed',
       )
       const bad = await k.req('GET', '/v1/x/notes/bad-response', { token: a.token })
       t.equal(bad.status, 502)

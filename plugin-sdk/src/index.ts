@@ -13,6 +13,8 @@ export {
   SIZE_LIMITS,
 } from './manifest.js'
 export { HOST_OP_SCHEMAS } from './host-op-schemas.js'
+export { describeSchemaProblem, schemaProblemOf } from './schema-problems.js'
+export type { SchemaIssue, SchemaProblem } from './schema-problems.js'
 export {
   CLASSIFICATIONS,
   classificationProblems,

@@ -10,6 +10,7 @@ import { parseCapability } from './capabilities.js'
 import { classificationProblems } from './classification.js'
 import type { JsonSchema, PluginManifest } from './manifest-types.js'
 import { HOST_OP_SCHEMAS } from './host-op-schemas.js'
+import { type SchemaProblem, schemaProblemOf } from './schema-problems.js'
 import type { HostOp } from './protocol.js'
 
 /** The published JSON Schema of `trellis.plugin.json` (also at `@trellis/plugin-sdk/schema/manifest.schema.json`). */
@@ -76,12 +77,20 @@ function validator() {
  * validator returning the problems as JSON pointers into the value; what the kernel applies
  * to records, emitted events and requests, and what the test host applies too.
  */
-export function compileJsonSchema(schema: unknown): (value: unknown) => Array<{ pointer: string; message: string }> {
+export function compileJsonSchema(
+  schema: unknown,
+  options: { detailed?: boolean } = {},
+): (value: unknown) => SchemaProblem[] {
   const validate = validator().ajv.compile(schema as object)
   return (value) =>
     validate(value)
       ? []
-      : (validate.errors ?? []).map((e) => ({ pointer: e.instancePath, message: e.message ?? 'is invalid' }))
+      : (validate.errors ?? []).map((e) =>
+          // Detailed: the field a missing or unknown-field issue is about, and what is allowed (schema-problems.ts).
+          options.detailed
+            ? schemaProblemOf(e, schema)
+            : { pointer: e.instancePath, message: e.message ?? 'is invalid' },
+        )
 }
 
 const hostOpValidators = new Map<string, ReturnType<typeof compileJsonSchema>>()

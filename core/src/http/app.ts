@@ -144,22 +144,27 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
     },
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => (json.$id as string) || `def-${i}` },
   })
-  // One document for /openapi.json and /docs: the routes', the installed plugins', completed
-  // with operation ids, problem answers, Idempotency-Key and shared components.
-  const document = async () =>
+  // One document for /openapi.json and /docs: the routes', the plugins', completed with operation
+  // ids, problem answers, Idempotency-Key and shared components. Asked with a tenant's credential,
+  // it lists only the plugins that tenant has installed; without one, every available plugin.
+  const document = async (request: FastifyRequest) =>
     completeDocument(
-      await withPluginPaths({ db: k.db }, app.swagger() as unknown as Parameters<typeof withPluginPaths>[1]),
+      await withPluginPaths(
+        { db: k.db },
+        app.swagger() as unknown as Parameters<typeof withPluginPaths>[1],
+        request.principal?.orgKind === 'tenant' ? request.principal.orgId : undefined,
+      ),
     )
   await app.register(swaggerUi, {
     routePrefix: '/docs',
     uiHooks: {
       preHandler: (request, reply, done) => {
         if (request.routeOptions.url !== '/docs/json') return done()
-        document().then((doc) => reply.send(doc), done)
+        document(request).then((doc) => reply.send(doc), done)
       },
     },
   })
-  app.get('/openapi.json', { schema: { hide: true } }, document)
+  app.get('/openapi.json', { schema: { hide: true } }, (request) => document(request))
 
   const denied = new DeniedRequests(k.db, k.sealer, k.logger, opts.deniedRequests)
   app.setErrorHandler((err, request, reply) => {

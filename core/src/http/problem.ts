@@ -1,5 +1,12 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { problemOf, TrellisError, type Problem as PluginProblem } from '@trellis/plugin-sdk'
+import {
+  describeSchemaProblem,
+  problemOf,
+  schemaProblemOf,
+  TrellisError,
+  type Problem as PluginProblem,
+  type SchemaProblem,
+} from '@trellis/plugin-sdk'
 import { KRN } from '../errors.js'
 import { redactUrl } from '../observability/redact.js'
 
@@ -21,21 +28,35 @@ export const ProblemSchema = {
     instance: { type: 'string' },
     problems: {
       type: 'array',
-      description: 'For validation errors: each problem with a JSON pointer to where it is.',
-      items: { type: 'object' },
+      description:
+        'For validation errors, on kernel and plugin routes alike: each problem with the part of the request (`in`), a JSON pointer to where it is, the field it is about and the values or fields allowed.',
+      items: {
+        type: 'object',
+        properties: {
+          in: { type: 'string', enum: ['body', 'querystring', 'params', 'headers'] },
+          pointer: { type: 'string' },
+          message: { type: 'string' },
+          field: { type: 'string' },
+          allowedValues: { type: 'array', items: {} },
+        },
+        additionalProperties: true,
+      },
     },
   },
   required: ['type', 'title', 'status', 'code', 'detail'],
 } as const
 
-/** What a validation issue allows, or the field it does not know, for the caller to fix it. */
-export function allowedOf(params: Record<string, unknown> | undefined): string {
-  if (!params) return ''
-  const list = (values: unknown[]) => values.map((v) => JSON.stringify(v)).join(', ')
-  if (Array.isArray(params.allowedValues)) return ` (allowed: ${list(params.allowedValues)})`
-  if ('allowedValue' in params) return ` (allowed: ${list([params.allowedValue])})`
-  if (typeof params.additionalProperty === 'string') return ` ("${params.additionalProperty}" is not one of its fields)`
-  return ''
+/**
+ * `KRN_ERR_VALIDATION_FAILED` for schema issues found in one part of a request (`body`,
+ * `querystring`, `params`): the detail words the first, `problems` lists each with its pointer,
+ * the field it is about and the values allowed — the same for kernel routes and plugin routes.
+ */
+export function validationFailed(where: string, found: SchemaProblem[]): TrellisError {
+  const problems = found.length ? found : [{ pointer: '', message: 'is invalid' }]
+  return KRN.VALIDATION_FAILED({
+    reason: describeSchemaProblem(where, problems[0]!),
+    problems: problems.map((p) => ({ in: where, ...p })),
+  })
 }
 
 /** Maps anything thrown by a handler or by Fastify itself to a TrellisError with a stable code. */
@@ -45,11 +66,11 @@ export function toTrellisError(err: unknown, bodyLimit = 1048576): TrellisError 
     validation?: Array<{ instancePath?: string; message?: string; params?: Record<string, unknown> }>
     validationContext?: string
   }
-  if (e?.validation) {
-    const first = e.validation[0]
-    const where = `${e.validationContext ?? 'body'}${first?.instancePath ?? ''}`
-    return KRN.VALIDATION_FAILED({ reason: `${where} ${first?.message ?? 'is invalid'}${allowedOf(first?.params)}` })
-  }
+  if (e?.validation)
+    return validationFailed(
+      e.validationContext ?? 'body',
+      e.validation.map((i) => schemaProblemOf(i)),
+    )
   switch (e?.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':

@@ -9,33 +9,64 @@ type Spec = {
   tags?: Array<{ name: string; description?: string }>
 } & Record<string, unknown>
 
-let cached: { at: number; manifests: PluginManifest[] } | undefined
+let cached: { at: number; mounted: Mounted[] } | undefined
 const TTL_MS = 5000
 
-/**
- * The OpenAPI document with every available plugin's routes (its newest version), as served
- * under `/v1/x/<name without scope>/…`, with the request and response schemas the kernel
- * enforces for them.
- */
-export async function withPluginPaths(k: { db: Pick<Database, 'inOrg'> }, spec: Spec): Promise<Spec> {
+/** A plugin version's manifest and where its routes answer. */
+interface Mounted {
+  manifest: PluginManifest
+  mount: string
+}
+
+/** The newest approved version of every plugin, at its default mount: what any tenant may install. */
+async function catalogue(k: { db: Pick<Database, 'inOrg'> }): Promise<Mounted[]> {
   if (!cached || Date.now() - cached.at > TTL_MS) {
     const rows = await k.db.inOrg(PLATFORM_ORG, (tx) =>
       tx.sql<{ manifest: PluginManifest }>(
         `select distinct on (name) manifest from plugin_versions where status = 'approved' order by name, id desc`,
       ),
     )
-    cached = { at: Date.now(), manifests: rows.map((r) => r.manifest) }
+    cached = {
+      at: Date.now(),
+      mounted: rows.map((r) => ({ manifest: r.manifest, mount: defaultMount(r.manifest.name) })),
+    }
   }
-  if (cached.manifests.length === 0) return spec
+  return cached.mounted
+}
+
+/** What the tenant has installed and active: each at its installed version and mount. */
+async function installedBy(k: { db: Pick<Database, 'inOrg'> }, tenantId: string): Promise<Mounted[]> {
+  return k.db.inOrg(tenantId, (tx) =>
+    tx.sql<Mounted>(
+      `select v.manifest, i.mount from plugin_installations i join plugin_versions v on v.id = i.version_id
+        where i.status = 'active' order by i.plugin`,
+    ),
+  )
+}
+
+/**
+ * The OpenAPI document with plugin routes as served under `/v1/x/<mount>/…`, with the request
+ * and response schemas the kernel enforces for them: for a tenant, only what it has installed
+ * (its installed version, at its mount); otherwise every available plugin (its newest version).
+ */
+export async function withPluginPaths(
+  k: { db: Pick<Database, 'inOrg'> },
+  spec: Spec,
+  tenantId?: string,
+): Promise<Spec> {
+  const mounted = tenantId ? await installedBy(k, tenantId) : await catalogue(k)
+  if (mounted.length === 0) return spec
   const paths = { ...(spec.paths ?? {}) }
   const tags = [...(spec.tags ?? [])]
-  for (const m of cached.manifests) {
+  for (const { manifest: m, mount } of mounted) {
     tags.push({
       name: m.name,
-      description: `${m.description ?? 'Plugin'} (${m.name}@${m.version}; answers for tenants that installed it)`,
+      description: tenantId
+        ? `${m.description ?? 'Plugin'} (${m.name}@${m.version}, installed)`
+        : `${m.description ?? 'Plugin'} (${m.name}@${m.version}; answers for tenants that installed it)`,
     })
     for (const r of routeTable(m)) {
-      const path = `/v1/x/${defaultMount(m.name)}${openApiPath(r.pattern)}`
+      const path = `/v1/x/${mount}${openApiPath(r.pattern)}`
       const params = [
         ...r.segments.flatMap((s) =>
           'param' in s

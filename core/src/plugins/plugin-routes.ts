@@ -7,7 +7,7 @@ import { AUTH, KRN, PLG } from '../errors.js'
 import { principalOf } from '../http/guards.js'
 import { KERNEL_PERMISSIONS } from '../identity/permissions.js'
 import { matchRoute } from './route-table.js'
-import { checkSchema, schemaProblems } from './schemas.js'
+import { checkRequestSchema, schemaProblems } from './schemas.js'
 
 // Headers a plugin may not set: framing and connection management belong to the kernel, and
 // cookies or CORS would let one plugin act for the whole API origin.
@@ -66,9 +66,9 @@ export function registerPluginRoutes(
     const body = request.body ?? null
     const query = request.query as Record<string, string | string[]>
     const key = `${version.id}:${route.entry}`
-    checkSchema(`${key}:params`, route.declared.request?.params, params, 'path parameters')
-    checkSchema(`${key}:query`, route.declared.request?.query, query, 'query string')
-    checkSchema(`${key}:body`, route.declared.request?.body, body, 'request body')
+    checkRequestSchema(`${key}:params`, route.declared.request?.params, params, 'params')
+    checkRequestSchema(`${key}:query`, route.declared.request?.query, query, 'querystring')
+    checkRequestSchema(`${key}:body`, route.declared.request?.body, body, 'body')
     const headers: Record<string, string> = {}
     for (const [h, v] of Object.entries(request.headers))
       if (h !== 'authorization' && h !== 'cookie' && typeof v === 'string') headers[h] = v

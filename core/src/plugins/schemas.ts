@@ -1,5 +1,6 @@
 import { compileJsonSchema } from '@trellis/plugin-sdk'
 import { KRN } from '../errors.js'
+import { validationFailed } from '../http/problem.js'
 
 const validators = new Map<string, ReturnType<typeof compileJsonSchema>>()
 
@@ -23,4 +24,24 @@ export function checkSchema(key: string, schema: unknown, value: unknown, what: 
       reason: `${what}: ${problems.map((p) => `${p.pointer || '/'} ${p.message}`).join('; ')}`,
       problems,
     })
+}
+
+const detailed = new Map<string, ReturnType<typeof compileJsonSchema>>()
+
+/**
+ * Checks one part of a request to a plugin route against the schema its manifest declares; a
+ * mismatch answers the same problem as a kernel route's (`validationFailed`): the field named,
+ * the values or fields allowed.
+ */
+export function checkRequestSchema(
+  key: string,
+  schema: unknown,
+  value: unknown,
+  where: 'params' | 'querystring' | 'body',
+): void {
+  if (schema === undefined) return
+  let v = detailed.get(key)
+  if (!v) detailed.set(key, (v = compileJsonSchema(schema, { detailed: true })))
+  const problems = v(value)
+  if (problems.length) throw validationFailed(where, problems)
 }
