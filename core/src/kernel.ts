@@ -31,6 +31,7 @@ import { openSharedState, type SharedState } from './scale/shared-state.js'
 import { SessionRevocations } from './scale/session-revocations.js'
 import { countingQueue, processMetrics } from './scale/process-metrics.js'
 import { listenForVersionChanges } from './scale/version-broadcast.js'
+import { changeFeed } from './scale/change-feed.js'
 import { buildWorkerApp } from './scale/worker-app.js'
 import { drainHttp } from './scale/drain.js'
 
@@ -130,7 +131,14 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     events = eventSystem
     const tenantTx: TenantTx = (orgId, fn) => orgTx({ db, sealer, events: eventSystem }, orgId, fn)
     const ai = new KernelAiService(
-      { db, tenantTx, secrets, egress: new EgressGuard(options.events?.egressAllow ?? config.egressAllow), logger },
+      {
+        db,
+        tenantTx,
+        secrets,
+        egress: new EgressGuard(options.events?.egressAllow ?? config.egressAllow),
+        logger,
+        modelChanges: changeFeed(shared, 'ai-models'),
+      },
       options.ai,
     )
     plugins = new PluginHost(
@@ -155,7 +163,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       keys,
       tokens: new AccessTokens(keys, config.publicUrl),
       orgStatus: new OrgStatusCache(db),
-      loginLimiter: limits ? new LoginLimiter(limits.perAccount, limits.perIp, limits.windowMs) : new LoginLimiter(),
+      loginLimiter: new LoginLimiter(limits?.perAccount, limits?.perIp, limits?.windowMs, shared),
       secrets,
       events: eventSystem,
       plugins,

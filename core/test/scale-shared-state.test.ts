@@ -12,6 +12,9 @@ import { MemoryState, RedisState } from '../src/scale/shared-state.js'
 import { SessionRevocations } from '../src/scale/session-revocations.js'
 import { installFakeTimers } from './helpers/fake-timers.js'
 import { freePort, startRedis, stopProcess } from './helpers/redis-server.js'
+import { createKernel } from '../src/kernel.js'
+import { DB_KINDS, REDIS_URL, createTenantWithAdmin, startTestKernel, type TestKernel } from './helpers/test-kernel.js'
+import { startSmtpServer } from './helpers/smtp-server.js'
 
 // The state processes share (docs/adr/0036-process-roles-and-shared-state.md): its in-memory
 // version for the embedded default and its Redis version, entries that expire, the roles'
@@ -125,3 +128,110 @@ t.test('readiness: 503 KRN_ERR_REDIS_UNAVAILABLE while Redis is away, KRN_ERR_DR
   t.equal(drain.statusCode, 503)
   t.equal(drain.json().code, 'KRN_ERR_DRAINING')
 })
+
+t.test(
+  'two kernels on one database and Redis: sign-in attempts, route limits, reset mails and model blocks are one',
+  { skip: !DB_KINDS.includes('postgres') && 'needs PostgreSQL (two kernels on one database)' },
+  async (t) => {
+    const smtp = await startSmtpServer()
+    t.teardown(smtp.close)
+    const secret = randomBytes(32).toString('hex')
+    const env = {
+      TRELLIS_SECRET_KEY: secret,
+      TRELLIS_AUTH_RATE_LIMIT_PER_MINUTE: '40',
+      TRELLIS_SMTP_URL: smtp.url,
+      TRELLIS_MAIL_FROM: 'Trellis <no-reply@trellis.test>',
+      TRELLIS_MAIL_LINK_URL: 'https://console.trellis.test',
+    }
+    const loginLimits = { perAccount: 3, perIp: 1000, windowMs: 60_000 }
+    // The model list is kept for a minute here: only the fan-out can make B see a block at once.
+    const ai = { registryTtlMs: 60_000 }
+    const a = await startTestKernel(t, { db: 'postgres', queue: 'bullmq', name: 'a' }, { env, loginLimits, ai })
+    const kernelB = await createKernel({
+      config: loadConfig({
+        LOG_LEVEL: 'silent',
+        PORT: '0',
+        TRELLIS_DATA_DIR: tmp,
+        DATABASE_URL: a.databaseUrl,
+        REDIS_URL,
+        TRELLIS_QUEUE_PREFIX: a.redisPrefix,
+        ...env,
+      }),
+      migrate: false,
+      loginLimits,
+      ai,
+    })
+    t.teardown(() => kernelB.close())
+    const b: Pick<TestKernel, 'req'> = {
+      req: async (method, url, opts = {}) => {
+        const res = await kernelB.app.inject({
+          method: method as 'GET',
+          url,
+          headers: {
+            ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
+            ...(opts.body ? { 'content-type': 'application/json' } : {}),
+          },
+          payload: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+        })
+        return { status: res.statusCode, body: res.body ? res.json() : null, headers: res.headers }
+      },
+    }
+    const tenant = await createTenantWithAdmin(a, 'shared-limits')
+    const login = (k: Pick<TestKernel, 'req'>, password: string) =>
+      k.req('POST', '/v1/auth/login', { body: { email: tenant.email, password } })
+
+    await t.test('failed sign-ins on either process count against one limit', async (t) => {
+      t.equal((await login(a, 'wrong-1')).body.code, 'AUTH_ERR_INVALID_CREDENTIALS')
+      t.equal((await login(b, 'wrong-2')).body.code, 'AUTH_ERR_INVALID_CREDENTIALS')
+      t.equal((await login(a, 'wrong-3')).body.code, 'AUTH_ERR_INVALID_CREDENTIALS')
+      const refused = await login(b, tenant.password)
+      t.equal(refused.status, 429, 'the third failure was on the other process, yet B refuses even the right password')
+      t.equal(refused.body.code, 'AUTH_ERR_LOGIN_RATE_LIMITED')
+      t.equal((await login(a, tenant.password)).body.code, 'AUTH_ERR_LOGIN_RATE_LIMITED', 'and so does A')
+    })
+
+    await t.test("a route's own limit counts requests on both processes", async (t) => {
+      const statuses: number[] = []
+      for (let i = 0; i < 44; i++) {
+        const r = await (i % 2 ? b : a).req('POST', '/v1/auth/refresh', { body: { refreshToken: `x${i}` } })
+        statuses.push(r.status)
+        if (r.status === 429) t.equal(r.body.code, 'KRN_ERR_RATE_LIMITED')
+      }
+      t.equal(statuses.filter((s) => s !== 429).length, 40, 'the limit of 40 once, not once per process')
+      t.same(statuses.slice(40), [429, 429, 429, 429], 'then refused by both')
+    })
+
+    await t.test('password reset mails: three per address across both processes', async (t) => {
+      const email = 'nobody-in-particular@shared-limits.test'
+      const answers: number[] = []
+      for (const k of [a, b, a, b])
+        answers.push((await k.req('POST', '/v1/auth/password/forgot', { body: { email } })).status)
+      t.same(answers.slice(0, 3), [202, 202, 202])
+      t.equal(answers[3], 429, 'the fourth, on the other process, is refused')
+    })
+
+    await t.test('a model blocked through A is refused by B at once', async (t) => {
+      const complete = (k: Pick<TestKernel, 'req'>) =>
+        k.req('POST', '/v1/ai/complete', {
+          token: tenant.token,
+          body: { messages: [{ role: 'user', content: 'Who approves orders?' }] },
+        })
+      t.equal((await complete(b)).status, 200, 'B has read (and keeps) the model list')
+      const models = await a.req('GET', '/v1/ai/models', { token: a.adminToken })
+      const local = models.body.items.find((m: { alias: string }) => m.alias === 'local-extractive')
+      t.teardown(() => a.req('POST', `/v1/ai/models/${local.id}/approve`, { token: a.adminToken, body: {} }))
+      const blocked = await a.req('POST', `/v1/ai/models/${local.id}/block`, {
+        token: a.adminToken,
+        body: { reason: 'answers leaked' },
+      })
+      t.equal(blocked.status, 200)
+      const refused = await eventually(async () => {
+        const r = await complete(b)
+        return r.body?.code === 'AI_ERR_MODEL_BLOCKED' && r
+      }, 1000)
+      t.ok(refused, 'B refuses within a second, long before its one-minute copy would expire')
+      await a.req('POST', `/v1/ai/models/${local.id}/approve`, { token: a.adminToken, body: {} })
+      t.ok(await eventually(async () => (await complete(b)).status === 200, 1000), 'and serves it again once approved')
+    })
+  },
+)

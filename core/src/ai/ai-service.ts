@@ -11,6 +11,7 @@ import { screen } from './injection.js'
 import { mask, newRedaction, unmask, unmaskJson, type Redaction } from './redaction.js'
 import { writeRecord, type CallRecord } from './records.js'
 import { ModelRegistry, type ModelRow } from './model-registry.js'
+import type { ChangeFeed } from '../scale/change-feed.js'
 import { localProvider } from './providers/local.js'
 import { huggingfaceProvider } from './providers/huggingface.js'
 import type { ChatAnswer, Provider } from './providers/types.js'
@@ -33,7 +34,7 @@ export interface AiServiceOptions {
   retries?: number
   /** Output tokens reserved when a call names no maxTokens (default 1024). */
   defaultMaxTokens?: number
-  /** How long each process keeps the model list (default 500 ms). */
+  /** How long each process keeps the model list (default 500 ms; 5 s when `modelChanges` announces changes). */
   registryTtlMs?: number
   /** The clock budgets are kept by (tests move it). */
   now?: () => number
@@ -45,6 +46,8 @@ export interface AiServiceDeps {
   secrets: ConstructorParameters<typeof ModelRegistry>[1]
   egress: EgressGuard
   logger: Logger
+  /** Model registry changes fanned out to every process (Redis); see core/src/scale/change-feed.ts. */
+  modelChanges?: ChangeFeed
 }
 
 /** A tenant's AI settings with its partner's offer, read at the start of every call. */
@@ -142,7 +145,8 @@ export class KernelAiService implements AiService {
     private readonly deps: AiServiceDeps,
     options: AiServiceOptions = {},
   ) {
-    this.registry = new ModelRegistry(deps.db, deps.secrets, options.registryTtlMs)
+    const ttl = options.registryTtlMs ?? (deps.modelChanges ? 5000 : 500)
+    this.registry = new ModelRegistry(deps.db, deps.secrets, ttl, deps.modelChanges)
     this.providers = { local: localProvider, huggingface: huggingfaceProvider(deps.egress) }
     this.timeoutMs = options.timeoutMs ?? 30_000
     this.retries = options.retries ?? 1

@@ -1,6 +1,7 @@
 import type { Database, Tx } from '../db/database.js'
 import type { SecretBox } from '../crypto/secret-box.js'
 import type { ResolvedModel } from './providers/types.js'
+import type { ChangeFeed } from '../scale/change-feed.js'
 
 /** A row of ai_models. */
 export interface ModelRow {
@@ -46,7 +47,8 @@ export const credentialAad = (modelId: string) => `ai-model-credential:${modelId
  * The platform's model registry, read by every call. Each process keeps the list for at most
  * `ttlMs` (default 500 ms): a model the platform blocks stops serving in every process within a
  * second, the way the marketplace kill switch's version status does; this process's own changes
- * take effect at once.
+ * take effect at once. With `changes` (Redis), a change announces itself and every process drops
+ * its list at once; the TTL is then only the backstop for a lost message.
  */
 export class ModelRegistry {
   private cached: { at: number; rows: Promise<ModelRow[]> } | undefined
@@ -57,10 +59,16 @@ export class ModelRegistry {
     private readonly db: Pick<Database, 'unscoped'>,
     private readonly secrets: SecretBox,
     private readonly ttlMs = 500,
-  ) {}
+    private readonly changes?: ChangeFeed,
+  ) {
+    changes?.listen(() => {
+      this.cached = undefined
+    })
+  }
 
   forget(): void {
     this.cached = undefined
+    this.changes?.announce()
   }
 
   all(): Promise<ModelRow[]> {

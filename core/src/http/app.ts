@@ -250,7 +250,7 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
     if (request.routeOptions.config.rateLimit === false) return done()
     limiter.hook(request, reply, done)
   })
-  const routeHooks = arrangeRouteHooks(app)
+  const routeHooks = arrangeRouteHooks(app, k.shared)
   app.addHook('onClose', async () => {
     limiter.close()
     routeHooks.close()
@@ -317,7 +317,7 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
         mailer: k.mailer,
         loginLimiter: k.loginLimiter,
         // Three reset mails per address (and 30 requests per client address) every 15 minutes.
-        resetLimiter: new LoginLimiter(3, 30),
+        resetLimiter: new LoginLimiter(3, 30, undefined, k.shared, 'password-reset'),
         revocation: { revokedSessions: k.revokedSessions, orgStatus: k.orgStatus },
         authRateLimitPerMinute: limits.authRateLimitPerMinute,
       })

@@ -18,8 +18,10 @@ const MAX_KEYS = 100_000
  * `retry-after`.
  *
  * With Redis (`shared`) the windows are Redis counters every process adds to, so N API
- * processes allow the limit once, not N times; a Redis failure lets the request through (and
- * `/readyz` fails), rather than refusing every caller.
+ * processes allow the limit once, not N times; while Redis does not answer, this process's own
+ * windows count (and `/readyz` fails), so the limit holds per process rather than refusing every
+ * caller or none. `scope` keeps limiters sharing one store apart (a route's own limit and the
+ * API-wide one count separately).
  *
  * It replaced `@fastify/rate-limit`, whose hook awaits five promises per request: on the
  * kernel's cheapest routes that was the largest cost left after Fastify's own (see
@@ -33,6 +35,7 @@ export class RateLimiter {
     private readonly max: number,
     private readonly windowMs = 60_000,
     private readonly shared?: SharedState,
+    private readonly scope = '',
   ) {
     this.sweep = setInterval(() => this.prune(), windowMs)
     this.sweep.unref()
@@ -42,12 +45,16 @@ export class RateLimiter {
   readonly hook = (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void => {
     const key = request.principal ? `org:${request.principal.orgId}` : `ip:${request.ip}`
     if (this.shared?.kind === 'redis') {
-      this.shared.hit(key, this.windowMs).then(
+      this.shared.hit(`${this.scope}${key}`, this.windowMs).then(
         ({ count, resetMs }) => this.answer(reply, done, count, Math.max(1, Math.ceil(resetMs / 1000))),
-        () => done(),
+        () => this.local(key, reply, done),
       )
       return
     }
+    this.local(key, reply, done)
+  }
+
+  private local(key: string, reply: FastifyReply, done: (err?: Error) => void): void {
     const now = Date.now()
     let w = this.windows.get(key)
     if (!w || w.resetAt <= now) {

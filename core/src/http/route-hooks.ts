@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import type { Api } from './types.js'
+import type { SharedState } from '../scale/shared-state.js'
 import { isGuard, requirePermission } from './guards.js'
 import { RateLimiter } from './rate-limit.js'
 
@@ -39,9 +40,10 @@ const noStore: Hook = (_request, reply, done) => {
  * still in `onRequest` — before Fastify reads the body, parses it and validates it against the
  * schema — the route's own rate limit and its permission guards run. A route under /v1 that
  * does not declare itself public (`schema.security: []`) and names no guard requires an
- * authenticated caller. Returns the per-route limiters (to be closed with the API).
+ * authenticated caller. Returns the per-route limiters (to be closed with the API); with Redis
+ * (`shared`) a route's window is one for every process.
  */
-export function arrangeRouteHooks(app: Api): { close(): void } {
+export function arrangeRouteHooks(app: Api, shared?: SharedState): { close(): void } {
   const limiters: RateLimiter[] = []
   app.addHook('onRoute', (route: RouteOptions & { [ARRANGED]?: true }) => {
     if (route[ARRANGED]) return
@@ -55,7 +57,8 @@ export function arrangeRouteHooks(app: Api): { close(): void } {
     const config = route.config as RouteLimitConfig | undefined
     if (config?.noStore) first.push(noStore)
     if (config?.rateLimit) {
-      const limiter = new RateLimiter(config.rateLimit.max, config.rateLimit.timeWindow)
+      const scope = `route:${[route.method].flat().join(',')} ${route.url}:`
+      const limiter = new RateLimiter(config.rateLimit.max, config.rateLimit.timeWindow, shared, scope)
       limiters.push(limiter)
       first.push(limiter.hook)
     }

@@ -73,7 +73,7 @@ export function registerAuthRoutes(app: Api, deps: AuthRouteDeps): void {
     async (request) => {
       const { email, password, orgId, totpCode, recoveryCode } = request.body
       const ip = request.ip
-      deps.loginLimiter.check(email, ip)
+      await deps.loginLimiter.check(email, ip)
       const found = await signInTx(deps.db, async (tx) => {
         const user = await accountByEmail(tx, email)
         return user ? { user, grants: await membershipsOf(tx, user.id) } : undefined
@@ -81,7 +81,7 @@ export function registerAuthRoutes(app: Api, deps: AuthRouteDeps): void {
       const ok = await verifyPassword(password, found?.user.password_hash)
       const meta = { ...auditMeta(request), actor: { kind: 'anonymous' as const, id: email.toLowerCase() } }
       if (!ok || !found) {
-        deps.loginLimiter.failed(email, ip)
+        await deps.loginLimiter.failed(email, ip)
         const chain = found?.grants[0]?.orgId ?? PLATFORM_ORG
         await auditIn(chain, {
           ...meta,
@@ -104,7 +104,7 @@ export function registerAuthRoutes(app: Api, deps: AuthRouteDeps): void {
             meta,
           })
         : 'none'
-      deps.loginLimiter.succeeded(email)
+      await deps.loginLimiter.succeeded(email)
       const tokens = await deps.db.inOrg(grant.orgId, async (tx, status) => {
         assertStatus(status)
         const { write, session } = newSession(found.user.id, grant.orgId)

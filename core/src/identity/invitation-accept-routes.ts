@@ -62,12 +62,12 @@ export function registerInvitationAcceptRoutes(app: Api, deps: InvitationAcceptD
       if (account) {
         if (caller?.kind === 'user' && caller.userId === account.id) who = { account }
         else if (password !== undefined) {
-          deps.loginLimiter.check(inv.email, request.ip)
+          await deps.loginLimiter.check(inv.email, request.ip)
           if (!(await verifyPassword(password, account.password_hash))) {
-            deps.loginLimiter.failed(inv.email, request.ip)
+            await deps.loginLimiter.failed(inv.email, request.ip)
             throw AUTH.INVALID_CREDENTIALS()
           }
-          deps.loginLimiter.succeeded(inv.email)
+          await deps.loginLimiter.succeeded(inv.email)
           who = { account }
         } else throw AUTH.INVITATION_ACCOUNT_REQUIRED()
         if (account.status !== 'active') throw AUTH.ACCOUNT_DISABLED()

@@ -91,10 +91,10 @@ export function registerPasswordRoutes(app: Api, deps: PasswordRouteDeps): void 
         tx.sql<{ email: string }>('select email from users where id = ?::uuid', [p.userId]),
       )
       if (!me) throw AUTH.UNAUTHENTICATED()
-      deps.loginLimiter.check(me.email, request.ip)
+      await deps.loginLimiter.check(me.email, request.ip)
       const account = await signInTx(deps.db, (tx) => accountByEmail(tx, me.email))
       if (!(await verifyPassword(currentPassword, account?.password_hash))) {
-        deps.loginLimiter.failed(me.email, request.ip)
+        await deps.loginLimiter.failed(me.email, request.ip)
         await auditAccount(p.userId, {
           ...auditMeta(request),
           action: 'auth.password.change_failed',
@@ -102,7 +102,7 @@ export function registerPasswordRoutes(app: Api, deps: PasswordRouteDeps): void 
         })
         throw AUTH.WRONG_PASSWORD()
       }
-      deps.loginLimiter.succeeded(me.email)
+      await deps.loginLimiter.succeeded(me.email)
       assertPasswordStrength(newPassword)
       const hash = await hashPassword(newPassword)
       // Other sessions end first: should the password write fail, nothing is left signed in with the old one.
@@ -145,8 +145,8 @@ export function registerPasswordRoutes(app: Api, deps: PasswordRouteDeps): void 
       if (!deps.mailer.configured) throw AUTH.MAIL_NOT_CONFIGURED()
       const email = request.body.email
       // Counted per address and per client whether or not an account exists, so the limit says nothing either.
-      deps.resetLimiter.check(email, request.ip)
-      deps.resetLimiter.failed(email, request.ip)
+      await deps.resetLimiter.check(email, request.ip)
+      await deps.resetLimiter.failed(email, request.ip)
       // A password is no use to someone whose every organisation signs in only through its identity
       // provider: no link is issued (the answer stays the same).
       const account = await signInTx(deps.db, async (tx) => {

@@ -14,6 +14,10 @@ export interface SharedState {
   readonly kind: 'memory' | 'redis'
   /** Counts one hit on `key` in a fixed window of `windowMs`: the count so far and the ms left. */
   hit(key: string, windowMs: number): Promise<{ count: number; resetMs: number }>
+  /** The count of `key`'s current window without adding to it (0 once the window ended). */
+  peek(key: string): Promise<{ count: number; resetMs: number }>
+  /** Ends `key`'s window (the next hit starts a new one). */
+  clear(key: string): Promise<void>
   /** Sets a flag that disappears after `ttlMs`. */
   flag(key: string, ttlMs: number): Promise<void>
   hasFlag(key: string): Promise<boolean>
@@ -42,6 +46,16 @@ export class MemoryState implements SharedState {
     }
     w.count++
     return { count: w.count, resetMs: w.resetAt - now }
+  }
+
+  async peek(key: string): Promise<{ count: number; resetMs: number }> {
+    const w = this.windows.get(key)
+    const now = Date.now()
+    return w && w.resetAt > now ? { count: w.count, resetMs: w.resetAt - now } : { count: 0, resetMs: 0 }
+  }
+
+  async clear(key: string): Promise<void> {
+    this.windows.delete(key)
   }
 
   async flag(key: string, ttlMs: number): Promise<void> {
@@ -111,6 +125,16 @@ export class RedisState implements SharedState {
   async hit(key: string, windowMs: number): Promise<{ count: number; resetMs: number }> {
     const [count, ttl] = (await (this.redis as any).trellisHit(this.key(`rl:${key}`), windowMs)) as [number, number]
     return { count, resetMs: ttl }
+  }
+
+  async peek(key: string): Promise<{ count: number; resetMs: number }> {
+    const k = this.key(`rl:${key}`)
+    const [count, ttl] = await Promise.all([this.redis.get(k), this.redis.pttl(k)])
+    return count === null || ttl <= 0 ? { count: 0, resetMs: 0 } : { count: Number(count), resetMs: ttl }
+  }
+
+  async clear(key: string): Promise<void> {
+    await this.redis.del(this.key(`rl:${key}`))
   }
 
   async flag(key: string, ttlMs: number): Promise<void> {

@@ -55,7 +55,7 @@ export async function checkSecondFactor(
       : useRecoveryCode(tx, a.userId, a.recoveryCode!),
   )
   if (!ok) {
-    deps.loginLimiter.failed(a.email, a.ip)
+    await deps.loginLimiter.failed(a.email, a.ip)
     await deps.db.inOrg(a.orgId, (tx) =>
       auditedWrite(tx, {
         auditOrg: a.orgId,

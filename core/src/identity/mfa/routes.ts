@@ -188,13 +188,13 @@ export function registerMfaRoutes(app: Api, deps: MfaRouteDeps): void {
     },
     async (request, reply) => {
       const { email, password } = request.body
-      deps.loginLimiter.check(email, request.ip)
+      await deps.loginLimiter.check(email, request.ip)
       const found = await signInTx(deps.db, async (tx) => {
         const user = await accountByEmail(tx, email)
         return user ? { user, grants: await membershipsOf(tx, user.id) } : undefined
       })
       if (!(await verifyPassword(password, found?.user.password_hash)) || !found) {
-        deps.loginLimiter.failed(email, request.ip)
+        await deps.loginLimiter.failed(email, request.ip)
         throw AUTH.INVALID_CREDENTIALS()
       }
       if (found.user.status !== 'active') throw AUTH.ACCOUNT_DISABLED()
