@@ -31,9 +31,10 @@ const PACKAGES: Record<string, { name: string; may: string[]; sources: string[] 
   'plugins/procurement': { name: '@trellis/procurement', may: ['@trellis/plugin-sdk'], sources: ['src'] },
   'plugins/returns': { name: '@trellis/returns', may: ['@trellis/plugin-sdk'], sources: ['src'] },
   'plugins/partner-onboarding': { name: '@trellis/partner-onboarding', may: ['@trellis/plugin-sdk'], sources: ['src'] },
+  // The Northwind loader reads its CSV files with the SDK's parser (the one CSV parser).
   'plugins/northwind': {
     name: '@trellis/northwind',
-    may: [],
+    may: ['@trellis/plugin-sdk'],
     sources: ['index.ts', 'import.ts', 'cli.ts', 'suppliers.ts'],
   },
   platform: { name: '@trellis/platform', may: ['*'], sources: ['src', 'bin'] },

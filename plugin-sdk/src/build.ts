@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { createRequire } from 'node:module'
 import { runInNewContext } from 'node:vm'
 import { build, type Plugin as EsbuildPlugin } from 'esbuild'
 import type { BundleEntries } from './protocol.js'
@@ -51,10 +52,15 @@ const sdkResolver: EsbuildPlugin = {
     b.onResolve({ filter: /^@trellis\/plugin-sdk(\/.*)?$/ }, (args) => {
       if (args.path === '@trellis/plugin-sdk') return { path: join(SDK_DIR, 'src', 'plugin.ts') }
       if (args.path === '@trellis/plugin-sdk/runtime') return { path: join(SDK_DIR, 'src', 'runtime.ts') }
+      if (args.path === '@trellis/plugin-sdk/csv') return { path: join(SDK_DIR, 'src', 'csv.ts') }
       return {
         errors: [{ text: `${args.path} is not available inside a plugin bundle; import from "@trellis/plugin-sdk"` }],
       }
     })
+    // The SDK's CSV parser inside an isolate: csv-parse's build that brings its own Buffer.
+    b.onResolve({ filter: /^csv-parse\/sync$/ }, () => ({
+      path: createRequire(join(SDK_DIR, 'package.json')).resolve('csv-parse/browser/esm/sync'),
+    }))
   },
 }
 

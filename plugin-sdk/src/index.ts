@@ -14,6 +14,8 @@ export {
 } from './manifest.js'
 export { HOST_OP_SCHEMAS } from './host-op-schemas.js'
 export { describeSchemaProblem, schemaProblemOf } from './schema-problems.js'
+export { CsvSyntaxError, parseCsv, parseCsvRecords } from './csv.js'
+export type { CsvOptions } from './csv.js'
 export type { SchemaIssue, SchemaProblem } from './schema-problems.js'
 export {
   CLASSIFICATIONS,

@@ -6,6 +6,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { parseCsvRecords } from '@trellis/plugin-sdk'
 
 export interface Reply {
   status: number
@@ -52,38 +53,8 @@ export interface ImportResult {
 
 // ---- CSV ----
 
-export function parseCsv(text: string): Array<Record<string, string>> {
-  const rows: string[][] = []
-  let row: string[] = []
-  let field = ''
-  let quoted = false
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') {
-        field += '"'
-        i++
-      } else if (c === '"') quoted = false
-      else field += c
-    } else if (c === '"' && field === '') quoted = true
-    else if (c === ',') {
-      row.push(field)
-      field = ''
-    } else if (c === '\n' || c === '\r') {
-      if (c === '\r' && text[i + 1] === '\n') i++
-      row.push(field)
-      rows.push(row)
-      row = []
-      field = ''
-    } else field += c
-  }
-  if (field !== '' || row.length) {
-    row.push(field)
-    rows.push(row)
-  }
-  const [header, ...data] = rows.filter((r) => !(r.length === 1 && r[0] === ''))
-  return data.map((r) => Object.fromEntries(header!.map((h, i) => [h, r[i] ?? ''])))
-}
+/** Records keyed by the header (the SDK's CSV parser). */
+export const parseCsv = (text: string): Array<Record<string, string>> => parseCsvRecords(text)
 
 const csvField = (v: string) => (/[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v)
 const toCsv = (header: string[], rows: string[][]) =>

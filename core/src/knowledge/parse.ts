@@ -1,4 +1,4 @@
-import { parse as parseCsv } from 'csv-parse/sync'
+import { parseCsvRecords } from '@trellis/plugin-sdk'
 import { parse as parseHtml, type HTMLElement, type Node as HtmlNode } from 'node-html-parser'
 import { KB } from './errors.js'
 
@@ -132,13 +132,7 @@ export function htmlToMarkdown(html: string): string {
 function csvSections(content: string): Section[] {
   let rows: Record<string, string>[]
   try {
-    rows = parseCsv(content, {
-      columns: true,
-      skip_empty_lines: true,
-      trim: true,
-      relax_column_count: true,
-      to: LIMITS.csvRows + 1,
-    }) as Record<string, string>[]
+    rows = parseCsvRecords(content, { trim: true, maxRows: LIMITS.csvRows + 2 })
   } catch (err) {
     throw KB.DOCUMENT_UNREADABLE({ format: 'csv', reason: (err as Error).message.slice(0, 200) })
   }

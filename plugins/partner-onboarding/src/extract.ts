@@ -6,6 +6,7 @@
  * has to return the same {@link Extraction} shape to take its place in that step, and
  * {@link checkFields} applies the same consistency and format rules to whatever it finds.
  */
+import { parseCsv as sdkParseCsv } from '@trellis/plugin-sdk/csv'
 
 /** Content types the plugin reads. */
 export type DocumentContentType = 'text/plain' | 'text/csv' | 'application/json'
@@ -232,32 +233,9 @@ export function pairsFromText(content: string): Array<[string, string]> {
   return out
 }
 
-/** RFC 4180 rows: quoted fields may hold commas, newlines and doubled quotes. */
+/** RFC 4180 rows (the SDK's parser), rows of blank fields left out; throws on an unterminated quote. */
 export function parseCsv(content: string): string[][] {
-  const rows: string[][] = []
-  let row: string[] = []
-  let field = ''
-  let quoted = false
-  const text = content.replace(/^\uFEFF/, '')
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') (field += '"'), i++
-      else if (c === '"') quoted = false
-      else field += c
-    } else if (c === '"' && field === '') quoted = true
-    else if (c === ',') row.push(field), (field = '')
-    else if (c === '\n' || c === '\r') {
-      if (c === '\r' && text[i + 1] === '\n') i++
-      row.push(field)
-      rows.push(row)
-      row = []
-      field = ''
-    } else field += c
-  }
-  if (quoted) throw new Error('an unterminated quoted field')
-  if (field !== '' || row.length) row.push(field), rows.push(row)
-  return rows.filter((r) => r.some((f) => f.trim() !== ''))
+  return sdkParseCsv(content).filter((r) => r.some((f) => f.trim() !== ''))
 }
 
 /**
