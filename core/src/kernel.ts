@@ -105,7 +105,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     const secrets = new SecretBox(config.secretKey)
     const keys = new SigningKeys(db, secrets)
     await keys.load()
-    const sealer = new AuditSealer(db, logger, options.auditSealDelayMs)
+    const sealer = new AuditSealer(db.background, logger, options.auditSealDelayMs)
     if (consume) sealer.start(role === 'worker' ? 1000 : undefined)
     else sealer.leaveToWorkers()
     shared = openSharedState(config.redisUrl, config.queuePrefix, logger)
@@ -117,7 +117,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
           ? new BullMqJobQueue(config.redisUrl, queueName, config.queuePrefix, logger, {
               tenantCap: config.queueTenantCap,
             })
-          : new PgJobQueue(db, queueName, logger, undefined, { tenantCap: config.queueTenantCap })),
+          : new PgJobQueue(db.background, queueName, logger, undefined, { tenantCap: config.queueTenantCap })),
       'events',
     )
     const eventSystem = new EventSystem(

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import { sqlArray, type Database, type TransactionSource } from '../db/database.js'
+import { sqlArray, type TransactionSource } from '../db/database.js'
 import { chainHash, GENESIS_HASH, type AuditRow } from './chain.js'
 
 const BATCH = 500
@@ -20,8 +20,6 @@ export class AuditSealer {
   private passive = false
 
   private lastFlushAt = 0
-  /** Sealing runs on the background pool: requests never wait for a connection behind it (ADR 0055). */
-  private readonly db: TransactionSource
 
   /**
    * `delayMs`: how long after a commit its entries are sealed when the sealer was idle.
@@ -30,13 +28,12 @@ export class AuditSealer {
    * (measured with `npm run bench -- kernel`), sealing a second's worth at once next to nothing.
    */
   constructor(
-    database: Database,
+    /** The kernel passes its background pool: requests never wait for a connection behind sealing (ADR 0055). */
+    private readonly db: TransactionSource,
     private readonly logger?: Logger,
     private readonly delayMs = 50,
     private readonly intervalMs = 1000,
-  ) {
-    this.db = database.background
-  }
+  ) {}
 
   /** Periodically seals whatever another process (or a crash) left unsealed. */
   start(sweepMs = 5000): void {
