@@ -160,3 +160,45 @@ function nestedClassifications(schema: Record<string, unknown>, at: string, out:
     }
   }
 }
+
+/** What a query asks of an encrypted field that the kernel cannot answer. */
+export interface EncryptedQueryRefusal {
+  field: string
+  operation: string
+}
+
+/** Operators an encrypted field answers (through its blind index). */
+export const ENCRYPTED_FIELD_OPERATORS: readonly string[] = Object.freeze(['eq', 'ne', 'in'])
+
+/**
+ * The first thing `query` asks of an encrypted field (or of a kernel ciphertext key, `$e:…`) that
+ * only exact matching could answer otherwise — a range, prefix or contains condition, or a sort —
+ * or undefined when the query is answerable. The kernel answers such a query with
+ * `GOV_ERR_ENCRYPTED_FIELD_QUERY`, and so does the SDK's test host.
+ */
+export function encryptedQueryRefusal(
+  encrypted: ReadonlySet<string>,
+  query: { where?: unknown; sort?: unknown },
+): EncryptedQueryRefusal | undefined {
+  const sealed = (f: string) => encrypted.has(f) || f.startsWith('$e:')
+  for (const s of Array.isArray(query.sort) ? query.sort : []) {
+    const f = isObj(s) ? s.field : undefined
+    if (typeof f === 'string' && sealed(f)) return { field: f, operation: 'sorting' }
+  }
+  const walk = (where: unknown): EncryptedQueryRefusal | undefined => {
+    if (!isObj(where)) return undefined
+    for (const [key, cond] of Object.entries(where)) {
+      if ((key === 'and' || key === 'or') && Array.isArray(cond)) {
+        for (const c of cond) {
+          const r = walk(c)
+          if (r) return r
+        }
+      } else if (key.startsWith('$e:')) return { field: key, operation: 'filtering' }
+      else if (encrypted.has(key) && isObj(cond))
+        for (const op of Object.keys(cond))
+          if (!ENCRYPTED_FIELD_OPERATORS.includes(op)) return { field: key, operation: `"${op}"` }
+    }
+    return undefined
+  }
+  return walk(query.where)
+}

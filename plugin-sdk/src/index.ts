@@ -19,14 +19,21 @@ export type { CsvOptions } from './csv.js'
 export type { SchemaIssue, SchemaProblem } from './schema-problems.js'
 export {
   CLASSIFICATIONS,
+  ENCRYPTED_FIELD_OPERATORS,
   classificationProblems,
   classificationSummary,
   encryptedFields,
+  encryptedQueryRefusal,
   fieldClassifications,
   isClassification,
   isEncryptedClassification,
 } from './classification.js'
-export type { Classification, ClassificationProblem, ClassificationSummary } from './classification.js'
+export type {
+  Classification,
+  ClassificationProblem,
+  ClassificationSummary,
+  EncryptedQueryRefusal,
+} from './classification.js'
 export { renderPrompt, promptSlots } from './prompts.js'
 export type { ManifestPrompt } from './prompts.js'
 export {

@@ -26,6 +26,7 @@ import { createBundle } from './runtime.js'
 import { renderPrompt } from './prompts.js'
 import type { KnowledgeWriteArgs } from './knowledge-types.js'
 import { testKnowledgeOps, type TestKnowledgeOptions } from './testing-knowledge.js'
+import { encryptedFields, encryptedQueryRefusal } from './classification.js'
 
 /** One host call the plugin made. */
 export interface RecordedHostCall {
@@ -170,6 +171,15 @@ export function createTestHost(plugin: Plugin, options: TestHostOptions = {}): T
     },
     'data.delete': ({ collection, id }) => coll(collection).delete(id),
     'data.find': ({ collection, query }) => {
+      // As the kernel: encrypted (personal) fields answer exact matches only.
+      const refusal = encryptedQueryRefusal(new Set(encryptedFields(manifest.collections?.[collection]?.schema)), query)
+      if (refusal)
+        throw new TrellisError(
+          'GOV_ERR_ENCRYPTED_FIELD_QUERY',
+          400,
+          'Query not possible on an encrypted field',
+          `"${refusal.field}" is encrypted at rest: ${refusal.operation} is not possible on it (only eq, ne and in, through its blind index)`,
+        )
       const all = [...coll(collection).values()].filter((r) => matches(r, query.where ?? {}))
       const sort = [...(query.sort ?? []), { field: 'id', direction: 'asc' as const }]
       all.sort((a, b) => {

@@ -8,7 +8,7 @@
  * Values are decrypted only here, in the tenant's transaction of a host call — the raw rows,
  * backups and anything else reading the table see tokens and ciphertext.
  */
-import { encryptedFields } from '@trellis/plugin-sdk'
+import { encryptedFields, encryptedQueryRefusal } from '@trellis/plugin-sdk'
 import type { Tx } from '../db/database.js'
 import type { CollectionRef, FieldProtector, FindQuery } from '../plugins/data/index.js'
 import { blindToken } from './blind-index.js'
@@ -18,8 +18,6 @@ import type { ActiveKeys, TenantKeyring } from './tenant-keys.js'
 
 /** Prefix of the jsonb key holding a protected field's ciphertext. */
 export const SEALED_PREFIX = '$e:'
-
-const EXACT = new Set(['eq', 'ne', 'in'])
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v)
@@ -103,11 +101,8 @@ export class ProtectedFields implements FieldProtector {
   async query(tx: Tx, ref: CollectionRef, query: FindQuery): Promise<FindQuery> {
     const fields = this.fields(ref)
     if (!fields.size) return query
-    for (const s of Array.isArray(query.sort) ? query.sort : []) {
-      const f = (s as { field?: unknown } | null)?.field
-      if (typeof f === 'string' && (fields.has(f) || f.startsWith(SEALED_PREFIX)))
-        throw GOV.ENCRYPTED_FIELD_QUERY({ field: f, operation: 'sorting' })
-    }
+    const refusal = encryptedQueryRefusal(fields, query)
+    if (refusal) throw GOV.ENCRYPTED_FIELD_QUERY(refusal)
     if (!mentions(query.where, fields)) return query
     const keys = await this.keyring.active(tx)
     const token = (field: string, v: unknown) => (v === null ? null : blindToken(keys.index, scope(ref, field), v))
@@ -146,8 +141,8 @@ function mentions(where: unknown, fields: ReadonlySet<string>): boolean {
 
 /**
  * The filter with every condition on a protected field turned into the same condition on its
- * token; anything else on such a field is refused. Malformed parts are left for the filter
- * compiler to report.
+ * token (what cannot be answered so was refused before). Malformed parts are left for the
+ * filter compiler to report.
  */
 function rewrite(
   where: unknown,
@@ -161,7 +156,6 @@ function rewrite(
       out[key] = cond.map((c) => rewrite(c, fields, token))
       continue
     }
-    if (key.startsWith(SEALED_PREFIX)) throw GOV.ENCRYPTED_FIELD_QUERY({ field: key, operation: 'filtering' })
     if (!fields.has(key)) {
       out[key] = cond
       continue
@@ -172,7 +166,6 @@ function rewrite(
     }
     const ops: Record<string, unknown> = {}
     for (const [op, operand] of Object.entries(cond)) {
-      if (!EXACT.has(op)) throw GOV.ENCRYPTED_FIELD_QUERY({ field: key, operation: `"${op}"` })
       ops[op] = op === 'in' && Array.isArray(operand) ? operand.map((v) => token(key, v)) : token(key, operand)
     }
     out[key] = ops
