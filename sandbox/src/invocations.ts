@@ -99,6 +99,12 @@ export class Invocations {
         if (p && p.worker === worker) void this.relayHostCall(p, msg.cid, msg.op, msg.args)
         return
       }
+      case 'hcb': {
+        const p = this.pending.get(msg.rid)
+        if (!p || p.worker !== worker || !Array.isArray(msg.calls)) return
+        for (const c of msg.calls) void this.relayHostCall(p, c.cid, c.op, c.args)
+        return
+      }
       case 'ok': {
         const p = this.pending.get(msg.rid)
         if (!p || p.worker !== worker) return

@@ -88,6 +88,8 @@ export type LoadReply =
 export type FromWorker =
   | { t: 'ready'; pid: number }
   | { t: 'hc'; rid: number; cid: number; op: string; args: string }
+  /** Host calls one stretch of plugin code made (a `Promise.all`), in the order it made them. */
+  | { t: 'hcb'; rid: number; calls: Array<{ cid: number; op: string; args: string }> }
   | { t: 'ok'; rid: number; output: string; metrics: WorkerMetrics; logs: LogLine[] }
   | { t: 'err'; rid: number; error: WireError; metrics: WorkerMetrics; logs: LogLine[] }
   | LoadReply
