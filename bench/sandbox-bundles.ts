@@ -1,0 +1,220 @@
+// `npm run bench -- sandbox-bundles`: the sandbox's own cost per call, cold starts and idle
+// memory with the real first-party bundles (built from plugins/*), each next to a baseline
+// measured in the same run:
+// - per-call bookkeeping: a warm invocation of a small entry, less a bare IPC round trip to a
+//   child process (the same JSON over the same fork channel) and less the raw isolate call
+//   (isolated-vm `applySync` of the same function in this process) — measured in alternating
+//   rounds, the difference of the rounds' medians;
+// - cold start: a bundle not yet loaded (the orders plugin's, under a new version each time)
+//   loaded and its `GET /orders` entry run for a new tenant, next to a warm call of the same entry;
+// - idle memory per tenant: tenants with the ERP set (catalog, pricing, inventory, orders)
+//   warm in one worker, heap and RSS measured before and after.
+import { fork } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import ivm from 'isolated-vm'
+import { buildPlugin } from '@trellis/plugin-sdk'
+import { Sandbox } from '../sandbox/src/index.js'
+import type { HostCallHandler, InvocationContext, PluginBundle } from '../sandbox/src/index.js'
+import { loadAverage, median, percentile } from './_harness.js'
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
+const CALLS = Number(process.env.BENCH_CALLS ?? 2000)
+const TENANTS = Number(process.env.BENCH_TENANTS ?? 100)
+
+const ECHO_CODE = `'use strict'
+module.exports = { entries: { route: ['echo'] }, invoke: async (entry, input) => ({ ok: true, echo: input }) }
+`
+const INPUT = {
+  orderId: 'ord_123',
+  lines: [
+    { sku: 'A-1', qty: 2 },
+    { sku: 'B-7', qty: 1 },
+  ],
+}
+
+const bundleOf = (id: string, version: string, code: string, sourceMap?: string): PluginBundle => ({
+  id,
+  version,
+  code,
+  sha256: createHash('sha256').update(code).digest('hex'),
+  ...(sourceMap ? { sourceMap } : {}),
+})
+
+function ctx(tenantId: string, n: number): InvocationContext {
+  return {
+    invocationId: `bench-${n}`,
+    tenantId,
+    installationId: `inst-${tenantId}`,
+    caller: { kind: 'user', id: 'u1', permissions: [] },
+    capabilities: ['data'],
+  }
+}
+
+/** An empty page for every `data.find`: the entries below read and find nothing. */
+const onHostCall: HostCallHandler = async (op) => (op === 'data.find' ? { items: [], nextCursor: null } : null)
+
+async function samples(n: number, fn: (i: number) => Promise<unknown> | unknown): Promise<number[]> {
+  const out: number[] = []
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now()
+    await fn(i)
+    out.push((performance.now() - t0) * 1000)
+  }
+  return out
+}
+
+const us = (x: number) => `${x.toFixed(1)} µs`
+const ms = (x: number) => `${(x / 1000).toFixed(2)} ms`
+
+/** A child process answering each message with the same message (the fork channel's bare round trip). */
+function echoChild() {
+  const file = join(tmpdir(), `trellis-bench-echo-${process.pid}.cjs`)
+  writeFileSync(file, "process.on('message', (m) => process.send(m))\n")
+  const child = fork(file, [], { stdio: ['ignore', 'ignore', 'ignore', 'ipc'], execArgv: [] })
+  let waiting: ((m: unknown) => void) | undefined
+  child.on('message', (m) => waiting?.(m))
+  return {
+    call: (msg: object) =>
+      new Promise((resolve) => {
+        waiting = resolve
+        child.send(msg)
+      }),
+    close: () => child.kill(),
+  }
+}
+
+async function built(name: string) {
+  const dir = fileURLToPath(new URL(`../plugins/${name}`, import.meta.url))
+  const b = await buildPlugin({ dir, write: false })
+  return { name, code: b.code, sourceMap: b.sourceMap }
+}
+
+export async function run(): Promise<void> {
+  const erp = await Promise.all(['catalog', 'pricing', 'inventory', 'orders'].map(built))
+  const orders = erp.find((b) => b.name === 'orders')!
+  console.log(
+    `bundles: ${erp.map((b) => `${b.name} ${(b.code.length / 1024).toFixed(0)} KiB`).join(', ')}; ${loadAverage()}`,
+  )
+
+  // --- per-call bookkeeping -------------------------------------------------------------
+  const echo = bundleOf('@bench/echo', '1.0.0', ECHO_CODE)
+  const sandbox = await Sandbox.create({ workers: 1 })
+  const child = echoChild()
+  const iso = new ivm.Isolate({ memoryLimit: 64 })
+  const fn = iso
+    .createContextSync()
+    .evalSync(`(function (json) { return JSON.stringify({ ok: true, echo: JSON.parse(json) }) })`, { reference: true })
+  const json = JSON.stringify(INPUT)
+  try {
+    await sandbox.load(echo)
+    const invoke = (i: number) =>
+      sandbox.invoke({
+        bundle: echo,
+        entry: { kind: 'route', name: 'echo' },
+        input: INPUT,
+        context: ctx('t', i),
+        onHostCall,
+      })
+    // What the sandbox sends and gets back for such a call, over the bare channel.
+    const message = { t: 'inv', rid: 1, input: json, context: JSON.stringify(ctx('t', 0)), limits: {} }
+    for (let i = 0; i < 500; i++) {
+      await invoke(i)
+      await child.call(message)
+      fn.applySync(undefined, [json], { result: { copy: true } })
+    }
+    const rounds: Array<{ warm: number[]; ipc: number[]; isolate: number[] }> = []
+    for (let r = 0; r < ROUNDS; r++) {
+      const sides = {
+        warm: () => samples(CALLS, invoke),
+        ipc: () => samples(CALLS, () => child.call(message)),
+        isolate: () => samples(CALLS, () => fn.applySync(undefined, [json], { result: { copy: true } })),
+      }
+      const order = r % 2 === 0 ? (['warm', 'ipc', 'isolate'] as const) : (['isolate', 'ipc', 'warm'] as const)
+      const round = { warm: [] as number[], ipc: [] as number[], isolate: [] as number[] }
+      for (const side of order) round[side] = await sides[side]()
+      rounds.push(round)
+    }
+    const per = rounds.map((r) => median(r.warm) - median(r.ipc) - median(r.isolate))
+    const p99s = rounds.map((r) => percentile(r.warm, 99))
+    for (const [i, r] of rounds.entries())
+      console.log(
+        `round ${i + 1}: warm invoke p50 ${us(median(r.warm))} p99 ${us(percentile(r.warm, 99))}; IPC round trip p50 ${us(median(r.ipc))}; isolate call p50 ${us(median(r.isolate))} → bookkeeping ${us(per[i]!)}`,
+      )
+    console.log(
+      `per-call bookkeeping beyond IPC + isolate: median ${us(median(per))} (rounds ${per.map((x) => x.toFixed(1)).join(', ')} µs) [target ≤ 20 µs]; warm p99 by round ${p99s.map(us).join(', ')} [target ≤ 1 ms in every run]; ${loadAverage()}`,
+    )
+  } finally {
+    child.close()
+    iso.dispose()
+    await sandbox.close()
+  }
+
+  // --- cold start with the orders bundle --------------------------------------------------
+  const cold = await Sandbox.create({ workers: 1 })
+  try {
+    const entry = { kind: 'route' as const, name: 'GET /orders' }
+    const input = { method: 'GET', path: '/orders', params: {}, query: {}, headers: {}, body: null }
+    const coldTimes: number[] = []
+    const warmTimes: number[] = []
+    const N = Number(process.env.BENCH_COLD ?? 40)
+    for (let i = 0; i < N + 3; i++) {
+      // A version never loaded before: the bundle is sent, compiled and evaluated, then run for a new tenant.
+      const b = bundleOf('@trellis/orders', `9.0.${i}`, orders.code, orders.sourceMap)
+      const t0 = performance.now()
+      await cold.load(b)
+      const first = await cold.invoke({ bundle: b, entry, input, context: ctx(`cold-${i}`, i), onHostCall })
+      const t1 = performance.now()
+      if (!first.metrics.coldStart) throw new Error('expected a cold start')
+      await cold.invoke({ bundle: b, entry, input, context: ctx(`cold-${i}`, i + 1), onHostCall })
+      const t2 = performance.now()
+      if (i >= 3) {
+        coldTimes.push((t1 - t0) * 1000)
+        warmTimes.push((t2 - t1) * 1000)
+      }
+      await cold.unload(b)
+    }
+    console.log(
+      `cold start, orders bundle not yet loaded (${N}): p50 ${ms(median(coldTimes))}, p99 ${ms(percentile(coldTimes, 99))}; the next call warm p50 ${ms(median(warmTimes))} [target p50 ≤ 10 ms]; ${loadAverage()}`,
+    )
+  } finally {
+    await cold.close()
+  }
+
+  // --- idle memory per tenant with the ERP set --------------------------------------------
+  const mem = await Sandbox.create({ workers: 1, maxIsolatesPerWorker: 10_000, isolateHeapBudgetMb: 8192 })
+  try {
+    const bundles = erp.map((b) => bundleOf(`@trellis/${b.name}`, '1.0.0', b.code, b.sourceMap))
+    // Each bundle's first GET route (they read a collection and find nothing here).
+    const gets: string[] = []
+    for (const b of bundles) gets.push((await mem.load(b)).entries.route!.find((r) => r.startsWith('GET '))!)
+    const warmUp = async (tenant: string, i: number) => {
+      for (const [k, b] of bundles.entries()) {
+        const path = gets[k]!.slice(4)
+        await mem.invoke({
+          bundle: b,
+          entry: { kind: 'route', name: gets[k]! },
+          input: { method: 'GET', path, params: {}, query: {}, headers: {}, body: null },
+          context: ctx(tenant, i),
+          onHostCall,
+        })
+      }
+    }
+    for (let i = 0; i < 5; i++) await warmUp(`mem-warm-${i}`, i)
+    const before = (await mem.stats({ refresh: true })).workers[0]!
+    for (let i = 0; i < TENANTS; i++) await warmUp(`mem-${i}`, i)
+    await new Promise((r) => setTimeout(r, 500))
+    const after = (await mem.stats({ refresh: true })).workers[0]!
+    const heapPer = (after.isolateHeapBytes - before.isolateHeapBytes) / TENANTS
+    const rssPer = (after.rssBytes - before.rssBytes) / TENANTS
+    const per = Math.max(heapPer, rssPer)
+    console.log(
+      `idle memory per tenant, ${bundles.length} ERP bundles warm (${TENANTS} tenants): heap ${(heapPer / 1024 ** 2).toFixed(2)} MiB, RSS ${(rssPer / 1024 ** 2).toFixed(2)} MiB → ${Math.floor(1024 ** 3 / per)} tenants per GiB (by the larger) [target ≥ 500]; ${loadAverage()}`,
+    )
+  } finally {
+    await mem.close()
+  }
+}
