@@ -97,9 +97,12 @@ for (const kind of DB_KINDS)
       )
       t.match(task, {
         role: 'purchasing_manager',
+        escalateTo: 'purchasing_director',
         outcomes: ['approve', 'reject'],
         data: { po: draft.number, total: '135.00' },
       })
+      const sla = Date.parse(task.dueAt) - Date.now()
+      t.ok(sla > 23 * 3_600_000 && sla <= 24 * 3_600_000, 'due within the 24 h SLA, then escalated')
       t.equal(
         (
           await manager('POST', `/v1/tasks/${task.id}/complete`, {
@@ -236,6 +239,44 @@ for (const kind of DB_KINDS)
       )
       const unsent = await buyer('POST', `${P}/purchase-orders/PO-S/receipts`, { lines: [{ line: 1, quantity: 1 }] })
       t.equal(unsent.body.code, 'PUR_ERR_INVALID_TRANSITION', 'nothing is received before the order is sent')
+    })
+
+    t.test('over- and under-delivery are explicit; invoice prices match within the tolerance', async (t) => {
+      const inst = (await ok('GET', '/v1/installations')).items.find((i: any) => i.plugin === '@trellis/procurement')
+      await ok('PATCH', `/v1/installations/${inst.id}`, { settings: { overDeliveryTolerance: 0.1 } })
+      t.teardown(() => ok('PATCH', `/v1/installations/${inst.id}`, { settings: { overDeliveryTolerance: null } }))
+      const b = await onHand('B')
+      for (const number of ['PO-T', 'PO-U']) {
+        await buyer('POST', `${P}/purchase-orders`, { number, supplier: 'EXO', lines: [{ sku: 'B', quantity: 10 }] })
+        await buyer('POST', `${P}/purchase-orders/${number}/submit`)
+        await buyer('POST', `${P}/purchase-orders/${number}/send`)
+      }
+      const over = await buyer('POST', `${P}/purchase-orders/PO-T/receipts`, { lines: [{ line: 1, quantity: 11 }] })
+      t.equal(over.status, 201, '11 of 10: within the 10 % over-delivery tolerance')
+      t.match(over.body.receipt.lines, [{ sku: 'B', quantity: 11, over: 1 }])
+      t.match(over.body.purchaseOrder, { status: 'received', lines: [{ received: 11, over: 1 }] })
+      const more = await buyer('POST', `${P}/purchase-orders/PO-T/receipts`, { lines: [{ line: 1, quantity: 1 }] })
+      t.equal(more.status, 409, 'the order is received: nothing more comes in')
+      const short = await buyer('POST', `${P}/purchase-orders/PO-U/receipts`, { lines: [{ line: 1, quantity: 4 }] })
+      t.equal(short.body.purchaseOrder.status, 'partly_received')
+      const closed = await buyer('POST', `${P}/purchase-orders/PO-U/close`, { reason: 'supplier out of stock' })
+      t.match(closed.body, { status: 'closed', shortClosed: [{ line: 1, sku: 'B', quantity: 6 }] }, 'the 6 missing')
+      t.equal(await onHand('B'), b + 11 + 4, 'stock up by exactly what arrived')
+
+      const within = await payables('POST', `${P}/invoices`, {
+        number: 'SI-T',
+        supplier: 'EXO',
+        po: 'PO-T',
+        lines: [{ line: 1, quantity: 11, unitCost: '2.29' }],
+      })
+      t.match(within.body, { status: 'matched', payable: true }, '2.29 is 1.8 % over 2.25: within the 2 % tolerance')
+      const beyond = await payables('POST', `${P}/invoices`, {
+        number: 'SI-U',
+        supplier: 'EXO',
+        po: 'PO-U',
+        lines: [{ line: 1, quantity: 4, unitCost: '2.30' }],
+      })
+      t.match(beyond.body, { status: 'exception', payable: false, mismatches: [{ kind: 'price' }] }, '2.2 % over')
     })
 
     t.test('a demand forecast from the insights layer: a suggestion before stock runs low', async (t) => {
