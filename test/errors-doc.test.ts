@@ -12,6 +12,8 @@ import { MET } from '../core/src/metrics/errors.js'
 import { KB } from '../core/src/knowledge/errors.js'
 import { AI } from '../core/src/ai/errors.js'
 import { GOV } from '../core/src/governance/errors.js'
+import { PUR } from '../plugins/procurement/src/errors.js'
+import { RET } from '../plugins/returns/src/errors.js'
 
 // docs/errors.md lists every code a user can meet; this keeps it and the catalogs in step.
 const doc = readFileSync(fileURLToPath(new URL('../docs/errors.md', import.meta.url)), 'utf8')
@@ -25,7 +27,7 @@ for (const m of doc.matchAll(
   whatToDo.set(m[1]!, m[4] ?? '')
 }
 
-const catalogs = { KRN, AUTH, SBX, EVT, PLG, WFL, SDK, PUBLISH, MKT, MKT_GOVERNANCE, MET, KB, AI, GOV }
+const catalogs = { KRN, AUTH, SBX, EVT, PLG, WFL, SDK, PUBLISH, MKT, MKT_GOVERNANCE, MET, KB, AI, GOV, PUR, RET }
 
 t.test('every code in the catalogs is documented with its status and title', async (t) => {
   for (const [name, catalog] of Object.entries(catalogs)) {
