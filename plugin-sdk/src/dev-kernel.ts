@@ -57,6 +57,14 @@ export interface DevEvent {
 export interface DevKernel {
   /** Base URL when listening (dev), otherwise undefined (tests use in-process requests). */
   url: string | undefined
+  /** Where its database came from. */
+  database: {
+    kind: 'embedded' | 'postgres'
+    /** The cached migrated database it was loaded from (embedded, unless `cacheDir` is false or unusable). */
+    template?: string
+    /** True when this start made that cache: the first start for this kernel's schema. */
+    templateMade?: boolean
+  }
   /** The development tenant and its admin (who holds every permission the plugin contributes). */
   tenant: { id: string; slug: string; adminEmail: string; adminPassword: string; token: string }
   /**
@@ -106,6 +114,13 @@ export interface DevKernelOptions {
    * that run on both. The database should be empty: the kernel migrates it.
    */
   databaseUrl?: string
+  /**
+   * Where the embedded database migrated to this kernel's schema is kept, so that a start loads
+   * it instead of creating and migrating a new one (made on the first start; one file per kernel
+   * schema). Default `$TRELLIS_CACHE_DIR`, else `$XDG_CACHE_HOME/trellis`, else `~/.cache/trellis`;
+   * `false` migrates a new database every time.
+   */
+  cacheDir?: string | false
 }
 
 /** What `@trellis/platform` exports as `startDevKernel`. */

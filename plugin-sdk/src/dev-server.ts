@@ -21,6 +21,11 @@ export interface DevOptions {
   log: (line: string) => void
   /** Stops the server when aborted. */
   signal: AbortSignal
+  /**
+   * Where the migrated embedded database is cached between starts (see `DevKernelOptions.cacheDir`);
+   * default the user's cache directory.
+   */
+  cacheDir?: string | false
   /** Called once the plugin is installed and the kernel listens. */
   onReady?: (info: { url: string; basePath: string; token: string; kernel: DevKernel }) => void
   /** Called after each reload (ok or failed). */
@@ -65,13 +70,24 @@ function webhookHint(manifest: Record<string, unknown>, url: string, token: stri
   ]
 }
 
+/** What the start says about the database: whether it came from the cache, and where that is. */
+function databaseLine(database: DevKernel['database']): string {
+  if (database.kind === 'postgres') return '  database: PostgreSQL'
+  if (!database.template) return '  database: embedded, migrated (no cache)'
+  return database.templateMade
+    ? `  database: embedded, migrated once and cached in ${database.template}; the next start loads it`
+    : `  database: embedded, loaded from the cache ${database.template}`
+}
+
 /** Runs until `signal` aborts. */
 export async function runDev(options: DevOptions): Promise<void> {
   const { dir, log } = options
+  const started = performance.now()
   const startDevKernel = await loadDevKernel()
   const kernel = await startDevKernel({
     port: options.port,
     ...(options.egressAllow ? { egressAllow: options.egressAllow } : {}),
+    ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}),
   })
   const install = async () => {
     const manifest = JSON.parse(await readFile(join(dir, 'trellis.plugin.json'), 'utf8')) as Record<string, unknown>
@@ -92,7 +108,9 @@ export async function runDev(options: DevOptions): Promise<void> {
     log(`  try:     curl -H "Authorization: Bearer ${token}" ${url}${basePath}/…`)
     log('           (an API key of the dev admin: it does not expire while this runs)')
     for (const line of webhookHint(manifest, url, token, options.egressAllow ?? [])) log(line)
+    log(databaseLine(kernel.database))
     log('  watching src/ and trellis.plugin.json; Ctrl-C stops')
+    log(`  ready in ${((performance.now() - started) / 1000).toFixed(1)} s`)
     const stopLogs = kernel.onInvocation((inv) => log(formatInvocation(inv)))
     await mkdir(join(dir, 'dist'), { recursive: true })
     await writeFile(join(dir, DEV_SERVER_FILE), `${JSON.stringify({ url, basePath, token, pid: process.pid })}\n`, {

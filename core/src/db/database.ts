@@ -140,13 +140,17 @@ export class Database {
       /** Connections of the background pool (see {@link Database.background}); 0 shares the request pool. */
       backgroundPoolMax?: number
       embeddedDir?: string
+      /** A migrated data-directory dump a new embedded database starts from (see `embeddedTemplate`). */
+      embeddedTemplate?: string
     },
     logger?: Logger,
   ): Promise<Database> {
     let embeddedServer: EmbeddedPostgres | undefined
     let url = config.databaseUrl
     if (!url) {
-      embeddedServer = await startEmbeddedPostgres(config.embeddedDir ?? join(config.dataDir, 'pgdata'))
+      embeddedServer = await startEmbeddedPostgres(config.embeddedDir ?? join(config.dataDir, 'pgdata'), {
+        template: config.embeddedTemplate,
+      })
       url = embeddedServer.url
     }
     try {
@@ -351,6 +355,12 @@ export class Database {
     } catch {
       return false
     }
+  }
+
+  /** A copy of the embedded database's data directory (for a template); fails on PostgreSQL. */
+  dumpEmbedded(): Promise<Blob> {
+    if (!this.embeddedServer) return Promise.reject(new Error('only the embedded database can be dumped'))
+    return this.embeddedServer.dump()
   }
 
   async close(): Promise<void> {

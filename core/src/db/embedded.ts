@@ -1,4 +1,5 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { KRN } from '../errors.js'
 import { PGlite } from '@electric-sql/pglite'
@@ -8,7 +9,18 @@ import { vector } from '@electric-sql/pglite-pgvector'
 export interface EmbeddedPostgres {
   /** postgres:// URL of the socket server in front of PGlite. */
   url: string
+  /** A copy of the data directory (checkpointed first), for {@link startEmbeddedPostgres}'s `template`. */
+  dump(): Promise<Blob>
   stop(): Promise<void>
+}
+
+/** Options of {@link startEmbeddedPostgres}. */
+export interface EmbeddedOptions {
+  /**
+   * A data-directory dump (see `embeddedTemplate`) a new database starts from instead of an
+   * empty one; ignored when `dataDir` already holds a database.
+   */
+  template?: string
 }
 
 /**
@@ -18,12 +30,15 @@ export interface EmbeddedPostgres {
  * statements of concurrent transactions would interleave in one session.
  * @param dataDir - a directory to persist into, or `memory://` for a throw-away database
  */
-export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPostgres> {
-  const release = dataDir.startsWith('memory://') ? () => {} : lockDataDir(dataDir)
+export async function startEmbeddedPostgres(dataDir: string, options: EmbeddedOptions = {}): Promise<EmbeddedPostgres> {
+  const memory = dataDir.startsWith('memory://')
+  const release = memory ? () => {} : lockDataDir(dataDir)
   let db: PGlite
   try {
+    const fresh = memory || !existsSync(join(dataDir, 'PG_VERSION'))
+    const loadDataDir = options.template && fresh ? new Blob([await readFile(options.template)]) : undefined
     // pgvector ships with PGlite: knowledge retrieval uses it where the extension exists.
-    db = await PGlite.create(dataDir, { extensions: { vector } })
+    db = await PGlite.create(dataDir, { extensions: { vector }, ...(loadDataDir ? { loadDataDir } : {}) })
   } catch (err) {
     release()
     throw err
@@ -33,6 +48,10 @@ export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPo
   const conn = server.getServerConn()
   return {
     url: `postgres://postgres@${conn}/postgres?sslmode=disable`,
+    async dump() {
+      await db.exec('checkpoint')
+      return db.dumpDataDir('none')
+    },
     async stop() {
       await server.stop()
       await db.close()

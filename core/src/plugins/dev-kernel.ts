@@ -15,6 +15,8 @@ import { loadConfig } from '../config.js'
 import { createPlatformAdmin } from '../bootstrap.js'
 import { orgTx } from '../kernel-context.js'
 import { PLATFORM_ORG } from '../db/database.js'
+import { existsSync } from 'node:fs'
+import { defaultCacheDir, embeddedTemplate, embeddedTemplatePath } from '../db/embedded-template.js'
 import { appendAudit } from '../audit/audit-log.js'
 import { emitEvents } from '../events/outbox.js'
 import { matchesEventPattern } from '@trellis/plugin-sdk'
@@ -49,9 +51,15 @@ export async function startDevKernel(
     HOST: options.host ?? '127.0.0.1',
     ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : {}),
   }
+  const cacheDir = options.cacheDir ?? defaultCacheDir()
+  // Without a usable cache (a read-only home, a damaged file) the kernel still starts, only slower.
+  const useCache = !options.databaseUrl && cacheDir !== false
+  const templateMade = useCache && !existsSync(embeddedTemplatePath(cacheDir))
+  const template = useCache ? await embeddedTemplate(cacheDir).catch(() => undefined) : undefined
   const kernel = await createKernel({
     config: loadConfig(env),
     embeddedDir: 'memory://',
+    ...(template ? { embeddedTemplate: template } : {}),
     migrate: true,
     rateLimitPerMinute: 1_000_000,
     plugins: { sandboxWorkers: 1, installationTtlMs: 0 },
@@ -129,6 +137,9 @@ export async function startDevKernel(
 
     const dev: DevKernel = {
       url,
+      database: options.databaseUrl
+        ? { kind: 'postgres' }
+        : { kind: 'embedded', ...(template ? { template, templateMade } : {}) },
       tenant: { id: tenantId, slug, adminEmail: tenantAdmin.email, adminPassword: tenantAdmin.password, token },
       async install(bundle, opts = {}) {
         const manifest = bundle.manifest as unknown as PluginManifest

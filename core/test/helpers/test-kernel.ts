@@ -9,6 +9,9 @@ import { createKernel, type Kernel, type KernelOptions } from '../../src/kernel.
 import { loadConfig } from '../../src/config.js'
 import { createPlatformAdmin } from '../../src/bootstrap.js'
 import type { Tx } from '../../src/db/database.js'
+import { startEmbeddedPostgres } from '../../src/db/embedded.js'
+import { embeddedTemplate } from '../../src/db/embedded-template.js'
+import { createFromTemplate, pgTemplate } from './pg-template.js'
 
 export type DbKind = 'postgres' | 'pglite'
 
@@ -70,12 +73,35 @@ export interface TestKernel {
   redisPrefix?: string
 }
 
-export async function createTestDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+/**
+ * Where the test processes keep the migrated embedded database they all start from (one file
+ * per schema; see `embeddedTemplate`).
+ */
+export const TEST_TEMPLATE_DIR = join(tmpdir(), 'trellis-test-templates')
+
+/** The migrated embedded database every test's PGlite starts from (made once per schema). */
+export function testEmbeddedTemplate(): Promise<string> {
+  return embeddedTemplate(TEST_TEMPLATE_DIR)
+}
+
+/**
+ * A fresh PostgreSQL database of this test's own, already migrated to head: a copy of the
+ * schema's template database (see `pgTemplate`), exactly what migrating an empty one produces.
+ * `empty: true` gives an empty database instead, for tests of migrating itself.
+ */
+export async function createTestDatabase(
+  options: { empty?: boolean } = {},
+): Promise<{ url: string; drop: () => Promise<void> }> {
   const name = `trellis_t_${process.pid}_${randomBytes(4).toString('hex')}`
+  const template = options.empty ? undefined : await pgTemplate(PG_ADMIN_URL)
   const admin = new pg.Client({ connectionString: PG_ADMIN_URL })
   await admin.connect()
-  await admin.query(`create database ${name}`)
-  await admin.end()
+  try {
+    if (template) await createFromTemplate(admin, name, template)
+    else await admin.query(`create database ${name}`)
+  } finally {
+    await admin.end()
+  }
   const url = new URL(PG_ADMIN_URL)
   url.pathname = `/${name}`
   return {
@@ -112,7 +138,10 @@ export async function durableDatabase(
   }
   const embeddedDir = await mkdtemp(join(tmpdir(), prefix))
   t.teardown(() => rm(embeddedDir, { recursive: true, force: true }))
-  return { env, embeddedDir }
+  // The directory starts out holding the migrated template, as a kernel that ran before would leave it.
+  const seeded = await startEmbeddedPostgres(join(embeddedDir, 'pgdata'), { template: await testEmbeddedTemplate() })
+  await seeded.stop()
+  return { env, embeddedDir: join(embeddedDir, 'pgdata') }
 }
 
 /** Every Redis key under `prefix` (one kernel's queues and their fairness counters). */
@@ -176,6 +205,7 @@ export async function startTestKernel(
   const kernel = await createKernel({
     config: loadConfig(env),
     embeddedDir: 'memory://',
+    ...(kind === 'pglite' ? { embeddedTemplate: await testEmbeddedTemplate() } : {}),
     migrate: true,
     rateLimitPerMinute: 100_000,
     ...options,
