@@ -293,10 +293,16 @@ export async function importNorthwind(options: ImportOptions): Promise<ImportRes
       discontinued ? p.discontinued! : '0',
     ])
   const productHeader = ['sku', 'name', 'category', 'supplier', 'quantity_per_unit', 'discontinued']
-  for (const part of chunks(productRows(false), 90))
-    result.products += (
-      await call('POST', '/v1/x/catalog/import/products', { csv: toCsv(productHeader, part) })
-    ).created
+  // Products as one import job (any number of rows), followed to its end.
+  const importJob = async (csv: string, upsert: boolean) => {
+    const started = await call('POST', '/v1/x/catalog/imports/products', { csv, upsert }, [202])
+    for (;;) {
+      const job = await call('GET', `/v1/x/catalog/imports/${started.id}`)
+      if (job.status === 'done') return job as { created: number; updated: number; unchanged: number }
+      await new Promise((done) => setTimeout(done, 100))
+    }
+  }
+  result.products = (await importJob(toCsv(productHeader, productRows(false)), false)).created
   log(`catalog: ${result.categories} categories, ${result.suppliers} suppliers, ${result.products} products`)
 
   // Pricing: list prices with their history.
@@ -396,10 +402,7 @@ export async function importNorthwind(options: ImportOptions): Promise<ImportRes
     })
 
   // Discontinued products, as the change it is (catalog.product.updated events).
-  for (const part of chunks(productRows(true), 90))
-    result.discontinued += (
-      await call('POST', '/v1/x/catalog/import/products', { csv: toCsv(productHeader, part), upsert: true })
-    ).updated
+  result.discontinued = (await importJob(toCsv(productHeader, productRows(true)), true)).updated
   log(`catalog: ${result.discontinued} products discontinued`)
   result.requests = requests
   result.ms = Date.now() - started

@@ -1,7 +1,10 @@
-// POST /import/:kind: a CSV of categories, suppliers or products, checked row by row; all or nothing.
+// CSV imports of categories, suppliers or products: every row is checked before anything is
+// written. Small files are written in the request (POST /import/:kind, all or nothing); large
+// ones by a job (import-job.ts) in chunks, with progress and a per-row report.
+import { CsvSyntaxError, parseCsv } from '@trellis/plugin-sdk/csv'
 import { problem, rowsProblem, type RouteRequest, type RouteResponse, type RowProblem } from '@trellis/plugin-sdk'
 import { CAT } from './errors.js'
-import { BOOL, COLUMNS, type Kind, packOf, parseCsv } from './csv.js'
+import { BOOL, COLUMNS, type Kind, packOf } from './csv.js'
 import type { Category, Ctx, Supplier } from './types.js'
 import { findAllBy, productEvent } from './store.js'
 
@@ -12,34 +15,69 @@ export type RowError = RowProblem
 // costs an insert or update plus an event, and three lookups come first.
 export const MAX_IMPORT_ROWS = 95
 
-/** POST /import/:kind — validates every row, then writes all of them in this one transaction, or nothing. */
-export async function importCsv(
-  req: RouteRequest<{ csv: string; upsert?: boolean }, { kind: Kind }>,
+/** A checked row, ready to write: its 1-based data row and the record. */
+export interface ImportRow {
+  row: number
+  record: Record<string, unknown>
+}
+
+/** What one row became: created, updated or unchanged. */
+export interface RowOutcome {
+  row: number
+  key: string
+  outcome: 'created' | 'updated' | 'unchanged'
+}
+
+export const keyFieldOf = (kind: Kind) => (kind === 'products' ? 'sku' : 'code')
+
+/**
+ * Parses and checks a CSV of `kind`: the header, every row, references to categories and
+ * suppliers, and (without `upsert`) keys that exist already. Answers the problem to return, or
+ * the rows to write. At most `maxRows` data rows.
+ */
+export async function checkCsv(
   ctx: Ctx,
-): Promise<RouteResponse> {
-  const kind = req.params.kind
+  kind: Kind,
+  csv: string,
+  upsert: boolean,
+  maxRows: number,
+): Promise<{ problem: RouteResponse } | { rows: ImportRow[] }> {
   const spec = COLUMNS[kind]
-  const rows = parseCsv(req.body.csv)
-  if (!rows.length) return problem(CAT.CSV_EMPTY, 'the CSV has no header row')
+  let rows: string[][]
+  try {
+    // Parsing stops one row past the limit: enough to refuse a file that is too long, cheaply.
+    rows = parseCsv(csv, { maxRows: maxRows + 2 })
+  } catch (err) {
+    if (!(err instanceof CsvSyntaxError)) throw err
+    const at = Math.max(0, (err.line ?? 1) - 1)
+    return { problem: rowsProblem(CAT.CSV_ROWS, [{ row: at, code: 'malformed', message: err.message }], 0) }
+  }
+  if (!rows.length) return { problem: problem(CAT.CSV_EMPTY, 'the CSV has no header row') }
   const header = rows[0]!.map((h) => h.trim().toLowerCase())
   const missingCols = spec.required.filter((c) => !header.includes(c))
   const unknownCols = header.filter(
     (h) => !(spec.required as readonly string[]).includes(h) && !(spec.optional as readonly string[]).includes(h),
   )
   if (missingCols.length || unknownCols.length) {
-    return problem(
-      CAT.CSV_HEADER,
-      `the header must have ${spec.required.join(', ')} (and may have ${spec.optional.join(', ')})`,
-      { missingColumns: missingCols, unknownColumns: unknownCols },
-    )
+    return {
+      problem: problem(
+        CAT.CSV_HEADER,
+        `the header must have ${spec.required.join(', ')} (and may have ${spec.optional.join(', ')})`,
+        { missingColumns: missingCols, unknownColumns: unknownCols },
+      ),
+    }
   }
   const data = rows.slice(1)
-  if (data.length > MAX_IMPORT_ROWS)
-    return problem(
-      CAT.CSV_TOO_MANY_ROWS,
-      `at most ${MAX_IMPORT_ROWS} rows per import (split the file); got ${data.length}`,
-      { maxRows: MAX_IMPORT_ROWS },
-    )
+  if (data.length > maxRows)
+    return {
+      problem: problem(
+        CAT.CSV_TOO_MANY_ROWS,
+        maxRows === MAX_IMPORT_ROWS
+          ? `at most ${maxRows} rows per request (send a larger file to POST /imports/${kind}, which imports it as a job); got ${data.length}`
+          : `at most ${maxRows} rows per import (split the file); got ${data.length}`,
+        { maxRows },
+      ),
+    }
   const errors: RowError[] = []
   const records: Array<Record<string, unknown>> = []
   const seen = new Map<string, number>()
@@ -134,8 +172,8 @@ export async function importCsv(
     }
   })
 
-  const keyField = kind === 'products' ? 'sku' : 'code'
-  const existing = new Map(
+  const keyField = keyFieldOf(kind)
+  const existing = new Set(
     (
       await findAllBy<Record<string, unknown>>(
         ctx,
@@ -143,7 +181,7 @@ export async function importCsv(
         keyField,
         records.map((r) => r[keyField] as string),
       )
-    ).map((r) => [r[keyField] as string, r]),
+    ).map((r) => r[keyField] as string),
   )
   if (kind === 'products') {
     // A product's category and supplier must exist, so the catalog never points nowhere.
@@ -167,7 +205,7 @@ export async function importCsv(
           errors.push({ row, field, code: `unknown_${field}`, message: `${field} ${r[field]} does not exist` })
     }
   }
-  if (!req.body.upsert) {
+  if (!upsert) {
     for (const r of records)
       if (existing.has(r[keyField] as string))
         errors.push({
@@ -177,27 +215,40 @@ export async function importCsv(
           message: `${r[keyField]} exists already (send upsert: true to update)`,
         })
   }
-  if (errors.length) return rowsProblem(CAT.CSV_ROWS, errors, data.length)
+  if (errors.length) return { problem: rowsProblem(CAT.CSV_ROWS, errors, data.length) }
+  return { rows: records.map((record) => ({ row: seen.get(record[keyField] as string)!, record })) }
+}
 
-  let created = 0
-  let updated = 0
-  let unchanged = 0
-  for (const r of records) {
+/** Writes checked rows: creates the new, updates the changed (with their events), leaves the rest. */
+export async function writeRows(ctx: Ctx, kind: Kind, rows: ImportRow[]): Promise<RowOutcome[]> {
+  const keyField = keyFieldOf(kind)
+  const existing = new Map(
+    (
+      await findAllBy<Record<string, unknown>>(
+        ctx,
+        kind,
+        keyField,
+        rows.map((r) => r.record[keyField] as string),
+      )
+    ).map((r) => [r[keyField] as string, r]),
+  )
+  const out: RowOutcome[] = []
+  for (const { row, record: r } of rows) {
     const key = r[keyField] as string
     const old = existing.get(key) as (Record<string, unknown> & { id: string; version: number }) | undefined
     if (!old) {
       const rec = await (ctx.data[kind] as any).insert(r)
-      created++
+      out.push({ row, key, outcome: 'created' })
       if (kind === 'products') await ctx.events.emit('catalog.product.created', productEvent(rec), { subject: rec.sku })
       continue
     }
     const changes = Object.keys(r).filter((f) => JSON.stringify(r[f]) !== JSON.stringify(old[f]))
     if (!changes.length) {
-      unchanged++
+      out.push({ row, key, outcome: 'unchanged' })
       continue
     }
     const rec = await (ctx.data[kind] as any).update(old.id, r, old.version)
-    updated++
+    out.push({ row, key, outcome: 'updated' })
     if (kind === 'products')
       await ctx.events.emit(
         'catalog.product.updated',
@@ -205,5 +256,24 @@ export async function importCsv(
         { subject: rec.sku },
       )
   }
-  return { status: 200, body: { kind, rows: data.length, created, updated, unchanged } }
+  return out
+}
+
+/** How many rows became what. */
+export function tally(outcomes: RowOutcome[]): { created: number; updated: number; unchanged: number } {
+  const n = { created: 0, updated: 0, unchanged: 0 }
+  for (const o of outcomes) n[o.outcome]++
+  return n
+}
+
+/** POST /import/:kind — checks every row, then writes all of them in this one transaction, or nothing. */
+export async function importCsv(
+  req: RouteRequest<{ csv: string; upsert?: boolean }, { kind: Kind }>,
+  ctx: Ctx,
+): Promise<RouteResponse> {
+  const kind = req.params.kind
+  const checked = await checkCsv(ctx, kind, req.body.csv, Boolean(req.body.upsert), MAX_IMPORT_ROWS)
+  if ('problem' in checked) return checked.problem
+  const outcomes = await writeRows(ctx, kind, checked.rows)
+  return { status: 200, body: { kind, rows: checked.rows.length, ...tally(outcomes) } }
 }

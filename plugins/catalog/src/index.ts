@@ -1,18 +1,21 @@
 /**
- * The catalog plugin: categories, suppliers and products, imported from CSV (all or nothing,
- * with a per-row report) or kept one at a time; other plugins look products up by SKU.
+ * The catalog plugin: categories, suppliers and products, imported from CSV (small files all or
+ * nothing in the request, large ones as a job with progress; both with a per-row report) or kept
+ * one at a time; other plugins look products up by SKU.
  */
-import { collection, definePlugin, problem, type RouteRequest } from '@trellis/plugin-sdk'
+import { collection, definePlugin, defineWorkflow, problem, type RouteRequest } from '@trellis/plugin-sdk'
 import manifest from '../trellis.plugin.json' with { type: 'json' }
 import { CAT } from './errors.js'
 import type { Category, Ctx, Product, Supplier } from './types.js'
 import { bySku } from './store.js'
 import { importCsv } from './import.js'
+import { getImport, importChunk, importRows, startImport, type ImportChunk, type ImportJob } from './import-job.js'
 import { createProduct, createSimple, getProducts, listAll, listProducts, patchProduct } from './products.js'
 
 export * from './types.js'
-export { parseCsv, packOf } from './csv.js'
+export { packOf } from './csv.js'
 export { MAX_IMPORT_ROWS, type RowError } from './import.js'
+export { CHUNK_ROWS, MAX_JOB_ROWS, type ImportJob } from './import-job.js'
 export { CAT } from './errors.js'
 
 export const catalogPlugin = definePlugin({
@@ -21,6 +24,8 @@ export const catalogPlugin = definePlugin({
     categories: collection<Category>(),
     suppliers: collection<Supplier>(),
     products: collection<Product>(),
+    imports: collection<ImportJob>(),
+    importChunks: collection<ImportChunk>(),
   },
   routes: {
     'GET /categories': listAll('categories'),
@@ -35,7 +40,11 @@ export const catalogPlugin = definePlugin({
     },
     'PATCH /products/:sku': patchProduct,
     'POST /import/:kind': importCsv,
+    'POST /imports/:kind': startImport,
+    'GET /imports/:id': getImport,
+    'GET /imports/:id/rows': importRows,
   },
+  workflows: { csvImport: defineWorkflow({ steps: { importChunk } }) },
   actions: {
     getProduct: async (input: { sku: string }, ctx: Ctx) => bySku(ctx, input.sku),
     getProducts,

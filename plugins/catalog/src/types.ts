@@ -1,5 +1,6 @@
 // The catalog's records.
 import type { PluginContext } from '@trellis/plugin-sdk'
+import type { ImportChunk, ImportJob } from './import-job.js'
 
 export interface Category {
   code: string
@@ -32,4 +33,10 @@ export interface Product {
   discontinued: boolean
 }
 
-export type Ctx = PluginContext<{ categories: Category; suppliers: Supplier; products: Product }>
+export type Ctx = PluginContext<{
+  categories: Category
+  suppliers: Supplier
+  products: Product
+  imports: ImportJob
+  importChunks: ImportChunk
+}>

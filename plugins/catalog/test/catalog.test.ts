@@ -163,4 +163,90 @@ for (const kind of DB_KINDS)
       )
       t.equal(await dev.invoke('@trellis/catalog', 'action', 'getProduct', { sku: 'none' }), null)
     })
+
+    t.test(
+      'a large CSV imports as a job: checked first, then chunk by chunk, with progress and a per-row report',
+      async (t) => {
+        const rows = (n: number, flag = '0') =>
+          Array.from({ length: n }, (_, i) => `JOB-${i + 1},"Product ${i + 1}, boxed",1,1,${flag}`)
+        const csvOf = (lines: string[]) => `sku,name,category,supplier,discontinued\n${lines.join('\n')}\n`
+        const before = (await products()).length
+
+        const small = await r('POST', `${C}/import/products`, { csv: csvOf(rows(200)) })
+        t.equal(small.body.code, 'CAT_ERR_CSV_TOO_MANY_ROWS')
+        t.match(small.body.detail, /POST \/imports\/products/, 'the request route points to the job')
+
+        const bad = await r('POST', `${C}/imports/products`, {
+          csv: csvOf([...rows(150), 'JOB-X,,1,1,0', 'JOB-Y,Y,9,1,0']),
+        })
+        t.equal(bad.status, 422, 'every row is checked before anything is written')
+        t.same(
+          bad.body.errors.map((e: any) => [e.row, e.code]),
+          [
+            [151, 'required'],
+            [152, 'unknown_category'],
+          ],
+        )
+        t.equal((await dev.records('@trellis/catalog', 'imports')).length, 0, 'no job was started')
+        t.equal((await products()).length, before)
+        const tooMany = await r('POST', `${C}/imports/products`, { csv: csvOf(rows(5001)) })
+        t.equal(tooMany.body.code, 'CAT_ERR_CSV_TOO_MANY_ROWS')
+
+        const started = await r('POST', `${C}/imports/products`, { csv: csvOf(rows(200)) })
+        t.equal(started.status, 202, JSON.stringify(started.body))
+        t.match(started.body, { kind: 'products', status: 'running', total: 200 })
+        const seen: number[] = []
+        let job: any
+        for (let i = 0; i < 600; i++) {
+          job = (await r('GET', `${C}/imports/${started.body.id}`)).body
+          seen.push(job.processed)
+          if (job.status === 'done') break
+          await new Promise((done) => setTimeout(done, 100))
+        }
+        t.match(job, {
+          status: 'done',
+          total: 200,
+          processed: 200,
+          created: 200,
+          updated: 0,
+          unchanged: 0,
+          progress: 1,
+        })
+        t.ok(
+          seen.every((n, i) => i === 0 || n >= seen[i - 1]!),
+          'progress only goes forward',
+        )
+        t.equal((await products()).length, before + 200)
+        t.equal((await r('GET', `${C}/products/JOB-17`)).body.name, 'Product 17, boxed')
+        const created = (await events()).filter((e) => e.startsWith('catalog.product.created JOB-'))
+        t.equal(created.length, 200, 'each product is announced')
+
+        const report: any[] = []
+        let next = ''
+        do {
+          const page = (await r('GET', `${C}/imports/${started.body.id}/rows${next}`)).body
+          report.push(...page.items)
+          next = page.next ?? ''
+        } while (next)
+        t.equal(report.length, 200, 'a row each')
+        t.same(report[0], { row: 1, key: 'JOB-1', outcome: 'created' })
+        t.ok(report.every((x, i) => x.row === i + 1 && x.outcome === 'created'))
+
+        const again = await r('POST', `${C}/imports/products`, {
+          csv: csvOf([...rows(200).slice(0, 199), 'JOB-200,"Product 200, boxed",1,1,1']),
+          upsert: true,
+        })
+        t.equal(again.status, 202)
+        let second: any
+        for (let i = 0; i < 600 && second?.status !== 'done'; i++) {
+          if (i) await new Promise((done) => setTimeout(done, 100))
+          second = (await r('GET', `${C}/imports/${again.body.id}`)).body
+        }
+        t.match(second, { status: 'done', created: 0, updated: 1, unchanged: 199 })
+        t.equal(
+          (await r('GET', `${C}/imports/00000000-0000-7000-8000-000000000000`)).body.code,
+          'CAT_ERR_IMPORT_NOT_FOUND',
+        )
+      },
+    )
   })
