@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { readFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { buildPlugin } from '@trellis/plugin-sdk'
-import { DB_KINDS, startTestKernel, createTenantWithAdmin, type TestKernel } from './helpers/test-kernel.js'
+import { DB_KINDS, startTestKernel, createTenantWithAdmin } from './helpers/test-kernel.js'
 import { registerVersion } from './helpers/plugin-versions.js'
 import { CollectionStore, type CollectionRef } from '../src/plugins/data/index.js'
 import { ProtectedFields, TenantKeyring } from '../src/governance/index.js'
@@ -70,6 +70,18 @@ for (const kind of DB_KINDS)
         keys.every((x) => x.wrapped.startsWith('v1.')),
         'stored wrapped by the platform key',
       )
+    })
+
+    await t.test('keys made by an invocation that rolls back are never used', async (t) => {
+      // Tenant B's first encrypted write creates its keys, then the invocation fails.
+      const failed = await api(b, 'POST', '/contacts', { name: 'Gone', email: 'gone@example.test', fail: true })
+      t.ok(failed.status >= 500, `the invocation failed (${failed.status})`)
+      const keys = await k.ownerSql('select id from tenant_keys where tenant_id = ?::uuid', [b.orgId])
+      t.same(keys, [], 'its keys went with it')
+      const again = await api(b, 'POST', '/contacts', { name: 'Kept', email: 'kept-b@example.test' })
+      t.equal(again.status, 201, JSON.stringify(again.body))
+      t.equal((await api(b, 'GET', `/contacts/${again.body.id}`)).body.email, 'kept-b@example.test')
+      t.equal((await k.ownerSql('select id from tenant_keys where tenant_id = ?::uuid', [b.orgId])).length, 2)
     })
 
     await t.test('round trip through the plugin: get, exact-match lookup, update', async (t) => {

@@ -3,7 +3,7 @@
  * platform key, their blind index, and the routes that rotate and re-wrap the keys.
  */
 export { GOV } from './errors.js'
-export { TenantKeyring, type ActiveKeys, type TenantKeyView } from './tenant-keys.js'
+export { keyringFor, TenantKeyring, type ActiveKeys, type TenantKeyView } from './tenant-keys.js'
 export { ProtectedFields, SEALED_PREFIX } from './protected-fields.js'
 export { registerKeyRoutes, type KeyRouteDeps } from './key-routes.js'
 export { platformKey } from './platform-key.js'

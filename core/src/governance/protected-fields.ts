@@ -14,7 +14,7 @@ import type { CollectionRef, FieldProtector, FindQuery } from '../plugins/data/i
 import { blindToken } from './blind-index.js'
 import { GOV } from './errors.js'
 import { openValue, sealedKeyId, sealValue } from './field-cipher.js'
-import type { ActiveKeys, TenantKeyring } from './tenant-keys.js'
+import type { TenantKeyring } from './tenant-keys.js'
 
 /** Prefix of the jsonb key holding a protected field's ciphertext. */
 export const SEALED_PREFIX = '$e:'
@@ -62,7 +62,7 @@ export class ProtectedFields implements FieldProtector {
 
   async open(tx: Tx, ref: CollectionRef, rows: Array<{ id: string; data: Record<string, unknown> }>): Promise<void> {
     if (!this.fields(ref).size || !rows.length) return
-    let keys: ActiveKeys | undefined
+    let tenantId: string | undefined
     for (const row of rows) {
       for (const key of Object.keys(row.data)) {
         if (!key.startsWith(SEALED_PREFIX)) continue
@@ -70,12 +70,12 @@ export class ProtectedFields implements FieldProtector {
         const sealed = row.data[key]
         delete row.data[key]
         if (sealed === null) continue
-        keys ??= await this.keyring.active(tx)
+        tenantId ??= this.keyring.tenantOf(tx) ?? (await this.keyring.active(tx)).tenantId
         const keyId = sealedKeyId(sealed)
-        const dataKey = keyId === undefined ? undefined : await this.keyring.dataKey(tx, keys.tenantId, keyId)
+        const dataKey = keyId === undefined ? undefined : await this.keyring.dataKey(tx, tenantId, keyId)
         if (!dataKey) throw GOV.FIELD_UNREADABLE({ field })
         try {
-          row.data[field] = openValue(dataKey, sealed as string, aad(keys.tenantId, ref, field, row.id))
+          row.data[field] = openValue(dataKey, sealed as string, aad(tenantId, ref, field, row.id))
         } catch {
           throw GOV.FIELD_UNREADABLE({ field })
         }

@@ -2,9 +2,13 @@
  * Per-tenant keys of encrypted fields (envelope encryption): a data key that encrypts values and
  * an index key for the blind index, each stored in `tenant_keys` wrapped by the platform key.
  *
- * The active keys are read once per transaction, in it — so a key created by a transaction that
- * rolls back is never used by another, and a rotation committed elsewhere is seen by the next
- * transaction. Unwrapped keys are cached by (tenant, key id); ids are random and never reused.
+ * The active keys are read in the transaction that uses them, and kept for {@link ACTIVE_TTL_MS}
+ * per tenant only when that transaction found them already there (committed) — so a key created
+ * or rotated in a transaction that rolls back is never used by another, and a rotation committed
+ * in another process takes effect here within that time (values written meanwhile under the
+ * retired key stay readable: retired keys are never deleted). Unwrapped keys are cached by
+ * (tenant, key id); ids are random and never reused. With both caches warm, reading and writing
+ * encrypted fields costs no extra round trip.
  */
 import { randomBytes } from 'node:crypto'
 import type { Tx } from '../db/database.js'
@@ -38,6 +42,9 @@ interface KeyRow {
 
 const MAX_CACHED = 10_000
 
+/** How long a process keeps using a tenant's active keys without reading them again (ms). */
+export const ACTIVE_TTL_MS = 5000
+
 const purpose = (tenantId: string, kind: string, id: string) => `trellis.tenant-key:${tenantId}:${kind}:${id}`
 
 /**
@@ -56,6 +63,9 @@ export class TenantKeyring {
   private readonly known: Map<string, PlatformKey>
   private readonly cache = new Map<string, Buffer>()
   private readonly perTx = new WeakMap<Tx, Promise<ActiveKeys>>()
+  private readonly activeByTenant = new Map<string, { keys: ActiveKeys; until: number }>()
+  /** Transactions that created or rotated keys: what they read is not committed yet. */
+  private readonly wroteKeys = new WeakSet<Tx>()
 
   /** `previousSecretKeys`: earlier TRELLIS_SECRET_KEY values whose wrapped keys are still readable. */
   constructor(secretKey: Buffer, previousSecretKeys: Buffer[] = []) {
@@ -68,11 +78,18 @@ export class TenantKeyring {
     return this.current.id
   }
 
+  /** The tenant a transaction acts for, when it acts for exactly one (no query). */
+  tenantOf(tx: Tx): string | undefined {
+    return tx.orgs.size === 1 ? tx.orgs.values().next().value : undefined
+  }
+
   /** The transaction's tenant's active keys, created (in the transaction) when it has none yet. */
   active(tx: Tx): Promise<ActiveKeys> {
     let p = this.perTx.get(tx)
     if (!p) {
-      p = this.load(tx)
+      const tenant = this.tenantOf(tx)
+      const known = tenant === undefined ? undefined : this.activeByTenant.get(tenant)
+      p = known && known.until > Date.now() ? Promise.resolve(known.keys) : this.load(tx)
       this.perTx.set(tx, p)
       p.catch(() => this.perTx.delete(tx))
     }
@@ -98,6 +115,8 @@ export class TenantKeyring {
    */
   async rotate(tx: Tx): Promise<{ id: string; retired: string[] }> {
     const { tenantId } = await this.active(tx)
+    this.wroteKeys.add(tx)
+    this.activeByTenant.delete(tenantId)
     const retired = await tx.sql<{ id: string }>(
       `update tenant_keys set status = 'retired', retired_at = now() where kind = 'data' and status = 'active' returning id`,
     )
@@ -163,6 +182,7 @@ export class TenantKeyring {
     if (!tenantId) throw new TypeError('encrypted fields need a tenant transaction')
     const missing = (['data', 'index'] as const).filter((kind) => !rows.some((r) => r.kind === kind))
     if (missing.length) {
+      this.wroteKeys.add(tx)
       for (const kind of missing) {
         const id = newKeyId()
         // A concurrent first use of the tenant's keys wins the partial unique index; the other is read back.
@@ -175,7 +195,12 @@ export class TenantKeyring {
     }
     const data = rows.find((r) => r.kind === 'data')!
     const index = rows.find((r) => r.kind === 'index')!
-    return { tenantId, data: { id: data.id!, key: this.unwrap(data) }, index: this.unwrap(index) }
+    const keys = { tenantId, data: { id: data.id!, key: this.unwrap(data) }, index: this.unwrap(index) }
+    if (!this.wroteKeys.has(tx) && this.tenantOf(tx) === tenantId) {
+      if (this.activeByTenant.size >= MAX_CACHED) this.activeByTenant.delete(this.activeByTenant.keys().next().value!)
+      this.activeByTenant.set(tenantId, { keys, until: Date.now() + ACTIVE_TTL_MS })
+    }
+    return keys
   }
 
   private unwrap(row: KeyRow): Buffer {
@@ -193,4 +218,17 @@ export class TenantKeyring {
 
 function newKeyId(): string {
   return randomBytes(9).toString('base64url')
+}
+
+const keyrings = new WeakMap<Buffer, TenantKeyring>()
+
+/**
+ * The keyring of one kernel's secret key (the same `Buffer` its configuration holds): the data
+ * host and the key routes share it, so a rotation through the API is seen at once by the
+ * process that made it. Two kernels in one process have two configurations, hence two keyrings.
+ */
+export function keyringFor(secretKey: Buffer, previousSecretKeys: Buffer[] = []): TenantKeyring {
+  let k = keyrings.get(secretKey)
+  if (!k) keyrings.set(secretKey, (k = new TenantKeyring(secretKey, previousSecretKeys)))
+  return k
 }

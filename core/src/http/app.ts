@@ -61,7 +61,7 @@ import { registerKnowledgeRoutes } from '../knowledge/routes.js'
 import { KnowledgeService } from '../knowledge/service.js'
 import type { AiService } from '../ai/service.js'
 import { registerMetricRoutes } from '../metrics/routes.js'
-import { registerKeyRoutes, TenantKeyring } from '../governance/index.js'
+import { keyringFor, registerKeyRoutes } from '../governance/index.js'
 
 export interface HttpOptions {
   /** Packages adding routes under /v1 (see extensions.ts). */
@@ -367,7 +367,7 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       registerAiRoutes(v1, { orgTx, secrets: k.secrets, ai: k.ai })
       registerKnowledgeRoutes(v1, { orgTx, knowledge: new KnowledgeService(k.db, (k as { ai?: AiService }).ai) })
       registerMetricRoutes(v1, { orgTx, plugins: k.plugins })
-      registerKeyRoutes(v1, { orgTx, keyring: new TenantKeyring(k.config.secretKey) })
+      registerKeyRoutes(v1, { orgTx, keyring: keyringFor(k.config.secretKey) })
       for (const ext of opts.extensions ?? []) ext.routes?.(v1, k)
     },
     { prefix: '/v1' },
