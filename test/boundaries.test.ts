@@ -30,6 +30,7 @@ const PACKAGES: Record<string, { name: string; may: string[]; sources: string[] 
   'plugins/orders': { name: '@trellis/orders', may: ['@trellis/plugin-sdk'], sources: ['src'] },
   'plugins/procurement': { name: '@trellis/procurement', may: ['@trellis/plugin-sdk'], sources: ['src'] },
   'plugins/returns': { name: '@trellis/returns', may: ['@trellis/plugin-sdk'], sources: ['src'] },
+  'plugins/copilot': { name: '@trellis/copilot', may: ['@trellis/plugin-sdk'], sources: ['src'] },
   'plugins/partner-onboarding': { name: '@trellis/partner-onboarding', may: ['@trellis/plugin-sdk'], sources: ['src'] },
   // The Northwind loader reads its CSV files with the SDK's parser (the one CSV parser).
   'plugins/northwind': {

@@ -149,7 +149,16 @@ t.test(
       'Northwind Cloud ERP',
       "the tenant inherits its partner's branding",
     )
-    for (const p of ['catalog', 'pricing', 'inventory', 'orders', 'partner-onboarding', 'procurement', 'returns'])
+    for (const p of [
+      'catalog',
+      'pricing',
+      'inventory',
+      'orders',
+      'partner-onboarding',
+      'procurement',
+      'returns',
+      'copilot',
+    ])
       t.match(
         s.out(),
         new RegExp(
@@ -163,6 +172,7 @@ t.test(
     })
     t.same((((await installs.json()) as any).items as any[]).map((i) => i.plugin).sort(), [
       '@trellis/catalog',
+      '@trellis/copilot',
       '@trellis/inventory',
       '@trellis/orders',
       '@trellis/partner-onboarding',
@@ -174,6 +184,12 @@ t.test(
       headers: { authorization: `Bearer ${admin.body.accessToken}` },
     })
     t.equal((((await orders.json()) as any).items as any[]).length, 5, 'the Northwind orders are there')
+    const headers = { authorization: `Bearer ${admin.body.accessToken}` }
+    const suppliers = (await (await fetch(`${s.url}/v1/x/procurement/suppliers`, { headers })).json()) as any
+    t.equal(suppliers.items.length, 29, "Northwind's 29 suppliers are in procurement")
+    const exotic = (await (await fetch(`${s.url}/v1/x/procurement/suppliers/1`, { headers })).json()) as any
+    t.match(exotic, { name: 'Exotic Liquids' })
+    t.same(exotic.prices.map((p: any) => p.sku).sort(), ['NW-1', 'NW-2', 'NW-3'], 'with the products each supplies')
   },
 )
 

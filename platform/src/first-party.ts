@@ -12,6 +12,7 @@ export const FIRST_PARTY_PACKAGES = [
   '@trellis/partner-onboarding',
   '@trellis/procurement',
   '@trellis/returns',
+  '@trellis/copilot',
 ] as const
 
 /**
@@ -27,5 +28,6 @@ export function firstPartyDirs(): string[] {
     require.resolve('@trellis/partner-onboarding/package.json'),
     require.resolve('@trellis/procurement/package.json'),
     require.resolve('@trellis/returns/package.json'),
+    require.resolve('@trellis/copilot/package.json'),
   ].map((file) => dirname(file))
 }

@@ -27,6 +27,8 @@ export type {
 } from './errors.js'
 export { definePlugin, collection, isPlugin, PLUGIN_MARK, ROUTE_KEY } from './define-plugin.js'
 export { flow, defineWorkflow } from './workflow.js'
+export { agentStep } from './agent-step.js'
+export type { AgentAnswer, AgentDecision, AgentOutcome, AgentSpec } from './agent-step.js'
 export type { StepDirective, HumanTaskSpec, TaskResult, WaitResult } from './workflow.js'
 export type {
   ActionHandler,
