@@ -1,7 +1,10 @@
 // Baselines in their own process: bare Fastify + pg making the kernel's audited writes with the
 // kernel's round trips and SQL — one simple-protocol round trip for `begin`, the role drop, the
-// tenant and the organisation-status check; one named prepared statement writing the row, its
-// audit entry and its outbox event (a data-modifying CTE); `commit` — and Fastify's hello world.
+// tenant and the organisation-status check; the reads the kernel's route makes before the write
+// (users: the member and the role, in one statement; installations: the installation), as the
+// same named prepared statements; one named prepared statement writing the row, its audit entry
+// and its outbox event (a data-modifying CTE); what the route writes after it (users: the
+// member's sessions ended); `commit` — and Fastify's hello world.
 // No authentication, no validation, no hash-chain sealing or event dispatch afterwards: what is
 // left between the two is the kernel's own overhead. Uses the schema the kernel created in the
 // same database.
@@ -24,13 +27,17 @@ const EVENT = `insert into events (id, type, source, subject, data)
   select * from (values ($E::uuid, $ETYPE, 'trellis/kernel', $SUBJECT, $EDATA::jsonb)) v where exists (select 1 from w)`
 
 /** One fused statement: the row write (`w`), its audit entry and its event, numbered after the write's own parameters. */
-function fused(name: string, write: string, writeParams: number): { name: string; text: string } {
+function fused(name: string, write: string, writeParams: number, event = true): { name: string; text: string } {
   let n = writeParams
   const names = ['A', 'T', 'AT', 'U', 'ACTION', 'KIND', 'TARGET', 'DATA', 'REQ', 'E', 'ETYPE', 'SUBJECT', 'EDATA']
   const at = Object.fromEntries(names.map((x) => [x, ++n]))
   const sub = (s: string) => s.replace(/\$([A-Z]+)/g, (_, x: string) => `$${at[x]}`)
-  return { name, text: `with w as (${write}), a as (${sub(AUDIT)}), e as (${sub(EVENT)}) select * from w` }
+  const e = event ? `, e as (${sub(EVENT)})` : ''
+  return { name, text: `with w as (${write}), a as (${sub(AUDIT)})${e} select * from w` }
 }
+
+const INSTALLATION_COLS =
+  'id, tenant_id, plugin, mount, version_id, capabilities, settings, secret_names, secrets_enc, status, installed_by, created_at, updated_at'
 
 const STATEMENTS = {
   role: fused(
@@ -44,6 +51,17 @@ const STATEMENTS = {
      values ($1::uuid, $2::uuid, 'tenant', $3, $4, $5::text[], $6::uuid, null) returning *`,
     6,
   ),
+  membership: fused(
+    'baseline_membership',
+    'update memberships set role_id = $1::uuid where user_id = $2::uuid returning id',
+    2,
+  ),
+  installation: fused(
+    'baseline_installation',
+    `update plugin_installations set settings = $1::jsonb, secrets_enc = $2, secret_names = $3::text[], status = $4, updated_at = now() where id = $5::uuid returning ${INSTALLATION_COLS}`,
+    5,
+    false,
+  ),
   webhook: fused(
     'baseline_webhook',
     `insert into webhook_endpoints (id, tenant_id, url, types, description, secret_enc) values ($1::uuid, $2::uuid, $3, $4::text[], '', $5)
@@ -52,21 +70,42 @@ const STATEMENTS = {
   ),
 }
 
+// The member and the role, in one round trip (as the kernel's role change reads them).
+const MEMBER_AND_ROLE = {
+  name: 'baseline_member_and_role',
+  text: `select (select to_jsonb(x) from (select u.id, u.email, u.name, r.name as role, u.status, m.created_at as "joinedAt", m.id as membership_id
+  from memberships m join users u on u.id = m.user_id join roles r on r.id = m.role_id where m.user_id = $1::uuid) x) as member,
+            (select to_jsonb(r) from (select * from roles where name = $2 and (builtin or tenant_id = $3::uuid) order by builtin limit 1) r) as role`,
+}
+const END_SESSIONS = {
+  name: 'baseline_end_sessions',
+  text: 'update sessions set revoked_at = now() where tenant_id = $1::uuid and user_id = $2::uuid and revoked_at is null returning family_id',
+}
+const INSTALLATION = {
+  name: 'baseline_installation_read',
+  text: `select ${INSTALLATION_COLS} from plugin_installations where id = $1::uuid`,
+}
+
+type Client = pg.PoolClient
+type Step = (client: Client) => Promise<unknown>
+
 async function auditedWrite(
   statement: { name: string; text: string },
-  writeParams: unknown[],
+  writeParams: unknown[] | ((before: unknown[]) => unknown[]),
   audit: { action: string; kind: string; target: string; data: unknown },
-  event: { type: string; subject: string; data: unknown },
+  event: { type: string; subject: string; data: unknown } | undefined,
+  around: { before?: Step; after?: Step } = {},
 ): Promise<Record<string, unknown>> {
   const client = await pool.connect()
   try {
     await client.query(
       `begin; select set_config('role', 'trellis_app', true), set_config('app.tenant_id', '${tenantId}', true), trellis_org_block('${tenantId}') as block`,
     )
+    const before = around.before ? ((await around.before(client)) as unknown[]) : []
     const { rows } = await client.query({
       ...statement,
       values: [
-        ...writeParams,
+        ...(typeof writeParams === 'function' ? writeParams(before) : writeParams),
         randomUUID(),
         tenantId,
         new Date().toISOString(),
@@ -77,11 +116,12 @@ async function auditedWrite(
         JSON.stringify(audit.data),
         randomUUID(),
         randomUUID(),
-        event.type,
-        event.subject,
-        JSON.stringify(event.data),
-      ],
+        event?.type ?? null,
+        event?.subject ?? null,
+        JSON.stringify(event?.data ?? null),
+      ].slice(0, event ? undefined : -4),
     })
+    await around.after?.(client)
     await client.query('commit')
     return rows[0]
   } catch (err) {
@@ -136,6 +176,53 @@ app.post('/baseline/webhooks', async (request, reply) => {
     { type: 'kernel.webhook.created', subject: `webhook/${id}`, data: { endpointId: id, url, types } },
   )
   return reply.code(201).send({ ...row, secret })
+})
+
+// PUT /v1/users/:id/role: the member and the role read in one statement, the membership updated
+// with its audit entry and event, the member's sessions there ended; the answer is the member
+// read before, with the new role.
+app.put('/baseline/users/:id/role', async (request) => {
+  const { id } = request.params as { id: string }
+  const { role } = request.body as { role: string }
+  let member: Record<string, unknown> = {}
+  let target: { id: string; name: string } = { id: '', name: '' }
+  await auditedWrite(
+    STATEMENTS.membership,
+    () => [target.id, id],
+    { action: 'membership.role_changed', kind: 'user', target: id, data: { from: role, to: role } },
+    { type: 'kernel.membership.role_changed', subject: `user/${id}`, data: { userId: id, from: role, to: role } },
+    {
+      before: async (client) => {
+        const [row] = (await client.query({ ...MEMBER_AND_ROLE, values: [id, role, tenantId] })).rows
+        member = row.member
+        target = row.role
+        return []
+      },
+      after: (client) => client.query({ ...END_SESSIONS, values: [tenantId, id] }),
+    },
+  )
+  return { ...member, role: target.name }
+})
+
+// PATCH /v1/installations/:id: the installation read, then updated with its audit entry.
+app.patch('/baseline/installations/:id', async (request) => {
+  const { id } = request.params as { id: string }
+  const { status } = request.body as { status: string }
+  return auditedWrite(
+    STATEMENTS.installation,
+    (before) => {
+      const current = before[0] as { settings: unknown; secrets_enc: string | null; secret_names: string[] }
+      return [JSON.stringify(current.settings), current.secrets_enc, pgArray(current.secret_names), status, id]
+    },
+    {
+      action: 'plugin.settings.updated',
+      kind: 'plugin_installation',
+      target: id,
+      data: { plugin: '@bench/notes', settings: [], secrets: [] },
+    },
+    undefined,
+    { before: async (client) => [(await client.query({ ...INSTALLATION, values: [id] })).rows[0]] },
+  )
 })
 
 const url = await app.listen({ port: 0, host: '127.0.0.1' })

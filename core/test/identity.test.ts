@@ -137,11 +137,26 @@ for (const kind of DB_KINDS) {
       })
       t.equal(esc.body.code, 'AUTH_ERR_PERMISSION_ESCALATION')
       t.equal((await k.req('GET', `/v1/users/${mgr.user.id}`, { token: a.token })).body.role, 'user-manager')
+      const changed = await k.req('PUT', `/v1/users/${member.user.id}/role`, {
+        token: mgr.token,
+        body: { role: 'user-manager' },
+      })
+      t.equal(changed.status, 200, 'within its own permissions it may')
+      t.same(
+        changed.body,
+        (await k.req('GET', `/v1/users/${member.user.id}`, { token: a.token })).body,
+        'the answer is the member as stored, with the new role',
+      )
+      t.equal(changed.body.role, 'user-manager')
       t.equal(
-        (await k.req('PUT', `/v1/users/${member.user.id}/role`, { token: mgr.token, body: { role: 'user-manager' } }))
-          .status,
-        200,
-        'within its own permissions it may',
+        (
+          await k.req('PUT', '/v1/users/01900000-0000-7000-8000-00000000dead/role', {
+            token: a.token,
+            body: { role: 'no-such-role' },
+          })
+        ).body.code,
+        'KRN_ERR_NOT_FOUND',
+        'an unknown member is not found, whatever the role',
       )
       t.equal(
         (await k.req('PUT', `/v1/users/${member.user.id}/role`, { token: a.token, body: { role: 'tenant_member' } }))

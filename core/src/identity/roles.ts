@@ -24,12 +24,18 @@ export async function syncBuiltinRoles(tx: Tx): Promise<void> {
   }
 }
 
+/** The role named `?` (first parameter) in the organisation `?` (second): its own, else a built-in one. */
+export const ROLE_BY_NAME_SQL =
+  'select * from roles where name = ? and (builtin or tenant_id = ?::uuid) order by builtin limit 1'
+
 /** A role usable in this organisation: a built-in one meant for its kind, or one of its own. */
 export async function findAssignableRole(tx: Tx, orgId: string, orgKind: OrgKind, name: string): Promise<RoleRow> {
-  const [role] = await tx.sql<RoleRow>(
-    'select * from roles where name = ? and (builtin or tenant_id = ?::uuid) order by builtin limit 1',
-    [name, orgId],
-  )
+  const [role] = await tx.sql<RoleRow>(ROLE_BY_NAME_SQL, [name, orgId])
+  return assignableRole(role, orgKind, name)
+}
+
+/** `role` (as {@link ROLE_BY_NAME_SQL} found it) when usable in an organisation of `orgKind`; otherwise not found. */
+export function assignableRole(role: RoleRow | null | undefined, orgKind: OrgKind, name: string): RoleRow {
   if (!role || (role.builtin && !BUILTIN_ROLES[role.name as BuiltinRoleName]?.orgKinds.includes(orgKind)))
     throw KRN.NOT_FOUND({ what: `role ${name}` })
   return role

@@ -6,7 +6,7 @@ import { auditedWrite } from '../audit/audited-write.js'
 import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
 import { PageQuery, pageOf, decodeCursor, toPage } from '../http/pagination.js'
 import { KERNEL_PERMISSIONS as P, missingPermissions } from './permissions.js'
-import { findAssignableRole } from './roles.js'
+import { ROLE_BY_NAME_SQL, type RoleRow, assignableRole } from './roles.js'
 import type { Tx } from '../db/database.js'
 import { kernelEvent } from '../events/outbox.js'
 import { type RevocationNotice, announceRevoked, revokeMemberAccess } from './revocation.js'
@@ -43,6 +43,25 @@ function toMember(r: MemberRow) {
     status: r.status,
     joinedAt: new Date(r.joinedAt).toISOString(),
   }
+}
+
+/**
+ * The member and the role named `roleName` (null when there is none), in one round trip: what a
+ * role change reads before it writes.
+ */
+async function memberAndRole(
+  tx: Tx,
+  orgId: string,
+  userId: string,
+  roleName: string,
+): Promise<{ member: MemberRow; role: RoleRow | null }> {
+  const [row] = await tx.sql<{ member: MemberRow | null; role: RoleRow | null }>(
+    `select (select to_jsonb(x) from (${MEMBER_SQL} where m.user_id = ?::uuid) x) as member,
+            (select to_jsonb(r) from (${ROLE_BY_NAME_SQL}) r) as role`,
+    [userId, roleName, orgId],
+  )
+  if (!row?.member) throw KRN.NOT_FOUND({ what: 'user' })
+  return { member: row.member, role: row.role }
 }
 
 async function memberOf(tx: Tx, userId: string): Promise<MemberRow> {
@@ -119,8 +138,9 @@ export function registerUserRoutes(app: Api, deps: { orgTx: OrgTx; revocation: R
       const p = principalOf(request)
       let ended: string[] = []
       const member = await deps.orgTx(p.orgId, async (tx) => {
-        const before = await memberOf(tx, request.params.id)
-        const target = await findAssignableRole(tx, p.orgId, p.orgKind, request.body.role)
+        const read = await memberAndRole(tx, p.orgId, request.params.id, request.body.role)
+        const before = read.member
+        const target = assignableRole(read.role, p.orgKind, request.body.role)
         const missing = missingPermissions(p.permissions, target.permissions)
         if (missing.length) throw AUTH.PERMISSION_ESCALATION({ permissions: missing })
         const id = request.params.id
@@ -147,7 +167,8 @@ export function registerUserRoutes(app: Api, deps: { orgTx: OrgTx; revocation: R
         // Access tokens carry the permissions they were issued with: the member signs in again
         // under the new role. API keys need no revoking: each request narrows a key to its creator's role.
         ended = await revokeMemberAccess(tx, p.orgId, id, { apiKeys: false })
-        return memberOf(tx, request.params.id)
+        // What the write changed is the role: the member as read before, with the new one.
+        return { ...before, role: target.name }
       })
       await announceRevoked(deps.revocation, p.orgId, ended)
       return toMember(member)

@@ -1,0 +1,127 @@
+// The roles write against pgbench running the same transaction — begin, the role drop, the
+// tenant and the organisation-status check, the fused statement writing the role, its audit entry
+// and its outbox event, commit — as prepared statements over as many connections as the
+// kernel's pool (10). pgbench sends `begin` as its own round trip (the kernel folds it into the
+// scoping round trip) and makes its ids in SQL: it is PostgreSQL's own ceiling for this
+// transaction on this machine. Rounds alternate with the kernel's, as in compare().
+import { execFile } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { load, median, type LoadResult } from './_harness.js'
+
+const run = promisify(execFile)
+const PGBENCH = process.env.PGBENCH ?? '/usr/lib/postgresql/15/bin/pgbench'
+
+const SCRIPT = `\\set n random(1, 4000000000000000)
+BEGIN;
+SELECT set_config('role', 'trellis_app', true), set_config('app.tenant_id', :tenant, true), trellis_org_block(:tenant) AS block;
+WITH w AS (INSERT INTO roles (id, tenant_id, name, description, permissions)
+           VALUES (gen_random_uuid(), :tenant::uuid, 'pgb-' || :client_id || '-' || :n, '', '{users.read}'::text[])
+           ON CONFLICT DO NOTHING RETURNING *),
+     a AS (INSERT INTO audit_log (id, tenant_id, at, actor_kind, actor_id, action, target_kind, target_id, data, ip, request_id)
+           SELECT gen_random_uuid(), :tenant::uuid, now(), 'user', :actor, 'role.created', 'role', w.id::text,
+                  jsonb_build_object('name', w.name, 'permissions', w.permissions), '127.0.0.1', 'pgbench' FROM w),
+     e AS (INSERT INTO events (id, type, source, subject, data)
+           SELECT gen_random_uuid(), 'kernel.role.created', 'trellis/kernel', 'role/' || w.id,
+                  jsonb_build_object('roleId', w.id, 'name', w.name, 'permissions', w.permissions) FROM w)
+SELECT * FROM w;
+COMMIT;
+`
+
+export interface PgbenchComparison {
+  clients: number
+  /** kernel 2xx/s ÷ pgbench tps, per round. */
+  ratios: number[]
+  ratio: number
+  pgbenchTps: number[]
+  kernel: LoadResult[]
+  /** Every kernel answer 2xx and no pgbench transaction failed. */
+  valid: boolean
+}
+
+async function pgbench(
+  script: string,
+  databaseUrl: string,
+  o: { tenantId: string; userId: string; clients: number; seconds: number },
+) {
+  const { stdout } = await run(
+    PGBENCH,
+    [
+      '-n',
+      '-M',
+      'prepared',
+      '-c',
+      String(o.clients),
+      '-j',
+      '1',
+      '-T',
+      String(Math.max(1, Math.round(o.seconds))),
+      '-D',
+      `tenant=${o.tenantId}`,
+      '-D',
+      `actor=${o.userId}`,
+      '-f',
+      script,
+      databaseUrl,
+    ],
+    { maxBuffer: 1 << 24 },
+  )
+  const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(stdout)?.[1] ?? Number.NaN)
+  const failed = Number(/number of failed transactions: (\d+)/.exec(stdout)?.[1] ?? 0)
+  if (failed > 0 || !(tps > 0)) console.error(`!! INVALID RUN — pgbench: ${failed} failed transactions, tps ${tps}`)
+  return { tps, ok: failed === 0 && tps > 0 }
+}
+
+export async function compareWithPgbench(o: {
+  databaseUrl: string
+  tenantId: string
+  userId: string
+  kernel: { url: string; token: string; body: () => unknown }
+  seconds: number
+  rounds: number
+  clients?: number
+}): Promise<PgbenchComparison> {
+  const clients = o.clients ?? 10
+  const dir = await mkdtemp(join(tmpdir(), 'trellis-pgbench-'))
+  const script = join(dir, 'roles-write.sql')
+  await writeFile(script, SCRIPT)
+  const seconds = Math.max(1, o.seconds / o.rounds)
+  const subject = { url: o.kernel.url, method: 'POST' as const, token: o.kernel.token, body: o.kernel.body }
+  try {
+    await pgbench(script, o.databaseUrl, { ...o, clients, seconds: 2 })
+    await load({ ...subject, seconds: 2 })
+    const tps: number[] = []
+    const kernel: LoadResult[] = []
+    let ok = true
+    for (let i = 0; i < o.rounds; i++) {
+      const pb = async () => {
+        const r = await pgbench(script, o.databaseUrl, { ...o, clients, seconds })
+        ok &&= r.ok
+        tps.push(r.tps)
+      }
+      const k = async () => {
+        kernel.push(await load({ ...subject, seconds }))
+      }
+      if (i % 2 === 0) {
+        await pb()
+        await k()
+      } else {
+        await k()
+        await pb()
+      }
+    }
+    const ratios = kernel.map((r, i) => r.rps / tps[i]!)
+    return {
+      clients,
+      ratios,
+      ratio: median(ratios),
+      pgbenchTps: tps,
+      kernel,
+      valid: ok && kernel.every((r) => r.errors + r.non2xx === 0),
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
