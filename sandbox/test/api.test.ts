@@ -17,6 +17,13 @@ const plugin = bodiesBundle('@acme/orders', {
     return [a, b]`,
   concurrent: `
     return Promise.all([1, 2, 3, 4, 5].map((id) => host.call('orders.get', { id })))`,
+  concurrentOneRefused: `
+    const settled = await Promise.allSettled([
+      host.call('orders.get', { id: 1 }),
+      host.call('secrets.read', { name: 'db' }),
+      host.call('orders.get', { id: 3 }),
+    ])
+    return settled.map((s) => (s.status === 'fulfilled' ? s.value : s.reason.code))`,
   denied: `await host.call('secrets.read', { name: 'db' }); return 'unreachable'`,
   deniedCaught: `
     try { await host.call('secrets.read', { name: 'db' }) }
@@ -198,6 +205,19 @@ t.test('host calls are relayed, sequentially and concurrently', async (t) => {
     [1, 2, 3, 4, 5],
   )
   t.equal(conc.metrics.hostCalls, 5)
+})
+
+t.test('host calls made together travel together, and each is still answered on its own', async (t) => {
+  // The three calls leave the worker in one message; the handler still sees, and may refuse, each.
+  const seen: string[] = []
+  const handler: HostCallHandler = async (op, args, meta) => {
+    seen.push(op)
+    return ordersHost(op, args, meta)
+  }
+  const res = await call(sandbox, plugin, 'concurrentOneRefused', { onHostCall: handler })
+  t.same(res.output, [{ id: 1, total: 10 }, 'KRN_ERR_CAPABILITY_DENIED', { id: 3, total: 30 }])
+  t.same(seen, ['orders.get', 'secrets.read', 'orders.get'], 'in the order the plugin made them')
+  t.equal(res.metrics.hostCalls, 3)
 })
 
 t.test('host-call args and results are JSON copies', async (t) => {
