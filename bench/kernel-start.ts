@@ -8,16 +8,15 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import pg from 'pg'
 import { createKernel } from '../core/src/kernel.js'
 import { loadConfig } from '../core/src/config.js'
 import { embeddedTemplate } from '../core/src/db/embedded-template.js'
 import { startDevKernel } from '../core/src/plugins/dev-kernel.js'
-import { createFromTemplate, pgTemplate } from '../core/test/helpers/pg-template.js'
+import { PG_ADMIN_URL, createTestDatabase } from '../core/test/helpers/test-kernel.js'
+import { pgTemplate } from '../core/test/helpers/pg-template.js'
 import { loadAverage, median } from './_harness.js'
 
 const ROUNDS = Number(process.env.BENCH_START_ROUNDS ?? 3)
-const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 
 const env = (extra: NodeJS.ProcessEnv = {}) =>
   loadConfig({
@@ -35,26 +34,6 @@ async function timed(fn: () => Promise<() => Promise<void>>): Promise<number> {
   return ms
 }
 
-async function pgDatabase(template: string | undefined): Promise<{ url: string; drop: () => Promise<void> }> {
-  const name = `trellis_bench_start_${process.pid}_${randomBytes(3).toString('hex')}`
-  const admin = new pg.Client({ connectionString: PG_URL })
-  await admin.connect()
-  if (template) await createFromTemplate(admin, name, template)
-  else await admin.query(`create database ${name}`)
-  await admin.end()
-  const url = new URL(PG_URL)
-  url.pathname = `/${name}`
-  return {
-    url: url.toString(),
-    async drop() {
-      const c = new pg.Client({ connectionString: PG_URL })
-      await c.connect()
-      await c.query(`drop database if exists ${name} with (force)`)
-      await c.end()
-    },
-  }
-}
-
 function report(what: string, before: number[], after: number[]) {
   const b = median(before)
   const a = median(after)
@@ -69,7 +48,7 @@ export async function run(): Promise<void> {
     const built = performance.now()
     const dump = await embeddedTemplate(cacheDir)
     console.log(`embedded template made once in ${(performance.now() - built).toFixed(0)} ms`)
-    const pgTpl = await pgTemplate(PG_URL)
+    await pgTemplate(PG_ADMIN_URL)
     const rows: Record<string, [number[], number[]]> = { embedded: [[], []], postgres: [[], []], dev: [[], []] }
     for (let round = 0; round < ROUNDS; round++) {
       for (const useTemplate of round % 2 ? [true, false] : [false, true]) {
@@ -87,7 +66,7 @@ export async function run(): Promise<void> {
         )
         rows.postgres![i].push(
           await timed(async () => {
-            const db = await pgDatabase(useTemplate ? pgTpl : undefined)
+            const db = await createTestDatabase({ empty: !useTemplate })
             const k = await createKernel({ config: env({ DATABASE_URL: db.url }), migrate: true })
             return async () => {
               await k.close()
