@@ -82,6 +82,8 @@ export async function load(opts: {
   method?: 'GET' | 'POST' | 'PUT' | 'PATCH'
   token?: string
   body?: () => unknown
+  /** Builds each request's path (and query) when it changes per request. */
+  path?: () => string
   connections?: number
   seconds?: number
 }): Promise<LoadResult> {
@@ -93,9 +95,18 @@ export async function load(opts: {
     connections: opts.connections ?? 50,
     duration: opts.seconds ?? 10,
     headers,
-    requests: opts.body
-      ? [{ setupRequest: (req: any) => ({ ...req, body: JSON.stringify(opts.body!()) }) }]
-      : undefined,
+    requests:
+      opts.body || opts.path
+        ? [
+            {
+              setupRequest: (req: any) => ({
+                ...req,
+                ...(opts.path ? { path: opts.path() } : {}),
+                ...(opts.body ? { body: JSON.stringify(opts.body()) } : {}),
+              }),
+            },
+          ]
+        : undefined,
   })
   const statuses: Record<string, number> = {}
   for (const [code, v] of Object.entries(result.statusCodeStats ?? {})) statuses[code] = v.count ?? 0

@@ -2,9 +2,12 @@
 // plugin quotes through pricing (which reads the catalog), reserves stock through inventory,
 // inserts the order and emits its events, all in one transaction across three sandboxed
 // plugins — at 50 connections; next to the kernel's native audited write (POST /v1/roles, the
-// kernel benchmark's) in the same kernel, same run, same PostgreSQL database.
+// kernel benchmark's) in the same kernel, same run, same PostgreSQL database. Then the supply
+// side (bench/erp-supply.ts): receiving a 20-line purchase order and processing a return, each
+// against the same SQL replayed natively.
 import { fileURLToPath } from 'node:url'
 import { startServer, compare, loadAverage, row, uniqueName, withBenchDatabase } from './_harness.js'
+import { run as runSupply } from './erp-supply.js'
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url))
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
@@ -45,4 +48,5 @@ export async function run(): Promise<void> {
       await server.stop()
     }
   })
+  await runSupply()
 }
