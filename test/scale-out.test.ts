@@ -11,6 +11,7 @@ import { createPlatformAdmin } from '../core/src/bootstrap.js'
 import { DB_KINDS, createTestDatabase } from '../core/test/helpers/test-kernel.js'
 import { eventually, startReceiver } from '../core/test/helpers/receiver.js'
 import { freePort, startRedis, stopProcess } from '../core/test/helpers/redis-server.js'
+import { publishSigned, signingKeys } from './helpers/publish-flows.js'
 
 // Two API and two worker processes (TRELLIS_ROLE) on one PostgreSQL database and one Redis
 // (BullMQ), on loopback. What is shown is read from positive signals — the receiver's record,
@@ -33,9 +34,9 @@ function request(
   base: string,
   method: string,
   path: string,
-  opts: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
+  opts: { token?: string; body?: unknown; headers?: Record<string, string>; raw?: Buffer } = {},
 ): Promise<{ status: number; body: any; headers: http.IncomingHttpHeaders }> {
-  const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body)
+  const payload = opts.raw ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body))
   return new Promise((resolve, reject) => {
     const req = http.request(
       `${base}${path}`,
@@ -44,7 +45,7 @@ function request(
         agent: false,
         headers: {
           ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
-          ...(payload ? { 'content-type': 'application/json' } : {}),
+          ...(payload && !opts.raw ? { 'content-type': 'application/json' } : {}),
           ...opts.headers,
         },
         timeout: 20_000,
@@ -97,6 +98,9 @@ t.test(
       TRELLIS_QUEUE_PREFIX: `trellis-so-${process.pid}`,
       TRELLIS_DRAIN_TIMEOUT: '15s',
       SCALE_TEST_RATE_LIMIT: String(RATE_LIMIT),
+      // Four kernel processes share two loaded cores here: a plugin's first step in a cold worker
+      // may sit longer than the default second between statements (the idle guard has its own tests).
+      TRELLIS_PLUGIN_TX_IDLE_MS: '10000',
       // What the load balancer answers at: every process issues and accepts tokens for it.
       TRELLIS_PUBLIC_URL: 'https://trellis.scale.test',
     }
@@ -244,6 +248,207 @@ t.test(
       // One counter: what one process answered, the other counted.
       const first = statuses[0]!.remaining
       t.equal(statuses[1]!.remaining, first - 1, 'API 2 counts on from API 1')
+    })
+
+    // Published through the marketplace by a partner, checked by the workers, approved by the
+    // platform: the flows fixture, used below by points 3, 5 and 6.
+    let flowsVersion = ''
+    await t.test('a version published through API 2 is checked once, by a worker', async (t) => {
+      const partner = await request(api1.url, 'POST', '/v1/partners', {
+        token: admin,
+        body: {
+          name: 'acme',
+          slug: 'acme',
+          admin: { email: 'admin@acme.test', name: 'acme', password: 'password-of-acme' },
+        },
+      })
+      t.equal(partner.status, 201)
+      const pt = await login(api1, 'admin@acme.test', 'password-of-acme')
+      t.equal(
+        (await request(api2.url, 'POST', '/v1/marketplace/scopes', { token: pt, body: { scope: '@acme' } })).status,
+        201,
+      )
+      const keys = await signingKeys()
+      const key = await request(api1.url, 'POST', '/v1/marketplace/keys', {
+        token: pt,
+        body: { name: 'ci', publicKey: keys.publicKeyPem },
+      })
+      t.equal(key.status, 201)
+      const upload = await publishSigned(keys)
+      const published = await request(api2.url, 'POST', '/v1/marketplace/plugins/@acme/flows/versions', {
+        token: pt,
+        raw: upload.payload,
+        headers: { 'content-type': upload.contentType },
+      })
+      t.equal(published.status, 202, JSON.stringify(published.body))
+      t.equal(published.body.status, 'checking', 'accepted; the checks that need the sandbox are left to the workers')
+      flowsVersion = published.body.id
+      const row = await eventually(async () => {
+        const [v] = (
+          await owner.query('select status, checks_attempts from plugin_versions where id = $1', [flowsVersion])
+        ).rows
+        return v.status !== 'checking' && v
+      }, 30_000)
+      t.equal(row.status, 'in_review', 'the checks passed')
+      t.equal(row.checks_attempts, 1, 'claimed once')
+      const [{ n }] = (
+        await owner.query(
+          `select count(*)::int as n from audit_log where action = 'marketplace.version.checked' and target_id = $1`,
+          [flowsVersion],
+        )
+      ).rows
+      t.equal(n, 1, 'one verdict recorded, though two workers look for versions to check')
+      const approved = await request(api1.url, 'POST', `/v1/marketplace/versions/${flowsVersion}/approve`, {
+        token: admin,
+        body: { reason: 'checks pass; workflows only' },
+      })
+      t.equal(approved.status, 200, JSON.stringify(approved.body))
+    })
+
+    const e = await tenant('epsilon')
+    const manifest = (
+      await import('../core/test/fixtures/plugins/flows/trellis.plugin.json', { with: { type: 'json' } })
+    ).default
+    const member = async (email: string, role: string) => {
+      const inv = await request(api1.url, 'POST', '/v1/invitations', { token: e.token, body: { email, role } })
+      const acc = await request(api2.url, 'POST', '/v1/invitations/accept', {
+        body: { token: inv.body.acceptToken, name: email, password: `password-of-${email}` },
+      })
+      if (acc.status !== 200) throw new Error(`accept ${email}: ${acc.status} ${JSON.stringify(acc.body)}`)
+      return login(api1, email, `password-of-${email}`)
+    }
+    await t.test('installed in a tenant', async (t) => {
+      const inst = await request(api1.url, 'POST', '/v1/installations', {
+        token: e.token,
+        body: { plugin: '@acme/flows', version: '1.0.0', capabilities: manifest.capabilities },
+      })
+      t.equal(inst.status, 201, JSON.stringify(inst.body))
+      for (const role of ['pricing_manager', 'sales_director'])
+        t.equal(
+          (
+            await request(api2.url, 'POST', '/v1/roles', {
+              token: e.token,
+              body: { name: role, permissions: ['users.read'] },
+            })
+          ).status,
+          201,
+        )
+    })
+    const pricing = await member('pricing@epsilon.test', 'pricing_manager')
+    const director = await member('director@epsilon.test', 'sales_director')
+    // What the workers did is watched in the database: the tenant's rate limit is for its requests.
+    const until = (id: string, status: string) =>
+      eventually(async () => {
+        const [i] = (await owner.query('select status, output from workflow_instances where id = $1', [id])).rows
+        return i?.status === status && i
+      }, 30_000)
+    const startFlow = (workflow: string, input: unknown) =>
+      request(api1.url, 'POST', '/v1/workflows/instances', {
+        token: e.token,
+        body: { plugin: '@acme/flows', workflow, input },
+      })
+    /** The open task of an instance, once it exists, as its assignee's inbox on API 2 shows it. */
+    const taskOf = async (token: string, instanceId: string, role: string) => {
+      const why = async () => {
+        const [i] = (
+          await owner.query('select status, step, error from workflow_instances where id = $1', [instanceId])
+        ).rows
+        const steps = (
+          await owner.query('select step, attempt, status, error from workflow_steps where instance_id = $1', [
+            instanceId,
+          ])
+        ).rows
+        return new Error(`no open ${role} task: ${JSON.stringify({ instance: i, steps })}`)
+      }
+      await eventually(async () => {
+        const rows = (
+          await owner.query(`select id from workflow_tasks where instance_id = $1 and role = $2 and status = 'open'`, [
+            instanceId,
+            role,
+          ])
+        ).rows
+        return rows.length > 0
+      }, 30_000).catch(async () => {
+        throw await why()
+      })
+      return (await request(api2.url, 'GET', '/v1/tasks', { token })).body.items.find(
+        (x: any) => x.instanceId === instanceId,
+      )
+    }
+    /** Each step's completed runs: more than one for a step of one position would be a step run twice. */
+    const stepsOf = async (instanceId: string) => {
+      const rows = (
+        await owner.query(
+          `select seq, step, count(*)::int as n from workflow_steps where instance_id = $1 and status = 'completed' group by seq, step order by seq`,
+          [instanceId],
+        )
+      ).rows as Array<{ seq: number; step: string; n: number }>
+      return rows.map((r) => `${r.step}×${r.n}`)
+    }
+
+    await t.test('a task completed through API 2 advances an instance the workers step', async (t) => {
+      const started = await startFlow('order', { orderId: 'SO-1', discount: 0.3 })
+      t.equal(started.status, 201, JSON.stringify(started.body))
+      const task = await taskOf(pricing, started.body.id, 'pricing_manager')
+      t.equal(task.title, 'Approve a 30 % discount on SO-1', 'the pricing manager sees the task on API 2')
+      const done = await request(api2.url, 'POST', `/v1/tasks/${task.id}/complete`, {
+        token: pricing,
+        body: { outcome: 'approve', data: { note: 'approved on API 2' } },
+      })
+      t.equal(done.status, 200, JSON.stringify(done.body))
+      const finished = await until(started.body.id, 'completed')
+      t.same(finished.output.confirmed, 'SO-1')
+      t.same(await stepsOf(started.body.id), ['reserve×1', 'price×1', 'confirm×1'], 'each step ran once')
+    })
+
+    await t.test('timers and SLA escalations fire once', async (t) => {
+      const nap = await startFlow('nap', { ms: 300 })
+      const late = await startFlow('order', { orderId: 'SO-2', discount: 0.3, slaMs: 300 })
+      const napped = await until(nap.body.id, 'completed')
+      t.same(napped.output, { woke: true, dozed: 300 })
+      t.same(await stepsOf(nap.body.id), ['doze×1', 'wake×1'], 'the timer woke the instance once')
+      const escalated = await taskOf(director, late.body.id, 'sales_director')
+      t.equal(escalated.role, 'sales_director')
+      const completed = await request(api2.url, 'POST', `/v1/tasks/${escalated.id}/complete`, {
+        token: director,
+        body: { outcome: 'approve', data: { note: 'director says yes' } },
+      })
+      t.equal(completed.status, 200)
+      await until(late.body.id, 'completed')
+      const [{ n }] = (
+        await owner.query(
+          `select count(*)::int as n from events where type = 'workflow.task.escalated' and data->>'instanceId' = $1`,
+          [late.body.id],
+        )
+      ).rows
+      t.equal(n, 1, 'one escalation event, though two workers sweep for missed SLAs')
+    })
+
+    await t.test('the kill switch set through API 1 stops the plugin on API 2 within a second', async (t) => {
+      const emit = () =>
+        request(api2.url, 'POST', '/v1/x/flows/emit', {
+          token: e.token,
+          body: { type: 'flows.shipment.arrived', data: { orderId: 'none' } },
+        })
+      t.equal((await emit()).status, 202, 'API 2 serves the plugin (and holds its version)')
+      const blocked = await request(api1.url, 'POST', `/v1/marketplace/versions/${flowsVersion}/block`, {
+        token: admin,
+        body: { reason: 'leaks data through its emit route' },
+      })
+      t.equal(blocked.status, 200, JSON.stringify(blocked.body))
+      const at = Date.now()
+      const refused = await eventually(async () => {
+        const r = await emit()
+        return r.status !== 202 && r
+      }, 1000)
+      t.equal(refused.body.code, 'PLG_ERR_VERSION_BLOCKED')
+      t.comment(`refused on API 2 ${Date.now() - at} ms after API 1 answered the block`)
+      const unblocked = await request(api1.url, 'POST', `/v1/marketplace/versions/${flowsVersion}/unblock`, {
+        token: admin,
+        body: {},
+      })
+      t.equal(unblocked.status, 200)
+      t.ok(await eventually(async () => (await emit()).status === 202, 1000), 'unblocked, it serves again')
     })
 
     const jobsRun = async (p: Proc) =>

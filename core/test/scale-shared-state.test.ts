@@ -15,6 +15,7 @@ import { freePort, startRedis, stopProcess } from './helpers/redis-server.js'
 import { createKernel } from '../src/kernel.js'
 import { DB_KINDS, REDIS_URL, createTenantWithAdmin, startTestKernel, type TestKernel } from './helpers/test-kernel.js'
 import { startSmtpServer } from './helpers/smtp-server.js'
+import { BullMqJobQueue } from '../src/events/bullmq-queue.js'
 
 // The state processes share (docs/adr/0036-process-roles-and-shared-state.md): its in-memory
 // version for the embedded default and its Redis version, entries that expire, the roles'
@@ -127,6 +128,48 @@ t.test('readiness: 503 KRN_ERR_REDIS_UNAVAILABLE while Redis is away, KRN_ERR_DR
   const drain = await readyz()
   t.equal(drain.statusCode, 503)
   t.equal(drain.json().code, 'KRN_ERR_DRAINING')
+})
+
+t.test('a BullMQ queue closes after Redis restarted, and while Redis is away', async (t) => {
+  const closes = (q: BullMqJobQueue) =>
+    Promise.race([
+      q.close().then(() => 'closed'),
+      new Promise<string>((r) => setTimeout(() => r('still closing after 10 s'), 10_000).unref()),
+    ])
+  for (const restarted of [true, false]) {
+    const port = await freePort()
+    let redis = await startRedis(port)
+    t.teardown(() => stopProcess(redis))
+    const q = new BullMqJobQueue(`redis://127.0.0.1:${port}`, 'close-probe', `close-${process.pid}`)
+    const ran: string[] = []
+    q.work(async (job) => {
+      ran.push(job.id)
+    })
+    await q.add([{ id: 'first', name: 'x', data: { tenantId: 't' } }])
+    await eventually(async () => ran.length === 1)
+    await stopProcess(redis)
+    if (restarted) {
+      redis = await startRedis(port)
+      // Accepted once the queue has reconnected (adding fails fast while it has not).
+      await eventually(() =>
+        q.add([{ id: 'second', name: 'x', data: { tenantId: 't' } }]).then(
+          () => true,
+          () => false,
+        ),
+      )
+      await eventually(async () => ran.length === 2, 30_000)
+      t.equal(await closes(q), 'closed', 'after a restart')
+    } else {
+      // The queue has seen Redis go: adding is refused at once (the outbox keeps such events).
+      await eventually(() =>
+        q.add([{ id: 'refused', name: 'x', data: { tenantId: 't' } }]).then(
+          () => false,
+          () => true,
+        ),
+      )
+      t.equal(await closes(q), 'closed', 'while Redis is away: running jobs are handed back, not waited for')
+    }
+  }
 })
 
 t.test(

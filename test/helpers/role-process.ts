@@ -12,7 +12,8 @@ const queue = (name: string) =>
   new BullMqJobQueue(config.redisUrl!, name, config.queuePrefix, undefined, { lockMs: 2000 })
 const k = await createKernel({
   config,
-  extensions: [createMarketplace()],
+  // Checks are looked for often: a publish through an API process does not nudge the workers' checks.
+  extensions: [createMarketplace({ checks: { pollMs: 200, maxPollMs: 500 } })],
   rateLimitPerMinute: Number(process.env.SCALE_TEST_RATE_LIMIT ?? 100_000),
   events: {
     sweepMs: 200,

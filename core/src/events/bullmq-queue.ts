@@ -111,7 +111,11 @@ export class BullMqJobQueue implements JobQueue {
   }
 
   async close(): Promise<void> {
-    await this.worker?.close()
+    // With Redis away, BullMQ's close waits on commands that are never answered. A running job
+    // cannot be marked done without Redis anyway (its lock lapses and it runs again; handlers are
+    // idempotent), so the worker closes without waiting for them.
+    const away = this.producer.status !== 'ready' || (this.consumer !== undefined && this.consumer.status !== 'ready')
+    await this.worker?.close(away)
     await this.queue.close()
     this.consumer?.disconnect()
     this.producer.disconnect()
