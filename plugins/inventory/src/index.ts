@@ -88,19 +88,17 @@ async function writeStock(
   return after
 }
 
-const emitLow = (ctx: Ctx, s: Stock) =>
-  ctx.events.emit(
-    'inventory.stock.low',
-    {
-      sku: s.sku,
-      warehouse: s.warehouse,
-      onHand: s.onHand,
-      reserved: s.reserved,
-      available: available(s),
-      reorderPoint: s.reorderPoint,
-    },
-    { subject: s.sku },
-  )
+/** A stock record's level: what low-stock events and the `levels` action answer. */
+const level = (s: Stock) => ({
+  sku: s.sku,
+  warehouse: s.warehouse,
+  onHand: s.onHand,
+  reserved: s.reserved,
+  available: available(s),
+  reorderPoint: s.reorderPoint,
+})
+
+const emitLow = (ctx: Ctx, s: Stock) => ctx.events.emit('inventory.stock.low', level(s), { subject: s.sku })
 
 /** Reserves every line of an order (spread over warehouses in code order), or nothing. */
 async function reserve(input: { order: string; lines: Array<{ sku: string; quantity: number }> }, ctx: Ctx) {
@@ -255,16 +253,7 @@ async function receive(
 /** Stock levels of SKUs per warehouse (what a planner compares a forecast with); read only. */
 async function levels(input: { skus: string[] }, ctx: Ctx) {
   const recs = await stockOf(ctx, [...new Set(input.skus)])
-  return {
-    levels: recs.map((s) => ({
-      sku: s.sku,
-      warehouse: s.warehouse,
-      onHand: s.onHand,
-      reserved: s.reserved,
-      available: available(s),
-      reorderPoint: s.reorderPoint,
-    })),
-  }
+  return { levels: recs.map(level) }
 }
 
 async function importStock(
