@@ -191,6 +191,51 @@ for (const kind of DB_KINDS)
       t.equal(written[0].n, 0, 'nothing half-written')
     })
 
+    await t.test(
+      "a partner's shared playbooks: its tenants' plugins read them, never write them; other partners' tenants never see them",
+      async (t) => {
+        const mkPartner = async (slug: string) => {
+          const email = `pa@${slug}.test`
+          const p = await k.req('POST', '/v1/partners', {
+            token: k.adminToken,
+            body: { name: slug, slug, admin: { email, name: 'PA', password: 'partner-admin-password' } },
+          })
+          if (p.status !== 201) throw new Error(JSON.stringify(p.body))
+          return { id: p.body.id as string, token: (await k.login(email, 'partner-admin-password')).token }
+        }
+        const partner = await mkPartner(`kp-partner-${kind}`)
+        const other = await mkPartner(`kp-other-${kind}`)
+        const managed = await createTenantWithAdmin(k, `kp-managed-${kind}`, { partnerId: partner.id })
+        const foreign = await createTenantWithAdmin(k, `kp-foreign-${kind}`, { partnerId: other.id })
+        await install(k, managed.token, helper)
+        await install(k, foreign.token, helper)
+        const base = await kbPost(partner.token, '/bases', { slug: 'onboarding', name: 'Onboarding', shared: true })
+        t.equal(base.status, 201, JSON.stringify(base.body))
+        const playbook = await addDoc(
+          partner.token,
+          base.body.id,
+          'Go-live playbook',
+          '# Go-live\n\n## Cut-over\n\nFreeze the legacy ledger two days before go-live and import the opening balances.',
+        )
+        await kbPost(partner.token, `/${base.body.id}/documents/${playbook}/approve`)
+        const q = { kb: 'onboarding', question: 'When do we freeze the legacy ledger before go-live?' }
+        const asked = await plugin(managed.token, '/ask', q)
+        t.equal(asked.body.answered, true, JSON.stringify(asked.body))
+        t.equal(asked.body.citations[0].documentId, playbook)
+        const write = await plugin(managed.token, '/write', {
+          kb: 'onboarding',
+          title: 'Planted',
+          content: '# P\n\nPlanted.',
+        })
+        t.same(write.body, { code: 'KB_ERR_BASE_READ_ONLY' }, "a tenant's plugin never writes its partner's base")
+        const foreignAsk = await plugin(foreign.token, '/search', {
+          kb: base.body.id,
+          query: 'freeze legacy ledger go-live',
+        })
+        t.same(foreignAsk.body, { code: 'KB_ERR_BASE_NOT_FOUND' }, "another partner's tenant never reaches it")
+      },
+    )
+
     await t.test('a plugin without the knowledge capabilities is refused each call', async (t) => {
       await install(k, a.token, ungranted)
       const r = await k.req('POST', '/v1/x/@acme/knowledge-ungranted/probe', {

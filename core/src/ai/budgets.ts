@@ -99,14 +99,13 @@ export async function settle(
   period: string,
   actual: (unit: Budget['unit']) => number,
 ): Promise<void> {
-  for (const r of reservations) {
-    if (r.budget.owner !== current) await tx.useOrg(r.budget.owner)
-    await tx.sql(
-      'update ai_usage set reserved = greatest(reserved - ?, 0), used = used + ? where scope_id = ?::uuid and period = ?',
-      [r.amount, Math.min(actual(r.budget.unit), r.amount), r.budget.scopeId, period],
+  for (const r of reservations)
+    await asOwner(tx, current, r.budget.owner, () =>
+      tx.sql(
+        'update ai_usage set reserved = greatest(reserved - ?, 0), used = used + ? where scope_id = ?::uuid and period = ?',
+        [r.amount, Math.min(actual(r.budget.unit), r.amount), r.budget.scopeId, period],
+      ),
     )
-    if (r.budget.owner !== current) await tx.useOrg(current)
-  }
 }
 
 /**
@@ -122,13 +121,24 @@ export async function charge(
 ): Promise<void> {
   for (const r of reservations) {
     const n = Math.min(actual(r.budget.unit), r.amount)
-    if (n === 0) continue
-    if (r.budget.owner !== current) await tx.useOrg(r.budget.owner)
-    await tx.sql(
-      `insert into ai_usage (scope_id, period, used) values (?::uuid, ?, ?)
-       on conflict (tenant_id, scope_id, period) do update set used = ai_usage.used + excluded.used`,
-      [r.budget.scopeId, period, n],
-    )
-    if (r.budget.owner !== current) await tx.useOrg(current)
+    if (n > 0)
+      await asOwner(tx, current, r.budget.owner, () =>
+        tx.sql(
+          `insert into ai_usage (scope_id, period, used) values (?::uuid, ?, ?)
+           on conflict (tenant_id, scope_id, period) do update set used = ai_usage.used + excluded.used`,
+          [r.budget.scopeId, period, n],
+        ),
+      )
+  }
+}
+
+/** Runs `fn` in the budget owner's organisation (the partner's, for a partner budget), then back in `current`. */
+async function asOwner<T>(tx: Tx, current: string, owner: string, fn: () => Promise<T>): Promise<T> {
+  if (owner === current) return fn()
+  await tx.useOrg(owner)
+  try {
+    return await fn()
+  } finally {
+    await tx.useOrg(current)
   }
 }

@@ -1,3 +1,4 @@
+import type { KnowledgePassage } from '@trellis/plugin-sdk'
 import { sqlArray, type Tx } from '../db/database.js'
 import { contentTerms } from '../ai/local/text-features.js'
 import { vectorLiteral } from './embedding.js'
@@ -8,19 +9,8 @@ export interface SearchFilters {
   tags?: string[]
 }
 
-export interface Passage {
-  documentId: string
-  chunkId: string
-  title: string
-  source: string
-  version: number
-  heading: string
-  text: string
-  /** Reciprocal-rank-fusion score of the full-text and vector rankings. */
-  rrf: number
-  /** Cosine similarity of the question and the passage (the base's threshold applies to it). */
-  similarity: number
-}
+/** A retrieved passage, as the HTTP API and `ctx.knowledge` answer it. */
+export type Passage = KnowledgePassage
 
 /** Candidates each ranking contributes to the fusion, and the fusion constant (Cormack et al.). */
 const DEPTH = 50
