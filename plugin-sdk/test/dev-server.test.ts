@@ -3,14 +3,19 @@
  * local kernel; the printed token is an API key that lasts the session and reaches the plugin's
  * route; the start says how to receive webhooks locally; and saving the manifest the way editors
  * do (a new file renamed over the old one) reloads the plugin every time, not only the first.
+ * The start loads the migrated database cached by an earlier start (or makes that cache), and
+ * says so; the next start loads the same file.
  */
 import t from 'tap'
+import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { runDev } from '../src/dev-server.js'
 import { templateFiles } from '../src/cli/template.js'
 import { runCli } from '../src/cli/main.js'
+import { loadDevKernel, type DevKernel } from '../src/dev-kernel.js'
+import { TEST_TEMPLATE_DIR } from '../../core/test/helpers/test-kernel.js'
 
 t.test('dev: a lasting token, the webhook hint, and reloads across atomic saves of the manifest', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'trellis-dev-'))
@@ -25,10 +30,12 @@ t.test('dev: a lasting token, the webhook hint, and reloads across atomic saves 
   const ac = new AbortController()
   const started = Date.now()
   let readyMs = 0
-  const ready = new Promise<{ url: string; basePath: string; token: string }>((resolve) => {
+  const ready = new Promise<{ url: string; basePath: string; token: string; kernel: DevKernel }>((resolve) => {
     const done = runDev({
       dir,
       port: 0,
+      // The cache the rest of the suite's embedded databases start from: made once per schema.
+      cacheDir: TEST_TEMPLATE_DIR,
       log: (l) => lines.push(l),
       signal: ac.signal,
       onReady: (info) => {
@@ -48,6 +55,19 @@ t.test('dev: a lasting token, the webhook hint, and reloads across atomic saves 
   const info = await ready
   t.comment(`ready in ${readyMs} ms`)
   const out = lines.join('\n')
+
+  const { database } = info.kernel
+  t.equal(database.kind, 'embedded')
+  t.ok(database.template?.startsWith(TEST_TEMPLATE_DIR), `its database came from the cache: ${database.template}`)
+  t.ok(existsSync(database.template!), 'which is kept for the next start')
+  t.match(
+    out,
+    database.templateMade
+      ? `database: embedded, migrated once and cached in ${database.template}`
+      : `database: embedded, loaded from the cache ${database.template}`,
+    'the start says where its database came from',
+  )
+  t.match(out, /ready in \d+\.\d s/, 'and how long the start took')
 
   t.match(info.token, /^trk_/, 'the dev token is an API key, which does not expire after 15 minutes')
   t.match(out, `curl -H "Authorization: Bearer ${info.token}"`, 'the printed command uses it')
@@ -91,4 +111,14 @@ t.test('dev: a lasting token, the webhook hint, and reloads across atomic saves 
     reloads.every((r) => r.ok),
     JSON.stringify(reloads),
   )
+})
+
+t.test('the next dev start loads the cached database instead of migrating a new one', async (t) => {
+  const startDevKernel = await loadDevKernel()
+  const kernel = await startDevKernel({ cacheDir: TEST_TEMPLATE_DIR })
+  t.teardown(() => kernel.close())
+  t.equal(kernel.database.templateMade, false, 'the cache was there: nothing was migrated from empty')
+  t.ok(kernel.database.template?.startsWith(TEST_TEMPLATE_DIR))
+  const me = await kernel.request('GET', '/v1/me')
+  t.equal(me.status, 200, 'and the kernel serves its tenant admin')
 })
