@@ -3,18 +3,15 @@
 // plugin's publisher only the ops, outcomes and durations; nobody else reads any of it; and
 // `trellis-plugin logs` prints it.
 import t from 'tap'
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { buildPlugin } from '@trellis/plugin-sdk'
 import { runCli } from '../plugin-sdk/src/cli/main.js'
 import { MAX_CALLS, summarize, TranscriptRecorder } from '../core/src/plugins/invocation-transcript.js'
-import { registerVersion } from '../core/test/helpers/plugin-versions.js'
+import { builtFixture, registerVersion } from '../core/test/helpers/plugin-versions.js'
 import { addUser, createTenantWithAdmin, DB_KINDS, startTestKernel } from '../core/test/helpers/test-kernel.js'
 
 const NOTES = join(import.meta.dirname, '..', 'core', 'test', 'fixtures', 'plugins', 'notes')
-const manifest = JSON.parse(await readFile(join(NOTES, 'trellis.plugin.json'), 'utf8'))
-const bundle = await buildPlugin({ dir: NOTES, write: false })
-const notes = { manifest, code: bundle.code, sourceMap: bundle.sourceMap, sha256: bundle.sha256 }
+const notes = await builtFixture('notes')
+const manifest = notes.manifest
 
 t.test('summaries are bounded and masked; the transcript keeps the first calls and counts the rest', async (t) => {
   const long = 'x'.repeat(5000)

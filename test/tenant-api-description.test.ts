@@ -2,23 +2,11 @@
 // mount), /docs serves the same document as /openapi.json, and a body that fails a plugin route's
 // declared schema answers the same problem as a kernel route: the field named, what is allowed.
 import t from 'tap'
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
-import { buildPlugin } from '@trellis/plugin-sdk'
-import { registerVersion } from '../core/test/helpers/plugin-versions.js'
+import { builtFixture, registerVersion } from '../core/test/helpers/plugin-versions.js'
 import { createTenantWithAdmin, DB_KINDS, startTestKernel } from '../core/test/helpers/test-kernel.js'
 
-const FIXTURES = join(import.meta.dirname, '..', 'core', 'test', 'fixtures', 'plugins')
-
-async function built(name: string) {
-  const dir = join(FIXTURES, name)
-  const manifest = JSON.parse(await readFile(join(dir, 'trellis.plugin.json'), 'utf8'))
-  const b = await buildPlugin({ dir, write: false })
-  return { manifest, code: b.code, sourceMap: b.sourceMap, sha256: b.sha256 }
-}
-
-const notes = await built('notes')
-const relay = await built('relay')
+const notes = await builtFixture('notes')
+const relay = await builtFixture('relay')
 // A status with a fixed set of values, to see them named when a body breaks the rule.
 const notesRoute = notes.manifest.routes.find((r: { path: string }) => r.path === '/notes')
 notesRoute.request.body.properties.status = { type: 'string', enum: ['draft', 'final'] }

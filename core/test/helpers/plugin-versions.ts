@@ -1,3 +1,6 @@
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { buildPlugin } from '@trellis/plugin-sdk'
 import { orgTx } from '../../src/kernel-context.js'
 import { PLATFORM_ORG } from '../../src/db/database.js'
 import type { VersionStatus, VersionUpload } from '../../src/plugins/versions.js'
@@ -18,4 +21,12 @@ export async function registerVersion(k: TestKernel, upload: VersionUpload, stat
 export async function setVersionStatus(k: TestKernel, id: string, status: VersionStatus) {
   const ctx = k.kernel.ctx
   return orgTx(ctx, PLATFORM_ORG, (tx) => ctx.plugins.versions.setStatus(tx, id, status))
+}
+
+/** The test fixture plugin `name` (core/test/fixtures/plugins/<name>), built: what registerVersion takes. */
+export async function builtFixture(name: string) {
+  const dir = join(import.meta.dirname, '..', 'fixtures', 'plugins', name)
+  const manifest = JSON.parse(await readFile(join(dir, 'trellis.plugin.json'), 'utf8'))
+  const b = await buildPlugin({ dir, write: false })
+  return { manifest, code: b.code, sourceMap: b.sourceMap, sha256: b.sha256 }
 }

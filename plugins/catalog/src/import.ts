@@ -173,15 +173,10 @@ export async function checkCsv(
   })
 
   const keyField = keyFieldOf(kind)
-  const existing = new Set(
-    (
-      await findAllBy<Record<string, unknown>>(
-        ctx,
-        kind,
-        keyField,
-        records.map((r) => r[keyField] as string),
-      )
-    ).map((r) => r[keyField] as string),
+  const existing = await existingByKey(
+    ctx,
+    kind,
+    records.map((r) => r[keyField] as string),
   )
   if (kind === 'products') {
     // A product's category and supplier must exist, so the catalog never points nowhere.
@@ -219,18 +214,20 @@ export async function checkCsv(
   return { rows: records.map((record) => ({ row: seen.get(record[keyField] as string)!, record })) }
 }
 
+/** The stored records of `kind` with these keys (SKU or code), by key. */
+async function existingByKey(ctx: Ctx, kind: Kind, keys: string[]) {
+  const keyField = keyFieldOf(kind)
+  const found = await findAllBy<Record<string, unknown>>(ctx, kind, keyField, keys)
+  return new Map(found.map((r) => [r[keyField] as string, r]))
+}
+
 /** Writes checked rows: creates the new, updates the changed (with their events), leaves the rest. */
 export async function writeRows(ctx: Ctx, kind: Kind, rows: ImportRow[]): Promise<RowOutcome[]> {
   const keyField = keyFieldOf(kind)
-  const existing = new Map(
-    (
-      await findAllBy<Record<string, unknown>>(
-        ctx,
-        kind,
-        keyField,
-        rows.map((r) => r.record[keyField] as string),
-      )
-    ).map((r) => [r[keyField] as string, r]),
+  const existing = await existingByKey(
+    ctx,
+    kind,
+    rows.map((r) => r.record[keyField] as string),
   )
   const out: RowOutcome[] = []
   for (const { row, record: r } of rows) {
