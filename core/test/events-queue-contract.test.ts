@@ -5,7 +5,7 @@ import { loadConfig } from '../src/config.js'
 import { PgJobQueue } from '../src/events/pg-queue.js'
 import { BullMqJobQueue } from '../src/events/bullmq-queue.js'
 import type { JobQueue, QueueOptions, RunningJob } from '../src/events/queue.js'
-import { DB_KINDS, createTestDatabase, dropRedisKeys } from './helpers/test-kernel.js'
+import { DB_KINDS, createTestDatabase, dropRedisKeys, testEmbeddedTemplate } from './helpers/test-kernel.js'
 import { eventually } from './helpers/receiver.js'
 
 const REDIS_URL = process.env.TRELLIS_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -29,7 +29,11 @@ const implementations: Array<[string, Make]> = [
         TRELLIS_DATA_DIR: '/tmp/trellis-test-unused',
       }
       if (url) env.DATABASE_URL = url
-      const db = await Database.open({ ...loadConfig(env), embeddedDir: 'memory://' })
+      const db = await Database.open({
+        ...loadConfig(env),
+        embeddedDir: 'memory://',
+        ...(url ? {} : { embeddedTemplate: await testEmbeddedTemplate() }),
+      })
       await db.migrate('up')
       t.teardown(() => db.close())
       return new PgJobQueue(db, `contract-${randomBytes(4).toString('hex')}`, undefined, 50, opts)

@@ -4,7 +4,7 @@ import { connect } from 'node:net'
 import { createKernel } from '../src/kernel.js'
 import { loadConfig } from '../src/config.js'
 import { createPlatformAdmin } from '../src/bootstrap.js'
-import { ADMIN, DB_KINDS, createTestDatabase } from './helpers/test-kernel.js'
+import { ADMIN, DB_KINDS, createTestDatabase, testEmbeddedTemplate } from './helpers/test-kernel.js'
 import { createMarketplace } from '@trellis/marketplace'
 
 // The kernel as an operator starts it: the sign-in limit and the server timeouts are the defaults
@@ -25,6 +25,7 @@ for (const kind of DB_KINDS)
     const kernel = await createKernel({
       config: loadConfig(env),
       embeddedDir: 'memory://',
+      ...(kind === 'pglite' ? { embeddedTemplate: await testEmbeddedTemplate() } : {}),
       migrate: true,
       rateLimitPerMinute: 100_000,
       plugins: { sandboxWorkers: 1 },

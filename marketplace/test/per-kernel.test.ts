@@ -1,7 +1,7 @@
 // The marketplace holds per-kernel state: two kernels in one process each have their own checks
 // worker, closing one leaves the other's working, and one marketplace never serves two kernels.
 import t from 'tap'
-import { DB_KINDS } from '../../core/test/helpers/test-kernel.js'
+import { DB_KINDS, testEmbeddedTemplate } from '../../core/test/helpers/test-kernel.js'
 import { createKernel, loadConfig } from '@trellis/core'
 import { createMarketplace } from '../src/index.js'
 import { startMarketKernel } from './fixtures/kernel.js'
@@ -50,15 +50,23 @@ for (const kind of DB_KINDS)
 t.test('one marketplace serves one kernel', async (t) => {
   const market = createMarketplace({ checks: false })
   const env = { LOG_LEVEL: 'silent', TRELLIS_SECRET_KEY: 'a'.repeat(64), TRELLIS_DATA_DIR: '/tmp/unused', PORT: '0' }
+  const embeddedTemplate = await testEmbeddedTemplate()
   const first = await createKernel({
     config: loadConfig(env),
     embeddedDir: 'memory://',
+    embeddedTemplate,
     migrate: true,
     extensions: [market],
   })
   t.teardown(() => first.close())
   await t.rejects(
-    createKernel({ config: loadConfig(env), embeddedDir: 'memory://', migrate: true, extensions: [market] }),
+    createKernel({
+      config: loadConfig(env),
+      embeddedDir: 'memory://',
+      embeddedTemplate,
+      migrate: true,
+      extensions: [market],
+    }),
     { code: 'KRN_ERR_CONFIG_INVALID' },
   )
 })

@@ -9,7 +9,6 @@ import { createKernel, type Kernel, type KernelOptions } from '../../src/kernel.
 import { loadConfig } from '../../src/config.js'
 import { createPlatformAdmin } from '../../src/bootstrap.js'
 import type { Tx } from '../../src/db/database.js'
-import { startEmbeddedPostgres } from '../../src/db/embedded.js'
 import { embeddedTemplate } from '../../src/db/embedded-template.js'
 import { createFromTemplate, pgTemplate } from './pg-template.js'
 
@@ -138,10 +137,7 @@ export async function durableDatabase(
   }
   const embeddedDir = await mkdtemp(join(tmpdir(), prefix))
   t.teardown(() => rm(embeddedDir, { recursive: true, force: true }))
-  // The directory starts out holding the migrated template, as a kernel that ran before would leave it.
-  const seeded = await startEmbeddedPostgres(join(embeddedDir, 'pgdata'), { template: await testEmbeddedTemplate() })
-  await seeded.stop()
-  return { env, embeddedDir: join(embeddedDir, 'pgdata') }
+  return { env, embeddedDir }
 }
 
 /** Every Redis key under `prefix` (one kernel's queues and their fairness counters). */
