@@ -47,10 +47,14 @@ function transactions(list: Statement[]): Statement[][] {
 /**
  * Runs `request` while recording and answers the statements of the tenant transaction that wrote
  * its audit entry, between BEGIN (and scoping) and COMMIT, without the kernel's own re-reads of
- * plugin versions. In their values, each of `own` (strings unique to this request: a receipt or
+ * plugin versions (or what `keep` keeps). In their values, each of `own` (strings unique to this request: a receipt or
  * credit-note number) becomes `§S<i>§`, and each UUIDv7 made after recording began `§U<n>§`.
  */
-export async function record(request: () => Promise<unknown>, own: string[]): Promise<Statement[]> {
+export async function record(
+  request: () => Promise<unknown>,
+  own: string[],
+  keep: (s: Statement) => boolean = (s) => !s.text.includes('plugin_versions'),
+): Promise<Statement[]> {
   const since = Date.now()
   const mine = new Map<object, Statement[]>()
   recording = mine
@@ -68,7 +72,7 @@ export async function record(request: () => Promise<unknown>, own: string[]): Pr
       1,
       tx.findIndex((s) => s.text === 'commit'),
     )
-    .filter((s) => !s.text.includes('plugin_versions'))
+    .filter(keep)
   // One placeholder per id across the whole transaction: an id made once is the same id everywhere.
   const fresh = new Map<string, string>()
   return body.map((s) => ({ ...s, values: generalise(s.values, own, since, fresh) }))
