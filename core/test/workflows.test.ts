@@ -492,8 +492,10 @@ for (const kind of DB_KINDS)
       const i = (await req('GET', `/v1/workflows/instances/${waiting.id}`, { token })).body
       return i.status === 'completed' ? i : undefined
     }, 20_000)
+    // A step attempt that failed and was retried (a loaded machine can time one out) is in the
+    // history as `failed`; what must hold is that each step completed exactly once.
     t.same(
-      done.history.map((h: any) => h.step),
+      done.history.filter((h: any) => h.status === 'completed').map((h: any) => h.step),
       ['reserve', 'price', 'confirm'],
       'no step skipped or doubled',
     )
