@@ -10,6 +10,7 @@ import type {
   KnowledgeSearchResult,
   KnowledgeWriteArgs,
 } from './knowledge-types.js'
+import type { MetricAnswer, MetricForecast, MetricForecastOptions, MetricQueryOptions } from './metrics-types.js'
 
 /** Options of `ctx.knowledge.search` and `ctx.knowledge.ask`. */
 export interface KnowledgeSearchOptions {
@@ -278,6 +279,18 @@ export interface PluginContext<C extends CollectionTypes = CollectionTypes, S ex
     ask(kb: string, question: string, options?: KnowledgeSearchOptions): Promise<KnowledgeAnswer>
     /** Adds a document to one of the tenant's own bases as a draft (approved by a person before use). */
     write(kb: string, document: Omit<KnowledgeWriteArgs, 'kb'>): Promise<KnowledgeDocument>
+  }
+  /**
+   * The tenant's metrics, computed by the kernel (never aggregate records in the sandbox): the
+   * plugin's own (needs `metrics:read`) and another plugin's (needs `metrics:read:<plugin>`).
+   * A metric whose plugin is not installed rejects with `MET_ERR_NOT_FOUND` — catch it to work
+   * without that plugin.
+   */
+  metrics: {
+    /** `name` (`<mount>.<metric>`) as a series (`grain`) or a table (`groupBy`). */
+    query(name: string, options?: MetricQueryOptions): Promise<MetricAnswer>
+    /** A forecast of `name`'s series (Holt-Winters, or Croston/SBA when intermittent). */
+    forecast(name: string, options: MetricForecastOptions): Promise<MetricForecast>
   }
   /** Starting the plugin's own workflows (needs `workflows`). */
   workflows: {

@@ -11,6 +11,15 @@ const id = { type: 'string', minLength: 1, maxLength: 256 }
 const record = { type: 'object' }
 const field = { type: 'string', minLength: 1, maxLength: 128 }
 const kb = { type: 'string', minLength: 1, maxLength: 100 }
+const grain = { enum: ['day', 'week', 'month', 'quarter', 'year'] }
+const date = { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}$' }
+const metric = { type: 'string', minLength: 1, maxLength: 200 }
+const scalar = { type: ['string', 'number', 'boolean'] }
+const metricFilter = {
+  type: 'object',
+  maxProperties: 16,
+  additionalProperties: { anyOf: [scalar, { type: 'array', minItems: 1, maxItems: 1000, items: scalar }] },
+}
 const tags = { type: 'array', maxItems: 50, items: { type: 'string', minLength: 1, maxLength: 100 } }
 
 /** `args` schema per host operation (draft 2020-12). */
@@ -215,6 +224,34 @@ export const HOST_OP_SCHEMAS: Readonly<Record<HostOp, Readonly<Record<string, un
       tags,
       classification: { type: 'string', maxLength: 100 },
       roles: tags,
+    },
+  },
+  'metrics.query': {
+    type: 'object',
+    additionalProperties: false,
+    required: ['metric'],
+    properties: {
+      metric,
+      grain,
+      groupBy: { type: 'array', maxItems: 4, items: { type: 'string', minLength: 1, maxLength: 100 } },
+      filter: metricFilter,
+      from: date,
+      to: date,
+      limit: { type: 'integer', minimum: 1, maximum: 10_000 },
+    },
+  },
+  'metrics.forecast': {
+    type: 'object',
+    additionalProperties: false,
+    required: ['metric', 'grain'],
+    properties: {
+      metric,
+      grain,
+      horizon: { type: 'integer', minimum: 1, maximum: 36 },
+      season: { type: 'integer', minimum: 0, maximum: 366 },
+      filter: metricFilter,
+      from: date,
+      to: date,
     },
   },
 })

@@ -92,6 +92,16 @@ export type {
   KnowledgeWriteArgs,
 } from './knowledge-types.js'
 export type {
+  MetricAnswer,
+  MetricFilter,
+  MetricForecast,
+  MetricForecastArgs,
+  MetricForecastOptions,
+  MetricGrain,
+  MetricQueryArgs,
+  MetricQueryOptions,
+} from './metrics-types.js'
+export type {
   HttpMethod,
   JsonSchema,
   ManifestAction,

@@ -19,6 +19,7 @@ import type {
   KnowledgeSearchResult,
   KnowledgeWriteArgs,
 } from './knowledge-types.js'
+import type { MetricAnswer, MetricForecast, MetricForecastArgs, MetricQueryArgs } from './metrics-types.js'
 
 /** Every host operation: `args` is what the SDK sends, `result` what it expects back. */
 export interface HostOps {
@@ -117,6 +118,24 @@ export interface HostOps {
     args: KnowledgeWriteArgs
     result: KnowledgeDocument
   }
+  /**
+   * A metric of the tenant as a series or a table, computed by the kernel in the invocation's
+   * tenant. The plugin's own metrics need `metrics:read`; another plugin's `metrics:read:<plugin>`
+   * (`KRN_ERR_CAPABILITY_DENIED`). A metric that is not available (its plugin not installed)
+   * is `MET_ERR_NOT_FOUND`; a bad query `MET_ERR_QUERY_INVALID`.
+   */
+  'metrics.query': {
+    args: MetricQueryArgs
+    result: MetricAnswer
+  }
+  /**
+   * A forecast of a metric's series, as `metrics.query` is read; a series too short to fit is
+   * `MET_ERR_SERIES_TOO_SHORT`.
+   */
+  'metrics.forecast': {
+    args: MetricForecastArgs
+    result: MetricForecast
+  }
 }
 
 /** Arguments of `ai.complete` (see {@link HostOps}). */
@@ -167,6 +186,8 @@ export const HOST_OPS: readonly HostOp[] = Object.freeze([
   'knowledge.search',
   'knowledge.ask',
   'knowledge.write',
+  'metrics.query',
+  'metrics.forecast',
 ])
 
 /** Log levels of `host.log`. */

@@ -27,6 +27,7 @@ import type {
   SandboxHost,
 } from './protocol.js'
 import { SDK } from './sdk-errors.js'
+import type { MetricForecastOptions, MetricQueryOptions } from './metrics-types.js'
 
 const OPERATORS = new Set(['eq', 'ne', 'in', 'lt', 'lte', 'gt', 'gte', 'prefix', 'contains'])
 const MAX_LIMIT = 1000
@@ -131,6 +132,10 @@ export function createContext(plugin: Plugin, context: PluginInvocationContext, 
         call('knowledge.ask', { kb, question, ...options }),
       write: (kb: string, document: Omit<HostOps['knowledge.write']['args'], 'kb'>) =>
         call('knowledge.write', { ...document, kb }),
+    }),
+    metrics: Object.freeze({
+      query: (metric: string, options?: MetricQueryOptions) => call('metrics.query', { ...options, metric }),
+      forecast: (metric: string, options: MetricForecastOptions) => call('metrics.forecast', { ...options, metric }),
     }),
     workflows: Object.freeze({
       start: (workflow: string, input: unknown, options?: { startKey?: string }) =>

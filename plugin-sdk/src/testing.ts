@@ -25,6 +25,7 @@ import { compileJsonSchema, validateHostCall } from './manifest.js'
 import { createBundle } from './runtime.js'
 import { renderPrompt } from './prompts.js'
 import type { KnowledgeWriteArgs } from './knowledge-types.js'
+import type { MetricAnswer, MetricForecast } from './metrics-types.js'
 import { testKnowledgeOps, type TestKnowledgeOptions } from './testing-knowledge.js'
 import { encryptedFields, encryptedQueryRefusal } from './classification.js'
 
@@ -66,6 +67,17 @@ export interface TestHostOptions {
   }) => string | Promise<string>
   /** Approved documents `ctx.knowledge` searches and answers from, by base slug, and the caller's roles. */
   knowledge?: TestKnowledgeOptions
+  /**
+   * Answers of `ctx.metrics` (the test host computes no metric): each gets the host call's
+   * args and returns the kernel's answer, or throws (e.g. a `TrellisError` with code
+   * `MET_ERR_SERIES_TOO_SHORT`). Without one, the call rejects with `MET_ERR_NOT_FOUND`, as the
+   * kernel does for a metric whose plugin is not installed. Either way the plugin needs a
+   * `metrics:read` capability (`KRN_ERR_CAPABILITY_DENIED`).
+   */
+  metrics?: {
+    query?: (args: HostOps['metrics.query']['args']) => MetricAnswer | Promise<MetricAnswer>
+    forecast?: (args: HostOps['metrics.forecast']['args']) => MetricForecast | Promise<MetricForecast>
+  }
 }
 
 /** The in-memory host. */
@@ -142,6 +154,22 @@ export function createTestHost(plugin: Plugin, options: TestHostOptions = {}): T
     const c = collections.get(String(name))
     if (!c) throw notFound(`collection ${String(name)}`)
     return c
+  }
+
+  const metricAnswer = <K extends 'query' | 'forecast'>(
+    kind: K,
+    args: HostOps[`metrics.${K}`]['args'],
+  ): HostOps[`metrics.${K}`]['result'] | Promise<HostOps[`metrics.${K}`]['result']> => {
+    if (!can('metrics:read')) throw denied(`the plugin was not granted "metrics:read" for ${args.metric}`)
+    const answer = options.metrics?.[kind] as ((a: typeof args) => HostOps[`metrics.${K}`]['result']) | undefined
+    if (!answer)
+      throw new TrellisError(
+        'MET_ERR_NOT_FOUND',
+        404,
+        'Metric not found',
+        `no metric ${args.metric} is available to you (GET /v1/metrics lists those that are)`,
+      )
+    return answer(args)
   }
 
   const ops: {
@@ -282,6 +310,8 @@ export function createTestHost(plugin: Plugin, options: TestHostOptions = {}): T
       return { instanceId, started: true }
     },
     ...testKnowledgeOps(options.knowledge, can, denied, knowledgeDrafts, () => uuidv7(clock++)),
+    'metrics.query': (args) => metricAnswer('query', args),
+    'metrics.forecast': (args) => metricAnswer('forecast', args),
   }
 
   const call = async (op: string, args: unknown): Promise<unknown> => {

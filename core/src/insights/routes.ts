@@ -13,24 +13,9 @@ import { availableMetrics, mayRead } from '../metrics/catalog.js'
 import { answerMetric } from '../metrics/answer.js'
 import { parseMetricQuery } from '../metrics/query.js'
 import type { MetricRouteDeps } from '../metrics/routes.js'
-import type { Grain } from '../metrics/types.js'
 import { detectAnomalies, seasonalBaseline, topContributors } from './anomaly.js'
-import { croston, isIntermittent } from './croston.js'
-import { fitHoltWinters, forecastHoltWinters } from './holt-winters.js'
-import { rollingOrigin } from './accuracy.js'
-import { nextPeriod } from '../metrics/periods.js'
 import { seriesOf } from './series.js'
-
-const SEASON: Record<Grain, number> = { day: 7, week: 52, month: 12, quarter: 4, year: 0 }
-
-function int(raw: Record<string, unknown>, field: string, min: number, max: number, dflt: number): number {
-  const v = raw[field]
-  if (v === undefined) return dflt
-  const n = Number(v)
-  if (typeof v !== 'string' || !/^\d+(\.\d+)?$/.test(v) || n < min || n > max)
-    throw MET.QUERY_INVALID({ field, reason: `must be a number from ${min} to ${max}` })
-  return n
-}
+import { forecastMetric, numberParam, SEASON } from './forecast.js'
 
 const Query = Type.Object({
   from: Type.Optional(Type.String()),
@@ -78,9 +63,9 @@ export function registerInsightRoutes(app: Api, deps: MetricRouteDeps & { today:
     },
     async (request) => {
       const { p, m, query, rest, grain } = await prepare(request, ['season', 'threshold', 'minVolume', 'by'])
-      const season = int(rest, 'season', 0, 366, SEASON[grain])
-      const threshold = int(rest, 'threshold', 0.5, 100, 3.5)
-      const minVolume = int(rest, 'minVolume', 0, 1e15, 0)
+      const season = numberParam(rest, 'season', 0, 366, SEASON[grain])
+      const threshold = numberParam(rest, 'threshold', 0.5, 100, 3.5)
+      const minVolume = numberParam(rest, 'minVolume', 0, 1e15, 0)
       const by = rest.by as string | undefined
       const dims = Object.keys(m.declaration.dimensions ?? {}).sort()
       if (by !== undefined && !dims.includes(by))
@@ -159,48 +144,7 @@ export function registerInsightRoutes(app: Api, deps: MetricRouteDeps & { today:
     },
     async (request) => {
       const { p, m, query, rest, grain } = await prepare(request, ['season', 'horizon'])
-      const season = int(rest, 'season', 0, 366, SEASON[grain])
-      const horizon = int(rest, 'horizon', 1, 36, 6)
-      const answer = await answerMetric({ orgTx: deps.orgTx, today: deps.today }, p.orgId, m, query)
-      const series = seriesOf(answer, grain)
-        .get('')!
-        .filter((x) => x.complete !== false)
-      const y = series.map((x) => x.value)
-      const intermittent = isIntermittent(y)
-      let method: string
-      let parameters: Record<string, number>
-      let predict: (train: number[], h: number) => number[]
-      if (intermittent) {
-        if (y.length < 4) throw MET.SERIES_TOO_SHORT({ need: 4, have: y.length, method: 'Croston/SBA' })
-        const fit = croston(y, { sba: true })
-        method = 'sba'
-        parameters = { alpha: fit.alpha, size: fit.size, interval: fit.interval }
-        predict = (train, h) => Array(h).fill(croston(train, { sba: true }).forecast)
-      } else {
-        if (season < 2 || y.length < 2 * season + 2)
-          throw MET.SERIES_TOO_SHORT({ need: 2 * Math.max(season, 2) + 2, have: y.length, method: 'Holt-Winters' })
-        const fit = fitHoltWinters(y, season)
-        method = 'holt-winters-additive'
-        parameters = { alpha: fit.alpha, beta: fit.beta, gamma: fit.gamma, season }
-        predict = (train, h) => forecastHoltWinters(fitHoltWinters(train, season), h)
-      }
-      const values = predict(y, horizon)
-      const minTrain = intermittent
-        ? Math.max(4, y.length - 12 - horizon)
-        : Math.max(2 * season, y.length - 12 - horizon)
-      const backtest = rollingOrigin(
-        y,
-        horizon,
-        Math.min(minTrain, y.length - horizon),
-        predict,
-        intermittent ? 1 : season,
-      )
-      let period = series.length ? series[series.length - 1]!.period : (query.from ?? deps.today())
-      const forecast = values.map((value) => {
-        period = nextPeriod(period, grain)
-        return { period, value }
-      })
-      return { metric: m.name, grain, method, parameters, forecast, backtest, history: series.length }
+      return forecastMetric({ orgTx: deps.orgTx, today: deps.today }, p.orgId, m, { ...query, grain }, rest)
     },
   )
 }

@@ -19,6 +19,7 @@ import type { CollectionRef, CollectionStore } from './data/index.js'
 import { startWorkflow, type WorkflowJobs } from './workflow-start.js'
 import { knowledgeCall, type KnowledgeOp } from '../knowledge/plugin-calls.js'
 import type { KnowledgeService } from '../knowledge/service.js'
+import { mayReadMetrics, metricsCall, type MetricsHostSource, type MetricsOp } from '../metrics/host-ops.js'
 
 /** One plugin's invocation inside an invocation tree (a route, and the actions it calls). */
 export interface Running {
@@ -81,6 +82,8 @@ export interface HostServices {
   embedded?: boolean
   /** Knowledge bases (knowledge.search, knowledge.ask, knowledge.write); unset in hosts without them. */
   knowledge?: KnowledgeService
+  /** The tenant's installations, for metrics.query and metrics.forecast; unset in hosts without metrics. */
+  metrics?: MetricsHostSource
 }
 
 /** The collections data service (core/src/plugins/data). */
@@ -153,6 +156,10 @@ function authorize(run: Running, op: string, args: unknown): boolean {
       if (!has(run, (c) => c.kind === cap)) deny(run, op, text(a.kb), `${who} was not granted "${cap}"`)
       return true
     }
+    case 'metrics.query':
+    case 'metrics.forecast':
+      if (!mayReadMetrics(run.caps)) deny(run, op, text(a.metric), `${who} was not granted "metrics:read"`)
+      return true
     case 'workflows.start':
       if (!has(run, (c) => c.kind === 'workflows'))
         deny(run, op, text(a.workflow), `${who} was not granted "workflows"`)
@@ -302,6 +309,24 @@ export async function runHostCall(services: HostServices, run: Running, op: stri
         },
         op as KnowledgeOp,
         args,
+      )
+    }
+    case 'metrics.query':
+    case 'metrics.forecast': {
+      if (!services.metrics) throw KRN.NOT_FOUND({ what: 'metrics' })
+      const a = args as HostOps['metrics.query']['args']
+      return metricsCall(
+        services.metrics,
+        {
+          plugin: run.inst.plugin,
+          tenantId: run.tree.tenantId,
+          caps: run.caps,
+          inTx: (fn) => run.tree.tx.use(fn),
+          deny: (target, reason) => deny(run, op, target, reason),
+          use: (target) => use(run, op, target),
+        },
+        op as MetricsOp,
+        a,
       )
     }
     case 'workflows.start': {

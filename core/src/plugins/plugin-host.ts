@@ -120,6 +120,10 @@ export class PluginHost {
       ai: deps.ai,
       embedded: db.embedded,
       knowledge: deps.knowledge ?? new KnowledgeService(db, deps.ai),
+      metrics: {
+        installed: (tenantId, tx) => this.installations.of(tenantId, tx),
+        versionOf: (tx, inst) => this.servable.versionOf(tx, inst),
+      },
     }
     this.runs = new InvocationRuns(options, this.recorder, (run, op, args) => runHostCall(services, run, op, args))
     this.eventSink = new PluginEventDelivery({
