@@ -11,7 +11,8 @@ import { now, who } from './store.js'
 import { leadTimeOf, placeSuggestion, supplierPriceOf } from './replenish.js'
 import { forecastOf, GRAINS, leadTimeDemand } from './demand.js'
 
-interface ForecastBody {
+/** A forecast to record: the SKU and the kernel's forecast answer. */
+export interface ForecastBody {
   sku: string
   /** Where the forecast comes from, e.g. the metric's name (`insights.units_sold`). */
   source?: string
@@ -31,8 +32,8 @@ function invalid(b: ForecastBody): string[] {
   return out
 }
 
-async function record(req: RouteRequest<ForecastBody>, ctx: Ctx): Promise<RouteResponse> {
-  const b = req.body
+/** Records a SKU's forecast and suggests from it: the POST route's logic, also the scheduled refresh's. */
+export async function recordForecast(ctx: Ctx, b: ForecastBody): Promise<RouteResponse> {
   const bad = invalid(b)
   if (bad.length) return problem(PUR.INVALID_FORECAST, bad.join('; '))
   const { levels } = await ctx.plugins.call<{
@@ -94,7 +95,7 @@ async function record(req: RouteRequest<ForecastBody>, ctx: Ctx): Promise<RouteR
 }
 
 export const forecastRoutes = {
-  'POST /forecasts': record,
+  'POST /forecasts': (req: RouteRequest<ForecastBody>, ctx: Ctx) => recordForecast(ctx, req.body),
   'GET /forecasts/:sku': async (req: RouteRequest<null, { sku: string }>, ctx: Ctx): Promise<RouteResponse> => {
     const f = await forecastOf(ctx, req.params.sku)
     return f ? { status: 200, body: f } : problem(PUR.FORECAST_NOT_FOUND, `no forecast recorded for ${req.params.sku}`)

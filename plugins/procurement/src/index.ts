@@ -12,12 +12,13 @@ import { receive } from './receipts.js'
 import { invoiceRoutes } from './invoices.js'
 import { onStockLow } from './replenish.js'
 import { forecastRoutes } from './forecasts.js'
-import { invoiceException, poApproval } from './workflows.js'
+import { forecastRefresh, invoiceException, poApproval } from './workflows.js'
 
 export * from './types.js'
 export { PUR } from './errors.js'
 export { suggest } from './replenish.js'
 export { leadTimeDemand } from './demand.js'
+export { refreshForecasts, DEMAND_METRIC, type RefreshSummary } from './refresh.js'
 
 export const procurementPlugin = definePlugin({
   manifest,
@@ -37,5 +38,5 @@ export const procurementPlugin = definePlugin({
     ...forecastRoutes,
   },
   events: { 'inventory.stock.low': onStockLow },
-  workflows: { poApproval, invoiceException },
+  workflows: { poApproval, invoiceException, forecastRefresh },
 })

@@ -7,6 +7,7 @@ import type { Ctx, PurchaseOrder } from './types.js'
 import { decide } from './purchase-orders.js'
 import { decideInvoice, invoiceOf } from './invoices.js'
 import { poOf, setting } from './store.js'
+import { refreshForecasts } from './refresh.js'
 
 const reasonForm = {
   type: 'object',
@@ -103,5 +104,16 @@ export const invoiceException = defineWorkflow({
         throw err
       }
     },
+  },
+})
+
+/**
+ * Nightly (or started through the API, with `{ sku }` for one SKU): the SKUs' demand forecasts
+ * refreshed from the insights layer and recorded, suggesting what projected stock calls for.
+ */
+export const forecastRefresh = defineWorkflow({
+  steps: {
+    refresh: async (input: { sku?: string } | null, ctx: Ctx) =>
+      flow.complete({ ...(await refreshForecasts(ctx, input?.sku ? [input.sku] : undefined)) }),
   },
 })

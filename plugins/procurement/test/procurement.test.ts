@@ -22,6 +22,17 @@ for (const kind of DB_KINDS)
     }
     const P = '/v1/x/procurement'
     const onHand = async (sku: string) => (await ok('GET', `/v1/x/inventory/stock/${sku}`)).onHand as number
+    const day = (ago: number) => new Date(Date.now() - ago * 86_400_000).toISOString().slice(0, 10)
+    /** Eight past weeks of 14 units of `sku` a week, one order each (placed: they reserve stock). */
+    const sellWeekly = async (sku: string) => {
+      for (let w = 1; w <= 8; w++)
+        await ok('POST', '/v1/x/orders/orders', {
+          number: `SO-${sku}${w}`,
+          customer: 'ALFKI',
+          orderDate: day(7 * w),
+          lines: [{ sku, quantity: 14 }],
+        })
+    }
 
     await ok('POST', '/v1/x/catalog/import/categories', { csv: 'code,name\nBEV,Beverages\n' })
     await ok('POST', '/v1/x/catalog/import/suppliers', { csv: 'code,name\nEXO,Exotic Liquids\nALT,Alternative\n' })
@@ -283,14 +294,7 @@ for (const kind of DB_KINDS)
       // Eight past weeks of 14 units of F a week, one order each (placed: they reserve stock).
       await ok('POST', '/v1/x/pricing/prices/import', { rules: [{ kind: 'list', sku: 'F', price: '2.00' }] })
       await ok('POST', '/v1/x/orders/customers', { code: 'ALFKI', name: 'Alfreds Futterkiste' })
-      const day = (ago: number) => new Date(Date.now() - ago * 86_400_000).toISOString().slice(0, 10)
-      for (let w = 1; w <= 8; w++)
-        await ok('POST', '/v1/x/orders/orders', {
-          number: `SO-F${w}`,
-          customer: 'ALFKI',
-          orderDate: day(7 * w),
-          lines: [{ sku: 'F', quantity: 14 }],
-        })
+      await sellWeekly('F')
       const stock = await ok('GET', '/v1/x/inventory/stock/F')
       t.match(stock, { onHand: 150, available: 38 }, '112 reserved: above the reorder point of 20')
 
@@ -358,6 +362,50 @@ for (const kind of DB_KINDS)
       t.same(
         types.map((e) => e.subject),
         ['F', 'B'],
+      )
+    })
+
+    t.test('the scheduled refresh reads the forecast itself: a suggestion with nothing posted', async (t) => {
+      // G sells like F did (14 a week for eight weeks); nobody posts a forecast for it.
+      await ok('POST', '/v1/x/catalog/import/products', { csv: 'sku,name,category,supplier\nG,Oats,BEV,EXO\n' })
+      await ok('POST', '/v1/x/inventory/stock/import', { rows: [{ sku: 'G', onHand: 150, reorderPoint: 20 }] })
+      await ok('POST', `${P}/prices/import`, { rows: [{ supplier: 'NWD', sku: 'G', cost: '0.90' }] })
+      await ok('POST', '/v1/x/pricing/prices/import', { rules: [{ kind: 'list', sku: 'G', price: '1.50' }] })
+      await sellWeekly('G')
+      t.equal((await buyer('GET', `${P}/forecasts/G`)).status, 404, 'no forecast yet')
+
+      // What the nightly schedule starts, started now through the API (no input: every SKU).
+      const started = await ok('POST', '/v1/workflows/instances', {
+        plugin: '@trellis/procurement',
+        workflow: 'forecastRefresh',
+      })
+      const done = await eventually(async () => {
+        const i = await ok('GET', `/v1/workflows/instances/${started.id}`)
+        return ['completed', 'failed'].includes(i.status) && i
+      }, 'the refresh to end')
+      t.equal(done.status, 'completed', JSON.stringify(done))
+      t.equal(done.output.insights, true)
+      const g = done.output.recorded.find((x: { sku: string }) => x.sku === 'G')
+      t.ok(g?.suggestion, JSON.stringify(done.output))
+      t.match(
+        done.output.skipped.find((x: { sku: string }) => x.sku === 'A'),
+        { reason: 'too little sales history to forecast' },
+        'A never sold: nothing to forecast',
+      )
+      const recorded = await ok('GET', `${P}/forecasts/G`)
+      t.match(recorded, {
+        sku: 'G',
+        source: 'insights.units_sold',
+        grain: 'week',
+        recordedBy: /^system:|^event:|^user:/,
+      })
+      for (const p of recorded.periods) t.ok(Math.abs(p.value - 14) < 0.01, `${p.period}: about 14 a week`)
+      const draft = await ok('GET', `${P}/purchase-orders/${g.suggestion.po}`)
+      t.match(draft, { supplier: 'NWD', status: 'draft', source: 'suggestion' })
+      // 38 available − 20 over the 10-day lead time = 18 ≤ 20: 2 short plus a lot of 20.
+      t.match(
+        draft.lines.find((l: { sku: string }) => l.sku === 'G'),
+        { quantity: 22, suggestion: { rule: 'reorder point + lead-time forecast', forecast: { quantity: 20 } } },
       )
     })
   })
