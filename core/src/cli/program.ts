@@ -8,9 +8,12 @@ import { Argument, Command, Option } from 'commander'
 import type { KernelConfig } from '../config.js'
 import type { Extension } from '../extension-api/define.js'
 
-/** What the composition root gives the CLI: the extensions every kernel it starts runs with. */
+/**
+ * What the composition root gives the CLI: the extensions every kernel it starts runs with —
+ * asked for only when a command starts a kernel, so that the composition root can load them then.
+ */
 export interface CliAssembly {
-  extensions(): Extension[]
+  extensions(): Extension[] | Promise<Extension[]>
 }
 
 /** Errors of the operator's environment (exit 2), not of the program. */
@@ -71,7 +74,7 @@ export async function runCli(argv: string[], assembly: CliAssembly): Promise<voi
     .action(async (opts: { demo?: boolean; port?: string; migrate?: boolean; role?: string }) => {
       const cfg = await config({ PORT: opts.port, TRELLIS_ROLE: opts.role })
       const { runStart, stopTelemetry } = await load()
-      await runStart(cfg, opts, assembly.extensions(), stopTelemetry)
+      await runStart(cfg, opts, await assembly.extensions(), stopTelemetry)
     })
 
   program
