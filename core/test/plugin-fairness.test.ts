@@ -120,11 +120,24 @@ for (const kind of DB_KINDS) {
             host.runningInvocations(a.orgId) > 0 && settled < ATTACKERS,
             'the measurement ran while the attack was still going',
           )
-        if (kind === 'postgres')
+        if (kind === 'postgres') {
+          // The kernel's background work (the audit sealer, the event dispatcher) may be between
+          // two statements of its own transaction at any instant, while an attacker that holds a
+          // connection holds it for its whole run: so some sample taken while the attack is still
+          // running must show no more than the bound.
+          const bound = attack === 'hang' ? 0 : 5
+          let held = await idleInTransaction(k)
+          let during = host.runningInvocations(a.orgId) > 0 && settled < ATTACKERS
+          for (let i = 0; i < 20 && !(held <= bound && during) && settled < ATTACKERS; i++) {
+            await new Promise((r) => setTimeout(r, 100))
+            held = await idleInTransaction(k)
+            during = host.runningInvocations(a.orgId) > 0 && settled < ATTACKERS
+          }
           t.ok(
-            (await idleInTransaction(k)) <= (attack === 'hang' ? 0 : 5),
-            'the attacker holds no connection (hang) or at most half the pool (after a data call)',
+            held <= bound && during,
+            `the attacker holds no connection (hang) or at most half the pool (after a data call): ${held} idle in transaction`,
           )
+        }
         const loadedP97 = { plugin: p97(loaded.plugin), kernel: p97(loaded.kernel) }
         t.comment(
           `${attack} p97 on ${kind}: plugin route ${loadedP97.plugin.toFixed(1)} ms, kernel route ${loadedP97.kernel.toFixed(1)} ms`,
