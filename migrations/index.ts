@@ -16,8 +16,8 @@ import { Migration20261206000027IdentitySso } from './2026-12-06-identity-sso-3.
 import { Migration20261206000037IdentitySso } from './2026-12-06-identity-sso-4.js'
 import { Migration20261206000002Knowledge } from './2026-12-06-knowledge.js'
 import { Migration20261206000001Ai } from './2026-12-06-ai.js'
-import { Migration20261207000801Governance } from './2026-12-07-governance.js'
 import { Migration20261207000201InvocationTranscript } from './2026-12-07-invocation-transcript.js'
+import { Migration20261207000801Governance } from './2026-12-07-governance.js'
 
 /** Every migration, oldest first; MikroORM runs them in this order. */
 export const migrationsList: MigrationObject[] = [

@@ -66,6 +66,7 @@ export class ModelRegistry {
     })
   }
 
+  /** After a change committed: drop this process's list and tell the others to drop theirs. */
   forget(): void {
     this.cached = undefined
     this.changes?.announce()
