@@ -39,6 +39,7 @@ t.test('the isolate-safe entry bundles without Node built-ins or the Node-only m
   })
   const inputs = Object.keys(out.metafile.inputs).map((p) => p.replace(/^.*plugin-sdk\/src\//, ''))
   t.same(inputs.sort(), [
+    'agent-step.ts',
     'capabilities.ts',
     'define-plugin.ts',
     'errors.ts',
