@@ -299,6 +299,7 @@ export async function importNorthwind(options: ImportOptions): Promise<ImportRes
     for (;;) {
       const job = await call('GET', `/v1/x/catalog/imports/${started.id}`)
       if (job.status === 'done') return job as { created: number; updated: number; unchanged: number }
+      if (job.status === 'failed') throw new Error(`the product import ${started.id} failed: ${job.error}`)
       await new Promise((done) => setTimeout(done, 100))
     }
   }

@@ -1,8 +1,10 @@
 // Large CSV imports as a job: POST /imports/:kind checks every row first (a bad row answers 422
 // with the per-row report, and nothing is written), stores the rows in chunks and starts the
 // `csvImport` workflow, which writes one chunk per step — each step its own transaction, within
-// the sandbox's host-call limit — and records what each row became. GET /imports/:id shows the
-// progress; GET /imports/:id/rows the per-row report.
+// the sandbox's host-call limit — and records what each row became. A row the kernel refuses is
+// reported as failed (the others are still written) and the job ends `failed`; a job whose step
+// keeps failing is marked `failed` by the workflow's compensation, its unwritten rows reported as
+// `not_imported`. GET /imports/:id shows the progress; GET /imports/:id/rows the per-row report.
 import { flow, problem, type RouteRequest, type RouteResponse } from '@trellis/plugin-sdk'
 import { CAT } from './errors.js'
 import type { Kind } from './csv.js'
@@ -18,12 +20,16 @@ export const MAX_JOB_ROWS = 5000
 export interface ImportJob {
   kind: Kind
   upsert: boolean
-  status: 'running' | 'done'
+  status: 'running' | 'done' | 'failed'
   total: number
   processed: number
   created: number
   updated: number
   unchanged: number
+  /** Rows the kernel refused to write. */
+  failed?: number
+  /** Why the job stopped before its end, when it did. */
+  error?: string
   chunks: number
   startedAt: string
   finishedAt?: string
@@ -69,7 +75,7 @@ export async function startImport(
       seq,
       rows: rows.slice(seq * CHUNK_ROWS, (seq + 1) * CHUNK_ROWS),
     })
-  const { instanceId } = await ctx.workflows.start('csvImport', { importId: job.id, seq: 0 }, { startKey: job.id })
+  const { instanceId } = await ctx.workflows.start('csvImport', { importId: job.id }, { startKey: job.id })
   const started = (await ctx.data.imports.update(
     job.id,
     { workflowInstance: instanceId },
@@ -106,12 +112,14 @@ export async function importRows(
     sort: [{ field: 'seq', direction: 'asc' }],
     limit: 10,
   })
-  type Reported = { row: number; key: string; outcome: RowOutcome['outcome'] | 'pending' }
+  // Rows not written yet are pending while the job runs; once it failed they never will be.
+  const unwritten = job.status === 'failed' ? 'not_imported' : 'pending'
+  type Reported = Omit<RowOutcome, 'outcome'> & { outcome: RowOutcome['outcome'] | typeof unwritten }
   const items = (page.items as ImportChunk[])
     .flatMap(
       (c): Reported[] =>
         c.results ??
-        c.rows.map((r) => ({ row: r.row, key: String(r.record[keyFieldOf(job.kind)]), outcome: 'pending' })),
+        c.rows.map((r) => ({ row: r.row, key: String(r.record[keyFieldOf(job.kind)]), outcome: unwritten })),
     )
     .filter((r) => r.row > after)
   const last = items[items.length - 1]
@@ -121,17 +129,23 @@ export async function importRows(
   }
 }
 
-/** The `csvImport` workflow's one step: writes chunk `seq`, counts it, and goes on to the next. */
+/** The `csvImport` workflow's first step: hands the job to `importChunk`; its compensation is `markFailed`. */
+export async function begin(input: { importId: string }) {
+  return { importId: input.importId, seq: 0 }
+}
+
+/** The `csvImport` workflow's step: writes chunk `seq`, counts it, and goes on to the next. */
 export async function importChunk(input: { importId: string; seq: number }, ctx: Ctx) {
   const job = (await ctx.data.imports.get(input.importId)) as Stored<ImportJob> | null
   if (!job) return flow.fail(`import ${input.importId} is gone`)
   const [chunk] = (await ctx.data.importChunks.find({ where: { importId: job.id, seq: input.seq }, limit: 1 }))
     .items as Array<Stored<ImportChunk>>
   if (!chunk) return flow.fail(`import ${job.id} has no chunk ${input.seq}`)
-  const results = await writeRows(ctx, job.kind, chunk.rows)
+  const results = await writeRows(ctx, job.kind, chunk.rows, { reportRefused: true })
   await ctx.data.importChunks.update(chunk.id, { results }, chunk.version)
   const n = tally(results)
   const last = input.seq + 1 >= job.chunks
+  const failed = (job.failed ?? 0) + n.failed
   await ctx.data.imports.update(
     job.id,
     {
@@ -139,11 +153,38 @@ export async function importChunk(input: { importId: string; seq: number }, ctx:
       created: job.created + n.created,
       updated: job.updated + n.updated,
       unchanged: job.unchanged + n.unchanged,
-      ...(last ? { status: 'done', finishedAt: new Date().toISOString() } : {}),
+      failed,
+      ...(last
+        ? {
+            status: failed ? 'failed' : 'done',
+            ...(failed ? { error: `${failed} of ${job.total} rows were refused (see the per-row report)` } : {}),
+            finishedAt: new Date().toISOString(),
+          }
+        : {}),
     },
     job.version,
   )
   return last
-    ? flow.complete({ importId: job.id, total: job.total })
+    ? flow.complete({ importId: job.id, total: job.total, failed })
     : flow.next('importChunk', { importId: job.id, seq: input.seq + 1 })
+}
+
+/**
+ * The compensation of `begin`: the workflow failed (a step kept failing, or a chunk was missing),
+ * so the job is marked failed. Chunks written before stay written and reported; the rest are
+ * reported as not imported.
+ */
+export async function markFailed(input: { importId: string }, ctx: Ctx) {
+  const job = (await ctx.data.imports.get(input.importId)) as Stored<ImportJob> | null
+  if (job?.status !== 'running') return { importId: input.importId, marked: false }
+  await ctx.data.imports.update(
+    job.id,
+    {
+      status: 'failed',
+      error: `the import stopped after ${job.processed} of ${job.total} rows; the rest were not imported (send the file again with upsert: true to finish it)`,
+      finishedAt: new Date().toISOString(),
+    },
+    job.version,
+  )
+  return { importId: job.id, marked: true }
 }

@@ -21,12 +21,17 @@ export interface ImportRow {
   record: Record<string, unknown>
 }
 
-/** What one row became: created, updated or unchanged. */
+/** What one row became: created, updated, unchanged, or failed (the kernel refused to write it, and why). */
 export interface RowOutcome {
   row: number
   key: string
-  outcome: 'created' | 'updated' | 'unchanged'
+  outcome: 'created' | 'updated' | 'unchanged' | 'failed'
+  code?: string
+  message?: string
 }
+
+/** Codes with which the kernel refuses one record (its schema, a unique index): that row failed, not the import. */
+const REFUSED_ROW = new Set(['KRN_ERR_VALIDATION_FAILED', 'KRN_ERR_CONFLICT'])
 
 export const keyFieldOf = (kind: Kind) => (kind === 'products' ? 'sku' : 'code')
 
@@ -221,8 +226,19 @@ async function existingByKey(ctx: Ctx, kind: Kind, keys: string[]) {
   return new Map(found.map((r) => [r[keyField] as string, r]))
 }
 
-/** Writes checked rows: creates the new, updates the changed (with their events), leaves the rest. */
-export async function writeRows(ctx: Ctx, kind: Kind, rows: ImportRow[]): Promise<RowOutcome[]> {
+/**
+ * Writes checked rows: creates the new, updates the changed (with their events), leaves the rest.
+ * With `reportRefused`, a row the kernel refuses (`KRN_ERR_VALIDATION_FAILED`, `KRN_ERR_CONFLICT`:
+ * say a value longer than the collection allows, or a key another request wrote since the check)
+ * is reported as failed with the code and message, and the other rows are still written — the
+ * store leaves the transaction usable after refusing a record. Without it, the refusal is thrown.
+ */
+export async function writeRows(
+  ctx: Ctx,
+  kind: Kind,
+  rows: ImportRow[],
+  opts: { reportRefused?: boolean } = {},
+): Promise<RowOutcome[]> {
   const keyField = keyFieldOf(kind)
   const existing = await existingByKey(
     ctx,
@@ -233,8 +249,15 @@ export async function writeRows(ctx: Ctx, kind: Kind, rows: ImportRow[]): Promis
   for (const { row, record: r } of rows) {
     const key = r[keyField] as string
     const old = existing.get(key) as (Record<string, unknown> & { id: string; version: number }) | undefined
+    const refused = (err: unknown) => {
+      const code = (err as { code?: unknown })?.code
+      if (!opts.reportRefused || typeof code !== 'string' || !REFUSED_ROW.has(code)) throw err
+      out.push({ row, key, outcome: 'failed', code, message: String((err as Error).message).slice(0, 2000) })
+      return undefined
+    }
     if (!old) {
-      const rec = await (ctx.data[kind] as any).insert(r)
+      const rec = await (ctx.data[kind] as any).insert(r).catch(refused)
+      if (!rec) continue
       out.push({ row, key, outcome: 'created' })
       if (kind === 'products') await ctx.events.emit('catalog.product.created', productEvent(rec), { subject: rec.sku })
       continue
@@ -244,7 +267,8 @@ export async function writeRows(ctx: Ctx, kind: Kind, rows: ImportRow[]): Promis
       out.push({ row, key, outcome: 'unchanged' })
       continue
     }
-    const rec = await (ctx.data[kind] as any).update(old.id, r, old.version)
+    const rec = await (ctx.data[kind] as any).update(old.id, r, old.version).catch(refused)
+    if (!rec) continue
     out.push({ row, key, outcome: 'updated' })
     if (kind === 'products')
       await ctx.events.emit(
@@ -257,8 +281,8 @@ export async function writeRows(ctx: Ctx, kind: Kind, rows: ImportRow[]): Promis
 }
 
 /** How many rows became what. */
-export function tally(outcomes: RowOutcome[]): { created: number; updated: number; unchanged: number } {
-  const n = { created: 0, updated: 0, unchanged: 0 }
+export function tally(outcomes: RowOutcome[]): { created: number; updated: number; unchanged: number; failed: number } {
+  const n = { created: 0, updated: 0, unchanged: 0, failed: 0 }
   for (const o of outcomes) n[o.outcome]++
   return n
 }
@@ -272,5 +296,6 @@ export async function importCsv(
   const checked = await checkCsv(ctx, kind, req.body.csv, Boolean(req.body.upsert), MAX_IMPORT_ROWS)
   if ('problem' in checked) return checked.problem
   const outcomes = await writeRows(ctx, kind, checked.rows)
-  return { status: 200, body: { kind, rows: checked.rows.length, ...tally(outcomes) } }
+  const { failed: _none, ...counts } = tally(outcomes)
+  return { status: 200, body: { kind, rows: checked.rows.length, ...counts } }
 }

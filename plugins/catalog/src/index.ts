@@ -9,7 +9,16 @@ import { CAT } from './errors.js'
 import type { Category, Ctx, Product, Supplier } from './types.js'
 import { bySku } from './store.js'
 import { importCsv } from './import.js'
-import { getImport, importChunk, importRows, startImport, type ImportChunk, type ImportJob } from './import-job.js'
+import {
+  begin,
+  getImport,
+  importChunk,
+  importRows,
+  markFailed,
+  startImport,
+  type ImportChunk,
+  type ImportJob,
+} from './import-job.js'
 import { createProduct, createSimple, getProducts, listAll, listProducts, patchProduct } from './products.js'
 
 export * from './types.js'
@@ -44,7 +53,7 @@ export const catalogPlugin = definePlugin({
     'GET /imports/:id': getImport,
     'GET /imports/:id/rows': importRows,
   },
-  workflows: { csvImport: defineWorkflow({ steps: { importChunk } }) },
+  workflows: { csvImport: defineWorkflow({ steps: { begin, importChunk, markFailed } }) },
   actions: {
     getProduct: async (input: { sku: string }, ctx: Ctx) => bySku(ctx, input.sku),
     getProducts,

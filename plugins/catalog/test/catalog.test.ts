@@ -13,6 +13,17 @@ for (const kind of DB_KINDS)
     const C = '/v1/x/catalog'
     const products = () => dev.records('@trellis/catalog', 'products')
     const events = async () => (await dev.events('@trellis/catalog')).map((e) => `${e.type} ${e.subject}`)
+    /** An import's per-row report, every page of it. */
+    const rowsOf = async (id: string) => {
+      const report: any[] = []
+      let next = ''
+      do {
+        const page = (await r('GET', `${C}/imports/${id}/rows${next}`)).body
+        report.push(...page.items)
+        next = page.next ?? ''
+      } while (next)
+      return report
+    }
 
     t.test('the manifest passes the lint with no warnings', async (t) => {
       t.same(await lintErp('catalog'), { errors: [], warnings: [] })
@@ -221,13 +232,7 @@ for (const kind of DB_KINDS)
         const created = (await events()).filter((e) => e.startsWith('catalog.product.created JOB-'))
         t.equal(created.length, 200, 'each product is announced')
 
-        const report: any[] = []
-        let next = ''
-        do {
-          const page = (await r('GET', `${C}/imports/${started.body.id}/rows${next}`)).body
-          report.push(...page.items)
-          next = page.next ?? ''
-        } while (next)
+        const report = await rowsOf(started.body.id)
         t.equal(report.length, 200, 'a row each')
         t.same(report[0], { row: 1, key: 'JOB-1', outcome: 'created' })
         t.ok(report.every((x, i) => x.row === i + 1 && x.outcome === 'created'))
@@ -246,6 +251,45 @@ for (const kind of DB_KINDS)
         t.equal(
           (await r('GET', `${C}/imports/00000000-0000-7000-8000-000000000000`)).body.code,
           'CAT_ERR_IMPORT_NOT_FOUND',
+        )
+      },
+    )
+
+    t.test(
+      'a row the kernel refuses fails alone: the job writes the others and ends failed, the row reported with its code',
+      async (t) => {
+        const long = 'x'.repeat(250) // the products collection allows names of at most 200 characters
+        const lines = Array.from({ length: 100 }, (_, i) => `FAIL-${i + 1},${i === 89 ? long : `Item ${i + 1}`},1,1,0`)
+        const csv = `sku,name,category,supplier,discontinued\n${lines.join('\n')}\n`
+        const before = (await products()).length
+
+        const inRequest = await r('POST', `${C}/import/products`, { csv: csv.split('\n').slice(0, 91).join('\n') })
+        t.equal(inRequest.body.code, 'KRN_ERR_VALIDATION_FAILED', 'in the request: all or nothing')
+        t.equal((await products()).length, before, 'nothing was written')
+
+        const started = await r('POST', `${C}/imports/products`, { csv })
+        t.equal(started.status, 202, JSON.stringify(started.body))
+        let job: any
+        for (let i = 0; i < 600; i++) {
+          if (i) await new Promise((done) => setTimeout(done, 100))
+          job = (await r('GET', `${C}/imports/${started.body.id}`)).body
+          if (job.status !== 'running') break
+        }
+        t.match(job, { status: 'failed', total: 100, processed: 100, created: 99, failed: 1, progress: 1 })
+        t.match(job.error, /1 of 100 rows were refused/)
+        t.type(job.finishedAt, 'string')
+        t.equal((await products()).length, before + 99, 'every other row was written')
+        t.equal((await r('GET', `${C}/products/FAIL-90`)).body.code, 'CAT_ERR_PRODUCT_NOT_FOUND')
+        t.equal((await r('GET', `${C}/products/FAIL-91`)).body.name, 'Item 91')
+
+        const report = await rowsOf(started.body.id)
+        t.equal(report.length, 100)
+        t.match(report[89], { row: 90, key: 'FAIL-90', outcome: 'failed', code: 'KRN_ERR_VALIDATION_FAILED' })
+        t.match(report[89].message, /name/, 'the report says which field')
+        t.same(
+          report.filter((x) => x.outcome !== 'created').map((x) => x.row),
+          [90],
+          'the other 99 rows were created',
         )
       },
     )
