@@ -6,6 +6,8 @@
  */
 import { api, call } from './api/client'
 
+type Column = { field: string; label: string }
+
 export interface ScreenPage {
   id: string
   title: string
@@ -13,10 +15,15 @@ export interface ScreenPage {
   list: {
     route: string
     key?: string
-    columns: Array<{ field: string; label: string }>
+    columns: Column[]
     filters?: Array<{ param: string; label: string; options?: string[] }>
   }
-  detail?: { route: string }
+  detail?: {
+    route: string
+    fields?: Column[]
+    tables?: Array<{ field: string; label: string; columns: Column[] }>
+    tasks?: { field: string; label: string }
+  }
   create?: { label: string; route: string }
   actions?: Array<{ label: string; route: string; confirm?: string; when?: Record<string, unknown> }>
 }

@@ -160,7 +160,15 @@ export interface ManifestConsole {
       columns: Array<{ field: string; label: string }>
       filters?: Array<{ param: string; label: string; options?: string[] }>
     }
-    detail?: { route: string }
+    detail?: {
+      route: string
+      /** The item's fields shown, in order (without them the item is shown as JSON). */
+      fields?: Array<{ field: string; label: string }>
+      /** Array fields of the item shown as tables (an order's lines, its exceptions). */
+      tables?: Array<{ field: string; label: string; columns: Array<{ field: string; label: string }> }>
+      /** The tasks this plugin's workflows opened about the item: those whose data `field` is the item's key. */
+      tasks?: { field: string; label: string }
+    }
     /** The route's request body schema is the form. */
     create?: { label: string; route: string }
     actions?: Array<{ label: string; route: string; confirm?: string; when?: Record<string, unknown> }>

@@ -4,6 +4,7 @@ import { useParams } from 'react-router'
 import { pluginCall } from '../api/client'
 import { can, useAuth } from '../auth'
 import { Dialog } from '../components/Dialog'
+import { format, ItemDetail } from '../components/ItemDetail'
 import { t } from '../i18n'
 import { applies, loadPluginScreens, routeUrl, type PluginScreens, type ScreenPage } from '../plugin-screens'
 
@@ -60,12 +61,12 @@ function DeclaredPage({ screens, page }: { screens: PluginScreens; page: ScreenP
     },
   })
   const run = useMutation({
-    mutationFn: ({ route, item, body }: { route: string; item?: Item; body?: unknown }) => {
+    mutationFn: ({ route, item, body }: { route: string; label: string; item?: Item; body?: unknown }) => {
       const { method, url } = routeUrl(screens.mount, route, item, key)
       return pluginCall(method, url, body)
     },
     onSuccess: (_, v) => {
-      setNotice(`${v.route}: ${t('common.confirm')} ✓`)
+      setNotice(t('plugin.done', { label: v.label, item: v.item ? String(v.item[key]) : '' }).trim())
       setCreating(false)
       setActing(undefined)
       setOpen(undefined)
@@ -150,7 +151,7 @@ function DeclaredPage({ screens, page }: { screens: PluginScreens; page: ScreenP
       )}
       {open && shown && (
         <Dialog title={`${page.title}: ${String(open[key])}`} onClose={() => setOpen(undefined)}>
-          <pre data-testid="plugin-item">{JSON.stringify(shown, null, 2)}</pre>
+          <ItemDetail plugin={screens.plugin} detail={page.detail} item={shown} itemKey={key} />
           {run.error && (
             <p className="error" role="alert">
               {t('app.error', { message: run.error.message })}
@@ -185,14 +186,16 @@ function DeclaredPage({ screens, page }: { screens: PluginScreens; page: ScreenP
               <SchemaForm
                 schema={form(acting.action.route) ?? { type: 'object' }}
                 submitLabel={t('common.confirm')}
-                onSubmit={(body) => run.mutate({ route: acting.action.route, item: acting.item, body })}
+                onSubmit={(body) =>
+                  run.mutate({ route: acting.action.route, label: acting.action.label, item: acting.item, body })
+                }
               />
             </Suspense>
           ) : (
             <button
               type="button"
               className="primary"
-              onClick={() => run.mutate({ route: acting.action.route, item: acting.item })}
+              onClick={() => run.mutate({ route: acting.action.route, label: acting.action.label, item: acting.item })}
             >
               {t('common.confirm')}
             </button>
@@ -210,17 +213,11 @@ function DeclaredPage({ screens, page }: { screens: PluginScreens; page: ScreenP
             <SchemaForm
               schema={form(page.create.route) ?? { type: 'object' }}
               submitLabel={page.create.label}
-              onSubmit={(body) => run.mutate({ route: page.create!.route, body })}
+              onSubmit={(body) => run.mutate({ route: page.create!.route, label: page.create!.label, body })}
             />
           </Suspense>
         </Dialog>
       )}
     </section>
   )
-}
-
-function format(v: unknown): string {
-  if (v === null || v === undefined) return ''
-  if (typeof v === 'object') return Array.isArray(v) ? `${v.length}` : JSON.stringify(v)
-  return String(v)
 }

@@ -56,6 +56,7 @@ import type { KernelExtension } from '../extensions.js'
 import { registerInstanceRoutes } from '../workflows/instance-routes.js'
 import { registerTaskRoutes } from '../workflows/task-routes.js'
 import { registerTaskDecisionRoutes } from '../workflows/task-decision-routes.js'
+import { registerTaskSubjectRoutes } from '../workflows/task-subject-routes.js'
 import { registerAiRoutes } from '../ai/routes.js'
 import { registerKnowledgeRoutes } from '../knowledge/routes.js'
 import { KnowledgeService } from '../knowledge/service.js'
@@ -364,6 +365,7 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       registerInstanceRoutes(v1, { orgTx, plugins: k.plugins, workflows: k.workflows })
       registerTaskRoutes(v1, { orgTx, clock: k.workflows.clock })
       registerTaskDecisionRoutes(v1, { orgTx, workflows: k.workflows })
+      registerTaskSubjectRoutes(v1, { orgTx, plugins: k.plugins })
       registerAiRoutes(v1, { orgTx, secrets: k.secrets, ai: k.ai })
       registerKnowledgeRoutes(v1, { orgTx, knowledge: new KnowledgeService(k.db, (k as { ai?: AiService }).ai) })
       registerMetricRoutes(v1, { orgTx, plugins: k.plugins })

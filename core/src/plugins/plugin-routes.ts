@@ -21,7 +21,7 @@ const KERNEL_PERMISSION_NAMES: ReadonlySet<string> = new Set(Object.values(KERNE
  * so could configure this one and grant anything it contributes anyway — every permission the
  * plugin contributes (never a kernel permission).
  */
-function effectivePermissions(
+export function effectivePermissions(
   held: ReadonlySet<string>,
   contributed: Array<{ name: string }> | undefined,
 ): Set<string> {
