@@ -1,5 +1,6 @@
 /**
- * The README's demo tour, run as written (its shell block between the `tour:start` and
+ * What `trellis start --demo` makes (accounts, the ERP plugins through the marketplace, the
+ * Northwind data), and the README's demo tour, run as written (its shell block between the `tour:start` and
  * `tour:end` markers) against `trellis start --demo`, twice on the same data directory: a
  * reader pasting it gets the price approval, its task, the order through to invoiced and a
  * total — and a second start keeps every printed credential good and the tour repeatable.
@@ -19,6 +20,8 @@ const baseEnv = {
   LOG_LEVEL: 'warn',
   PORT: '0',
   TRELLIS_DEMO_ORDERS: '5',
+  TRELLIS_ADMIN_EMAIL: 'ops@example.test',
+  TRELLIS_ADMIN_PASSWORD: 'operator-password-1',
 }
 
 /** The tour's shell block, as the README shows it. */
@@ -67,14 +70,54 @@ const accountsOf = (out: string) =>
     ),
   ].map((m) => ({ role: m[1]!, email: m[2]!, password: m[3]! }))
 
-async function loginStatus(url: string, email: string, password: string): Promise<number> {
+async function login(url: string, email: string, password: string): Promise<{ status: number; body: any }> {
   const r = await fetch(`${url}/v1/auth/login`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ email, password }),
   })
-  await r.arrayBuffer()
-  return r.status
+  return { status: r.status, body: await r.json() }
+}
+
+const ERP = ['catalog', 'pricing', 'inventory', 'orders', 'partner-onboarding', 'procurement', 'returns', 'copilot']
+
+/** What a first `start --demo` made: accounts by role, the plugins through the marketplace, Northwind's data. */
+async function checkDemo(t: Test, demo: { out: string; url: string }, accounts: ReturnType<typeof accountsOf>) {
+  t.match(demo.out, /email:\s+ops@example\.test/)
+  t.match(demo.out, /the TRELLIS_ADMIN_PASSWORD you set/)
+  t.equal((await login(demo.url, 'ops@example.test', 'operator-password-1')).status, 200)
+  for (const { role, email, password } of accounts) {
+    const r = await login(demo.url, email, password)
+    t.equal(r.status, 200, `${role} signs in with the printed password`)
+    if (/^(partner|tenant)_/.test(role)) t.equal(r.body.org.role, role)
+  }
+  const admin = await login(demo.url, accounts.find((a) => a.role === 'tenant_admin')!.email, accounts[0]!.password)
+  const get = async (path: string) =>
+    (await (
+      await fetch(`${demo.url}${path}`, { headers: { authorization: `Bearer ${admin.body.accessToken}` } })
+    ).json()) as any
+  t.equal(
+    (await get('/v1/branding')).branding.displayName,
+    'Northwind Cloud ERP',
+    "the tenant inherits its partner's branding",
+  )
+  for (const p of ERP)
+    t.match(
+      demo.out,
+      new RegExp(`published @trellis/${p}@[^\\n]*\\n\\s+approved @trellis/${p}@[^\\n]*\\n\\s+installed @trellis/${p}@`),
+      `${p}: published, approved, installed`,
+    )
+  t.match(demo.out, /Northwind loaded: 77 products, 91 customers, 5 orders/)
+  t.same(
+    ((await get('/v1/installations')).items as any[]).map((i) => i.plugin).sort(),
+    ERP.map((p) => `@trellis/${p}`).sort(),
+  )
+  t.equal((await get('/v1/x/orders/orders')).items.length, 5, 'the Northwind orders are there')
+  t.equal((await get('/v1/x/procurement/suppliers')).items.length, 29, "Northwind's 29 suppliers are in procurement")
+  const exotic = await get('/v1/x/procurement/suppliers/1')
+  t.match(exotic, { name: 'Exotic Liquids' })
+  // products.csv: Exotic Liquids (supplier 1) supplies Chang and Aniseed Syrup; Chai is supplier 8's.
+  t.same(exotic.prices.map((p: any) => p.sku).sort(), ['NW-2', 'NW-3'], 'with the products each supplies')
 }
 
 /** Runs the tour as a reader would, with $API and $PW set, failing on the first failing command. */
@@ -143,6 +186,11 @@ t.test('the README tour runs as written against the demo, and again after a seco
     'tenant_member',
   ])
   const pw = accounts.find((a) => a.role === 'tenant_admin')!.password
+  t.ok(
+    accounts.every((a) => a.password === pw),
+    'one demo password for every account',
+  )
+  await checkDemo(t, first, accounts)
   checkTour(t, await runTour(first.url, pw))
   t.equal(await stop(first.child), 0)
 
@@ -157,7 +205,7 @@ t.test('the README tour runs as written against the demo, and again after a seco
   t.equal(again.length, 9)
   for (const a of again) {
     t.equal(a.password, pw, `${a.role}: the same password as the first start`)
-    t.equal(await loginStatus(second.url, a.email, a.password), 200, `${a.role} signs in with the printed password`)
+    t.equal((await login(second.url, a.email, a.password)).status, 200, `${a.role} signs in with the printed password`)
   }
   checkTour(t, await runTour(second.url, pw))
 })

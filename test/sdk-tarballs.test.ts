@@ -3,7 +3,8 @@
  * with type declarations, no tsx to run), a plugin created with `trellis-plugin create @acme/hello`
  * in an empty directory outside this checkout, installed from those tarballs only (third-party
  * packages from the registry or npm's cache), its tests run against the kernel installed from
- * the tarballs, and the plugin published to a kernel started with the tarballs' `trellis start`.
+ * the tarballs; then the README's marketplace walk-through, run as written in the plugin's folder
+ * against a kernel started with the tarballs' `trellis start`: published, approved, installed, used.
  */
 import t from 'tap'
 import { spawn } from 'node:child_process'
@@ -16,7 +17,8 @@ import { packPackages } from '../scripts/pack-packages.js'
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 // Packing, and npm resolving ~600 packages without a lockfile, take minutes on a loaded machine.
 t.setTimeout(1_500_000)
-const ADMIN = { email: 'root@tarballs.test', password: 'tarballs-admin-password' }
+// The README's walk-through signs in as the default platform admin with the password it was given.
+const ADMIN_PASSWORD = 'tarballs-admin-password'
 
 interface Ran {
   code: number | null
@@ -44,18 +46,6 @@ function run(cmd: string, args: string[], cwd: string, ms: number, env: Record<s
       resolve({ code, out, stdout })
     }),
   )
-}
-
-async function api(url: string, method: string, path: string, body?: unknown, token?: string) {
-  const r = await fetch(`${url}${path}`, {
-    method,
-    headers: {
-      ...(body ? { 'content-type': 'application/json' } : {}),
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
-    body: body ? JSON.stringify(body) : undefined,
-  })
-  return { status: r.status, body: (await r.json().catch(() => null)) as any }
 }
 
 t.test('a plugin made outside the checkout installs from the tarballs, passes its tests and publishes', async (t) => {
@@ -144,8 +134,7 @@ t.test('a plugin made outside the checkout installs from the tarballs, passes it
       PORT: '0',
       LOG_LEVEL: 'warn',
       TRELLIS_DATA_DIR: data,
-      TRELLIS_ADMIN_EMAIL: ADMIN.email,
-      TRELLIS_ADMIN_PASSWORD: ADMIN.password,
+      TRELLIS_ADMIN_PASSWORD: ADMIN_PASSWORD,
     },
   })
   t.teardown(() => {
@@ -166,44 +155,42 @@ t.test('a plugin made outside the checkout installs from the tarballs, passes it
     kernel.stderr!.on('data', seen)
     kernel.on('exit', (code) => reject(new Error(`the kernel exited ${code}:\n${log}`)))
   })
-  const admin = (await api(url, 'POST', '/v1/auth/login', ADMIN)).body.accessToken as string
-  const partner = await api(
-    url,
-    'POST',
-    '/v1/partners',
-    { name: 'Acme', slug: 'acme', admin: { email: 'dev@acme.test', name: 'Dev', password: 'password-of-acme-dev' } },
-    admin,
-  )
-  t.equal(partner.status, 201, JSON.stringify(partner.body))
-  const dev = (await api(url, 'POST', '/v1/auth/login', { email: 'dev@acme.test', password: 'password-of-acme-dev' }))
-    .body.accessToken as string
-  t.equal((await api(url, 'POST', '/v1/marketplace/scopes', { scope: '@acme' }, dev)).status, 201)
-  const keysDir = join(root, 'keys')
-  const keys = JSON.parse(
-    (await run('npx', ['trellis-plugin', 'keys', 'generate', '--keys-dir', keysDir, '--json'], dir, 120_000)).stdout,
-  )
-  const publicKey = readFileSync(keys.publicKeyPath, 'utf8')
-  t.equal((await api(url, 'POST', '/v1/marketplace/keys', { name: 'laptop', publicKey }, dev)).status, 201)
-  const apiKey = (await api(url, 'POST', '/v1/api-keys', { name: 'ci', permissions: ['plugins.publish'] }, dev)).body
-    .key as string
-  const published = await run(
-    'npx',
-    [
-      'trellis-plugin',
-      'publish',
-      '--key',
-      keys.privateKeyPath,
-      '--url',
-      url,
-      '--api-key',
-      apiKey,
-      '--changelog',
-      'First',
-      '--json',
-    ],
+  // The README's marketplace walk-through, run as written in the plugin's folder: the tokens, a
+  // scope and a signing key, publish, review, install, and a request to the installed plugin.
+  const home = join(root, 'home')
+  mkdirSync(home)
+  const walk = await run(
+    'bash',
+    ['--norc', '--noprofile', '-e', '-u', '-o', 'pipefail', '-c', marketplaceBlocks().join('\n')],
     dir,
-    240_000,
+    300_000,
+    { HOME: home, URL: url, ADMIN_PASSWORD, npm_config_cache: join(process.env.HOME!, '.npm') },
   )
-  t.equal(published.code, 0, published.out)
-  t.match(JSON.parse(published.stdout), { version: '0.1.0' }, 'the marketplace took version 0.1.0')
+  t.equal(walk.code, 0, `the walk-through ran to its end\n${walk.out}`)
+  t.same(
+    walk.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l)),
+    [
+      { name: 'Bolts Ltd', slug: 'bolts' },
+      { scope: '@acme' },
+      { name: 'laptop', status: 'active' },
+      { name: '@acme/hello', version: '0.1.0', status: 'approved' },
+      { plugin: '@acme/hello', version: '0.1.0' },
+      { name: 'bolt', qty: 3 },
+    ],
+    'each step printed what it made, through to a request the installed plugin answered',
+  )
+  t.match(walk.out, /@acme\/hello@0\.1\.0/, 'publish says what it published')
 })
+
+/** The README's marketplace walk-through: the shell blocks between its markers, as written. */
+function marketplaceBlocks(): string[] {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
+  const m = /<!-- marketplace:start -->([\s\S]*?)<!-- marketplace:end -->/.exec(readme)
+  if (!m) throw new Error('README.md has no <!-- marketplace:start --> … <!-- marketplace:end --> section')
+  const blocks = [...m[1]!.matchAll(/```sh\n([\s\S]*?)```/g)].map((b) => b[1]!)
+  if (blocks.length !== 2) throw new Error(`the walk-through has ${blocks.length} shell blocks, not 2`)
+  return blocks
+}

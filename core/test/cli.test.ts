@@ -1,11 +1,13 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:http'
-import { mkdtempSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { AddressInfo } from 'node:net'
+import { embeddedTemplateOption } from '../src/cli/embedded-template-option.js'
+import { defaultCacheDir, embeddedTemplatePath } from '../src/db/embedded-template.js'
 
 const CLI = fileURLToPath(new URL('../../platform/bin/trellis.js', import.meta.url))
 const baseEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', PORT: '0' }
@@ -44,6 +46,29 @@ function start(
   })
 }
 
+/** Starts `trellis start --json`, resolves with the one line it printed on stdout once it listens. */
+function startJson(
+  env: Record<string, string | undefined>,
+): Promise<{ child: ChildProcess; stdout: () => string; started: any }> {
+  const child = spawn(process.execPath, [CLI, 'start', '--json'], { env: { ...baseEnv, LOG_LEVEL: 'info', ...env } })
+  let stdout = ''
+  let stderr = ''
+  child.stdout!.on('data', (d) => (stdout += d))
+  child.stderr!.on('data', (d) => (stderr += d))
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no JSON printed:\n${stdout}\n${stderr}`)), 240_000)
+    child.stdout!.on('data', () => {
+      if (!stdout.includes('\n')) return
+      clearTimeout(timer)
+      resolve({ child, stdout: () => stdout, started: JSON.parse(stdout.split('\n')[0]!) })
+    })
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`exited ${code}:\n${stdout}\n${stderr}`))
+    })
+  })
+}
+
 async function stop(child: ChildProcess): Promise<number | null> {
   if (child.exitCode !== null) return child.exitCode
   child.removeAllListeners('exit')
@@ -61,10 +86,7 @@ async function login(url: string, email: string, password: string) {
   return { status: r.status, body: (await r.json()) as any }
 }
 
-t.test('help lists the commands', async (t) => {
-  const r = run(['--help'], {})
-  t.equal(r.status, 0)
-  for (const c of ['start', 'migrate', 'admin', 'audit', 'keys']) t.match(r.stdout, new RegExp(`\\b${c}\\b`))
+t.test("a command's help, and a bad argument exits 2", async (t) => {
   const m = run(['migrate', '--help'], {})
   t.match(m.stdout, /up, down or status/)
   const bad = run(['migrate', 'sideways'], {})
@@ -77,31 +99,114 @@ t.test('a bad variable stops start with its name', async (t) => {
   t.match(r.stderr, /KRN_ERR_CONFIG_INVALID: PORT: must be a whole number/)
 })
 
+/** An OTLP/HTTP collector: the bodies of the trace exports it received. */
+async function collector(t: Test): Promise<{ endpoint: string; bodies: any[] }> {
+  const bodies: any[] = []
+  const server = createServer((req, res) => {
+    let data = ''
+    req.on('data', (d) => (data += d))
+    req.on('end', () => {
+      if (req.url === '/v1/traces') bodies.push(JSON.parse(data))
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}')
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  t.teardown(() => server.close())
+  return { endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, bodies }
+}
+
+t.test('a new embedded data directory starts from the migrated template in the cache', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'trellis-cli-'))
+  const option = await embeddedTemplateOption({ dataDir })
+  t.equal(option.embeddedTemplate, embeddedTemplatePath(defaultCacheDir()), "the template of this kernel's schema")
+  t.ok(existsSync(option.embeddedTemplate!), 'made, or made before by another start')
+  t.same(
+    await embeddedTemplateOption({ dataDir, databaseUrl: 'postgres://db.example.test/x' }),
+    {},
+    'not on PostgreSQL',
+  )
+  mkdirSync(join(dataDir, 'pgdata'))
+  writeFileSync(join(dataDir, 'pgdata', 'PG_VERSION'), '17\n')
+  t.same(await embeddedTemplateOption({ dataDir }), {}, 'not for a directory that holds a database')
+  const unusable = join(dataDir, 'a-file')
+  writeFileSync(unusable, '')
+  t.same(
+    await embeddedTemplateOption(
+      { dataDir: mkdtempSync(join(tmpdir(), 'trellis-cli-')) },
+      { TRELLIS_CACHE_DIR: unusable },
+    ),
+    {},
+    'a cache that cannot be used: the kernel migrates instead',
+  )
+})
+
 t.test('first start on the embedded default creates a platform admin and prints how to sign in', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'trellis-cli-'))
   const env = { TRELLIS_DATA_DIR: dataDir }
-  const first = await start([], env)
+  // The first start also exports its traces (the kernel's telemetry is set up by the CLI).
+  const otlp = await collector(t)
+  const first = await start([], {
+    ...env,
+    OTEL_EXPORTER_OTLP_ENDPOINT: otlp.endpoint,
+    OTEL_TRACES_EXPORTER: 'otlp',
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json',
+    OTEL_BSP_SCHEDULE_DELAY: '200',
+  })
   t.match(first.out(), /embedded PostgreSQL \(PGlite\)/)
   const m = /email:\s+(\S+)\n\s+password:\s+(\S+)/.exec(first.out())
   t.ok(m, 'credentials printed')
   const ok = await login(first.url, m![1]!, m![2]!)
   t.equal(ok.status, 200)
   t.equal(ok.body.org.kind, 'platform')
+  const me = await fetch(`${first.url}/v1/me`, { headers: { authorization: `Bearer ${ok.body.accessToken}` } })
+  t.equal(me.status, 200)
   const second = start([], env)
   await t.rejects(second, /in use by process/, 'a second process may not open the same embedded database')
   t.equal(await stop(first.child), 0)
 
+  t.test('with OTEL_EXPORTER_OTLP_ENDPOINT, HTTP and SQL spans were exported with the tenant id', async (t) => {
+    const spans = otlp.bodies
+      .flatMap((b) => b.resourceSpans ?? [])
+      .flatMap((rs: any) => rs.scopeSpans ?? [])
+      .flatMap((ss: any) => (ss.spans ?? []).map((sp: any) => ({ ...sp, scope: ss.scope?.name })))
+    const attr = (sp: any, key: string) => sp.attributes?.find((a: any) => a.key === key)?.value?.stringValue
+    t.ok(
+      spans.some((sp) => /fastify|http/.test(sp.scope) && attr(sp, 'tenant.id') === ok.body.org.id),
+      'a request span carries tenant.id',
+    )
+    t.ok(
+      spans.some((sp) => /pg/.test(sp.scope)),
+      'SQL spans are exported',
+    )
+  })
+
   t.test('data survives a restart, and credentials are not printed again', async (t) => {
-    const again = await start([], env)
-    t.notMatch(again.out(), /password:/)
-    t.equal((await login(again.url, m![1]!, m![2]!)).status, 200)
+    // --json: one line on stdout saying what started; the log lines (at info here) go to stderr.
+    const again = await startJson(env)
+    t.match(again.started, {
+      url: /^http:\/\/127\.0\.0\.1:\d+$/,
+      role: 'all',
+      database: { kind: 'embedded', dataDir },
+      admin: null,
+      demo: null,
+    })
+    t.equal(again.started.docs, `${again.started.url}/docs`)
+    t.equal((await login(again.started.url, m![1]!, m![2]!)).status, 200)
     t.equal(await stop(again.child), 0)
+    t.equal(again.stdout().trim().split('\n').length, 1, 'stdout holds only that line')
     const status = run(['migrate', 'status'], env)
     t.equal(status.status, 0, status.stderr)
     t.match(status.stdout, /applied\s+Migration20261127000001Kernel/)
-    const verify = run(['audit', 'verify'], env)
+    const signed = run(['audit', 'checkpoint', '--json'], env)
+    t.equal(signed.status, 0, signed.stderr)
+    const checkpoints = JSON.parse(signed.stdout) as Array<{ tenantId: string; seq: string; kid: string; jws: string }>
+    const platform = checkpoints.find((c) => c.tenantId === '00000000-0000-0000-0000-000000000000')
+    t.ok(platform?.jws, "the platform chain's head is signed")
+    const verify = run(['audit', 'verify', '--json'], env)
     t.equal(verify.status, 0, verify.stderr)
-    t.match(verify.stdout, /ok\s+platform\s+\d+ entries/)
+    const report = (JSON.parse(verify.stdout) as any[]).find((r) => r.tenantId === platform!.tenantId)
+    t.match(report, { ok: true, entries: Number }, 'the platform chain is whole')
+    t.ok(Number(report.head.seq) >= Number(platform!.seq), 'up to and past the signed head')
     const refused = run(['migrate', 'down'], env)
     t.equal(refused.status, 2, 'without a terminal, down needs --yes')
     t.match(refused.stderr, /will revert 1 migration[\s\S]*--yes/)
@@ -112,125 +217,4 @@ t.test('first start on the embedded default creates a platform admin and prints 
     t.match(run(['migrate', 'status'], env).stdout, new RegExp(`pending\\s+${reverted}`))
     t.match(run(['migrate', 'up'], env).stdout, new RegExp(`applied ${reverted}`))
   })
-})
-
-t.test(
-  'start --demo creates a partner, its tenant and a user per role, and installs the ERP plugins through the marketplace',
-  async (t) => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'trellis-cli-'))
-    const s = await start(['--demo'], {
-      TRELLIS_DATA_DIR: dataDir,
-      TRELLIS_ADMIN_EMAIL: 'ops@example.test',
-      TRELLIS_ADMIN_PASSWORD: 'operator-password-1',
-      TRELLIS_DEMO_ORDERS: '5',
-    })
-    t.teardown(() => stop(s.child))
-    t.match(s.out(), /email:\s+ops@example\.test/)
-    t.match(s.out(), /the TRELLIS_ADMIN_PASSWORD you set/)
-    t.equal((await login(s.url, 'ops@example.test', 'operator-password-1')).status, 200)
-    const accounts = [
-      ...s.out().matchAll(/^\s+(partner_admin|partner_developer|tenant_admin|tenant_member)\s+(\S+)\s+(\S+)/gm),
-    ]
-    t.same(
-      accounts.map((a) => a[1]),
-      ['partner_admin', 'partner_developer', 'tenant_admin', 'tenant_member'],
-    )
-    for (const [, role, email, password] of accounts) {
-      const r = await login(s.url, email!, password!)
-      t.equal(r.status, 200, role)
-      t.equal(r.body.org.role, role)
-    }
-    const admin = await login(s.url, accounts[2]![2]!, accounts[2]![3]!)
-    const branding = await fetch(`${s.url}/v1/branding`, {
-      headers: { authorization: `Bearer ${admin.body.accessToken}` },
-    })
-    t.equal(
-      ((await branding.json()) as any).branding.displayName,
-      'Northwind Cloud ERP',
-      "the tenant inherits its partner's branding",
-    )
-    for (const p of [
-      'catalog',
-      'pricing',
-      'inventory',
-      'orders',
-      'partner-onboarding',
-      'procurement',
-      'returns',
-      'copilot',
-    ])
-      t.match(
-        s.out(),
-        new RegExp(
-          `published @trellis/${p}@[^\\n]*\\n\\s+approved @trellis/${p}@[^\\n]*\\n\\s+installed @trellis/${p}@`,
-        ),
-        `${p}: published, approved, installed`,
-      )
-    t.match(s.out(), /Northwind loaded: 77 products, 91 customers, 5 orders/)
-    const installs = await fetch(`${s.url}/v1/installations`, {
-      headers: { authorization: `Bearer ${admin.body.accessToken}` },
-    })
-    t.same((((await installs.json()) as any).items as any[]).map((i) => i.plugin).sort(), [
-      '@trellis/catalog',
-      '@trellis/copilot',
-      '@trellis/inventory',
-      '@trellis/orders',
-      '@trellis/partner-onboarding',
-      '@trellis/pricing',
-      '@trellis/procurement',
-      '@trellis/returns',
-    ])
-    const orders = await fetch(`${s.url}/v1/x/orders/orders`, {
-      headers: { authorization: `Bearer ${admin.body.accessToken}` },
-    })
-    t.equal((((await orders.json()) as any).items as any[]).length, 5, 'the Northwind orders are there')
-    const headers = { authorization: `Bearer ${admin.body.accessToken}` }
-    const suppliers = (await (await fetch(`${s.url}/v1/x/procurement/suppliers`, { headers })).json()) as any
-    t.equal(suppliers.items.length, 29, "Northwind's 29 suppliers are in procurement")
-    const exotic = (await (await fetch(`${s.url}/v1/x/procurement/suppliers/1`, { headers })).json()) as any
-    t.match(exotic, { name: 'Exotic Liquids' })
-    // products.csv: Exotic Liquids (supplier 1) supplies Chang and Aniseed Syrup; Chai is supplier 8's.
-    t.same(exotic.prices.map((p: any) => p.sku).sort(), ['NW-2', 'NW-3'], 'with the products each supplies')
-  },
-)
-
-t.test('with OTEL_EXPORTER_OTLP_ENDPOINT, HTTP and SQL spans are exported with the tenant id', async (t) => {
-  const bodies: any[] = []
-  const collector = createServer((req, res) => {
-    let data = ''
-    req.on('data', (d) => (data += d))
-    req.on('end', () => {
-      if (req.url === '/v1/traces') bodies.push(JSON.parse(data))
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}')
-    })
-  })
-  await new Promise<void>((r) => collector.listen(0, '127.0.0.1', r))
-  t.teardown(() => collector.close())
-  const endpoint = `http://127.0.0.1:${(collector.address() as AddressInfo).port}`
-  const s = await start([], {
-    TRELLIS_DATA_DIR: mkdtempSync(join(tmpdir(), 'trellis-cli-')),
-    TRELLIS_ADMIN_EMAIL: 'ops@example.test',
-    TRELLIS_ADMIN_PASSWORD: 'operator-password-1',
-    OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
-    OTEL_TRACES_EXPORTER: 'otlp',
-    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json',
-    OTEL_BSP_SCHEDULE_DELAY: '200',
-  })
-  const { body } = await login(s.url, 'ops@example.test', 'operator-password-1')
-  const me = await fetch(`${s.url}/v1/me`, { headers: { authorization: `Bearer ${body.accessToken}` } })
-  t.equal(me.status, 200)
-  t.equal(await stop(s.child), 0)
-  const spans = bodies
-    .flatMap((b) => b.resourceSpans ?? [])
-    .flatMap((rs: any) => rs.scopeSpans ?? [])
-    .flatMap((ss: any) => (ss.spans ?? []).map((sp: any) => ({ ...sp, scope: ss.scope?.name })))
-  const attr = (sp: any, key: string) => sp.attributes?.find((a: any) => a.key === key)?.value?.stringValue
-  t.ok(
-    spans.some((sp) => /fastify|http/.test(sp.scope) && attr(sp, 'tenant.id') === body.org.id),
-    'a request span carries tenant.id',
-  )
-  t.ok(
-    spans.some((sp) => /pg/.test(sp.scope)),
-    'SQL spans are exported',
-  )
 })

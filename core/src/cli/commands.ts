@@ -16,23 +16,29 @@ import type { Extension } from '../extension-api/define.js'
 import { createLogger } from '../observability/logger.js'
 import { preflight, portInUse } from './preflight.js'
 import { confirmRevert } from './confirm.js'
+import { embeddedTemplateOption } from './embedded-template-option.js'
 
 const out = (line = '') => process.stdout.write(`${line}\n`)
 
 export async function runStart(
   config: KernelConfig,
-  opts: { demo?: boolean; migrate?: boolean },
+  opts: { demo?: boolean; migrate?: boolean; json?: boolean },
   extensions: Extension[],
   stopTelemetry?: () => Promise<void>,
 ): Promise<void> {
-  // In a terminal: readable log lines and the demo load's progress; JSON lines otherwise.
-  const terminal = process.stdout.isTTY ? createTerminal(process.stdout) : undefined
+  // In a terminal: readable log lines and the demo load's progress; JSON lines otherwise. With
+  // --json, stdout carries only the one JSON line saying what started; logs and progress go to stderr.
+  const terminal = !opts.json && process.stdout.isTTY ? createTerminal(process.stdout) : undefined
+  const logTo = terminal ? (terminal as unknown as NodeJS.WritableStream) : opts.json ? process.stderr : undefined
+  const note = (line: string) =>
+    terminal ? terminal.line(line) : opts.json ? process.stderr.write(`${line}\n`) : out(line)
   await preflight(config)
   const kernel = await createKernel({
     config,
     migrate: opts.migrate,
+    ...(await embeddedTemplateOption(config)),
     extensions,
-    ...(terminal ? { logger: createLogger(config.logLevel, terminal as unknown as NodeJS.WritableStream) } : {}),
+    ...(logTo ? { logger: createLogger(config.logLevel, logTo) } : {}),
   })
   const { ctx } = kernel
   let firstAdmin: { email: string; password?: string } | undefined
@@ -48,7 +54,7 @@ export async function runStart(
     ? await runDemoSeeders(
         kernel,
         demo,
-        (line) => (terminal ? terminal.line(`  ${line}`) : out(`  ${line}`)),
+        (line) => note(`  ${line}`),
         terminal ? terminal.progress('  loading orders') : undefined,
       )
     : undefined
@@ -59,24 +65,61 @@ export async function runStart(
       throw err.code === 'EADDRINUSE' ? portInUse(config.port, config.host) : err
     })
   ).replace('[::1]', 'localhost')
+  const hasConsole = kernel.app.hasRoute({ method: 'GET', url: '/console/*' })
+  if (opts.json) {
+    const password = demo?.accounts[0]?.password
+    out(
+      JSON.stringify({
+        url,
+        role: kernel.role,
+        docs: kernel.role === 'worker' ? null : `${url}/docs`,
+        console: hasConsole ? `${url}/console/` : null,
+        database: ctx.db.embedded ? { kind: 'embedded', dataDir: config.dataDir } : { kind: 'postgresql' },
+        admin: firstAdmin ? { email: firstAdmin.email, password: firstAdmin.password ?? null } : null,
+        demo: demo
+          ? {
+              accounts: [...demo.accounts, ...(seeded?.accounts ?? []).map((a) => ({ ...a, password }))].map((a) => ({
+                role: a.role,
+                email: a.email,
+                password: a.password,
+                org: a.org,
+              })),
+              notes: seeded?.notes ?? [],
+            }
+          : null,
+      }),
+    )
+  }
+  const stop = async () => {
+    await kernel.close()
+    await stopTelemetry?.()
+    process.exit(0)
+  }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+  if (!opts.json) printStarted(url, kernel.role, hasConsole, config, ctx.db.embedded, firstAdmin, demo, seeded)
+}
+
+/** What `trellis start` prints once it listens: where, the first admin's sign-in, the demo accounts. */
+function printStarted(
+  url: string,
+  role: string,
+  hasConsole: boolean,
+  config: KernelConfig,
+  embedded: boolean,
+  firstAdmin: { email: string; password?: string } | undefined,
+  demo: Awaited<ReturnType<typeof seedDemo>> | undefined,
+  seeded: Awaited<ReturnType<typeof runDemoSeeders>> | undefined,
+): void {
   out()
-  if (kernel.role === 'worker') {
+  if (role === 'worker') {
     out(`Trellis worker running; health and metrics at ${url}/readyz and ${url}/metrics`)
-    const stopWorker = async () => {
-      await kernel.close()
-      await stopTelemetry?.()
-      process.exit(0)
-    }
-    process.once('SIGINT', stopWorker)
-    process.once('SIGTERM', stopWorker)
     return
   }
-  out(`Trellis is running at ${url}  (API docs: ${url}/docs)${kernel.role === 'api' ? '  [role: api]' : ''}`)
+  out(`Trellis is running at ${url}  (API docs: ${url}/docs)${role === 'api' ? '  [role: api]' : ''}`)
   // The composition root mounts the console; the kernel alone has none.
-  if (kernel.app.hasRoute({ method: 'GET', url: '/console/*' })) out(`Console: ${url}/console/`)
-  out(
-    `Database: ${ctx.db.embedded ? `embedded PostgreSQL (PGlite) in ${config.dataDir}` : 'PostgreSQL from DATABASE_URL'}`,
-  )
+  if (hasConsole) out(`Console: ${url}/console/`)
+  out(`Database: ${embedded ? `embedded PostgreSQL (PGlite) in ${config.dataDir}` : 'PostgreSQL from DATABASE_URL'}`)
   if (firstAdmin) {
     out()
     out('A platform admin was created. Sign in with:')
@@ -100,13 +143,6 @@ export async function runStart(
   )
   out(`then send the accessToken as "Authorization: Bearer <token>", e.g. to ${url}/v1/me`)
   out()
-  const stop = async () => {
-    await kernel.close()
-    await stopTelemetry?.()
-    process.exit(0)
-  }
-  process.once('SIGINT', stop)
-  process.once('SIGTERM', stop)
 }
 
 export async function runMigrate(
@@ -149,7 +185,7 @@ export async function runAdminCreate(
   opts: { email: string; name: string; json?: boolean },
 ): Promise<void> {
   assertEmail(opts.email)
-  const kernel = await createKernel({ config })
+  const kernel = await createKernel({ config, ...(await embeddedTemplateOption(config)) })
   try {
     const created = await createPlatformAdmin(kernel.ctx, {
       email: opts.email,

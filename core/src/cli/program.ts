@@ -71,7 +71,12 @@ export async function runCli(argv: string[], assembly: CliAssembly): Promise<voi
         'what this process runs: all, api (HTTP only) or worker (jobs); default TRELLIS_ROLE or all',
       ).choices(['all', 'api', 'worker']),
     )
-    .action(async (opts: { demo?: boolean; port?: string; migrate?: boolean; role?: string }) => {
+    .addOption(
+      jsonOption(
+        'one line once it listens — url, role, database, the first admin and the demo accounts (logs go to stderr)',
+      ),
+    )
+    .action(async (opts: { demo?: boolean; port?: string; migrate?: boolean; role?: string; json?: boolean }) => {
       const cfg = await config({ PORT: opts.port, TRELLIS_ROLE: opts.role })
       const { runStart, stopTelemetry } = await load()
       await runStart(cfg, opts, await assembly.extensions(), stopTelemetry)
