@@ -21,6 +21,10 @@ export interface AgentAnswer<P> {
   /** 0..1: how sure the model is. */
   confidence: number
   reasons: string[]
+  /** Who proposed, when not the chat model (e.g. the embedding model that found the nearest examples). */
+  model?: string
+  /** The AI call's record behind the proposal, when there is one. */
+  recordId?: string | null
 }
 
 /** A decision an agent step took or a person took for it. */
@@ -50,13 +54,20 @@ export interface AgentSpec<I, P extends JsonValue> {
   slots: (input: I) => Record<string, string>
   /** JSON Schema of the proposal. */
   proposal: JsonSchema
-  /** Proceed without a person at or above this confidence; `always-ask` sends every proposal to a person. */
-  threshold: number | 'always-ask'
+  /** Proceed without a person at or above this confidence (it may depend on the input, e.g. an installation's setting); `always-ask` sends every proposal to a person. */
+  threshold: number | 'always-ask' | ((input: I) => number | 'always-ask')
   /** The role accountable for the decision (may depend on the proposal). */
   role: (input: I, proposal: P | null) => string
   /** The task's title for a person. */
   title: (input: I) => string
-  /** Today's rules: a proposal and its confidence when the model gives none (or null: ask a person with nothing prefilled). */
+  /**
+   * A second proposer, asked when the chat model cannot answer in the schema (the embedded
+   * default's extractive model never can) — e.g. the nearest labelled examples by the tenant's
+   * embedding model. Its answer names its `model`; at or above the threshold it proceeds like the
+   * chat model's. An `AI_ERR_*` it throws sends the step on to `fallback`.
+   */
+  propose?: (input: I, ctx: PluginContext) => Promise<AgentAnswer<P> | null>
+  /** Today's rules: a proposal and its confidence when no model gives one (or null: ask a person with nothing prefilled). A person always decides it. */
   fallback?: (input: I) => AgentAnswer<P> | null
   /** The step that receives `{ decision, input }` once decided (by the agent or a person). */
   next: string
@@ -102,12 +113,23 @@ export function agentStep<I extends JsonValue, P extends JsonValue>(spec: AgentS
       model = r.model
       recordId = r.recordId
     } catch (err) {
-      const code = (err as { code?: string }).code
-      if (!code?.startsWith('AI_ERR_')) throw err
-      referral = code
-      answer = spec.fallback?.(input) ?? null
+      referral = aiRefusal(err)
     }
-    const sure = answer !== null && spec.threshold !== 'always-ask' && answer.confidence >= spec.threshold
+    if (answer === null && spec.propose) {
+      try {
+        answer = await spec.propose(input, ctx)
+        if (answer) {
+          model = answer.model ?? 'unnamed'
+          recordId = answer.recordId ?? null
+          referral = null
+        }
+      } catch (err) {
+        referral = aiRefusal(err)
+      }
+    }
+    if (answer === null) answer = spec.fallback?.(input) ?? null
+    const threshold = typeof spec.threshold === 'function' ? spec.threshold(input) : spec.threshold
+    const sure = answer !== null && model !== 'rules' && threshold !== 'always-ask' && answer.confidence >= threshold
     const decision: AgentDecision<P | null> = {
       agent: spec.name,
       proposal: answer?.proposal ?? null,
@@ -119,7 +141,7 @@ export function agentStep<I extends JsonValue, P extends JsonValue>(spec: AgentS
       recordId,
       referral: sure ? null : (referral ?? 'below-threshold'),
     }
-    if (sure && referral === null) return flow.next(spec.next, { decision, input } as unknown as JsonValue)
+    if (sure) return flow.next(spec.next, { decision, input } as unknown as JsonValue)
     return flow.task({
       title: spec.title(input),
       role: spec.role(input, answer?.proposal ?? null),
@@ -147,4 +169,11 @@ export function agentStep<I extends JsonValue, P extends JsonValue>(spec: AgentS
     return flow.next(spec.next, out as unknown as JsonValue)
   }
   return { ask, decided }
+}
+
+/** The code of a model call the kernel refused (`AI_ERR_*`); anything else is the step's own failure. */
+function aiRefusal(err: unknown): string {
+  const code = (err as { code?: string }).code
+  if (!code?.startsWith('AI_ERR_')) throw err
+  return code
 }

@@ -90,7 +90,7 @@ export interface HostOps {
   /** Embed texts with the tenant's embedding model. Capability `ai:embed`. */
   'ai.embed': {
     args: { texts: string[]; model?: string }
-    result: { vectors: number[][]; model: string; dims: number; lexical: boolean }
+    result: { vectors: number[][]; model: string; dims: number; lexical: boolean; recordId?: string }
   }
   /**
    * Hybrid search over a knowledge base's approved, current documents that the invoking user's

@@ -65,6 +65,11 @@ export interface TestHostOptions {
     schema?: Record<string, unknown>
     model?: string
   }) => string | Promise<string>
+  /**
+   * Answers `ctx.ai.embed` (e.g. with the kernel's lexical embedder, to measure what a plugin does
+   * on the embedded default); default: four numbers per text that mean nothing.
+   */
+  embed?: (texts: string[]) => number[][] | Promise<number[][]>
   /** Approved documents `ctx.knowledge` searches and answers from, by base slug, and the caller's roles. */
   knowledge?: TestKnowledgeOptions
   /**
@@ -289,10 +294,18 @@ export function createTestHost(plugin: Plugin, options: TestHostOptions = {}): T
         recordId: uuidv7(clock++),
       }
     },
-    'ai.embed': ({ texts, model }) => {
+    'ai.embed': async ({ texts, model }) => {
       if (!can('ai:embed')) throw denied('the plugin was not granted "ai:embed"')
-      const vectors = texts.map((t) => [t.length, t.split(/\s+/).length, 1, 0])
-      return { vectors, model: model ?? 'test-embedding', dims: 4, lexical: true }
+      const vectors = options.embed
+        ? await options.embed(texts)
+        : texts.map((t) => [t.length, t.split(/\s+/).length, 1, 0])
+      return {
+        vectors,
+        model: model ?? 'test-embedding',
+        dims: vectors[0]?.length ?? 0,
+        lexical: true,
+        recordId: uuidv7(clock++),
+      }
     },
     'workflows.start': ({ workflow, input, startKey }) => {
       if (!can('workflows')) throw denied('the plugin was not granted "workflows"')

@@ -378,7 +378,7 @@ async function aiCall(services: HostServices, run: Running, op: 'ai.complete' | 
     const a = args as HostOps['ai.embed']['args']
     use(run, op, a.model ?? 'default')
     const r = await ai.embed(caller, a.texts, { model: a.model, ...(within ? { within } : {}) })
-    return { vectors: r.vectors, model: r.model, dims: r.dims, lexical: r.lexical }
+    return { vectors: r.vectors, model: r.model, dims: r.dims, lexical: r.lexical, recordId: r.recordId }
   }
   const a = args as HostOps['ai.complete']['args']
   // Values of classified personal fields this invocation read or wrote are masked like e-mails.

@@ -12,6 +12,8 @@ export const DEFAULTS = {
   setupSlaMs: 3 * DAY,
   correctionTimeoutMs: 14 * DAY,
   trainingDueMs: 30 * DAY,
+  documentAgent: true as boolean,
+  documentThreshold: 0.5 as number,
 } as const
 
 export const DEFAULT_TRAINING: TrainingModule[] = [

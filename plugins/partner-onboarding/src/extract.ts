@@ -59,6 +59,12 @@ export interface Extraction {
 export interface ExtractOptions {
   tiers?: string[]
   regions?: string[]
+  /**
+   * Values already decided per document (by name): the document agent's proposal, or the person
+   * who corrected it. They take the place of what the rules read in that document; the checks
+   * apply to them the same.
+   */
+  proposed?: Map<string, Partial<Record<FieldName, string | null>>>
 }
 
 export const DEFAULT_TIERS = ['registered', 'silver', 'gold', 'platinum']
@@ -343,6 +349,8 @@ export function extractFields(documents: SourceDocument[], options: ExtractOptio
       })
       continue
     }
+    const decided = options.proposed?.get(doc.name)
+    if (decided) pairs = FIELD_NAMES.flatMap((f) => (decided[f] ? [[f, decided[f]] as [string, string]] : []))
     const seen = new Set<string>()
     for (const [label, raw] of pairs) {
       const field = fieldOfLabel(label)

@@ -3,7 +3,8 @@
  *
  * `POST /agreements` stores the agreement and its documents and emits
  * `partner-onboarding.agreement.signed`, which starts the `onboarding` workflow (manifest
- * `start.events`). The workflow extracts the key fields from the documents (`extract`, rules
+ * `start.events`). The workflow has each document classified by an agent (./document-agent.ts;
+ * a person confirms the unsure ones), extracts the key fields from the documents (`extract`, rules
  * in ./extract.ts), asks compliance to review missing or inconsistent fields (a human task;
  * a rejection waits for `partner-onboarding.documents.corrected`, which
  * `POST /agreements/:id/documents` emits, and extracts again), hands configuration to
@@ -16,8 +17,11 @@ import type { Agreement, Collections, Onboarding, OnboardingDocument, TrainingAs
 import { getOnboarding, listOnboardings, signAgreement, uploadDocuments } from './routes.js'
 import { expire, extract, intake, requestCorrections } from './review-steps.js'
 import { activate, assignTraining, setupPriceList, setupTenant, setupUsers } from './setup-steps.js'
+import { classified, classify, classifyDecided } from './document-agent.js'
 
 export * from './extract.js'
+export * from './classify.js'
+export { documentAgent, type DocumentInput } from './document-agent.js'
 export * from './types.js'
 export { DEFAULTS, DEFAULT_TRAINING } from './defaults.js'
 export { ONB } from './errors.js'
@@ -35,6 +39,9 @@ export const onboardingWorkflow = defineWorkflow({
     activate,
     requestCorrections,
     expire,
+    classify,
+    classifyDecided,
+    classified,
   },
 })
 

@@ -1,9 +1,10 @@
 // The workflow's first half: intake, extraction, the compliance review and the wait for corrections.
-import { flow, type JsonValue, type Stored, type TaskResult, type WaitResult } from '@trellis/plugin-sdk'
+import { flow, type JsonValue, type TaskResult, type WaitResult } from '@trellis/plugin-sdk'
 import { DEFAULT_REGIONS, DEFAULT_TIERS, extractFields, type Extraction } from './extract.js'
-import type { Ctx, OnboardingDocument, OnboardingStatus, Risk } from './types.js'
+import type { Ctx, OnboardingStatus, Risk } from './types.js'
 import { setting } from './defaults.js'
-import { allDocuments, now } from './store.js'
+import { allDocuments, latestDocuments, now } from './store.js'
+import { afterDocuments, agentOn, proposedCandidates } from './document-agent.js'
 import { REVIEW_FORM, decisionOf, load, type StepInput } from './step-input.js'
 
 /** Claims the onboarding for this instance; a second start for the same agreement ends quietly. */
@@ -14,7 +15,7 @@ export async function intake(input: StepInput, ctx: Ctx) {
     return flow.complete({ onboardingId: o.id, duplicate: true, status: o.status })
   }
   await ctx.data.onboardings.update(o.id, { status: 'extracting', startedAt: now() }, o.version)
-  return { onboardingId: o.id }
+  return agentOn(ctx) ? flow.next('classify', { onboardingId: o.id }) : { onboardingId: o.id }
 }
 
 /**
@@ -24,16 +25,12 @@ export async function intake(input: StepInput, ctx: Ctx) {
  */
 export async function extract(input: StepInput, ctx: Ctx) {
   const o = await load(ctx, input)
-  const latest = new Map<string, Stored<OnboardingDocument>>()
-  const documents = await allDocuments(ctx, o.id)
-  const documentsRound = documents.reduce((max, d) => Math.max(max, d.round), 0)
-  for (const d of documents.sort((a, b) => a.round - b.round || (a.id < b.id ? -1 : 1))) {
-    latest.delete(d.name)
-    latest.set(d.name, d)
-  }
-  const extraction: Extraction = extractFields([...latest.values()], {
+  const latest = await latestDocuments(ctx, o.id)
+  const documentsRound = latest.reduce((max, d) => Math.max(max, d.round), 0)
+  const extraction: Extraction = extractFields(latest, {
     tiers: ctx.settings.tiers ?? DEFAULT_TIERS,
     regions: ctx.settings.regions ?? DEFAULT_REGIONS,
+    proposed: proposedCandidates(latest),
   })
   const round = (o.round ?? 0) + 1
   const risks: Risk[] = extraction.problems.map((p) => ({ ...p, status: 'open', round }))
@@ -51,7 +48,7 @@ export async function extract(input: StepInput, ctx: Ctx) {
     },
     o.version,
   )
-  ctx.log.info('fields extracted', { onboardingId: o.id, round, problems: risks.length, documents: latest.size })
+  ctx.log.info('fields extracted', { onboardingId: o.id, round, problems: risks.length, documents: latest.length })
   if (!risks.length) return { onboardingId: o.id, round, reviewed: false }
   return flow.task({
     title: `Compliance review: ${o.partnerName} (round ${round})`,
@@ -68,6 +65,12 @@ export async function extract(input: StepInput, ctx: Ctx) {
       round,
       fields: extraction.fields,
       problems: extraction.problems,
+      documents: latest.map((d) => ({
+        name: d.name,
+        kind: d.classification?.kind ?? null,
+        confidence: d.classification?.confidence ?? null,
+        decidedBy: d.classification?.decidedBy ?? null,
+      })),
     } as unknown as JsonValue,
     input: { onboardingId: o.id, round },
   })
@@ -98,11 +101,11 @@ export async function requestCorrections(
     },
     { subject: o.id },
   )
-  if (newer) return flow.next('extract', { onboardingId: o.id })
+  if (newer) return flow.next(afterDocuments(ctx), { onboardingId: o.id })
   return flow.waitForEvent('partner-onboarding.documents.corrected', {
     match: { onboardingId: o.id },
     timeoutMs: setting(ctx, 'correctionTimeoutMs'),
-    next: 'extract',
+    next: afterDocuments(ctx),
     onTimeout: 'expire',
     input: { onboardingId: o.id },
   })

@@ -37,6 +37,8 @@ export function documentSummary(d: Stored<OnboardingDocument>) {
     round: d.round,
     bytes: d.content.length,
     uploadedAt: d.createdAt,
+    // What the document agent or a person decided it is, with how sure and who.
+    classification: d.classification ?? null,
   }
 }
 
@@ -75,4 +77,15 @@ export async function allDocuments(ctx: Ctx, onboardingId: string) {
 
 export async function onboardingOfAgreement(ctx: Ctx, agreementId: string) {
   return (await ctx.data.onboardings.find({ where: { agreementId }, limit: 1 })).items[0] ?? null
+}
+
+/** The latest version of each document (a document replaces an earlier one of the same name), in upload order. */
+export async function latestDocuments(ctx: Ctx, onboardingId: string) {
+  const latest = new Map<string, Stored<OnboardingDocument>>()
+  const documents = await allDocuments(ctx, onboardingId)
+  for (const d of documents.sort((a, b) => a.round - b.round || (a.id < b.id ? -1 : 1))) {
+    latest.delete(d.name)
+    latest.set(d.name, d)
+  }
+  return [...latest.values()]
 }

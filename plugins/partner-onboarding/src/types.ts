@@ -1,6 +1,7 @@
 // The partner-onboarding plugin's records and settings.
 import type { PluginContext } from '@trellis/plugin-sdk'
-import type { DocumentContentType, Fields, Problem } from './extract.js'
+import type { DocumentKind, ProposedField } from './classify.js'
+import type { DocumentContentType, FieldName, Fields, Problem } from './extract.js'
 
 /** Where an onboarding is. */
 export type OnboardingStatus =
@@ -66,6 +67,25 @@ export interface OnboardingDocument {
   contentType: DocumentContentType
   content: string
   round: number
+  /** What the document agent (or the person it asked) decided the document is. */
+  classification?: DocumentClassification
+}
+
+/** A document's kind and key fields as decided, with the decision's trail. */
+export interface DocumentClassification {
+  kind: DocumentKind
+  confidence: number
+  reasons: string[]
+  fields: Record<FieldName, ProposedField> | null
+  /** The model that proposed (`rules` when only the rules did). */
+  model: string
+  recordId: string | null
+  /** `agent`, or the user who confirmed or corrected the proposal. */
+  decidedBy: string
+  overridden: boolean
+  /** Why a person was asked (`below-threshold`, an `AI_ERR_*` code), or null. */
+  referral: string | null
+  decidedAt: string
 }
 
 export interface TrainingAssignment {
@@ -96,6 +116,9 @@ export type Settings = {
   tiers?: string[]
   regions?: string[]
   trainingModules?: TrainingModule[]
+  documentAgent?: boolean
+  documentThreshold?: number
+  documentReviewRole?: string
 }
 
 export type Collections = {

@@ -26,7 +26,13 @@ const built = await buildPlugin({ dir, write: false })
 
 // Short SLAs so the escalation happens within the test; the correction wait must outlive the restart.
 const REVIEW_SLA_MS = 3000
-const settings = { reviewSlaMs: REVIEW_SLA_MS, setupSlaMs: 3_600_000, correctionTimeoutMs: 600_000 }
+// The document agent is off: this test is about the reviews (document-agent tests cover the agent).
+const settings = {
+  reviewSlaMs: REVIEW_SLA_MS,
+  setupSlaMs: 3_600_000,
+  correctionTimeoutMs: 600_000,
+  documentAgent: false,
+}
 
 interface Reply {
   status: number

@@ -3,42 +3,9 @@
 // hands a TaskResult to the step its outcome names, a wait hands a WaitResult to `next` or
 // `onTimeout`.
 import t from 'tap'
-import { createTestHost, type TestHost } from '@trellis/plugin-sdk'
+import { createTestHost } from '@trellis/plugin-sdk'
 import { partnerOnboardingPlugin, onboardingIdOf, REVIEW_FORM, DEFAULT_TRAINING } from '../src/index.js'
-
-const manifest = partnerOnboardingPlugin.manifest
-const STEPS = manifest.workflows!.onboarding!.steps
-
-type Directive = { $workflow: string; [k: string]: any }
-const isDirective = (v: unknown): v is Directive =>
-  !!v && typeof v === 'object' && typeof (v as Directive).$workflow === 'string'
-
-/** Runs steps from `step` until the workflow ends or stops at a task or a wait; returns where it stopped. */
-async function drive(
-  host: TestHost,
-  step: string,
-  input: unknown,
-): Promise<{ at: string; directive: Directive | null; output?: unknown; trace: string[] }> {
-  const trace: string[] = []
-  for (let i = 0; i < 50; i++) {
-    trace.push(step)
-    const out = await host.step(`onboarding.${step}`, input)
-    if (!isDirective(out)) {
-      const next = STEPS[STEPS.indexOf(step) + 1]
-      if (!next) return { at: step, directive: null, output: out, trace }
-      step = next
-      input = out
-      continue
-    }
-    if (out.$workflow === 'next') {
-      step = out.step
-      input = out.input
-      continue
-    }
-    return { at: step, directive: out, trace }
-  }
-  throw new Error('the workflow does not end')
-}
+import { drive, type Directive } from './drive.js'
 
 const doc = (name: string, contentType: 'text/plain' | 'text/csv' | 'application/json', content: string) => ({
   name,
@@ -58,7 +25,8 @@ const REGISTRATION_OK = doc(
 )
 const PROFILE = doc('profile.json', 'application/json', JSON.stringify({ partner: { tier: 'gold', region: 'EMEA' } }))
 
-const settings = { reviewSlaMs: 5000, setupSlaMs: 60_000, correctionTimeoutMs: 120_000 }
+// The document agent is off here: these tests are about extraction and the reviews (document-agent.test.ts covers it).
+const settings = { reviewSlaMs: 5000, setupSlaMs: 60_000, correctionTimeoutMs: 120_000, documentAgent: false }
 
 t.test('a clean agreement goes from signature to an active partner', async (t) => {
   const host = createTestHost(partnerOnboardingPlugin, { settings })
