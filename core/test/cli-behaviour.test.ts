@@ -150,22 +150,3 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     t.ok(await portReleased(Number(new URL(url).port)), 'nothing holds the port once npm start has exited')
   })
 }
-
-t.test('--json prints what migrate, admin create and keys rotate did as JSON', async (t) => {
-  const env = { TRELLIS_DATA_DIR: dataDir() }
-  const up = await run(['migrate', 'up', '--json'], env)
-  t.equal(up.status, 0, up.stderr)
-  const applied = JSON.parse(up.stdout).applied as string[]
-  t.ok(applied.includes('Migration20261127000001Kernel'), 'the kernel migration was applied')
-  const status = await run(['migrate', 'status', '--json'], env)
-  t.equal(status.status, 0, status.stderr)
-  t.same(JSON.parse(status.stdout), { applied, pending: [] })
-  const admin = await run(['admin', 'create', '--email', 'ops@example.test', '--json'], env)
-  t.equal(admin.status, 0, admin.stderr)
-  const created = JSON.parse(admin.stdout)
-  t.equal(created.email, 'ops@example.test')
-  t.type(created.password, 'string', 'the generated password is in the JSON')
-  const rotated = await run(['keys', 'rotate', '--json'], env)
-  t.equal(rotated.status, 0, rotated.stderr)
-  t.type(JSON.parse(rotated.stdout).kid, 'string')
-})

@@ -22,7 +22,7 @@ const out = (line = '') => process.stdout.write(`${line}\n`)
 
 export async function runStart(
   config: KernelConfig,
-  opts: { demo?: boolean; migrate?: boolean; json?: boolean },
+  opts: { demo?: boolean; migrate?: boolean; json?: boolean; checked?: boolean },
   extensions: Extension[],
   stopTelemetry?: () => Promise<void>,
 ): Promise<void> {
@@ -32,7 +32,8 @@ export async function runStart(
   const logTo = terminal ? (terminal as unknown as NodeJS.WritableStream) : opts.json ? process.stderr : undefined
   const note = (line: string) =>
     terminal ? terminal.line(line) : opts.json ? process.stderr.write(`${line}\n`) : out(line)
-  await preflight(config)
+  // The database, Redis and the port answer (the CLI may have checked them before loading this).
+  if (!opts.checked) await preflight(config)
   const kernel = await createKernel({
     config,
     migrate: opts.migrate,
@@ -185,7 +186,12 @@ export async function runAdminCreate(
   opts: { email: string; name: string; json?: boolean },
 ): Promise<void> {
   assertEmail(opts.email)
-  const kernel = await createKernel({ config, ...(await embeddedTemplateOption(config)) })
+  // stdout carries the command's answer only; the kernel's log lines (a slow close's warning) go to stderr.
+  const kernel = await createKernel({
+    config,
+    ...(await embeddedTemplateOption(config)),
+    logger: createLogger(config.logLevel, process.stderr),
+  })
   try {
     const created = await createPlatformAdmin(kernel.ctx, {
       email: opts.email,

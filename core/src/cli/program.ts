@@ -78,8 +78,12 @@ export async function runCli(argv: string[], assembly: CliAssembly): Promise<voi
     )
     .action(async (opts: { demo?: boolean; port?: string; migrate?: boolean; role?: string; json?: boolean }) => {
       const cfg = await config({ PORT: opts.port, TRELLIS_ROLE: opts.role })
+      // With no telemetry to set up before pg loads, the database, Redis and the port are checked
+      // before the kernel's modules load: a wrong environment answers at once.
+      const checkedEarly = !process.env.OTEL_EXPORTER_OTLP_ENDPOINT
+      if (checkedEarly) await (await import('./preflight.js')).preflight(cfg)
       const { runStart, stopTelemetry } = await load()
-      await runStart(cfg, opts, await assembly.extensions(), stopTelemetry)
+      await runStart(cfg, { ...opts, checked: checkedEarly }, await assembly.extensions(), stopTelemetry)
     })
 
   program
