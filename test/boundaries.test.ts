@@ -46,10 +46,12 @@ const PACKAGES: Record<string, { name: string; may: string[]; sources: string[] 
  * Anything else loaded at run time is a dependency the graph above cannot see.
  */
 const DYNAMIC_ALLOWED: Record<string, string[]> = {
-  // Telemetry must load before pg, http and fastify; `--help` answers without loading the kernel.
+  // Telemetry must load before pg, http and fastify; `--help` answers without loading the kernel;
+  // `start` checks its environment (preflight) before the kernel loads.
   'core/src/cli/program.ts': [
     '../observability/telemetry.js',
     './commands.js',
+    './preflight.js',
     '../config.js',
     '../knowledge/evaluate-command.js',
   ],
