@@ -9,10 +9,21 @@ import { Login } from './pages/Login'
 
 // Everything past the sign-in page loads on demand: the login page's JavaScript stays small.
 const Shell = lazy(() => import('./Shell'))
+const ForgotPassword = lazy(() => import('./pages/PasswordReset').then((m) => ({ default: m.ForgotPassword })))
+const ResetPassword = lazy(() => import('./pages/PasswordReset').then((m) => ({ default: m.ResetPassword })))
+/** Pages for people who are not signed in (the reset link in an e-mail lands on the second). */
+const PUBLIC: Record<string, typeof ForgotPassword> = {
+  '/console/forgot-password': ForgotPassword,
+  '/console/reset-password': ResetPassword,
+}
 
 const queries = new QueryClient({ defaultOptions: { queries: { retry: false, staleTime: 5_000 } } })
 
-type Boot = { state: 'loading' } | { state: 'out'; branding: Branding } | { state: 'in'; me: Me; branding: Branding }
+type Boot =
+  | { state: 'loading' }
+  | { state: 'out'; branding: Branding }
+  | { state: 'public'; branding: Branding }
+  | { state: 'in'; me: Me; branding: Branding }
 
 export function App() {
   const [boot, setBoot] = useState<Boot>({ state: 'loading' })
@@ -31,6 +42,11 @@ export function App() {
   }, [])
   useEffect(() => {
     ;(async () => {
+      if (PUBLIC[location.pathname.replace(/\/$/, '')]) {
+        const branding = await loadBranding()
+        applyBranding(branding)
+        return setBoot({ state: 'public', branding })
+      }
       if (await refresh()) return enter()
       const branding = await loadBranding()
       applyBranding(branding)
@@ -40,6 +56,14 @@ export function App() {
 
   if (boot.state === 'loading') return <p role="status">{t('app.loading')}</p>
   if (boot.state === 'out') return <Login branding={boot.branding} onSignedIn={enter} />
+  const Public = boot.state === 'public' ? PUBLIC[location.pathname.replace(/\/$/, '')] : undefined
+  if (boot.state === 'public' && Public)
+    return (
+      <Suspense fallback={<p role="status">{t('app.loading')}</p>}>
+        <Public branding={boot.branding} />
+      </Suspense>
+    )
+  if (boot.state !== 'in') return null
   return (
     <QueryClientProvider client={queries}>
       <AuthContext.Provider value={{ me: boot.me, branding: boot.branding, signOut: leave }}>

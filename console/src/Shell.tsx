@@ -13,6 +13,7 @@ const Reviews = lazy(() => import('./pages/Reviews'))
 const Tenants = lazy(() => import('./pages/Tenants'))
 const PluginPage = lazy(() => import('./pages/PluginPage'))
 const Access = lazy(() => import('./pages/Access'))
+const Account = lazy(() => import('./pages/Account'))
 
 /** The screens, each shown to whom it serves (by the caller's organisation kind and permissions). */
 const SCREENS: Array<{ path: string; label: MessageKey; element: JSX.Element; shown: (me: Me) => boolean }> = [
@@ -43,6 +44,7 @@ const SCREENS: Array<{ path: string; label: MessageKey; element: JSX.Element; sh
     shown: (me) => can(me, 'users.read') || can(me, 'api_keys.manage') || can(me, 'webhooks.manage'),
   },
   { path: 'audit', label: 'nav.audit', element: <Audit />, shown: (me) => can(me, 'audit.read') },
+  { path: 'account', label: 'nav.account', element: <Account />, shown: () => true },
 ]
 
 export default function Shell() {

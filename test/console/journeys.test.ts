@@ -3,7 +3,9 @@
  * serving the built console: the platform admin approves a version from the review queue; the
  * tenant admin installs it with consent, meets a re-consent upgrade and rolls back; the pricing
  * manager claims and completes a task from the inbox; the partner admin brands its tenants and
- * the tenant's console shows it; the audit page shows these acts. axe-core runs on every page
+ * the tenant's console shows it; the partner admin creates, suspends and resumes a tenant; the
+ * audit page shows these acts and the chain's verification (intact, then broken where an
+ * attacker edited an entry). axe-core runs on every page
  * (no serious or critical violation); the login page's JavaScript stays under 200 kB gzipped.
  */
 import t from 'tap'
@@ -21,7 +23,8 @@ import {
   startTestKernel,
 } from '../../core/test/helpers/test-kernel.js'
 import { registerVersion } from '../../core/test/helpers/plugin-versions.js'
-import { eventually } from '../../core/test/helpers/receiver.js'
+import { eventually, startReceiver } from '../../core/test/helpers/receiver.js'
+import { auditAttacks } from '../../core/test/helpers/audit-attacks.js'
 import { consoleUser, openBrowser } from './browser.js'
 
 const dir = join(import.meta.dirname, '../../core/test/fixtures/plugins/flows')
@@ -32,6 +35,7 @@ t.test('the console in Chromium', async (t) => {
   const k = await startTestKernel(t, DB_KINDS[0]!, {
     extensions: [createMarketplace(), consoleExtension()],
     plugins: { sandboxWorkers: 1 },
+    events: { egressAllow: ['127.0.0.1'] },
   })
   const address = await k.kernel.app.listen({ port: 0, host: '127.0.0.1' })
   const base = address.replace('[::1]', '127.0.0.1')
@@ -219,7 +223,7 @@ t.test('the console in Chromium', async (t) => {
   await t.test("the partner admin brands its tenants and the tenant's console shows it", async (t) => {
     await signIn('partner@acme.test', 'partner-password-1')
     await page.getByRole('link', { name: 'Tenants' }).click()
-    await page.getByText('shop', { exact: true }).waitFor()
+    await page.getByRole('cell', { name: 'shop', exact: true }).first().waitFor()
     await page.getByLabel('Display name').fill('Acme Wholesale')
     await page.getByLabel('Primary colour').fill('#1d4f91')
     await page.getByRole('button', { name: 'Save branding' }).click()
@@ -230,6 +234,46 @@ t.test('the console in Chromium', async (t) => {
     t.equal(await page.getByTestId('brand-name').textContent(), 'Acme Wholesale')
     t.equal(await page.title(), 'Acme Wholesale')
     t.notMatch(await page.locator('body').innerText(), /Trellis/, "no trace of the platform's name")
+  })
+
+  await t.test('the partner admin creates a tenant, suspends it (its access stops) and resumes it', async (t) => {
+    await signIn('partner@acme.test', 'partner-password-1')
+    await page.getByRole('link', { name: 'Tenants' }).click()
+    await page.getByLabel('Name', { exact: true }).fill('Acme Outlet')
+    await page.getByLabel('Slug', { exact: true }).fill('acme-outlet')
+    await page.getByLabel("Admin's email").fill('admin@outlet.test')
+    await page.getByLabel("Admin's name").fill('Outlet admin')
+    await page.getByLabel("Admin's first password").fill('outlet-password-1')
+    await page.getByRole('button', { name: 'Create tenant' }).click()
+    await page.getByText('Created Acme Outlet.').waitFor()
+    const status = async () =>
+      (await k.ownerSql(`select partner_id, status from tenants where slug = 'acme-outlet'`))[0] as {
+        partner_id: string
+        status: string
+      }
+    t.same(await status(), { partner_id: partner.body.id, status: 'active' }, 'a tenant of the partner')
+    const outlet = await k.login('admin@outlet.test', 'outlet-password-1')
+    const me = () => k.req('GET', '/v1/me', { token: outlet.token })
+    t.equal((await me()).status, 200, "its admin's session works")
+
+    await page.getByRole('button', { name: 'Suspend Acme Outlet' }).click()
+    const dialog = page.getByRole('dialog', { name: 'Suspend Acme Outlet?' })
+    await dialog.getByText('All of its access stops at once').waitFor()
+    await check('suspend dialog')
+    await dialog.getByRole('button', { name: 'Suspend', exact: true }).click()
+    await page.getByText('Suspended Acme Outlet.').waitFor()
+    await page.getByRole('button', { name: 'Resume Acme Outlet' }).waitFor()
+    t.equal((await status()).status, 'suspended')
+    const refused = await me()
+    t.equal(refused.status, 403)
+    t.equal(refused.body.code, 'KRN_ERR_TENANT_SUSPENDED', 'its admin is refused at once')
+
+    await page.getByRole('button', { name: 'Resume Acme Outlet' }).click()
+    await page.getByText('Resumed Acme Outlet.').waitFor()
+    t.equal((await status()).status, 'active')
+    t.equal((await me()).status, 200, 'and let in again')
+    await signOut()
+    await signIn(tenant.email, tenant.password)
   })
 
   await t.test('the tenant admin creates an API key, shown once', async (t) => {
@@ -248,6 +292,52 @@ t.test('the console in Chromium', async (t) => {
     t.equal(me.status, 200, 'the key works')
   })
 
+  await t.test('the tenant admin makes a custom role, gives it to a member, and a webhook tells of it', async (t) => {
+    const rx = await startReceiver()
+    t.teardown(rx.close)
+    await page.getByLabel('Endpoint URL').fill(rx.url)
+    await page.getByLabel('Event types (comma-separated)').fill('kernel.role.created')
+    await page.getByRole('button', { name: 'Add webhook' }).click()
+    const secret = (await page.getByTestId('new-webhook-secret').textContent()) ?? ''
+    t.match(secret, /^whsec_/, 'the signing secret is shown')
+    await page.keyboard.press('Escape')
+    t.notMatch(await page.locator('main').innerText(), secret, 'and never again')
+
+    await page.getByLabel('Role name').fill('auditor')
+    await page.getByLabel('Description').fill('Reads the audit trail')
+    await page.getByLabel('Permissions of the role (comma-separated)').fill('audit.read, users.read')
+    await page.getByRole('button', { name: 'Create role' }).click()
+    await page.getByText('Created the role auditor.').waitFor()
+    await page.getByRole('cell', { name: 'audit.read, users.read' }).waitFor()
+    const member = await addUser(k, tenant.token, 'member@shop.test', 'pricing_manager')
+    await page.reload()
+    await page.getByLabel('Role of member@shop.test').selectOption('auditor')
+    await page.getByRole('button', { name: 'Change role member@shop.test' }).click()
+    await page.getByText('member@shop.test is now auditor.').waitFor()
+    const users = (await k.req('GET', '/v1/users', { token: tenant.token })).body.items
+    t.equal(users.find((u: { email: string }) => u.email === 'member@shop.test').role, 'auditor')
+    const fresh = await k.login(member.user.email, member.password, tenant.tenant.id)
+    t.equal((await k.req('GET', '/v1/audit', { token: fresh.token })).status, 200, 'the role grants what it lists')
+
+    // The webhook received the role's creation; its delivery log shows it, and it is delivered again on request.
+    const [first] = await rx.until((r) => r.some((x) => x.body.includes('"auditor"')))
+    t.ok(first)
+    await page.getByRole('button', { name: `Deliveries ${rx.url}` }).click()
+    const log = page.getByRole('dialog', { name: 'Deliveries' })
+    await log.getByRole('cell', { name: 'kernel.role.created' }).first().waitFor()
+    await check('webhook deliveries')
+    const before = rx.received.length
+    await log.getByRole('button', { name: 'Redeliver' }).first().click()
+    await page.getByText('Delivery queued again.').waitFor()
+    const again = await rx.until((r) => r.length > before)
+    t.equal(
+      again.at(-1)!.headers['webhook-id'],
+      rx.received[before - 1]!.headers['webhook-id'],
+      'the same message again',
+    )
+    await page.keyboard.press('Escape')
+  })
+
   await t.test('the audit page shows what was done', async (t) => {
     await page.getByRole('link', { name: 'Audit trail' }).click()
     await page.getByRole('heading', { name: 'Audit trail' }).waitFor()
@@ -262,6 +352,24 @@ t.test('the console in Chromium', async (t) => {
     const text = await page.locator('table').innerText()
     t.match(text, /auth\.login\.succeeded/)
     await check('audit')
+
+    // The chain's verification: intact, then — after an attacker with owner access edits an
+    // entry — broken at that entry.
+    await k.kernel.ctx.sealer.flush()
+    await page.getByRole('button', { name: 'Verify the chain' }).click()
+    await page.getByText(/^Chain intact: [1-9]\d* sealed entries verified, head #\d+/).waitFor()
+    const { tamper } = auditAttacks(t, k)
+    await tamper(`update audit_log set data = '{"name":"innocent"}' where tenant_id = ?::uuid and seq = 2`, [
+      tenant.tenant.id,
+    ])
+    await page.getByRole('button', { name: 'Verify the chain' }).click()
+    await page
+      .getByRole('alert')
+      .getByText(/^Chain broken at entry #2: /)
+      .waitFor()
+    await check('audit verified')
+    const notAuditor = await k.req('GET', '/v1/audit/verify', { token: pricing.token })
+    t.equal(notAuditor.body.code, 'AUTH_ERR_FORBIDDEN', 'verifying needs audit.read')
   })
 
   t.same(failing(), {}, 'axe: no serious or critical violation on any page')

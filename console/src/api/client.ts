@@ -86,12 +86,13 @@ export async function pluginCall<T = unknown>(method: string, path: string, body
   return data as T
 }
 
-export async function signIn(email: string, password: string): Promise<void> {
+/** Signs in; a second factor goes with it when the account has one (`AUTH_ERR_MFA_REQUIRED` asks for it). */
+export async function signIn(email: string, password: string, totpCode?: string): Promise<void> {
   const res = await fetch('/v1/auth/login', {
     method: 'POST',
     credentials: 'same-origin',
     headers: { 'content-type': 'application/json', 'x-trellis-session': 'cookie' },
-    body: JSON.stringify({ email, password }),
+    body: JSON.stringify({ email, password, ...(totpCode ? { totpCode } : {}) }),
   })
   const body = await res.json()
   if (!res.ok) throw new ApiError(res.status, body)
@@ -105,4 +106,14 @@ export async function signOut(): Promise<void> {
       headers: { authorization: `Bearer ${accessToken}`, 'x-trellis-session': 'cookie' },
     })
   accessToken = undefined
+}
+
+/** A signed-out call (password reset): the problem as an ApiError, nothing on success. */
+export async function publicPost(path: string, body: unknown): Promise<void> {
+  const res = await fetch(path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  })
+  if (!res.ok) throw new ApiError(res.status, await res.json().catch(() => ({})))
 }

@@ -3,14 +3,21 @@ import { type FormEvent, useState } from 'react'
 import { api, call } from '../api/client'
 import { can, useAuth } from '../auth'
 import { Dialog } from '../components/Dialog'
+import { commaList } from '../forms'
 import { t } from '../i18n'
+import { Roles } from './access/Roles'
+import { Webhooks } from './access/Webhooks'
 
-/** Users and their roles, API keys (the key shown once), webhooks with their delivery log and redelivery. */
+/**
+ * Users and their roles, custom roles, API keys (the key shown once), webhooks (the signing
+ * secret shown once) with their delivery log and redelivery.
+ */
 export default function Access() {
   const { me } = useAuth()
   return (
     <>
       {can(me, 'users.read') && <Users />}
+      {can(me, 'roles.manage') && <Roles />}
       {can(me, 'api_keys.manage') && <ApiKeys />}
       {can(me, 'webhooks.manage') && <Webhooks />}
     </>
@@ -18,13 +25,40 @@ export default function Access() {
 }
 
 function Users() {
+  const { me } = useAuth()
+  const manage = can(me, 'users.manage')
+  const client = useQueryClient()
+  const [notice, setNotice] = useState<string>()
   const users = useQuery({
     queryKey: ['users'],
     queryFn: () => call(() => api.GET('/v1/users', { params: { query: { limit: 100 } } })),
   })
+  const roles = useQuery({ queryKey: ['roles'], enabled: manage, queryFn: () => call(() => api.GET('/v1/roles')) })
+  const change = useMutation({
+    mutationFn: (v: { id: string; role: string }) =>
+      call(() => api.PUT('/v1/users/{id}/role', { params: { path: { id: v.id } }, body: { role: v.role } })),
+    onSuccess: (u) => {
+      setNotice(t('users.roleChanged', { email: u.email, role: u.role }))
+      void client.invalidateQueries({ queryKey: ['users'] })
+    },
+  })
+  function submit(e: FormEvent<HTMLFormElement>, id: string) {
+    e.preventDefault()
+    change.mutate({ id, role: String(new FormData(e.currentTarget).get('role')) })
+  }
   return (
     <section aria-labelledby="users-title">
       <h1 id="users-title">{t('users.title')}</h1>
+      {notice && (
+        <p className="status" role="status">
+          {notice}
+        </p>
+      )}
+      {change.error && (
+        <p className="error" role="alert">
+          {t('app.error', { message: change.error.message })}
+        </p>
+      )}
       <table>
         <thead>
           <tr>
@@ -37,7 +71,28 @@ function Users() {
           {(users.data?.items ?? []).map((u) => (
             <tr key={u.id}>
               <td>{u.email}</td>
-              <td>{u.role}</td>
+              <td>
+                {manage && roles.data ? (
+                  <form className="inline" onSubmit={(e) => submit(e, u.id)}>
+                    <label className="skip" htmlFor={`role-of-${u.id}`}>
+                      {t('users.changeRole', { email: u.email })}
+                    </label>
+                    <select id={`role-of-${u.id}`} name="role" defaultValue={u.role} key={u.role}>
+                      {roles.data.items.map((r) => (
+                        <option key={r.id} value={r.name}>
+                          {r.name}
+                        </option>
+                      ))}
+                    </select>
+                    <button type="submit" className="secondary">
+                      {t('users.saveRole')}
+                      <span className="skip"> {u.email}</span>
+                    </button>
+                  </form>
+                ) : (
+                  u.role
+                )}
+              </td>
               <td>{u.status}</td>
             </tr>
           ))}
@@ -68,11 +123,7 @@ function ApiKeys() {
   function submit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault()
     const f = new FormData(e.currentTarget)
-    const permissions = String(f.get('permissions') ?? '')
-      .split(',')
-      .map((p) => p.trim())
-      .filter(Boolean)
-    create.mutate({ name: String(f.get('name')), permissions })
+    create.mutate({ name: String(f.get('name')), permissions: commaList(f.get('permissions')) })
   }
   const error = create.error ?? revoke.error
   return (
@@ -123,76 +174,6 @@ function ApiKeys() {
         <Dialog title={t('keys.title')} onClose={() => setSecret(undefined)}>
           <p>{t('keys.shownOnce')}</p>
           <pre data-testid="new-api-key">{secret}</pre>
-        </Dialog>
-      )}
-    </section>
-  )
-}
-
-function Webhooks() {
-  const [open, setOpen] = useState<string>()
-  const [notice, setNotice] = useState<string>()
-  const hooks = useQuery({
-    queryKey: ['webhooks'],
-    queryFn: () => call(() => api.GET('/v1/webhooks', { params: { query: { limit: 100 } } })),
-  })
-  const deliveries = useQuery({
-    queryKey: ['deliveries', open],
-    enabled: !!open,
-    queryFn: () =>
-      call(() =>
-        api.GET('/v1/webhooks/{id}/deliveries', { params: { path: { id: open ?? '' }, query: { limit: 50 } } }),
-      ),
-  })
-  const redeliver = useMutation({
-    mutationFn: (v: { id: string; deliveryId: string }) =>
-      call(() => api.POST('/v1/webhooks/{id}/deliveries/{deliveryId}/redeliver', { params: { path: v } })),
-    onSuccess: () => {
-      setNotice(t('hooks.redelivered'))
-      void deliveries.refetch()
-    },
-  })
-  return (
-    <section aria-labelledby="hooks-title">
-      <h2 id="hooks-title">{t('hooks.title')}</h2>
-      {notice && (
-        <p className="status" role="status">
-          {notice}
-        </p>
-      )}
-      <ul>
-        {(hooks.data?.items ?? []).map((h) => (
-          <li key={h.id}>
-            <code>{h.url}</code> ({h.status}) {h.types.join(', ')}{' '}
-            <button type="button" className="secondary" onClick={() => setOpen(h.id)}>
-              {t('hooks.deliveries')}
-              <span className="skip"> {h.url}</span>
-            </button>
-          </li>
-        ))}
-      </ul>
-      {open && (
-        <Dialog title={t('hooks.deliveries')} onClose={() => setOpen(undefined)}>
-          <table>
-            <tbody>
-              {(deliveries.data?.items ?? []).map((d) => (
-                <tr key={d.id}>
-                  <td>{d.eventType}</td>
-                  <td>{d.status}</td>
-                  <td>{t('hooks.attempts', { n: d.attempts, status: d.lastStatus ?? '—' })}</td>
-                  <td>
-                    <button
-                      type="button"
-                      className="secondary"
-                      onClick={() => redeliver.mutate({ id: open, deliveryId: d.id })}
-                    >
-                      {t('hooks.redeliver')}
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
         </Dialog>
       )}
     </section>

@@ -1,9 +1,12 @@
-import { useInfiniteQuery } from '@tanstack/react-query'
+import { useInfiniteQuery, useMutation } from '@tanstack/react-query'
 import { type FormEvent, useState } from 'react'
 import { api, call } from '../api/client'
 import { t } from '../i18n'
 
-/** The audit trail with filters; each entry shows whether the sealer has chained it yet (its seq and hash). */
+/**
+ * The audit trail with filters; each entry shows whether the sealer has chained it yet (its seq
+ * and hash), and the chain's verification — intact up to its head, or its first broken link.
+ */
 export default function Audit() {
   const [filter, setFilter] = useState<{ action?: string; actor?: string }>({})
   const q = useInfiniteQuery({
@@ -15,6 +18,9 @@ export default function Audit() {
   })
   const entries = q.data?.pages.flatMap((p) => p.items) ?? []
   const sealed = entries.filter((e) => e.hash).length
+  // The whole chain recomputed by the kernel, when asked (it reads every entry).
+  const verify = useMutation({ mutationFn: () => call(() => api.GET('/v1/audit/verify')) })
+  const report = verify.data
   function submit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault()
     const f = new FormData(e.currentTarget)
@@ -36,7 +42,34 @@ export default function Audit() {
           {t('audit.filter')}
         </button>
       </form>
-      <p data-testid="chain-status">{t('audit.chain', { status: `${sealed}/${entries.length} sealed` })}</p>
+      <div className="toolbar">
+        <p data-testid="chain-status">{t('audit.chain', { status: `${sealed}/${entries.length} sealed` })}</p>
+        <button type="button" className="secondary" onClick={() => verify.mutate()} disabled={verify.isPending}>
+          {t('audit.verify')}
+        </button>
+      </div>
+      <div aria-live="polite">
+        {report?.ok && (
+          <p className="status" data-testid="chain-verified">
+            {t('audit.intact', {
+              n: report.entries,
+              seq: report.head?.seq ?? '0',
+              hash: report.head?.hash.slice(0, 12) ?? '—',
+            })}
+            {report.unsealed > 0 && ` ${t('audit.pending', { n: report.unsealed })}`}
+          </p>
+        )}
+        {report && !report.ok && (
+          <p className="error" role="alert" data-testid="chain-verified">
+            {t('audit.broken', { seq: report.brokenAt?.seq ?? '?', reason: report.brokenAt?.reason ?? '' })}
+          </p>
+        )}
+        {verify.error && (
+          <p className="error" role="alert">
+            {t('app.error', { message: verify.error.message })}
+          </p>
+        )}
+      </div>
       {q.error && <p className="error">{t('app.error', { message: q.error.message })}</p>}
       <table>
         <thead>

@@ -40,6 +40,7 @@ import { registerTenantRoutes } from '../tenancy/tenant-routes.js'
 import { registerBrandingRoutes } from '../tenancy/branding-routes.js'
 import { registerAuditRoutes } from '../audit/routes.js'
 import { registerCheckpointRoutes } from '../audit/checkpoint-routes.js'
+import { registerAuditVerifyRoutes } from '../audit/verify-routes.js'
 import { registerEventRoutes } from '../events/event-routes.js'
 import { registerWebhookRoutes } from '../events/webhook-routes.js'
 import { registerWebhookSecretRoutes } from '../events/webhook-secret-routes.js'
@@ -335,6 +336,7 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       registerTenantRoutes(v1, tenancy)
       registerBrandingRoutes(v1, { db: k.db })
       registerAuditRoutes(v1, { orgTx })
+      registerAuditVerifyRoutes(v1, { db: k.db })
       registerCheckpointRoutes(v1, {
         sealer: k.sealer,
         checkpoints: { db: k.db, keys: k.keys, events: k.events, logger: k.logger },
