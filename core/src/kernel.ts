@@ -27,6 +27,7 @@ import type { Extension } from './extension-api/define.js'
 import { kernelServices, registerExtensions, type Contributions } from './extension-api/wire.js'
 import { KernelAiService, type AiServiceOptions } from './ai/ai-service.js'
 import { WorkflowEngine, type EngineOptions } from './workflows/engine.js'
+import { InsightsScheduler } from './insights/scheduler.js'
 import { openSharedState, type SharedState } from './scale/shared-state.js'
 import { SessionRevocations } from './scale/session-revocations.js'
 import { countingQueue, processMetrics } from './scale/process-metrics.js'
@@ -60,6 +61,8 @@ export interface KernelOptions extends HttpOptions {
   plugins?: PluginHostOptions
   /** Workflow runtime tuning (tests sweep more often). */
   workflows?: EngineOptions & { queue?: JobQueue }
+  /** How often (by the workflow clock) worker processes refresh rollups and run alert rules; default 15 minutes. */
+  insights?: { everyMs?: number }
   /** AI service tuning (tests shorten the provider timeout). */
   ai?: AiServiceOptions
   /** Packages extending the kernel through the extension API (the composition root passes the marketplace); default none. */
@@ -206,6 +209,8 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       logger,
     })
     if (consume) checkpointer.start(config.auditCheckpointIntervalMs ?? 0)
+    const insights = new InsightsScheduler({ db, orgTx: tenantTx, plugins, clock: workflows.clock, logger })
+    if (consume) insights.start(options.insights?.everyMs)
     let draining = false
     const isDraining = () => draining
     const mounted = {
@@ -249,6 +254,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
         // back (its lock or claim expires and another worker runs it again).
         const stopWork = (async () => {
           await Promise.all(jobs.map((job) => job.stop()))
+          await insights.close()
           await workflows!.close()
           await checkpointer.close()
           await eventSystem.close()

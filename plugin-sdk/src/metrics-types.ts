@@ -66,6 +66,10 @@ export interface MetricAnswer {
   }>
   /** More rows matched than the limit; the answer holds the first ones. */
   truncated: boolean
+  /** `rollup`: read from a materialised series as of `refreshedAt`; `query`: computed from the records now. */
+  source?: 'rollup' | 'query'
+  /** When the rollup that answered was last brought up to date. */
+  refreshedAt?: string
 }
 
 /** A metric's forecast, with the method chosen and its rolling-origin backtest. */

@@ -226,6 +226,50 @@ export const KERNEL_EVENTS = {
     data: Type.Object({ ...TaskRef.properties, outcome: Type.String(), by: Uuid }),
   },
   'workflow.task.escalated': { description: 'A task missed its SLA and passed to its escalation role.', data: TaskRef },
+  'insights.anomaly.detected': {
+    description:
+      "A detection run found an anomalous complete period of a metric an alert rule watches: its baseline, robust score (null: the past was perfectly regular) and the dimension values contributing most.",
+    data: Type.Object({
+      anomalyId: Uuid,
+      ruleId: Uuid,
+      metric: Type.String(),
+      grain: Type.String(),
+      period: Type.String(),
+      value: Type.Number(),
+      baseline: Type.Union([Type.Number(), Type.Null()]),
+      score: Type.Union([Type.Number(), Type.Null()]),
+      by: Type.Union([Type.String(), Type.Null()]),
+      contributors: Type.Union([
+        Type.Array(
+          Type.Object({
+            value: Type.String(),
+            current: Type.Number(),
+            baseline: Type.Number(),
+            change: Type.Number(),
+            share: Type.Number(),
+          }),
+        ),
+        Type.Null(),
+      ]),
+    }),
+  },
+  'insights.alert.breached': {
+    description:
+      "An alert rule's latest complete period passed its threshold or was anomalous (once per period); taskRole names who should act.",
+    data: Type.Object({
+      breachId: Uuid,
+      ruleId: Uuid,
+      metric: Type.String(),
+      kind: Type.String(),
+      grain: Type.String(),
+      period: Type.String(),
+      value: Type.Number(),
+      op: Type.Union([Type.String(), Type.Null()]),
+      threshold: Type.Union([Type.Number(), Type.Null()]),
+      anomalyId: Type.Union([Uuid, Type.Null()]),
+      taskRole: Type.Union([Type.String(), Type.Null()]),
+    }),
+  },
 } satisfies Record<string, { description: string; data: TSchema }>
 
 export type KernelEventType = keyof typeof KERNEL_EVENTS

@@ -370,7 +370,7 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       registerTaskSubjectRoutes(v1, { orgTx, plugins: k.plugins })
       registerAiRoutes(v1, { orgTx, secrets: k.secrets, ai: k.ai })
       registerKnowledgeRoutes(v1, { orgTx, knowledge: new KnowledgeService(k.db, (k as { ai?: AiService }).ai) })
-      registerMetricRoutes(v1, { orgTx, plugins: k.plugins })
+      registerMetricRoutes(v1, { orgTx, plugins: k.plugins, now: () => new Date(k.workflows.clock.now()) })
       registerKeyRoutes(v1, { orgTx, keyring: keyringFor(k.config.secretKey) })
       for (const ext of opts.extensions ?? []) ext.routes?.(v1, k)
     },

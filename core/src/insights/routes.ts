@@ -13,7 +13,8 @@ import { availableMetrics, mayRead } from '../metrics/catalog.js'
 import { answerMetric } from '../metrics/answer.js'
 import { parseMetricQuery } from '../metrics/query.js'
 import type { MetricRouteDeps } from '../metrics/routes.js'
-import { detectAnomalies, seasonalBaseline, topContributors } from './anomaly.js'
+import { detectAnomalies } from './anomaly.js'
+import { contributorsAt } from './contributors.js'
 import { seriesOf } from './series.js'
 import { forecastMetric, numberParam, SEASON } from './forecast.js'
 
@@ -86,24 +87,7 @@ export function registerInsightRoutes(app: Api, deps: MetricRouteDeps & { today:
         .map((pt, i) => ({ pt, i }))
         .filter(({ pt }) => pt.anomalous)
         .map(({ pt, i }) => {
-          let contributors: ReturnType<typeof topContributors> | undefined
-          if (split) {
-            const current: Record<string, number> = {}
-            const base: Record<string, number> = {}
-            for (const [value, s] of split) {
-              const at = s.findIndex((x) => x.period === pt.period)
-              if (at < 0) continue
-              current[value] = s[at]!.value
-              base[value] =
-                seasonalBaseline(
-                  s.map((x) => x.value),
-                  at,
-                  season > 1 ? season : 0,
-                  cycles,
-                ) ?? 0
-            }
-            contributors = topContributors(current, base, 3)
-          }
+          const contributors = split ? contributorsAt(split, pt.period, season, cycles) : undefined
           return {
             period: pt.period,
             value: pt.value,

@@ -5,6 +5,7 @@ import { compileMetric, MAX_ROWS } from './compiler.js'
 import { isCount } from './sql-fragments.js'
 import { isComplete } from './periods.js'
 import type { MetricQuery, MetricRow } from './types.js'
+import { rowsFromRollup } from './rollups.js'
 
 /** The answer: rows in period, then dimension order. */
 export interface MetricAnswer {
@@ -18,6 +19,9 @@ export interface MetricAnswer {
   rows: Array<MetricRow & { complete?: boolean }>
   /** More rows matched than the limit; the answer holds the first ones. */
   truncated: boolean
+  /** `rollup`: read from a materialised series as of `refreshedAt`; `query`: computed from the records now. */
+  source: 'rollup' | 'query'
+  refreshedAt?: string
 }
 
 /** Runs `query` over `m` in `tenantId` (row-level security confines it to the tenant). */
@@ -28,9 +32,14 @@ export async function answerMetric(
   query: MetricQuery,
 ): Promise<MetricAnswer> {
   const compiled = compileMetric(m.declaration, m.source, query, (c) => m.joins.get(c)!)
-  const raw = await deps.orgTx(tenantId, (tx) =>
-    tx.sqlOnce<Record<string, string | null>>(compiled.sql, compiled.params),
-  )
+  const { raw, refreshedAt } = await deps.orgTx(tenantId, async (tx) => {
+    const rolled = await rowsFromRollup(tx, m.name, query)
+    if (rolled) return { raw: rolled.rows, refreshedAt: rolled.refreshedAt }
+    return {
+      raw: await tx.sqlOnce<Record<string, string | null>>(compiled.sql, compiled.params),
+      refreshedAt: undefined,
+    }
+  })
   const limit = Math.min(query.limit ?? MAX_ROWS, MAX_ROWS)
   const today = deps.today()
   const count = isCount(m.declaration.measure)
@@ -55,5 +64,7 @@ export async function answerMetric(
     groupBy: compiled.dims,
     rows,
     truncated: raw.length > limit,
+    source: refreshedAt ? 'rollup' : 'query',
+    ...(refreshedAt ? { refreshedAt } : {}),
   }
 }

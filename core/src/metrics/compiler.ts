@@ -28,8 +28,14 @@ export interface CompiledMetric {
 /** Most rows one answer holds. */
 export const MAX_ROWS = 10_000
 
+/** How a rollup's refresh narrows the statement: only these periods (of the query's grain), every row. */
+export interface CompileScope {
+  periods?: string[]
+  unlimited?: boolean
+}
+
 /** The SQL date of the row's time field (a `YYYY-MM-DD…` text or a metadata time). */
-function timeSql(field: string, shape: RowShape, p: SqlParams): string {
+export function timeSql(field: string, shape: RowShape, p: SqlParams): string {
   if (field === 'createdAt') return `(r.created_at at time zone 'UTC')::date`
   if (field === 'updatedAt') return `(r.updated_at at time zone 'UTC')::date`
   const f = () => fieldSql(field, shape, p)
@@ -47,6 +53,7 @@ export function compileMetric(
   source: CollectionName,
   query: MetricQuery,
   resolve: (collection: string) => CollectionName,
+  scope: CompileScope = {},
 ): CompiledMetric {
   const shape: RowShape = decl.unnest ? { unnestAs: decl.unnest.as } : {}
   const dimsDecl = decl.dimensions ?? {}
@@ -89,6 +96,10 @@ export function compileMetric(
   const where = [`${timeSql(decl.time, shape, p)} is not null`]
   if (query.from) where.push(`${timeSql(decl.time, shape, p)} >= ${p.add(query.from)}::date`)
   if (query.to) where.push(`${timeSql(decl.time, shape, p)} < ${p.add(query.to)}::date`)
+  if (scope.periods && query.grain)
+    where.push(
+      `date_trunc(${p.text(query.grain)}, ${timeSql(decl.time, shape, p)})::date = any(${p.add(sqlArray(scope.periods))}::date[])`,
+    )
   for (const [name, v] of Object.entries(query.filter ?? {})) {
     const values = (Array.isArray(v) ? v : [v]).map(String)
     where.push(`${dimSql(name)} = any(${p.add(sqlArray(values))}::text[])`)
@@ -99,7 +110,7 @@ export function compileMetric(
     const ordinals = Array.from({ length: keys }, (_, i) => i + 1).join(', ')
     sql += ` group by ${ordinals} order by ${ordinals}`
   }
-  sql += ` limit ${p.add(Math.min(query.limit ?? MAX_ROWS, MAX_ROWS) + 1)}`
+  if (!scope.unlimited) sql += ` limit ${p.add(Math.min(query.limit ?? MAX_ROWS, MAX_ROWS) + 1)}`
   return { sql, params: p.values, dims: groupBy, hasPeriod: !!query.grain }
 }
 

@@ -29,4 +29,30 @@ export const MET = defineErrors('MET', {
     message: (d: { need: number; have: number; method: string }) =>
       `${d.method} needs at least ${d.need} complete periods; the series has ${d.have}`,
   },
+  RULE_INVALID: {
+    status: 400,
+    title: 'Alert rule did not validate',
+    message: (d: { field: string; reason: string; allowed?: string[] }) =>
+      `${d.field}: ${d.reason}${d.allowed ? ` (allowed: ${d.allowed.join(', ')})` : ''}`,
+  },
+  RULE_NOT_FOUND: {
+    status: 404,
+    title: 'Alert rule not found',
+    message: (d: { id: string }) => `no alert rule ${d.id} on a metric you may read`,
+  },
+  ROLLUP_NOT_FOUND: {
+    status: 404,
+    title: 'Rollup not found',
+    message: (d: { id: string }) => `no rollup ${d.id} of a metric you may read`,
+  },
+  ROLLUP_EXISTS: {
+    status: 409,
+    title: 'Rollup exists',
+    message: (d: { id: string }) => `the same series is already materialised by rollup ${d.id}`,
+  },
+  ROLLUP_UNSUPPORTED: {
+    status: 422,
+    title: 'Metric cannot be materialised',
+    message: (d: { name: string; reason: string }) => `${d.name} cannot be rolled up: ${d.reason}`,
+  },
 })

@@ -7,7 +7,7 @@ import { MAX_ROWS } from './compiler.js'
 export const MAX_GROUP_BY = 4
 
 const DATE = /^\d{4}-\d{2}-\d{2}$/
-const KNOWN = ['from', 'to', 'grain', 'groupBy', 'filter', 'limit']
+const KNOWN = ['from', 'to', 'grain', 'groupBy', 'filter', 'limit', 'live']
 
 function date(field: string, v: string): string {
   const ok = DATE.test(v) && new Date(`${v}T00:00:00Z`).toISOString().slice(0, 10) === v
@@ -87,6 +87,12 @@ export function parseMetricQuery(raw: Record<string, unknown>, decl: MetricDecla
     if (!/^\d+$/.test(limit) || n < 1 || n > MAX_ROWS)
       throw MET.QUERY_INVALID({ field: 'limit', reason: `must be an integer from 1 to ${MAX_ROWS}` })
     q.limit = n
+  }
+  const live = one(raw, 'live')
+  if (live !== undefined) {
+    if (live !== 'true' && live !== 'false')
+      throw MET.QUERY_INVALID({ field: 'live', reason: 'must be true or false', allowed: ['true', 'false'] })
+    if (live === 'true') q.live = true
   }
   return q
 }

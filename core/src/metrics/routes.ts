@@ -13,6 +13,8 @@ import { answerMetric } from './answer.js'
 import { parseMetricQuery } from './query.js'
 import { GRAINS } from './types.js'
 import { registerInsightRoutes } from '../insights/routes.js'
+import { registerAlertRoutes } from '../insights/alert-routes.js'
+import { registerRollupRoutes } from './rollup-routes.js'
 
 const MetricView = Type.Object({
   name: Type.String({ description: '`<mount>.<metric>`, e.g. `orders.net_sales`.' }),
@@ -38,13 +40,18 @@ const Query = Type.Object({
 export interface MetricRouteDeps {
   orgTx: OrgTx
   plugins: InstalledSource
-  /** Today's UTC date (`YYYY-MM-DD`); the workflow clock in the kernel. */
+  /** Today's UTC date (`YYYY-MM-DD`); by default that of `now`. */
   today?: () => string
+  /** The time; the workflow clock in the kernel. */
+  now?: () => Date
 }
 
 export function registerMetricRoutes(app: Api, deps: MetricRouteDeps): void {
-  const today = deps.today ?? (() => new Date().toISOString().slice(0, 10))
+  const now = deps.now ?? (() => new Date())
+  const today = deps.today ?? (() => now().toISOString().slice(0, 10))
   registerInsightRoutes(app, { ...deps, today })
+  registerAlertRoutes(app, deps)
+  registerRollupRoutes(app, { ...deps, now })
   app.get(
     '/metrics',
     {

@@ -80,6 +80,8 @@ export interface MetricQuery {
   /** Dimension → value or values. */
   filter?: Record<string, string | number | boolean | Array<string | number | boolean>>
   limit?: number
+  /** Answer from the records even when a rollup could answer. */
+  live?: boolean
 }
 
 /** One row of an answer: the period (when a grain is asked), the dimension values, the value. */
