@@ -22,7 +22,7 @@ import { PgJobQueue } from './events/pg-queue.js'
 import type { JobQueue } from './events/queue.js'
 import { EgressGuard } from './egress/egress-guard.js'
 import { PluginHost, type PluginHostOptions } from './plugins/plugin-host.js'
-import { governedStore } from './governance/index.js'
+import { governedStore, RetentionJob } from './governance/index.js'
 import type { Extension } from './extension-api/define.js'
 import { kernelServices, registerExtensions, type Contributions } from './extension-api/wire.js'
 import { KernelAiService, type AiServiceOptions } from './ai/ai-service.js'
@@ -209,6 +209,9 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       logger,
     })
     if (consume) checkpointer.start(config.auditCheckpointIntervalMs ?? 0)
+    // Retention policies and legal holds (docs/governance.md): worker work, hourly.
+    const retention = new RetentionJob({ db: db.background, orgTx: (org, fn, o) => orgTx(ctx, org, fn, o), logger })
+    if (consume) retention.start()
     const insights = new InsightsScheduler({ db, orgTx: tenantTx, plugins, clock: workflows.clock, logger })
     if (consume) insights.start(options.insights?.everyMs)
     let draining = false
@@ -257,6 +260,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
           await insights.close()
           await workflows!.close()
           await checkpointer.close()
+          await retention.close()
           await eventSystem.close()
         })()
         const timedOut = await Promise.race([

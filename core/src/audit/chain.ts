@@ -22,10 +22,27 @@ export interface AuditRow {
   request_id: string | null
   prev_hash: string | null
   hash: string | null
+  /** sha256 of the canonical payload, sealed into the chain in its place (null: sealed before payloads could be erased). */
+  data_digest?: string | null
+  /** When the payload was erased (data is then `{}`; its digest keeps the chain verifiable). */
+  erased_at?: Date | string | null
 }
 
-/** hash = sha256(prev_hash || canonical(entry)), with the entry in RFC 8785 canonical JSON. */
+/** The digest of an entry's payload (RFC 8785 canonical JSON, sha256, hex). */
+export function payloadDigest(data: unknown): string {
+  return createHash('sha256')
+    .update(canonicalize(data) ?? '')
+    .digest('hex')
+}
+
+/**
+ * hash = sha256(prev_hash || canonical(entry)), with the entry in RFC 8785 canonical JSON. An
+ * entry with a `data_digest` commits to the digest in place of the payload (`dataDigest`), so
+ * its payload can be erased and the link still recomputed (docs/governance.md, ADR 0074);
+ * older entries commit to the payload itself.
+ */
 export function chainHash(prevHash: string, row: AuditRow, seq: string): string {
+  const payload = row.data_digest ? { dataDigest: row.data_digest } : { data: row.data }
   const entry = {
     id: row.id,
     tenantId: row.tenant_id,
@@ -34,7 +51,7 @@ export function chainHash(prevHash: string, row: AuditRow, seq: string): string 
     actor: { kind: row.actor_kind, id: row.actor_id },
     action: row.action,
     target: row.target_kind === null ? null : { kind: row.target_kind, id: row.target_id },
-    data: row.data,
+    ...payload,
     ip: row.ip,
     requestId: row.request_id,
   }

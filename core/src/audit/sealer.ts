@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import { sqlArray, type TransactionSource } from '../db/database.js'
-import { chainHash, GENESIS_HASH, type AuditRow } from './chain.js'
+import { chainHash, GENESIS_HASH, payloadDigest, type AuditRow } from './chain.js'
 
 const BATCH = 500
 const YIELD_EVERY = 50
@@ -124,10 +124,13 @@ export class AuditSealer {
           const seqs: string[] = []
           const prevs: string[] = []
           const hashes: string[] = []
+          const digests: string[] = []
           for (const [i, row] of rows.entries()) {
             // Hashing a full batch is tens of milliseconds of CPU: let requests in between.
             if (i > 0 && i % YIELD_EVERY === 0) await new Promise((r) => setImmediate(r))
             seq += 1n
+            row.data_digest = payloadDigest(row.data)
+            digests.push(row.data_digest)
             const hash = chainHash(prev, row, seq.toString())
             ids.push(row.id)
             seqs.push(seq.toString())
@@ -136,10 +139,11 @@ export class AuditSealer {
             prev = hash
           }
           await tx.sql(
-            `update audit_log a set seq = v.seq, prev_hash = v.prev_hash, hash = v.hash
-               from (select unnest(?::uuid[]) as id, unnest(?::bigint[]) as seq, unnest(?::text[]) as prev_hash, unnest(?::text[]) as hash) v
+            `update audit_log a set seq = v.seq, prev_hash = v.prev_hash, hash = v.hash, data_digest = v.data_digest
+               from (select unnest(?::uuid[]) as id, unnest(?::bigint[]) as seq, unnest(?::text[]) as prev_hash, unnest(?::text[]) as hash,
+                            unnest(?::text[]) as data_digest) v
               where a.id = v.id`,
-            [sqlArray(ids), sqlArray(seqs), sqlArray(prevs), sqlArray(hashes)],
+            [sqlArray(ids), sqlArray(seqs), sqlArray(prevs), sqlArray(hashes), sqlArray(digests)],
           )
           return rows.length
         },

@@ -1,5 +1,5 @@
 import type { Database } from '../db/database.js'
-import { chainHash, GENESIS_HASH, type AuditRow } from './chain.js'
+import { chainHash, GENESIS_HASH, payloadDigest, type AuditRow } from './chain.js'
 
 export interface ChainReport {
   tenantId: string
@@ -50,6 +50,8 @@ export async function verifyChain(db: Database, tenantId: string): Promise<Chain
         return finish(broken(`expected entry ${expectedSeq} but found ${seq}: an entry was deleted or re-numbered`))
       if (row.prev_hash !== prev)
         return finish(broken('prev_hash does not match the previous entry: entries were removed or re-ordered'))
+      if (row.data_digest && !row.erased_at && payloadDigest(row.data) !== row.data_digest)
+        return finish(broken('the payload does not match its sealed digest: it was altered'))
       if (chainHash(prev, row, row.seq!) !== row.hash)
         return finish(broken('hash does not match the entry: it was altered'))
       prev = row.hash!

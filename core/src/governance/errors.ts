@@ -25,4 +25,42 @@ export const GOV = defineErrors('GOV', {
     title: 'Tenant key unavailable',
     message: (d: { keyId: string }) => `tenant key ${d.keyId} is wrapped by a platform key this process does not hold`,
   },
+  RETENTION_TARGET_UNKNOWN: {
+    status: 404,
+    title: 'Unknown retention target',
+    message: (d: { target: string }) =>
+      `"${d.target}" is neither a kernel record kind (invocation-logs, ai-interactions, webhook-deliveries, audit-payloads) nor a collection of an installed plugin (<plugin>/<collection>)`,
+  },
+  RETENTION_OUT_OF_BOUNDS: {
+    status: 409,
+    title: "Retention outside the platform's bounds",
+    message: (d: { target: string; days: number; minDays: number | null; maxDays: number | null }) =>
+      `${d.days} days for ${d.target} is outside what the platform allows (at least ${d.minDays ?? 1}, at most ${d.maxDays ?? 'unbounded'})`,
+  },
+  RETENTION_BOUNDS_INVALID: {
+    status: 400,
+    title: 'Retention bounds are inconsistent',
+    message: (d: { reason: string }) => d.reason,
+  },
+  LEGAL_HOLD_NOT_FOUND: {
+    status: 404,
+    title: 'Legal hold not found',
+    message: (d: { id: string }) => `no active legal hold ${d.id} in this tenant`,
+  },
+  LEGAL_HOLD_INVALID: {
+    status: 400,
+    title: 'Legal hold is malformed',
+    message: (d: { reason: string }) => d.reason,
+  },
+  SUBJECT_KIND_UNKNOWN: {
+    status: 404,
+    title: 'No plugin declares this data subject',
+    message: (d: { subjectKind: string }) =>
+      `no installed plugin has a collection field that identifies a "${d.subjectKind}" (declare it with "subject" on the field)`,
+  },
+  ERASURE_NOT_FOUND: {
+    status: 404,
+    title: 'Erasure not found',
+    message: (d: { id: string }) => `no erasure ${d.id} in this tenant`,
+  },
 })

@@ -64,6 +64,7 @@ import { KnowledgeService } from '../knowledge/service.js'
 import type { AiService } from '../ai/service.js'
 import { registerMetricRoutes } from '../metrics/routes.js'
 import { keyringFor, registerKeyRoutes } from '../governance/index.js'
+import { registerErasureRoutes, registerLegalHoldRoutes, registerRetentionRoutes } from '../governance/index.js'
 
 export interface HttpOptions {
   /** Packages adding routes under /v1 (see extensions.ts). */
@@ -372,6 +373,14 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       registerKnowledgeRoutes(v1, { orgTx, knowledge: new KnowledgeService(k.db, (k as { ai?: AiService }).ai) })
       registerMetricRoutes(v1, { orgTx, plugins: k.plugins, now: () => new Date(k.workflows.clock.now()) })
       registerKeyRoutes(v1, { orgTx, keyring: keyringFor(k.config.secretKey) })
+      registerRetentionRoutes(v1, { orgTx })
+      registerLegalHoldRoutes(v1, { orgTx })
+      registerErasureRoutes(v1, {
+        orgTx,
+        store: k.plugins.data,
+        keyring: keyringFor(k.config.secretKey),
+        seal: (org) => k.sealer.sealTenant(org),
+      })
       for (const ext of opts.extensions ?? []) ext.routes?.(v1, k)
     },
     { prefix: '/v1' },

@@ -24,6 +24,7 @@ export const KERNEL_PERMISSIONS = {
   workflowsManage: 'workflows.manage',
   knowledgeManage: 'knowledge.manage',
   knowledgeApprove: 'knowledge.approve',
+  governanceManage: 'governance.manage',
 } as const
 
 const P = KERNEL_PERMISSIONS
@@ -96,6 +97,7 @@ export const BUILTIN_ROLES: Record<
       P.workflowsManage,
       P.knowledgeManage,
       P.knowledgeApprove,
+      P.governanceManage,
     ],
   },
   tenant_member: {

@@ -1,0 +1,78 @@
+/**
+ * The copies of a data subject's personal values the kernel itself keeps, and their erasure:
+ * invocation inputs, transcripts and log lines, AI interaction text, and audit payloads (the
+ * payload only: the entry, its digest and its hash linkage stay, so the chain still verifies).
+ * Found by the values' text, in the tenant's rows only (row-level security).
+ */
+import { sqlArray, type Tx } from '../db/database.js'
+
+/** What was erased from the kernel's own records. */
+export interface KernelCopiesErased {
+  invocationLogs: number
+  aiInteractions: number
+  auditPayloads: number
+  /** Matching audit entries not sealed yet (their payload cannot be erased before sealing). */
+  auditUnsealed: number
+}
+
+/** Values shorter than this are not searched for (they would match unrelated text). */
+export const MIN_SEARCHED_LENGTH = 4
+
+const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`)
+
+/** LIKE patterns finding each value as plain text and inside JSON text (escaped as JSON escapes it). */
+export function copyPatterns(values: Iterable<string>): string[] {
+  const out = new Set<string>()
+  for (const v of values) {
+    if (v.length < MIN_SEARCHED_LENGTH) continue
+    out.add(`%${likeEscape(v)}%`)
+    out.add(`%${likeEscape(JSON.stringify(v).slice(1, -1))}%`)
+  }
+  return [...out]
+}
+
+const n = async (tx: Tx, sql: string, params: unknown[]) =>
+  Number((await tx.sql<{ n: number }>(sql, params))[0]?.n ?? 0)
+
+/** Erases every kernel copy that holds one of `values`, and the audit payloads about `recordIds`. */
+export async function eraseKernelCopies(
+  tx: Tx,
+  values: Iterable<string>,
+  recordIds: string[],
+): Promise<KernelCopiesErased> {
+  const patterns = sqlArray(copyPatterns(values))
+  const ids = sqlArray(recordIds)
+  const invocationLogs = await n(
+    tx,
+    `with gone as (
+       update plugin_invocations set input = null, transcript = null, logs = '[]'::jsonb
+        where (coalesce(input::text, '') || ' ' || coalesce(transcript::text, '') || ' ' || logs::text) like any(?::text[])
+       returning 1)
+     select count(*)::int as n from gone`,
+    [patterns],
+  )
+  const aiInteractions = await n(
+    tx,
+    `with gone as (
+       update ai_records set prompt = null, answer = null, chunks = '[]'::jsonb, citations = '[]'::jsonb
+        where (coalesce(prompt, '') || ' ' || coalesce(answer, '') || ' ' || chunks::text || ' ' || citations::text) like any(?::text[])
+       returning 1)
+     select count(*)::int as n from gone`,
+    [patterns],
+  )
+  const about = `(data::text like any(?::text[]) or target_id = any(?::text[])) and data <> '{}'::jsonb`
+  const auditPayloads = await n(
+    tx,
+    `with gone as (
+       update audit_log set data = '{}'::jsonb, erased_at = now()
+        where hash is not null and data_digest is not null and erased_at is null and ${about}
+       returning 1)
+     select count(*)::int as n from gone`,
+    [patterns, ids],
+  )
+  const auditUnsealed = await n(tx, `select count(*)::int as n from audit_log where hash is null and ${about}`, [
+    patterns,
+    ids,
+  ])
+  return { invocationLogs, aiInteractions, auditPayloads, auditUnsealed }
+}

@@ -1,0 +1,68 @@
+// Three plugins holding personal data about the same kind of data subject (`contact`): one
+// bundle (fixtures/plugins/subjects) registered under three names with three collections.
+import { builtFixture, registerVersion } from './plugin-versions.js'
+import type { TestKernel } from './test-kernel.js'
+
+const person = (subjectField: string, personal: string[], internal: string[]) => ({
+  type: 'object',
+  additionalProperties: false,
+  required: [subjectField],
+  properties: Object.fromEntries([
+    [subjectField, { type: 'string', classification: 'personal', subject: 'contact' }],
+    ...personal.map((f) => [f, { type: 'string', classification: 'personal' }]),
+    ...internal.map((f) => [f, { type: 'string', classification: 'internal' }]),
+  ]),
+})
+
+/** Plugin name → its one collection and the schema that declares the subject field. */
+export const SUBJECT_PLUGINS = {
+  '@acme/crm': { collection: 'contacts', subjectField: 'email', schema: person('email', ['name', 'phone'], ['tier']) },
+  '@acme/billing': {
+    collection: 'invoices',
+    subjectField: 'customerEmail',
+    schema: person('customerEmail', ['billingAddress'], ['amount']),
+  },
+  '@acme/helpdesk': {
+    collection: 'tickets',
+    subjectField: 'requester',
+    schema: person('requester', ['body'], ['status']),
+  },
+} as const
+
+export type SubjectPlugin = keyof typeof SUBJECT_PLUGINS
+
+/** Registers the three plugins (approved) in the kernel. */
+export async function registerSubjectPlugins(k: TestKernel): Promise<void> {
+  const built = await builtFixture('subjects')
+  for (const [name, p] of Object.entries(SUBJECT_PLUGINS)) {
+    const manifest = {
+      ...built.manifest,
+      name,
+      collections: { [p.collection]: { schema: p.schema, indexes: [{ fields: [p.subjectField] }] } },
+    }
+    await registerVersion(k, { manifest, code: built.code, sourceMap: built.sourceMap })
+  }
+}
+
+/** Installs the plugins in a tenant. */
+export async function installSubjectPlugins(k: TestKernel, token: string, plugins: SubjectPlugin[]): Promise<void> {
+  for (const plugin of plugins) {
+    const r = await k.req('POST', '/v1/installations', {
+      token,
+      body: { plugin, version: '1.0.0', capabilities: ['data'] },
+    })
+    if (r.status !== 201) throw new Error(`install ${plugin}: ${r.status} ${JSON.stringify(r.body)}`)
+  }
+}
+
+/** Writes a record through the plugin's route (as its users would). */
+export async function plant(k: TestKernel, token: string, plugin: SubjectPlugin, record: Record<string, string>) {
+  const r = await k.req('POST', `/v1/x/${plugin}/${SUBJECT_PLUGINS[plugin].collection}`, { token, body: record })
+  if (r.status !== 201) throw new Error(`plant in ${plugin}: ${r.status} ${JSON.stringify(r.body)}`)
+  return r.body as Record<string, string> & { id: string }
+}
+
+/** Reads a record back through the plugin's route. */
+export function readBack(k: TestKernel, token: string, plugin: SubjectPlugin, id: string) {
+  return k.req('GET', `/v1/x/${plugin}/${SUBJECT_PLUGINS[plugin].collection}/${id}`, { token })
+}
