@@ -14,6 +14,7 @@ const Tenants = lazy(() => import('./pages/Tenants'))
 const PluginPage = lazy(() => import('./pages/PluginPage'))
 const Access = lazy(() => import('./pages/Access'))
 const Account = lazy(() => import('./pages/Account'))
+const Dashboards = lazy(() => import('./pages/Dashboards'))
 
 /** The screens, each shown to whom it serves (by the caller's organisation kind and permissions). */
 const SCREENS: Array<{ path: string; label: MessageKey; element: JSX.Element; shown: (me: Me) => boolean }> = [
@@ -43,6 +44,7 @@ const SCREENS: Array<{ path: string; label: MessageKey; element: JSX.Element; sh
     element: <Access />,
     shown: (me) => can(me, 'users.read') || can(me, 'api_keys.manage') || can(me, 'webhooks.manage'),
   },
+  { path: 'dashboards', label: 'nav.dashboards', element: <Dashboards />, shown: (me) => me.org.kind === 'tenant' },
   { path: 'audit', label: 'nav.audit', element: <Audit />, shown: (me) => can(me, 'audit.read') },
   { path: 'account', label: 'nav.account', element: <Account />, shown: () => true },
 ]

@@ -4,7 +4,8 @@
  * the orders plugin's declared screen; its discount needs approval, so the order shows the
  * open exception and the pricing manager's task; the pricing manager approves it from the task
  * inbox; the clerk then sees the exception resolved and the task completed, confirms, ships and
- * invoices the order, and finds it invoiced with its invoice number. Beside it, the API the
+ * invoices the order, finds it invoiced with its invoice number, and sees it counted on the
+ * insights plugin's sales dashboard (charted with uPlot). Beside it, the API the
  * order's task list reads (GET /v1/tasks/about) is attacked: no caller, a caller without any of
  * the plugin's permissions, another tenant.
  */
@@ -28,7 +29,7 @@ t.test('the tenant user places an order and sees it invoiced, in Chromium', asyn
   // The ERP plugins, approved and installed (dependencies first) for two tenants.
   const shop = await createTenantWithAdmin(k, 'northwind')
   const other = await createTenantWithAdmin(k, 'elsewhere')
-  for (const id of ERP_PLUGINS) {
+  for (const id of [...ERP_PLUGINS, 'insights'] as const) {
     const b = await bundleOf(id)
     await registerVersion(k, { manifest: b.manifest, code: b.code, sourceMap: b.sourceMap })
     for (const tenant of [shop, other]) {
@@ -187,6 +188,19 @@ t.test('the tenant user places an order and sees it invoiced, in Chromium', asyn
       ['placed', 'confirmed', 'shipped', 'invoiced'],
     )
     t.equal(order.invoiceNumber, 'INV-SO-100')
+
+    // The insights plugin's sales dashboard counts it: a number, a series drawn by uPlot, tables.
+    await page.getByRole('link', { name: 'Dashboards' }).click()
+    const sales = page.getByRole('region', { name: 'Sales', exact: true })
+    await sales
+      .getByRole('figure', { name: 'Net sales, last 12 months' })
+      .getByText(/^135\.00/)
+      .waitFor()
+    const series = sales.getByRole('figure', { name: 'Net sales by month' })
+    await series.locator('canvas').first().waitFor()
+    t.match(await series.locator('table').innerText(), /135/, 'the month of the order holds its net sales')
+    await sales.getByRole('figure', { name: 'By category' }).getByRole('cell', { name: 'BEV', exact: true }).waitFor()
+    await check('dashboards')
     await signOut()
   })
 
