@@ -15,6 +15,7 @@ const PluginPage = lazy(() => import('./pages/PluginPage'))
 const Access = lazy(() => import('./pages/Access'))
 const Account = lazy(() => import('./pages/Account'))
 const Dashboards = lazy(() => import('./pages/Dashboards'))
+const Platform = lazy(() => import('./pages/Platform'))
 
 /** The screens, each shown to whom it serves (by the caller's organisation kind and permissions). */
 const SCREENS: Array<{ path: string; label: MessageKey; element: JSX.Element; shown: (me: Me) => boolean }> = [
@@ -31,6 +32,7 @@ const SCREENS: Array<{ path: string; label: MessageKey; element: JSX.Element; sh
     element: <Installations />,
     shown: (me) => me.org.kind === 'tenant' && can(me, 'plugins.install'),
   },
+  { path: 'platform', label: 'nav.platform', element: <Platform />, shown: (me) => me.org.kind === 'platform' },
   { path: 'reviews', label: 'nav.reviews', element: <Reviews />, shown: (me) => can(me, 'marketplace.review') },
   {
     path: 'tenants',

@@ -1,6 +1,7 @@
 /**
  * The console in a real browser (Debian's Chromium through playwright-core), against one kernel
- * serving the built console: the platform admin approves a version from the review queue; the
+ * serving the built console: the platform admin approves a version from the review queue, and
+ * creates, suspends and resumes a partner beside the system's health; the
  * tenant admin installs it with consent, meets a re-consent upgrade and rolls back; the pricing
  * manager claims and completes a task from the inbox; the partner admin brands its tenants and
  * the tenant's console shows it; the partner admin creates, suspends and resumes a tenant; the
@@ -112,6 +113,35 @@ t.test('the console in Chromium', async (t) => {
     await page.getByRole('button', { name: 'Unblock 1.0.0' }).click()
     await page.getByText('Unblocked @acme/flows 1.0.0.').waitFor()
     t.equal(await status(), 'approved')
+
+    // Partners and the system's health: a partner created with its admin, suspended, resumed.
+    await page.getByRole('link', { name: 'Partners and system' }).click()
+    await page
+      .getByTestId('readiness')
+      .getByText(/^Ready/)
+      .waitFor()
+    await page.getByRole('cell', { name: 'Acme Partner' }).waitFor()
+    await page.getByLabel('Name', { exact: true }).fill('Beta Partner')
+    await page.getByLabel('Slug', { exact: true }).fill('beta-partner')
+    await page.getByLabel("Admin's email").fill('admin@beta.test')
+    await page.getByLabel("Admin's name").fill('Beta admin')
+    await page.getByLabel("Admin's first password").fill('beta-password-1')
+    await page.getByRole('button', { name: 'Create partner' }).click()
+    await page.getByText('Created Beta Partner.').waitFor()
+    const beta = await k.login('admin@beta.test', 'beta-password-1')
+    const betaMe = () => k.req('GET', '/v1/me', { token: beta.token })
+    t.equal((await betaMe()).status, 200)
+    await page.getByRole('button', { name: 'Suspend Beta Partner' }).click()
+    await page
+      .getByRole('dialog', { name: 'Suspend Beta Partner?' })
+      .getByRole('button', { name: 'Suspend', exact: true })
+      .click()
+    await page.getByText('Suspended Beta Partner.').waitFor()
+    t.equal((await betaMe()).body.code, 'KRN_ERR_PARTNER_SUSPENDED', "the partner's admin is refused at once")
+    await check('partners and system')
+    await page.getByRole('button', { name: 'Resume Beta Partner' }).click()
+    await page.getByText('Resumed Beta Partner.').waitFor()
+    t.equal((await betaMe()).status, 200, 'and let in again')
     await signOut()
   })
 
