@@ -47,6 +47,8 @@ export class InvocationRuns {
     private readonly options: SandboxOptions,
     private readonly recorder: InvocationRecorder,
     private readonly hostCall: HostCall,
+    /** Masks the personal values of an invocation in its record (core/src/governance/personal-masking.ts). */
+    private readonly maskPersonal: (run: Running, value: unknown) => unknown = (_run, value) => value,
   ) {}
 
   /** Calls `listener` with every invocation record as it is made; returns an unsubscribe function. */
@@ -128,8 +130,9 @@ export class InvocationRuns {
     const transcript = new TranscriptRecorder()
     const record = (res: Pick<InvokeResult, 'metrics' | 'logs'> | undefined, error?: string) => {
       const rec = invocationRecord(run, entry, invocationId, startedAt, res, error)
-      rec.input = summarize(input)
-      rec.transcript = transcript.transcript()
+      rec.input = this.maskPersonal(run, summarize(input))
+      rec.transcript = this.maskPersonal(run, transcript.transcript()) as typeof rec.transcript
+      rec.logs = this.maskPersonal(run, rec.logs) as typeof rec.logs
       for (const l of this.listeners) l(rec)
       this.recorder.record(rec)
     }

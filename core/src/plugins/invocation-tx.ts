@@ -105,6 +105,11 @@ export class InvocationTx {
     private readonly onIdle: (err: TrellisError) => void,
   ) {}
 
+  /** The transaction once open (also after it ended): what it remembered, e.g. the personal values it read. */
+  get current(): Tx | undefined {
+    return this.tx
+  }
+
   /** Whether the transaction was asked for (it may still be opening). */
   get started(): boolean {
     return this.opening !== undefined

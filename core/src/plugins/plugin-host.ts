@@ -16,6 +16,7 @@ import { PluginVersions, type PluginVersion } from './versions.js'
 import { InvocationRecorder, type InvocationRecord } from './invocation-recorder.js'
 import type { AiService } from '../ai/service.js'
 import { KnowledgeService } from '../knowledge/service.js'
+import { maskPersonal, personalFieldNames } from '../governance/personal-masking.js'
 import { runHostCall, type DataService, type HostServices, type InvocationTree } from './host-calls.js'
 import { SKIPPED, type InvokeHooks, type InvokeInput } from './invocation-types.js'
 import { InvocationRuns, type BundleToLoad, type SandboxOptions } from './invocation-runs.js'
@@ -125,7 +126,15 @@ export class PluginHost {
         versionOf: (tx, inst) => this.servable.versionOf(tx, inst),
       },
     }
-    this.runs = new InvocationRuns(options, this.recorder, (run, op, args) => runHostCall(services, run, op, args))
+    this.runs = new InvocationRuns(
+      options,
+      this.recorder,
+      (run, op, args) => runHostCall(services, run, op, args),
+      (run, value) => {
+        const tx = run.tree.tx.current
+        return maskPersonal(value, tx ? deps.data.personalValues(tx) : [], personalFieldNames(run.version.manifest))
+      },
+    )
     this.eventSink = new PluginEventDelivery({
       db,
       logger: deps.logger,
