@@ -110,3 +110,97 @@ t.test('always-ask: a person decides even a sure proposal', async (t) => {
   t.equal(out.$workflow, 'task')
   t.equal(out.task.data.confidence, 0.99)
 })
+
+t.test('a second proposer answers when the chat model cannot; a sure answer stands under its own model', async (t) => {
+  const proposed: Input[] = []
+  const host = createTestHost(
+    pluginWith(
+      spec({
+        propose: async (i) => {
+          proposed.push(i)
+          return {
+            proposal: { action: 'hold', role: 'credit_controller' },
+            confidence: 0.9,
+            reasons: ['nearest examples'],
+            model: 'local-lexical',
+            recordId: 'rec-1',
+          }
+        },
+      }),
+    ),
+    { ai: () => 'not json at all' },
+  )
+  const out = (await host.step('triage.triage', input)) as any
+  t.same(proposed, [input], 'asked once the chat model failed')
+  t.equal(out.$workflow, 'next')
+  t.match(out.input.decision, {
+    model: 'local-lexical',
+    recordId: 'rec-1',
+    confidence: 0.9,
+    decidedBy: 'agent',
+    referral: null,
+  })
+})
+
+t.test('a sure chat model answer is not second-guessed by the proposer', async (t) => {
+  const host = createTestHost(
+    pluginWith(
+      spec({
+        propose: async () => {
+          throw new Error('not asked')
+        },
+      }),
+    ),
+    { ai: () => '{"proposal":{"action":"hold","role":"credit_controller"},"confidence":0.95,"reasons":["x"]}' },
+  )
+  const out = (await host.step('triage.triage', input)) as any
+  t.equal(out.input.decision.model, 'test-model')
+})
+
+t.test('a proposer refused too leaves the rules, and a person decides whatever their confidence', async (t) => {
+  const host = createTestHost(
+    pluginWith(
+      spec({
+        propose: async () => {
+          throw Object.assign(new Error('budget'), { code: 'AI_ERR_BUDGET_EXHAUSTED' })
+        },
+        fallback: () => ({
+          proposal: { action: 'hold', role: 'credit_controller' },
+          confidence: 0.99,
+          reasons: ['rule'],
+        }),
+      }),
+    ),
+    { ai: () => 'not json at all' },
+  )
+  const out = (await host.step('triage.triage', input)) as any
+  t.equal(out.$workflow, 'task')
+  t.match(out.task.data, { model: 'rules', referral: 'AI_ERR_BUDGET_EXHAUSTED', confidence: 0.99 })
+})
+
+t.test('a proposer failing for another reason fails the step (the runtime retries it)', async (t) => {
+  const host = createTestHost(
+    pluginWith(
+      spec({
+        propose: async () => {
+          throw new Error('a bug in the proposer')
+        },
+      }),
+    ),
+    { ai: () => 'not json at all' },
+  )
+  await t.rejects(host.step('triage.triage', input), /a bug in the proposer/)
+})
+
+t.test('the threshold may depend on the input', async (t) => {
+  const answer = '{"proposal":{"action":"hold","role":"credit_controller"},"confidence":0.7,"reasons":["x"]}'
+  const host = createTestHost(pluginWith(spec({ threshold: (i) => (i.kind === 'credit_hold' ? 0.9 : 0.5) })), {
+    ai: () => answer,
+  })
+  t.equal(((await host.step('triage.triage', input)) as any).$workflow, 'task', '0.7 < 0.9 for a credit hold')
+  t.equal(
+    ((await host.step('triage.triage', { kind: 'stock_short', reason: 'late' })) as any).$workflow,
+    'next',
+    '0.7 ≥ 0.5 otherwise',
+  )
+})
