@@ -1,7 +1,7 @@
 // `npm run bench -- console`: navigation to the console's task inbox with 500 tasks, in
-// Chromium, until the 500th task is rendered (the list is virtualised and fetched in pages of 100
+// Chromium, until the 500th task is rendered (the list is virtualised and fetched in pages of 200
 // as it scrolls), against a baseline doing the same API work in the same browser without the
-// console: trade the refresh cookie, read /v1/me, fetch the 500 tasks in pages of 100 and write
+// console: trade the refresh cookie, read /v1/me, fetch the 500 tasks in pages of 200 and write
 // them into the page as plain list items. Rounds alternate (console, baseline; baseline, console; …).
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -62,7 +62,7 @@ async function baselineSide(page: Page, url: string): Promise<number> {
     let count = 0
     do {
       const page = (await (
-        await fetch(`/v1/tasks?limit=100${cursor ? `&cursor=${cursor}` : ''}`, { headers: auth })
+        await fetch(`/v1/tasks?limit=200${cursor ? `&cursor=${cursor}` : ''}`, { headers: auth })
       ).json()) as { items: Array<{ title: string; dueAt: string | null }>; nextCursor: string | null }
       for (const task of page.items) {
         const li = document.createElement('li')

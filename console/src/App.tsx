@@ -8,7 +8,10 @@ import { t } from './i18n'
 import { Login } from './pages/Login'
 
 // Everything past the sign-in page loads on demand: the login page's JavaScript stays small.
-const Shell = lazy(() => import('./Shell'))
+const loadShell = () => import('./Shell')
+const Shell = lazy(loadShell)
+// A returning browser (it holds the session's CSRF cookie) fetches the shell while it signs in again.
+if (/(?:^|; )trellis_csrf=/.test(document.cookie)) void loadShell()
 const ForgotPassword = lazy(() => import('./pages/PasswordReset').then((m) => ({ default: m.ForgotPassword })))
 const ResetPassword = lazy(() => import('./pages/PasswordReset').then((m) => ({ default: m.ResetPassword })))
 /** Pages for people who are not signed in (the reset link in an e-mail lands on the second). */
@@ -28,8 +31,10 @@ type Boot =
 export function App() {
   const [boot, setBoot] = useState<Boot>({ state: 'loading' })
   const enter = useCallback(async () => {
-    const me = (await call(() => api.GET('/v1/me'))) as Me
-    const branding = await loadBranding(session.token)
+    const [me, branding] = await Promise.all([
+      call(() => api.GET('/v1/me')) as Promise<Me>,
+      loadBranding(session.token),
+    ])
     applyBranding(branding)
     setBoot({ state: 'in', me, branding })
   }, [])

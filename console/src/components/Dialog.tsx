@@ -5,6 +5,9 @@ import { t } from '../i18n'
 export function Dialog(props: { title: string; onClose: () => void; children: ReactNode }) {
   const ref = useRef<HTMLDivElement>(null)
   const id = useId()
+  // The latest onClose, without re-running the effect (which would move focus) when it changes.
+  const onClose = useRef(props.onClose)
+  onClose.current = props.onClose
   useEffect(() => {
     const before = document.activeElement as HTMLElement | null
     const el = ref.current
@@ -15,7 +18,7 @@ export function Dialog(props: { title: string; onClose: () => void; children: Re
       ).filter((e) => !e.hasAttribute('disabled'))
     ;(focusable()[0] ?? el)?.focus()
     const onKey = (e: KeyboardEvent) => {
-      if (e.key === 'Escape') props.onClose()
+      if (e.key === 'Escape') onClose.current()
       if (e.key !== 'Tab') return
       const items = focusable()
       if (!items.length) return
@@ -34,7 +37,7 @@ export function Dialog(props: { title: string; onClose: () => void; children: Re
       document.removeEventListener('keydown', onKey)
       before?.focus()
     }
-  }, [props.onClose])
+  }, [])
   return (
     <div className="backdrop">
       <div className="dialog" role="dialog" aria-modal="true" aria-labelledby={id} ref={ref} tabIndex={-1}>

@@ -18,7 +18,7 @@ function sla(task: Task, now: number): { text: string; overdue: boolean } {
     : { text: t('inbox.due', { when }), overdue: false }
 }
 
-/** The task inbox: pages of 100 fetched as the list scrolls, rows virtualised (only visible ones exist). */
+/** The task inbox: pages of 200 (the API's most) fetched as the list scrolls, rows virtualised (only visible ones exist). */
 export default function Inbox() {
   const [status, setStatus] = useState<'active' | 'completed'>('active')
   const [open, setOpen] = useState<Task>()
@@ -27,7 +27,7 @@ export default function Inbox() {
     queryKey: ['tasks', status],
     initialPageParam: undefined as string | undefined,
     queryFn: ({ pageParam }) =>
-      call(() => api.GET('/v1/tasks', { params: { query: { status, limit: 100, cursor: pageParam } } })),
+      call(() => api.GET('/v1/tasks', { params: { query: { status, limit: 200, cursor: pageParam } } })),
     getNextPageParam: (last) => last.nextCursor ?? undefined,
   })
   const tasks = useMemo(() => q.data?.pages.flatMap((p) => p.items) ?? [], [q.data])
