@@ -14,6 +14,7 @@ import { parseMetricQuery } from './query.js'
 import { GRAINS } from './types.js'
 import { registerInsightRoutes } from '../insights/routes.js'
 import { registerAlertRoutes } from '../insights/alert-routes.js'
+import { registerAggregateRoutes } from '../insights/aggregate-routes.js'
 import { registerRollupRoutes } from './rollup-routes.js'
 
 const MetricView = Type.Object({
@@ -51,6 +52,7 @@ export function registerMetricRoutes(app: Api, deps: MetricRouteDeps): void {
   const today = deps.today ?? (() => now().toISOString().slice(0, 10))
   registerInsightRoutes(app, { ...deps, today })
   registerAlertRoutes(app, deps)
+  registerAggregateRoutes(app, { ...deps, today })
   registerRollupRoutes(app, { ...deps, now })
   app.get(
     '/metrics',
