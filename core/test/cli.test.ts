@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { AddressInfo } from 'node:net'
 import { embeddedTemplateOption } from '../src/cli/embedded-template-option.js'
+import { trellisInProcess } from './helpers/cli-in-process.js'
 import { defaultCacheDir, embeddedTemplatePath } from '../src/db/embedded-template.js'
 
 const CLI = fileURLToPath(new URL('../../platform/bin/trellis.js', import.meta.url))
@@ -194,40 +195,42 @@ t.test('first start on the embedded default creates a platform admin and prints 
     t.equal((await login(again.started.url, m![1]!, m![2]!)).status, 200)
     t.equal(await stop(again.child), 0)
     t.equal(again.stdout().trim().split('\n').length, 1, 'stdout holds only that line')
-    const status = run(['migrate', 'status'], env)
+    // The commands that open the database and end run in this process (the same program,
+    // without a process's seconds of module loading); their exit codes are the process's.
+    const status = await trellisInProcess(['migrate', 'status'], env)
     t.equal(status.status, 0, status.stderr)
     t.match(status.stdout, /applied\s+Migration20261127000001Kernel/)
-    const refused = run(['migrate', 'down'], env)
+    const refused = await trellisInProcess(['migrate', 'down'], env)
     t.equal(refused.status, 2, 'without a terminal, down needs --yes')
     t.match(refused.stderr, /will revert 1 migration[\s\S]*--yes/)
     // --json: what each command did, as JSON on stdout.
-    const down = run(['migrate', 'down', '--yes', '--json'], env)
+    const down = await trellisInProcess(['migrate', 'down', '--yes', '--json'], env)
     t.equal(down.status, 0, down.stderr)
     const [reverted] = JSON.parse(down.stdout).reverted as string[]
     t.match(reverted, /^Migration\d+/, 'the latest migration was reverted')
-    const pending = run(['migrate', 'status', '--json'], env)
+    const pending = await trellisInProcess(['migrate', 'status', '--json'], env)
     t.equal(pending.status, 0, pending.stderr)
     const before = JSON.parse(pending.stdout) as { applied: string[]; pending: string[] }
     t.same(before.pending, [reverted])
     t.ok(before.applied.includes('Migration20261127000001Kernel'))
-    const up = run(['migrate', 'up', '--json'], env)
+    const up = await trellisInProcess(['migrate', 'up', '--json'], env)
     t.equal(up.status, 0, up.stderr)
     t.same(JSON.parse(up.stdout), { applied: [reverted] })
-    const admin = run(['admin', 'create', '--email', 'ops@example.test', '--json'], env)
+    const admin = await trellisInProcess(['admin', 'create', '--email', 'ops@example.test', '--json'], env)
     t.equal(admin.status, 0, admin.stderr)
     const created = JSON.parse(admin.stdout)
     t.equal(created.email, 'ops@example.test')
     t.type(created.password, 'string', 'the generated password is in the JSON')
-    const rotated = run(['keys', 'rotate', '--json'], env)
+    const rotated = await trellisInProcess(['keys', 'rotate', '--json'], env)
     t.equal(rotated.status, 0, rotated.stderr)
     t.type(JSON.parse(rotated.stdout).kid, 'string')
-    const signed = run(['audit', 'checkpoint', '--json'], env)
+    const signed = await trellisInProcess(['audit', 'checkpoint', '--json'], env)
     t.equal(signed.status, 0, signed.stderr)
     const checkpoints = JSON.parse(signed.stdout) as Array<{ tenantId: string; seq: string; kid: string; jws: string }>
     const platform = checkpoints.find((c) => c.tenantId === '00000000-0000-0000-0000-000000000000')
     t.ok(platform?.jws, "the platform chain's head is signed")
     t.equal(platform?.kid, JSON.parse(rotated.stdout).kid, 'with the key now signing')
-    const verify = run(['audit', 'verify', '--json'], env)
+    const verify = await trellisInProcess(['audit', 'verify', '--json'], env)
     t.equal(verify.status, 0, verify.stderr)
     const report = (JSON.parse(verify.stdout) as any[]).find((r) => r.tenantId === platform!.tenantId)
     t.match(report, { ok: true, entries: Number }, 'the platform chain is whole')

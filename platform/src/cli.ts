@@ -4,6 +4,8 @@
 // assembly loads when a command starts one.
 import { runCli } from '@trellis/core/cli'
 
-await runCli(process.argv, {
+const code = await runCli(process.argv, {
   extensions: async () => (await import('./index.js')).platformExtensions(),
 })
+// `start` resolves once the kernel listens and keeps running; every other command is done.
+if (code) process.exit(code)

@@ -17,8 +17,10 @@ import { createLogger } from '../observability/logger.js'
 import { preflight, portInUse } from './preflight.js'
 import { confirmRevert } from './confirm.js'
 import { embeddedTemplateOption } from './embedded-template-option.js'
+import { type CliIo, lineTo, processIo } from './io.js'
 
-const out = (line = '') => process.stdout.write(`${line}\n`)
+/** `start` speaks to the process's own streams (it keeps running, and logs there). */
+const out = lineTo(processIo)
 
 export async function runStart(
   config: KernelConfig,
@@ -146,23 +148,26 @@ function printStarted(
   out()
 }
 
+/** `trellis migrate`; resolves to the exit code (1 when the revert was declined). */
 export async function runMigrate(
   config: KernelConfig,
   direction: 'up' | 'down' | 'status',
   opts: { to?: string; yes?: boolean; json?: boolean } = {},
-): Promise<void> {
+  io: CliIo = processIo,
+): Promise<number> {
+  const out = lineTo(io)
   const db = await Database.open(config)
   try {
     const { executed, pending } = await db.migrationStatus()
     if (direction === 'status') {
       if (opts.json) {
         out(JSON.stringify({ applied: executed, pending }, null, 2))
-        return
+        return 0
       }
       for (const m of executed) out(`applied  ${m}`)
       for (const m of pending) out(`pending  ${m}`)
       if (executed.length + pending.length === 0) out('no migrations')
-      return
+      return 0
     }
     if (direction === 'down') {
       // What `down` undoes: the latest migration, or every one back to (and including) --to.
@@ -170,12 +175,13 @@ export async function runMigrate(
       const undo = from < 0 ? [] : executed.slice(from).reverse()
       if (opts.to && from < 0)
         throw KRN.CONFIG_INVALID({ variable: '--to', reason: `${opts.to} is not an applied migration` })
-      if (undo.length && !(await confirmRevert(undo, { yes: opts.yes, json: opts.json }))) return
+      if (undo.length && !(await confirmRevert(undo, { yes: opts.yes, json: opts.json }, io))) return 1
     }
     const done = await db.migrate(direction, opts.to)
     const verb = direction === 'up' ? 'applied' : 'reverted'
     if (opts.json) out(JSON.stringify({ [verb]: done }, null, 2))
     else out(done.length ? done.map((m) => `${verb} ${m}`).join('\n') : 'nothing to do')
+    return 0
   } finally {
     await db.close()
   }
@@ -184,13 +190,15 @@ export async function runMigrate(
 export async function runAdminCreate(
   config: KernelConfig,
   opts: { email: string; name: string; json?: boolean },
+  io: CliIo = processIo,
 ): Promise<void> {
+  const out = lineTo(io)
   assertEmail(opts.email)
   // stdout carries the command's answer only; the kernel's log lines (a slow close's warning) go to stderr.
   const kernel = await createKernel({
     config,
     ...(await embeddedTemplateOption(config)),
-    logger: createLogger(config.logLevel, process.stderr),
+    logger: createLogger(config.logLevel, { write: (line: string) => io.stderr(line) } as NodeJS.WritableStream),
   })
   try {
     const created = await createPlatformAdmin(kernel.ctx, {
@@ -211,7 +219,9 @@ export async function runAdminCreate(
 export async function runAuditVerify(
   config: KernelConfig,
   opts: { tenant?: string; json?: boolean; checkpoints?: string },
-): Promise<void> {
+  io: CliIo = processIo,
+): Promise<number> {
+  const out = lineTo(io)
   const db = await Database.open(config)
   let broken = 0
   try {
@@ -262,13 +272,15 @@ export async function runAuditVerify(
   } finally {
     await db.close()
   }
-  if (broken) process.exitCode = 1
+  return broken ? 1 : 0
 }
 
 export async function runAuditCheckpoint(
   config: KernelConfig,
   opts: { tenant?: string; json?: boolean },
+  io: CliIo = processIo,
 ): Promise<void> {
+  const out = lineTo(io)
   const db = await Database.open(config)
   try {
     const keys = new SigningKeys(db, new SecretBox(config.secretKey))
@@ -298,7 +310,12 @@ export async function runAuditCheckpoint(
   }
 }
 
-export async function runKeysRotate(config: KernelConfig, opts: { json?: boolean } = {}): Promise<void> {
+export async function runKeysRotate(
+  config: KernelConfig,
+  opts: { json?: boolean } = {},
+  io: CliIo = processIo,
+): Promise<void> {
+  const out = lineTo(io)
   const db = await Database.open(config)
   try {
     const kid = await new SigningKeys(db, new SecretBox(config.secretKey)).rotate()

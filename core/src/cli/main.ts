@@ -2,4 +2,5 @@
 // entry is the composition root's (@trellis/platform, platform/src/cli.ts).
 import { runCli } from './program.js'
 
-await runCli(process.argv, { extensions: () => [] })
+const code = await runCli(process.argv, { extensions: () => [] })
+if (code) process.exit(code)

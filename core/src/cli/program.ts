@@ -4,16 +4,22 @@
 // Arguments are parsed before anything heavy loads: `--help` and `--version` answer at once, and
 // telemetry and the kernel load only for the command that needs them.
 import { readFileSync } from 'node:fs'
-import { Argument, Command, Option } from 'commander'
+import { Argument, Command, CommanderError, Option } from 'commander'
 import type { KernelConfig } from '../config.js'
 import type { Extension } from '../extension-api/define.js'
+import { type CliIo, processIo } from './io.js'
+
+export type { CliIo } from './io.js'
 
 /**
  * What the composition root gives the CLI: the extensions every kernel it starts runs with —
  * asked for only when a command starts a kernel, so that the composition root can load them then.
+ * `io` replaces the process's streams (tests run the commands in their own process); `start`
+ * always speaks to the process's own.
  */
 export interface CliAssembly {
   extensions(): Extension[] | Promise<Extension[]>
+  io?: Partial<CliIo>
 }
 
 /** Errors of the operator's environment (exit 2), not of the program. */
@@ -24,10 +30,10 @@ const version = (
 ).version
 
 /** Telemetry first (it must run before pg, http and fastify load), then the commands. */
-async function load() {
+async function load(io: CliIo) {
   const { startTelemetry } = await import('../observability/telemetry.js')
   const stopTelemetry = await startTelemetry(process.env.OTEL_EXPORTER_OTLP_ENDPOINT).catch((err) => {
-    console.error(`trellis: telemetry disabled: ${(err as Error).message}`)
+    io.stderr(`trellis: telemetry disabled: ${(err as Error).message}\n`)
     return undefined
   })
   return { stopTelemetry, ...(await import('./commands.js')) }
@@ -41,10 +47,17 @@ async function config(extra: Record<string, string | undefined> = {}): Promise<K
 }
 
 /**
- * Runs `trellis` with `argv`. The composition root (@trellis/platform) passes its extensions;
- * core's own entry (main.ts) runs the kernel alone.
+ * Runs `trellis` with `argv` (as `process.argv`: node, the script, then the arguments) and
+ * resolves to the exit code; `start` resolves once the kernel listens, and keeps running. The
+ * composition root (@trellis/platform) passes its extensions; core's own entry (main.ts) runs
+ * the kernel alone.
  */
-export async function runCli(argv: string[], assembly: CliAssembly): Promise<void> {
+export async function runCli(argv: string[], assembly: CliAssembly): Promise<number> {
+  const io: CliIo = { ...processIo, ...assembly.io }
+  let code = 0
+  const exitWith = (c: number) => {
+    code = Math.max(code, c)
+  }
   const program = new Command()
     .name('trellis')
     .description(
@@ -52,9 +65,8 @@ export async function runCli(argv: string[], assembly: CliAssembly): Promise<voi
     )
     .version(version, '-V, --version', 'print the version')
     .showHelpAfterError()
-    .exitOverride((err) => {
-      process.exit(err.exitCode === 0 ? 0 : 2)
-    })
+    .exitOverride()
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
   const jsonOption = (what: string) => new Option('--json', `print ${what} as JSON`)
 
   program
@@ -82,7 +94,7 @@ export async function runCli(argv: string[], assembly: CliAssembly): Promise<voi
       // before the kernel's modules load: a wrong environment answers at once.
       const checkedEarly = !process.env.OTEL_EXPORTER_OTLP_ENDPOINT
       if (checkedEarly) await (await import('./preflight.js')).preflight(cfg)
-      const { runStart, stopTelemetry } = await load()
+      const { runStart, stopTelemetry } = await load(io)
       await runStart(cfg, { ...opts, checked: checkedEarly }, await assembly.extensions(), stopTelemetry)
     })
 
@@ -95,7 +107,7 @@ export async function runCli(argv: string[], assembly: CliAssembly): Promise<voi
     .addOption(jsonOption('the migrations'))
     .action(async (direction: 'up' | 'down' | 'status', opts: { to?: string; yes?: boolean; json?: boolean }) => {
       const cfg = await config()
-      await (await load()).runMigrate(cfg, direction, opts)
+      exitWith(await (await load(io)).runMigrate(cfg, direction, opts, io))
     })
 
   const admin = program.command('admin').description('Platform administrators')
@@ -107,7 +119,7 @@ export async function runCli(argv: string[], assembly: CliAssembly): Promise<voi
     .addOption(jsonOption('the admin'))
     .action(async (opts: { email: string; name: string; json?: boolean }) => {
       const cfg = await config()
-      await (await load()).runAdminCreate(cfg, opts)
+      await (await load(io)).runAdminCreate(cfg, opts, io)
     })
 
   const audit = program.command('audit').description('The tamper-evident audit log')
@@ -122,7 +134,7 @@ export async function runCli(argv: string[], assembly: CliAssembly): Promise<voi
     .addOption(jsonOption('the reports'))
     .action(async (opts: { tenant?: string; json?: boolean; checkpoints?: string }) => {
       const cfg = await config()
-      await (await load()).runAuditVerify(cfg, opts)
+      exitWith(await (await load(io)).runAuditVerify(cfg, opts, io))
     })
   audit
     .command('checkpoint')
@@ -133,7 +145,7 @@ export async function runCli(argv: string[], assembly: CliAssembly): Promise<voi
     .addOption(jsonOption('the checkpoints'))
     .action(async (opts: { tenant?: string; json?: boolean }) => {
       const cfg = await config()
-      await (await load()).runAuditCheckpoint(cfg, opts)
+      await (await load(io)).runAuditCheckpoint(cfg, opts, io)
     })
 
   const keys = program.command('keys').description('Access-token signing keys')
@@ -143,7 +155,7 @@ export async function runCli(argv: string[], assembly: CliAssembly): Promise<voi
     .addOption(jsonOption('the new key id'))
     .action(async (opts: { json?: boolean }) => {
       const cfg = await config()
-      await (await load()).runKeysRotate(cfg, opts)
+      await (await load(io)).runKeysRotate(cfg, opts, io)
     })
 
   const knowledge = program.command('knowledge').description('Knowledge bases')
@@ -157,20 +169,23 @@ export async function runCli(argv: string[], assembly: CliAssembly): Promise<voi
     .addOption(jsonOption('the report'))
     .action(async (opts: { tenant: string; kb: string; k?: string; roles?: string; json?: boolean }) => {
       const cfg = await config()
-      await load()
+      await load(io)
       const { runKnowledgeEvaluate } = await import('../knowledge/evaluate-command.js')
       await runKnowledgeEvaluate(cfg, opts)
     })
 
   try {
     await program.parseAsync(argv)
+    return code
   } catch (err) {
-    const code = (err as { code?: unknown }).code
-    if (typeof code === 'string' && /^[A-Z]+_ERR_/.test(code)) {
-      console.error(`trellis: ${code}: ${(err as Error).message}`)
-      process.exit(ENVIRONMENT.has(code) ? 2 : 1)
+    // --help and --version exit 0; every parse error is usage (2).
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2
+    const errCode = (err as { code?: unknown }).code
+    if (typeof errCode === 'string' && /^[A-Z]+_ERR_/.test(errCode)) {
+      io.stderr(`trellis: ${errCode}: ${(err as Error).message}\n`)
+      return ENVIRONMENT.has(errCode) ? 2 : 1
     }
-    console.error(err)
-    process.exit(1)
+    io.stderr(`${(err as Error)?.stack ?? String(err)}\n`)
+    return 1
   }
 }
