@@ -22,7 +22,7 @@ import { PgJobQueue } from './events/pg-queue.js'
 import type { JobQueue } from './events/queue.js'
 import { EgressGuard } from './egress/egress-guard.js'
 import { PluginHost, type PluginHostOptions } from './plugins/plugin-host.js'
-import { governedStore, RetentionJob } from './governance/index.js'
+import { governedStore, RetentionJob, type RetentionJobOptions } from './governance/index.js'
 import type { Extension } from './extension-api/define.js'
 import { kernelServices, registerExtensions, type Contributions } from './extension-api/wire.js'
 import { KernelAiService, type AiServiceOptions } from './ai/ai-service.js'
@@ -63,6 +63,8 @@ export interface KernelOptions extends HttpOptions {
   workflows?: EngineOptions & { queue?: JobQueue }
   /** How often (by the workflow clock) worker processes refresh rollups and run alert rules; default 15 minutes. */
   insights?: { everyMs?: number }
+  /** The retention job's schedule and clock; `intervalMs: 0` leaves it off (tests run it themselves). */
+  retention?: RetentionJobOptions
   /** AI service tuning (tests shorten the provider timeout). */
   ai?: AiServiceOptions
   /** Packages extending the kernel through the extension API (the composition root passes the marketplace); default none. */
@@ -210,8 +212,11 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     })
     if (consume) checkpointer.start(config.auditCheckpointIntervalMs ?? 0)
     // Retention policies and legal holds (docs/governance.md): worker work, hourly.
-    const retention = new RetentionJob({ db: db.background, orgTx: (org, fn, o) => orgTx(ctx, org, fn, o), logger })
-    if (consume) retention.start()
+    const retention = new RetentionJob(
+      { db: db.background, orgTx: (org, fn, o) => orgTx(ctx, org, fn, o), logger },
+      options.retention,
+    )
+    if (consume && options.retention?.intervalMs !== 0) retention.start()
     const insights = new InsightsScheduler({ db, orgTx: tenantTx, plugins, clock: workflows.clock, logger })
     if (consume) insights.start(options.insights?.everyMs)
     let draining = false

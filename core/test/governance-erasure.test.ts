@@ -31,7 +31,7 @@ const ADA_VALUES = [ada.email, ada.name, ada.phone, ada.address, ada.body]
 
 for (const kind of DB_KINDS)
   t.test(`erasure of a data subject on ${kind}`, async (t) => {
-    const k = await startTestKernel(t, kind, { plugins: { sandboxWorkers: 1 } })
+    const k = await startTestKernel(t, kind, { plugins: { sandboxWorkers: 1 }, retention: { intervalMs: 0 } })
     const ctx = k.kernel.ctx
     await registerSubjectPlugins(k)
     const a = await createTenantWithAdmin(k, 'era-a')

@@ -15,7 +15,7 @@ const CONTACTS = '@acme/crm/contacts'
 
 for (const kind of DB_KINDS)
   t.test(`retention and legal hold on ${kind}`, async (t) => {
-    const k = await startTestKernel(t, kind, { plugins: { sandboxWorkers: 1 } })
+    const k = await startTestKernel(t, kind, { plugins: { sandboxWorkers: 1 }, retention: { intervalMs: 0 } })
     await registerSubjectPlugins(k)
     const a = await createTenantWithAdmin(k, 'ret-a')
     const b = await createTenantWithAdmin(k, 'ret-b')
@@ -152,13 +152,63 @@ for (const kind of DB_KINDS)
           [at.toISOString()],
         )
 
+      // Webhook deliveries as the event pipeline leaves them: finished ones (with their attempts), a pending one.
+      t.equal((await put(a.token, { target: 'webhook-deliveries', days: 30 })).status, 200)
+      const [event] = await k.ownerSql<{ id: string }>(
+        `insert into events (id, tenant_id, type, source, subject, dispatched_at, processed_at)
+         values (gen_random_uuid(), ?::uuid, 'crm.contact.created', 'test', 'c', now(), now()) returning id`,
+        [a.orgId],
+      )
+      const delivery = async (endpointId: string, status: string, at: Date) => {
+        const [d] = await k.ownerSql<{ id: string }>(
+          `insert into webhook_deliveries (id, tenant_id, endpoint_id, event_id, event_type, status, updated_at, created_at)
+           values (gen_random_uuid(), ?::uuid, ?::uuid, ?::uuid, 'crm.contact.created', ?, ?::timestamptz, ?::timestamptz) returning id`,
+          [a.orgId, endpointId, event!.id, status, at.toISOString(), at.toISOString()],
+        )
+        await k.ownerSql(
+          `insert into webhook_attempts (id, tenant_id, delivery_id, attempt, duration_ms, response) values (gen_random_uuid(), ?::uuid, ?::uuid, 1, 5, 'ok')`,
+          [a.orgId, d!.id],
+        )
+        return d!.id
+      }
+      // One delivery per endpoint and event: a second endpoint for each further delivery.
+      const deliveries: Record<string, string> = {}
+      for (const [name, status, age] of [
+        ['oldDelivered', 'delivered', 31],
+        ['oldFailed', 'failed', 45],
+        ['oldPending', 'pending', 60],
+        ['recent', 'delivered', 2],
+      ] as const) {
+        const [ep] = await k.ownerSql<{ id: string }>(
+          `insert into webhook_endpoints (id, tenant_id, url, types, status, secret_enc)
+           values (gen_random_uuid(), ?::uuid, 'https://hooks.example.test/y', '{crm.*}', 'disabled', 'x') returning id`,
+          [a.orgId],
+        )
+        deliveries[name] = await delivery(ep!.id, status, new Date(clock.getTime() - age * DAY))
+      }
+      const deliveryLeft = async (id: string) =>
+        (await k.ownerSql('select 1 from webhook_deliveries where id = ?::uuid', [id])).length === 1
+
       const runs = await job.runAll()
       const runA = runs.find((r) => r.tenantId === a.orgId)
       t.ok(runA, 'a run recorded for tenant A')
       const runB = runs.find((r) => r.tenantId === b.orgId)
       t.same(runB?.purged, { [CONTACTS]: 0 }, "tenant B set nothing: the platform's 400-day ceiling applies to it")
-      t.same(runA!.purged, { [CONTACTS]: 1, 'invocation-logs': 2, 'ai-interactions': 1 })
-      t.equal(runA!.total, 4)
+      t.same(runA!.purged, { [CONTACTS]: 1, 'invocation-logs': 2, 'ai-interactions': 1, 'webhook-deliveries': 2 })
+      t.equal(runA!.total, 6)
+      t.notOk(await deliveryLeft(deliveries.oldDelivered!), 'an old delivered delivery is purged')
+      t.notOk(await deliveryLeft(deliveries.oldFailed!), 'an old failed one too')
+      t.ok(await deliveryLeft(deliveries.oldPending!), 'a pending delivery is never purged')
+      t.ok(await deliveryLeft(deliveries.recent!), 'a recent one is kept')
+      const attempts = await k.ownerSql<{ delivery_id: string }>(
+        'select delivery_id from webhook_attempts where tenant_id = ?::uuid',
+        [a.orgId],
+      )
+      t.same(
+        attempts.map((r) => r.delivery_id).sort(),
+        [deliveries.oldPending!, deliveries.recent!].sort(),
+        'the purged deliveries took their attempts with them',
+      )
       t.notOk(await exists(old.id), 'the record past its retention is gone')
       t.ok(await exists(edge.id), 'a record exactly 30 days old is kept')
       t.ok(await exists(fresh.id), 'a recent record is kept')
@@ -191,7 +241,7 @@ for (const kind of DB_KINDS)
 
       const listed = await k.req('GET', '/v1/governance/retention/runs', { token: a.token })
       t.equal(listed.status, 200)
-      t.match(listed.body.items[0], { id: runA!.id, asOf: clock.toISOString(), total: 4, purged: { [CONTACTS]: 1 } })
+      t.match(listed.body.items[0], { id: runA!.id, asOf: clock.toISOString(), total: 6, purged: { [CONTACTS]: 1 } })
       const bRuns = await k.req('GET', '/v1/governance/retention/runs', { token: b.token })
       t.same(
         bRuns.body.items.map((r: { id: string }) => r.id),
@@ -273,6 +323,22 @@ for (const kind of DB_KINDS)
         holds.body.items.map((h: { id: string }) => h.id),
         [onRecords.body.id],
       )
+    })
+
+    await t.test('the scheduled job runs by itself', async (t) => {
+      const runsOf = async () =>
+        (await k.appSql<{ n: number }>(a.orgId, 'select count(*)::int as n from retention_runs'))[0]!.n
+      const before = await runsOf()
+      const scheduled = new RetentionJob(
+        { db: ctx.db, orgTx: (org, fn, o) => orgTx(ctx, org, fn, o) },
+        { intervalMs: 20, clock: () => clock },
+      )
+      scheduled.start()
+      t.teardown(() => scheduled.close())
+      // Wait for the positive signal: a run recorded without anybody calling it.
+      while ((await runsOf()) === before) await new Promise((r) => setTimeout(r, 20))
+      await scheduled.close()
+      t.ok((await runsOf()) > before, 'a run was recorded on schedule')
     })
 
     await t.test('audit payloads past retention are erased and the chain still verifies', async (t) => {
