@@ -97,8 +97,15 @@ export interface ClassificationProblem {
 const seg = (s: string | number) => `/${String(s).replace(/~/g, '~0').replace(/\//g, '~1')}`
 
 /**
+ * The kind of data subject a top-level field identifies (`"subject": "contact"` beside its
+ * classification): records whose field holds a person's identifier are about that person, and a
+ * tenant admin's erasure of the person removes their personal fields (docs/governance.md).
+ */
+export const SUBJECT_KIND = /^[a-z][a-z0-9-]{0,63}$/
+
+/**
  * Rules of classification that JSON Schema cannot state: a known level; only on top-level
- * properties of a collection schema (the kernel encrypts whole top-level fields); an encrypted
+ * properties of a collection schema (and so for a `subject` declaration, which must name a kind) (the kernel encrypts whole top-level fields); an encrypted
  * field is never a metric's measure, time or dimension (the kernel cannot aggregate ciphertext).
  */
 export function classificationProblems(manifest: Record<string, unknown>): ClassificationProblem[] {
@@ -116,6 +123,11 @@ export function classificationProblems(manifest: Record<string, unknown>): Class
       const here = `${at}/properties${seg(field)}`
       if (prop.classification !== undefined && !isClassification(prop.classification))
         problems.push({ pointer: `${here}/classification`, message: `must be one of ${CLASSIFICATIONS.join(', ')}` })
+      if (prop.subject !== undefined && (typeof prop.subject !== 'string' || !SUBJECT_KIND.test(prop.subject)))
+        problems.push({
+          pointer: `${here}/subject`,
+          message: 'must name a kind of data subject: lower-case letters, digits and dashes, e.g. "contact"',
+        })
       nestedClassifications(prop, here, problems)
     }
     encrypted.set(name, new Set(encryptedFields(c.schema)))
@@ -155,6 +167,11 @@ function nestedClassifications(schema: Record<string, unknown>, at: string, out:
         out.push({
           pointer: `${p}/classification`,
           message: 'only top-level fields of a collection are classified (classify the field that holds this)',
+        })
+      if (child.subject !== undefined)
+        out.push({
+          pointer: `${p}/subject`,
+          message: 'only a top-level field of a collection identifies a data subject',
         })
       nestedClassifications(child, p, out)
     }

@@ -27,6 +27,7 @@ export {
   fieldClassifications,
   isClassification,
   isEncryptedClassification,
+  SUBJECT_KIND,
 } from './classification.js'
 export type {
   Classification,

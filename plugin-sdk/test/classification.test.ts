@@ -39,6 +39,23 @@ const rules = (m: PluginManifest) => {
 
 t.test('the manifest rules', async (t) => {
   t.same(rules(manifest(classified)), [], 'classified fields validate')
+  t.same(
+    rules(manifest({ ...classified, email: { ...classified.email, subject: 'contact' } })),
+    [],
+    'a top-level field may identify a data subject',
+  )
+  t.same(rules(manifest({ email: { type: 'string', classification: 'personal', subject: 'A Contact!' } })), [
+    ['/collections/contacts/schema/properties/email/subject', 'classification'],
+  ])
+  t.same(
+    rules(
+      manifest({
+        person: { type: 'object', properties: { email: { type: 'string', subject: 'contact' } } },
+      }),
+    ),
+    [['/collections/contacts/schema/properties/person/properties/email/subject', 'classification']],
+    'only a top-level field identifies a subject',
+  )
   t.same(rules(manifest({ email: { type: 'string', classification: 'secret' } })), [
     ['/collections/contacts/schema/properties/email/classification', 'classification'],
   ])
