@@ -21,6 +21,7 @@ import { Migration20261207000801Governance } from './2026-12-07-governance.js'
 import { Migration20261207000802MarketplacePolicy } from './2026-12-07-marketplace-policy.js'
 import { Migration20261208000301Insights } from './2026-12-08-insights.js'
 import { Migration20261208000501GovernanceRetention } from './2026-12-08-governance-retention.js'
+import { Migration20261208000601AccessReviews } from './2026-12-08-access-reviews.js'
 
 /** Every migration, oldest first; MikroORM runs them in this order. */
 export const migrationsList: MigrationObject[] = [
@@ -46,4 +47,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261207000802MarketplacePolicy', class: Migration20261207000802MarketplacePolicy },
   { name: 'Migration20261208000301Insights', class: Migration20261208000301Insights },
   { name: 'Migration20261208000501GovernanceRetention', class: Migration20261208000501GovernanceRetention },
+  { name: 'Migration20261208000601AccessReviews', class: Migration20261208000601AccessReviews },
 ]

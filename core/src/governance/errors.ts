@@ -63,4 +63,37 @@ export const GOV = defineErrors('GOV', {
     title: 'Erasure not found',
     message: (d: { id: string }) => `no erasure ${d.id} in this tenant`,
   },
+  ARCHIVE_INVALID: {
+    status: 400,
+    title: 'Not a valid tenant archive',
+    message: (d: { reason: string; line?: number }) =>
+      d.line === undefined ? d.reason : `line ${d.line}: ${d.reason}`,
+  },
+  ARCHIVE_CHECKSUM: {
+    status: 400,
+    title: 'Tenant archive altered',
+    message: (d: { section: string }) =>
+      `the "${d.section}" section does not match the archive's manifest (count or sha256): it was altered or truncated`,
+  },
+  ARCHIVE_SECRETS_UNREADABLE: {
+    status: 422,
+    title: 'Sealed settings cannot be opened',
+    message: (d: { plugin: string }) =>
+      `the secret settings of ${d.plugin} were sealed by another platform key: restore on the platform that exported them (or one holding its TRELLIS_SECRET_KEY)`,
+  },
+  RESTORE_TARGET_NOT_EMPTY: {
+    status: 409,
+    title: 'Restore target is not a new tenant',
+    message: (d: { reason: string }) => `a tenant archive is restored into a new, empty tenant only: ${d.reason}`,
+  },
+  EVIDENCE_RANGE: {
+    status: 400,
+    title: 'Invalid evidence period',
+    message: (d: { reason: string }) => d.reason,
+  },
+  ACCESS_REVIEW_CLOSED: {
+    status: 409,
+    title: 'Access review already decided',
+    message: (d: { id: string }) => `access review ${d.id} is already completed`,
+  },
 })

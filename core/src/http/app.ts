@@ -63,7 +63,14 @@ import { registerKnowledgeRoutes } from '../knowledge/routes.js'
 import { KnowledgeService } from '../knowledge/service.js'
 import type { AiService } from '../ai/service.js'
 import { registerMetricRoutes } from '../metrics/routes.js'
-import { keyringFor, registerKeyRoutes } from '../governance/index.js'
+import {
+  evidenceRouteDeps,
+  exportRouteDeps,
+  keyringFor,
+  registerEvidenceRoutes,
+  registerExportRoutes,
+  registerKeyRoutes,
+} from '../governance/index.js'
 import { registerErasureRoutes, registerLegalHoldRoutes, registerRetentionRoutes } from '../governance/index.js'
 
 export interface HttpOptions {
@@ -381,6 +388,8 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
         keyring: keyringFor(k.config.secretKey),
         seal: (org) => k.sealer.sealTenant(org),
       })
+      registerExportRoutes(v1, exportRouteDeps(k, orgTx))
+      registerEvidenceRoutes(v1, evidenceRouteDeps(k, orgTx))
       for (const ext of opts.extensions ?? []) ext.routes?.(v1, k)
     },
     { prefix: '/v1' },

@@ -24,6 +24,7 @@ export const KERNEL_PERMISSIONS = {
   workflowsManage: 'workflows.manage',
   knowledgeManage: 'knowledge.manage',
   knowledgeApprove: 'knowledge.approve',
+  governanceExport: 'governance.export',
   governanceManage: 'governance.manage',
 } as const
 
@@ -97,6 +98,7 @@ export const BUILTIN_ROLES: Record<
       P.workflowsManage,
       P.knowledgeManage,
       P.knowledgeApprove,
+      P.governanceExport,
       P.governanceManage,
     ],
   },
