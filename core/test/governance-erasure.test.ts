@@ -229,6 +229,10 @@ for (const kind of DB_KINDS)
         'select count(*)::int as n from audit_log where erased_at is not null',
       )
       t.equal(erased[0]!.n, 1, 'the payload that named her was erased, the entry kept')
+      const listed = await k.req('GET', '/v1/audit?action=crm.contact.exported', { token: a.token })
+      t.equal(listed.body.items.length, 1)
+      t.same(listed.body.items[0].data, {}, 'the audit log shows the entry with its payload gone')
+      t.match(listed.body.items[0].erasedAt, /^\d{4}-/, 'and when it was erased')
 
       const list = await k.req('GET', '/v1/governance/erasures', { token: a.token })
       t.equal(list.body.items.length, 1)

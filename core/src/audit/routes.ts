@@ -20,6 +20,13 @@ const Entry = Type.Object({
   ip: Type.Union([Type.String(), Type.Null()]),
   requestId: Type.Union([Type.String(), Type.Null()]),
   hash: Type.Union([Type.String(), Type.Null()]),
+  erasedAt: Type.Optional(
+    Type.String({
+      format: 'date-time',
+      description:
+        'When the payload was erased (retention or erasure of a data subject); data is then {} and the chain still verifies',
+    }),
+  ),
 })
 
 /** The organisation's own audit chain, newest first. */
@@ -97,6 +104,7 @@ export function registerAuditRoutes(app: Api, deps: { orgTx: OrgTx }): void {
           ip: r.ip,
           requestId: r.request_id,
           hash: r.hash,
+          ...(r.erased_at ? { erasedAt: new Date(r.erased_at).toISOString() } : {}),
         })),
         nextCursor: rows.length > limit ? encodeCursor(items[items.length - 1]!.id) : null,
       }
