@@ -20,6 +20,7 @@ import { Migration20261207000201InvocationTranscript } from './2026-12-07-invoca
 import { Migration20261207000801Governance } from './2026-12-07-governance.js'
 import { Migration20261207000802MarketplacePolicy } from './2026-12-07-marketplace-policy.js'
 import { Migration20261208000301Insights } from './2026-12-08-insights.js'
+import { Migration20261208000302KernelTelemetry } from './2026-12-08-kernel-telemetry.js'
 import { Migration20261208000501GovernanceRetention } from './2026-12-08-governance-retention.js'
 import { Migration20261208000601AccessReviews } from './2026-12-08-access-reviews.js'
 
@@ -46,6 +47,7 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261207000801Governance', class: Migration20261207000801Governance },
   { name: 'Migration20261207000802MarketplacePolicy', class: Migration20261207000802MarketplacePolicy },
   { name: 'Migration20261208000301Insights', class: Migration20261208000301Insights },
+  { name: 'Migration20261208000302KernelTelemetry', class: Migration20261208000302KernelTelemetry },
   { name: 'Migration20261208000501GovernanceRetention', class: Migration20261208000501GovernanceRetention },
   { name: 'Migration20261208000601AccessReviews', class: Migration20261208000601AccessReviews },
 ]

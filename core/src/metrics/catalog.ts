@@ -9,6 +9,7 @@ import type { Installation } from '../plugins/installations.js'
 import type { PluginVersion } from '../plugins/versions.js'
 import type { CollectionName } from './compiler.js'
 import type { MetricDeclaration, ResolvedMetric } from './types.js'
+import { KERNEL_METRICS, KERNEL_SOURCE } from './kernel-metrics.js'
 
 /** A metric whose sources are available, with them resolved. */
 export interface AvailableMetric extends ResolvedMetric {
@@ -51,6 +52,16 @@ export async function activeManifests(
 export async function availableMetrics(src: InstalledSource, tenantId: string): Promise<Map<string, AvailableMetric>> {
   const { active, manifests } = await activeManifests(src, tenantId)
   const out = new Map<string, AvailableMetric>()
+  for (const [metric, declaration] of Object.entries(KERNEL_METRICS))
+    out.set(`kernel.${metric}`, {
+      name: `kernel.${metric}`,
+      plugin: KERNEL_SOURCE,
+      metric,
+      declaration,
+      source: { plugin: KERNEL_SOURCE, collection: declaration.collection },
+      joins: new Map(),
+      sourcePermissions: [],
+    })
   for (const inst of active) {
     const manifest = manifests.get(inst.plugin)!
     for (const [metric, decl] of Object.entries(manifest.metrics ?? {}) as Array<[string, MetricDeclaration]>) {

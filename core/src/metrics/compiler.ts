@@ -7,6 +7,7 @@ import { compileFilter } from '../plugins/data/filter-compiler.js'
 import { SqlParams } from '../plugins/data/sql-params.js'
 import { sqlArray } from '../db/database.js'
 import { MET } from './errors.js'
+import { KERNEL_SOURCE } from './kernel-metrics.js'
 import { fieldSql, measureSql, type RowShape } from './sql-fragments.js'
 import type { MetricDeclaration, MetricDimension, MetricQuery } from './types.js'
 
@@ -80,7 +81,8 @@ export function compileMetric(
       ? `(${measure})::text as value`
       : `round((${measure})::numeric, ${p.add(decl.decimals)}::int)::text as value`,
   )
-  let sql = `select ${select.join(', ')} from (select id, version, created_at, updated_at, data from plugin_records where plugin = ${p.add(source.plugin)} and collection = ${p.add(source.collection)}`
+  const table = source.plugin === KERNEL_SOURCE ? 'kernel_telemetry_records' : 'plugin_records'
+  let sql = `select ${select.join(', ')} from (select id, version, created_at, updated_at, data from ${table} where plugin = ${p.add(source.plugin)} and collection = ${p.add(source.collection)}`
   const filter = compileFilter(decl.filter, p)
   if (filter !== 'true') sql += ` and ${filter}`
   sql += ') r'

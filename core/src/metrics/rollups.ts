@@ -11,6 +11,7 @@ import { SqlParams } from '../plugins/data/sql-params.js'
 import type { AvailableMetric } from './catalog.js'
 import { compileMetric, MAX_ROWS, timeSql, type CollectionName } from './compiler.js'
 import { MET } from './errors.js'
+import { KERNEL_SOURCE } from './kernel-metrics.js'
 import { periodOf } from './periods.js'
 import type { Grain, MetricQuery } from './types.js'
 
@@ -52,6 +53,8 @@ export function rollupView(r: RollupRecord) {
 
 /** Refuses metrics a per-period signature cannot follow. */
 export function checkRollable(m: AvailableMetric): void {
+  if (m.source.plugin === KERNEL_SOURCE)
+    throw MET.ROLLUP_UNSUPPORTED({ name: m.name, reason: 'kernel telemetry is read live' })
   const d = m.declaration
   if (d.unnest && d.time.startsWith(`${d.unnest.as}.`))
     throw MET.ROLLUP_UNSUPPORTED({ name: m.name, reason: 'its time field is a field of the unnested element' })
