@@ -22,7 +22,7 @@ import { PgJobQueue } from './events/pg-queue.js'
 import type { JobQueue } from './events/queue.js'
 import { EgressGuard } from './egress/egress-guard.js'
 import { PluginHost, type PluginHostOptions } from './plugins/plugin-host.js'
-import { governedStore, RetentionJob, type RetentionJobOptions } from './governance/index.js'
+import { AccessReviewJob, governedStore, RetentionJob, type RetentionJobOptions } from './governance/index.js'
 import type { Extension } from './extension-api/define.js'
 import { kernelServices, registerExtensions, type Contributions } from './extension-api/wire.js'
 import { KernelAiService, type AiServiceOptions } from './ai/ai-service.js'
@@ -217,6 +217,9 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       options.retention,
     )
     if (consume && options.retention?.intervalMs !== 0) retention.start()
+    // Periodic access review (docs/governance.md): worker work, daily by the workflow clock.
+    const accessReviews = new AccessReviewJob({ db: db.background, orgTx: tenantTx, clock: workflows.clock, logger })
+    if (consume) accessReviews.start()
     const insights = new InsightsScheduler({ db, orgTx: tenantTx, plugins, clock: workflows.clock, logger })
     if (consume) insights.start(options.insights?.everyMs)
     let draining = false
@@ -266,6 +269,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
           await workflows!.close()
           await checkpointer.close()
           await retention.close()
+          accessReviews.close()
           await eventSystem.close()
         })()
         const timedOut = await Promise.race([

@@ -15,6 +15,8 @@ export { readArchive, verifyArchiveAudit, type TenantArchive, type ArchiveManife
 export { registerEvidenceRoutes, evidenceRouteDeps, signedEvidence, evidencePeriod } from './evidence-routes.js'
 export { verifyEvidence, signEvidence, type SignedEvidence, type EvidenceVerdict } from './evidence-signing.js'
 export type { EvidencePack } from './evidence.js'
+export { AccessReviewJob, openAccessReview, staleAccess, STALE_DAYS } from './access-review.js'
+export { registerAccessReviewRoutes, type AccessReviewRouteDeps } from './access-review-routes.js'
 export { registerRetentionRoutes, type RetentionRouteDeps } from './retention-routes.js'
 export { registerLegalHoldRoutes, type LegalHoldRouteDeps } from './legal-hold-routes.js'
 export { registerErasureRoutes, type ErasureRouteDeps } from './erasure-routes.js'

@@ -64,6 +64,7 @@ import { KnowledgeService } from '../knowledge/service.js'
 import type { AiService } from '../ai/service.js'
 import { registerMetricRoutes } from '../metrics/routes.js'
 import {
+  registerAccessReviewRoutes,
   evidenceRouteDeps,
   exportRouteDeps,
   keyringFor,
@@ -390,6 +391,11 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       })
       registerExportRoutes(v1, exportRouteDeps(k, orgTx))
       registerEvidenceRoutes(v1, evidenceRouteDeps(k, orgTx))
+      registerAccessReviewRoutes(v1, {
+        orgTx,
+        revocation: { revokedSessions: k.revokedSessions, orgStatus: k.orgStatus },
+        now: () => k.workflows.clock.now(),
+      })
       for (const ext of opts.extensions ?? []) ext.routes?.(v1, k)
     },
     { prefix: '/v1' },

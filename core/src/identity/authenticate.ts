@@ -5,6 +5,7 @@ import type { Principal } from './principal.js'
 import { hashToken } from './sessions.js'
 import { membershipsOf } from './memberships.js'
 import { signInTx } from './signin.js'
+import { noteApiKeyUse } from './api-key-last-use.js'
 import type { OrgKind } from './entities.js'
 
 /** What checking a credential needs: token verification, the organisation status cache, sign-outs, the database (API keys). */
@@ -81,6 +82,7 @@ async function authenticateApiKey(k: AuthenticateDeps, presented: string): Promi
   if (key.revoked_at || (key.expires_at && new Date(key.expires_at).getTime() <= Date.now()))
     throw AUTH.INVALID_API_KEY()
   await k.orgStatus.assertActive(key.tenant_id)
+  noteApiKeyUse(k.db, key.id)
   return {
     kind: 'api_key',
     id: key.id,
