@@ -8,6 +8,12 @@ import { ManualClock } from '../src/workflows/clock.js'
 import { orgTx } from '../src/kernel-context.js'
 import { appendAudit } from '../src/audit/audit-log.js'
 import { PLATFORM_ORG } from '../src/db/database.js'
+import { readArchive } from '../src/governance/index.js'
+import { trellisInProcess } from './helpers/cli-in-process.js'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 const DAY = 86_400_000
 const contacts = await builtFixture('contacts')
@@ -24,7 +30,12 @@ async function until(probe: () => Promise<boolean>, what: string) {
 for (const kind of DB_KINDS)
   t.test(`evidence and access review on ${kind}`, async (t) => {
     const clock = new ManualClock(Date.now())
-    const k = await startTestKernel(t, kind, { plugins: { sandboxWorkers: 1 }, workflows: { clock } })
+    const secretKey = randomBytes(32).toString('hex')
+    const k = await startTestKernel(t, kind, {
+      plugins: { sandboxWorkers: 1 },
+      workflows: { clock },
+      env: { TRELLIS_SECRET_KEY: secretKey },
+    })
     const version = await registerVersion(k, contacts)
     // What the marketplace's review writes beside a version it decides (core runs without the marketplace).
     await k.ownerSql(
@@ -151,6 +162,36 @@ for (const kind of DB_KINDS)
       t.same(r.body.pack.capabilityConsents.installations, [], 'no tenant data in the platform scope')
       t.equal((await verify(r.body, k.adminToken)).body.valid, true)
     })
+
+    // The CLI opens the database itself: PostgreSQL only (the embedded test database lives in this process's memory).
+    if (kind === 'postgres')
+      await t.test('trellis evidence create, evidence verify and export', async (t) => {
+        const dir = await mkdtemp(join(tmpdir(), 'trellis-evidence-'))
+        t.teardown(() => rm(dir, { recursive: true, force: true }))
+        const env = { DATABASE_URL: k.databaseUrl, TRELLIS_SECRET_KEY: secretKey }
+        const file = join(dir, 'pack.json')
+        const from = new Date(Date.now() - DAY).toISOString()
+        const created = await trellisInProcess(
+          ['evidence', 'create', '--tenant', a.orgId, '--from', from, '--out', file],
+          env,
+        )
+        t.equal(created.status, 0, created.stderr)
+        const signed = JSON.parse(await readFile(file, 'utf8'))
+        t.equal(signed.pack.scope.orgId, a.orgId)
+        t.equal((await verify(signed)).body.valid, true, 'the API verifies what the CLI signed')
+        const ok = await trellisInProcess(['evidence', 'verify', file], env)
+        t.equal(ok.status, 0, ok.stdout + ok.stderr)
+        t.match(ok.stdout, /^ok /)
+        signed.pack.accessReview.apiKeys = []
+        await writeFile(file, JSON.stringify(signed))
+        const bad = await trellisInProcess(['evidence', 'verify', file], env)
+        t.equal(bad.status, 1, 'a changed pack fails, exit 1')
+        t.match(bad.stdout, /INVALID .*altered/)
+        const archive = join(dir, 'a.trellis.jsonl')
+        const exported = await trellisInProcess(['export', '--tenant', a.orgId, '--out', archive], env)
+        t.equal(exported.status, 0, exported.stderr)
+        t.equal(readArchive(await readFile(archive, 'utf8')).manifest.tenant.id, a.orgId)
+      })
 
     await t.test('access review: 90 days without use, by the clock, kept or removed by the admin', async (t) => {
       const list = (token: string) => k.req('GET', '/v1/governance/access-reviews', { token })

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs'
 import { Argument, Command, CommanderError, Option } from 'commander'
 import type { KernelConfig } from '../config.js'
+import { addGovernanceCommands } from './governance-commands.js'
 import type { Extension } from '../extension-api/define.js'
 import { type CliIo, processIo } from './io.js'
 
@@ -173,6 +174,8 @@ export async function runCli(argv: string[], assembly: CliAssembly): Promise<num
       const { runKnowledgeEvaluate } = await import('../knowledge/evaluate-command.js')
       await runKnowledgeEvaluate(cfg, opts)
     })
+
+  addGovernanceCommands(program, { io, config: () => config(), load, exitWith })
 
   try {
     await program.parseAsync(argv)

@@ -12,7 +12,7 @@ import type { Mailer } from '../mail/mailer.js'
 import { invitationMail } from '../mail/templates.js'
 import { INVITATION_TTL_DAYS } from '../identity/invitations.js'
 import { PLATFORM_ORG } from '../db/database.js'
-import { exportTenant } from './export.js'
+import { exportedAuditData, exportTenant } from './export.js'
 import { restoreTenant, type RestoreDeps } from './restore.js'
 import { ProtectedFields } from './protected-fields.js'
 import { keyringFor } from './tenant-keys.js'
@@ -84,12 +84,11 @@ export function registerExportRoutes(app: Api, deps: ExportRouteDeps): void {
       await deps.sealAudit(p.orgId)
       const archive = await deps.orgTx(p.orgId, async (tx) => {
         const a = await exportTenant(tx, p.orgId, { fields: deps.fields, secretsSealedBy: deps.secretsSealedBy })
-        const counts = Object.fromEntries(Object.entries(a.manifest.sections).map(([k, v]) => [k, v.count]))
         await appendAudit(tx, p.orgId, {
           ...auditMeta(request),
           action: 'governance.tenant.exported',
           target: { kind: 'tenant', id: p.orgId },
-          data: { sha256: a.sha256, counts, auditHead: a.manifest.auditHead },
+          data: exportedAuditData(a),
         })
         return a
       })

@@ -195,3 +195,9 @@ async function exportCollection(
     after = rows.at(-1)!.id
   }
 }
+
+/** What the audit entry of an export records: the archive's checksum, its counts and chain head. */
+export function exportedAuditData(a: { sha256: string; manifest: ArchiveManifest }): Record<string, unknown> {
+  const counts = Object.fromEntries(Object.entries(a.manifest.sections).map(([k, v]) => [k, v.count]))
+  return { sha256: a.sha256, counts, auditHead: a.manifest.auditHead }
+}
