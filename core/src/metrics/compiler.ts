@@ -93,7 +93,9 @@ export function compileMetric(
   for (const [name, alias] of joinOf) {
     const d = dimsDecl[name] as Exclude<MetricDimension, string>
     const target = resolve(d.collection)
-    sql += ` left join lateral (select data from plugin_records where plugin = ${p.add(target.plugin)} and collection = ${p.add(target.collection)} and data -> ${p.text(d.key)} = ${fieldSql(d.via, shape, p)} limit 1) ${alias} on true`
+    // One row per key (the first by id, as a unique key index leaves one anyway), joined by hash
+    // rather than looked up once per row.
+    sql += ` left join (select distinct on (k) k, data from (select data -> ${p.text(d.key)} as k, data, id from plugin_records where plugin = ${p.add(target.plugin)} and collection = ${p.add(target.collection)}) s where k is not null order by k, id) ${alias} on ${alias}.k = ${fieldSql(d.via, shape, p)}`
   }
   const where = [`${timeSql(decl.time, shape, p)} is not null`]
   if (query.from) where.push(`${timeSql(decl.time, shape, p)} >= ${p.add(query.from)}::date`)
