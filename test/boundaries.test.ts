@@ -55,6 +55,8 @@ const DYNAMIC_ALLOWED: Record<string, string[]> = {
     '../config.js',
     '../knowledge/evaluate-command.js',
   ],
+  // The governance commands (evidence, export) load their work only when one of them runs.
+  'core/src/cli/governance-commands.ts': ['../governance/commands.js'],
   // `trellis --help` answers before the composition root (the kernel, the marketplace) loads.
   'platform/src/cli.ts': ['./index.js'],
   // The PDF reader (pdf.js) loads when the first PDF document arrives, not with the kernel.

@@ -20,6 +20,12 @@ export { registerAccessReviewRoutes, type AccessReviewRouteDeps } from './access
 export { registerRetentionRoutes, type RetentionRouteDeps } from './retention-routes.js'
 export { registerLegalHoldRoutes, type LegalHoldRouteDeps } from './legal-hold-routes.js'
 export { registerErasureRoutes, type ErasureRouteDeps } from './erasure-routes.js'
-export { RetentionJob, purgeTenant, listRetentionRuns, type RetentionRun, type RetentionJobOptions } from './retention-job.js'
+export {
+  RetentionJob,
+  purgeTenant,
+  listRetentionRuns,
+  type RetentionRun,
+  type RetentionJobOptions,
+} from './retention-job.js'
 export { KERNEL_TARGETS, ALL_COLLECTIONS } from './retention-targets.js'
 export { eraseSubject, subjectFields, type ErasureReport } from './erasure.js'
