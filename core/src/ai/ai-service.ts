@@ -1,7 +1,9 @@
-import { Ajv, type ValidateFunction } from 'ajv'
 import { v7 as uuidv7 } from 'uuid'
 import type { Logger } from 'pino'
 import type { Database, Tx } from '../db/database.js'
+import { attemptProvider, ProviderError, providerError, type ProviderLimits } from './provider-calls.js'
+import { parseJson, StructuredOutput } from './structured-output.js'
+import { DEFAULT_CHAT, DEFAULT_EMBED, offeredModels, readTenantAi, type TenantAi } from './tenant-ai.js'
 import type { EgressGuard } from '../egress/index.js'
 import { TrellisError } from '@trellis/plugin-sdk'
 import type { TenantTx } from '../plugins/tenant-tx.js'
@@ -50,81 +52,6 @@ export interface AiServiceDeps {
   modelChanges?: ChangeFeed
 }
 
-/** A tenant's AI settings with its partner's offer, read at the start of every call. */
-export interface TenantAi {
-  enabled: boolean
-  chatModel: string | null
-  embedModel: string | null
-  /** Aliases the tenant narrowed to (null: all it is offered). */
-  offered: string[] | null
-  /** Aliases its partner offers (null: no partner, or the partner narrows nothing). */
-  partnerOffered: string[] | null
-  partnerId: string | null
-  injectionMode: 'log' | 'block'
-  keepText: boolean
-}
-
-export const DEFAULT_CHAT = 'local-extractive'
-export const DEFAULT_EMBED = 'local-lexical'
-
-export async function readTenantAi(tx: Tx, tenantId: string): Promise<TenantAi> {
-  const [s] = await tx.sql<{
-    enabled: boolean
-    chat_model: string | null
-    embed_model: string | null
-    offered: string[] | null
-    injection_mode: 'log' | 'block'
-    keep_text: boolean
-    partner_id: string | null
-  }>(
-    `select s.enabled, s.chat_model, s.embed_model, s.offered, s.injection_mode, s.keep_text, t.partner_id
-       from tenants t left join ai_settings s on s.tenant_id = t.id where t.id = ?::uuid`,
-    [tenantId],
-  )
-  const partnerId = s?.partner_id ?? null
-  let partnerOffered: string[] | null = null
-  if (partnerId) {
-    await tx.useOrg(partnerId)
-    const [p] = await tx.sql<{ offered: string[] | null }>(
-      'select offered from ai_settings where tenant_id = ?::uuid',
-      [partnerId],
-    )
-    partnerOffered = p?.offered ?? null
-    await tx.useOrg(tenantId)
-  }
-  return {
-    enabled: s?.enabled ?? true,
-    chatModel: s?.chat_model ?? null,
-    embedModel: s?.embed_model ?? null,
-    offered: s?.offered ?? null,
-    partnerOffered,
-    partnerId,
-    injectionMode: s?.injection_mode ?? 'log',
-    keepText: s?.keep_text ?? true,
-  }
-}
-
-/** The approved models of `kind` a tenant is offered: the platform's, narrowed by its partner, then by itself. */
-export function offeredModels(models: ModelRow[], s: Pick<TenantAi, 'offered' | 'partnerOffered'>, kind?: string) {
-  return models.filter(
-    (m) =>
-      m.status === 'approved' &&
-      (!kind || m.kind === kind) &&
-      (s.partnerOffered === null || s.partnerOffered.includes(m.alias) || m.provider === 'local') &&
-      (s.offered === null || s.offered.includes(m.alias) || m.provider === 'local'),
-  )
-}
-
-class ProviderError extends Error {
-  constructor(
-    readonly kind: 'unavailable' | 'timeout' | 'failed',
-    readonly status?: number,
-    options?: { cause?: unknown },
-  ) {
-    super(kind, options)
-  }
-}
-
 /**
  * The kernel's governed AI: every call resolves the model the tenant may use, reserves budget,
  * masks personal data, screens for prompt injection, calls the provider with a timeout and
@@ -134,10 +61,8 @@ class ProviderError extends Error {
 export class KernelAiService implements AiService {
   readonly registry: ModelRegistry
   private readonly providers: Record<'local' | 'huggingface', Provider>
-  private readonly ajv = new Ajv({ allErrors: false, strict: false })
-  private readonly validators = new Map<string, ValidateFunction>()
-  private readonly timeoutMs: number
-  private readonly retries: number
+  private readonly output = new StructuredOutput()
+  private readonly limits: ProviderLimits
   private readonly defaultMaxTokens: number
   readonly now: () => number
 
@@ -148,8 +73,7 @@ export class KernelAiService implements AiService {
     const ttl = options.registryTtlMs ?? (deps.modelChanges ? 5000 : 500)
     this.registry = new ModelRegistry(deps.db, deps.secrets, ttl, deps.modelChanges)
     this.providers = { local: localProvider, huggingface: huggingfaceProvider(deps.egress) }
-    this.timeoutMs = options.timeoutMs ?? 30_000
-    this.retries = options.retries ?? 1
+    this.limits = { timeoutMs: options.timeoutMs ?? 30_000, retries: options.retries ?? 1 }
     this.defaultMaxTokens = options.defaultMaxTokens ?? 1024
     this.now = options.now ?? Date.now
   }
@@ -254,31 +178,6 @@ export class KernelAiService implements AiService {
     throw err
   }
 
-  /** One provider call with a deadline and bounded retries; errors become ProviderError. */
-  private async attempt<T>(run: (signal: AbortSignal) => Promise<T>, outer?: AbortSignal): Promise<T> {
-    let last: ProviderError | undefined
-    for (let i = 0; i <= this.retries; i++) {
-      const timeout = AbortSignal.timeout(this.timeoutMs)
-      const signal = outer ? AbortSignal.any([timeout, outer]) : timeout
-      try {
-        return await run(signal)
-      } catch (err) {
-        if (timeout.aborted) throw new ProviderError('timeout', undefined, { cause: err })
-        if (outer?.aborted) throw new ProviderError('unavailable', undefined, { cause: err })
-        last = classify(err)
-        const retryable = last.kind === 'unavailable' || last.status === 429 || (last.status ?? 0) >= 500
-        if (!retryable) throw last
-      }
-    }
-    throw last!
-  }
-
-  private providerError(err: ProviderError, alias: string): TrellisError {
-    if (err.kind === 'timeout') return AI.PROVIDER_TIMEOUT({ model: alias, ms: this.timeoutMs }, { cause: err })
-    if (err.kind === 'unavailable') return AI.PROVIDER_UNAVAILABLE({ model: alias }, { cause: err })
-    return AI.PROVIDER_FAILED({ model: alias, status: err.status }, { cause: err })
-  }
-
   async complete(
     caller: AiCaller,
     req: AiCompleteRequest,
@@ -365,7 +264,8 @@ export class KernelAiService implements AiService {
     let convo = messages
     for (let round = 0; ; round++) {
       try {
-        answer = await this.attempt(
+        answer = await attemptProvider(
+          this.limits,
           (signal) =>
             provider.chat(
               model,
@@ -380,7 +280,7 @@ export class KernelAiService implements AiService {
       } catch (err) {
         return fail(
           err instanceof ProviderError
-            ? this.providerError(err, m.alias)
+            ? providerError(err, m.alias, this.limits.timeoutMs)
             : AI.PROVIDER_FAILED({ model: m.alias }, { cause: err }),
         )
       }
@@ -389,7 +289,7 @@ export class KernelAiService implements AiService {
         tokensOf(convo.map((x) => x.content).join('\n') + (passages ?? []).map((p) => p.text).join('\n'))
       outputTokens += answer.usage?.outputTokens ?? tokensOf(answer.text)
       if (!req.schema) break
-      const problem = this.checkJson(req.schema, answer.text)
+      const problem = this.output.check(req.schema, answer.text)
       if (problem === null) {
         json = parseJson(answer.text)
         break
@@ -478,11 +378,15 @@ export class KernelAiService implements AiService {
     }
     let vectors: number[][]
     try {
-      vectors = await this.attempt((signal) => this.providers[m.provider].embed(model, sent, { signal }), opts.signal)
+      vectors = await attemptProvider(
+        this.limits,
+        (signal) => this.providers[m.provider].embed(model, sent, { signal }),
+        opts.signal,
+      )
     } catch (err) {
       const e =
         err instanceof ProviderError
-          ? this.providerError(err, m.alias)
+          ? providerError(err, m.alias, this.limits.timeoutMs)
           : AI.PROVIDER_FAILED({ model: m.alias }, { cause: err })
       await this.finish(
         caller,
@@ -521,48 +425,4 @@ export class KernelAiService implements AiService {
     const lexical = m.provider === 'local'
     return { vectors, model: m.alias, dims: vectors[0]?.length ?? (lexical ? LEXICAL_DIMS : 0), lexical, recordId }
   }
-
-  /** null when `text` is JSON valid against `schema`, else what is wrong. */
-  private checkJson(schema: object, text: string): string | null {
-    const key = JSON.stringify(schema)
-    let validate = this.validators.get(key)
-    if (!validate) {
-      validate = this.ajv.compile(schema)
-      if (this.validators.size > 256) this.validators.clear()
-      this.validators.set(key, validate)
-    }
-    const value = parseJson(text)
-    if (value === undefined) return 'the answer is not JSON'
-    if (validate(value)) return null
-    return this.ajv.errorsText(validate.errors)
-  }
-}
-
-function parseJson(text: string): unknown {
-  const fenced = /```(?:json)?\s*([\s\S]*?)```/.exec(text)
-  try {
-    return JSON.parse((fenced ? fenced[1]! : text).trim())
-  } catch {
-    return undefined
-  }
-}
-
-function classify(err: unknown): ProviderError {
-  const e = err as { code?: string; httpResponse?: { status?: number }; cause?: unknown; name?: string }
-  const status = e?.httpResponse?.status
-  if (typeof status === 'number')
-    return new ProviderError(status === 503 ? 'unavailable' : 'failed', status, { cause: err })
-  const code = e?.code ?? (e?.cause as { code?: string } | undefined)?.code
-  if (
-    code === 'ECONNREFUSED' ||
-    code === 'ECONNRESET' ||
-    code === 'ENOTFOUND' ||
-    code === 'EHOSTUNREACH' ||
-    code === 'EAI_AGAIN' ||
-    code === 'EGRESS_HOST' ||
-    code === 'EVT_ERR_EGRESS_DENIED' ||
-    (err instanceof TrellisError && err.code === 'EVT_ERR_EGRESS_DENIED')
-  )
-    return new ProviderError('unavailable', undefined, { cause: err })
-  return new ProviderError('failed', undefined, { cause: err })
 }

@@ -9,7 +9,7 @@ import type { Principal } from '../identity/principal.js'
 import { AI } from './errors.js'
 import type { ModelRegistry } from './model-registry.js'
 import { modelView } from './model-registry.js'
-import { DEFAULT_CHAT, DEFAULT_EMBED, offeredModels, readTenantAi } from './ai-service.js'
+import { DEFAULT_CHAT, DEFAULT_EMBED, offeredModels, readTenantAi } from './tenant-ai.js'
 import { ModelView } from './model-routes.js'
 import { periodOf } from './usage-period.js'
 
