@@ -317,6 +317,40 @@ for (const kind of DB_KINDS)
       },
     )
 
+    await t.test('without keepText a record keeps who, which model, tokens and citations — not the text', async (t) => {
+      const ask = () =>
+        complete(a.token, {
+          model: 'local-extractive',
+          messages: [
+            { role: 'system', content: 'You answer the operations desk, ops@acme.example.' },
+            { role: 'user', content: 'Who approves orders over 500 EUR?' },
+          ],
+          passages: [{ n: 1, id: 'c1', text: 'Orders over 500 EUR are approved by the finance manager.' }],
+        })
+      const stored = async (id: string) =>
+        (
+          await k.ownerSql<{ prompt: string | null; answer: string | null }>(
+            'select prompt, answer from ai_records where id = ?::uuid',
+            [id],
+          )
+        )[0]!
+      t.equal((await k.req('PUT', '/v1/ai/settings', { token: a.token, body: { keepText: false } })).status, 200)
+      const off = await ask()
+      t.equal(off.status, 200)
+      t.match(off.body.text, /finance manager/, 'the caller still gets the answer')
+      const rec = await k.req('GET', `/v1/ai/records/${off.body.recordId}`, { token: a.token })
+      t.match(rec.body, { model: 'local-extractive', outcome: 'ok', prompt: null, answer: null, citations: [1] })
+      t.ok(rec.body.inputTokens > 0, 'tokens are kept')
+      t.same(await stored(off.body.recordId), { prompt: null, answer: null }, 'no text is stored')
+
+      t.equal((await k.req('PUT', '/v1/ai/settings', { token: a.token, body: { keepText: true } })).status, 200)
+      const on = await ask()
+      const kept = await stored(on.body.recordId)
+      t.match(kept.prompt, /\[EMAIL_1\]/, 'the full text kept is the masked text')
+      t.notOk(kept.prompt!.includes('ops@acme.example'))
+      t.match(kept.answer, /finance manager/)
+    })
+
     await t.test('records are the tenant’s own', async (t) => {
       const other = await createTenantWithAdmin(k, 'ai-other')
       const mine = await k.req('GET', '/v1/ai/records?limit=1', { token: a.token })
