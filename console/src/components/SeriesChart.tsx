@@ -29,7 +29,7 @@ export default function SeriesChart(props: { title: string; points: Array<{ peri
   return (
     <>
       <div ref={box} aria-hidden="true" className="chart" />
-      <table className="skip">
+      <table className="sr-only">
         <caption>{props.title}</caption>
         <tbody>
           {props.points.map((p) => (

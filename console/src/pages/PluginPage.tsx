@@ -71,6 +71,8 @@ function DeclaredPage({ screens, page }: { screens: PluginScreens; page: ScreenP
       setActing(undefined)
       setOpen(undefined)
       void client.invalidateQueries({ queryKey: ['plugin-list', screens.mount, page.id] })
+      void client.invalidateQueries({ queryKey: ['plugin-item', screens.mount, page.id] })
+      void client.invalidateQueries({ queryKey: ['tasks-about'] })
     },
   })
   const items = list.data?.pages.flatMap((p) => p.items) ?? []
