@@ -71,9 +71,12 @@ export function compileMetric(
     if (typeof d === 'string') return `(${fieldSql(d, shape, p)} #>> '{}')`
     return `(${joinOf.get(name)}.data -> ${p.text(d.field)} #>> '{}')`
   }
+  // A time field of the record is computed once per record (in the inner select), not per row.
+  const timeInRecord = !(shape.unnestAs && decl.time.startsWith(`${shape.unnestAs}.`))
+  const time = () => (timeInRecord ? 'r.t' : timeSql(decl.time, shape, p))
   const select: string[] = []
   if (query.grain)
-    select.push(`to_char(date_trunc(${p.text(query.grain)}, ${timeSql(decl.time, shape, p)}), 'YYYY-MM-DD') as period`)
+    select.push(`to_char(date_trunc(${p.text(query.grain)}, ${time()}), 'YYYY-MM-DD') as period`)
   groupBy.forEach((d, i) => select.push(`${dimSql(d)} as d${i}`))
   const measure = measureSql(decl.measure, shape, p, '/measure')
   select.push(
@@ -82,7 +85,7 @@ export function compileMetric(
       : `round((${measure})::numeric, ${p.add(decl.decimals)}::int)::text as value`,
   )
   const table = source.plugin === KERNEL_SOURCE ? 'kernel_telemetry_records' : 'plugin_records'
-  let sql = `select ${select.join(', ')} from (select id, version, created_at, updated_at, data from ${table} where plugin = ${p.add(source.plugin)} and collection = ${p.add(source.collection)}`
+  let sql = `select ${select.join(', ')} from (select id, version, created_at, updated_at, data${timeInRecord ? `, ${timeSql(decl.time, {}, p)} as t` : ''} from ${table} r where plugin = ${p.add(source.plugin)} and collection = ${p.add(source.collection)}`
   const filter = compileFilter(decl.filter, p)
   if (filter !== 'true') sql += ` and ${filter}`
   sql += ') r'
@@ -97,12 +100,12 @@ export function compileMetric(
     // rather than looked up once per row.
     sql += ` left join (select distinct on (k) k, data from (select data -> ${p.text(d.key)} as k, data, id from plugin_records where plugin = ${p.add(target.plugin)} and collection = ${p.add(target.collection)}) s where k is not null order by k, id) ${alias} on ${alias}.k = ${fieldSql(d.via, shape, p)}`
   }
-  const where = [`${timeSql(decl.time, shape, p)} is not null`]
-  if (query.from) where.push(`${timeSql(decl.time, shape, p)} >= ${p.add(query.from)}::date`)
-  if (query.to) where.push(`${timeSql(decl.time, shape, p)} < ${p.add(query.to)}::date`)
+  const where = [`${time()} is not null`]
+  if (query.from) where.push(`${time()} >= ${p.add(query.from)}::date`)
+  if (query.to) where.push(`${time()} < ${p.add(query.to)}::date`)
   if (scope.periods && query.grain)
     where.push(
-      `date_trunc(${p.text(query.grain)}, ${timeSql(decl.time, shape, p)})::date = any(${p.add(sqlArray(scope.periods))}::date[])`,
+      `date_trunc(${p.text(query.grain)}, ${time()})::date = any(${p.add(sqlArray(scope.periods))}::date[])`,
     )
   for (const [name, v] of Object.entries(query.filter ?? {})) {
     const values = (Array.isArray(v) ? v : [v]).map(String)
