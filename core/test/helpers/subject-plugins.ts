@@ -1,7 +1,7 @@
 // Three plugins holding personal data about the same kind of data subject (`contact`): one
 // bundle (fixtures/plugins/subjects) registered under three names with three collections.
 import { builtFixture, registerVersion } from './plugin-versions.js'
-import type { TestKernel } from './test-kernel.js'
+import { addUser, createTenantWithAdmin, type TestKernel } from './test-kernel.js'
 
 const person = (subjectField: string, personal: string[], internal: string[]) => ({
   type: 'object',
@@ -65,4 +65,21 @@ export async function plant(k: TestKernel, token: string, plugin: SubjectPlugin,
 /** Reads a record back through the plugin's route. */
 export function readBack(k: TestKernel, token: string, plugin: SubjectPlugin, id: string) {
   return k.req('GET', `/v1/x/${plugin}/${SUBJECT_PLUGINS[plugin].collection}/${id}`, { token })
+}
+
+/** Tenant A with the three plugins, tenant B with the CRM only, and a member of A without governance.manage. */
+export interface SubjectTenants {
+  a: Awaited<ReturnType<typeof createTenantWithAdmin>>
+  b: Awaited<ReturnType<typeof createTenantWithAdmin>>
+  member: Awaited<ReturnType<typeof addUser>>
+}
+
+/** Creates {@link SubjectTenants}. */
+export async function subjectTenants(k: TestKernel): Promise<SubjectTenants> {
+  const a = await createTenantWithAdmin(k, 'subjects-a')
+  const b = await createTenantWithAdmin(k, 'subjects-b')
+  await installSubjectPlugins(k, a.token, Object.keys(SUBJECT_PLUGINS) as SubjectPlugin[])
+  await installSubjectPlugins(k, b.token, ['@acme/crm'])
+  const member = await addUser(k, a.token, 'member@subjects-a.test', 'tenant_member')
+  return { a, b, member }
 }
