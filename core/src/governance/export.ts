@@ -7,6 +7,7 @@
  */
 import { fieldClassifications, isEncryptedClassification } from '@trellis/plugin-sdk'
 import type { Tx } from '../db/database.js'
+import type { AuditRow } from '../audit/chain.js'
 import type { CollectionRef } from '../plugins/data/index.js'
 import {
   ARCHIVE_FORMAT,
@@ -38,23 +39,6 @@ export function collectionsOf(plugin: string, manifest: ManifestCollections): In
       .filter(([, level]) => isEncryptedClassification(level))
       .map(([field, classification]) => ({ field, classification })),
   }))
-}
-
-interface AuditColumns {
-  id: string
-  at: string
-  actor_kind: string
-  actor_id: string
-  action: string
-  target_kind: string | null
-  target_id: string | null
-  data: unknown
-  ip: string | null
-  request_id: string | null
-  prev_hash: string
-  hash: string
-  data_digest?: string | null
-  erased_at?: string | null
 }
 
 const iso = (t: Date | string) => new Date(t).toISOString()
@@ -123,7 +107,7 @@ export async function exportTenant(
   }
 
   // Every column, whichever the chain commits to (the payload, or its digest once payloads may be erased).
-  const audit = await tx.sql<{ seq_text: string; entry: AuditColumns }>(
+  const audit = await tx.sql<{ seq_text: string; entry: AuditRow }>(
     `select a.seq::text as seq_text, to_jsonb(a) as entry from audit_log a
       where a.tenant_id = ?::uuid and a.seq is not null order by a.seq`,
     [tenantId],
@@ -139,8 +123,9 @@ export async function exportTenant(
       data: a.data,
       ip: a.ip,
       requestId: a.request_id,
-      prevHash: a.prev_hash,
-      hash: a.hash,
+      // Sealed entries only (seq is not null): both are set.
+      prevHash: String(a.prev_hash),
+      hash: String(a.hash),
       ...(a.data_digest ? { dataDigest: a.data_digest } : {}),
       ...(a.erased_at ? { erasedAt: iso(a.erased_at) } : {}),
     }),
