@@ -1,5 +1,5 @@
 // The partner-onboarding plugin's records and settings.
-import type { PluginContext } from '@trellis/plugin-sdk'
+import type { AgentDecision, PluginContext } from '@trellis/plugin-sdk'
 import type { DocumentKind, ProposedField } from './classify.js'
 import type { DocumentContentType, FieldName, Fields, Problem } from './extract.js'
 
@@ -71,20 +71,13 @@ export interface OnboardingDocument {
   classification?: DocumentClassification
 }
 
-/** A document's kind and key fields as decided, with the decision's trail. */
-export interface DocumentClassification {
+/** A document's kind and key fields as decided, with the agent decision's trail (model, record, who decided, why a person was asked). */
+export type DocumentClassification = Pick<
+  AgentDecision,
+  'confidence' | 'reasons' | 'model' | 'recordId' | 'decidedBy' | 'overridden' | 'referral'
+> & {
   kind: DocumentKind
-  confidence: number
-  reasons: string[]
   fields: Record<FieldName, ProposedField> | null
-  /** The model that proposed (`rules` when only the rules did). */
-  model: string
-  recordId: string | null
-  /** `agent`, or the user who confirmed or corrected the proposal. */
-  decidedBy: string
-  overridden: boolean
-  /** Why a person was asked (`below-threshold`, an `AI_ERR_*` code), or null. */
-  referral: string | null
   decidedAt: string
 }
 
