@@ -276,5 +276,14 @@ for (const kind of DB_KINDS)
       )
       await clock.advance(DAY)
       t.equal((await list(a.token)).body.items.length, 1, 'no second review within the period')
+      const later = await evidence(
+        a.token,
+        `?from=${new Date(Date.now() - DAY).toISOString()}&to=${new Date(clock.now() + DAY).toISOString()}`,
+      )
+      t.match(
+        later.body.pack.accessReview.reviews,
+        [{ id: review.id, status: 'completed', items: 3, kept: 1, removed: 2 }],
+        'the evidence pack reports the review and what was decided',
+      )
     })
   })

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import type { Api } from '../http/types.js'
 import type { OrgTx } from '../http/route-deps.js'
-import type { Database, Tx } from '../db/database.js'
+import type { Database } from '../db/database.js'
 import type { KernelConfig } from '../config.js'
 import type { KernelContext } from '../kernel-context.js'
 import type { SigningKeys } from '../identity/signing-keys.js'
@@ -23,7 +23,6 @@ export interface EvidenceRouteDeps {
   sealAudit(orgId: string): Promise<void>
   /** Milliseconds since the epoch (the kernel's clock; tests move it). */
   now(): number
-  extraConfiguration?: (tx: Tx) => Promise<Record<string, unknown>>
 }
 
 /** The services the evidence routes use, from the kernel's. */

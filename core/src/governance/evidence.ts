@@ -43,6 +43,17 @@ export interface EvidencePack {
       revokedAt: string | null
       lastUsedAt: string | null
     }>
+    /** Periodic access reviews opened in the period, with what was decided. */
+    reviews: Array<{
+      id: string
+      status: string
+      openedAt: string
+      completedAt: string | null
+      completedBy: string | null
+      items: number
+      kept: number
+      removed: number
+    }>
   }
   marketplaceDecisions: Array<{
     plugin: string
@@ -92,8 +103,6 @@ export async function buildEvidence(
   deps: {
     db: Database
     config: KernelConfig
-    /** The marketplace's policy and other settings the operator configured, if any. */
-    extraConfiguration?: (tx: Tx) => Promise<Record<string, unknown>>
   },
   orgId: string,
   period: EvidencePeriod,
@@ -135,6 +144,27 @@ export async function buildEvidence(
   }>(
     `select id::text as id, name, permissions, created_at, expires_at, revoked_at, last_used_at from api_keys order by created_at, id`,
   )
+
+  const reviews = platform
+    ? []
+    : await tx.sql<{
+        id: string
+        status: string
+        opened_at: Date
+        completed_at: Date | null
+        completed_by: string | null
+        items: number
+        kept: number
+        removed: number
+      }>(
+        `select r.id::text as id, r.status, r.opened_at, r.completed_at, r.completed_by,
+                count(i.id)::int as items, count(i.id) filter (where i.decision = 'keep')::int as kept,
+                count(i.id) filter (where i.decision = 'remove')::int as removed
+           from access_reviews r left join access_review_items i on i.review_id = r.id
+          where r.opened_at >= ?::timestamptz and r.opened_at < ?::timestamptz
+          group by r.id order by r.opened_at`,
+        range,
+      )
 
   const decisions = await tx.sql<{
     plugin: string
@@ -215,7 +245,6 @@ export async function buildEvidence(
     mail: c.mail !== undefined,
     trustProxy: c.trustProxy ?? false,
     ...(tenantKeys ? { encryptionKeys: { total: tenantKeys.n, active: tenantKeys.active } } : {}),
-    ...(await deps.extraConfiguration?.(tx)),
   }
 
   return {
@@ -235,6 +264,16 @@ export async function buildEvidence(
         expiresAt: iso(k.expires_at),
         revokedAt: iso(k.revoked_at),
         lastUsedAt: iso(k.last_used_at),
+      })),
+      reviews: reviews.map((r) => ({
+        id: r.id,
+        status: r.status,
+        openedAt: iso(r.opened_at)!,
+        completedAt: iso(r.completed_at),
+        completedBy: r.completed_by,
+        items: r.items,
+        kept: r.kept,
+        removed: r.removed,
       })),
     },
     marketplaceDecisions: decisions,
