@@ -274,6 +274,16 @@ for (const kind of DB_KINDS)
         ],
         'audited',
       )
+      const events = await k.ownerSql<{ type: string }>(
+        `select type from events where tenant_id = ?::uuid and type in
+           ('kernel.access_review.opened', 'kernel.membership.removed', 'kernel.api_key.revoked') order by id`,
+        [a.orgId],
+      )
+      t.same(
+        events.map((e) => e.type),
+        ['kernel.access_review.opened', 'kernel.api_key.revoked', 'kernel.membership.removed'],
+        'subscribers (a webhook to the admins) hear of the review and of each removal',
+      )
       await clock.advance(DAY)
       t.equal((await list(a.token)).body.items.length, 1, 'no second review within the period')
       const later = await evidence(

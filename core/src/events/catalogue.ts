@@ -115,6 +115,17 @@ export const KERNEL_EVENTS = {
     data: Type.Object({ apiKeyId: Uuid, name: Type.String(), permissions: Type.Array(Type.String()) }),
   },
   'kernel.api_key.revoked': { description: 'An API key was revoked.', data: Type.Object({ apiKeyId: Uuid }) },
+  'kernel.access_review.opened': {
+    description:
+      "An access review was opened: the tenant's admins keep or remove memberships and API keys not used for staleDays (GET /v1/governance/access-reviews).",
+    data: Type.Object({
+      reviewId: Uuid,
+      staleDays: Type.Integer(),
+      memberships: Type.Integer(),
+      apiKeys: Type.Integer(),
+      dueAt: Type.String({ format: 'date-time' }),
+    }),
+  },
   'kernel.webhook.created': {
     description: 'A webhook endpoint was created.',
     data: Type.Object({ endpointId: Uuid, url: Type.String(), types: Type.Array(Type.String()) }),

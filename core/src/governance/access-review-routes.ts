@@ -3,6 +3,8 @@ import type { Api } from '../http/types.js'
 import type { OrgTx } from '../http/route-deps.js'
 import { AUTH, KRN } from '../errors.js'
 import { appendAudit } from '../audit/audit-log.js'
+import { auditedWrite } from '../audit/audited-write.js'
+import { kernelEvent } from '../events/outbox.js'
 import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
 import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
 import { announceRevoked, revokeMemberAccess, type RevocationNotice } from '../identity/revocation.js'
@@ -173,28 +175,35 @@ export function registerAccessReviewRoutes(app: Api, deps: AccessReviewRouteDeps
             if (item.kind === 'membership') {
               const userId = item.detail.userId!
               if (userId === p.userId) throw KRN.CONFLICT({ reason: 'you cannot remove yourself' })
-              const removed = await tx.sql('delete from memberships where id = ?::uuid returning id', [item.subject_id])
-              if (removed.length) {
-                ended.push(...(await revokeMemberAccess(tx, p.orgId, userId, { apiKeys: true })))
-                await appendAudit(tx, p.orgId, {
+              const role = item.detail.role ?? ''
+              const removed = await auditedWrite(tx, {
+                write: { sql: 'delete from memberships where id = ?::uuid returning id', params: [item.subject_id] },
+                auditOrg: p.orgId,
+                audit: {
                   ...meta,
                   action: 'membership.removed',
                   target: { kind: 'user', id: userId },
-                  data: { role: item.detail.role, accessReview: review.id },
-                })
-              }
+                  data: { role, accessReview: review.id },
+                },
+                events: [kernelEvent('kernel.membership.removed', `user/${userId}`, { userId, role })],
+              })
+              if (removed.length) ended.push(...(await revokeMemberAccess(tx, p.orgId, userId, { apiKeys: true })))
             } else {
-              const revoked = await tx.sql(
-                'update api_keys set revoked_at = now() where id = ?::uuid and revoked_at is null returning id',
-                [item.subject_id],
-              )
-              if (revoked.length)
-                await appendAudit(tx, p.orgId, {
+              const id = item.subject_id
+              await auditedWrite(tx, {
+                write: {
+                  sql: 'update api_keys set revoked_at = now() where id = ?::uuid and revoked_at is null returning id',
+                  params: [id],
+                },
+                auditOrg: p.orgId,
+                audit: {
                   ...meta,
                   action: 'api_key.revoked',
-                  target: { kind: 'api_key', id: item.subject_id },
+                  target: { kind: 'api_key', id },
                   data: { accessReview: review.id },
-                })
+                },
+                events: [kernelEvent('kernel.api_key.revoked', `api_key/${id}`, { apiKeyId: id })],
+              })
             }
           }
           await tx.sql(

@@ -10,7 +10,8 @@ import type { Logger } from 'pino'
 import type { Tx, TransactionSource } from '../db/database.js'
 import type { OrgTx } from '../http/route-deps.js'
 import type { WorkflowClock } from '../workflows/clock.js'
-import { appendAudit } from '../audit/audit-log.js'
+import { auditedWrite } from '../audit/audited-write.js'
+import { kernelEvent } from '../events/outbox.js'
 
 /** Not used for this many days: up for review. */
 export const STALE_DAYS = 90
@@ -108,15 +109,27 @@ export async function openAccessReview(
       ),
     ],
   )
-  await appendAudit(tx, tenantId, {
-    actor: { kind: 'system', id: 'access-review' },
-    action: 'governance.access_review.opened',
-    target: { kind: 'access_review', id },
-    data: {
-      staleDays,
-      memberships: stale.filter((s) => s.kind === 'membership').length,
-      apiKeys: stale.filter((s) => s.kind === 'api_key').length,
+  const counts = {
+    memberships: stale.filter((s) => s.kind === 'membership').length,
+    apiKeys: stale.filter((s) => s.kind === 'api_key').length,
+  }
+  // The event lets a tenant tell its admins (a webhook to their ticketing or chat).
+  await auditedWrite(tx, {
+    auditOrg: tenantId,
+    audit: {
+      actor: { kind: 'system', id: 'access-review' },
+      action: 'governance.access_review.opened',
+      target: { kind: 'access_review', id },
+      data: { staleDays, ...counts },
     },
+    events: [
+      kernelEvent('kernel.access_review.opened', `access_review/${id}`, {
+        reviewId: id,
+        staleDays,
+        ...counts,
+        dueAt: new Date(now.getTime() + REVIEW_DUE_DAYS * DAY).toISOString(),
+      }),
+    ],
   })
   return id
 }
