@@ -239,4 +239,29 @@ export async function erasureSuite(t: Test, k: TestKernel, { a, b, member }: Sub
       'erasing again finds nothing left',
     )
   })
+
+  await t.test("one tenant's erasure never reaches another's rows", async (t) => {
+    const bobInA = await readBack(k, a.token, '@acme/crm', planted.bobCrm.id)
+    const r = await k.req('POST', '/v1/governance/erasures', {
+      token: b.token,
+      body: { subjectKind: 'contact', identifier: bob.email },
+    })
+    t.equal(r.status, 201)
+    t.same(
+      r.body.plugins.map((p: { records: string[] }) => p.records),
+      [[]],
+      'B has no Bob: nothing found, although A has',
+    )
+    t.same((await readBack(k, a.token, '@acme/crm', planted.bobCrm.id)).body, bobInA.body, "A's Bob untouched")
+    const own = await k.req('POST', '/v1/governance/erasures', {
+      token: b.token,
+      body: { subjectKind: 'contact', identifier: ada.email },
+    })
+    t.same(
+      own.body.plugins.map((p: { records: string[] }) => p.records),
+      [[planted.inB.id]],
+      'B erases its own record of Ada',
+    )
+    t.notOk('name' in (await readBack(k, b.token, '@acme/crm', planted.inB.id)).body)
+  })
 }
