@@ -1,10 +1,9 @@
 import { Type } from '@sinclair/typebox'
-import type { FastifyRequest } from 'fastify'
 import type { Api } from '../http/types.js'
 import type { OrgTx } from '../http/route-deps.js'
-import { AUTH } from '../errors.js'
-import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
+import { auditMeta, requirePermission } from '../http/guards.js'
 import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
+import { tenantGovernor } from './tenant-governor.js'
 import { auditErasure, eraseSubject, listErasures, type ErasureDeps } from './erasure.js'
 import { GOV } from './errors.js'
 
@@ -38,12 +37,6 @@ const Report = Type.Object({
 
 /** Right to erasure: erase a data subject across the tenant's plugins, and read the reports. */
 export function registerErasureRoutes(app: Api, deps: ErasureRouteDeps): void {
-  const tenantOf = (request: FastifyRequest) => {
-    const p = principalOf(request)
-    if (p.orgKind !== 'tenant') throw AUTH.FORBIDDEN({ permission: P.governanceManage })
-    return p
-  }
-
   app.post(
     '/governance/erasures',
     {
@@ -66,7 +59,7 @@ export function registerErasureRoutes(app: Api, deps: ErasureRouteDeps): void {
       },
     },
     async (request, reply) => {
-      const p = tenantOf(request)
+      const p = tenantGovernor(request)
       const { subjectKind, identifier } = request.body as { subjectKind: string; identifier: string }
       await deps.seal(p.orgId)
       const report = await deps.orgTx(p.orgId, async (tx) => {
@@ -89,7 +82,7 @@ export function registerErasureRoutes(app: Api, deps: ErasureRouteDeps): void {
       },
     },
     async (request) => {
-      const p = tenantOf(request)
+      const p = tenantGovernor(request)
       return { items: await deps.orgTx(p.orgId, (tx) => listErasures(tx)) }
     },
   )
@@ -106,7 +99,7 @@ export function registerErasureRoutes(app: Api, deps: ErasureRouteDeps): void {
       },
     },
     async (request) => {
-      const p = tenantOf(request)
+      const p = tenantGovernor(request)
       const { id } = request.params as { id: string }
       const [r] = await deps.orgTx(p.orgId, (tx) => listErasures(tx, id))
       if (!r) throw GOV.ERASURE_NOT_FOUND({ id })

@@ -1,11 +1,10 @@
 import { Type } from '@sinclair/typebox'
-import type { FastifyRequest } from 'fastify'
 import type { Api } from '../http/types.js'
 import type { OrgTx } from '../http/route-deps.js'
-import { AUTH } from '../errors.js'
 import { appendAudit } from '../audit/audit-log.js'
-import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
+import { auditMeta, requirePermission } from '../http/guards.js'
 import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
+import { tenantGovernor } from './tenant-governor.js'
 import { listLegalHolds, placeLegalHold, releaseLegalHold } from './legal-holds.js'
 
 export interface LegalHoldRouteDeps {
@@ -25,12 +24,6 @@ const HoldView = Type.Object({
 
 /** Legal holds: placed, listed and released by a tenant admin; each act audited. */
 export function registerLegalHoldRoutes(app: Api, deps: LegalHoldRouteDeps): void {
-  const tenantOf = (request: FastifyRequest) => {
-    const p = principalOf(request)
-    if (p.orgKind !== 'tenant') throw AUTH.FORBIDDEN({ permission: P.governanceManage })
-    return p
-  }
-
   app.post(
     '/governance/legal-holds',
     {
@@ -57,7 +50,7 @@ export function registerLegalHoldRoutes(app: Api, deps: LegalHoldRouteDeps): voi
       },
     },
     async (request, reply) => {
-      const p = tenantOf(request)
+      const p = tenantGovernor(request)
       const body = request.body as { target?: string; recordIds?: string[]; reason: string }
       const hold = await deps.orgTx(p.orgId, async (tx) => {
         const h = await placeLegalHold(tx, body, `${p.kind}:${p.id}`)
@@ -85,7 +78,7 @@ export function registerLegalHoldRoutes(app: Api, deps: LegalHoldRouteDeps): voi
       },
     },
     async (request) => {
-      const p = tenantOf(request)
+      const p = tenantGovernor(request)
       const { active } = request.query as { active?: boolean }
       return { items: await deps.orgTx(p.orgId, (tx) => listLegalHolds(tx, active === true)) }
     },
@@ -103,7 +96,7 @@ export function registerLegalHoldRoutes(app: Api, deps: LegalHoldRouteDeps): voi
       },
     },
     async (request) => {
-      const p = tenantOf(request)
+      const p = tenantGovernor(request)
       const { id } = request.params as { id: string }
       return deps.orgTx(p.orgId, async (tx) => {
         const h = await releaseLegalHold(tx, id, `${p.kind}:${p.id}`)

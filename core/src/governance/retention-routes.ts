@@ -7,6 +7,7 @@ import { appendAudit } from '../audit/audit-log.js'
 import { PLATFORM_ORG } from '../db/database.js'
 import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
 import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
+import { tenantGovernor } from './tenant-governor.js'
 import { listRetentionRuns } from './retention-job.js'
 import { retentionBounds, setRetentionBounds, setTenantRetention, tenantRetention } from './retention-policies.js'
 
@@ -60,12 +61,6 @@ const actorOf = (request: FastifyRequest) => {
  * reads what each run purged; a platform admin sets the bounds. Every change is audited.
  */
 export function registerRetentionRoutes(app: Api, deps: RetentionRouteDeps): void {
-  const tenantOf = (request: FastifyRequest) => {
-    const p = principalOf(request)
-    if (p.orgKind !== 'tenant') throw AUTH.FORBIDDEN({ permission: P.governanceManage })
-    return p
-  }
-
   app.get(
     '/governance/retention',
     {
@@ -77,14 +72,14 @@ export function registerRetentionRoutes(app: Api, deps: RetentionRouteDeps): voi
       },
     },
     async (request) => {
-      const p = tenantOf(request)
+      const p = tenantGovernor(request)
       const items = await deps.orgTx(p.orgId, (tx) => tenantRetention(tx))
       return { items: items.map(({ ref: _ref, ...view }) => view) }
     },
   )
 
   const change = (request: FastifyRequest, target: string, days: number | null) => {
-    const p = tenantOf(request)
+    const p = tenantGovernor(request)
     return deps.orgTx(p.orgId, async (tx) => {
       const r = await setTenantRetention(tx, target, days, actorOf(request))
       await appendAudit(tx, p.orgId, {
@@ -149,7 +144,7 @@ export function registerRetentionRoutes(app: Api, deps: RetentionRouteDeps): voi
       },
     },
     async (request) => {
-      const p = tenantOf(request)
+      const p = tenantGovernor(request)
       const q = request.query as { limit?: number; before?: string }
       const runs = await deps.orgTx(p.orgId, (tx) => listRetentionRuns(tx, q.limit ?? 50, q.before))
       return { items: runs.map(({ tenantId: _t, ...r }) => r) }
