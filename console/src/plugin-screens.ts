@@ -36,9 +36,13 @@ export interface PluginScreens {
   bodies: Record<string, object>
 }
 
+/** A setting as the manifest's settings schema declares it (`secret: true`: write-only). */
+export type SettingSchema = { type?: string; title?: string; description?: string; secret?: boolean }
+
 type Manifest = {
   console?: { pages?: ScreenPage[] }
   routes?: Array<{ method: string; path: string; request?: { body?: object } }>
+  settings?: { properties?: Record<string, SettingSchema> }
 }
 
 function screensOf(plugin: string, mount: string, manifest: Manifest): PluginScreens | undefined {
@@ -49,7 +53,7 @@ function screensOf(plugin: string, mount: string, manifest: Manifest): PluginScr
   return { plugin, mount, pages, bodies }
 }
 
-async function manifestOf(plugin: string, versionId?: string): Promise<Manifest | undefined> {
+export async function manifestOf(plugin: string, versionId?: string): Promise<Manifest | undefined> {
   const [scope, name] = plugin.split('/')
   const detail = await call(() =>
     api.GET('/v1/marketplace/plugins/{scope}/{name}', { params: { path: { scope, name } } }),

@@ -2,7 +2,8 @@
  * The console in a real browser (Debian's Chromium through playwright-core), against one kernel
  * serving the built console: the platform admin approves a version from the review queue, and
  * creates, suspends and resumes a partner beside the system's health; the
- * tenant admin installs it with consent, meets a re-consent upgrade and rolls back; the pricing
+ * tenant admin installs it with consent, meets a re-consent upgrade and rolls back, and sets an
+ * installation's settings (the secret one write-only); the pricing
  * manager claims and completes a task from the inbox; the partner admin brands its tenants and
  * the tenant's console shows it; the partner admin creates, suspends and resumes a tenant; the
  * audit page shows these acts and the chain's verification (intact, then broken where an
@@ -249,6 +250,41 @@ t.test('the console in Chromium', async (t) => {
       .getByText(/Call the supplier/)
       .waitFor()
     await page.keyboard.press('Escape')
+    await signOut()
+  })
+
+  await t.test('installation settings: a secret setting is write-only', async (t) => {
+    await signIn(tenant.email, tenant.password)
+    await page.getByRole('link', { name: 'Installed plugins' }).click()
+    const open = () => page.getByRole('button', { name: 'Settings @acme/notes' }).click()
+    await open()
+    const dialog = page.getByRole('dialog', { name: 'Settings of @acme/notes' })
+    await dialog.getByTestId('setting-apiToken-note').getByText('No value yet.').waitFor()
+    await dialog.getByLabel('greeting').fill('Hello from the shop')
+    await dialog.getByLabel('apiToken').fill('tok-never-shown-123')
+    await dialog.getByRole('button', { name: 'Save settings' }).click()
+    await page.getByText('Settings of @acme/notes saved.').waitFor()
+    const inst = async () =>
+      (await k.req('GET', '/v1/installations', { token: tenant.token })).body.items.find(
+        (i: { plugin: string }) => i.plugin === '@acme/notes',
+      )
+    t.same((await inst()).settings, { greeting: 'Hello from the shop' }, 'the secret is not answered')
+    t.same((await inst()).secrets, ['apiToken'], 'but it is kept')
+
+    await open()
+    await dialog
+      .getByTestId('setting-apiToken-note')
+      .getByText(/A value is kept/)
+      .waitFor()
+    t.equal(await dialog.getByLabel('greeting').inputValue(), 'Hello from the shop')
+    t.equal(await dialog.getByLabel('apiToken').inputValue(), '', 'the secret field starts empty')
+    t.notMatch(await page.content(), /tok-never-shown-123/, 'and its value is nowhere in the page')
+    await check('installation settings')
+    await dialog.getByLabel('greeting').fill('Hello again')
+    await dialog.getByRole('button', { name: 'Save settings' }).click()
+    await page.getByText('Settings of @acme/notes saved.').waitFor()
+    t.same((await inst()).secrets, ['apiToken'], 'saving without typing a secret keeps it')
+    t.equal((await inst()).settings.greeting, 'Hello again')
     await signOut()
   })
 

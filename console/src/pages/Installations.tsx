@@ -4,6 +4,7 @@ import { api, call } from '../api/client'
 import type { components } from '../api/schema'
 import { Capabilities } from '../components/Capabilities'
 import { Dialog } from '../components/Dialog'
+import { InstallationSettings } from '../components/InstallationSettings'
 import { t } from '../i18n'
 
 type Installation = components['schemas']['Installation']
@@ -13,6 +14,8 @@ export default function Installations() {
   const [reconsent, setReconsent] = useState<Installation>()
   const [removing, setRemoving] = useState<Installation>()
   const [keepData, setKeepData] = useState(true)
+  const [configuring, setConfiguring] = useState<Installation>()
+  const [notice, setNotice] = useState<string>()
   const list = useQuery({
     queryKey: ['installations'],
     queryFn: () => call(() => api.GET('/v1/installations', { params: { query: { limit: 100 } } })),
@@ -53,6 +56,11 @@ export default function Installations() {
           {t('app.error', { message: error.message })}
         </p>
       )}
+      {notice && (
+        <p className="status" role="status">
+          {notice}
+        </p>
+      )}
       <ul className="cards" aria-label={t('inst.title')}>
         {(list.data?.items ?? []).map((i) => {
           const previous = i.history[i.history.length - 1]
@@ -73,6 +81,10 @@ export default function Installations() {
                   {t('inst.rollback', { version: previous.version })}
                 </button>
               )}{' '}
+              <button type="button" className="secondary" onClick={() => setConfiguring(i)}>
+                {t('settings.open')}
+                <span className="skip"> {i.plugin}</span>
+              </button>{' '}
               <button type="button" className="secondary" onClick={() => setRemoving(i)}>
                 {t('inst.uninstall')}
               </button>
@@ -101,6 +113,17 @@ export default function Installations() {
           <button type="button" className="primary" onClick={() => consent.mutate(reconsent)}>
             {t('inst.reconsentAccept')}
           </button>
+        </Dialog>
+      )}
+      {configuring && (
+        <Dialog title={t('settings.title', { name: configuring.plugin })} onClose={() => setConfiguring(undefined)}>
+          <InstallationSettings
+            installation={configuring}
+            onSaved={() => {
+              setConfiguring(undefined)
+              setNotice(t('settings.saved', { name: configuring.plugin }))
+            }}
+          />
         </Dialog>
       )}
       {removing && (
