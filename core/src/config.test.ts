@@ -23,6 +23,9 @@ t.test('bad variables are named in a clear error', async (t) => {
     [{ TRELLIS_EVENT_RETENTION_DAYS: '7.5' }, 'TRELLIS_EVENT_RETENTION_DAYS'],
     [{ TRELLIS_DELIVERY_RETENTION_DAYS: '-3' }, 'TRELLIS_DELIVERY_RETENTION_DAYS'],
     [{ TRELLIS_DELIVERY_RETENTION_DAYS: '99999' }, 'TRELLIS_DELIVERY_RETENTION_DAYS'],
+    [{ TRELLIS_PASSWORD_COST: '9' }, 'TRELLIS_PASSWORD_COST'],
+    [{ TRELLIS_PASSWORD_COST: '21' }, 'TRELLIS_PASSWORD_COST'],
+    [{ TRELLIS_PASSWORD_COST: 'high' }, 'TRELLIS_PASSWORD_COST'],
   ]
   const dataDir = mkdtempSync(join(tmpdir(), 'trellis-config-'))
   for (const [env, variable] of cases) {

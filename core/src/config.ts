@@ -5,6 +5,7 @@ import { KRN } from './errors.js'
 import { parseHttpLimits, type HttpLimits } from './http/server-limits.js'
 import { parsePluginLimits, type PluginLimits } from './plugins/plugin-limits.js'
 import { parseMailConfig, type MailConfig } from './mail/config.js'
+import { passwordCost } from './identity/passwords.js'
 
 export interface KernelConfig {
   /** PostgreSQL URL; absent means the embedded PGlite database under dataDir. */
@@ -198,6 +199,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       `is required with TRELLIS_ROLE=${role}: every process issues and accepts tokens for that one URL`,
     )
   const trustProxy = parseTrustProxy(env.TRELLIS_TRUST_PROXY)
+  // Checked here so a bad value stops `trellis start` with one line, not the first sign-in.
+  passwordCost(env)
   const drainTimeoutMs = env.TRELLIS_DRAIN_TIMEOUT?.trim()
     ? parseDuration('TRELLIS_DRAIN_TIMEOUT', env.TRELLIS_DRAIN_TIMEOUT)
     : 25_000

@@ -1,9 +1,10 @@
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto'
-import { AUTH } from '../errors.js'
+import { AUTH, KRN } from '../errors.js'
 
 // scrypt (RFC 7914) with OWASP's recommended cost: N=2^17, r=8, p=1 needs 128 MiB, so raise
-// maxmem. Parameters are stored with each hash, so they can be raised later.
-const N = 1 << 17
+// maxmem. Parameters are stored with each hash, so they can be raised later, and a hash made at
+// another cost still verifies.
+export const DEFAULT_PASSWORD_COST = 17
 const R = 8
 const P = 1
 const KEYLEN = 32
@@ -17,6 +18,22 @@ function derive(password: string, salt: Buffer, n: number, r: number, p: number)
   )
 }
 
+/**
+ * log2 of scrypt's N for new hashes: TRELLIS_PASSWORD_COST, 17 (OWASP's recommendation) unless
+ * set. Only test and development setups lower it (the suite signs in thousands of times, each at
+ * 128 MiB and ~0.4 s of CPU); below 10 or above 20 is refused.
+ */
+export function passwordCost(env: NodeJS.ProcessEnv = process.env): number {
+  const value = env.TRELLIS_PASSWORD_COST?.trim()
+  if (!value) return DEFAULT_PASSWORD_COST
+  if (!/^\d+$/.test(value) || Number(value) < 10 || Number(value) > 20)
+    throw KRN.CONFIG_INVALID({
+      variable: 'TRELLIS_PASSWORD_COST',
+      reason: `is log2 of scrypt's N, a whole number from 10 to 20 (default ${DEFAULT_PASSWORD_COST})`,
+    })
+  return Number(value)
+}
+
 export const MIN_PASSWORD_LENGTH = 12
 
 export function assertPasswordStrength(password: string): void {
@@ -26,8 +43,9 @@ export function assertPasswordStrength(password: string): void {
 /** `scrypt$N$r$p$salt$hash` */
 export async function hashPassword(password: string): Promise<string> {
   const salt = randomBytes(16)
-  const key = await derive(password, salt, N, R, P)
-  return ['scrypt', N, R, P, salt.toString('base64url'), key.toString('base64url')].join('$')
+  const n = 2 ** passwordCost()
+  const key = await derive(password, salt, n, R, P)
+  return ['scrypt', n, R, P, salt.toString('base64url'), key.toString('base64url')].join('$')
 }
 
 // Verifying against this when the account does not exist keeps sign-in timing the same.
