@@ -26,6 +26,7 @@ import { AccessReviewJob, governedStore, RetentionJob, type RetentionJobOptions 
 import type { Extension } from './extension-api/define.js'
 import { kernelServices, registerExtensions, type Contributions } from './extension-api/wire.js'
 import { KernelAiService, type AiServiceOptions } from './ai/ai-service.js'
+import { AiGenerations, type AiGenerationsOptions } from './ai/generation-jobs.js'
 import { WorkflowEngine, type EngineOptions } from './workflows/engine.js'
 import { InsightsScheduler } from './insights/scheduler.js'
 import { openSharedState, type SharedState } from './scale/shared-state.js'
@@ -67,6 +68,8 @@ export interface KernelOptions extends HttpOptions {
   retention?: RetentionJobOptions
   /** AI service tuning (tests shorten the provider timeout). */
   ai?: AiServiceOptions
+  /** Long generations' queue worker (ADR 0066). */
+  aiGenerations?: AiGenerationsOptions
   /** Packages extending the kernel through the extension API (the composition root passes the marketplace); default none. */
   extensions?: Extension[]
 }
@@ -174,6 +177,23 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     )
     workflows = new WorkflowEngine({ db, logger, tenantTx, queue: workflowQueue, plugins }, options.workflows)
     workflows.start(consume)
+    // Long generations (ADR 0066): queued by committed invocations, run by workers.
+    const generations = new AiGenerations(
+      {
+        ai,
+        tenantTx,
+        logger,
+        queue: countingQueue(
+          config.redisUrl
+            ? new BullMqJobQueue(config.redisUrl, `${queueName}-ai`, config.queuePrefix, logger)
+            : new PgJobQueue(db, `${queueName}-ai`, logger),
+          'ai',
+        ),
+      },
+      options.aiGenerations,
+    )
+    plugins.onAiGeneration(generations.enqueue)
+    generations.start(consume)
     const ctx: KernelContext = {
       config,
       logger,
@@ -267,6 +287,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
           await Promise.all(jobs.map((job) => job.stop()))
           await insights.close()
           await workflows!.close()
+          await generations.close()
           await checkpointer.close()
           await retention.close()
           accessReviews.close()

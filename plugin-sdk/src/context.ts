@@ -3,7 +3,7 @@
  * language of plugin collections. Everything here is a type: the SDK runtime builds `ctx`
  * inside the sandbox from the host-call bridge (see {@link HostOps}).
  */
-import type { AiCompleteAnswer, AiCompleteArgs, HostOps } from './protocol.js'
+import type { AiCompleteAnswer, AiCompleteArgs, AiGenerateArgs, HostOps } from './protocol.js'
 import type {
   KnowledgeAnswer,
   KnowledgeDocument,
@@ -264,6 +264,14 @@ export interface PluginContext<C extends CollectionTypes = CollectionTypes, S ex
   ai: {
     /** Asks a chat model: `messages`, or `prompt` (a manifest template) with `slots`; `schema` for JSON. */
     complete(request: AiCompleteArgs): Promise<AiCompleteAnswer>
+    /**
+     * Queues a generation longer than an invocation may last and returns its id at once; the
+     * answer (or `{ error: { code } }`) arrives as the plugin's declared event `request.event`
+     * with `{ generationId, ... }`, which a workflow waits for (`flow.waitForEvent(event, {
+     * match: { generationId } })`). Queue it in the step that then waits, so the wait exists
+     * before the event can. Nothing is queued if the invocation rolls back.
+     */
+    generate(request: AiGenerateArgs): Promise<{ generationId: string }>
     /** Embeds texts with the tenant's embedding model. */
     embed(texts: string[], options?: { model?: string }): Promise<HostOps['ai.embed']['result']>
   }

@@ -22,6 +22,30 @@ const metricFilter = {
 }
 const tags = { type: 'array', maxItems: 50, items: { type: 'string', minLength: 1, maxLength: 100 } }
 
+/** What `ai.complete` and `ai.generate` both take. */
+const aiRequest = {
+  model: { type: 'string', minLength: 1, maxLength: 64 },
+  messages: {
+    type: 'array',
+    minItems: 1,
+    maxItems: 100,
+    items: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['role', 'content'],
+      properties: {
+        role: { enum: ['system', 'user', 'assistant'] },
+        content: { type: 'string', maxLength: 100_000 },
+      },
+    },
+  },
+  prompt: name,
+  slots: { type: 'object', maxProperties: 50, additionalProperties: { type: 'string', maxLength: 50_000 } },
+  maxTokens: { type: 'integer', minimum: 1, maximum: 32_000 },
+  schema: { type: 'object' },
+  temperature: { type: 'number', minimum: 0, maximum: 2 },
+}
+
 /** `args` schema per host operation (draft 2020-12). */
 export const HOST_OP_SCHEMAS: Readonly<Record<HostOp, Readonly<Record<string, unknown>>>> = Object.freeze({
   'data.insert': {
@@ -156,28 +180,14 @@ export const HOST_OP_SCHEMAS: Readonly<Record<HostOp, Readonly<Record<string, un
     type: 'object',
     additionalProperties: false,
     oneOf: [{ required: ['messages'] }, { required: ['prompt'] }],
-    properties: {
-      model: { type: 'string', minLength: 1, maxLength: 64 },
-      messages: {
-        type: 'array',
-        minItems: 1,
-        maxItems: 100,
-        items: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['role', 'content'],
-          properties: {
-            role: { enum: ['system', 'user', 'assistant'] },
-            content: { type: 'string', maxLength: 100_000 },
-          },
-        },
-      },
-      prompt: name,
-      slots: { type: 'object', maxProperties: 50, additionalProperties: { type: 'string', maxLength: 50_000 } },
-      maxTokens: { type: 'integer', minimum: 1, maximum: 32_000 },
-      schema: { type: 'object' },
-      temperature: { type: 'number', minimum: 0, maximum: 2 },
-    },
+    properties: aiRequest,
+  },
+  'ai.generate': {
+    type: 'object',
+    additionalProperties: false,
+    required: ['event'],
+    oneOf: [{ required: ['messages'] }, { required: ['prompt'] }],
+    properties: { ...aiRequest, event: { type: 'string', minLength: 1, maxLength: 200 } },
   },
   'ai.embed': {
     type: 'object',

@@ -69,6 +69,8 @@ export type {
 export type {
   AiCompleteAnswer,
   AiCompleteArgs,
+  AiGenerateArgs,
+  AiGenerationEventData,
   BundleEntries,
   BundleExports,
   EntryKind,

@@ -87,6 +87,17 @@ export interface HostOps {
     args: AiCompleteArgs
     result: AiCompleteAnswer
   }
+  /**
+   * Queue a long generation: the same request as `ai.complete`, answered later as the plugin's
+   * own declared event `event` (in its manifest's `events.emits`, else
+   * `AI_ERR_GENERATION_EVENT_UNDECLARED`) carrying {@link AiGenerationEventData}. Queued with the
+   * invocation: a rolled-back invocation generates nothing. A workflow step that queues it and
+   * waits for the event matching `generationId` resumes with the answer. Capability `ai:complete`.
+   */
+  'ai.generate': {
+    args: AiGenerateArgs
+    result: { generationId: string }
+  }
   /** Embed texts with the tenant's embedding model. Capability `ai:embed`. */
   'ai.embed': {
     args: { texts: string[]; model?: string }
@@ -153,6 +164,20 @@ export interface AiCompleteArgs {
   temperature?: number
 }
 
+/** Arguments of `ai.generate`: those of `ai.complete` and the event the answer arrives as. */
+export interface AiGenerateArgs extends AiCompleteArgs {
+  /** One of the plugin's own events (declared in the manifest's `events.emits`). */
+  event: string
+}
+
+/**
+ * The data of the event a long generation ends with: the answer (personal values stay masked,
+ * as the model saw them), or the error code of a refused or failed call (`AI_ERR_*`).
+ */
+export type AiGenerationEventData =
+  | { generationId: string; answer: Omit<AiCompleteAnswer, 'json'> & { json?: unknown } }
+  | { generationId: string; error: { code: string } }
+
 /** The answer of `ai.complete`. */
 export interface AiCompleteAnswer {
   text: string
@@ -188,6 +213,7 @@ export const HOST_OPS: readonly HostOp[] = Object.freeze([
   'knowledge.write',
   'metrics.query',
   'metrics.forecast',
+  'ai.generate',
 ])
 
 /** Log levels of `host.log`. */

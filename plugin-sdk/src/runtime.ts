@@ -122,6 +122,7 @@ export function createContext(plugin: Plugin, context: PluginInvocationContext, 
     secrets: Object.freeze({ get: (name: string) => call('secrets.get', { name }) }),
     ai: Object.freeze({
       complete: (request: HostOps['ai.complete']['args']) => call('ai.complete', request),
+      generate: (request: HostOps['ai.generate']['args']) => call('ai.generate', request),
       embed: (texts: string[], options?: { model?: string }) =>
         call('ai.embed', options?.model === undefined ? { texts } : { texts, model: options.model }),
     }),

@@ -20,7 +20,14 @@ import { hostAllowed, matchesEventPattern, parseCapability } from './capabilitie
 import type { Caller, JsonValue, RecordMeta, TrellisEvent } from './context.js'
 import type { Plugin } from './define-plugin.js'
 import { TrellisError } from './errors.js'
-import type { HostOps, PluginInvocationContext, RouteInput, RouteOutput, SandboxHost } from './protocol.js'
+import type {
+  AiGenerationEventData,
+  HostOps,
+  PluginInvocationContext,
+  RouteInput,
+  RouteOutput,
+  SandboxHost,
+} from './protocol.js'
 import { compileJsonSchema, validateHostCall } from './manifest.js'
 import { createBundle } from './runtime.js'
 import { renderPrompt } from './prompts.js'
@@ -293,6 +300,27 @@ export function createTestHost(plugin: Plugin, options: TestHostOptions = {}): T
         costMicros: 0,
         recordId: uuidv7(clock++),
       }
+    },
+    // The answer arrives as the plugin's event, recorded in `emitted` once the generation ends.
+    'ai.generate': async ({ event, ...request }) => {
+      if (!can('ai:complete')) throw denied('the plugin was not granted "ai:complete"')
+      if (!manifest.events?.emits?.[event])
+        throw new TrellisError(
+          'AI_ERR_GENERATION_EVENT_UNDECLARED',
+          400,
+          'Generation event not declared',
+          `event "${event}" is not declared in the manifest's events.emits`,
+        )
+      const generationId = uuidv7(clock++)
+      const data = await Promise.resolve(ops['ai.complete'](request as HostOps['ai.complete']['args'])).then(
+        (answer): AiGenerationEventData => ({ generationId, answer }),
+        (err: { code?: string }): AiGenerationEventData => ({
+          generationId,
+          error: { code: err.code ?? 'AI_ERR_PROVIDER_FAILED' },
+        }),
+      )
+      emitted.push({ type: event, data, subject: `ai.generation/${generationId}` })
+      return { generationId }
     },
     'ai.embed': async ({ texts, model }) => {
       if (!can('ai:embed')) throw denied('the plugin was not granted "ai:embed"')

@@ -261,11 +261,12 @@ export class KernelAiService implements AiService {
     let inputTokens = 0
     let outputTokens = 0
     const provider = this.providers[m.provider]
+    const limits = opts.timeoutMs ? { ...this.limits, timeoutMs: opts.timeoutMs } : this.limits
     let convo = messages
     for (let round = 0; ; round++) {
       try {
         answer = await attemptProvider(
-          this.limits,
+          limits,
           (signal) =>
             provider.chat(
               model,
@@ -280,7 +281,7 @@ export class KernelAiService implements AiService {
       } catch (err) {
         return fail(
           err instanceof ProviderError
-            ? providerError(err, m.alias, this.limits.timeoutMs)
+            ? providerError(err, m.alias, limits.timeoutMs)
             : AI.PROVIDER_FAILED({ model: m.alias }, { cause: err }),
         )
       }

@@ -68,6 +68,12 @@ export const AI = defineErrors('AI', {
     message: () =>
       "on the embedded database an AI call must come before the invocation's first data call (or run in a workflow step)",
   },
+  GENERATION_EVENT_UNDECLARED: {
+    status: 400,
+    title: 'Generation event not declared',
+    message: (d: { event: string }) =>
+      `a long generation answers with one of the plugin's own events; "${d.event}" is not declared in its manifest's events.emits`,
+  },
   PROVIDER_UNAVAILABLE: {
     status: 503,
     title: 'Model endpoint unavailable',

@@ -74,6 +74,8 @@ export interface AiCallOptions {
   retrieval?: AiRetrievalNote
   /** Run the call's governance in a plugin invocation's open transaction (see {@link AiWithin}). */
   within?: AiWithin
+  /** How long one provider attempt may take, instead of the service's default (long generations). */
+  timeoutMs?: number
 }
 
 /**

@@ -8,6 +8,7 @@ import {
 } from '@trellis/plugin-sdk'
 import type { AiService, AiWithin } from '../ai/service.js'
 import { AI } from '../ai/errors.js'
+import { generationJob, pluginAnswer, type GenerationJobs } from '../ai/generation-jobs.js'
 import type { InvocationTx } from './invocation-tx.js'
 import { KRN } from '../errors.js'
 import { emitEvents } from '../events/outbox.js'
@@ -78,6 +79,8 @@ export interface HostServices {
   workflowJobs(): WorkflowJobs | undefined
   /** The governed AI service (ai.complete, ai.embed); unset in hosts without one. */
   ai?: AiService
+  /** Queues long generations (ai.generate); unset until the kernel's AI queue starts. */
+  generations?(): GenerationJobs | undefined
   /** True on the single-connection embedded database. */
   embedded?: boolean
   /** Knowledge bases (knowledge.search, knowledge.ask, knowledge.write); unset in hosts without them. */
@@ -144,8 +147,9 @@ function authorize(run: Running, op: string, args: unknown): boolean {
       if (!has(run, (c) => c.kind === 'secrets')) deny(run, op, text(a.name), `${who} was not granted "secrets"`)
       return true
     case 'ai.complete':
+    case 'ai.generate':
     case 'ai.embed': {
-      const cap = op === 'ai.complete' ? 'ai:complete' : 'ai:embed'
+      const cap = op === 'ai.embed' ? 'ai:embed' : 'ai:complete'
       if (!has(run, (c) => c.kind === cap)) deny(run, op, text(a.model), `${who} was not granted "${cap}"`)
       return true
     }
@@ -292,6 +296,8 @@ export async function runHostCall(services: HostServices, run: Running, op: stri
     case 'ai.complete':
     case 'ai.embed':
       return aiCall(services, run, op as 'ai.complete' | 'ai.embed', args)
+    case 'ai.generate':
+      return aiGenerate(services, run, args as HostOps['ai.generate']['args'])
     case 'knowledge.search':
     case 'knowledge.ask':
     case 'knowledge.write': {
@@ -365,15 +371,7 @@ async function aiCall(services: HostServices, run: Running, op: 'ai.complete' | 
   const ai = services.ai
   if (!ai) throw AI.DISABLED()
   const within = aiWithin(services, run)
-  const c = run.tree.caller
-  const caller = {
-    tenantId: run.tree.tenantId,
-    userId: c.kind === 'user' ? c.id : null,
-    installationId: run.inst.id,
-    pluginId: run.inst.plugin,
-    feature: run.inst.plugin,
-    mayReadPersonal: c.kind === 'user' || c.kind === 'api_key',
-  }
+  const caller = aiCaller(run)
   if (op === 'ai.embed') {
     const a = args as HostOps['ai.embed']['args']
     use(run, op, a.model ?? 'default')
@@ -381,29 +379,74 @@ async function aiCall(services: HostServices, run: Running, op: 'ai.complete' | 
     return { vectors: r.vectors, model: r.model, dims: r.dims, lexical: r.lexical, recordId: r.recordId }
   }
   const a = args as HostOps['ai.complete']['args']
+  const request = await aiRequest(services, run, a)
+  use(run, op, a.prompt ?? a.model ?? 'default')
+  const r = await ai.complete(
+    { ...caller, feature: a.prompt ? `${run.inst.plugin}:${a.prompt}` : run.inst.plugin },
+    request,
+    within ? { within } : {},
+  )
+  return pluginAnswer(r)
+}
+
+/** Who an AI call of this run is made for: the tenant, the installation, the user if any. */
+function aiCaller(run: Running) {
+  const c = run.tree.caller
+  return {
+    tenantId: run.tree.tenantId,
+    userId: c.kind === 'user' ? c.id : null,
+    installationId: run.inst.id,
+    pluginId: run.inst.plugin,
+    feature: run.inst.plugin,
+    mayReadPersonal: c.kind === 'user' || c.kind === 'api_key',
+  }
+}
+
+/** The model request of `ai.complete` / `ai.generate`: a declared template rendered, or the messages. */
+async function aiRequest(services: HostServices, run: Running, a: HostOps['ai.complete']['args']) {
   // Values of classified personal fields this invocation read or wrote are masked like e-mails.
   const personal = await run.tree.tx.ifOpen(async (tx) => (tx ? services.data.personalValues(tx) : []))
   const messages =
     a.prompt !== undefined ? renderPrompt(run.version.manifest, a.prompt, a.slots ?? {}) : (a.messages ?? [])
-  use(run, op, a.prompt ?? a.model ?? 'default')
-  const r = await ai.complete(
-    { ...caller, feature: a.prompt ? `${run.inst.plugin}:${a.prompt}` : run.inst.plugin },
-    {
-      messages,
-      ...(personal.length ? { personal } : {}),
-      ...(a.model ? { model: a.model } : {}),
-      ...(a.maxTokens ? { maxTokens: a.maxTokens } : {}),
-      ...(a.schema ? { schema: a.schema } : {}),
-      ...(a.temperature !== undefined ? { temperature: a.temperature } : {}),
-    },
-    within ? { within } : {},
-  )
   return {
-    text: r.text,
-    model: r.model,
-    ...(r.json !== undefined ? { json: r.json } : {}),
-    usage: r.usage,
-    costMicros: r.costMicros,
-    recordId: r.recordId,
+    messages,
+    ...(personal.length ? { personal } : {}),
+    ...(a.model ? { model: a.model } : {}),
+    ...(a.maxTokens ? { maxTokens: a.maxTokens } : {}),
+    ...(a.schema ? { schema: a.schema } : {}),
+    ...(a.temperature !== undefined ? { temperature: a.temperature } : {}),
   }
+}
+
+/**
+ * `ai.generate` (ADR 0066): a generation longer than an invocation may last. The request is
+ * checked and rendered now (an unknown template or slot is refused at once), and its job is
+ * queued once the invocation commits (`tree.afterCommit`): a rolled-back invocation generates
+ * nothing. The answer arrives as the plugin's own declared event, written by the AI queue's
+ * worker; it stays masked, since an event is stored and delivered beyond this caller.
+ */
+async function aiGenerate(services: HostServices, run: Running, args: HostOps['ai.generate']['args']) {
+  const { event, ...a } = args
+  if (!Object.hasOwn(run.version.manifest.events?.emits ?? {}, event)) throw AI.GENERATION_EVENT_UNDECLARED({ event })
+  // The kernel writes the event for the plugin: only one it may emit itself (the manifest rules and
+  // consent make a declared event's capability granted; checked here as `events.emit` checks it).
+  if (!has(run, (c) => c.kind === 'events:emit' && matchesEventPattern(c.pattern, event)))
+    deny(run, 'ai.generate', event, `${run.inst.plugin} may not emit "${event}"`)
+  const enqueue = services.generations?.()
+  if (!services.ai || !enqueue) throw AI.DISABLED()
+  const request = await aiRequest(services, run, a)
+  const { job, generationId } = generationJob({
+    tenantId: run.tree.tenantId,
+    event,
+    plugin: run.inst.plugin,
+    caller: {
+      ...aiCaller(run),
+      feature: a.prompt ? `${run.inst.plugin}:${a.prompt}` : run.inst.plugin,
+      mayReadPersonal: false,
+    },
+    request,
+  })
+  use(run, 'ai.generate', event)
+  run.tree.afterCommit.push(() => enqueue([job]))
+  return { generationId }
 }

@@ -1,3 +1,4 @@
+import type { GenerationJobs } from '../ai/generation-jobs.js'
 import type { Logger } from 'pino'
 import { parseCapability, type Capability } from '@trellis/plugin-sdk'
 import type { Sandbox } from '@trellis/sandbox'
@@ -84,6 +85,7 @@ export class PluginHost {
   private readonly gate: TransactionGate
   private readonly txLimits: TransactionLimits
   private workflowJobs: WorkflowJobs | undefined
+  private generationJobs: GenerationJobs | undefined
 
   constructor(
     private readonly deps: PluginHostDeps,
@@ -118,6 +120,7 @@ export class PluginHost {
           input,
         ),
       workflowJobs: () => this.workflowJobs,
+      generations: () => this.generationJobs,
       ai: deps.ai,
       embedded: db.embedded,
       knowledge: deps.knowledge ?? new KnowledgeService(db, deps.ai),
@@ -162,6 +165,11 @@ export class PluginHost {
   /** Sets how instances that plugins start (`ctx.workflows.start`) get their first step queued (the workflow runtime, when it starts). */
   onWorkflowStart(enqueue: WorkflowJobs): void {
     this.workflowJobs = enqueue
+  }
+
+  /** Sets how long generations (`ctx.ai.generate`) get queued (the kernel's AI queue, when it starts). */
+  onAiGeneration(enqueue: GenerationJobs): void {
+    this.generationJobs = enqueue
   }
 
   /** Invocations of the tenant running in this process now (the sandbox still has them). */

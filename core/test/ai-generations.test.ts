@@ -1,0 +1,160 @@
+// Long generations (ADR 0066): ctx.ai.generate queues the governed call with the invocation and
+// answers at once; a worker runs it with its own, longer timeout and writes the plugin's
+// declared event with the answer (or the error's code); a workflow step that queued it waits
+// for that event and resumes. The model answers slower than the sandbox's wall clock.
+import t from 'tap'
+import { join } from 'node:path'
+import { readFile } from 'node:fs/promises'
+import { buildPlugin } from '@trellis/plugin-sdk'
+import { DB_KINDS, startTestKernel, createTenantWithAdmin, type TestKernel } from './helpers/test-kernel.js'
+import { startInferenceServer } from './helpers/inference-server.js'
+import { registerVersion } from './helpers/plugin-versions.js'
+import { eventually } from './helpers/receiver.js'
+
+const dir = join(import.meta.dirname, 'fixtures', 'plugins', 'ai-generator')
+const manifest = JSON.parse(await readFile(join(dir, 'trellis.plugin.json'), 'utf8'))
+const built = await buildPlugin({ dir, write: false })
+const bundle = { manifest, code: built.code, sourceMap: built.sourceMap }
+
+/** The sandbox's wall clock in this file; the model takes longer than that to answer. */
+const WALL_MS = 2000
+const MODEL_MS = 3000
+
+interface EventRow {
+  id: string
+  type: string
+  source: string
+  data: { generationId: string; answer?: { text: string; recordId: string; model: string }; error?: { code: string } }
+}
+
+/** The generation's event, once the worker has written it. */
+const eventOf = (k: TestKernel, tenantId: string, generationId: string) =>
+  eventually(async () => {
+    const rows = await k.ownerSql<EventRow>(
+      `select id, type, source, data from events where tenant_id = ?::uuid and data->>'generationId' = ?`,
+      [tenantId, generationId],
+    )
+    return rows.length ? rows : undefined
+  }, 60_000)
+
+for (const kind of DB_KINDS)
+  t.test(`long generations on ${kind}`, async (t) => {
+    const server = await startInferenceServer()
+    t.teardown(() => server.close())
+    server.mode = 'slow'
+    server.delayMs = MODEL_MS
+    const k = await startTestKernel(t, kind, {
+      plugins: { sandboxWorkers: 1, sandboxLimits: { wallMs: WALL_MS } },
+      events: { egressAllow: ['127.0.0.1'] },
+      // One at a time: a tenant's jobs run in the order queued, so a later answer proves earlier jobs ran.
+      aiGenerations: { concurrency: 1 },
+    })
+    await registerVersion(k, bundle)
+    const a = await createTenantWithAdmin(k, `gen-${kind}`)
+    const inst = await k.req('POST', '/v1/installations', {
+      token: a.token,
+      body: { plugin: manifest.name, version: manifest.version, capabilities: manifest.capabilities },
+    })
+    t.equal(inst.status, 201, JSON.stringify(inst.body))
+    const reg = await k.req('POST', '/v1/ai/models', {
+      token: k.adminToken,
+      body: {
+        alias: 'slow-chat',
+        kind: 'chat',
+        provider: 'huggingface',
+        endpointUrl: server.url,
+        modelId: 'acme/slow',
+      },
+    })
+    t.equal(reg.status, 201)
+    await k.req('PUT', '/v1/ai/settings', { token: a.token, body: { chatModel: 'slow-chat' } })
+    const call = (path: string, body: unknown) =>
+      k.req('POST', `/v1/x/@acme/ai-generator${path}`, { token: a.token, body })
+
+    await t.test('the same model asked synchronously outlasts the sandbox: the invocation is ended', async (t) => {
+      server.reply = () => 'too late'
+      const r = await call('/complete', { question: 'synchronous' })
+      t.not(r.status, 200)
+      t.equal(r.body.code, 'SBX_ERR_TIMEOUT', JSON.stringify(r.body))
+    })
+
+    await t.test('the invocation answers with an id; the answer arrives as the declared event', async (t) => {
+      server.reply = (messages) => `Answer to: ${messages.at(-1)!.content}`
+      const r = await call('/generate', { question: 'what ships today?' })
+      t.equal(r.status, 200, JSON.stringify(r.body))
+      t.match(r.body.generationId, /^[0-9a-f-]{36}$/)
+      const [ev] = await eventOf(k, a.orgId, r.body.generationId)
+      t.equal(ev!.type, 'gen.answer.ready')
+      t.equal(ev!.source, '@acme/ai-generator')
+      t.equal(ev!.data.answer!.text, 'Answer to: what ships today?')
+      t.equal(ev!.data.answer!.model, 'slow-chat')
+      t.equal(server.received.at(-1)!.body.messages.at(-1).content, 'what ships today?')
+      const rec = await k.req('GET', `/v1/ai/records/${ev!.data.answer!.recordId}`, { token: a.token })
+      t.equal(rec.status, 200)
+      t.equal(rec.body.outcome, 'ok')
+      t.equal(rec.body.installationId, inst.body.id)
+      t.ok(rec.body.latencyMs >= MODEL_MS, 'the call took longer than the sandbox may run')
+    })
+
+    await t.test('a workflow step queues a generation, waits for its event and resumes with the answer', async (t) => {
+      server.reply = () => 'Ship the blue crates first.'
+      const r = await call('/start', { question: 'which crates first?' })
+      t.equal(r.status, 200, JSON.stringify(r.body))
+      const done = await eventually(async () => {
+        const i = await k.req('GET', `/v1/workflows/instances/${r.body.instanceId}`, { token: a.token })
+        return i.body.status === 'completed' || i.body.status === 'failed' ? i.body : undefined
+      }, 60_000)
+      t.equal(done.status, 'completed', JSON.stringify(done))
+      t.equal(done.output.event.answer.text, 'Ship the blue crates first.')
+      t.equal(done.output.event.generationId, done.output.generationId)
+    })
+
+    await t.test('a rolled-back invocation queues nothing', async (t) => {
+      server.reply = (messages) => `Answer to: ${messages.at(-1)!.content}`
+      const failed = await call('/generate', { question: 'rolled back question', fail: true })
+      t.equal(failed.status, 502, 'the plugin failed')
+      // Jobs of one tenant run in the order queued, one at a time: once this one has answered,
+      // anything the failed invocation had queued would have run before it.
+      const after = await call('/generate', { question: 'after the rollback' })
+      t.equal(after.status, 200)
+      await eventOf(k, a.orgId, after.body.generationId)
+      const asked = server.received.map((x) => x.body?.messages?.at(-1)?.content)
+      t.ok(asked.includes('after the rollback'))
+      t.notOk(asked.includes('rolled back question'), 'the model was never asked')
+      const events = await k.ownerSql(
+        `select count(*)::int as n from events where tenant_id = ?::uuid and data->'answer'->>'text' = ?`,
+        [a.orgId, 'Answer to: rolled back question'],
+      )
+      t.equal(events[0].n, 0)
+    })
+
+    await t.test('an event the plugin did not declare is refused with a typed code, nothing queued', async (t) => {
+      const before = server.received.length
+      const r = await call('/generate', { question: 'x', event: 'gen.not.declared' })
+      t.same(r.body, { code: 'AI_ERR_GENERATION_EVENT_UNDECLARED' })
+      const other = await call('/generate', { question: 'y', event: 'kernel.ai.finished' })
+      t.same(other.body, { code: 'AI_ERR_GENERATION_EVENT_UNDECLARED' })
+      const jobs = await k.ownerSql(`select count(*)::int as n from event_jobs where data->>'event' like '%.not.%'`)
+      t.equal(jobs[0].n, 0)
+      t.equal(server.received.length, before)
+    })
+
+    await t.test('an exhausted budget ends the generation with an error event, the model never asked', async (t) => {
+      const budget = await k.req('PUT', '/v1/ai/budgets', {
+        token: a.token,
+        body: { scope: 'tenant', unit: 'tokens', monthlyLimit: 1 },
+      })
+      t.equal(budget.status, 200, JSON.stringify(budget.body))
+      const before = server.received.length
+      const r = await call('/generate', { question: 'over budget' })
+      t.equal(r.status, 200, 'queued: the budget is reserved when the job runs')
+      const [ev] = await eventOf(k, a.orgId, r.body.generationId)
+      t.same(ev!.data, { generationId: r.body.generationId, error: { code: 'AI_ERR_BUDGET_EXHAUSTED' } })
+      t.equal(server.received.length, before)
+      const refused = await k.ownerSql(
+        `select count(*)::int as n from ai_records where tenant_id = ?::uuid and outcome = 'refused' and error_code = 'AI_ERR_BUDGET_EXHAUSTED'`,
+        [a.orgId],
+      )
+      t.equal(refused[0].n, 1, 'the refusal is on record')
+    })
+  })
