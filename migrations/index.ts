@@ -23,6 +23,7 @@ import { Migration20261208000301Insights } from './2026-12-08-insights.js'
 import { Migration20261208000302KernelTelemetry } from './2026-12-08-kernel-telemetry.js'
 import { Migration20261208000501GovernanceRetention } from './2026-12-08-governance-retention.js'
 import { Migration20261208000601AccessReviews } from './2026-12-08-access-reviews.js'
+import { Migration20261208000801ErasureEvents } from './2026-12-08-erasure-events.js'
 
 /** Every migration, oldest first; MikroORM runs them in this order. */
 export const migrationsList: MigrationObject[] = [
@@ -50,4 +51,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261208000302KernelTelemetry', class: Migration20261208000302KernelTelemetry },
   { name: 'Migration20261208000501GovernanceRetention', class: Migration20261208000501GovernanceRetention },
   { name: 'Migration20261208000601AccessReviews', class: Migration20261208000601AccessReviews },
+  { name: 'Migration20261208000801ErasureEvents', class: Migration20261208000801ErasureEvents },
 ]

@@ -10,8 +10,13 @@ import { erasureSuite } from './helpers/erasure-suite.js'
 
 for (const kind of DB_KINDS)
   t.test(`retention, legal hold and erasure on ${kind}`, async (t) => {
-    // The kernel's own retention job is off: the checks run it with their clock.
-    const k = await startTestKernel(t, kind, { plugins: { sandboxWorkers: 1 }, retention: { intervalMs: 0 } })
+    // The kernel's own retention job is off: the checks run it with their clock. 127.0.0.1 is
+    // allow-listed for the erasure checks' webhook receiver.
+    const k = await startTestKernel(t, kind, {
+      plugins: { sandboxWorkers: 1 },
+      retention: { intervalMs: 0 },
+      events: { egressAllow: ['127.0.0.1'] },
+    })
     await registerSubjectPlugins(k)
     const tenants = await subjectTenants(k)
     await t.test('retention and legal hold', (t) => retentionSuite(t, k, tenants))

@@ -1,7 +1,9 @@
 /**
  * The copies of a data subject's personal values the kernel itself keeps, and their erasure:
- * invocation inputs, transcripts and log lines, AI interaction text, and audit payloads (the
- * payload only: the entry, its digest and its hash linkage stay, so the chain still verifies).
+ * invocation inputs, transcripts and log lines, AI interaction text, event payloads in the outbox,
+ * the stored responses and errors of webhook attempts (a receiver may echo what it was sent), and
+ * audit payloads (the payload only: the entry, its digest and its hash linkage stay, so the chain
+ * still verifies).
  * Found by the values' text, in the tenant's rows only (row-level security).
  */
 import { sqlArray, type Tx } from '../db/database.js'
@@ -10,6 +12,10 @@ import { sqlArray, type Tx } from '../db/database.js'
 export interface KernelCopiesErased {
   invocationLogs: number
   aiInteractions: number
+  /** Outbox events whose payload named the subject (the payload is emptied, the event kept). */
+  eventPayloads: number
+  /** Webhook attempts whose stored response or error named the subject (both are cleared). */
+  webhookAttempts: number
   auditPayloads: number
   /** Matching audit entries not sealed yet (their payload cannot be erased before sealing). */
   auditUnsealed: number
@@ -60,6 +66,23 @@ export async function eraseKernelCopies(
      select count(*)::int as n from gone`,
     [patterns],
   )
+  const eventPayloads = await n(
+    tx,
+    `with gone as (
+       update events set data = '{}'::jsonb where data::text like any(?::text[]) and data <> '{}'::jsonb
+       returning 1)
+     select count(*)::int as n from gone`,
+    [patterns],
+  )
+  const webhookAttempts = await n(
+    tx,
+    `with gone as (
+       update webhook_attempts set response = null, error = null
+        where (coalesce(response, '') || ' ' || coalesce(error, '')) like any(?::text[])
+       returning 1)
+     select count(*)::int as n from gone`,
+    [patterns],
+  )
   const about = `(data::text like any(?::text[]) or target_id = any(?::text[])) and data <> '{}'::jsonb`
   const auditPayloads = await n(
     tx,
@@ -74,5 +97,5 @@ export async function eraseKernelCopies(
     patterns,
     ids,
   ])
-  return { invocationLogs, aiInteractions, auditPayloads, auditUnsealed }
+  return { invocationLogs, aiInteractions, eventPayloads, webhookAttempts, auditPayloads, auditUnsealed }
 }

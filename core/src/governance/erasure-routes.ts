@@ -30,6 +30,12 @@ const Report = Type.Object({
   kernel: Type.Object({
     invocationLogs: Type.Integer({ description: 'Invocations whose input, transcript and logs were erased' }),
     aiInteractions: Type.Integer({ description: 'AI records whose prompt, answer and retrieved text were erased' }),
+    eventPayloads: Type.Optional(
+      Type.Integer({ description: 'Outbox events whose payload was emptied (absent from older reports)' }),
+    ),
+    webhookAttempts: Type.Optional(
+      Type.Integer({ description: 'Webhook attempts whose stored response and error were cleared' }),
+    ),
     auditPayloads: Type.Integer({ description: 'Audit entries whose payload was erased (the chain still verifies)' }),
     auditUnsealed: Type.Integer({ description: 'Matching audit entries not sealed yet, left as they are' }),
   }),

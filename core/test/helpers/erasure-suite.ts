@@ -1,11 +1,15 @@
 // Right to erasure (governance-retention-erasure.test.ts runs it on both databases): a contact's
 // personal data planted in three plugins (and, through them, in invocation transcripts, an AI
-// record and an audit payload) is erased by one request; every copy is gone (checked with SQL),
+// record, an audit payload, an event the CRM emits and the webhook attempt that delivered it to a
+// receiver echoing what it got) is erased by one request; every copy is gone (checked with SQL),
 // another contact and another tenant keep theirs, the erasure is audited without the identifier,
 // and the audit chain still verifies.
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
 import type { Test } from 'tap'
 import type { TestKernel } from './test-kernel.js'
-import { plant, readBack, type SubjectTenants } from './subject-plugins.js'
+import { plant, readBack, SHARED_EVENT, share, type SubjectTenants } from './subject-plugins.js'
+import { eventually } from './receiver.js'
 import { appendAudit } from '../../src/audit/audit-log.js'
 import { verifyChain } from '../../src/audit/verify.js'
 
@@ -52,20 +56,56 @@ export async function erasureSuite(t: Test, k: TestKernel, { a, b, member }: Sub
       data: { phone: ada.phone },
     }),
   )
+  // The CRM shares Ada and Bob in events; tenant A's webhook delivers them to a receiver that
+  // answers with what it got, so the attempts' stored responses hold their values too.
+  const echo = http.createServer((req, res) => {
+    let body = ''
+    req.on('data', (c) => (body += c))
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(body))
+  })
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r))
+  t.teardown(() => new Promise<void>((r) => echo.close(() => r())))
+  const hook = await k.req('POST', '/v1/webhooks', {
+    token: a.token,
+    body: { url: `http://127.0.0.1:${(echo.address() as AddressInfo).port}/hook`, types: [SHARED_EVENT] },
+  })
+  t.equal(hook.status, 201, JSON.stringify(hook.body))
+  const adaEvent = await share(k, a.token, planted.crm.id)
+  const bobEvent = await share(k, a.token, planted.bobCrm.id)
+  const adaEventInB = await share(k, b.token, planted.inB.id)
+  const delivered = await eventually(async () => {
+    const rows = await k.appSql<{ response: string }>(
+      a.orgId,
+      `select a.response from webhook_attempts a join webhook_deliveries d on d.id = a.delivery_id
+        where d.event_id = any(?::uuid[]) and d.status = 'delivered'`,
+      [`{${adaEvent},${bobEvent}}`],
+    )
+    return rows.length === 2 && rows
+  })
+  t.ok(
+    delivered.some((r) => r.response.includes(ada.phone)),
+    "before: the receiver's answer stored with the attempt holds her phone number",
+  )
   // Tenant A's rows as text: where Ada could be copied.
   const tenantText = async (orgId: string) => {
     const rows = await k.ownerSql<{ text: string }>(
       `select data::text as text from plugin_records where tenant_id = ?::uuid
          union all select coalesce(input::text, '') || coalesce(transcript::text, '') || logs::text from plugin_invocations where tenant_id = ?::uuid
          union all select coalesce(prompt, '') || coalesce(answer, '') from ai_records where tenant_id = ?::uuid
-         union all select data::text from audit_log where tenant_id = ?::uuid`,
-      [orgId, orgId, orgId, orgId],
+         union all select data::text from audit_log where tenant_id = ?::uuid
+         union all select data::text from events where tenant_id = ?::uuid
+         union all select coalesce(response, '') || coalesce(error, '') from webhook_attempts where tenant_id = ?::uuid`,
+      [orgId, orgId, orgId, orgId, orgId, orgId],
     )
     return rows.map((r) => r.text).join('\n')
   }
   const before = await tenantText(a.orgId)
   t.ok(before.includes(ada.name), 'before: the name is in the AI record')
   t.ok(before.includes(ada.phone), 'before: the phone number is in the audit payload')
+  const eventData = async (orgId: string, id: string) =>
+    (await k.appSql<{ data: Record<string, unknown> }>(orgId, 'select data from events where id = ?::uuid', [id]))[0]!
+      .data
+  t.match(await eventData(a.orgId, adaEvent), { contact: { name: ada.name } }, 'before: the event carries her name')
   const crmRow = await k.ownerSql<{ data: Record<string, unknown> }>(
     'select data from plugin_records where id = ?::uuid',
     [planted.crm.id],
@@ -165,6 +205,8 @@ export async function erasureSuite(t: Test, k: TestKernel, { a, b, member }: Sub
     )
     t.equal(report.kernel.invocationLogs, 1, 'the one invocation record holding her values in the clear')
     t.equal(report.kernel.aiInteractions, 1)
+    t.equal(report.kernel.eventPayloads, 1, 'the event that shared her')
+    t.equal(report.kernel.webhookAttempts, 1, 'the attempt whose stored answer echoed her')
     t.equal(report.kernel.auditPayloads, 1)
     t.equal(report.kernel.auditUnsealed, 0, 'pending entries were sealed first')
 
@@ -189,6 +231,16 @@ export async function erasureSuite(t: Test, k: TestKernel, { a, b, member }: Sub
     )
     t.same(ciphertexts, [], 'no ciphertext left in her records')
 
+    t.same(await eventData(a.orgId, adaEvent), {}, 'her event is kept with its payload emptied')
+    t.match(await eventData(a.orgId, bobEvent), { contact: { name: bob.name } }, "Bob's event keeps its payload")
+    t.match(
+      await eventData(b.orgId, adaEventInB),
+      { contact: { name: ada.name } },
+      "tenant B's event about her is B's to erase",
+    )
+    const deliveries = await k.req('GET', `/v1/webhooks/${hook.body.id}/deliveries`, { token: a.token })
+    t.notOk(JSON.stringify(deliveries.body).includes(ada.phone), 'the delivery log no longer shows her values')
+    t.ok(JSON.stringify(deliveries.body).includes(bob.phone), "and still shows Bob's")
     t.equal((await readBack(k, a.token, '@acme/crm', planted.bobCrm.id)).body.name, bob.name, 'Bob keeps his data')
     t.equal((await readBack(k, a.token, '@acme/billing', planted.bobBilling.id)).body.billingAddress, '1 Other St')
     t.match(
@@ -196,6 +248,30 @@ export async function erasureSuite(t: Test, k: TestKernel, { a, b, member }: Sub
       { email: ada.email, name: ada.name },
       "tenant B's record of the same person is B's to erase",
     )
+  })
+
+  await t.test('a tenant may only empty event payloads and attempt answers, nothing else', async (t) => {
+    await t.rejects(
+      k.appSql(a.orgId, `update events set data = '{"forged":true}'::jsonb where id = ?::uuid`, [bobEvent]),
+      'rewriting an event payload is refused',
+    )
+    await t.rejects(
+      k.appSql(a.orgId, `update events set type = 'crm.contact.forged' where id = ?::uuid`, [bobEvent]),
+      'changing its type is refused',
+    )
+    await t.rejects(
+      k.appSql(a.orgId, `update webhook_attempts set response = 'forged'`),
+      "writing an attempt's answer is refused",
+    )
+    await t.rejects(
+      k.appSql(a.orgId, 'update webhook_attempts set status_code = 500'),
+      'changing its status is refused',
+    )
+    const emptied = await k.appSql(b.orgId, `update events set data = '{}'::jsonb where id = ?::uuid returning id`, [
+      adaEvent,
+    ])
+    t.same(emptied, [], "tenant B cannot reach A's events")
+    t.match(await eventData(a.orgId, bobEvent), { contact: { name: bob.name } }, "Bob's event is unchanged")
   })
 
   await t.test('audited without the identifier; the chain verifies; the report is kept', async (t) => {

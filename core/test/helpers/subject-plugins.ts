@@ -14,18 +14,28 @@ const person = (subjectField: string, personal: string[], internal: string[]) =>
   ]),
 })
 
-/** Plugin name → its one collection and the schema that declares the subject field. */
+/** The CRM shares a contact's record in an event (its values in the payload). */
+export const SHARED_EVENT = 'crm.contact.shared'
+
+/** Plugin name → its one collection, the schema that declares the subject field, and its capabilities. */
 export const SUBJECT_PLUGINS = {
-  '@acme/crm': { collection: 'contacts', subjectField: 'email', schema: person('email', ['name', 'phone'], ['tier']) },
+  '@acme/crm': {
+    collection: 'contacts',
+    subjectField: 'email',
+    schema: person('email', ['name', 'phone'], ['tier']),
+    capabilities: ['data', 'events:emit:crm.contact.*'],
+  },
   '@acme/billing': {
     collection: 'invoices',
     subjectField: 'customerEmail',
     schema: person('customerEmail', ['billingAddress'], ['amount']),
+    capabilities: ['data'],
   },
   '@acme/helpdesk': {
     collection: 'tickets',
     subjectField: 'requester',
     schema: person('requester', ['body'], ['status']),
+    capabilities: ['data'],
   },
 } as const
 
@@ -38,7 +48,9 @@ export async function registerSubjectPlugins(k: TestKernel): Promise<void> {
     const manifest = {
       ...built.manifest,
       name,
+      capabilities: p.capabilities,
       collections: { [p.collection]: { schema: p.schema, indexes: [{ fields: [p.subjectField] }] } },
+      ...(name === '@acme/crm' ? { events: { emits: { [SHARED_EVENT]: { schema: { type: 'object' } } } } } : {}),
     }
     await registerVersion(k, { manifest, code: built.code, sourceMap: built.sourceMap })
   }
@@ -49,7 +61,7 @@ export async function installSubjectPlugins(k: TestKernel, token: string, plugin
   for (const plugin of plugins) {
     const r = await k.req('POST', '/v1/installations', {
       token,
-      body: { plugin, version: '1.0.0', capabilities: ['data'] },
+      body: { plugin, version: '1.0.0', capabilities: SUBJECT_PLUGINS[plugin].capabilities },
     })
     if (r.status !== 201) throw new Error(`install ${plugin}: ${r.status} ${JSON.stringify(r.body)}`)
   }
@@ -60,6 +72,13 @@ export async function plant(k: TestKernel, token: string, plugin: SubjectPlugin,
   const r = await k.req('POST', `/v1/x/${plugin}/${SUBJECT_PLUGINS[plugin].collection}`, { token, body: record })
   if (r.status !== 201) throw new Error(`plant in ${plugin}: ${r.status} ${JSON.stringify(r.body)}`)
   return r.body as Record<string, string> & { id: string }
+}
+
+/** Has the CRM share a contact in a `crm.contact.shared` event (through its route, as its users would). */
+export async function share(k: TestKernel, token: string, id: string): Promise<string> {
+  const r = await k.req('POST', `/v1/x/@acme/crm/contacts/${id}/share`, { token })
+  if (r.status !== 202) throw new Error(`share: ${r.status} ${JSON.stringify(r.body)}`)
+  return r.body.event as string
 }
 
 /** Reads a record back through the plugin's route. */
