@@ -5,7 +5,7 @@
 import t from 'tap'
 import { join } from 'node:path'
 import { readFile } from 'node:fs/promises'
-import { buildPlugin } from '@trellis/plugin-sdk'
+import { buildPlugin, createTestHost, definePlugin, type PluginContext } from '@trellis/plugin-sdk'
 import { DB_KINDS, startTestKernel, createTenantWithAdmin, type TestKernel } from './helpers/test-kernel.js'
 import { startInferenceServer } from './helpers/inference-server.js'
 import { registerVersion } from './helpers/plugin-versions.js'
@@ -158,3 +158,42 @@ for (const kind of DB_KINDS)
       t.equal(refused[0].n, 1, 'the refusal is on record')
     })
   })
+
+t.test('the in-memory test host serves ctx.ai.generate with the same refusals', async (t) => {
+  const plugin = definePlugin({
+    manifest: {
+      name: '@acme/drafts',
+      version: '1.0.0',
+      engines: { trellis: '^0.1.0' },
+      capabilities: ['ai:complete', 'events:emit:drafts.**'],
+      events: { emits: { 'drafts.reply.ready': { schema: { type: 'object', required: ['generationId'] } } } },
+      routes: [{ method: 'POST', path: '/draft' }],
+    },
+    routes: {
+      'POST /draft': async (req, ctx: PluginContext) => {
+        const { event, text } = req.body as { event: string; text: string }
+        return { status: 200, body: await ctx.ai.generate({ messages: [{ role: 'user', content: text }], event }) }
+      },
+    },
+  })
+  const host = createTestHost(plugin, { ai: (req) => `Dear customer: ${req.messages.at(-1)!.content}` })
+  const r = await host.route('POST /draft', { body: { event: 'drafts.reply.ready', text: 'late parcel' } })
+  t.same(host.emitted.at(-1)!.data, {
+    generationId: (r.body as { generationId: string }).generationId,
+    answer: {
+      text: 'Dear customer: late parcel',
+      model: 'test-model',
+      usage: { inputTokens: 3, outputTokens: 7 },
+      costMicros: 0,
+      recordId: (host.emitted.at(-1)!.data as { answer: { recordId: string } }).answer.recordId,
+    },
+  })
+  await t.rejects(host.route('POST /draft', { body: { event: 'drafts.other', text: 'x' } }), {
+    code: 'AI_ERR_GENERATION_EVENT_UNDECLARED',
+  })
+  const denied = createTestHost(plugin, { capabilities: ['events:emit:drafts.**'] })
+  await t.rejects(denied.route('POST /draft', { body: { event: 'drafts.reply.ready', text: 'x' } }), {
+    code: 'KRN_ERR_CAPABILITY_DENIED',
+  })
+  t.equal(denied.emitted.length, 0)
+})

@@ -311,6 +311,8 @@ export function createTestHost(plugin: Plugin, options: TestHostOptions = {}): T
           'Generation event not declared',
           `event "${event}" is not declared in the manifest's events.emits`,
         )
+      if (!can('events:emit', (c) => matchesEventPattern(c.pattern, event)))
+        throw denied(`the plugin may not emit "${event}"`)
       const generationId = uuidv7(clock++)
       const data = await Promise.resolve(ops['ai.complete'](request as HostOps['ai.complete']['args'])).then(
         (answer): AiGenerationEventData => ({ generationId, answer }),
