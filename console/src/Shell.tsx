@@ -16,6 +16,7 @@ const Access = lazy(() => import('./pages/Access'))
 const Account = lazy(() => import('./pages/Account'))
 const Dashboards = lazy(() => import('./pages/Dashboards'))
 const Platform = lazy(() => import('./pages/Platform'))
+const AccessReview = lazy(() => import('./pages/GovernanceAccessReview'))
 
 /** The screens, each shown to whom it serves (by the caller's organisation kind and permissions). */
 const SCREENS: Array<{ path: string; label: MessageKey; element: JSX.Element; shown: (me: Me) => boolean }> = [
@@ -45,6 +46,12 @@ const SCREENS: Array<{ path: string; label: MessageKey; element: JSX.Element; sh
     label: 'nav.access',
     element: <Access />,
     shown: (me) => can(me, 'users.read') || can(me, 'api_keys.manage') || can(me, 'webhooks.manage'),
+  },
+  {
+    path: 'access-review',
+    label: 'nav.accessReview',
+    element: <AccessReview />,
+    shown: (me) => me.org.kind === 'tenant' && can(me, 'users.manage'),
   },
   { path: 'dashboards', label: 'nav.dashboards', element: <Dashboards />, shown: (me) => me.org.kind === 'tenant' },
   { path: 'audit', label: 'nav.audit', element: <Audit />, shown: (me) => can(me, 'audit.read') },

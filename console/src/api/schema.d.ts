@@ -1658,6 +1658,40 @@ export interface paths {
     patch?: never
     trace?: never
   }
+  '/v1/partner/metrics/{name}': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    /** A metric across your tenants: totals and the spread across tenants, never a tenant's own figures */
+    get: operations['getPartnerMetricsByName']
+    put?: never
+    post?: never
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
+  '/v1/platform/metrics/{name}/peers': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    /** Each partner's value per tenant over a window, against the distribution of its peers */
+    get: operations['getPlatformMetricsByNamePeers']
+    put?: never
+    post?: never
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
   '/v1/metrics/rollups': {
     parameters: {
       query?: never
@@ -1821,10 +1855,11 @@ export interface paths {
     }
     /** Retention of every target of your tenant: the platform's bounds, your days, what applies */
     get: operations['getGovernanceRetention']
-    /** Set (or with null clear) your retention of one target, within the platform bounds */
+    /** Set your retention of one target (days), within the platform bounds */
     put: operations['putGovernanceRetention']
     post?: never
-    delete?: never
+    /** Clear your retention of one target: the platform's default applies again */
+    delete: operations['deleteGovernanceRetention']
     options?: never
     head?: never
     patch?: never
@@ -1856,7 +1891,7 @@ export interface paths {
     }
     /** The retention bounds the platform sets for every tenant */
     get: operations['getPlatformRetention']
-    /** Set the bounds of a target: a kernel record kind, "collections" (every plugin collection) or <plugin>/<collection> */
+    /** Set the bounds of a target: a kernel record kind, "collections" (every plugin collection) or <plugin>/<collection>; none removes them */
     put: operations['putPlatformRetention']
     post?: never
     delete?: never
@@ -1949,6 +1984,74 @@ export interface paths {
     get: operations['getGovernanceExport']
     put?: never
     post?: never
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
+  '/v1/compliance/evidence': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    /** A signed evidence pack for your organisation: access review, marketplace decisions, consents, kill switch, retention runs, audit-chain verification, configuration */
+    get: operations['getComplianceEvidence']
+    put?: never
+    post?: never
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
+  '/v1/compliance/evidence/verify': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    get?: never
+    put?: never
+    /** Check an evidence pack's signature against the platform's keys */
+    post: operations['postComplianceEvidenceVerify']
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
+  '/v1/governance/access-reviews': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    /** Access reviews: memberships and API keys not used for 90 days, to keep or remove */
+    get: operations['getGovernanceAccessReviews']
+    put?: never
+    post?: never
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
+  '/v1/governance/access-reviews/{id}/decisions': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    get?: never
+    put?: never
+    /** Keep or remove what an access review lists; the review completes when every item is decided */
+    post: operations['postGovernanceAccessReviewsByIdDecisions']
     delete?: never
     options?: never
     head?: never
@@ -2356,6 +2459,36 @@ export interface components {
       }[]
       nextCursor: string | null
     }
+    Erasure: {
+      id: string
+      subjectKind: string
+      /** Format: date-time */
+      at: string
+      requestedBy: string
+      plugins: {
+        plugin: string
+        collection: string
+        subjectField: string
+        /** @description Ids of the records whose personal fields were erased */
+        records: string[]
+        /** @description The personal and sensitive-personal fields erased */
+        fields: string[]
+      }[]
+      kernel: {
+        /** @description Invocations whose input, transcript and logs were erased */
+        invocationLogs: number
+        /** @description AI records whose prompt, answer and retrieved text were erased */
+        aiInteractions: number
+        /** @description Outbox events whose payload was emptied (absent from older reports) */
+        eventPayloads?: number
+        /** @description Webhook attempts whose stored response and error were cleared */
+        webhookAttempts?: number
+        /** @description Audit entries whose payload was erased (the chain still verifies) */
+        auditPayloads: number
+        /** @description Matching audit entries not sealed yet, left as they are */
+        auditUnsealed: number
+      }
+    }
     Task: {
       /** Format: uuid */
       id: string
@@ -2385,31 +2518,30 @@ export interface components {
       completedAt: string | null
       createdAt: string
     }
-    Erasure: {
+    AccessReview: {
       id: string
-      subjectKind: string
-      /** Format: date-time */
-      at: string
-      requestedBy: string
-      plugins: {
-        plugin: string
-        collection: string
-        subjectField: string
-        /** @description Ids of the records whose personal fields were erased */
-        records: string[]
-        /** @description The personal and sensitive-personal fields erased */
-        fields: string[]
+      /** @description open or completed */
+      status: string
+      staleDays: number
+      openedAt: string
+      dueAt: string
+      completedAt: string | null
+      completedBy: string | null
+      items: {
+        id: string
+        /** @description membership or api_key */
+        kind: string
+        /** @description The membership or API key id */
+        subjectId: string
+        /** @description The member's e-mail, or the key's name */
+        label: string
+        /** @description The role and user id, or the key permissions */
+        detail: unknown
+        lastUsedAt: string | null
+        decision: string | null
+        decidedBy: string | null
+        decidedAt: string | null
       }[]
-      kernel: {
-        /** @description Invocations whose input, transcript and logs were erased */
-        invocationLogs: number
-        /** @description AI records whose prompt, answer and retrieved text were erased */
-        aiInteractions: number
-        /** @description Audit entries whose payload was erased (the chain still verifies) */
-        auditPayloads: number
-        /** @description Matching audit entries not sealed yet, left as they are */
-        auditUnsealed: number
-      }
     }
     Setting: {
       enabled: boolean
@@ -6680,6 +6812,11 @@ export interface operations {
               ip: string | null
               requestId: string | null
               hash: string | null
+              /**
+               * Format: date-time
+               * @description When the payload was erased (retention or erasure of a data subject); data is then {} and the chain still verifies
+               */
+              erasedAt?: string
             }[]
             nextCursor: string | null
           }
@@ -13085,6 +13222,164 @@ export interface operations {
       }
     }
   }
+  getPartnerMetricsByName: {
+    parameters: {
+      query?: {
+        from?: string
+        to?: string
+        grain?: string
+        groupBy?: string
+        filter?: string
+      }
+      header?: never
+      path: {
+        name: string
+      }
+      cookie?: never
+    }
+    requestBody?: never
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown
+        }
+        content?: never
+      }
+      /** @description The request is malformed or fails validation (`problems` says where). */
+      400: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description No valid credential. */
+      401: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The credential lacks the permission this operation needs. */
+      403: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description Nothing of that id is visible to the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description Too many requests; retry after the `Retry-After` seconds. */
+      429: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The server failed; the problem has a `code` and the request id is in `X-Request-Id`. */
+      '5XX': {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+    }
+  }
+  getPlatformMetricsByNamePeers: {
+    parameters: {
+      query?: {
+        from?: string
+        to?: string
+        filter?: string
+      }
+      header?: never
+      path: {
+        name: string
+      }
+      cookie?: never
+    }
+    requestBody?: never
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown
+        }
+        content?: never
+      }
+      /** @description The request is malformed or fails validation (`problems` says where). */
+      400: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description No valid credential. */
+      401: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The credential lacks the permission this operation needs. */
+      403: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description Nothing of that id is visible to the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description Too many requests; retry after the `Retry-After` seconds. */
+      429: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The server failed; the problem has a `code` and the request id is in `X-Request-Id`. */
+      '5XX': {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+    }
+  }
   getMetricsRollups: {
     parameters: {
       query?: never
@@ -13967,7 +14262,7 @@ export interface operations {
       content: {
         'application/json': {
           target: string
-          days: number | null
+          days: number
         }
       }
     }
@@ -14019,6 +14314,73 @@ export interface operations {
       }
       /** @description The body is not JSON. */
       415: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description Too many requests; retry after the `Retry-After` seconds. */
+      429: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The server failed; the problem has a `code` and the request id is in `X-Request-Id`. */
+      '5XX': {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+    }
+  }
+  deleteGovernanceRetention: {
+    parameters: {
+      query: {
+        target: string
+      }
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    requestBody?: never
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/json': components['schemas']['Retention']
+        }
+      }
+      /** @description The request is malformed or fails validation (`problems` says where). */
+      400: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description No valid credential. */
+      401: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The credential lacks the permission this operation needs. */
+      403: {
         headers: {
           [name: string]: unknown
         }
@@ -14207,12 +14569,12 @@ export interface operations {
       content: {
         'application/json': {
           target: string
-          /** @description Fewest days a tenant must keep (null: no floor) */
-          minDays: number | null
-          /** @description Most days a tenant may keep (null: no ceiling) */
-          maxDays: number | null
-          /** @description Applied when the tenant sets nothing (null: keep) */
-          defaultDays: number | null
+          /** @description Fewest days a tenant must keep */
+          minDays?: number
+          /** @description Most days a tenant may keep */
+          maxDays?: number
+          /** @description Applied when the tenant sets nothing */
+          defaultDays?: number
         }
       }
     }
@@ -14373,8 +14735,10 @@ export interface operations {
     requestBody: {
       content: {
         'application/json': {
-          target?: string | null
-          recordIds?: string[] | null
+          /** @description Left out: the whole tenant */
+          target?: string
+          /** @description Left out: all of the target */
+          recordIds?: string[]
           reason: string
         }
       }
@@ -14833,6 +15197,366 @@ export interface operations {
       }
       /** @description The credential lacks the permission this operation needs. */
       403: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description Too many requests; retry after the `Retry-After` seconds. */
+      429: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The server failed; the problem has a `code` and the request id is in `X-Request-Id`. */
+      '5XX': {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+    }
+  }
+  getComplianceEvidence: {
+    parameters: {
+      query?: {
+        /** @description Start of the period (ISO 8601); default 90 days before `to` */
+        from?: string
+        /** @description End of the period, exclusive (ISO 8601); default now */
+        to?: string
+      }
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    requestBody?: never
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown
+        }
+        content?: never
+      }
+      /** @description The request is malformed or fails validation (`problems` says where). */
+      400: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description No valid credential. */
+      401: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The credential lacks the permission this operation needs. */
+      403: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description Too many requests; retry after the `Retry-After` seconds. */
+      429: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The server failed; the problem has a `code` and the request id is in `X-Request-Id`. */
+      '5XX': {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+    }
+  }
+  postComplianceEvidenceVerify: {
+    parameters: {
+      query?: never
+      header?: {
+        /** @description Makes an authenticated POST safe to retry: the first request with a key runs and its answer is kept; a retry with the same key and body gets that answer again (`Idempotent-Replayed: true`); the same key with another body is a 409. */
+        'Idempotency-Key'?: components['parameters']['IdempotencyKey']
+      }
+      path?: never
+      cookie?: never
+    }
+    requestBody: {
+      content: {
+        'application/json': {
+          pack: unknown
+          signature: unknown
+        }
+      }
+    }
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/json': {
+            valid: boolean
+            reason?: string
+            kid?: string
+            sha256?: string
+            scope?: string
+            generatedAt?: string
+          }
+        }
+      }
+      /** @description The request is malformed or fails validation (`problems` says where). */
+      400: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description No valid credential. */
+      401: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The credential lacks the permission this operation needs. */
+      403: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description A conflict, e.g. an `Idempotency-Key` reused with another body or still in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The body is larger than the limit. */
+      413: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The body is not JSON. */
+      415: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description Too many requests; retry after the `Retry-After` seconds. */
+      429: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The server failed; the problem has a `code` and the request id is in `X-Request-Id`. */
+      '5XX': {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+    }
+  }
+  getGovernanceAccessReviews: {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    requestBody?: never
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/json': {
+            items: components['schemas']['AccessReview'][]
+          }
+        }
+      }
+      /** @description Bad request. */
+      400: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description No valid credential. */
+      401: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The credential lacks the permission this operation needs. */
+      403: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description Too many requests; retry after the `Retry-After` seconds. */
+      429: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The server failed; the problem has a `code` and the request id is in `X-Request-Id`. */
+      '5XX': {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+    }
+  }
+  postGovernanceAccessReviewsByIdDecisions: {
+    parameters: {
+      query?: never
+      header?: {
+        /** @description Makes an authenticated POST safe to retry: the first request with a key runs and its answer is kept; a retry with the same key and body gets that answer again (`Idempotent-Replayed: true`); the same key with another body is a 409. */
+        'Idempotency-Key'?: components['parameters']['IdempotencyKey']
+      }
+      path: {
+        id: string
+      }
+      cookie?: never
+    }
+    requestBody: {
+      content: {
+        'application/json': {
+          decisions: {
+            /** Format: uuid */
+            itemId: string
+            decision: 'keep' | 'remove'
+          }[]
+        }
+      }
+    }
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/json': components['schemas']['AccessReview']
+        }
+      }
+      /** @description The request is malformed or fails validation (`problems` says where). */
+      400: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description No valid credential. */
+      401: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The credential lacks the permission this operation needs. */
+      403: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description Nothing of that id is visible to the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description A conflict, e.g. an `Idempotency-Key` reused with another body or still in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The body is larger than the limit. */
+      413: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The body is not JSON. */
+      415: {
         headers: {
           [name: string]: unknown
         }
@@ -16407,11 +17131,17 @@ export interface operations {
             archiveSha256: string
             restored: {
               roles: number
-              members: number
               installations: number
               records: number
             }
-            usersCreated: string[]
+            /** @description The source's members, invited with their roles (each accepts, as any invited person) */
+            invited: {
+              email: string
+              role: string
+              /** @description Only when the platform sends no e-mail: pass it to the person */
+              acceptToken?: string
+            }[]
+            emailed: boolean
             sourceAudit: {
               entries: number
               verified: boolean
