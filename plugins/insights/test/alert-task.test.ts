@@ -3,18 +3,14 @@
 // sees the metric, the period, the value and the threshold, and closes it. A rule without a role
 // opens no task; people of other roles and other tenants never see it.
 import t from 'tap'
-import { buildPlugin } from '@trellis/plugin-sdk'
-import { join } from 'node:path'
 import { ManualClock } from '../../../core/src/workflows/clock.js'
 import { DB_KINDS, addUser, createTenantWithAdmin, startTestKernel } from '../../../core/test/helpers/test-kernel.js'
-import { registerVersion } from '../../../core/test/helpers/plugin-versions.js'
 import { eventually } from '../../../core/test/helpers/receiver.js'
-import { ERP_PLUGINS, bundleOf, lintErp } from '../../support/kernel.js'
+import { lintErp } from '../../support/kernel.js'
+import { installInsights } from './install-insights.js'
 
 const HOUR = 3_600_000
 const START = Date.parse('2025-03-02T12:00:00Z')
-const insights = await buildPlugin({ dir: join(import.meta.dirname, '..'), write: false })
-const { default: insightsManifest } = await import('../trellis.plugin.json', { with: { type: 'json' } })
 
 /** Invoiced orders of 2025-03-01: 4 × 20.00 each, 10 % off the second — 80 + 72 = 152.00. */
 const orders = [
@@ -42,22 +38,9 @@ for (const kind of DB_KINDS) {
       workflows: { clock },
       insights: { everyMs: HOUR },
     })
-    const bundles = [
-      ...(await Promise.all(ERP_PLUGINS.map((id) => bundleOf(id)))),
-      { manifest: insightsManifest as any, code: insights.code, sourceMap: insights.sourceMap },
-    ]
-    for (const b of bundles)
-      await registerVersion(k, { manifest: b.manifest as any, code: b.code, sourceMap: b.sourceMap })
     const a = await createTenantWithAdmin(k, `atask-a-${kind}`)
     const b = await createTenantWithAdmin(k, `atask-b-${kind}`)
-    for (const tenant of [a, b])
-      for (const { manifest } of bundles) {
-        const res = await k.req('POST', '/v1/installations', {
-          token: tenant.token,
-          body: { plugin: manifest.name, version: manifest.version, capabilities: manifest.capabilities },
-        })
-        t.equal(res.status, 201, `${manifest.name}: ${JSON.stringify(res.body)}`)
-      }
+    await installInsights(k, [a.token, b.token])
     await k.ownerSql(
       `insert into plugin_records (tenant_id, plugin, collection, id, data)
        select ?::uuid, '@trellis/orders', 'orders', gen_random_uuid(), x from jsonb_array_elements(?::jsonb) x`,

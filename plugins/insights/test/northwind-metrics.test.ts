@@ -8,24 +8,19 @@
 // here is the kernel's metric compiler over those records, on both databases.
 import t from 'tap'
 import { join } from 'node:path'
-import { buildPlugin } from '@trellis/plugin-sdk'
 import {
   DB_KINDS,
   createTenantWithAdmin,
   startTestKernel,
   type TestKernel,
 } from '../../../core/test/helpers/test-kernel.js'
-import { registerVersion } from '../../../core/test/helpers/plugin-versions.js'
-import { ERP_PLUGINS, bundleOf } from '../../support/kernel.js'
 import { readNorthwind, skuOf, type NorthwindData } from '../../northwind/import.js'
+import { installInsights } from './install-insights.js'
 
 const DATA = process.env.NORTHWIND_DIR ?? join(import.meta.dirname, '..', '..', 'northwind', 'data')
 const SUBSET = 40
 const full = await readNorthwind(DATA)
 const subset = await readNorthwind(DATA, SUBSET)
-const insightsDir = join(import.meta.dirname, '..')
-const insights = await buildPlugin({ dir: insightsDir, write: false })
-const { default: insightsManifest } = await import('../trellis.plugin.json', { with: { type: 'json' } })
 
 // ---- expected figures, from the CSV rows (exact: 10^-6 units; a line is price × qty × (1 − d)) ----
 const micros = (s: string) => {
@@ -146,22 +141,9 @@ async function load(k: TestKernel, tenantId: string, data: NorthwindData) {
 for (const kind of DB_KINDS) {
   t.test(kind, async (t) => {
     const k = await startTestKernel(t, kind, { plugins: { sandboxWorkers: 1 } })
-    const bundles = [
-      ...(await Promise.all(ERP_PLUGINS.map((id) => bundleOf(id)))),
-      { manifest: insightsManifest as any, code: insights.code, sourceMap: insights.sourceMap },
-    ]
-    for (const b of bundles)
-      await registerVersion(k, { manifest: b.manifest as any, code: b.code, sourceMap: b.sourceMap })
     const a = await createTenantWithAdmin(k, `nwm-a-${kind}`)
     const b = await createTenantWithAdmin(k, `nwm-b-${kind}`)
-    for (const tenant of [a, b])
-      for (const { manifest } of bundles) {
-        const res = await k.req('POST', '/v1/installations', {
-          token: tenant.token,
-          body: { plugin: manifest.name, version: manifest.version, capabilities: manifest.capabilities },
-        })
-        if (res.status !== 201) throw new Error(`install ${manifest.name}: ${res.status} ${JSON.stringify(res.body)}`)
-      }
+    await installInsights(k, [a.token, b.token])
     await load(k, a.orgId, full)
     await load(k, b.orgId, subset)
     const get = async (url: string, token = a.token) => {
