@@ -40,6 +40,10 @@ export function copyPatterns(values: Iterable<string>): string[] {
 const n = async (tx: Tx, sql: string, params: unknown[]) =>
   Number((await tx.sql<{ n: number }>(sql, params))[0]?.n ?? 0)
 
+/** Runs an `update … where …` and answers how many rows it changed. */
+const updated = (tx: Tx, update: string, params: unknown[]) =>
+  n(tx, `with gone as (${update} returning 1) select count(*)::int as n from gone`, params)
+
 /** Erases every kernel copy that holds one of `values`, and the audit payloads about `recordIds`. */
 export async function eraseKernelCopies(
   tx: Tx,
@@ -48,49 +52,34 @@ export async function eraseKernelCopies(
 ): Promise<KernelCopiesErased> {
   const patterns = sqlArray(copyPatterns(values))
   const ids = sqlArray(recordIds)
-  const invocationLogs = await n(
+  const invocationLogs = await updated(
     tx,
-    `with gone as (
-       update plugin_invocations set input = null, transcript = null, logs = '[]'::jsonb
-        where (coalesce(input::text, '') || ' ' || coalesce(transcript::text, '') || ' ' || logs::text) like any(?::text[])
-       returning 1)
-     select count(*)::int as n from gone`,
+    `update plugin_invocations set input = null, transcript = null, logs = '[]'::jsonb
+      where (coalesce(input::text, '') || ' ' || coalesce(transcript::text, '') || ' ' || logs::text) like any(?::text[])`,
     [patterns],
   )
-  const aiInteractions = await n(
+  const aiInteractions = await updated(
     tx,
-    `with gone as (
-       update ai_records set prompt = null, answer = null, chunks = '[]'::jsonb, citations = '[]'::jsonb
-        where (coalesce(prompt, '') || ' ' || coalesce(answer, '') || ' ' || chunks::text || ' ' || citations::text) like any(?::text[])
-       returning 1)
-     select count(*)::int as n from gone`,
+    `update ai_records set prompt = null, answer = null, chunks = '[]'::jsonb, citations = '[]'::jsonb
+      where (coalesce(prompt, '') || ' ' || coalesce(answer, '') || ' ' || chunks::text || ' ' || citations::text) like any(?::text[])`,
     [patterns],
   )
-  const eventPayloads = await n(
+  const eventPayloads = await updated(
     tx,
-    `with gone as (
-       update events set data = '{}'::jsonb where data::text like any(?::text[]) and data <> '{}'::jsonb
-       returning 1)
-     select count(*)::int as n from gone`,
+    `update events set data = '{}'::jsonb where data::text like any(?::text[]) and data <> '{}'::jsonb`,
     [patterns],
   )
-  const webhookAttempts = await n(
+  const webhookAttempts = await updated(
     tx,
-    `with gone as (
-       update webhook_attempts set response = null, error = null
-        where (coalesce(response, '') || ' ' || coalesce(error, '')) like any(?::text[])
-       returning 1)
-     select count(*)::int as n from gone`,
+    `update webhook_attempts set response = null, error = null
+      where (coalesce(response, '') || ' ' || coalesce(error, '')) like any(?::text[])`,
     [patterns],
   )
   const about = `(data::text like any(?::text[]) or target_id = any(?::text[])) and data <> '{}'::jsonb`
-  const auditPayloads = await n(
+  const auditPayloads = await updated(
     tx,
-    `with gone as (
-       update audit_log set data = '{}'::jsonb, erased_at = now()
-        where hash is not null and data_digest is not null and erased_at is null and ${about}
-       returning 1)
-     select count(*)::int as n from gone`,
+    `update audit_log set data = '{}'::jsonb, erased_at = now()
+      where hash is not null and data_digest is not null and erased_at is null and ${about}`,
     [patterns, ids],
   )
   const auditUnsealed = await n(tx, `select count(*)::int as n from audit_log where hash is null and ${about}`, [
