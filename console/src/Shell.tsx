@@ -17,6 +17,7 @@ const Account = lazy(() => import('./pages/Account'))
 const Dashboards = lazy(() => import('./pages/Dashboards'))
 const Platform = lazy(() => import('./pages/Platform'))
 const AccessReview = lazy(() => import('./pages/GovernanceAccessReview'))
+const Governance = lazy(() => import('./pages/GovernanceData'))
 
 /** The screens, each shown to whom it serves (by the caller's organisation kind and permissions). */
 const SCREENS: Array<{ path: string; label: MessageKey; element: JSX.Element; shown: (me: Me) => boolean }> = [
@@ -52,6 +53,12 @@ const SCREENS: Array<{ path: string; label: MessageKey; element: JSX.Element; sh
     label: 'nav.accessReview',
     element: <AccessReview />,
     shown: (me) => me.org.kind === 'tenant' && can(me, 'users.manage'),
+  },
+  {
+    path: 'governance',
+    label: 'nav.governance',
+    element: <Governance />,
+    shown: (me) => me.org.kind === 'tenant' && can(me, 'governance.manage'),
   },
   { path: 'dashboards', label: 'nav.dashboards', element: <Dashboards />, shown: (me) => me.org.kind === 'tenant' },
   { path: 'audit', label: 'nav.audit', element: <Audit />, shown: (me) => can(me, 'audit.read') },

@@ -1,21 +1,34 @@
 /**
- * The periodic access review in Chromium, where a tenant's admin works: after 90 days (by the
+ * Governance in the console, in Chromium. The periodic access review where a tenant's admin works: after 90 days (by the
  * kernel's clock) the daily pass opens a review; the "Access review" page lists the stale
  * memberships and API keys, and its Keep and Remove buttons decide them through the decisions
  * API — a removed member's session and a removed key stop working at once. A member without
- * users.manage is not offered the page. axe-core on each page.
+ * users.manage is not offered the page. The "Data governance" page sets a retention, places
+ * and releases a legal hold, and erases a data subject (a contact in the CRM plugin) with the
+ * report shown. axe-core on each page.
  */
 import t from 'tap'
 import { consoleExtension } from '@trellis/platform'
 import { ManualClock } from '../../core/src/workflows/clock.js'
 import { DB_KINDS, addUser, createTenantWithAdmin, startTestKernel } from '../../core/test/helpers/test-kernel.js'
+import {
+  installSubjectPlugins,
+  plant,
+  readBack,
+  registerSubjectPlugins,
+} from '../../core/test/helpers/subject-plugins.js'
 import { consoleUser, openBrowser } from './browser.js'
 
 const DAY = 86_400_000
 
-t.test('access review in the console, in Chromium', async (t) => {
+t.test('governance in the console, in Chromium', async (t) => {
   const clock = new ManualClock(Date.now())
-  const k = await startTestKernel(t, DB_KINDS[0]!, { extensions: [consoleExtension()], workflows: { clock } })
+  const k = await startTestKernel(t, DB_KINDS[0]!, {
+    extensions: [consoleExtension()],
+    workflows: { clock },
+    plugins: { sandboxWorkers: 1 },
+    retention: { intervalMs: 0 },
+  })
   const address = await k.kernel.app.listen({ port: 0, host: '127.0.0.1' })
   const base = address.replace('[::1]', '127.0.0.1')
   const shop = await createTenantWithAdmin(k, 'review-shop')
@@ -90,12 +103,76 @@ t.test('access review in the console, in Chromium', async (t) => {
     await check('access review completed')
   })
 
-  await t.test('a member without users.manage is not offered the page', async (t) => {
+  await t.test('data governance: retention, a legal hold, erasure of a contact', async (t) => {
+    await registerSubjectPlugins(k)
+    await installSubjectPlugins(k, shop.token, ['@acme/crm'])
+    const ada = await plant(k, shop.token, '@acme/crm', {
+      email: 'ada@example.test',
+      name: 'Ada Lovelace',
+      phone: '+44 20 7946 0018',
+      tier: 'gold',
+    })
+    await page.getByRole('link', { name: 'Data governance' }).click()
+    await page.getByRole('heading', { name: 'Data governance', level: 1 }).waitFor()
+    const retention = async () =>
+      (await k.req('GET', '/v1/governance/retention', { token: shop.token })).body.items.find(
+        (r: { target: string }) => r.target === 'invocation-logs',
+      )
+
+    await page.getByLabel('Days to keep invocation-logs').fill('30')
+    await page.getByRole('button', { name: 'Save invocation-logs' }).click()
+    await page.getByRole('status').getByText('invocation-logs is now kept for 30 days.').waitFor()
+    await page.getByRole('row').filter({ hasText: 'invocation-logs' }).getByText('30 days').waitFor()
+    t.match(await retention(), { days: 30, effectiveDays: 30 }, 'the API keeps the days set on the page')
+
+    await page.getByLabel('Reason').fill('Litigation 2026-114')
+    await page.getByRole('button', { name: 'Place hold' }).click()
+    const holdRow = page.getByRole('row').filter({ hasText: 'Litigation 2026-114' })
+    await holdRow.getByText('the whole tenant').waitFor()
+    const holds = async () => (await k.req('GET', '/v1/governance/legal-holds', { token: shop.token })).body.items
+    t.match(await holds(), [{ target: null, reason: 'Litigation 2026-114', releasedAt: null }], 'the hold is placed')
+    await check('data governance')
+    await holdRow.getByRole('button', { name: 'Release Litigation 2026-114' }).click()
+    await holdRow.getByText(/^Released on \d{4}-\d\d-\d\d$/).waitFor()
+    t.match((await holds())[0].releasedAt, /^\d{4}-/, 'and released')
+
+    await page.getByLabel('Subject kind').fill('supplier')
+    await page.getByLabel('Identifier (e.g. an e-mail address)').fill('ada@example.test')
+    await page.getByRole('button', { name: 'Erase' }).click()
+    await page
+      .getByRole('alert')
+      .getByText(/no installed plugin has a collection field that identifies a "supplier"/)
+      .waitFor()
+    t.equal((await readBack(k, shop.token, '@acme/crm', ada.id)).body.name, 'Ada Lovelace', 'nothing erased')
+
+    await page.getByLabel('Subject kind').fill('contact')
+    await page.getByLabel('Identifier (e.g. an e-mail address)').fill('ada@example.test')
+    await page.getByRole('button', { name: 'Erase' }).click()
+    await page.getByRole('status').getByText('Erased: 1 records.').waitFor()
+    await page.getByRole('cell', { name: '1 in @acme/crm/contacts' }).waitFor()
+    const after = await readBack(k, shop.token, '@acme/crm', ada.id)
+    t.same(
+      Object.keys(after.body)
+        .filter((f) => !['id', 'version', 'createdAt', 'updatedAt'].includes(f))
+        .sort(),
+      ['tier'],
+      'her personal fields are gone; the internal one stays',
+    )
+    t.equal(
+      (await page.getByLabel('Identifier (e.g. an e-mail address)').inputValue()) ?? '',
+      '',
+      'the form is cleared',
+    )
+    await check('data governance after erasure')
+  })
+
+  await t.test('a member without users.manage or governance.manage is not offered the pages', async (t) => {
     const viewer = await addUser(k, shop.token, 'viewer@review-shop.test', 'tenant_member')
     await signOut()
     await signIn('viewer@review-shop.test', viewer.password)
     await page.getByRole('link', { name: 'Task inbox' }).waitFor()
     t.equal(await page.getByRole('link', { name: 'Access review' }).count(), 0, 'no link to the page')
+    t.equal(await page.getByRole('link', { name: 'Data governance' }).count(), 0, 'nor to data governance')
     const refused = await k.req('GET', '/v1/governance/access-reviews', { token: viewer.token })
     t.equal(refused.body.code, 'AUTH_ERR_FORBIDDEN', 'and the API refuses them')
   })
