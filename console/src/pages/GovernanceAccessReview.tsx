@@ -1,6 +1,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { useState } from 'react'
 import { api, call } from '../api/client'
+import { Outcome } from '../components/Outcome'
 import { t } from '../i18n'
 
 type Decision = 'keep' | 'remove'
@@ -42,16 +43,7 @@ export default function GovernanceAccessReview() {
   return (
     <section aria-labelledby="review-title">
       <h1 id="review-title">{t('review.title')}</h1>
-      {notice && (
-        <p className="status" role="status">
-          {notice}
-        </p>
-      )}
-      {(decide.error ?? reviews.error) && (
-        <p className="error" role="alert">
-          {t('app.error', { message: (decide.error ?? reviews.error)?.message ?? '' })}
-        </p>
-      )}
+      <Outcome notice={notice} error={decide.error ?? reviews.error} />
       {reviews.isSuccess && !open && <p>{t('review.none')}</p>}
       {open && (
         <>

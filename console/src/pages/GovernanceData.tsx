@@ -1,6 +1,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { type FormEvent, useState } from 'react'
 import { api, call } from '../api/client'
+import { Outcome } from '../components/Outcome'
 import { t } from '../i18n'
 
 const day = (iso: string | null | undefined) => (iso ? new Date(iso).toISOString().slice(0, 10) : '—')
@@ -42,16 +43,7 @@ function Retention() {
   return (
     <section aria-labelledby="retention-title">
       <h2 id="retention-title">{t('gov.retention')}</h2>
-      {notice && (
-        <p className="status" role="status">
-          {notice}
-        </p>
-      )}
-      {save.error && (
-        <p className="error" role="alert">
-          {t('app.error', { message: save.error.message })}
-        </p>
-      )}
+      <Outcome notice={notice} error={save.error} />
       <table>
         <thead>
           <tr>
@@ -135,11 +127,7 @@ function LegalHolds() {
           {t('gov.placeHold')}
         </button>
       </form>
-      {error && (
-        <p className="error" role="alert">
-          {t('app.error', { message: error.message })}
-        </p>
-      )}
+      <Outcome error={error} />
       <table>
         <thead>
           <tr>
@@ -214,16 +202,7 @@ function Erasures() {
           {t('gov.erase')}
         </button>
       </form>
-      {notice && (
-        <p className="status" role="status">
-          {notice}
-        </p>
-      )}
-      {erase.error && (
-        <p className="error" role="alert">
-          {t('app.error', { message: erase.error.message })}
-        </p>
-      )}
+      <Outcome notice={notice} error={erase.error} />
       <table>
         <thead>
           <tr>
