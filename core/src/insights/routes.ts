@@ -17,6 +17,7 @@ import { detectAnomalies } from './anomaly.js'
 import { contributorsAt } from './contributors.js'
 import { seriesOf } from './series.js'
 import { forecastMetric, numberParam, SEASON } from './forecast.js'
+import { stockOutRisks } from './stock-out.js'
 
 const Query = Type.Object({
   from: Type.Optional(Type.String()),
@@ -32,6 +33,9 @@ const Query = Type.Object({
   minVolume: Type.Optional(Type.String({ description: 'Periods quieter than this are not judged (default 0).' })),
   by: Type.Optional(Type.String({ description: 'A dimension: the values contributing most to each anomaly.' })),
   horizon: Type.Optional(Type.String({ description: 'Periods to forecast (1 to 36, default 6).' })),
+  stock: Type.Optional(Type.String({ description: 'Stock-out risk: the metric of stock available per item.' })),
+  stockBy: Type.Optional(Type.String({ description: "Stock-out risk: the stock metric's item dimension." })),
+  leadTime: Type.Optional(Type.String({ description: 'Stock-out risk: the supplier lead time, in periods.' })),
 })
 
 export function registerInsightRoutes(app: Api, deps: MetricRouteDeps & { today: () => string }): void {
@@ -129,6 +133,51 @@ export function registerInsightRoutes(app: Api, deps: MetricRouteDeps & { today:
     async (request) => {
       const { p, m, query, rest, grain } = await prepare(request, ['season', 'horizon'])
       return forecastMetric({ orgTx: deps.orgTx, today: deps.today }, p.orgId, m, { ...query, grain }, rest)
+    },
+  )
+
+  app.get(
+    '/metrics/:name/stock-out-risk',
+    {
+      preHandler: requirePermission(),
+      schema: {
+        tags: ['metrics'],
+        summary:
+          'Per item, the probability that demand (this metric, by `by`) over the lead time exceeds the available stock (the `stock` metric, by `stockBy`)',
+        params: Type.Object({ name: Type.String({ maxLength: 200 }) }),
+        querystring: Query,
+      },
+    },
+    async (request) => {
+      const { p, m, query, rest, grain } = await prepare(request, ['by', 'stock', 'stockBy', 'leadTime'])
+      const dimension = (field: string, value: unknown, of: typeof m) => {
+        const dims = Object.keys(of.declaration.dimensions ?? {}).sort()
+        if (typeof value !== 'string' || !dims.includes(value))
+          throw MET.QUERY_INVALID({ field, reason: `must be a dimension of ${of.name}`, allowed: dims })
+        return value
+      }
+      const by = dimension('by', rest.by, m)
+      if (rest.leadTime === undefined) throw MET.QUERY_INVALID({ field: 'leadTime', reason: 'is required' })
+      const leadTime = numberParam(rest, 'leadTime', 0.1, 366, 1)
+      const stock = (await availableMetrics(deps.plugins, p.orgId)).get(String(rest.stock ?? ''))
+      if (!stock) throw MET.NOT_FOUND({ name: String(rest.stock ?? '') })
+      if (!mayRead(p.permissions, stock)) throw AUTH.FORBIDDEN({ permission: stock.declaration.permission })
+      const stockBy = dimension('stockBy', rest.stockBy, stock)
+      const rows = await stockOutRisks(
+        { orgTx: deps.orgTx, today: deps.today },
+        p.orgId,
+        { metric: m, query: { ...query, grain }, by },
+        { metric: stock, by: stockBy },
+        leadTime,
+      )
+      return {
+        metric: m.name,
+        stock: stock.name,
+        grain,
+        leadTime,
+        method: 'normal approximation: demand over the lead time ~ N(mean × L, sd × √L), from complete periods',
+        rows,
+      }
     },
   )
 }

@@ -8,8 +8,10 @@
 // here is the kernel's metric compiler over those records, on both databases.
 import t from 'tap'
 import { join } from 'node:path'
+import { cumulativeStdNormalProbability, mean, sampleStandardDeviation } from 'simple-statistics'
 import {
   DB_KINDS,
+  addUser,
   createTenantWithAdmin,
   startTestKernel,
   type TestKernel,
@@ -51,6 +53,40 @@ function expected(
 }
 const countryOf = new Map(full.customers.map((c) => [c.customer_id!, c.country!]))
 const categoryOf = new Map(full.products.map((p) => [p.product_id!, p.category_id!]))
+
+/**
+ * Stock-out risk per product from the CSVs: units sold per month from the first month with an
+ * order to the last (0 where none), their mean and sample standard deviation, units in stock,
+ * and P(demand over `lead` months > stock) under N(mean × lead, sd × √lead).
+ */
+function expectedStockOut(data: NorthwindData, lead: number) {
+  const monthOf = new Map(data.orders.map((o) => [o.order_id!, o.order_date!.slice(0, 7)]))
+  const months = [...new Set(monthOf.values())].sort()
+  const span: string[] = []
+  for (let m = months[0]!; m <= months[months.length - 1]!; ) {
+    span.push(m)
+    const [y, mo] = m.split('-').map(Number) as [number, number]
+    m = mo === 12 ? `${y + 1}-01` : `${y}-${String(mo + 1).padStart(2, '0')}`
+  }
+  const sold = new Map<string, Map<string, number>>()
+  for (const d of data.details) {
+    const byMonth = sold.get(d.product_id!) ?? new Map<string, number>()
+    const m = monthOf.get(d.order_id!)!
+    byMonth.set(m, (byMonth.get(m) ?? 0) + Number(d.quantity))
+    sold.set(d.product_id!, byMonth)
+  }
+  const stock = new Map(data.products.map((p) => [p.product_id!, Number(p.units_in_stock)]))
+  return Object.fromEntries(
+    [...sold].map(([id, byMonth]) => {
+      const series = span.map((m) => byMonth.get(m) ?? 0)
+      const mu = mean(series)
+      const sd = sampleStandardDeviation(series)
+      const available = stock.get(id)!
+      const z = (available - mu * lead) / (sd * Math.sqrt(lead))
+      return [skuOf(id), { available, mean: mu, sd, probability: 1 - cumulativeStdNormalProbability(z) }]
+    }),
+  )
+}
 
 // ---- the records, in the plugins' stored shape ----
 function records(data: NorthwindData) {
@@ -290,6 +326,59 @@ for (const kind of DB_KINDS) {
       )
       t.equal(rare.method, 'sba', 'a product sold in few months is intermittent: Croston/SBA')
       t.ok(rare.forecast[0].value > 0)
+    })
+
+    t.test('stock-out risk per product over the supplier lead time', async (t) => {
+      const q = 'grain=month&by=product&stock=inventory.stock_available&stockBy=sku'
+      const risk = await get(`/v1/metrics/insights.units_sold/stock-out-risk?${q}&leadTime=1.5`)
+      const want = expectedStockOut(full, 1.5)
+      t.equal(risk.rows.length, Object.keys(want).length, 'every product sold')
+      for (const r of risk.rows) {
+        const w = want[r.value]
+        t.equal(r.available, w.available, `${r.value}: units in stock`)
+        t.ok(Math.abs(r.demand.mean - w.mean) < 1e-9 && Math.abs(r.demand.sd - w.sd) < 1e-9, `${r.value}: demand`)
+        t.equal(r.demand.periods, 23)
+        t.ok(Math.abs(r.probability - w.probability) < 1e-9, `${r.value}: ${r.probability} vs ${w.probability}`)
+      }
+      const p = risk.rows.map((r: any) => r.probability)
+      t.same(
+        p,
+        [...p].sort((x, y) => y - x),
+        'riskiest first',
+      )
+      const empty = risk.rows.filter((r: any) => r.available === 0)
+      t.ok(empty.length > 0, 'Northwind has sold-out products')
+      t.ok(
+        empty.every((r: any) => r.probability > 0.5),
+        'an empty shelf with demand more likely runs out than not',
+      )
+      const longer = await get(`/v1/metrics/insights.units_sold/stock-out-risk?${q}&leadTime=6`)
+      const at = (body: any, sku: string) => body.rows.find((r: any) => r.value === sku).probability
+      const mid = risk.rows.find((r: any) => r.probability > 0.05 && r.probability < 0.95)
+      t.ok(mid, 'a product at some risk')
+      t.ok(at(longer, mid.value) > mid.probability, 'a longer lead time, a higher risk')
+
+      const bad = async (query: string, token = a.token) =>
+        k.req('GET', `/v1/metrics/insights.units_sold/stock-out-risk?${query}`, { token })
+      for (const [query, field] of [
+        ['grain=month&by=product&stock=inventory.stock_available&stockBy=sku', 'leadTime'],
+        [`${q}&leadTime=0`, 'leadTime'],
+        ['grain=month&by=colour&stock=inventory.stock_available&stockBy=sku&leadTime=1', 'by'],
+        ['grain=month&by=product&stock=inventory.stock_available&stockBy=colour&leadTime=1', 'stockBy'],
+        ['by=product&stock=inventory.stock_available&stockBy=sku&leadTime=1', 'grain'],
+      ] as const) {
+        const r = await bad(query)
+        t.equal(r.status, 400, field)
+        t.equal(r.body.code, 'MET_ERR_QUERY_INVALID', field)
+      }
+      t.equal((await bad(`${q.replace('inventory.stock_available', 'inventory.nope')}&leadTime=1`)).status, 404)
+      await k.req('POST', '/v1/roles', { token: a.token, body: { name: 'sales', permissions: ['orders.read'] } })
+      const sales = await addUser(k, a.token, `sales@nwm-${kind}.test`, 'sales')
+      const denied = await bad(`${q}&leadTime=1`, sales.token)
+      t.equal(denied.status, 403, 'demand is readable, stock is not')
+      t.equal(denied.body.code, 'AUTH_ERR_FORBIDDEN')
+      const other = await get(`/v1/metrics/insights.units_sold/stock-out-risk?${q}&leadTime=1.5`, b.token)
+      t.equal(other.rows.length, Object.keys(expectedStockOut(subset, 1.5)).length, "tenant B's own products")
     })
 
     t.test('the insights dashboards list their panels, as data', async (t) => {
