@@ -148,7 +148,9 @@ for (const setup of QUEUE_MATRIX) {
         properties: { roleId: { type: 'string', format: 'uuid' } },
         required: ['roleId', 'name', 'permissions'],
       })
-      for (const i of r.body.items) t.match(i.type, /^(kernel|marketplace|workflow)\.[a-z_]+\.[a-z_]+$/)
+      // The kernel's namespaces, and insights.* (the kernel's insights pass writes in the namespace
+      // @trellis/insights subscribes to).
+      for (const i of r.body.items) t.match(i.type, /^(kernel|marketplace|workflow|insights)\.[a-z_]+\.[a-z_]+$/)
     })
 
     await t.test(
