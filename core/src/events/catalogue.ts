@@ -239,7 +239,7 @@ export const KERNEL_EVENTS = {
   'workflow.task.escalated': { description: 'A task missed its SLA and passed to its escalation role.', data: TaskRef },
   'insights.anomaly.detected': {
     description:
-      "A detection run found an anomalous complete period of a metric an alert rule watches: its baseline, robust score (null: the past was perfectly regular) and the dimension values contributing most.",
+      'A detection run found an anomalous complete period of a metric an alert rule watches: its baseline, robust score (null: the past was perfectly regular) and the dimension values contributing most.',
     data: Type.Object({
       anomalyId: Uuid,
       ruleId: Uuid,

@@ -75,8 +75,7 @@ export function compileMetric(
   const timeInRecord = !(shape.unnestAs && decl.time.startsWith(`${shape.unnestAs}.`))
   const time = () => (timeInRecord ? 'r.t' : timeSql(decl.time, shape, p))
   const select: string[] = []
-  if (query.grain)
-    select.push(`to_char(date_trunc(${p.text(query.grain)}, ${time()}), 'YYYY-MM-DD') as period`)
+  if (query.grain) select.push(`to_char(date_trunc(${p.text(query.grain)}, ${time()}), 'YYYY-MM-DD') as period`)
   groupBy.forEach((d, i) => select.push(`${dimSql(d)} as d${i}`))
   const measure = measureSql(decl.measure, shape, p, '/measure')
   select.push(
@@ -104,9 +103,7 @@ export function compileMetric(
   if (query.from) where.push(`${time()} >= ${p.add(query.from)}::date`)
   if (query.to) where.push(`${time()} < ${p.add(query.to)}::date`)
   if (scope.periods && query.grain)
-    where.push(
-      `date_trunc(${p.text(query.grain)}, ${time()})::date = any(${p.add(sqlArray(scope.periods))}::date[])`,
-    )
+    where.push(`date_trunc(${p.text(query.grain)}, ${time()})::date = any(${p.add(sqlArray(scope.periods))}::date[])`)
   for (const [name, v] of Object.entries(query.filter ?? {})) {
     const values = (Array.isArray(v) ? v : [v]).map(String)
     where.push(`${dimSql(name)} = any(${p.add(sqlArray(values))}::text[])`)
