@@ -14,6 +14,8 @@ const Shell = lazy(loadShell)
 if (/(?:^|; )trellis_csrf=/.test(document.cookie)) void loadShell()
 const ForgotPassword = lazy(() => import('./pages/PasswordReset').then((m) => ({ default: m.ForgotPassword })))
 const ResetPassword = lazy(() => import('./pages/PasswordReset').then((m) => ({ default: m.ResetPassword })))
+const SsoCallback = lazy(() => import('./pages/SsoCallback').then((m) => ({ default: m.SsoCallback })))
+const SSO_CALLBACK = '/console/sso-callback'
 /** Pages for people who are not signed in (the reset link in an e-mail lands on the second). */
 const PUBLIC: Record<string, typeof ForgotPassword> = {
   '/console/forgot-password': ForgotPassword,
@@ -26,6 +28,7 @@ type Boot =
   | { state: 'loading' }
   | { state: 'out'; branding: Branding }
   | { state: 'public'; branding: Branding }
+  | { state: 'sso'; branding: Branding }
   | { state: 'in'; me: Me; branding: Branding }
 
 export function App() {
@@ -52,6 +55,11 @@ export function App() {
         applyBranding(branding)
         return setBoot({ state: 'public', branding })
       }
+      if (location.pathname.replace(/\/$/, '') === SSO_CALLBACK) {
+        const branding = await loadBranding()
+        applyBranding(branding)
+        return setBoot({ state: 'sso', branding })
+      }
       if (await refresh()) return enter()
       const branding = await loadBranding()
       applyBranding(branding)
@@ -61,6 +69,12 @@ export function App() {
 
   if (boot.state === 'loading') return <p role="status">{t('app.loading')}</p>
   if (boot.state === 'out') return <Login branding={boot.branding} onSignedIn={enter} />
+  if (boot.state === 'sso')
+    return (
+      <Suspense fallback={<p role="status">{t('app.loading')}</p>}>
+        <SsoCallback branding={boot.branding} onSignedIn={enter} />
+      </Suspense>
+    )
   const Public = boot.state === 'public' ? PUBLIC[location.pathname.replace(/\/$/, '')] : undefined
   if (boot.state === 'public' && Public)
     return (

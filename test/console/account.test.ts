@@ -83,18 +83,18 @@ t.test('password reset and an authenticator, in Chromium', async (t) => {
 
     await page.getByLabel('Email').fill(shop.email)
     await page.getByLabel('Password').fill('a-brand-new-password-1')
-    await page.getByRole('button', { name: 'Sign in' }).click()
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click()
     await page.getByText('Your account has an authenticator: enter its current code.').waitFor()
     await check('sign-in code')
     await page.getByLabel('Authenticator code').fill('000000')
-    await page.getByRole('button', { name: 'Sign in' }).click()
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click()
     await page
       .getByRole('alert')
       .getByText(/Sign-in failed/)
       .waitFor()
     // The next time step's code (the one used to confirm cannot be replayed).
     await page.getByLabel('Authenticator code').fill(code(secret, Date.now() + 30_000))
-    await page.getByRole('button', { name: 'Sign in' }).click()
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click()
     await page.getByRole('button', { name: 'Sign out' }).waitFor()
     t.pass('signed in with password and code')
   })

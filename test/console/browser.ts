@@ -68,12 +68,12 @@ export function consoleUser(page: Page, base: string) {
       await page.goto(`${base}/console/`)
       await page.getByLabel('Email').fill(email)
       await page.getByLabel('Password').fill(password)
-      await page.getByRole('button', { name: 'Sign in' }).click()
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click()
       await page.getByRole('button', { name: 'Sign out' }).waitFor()
     },
     async signOut() {
       await page.getByRole('button', { name: 'Sign out' }).click()
-      await page.getByRole('button', { name: 'Sign in' }).waitFor()
+      await page.getByRole('button', { name: 'Sign in', exact: true }).waitFor()
     },
     /** The pages with a serious or critical violation (an empty object when none has). */
     failing() {

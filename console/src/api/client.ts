@@ -99,6 +99,19 @@ export async function signIn(email: string, password: string, totpCode?: string)
   accessToken = body.accessToken
 }
 
+/** Trades the one-time code the single sign-on redirect brought back for a session (the refresh token in the cookie). */
+export async function exchangeSsoCode(code: string): Promise<void> {
+  const res = await fetch('/v1/auth/sso/exchange', {
+    method: 'POST',
+    credentials: 'same-origin',
+    headers: { 'content-type': 'application/json', 'x-trellis-session': 'cookie' },
+    body: JSON.stringify({ code }),
+  })
+  const body = await res.json().catch(() => ({}))
+  if (!res.ok) throw new ApiError(res.status, body)
+  accessToken = body.accessToken
+}
+
 export async function signOut(): Promise<void> {
   if (accessToken)
     await fetch('/v1/auth/logout', {

@@ -3,9 +3,53 @@ import { ApiError, signIn } from '../api/client'
 import type { Branding } from '../branding'
 import { t } from '../i18n'
 
+/** What went wrong, announced to assistive technology. */
+const Alert = (props: { text?: string }) =>
+  props.text ? (
+    <p className="error" role="alert">
+      {props.text}
+    </p>
+  ) : null
+
+const ORG_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/**
+ * Single sign-on (ADR 0079): the organisation is named by its ID — prefilled from the sign-in
+ * link's `?org=` — and the browser goes to the kernel's start, which sends it to the
+ * organisation's identity provider; it comes back at /console/sso-callback.
+ */
+function SsoSignIn() {
+  const preset = new URLSearchParams(location.search).get('org') ?? ''
+  const [open, setOpen] = useState(ORG_ID.test(preset))
+  const [error, setError] = useState<string>()
+  function start(e: FormEvent<HTMLFormElement>) {
+    e.preventDefault()
+    const org = String(new FormData(e.currentTarget).get('org')).trim()
+    if (!ORG_ID.test(org)) return setError(t('login.ssoBadOrg'))
+    location.assign(`/v1/auth/sso/${org.toLowerCase()}/start?returnTo=${encodeURIComponent('/console/sso-callback')}`)
+  }
+  if (!open)
+    return (
+      <button type="button" onClick={() => setOpen(true)}>
+        {t('login.sso')}
+      </button>
+    )
+  return (
+    <form onSubmit={start} aria-label={t('login.sso')}>
+      <label htmlFor="sso-org">{t('login.ssoOrg')}</label>
+      <input id="sso-org" name="org" defaultValue={preset} aria-describedby="sso-org-hint" required />
+      <p id="sso-org-hint">{t('login.ssoHint')}</p>
+      <button className="primary" type="submit">
+        {t('login.ssoContinue')}
+      </button>
+      <Alert text={error} />
+    </form>
+  )
+}
+
 /**
  * Sign-in with a password; an account with an authenticator is asked for its current code
- * (the kernel answers AUTH_ERR_MFA_REQUIRED) and signs in with both.
+ * (the kernel answers AUTH_ERR_MFA_REQUIRED) and signs in with both. Or single sign-on.
  */
 export function Login(props: { branding: Branding; onSignedIn: () => Promise<void> }) {
   const [error, setError] = useState<string>()
@@ -45,15 +89,12 @@ export function Login(props: { branding: Branding; onSignedIn: () => Promise<voi
         <button className="primary" type="submit" disabled={busy}>
           {t('login.submit')}
         </button>
-        {error && (
-          <p className="error" role="alert">
-            {error}
-          </p>
-        )}
+        <Alert text={error} />
       </form>
       <p>
         <a href="/console/forgot-password">{t('login.forgot')}</a>
       </p>
+      <SsoSignIn />
     </main>
   )
 }

@@ -1,7 +1,8 @@
 /**
- * Sessions fit for a browser: a client that sends `X-Trellis-Session: cookie` on sign-in and
- * refresh gets its refresh token in an `HttpOnly`, `SameSite=Strict` cookie scoped to the refresh
- * path (`Secure` when served over TLS) instead of in the answer, so no script can read it. The
+ * Sessions fit for a browser: a client that sends `X-Trellis-Session: cookie` on sign-in (a
+ * password, or the single sign-on hand-over) and refresh gets its refresh token in an `HttpOnly`,
+ * `SameSite=Strict` cookie scoped to the refresh path (`Secure` when served over TLS) instead of
+ * in the answer, so no script can read it. The
  * cookie-based refresh is guarded against cross-site requests by a double-submit token (a second,
  * readable cookie the client echoes in `X-Trellis-CSRF`) and by the Origin header when present.
  * Signing out clears both cookies. Clients that send no such header are unaffected.
@@ -18,7 +19,8 @@ export const CSRF_HEADER = 'x-trellis-csrf'
 export const REFRESH_COOKIE = 'trellis_refresh'
 export const CSRF_COOKIE = 'trellis_csrf'
 const REFRESH_PATH = '/v1/auth/refresh'
-const SIGN_IN_PATHS = new Set(['/v1/auth/login', REFRESH_PATH])
+// Every answer that opens a session: the password sign-in, the single sign-on hand-over, a refresh.
+const SIGN_IN_PATHS = new Set(['/v1/auth/login', '/v1/auth/sso/exchange', REFRESH_PATH])
 
 const wantsCookie = (request: FastifyRequest) => request.headers[SESSION_MODE_HEADER] === 'cookie'
 
