@@ -21,6 +21,10 @@ export const en = {
   'sso.failed': 'Single sign-on failed: {message}',
   'sso.noCode': 'the identity provider sent no sign-in back; start again',
   'sso.back': 'Back to sign-in',
+  'sso.refused':
+    'the sign-in was refused (an address your organisation does not accept, or an answer from the identity provider that did not check out); your administrator finds the reason in the audit log',
+  'sso.disabled': 'your account is disabled',
+  'sso.notConfigured': 'your organisation no longer signs in with an identity provider',
   'reset.forgotTitle': 'Reset your password',
   'reset.send': 'Send me a reset link',
   'reset.sent': 'If an account has this address, a reset link is on its way to it.',

@@ -140,6 +140,26 @@ t.test('single sign-on through the console, in Chromium', async (t) => {
     await page.getByRole('button', { name: 'Sign in with SSO' }).waitFor()
   })
 
+  await t.test('an address the organisation does not accept: the console says the sign-in was refused', async (t) => {
+    idp.accounts.set('eve', { email: 'eve@elsewhere.test', groups: ['erp-admins'] })
+    await page.context().clearCookies() // the provider's own session too: sign in there afresh
+    await page.goto(`${base}/console/?org=${shop.orgId}`)
+    await page.getByRole('button', { name: 'Continue to your identity provider' }).click()
+    await page.locator('input[name="login"]').fill('eve')
+    await page.locator('input[name="password"]').fill('any')
+    await page.locator('button[type="submit"]').first().click()
+    await page.getByRole('button', { name: 'Continue' }).click()
+    const alert = page.getByRole('alert')
+    await alert.waitFor()
+    t.match(await alert.textContent(), /Single sign-on failed: the sign-in was refused/)
+    t.equal(new URL(page.url()).pathname, '/console/sso-callback')
+    t.equal(
+      (await k.ownerSql('select count(*)::int as n from users where email = ?', ['eve@elsewhere.test']))[0].n,
+      0,
+      'no account was made',
+    )
+  })
+
   await t.test("the organisation's sign-in link opens single sign-on with the organisation filled in", async (t) => {
     await page.goto(`${base}/console/?org=${shop.orgId}`)
     t.equal(await page.getByLabel('Organisation ID').inputValue(), shop.orgId)

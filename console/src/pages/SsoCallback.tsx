@@ -11,6 +11,13 @@ function takeFragment(): URLSearchParams {
   return fragment
 }
 
+/** The kernel's callback names what failed by its error code; the reason is in the organisation's audit log. */
+const REASONS: Record<string, Parameters<typeof t>[0]> = {
+  AUTH_ERR_SSO_FAILED: 'sso.refused',
+  AUTH_ERR_ACCOUNT_DISABLED: 'sso.disabled',
+  AUTH_ERR_SSO_NOT_CONFIGURED: 'sso.notConfigured',
+}
+
 let handover: Promise<void> | undefined
 
 /**
@@ -25,7 +32,7 @@ export function SsoCallback(props: { branding: Branding; onSignedIn: () => Promi
       const fragment = takeFragment()
       const failed = fragment.get('sso_error')
       const code = fragment.get('sso_code')
-      if (failed) throw new Error(failed)
+      if (failed) throw new Error(REASONS[failed] ? t(REASONS[failed]) : failed)
       if (!code) throw new Error(t('sso.noCode'))
       await exchangeSsoCode(code)
       history.replaceState(null, '', '/console/')
