@@ -113,6 +113,9 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
   let events: EventSystem | undefined
   let plugins: PluginHost | undefined
   let workflows: WorkflowEngine | undefined
+  // Background work started before a later step fails is stopped again, newest first, so a
+  // refused kernel (an extension's registration throws) leaves no timer or poller behind.
+  const stopOnFailure: Array<() => unknown> = []
   try {
     if (options.migrate ?? db.embedded) await db.migrate('up')
     else {
@@ -194,6 +197,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     )
     plugins.onAiGeneration(generations.enqueue)
     generations.start(consume)
+    stopOnFailure.push(() => generations.close())
     const ctx: KernelContext = {
       config,
       logger,
@@ -231,17 +235,21 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       logger,
     })
     if (consume) checkpointer.start(config.auditCheckpointIntervalMs ?? 0)
+    stopOnFailure.push(() => checkpointer.close())
     // Retention policies and legal holds (docs/governance.md): worker work, hourly.
     const retention = new RetentionJob(
       { db: db.background, orgTx: (org, fn, o) => orgTx(ctx, org, fn, o), logger },
       options.retention,
     )
     if (consume && options.retention?.intervalMs !== 0) retention.start()
+    stopOnFailure.push(() => retention.close())
     // Periodic access review (docs/governance.md): worker work, daily by the workflow clock.
     const accessReviews = new AccessReviewJob({ db: db.background, orgTx: tenantTx, clock: workflows.clock, logger })
     if (consume) accessReviews.start()
+    stopOnFailure.push(() => accessReviews.close())
     const insights = new InsightsScheduler({ db, orgTx: tenantTx, plugins, clock: workflows.clock, logger })
     if (consume) insights.start(options.insights?.everyMs)
+    stopOnFailure.push(() => insights.close())
     let draining = false
     const isDraining = () => draining
     const mounted = {
@@ -305,6 +313,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       },
     }
   } catch (err) {
+    for (const stop of stopOnFailure.reverse()) await (async () => stop())().catch(() => {})
     await events?.close().catch(() => {})
     await workflows?.close().catch(() => {})
     await plugins?.close().catch(() => {})
