@@ -156,20 +156,24 @@ for (const setup of QUEUE_MATRIX) {
       t.equal((await k.req('GET', '/v1/webhooks/deliveries', { token: k.adminToken })).body.code, 'AUTH_ERR_FORBIDDEN')
     })
 
-    await t.test('a redelivered dead letter is pending again, without its failure reason', async (t) => {
-      const [d] = await log(`${downEp.id}/deliveries?status=dead_letter&eventType=kernel.role.created`)
-      t.equal(
-        (await k.req('POST', `/v1/webhooks/${downEp.id}/deliveries/${d.id}/redeliver`, { token: a.token })).status,
-        202,
-      )
-      const [again] = (await log(`${downEp.id}/deliveries`)).filter((x) => x.id === d.id)
-      t.match(again, { status: 'pending', failureReason: null })
-      await eventually(
-        async () =>
-          (await log(`${downEp.id}/deliveries?status=dead_letter&eventType=kernel.role.created`)).length === 1,
-        15_000,
-      )
-    })
+    await t.test(
+      'a redelivered dead letter is pending again, and a dead letter again once its retries are spent',
+      async (t) => {
+        const [d] = await log(`${downEp.id}/deliveries?status=dead_letter&eventType=kernel.role.created`)
+        const redeliver = await k.req('POST', `/v1/webhooks/${downEp.id}/deliveries/${d.id}/redeliver`, {
+          token: a.token,
+        })
+        t.equal(redeliver.status, 202)
+        // What the log shows right after depends on whether a worker has tried the still-down
+        // endpoint again yet; the answer says what the redelivery did.
+        t.match(redeliver.body, { id: d.id, status: 'pending' }, 'the answer: pending again')
+        await eventually(
+          async () =>
+            (await log(`${downEp.id}/deliveries?status=dead_letter&eventType=kernel.role.created`)).length === 1,
+          15_000,
+        )
+      },
+    )
 
     await t.test(
       '/metrics counts attempts, outcomes, retries, dead letters and dispatch lag; shows the backlog',
