@@ -12,11 +12,15 @@ import {
 } from './queue.js'
 import { TenantFairness } from './bullmq-fairness.js'
 
+/** How long closing waits on BullMQ while Redis is away before cutting its connections. */
+const AWAY_CLOSE_MS = 2000
+
 /**
  * BullMQ on Redis (REDIS_URL). Redis holds only wake-ups: the outbox and the delivery rows in
  * PostgreSQL are the truth, and the dispatcher's sweep re-adds whatever a Redis restart lost.
  * Tenants are served fairly through job priorities (see {@link TenantFairness}, ADR 0012).
  */
+
 export class BullMqJobQueue implements JobQueue {
   readonly kind = 'bullmq' as const
   private readonly queue: Queue
@@ -115,8 +119,24 @@ export class BullMqJobQueue implements JobQueue {
     // cannot be marked done without Redis anyway (its lock lapses and it runs again; handlers are
     // idempotent), so the worker closes without waiting for them.
     const away = this.producer.status !== 'ready' || (this.consumer !== undefined && this.consumer.status !== 'ready')
-    await this.worker?.close(away)
-    await this.queue.close()
+    const closing = (async () => {
+      await this.worker?.close(away)
+      await this.queue.close()
+    })()
+    if (away) {
+      // Even a forced close can wait on a command that is never answered (the lock manager's, the
+      // blocking connection's): after a moment the connections are cut instead of waited for.
+      const within = (ms: number, p: Promise<unknown>) =>
+        Promise.race([
+          p.then(
+            () => true,
+            () => true,
+          ),
+          new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref()),
+        ])
+      if (!(await within(AWAY_CLOSE_MS, closing)))
+        await within(AWAY_CLOSE_MS, Promise.allSettled([this.worker?.disconnect(), this.queue.disconnect()]))
+    } else await closing
     this.consumer?.disconnect()
     this.producer.disconnect()
   }
