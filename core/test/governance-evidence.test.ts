@@ -10,6 +10,7 @@ import { appendAudit } from '../src/audit/audit-log.js'
 import { PLATFORM_ORG } from '../src/db/database.js'
 import { readArchive } from '../src/governance/index.js'
 import { trellisInProcess } from './helpers/cli-in-process.js'
+import { eventually } from './helpers/receiver.js'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -17,15 +18,6 @@ import { join } from 'node:path'
 
 const DAY = 86_400_000
 const contacts = await builtFixture('contacts')
-
-/** Waits for a positive signal: `probe` answers true (bounded, so a regression fails instead of hanging). */
-async function until(probe: () => Promise<boolean>, what: string) {
-  for (let i = 0; i < 400; i++) {
-    if (await probe()) return
-    await new Promise((r) => setTimeout(r, 25))
-  }
-  throw new Error(`never: ${what}`)
-}
 
 for (const kind of DB_KINDS)
   t.test(`evidence and access review on ${kind}`, async (t) => {
@@ -58,10 +50,11 @@ for (const kind of DB_KINDS)
     t.equal(created.status, 201, JSON.stringify(created.body))
     const apiKey = created.body.key as string
     t.equal((await k.req('GET', '/v1/users', { token: apiKey })).status, 200)
-    await until(async () => {
+    // The key's use is recorded off the request path: wait for it.
+    await eventually(async () => {
       const [row] = await k.ownerSql('select last_used_at from api_keys where id = ?::uuid', [created.body.id])
       return row?.last_used_at !== null
-    }, "the key's use is recorded")
+    })
     // What the marketplace's kill switch writes into each affected tenant's chain.
     await orgTx(k.kernel.ctx, a.orgId, (tx) =>
       appendAudit(tx, a.orgId, {

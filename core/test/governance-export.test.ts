@@ -7,6 +7,7 @@ import t from 'tap'
 import { createHash } from 'node:crypto'
 import { DB_KINDS, addUser, createTenantWithAdmin, startTestKernel } from './helpers/test-kernel.js'
 import { builtFixture, registerVersion } from './helpers/plugin-versions.js'
+import { eventually } from './helpers/receiver.js'
 import { readArchive, verifyArchiveAudit } from '../src/governance/index.js'
 import { writeArchive, type TenantArchive } from '../src/governance/export-archive.js'
 
@@ -73,12 +74,10 @@ for (const kind of DB_KINDS)
     }
     // The notes plugin marks each new note seen from its event handler: wait for it, so the export
     // holds the notes as they stay.
-    for (let i = 0; ; i++) {
+    await eventually(async () => {
       const listed = (await x(a, '@acme/notes', 'GET', '/notes')).body.items as Array<{ seen?: boolean }>
-      if (listed.every((n) => n.seen)) break
-      if (i === 600) throw new Error('the notes were never marked seen')
-      await new Promise((r) => setTimeout(r, 50))
-    }
+      return listed.every((n) => n.seen)
+    }, 30_000)
 
     // Read as text: the archive is JSON Lines, not one JSON document.
     const exported = await k.kernel.app.inject({
