@@ -6,6 +6,7 @@
  * tests run against the real kernel, database and sandbox — nothing that could drift from
  * production.
  */
+import { fileURLToPath } from 'node:url'
 import type { JsonValue } from './context.js'
 import { SDK } from './sdk-errors.js'
 
@@ -64,6 +65,11 @@ export interface DevKernel {
     template?: string
     /** True when this start made that cache: the first start for this kernel's schema. */
     templateMade?: boolean
+    /**
+     * Set when this is a tenant of the warm kernel kept running between runs (see
+     * `trellis-plugin dev-kernel`): its process and when it started.
+     */
+    warm?: { pid: number; startedAt: string; reused: boolean }
   }
   /** The development tenant and its admin (who holds every permission the plugin contributes). */
   tenant: { id: string; slug: string; adminEmail: string; adminPassword: string; token: string }
@@ -92,8 +98,14 @@ export interface DevKernel {
   events(plugin: string): Promise<DevEvent[]>
   /** The plugin's invocation records, newest first. */
   invocations(plugin: string): Promise<DevInvocation[]>
-  /** Calls `listener` with every invocation as it finishes; returns an unsubscribe function. */
+  /** Calls `listener` with every invocation of this tenant as it finishes; returns an unsubscribe function. */
   onInvocation(listener: (inv: DevInvocation) => void): () => void
+  /**
+   * Another tenant of the same kernel, with its own admin: what it installs, stores and emits is
+   * its own. Closing the view it returns leaves the kernel running.
+   */
+  openTenant(options?: { slug?: string }): Promise<DevKernel>
+  /** Stops the kernel (for a view from {@link DevKernel.openTenant}: lets go of that tenant only). */
   close(): Promise<void>
 }
 
@@ -130,6 +142,18 @@ export type StartDevKernel = (options?: DevKernelOptions) => Promise<DevKernel>
 export type PlatformImport = () => Promise<{ startDevKernel?: unknown }>
 
 const importPlatform: PlatformImport = () => import('@trellis/platform')
+
+/**
+ * Where `@trellis/platform` is installed (its entry module's path), without loading it; fails with
+ * `SDK_ERR_KERNEL_NOT_INSTALLED` when it is not. The warm dev kernel is kept per platform install.
+ */
+export function platformEntry(): string {
+  try {
+    return fileURLToPath(import.meta.resolve('@trellis/platform'))
+  } catch (err) {
+    throw SDK.KERNEL_NOT_INSTALLED({ reason: (err as Error).message }, { cause: err })
+  }
+}
 
 /**
  * Loads `startDevKernel` from `@trellis/platform`, an optional peer dependency of the SDK (build,

@@ -1,7 +1,9 @@
 /**
  * `trellis-plugin dev`: a kernel on a throw-away embedded database with the plugin installed
  * for a dev tenant, listening; the plugin is rebuilt and reinstalled whenever its sources or
- * manifest change, and every invocation's log lines are streamed.
+ * manifest change, and every invocation's log lines are streamed. With `warm`, the kernel is the
+ * warm one kept running between runs (a tenant of its own for this session, served on the
+ * requested port through a forwarding proxy); otherwise one started in this process.
  */
 import { watch } from 'node:fs'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
@@ -9,6 +11,8 @@ import { join } from 'node:path'
 import { buildPlugin } from './build.js'
 import type { JsonValue } from './context.js'
 import { loadDevKernel, type DevInvocation, type DevKernel } from './dev-kernel.js'
+import { startDevProxy } from './dev-proxy.js'
+import { openWarmTenant } from './dev-warm.js'
 
 /** Options of {@link runDev}. */
 export interface DevOptions {
@@ -26,6 +30,8 @@ export interface DevOptions {
    * default the user's cache directory.
    */
   cacheDir?: string | false
+  /** Serve from the warm kernel kept running between runs (see `trellis-plugin dev-kernel`). */
+  warm?: boolean
   /** Called once the plugin is installed and the kernel listens. */
   onReady?: (info: { url: string; basePath: string; token: string; kernel: DevKernel }) => void
   /** Called after each reload (ok or failed). */
@@ -72,6 +78,10 @@ function webhookHint(manifest: Record<string, unknown>, url: string, token: stri
 
 /** What the start says about the database: whether it came from the cache, and where that is. */
 function databaseLine(database: DevKernel['database']): string {
+  if (database.warm) {
+    const { pid, reused } = database.warm
+    return `  kernel:   the warm dev kernel (pid ${pid}, ${reused ? 'already running' : 'started now; the next runs reuse it'}), a new tenant for this session; \`trellis-plugin dev-kernel stop\` stops it`
+  }
   if (database.kind === 'postgres') return '  database: PostgreSQL'
   if (!database.template) return '  database: embedded, migrated (no cache)'
   return database.templateMade
@@ -83,12 +93,18 @@ function databaseLine(database: DevKernel['database']): string {
 export async function runDev(options: DevOptions): Promise<void> {
   const { dir, log } = options
   const started = performance.now()
-  const startDevKernel = await loadDevKernel()
-  const kernel = await startDevKernel({
-    port: options.port,
-    ...(options.egressAllow ? { egressAllow: options.egressAllow } : {}),
-    ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}),
-  })
+  const cacheDir = options.cacheDir
+  const kernel = options.warm
+    ? await openWarmTenant({
+        ...(options.egressAllow ? { egressAllow: options.egressAllow } : {}),
+        ...(typeof cacheDir === 'string' ? { cacheDir } : {}),
+      })
+    : await (await loadDevKernel())({
+        port: options.port,
+        ...(options.egressAllow ? { egressAllow: options.egressAllow } : {}),
+        ...(cacheDir !== undefined ? { cacheDir } : {}),
+      })
+  let proxy: { url: string; close: () => Promise<void> } | undefined
   const install = async () => {
     const manifest = JSON.parse(await readFile(join(dir, 'trellis.plugin.json'), 'utf8')) as Record<string, unknown>
     const built = await buildPlugin({ dir, write: true })
@@ -100,7 +116,8 @@ export async function runDev(options: DevOptions): Promise<void> {
   try {
     const first = await install()
     const basePath = `/v1/x/${first.mount}`
-    const url = kernel.url!
+    if (options.warm) proxy = await startDevProxy(kernel.url!, options.port)
+    const url = proxy?.url ?? kernel.url!
     const token = await sessionToken(kernel)
     const manifest = JSON.parse(await readFile(join(dir, 'trellis.plugin.json'), 'utf8')) as Record<string, unknown>
     log(`trellis dev: ${url}${basePath}  (${first.version}, tenant ${kernel.tenant.slug})`)
@@ -154,6 +171,7 @@ export async function runDev(options: DevOptions): Promise<void> {
     await running
     await rm(join(dir, DEV_SERVER_FILE), { force: true })
   } finally {
+    await proxy?.close()
     await kernel.close()
   }
 }

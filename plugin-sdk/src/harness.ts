@@ -2,7 +2,9 @@
  * `@trellis/plugin-sdk/testing`: test a plugin against the **real** kernel. The harness builds
  * the plugin, starts a kernel on a throw-away embedded database, installs the bundle for a
  * tenant in the real sandbox, and gives typed helpers to call its routes and actions, deliver
- * events to it, and read what it wrote and emitted. One harness per test file.
+ * events to it, and read what it wrote and emitted. One harness per test file. Under
+ * `trellis-plugin test` (`TRELLIS_DEV_KERNEL=warm`) it opens a new tenant of the warm kernel kept
+ * running between runs instead of starting a kernel (docs/adr/0092-warm-dev-kernel.md).
  *
  * @example
  * ```ts
@@ -25,6 +27,7 @@ import {
   type DevKernelOptions,
   type DevResponse,
 } from './dev-kernel.js'
+import { openWarmTenant, warmWanted } from './dev-warm.js'
 
 export { createTestHost } from './testing.js'
 export type { TestHost, TestHostOptions, RecordedHostCall } from './testing.js'
@@ -38,6 +41,12 @@ export interface HarnessOptions extends Pick<DevKernelOptions, 'egressAllow' | '
   entry?: string
   /** Installation settings, secrets included. */
   settings?: Record<string, JsonValue>
+  /**
+   * Use the warm kernel (a tenant of its own in the kernel kept running between runs) rather than
+   * start one in this process. Default: `TRELLIS_DEV_KERNEL=warm`, which `trellis-plugin test`
+   * sets unless run with `--no-warm`; a `logLevel` asks for the kernel's logs, so for a kernel here.
+   */
+  warm?: boolean
 }
 
 /** The running harness. */
@@ -76,11 +85,13 @@ export async function startPluginHarness(options: HarnessOptions = {}): Promise<
   const dir = resolve(options.dir ?? '.')
   const manifestOf = async () =>
     JSON.parse(await readFile(join(dir, 'trellis.plugin.json'), 'utf8')) as Record<string, unknown>
-  const startDevKernel = await loadDevKernel()
-  const kernel = await startDevKernel({
-    ...(options.egressAllow ? { egressAllow: options.egressAllow } : {}),
-    ...(options.logLevel ? { logLevel: options.logLevel } : {}),
-  })
+  const warm = options.warm ?? (warmWanted() && !options.logLevel)
+  const kernel = warm
+    ? await openWarmTenant(options.egressAllow ? { egressAllow: options.egressAllow } : {})
+    : await (await loadDevKernel())({
+        ...(options.egressAllow ? { egressAllow: options.egressAllow } : {}),
+        ...(options.logLevel ? { logLevel: options.logLevel } : {}),
+      })
   try {
     const install = async () => {
       const built = await buildPlugin({ dir, write: false, ...(options.entry ? { entry: options.entry } : {}) })

@@ -1,6 +1,8 @@
 /**
  * `trellis-plugin test`: runs a plugin's tests (`test/**\/*.test.ts`, node:test) with TypeScript
- * support, one file at a time — each file that uses `startPluginHarness` starts its own kernel.
+ * support, one file at a time — each file that uses `startPluginHarness` opens a tenant of its own
+ * in the warm kernel (started by the first run, kept for the next), or, with `warm: false`, starts
+ * a kernel of its own.
  */
 import { spawn } from 'node:child_process'
 import { readdir } from 'node:fs/promises'
@@ -18,7 +20,7 @@ export async function findTestFiles(dir: string): Promise<string[]> {
 /** Runs the tests; resolves to node's exit code (0 when every test passed). */
 export async function runPluginTests(
   dir: string,
-  options: { files?: string[]; stdout: (s: string) => void; stderr: (s: string) => void },
+  options: { files?: string[]; warm?: boolean; stdout: (s: string) => void; stderr: (s: string) => void },
 ): Promise<{ code: number; files: string[] }> {
   const files = options.files?.length ? options.files : await findTestFiles(dir)
   if (files.length === 0) return { code: 0, files }
@@ -26,7 +28,15 @@ export async function runPluginTests(
   const child = spawn(
     process.execPath,
     ['--no-node-snapshot', '--import', tsx, '--test', '--test-concurrency=1', ...files],
-    { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: process.env },
+    {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // `process`: a kernel per file; otherwise the caller's TRELLIS_DEV_KERNEL, by default the warm one.
+      env: {
+        ...process.env,
+        TRELLIS_DEV_KERNEL: options.warm === false ? 'process' : (process.env.TRELLIS_DEV_KERNEL ?? 'warm'),
+      },
+    },
   )
   child.stdout.on('data', (c: Buffer) => options.stdout(c.toString()))
   child.stderr.on('data', (c: Buffer) => options.stderr(c.toString()))

@@ -92,6 +92,12 @@ export const SDK = defineErrors('SDK', {
     message: (d: { reason: string }) =>
       `running a plugin for real (trellis-plugin dev and test, startPluginHarness) needs @trellis/platform installed next to @trellis/plugin-sdk (npm install --save-dev @trellis/platform): ${d.reason}`,
   },
+  DEV_KERNEL_UNAVAILABLE: {
+    status: 503,
+    title: 'Warm dev kernel unavailable',
+    message: (d: { reason: string; log: string; tail: string }) =>
+      `the warm dev kernel that trellis-plugin test and dev share did not start: ${d.reason}; its log is ${d.log}${d.tail ? `, ending:\n${d.tail}` : ''}`,
+  },
   USAGE: {
     status: 400,
     title: 'Invalid command usage',

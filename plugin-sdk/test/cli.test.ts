@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { extract } from 'tar'
 import { runCli } from '../src/cli/main.js'
 import { verifyPackageSignature } from '../src/pack.js'
+import { listWarmKernels, stopWarmKernels } from '../src/dev-warm.js'
 
 const bin = fileURLToPath(new URL('../bin/trellis-plugin.js', import.meta.url))
 const repoModules = fileURLToPath(new URL('../../node_modules', import.meta.url))
@@ -174,17 +175,28 @@ t.test(
     await mkdir(join(dir, 'node_modules', '@trellis'), { recursive: true })
     await symlink(join(repoModules, '@trellis', 'plugin-sdk'), join(dir, 'node_modules', '@trellis', 'plugin-sdk'))
     await symlink(join(repoModules, '@trellis', 'platform'), join(dir, 'node_modules', '@trellis', 'platform'))
-    const res = await cli(['test'], dir)
+    // The warm kernel the runs share, kept in this file's own directory and stopped at its end.
+    const stateDir = join(root, 'dev-kernel')
+    t.teardown(() => stopWarmKernels(stateDir))
+    const env = { TRELLIS_DEV_KERNEL_DIR: stateDir }
+    const res = await cli(['test'], dir, env)
     t.equal(res.code, 0, res.stdout + res.stderr)
     t.match(res.stdout, /# pass 4/)
     t.match(res.stdout, /# fail 0/)
+    const [first] = await listWarmKernels(stateDir)
+    t.ok(first, 'the first run left the warm kernel running')
     const src = join(dir, 'src', 'index.ts')
     const original = await readFile(src, 'utf8')
     await writeFile(src, original.replace('{ announced: true }', '{ announced: false }'))
-    const broken = await cli(['test'], dir)
+    const broken = await cli(['test'], dir, env)
     await writeFile(src, original)
-    t.equal(broken.code, 1, 'a broken event handler fails the tests')
+    t.equal(broken.code, 1, 'a broken event handler fails the tests: the warm kernel runs the new code')
     t.match(broken.stdout, /# fail 1/)
+    t.same(
+      (await listWarmKernels(stateDir)).map((k) => k.pid),
+      [first!.pid],
+      'the second run used the same kernel',
+    )
   },
 )
 

@@ -14,7 +14,8 @@ export function registerDev(program: Command, cli: Cli): void {
     .option('-p, --port <port>', 'port to listen on', '4000')
     .option('--settings <json>', 'installation settings as JSON')
     .option('--egress-allow <hosts>', 'comma-separated private hosts ctx.http.fetch may reach (e.g. 127.0.0.1)')
-    .action(async (opts: { dir?: string; port: string; settings?: string; egressAllow?: string }) => {
+    .option('--no-warm', 'start a kernel in this process instead of using the warm one kept between runs')
+    .action(async (opts: { dir?: string; port: string; settings?: string; egressAllow?: string; warm: boolean }) => {
       const port = Number(opts.port)
       if (!Number.isInteger(port) || port < 0 || port > 65535)
         cli.fail(SDK.USAGE({ reason: `--port must be 0 to 65535, not "${opts.port}"` }))
@@ -47,6 +48,7 @@ export function registerDev(program: Command, cli: Cli): void {
         await runDev({
           dir,
           port,
+          warm: opts.warm && process.env.TRELLIS_DEV_KERNEL !== 'process',
           ...(settings ? { settings } : {}),
           ...(egressAllow ? { egressAllow } : {}),
           log: (line) => cli.io.stdout(`${line}\n`),

@@ -1,4 +1,4 @@
-// `trellis-plugin`: create, build, validate, test, dev, logs, keys generate, pack, publish — one file
+// `trellis-plugin`: create, build, validate, test, dev, dev-kernel, logs, keys generate, pack, publish — one file
 // per command (*-command.ts). Exit codes: 0 ok, 1 error (and failed tests), 2 usage,
 // 3 validation failed (or publish refused by the marketplace's checks), 4 auth (signing key, or
 // publish answered 401/403), 5 network (publish).
@@ -8,6 +8,7 @@ import { createCli, EXIT, exitCodeOfError, type Io } from './context.js'
 import { registerBuild } from './build-command.js'
 import { registerCreate } from './create-command.js'
 import { registerDev } from './dev-command.js'
+import { registerDevKernel } from './dev-kernel-command.js'
 import { registerKeys } from './keys-command.js'
 import { registerLogs } from './logs-command.js'
 import { registerPack } from './pack-command.js'
@@ -31,6 +32,7 @@ const COMMANDS = [
   registerValidate,
   registerTest,
   registerDev,
+  registerDevKernel,
   registerLogs,
   registerKeys,
   registerPack,

@@ -216,6 +216,14 @@ ${description}
 npm install
 npm test                      # the tests in test/, against a real kernel and sandbox
 npx trellis-plugin dev        # serve it at http://127.0.0.1:4000/v1/x/${name.split('/')[1]}/… ; reloads on change
+npx trellis-plugin dev-kernel stop   # stop the warm kernel test and dev keep between runs
+\`\`\`
+
+The first \`npm test\` or \`dev\` starts a kernel that stays running (the *warm dev kernel*, stopped
+after 30 idle minutes); the next runs each get a new tenant of it in about a second instead of
+starting a kernel. \`--no-warm\` starts one of their own.
+
+\`\`\`sh
 npx trellis-plugin validate   # manifest schema, capability lint, size limits
 npx trellis-plugin build      # dist/plugin.js + dist/plugin.js.map
 npx trellis-plugin pack       # signed ${name.replace(/^@/, '').replace('/', '-')}-0.1.0.tgz (run \`trellis-plugin keys generate\` once)
