@@ -10,7 +10,7 @@ import type { SecretBox } from './crypto/secret-box.js'
 import type { EventSystem } from './events/event-system.js'
 import type { PluginHost } from './plugins/plugin-host.js'
 import type { WorkflowEngine } from './workflows/engine.js'
-import { emittedBy } from './events/outbox.js'
+import { bindSubscribers, emittedBy } from './events/outbox.js'
 import { assertStatus } from './identity/org-status.js'
 import type { Mailer } from './mail/mailer.js'
 import type { SessionRevocations } from './scale/session-revocations.js'
@@ -60,6 +60,7 @@ export async function orgTx<T>(
     if (!opts.allowSuspended) assertStatus(status)
     touched = tx.orgs
     used = tx
+    bindSubscribers(tx, k.events.subscriberIndex, orgId)
     return fn(tx)
   })
   for (const org of touched) k.sealer.nudge(org)

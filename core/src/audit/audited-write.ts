@@ -1,6 +1,15 @@
 import type { Tx } from '../db/database.js'
-import { EVENT_COLUMNS, EVENT_VALUES, type EmitInput, emitEventsTo, eventRow, markEmitted } from '../events/outbox.js'
+import {
+  EVENT_COLUMNS,
+  EVENT_VALUES,
+  type EmitInput,
+  emitEventsTo,
+  outboxRows,
+  settleOutbox,
+} from '../events/outbox.js'
 import { AUDIT_COLUMNS, AUDIT_VALUES, type AuditRecord, auditRow } from './audit-log.js'
+
+const PENDING = 'trellis_pending_events'
 
 /** One audited change as its route describes it. */
 export interface AuditedChange {
@@ -35,7 +44,7 @@ export async function auditedWrite<T = Record<string, unknown>>(tx: Tx, change: 
   const events = change.events ?? []
   const inHere = !change.alsoTo || change.alsoTo.orgs.includes(change.alsoTo.current)
   const local = inHere ? events : []
-  const eventRows = local.map(eventRow)
+  const eventRows = outboxRows(tx, local, change.alsoTo?.current)
   const when = change.write ? ' where exists (select 1 from w)' : ''
   const parts: string[] = []
   if (change.write) parts.push(`w as (${change.write.sql})`)
@@ -45,20 +54,26 @@ export async function auditedWrite<T = Record<string, unknown>>(tx: Tx, change: 
     )
   if (eventRows.length)
     parts.push(
-      `e as (insert into events ${EVENT_COLUMNS} select * from (values ${eventRows.map(() => EVENT_VALUES).join(', ')}) v${when})`,
+      `e as (insert into events ${EVENT_COLUMNS} select * from (values ${eventRows.map(() => EVENT_VALUES).join(', ')}) v${when} returning id, processed_at)`,
     )
-  const rows = await tx.sql<T>(`with ${parts.join(', ')} ${change.write ? 'select * from w' : 'select 1'}`, [
-    ...(change.write?.params ?? []),
-    ...records.flatMap((r) => auditRow(change.auditOrg, r)),
-    ...eventRows.flat(),
-  ])
+  // The events left pending (for the dispatcher) come back beside the write's own rows.
+  const pending = eventRows.length
+    ? `, (select coalesce(array_agg(e.id::text), '{}') from e where e.processed_at is null) as ${PENDING}`
+    : ''
+  const rows = await tx.sql<T>(
+    `with ${parts.join(', ')} ${change.write ? `select w.*${pending} from w` : `select 1${pending}`}`,
+    [...(change.write?.params ?? []), ...records.flatMap((r) => auditRow(change.auditOrg, r)), ...eventRows.flat()],
+  )
   const wrote = !change.write || rows.length > 0
   if (!wrote) return []
-  if (eventRows.length)
-    markEmitted(
+  if (eventRows.length) {
+    settleOutbox(
       tx,
-      eventRows.map((r) => r[0] as string),
+      eventRows,
+      ((rows[0] as unknown as Record<string, unknown>)[PENDING] as string[] | undefined) ?? [],
     )
+    for (const r of rows) delete (r as unknown as Record<string, unknown>)[PENDING]
+  }
   if (change.alsoTo && events.length) {
     const others = change.alsoTo.orgs.filter((o) => o !== change.alsoTo!.current)
     await emitEventsTo(tx, change.alsoTo.current, others, ...events)

@@ -14,7 +14,7 @@ const EventView = Type.Object({
   subject: Type.String(),
   sequence: Type.Union([Type.Integer(), Type.Null()], {
     description:
-      "The event's number in its subject's stream (1, 2, 3 …), given when it is fanned out; null until then.",
+      "The event's number in its subject's stream (1, 2, 3 …), given when it is fanned out to subscribers; null until then, and for good when nobody subscribed to it as it was emitted.",
   }),
   time: Type.String({ format: 'date-time' }),
   data: Type.Record(Type.String(), Type.Unknown()),

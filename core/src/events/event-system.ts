@@ -11,6 +11,7 @@ import { WebhookDelivery } from './webhook-delivery.js'
 import { FanOut } from './fan-out.js'
 import { Dispatcher } from './dispatcher.js'
 import { deliverJob } from './delivery-types.js'
+import { SubscriberIndex } from './subscriber-index.js'
 
 export { uuidv7Floor } from './retention.js'
 export { DELIVERY_FAILED, webhookSecretAd, type FailureReason } from './delivery-types.js'
@@ -51,6 +52,8 @@ export class EventSystem {
   private readonly delivery: WebhookDelivery
   private readonly fan: FanOut
   private readonly dispatcher: Dispatcher
+  /** Which event types each tenant's subscribers want: an event nobody wants is written processed (ADR 0082). */
+  readonly subscriberIndex: SubscriberIndex
 
   /** Every transaction of the pipeline comes from the background pool (ADR 0055). */
   private readonly db: TransactionSource
@@ -67,6 +70,7 @@ export class EventSystem {
     this.db = db
     this.metrics = opts.metrics ?? eventMetrics
     this.subscribers = { handlers: this.handlers, sink: undefined }
+    this.subscriberIndex = new SubscriberIndex(db, () => this.handlers.flatMap((h) => h.patterns), {}, logger)
     this.retention = new EventRetention(db, opts, logger)
     this.recorder = new AttemptRecorder(
       db,
@@ -196,6 +200,7 @@ export class EventSystem {
 
   async close(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer)
+    this.subscriberIndex.close()
     this.unsetBacklog?.()
     await this.retention.close()
     await this.dispatcher.close()

@@ -23,44 +23,110 @@ export function kernelEvent<T extends KernelEventType>(
   return { type, subject, data: data as Record<string, unknown> }
 }
 
-// Transactions that wrote to the outbox, and the events they wrote: orgTx hands these to the
-// dispatcher after they commit, so it takes them by id instead of searching the outbox.
+// Transactions that wrote to the outbox, and the pending events they wrote: orgTx hands these
+// to the dispatcher after they commit, so it takes them by id instead of searching the outbox.
 const emitted = new WeakMap<Tx, string[]>()
 
 export function markEmitted(tx: Tx, ids: readonly string[]): void {
+  if (ids.length === 0) return
   const list = emitted.get(tx)
   if (list) list.push(...ids)
   else emitted.set(tx, [...ids])
 }
 
-/** The ids of the events `tx` wrote to the outbox, if any. */
+/** The ids of the pending events `tx` wrote to the outbox, if any. */
 export function emittedBy(tx: Tx): readonly string[] | undefined {
   return emitted.get(tx)
+}
+
+/** What tells the outbox, at emit time, that nobody wants an event (see SubscriberIndex). */
+export interface UnsubscribedOracle {
+  unsubscribedGen(tenantId: string, type: string): string | undefined
+  forget(tenantId: string): void
+}
+
+// Transactions whose organisation and subscriber index are known (orgTx binds them): their
+// events nobody subscribes to are written already processed. Any other transaction writes
+// every event pending, as the dispatcher has always taken them.
+const bound = new WeakMap<Tx, { oracle: UnsubscribedOracle; org: string }>()
+
+/** Lets `tx`, acting in `org`, write events nobody subscribes to as processed (ADR 0082). */
+export function bindSubscribers(tx: Tx, oracle: UnsubscribedOracle, org: string): void {
+  bound.set(tx, { oracle, org })
+}
+
+/** The guard that makes an outbox row processed: the tenant and its subscription generation, or nulls. */
+type Unsubscribed = { tenantId: string; gen: string } | undefined
+
+function unsubscribed(tx: Tx, type: string, org?: string): Unsubscribed {
+  const b = bound.get(tx)
+  const tenantId = org ?? b?.org
+  if (!b || !tenantId) return undefined
+  const gen = b.oracle.unsubscribedGen(tenantId, type)
+  return gen === undefined ? undefined : { tenantId, gen }
 }
 
 /**
  * Columns and values of one outbox row, for composing into a larger statement (the change and
  * its event in one round trip). tenant_id is left to the column default, the transaction's
- * tenant, and row-level security refuses any other.
+ * tenant, and row-level security refuses any other. processed_at is set (to the transaction's
+ * time) only when the emitter found nobody subscribed under a subscription generation that the
+ * statement itself finds still current for the transaction's tenant: a subscription committed
+ * before the statement started leaves the event pending for the dispatcher.
  */
-export const EVENT_COLUMNS = '(id, type, source, subject, data)'
-export const EVENT_VALUES = '(?::uuid, ?, ?, ?, ?::jsonb)'
+export const EVENT_COLUMNS = '(id, type, source, subject, data, processed_at)'
+export const EVENT_VALUES = `(?::uuid, ?, ?, ?, ?::jsonb, case when trellis_current_tenant() = ?::uuid and coalesce((select g.gen from event_subscriber_gens g where g.tenant_id = trellis_current_tenant()), 0) = ?::bigint then now() end)`
 
-export function eventRow(e: EmitInput): unknown[] {
+/** The values of one outbox row; `none` when the emitter knows nobody subscribes (see {@link EVENT_VALUES}). */
+export function eventRow(e: EmitInput, none?: { tenantId: string; gen: string }): unknown[] {
   if (!TYPE.test(e.type) || e.type.length > 200) throw EVT.EVENT_TYPE_INVALID({ type: e.type })
   if (typeof e.subject !== 'string' || e.subject.length === 0 || e.subject.length > 500)
     throw EVT.EVENT_INVALID({ reason: 'subject must be 1 to 500 characters' })
-  return [uuidv7(), e.type, e.source ?? 'trellis/kernel', e.subject, JSON.stringify(e.data ?? {})]
+  return [
+    uuidv7(),
+    e.type,
+    e.source ?? 'trellis/kernel',
+    e.subject,
+    JSON.stringify(e.data ?? {}),
+    none?.tenantId ?? null,
+    none?.gen ?? null,
+  ]
+}
+
+/** Outbox rows for `tx`'s organisation (or `org`), each written processed when nobody subscribes. */
+export function outboxRows(tx: Tx, events: readonly EmitInput[], org?: string): unknown[][] {
+  return events.map((e) => eventRow(e, unsubscribed(tx, e.type, org)))
+}
+
+/**
+ * After the statement that wrote `rows`: the pending ones go to the dispatcher once the
+ * transaction commits; a row meant to be processed that came back pending means the tenant's
+ * subscriptions changed since they were cached, so they are read again.
+ */
+export function settleOutbox(tx: Tx, rows: readonly unknown[][], pending: readonly string[]): void {
+  markEmitted(tx, pending)
+  const stale = rows.find((r) => r[5] !== null && pending.includes(r[0] as string))
+  if (stale) bound.get(tx)?.oracle.forget(stale[5] as string)
 }
 
 /** Writes events to the outbox in the caller's transaction: they commit or roll back with it. */
 export async function emitEvents(tx: Tx, ...events: EmitInput[]): Promise<string[]> {
+  return emitIn(tx, undefined, events)
+}
+
+async function emitIn(tx: Tx, org: string | undefined, events: readonly EmitInput[]): Promise<string[]> {
   if (events.length === 0) return []
-  const rows = events.map(eventRow)
-  await tx.sql(`insert into events ${EVENT_COLUMNS} values ${events.map(() => EVENT_VALUES).join(', ')}`, rows.flat())
-  const ids = rows.map((r) => r[0] as string)
-  markEmitted(tx, ids)
-  return ids
+  const rows = outboxRows(tx, events, org)
+  const out = await tx.sql<{ id: string; pending: boolean }>(
+    `insert into events ${EVENT_COLUMNS} values ${events.map(() => EVENT_VALUES).join(', ')} returning id::text, processed_at is null as pending`,
+    rows.flat(),
+  )
+  settleOutbox(
+    tx,
+    rows,
+    out.filter((r) => r.pending).map((r) => r.id),
+  )
+  return rows.map((r) => r[0] as string)
 }
 
 /**
@@ -77,12 +143,12 @@ export async function emitEventsTo(
   ...events: EmitInput[]
 ): Promise<void> {
   const targets = [...new Set(orgs.filter((o): o is string => typeof o === 'string' && o.length > 0))]
-  if (targets.includes(current)) await emitEvents(tx, ...events)
+  if (targets.includes(current)) await emitIn(tx, current, events)
   const others = targets.filter((o) => o !== current)
   if (others.length === 0) return
   for (const org of others) {
     await tx.useOrg(org)
-    await emitEvents(tx, ...events)
+    await emitIn(tx, org, events)
   }
   await tx.useOrg(current)
 }
