@@ -882,6 +882,23 @@ export interface paths {
     patch?: never
     trace?: never
   }
+  '/v1/plugins/{scope}/{name}/health': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    /** A plugin's health across tenants, per version: invocations, errors, latency (for its publisher) */
+    get: operations['getPluginsByScopeByNameHealth']
+    put?: never
+    post?: never
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
   '/v1/plugins/{scope}/{name}/invocations': {
     parameters: {
       query?: never
@@ -1606,6 +1623,23 @@ export interface paths {
     patch?: never
     trace?: never
   }
+  '/v1/metrics/{name}/stock-out-risk': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    /** Per item, the probability that demand (this metric, by `by`) over the lead time exceeds the available stock (the `stock` metric, by `stockBy`) */
+    get: operations['getMetricsByNameStockOutRisk']
+    put?: never
+    post?: never
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
   '/v1/insights/alert-rules': {
     parameters: {
       query?: never
@@ -2275,6 +2309,23 @@ export interface paths {
     }
     /** A version's automated check results, for its publisher and platform admins */
     get: operations['getMarketplacePluginsByScopeByNameVersionsByVersionChecks']
+    put?: never
+    post?: never
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
+  '/v1/marketplace/publisher/versions': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    /** Your published versions in every status, newest first, with their check results and review decisions (publishers) */
+    get: operations['getMarketplacePublisherVersions']
     put?: never
     post?: never
     delete?: never
@@ -8051,6 +8102,99 @@ export interface operations {
     requestBody?: never
     responses: {
       /** @description Default Response */
+  getPluginsByScopeByNameHealth: {
+    parameters: {
+      query?: {
+        hours?: number
+      }
+      header?: never
+      path: {
+        scope: string
+        name: string
+      }
+      cookie?: never
+    }
+    requestBody?: never
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/json': {
+            hours: number
+            versions: {
+              version: string
+              invocations: number
+              errors: number
+              /** @description How many tenants ran it in the window (a count, never which). */
+              tenants: number
+              wallMsP50: number
+              wallMsP95: number
+              cpuMsAvg: number
+              /** Format: date-time */
+              lastAt: string
+            }[]
+          }
+        }
+      }
+      /** @description The request is malformed or fails validation (`problems` says where). */
+      400: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description No valid credential. */
+      401: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The credential lacks the permission this operation needs. */
+      403: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description Nothing of that id is visible to the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description Too many requests; retry after the `Retry-After` seconds. */
+      429: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The server failed; the problem has a `code` and the request id is in `X-Request-Id`. */
+      '5XX': {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+    }
+  }
       200: {
         headers: {
           [name: string]: unknown
@@ -12774,6 +12918,12 @@ export interface operations {
         content?: never
       }
       /** @description The request is malformed or fails validation (`problems` says where). */
+        /** @description Stock-out risk: the metric of stock available per item. */
+        stock?: string
+        /** @description Stock-out risk: the stock metric's item dimension. */
+        stockBy?: string
+        /** @description Stock-out risk: the supplier lead time, in periods. */
+        leadTime?: string
       400: {
         headers: {
           [name: string]: unknown
@@ -12863,6 +13013,107 @@ export interface operations {
         content?: never
       }
       /** @description The request is malformed or fails validation (`problems` says where). */
+        /** @description Stock-out risk: the metric of stock available per item. */
+        stock?: string
+        /** @description Stock-out risk: the stock metric's item dimension. */
+        stockBy?: string
+        /** @description Stock-out risk: the supplier lead time, in periods. */
+        leadTime?: string
+      }
+      header?: never
+      path: {
+        name: string
+      }
+      cookie?: never
+    }
+    requestBody?: never
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown
+        }
+        content?: never
+      }
+      /** @description The request is malformed or fails validation (`problems` says where). */
+      400: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description No valid credential. */
+      401: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The credential lacks the permission this operation needs. */
+      403: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description Nothing of that id is visible to the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description Too many requests; retry after the `Retry-After` seconds. */
+      429: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The server failed; the problem has a `code` and the request id is in `X-Request-Id`. */
+      '5XX': {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+    }
+  }
+  getMetricsByNameStockOutRisk: {
+    parameters: {
+      query?: {
+        from?: string
+        to?: string
+        grain?: string
+        filter?: string
+        /** @description Periods per cycle (default: 7 days, 52 weeks, 12 months, 4 quarters). */
+        season?: string
+        /** @description Robust score beyond which a period is anomalous (default 3.5). */
+        threshold?: string
+        /** @description Periods quieter than this are not judged (default 0). */
+        minVolume?: string
+        /** @description A dimension: the values contributing most to each anomaly. */
+        by?: string
+        /** @description Periods to forecast (1 to 36, default 6). */
+        horizon?: string
+        /** @description Stock-out risk: the metric of stock available per item. */
+        stock?: string
+        /** @description Stock-out risk: the stock metric's item dimension. */
+        stockBy?: string
+        /** @description Stock-out risk: the supplier lead time, in periods. */
+        leadTime?: string
       400: {
         headers: {
           [name: string]: unknown
@@ -16199,6 +16450,8 @@ export interface operations {
       /** @description Default Response */
       200: {
         headers: {
+        /** @description Partners: every listed plugin, not only those your channel catalog offers (to edit it). */
+        uncurated?: boolean
           [name: string]: unknown
         }
         content: {
@@ -17074,6 +17327,78 @@ export interface operations {
         }
         content: {
           'application/problem+json': components['schemas']['Problem']
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description Too many requests; retry after the `Retry-After` seconds. */
+      429: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The server failed; the problem has a `code` and the request id is in `X-Request-Id`. */
+      '5XX': {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+    }
+  }
+  getMarketplacePublisherVersions: {
+    parameters: {
+      query?: {
+        /** @description Opaque cursor from a previous page's nextCursor. */
+        cursor?: string
+        limit?: number
+      }
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    requestBody?: never
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/json': {
+            items: components['schemas']['Version'][]
+            nextCursor: string | null
+          }
+        }
+      }
+      /** @description The request is malformed or fails validation (`problems` says where). */
+      400: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description No valid credential. */
+      401: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The credential lacks the permission this operation needs. */
+      403: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
         }
       }
       /** @description Too many requests; retry after the `Retry-After` seconds. */

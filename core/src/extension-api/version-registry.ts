@@ -98,6 +98,12 @@ export interface VersionRegistry {
     status: VersionStatus,
     page?: { after?: string | null; limit?: number },
   ): Promise<VersionState[]>
+  /** A publisher's versions of every plugin, in every status, newest first, without code; `page` reads `limit` before the id `before`. */
+  publishedBy(
+    tx: ExtensionTx,
+    publisherId: string,
+    page?: { before?: string | null; limit?: number },
+  ): Promise<VersionState[]>
   /** The listed plugins: each one's newest approved version, by name, filtered and paged (see {@link ListedQuery}). */
   listed(tx: ExtensionTx, query: ListedQuery): Promise<VersionState[]>
 }
@@ -255,6 +261,11 @@ export function createVersionRegistry(
       tx.sql<VersionState>(
         `select ${COLUMNS} from plugin_versions where status = ? and (?::uuid is null or id > ?::uuid) order by id limit ?`,
         [status, page.after ?? null, page.after ?? null, page.limit ?? null],
+      ),
+    publishedBy: (tx, publisherId, page = {}) =>
+      tx.sql<VersionState>(
+        `select ${COLUMNS} from plugin_versions where publisher_id = ?::uuid and (?::uuid is null or id < ?::uuid) order by id desc limit ?`,
+        [publisherId, page.before ?? null, page.before ?? null, page.limit ?? 100],
       ),
     listed: (tx, q) =>
       tx.sql<VersionState>(

@@ -1,13 +1,12 @@
 import { Type } from '@sinclair/typebox'
 import type { Api } from '../http/types.js'
 import type { KernelContext } from '../kernel-context.js'
-import { KRN } from '../errors.js'
 import { principalOf, requirePermission } from '../http/guards.js'
 import { PageQuery, pageOf, decodeCursor, toPageOf } from '../http/pagination.js'
-import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
-import { PLATFORM_ORG } from '../db/database.js'
 import { invocationView } from './installation-routes.js'
 import { HostCallTranscript } from './installation-schemas.js'
+import { registerPublisherHealthRoutes } from './publisher-health-routes.js'
+import { PluginNameParams, assertPublisherOf } from './publisher-access.js'
 
 const Uuid = Type.String({ format: 'uuid' })
 const PublisherInvocation = Type.Object({
@@ -25,13 +24,12 @@ const PublisherInvocation = Type.Object({
     description: 'The host calls made: ops, outcomes and durations, never their arguments or results',
   }),
 })
-const isPlatform = (p: { orgKind: string; orgId: string }) => p.orgKind === 'platform' && p.orgId === PLATFORM_ORG
-
-/** Invocation records of a plugin across tenants, for its publishing partner (and platform admins). */
 /** What the publisher's invocation view reads: the database and the invocation recorder. */
 export type PublisherRouteDeps = Pick<KernelContext, 'db'> & { plugins: Pick<KernelContext['plugins'], 'recorder'> }
 
+/** Invocation records of a plugin across tenants (and their health), for its publishing partner and platform admins. */
 export function registerPublisherRoutes(app: Api, k: PublisherRouteDeps): void {
+  registerPublisherHealthRoutes(app, k)
   app.get(
     '/plugins/:scope/:name/invocations',
     {
@@ -39,10 +37,7 @@ export function registerPublisherRoutes(app: Api, k: PublisherRouteDeps): void {
       schema: {
         tags: ['plugins'],
         summary: 'Invocation records of a plugin across tenants, for its publisher (no tenant, caller or log data)',
-        params: Type.Object({
-          scope: Type.String({ pattern: '^@[a-z0-9][a-z0-9-]*$' }),
-          name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]*$' }),
-        }),
+        params: PluginNameParams,
         querystring: Type.Object(PageQuery),
         response: { 200: pageOf(PublisherInvocation) },
       },
@@ -53,13 +48,7 @@ export function registerPublisherRoutes(app: Api, k: PublisherRouteDeps): void {
       const limit = request.query.limit ?? 50
       await k.plugins.recorder.flush()
       const rows = await k.db.inOrg(p.orgId, async (tx) => {
-        const [own] = await tx.sql<{ publisher_id: string | null }>(
-          'select publisher_id from plugin_versions where name = ? and publisher_id is not null limit 1',
-          [plugin],
-        )
-        const publisher =
-          p.orgKind === 'partner' && p.permissions.has(P.pluginsPublish) && own?.publisher_id === p.orgId
-        if (!publisher && !isPlatform(p)) throw KRN.NOT_FOUND({ what: `plugin ${plugin}` })
+        await assertPublisherOf(tx, p, plugin)
         return tx.sql<Record<string, unknown>>('select * from trellis_plugin_invocations(?, ?::uuid, ?)', [
           plugin,
           decodeCursor(request.query.cursor),

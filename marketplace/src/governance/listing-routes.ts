@@ -91,6 +91,11 @@ export function registerListingRoutes(app: Api, k: Services): void {
             q: Type.Optional(Type.String({ maxLength: 200 })),
             category: Type.Optional(Type.String({ maxLength: 40 })),
             publisher: Type.Optional(Type.String({ format: 'uuid' })),
+            uncurated: Type.Optional(
+              Type.Boolean({
+                description: 'Partners: every listed plugin, not only those your channel catalog offers (to edit it).',
+              }),
+            ),
           }),
           Type.Object(PageQuery),
         ]),
@@ -105,12 +110,14 @@ export function registerListingRoutes(app: Api, k: Services): void {
     },
     async (request) => {
       const p = principalOf(request)
-      const { q, category, publisher, cursor } = request.query
+      const { q, category, publisher, cursor, uncurated } = request.query
       const limit = request.query.limit ?? 50
       const after = decode(cursor)
       const { rows, catalog } = await k.tx.read(p.orgId, async (tx) => {
         const catalog = await catalogForPrincipal(k, tx, p)
-        const allowed = catalog?.mode === 'allow_list' ? catalog.plugins : null
+        // A partner may look past its own catalog (to choose what goes in it); a tenant never can.
+        const curated = !(uncurated && p.orgKind === 'partner')
+        const allowed = curated && catalog?.mode === 'allow_list' ? catalog.plugins : null
         const found = await k.versions.listed(tx, {
           text: q,
           category,

@@ -3,6 +3,7 @@ import type { Api, AuditRecord, Principal } from '@trellis/core'
 import type { Services } from '../services.js'
 import { ChecksWorker, type ChecksWorkerOptions } from './checks-worker.js'
 import { registerPublisherRoutes } from './publisher-routes.js'
+import { registerPublishedVersionsRoutes } from './published-versions-routes.js'
 import { publishVersion as publishWith, registerPublishRoutes, type PublishedVersion } from './publish-routes.js'
 import type { Upload } from './upload.js'
 
@@ -35,6 +36,7 @@ export function createPublishing(k: Services, opts: { checks: false | ChecksWork
     worker,
     routes(app) {
       registerPublisherRoutes(app, k)
+      registerPublishedVersionsRoutes(app, k)
       registerPublishRoutes(app, k, { published })
     },
     publish: (p, plugin, upload, meta) => publishWith(k, p, plugin, upload, meta, published),
