@@ -28,6 +28,8 @@ interface Pending {
   outstanding: number
   trusted: boolean
   isoKey: string
+  /** The tenant's isolate (tenant and memory limit): what its memory is counted by. */
+  isolateKey: string
   bundleKey: string
   tenantId: string
   /** Counted against the worker's (and on a shared worker, the tenant's) isolate memory. */
@@ -45,6 +47,7 @@ export interface Placed {
   started: number
   trusted: boolean
   isoKey: string
+  isolateKey: string
   bundleKey: string
   /** The message for the worker, but for the time left, which is measured when it is sent. */
   message: Omit<InvokeMessage, 'remainingMs'>
@@ -76,6 +79,7 @@ export class Invocations {
         outstanding: 0,
         trusted: placed.trusted,
         isoKey: placed.isoKey,
+        isolateKey: placed.isolateKey,
         bundleKey: placed.bundleKey,
         tenantId,
         memoryMb: limits.memoryMb,
@@ -86,7 +90,7 @@ export class Invocations {
       }
       this.pending.set(rid, p)
       worker.inflight.add(rid)
-      this.deps.placement.commit(worker, tenantId, p.isoKey, p.memoryMb)
+      this.deps.placement.commit(worker, tenantId, p.isolateKey, p.memoryMb)
       if (!p.trusted) worker.untrusted++
       worker.send({ ...message, remainingMs: Math.max(1, limits.wallMs - (performance.now() - started)) })
     })
@@ -189,7 +193,7 @@ export class Invocations {
     const { placement, memory } = this.deps
     this.pending.delete(p.rid)
     p.worker.inflight.delete(p.rid)
-    placement.release(p.worker, p.tenantId, p.isoKey, p.memoryMb)
+    placement.release(p.worker, p.tenantId, p.isolateKey, p.memoryMb)
     if (p.worker.draining && p.worker.inflight.size === 0) memory.retire(p.worker)
     if (!p.trusted) p.worker.untrusted--
     if (!error) placement.succeeded(p.isoKey)

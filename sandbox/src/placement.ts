@@ -43,26 +43,26 @@ export class Placement {
 
   /**
    * Counts an invocation's isolate against its worker (and tenant, on a shared worker).
-   * Concurrent invocations of one key share one isolate and so one heap limit: the memory is
-   * counted once per isolate in flight, not once per invocation.
+   * Concurrent invocations of one tenant's plugins (with one memory limit) share its isolate and
+   * so one heap limit: the memory is counted once per isolate in flight, not once per invocation.
    */
-  commit(w: WorkerProcess, tenantId: string, isoKey: string, memoryMb: number): void {
+  commit(w: WorkerProcess, tenantId: string, isolateKey: string, memoryMb: number): void {
     const isolates = this.isolatesOf(w)
-    const n = isolates.get(isoKey) ?? 0
-    isolates.set(isoKey, n + 1)
+    const n = isolates.get(isolateKey) ?? 0
+    isolates.set(isolateKey, n + 1)
     if (n > 0) return
     w.committedMb += memoryMb
     if (!w.cordon) this.tenantCommitted.set(tenantId, (this.tenantCommitted.get(tenantId) ?? 0) + memoryMb)
   }
 
-  release(w: WorkerProcess, tenantId: string, isoKey: string, memoryMb: number): void {
+  release(w: WorkerProcess, tenantId: string, isolateKey: string, memoryMb: number): void {
     const isolates = this.isolatesOf(w)
-    const n = isolates.get(isoKey) ?? 0
+    const n = isolates.get(isolateKey) ?? 0
     if (n > 1) {
-      isolates.set(isoKey, n - 1)
+      isolates.set(isolateKey, n - 1)
       return
     }
-    isolates.delete(isoKey)
+    isolates.delete(isolateKey)
     if (n === 0) return
     w.committedMb -= memoryMb
     if (w.cordon) return
@@ -80,9 +80,9 @@ export class Placement {
     return m
   }
 
-  /** Memory an invocation of `isoKey` adds on `w`: none when its isolate already runs there. */
-  private extraMb(w: WorkerProcess, isoKey: string, memoryMb: number): number {
-    return this.inflightIsolates.get(w)?.has(isoKey) ? 0 : memoryMb
+  /** Memory an invocation of `isolateKey` adds on `w`: none when its isolate already runs there. */
+  private extraMb(w: WorkerProcess, isolateKey: string, memoryMb: number): number {
+    return this.inflightIsolates.get(w)?.has(isolateKey) ? 0 : memoryMb
   }
 
   private sharedLive(): WorkerProcess[] {
@@ -93,7 +93,7 @@ export class Placement {
    * The worker an invocation runs on: its tenant's cordon worker while the tenant is cordoned,
    * else a shared one (see pick) with room for its isolate's memory limit.
    */
-  place(tenantId: string, isoKey: string, trusted: boolean, memoryMb: number): WorkerProcess {
+  place(tenantId: string, isolateKey: string, trusted: boolean, memoryMb: number): WorkerProcess {
     const cordon = this.cordons.active(tenantId)
     if (cordon) {
       let w = cordon.worker
@@ -102,12 +102,12 @@ export class Placement {
         w ??= this.startCordonWorker()
         cordon.worker = w
       }
-      this.assertRoom(w, this.extraMb(w, isoKey, memoryMb))
+      this.assertRoom(w, this.extraMb(w, isolateKey, memoryMb))
       return w
     }
-    const w = this.pick(isoKey, trusted, memoryMb)
+    const w = this.pick(isolateKey, trusted, memoryMb)
     if (!w) throw SBX.WORKER_LOST({ reason: 'no worker is running' })
-    const extra = this.extraMb(w, isoKey, memoryMb)
+    const extra = this.extraMb(w, isolateKey, memoryMb)
     const cap = this.settings.tenantIsolateMemoryMb
     const mine = this.tenantCommitted.get(tenantId) ?? 0
     if (extra > 0 && mine > 0 && mine + extra > cap)

@@ -37,9 +37,12 @@ export interface SandboxOptions {
   hangGraceMs?: number
   /** Idle isolates are disposed after this long. */
   idleMs?: number
-  /** Warm isolates kept per worker (LRU beyond that). */
+  /**
+   * Warm plugin contexts kept per worker (LRU beyond that); a tenant's contexts share its
+   * isolate, which goes with the last of them (ADR 0080).
+   */
   maxIsolatesPerWorker?: number
-  /** Isolates one (tenant, installation, bundle) may use at once in a worker, for concurrency. */
+  /** Contexts one (tenant, installation, bundle) may use at once in a worker, for concurrency. */
   maxIsolatesPerKey?: number
   /**
    * Runs of one tenant's plugin code a worker executes at once (default: one fewer than the

@@ -128,12 +128,14 @@ export class Sandbox {
     ) {
       throw SBX.PAYLOAD_TOO_LARGE({ what: 'input', limitBytes: limits.maxInputBytes })
     }
-    // Isolates are keyed by tenant and installation as well as bundle, so no tenant ever
-    // shares an isolate (and its globals) with another; the memory limit is part of the key
-    // because it is fixed when an isolate is created.
+    // A plugin's context is keyed by tenant and installation as well as bundle, and lives in its
+    // tenant's isolate (one per memory limit, which is fixed when an isolate is made), so no
+    // tenant ever shares an isolate (and its globals) with another (ADR 0080). Workers are
+    // chosen by the tenant's isolate, so a tenant's plugins share one where they can.
     const isoKey = JSON.stringify([context.tenantId, context.installationId, loaded.key, limits.memoryMb])
+    const isolateKey = JSON.stringify([context.tenantId, limits.memoryMb])
     const trusted = this.placement.isTrusted(isoKey, loaded.key)
-    const worker = this.placement.place(context.tenantId, isoKey, trusted, limits.memoryMb)
+    const worker = this.placement.place(context.tenantId, isolateKey, trusted, limits.memoryMb)
     this.bundles.ensureOn(worker, loaded)
     const rid = this.supervisor.rid()
     return this.invocations.start({
@@ -144,6 +146,7 @@ export class Sandbox {
       started,
       trusted,
       isoKey,
+      isolateKey,
       bundleKey: loaded.key,
       message: {
         t: 'inv',

@@ -85,7 +85,10 @@ export type InvocationError = TrellisError & { metrics?: InvocationMetrics; logs
 export interface WorkerStats {
   pid: number
   rssBytes: number
+  /** Tenants' isolates (one per tenant and memory limit, ADR 0080). */
   isolates: number
+  /** Plugin contexts in them (one per installation's bundle, more while one runs concurrently). */
+  contexts: number
   isolateHeapBytes: number
   inflight: number
   bundles: number

@@ -110,15 +110,17 @@ t.test(
     })
     await until(() => victim.waiting.length === 1)
 
-    // eight parallel memory-heavy calls: no worker holds 8 × 80 MB within its 400 MB budget
+    // eight parallel memory-heavy calls: no worker holds 8 × 80 MB within its 400 MB budget (a
+    // tenant's plugins with one memory limit share one isolate, which that limit bounds (ADR
+    // 0080): with eight limits the tenant holds eight isolates)
     const bombs = gate()
-    const bombing = Array.from({ length: 8 }, () =>
+    const bombing = Array.from({ length: 8 }, (_, i) =>
       rejection(
         call(sandbox, plugin, 'hog', {
           tenant: 'bomber',
           input: 80,
           onHostCall: bombs.handler,
-          limits: { memoryMb: 100, cpuMs: 10_000, wallMs: 30_000 },
+          limits: { memoryMb: 100 + i, cpuMs: 10_000, wallMs: 30_000 },
         }),
       ),
     )
@@ -172,13 +174,13 @@ t.test(
     await until(() => third.waiting.length === 1)
     const again = gate()
     const secondWave = await Promise.all(
-      Array.from({ length: 8 }, () =>
+      Array.from({ length: 8 }, (_, i) =>
         rejection(
           call(sandbox, plugin, 'hog', {
             tenant: 'bomber',
             input: 80,
             onHostCall: again.handler,
-            limits: { memoryMb: 100, cpuMs: 10_000, wallMs: 30_000 },
+            limits: { memoryMb: 100 + i, cpuMs: 10_000, wallMs: 30_000 },
           }),
         ),
       ),

@@ -118,7 +118,7 @@ t.test('a worker over its process memory budget is killed and replaced', async (
   t.equal((await call(sandbox, plugin, 'echo', { input: 2 })).output, 2)
 })
 
-t.test("one tenant's concurrent invocations each get an isolate, then queue", async (t) => {
+t.test("an installation's concurrent invocations each get a context, then queue", async (t) => {
   const sandbox = await Sandbox.create({ workers: 1, maxIsolatesPerKey: 2 })
   t.teardown(() => sandbox.close())
   await sandbox.load(plugin)
@@ -127,11 +127,13 @@ t.test("one tenant's concurrent invocations each get an isolate, then queue", as
     call(sandbox, plugin, 'wait', { tenant: 'busy', input: i, onHostCall: g.handler }),
   )
   await until(() => g.waiting.length === 2)
-  // All six have reached the worker (its count of invocations in flight), and both isolates
+  // All six have reached the worker (its count of invocations in flight), and both contexts
   // the key may have are busy: the other four can only be queued for one.
   await until(async () => (await sandbox.stats()).workers[0]!.inflight === 6)
-  t.equal(g.waiting.length, 2, 'two isolates, the rest queued')
-  t.equal((await sandbox.stats()).workers[0]!.isolates, 2)
+  t.equal(g.waiting.length, 2, 'two contexts, the rest queued')
+  const [w] = (await sandbox.stats()).workers
+  t.equal(w!.contexts, 2)
+  t.equal(w!.isolates, 1, "both in the tenant's one isolate")
   const done = Promise.all(all)
   await until(() => (g.releaseAll(), false) || g.waiting.length === 0).catch(() => {})
   const loop = setInterval(() => g.releaseAll(), 10)

@@ -5,7 +5,8 @@
 // when the worker's fair scheduler gives its tenant a turn.
 import { Buffer } from 'node:buffer'
 import { performance } from 'node:perf_hooks'
-import { classifyIsolateError, heapOf, IsolateFailure, TenantIsolate } from './tenant-isolate.mjs'
+import { classifyIsolateError, heapOf, IsolateFailure } from './tenant-isolate.mjs'
+import { PluginContext } from './plugin-context.mjs'
 import { LogCollector } from './log-collector.mjs'
 import { describeFailure } from './failure.mjs'
 
@@ -35,6 +36,9 @@ export class Invocation {
     this.tenantId = msg.tenantId
     this.bundleKey = msg.bundleKey
     this.isoKey = msg.isoKey
+    // A tenant's plugins share one isolate per memory limit (ADR 0080); the limit is fixed when
+    // the isolate is made.
+    this.hostKey = JSON.stringify([msg.tenantId, msg.limits.memoryMb])
     this.entry = msg.entry
     this.input = msg.input
     this.context = msg.context
@@ -46,14 +50,15 @@ export class Invocation {
     // Tokens are never reused, so a host object kept by plugin code from an earlier
     // invocation cannot act within a later one.
     this.token = nextToken++
-    /** @type {TenantIsolate | null} */
+    /** @type {PluginContext | null} */
     this.iso = null
     /** @type {CompiledBundle | undefined} */
     this.bundle = undefined
     this.cold = false
     this.done = false
-    /** @type {bigint | null} */
-    this.startCpu = 0n
+    /** CPU time of this invocation's stretches so far (ns): the isolate's clock is shared by the
+     * tenant's plugins, but runs one stretch at a time. */
+    this.cpuNs = 0
     this.hostCalls = 0
     /** @type {Array<{ cid: number, op: string, args: string }>} host calls of the running stretch, not sent yet */
     this.outgoing = []
@@ -91,9 +96,17 @@ export class Invocation {
       acquired = await this.worker.pool.acquire(
         this.isoKey,
         async () => {
-          const iso = new TenantIsolate(this.isoKey, bundle, this.limits.memoryMb)
-          await iso.init(this.limits.cpuMs, this.worker.watchdog, this.rid)
-          return iso
+          const pool = this.worker.pool
+          const host = pool.isolateFor(this.hostKey, this.limits.memoryMb)
+          const ctx = new PluginContext(this.isoKey, bundle, host)
+          try {
+            await ctx.init(this.limits.cpuMs, this.worker.watchdog, this.rid)
+          } catch (err) {
+            if (host.isolate.isDisposed) pool.discardIsolate(host, (c) => c.current?.isolateLost())
+            else pool.forgetIsolateIfEmpty(host)
+            throw err
+          }
+          return ctx
         },
         this.waiter,
       )
@@ -113,7 +126,6 @@ export class Invocation {
     this.iso = iso
     this.cold = acquired.cold
     iso.current = this
-    this.startCpu = iso.cpuNs()
     const e = this.entry
     // The entry starts the plugin's promise and returns; its result is collected with `poll`.
     const args = [this.token, e.kind, e.name, this.input, this.context, JSON.stringify(this.limits), false]
@@ -127,13 +139,23 @@ export class Invocation {
    */
   enter(what) {
     this.worker.scheduler.submit(this.tenantId, (turn) => {
-      const run = this.done || !this.iso || this.iso.disposed ? undefined : what()
-      if (!run) return turn.end()
-      this.turn = turn
-      if (this.sync) {
-        this.enterSync(run.ref, run.args, run.timeoutMs)
-        this.endTurn()
-      } else this.enterAsync(run.ref, run.args, run.timeoutMs)
+      const host = this.iso?.host
+      if (!host) return turn.end()
+      // One stretch at a time in the tenant's isolate (only a stretch on a pool thread can be
+      // running when another is granted).
+      host.lock(() => {
+        const run = this.done || !this.iso || this.iso.disposed || host.disposed ? undefined : what()
+        if (!run) {
+          host.unlock()
+          return turn.end()
+        }
+        this.turn = turn
+        if (this.sync) {
+          this.enterSync(run.ref, run.args, run.timeoutMs)
+          this.endTurn()
+          host.unlock()
+        } else this.enterAsync(run.ref, run.args, run.timeoutMs)
+      }, this)
     })
   }
 
@@ -146,15 +168,17 @@ export class Invocation {
   /**
    * Runs plugin code on this thread: about 80 µs cheaper per entry than handing the isolate to
    * a pool thread, at the price of blocking this worker's event loop for as long as the code
-   * runs (bounded by the CPU limit). A key whose code once runs long here (in CPU time) is sent
-   * to the asynchronous path from then on, so a hostile tenant can stall a worker once, not always.
+   * runs (bounded by the CPU limit). A key whose code runs long here (in CPU time) twice within
+   * ten minutes, or fails, is sent to the asynchronous path from then on, so a hostile tenant can
+   * stall a worker twice, not always.
    * @param {FunctionRef} ref
    * @param {unknown[]} args
    * @param {number} timeoutMs
    */
   enterSync(ref, args, timeoutMs) {
-    const iso = /** @type {TenantIsolate} */ (this.iso)
+    const iso = /** @type {PluginContext} */ (this.iso)
     const cpu0 = iso.cpuNs()
+    const wall0 = performance.now()
     const watchdog = this.worker.watchdog
     let result
     watchdog.enterSync(this.rid, timeoutMs, this.deadline)
@@ -164,15 +188,17 @@ export class Invocation {
     } catch (err) {
       watchdog.leaveSync()
       this.worker.markSlow(this.isoKey)
+      this.countCpu(cpu0)
       return this.onIsolateError(err)
     }
     watchdog.leaveSync()
-    // Long means the isolate's own CPU time, not the wall clock: on a busy machine the OS may
-    // pause this thread in the middle of a short run, which says nothing about the code (and
-    // sent every key to the slower path once the machine was loaded).
-    const cpu1 = iso.cpuNs()
-    if (cpu0 === null || cpu1 === null || Number(cpu1 - cpu0) / 1e6 > this.worker.syncSliceMs)
-      this.worker.markSlow(this.isoKey)
+    // Long means both the isolate's CPU time and the wall clock: on a busy machine the OS may
+    // pause this thread in the middle of a short run, and the isolate's clock also counts V8's
+    // own tasks for it (GC, compilation) running on other threads meanwhile; neither says
+    // anything about the code (and either sent keys to the slower path on a loaded machine).
+    const ran = this.countCpu(cpu0)
+    const slice = this.worker.syncSliceMs
+    if (ran === null || (ran / 1e6 > slice && performance.now() - wall0 > slice)) this.worker.ranLong(this.isoKey)
     if (result !== undefined) this.onResult(result)
   }
 
@@ -185,30 +211,65 @@ export class Invocation {
    * @param {number} timeoutMs
    */
   enterAsync(ref, args, timeoutMs) {
-    const iso = /** @type {TenantIsolate} */ (this.iso)
-    if (!this.watching) this.watching = this.worker.watchdog.watch(this.rid, () => iso.cpuNs(), this.limits.cpuMs)
+    const iso = /** @type {PluginContext} */ (this.iso)
+    const host = iso.host
+    const cpu0 = iso.cpuNs()
+    // Watched per stretch: the isolate's clock counts only this stretch while it holds the lock.
+    const watchdog = this.worker.watchdog
+    this.watching = watchdog.watch(this.rid, () => host.cpuNs(), timeoutMs)
+    const done = () => {
+      if (this.watching) watchdog.unwatch(this.watching)
+      this.watching = 0
+      this.countCpu(cpu0)
+      this.endTurn()
+    }
     ref.apply(undefined, args, { timeout: timeoutMs }).then(
       () => {
-        this.endTurn()
-        if (this.done) return
+        if (this.done) {
+          done()
+          return host.unlock()
+        }
         let result
         try {
           result = iso.pollRef.applySync(undefined, [this.token])
         } catch (err) {
+          done()
+          host.unlock()
           return this.onIsolateError(err)
         }
+        done()
+        host.unlock()
         if (result !== undefined) this.onResult(result)
       },
       (err) => {
-        this.endTurn()
+        done()
+        host.unlock()
         this.onIsolateError(err)
       },
     )
   }
 
+  /**
+   * Adds the isolate's CPU time since `cpu0` to this invocation's; returns it (ns), or null when
+   * the isolate is gone.
+   * @param {bigint | null} cpu0
+   */
+  countCpu(cpu0) {
+    const cpu1 = this.iso ? this.iso.cpuNs() : null
+    if (cpu0 === null || cpu1 === null) return null
+    const ran = Number(cpu1 - cpu0)
+    this.cpuNs += ran
+    return ran
+  }
+
   cpuUsedMs() {
-    const now = this.iso && !this.iso.disposed ? this.iso.cpuNs() : null
-    return now === null || this.startCpu === null ? 0 : Number(now - this.startCpu) / 1e6
+    return this.cpuNs / 1e6
+  }
+
+  /** Its tenant's isolate ran out of memory in another invocation: its context is gone too. */
+  isolateLost() {
+    if (this.done) return
+    this.fail({ code: 'SBX_ERR_MEMORY', details: { limitMb: this.limits.memoryMb } })
   }
 
   onDeadline() {
@@ -329,7 +390,7 @@ export class Invocation {
 
   /** After a timeout, keeps what the plugin logged before it was stopped (sync path only: the isolate is idle then). */
   drainLogs() {
-    if (!this.sync || !this.iso || this.iso.disposed || this.logsTaken) return
+    if (!this.sync || !this.iso || this.iso.disposed || this.logsTaken || !this.iso.host.idleFor(this)) return
     this.logsTaken = true
     try {
       const text = this.iso.drainRef.applySync(undefined, [this.token], { timeout: 20 })
@@ -381,17 +442,19 @@ export class Invocation {
   metrics(outcome) {
     const cpuMs = this.cpuUsedMs()
     let heap = 0
-    if (this.iso && !this.iso.disposed) {
+    const host = this.iso?.host
+    if (host && !host.disposed) {
       // Heap statistics cost as much as running a small entry: sampled at most every 20 ms
-      // per isolate, which is as fresh as an invocation's metrics need.
+      // per isolate, which is as fresh as an invocation's metrics need. The heap is the
+      // tenant's isolate's, shared by its plugins.
       const now = performance.now()
-      if (this.iso.heapAt === undefined || now - this.iso.heapAt > 20 || this.cold) {
-        const h = this.iso.isolate ? heapOf(this.iso.isolate) : { used: 0, total: 0 }
-        this.iso.heapUsed = h.used
-        this.worker.pool.setHeap(this.iso, h.total)
-        this.iso.heapAt = now
+      if ((host.heapAt === undefined || now - host.heapAt > 20 || this.cold) && host.idleFor(this)) {
+        const h = heapOf(host.isolate)
+        host.heapUsed = h.used
+        this.worker.pool.setHeap(host, h.total)
+        host.heapAt = now
       }
-      heap = this.iso.heapUsed
+      heap = host.heapUsed
     }
     return {
       cpuMs: Math.round(cpuMs * 1000) / 1000,
@@ -423,20 +486,28 @@ export class Invocation {
     if (outcome !== 'SBX_ERR_MEMORY') this.drainLogs()
     if (outcome === 'SBX_ERR_TIMEOUT' || outcome === 'SBX_ERR_MEMORY') this.worker.markSlow(this.isoKey)
     const metrics = this.metrics(outcome)
-    this.end(poisoned || outcome === 'SBX_ERR_MEMORY' || outcome === 'SBX_ERR_TIMEOUT')
+    // A memory failure leaves the tenant's isolate unusable (or over its limit); a timeout
+    // stopped plugin code mid-way in this context only.
+    this.end(outcome === 'SBX_ERR_MEMORY' ? 'isolate' : poisoned || outcome === 'SBX_ERR_TIMEOUT')
     this.worker.send({ t: 'err', rid: this.rid, error, metrics, logs: this.logs.finish() })
   }
 
-  /** @param {boolean} discard */
+  /**
+   * `discard`: the context is not reused; 'isolate': the tenant's whole isolate goes (its heap
+   * ran out), failing the invocations running in its other contexts.
+   * @param {boolean | 'isolate'} discard
+   */
   end(discard) {
     this.endTurn()
     this.worker.inflight.delete(this.rid)
-    if (this.watching) this.worker.watchdog.unwatch(this.watching)
+    // (a stretch still running on a pool thread stays watched until it returns)
     const iso = this.iso
     if (!iso) return
     iso.current = null
-    if (discard) this.worker.pool.discard(iso)
-    else this.worker.pool.release(iso)
+    const pool = this.worker.pool
+    if (discard === 'isolate') pool.discardIsolate(iso.host, (c) => c.current?.isolateLost())
+    else if (discard) pool.discard(iso)
+    else pool.release(iso)
   }
 }
 

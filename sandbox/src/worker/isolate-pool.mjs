@@ -1,12 +1,14 @@
 // @ts-check
-// Warm isolates of one worker, keyed by (tenant, installation, bundle, memory limit). A key may
-// hold a few isolates so one tenant's concurrent invocations do not queue behind each other;
-// each isolate runs one invocation at a time so its CPU clock measures exactly that one.
-// Idle isolates leave by LRU order when the count or the heap budget is exceeded, and after
-// an idle timeout.
+// Warm plugin contexts of one worker, keyed by (tenant, installation, bundle, memory limit), and
+// the tenants' isolates they live in, one per (tenant, memory limit) (ADR 0080). A key may hold a
+// few contexts so one installation's concurrent invocations do not queue behind each other; each
+// context runs one invocation at a time. Idle contexts leave by LRU order when the count or the
+// heap budget is exceeded, and after an idle timeout; an isolate goes with its last context.
 
-/** @typedef {import('./tenant-isolate.mjs').TenantIsolate} TenantIsolate */
-/** @typedef {{ iso: TenantIsolate, cold: boolean }} Acquired */
+import { TenantIsolate } from './tenant-isolate.mjs'
+
+/** @typedef {import('./plugin-context.mjs').PluginContext} PluginContext */
+/** @typedef {{ iso: PluginContext, cold: boolean }} Acquired */
 /**
  * A request queued for an isolate of its key.
  * @typedef {object} Waiter
@@ -23,14 +25,16 @@ export class IsolatePool {
     this.maxPerKey = maxIsolatesPerKey
     this.idleMs = idleMs
     this.heapBudgetBytes = heapBudgetBytes
-    /** @type {Map<string, TenantIsolate[]>} */
+    /** @type {Map<string, PluginContext[]>} */
     this.byKey = new Map()
+    /** @type {Map<string, TenantIsolate>} the tenants' isolates, by (tenant, memory limit) */
+    this.isolates = new Map()
     /** @type {Map<string, number>} isolates being built, per key */
     this.creating = new Map()
     /** @type {Map<string, Waiter[]>} */
     this.waiters = new Map()
     // Insertion order is recency order: an isolate is re-inserted whenever it is released.
-    /** @type {Set<TenantIsolate>} */
+    /** @type {Set<PluginContext>} */
     this.idle = new Set()
     this.count = 0
     // Kept as a running sum: summing a thousand isolates on every release would cost more
@@ -39,10 +43,23 @@ export class IsolatePool {
   }
 
   /**
+   * The tenant's isolate for `key` (tenant and memory limit), made when it has none.
+   * @param {string} key
+   * @param {number} memoryMb
+   */
+  isolateFor(key, memoryMb) {
+    const live = this.isolates.get(key)
+    if (live && !live.disposed) return live
+    const iso = new TenantIsolate(key, memoryMb)
+    this.isolates.set(key, iso)
+    return iso
+  }
+
+  /**
    * Resolves to { iso, cold } once an isolate for `key` is free; `create` builds a new one.
    * `waiter.cancelled` lets a deadline drop a queued request.
    * @param {string} key
-   * @param {() => Promise<TenantIsolate>} create
+   * @param {() => Promise<PluginContext>} create
    * @param {Waiter} [waiter]
    * @returns {Promise<Acquired>}
    */
@@ -56,7 +73,7 @@ export class IsolatePool {
     const building = this.creating.get(key) ?? 0
     if ((list?.length ?? 0) + building < this.maxPerKey) {
       this.creating.set(key, building + 1)
-      /** @type {TenantIsolate} */
+      /** @type {PluginContext} */
       let iso
       try {
         iso = await create()
@@ -75,6 +92,7 @@ export class IsolatePool {
       }
       if (waiter.cancelled) {
         iso.dispose()
+        this.forgetIsolateIfEmpty(iso.host)
         throw new Error('cancelled')
       }
       this.add(iso)
@@ -100,35 +118,68 @@ export class IsolatePool {
     })
   }
 
-  /** @param {TenantIsolate} iso */
+  /** @param {PluginContext} iso */
   take(iso) {
     iso.busy = true
     this.idle.delete(iso)
     return iso
   }
 
-  /** @param {TenantIsolate} iso */
+  /** @param {PluginContext} iso */
   add(iso) {
     const list = this.byKey.get(iso.key) ?? []
     list.push(iso)
     this.byKey.set(iso.key, list)
     this.count++
-    this.totalHeap += iso.heapBytes
+    const host = iso.host
+    if (!host.counted) {
+      host.counted = true
+      this.totalHeap += host.heapBytes
+    }
   }
 
   /**
-   * Records an isolate's latest heap size (total, external included).
-   * @param {TenantIsolate} iso
+   * Records a tenant isolate's latest heap size (total, external included).
+   * @param {TenantIsolate} host
    * @param {number} bytes
    */
-  setHeap(iso, bytes) {
-    if (this.byKey.get(iso.key)?.includes(iso)) this.totalHeap += bytes - iso.heapBytes
-    iso.heapBytes = bytes
+  setHeap(host, bytes) {
+    if (host.counted) this.totalHeap += bytes - host.heapBytes
+    host.heapBytes = bytes
   }
 
   /**
-   * Returns an isolate after an invocation; hands it straight to a queued request if any.
-   * @param {TenantIsolate} iso
+   * Disposes a tenant's isolate once no context lives in it any more.
+   * @param {TenantIsolate} host
+   */
+  forgetIsolateIfEmpty(host) {
+    if (host.members.size > 0 && !host.disposed) return
+    host.dispose()
+    if (this.isolates.get(host.key) === host) this.isolates.delete(host.key)
+    if (host.counted) {
+      host.counted = false
+      this.totalHeap -= host.heapBytes
+    }
+  }
+
+  /**
+   * Disposes a tenant's isolate with every context in it (its heap ran out: none can be
+   * trusted); `onLost` is told of each context that had an invocation running.
+   * @param {TenantIsolate} host
+   * @param {(ctx: PluginContext) => void} onLost
+   */
+  discardIsolate(host, onLost) {
+    host.dispose()
+    for (const ctx of [...host.members]) {
+      if (ctx.current) onLost(ctx)
+      this.discard(ctx)
+    }
+    this.forgetIsolateIfEmpty(host)
+  }
+
+  /**
+   * Returns a context after an invocation; hands it straight to a queued request if any.
+   * @param {PluginContext} iso
    */
   release(iso) {
     iso.busy = false
@@ -148,15 +199,17 @@ export class IsolatePool {
   }
 
   /**
-   * Disposes an isolate whose state can no longer be trusted (timeout, memory, failure).
-   * @param {TenantIsolate} iso
+   * Disposes a context whose state can no longer be trusted (timeout, failure), or that is idle
+   * too long; its isolate goes with its last context.
+   * @param {PluginContext} iso
    */
   discard(iso) {
     iso.dispose()
     this.remove(iso)
+    this.forgetIsolateIfEmpty(iso.host)
   }
 
-  /** @param {TenantIsolate} iso */
+  /** @param {PluginContext} iso */
   remove(iso) {
     this.idle.delete(iso)
     const list = this.byKey.get(iso.key)
@@ -165,7 +218,6 @@ export class IsolatePool {
     if (i < 0) return
     list.splice(i, 1)
     this.count--
-    this.totalHeap -= iso.heapBytes
     if (!list.length) this.byKey.delete(iso.key)
     // A queued request for this key may now create its own isolate.
     const q = this.waiters.get(iso.key)
@@ -196,8 +248,8 @@ export class IsolatePool {
   }
 
   /**
-   * Drops every isolate of a bundle (on unload); busy ones go when released.
-   * @param {(iso: TenantIsolate) => boolean} predicate
+   * Drops every context of a bundle (on unload); busy ones go when released.
+   * @param {(iso: PluginContext) => boolean} predicate
    */
   dropWhere(predicate) {
     for (const list of [...this.byKey.values()]) {

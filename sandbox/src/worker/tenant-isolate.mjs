@@ -1,22 +1,11 @@
 // @ts-check
-// One isolate holding one bundle for one tenant's installation. Its context lives as long as
-// the isolate, so module-level state of the plugin survives between invocations of the same
-// tenant, and never reaches another tenant (see docs/adr/0001-sandbox-isolation.md).
-import { readFileSync } from 'node:fs'
+// The isolate of one tenant (per memory limit) in a worker, holding each of the tenant's plugins
+// in a V8 context of its own (plugin-context.mjs). Tenants never share an isolate; a tenant's
+// plugins share its heap limit, CPU clock and fate, and only one stretch of plugin code runs in
+// it at a time, so its CPU clock measures exactly that stretch (docs/adr/0080-one-isolate-per-tenant.md).
 import ivm from './isolated-vm.mjs'
-import { BOOTSTRAP_FILENAME } from './stack-mapper.mjs'
 
-/** @typedef {import('./worker-types.js').CompiledBundle} CompiledBundle */
-/** @typedef {import('./cpu-watchdog.mjs').CpuWatchdog} CpuWatchdog */
-/** @typedef {import('./invocation.mjs').Invocation} Invocation */
-/** @typedef {import('isolated-vm').Reference<Function>} FunctionRef */
-/** @typedef {import('isolated-vm').Script & { cachedData?: import('isolated-vm').ExternalCopy<ArrayBuffer> }} CompiledScript V8 gives back its code cache */
-/** @typedef {Record<'invoke' | 'settle' | 'poll' | 'drain' | 'load', Function>} BootstrapApi what isolate-bootstrap.js returns */
-
-const BOOTSTRAP_SOURCE = readFileSync(new URL('./isolate-bootstrap.js', import.meta.url), 'utf8')
-// V8's code cache for the bootstrap, produced by the first isolate of this process.
-/** @type {import('isolated-vm').ExternalCopy<ArrayBuffer> | undefined} */
-let bootstrapCache
+/** @typedef {import('./plugin-context.mjs').PluginContext} PluginContext */
 
 export class IsolateFailure extends Error {
   /**
@@ -32,124 +21,82 @@ export class IsolateFailure extends Error {
 
 export class TenantIsolate {
   /**
-   * @param {string} key
-   * @param {CompiledBundle} bundle
+   * @param {string} key the tenant and memory limit
    * @param {number} memoryMb
    */
-  constructor(key, bundle, memoryMb) {
+  constructor(key, memoryMb) {
     this.key = key
-    this.bundle = bundle
     this.memoryMb = memoryMb
-    /** @type {import('isolated-vm').Isolate | null} */
-    this.isolate = null
-    this.busy = false
+    this.isolate = new ivm.Isolate({
+      memoryLimit: memoryMb,
+      // isolated-vm's advice: a catastrophic error leaves the process unrecoverable. Exiting
+      // lets the parent fail what this worker held and start a replacement.
+      onCatastrophicError: () => process.exit(70),
+    })
     this.disposed = false
-    /** Dispose once the invocation running here ends (its bundle was unloaded meanwhile). */
-    this.disposeOnRelease = false
-    this.lastUsed = Date.now()
+    /** @type {Set<PluginContext>} the plugin contexts living here */
+    this.members = new Set()
     /** Total heap, external included (for the pool's budget). */
     this.heapBytes = 0
     /** Used heap at the last sample, and when it was taken (performance.now()). */
     this.heapUsed = 0
     /** @type {number | undefined} */
     this.heapAt = undefined
-    /** @type {Invocation | null} The invocation currently running here (one at a time, so CPU time is attributable). */
-    this.current = null
-    // The bootstrap's entry points (set by init).
-    /** @type {FunctionRef} */
-    this.invokeRef = /** @type {never} */ (null)
-    /** @type {FunctionRef} */
-    this.settleRef = /** @type {never} */ (null)
-    /** @type {FunctionRef} */
-    this.pollRef = /** @type {never} */ (null)
-    /** @type {FunctionRef} */
-    this.drainRef = /** @type {never} */ (null)
-    /** @type {Record<string, string[]>} what the bundle exports, by entry kind */
-    this.entries = {}
+    /** Its heap is in the pool's running sum. */
+    this.counted = false
+    this.running = false
+    /** @type {unknown} who holds the lock (null: nobody, or a context being made) */
+    this.owner = null
+    /** @type {Array<{ start: () => void, owner: unknown }>} stretches waiting for the one running here */
+    this.waiting = []
   }
 
   /**
-   * Creates the isolate, runs the bootstrap and the bundle; throws IsolateFailure. `watchdog`
-   * (with the request id to blame) watches the bundle's top level, which runs asynchronously.
+   * Calls `start` once no other stretch of plugin code runs in this isolate (at once when none
+   * does); whoever `start` begins must call `unlock()` when its stretch ends.
+   * @param {() => void} start
+   * @param {unknown} [owner] the invocation that will hold it
    */
-  /**
-   * @param {number} loadTimeoutMs
-   * @param {CpuWatchdog | undefined} watchdog
-   * @param {number} [rid]
-   */
-  async init(loadTimeoutMs, watchdog, rid = 0) {
-    let watching = 0
-    const isolate = new ivm.Isolate({
-      memoryLimit: this.memoryMb,
-      // isolated-vm's advice: a catastrophic error leaves the process unrecoverable. Exiting
-      // lets the parent fail what this worker held and start a replacement.
-      onCatastrophicError: () => process.exit(70),
-    })
-    this.isolate = isolate
-    try {
-      // each of the steps below has the time limit; together they may use a few of it
-      if (watchdog) watching = watchdog.watch(rid, () => this.cpuNs(), loadTimeoutMs * 4)
-      const context = isolate.createContextSync()
-      /** @type {CompiledScript} */
-      const boot = isolate.compileScriptSync(
-        BOOTSTRAP_SOURCE,
-        bootstrapCache
-          ? { filename: BOOTSTRAP_FILENAME, cachedData: bootstrapCache }
-          : { filename: BOOTSTRAP_FILENAME, produceCachedData: true },
-      )
-      if (!bootstrapCache && boot.cachedData) bootstrapCache = boot.cachedData
-      const bootFn = boot.runSync(context, { reference: true, timeout: loadTimeoutMs })
-      const api = /** @type {import('isolated-vm').Reference<BootstrapApi>} */ (
-        bootFn.applySync(
-          undefined,
-          [
-            new ivm.Callback(
-              /** @type {(token: unknown, cid: unknown, op: unknown, args: unknown) => void} */
-              (token, cid, op, args) => this.current?.onHostCall(token, cid, op, args),
-              { ignored: true },
-            ),
-          ],
-          { result: { reference: true }, timeout: loadTimeoutMs },
-        )
-      )
-      this.invokeRef = api.getSync('invoke', { reference: true })
-      this.settleRef = api.getSync('settle', { reference: true })
-      this.pollRef = api.getSync('poll', { reference: true })
-      this.drainRef = api.getSync('drain', { reference: true })
-      const loadRef = api.getSync('load', { reference: true })
-      const script = await isolate.compileScript(this.bundle.code, {
-        filename: this.bundle.filename,
-        cachedData: this.bundle.cachedData,
-      })
-      // Plugin code runs from here on: asynchronously, so a hostile top level cannot block
-      // this process's event loop while it burns its time limit.
-      const factory = await script.run(context, { reference: true, timeout: loadTimeoutMs })
-      const result = await loadRef.apply(undefined, [factory.derefInto()], {
-        timeout: loadTimeoutMs,
-        result: { copy: true },
-      })
-      if (typeof result !== 'string' || result[0] !== 'O') {
-        throw new IsolateFailure('SBX_ERR_BUNDLE_INVALID', {
-          id: this.bundle.id,
-          version: this.bundle.version,
-          reason: describeLoadFailure(result),
-        })
-      }
-      this.entries = JSON.parse(result.slice(1))
-      this.heapBytes = heapOf(isolate).total
-    } catch (err) {
-      const failure = err instanceof IsolateFailure ? err : classifyIsolateError(err, this, loadTimeoutMs, 'load')
-      this.dispose()
-      throw failure
-    } finally {
-      if (watching) watchdog?.unwatch(watching)
+  lock(start, owner = null) {
+    if (this.running) this.waiting.push({ start, owner })
+    else {
+      this.running = true
+      this.owner = owner
+      start()
     }
+  }
+
+  unlock() {
+    this.owner = null
+    const next = this.waiting.shift()
+    if (!next) {
+      this.running = false
+      return
+    }
+    queueMicrotask(() => {
+      this.owner = next.owner
+      next.start()
+    })
+  }
+
+  /**
+   * Whether `who` may read this isolate from the worker's thread without waiting for plugin
+   * code running on a pool thread (heap statistics and log drains wait for the isolate).
+   * @param {unknown} who
+   */
+  idleFor(who) {
+    return !this.running || this.owner === who
+  }
+
+  /** @returns {Promise<void>} resolves holding the lock */
+  locked() {
+    return new Promise((resolve) => this.lock(resolve))
   }
 
   /** @returns {bigint | null} the isolate's CPU time so far, null once it is gone */
   cpuNs() {
     try {
-      return this.isolate ? this.isolate.cpuTime : null
+      return this.disposed ? null : this.isolate.cpuTime
     } catch {
       return null
     }
@@ -159,7 +106,7 @@ export class TenantIsolate {
     if (this.disposed) return
     this.disposed = true
     try {
-      this.isolate?.dispose()
+      this.isolate.dispose()
     } catch {
       /* already gone */
     }
@@ -167,7 +114,7 @@ export class TenantIsolate {
 }
 
 /** @param {unknown} result */
-function describeLoadFailure(result) {
+export function describeLoadFailure(result) {
   if (typeof result !== 'string') return 'bootstrap returned no result'
   try {
     const d = JSON.parse(result.slice(1))
@@ -202,19 +149,19 @@ export function heapOf(isolate) {
  * Every value read here is a copy isolated-vm made; only its own string properties are read,
  * each clipped.
  * @param {unknown} err
- * @param {TenantIsolate} tenantIsolate
+ * @param {PluginContext} pluginContext where the code ran
  * @param {number} cpuMs
  * @param {'load' | 'run'} [phase]
  */
-export function classifyIsolateError(err, tenantIsolate, cpuMs, phase = 'run') {
+export function classifyIsolateError(err, pluginContext, cpuMs, phase = 'run') {
   const message = clipText(ownString(err, 'message') ?? (typeof err === 'string' ? err : ''), 500)
-  if (/memory limit/i.test(message)) return new IsolateFailure('SBX_ERR_MEMORY', { limitMb: tenantIsolate.memoryMb })
+  const host = pluginContext.host
+  if (/memory limit/i.test(message)) return new IsolateFailure('SBX_ERR_MEMORY', { limitMb: host.memoryMb })
   if (/timed out/i.test(message)) return new IsolateFailure('SBX_ERR_TIMEOUT', { limit: 'cpu', limitMs: cpuMs })
-  if (tenantIsolate.isolate?.isDisposed && !tenantIsolate.disposed)
-    return new IsolateFailure('SBX_ERR_MEMORY', { limitMb: tenantIsolate.memoryMb })
+  if (host.isolate.isDisposed && !host.disposed) return new IsolateFailure('SBX_ERR_MEMORY', { limitMb: host.memoryMb })
   const name = clipText(ownString(err, 'name') ?? (err instanceof Error ? err.constructor.name : ''), 200) || 'Error'
   if (phase === 'load') {
-    const { id, version } = tenantIsolate.bundle
+    const { id, version } = pluginContext.bundle
     return new IsolateFailure('SBX_ERR_BUNDLE_INVALID', { id, version, reason: `${name}: ${message}`.slice(0, 500) })
   }
   return new IsolateFailure('SBX_ERR_PLUGIN_ERROR', { message: message || 'plugin error', name, stack: '' })

@@ -11,6 +11,7 @@ import { CpuWatchdog } from './cpu-watchdog.mjs'
 import { FairScheduler } from './fair-scheduler.mjs'
 import { lazySourceMap } from './stack-mapper.mjs'
 import { TenantIsolate } from './tenant-isolate.mjs'
+import { PluginContext } from './plugin-context.mjs'
 
 /** @typedef {import('../protocol.js').WorkerConfig} WorkerConfig */
 /** @typedef {import('../protocol.js').ToWorker} ToWorker */
@@ -21,7 +22,6 @@ import { TenantIsolate } from './tenant-isolate.mjs'
 /** @typedef {import('../limits.js').SandboxLimits} SandboxLimits */
 /** @typedef {import('./worker-types.js').WorkerState} WorkerState */
 /** @typedef {import('./worker-types.js').CompiledBundle} CompiledBundle */
-/** @typedef {import('./tenant-isolate.mjs').CompiledScript} CompiledScript */
 /** @typedef {Error & { code?: string, details?: Record<string, unknown> }} LoadError */
 
 // Only the parent starts a worker (with its config as the argument); anything else running
@@ -32,6 +32,8 @@ const config = JSON.parse(process.argv[2])
 const send = /** @type {(msg: FromWorker) => boolean} */ (process.send).bind(process)
 /** @type {Map<string, number>} */
 const slowKeys = new Map()
+/** @type {Map<string, number>} keys whose plugin code once ran long on the event loop, and when */
+const longOnce = new Map()
 
 /** @type {WorkerState} */
 const worker = {
@@ -49,7 +51,7 @@ const worker = {
   }),
   syncSliceMs: config.syncSliceMs ?? 10,
   syncMaxCpuMs: config.syncMaxCpuMs ?? 1800,
-  // Keys whose plugin code ran long on the event loop once run on pool threads (see Invocation.enterSync).
+  // Keys whose plugin code ran long on the event loop (twice) or failed run on pool threads (see Invocation.enterSync).
   isSlow(key) {
     const until = slowKeys.get(key)
     if (until === undefined) return false
@@ -62,6 +64,21 @@ const worker = {
     const oldest = slowKeys.keys().next()
     if (slowKeys.size >= 100_000 && !oldest.done) slowKeys.delete(oldest.value)
     slowKeys.set(key, Date.now() + 30 * 60_000)
+  },
+  // A stretch that ran long but ended well (which a collection of the isolate's heap alone can
+  // cause on a loaded machine) sends its key off the event loop when it happens again within ten
+  // minutes; one that failed (timeout, memory) is marked slow at once.
+  ranLong(key) {
+    const now = Date.now()
+    const first = longOnce.get(key)
+    if (first !== undefined && now - first < 10 * 60_000) {
+      longOnce.delete(key)
+      return this.markSlow(key)
+    }
+    longOnce.delete(key)
+    const oldest = longOnce.keys().next()
+    if (longOnce.size >= 100_000 && !oldest.done) longOnce.delete(oldest.value)
+    longOnce.set(key, now)
   },
   watchdog: new CpuWatchdog({ graceMs: config.cpuGraceMs ?? 250 }),
   send(msg) {
@@ -148,24 +165,13 @@ async function compileBundle(b, limits, evaluate) {
     sourceMap: lazySourceMap(b.sourceMap),
     entries: {},
   }
-  // Compile once to produce V8's code cache; every tenant's isolate then starts from it
-  // instead of parsing and compiling the bundle again.
-  const compiler = new ivm.Isolate({ memoryLimit: Math.max(limits.memoryMb, 32) })
-  try {
-    /** @type {CompiledScript} */
-    const script = await compiler.compileScript(bundle.code, { filename: bundle.filename, produceCachedData: true })
-    bundle.cachedData = script.cachedData
-  } catch (err) {
-    throw Object.assign(new Error('compile'), {
-      details: { reason: `does not compile: ${String(/** @type {Error} */ (err)?.message ?? err).slice(0, 500)}` },
-    })
-  } finally {
-    compiler.dispose()
-  }
+  // The first context that compiles the bundle here leaves V8's code cache on it; every later
+  // context (any tenant's) starts from that cache instead of parsing and compiling it again.
   // Evaluate it once, alone, to learn its entries and prove it loads (only where the parent
   // asks: the top level is untrusted code, and one worker's word is enough).
   if (!evaluate) return bundle
-  const probe = new TenantIsolate('probe', bundle, limits.memoryMb)
+  const host = new TenantIsolate('probe', limits.memoryMb)
+  const probe = new PluginContext('probe', bundle, host)
   try {
     await probe.init(limits.cpuMs, worker.watchdog)
   } catch (e) {
@@ -179,6 +185,7 @@ async function compileBundle(b, limits, evaluate) {
     throw Object.assign(new Error('load'), { details: { reason } })
   } finally {
     probe.dispose()
+    host.dispose()
   }
   bundle.entries = probe.entries
   return bundle
@@ -189,15 +196,14 @@ async function compileBundle(b, limits, evaluate) {
  * @returns {WireWorkerStats}
  */
 function stats(refresh) {
-  for (const list of worker.pool.byKey.values()) {
-    for (const iso of list) {
-      if (refresh && !iso.busy && !iso.disposed && iso.isolate) {
-        try {
-          const s = iso.isolate.getHeapStatisticsSync()
-          worker.pool.setHeap(iso, s.total_heap_size + s.externally_allocated_size)
-        } catch {
-          /* disposed meanwhile */
-        }
+  for (const host of worker.pool.isolates.values()) {
+    // (an isolate running plugin code on a pool thread would make this wait for it)
+    if (refresh && !host.running && !host.disposed) {
+      try {
+        const s = host.isolate.getHeapStatisticsSync()
+        worker.pool.setHeap(host, s.total_heap_size + s.externally_allocated_size)
+      } catch {
+        /* disposed meanwhile */
       }
     }
   }
@@ -205,7 +211,8 @@ function stats(refresh) {
   return {
     pid: process.pid,
     rssBytes: process.memoryUsage().rss,
-    isolates: worker.pool.count,
+    isolates: worker.pool.isolates.size,
+    contexts: worker.pool.count,
     isolateHeapBytes: heap,
     inflight: worker.inflight.size,
     bundles: worker.bundles.size,

@@ -34,6 +34,8 @@ export interface WorkerState {
   syncMaxCpuMs: number
   isSlow(key: string): boolean
   markSlow(key: string): void
+  /** A stretch of the key's code ran long on the event loop (but ended well): the second time soon after, it is marked slow. */
+  ranLong(key: string): void
   watchdog: CpuWatchdog
   send(msg: FromWorker): void
 }
