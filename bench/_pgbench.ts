@@ -3,12 +3,16 @@
 // and its outbox event, commit — as prepared statements over as many connections as the
 // kernel's pool (10). pgbench sends `begin` as its own round trip (the kernel folds it into the
 // scoping round trip) and makes its ids in SQL: it is PostgreSQL's own ceiling for this
-// transaction on this machine. Rounds alternate with the kernel's, as in compare().
+// transaction on this machine. Its outbox row is written as the kernel writes one nobody
+// subscribes to — processed at once under the tenant's subscription generation, read before each
+// run — and the events left pending come back as the kernel asks for them. Rounds alternate with
+// the kernel's, as in compare().
 import { execFile } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import pg from 'pg'
 import { load, median, type LoadResult } from './_harness.js'
 
 const run = promisify(execFile)
@@ -23,10 +27,14 @@ WITH w AS (INSERT INTO roles (id, tenant_id, name, description, permissions)
      a AS (INSERT INTO audit_log (id, tenant_id, at, actor_kind, actor_id, action, target_kind, target_id, data, ip, request_id)
            SELECT gen_random_uuid(), :tenant::uuid, now(), 'user', :actor, 'role.created', 'role', w.id::text,
                   jsonb_build_object('name', w.name, 'permissions', w.permissions), '127.0.0.1', 'pgbench' FROM w),
-     e AS (INSERT INTO events (id, type, source, subject, data)
+     e AS (INSERT INTO events (id, type, source, subject, data, processed_at)
            SELECT gen_random_uuid(), 'kernel.role.created', 'trellis/kernel', 'role/' || w.id,
-                  jsonb_build_object('roleId', w.id, 'name', w.name, 'permissions', w.permissions) FROM w)
-SELECT * FROM w;
+                  jsonb_build_object('roleId', w.id, 'name', w.name, 'permissions', w.permissions),
+                  CASE WHEN trellis_current_tenant() = :tenant::uuid
+                        AND coalesce((SELECT g.gen FROM event_subscriber_gens g WHERE g.tenant_id = trellis_current_tenant()), 0) = :gen::bigint
+                       THEN now() END FROM w
+           RETURNING id, processed_at)
+SELECT w.*, (SELECT coalesce(array_agg(e.id::text), '{}') FROM e WHERE e.processed_at IS NULL) AS trellis_pending_events FROM w;
 COMMIT;
 `
 
@@ -46,6 +54,13 @@ async function pgbench(
   databaseUrl: string,
   o: { tenantId: string; userId: string; clients: number; seconds: number },
 ) {
+  const client = new pg.Client({ connectionString: databaseUrl })
+  await client.connect()
+  const gen = await client
+    .query('select coalesce((select gen from event_subscriber_gens where tenant_id = $1::uuid), 0)::text as gen', [
+      o.tenantId,
+    ])
+    .finally(() => client.end())
   const { stdout } = await run(
     PGBENCH,
     [
@@ -62,6 +77,8 @@ async function pgbench(
       `tenant=${o.tenantId}`,
       '-D',
       `actor=${o.userId}`,
+      '-D',
+      `gen=${gen.rows[0].gen}`,
       '-f',
       script,
       databaseUrl,

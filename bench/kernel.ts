@@ -2,19 +2,36 @@
 // the API — POST /v1/roles, /v1/api-keys and /v1/webhooks, PUT /v1/users/:id/role and PATCH
 // /v1/installations/:id, all on the one audited write path — each against bare Fastify + pg
 // making the same round trips with the same prepared statements (see servers/baseline-server.ts),
-// at 50 and at 200 connections; the roles write against pgbench running the same transaction
-// on the same 10 connections (_pgbench.ts); and an authenticated route that touches no
-// table against Fastify's hello world. All measured in this run in alternating rounds, on one
-// fresh PostgreSQL database; only 2xx answers count, on both sides.
+// at 200 connections by default (`BENCH_CONNECTIONS=50,200` for both); the roles write against
+// pgbench running the same transaction on the same 10 connections (_pgbench.ts); and an
+// authenticated route that touches no table against Fastify's hello world. All measured in this
+// run in alternating rounds, on one fresh PostgreSQL database; only 2xx answers count, on both
+// sides. Each round also reads both server processes' CPU time (user + system, from /proc — what
+// process.cpuUsage reports), so each write's CPU cost per request is printed beside its ratio:
+// the figure a loaded machine disturbs least. About 2.5 minutes with the defaults.
 import { fileURLToPath } from 'node:url'
-import { compare, loadAverage, row, uniqueName, withBenchDatabase, startServer, type Comparison } from './_harness.js'
+import {
+  compare,
+  load,
+  loadAverage,
+  median,
+  row,
+  uniqueName,
+  withBenchDatabase,
+  startServer,
+  type Comparison,
+  type LoadResult,
+} from './_harness.js'
 import { compareWithPgbench } from './_pgbench.js'
+import { pidsCpuMs } from './_proc-cpu.js'
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url))
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
+/** Measured seconds per side and comparison, split into `BENCH_ROUNDS` rounds. */
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4)
+const WARM_UP_SECONDS = Number(process.env.BENCH_WARM_UP_SECONDS ?? 1)
 /** Connection counts measured (`BENCH_CONNECTIONS=50,200`). */
-const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? '50,200').split(',').map(Number)
+const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? '200').split(',').map(Number)
 /** Which writes (`BENCH_WRITES=roles,users`); all five by default. */
 const ONLY = process.env.BENCH_WRITES?.split(',')
 
@@ -25,6 +42,68 @@ interface KernelInfo {
   userId: string
   memberId: string
   installationId: string
+  pid: number
+}
+
+type LoadOptions = Parameters<typeof load>[0]
+
+/** A comparison with each side's CPU time per 2xx answer (µs), one figure per round. */
+interface CpuComparison extends Comparison {
+  cpuUs: { base: number[]; subject: number[] }
+}
+
+/**
+ * compare() with CPU: alternating rounds (base first, then subject first, …), and around each
+ * round the CPU time of the measured side's server process, divided by its 2xx answers.
+ */
+async function compareCpu(
+  base: LoadOptions,
+  subject: LoadOptions,
+  pids: { base: number; subject: number },
+): Promise<CpuComparison> {
+  await load({ ...base, seconds: WARM_UP_SECONDS })
+  await load({ ...subject, seconds: WARM_UP_SECONDS })
+  const seconds = Math.max(1, SECONDS / ROUNDS)
+  const b: LoadResult[] = []
+  const s: LoadResult[] = []
+  const cpuUs = { base: [] as number[], subject: [] as number[] }
+  const measure = async (o: LoadOptions, pid: number, into: LoadResult[], cpu: number[]) => {
+    const before = pidsCpuMs([pid])
+    const r = await load({ ...o, seconds })
+    const answered = r.rps * seconds
+    cpu.push(answered > 0 ? ((pidsCpuMs([pid]) - before) * 1000) / answered : Number.NaN)
+    into.push(r)
+  }
+  for (let i = 0; i < ROUNDS; i++) {
+    if (i % 2 === 0) {
+      await measure(base, pids.base, b, cpuUs.base)
+      await measure(subject, pids.subject, s, cpuUs.subject)
+    } else {
+      await measure(subject, pids.subject, s, cpuUs.subject)
+      await measure(base, pids.base, b, cpuUs.base)
+    }
+  }
+  const ratios = s.map((r, i) => r.rps / b[i]!.rps)
+  const mean = (rs: LoadResult[], f: (r: LoadResult) => number) => rs.reduce((a, r) => a + f(r), 0) / rs.length
+  const combine = (rs: LoadResult[]): LoadResult => ({
+    rps: mean(rs, (r) => r.rps),
+    p50: mean(rs, (r) => r.p50),
+    p99: Math.max(...rs.map((r) => r.p99)),
+    errors: rs.reduce((a, r) => a + r.errors, 0),
+    non2xx: rs.reduce((a, r) => a + r.non2xx, 0),
+    statuses: {},
+    load: Math.max(...rs.map((r) => r.load)),
+  })
+  return {
+    base: combine(b),
+    subject: combine(s),
+    ratios,
+    ratio: median(ratios),
+    p99s: { base: b.map((r) => r.p99), subject: s.map((r) => r.p99) },
+    loads: s.map((r) => r.load),
+    valid: [...b, ...s].every((r) => r.errors + r.non2xx === 0 && r.rps > 0),
+    cpuUs,
+  }
 }
 
 export async function run(): Promise<void> {
@@ -34,11 +113,12 @@ export async function run(): Promise<void> {
       TRELLIS_SECRET_KEY: 'b'.repeat(64),
     })
     const info = kernel.info
-    const baseline = await startServer<{ url: string }>(here('./servers/baseline-server.ts'), {
+    const baseline = await startServer<{ url: string; pid: number }>(here('./servers/baseline-server.ts'), {
       DATABASE_URL: databaseUrl,
       BENCH_TENANT_ID: info.tenantId,
       BENCH_USER_ID: info.userId,
     })
+    const pids = { base: baseline.info.pid, subject: info.pid }
     const writes: Array<{ name: string; method: 'POST' | 'PUT' | 'PATCH'; path: string; body: () => unknown }> = [
       {
         name: 'roles',
@@ -52,12 +132,14 @@ export async function run(): Promise<void> {
         path: 'api-keys',
         body: () => ({ name: uniqueName('k'), permissions: ['users.read'] }),
       },
-      // A public address literal: no name to resolve, so no DNS lookup on either side.
+      // A public address literal: no name to resolve, so no DNS lookup on either side. The
+      // endpoints subscribe to a type none of these writes emits: creating a subscription is the
+      // write measured here, and the other writes keep the subscribers they had (none).
       {
         name: 'webhooks',
         method: 'POST',
         path: 'webhooks',
-        body: () => ({ url: 'https://93.184.215.14/hooks', types: ['kernel.role.*'] }),
+        body: () => ({ url: 'https://93.184.215.14/hooks', types: ['kernel.tenant.suspended'] }),
       },
       { name: 'users', method: 'PUT', path: `users/${info.memberId}/role`, body: () => ({ role: 'tenant_member' }) },
       {
@@ -68,14 +150,14 @@ export async function run(): Promise<void> {
       },
     ]
     try {
-      const results: Array<[string, number, Comparison]> = []
+      const results: Array<[string, number, CpuComparison]> = []
       for (const connections of CONNECTIONS) {
-        // Each target against its baseline in alternating rounds (see compare).
+        // Each target against its baseline in alternating rounds (see compareCpu).
         for (const w of writes.filter((x) => !ONLY || ONLY.includes(x.name))) {
-          const c = await compare(
+          const c = await compareCpu(
             { url: `${baseline.info.url}/baseline/${w.path}`, method: w.method, body: w.body, connections },
             { url: `${info.url}/v1/${w.path}`, method: w.method, token: info.token, body: w.body, connections },
-            { seconds: SECONDS, rounds: ROUNDS },
+            pids,
           )
           results.push([w.name, connections, c])
           console.log(row(`baseline: Fastify + pg, ${w.name} write, ${connections} conn`, c.base))
@@ -96,15 +178,18 @@ export async function run(): Promise<void> {
       const sessions = await compare(
         { url: `${baseline.info.url}/hello` },
         { url: `${info.url}/v1/auth/session`, token: info.token },
-        { seconds: SECONDS, rounds: ROUNDS },
+        { seconds: SECONDS, rounds: ROUNDS, warmUpSeconds: WARM_UP_SECONDS },
       )
       console.log(row('baseline: Fastify hello', sessions.base))
       console.log(row('kernel: GET /v1/auth/session (auth, no DB)', sessions.subject, sessions))
       console.log()
-      for (const [name, connections, c] of results)
+      for (const [name, connections, c] of results) {
+        const cpuK = median(c.cpuUs.subject)
+        const cpuB = median(c.cpuUs.base)
         console.log(
-          `audited write ${name} at ${connections} connections: ${c.valid ? '' : 'INVALID — '}${pct(c.ratio)} of baseline (target ≥ 80 %; rounds ${c.ratios.map(pct).join(', ')}), p99 ${c.subject.p99} ms vs baseline ${c.base.p99} ms = ${(c.subject.p99 / c.base.p99).toFixed(2)}× (target ≤ 1.5× at 200)`,
+          `audited write ${name} at ${connections} connections: ${c.valid ? '' : 'INVALID — '}${pct(c.ratio)} of baseline (target ≥ 80 %; rounds ${c.ratios.map(pct).join(', ')}); p99 ${c.subject.p99} ms vs baseline ${c.base.p99} ms = ${(c.subject.p99 / c.base.p99).toFixed(2)}× (target ≤ 1.5× at 200); CPU per write ${us(cpuK)} kernel vs ${us(cpuB)} baseline = ${(cpuK / cpuB).toFixed(2)}× (rounds ${c.cpuUs.subject.map(us).join(', ')} vs ${c.cpuUs.base.map(us).join(', ')})`,
         )
+      }
       if (pgbench)
         console.log(
           `roles write vs pgbench, same transaction, ${pgbench.clients} connections: ${pgbench.valid ? '' : 'INVALID — '}${pct(pgbench.ratio)} (target ≥ 60 %; rounds ${pgbench.ratios.map(pct).join(', ')}; pgbench ${pgbench.pgbenchTps.map((x) => x.toFixed(0)).join(', ')} tps)`,
@@ -122,3 +207,4 @@ export async function run(): Promise<void> {
 }
 
 const pct = (x: number) => `${(x * 100).toFixed(0)} %`
+const us = (x: number) => `${Math.round(x)} µs`

@@ -7,7 +7,9 @@
 // member's sessions ended); `commit` — and Fastify's hello world.
 // No authentication, no validation, no hash-chain sealing or event dispatch afterwards: what is
 // left between the two is the kernel's own overhead. Uses the schema the kernel created in the
-// same database.
+// same database. Its outbox rows are written as the kernel writes them: processed at once when
+// the tenant's subscription generation is the one it last read (nobody subscribes to what these
+// writes emit), pending otherwise — and then it reads the generation again, as the kernel does.
 import Fastify from 'fastify'
 import pg from 'pg'
 import { createCipheriv, createHash, randomBytes, randomUUID } from 'node:crypto'
@@ -23,17 +25,39 @@ app.get('/hello', async () => ({ hello: 'world' }))
 
 const AUDIT = `insert into audit_log (id, tenant_id, at, actor_kind, actor_id, action, target_kind, target_id, data, ip, request_id)
   select * from (values ($A::uuid, $T::uuid, $AT::timestamptz, 'user', $U, $ACTION, $KIND, $TARGET, $DATA::jsonb, '127.0.0.1', $REQ)) v where exists (select 1 from w)`
-const EVENT = `insert into events (id, type, source, subject, data)
-  select * from (values ($E::uuid, $ETYPE, 'trellis/kernel', $SUBJECT, $EDATA::jsonb)) v where exists (select 1 from w)`
+const EVENT = `insert into events (id, type, source, subject, data, processed_at)
+  select * from (values ($E::uuid, $ETYPE, 'trellis/kernel', $SUBJECT, $EDATA::jsonb,
+    case when trellis_current_tenant() = $ET::uuid and coalesce((select g.gen from event_subscriber_gens g where g.tenant_id = trellis_current_tenant()), 0) = $EGEN::bigint then now() end)) v
+  where exists (select 1 from w) returning id, processed_at`
+const PENDING = `(select coalesce(array_agg(e.id::text), '{}') from e where e.processed_at is null) as trellis_pending_events`
 
 /** One fused statement: the row write (`w`), its audit entry and its event, numbered after the write's own parameters. */
 function fused(name: string, write: string, writeParams: number, event = true): { name: string; text: string } {
   let n = writeParams
-  const names = ['A', 'T', 'AT', 'U', 'ACTION', 'KIND', 'TARGET', 'DATA', 'REQ', 'E', 'ETYPE', 'SUBJECT', 'EDATA']
+  const names = [
+    'A',
+    'T',
+    'AT',
+    'U',
+    'ACTION',
+    'KIND',
+    'TARGET',
+    'DATA',
+    'REQ',
+    'E',
+    'ETYPE',
+    'SUBJECT',
+    'EDATA',
+    'ET',
+    'EGEN',
+  ]
   const at = Object.fromEntries(names.map((x) => [x, ++n]))
   const sub = (s: string) => s.replace(/\$([A-Z]+)/g, (_, x: string) => `$${at[x]}`)
   const e = event ? `, e as (${sub(EVENT)})` : ''
-  return { name, text: `with w as (${write}), a as (${sub(AUDIT)})${e} select * from w` }
+  return {
+    name,
+    text: `with w as (${write}), a as (${sub(AUDIT)})${e} select w.*${event ? `, ${PENDING}` : ''} from w`,
+  }
 }
 
 const INSTALLATION_COLS =
@@ -86,6 +110,17 @@ const INSTALLATION = {
   text: `select ${INSTALLATION_COLS} from plugin_installations where id = $1::uuid`,
 }
 
+// The tenant's subscription generation as last read (see the header).
+let gen = '0'
+async function readGen(): Promise<void> {
+  const { rows } = await pool.query(
+    `select coalesce((select gen from event_subscriber_gens where tenant_id = $1::uuid), 0)::text as gen`,
+    [tenantId],
+  )
+  gen = rows[0].gen
+}
+await readGen()
+
 type Client = pg.PoolClient
 type Step = (client: Client) => Promise<unknown>
 
@@ -119,11 +154,16 @@ async function auditedWrite(
         event?.type ?? null,
         event?.subject ?? null,
         JSON.stringify(event?.data ?? null),
-      ].slice(0, event ? undefined : -4),
+        tenantId,
+        gen,
+      ].slice(0, event ? undefined : -6),
     })
     await around.after?.(client)
     await client.query('commit')
-    return rows[0]
+    if (!rows[0]) return rows[0]
+    const { trellis_pending_events: pending, ...row } = rows[0]
+    if (pending?.length) void readGen().catch(() => {})
+    return row
   } catch (err) {
     await client.query('rollback')
     throw err
@@ -226,7 +266,7 @@ app.patch('/baseline/installations/:id', async (request) => {
 })
 
 const url = await app.listen({ port: 0, host: '127.0.0.1' })
-process.stdout.write(`${JSON.stringify({ url })}\n`)
+process.stdout.write(`${JSON.stringify({ url, pid: process.pid })}\n`)
 process.on('SIGTERM', async () => {
   await app.close()
   await pool.end()
