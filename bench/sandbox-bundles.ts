@@ -4,11 +4,14 @@
 // - per-call bookkeeping: a warm invocation of a small entry, less a bare IPC round trip to a
 //   child process (the same JSON over the same fork channel) and less the raw isolate call
 //   (isolated-vm `applySync` of the same function in this process) — measured in alternating
-//   rounds, the difference of the rounds' medians;
+//   rounds, the difference of the rounds' medians; and the same difference in CPU time per call
+//   (this process plus the worker, against this process plus the echo child), which a loaded
+//   machine disturbs far less than wall time;
 // - cold start: a bundle not yet loaded (the orders plugin's, under a new version each time)
 //   loaded and its `GET /orders` entry run for a new tenant, next to a warm call of the same entry;
 // - idle memory per tenant: tenants with the ERP set (catalog, pricing, inventory, orders)
-//   warm in one worker, heap and RSS measured before and after.
+//   warm in one worker (one isolate per tenant, a context per plugin: ADR 0080), heap and RSS
+//   measured before and after.
 import { fork } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
@@ -20,6 +23,7 @@ import { buildPlugin } from '@trellis/plugin-sdk'
 import { Sandbox } from '../sandbox/src/index.js'
 import type { HostCallHandler, InvocationContext, PluginBundle } from '../sandbox/src/index.js'
 import { loadAverage, median, percentile } from './_harness.js'
+import { pidsCpuMs } from './_proc-cpu.js'
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
 const CALLS = Number(process.env.BENCH_CALLS ?? 2000)
@@ -57,14 +61,23 @@ function ctx(tenantId: string, n: number): InvocationContext {
 /** An empty page for every `data.find`: the entries below read and find nothing. */
 const onHostCall: HostCallHandler = async (op) => (op === 'data.find' ? { items: [], nextCursor: null } : null)
 
-async function samples(n: number, fn: (i: number) => Promise<unknown> | unknown): Promise<number[]> {
-  const out: number[] = []
+/** Wall time of each call (µs), and the CPU time per call (µs) of this process and of `other` (a child's pid). */
+async function samples(
+  n: number,
+  fn: (i: number) => Promise<unknown> | unknown,
+  other?: number,
+): Promise<{ wall: number[]; cpu: number }> {
+  const wall: number[] = []
+  const cpu0 = process.cpuUsage()
+  const child0 = other === undefined ? 0 : pidsCpuMs([other])
   for (let i = 0; i < n; i++) {
     const t0 = performance.now()
     await fn(i)
-    out.push((performance.now() - t0) * 1000)
+    wall.push((performance.now() - t0) * 1000)
   }
-  return out
+  const own = process.cpuUsage(cpu0)
+  const child = other === undefined ? 0 : (pidsCpuMs([other]) - child0) * 1000
+  return { wall, cpu: (own.user + own.system + child) / n }
 }
 
 const us = (x: number) => `${x.toFixed(1)} µs`
@@ -83,6 +96,7 @@ function echoChild() {
         waiting = resolve
         child.send(msg)
       }),
+    pid: child.pid!,
     close: () => child.kill(),
   }
 }
@@ -93,14 +107,22 @@ async function built(name: string) {
   return { name, code: b.code, sourceMap: b.sourceMap }
 }
 
+/** `BENCH_PARTS` (comma-separated: bookkeeping, cold, memory) runs only those parts; all by default. */
+const PARTS = new Set((process.env.BENCH_PARTS ?? 'bookkeeping,cold,memory').split(','))
+
 export async function run(): Promise<void> {
   const erp = await Promise.all(['catalog', 'pricing', 'inventory', 'orders'].map(built))
-  const orders = erp.find((b) => b.name === 'orders')!
   console.log(
     `bundles: ${erp.map((b) => `${b.name} ${(b.code.length / 1024).toFixed(0)} KiB`).join(', ')}; ${loadAverage()}`,
   )
+  if (PARTS.has('bookkeeping')) await bookkeeping()
+  if (PARTS.has('cold')) await coldStart(erp.find((b) => b.name === 'orders')!)
+  if (PARTS.has('memory')) await idleMemory(erp)
+}
 
-  // --- per-call bookkeeping -------------------------------------------------------------
+type Built = Awaited<ReturnType<typeof built>>
+
+async function bookkeeping(): Promise<void> {
   const echo = bundleOf('@bench/echo', '1.0.0', ECHO_CODE)
   const sandbox = await Sandbox.create({ workers: 1 })
   const child = echoChild()
@@ -126,39 +148,62 @@ export async function run(): Promise<void> {
       await child.call(message)
       fn.applySync(undefined, [json], { result: { copy: true } })
     }
-    const rounds: Array<{ warm: number[]; ipc: number[]; isolate: number[] }> = []
+    const workerPid = (await sandbox.stats()).workers[0]!.pid
+    type Side = { wall: number[]; cpu: number }
+    const rounds: Array<{ warm: Side; ipc: Side; isolate: Side }> = []
     for (let r = 0; r < ROUNDS; r++) {
       const sides = {
-        warm: () => samples(CALLS, invoke),
-        ipc: () => samples(CALLS, () => child.call(message)),
+        // every call of both sides is checked: the echo must come back whole
+        warm: () =>
+          samples(
+            CALLS,
+            async (i) => {
+              const res = await invoke(i)
+              if ((res.output as { echo?: { orderId?: string } }).echo?.orderId !== INPUT.orderId)
+                throw new Error('warm invoke: wrong output')
+            },
+            workerPid,
+          ),
+        ipc: () =>
+          samples(
+            CALLS,
+            async () => {
+              if (((await child.call(message)) as { input?: string }).input !== json) throw new Error('IPC: wrong echo')
+            },
+            child.pid,
+          ),
         isolate: () => samples(CALLS, () => fn.applySync(undefined, [json], { result: { copy: true } })),
       }
       const order = r % 2 === 0 ? (['warm', 'ipc', 'isolate'] as const) : (['isolate', 'ipc', 'warm'] as const)
-      const round = { warm: [] as number[], ipc: [] as number[], isolate: [] as number[] }
+      const round = {} as { warm: Side; ipc: Side; isolate: Side }
       for (const side of order) round[side] = await sides[side]()
       rounds.push(round)
     }
-    const per = rounds.map((r) => median(r.warm) - median(r.ipc) - median(r.isolate))
-    const p99s = rounds.map((r) => percentile(r.warm, 99))
+    const per = rounds.map((r) => median(r.warm.wall) - median(r.ipc.wall) - median(r.isolate.wall))
+    const perCpu = rounds.map((r) => r.warm.cpu - r.ipc.cpu - r.isolate.cpu)
+    const p99s = rounds.map((r) => percentile(r.warm.wall, 99))
     for (const [i, r] of rounds.entries())
       console.log(
-        `round ${i + 1}: warm invoke p50 ${us(median(r.warm))} p99 ${us(percentile(r.warm, 99))}; IPC round trip p50 ${us(median(r.ipc))}; isolate call p50 ${us(median(r.isolate))} → bookkeeping ${us(per[i]!)}`,
+        `round ${i + 1}: warm invoke p50 ${us(median(r.warm.wall))} p99 ${us(percentile(r.warm.wall, 99))} CPU ${us(r.warm.cpu)}/call; IPC round trip p50 ${us(median(r.ipc.wall))} CPU ${us(r.ipc.cpu)}/call; isolate call p50 ${us(median(r.isolate.wall))} CPU ${us(r.isolate.cpu)}/call → bookkeeping ${us(per[i]!)} wall, ${us(perCpu[i]!)} CPU`,
       )
     console.log(
-      `per-call bookkeeping beyond IPC + isolate: median ${us(median(per))} (rounds ${per.map((x) => x.toFixed(1)).join(', ')} µs) [target ≤ 20 µs]; warm p99 by round ${p99s.map(us).join(', ')} [target ≤ 1 ms in every run]; ${loadAverage()}`,
+      `per-call bookkeeping beyond IPC + isolate: median ${us(median(per))} wall (rounds ${per.map((x) => x.toFixed(1)).join(', ')} µs), ${us(median(perCpu))} CPU of both processes (rounds ${perCpu.map((x) => x.toFixed(1)).join(', ')} µs) [target ≤ 20 µs]; warm p99 by round ${p99s.map(us).join(', ')} [target ≤ 1 ms in every run]; ${loadAverage()}`,
     )
   } finally {
     child.close()
     iso.dispose()
     await sandbox.close()
   }
+}
 
-  // --- cold start with the orders bundle --------------------------------------------------
+/** A bundle not yet loaded (a new version each time) loaded and run for a new tenant. */
+async function coldStart(orders: Built): Promise<void> {
   const cold = await Sandbox.create({ workers: 1 })
   try {
     const entry = { kind: 'route' as const, name: 'GET /orders' }
     const input = { method: 'GET', path: '/orders', params: {}, query: {}, headers: {}, body: null }
     const coldTimes: number[] = []
+    const loadTimes: number[] = []
     const warmTimes: number[] = []
     const N = Number(process.env.BENCH_COLD ?? 40)
     for (let i = 0; i < N + 3; i++) {
@@ -166,25 +211,30 @@ export async function run(): Promise<void> {
       const b = bundleOf('@trellis/orders', `9.0.${i}`, orders.code, orders.sourceMap)
       const t0 = performance.now()
       await cold.load(b)
+      const tl = performance.now()
       const first = await cold.invoke({ bundle: b, entry, input, context: ctx(`cold-${i}`, i), onHostCall })
       const t1 = performance.now()
       if (!first.metrics.coldStart) throw new Error('expected a cold start')
-      await cold.invoke({ bundle: b, entry, input, context: ctx(`cold-${i}`, i + 1), onHostCall })
+      const again = await cold.invoke({ bundle: b, entry, input, context: ctx(`cold-${i}`, i + 1), onHostCall })
       const t2 = performance.now()
+      if (again.metrics.coldStart) throw new Error('expected a warm call')
       if (i >= 3) {
         coldTimes.push((t1 - t0) * 1000)
+        loadTimes.push((tl - t0) * 1000)
         warmTimes.push((t2 - t1) * 1000)
       }
       await cold.unload(b)
     }
     console.log(
-      `cold start, orders bundle not yet loaded (${N}): p50 ${ms(median(coldTimes))}, p99 ${ms(percentile(coldTimes, 99))}; the next call warm p50 ${ms(median(warmTimes))} [target p50 ≤ 10 ms]; ${loadAverage()}`,
+      `cold start, orders bundle not yet loaded (${N}): p50 ${ms(median(coldTimes))}, p99 ${ms(percentile(coldTimes, 99))} (of which load() p50 ${ms(median(loadTimes))}); the next call warm p50 ${ms(median(warmTimes))} [target p50 ≤ 10 ms]; ${loadAverage()}`,
     )
   } finally {
     await cold.close()
   }
+}
 
-  // --- idle memory per tenant with the ERP set --------------------------------------------
+/** Tenants with the ERP set warm in one worker. */
+async function idleMemory(erp: Built[]): Promise<void> {
   const mem = await Sandbox.create({ workers: 1, maxIsolatesPerWorker: 10_000, isolateHeapBudgetMb: 8192 })
   try {
     const bundles = erp.map((b) => bundleOf(`@trellis/${b.name}`, '1.0.0', b.code, b.sourceMap))
@@ -212,7 +262,7 @@ export async function run(): Promise<void> {
     const rssPer = (after.rssBytes - before.rssBytes) / TENANTS
     const per = Math.max(heapPer, rssPer)
     console.log(
-      `idle memory per tenant, ${bundles.length} ERP bundles warm (${TENANTS} tenants): heap ${(heapPer / 1024 ** 2).toFixed(2)} MiB, RSS ${(rssPer / 1024 ** 2).toFixed(2)} MiB → ${Math.floor(1024 ** 3 / per)} tenants per GiB (by the larger) [target ≥ 500]; ${loadAverage()}`,
+      `idle memory per tenant, ${bundles.length} ERP bundles warm (${TENANTS} tenants; ${after.isolates - before.isolates} isolates, ${after.contexts - before.contexts} contexts): heap ${(heapPer / 1024 ** 2).toFixed(2)} MiB, RSS ${(rssPer / 1024 ** 2).toFixed(2)} MiB → ${Math.floor(1024 ** 3 / per)} tenants per GiB, ${Math.floor(1e9 / per)} per GB (by the larger) [target ≥ 500 per GB]; ${loadAverage()}`,
     )
   } finally {
     await mem.close()
