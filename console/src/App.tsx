@@ -14,12 +14,14 @@ const Shell = lazy(loadShell)
 if (/(?:^|; )trellis_csrf=/.test(document.cookie)) void loadShell()
 const ForgotPassword = lazy(() => import('./pages/PasswordReset').then((m) => ({ default: m.ForgotPassword })))
 const ResetPassword = lazy(() => import('./pages/PasswordReset').then((m) => ({ default: m.ResetPassword })))
+const AcceptInvitation = lazy(() => import('./pages/AcceptInvitation').then((m) => ({ default: m.AcceptInvitation })))
 const SsoCallback = lazy(() => import('./pages/SsoCallback').then((m) => ({ default: m.SsoCallback })))
 const SSO_CALLBACK = '/console/sso-callback'
-/** Pages for people who are not signed in (the reset link in an e-mail lands on the second). */
+/** Pages for people who are not signed in (the reset and invitation links in e-mails land on the last two). */
 const PUBLIC: Record<string, typeof ForgotPassword> = {
   '/console/forgot-password': ForgotPassword,
   '/console/reset-password': ResetPassword,
+  '/console/accept-invitation': AcceptInvitation,
 }
 
 const queries = new QueryClient({ defaultOptions: { queries: { retry: false, staleTime: 5_000 } } })

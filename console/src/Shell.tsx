@@ -18,6 +18,9 @@ const Dashboards = lazy(() => import('./pages/Dashboards'))
 const Platform = lazy(() => import('./pages/Platform'))
 const AccessReview = lazy(() => import('./pages/GovernanceAccessReview'))
 const Governance = lazy(() => import('./pages/GovernanceData'))
+const Publishing = lazy(() => import('./pages/partner/Publishing'))
+const ChannelCatalog = lazy(() => import('./pages/partner/ChannelCatalog'))
+const SsoSettings = lazy(() => import('./pages/SsoSettings'))
 
 /** The screens, each shown to whom it serves (by the caller's organisation kind and permissions). */
 const SCREENS: Array<{ path: string; label: MessageKey; element: JSX.Element; shown: (me: Me) => boolean }> = [
@@ -43,6 +46,18 @@ const SCREENS: Array<{ path: string; label: MessageKey; element: JSX.Element; sh
     shown: (me) => me.org.kind !== 'tenant' && can(me, 'tenants.read'),
   },
   {
+    path: 'publishing',
+    label: 'nav.publishing',
+    element: <Publishing />,
+    shown: (me) => me.org.kind === 'partner' && can(me, 'plugins.publish'),
+  },
+  {
+    path: 'catalog',
+    label: 'nav.catalog',
+    element: <ChannelCatalog />,
+    shown: (me) => me.org.kind === 'partner' && can(me, 'tenants.manage'),
+  },
+  {
     path: 'access',
     label: 'nav.access',
     element: <Access />,
@@ -60,6 +75,7 @@ const SCREENS: Array<{ path: string; label: MessageKey; element: JSX.Element; sh
     element: <Governance />,
     shown: (me) => me.org.kind === 'tenant' && can(me, 'governance.manage'),
   },
+  { path: 'sso', label: 'nav.sso', element: <SsoSettings />, shown: (me) => can(me, 'users.manage') },
   { path: 'dashboards', label: 'nav.dashboards', element: <Dashboards />, shown: (me) => me.org.kind === 'tenant' },
   { path: 'audit', label: 'nav.audit', element: <Audit />, shown: (me) => can(me, 'audit.read') },
   { path: 'account', label: 'nav.account', element: <Account />, shown: () => true },

@@ -1,5 +1,10 @@
+import { identityMessages } from './messages/identity'
+import { partnerMessages } from './messages/partner'
+
 /** Every string the console shows, by key (English ships); `t('key', { n: 3 })` fills `{n}`. */
 export const en = {
+  ...identityMessages,
+  ...partnerMessages,
   'app.loading': 'Loading…',
   'app.error': 'Something went wrong: {message}',
   'app.skip': 'Skip to content',
@@ -66,6 +71,9 @@ export const en = {
   'nav.dashboards': 'Dashboards',
   'nav.accessReview': 'Access review',
   'nav.governance': 'Data governance',
+  'nav.publishing': 'Publishing',
+  'nav.catalog': 'Channel catalog',
+  'nav.sso': 'Single sign-on',
   'dash.title': 'Dashboards',
   'dash.hidden': '{n} panels over metrics you may not read are left out.',
   'dash.yearBefore': '(a year before: {value})',
@@ -286,6 +294,14 @@ export const en = {
   'hooks.redeliver': 'Redeliver',
   'hooks.redelivered': 'Delivery queued again.',
   'hooks.attempts': '{n} attempts, last status {status}',
+  'hooks.filter': 'Show',
+  'hooks.filter.all': 'Every delivery',
+  'hooks.filter.dead_letter': 'Dead letters (every retry failed)',
+  'hooks.filter.failed': 'Failed for good',
+  'hooks.filter.retrying': 'Retrying',
+  'hooks.filter.pending': 'Waiting',
+  'hooks.filter.delivered': 'Delivered',
+  'hooks.none': 'No delivery matches.',
   'cap.data': 'Store and read its own data',
   'cap.secrets': 'Keep secret settings',
   'cap.jobs': 'Run background jobs',

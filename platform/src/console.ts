@@ -1,8 +1,8 @@
 /**
  * The web console, served by the kernel itself: the built single-page app (console/dist) at
  * /console with long-cached hashed assets, every other /console path answering the app's page
- * (client-side routes), `/` redirecting there (and a password-reset link's `/reset-password` to the
- * console's page for it), and a strict Content-Security-Policy: scripts,
+ * (client-side routes), `/` redirecting there (and the e-mailed links' `/reset-password` and
+ * `/accept-invitation` to the console's pages for them), and a strict Content-Security-Policy: scripts,
  * styles and connections from this origin only — no inline script, no eval, no framing.
  */
 import { existsSync } from 'node:fs'
@@ -38,11 +38,13 @@ export function consoleExtension(opts: { dist?: string } = {}): Extension {
       points.pages.add(async (app) => {
         app.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/console/'))
         app.get('/console', { schema: { hide: true } }, (_request, reply) => reply.redirect('/console/'))
-        // The kernel's password-reset e-mails link to /reset-password?token=… on the public URL.
-        app.get('/reset-password', { schema: { hide: true } }, (request, reply) => {
-          const query = request.url.indexOf('?')
-          return reply.redirect(`/console/reset-password${query >= 0 ? request.url.slice(query) : ''}`)
-        })
+        // The kernel's e-mails link to /reset-password?token=… and /accept-invitation?token=… on
+        // the public URL: each leads to the console's page for it, the query kept.
+        for (const path of ['/reset-password', '/accept-invitation'])
+          app.get(path, { schema: { hide: true } }, (request, reply) => {
+            const query = request.url.indexOf('?')
+            return reply.redirect(`/console${path}${query >= 0 ? request.url.slice(query) : ''}`)
+          })
         if (!existsSync(join(root, 'index.html'))) {
           app.get('/console/*', { schema: { hide: true } }, (_request, reply) =>
             reply

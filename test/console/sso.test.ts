@@ -1,6 +1,8 @@
 /**
  * Single sign-on through the console, in Chromium, against a real OpenID provider on loopback
- * (oidc-provider): a person of an SSO organisation clicks "Sign in with SSO", names the
+ * (oidc-provider): the tenant admin sets up the provider on the Single sign-on page (the client
+ * secret write-only: never shown back, kept when a later save leaves it empty); a person of the
+ * SSO organisation clicks "Sign in with SSO", names the
  * organisation, signs in at the provider and lands back in the console signed in — a member
  * made just in time with the role the provider's groups map to — and a reload keeps the session
  * (the HttpOnly refresh cookie the hand-over set). The SSO-only organisation's password sign-in
@@ -12,6 +14,7 @@ import t from 'tap'
 import { consoleExtension } from '@trellis/platform'
 import { DB_KINDS, createTenantWithAdmin, startTestKernel } from '../../core/test/helpers/test-kernel.js'
 import { startOidcProvider } from '../../core/test/helpers/oidc-provider.js'
+import { eventually } from '../../core/test/helpers/receiver.js'
 import { consoleUser, openBrowser } from './browser.js'
 
 /** A loopback port nothing listens on: the kernel's public URL (the provider's redirect URI) must be known first. */
@@ -38,28 +41,56 @@ t.test('single sign-on through the console, in Chromium', async (t) => {
   await k.kernel.app.listen({ port, host: '127.0.0.1' })
   const shop = await createTenantWithAdmin(k, 'sso-console-shop')
   const domain = 'sso-console-shop.test'
-  const saved = await k.req('PUT', '/v1/identity/sso', {
-    token: shop.token,
-    body: {
-      issuer: idp.issuer,
+  const email = `ada@${domain}`
+  idp.accounts.set('ada', { email, name: 'Ada Lovelace', groups: ['erp-admins'] })
+
+  const page = await openBrowser(t)
+  const { check, failing, signIn, signOut } = consoleUser(page, base)
+  const exchanged: string[] = []
+  page.on('request', (r) => {
+    if (r.url().endsWith('/v1/auth/sso/exchange')) exchanged.push(JSON.parse(r.postData() ?? '{}').code)
+  })
+
+  await t.test('the tenant admin sets up the provider on the Single sign-on page', async (t) => {
+    await signIn(shop.email, shop.password)
+    await page.getByRole('link', { name: 'Single sign-on' }).click()
+    await page.getByText('No identity provider: people sign in with a password.').waitFor()
+    t.equal(await page.getByTestId('sso-link').innerText(), `${base}/console/?org=${shop.orgId}`)
+    await page.getByLabel('Issuer URL').fill(idp.issuer)
+    await page.getByLabel('Client ID').fill(idp.clientId)
+    await page.getByLabel('Client secret').fill(idp.clientSecret)
+    await page.getByLabel('E-mail domains it may vouch for (comma-separated)').fill(domain)
+    await page.getByLabel('Claim holding roles or groups').fill('groups')
+    await page.getByLabel('Claim values to roles').fill('erp-admins = tenant_admin')
+    await page.getByLabel('Role when no value maps').selectOption('tenant_member')
+    await check('sso settings')
+    await page.getByRole('button', { name: 'Save provider' }).click()
+    await page.getByText('Identity provider saved.').waitFor()
+    await page.getByText('People of your organisation may sign in with your identity provider.').waitFor()
+    t.equal(await page.getByLabel('Client secret').inputValue(), '', 'the secret is never shown back')
+    t.notMatch(await page.locator('main').innerText(), idp.clientSecret)
+    t.match(await page.getByTestId('sso-secret-hint').innerText(), /A secret is stored/)
+    // Made SSO-only in a second save, the secret left empty: the stored one is kept (the
+    // sign-in below exchanges the provider's code with it).
+    await page.getByLabel('Only single sign-on (refuse password sign-ins)').check()
+    await page.getByRole('button', { name: 'Save provider' }).click()
+    await eventually(
+      async () =>
+        (await page.getByLabel('Only single sign-on (refuse password sign-ins)').isChecked()) &&
+        (await k.req('GET', '/v1/identity/sso', { token: shop.token })).body.ssoOnly,
+    )
+    const saved = await k.req('GET', '/v1/identity/sso', { token: shop.token })
+    t.same(saved.body, {
+      issuer: idp.issuer.replace(/\/+$/, ''),
       clientId: idp.clientId,
-      clientSecret: idp.clientSecret,
       allowedDomains: [domain],
       roleClaim: 'groups',
       roleMap: { 'erp-admins': 'tenant_admin' },
       defaultRole: 'tenant_member',
       ssoOnly: true,
-    },
-  })
-  t.equal(saved.status, 200, JSON.stringify(saved.body))
-  const email = `ada@${domain}`
-  idp.accounts.set('ada', { email, name: 'Ada Lovelace', groups: ['erp-admins'] })
-
-  const page = await openBrowser(t)
-  const { check, failing } = consoleUser(page, base)
-  const exchanged: string[] = []
-  page.on('request', (r) => {
-    if (r.url().endsWith('/v1/auth/sso/exchange')) exchanged.push(JSON.parse(r.postData() ?? '{}').code)
+      enabled: true,
+    })
+    await signOut()
   })
 
   await t.test('the SSO-only organisation refuses a password sign-in on the page', async (t) => {

@@ -1,15 +1,8 @@
 import { type FormEvent, useState } from 'react'
 import { ApiError, signIn } from '../api/client'
 import type { Branding } from '../branding'
+import { FormError } from '../components/PublicPage'
 import { t } from '../i18n'
-
-/** What went wrong, announced to assistive technology. */
-const Alert = (props: { text?: string }) =>
-  props.text ? (
-    <p className="error" role="alert">
-      {props.text}
-    </p>
-  ) : null
 
 const ORG_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
@@ -42,7 +35,7 @@ function SsoSignIn() {
       <button className="primary" type="submit">
         {t('login.ssoContinue')}
       </button>
-      <Alert text={error} />
+      <FormError text={error} />
     </form>
   )
 }
@@ -89,7 +82,7 @@ export function Login(props: { branding: Branding; onSignedIn: () => Promise<voi
         <button className="primary" type="submit" disabled={busy}>
           {t('login.submit')}
         </button>
-        <Alert text={error} />
+        <FormError text={error} />
       </form>
       <p>
         <a href="/console/forgot-password">{t('login.forgot')}</a>

@@ -1,6 +1,7 @@
 import { type FormEvent, useState } from 'react'
 import { publicPost } from '../api/client'
 import type { Branding } from '../branding'
+import { FormError, PublicPage } from '../components/PublicPage'
 import { t } from '../i18n'
 
 /** Signed out: ask for a reset link by e-mail (the answer is the same whether an account exists or not). */
@@ -18,9 +19,7 @@ export function ForgotPassword(props: { branding: Branding }) {
     }
   }
   return (
-    <main className="login">
-      {props.branding.logoUrl && <img src={props.branding.logoUrl} alt="" height={40} />}
-      <h1>{t('reset.forgotTitle')}</h1>
+    <PublicPage branding={props.branding} title={t('reset.forgotTitle')}>
       {sent ? (
         <p role="status">{t('reset.sent')}</p>
       ) : (
@@ -30,17 +29,10 @@ export function ForgotPassword(props: { branding: Branding }) {
           <button className="primary" type="submit">
             {t('reset.send')}
           </button>
-          {error && (
-            <p className="error" role="alert">
-              {error}
-            </p>
-          )}
+          <FormError text={error} />
         </form>
       )}
-      <p>
-        <a href="/console/">{t('reset.back')}</a>
-      </p>
-    </main>
+    </PublicPage>
   )
 }
 
@@ -62,9 +54,7 @@ export function ResetPassword(props: { branding: Branding }) {
     }
   }
   return (
-    <main className="login">
-      {props.branding.logoUrl && <img src={props.branding.logoUrl} alt="" height={40} />}
-      <h1>{t('reset.title')}</h1>
+    <PublicPage branding={props.branding} title={t('reset.title')}>
       {done ? (
         <p role="status">{t('reset.done')}</p>
       ) : (
@@ -76,16 +66,9 @@ export function ResetPassword(props: { branding: Branding }) {
           <button className="primary" type="submit">
             {t('reset.submit')}
           </button>
-          {error && (
-            <p className="error" role="alert">
-              {error}
-            </p>
-          )}
+          <FormError text={error} />
         </form>
       )}
-      <p>
-        <a href="/console/">{t('reset.back')}</a>
-      </p>
-    </main>
+    </PublicPage>
   )
 }

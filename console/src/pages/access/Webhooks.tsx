@@ -5,12 +5,17 @@ import { Dialog } from '../../components/Dialog'
 import { commaList } from '../../forms'
 import { t } from '../../i18n'
 
+/** What the delivery log can be narrowed to (the API's status filters); '' shows every delivery. */
+const DELIVERY_FILTERS = ['', 'dead_letter', 'failed', 'retrying', 'pending', 'delivered'] as const
+type DeliveryFilter = (typeof DELIVERY_FILTERS)[number]
+
 /**
  * Webhooks: created with their event types (the signing secret shown once), each with its
- * delivery log and redelivery.
+ * delivery log (narrowed to dead letters, failures, retries…) and redelivery.
  */
 export function Webhooks() {
   const [open, setOpen] = useState<string>()
+  const [shown, setShown] = useState<DeliveryFilter>('')
   const [notice, setNotice] = useState<string>()
   const [secret, setSecret] = useState<string>()
   const client = useQueryClient()
@@ -19,11 +24,13 @@ export function Webhooks() {
     queryFn: () => call(() => api.GET('/v1/webhooks', { params: { query: { limit: 100 } } })),
   })
   const deliveries = useQuery({
-    queryKey: ['deliveries', open],
+    queryKey: ['deliveries', open, shown],
     enabled: !!open,
     queryFn: () =>
       call(() =>
-        api.GET('/v1/webhooks/{id}/deliveries', { params: { path: { id: open ?? '' }, query: { limit: 50 } } }),
+        api.GET('/v1/webhooks/{id}/deliveries', {
+          params: { path: { id: open ?? '' }, query: { limit: 50, ...(shown ? { status: shown } : {}) } },
+        }),
       ),
   })
   const redeliver = useMutation({
@@ -31,7 +38,8 @@ export function Webhooks() {
       call(() => api.POST('/v1/webhooks/{id}/deliveries/{deliveryId}/redeliver', { params: { path: v } })),
     onSuccess: () => {
       setNotice(t('hooks.redelivered'))
-      void deliveries.refetch()
+      // Its state changed: every filtered view of the log is out of date.
+      void client.invalidateQueries({ queryKey: ['deliveries'] })
     },
   })
   const create = useMutation({
@@ -93,12 +101,29 @@ export function Webhooks() {
       </ul>
       {open && (
         <Dialog title={t('hooks.deliveries')} onClose={() => setOpen(undefined)}>
+          <div className="toolbar">
+            <div>
+              <label htmlFor="delivery-filter">{t('hooks.filter')}</label>
+              <select
+                id="delivery-filter"
+                value={shown}
+                onChange={(e) => setShown(e.currentTarget.value as DeliveryFilter)}
+              >
+                {DELIVERY_FILTERS.map((f) => (
+                  <option key={f} value={f}>
+                    {t(`hooks.filter.${f || 'all'}`)}
+                  </option>
+                ))}
+              </select>
+            </div>
+          </div>
+          {deliveries.data && deliveries.data.items.length === 0 && <p role="status">{t('hooks.none')}</p>}
           <table>
             <tbody>
               {(deliveries.data?.items ?? []).map((d) => (
                 <tr key={d.id}>
                   <td>{d.eventType}</td>
-                  <td>{d.status}</td>
+                  <td>{d.failureReason ? `${d.status} (${d.failureReason})` : d.status}</td>
                   <td>{t('hooks.attempts', { n: d.attempts, status: d.lastStatus ?? '—' })}</td>
                   <td>
                     <button
