@@ -133,7 +133,13 @@ export class PluginContext {
       // (an isolate already in the pool's sum is re-measured by the invocation's metrics)
       if (!host.counted) host.heapBytes = heapOf(isolate).total
     } catch (err) {
-      const failure = err instanceof IsolateFailure ? err : classifyIsolateError(err, this, loadTimeoutMs, 'load')
+      // (an isolate disposed while a context was being made in it ran out of memory in a sibling)
+      const failure =
+        err instanceof IsolateFailure
+          ? err
+          : host.disposed
+            ? new IsolateFailure('SBX_ERR_MEMORY', { limitMb: host.memoryMb })
+            : classifyIsolateError(err, this, loadTimeoutMs, 'load')
       this.dispose()
       throw failure
     } finally {
