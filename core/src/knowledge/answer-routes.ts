@@ -49,7 +49,7 @@ export function registerAnswerRoutes(app: Api, deps: { orgTx: OrgTx; knowledge: 
           await rolesOf(tx, p),
           k ?? 5,
           { tags },
-          await knowledge.hasVector(tx),
+          await knowledge.searchPath(tx),
         ),
       )
       return { items }

@@ -4,7 +4,7 @@ import { answerExtractive, NO_ANSWER_TEXT } from '../ai/local/extractive-answere
 import type { AiService } from '../ai/service.js'
 import { emitEvents } from '../events/outbox.js'
 import type { Embed, PluginVia } from './embedding.js'
-import { type Passage, type SearchFilters, searchBase } from './retrieval.js'
+import { type Passage, type SearchFilters, type SearchPath, searchBase } from './retrieval.js'
 import { neutralised } from './neutralise.js'
 import type { BaseRow } from './store.js'
 
@@ -42,7 +42,7 @@ const CITATION = /\[(\d{1,3})\]/g
  */
 export async function ask(
   inTx: <T>(fn: (tx: Tx) => Promise<T>) => Promise<T>,
-  deps: { embed: Embed; ai?: AiService; hasVector: boolean },
+  deps: { embed: Embed; ai?: AiService; path: SearchPath },
   base: BaseRow,
   asker: Asker,
   question: string,
@@ -52,16 +52,7 @@ export async function ask(
   // The model is called between transactions: a long answer holds no connection (the embedded
   // database has one), and the question's record is written once the answer is known.
   const passages = await inTx((tx) =>
-    searchBase(
-      tx,
-      base,
-      vectors[0] as number[],
-      question,
-      asker.roles,
-      opts.k ?? 5,
-      opts.filters ?? {},
-      deps.hasVector,
-    ),
+    searchBase(tx, base, vectors[0] as number[], question, asker.roles, opts.k ?? 5, opts.filters ?? {}, deps.path),
   )
   const numbered: AnswerCitation[] = passages.map((p, i) => ({ ...p, n: i + 1 }))
   const topScore = numbered.reduce<number | null>(

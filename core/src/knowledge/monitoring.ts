@@ -1,7 +1,7 @@
 import type { Tx } from '../db/database.js'
 import type { Embed } from './embedding.js'
 import { KB } from './errors.js'
-import { searchBase } from './retrieval.js'
+import { type SearchPath, searchBase } from './retrieval.js'
 import type { BaseRow } from './store.js'
 
 export interface BaseMetrics {
@@ -73,7 +73,7 @@ export interface EvaluationResult {
  */
 export async function evaluateBase(
   inTx: <T>(fn: (tx: Tx) => Promise<T>) => Promise<T>,
-  deps: { embed: Embed; hasVector: boolean },
+  deps: { embed: Embed; path: SearchPath },
   base: BaseRow,
   orgId: string,
   roles: string[],
@@ -99,7 +99,7 @@ export async function evaluateBase(
   const ranked = await inTx(async (tx) => {
     const out = []
     for (const [i, q] of questions.entries())
-      out.push(await searchBase(tx, base, vectors[i] as number[], q.question, roles, depth, {}, deps.hasVector))
+      out.push(await searchBase(tx, base, vectors[i] as number[], q.question, roles, depth, {}, deps.path))
     return out
   })
   for (const [i, q] of questions.entries()) {

@@ -63,7 +63,7 @@ export async function knowledgeCall(
         await rolesFor(tx, inv),
         a.k ?? 5,
         { tags: a.tags },
-        await knowledge.hasVector(tx),
+        await knowledge.searchPath(tx),
       ),
     )
     return { items }

@@ -2,6 +2,7 @@ import type { KnowledgePassage } from '@trellis/plugin-sdk'
 import { sqlArray, type Tx } from '../db/database.js'
 import { contentTerms } from '../ai/local/text-features.js'
 import { vectorLiteral } from './embedding.js'
+import type { BaseIndexes } from './base-index.js'
 import type { BaseRow } from './store.js'
 
 export interface SearchFilters {
@@ -15,41 +16,52 @@ export type Passage = KnowledgePassage
 /** Candidates each ranking contributes to the fusion, and the fusion constant (Cormack et al.). */
 const DEPTH = 50
 const RRF_K = 60
+/** The full-text side asks for at most this many of the question's terms: the rarest in the base. */
+const LEXICAL_TERMS = 3
+/** The question's content words a tsquery may hold (letters and digits only). */
+function queryTerms(question: string): string[] {
+  return [...new Set(contentTerms(question))].filter((w) => /^[\p{L}\p{N}]+$/u.test(w)).slice(0, 32)
+}
 
-/** An OR of the question's content words as a tsquery (`'word' | 'other'`); only letters and digits reach it. */
-export function orQuery(question: string): string {
-  const words = [...new Set(contentTerms(question))].filter((w) => /^[\p{L}\p{N}]+$/u.test(w)).slice(0, 32)
+/** An OR of words as a tsquery (`'word':* | 'other':*`). */
+function tsOr(words: readonly string[]): string {
   return words.map((w) => `'${w}':*`).join(' | ')
 }
 
+/** An OR of the question's content words as a tsquery (`'word' | 'other'`); only letters and digits reach it. */
+export function orQuery(question: string): string {
+  return tsOr(queryTerms(question))
+}
+
+/** How a database ranks by vectors, and the process's cache of bases (ADR 0086). */
+export interface SearchPath {
+  /** pgvector: `<#>` in SQL when the in-process scan cannot serve a base; otherwise `real[]` arithmetic. */
+  hasVector: boolean
+  indexes: BaseIndexes
+}
+
 /**
- * The hybrid query: PostgreSQL full-text ranking and vector similarity over the approved,
- * current documents of one base the caller's roles may read (tenant by RLS), merged by
- * reciprocal rank fusion. With pgvector the similarity is `<#>` over `vector`; without it an
- * exact scan of `real[]` dot products.
+ * The hybrid query in one statement (ADR 0030) over the given documents (`?::uuid[]`): the
+ * fallback when a base's vectors are not all of its size, so the in-process scan cannot serve it.
+ * With pgvector the similarity is `<#>`; without it the exact scan of `real[]` dot products.
  */
 export function hybridSql(hasVector: boolean): string {
   const sim = hasVector ? '(-(c.embedding_v <#> q.v))' : 'trellis_real_dot(c.embedding, q.e)'
   const qv = hasVector ? '?::real[]::vector as v' : '?::real[] as e'
+  const vec = `select c.document_id, c.chunk_key, row_number() over (order by ${sim} desc, c.chunk_key) as r
+    from knowledge_chunks c, q
+   where c.kb_id = ?::uuid and c.document_id = any(?::uuid[])
+   order by r limit ${DEPTH}`
   return `
 with q as (select ${qv}, to_tsquery('english', ?) as t),
-docs as (
-  select id from knowledge_documents
-   where kb_id = ?::uuid and status = 'approved'
-     and (cardinality(roles) = 0 or roles && ?::text[])
-     and tags @> ?::text[]
-),
 lex as (
   select c.document_id, c.chunk_key, row_number() over (order by ts_rank_cd(c.tsv, q.t) desc, c.chunk_key) as r
     from knowledge_chunks c, q
-   where c.kb_id = ?::uuid and c.document_id in (select id from docs) and c.tsv @@ q.t
+   where c.kb_id = ?::uuid and c.document_id = any(?::uuid[]) and c.tsv @@ q.t
    order by r limit ${DEPTH}
 ),
 vec as (
-  select c.document_id, c.chunk_key, row_number() over (order by ${sim} desc, c.chunk_key) as r
-    from knowledge_chunks c, q
-   where c.kb_id = ?::uuid and c.document_id in (select id from docs)
-   order by r limit ${DEPTH}
+  ${vec}
 ),
 fused as (
   select document_id, chunk_key, sum(1.0 / (${RRF_K} + r)) as rrf
@@ -65,18 +77,50 @@ select c.document_id, c.chunk_key, c.heading, c.text, d.title, d.source, d.versi
  order by f.rrf desc, c.chunk_key`
 }
 
-export function hybridParams(
-  base: BaseRow,
-  vector: number[],
-  question: string,
-  roles: string[],
-  k: number,
-  filters: SearchFilters,
-) {
-  const tsq = orQuery(question) || "''"
-  return [vectorLiteral(vector), tsq, base.id, sqlArray(roles), sqlArray(filters.tags ?? []), base.id, base.id, k]
+type PassageRow = {
+  document_id: string
+  chunk_key: string
+  heading: string
+  text: string
+  title: string
+  source: string
+  version: number
+  rrf: number
+  similarity: number
 }
 
+const passage = (r: PassageRow): Passage => ({
+  documentId: r.document_id,
+  chunkId: r.chunk_key,
+  title: r.title,
+  source: r.source,
+  version: r.version,
+  heading: r.heading,
+  text: r.text,
+  rrf: Number(r.rrf),
+  similarity: Number(r.similarity),
+})
+
+/** The approved, current documents of a base the caller's roles may read, with the filter's tags (RLS scopes the tenant). */
+async function visibleDocuments(tx: Tx, base: BaseRow, roles: string[], filters: SearchFilters): Promise<string[]> {
+  const rows = await tx.sql<{ id: string }>(
+    `select id from knowledge_documents
+      where kb_id = ?::uuid and status = 'approved'
+        and (cardinality(roles) = 0 or roles && ?::text[])
+        and tags @> ?::text[]`,
+    [base.id, sqlArray(roles), sqlArray(filters.tags ?? [])],
+  )
+  return rows.map((r) => r.id)
+}
+
+/**
+ * The hybrid query: PostgreSQL full-text ranking over the question's rarest terms and vector
+ * similarity over the approved, current documents of one base the caller's roles may read
+ * (tenant by RLS), merged by reciprocal rank fusion (ADR 0030, ADR 0086). The similarity is the
+ * exact scan in process over the base's cached vectors, on both databases; SQL lists the visible
+ * documents, ranks by full text, and gives the chosen passages' texts, all in the caller's
+ * transaction.
+ */
 export async function searchBase(
   tx: Tx,
   base: BaseRow,
@@ -85,30 +129,61 @@ export async function searchBase(
   roles: string[],
   k: number,
   filters: SearchFilters,
-  hasVector: boolean,
+  path: SearchPath,
 ): Promise<Passage[]> {
-  const rows = await tx.sql<{
-    document_id: string
-    chunk_key: string
-    heading: string
-    text: string
-    title: string
-    source: string
-    version: number
-    rrf: number
-    similarity: number
-  }>(hybridSql(hasVector), hybridParams(base, vector, question, roles, k, filters))
-  return rows.map((r) => ({
-    documentId: r.document_id,
-    chunkId: r.chunk_key,
-    title: r.title,
-    source: r.source,
-    version: r.version,
-    heading: r.heading,
-    text: r.text,
-    rrf: Number(r.rrf),
-    similarity: Number(r.similarity),
-  }))
+  const docs = await visibleDocuments(tx, base, roles, filters)
+  if (docs.length === 0) return []
+  const view = await path.indexes.ensure(tx, base, docs)
+  const tsq = tsOr(path.indexes.rarest(view, queryTerms(question), LEXICAL_TERMS)) || "''"
+  const ids = `{${docs.join(',')}}`
+  if (!view.complete) {
+    const rows = await tx.sql<PassageRow>(hybridSql(path.hasVector), [
+      vectorLiteral(vector),
+      tsq,
+      base.id,
+      ids,
+      base.id,
+      ids,
+      k,
+    ])
+    return rows.map(passage)
+  }
+  const lex = await tx.sql<{ document_id: string; chunk_key: string; r: string }>(
+    `select c.document_id, c.chunk_key, row_number() over (order by ts_rank_cd(c.tsv, q.t) desc, c.chunk_key) as r
+       from knowledge_chunks c, (select to_tsquery('english', ?) as t) q
+      where c.kb_id = ?::uuid and c.document_id = any(?::uuid[]) and c.tsv @@ q.t
+      order by r limit ${DEPTH}`,
+    [tsq, base.id, ids],
+  )
+  const vec = path.indexes.scan(view, docs, vector, DEPTH)
+  const fused = new Map<string, { documentId: string; chunkKey: string; rrf: number; similarity: number | null }>()
+  const add = (documentId: string, chunkKey: string, r: number, similarity: number | null) => {
+    const key = `${documentId}/${chunkKey}`
+    const f = fused.get(key) ?? { documentId, chunkKey, rrf: 0, similarity }
+    f.rrf += 1 / (RRF_K + r)
+    f.similarity ??= similarity
+    fused.set(key, f)
+  }
+  for (const row of lex) add(row.document_id, row.chunk_key, Number(row.r), null)
+  for (const [i, c] of vec.entries()) add(c.documentId, c.chunkKey, i + 1, c.score)
+  const top = [...fused.values()]
+    .sort((a, b) => b.rrf - a.rrf || (a.chunkKey < b.chunkKey ? -1 : a.chunkKey > b.chunkKey ? 1 : 0))
+    .slice(0, k)
+  if (top.length === 0) return []
+  const rows = await tx.sql<Omit<PassageRow, 'rrf' | 'similarity'>>(
+    `select c.document_id, c.chunk_key, c.heading, c.text, d.title, d.source, d.version
+       from unnest(?::uuid[], ?::text[]) as f(document_id, chunk_key)
+       join knowledge_chunks c on c.document_id = f.document_id and c.chunk_key = f.chunk_key
+       join knowledge_documents d on d.id = c.document_id`,
+    [`{${top.map((f) => f.documentId).join(',')}}`, sqlArray(top.map((f) => f.chunkKey))],
+  )
+  const byKey = new Map(rows.map((r) => [`${r.document_id}/${r.chunk_key}`, r]))
+  return top.flatMap((f) => {
+    const r = byKey.get(`${f.documentId}/${f.chunkKey}`)
+    if (!r) return []
+    const similarity = f.similarity ?? path.indexes.similarity(view, f.documentId, f.chunkKey, vector) ?? 0
+    return [passage({ ...r, rrf: f.rrf, similarity })]
+  })
 }
 
 /** Whether the database has pgvector (the migration added `embedding_v` only then). */
