@@ -32,12 +32,11 @@ export async function callAction(
   const tree = from.tree
   if (from.depth + 1 > MAX_CALL_DEPTH) throw PLG.CALL_DEPTH_EXCEEDED({ depth: MAX_CALL_DEPTH })
   // With the invocation's transaction open, read through it: on the embedded database (one
-  // connection) another transaction would wait for this one.
-  const { inst, version } = await tree.tx.ifOpen(async (tx) => {
-    const inst = (await deps.installations.of(tree.tenantId, tx)).byPlugin.get(plugin)
-    if (!inst) throw PLG.NOT_INSTALLED({ name: plugin })
-    return { inst, version: await deps.versions.of(tree.tenantId, tx, inst) }
-  })
+  // connection) another transaction would wait for this one. Whether it is open is asked again
+  // for each read: a data call sent with this call (one message) may open it meanwhile.
+  const inst = (await tree.tx.ifOpen((tx) => deps.installations.of(tree.tenantId, tx))).byPlugin.get(plugin)
+  if (!inst) throw PLG.NOT_INSTALLED({ name: plugin })
+  const version = await tree.tx.ifOpen((tx) => deps.versions.of(tree.tenantId, tx, inst))
   const declared = version.manifest.actions?.[action]
   if (!declared || !Object.hasOwn(version.manifest.actions!, action))
     throw KRN.NOT_FOUND({ what: `action ${plugin}#${action}` })

@@ -1,11 +1,4 @@
-import {
-  hostAllowed,
-  matchesEventPattern,
-  renderPrompt,
-  validateHostCall,
-  type Capability,
-  type HostOps,
-} from '@trellis/plugin-sdk'
+import { matchesEventPattern, renderPrompt, validateHostCall, type Capability, type HostOps } from '@trellis/plugin-sdk'
 import type { AiService, AiWithin } from '../ai/service.js'
 import { AI } from '../ai/errors.js'
 import { generationJob, pluginAnswer, type GenerationJobs } from '../ai/generation-jobs.js'
@@ -20,7 +13,8 @@ import type { CollectionRef, CollectionStore } from './data/index.js'
 import { startWorkflow, type WorkflowJobs } from './workflow-start.js'
 import { knowledgeCall, type KnowledgeOp } from '../knowledge/plugin-calls.js'
 import type { KnowledgeService } from '../knowledge/service.js'
-import { mayReadMetrics, metricsCall, type MetricsHostSource, type MetricsOp } from '../metrics/host-ops.js'
+import { metricsCall, type MetricsHostSource, type MetricsOp } from '../metrics/host-ops.js'
+import { authorize, deny, has, use } from './host-call-checks.js'
 
 /** One plugin's invocation inside an invocation tree (a route, and the actions it calls). */
 export interface Running {
@@ -93,115 +87,6 @@ export interface HostServices {
 export type DataService = CollectionStore
 
 const MAX_FETCH_RESPONSE = 1024 * 1024
-/** Event namespaces only the kernel writes: a plugin can never pass off its events as these. */
-const RESERVED_EVENT_NAMESPACES: ReadonlySet<string> = new Set(['kernel', 'marketplace', 'workflow'])
-
-function has(run: Running, test: (c: Capability) => boolean): boolean {
-  return run.caps.some(test)
-}
-
-function use(run: Running, op: string, target: string): void {
-  const key = `${run.inst.id}|${op}|${target}`
-  const u = run.tree.uses.get(key)
-  if (u) u.count++
-  else run.tree.uses.set(key, { plugin: run.inst.plugin, installationId: run.inst.id, op, target, count: 1 })
-}
-
-/** Distinct refusals kept per invocation; further ones are counted per (plugin, op) only. */
-const MAX_DISTINCT_DENIALS = 16
-
-function deny(run: Running, op: string, target: string, reason: string): never {
-  const denials = run.tree.denials
-  let key = `${run.inst.id}|${op}|${target}|${reason}`
-  let entry = denials.get(key)
-  if (!entry && denials.size >= MAX_DISTINCT_DENIALS) {
-    key = `${run.inst.id}|${op}|*`
-    entry = denials.get(key)
-    target = '*'
-    reason = `further refusals of ${op}`
-  }
-  if (entry) entry.count++
-  else denials.set(key, { plugin: run.inst.plugin, installationId: run.inst.id, op, target, reason, count: 1 })
-  throw KRN.CAPABILITY_DENIED({ reason })
-}
-
-const text = (v: unknown): string => (typeof v === 'string' ? v : '?')
-
-/**
- * The capability check, made before the arguments are validated so that a plugin probing
- * with malformed arguments is refused (and audited) as what it is. Checks what the arguments
- * allow; returns false when a finer check must wait until they are valid.
- */
-function authorize(run: Running, op: string, args: unknown): boolean {
-  const a = (args !== null && typeof args === 'object' ? args : {}) as Record<string, unknown>
-  const who = run.inst.plugin
-  switch (op) {
-    case 'data.insert':
-    case 'data.get':
-    case 'data.update':
-    case 'data.delete':
-    case 'data.find':
-      if (!has(run, (c) => c.kind === 'data')) deny(run, op, text(a.collection), `${who} was not granted "data"`)
-      return true
-    case 'secrets.get':
-      if (!has(run, (c) => c.kind === 'secrets')) deny(run, op, text(a.name), `${who} was not granted "secrets"`)
-      return true
-    case 'ai.complete':
-    case 'ai.generate':
-    case 'ai.embed': {
-      const cap = op === 'ai.embed' ? 'ai:embed' : 'ai:complete'
-      if (!has(run, (c) => c.kind === cap)) deny(run, op, text(a.model), `${who} was not granted "${cap}"`)
-      return true
-    }
-    case 'knowledge.search':
-    case 'knowledge.ask':
-    case 'knowledge.write': {
-      const cap = op === 'knowledge.write' ? 'knowledge:write' : 'knowledge:search'
-      if (!has(run, (c) => c.kind === cap)) deny(run, op, text(a.kb), `${who} was not granted "${cap}"`)
-      return true
-    }
-    case 'metrics.query':
-    case 'metrics.forecast':
-      if (!mayReadMetrics(run.caps)) deny(run, op, text(a.metric), `${who} was not granted "metrics:read"`)
-      return true
-    case 'workflows.start':
-      if (!has(run, (c) => c.kind === 'workflows'))
-        deny(run, op, text(a.workflow), `${who} was not granted "workflows"`)
-      return true
-    case 'events.emit': {
-      const type = text(a.type)
-      if (typeof a.type === 'string' && RESERVED_EVENT_NAMESPACES.has(type.split('.')[0]!))
-        deny(run, op, type, `${type.split('.')[0]}.* events are emitted by the kernel only`)
-      if (
-        !has(
-          run,
-          (c) => c.kind === 'events:emit' && (typeof a.type !== 'string' || matchesEventPattern(c.pattern, type)),
-        )
-      )
-        deny(run, op, type, `${who} may not emit "${type}"`)
-      return typeof a.type === 'string'
-    }
-    case 'plugins.call': {
-      const target = `${text(a.plugin)}#${text(a.action)}`
-      const known = typeof a.plugin === 'string' && typeof a.action === 'string'
-      if (!has(run, (c) => c.kind === 'plugins:call' && (!known || (c.plugin === a.plugin && c.action === a.action))))
-        deny(run, op, target, `${who} may not call ${target}`)
-      return known
-    }
-    case 'http.fetch': {
-      let host: string | undefined
-      try {
-        host = typeof a.url === 'string' ? new URL(a.url).host : undefined
-      } catch {
-        host = undefined
-      }
-      if (!has(run, (c) => c.kind === 'http:fetch' && (host === undefined || hostAllowed(c.hosts, host))))
-        deny(run, op, host ?? '?', `${who} may not fetch from ${host ?? 'that address'}`)
-      return host !== undefined
-    }
-  }
-  return true
-}
 
 function collection(run: Running, op: string, name: string): CollectionRef {
   const declared = run.version.manifest.collections?.[name]
@@ -272,6 +157,10 @@ export async function runHostCall(services: HostServices, run: Running, op: stri
     case 'plugins.call': {
       const a = args as HostOps['plugins.call']['args']
       use(run, op, `${a.plugin}#${a.action}`)
+      // On the embedded database (one connection) the callee is looked up in this invocation's
+      // transaction, opened first: a data call sent in the same message may be opening it, and a
+      // look-up outside it would wait for its only connection.
+      if (services.embedded) await run.tree.tx.use(async () => undefined)
       return services.callAction(run, a.plugin, a.action, a.input)
     }
     case 'http.fetch': {
@@ -435,7 +324,7 @@ async function aiGenerate(services: HostServices, run: Running, args: HostOps['a
   const enqueue = services.generations?.()
   if (!services.ai || !enqueue) throw AI.DISABLED()
   const request = await aiRequest(services, run, a)
-  const { job, generationId } = generationJob({
+  const { job, generationId, persist } = generationJob({
     tenantId: run.tree.tenantId,
     event,
     plugin: run.inst.plugin,
@@ -447,6 +336,8 @@ async function aiGenerate(services: HostServices, run: Running, args: HostOps['a
     request,
   })
   use(run, 'ai.generate', event)
+  // The generation's row commits with the invocation (ADR 0087); the job follows the commit.
+  await run.tree.tx.use(persist)
   run.tree.afterCommit.push(() => enqueue([job]))
   return { generationId }
 }

@@ -102,13 +102,13 @@ const emitLow = (ctx: Ctx, s: Stock) => ctx.events.emit('inventory.stock.low', l
 
 /** Reserves every line of an order (spread over warehouses in code order), or nothing. */
 async function reserve(input: { order: string; lines: Array<{ sku: string; quantity: number }> }, ctx: Ctx) {
-  const existing = await reservationOf(ctx, input.order)
+  const wanted = new Map<string, number>()
+  for (const l of input.lines) wanted.set(l.sku, (wanted.get(l.sku) ?? 0) + l.quantity)
+  // Independent reads, asked together: they leave the sandbox in one message.
+  const [existing, stock] = await Promise.all([reservationOf(ctx, input.order), stockOf(ctx, [...wanted.keys()])])
   if (existing && existing.status === 'reserved') return { ok: true, reservation: existing }
   if (existing && existing.status === 'issued')
     return { ok: false, short: [], reason: `order ${input.order} was issued already` }
-  const wanted = new Map<string, number>()
-  for (const l of input.lines) wanted.set(l.sku, (wanted.get(l.sku) ?? 0) + l.quantity)
-  const stock = await stockOf(ctx, [...wanted.keys()])
   const short: Array<{ sku: string; requested: number; available: number }> = []
   const plan: Array<{ rec: StoredStock; quantity: number }> = []
   for (const [sku, qty] of wanted) {
@@ -124,33 +124,40 @@ async function reserve(input: { order: string; lines: Array<{ sku: string; quant
       short.push({ sku, requested: qty, available: recs.reduce((a, r) => a + Math.max(0, available(r)), 0) })
   }
   if (short.length) return { ok: false, short }
-  const done: Array<{ rec: StoredStock; quantity: number }> = []
-  for (const p of plan) {
-    const after = await tryWriteStock(ctx, p.rec, (s) =>
-      available(s) >= p.quantity ? { reserved: s.reserved + p.quantity } : null,
+  // Each line's stock record is written at once (one message; the kernel runs them in plan order).
+  const written = await Promise.all(
+    plan.map((p) =>
+      tryWriteStock(ctx, p.rec, (s) => (available(s) >= p.quantity ? { reserved: s.reserved + p.quantity } : null)),
+    ),
+  )
+  const failed = plan.find((_, i) => !written[i])
+  if (failed) {
+    // A concurrent order took this stock first: give back what this one took, and say what is short now.
+    await Promise.all(
+      written.map((after, i) =>
+        after ? writeStock(ctx, after, (s) => ({ reserved: s.reserved - plan[i]!.quantity })) : null,
+      ),
     )
-    if (!after) {
-      // A concurrent order took this stock first: give back what this one took, and say what is short now.
-      for (const d of done) await writeStock(ctx, d.rec, (s) => ({ reserved: s.reserved - d.quantity }))
-      const fresh = await stockOf(ctx, [p.rec.sku])
-      return {
-        ok: false,
-        short: [
-          {
-            sku: p.rec.sku,
-            requested: wanted.get(p.rec.sku)!,
-            available: fresh.reduce((a, r) => a + Math.max(0, available(r)), 0),
-          },
-        ],
-      }
+    const fresh = await stockOf(ctx, [failed.rec.sku])
+    return {
+      ok: false,
+      short: [
+        {
+          sku: failed.rec.sku,
+          requested: wanted.get(failed.rec.sku)!,
+          available: fresh.reduce((a, r) => a + Math.max(0, available(r)), 0),
+        },
+      ],
     }
-    done.push({ rec: after, quantity: p.quantity })
   }
   const lines = plan.map((p) => ({ sku: p.rec.sku, warehouse: p.rec.warehouse, quantity: p.quantity }))
-  const reservation = existing
-    ? await ctx.data.reservations.update(existing.id, { status: 'reserved', lines }, existing.version)
-    : await ctx.data.reservations.insert({ order: input.order, status: 'reserved', lines })
-  await ctx.events.emit('inventory.stock.reserved', { order: input.order, lines }, { subject: input.order })
+  // The event needs nothing the write answers: both in one message (a failed write fails the call).
+  const [reservation] = await Promise.all([
+    existing
+      ? ctx.data.reservations.update(existing.id, { status: 'reserved', lines }, existing.version)
+      : ctx.data.reservations.insert({ order: input.order, status: 'reserved', lines }),
+    ctx.events.emit('inventory.stock.reserved', { order: input.order, lines }, { subject: input.order }),
+  ])
   return { ok: true, reservation }
 }
 

@@ -71,8 +71,9 @@ export async function placeOrder(req: RouteRequest<PlaceBody>, ctx: Ctx): Promis
   const b = req.body
   const number = b.number ?? `SO-${ctx.invocationId.replace(/-/g, '').slice(-12).toUpperCase()}`
   // Everything that can refuse the order is checked before stock is reserved: a refusal writes nothing.
-  if (await orderOf(ctx, number)) return problem(ORD.ORDER_EXISTS, `order ${number} exists already`)
-  const customer = await customerOf(ctx, b.customer)
+  // The two look-ups are independent: asked together, they leave the sandbox in one message.
+  const [existing, customer] = await Promise.all([orderOf(ctx, number), customerOf(ctx, b.customer)])
+  if (existing) return problem(ORD.ORDER_EXISTS, `order ${number} exists already`)
   if (!customer) return problem(ORD.UNKNOWN_CUSTOMER, `no customer ${b.customer}`)
   const orderDate = b.orderDate ?? today()
   const quote = await ctx.plugins.call<Quote>('@trellis/pricing', 'quote', {
@@ -97,7 +98,7 @@ export async function placeOrder(req: RouteRequest<PlaceBody>, ctx: Ctx): Promis
   if (quote.needsApproval)
     exceptions.push({ kind: 'price_approval', reason: quote.approvalReasons.join('; '), status: 'open', raisedAt: at })
 
-  const order = await ctx.data.orders.insert({
+  const record: Order = {
     number,
     customer: customer.code,
     customerName: customer.name,
@@ -113,12 +114,17 @@ export async function placeOrder(req: RouteRequest<PlaceBody>, ctx: Ctx): Promis
     stock: reservation.ok ? 'reserved' : 'short',
     exceptions,
     history: [{ status: 'placed', at, by: who(ctx) }],
-  })
-  await ctx.events.emit(
-    'orders.order.placed',
-    { ...eventBase(order), exceptions: exceptions.map((e) => e.kind) },
-    { subject: number },
-  )
+  }
+  // The event needs nothing the insert answers, so both go in one message; a failed insert
+  // fails the invocation, and the event rolls back with it.
+  const [order] = await Promise.all([
+    ctx.data.orders.insert(record),
+    ctx.events.emit(
+      'orders.order.placed',
+      { ...eventBase(record), exceptions: exceptions.map((e) => e.kind) },
+      { subject: number },
+    ),
+  ])
   const started: StartedByException[] = []
   for (const e of exceptions) started.push(await raise(ctx, order, e.kind, e.reason))
   return { status: 201, body: { ...order, started }, headers: { location: `/orders/${encodeURIComponent(number)}` } }

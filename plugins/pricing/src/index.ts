@@ -108,13 +108,12 @@ export async function quote(input: QuoteInput, ctx: Ctx) {
     typeof ctx.settings.approvalThreshold === 'number' ? ctx.settings.approvalThreshold : DEFAULT_THRESHOLD
   const thresholdBp = BigInt(Math.round(threshold * 10000))
   const skus = [...new Set(input.lines.map((l) => l.sku))]
-  const catalog = await ctx.plugins.call<{ products: Product[]; missing: string[] }>(
-    '@trellis/catalog',
-    'getProducts',
-    { skus },
-  )
+  // The products and the rules are independent: asked together, they leave the sandbox in one message.
+  const [catalog, rules] = await Promise.all([
+    ctx.plugins.call<{ products: Product[]; missing: string[] }>('@trellis/catalog', 'getProducts', { skus }),
+    rulesFor(ctx, skus),
+  ])
   const products = new Map(catalog.products.map((p) => [p.sku, p]))
-  const rules = await rulesFor(ctx, skus)
   const errors: Array<{ line: number; sku: string; code: string; message: string }> = []
   const approvalReasons: string[] = []
   let grossCents = 0n
