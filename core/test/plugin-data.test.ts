@@ -5,7 +5,7 @@ import t from 'tap'
 import { collection, createTestHost, definePlugin, type PluginManifest, type TestHost } from '@trellis/plugin-sdk'
 import { DB_KINDS, startTestKernel, createTenantWithAdmin, type TestKernel } from './helpers/test-kernel.js'
 import { eventually } from './helpers/receiver.js'
-import type { Tx } from '../src/db/database.js'
+import { positional, type Tx } from '../src/db/database.js'
 import {
   CollectionStore,
   dropPluginData,
@@ -284,6 +284,24 @@ for (const kind of DB_KINDS) {
         uniqueUpdate: 1,
         uniqueKeyUpdate: 3,
       })
+    })
+
+    t.test("a find's text is its shape and names, never a value: one prepared statement per shape", async (t) => {
+      const ref = free(PLUGIN, 'shapes')
+      const texts = await inA(async (tx) => {
+        const log: Array<{ text: string; params: unknown[] }> = []
+        const rtx = recording(tx, log)
+        const sort = [{ field: 'v', direction: 'desc' as const }]
+        await store.find(rtx, ref, { where: { kind: 'secret-a', v: { gte: 1 } }, sort, limit: 7 })
+        await store.find(rtx, ref, { where: { kind: 'secret-b', v: { gte: 2 } }, sort, limit: 9 })
+        await store.find(rtx, ref, { where: { "it's": 'x' } })
+        return log.map((l) => l.text)
+      })
+      t.equal(texts[0], texts[1], 'the same shape, the same text')
+      t.notMatch(texts[0]!, /secret/, 'values are parameters')
+      t.match(texts[0]!, /plugin = '@acme\/parts' and collection = 'shapes'/)
+      t.match(texts[0]!, /data -> 'kind'/)
+      t.notMatch(texts[2]!, /it's/, 'a name that is not a plain identifier stays a parameter')
     })
 
     t.test('writes behave like the in-memory test host, error for error', async (t) => {
@@ -1117,6 +1135,21 @@ for (const kind of DB_KINDS) {
             /Index Cond: .*data -> 'status'/,
             'the eq test is an index condition (the migration declared jsonb -> and = leakproof)',
           )
+          // A find is a named statement, so PostgreSQL may plan it once for every value (a generic
+          // plan): its text names the plugin, collection and field, so even that plan uses the index.
+          const generic = await inA(async (tx) => {
+            const log: Array<{ text: string; params: unknown[] }> = []
+            await store.find(recording(tx, log), orders, { where: { status: 'rare' } })
+            await tx.sqlOnce(`prepare generic_find as ${positional(log[0]!.text)}`)
+            await tx.sqlOnce('set local plan_cache_mode = force_generic_plan')
+            await tx.sqlOnce('set local enable_seqscan = off')
+            // EXECUTE takes its arguments as SQL literals (a generic plan ignores their values anyway).
+            const args = log[0]!.params.map((v) => (typeof v === 'number' ? v : `'${String(v).replace(/'/g, "''")}'`))
+            const rows = await tx.sqlOnce<{ 'QUERY PLAN': string }>(`explain execute generic_find(${args.join(', ')})`)
+            await tx.sqlOnce('deallocate generic_find')
+            return rows.map((r) => r['QUERY PLAN']).join('\n')
+          })
+          t.match(generic, /Index Cond: .*data -> 'status'/, 'the generic plan uses the declared index too')
         }
       },
     )

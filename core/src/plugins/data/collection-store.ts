@@ -12,7 +12,7 @@ import { v7 as uuidv7 } from 'uuid'
 import { sqlArray, type Tx } from '../../db/database.js'
 import { KRN } from '../../errors.js'
 import { compileFilter } from './filter-compiler.js'
-import { isCanonicalUuid } from './fields.js'
+import { COLLECTION_NAME, isCanonicalUuid, PLUGIN_NAME, sqlName } from './fields.js'
 import {
   afterCondition,
   decodeCursor,
@@ -27,6 +27,7 @@ import { indexedValueProblems } from './index-limits.js'
 import { withoutMeta } from './json-values.js'
 import { invalid, RecordValidator } from './record-validator.js'
 import { SqlParams } from './sql-params.js'
+import { QueryStatements } from './query-statements.js'
 import { ensureIndexes } from './indexes.js'
 import { dropPluginData } from './plugin-data.js'
 import type { CollectionIndex, CollectionRef, FieldProtector, FindPage, FindQuery, StoredRecord } from './types.js'
@@ -106,6 +107,7 @@ function mayBreakUniqueness(ref: CollectionRef, patched: readonly string[]): boo
  */
 export class CollectionStore {
   private readonly validator = new RecordValidator()
+  private readonly statements = new QueryStatements()
 
   /** `protector`: encryption of classified personal fields (core/src/governance); none stores every field as given. */
   constructor(private readonly protector?: FieldProtector) {}
@@ -277,8 +279,8 @@ export class CollectionStore {
     const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor, hash(), keys)
     const p = new SqlParams()
     const columns = sortColumns(keys, p)
-    p.add(ref.plugin)
-    p.add(ref.name)
+    const plugin = sqlName(ref.plugin, PLUGIN_NAME, p)
+    const collection = sqlName(ref.name, COLLECTION_NAME, p)
     const where = compileFilter(query.where, p)
     const conditions = [
       where === 'true' ? '' : ` and ${where}`,
@@ -286,11 +288,9 @@ export class CollectionStore {
     ].join('')
     const order = orderBy(keys, p)
     p.add(limit + 1)
-    // The text varies with the query's shape: not a named statement (bounded, and planned with the values).
-    const rows = await tx.sqlOnce<Row>(
-      `select id, version, created_at, updated_at, data${columns} from plugin_records where plugin = ? and collection = ?${conditions} ${order} limit ?`,
-      p.values,
-    )
+    const text = `select id, version, created_at, updated_at, data${columns} from plugin_records where plugin = ${plugin} and collection = ${collection}${conditions} ${order} limit ?`
+    // The text is the query's shape and names: a named statement while their number stays bounded.
+    const rows = await (this.statements.admit(text) ? tx.sql<Row>(text, p.values) : tx.sqlOnce<Row>(text, p.values))
     const more = rows.length > limit
     const page = more ? rows.slice(0, limit) : rows
     if (this.protector) await this.protector.open(tx, ref, page)

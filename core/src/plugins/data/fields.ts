@@ -70,13 +70,34 @@ export function metaJsonType(field: MetaField): 'string' | 'number' {
   return field === 'version' ? 'number' : 'string'
 }
 
+// The names trellis_plugin_index accepts (and the only ones a query writes into its text).
+export const PLUGIN_NAME = /^@[a-z0-9][a-z0-9-]*\/[a-z0-9][a-z0-9-]*$/
+export const COLLECTION_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/
+export const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/
+
+/**
+ * A name in a query's text: a plain literal when it matches `pattern` (no quote can be in it),
+ * else a parameter. Literal names make the text of a query its shape and names alone, so it can
+ * be a named prepared statement whose cached (generic) plan still matches the declared partial
+ * expression indexes — `(data -> 'sku') … where plugin = '@a/b' and collection = 'c'` — which a
+ * parameter for the name never matches.
+ */
+export function sqlName(name: string, pattern: RegExp, p: SqlParams): string {
+  return pattern.test(name) ? `'${name}'` : p.text(name)
+}
+
 /** `data -> <field>`: SQL NULL when the field is absent (the form declared indexes are built on). */
 export function dataField(field: string, p: SqlParams): string {
-  return `(data -> ${p.text(field)})`
+  return `(data -> ${sqlName(field, FIELD_NAME, p)})`
+}
+
+/** `data ->> <field>`: the field's text (strings), for the string operators. */
+export function dataText(field: string, p: SqlParams): string {
+  return `(data ->> ${sqlName(field, FIELD_NAME, p)})`
 }
 
 /** The sort expression of a field: a column, or the jsonb value with absent as JSON null. */
 export function sortExpr(field: string, p: SqlParams): string {
   if (isMetaField(field)) return META_COLUMNS[field].column
-  return `coalesce(data -> ${p.text(field)}, 'null'::jsonb)`
+  return `coalesce(data -> ${sqlName(field, FIELD_NAME, p)}, 'null'::jsonb)`
 }

@@ -1,6 +1,7 @@
 /**
  * Compiles the SDK's query filter language (`Filter`, `FieldCondition`) to a parameterised SQL
- * condition over `plugin_records`. Field names and operands are always parameters.
+ * condition over `plugin_records`. Operands are always parameters; a field name is one too unless
+ * it is a plain identifier (letters, digits, `_`), which is written as a literal (fields.ts).
  *
  * Semantics follow the SDK's in-memory test host (`plugin-sdk/src/testing.ts`):
  * - a bare value means `eq`; several operators on one field must all hold; `and` / `or` nest;
@@ -16,7 +17,16 @@
  * declared indexes are built on.
  */
 import { sqlArray } from '../../db/database.js'
-import { dataField, isCanonicalMeta, jsonType, META_COLUMNS, metaJsonType, metaParam, metaText } from './fields.js'
+import {
+  dataField,
+  dataText,
+  isCanonicalMeta,
+  jsonType,
+  META_COLUMNS,
+  metaJsonType,
+  metaParam,
+  metaText,
+} from './fields.js'
 import { isMetaField, jsonProblems, type MetaField } from './json-values.js'
 import { invalid } from './record-validator.js'
 import type { SqlParams } from './sql-params.js'
@@ -112,12 +122,12 @@ function dataCondition(field: string, op: string, x: unknown, p: SqlParams): str
       if (x === null) return 'false'
       return `(jsonb_typeof(${dataField(field, p)}) = ${p.text(jsonType(x))} and ${dataField(field, p)} ${RANGE[op]} ${p.json(x)})`
     case 'prefix':
-      return `(jsonb_typeof(${dataField(field, p)}) = 'string' and starts_with(data ->> ${p.text(field)}, ${p.text(x as string)}))`
+      return `(jsonb_typeof(${dataField(field, p)}) = 'string' and starts_with(${dataText(field, p)}, ${p.text(x as string)}))`
     case 'contains': {
       const parts: string[] = []
       if (isScalar(x)) {
         parts.push(
-          `(jsonb_typeof(${dataField(field, p)}) = 'string' and strpos(data ->> ${p.text(field)}, ${p.text(x === null ? 'null' : String(x))}) > 0)`,
+          `(jsonb_typeof(${dataField(field, p)}) = 'string' and strpos(${dataText(field, p)}, ${p.text(x === null ? 'null' : String(x))}) > 0)`,
         )
         parts.push(
           `(jsonb_typeof(${dataField(field, p)}) = 'array' and ${dataField(field, p)} @> jsonb_build_array(${p.json(x)}))`,

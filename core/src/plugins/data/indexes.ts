@@ -4,15 +4,13 @@
  * role may not create indexes itself).
  */
 import type { Tx } from '../../db/database.js'
+import { COLLECTION_NAME, FIELD_NAME, PLUGIN_NAME } from './fields.js'
 import { invalid } from './record-validator.js'
 import type { CollectionIndex } from './types.js'
 import type { Problem } from './json-values.js'
 
-// The same patterns trellis_plugin_index enforces: checked here first so that a bad name is a
-// validation error rather than an SQL error that aborts the install's transaction.
-const PLUGIN = /^@[a-z0-9][a-z0-9-]*\/[a-z0-9][a-z0-9-]*$/
-const COLLECTION = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/
-const FIELD = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/
+// The names are checked against the patterns trellis_plugin_index enforces (fields.ts) first, so
+// that a bad name is a validation error rather than an SQL error that aborts the install's transaction.
 
 /**
  * Creates (if missing) every index the plugin declares on its collections, in one round trip,
@@ -27,11 +25,11 @@ export async function ensureIndexes(
   collections: Record<string, { indexes?: CollectionIndex[] }>,
 ): Promise<string[]> {
   const problems: Problem[] = []
-  if (!PLUGIN.test(plugin)) problems.push({ pointer: '/name', message: 'must be @scope/name' })
+  if (!PLUGIN_NAME.test(plugin)) problems.push({ pointer: '/name', message: 'must be @scope/name' })
   const wanted: Array<{ p: string; c: string; f: string[]; u: boolean }> = []
   for (const [name, declared] of Object.entries(collections)) {
     const indexes = declared.indexes ?? []
-    if (indexes.length && !COLLECTION.test(name))
+    if (indexes.length && !COLLECTION_NAME.test(name))
       problems.push({ pointer: `/collections/${name}`, message: 'is not a collection name' })
     indexes.forEach((ix, i) => {
       const at = `/collections/${name}/indexes/${i}`
@@ -40,7 +38,7 @@ export async function ensureIndexes(
       else
         ix.fields.forEach(
           (f, j) =>
-            FIELD.test(f) ||
+            FIELD_NAME.test(f) ||
             problems.push({ pointer: `${at}/fields/${j}`, message: 'is not a field name an index may use' }),
         )
       wanted.push({ p: plugin, c: name, f: ix.fields, u: ix.unique === true })
