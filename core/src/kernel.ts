@@ -184,6 +184,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     const generations = new AiGenerations(
       {
         ai,
+        db,
         tenantTx,
         logger,
         queue: countingQueue(

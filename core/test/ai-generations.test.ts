@@ -3,73 +3,24 @@
 // declared event with the answer (or the error's code); a workflow step that queued it waits
 // for that event and resumes. The model answers slower than the sandbox's wall clock.
 import t from 'tap'
-import { join } from 'node:path'
-import { readFile } from 'node:fs/promises'
-import { buildPlugin, createTestHost, definePlugin, type PluginContext } from '@trellis/plugin-sdk'
-import { DB_KINDS, startTestKernel, createTenantWithAdmin, type TestKernel } from './helpers/test-kernel.js'
-import { startInferenceServer } from './helpers/inference-server.js'
-import { registerVersion } from './helpers/plugin-versions.js'
+import { createTestHost, definePlugin, type PluginContext } from '@trellis/plugin-sdk'
+import { DB_KINDS } from './helpers/test-kernel.js'
+import { generationEvents as eventOf, startGeneratorKernel } from './helpers/ai-generator.js'
 import { eventually } from './helpers/receiver.js'
-
-const dir = join(import.meta.dirname, 'fixtures', 'plugins', 'ai-generator')
-const manifest = JSON.parse(await readFile(join(dir, 'trellis.plugin.json'), 'utf8'))
-const built = await buildPlugin({ dir, write: false })
-const bundle = { manifest, code: built.code, sourceMap: built.sourceMap }
 
 /** The sandbox's wall clock in this file; the model takes longer than that to answer. */
 const WALL_MS = 2000
 const MODEL_MS = 3000
 
-interface EventRow {
-  id: string
-  type: string
-  source: string
-  data: { generationId: string; answer?: { text: string; recordId: string; model: string }; error?: { code: string } }
-}
-
-/** The generation's event, once the worker has written it. */
-const eventOf = (k: TestKernel, tenantId: string, generationId: string) =>
-  eventually(async () => {
-    const rows = await k.ownerSql<EventRow>(
-      `select id, type, source, data from events where tenant_id = ?::uuid and data->>'generationId' = ?`,
-      [tenantId, generationId],
-    )
-    return rows.length ? rows : undefined
-  }, 60_000)
-
 for (const kind of DB_KINDS)
   t.test(`long generations on ${kind}`, async (t) => {
-    const server = await startInferenceServer()
-    t.teardown(() => server.close())
-    server.mode = 'slow'
-    server.delayMs = MODEL_MS
-    const k = await startTestKernel(t, kind, {
+    const { k, a, inst, server, call } = await startGeneratorKernel(t, kind, {
       plugins: { sandboxWorkers: 1, sandboxLimits: { wallMs: WALL_MS } },
-      events: { egressAllow: ['127.0.0.1'] },
       // One at a time: a tenant's jobs run in the order queued, so a later answer proves earlier jobs ran.
       aiGenerations: { concurrency: 1 },
     })
-    await registerVersion(k, bundle)
-    const a = await createTenantWithAdmin(k, `gen-${kind}`)
-    const inst = await k.req('POST', '/v1/installations', {
-      token: a.token,
-      body: { plugin: manifest.name, version: manifest.version, capabilities: manifest.capabilities },
-    })
-    t.equal(inst.status, 201, JSON.stringify(inst.body))
-    const reg = await k.req('POST', '/v1/ai/models', {
-      token: k.adminToken,
-      body: {
-        alias: 'slow-chat',
-        kind: 'chat',
-        provider: 'huggingface',
-        endpointUrl: server.url,
-        modelId: 'acme/slow',
-      },
-    })
-    t.equal(reg.status, 201)
-    await k.req('PUT', '/v1/ai/settings', { token: a.token, body: { chatModel: 'slow-chat' } })
-    const call = (path: string, body: unknown) =>
-      k.req('POST', `/v1/x/@acme/ai-generator${path}`, { token: a.token, body })
+    server.mode = 'slow'
+    server.delayMs = MODEL_MS
 
     await t.test('the same model asked synchronously outlasts the sandbox: the invocation is ended', async (t) => {
       server.reply = () => 'too late'
@@ -94,6 +45,18 @@ for (const kind of DB_KINDS)
       t.equal(rec.body.outcome, 'ok')
       t.equal(rec.body.installationId, inst.body.id)
       t.ok(rec.body.latencyMs >= MODEL_MS, 'the call took longer than the sandbox may run')
+      const [row] = await k.ownerSql(
+        'select status, attempts, request, result, record_id, error_code from ai_generations where id = ?::uuid',
+        [r.body.generationId],
+      )
+      t.match(row, {
+        status: 'done',
+        attempts: 1,
+        request: null,
+        record_id: ev!.data.answer!.recordId,
+        error_code: null,
+      })
+      t.equal(row.result.text, 'Answer to: what ships today?', 'the row keeps the answer the event carried')
     })
 
     await t.test('a workflow step queues a generation, waits for its event and resumes with the answer', async (t) => {
@@ -126,6 +89,10 @@ for (const kind of DB_KINDS)
         [a.orgId, 'Answer to: rolled back question'],
       )
       t.equal(events[0].n, 0)
+      const rows = await k.ownerSql(
+        `select count(*)::int as n from ai_generations where request->'messages'->-1->>'content' = 'rolled back question'`,
+      )
+      t.equal(rows[0].n, 0, 'the generation rolled back with the invocation')
     })
 
     await t.test('an event the plugin did not declare is refused with a typed code, nothing queued', async (t) => {
@@ -134,8 +101,10 @@ for (const kind of DB_KINDS)
       t.same(r.body, { code: 'AI_ERR_GENERATION_EVENT_UNDECLARED' })
       const other = await call('/generate', { question: 'y', event: 'kernel.ai.finished' })
       t.same(other.body, { code: 'AI_ERR_GENERATION_EVENT_UNDECLARED' })
-      const jobs = await k.ownerSql(`select count(*)::int as n from event_jobs where data->>'event' like '%.not.%'`)
-      t.equal(jobs[0].n, 0)
+      const rows = await k.ownerSql(
+        `select count(*)::int as n from ai_generations where event in ('gen.not.declared', 'kernel.ai.finished')`,
+      )
+      t.equal(rows[0].n, 0)
       t.equal(server.received.length, before)
     })
 

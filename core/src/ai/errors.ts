@@ -74,6 +74,12 @@ export const AI = defineErrors('AI', {
     message: (d: { event: string }) =>
       `a long generation answers with one of the plugin's own events; "${d.event}" is not declared in its manifest's events.emits`,
   },
+  GENERATION_ABANDONED: {
+    status: 503,
+    title: 'Generation abandoned',
+    message: (d: { attempts: number }) =>
+      `the long generation was started ${d.attempts} times and never finished (its worker stopped each time); ask again`,
+  },
   PROVIDER_UNAVAILABLE: {
     status: 503,
     title: 'Model endpoint unavailable',
