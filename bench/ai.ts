@@ -2,10 +2,14 @@
 // - baseline: `@huggingface/inference`'s InferenceClient calling the local inference test server
 //   directly (chatCompletion, endpointUrl) — the provider's answer time and nothing else;
 // - kernel: the same question through the AI service (`ai.complete` as a plugin host call or the
-//   /v1/ai/complete route makes it): tenant settings and model resolution, a budget reservation,
-//   masking and injection screening, the same client through the egress guard, settlement, the
-//   call record and its audit entry — on the embedded database (PGlite), one call at a time.
-// Alternating rounds; the overhead is p50(kernel) − p50(baseline) of the same run.
+//   /v1/ai/complete route makes it): tenant settings and model resolution, masking and injection
+//   screening, the same client through the egress guard, the call record and its audit entry —
+//   on the embedded database (PGlite), one call at a time — for a tenant with no budget (no
+//   transaction before the model, ADR 0087) and for a tenant with a monthly token budget (a
+//   reservation before the model, a settlement after).
+// Alternating rounds; the overhead is p50(kernel) − p50(baseline) of the same run, and the CPU
+// time per call of this process (the embedded database and the local server run in it) against
+// the baseline's. Every answer is checked, and every kernel call must have left its record.
 import { randomBytes } from 'node:crypto'
 import { InferenceClient } from '@huggingface/inference'
 import { createKernel } from '../core/src/kernel.js'
@@ -16,6 +20,8 @@ import { loadAverage, median, percentile } from './_harness.js'
 
 const CALLS = Number(process.env.BENCH_AI_CALLS ?? 200)
 const ROUNDS = Number(process.env.BENCH_AI_ROUNDS ?? 4)
+const PER_ROUND = Math.ceil(CALLS / ROUNDS)
+const MEASURED = PER_ROUND * ROUNDS
 
 export async function run(): Promise<void> {
   const server = await startInferenceServer()
@@ -38,17 +44,18 @@ export async function run(): Promise<void> {
       payload: { email: 'root@bench.test', password: 'bench-password-1' },
     })
     const admin = { authorization: `Bearer ${login.json().accessToken}` }
-    const tenant = await kernel.app.inject({
-      method: 'POST',
-      url: '/v1/tenants',
-      headers: admin,
-      payload: {
-        name: 'bench',
-        slug: 'bench-ai',
-        admin: { email: 'a@bench.test', name: 'A', password: 'bench-password-2' },
-      },
-    })
-    const tenantId = tenant.json().id as string
+    const tenantIds: string[] = []
+    for (const slug of ['bench-ai', 'bench-ai-budget']) {
+      const tenant = await kernel.app.inject({
+        method: 'POST',
+        url: '/v1/tenants',
+        headers: admin,
+        payload: { name: slug, slug, admin: { email: `a@${slug}.test`, name: 'A', password: 'bench-password-2' } },
+      })
+      if (tenant.statusCode !== 201) throw new Error(tenant.body)
+      tenantIds.push(tenant.json().id as string)
+    }
+    const [tenantId, budgetTenantId] = tenantIds as [string, string]
     const model = await kernel.app.inject({
       method: 'POST',
       url: '/v1/ai/models',
@@ -62,13 +69,14 @@ export async function run(): Promise<void> {
       },
     })
     if (model.statusCode !== 201) throw new Error(model.body)
-    await kernel.ctx.db.inOrg(tenantId, (tx) =>
-      tx.sql(`insert into ai_settings (tenant_id, chat_model) values (?::uuid, 'bench-chat')`, [tenantId]),
-    )
-    await kernel.ctx.db.inOrg(tenantId, (tx) =>
+    for (const id of tenantIds)
+      await kernel.ctx.db.inOrg(id, (tx) =>
+        tx.sql(`insert into ai_settings (tenant_id, chat_model) values (?::uuid, 'bench-chat')`, [id]),
+      )
+    await kernel.ctx.db.inOrg(budgetTenantId, (tx) =>
       tx.sql(
         `insert into ai_budgets (scope_id, scope, unit, monthly_limit) values (?::uuid, 'tenant', 'tokens', 1000000000)`,
-        [tenantId],
+        [budgetTenantId],
       ),
     )
     const messages = [{ role: 'user' as const, content: 'Who approves orders over 500 EUR? Write to ada@example.org.' }]
@@ -77,42 +85,58 @@ export async function run(): Promise<void> {
       const r = await client.chatCompletion({ model: 'bench/chat', messages })
       if (!r.choices[0]?.message?.content) throw new Error('baseline: empty answer')
     }
-    const governed = async () => {
-      const r = await kernel.ctx.ai.complete({ tenantId, feature: 'bench' }, { messages, maxTokens: 100 })
+    const governed = (tenant: string) => async () => {
+      const r = await kernel.ctx.ai.complete({ tenantId: tenant, feature: 'bench' }, { messages, maxTokens: 100 })
       if (!r.recordId || !r.text) throw new Error('kernel: no record')
     }
-    for (let i = 0; i < 20; i++) {
-      await direct()
-      await governed()
+    const sides = [
+      ['baseline', direct],
+      ['kernel, no budget', governed(tenantId)],
+      ['kernel, with a budget', governed(budgetTenantId)],
+    ] as const
+    for (let i = 0; i < 20; i++) for (const [, fn] of sides) await fn()
+    const times: Record<string, number[]> = {}
+    const cpu: Record<string, number> = {}
+    const cpuMs = () => {
+      const u = process.cpuUsage()
+      return (u.user + u.system) / 1000
     }
-    const times = { baseline: [] as number[], kernel: [] as number[] }
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [name, fn] of [
-        ['baseline', direct],
-        ['kernel', governed],
-      ] as const) {
-        for (let i = 0; i < CALLS / ROUNDS; i++) {
+      const order = round % 2 === 0 ? sides : [...sides].reverse()
+      for (const [name, fn] of order) {
+        const c0 = cpuMs()
+        for (let i = 0; i < PER_ROUND; i++) {
           const t0 = performance.now()
           await fn()
-          times[name].push(performance.now() - t0)
+          ;(times[name] ??= []).push(performance.now() - t0)
         }
+        cpu[name] = (cpu[name] ?? 0) + cpuMs() - c0
       }
     }
-    const b50 = median(times.baseline)
-    const k50 = median(times.kernel)
-    console.log(
-      `  baseline (InferenceClient → local server): p50 ${b50.toFixed(2)} ms, p99 ${percentile(times.baseline, 99).toFixed(2)} ms`,
-    )
-    console.log(
-      `  kernel   (AiService.complete, governed):   p50 ${k50.toFixed(2)} ms, p99 ${percentile(times.kernel, 99).toFixed(2)} ms`,
-    )
-    console.log(
-      `  overhead p50: ${(k50 - b50).toFixed(2)} ms (target ≤ 5 ms); ${CALLS} calls each, ${ROUNDS} alternating rounds; load ${loadAverage()}`,
-    )
-    const records = await kernel.ctx.db.inOrg(tenantId, (tx) =>
-      tx.sql<{ n: number }>(`select count(*)::int as n from ai_records`),
-    )
-    console.log(`  records written: ${records[0]!.n} (every kernel call recorded)`)
+    const b50 = median(times.baseline as number[])
+    const bCpu = (cpu.baseline as number) / MEASURED
+    for (const [name] of sides) {
+      const xs = times[name] as number[]
+      const perCall = (cpu[name] as number) / MEASURED
+      console.log(
+        `  ${name.padEnd(22)} p50 ${median(xs).toFixed(2)} ms, p99 ${percentile(xs, 99).toFixed(2)} ms, CPU ${perCall.toFixed(2)} ms/call` +
+          (name === 'baseline'
+            ? ' (InferenceClient → local server)'
+            : `; overhead p50 ${(median(xs) - b50).toFixed(2)} ms (target ≤ 5 ms), CPU ${(perCall - bCpu).toFixed(2)} ms/call`),
+      )
+    }
+    console.log(`  ${MEASURED} calls each, ${ROUNDS} alternating rounds; ${loadAverage()}`)
+    for (const [id, label] of [
+      [tenantId, 'no budget'],
+      [budgetTenantId, 'with a budget'],
+    ] as const) {
+      const records = await kernel.ctx.db.inOrg(id, (tx) =>
+        tx.sql<{ n: number }>(`select count(*)::int as n from ai_records`),
+      )
+      const expected = 20 + MEASURED
+      if (records[0]!.n !== expected) throw new Error(`${label}: ${records[0]!.n} records for ${expected} calls`)
+      console.log(`  records written (${label}): ${records[0]!.n}, one per kernel call`)
+    }
   } finally {
     await kernel.close()
     await server.close()

@@ -13,6 +13,7 @@ import { screen } from './injection.js'
 import { mask, newRedaction, unmask, unmaskJson, type Redaction } from './redaction.js'
 import { writeRecord, type CallRecord } from './records.js'
 import { ModelRegistry, type ModelRow } from './model-registry.js'
+import { TenantAiCache } from './tenant-ai-cache.js'
 import type { ChangeFeed } from '../scale/change-feed.js'
 import { localProvider } from './providers/local.js'
 import { huggingfaceProvider } from './providers/huggingface.js'
@@ -60,6 +61,8 @@ export interface AiServiceDeps {
  */
 export class KernelAiService implements AiService {
   readonly registry: ModelRegistry
+  /** Tenants' settings and whether a budget applies, briefly (dropped with the registry's list). */
+  private readonly tenants: TenantAiCache
   private readonly providers: Record<'local' | 'huggingface', Provider>
   private readonly output = new StructuredOutput()
   private readonly limits: ProviderLimits
@@ -72,6 +75,8 @@ export class KernelAiService implements AiService {
   ) {
     const ttl = options.registryTtlMs ?? (deps.modelChanges ? 5000 : 500)
     this.registry = new ModelRegistry(deps.db, deps.secrets, ttl, deps.modelChanges)
+    this.tenants = new TenantAiCache(deps.db, ttl)
+    this.registry.onChange(() => this.tenants.forget())
     this.providers = { local: localProvider, huggingface: huggingfaceProvider(deps.egress) }
     this.limits = { timeoutMs: options.timeoutMs ?? 30_000, retries: options.retries ?? 1 }
     this.defaultMaxTokens = options.defaultMaxTokens ?? 1024
@@ -114,11 +119,20 @@ export class KernelAiService implements AiService {
     if (within) return within.run(async (tx) => decide(tx, await this.registry.allIn(tx)))
     // Read before the transaction: on the embedded database a second connection would wait for this one.
     const models = await this.registry.all()
-    return this.deps.db.inOrg(caller.tenantId, async (tx, status) => {
+    // The tenant's settings and budgets as this process knows them (ADR 0087): with no budget,
+    // no transaction before the model; with budgets, one that only reserves.
+    const known = await this.tenants.get(caller.tenantId, caller.installationId)
+    if (!known.active) throw AI.DISABLED(undefined, { cause: 'organisation not active' })
+    if (!known.settings.enabled) throw AI.DISABLED()
+    const m = this.pick(models, known.settings, kind, asked)
+    if (known.budgets.length === 0) return { s: known.settings, m, reservations: [] as Reservation[] }
+    const est = estimate(m)
+    const reservations = await this.deps.db.inOrg(caller.tenantId, async (tx, status) => {
       if (status.orgStatus !== 'active' || status.partnerStatus !== 'active')
         throw AI.DISABLED(undefined, { cause: status })
-      return decide(tx, models)
+      return reserve(tx, caller.tenantId, known.budgets, period, (u) => (u === 'tokens' ? est.tokens : est.micros))
     })
+    return { s: known.settings, m, reservations }
   }
 
   private async finish(

@@ -61,14 +61,27 @@ export class ModelRegistry {
     private readonly ttlMs = 500,
     private readonly changes?: ChangeFeed,
   ) {
-    changes?.listen(() => {
-      this.cached = undefined
-    })
+    changes?.listen(() => this.drop())
   }
 
-  /** After a change committed: drop this process's list and tell the others to drop theirs. */
-  forget(): void {
+  private readonly listeners: Array<() => void> = []
+
+  /** `fn` runs whenever the list is dropped: what is cached beside it (tenants' AI settings) goes too. */
+  onChange(fn: () => void): void {
+    this.listeners.push(fn)
+  }
+
+  private drop(): void {
     this.cached = undefined
+    for (const fn of this.listeners) fn()
+  }
+
+  /**
+   * After a change committed — to the models, or to a tenant's or partner's AI settings or
+   * budgets: drop this process's copies and tell the others to drop theirs.
+   */
+  forget(): void {
+    this.drop()
     this.changes?.announce()
   }
 

@@ -1,6 +1,13 @@
 import { v7 as uuidv7 } from 'uuid'
 import type { Tx } from '../db/database.js'
-import { appendAudit, storableJson, storableText } from '../audit/audit-log.js'
+import {
+  AUDIT_COLUMNS,
+  AUDIT_VALUES,
+  type AuditRecord,
+  auditRow,
+  storableJson,
+  storableText,
+} from '../audit/audit-log.js'
 import type { AiCaller } from './service.js'
 
 /** One AI call as it is recorded (ai_records) and audited. */
@@ -30,10 +37,30 @@ export interface CallRecord {
  */
 export async function writeRecord(tx: Tx, rec: CallRecord, id: string = uuidv7()): Promise<string> {
   const c = rec.caller
+  const audit: AuditRecord = {
+    action: rec.outcome === 'ok' ? 'ai.call' : `ai.call.${rec.outcome}`,
+    actor: c.pluginId
+      ? { kind: 'plugin', id: c.installationId ?? c.pluginId }
+      : c.userId
+        ? { kind: 'user', id: c.userId }
+        : { kind: 'system', id: 'ai' },
+    target: { kind: 'ai_record', id },
+    data: {
+      feature: c.feature,
+      model: rec.modelAlias,
+      tokens: rec.inputTokens + rec.outputTokens,
+      costMicros: rec.costMicros,
+      ...(rec.errorCode ? { code: rec.errorCode } : {}),
+      ...(c.userId && c.pluginId ? { user: c.userId } : {}),
+    },
+  }
+  // One statement, one round trip: the record, and its audit-chain entry.
   await tx.sql(
-    `insert into ai_records (id, user_id, installation_id, plugin, feature, model_alias, model_id, provider, outcome,
-       error_code, prompt, answer, input_tokens, output_tokens, cost_micros, latency_ms, chunks, citations, verdicts)
-     values (?::uuid, ?::uuid, ?::uuid, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?::jsonb)`,
+    `with rec as (
+       insert into ai_records (id, user_id, installation_id, plugin, feature, model_alias, model_id, provider, outcome,
+         error_code, prompt, answer, input_tokens, output_tokens, cost_micros, latency_ms, chunks, citations, verdicts)
+       values (?::uuid, ?::uuid, ?::uuid, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?::jsonb))
+     insert into audit_log ${AUDIT_COLUMNS} values ${AUDIT_VALUES}`,
     [
       id,
       c.userId ?? null,
@@ -54,25 +81,9 @@ export async function writeRecord(tx: Tx, rec: CallRecord, id: string = uuidv7()
       storableJson(rec.chunks),
       storableJson(rec.citations),
       storableJson(rec.verdicts),
+      ...auditRow(c.tenantId, audit),
     ],
   )
-  await appendAudit(tx, c.tenantId, {
-    action: rec.outcome === 'ok' ? 'ai.call' : `ai.call.${rec.outcome}`,
-    actor: c.pluginId
-      ? { kind: 'plugin', id: c.installationId ?? c.pluginId }
-      : c.userId
-        ? { kind: 'user', id: c.userId }
-        : { kind: 'system', id: 'ai' },
-    target: { kind: 'ai_record', id },
-    data: {
-      feature: c.feature,
-      model: rec.modelAlias,
-      tokens: rec.inputTokens + rec.outputTokens,
-      costMicros: rec.costMicros,
-      ...(rec.errorCode ? { code: rec.errorCode } : {}),
-      ...(c.userId && c.pluginId ? { user: c.userId } : {}),
-    },
-  })
   return id
 }
 

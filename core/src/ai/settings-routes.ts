@@ -17,7 +17,7 @@ const Aliases = Type.Array(Type.String({ maxLength: 64 }), { maxItems: 100, uniq
 
 export interface SettingsRouteDeps {
   orgTx: OrgTx
-  registry: Pick<ModelRegistry, 'all'>
+  registry: Pick<ModelRegistry, 'all' | 'forget'>
   now: () => number
 }
 
@@ -175,6 +175,8 @@ export function registerSettingsRoutes(app: Api, deps: SettingsRouteDeps): void 
           data: b as Record<string, unknown>,
         })
       })
+      // Every process drops its copy of tenants' AI settings (and the model list with it).
+      deps.registry.forget()
       return view(p.orgId, kind)
     },
   )
@@ -220,7 +222,7 @@ export function registerSettingsRoutes(app: Api, deps: SettingsRouteDeps): void 
       if (b.scope === 'installation' && !b.installationId)
         throw KRN.VALIDATION_FAILED({ reason: 'an installation budget needs installationId' })
       const period = periodOf(deps.now())
-      return deps.orgTx(p.orgId, async (tx) => {
+      const set = await deps.orgTx(p.orgId, async (tx) => {
         let scopeId = p.orgId
         if (b.scope === 'installation') {
           const [inst] = await tx.sql<{ id: string }>('select id from plugin_installations where id = ?::uuid', [
@@ -254,6 +256,9 @@ export function registerSettingsRoutes(app: Api, deps: SettingsRouteDeps): void 
           reserved: Number(u?.reserved ?? 0),
         }
       })
+      // A budget now applies: every process drops its "no budget" answer for the tenants it governs.
+      deps.registry.forget()
+      return set
     },
   )
 
