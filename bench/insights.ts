@@ -5,7 +5,9 @@
 // tenant transaction (row-level security on both), alternating rounds. BENCH_LINES changes the
 // size. Both sides must return the same rows. Then the same series materialised as a rollup
 // (ADR 0070): a full refresh, an incremental one after 400 new lines in one month, and reading
-// the series from the rollup — which must equal the live answer.
+// the series from the rollup — which must equal the live answer. Next to wall times it prints
+// the CPU time the PostgreSQL backend spent on each query (read from /proc; load disturbs it
+// less than wall time) and, from one EXPLAIN ANALYZE of each side, the plan's nodes.
 import { randomUUID } from 'node:crypto'
 import { createKernel } from '../core/src/kernel.js'
 import { loadConfig } from '../core/src/config.js'
@@ -13,7 +15,9 @@ import { compileMetric } from '../core/src/metrics/compiler.js'
 import type { AvailableMetric } from '../core/src/metrics/catalog.js'
 import { createRollup, refreshRollup, rowsFromRollup } from '../core/src/metrics/rollups.js'
 import type { MetricDeclaration } from '../core/src/metrics/types.js'
+import type { Tx } from '../core/src/db/database.js'
 import { loadAverage, median, percentile, withBenchDatabase } from './_harness.js'
+import { pidsCpuMs } from './_proc-cpu.js'
 
 const LINES = Number(process.env.BENCH_LINES ?? 1_000_000)
 const TENANTS = 10
@@ -83,39 +87,60 @@ export async function run(): Promise<void> {
         (c) => ({ plugin: PLUGIN, collection: c }),
       )
       const tenant = tenants[0]!
-      const runMetric = () =>
-        db.inOrg(tenant, (tx) => tx.sqlOnce<Record<string, string>>(compiled.sql, compiled.params))
-      const runHand = () => db.inOrg(tenant, (tx) => tx.sql<Record<string, string>>(HAND.replace('$1', '?'), [PLUGIN]))
-      const a = await runMetric()
-      const b = await runHand()
+      const metricSql = (tx: Tx, prefix = '') =>
+        tx.sqlOnce<Record<string, unknown>>(prefix + compiled.sql, compiled.params)
+      const handSql = (tx: Tx, prefix = '') =>
+        tx.sqlOnce<Record<string, unknown>>(prefix + HAND.replace('$1', '?'), [PLUGIN])
+      /** Rows and the CPU milliseconds the PostgreSQL backend spent answering. */
+      const timed = (q: (tx: Tx) => Promise<Array<Record<string, unknown>>>) =>
+        db.inOrg(tenant, async (tx) => {
+          const [{ pid }] = (await tx.sql<{ pid: number }>('select pg_backend_pid() as pid')) as [{ pid: number }]
+          const c0 = pidsCpuMs([pid])
+          const rows = await q(tx)
+          return { rows, cpu: pidsCpuMs([pid]) - c0 }
+        })
+      const runMetric = () => timed(metricSql)
+      const runHand = () => timed(handSql)
+      const a = (await runMetric()).rows
+      const b = (await runHand()).rows
       const same = JSON.stringify(a) === JSON.stringify(b)
       const mt: number[] = []
       const ht: number[] = []
+      const mc: number[] = []
+      const hc: number[] = []
       for (let r = 0; r < ROUNDS; r++) {
-        for (const [fn, out] of (r % 2
+        for (const [fn, out, cpu] of (r % 2
           ? [
-              [runHand, ht],
-              [runMetric, mt],
+              [runHand, ht, hc],
+              [runMetric, mt, mc],
             ]
           : [
-              [runMetric, mt],
-              [runHand, ht],
-            ]) as Array<[() => Promise<unknown>, number[]]>) {
+              [runMetric, mt, mc],
+              [runHand, ht, hc],
+            ]) as Array<[typeof runMetric, number[], number[]]>) {
           const t0 = performance.now()
-          await fn()
+          const { cpu: used } = await fn()
           out.push(performance.now() - t0)
+          cpu.push(used)
         }
       }
       const ratio = median(ht) / median(mt)
       console.log(
-        `hand-written SQL GROUP BY: median ${median(ht).toFixed(0)} ms, p99 ${percentile(ht, 99).toFixed(0)} ms (${b.length} rows)`,
+        `hand-written SQL GROUP BY: median ${median(ht).toFixed(0)} ms, p99 ${percentile(ht, 99).toFixed(0)} ms, PostgreSQL CPU ${median(hc).toFixed(0)} ms a query (${b.length} rows)`,
       )
       console.log(
-        `declared metric (kernel):  median ${median(mt).toFixed(0)} ms, p99 ${percentile(mt, 99).toFixed(0)} ms (${a.length} rows)`,
+        `declared metric (kernel):  median ${median(mt).toFixed(0)} ms, p99 ${percentile(mt, 99).toFixed(0)} ms, PostgreSQL CPU ${median(mc).toFixed(0)} ms a query (${a.length} rows)`,
       )
       console.log(
-        `un-materialised metric: ${(ratio * 100).toFixed(0)} % of the hand-written query's speed; same rows: ${same}; ${loadAverage()}`,
+        `un-materialised metric: ${(ratio * 100).toFixed(0)} % of the hand-written query's speed (wall), ${((median(hc) / Math.max(1, median(mc))) * 100).toFixed(0)} % by CPU; same rows: ${same}; ${loadAverage()}`,
       )
+      for (const [label, q] of [
+        ['hand-written', handSql],
+        ['declared metric', metricSql],
+      ] as const) {
+        const [row] = await db.inOrg(tenant, (tx) => q(tx, 'explain (analyze, format json) '))
+        console.log(`plan, ${label}: ${planSummary((row as { 'QUERY PLAN': PlanRoot[] })['QUERY PLAN'][0]!)}`)
+      }
       const available: AvailableMetric = {
         name: 'orders.net_sales',
         plugin: PLUGIN,
@@ -144,7 +169,7 @@ export async function run(): Promise<void> {
       const incrMs = performance.now() - t0
       const fromRollup = () => db.inOrg(tenant, async (tx) => (await rowsFromRollup(tx, available.name, query))!.rows)
       const rolled = await fromRollup()
-      const live = await runMetric()
+      const live = (await runMetric()).rows
       const rolledSame = JSON.stringify(rolled) === JSON.stringify(live)
       const rt: number[] = []
       for (let i = 0; i < 200; i++) {
@@ -163,4 +188,31 @@ export async function run(): Promise<void> {
       await kernel.close()
     }
   })
+}
+
+interface PlanNode {
+  'Node Type': string
+  'Actual Total Time': number
+  'Actual Rows': number
+  'Actual Loops': number
+  'Workers Launched'?: number
+  Plans?: PlanNode[]
+}
+interface PlanRoot {
+  Plan: PlanNode
+  'Execution Time': number
+}
+
+/** "Limit 301 ms ← Sort 301 ms ← HashAggregate 300 ms (264 rows) ← …; execution 302 ms": the plan's nodes, top down. */
+function planSummary(root: PlanRoot): string {
+  const parts: string[] = []
+  const walk = (n: PlanNode, depth: number) => {
+    const workers = n['Workers Launched'] ? `, ${n['Workers Launched']} workers` : ''
+    parts.push(
+      `${'  '.repeat(depth)}${n['Node Type']} ${n['Actual Total Time'].toFixed(0)} ms (${n['Actual Rows'] * n['Actual Loops']} rows${workers})`,
+    )
+    for (const c of n.Plans ?? []) walk(c, depth + 1)
+  }
+  walk(root.Plan, 0)
+  return `execution ${root['Execution Time'].toFixed(0)} ms\n    ${parts.join('\n    ')}`
 }

@@ -44,6 +44,14 @@ export function timeSql(field: string, shape: RowShape, p: SqlParams): string {
 }
 
 /**
+ * The first day (`YYYY-MM-DD`) of the period of `grain` holding the SQL date `date`: truncated as a
+ * timestamp without time zone, so no zone conversion runs and the session's zone cannot matter.
+ */
+export function periodSql(grain: string, date: string): string {
+  return `to_char(date_trunc(${grain}, (${date})::timestamp), 'YYYY-MM-DD')`
+}
+
+/**
  * The statement answering `query` over `source` (the declaration's collection, resolved).
  * `resolve` names the collection a dimension's `via` reads (a qualified `@scope/name:coll` is
  * resolved by the caller after checking consent). The query must already be validated
@@ -56,7 +64,12 @@ export function compileMetric(
   resolve: (collection: string) => CollectionName,
   scope: CompileScope = {},
 ): CompiledMetric {
-  const shape: RowShape = decl.unnest ? { unnestAs: decl.unnest.as } : {}
+  // A time field of the record, its period and the time conditions are computed once per record,
+  // in an inner select kept apart from the outer one by `offset 0` (merged into it, they would be
+  // computed again for every unnested element); the array is unnested there too, and the outer
+  // select reads each element as `r.el`. A time field of the element is read per element.
+  const timeInRecord = !(decl.unnest && decl.time.startsWith(`${decl.unnest.as}.`))
+  const shape: RowShape = decl.unnest ? { unnestAs: decl.unnest.as, ...(timeInRecord ? { element: 'r.el' } : {}) } : {}
   const dimsDecl = decl.dimensions ?? {}
   const groupBy = query.groupBy ?? []
   const filterDims = Object.keys(query.filter ?? {})
@@ -71,11 +84,10 @@ export function compileMetric(
     if (typeof d === 'string') return `(${fieldSql(d, shape, p)} #>> '{}')`
     return `(${joinOf.get(name)}.data -> ${p.text(d.field)} #>> '{}')`
   }
-  // A time field of the record is computed once per record (in the inner select), not per row.
-  const timeInRecord = !(shape.unnestAs && decl.time.startsWith(`${shape.unnestAs}.`))
-  const time = () => (timeInRecord ? 'r.t' : timeSql(decl.time, shape, p))
+  const lineTime = () => timeSql(decl.time, shape, p)
   const select: string[] = []
-  if (query.grain) select.push(`to_char(date_trunc(${p.text(query.grain)}, ${time()}), 'YYYY-MM-DD') as period`)
+  const outerWhere: string[] = []
+  if (query.grain) select.push(timeInRecord ? 'r.period' : `${periodSql(p.text(query.grain), lineTime())} as period`)
   groupBy.forEach((d, i) => select.push(`${dimSql(d)} as d${i}`))
   const measure = measureSql(decl.measure, shape, p, '/measure')
   select.push(
@@ -83,15 +95,34 @@ export function compileMetric(
       ? `(${measure})::text as value`
       : `round((${measure})::numeric, ${p.add(decl.decimals)}::int)::text as value`,
   )
-  const table = source.plugin === KERNEL_SOURCE ? 'kernel_telemetry_records' : 'plugin_records'
-  let sql = `select ${select.join(', ')} from (select id, version, created_at, updated_at, data${timeInRecord ? `, ${timeSql(decl.time, {}, p)} as t` : ''} from ${table} r where plugin = ${p.add(source.plugin)} and collection = ${p.add(source.collection)}`
-  const filter = compileFilter(decl.filter, p)
-  if (filter !== 'true') sql += ` and ${filter}`
-  sql += ') r'
-  if (decl.unnest) {
-    const f = () => `r.data -> ${p.text(decl.unnest!.field)}`
-    sql += ` cross join lateral jsonb_array_elements(case when jsonb_typeof(${f()}) = 'array' then ${f()} else '[]'::jsonb end) u(value)`
+  /** The conditions on the row's time `t`. */
+  const timeWhere = (t: string) => {
+    const w = [`${t} is not null`]
+    if (query.from) w.push(`${t} >= ${p.add(query.from)}::date`)
+    if (query.to) w.push(`${t} < ${p.add(query.to)}::date`)
+    if (scope.periods && query.grain)
+      w.push(
+        `date_trunc(${p.text(query.grain)}, (${t})::timestamp)::date = any(${p.add(sqlArray(scope.periods))}::date[])`,
+      )
+    return w
   }
+  // Parameters are positional: each piece is built in the order its text appears.
+  const table = source.plugin === KERNEL_SOURCE ? 'kernel_telemetry_records' : 'plugin_records'
+  const elements = (data: string) => {
+    const f = () => `${data} -> ${p.text(decl.unnest!.field)}`
+    return `jsonb_array_elements(case when jsonb_typeof(${f()}) = 'array' then ${f()} else '[]'::jsonb end)`
+  }
+  // The elements as a set-returning function of a select list over the records, their time and
+  // period already computed (a lateral join there would be memoized by the record's whole data).
+  const els = timeInRecord && decl.unnest ? `select r1.*, ${elements('r1.data')} as el from (` : ''
+  const period = timeInRecord && query.grain ? `, ${periodSql(p.text(query.grain), 'r0.t')} as period` : ''
+  let records = `select id, version, created_at, updated_at, data${timeInRecord ? `, ${timeSql(decl.time, {}, p)} as t` : ''} from ${table} r where plugin = ${p.add(source.plugin)} and collection = ${p.add(source.collection)}`
+  const filter = compileFilter(decl.filter, p)
+  if (filter !== 'true') records += ` and ${filter}`
+  if (timeInRecord)
+    records = `${els}select r0.*${period} from (${records}) r0 where ${timeWhere('r0.t').join(' and ')} offset 0${els ? ') r1 offset 0' : ''}`
+  let sql = `select ${select.join(', ')} from (${records}) r`
+  if (decl.unnest && !timeInRecord) sql += ` cross join lateral ${elements('r.data')} u(value)`
   for (const [name, alias] of joinOf) {
     const d = dimsDecl[name] as Exclude<MetricDimension, string>
     const target = resolve(d.collection)
@@ -99,16 +130,12 @@ export function compileMetric(
     // rather than looked up once per row.
     sql += ` left join (select distinct on (k) k, data from (select data -> ${p.text(d.key)} as k, data, id from plugin_records where plugin = ${p.add(target.plugin)} and collection = ${p.add(target.collection)}) s where k is not null order by k, id) ${alias} on ${alias}.k = ${fieldSql(d.via, shape, p)}`
   }
-  const where = [`${time()} is not null`]
-  if (query.from) where.push(`${time()} >= ${p.add(query.from)}::date`)
-  if (query.to) where.push(`${time()} < ${p.add(query.to)}::date`)
-  if (scope.periods && query.grain)
-    where.push(`date_trunc(${p.text(query.grain)}, ${time()})::date = any(${p.add(sqlArray(scope.periods))}::date[])`)
+  if (!timeInRecord) outerWhere.push(...timeWhere(lineTime()))
   for (const [name, v] of Object.entries(query.filter ?? {})) {
     const values = (Array.isArray(v) ? v : [v]).map(String)
-    where.push(`${dimSql(name)} = any(${p.add(sqlArray(values))}::text[])`)
+    outerWhere.push(`${dimSql(name)} = any(${p.add(sqlArray(values))}::text[])`)
   }
-  sql += ` where ${where.join(' and ')}`
+  if (outerWhere.length) sql += ` where ${outerWhere.join(' and ')}`
   const keys = select.length - 1
   if (keys) {
     const ordinals = Array.from({ length: keys }, (_, i) => i + 1).join(', ')

@@ -9,7 +9,7 @@ import { v7 as uuidv7 } from 'uuid'
 import { sqlArray, type Tx } from '../db/database.js'
 import { SqlParams } from '../plugins/data/sql-params.js'
 import type { AvailableMetric } from './catalog.js'
-import { compileMetric, MAX_ROWS, timeSql, type CollectionName } from './compiler.js'
+import { compileMetric, MAX_ROWS, periodSql, timeSql, type CollectionName } from './compiler.js'
 import { MET } from './errors.js'
 import { KERNEL_SOURCE } from './kernel-metrics.js'
 import { periodOf } from './periods.js'
@@ -88,7 +88,7 @@ function periodSignatureSql(m: AvailableMetric, grain: Grain): { sql: string; pa
   const p = new SqlParams()
   const g = p.text(grain)
   const t = () => timeSql(m.declaration.time, {}, p)
-  const sql = `select to_char(date_trunc(${g}, ${t()}), 'YYYY-MM-DD') as period, count(*)::text as records,
+  const sql = `select ${periodSql(g, t())} as period, count(*)::text as records,
     coalesce(sum(hashtext(r.id::text || ':' || r.version)), 0)::text as checksum
     from plugin_records r where r.plugin = ${p.add(m.source.plugin)} and r.collection = ${p.add(m.source.collection)} and ${t()} is not null group by 1`
   return { sql, params: p.values }

@@ -10,6 +10,8 @@ import type { MetricCondition, MetricExpr, MetricMeasure } from './types.js'
 export interface RowShape {
   /** Prefix (`line`) of the unnested element's fields, when the metric unnests an array. */
   unnestAs?: string
+  /** SQL of the unnested element (`u.value` by default). */
+  element?: string
 }
 
 const META: Record<string, string> = {
@@ -22,14 +24,35 @@ const META: Record<string, string> = {
 /** The jsonb value of a field of the row (SQL NULL when absent). */
 export function fieldSql(ref: string, shape: RowShape, p: SqlParams): string {
   if (shape.unnestAs && ref.startsWith(`${shape.unnestAs}.`))
-    return `(u.value -> ${p.text(ref.slice(shape.unnestAs.length + 1))})`
+    return `(${shape.element ?? 'u.value'} -> ${p.text(ref.slice(shape.unnestAs.length + 1))})`
   if (ref in META) return META[ref]!
   return `(r.data -> ${p.text(ref)})`
 }
 
-/** A jsonb value as numeric: JSON numbers and decimal strings; anything else is NULL. */
-export function numericOf(jsonb: () => string): string {
-  return `(case when jsonb_typeof(${jsonb()}) = 'number' then (${jsonb()} #>> '{}')::numeric when jsonb_typeof(${jsonb()}) = 'string' and (${jsonb()} #>> '{}') ~ '^-?[0-9]{1,30}(\\.[0-9]{1,30})?$' then (${jsonb()} #>> '{}')::numeric end)`
+/** The text of a field of the row (`->>`: a string unquoted, a number as digits; SQL NULL when absent or null). */
+export function fieldTextSql(ref: string, shape: RowShape, p: SqlParams): string {
+  if (shape.unnestAs && ref.startsWith(`${shape.unnestAs}.`))
+    return `(${shape.element ?? 'u.value'} ->> ${p.text(ref.slice(shape.unnestAs.length + 1))})`
+  if (ref in META) return `(${META[ref]} #>> '{}')`
+  return `(r.data ->> ${p.text(ref)})`
+}
+
+/**
+ * A decimal as a JSON string holds it, or a JSON number as jsonb prints it. Unbounded repetitions:
+ * PostgreSQL's regular expressions run bounded ones (`{1,30}`) several times slower, so the length
+ * is bounded apart (61 characters: 30 digits, a point, 30 digits), which keeps a string of
+ * thousands of digits from overflowing `numeric`.
+ */
+const DECIMAL = `'^-?[0-9]+(\\.[0-9]+)?$'`
+
+/**
+ * A field as numeric: JSON numbers and decimal strings; anything else is NULL. The field's text
+ * is tested first, which is all most values need: a decimal string and an ordinary JSON number
+ * both print as a decimal. Only what fails (a JSON number of more than 61 characters, or anything
+ * that is no number) has its JSON type looked at.
+ */
+export function numericOf(jsonb: () => string, text: () => string): string {
+  return `(case when ${text()} ~ ${DECIMAL} and octet_length(${text()}) <= 61 then ${text()}::numeric when jsonb_typeof(${jsonb()}) = 'number' then (${jsonb()})::numeric end)`
 }
 
 function isObj(v: unknown): v is Record<string, unknown> {
@@ -44,7 +67,11 @@ export function exprSql(e: MetricExpr, shape: RowShape, p: SqlParams, at: string
     if (!Number.isFinite(e)) throw MET.DECLARATION_INVALID({ at, reason: 'a number must be finite' })
     return `${p.add(String(e))}::numeric`
   }
-  if (typeof e === 'string') return numericOf(() => fieldSql(e, shape, p))
+  if (typeof e === 'string')
+    return numericOf(
+      () => fieldSql(e, shape, p),
+      () => fieldTextSql(e, shape, p),
+    )
   if (isObj(e)) {
     const [op, args] = Object.entries(e)[0] ?? []
     if (op === 'coalesce' && Array.isArray(args) && args.length >= 1)
