@@ -16,6 +16,7 @@ import { registerInsightRoutes } from '../insights/routes.js'
 import { registerAlertRoutes } from '../insights/alert-routes.js'
 import { registerAggregateRoutes } from '../insights/aggregate-routes.js'
 import { registerRollupRoutes } from './rollup-routes.js'
+import { registerLateRoutes } from '../insights/late-routes.js'
 
 const MetricView = Type.Object({
   name: Type.String({ description: '`<mount>.<metric>`, e.g. `orders.net_sales`.' }),
@@ -54,6 +55,7 @@ export function registerMetricRoutes(app: Api, deps: MetricRouteDeps): void {
   registerAlertRoutes(app, deps)
   registerAggregateRoutes(app, { ...deps, today })
   registerRollupRoutes(app, { ...deps, now })
+  registerLateRoutes(app, { ...deps, now })
   app.get(
     '/metrics',
     {
