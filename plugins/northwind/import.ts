@@ -362,6 +362,7 @@ export async function importNorthwind(options: ImportOptions): Promise<ImportRes
       {
         number: n,
         customer: o.customer_id,
+        ...(o.employee_id ? { employeeId: o.employee_id } : {}),
         orderDate: o.order_date,
         ...(o.required_date ? { requiredDate: o.required_date } : {}),
         lines,

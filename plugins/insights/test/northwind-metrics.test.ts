@@ -111,6 +111,7 @@ function records(data: NorthwindData) {
     return {
       number: o.order_id,
       customer: o.customer_id,
+      ...(o.employee_id ? { employeeId: o.employee_id } : {}),
       status: shipped ? 'invoiced' : 'confirmed',
       orderDate: o.order_date,
       ...(o.required_date ? { requiredDate: o.required_date } : {}),
@@ -229,7 +230,7 @@ for (const kind of DB_KINDS) {
       )
     })
 
-    t.test('revenue by country, category, product; discount given', async (t) => {
+    t.test('revenue by country, category, product, employee; discount given', async (t) => {
       const country = byKey(await get('/v1/metrics/orders.net_sales?groupBy=country'), (r) => r.dims.country)
       t.same(
         country,
@@ -254,6 +255,42 @@ for (const kind of DB_KINDS) {
       t.same(
         customer,
         expected(full, (o) => o.customer_id!),
+      )
+      const employee = byKey(await get('/v1/metrics/orders.net_sales?groupBy=employee'), (r) => r.dims.employee)
+      t.same(
+        employee,
+        expected(full, (o) => o.employee_id!),
+      )
+      t.same(
+        employee,
+        {
+          '1': '192107.60',
+          '2': '166537.76',
+          '3': '202812.84',
+          '4': '232890.85',
+          '5': '68792.28',
+          '6': '73913.13',
+          '7': '124568.24',
+          '8': '126862.28',
+          '9': '77308.07',
+        },
+        "Northwind's published sales by employee",
+      )
+      const employeeCategory = await get(
+        `/v1/metrics/insights.net_sales_by_category?groupBy=employee,category&filter=${encodeURIComponent('{"employee":"4"}')}`,
+      )
+      t.same(
+        byKey(employeeCategory, (r) => r.dims.category),
+        expected(
+          {
+            ...full,
+            details: full.details.filter(
+              (d) => full.orders.find((o) => o.order_id === d.order_id)!.employee_id === '4',
+            ),
+          },
+          (_o, d) => categoryOf.get(d.product_id!)!,
+        ),
+        "one employee's sales by category",
       )
       const discount = await get('/v1/metrics/orders.discount_given')
       t.same(discount.rows[0].value, expected(full, () => 'all', true).all)

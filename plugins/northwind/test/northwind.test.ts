@@ -136,6 +136,25 @@ t.test('sales totals from the plugins equal the CSV computation to the cent', as
   t.equal(`${cents.slice(0, -2)}.${cents.slice(-2)}`, want.total)
 })
 
+t.test('revenue by employee from the net sales metric equals SQL over the CSV rows to the cent', async (t) => {
+  // The CSV rows as JSON, summed by PostgreSQL: exact numerics, rounded once per employee.
+  const want = await k.ownerSql<{ employee: string; total: string }>(
+    `select o ->> 'employee_id' as employee,
+            round(sum((d ->> 'unit_price')::numeric * (d ->> 'quantity')::int * (1 - (d ->> 'discount')::numeric)), 2)::text as total
+       from jsonb_array_elements(?::jsonb) d
+       join jsonb_array_elements(?::jsonb) o on o ->> 'order_id' = d ->> 'order_id'
+      group by 1 order by 1`,
+    [JSON.stringify(full.details), JSON.stringify(full.orders)],
+  )
+  t.equal(want.length, 9)
+  const got = await reqA('GET', '/v1/metrics/orders.net_sales?groupBy=employee')
+  t.equal(got.status, 200, JSON.stringify(got.body))
+  t.same(
+    Object.fromEntries(got.body.rows.map((r: any) => [r.dims.employee, r.value])),
+    Object.fromEntries(want.map((r) => [r.employee, r.total])),
+  )
+})
+
 t.test('stock after the history: free stock is what Northwind lists in stock, open orders hold theirs', async (t) => {
   const products = parseCsv(await readFile(join(DATA, 'products.csv'), 'utf8'))
   const stock = (await reqA('GET', '/v1/x/inventory/stock')).body.items as Array<{

@@ -62,6 +62,8 @@ export interface StartedByException {
 interface PlaceBody {
   number?: string
   customer: string
+  /** The employee (sales representative) who took the order. */
+  employeeId?: string
   orderDate?: string
   requiredDate?: string
   lines: Array<{ sku: string; quantity: number; discount?: string | number }>
@@ -102,6 +104,7 @@ export async function placeOrder(req: RouteRequest<PlaceBody>, ctx: Ctx): Promis
     number,
     customer: customer.code,
     customerName: customer.name,
+    ...(b.employeeId ? { employeeId: b.employeeId } : {}),
     status: 'placed',
     orderDate,
     ...(b.requiredDate ? { requiredDate: b.requiredDate } : {}),

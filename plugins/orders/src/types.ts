@@ -59,6 +59,8 @@ export interface Order extends Priced {
   number: string
   customer: string
   customerName: string
+  /** The employee (sales representative) who took the order. */
+  employeeId?: string
   status: OrderStatus
   orderDate: string
   requiredDate?: string
