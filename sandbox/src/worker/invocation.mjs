@@ -321,9 +321,11 @@ export class Invocation {
       )
     }
     // Calls made in one stretch of plugin code (a `Promise.all` of host calls) leave together,
-    // in one message, once the stretch has returned.
+    // in one message, once the stretch has returned. isolated-vm delivers each call of the
+    // stretch as a task of its own, with microtasks run after each: the flush waits for the
+    // event loop's next check phase, after all of them.
     this.outgoing.push({ cid, op, args })
-    if (this.outgoing.length === 1) queueMicrotask(() => this.flushHostCalls())
+    if (this.outgoing.length === 1) setImmediate(() => this.flushHostCalls())
   }
 
   flushHostCalls() {
