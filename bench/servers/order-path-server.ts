@@ -4,6 +4,7 @@
 // pair with every statement of their tenant transaction recorded (the host-call transcript as
 // PostgreSQL sees it), and POST /v1/bench/orders replays one such transcript — each statement
 // with its recorded text and parameters, in one tenant transaction — for a new order number.
+import { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { orgTx } from '../../core/src/kernel-context.js'
 import { principalOf } from '../../core/src/http/guards.js'
@@ -63,11 +64,29 @@ const orderBody = (number: string, pair: readonly [string, string]) => ({
   ],
 })
 
+// What the recorded orders cost in crossings between processes: sandboxed invocations (the
+// route and the actions it calls), host calls, and the messages that carried the host calls from
+// the sandbox workers (calls made together travel in one), read off the workers' IPC channels.
+const crossings = { invocations: 0, hostCalls: 0, hostCallMessages: 0 }
+let counting = false
+k.plugins.onInvocation((rec) => {
+  if (!counting) return
+  crossings.invocations++
+  crossings.hostCalls += rec.hostCalls
+})
+const emit = ChildProcess.prototype.emit
+ChildProcess.prototype.emit = function (this: ChildProcess, event: string | symbol, ...args: unknown[]) {
+  const t = (args[0] as { t?: unknown } | undefined)?.t
+  if (counting && event === 'message' && (t === 'hc' || t === 'hcb')) crossings.hostCallMessages++
+  return Reflect.apply(emit, this, [event, ...args]) as boolean
+} as typeof emit
+
 // The order's tenant transaction, recorded once per pair; what is kept is what the plugins
 // caused (the kernel's own reads, made when a cache of a few seconds runs out, are not the order's).
 const transcripts: Statement[][] = []
 for (const [i, pair] of pairs.entries()) {
   const number = `RECORDED-${i}-ORDER`
+  counting = true
   transcripts.push(
     await record(
       () => call('POST', '/v1/x/orders/orders', orderBody(number, pair), T),
@@ -75,12 +94,20 @@ for (const [i, pair] of pairs.entries()) {
       (s) => /plugin_records|insert into events|insert into audit_log/.test(s.text),
     ),
   )
+  counting = false
 }
+const perOrder = (n: number) => Math.round((n / pairs.length) * 10) / 10
 
 announce(kernel, {
   url,
   token: T,
+  pid: process.pid,
   pairs,
   statements: transcripts.map((t) => t.length),
+  perOrder: {
+    invocations: perOrder(crossings.invocations),
+    hostCalls: perOrder(crossings.hostCalls),
+    hostCallMessages: perOrder(crossings.hostCallMessages),
+  },
   transcript: transcripts[0]!.map((s) => s.text.replace(/\s+/g, ' ').slice(0, 90)),
 })
