@@ -1778,6 +1778,23 @@ export interface paths {
     patch?: never
     trace?: never
   }
+  '/v1/insights/late-instances': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    /** Running instances of a workflow, each with the probability of finishing after the due time, from the completed instances' durations */
+    get: operations['getInsightsLateInstances']
+    put?: never
+    post?: never
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
   '/v1/metrics': {
     parameters: {
       query?: never
@@ -2300,23 +2317,6 @@ export interface paths {
     patch?: never
     trace?: never
   }
-  '/v1/marketplace/plugins/{scope}/{name}/versions/{version}/checks': {
-    parameters: {
-      query?: never
-      header?: never
-      path?: never
-      cookie?: never
-    }
-    /** A version's automated check results, for its publisher and platform admins */
-    get: operations['getMarketplacePluginsByScopeByNameVersionsByVersionChecks']
-    put?: never
-    post?: never
-    delete?: never
-    options?: never
-    head?: never
-    patch?: never
-    trace?: never
-  }
   '/v1/marketplace/publisher/versions': {
     parameters: {
       query?: never
@@ -2326,6 +2326,23 @@ export interface paths {
     }
     /** Your published versions in every status, newest first, with their check results and review decisions (publishers) */
     get: operations['getMarketplacePublisherVersions']
+    put?: never
+    post?: never
+    delete?: never
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
+  '/v1/marketplace/plugins/{scope}/{name}/versions/{version}/checks': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    /** A version's automated check results, for its publisher and platform admins */
+    get: operations['getMarketplacePluginsByScopeByNameVersionsByVersionChecks']
     put?: never
     post?: never
     delete?: never
@@ -7154,7 +7171,7 @@ export interface operations {
               type: string
               source: string
               subject: string
-              /** @description The event's number in its subject's stream (1, 2, 3 …), given when it is fanned out; null until then. */
+              /** @description The event's number in its subject's stream (1, 2, 3 …), given when it is fanned out to subscribers; null until then, and for good when nobody subscribed to it as it was emitted. */
               sequence: number | null
               /** Format: date-time */
               time: string
@@ -8085,23 +8102,6 @@ export interface operations {
       }
     }
   }
-  getPluginsByScopeByNameInvocations: {
-    parameters: {
-      query?: {
-        /** @description Opaque cursor from a previous page's nextCursor. */
-        cursor?: string
-        limit?: number
-      }
-      header?: never
-      path: {
-        scope: string
-        name: string
-      }
-      cookie?: never
-    }
-    requestBody?: never
-    responses: {
-      /** @description Default Response */
   getPluginsByScopeByNameHealth: {
     parameters: {
       query?: {
@@ -8195,6 +8195,23 @@ export interface operations {
       }
     }
   }
+  getPluginsByScopeByNameInvocations: {
+    parameters: {
+      query?: {
+        /** @description Opaque cursor from a previous page's nextCursor. */
+        cursor?: string
+        limit?: number
+      }
+      header?: never
+      path: {
+        scope: string
+        name: string
+      }
+      cookie?: never
+    }
+    requestBody?: never
+    responses: {
+      /** @description Default Response */
       200: {
         headers: {
           [name: string]: unknown
@@ -12901,6 +12918,12 @@ export interface operations {
         by?: string
         /** @description Periods to forecast (1 to 36, default 6). */
         horizon?: string
+        /** @description Stock-out risk: the metric of stock available per item. */
+        stock?: string
+        /** @description Stock-out risk: the stock metric's item dimension. */
+        stockBy?: string
+        /** @description Stock-out risk: the supplier lead time, in periods. */
+        leadTime?: string
       }
       header?: never
       path: {
@@ -12918,12 +12941,6 @@ export interface operations {
         content?: never
       }
       /** @description The request is malformed or fails validation (`problems` says where). */
-        /** @description Stock-out risk: the metric of stock available per item. */
-        stock?: string
-        /** @description Stock-out risk: the stock metric's item dimension. */
-        stockBy?: string
-        /** @description Stock-out risk: the supplier lead time, in periods. */
-        leadTime?: string
       400: {
         headers: {
           [name: string]: unknown
@@ -12996,23 +13013,6 @@ export interface operations {
         by?: string
         /** @description Periods to forecast (1 to 36, default 6). */
         horizon?: string
-      }
-      header?: never
-      path: {
-        name: string
-      }
-      cookie?: never
-    }
-    requestBody?: never
-    responses: {
-      /** @description Default Response */
-      200: {
-        headers: {
-          [name: string]: unknown
-        }
-        content?: never
-      }
-      /** @description The request is malformed or fails validation (`problems` says where). */
         /** @description Stock-out risk: the metric of stock available per item. */
         stock?: string
         /** @description Stock-out risk: the stock metric's item dimension. */
@@ -13114,6 +13114,23 @@ export interface operations {
         stockBy?: string
         /** @description Stock-out risk: the supplier lead time, in periods. */
         leadTime?: string
+      }
+      header?: never
+      path: {
+        name: string
+      }
+      cookie?: never
+    }
+    requestBody?: never
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown
+        }
+        content?: never
+      }
+      /** @description The request is malformed or fails validation (`problems` says where). */
       400: {
         headers: {
           [name: string]: unknown
@@ -13928,6 +13945,76 @@ export interface operations {
       }
       /** @description Nothing of that id is visible to the caller. */
       404: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description Too many requests; retry after the `Retry-After` seconds. */
+      429: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The server failed; the problem has a `code` and the request id is in `X-Request-Id`. */
+      '5XX': {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+    }
+  }
+  getInsightsLateInstances: {
+    parameters: {
+      query?: {
+        /** @description The plugin declaring the workflow, e.g. `@trellis/partner-onboarding`. */
+        plugin?: string
+        /** @description The workflow, e.g. `onboarding`. */
+        workflow?: string
+        /** @description Days from start within which an instance is on time (0.01 to 3650). */
+        due?: string
+      }
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    requestBody?: never
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown
+        }
+        content?: never
+      }
+      /** @description The request is malformed or fails validation (`problems` says where). */
+      400: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description No valid credential. */
+      401: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The credential lacks the permission this operation needs. */
+      403: {
         headers: {
           [name: string]: unknown
         }
@@ -16363,6 +16450,8 @@ export interface operations {
         q?: string
         category?: string
         publisher?: string
+        /** @description Partners: every listed plugin, not only those your channel catalog offers (to edit it). */
+        uncurated?: boolean
         /** @description Opaque cursor from a previous page's nextCursor. */
         cursor?: string
         limit?: number
@@ -16450,8 +16539,6 @@ export interface operations {
       /** @description Default Response */
       200: {
         headers: {
-        /** @description Partners: every listed plugin, not only those your channel catalog offers (to edit it). */
-        uncurated?: boolean
           [name: string]: unknown
         }
         content: {
@@ -17263,6 +17350,78 @@ export interface operations {
       }
     }
   }
+  getMarketplacePublisherVersions: {
+    parameters: {
+      query?: {
+        /** @description Opaque cursor from a previous page's nextCursor. */
+        cursor?: string
+        limit?: number
+      }
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    requestBody?: never
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/json': {
+            items: components['schemas']['Version'][]
+            nextCursor: string | null
+          }
+        }
+      }
+      /** @description The request is malformed or fails validation (`problems` says where). */
+      400: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description No valid credential. */
+      401: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The credential lacks the permission this operation needs. */
+      403: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description Too many requests; retry after the `Retry-After` seconds. */
+      429: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The server failed; the problem has a `code` and the request id is in `X-Request-Id`. */
+      '5XX': {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+    }
+  }
   getMarketplacePluginsByScopeByNameVersionsByVersionChecks: {
     parameters: {
       query?: never
@@ -17327,78 +17486,6 @@ export interface operations {
         }
         content: {
           'application/problem+json': components['schemas']['Problem']
-          'application/problem+json': components['schemas']['Problem']
-        }
-      }
-      /** @description Too many requests; retry after the `Retry-After` seconds. */
-      429: {
-        headers: {
-          [name: string]: unknown
-        }
-        content: {
-          'application/problem+json': components['schemas']['Problem']
-        }
-      }
-      /** @description The server failed; the problem has a `code` and the request id is in `X-Request-Id`. */
-      '5XX': {
-        headers: {
-          [name: string]: unknown
-        }
-        content: {
-          'application/problem+json': components['schemas']['Problem']
-        }
-      }
-    }
-  }
-  getMarketplacePublisherVersions: {
-    parameters: {
-      query?: {
-        /** @description Opaque cursor from a previous page's nextCursor. */
-        cursor?: string
-        limit?: number
-      }
-      header?: never
-      path?: never
-      cookie?: never
-    }
-    requestBody?: never
-    responses: {
-      /** @description Default Response */
-      200: {
-        headers: {
-          [name: string]: unknown
-        }
-        content: {
-          'application/json': {
-            items: components['schemas']['Version'][]
-            nextCursor: string | null
-          }
-        }
-      }
-      /** @description The request is malformed or fails validation (`problems` says where). */
-      400: {
-        headers: {
-          [name: string]: unknown
-        }
-        content: {
-          'application/problem+json': components['schemas']['Problem']
-        }
-      }
-      /** @description No valid credential. */
-      401: {
-        headers: {
-          [name: string]: unknown
-        }
-        content: {
-          'application/problem+json': components['schemas']['Problem']
-        }
-      }
-      /** @description The credential lacks the permission this operation needs. */
-      403: {
-        headers: {
-          [name: string]: unknown
-        }
-        content: {
         }
       }
       /** @description Too many requests; retry after the `Retry-After` seconds. */
