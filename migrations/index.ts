@@ -27,6 +27,7 @@ import { Migration20261208000801ErasureEvents } from './2026-12-08-erasure-event
 import { Migration20261209000501PluginHealth } from './2026-12-09-plugin-health.js'
 import { Migration20261209000201EventsUnsubscribed } from './2026-12-09-events-unsubscribed.js'
 import { Migration20261209000402AiGenerations } from './2026-12-09-ai-generations.js'
+import { Migration20261209000601InsightsTaskSla } from './2026-12-09-insights-task-sla.js'
 
 /** Every migration, oldest first; MikroORM runs them in this order. */
 export const migrationsList: MigrationObject[] = [
@@ -58,4 +59,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261209000501PluginHealth', class: Migration20261209000501PluginHealth },
   { name: 'Migration20261209000201EventsUnsubscribed', class: Migration20261209000201EventsUnsubscribed },
   { name: 'Migration20261209000402AiGenerations', class: Migration20261209000402AiGenerations },
+  { name: 'Migration20261209000601InsightsTaskSla', class: Migration20261209000601InsightsTaskSla },
 ]

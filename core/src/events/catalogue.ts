@@ -279,6 +279,7 @@ export const KERNEL_EVENTS = {
       threshold: Type.Union([Type.Number(), Type.Null()]),
       anomalyId: Type.Union([Uuid, Type.Null()]),
       taskRole: Type.Union([Type.String(), Type.Null()]),
+      taskSlaHours: Type.Optional(Type.Union([Type.Number(), Type.Null()])),
     }),
   },
 } satisfies Record<string, { description: string; data: TSchema }>

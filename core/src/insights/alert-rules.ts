@@ -24,6 +24,7 @@ export interface AlertRuleRecord {
   min_volume: string
   by: string | null
   task_role: string | null
+  task_sla_hours: number | null
   created_by: string | null
   created_at: Date
   last_run_at: Date | null
@@ -43,6 +44,8 @@ export interface AlertRuleInput {
   minVolume?: number
   by?: string
   taskRole?: string
+  /** Hours the role has to act on a breach's task before it is escalated. */
+  taskSlaHours?: number
 }
 
 export function ruleView(r: AlertRuleRecord) {
@@ -59,6 +62,7 @@ export function ruleView(r: AlertRuleRecord) {
     minVolume: Number(r.min_volume),
     by: r.by,
     taskRole: r.task_role,
+    taskSlaHours: r.task_sla_hours,
     createdBy: r.created_by,
     createdAt: new Date(r.created_at).toISOString(),
     lastRunAt: r.last_run_at ? new Date(r.last_run_at).toISOString() : null,
@@ -83,6 +87,7 @@ export function parseAlertRule(body: Record<string, unknown>, m: AvailableMetric
     'minVolume',
     'by',
     'taskRole',
+    'taskSlaHours',
   ]
   const unknown = Object.keys(body).find((k) => !known.includes(k))
   if (unknown) throw bad(unknown, 'is not a field of an alert rule', known)
@@ -136,13 +141,18 @@ export function parseAlertRule(body: Record<string, unknown>, m: AvailableMetric
       throw bad('taskRole', 'must be a role name (lower-case letters, digits, _ or -)')
     rule.taskRole = body.taskRole
   }
+  const sla = num('taskSlaHours', 0.01, 8760)
+  if (sla !== undefined) {
+    if (rule.taskRole === undefined) throw bad('taskSlaHours', 'needs a taskRole: it is the deadline of its tasks')
+    rule.taskSlaHours = sla
+  }
   return rule
 }
 
 export async function insertAlertRule(tx: Tx, r: AlertRuleInput, createdBy: string | null): Promise<AlertRuleRecord> {
   const [row] = await tx.sql<AlertRuleRecord>(
-    `insert into insight_alert_rules (id, metric, kind, grain, filter, op, threshold, season, score, min_volume, by, task_role, created_by)
-     values (?::uuid, ?, ?, ?, ?::jsonb, ?, ?::numeric, ?, ?, ?::numeric, ?, ?, ?::uuid) returning *`,
+    `insert into insight_alert_rules (id, metric, kind, grain, filter, op, threshold, season, score, min_volume, by, task_role, task_sla_hours, created_by)
+     values (?::uuid, ?, ?, ?, ?::jsonb, ?, ?::numeric, ?, ?, ?::numeric, ?, ?, ?, ?::uuid) returning *`,
     [
       uuidv7(),
       r.metric,
@@ -156,6 +166,7 @@ export async function insertAlertRule(tx: Tx, r: AlertRuleInput, createdBy: stri
       String(r.minVolume ?? 0),
       r.by ?? null,
       r.taskRole ?? null,
+      r.taskSlaHours ?? null,
       createdBy,
     ],
   )

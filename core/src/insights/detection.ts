@@ -59,6 +59,7 @@ async function breach(
       threshold: rule.threshold === null ? null : Number(rule.threshold),
       anomalyId,
       taskRole: rule.task_role,
+      taskSlaHours: rule.task_sla_hours,
     }),
   )
   return true

@@ -16,6 +16,8 @@ interface AlertBreached {
       threshold: number | null
       anomalyId: string | null
       taskRole: string | null
+      /** Hours the role has to act before the task is escalated (the rule's SLA). */
+      taskSlaHours?: number | null
     }
   }
 }
@@ -35,6 +37,7 @@ export const alertTask = defineWorkflow({
         title: breachTitle(d),
         role: d.taskRole,
         outcomes: ['resolved', 'dismissed'],
+        ...(d.taskSlaHours ? { slaMs: Math.round(d.taskSlaHours * 3_600_000) } : {}),
         next: { resolved: 'close', dismissed: 'close' },
         data: {
           metric: d.metric,

@@ -1,7 +1,8 @@
 // A breached alert rule that names a role opens a task for that role, through the insights
 // plugin's workflow started by the kernel's insights.alert.breached: the person holding the role
 // sees the metric, the period, the value and the threshold, and closes it. A rule without a role
-// opens no task; people of other roles and other tenants never see it.
+// opens no task; people of other roles and other tenants never see it. The rule's SLA is the
+// task's deadline.
 import t from 'tap'
 import { ManualClock } from '../../../core/src/workflows/clock.js'
 import { DB_KINDS, addUser, createTenantWithAdmin, startTestKernel } from '../../../core/test/helpers/test-kernel.js'
@@ -53,8 +54,12 @@ for (const kind of DB_KINDS) {
     const ops = await addUser(k, a.token, `ops@atask-${kind}.test`, 'ops')
     const clerk = await addUser(k, a.token, `clerk@atask-${kind}.test`, 'clerk')
     const rule = { metric: 'orders.net_sales', kind: 'threshold', grain: 'day', op: 'above', threshold: 100 }
-    const withTask = await post('/v1/insights/alert-rules', { ...rule, taskRole: 'ops' })
+    const noRole = await post('/v1/insights/alert-rules', { ...rule, taskSlaHours: 4 })
+    t.equal(noRole.status, 400, 'a deadline needs a role')
+    t.equal(noRole.body.code, 'MET_ERR_RULE_INVALID')
+    const withTask = await post('/v1/insights/alert-rules', { ...rule, taskRole: 'ops', taskSlaHours: 4 })
     t.equal(withTask.status, 201, JSON.stringify(withTask.body))
+    t.equal(withTask.body.taskSlaHours, 4)
     const without = await post('/v1/insights/alert-rules', { ...rule, threshold: 50 })
     t.equal(without.status, 201, JSON.stringify(without.body))
 
@@ -72,6 +77,11 @@ for (const kind of DB_KINDS) {
       t.equal(task.plugin, '@trellis/insights')
       t.equal(task.role, 'ops')
       t.equal(task.title, 'orders.net_sales above 100 for day 2025-03-01: 152')
+      t.equal(
+        task.dueAt,
+        new Date(START + HOUR + 4 * HOUR).toISOString(),
+        "due 4 hours (the rule's SLA) after it opened",
+      )
       t.match(task.data, {
         metric: 'orders.net_sales',
         kind: 'threshold',
