@@ -65,7 +65,7 @@ async function bench(databaseUrl: string | undefined): Promise<void> {
     await db.migrate('up')
     const hasVector = await db.inOrg(null, detectVector)
     console.log(
-      `database: ${databaseUrl ? 'PostgreSQL' : 'PGlite (embedded)'}; vectors: ${hasVector ? 'pgvector <#>' : 'exact real[] scan'}`,
+      `database: ${databaseUrl ? 'PostgreSQL' : 'PGlite (embedded)'}; vectors: the exact scan in process (pgvector ${hasVector ? 'present, for the fallback only' : 'absent'})`,
     )
     const tenants = Array.from({ length: TENANTS }, () => randomUUID())
     await db.asOwner(async (tx) => {
