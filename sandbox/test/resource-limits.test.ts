@@ -25,7 +25,9 @@ function gate() {
   return { handler, waiting, releaseAll: (v: unknown = 'released') => waiting.splice(0).forEach((r) => r(v)) }
 }
 
-async function until(predicate: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
+// A bound for a positive signal, not a wait: on a loaded CI box a worker's replacement alone can
+// take many seconds to start.
+async function until(predicate: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
   const end = Date.now() + ms
   while (!(await predicate())) {
     if (Date.now() > end) throw new Error('condition not reached')

@@ -218,11 +218,16 @@ export class Invocation {
     const watchdog = this.worker.watchdog
     this.watching = watchdog.watch(this.rid, () => host.cpuNs(), timeoutMs)
     const done = () => {
+      host.onPool = false
       if (this.watching) watchdog.unwatch(this.watching)
       this.watching = 0
       this.countCpu(cpu0)
       this.endTurn()
     }
+    // Until it returns, this thread must not read the isolate: an invocation failed on its
+    // deadline meanwhile (its stretch stuck in a builtin) would block here on its heap statistics,
+    // and the watchdog's timer with it, until the parent gave up on the silent worker.
+    host.onPool = true
     ref.apply(undefined, args, { timeout: timeoutMs }).then(
       () => {
         if (this.done) {

@@ -45,6 +45,8 @@ export class TenantIsolate {
     /** Its heap is in the pool's running sum. */
     this.counted = false
     this.running = false
+    /** A stretch runs on one of isolated-vm's threads (reading the isolate would wait for it). */
+    this.onPool = false
     /** @type {unknown} who holds the lock (null: nobody, or a context being made) */
     this.owner = null
     /** @type {Array<{ start: () => void, owner: unknown }>} stretches waiting for the one running here */
@@ -85,7 +87,7 @@ export class TenantIsolate {
    * @param {unknown} who
    */
   idleFor(who) {
-    return !this.running || this.owner === who
+    return !this.running || (this.owner === who && !this.onPool)
   }
 
   /** @returns {Promise<void>} resolves holding the lock */
