@@ -1,4 +1,9 @@
 // `npm run bench -- knowledge`: knowledge retrieval and ingestion.
+// - Corpus (bench/_kb-corpus.ts, seeded): Markdown documents of 50 sections from a ~6,000-word
+//   vocabulary (the vendored Northwind CSVs' words, programme terms and generated word forms) drawn
+//   with a Zipf law; each section has its own heading and topic terms, and each question asks about
+//   one section (a common word and 3 of its terms). The earlier 80-word uniform corpus made every
+//   chunk a full-text match for every question, which no real knowledge base does.
 // - Ingestion: documents parsed, chunked on structure, embedded with the local lexical embedder
 //   and written (chunks/s), as the document route does it: one tenant transaction per document
 //   (its chunks in multi-row inserts), then approved.
@@ -21,37 +26,14 @@ import { detectVector, searchBase, type SearchPath } from '../core/src/knowledge
 import { pidsCpuMs } from './_proc-cpu.js'
 import { type BaseRow, createBase, ingestDocument, setDocumentStatus } from '../core/src/knowledge/store.js'
 import { loadAverage, median, percentile, withBenchDatabase } from './_harness.js'
+import { corpus as kbCorpus } from './_kb-corpus.js'
 
 const TENANTS = 10
 const CHUNKS = Number(process.env.BENCH_KB_CHUNKS ?? 10_000)
 const QUERIES = Number(process.env.BENCH_KB_QUERIES ?? 100)
 const ROUNDS = Number(process.env.BENCH_KB_ROUNDS ?? 4)
 
-const WORDS = (
-  'partner rebate discount tier gold silver registered deal registration protection period quarter revenue ' +
-  'subscription licence onboarding training exam certificate insurance market development funds claim invoice ' +
-  'support incident severity escalation critical response hypercare migration go-live readiness customer ' +
-  'reference brand logo compliance bribery export sanctions audit termination notice transfer pricing request ' +
-  'approval director price protection advertised minimum warehouse pallet carrier freight returns restocking'
-).split(' ')
-
-function paragraph(seed: number): string {
-  const words: string[] = []
-  let x = seed
-  for (let i = 0; i < 60; i++) {
-    x = (x * 1103515245 + 12345) % 2147483648
-    words.push(WORDS[x % WORDS.length] as string)
-  }
-  return `${words.join(' ')}.`
-}
-
-/** A Markdown document of `sections` sections, each one ~700-character chunk. */
-function document(seed: number, sections: number): string {
-  let out = `# Document ${seed}\n\n`
-  for (let s = 0; s < sections; s++)
-    out += `## Section ${seed}.${s}\n\n${paragraph(seed * 1000 + s)} ${paragraph(seed * 1000 + s + 7)}\n\n`
-  return out
-}
+const corpus = kbCorpus()
 
 export async function run(): Promise<void> {
   const kind = process.env.BENCH_KB_DB === 'postgres' ? 'postgres' : 'pglite'
@@ -101,7 +83,7 @@ async function bench(databaseUrl: string | undefined): Promise<void> {
               title: `Doc ${d}`,
               source: `doc-${d}.md`,
               format: 'markdown',
-              content: document(i * 100_000 + d, 50),
+              content: corpus.document(i * 100_000 + d, 50),
               roles: d % 5 === 0 ? ['tenant_admin'] : [],
             },
             embed,
@@ -133,11 +115,10 @@ async function bench(databaseUrl: string | undefined): Promise<void> {
     )
     console.log(`target tenant: ${n} chunks in one base, ${TENANTS} tenants`)
 
+    // Questions about sections of the target tenant's documents that tenant_member may read.
+    const readable = Math.ceil((perTenant * 4) / 5)
     const questions = Array.from({ length: QUERIES }, (_, i) =>
-      paragraph(i + 17)
-        .split(' ')
-        .slice(0, 8)
-        .join(' '),
+      corpus.question(i, readable, 50, (d) => Math.floor(d / 4) * 5 + (d % 4) + 1),
     )
     const vectors = embedLexical(questions)
     const path: SearchPath = { hasVector, indexes: new BaseIndexes() }
