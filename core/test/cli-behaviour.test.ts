@@ -150,3 +150,32 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     t.ok(await portReleased(Number(new URL(url).port)), 'nothing holds the port once npm start has exited')
   })
 }
+
+t.test('a TRELLIS_SECRET_KEY other than the one the database was made with is one line, exit 2', async (t) => {
+  const dir = dataDir()
+  const first = spawn(process.execPath, [CLI, 'start'], {
+    env: { ...baseEnv, TRELLIS_DATA_DIR: dir, TRELLIS_SECRET_KEY: 'a'.repeat(64) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  first.stdout.on('data', (d) => (out += d))
+  first.stderr.on('data', (d) => (out += d))
+  const exited = new Promise<void>((r) => first.once('exit', () => r()))
+  t.teardown(() => void (first.exitCode === null && first.kill('SIGKILL')))
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no URL printed:\n${out}`)), 240_000)
+    first.stdout.on('data', () => /running at http/.test(out) && (clearTimeout(timer), resolve()))
+    void exited.then(() => reject(new Error(`start exited:\n${out}`)))
+  })
+  first.kill('SIGTERM')
+  await exited
+
+  const r = await run(['start'], { TRELLIS_DATA_DIR: dir, TRELLIS_SECRET_KEY: 'b'.repeat(64) })
+  t.equal(r.status, 2)
+  t.equal(r.stderr.trim().split('\n').length, 1, r.stderr)
+  t.match(
+    r.stderr,
+    /^trellis: KRN_ERR_CONFIG_INVALID: TRELLIS_SECRET_KEY: does not open the token signing keys stored in this database/,
+  )
+  t.notMatch(r.stdout, /running at/, 'the kernel did not start')
+})

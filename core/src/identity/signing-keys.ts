@@ -3,6 +3,7 @@ import { exportJWK, generateKeyPair, importJWK, type JWK } from 'jose'
 type KeyLike = import('node:crypto').webcrypto.CryptoKey
 import type { Database } from '../db/database.js'
 import type { SecretBox } from '../crypto/secret-box.js'
+import { KRN } from '../errors.js'
 
 interface KeyEntry {
   kid: string
@@ -82,6 +83,19 @@ export class SigningKeys {
 
   private jwkCache = new Map<string, JWK>()
 
+  /** A key sealed under another TRELLIS_SECRET_KEY is a configuration mistake, said in one line. */
+  private openPrivateKey(sealed: string, kid: string): string {
+    try {
+      return this.box.open(sealed, `signing-key:${kid}`)
+    } catch {
+      throw KRN.CONFIG_INVALID({
+        variable: 'TRELLIS_SECRET_KEY',
+        reason:
+          'does not open the token signing keys stored in this database; start with the key the database was created with',
+      })
+    }
+  }
+
   private async reload(): Promise<void> {
     this.lastReload = Date.now()
     const rows = await this.db.unscoped((tx) =>
@@ -92,7 +106,7 @@ export class SigningKeys {
     const next = new Map<string, KeyEntry>()
     for (const row of rows) {
       const known = this.keys.get(row.kid)
-      const privateJwk = JSON.parse(this.box.open(row.private_key_enc, `signing-key:${row.kid}`)) as JWK
+      const privateJwk = JSON.parse(this.openPrivateKey(row.private_key_enc, row.kid)) as JWK
       next.set(row.kid, {
         kid: row.kid,
         publicKey: known?.publicKey ?? (await importJWK(row.public_jwk, ALG)),
