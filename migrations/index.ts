@@ -24,9 +24,9 @@ import { Migration20261208000302KernelTelemetry } from './2026-12-08-kernel-tele
 import { Migration20261208000501GovernanceRetention } from './2026-12-08-governance-retention.js'
 import { Migration20261208000601AccessReviews } from './2026-12-08-access-reviews.js'
 import { Migration20261208000801ErasureEvents } from './2026-12-08-erasure-events.js'
-import { Migration20261209000501PluginHealth } from './2026-12-09-plugin-health.js'
 import { Migration20261209000201EventsUnsubscribed } from './2026-12-09-events-unsubscribed.js'
 import { Migration20261209000402AiGenerations } from './2026-12-09-ai-generations.js'
+import { Migration20261209000501PluginHealth } from './2026-12-09-plugin-health.js'
 import { Migration20261209000601InsightsTaskSla } from './2026-12-09-insights-task-sla.js'
 
 /** Every migration, oldest first; MikroORM runs them in this order. */
@@ -56,8 +56,8 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261208000501GovernanceRetention', class: Migration20261208000501GovernanceRetention },
   { name: 'Migration20261208000601AccessReviews', class: Migration20261208000601AccessReviews },
   { name: 'Migration20261208000801ErasureEvents', class: Migration20261208000801ErasureEvents },
-  { name: 'Migration20261209000501PluginHealth', class: Migration20261209000501PluginHealth },
   { name: 'Migration20261209000201EventsUnsubscribed', class: Migration20261209000201EventsUnsubscribed },
   { name: 'Migration20261209000402AiGenerations', class: Migration20261209000402AiGenerations },
+  { name: 'Migration20261209000501PluginHealth', class: Migration20261209000501PluginHealth },
   { name: 'Migration20261209000601InsightsTaskSla', class: Migration20261209000601InsightsTaskSla },
 ]
