@@ -124,31 +124,31 @@ async function reserve(input: { order: string; lines: Array<{ sku: string; quant
       short.push({ sku, requested: qty, available: recs.reduce((a, r) => a + Math.max(0, available(r)), 0) })
   }
   if (short.length) return { ok: false, short }
-  // Each line's stock record is written at once (one message; the kernel runs them in plan order).
-  const written = await Promise.all(
-    plan.map((p) =>
-      tryWriteStock(ctx, p.rec, (s) => (available(s) >= p.quantity ? { reserved: s.reserved + p.quantity } : null)),
-    ),
-  )
-  const failed = plan.find((_, i) => !written[i])
-  if (failed) {
-    // A concurrent order took this stock first: give back what this one took, and say what is short now.
-    await Promise.all(
-      written.map((after, i) =>
-        after ? writeStock(ctx, after, (s) => ({ reserved: s.reserved - plan[i]!.quantity })) : null,
-      ),
+  // The lines' stock records are written one after another, never together: a write that meets
+  // a concurrent order's newer version re-reads and writes again, and it must do so before this
+  // order locks the next line's record — else two orders can each hold the record the other
+  // waits for (a deadlock on every hot product).
+  const done: Array<{ rec: StoredStock; quantity: number }> = []
+  for (const p of plan) {
+    const after = await tryWriteStock(ctx, p.rec, (s) =>
+      available(s) >= p.quantity ? { reserved: s.reserved + p.quantity } : null,
     )
-    const fresh = await stockOf(ctx, [failed.rec.sku])
-    return {
-      ok: false,
-      short: [
-        {
-          sku: failed.rec.sku,
-          requested: wanted.get(failed.rec.sku)!,
-          available: fresh.reduce((a, r) => a + Math.max(0, available(r)), 0),
-        },
-      ],
+    if (!after) {
+      // A concurrent order took this stock first: give back what this one took, and say what is short now.
+      await Promise.all(done.map((d) => writeStock(ctx, d.rec, (s) => ({ reserved: s.reserved - d.quantity }))))
+      const fresh = await stockOf(ctx, [p.rec.sku])
+      return {
+        ok: false,
+        short: [
+          {
+            sku: p.rec.sku,
+            requested: wanted.get(p.rec.sku)!,
+            available: fresh.reduce((a, r) => a + Math.max(0, available(r)), 0),
+          },
+        ],
+      }
     }
+    done.push({ rec: after, quantity: p.quantity })
   }
   const lines = plan.map((p) => ({ sku: p.rec.sku, warehouse: p.rec.warehouse, quantity: p.quantity }))
   // The event needs nothing the write answers: both in one message (a failed write fails the call).
