@@ -118,25 +118,30 @@ export class BullMqJobQueue implements JobQueue {
     // With Redis away, BullMQ's close waits on commands that are never answered. A running job
     // cannot be marked done without Redis anyway (its lock lapses and it runs again; handlers are
     // idempotent), so the worker closes without waiting for them.
-    const away = this.producer.status !== 'ready' || (this.consumer !== undefined && this.consumer.status !== 'ready')
+    const away = () =>
+      this.producer.status !== 'ready' || (this.consumer !== undefined && this.consumer.status !== 'ready')
+    const forced = away()
     const closing = (async () => {
-      await this.worker?.close(away)
+      await this.worker?.close(forced)
       await this.queue.close()
     })()
-    if (away) {
-      // Even a forced close can wait on a command that is never answered (the lock manager's, the
-      // blocking connection's): after a moment the connections are cut instead of waited for.
-      const within = (ms: number, p: Promise<unknown>) =>
-        Promise.race([
-          p.then(
-            () => true,
-            () => true,
-          ),
-          new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref()),
-        ])
+    const within = (ms: number, p: Promise<unknown>) =>
+      Promise.race([
+        p.then(
+          () => true,
+          () => true,
+        ),
+        new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref()),
+      ])
+    // A graceful close waits as long as Redis answers. Once Redis is away — when closing starts or
+    // while it runs — even a forced close can wait on a command never answered (the lock
+    // manager's, the blocking connection's): after a moment the connections are cut instead.
+    while (!(await within(250, closing))) {
+      if (!away()) continue
       if (!(await within(AWAY_CLOSE_MS, closing)))
         await within(AWAY_CLOSE_MS, Promise.allSettled([this.worker?.disconnect(), this.queue.disconnect()]))
-    } else await closing
+      break
+    }
     this.consumer?.disconnect()
     this.producer.disconnect()
   }
