@@ -123,6 +123,26 @@ async function portReleased(port: number, boundMs = 60_000): Promise<boolean> {
   return false
 }
 
+/**
+ * A started kernel process: resolves with the URL it prints once it listens, or rejects with its
+ * output when it exits first (no timer: tap's file timeout bounds a start that never ends).
+ */
+function started(t: { teardown(fn: () => void): void }, child: ReturnType<typeof spawn>) {
+  let out = ''
+  child.stdout!.on('data', (d) => (out += d))
+  child.stderr!.on('data', (d) => (out += d))
+  const exited = new Promise<void>((r) => child.once('exit', () => r()))
+  t.teardown(() => void (child.exitCode === null && child.kill('SIGKILL')))
+  const url = new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', () => {
+      const m = /running at (http:\/\/\S+)/.exec(out)
+      if (m) resolve(m[1]!)
+    })
+    void exited.then(() => reject(new Error(`the kernel exited before it listened:\n${out}`)))
+  })
+  return { url, exited }
+}
+
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   t.test(`${signal} to \`npm start\` stops the kernel and frees its port`, async (t) => {
     const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -131,19 +151,8 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       env: { ...baseEnv, TRELLIS_DATA_DIR: dataDir() },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
-    let out = ''
-    npm.stdout.on('data', (d) => (out += d))
-    npm.stderr.on('data', (d) => (out += d))
-    const exited = new Promise<void>((r) => npm.once('exit', () => r()))
-    t.teardown(() => void (npm.exitCode === null && npm.kill('SIGKILL')))
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no URL printed:\n${out}`)), 240_000)
-      npm.stdout.on('data', () => {
-        const m = /running at (http:\/\/\S+)/.exec(out)
-        if (m) clearTimeout(timer), resolve(m[1]!)
-      })
-      void exited.then(() => reject(new Error(`npm start exited:\n${out}`)))
-    })
+    const { url: listening, exited } = started(t, npm)
+    const url = await listening
     t.equal((await fetch(`${url}/healthz`)).status, 200, 'the kernel answers')
     npm.kill(signal)
     await exited
@@ -157,16 +166,8 @@ t.test('a TRELLIS_SECRET_KEY other than the one the database was made with is on
     env: { ...baseEnv, TRELLIS_DATA_DIR: dir, TRELLIS_SECRET_KEY: 'a'.repeat(64) },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
-  let out = ''
-  first.stdout.on('data', (d) => (out += d))
-  first.stderr.on('data', (d) => (out += d))
-  const exited = new Promise<void>((r) => first.once('exit', () => r()))
-  t.teardown(() => void (first.exitCode === null && first.kill('SIGKILL')))
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no URL printed:\n${out}`)), 240_000)
-    first.stdout.on('data', () => /running at http/.test(out) && (clearTimeout(timer), resolve()))
-    void exited.then(() => reject(new Error(`start exited:\n${out}`)))
-  })
+  const { url, exited } = started(t, first)
+  await url
   first.kill('SIGTERM')
   await exited
 
