@@ -60,8 +60,6 @@ import { registerTaskDecisionRoutes } from '../workflows/task-decision-routes.js
 import { registerTaskSubjectRoutes } from '../workflows/task-subject-routes.js'
 import { registerAiRoutes } from '../ai/routes.js'
 import { registerKnowledgeRoutes } from '../knowledge/routes.js'
-import { KnowledgeService } from '../knowledge/service.js'
-import type { AiService } from '../ai/service.js'
 import { registerMetricRoutes } from '../metrics/routes.js'
 import {
   registerAccessReviewRoutes,
@@ -180,7 +178,10 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
   const denied = new DeniedRequests(k.db, k.sealer, k.logger, opts.deniedRequests)
   app.setErrorHandler((err, request, reply) => {
     const error = toTrellisError(err, request.routeOptions.bodyLimit)
-    if (error.status >= 500) request.log.error({ err, code: error.code }, 'request failed')
+    // A 503 the kernel chose (a dependency away, the schema behind, draining) is a state an operator
+    // watches, not a fault: one warning line with its code. Anything else at 5xx carries its stack.
+    if (error.status === 503 && err === error) request.log.warn({ code: error.code }, error.message)
+    else if (error.status >= 500) request.log.error({ err, code: error.code }, 'request failed')
     if (error.status === 401 || error.status === 403) {
       metrics.deniedRequest(error.code)
       if (error.status === 403 && request.principal)
@@ -378,7 +379,7 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       registerTaskDecisionRoutes(v1, { orgTx, workflows: k.workflows })
       registerTaskSubjectRoutes(v1, { orgTx, plugins: k.plugins })
       registerAiRoutes(v1, { orgTx, secrets: k.secrets, ai: k.ai })
-      registerKnowledgeRoutes(v1, { orgTx, knowledge: new KnowledgeService(k.db, (k as { ai?: AiService }).ai) })
+      registerKnowledgeRoutes(v1, { orgTx, knowledge: k.knowledge })
       registerMetricRoutes(v1, { orgTx, plugins: k.plugins, now: () => new Date(k.workflows.clock.now()) })
       registerKeyRoutes(v1, { orgTx, keyring: keyringFor(k.config.secretKey) })
       registerRetentionRoutes(v1, { orgTx })
