@@ -1,17 +1,25 @@
 // `npm run bench -- sandbox-bundles`: the sandbox's own cost per call, cold starts and idle
 // memory with the real first-party bundles (built from plugins/*), each next to a baseline
 // measured in the same run:
-// - per-call bookkeeping: a warm invocation of a small entry, less a bare IPC round trip to a
-//   child process (the same JSON over the same fork channel) and less the raw isolate call
-//   (isolated-vm `applySync` of the same function in this process) — measured in alternating
-//   rounds, the difference of the rounds' medians; and the same difference in CPU time per call
-//   (this process plus the worker, against this process plus the echo child), which a loaded
-//   machine disturbs far less than wall time;
+// - per-call bookkeeping: a warm invocation of a small entry, less the two baselines below,
+//   measured in alternating rounds, the difference of the rounds' medians; and the same
+//   difference in CPU time per call (this process plus the worker, against this process plus
+//   the echo child), which a loaded machine disturbs far less than wall time. Each baseline does
+//   the work any process-isolated plugin call must do, and nothing the sandbox chose to add:
+//   - IPC: the request the sandbox sends for this call (the same fields, the same limits), its
+//     input and context serialised per call, over the same fork channel to a child started with
+//     the worker's flags, which answers with a reply of the worker's shape (output text, metrics,
+//     logs); the output is parsed back, as the sandbox parses it;
+//   - isolate: the same bundle evaluated in a context of an isolate in this process, its entry
+//     started from the input and context text and its result (an async entry's) collected as
+//     JSON text by a second synchronous call — the cheapest way isolated-vm offers to run an
+//     async function to its end from the calling thread;
 // - cold start: a bundle not yet loaded (the orders plugin's, under a new version each time)
 //   loaded and its `GET /orders` entry run for a new tenant, next to a warm call of the same entry;
 // - idle memory per tenant: tenants with the ERP set (catalog, pricing, inventory, orders)
 //   warm in one worker (one isolate per tenant, a context per plugin: ADR 0080), heap and RSS
 //   measured before and after.
+// `BENCH_WORKER_ARGS` passes node flags to the sandbox worker (e.g. `--cpu-prof`).
 import { fork } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
@@ -20,7 +28,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import ivm from 'isolated-vm'
 import { buildPlugin } from '@trellis/plugin-sdk'
-import { Sandbox } from '../sandbox/src/index.js'
+import { DEFAULT_LIMITS, Sandbox } from '../sandbox/src/index.js'
 import type { HostCallHandler, InvocationContext, PluginBundle } from '../sandbox/src/index.js'
 import { loadAverage, median, percentile } from './_harness.js'
 import { pidsCpuMs } from './_proc-cpu.js'
@@ -32,6 +40,7 @@ const TENANTS = Number(process.env.BENCH_TENANTS ?? 100)
 const ECHO_CODE = `'use strict'
 module.exports = { entries: { route: ['echo'] }, invoke: async (entry, input) => ({ ok: true, echo: input }) }
 `
+const WORKER_ARGS = (process.env.BENCH_WORKER_ARGS ?? '').split(' ').filter(Boolean)
 const INPUT = {
   orderId: 'ord_123',
   lines: [
@@ -83,11 +92,21 @@ async function samples(
 const us = (x: number) => `${x.toFixed(1)} µs`
 const ms = (x: number) => `${(x / 1000).toFixed(2)} ms`
 
-/** A child process answering each message with the same message (the fork channel's bare round trip). */
-function echoChild() {
+/**
+ * A child process started like a sandbox worker that answers each message with `reply` (the
+ * worker's answer to such a call), under the request's id: the fork channel's bare round trip.
+ */
+function echoChild(reply: object) {
   const file = join(tmpdir(), `trellis-bench-echo-${process.pid}.cjs`)
-  writeFileSync(file, "process.on('message', (m) => process.send(m))\n")
-  const child = fork(file, [], { stdio: ['ignore', 'ignore', 'ignore', 'ipc'], execArgv: [] })
+  writeFileSync(
+    file,
+    "const reply = JSON.parse(process.argv[2]); process.on('message', (m) => { reply.rid = m.rid; process.send(reply) })\n",
+  )
+  const child = fork(file, [JSON.stringify(reply)], {
+    stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
+    execArgv: ['--no-node-snapshot'],
+    serialization: 'json',
+  })
   let waiting: ((m: unknown) => void) | undefined
   child.on('message', (m) => waiting?.(m))
   return {
@@ -124,13 +143,38 @@ type Built = Awaited<ReturnType<typeof built>>
 
 async function bookkeeping(): Promise<void> {
   const echo = bundleOf('@bench/echo', '1.0.0', ECHO_CODE)
-  const sandbox = await Sandbox.create({ workers: 1 })
-  const child = echoChild()
-  const iso = new ivm.Isolate({ memoryLimit: 64 })
-  const fn = iso
-    .createContextSync()
-    .evalSync(`(function (json) { return JSON.stringify({ ok: true, echo: JSON.parse(json) }) })`, { reference: true })
+  const sandbox = await Sandbox.create({ workers: 1, workerExecArgv: WORKER_ARGS })
   const json = JSON.stringify(INPUT)
+  const outputJson = JSON.stringify({ ok: true, echo: INPUT })
+  // The worker's answer to such a call.
+  const reply = {
+    t: 'ok',
+    rid: 0,
+    output: outputJson,
+    metrics: { cpuMs: 0.012, heapUsedBytes: 1234567, hostCalls: 0, outcome: 'ok', coldStart: false, workerPid: 1234 },
+    logs: [],
+  }
+  const child = echoChild(reply)
+  // The same bundle in a context of an isolate in this process: the entry started from text, its
+  // result collected by a second call once the isolate's microtasks have run.
+  const iso = new ivm.Isolate({ memoryLimit: 64 })
+  const context = iso.createContextSync()
+  context.evalSync(
+    `const module = { exports: {} };
+(function (module, exports) {\n${ECHO_CODE}\n})(module, module.exports);
+let out;
+globalThis.start = (input, ctx) => { out = undefined; module.exports.invoke({ kind: 'route', name: 'echo' }, JSON.parse(input), JSON.parse(ctx)).then((v) => { out = JSON.stringify(v) }) };
+globalThis.take = () => out;`,
+  )
+  const start = context.global.getSync('start', { reference: true }) as ivm.Reference<
+    (input: string, ctx: string) => void
+  >
+  const take = context.global.getSync('take', { reference: true }) as ivm.Reference<() => string>
+  const ctxJson = JSON.stringify(ctx('t', 0))
+  const isolateCall = () => {
+    start.applySync(undefined, [json, ctxJson])
+    return take.applySync(undefined, []) as string
+  }
   try {
     await sandbox.load(echo)
     const invoke = (i: number) =>
@@ -141,13 +185,29 @@ async function bookkeeping(): Promise<void> {
         context: ctx('t', i),
         onHostCall,
       })
-    // What the sandbox sends and gets back for such a call, over the bare channel.
-    const message = { t: 'inv', rid: 1, input: json, context: JSON.stringify(ctx('t', 0)), limits: {} }
+    // What the sandbox sends for such a call, serialised per call as the sandbox does.
+    const ipcCall = (i: number) => {
+      const c = ctx('t', i)
+      return child.call({
+        t: 'inv',
+        rid: i,
+        invocationId: c.invocationId,
+        tenantId: c.tenantId,
+        bundleKey: '@bench/echo@1.0.0',
+        isoKey: JSON.stringify([c.tenantId, c.installationId, '@bench/echo@1.0.0', DEFAULT_LIMITS.memoryMb]),
+        entry: { kind: 'route', name: 'echo' },
+        input: JSON.stringify(INPUT),
+        context: JSON.stringify(c),
+        limits: DEFAULT_LIMITS,
+        remainingMs: DEFAULT_LIMITS.wallMs,
+      })
+    }
     for (let i = 0; i < 500; i++) {
       await invoke(i)
-      await child.call(message)
-      fn.applySync(undefined, [json], { result: { copy: true } })
+      await ipcCall(i)
+      isolateCall()
     }
+    if (isolateCall() !== outputJson) throw new Error('isolate call: wrong output')
     const workerPid = (await sandbox.stats()).workers[0]!.pid
     type Side = { wall: number[]; cpu: number }
     const rounds: Array<{ warm: Side; ipc: Side; isolate: Side }> = []
@@ -167,12 +227,17 @@ async function bookkeeping(): Promise<void> {
         ipc: () =>
           samples(
             CALLS,
-            async () => {
-              if (((await child.call(message)) as { input?: string }).input !== json) throw new Error('IPC: wrong echo')
+            async (i) => {
+              const answer = (await ipcCall(i)) as { rid?: number; output?: string }
+              const out = JSON.parse(answer.output ?? '') as { echo?: { orderId?: string } }
+              if (answer.rid !== i || out.echo?.orderId !== INPUT.orderId) throw new Error('IPC: wrong answer')
             },
             child.pid,
           ),
-        isolate: () => samples(CALLS, () => fn.applySync(undefined, [json], { result: { copy: true } })),
+        isolate: () =>
+          samples(CALLS, () => {
+            if (isolateCall() !== outputJson) throw new Error('isolate call: wrong output')
+          }),
       }
       const order = r % 2 === 0 ? (['warm', 'ipc', 'isolate'] as const) : (['isolate', 'ipc', 'warm'] as const)
       const round = {} as { warm: Side; ipc: Side; isolate: Side }
@@ -198,7 +263,7 @@ async function bookkeeping(): Promise<void> {
 
 /** A bundle not yet loaded (a new version each time) loaded and run for a new tenant. */
 async function coldStart(orders: Built): Promise<void> {
-  const cold = await Sandbox.create({ workers: 1 })
+  const cold = await Sandbox.create({ workers: 1, workerExecArgv: WORKER_ARGS })
   try {
     const entry = { kind: 'route' as const, name: 'GET /orders' }
     const input = { method: 'GET', path: '/orders', params: {}, query: {}, headers: {}, body: null }
