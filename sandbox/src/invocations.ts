@@ -14,6 +14,8 @@ import type { WorkerMemory } from './worker-memory.js'
 import { attributeLoss } from './worker-loss.js'
 import type { WorkerProcess } from './worker-process.js'
 
+const NO_HOST_ERRORS: ReadonlyMap<number, TrellisError> = new Map()
+
 interface Pending {
   rid: number
   req: InvokeRequest
@@ -23,7 +25,8 @@ interface Pending {
   timer: NodeJS.Timeout
   /** Made on the first host call: an AbortController costs more than a whole warm invocation's bookkeeping. */
   abort?: AbortController
-  hostErrors: Map<number, TrellisError>
+  /** Made on the first failed host call. */
+  hostErrors?: Map<number, TrellisError>
   /** Host calls the handler is still working on: while > 0 the isolate is idle, awaiting. */
   outstanding: number
   trusted: boolean
@@ -75,7 +78,6 @@ export class Invocations {
         worker,
         limits,
         started,
-        hostErrors: new Map(),
         outstanding: 0,
         trusted: placed.trusted,
         isoKey: placed.isoKey,
@@ -123,7 +125,7 @@ export class Invocations {
       case 'err': {
         const p = this.pending.get(msg.rid)
         if (!p || p.worker !== worker) return
-        return this.settle(p, rebuildError(msg.error, p.hostErrors), msg.metrics, msg.logs)
+        return this.settle(p, rebuildError(msg.error, p.hostErrors ?? NO_HOST_ERRORS), msg.metrics, msg.logs)
       }
     }
   }
@@ -174,7 +176,7 @@ export class Invocations {
       // host internals (SQL, paths), so the plugin sees a generic failure and the kernel
       // keeps the original as the cause.
       const te = asTrellisError(err) ?? SBX.HOST_CALL_FAILED({ op }, { cause: err })
-      p.hostErrors.set(cid, te)
+      ;(p.hostErrors ??= new Map()).set(cid, te)
       reply = { ok: false, error: { code: te.code, status: te.status, message: te.message } }
     } finally {
       p.outstanding--

@@ -19,8 +19,13 @@ import { TenantIsolate } from './tenant-isolate.mjs'
  */
 
 export class IsolatePool {
-  /** @param {{ maxIsolates: number, maxIsolatesPerKey: number, idleMs: number, heapBudgetBytes: number }} options */
-  constructor({ maxIsolates, maxIsolatesPerKey, idleMs, heapBudgetBytes }) {
+  /**
+   * @param {{ maxIsolates: number, maxIsolatesPerKey: number, idleMs: number, heapBudgetBytes: number,
+   *   freshIsolate?: (memoryMb: number) => import('isolated-vm').Isolate }} options
+   *   `freshIsolate` gives a new tenant's isolate (a spare made ahead of need, or a new one)
+   */
+  constructor({ maxIsolates, maxIsolatesPerKey, idleMs, heapBudgetBytes, freshIsolate }) {
+    this.freshIsolate = freshIsolate
     this.maxIsolates = maxIsolates
     this.maxPerKey = maxIsolatesPerKey
     this.idleMs = idleMs
@@ -50,7 +55,7 @@ export class IsolatePool {
   isolateFor(key, memoryMb) {
     const live = this.isolates.get(key)
     if (live && !live.disposed) return live
-    const iso = new TenantIsolate(key, memoryMb)
+    const iso = new TenantIsolate(key, memoryMb, this.freshIsolate?.(memoryMb))
     this.isolates.set(key, iso)
     return iso
   }
@@ -64,12 +69,9 @@ export class IsolatePool {
    * @returns {Promise<Acquired>}
    */
   async acquire(key, create, waiter = { cancelled: false }) {
+    const idle = this.takeIdle(key)
+    if (idle) return { iso: idle, cold: false }
     const list = this.byKey.get(key)
-    if (list) {
-      for (const iso of list) {
-        if (!iso.busy && !iso.disposed) return { iso: this.take(iso), cold: false }
-      }
-    }
     const building = this.creating.get(key) ?? 0
     if ((list?.length ?? 0) + building < this.maxPerKey) {
       this.creating.set(key, building + 1)
@@ -116,6 +118,17 @@ export class IsolatePool {
       q.push(waiter)
       this.waiters.set(key, q)
     })
+  }
+
+  /**
+   * A free context of `key`, taken, when there is one (a warm call needs nothing else).
+   * @param {string} key
+   * @returns {PluginContext | undefined}
+   */
+  takeIdle(key) {
+    const list = this.byKey.get(key)
+    if (list) for (const iso of list) if (!iso.busy && !iso.disposed) return this.take(iso)
+    return undefined
   }
 
   /** @param {PluginContext} iso */

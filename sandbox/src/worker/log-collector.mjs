@@ -27,6 +27,8 @@ export class LogCollector {
    * @param {string} text
    */
   take(text) {
+    // what an invocation that logged nothing leaves
+    if (text === '[[],0]') return
     /** @type {unknown} */
     let parsed
     try {

@@ -3,7 +3,7 @@
 // in a V8 context of its own (plugin-context.mjs). Tenants never share an isolate; a tenant's
 // plugins share its heap limit, CPU clock and fate, and only one stretch of plugin code runs in
 // it at a time, so its CPU clock measures exactly that stretch (docs/adr/0080-one-isolate-per-tenant.md).
-import ivm from './isolated-vm.mjs'
+import { makeIsolate } from './spare-isolates.mjs'
 
 /** @typedef {import('./plugin-context.mjs').PluginContext} PluginContext */
 
@@ -23,16 +23,12 @@ export class TenantIsolate {
   /**
    * @param {string} key the tenant and memory limit
    * @param {number} memoryMb
+   * @param {import('isolated-vm').Isolate} [isolate] a fresh isolate with this memory limit (a spare)
    */
-  constructor(key, memoryMb) {
+  constructor(key, memoryMb, isolate = makeIsolate(memoryMb)) {
     this.key = key
     this.memoryMb = memoryMb
-    this.isolate = new ivm.Isolate({
-      memoryLimit: memoryMb,
-      // isolated-vm's advice: a catastrophic error leaves the process unrecoverable. Exiting
-      // lets the parent fail what this worker held and start a replacement.
-      onCatastrophicError: () => process.exit(70),
-    })
+    this.isolate = isolate
     this.disposed = false
     /** @type {Set<PluginContext>} the plugin contexts living here */
     this.members = new Set()

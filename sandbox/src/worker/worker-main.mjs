@@ -12,6 +12,7 @@ import { FairScheduler } from './fair-scheduler.mjs'
 import { lazySourceMap } from './stack-mapper.mjs'
 import { TenantIsolate } from './tenant-isolate.mjs'
 import { PluginContext } from './plugin-context.mjs'
+import { SpareIsolates } from './spare-isolates.mjs'
 
 /** @typedef {import('../protocol.js').WorkerConfig} WorkerConfig */
 /** @typedef {import('../protocol.js').ToWorker} ToWorker */
@@ -35,6 +36,10 @@ const slowKeys = new Map()
 /** @type {Map<string, number>} keys whose plugin code once ran long on the event loop, and when */
 const longOnce = new Map()
 
+let loading = 0
+// Fresh isolates for new tenants and probes, made while nothing is in flight.
+const spares = new SpareIsolates({ busy: () => worker.inflight.size > 0 || loading > 0 })
+
 /** @type {WorkerState} */
 const worker = {
   pool: new IsolatePool({
@@ -42,9 +47,11 @@ const worker = {
     maxIsolatesPerKey: config.maxIsolatesPerKey ?? 4,
     idleMs: config.idleMs ?? 5 * 60_000,
     heapBudgetBytes: (config.isolateHeapBudgetMb ?? 1024) * 1024 * 1024,
+    freshIsolate: (memoryMb) => spares.take(memoryMb),
   }),
   /** bundle key → Promise of the compiled bundle (so invocations can wait for a load in flight). */
   bundles: new Map(),
+  compiled: new Map(),
   inflight: new Map(),
   scheduler: new FairScheduler({
     maxPerTenant: config.maxRunningPerTenant ?? Math.max(1, availableParallelism() - 1),
@@ -91,7 +98,7 @@ process.on('message', (/** @type {ToWorker} */ msg) => {
     case 'inv': {
       const inv = new Invocation(worker, msg)
       worker.inflight.set(msg.rid, inv)
-      inv.start().catch((err) => {
+      inv.start()?.catch((err) => {
         if (!inv.done)
           inv.fail({
             code: 'SBX_ERR_WORKER_LOST',
@@ -108,12 +115,14 @@ process.on('message', (/** @type {ToWorker} */ msg) => {
       break
     case 'unload':
       worker.bundles.delete(msg.key)
+      worker.compiled.delete(msg.key)
       worker.pool.dropWhere((iso) => iso.bundle.key === msg.key)
       break
     case 'stats':
       worker.send({ t: 'stats', rid: msg.rid, stats: stats(msg.refresh) })
       break
     case 'shutdown':
+      spares.disposeAll()
       worker.pool.disposeAll()
       process.exit(0)
   }
@@ -124,10 +133,15 @@ function load(msg) {
   const { rid, bundle: b, limits, evaluate } = msg
   const compiled = compileBundle(b, limits, evaluate)
   worker.bundles.set(b.key, compiled)
+  loading++
+  compiled.finally(() => loading--).catch(() => {})
   compiled.then(
-    (bundle) => worker.send({ t: 'loaded', rid, entries: bundle.entries }),
+    (bundle) => {
+      if (worker.bundles.get(b.key) === compiled) worker.compiled.set(b.key, bundle)
+      worker.send({ t: 'loaded', rid, entries: bundle.entries })
+    },
     (/** @type {LoadError} */ err) => {
-      worker.bundles.delete(b.key)
+      if (worker.bundles.get(b.key) === compiled) worker.bundles.delete(b.key)
       worker.send({
         t: 'loadFailed',
         rid,
@@ -170,7 +184,7 @@ async function compileBundle(b, limits, evaluate) {
   // Evaluate it once, alone, to learn its entries and prove it loads (only where the parent
   // asks: the top level is untrusted code, and one worker's word is enough).
   if (!evaluate) return bundle
-  const host = new TenantIsolate('probe', limits.memoryMb)
+  const host = new TenantIsolate('probe', limits.memoryMb, spares.take(limits.memoryMb))
   const probe = new PluginContext('probe', bundle, host)
   try {
     await probe.init(limits.cpuMs, worker.watchdog)

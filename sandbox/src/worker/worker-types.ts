@@ -27,6 +27,8 @@ export interface WorkerState {
   pool: IsolatePool
   /** bundle key → the compiled bundle (a promise, so invocations can wait for a load in flight). */
   bundles: Map<string, Promise<CompiledBundle>>
+  /** bundle key → the compiled bundle, once loaded (what a warm call looks up). */
+  compiled: Map<string, CompiledBundle>
   inflight: Map<number, Invocation>
   /** Shares run slots between tenants when more runs are ready than may execute at once. */
   scheduler: FairScheduler
