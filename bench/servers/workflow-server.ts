@@ -20,7 +20,8 @@ const k = kernel.ctx
 const notifier = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 1 })
 const raw: JobQueue = k.config.redisUrl
   ? new BullMqJobQueue(k.config.redisUrl, 'bench-raw', k.config.queuePrefix)
-  : new PgJobQueue(k.db, 'bench-raw')
+  : // Claims on the background pool and adds on the request pool, as the runtime's own queue (ADR 0098).
+    new PgJobQueue(k.db.background, 'bench-raw', undefined, undefined, { adds: k.db })
 raw.work(
   async (job) => {
     const { chain, step } = job.data as { chain: string; step: number }

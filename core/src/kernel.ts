@@ -175,10 +175,14 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       options.workflows?.queue ??
         (config.redisUrl
           ? new BullMqJobQueue(config.redisUrl, `${queueName}-workflows`, config.queuePrefix, logger)
-          : new PgJobQueue(db, `${queueName}-workflows`, logger)),
+          : // Polled on the background pool; added to by requests on theirs (ADR 0098).
+            new PgJobQueue(db.background, `${queueName}-workflows`, logger, undefined, { adds: db })),
       'workflows',
     )
-    workflows = new WorkflowEngine({ db, logger, tenantTx, queue: workflowQueue, plugins }, options.workflows)
+    workflows = new WorkflowEngine(
+      { db, background: db.background, logger, tenantTx, queue: workflowQueue, plugins },
+      options.workflows,
+    )
     workflows.start(consume)
     // Long generations (ADR 0066): queued by committed invocations, run by workers.
     const generations = new AiGenerations(
@@ -190,7 +194,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
         queue: countingQueue(
           config.redisUrl
             ? new BullMqJobQueue(config.redisUrl, `${queueName}-ai`, config.queuePrefix, logger)
-            : new PgJobQueue(db, `${queueName}-ai`, logger),
+            : new PgJobQueue(db.background, `${queueName}-ai`, logger, undefined, { adds: db }),
           'ai',
         ),
       },

@@ -28,11 +28,19 @@ export class PgJobQueue implements JobQueue {
   private woken = false
 
   constructor(
+    /** Where the queue claims and completes jobs (its polling). */
     private readonly db: TransactionSource,
     private readonly name: string,
     private readonly logger?: Logger,
     private readonly pollMs = 200,
-    private readonly opts: QueueOptions = {},
+    private readonly opts: QueueOptions & {
+      /**
+       * Where jobs added outside a transaction are written, when not `db`: a queue polled from the
+       * background pool whose jobs are added by requests (a workflow started, a long generation
+       * queued) adds them on the request pool, so a request never waits for background work.
+       */
+      adds?: TransactionSource
+    } = {},
   ) {}
 
   async add(jobs: QueueJob[], tx?: Tx): Promise<AddResult> {
@@ -71,7 +79,7 @@ export class PgJobQueue implements JobQueue {
           this.name,
         ],
       )
-    const refused = tx ? await insert(tx) : await this.db.inOrg(null, insert, 'trellis_events')
+    const refused = tx ? await insert(tx) : await (this.opts.adds ?? this.db).inOrg(null, insert, 'trellis_events')
     if (refused.length)
       this.logger?.warn(
         { queue: this.name, refused: refused.length, cap },

@@ -4,9 +4,10 @@ import { AUTH, KRN } from '../errors.js'
 import { principalOf } from '../http/guards.js'
 import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
 import type { Principal } from '../identity/principal.js'
-import { type Database, PLATFORM_ORG } from '../db/database.js'
+import { type Database, PLATFORM_ORG, type Tx } from '../db/database.js'
 import type { Installation } from './installations.js'
-import { listDiff, loadInstallation } from './lifecycle.js'
+import { type HistoryEntry, listDiff, loadInstallation } from './lifecycle.js'
+import type { PluginVersion } from './versions.js'
 
 /** What showing an installation needs: its tenant's transaction and the version registry. */
 export type InstallationViewDeps = { db: Pick<Database, 'inOrg'>; plugins: Pick<KernelContext['plugins'], 'versions'> }
@@ -54,21 +55,34 @@ export async function readerTenant(
 export async function installationView(k: InstallationViewDeps, inst: Installation) {
   return k.db.inOrg(inst.tenantId, async (tx) => {
     const full = await loadInstallation(tx, inst.id).catch(() => ({ ...inst, history: [], pendingVersionId: null }))
-    const v = await k.plugins.versions.byId(tx, full.versionId)
-    const pending = full.pendingVersionId ? await k.plugins.versions.byId(tx, full.pendingVersionId) : undefined
-    const { secretsEnc: _s, secretNames, pendingVersionId: _p, ...rest } = full
-    return {
-      ...rest,
-      version: v?.version ?? 'unknown',
-      secrets: secretNames,
-      pendingUpgrade:
-        pending && v
-          ? {
-              versionId: pending.id,
-              version: pending.version,
-              capabilities: listDiff(v.manifest.capabilities, pending.manifest.capabilities),
-            }
-          : null,
-    }
+    return viewOf(tx, k.plugins.versions, full)
   })
+}
+
+/**
+ * {@link installationView} of an installation already read in full (its history and pending
+ * version included), inside the transaction that read it: no second transaction after a write.
+ */
+export async function viewOf(
+  tx: Tx,
+  versions: Pick<KernelContext['plugins']['versions'], 'byId'>,
+  full: Installation & { history: HistoryEntry[]; pendingVersionId: string | null },
+  current?: PluginVersion,
+) {
+  const v = current ?? (await versions.byId(tx, full.versionId))
+  const pending = full.pendingVersionId ? await versions.byId(tx, full.pendingVersionId) : undefined
+  const { secretsEnc: _s, secretNames, pendingVersionId: _p, ...rest } = full
+  return {
+    ...rest,
+    version: v?.version ?? 'unknown',
+    secrets: secretNames,
+    pendingUpgrade:
+      pending && v
+        ? {
+            versionId: pending.id,
+            version: pending.version,
+            capabilities: listDiff(v.manifest.capabilities, pending.manifest.capabilities),
+          }
+        : null,
+  }
 }

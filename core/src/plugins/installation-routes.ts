@@ -20,8 +20,8 @@ import {
   type Installation,
   type InstallationRow,
 } from './installations.js'
-import type { installVersion } from './lifecycle.js'
-import { installationView, readerTenant, targetTenant } from './installation-access.js'
+import type { HistoryEntry, installVersion } from './lifecycle.js'
+import { installationView, readerTenant, targetTenant, viewOf } from './installation-access.js'
 import { IdParams, InstallationView, PLUGIN_NAME, TenantQuery } from './installation-schemas.js'
 
 // Kept where they always were for the modules that import them from here.
@@ -173,7 +173,7 @@ export function registerInstallationRoutes(app: Api, deps: InstallationRouteDeps
     async (request) => {
       const tenantId = await targetTenant(deps, principalOf(request), request.query.tenantId)
       const meta = auditMeta(request)
-      const inst = await deps.orgTx(tenantId, async (tx) => {
+      const result = await deps.orgTx(tenantId, async (tx) => {
         const current = await load(tx, request.params.id)
         const version = await host().versions.byId(tx, current.versionId)
         if (!version) throw PLG.VERSION_NOT_FOUND({ name: current.plugin })
@@ -192,17 +192,22 @@ export function registerInstallationRoutes(app: Api, deps: InstallationRouteDeps
           sealed = names.length ? deps.secrets.seal(JSON.stringify(split.secrets), secretsAd(current.id)) : null
         }
         const changed = Object.keys(request.body.settings ?? {})
-        const [row] = await auditedWrite<InstallationRow>(tx, {
+        const status = request.body.status ?? current.status
+        // The row comes back whole (its history and pending upgrade too), so the answer is built
+        // in this transaction: no second one after the write.
+        const [row] = await auditedWrite<
+          InstallationRow & { history: HistoryEntry[]; pending_version_id: string | null }
+        >(tx, {
           write: {
-            sql: `update plugin_installations set settings = ?::jsonb, secrets_enc = ?, secret_names = ?::text[], status = ?, updated_at = now() where id = ?::uuid returning ${INSTALLATION_COLS}`,
-            params: [JSON.stringify(settings), sealed, names, request.body.status ?? current.status, current.id],
+            sql: `update plugin_installations set settings = ?::jsonb, secrets_enc = ?, secret_names = ?::text[], status = ?, updated_at = now() where id = ?::uuid returning ${INSTALLATION_COLS}, history, pending_version_id`,
+            params: [JSON.stringify(settings), sealed, names, status, current.id],
           },
           auditOrg: tenantId,
           audit: {
             ...meta,
             action:
-              request.body.status && request.body.status !== current.status
-                ? `plugin.${request.body.status === 'disabled' ? 'disabled' : 'enabled'}`
+              status !== current.status
+                ? `plugin.${status === 'disabled' ? 'disabled' : 'enabled'}`
                 : 'plugin.settings.updated',
             target: { kind: 'plugin_installation', id: current.id },
             data: {
@@ -212,10 +217,12 @@ export function registerInstallationRoutes(app: Api, deps: InstallationRouteDeps
             },
           },
         })
-        return toInstallation(row!)
+        const full = { ...toInstallation(row!), history: row!.history, pendingVersionId: row!.pending_version_id }
+        return { view: await viewOf(tx, host().versions, full, version), statusChanged: status !== current.status }
       })
-      host().forgetTenant(tenantId)
-      return view(inst)
+      // Settings alone change nobody's subscriptions; enabling or disabling may.
+      host().forgetTenant(tenantId, { subscriptions: result.statusChanged })
+      return result.view
     },
   )
 

@@ -6,7 +6,7 @@ import {
   type PluginManifest,
   type TrellisEvent,
 } from '@trellis/plugin-sdk'
-import type { Database } from '../db/database.js'
+import type { TransactionSource } from '../db/database.js'
 import type { PluginEventSink, PluginSubscription } from '../events/subscribers.js'
 import type { Installation } from './installations.js'
 import type { InvokeInput } from './invocation-types.js'
@@ -26,7 +26,8 @@ export interface PluginEventConsumer {
 }
 
 export interface PluginEventDeps {
-  db: Pick<Database, 'inOrg'>
+  /** Where the look for subscribing installations runs: the background pool (ADR 0055). */
+  db: TransactionSource
   logger: Logger
   /** The event system: the host becomes its plugin sink once any installation subscribes. */
   events: { setPluginSink(sink: PluginEventSink): void }
@@ -52,6 +53,8 @@ export class PluginEventDelivery implements PluginEventSink {
   private sinkTimer: NodeJS.Timeout | undefined
   private sinkSet = false
   private closed = false
+  private looking: Promise<void> | undefined
+  private again: Promise<void> | undefined
 
   constructor(private readonly deps: PluginEventDeps) {}
 
@@ -116,9 +119,25 @@ export class PluginEventDelivery implements PluginEventSink {
     }
   }
 
-  /** Hands the event system this sink as soon as any installation subscribes to events (in any process). */
-  async watch(): Promise<void> {
-    if (this.closed || this.sinkSet) return
+  /**
+   * Hands the event system this sink as soon as any installation subscribes to events (in any
+   * process). A call made while a look is under way — whose snapshot may predate the caller's
+   * commit — gets one more look after it, shared with the other calls made meanwhile.
+   */
+  watch(): Promise<void> {
+    if (this.closed || this.sinkSet) return Promise.resolve()
+    if (!this.looking) {
+      this.looking = this.look().finally(() => (this.looking = undefined))
+      return this.looking
+    }
+    this.again ??= this.looking.then(() => {
+      this.again = undefined
+      return this.watch()
+    })
+    return this.again
+  }
+
+  private async look(): Promise<void> {
     const rows = await this.deps.db
       .inOrg(
         null,

@@ -139,7 +139,8 @@ export class PluginHost {
       },
     )
     this.eventSink = new PluginEventDelivery({
-      db,
+      // Looking for subscribing installations is background work: it never takes a request's connection.
+      db: db.background,
       logger: deps.logger,
       events: deps.events,
       installations: this.installations,
@@ -192,10 +193,15 @@ export class PluginHost {
     return this.runs.probe(bundle)
   }
 
-  /** Forgets what is cached about a tenant's installations (after an install, update or uninstall). */
-  forgetTenant(tenantId: string): void {
+  /**
+   * Forgets what is cached about a tenant's installations (after an install, update or
+   * uninstall). `subscriptions: false` when the change cannot have made an installation
+   * subscribe (new settings of an installation whose status stayed): then the event system's
+   * plugin sink is not looked for again.
+   */
+  forgetTenant(tenantId: string, opts: { subscriptions?: boolean } = {}): void {
     this.installations.forget(tenantId)
-    void this.eventSink.watch()
+    if (opts.subscriptions !== false) void this.eventSink.watch()
   }
 
   /** The tenant's installations, active or disabled (cached briefly). */

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import type { Database } from '../db/database.js'
+import type { Database, TransactionSource } from '../db/database.js'
 import type { JobQueue, QueueJob } from '../events/queue.js'
 import type { Installation } from '../plugins/installations.js'
 import type { TenantTx } from '../plugins/tenant-tx.js'
@@ -35,6 +35,11 @@ export interface EngineOptions {
 /** Exactly what the workflow runtime uses of the kernel. */
 export interface WorkflowEngineDeps {
   db: Pick<Database, 'inOrg'>
+  /**
+   * Where the sweeper's and the schedules' scans run: the background pool (ADR 0098), so that a
+   * sweep never takes a connection a request waits for. Defaults to `db`.
+   */
+  background?: TransactionSource
   logger: Logger
   /** The tenant transaction (seals audit, dispatches emitted events after commit). */
   tenantTx: TenantTx
@@ -74,10 +79,11 @@ export class WorkflowEngine {
     this.resume = this.transitions.resume.bind(this.transitions)
     this.steps = new StepRunner({ db, tenantTx, plugins, transitions: this.transitions })
     this.events = new WorkflowEvents({ tenantTx, transitions: this.transitions, create: createInstance, enqueue })
-    const schedules = new WorkflowSchedules({ db, logger, tenantTx, plugins, create: createInstance, enqueue })
+    const scans = deps.background ?? db
+    const schedules = new WorkflowSchedules({ db: scans, logger, tenantTx, plugins, create: createInstance, enqueue })
     const sweepMs = opts.sweepMs ?? 1000
     this.sweeper = new WorkflowSweeper(
-      { db, logger, tenantTx, clock, transitions: this.transitions, schedules, enqueue },
+      { db: scans, logger, tenantTx, clock, transitions: this.transitions, schedules, enqueue },
       { stalledMs: opts.stalledMs ?? 30_000, scheduleScanMs: opts.scheduleScanMs ?? sweepMs * 10 },
     )
   }
