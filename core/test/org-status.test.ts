@@ -90,3 +90,42 @@ t.test('a session ended in the database is refused by the read, and by the cache
   t.equal(cache.checkKnown(ORG, '0192f5a0-0000-7000-8000-0000000000bb'), true, 'other sessions are unaffected')
   t.equal(cache.checkKnown(ORG), true, 'as are API keys (no session)')
 })
+
+t.test('a status past half its life is read again while requests are still answered from it', async (t) => {
+  const db = fakeDb()
+  let now = 1_000_000
+  const cache = new OrgStatusCache(db as unknown as Database, 1000, () => now)
+  const first = cache.assertActive(ORG)
+  db.answer()
+  await first
+  now += 400
+  t.equal(cache.checkKnown(ORG), true)
+  t.equal(db.reads, 1, 'a young entry is not read again')
+  // The tenant is suspended in another process: the renewed entry says so before the old one expires.
+  db.set({ orgStatus: 'suspended', partnerStatus: 'active' })
+  now += 200
+  t.equal(cache.checkKnown(ORG), true, 'answered from the entry, without waiting')
+  t.equal(db.reads, 2, 'and read again in the background')
+  t.equal(cache.checkKnown(ORG), true)
+  t.equal(db.reads, 2, 'one read at a time')
+  db.answer()
+  // Every promise callback of the read has run once the event loop reaches its check phase.
+  await new Promise((r) => setImmediate(r))
+  t.throws(() => cache.checkKnown(ORG), { code: 'KRN_ERR_TENANT_SUSPENDED' }, 'the renewed entry refuses')
+  t.equal(db.reads, 2)
+})
+
+t.test('an entry past its life is not used: the request waits for the read', async (t) => {
+  const db = fakeDb()
+  let now = 1_000_000
+  const cache = new OrgStatusCache(db as unknown as Database, 1000, () => now)
+  const first = cache.assertActive(ORG)
+  db.answer()
+  await first
+  now += 1001
+  t.equal(cache.checkKnown(ORG), false)
+  db.set({ orgStatus: 'suspended', partnerStatus: 'active' })
+  const second = cache.assertActive(ORG).catch((e: { code: string }) => e.code)
+  db.answer()
+  t.equal(await second, 'KRN_ERR_TENANT_SUSPENDED')
+})

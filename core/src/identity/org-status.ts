@@ -30,8 +30,9 @@ export class OrgStatusCache {
   private reading = new Map<string, Promise<Status>>()
 
   constructor(
-    private readonly db: Database,
+    private readonly db: Pick<Database, 'inOrg'>,
     private readonly ttlMs = 1000,
+    private readonly now: () => number = Date.now,
   ) {}
 
   /**
@@ -40,39 +41,50 @@ export class OrgStatusCache {
    */
   async assertActive(orgId: string, sessionId?: string): Promise<void> {
     if (this.checkKnown(orgId, sessionId)) return
-    let read = this.reading.get(orgId)
-    if (!read) {
-      // A suspension seen while this read runs (forget) wins over what it returns.
-      const current = (): boolean => this.reading.get(orgId) === read
-      read = this.db
-        .inOrg(orgId, async (tx, s) => {
-          const rows = await tx.sql<{ family_id: string }>(
-            `select distinct family_id from sessions where tenant_id = ?::uuid and revoked_at > now() - interval '${REVOKED_WINDOW_SECONDS} seconds'`,
-            [orgId],
-          )
-          return { ...s, revoked: new Set(rows.map((r) => r.family_id)) }
-        })
-        .then((status) => {
-          if (current()) this.entries.set(orgId, { ...status, at: Date.now() })
-          return status
-        })
-        .finally(() => {
-          if (current()) this.reading.delete(orgId)
-        })
-      this.reading.set(orgId, read)
-    }
-    const status = await read
+    const status = await (this.reading.get(orgId) ?? this.read(orgId))
     assertStatus(status)
     assertSessionLive(status, sessionId)
   }
 
-  /** Without waiting: true when the organisation is known to be active, throws when known to be suspended, false when it must be read. */
+  /**
+   * Without waiting: true when the organisation is known to be active, throws when known to be
+   * suspended, false when it must be read. An entry past half its life is read again in the
+   * background meanwhile, so that under a steady stream of requests the entry is renewed before
+   * it expires and no request waits for the read (a read queued for a connection behind every
+   * request of a busy pool would hold all the organisation's requests arriving meanwhile).
+   */
   checkKnown(orgId: string, sessionId?: string): boolean {
     const e = this.entries.get(orgId)
-    if (!e || Date.now() - e.at > this.ttlMs) return false
+    if (!e) return false
+    const age = this.now() - e.at
+    if (age > this.ttlMs) return false
+    if (age > this.ttlMs / 2 && !this.reading.has(orgId)) this.read(orgId).catch(() => undefined)
     assertStatus(e)
     assertSessionLive(e, sessionId)
     return true
+  }
+
+  /** Reads the organisation's status and its recently ended sessions, and keeps them. */
+  private read(orgId: string): Promise<Status> {
+    // A suspension seen while this read runs (forget) wins over what it returns.
+    const current = (): boolean => this.reading.get(orgId) === read
+    const read: Promise<Status> = this.db
+      .inOrg(orgId, async (tx, s) => {
+        const rows = await tx.sql<{ family_id: string }>(
+          `select distinct family_id from sessions where tenant_id = ?::uuid and revoked_at > now() - interval '${REVOKED_WINDOW_SECONDS} seconds'`,
+          [orgId],
+        )
+        return { ...s, revoked: new Set(rows.map((r) => r.family_id)) }
+      })
+      .then((status) => {
+        if (current()) this.entries.set(orgId, { ...status, at: this.now() })
+        return status
+      })
+      .finally(() => {
+        if (current()) this.reading.delete(orgId)
+      })
+    this.reading.set(orgId, read)
+    return read
   }
 
   forget(orgId?: string): void {

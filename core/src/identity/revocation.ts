@@ -29,6 +29,9 @@ export async function revokeMemberAccess(
 export type RevocationNotice = Pick<KernelContext, 'revokedSessions' | 'orgStatus'>
 
 export async function announceRevoked(k: RevocationNotice, orgId: string, families: string[]): Promise<void> {
+  // Nothing ended (a member who never signed in): the organisation's status entry is still
+  // true, and forgetting it would make the organisation's next requests wait for a re-read.
+  if (families.length === 0) return
   k.orgStatus.forget(orgId)
   // With Redis every process refuses them once this resolves; a Redis failure leaves it to the
   // organisation-status cache's re-read of the session table (within a second).
