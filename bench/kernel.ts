@@ -8,7 +8,10 @@
 // run in alternating rounds, on one fresh PostgreSQL database; only 2xx answers count, on both
 // sides. Each round also reads both server processes' CPU time (user + system, from /proc — what
 // process.cpuUsage reports), so each write's CPU cost per request is printed beside its ratio:
-// the figure a loaded machine disturbs least. About 2.5 minutes with the defaults.
+// the figure a loaded machine disturbs least — and the CPU time of the PostgreSQL backends each
+// side's server holds (the baseline's connections name themselves `bench-baseline`; every other
+// backend of the database but this process's own is the kernel's, its background pool included).
+// About 2.5 minutes with the defaults.
 import { fileURLToPath } from 'node:url'
 import {
   compare,
@@ -22,6 +25,7 @@ import {
   type Comparison,
   type LoadResult,
 } from './_harness.js'
+import pg from 'pg'
 import { compareWithPgbench } from './_pgbench.js'
 import { pidsCpuMs } from './_proc-cpu.js'
 
@@ -34,6 +38,12 @@ const WARM_UP_SECONDS = Number(process.env.BENCH_WARM_UP_SECONDS ?? 1)
 const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? '200').split(',').map(Number)
 /** Which writes (`BENCH_WRITES=roles,users`); all five by default. */
 const ONLY = process.env.BENCH_WRITES?.split(',')
+/**
+ * `BENCH_WRITES_ONLY=1`: the writes against their baselines and nothing else (no pgbench, no
+ * no-DB route) — for a CPU profile of the servers (`BENCH_NODE_ARGS=--cpu-prof`) that holds
+ * only the writes.
+ */
+const WRITES_ONLY = process.env.BENCH_WRITES_ONLY === '1'
 
 interface KernelInfo {
   url: string
@@ -50,6 +60,40 @@ type LoadOptions = Parameters<typeof load>[0]
 /** A comparison with each side's CPU time per 2xx answer (µs), one figure per round. */
 interface CpuComparison extends Comparison {
   cpuUs: { base: number[]; subject: number[] }
+  /** The same for the PostgreSQL backends of each side's server. */
+  pgCpuUs: { base: number[]; subject: number[] }
+}
+
+/** CPU milliseconds so far of each of the database's backends, with the side it serves (see the header). */
+type PgCpu = () => Promise<Map<number, { side: 'base' | 'subject'; ms: number }>>
+
+async function pgBackendCpu(databaseUrl: string): Promise<{ read: PgCpu; close: () => Promise<void> }> {
+  const client = new pg.Client({ connectionString: databaseUrl, application_name: 'bench-observer' })
+  await client.connect()
+  return {
+    read: async () => {
+      const { rows } = await client.query<{ pid: number; app: string }>(
+        `select pid, application_name as app from pg_stat_activity
+          where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend'`,
+      )
+      const backends: Awaited<ReturnType<PgCpu>> = new Map()
+      for (const r of rows)
+        backends.set(r.pid, { side: r.app === 'bench-baseline' ? 'base' : 'subject', ms: pidsCpuMs([r.pid]) })
+      return backends
+    },
+    close: () => client.end(),
+  }
+}
+
+/** The CPU milliseconds `side`'s backends used between two reads (a backend opened meanwhile counts from zero; one closed meanwhile is lost). */
+function pgCpuBetween(
+  before: Awaited<ReturnType<PgCpu>>,
+  after: Awaited<ReturnType<PgCpu>>,
+  side: 'base' | 'subject',
+): number {
+  let ms = 0
+  for (const [pid, b] of after) if (b.side === side) ms += b.ms - (before.get(pid)?.ms ?? 0)
+  return ms
 }
 
 /**
@@ -60,6 +104,7 @@ async function compareCpu(
   base: LoadOptions,
   subject: LoadOptions,
   pids: { base: number; subject: number },
+  pgCpu: PgCpu,
 ): Promise<CpuComparison> {
   await load({ ...base, seconds: WARM_UP_SECONDS })
   await load({ ...subject, seconds: WARM_UP_SECONDS })
@@ -67,20 +112,24 @@ async function compareCpu(
   const b: LoadResult[] = []
   const s: LoadResult[] = []
   const cpuUs = { base: [] as number[], subject: [] as number[] }
-  const measure = async (o: LoadOptions, pid: number, into: LoadResult[], cpu: number[]) => {
+  const pgCpuUs = { base: [] as number[], subject: [] as number[] }
+  const measure = async (side: 'base' | 'subject', o: LoadOptions, pid: number, into: LoadResult[]) => {
     const before = pidsCpuMs([pid])
+    const pgBefore = await pgCpu()
     const r = await load({ ...o, seconds })
     const answered = r.rps * seconds
-    cpu.push(answered > 0 ? ((pidsCpuMs([pid]) - before) * 1000) / answered : Number.NaN)
+    const per = (ms: number) => (answered > 0 ? (ms * 1000) / answered : Number.NaN)
+    cpuUs[side].push(per(pidsCpuMs([pid]) - before))
+    pgCpuUs[side].push(per(pgCpuBetween(pgBefore, await pgCpu(), side)))
     into.push(r)
   }
   for (let i = 0; i < ROUNDS; i++) {
     if (i % 2 === 0) {
-      await measure(base, pids.base, b, cpuUs.base)
-      await measure(subject, pids.subject, s, cpuUs.subject)
+      await measure('base', base, pids.base, b)
+      await measure('subject', subject, pids.subject, s)
     } else {
-      await measure(subject, pids.subject, s, cpuUs.subject)
-      await measure(base, pids.base, b, cpuUs.base)
+      await measure('subject', subject, pids.subject, s)
+      await measure('base', base, pids.base, b)
     }
   }
   const ratios = s.map((r, i) => r.rps / b[i]!.rps)
@@ -103,6 +152,7 @@ async function compareCpu(
     loads: s.map((r) => r.load),
     valid: [...b, ...s].every((r) => r.errors + r.non2xx === 0 && r.rps > 0),
     cpuUs,
+    pgCpuUs,
   }
 }
 
@@ -119,6 +169,7 @@ export async function run(): Promise<void> {
       BENCH_USER_ID: info.userId,
     })
     const pids = { base: baseline.info.pid, subject: info.pid }
+    const backends = await pgBackendCpu(databaseUrl)
     const writes: Array<{ name: string; method: 'POST' | 'PUT' | 'PATCH'; path: string; body: () => unknown }> = [
       {
         name: 'roles',
@@ -158,6 +209,7 @@ export async function run(): Promise<void> {
             { url: `${baseline.info.url}/baseline/${w.path}`, method: w.method, body: w.body, connections },
             { url: `${info.url}/v1/${w.path}`, method: w.method, token: info.token, body: w.body, connections },
             pids,
+            backends.read,
           )
           results.push([w.name, connections, c])
           console.log(row(`baseline: Fastify + pg, ${w.name} write, ${connections} conn`, c.base))
@@ -165,7 +217,7 @@ export async function run(): Promise<void> {
         }
       }
       const pgbench =
-        !ONLY || ONLY.includes('roles')
+        !WRITES_ONLY && (!ONLY || ONLY.includes('roles'))
           ? await compareWithPgbench({
               databaseUrl,
               tenantId: info.tenantId,
@@ -175,31 +227,40 @@ export async function run(): Promise<void> {
               rounds: ROUNDS,
             })
           : undefined
-      const sessions = await compare(
-        { url: `${baseline.info.url}/hello` },
-        { url: `${info.url}/v1/auth/session`, token: info.token },
-        { seconds: SECONDS, rounds: ROUNDS, warmUpSeconds: WARM_UP_SECONDS },
-      )
-      console.log(row('baseline: Fastify hello', sessions.base))
-      console.log(row('kernel: GET /v1/auth/session (auth, no DB)', sessions.subject, sessions))
+      const sessions = WRITES_ONLY
+        ? undefined
+        : await compare(
+            { url: `${baseline.info.url}/hello` },
+            { url: `${info.url}/v1/auth/session`, token: info.token },
+            { seconds: SECONDS, rounds: ROUNDS, warmUpSeconds: WARM_UP_SECONDS },
+          )
+      if (sessions) {
+        console.log(row('baseline: Fastify hello', sessions.base))
+        console.log(row('kernel: GET /v1/auth/session (auth, no DB)', sessions.subject, sessions))
+      }
       console.log()
       for (const [name, connections, c] of results) {
         const cpuK = median(c.cpuUs.subject)
         const cpuB = median(c.cpuUs.base)
+        const pgK = median(c.pgCpuUs.subject)
+        const pgB = median(c.pgCpuUs.base)
         console.log(
-          `audited write ${name} at ${connections} connections: ${c.valid ? '' : 'INVALID — '}${pct(c.ratio)} of baseline (target ≥ 80 %; rounds ${c.ratios.map(pct).join(', ')}); p99 ${c.subject.p99} ms vs baseline ${c.base.p99} ms = ${(c.subject.p99 / c.base.p99).toFixed(2)}× (target ≤ 1.5× at 200); CPU per write ${us(cpuK)} kernel vs ${us(cpuB)} baseline = ${(cpuK / cpuB).toFixed(2)}× (rounds ${c.cpuUs.subject.map(us).join(', ')} vs ${c.cpuUs.base.map(us).join(', ')})`,
+          `audited write ${name} at ${connections} connections: ${c.valid ? '' : 'INVALID — '}${pct(c.ratio)} of baseline (target ≥ 80 %; rounds ${c.ratios.map(pct).join(', ')}); p99 ${c.subject.p99} ms vs baseline ${c.base.p99} ms = ${(c.subject.p99 / c.base.p99).toFixed(2)}× (target ≤ 1.5× at 200); CPU per write ${us(cpuK)} kernel vs ${us(cpuB)} baseline = ${(cpuK / cpuB).toFixed(2)}× (rounds ${c.cpuUs.subject.map(us).join(', ')} vs ${c.cpuUs.base.map(us).join(', ')}); PostgreSQL CPU per write ${us(pgK)} kernel vs ${us(pgB)} baseline = ${(pgK / pgB).toFixed(2)}×`,
         )
       }
       if (pgbench)
         console.log(
           `roles write vs pgbench, same transaction, ${pgbench.clients} connections: ${pgbench.valid ? '' : 'INVALID — '}${pct(pgbench.ratio)} (target ≥ 60 %; rounds ${pgbench.ratios.map(pct).join(', ')}; pgbench ${pgbench.pgbenchTps.map((x) => x.toFixed(0)).join(', ')} tps)`,
         )
-      console.log(
-        `authenticated no-DB route: ${sessions.valid ? '' : 'INVALID — '}${pct(sessions.ratio)} of Fastify hello (target ≥ 60 %)`,
-      )
+      if (sessions)
+        console.log(
+          `authenticated no-DB route: ${sessions.valid ? '' : 'INVALID — '}${pct(sessions.ratio)} of Fastify hello (target ≥ 60 %)`,
+        )
       console.log(loadAverage())
-      if (!results.every(([, , c]) => c.valid) || !sessions.valid || (pgbench && !pgbench.valid)) process.exitCode = 1
+      if (!results.every(([, , c]) => c.valid) || (sessions && !sessions.valid) || (pgbench && !pgbench.valid))
+        process.exitCode = 1
     } finally {
+      await backends.close()
       await baseline.stop()
       await kernel.stop()
     }

@@ -12,14 +12,16 @@
 // writes emit), pending otherwise — and then it reads the generation again, as the kernel does.
 import Fastify from 'fastify'
 import pg from 'pg'
-import { createCipheriv, createHash, randomBytes, randomUUID } from 'node:crypto'
+import { createCipheriv, createHash, randomBytes } from 'node:crypto'
+import { v7 as uuidv7 } from 'uuid'
 
 const tenantId = process.env.BENCH_TENANT_ID!
 const userId = process.env.BENCH_USER_ID!
 if (!/^[0-9a-f-]{36}$/.test(tenantId) || !/^[0-9a-f-]{36}$/.test(userId))
   throw new Error('BENCH_TENANT_ID/BENCH_USER_ID')
 const secretKey = randomBytes(32)
-const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 10 })
+// Named, so that the benchmark tells this server's PostgreSQL backends from the kernel's.
+const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 10, application_name: 'bench-baseline' })
 const app = Fastify()
 app.get('/hello', async () => ({ hello: 'world' }))
 
@@ -82,7 +84,7 @@ const STATEMENTS = {
   ),
   installation: fused(
     'baseline_installation',
-    `update plugin_installations set settings = $1::jsonb, secrets_enc = $2, secret_names = $3::text[], status = $4, updated_at = now() where id = $5::uuid returning ${INSTALLATION_COLS}`,
+    `update plugin_installations set settings = $1::jsonb, secrets_enc = $2, secret_names = $3::text[], status = $4, updated_at = now() where id = $5::uuid returning ${INSTALLATION_COLS}, history, pending_version_id`,
     5,
     false,
   ),
@@ -121,6 +123,12 @@ async function readGen(): Promise<void> {
 }
 await readGen()
 
+// Ids as the kernel makes them: UUIDv7 for rows, audit entries and events (time-ordered, so each
+// index grows at its end on both sides), and a short per-process request id.
+const REQUEST_ID_PREFIX = randomBytes(6).toString('base64url')
+let requests = 0
+const nextRequestId = () => `${REQUEST_ID_PREFIX}-${(++requests).toString(36)}`
+
 type Client = pg.PoolClient
 type Step = (client: Client) => Promise<unknown>
 
@@ -141,7 +149,7 @@ async function auditedWrite(
       ...statement,
       values: [
         ...(typeof writeParams === 'function' ? writeParams(before) : writeParams),
-        randomUUID(),
+        uuidv7(),
         tenantId,
         new Date().toISOString(),
         userId,
@@ -149,8 +157,8 @@ async function auditedWrite(
         audit.kind,
         audit.target,
         JSON.stringify(audit.data),
-        randomUUID(),
-        randomUUID(),
+        nextRequestId(),
+        uuidv7(),
         event?.type ?? null,
         event?.subject ?? null,
         JSON.stringify(event?.data ?? null),
@@ -176,7 +184,7 @@ const pgArray = (values: string[]) => `{${values.map((v) => `"${v}"`).join(',')}
 
 app.post('/baseline/roles', async (request, reply) => {
   const { name, permissions } = request.body as { name: string; permissions: string[] }
-  const id = randomUUID()
+  const id = uuidv7()
   const row = await auditedWrite(
     STATEMENTS.role,
     [id, tenantId, name, '', pgArray(permissions)],
@@ -188,7 +196,7 @@ app.post('/baseline/roles', async (request, reply) => {
 
 app.post('/baseline/api-keys', async (request, reply) => {
   const { name, permissions } = request.body as { name: string; permissions: string[] }
-  const id = randomUUID()
+  const id = uuidv7()
   const secret = randomBytes(32).toString('base64url')
   const row = await auditedWrite(
     STATEMENTS.apiKey,
@@ -201,7 +209,7 @@ app.post('/baseline/api-keys', async (request, reply) => {
 
 app.post('/baseline/webhooks', async (request, reply) => {
   const { url, types } = request.body as { url: string; types: string[] }
-  const id = randomUUID()
+  const id = uuidv7()
   const secret = `whsec_${randomBytes(24).toString('base64')}`
   const iv = randomBytes(12)
   const cipher = createCipheriv('aes-256-gcm', secretKey, iv)
@@ -244,7 +252,9 @@ app.put('/baseline/users/:id/role', async (request) => {
   return { ...member, role: target.name }
 })
 
-// PATCH /v1/installations/:id: the installation read, then updated with its audit entry.
+// PATCH /v1/installations/:id: the installation read, then updated with its audit entry; the
+// update returns the row whole (its history and pending upgrade too), which the kernel's answer
+// shows.
 app.patch('/baseline/installations/:id', async (request) => {
   const { id } = request.params as { id: string }
   const { status } = request.body as { status: string }
