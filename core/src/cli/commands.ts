@@ -15,6 +15,7 @@ import { createTerminal } from './terminal-log.js'
 import type { Extension } from '../extension-api/define.js'
 import { createLogger } from '../observability/logger.js'
 import { preflight, portInUse } from './preflight.js'
+import { checkDatabases, openMigratedDatabase } from './open-database.js'
 import { confirmRevert } from './confirm.js'
 import { embeddedTemplateOption } from './embedded-template-option.js'
 import { type CliIo, lineTo, processIo } from './io.js'
@@ -156,6 +157,7 @@ export async function runMigrate(
   io: CliIo = processIo,
 ): Promise<number> {
   const out = lineTo(io)
+  await checkDatabases(config)
   const db = await Database.open(config)
   try {
     const { executed, pending } = await db.migrationStatus()
@@ -222,7 +224,7 @@ export async function runAuditVerify(
   io: CliIo = processIo,
 ): Promise<number> {
   const out = lineTo(io)
-  const db = await Database.open(config)
+  const db = await openMigratedDatabase(config)
   let broken = 0
   try {
     // Read the checkpoints first: a path that cannot be read is an error before any work.
@@ -281,7 +283,7 @@ export async function runAuditCheckpoint(
   io: CliIo = processIo,
 ): Promise<void> {
   const out = lineTo(io)
-  const db = await Database.open(config)
+  const db = await openMigratedDatabase(config)
   try {
     const keys = new SigningKeys(db, new SecretBox(config.secretKey))
     await keys.load()
@@ -316,7 +318,7 @@ export async function runKeysRotate(
   io: CliIo = processIo,
 ): Promise<void> {
   const out = lineTo(io)
-  const db = await Database.open(config)
+  const db = await openMigratedDatabase(config)
   try {
     const kid = await new SigningKeys(db, new SecretBox(config.secretKey)).rotate()
     out(opts.json ? JSON.stringify({ kid }, null, 2) : `now signing with ${kid}`)

@@ -1,6 +1,7 @@
 // `trellis`: start, migrate, admin, audit, keys, knowledge. Exit codes: 0 ok, 1 error (and a broken audit
 // chain), 2 usage or environment (a bad variable, an unreachable DATABASE_URL or REDIS_URL, a port
-// in use, a refused confirmation).
+// in use, a PostgreSQL schema behind the code, a refused confirmation). Commands that read or write
+// the database migrate the embedded default first, as `start` does (open-database.ts).
 // Arguments are parsed before anything heavy loads: `--help` and `--version` answer at once, and
 // telemetry and the kernel load only for the command that needs them.
 import { readFileSync } from 'node:fs'
@@ -24,7 +25,7 @@ export interface CliAssembly {
 }
 
 /** Errors of the operator's environment (exit 2), not of the program. */
-const ENVIRONMENT = new Set(['KRN_ERR_CONFIG_INVALID'])
+const ENVIRONMENT = new Set(['KRN_ERR_CONFIG_INVALID', 'KRN_ERR_SCHEMA_BEHIND', 'KRN_ERR_DATABASE_UNAVAILABLE'])
 
 const version = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }

@@ -3,7 +3,8 @@
 // acting as the system (audited as such).
 import { readFile, writeFile } from 'node:fs/promises'
 import type { KernelConfig } from '../config.js'
-import { Database, PLATFORM_ORG } from '../db/database.js'
+import { openMigratedDatabase } from '../cli/open-database.js'
+import { type Database, PLATFORM_ORG } from '../db/database.js'
 import { AuditSealer } from '../audit/sealer.js'
 import { appendAudit } from '../audit/audit-log.js'
 import { checkpointKeys } from '../audit/checkpoint-signing.js'
@@ -23,7 +24,7 @@ async function withDatabase<T>(
   config: KernelConfig,
   fn: (db: Database, orgTx: OrgTx, sealer: AuditSealer) => Promise<T>,
 ) {
-  const db = await Database.open(config)
+  const db = await openMigratedDatabase(config)
   const sealer = new AuditSealer(db)
   const orgTx: OrgTx = async (org, f) => {
     const r = await db.inOrg(org, (tx) => f(tx))

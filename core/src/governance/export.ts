@@ -7,6 +7,7 @@
  */
 import { fieldClassifications, isEncryptedClassification } from '@trellis/plugin-sdk'
 import type { Tx } from '../db/database.js'
+import { KRN } from '../errors.js'
 import type { AuditRow } from '../audit/chain.js'
 import type { CollectionRef } from '../plugins/data/index.js'
 import {
@@ -56,7 +57,7 @@ export async function exportTenant(
     'select id, name, slug from tenants where id = ?::uuid',
     [tenantId],
   )
-  if (!tenant) throw new TypeError(`tenant ${tenantId} does not exist`)
+  if (!tenant) throw KRN.NOT_FOUND({ what: `tenant ${tenantId}` })
   const sections: ArchiveSections = { roles: [], members: [], installations: [], records: [], audit: [] }
 
   sections.roles = await tx.sql<{ name: string; description: string; permissions: string[] }>(

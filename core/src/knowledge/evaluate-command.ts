@@ -1,5 +1,5 @@
 import type { KernelConfig } from '../config.js'
-import { Database } from '../db/database.js'
+import { openMigratedDatabase } from '../cli/open-database.js'
 import { evaluateBase } from './monitoring.js'
 import { KnowledgeService } from './service.js'
 import { findBase } from './store.js'
@@ -13,7 +13,7 @@ export async function runKnowledgeEvaluate(
   opts: { tenant: string; kb: string; k?: string; roles?: string; json?: boolean },
   out: (line: string) => void = (line) => process.stdout.write(`${line}\n`),
 ): Promise<void> {
-  const db = await Database.open(config)
+  const db = await openMigratedDatabase(config)
   try {
     const knowledge = new KnowledgeService(db)
     const k = Math.max(1, Math.min(10, Number(opts.k ?? 3) || 3))
