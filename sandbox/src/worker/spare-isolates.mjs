@@ -4,10 +4,23 @@
 // is all it holds — so handing it to a tenant is the same as making it at that moment, and it is
 // handed out once. A few are kept for each of the memory limits asked for lately; they are made
 // on the worker's thread (isolated-vm has no asynchronous constructor) when it has nothing in
-// flight, so making them never delays a call.
+// flight, so making them never delays a call. Isolates that run nothing any more (a bundle's
+// probe, once it loaded) are disposed at such a moment too.
 import ivm from './isolated-vm.mjs'
 
 /** @typedef {import('isolated-vm').Isolate} Isolate */
+
+/** Isolates waiting to be disposed at most; beyond that the oldest goes at once. */
+const MAX_RETIRED = 4
+
+/** @param {Isolate} isolate */
+function dispose(isolate) {
+  try {
+    isolate.dispose()
+  } catch {
+    /* already gone */
+  }
+}
 
 /** @param {number} memoryMb */
 export function makeIsolate(memoryMb) {
@@ -38,6 +51,20 @@ export class SpareIsolates {
     this.spares = new Map()
     /** @type {NodeJS.Timeout | undefined} */
     this.timer = undefined
+    /** @type {Isolate[]} isolates that run nothing any more, disposed at a quiet moment */
+    this.retired = []
+  }
+
+  /**
+   * Disposes an isolate that runs nothing any more once the worker is quiet (disposing a heap
+   * takes a while, which a call waiting for this worker need not wait for).
+   * @param {Isolate} isolate
+   */
+  retire(isolate) {
+    this.retired.push(isolate)
+    // a worker that is never quiet still lets them go
+    while (this.retired.length > MAX_RETIRED) dispose(/** @type {Isolate} */ (this.retired.shift()))
+    this.schedule()
   }
 
   /**
@@ -68,6 +95,10 @@ export class SpareIsolates {
 
   refill() {
     this.timer = undefined
+    while (this.retired.length > 0) {
+      if (this.busy()) return this.schedule()
+      dispose(/** @type {Isolate} */ (this.retired.pop()))
+    }
     for (const [mb, list] of this.spares) {
       while (list.length < this.perLimit) {
         if (this.busy()) return this.schedule()
@@ -86,6 +117,7 @@ export class SpareIsolates {
   disposeAll() {
     clearTimeout(this.timer)
     this.timer = undefined
+    for (const iso of this.retired.splice(0)) dispose(iso)
     for (const list of this.spares.values()) for (const iso of list) iso.dispose()
     this.spares.clear()
   }

@@ -100,9 +100,14 @@ export class TenantIsolate {
     }
   }
 
-  dispose() {
+  /**
+   * @param {(isolate: import('isolated-vm').Isolate) => void} [later] disposes the isolate at a
+   * quieter moment (one that runs nothing any more)
+   */
+  dispose(later) {
     if (this.disposed) return
     this.disposed = true
+    if (later) return later(this.isolate)
     try {
       this.isolate.dispose()
     } catch {

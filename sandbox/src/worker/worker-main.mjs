@@ -188,6 +188,9 @@ async function compileBundle(b, limits, evaluate) {
   const probe = new PluginContext('probe', bundle, host)
   try {
     await probe.init(limits.cpuMs, worker.watchdog)
+    // It ran to its end: nothing of it runs any more, and its heap can go once the worker is quiet.
+    probe.dispose()
+    host.dispose((isolate) => spares.retire(isolate))
   } catch (e) {
     const err = /** @type {LoadError} */ (e)
     const reason =
