@@ -88,6 +88,15 @@ async function writeStock(
   return after
 }
 
+/**
+ * `items` in the order their stock records are locked: by record id, the same order for every
+ * reservation, release, issue and receipt whatever the order of their lines, so two of them that
+ * share records never each hold one the other waits for.
+ */
+function lockOrder<T extends { rec: StoredStock }>(items: readonly T[]): T[] {
+  return [...items].sort((a, b) => (a.rec.id < b.rec.id ? -1 : a.rec.id > b.rec.id ? 1 : 0))
+}
+
 /** A stock record's level: what low-stock events and the `levels` action answer. */
 const level = (s: Stock) => ({
   sku: s.sku,
@@ -127,9 +136,10 @@ async function reserve(input: { order: string; lines: Array<{ sku: string; quant
   // The lines' stock records are written one after another, never together: a write that meets
   // a concurrent order's newer version re-reads and writes again, and it must do so before this
   // order locks the next line's record — else two orders can each hold the record the other
-  // waits for (a deadlock on every hot product).
+  // waits for (a deadlock on every hot product). And in one order for every order (lockOrder):
+  // an order of (A, B) and one of (B, A) would otherwise each lock its first and wait for the other's.
   const done: Array<{ rec: StoredStock; quantity: number }> = []
-  for (const p of plan) {
+  for (const p of lockOrder(plan)) {
     const after = await tryWriteStock(ctx, p.rec, (s) =>
       available(s) >= p.quantity ? { reserved: s.reserved + p.quantity } : null,
     )
@@ -170,10 +180,14 @@ async function settle(
 ) {
   const stock = await stockOf(ctx, [...new Set(r.lines.map((l) => l.sku))])
   const byKey = new Map(stock.map((s) => [`${s.sku}\u0000${s.warehouse}`, s]))
-  for (const l of r.lines) {
-    const s = byKey.get(`${l.sku}\u0000${l.warehouse}`)
-    if (!s) continue
-    byKey.set(`${l.sku}\u0000${l.warehouse}`, await writeStock(ctx, s, (fresh) => fn(fresh, l.quantity)))
+  const writes = r.lines.flatMap((l) => {
+    const rec = byKey.get(`${l.sku}\u0000${l.warehouse}`)
+    return rec ? [{ rec, key: `${l.sku}\u0000${l.warehouse}`, quantity: l.quantity }] : []
+  })
+  for (const w of lockOrder(writes)) {
+    // A reservation with two lines on one record writes it twice: from the record as last written.
+    const s = byKey.get(w.key)!
+    byKey.set(w.key, await writeStock(ctx, s, (fresh) => fn(fresh, w.quantity)))
   }
   await ctx.data.reservations.update(r.id, { status }, r.version)
   await ctx.events.emit(

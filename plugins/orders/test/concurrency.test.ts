@@ -69,4 +69,52 @@ if (!DB_KINDS.includes('postgres')) {
       'a short order keeps none of its other lines',
     )
   })
+
+  t.test('orders of the same two products with their lines in opposite orders, at once: none deadlocks', async (t) => {
+    // Each order locks both stock records until it commits; were they locked in line order, an
+    // order of (C, D) and one of (D, C) could each hold the record the other waits for, and
+    // PostgreSQL would end one of them with a deadlock error (an HTTP 500) after a second.
+    await r('POST', '/v1/x/catalog/import/products', { csv: 'sku,name,category,supplier\nC,Coffee,1,1\nD,Dates,1,1\n' })
+    await r('POST', '/v1/x/pricing/prices/import', {
+      rules: [
+        { kind: 'list', sku: 'C', price: '3.00' },
+        { kind: 'list', sku: 'D', price: '4.00' },
+      ],
+    })
+    await r('POST', '/v1/x/inventory/stock/import', {
+      rows: [
+        { sku: 'C', onHand: 1000 },
+        { sku: 'D', onHand: 1000 },
+      ],
+    })
+    const res = await Promise.all(
+      Array.from({ length: 16 }, (_, i) =>
+        r('POST', '/v1/x/orders/orders', {
+          number: `X-${i}`,
+          customer: 'C',
+          lines:
+            i % 2 === 0
+              ? [
+                  { sku: 'C', quantity: 1 },
+                  { sku: 'D', quantity: 2 },
+                ]
+              : [
+                  { sku: 'D', quantity: 2 },
+                  { sku: 'C', quantity: 1 },
+                ],
+        }),
+      ),
+    )
+    t.same(
+      res.map((x) => x.status),
+      Array(16).fill(201),
+      'every order is placed',
+    )
+    t.same(
+      res.map((x) => x.body.stock),
+      Array(16).fill('reserved'),
+    )
+    t.match((await r('GET', '/v1/x/inventory/stock/C')).body, { onHand: 1000, reserved: 16 })
+    t.match((await r('GET', '/v1/x/inventory/stock/D')).body, { onHand: 1000, reserved: 32 })
+  })
 }
