@@ -148,8 +148,22 @@ export interface Comparison {
 export async function compare(
   base: LoadOptions,
   subject: LoadOptions,
-  opts: { rounds?: number; seconds: number; warmUpSeconds?: number },
+  opts: {
+    rounds?: number
+    seconds: number
+    warmUpSeconds?: number
+    /**
+     * Awaited before each measured round: e.g. until the server has finished the requests the
+     * previous round left running (the load generator stops waiting at a round's end, a server
+     * does not), so that no round meets the last one's backlog.
+     */
+    before?: () => Promise<unknown>
+  },
 ): Promise<Comparison> {
+  const measure = async (side: LoadOptions, seconds: number) => {
+    await opts.before?.()
+    return load({ ...side, seconds })
+  }
   // Both warmed up first (JIT, connection pools, caches), unmeasured.
   await load({ ...base, seconds: opts.warmUpSeconds ?? 2 })
   await load({ ...subject, seconds: opts.warmUpSeconds ?? 2 })
@@ -161,11 +175,11 @@ export async function compare(
     // Each pair in the other order from the last (base first, then subject first, …), so that
     // whatever builds up during a run — table size, dead rows, vacuum — falls on both alike.
     if (i % 2 === 0) {
-      b.push(await load({ ...base, seconds }))
-      s.push(await load({ ...subject, seconds }))
+      b.push(await measure(base, seconds))
+      s.push(await measure(subject, seconds))
     } else {
-      s.push(await load({ ...subject, seconds }))
-      b.push(await load({ ...base, seconds }))
+      s.push(await measure(subject, seconds))
+      b.push(await measure(base, seconds))
     }
   }
   const ratios = s.map((r, i) => r.rps / b[i]!.rps)

@@ -5,6 +5,7 @@
 // PostgreSQL sees it), and POST /v1/bench/orders replays one such transcript — each statement
 // with its recorded text and parameters, in one tenant transaction — for a new order number.
 import { ChildProcess } from 'node:child_process'
+import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { orgTx } from '../../core/src/kernel-context.js'
 import { principalOf } from '../../core/src/http/guards.js'
@@ -17,17 +18,58 @@ const PAIRS = Number(process.env.BENCH_ORDER_PAIRS ?? 24)
 
 const kernel = await benchKernel({ plugins: { sandboxWorkers: Number(process.env.BENCH_SANDBOX_WORKERS ?? 2) } })
 const k = kernel.ctx
+/** Native orders being replayed now (also those whose client gave up waiting). */
+let nativeBusy = 0
 kernel.app.post('/v1/bench/orders', async (request, reply) => {
   const p = principalOf(request)
   const body = request.body as { number: string; pair: number }
-  const events = await orgTx(k, p.orgId, (tx) => replay(tx, transcripts[body.pair]!, [body.number])).catch((err) => {
-    console.error('order replay failed:', err)
-    throw err
-  })
+  nativeBusy++
+  const events = await orgTx(k, p.orgId, (tx) => replay(tx, transcripts[body.pair]!, [body.number]))
+    .catch((err) => {
+      console.error('order replay failed:', err)
+      throw err
+    })
+    .finally(() => nativeBusy--)
   k.events.nudge(events)
   reply.code(201)
   return { number: body.number }
 })
+// What either side still has in hand: a round that ends leaves the orders it started running
+// (the load generator stops waiting, the kernel does not), and the next round must not meet them.
+kernel.app.get('/v1/bench/busy', async (request) => ({
+  native: nativeBusy,
+  plugins: k.plugins.runningInvocations(principalOf(request).orgId),
+}))
+
+// What the invocations of the measured orders did, since the last read: outcomes per entry and
+// error code, and the host calls of the order routes (a write retried after a concurrent order's
+// newer version costs two more) — read by the bench after each workload.
+// Also every statement the kernel sent meanwhile, by the start of its text (both sides).
+const outcomes = new Map<string, number>()
+const sent = new Map<string, number>()
+let orderRoutes = 0
+let orderHostCalls = 0
+kernel.app.get('/v1/bench/invocations', async () => {
+  const body = {
+    outcomes: Object.fromEntries(outcomes),
+    statements: Object.fromEntries(sent),
+    orderRoutes,
+    orderHostCalls,
+  }
+  outcomes.clear()
+  sent.clear()
+  orderRoutes = 0
+  orderHostCalls = 0
+  return body
+})
+const pgClient = createRequire(import.meta.url)('pg').Client as { prototype: { query: (...a: unknown[]) => unknown } }
+const sendQuery = pgClient.prototype.query
+pgClient.prototype.query = function (this: object, config: unknown, ...rest: unknown[]) {
+  const text = typeof config === 'string' ? config : ((config as { text?: string } | null)?.text ?? '')
+  const key = text.replace(/\s+/g, ' ').slice(0, 70)
+  sent.set(key, (sent.get(key) ?? 0) + 1)
+  return Reflect.apply(sendQuery, this, [config, ...rest])
+}
 
 const { url, token: T, call } = await benchTenant(kernel)
 for (const name of ['catalog', 'pricing', 'inventory', 'orders'])
@@ -73,6 +115,15 @@ k.plugins.onInvocation((rec) => {
   if (!counting) return
   crossings.invocations++
   crossings.hostCalls += rec.hostCalls
+})
+k.plugins.onInvocation((rec) => {
+  if (counting) return
+  const key = `${rec.plugin.replace('@trellis/', '')} ${rec.entryName} ${rec.errorCode ?? 'ok'}`
+  outcomes.set(key, (outcomes.get(key) ?? 0) + 1)
+  if (rec.entryKind === 'route') {
+    orderRoutes++
+    orderHostCalls += rec.hostCalls
+  }
 })
 const emit = ChildProcess.prototype.emit
 ChildProcess.prototype.emit = function (this: ChildProcess, event: string | symbol, ...args: unknown[]) {
