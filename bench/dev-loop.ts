@@ -5,14 +5,16 @@
 // prints "ready", each on the warm kernel (ADR 0092) and with `--no-warm` (a kernel started by
 // the run), in alternating rounds. Every run is checked: the tests pass (`# fail 0`), and the dev
 // server's route answers 201. Wall time and CPU time: the run's processes (reaped children of
-// this one) plus what the warm kernel's process tree spent meanwhile.
+// this one) plus what the warm kernel's process tree spent meanwhile. Then where a warm run's time
+// goes, phase by phase, each measured alone on the warm kernel (see `phases`).
 import { spawn } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { buildPlugin } from '../plugin-sdk/src/build.js'
 import { templateFiles } from '../plugin-sdk/src/cli/template.js'
-import { listWarmKernels, stopWarmKernels } from '../plugin-sdk/src/dev-warm.js'
+import { listWarmKernels, openWarmTenant, stopWarmKernels } from '../plugin-sdk/src/dev-warm.js'
 import { loadAverage, median } from './_harness.js'
 import { treeCpuMs } from './_proc-cpu.js'
 
@@ -86,6 +88,68 @@ async function runDev(dir: string, env: NodeJS.ProcessEnv, warm: boolean): Promi
   return { readyMs }
 }
 
+function spawned(args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] })
+    let err = ''
+    child.stderr.on('data', (d) => (err += d))
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${args.join(' ')} (${code}): ${err}`))))
+  })
+}
+
+/** Wall and CPU of `fn` run in this process: this process and its children, and the warm kernel's tree. */
+async function inProcess(stateDir: string, fn: () => Promise<void>): Promise<Sample> {
+  const roots = [process.pid, ...(await listWarmKernels(stateDir)).map((k) => k.pid)]
+  const cpu0 = treeCpuMs(roots)
+  const t0 = performance.now()
+  await fn()
+  return { wallMs: performance.now() - t0, cpuMs: treeCpuMs(roots) - cpu0 }
+}
+
+/**
+ * The parts of a warm `trellis-plugin test` run, each alone and `rounds` times (medians): the
+ * launcher and CLI up to parsing its arguments, a test process loading the harness, the build,
+ * opening a tenant in the warm kernel, installing the bundle there, and letting the tenant go.
+ */
+async function phases(dir: string, stateDir: string, env: NodeJS.ProcessEnv, rounds: number): Promise<void> {
+  const rows: Array<[string, Sample[]]> = [
+    ['CLI start (launcher, tsx, commands): --version', []],
+    ['test process start (node, tsx, the harness module)', []],
+    ['bundle (esbuild)', []],
+    ['open a tenant in the warm kernel', []],
+    ['install the bundle (same code: the version is reused)', []],
+    ['let the tenant go', []],
+  ]
+  const harness = ['--no-node-snapshot', '--import', import.meta.resolve('tsx'), '--input-type=module', '-e']
+  for (let i = 0; i < rounds; i++) {
+    rows[0]![1].push(await measure(stateDir, () => spawned([BIN, '--version'], dir, env)))
+    rows[1]![1].push(
+      await measure(stateDir, () => spawned([...harness, "await import('@trellis/plugin-sdk/testing')"], dir, env)),
+    )
+    let built: Awaited<ReturnType<typeof buildPlugin>> | undefined
+    rows[2]![1].push(
+      await inProcess(stateDir, async () => {
+        built = await buildPlugin({ dir, write: false })
+      }),
+    )
+    let tenant: Awaited<ReturnType<typeof openWarmTenant>> | undefined
+    rows[3]![1].push(
+      await inProcess(stateDir, async () => {
+        tenant = await openWarmTenant({ stateDir })
+      }),
+    )
+    const manifest = JSON.parse(await readFile(join(dir, 'trellis.plugin.json'), 'utf8'))
+    rows[4]![1].push(
+      await inProcess(stateDir, async () => {
+        await tenant!.install({ manifest, code: built!.code, sourceMap: built!.sourceMap })
+      }),
+    )
+    rows[5]![1].push(await inProcess(stateDir, () => tenant!.close()))
+  }
+  console.log(`phases of a warm run, medians of ${rounds} (${loadAverage()}):`)
+  for (const [name, s] of rows) console.log(`  ${name.padEnd(56)} ${fmt(s, 'wallMs')} wall, ${fmt(s, 'cpuMs')} CPU`)
+}
+
 const fmt = (s: Sample[], key: keyof Sample) => `${(median(s.map((x) => x[key])) / 1000).toFixed(1)} s`
 
 export async function run(): Promise<void> {
@@ -107,6 +171,7 @@ export async function run(): Promise<void> {
     console.log(
       `first warm run (starts the warm kernel): test ${(first.wallMs / 1000).toFixed(1)} s wall, ${(first.cpuMs / 1000).toFixed(1)} s CPU`,
     )
+    await phases(dir, stateDir, env, Math.max(3, ROUNDS))
     const test: Record<'warm' | 'cold', Sample[]> = { warm: [], cold: [] }
     const dev: Record<'warm' | 'cold', Sample[]> = { warm: [], cold: [] }
     for (let round = 0; round < ROUNDS; round++) {

@@ -1,16 +1,10 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI under tsx, passing arguments, exit code and signals through.
-import { spawn } from 'node:child_process'
-import { createRequire } from 'node:module'
+// Runs the TypeScript CLI in this process with tsx's loader registered (no second Node process
+// just to add a flag); the built package's launcher runs the JavaScript instead.
 import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { register } from 'tsx/esm/api'
 
+register()
 const here = dirname(fileURLToPath(import.meta.url))
-const tsx = createRequire(import.meta.url).resolve('tsx')
-const child = spawn(
-  process.execPath,
-  ['--import', tsx, join(here, '..', 'src', 'cli', 'bin.ts'), ...process.argv.slice(2)],
-  { stdio: 'inherit' },
-)
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal))
-child.on('exit', (code, signal) => (signal ? process.kill(process.pid, signal) : process.exit(code ?? 1)))
+await import(pathToFileURL(join(here, '..', 'src', 'cli', 'bin.ts')).href)

@@ -8,7 +8,7 @@
 import { watch } from 'node:fs'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { buildPlugin } from './build.js'
+import { type BuildResult, buildPlugin } from './build.js'
 import type { JsonValue } from './context.js'
 import { loadDevKernel, type DevInvocation, type DevKernel } from './dev-kernel.js'
 import { startDevProxy } from './dev-proxy.js'
@@ -32,6 +32,8 @@ export interface DevOptions {
   cacheDir?: string | false
   /** Serve from the warm kernel kept running between runs (see `trellis-plugin dev-kernel`). */
   warm?: boolean
+  /** The plugin as already built into dist/ (by the checks before the start): installed first instead of building again. */
+  built?: BuildResult
   /** Called once the plugin is installed and the kernel listens. */
   onReady?: (info: { url: string; basePath: string; token: string; kernel: DevKernel }) => void
   /** Called after each reload (ok or failed). */
@@ -105,9 +107,11 @@ export async function runDev(options: DevOptions): Promise<void> {
         ...(cacheDir !== undefined ? { cacheDir } : {}),
       })
   let proxy: { url: string; close: () => Promise<void> } | undefined
+  let prebuilt = options.built
   const install = async () => {
     const manifest = JSON.parse(await readFile(join(dir, 'trellis.plugin.json'), 'utf8')) as Record<string, unknown>
-    const built = await buildPlugin({ dir, write: true })
+    const built = prebuilt ?? (await buildPlugin({ dir, write: true }))
+    prebuilt = undefined
     return kernel.install(
       { manifest, code: built.code, sourceMap: built.sourceMap },
       { settings: options.settings ?? {} },

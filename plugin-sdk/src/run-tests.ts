@@ -1,8 +1,8 @@
 /**
  * `trellis-plugin test`: runs a plugin's tests (`test/**\/*.test.ts`, node:test) with TypeScript
- * support, one file at a time — each file that uses `startPluginHarness` opens a tenant of its own
- * in the warm kernel (started by the first run, kept for the next), or, with `warm: false`, starts
- * a kernel of its own.
+ * support, one file at a time (a single file in the one process), reported as TAP — each file
+ * that uses `startPluginHarness` opens a tenant of its own in the warm kernel (started by the
+ * first run, kept for the next), or, with `warm: false`, starts a kernel of its own.
  */
 import { spawn } from 'node:child_process'
 import { readdir } from 'node:fs/promises'
@@ -25,19 +25,19 @@ export async function runPluginTests(
   const files = options.files?.length ? options.files : await findTestFiles(dir)
   if (files.length === 0) return { code: 0, files }
   const tsx = import.meta.resolve('tsx')
-  const child = spawn(
-    process.execPath,
-    ['--no-node-snapshot', '--import', tsx, '--test', '--test-concurrency=1', ...files],
-    {
-      cwd: dir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      // `process`: a kernel per file; otherwise the caller's TRELLIS_DEV_KERNEL, by default the warm one.
-      env: {
-        ...process.env,
-        TRELLIS_DEV_KERNEL: options.warm === false ? 'process' : (process.env.TRELLIS_DEV_KERNEL ?? 'warm'),
-      },
+  // One file (the template's case) runs in the process itself: node's test runner would start a
+  // process of its own for the file, a second Node and TypeScript loader for the same output (TAP,
+  // its summary, exit code 1 on a failure). Several files keep a process each, one at a time.
+  const run = files.length === 1 ? files : ['--test', '--test-concurrency=1', ...files]
+  const child = spawn(process.execPath, ['--no-node-snapshot', '--import', tsx, '--test-reporter=tap', ...run], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // `process`: a kernel per file; otherwise the caller's TRELLIS_DEV_KERNEL, by default the warm one.
+    env: {
+      ...process.env,
+      TRELLIS_DEV_KERNEL: options.warm === false ? 'process' : (process.env.TRELLIS_DEV_KERNEL ?? 'warm'),
     },
-  )
+  })
   child.stdout.on('data', (c: Buffer) => options.stdout(c.toString()))
   child.stderr.on('data', (c: Buffer) => options.stderr(c.toString()))
   const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)))

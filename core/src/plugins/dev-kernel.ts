@@ -45,6 +45,11 @@ export async function startDevKernel(
   options: DevKernelOptions = {},
   assembly: { extensions?: Extension[] } = {},
 ): ReturnType<StartDevKernel> {
+  // Its accounts have random throw-away passwords on a throw-away database on loopback: hashing
+  // them at the production scrypt cost (128 MiB, ~0.4 s of CPU each) would make every tenant a
+  // run opens cost a second and more of CPU (a tenant admin hashed, two sign-ins) for nothing.
+  // New hashes only, in this process (the warm kernel's own, or a test's); set it to keep another.
+  process.env.TRELLIS_PASSWORD_COST ??= '10'
   const env: NodeJS.ProcessEnv = {
     LOG_LEVEL: options.logLevel ?? 'silent',
     TRELLIS_SECRET_KEY: randomBytes(32).toString('hex'),

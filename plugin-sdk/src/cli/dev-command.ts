@@ -28,7 +28,8 @@ export function registerDev(program: Command, cli: Cli): void {
         }
       }
       const dir = cli.dirOf(opts)
-      const first = await checkPlugin(dir, false)
+      // The checked build is written to dist/ and installed first: one build before "ready", not two.
+      const first = await checkPlugin(dir, true)
       if (first.errors.length) {
         cli.io.stderr(`${cli.issuesText([...first.errors, ...first.warnings])}\n`)
         cli.fail(SDK.VALIDATION_FAILED({ errors: first.errors.length }))
@@ -49,6 +50,7 @@ export function registerDev(program: Command, cli: Cli): void {
           dir,
           port,
           warm: opts.warm && process.env.TRELLIS_DEV_KERNEL !== 'process',
+          ...(first.build ? { built: first.build } : {}),
           ...(settings ? { settings } : {}),
           ...(egressAllow ? { egressAllow } : {}),
           log: (line) => cli.io.stdout(`${line}\n`),
