@@ -13,8 +13,9 @@
 //   row-level security, the caller's roles), against the same statements run bare as the database
 //   owner (no role switch, no RLS) on the same connection — alternating rounds, both sides checked
 //   for passages. The vector side is the exact scan in process over the base's cached vectors
-//   (ADR 0086). BENCH_KB_DB=pglite (default, the embedded database) or postgres (PostgreSQL
-//   without pgvector). CPU per query: this process's (the embedded database runs in it) plus, on
+//   (ADR 0086); the full-text side ranks in SQL the chunks its terms can match, reached by primary
+//   key (ADR 0100). Both databases by default, one after the other: PGlite (the embedded database,
+//   with pgvector) and PostgreSQL (without pgvector here); BENCH_KB_DB=pglite or postgres for one. CPU per query: this process's (the embedded database runs in it) plus, on
 //   PostgreSQL, the backends'. Ingestion also prints its CPU time per chunk.
 import { randomUUID } from 'node:crypto'
 import { v7 as uuidv7 } from 'uuid'
@@ -36,9 +37,12 @@ const ROUNDS = Number(process.env.BENCH_KB_ROUNDS ?? 4)
 const corpus = kbCorpus()
 
 export async function run(): Promise<void> {
-  const kind = process.env.BENCH_KB_DB === 'postgres' ? 'postgres' : 'pglite'
-  if (kind === 'postgres') await withBenchDatabase(`trellis_bench_kb_${process.pid}`, (url) => bench(url))
-  else await bench(undefined)
+  const kinds = process.env.BENCH_KB_DB ? [process.env.BENCH_KB_DB] : ['pglite', 'postgres']
+  for (const kind of kinds) {
+    if (kind === 'postgres') await withBenchDatabase(`trellis_bench_kb_${process.pid}`, (url) => bench(url))
+    else if (kind === 'pglite') await bench(undefined)
+    else throw new Error(`BENCH_KB_DB: pglite or postgres, not ${kind}`)
+  }
 }
 
 async function bench(databaseUrl: string | undefined): Promise<void> {

@@ -16,6 +16,7 @@ import type { Mailer } from './mail/mailer.js'
 import type { SessionRevocations } from './scale/session-revocations.js'
 import type { SharedState } from './scale/shared-state.js'
 import type { KernelAiService } from './ai/ai-service.js'
+import type { KnowledgeService } from './knowledge/service.js'
 
 /** The kernel's services, built once at start and handed to every route module. */
 export interface KernelContext {
@@ -40,6 +41,11 @@ export interface KernelContext {
   revokedSessions: SessionRevocations
   /** Governed AI: the model registry, budgets, guards, providers and call records. */
   ai: KernelAiService
+  /**
+   * Knowledge bases: one per process, so the HTTP routes and plugins' knowledge calls share one
+   * cache of bases' chunks (ADR 0086) — read once, kept once.
+   */
+  knowledge: KnowledgeService
   /** What processes share: Redis with REDIS_URL, this process's memory otherwise. */
   shared: SharedState
 }

@@ -27,6 +27,7 @@ import type { Extension } from './extension-api/define.js'
 import { kernelServices, registerExtensions, type Contributions } from './extension-api/wire.js'
 import { KernelAiService, type AiServiceOptions } from './ai/ai-service.js'
 import { AiGenerations, type AiGenerationsOptions } from './ai/generation-jobs.js'
+import { KnowledgeService } from './knowledge/service.js'
 import { WorkflowEngine, type EngineOptions } from './workflows/engine.js'
 import { InsightsScheduler } from './insights/scheduler.js'
 import { openSharedState, type SharedState } from './scale/shared-state.js'
@@ -166,8 +167,19 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       },
       options.ai,
     )
+    const knowledge = new KnowledgeService(db, ai)
     plugins = new PluginHost(
-      { db, logger, config, secrets, tenantTx, events: eventSystem, data: governedStore(config.secretKey), ai },
+      {
+        db,
+        logger,
+        config,
+        secrets,
+        tenantTx,
+        events: eventSystem,
+        data: governedStore(config.secretKey),
+        ai,
+        knowledge,
+      },
       { egressAllow: options.events?.egressAllow, ...options.plugins },
     )
     await plugins.start()
@@ -219,6 +231,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       mailer: new Mailer(config.mail, logger, config.publicUrl),
       revokedSessions: new SessionRevocations(shared),
       ai,
+      knowledge,
       shared,
     }
     // A version's status changed in another process (the kill switch): drop the cached copy now.

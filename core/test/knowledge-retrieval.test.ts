@@ -1,5 +1,6 @@
-// Retrieval at scale (ADR 0086), on both databases: the vector side is exact (the in-process scan
-// ranks as SQL ranks the same vectors), the search finds the passage, a process's cache of a
+// Retrieval at scale (ADR 0086, ADR 0100), on both databases: the vector side is exact (the
+// in-process scan ranks as SQL ranks the same vectors), the full-text side's candidates are
+// exactly the chunks SQL's own `@@` matches, the search finds the passage, a process's cache of a
 // base never shows what the caller's transaction does not (new, retired and role-restricted
 // documents, another tenant), and a base whose model changed is searched with its new vectors.
 import t from 'tap'
@@ -78,6 +79,45 @@ for (const kind of DB_KINDS)
           question,
         )
       }
+    })
+
+    await t.test("the full-text side's candidates are exactly the chunks SQL matches", async (t) => {
+      const [base] = await k.ownerSql<BaseRow>('select * from knowledge_bases where id = ?::uuid', [kb])
+      const docs = (
+        await k.ownerSql<{ id: string }>('select id from knowledge_documents where kb_id = ?::uuid', [kb])
+      ).map((r) => r.id)
+      const indexes = new BaseIndexes()
+      // Stemmed ("paid" → "paid", "registered" → "regist"), prefixes ("cert" → certificates), digits, stop words.
+      for (const terms of [
+        ['paid'],
+        ['registered', 'opportunity'],
+        ['cert'],
+        ['clause', '3'],
+        ['the', 'fee'],
+        ['zzz'],
+      ]) {
+        const plan = await k.kernel.ctx.db.inOrg(a.orgId, async (tx) => {
+          const view = await indexes.ensure(tx, base as BaseRow, docs)
+          return indexes.lexical(view, await indexes.lexemesOf(tx, terms), 3, docs, 10_000)
+        })
+        const inSql = plan.query
+          ? await k.ownerSql<{ chunk_key: string; document_id: string }>(
+              'select document_id, chunk_key from knowledge_chunks where kb_id = ?::uuid and tsv @@ ?::tsquery',
+              [kb, plan.query],
+            )
+          : []
+        const key = (c: { documentId?: string; document_id?: string; chunkKey?: string; chunk_key?: string }) =>
+          `${c.documentId ?? c.document_id}/${c.chunkKey ?? c.chunk_key}`
+        t.same((plan.candidates ?? []).map(key).sort(), inSql.map(key).sort(), terms.join(' '))
+        if (terms[0] !== 'zzz') t.ok(inSql.length > 0, `${terms.join(' ')} matches chunks`)
+      }
+      // Past the limit, no candidates: SQL tests every chunk of the visible documents.
+      const many = await k.kernel.ctx.db.inOrg(a.orgId, async (tx) => {
+        const view = await indexes.ensure(tx, base as BaseRow, docs)
+        return indexes.lexical(view, await indexes.lexemesOf(tx, ['section']), 3, docs, 5)
+      })
+      t.equal(many.candidates, null)
+      t.match(many.query, /^'section':\*$/)
     })
 
     await t.test('search finds the passage through the in-process scan', async (t) => {

@@ -2,7 +2,7 @@ import type { KnowledgePassage } from '@trellis/plugin-sdk'
 import { sqlArray, type Tx } from '../db/database.js'
 import { contentTerms } from '../ai/local/text-features.js'
 import { vectorLiteral } from './embedding.js'
-import type { BaseIndexes } from './base-index.js'
+import { type BaseIndexes, type LexicalPlan, prefixQuery } from './base-index.js'
 import type { BaseRow } from './store.js'
 
 export interface SearchFilters {
@@ -18,19 +18,14 @@ const DEPTH = 50
 const RRF_K = 60
 /** The full-text side asks for at most this many of the question's terms: the rarest in the base. */
 const LEXICAL_TERMS = 3
+/**
+ * Past this many candidate chunks (the question's rarest terms are common in the base) the
+ * full-text statement tests every chunk of the visible documents instead of the ones named.
+ */
+const CANDIDATES = 2_000
 /** The question's content words a tsquery may hold (letters and digits only). */
 function queryTerms(question: string): string[] {
   return [...new Set(contentTerms(question))].filter((w) => /^[\p{L}\p{N}]+$/u.test(w)).slice(0, 32)
-}
-
-/** An OR of words as a tsquery (`'word':* | 'other':*`). */
-function tsOr(words: readonly string[]): string {
-  return words.map((w) => `'${w}':*`).join(' | ')
-}
-
-/** An OR of the question's content words as a tsquery (`'word' | 'other'`); only letters and digits reach it. */
-export function orQuery(question: string): string {
-  return tsOr(queryTerms(question))
 }
 
 /** How a database ranks by vectors, and the process's cache of bases (ADR 0086). */
@@ -53,7 +48,7 @@ export function hybridSql(hasVector: boolean): string {
    where c.kb_id = ?::uuid and c.document_id = any(?::uuid[])
    order by r limit ${DEPTH}`
   return `
-with q as (select ${qv}, to_tsquery('english', ?) as t),
+with q as (select ${qv}, ?::tsquery as t),
 lex as (
   select c.document_id, c.chunk_key, row_number() over (order by ts_rank_cd(c.tsv, q.t) desc, c.chunk_key) as r
     from knowledge_chunks c, q
@@ -114,6 +109,43 @@ async function visibleDocuments(tx: Tx, base: BaseRow, roles: string[], filters:
 }
 
 /**
+ * The full-text top {@link DEPTH}: `ts_rank_cd` over the chunks that match the plan's tsquery, in
+ * the caller's transaction under RLS. With candidates (ADR 0100) the chunks are reached by their
+ * primary key alone — which row-level security lets PostgreSQL use, where it cannot use the GIN
+ * index for `@@`; no other condition it could prefer (the base's id would lead it to every chunk
+ * of the base when the table has no statistics, as on the embedded database) — and `@@` is still
+ * tested on each; without candidates, every chunk of the visible documents.
+ */
+async function rankLexical(
+  tx: Tx,
+  base: BaseRow,
+  plan: LexicalPlan,
+  ids: string,
+): Promise<Array<{ document_id: string; chunk_key: string }>> {
+  if (plan.candidates)
+    return tx.sql(
+      `select c.document_id, c.chunk_key
+         from unnest(?::uuid[], ?::text[]) as f(document_id, chunk_key)
+         join knowledge_chunks c on c.document_id = f.document_id and c.chunk_key = f.chunk_key,
+              (select ?::tsquery as t) q
+        where c.tsv @@ q.t
+        order by ts_rank_cd(c.tsv, q.t) desc, c.chunk_key limit ${DEPTH}`,
+      [
+        `{${plan.candidates.map((c) => c.documentId).join(',')}}`,
+        sqlArray(plan.candidates.map((c) => c.chunkKey)),
+        plan.query,
+      ],
+    )
+  return tx.sql(
+    `select c.document_id, c.chunk_key
+       from knowledge_chunks c, (select ?::tsquery as t) q
+      where c.kb_id = ?::uuid and c.document_id = any(?::uuid[]) and c.tsv @@ q.t
+      order by ts_rank_cd(c.tsv, q.t) desc, c.chunk_key limit ${DEPTH}`,
+    [plan.query, base.id, ids],
+  )
+}
+
+/**
  * The hybrid query: PostgreSQL full-text ranking over the question's rarest terms and vector
  * similarity over the approved, current documents of one base the caller's roles may read
  * (tenant by RLS), merged by reciprocal rank fusion (ADR 0030, ADR 0086). The similarity is the
@@ -134,12 +166,14 @@ export async function searchBase(
   const docs = await visibleDocuments(tx, base, roles, filters)
   if (docs.length === 0) return []
   const view = await path.indexes.ensure(tx, base, docs)
-  const tsq = tsOr(path.indexes.rarest(view, queryTerms(question), LEXICAL_TERMS)) || "''"
+  const terms = await path.indexes.lexemesOf(tx, queryTerms(question))
+  const plan = path.indexes.lexical(view, terms, LEXICAL_TERMS, docs, CANDIDATES)
   const ids = `{${docs.join(',')}}`
   if (!view.complete) {
+    // Counts over part of the base: when none of the loaded chunks holds a term, ask for all of them.
     const rows = await tx.sql<PassageRow>(hybridSql(path.hasVector), [
       vectorLiteral(vector),
-      tsq,
+      plan.query || prefixQuery([...new Set(terms.flat())]) || "''",
       base.id,
       ids,
       base.id,
@@ -148,13 +182,7 @@ export async function searchBase(
     ])
     return rows.map(passage)
   }
-  const lex = await tx.sql<{ document_id: string; chunk_key: string; r: string }>(
-    `select c.document_id, c.chunk_key, row_number() over (order by ts_rank_cd(c.tsv, q.t) desc, c.chunk_key) as r
-       from knowledge_chunks c, (select to_tsquery('english', ?) as t) q
-      where c.kb_id = ?::uuid and c.document_id = any(?::uuid[]) and c.tsv @@ q.t
-      order by r limit ${DEPTH}`,
-    [tsq, base.id, ids],
-  )
+  const lex = plan.query === '' || plan.candidates?.length === 0 ? [] : await rankLexical(tx, base, plan, ids)
   const vec = path.indexes.scan(view, docs, vector, DEPTH)
   const fused = new Map<string, { documentId: string; chunkKey: string; rrf: number; similarity: number | null }>()
   const add = (documentId: string, chunkKey: string, r: number, similarity: number | null) => {
@@ -164,7 +192,7 @@ export async function searchBase(
     f.similarity ??= similarity
     fused.set(key, f)
   }
-  for (const row of lex) add(row.document_id, row.chunk_key, Number(row.r), null)
+  for (const [i, row] of lex.entries()) add(row.document_id, row.chunk_key, i + 1, null)
   for (const [i, c] of vec.entries()) add(c.documentId, c.chunkKey, i + 1, c.score)
   const top = [...fused.values()]
     .sort((a, b) => b.rrf - a.rrf || (a.chunkKey < b.chunkKey ? -1 : a.chunkKey > b.chunkKey ? 1 : 0))
