@@ -36,6 +36,10 @@ import { pidsCpuMs } from './_proc-cpu.js'
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
 const CALLS = Number(process.env.BENCH_CALLS ?? 2000)
 const TENANTS = Number(process.env.BENCH_TENANTS ?? 100)
+// Calls of each side before the first round (the three sides alternate). After 500, the first
+// round still ran slow on every side — the bare IPC echo too (its CPU per call 1.5–2× later
+// rounds'): both processes were still warming up, which is not what a warm call's p99 is about.
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 3000)
 
 const ECHO_CODE = `'use strict'
 module.exports = { entries: { route: ['echo'] }, invoke: async (entry, input) => ({ ok: true, echo: input }) }
@@ -202,7 +206,7 @@ globalThis.take = () => out;`,
         remainingMs: DEFAULT_LIMITS.wallMs,
       })
     }
-    for (let i = 0; i < 500; i++) {
+    for (let i = 0; i < WARMUP; i++) {
       await invoke(i)
       await ipcCall(i)
       isolateCall()
