@@ -184,6 +184,10 @@ export async function packPackages(
         for (const binFile of Object.values(pkg.bin ?? {}))
           writeFileSync(join(at, binFile), launcher(jsOf(launchedEntry(join(ROOT, dir), binFile))))
       }
+      // A package nothing imports or runs (no `exports`, `main` or `bin`: the console, a built
+      // folder of static files) ships what it built; its dependencies built it, and a partner's
+      // install would fetch them (vite, React, the form library: ~70 packages) for nothing.
+      if (!pkg.exports && !pkg.main && !pkg.bin) delete pkg.dependencies
       delete pkg.devDependencies
       delete pkg.scripts
       writeFileSync(join(at, 'package.json'), `${JSON.stringify(pkg, null, 2)}\n`)

@@ -10,7 +10,7 @@
  */
 import t from 'tap'
 import { spawn } from 'node:child_process'
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -61,9 +61,16 @@ t.test('a plugin made outside the checkout installs from the tarballs, passes it
     rmSync(root, { recursive: true, force: true })
   })
   const tarballs = join(root, 'tarballs')
+  // Where the minutes go, printed as comments: pack, create, install, each test run, the walk-through.
+  let lap = Date.now()
+  const took = (what: string) => {
+    t.comment(`${what}: ${Date.now() - lap} ms`)
+    lap = Date.now()
+  }
   const packed = await packPackages(tarballs, { typesOf: ['plugin-sdk'] })
   const byName = Object.fromEntries(packed.map((p) => [p.name, `file:${p.tarball}`]))
   const sdk = byName['@trellis/plugin-sdk']!
+  took('pack')
 
   // The SDK tarball holds JavaScript, declarations and a launcher that needs no TypeScript loader.
   const listing = await run('tar', ['tzf', sdk.slice(5)], root, 60_000)
@@ -90,6 +97,7 @@ t.test('a plugin made outside the checkout installs from the tarballs, passes it
     { npm_config_cache: join(process.env.HOME!, '.npm') },
   )
   t.equal(created.code, 0, created.out)
+  took('create (npm exec of the SDK tarball)')
   const dir = join(work, 'hello')
   const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))
   t.equal(pkg.name, '@acme/hello')
@@ -115,6 +123,11 @@ t.test('a plugin made outside the checkout installs from the tarballs, passes it
     480_000,
   )
   t.equal(installed.code, 0, installed.out)
+  took('npm install')
+  // The console arrives built; the tools and libraries that built it stay out of the install.
+  t.ok(existsSync(join(dir, 'node_modules', '@trellis', 'console', 'dist', 'index.html')), 'the console is built')
+  for (const tool of ['vite', 'react-dom', '@rjsf/core'])
+    t.notOk(existsSync(join(dir, 'node_modules', tool)), `${tool} is not installed`)
   mkdirSync(join(dir, 'node_modules', 'isolated-vm', 'out'), { recursive: true })
   copyFileSync(
     join(ROOT, 'node_modules', 'isolated-vm', 'out', 'isolated_vm.node'),
@@ -178,6 +191,7 @@ t.test('a plugin made outside the checkout installs from the tarballs, passes it
 
   // The plugin published to the marketplace of the kernel started above.
   const url = await listening
+  lap = Date.now()
   // The README's marketplace walk-through, run as written in the plugin's folder: the tokens, a
   // scope and a signing key, publish, review, install, and a request to the installed plugin.
   const home = join(root, 'home')
@@ -190,6 +204,7 @@ t.test('a plugin made outside the checkout installs from the tarballs, passes it
     { HOME: home, URL: url, ADMIN_PASSWORD, npm_config_cache: join(process.env.HOME!, '.npm') },
   )
   t.equal(walk.code, 0, `the walk-through ran to its end\n${walk.out}`)
+  took('the marketplace walk-through')
   t.same(
     walk.stdout
       .split('\n')
