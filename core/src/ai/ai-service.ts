@@ -8,7 +8,7 @@ import type { EgressGuard } from '../egress/index.js'
 import { TrellisError } from '@trellis/plugin-sdk'
 import type { TenantTx } from '../plugins/tenant-tx.js'
 import { AI } from './errors.js'
-import { budgetsFor, charge, reserve, settle, type Reservation } from './budgets.js'
+import { budgetsFor, charge, reserve, settle, splitSettlement, type Reservation } from './budgets.js'
 import { screen } from './injection.js'
 import { mask, newRedaction, unmask, unmaskJson, type Redaction } from './redaction.js'
 import { writeRecord, type CallRecord } from './records.js'
@@ -144,10 +144,12 @@ export class KernelAiService implements AiService {
     within?: AiWithin,
   ): Promise<string> {
     const actual = (u: Reservation['budget']['unit']) => (u === 'tokens' ? used.tokens : used.micros)
+    // The caller's own budgets settle in the record's statement; a partner's in its organisation.
+    const { own, others } = splitSettlement(caller.tenantId, reservations, actual)
     if (!within)
       return this.deps.tenantTx(caller.tenantId, async (tx) => {
-        if (reservations.length) await settle(tx, caller.tenantId, reservations, period, actual)
-        return writeRecord(tx, { caller, ...rec })
+        if (others.length) await settle(tx, caller.tenantId, others, period, actual)
+        return writeRecord(tx, { caller, ...rec }, undefined, { period, rows: own })
       })
     const id = uuidv7()
     within.onRollback(() =>
@@ -157,8 +159,8 @@ export class KernelAiService implements AiService {
       }),
     )
     return within.run(async (tx) => {
-      if (reservations.length) await settle(tx, caller.tenantId, reservations, period, actual)
-      return writeRecord(tx, { caller, ...rec }, id)
+      if (others.length) await settle(tx, caller.tenantId, others, period, actual)
+      return writeRecord(tx, { caller, ...rec }, id, { period, rows: own })
     })
   }
 

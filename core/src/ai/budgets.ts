@@ -108,6 +108,32 @@ export async function settle(
     )
 }
 
+/** A settlement as a row: what is released of a budget's reservation and added to its use. */
+export interface SettlementRow {
+  scopeId: string
+  release: number
+  used: number
+}
+
+/**
+ * Splits a call's settlement: the budgets `current` owns, as rows the call's record statement
+ * settles too (one round trip, ADR 0101), and the others (a partner's), settled one by one in
+ * their owner's organisation. Use is never more than was reserved, as in {@link settle}.
+ */
+export function splitSettlement(
+  current: string,
+  reservations: Reservation[],
+  actual: (unit: Budget['unit']) => number,
+): { own: SettlementRow[]; others: Reservation[] } {
+  const own: SettlementRow[] = []
+  const others: Reservation[] = []
+  for (const r of reservations)
+    if (r.budget.owner === current)
+      own.push({ scopeId: r.budget.scopeId, release: r.amount, used: Math.min(actual(r.budget.unit), r.amount) })
+    else others.push(r)
+  return { own, others }
+}
+
 /**
  * Adds what a call used to each of its budgets, without a reservation: redoes, in a transaction
  * of its own, a settlement that a rolled-back invocation took with it (the call did happen).

@@ -9,6 +9,7 @@ import {
   storableText,
 } from '../audit/audit-log.js'
 import type { AiCaller } from './service.js'
+import type { SettlementRow } from './budgets.js'
 
 /** One AI call as it is recorded (ai_records) and audited. */
 export interface CallRecord {
@@ -30,12 +31,24 @@ export interface CallRecord {
   verdicts: Record<string, unknown>
 }
 
+/** Budget rows of the calling organisation that the record's statement settles too (ADR 0101). */
+export interface RecordSettlement {
+  period: string
+  rows: SettlementRow[]
+}
+
 /**
- * Writes the record and the audit-chain entry that links to it (target `ai_record/<id>`), in the
- * caller's transaction — the AI service's own, never a plugin invocation's, so a rolled-back
- * invocation keeps its AI record and usage.
+ * Writes the record and the audit-chain entry that links to it (target `ai_record/<id>`), and
+ * settles `settlement`'s budget rows, in one statement of the caller's transaction — the AI
+ * service's own, never a plugin invocation's, so a rolled-back invocation keeps its AI record
+ * and usage.
  */
-export async function writeRecord(tx: Tx, rec: CallRecord, id: string = uuidv7()): Promise<string> {
+export async function writeRecord(
+  tx: Tx,
+  rec: CallRecord,
+  id: string = uuidv7(),
+  settlement?: RecordSettlement,
+): Promise<string> {
   const c = rec.caller
   const audit: AuditRecord = {
     action: rec.outcome === 'ok' ? 'ai.call' : `ai.call.${rec.outcome}`,
@@ -54,14 +67,31 @@ export async function writeRecord(tx: Tx, rec: CallRecord, id: string = uuidv7()
       ...(c.userId && c.pluginId ? { user: c.userId } : {}),
     },
   }
-  // One statement, one round trip: the record, and its audit-chain entry.
+  const settles = settlement !== undefined && settlement.rows.length > 0
+  // One statement, one round trip: the budgets' settlement, the record, and its audit-chain entry.
   await tx.sql(
-    `with rec as (
+    `with ${
+      settles
+        ? `usage as (
+       update ai_usage u set reserved = greatest(u.reserved - x.release, 0), used = u.used + x.used
+         from unnest(?::uuid[], ?::bigint[], ?::bigint[]) as x(scope_id, release, used)
+        where u.scope_id = x.scope_id and u.period = ?),
+     `
+        : ''
+    }rec as (
        insert into ai_records (id, user_id, installation_id, plugin, feature, model_alias, model_id, provider, outcome,
          error_code, prompt, answer, input_tokens, output_tokens, cost_micros, latency_ms, chunks, citations, verdicts)
        values (?::uuid, ?::uuid, ?::uuid, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?::jsonb))
      insert into audit_log ${AUDIT_COLUMNS} values ${AUDIT_VALUES}`,
     [
+      ...(settles
+        ? [
+            `{${settlement.rows.map((r) => r.scopeId).join(',')}}`,
+            `{${settlement.rows.map((r) => r.release).join(',')}}`,
+            `{${settlement.rows.map((r) => r.used).join(',')}}`,
+            settlement.period,
+          ]
+        : []),
       id,
       c.userId ?? null,
       c.installationId ?? null,
