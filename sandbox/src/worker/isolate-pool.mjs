@@ -21,7 +21,7 @@ import { TenantIsolate } from './tenant-isolate.mjs'
 export class IsolatePool {
   /**
    * @param {{ maxIsolates: number, maxIsolatesPerKey: number, idleMs: number, heapBudgetBytes: number,
-   *   freshIsolate?: (memoryMb: number) => import('isolated-vm').Isolate }} options
+   *   freshIsolate?: (memoryMb: number) => import('./spare-isolates.mjs').Spare }} options
    *   `freshIsolate` gives a new tenant's isolate (a spare made ahead of need, or a new one)
    */
   constructor({ maxIsolates, maxIsolatesPerKey, idleMs, heapBudgetBytes, freshIsolate }) {

@@ -4,9 +4,7 @@
 // state of the plugin survives between invocations of the same installation; it never reaches
 // another plugin's context (nothing but strings ever leaves one) nor another tenant, whose
 // plugins live in other isolates (docs/adr/0080-one-isolate-per-tenant.md).
-import { readFileSync } from 'node:fs'
-import ivm from './isolated-vm.mjs'
-import { BOOTSTRAP_FILENAME } from './stack-mapper.mjs'
+import { bootContext } from './context-bootstrap.mjs'
 import { classifyIsolateError, describeLoadFailure, heapOf, IsolateFailure } from './tenant-isolate.mjs'
 
 /** @typedef {import('./worker-types.js').CompiledBundle} CompiledBundle */
@@ -15,12 +13,6 @@ import { classifyIsolateError, describeLoadFailure, heapOf, IsolateFailure } fro
 /** @typedef {import('./tenant-isolate.mjs').TenantIsolate} TenantIsolate */
 /** @typedef {import('isolated-vm').Reference<Function>} FunctionRef */
 /** @typedef {import('isolated-vm').Script & { cachedData?: import('isolated-vm').ExternalCopy<ArrayBuffer> }} CompiledScript V8 gives back its code cache */
-/** @typedef {Record<'invoke' | 'settle' | 'poll' | 'drain' | 'load', Function>} BootstrapApi what isolate-bootstrap.js returns */
-
-const BOOTSTRAP_SOURCE = readFileSync(new URL('./isolate-bootstrap.js', import.meta.url), 'utf8')
-// V8's code cache for the bootstrap, produced by the first context of this process.
-/** @type {import('isolated-vm').ExternalCopy<ArrayBuffer> | undefined} */
-let bootstrapCache
 
 export class PluginContext {
   /**
@@ -76,35 +68,17 @@ export class PluginContext {
       const isolate = host.isolate
       // each of the steps below has the time limit; together they may use a few of it
       if (watchdog) watching = watchdog.watch(rid, () => host.cpuNs(), loadTimeoutMs * 4)
-      const context = isolate.createContextSync()
+      // A context booted ahead of need in a spare isolate (nothing ran in it but the bootstrap),
+      // else one booted now.
+      const booted = host.takeBooted() ?? bootContext(isolate, loadTimeoutMs)
+      booted.hostCalls.target = this
+      const context = booted.context
       this.context = context
-      /** @type {CompiledScript} */
-      const boot = isolate.compileScriptSync(
-        BOOTSTRAP_SOURCE,
-        bootstrapCache
-          ? { filename: BOOTSTRAP_FILENAME, cachedData: bootstrapCache }
-          : { filename: BOOTSTRAP_FILENAME, produceCachedData: true },
-      )
-      if (!bootstrapCache && boot.cachedData) bootstrapCache = boot.cachedData
-      const bootFn = boot.runSync(context, { reference: true, timeout: loadTimeoutMs })
-      const api = /** @type {import('isolated-vm').Reference<BootstrapApi>} */ (
-        bootFn.applySync(
-          undefined,
-          [
-            new ivm.Callback(
-              /** @type {(token: unknown, cid: unknown, op: unknown, args: unknown) => void} */
-              (token, cid, op, args) => this.current?.onHostCall(token, cid, op, args),
-              { ignored: true },
-            ),
-          ],
-          { result: { reference: true }, timeout: loadTimeoutMs },
-        )
-      )
-      this.invokeRef = api.getSync('invoke', { reference: true })
-      this.settleRef = api.getSync('settle', { reference: true })
-      this.pollRef = api.getSync('poll', { reference: true })
-      this.drainRef = api.getSync('drain', { reference: true })
-      const loadRef = api.getSync('load', { reference: true })
+      this.invokeRef = booted.invokeRef
+      this.settleRef = booted.settleRef
+      this.pollRef = booted.pollRef
+      this.drainRef = booted.drainRef
+      const loadRef = booted.loadRef
       const bundle = this.bundle
       // The first context to compile a bundle in this worker leaves V8's code cache for the others;
       // from the cache (no plugin code runs while compiling) this thread does it faster than a

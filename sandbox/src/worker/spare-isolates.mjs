@@ -1,14 +1,16 @@
 // @ts-check
 // Fresh isolates made ahead of need, so that a new bundle's probe and a new tenant's first call
-// do not wait for V8 to set up a heap. A spare has run nothing — isolated-vm's default context
-// is all it holds — so handing it to a tenant is the same as making it at that moment, and it is
-// handed out once. A few are kept for each of the memory limits asked for lately; they are made
+// do not wait for V8 to set up a heap and a context. A spare has run nothing but our bootstrap,
+// in one context of its own (context-bootstrap.mjs) — the same a plugin context starts from — so
+// handing it to a tenant is the same as making it at that moment, and it is handed out once. A few are kept for each of the memory limits asked for lately; they are made
 // on the worker's thread (isolated-vm has no asynchronous constructor) when it has nothing in
 // flight, so making them never delays a call. Isolates that run nothing any more (a bundle's
 // probe, once it loaded) are disposed at such a moment too.
 import ivm from './isolated-vm.mjs'
+import { bootContext } from './context-bootstrap.mjs'
 
 /** @typedef {import('isolated-vm').Isolate} Isolate */
+/** @typedef {{ isolate: Isolate, booted: import('./context-bootstrap.mjs').BootedContext | undefined }} Spare */
 
 /** Isolates waiting to be disposed at most; beyond that the oldest goes at once. */
 const MAX_RETIRED = 4
@@ -32,22 +34,36 @@ export function makeIsolate(memoryMb) {
   })
 }
 
+/**
+ * A fresh isolate with a context booted in it (nothing but the bootstrap has run there).
+ * @param {number} memoryMb
+ * @returns {Spare}
+ */
+export function makeSpare(memoryMb) {
+  const isolate = makeIsolate(memoryMb)
+  try {
+    return { isolate, booted: bootContext(isolate, 1000) }
+  } catch {
+    return { isolate, booted: undefined }
+  }
+}
+
 export class SpareIsolates {
   /**
    * @param {object} options
    * @param {() => boolean} options.busy whether the worker has work in flight (spares wait for a quiet moment)
-   * @param {(memoryMb: number) => Isolate} [options.make]
+   * @param {(memoryMb: number) => Spare} [options.make]
    * @param {number} [options.perLimit] spares kept per memory limit
    * @param {number} [options.maxLimits] memory limits kept spares for (the latest asked for)
    * @param {number} [options.delayMs] how long after a take, or a busy moment, spares are made
    */
-  constructor({ busy, make = makeIsolate, perLimit = 2, maxLimits = 2, delayMs = 5 }) {
+  constructor({ busy, make = makeSpare, perLimit = 2, maxLimits = 2, delayMs = 5 }) {
     this.busy = busy
     this.make = make
     this.perLimit = perLimit
     this.maxLimits = maxLimits
     this.delayMs = delayMs
-    /** @type {Map<number, Isolate[]>} memory limit → its spares (the latest asked for last) */
+    /** @type {Map<number, Spare[]>} memory limit → its spares (the latest asked for last) */
     this.spares = new Map()
     /** @type {NodeJS.Timeout | undefined} */
     this.timer = undefined
@@ -70,7 +86,7 @@ export class SpareIsolates {
   /**
    * A fresh isolate with this memory limit: a spare when there is one, else a new one.
    * @param {number} memoryMb
-   * @returns {Isolate}
+   * @returns {Spare}
    */
   take(memoryMb) {
     const list = this.spares.get(memoryMb) ?? []
@@ -79,12 +95,12 @@ export class SpareIsolates {
     for (const [mb, old] of this.spares) {
       if (this.spares.size <= this.maxLimits) break
       this.spares.delete(mb)
-      for (const iso of old) iso.dispose()
+      for (const spare of old) dispose(spare.isolate)
     }
     this.schedule()
     let spare = list.pop()
-    while (spare?.isDisposed) spare = list.pop()
-    return spare ?? this.make(memoryMb)
+    while (spare?.isolate.isDisposed) spare = list.pop()
+    return spare ?? { isolate: makeIsolate(memoryMb), booted: undefined }
   }
 
   schedule() {
@@ -118,7 +134,7 @@ export class SpareIsolates {
     clearTimeout(this.timer)
     this.timer = undefined
     for (const iso of this.retired.splice(0)) dispose(iso)
-    for (const list of this.spares.values()) for (const iso of list) iso.dispose()
+    for (const list of this.spares.values()) for (const spare of list) dispose(spare.isolate)
     this.spares.clear()
   }
 }

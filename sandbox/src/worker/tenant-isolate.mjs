@@ -6,6 +6,8 @@
 import { makeIsolate } from './spare-isolates.mjs'
 
 /** @typedef {import('./plugin-context.mjs').PluginContext} PluginContext */
+/** @typedef {import('./context-bootstrap.mjs').BootedContext} BootedContext */
+/** @typedef {import('./spare-isolates.mjs').Spare} Spare */
 
 export class IsolateFailure extends Error {
   /**
@@ -23,12 +25,14 @@ export class TenantIsolate {
   /**
    * @param {string} key the tenant and memory limit
    * @param {number} memoryMb
-   * @param {import('isolated-vm').Isolate} [isolate] a fresh isolate with this memory limit (a spare)
+   * @param {Spare} [spare] a fresh isolate with this memory limit, maybe with a context booted in it
    */
-  constructor(key, memoryMb, isolate = makeIsolate(memoryMb)) {
+  constructor(key, memoryMb, spare = { isolate: makeIsolate(memoryMb), booted: undefined }) {
     this.key = key
     this.memoryMb = memoryMb
-    this.isolate = isolate
+    this.isolate = spare.isolate
+    /** @type {BootedContext | undefined} a context booted ahead of need, for the first plugin context */
+    this.booted = spare.booted
     this.disposed = false
     /** @type {Set<PluginContext>} the plugin contexts living here */
     this.members = new Set()
@@ -89,6 +93,13 @@ export class TenantIsolate {
   /** @returns {Promise<void>} resolves holding the lock */
   locked() {
     return new Promise((resolve) => this.lock(resolve))
+  }
+
+  /** A context booted ahead of need, once. */
+  takeBooted() {
+    const booted = this.booted
+    this.booted = undefined
+    return booted
   }
 
   /** @returns {bigint | null} the isolate's CPU time so far, null once it is gone */
