@@ -5,15 +5,18 @@
 // same named prepared statements; one named prepared statement writing the row, its audit entry
 // and its outbox event (a data-modifying CTE); what the route writes after it (users: the
 // member's sessions ended); `commit` — and Fastify's hello world.
-// No authentication, no validation, no hash-chain sealing or event dispatch afterwards: what is
-// left between the two is the kernel's own overhead. Uses the schema the kernel created in the
-// same database. Its outbox rows are written as the kernel writes them: processed at once when
-// the tenant's subscription generation is the one it last read (nobody subscribes to what these
-// writes emit), pending otherwise — and then it reads the generation again, as the kernel does.
+// No authentication, no validation, no event dispatch afterwards; its audit entries are sealed
+// into the hash chain as the kernel's are (below): what is left between the two is the kernel's
+// own overhead. Uses the schema the kernel created in the same database. Its outbox rows are
+// written as the kernel writes them: processed at once when the tenant's subscription generation
+// is the one it last read (nobody subscribes to what these writes emit), pending otherwise — and
+// then it reads the generation again, as the kernel does.
 import Fastify from 'fastify'
 import pg from 'pg'
 import { createCipheriv, createHash, randomBytes } from 'node:crypto'
 import { v7 as uuidv7 } from 'uuid'
+import { AuditSealer } from '../../core/src/audit/sealer.js'
+import { positional, type DbRole, type TransactionSource, type Tx } from '../../core/src/db/database.js'
 
 const tenantId = process.env.BENCH_TENANT_ID!
 const userId = process.env.BENCH_USER_ID!
@@ -129,6 +132,47 @@ const REQUEST_ID_PREFIX = randomBytes(6).toString('base64url')
 let requests = 0
 const nextRequestId = () => `${REQUEST_ID_PREFIX}-${(++requests).toString(36)}`
 
+// Its audit entries are sealed into the tenant's hash chain as the kernel seals its own: by the
+// kernel's AuditSealer, nudged after each commit, on a pool of 2 connections of its own (the
+// kernel's background pool). Without it the kernel's sealer sealed the baseline's entries too —
+// in the kernel's process, counted against the kernel's writes.
+const sealPool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 2, application_name: 'bench-baseline' })
+const sealStatements = new Map<string, string>()
+const sealSource: TransactionSource = {
+  async inOrg<T>(
+    orgId: string | null,
+    fn: (tx: Tx, status: { orgStatus: string; partnerStatus: string }) => Promise<T>,
+    role: DbRole = 'trellis_app',
+  ) {
+    const c = await sealPool.connect()
+    try {
+      await c.query(
+        `begin; select set_config('role', '${role}', true), set_config('app.tenant_id', '${orgId ?? ''}', true)`,
+      )
+      const sql = async (text: string, params: unknown[] = []) => {
+        let name = sealStatements.get(text)
+        if (!name) sealStatements.set(text, (name = `b_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`))
+        return (await c.query({ name, text: positional(text), values: params })).rows
+      }
+      const tx = {
+        sql,
+        sqlOnce: sql,
+        orgs: new Set<string>(),
+        useOrg: () => Promise.reject(new Error('not here')),
+      } as Tx
+      const result = await fn(tx, { orgStatus: 'active', partnerStatus: 'active' })
+      await c.query('commit')
+      return result
+    } catch (err) {
+      await c.query('rollback')
+      throw err
+    } finally {
+      c.release()
+    }
+  },
+}
+const sealer = new AuditSealer(sealSource)
+
 type Client = pg.PoolClient
 type Step = (client: Client) => Promise<unknown>
 
@@ -168,6 +212,7 @@ async function auditedWrite(
     })
     await around.after?.(client)
     await client.query('commit')
+    sealer.nudge(tenantId)
     if (!rows[0]) return rows[0]
     const { trellis_pending_events: pending, ...row } = rows[0]
     if (pending?.length) void readGen().catch(() => {})
@@ -279,6 +324,8 @@ const url = await app.listen({ port: 0, host: '127.0.0.1' })
 process.stdout.write(`${JSON.stringify({ url, pid: process.pid })}\n`)
 process.on('SIGTERM', async () => {
   await app.close()
+  await sealer.close()
+  await sealPool.end()
   await pool.end()
   process.exit(0)
 })
