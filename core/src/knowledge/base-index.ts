@@ -50,6 +50,23 @@ export interface LexicalPlan {
   candidates: Array<{ documentId: string; chunkKey: string }> | null
 }
 
+/**
+ * Reads a `real[]` in PostgreSQL's binary array format (`array_send`: dimensions, flags, element
+ * type, each dimension's size and lower bound, then each element's length and big-endian
+ * float4) into `out` at `at` — exact, and much cheaper than parsing the text form's decimals.
+ * False when it is not a one-dimensional array of `dims` non-null values.
+ */
+export function readFloat4Array(bytes: Uint8Array, dims: number, out: Float32Array, at: number): boolean {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  if (bytes.byteLength < 20 || v.getInt32(0) !== 1 || v.getInt32(12) !== dims) return false
+  if (bytes.byteLength !== 20 + dims * 8) return false
+  for (let i = 0, o = 20; i < dims; i++, o += 8) {
+    if (v.getInt32(o) !== 4) return false
+    out[at + i] = v.getFloat32(o + 4)
+  }
+  return true
+}
+
 /** Whether `a` ranks below `b`: a lower score, or the same score and a later chunk key. */
 function worse(a: ScoredChunk, b: ScoredChunk): boolean {
   return a.score < b.score || (a.score === b.score && a.chunkKey > b.chunkKey)
@@ -130,10 +147,10 @@ export class BaseIndexes {
       const rows = await tx.sql<{
         document_id: string
         chunk_key: string | null
-        e?: number[]
+        e?: Uint8Array | null
         lx?: string[]
       }>(
-        `select d.id as document_id, c.chunk_key, c.embedding as e, tsvector_to_array(c.tsv) as lx
+        `select d.id as document_id, c.chunk_key, array_send(c.embedding) as e, tsvector_to_array(c.tsv) as lx
            from unnest(?::uuid[]) as d(id)
            join knowledge_bases b on b.id = ?::uuid and b.embedding_model = ?
            left join knowledge_chunks c on c.document_id = d.id and c.kb_id = b.id
@@ -147,12 +164,11 @@ export class BaseIndexes {
         if (r.chunk_key !== null) list.push(r)
       }
       for (const [id, list] of byDoc) {
-        if (list.some((r) => r.e?.length !== e.dims)) {
+        const vectors = new Float32Array(list.length * e.dims)
+        if (!list.every((r, i) => r.e && readFloat4Array(r.e, e.dims, vectors, i * e.dims))) {
           complete = false
           continue
         }
-        const vectors = new Float32Array(list.length * e.dims)
-        for (const [i, r] of list.entries()) vectors.set(r.e as number[], i * e.dims)
         e.add(
           id,
           { keys: list.map((r) => r.chunk_key as string), vectors },
