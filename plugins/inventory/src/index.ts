@@ -90,11 +90,19 @@ async function writeStock(
 
 /**
  * `items` in the order their stock records are locked: by record id, the same order for every
- * reservation, release, issue and receipt whatever the order of their lines, so two of them that
- * share records never each hold one the other waits for.
+ * reservation, release, issue, receipt and import whatever the order of their lines, so two of
+ * them that share records never each hold one the other waits for. Items without a record yet
+ * (a receipt's or an import's new records) come last, in their own order: an insert locks no
+ * record another writer waits for.
  */
-function lockOrder<T extends { rec: StoredStock }>(items: readonly T[]): T[] {
-  return [...items].sort((a, b) => (a.rec.id < b.rec.id ? -1 : a.rec.id > b.rec.id ? 1 : 0))
+function lockOrder<T extends { rec: StoredStock | undefined }>(items: readonly T[]): T[] {
+  const id = (x: T) => x.rec?.id
+  return [...items].sort((a, b) => {
+    const ia = id(a)
+    const ib = id(b)
+    if (ia === undefined || ib === undefined) return ia === ib ? 0 : ia === undefined ? 1 : -1
+    return ia < ib ? -1 : ia > ib ? 1 : 0
+  })
 }
 
 /** A stock record's level: what low-stock events and the `levels` action answer. */
@@ -232,7 +240,10 @@ async function receive(
     if (missing.length) return { received: false, unknown: missing }
   }
   const out: Array<{ sku: string; warehouse: string; quantity: number; onHand: number; available: number }> = []
-  for (const l of lines) {
+  // Written in lock order, not line order: two receipts of (A, B) and (B, A) must not each hold
+  // one record the other waits for. The answer keeps the lines' order; the events follow the writes.
+  const writes = lockOrder(lines.map((l, i) => ({ l, i, rec: byKey.get(`${l.sku}\u0000${l.warehouse}`) })))
+  for (const { l, i } of writes) {
     const key = `${l.sku}\u0000${l.warehouse}`
     const s = byKey.get(key)
     const after = s
@@ -245,13 +256,13 @@ async function receive(
           reorderPoint: 0,
         })) as StoredStock)
     byKey.set(key, after)
-    out.push({
+    out[i] = {
       sku: l.sku,
       warehouse: l.warehouse,
       quantity: l.quantity,
       onHand: after.onHand,
       available: available(after),
-    })
+    }
     await ctx.events.emit(
       'inventory.stock.adjusted',
       {
@@ -318,8 +329,9 @@ async function importStock(
   if (errors.length) return rowsProblem(INV.INVALID_ROWS, errors, rows.length)
   let created = 0
   let updated = 0
-  for (const r of rows) {
-    const s = byKey.get(`${r.sku}\u0000${r.warehouse}`)
+  // Existing records in lock order (two imports of (A, B) and (B, A) must not each hold one the
+  // other waits for), then the new ones.
+  for (const { r, rec: s } of lockOrder(rows.map((r) => ({ r, rec: byKey.get(`${r.sku}\u0000${r.warehouse}`) })))) {
     if (!s) {
       const rec = await ctx.data.stock.insert({
         sku: r.sku,
