@@ -44,6 +44,8 @@ const WARMUP = Number(process.env.BENCH_WARMUP ?? 3000)
 const ECHO_CODE = `'use strict'
 module.exports = { entries: { route: ['echo'] }, invoke: async (entry, input) => ({ ok: true, echo: input }) }
 `
+// `BENCH_MINIFY=1` builds the bundles minified (plugin-sdk's default is not to), to measure what that would save.
+const MINIFY = process.env.BENCH_MINIFY === '1'
 const WORKER_ARGS = (process.env.BENCH_WORKER_ARGS ?? '').split(' ').filter(Boolean)
 const INPUT = {
   orderId: 'ord_123',
@@ -126,7 +128,7 @@ function echoChild(reply: object) {
 
 async function built(name: string) {
   const dir = fileURLToPath(new URL(`../plugins/${name}`, import.meta.url))
-  const b = await buildPlugin({ dir, write: false })
+  const b = await buildPlugin({ dir, write: false, minify: MINIFY })
   return { name, code: b.code, sourceMap: b.sourceMap }
 }
 
@@ -304,7 +306,12 @@ async function coldStart(orders: Built): Promise<void> {
 
 /** Tenants with the ERP set warm in one worker. */
 async function idleMemory(erp: Built[]): Promise<void> {
-  const mem = await Sandbox.create({ workers: 1, maxIsolatesPerWorker: 10_000, isolateHeapBudgetMb: 8192 })
+  const mem = await Sandbox.create({
+    workers: 1,
+    maxIsolatesPerWorker: 10_000,
+    isolateHeapBudgetMb: 8192,
+    workerExecArgv: WORKER_ARGS,
+  })
   try {
     const bundles = erp.map((b) => bundleOf(`@trellis/${b.name}`, '1.0.0', b.code, b.sourceMap))
     // Each bundle's first GET route (they read a collection and find nothing here).
