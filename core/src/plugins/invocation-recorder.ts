@@ -28,10 +28,43 @@ export interface InvocationRecord {
 
 const MAX_LOG_LINES = 100
 const MAX_LOG_MESSAGE = 2000
-const COLS =
-  '(id, tenant_id, installation_id, plugin, version, entry_kind, entry_name, caller_kind, caller_id, started_at, wall_ms, cpu_ms, host_calls, outcome, error_code, logs, input, transcript)'
-const VALUES =
-  '(?::uuid, ?::uuid, ?::uuid, ?, ?, ?, ?, ?, ?, ?::timestamptz, ?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?::jsonb)'
+const CHUNK = 500
+/**
+ * One text for every batch size: the rows travel as one JSON array, opened into records by
+ * PostgreSQL. The kernel keeps each text as a named prepared statement on every connection, so a
+ * text per batch size (one `values` tuple per record) would prepare up to {@link CHUNK} statements
+ * per connection.
+ */
+const INSERT = `insert into plugin_invocations (id, tenant_id, installation_id, plugin, version, entry_kind,
+    entry_name, caller_kind, caller_id, started_at, wall_ms, cpu_ms, host_calls, outcome, error_code, logs, input, transcript)
+  select id, tenant_id, installation_id, plugin, version, entry_kind, entry_name, caller_kind, caller_id,
+    started_at, wall_ms, cpu_ms, host_calls, outcome, error_code, logs, input, transcript
+  from jsonb_to_recordset(?::jsonb) as r(id uuid, tenant_id uuid, installation_id uuid, plugin text, version text,
+    entry_kind text, entry_name text, caller_kind text, caller_id text, started_at timestamptz, wall_ms real,
+    cpu_ms real, host_calls int, outcome text, error_code text, logs jsonb, input jsonb, transcript jsonb)
+  on conflict (id) do nothing`
+
+/** One record as a row of {@link INSERT}'s recordset. */
+const row = (r: InvocationRecord) => ({
+  id: r.id,
+  tenant_id: r.tenantId,
+  installation_id: r.installationId,
+  plugin: r.plugin,
+  version: r.version,
+  entry_kind: r.entryKind,
+  entry_name: r.entryName,
+  caller_kind: r.callerKind,
+  caller_id: r.callerId,
+  started_at: r.startedAt,
+  wall_ms: r.wallMs,
+  cpu_ms: r.cpuMs,
+  host_calls: r.hostCalls,
+  outcome: r.outcome,
+  error_code: r.errorCode,
+  logs: r.logs,
+  input: r.input ?? null,
+  transcript: r.transcript ?? null,
+})
 
 /**
  * Buffers invocation records and writes them shortly after, one statement per tenant per
@@ -82,34 +115,10 @@ export class InvocationRecorder {
     const byTenant = new Map<string, InvocationRecord[]>()
     for (const r of batch) (byTenant.get(r.tenantId) ?? byTenant.set(r.tenantId, []).get(r.tenantId)!).push(r)
     for (const [tenantId, rows] of byTenant) {
-      for (let i = 0; i < rows.length; i += 500) {
-        const chunk = rows.slice(i, i + 500)
+      for (let i = 0; i < rows.length; i += CHUNK) {
+        const chunk = rows.slice(i, i + CHUNK)
         try {
-          await this.db.inOrg(tenantId, (tx) =>
-            tx.sql(
-              `insert into plugin_invocations ${COLS} values ${chunk.map(() => VALUES).join(', ')} on conflict (id) do nothing`,
-              chunk.flatMap((r) => [
-                r.id,
-                r.tenantId,
-                r.installationId,
-                r.plugin,
-                r.version,
-                r.entryKind,
-                r.entryName,
-                r.callerKind,
-                r.callerId,
-                r.startedAt,
-                r.wallMs,
-                r.cpuMs,
-                r.hostCalls,
-                r.outcome,
-                r.errorCode,
-                JSON.stringify(r.logs),
-                r.input === undefined ? null : JSON.stringify(r.input),
-                r.transcript ? JSON.stringify(r.transcript) : null,
-              ]),
-            ),
-          )
+          await this.db.inOrg(tenantId, (tx) => tx.sql(INSERT, [JSON.stringify(chunk.map(row))]))
         } catch (err) {
           this.logger.warn({ err, tenantId, dropped: chunk.length }, 'plugin invocation records could not be written')
         }
