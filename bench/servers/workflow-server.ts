@@ -11,12 +11,15 @@ import { announce, benchKernel, benchTenant, installBuilt } from './_tenant.js'
 import { PgJobQueue } from '../../core/src/events/pg-queue.js'
 import { BullMqJobQueue } from '../../core/src/events/bullmq-queue.js'
 import type { JobQueue } from '../../core/src/events/queue.js'
+import { watchPoolWaits } from './_pool-waits.js'
 
 const CONCURRENCY = 4
 const STEPS = 5
 const dir = fileURLToPath(new URL('../fixtures/chain-plugin', import.meta.url))
 const kernel = await benchKernel({ plugins: { sandboxWorkers: 2 }, workflows: { concurrency: CONCURRENCY } })
 const k = kernel.ctx
+const waits = process.env.BENCH_POOL_WAITS ? watchPoolWaits(k.db.background) : undefined
+let lastSide = 'start-up'
 const notifier = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 1 })
 const raw: JobQueue = k.config.redisUrl
   ? new BullMqJobQueue(k.config.redisUrl, 'bench-raw', k.config.queuePrefix)
@@ -38,11 +41,15 @@ async function inGroups(n: number, start: (i: number) => Promise<unknown>): Prom
 
 let tenantId = ''
 kernel.app.post('/bench/raw', async (request) => {
+  waits?.report(lastSide)
+  lastSide = 'raw'
   const { from, n } = request.body as { from: number; n: number }
   await inGroups(n, (i) => raw.add([{ id: `c${from + i}-0`, name: 'noop', data: { chain: `c${from + i}`, step: 0 } }]))
   return { started: n }
 })
 kernel.app.post('/bench/workflows', async (request) => {
+  waits?.report(lastSide)
+  lastSide = 'workflows'
   const { from, n } = request.body as { from: number; n: number }
   const inst = (await k.plugins.installed(tenantId)).byPlugin.get('@bench/chain')!
   await inGroups(n, (i) => k.workflows.startInstance(tenantId, inst, 'five', { n: from + i }, 'bench'))
