@@ -16,6 +16,8 @@ import { createKernel } from '../core/src/kernel.js'
 import { loadConfig } from '../core/src/config.js'
 import { createPlatformAdmin } from '../core/src/bootstrap.js'
 import { startInferenceServer } from '../core/test/helpers/inference-server.js'
+import { reserveBeforeModel } from '../core/src/ai/budgets.js'
+import { periodOf } from '../core/src/ai/usage-period.js'
 import { loadAverage, median, percentile } from './_harness.js'
 
 const CALLS = Number(process.env.BENCH_AI_CALLS ?? 200)
@@ -89,10 +91,24 @@ export async function run(): Promise<void> {
       const r = await kernel.ctx.ai.complete({ tenantId: tenant, feature: 'bench' }, { messages, maxTokens: 100 })
       if (!r.recordId || !r.text) throw new Error('kernel: no record')
     }
+    // What the budgeted call does before the model and the unbudgeted one does not, alone: the
+    // same function, budget and amount (the call's bound: 100 output tokens plus its input's).
+    const budget = {
+      owner: budgetTenantId,
+      scopeId: budgetTenantId,
+      scope: 'tenant',
+      unit: 'tokens',
+      limit: 1e9,
+    } as const
+    const reservationOnly = async () => {
+      const r = await reserveBeforeModel(kernel.ctx.db, budgetTenantId, [budget], periodOf(Date.now()), () => 140)
+      if (r.length !== 1) throw new Error('reservation: none made')
+    }
     const sides = [
       ['baseline', direct],
       ['kernel, no budget', governed(tenantId)],
       ['kernel, with a budget', governed(budgetTenantId)],
+      ['reservation alone', reservationOnly],
     ] as const
     for (let i = 0; i < 20; i++) for (const [, fn] of sides) await fn()
     const times: Record<string, number[]> = {}
@@ -122,9 +138,18 @@ export async function run(): Promise<void> {
         `  ${name.padEnd(22)} p50 ${median(xs).toFixed(2)} ms, p99 ${percentile(xs, 99).toFixed(2)} ms, CPU ${perCall.toFixed(2)} ms/call` +
           (name === 'baseline'
             ? ' (InferenceClient → local server)'
-            : `; overhead p50 ${(median(xs) - b50).toFixed(2)} ms (target ≤ 5 ms), CPU ${(perCall - bCpu).toFixed(2)} ms/call`),
+            : name === 'reservation alone'
+              ? " (the budgeted path's transaction before the model)"
+              : `; overhead p50 ${(median(xs) - b50).toFixed(2)} ms (target ≤ 5 ms), CPU ${(perCall - bCpu).toFixed(2)} ms/call`),
       )
     }
+    const extra = (name: string) => (cpu[name] as number) / MEASURED
+    const diffCpu = extra('kernel, with a budget') - extra('kernel, no budget')
+    const diffWall = median(times['kernel, with a budget'] as number[]) - median(times['kernel, no budget'] as number[])
+    console.log(
+      `  budget minus no budget: p50 ${diffWall.toFixed(2)} ms, CPU ${diffCpu.toFixed(2)} ms/call; ` +
+        `the reservation alone: p50 ${median(times['reservation alone'] as number[]).toFixed(2)} ms, CPU ${extra('reservation alone').toFixed(2)} ms/call`,
+    )
     console.log(`  ${MEASURED} calls each, ${ROUNDS} alternating rounds; ${loadAverage()}`)
     for (const [id, label] of [
       [tenantId, 'no budget'],

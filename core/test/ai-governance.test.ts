@@ -8,6 +8,7 @@ import t from 'tap'
 import { DB_KINDS, createTenantWithAdmin, startTestKernel, type TestKernel } from './helpers/test-kernel.js'
 import { startInferenceServer, type InferenceServer } from './helpers/inference-server.js'
 import { eventually } from './helpers/receiver.js'
+import { reserveBeforeModel } from '../src/ai/budgets.js'
 
 const CARD = '4111 1111 1111 1111'
 const EMAIL = 'ada.lovelace@example.org'
@@ -238,6 +239,39 @@ for (const kind of DB_KINDS)
       t.equal(after.body.items[0].used, ok * 23)
       t.ok(after.body.items[0].used <= 110, 'never over the limit')
       delete server.usage
+    })
+
+    await t.test('budgets: one budget refusing leaves nothing reserved on the others', async (t) => {
+      const d = await createTenantWithAdmin(k, 'ai-two-budgets')
+      const tenantId = d.tenant.id as string
+      // An installation's budget is a second row the tenant owns; its id here names no installation.
+      const other = '0191c3d2-0000-7000-8000-000000000abc'
+      const budgets = [
+        { owner: tenantId, scopeId: tenantId, scope: 'tenant', unit: 'tokens', limit: 1000 },
+        { owner: tenantId, scopeId: other, scope: 'installation', unit: 'tokens', limit: 100 },
+      ] as const
+      const db = k.kernel.ctx.db
+      const usage = async (period = '2026-12') =>
+        Object.fromEntries(
+          (
+            await db.inOrg(tenantId, (tx) =>
+              tx.sql<{ scope_id: string; reserved: string }>(
+                'select scope_id, reserved from ai_usage where period = ?',
+                [period],
+              ),
+            )
+          ).map((r) => [r.scope_id, Number(r.reserved)]),
+        )
+      const made = await reserveBeforeModel(db, tenantId, [...budgets], '2026-12', () => 60)
+      t.equal(made.length, 2)
+      t.same(await usage(), { [tenantId]: 60, [other]: 60 })
+      const refused = await reserveBeforeModel(db, tenantId, [...budgets], '2026-12', () => 60).catch((e) => e)
+      t.equal(refused.code, 'AI_ERR_BUDGET_EXHAUSTED')
+      t.equal(refused.details?.scope, 'installation', JSON.stringify(refused.details))
+      t.same(await usage(), { [tenantId]: 60, [other]: 60 }, 'the tenant budget keeps only the first reservation')
+      const tooBig = await reserveBeforeModel(db, tenantId, [...budgets], '2026-11', () => 500).catch((e) => e)
+      t.equal(tooBig.code, 'AI_ERR_BUDGET_EXHAUSTED', 'more than a limit is refused on a new period too')
+      t.same(await usage('2026-11'), { [tenantId]: 0 }, 'nothing stays reserved, no row over a limit is made')
     })
 
     await t.test('partners narrow, tenants choose, platform blocks: tenants are told, the model stops', async (t) => {

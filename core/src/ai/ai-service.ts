@@ -8,7 +8,15 @@ import type { EgressGuard } from '../egress/index.js'
 import { TrellisError } from '@trellis/plugin-sdk'
 import type { TenantTx } from '../plugins/tenant-tx.js'
 import { AI } from './errors.js'
-import { budgetsFor, charge, reserve, settle, splitSettlement, type Reservation } from './budgets.js'
+import {
+  budgetsFor,
+  charge,
+  reserve,
+  reserveBeforeModel,
+  settle,
+  splitSettlement,
+  type Reservation,
+} from './budgets.js'
 import { screen } from './injection.js'
 import { mask, newRedaction, unmask, unmaskJson, type Redaction } from './redaction.js'
 import { writeRecord, type CallRecord } from './records.js'
@@ -127,11 +135,9 @@ export class KernelAiService implements AiService {
     const m = this.pick(models, known.settings, kind, asked)
     if (known.budgets.length === 0) return { s: known.settings, m, reservations: [] as Reservation[] }
     const est = estimate(m)
-    const reservations = await this.deps.db.inOrg(caller.tenantId, async (tx, status) => {
-      if (status.orgStatus !== 'active' || status.partnerStatus !== 'active')
-        throw AI.DISABLED(undefined, { cause: status })
-      return reserve(tx, caller.tenantId, known.budgets, period, (u) => (u === 'tokens' ? est.tokens : est.micros))
-    })
+    const reservations = await reserveBeforeModel(this.deps.db, caller.tenantId, known.budgets, period, (u) =>
+      u === 'tokens' ? est.tokens : est.micros,
+    )
     return { s: known.settings, m, reservations }
   }
 
