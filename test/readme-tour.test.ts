@@ -191,7 +191,16 @@ t.test('the README tour runs as written against the demo, and again after a seco
     'one demo password for every account',
   )
   await checkDemo(t, first, accounts)
+  const admin = accounts.find((a) => a.role === 'tenant_admin')!
+  const cheese = async (url: string) => {
+    const token = (await login(url, admin.email, pw)).body.accessToken
+    const r = await fetch(`${url}/v1/x/inventory/stock/NW-11`, { headers: { authorization: `Bearer ${token}` } })
+    return ((await r.json()) as { onHand: number }).onHand
+  }
+  const before = await cheese(first.url)
   checkTour(t, await runTour(first.url, pw))
+  // Delivered 10, sold 10, 2 returned to stock: a run never uses up what the next one needs.
+  t.equal(await cheese(first.url), before + 2, 'the tour leaves the stock it sells from as it found it, plus the return')
   t.equal(await stop(first.child), 0)
 
   const second = await startDemo(dataDir)
