@@ -327,7 +327,7 @@ export async function run(): Promise<void> {
         if (process.env.BENCH_COMPARE === '0') continue
         const warm = await warmUpPlugins(plugin)
         console.log(
-          `  plugin warm-up (${workload}): ${warm.map((r) => r.toFixed(0)).join(', ')} orders/s in ${WARM_SECONDS} s rounds; ${loadAverage()}`,
+          `  plugin warm-up (${workload}): ${warm.length ? `${warm.map((r) => r.toFixed(0)).join(', ')} orders/s in ${WARM_SECONDS} s rounds` : 'none'}; ${loadAverage()}`,
         )
         await invocations(url, token) // what the recording and the warm-up did is not the workload's
         drained.length = 0
