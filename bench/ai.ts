@@ -139,7 +139,7 @@ export async function run(): Promise<void> {
           (name === 'baseline'
             ? ' (InferenceClient → local server)'
             : name === 'reservation alone'
-              ? " (the budgeted path's transaction before the model)"
+              ? ' (what the budgeted path does before the model)'
               : `; overhead p50 ${(median(xs) - b50).toFixed(2)} ms (target ≤ 5 ms), CPU ${(perCall - bCpu).toFixed(2)} ms/call`),
       )
     }

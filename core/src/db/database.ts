@@ -309,40 +309,6 @@ export class Database {
   }
 
   /**
-   * Runs one statement as trellis_app in organisation `orgId` in a single round trip, with no
-   * BEGIN or COMMIT: the scoping and the statement go as one simple-protocol query, which
-   * PostgreSQL runs as one implicit transaction (committed, or rolled back on error). Parameters
-   * (`?`) are inlined as literals — finite numbers as they are, strings quoted by the driver — so
-   * the statement is parsed and planned each time: for a short statement whose round trips cost
-   * more than its planning. Unlike {@link inOrg} it reads no organisation status: a statement
-   * that must not act for a suspended organisation checks `trellis_org_block` itself.
-   */
-  async statementInOrg<T>(orgId: string, text: string, params: ReadonlyArray<string | number | null>): Promise<T[]> {
-    if (!UUID.test(orgId)) throw KRN.NOT_FOUND({ what: 'organisation' })
-    const numbered = positional(text)
-    if ((numbered.match(/\$\d+/g) ?? []).length !== params.length) throw new TypeError('parameter count mismatch')
-    const inlined = numbered.replace(/\$(\d+)/g, (_, i: string) => literal(params[Number(i) - 1]))
-    const pool = this.knexClient()
-    let conn: RawConnection
-    try {
-      conn = await pool.acquireConnection()
-    } catch (err) {
-      throw KRN.DATABASE_UNAVAILABLE(undefined, { cause: err })
-    }
-    try {
-      const results = (await conn.query(
-        `select set_config('role', 'trellis_app', true), set_config('app.tenant_id', '${orgId}', true); ${inlined}`,
-      )) as unknown as Array<{ rows: unknown[] }>
-      return results[1]!.rows as T[]
-    } catch (err) {
-      if (isConnectionError(err)) throw KRN.DATABASE_UNAVAILABLE(undefined, { cause: err })
-      throw err
-    } finally {
-      await pool.releaseConnection(conn)
-    }
-  }
-
-  /**
    * MikroORM's unit of work, scoped like {@link inOrg}: for ordinary entity reads where the
    * convenience matters more than the last round trip.
    */
@@ -415,18 +381,6 @@ function isConnectionError(err: unknown): boolean {
  */
 export function sqlArray(values: readonly string[]): string {
   return `{${values.map((v) => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`).join(',')}}`
-}
-
-/** A parameter as an SQL literal, for {@link Database.statementInOrg}. */
-function literal(value: string | number | null | undefined): string {
-  if (value === null) return 'null'
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) throw new TypeError('a parameter is not a finite number')
-    // Parenthesised, so that `x - ?` with a negative value does not become a `--` comment.
-    return value < 0 ? `(${value})` : String(value)
-  }
-  if (typeof value !== 'string') throw new TypeError('a parameter is missing')
-  return pg.escapeLiteral(value)
 }
 
 const statements = new Map<string, { name: string; text: string }>()
