@@ -152,7 +152,7 @@ const WARM_ROUNDS = Number(process.env.BENCH_PLUGIN_WARMUP_ROUNDS ?? 8)
  * Warms the plugin side up, unmeasured, until two rounds in a row place orders at rates within
  * 15 % of each other (at least 2 rounds, at most WARM_ROUNDS), each after the last one's backlog
  * is done. With only the harness's 2 s warm-up, the first measured plugin round read 16–30 % of
- * the baseline in 4 of 5 runs against 35–64 % for the later rounds: what a fresh server pays
+ * the baseline in 4 of 5 runs against 38–64 % for the later rounds: what a fresh server pays
  * over its first orders was not all paid in 2 s. Answers the rounds' rates.
  */
 async function warmUpPlugins(side: Parameters<typeof load>[0]): Promise<number[]> {
