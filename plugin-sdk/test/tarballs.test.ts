@@ -14,10 +14,10 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { packPackages } from '../scripts/pack-packages.js'
-import { stopWarmKernels } from '../plugin-sdk/src/dev-warm.js'
+import { packPackages } from '../../scripts/pack-packages.js'
+import { stopWarmKernels } from '../src/dev-warm.js'
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 // Packing, and npm resolving ~600 packages without a lockfile, take minutes on a loaded machine.
 t.setTimeout(1_500_000)
 // The README's walk-through signs in as the default platform admin with the password it was given.
