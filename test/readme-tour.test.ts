@@ -200,7 +200,11 @@ t.test('the README tour runs as written against the demo, and again after a seco
   const before = await cheese(first.url)
   checkTour(t, await runTour(first.url, pw))
   // Delivered 10, sold 10, 2 returned to stock: a run never uses up what the next one needs.
-  t.equal(await cheese(first.url), before + 2, 'the tour leaves the stock it sells from as it found it, plus the return')
+  t.equal(
+    await cheese(first.url),
+    before + 2,
+    'the tour leaves the stock it sells from as it found it, plus the return',
+  )
   t.equal(await stop(first.child), 0)
 
   const second = await startDemo(dataDir)
