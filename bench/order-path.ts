@@ -12,7 +12,8 @@
 // side used to be most of that round.
 //
 // For the orders spread over the catalog, also the latency at a fixed offered rate (half the
-// plugin side's throughput, or BENCH_ORDER_RATE orders/s; 0 skips it), the same for both sides:
+// plugin side's throughput, or BENCH_ORDER_RATE orders/s; 0 skips it), the same for both sides,
+// sent open loop at evenly spaced instants (bench/_open-loop.ts):
 // at 50 connections sending as fast as they can, every server slower than 50 ÷ its latency
 // builds a queue, and the p99 measures that queue. BENCH_WAITS=1 first runs each side alone with
 // what PostgreSQL's backends waited on, the invocations' outcomes and every statement sent.
@@ -22,7 +23,6 @@
 // process, its sandbox workers and the database's PostgreSQL backends on each side, from short
 // alternating runs at 10 connections (BENCH_CPU_SECONDS per side, default 6).
 import { fileURLToPath } from 'node:url'
-import autocannon from 'autocannon'
 import pg from 'pg'
 import {
   check2xx,
@@ -37,6 +37,7 @@ import {
 } from './_harness.js'
 import { pidsCpuMs, treeCpuMs } from './_proc-cpu.js'
 import { formatWaits, sampleWaits } from './_pg-waits.js'
+import { openLoop } from './_open-loop.js'
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url))
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
@@ -181,26 +182,24 @@ async function invocations(
 }
 
 /**
- * Latency at a fixed offered rate: `rate` orders a second over 50 connections (autocannon's
- * overallRate, with its correction for coordinated omission), so what is measured is the time
- * an order takes when the server keeps up, not the queue that 50 connections sending as fast as
- * they can build in front of any server slower than 50 ÷ its latency.
+ * Latency at a fixed offered rate: `rate` orders a second, evenly spaced and sent whether or not
+ * earlier ones were answered (bench/_open-loop.ts; each latency from the instant its order was
+ * due), so what is measured is the time an order takes when the server keeps up, not the queue
+ * that 50 connections sending as fast as they can build in front of any server slower than
+ * 50 ÷ its latency — nor the bursts of autocannon's per-second rate limit.
  */
 async function atRate(side: Side, rate: number, seconds: number) {
   const headers: Record<string, string> = { 'content-type': 'application/json', authorization: `Bearer ${side.token}` }
-  const r = await autocannon({
+  const r = await openLoop({
     url: side.url,
     method: side.method ?? 'POST',
-    connections: 50,
-    overallRate: rate,
-    duration: seconds,
     headers,
-    requests: [{ setupRequest: (req: any) => ({ ...req, body: JSON.stringify(side.body!()) }) }],
+    ...(side.body ? { body: side.body } : {}),
+    rate,
+    seconds,
   })
-  const statuses: Record<string, number> = {}
-  for (const [code, v] of Object.entries(r.statusCodeStats ?? {})) statuses[code] = v.count ?? 0
-  const ok = check2xx(`${side.method} ${side.url} at ${rate}/s`, { errors: r.errors, non2xx: r.non2xx, statuses })
-  return { rps: r['2xx'] / r.duration, p50: r.latency.p50, p99: r.latency.p99, ok }
+  const ok = check2xx(`${side.method} ${side.url} at ${rate}/s`, r)
+  return { rps: r.rps, p50: r.p50, p99: r.p99, ok }
 }
 
 /** Both sides at the same offered rate, alternating (native, plugins, plugins, native). */
@@ -218,7 +217,7 @@ async function latencyAtRate(sides: Record<'native' | 'plugins', Side>, rate: nu
   for (const name of ['native', 'plugins'] as const) {
     const xs = out[name]
     console.log(
-      `at ${rate} orders/s offered, 50 connections, ${name.padEnd(7)}: ${xs.map((x) => x.rps.toFixed(1)).join(', ')} 2xx/s; p50 ${xs.map((x) => x.p50).join(', ')} ms; p99 ${xs.map((x) => x.p99).join(', ')} ms (${xs.length} runs of ${seconds} s; ${loadAverage()})${xs.every((x) => x.ok) ? '' : ' INVALID: not every answer was 2xx'}`,
+      `at ${rate} orders/s offered (open loop, evenly spaced), ${name.padEnd(7)}: ${xs.map((x) => x.rps.toFixed(1)).join(', ')} 2xx/s; p50 ${xs.map((x) => x.p50).join(', ')} ms; p99 ${xs.map((x) => x.p99).join(', ')} ms (${xs.length} runs of ${seconds} s; ${loadAverage()})${xs.every((x) => x.ok) ? '' : ' INVALID: not every answer was 2xx'}`,
     )
     if (!xs.every((x) => x.ok)) process.exitCode = 1
   }
