@@ -8,17 +8,8 @@
  * the second's start, so 40 requests a second over 40 connections arrive together once a second
  * and the last of each burst waits for the 39 before it — its p99 measures the burst.
  */
-import { loadAverage } from './_harness.js'
-
-export interface OpenLoopResult {
-  rps: number
-  p50: number
-  p99: number
-  errors: number
-  non2xx: number
-  statuses: Record<string, number>
-  load: string
-}
+import { loadavg } from 'node:os'
+import type { LoadResult } from './_harness.js'
 
 export async function openLoop(opts: {
   url: string
@@ -27,7 +18,7 @@ export async function openLoop(opts: {
   body?: () => unknown
   rate: number
   seconds: number
-}): Promise<OpenLoopResult> {
+}): Promise<LoadResult> {
   const count = Math.max(1, Math.round(opts.rate * opts.seconds))
   const interval = 1000 / opts.rate
   const latencies: number[] = []
@@ -70,6 +61,6 @@ export async function openLoop(opts: {
     errors,
     non2xx: count - errors - ok,
     statuses,
-    load: loadAverage(),
+    load: loadavg()[0]!,
   }
 }
