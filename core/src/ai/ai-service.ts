@@ -1,7 +1,7 @@
 import { v7 as uuidv7 } from 'uuid'
 import type { Logger } from 'pino'
 import type { Database, Tx } from '../db/database.js'
-import { attemptProvider, ProviderError, providerError, type ProviderLimits } from './provider-calls.js'
+import { attemptProvider, providerError, type ProviderLimits } from './provider-calls.js'
 import { parseJson, StructuredOutput } from './structured-output.js'
 import { DEFAULT_CHAT, DEFAULT_EMBED, offeredModels, readTenantAi, type TenantAi } from './tenant-ai.js'
 import type { EgressGuard } from '../egress/index.js'
@@ -301,11 +301,7 @@ export class KernelAiService implements AiService {
           opts.signal,
         )
       } catch (err) {
-        return fail(
-          err instanceof ProviderError
-            ? providerError(err, m.alias, limits.timeoutMs)
-            : AI.PROVIDER_FAILED({ model: m.alias }, { cause: err }),
-        )
+        return fail(providerError(err, m.alias, limits.timeoutMs))
       }
       inputTokens +=
         answer.usage?.inputTokens ??
@@ -407,10 +403,7 @@ export class KernelAiService implements AiService {
         opts.signal,
       )
     } catch (err) {
-      const e =
-        err instanceof ProviderError
-          ? providerError(err, m.alias, this.limits.timeoutMs)
-          : AI.PROVIDER_FAILED({ model: m.alias }, { cause: err })
+      const e = providerError(err, m.alias, this.limits.timeoutMs)
       await this.finish(
         caller,
         reservations,

@@ -62,8 +62,9 @@ export async function attemptProvider<T>(
   throw last!
 }
 
-/** The typed error a failed provider call ends in. */
-export function providerError(err: ProviderError, alias: string, timeoutMs: number): TrellisError {
+/** The typed error a failed provider call ends in, whatever it threw. */
+export function providerError(err: unknown, alias: string, timeoutMs: number): TrellisError {
+  if (!(err instanceof ProviderError)) return AI.PROVIDER_FAILED({ model: alias }, { cause: err })
   if (err.kind === 'timeout') return AI.PROVIDER_TIMEOUT({ model: alias, ms: timeoutMs }, { cause: err })
   if (err.kind === 'unavailable') return AI.PROVIDER_UNAVAILABLE({ model: alias }, { cause: err })
   return AI.PROVIDER_FAILED({ model: alias, status: err.status }, { cause: err })
