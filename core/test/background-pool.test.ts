@@ -1,15 +1,7 @@
 import t from 'tap'
 import pg from 'pg'
 import { createTenantWithAdmin, startTestKernel } from './helpers/test-kernel.js'
-
-/** A promise held open until `open()` is called: a transaction parked on it keeps its connection. */
-function gate(): { wait: Promise<void>; open: () => void } {
-  let open!: () => void
-  const wait = new Promise<void>((r) => {
-    open = r
-  })
-  return { wait, open }
-}
+import { parkTransactions } from './helpers/parked-transactions.js'
 
 // ADR 0055: background work (audit sealing, event dispatch) takes its connections from a pool of
 // its own, so neither side waits for a connection the other holds. PostgreSQL only: PGlite has
@@ -36,15 +28,7 @@ t.test('background work and requests draw on separate pools (postgres)', async (
     })
     t.equal(created.status, 201)
     // Every request connection parked in an open transaction.
-    const held = gate()
-    let parked = 0
-    const holders = Array.from({ length: POOL }, () =>
-      db.inOrg(a.orgId, async () => {
-        parked++
-        await held.wait
-      }),
-    )
-    while (parked < POOL) await new Promise((r) => setImmediate(r))
+    const held = await parkTransactions(db, a.orgId, POOL)
     try {
       await k.kernel.ctx.sealer.sealTenant(a.orgId)
       t.equal(await unsealed(a.orgId), 0, 'the audit entries are sealed while requests hold every connection')
@@ -57,32 +41,22 @@ t.test('background work and requests draw on separate pools (postgres)', async (
       ).rows
       t.ok(event?.processed_at, 'the role event is dispatched and processed meanwhile')
     } finally {
-      held.open()
-      await Promise.all(holders)
+      await held.release()
     }
   })
 
   t.test('a request is served while every background connection is taken', async (t) => {
-    const held = gate()
-    let parked = 0
     // More background transactions than its pool has: the extra ones wait in the background pool.
-    const holders = Array.from({ length: 4 }, () =>
-      db.background.inOrg(null, async () => {
-        parked++
-        await held.wait
-      }),
-    )
-    while (parked < 2) await new Promise((r) => setImmediate(r))
+    const held = await parkTransactions(db.background, null, 4, 2)
     try {
       const r = await k.req('POST', '/v1/roles', {
         token: a.token,
         body: { name: 'busy-background', permissions: ['users.read'] },
       })
       t.equal(r.status, 201, 'the audited write is answered')
-      t.equal(parked, 2, 'the background pool still holds only its own two connections')
+      t.equal(held.count(), 2, 'the background pool still holds only its own two connections')
     } finally {
-      held.open()
-      await Promise.all(holders)
+      await held.release()
     }
   })
 })

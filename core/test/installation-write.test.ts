@@ -2,15 +2,7 @@ import t from 'tap'
 import type { Database } from '../src/db/database.js'
 import { createTenantWithAdmin, startTestKernel, type Reply } from './helpers/test-kernel.js'
 import { builtFixture, registerVersion } from './helpers/plugin-versions.js'
-
-/** A promise held open until `open()` is called: a transaction parked on it keeps its connection. */
-function gate(): { wait: Promise<void>; open: () => void } {
-  let open!: () => void
-  const wait = new Promise<void>((r) => {
-    open = r
-  })
-  return { wait, open }
-}
+import { parkTransactions } from './helpers/parked-transactions.js'
 
 /**
  * Counts the request-pool transactions that touch the installations table while `fn` runs (the
@@ -91,16 +83,8 @@ t.test('changing an installation (postgres)', async (t) => {
   })
 
   t.test('an installation is disabled and enabled while every background connection is held', async (t) => {
-    const held = gate()
-    let parked = 0
     // More background transactions than its pool has: the extra ones wait in the background pool.
-    const holders = Array.from({ length: 4 }, () =>
-      db.background.inOrg(null, async () => {
-        parked++
-        await held.wait
-      }),
-    )
-    while (parked < 2) await new Promise((r) => setImmediate(r))
+    const held = await parkTransactions(db.background, null, 4, 2)
     try {
       const off = await k.req('PATCH', `/v1/installations/${id}`, { token: a.token, body: { status: 'disabled' } })
       t.equal(off.status, 200, 'answered')
@@ -110,10 +94,9 @@ t.test('changing an installation (postgres)', async (t) => {
       const on = await k.req('PATCH', `/v1/installations/${id}`, { token: a.token, body: { status: 'active' } })
       t.equal(on.status, 200, 'answered')
       t.equal(on.body.status, 'active')
-      t.equal(parked, 2, 'the background pool still holds only its own two connections')
+      t.equal(held.count(), 2, 'the background pool still holds only its own two connections')
     } finally {
-      held.open()
-      await Promise.all(holders)
+      await held.release()
     }
     const toggles = await k.ownerSql(
       `select action from audit_log where tenant_id = ? and action in ('plugin.disabled', 'plugin.enabled') order by id`,
@@ -127,22 +110,13 @@ t.test('changing an installation (postgres)', async (t) => {
   })
 
   t.test('the workflow runtime sweeps while every request connection is held', async (t) => {
-    const held = gate()
-    let parked = 0
-    const holders = Array.from({ length: 2 }, () =>
-      db.inOrg(a.orgId, async () => {
-        parked++
-        await held.wait
-      }),
-    )
-    while (parked < 2) await new Promise((r) => setImmediate(r))
+    const held = await parkTransactions(db, a.orgId, 2)
     try {
       // Timers, timeouts, SLAs, lost steps and schedules are looked for on the background pool.
       await k.kernel.ctx.workflows.sweep()
       t.pass('the sweep finished without a request connection')
     } finally {
-      held.open()
-      await Promise.all(holders)
+      await held.release()
     }
   })
 })
