@@ -3,7 +3,6 @@ import type { EntityManager } from '@mikro-orm/postgresql'
 import { Migrator } from '@mikro-orm/migrations'
 import { migrationsList } from '@trellis/migrations'
 import { join } from 'node:path'
-import { createHash } from 'node:crypto'
 import pg from 'pg'
 import type { Logger } from 'pino'
 import type { KernelConfig } from '../config.js'
@@ -12,19 +11,14 @@ import { PartnerSchema, TenantSchema } from '../tenancy/entities.js'
 import { ApiKeySchema, RoleSchema, UserSchema } from '../identity/entities.js'
 import { AuditEntrySchema } from '../audit/entities.js'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.js'
+import { type RawConnection, scopedTx } from './scoped-tx.js'
+
+export { positional } from './scoped-tx.js'
 
 /** The organisation id of the platform itself: it owns the platform audit chain and platform memberships. */
 export const PLATFORM_ORG = '00000000-0000-0000-0000-000000000000'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-
-interface RawConnection {
-  query(
-    text: string | { name: string; text: string; values: unknown[] },
-    params?: unknown[],
-  ): Promise<{ rows: unknown[] }>
-  __knex__disposed?: unknown
-}
 
 interface RawPool {
   acquireConnection(): Promise<RawConnection>
@@ -203,7 +197,7 @@ export class Database {
         ? this.orm
         : await initOrm(this.adminUrl, 1, this.logger)
     try {
-      return await orm.em.fork().transactional((tem) =>
+      return await ormTransaction(orm.em.fork() as EntityManager, (tem) =>
         fn({
           sql: (text, params = []) => tem.execute(text, params as unknown[]) as never,
           sqlOnce: (text, params = []) => tem.execute(text, params as unknown[]) as never,
@@ -269,27 +263,7 @@ export class Database {
         orgStatus: block === 'tenant' || block === 'partner_self' ? 'suspended' : 'active',
         partnerStatus: block === 'partner' ? 'suspended' : 'active',
       }
-      const orgs = new Set<string>(orgId ? [orgId] : [])
-      // One connection runs one query at a time: calls made concurrently (a plugin's parallel
-      // host calls) are queued here rather than in the driver.
-      let last: Promise<unknown> = Promise.resolve()
-      const serial = <R>(run: () => Promise<R>): Promise<R> => {
-        const next = last.then(run, run)
-        last = next.catch(() => undefined)
-        return next
-      }
-      const tx: Tx = {
-        sql: (text, params = []) =>
-          serial(async () => (await conn.query(prepared(text, params as unknown[]))).rows as never),
-        sqlOnce: (text, params = []) =>
-          serial(async () => (await conn.query(positional(text), params as unknown[])).rows as never),
-        orgs,
-        async useOrg(next) {
-          if (!UUID.test(next)) throw KRN.NOT_FOUND({ what: 'organisation' })
-          await conn.query(`select set_config('app.tenant_id', $1, true)`, [next])
-          orgs.add(next)
-        },
-      }
+      const tx = scopedTx(conn, new Set<string>(orgId ? [orgId] : []))
       const result = await fn(tx, status)
       await conn.query('commit')
       return result
@@ -315,7 +289,7 @@ export class Database {
   async withEntityManager<T>(orgId: string | null, fn: (em: EntityManager) => Promise<T>): Promise<T> {
     if (orgId !== null && !UUID.test(orgId)) throw KRN.NOT_FOUND({ what: 'organisation' })
     const em = this.orm.em.fork({ clear: true }) as EntityManager
-    return em.transactional(async (tem) => {
+    return ormTransaction(em, async (tem) => {
       await tem.execute(`select set_config('role', 'trellis_app', true), set_config('app.tenant_id', ?, true)`, [
         orgId ?? '',
       ])
@@ -370,6 +344,26 @@ export class Database {
   }
 }
 
+/**
+ * `em.transactional` without its context: MikroORM's runs the body inside an AsyncLocalStorage,
+ * and on Node 20 one `run` switches on a promise hook that every promise of the process pays
+ * for from then on — every request, not only this transaction's (ADR 0106). The kernel passes
+ * the entity manager explicitly, so the context holds nothing it uses. Flushes before commit,
+ * as `transactional` does.
+ */
+async function ormTransaction<T>(em: EntityManager, fn: (em: EntityManager) => Promise<T>): Promise<T> {
+  await em.begin()
+  try {
+    const result = await fn(em)
+    await em.commit()
+    return result
+  } catch (err) {
+    // Already ended (a failed COMMIT) or the connection gone: the first error is the one to tell.
+    await em.rollback().catch(() => undefined)
+    throw err
+  }
+}
+
 function isConnectionError(err: unknown): boolean {
   const code = (err as { code?: string })?.code
   return code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === '57P01' || code === '08006' || code === '08001'
@@ -381,32 +375,4 @@ function isConnectionError(err: unknown): boolean {
  */
 export function sqlArray(values: readonly string[]): string {
   return `{${values.map((v) => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`).join(',')}}`
-}
-
-const statements = new Map<string, { name: string; text: string }>()
-
-/**
- * The kernel's SQL is a fixed set of texts, so each becomes a named prepared statement: parsed
- * and planned once per connection instead of on every request.
- */
-function prepared(text: string, values: unknown[]): { name: string; text: string; values: unknown[] } {
-  let s = statements.get(text)
-  if (!s) {
-    s = { name: `t_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`, text: positional(text) }
-    statements.set(text, s)
-  }
-  return { ...s, values }
-}
-
-/** `?` placeholders to PostgreSQL's `$n`, leaving quoted text alone. */
-export function positional(text: string): string {
-  let out = ''
-  let n = 0
-  let quoted = false
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!
-    if (c === "'") quoted = !quoted
-    out += c === '?' && !quoted ? `$${++n}` : c
-  }
-  return out
 }
