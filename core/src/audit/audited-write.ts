@@ -45,25 +45,12 @@ export async function auditedWrite<T = Record<string, unknown>>(tx: Tx, change: 
   const inHere = !change.alsoTo || change.alsoTo.orgs.includes(change.alsoTo.current)
   const local = inHere ? events : []
   const eventRows = outboxRows(tx, local, change.alsoTo?.current)
-  const when = change.write ? ' where exists (select 1 from w)' : ''
-  const parts: string[] = []
-  if (change.write) parts.push(`w as (${change.write.sql})`)
-  if (records.length)
-    parts.push(
-      `a as (insert into audit_log ${AUDIT_COLUMNS} select * from (values ${records.map(() => AUDIT_VALUES).join(', ')}) v${when})`,
-    )
-  if (eventRows.length)
-    parts.push(
-      `e as (insert into events ${EVENT_COLUMNS} select * from (values ${eventRows.map(() => EVENT_VALUES).join(', ')}) v${when} returning id, processed_at)`,
-    )
-  // The events left pending (for the dispatcher) come back beside the write's own rows.
-  const pending = eventRows.length
-    ? `, (select coalesce(array_agg(e.id::text), '{}') from e where e.processed_at is null) as ${PENDING}`
-    : ''
-  const rows = await tx.sql<T>(
-    `with ${parts.join(', ')} ${change.write ? `select w.*${pending} from w` : `select 1${pending}`}`,
-    [...(change.write?.params ?? []), ...records.flatMap((r) => auditRow(change.auditOrg, r)), ...eventRows.flat()],
-  )
+  const text = statementText(change.write?.sql, records.length, eventRows.length)
+  const rows = await tx.sql<T>(text, [
+    ...(change.write?.params ?? []),
+    ...records.flatMap((r) => auditRow(change.auditOrg, r)),
+    ...eventRows.flat(),
+  ])
   const wrote = !change.write || rows.length > 0
   if (!wrote) return []
   if (eventRows.length) {
@@ -79,4 +66,37 @@ export async function auditedWrite<T = Record<string, unknown>>(tx: Tx, change: 
     await emitEventsTo(tx, change.alsoTo.current, others, ...events)
   }
   return change.write ? rows : []
+}
+
+// Each statement's text, built once per shape (the write, how many audit entries and events):
+// the same string every time, so the lookup of its prepared statement needs no hashing of a
+// newly built text on every request.
+const texts = new Map<string, Map<number, string>>()
+
+function statementText(write: string | undefined, audits: number, events: number): string {
+  let byShape = texts.get(write ?? '')
+  if (!byShape) texts.set(write ?? '', (byShape = new Map()))
+  const shape = audits * 65_536 + events
+  let text = byShape.get(shape)
+  if (text === undefined) byShape.set(shape, (text = buildText(write, audits, events)))
+  return text
+}
+
+function buildText(write: string | undefined, audits: number, events: number): string {
+  const when = write ? ' where exists (select 1 from w)' : ''
+  const parts: string[] = []
+  if (write) parts.push(`w as (${write})`)
+  if (audits)
+    parts.push(
+      `a as (insert into audit_log ${AUDIT_COLUMNS} select * from (values ${Array(audits).fill(AUDIT_VALUES).join(', ')}) v${when})`,
+    )
+  if (events)
+    parts.push(
+      `e as (insert into events ${EVENT_COLUMNS} select * from (values ${Array(events).fill(EVENT_VALUES).join(', ')}) v${when} returning id, processed_at)`,
+    )
+  // The events left pending (for the dispatcher) come back beside the write's own rows.
+  const pending = events
+    ? `, (select coalesce(array_agg(e.id::text), '{}') from e where e.processed_at is null) as ${PENDING}`
+    : ''
+  return `with ${parts.join(', ')} ${write ? `select w.*${pending} from w` : `select 1${pending}`}`
 }
