@@ -345,17 +345,22 @@ export class Database {
 }
 
 /**
- * `em.transactional` without its context: MikroORM's runs the body inside an AsyncLocalStorage,
- * and on Node 20 one `run` switches on a promise hook that every promise of the process pays
- * for from then on — every request, not only this transaction's (ADR 0106). The kernel passes
- * the entity manager explicitly, so the context holds nothing it uses. Flushes before commit,
- * as `transactional` does.
+ * `em.transactional` without MikroORM's AsyncLocalStorage contexts: on Node 20 the first `run`
+ * of any AsyncLocalStorage switches on a promise hook that every promise of the process pays
+ * for from then on — every request, not only this transaction's (ADR 0106). The transaction
+ * runs in no context (the kernel passes the entity manager explicitly), and the unit of work is
+ * flushed — in MikroORM's own context — only when the body changed an entity: the kernel's
+ * bodies read, so the hook stays off.
  */
 async function ormTransaction<T>(em: EntityManager, fn: (em: EntityManager) => Promise<T>): Promise<T> {
   await em.begin()
   try {
     const result = await fn(em)
-    await em.commit()
+    const uow = em.getUnitOfWork()
+    uow.computeChangeSets()
+    if (uow.getChangeSets().length > 0) await em.flush()
+    await em.getConnection('write').commit(em.getTransactionContext()!)
+    em.resetTransactionContext()
     return result
   } catch (err) {
     // Already ended (a failed COMMIT) or the connection gone: the first error is the one to tell.
