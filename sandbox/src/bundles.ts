@@ -2,12 +2,14 @@
 // is untrusted code), compiled everywhere else for V8's code cache, and sent lazily to workers
 // started later.
 import { createHash } from 'node:crypto'
+import type { SourceMap } from 'node:module'
 import { SBX } from './errors.js'
 import type { SandboxLimits } from './limits.js'
-import type { LoadReply } from './protocol.js'
+import type { LoadReply, WireBundle } from './protocol.js'
 import type { Supervisor } from './supervisor.js'
 import type { PluginBundle } from './types.js'
 import type { WorkerProcess } from './worker-process.js'
+import { bundleFilename, lazySourceMap, mapToSources } from './worker/stack-mapper.mjs'
 
 const BUNDLE_ID = /^[@a-zA-Z0-9][@a-zA-Z0-9._/-]{0,213}$/
 const BUNDLE_VERSION = /^[0-9A-Za-z][0-9A-Za-z.+-]{0,63}$/
@@ -18,6 +20,8 @@ export interface LoadedBundle {
   sha256: string
   entries?: Record<string, string[]>
   loading: Promise<Record<string, string[]>>
+  /** Its source map, parsed on the first stack that needs it (it never travels to a worker). */
+  sourceMap: () => SourceMap | null
 }
 
 export function bundleKey(id: unknown, version: unknown): string {
@@ -64,7 +68,13 @@ export class Bundles {
       if (existing.sha256 !== digest) throw SBX.BUNDLE_CONFLICT({ id, version })
       return { entries: await existing.loading }
     }
-    const loaded: LoadedBundle = { bundle: { ...bundle }, key, sha256: digest, loading: undefined as never }
+    const loaded: LoadedBundle = {
+      bundle: { ...bundle },
+      key,
+      sha256: digest,
+      loading: undefined as never,
+      sourceMap: lazySourceMap(bundle.sourceMap),
+    }
     loaded.loading = this.loadEverywhere(loaded).then(
       (entries) => (loaded.entries = entries),
       (err) => {
@@ -88,6 +98,20 @@ export class Bundles {
       w.bundles.delete(key)
       w.send({ t: 'unload', key })
     }
+  }
+
+  /**
+   * A plugin error's stack, which its worker reports in the bundle's own lines and columns,
+   * mapped to the plugin's sources; the error is returned.
+   */
+  mapStack<E>(loaded: LoadedBundle, err: E): E {
+    const e = err as E & { code?: unknown; stack?: string; details?: { stack?: unknown } }
+    const frames = e?.code === SBX.PLUGIN_ERROR.code ? e.details?.stack : undefined
+    if (typeof frames !== 'string' || frames === '') return err
+    const mapped = mapToSources(frames, bundleFilename(loaded.key), loaded.sourceMap())
+    e.details!.stack = mapped
+    if (typeof e.stack === 'string' && e.stack.endsWith(frames)) e.stack = e.stack.slice(0, -frames.length) + mapped
+    return err
   }
 
   /** Sends the bundle to a worker that does not have it yet (a replacement learns bundles lazily). */
@@ -133,7 +157,7 @@ export class Bundles {
   }
 }
 
-function wire(loaded: LoadedBundle) {
-  const { id, version, code, sourceMap } = loaded.bundle
-  return { key: loaded.key, id, version, code, sourceMap }
+function wire(loaded: LoadedBundle): WireBundle {
+  const { id, version, code } = loaded.bundle
+  return { key: loaded.key, id, version, code }
 }

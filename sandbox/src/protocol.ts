@@ -31,13 +31,16 @@ export interface HostCallError {
   message: string
 }
 
-/** A bundle as sent to a worker: its code and source map travel once per worker. */
+/**
+ * A bundle as sent to a worker: its code travels once per worker. Its source map stays with the
+ * parent, which maps the plugin's stack frames (worker/stack-mapper.mjs): a map is often twice
+ * the code, and sending it cost a cold start more than the code itself.
+ */
 export interface WireBundle {
   key: string
   id: string
   version: string
   code: string
-  sourceMap?: string
 }
 
 /** Metrics as the worker measures them; the parent adds the wall time it saw. */

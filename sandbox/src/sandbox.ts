@@ -138,7 +138,7 @@ export class Sandbox {
     const worker = this.placement.place(context.tenantId, isolateKey, trusted, limits.memoryMb)
     this.bundles.ensureOn(worker, loaded)
     const rid = this.supervisor.rid()
-    return this.invocations.start({
+    const running = this.invocations.start({
       rid,
       req,
       worker,
@@ -161,6 +161,12 @@ export class Sandbox {
         limits,
       },
     })
+    // A plugin error's stack comes in the bundle's lines; the source map is here.
+    return loaded.bundle.sourceMap === undefined
+      ? running
+      : running.catch((err) => {
+          throw this.bundles.mapStack(loaded, err)
+        })
   }
 
   /** Per-worker process and isolate figures (refreshing isolate heap sizes costs a little). */

@@ -114,10 +114,18 @@ export class Invocation {
         this.isoKey,
         async () => {
           const pool = this.worker.pool
-          const host = pool.isolateFor(this.hostKey, this.limits.memoryMb)
+          const host = pool.isolateFor(this.hostKey, this.limits.memoryMb, this.bundleKey)
           const ctx = new PluginContext(this.isoKey, bundle, host)
           try {
-            await ctx.init(this.limits.cpuMs, this.worker.watchdog, this.rid)
+            // (the top level on this thread when the invocation's stretches run there)
+            const onThread = this.sync
+              ? {
+                  deadline: this.deadline,
+                  sliceMs: this.worker.syncSliceMs,
+                  ranLong: () => this.worker.ranLong(this.isoKey),
+                }
+              : undefined
+            await ctx.init(this.limits.cpuMs, this.worker.watchdog, this.rid, onThread)
           } catch (err) {
             if (host.isolate.isDisposed) pool.discardIsolate(host, (c) => c.current?.isolateLost())
             else pool.forgetIsolateIfEmpty(host)

@@ -5,7 +5,7 @@
 // context runs one invocation at a time. Idle contexts leave by LRU order when the count or the
 // heap budget is exceeded, and after an idle timeout; an isolate goes with its last context.
 
-import { TenantIsolate } from './tenant-isolate.mjs'
+import { heapOf, TenantIsolate } from './tenant-isolate.mjs'
 
 /** @typedef {import('./plugin-context.mjs').PluginContext} PluginContext */
 /** @typedef {{ iso: PluginContext, cold: boolean }} Acquired */
@@ -21,8 +21,8 @@ import { TenantIsolate } from './tenant-isolate.mjs'
 export class IsolatePool {
   /**
    * @param {{ maxIsolates: number, maxIsolatesPerKey: number, idleMs: number, heapBudgetBytes: number,
-   *   freshIsolate?: (memoryMb: number) => import('./spare-isolates.mjs').Spare }} options
-   *   `freshIsolate` gives a new tenant's isolate (a spare made ahead of need, or a new one)
+   *   freshIsolate?: (memoryMb: number, bundleKey?: string) => import('./spare-isolates.mjs').Spare }} options
+   *   `freshIsolate` gives a new tenant's isolate (the bundle's probe, a spare made ahead of need, or a new one)
    */
   constructor({ maxIsolates, maxIsolatesPerKey, idleMs, heapBudgetBytes, freshIsolate }) {
     this.freshIsolate = freshIsolate
@@ -48,14 +48,16 @@ export class IsolatePool {
   }
 
   /**
-   * The tenant's isolate for `key` (tenant and memory limit), made when it has none.
+   * The tenant's isolate for `key` (tenant and memory limit), made when it has none (for a first
+   * context of `bundleKey`).
    * @param {string} key
    * @param {number} memoryMb
+   * @param {string} [bundleKey]
    */
-  isolateFor(key, memoryMb) {
+  isolateFor(key, memoryMb, bundleKey) {
     const live = this.isolates.get(key)
     if (live && !live.disposed) return live
-    const iso = new TenantIsolate(key, memoryMb, this.freshIsolate?.(memoryMb))
+    const iso = new TenantIsolate(key, memoryMb, this.freshIsolate?.(memoryMb, bundleKey))
     this.isolates.set(key, iso)
     return iso
   }
@@ -147,6 +149,8 @@ export class IsolatePool {
     const host = iso.host
     if (!host.counted) {
       host.counted = true
+      // (an isolate running plugin code elsewhere is measured by that invocation's metrics)
+      if (!host.running) host.heapBytes = heapOf(host.isolate).total
       this.totalHeap += host.heapBytes
     }
   }

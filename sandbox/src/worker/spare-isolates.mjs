@@ -10,10 +10,20 @@ import ivm from './isolated-vm.mjs'
 import { bootContext } from './context-bootstrap.mjs'
 
 /** @typedef {import('isolated-vm').Isolate} Isolate */
-/** @typedef {{ isolate: Isolate, booted: import('./context-bootstrap.mjs').BootedContext | undefined }} Spare */
+/** @typedef {import('./context-bootstrap.mjs').BootedContext} BootedContext */
+/**
+ * A context in which a bundle's top level ran, and nothing else: what a new tenant's first
+ * context of that bundle would be once made (`cpuMs`: what its top level took).
+ * @typedef {{ bundleKey: string, booted: BootedContext, entries: Record<string, string[]>, cpuMs: number }} LoadedContext
+ */
+/** @typedef {{ isolate: Isolate, booted: BootedContext | undefined, loaded?: LoadedContext }} Spare */
 
 /** Isolates waiting to be disposed at most; beyond that the oldest goes at once. */
 const MAX_RETIRED = 4
+/** Probes kept for the first new tenant of their bundle at most; beyond that the oldest goes. */
+const MAX_KEPT = 4
+/** How long a probe is kept for a new tenant of its bundle. */
+const KEEP_MS = 60_000
 
 /** @param {Isolate} isolate */
 function dispose(isolate) {
@@ -51,7 +61,7 @@ export function makeSpare(memoryMb) {
 export class SpareIsolates {
   /**
    * @param {object} options
-   * @param {() => boolean} options.busy whether the worker has work in flight (spares wait for a quiet moment)
+   * @param {() => boolean} options.busy whether the worker has work in flight or had lately (spares wait for a quiet moment)
    * @param {(memoryMb: number) => Spare} [options.make]
    * @param {number} [options.perLimit] spares kept per memory limit
    * @param {number} [options.maxLimits] memory limits kept spares for (the latest asked for)
@@ -69,6 +79,38 @@ export class SpareIsolates {
     this.timer = undefined
     /** @type {Isolate[]} isolates that run nothing any more, disposed at a quiet moment */
     this.retired = []
+    /** @type {Map<string, { spare: Spare, memoryMb: number, at: number }>} probes by bundle key, oldest first */
+    this.kept = new Map()
+  }
+
+  /**
+   * Keeps a bundle's probe, whose isolate holds a context where the bundle's top level ran and
+   * nothing else, for the first new tenant of that bundle in this worker: its first context would
+   * start from exactly that. It is handed out once, or disposed (after KEEP_MS, on unload, when
+   * more are kept than MAX_KEPT).
+   * @param {number} memoryMb
+   * @param {Spare & { loaded: LoadedContext }} spare
+   */
+  keep(memoryMb, spare) {
+    this.drop(spare.loaded.bundleKey)
+    this.kept.set(spare.loaded.bundleKey, { spare, memoryMb, at: Date.now() })
+    for (const [key, old] of this.kept) {
+      if (this.kept.size <= MAX_KEPT) break
+      this.kept.delete(key)
+      this.retire(old.spare.isolate)
+    }
+  }
+
+  /**
+   * Disposes the probe kept for a bundle (it was unloaded), or every probe kept longer than KEEP_MS.
+   * @param {string} [bundleKey]
+   */
+  drop(bundleKey, now = Date.now()) {
+    for (const [key, k] of this.kept) {
+      if (bundleKey === undefined ? now - k.at < KEEP_MS : key !== bundleKey) continue
+      this.kept.delete(key)
+      this.retire(k.spare.isolate)
+    }
   }
 
   /**
@@ -84,11 +126,19 @@ export class SpareIsolates {
   }
 
   /**
-   * A fresh isolate with this memory limit: a spare when there is one, else a new one.
+   * A fresh isolate with this memory limit for a new tenant's first context (of `bundleKey`):
+   * the bundle's probe when one is kept with this limit, else a spare when there is one, else a
+   * new one.
    * @param {number} memoryMb
+   * @param {string} [bundleKey]
    * @returns {Spare}
    */
-  take(memoryMb) {
+  take(memoryMb, bundleKey) {
+    const probe = bundleKey === undefined ? undefined : this.kept.get(bundleKey)
+    if (probe && probe.memoryMb === memoryMb) {
+      this.kept.delete(/** @type {string} */ (bundleKey))
+      if (!probe.spare.isolate.isDisposed) return probe.spare
+    }
     const list = this.spares.get(memoryMb) ?? []
     this.spares.delete(memoryMb)
     this.spares.set(memoryMb, list)
@@ -109,18 +159,21 @@ export class SpareIsolates {
     this.timer.unref()
   }
 
+  /**
+   * Disposes a retired isolate or makes a spare, one a turn of the event loop, so that a message
+   * arriving meanwhile waits for one of them at most (and makes the worker busy again).
+   */
   refill() {
     this.timer = undefined
-    while (this.retired.length > 0) {
-      if (this.busy()) return this.schedule()
-      dispose(/** @type {Isolate} */ (this.retired.pop()))
+    if (this.busy()) return this.schedule()
+    const retired = this.retired.pop()
+    if (retired) dispose(retired)
+    else {
+      const [mb, list] = [...this.spares].find(([, l]) => l.length < this.perLimit) ?? []
+      if (mb === undefined || !list) return
+      list.push(this.make(mb))
     }
-    for (const [mb, list] of this.spares) {
-      while (list.length < this.perLimit) {
-        if (this.busy()) return this.schedule()
-        list.push(this.make(mb))
-      }
-    }
+    setImmediate(() => this.timer === undefined && this.refill())
   }
 
   /** How many spares are ready (for stats). */
@@ -136,5 +189,7 @@ export class SpareIsolates {
     for (const iso of this.retired.splice(0)) dispose(iso)
     for (const list of this.spares.values()) for (const spare of list) dispose(spare.isolate)
     this.spares.clear()
+    for (const k of this.kept.values()) dispose(k.spare.isolate)
+    this.kept.clear()
   }
 }

@@ -8,6 +8,7 @@ import { makeIsolate } from './spare-isolates.mjs'
 /** @typedef {import('./plugin-context.mjs').PluginContext} PluginContext */
 /** @typedef {import('./context-bootstrap.mjs').BootedContext} BootedContext */
 /** @typedef {import('./spare-isolates.mjs').Spare} Spare */
+/** @typedef {import('./spare-isolates.mjs').LoadedContext} LoadedContext */
 
 export class IsolateFailure extends Error {
   /**
@@ -33,6 +34,8 @@ export class TenantIsolate {
     this.isolate = spare.isolate
     /** @type {BootedContext | undefined} a context booted ahead of need, for the first plugin context */
     this.booted = spare.booted
+    /** @type {LoadedContext | undefined} a bundle's probe, for the first plugin context of that bundle */
+    this.loaded = spare.loaded
     this.disposed = false
     /** @type {Set<PluginContext>} the plugin contexts living here */
     this.members = new Set()
@@ -102,6 +105,19 @@ export class TenantIsolate {
     return booted
   }
 
+  /**
+   * The context where `bundleKey`'s top level ran (its probe), once; one of another bundle is
+   * released (nothing of it can run any more) and none is given.
+   * @param {string} bundleKey
+   */
+  takeLoaded(bundleKey) {
+    const loaded = this.loaded
+    this.loaded = undefined
+    if (!loaded || loaded.bundleKey === bundleKey) return loaded
+    releaseBooted(loaded.booted)
+    return undefined
+  }
+
   /** @returns {bigint | null} the isolate's CPU time so far, null once it is gone */
   cpuNs() {
     try {
@@ -123,6 +139,27 @@ export class TenantIsolate {
       this.isolate.dispose()
     } catch {
       /* already gone */
+    }
+  }
+}
+
+/**
+ * Releases a context's handles: nothing keeps it alive any more, and its heap is reclaimed.
+ * @param {Partial<BootedContext>} booted
+ */
+export function releaseBooted(booted) {
+  for (const handle of [
+    booted.invokeRef,
+    booted.settleRef,
+    booted.pollRef,
+    booted.drainRef,
+    booted.loadRef,
+    booted.context,
+  ]) {
+    try {
+      handle?.release()
+    } catch {
+      /* its isolate is gone */
     }
   }
 }

@@ -5,11 +5,12 @@
 // and warm isolates, and talks to the parent only through the IPC channel.
 import ivm from './isolated-vm.mjs'
 import { availableParallelism } from 'node:os'
+import { performance } from 'node:perf_hooks'
 import { IsolatePool } from './isolate-pool.mjs'
 import { Invocation } from './invocation.mjs'
 import { CpuWatchdog } from './cpu-watchdog.mjs'
 import { FairScheduler } from './fair-scheduler.mjs'
-import { lazySourceMap } from './stack-mapper.mjs'
+import { bundleFilename } from './stack-mapper.mjs'
 import { TenantIsolate } from './tenant-isolate.mjs'
 import { PluginContext } from './plugin-context.mjs'
 import { SpareIsolates } from './spare-isolates.mjs'
@@ -28,6 +29,8 @@ import { SpareIsolates } from './spare-isolates.mjs'
 // Only the parent starts a worker (with its config as the argument); anything else running
 // this file — a test runner globbing the folder, a curious operator — gets an immediate exit.
 if (process.argv[2] === undefined || typeof process.send !== 'function') process.exit(0)
+/** How long the worker must have been quiet before it makes spare isolates (ms). */
+const QUIET_MS = 5
 /** @type {Partial<WorkerConfig> & { syncSliceMs?: number }} */
 const config = JSON.parse(process.argv[2])
 const send = /** @type {(msg: FromWorker) => boolean} */ (process.send).bind(process)
@@ -37,8 +40,13 @@ const slowKeys = new Map()
 const longOnce = new Map()
 
 let loading = 0
-// Fresh isolates for new tenants and probes, made while nothing is in flight.
-const spares = new SpareIsolates({ busy: () => worker.inflight.size > 0 || loading > 0 })
+/** When a message last came or went (performance.now()). */
+let lastMessage = 0
+// Fresh isolates for new tenants and probes, made while nothing is in flight nor was lately: a
+// reply is often followed by the next request (a load's by the bundle's first invocation).
+const spares = new SpareIsolates({
+  busy: () => worker.inflight.size > 0 || loading > 0 || performance.now() - lastMessage < QUIET_MS,
+})
 
 /** @type {WorkerState} */
 const worker = {
@@ -47,7 +55,7 @@ const worker = {
     maxIsolatesPerKey: config.maxIsolatesPerKey ?? 4,
     idleMs: config.idleMs ?? 5 * 60_000,
     heapBudgetBytes: (config.isolateHeapBudgetMb ?? 1024) * 1024 * 1024,
-    freshIsolate: (memoryMb) => spares.take(memoryMb),
+    freshIsolate: (memoryMb, bundleKey) => spares.take(memoryMb, bundleKey),
   }),
   /** bundle key → Promise of the compiled bundle (so invocations can wait for a load in flight). */
   bundles: new Map(),
@@ -89,11 +97,13 @@ const worker = {
   },
   watchdog: new CpuWatchdog({ graceMs: config.cpuGraceMs ?? 250 }),
   send(msg) {
+    lastMessage = performance.now()
     if (process.connected) send(msg)
   },
 }
 
 process.on('message', (/** @type {ToWorker} */ msg) => {
+  lastMessage = performance.now()
   switch (msg?.t) {
     case 'inv': {
       const inv = new Invocation(worker, msg)
@@ -117,6 +127,7 @@ process.on('message', (/** @type {ToWorker} */ msg) => {
       worker.bundles.delete(msg.key)
       worker.compiled.delete(msg.key)
       worker.pool.dropWhere((iso) => iso.bundle.key === msg.key)
+      spares.drop(msg.key)
       break
     case 'stats':
       worker.send({ t: 'stats', rid: msg.rid, stats: stats(msg.refresh) })
@@ -170,13 +181,12 @@ async function compileBundle(b, limits, evaluate) {
     key: b.key,
     id: b.id,
     version: b.version,
-    filename: `bundle:${b.id}@${b.version}`,
+    filename: bundleFilename(b.key),
     // The SDK emits a CommonJS-shaped script; the wrapper sits on its own line so plugin
     // line numbers shift by exactly one.
     code: `(function (module, exports) {\n${b.code}\n})`,
     lineOffset: 1,
     cachedData: undefined,
-    sourceMap: lazySourceMap(b.sourceMap),
     entries: {},
   }
   // The first context that compiles the bundle here leaves V8's code cache on it; every later
@@ -186,11 +196,16 @@ async function compileBundle(b, limits, evaluate) {
   if (!evaluate) return bundle
   const host = new TenantIsolate('probe', limits.memoryMb, spares.take(limits.memoryMb))
   const probe = new PluginContext('probe', bundle, host)
+  // On this thread under the rule a stretch follows (a CPU limit it may block the event loop for).
+  const onThread =
+    limits.cpuMs <= worker.syncMaxCpuMs
+      ? { deadline: Date.now() + limits.wallMs, sliceMs: worker.syncSliceMs, ranLong: () => {} }
+      : undefined
   try {
-    await probe.init(limits.cpuMs, worker.watchdog)
-    // It ran to its end: nothing of it runs any more, and its heap can go once the worker is quiet.
-    probe.dispose()
-    host.dispose((isolate) => spares.retire(isolate))
+    await probe.init(limits.cpuMs, worker.watchdog, 0, onThread)
+    // It ran to its end: nothing of it runs any more. Kept for the bundle's first new tenant here
+    // (the first invocations of a new installation come to this, the probation worker).
+    spares.keep(limits.memoryMb, probe.handOver())
   } catch (e) {
     const err = /** @type {LoadError} */ (e)
     const reason =
@@ -237,7 +252,13 @@ function stats(refresh) {
   }
 }
 
-setInterval(() => worker.pool.sweep(), Math.min(config.idleMs ?? 60_000, 10_000)).unref()
+setInterval(
+  () => {
+    worker.pool.sweep()
+    spares.drop()
+  },
+  Math.min(config.idleMs ?? 60_000, 10_000),
+).unref()
 // The parent gone means nobody will ever read our answers.
 process.on('disconnect', () => process.exit(0))
 worker.send({ t: 'ready', pid: process.pid })
