@@ -7,6 +7,7 @@ import { SBX } from './errors.js'
 import type { SandboxLimits } from './limits.js'
 import type { Placement } from './placement.js'
 import type { FromWorker, InvokeMessage, WorkerMetrics } from './protocol.js'
+import { type Deadline, Deadlines } from './deadlines.mjs'
 import { parseUntrustedJson } from './safe-json.mjs'
 import type { InvocationError, InvocationMetrics, InvokeRequest, InvokeResult, LogLine } from './types.js'
 import { asTrellisError, rebuildError, workerLost } from './wire-errors.js'
@@ -22,7 +23,7 @@ interface Pending {
   worker: WorkerProcess
   limits: SandboxLimits
   started: number
-  timer: NodeJS.Timeout
+  timer: Deadline
   /** Made on the first host call: an AbortController costs more than a whole warm invocation's bookkeeping. */
   abort?: AbortController
   /** Made on the first failed host call. */
@@ -52,7 +53,7 @@ export interface Placed {
   isoKey: string
   isolateKey: string
   bundleKey: string
-  /** The message for the worker, but for the time left, which is measured when it is sent. */
+  /** The message for the worker (made for this call), but for the time left, measured when it is sent. */
   message: Omit<InvokeMessage, 'remainingMs'>
 }
 
@@ -65,6 +66,8 @@ export interface InvocationsDeps {
 
 export class Invocations {
   private readonly pending = new Map<number, Pending>()
+  /** Every invocation's hang deadline, on one timer. */
+  private readonly deadlines = new Deadlines()
 
   constructor(private readonly deps: InvocationsDeps) {}
 
@@ -88,13 +91,16 @@ export class Invocations {
         resolve,
         reject,
         // The worker enforces wallMs itself; this later timer is for a worker too stuck to.
-        timer: setTimeout(() => this.onHung(rid), limits.wallMs + this.deps.hangGraceMs),
+        timer: this.deadlines.add(limits.wallMs + this.deps.hangGraceMs, () => this.onHung(rid)),
       }
       this.pending.set(rid, p)
       worker.inflight.add(rid)
       this.deps.placement.commit(worker, tenantId, p.isolateKey, p.memoryMb)
       if (!p.trusted) worker.untrusted++
-      worker.send({ ...message, remainingMs: Math.max(1, limits.wallMs - (performance.now() - started)) })
+      // (the message was made for this call alone: it is completed in place, not copied)
+      const full = message as InvokeMessage
+      full.remainingMs = Math.max(1, limits.wallMs - (performance.now() - started))
+      worker.send(full)
     })
   }
 
@@ -133,6 +139,7 @@ export class Invocations {
   /** Fails everything in flight (the sandbox is closing). */
   failAll(error: () => TrellisError): void {
     for (const p of [...this.pending.values()]) this.settle(p, error())
+    this.deadlines.clear()
   }
 
   /**
@@ -199,7 +206,7 @@ export class Invocations {
     if (p.worker.draining && p.worker.inflight.size === 0) memory.retire(p.worker)
     if (!p.trusted) p.worker.untrusted--
     if (!error) placement.succeeded(p.isoKey)
-    clearTimeout(p.timer)
+    this.deadlines.cancel(p.timer)
     p.abort?.abort()
     const full: InvocationMetrics = {
       cpuMs: 0,

@@ -28,8 +28,8 @@ function mainThreadCpuMs() {
 
 let seen = -1
 let since = 0
-/** @type {number | null} */
-let cpuAtStart = null
+/** @type {number | null | undefined} the main thread's CPU time when the run was first seen again (undefined: not read yet) */
+let cpuAtStart
 setInterval(() => {
   if (Atomics.load(state, 3) === 0) {
     seen = -1
@@ -39,9 +39,13 @@ setInterval(() => {
   if (seq !== seen) {
     seen = seq
     since = Date.now()
-    cpuAtStart = mainThreadCpuMs()
+    // Read on the next poll, if the run is still going: a busy worker is in some short run at
+    // most polls, and reading /proc for each cost more CPU than this thread's whole job.
+    cpuAtStart = undefined
     return
   }
+  // The CPU burnt since is counted from one poll later (the limit plus the grace is far longer).
+  if (cpuAtStart === undefined) cpuAtStart = mainThreadCpuMs()
   // The worker's own deadline timer cannot fire while its main thread is blocked.
   if (Date.now() - epoch > Atomics.load(state, 4) + graceMs) return overrun(Atomics.load(state, 1), 'wall')
   const limit = Atomics.load(state, 2)

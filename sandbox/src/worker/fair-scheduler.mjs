@@ -9,9 +9,10 @@
 // tenant is served before a heavy tenant's backlog.
 //
 // Runs on the worker's main thread execute synchronously, so a burst of messages read in one
-// go would otherwise run in arrival order: while a run started in this turn of the event loop,
-// new runs queue, and the queues are served on the next turn, after every message that has
-// arrived meanwhile has been read.
+// go would otherwise run in arrival order: once a run has started, new runs queue until the
+// burst has been read (Node emits the messages of one read as one batch of ticks, and runs the
+// microtasks after all of them), and the queues are served on the next turn of the event loop,
+// after every message that has arrived meanwhile has been read.
 
 /**
  * @typedef {object} Turn the right to run, held from the grant until `end()`
@@ -30,6 +31,7 @@
 const MIN_COST_MS = 0.001
 /** Runs granted per turn of the event loop before reading what has arrived meanwhile. */
 const GRANTS_PER_TURN = 2
+const RESOLVED = Promise.resolve()
 
 export class FairScheduler {
   /**
@@ -57,9 +59,12 @@ export class FairScheduler {
     this.queued = 0
     /** The virtual time of the latest run granted from a queue: where a newly waiting tenant starts. */
     this.floor = 0
-    /** A run was granted in this turn of the event loop: new runs queue until the next. */
+    /** A run was granted in this burst of messages: new runs queue until it has been read. */
     this.hot = false
     this.scheduled = false
+    this.cool = () => {
+      this.hot = false
+    }
   }
 
   /**
@@ -101,8 +106,12 @@ export class FairScheduler {
   grant(q, run) {
     this.running++
     q.running++
-    this.hot = true
-    this.later()
+    // A microtask rather than a turn of the event loop: this runs for every invocation, and a
+    // turn (an immediate) cost more than the rest of the scheduling.
+    if (!this.hot) {
+      this.hot = true
+      RESOLVED.then(this.cool)
+    }
     const started = this.now()
     let ended = false
     run({
@@ -150,6 +159,8 @@ export class FairScheduler {
     }
     // Contention is over: what tenants owe no longer matters.
     if (this.queued === 0) for (const q of this.tenants.values()) this.forget(q)
+    // More may run now (runs on this thread have ended); the rest wait for a turn to end.
+    else if (this.next() !== undefined) this.later()
   }
 
   /** The waiting tenant that may run with the least virtual time (the earliest to wait on a tie). */

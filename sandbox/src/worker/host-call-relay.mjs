@@ -98,7 +98,7 @@ export function onHostResult(inv, msg) {
  * @param {WireError} origin what the parent learns if plugin code rethrows it
  */
 function settleError(inv, cid, error, origin) {
-  inv.errorRefs.set(cid, origin)
+  ;(inv.errorRefs ??= new Map()).set(cid, origin)
   deliver(inv, cid, false, JSON.stringify({ code: error.code, status: error.status, message: error.message, ref: cid }))
 }
 

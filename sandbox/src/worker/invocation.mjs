@@ -10,6 +10,7 @@ import { LogCollector } from './log-collector.mjs'
 import { describeFailure } from './failure.mjs'
 import { onHostCall, onHostResult } from './host-call-relay.mjs'
 import { endTurn, enterStretch } from './stretches.mjs'
+import { Deadlines } from '../deadlines.mjs'
 
 /** @typedef {import('../protocol.js').InvokeMessage} InvokeMessage */
 /** @typedef {import('../protocol.js').HostCallResult} HostCallResult */
@@ -22,11 +23,10 @@ import { endTurn, enterStretch } from './stretches.mjs'
 /** @typedef {{ code: string, details: Record<string, unknown> }} SandboxFailure */
 
 let nextToken = 1
-
-/** @param {Invocation} inv */
-function onDeadline(inv) {
-  inv.onDeadline()
-}
+/** @type {ReadonlyMap<number, WireError>} */
+const NO_ERROR_REFS = new Map()
+// The invocations' wall-clock deadlines, on one timer for the whole worker.
+const deadlines = new Deadlines()
 
 export class Invocation {
   /**
@@ -40,16 +40,15 @@ export class Invocation {
     this.tenantId = msg.tenantId
     this.bundleKey = msg.bundleKey
     this.isoKey = msg.isoKey
-    // A tenant's plugins share one isolate per memory limit (ADR 0080); the limit is fixed when
-    // the isolate is made.
-    this.hostKey = JSON.stringify([msg.tenantId, msg.limits.memoryMb])
     this.entry = msg.entry
     this.input = msg.input
     this.context = msg.context
     // CPU time cannot exceed the wall deadline; clamping keeps a synchronous run (which blocks
-    // this worker's event loop) inside the time the parent waits before declaring us hung.
+    // this worker's event loop) inside the time the parent waits before declaring us hung. (The
+    // message was parsed for this invocation alone: its limits are ours to clamp.)
     /** @type {SandboxLimits} */
-    this.limits = { ...msg.limits, cpuMs: Math.min(msg.limits.cpuMs, msg.limits.wallMs) }
+    this.limits = msg.limits
+    if (this.limits.cpuMs > this.limits.wallMs) this.limits.cpuMs = this.limits.wallMs
     this.remainingMs = msg.remainingMs
     // Tokens are never reused, so a host object kept by plugin code from an earlier
     // invocation cannot act within a later one.
@@ -68,9 +67,10 @@ export class Invocation {
     this.outgoing = []
     /** @type {SandboxFailure | null} */
     this.breach = null
-    /** @type {Map<number, WireError>} */
-    this.errorRefs = new Map()
-    this.logs = new LogCollector(this.invocationId, this.limits)
+    /** @type {Map<number, WireError> | null} what each host error handed to plugin code stands for (made on the first) */
+    this.errorRefs = null
+    /** @type {LogCollector | null} made when the plugin logged something */
+    this.logs = null
     this.logsTaken = false
     this.waiter = { cancelled: false }
     this.sync = !worker.isSlow(msg.isoKey) && this.limits.cpuMs <= worker.syncMaxCpuMs
@@ -78,7 +78,7 @@ export class Invocation {
     this.turn = null
     this.watching = 0
     this.deadline = 0
-    /** @type {NodeJS.Timeout | undefined} */
+    /** @type {import('../deadlines.mjs').Deadline | undefined} */
     this.timer = undefined
   }
 
@@ -89,7 +89,7 @@ export class Invocation {
    */
   start() {
     this.deadline = Date.now() + this.remainingMs
-    this.timer = setTimeout(onDeadline, this.remainingMs, this)
+    this.timer = deadlines.add(this.remainingMs, () => this.onDeadline())
     const bundle = this.worker.compiled.get(this.bundleKey)
     const free = bundle && this.worker.pool.takeIdle(this.isoKey)
     if (!free) return this.startCold()
@@ -114,18 +114,12 @@ export class Invocation {
         this.isoKey,
         async () => {
           const pool = this.worker.pool
-          const host = pool.isolateFor(this.hostKey, this.limits.memoryMb, this.bundleKey)
+          // A tenant's plugins share one isolate per memory limit (ADR 0080); the limit is fixed
+          // when the isolate is made.
+          const host = pool.isolateFor(JSON.stringify([this.tenantId, this.limits.memoryMb]), this.limits.memoryMb)
           const ctx = new PluginContext(this.isoKey, bundle, host)
           try {
-            // (the top level on this thread when the invocation's stretches run there)
-            const onThread = this.sync
-              ? {
-                  deadline: this.deadline,
-                  sliceMs: this.worker.syncSliceMs,
-                  ranLong: () => this.worker.ranLong(this.isoKey),
-                }
-              : undefined
-            await ctx.init(this.limits.cpuMs, this.worker.watchdog, this.rid, onThread)
+            await ctx.init(this.limits.cpuMs, this.worker.watchdog, this.rid)
           } catch (err) {
             if (host.isolate.isDisposed) pool.discardIsolate(host, (c) => c.current?.isolateLost())
             else pool.forgetIsolateIfEmpty(host)
@@ -161,7 +155,19 @@ export class Invocation {
     iso.current = this
     const e = this.entry
     // The entry starts the plugin's promise and returns; its result is collected with `poll`.
-    const args = [this.token, e.kind, e.name, this.input, this.context, JSON.stringify(this.limits), false]
+    const l = this.limits
+    const args = [
+      this.token,
+      e.kind,
+      e.name,
+      this.input,
+      this.context,
+      l.maxHostCalls,
+      l.maxInputBytes,
+      l.maxOutputBytes,
+      l.maxLogLines,
+      l.maxLogBytes,
+    ]
     enterStretch(this, () => (this.done ? undefined : { ref: iso.invokeRef, args, timeoutMs: this.limits.cpuMs }))
   }
 
@@ -206,7 +212,7 @@ export class Invocation {
     this.logsTaken = true
     try {
       const text = this.iso.drainRef.applySync(undefined, [this.token], { timeout: 20 })
-      if (typeof text === 'string' && text !== '') this.logs.take(text)
+      if (typeof text === 'string' && text !== '') this.takeLogs(text)
     } catch {
       // isolate unusable: the lines are lost
     }
@@ -223,21 +229,32 @@ export class Invocation {
     if (typeof composite !== 'string' || nl < 0)
       return this.fail({ code: 'SBX_ERR_OUTPUT_INVALID', details: { reason: 'no result' } })
     this.logsTaken = true
-    this.logs.take(composite.slice(0, nl))
+    this.takeLogs(composite.slice(0, nl))
     const result = composite.slice(nl + 1)
     if (this.breach) return this.fail(this.breach)
     if (result.length === 0) return this.fail({ code: 'SBX_ERR_OUTPUT_INVALID', details: { reason: 'no result' } })
     if (result[0] === 'O') {
       const json = result.slice(1)
-      if (json.length > this.limits.maxOutputBytes || Buffer.byteLength(json) > this.limits.maxOutputBytes) {
+      const max = this.limits.maxOutputBytes
+      // (a UTF-16 unit is at most 3 bytes of UTF-8: short text needs no count)
+      if (json.length > max || (json.length * 3 > max && Buffer.byteLength(json) > max)) {
         return this.fail({
           code: 'SBX_ERR_PAYLOAD_TOO_LARGE',
-          details: { what: 'output', limitBytes: this.limits.maxOutputBytes },
+          details: { what: 'output', limitBytes: max },
         })
       }
       return this.succeed(json)
     }
-    this.fail(describeFailure(result.slice(1), this.limits, this.errorRefs, this.bundle))
+    this.fail(describeFailure(result.slice(1), this.limits, this.errorRefs ?? NO_ERROR_REFS, this.bundle))
+  }
+
+  /**
+   * The log lines the isolate buffered, as text ('[[],0]' when there are none).
+   * @param {string} text
+   */
+  takeLogs(text) {
+    if (text === '[[],0]') return
+    ;(this.logs ??= new LogCollector(this.invocationId, this.limits)).take(text)
   }
 
   /** @param {unknown} err what isolated-vm threw or rejected with */
@@ -281,10 +298,10 @@ export class Invocation {
   /** @param {string} json the output, measured */
   succeed(json) {
     this.done = true
-    clearTimeout(this.timer)
+    if (this.timer) deadlines.cancel(this.timer)
     const metrics = this.metrics('ok')
     this.end(false)
-    this.worker.send({ t: 'ok', rid: this.rid, output: json, metrics, logs: this.logs.finish() })
+    this.worker.send({ t: 'ok', rid: this.rid, output: json, metrics, logs: this.logs ? this.logs.finish() : [] })
   }
 
   /**
@@ -293,7 +310,7 @@ export class Invocation {
    */
   fail(error, poisoned = false) {
     this.done = true
-    clearTimeout(this.timer)
+    if (this.timer) deadlines.cancel(this.timer)
     const outcome = 'code' in error ? error.code : 'error'
     if (outcome !== 'SBX_ERR_MEMORY') this.drainLogs()
     if (outcome === 'SBX_ERR_TIMEOUT' || outcome === 'SBX_ERR_MEMORY') this.worker.markSlow(this.isoKey)
@@ -301,7 +318,7 @@ export class Invocation {
     // A memory failure leaves the tenant's isolate unusable (or over its limit); a timeout
     // stopped plugin code mid-way in this context only.
     this.end(outcome === 'SBX_ERR_MEMORY' ? 'isolate' : poisoned || outcome === 'SBX_ERR_TIMEOUT')
-    this.worker.send({ t: 'err', rid: this.rid, error, metrics, logs: this.logs.finish() })
+    this.worker.send({ t: 'err', rid: this.rid, error, metrics, logs: this.logs ? this.logs.finish() : [] })
   }
 
   /**

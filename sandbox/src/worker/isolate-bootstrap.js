@@ -50,6 +50,7 @@
   const MAX_ENTRIES = 10000
 
   let /** @type {Function | null} */ pluginInvoke = null
+  let /** @type {BootEntry | null} */ lastEntry = null
   let /** @type {BootInvocation | null} */ active = null
   // The invocation whose result awaits `poll`.
   let /** @type {BootInvocation | null} */ finished = null
@@ -336,14 +337,18 @@
     }
   }
 
-  // Starts one invocation. With `awaitable` it returns a promise of the result (the worker
-  // awaits it from another thread); otherwise the result is collected with `poll` after each
-  // synchronous entry, which saves a thread hop per call. A result is 'O' + output JSON or
-  // 'E' + error JSON; it never rejects.
-  /** @param {number} token @param {string} kind @param {string} name @param {string} inputJson
-   *  @param {string} contextJson @param {string} limitsJson @param {boolean} awaitable */
-  function invoke(token, kind, name, inputJson, contextJson, limitsJson, awaitable) {
-    const limits = jsonParse(limitsJson)
+  // Starts one invocation, whose result ('O' + output JSON or 'E' + error JSON) `poll` collects.
+  // The limits come as numbers: parsing JSON for them cost more than the rest of a small start.
+  /** @param {number} token @param {string} kind @param {string} name @param {string} inputJson @param {string} contextJson
+   *  @param {number} calls @param {number} inBytes @param {number} outBytes @param {number} lines @param {number} logBytes */
+  function invoke(token, kind, name, inputJson, contextJson, calls, inBytes, outBytes, lines, logBytes) {
+    const /** @type {BootLimits} */ limits = {
+        maxHostCalls: calls,
+        maxInputBytes: inBytes,
+        maxOutputBytes: outBytes,
+        maxLogLines: lines,
+        maxLogBytes: logBytes,
+      }
     const /** @type {BootInvocation} */ state = {
         token,
         limits,
@@ -364,14 +369,10 @@
       log: (/** @type {unknown} */ level, /** @type {unknown} */ message, /** @type {unknown} */ fields) =>
         writeLog(state, level, message, fields),
     })
-    const promise = run(
-      state,
-      freeze({ kind, name }),
-      inputJson === '' ? undefined : jsonParse(inputJson),
-      jsonParse(contextJson),
-      host,
-    )
-    return awaitable ? promise : undefined
+    // The entry's description is the same object for every invocation of it in this context.
+    if (lastEntry === null || lastEntry.kind !== kind || lastEntry.name !== name) lastEntry = freeze({ kind, name })
+    const input = inputJson === '' ? undefined : jsonParse(inputJson)
+    run(state, lastEntry, input, jsonParse(contextJson), host)
   }
 
   function poll(/** @type {number} */ token) {
@@ -384,27 +385,26 @@
   /** @param {BootInvocation} state @param {BootEntry} entry @param {unknown} input @param {unknown} context
    *  @param {BootHost} host */
   async function run(state, entry, input, context, host) {
+    // One async function around the entry (each further one costs a promise and a microtask turn).
+    let output
+    let out = ''
+    try {
+      if (pluginInvoke === null) throw new ErrorCtor('bundle is not loaded')
+      output = await apply(pluginInvoke, undefined, [entry, input, context, host])
+    } catch (e) {
+      out = state.limitHit ? 'E{"kind":"host-call-limit"}' : `E${describeThrown(e)}`
+    } finally {
+      if (active === state) active = null
+    }
     // Logs, a newline, then the result: JSON text never holds a raw newline.
-    const out = await compute(state, entry, input, context, host)
-    const result = `${logsOf(state)}\n${out}`
+    const result = `${logsOf(state)}\n${out === '' ? serialise(state, output) : out}`
     state.result = result
     finished = state
     return result
   }
 
-  /** @param {BootInvocation} state @param {BootEntry} entry @param {unknown} input @param {unknown} context
-   *  @param {BootHost} host @returns {Promise<string>} */
-  async function compute(state, entry, input, context, host) {
-    let output
-    try {
-      if (pluginInvoke === null) throw new ErrorCtor('bundle is not loaded')
-      output = await apply(pluginInvoke, undefined, [entry, input, context, host])
-    } catch (e) {
-      if (state.limitHit) return 'E{"kind":"host-call-limit"}'
-      return `E${describeThrown(e)}`
-    } finally {
-      if (active === state) active = null
-    }
+  /** 'O' + the output's JSON, or 'E' + why it has none. @param {BootInvocation} state @param {unknown} output */
+  function serialise(state, output) {
     if (state.limitHit) return 'E{"kind":"host-call-limit"}'
     let json
     try {

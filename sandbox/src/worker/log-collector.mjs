@@ -27,7 +27,7 @@ export class LogCollector {
    * @param {string} text
    */
   take(text) {
-    // what an invocation that logged nothing leaves
+    // what an invocation that logged nothing leaves (the caller skips it too)
     if (text === '[[],0]') return
     /** @type {unknown} */
     let parsed
