@@ -116,10 +116,22 @@ export class Invocation {
           const pool = this.worker.pool
           // A tenant's plugins share one isolate per memory limit (ADR 0080); the limit is fixed
           // when the isolate is made.
-          const host = pool.isolateFor(JSON.stringify([this.tenantId, this.limits.memoryMb]), this.limits.memoryMb)
+          const host = pool.isolateFor(
+            JSON.stringify([this.tenantId, this.limits.memoryMb]),
+            this.limits.memoryMb,
+            this.bundleKey,
+          )
           const ctx = new PluginContext(this.isoKey, bundle, host)
           try {
-            await ctx.init(this.limits.cpuMs, this.worker.watchdog, this.rid)
+            // (the top level on this thread when the invocation's stretches run there)
+            const onThread = this.sync
+              ? {
+                  deadline: this.deadline,
+                  sliceMs: this.worker.syncSliceMs,
+                  ranLong: () => this.worker.ranLong(this.isoKey),
+                }
+              : undefined
+            await ctx.init(this.limits.cpuMs, this.worker.watchdog, this.rid, onThread)
           } catch (err) {
             if (host.isolate.isDisposed) pool.discardIsolate(host, (c) => c.current?.isolateLost())
             else pool.forgetIsolateIfEmpty(host)
