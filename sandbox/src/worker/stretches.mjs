@@ -13,15 +13,20 @@ import { performance } from 'node:perf_hooks'
 /**
  * isolated-vm arms a timer for every call made with a timeout, and a timer thread wakes when
  * its deadline passes even though the call ended long before: one thread wakeup per stretch, on
- * two cores a context switch per call. Deadlines rounded up to a 10 ms grid share their wakeups;
- * a limit is then enforced up to 10 ms late, never early.
+ * two cores a context switch per call. Deadlines rounded up to a grid share their wakeups (as
+ * far as isolated-vm's whole milliseconds let them: one point of the grid still takes the timer
+ * thread ten or more wakeups, its deadlines spread over a millisecond). The grid is 10 ms, or a
+ * tenth of the limit up to 100 ms: a limit is enforced up to 10 ms or a tenth of it late, never
+ * early.
  */
 const GRID_MS = 10
+const MAX_GRID_MS = 100
 
 /** @param {number} ms */
 function gridTimeout(ms) {
+  const grid = Math.min(MAX_GRID_MS, Math.max(GRID_MS, Math.floor(ms / 10)))
   const now = Date.now()
-  return Math.ceil((now + ms) / GRID_MS) * GRID_MS - now
+  return Math.ceil((now + ms) / grid) * grid - now
 }
 
 /**
