@@ -31,7 +31,10 @@ WITH w AS (INSERT INTO roles (id, tenant_id, name, description, permissions)
            SELECT gen_random_uuid(), 'kernel.role.created', 'trellis/kernel', 'role/' || w.id,
                   jsonb_build_object('roleId', w.id, 'name', w.name, 'permissions', w.permissions),
                   CASE WHEN trellis_current_tenant() = :tenant::uuid
-                        AND coalesce((SELECT g.gen FROM event_subscriber_gens g WHERE g.tenant_id = trellis_current_tenant()), 0) = :gen::bigint
+                        AND coalesce((SELECT g.gen = :gen::bigint OR (g.installs_gen <= :gen::bigint AND NOT EXISTS (SELECT 1 FROM webhook_endpoints x
+                              WHERE x.tenant_id = g.tenant_id AND x.subscribers_gen > :gen::bigint AND x.status = 'active'
+                                AND x.types && '{*,kernel.role.created,kernel.*,kernel.role.*}'::text[]))
+                              FROM event_subscriber_gens g WHERE g.tenant_id = trellis_current_tenant()), :gen::bigint = 0)
                        THEN now() END FROM w
            RETURNING id, processed_at)
 SELECT w.*, (SELECT coalesce(array_agg(e.id::text), '{}') FROM e WHERE e.processed_at IS NULL) AS trellis_pending_events FROM w;

@@ -28,6 +28,7 @@ import { Migration20261209000201EventsUnsubscribed } from './2026-12-09-events-u
 import { Migration20261209000402AiGenerations } from './2026-12-09-ai-generations.js'
 import { Migration20261209000501PluginHealth } from './2026-12-09-plugin-health.js'
 import { Migration20261209000601InsightsTaskSla } from './2026-12-09-insights-task-sla.js'
+import { Migration20261210000101EventsSubscribersIncremental } from './2026-12-10-events-subscribers-incremental.js'
 
 /** Every migration, oldest first; MikroORM runs them in this order. */
 export const migrationsList: MigrationObject[] = [
@@ -60,4 +61,8 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261209000402AiGenerations', class: Migration20261209000402AiGenerations },
   { name: 'Migration20261209000501PluginHealth', class: Migration20261209000501PluginHealth },
   { name: 'Migration20261209000601InsightsTaskSla', class: Migration20261209000601InsightsTaskSla },
+  {
+    name: 'Migration20261210000101EventsSubscribersIncremental',
+    class: Migration20261210000101EventsSubscribersIncremental,
+  },
 ]

@@ -9,14 +9,16 @@
 // into the hash chain as the kernel's are (below): what is left between the two is the kernel's
 // own overhead. Uses the schema the kernel created in the same database. Its outbox rows are
 // written as the kernel writes them: processed at once when the tenant's subscription generation
-// is the one it last read (nobody subscribes to what these writes emit), pending otherwise — and
-// then it reads the generation again, as the kernel does.
+// is the one it last read or nothing stamped since wants the type (nobody subscribes to what these
+// writes emit), pending otherwise — and then it reads the generation again, as the kernel does;
+// after creating a webhook endpoint it moves its generation on as the kernel's index does.
 import Fastify from 'fastify'
 import pg from 'pg'
 import { createCipheriv, createHash, randomBytes } from 'node:crypto'
 import { v7 as uuidv7 } from 'uuid'
 import { AuditSealer } from '../../core/src/audit/sealer.js'
 import { positional, type DbRole, type TransactionSource, type Tx } from '../../core/src/db/database.js'
+import { patternsMatching } from '../../core/src/events/catalogue.js'
 
 const tenantId = process.env.BENCH_TENANT_ID!
 const userId = process.env.BENCH_USER_ID!
@@ -32,7 +34,10 @@ const AUDIT = `insert into audit_log (id, tenant_id, at, actor_kind, actor_id, a
   select * from (values ($A::uuid, $T::uuid, $AT::timestamptz, 'user', $U, $ACTION, $KIND, $TARGET, $DATA::jsonb, '127.0.0.1', $REQ)) v where exists (select 1 from w)`
 const EVENT = `insert into events (id, type, source, subject, data, processed_at)
   select * from (values ($E::uuid, $ETYPE, 'trellis/kernel', $SUBJECT, $EDATA::jsonb,
-    case when trellis_current_tenant() = $ET::uuid and coalesce((select g.gen from event_subscriber_gens g where g.tenant_id = trellis_current_tenant()), 0) = $EGEN::bigint then now() end)) v
+    case when trellis_current_tenant() = $ET::uuid and coalesce((
+      select g.gen = $EGEN::bigint or (g.installs_gen <= $EGEN::bigint and not exists (select 1 from webhook_endpoints w
+        where w.tenant_id = g.tenant_id and w.subscribers_gen > $EGEN::bigint and w.status = 'active' and w.types && $EPAT::text[]))
+        from event_subscriber_gens g where g.tenant_id = trellis_current_tenant()), $EGEN::bigint = 0) then now() end)) v
   where exists (select 1 from w) returning id, processed_at`
 const PENDING = `(select coalesce(array_agg(e.id::text), '{}') from e where e.processed_at is null) as trellis_pending_events`
 
@@ -55,6 +60,7 @@ function fused(name: string, write: string, writeParams: number, event = true): 
     'EDATA',
     'ET',
     'EGEN',
+    'EPAT',
   ]
   const at = Object.fromEntries(names.map((x) => [x, ++n]))
   const sub = (s: string) => s.replace(/\$([A-Z]+)/g, (_, x: string) => `$${at[x]}`)
@@ -94,7 +100,7 @@ const STATEMENTS = {
   webhook: fused(
     'baseline_webhook',
     `insert into webhook_endpoints (id, tenant_id, url, types, description, secret_enc) values ($1::uuid, $2::uuid, $3, $4::text[], '', $5)
-     returning id, url, types, description, status, disabled_reason, previous_secret_expires_at, created_at, updated_at`,
+     returning id, url, types, description, status, disabled_reason, previous_secret_expires_at, created_at, updated_at, subscribers_gen::text`,
     5,
   ),
 }
@@ -122,9 +128,23 @@ async function readGen(): Promise<void> {
     `select coalesce((select gen from event_subscriber_gens where tenant_id = $1::uuid), 0)::text as gen`,
     [tenantId],
   )
-  gen = rows[0].gen
+  // Generations only move on: a read that began before the last one's answer changes nothing.
+  if (Number(rows[0].gen) > Number(gen)) gen = rows[0].gen
 }
 await readGen()
+// After its own endpoint is created, as the kernel's subscriber index (ADR 0105): the generation
+// that write produced when it follows the one held, else read again at most once per 50 ms.
+let genReadScheduled = false
+function endpointCreated(stamped: string | null): void {
+  if (stamped !== null && Number(stamped) === Number(gen) + 1) gen = stamped
+  else if (!genReadScheduled) {
+    genReadScheduled = true
+    setTimeout(() => {
+      genReadScheduled = false
+      void readGen().catch(() => {})
+    }, 50).unref()
+  }
+}
 
 // Ids as the kernel makes them: UUIDv7 for rows, audit entries and events (time-ordered, so each
 // index grows at its end on both sides), and a short per-process request id.
@@ -208,7 +228,8 @@ async function auditedWrite(
         JSON.stringify(event?.data ?? null),
         tenantId,
         gen,
-      ].slice(0, event ? undefined : -6),
+        event ? `{${patternsMatching(event.type).join(',')}}` : null,
+      ].slice(0, event ? undefined : -7),
     })
     await around.after?.(client)
     await client.query('commit')
@@ -268,7 +289,9 @@ app.post('/baseline/webhooks', async (request, reply) => {
     { action: 'webhook.created', kind: 'webhook', target: id, data: { url, types, description: '' } },
     { type: 'kernel.webhook.created', subject: `webhook/${id}`, data: { endpointId: id, url, types } },
   )
-  return reply.code(201).send({ ...row, secret })
+  const { subscribers_gen: stamped, ...endpoint } = row as Record<string, unknown>
+  endpointCreated(stamped as string | null)
+  return reply.code(201).send({ ...endpoint, secret })
 })
 
 // PUT /v1/users/:id/role: the member and the role read in one statement, the membership updated

@@ -4,6 +4,8 @@ import { eventually, startReceiver } from './helpers/receiver.js'
 import { builtFixture, registerVersion } from './helpers/plugin-versions.js'
 import { emitEvents } from '../src/events/outbox.js'
 import { orgTx } from '../src/kernel-context.js'
+import { newWebhookSecret } from '../src/events/signing.js'
+import { webhookSecretAd } from '../src/events/delivery-types.js'
 
 // An event nobody subscribes to is written already processed, in the write's own statement
 // (ADR 0082); a subscriber that appears — in any process, whatever this process has cached —
@@ -64,12 +66,13 @@ for (const kind of DB_KINDS)
       const a = await createTenantWithAdmin(k, `un-b-${kind}`)
       await index.load(a.orgId)
       t.equal(index.unsubscribedGen(a.orgId, 'kernel.role.created'), '0', 'cached: nobody subscribes')
-      const hook = await k.req('POST', '/v1/webhooks', {
-        token: a.token,
-        body: { url: receiver.url, types: ['kernel.role.*'] },
-      })
-      t.equal(hook.status, 201)
-      // This process's cache was not told (no process is): the generation check in the insert is what holds.
+      // Created by another process: this process's cache is not told, the check in the insert is what holds.
+      const hookId = crypto.randomUUID()
+      await k.appSql(
+        a.orgId,
+        `insert into webhook_endpoints (id, url, types, secret_enc) values (?::uuid, ?, '{kernel.role.*}', ?)`,
+        [hookId, receiver.url, k.kernel.ctx.secrets.seal(newWebhookSecret(), webhookSecretAd(hookId))],
+      )
       const roles = [await createRole(a.token), await createRole(a.token), await createRole(a.token)]
       await receiver.until(() => roles.every((r) => deliveredRoles().includes(r.id)))
       const first = await eventOf(roles[0]!.id)
@@ -77,7 +80,7 @@ for (const kind of DB_KINDS)
       t.equal(Number(first.seq), 1, 'and numbered first in its subject')
       t.equal(index.unsubscribedGen(a.orgId, 'kernel.role.created'), undefined, 'the cache was read again')
       t.not(index.unsubscribedGen(a.orgId, 'kernel.api_key.created'), undefined, 'other types still skip dispatch')
-      await k.req('DELETE', `/v1/webhooks/${hook.body.id}`, { token: a.token })
+      await k.req('DELETE', `/v1/webhooks/${hookId}`, { token: a.token })
     })
 
     await t.test('attacked: writes racing the webhook creation, none after it is missed', async (t) => {

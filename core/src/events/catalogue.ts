@@ -28,6 +28,17 @@ export function matchesAny(type: string, patterns: readonly string[]): boolean {
   return false
 }
 
+/**
+ * Every pattern that matches `type`: `*`, the type itself and each `prefix.*` — what
+ * {@link matchesAny} accepts, as a list SQL can compare with a subscriber's types
+ * (`trellis_event_patterns` in SQL).
+ */
+export function patternsMatching(type: string): string[] {
+  const out = ['*', type]
+  for (let i = type.indexOf('.'); i >= 0; i = type.indexOf('.', i + 1)) out.push(`${type.slice(0, i)}.*`)
+  return out
+}
+
 const Uuid = Type.String({ format: 'uuid' })
 const PluginVersionRef = Type.Object({ versionId: Uuid, plugin: Type.String(), version: Type.String() })
 const WorkflowRef = Type.Object({

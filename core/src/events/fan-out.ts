@@ -154,7 +154,8 @@ export class FanOut {
   /**
    * One statement: take the events (each unless an earlier one about its subject, outside this
    * run, is unprocessed), number them in their subjects' streams, create their deliveries —
-   * claimed for the first attempt where nothing earlier about the subject is pending at that
+   * at the endpoints found by each event's patterns in an index, not by testing every endpoint
+   * of the tenant (ADR 0105) — claimed for the first attempt where nothing earlier about the subject is pending at that
    * endpoint — and mark them processed. Returns the claimed deliveries; the processed ids and
    * the dispatch lags come on the first row only.
    */
@@ -180,8 +181,8 @@ export class FanOut {
            from ev0 join cnt on cnt.subject = ev0.subject
        ), ep as (
          select ev.id as event_id, ev.subject, ev.nseq, w.id, w.url, w.status, w.secret_enc, w.previous_secret_enc, w.previous_secret_expires_at
-           from ev join webhook_endpoints w on w.status = 'active'
-            and exists (select 1 from unnest(w.types) t where t = '*' or t = ev.type or (right(t, 2) = '.*' and starts_with(ev.type, left(t, -1))))
+           from ev cross join lateral trellis_event_endpoints(ev.type) m(id)
+           join webhook_endpoints w on w.id = m.id and w.status = 'active'
        ), blockers as (
          -- Pending deliveries about these subjects at these endpoints, locked: one being recorded
          -- as finished right now is seen finished (after its commit) rather than still pending,

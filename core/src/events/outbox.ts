@@ -2,7 +2,7 @@ import { v7 as uuidv7 } from 'uuid'
 import type { Static } from '@sinclair/typebox'
 import type { Tx } from '../db/database.js'
 import { EVT } from '../errors.js'
-import type { KERNEL_EVENTS, KernelEventType } from './catalogue.js'
+import { patternsMatching, type KERNEL_EVENTS, type KernelEventType } from './catalogue.js'
 
 const TYPE = /^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+){2,}$/
 
@@ -42,7 +42,10 @@ export function emittedBy(tx: Tx): readonly string[] | undefined {
 /** What tells the outbox, at emit time, that nobody wants an event (see SubscriberIndex). */
 export interface UnsubscribedOracle {
   unsubscribedGen(tenantId: string, type: string): string | undefined
-  forget(tenantId: string): void
+  /** An event the cache let through was written pending: a subscriber it does not know wants it. */
+  stale(tenantId: string): void
+  /** This process changed the tenant's webhook endpoints (see {@link subscribersChanged}). */
+  changed(tenantId: string, gen?: string, types?: readonly string[]): void
 }
 
 // Transactions whose organisation and subscriber index are known (orgTx binds them): their
@@ -70,18 +73,25 @@ function unsubscribed(tx: Tx, type: string, org?: string): Unsubscribed {
  * Columns and values of one outbox row, for composing into a larger statement (the change and
  * its event in one round trip). tenant_id is left to the column default, the transaction's
  * tenant, and row-level security refuses any other. processed_at is set (to the transaction's
- * time) only when the emitter found nobody subscribed under a subscription generation that the
- * statement itself finds still current for the transaction's tenant: a subscription committed
- * before the statement started leaves the event pending for the dispatcher.
+ * time) only when the emitter found nobody subscribed under a cached subscription generation C
+ * and the statement itself, in its own snapshot, finds nobody new for the transaction's tenant:
+ * the generation is still C, or what moved it since changed no installation and left no active
+ * webhook endpoint stamped after C that wants the type (an index range of the endpoints changed
+ * since C, ADR 0105). A subscription committed before the statement started leaves the event
+ * pending for the dispatcher.
  */
 export const EVENT_COLUMNS = '(id, type, source, subject, data, processed_at)'
-export const EVENT_VALUES = `(?::uuid, ?, ?, ?, ?::jsonb, case when trellis_current_tenant() = ?::uuid and coalesce((select g.gen from event_subscriber_gens g where g.tenant_id = trellis_current_tenant()), 0) = ?::bigint then now() end)`
+export const EVENT_VALUES = `(?::uuid, ?, ?, ?, ?::jsonb, case when trellis_current_tenant() = ?::uuid and coalesce((
+    select g.gen = ?::bigint or (g.installs_gen <= ?::bigint and not exists (select 1 from webhook_endpoints w
+      where w.tenant_id = g.tenant_id and w.subscribers_gen > ?::bigint and w.status = 'active' and w.types && ?::text[]))
+      from event_subscriber_gens g where g.tenant_id = trellis_current_tenant()), ?::bigint = 0) then now() end)`
 
 /** The values of one outbox row; `none` when the emitter knows nobody subscribes (see {@link EVENT_VALUES}). */
 export function eventRow(e: EmitInput, none?: { tenantId: string; gen: string }): unknown[] {
   if (!TYPE.test(e.type) || e.type.length > 200) throw EVT.EVENT_TYPE_INVALID({ type: e.type })
   if (typeof e.subject !== 'string' || e.subject.length === 0 || e.subject.length > 500)
     throw EVT.EVENT_INVALID({ reason: 'subject must be 1 to 500 characters' })
+  const gen = none?.gen ?? null
   return [
     uuidv7(),
     e.type,
@@ -89,7 +99,11 @@ export function eventRow(e: EmitInput, none?: { tenantId: string; gen: string })
     e.subject,
     JSON.stringify(e.data ?? {}),
     none?.tenantId ?? null,
-    none?.gen ?? null,
+    gen,
+    gen,
+    gen,
+    none ? `{${patternsMatching(e.type).join(',')}}` : null,
+    gen,
   ]
 }
 
@@ -106,7 +120,18 @@ export function outboxRows(tx: Tx, events: readonly EmitInput[], org?: string): 
 export function settleOutbox(tx: Tx, rows: readonly unknown[][], pending: readonly string[]): void {
   markEmitted(tx, pending)
   const stale = rows.find((r) => r[5] !== null && pending.includes(r[0] as string))
-  if (stale) bound.get(tx)?.oracle.forget(stale[5] as string)
+  if (stale) bound.get(tx)?.oracle.stale(stale[5] as string)
+}
+
+/**
+ * Tells the subscriber index of `tx`'s process that `tx` changed its organisation's webhook
+ * endpoints — call once it has committed. With the generation the change produced and the types
+ * it subscribed, the index moves its entry on without a read when nothing else changed since;
+ * otherwise it reads what changed (ADR 0105).
+ */
+export function subscribersChanged(tx: Tx | undefined, gen?: string | null, types?: readonly string[]): void {
+  const b = tx && bound.get(tx)
+  if (b) b.oracle.changed(b.org, gen ?? undefined, types)
 }
 
 /** Writes events to the outbox in the caller's transaction: they commit or roll back with it. */

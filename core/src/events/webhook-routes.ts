@@ -8,8 +8,8 @@ import { auditedWrite } from '../audit/audited-write.js'
 import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
 import { PageQuery, pageOf, pageAfterCursor } from '../http/pagination.js'
 import { KERNEL_PERMISSIONS as P } from '../identity/permissions.js'
-import { sqlArray } from '../db/database.js'
-import { kernelEvent } from './outbox.js'
+import { sqlArray, type Tx } from '../db/database.js'
+import { kernelEvent, subscribersChanged } from './outbox.js'
 import { newWebhookSecret } from './signing.js'
 import { webhookSecretAd } from './delivery-types.js'
 import { type WebhookEgress, checkUrl } from './webhook-url.js'
@@ -22,6 +22,10 @@ export interface WebhookRouteDeps {
   /** Seals signing secrets at rest. */
   secrets: Pick<SecretBox, 'seal'>
 }
+
+// A change's own subscription generation (ADR 0105), returned beside the endpoint by the writes.
+const STAMP = 'subscribers_gen::text'
+type StampedRow = EndpointRow & { subscribers_gen: string | null }
 
 /** Webhook endpoints of the caller's organisation (their secrets and delivery log have their own files). */
 export function registerWebhookRoutes(app: Api, deps: WebhookRouteDeps): void {
@@ -47,10 +51,12 @@ export function registerWebhookRoutes(app: Api, deps: WebhookRouteDeps): void {
       const { types, description = '' } = request.body
       const id = uuidv7()
       const secret = newWebhookSecret()
-      const [row] = await deps.orgTx(p.orgId, (tx) =>
-        auditedWrite<EndpointRow>(tx, {
+      let used: Tx | undefined
+      const [row] = await deps.orgTx(p.orgId, (tx) => {
+        used = tx
+        return auditedWrite<StampedRow>(tx, {
           write: {
-            sql: `insert into webhook_endpoints (id, tenant_id, url, types, description, secret_enc) values (?::uuid, ?::uuid, ?, ?::text[], ?, ?) returning ${COLS}`,
+            sql: `insert into webhook_endpoints (id, tenant_id, url, types, description, secret_enc) values (?::uuid, ?::uuid, ?, ?::text[], ?, ?) returning ${COLS}, ${STAMP}`,
             params: [id, p.orgId, url, sqlArray(types), description, deps.secrets.seal(secret, webhookSecretAd(id))],
           },
           auditOrg: p.orgId,
@@ -61,8 +67,9 @@ export function registerWebhookRoutes(app: Api, deps: WebhookRouteDeps): void {
             data: { url, types, description },
           },
           events: [kernelEvent('kernel.webhook.created', `webhook/${id}`, { endpointId: id, url, types })],
-        }),
-      )
+        })
+      })
+      subscribersChanged(used, row!.subscribers_gen, types)
       return reply.code(201).send({ ...view(row!), secret })
     },
   )
@@ -128,13 +135,15 @@ export function registerWebhookRoutes(app: Api, deps: WebhookRouteDeps): void {
       const url = b.url === undefined ? null : await checkUrl(deps.egress, b.url)
       const changes = Object.keys(b)
       const id = request.params.id
-      const [row] = await deps.orgTx(p.orgId, (tx) =>
-        auditedWrite<EndpointRow>(tx, {
+      let used: Tx | undefined
+      const [row] = await deps.orgTx(p.orgId, (tx) => {
+        used = tx
+        return auditedWrite<StampedRow>(tx, {
           write: {
             sql: `update webhook_endpoints set url = coalesce(?, url), types = coalesce(?::text[], types), description = coalesce(?, description),
                     status = coalesce(?, status), disabled_reason = case when ?::text = 'disabled' then 'disabled by a user' when ?::text = 'active' then null else disabled_reason end,
                     updated_at = now()
-                  where id = ?::uuid returning ${COLS}`,
+                  where id = ?::uuid returning ${COLS}, ${STAMP}`,
             params: [
               url,
               b.types ? sqlArray(b.types) : null,
@@ -153,9 +162,10 @@ export function registerWebhookRoutes(app: Api, deps: WebhookRouteDeps): void {
             data: { ...b, ...(url ? { url } : {}) },
           },
           events: [kernelEvent('kernel.webhook.updated', `webhook/${id}`, { endpointId: id, changes })],
-        }),
-      )
+        })
+      })
       if (!row) throw KRN.NOT_FOUND({ what: 'webhook endpoint' })
+      if (b.types || b.status) subscribersChanged(used, row.subscribers_gen, row.types)
       return view(row)
     },
   )
@@ -174,7 +184,9 @@ export function registerWebhookRoutes(app: Api, deps: WebhookRouteDeps): void {
     async (request, reply) => {
       const p = principalOf(request)
       const id = request.params.id
+      let used: Tx | undefined
       await deps.orgTx(p.orgId, async (tx) => {
+        used = tx
         const [current] = await tx.sql<{ url: string }>(
           'select url from webhook_endpoints where id = ?::uuid for update',
           [id],
@@ -192,6 +204,7 @@ export function registerWebhookRoutes(app: Api, deps: WebhookRouteDeps): void {
           events: [kernelEvent('kernel.webhook.deleted', `webhook/${id}`, { endpointId: id })],
         })
       })
+      subscribersChanged(used)
       return reply.code(204).send(null)
     },
   )

@@ -1,0 +1,141 @@
+import { Migration } from '@mikro-orm/migrations'
+
+// What changed in a tenant's subscriptions since a cached generation, found without reading the
+// rest (ADR 0105, refining ADR 0082):
+//
+// - webhook_endpoints.subscribers_gen: the generation an endpoint's creation, enabling, retyping
+//   (or move to another tenant) produced, stamped by a BEFORE trigger that moves the tenant's
+//   generation — so "the endpoints changed since generation C" is an index range. The
+//   generation row is locked from the bump to commit, so generations follow commit order: a
+//   statement that sees generation G sees every endpoint stamped up to G and none above it.
+//   Deleting or disabling an endpoint moves the generation too but wants nothing new.
+// - event_subscriber_gens.installs_gen: the generation of the tenant's last installation change
+//   (an installation's subscriptions come from its version's manifest and are re-read whole).
+// - trellis_event_patterns(type): every pattern that matches `type` ('*', the type, each
+//   'prefix.*'), and a GIN index over each active endpoint's (tenant, pattern) keys, read by
+//   trellis_event_endpoints(type): the fan-out finds an event's endpoints by its patterns
+//   instead of testing every endpoint of the tenant. Row-level security hides GIN from an array
+//   overlap (not leakproof), so the lookup runs as the table's owner, for the transaction's
+//   tenant only, through a policy that lets the owner read endpoints.
+export class Migration20261210000101EventsSubscribersIncremental extends Migration {
+  override async up(): Promise<void> {
+    this.addSql(`alter table event_subscriber_gens add column installs_gen bigint not null default 0;`)
+    // A cache read before this migration cannot tell installation changes apart: count them all.
+    this.addSql(`update event_subscriber_gens set installs_gen = gen;`)
+    this.addSql(`alter table webhook_endpoints add column subscribers_gen bigint;`)
+    this.addSql(`create index webhook_endpoints_subscribers_gen_idx on webhook_endpoints (tenant_id, subscribers_gen);`)
+    this.addSql(`
+create function trellis_event_patterns(event_type text) returns text[]
+language sql immutable parallel safe as $$
+  select array['*', event_type] || array(
+    select array_to_string(p[1:n], '.') || '.*'
+      from (select string_to_array(event_type, '.') as p) s, generate_series(1, cardinality(s.p) - 1) n)
+$$;`)
+    this.addSql(`
+create function trellis_endpoint_keys(tenant uuid, patterns text[]) returns text[]
+language sql immutable parallel safe as $$
+  select array(select tenant::text || ' ' || t from unnest(patterns) t)
+$$;`)
+    this.addSql(
+      `create index webhook_endpoints_keys_idx on webhook_endpoints using gin (trellis_endpoint_keys(tenant_id, types)) where status = 'active';`,
+    )
+    this.addSql(`do $$ begin
+  execute format('create policy webhook_endpoints_owner_read on webhook_endpoints for select to %I using (true)', current_user);
+end $$;`)
+    this.addSql(`
+create function trellis_event_endpoints(event_type text) returns setof uuid
+language sql stable security definer set search_path = public as $$
+  select w.id from webhook_endpoints w
+   where trellis_endpoint_keys(w.tenant_id, w.types) && trellis_endpoint_keys(trellis_current_tenant(), trellis_event_patterns(event_type))
+     and w.status = 'active' and w.tenant_id = trellis_current_tenant()
+$$;`)
+    this.addSql(`revoke all on function trellis_event_endpoints(text) from public;`)
+    this.addSql(`grant execute on function trellis_event_endpoints(text) to trellis_events;`)
+
+    // Installations: the generation and installs_gen move together.
+    this.addSql(`
+create or replace function trellis_subscribers_changed() returns trigger
+language plpgsql security definer set search_path = public as $$
+declare
+  installs boolean := tg_table_name = 'plugin_installations';
+begin
+  if tg_op <> 'DELETE' then
+    insert into event_subscriber_gens as g (tenant_id, gen, installs_gen) values (new.tenant_id, 1, case when installs then 1 else 0 end)
+      on conflict (tenant_id) do update set gen = g.gen + 1, installs_gen = case when installs then g.gen + 1 else g.installs_gen end;
+  end if;
+  if tg_op = 'DELETE' or (tg_op = 'UPDATE' and old.tenant_id is distinct from new.tenant_id) then
+    insert into event_subscriber_gens as g (tenant_id, gen, installs_gen) values (old.tenant_id, 1, case when installs then 1 else 0 end)
+      on conflict (tenant_id) do update set gen = g.gen + 1, installs_gen = case when installs then g.gen + 1 else g.installs_gen end;
+  end if;
+  return null;
+end $$;`)
+    // Endpoints: stamped with the generation they produced.
+    this.addSql(`
+create function trellis_endpoint_subscribers() returns trigger
+language plpgsql security definer set search_path = public as $$
+declare
+  n bigint;
+begin
+  insert into event_subscriber_gens as g (tenant_id) values (new.tenant_id)
+    on conflict (tenant_id) do update set gen = g.gen + 1 returning g.gen into n;
+  new.subscribers_gen := n;
+  if tg_op = 'UPDATE' and old.tenant_id is distinct from new.tenant_id then
+    insert into event_subscriber_gens as g (tenant_id) values (old.tenant_id)
+      on conflict (tenant_id) do update set gen = g.gen + 1;
+  end if;
+  return new;
+end $$;`)
+    this.addSql(`revoke all on function trellis_endpoint_subscribers() from public;`)
+    this.addSql(`drop trigger webhook_endpoints_subscribers_added on webhook_endpoints;`)
+    this.addSql(`drop trigger webhook_endpoints_subscribers_changed on webhook_endpoints;`)
+    this.addSql(
+      `create trigger webhook_endpoints_subscribers_stamped before insert on webhook_endpoints for each row execute function trellis_endpoint_subscribers();`,
+    )
+    this.addSql(
+      `create trigger webhook_endpoints_subscribers_changed before update on webhook_endpoints for each row
+        when (old.status is distinct from new.status or old.types is distinct from new.types or old.tenant_id is distinct from new.tenant_id)
+        execute function trellis_endpoint_subscribers();`,
+    )
+    this.addSql(
+      `create trigger webhook_endpoints_subscribers_deleted after delete on webhook_endpoints for each row execute function trellis_subscribers_changed();`,
+    )
+  }
+
+  override async down(): Promise<void> {
+    this.addSql(`drop trigger if exists webhook_endpoints_subscribers_deleted on webhook_endpoints;`)
+    this.addSql(`drop trigger if exists webhook_endpoints_subscribers_changed on webhook_endpoints;`)
+    this.addSql(`drop trigger if exists webhook_endpoints_subscribers_stamped on webhook_endpoints;`)
+    this.addSql(`drop function if exists trellis_endpoint_subscribers();`)
+    this.addSql(
+      `create trigger webhook_endpoints_subscribers_added after insert or delete on webhook_endpoints for each row execute function trellis_subscribers_changed();`,
+    )
+    this.addSql(
+      `create trigger webhook_endpoints_subscribers_changed after update on webhook_endpoints for each row
+        when (old.status is distinct from new.status or old.types is distinct from new.types or old.tenant_id is distinct from new.tenant_id)
+        execute function trellis_subscribers_changed();`,
+    )
+    this.addSql(`drop function if exists trellis_event_endpoints(text);`)
+    this.addSql(`drop policy if exists webhook_endpoints_owner_read on webhook_endpoints;`)
+    this.addSql(`drop index if exists webhook_endpoints_keys_idx;`)
+    this.addSql(`drop function if exists trellis_endpoint_keys(uuid, text[]);`)
+    this.addSql(`drop function if exists trellis_event_patterns(text);`)
+    this.addSql(`drop index if exists webhook_endpoints_subscribers_gen_idx;`)
+    this.addSql(`alter table webhook_endpoints drop column if exists subscribers_gen;`)
+    this.addSql(`alter table event_subscriber_gens drop column if exists installs_gen;`)
+    // trellis_subscribers_changed() keeps moving installs_gen until the column is gone; restore it.
+    this.addSql(`
+create or replace function trellis_subscribers_changed() returns trigger
+language plpgsql security definer set search_path = public as $$
+begin
+  if tg_op <> 'DELETE' then
+    insert into event_subscriber_gens as g (tenant_id) values (new.tenant_id)
+      on conflict (tenant_id) do update set gen = g.gen + 1;
+  end if;
+  if tg_op = 'DELETE' or (tg_op = 'UPDATE' and old.tenant_id is distinct from new.tenant_id) then
+    insert into event_subscriber_gens as g (tenant_id) values (old.tenant_id)
+      on conflict (tenant_id) do update set gen = g.gen + 1;
+  end if;
+  return null;
+end $$;`)
+  }
+}
