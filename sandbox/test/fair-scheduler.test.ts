@@ -118,3 +118,20 @@ t.test('an idle scheduler runs a run at once and forgets tenants once contention
   t.equal(scheduler.queued, 0)
   t.equal(scheduler.tenants.size, 0, 'nothing is kept per tenant')
 })
+
+t.test('runs of one burst of messages queue; a run after the burst has been read starts at once', async (t) => {
+  const { order, sync, drain } = setup(1)
+  // Messages read together are emitted in one batch of ticks, before any microtask runs.
+  sync('a', 1, 'a1')
+  sync('b', 1, 'b1')
+  t.same(order, ['a1'], 'the rest of the burst waits for the next turn')
+  drain()
+  t.same(order, ['a1', 'b1'])
+  await Promise.resolve()
+  sync('a', 1, 'a2')
+  // no turn of the event loop has passed, only the burst's microtasks
+  await Promise.resolve()
+  sync('c', 1, 'c1')
+  t.same(order, ['a1', 'b1', 'a2', 'c1'], 'a message after the burst waits for no turn of the event loop')
+  drain()
+})
