@@ -28,9 +28,25 @@ export function registerIdempotency(app: Api, deps: { orgTx: OrgTx; secrets: Pic
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method]
     if (!methods.includes('POST')) return
-    route.preHandler = [...toArray(route.preHandler), replayOrClaim]
-    route.onSend = [...toArray(route.onSend), remember]
+    route.preHandler = [...toArray(route.preHandler), claimHook]
+    route.onSend = [...toArray(route.onSend), rememberHook]
   })
+
+  // Callback style: a request without a key — nearly every one — passes both without a promise.
+  function claimHook(request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void {
+    if (request.headers['idempotency-key'] === undefined || !request.principal) return done()
+    replayOrClaim(request, reply).then(() => done(), done)
+  }
+
+  function rememberHook(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    payload: unknown,
+    done: (err: Error | null, payload?: unknown) => void,
+  ): void {
+    if (!request.idempotency) return done(null, payload)
+    remember(request, reply, payload).then((p) => done(null, p), done)
+  }
 
   async function replayOrClaim(request: FastifyRequest, reply: FastifyReply) {
     const key = request.headers['idempotency-key']
