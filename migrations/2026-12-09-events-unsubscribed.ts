@@ -1,5 +1,28 @@
 import { Migration } from '@mikro-orm/migrations'
 
+// The generation's trigger function and the endpoints' triggers: also what migration
+// 20261210000101's down() restores (ADR 0105).
+export const SUBSCRIBERS_CHANGED = `
+create function trellis_subscribers_changed() returns trigger
+language plpgsql security definer set search_path = public as $$
+begin
+  if tg_op <> 'DELETE' then
+    insert into event_subscriber_gens as g (tenant_id) values (new.tenant_id)
+      on conflict (tenant_id) do update set gen = g.gen + 1;
+  end if;
+  if tg_op = 'DELETE' or (tg_op = 'UPDATE' and old.tenant_id is distinct from new.tenant_id) then
+    insert into event_subscriber_gens as g (tenant_id) values (old.tenant_id)
+      on conflict (tenant_id) do update set gen = g.gen + 1;
+  end if;
+  return null;
+end $$;`
+export const ENDPOINT_TRIGGERS = [
+  `create trigger webhook_endpoints_subscribers_added after insert or delete on webhook_endpoints for each row execute function trellis_subscribers_changed();`,
+  `create trigger webhook_endpoints_subscribers_changed after update on webhook_endpoints for each row
+        when (old.status is distinct from new.status or old.types is distinct from new.types or old.tenant_id is distinct from new.tenant_id)
+        execute function trellis_subscribers_changed();`,
+]
+
 // An event nobody subscribes to costs one row write (ADR 0082): the emitting transaction writes
 // it already processed, so the dispatcher never takes it, numbers it or stamps it.
 //
@@ -33,29 +56,9 @@ end $$;`)
       `create policy event_subscriber_gens_read on event_subscriber_gens for select to trellis_app, trellis_events using (tenant_id = trellis_current_tenant());`,
     )
     this.addSql(`grant select on event_subscriber_gens to trellis_app, trellis_events;`)
-    this.addSql(`
-create function trellis_subscribers_changed() returns trigger
-language plpgsql security definer set search_path = public as $$
-begin
-  if tg_op <> 'DELETE' then
-    insert into event_subscriber_gens as g (tenant_id) values (new.tenant_id)
-      on conflict (tenant_id) do update set gen = g.gen + 1;
-  end if;
-  if tg_op = 'DELETE' or (tg_op = 'UPDATE' and old.tenant_id is distinct from new.tenant_id) then
-    insert into event_subscriber_gens as g (tenant_id) values (old.tenant_id)
-      on conflict (tenant_id) do update set gen = g.gen + 1;
-  end if;
-  return null;
-end $$;`)
+    this.addSql(SUBSCRIBERS_CHANGED)
     this.addSql(`revoke all on function trellis_subscribers_changed() from public;`)
-    this.addSql(
-      `create trigger webhook_endpoints_subscribers_added after insert or delete on webhook_endpoints for each row execute function trellis_subscribers_changed();`,
-    )
-    this.addSql(
-      `create trigger webhook_endpoints_subscribers_changed after update on webhook_endpoints for each row
-        when (old.status is distinct from new.status or old.types is distinct from new.types or old.tenant_id is distinct from new.tenant_id)
-        execute function trellis_subscribers_changed();`,
-    )
+    for (const sql of ENDPOINT_TRIGGERS) this.addSql(sql)
     this.addSql(
       `create trigger plugin_installations_subscribers_added after insert or delete on plugin_installations for each row execute function trellis_subscribers_changed();`,
     )

@@ -1,4 +1,5 @@
 import { Migration } from '@mikro-orm/migrations'
+import { ENDPOINT_TRIGGERS, SUBSCRIBERS_CHANGED } from './2026-12-09-events-unsubscribed.js'
 
 // What changed in a tenant's subscriptions since a cached generation, found without reading the
 // rest (ADR 0105, refining ADR 0082):
@@ -52,21 +53,17 @@ $$;`)
     this.addSql(`revoke all on function trellis_event_endpoints(text) from public;`)
     this.addSql(`grant execute on function trellis_event_endpoints(text) to trellis_events;`)
 
-    // Installations: the generation and installs_gen move together.
+    // Installations: the generation and installs_gen move together, for the tenants the row
+    // was and is in (distinct: a row is updated once per statement).
     this.addSql(`
 create or replace function trellis_subscribers_changed() returns trigger
 language plpgsql security definer set search_path = public as $$
-declare
-  installs boolean := tg_table_name = 'plugin_installations';
 begin
-  if tg_op <> 'DELETE' then
-    insert into event_subscriber_gens as g (tenant_id, gen, installs_gen) values (new.tenant_id, 1, case when installs then 1 else 0 end)
-      on conflict (tenant_id) do update set gen = g.gen + 1, installs_gen = case when installs then g.gen + 1 else g.installs_gen end;
-  end if;
-  if tg_op = 'DELETE' or (tg_op = 'UPDATE' and old.tenant_id is distinct from new.tenant_id) then
-    insert into event_subscriber_gens as g (tenant_id, gen, installs_gen) values (old.tenant_id, 1, case when installs then 1 else 0 end)
-      on conflict (tenant_id) do update set gen = g.gen + 1, installs_gen = case when installs then g.gen + 1 else g.installs_gen end;
-  end if;
+  insert into event_subscriber_gens as g (tenant_id, gen, installs_gen)
+    select distinct t, 1, case when tg_table_name = 'plugin_installations' then 1 else 0 end
+      from unnest(case tg_op when 'INSERT' then array[new.tenant_id] when 'DELETE' then array[old.tenant_id] else array[new.tenant_id, old.tenant_id] end) t
+    on conflict (tenant_id) do update
+      set gen = g.gen + 1, installs_gen = case when tg_table_name = 'plugin_installations' then g.gen + 1 else g.installs_gen end;
   return null;
 end $$;`)
     // Endpoints: stamped with the generation they produced.
@@ -106,14 +103,7 @@ end $$;`)
     this.addSql(`drop trigger if exists webhook_endpoints_subscribers_changed on webhook_endpoints;`)
     this.addSql(`drop trigger if exists webhook_endpoints_subscribers_stamped on webhook_endpoints;`)
     this.addSql(`drop function if exists trellis_endpoint_subscribers();`)
-    this.addSql(
-      `create trigger webhook_endpoints_subscribers_added after insert or delete on webhook_endpoints for each row execute function trellis_subscribers_changed();`,
-    )
-    this.addSql(
-      `create trigger webhook_endpoints_subscribers_changed after update on webhook_endpoints for each row
-        when (old.status is distinct from new.status or old.types is distinct from new.types or old.tenant_id is distinct from new.tenant_id)
-        execute function trellis_subscribers_changed();`,
-    )
+    for (const sql of ENDPOINT_TRIGGERS) this.addSql(sql)
     this.addSql(`drop function if exists trellis_event_endpoints(text);`)
     this.addSql(`drop policy if exists webhook_endpoints_owner_read on webhook_endpoints;`)
     this.addSql(`drop index if exists webhook_endpoints_keys_idx;`)
@@ -122,20 +112,6 @@ end $$;`)
     this.addSql(`drop index if exists webhook_endpoints_subscribers_gen_idx;`)
     this.addSql(`alter table webhook_endpoints drop column if exists subscribers_gen;`)
     this.addSql(`alter table event_subscriber_gens drop column if exists installs_gen;`)
-    // trellis_subscribers_changed() keeps moving installs_gen until the column is gone; restore it.
-    this.addSql(`
-create or replace function trellis_subscribers_changed() returns trigger
-language plpgsql security definer set search_path = public as $$
-begin
-  if tg_op <> 'DELETE' then
-    insert into event_subscriber_gens as g (tenant_id) values (new.tenant_id)
-      on conflict (tenant_id) do update set gen = g.gen + 1;
-  end if;
-  if tg_op = 'DELETE' or (tg_op = 'UPDATE' and old.tenant_id is distinct from new.tenant_id) then
-    insert into event_subscriber_gens as g (tenant_id) values (old.tenant_id)
-      on conflict (tenant_id) do update set gen = g.gen + 1;
-  end if;
-  return null;
-end $$;`)
+    this.addSql(SUBSCRIBERS_CHANGED.replace('create function', 'create or replace function'))
   }
 }

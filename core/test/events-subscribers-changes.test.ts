@@ -1,10 +1,9 @@
 import t from 'tap'
-import { DB_KINDS, startTestKernel, createTenantWithAdmin } from './helpers/test-kernel.js'
-import { eventually, startReceiver } from './helpers/receiver.js'
+import { DB_KINDS, createTenantWithAdmin } from './helpers/test-kernel.js'
+import { eventually } from './helpers/receiver.js'
+import { startSubscribersKernel } from './helpers/subscribers-kernel.js'
 import { bindSubscribers, emitEvents } from '../src/events/outbox.js'
 import { SubscriberIndex } from '../src/events/subscriber-index.js'
-import { newWebhookSecret } from '../src/events/signing.js'
-import { webhookSecretAd } from '../src/events/delivery-types.js'
 import { patternsMatching } from '../src/events/catalogue.js'
 
 // What changed in a tenant's subscriptions since a cached generation is found without re-reading
@@ -17,22 +16,10 @@ t.test('patternsMatching lists what matchesAny accepts', async (t) => {
 
 for (const kind of DB_KINDS)
   t.test(`subscriber changes since a cache on ${kind}`, async (t) => {
-    const k = await startTestKernel(t, kind, {
-      plugins: { sandboxWorkers: 1 },
-      events: { egressAllow: ['127.0.0.1'], sweepMs: 200, staleMs: 2000 },
-    })
-    const receiver = await startReceiver()
-    t.teardown(receiver.close)
-    const index = k.kernel.ctx.events.subscriberIndex
-    let n = 0
-    const createRole = async (token: string) => {
-      const r = await k.req('POST', '/v1/roles', {
-        token,
-        body: { name: `r${n++}-${kind}`, permissions: ['users.read'] },
-      })
-      if (r.status !== 201) throw new Error(`${r.status} ${JSON.stringify(r.body)}`)
-      return r.body as { id: string }
-    }
+    const { k, receiver, index, createRole, otherProcessEndpoint, deliveredRoles } = await startSubscribersKernel(
+      t,
+      kind,
+    )
     const roleEvent = async (roleId: string) => {
       const [row] = await k.ownerSql<{ id: string; at_write: boolean }>(
         `select id, processed_at is not null and processed_at = time as at_write from events
@@ -41,25 +28,6 @@ for (const kind of DB_KINDS)
       )
       return row!
     }
-    const deliveredRoles = () =>
-      receiver.received.map((r) => (JSON.parse(r.body) as { data: { roleId?: string } }).data.roleId)
-    // An endpoint written by another process: this process's index is never told of it.
-    const otherProcessEndpoint = async (orgId: string, types: string[], status = 'active') => {
-      const id = crypto.randomUUID()
-      await k.appSql(
-        orgId,
-        'insert into webhook_endpoints (id, url, types, status, secret_enc) values (?::uuid, ?, ?::text[], ?, ?)',
-        [
-          id,
-          receiver.url,
-          `{${types.join(',')}}`,
-          status,
-          k.kernel.ctx.secrets.seal(newWebhookSecret(), webhookSecretAd(id)),
-        ],
-      )
-      return id
-    }
-
     await t.test(
       'an endpoint wanting other types, created behind the cache: events stay processed at write',
       async (t) => {

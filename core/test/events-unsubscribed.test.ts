@@ -1,31 +1,20 @@
 import t from 'tap'
-import { DB_KINDS, startTestKernel, createTenantWithAdmin } from './helpers/test-kernel.js'
-import { eventually, startReceiver } from './helpers/receiver.js'
+import { DB_KINDS, createTenantWithAdmin } from './helpers/test-kernel.js'
+import { eventually } from './helpers/receiver.js'
+import { startSubscribersKernel } from './helpers/subscribers-kernel.js'
 import { builtFixture, registerVersion } from './helpers/plugin-versions.js'
 import { emitEvents } from '../src/events/outbox.js'
 import { orgTx } from '../src/kernel-context.js'
-import { newWebhookSecret } from '../src/events/signing.js'
-import { webhookSecretAd } from '../src/events/delivery-types.js'
 
 // An event nobody subscribes to is written already processed, in the write's own statement
 // (ADR 0082); a subscriber that appears — in any process, whatever this process has cached —
 // still gets every event emitted after it appeared.
 for (const kind of DB_KINDS)
   t.test(`events nobody subscribes to on ${kind}`, async (t) => {
-    const k = await startTestKernel(t, kind, {
-      plugins: { sandboxWorkers: 1 },
-      events: { egressAllow: ['127.0.0.1'], sweepMs: 200, staleMs: 2000 },
-    })
-    const receiver = await startReceiver()
-    t.teardown(receiver.close)
-    const index = k.kernel.ctx.events.subscriberIndex
-    let n = 0
-    const createRole = async (token: string) => {
-      const name = `r${n++}-${kind}`
-      const r = await k.req('POST', '/v1/roles', { token, body: { name, permissions: ['users.read'] } })
-      if (r.status !== 201) throw new Error(`${r.status} ${JSON.stringify(r.body)}`)
-      return r.body as { id: string; name: string }
-    }
+    const { k, receiver, index, createRole, otherProcessEndpoint, deliveredRoles } = await startSubscribersKernel(
+      t,
+      kind,
+    )
     // The outbox row of a role's creation: what was written and whether the dispatcher ever took it.
     const eventOf = async (roleId: string) => {
       const [row] = await k.ownerSql<{
@@ -43,9 +32,6 @@ for (const kind of DB_KINDS)
       if (!row) throw new Error(`no event for role ${roleId}`)
       return row
     }
-    const deliveredRoles = () =>
-      receiver.received.map((r) => (JSON.parse(r.body) as { data: { roleId: string } }).data.roleId)
-
     await t.test("written processed in the write's own statement: never dispatched, never numbered", async (t) => {
       const a = await createTenantWithAdmin(k, `un-a-${kind}`)
       await index.load(a.orgId)
@@ -67,12 +53,7 @@ for (const kind of DB_KINDS)
       await index.load(a.orgId)
       t.equal(index.unsubscribedGen(a.orgId, 'kernel.role.created'), '0', 'cached: nobody subscribes')
       // Created by another process: this process's cache is not told, the check in the insert is what holds.
-      const hookId = crypto.randomUUID()
-      await k.appSql(
-        a.orgId,
-        `insert into webhook_endpoints (id, url, types, secret_enc) values (?::uuid, ?, '{kernel.role.*}', ?)`,
-        [hookId, receiver.url, k.kernel.ctx.secrets.seal(newWebhookSecret(), webhookSecretAd(hookId))],
-      )
+      const hookId = await otherProcessEndpoint(a.orgId, ['kernel.role.*'])
       const roles = [await createRole(a.token), await createRole(a.token), await createRole(a.token)]
       await receiver.until(() => roles.every((r) => deliveredRoles().includes(r.id)))
       const first = await eventOf(roles[0]!.id)
