@@ -12,7 +12,7 @@ import { sqlArray, type Tx } from '../db/database.js'
 import { kernelEvent, subscribersChanged } from './outbox.js'
 import { newWebhookSecret } from './signing.js'
 import { webhookSecretAd } from './delivery-types.js'
-import { type WebhookEgress, checkUrl } from './webhook-url.js'
+import { type WebhookEgress, checkUrl, rememberingVerdicts } from './webhook-url.js'
 import { COLS, Endpoint, EndpointWithSecret, type EndpointRow, IdParams, Types, Url, view } from './webhook-schemas.js'
 
 export interface WebhookRouteDeps {
@@ -30,6 +30,7 @@ type StampedRow = EndpointRow & { subscribers_gen: string | null }
 /** Webhook endpoints of the caller's organisation (their secrets and delivery log have their own files). */
 export function registerWebhookRoutes(app: Api, deps: WebhookRouteDeps): void {
   const guard = { preHandler: requirePermission(P.webhooksManage) }
+  const egress = rememberingVerdicts(deps.egress)
 
   app.post(
     '/webhooks',
@@ -47,7 +48,7 @@ export function registerWebhookRoutes(app: Api, deps: WebhookRouteDeps): void {
     },
     async (request, reply) => {
       const p = principalOf(request)
-      const url = await checkUrl(deps.egress, request.body.url)
+      const url = await checkUrl(egress, request.body.url)
       const { types, description = '' } = request.body
       const id = uuidv7()
       const secret = newWebhookSecret()
@@ -132,7 +133,7 @@ export function registerWebhookRoutes(app: Api, deps: WebhookRouteDeps): void {
     async (request) => {
       const p = principalOf(request)
       const b = request.body
-      const url = b.url === undefined ? null : await checkUrl(deps.egress, b.url)
+      const url = b.url === undefined ? null : await checkUrl(egress, b.url)
       const changes = Object.keys(b)
       const id = request.params.id
       let used: Tx | undefined
