@@ -282,21 +282,8 @@ export class Invocation {
    */
   metrics(outcome) {
     const cpuMs = this.cpuUsedMs()
-    let heap = 0
     const host = this.iso?.host
-    if (host && !host.disposed) {
-      // Heap statistics cost as much as running a small entry: sampled at most every 20 ms
-      // per isolate, which is as fresh as an invocation's metrics need. The heap is the
-      // tenant's isolate's, shared by its plugins.
-      const now = performance.now()
-      if ((host.heapAt === undefined || now - host.heapAt > 20 || this.cold) && host.idleFor(this)) {
-        const h = heapOf(host.isolate)
-        host.heapUsed = h.used
-        this.worker.pool.setHeap(host, h.total)
-        host.heapAt = now
-      }
-      heap = host.heapUsed
-    }
+    const heap = host && !host.disposed ? host.heapUsed : 0
     return {
       cpuMs: Math.round(cpuMs * 1000) / 1000,
       heapUsedBytes: heap,
@@ -307,13 +294,42 @@ export class Invocation {
     }
   }
 
+  /**
+   * Heap statistics cost as much as running a small entry: sampled at most every 20 ms per
+   * isolate, which is as fresh as an invocation's metrics need. The heap is the tenant's
+   * isolate's, shared by its plugins.
+   */
+  sampleHeap() {
+    const host = this.iso?.host
+    if (!host || host.disposed || !host.idleFor(this)) return
+    const now = performance.now()
+    if (host.heapAt !== undefined && now - host.heapAt <= 20 && !this.cold) return
+    // (the isolate's heap in the pool's budget is refreshed with it)
+    const h = heapOf(host.isolate)
+    host.heapUsed = h.used
+    this.worker.pool.setHeap(host, h.total)
+    host.heapAt = now
+  }
+
   /** @param {string} json the output, measured */
   succeed(json) {
     this.done = true
     if (this.timer) deadlines.cancel(this.timer)
-    const metrics = this.metrics('ok')
+    // A warm call's answer carries the isolate's latest sample, refreshed once the answer is sent
+    // (its heap changes only while plugin code runs in it); a cold one's, a fresh sample.
+    const warm = !this.cold && this.iso?.host.heapAt !== undefined
+    if (!warm) this.sampleHeap()
+    this.worker.send({
+      t: 'ok',
+      rid: this.rid,
+      output: json,
+      metrics: this.metrics('ok'),
+      logs: this.logs ? this.logs.finish() : [],
+    })
+    // What nobody waits for comes after the answer: the parent reads it meanwhile, and nothing
+    // else runs on this thread before it is done.
+    if (warm) this.sampleHeap()
     this.end(false)
-    this.worker.send({ t: 'ok', rid: this.rid, output: json, metrics, logs: this.logs ? this.logs.finish() : [] })
   }
 
   /**
@@ -326,6 +342,7 @@ export class Invocation {
     const outcome = 'code' in error ? error.code : 'error'
     if (outcome !== 'SBX_ERR_MEMORY') this.drainLogs()
     if (outcome === 'SBX_ERR_TIMEOUT' || outcome === 'SBX_ERR_MEMORY') this.worker.markSlow(this.isoKey)
+    this.sampleHeap()
     const metrics = this.metrics(outcome)
     // A memory failure leaves the tenant's isolate unusable (or over its limit); a timeout
     // stopped plugin code mid-way in this context only.
