@@ -46,11 +46,11 @@ export async function auditedWrite<T = Record<string, unknown>>(tx: Tx, change: 
   const local = inHere ? events : []
   const eventRows = outboxRows(tx, local, change.alsoTo?.current)
   const text = statementText(change.write?.sql, records.length, eventRows.length)
-  const rows = await tx.sql<T>(text, [
-    ...(change.write?.params ?? []),
-    ...records.flatMap((r) => auditRow(change.auditOrg, r)),
-    ...eventRows.flat(),
-  ])
+  // The write's parameters, then each audit entry's, then each event's (in the text's order).
+  const params = change.write ? change.write.params.slice() : []
+  for (const r of records) append(params, auditRow(change.auditOrg, r))
+  for (const row of eventRows) append(params, row)
+  const rows = await tx.sql<T>(text, params)
   const wrote = !change.write || rows.length > 0
   if (!wrote) return []
   if (eventRows.length) {
@@ -66,6 +66,10 @@ export async function auditedWrite<T = Record<string, unknown>>(tx: Tx, change: 
     await emitEventsTo(tx, change.alsoTo.current, others, ...events)
   }
   return change.write ? rows : []
+}
+
+function append(to: unknown[], values: readonly unknown[]): void {
+  for (let i = 0; i < values.length; i++) to.push(values[i])
 }
 
 // Each statement's text, built once per shape (the write, how many audit entries and events):

@@ -74,7 +74,7 @@ function prepared(text: string, values: unknown[]): { name: string; text: string
     s = { name: `t_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`, text: positional(text) }
     statements.set(text, s)
   }
-  return { ...s, values }
+  return { name: s.name, text: s.text, values }
 }
 
 /** `?` placeholders to PostgreSQL's `$n`, leaving quoted text alone. */

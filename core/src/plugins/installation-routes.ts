@@ -28,6 +28,12 @@ import { IdParams, InstallationView, PLUGIN_NAME, TenantQuery } from './installa
 export { installationView, targetTenant } from './installation-access.js'
 export { InstallationView, TenantQuery, invocationView } from './installation-schemas.js'
 
+// Built once: the same text on every request is found among the prepared statements without
+// being built and hashed again.
+const SELECT_INSTALLATION = `select ${INSTALLATION_COLS} from plugin_installations where id = ?::uuid`
+// The row comes back whole (its history and pending upgrade too), so the answer needs no second read.
+const UPDATE_INSTALLATION = `update plugin_installations set settings = ?::jsonb, secrets_enc = ?, secret_names = ?::text[], status = ?, updated_at = now() where id = ?::uuid returning ${INSTALLATION_COLS}, history, pending_version_id`
+
 export interface InstallationRouteDeps {
   orgTx: OrgTx
   db: Pick<Database, 'unscoped' | 'inOrg'>
@@ -48,10 +54,7 @@ export function registerInstallationRoutes(app: Api, deps: InstallationRouteDeps
   const host = () => deps.plugins
   const view = (inst: Installation) => installationView(deps, inst)
   const load = async (tx: Tx, id: string) => {
-    const [row] = await tx.sql<InstallationRow>(
-      `select ${INSTALLATION_COLS} from plugin_installations where id = ?::uuid`,
-      [id],
-    )
+    const [row] = await tx.sql<InstallationRow>(SELECT_INSTALLATION, [id])
     if (!row) throw KRN.NOT_FOUND({ what: 'installation' })
     return toInstallation(row)
   }
@@ -199,7 +202,7 @@ export function registerInstallationRoutes(app: Api, deps: InstallationRouteDeps
           InstallationRow & { history: HistoryEntry[]; pending_version_id: string | null }
         >(tx, {
           write: {
-            sql: `update plugin_installations set settings = ?::jsonb, secrets_enc = ?, secret_names = ?::text[], status = ?, updated_at = now() where id = ?::uuid returning ${INSTALLATION_COLS}, history, pending_version_id`,
+            sql: UPDATE_INSTALLATION,
             params: [JSON.stringify(settings), sealed, names, status, current.id],
           },
           auditOrg: tenantId,
