@@ -20,9 +20,20 @@ export interface LoadedBundle {
   sha256: string
   entries?: Record<string, string[]>
   loading: Promise<Record<string, string[]>>
-  /** Its source map, parsed on the first stack that needs it (it never travels to a worker). */
-  sourceMap: () => SourceMap | null
+  /**
+   * Its source map when the parent maps the plugin's stacks (one of at most PARENT_MAP_MAX_CHARS,
+   * parsed on the first stack that needs it); a larger one travels to the workers, which map them.
+   */
+  sourceMap: (() => SourceMap | null) | undefined
 }
+
+/**
+ * A source map this long or shorter stays with the parent: sending it made a cold start's load
+ * message several times longer (ADR 0103), and parsing it here costs a few milliseconds once per
+ * bundle. A longer one would cost the kernel's event loop more than that, so it goes to the
+ * workers with the code, as it used to.
+ */
+const PARENT_MAP_MAX_CHARS = 512 * 1024
 
 export function bundleKey(id: unknown, version: unknown): string {
   return `${String(id)}@${String(version)}`
@@ -73,7 +84,7 @@ export class Bundles {
       key,
       sha256: digest,
       loading: undefined as never,
-      sourceMap: lazySourceMap(bundle.sourceMap),
+      sourceMap: (bundle.sourceMap?.length ?? 0) <= PARENT_MAP_MAX_CHARS ? lazySourceMap(bundle.sourceMap) : undefined,
     }
     loaded.loading = this.loadEverywhere(loaded).then(
       (entries) => (loaded.entries = entries),
@@ -107,7 +118,7 @@ export class Bundles {
   mapStack<E>(loaded: LoadedBundle, err: E): E {
     const e = err as E & { code?: unknown; stack?: string; details?: { stack?: unknown } }
     const frames = e?.code === SBX.PLUGIN_ERROR.code ? e.details?.stack : undefined
-    if (typeof frames !== 'string' || frames === '') return err
+    if (typeof frames !== 'string' || frames === '' || !loaded.sourceMap) return err
     const mapped = mapToSources(frames, bundleFilename(loaded.key), loaded.sourceMap())
     e.details!.stack = mapped
     if (typeof e.stack === 'string' && e.stack.endsWith(frames)) e.stack = e.stack.slice(0, -frames.length) + mapped
@@ -158,6 +169,8 @@ export class Bundles {
 }
 
 function wire(loaded: LoadedBundle): WireBundle {
-  const { id, version, code } = loaded.bundle
-  return { key: loaded.key, id, version, code }
+  const { id, version, code, sourceMap } = loaded.bundle
+  return loaded.sourceMap || sourceMap === undefined
+    ? { key: loaded.key, id, version, code }
+    : { key: loaded.key, id, version, code, sourceMap }
 }

@@ -32,15 +32,17 @@ export interface HostCallError {
 }
 
 /**
- * A bundle as sent to a worker: its code travels once per worker. Its source map stays with the
- * parent, which maps the plugin's stack frames (worker/stack-mapper.mjs): a map is often twice
- * the code, and sending it cost a cold start more than the code itself.
+ * A bundle as sent to a worker: its code travels once per worker. Its source map mostly stays
+ * with the parent, which maps the plugin's stack frames (worker/stack-mapper.mjs): a map is often
+ * twice the code, and sending it cost a cold start more than the code itself. Only a map too
+ * long for the parent to parse cheaply travels, and the worker maps the frames (bundles.ts).
  */
 export interface WireBundle {
   key: string
   id: string
   version: string
   code: string
+  sourceMap?: string
 }
 
 /** Metrics as the worker measures them; the parent adds the wall time it saw. */

@@ -162,7 +162,7 @@ export class Sandbox {
       },
     })
     // A plugin error's stack comes in the bundle's lines; the source map is here.
-    return loaded.bundle.sourceMap === undefined
+    return loaded.sourceMap === undefined
       ? running
       : running.catch((err) => {
           throw this.bundles.mapStack(loaded, err)

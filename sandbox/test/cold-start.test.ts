@@ -1,7 +1,9 @@
 // A cold start: the bundle's probe (its top level evaluated at load on the probation worker) is
 // the context of the bundle's first new tenant there, and of no other; every other context runs
-// the top level itself, on the worker's thread under the invocation's CPU limit.
+// the top level itself, on the worker's thread under the invocation's CPU limit. A source map
+// stays with the parent unless it is long; either way a plugin's stack is in its own sources.
 import t from 'tap'
+import { build } from 'esbuild'
 import { SBX, Sandbox } from '../src/index.js'
 import type { PluginBundle } from '../src/index.js'
 import { bodiesBundle, makeBundle } from './fixtures/bundles.js'
@@ -78,3 +80,44 @@ t.test("a tenant context's top level that never ends is stopped by the CPU limit
   t.equal(after.restarts, 0)
   t.same((await look(sandbox, b, 'first')).seen, ['first', 'first'], 'and it serves the first tenant as before')
 })
+
+t.test(
+  "a plugin error's stack is in its sources whether the map stays with the parent or, a long one, goes to the worker",
+  async (t) => {
+    const sandbox = await Sandbox.create({ workers: 1 })
+    t.teardown(() => sandbox.close())
+    const out = await build({
+      stdin: {
+        contents: [
+          'export const entries = { route: ["fail"] }',
+          'export async function invoke() {',
+          '  throw new Error("no")',
+          '}',
+        ].join('\n'),
+        sourcefile: 'src/plugin.ts',
+        loader: 'ts',
+        resolveDir: '/',
+      },
+      bundle: true,
+      format: 'cjs',
+      platform: 'neutral',
+      sourcemap: 'external',
+      write: false,
+      outfile: 'dist/plugin.js',
+    })
+    const js = out.outputFiles.find((f) => f.path.endsWith('.js'))!.text
+    const map = out.outputFiles.find((f) => f.path.endsWith('.map'))!.text
+    // The same map with 600 KiB of sources' text it does not need for mapping.
+    const long = JSON.stringify({ ...JSON.parse(map), sourcesContent: ['x'.repeat(600 * 1024)] })
+    for (const [version, sourceMap] of [
+      ['1.0.0', map],
+      ['2.0.0', long],
+    ] as const) {
+      const b = makeBundle('@acme/mapped-cold', js, version, sourceMap)
+      await sandbox.load(b)
+      const err = await rejection(call(sandbox, b, 'fail', { tenant: `mapped-${version}` }))
+      t.equal(err.code, SBX.PLUGIN_ERROR.code)
+      t.match(err.stack, /at invoke \(.*src\/plugin\.ts:3:9\)/, `map of ${sourceMap.length} characters`)
+    }
+  },
+)

@@ -10,7 +10,7 @@ import { IsolatePool } from './isolate-pool.mjs'
 import { Invocation } from './invocation.mjs'
 import { CpuWatchdog } from './cpu-watchdog.mjs'
 import { FairScheduler } from './fair-scheduler.mjs'
-import { bundleFilename } from './stack-mapper.mjs'
+import { bundleFilename, lazySourceMap } from './stack-mapper.mjs'
 import { TenantIsolate } from './tenant-isolate.mjs'
 import { PluginContext } from './plugin-context.mjs'
 import { SpareIsolates } from './spare-isolates.mjs'
@@ -187,6 +187,7 @@ async function compileBundle(b, limits, evaluate) {
     code: `(function (module, exports) {\n${b.code}\n})`,
     lineOffset: 1,
     cachedData: undefined,
+    sourceMap: lazySourceMap(b.sourceMap),
     entries: {},
   }
   // The first context that compiles the bundle here leaves V8's code cache on it; every later

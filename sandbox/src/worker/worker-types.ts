@@ -1,13 +1,14 @@
 // Types of the worker's own objects, for the JSDoc of src/worker/*.mjs. Type-only: the worker
 // never loads this file at run time (it runs as plain ESM, without a TypeScript loader).
 import type { ExternalCopy } from 'isolated-vm'
+import type { SourceMap } from 'node:module'
 import type { FromWorker } from '../protocol.js'
 import type { CpuWatchdog } from './cpu-watchdog.mjs'
 import type { FairScheduler } from './fair-scheduler.mjs'
 import type { Invocation } from './invocation.mjs'
 import type { IsolatePool } from './isolate-pool.mjs'
 
-/** A bundle compiled in this worker: the wrapped code, V8's code cache and what it exports (its source map stays with the parent). */
+/** A bundle compiled in this worker: the wrapped code, V8's code cache and what it exports. */
 export interface CompiledBundle {
   key: string
   id: string
@@ -17,6 +18,8 @@ export interface CompiledBundle {
   /** Lines the CommonJS wrapper adds before the plugin's first line. */
   lineOffset: number
   cachedData: ExternalCopy<ArrayBuffer> | undefined
+  /** Its source map, when the parent sent it (a long one: the parent maps the others' frames). */
+  sourceMap: () => SourceMap | null
   entries: Record<string, string[]>
 }
 
