@@ -14,7 +14,7 @@ import { ENDPOINT_TRIGGERS, SUBSCRIBERS_CHANGED } from './2026-12-09-events-unsu
 //   (an installation's subscriptions come from its version's manifest and are re-read whole).
 // - trellis_event_patterns(type): every pattern that matches `type` ('*', the type, each
 //   'prefix.*'), and a GIN index over each active endpoint's (tenant, pattern) keys, read by
-//   trellis_event_endpoints(type): the fan-out finds an event's endpoints by its patterns
+//   trellis_event_endpoints(types): the fan-out finds its events' endpoints by their patterns
 //   instead of testing every endpoint of the tenant. Row-level security hides GIN from an array
 //   overlap (not leakproof), so the lookup runs as the table's owner, for the transaction's
 //   tenant only, through a policy that lets the owner read endpoints.
@@ -25,33 +25,51 @@ export class Migration20261210000101EventsSubscribersIncremental extends Migrati
     this.addSql(`update event_subscriber_gens set installs_gen = gen;`)
     this.addSql(`alter table webhook_endpoints add column subscribers_gen bigint;`)
     this.addSql(`create index webhook_endpoints_subscribers_gen_idx on webhook_endpoints (tenant_id, subscribers_gen);`)
+    // PL/pgSQL, not SQL: a SQL function with a subquery is never inlined and pays the SQL
+    // function executor on every call (each index entry, each recheck, each lookup).
     this.addSql(`
 create function trellis_event_patterns(event_type text) returns text[]
-language sql immutable parallel safe as $$
-  select array['*', event_type] || array(
-    select array_to_string(p[1:n], '.') || '.*'
-      from (select string_to_array(event_type, '.') as p) s, generate_series(1, cardinality(s.p) - 1) n)
-$$;`)
+language plpgsql immutable parallel safe as $$
+declare
+  parts text[] := string_to_array(event_type, '.');
+  out text[] := array['*', event_type];
+begin
+  for n in 1 .. cardinality(parts) - 1 loop
+    out := out || (array_to_string(parts[1:n], '.') || '.*');
+  end loop;
+  return out;
+end $$;`)
     this.addSql(`
 create function trellis_endpoint_keys(tenant uuid, patterns text[]) returns text[]
-language sql immutable parallel safe as $$
-  select array(select tenant::text || ' ' || t from unnest(patterns) t)
-$$;`)
+language plpgsql immutable parallel safe as $$
+declare
+  out text[] := '{}';
+  p text;
+begin
+  foreach p in array patterns loop
+    out := out || (tenant::text || ' ' || p);
+  end loop;
+  return out;
+end $$;`)
     this.addSql(
       `create index webhook_endpoints_keys_idx on webhook_endpoints using gin (trellis_endpoint_keys(tenant_id, types)) where status = 'active';`,
     )
     this.addSql(`do $$ begin
   execute format('create policy webhook_endpoints_owner_read on webhook_endpoints for select to %I using (true)', current_user);
 end $$;`)
+    // One call per fan-out statement, for every type among its events (its plan is kept for the
+    // session): the endpoints of the transaction's tenant that want each type.
     this.addSql(`
-create function trellis_event_endpoints(event_type text) returns setof uuid
-language sql stable security definer set search_path = public as $$
-  select w.id from webhook_endpoints w
-   where trellis_endpoint_keys(w.tenant_id, w.types) && trellis_endpoint_keys(trellis_current_tenant(), trellis_event_patterns(event_type))
-     and w.status = 'active' and w.tenant_id = trellis_current_tenant()
-$$;`)
-    this.addSql(`revoke all on function trellis_event_endpoints(text) from public;`)
-    this.addSql(`grant execute on function trellis_event_endpoints(text) to trellis_events;`)
+create function trellis_event_endpoints(event_types text[]) returns table (event_type text, endpoint_id uuid)
+language plpgsql stable security definer set search_path = public as $$
+begin
+  return query
+    select t, w.id from unnest(event_types) t, webhook_endpoints w
+     where trellis_endpoint_keys(w.tenant_id, w.types) && trellis_endpoint_keys(trellis_current_tenant(), trellis_event_patterns(t))
+       and w.status = 'active' and w.tenant_id = trellis_current_tenant();
+end $$;`)
+    this.addSql(`revoke all on function trellis_event_endpoints(text[]) from public;`)
+    this.addSql(`grant execute on function trellis_event_endpoints(text[]) to trellis_events;`)
 
     // Installations: the generation and installs_gen move together, for the tenants the row
     // was and is in (distinct: a row is updated once per statement).
@@ -104,7 +122,7 @@ end $$;`)
     this.addSql(`drop trigger if exists webhook_endpoints_subscribers_stamped on webhook_endpoints;`)
     this.addSql(`drop function if exists trellis_endpoint_subscribers();`)
     for (const sql of ENDPOINT_TRIGGERS) this.addSql(sql)
-    this.addSql(`drop function if exists trellis_event_endpoints(text);`)
+    this.addSql(`drop function if exists trellis_event_endpoints(text[]);`)
     this.addSql(`drop policy if exists webhook_endpoints_owner_read on webhook_endpoints;`)
     this.addSql(`drop index if exists webhook_endpoints_keys_idx;`)
     this.addSql(`drop function if exists trellis_endpoint_keys(uuid, text[]);`)

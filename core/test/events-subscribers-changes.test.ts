@@ -153,7 +153,7 @@ for (const kind of DB_KINDS)
     await t.test("attacked: a request transaction cannot list endpoints through the owner's lookup", async (t) => {
       const a = await createTenantWithAdmin(k, `sc-f-${kind}`)
       await t.rejects(
-        k.appSql(a.orgId, `select * from trellis_event_endpoints('kernel.role.created')`),
+        k.appSql(a.orgId, `select * from trellis_event_endpoints('{kernel.role.created}')`),
         { code: '42501' },
         'only the event pipeline may call it',
       )

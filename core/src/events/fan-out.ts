@@ -181,8 +181,8 @@ export class FanOut {
            from ev0 join cnt on cnt.subject = ev0.subject
        ), ep as (
          select ev.id as event_id, ev.subject, ev.nseq, w.id, w.url, w.status, w.secret_enc, w.previous_secret_enc, w.previous_secret_expires_at
-           from ev cross join lateral trellis_event_endpoints(ev.type) m(id)
-           join webhook_endpoints w on w.id = m.id and w.status = 'active'
+           from ev join trellis_event_endpoints((select array_agg(distinct ev.type) from ev)) m on m.event_type = ev.type
+           join webhook_endpoints w on w.id = m.endpoint_id and w.status = 'active'
        ), blockers as (
          -- Pending deliveries about these subjects at these endpoints, locked: one being recorded
          -- as finished right now is seen finished (after its commit) rather than still pending,
