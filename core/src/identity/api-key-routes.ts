@@ -105,7 +105,8 @@ export function registerApiKeyRoutes(app: Api, deps: { orgTx: OrgTx }): void {
           events: [kernelEvent('kernel.api_key.created', `api_key/${id}`, { apiKeyId: id, name, permissions })],
         }),
       )
-      return reply.code(201).send({ ...toView(row!), key: formatApiKey(id, secret) })
+      // The key added to the view as it is, not spread into a copy of it.
+      return reply.code(201).send(Object.assign(toView(row!), { key: formatApiKey(id, secret) }))
     },
   )
 
