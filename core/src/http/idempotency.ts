@@ -5,6 +5,7 @@ import canonicalizeModule from 'canonicalize'
 import type { OrgTx } from './route-deps.js'
 import type { SecretBox } from '../crypto/secret-box.js'
 import { KRN } from '../errors.js'
+import { toArray } from './route-hooks.js'
 
 const canonicalize = canonicalizeModule as unknown as (input: unknown) => string | undefined
 const KEY = /^[\x21-\x7e]{1,255}$/
@@ -126,10 +127,6 @@ export function registerIdempotency(app: Api, deps: { orgTx: OrgTx; secrets: Pic
     }
     return payload
   }
-}
-
-function toArray<T>(v: T | T[] | undefined): T[] {
-  return v === undefined ? [] : Array.isArray(v) ? v : [v]
 }
 
 function boxLabel(orgId: string, principal: string, key: string): string {

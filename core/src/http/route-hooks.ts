@@ -72,6 +72,7 @@ export function arrangeRouteHooks(app: Api, shared?: SharedState): { close(): vo
   }
 }
 
-function toArray<T>(v: T | T[] | undefined): T[] {
+/** A hook option (one hook, a list, or none) as a list. */
+export function toArray<T>(v: T | T[] | undefined): T[] {
   return v === undefined ? [] : Array.isArray(v) ? v : [v]
 }

@@ -12,6 +12,7 @@ import cookie from '@fastify/cookie'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Api } from '../http/types.js'
 import { AUTH } from '../errors.js'
+import { toArray } from '../http/route-hooks.js'
 import { REFRESH_TOKEN_TTL_DAYS } from './sessions.js'
 
 export const SESSION_MODE_HEADER = 'x-trellis-session'
@@ -100,12 +101,8 @@ export async function registerRefreshCookie(app: Api, opts: { publicUrl?: string
   // Only the routes these concern carry the hooks: every other request runs neither (two
   // promises and two hook passes each, on the kernel's busiest routes).
   app.addHook('onRoute', (route) => {
-    if (route.url === REFRESH_PATH) route.preValidation = [...hooks(route.preValidation), fromCookie] as never
+    if (route.url === REFRESH_PATH) route.preValidation = [...toArray(route.preValidation), fromCookie] as never
     if (SIGN_IN_PATHS.has(route.url) || route.url === LOGOUT_PATH)
-      route.onSend = [...hooks(route.onSend), intoCookie] as never
+      route.onSend = [...toArray(route.onSend), intoCookie] as never
   })
-}
-
-function hooks<T>(v: T | T[] | undefined): T[] {
-  return v === undefined ? [] : Array.isArray(v) ? v : [v]
 }
