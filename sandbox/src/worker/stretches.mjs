@@ -67,9 +67,9 @@ export function endTurn(inv) {
 /**
  * Runs plugin code on this thread: about 80 µs cheaper per entry than handing the isolate to
  * a pool thread, at the price of blocking this worker's event loop for as long as the code
- * runs (bounded by the CPU limit). A key whose code runs long here (in CPU time) twice within
- * ten minutes, or fails, is sent to the asynchronous path from then on, so a hostile tenant can
- * stall a worker twice, not always.
+ * runs (bounded by the CPU limit). A key whose code runs long here twice within ten minutes, or
+ * fails, is sent to the asynchronous path from then on, so a hostile tenant can stall a worker
+ * twice, not always (event-loop-keys.mjs).
  * @param {Invocation} inv
  * @param {FunctionRef} ref
  * @param {unknown[]} args
@@ -77,9 +77,12 @@ export function endTurn(inv) {
  */
 function enterSync(inv, ref, args, timeoutMs) {
   const iso = /** @type {PluginContext} */ (inv.iso)
+  const worker = inv.worker
+  // After a first long run, by this thread's own CPU clock too (a read costs ~2 µs: not every key's).
+  const own0 = worker.timed(inv.isoKey) ? worker.threadCpuNs() : null
   const cpu0 = iso.cpuNs()
   const wall0 = performance.now()
-  const watchdog = inv.worker.watchdog
+  const watchdog = worker.watchdog
   const timeout = gridTimeout(timeoutMs)
   let result
   watchdog.enterSync(inv.rid, timeout, inv.deadline)
@@ -88,18 +91,22 @@ function enterSync(inv, ref, args, timeoutMs) {
     result = iso.pollRef.applySync(undefined, [inv.token])
   } catch (err) {
     watchdog.leaveSync()
-    inv.worker.markSlow(inv.isoKey)
+    worker.markSlow(inv.isoKey)
     countCpu(inv, cpu0)
     return inv.onIsolateError(err)
   }
   watchdog.leaveSync()
   // Long means both the isolate's CPU time and the wall clock: on a busy machine the OS may
   // pause this thread in the middle of a short run, and the isolate's clock also counts V8's
-  // own tasks for it (GC, compilation) running on other threads meanwhile; neither says
-  // anything about the code (and either sent keys to the slower path on a loaded machine).
+  // own tasks for it (GC, compilation) that isolated-vm's threads ran while this one waited for
+  // the isolate; neither says anything about the code (and either sent keys to the slower path
+  // on a loaded machine). Timed, this thread's own CPU time must be long too.
   const ran = countCpu(inv, cpu0)
-  const slice = inv.worker.syncSliceMs
-  if (ran === null || (ran / 1e6 > slice && performance.now() - wall0 > slice)) inv.worker.ranLong(inv.isoKey)
+  const slice = worker.syncSliceMs
+  if (ran === null || (ran / 1e6 > slice && performance.now() - wall0 > slice)) {
+    const own1 = own0 === null ? null : worker.threadCpuNs()
+    worker.ranLong(inv.isoKey, own0 === null || own1 === null ? undefined : own1 - own0)
+  }
   if (result !== undefined) inv.onResult(result)
 }
 

@@ -14,6 +14,7 @@ import { bundleFilename, lazySourceMap } from './stack-mapper.mjs'
 import { TenantIsolate } from './tenant-isolate.mjs'
 import { PluginContext } from './plugin-context.mjs'
 import { SpareIsolates } from './spare-isolates.mjs'
+import { EventLoopKeys } from './event-loop-keys.mjs'
 
 /** @typedef {import('../protocol.js').WorkerConfig} WorkerConfig */
 /** @typedef {import('../protocol.js').ToWorker} ToWorker */
@@ -34,10 +35,6 @@ const QUIET_MS = 5
 /** @type {Partial<WorkerConfig> & { syncSliceMs?: number }} */
 const config = JSON.parse(process.argv[2])
 const send = /** @type {(msg: FromWorker) => boolean} */ (process.send).bind(process)
-/** @type {Map<string, number>} */
-const slowKeys = new Map()
-/** @type {Map<string, number>} keys whose plugin code once ran long on the event loop, and when */
-const longOnce = new Map()
 
 let loading = 0
 /** When a message last came or went (performance.now()). */
@@ -47,6 +44,8 @@ let lastMessage = 0
 const spares = new SpareIsolates({
   busy: () => worker.inflight.size > 0 || loading > 0 || performance.now() - lastMessage < QUIET_MS,
 })
+
+const keys = new EventLoopKeys({ sliceMs: config.syncSliceMs ?? 10 })
 
 /** @type {WorkerState} */
 const worker = {
@@ -66,35 +65,13 @@ const worker = {
   }),
   syncSliceMs: config.syncSliceMs ?? 10,
   syncMaxCpuMs: config.syncMaxCpuMs ?? 1800,
-  // Keys whose plugin code ran long on the event loop (twice) or failed run on pool threads (see Invocation.enterSync).
-  isSlow(key) {
-    const until = slowKeys.get(key)
-    if (until === undefined) return false
-    if (until > Date.now()) return true
-    slowKeys.delete(key)
-    return false
-  },
-  markSlow(key) {
-    slowKeys.delete(key)
-    const oldest = slowKeys.keys().next()
-    if (slowKeys.size >= 100_000 && !oldest.done) slowKeys.delete(oldest.value)
-    slowKeys.set(key, Date.now() + 30 * 60_000)
-  },
-  // A stretch that ran long but ended well (which a collection of the isolate's heap alone can
-  // cause on a loaded machine) sends its key off the event loop when it happens again within ten
-  // minutes; one that failed (timeout, memory) is marked slow at once.
-  ranLong(key) {
-    const now = Date.now()
-    const first = longOnce.get(key)
-    if (first !== undefined && now - first < 10 * 60_000) {
-      longOnce.delete(key)
-      return this.markSlow(key)
-    }
-    longOnce.delete(key)
-    const oldest = longOnce.keys().next()
-    if (longOnce.size >= 100_000 && !oldest.done) longOnce.delete(oldest.value)
-    longOnce.set(key, now)
-  },
+  // Keys whose plugin code ran long on the event loop (twice) or failed run on pool threads (see
+  // stretches.mjs and event-loop-keys.mjs).
+  isSlow: (key) => keys.isSlow(key),
+  markSlow: (key) => keys.markSlow(key),
+  ranLong: (key, ownNs) => keys.ranLong(key, ownNs),
+  timed: (key) => keys.timed(key),
+  threadCpuNs: () => keys.threadCpuNs(),
   watchdog: new CpuWatchdog({ graceMs: config.cpuGraceMs ?? 250 }),
   send(msg) {
     lastMessage = performance.now()
@@ -119,6 +96,9 @@ process.on('message', (/** @type {ToWorker} */ msg) => {
     }
     case 'hcr':
       worker.inflight.get(msg.rid)?.onHostResult(msg)
+      break
+    case 'hcrb':
+      worker.inflight.get(msg.rid)?.onHostResults(msg.results)
       break
     case 'load':
       load(msg)

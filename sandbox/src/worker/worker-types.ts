@@ -37,8 +37,15 @@ export interface WorkerState {
   syncMaxCpuMs: number
   isSlow(key: string): boolean
   markSlow(key: string): void
-  /** A stretch of the key's code ran long on the event loop (but ended well): the second time soon after, it is marked slow. */
-  ranLong(key: string): void
+  /**
+   * A stretch of the key's code ran long on the event loop (but ended well): the second time soon
+   * after, it is marked slow. `ownNs`: this thread's CPU time over it, when timed (see `timed`).
+   */
+  ranLong(key: string, ownNs?: number): void
+  /** Whether the key's stretches on the event loop are timed by this thread's own CPU clock too. */
+  timed(key: string): boolean
+  /** This thread's CPU time (ns), null where the kernel does not give it. */
+  threadCpuNs(): number | null
   watchdog: CpuWatchdog
   send(msg: FromWorker): void
 }
