@@ -86,9 +86,27 @@ export const EVENT_VALUES = `(?::uuid, ?, ?, ?, ?::jsonb, case when trellis_curr
       where w.tenant_id = g.tenant_id and w.subscribers_gen > ?::bigint and w.status = 'active' and w.types && ?::text[]))
       from event_subscriber_gens g where g.tenant_id = trellis_current_tenant()), ?::bigint = 0) then now() end)`
 
+// Types already checked, each with its patterns as a PostgreSQL array literal: an emitter writes
+// the same few types over and over, so the check and the literal are made once per type. Bounded,
+// as plugins name their own types: full, it starts again.
+const checkedTypes = new Map<string, string>()
+const CHECKED_TYPES_MAX = 1000
+
+/** The patterns that match `type` as an array literal; throws if `type` is not an event type. */
+function typePatterns(type: string): string {
+  let literal = checkedTypes.get(type)
+  if (literal === undefined) {
+    if (!TYPE.test(type) || type.length > 200) throw EVT.EVENT_TYPE_INVALID({ type })
+    literal = `{${patternsMatching(type).join(',')}}`
+    if (checkedTypes.size >= CHECKED_TYPES_MAX) checkedTypes.clear()
+    checkedTypes.set(type, literal)
+  }
+  return literal
+}
+
 /** The values of one outbox row; `none` when the emitter knows nobody subscribes (see {@link EVENT_VALUES}). */
 export function eventRow(e: EmitInput, none?: { tenantId: string; gen: string }): unknown[] {
-  if (!TYPE.test(e.type) || e.type.length > 200) throw EVT.EVENT_TYPE_INVALID({ type: e.type })
+  const patterns = typePatterns(e.type)
   if (typeof e.subject !== 'string' || e.subject.length === 0 || e.subject.length > 500)
     throw EVT.EVENT_INVALID({ reason: 'subject must be 1 to 500 characters' })
   const gen = none?.gen ?? null
@@ -102,7 +120,7 @@ export function eventRow(e: EmitInput, none?: { tenantId: string; gen: string })
     gen,
     gen,
     gen,
-    none ? `{${patternsMatching(e.type).join(',')}}` : null,
+    none ? patterns : null,
     gen,
   ]
 }
