@@ -53,25 +53,29 @@ export interface KernelContext {
 /**
  * A transaction in an organisation that refuses a suspended one, and seals whatever it
  * audited and dispatches whatever it emitted once it has committed.
+ *
+ * This wraps every request's transaction, so it adds no promise of its own inside it: the body
+ * handed to `inOrg` is synchronous (inOrg awaits it in its try, so a refused status still rolls
+ * back) and returns `fn`'s promise as it is.
  */
 export async function orgTx<T>(
   k: Pick<KernelContext, 'db' | 'sealer' | 'events'>,
   orgId: string,
   fn: (tx: Tx) => Promise<T>,
-  opts: { allowSuspended?: boolean } = {},
+  opts?: { allowSuspended?: boolean },
 ): Promise<T> {
-  let touched: ReadonlySet<string> = new Set([orgId])
   let used: Tx | undefined
-  const result = await k.db.inOrg(orgId, async (tx, status) => {
-    if (!opts.allowSuspended) assertStatus(status)
-    touched = tx.orgs
+  const result = await k.db.inOrg(orgId, (tx, status) => {
+    if (!opts?.allowSuspended) assertStatus(status)
     used = tx
     bindSubscribers(tx, k.events.subscriberIndex, orgId)
     return fn(tx)
   })
-  for (const org of touched) k.sealer.nudge(org)
+  // inOrg resolves only after its body ran, so `used` is the committed transaction.
+  const tx = used!
+  for (const org of tx.orgs) k.sealer.nudge(org)
   // Events it emitted are committed now: wake the dispatcher (the sweep is the safety net).
-  const emitted = used && emittedBy(used)
+  const emitted = emittedBy(tx)
   if (emitted) k.events.nudge(emitted)
   return result
 }
