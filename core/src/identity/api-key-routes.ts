@@ -6,7 +6,7 @@ import type { OrgTx } from '../http/route-deps.js'
 import { AUTH, KRN } from '../errors.js'
 import { auditedWrite } from '../audit/audited-write.js'
 import { kernelEvent } from '../events/outbox.js'
-import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
+import { auditOf, principalOf, requirePermission } from '../http/guards.js'
 import { PageQuery, pageOf, pageAfterCursor } from '../http/pagination.js'
 import { KERNEL_PERMISSIONS as P, PERMISSION_PATTERN, missingPermissions } from './permissions.js'
 import { hashToken } from './sessions.js'
@@ -96,12 +96,12 @@ export function registerApiKeyRoutes(app: Api, deps: { orgTx: OrgTx }): void {
             ],
           },
           auditOrg: p.orgId,
-          audit: {
-            ...auditMeta(request),
-            action: 'api_key.created',
-            target: { kind: 'api_key', id },
-            data: { name, permissions, expiresAt: expiresAt ?? null },
-          },
+          audit: auditOf(
+            request,
+            'api_key.created',
+            { kind: 'api_key', id },
+            { name, permissions, expiresAt: expiresAt ?? null },
+          ),
           events: [kernelEvent('kernel.api_key.created', `api_key/${id}`, { apiKeyId: id, name, permissions })],
         }),
       )
@@ -150,7 +150,7 @@ export function registerApiKeyRoutes(app: Api, deps: { orgTx: OrgTx }): void {
             params: [id],
           },
           auditOrg: p.orgId,
-          audit: { ...auditMeta(request), action: 'api_key.revoked', target: { kind: 'api_key', id } },
+          audit: auditOf(request, 'api_key.revoked', { kind: 'api_key', id }),
           events: [kernelEvent('kernel.api_key.revoked', `api_key/${id}`, { apiKeyId: id })],
         })
         if (rows.length === 0) {

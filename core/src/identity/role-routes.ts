@@ -5,7 +5,7 @@ import type { OrgTx } from '../http/route-deps.js'
 import type { Principal } from './principal.js'
 import { AUTH, KRN } from '../errors.js'
 import { auditedWrite } from '../audit/audited-write.js'
-import { auditMeta, principalOf, requirePermission } from '../http/guards.js'
+import { auditOf, principalOf, requirePermission } from '../http/guards.js'
 import { KERNEL_PERMISSIONS as P, PERMISSION_PATTERN, missingPermissions } from './permissions.js'
 import { BUILTIN_ROLES } from './permissions.js'
 import type { RoleRow } from './roles.js'
@@ -90,12 +90,7 @@ export function registerRoleRoutes(app: Api, deps: RoleRouteDeps): void {
             params: [id, p.orgId, name, description, sqlArray(permissions)],
           },
           auditOrg: p.orgId,
-          audit: {
-            ...auditMeta(request),
-            action: 'role.created',
-            target: { kind: 'role', id },
-            data: { name, permissions },
-          },
+          audit: auditOf(request, 'role.created', { kind: 'role', id }, { name, permissions }),
           events: [kernelEvent('kernel.role.created', `role/${id}`, { roleId: id, name, permissions })],
         }),
       )
@@ -128,12 +123,7 @@ export function registerRoleRoutes(app: Api, deps: RoleRouteDeps): void {
         await auditedWrite(tx, {
           write: { sql: 'delete from roles where id = ?::uuid returning id', params: [role.id] },
           auditOrg: p.orgId,
-          audit: {
-            ...auditMeta(request),
-            action: 'role.deleted',
-            target: { kind: 'role', id: role.id },
-            data: { name: role.name },
-          },
+          audit: auditOf(request, 'role.deleted', { kind: 'role', id: role.id }, { name: role.name }),
           events: [kernelEvent('kernel.role.deleted', `role/${role.id}`, { roleId: role.id, name: role.name })],
         })
       })
