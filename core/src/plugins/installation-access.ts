@@ -54,28 +54,43 @@ export async function readerTenant(
 /** An installation as the API shows it: never its secrets, with its history and any upgrade awaiting consent. */
 export async function installationView(k: InstallationViewDeps, inst: Installation) {
   return k.db.inOrg(inst.tenantId, async (tx) => {
-    const full = await loadInstallation(tx, inst.id).catch(() => ({ ...inst, history: [], pendingVersionId: null }))
-    return viewOf(tx, k.plugins.versions, full)
+    const full = await loadInstallation(tx, inst.id).catch(() => undefined)
+    return full
+      ? viewOf(tx, k.plugins.versions, full, full.history, full.pendingVersionId)
+      : viewOf(tx, k.plugins.versions, inst, [], null)
   })
 }
 
 /**
  * {@link installationView} of an installation already read in full (its history and pending
  * version included), inside the transaction that read it: no second transaction after a write.
+ * The view is built field by field — a write's answer, so no rest-and-spread copies of the row.
  */
 export async function viewOf(
   tx: Tx,
   versions: Pick<KernelContext['plugins']['versions'], 'byId'>,
-  full: Installation & { history: HistoryEntry[]; pendingVersionId: string | null },
+  inst: Installation,
+  history: HistoryEntry[],
+  pendingVersionId: string | null,
   current?: PluginVersion,
 ) {
-  const v = current ?? (await versions.byId(tx, full.versionId))
-  const pending = full.pendingVersionId ? await versions.byId(tx, full.pendingVersionId) : undefined
-  const { secretsEnc: _s, secretNames, pendingVersionId: _p, ...rest } = full
+  const v = current ?? (await versions.byId(tx, inst.versionId))
+  const pending = pendingVersionId ? await versions.byId(tx, pendingVersionId) : undefined
   return {
-    ...rest,
+    id: inst.id,
+    tenantId: inst.tenantId,
+    plugin: inst.plugin,
+    mount: inst.mount,
+    versionId: inst.versionId,
+    capabilities: inst.capabilities,
+    settings: inst.settings,
+    status: inst.status,
+    installedBy: inst.installedBy,
+    createdAt: inst.createdAt,
+    updatedAt: inst.updatedAt,
+    history,
     version: v?.version ?? 'unknown',
-    secrets: secretNames,
+    secrets: inst.secretNames,
     pendingUpgrade:
       pending && v
         ? {

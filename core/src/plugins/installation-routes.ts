@@ -6,7 +6,7 @@ import type { SecretBox } from '../crypto/secret-box.js'
 import type { AuditRecord } from '../audit/audit-log.js'
 import { KRN, PLG } from '../errors.js'
 import { auditedWrite } from '../audit/audited-write.js'
-import { auditMeta, principalOf } from '../http/guards.js'
+import { auditMeta, auditOf, principalOf } from '../http/guards.js'
 import { PageQuery, pageOf, decodeCursor, toPage } from '../http/pagination.js'
 import { kernelEvent } from '../events/outbox.js'
 import type { PluginHost } from './plugin-host.js'
@@ -175,7 +175,6 @@ export function registerInstallationRoutes(app: Api, deps: InstallationRouteDeps
     },
     async (request) => {
       const tenantId = await targetTenant(deps, principalOf(request), request.query.tenantId)
-      const meta = auditMeta(request)
       const result = await deps.orgTx(tenantId, async (tx) => {
         const current = await load(tx, request.params.id)
         const version = await host().versions.byId(tx, current.versionId)
@@ -206,22 +205,28 @@ export function registerInstallationRoutes(app: Api, deps: InstallationRouteDeps
             params: [JSON.stringify(settings), sealed, names, status, current.id],
           },
           auditOrg: tenantId,
-          audit: {
-            ...meta,
-            action:
-              status !== current.status
-                ? `plugin.${status === 'disabled' ? 'disabled' : 'enabled'}`
-                : 'plugin.settings.updated',
-            target: { kind: 'plugin_installation', id: current.id },
-            data: {
+          audit: auditOf(
+            request,
+            status !== current.status
+              ? `plugin.${status === 'disabled' ? 'disabled' : 'enabled'}`
+              : 'plugin.settings.updated',
+            { kind: 'plugin_installation', id: current.id },
+            {
               plugin: current.plugin,
               settings: changed.filter((c) => !secretKeys(version).has(c)),
               secrets: changed.filter((c) => secretKeys(version).has(c)),
             },
-          },
+          ),
         })
-        const full = { ...toInstallation(row!), history: row!.history, pendingVersionId: row!.pending_version_id }
-        return { view: await viewOf(tx, host().versions, full, version), statusChanged: status !== current.status }
+        const view = await viewOf(
+          tx,
+          host().versions,
+          toInstallation(row!),
+          row!.history,
+          row!.pending_version_id,
+          version,
+        )
+        return { view, statusChanged: status !== current.status }
       })
       // Settings alone change nobody's subscriptions; enabling or disabling may.
       host().forgetTenant(tenantId, { subscriptions: result.statusChanged })
