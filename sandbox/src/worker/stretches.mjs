@@ -78,7 +78,7 @@ export function endTurn(inv) {
 function enterSync(inv, ref, args, timeoutMs) {
   const iso = /** @type {PluginContext} */ (inv.iso)
   const worker = inv.worker
-  // After a first long run, by this thread's own CPU clock too (a read costs ~2 µs: not every key's).
+  // After a first long run, by this thread's own CPU clock too (not every key's: a read is a system call).
   const own0 = worker.timed(inv.isoKey) ? worker.threadCpuNs() : null
   const cpu0 = iso.cpuNs()
   const wall0 = performance.now()
