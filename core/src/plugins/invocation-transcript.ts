@@ -80,19 +80,33 @@ function shape(value: unknown, depth: number): unknown {
  * (e-mail), two digits after two capitals in 15 characters or more (IBAN), or at least 8 digits
  * (card 13, tax id 8, phone 9). Most strings of a record — names, codes, short numbers — have
  * none of these, and skip its five regular expressions (most of a transcript's cost, the e-mail's
- * Unicode classes first).
+ * Unicode classes first); so do the ids and timestamps the kernel writes, which hold no match.
  */
 export function maskable(text: string): boolean {
   let digits = 0
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i)
     if (c === 64 /* @ */) return true
-    if (c >= 48 && c <= 57 && ++digits >= 8) return true
+    if (c >= 48 && c <= 57 && ++digits >= 8) return !inert(text)
   }
   return digits >= 2 && text.length >= 15 && IBAN_START.test(text)
 }
 
 const IBAN_START = /[A-Z]{2}\d{2}/
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+const DIGITS_ONLY_GROUP = /(?:^|-)\d+(?:-|$)/
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z$/
+
+/**
+ * A lower-case UUID whose every group holds a letter, or an ISO timestamp in UTC: without `@` or
+ * two capitals in a row, only digit runs could match, and each pattern needs a run that starts
+ * and ends at a non-word character — a whole group of digits, which such a UUID has not; a
+ * timestamp's runs hold fewer digits than any kind needs (its date matches the phone shape with
+ * 6 digits, which the phone's check leaves as it is).
+ */
+function inert(text: string): boolean {
+  return (text.length === 36 && UUID.test(text) && !DIGITS_ONLY_GROUP.test(text)) || ISO_TIME.test(text)
+}
 
 /** Collects the transcript of one sandboxed run while its host calls go by. */
 export class TranscriptRecorder {
