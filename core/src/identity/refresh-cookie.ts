@@ -99,10 +99,12 @@ export async function registerRefreshCookie(app: Api, opts: { publicUrl?: string
   }
 
   // Only the routes these concern carry the hooks: every other request runs neither (two
-  // promises and two hook passes each, on the kernel's busiest routes).
+  // promises and two hook passes each, on the kernel's busiest routes). `intoCookie` goes first
+  // among the route's onSend hooks, so that what the Idempotency-Key hook stores for a replay is
+  // the answer the browser got, without the refresh token.
   app.addHook('onRoute', (route) => {
     if (route.url === REFRESH_PATH) route.preValidation = [...toArray(route.preValidation), fromCookie] as never
     if (SIGN_IN_PATHS.has(route.url) || route.url === LOGOUT_PATH)
-      route.onSend = [...toArray(route.onSend), intoCookie] as never
+      route.onSend = [intoCookie, ...toArray(route.onSend)] as never
   })
 }
