@@ -358,7 +358,15 @@ async function ormTransaction<T>(em: EntityManager, fn: (em: EntityManager) => P
     const result = await fn(em)
     const uow = em.getUnitOfWork()
     uow.computeChangeSets()
-    if (uow.getChangeSets().length > 0) await em.flush()
+    // What MikroORM's own flush would find to write: change sets, collections changed on their
+    // own, extra updates and orphans to remove.
+    if (
+      uow.getChangeSets().length > 0 ||
+      uow.getCollectionUpdates().length > 0 ||
+      uow.getExtraUpdates().size > 0 ||
+      uow.getOrphanRemoveStack().size > 0
+    )
+      await em.flush()
     await em.getConnection('write').commit(em.getTransactionContext()!)
     em.resetTransactionContext()
     return result
