@@ -80,8 +80,11 @@ export async function registerRefreshCookie(app: Api, opts: { publicUrl?: string
       return payload
     }
     const body = JSON.parse(payload) as { refreshToken?: string }
+    // A replayed answer (Idempotency-Key) was stored without its token: the cookie set when it
+    // was first given stays as it is.
+    if (typeof body.refreshToken !== 'string') return payload
     const maxAge = REFRESH_TOKEN_TTL_DAYS * 86_400
-    reply.setCookie(REFRESH_COOKIE, body.refreshToken ?? '', {
+    reply.setCookie(REFRESH_COOKIE, body.refreshToken, {
       path: REFRESH_PATH,
       httpOnly: true,
       sameSite: 'strict',
