@@ -1,9 +1,8 @@
 import t from 'tap'
-import { build } from 'esbuild'
 import { TrellisError } from '@trellis/plugin-sdk'
 import { SBX, Sandbox } from '../src/index.js'
 import type { HostCallHandler } from '../src/index.js'
-import { bodiesBundle, makeBundle } from './fixtures/bundles.js'
+import { bodiesBundle, makeBundle, mappedBuild } from './fixtures/bundles.js'
 import { call, context, noHost, rejection } from './fixtures/harness.js'
 
 const sandbox = await Sandbox.create({ workers: 2 })
@@ -355,17 +354,7 @@ t.test('a thrown error carries the plugin message and a stack mapped to its own 
     '  return input', // 11
     '}', // 12
   ].join('\n')
-  const out = await build({
-    stdin: { contents: source, sourcefile: 'src/plugin.ts', loader: 'ts', resolveDir: '/' },
-    bundle: true,
-    format: 'cjs',
-    platform: 'neutral',
-    sourcemap: 'external',
-    write: false,
-    outfile: 'dist/plugin.js',
-  })
-  const js = out.outputFiles.find((f) => f.path.endsWith('.js'))!.text
-  const map = out.outputFiles.find((f) => f.path.endsWith('.map'))!.text
+  const { js, map } = await mappedBuild(source)
   const bundle = makeBundle('@acme/mapped', js, '1.0.0', map)
   await sandbox.load(bundle)
   const err = await rejection(

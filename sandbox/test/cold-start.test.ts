@@ -3,10 +3,9 @@
 // the top level itself, on the worker's thread under the invocation's CPU limit. A source map
 // stays with the parent unless it is long; either way a plugin's stack is in its own sources.
 import t from 'tap'
-import { build } from 'esbuild'
 import { SBX, Sandbox } from '../src/index.js'
 import type { PluginBundle } from '../src/index.js'
-import { bodiesBundle, makeBundle } from './fixtures/bundles.js'
+import { bodiesBundle, makeBundle, mappedBuild } from './fixtures/bundles.js'
 import { call, rejection, until } from './fixtures/harness.js'
 
 /** A bundle whose top level runs `topLevel` and stamps when it ran; `look` reports the stamp and who called. */
@@ -86,27 +85,14 @@ t.test(
   async (t) => {
     const sandbox = await Sandbox.create({ workers: 1 })
     t.teardown(() => sandbox.close())
-    const out = await build({
-      stdin: {
-        contents: [
-          'export const entries = { route: ["fail"] }',
-          'export async function invoke() {',
-          '  throw new Error("no")',
-          '}',
-        ].join('\n'),
-        sourcefile: 'src/plugin.ts',
-        loader: 'ts',
-        resolveDir: '/',
-      },
-      bundle: true,
-      format: 'cjs',
-      platform: 'neutral',
-      sourcemap: 'external',
-      write: false,
-      outfile: 'dist/plugin.js',
-    })
-    const js = out.outputFiles.find((f) => f.path.endsWith('.js'))!.text
-    const map = out.outputFiles.find((f) => f.path.endsWith('.map'))!.text
+    const { js, map } = await mappedBuild(
+      [
+        'export const entries = { route: ["fail"] }',
+        'export async function invoke() {',
+        '  throw new Error("no")',
+        '}',
+      ].join('\n'),
+    )
     // The same map with 600 KiB of sources' text it does not need for mapping.
     const long = JSON.stringify({ ...JSON.parse(map), sourcesContent: ['x'.repeat(600 * 1024)] })
     for (const [version, sourceMap] of [
