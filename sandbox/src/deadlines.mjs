@@ -12,11 +12,27 @@
  * @property {() => void} expire
  */
 
+/**
+ * @typedef {object} DeadlineClock
+ * @property {() => number} now milliseconds, as performance.now()
+ * @property {(fire: () => void, ms: number) => { ref(): unknown, unref(): unknown }} set
+ * @property {(timer: any) => void} clear
+ */
+
+/** @type {DeadlineClock} */
+const SYSTEM_CLOCK = {
+  now: () => performance.now(),
+  set: (fire, ms) => setTimeout(fire, ms),
+  clear: (timer) => clearTimeout(timer),
+}
+
 export class Deadlines {
-  constructor() {
+  /** @param {DeadlineClock} [clock] the time and the timer (tests pass their own) */
+  constructor(clock = SYSTEM_CLOCK) {
+    this.clock = clock
     /** @type {Set<Deadline>} */
     this.pending = new Set()
-    /** @type {NodeJS.Timeout | undefined} */
+    /** @type {{ ref(): unknown, unref(): unknown } | undefined} */
     this.timer = undefined
     /** When the timer fires (performance.now()), Infinity when none is armed. */
     this.armedAt = Number.POSITIVE_INFINITY
@@ -30,7 +46,7 @@ export class Deadlines {
    * @returns {Deadline}
    */
   add(ms, expire) {
-    const entry = { at: performance.now() + ms, expire }
+    const entry = { at: this.clock.now() + ms, expire }
     this.pending.add(entry)
     if (entry.at < this.armedAt) this.arm(entry.at)
     // the timer keeps the process alive only while something waits for it
@@ -47,23 +63,23 @@ export class Deadlines {
   /** Stops the timer (the owner is closing); pending deadlines never expire. */
   clear() {
     this.pending.clear()
-    clearTimeout(this.timer)
+    if (this.timer) this.clock.clear(this.timer)
     this.timer = undefined
     this.armedAt = Number.POSITIVE_INFINITY
   }
 
   /** @param {number} at */
   arm(at) {
-    clearTimeout(this.timer)
+    if (this.timer) this.clock.clear(this.timer)
     this.armedAt = at
     // Node's timers count whole milliseconds and may fire up to one early: onTimer re-arms.
-    this.timer = setTimeout(this.fire, Math.max(1, Math.ceil(at - performance.now())))
+    this.timer = this.clock.set(this.fire, Math.max(1, Math.ceil(at - this.clock.now())))
   }
 
   onTimer() {
     this.timer = undefined
     this.armedAt = Number.POSITIVE_INFINITY
-    const now = performance.now()
+    const now = this.clock.now()
     /** @type {Deadline[]} */
     const due = []
     let next = Number.POSITIVE_INFINITY

@@ -33,7 +33,7 @@ t.test("a bundle's probe becomes its first new tenant's context, and no other te
   await sandbox.load(b)
   const loaded = Date.now()
   // (a context whose top level runs from now on stamps a later time than the load's end)
-  await new Promise((r) => setTimeout(r, 30))
+  await until(() => Date.now() > loaded)
   const first = await look(sandbox, b, 'first')
   t.ok(first.loadedAt <= loaded, 'the first new tenant runs where the probe evaluated the bundle during load()')
   t.same(first.seen, ['first'])
@@ -51,7 +51,7 @@ t.test(
     const b = stamped('@acme/stamped-limits')
     await sandbox.load(b)
     const loaded = Date.now()
-    await new Promise((r) => setTimeout(r, 30))
+    await until(() => Date.now() > loaded)
     t.ok((await look(sandbox, b, 'big', 128)).loadedAt > loaded, 'an isolate with another limit is not the probe')
     // A top level that takes ~50 ms: a tenant allowed 5 ms of CPU cannot have run it.
     const slow = stamped('@acme/slow-top-level', 'const started = Date.now(); while (Date.now() - started < 50) {}')
