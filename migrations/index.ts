@@ -29,6 +29,7 @@ import { Migration20261209000402AiGenerations } from './2026-12-09-ai-generation
 import { Migration20261209000501PluginHealth } from './2026-12-09-plugin-health.js'
 import { Migration20261209000601InsightsTaskSla } from './2026-12-09-insights-task-sla.js'
 import { Migration20261210000101EventsSubscribersIncremental } from './2026-12-10-events-subscribers-incremental.js'
+import { Migration20261211000101PluginFieldStatistics } from './2026-12-11-plugin-field-statistics.js'
 
 /** Every migration, oldest first; MikroORM runs them in this order. */
 export const migrationsList: MigrationObject[] = [
@@ -64,5 +65,9 @@ export const migrationsList: MigrationObject[] = [
   {
     name: 'Migration20261210000101EventsSubscribersIncremental',
     class: Migration20261210000101EventsSubscribersIncremental,
+  },
+  {
+    name: 'Migration20261211000101PluginFieldStatistics',
+    class: Migration20261211000101PluginFieldStatistics,
   },
 ]

@@ -3,6 +3,7 @@ import type { Api } from './http/types.js'
 import { loadConfig, type KernelConfig, type ProcessRole } from './config.js'
 import { Database } from './db/database.js'
 import { AuditSealer } from './audit/sealer.js'
+import { TableUpkeep, type TableUpkeepOptions } from './db/table-upkeep.js'
 import { SigningKeys } from './identity/signing-keys.js'
 import { AccessTokens } from './identity/tokens.js'
 import { OrgStatusCache } from './identity/org-status.js'
@@ -69,6 +70,8 @@ export interface KernelOptions extends HttpOptions {
   retention?: RetentionJobOptions
   /** AI service tuning (tests shorten the provider timeout). */
   ai?: AiServiceOptions
+  /** How often the kernel analyzes and vacuums tables where autovacuum does not run (ADR 0109); `everyMs: 0` leaves it off. */
+  upkeep?: TableUpkeepOptions
   /** Long generations' queue worker (ADR 0066). */
   aiGenerations?: AiGenerationsOptions
   /** Packages extending the kernel through the extension API (the composition root passes the marketplace); default none. */
@@ -131,6 +134,9 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     const secrets = new SecretBox(config.secretKey)
     const keys = new SigningKeys(db, secrets)
     await keys.load()
+    const upkeep = new TableUpkeep(db, logger, options.upkeep)
+    if (consume) upkeep.start()
+    stopOnFailure.push(() => upkeep.close())
     const sealer = new AuditSealer(db.background, logger, options.auditSealDelayMs)
     if (consume) sealer.start(role === 'worker' ? 1000 : undefined)
     else sealer.leaveToWorkers()
@@ -326,6 +332,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
         if (timedOut) logger.warn({ deadlineMs: deadline }, 'jobs still running at the drain deadline are handed back')
         await plugins!.close()
         await sealer.close()
+        await upkeep.close()
         await shared!.close()
         await db.close()
       },

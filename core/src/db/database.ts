@@ -297,6 +297,31 @@ export class Database {
     })
   }
 
+  /**
+   * Runs `fn` over one connection outside any transaction, as the role the owner connection logs
+   * in as (the admin URL when set): for what no transaction block may run (`VACUUM`). On the
+   * embedded database, its one connection, taken from the request pool as a request takes it;
+   * on PostgreSQL, a connection of its own, closed afterwards (session locks go with it).
+   */
+  async outsideTransaction<T>(fn: (sql: <R = Record<string, unknown>>(text: string) => Promise<R[]>) => Promise<T>) {
+    if (this.embedded) {
+      const pool = this.knexClient()
+      const conn = await pool.acquireConnection()
+      try {
+        return await fn(async (text) => ((await conn.query(text)) as unknown as { rows: never[] }).rows)
+      } finally {
+        await pool.releaseConnection(conn)
+      }
+    }
+    const client = new pg.Client({ connectionString: this.adminUrl })
+    await client.connect()
+    try {
+      return await fn(async (text) => (await client.query(text)).rows)
+    } finally {
+      await client.end()
+    }
+  }
+
   /** How many callers wait for a pooled connection right now (all connections are in use). */
   waitingForConnection(): number {
     return (this.knexClient() as unknown as { pool?: { numPendingAcquires(): number } }).pool?.numPendingAcquires() ?? 0

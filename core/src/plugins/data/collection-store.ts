@@ -195,19 +195,21 @@ export class CollectionStore {
     if (guarded) await tx.sql('savepoint trellis_plugin_update')
     let row: UpdateRow
     try {
+      // The update names the record's id itself, not `cur.id`: joined through the CTE, a plan
+      // made without statistics scanned the whole collection for it.
       const rows = await tx.sql<UpdateRow>(
         `with cur as (
            select id, version, created_at, updated_at, data from plugin_records where plugin = ? and collection = ? and id = ?::uuid
          ), upd as (
            update plugin_records r set data = r.data || ?::jsonb, version = r.version + 1, updated_at = ?::timestamptz
-             from cur where r.plugin = ? and r.collection = ? and r.id = cur.id and r.version = ?
+             from cur where r.plugin = ? and r.collection = ? and r.id = ?::uuid and r.version = ?
            returning r.version
          )
          select cur.id, cur.version, cur.created_at, cur.updated_at, cur.data, (select version from upd) as new_version,
                 cur.updated_at::text as updated_at_text,
                 (select jsonb_object_agg(k, cur.data -> k) from jsonb_object_keys(?::jsonb) k where cur.data -> k is not null)::text as old_patched
            from cur`,
-        [ref.plugin, ref.name, id, patchText, now, ref.plugin, ref.name, expected, patchText],
+        [ref.plugin, ref.name, id, patchText, now, ref.plugin, ref.name, id, expected, patchText],
       )
       if (!rows.length) throw KRN.NOT_FOUND({ what: `record ${id}` })
       row = rows[0]!

@@ -1,0 +1,116 @@
+import t from 'tap'
+import { TableUpkeep } from '../src/db/table-upkeep.js'
+import { ensureIndexes } from '../src/plugins/data/index.js'
+import { eventually } from './helpers/receiver.js'
+import { createTenantWithAdmin, DB_KINDS, startTestKernel, type TestKernel } from './helpers/test-kernel.js'
+import pg from 'pg'
+
+// ADR 0109: where autovacuum does not run (the embedded database; this machine's PostgreSQL has
+// `autovacuum = off`), the kernel analyzes and vacuums its tables itself; on any server a
+// declared index brings statistics on its field, and the kernel fills new ones at once.
+// What a user sees: a plugin's look-up by a unique field reads its index, not every record —
+// even when the collection is all the table holds.
+
+const PLUGIN = '@upkeep/things'
+const ROWS = 3000
+
+/** The plan of the statement the data API compiles for `find({ where: { code }, limit: 1 })`. */
+async function lookupPlan(k: TestKernel, orgId: string): Promise<string> {
+  const rows = await k.appSql<{ 'QUERY PLAN': string }>(
+    orgId,
+    `explain select id, version, created_at, updated_at, data from plugin_records
+      where plugin = '${PLUGIN}' and collection = 'things' and (data -> 'code') = '"code-17"'::jsonb
+      order by id asc limit 1`,
+  )
+  return rows.map((r) => r['QUERY PLAN']).join('\n')
+}
+
+/** plugin_records' activity counters, once the server shows at least `atLeast` changes since the last analyze. */
+async function countersShow(k: TestKernel, field: 'n_mod_since_analyze' | 'n_dead_tup', atLeast: number) {
+  return eventually(async () => {
+    const [row] = await k.ownerSql<{ n: number }>(
+      `select ${field}::int as n from pg_stat_user_tables where relname = 'plugin_records'`,
+    )
+    return row!.n >= atLeast && row
+  }, 20_000)
+}
+
+async function serverAutovacuum(k: TestKernel): Promise<boolean> {
+  if (k.kind === 'pglite') return false
+  const [row] = await k.ownerSql<{ on: boolean }>(`select current_setting('autovacuum') = 'on' as on`)
+  return row!.on
+}
+
+for (const kind of DB_KINDS) {
+  t.test(`table upkeep (${kind})`, async (t) => {
+    const k = await startTestKernel(t, kind, { upkeep: { everyMs: 0 } })
+    const db = k.kernel.ctx.db
+    const upkeep = new TableUpkeep(db)
+    t.teardown(() => upkeep.close())
+    const a = await createTenantWithAdmin(k, `upkeep-${kind}`)
+    const autovacuum = await serverAutovacuum(k)
+
+    t.test('a collection filled and declared gets statistics: the look-up reads its index', async (t) => {
+      await db.asOwner((tx) =>
+        ensureIndexes(tx, PLUGIN, { things: { indexes: [{ fields: ['code'], unique: true }] }, none: { indexes: [{ fields: ['code'] }] } }),
+      )
+      await k.ownerSql(
+        `insert into plugin_records (tenant_id, plugin, collection, id, data)
+         select ?::uuid, ?, 'things', gen_random_uuid(), jsonb_build_object('code', 'code-' || g, 'n', g)
+           from generate_series(1, ${ROWS}) g`,
+        [a.orgId, PLUGIN],
+      )
+      await countersShow(k, 'n_mod_since_analyze', ROWS)
+      // Without statistics the planner walks the collection in id order and filters every record.
+      t.notMatch(await lookupPlan(k, a.orgId), /plugin_idx_/, 'before the pass the declared index is not used')
+      const pass = await upkeep.pass()
+      t.equal(pass.autovacuum, autovacuum, 'the pass knows whether the server vacuums itself')
+      t.ok(
+        [...pass.vacuumed, ...pass.analyzed].includes('plugin_records'),
+        'plugin_records was analyzed (the declared field’s statistics were empty)',
+      )
+      if (!autovacuum) t.ok(pass.vacuumed.includes('plugin_records'), '3,000 inserted rows are past the insert threshold: vacuumed too')
+      t.match(await lookupPlan(k, a.orgId), /Index Scan using plugin_idx_\w+ on plugin_records/, 'after it, the look-up reads the declared index')
+      const [stats] = await k.ownerSql<{ analyzed: boolean }>(
+        `select coalesce(last_analyze, last_autoanalyze) is not null as analyzed from pg_stat_user_tables where relname = 'plugin_records'`,
+      )
+      t.ok(stats!.analyzed, 'the server records the analyze')
+    })
+
+    t.test('a pass with nothing due leaves the table alone', async (t) => {
+      const pass = await upkeep.pass()
+      t.notOk(pass.vacuumed.includes('plugin_records') || pass.analyzed.includes('plugin_records'), 'plugin_records untouched')
+      const [stats] = await k.ownerSql<{ n: number }>(
+        `select count(*)::int as n from pg_stats_ext_exprs where tablename = 'plugin_records' and expr = '(data -> ''code''::text)'`,
+      )
+      t.equal(stats!.n, 1, 'the declared field has its statistics')
+    })
+
+    t.test('dead rows are reclaimed where autovacuum does not run', async (t) => {
+      await k.ownerSql(`update plugin_records set data = data || '{"n": 0}' where plugin = ? and collection = 'things'`, [PLUGIN])
+      await countersShow(k, 'n_dead_tup', ROWS)
+      const pass = await upkeep.pass()
+      if (autovacuum) {
+        t.notOk(pass.vacuumed.includes('plugin_records'), 'the server’s autovacuum does it: the kernel does not')
+        return
+      }
+      t.ok(pass.vacuumed.includes('plugin_records'), 'vacuumed')
+      const dead = await eventually(async () => {
+        const [row] = await k.ownerSql<{ n: number }>(`select n_dead_tup::int as n from pg_stat_user_tables where relname = 'plugin_records'`)
+        return row!.n < ROWS && row
+      }, 20_000)
+      t.ok(dead.n < ROWS, `the dead rows are gone (${dead.n} left)`)
+    })
+
+    if (kind === 'postgres')
+      t.test('kernel processes sharing a database take turns', async (t) => {
+        const other = new pg.Client({ connectionString: k.databaseUrl })
+        await other.connect()
+        t.teardown(() => other.end())
+        await other.query(`select pg_advisory_lock(hashtextextended('trellis.table-upkeep', 0))`)
+        t.same((await upkeep.pass()).ran, false, 'another process’s pass holds the turn: this one skips')
+        await other.query(`select pg_advisory_unlock(hashtextextended('trellis.table-upkeep', 0))`)
+        t.same((await upkeep.pass()).ran, true, 'once it is done, the next pass runs')
+      })
+  })
+}

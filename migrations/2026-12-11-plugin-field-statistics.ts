@@ -1,0 +1,64 @@
+import { Migration } from '@mikro-orm/migrations'
+
+// Statistics for the record fields plugins declare indexes on (ADR 0109). A declared index is a
+// partial expression index (one plugin's collection), and PostgreSQL never reads a partial
+// index's statistics when it estimates a condition: every `data -> 'f' = ?` was guessed to match
+// 0.5 % of the collection, so a look-up by a unique field ordered by id walked the whole
+// collection in id order instead of reading the one entry. An expression statistics object on
+// `data -> 'f'` (over the table: one per field name, whatever plugin declares it) gives the
+// planner the field's real distinct values. trellis_plugin_index now creates it with the index;
+// the fields of indexes already created get theirs here. ANALYZE fills them (the kernel's table
+// upkeep analyzes a table whose new statistics are empty).
+const INDEX_FUNCTION = (withStatistics: boolean) => `
+create or replace function trellis_plugin_index(p_plugin text, p_collection text, p_fields text[], p_unique boolean) returns text
+language plpgsql security definer set search_path = public as $$
+declare
+  f text;
+  cols text := 'tenant_id';
+  idx text;
+begin
+  if p_plugin !~ '^@[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*$' then raise exception 'invalid plugin name' using errcode = '22023'; end if;
+  if p_collection !~ '^[A-Za-z_][A-Za-z0-9_-]{0,63}$' then raise exception 'invalid collection name' using errcode = '22023'; end if;
+  if coalesce(array_length(p_fields, 1), 0) = 0 or array_length(p_fields, 1) > 8 then raise exception 'an index has 1 to 8 fields' using errcode = '22023'; end if;
+  foreach f in array p_fields loop
+    if f !~ '^[A-Za-z_][A-Za-z0-9_]{0,63}$' then raise exception 'invalid field name' using errcode = '22023'; end if;
+    cols := cols || case f
+      when 'id' then ', id' when 'version' then ', version' when 'createdAt' then ', created_at' when 'updatedAt' then ', updated_at'
+      else format(', (data -> %L)', f) end;${
+        withStatistics
+          ? `
+    if f not in ('id', 'version', 'createdAt', 'updatedAt') then
+      execute format('create statistics if not exists %I on ((data -> %L)) from plugin_records', 'plugin_stx_' || substr(md5(f), 1, 20), f);
+    end if;`
+          : ''
+      }
+  end loop;
+  idx := 'plugin_idx_' || substr(md5(p_plugin || '|' || p_collection || '|' || array_to_string(p_fields, ',') || '|' || p_unique::text), 1, 20);
+  execute format('create %s index if not exists %I on plugin_records (%s) where plugin = %L and collection = %L',
+    case when p_unique then 'unique' else '' end, idx, cols, p_plugin, p_collection);
+  return idx;
+end $$;`
+
+export class Migration20261211000101PluginFieldStatistics extends Migration {
+  override async up(): Promise<void> {
+    this.addSql(INDEX_FUNCTION(true))
+    this.addSql(`do $$ declare f text; begin
+  for f in
+    select distinct m[1] from pg_indexes i,
+           regexp_matches(i.indexdef, $r$data -> '([A-Za-z_][A-Za-z0-9_]{0,63})'::text$r$, 'g') m
+     where i.tablename = 'plugin_records' and i.indexname like 'plugin_idx_%'
+  loop
+    execute format('create statistics if not exists %I on ((data -> %L)) from plugin_records', 'plugin_stx_' || substr(md5(f), 1, 20), f);
+  end loop;
+end $$;`)
+  }
+
+  override async down(): Promise<void> {
+    this.addSql(INDEX_FUNCTION(false))
+    this.addSql(`do $$ declare s text; begin
+  for s in select stxname from pg_statistic_ext where stxrelid = 'plugin_records'::regclass and stxname like 'plugin_stx_%' loop
+    execute format('drop statistics %I', s);
+  end loop;
+end $$;`)
+  }
+}
