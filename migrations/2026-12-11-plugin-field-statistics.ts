@@ -1,14 +1,16 @@
 import { Migration } from '@mikro-orm/migrations'
 
-// Statistics for the record fields plugins declare indexes on (ADR 0109). A declared index is a
+// Statistics for the record fields plugins declare unique (ADR 0109). A declared index is a
 // partial expression index (one plugin's collection), and PostgreSQL never reads a partial
 // index's statistics when it estimates a condition: every `data -> 'f' = ?` was guessed to match
 // 0.5 % of the collection, so a look-up by a unique field ordered by id walked the whole
 // collection in id order instead of reading the one entry. An expression statistics object on
-// `data -> 'f'` (over the table: one per field name, whatever plugin declares it) gives the
-// planner the field's real distinct values. trellis_plugin_index now creates it with the index;
-// the fields of indexes already created get theirs here. ANALYZE fills them (the kernel's table
-// upkeep analyzes a table whose new statistics are empty).
+// `data -> 'f'` (over the table: one per field name, whatever plugin declares it) tells the
+// planner the field's values are (nearly) all distinct. Only single-field unique indexes get
+// one: for a field of few values the guess of 0.5 % keeps a declared index in use where the
+// statistics would make a generic plan walk the collection for a rare value. trellis_plugin_index
+// now creates the object with the index; the indexes already created get theirs here. ANALYZE
+// fills them (the kernel's table upkeep analyzes a table whose statistics objects are empty).
 const INDEX_FUNCTION = (withStatistics: boolean) => `
 create or replace function trellis_plugin_index(p_plugin text, p_collection text, p_fields text[], p_unique boolean) returns text
 language plpgsql security definer set search_path = public as $$
@@ -27,7 +29,7 @@ begin
       else format(', (data -> %L)', f) end;${
         withStatistics
           ? `
-    if f not in ('id', 'version', 'createdAt', 'updatedAt') then
+    if p_unique and array_length(p_fields, 1) = 1 and f not in ('id', 'version', 'createdAt', 'updatedAt') then
       execute format('create statistics if not exists %I on ((data -> %L)) from plugin_records', 'plugin_stx_' || substr(md5(f), 1, 20), f);
     end if;`
           : ''
@@ -45,7 +47,7 @@ export class Migration20261211000101PluginFieldStatistics extends Migration {
     this.addSql(`do $$ declare f text; begin
   for f in
     select distinct m[1] from pg_indexes i,
-           regexp_matches(i.indexdef, $r$data -> '([A-Za-z_][A-Za-z0-9_]{0,63})'::text$r$, 'g') m
+           regexp_matches(i.indexdef, $r$^CREATE UNIQUE INDEX \\S+ ON \\S+ USING btree \\(tenant_id, \\(\\(data -> '([A-Za-z_][A-Za-z0-9_]{0,63})'::text\\)\\)\\) WHERE$r$) m
      where i.tablename = 'plugin_records' and i.indexname like 'plugin_idx_%'
   loop
     execute format('create statistics if not exists %I on ((data -> %L)) from plugin_records', 'plugin_stx_' || substr(md5(f), 1, 20), f);
