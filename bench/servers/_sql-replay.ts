@@ -111,7 +111,8 @@ export async function replay(tx: Tx, statements: Statement[], own: string[]): Pr
         })
         .replace(/§S(\d+)§/g, (_, i: string) => own[Number(i)]!),
     ) as unknown[]
-    if (s.text.includes(UPDATE_RECORD)) values[7] = versions.get(values[2] as string) ?? values[7]
+    // The record update's parameters: plugin, collection, id, patch, time, plugin, collection, id, version, patch.
+    if (s.text.includes(UPDATE_RECORD)) values[8] = versions.get(values[2] as string) ?? values[8]
     if (s.text.startsWith(INSERT_EVENT)) events.push(values[0] as string)
     const rows = await (s.named ? tx.sql(s.text, values) : tx.sqlOnce(s.text, values))
     for (const r of rows as Array<{ id?: unknown; version?: unknown; new_version?: unknown }>) {

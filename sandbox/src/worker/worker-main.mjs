@@ -81,6 +81,12 @@ const worker = {
 
 process.on('message', (/** @type {ToWorker} */ msg) => {
   lastMessage = performance.now()
+  if (msg?.t === 'many') for (const m of msg.msgs) onMessage(m)
+  else onMessage(msg)
+})
+
+/** @param {ToWorker} msg */
+function onMessage(msg) {
   switch (msg?.t) {
     case 'inv': {
       const inv = new Invocation(worker, msg)
@@ -114,7 +120,7 @@ process.on('message', (/** @type {ToWorker} */ msg) => {
       worker.pool.disposeAll()
       process.exit(0)
   }
-})
+}
 
 /** @param {LoadMessage} msg */
 function load(msg) {
