@@ -82,8 +82,6 @@ export type ToWorker =
   | { t: 'unload'; key: string }
   | { t: 'stats'; rid: number; refresh?: boolean }
   | { t: 'shutdown' }
-  /** Messages the kernel sent one worker in one turn of its event loop, in order: one write instead of several. */
-  | { t: 'many'; msgs: ToWorker[] }
 
 /** What a worker reports of itself (externalCopyBytes: isolated-vm's copies outside any heap). */
 export type WireWorkerStats = WorkerStats & { externalCopyBytes?: number }

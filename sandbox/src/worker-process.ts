@@ -83,25 +83,11 @@ export class WorkerProcess {
     this.child.on('error', () => this.kill('IPC channel failed'))
   }
 
-  /**
-   * Sends `msg` at the end of this turn of the event loop, with whatever else this turn sends the
-   * worker: one write to the channel per turn, not one per message (each write costs a system
-   * call and wakes the worker).
-   */
   send(msg: ToWorker): void {
     if (this.dead || !this.child.connected) return
-    if (this.outbox.push(msg) === 1) setImmediate(this.flush)
-  }
-
-  private outbox: ToWorker[] = []
-
-  private readonly flush = (): void => {
-    const msgs = this.outbox
-    this.outbox = []
-    if (this.dead || !this.child.connected || msgs.length === 0) return
     // No completion callback: it costs a write request per message, and a broken channel
     // surfaces as 'error' and then 'close' anyway.
-    this.child.send(msgs.length === 1 ? msgs[0]! : { t: 'many', msgs })
+    this.child.send(msg)
   }
 
   kill(reason: string): void {

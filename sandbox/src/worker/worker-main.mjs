@@ -81,12 +81,6 @@ const worker = {
 
 process.on('message', (/** @type {ToWorker} */ msg) => {
   lastMessage = performance.now()
-  if (msg?.t === 'many') for (const m of msg.msgs) onMessage(m)
-  else onMessage(msg)
-})
-
-/** @param {ToWorker} msg */
-function onMessage(msg) {
   switch (msg?.t) {
     case 'inv': {
       const inv = new Invocation(worker, msg)
@@ -120,7 +114,7 @@ function onMessage(msg) {
       worker.pool.disposeAll()
       process.exit(0)
   }
-}
+})
 
 /** @param {LoadMessage} msg */
 function load(msg) {
