@@ -207,7 +207,9 @@ export class Invocations {
     if (!p.trusted) p.worker.untrusted--
     if (!error) placement.succeeded(p.isoKey)
     this.deadlines.cancel(p.timer)
-    p.abort?.abort()
+    // Host calls still running are told to stop. With none, nothing listens: aborting would
+    // only build the DOMException reason (a stack trace) for every invocation that made a call.
+    if (p.outstanding > 0) p.abort?.abort()
     const full: InvocationMetrics = {
       cpuMs: 0,
       heapUsedBytes: 0,
