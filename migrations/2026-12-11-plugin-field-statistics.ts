@@ -9,15 +9,22 @@ import { Migration } from '@mikro-orm/migrations'
 // planner the field's values are (nearly) all distinct. Only single-field unique indexes get
 // one: for a field of few values the guess of 0.5 % keeps a declared index in use where the
 // statistics would make a generic plan walk the collection for a rare value. trellis_plugin_index
-// now creates the object with the index; the indexes already created get theirs here. ANALYZE
-// fills them (the kernel's table upkeep analyzes a table whose statistics objects are empty).
+// now creates the object with the index and analyzes the table when it made a new one (once per
+// field name); the indexes already created get theirs here, analyzed likewise. A restored dump
+// holds no statistics: the kernel's table upkeep analyzes a table whose statistics are empty.
 const INDEX_FUNCTION = (withStatistics: boolean) => `
 create or replace function trellis_plugin_index(p_plugin text, p_collection text, p_fields text[], p_unique boolean) returns text
 language plpgsql security definer set search_path = public as $$
 declare
   f text;
   cols text := 'tenant_id';
-  idx text;
+  idx text;${
+    withStatistics
+      ? `
+  stx text;
+  fresh boolean := false;`
+      : ''
+  }
 begin
   if p_plugin !~ '^@[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*$' then raise exception 'invalid plugin name' using errcode = '22023'; end if;
   if p_collection !~ '^[A-Za-z_][A-Za-z0-9_-]{0,63}$' then raise exception 'invalid collection name' using errcode = '22023'; end if;
@@ -29,15 +36,24 @@ begin
       else format(', (data -> %L)', f) end;${
         withStatistics
           ? `
-    if p_unique and array_length(p_fields, 1) = 1 and f not in ('id', 'version', 'createdAt', 'updatedAt') then
-      execute format('create statistics if not exists %I on ((data -> %L)) from plugin_records', 'plugin_stx_' || substr(md5(f), 1, 20), f);
+    stx := 'plugin_stx_' || substr(md5(f), 1, 20);
+    if p_unique and array_length(p_fields, 1) = 1 and f not in ('id', 'version', 'createdAt', 'updatedAt')
+       and not exists (select 1 from pg_statistic_ext where stxname = stx) then
+      execute format('create statistics if not exists %I on ((data -> %L)) from plugin_records', stx, f);
+      fresh := true;
     end if;`
           : ''
       }
   end loop;
   idx := 'plugin_idx_' || substr(md5(p_plugin || '|' || p_collection || '|' || array_to_string(p_fields, ',') || '|' || p_unique::text), 1, 20);
   execute format('create %s index if not exists %I on plugin_records (%s) where plugin = %L and collection = %L',
-    case when p_unique then 'unique' else '' end, idx, cols, p_plugin, p_collection);
+    case when p_unique then 'unique' else '' end, idx, cols, p_plugin, p_collection);${
+      withStatistics
+        ? `
+  -- A new statistics object is empty until the table is analyzed (a transaction may; the install's does).
+  if fresh then analyze plugin_records; end if;`
+        : ''
+    }
   return idx;
 end $$;`
 
@@ -52,6 +68,7 @@ export class Migration20261211000101PluginFieldStatistics extends Migration {
   loop
     execute format('create statistics if not exists %I on ((data -> %L)) from plugin_records', 'plugin_stx_' || substr(md5(f), 1, 20), f);
   end loop;
+  if found then analyze plugin_records; end if;
 end $$;`)
   }
 

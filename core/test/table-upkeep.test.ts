@@ -52,7 +52,10 @@ for (const kind of DB_KINDS) {
 
     t.test('a collection filled and declared gets statistics: the look-up reads its index', async (t) => {
       await db.asOwner((tx) =>
-        ensureIndexes(tx, PLUGIN, { things: { indexes: [{ fields: ['code'], unique: true }] }, none: { indexes: [{ fields: ['code'] }] } }),
+        ensureIndexes(tx, PLUGIN, {
+          things: { indexes: [{ fields: ['code'], unique: true }] },
+          none: { indexes: [{ fields: ['code'] }] },
+        }),
       )
       await k.ownerSql(
         `insert into plugin_records (tenant_id, plugin, collection, id, data)
@@ -69,8 +72,16 @@ for (const kind of DB_KINDS) {
         [...pass.vacuumed, ...pass.analyzed].includes('plugin_records'),
         'plugin_records was analyzed (the declared field’s statistics were empty)',
       )
-      if (!autovacuum) t.ok(pass.vacuumed.includes('plugin_records'), '3,000 inserted rows are past the insert threshold: vacuumed too')
-      t.match(await lookupPlan(k, a.orgId), /Index Scan using plugin_idx_\w+ on plugin_records/, 'after it, the look-up reads the declared index')
+      if (!autovacuum)
+        t.ok(
+          pass.vacuumed.includes('plugin_records'),
+          '3,000 inserted rows are past the insert threshold: vacuumed too',
+        )
+      t.match(
+        await lookupPlan(k, a.orgId),
+        /Index Scan using plugin_idx_\w+ on plugin_records/,
+        'after it, the look-up reads the declared index',
+      )
       const [stats] = await k.ownerSql<{ analyzed: boolean }>(
         `select coalesce(last_analyze, last_autoanalyze) is not null as analyzed from pg_stat_user_tables where relname = 'plugin_records'`,
       )
@@ -79,7 +90,10 @@ for (const kind of DB_KINDS) {
 
     t.test('a pass with nothing due leaves the table alone', async (t) => {
       const pass = await upkeep.pass()
-      t.notOk(pass.vacuumed.includes('plugin_records') || pass.analyzed.includes('plugin_records'), 'plugin_records untouched')
+      t.notOk(
+        pass.vacuumed.includes('plugin_records') || pass.analyzed.includes('plugin_records'),
+        'plugin_records untouched',
+      )
       const [stats] = await k.ownerSql<{ n: number }>(
         `select count(*)::int as n from pg_stats_ext_exprs where tablename = 'plugin_records' and expr = '(data -> ''code''::text)'`,
       )
@@ -87,7 +101,10 @@ for (const kind of DB_KINDS) {
     })
 
     t.test('dead rows are reclaimed where autovacuum does not run', async (t) => {
-      await k.ownerSql(`update plugin_records set data = data || '{"n": 0}' where plugin = ? and collection = 'things'`, [PLUGIN])
+      await k.ownerSql(
+        `update plugin_records set data = data || '{"n": 0}' where plugin = ? and collection = 'things'`,
+        [PLUGIN],
+      )
       await countersShow(k, 'n_dead_tup', ROWS)
       const pass = await upkeep.pass()
       if (autovacuum) {
@@ -96,7 +113,9 @@ for (const kind of DB_KINDS) {
       }
       t.ok(pass.vacuumed.includes('plugin_records'), 'vacuumed')
       const dead = await eventually(async () => {
-        const [row] = await k.ownerSql<{ n: number }>(`select n_dead_tup::int as n from pg_stat_user_tables where relname = 'plugin_records'`)
+        const [row] = await k.ownerSql<{ n: number }>(
+          `select n_dead_tup::int as n from pg_stat_user_tables where relname = 'plugin_records'`,
+        )
         return row!.n < ROWS && row
       }, 20_000)
       t.ok(dead.n < ROWS, `the dead rows are gone (${dead.n} left)`)
@@ -111,6 +130,33 @@ for (const kind of DB_KINDS) {
         t.same((await upkeep.pass()).ran, false, 'another process’s pass holds the turn: this one skips')
         await other.query(`select pg_advisory_unlock(hashtextextended('trellis.table-upkeep', 0))`)
         t.same((await upkeep.pass()).ran, true, 'once it is done, the next pass runs')
+      })
+
+    if (kind === 'postgres')
+      t.test('a login that owns no table leaves every table alone', async (t) => {
+        const role = `upkeep_nobody_${process.pid}`
+        await k.ownerSql(`create role ${role} login`)
+        t.teardown(() => k.ownerSql(`drop role if exists ${role}`))
+        await k.ownerSql(`update plugin_records set data = data || '{"n": 1}' where plugin = ?`, [PLUGIN])
+        await countersShow(k, 'n_dead_tup', ROWS)
+        const url = new URL(k.databaseUrl!)
+        url.username = role
+        const asNobody = new TableUpkeep({
+          embedded: false,
+          async outsideTransaction(fn) {
+            const c = new pg.Client({ connectionString: url.toString() })
+            await c.connect()
+            try {
+              return await fn(async (text) => (await c.query(text)).rows as never)
+            } finally {
+              await c.end()
+            }
+          },
+        })
+        const pass = await asNobody.pass()
+        t.same([pass.vacuumed, pass.analyzed], [[], []], 'nothing vacuumed or analyzed (nor a warning per table)')
+        if (!autovacuum)
+          t.ok((await upkeep.pass()).vacuumed.includes('plugin_records'), 'the owner’s next pass finds the table due')
       })
   })
 }

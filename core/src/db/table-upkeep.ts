@@ -48,6 +48,9 @@ const STATS = `
                                    where e.statistics_schemaname = s.schemaname and e.statistics_name = x.stxname)) as bare
     from pg_stat_user_tables s join pg_class c on c.oid = s.relid
    where s.schemaname = current_schema()
+     -- Only the owner may vacuum or analyze: a login that owns nothing skips every table here
+     -- rather than have the server log a warning per table every pass.
+     and pg_has_role(c.relowner, 'USAGE')
    order by c.relname`
 
 /** One kernel process's upkeep of the database's tables: a pass every {@link TableUpkeepOptions.everyMs}. */
