@@ -37,10 +37,13 @@ begin
         withStatistics
           ? `
     stx := 'plugin_stx_' || substr(md5(f), 1, 20);
-    if p_unique and array_length(p_fields, 1) = 1 and f not in ('id', 'version', 'createdAt', 'updatedAt')
-       and not exists (select 1 from pg_statistic_ext where stxname = stx) then
-      execute format('create statistics if not exists %I on ((data -> %L)) from plugin_records', stx, f);
-      fresh := true;
+    if p_unique and array_length(p_fields, 1) = 1 and f not in ('id', 'version', 'createdAt', 'updatedAt') then
+      -- Installs declaring the same field at once take turns on the table's lock, which creating a
+      -- statistics object takes before it looks for the name: the second finds the first's object.
+      if not exists (select 1 from pg_statistic_ext where stxname = stx) then
+        execute format('create statistics if not exists %I on ((data -> %L)) from plugin_records', stx, f);
+        fresh := true;
+      end if;
     end if;`
           : ''
       }

@@ -133,6 +133,42 @@ for (const kind of DB_KINDS) {
       })
 
     if (kind === 'postgres')
+      t.test(
+        'two installs declaring the same unique field at once both succeed, with one statistics object',
+        async (t) => {
+          const clients = [
+            new pg.Client({ connectionString: k.databaseUrl }),
+            new pg.Client({ connectionString: k.databaseUrl }),
+          ]
+          for (const c of clients) await c.connect()
+          t.teardown(() => Promise.all(clients.map((c) => c.end())))
+          const [first, second] = clients as [pg.Client, pg.Client]
+          await first.query('begin')
+          await first.query(`select trellis_plugin_index('@upkeep/one', 'items', array['partNo'], true)`)
+          await second.query('begin')
+          const waiting = second.query(`select trellis_plugin_index('@upkeep/two', 'items', array['partNo'], true)`)
+          // The second waits for the first's turn; once the first commits it finds the object made.
+          await eventually(async () => {
+            const [row] = await k.ownerSql<{ n: number }>(
+              `select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%@upkeep/two%'`,
+            )
+            return row!.n === 1
+          })
+          await first.query('commit')
+          await waiting
+          await second.query('commit')
+          const objects = await k.ownerSql<{ n: number }>(
+            `select count(*)::int as n from pg_statistic_ext where stxname = 'plugin_stx_' || substr(md5('partNo'), 1, 20)`,
+          )
+          t.equal(objects[0]!.n, 1, 'one statistics object for the field')
+          const indexes = await k.ownerSql<{ n: number }>(
+            `select count(*)::int as n from pg_indexes where tablename = 'plugin_records' and indexdef like '%partNo%'`,
+          )
+          t.equal(indexes[0]!.n, 2, 'each plugin got its index')
+        },
+      )
+
+    if (kind === 'postgres')
       t.test('a login that owns no table leaves every table alone', async (t) => {
         const role = `upkeep_nobody_${process.pid}`
         await k.ownerSql(`create role ${role} login`)
