@@ -180,7 +180,7 @@ for (const kind of DB_KINDS) {
                 url,
                 url.endsWith('ask') ? { question: 'return window' } : { query: 'return window' },
               )
-        t.equal(r.body.code, 'KB_ERR_BASE_NOT_FOUND', `${method} ${url}`)
+        t.equal(r.body.code, 'KB_ERR_BASE_NOT_FOUND', `${method} ${url}: ${JSON.stringify(r.body)}`)
       }
       const write = await as(b.token).post(`/${kb}/documents`, {
         title: 'x',
