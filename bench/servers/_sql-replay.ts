@@ -96,7 +96,8 @@ const INSERT_EVENT = 'insert into events'
 /**
  * Replays a recording in `tx` with fresh ids and `own[i]` for each `§S<i>§`; each record update's
  * expected version comes from what the statements before it returned (as the plugin reads a
- * record, then updates it at that version). Answers the ids of the events it wrote.
+ * record, then updates it at that version). Answers the ids of the events it wrote pending (those
+ * the dispatcher takes; an event nobody subscribes to is written processed, ADR 0082).
  */
 export async function replay(tx: Tx, statements: Statement[], own: string[]): Promise<string[]> {
   const ids = new Map<string, string>()
@@ -113,9 +114,9 @@ export async function replay(tx: Tx, statements: Statement[], own: string[]): Pr
     ) as unknown[]
     // The record update's parameters: plugin, collection, id, patch, time, plugin, collection, id, version, patch.
     if (s.text.includes(UPDATE_RECORD)) values[8] = versions.get(values[2] as string) ?? values[8]
-    if (s.text.startsWith(INSERT_EVENT)) events.push(values[0] as string)
     const rows = await (s.named ? tx.sql(s.text, values) : tx.sqlOnce(s.text, values))
-    for (const r of rows as Array<{ id?: unknown; version?: unknown; new_version?: unknown }>) {
+    for (const r of rows as Array<{ id?: unknown; version?: unknown; new_version?: unknown; pending?: boolean }>) {
+      if (s.text.startsWith(INSERT_EVENT) && r.pending) events.push(r.id as string)
       const v = r.new_version ?? r.version
       if (typeof r.id === 'string' && typeof v === 'number') versions.set(r.id, v)
     }

@@ -133,6 +133,32 @@ for (const kind of DB_KINDS)
       t.not(index.unsubscribedGen(a.orgId, 'kernel.role.created'), undefined, 'and only its types')
     })
 
+    await t.test('an installation with workflows wants what they start on and wait for, nothing else', async (t) => {
+      const a = await createTenantWithAdmin(k, `un-w-${kind}`)
+      await registerVersion(k, await builtFixture('flows')).catch(() => undefined)
+      const inst = await k.req('POST', '/v1/installations', {
+        token: a.token,
+        body: {
+          plugin: '@acme/flows',
+          version: '1.0.0',
+          capabilities: ['data', 'workflows', 'events:emit:flows.**', 'events:subscribe:flows.**'],
+        },
+      })
+      t.equal(inst.status, 201, JSON.stringify(inst.body))
+      await index.load(a.orgId)
+      const emit = (type: string) =>
+        orgTx(k.kernel.ctx, a.orgId, (tx) => emitEvents(tx, { type, subject: 'order/1', data: { orderId: '1' } }))
+      const written = async (type: string) => {
+        const [id] = await emit(type)
+        return (await k.ownerSql<{ w: boolean }>('select processed_at = time as w from events where id = ?', [id]))[0]!
+          .w
+      }
+      t.notOk(await written('flows.order.placed'), 'a workflow starts on it: pending')
+      t.notOk(await written('flows.shipment.arrived'), 'a workflow waits for it: pending')
+      t.ok(await written('flows.order.cancelled'), 'no workflow or handler wants it: processed at write')
+      t.ok(await written('kernel.role.created'), "nor the kernel's events")
+    })
+
     await t.test('a kernel handler in this process wants its types: they stay pending and reach it', async (t) => {
       const a = await createTenantWithAdmin(k, `un-f-${kind}`)
       await index.load(a.orgId)

@@ -9,12 +9,19 @@ interface Entry {
   gen: string
   /** Webhook endpoints' types (kernel pattern syntax: `*`, `a.b.*`). */
   hooks: string[]
-  /** Patterns active installations' manifests subscribe to (either syntax). */
+  /**
+   * Patterns active installations' manifests subscribe to (either syntax): their handlers'
+   * (`events.subscribes`) and their workflows' (`start.events`, `waitsFor` — a workflow may wait
+   * only for what it declares, directives.ts).
+   */
   plugins: string[]
-  /** An active installation declares workflows: whatever they wait for, every event is wanted. */
-  all: boolean
   loadedAt: number
 }
+
+/** The JSON array at `path` of a manifest, or an empty one (a manifest is checked at publish, not here). */
+const elements = (path: string) => `case when jsonb_typeof(${path}) = 'array' then ${path} else '[]'::jsonb end`
+/** A version's workflows, one row each. */
+const WORKFLOWS = `jsonb_each(case when jsonb_typeof(v.manifest -> 'workflows') = 'object' then v.manifest -> 'workflows' else '{}'::jsonb end)`
 
 export interface SubscriberIndexOptions {
   /** A cached tenant is read again after this long, in the background (default 10 s). */
@@ -74,7 +81,7 @@ export class SubscriberIndex {
     const e = this.entries.get(tenantId)
     if (!e || this.now() - e.loadedAt > this.refreshMs) this.load(tenantId)
     if (!e) return undefined
-    if (e.all || matchesAny(type, this.handlerPatterns()) || matchesAny(type, e.hooks)) return undefined
+    if (matchesAny(type, this.handlerPatterns()) || matchesAny(type, e.hooks)) return undefined
     for (const p of e.plugins) if (matchesAny(type, [p]) || matchesEventPattern(p, type)) return undefined
     return e.gen
   }
@@ -135,7 +142,6 @@ export class SubscriberIndex {
             gen: e.entry.gen,
             hooks: [...new Set([...current.hooks, ...e.entry.hooks])],
             plugins: e.installsChanged ? e.entry.plugins : current.plugins,
-            all: e.installsChanged ? e.entry.all : current.all,
             loadedAt: current.loadedAt,
           }
         }
@@ -162,24 +168,24 @@ export class SubscriberIndex {
     const [row] = await this.db.inOrg(
       tenantId,
       (tx) =>
-        tx.sql<{ gen: string; installs_changed: boolean; hooks: string[]; plugins: string[]; everything: boolean }>(
+        tx.sql<{ gen: string; installs_changed: boolean; hooks: string[]; plugins: string[] }>(
           `with g as (select coalesce((select g.gen from event_subscriber_gens g where g.tenant_id = ?::uuid), 0)::text as gen,
                              coalesce((select g.installs_gen from event_subscriber_gens g where g.tenant_id = ?::uuid), 0) > coalesce(?::bigint, -1) as installs_changed)
            select g.gen, g.installs_changed,
                   array(select distinct t from webhook_endpoints w, unnest(w.types) t
                          where w.tenant_id = ?::uuid and w.status = 'active' and (?::bigint is null or w.subscribers_gen > ?::bigint)) as hooks,
                   case when g.installs_changed then array(select distinct s from plugin_installations i join plugin_versions v on v.id = i.version_id,
-                        jsonb_array_elements_text(case when jsonb_typeof(v.manifest -> 'events' -> 'subscribes') = 'array' then v.manifest -> 'events' -> 'subscribes' else '[]'::jsonb end) s
-                         where i.tenant_id = ?::uuid and i.status = 'active') else '{}' end as plugins,
-                  g.installs_changed and exists (select 1 from plugin_installations i join plugin_versions v on v.id = i.version_id
-                           where i.tenant_id = ?::uuid and i.status = 'active' and coalesce(v.manifest -> 'workflows', '{}'::jsonb) not in ('{}'::jsonb, 'null'::jsonb)) as everything
+                        lateral (select jsonb_array_elements_text(${elements("v.manifest -> 'events' -> 'subscribes'")})
+                                 union all select jsonb_array_elements_text(${elements("w.value -> 'start' -> 'events'")}) from ${WORKFLOWS} w
+                                 union all select jsonb_array_elements_text(${elements("w.value -> 'waitsFor'")}) from ${WORKFLOWS} w) x(s)
+                         where i.tenant_id = ?::uuid and i.status = 'active') else '{}' end as plugins
              from g`,
-          [tenantId, tenantId, since, tenantId, since, since, tenantId, tenantId],
+          [tenantId, tenantId, since, tenantId, since, since, tenantId],
         ),
       'trellis_events',
     )
-    const { gen, hooks, plugins, everything: all } = row!
-    return { entry: { gen, hooks, plugins, all, loadedAt }, installsChanged: row!.installs_changed }
+    const { gen, hooks, plugins } = row!
+    return { entry: { gen, hooks, plugins, loadedAt }, installsChanged: row!.installs_changed }
   }
 
   close(): void {
