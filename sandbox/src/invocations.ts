@@ -6,7 +6,7 @@ import type { TrellisError } from '@trellis/plugin-sdk'
 import { SBX } from './errors.js'
 import type { SandboxLimits } from './limits.js'
 import type { Placement } from './placement.js'
-import type { FromWorker, InvokeMessage, WorkerMetrics } from './protocol.js'
+import type { FromWorker, HostCallOutcome, InvokeMessage, WorkerMetrics } from './protocol.js'
 import { type Deadline, Deadlines } from './deadlines.mjs'
 import { parseUntrustedJson } from './safe-json.mjs'
 import type { InvocationError, InvocationMetrics, InvokeRequest, InvokeResult, LogLine } from './types.js'
@@ -114,7 +114,7 @@ export class Invocations {
       case 'hcb': {
         const p = this.pending.get(msg.rid)
         if (!p || p.worker !== worker || !Array.isArray(msg.calls)) return
-        for (const c of msg.calls) void this.relayHostCall(p, c.cid, c.op, c.args)
+        void this.relayHostCalls(p, msg.calls)
         return
       }
       case 'ok': {
@@ -168,7 +168,21 @@ export class Invocations {
   }
 
   private async relayHostCall(p: Pending, cid: number, op: string, argsJson: string): Promise<void> {
-    let reply: { ok: true; value: string } | { ok: false; error: { code: string; status: number; message: string } }
+    const outcome = await this.runHostCall(p, cid, op, argsJson)
+    if (this.pending.get(p.rid) === p) p.worker.send({ t: 'hcr', rid: p.rid, ...outcome })
+  }
+
+  /**
+   * The calls of one stretch (a `Promise.all`) answer in one message once all are done: they
+   * run one after another on the invocation's transaction anyway, and the worker then resumes
+   * plugin code once for all of them instead of once per call (ADR 0107).
+   */
+  private async relayHostCalls(p: Pending, calls: Array<{ cid: number; op: string; args: string }>): Promise<void> {
+    const results = await Promise.all(calls.map((c) => this.runHostCall(p, c.cid, c.op, c.args)))
+    if (this.pending.get(p.rid) === p) p.worker.send({ t: 'hcrb', rid: p.rid, results })
+  }
+
+  private async runHostCall(p: Pending, cid: number, op: string, argsJson: string): Promise<HostCallOutcome> {
     p.outstanding++
     try {
       const args = parseUntrustedJson(argsJson)
@@ -177,18 +191,17 @@ export class Invocations {
         invocationId: p.req.context.invocationId,
         signal: p.abort.signal,
       })
-      reply = { ok: true, value: value === undefined ? '' : (JSON.stringify(value) ?? '') }
+      return { cid, ok: true, value: value === undefined ? '' : (JSON.stringify(value) ?? '') }
     } catch (err) {
       // Only a TrellisError's code and message reach plugin code; anything else might carry
       // host internals (SQL, paths), so the plugin sees a generic failure and the kernel
       // keeps the original as the cause.
       const te = asTrellisError(err) ?? SBX.HOST_CALL_FAILED({ op }, { cause: err })
       ;(p.hostErrors ??= new Map()).set(cid, te)
-      reply = { ok: false, error: { code: te.code, status: te.status, message: te.message } }
+      return { cid, ok: false, error: { code: te.code, status: te.status, message: te.message } }
     } finally {
       p.outstanding--
     }
-    if (this.pending.get(p.rid) === p) p.worker.send({ t: 'hcr', rid: p.rid, cid, ...reply })
   }
 
   private settle(

@@ -63,9 +63,19 @@ export interface InvokeMessage {
   remainingMs: number
 }
 
-export type HostCallResult =
-  | { t: 'hcr'; rid: number; cid: number; ok: true; value: string }
-  | { t: 'hcr'; rid: number; cid: number; ok: false; error: HostCallError }
+/** A host call's outcome: its result's JSON ('' for undefined), or the error plugin code sees. */
+export type HostCallOutcome =
+  | { cid: number; ok: true; value: string }
+  | { cid: number; ok: false; error: HostCallError }
+
+export type HostCallResult = { t: 'hcr'; rid: number } & HostCallOutcome
+
+/** The outcomes of the host calls that left in one 'hcb' message, together once all are known. */
+export interface HostCallResults {
+  t: 'hcrb'
+  rid: number
+  results: HostCallOutcome[]
+}
 
 export interface LoadMessage {
   t: 'load'
@@ -78,6 +88,7 @@ export interface LoadMessage {
 export type ToWorker =
   | InvokeMessage
   | HostCallResult
+  | HostCallResults
   | LoadMessage
   | { t: 'unload'; key: string }
   | { t: 'stats'; rid: number; refresh?: boolean }

@@ -23,6 +23,10 @@ const plugin = bodiesBundle('@acme/orders', {
       host.call('orders.get', { id: 3 }),
     ])
     return settled.map((s) => (s.status === 'fulfilled' ? s.value : s.reason.code))`,
+  settledOrder: `
+    const order = []
+    await Promise.all(['slow', 'fast'].map((id) => host.call('orders.get', { id }).then(() => order.push(id))))
+    return order`,
   denied: `await host.call('secrets.read', { name: 'db' }); return 'unreachable'`,
   deniedCaught: `
     try { await host.call('secrets.read', { name: 'db' }) }
@@ -217,6 +221,17 @@ t.test('host calls made together travel together, and each is still answered on 
   t.same(res.output, [{ id: 1, total: 10 }, 'KRN_ERR_CAPABILITY_DENIED', { id: 3, total: 30 }])
   t.same(seen, ['orders.get', 'secrets.read', 'orders.get'], 'in the order the plugin made them')
   t.equal(res.metrics.hostCalls, 3)
+})
+
+t.test('the answers to host calls made together reach the plugin together, in the order it made them', async (t) => {
+  // The fast call's answer waits for the slow one's: plugin code resumes once for both.
+  const handler: HostCallHandler = async (op, args, meta) => {
+    if ((args as { id: string }).id === 'slow') await new Promise((resolve) => setTimeout(resolve, 30))
+    return ordersHost(op, args, meta)
+  }
+  const res = await call(sandbox, plugin, 'settledOrder', { onHostCall: handler })
+  t.same(res.output, ['slow', 'fast'])
+  t.equal(res.metrics.hostCalls, 2)
 })
 
 t.test('host-call args and results are JSON copies', async (t) => {

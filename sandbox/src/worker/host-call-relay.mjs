@@ -7,7 +7,7 @@ import { Buffer } from 'node:buffer'
 import { enterStretch } from './stretches.mjs'
 
 /** @typedef {import('./invocation.mjs').Invocation} Invocation */
-/** @typedef {import('../protocol.js').HostCallResult} HostCallResult */
+/** @typedef {import('../protocol.js').HostCallOutcome} HostCallOutcome */
 /** @typedef {import('../protocol.js').HostCallError} HostCallError */
 /** @typedef {import('../protocol.js').WireError} WireError */
 
@@ -72,14 +72,40 @@ function flushHostCalls(inv) {
 /**
  * A host-call outcome from the parent.
  * @param {Invocation} inv
- * @param {HostCallResult} msg
+ * @param {HostCallOutcome} msg
  */
 export function onHostResult(inv, msg) {
   if (inv.done) return
-  if (msg.ok) return deliver(inv, msg.cid, true, typeof msg.value === 'string' ? msg.value : '')
+  const resume = inv.incoming.length === 0
+  take(inv, msg)
+  if (resume) deliver(inv)
+}
+
+/**
+ * The outcomes of the calls that left together ('hcb'), delivered to plugin code together: one
+ * stretch resumes it for all of them.
+ * @param {Invocation} inv
+ * @param {HostCallOutcome[]} results
+ */
+export function onHostResults(inv, results) {
+  if (inv.done || !Array.isArray(results)) return
+  const resume = inv.incoming.length === 0
+  for (const r of results) take(inv, r)
+  if (resume && inv.incoming.length > 0) deliver(inv)
+}
+
+/**
+ * @param {Invocation} inv
+ * @param {HostCallOutcome} msg
+ */
+function take(inv, msg) {
+  if (msg.ok) {
+    inv.incoming.push(msg.cid, true, typeof msg.value === 'string' ? msg.value : '')
+    return
+  }
   /** @type {Partial<HostCallError>} */
   const e = msg.error ?? {}
-  settleError(
+  refuse(
     inv,
     msg.cid,
     {
@@ -98,26 +124,43 @@ export function onHostResult(inv, msg) {
  * @param {WireError} origin what the parent learns if plugin code rethrows it
  */
 function settleError(inv, cid, error, origin) {
-  ;(inv.errorRefs ??= new Map()).set(cid, origin)
-  deliver(inv, cid, false, JSON.stringify({ code: error.code, status: error.status, message: error.message, ref: cid }))
+  const resume = inv.incoming.length === 0
+  refuse(inv, cid, error, origin)
+  if (resume) deliver(inv)
 }
 
 /**
- * Delivers a host-call outcome to plugin code, which runs on from there.
  * @param {Invocation} inv
  * @param {number} cid
- * @param {boolean} ok
- * @param {string} payload
+ * @param {HostCallError} error
+ * @param {WireError} origin
  */
-function deliver(inv, cid, ok, payload) {
+function refuse(inv, cid, error, origin) {
+  ;(inv.errorRefs ??= new Map()).set(cid, origin)
+  inv.incoming.push(
+    cid,
+    false,
+    JSON.stringify({ code: error.code, status: error.status, message: error.message, ref: cid }),
+  )
+}
+
+/**
+ * Delivers the host-call outcomes waiting for plugin code (those that arrive before its turn
+ * too), which runs on from there.
+ * @param {Invocation} inv
+ */
+function deliver(inv) {
   if (inv.done || !inv.iso) return
   const iso = inv.iso
   enterStretch(inv, () => {
+    const outcomes = inv.incoming
+    inv.incoming = []
     const remaining = inv.limits.cpuMs - inv.cpuUsedMs()
     if (remaining <= 0) {
       inv.fail({ code: 'SBX_ERR_TIMEOUT', details: { limit: 'cpu', limitMs: inv.limits.cpuMs } }, true)
       return undefined
     }
-    return { ref: iso.settleRef, args: [inv.token, cid, ok, payload], timeoutMs: Math.max(1, Math.ceil(remaining)) }
+    // (cid, ok, payload) for each outcome, after the token
+    return { ref: iso.settleRef, args: [inv.token, ...outcomes], timeoutMs: Math.max(1, Math.ceil(remaining)) }
   })
 }

@@ -8,7 +8,7 @@ import { classifyIsolateError, heapOf, IsolateFailure } from './tenant-isolate.m
 import { PluginContext } from './plugin-context.mjs'
 import { LogCollector } from './log-collector.mjs'
 import { describeFailure } from './failure.mjs'
-import { onHostCall, onHostResult } from './host-call-relay.mjs'
+import { onHostCall, onHostResult, onHostResults } from './host-call-relay.mjs'
 import { endTurn, enterStretch } from './stretches.mjs'
 import { Deadlines } from '../deadlines.mjs'
 
@@ -65,6 +65,8 @@ export class Invocation {
     this.hostCalls = 0
     /** @type {Array<{ cid: number, op: string, args: string }>} host calls of the running stretch, not sent yet */
     this.outgoing = []
+    /** @type {unknown[]} host-call outcomes (cid, ok, payload) waiting for plugin code's next stretch */
+    this.incoming = []
     /** @type {SandboxFailure | null} */
     this.breach = null
     /** @type {Map<number, WireError> | null} what each host error handed to plugin code stands for (made on the first) */
@@ -204,6 +206,14 @@ export class Invocation {
    */
   onHostResult(msg) {
     onHostResult(this, msg)
+  }
+
+  /**
+   * The outcomes of host calls that left together.
+   * @param {import('../protocol.js').HostCallOutcome[]} results
+   */
+  onHostResults(results) {
+    onHostResults(this, results)
   }
 
   /** Its tenant's isolate ran out of memory in another invocation: its context is gone too. */

@@ -418,33 +418,29 @@
     return `O${json}`
   }
 
-  /** Delivers a host-call result: ok → JSON payload, else error JSON {code,status,message,ref}.
-   * @param {number} token @param {number} cid @param {boolean} ok @param {string} payload */
-  function settle(token, cid, ok, payload) {
-    // A result for an invocation that already ended stays undelivered, so a dangling promise
-    // can never resume under a later invocation's identity.
+  /** Delivers host-call outcomes, (cid, ok, payload) each — ok: JSON, else error JSON {code,status,message,ref}
+   * — all before plugin code resumes. Those of an invocation that ended stay undelivered, so a dangling
+   * promise never resumes under a later invocation's identity. @param {number} token @param {...unknown} outcomes */
+  function settle(token, ...outcomes) {
     const state = active
     if (state === null || state.token !== token) return
-    const waiter = apply(mapGet, state.pending, [cid])
-    if (waiter === undefined) return
-    apply(mapDelete, state.pending, [cid])
-    if (ok) {
-      waiter.resolve(payload === '' ? undefined : jsonParse(payload))
-      return
+    for (let i = 0; i + 2 < outcomes.length; i += 3) {
+      const waiter = apply(mapGet, state.pending, [outcomes[i]])
+      if (waiter === undefined) continue
+      apply(mapDelete, state.pending, [outcomes[i]])
+      const payload = /** @type {string} */ (outcomes[i + 2])
+      if (outcomes[i + 1] === true) {
+        waiter.resolve(payload === '' ? undefined : jsonParse(payload))
+        continue
+      }
+      const d = jsonParse(payload)
+      const err = makeError(ErrorCtor, d.message, d.code)
+      defineProperty(err, 'name', { value: 'TrellisError', writable: true, configurable: true })
+      defineProperty(err, 'status', { value: d.status, writable: true, configurable: true, enumerable: true })
+      if (typeof d.ref === 'number') apply(weakSet, hostErrors, [err, d.ref])
+      waiter.reject(err)
     }
-    const d = jsonParse(payload)
-    const err = makeError(ErrorCtor, d.message, d.code)
-    defineProperty(err, 'name', { value: 'TrellisError', writable: true, configurable: true })
-    defineProperty(err, 'status', { value: d.status, writable: true, configurable: true, enumerable: true })
-    if (typeof d.ref === 'number') apply(weakSet, hostErrors, [err, d.ref])
-    waiter.reject(err)
   }
 
-  const api = create(null)
-  api.load = load
-  api.invoke = invoke
-  api.settle = settle
-  api.poll = poll
-  api.drain = drain
-  return freeze(api)
+  return freeze({ __proto__: null, load, invoke, settle, poll, drain })
 })

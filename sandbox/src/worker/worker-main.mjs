@@ -97,6 +97,9 @@ process.on('message', (/** @type {ToWorker} */ msg) => {
     case 'hcr':
       worker.inflight.get(msg.rid)?.onHostResult(msg)
       break
+    case 'hcrb':
+      worker.inflight.get(msg.rid)?.onHostResults(msg.results)
+      break
     case 'load':
       load(msg)
       break
