@@ -12,7 +12,8 @@ interface Entry {
   /**
    * Patterns active installations' manifests subscribe to (either syntax): their handlers'
    * (`events.subscribes`) and their workflows' (`start.events`, `waitsFor` — a workflow may wait
-   * only for what it declares, directives.ts).
+   * only for what it declares, directives.ts) — what the fan-out offers an installation
+   * (PluginEventDelivery.subscriptions with WorkflowEvents.wants), before grants (ADR 0110).
    */
   plugins: string[]
   loadedAt: number
