@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { DB_KINDS, createTenantWithAdmin } from './helpers/test-kernel.js'
 import { eventually } from './helpers/receiver.js'
 import { startSubscribersKernel } from './helpers/subscribers-kernel.js'
@@ -31,6 +31,16 @@ for (const kind of DB_KINDS)
       )
       if (!row) throw new Error(`no event for role ${roleId}`)
       return row
+    }
+    // Whether the outbox row `id` was written processed (at its own transaction's time).
+    const processedAtWrite = async (id: string) =>
+      (await k.ownerSql<{ w: boolean }>('select processed_at = time as w from events where id = ?', [id]))[0]!.w
+    const install = async (t: Test, token: string, plugin: string, capabilities: string[]) => {
+      const inst = await k.req('POST', '/v1/installations', {
+        token,
+        body: { plugin, version: '1.0.0', capabilities },
+      })
+      t.equal(inst.status, 201, JSON.stringify(inst.body))
     }
     await t.test("written processed in the write's own statement: never dispatched, never numbered", async (t) => {
       const a = await createTenantWithAdmin(k, `un-a-${kind}`)
@@ -114,20 +124,15 @@ for (const kind of DB_KINDS)
           emitEvents(tx, { type: 'notes.note.created', subject: 'note/1', data: { noteId: '1' } }),
         )
       const [skipped] = await emit()
-      const processed = async (id: string) =>
-        (await k.ownerSql<{ w: boolean }>('select processed_at = time as w from events where id = ?', [id]))[0]!.w
-      t.ok(await processed(skipped!), 'before the install nobody wants it')
-      const inst = await k.req('POST', '/v1/installations', {
-        token: a.token,
-        body: {
-          plugin: '@acme/notes',
-          version: '1.0.0',
-          capabilities: ['data', 'events:emit:notes.note.*', 'events:subscribe:notes.note.created', 'secrets'],
-        },
-      })
-      t.equal(inst.status, 201, JSON.stringify(inst.body))
+      t.ok(await processedAtWrite(skipped!), 'before the install nobody wants it')
+      await install(t, a.token, '@acme/notes', [
+        'data',
+        'events:emit:notes.note.*',
+        'events:subscribe:notes.note.created',
+        'secrets',
+      ])
       const [id] = await emit()
-      t.notOk(await processed(id!), 'pending for the plugin, though the cache was older than the install')
+      t.notOk(await processedAtWrite(id!), 'pending for the plugin, though the cache was older than the install')
       await index.load(a.orgId)
       t.equal(index.unsubscribedGen(a.orgId, 'notes.note.created'), undefined, 'the re-read cache knows it')
       t.not(index.unsubscribedGen(a.orgId, 'kernel.role.created'), undefined, 'and only its types')
@@ -136,23 +141,16 @@ for (const kind of DB_KINDS)
     await t.test('an installation with workflows wants what they start on and wait for, nothing else', async (t) => {
       const a = await createTenantWithAdmin(k, `un-w-${kind}`)
       await registerVersion(k, await builtFixture('flows')).catch(() => undefined)
-      const inst = await k.req('POST', '/v1/installations', {
-        token: a.token,
-        body: {
-          plugin: '@acme/flows',
-          version: '1.0.0',
-          capabilities: ['data', 'workflows', 'events:emit:flows.**', 'events:subscribe:flows.**'],
-        },
-      })
-      t.equal(inst.status, 201, JSON.stringify(inst.body))
+      await install(t, a.token, '@acme/flows', [
+        'data',
+        'workflows',
+        'events:emit:flows.**',
+        'events:subscribe:flows.**',
+      ])
       await index.load(a.orgId)
       const emit = (type: string) =>
         orgTx(k.kernel.ctx, a.orgId, (tx) => emitEvents(tx, { type, subject: 'order/1', data: { orderId: '1' } }))
-      const written = async (type: string) => {
-        const [id] = await emit(type)
-        return (await k.ownerSql<{ w: boolean }>('select processed_at = time as w from events where id = ?', [id]))[0]!
-          .w
-      }
+      const written = async (type: string) => processedAtWrite((await emit(type))[0]!)
       t.notOk(await written('flows.order.placed'), 'a workflow starts on it: pending')
       t.notOk(await written('flows.shipment.arrived'), 'a workflow waits for it: pending')
       t.ok(await written('flows.order.cancelled'), 'no workflow or handler wants it: processed at write')
