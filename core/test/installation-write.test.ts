@@ -3,6 +3,7 @@ import type { Database } from '../src/db/database.js'
 import { createTenantWithAdmin, startTestKernel, type Reply } from './helpers/test-kernel.js'
 import { builtFixture, registerVersion } from './helpers/plugin-versions.js'
 import { parkTransactions } from './helpers/parked-transactions.js'
+import { eventually } from './helpers/receiver.js'
 
 /**
  * Counts the request-pool transactions that touch the installations table while `fn` runs (the
@@ -58,6 +59,12 @@ t.test('changing an installation (postgres)', async (t) => {
   const db = k.kernel.ctx.db
 
   t.test('new settings are answered from the write’s own transaction', async (t) => {
+    // What the install set going is done first: the fan-out of its event reads the installations
+    // on the request pool, and under load it could run while the change does and be counted.
+    await eventually(
+      async () =>
+        (await k.ownerSql('select 1 from events where tenant_id = ? and processed_at is null', [a.orgId])).length === 0,
+    )
     let patched!: Reply
     const transactions = await installationTransactions(db, async () => {
       patched = await k.req('PATCH', `/v1/installations/${id}`, {
