@@ -4,6 +4,7 @@ import { createTenantWithAdmin, startTestKernel, type Reply } from './helpers/te
 import { builtFixture, registerVersion } from './helpers/plugin-versions.js'
 import { parkTransactions } from './helpers/parked-transactions.js'
 import { eventually } from './helpers/receiver.js'
+import { emitEvents } from '../src/events/outbox.js'
 
 /**
  * Counts the request-pool transactions that touch the installations table while `fn` runs (the
@@ -122,6 +123,39 @@ t.test('changing an installation (postgres)', async (t) => {
       // Timers, timeouts, SLAs, lost steps and schedules are looked for on the background pool.
       await k.kernel.ctx.workflows.sweep()
       t.pass('the sweep finished without a request connection')
+    } finally {
+      await held.release()
+    }
+  })
+
+  t.test('an event is fanned out while every request connection is held', async (t) => {
+    // A change forgets the tenant's cached installations, so the fan-out's look for subscribing
+    // installations must read them again.
+    const changed = await k.req('PATCH', `/v1/installations/${id}`, {
+      token: a.token,
+      body: { settings: { greeting: 'again' } },
+    })
+    t.equal(changed.status, 200)
+    const held = await parkTransactions(db, a.orgId, 2)
+    try {
+      // Written outside a request (no subscriber cache): pending, so the dispatcher takes it.
+      const [eventId] = await db.background.inOrg(a.orgId, (tx) =>
+        emitEvents(tx, { type: 'notes.note.archived', subject: 'note/1', data: { noteId: '1' } }),
+      )
+      k.kernel.ctx.events.nudge([eventId!])
+      // Watched on the background pool: the owner's queries take request connections too.
+      await eventually(
+        async () =>
+          (
+            await db.background.inOrg(
+              null,
+              (tx) => tx.sql('select 1 from events where id = ? and processed_at is not null', [eventId]),
+              'trellis_events',
+            )
+          ).length > 0,
+      )
+      t.pass('fanned out (the installation looked at, nobody wanting it) without a request connection')
+      t.equal(held.count(), 2, 'the request pool stayed held throughout')
     } finally {
       await held.release()
     }

@@ -68,13 +68,16 @@ export class PluginEventDelivery implements PluginEventSink {
     return this.deps.caps(inst).flatMap((c) => (c.kind === 'events:subscribe' ? [c.pattern] : []))
   }
 
-  /** Installations of the tenant and the event types each subscribed to and was granted. */
+  /**
+   * Installations of the tenant and the event types each subscribed to and was granted. What the
+   * caches no longer hold is read on the background pool, as all of the event pipeline's work.
+   */
   async subscriptions(tenantId: string): Promise<PluginSubscription[]> {
-    const { byId } = await this.deps.installations.of(tenantId)
+    const { byId } = await this.deps.installations.of(tenantId, undefined, this.deps.db)
     const out: PluginSubscription[] = []
     for (const inst of byId.values()) {
       if (inst.status !== 'active') continue
-      const version = await this.deps.versions.get(tenantId, inst.versionId)
+      const version = await this.deps.versions.get(tenantId, inst.versionId, this.deps.db)
       if (version?.status !== 'approved') continue
       const granted = this.granted(inst)
       const wanted = [
@@ -89,9 +92,9 @@ export class PluginEventDelivery implements PluginEventSink {
 
   /** Runs the installation's handler for the event; plugin failures are recorded, platform failures retried. */
   async deliver(tenantId: string, installationId: string, event: TrellisEvent): Promise<void> {
-    const inst = (await this.deps.installations.of(tenantId)).byId.get(installationId)
+    const inst = (await this.deps.installations.of(tenantId, undefined, this.deps.db)).byId.get(installationId)
     if (inst?.status !== 'active') return
-    const version = await this.deps.versions.get(tenantId, inst.versionId)
+    const version = await this.deps.versions.get(tenantId, inst.versionId, this.deps.db)
     if (!version) return
     if (!this.granted(inst).some((g) => matchesEventPattern(g, event.type))) return
     for (const c of this.consumers) await c.deliver(tenantId, inst, version, event)

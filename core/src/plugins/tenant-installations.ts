@@ -1,4 +1,4 @@
-import type { Database, Tx } from '../db/database.js'
+import type { Database, TransactionSource, Tx } from '../db/database.js'
 import { INSTALLATION_COLS, toInstallation, type Installation, type InstallationRow } from './installations.js'
 
 /** A tenant's installations, by id, plugin name and mount. */
@@ -30,8 +30,11 @@ export class TenantInstallations {
     this.generations.set(tenantId, (this.generations.get(tenantId) ?? 0) + 1)
   }
 
-  /** The tenant's installations, active or disabled; read through `tx` when given. */
-  async of(tenantId: string, tx?: Tx): Promise<TenantPlugins> {
+  /**
+   * The tenant's installations, active or disabled; read through `tx` when given, else in a
+   * transaction of `via` (the request pool by default; background work passes its own pool).
+   */
+  async of(tenantId: string, tx?: Tx, via: Pick<TransactionSource, 'inOrg'> = this.db): Promise<TenantPlugins> {
     const fresh = this.settled.get(tenantId)
     if (fresh && Date.now() - fresh.at < this.ttlMs) return fresh
     let entry = this.tenants.get(tenantId)
@@ -46,7 +49,7 @@ export class TenantInstallations {
     this.generations.set(tenantId, generation)
     entry = (async () => {
       const load = (t: Tx) => t.sql<InstallationRow>(`select ${INSTALLATION_COLS} from plugin_installations`)
-      const rows = tx ? await load(tx) : await this.db.inOrg(tenantId, load)
+      const rows = tx ? await load(tx) : await via.inOrg(tenantId, load)
       const byId = new Map<string, Installation>()
       const byPlugin = new Map<string, Installation>()
       const byMount = new Map<string, Installation>()

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { lintPlugin, validateManifest, type ManifestIssue, type PluginManifest } from '@trellis/plugin-sdk'
-import { PLATFORM_ORG, type Database, type Tx } from '../db/database.js'
+import { PLATFORM_ORG, type Database, type TransactionSource, type Tx } from '../db/database.js'
 import { PLG } from '../errors.js'
 import { appendAudit } from '../audit/audit-log.js'
 import { attestedDigest } from './version-attestation.js'
@@ -236,12 +236,16 @@ export class PluginVersions {
   /**
    * A version by id outside any transaction: from memory while its status is fresh (no round
    * trip — this is on the path of every plugin request and event), else read in one of
-   * `orgId`'s transactions.
+   * `orgId`'s transactions of `via` (the request pool by default; background work passes its own).
    */
-  async get(orgId: string, id: string): Promise<PluginVersion | undefined> {
+  async get(
+    orgId: string,
+    id: string,
+    via: Pick<TransactionSource, 'inOrg'> = this.db,
+  ): Promise<PluginVersion | undefined> {
     const v = this.settled.get(id)
     if (v && Date.now() - (this.statusCheckedAt.get(id) ?? 0) <= this.statusTtlMs) return v
-    return this.db.inOrg(orgId, (tx) => this.byId(tx, id))
+    return via.inOrg(orgId, (tx) => this.byId(tx, id))
   }
 
   /** A version by name and exact version, or undefined. */
