@@ -224,10 +224,20 @@ t.test('host calls made together travel together, and each is still answered on 
 })
 
 t.test('the answers to host calls made together reach the plugin together, in the order it made them', async (t) => {
-  // The fast call's answer waits for the slow one's: plugin code resumes once for both.
+  // The slow call is answered only once the fast one has been (and its answer, were it sent
+  // alone, would have left: the turn after the fast handler returned). Plugin code still
+  // resumes once for both, seeing them in the order it made them.
+  let fastAnswered!: () => void
+  const fastDone = new Promise<void>((resolve) => (fastAnswered = resolve))
   const handler: HostCallHandler = async (op, args, meta) => {
-    if ((args as { id: string }).id === 'slow') await new Promise((resolve) => setTimeout(resolve, 30))
-    return ordersHost(op, args, meta)
+    if ((args as { id: string }).id === 'slow') {
+      await fastDone
+      await new Promise((resolve) => setImmediate(resolve))
+      return ordersHost(op, args, meta)
+    }
+    const answer = await ordersHost(op, args, meta)
+    fastAnswered()
+    return answer
   }
   const res = await call(sandbox, plugin, 'settledOrder', { onHostCall: handler })
   t.same(res.output, ['slow', 'fast'])
