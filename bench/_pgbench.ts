@@ -94,6 +94,32 @@ async function pgbench(
   return { tps, ok: failed === 0 && tps > 0 }
 }
 
+/**
+ * Waits until the kernel's audit sealer has sealed every entry of the tenant. pgbench writes its
+ * audit entries unsealed, as the kernel's statement does, and the kernel's sealer seals them —
+ * in the kernel's process, with the chain's hashing: without this wait the kernel's next round
+ * paid for sealing the entries of pgbench's round before. Each side starts with nothing left
+ * to seal; the kernel seals its own entries during its round (each write nudges the sealer).
+ */
+async function untilSealed(databaseUrl: string, tenantId: string): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl })
+  await client.connect()
+  try {
+    const t0 = performance.now()
+    for (;;) {
+      const { rows } = await client.query<{ left: boolean }>(
+        'select exists (select 1 from audit_log where tenant_id = $1::uuid and hash is null) as left',
+        [tenantId],
+      )
+      if (!rows[0]!.left) return
+      if (performance.now() - t0 > 120_000) throw new Error('the audit sealer did not catch up within 120 s')
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  } finally {
+    await client.end()
+  }
+}
+
 export async function compareWithPgbench(o: {
   databaseUrl: string
   tenantId: string
@@ -117,11 +143,13 @@ export async function compareWithPgbench(o: {
     let ok = true
     for (let i = 0; i < o.rounds; i++) {
       const pb = async () => {
+        await untilSealed(o.databaseUrl, o.tenantId)
         const r = await pgbench(script, o.databaseUrl, { ...o, clients, seconds })
         ok &&= r.ok
         tps.push(r.tps)
       }
       const k = async () => {
+        await untilSealed(o.databaseUrl, o.tenantId)
         kernel.push(await load({ ...subject, seconds }))
       }
       if (i % 2 === 0) {

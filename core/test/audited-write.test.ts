@@ -89,5 +89,73 @@ for (const kind of DB_KINDS) {
         "select count(*)::int as n from events where tenant_id = ?::uuid and type = 'kernel.role.created' and data->>'name' = 'twice'"
       t.equal(await count(events, [a.orgId]), 1, 'one event: the first, successful write')
     })
+
+    // ADR 0111: a transaction's last write carries its commit.
+    const roleWrite = (id: string, name: string, last: boolean) => (tx: Tx) =>
+      auditedWrite(tx, {
+        write: {
+          sql: 'insert into roles (id, tenant_id, name, description, permissions) values (?::uuid, ?::uuid, ?, ?, ?::text[]) returning id',
+          params: [id, a.orgId, name, '', '{users.read}'],
+        },
+        auditOrg: a.orgId,
+        audit: { actor, action: 'role.created', target: { kind: 'role', id } },
+        events: [kernelEvent('kernel.role.created', `role/${id}`, { roleId: id, name, permissions: [] })],
+        last,
+      })
+    const written = async (id: string) => ({
+      roles: await count('select count(*)::int as n from roles where id = ?::uuid', [id]),
+      audit: await count("select count(*)::int as n from audit_log where target_id = ? and action = 'role.created'", [
+        id,
+      ]),
+      events: await count('select count(*)::int as n from events where subject = ?', [`role/${id}`]),
+    })
+
+    t.test(
+      'the last write commits with its statement: nothing runs after it, an error after it undoes nothing',
+      async (t) => {
+        const id = '01900000-0000-7000-8000-000000000011'
+        const failed = await db
+          .inOrg(a.orgId, async (tx) => {
+            await roleWrite(id, 'last', true)(tx)
+            await t.rejects(tx.sql('select 1'), /committed with its last statement/, 'the transaction takes no more')
+            throw new Error('after the last write')
+          })
+          .catch((err: Error) => err)
+        t.equal(failed.message, 'after the last write')
+        t.same(await written(id), { roles: 1, audit: 1, events: 1 }, 'the row, its audit entry and its event committed')
+        const other = '01900000-0000-7000-8000-000000000012'
+        await t.rejects(
+          db.inOrg(a.orgId, async (tx) => {
+            await roleWrite(other, 'not-last', false)(tx)
+            throw new Error('after a write that is not the last')
+          }),
+        )
+        t.same(
+          await written(other),
+          { roles: 0, audit: 0, events: 0 },
+          'a write without its commit rolls back as before',
+        )
+        t.same(
+          await db.inOrg(a.orgId, (tx) => tx.sql('select 1 as one')),
+          [{ one: 1 }],
+          'the connection serves the next',
+        )
+      },
+    )
+
+    t.test('a failed last write commits nothing, nor what came before it in its transaction', async (t) => {
+      const before = '01900000-0000-7000-8000-000000000013'
+      const taken = '01900000-0000-7000-8000-000000000011'
+      await t.rejects(
+        db.inOrg(a.orgId, async (tx) => {
+          await roleWrite(before, 'before', false)(tx)
+          await roleWrite(taken, 'taken-id', true)(tx)
+        }),
+        /duplicate key|unique/,
+      )
+      t.same(await written(before), { roles: 0, audit: 0, events: 0 }, 'the earlier write rolled back')
+      t.equal(await count("select count(*)::int as n from roles where name = 'taken-id'", []), 0)
+      t.same(await db.inOrg(a.orgId, (tx) => tx.sql('select 1 as one')), [{ one: 1 }], 'the connection serves the next')
+    })
   })
 }

@@ -11,7 +11,7 @@ import { PartnerSchema, TenantSchema } from '../tenancy/entities.js'
 import { ApiKeySchema, RoleSchema, UserSchema } from '../identity/entities.js'
 import { AuditEntrySchema } from '../audit/entities.js'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.js'
-import { type RawConnection, scopedTx } from './scoped-tx.js'
+import { committedWithLast, type RawConnection, scopedTx } from './scoped-tx.js'
 
 export { positional } from './scoped-tx.js'
 
@@ -265,7 +265,7 @@ export class Database {
       }
       const tx = scopedTx(conn, new Set<string>(orgId ? [orgId] : []))
       const result = await fn(tx, status)
-      await conn.query('commit')
+      if (!committedWithLast(tx)) await conn.query('commit')
       return result
     } catch (err) {
       try {

@@ -2,6 +2,7 @@
 // kernel's SQL as named prepared statements.
 import { createHash } from 'node:crypto'
 import { KRN } from '../errors.js'
+import { queryThenCommit, type SubmitConnection } from './commit-with.js'
 import type { Tx } from './database.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
@@ -24,17 +25,22 @@ interface Lane {
   conn: RawConnection
   busy: boolean
   waiting: Array<() => void>
+  /** Its last statement went with `commit` ({@link sqlThenCommit}): nothing more runs on it. */
+  committed: boolean
 }
 
 const LANE = Symbol('lane')
 
 type ScopedTx = Tx & { readonly [LANE]: Lane }
 
-async function onLane(lane: Lane, query: Parameters<RawConnection['query']>[0], params?: unknown[]) {
+async function onLane(lane: Lane, query: Parameters<RawConnection['query']>[0], params?: unknown[], last = false) {
   if (lane.busy) await new Promise<void>((resolve) => lane.waiting.push(resolve))
   else lane.busy = true
   try {
-    return (await lane.conn.query(query, params)).rows
+    if (lane.committed) throw new Error('this transaction has committed with its last statement')
+    if (!last) return (await lane.conn.query(query, params)).rows
+    lane.committed = true
+    return await queryThenCommit(lane.conn as unknown as SubmitConnection, query as ReturnType<typeof prepared>)
   } finally {
     // The next caller in line gets the connection as it is (still busy); none: it is free.
     const next = lane.waiting.shift()
@@ -58,8 +64,26 @@ async function useOrg(this: ScopedTx, next: string) {
 }
 
 export function scopedTx(conn: RawConnection, orgs: Set<string>): Tx {
-  const tx: ScopedTx = { sql, sqlOnce, useOrg, orgs, [LANE]: { conn, busy: false, waiting: [] } }
+  const tx: ScopedTx = { sql, sqlOnce, useOrg, orgs, [LANE]: { conn, busy: false, waiting: [], committed: false } }
   return tx
+}
+
+/**
+ * Runs `text` as the last statement of `tx` and commits `tx` in the same round trip (ADR 0111):
+ * nothing may run on `tx` afterwards, and an error the caller throws after it no longer rolls the
+ * statement back. If the statement fails, the transaction is rolled back as after any failed
+ * statement. A transaction not opened by {@link scopedTx} (an owner transaction) runs it as
+ * {@link Tx.sql} and commits as usual.
+ */
+export function sqlThenCommit<T>(tx: Tx, text: string, params: unknown[] = []): Promise<T[]> {
+  const lane = (tx as Partial<ScopedTx>)[LANE]
+  if (!lane) return tx.sql<T>(text, params)
+  return onLane(lane, prepared(text, params), undefined, true) as Promise<T[]>
+}
+
+/** Whether `tx` committed with its last statement (its opener then sends no `commit`). */
+export function committedWithLast(tx: Tx): boolean {
+  return (tx as Partial<ScopedTx>)[LANE]?.committed === true
 }
 
 const statements = new Map<string, { name: string; text: string }>()

@@ -68,6 +68,7 @@ export function registerWebhookRoutes(app: Api, deps: WebhookRouteDeps): void {
             data: { url, types, description },
           },
           events: [kernelEvent('kernel.webhook.created', `webhook/${id}`, { endpointId: id, url, types })],
+          last: true,
         })
       })
       subscribersChanged(used, row!.subscribers_gen, types)

@@ -103,6 +103,7 @@ export function registerApiKeyRoutes(app: Api, deps: { orgTx: OrgTx }): void {
             { name, permissions, expiresAt: expiresAt ?? null },
           ),
           events: [kernelEvent('kernel.api_key.created', `api_key/${id}`, { apiKeyId: id, name, permissions })],
+          last: true,
         }),
       )
       // The key added to the view as it is, not spread into a copy of it.

@@ -38,7 +38,7 @@ export function registerAuthRoutes(app: Api, deps: AuthRouteDeps): void {
 
   /** An audit entry in its own transaction (and the row write it records, when there is one), sealed soon after. */
   async function auditIn(orgId: string, rec: AuditRecord, write?: { sql: string; params: unknown[] }): Promise<void> {
-    await deps.db.inOrg(orgId, (tx) => auditedWrite(tx, { write, auditOrg: orgId, audit: rec }))
+    await deps.db.inOrg(orgId, (tx) => auditedWrite(tx, { write, auditOrg: orgId, audit: rec, last: true }))
     deps.sealer.nudge(orgId)
   }
 

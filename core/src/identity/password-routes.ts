@@ -47,7 +47,7 @@ export function registerPasswordRoutes(app: Api, deps: PasswordRouteDeps): void 
     const org = userId
       ? ((await signInTx(deps.db, (tx) => membershipsOf(tx, userId)))[0]?.orgId ?? PLATFORM_ORG)
       : PLATFORM_ORG
-    await deps.db.inOrg(org, (tx) => auditedWrite(tx, { auditOrg: org, audit: rec }))
+    await deps.db.inOrg(org, (tx) => auditedWrite(tx, { auditOrg: org, audit: rec, last: true }))
     deps.sealer.nudge(org)
   }
 

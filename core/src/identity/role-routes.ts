@@ -92,6 +92,7 @@ export function registerRoleRoutes(app: Api, deps: RoleRouteDeps): void {
           auditOrg: p.orgId,
           audit: auditOf(request, 'role.created', { kind: 'role', id }, { name, permissions }),
           events: [kernelEvent('kernel.role.created', `role/${id}`, { roleId: id, name, permissions })],
+          last: true,
         }),
       )
       if (!row) throw KRN.CONFLICT({ reason: `a role named ${name} exists` })

@@ -36,7 +36,7 @@ const Policy = Type.Object({ mfaRequired: Type.Boolean() })
 /** Enrolling a TOTP authenticator (signed in, or at sign-in when the organisation requires one), and the organisation's policy. */
 export function registerMfaRoutes(app: Api, deps: MfaRouteDeps): void {
   async function audit(orgId: string, rec: AuditRecord): Promise<void> {
-    await deps.orgTx(orgId, (tx) => auditedWrite(tx, { auditOrg: orgId, audit: rec }))
+    await deps.orgTx(orgId, (tx) => auditedWrite(tx, { auditOrg: orgId, audit: rec, last: true }))
   }
 
   async function enrol(userId: string, email: string) {
