@@ -164,6 +164,7 @@ export function registerWebhookRoutes(app: Api, deps: WebhookRouteDeps): void {
             data: { ...b, ...(url ? { url } : {}) },
           },
           events: [kernelEvent('kernel.webhook.updated', `webhook/${id}`, { endpointId: id, changes })],
+          last: true,
         })
       })
       if (!row) throw KRN.NOT_FOUND({ what: 'webhook endpoint' })
@@ -204,6 +205,7 @@ export function registerWebhookRoutes(app: Api, deps: WebhookRouteDeps): void {
             data: { url: current.url },
           },
           events: [kernelEvent('kernel.webhook.deleted', `webhook/${id}`, { endpointId: id })],
+          last: true,
         })
       })
       subscribersChanged(used)

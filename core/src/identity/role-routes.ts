@@ -126,6 +126,7 @@ export function registerRoleRoutes(app: Api, deps: RoleRouteDeps): void {
           auditOrg: p.orgId,
           audit: auditOf(request, 'role.deleted', { kind: 'role', id: role.id }, { name: role.name }),
           events: [kernelEvent('kernel.role.deleted', `role/${role.id}`, { roleId: role.id, name: role.name })],
+          last: true,
         })
       })
       return reply.code(204).send(null)
