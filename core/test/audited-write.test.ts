@@ -145,7 +145,8 @@ for (const kind of DB_KINDS) {
 
     t.test('a failed last write commits nothing, nor what came before it in its transaction', async (t) => {
       const before = '01900000-0000-7000-8000-000000000013'
-      const taken = '01900000-0000-7000-8000-000000000011'
+      const taken = '01900000-0000-7000-8000-000000000014'
+      await db.inOrg(a.orgId, roleWrite(taken, 'taken', false))
       await t.rejects(
         db.inOrg(a.orgId, async (tx) => {
           await roleWrite(before, 'before', false)(tx)

@@ -33,8 +33,8 @@ export interface AuditedChange {
   alsoTo?: { current: string; orgs: ReadonlyArray<string | null | undefined> }
   /**
    * This write is the last statement of its transaction: its `commit` goes in the same round
-   * trip (ADR 0111), and nothing may run on the transaction afterwards. Ignored when the events
-   * also go to other organisations (that takes a statement more).
+   * trip (ADR 0111), and nothing may run on the transaction afterwards. Ignored with `alsoTo`
+   * (events for other organisations may take statements more).
    */
   last?: boolean
 }
@@ -57,10 +57,7 @@ export async function auditedWrite<T = Record<string, unknown>>(tx: Tx, change: 
   const params = change.write ? change.write.params.slice() : []
   for (const r of records) append(params, auditRow(change.auditOrg, r))
   for (const row of eventRows) append(params, row)
-  const others = change.alsoTo && events.length ? change.alsoTo.orgs.filter((o) => o !== change.alsoTo!.current) : []
-  // (emitEventsTo writes only to organisations named)
-  const more = others.some((o) => typeof o === 'string' && o.length > 0)
-  const rows = await (change.last && !more ? sqlThenCommit<T>(tx, text, params) : tx.sql<T>(text, params))
+  const rows = await (change.last && !change.alsoTo ? sqlThenCommit<T>(tx, text, params) : tx.sql<T>(text, params))
   const wrote = !change.write || rows.length > 0
   if (!wrote) return []
   if (eventRows.length) {
@@ -71,7 +68,10 @@ export async function auditedWrite<T = Record<string, unknown>>(tx: Tx, change: 
     )
     for (const r of rows) delete (r as unknown as Record<string, unknown>)[PENDING]
   }
-  if (change.alsoTo && events.length) await emitEventsTo(tx, change.alsoTo.current, others, ...events)
+  if (change.alsoTo && events.length) {
+    const others = change.alsoTo.orgs.filter((o) => o !== change.alsoTo!.current)
+    await emitEventsTo(tx, change.alsoTo.current, others, ...events)
+  }
   return change.write ? rows : []
 }
 

@@ -52,9 +52,8 @@ export function queryThenCommit(
     conn.query(
       new QueryThenCommit({ name: q.name, text: q.text }, q.values, (err, res) => {
         if (err) return reject(err)
-        // Two results (the statement's, then the commit's); one if the statement answered no
-        // command of its own, which a prepared statement always does.
-        resolve(Array.isArray(res) ? (res[0]?.rows ?? []) : res.rows)
+        // pg.Query gathers one result per command once there are two: the statement's, then the commit's.
+        resolve((Array.isArray(res) ? res[0]! : res).rows)
       }),
     )
   })
