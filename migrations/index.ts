@@ -30,6 +30,7 @@ import { Migration20261209000501PluginHealth } from './2026-12-09-plugin-health.
 import { Migration20261209000601InsightsTaskSla } from './2026-12-09-insights-task-sla.js'
 import { Migration20261210000101EventsSubscribersIncremental } from './2026-12-10-events-subscribers-incremental.js'
 import { Migration20261211000101PluginFieldStatistics } from './2026-12-11-plugin-field-statistics.js'
+import { Migration20261212000101OrgActiveCheck } from './2026-12-12-org-active-check.js'
 
 /** Every migration, oldest first; MikroORM runs them in this order. */
 export const migrationsList: MigrationObject[] = [
@@ -70,4 +71,5 @@ export const migrationsList: MigrationObject[] = [
     name: 'Migration20261211000101PluginFieldStatistics',
     class: Migration20261211000101PluginFieldStatistics,
   },
+  { name: 'Migration20261212000101OrgActiveCheck', class: Migration20261212000101OrgActiveCheck },
 ]

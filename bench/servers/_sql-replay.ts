@@ -22,24 +22,33 @@ const query = pg.Client.prototype.query
 let recording: Map<object, Statement[]> | undefined
 pg.Client.prototype.query = function (this: object, config: unknown, values?: unknown, cb?: unknown) {
   if (recording) {
-    const c = config as { text?: string; name?: string; values?: unknown[] } | string
+    const c = config as
+      | { text?: string; name?: string; values?: unknown[]; around?: { open: Statement[]; commit: boolean } }
+      | string
     const list = recording.get(this) ?? []
-    list.push({
-      text: typeof c === 'string' ? c : (c.text ?? ''),
-      named: typeof c === 'object' && c.name !== undefined,
-      values: JSON.parse(JSON.stringify((typeof c === 'object' ? c.values : undefined) ?? values ?? [])),
-    })
+    const add = (text: string, named: boolean, v: unknown) =>
+      list.push({ text, named, values: JSON.parse(JSON.stringify(v ?? [])) })
+    // A transaction's opening, statement and commit sent in one round trip (ADR 0112): each on its own.
+    if (typeof c === 'object') for (const o of c.around?.open ?? []) add(o.text, true, o.values)
+    add(
+      typeof c === 'string' ? c : (c.text ?? ''),
+      typeof c === 'object' && c.name !== undefined,
+      (typeof c === 'object' ? c.values : undefined) ?? values,
+    )
+    if (typeof c === 'object' && c.around?.commit) add('commit', true, [])
     recording.set(this, list)
   }
   return query.call(this, config, values, cb)
 }
 
-/** A connection's statements, cut into transactions (each from its BEGIN). */
+const SCOPING = "select set_config('role'"
+
+/** A connection's statements, cut into transactions (each from its BEGIN), without their scoping. */
 function transactions(list: Statement[]): Statement[][] {
   const out: Statement[][] = []
   for (const s of list) {
-    if (s.text.startsWith('begin;')) out.push([])
-    out.at(-1)?.push(s)
+    if (s.text === 'begin' || s.text.startsWith('begin;')) out.push([])
+    if (!s.text.startsWith(SCOPING)) out.at(-1)?.push(s)
   }
   return out
 }

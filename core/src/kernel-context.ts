@@ -55,22 +55,31 @@ export interface KernelContext {
  * audited and dispatches whatever it emitted once it has committed.
  *
  * This wraps every request's transaction, so it adds no promise of its own inside it: the body
- * handed to `inOrg` is synchronous (inOrg awaits it in its try, so a refused status still rolls
- * back) and returns `fn`'s promise as it is.
+ * handed to the database is synchronous and returns `fn`'s promise as it is. A transaction that
+ * refuses a suspended organisation checks it with its first statement (ADR 0112), or before the
+ * body runs with `statusFirst`: for bodies that may act outside the database before their first
+ * statement (a plugin's code, a workflow step).
  */
 export async function orgTx<T>(
   k: Pick<KernelContext, 'db' | 'sealer' | 'events'>,
   orgId: string,
   fn: (tx: Tx) => Promise<T>,
-  opts?: { allowSuspended?: boolean },
+  opts?: { allowSuspended?: boolean; statusFirst?: boolean },
 ): Promise<T> {
   let used: Tx | undefined
-  const result = await k.db.inOrg(orgId, (tx, status) => {
-    if (!opts?.allowSuspended) assertStatus(status)
+  const body = (tx: Tx) => {
     used = tx
     bindSubscribers(tx, k.events.subscriberIndex, orgId)
     return fn(tx)
-  })
+  }
+  const result = await (opts?.allowSuspended
+    ? k.db.inOrg(orgId, body)
+    : opts?.statusFirst
+      ? k.db.inOrg(orgId, (tx, status) => {
+          assertStatus(status)
+          return body(tx)
+        })
+      : k.db.inActiveOrg(orgId, body))
   // inOrg resolves only after its body ran, so `used` is the committed transaction.
   const tx = used!
   for (const org of tx.orgs) k.sealer.nudge(org)

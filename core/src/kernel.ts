@@ -161,7 +161,12 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       logger,
     )
     events = eventSystem
-    const tenantTx: TenantTx = (orgId, fn) => orgTx({ db, sealer, events: eventSystem }, orgId, fn)
+    // Workflow steps, AI work and scheduled jobs may act before their first statement: the
+    // organisation's status is read before their body runs. A plugin invocation opens its
+    // transaction at its first host call, so the check rides with that call's statement (ADR 0112).
+    const tx = { db, sealer, events: eventSystem }
+    const tenantTx: TenantTx = (orgId, fn) => orgTx(tx, orgId, fn, { statusFirst: true })
+    const invocationTx: TenantTx = (orgId, fn) => orgTx(tx, orgId, fn)
     const ai = new KernelAiService(
       {
         db,
@@ -180,7 +185,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
         logger,
         config,
         secrets,
-        tenantTx,
+        tenantTx: invocationTx,
         events: eventSystem,
         data: governedStore(config.secretKey),
         ai,

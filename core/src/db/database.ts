@@ -11,12 +11,20 @@ import { PartnerSchema, TenantSchema } from '../tenancy/entities.js'
 import { ApiKeySchema, RoleSchema, UserSchema } from '../identity/entities.js'
 import { AuditEntrySchema } from '../audit/entities.js'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.js'
-import { committedWithLast, type RawConnection, scopedTx } from './scoped-tx.js'
+import { abandoned, begin, type RawConnection, scopedTx, settle } from './scoped-tx.js'
 
 export { positional } from './scoped-tx.js'
 
 /** The organisation id of the platform itself: it owns the platform audit chain and platform memberships. */
 export const PLATFORM_ORG = '00000000-0000-0000-0000-000000000000'
+
+const ACTIVE: OrgStatus = Object.freeze({ orgStatus: 'active', partnerStatus: 'active' })
+
+// A transaction's scoping — its role, its organisation, and the organisation's status read back
+// or checked (ADR 0112) — as statements prepared once per connection.
+const SCOPING = "select set_config('role', $1, true), set_config('app.tenant_id', $2, true)"
+const SCOPE_STATUS = { name: 'trellis_scope_status', text: `${SCOPING}, trellis_org_block($3::uuid) as block` }
+const SCOPE_ACTIVE = { name: 'trellis_scope_active', text: `${SCOPING}, trellis_org_assert_active($3::uuid)` }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
@@ -125,7 +133,7 @@ export class Database {
         ;(conn as RawConnection & pg.PoolClient).release(disposed ? (disposed as Error) : undefined)
       },
     }
-    this.background = { inOrg: (orgId, fn, role) => this.runInOrg(raw, orgId, fn, role) }
+    this.background = { inOrg: (orgId, fn, role = 'trellis_app') => this.runInOrg(raw, orgId, fn, role, false) }
   }
 
   static async open(
@@ -225,14 +233,26 @@ export class Database {
     fn: (tx: Tx, status: OrgStatus) => Promise<T>,
     role: DbRole = 'trellis_app',
   ): Promise<T> {
-    return this.runInOrg(this.knexClient(), orgId, fn, role)
+    return this.runInOrg(this.knexClient(), orgId, fn, role, false)
+  }
+
+  /**
+   * Like {@link inOrg}, for a body that needs no status because a suspended organisation (or
+   * partner) is refused outright: KRN.TENANT_SUSPENDED or KRN.PARTNER_SUSPENDED. The `begin`, the
+   * scoping and the check travel with the transaction's first statement, in its round trip (ADR
+   * 0112), so a transaction of one statement that carries its commit is one round trip in all.
+   * The check comes before the statement runs; a body that sends no statement is checked after it.
+   */
+  inActiveOrg<T>(orgId: string | null, fn: (tx: Tx) => Promise<T>, role: DbRole = 'trellis_app'): Promise<T> {
+    return this.runInOrg(this.knexClient(), orgId, fn, role, true)
   }
 
   private async runInOrg<T>(
     pool: RawPool,
     orgId: string | null,
     fn: (tx: Tx, status: OrgStatus) => Promise<T>,
-    role: DbRole = 'trellis_app',
+    role: DbRole,
+    refuseSuspended: boolean,
   ): Promise<T> {
     if (orgId !== null && !UUID.test(orgId)) throw KRN.NOT_FOUND({ what: 'organisation' })
     if (
@@ -250,28 +270,35 @@ export class Database {
       throw KRN.DATABASE_UNAVAILABLE(undefined, { cause: err })
     }
     let healthy = true
+    let tx: Tx | undefined
     try {
-      // orgId is a checked UUID and role one of two names, so both may be inlined: that is
-      // what lets BEGIN and the scoping share one simple-protocol round trip.
       const org = orgId ?? ''
       const statusOf = orgId ?? PLATFORM_ORG
-      const results = (await conn.query(
-        `begin; select set_config('role', '${role}', true), set_config('app.tenant_id', '${org}', true), trellis_org_block('${statusOf}') as block`,
-      )) as unknown as Array<{ rows: Array<{ block: 'tenant' | 'partner' | 'partner_self' | null }> }>
-      const block = results[1]!.rows[0]!.block
-      const status: OrgStatus = {
-        orgStatus: block === 'tenant' || block === 'partner_self' ? 'suspended' : 'active',
-        partnerStatus: block === 'partner' ? 'suspended' : 'active',
+      const orgs = new Set<string>(orgId ? [orgId] : [])
+      let status = ACTIVE
+      if (refuseSuspended) tx = scopedTx(conn, orgs, { ...SCOPE_ACTIVE, values: [role, org, statusOf] })
+      else {
+        tx = scopedTx(conn, orgs)
+        const { block } = await begin<{ block: 'tenant' | 'partner' | 'partner_self' | null }>(conn, {
+          ...SCOPE_STATUS,
+          values: [role, org, statusOf],
+        })
+        status = {
+          orgStatus: block === 'tenant' || block === 'partner_self' ? 'suspended' : 'active',
+          partnerStatus: block === 'partner' ? 'suspended' : 'active',
+        }
       }
-      const tx = scopedTx(conn, new Set<string>(orgId ? [orgId] : []))
       const result = await fn(tx, status)
-      if (!committedWithLast(tx)) await conn.query('commit')
+      await settle(tx)
       return result
-    } catch (err) {
-      try {
-        await conn.query('rollback')
-      } catch {
-        healthy = false
+    } catch (thrown) {
+      const { err, begun } = tx ? abandoned(tx, thrown) : { err: thrown, begun: true }
+      if (begun) {
+        try {
+          await conn.query('rollback')
+        } catch {
+          healthy = false
+        }
       }
       if (isConnectionError(err)) throw KRN.DATABASE_UNAVAILABLE(undefined, { cause: err })
       throw err

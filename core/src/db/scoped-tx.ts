@@ -2,7 +2,7 @@
 // kernel's SQL as named prepared statements.
 import { createHash } from 'node:crypto'
 import { KRN } from '../errors.js'
-import { queryThenCommit, type SubmitConnection } from './commit-with.js'
+import { BEGIN, COMMIT, oneSync, type Statement, type SubmitConnection } from './one-sync.js'
 import type { Tx } from './database.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
@@ -27,6 +27,13 @@ interface Lane {
   waiting: Array<() => void>
   /** Its last statement went with `commit` ({@link sqlThenCommit}): nothing more runs on it. */
   committed: boolean
+  /**
+   * The scoping statement of a transaction not yet begun ({@link scopedTx} with `opening`): sent
+   * with `begin` ahead of the first statement, in its round trip; null once sent.
+   */
+  opening: Statement | null
+  /** Why the opening refused the transaction (a suspended organisation): every later call fails with it. */
+  refused?: Error
 }
 
 const LANE = Symbol('lane')
@@ -37,15 +44,48 @@ async function onLane(lane: Lane, query: Parameters<RawConnection['query']>[0], 
   if (lane.busy) await new Promise<void>((resolve) => lane.waiting.push(resolve))
   else lane.busy = true
   try {
+    if (lane.refused) throw lane.refused
     if (lane.committed) throw new Error('this transaction has committed with its last statement')
+    const opening = lane.opening
+    if (opening !== null) {
+      lane.opening = null
+      // A prepared statement takes `begin` and the scoping along; anything else (text that may
+      // hold several statements) follows them in a round trip of their own.
+      if (typeof query !== 'string') return await refusing(lane, inOneSync(lane, query, [BEGIN, opening], last))
+      await refusing(lane, inOneSync(lane, opening, [BEGIN], false))
+    }
     if (!last) return (await lane.conn.query(query, params)).rows
-    lane.committed = true
-    return await queryThenCommit(lane.conn as unknown as SubmitConnection, query as ReturnType<typeof prepared>)
+    return await inOneSync(lane, query as ReturnType<typeof prepared>, [], true)
   } finally {
     // The next caller in line gets the connection as it is (still busy); none: it is free.
     const next = lane.waiting.shift()
     if (next) next()
     else lane.busy = false
+  }
+}
+
+async function inOneSync(lane: Lane, query: Statement, open: Statement[], commit: boolean) {
+  const rows = await oneSync(lane.conn as unknown as SubmitConnection, query, { open, commit })
+  // Committed: nothing more may run. A failed statement left the transaction failed instead (its
+  // later statements fail, and the opener's `commit` ends it as a rollback).
+  if (commit) lane.committed = true
+  return rows
+}
+
+/** The opening's refusal of a suspended organisation, as the error the kernel answers with. */
+const REFUSALS: Record<string, () => Error> = {
+  TRS01: () => KRN.TENANT_SUSPENDED(),
+  TRS02: () => KRN.PARTNER_SUSPENDED(),
+}
+
+async function refusing<T>(lane: Lane, sent: Promise<T>): Promise<T> {
+  try {
+    return await sent
+  } catch (err) {
+    const refusal = REFUSALS[(err as { code?: string }).code ?? '']
+    if (!refusal) throw err
+    lane.refused = refusal()
+    throw lane.refused
   }
 }
 
@@ -59,12 +99,17 @@ function sqlOnce(this: ScopedTx, text: string, params: unknown[] = []) {
 }
 async function useOrg(this: ScopedTx, next: string) {
   if (!UUID.test(next)) throw KRN.NOT_FOUND({ what: 'organisation' })
-  await this[LANE].conn.query(`select set_config('app.tenant_id', $1, true)`, [next])
+  await onLane(this[LANE], `select set_config('app.tenant_id', $1, true)`, [next])
   ;(this.orgs as Set<string>).add(next)
 }
 
-export function scopedTx(conn: RawConnection, orgs: Set<string>): Tx {
-  const tx: ScopedTx = { sql, sqlOnce, useOrg, orgs, [LANE]: { conn, busy: false, waiting: [], committed: false } }
+/**
+ * A transaction on `conn`. With `opening` (a scoping statement) it is not yet begun: `begin` and
+ * `opening` go with its first statement (ADR 0112); without, the caller has begun it.
+ */
+export function scopedTx(conn: RawConnection, orgs: Set<string>, opening: Statement | null = null): Tx {
+  const lane: Lane = { conn, busy: false, waiting: [], committed: false, opening }
+  const tx: ScopedTx = { sql, sqlOnce, useOrg, orgs, [LANE]: lane }
   return tx
 }
 
@@ -81,9 +126,34 @@ export function sqlThenCommit<T>(tx: Tx, text: string, params: unknown[] = []): 
   return onLane(lane, prepared(text, params), undefined, true) as Promise<T[]>
 }
 
-/** Whether `tx` committed with its last statement (its opener then sends no `commit`). */
-export function committedWithLast(tx: Tx): boolean {
-  return (tx as Partial<ScopedTx>)[LANE]?.committed === true
+/**
+ * Ends `tx` once its body is done: sends `commit` unless its last statement carried it; a
+ * transaction whose body sent nothing runs its opening alone (so a suspended organisation is
+ * refused all the same); a refused one throws its refusal, even if the body caught it.
+ */
+export async function settle(tx: Tx): Promise<void> {
+  const lane = (tx as ScopedTx)[LANE]
+  if (lane.refused) throw lane.refused
+  if (lane.committed) return
+  if (lane.opening === null) {
+    await oneSync(lane.conn as unknown as SubmitConnection, COMMIT, { open: [], commit: false })
+    return
+  }
+  const opening = lane.opening
+  lane.opening = null
+  // Its own implicit transaction (one Sync, no `begin`): nothing is left open.
+  lane.committed = true
+  await refusing(lane, oneSync(lane.conn as unknown as SubmitConnection, opening, { open: [], commit: false }))
+}
+
+/**
+ * After `err` ended the body of `tx` (or its settling): the error to answer with — the opening's
+ * refusal when there was one, whatever the body made of it — and whether the transaction is
+ * begun (its opener rolls it back).
+ */
+export function abandoned(tx: Tx, err: unknown): { err: unknown; begun: boolean } {
+  const lane = (tx as ScopedTx)[LANE]
+  return { err: lane.refused ?? err, begun: lane.opening === null && !lane.committed }
 }
 
 const statements = new Map<string, { name: string; text: string }>()
@@ -112,4 +182,13 @@ export function positional(text: string): string {
     out += c === '?' && !quoted ? `$${++n}` : c
   }
   return out
+}
+
+/**
+ * Begins a transaction on `conn` with `scoping` (a statement returning one row) in one round trip,
+ * both prepared once per connection; resolves with the scoping's row.
+ */
+export async function begin<T>(conn: RawConnection, scoping: Statement): Promise<T> {
+  const rows = await oneSync(conn as unknown as SubmitConnection, scoping, { open: [BEGIN], commit: false })
+  return rows[0] as T
 }
