@@ -1,5 +1,5 @@
 import t from 'tap'
-import type { Database } from '../src/db/database.js'
+import type { Database, Tx } from '../src/db/database.js'
 import { createTenantWithAdmin, startTestKernel, type Reply } from './helpers/test-kernel.js'
 import { builtFixture, registerVersion } from './helpers/plugin-versions.js'
 import { parkTransactions } from './helpers/parked-transactions.js'
@@ -11,29 +11,28 @@ import { emitEvents } from '../src/events/outbox.js'
  * organisation-status reads a request may make meanwhile touch other tables and are not counted).
  */
 async function installationTransactions(db: Database, fn: () => Promise<void>): Promise<number> {
-  const inOrg = db.inOrg
+  const { inOrg, inActiveOrg } = db
   let n = 0
+  const counting = (tx: Tx): Tx => {
+    let counted = false
+    const sql: typeof tx.sql = (text, params) => {
+      if (!counted && text.includes('plugin_installations')) {
+        counted = true
+        n++
+      }
+      return tx.sql(text, params)
+    }
+    return { ...tx, sql }
+  }
   db.inOrg = ((orgId, body, role) =>
-    inOrg.call(
-      db,
-      orgId,
-      (tx, status) => {
-        let counted = false
-        const sql: typeof tx.sql = (text, params) => {
-          if (!counted && text.includes('plugin_installations')) {
-            counted = true
-            n++
-          }
-          return tx.sql(text, params)
-        }
-        return body({ ...tx, sql }, status)
-      },
-      role,
-    )) as Database['inOrg']
+    inOrg.call(db, orgId, (tx, status) => body(counting(tx), status), role)) as Database['inOrg']
+  db.inActiveOrg = ((orgId, body, role) =>
+    inActiveOrg.call(db, orgId, (tx) => body(counting(tx)), role)) as Database['inActiveOrg']
   try {
     await fn()
   } finally {
     db.inOrg = inOrg
+    db.inActiveOrg = inActiveOrg
   }
   return n
 }
