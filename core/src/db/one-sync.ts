@@ -93,7 +93,7 @@ class OneSync extends BaseQuery {
     if (parseMain && this.name) connection.parse({ text: this.text, name: this.name, types: this.types })
     const fresh: Statement[] = []
     for (const s of this.around.commit ? [...this.around.open, COMMIT] : this.around.open) {
-      if (parsed[s.name] || fresh.includes(s)) continue
+      if (parsed[s.name]) continue
       connection.parse({ text: s.text, name: s.name })
       fresh.push(s)
     }
