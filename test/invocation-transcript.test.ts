@@ -5,7 +5,12 @@
 import t from 'tap'
 import { join } from 'node:path'
 import { runCli } from '../plugin-sdk/src/cli/main.js'
-import { MAX_CALLS, summarize, TranscriptRecorder } from '../core/src/plugins/invocation-transcript.js'
+import {
+  MAX_CALLS,
+  summarize,
+  TranscriptBudget,
+  TranscriptRecorder,
+} from '../core/src/plugins/invocation-transcript.js'
 import { builtFixture, registerVersion } from '../core/test/helpers/plugin-versions.js'
 import { addUser, createTenantWithAdmin, DB_KINDS, startTestKernel } from '../core/test/helpers/test-kernel.js'
 
@@ -57,9 +62,58 @@ t.test('summaries are bounded and masked; the transcript keeps the first calls a
   t.equal(secret.transcript().calls[1]!.ok, false)
 })
 
+t.test(
+  "an installation's budget of detailed records refills at its rate per minute; the outline keeps no data",
+  async (t) => {
+    let now = 0
+    const budget = new TranscriptBudget(3, () => now)
+    t.same(
+      [1, 2, 3, 4].map(() => budget.take('a')),
+      [true, true, true, false],
+      'three, then none',
+    )
+    t.ok(budget.take('b'), 'each installation has its own')
+    now += 19_000
+    t.notOk(budget.take('a'), 'not yet a whole one back (3 a minute: one per 20 s)')
+    now += 1_000
+    t.ok(budget.take('a'), 'one back after 20 s')
+    t.notOk(budget.take('a'))
+    now += 10 * 60_000
+    t.same(
+      [1, 2, 3, 4].map(() => budget.take('a')),
+      [true, true, true, false],
+      'never more than a minute saved up',
+    )
+    t.ok(new TranscriptBudget(Number.POSITIVE_INFINITY).take('a'), 'Infinity keeps every one')
+    t.notOk(new TranscriptBudget(0).take('a'), '0 keeps none')
+
+    const rec = new TranscriptRecorder()
+    await rec.around('data.get', { id: 'alice@example.com' }, async () => ({ email: 'alice@example.com' }))
+    await t.rejects(
+      rec.around('data.insert', { record: { name: 'Alice' } }, async () => {
+        throw new Error('no')
+      }),
+    )
+    const outline = rec.outline()
+    t.same(
+      outline.calls.map(({ ms, ...c }) => c),
+      [
+        { op: 'data.get', ok: true },
+        { op: 'data.insert', ok: false, error: 'KRN_ERR_INTERNAL' },
+      ],
+    )
+    t.equal(outline.sampled, true)
+    t.notOk(JSON.stringify(outline).includes('alice'), 'no argument or result')
+  },
+)
+
 for (const kind of DB_KINDS) {
   t.test(`invocation transcripts on ${kind}`, async (t) => {
-    const k = await startTestKernel(t, kind, { plugins: { sandboxWorkers: 1 } })
+    let clockMs = 0
+    const k = await startTestKernel(t, kind, {
+      // Four detailed records a minute per installation, on a clock that moves only when told.
+      plugins: { sandboxWorkers: 1, detailedTranscriptsPerMinute: 4, transcriptClock: () => clockMs },
+    })
     const partner = await k.req('POST', '/v1/partners', {
       token: k.adminToken,
       body: {
@@ -150,6 +204,55 @@ for (const kind of DB_KINDS) {
       t.equal(denied.body.code, 'AUTH_ERR_FORBIDDEN')
       // Another publisher's view of this plugin is a 404: core/test/plugins.test.ts.
     })
+
+    t.test(
+      "past the installation's budget a successful run keeps the outline of its host calls; a failed one all",
+      async (t) => {
+        const installedB = await k.req('POST', '/v1/installations', {
+          token: b.token,
+          body: { plugin: '@acme/notes', version: '1.0.0', capabilities: manifest.capabilities },
+        })
+        t.equal(installedB.status, 201, JSON.stringify(installedB.body))
+        const list = async () =>
+          t.equal((await k.req('GET', '/v1/x/notes/notes?tag=q', { token: b.token })).status, 200)
+        for (let i = 0; i < 5; i++) await list()
+        const failed = await k.req('POST', '/v1/x/notes/notes', { token: b.token, body: { title: 'x', fail: true } })
+        t.equal(failed.status, 502, 'the plugin failed')
+        clockMs += 15_000 // a quarter of a minute: one more detailed record
+        await list()
+        const items = (await k.req('GET', `/v1/installations/${installedB.body.id}/invocations`, { token: b.token }))
+          .body.items as any[]
+        const runs = items.reverse()
+        t.same(
+          runs.map((r) => [r.entryName, r.outcome, r.transcript.sampled === true, r.input?.query?.tag ?? null]),
+          [
+            ['GET /notes', 'ok', false, 'q'],
+            ['GET /notes', 'ok', false, 'q'],
+            ['GET /notes', 'ok', false, 'q'],
+            ['GET /notes', 'ok', false, 'q'],
+            ['GET /notes', 'ok', true, null],
+            ['POST /notes', 'error', false, null],
+            ['GET /notes', 'ok', false, 'q'],
+          ],
+          'four detailed runs, then the outline only; the failure whole; a detailed one again a quarter-minute later',
+        )
+        t.same(
+          runs[4].transcript.calls.map((c: any) => Object.keys(c).sort()),
+          [['ms', 'ok', 'op']],
+          'op, outcome, duration',
+        )
+        t.equal(runs[4].transcript.calls[0].op, 'data.find')
+        t.match(runs[3].transcript.calls[0], { op: 'data.find', args: { collection: 'notes' }, result: { items: [] } })
+        t.same(
+          runs[5].transcript.calls.map((c: any) => [c.op, c.ok, c.args?.collection ?? null]),
+          [
+            ['data.insert', true, 'notes'],
+            ['events.emit', true, null],
+          ],
+        )
+        t.equal(runs[5].input.body.title, 'x', 'the failed run keeps its input')
+      },
+    )
 
     t.test('trellis-plugin logs prints each invocation with its input and host calls', async (t) => {
       const url = await k.kernel.app.listen({ port: 0, host: '127.0.0.1' })

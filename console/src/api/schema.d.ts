@@ -2807,6 +2807,23 @@ export interface components {
       /** @description Applied when the tenant sets nothing (null: keep) */
       defaultDays: number | null
     }
+    Transcript: {
+      calls: {
+        op: string
+        args?: unknown
+        ok: boolean
+        result?: unknown
+        error?: string
+        ms: number
+      }[]
+      /** @description Host calls past the first 50, counted only */
+      omitted: number
+      /**
+       * @description Only ops, outcomes and durations were kept: a successful run past its installation's budget of detailed records per minute
+       * @enum {boolean}
+       */
+      sampled?: true
+    }
     Invitation: {
       /** Format: uuid */
       id: string
@@ -2864,18 +2881,6 @@ export interface components {
       }
       /** Format: date-time */
       at: string
-    }
-    Transcript: {
-      calls: {
-        op: string
-        args?: unknown
-        ok: boolean
-        result?: unknown
-        error?: string
-        ms: number
-      }[]
-      /** @description Host calls past the first 50, counted only */
-      omitted: number
     }
     User: {
       /**

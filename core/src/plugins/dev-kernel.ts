@@ -69,7 +69,8 @@ export async function startDevKernel(
     ...(template ? { embeddedTemplate: template } : {}),
     migrate: true,
     rateLimitPerMinute: 1_000_000,
-    plugins: { sandboxWorkers: 1, installationTtlMs: 0 },
+    // A developer reads every run's transcript whole (`trellis-plugin logs`).
+    plugins: { sandboxWorkers: 1, installationTtlMs: 0, detailedTranscriptsPerMinute: Number.POSITIVE_INFINITY },
     events: { egressAllow: options.egressAllow ?? [], sweepMs: 200 },
     extensions: assembly.extensions ?? [],
   })

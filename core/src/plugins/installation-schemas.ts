@@ -45,6 +45,12 @@ export const HostCallTranscript = Type.Object({
     }),
   ),
   omitted: Type.Integer({ description: 'Host calls past the first 50, counted only' }),
+  sampled: Type.Optional(
+    Type.Literal(true, {
+      description:
+        "Only ops, outcomes and durations were kept: a successful run past its installation's budget of detailed records per minute",
+    }),
+  ),
 })
 export const InvocationView = Type.Object({
   id: Uuid,

@@ -7,7 +7,7 @@ import { KRN } from '../errors.js'
 import type { Running } from './host-calls.js'
 import type { InvokeInput } from './invocation-types.js'
 import type { InvocationRecord, InvocationRecorder } from './invocation-recorder.js'
-import { summarize, TranscriptRecorder } from './invocation-transcript.js'
+import { summarize, TranscriptBudget, TranscriptRecorder } from './invocation-transcript.js'
 import type { PluginVersion } from './versions.js'
 
 /** How the sandbox is started. */
@@ -16,6 +16,14 @@ export interface SandboxOptions {
   sandboxWorkers?: number
   /** Defaults for every invocation's sandbox limits (CPU, wall clock, memory, host calls). */
   sandboxLimits?: Partial<SandboxLimits>
+  /**
+   * Successful runs per installation and minute whose record keeps the input and the host calls'
+   * arguments and results (default 60; `Infinity` keeps every one). Past it a successful run keeps
+   * its host calls' ops, outcomes and durations; a failed run always keeps everything (ADR 0113).
+   */
+  detailedTranscriptsPerMinute?: number
+  /** The clock of that budget, in milliseconds (tests stop or move it). */
+  transcriptClock?: () => number
 }
 
 /** A bundle as the sandbox loads it. */
@@ -42,6 +50,7 @@ export class InvocationRuns {
   private readonly loaded = new Map<string, Promise<unknown>>()
   private readonly listeners = new Set<(rec: InvocationRecord) => void>()
   private closed = false
+  private readonly detailed: TranscriptBudget
 
   constructor(
     private readonly options: SandboxOptions,
@@ -49,7 +58,9 @@ export class InvocationRuns {
     private readonly hostCall: HostCall,
     /** Masks the personal values of an invocation in its record (core/src/governance/personal-masking.ts). */
     private readonly maskPersonal: (run: Running, value: unknown) => unknown = (_run, value) => value,
-  ) {}
+  ) {
+    this.detailed = new TranscriptBudget(options.detailedTranscriptsPerMinute, options.transcriptClock)
+  }
 
   /** Calls `listener` with every invocation record as it is made; returns an unsubscribe function. */
   onInvocation(listener: (rec: InvocationRecord) => void): () => void {
@@ -130,8 +141,12 @@ export class InvocationRuns {
     const transcript = new TranscriptRecorder()
     const record = (res: Pick<InvokeResult, 'metrics' | 'logs'> | undefined, error?: string) => {
       const rec = invocationRecord(run, entry, invocationId, startedAt, res, error)
-      rec.input = this.maskPersonal(run, summarize(input))
-      rec.transcript = this.maskPersonal(run, transcript.transcript()) as typeof rec.transcript
+      // Summaries and their masking are most of a record's cost: a successful run past its
+      // installation's budget keeps the outline of its host calls only.
+      if (error || this.detailed.take(run.inst.id)) {
+        rec.input = this.maskPersonal(run, summarize(input))
+        rec.transcript = this.maskPersonal(run, transcript.transcript()) as typeof rec.transcript
+      } else rec.transcript = transcript.outline()
       rec.logs = this.maskPersonal(run, rec.logs) as typeof rec.logs
       for (const l of this.listeners) l(rec)
       this.recorder.record(rec)

@@ -2,15 +2,18 @@
 // made (op, a summary of its arguments, of its result or its error code, its duration), like
 // an input capture for replaying a function. Bounded, and no more personal than the log lines
 // the invocation record already holds: strings are cut short and masked (e-mail, card, IBAN,
-// tax id, phone), credential-like keys are dropped, secrets are never kept.
+// tax id, phone), credential-like keys are dropped, secrets are never kept. Summaries are made
+// when the run ends and only for a record that keeps them: every failed run, and successful runs
+// within their installation's budget per minute; other runs keep ops, outcomes and durations
+// (ADR 0113).
 import { isTrellisError } from '@trellis/plugin-sdk'
 import { mask, newRedaction } from '../ai/redaction.js'
 
 /** One host call as the transcript keeps it. */
 export interface TranscriptCall {
   op: string
-  /** A bounded, masked summary of the arguments. */
-  args: unknown
+  /** A bounded, masked summary of the arguments (left out of a sampled transcript). */
+  args?: unknown
   ok: boolean
   /** A bounded, masked summary of the result (ok calls). */
   result?: unknown
@@ -23,6 +26,8 @@ export interface TranscriptCall {
 export interface Transcript {
   calls: TranscriptCall[]
   omitted: number
+  /** Set when only ops, outcomes and durations were kept: a successful run past its installation's budget. */
+  sampled?: true
 }
 
 export const MAX_CALLS = 50
@@ -108,9 +113,22 @@ function inert(text: string): boolean {
   return (text.length === 36 && UUID.test(text) && !DIGITS_ONLY_GROUP.test(text)) || ISO_TIME.test(text)
 }
 
-/** Collects the transcript of one sandboxed run while its host calls go by. */
+/** One host call as the recorder holds it until the run ends. */
+interface HeldCall {
+  op: string
+  args: unknown
+  ok: boolean
+  result?: unknown
+  error?: string
+  ms: number
+}
+
+/**
+ * Collects the host calls of one sandboxed run while they go by. Summaries are made only when
+ * the record keeps them ({@link transcript}); {@link outline} keeps ops, outcomes and durations.
+ */
 export class TranscriptRecorder {
-  private readonly calls: TranscriptCall[] = []
+  private readonly calls: HeldCall[] = []
   private omitted = 0
 
   /** Runs the host call `call`, noting it (and its duration) whatever its outcome. */
@@ -118,25 +136,85 @@ export class TranscriptRecorder {
     const started = performance.now()
     try {
       const result = await call()
-      this.note(op, args, started, { ok: true, result: SECRET_RESULT.has(op) ? '[secret]' : summarize(result) })
+      this.note({ op, args, ok: true, result, ms: elapsed(started) })
       return result
     } catch (err) {
-      this.note(op, args, started, { ok: false, error: isTrellisError(err) ? err.code : 'KRN_ERR_INTERNAL' })
+      this.note({
+        op,
+        args,
+        ok: false,
+        error: isTrellisError(err) ? err.code : 'KRN_ERR_INTERNAL',
+        ms: elapsed(started),
+      })
       throw err
     }
   }
 
-  /** What was noted so far. */
+  /** The calls with bounded, masked summaries of their arguments and results. */
   transcript(): Transcript {
-    return { calls: [...this.calls], omitted: this.omitted }
+    return {
+      calls: this.calls.map((c) => ({
+        op: c.op,
+        args: summarize(c.args),
+        ok: c.ok,
+        ...(c.ok ? { result: SECRET_RESULT.has(c.op) ? '[secret]' : summarize(c.result) } : { error: c.error! }),
+        ms: c.ms,
+      })),
+      omitted: this.omitted,
+    }
   }
 
-  private note(op: string, args: unknown, started: number, outcome: Pick<TranscriptCall, 'ok' | 'result' | 'error'>) {
-    if (this.calls.length >= MAX_CALLS) {
-      this.omitted++
-      return
+  /** The calls' ops, outcomes and durations only — no argument, result or input is kept. */
+  outline(): Transcript {
+    return {
+      calls: this.calls.map((c) => ({ op: c.op, ok: c.ok, ...(c.ok ? {} : { error: c.error! }), ms: c.ms })),
+      omitted: this.omitted,
+      sampled: true,
     }
-    const ms = Math.round((performance.now() - started) * 100) / 100
-    this.calls.push({ op, args: summarize(args), ...outcome, ms })
+  }
+
+  private note(call: HeldCall) {
+    if (this.calls.length >= MAX_CALLS) this.omitted++
+    else this.calls.push(call)
   }
 }
+
+const elapsed = (started: number) => Math.round((performance.now() - started) * 100) / 100
+
+/**
+ * How many successful runs of each installation keep their arguments, results and input in a
+ * minute: a token bucket per installation that holds at most `perMinute` and refills at that rate.
+ * Failed runs always keep theirs ({@link InvocationRuns}); past the budget a successful run keeps
+ * its outline. Installations are forgotten in bulk past {@link MAX_TRACKED}.
+ */
+export class TranscriptBudget {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>()
+
+  constructor(
+    private readonly perMinute = DETAILED_PER_MINUTE,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** Whether one more successful run of `installationId` keeps its detail now. */
+  take(installationId: string): boolean {
+    if (this.perMinute === Number.POSITIVE_INFINITY) return true
+    if (!(this.perMinute >= 1)) return false
+    const t = this.now()
+    let b = this.buckets.get(installationId)
+    if (!b) {
+      if (this.buckets.size >= MAX_TRACKED) this.buckets.clear()
+      b = { tokens: this.perMinute, at: t }
+      this.buckets.set(installationId, b)
+    } else {
+      b.tokens = Math.min(this.perMinute, b.tokens + ((t - b.at) * this.perMinute) / 60_000)
+      b.at = t
+    }
+    if (b.tokens < 1) return false
+    b.tokens -= 1
+    return true
+  }
+}
+
+/** Successful runs per installation and minute that keep their detail unless the host says otherwise. */
+export const DETAILED_PER_MINUTE = 60
+const MAX_TRACKED = 10_000

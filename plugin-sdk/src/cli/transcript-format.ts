@@ -14,6 +14,8 @@ export interface TranscriptCallView {
 export interface TranscriptView {
   calls: TranscriptCallView[]
   omitted: number
+  /** Only ops, outcomes and durations were kept (a successful run past its installation's budget). */
+  sampled?: boolean
 }
 
 const WIDTH = 160
@@ -33,5 +35,9 @@ export function formatTranscript(inv: { input?: unknown; transcript?: Transcript
     lines.push(`    #${i + 1} ${c.op}${args} ${outcome} (${c.ms} ms)`)
   }
   if (inv.transcript?.omitted) lines.push(`    … ${inv.transcript.omitted} more host call(s) not kept`)
+  if (inv.transcript?.sampled)
+    lines.push(
+      "    (input, arguments and results not kept: a successful run past its installation's detailed records a minute)",
+    )
   return lines
 }
