@@ -14,6 +14,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import pg from 'pg'
 import { load, median, type LoadResult } from './_harness.js'
+import { useWrk, wrkPost } from './_wrk.js'
 
 const run = promisify(execFile)
 const PGBENCH = process.env.PGBENCH ?? '/usr/lib/postgresql/15/bin/pgbench'
@@ -48,6 +49,8 @@ export interface PgbenchComparison {
   ratio: number
   pgbenchTps: number[]
   kernel: LoadResult[]
+  /** The kernel side's HTTP client: wrk (C, one thread, like pgbench) when installed, else autocannon. */
+  client: 'wrk' | 'autocannon'
   /** Every kernel answer 2xx and no pgbench transaction failed. */
   valid: boolean
 }
@@ -124,7 +127,13 @@ export async function compareWithPgbench(o: {
   databaseUrl: string
   tenantId: string
   userId: string
-  kernel: { url: string; token: string; body: () => unknown }
+  kernel: {
+    url: string
+    token: string
+    body: () => unknown
+    /** The same body as a Lua expression of `prefix` and `n`, for wrk (bench/_wrk.ts). */
+    wrkBody: string
+  }
   seconds: number
   rounds: number
   clients?: number
@@ -135,9 +144,15 @@ export async function compareWithPgbench(o: {
   await writeFile(script, SCRIPT)
   const seconds = Math.max(1, o.seconds / o.rounds)
   const subject = { url: o.kernel.url, method: 'POST' as const, token: o.kernel.token, body: o.kernel.body }
+  const client = useWrk() ? 'wrk' : 'autocannon'
+  // 50 HTTP connections keep the kernel's 10 database connections busy, as in the other rounds.
+  const http = (s: number) =>
+    client === 'wrk'
+      ? wrkPost({ url: o.kernel.url, token: o.kernel.token, body: o.kernel.wrkBody, connections: 50, seconds: s })
+      : load({ ...subject, connections: 50, seconds: s })
   try {
     await pgbench(script, o.databaseUrl, { ...o, clients, seconds: 2 })
-    await load({ ...subject, seconds: 2 })
+    await http(2)
     const tps: number[] = []
     const kernel: LoadResult[] = []
     let ok = true
@@ -150,7 +165,7 @@ export async function compareWithPgbench(o: {
       }
       const k = async () => {
         await untilSealed(o.databaseUrl, o.tenantId)
-        kernel.push(await load({ ...subject, seconds }))
+        kernel.push(await http(seconds))
       }
       if (i % 2 === 0) {
         await pb()
@@ -167,6 +182,7 @@ export async function compareWithPgbench(o: {
       ratio: median(ratios),
       pgbenchTps: tps,
       kernel,
+      client,
       valid: ok && kernel.every((r) => r.errors + r.non2xx === 0),
     }
   } finally {

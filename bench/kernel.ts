@@ -222,7 +222,12 @@ export async function run(): Promise<void> {
               databaseUrl,
               tenantId: info.tenantId,
               userId: info.userId,
-              kernel: { url: `${info.url}/v1/roles`, token: info.token, body: writes[0]!.body },
+              kernel: {
+                url: `${info.url}/v1/roles`,
+                token: info.token,
+                body: writes[0]!.body,
+                wrkBody: `string.format('{"name":"%s-%d","permissions":["users.read"]}', prefix, n)`,
+              },
               seconds: SECONDS,
               rounds: ROUNDS,
             })
@@ -250,7 +255,7 @@ export async function run(): Promise<void> {
       }
       if (pgbench)
         console.log(
-          `roles write vs pgbench, same transaction, ${pgbench.clients} connections: ${pgbench.valid ? '' : 'INVALID — '}${pct(pgbench.ratio)} (target ≥ 60 %; rounds ${pgbench.ratios.map(pct).join(', ')}; pgbench ${pgbench.pgbenchTps.map((x) => x.toFixed(0)).join(', ')} tps)`,
+          `roles write vs pgbench, same transaction, ${pgbench.clients} connections, the kernel driven by ${pgbench.client}: ${pgbench.valid ? '' : 'INVALID — '}${pct(pgbench.ratio)} (target ≥ 60 %; rounds ${pgbench.ratios.map(pct).join(', ')}; pgbench ${pgbench.pgbenchTps.map((x) => x.toFixed(0)).join(', ')} tps)`,
         )
       if (sessions)
         console.log(
