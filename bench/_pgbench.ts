@@ -6,7 +6,8 @@
 // transaction on this machine. Its outbox row is written as the kernel writes one nobody
 // subscribes to — processed at once under the tenant's subscription generation, read before each
 // run — and the events left pending come back as the kernel asks for them. Rounds alternate with
-// the kernel's, as in compare().
+// the kernel's, as in compare(). The kernel's side is driven by wrk when it is installed
+// (bench/_wrk.ts): a C client, as pgbench's own is.
 import { execFile } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'

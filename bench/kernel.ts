@@ -3,7 +3,8 @@
 // /v1/installations/:id, all on the one audited write path — each against bare Fastify + pg
 // making the same round trips with the same prepared statements (see servers/baseline-server.ts),
 // at 200 connections by default (`BENCH_CONNECTIONS=50,200` for both); the roles write against
-// pgbench running the same transaction on the same 10 connections (_pgbench.ts); and an
+// pgbench running the same transaction on the same 10 connections (_pgbench.ts; the kernel's side
+// driven by wrk, a C client as pgbench's is, when installed: _wrk.ts); and an
 // authenticated route that touches no table against Fastify's hello world. All measured in this
 // run in alternating rounds, on one fresh PostgreSQL database; only 2xx answers count, on both
 // sides. Each round also reads both server processes' CPU time (user + system, from /proc — what
