@@ -31,6 +31,7 @@ import { Migration20261209000601InsightsTaskSla } from './2026-12-09-insights-ta
 import { Migration20261210000101EventsSubscribersIncremental } from './2026-12-10-events-subscribers-incremental.js'
 import { Migration20261211000101PluginFieldStatistics } from './2026-12-11-plugin-field-statistics.js'
 import { Migration20261212000101OrgActiveCheck } from './2026-12-12-org-active-check.js'
+import { Migration20261213000101InstallationDetailWindow } from './2026-12-13-installation-detail-window.js'
 
 /** Every migration, oldest first; MikroORM runs them in this order. */
 export const migrationsList: MigrationObject[] = [
@@ -72,4 +73,8 @@ export const migrationsList: MigrationObject[] = [
     class: Migration20261211000101PluginFieldStatistics,
   },
   { name: 'Migration20261212000101OrgActiveCheck', class: Migration20261212000101OrgActiveCheck },
+  {
+    name: 'Migration20261213000101InstallationDetailWindow',
+    class: Migration20261213000101InstallationDetailWindow,
+  },
 ]

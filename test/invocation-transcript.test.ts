@@ -251,6 +251,53 @@ for (const kind of DB_KINDS) {
           ],
         )
         t.equal(runs[5].input.body.title, 'x', 'the failed run keeps its input')
+
+        // The budget is spent (the clock stands still): a detail window keeps every run whole.
+        const windowUrl = `/v1/installations/${installedB.body.id}/detail-window`
+        const member = await addUser(k, b.token, `member@tr-b-${kind}.test`, 'tenant_member')
+        const denied = await k.req('PUT', windowUrl, { token: member.token, body: { minutes: 30 } })
+        t.equal(denied.status, 403, 'a member who may not install plugins may not open it')
+        t.equal(
+          (await k.req('PUT', windowUrl, { token: a.token, body: { minutes: 30 } })).status,
+          404,
+          'nor another tenant',
+        )
+        const tooLong = await k.req('PUT', windowUrl, { token: b.token, body: { minutes: 100_000 } })
+        t.equal(tooLong.status, 400)
+        t.equal(tooLong.body.code, 'KRN_ERR_VALIDATION_FAILED')
+        const before = Date.now()
+        const opened = await k.req('PUT', windowUrl, { token: b.token, body: { minutes: 30 } })
+        t.equal(opened.status, 200, JSON.stringify(opened.body))
+        const until = Date.parse(opened.body.detailUntil)
+        t.ok(until > before + 29 * 60_000 && until < Date.now() + 31 * 60_000, 'open for 30 minutes')
+        await list()
+        await list()
+        const closed = await k.req('DELETE', windowUrl, { token: b.token })
+        t.same(closed.body, { installationId: installedB.body.id, detailUntil: null })
+        await list()
+        const later = (await k.req('GET', `/v1/installations/${installedB.body.id}/invocations`, { token: b.token }))
+          .body.items as any[]
+        t.same(
+          later.slice(0, 3).map((r) => [r.transcript.sampled === true, r.input?.query?.tag ?? null]),
+          [
+            [true, null],
+            [false, 'q'],
+            [false, 'q'],
+          ],
+          'both runs in the window kept everything; the one after it the outline',
+        )
+        const acts = await k.ownerSql(
+          `select action, data from audit_log where tenant_id = ?::uuid and target_id = ? and action like 'plugin.detail.%' order by at`,
+          [b.orgId, installedB.body.id],
+        )
+        t.same(
+          acts.map((r: any) => [r.action, r.data]),
+          [
+            ['plugin.detail.opened', { minutes: 30 }],
+            ['plugin.detail.closed', {}],
+          ],
+          'opening and closing are audited',
+        )
       },
     )
 

@@ -970,6 +970,24 @@ export interface paths {
     patch?: never
     trace?: never
   }
+  '/v1/installations/{id}/detail-window': {
+    parameters: {
+      query?: never
+      header?: never
+      path?: never
+      cookie?: never
+    }
+    get?: never
+    /** Keep every run's input and host-call arguments and results for the next minutes (at most 240), past the budget */
+    put: operations['putInstallationsByIdDetailWindow']
+    post?: never
+    /** Close the detail window: successful runs keep their detail within the budget again */
+    delete: operations['deleteInstallationsByIdDetailWindow']
+    options?: never
+    head?: never
+    patch?: never
+    trace?: never
+  }
   '/v1/installations/{id}/upgrade': {
     parameters: {
       query?: never
@@ -2881,6 +2899,12 @@ export interface components {
       }
       /** Format: date-time */
       at: string
+    }
+    Installation2: {
+      /** Format: uuid */
+      installationId: string
+      /** @description Until when every run keeps its input and its host calls' arguments and results; null: none open */
+      detailUntil: string | null
     }
     User: {
       /**
@@ -8805,6 +8829,188 @@ export interface operations {
             }[]
             nextCursor: string | null
           }
+        }
+      }
+      /** @description The request is malformed or fails validation (`problems` says where). */
+      400: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description No valid credential. */
+      401: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The credential lacks the permission this operation needs. */
+      403: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description Nothing of that id is visible to the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description Too many requests; retry after the `Retry-After` seconds. */
+      429: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The server failed; the problem has a `code` and the request id is in `X-Request-Id`. */
+      '5XX': {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+    }
+  }
+  putInstallationsByIdDetailWindow: {
+    parameters: {
+      query?: {
+        /** @description Platform admins and partner admins act on a tenant they manage. */
+        tenantId?: string
+      }
+      header?: never
+      path: {
+        id: string
+      }
+      cookie?: never
+    }
+    requestBody: {
+      content: {
+        'application/json': {
+          minutes: number
+        }
+      }
+    }
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/json': components['schemas']['Installation2']
+        }
+      }
+      /** @description The request is malformed or fails validation (`problems` says where). */
+      400: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description No valid credential. */
+      401: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The credential lacks the permission this operation needs. */
+      403: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description Nothing of that id is visible to the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The body is larger than the limit. */
+      413: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The body is not JSON. */
+      415: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description Too many requests; retry after the `Retry-After` seconds. */
+      429: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+      /** @description The server failed; the problem has a `code` and the request id is in `X-Request-Id`. */
+      '5XX': {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/problem+json': components['schemas']['Problem']
+        }
+      }
+    }
+  }
+  deleteInstallationsByIdDetailWindow: {
+    parameters: {
+      query?: {
+        /** @description Platform admins and partner admins act on a tenant they manage. */
+        tenantId?: string
+      }
+      header?: never
+      path: {
+        id: string
+      }
+      cookie?: never
+    }
+    requestBody?: never
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown
+        }
+        content: {
+          'application/json': components['schemas']['Installation2']
         }
       }
       /** @description The request is malformed or fails validation (`problems` says where). */

@@ -48,6 +48,7 @@ import { registerWebhookDeliveryRoutes } from '../events/webhook-delivery-routes
 import { registerPluginRoutes } from '../plugins/plugin-routes.js'
 import { registerInstallationRoutes } from '../plugins/installation-routes.js'
 import { registerInvocationRoutes } from '../plugins/installation-invocation-routes.js'
+import { registerDetailWindowRoutes } from '../plugins/installation-detail-routes.js'
 import { dependentsOf, installVersion, installableVersion, switchVersion } from '../plugins/lifecycle.js'
 import { registerUpgradeRoutes } from '../plugins/upgrade-routes.js'
 import { registerPublisherRoutes } from '../plugins/publisher-routes.js'
@@ -366,6 +367,7 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
         dependentsOf: (tx, tenantId, plugin) => dependentsOf(k, tx, tenantId, plugin),
       })
       registerInvocationRoutes(v1, { orgTx, db: k.db, flushRecords: () => k.plugins.recorder.flush() })
+      registerDetailWindowRoutes(v1, { orgTx, db: k.db, plugins: k.plugins })
       registerUpgradeRoutes(v1, {
         orgTx,
         db: k.db,

@@ -19,6 +19,8 @@ export interface Installation {
   secretNames: string[]
   secretsEnc: string | null
   status: 'active' | 'disabled'
+  /** Until when every run keeps its full transcript, past the budget (ADR 0113); null: none open. */
+  detailUntil: string | null
   installedBy: string
   createdAt: string
   updatedAt: string
@@ -35,6 +37,7 @@ export interface InstallationRow {
   secret_names: string[]
   secrets_enc: string | null
   status: 'active' | 'disabled'
+  detail_until: Date | null
   installed_by: string
   created_at: Date
   updated_at: Date
@@ -51,6 +54,7 @@ export const toInstallation = (r: InstallationRow): Installation => ({
   secretNames: r.secret_names,
   secretsEnc: r.secrets_enc,
   status: r.status,
+  detailUntil: r.detail_until ? new Date(r.detail_until).toISOString() : null,
   installedBy: r.installed_by,
   createdAt: new Date(r.created_at).toISOString(),
   updatedAt: new Date(r.updated_at).toISOString(),
@@ -116,7 +120,7 @@ export function checkConsent(version: PluginVersion, consented: string[]): void 
 }
 
 export const INSTALLATION_COLS =
-  'id, tenant_id, plugin, mount, version_id, capabilities, settings, secret_names, secrets_enc, status, installed_by, created_at, updated_at'
+  'id, tenant_id, plugin, mount, version_id, capabilities, settings, secret_names, secrets_enc, status, detail_until, installed_by, created_at, updated_at'
 
 /** Inserts the installation in the tenant's transaction; a second install of the plugin, or a taken mount, is a conflict. */
 export async function insertInstallation(

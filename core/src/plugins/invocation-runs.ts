@@ -142,8 +142,9 @@ export class InvocationRuns {
     const record = (res: Pick<InvokeResult, 'metrics' | 'logs'> | undefined, error?: string) => {
       const rec = invocationRecord(run, entry, invocationId, startedAt, res, error)
       // Summaries and their masking are most of a record's cost: a successful run past its
-      // installation's budget keeps the outline of its host calls only.
-      if (error || this.detailed.take(run.inst.id)) {
+      // installation's budget keeps the outline of its host calls only, unless someone opened
+      // the installation's detail window.
+      if (error || detailWindowOpen(run.inst.detailUntil) || this.detailed.take(run.inst.id)) {
         rec.input = this.maskPersonal(run, summarize(input))
         rec.transcript = this.maskPersonal(run, transcript.transcript()) as typeof rec.transcript
       } else rec.transcript = transcript.outline()
@@ -184,6 +185,9 @@ export class InvocationRuns {
     await sandbox?.close()
   }
 }
+
+/** Whether an installation's detail window (`detailUntil`) is open now. */
+const detailWindowOpen = (until: string | null) => until !== null && Date.parse(until) > Date.now()
 
 function invocationRecord(
   run: Running,
