@@ -81,7 +81,15 @@ export default function Installations() {
                   {t('inst.rollback', { version: previous.version })}
                 </button>
               )}{' '}
-              <button type="button" className="secondary" onClick={() => setConfiguring(i)}>
+              <button
+                type="button"
+                className="secondary"
+                onClick={() => {
+                  // A notice of an earlier save must not stand for the next one.
+                  setNotice(undefined)
+                  setConfiguring(i)
+                }}
+              >
                 {t('settings.open')}
                 <span className="skip"> {i.plugin}</span>
               </button>{' '}
