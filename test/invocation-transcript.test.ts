@@ -5,6 +5,7 @@
 import t from 'tap'
 import { join } from 'node:path'
 import { runCli } from '../plugin-sdk/src/cli/main.js'
+import { formatTranscript } from '../plugin-sdk/src/cli/transcript-format.js'
 import {
   MAX_CALLS,
   summarize,
@@ -104,6 +105,13 @@ t.test(
     )
     t.equal(outline.sampled, true)
     t.notOk(JSON.stringify(outline).includes('alice'), 'no argument or result')
+    const printed = formatTranscript({ transcript: outline })
+    t.match(printed[0], /^ {4}#1 data\.get ok \([\d.]+ ms\)$/, 'trellis-plugin logs prints the call without arguments')
+    t.match(
+      printed.at(-1),
+      /not kept: a successful run past its installation's detailed records a minute; PUT \/v1\/installations\/<id>\/detail-window/,
+      'and says why, and how to keep them',
+    )
   },
 )
 

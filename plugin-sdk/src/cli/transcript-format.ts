@@ -37,7 +37,7 @@ export function formatTranscript(inv: { input?: unknown; transcript?: Transcript
   if (inv.transcript?.omitted) lines.push(`    … ${inv.transcript.omitted} more host call(s) not kept`)
   if (inv.transcript?.sampled)
     lines.push(
-      "    (input, arguments and results not kept: a successful run past its installation's detailed records a minute)",
+      "    (input, arguments and results not kept: a successful run past its installation's detailed records a minute; PUT /v1/installations/<id>/detail-window keeps every run)",
     )
   return lines
 }
