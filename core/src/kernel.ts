@@ -18,7 +18,6 @@ import type { TenantTx } from './plugins/tenant-tx.js'
 import { KRN } from './errors.js'
 import { EventSystem, type EventSystemOptions } from './events/event-system.js'
 import { AuditCheckpointer } from './audit/checkpoints.js'
-import { BullMqJobQueue } from './events/bullmq-queue.js'
 import { PgJobQueue } from './events/pg-queue.js'
 import type { JobQueue } from './events/queue.js'
 import { EgressGuard } from './egress/egress-guard.js'
@@ -123,7 +122,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
   try {
     if (options.migrate ?? db.embedded) await db.migrate('up')
     else {
-      const { pending } = await db.migrationStatus()
+      const pending = await db.unappliedMigrations()
       if (pending.length)
         throw KRN.CONFIG_INVALID({
           variable: 'DATABASE_URL',
@@ -141,12 +140,14 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     if (consume) sealer.start(role === 'worker' ? 1000 : undefined)
     else sealer.leaveToWorkers()
     shared = openSharedState(config.redisUrl, config.queuePrefix, logger)
+    // BullMQ is loaded only where Redis is configured: it is a good part of a process's start.
+    const BullMqJobQueue = config.redisUrl ? (await import('./events/bullmq-queue.js')).BullMqJobQueue : undefined
     const limits = options.loginLimits
     const queueName = options.events?.queueName ?? 'trellis-events'
     const queue: JobQueue = countingQueue(
       options.events?.queue ??
         (config.redisUrl
-          ? new BullMqJobQueue(config.redisUrl, queueName, config.queuePrefix, logger, {
+          ? new BullMqJobQueue!(config.redisUrl, queueName, config.queuePrefix, logger, {
               tenantCap: config.queueTenantCap,
             })
           : new PgJobQueue(db.background, queueName, logger, undefined, { tenantCap: config.queueTenantCap })),
@@ -197,7 +198,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     const workflowQueue: JobQueue = countingQueue(
       options.workflows?.queue ??
         (config.redisUrl
-          ? new BullMqJobQueue(config.redisUrl, `${queueName}-workflows`, config.queuePrefix, logger)
+          ? new BullMqJobQueue!(config.redisUrl, `${queueName}-workflows`, config.queuePrefix, logger)
           : // Polled on the background pool; added to by requests on theirs (ADR 0098).
             new PgJobQueue(db.background, `${queueName}-workflows`, logger, undefined, { adds: db })),
       'workflows',
@@ -216,7 +217,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
         logger,
         queue: countingQueue(
           config.redisUrl
-            ? new BullMqJobQueue(config.redisUrl, `${queueName}-ai`, config.queuePrefix, logger)
+            ? new BullMqJobQueue!(config.redisUrl, `${queueName}-ai`, config.queuePrefix, logger)
             : new PgJobQueue(db.background, `${queueName}-ai`, logger, undefined, { adds: db }),
           'ai',
         ),

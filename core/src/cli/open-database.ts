@@ -17,7 +17,7 @@ export async function openMigratedDatabase(
   try {
     if (db.embedded) await db.migrate('up')
     else {
-      const { pending } = await db.migrationStatus()
+      const pending = await db.unappliedMigrations()
       if (pending.length) throw KRN.SCHEMA_BEHIND({ pending: summary(pending) })
     }
     return db

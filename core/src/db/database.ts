@@ -1,6 +1,5 @@
 import { MikroORM } from '@mikro-orm/postgresql'
 import type { EntityManager } from '@mikro-orm/postgresql'
-import { Migrator } from '@mikro-orm/migrations'
 import { migrationsList } from '@trellis/migrations'
 import { join } from 'node:path'
 import pg from 'pg'
@@ -75,7 +74,6 @@ async function initOrm(clientUrl: string, poolMax: number, logger?: Logger): Pro
   return MikroORM.init({
     clientUrl,
     entities: ENTITIES,
-    extensions: [Migrator],
     pool: { min: 0, max: poolMax },
     discovery: { warnWhenNoEntities: false },
     allowGlobalContext: false,
@@ -90,6 +88,17 @@ async function initOrm(clientUrl: string, poolMax: number, logger?: Logger): Pro
       snapshot: false,
     },
   })
+}
+
+/**
+ * The ORM's migrator, loaded when migrations are run or listed: the package and what it brings
+ * (umzug and its command line) are a good part of a process's start, and a migrated database
+ * needs none of it.
+ */
+async function migratorOf(orm: MikroORM) {
+  const { Migrator } = await import('@mikro-orm/migrations')
+  Migrator.register(orm)
+  return orm.migrator
 }
 
 /**
@@ -164,14 +173,20 @@ export class Database {
     }
   }
 
-  /** Runs pending migrations over the owner connection (the same pool on the embedded default). */
+  /**
+   * Runs pending migrations over the owner connection (the same pool on the embedded default).
+   * With nothing to run (every start of a migrated database) one read of the migrations table
+   * answers, and the migrator is not even loaded.
+   */
   async migrate(direction: 'up' | 'down' = 'up', to?: string): Promise<string[]> {
+    if (direction === 'up' && to === undefined && (await this.pendingMigrations().catch(() => undefined))?.length === 0)
+      return []
     const orm =
       this.embedded || this.adminUrl === this.orm.config.get('clientUrl')
         ? this.orm
         : await initOrm(this.adminUrl, 1, this.logger)
     try {
-      const migrator = orm.getMigrator()
+      const migrator = await migratorOf(orm)
       const done =
         direction === 'up' ? await migrator.up(to ? { to } : undefined) : await migrator.down(to ? { to } : undefined)
       return done.map((m) => m.name)
@@ -186,7 +201,7 @@ export class Database {
         ? this.orm
         : await initOrm(this.adminUrl, 1, this.logger)
     try {
-      const migrator = orm.getMigrator()
+      const migrator = await migratorOf(orm)
       const executed = (await migrator.getExecutedMigrations()).map((m) => m.name)
       const pending = (await migrator.getPendingMigrations()).map((m) => m.name)
       return { executed, pending }
@@ -372,6 +387,14 @@ export class Database {
     const rows = (await this.orm.em.fork().execute('select name from trellis_migrations')) as Array<{ name: string }>
     const done = new Set(rows.map((r) => r.name))
     return migrationsList.map((m) => m.name).filter((name) => !done.has(name))
+  }
+
+  /**
+   * What {@link pendingMigrations} answers, and on a database without the migrations table yet
+   * what the migrator lists (it makes the table): for a start that must refuse a schema behind.
+   */
+  async unappliedMigrations(): Promise<string[]> {
+    return this.pendingMigrations().catch(async () => (await this.migrationStatus()).pending)
   }
 
   async ping(): Promise<boolean> {

@@ -18,6 +18,7 @@ import { RateLimiter } from './rate-limit.js'
 import { arrangeRouteHooks, markPrivate } from './route-hooks.js'
 import { DeniedRequests, type DeniedRequestsOptions } from './denied-requests.js'
 import { DEFAULT_HTTP_LIMITS } from './server-limits.js'
+import { lazyCompilers } from './lazy-schemas.js'
 import { registerHealthRoutes } from './health-routes.js'
 import { HttpMetrics } from '../observability/metrics.js'
 import { registerAuthRoutes } from '../identity/auth-routes.js'
@@ -124,6 +125,8 @@ export async function buildApp(k: KernelContext, opts: HttpOptions = {}): Promis
       return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : nextRequestId()
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    // Each route's schemas are compiled on its first request (ADR 0114).
+    schemaController: { compilersFactory: lazyCompilers },
     // Behind a reverse proxy the client address comes from X-Forwarded-For, from trusted hops only (TRELLIS_TRUST_PROXY).
     trustProxy: (k.config.trustProxy ?? false) as boolean | string[],
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as Api

@@ -1,4 +1,4 @@
-import nodemailer, { type Transporter } from 'nodemailer'
+import type { Transporter } from 'nodemailer'
 import type { Logger } from 'pino'
 import type { MailConfig } from './config.js'
 
@@ -15,7 +15,8 @@ export interface MailMessage {
  * the caller. {@link idle} resolves once everything handed over so far has been sent or failed.
  */
 export class Mailer {
-  private readonly transport: Transporter | undefined
+  /** Loaded with nodemailer when mail is configured: a kernel without mail never loads it. */
+  private readonly transport: Promise<Transporter> | undefined
   private pending = new Set<Promise<void>>()
 
   constructor(
@@ -24,7 +25,11 @@ export class Mailer {
     /** Where links in e-mails point when the mail configuration names no link URL. */
     private readonly publicUrl: string,
   ) {
-    this.transport = config ? nodemailer.createTransport(config.smtpUrl) : undefined
+    this.transport = config
+      ? import('nodemailer').then(({ default: nodemailer }) => nodemailer.createTransport(config.smtpUrl))
+      : undefined
+    // A transport that could not be made fails each send (logged there), and nothing else.
+    this.transport?.catch(() => undefined)
   }
 
   /** Whether a mail transport is configured (TRELLIS_SMTP_URL). */
@@ -40,10 +45,10 @@ export class Mailer {
 
   /** Hands a message over for sending in the background; `kind` names it in the log (never the address). */
   send(kind: string, message: MailMessage): void {
-    const transport = this.transport
-    if (!transport || !this.config) return
+    const { transport, config } = this
+    if (!transport || !config) return
     const sent: Promise<void> = transport
-      .sendMail({ from: this.config.from, to: message.to, subject: message.subject, text: message.text })
+      .then((t) => t.sendMail({ from: config.from, to: message.to, subject: message.subject, text: message.text }))
       .then(
         () => this.logger.info({ mail: kind }, 'mail sent'),
         (err: Error) => this.logger.warn({ mail: kind, err: err.message }, 'mail could not be sent'),
@@ -59,6 +64,6 @@ export class Mailer {
 
   async close(): Promise<void> {
     await this.idle()
-    this.transport?.close()
+    ;(await this.transport?.catch(() => undefined))?.close()
   }
 }

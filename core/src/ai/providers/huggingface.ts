@@ -1,4 +1,4 @@
-import { InferenceClient } from '@huggingface/inference'
+import type { InferenceClient } from '@huggingface/inference'
 import type { EgressGuard } from '../../egress/index.js'
 import type { AiPassage } from '../service.js'
 import { guardedFetch } from './guarded-fetch.js'
@@ -32,10 +32,13 @@ export function parseCitations(text: string): number[] {
  */
 export function huggingfaceProvider(guard: EgressGuard): Provider {
   const clients = new Map<string, InferenceClient>()
-  const client = (m: ResolvedModel) => {
+  // The client is loaded on the first call to a remote model: a kernel on the local provider
+  // (the embedded default) never needs it, and it is a good part of a process's start.
+  const client = async (m: ResolvedModel) => {
     const key = `${m.id}|${m.endpointUrl}|${m.credential ?? ''}`
     let c = clients.get(key)
     if (!c) {
+      const { InferenceClient } = await import('@huggingface/inference')
       if (clients.size > 64) clients.clear()
       c = new InferenceClient(m.credential ?? undefined, {
         endpointUrl: m.endpointUrl!,
@@ -61,7 +64,7 @@ export function huggingfaceProvider(guard: EgressGuard): Provider {
       let usage: ChatAnswer['usage']
       let model: string | undefined
       if (opts.onToken) {
-        for await (const chunk of client(m).chatCompletionStream(args, { signal: opts.signal })) {
+        for await (const chunk of (await client(m)).chatCompletionStream(args, { signal: opts.signal })) {
           const delta = chunk.choices?.[0]?.delta?.content ?? ''
           if (delta) {
             text += delta
@@ -72,7 +75,7 @@ export function huggingfaceProvider(guard: EgressGuard): Provider {
             usage = { inputTokens: chunk.usage.prompt_tokens ?? 0, outputTokens: chunk.usage.completion_tokens ?? 0 }
         }
       } else {
-        const out = await client(m).chatCompletion(args, { signal: opts.signal })
+        const out = await (await client(m)).chatCompletion(args, { signal: opts.signal })
         text = out.choices?.[0]?.message?.content ?? ''
         model = out.model
         if (out.usage)
@@ -81,7 +84,10 @@ export function huggingfaceProvider(guard: EgressGuard): Provider {
       return { text, citations: req.passages?.length ? parseCitations(text) : undefined, usage, model }
     },
     async embed(m: ResolvedModel, texts: string[], opts: ProviderCallOptions): Promise<number[][]> {
-      const out = await client(m).featureExtraction({ model: m.modelId, inputs: texts }, { signal: opts.signal })
+      const out = await (await client(m)).featureExtraction(
+        { model: m.modelId, inputs: texts },
+        { signal: opts.signal },
+      )
       if (!Array.isArray(out) || !out.every((v) => Array.isArray(v) && v.every((x) => typeof x === 'number')))
         throw Object.assign(new Error('the endpoint did not answer one vector per text'), { code: 'BAD_OUTPUT' })
       return out as number[][]
