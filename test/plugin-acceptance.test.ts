@@ -14,7 +14,13 @@ import { registerVersion } from '../core/test/helpers/plugin-versions.js'
 
 const bin = fileURLToPath(new URL('../plugin-sdk/bin/trellis-plugin.js', import.meta.url))
 const root = await mkdtemp(join(tmpdir(), 'trellis-acceptance-'))
-t.teardown(() => rm(root, { recursive: true, force: true }))
+// The warm dev kernel the plugin's `npm test` starts is this test's own, stopped when it ends
+// (in the user's default place it would outlive the suite).
+const devKernelDir = join(root, 'dev-kernel')
+t.teardown(async () => {
+  await run(process.execPath, [bin, 'dev-kernel', 'stop'], root)
+  await rm(root, { recursive: true, force: true })
+})
 const dir = join(root, 'hello')
 
 function run(cmd: string, args: string[], cwd: string): Promise<{ code: number; out: string }> {
@@ -24,7 +30,12 @@ function run(cmd: string, args: string[], cwd: string): Promise<{ code: number; 
       args,
       {
         cwd,
-        env: { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false' },
+        env: {
+          ...process.env,
+          npm_config_audit: 'false',
+          npm_config_fund: 'false',
+          TRELLIS_DEV_KERNEL_DIR: devKernelDir,
+        },
         maxBuffer: 16 * 1024 * 1024,
       },
       (err, stdout, stderr) =>
@@ -46,7 +57,11 @@ t.test('create, install, test', async (t) => {
 })
 
 t.test('trellis-plugin dev serves the route and reloads on change', async (t) => {
-  const child = spawn(process.execPath, [bin, 'dev', '--port', '0'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [bin, 'dev', '--port', '0'], {
+    cwd: dir,
+    env: { ...process.env, TRELLIS_DEV_KERNEL_DIR: devKernelDir },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   t.teardown(() => void child.kill('SIGINT'))
   let out = ''
   child.stdout.on('data', (c: Buffer) => (out += c.toString()))
