@@ -7,9 +7,10 @@
 // Two workloads, 50 connections, alternating rounds: orders spread over a 77-product catalog,
 // and every order on the same two products (the same two stock rows locked by every order).
 // Before each round the bench waits until the server has finished the orders the last round
-// left running (BENCH_DRAIN=0: it does not): the load generator stops waiting when a round
-// ends, the kernel does not, and 50 connections' backlog carried into a 5 s round of a slow
-// side used to be most of that round.
+// left running, processed their events and sealed their audit rows (BENCH_DRAIN=0: it does
+// not): the load generator stops waiting when a round ends, the kernel does not, and 50
+// connections' backlog carried into a 5 s round of a slow side used to be most of that round;
+// the events and audit rows one side's orders left were paid by whichever round came next.
 //
 // For the orders spread over the catalog, also the latency at a fixed offered rate (half the
 // plugin side's throughput, or BENCH_ORDER_RATE orders/s; 0 skips it), the same for both sides,
@@ -138,25 +139,28 @@ async function drain(url: string, token: string): Promise<void> {
   const t0 = performance.now()
   for (;;) {
     const r = await fetch(`${url}/v1/bench/busy`, { headers: { authorization: `Bearer ${token}` } })
-    const busy = (await r.json()) as { native: number; plugins: number }
-    if (busy.native + busy.plugins === 0 || performance.now() - t0 > 120_000) break
+    const busy = (await r.json()) as { native: number; plugins: number; backlog: number }
+    if (busy.native + busy.plugins + busy.backlog === 0 || performance.now() - t0 > 120_000) break
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
   drained.push((performance.now() - t0) / 1000)
 }
 
-/** Length of one plugin warm-up round, and the most rounds run (BENCH_PLUGIN_WARMUP_SECONDS, _ROUNDS). */
+/** Length of one warm-up round, and the most rounds run (BENCH_PLUGIN_WARMUP_SECONDS, _ROUNDS). */
 const WARM_SECONDS = Number(process.env.BENCH_PLUGIN_WARMUP_SECONDS ?? 3)
 const WARM_ROUNDS = Number(process.env.BENCH_PLUGIN_WARMUP_ROUNDS ?? 8)
 
 /**
- * Warms the plugin side up, unmeasured, until two rounds in a row place orders at rates within
- * 15 % of each other (at least 2 rounds, at most WARM_ROUNDS), each after the last one's backlog
- * is done. With only the harness's 2 s warm-up, the first measured plugin round read 16–30 % of
- * the baseline in 4 of 5 runs against 38–64 % for the later rounds: what a fresh server pays
- * over its first orders was not all paid in 2 s. Answers the rounds' rates.
+ * Warms one side up, unmeasured, until two rounds in a row place orders at rates within 15 % of
+ * each other (at least 2 rounds, at most WARM_ROUNDS), each after the last one's backlog is
+ * done; the plugin side first, then the native one. With only the harness's 2 s warm-up, the
+ * first measured plugin round read 16–30 % of the baseline in 4 of 5 runs against 38–64 % for
+ * the later rounds: what a fresh server pays over its first orders was not all paid in 2 s. The
+ * native side, warmed only so, then ran its first round at about two thirds of its later ones
+ * (the first round's ratio 46–59 % against 32–46 % for the others, 2026-12-07). Answers the
+ * rounds' rates.
  */
-async function warmUpPlugins(side: Parameters<typeof load>[0]): Promise<number[]> {
+async function warmUp(side: Parameters<typeof load>[0]): Promise<number[]> {
   const rates: number[] = []
   for (let i = 0; i < WARM_ROUNDS; i++) {
     await settle()
@@ -324,10 +328,15 @@ export async function run(): Promise<void> {
         }
         if (WAITS) await diagnose(databaseUrl, url, token, workload, { native, plugins: plugin })
         if (process.env.BENCH_COMPARE === '0') continue
-        const warm = await warmUpPlugins(plugin)
-        console.log(
-          `  plugin warm-up (${workload}): ${warm.length ? `${warm.map((r) => r.toFixed(0)).join(', ')} orders/s in ${WARM_SECONDS} s rounds` : 'none'}; ${loadAverage()}`,
-        )
+        for (const [name, side] of [
+          ['plugin', plugin],
+          ['native', native],
+        ] as const) {
+          const warm = await warmUp(side)
+          console.log(
+            `  ${name} warm-up (${workload}): ${warm.length ? `${warm.map((r) => r.toFixed(0)).join(', ')} orders/s in ${WARM_SECONDS} s rounds` : 'none'}; ${loadAverage()}`,
+          )
+        }
         await invocations(url, token) // what the recording and the warm-up did is not the workload's
         drained.length = 0
         const c = await compare(native, plugin, { seconds: SECONDS * 2, before: settle })

@@ -35,11 +35,19 @@ kernel.app.post('/v1/bench/orders', async (request, reply) => {
   return { number: body.number }
 })
 // What either side still has in hand: a round that ends leaves the orders it started running
-// (the load generator stops waiting, the kernel does not), and the next round must not meet them.
-kernel.app.get('/v1/bench/busy', async (request) => ({
-  native: nativeBusy,
-  plugins: k.plugins.runningInvocations(principalOf(request).orgId),
-}))
+// (the load generator stops waiting, the kernel does not), and the next round must not meet them;
+// nor the work the orders left behind them — their events not yet processed, their audit rows
+// not yet sealed — which the next round would otherwise pay for, whichever side it measures.
+kernel.app.get('/v1/bench/busy', async (request) => {
+  const orgId = principalOf(request).orgId
+  const [left] = await orgTx(k, orgId, (tx) =>
+    tx.sql<{ events: number; audit: number }>(
+      `select (select count(*)::int from events where processed_at is null) as events,
+              (select count(*)::int from audit_log where hash is null) as audit`,
+    ),
+  )
+  return { native: nativeBusy, plugins: k.plugins.runningInvocations(orgId), backlog: left!.events + left!.audit }
+})
 
 // What the invocations of the measured orders did, since the last read: outcomes per entry and
 // error code, and the host calls of the order routes (a write retried after a concurrent order's
