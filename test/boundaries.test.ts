@@ -71,7 +71,7 @@ const DYNAMIC_ALLOWED: Record<string, string[]> = {
   // A start loads only what it uses (ADR 0114): BullMQ with Redis configured, the migrator when
   // migrations are to run, nodemailer with SMTP, the inference client with a remote model.
   'core/src/kernel.ts': ['./events/bullmq-queue.js'],
-  'core/src/db/database.ts': ['@mikro-orm/migrations'],
+  'core/src/db/orm.ts': ['@mikro-orm/migrations'],
   'core/src/mail/mailer.ts': ['nodemailer'],
   'core/src/ai/providers/huggingface.ts': ['@huggingface/inference'],
   // tar loads on use (pack, publish): importing the SDK, which every plugin does, stays cheap.

@@ -1,4 +1,4 @@
-import { MikroORM } from '@mikro-orm/postgresql'
+import type { MikroORM } from '@mikro-orm/postgresql'
 import type { EntityManager } from '@mikro-orm/postgresql'
 import { migrationsList } from '@trellis/migrations'
 import { join } from 'node:path'
@@ -6,10 +6,8 @@ import pg from 'pg'
 import type { Logger } from 'pino'
 import type { KernelConfig } from '../config.js'
 import { KRN } from '../errors.js'
-import { PartnerSchema, TenantSchema } from '../tenancy/entities.js'
-import { ApiKeySchema, RoleSchema, UserSchema } from '../identity/entities.js'
-import { AuditEntrySchema } from '../audit/entities.js'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.js'
+import { initOrm, migratorOf } from './orm.js'
 import { abandoned, begin, type RawConnection, scopedTx, settle } from './scoped-tx.js'
 
 export { positional } from './scoped-tx.js'
@@ -66,39 +64,6 @@ export type DbRole = 'trellis_app' | 'trellis_auditor' | 'trellis_bootstrap' | '
 export interface OrgStatus {
   orgStatus: string | null
   partnerStatus: string | null
-}
-
-const ENTITIES = [PartnerSchema, TenantSchema, UserSchema, RoleSchema, ApiKeySchema, AuditEntrySchema]
-
-async function initOrm(clientUrl: string, poolMax: number, logger?: Logger): Promise<MikroORM> {
-  return MikroORM.init({
-    clientUrl,
-    entities: ENTITIES,
-    pool: { min: 0, max: poolMax },
-    discovery: { warnWhenNoEntities: false },
-    allowGlobalContext: false,
-    ensureDatabase: false,
-    debug: false,
-    logger: (message) => logger?.debug({ orm: true }, message),
-    migrations: {
-      migrationsList,
-      tableName: 'trellis_migrations',
-      transactional: true,
-      allOrNothing: true,
-      snapshot: false,
-    },
-  })
-}
-
-/**
- * The ORM's migrator, loaded when migrations are run or listed: the package and what it brings
- * (umzug and its command line) are a good part of a process's start, and a migrated database
- * needs none of it.
- */
-async function migratorOf(orm: MikroORM) {
-  const { Migrator } = await import('@mikro-orm/migrations')
-  Migrator.register(orm)
-  return orm.migrator
 }
 
 /**
