@@ -1,11 +1,11 @@
+import { fileURLToPath } from 'node:url'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createRequire } from 'node:module'
 import { loadavg } from 'node:os'
 import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
 import pg from 'pg'
 
-const tsx = createRequire(import.meta.url).resolve('tsx')
+const loader = fileURLToPath(new URL('../scripts/ts-loader/register.mjs', import.meta.url))
 
 /** Runs a bench server in its own process (so load generation does not share its event loop). */
 export async function startServer<T>(
@@ -14,7 +14,13 @@ export async function startServer<T>(
 ): Promise<{ info: T; stop: () => Promise<void> }> {
   const child: ChildProcess = spawn(
     process.execPath,
-    ['--no-node-snapshot', ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), '--import', tsx, script],
+    [
+      '--no-node-snapshot',
+      ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
+      '--import',
+      loader,
+      script,
+    ],
     { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] },
   )
   const info = await new Promise<T>((resolve, reject) => {

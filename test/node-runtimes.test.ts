@@ -106,10 +106,14 @@ t.test('a kernel starts and a plugin route runs in the sandbox on Node 22 and 24
   const results = await Promise.all(
     LINES.map(async (major) => {
       const node = await nodeRuntime(major)
-      const r = await run(node, ['--no-node-snapshot', '--import', 'tsx', 'test/fixtures/node-runtime-smoke.ts'], {
-        env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_PATH: modules },
-        ms: 300_000,
-      })
+      const r = await run(
+        node,
+        ['--no-node-snapshot', '--import', './scripts/ts-loader/register.mjs', 'test/fixtures/node-runtime-smoke.ts'],
+        {
+          env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_PATH: modules },
+          ms: 300_000,
+        },
+      )
       return { major, r }
     }),
   )

@@ -2,7 +2,6 @@ import t from 'tap'
 import http from 'node:http'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { createKernel } from '../core/src/kernel.js'
@@ -17,7 +16,7 @@ import { publishSigned, signingKeys } from './helpers/publish-flows.js'
 // (BullMQ), on loopback. What is shown is read from positive signals — the receiver's record,
 // the database, each process's own /metrics — never from how long something took.
 
-const tsx = createRequire(import.meta.url).resolve('tsx')
+const LOADER = fileURLToPath(new URL('../scripts/ts-loader/register.mjs', import.meta.url))
 const PROCESS = fileURLToPath(new URL('./helpers/role-process.ts', import.meta.url))
 const CLI = fileURLToPath(new URL('../platform/bin/trellis.js', import.meta.url))
 const RATE_LIMIT = 150
@@ -111,7 +110,7 @@ t.test(
 
     const procs: Proc[] = []
     const start = async (name: string, role: 'api' | 'worker'): Promise<Proc> => {
-      const child = spawn(process.execPath, ['--no-node-snapshot', '--import', tsx, PROCESS], {
+      const child = spawn(process.execPath, ['--no-node-snapshot', '--import', LOADER, PROCESS], {
         env: { ...base, TRELLIS_ROLE: role, PORT: String(await freePort()) },
         stdio: ['ignore', 'pipe', 'inherit'],
       })

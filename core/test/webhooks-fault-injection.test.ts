@@ -2,7 +2,6 @@ import t from 'tap'
 import http from 'node:http'
 import { randomBytes } from 'node:crypto'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { Webhook } from 'standardwebhooks'
@@ -19,7 +18,7 @@ import { freePort, startRedis, stopProcess } from './helpers/redis-server.js'
 // lost, duplicates carry the same event id, each endpoint gets each subject's events in order,
 // every signature verifies, and the audit chain still verifies.
 
-const tsx = createRequire(import.meta.url).resolve('tsx')
+const LOADER = fileURLToPath(new URL('../../scripts/ts-loader/register.mjs', import.meta.url))
 const CLI = fileURLToPath(new URL('../../platform/bin/trellis.js', import.meta.url))
 const KERNEL = fileURLToPath(new URL('./helpers/kernel-process.ts', import.meta.url))
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -106,7 +105,7 @@ for (const queue of ['postgres', 'bullmq'] as const) {
       let kernel: ChildProcess | undefined
       let base = ''
       const boot = async () => {
-        const child = spawn(process.execPath, ['--no-node-snapshot', '--import', tsx, KERNEL], {
+        const child = spawn(process.execPath, ['--no-node-snapshot', '--import', LOADER, KERNEL], {
           env,
           stdio: ['ignore', 'pipe', 'inherit'],
         })

@@ -2,7 +2,6 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { spawn } from 'node:child_process'
 import pg from 'pg'
-import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { createKernel, type Kernel } from '../src/kernel.js'
 import { loadConfig } from '../src/config.js'
@@ -114,10 +113,10 @@ t.test(
     t.equal((await inject('POST', '/v1/webhooks', token, { url: rx.url, types: ['kernel.role.created'] })).status, 201)
     await k.close()
 
-    const tsx = createRequire(import.meta.url).resolve('tsx')
+    const loader = fileURLToPath(new URL('../../scripts/ts-loader/register.mjs', import.meta.url))
     const child = spawn(
       process.execPath,
-      ['--no-node-snapshot', '--import', tsx, fileURLToPath(new URL('./helpers/emit-and-die.ts', import.meta.url))],
+      ['--no-node-snapshot', '--import', loader, fileURLToPath(new URL('./helpers/emit-and-die.ts', import.meta.url))],
       { env: { ...process.env, ...env, TOKEN: token }, stdio: ['ignore', 'pipe', 'inherit'] },
     )
     let out = ''
