@@ -16,6 +16,15 @@ import { TenantFairness } from './bullmq-fairness.js'
 const AWAY_CLOSE_MS = 2000
 
 /**
+ * A BullMQ worker renews its running jobs' locks on a timer that only the end of its own close()
+ * stops. A close given up because Redis went away never gets there, and that timer would keep
+ * the process alive for ever; it is stopped here (BullMQ 6's worker keeps it as `lockManager`).
+ */
+function stopLockRenewal(worker: Worker | undefined): void {
+  void (worker as unknown as { lockManager?: { close(): Promise<void> } } | undefined)?.lockManager?.close()
+}
+
+/**
  * BullMQ on Redis (REDIS_URL). Redis holds only wake-ups: the outbox and the delivery rows in
  * PostgreSQL are the truth, and the dispatcher's sweep re-adds whatever a Redis restart lost.
  * Tenants are served fairly through job priorities (see {@link TenantFairness}, ADR 0012).
@@ -138,8 +147,10 @@ export class BullMqJobQueue implements JobQueue {
     // manager's, the blocking connection's): after a moment the connections are cut instead.
     while (!(await within(250, closing))) {
       if (!away()) continue
-      if (!(await within(AWAY_CLOSE_MS, closing)))
+      if (!(await within(AWAY_CLOSE_MS, closing))) {
         await within(AWAY_CLOSE_MS, Promise.allSettled([this.worker?.disconnect(), this.queue.disconnect()]))
+        stopLockRenewal(this.worker)
+      }
       break
     }
     this.consumer?.disconnect()
