@@ -6,7 +6,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { transform, version } from 'esbuild'
 
-const TS = /\.[cm]?ts$/
+// ES-module TypeScript only (what this checkout has): a `.cts` file would need CommonJS.
+const TS = /\.m?ts$/
 const options = /** @type {const} */ ({
   loader: 'ts',
   format: 'esm',
